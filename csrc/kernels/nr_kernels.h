@@ -1,0 +1,81 @@
+/* normreg kernels: pure C over raw pointers and sizes, no Python headers.
+ *
+ * Naming: nr_<op>_<forward|backward>_<f32|f64>.
+ * Argument order: outputs, inputs, saved statistics, sizes, then options.
+ * Accumulation contract: parameter gradients (dweight, dbias) are ADDED to (+=),
+ * input gradients (dx) are OVERWRITTEN (=). Optional pointers may be NULL.
+ * Kernels never allocate and never fail: the caller checks the arguments and
+ * provides every buffer (including workspaces whose size a *_workspace function
+ * gives). They release nothing and touch no global state but the thread count.
+ */
+#ifndef NR_KERNELS_H
+#define NR_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- threads (threads.c) ------------------------------------------------ */
+/* One setting governs the OpenMP regions of the kernels and OpenBLAS. */
+void nr_set_num_threads(int n);
+int nr_get_num_threads(void);
+/* Threads worth using for `bytes` of memory traffic: no fork/join below ~64 KiB. */
+int nr_threads_for(size_t bytes);
+
+/* ---- rng (rng.c): Philox4x32-10, counter based ---------------------------- */
+/* Fills out[0..3] with the Philox4x32-10 output for counter ctr[4] and key[2]. */
+void nr_philox4x32(uint32_t out[4], const uint32_t ctr[4], const uint32_t key[2]);
+
+#define NR_DECLARE_KERNELS(T, SFX)                                                         \
+    /* linear: x (M, K), w (K, N), b (N) -> y (M, N) */                                       \
+    void nr_linear_forward_##SFX(T *y, const T *x, const T *w, const T *b,                   \
+                                 int64_t M, int64_t K, int64_t N);                            \
+    /* dy (M, N), x (M, K), w (K, N) -> dx (M, K) =, dw (K, N) +=, db (N) += */                \
+    void nr_linear_backward_##SFX(T *dx, T *dw, T *db, const T *dy, const T *x, const T *w,  \
+                                  int64_t M, int64_t K, int64_t N);                           \
+    /* relu: x (n) -> y (n); dy (n), y (n) -> dx (n) */                                        \
+    void nr_relu_forward_##SFX(T *y, const T *x, int64_t n);                                  \
+    void nr_relu_backward_##SFX(T *dx, const T *dy, const T *y, int64_t n);                   \
+    /* layernorm: x (M, D), w (D), b (D) -> y (M, D), mean (M), rstd (M) */                    \
+    void nr_layernorm_forward_##SFX(T *y, T *mean, T *rstd, const T *x, const T *w,           \
+                                    const T *b, int64_t M, int64_t D, double eps);            \
+    /* dy (M, D), x (M, D), mean (M), rstd (M), w (D) -> dx (M, D) =, dw (D) +=, db (D) += */  \
+    size_t nr_layernorm_backward_workspace_##SFX(int64_t D, int nthreads);                   \
+    void nr_layernorm_backward_##SFX(T *dx, T *dw, T *db, const T *dy, const T *x,            \
+                                     const T *mean, const T *rstd, const T *w,                \
+                                     int64_t M, int64_t D, void *workspace, int nthreads);    \
+    /* batchnorm: x (N, C, L) -> y (N, C, L), save_mean (C), save_rstd (C) */                 \
+    size_t nr_batchnorm_workspace_##SFX(int64_t C, int nthreads);                            \
+    void nr_batchnorm_forward_train_##SFX(T *y, T *save_mean, T *save_rstd,                  \
+                                          T *running_mean, T *running_var, const T *x,       \
+                                          const T *w, const T *b, int64_t N, int64_t C,      \
+                                          int64_t L, double momentum, double eps,            \
+                                          void *workspace, int nthreads);                    \
+    void nr_batchnorm_forward_eval_##SFX(T *y, T *save_mean, T *save_rstd,                   \
+                                         const T *x, const T *running_mean,                  \
+                                         const T *running_var, const T *w, const T *b,       \
+                                         int64_t N, int64_t C, int64_t L, double eps);       \
+    /* dy, x (N, C, L), save_mean, save_rstd, w (C) -> dx =, dw (C) +=, db (C) += */           \
+    void nr_batchnorm_backward_##SFX(T *dx, T *dw, T *db, const T *dy, const T *x,            \
+                                     const T *save_mean, const T *save_rstd, const T *w,      \
+                                     int64_t N, int64_t C, int64_t L, int training,           \
+                                     void *workspace, int nthreads);                          \
+    /* dropout: x (n) -> y (n), mask (ceil(n/8) bytes, bit i = element i kept) */              \
+    void nr_dropout_forward_##SFX(T *y, uint8_t *mask, const T *x, int64_t n, double p,      \
+                                  uint64_t seed, uint64_t offset);                            \
+    void nr_dropout_backward_##SFX(T *dx, const T *dy, const uint8_t *mask, int64_t n,       \
+                                   double p);                                                 \
+    /* softmax cross-entropy: logits (B, K), labels (B) in [0, K) -> mean loss, lse (B) */     \
+    double nr_cross_entropy_forward_##SFX(T *lse, const T *logits, const int64_t *labels,    \
+                                          int64_t B, int64_t K);                             \
+    /* -> dlogits (B, K) = dloss * (softmax(logits) - onehot(labels)) / B */                   \
+    void nr_cross_entropy_backward_##SFX(T *dlogits, const T *logits, const int64_t *labels, \
+                                         const T *lse, int64_t B, int64_t K, double dloss);
+
+NR_DECLARE_KERNELS(float, f32)
+NR_DECLARE_KERNELS(double, f64)
+
+/* Fills mask bits for dropout from (seed, offset): element i is kept when its
+ * Philox word is >= threshold. Exposed for tests of reproducibility. */
+void nr_dropout_mask(uint8_t *mask, int64_t n, double p, uint64_t seed, uint64_t offset);
+
+#endif

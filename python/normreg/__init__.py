@@ -1,0 +1,27 @@
+"""normreg: normalization and regularization layers with C kernels on NumPy buffers.
+
+Explicit forward/backward modules (``normreg.nn``), stateless functions
+(``normreg.functional``), seeds (``normreg.manual_seed``) and threads
+(``normreg.set_num_threads``).
+"""
+__version__ = "0.1.0"
+
+from . import _C
+from . import functional, nn, random
+from .random import Generator, manual_seed, initial_seed, seed, default_generator
+
+
+def set_num_threads(n):
+    """Threads used by normreg's kernels and by its OpenBLAS (one setting for both)."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n must be an int, got {type(n).__name__}")
+    _C.set_num_threads(n)
+
+
+def get_num_threads():
+    """Threads used by normreg's kernels and OpenBLAS (default: OMP_NUM_THREADS or the cores)."""
+    return _C.get_num_threads()
+
+
+__all__ = ["functional", "nn", "random", "Generator", "manual_seed", "initial_seed", "seed",
+           "default_generator", "set_num_threads", "get_num_threads", "__version__"]

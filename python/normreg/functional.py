@@ -1,0 +1,430 @@
+"""Stateless forward and backward functions over normreg's C kernels.
+
+Every op has a forward that returns what its backward needs, and a backward that
+returns the input gradient. Conventions (as the kernels, see ``csrc/kernels``):
+
+* dtypes float32 and float64; every float argument of one call has the same dtype,
+  else ``TypeError``. Integer or other input is a ``TypeError``.
+* Any memory layout is accepted (non-contiguous input is copied to a contiguous
+  buffer first); inputs are never written to.
+* Parameter gradients accumulate: when ``dweight``/``dbias`` arrays are passed, the
+  gradient is **added** into them in place (as ``Module.backward`` does with
+  ``.grad``); when they are ``None``, fresh arrays are returned. Input gradients are
+  always new arrays (or ``out=``).
+* ``out=``: an optional C-contiguous array of the output's shape and dtype to write
+  the result into; it is returned.
+"""
+import numbers
+
+import numpy as np
+
+from . import _C
+from .random import default_generator
+
+__all__ = [
+    "linear", "linear_backward",
+    "relu", "relu_backward",
+    "layer_norm", "layer_norm_backward",
+    "batch_norm", "batch_norm_backward",
+    "dropout", "dropout_backward",
+    "cross_entropy", "cross_entropy_backward",
+]
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _as_float_array(x, name, dtype=None, dtype_from="the other arguments"):
+    """``x`` as a C-contiguous, aligned, native-order float32/float64 ndarray.
+
+    Raises TypeError naming ``name`` for anything that is not a float array, and for a
+    dtype other than ``dtype`` when that is given.
+    """
+    if not isinstance(x, np.ndarray):
+        if x is None:
+            raise TypeError(f"{name} must be an array, not None")
+        try:
+            x = np.asarray(x)
+        except Exception as exc:  # an object whose __array__ raises, a ragged list, ...
+            raise TypeError(f"{name} could not be converted to an array: {exc}") from exc
+    dt = x.dtype
+    if dt.kind != "f" or dt.itemsize not in (4, 8):
+        raise TypeError(f"{name} must have dtype float32 or float64, got {dt}")
+    if not dt.isnative:
+        x = x.astype(dt.newbyteorder("="))
+        dt = x.dtype
+    if dtype is not None and dt != dtype:
+        raise TypeError(f"{name} has dtype {dt}, expected {np.dtype(dtype)} ({dtype_from})")
+    if not (x.flags.c_contiguous and x.flags.aligned):
+        x = np.require(x, requirements="CA")
+    return x
+
+
+def _optional_float_array(x, name, dtype, dtype_from):
+    return None if x is None else _as_float_array(x, name, dtype, dtype_from)
+
+
+def _check_shape(arr, name, shape, what):
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)} ({what}), got {arr.shape}")
+
+
+def _real(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    return float(value)
+
+
+def _probability(p):
+    p = _real(p, "p")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability p must be in [0, 1], got {p}")
+    return p
+
+
+def _eps(eps):
+    eps = _real(eps, "eps")
+    if not eps >= 0.0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    return eps
+
+
+def _accumulator(acc, name, shape, dtype):
+    """The array a parameter gradient is added into: ``acc`` (checked) or fresh zeros."""
+    if acc is None:
+        return np.zeros(shape, dtype=dtype)
+    if not isinstance(acc, np.ndarray) or acc.dtype != dtype:
+        raise TypeError(f"{name} must be a {np.dtype(dtype)} ndarray")
+    _check_shape(acc, name, shape, "the parameter's shape")
+    if not (acc.flags.c_contiguous and acc.flags.aligned and acc.flags.writeable):
+        raise ValueError(f"{name} is added to in place and must be C-contiguous and writeable")
+    return acc
+
+
+# ---- linear ---------------------------------------------------------------------------
+
+
+def linear(x, weight, bias=None, *, out=None):
+    """``y = x @ weight + bias``.
+
+    x (..., in_features), weight (in_features, out_features), bias (out_features,)
+    or None -> y (..., out_features).
+    """
+    x = _as_float_array(x, "x")
+    weight = _as_float_array(weight, "weight", x.dtype, "the dtype of x")
+    bias = _optional_float_array(bias, "bias", x.dtype, "the dtype of x")
+    if weight.ndim != 2:
+        raise ValueError(f"weight must be 2-D (in_features, out_features), got shape {weight.shape}")
+    if x.ndim < 1 or x.shape[-1] != weight.shape[0]:
+        raise ValueError(f"x must have shape (..., {weight.shape[0]}) to match weight "
+                         f"{weight.shape}, got {x.shape}")
+    if bias is not None:
+        _check_shape(bias, "bias", (weight.shape[1],), "out_features of weight")
+    lead = x.shape[:-1]
+    out2d = None
+    if out is not None:
+        _check_shape(out, "out", lead + (weight.shape[1],), "the output's shape")
+        if np.may_share_memory(out, x) or np.may_share_memory(out, weight):
+            raise ValueError("out must not overlap x or weight")
+        out2d = out.reshape(-1, weight.shape[1])
+    y = _C.linear_forward(x.reshape(-1, weight.shape[0]), weight, bias, out2d)
+    return out if out is not None else y.reshape(lead + (weight.shape[1],))
+
+
+def linear_backward(dy, x, weight, *, has_bias=True, need_dx=True, dweight=None, dbias=None):
+    """Gradients of :func:`linear`.
+
+    dy (..., out_features), x (..., in_features), weight (in_features, out_features)
+    -> (dx (..., in_features) or None, dweight (in_features, out_features),
+    dbias (out_features,) or None when ``has_bias`` is false).
+    ``dweight``/``dbias``, when given, are added to in place and returned.
+    """
+    x = _as_float_array(x, "x")
+    dy = _as_float_array(dy, "dy", x.dtype, "the dtype of x")
+    weight = _as_float_array(weight, "weight", x.dtype, "the dtype of x")
+    if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[0]:
+        raise ValueError(f"x {x.shape} and weight {weight.shape} do not match")
+    _check_shape(dy, "dy", x.shape[:-1] + (weight.shape[1],), "the shape of linear's output")
+    dweight = _accumulator(dweight, "dweight", weight.shape, x.dtype)
+    dbias = _accumulator(dbias, "dbias", (weight.shape[1],), x.dtype) if has_bias else None
+    dx = _C.linear_backward(dy.reshape(-1, weight.shape[1]), x.reshape(-1, weight.shape[0]),
+                            weight, None, dweight, dbias, bool(need_dx))
+    if dx is not None:
+        dx = dx.reshape(x.shape)
+    return dx, dweight, dbias
+
+
+# ---- relu -----------------------------------------------------------------------------
+
+
+def relu(x, *, out=None):
+    """``y = max(x, 0)`` elementwise (NaN stays NaN). Any shape."""
+    x = _as_float_array(x, "x")
+    return _C.relu_forward(x, out)
+
+
+def relu_backward(dy, y, *, out=None):
+    """``dx = dy where y > 0 else 0``, with ``y`` the output of :func:`relu`."""
+    y = _as_float_array(y, "y")
+    dy = _as_float_array(dy, "dy", y.dtype, "the dtype of y")
+    _check_shape(dy, "dy", y.shape, "the shape of y")
+    return _C.relu_backward(dy, y, out)
+
+
+# ---- layer norm -----------------------------------------------------------------------
+
+
+def _normalized_shape(normalized_shape):
+    if isinstance(normalized_shape, (numbers.Integral, np.integer)):
+        normalized_shape = (normalized_shape,)
+    try:
+        shape = tuple(int(d) for d in normalized_shape)
+    except TypeError:
+        raise TypeError(f"normalized_shape must be an int or a sequence of ints, got {normalized_shape!r}") from None
+    if any(d < 0 for d in shape):
+        raise ValueError(f"normalized_shape must not be negative, got {shape}")
+    return shape
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, out=None):
+    """Layer normalization over the trailing ``normalized_shape`` dimensions.
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias`` with the biased variance of the
+    last ``len(normalized_shape)`` dims. x (*, *normalized_shape), weight and bias of
+    ``normalized_shape`` or None -> (y like x, mean (*), rstd (*)), where
+    ``rstd = 1 / sqrt(var + eps)``.
+    """
+    x = _as_float_array(x, "x")
+    shape = _normalized_shape(normalized_shape)
+    eps = _eps(eps)
+    k = len(shape)
+    if k == 0 or x.ndim < k or x.shape[x.ndim - k:] != shape:
+        raise ValueError(f"x of shape {x.shape} does not end with normalized_shape {shape}")
+    weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
+    bias = _optional_float_array(bias, "bias", x.dtype, "the dtype of x")
+    if weight is not None:
+        _check_shape(weight, "weight", shape, "normalized_shape")
+    if bias is not None:
+        _check_shape(bias, "bias", shape, "normalized_shape")
+    lead = x.shape[:x.ndim - k]
+    D = int(np.prod(shape))
+    if out is not None:
+        _check_shape(out, "out", x.shape, "the shape of x")
+        out = out.reshape(-1, D)
+    y, mean, rstd = _C.layer_norm_forward(
+        x.reshape(-1, D), None if weight is None else weight.reshape(D),
+        None if bias is None else bias.reshape(D), eps, out)
+    return y.reshape(x.shape), mean.reshape(lead), rstd.reshape(lead)
+
+
+def layer_norm_backward(dy, x, mean, rstd, weight=None, *, has_bias=None, dweight=None, dbias=None):
+    """Gradients of :func:`layer_norm`.
+
+    dy and x (*, *normalized_shape), mean and rstd (*) from the forward, weight or None
+    -> (dx like x, dweight or None, dbias or None). ``dweight`` is computed when
+    ``weight`` is given; ``dbias`` when ``has_bias`` (default: when ``weight`` is given).
+    ``dweight``/``dbias``, when given, are added to in place and returned.
+    """
+    x = _as_float_array(x, "x")
+    dy = _as_float_array(dy, "dy", x.dtype, "the dtype of x")
+    mean = _as_float_array(mean, "mean", x.dtype, "the dtype of x")
+    rstd = _as_float_array(rstd, "rstd", x.dtype, "the dtype of x")
+    weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
+    _check_shape(dy, "dy", x.shape, "the shape of x")
+    k = x.ndim - mean.ndim
+    if k < 1 or x.shape[:mean.ndim] != mean.shape:
+        raise ValueError(f"mean of shape {mean.shape} does not match x of shape {x.shape}")
+    _check_shape(rstd, "rstd", mean.shape, "the shape of mean")
+    shape = x.shape[mean.ndim:]
+    D = int(np.prod(shape))
+    if has_bias is None:
+        has_bias = weight is not None
+    if weight is not None:
+        _check_shape(weight, "weight", shape, "normalized_shape")
+        dweight = _accumulator(dweight, "dweight", shape, x.dtype)
+    else:
+        dweight = None
+    dbias = _accumulator(dbias, "dbias", shape, x.dtype) if has_bias else None
+    dx = _C.layer_norm_backward(
+        dy.reshape(-1, D), x.reshape(-1, D), mean.reshape(-1), rstd.reshape(-1),
+        None if weight is None else weight.reshape(D),
+        None if dweight is None else dweight.reshape(D),
+        None if dbias is None else dbias.reshape(D), None)
+    return dx.reshape(x.shape), dweight, dbias
+
+
+# ---- batch norm -----------------------------------------------------------------------
+
+
+def _as_ncl(x, name):
+    if x.ndim == 2:
+        return x.reshape(x.shape[0], x.shape[1], 1)
+    if x.ndim == 3:
+        return x
+    raise ValueError(f"{name} must be 2-D (N, C) or 3-D (N, C, L), got shape {x.shape}")
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5, *, out=None):
+    """Batch normalization per channel, PyTorch's ``F.batch_norm``.
+
+    x (N, C) or (N, C, L); running_mean, running_var, weight, bias (C,) or None.
+    Training normalizes with the batch mean and biased variance over N (and L), and
+    updates the running estimates in place: ``running := (1 - momentum) * running +
+    momentum * stat`` (running_var gets the unbiased variance). Evaluation normalizes
+    with the running estimates. Returns (y like x, save_mean (C,), save_rstd (C,)): the
+    statistics used, which :func:`batch_norm_backward` takes.
+
+    A batch with no rows returns an empty y and leaves the running estimates untouched.
+    """
+    x = _as_float_array(x, "x")
+    x3 = _as_ncl(x, "x")
+    N, C, L = x3.shape
+    momentum = _real(momentum, "momentum")
+    eps = _eps(eps)
+    training = bool(training)
+    rm = _running(running_mean, "running_mean", x.dtype, C)
+    rv = _running(running_var, "running_var", x.dtype, C)
+    weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
+    bias = _optional_float_array(bias, "bias", x.dtype, "the dtype of x")
+    for arr, name in ((weight, "weight"), (bias, "bias")):
+        if arr is not None:
+            _check_shape(arr, name, (C,), "the channels of x")
+    if not training and (rm is None or rv is None):
+        raise ValueError("batch_norm in evaluation needs running_mean and running_var")
+    if training and not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"momentum must be in [0, 1], got {momentum}")
+    if N == 0:
+        nan = np.full(C, np.nan, dtype=x.dtype)
+        return np.empty_like(x) if out is None else out, nan, nan.copy()
+    if training and N * L <= 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size {x.shape}")
+    if out is not None:
+        _check_shape(out, "out", x.shape, "the shape of x")
+        out = out.reshape(x3.shape)
+    y, save_mean, save_rstd = _C.batch_norm_forward(x3, weight, bias, rm, rv, training,
+                                                    momentum, eps, out)
+    return y.reshape(x.shape), save_mean, save_rstd
+
+
+def _running(arr, name, dtype, C):
+    if arr is None:
+        return None
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{name} must be an ndarray (it is updated in place), got {type(arr).__name__}")
+    if arr.dtype != dtype:
+        raise TypeError(f"{name} has dtype {arr.dtype}, expected {np.dtype(dtype)} (the dtype of x)")
+    _check_shape(arr, name, (C,), "the channels of x")
+    if not (arr.flags.c_contiguous and arr.flags.aligned and arr.flags.writeable):
+        raise ValueError(f"{name} is updated in place and must be C-contiguous and writeable")
+    return arr
+
+
+def batch_norm_backward(dy, x, save_mean, save_rstd, weight=None, training=True, *,
+                        has_bias=None, dweight=None, dbias=None):
+    """Gradients of :func:`batch_norm`.
+
+    dy and x (N, C) or (N, C, L); save_mean, save_rstd (C,) from the forward; weight
+    (C,) or None; ``training`` as in the forward (batch statistics: the gradient flows
+    through the mean and variance; evaluation: they are constants).
+    -> (dx like x, dweight or None, dbias or None), as :func:`layer_norm_backward`.
+    """
+    x = _as_float_array(x, "x")
+    dy = _as_float_array(dy, "dy", x.dtype, "the dtype of x")
+    _check_shape(dy, "dy", x.shape, "the shape of x")
+    x3 = _as_ncl(x, "x")
+    N, C, L = x3.shape
+    save_mean = _as_float_array(save_mean, "save_mean", x.dtype, "the dtype of x")
+    save_rstd = _as_float_array(save_rstd, "save_rstd", x.dtype, "the dtype of x")
+    _check_shape(save_mean, "save_mean", (C,), "the channels of x")
+    _check_shape(save_rstd, "save_rstd", (C,), "the channels of x")
+    weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
+    if has_bias is None:
+        has_bias = weight is not None
+    if weight is not None:
+        _check_shape(weight, "weight", (C,), "the channels of x")
+        dweight = _accumulator(dweight, "dweight", (C,), x.dtype)
+    else:
+        dweight = None
+    dbias = _accumulator(dbias, "dbias", (C,), x.dtype) if has_bias else None
+    if N * L == 0:
+        return np.empty_like(x), dweight, dbias
+    dx = _C.batch_norm_backward(dy.reshape(x3.shape), x3, save_mean, save_rstd, weight,
+                                dweight, dbias, bool(training), None)
+    return dx.reshape(x.shape), dweight, dbias
+
+
+# ---- dropout --------------------------------------------------------------------------
+
+
+def dropout(x, p=0.5, training=True, *, generator=None, out=None):
+    """Inverted dropout: keep each element with probability ``1 - p`` and scale it by
+    ``1 / (1 - p)``, else set it to 0 (exactly 0, also for NaN or Inf input).
+
+    Returns (y, mask): mask is a packed bit array (uint8, ``ceil(x.size / 8)`` bytes,
+    bit ``i % 8`` of byte ``i // 8`` set where element ``i`` is kept), or None when
+    nothing is dropped (``training=False`` or ``p=0``), in which case y is x itself.
+    The mask comes from ``generator`` (default: normreg's default generator) and
+    depends only on its seed and counter, not on the number of threads.
+    """
+    x = _as_float_array(x, "x")
+    p = _probability(p)
+    if not training or p == 0.0:
+        return x, None
+    gen = default_generator if generator is None else generator
+    return _C.dropout_forward(x, p, gen.initial_seed(), gen.next_offset(), out)
+
+
+def dropout_backward(dy, mask, p):
+    """``dx = dy / (1 - p)`` where the mask keeps, else 0; ``mask=None`` gives dy."""
+    dy = _as_float_array(dy, "dy")
+    p = _probability(p)
+    if mask is None:
+        return dy
+    if not isinstance(mask, np.ndarray) or mask.dtype != np.uint8 or mask.ndim != 1:
+        raise TypeError("mask must be the 1-D uint8 array returned by dropout")
+    if mask.size != (dy.size + 7) // 8:
+        raise ValueError(f"mask has {mask.size} bytes, dy of size {dy.size} needs {(dy.size + 7) // 8}")
+    return _C.dropout_backward(dy, np.ascontiguousarray(mask), p, None)
+
+
+# ---- softmax cross-entropy --------------------------------------------------------------
+
+
+def _labels(labels, batch):
+    if not isinstance(labels, np.ndarray):
+        try:
+            labels = np.asarray(labels)
+        except Exception as exc:
+            raise TypeError(f"labels could not be converted to an array: {exc}") from exc
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"labels must be integers, got dtype {labels.dtype}")
+    if labels.shape != (batch,):
+        raise ValueError(f"labels must have shape ({batch},) to match logits, got {labels.shape}")
+    return np.ascontiguousarray(labels, dtype=np.int64)
+
+
+def _logits(logits):
+    logits = _as_float_array(logits, "logits")
+    if logits.ndim != 2:
+        raise ValueError(f"logits must be 2-D (batch, classes), got shape {logits.shape}")
+    return logits
+
+
+def cross_entropy(logits, labels):
+    """Mean softmax cross-entropy of integer labels.
+
+    logits (B, K), labels (B,) integers in [0, K) -> (loss as a Python float, lse (B,)),
+    ``lse`` being log-sum-exp of each row (computed stably), which the backward takes.
+    """
+    logits = _logits(logits)
+    labels = _labels(labels, logits.shape[0])
+    return _C.cross_entropy_forward(logits, labels)
+
+
+def cross_entropy_backward(logits, labels, lse, dloss=1.0, *, out=None):
+    """``dlogits = dloss * (softmax(logits) - onehot(labels)) / B``."""
+    logits = _logits(logits)
+    labels = _labels(labels, logits.shape[0])
+    lse = _as_float_array(lse, "lse", logits.dtype, "the dtype of logits")
+    _check_shape(lse, "lse", (logits.shape[0],), "the rows of logits")
+    return _C.cross_entropy_backward(logits, labels, lse, _real(dloss, "dloss"), out)
