@@ -47,8 +47,11 @@ class Optimizer:
     """Base class: holds ``param_groups`` and ``state``; subclasses define ``defaults``
     (through ``__init__``), ``_check_group`` and ``_update_group``."""
 
-    # state entries of one parameter: name -> "array" (param's shape and dtype) or "int"
+    # state entries of one parameter: name -> "array" (param's shape and dtype) or "int";
+    # a trailing "?" allows None / absence
     _state_kinds = {}
+    # group keys besides the hyperparameters: set by schedulers, or a label for the user
+    _extra_group_keys = ("initial_lr", "name")
 
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
@@ -75,7 +78,10 @@ class Optimizer:
     # -- groups ------------------------------------------------------------------------
 
     def add_param_group(self, param_group):
-        """Add a dict with ``'params'`` (Parameters) and optional hyperparameters."""
+        """Add a dict with ``'params'`` (Parameters) and optional hyperparameters (the
+        optimizer's defaults fill the others). Besides the hyperparameters a group may hold
+        ``'initial_lr'`` (set by the schedulers) and ``'name'`` (a label); other keys are a
+        ValueError, which catches misspelt hyperparameters."""
         if not isinstance(param_group, collections.abc.Mapping):
             raise TypeError(f"a parameter group must be a dict, got {type(param_group).__name__}")
         if "params" not in param_group:
@@ -95,7 +101,8 @@ class Optimizer:
         existing = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in existing for p in params):
             raise ValueError("some parameters appear in more than one parameter group")
-        unknown = [k for k in group if k != "params" and k not in self.defaults]
+        unknown = [k for k in group if k != "params" and k not in self.defaults
+                   and k not in self._extra_group_keys]
         if unknown:
             raise ValueError(f"unknown hyperparameter(s) {unknown} for {type(self).__name__} "
                              f"(expected some of {sorted(self.defaults)})")
@@ -103,10 +110,17 @@ class Optimizer:
             group.setdefault(key, value)
         group["params"] = params
         self._check_group(group)
+        self._check_extra_keys(group)
         self.param_groups.append(group)
 
     def _check_group(self, group):
         """Validate (and normalize) the hyperparameters of ``group`` in place."""
+
+    def _check_extra_keys(self, group):
+        if "initial_lr" in group:
+            group["initial_lr"] = _number(group["initial_lr"], "initial_lr", minimum=0.0)
+        if "name" in group and not isinstance(group["name"], str):
+            raise TypeError(f"a group's 'name' must be a str, got {type(group['name']).__name__}")
 
     # -- steps -------------------------------------------------------------------------
 
@@ -178,13 +192,15 @@ class Optimizer:
                 raise ValueError(f"load_state_dict: param_groups[{gi}] has {len(saved['params'])} "
                                  f"parameters, the optimizer's group has {len(group['params'])}")
             seen.extend(saved["params"])
-            unknown = [k for k in saved if k != "params" and k not in self.defaults]
+            unknown = [k for k in saved if k != "params" and k not in self.defaults
+                       and k not in self._extra_group_keys]
             if unknown:
                 raise KeyError(f"load_state_dict: param_groups[{gi}] has unknown keys {unknown}")
             new = dict(group)
             new.update({k: copy.deepcopy(v) for k, v in saved.items() if k != "params"})
             try:
                 self._check_group(new)
+                self._check_extra_keys(new)
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"load_state_dict: param_groups[{gi}]: {exc}") from None
             new_groups.append(new)
