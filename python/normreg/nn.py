@@ -12,7 +12,6 @@ import math
 import numpy as np
 
 from . import functional as F
-from .random import default_generator
 
 __all__ = [
     "Parameter", "Module", "Linear", "ReLU", "LayerNorm", "BatchNorm1d", "Dropout",
