@@ -74,5 +74,6 @@ int nr_alloc_init(PyObject *module);
 extern PyMethodDef nr_core_methods[];
 extern PyMethodDef nr_alloc_methods[];
 extern PyMethodDef nr_bench_methods[];
+extern PyMethodDef nr_optim_methods[];
 
 #endif
