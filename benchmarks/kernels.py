@@ -19,11 +19,19 @@ import numpy as np
 
 import normreg.functional as F
 
-try:
-    import torch
-    import torch.nn.functional as TF
-except ImportError:  # torch is optional: the benchmarks run without it
-    torch = None
+torch = TF = None  # set by load_torch(): torch is optional, the benchmarks run without it
+
+
+def load_torch():
+    """Imports PyTorch if it is installed; returns it or None."""
+    global torch, TF
+    try:
+        import torch as _torch
+        import torch.nn.functional as _TF
+    except ImportError:
+        return None
+    torch, TF = _torch, _TF
+    return torch
 
 EPS = 1e-5
 P_DROP = 0.2

@@ -37,31 +37,8 @@ QUICK_SHAPES = [(32, 64), (256, 128)]
 MAX_BYTES = 256 << 20  # skip shapes whose activation exceeds this (65536 x 4096 = 1 GiB)
 
 
-def set_threads(n):
-    normreg.set_num_threads(n)
-    if kernels.torch is not None:
-        kernels.torch.set_num_threads(n)
-
-
-def fmt_time(s):
-    if s is None:
-        return "-"
-    if s < 1e-3:
-        return f"{s * 1e6:.1f}us"
-    if s < 1:
-        return f"{s * 1e3:.2f}ms"
-    return f"{s:.2f}s"
-
-
-def fmt_ratio(r):
-    return "-" if r is None else f"{r:.2f}x"
-
-
-def fmt_bytes(b):
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if b >= size:
-            return f"{b / size:.1f}{unit}"
-    return f"{b}B"
+set_threads = common.set_threads
+fmt_time, fmt_ratio, fmt_bytes = common.fmt_time, common.fmt_ratio, common.fmt_bytes
 
 
 # ---- kernels ------------------------------------------------------------------------------
@@ -217,8 +194,7 @@ def main(argv=None):
                     help=f"comma-separated subset of {','.join(SECTIONS)}")
     ap.add_argument("--shapes", help="N x D list for the kernels, e.g. 8192x1024,256x64")
     args = ap.parse_args(argv)
-    if args.no_torch:
-        kernels.torch = None
+    kernels.torch = None if args.no_torch else kernels.load_torch()
     args.sample_time = 2e-4 if args.quick else 3e-3
     args.budget = 0.02 if args.quick else 0.6
     args.min_rounds = 1 if args.quick else 5
