@@ -185,3 +185,32 @@ def test_copy_helper():
     np.testing.assert_array_equal(out, x)
     with pytest.raises(ValueError, match="nthreads"):
         _C.copy_f32(out, x, 0)
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (33, 64), (1000, 100), (300, 1500), (7, 3, 9)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_norm_channel_blocks(threads, shape, dtype):
+    rng = np.random.default_rng(shape[1])
+    x = (5 * rng.standard_normal(shape) + 12).astype(dtype)
+    C = shape[1]
+    w, b = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    rm, rv = np.zeros(C, dtype), np.ones(C, dtype)
+    y, sm, sr = F.batch_norm(x, rm, rv, w, b, training=True)
+    ax = (0,) if x.ndim == 2 else (0, 2)
+    bc = (lambda v: v) if x.ndim == 2 else (lambda v: v[:, None])
+    xd = x.astype(np.float64)
+    mu, var = xd.mean(ax), xd.var(ax)
+    r = 1 / np.sqrt(var + 1e-5)
+    n = x.size / C
+    tol = dict(rtol=2e-4, atol=2e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(y, (xd - bc(mu)) * bc(r * w) + bc(b), **tol)
+    np.testing.assert_allclose(rm, 0.1 * mu, **tol)
+    np.testing.assert_allclose(rv, 0.9 + 0.1 * var * n / (n - 1), **tol)
+    dx, dw, db = F.batch_norm_backward(dy, x, sm, sr, w)
+    xh = (xd - bc(mu)) * bc(r)
+    sdy, sdx = dy.sum(ax), (dy * xh).sum(ax)
+    np.testing.assert_allclose(dx, bc(w * r) * (dy - bc(sdy) / n - xh * bc(sdx) / n),
+                               rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
+    np.testing.assert_allclose(dw, sdx, rtol=tol["rtol"] * 10, atol=tol["atol"] * 100)
+    np.testing.assert_allclose(db, sdy, rtol=tol["rtol"] * 10, atol=tol["atol"] * 100)

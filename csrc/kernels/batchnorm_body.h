@@ -43,30 +43,99 @@ FN(nr_batchnorm_workspace)(int64_t C, int nthreads)
         }                                                                                   \
     } while (0)
 
+/* (N, C) input, rows [n0, n1): acc1[c] += sum (x - shift[c]), acc2[c] += sum (x - shift[c])^2,
+ * in double, vectorized across channels. Channels in blocks of 512 so the accumulators
+ * (8 KiB a block) stay in L1 while the rows stream by. */
+static NR_CLONES void
+FN(nr_bn_stats_rows)(double *restrict acc1, double *restrict acc2, const T *restrict x,
+                     const T *restrict shift, int64_t n0, int64_t n1, int64_t C)
+{
+    enum { CB = 512 };
+    for (int64_t c0 = 0; c0 < C; c0 += CB) {
+        const int64_t c1 = NR_MIN(C, c0 + CB);
+        for (int64_t n = n0; n < n1; n++) {
+            const T *xr = x + n * C;
+#pragma omp simd
+            for (int64_t c = c0; c < c1; c++) {
+                const double d = (double)xr[c] - (double)shift[c];
+                acc1[c] += d;
+                acc2[c] += d * d;
+            }
+        }
+    }
+}
+
+/* (N, C) input, rows [n0, n1): acc1[c] += sum dy, acc2[c] += sum dy (x - mean[c]). */
+static NR_CLONES void
+FN(nr_bn_dsums_rows)(double *restrict acc1, double *restrict acc2, const T *restrict dy,
+                     const T *restrict x, const T *restrict mean, int64_t n0, int64_t n1,
+                     int64_t C)
+{
+    enum { CB = 512 };
+    for (int64_t c0 = 0; c0 < C; c0 += CB) {
+        const int64_t c1 = NR_MIN(C, c0 + CB);
+        for (int64_t n = n0; n < n1; n++) {
+            const T *xr = x + n * C, *dyr = dy + n * C;
+#pragma omp simd
+            for (int64_t c = c0; c < c1; c++) {
+                const double g = (double)dyr[c];
+                acc1[c] += g;
+                acc2[c] += g * (double)(xr[c] - mean[c]);
+            }
+        }
+    }
+}
+
+/* (N, C) rows [n0, n1): y = ((x - sub1) - sub2) * scale + shift per channel. */
+static NR_CLONES void
+FN(nr_bn_apply_rows)(T *restrict y, const T *restrict x, const T *restrict sub1,
+                     const T *restrict sub2, const T *restrict scale, const T *restrict shift,
+                     int64_t n0, int64_t n1, int64_t C)
+{
+    for (int64_t n = n0; n < n1; n++) {
+        const T *xr = x + n * C;
+        T *yr = y + n * C;
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) {
+            yr[c] = ((xr[c] - sub1[c]) - sub2[c]) * scale[c] + shift[c];
+        }
+    }
+}
+
+/* (N, C) rows [n0, n1): dx = k_dy dy + k_xc (x - mean) + k_const per channel. */
+static NR_CLONES void
+FN(nr_bn_dx_rows)(T *restrict dx, const T *restrict dy, const T *restrict x,
+                  const T *restrict mean, const T *restrict k_dy, const T *restrict k_xc,
+                  const T *restrict k_const, int64_t n0, int64_t n1, int64_t C)
+{
+    for (int64_t n = n0; n < n1; n++) {
+        const T *xr = x + n * C, *dyr = dy + n * C;
+        T *dxr = dx + n * C;
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) {
+            dxr[c] = k_dy[c] * dyr[c] + k_xc[c] * (xr[c] - mean[c]) + k_const[c];
+        }
+    }
+}
+
 /* y[k] = (x[k] - sub1[c] - sub2[c]) * scale[c] + shift[c] for every element, all T. */
 static void
 FN(nr_bn_apply)(T *y, const T *x, const T *sub1, const T *sub2, const T *scale, const T *shift,
                 int64_t N, int64_t C, int64_t L, int nt)
 {
+    if (L == 1) {
+        NR_SPLIT(nt, N, 1, FN(nr_bn_apply_rows)(y, x, sub1, sub2, scale, shift, i0, i1, C));
+        return;
+    }
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t n = 0; n < N; n++) {
-        if (L == 1) {
-            const T *xr = x + n * C;
-            T *yr = y + n * C;
+        for (int64_t c = 0; c < C; c++) {
+            const T *xr = x + (n * C + c) * L;
+            T *yr = y + (n * C + c) * L;
+            const T s1 = sub1[c], s2 = sub2[c], sc = scale[c], sh = shift[c];
 #pragma omp simd
-            for (int64_t c = 0; c < C; c++) {
-                yr[c] = ((xr[c] - sub1[c]) - sub2[c]) * scale[c] + shift[c];
-            }
-        }
-        else {
-            for (int64_t c = 0; c < C; c++) {
-                const T *xr = x + (n * C + c) * L;
-                T *yr = y + (n * C + c) * L;
-                const T s1 = sub1[c], s2 = sub2[c], sc = scale[c], sh = shift[c];
-#pragma omp simd
-                for (int64_t l = 0; l < L; l++) {
-                    yr[l] = ((xr[l] - s1) - s2) * sc + sh;
-                }
+            for (int64_t l = 0; l < L; l++) {
+                yr[l] = ((xr[l] - s1) - s2) * sc + sh;
             }
         }
     }
@@ -114,12 +183,24 @@ FN(nr_batchnorm_forward_train)(T *y, T *save_mean, T *save_rstd, T *running_mean
     int team_used = 1;
     /* One pass for the statistics: sums of d and d^2 with d = x - shift in double. The shift
      * (a value of the channel) keeps d small, so the variance does not cancel away. */
+    if (L == 1 && nt == 1) { /* no OpenMP region: small calls pay no fork/join */
+        memset(partials, 0, (size_t)(2 * C) * sizeof(double));
+        FN(nr_bn_stats_rows)(partials, partials + C, x, c_shift, 0, N, C);
+    }
+    else {
 #pragma omp parallel num_threads(nt)
-    {
-        NR_BN_ROW_RANGE();
-        NR_BN_ACCUMULATE((double)x[k] - (double)c_shift[c], (double)x[k] - (double)c_shift[c]);
+        {
+            NR_BN_ROW_RANGE();
+            if (L == 1) {
+                FN(nr_bn_stats_rows)(acc1, acc2, x, c_shift, n0, n1, C);
+            }
+            else {
+                NR_BN_ACCUMULATE((double)x[k] - (double)c_shift[c],
+                                 (double)x[k] - (double)c_shift[c]);
+            }
 #pragma omp single
-        team_used = team;
+            team_used = team;
+        }
     }
     FN(nr_bn_reduce)(partials, team_used, C);
     for (int64_t c = 0; c < C; c++) {
@@ -197,12 +278,23 @@ FN(nr_batchnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
     int team_used = 1;
     if (need_sums || dw || db) {
         /* sums of dy and dy (x - mean) per channel */
+        if (L == 1 && nt == 1) {
+            memset(partials, 0, (size_t)(2 * C) * sizeof(double));
+            FN(nr_bn_dsums_rows)(partials, partials + C, dy, x, save_mean, 0, N, C);
+        }
+        else {
 #pragma omp parallel num_threads(nt)
-        {
-            NR_BN_ROW_RANGE();
-            NR_BN_ACCUMULATE((double)dy[k], (double)(x[k] - save_mean[c]));
+            {
+                NR_BN_ROW_RANGE();
+                if (L == 1) {
+                    FN(nr_bn_dsums_rows)(acc1, acc2, dy, x, save_mean, n0, n1, C);
+                }
+                else {
+                    NR_BN_ACCUMULATE((double)dy[k], (double)(x[k] - save_mean[c]));
+                }
 #pragma omp single
-            team_used = team;
+                team_used = team;
+            }
         }
         FN(nr_bn_reduce)(partials, team_used, C);
     }
@@ -233,6 +325,11 @@ FN(nr_batchnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
         return;
     }
     nt = NR_MIN(nthreads, nr_threads_for((size_t)(N * C * L) * 3 * sizeof(T)));
+    if (L == 1) {
+        NR_SPLIT(nt, N, 1,
+                 FN(nr_bn_dx_rows)(dx, dy, x, save_mean, k_dy, k_xc, k_const, i0, i1, C));
+        return;
+    }
 #pragma omp parallel for num_threads(nt < 1 ? 1 : nt) schedule(static)
     for (int64_t n = 0; n < N; n++) {
         if (L == 1) {
