@@ -14,6 +14,7 @@ returns the input gradient. Conventions (as the kernels, see ``csrc/kernels``):
 * ``out=``: an optional C-contiguous array of the output's shape and dtype to write
   the result into; it is returned.
 """
+import math
 import numbers
 
 import numpy as np
@@ -69,6 +70,8 @@ def _check_shape(arr, name, shape, what):
 
 
 def _real(value, name):
+    if type(value) is float:  # the common case, without the abstract-class check below
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     return float(value)
@@ -174,6 +177,10 @@ def relu_backward(dy, y, *, out=None):
 
 
 def _normalized_shape(normalized_shape):
+    if type(normalized_shape) is tuple and all(type(d) is int and d >= 0 for d in normalized_shape):
+        return normalized_shape
+    if type(normalized_shape) is int and normalized_shape >= 0:
+        return (normalized_shape,)
     if isinstance(normalized_shape, (numbers.Integral, np.integer)):
         normalized_shape = (normalized_shape,)
     try:
@@ -206,7 +213,7 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, out=Non
     if bias is not None:
         _check_shape(bias, "bias", shape, "normalized_shape")
     lead = x.shape[:x.ndim - k]
-    D = int(np.prod(shape))
+    D = math.prod(shape)
     if out is not None:
         _check_shape(out, "out", x.shape, "the shape of x")
         out = out.reshape(-1, D)
@@ -235,7 +242,7 @@ def layer_norm_backward(dy, x, mean, rstd, weight=None, *, has_bias=None, dweigh
         raise ValueError(f"mean of shape {mean.shape} does not match x of shape {x.shape}")
     _check_shape(rstd, "rstd", mean.shape, "the shape of mean")
     shape = x.shape[mean.ndim:]
-    D = int(np.prod(shape))
+    D = math.prod(shape)
     if has_bias is None:
         has_bias = weight is not None
     if weight is not None:
