@@ -4,6 +4,7 @@
     python benchmarks/run.py --quick    # a smoke test of every section (seconds)
 
 Options: --threads 1,2  --json results.json  --no-torch  --sections kernels,tiny,linear,optim,mlp
+         --shapes 8192x1024,256x64  --spin (keep OpenMP's spinning wait policy)
 
 Every time is the median of interleaved repetitions after warm-up (see common.measure):
 all implementations compared in a row, and the roofline copy of the same size, are timed in
@@ -193,6 +194,8 @@ def main(argv=None):
     ap.add_argument("--sections", default=",".join(SECTIONS),
                     help=f"comma-separated subset of {','.join(SECTIONS)}")
     ap.add_argument("--shapes", help="N x D list for the kernels, e.g. 8192x1024,256x64")
+    ap.add_argument("--spin", action="store_true",
+                    help="leave OMP_WAIT_POLICY unset (OpenMP threads spin between regions)")
     args = ap.parse_args(argv)
     kernels.torch = None if args.no_torch else kernels.load_torch()
     args.sample_time = 2e-4 if args.quick else 3e-3
@@ -209,7 +212,9 @@ def main(argv=None):
            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                        "numpy": np.__version__, "normreg": normreg.__version__,
                        "torch": kernels.torch.__version__ if kernels.torch else None,
-                       "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())},
+                       "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                       "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(default)"),
+                       "load_average": os.getloadavg()},
            "command": " ".join(["python", "benchmarks/run.py"] + (argv if argv is not None
                                                                     else sys.argv[1:]))}
     print(f"# normreg benchmarks: {out['machine']}")
@@ -234,4 +239,12 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    # On a machine shared with other work, OpenMP threads that spin after each parallel
+    # region (libgomp's default; PyTorch's bundled libgomp does the same) hold cores the
+    # other pool needs, and 2-thread timings end up as multiples of the scheduler's time
+    # slice. Unless the caller chose a policy, both pools wait passively (the environment
+    # must be set before the OpenMP runtimes load, hence the re-exec).
+    if "OMP_WAIT_POLICY" not in os.environ and "--spin" not in sys.argv:
+        os.environ["OMP_WAIT_POLICY"] = "passive"
+        os.execv(sys.executable, [sys.executable] + sys.argv)
     main()
