@@ -33,14 +33,15 @@ nr_gemm_threads(int64_t M, int64_t N, int64_t K, int nthreads)
     return nthreads;
 }
 
-/* Runs the statement with OpenBLAS limited to `threads` on this thread, then restores. */
+/* Runs the statement with OpenBLAS limited to `threads`, then restores normreg's count. */
 #define NR_WITH_BLAS_THREADS(threads, STMT)                                                 \
     do {                                                                                    \
         const int nr_want_ = (threads);                                                     \
         if (NR_BLAS_THREADS_LOCAL && nr_want_ != nr_get_num_threads()) {                    \
-            const int nr_old_ = NR_BLAS_THREADS_LOCAL(nr_want_);                            \
+            NR_BLAS_THREADS_LOCAL(nr_want_);                                                \
             STMT;                                                                           \
-            NR_BLAS_THREADS_LOCAL(nr_old_);                                                 \
+            /* back to normreg's setting (not the value read before: concurrent callers) */ \
+            NR_BLAS_THREADS_LOCAL(nr_get_num_threads());                                    \
         }                                                                                   \
         else {                                                                              \
             STMT;                                                                           \
