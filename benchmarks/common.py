@@ -41,7 +41,8 @@ def measure(fns, *, sample_time=2e-3, budget=1.0, min_rounds=3, max_rounds=15):
 
 class Roofline:
     """The copy the kernels are measured against: ``n`` float32 values copied by ``threads``
-    threads with plain loads and stores (``normreg._C.copy_f32``). Its bandwidth counts the
+    threads (fewer for small arrays, as the kernels do) with plain loads and stores
+    (``normreg._C.copy_f32``). Its bandwidth counts the
     bytes read plus the bytes written, as the kernels' minimum bytes do."""
 
     def __init__(self, n, threads):
@@ -50,8 +51,13 @@ class Roofline:
         self.threads = threads
         self.bytes = 2 * self.src.nbytes
 
+    @property
+    def threads_used(self):
+        """The kernels' own rule: no second thread below 64 KiB of traffic per thread."""
+        return max(1, min(self.threads, self.bytes // (64 << 10)))
+
     def __call__(self):
-        _C.copy_f32(self.dst, self.src, self.threads)
+        _C.copy_f32(self.dst, self.src, self.threads_used)
 
 
 def set_threads(n):
