@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 from . import _C
 from . import functional, nn, random
+from . import conventions, testing
 from .random import Generator, manual_seed, initial_seed, seed, default_generator
 
 
@@ -23,5 +24,5 @@ def get_num_threads():
     return _C.get_num_threads()
 
 
-__all__ = ["functional", "nn", "random", "Generator", "manual_seed", "initial_seed", "seed",
+__all__ = ["functional", "nn", "random", "conventions", "testing", "Generator", "manual_seed", "initial_seed", "seed",
            "default_generator", "set_num_threads", "get_num_threads", "__version__"]
