@@ -553,7 +553,10 @@ def group_norm_backward(dy, x, mean, rstd, weight=None, *, has_bias=None, dweigh
     rstd = _as_float_array(rstd, "rstd", x.dtype, "the dtype of x")
     if mean.ndim != 2 or mean.shape[0] != N:
         raise ValueError(f"mean must have shape (N, num_groups) = ({N}, G), got {mean.shape}")
-    G = _num_groups(mean.shape[1], C)
+    G = mean.shape[1]
+    if G < 1 or C % G != 0:
+        raise ValueError(f"mean of shape {mean.shape} does not match x: its {G} groups do not "
+                         f"divide the {C} channels")
     _check_shape(rstd, "rstd", mean.shape, "the shape of mean")
     weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
     if has_bias is None:

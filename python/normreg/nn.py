@@ -371,7 +371,8 @@ class _BatchNorm(Module):
         super().__init__()
         self.num_features = _positive_int(num_features, "num_features")
         self.eps = F._eps(eps)
-        momentum = conventions.resolve(convention, "bn_momentum", momentum)
+        if momentum is DEFAULT:  # None is PyTorch's cumulative average, not "unset"
+            momentum = conventions.get(convention).bn_momentum
         if momentum is not None:
             momentum = F._real(momentum, "momentum")
             if not 0.0 <= momentum <= 1.0:
