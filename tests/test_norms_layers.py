@@ -396,3 +396,25 @@ def test_inputs_are_not_modified_and_outputs_are_fresh():
         np.testing.assert_array_equal(x, x_copy)
         np.testing.assert_array_equal(dy, dy_copy)
         np.testing.assert_array_equal(y1, y1_copy)
+
+
+@pytest.mark.parametrize("layer,shape", [(lambda: nn.RMSNorm(3), (0, 3)), (lambda: nn.RMSNorm((2, 3)), (4, 0, 2, 3)),
+                                         (lambda: nn.GroupNorm(2, 4), (0, 4, 3)),
+                                         (lambda: nn.GroupNorm(2, 4), (3, 4, 0)),
+                                         (lambda: nn.InstanceNorm2d(2, affine=True), (0, 2, 3, 3))])
+def test_empty_inputs(layer, shape):
+    layer = layer()
+    y = layer(np.zeros(shape, dtype=np.float32))
+    assert y.shape == shape
+    assert layer.backward(np.zeros(shape, dtype=np.float32)).shape == shape
+    for p in layer.parameters():
+        np.testing.assert_array_equal(p.grad, 0)
+
+
+def test_single_value_groups_give_the_bias():
+    # a group of one value has variance 0: y = 0 * weight + bias exactly
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    b = np.array([1, -2, 3, 0.5], dtype=np.float32)
+    y, _, rstd = F.group_norm(x, 4, np.full(4, 3, np.float32), b)
+    np.testing.assert_array_equal(y, np.broadcast_to(b, (2, 4)))
+    np.testing.assert_allclose(rstd, 1 / np.sqrt(1e-5), rtol=1e-6)

@@ -459,11 +459,11 @@ def rms_norm(x, normalized_shape, weight=None, eps=None, *, out=None):
     if weight is not None:
         _check_shape(weight, "weight", shape, "normalized_shape")
     lead = x.shape[:x.ndim - k]
-    D = int(np.prod(shape))
+    M, D = math.prod(lead), math.prod(shape)
     if out is not None:
         _check_shape(out, "out", x.shape, "the shape of x")
-        out = out.reshape(-1, D)
-    y, rstd = _C.rms_norm_forward(x.reshape(-1, D), None if weight is None else weight.reshape(D),
+        out = out.reshape(M, D)
+    y, rstd = _C.rms_norm_forward(x.reshape(M, D), None if weight is None else weight.reshape(D),
                                   eps, out)
     return y.reshape(x.shape), rstd.reshape(lead)
 
@@ -484,13 +484,13 @@ def rms_norm_backward(dy, x, rstd, weight=None, *, dweight=None):
     if k < 1 or x.shape[:rstd.ndim] != rstd.shape:
         raise ValueError(f"rstd of shape {rstd.shape} does not match x of shape {x.shape}")
     shape = x.shape[rstd.ndim:]
-    D = int(np.prod(shape))
+    M, D = math.prod(rstd.shape), math.prod(shape)
     if weight is not None:
         _check_shape(weight, "weight", shape, "normalized_shape")
         dweight = _accumulator(dweight, "dweight", shape, x.dtype)
     else:
         dweight = None
-    dx = _C.rms_norm_backward(dy.reshape(-1, D), x.reshape(-1, D), rstd.reshape(-1),
+    dx = _C.rms_norm_backward(dy.reshape(M, D), x.reshape(M, D), rstd.reshape(M),
                               None if weight is None else weight.reshape(D),
                               None if dweight is None else dweight.reshape(D), None)
     return dx.reshape(x.shape), dweight
