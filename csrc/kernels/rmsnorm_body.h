@@ -46,12 +46,16 @@ FN(nr_rmsnorm_forward)(T *y, T *rstd, const T *x, const T *w, int64_t M, int64_t
     }
 }
 
-/* Per-thread partial sums of dw: D doubles for each thread. */
+/* Per-thread partial sums of dw: D doubles and D values of T for each thread. */
 size_t
 FN(nr_rmsnorm_backward_workspace)(int64_t D, int nthreads)
 {
-    return (size_t)nthreads * (size_t)D * sizeof(double);
+    return (size_t)nthreads * (size_t)D * (sizeof(double) + sizeof(T));
 }
+
+/* Rows of dw summed in T (vectorized) before they are added into the double partials:
+ * float32 accuracy over many rows without a conversion per element. */
+#define NR_RMS_FLUSH_ROWS 32
 
 /* dy (M, D), x (M, D), rstd (M), w (D) or NULL -> dx (M, D) =, dw (D) += (dw may be NULL)
  * With g = dy w and r = rstd, since dr/dx = -r^3 x / D:
@@ -66,15 +70,18 @@ FN(nr_rmsnorm_backward)(T *dx, T *dw, const T *dy, const T *x, const T *rstd, co
         nt = 1;
     }
     double *partials = (double *)workspace;
+    T *blocks = (T *)(partials + (size_t)nthreads * D);
 #pragma omp parallel num_threads(nt)
     {
         const int tid = omp_get_thread_num(), team = omp_get_num_threads();
+        const int64_t i0 = M * tid / team, i1 = M * (tid + 1) / team;
         double *pdw = dw ? partials + (size_t)tid * D : NULL;
+        T *bdw = dw ? blocks + (size_t)tid * D : NULL;
         if (pdw) {
             memset(pdw, 0, (size_t)D * sizeof(double));
+            memset(bdw, 0, (size_t)D * sizeof(T));
         }
-#pragma omp for schedule(static)
-        for (int64_t i = 0; i < M; i++) {
+        for (int64_t i = i0; i < i1; i++) {
             const T *xr = x + i * D, *dyr = dy + i * D;
             T *dxr = dx + i * D;
             const T r = rstd[i];
@@ -107,15 +114,22 @@ FN(nr_rmsnorm_backward)(T *dx, T *dw, const T *dy, const T *x, const T *rstd, co
                     dxr[j] = r * dyr[j] - xr[j] * k;
                 }
             }
-            if (pdw) {
+            if (bdw) {
 #pragma omp simd
                 for (int64_t j = 0; j < D; j++) {
-                    pdw[j] += (double)(dyr[j] * xr[j] * r);
+                    bdw[j] += dyr[j] * xr[j] * r;
+                }
+                if ((i - i0) % NR_RMS_FLUSH_ROWS == NR_RMS_FLUSH_ROWS - 1 || i == i1 - 1) {
+                    for (int64_t j = 0; j < D; j++) {
+                        pdw[j] += (double)bdw[j];
+                        bdw[j] = 0;
+                    }
                 }
             }
         }
         if (dw) {
-            /* implicit barrier above: every thread's partials are complete */
+#pragma omp barrier
+            /* every thread's partials are complete */
 #pragma omp for schedule(static)
             for (int64_t j = 0; j < D; j++) {
                 double s = 0;
@@ -127,3 +141,5 @@ FN(nr_rmsnorm_backward)(T *dx, T *dw, const T *dy, const T *x, const T *rstd, co
         }
     }
 }
+
+#undef NR_RMS_FLUSH_ROWS
