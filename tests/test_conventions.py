@@ -178,3 +178,111 @@ def test_dropout_keep_probability_convention():
     with conventions.use("cs231n"):
         np.testing.assert_array_equal(nn.Dropout(1.0)(x), x)
     assert not np.any(nn.Dropout(1.0)(x))
+
+
+# ---- SGD momentum_style -------------------------------------------------------------------
+
+from normreg import optim  # noqa: E402
+
+
+def _bowl(seed, shape, steps):
+    """A gradient that depends on the parameter, plus fixed noise per step."""
+    r = np.random.default_rng(seed)
+    noise = r.standard_normal((steps,) + shape)
+    scale = r.uniform(0.5, 2.0, shape)
+    return lambda w, t: scale * (w - 1.0) + noise[t]
+
+
+def _run(opt, params, grads, steps):
+    for t in range(steps):
+        for p, g in zip(params, grads):
+            p.grad[...] = g(p.data.astype(np.float64), t)
+        opt.step()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05])
+def test_sgd_ema_matches_needle(dtype, weight_decay):
+    steps, lr, momentum = 20, 0.1, 0.9
+    r = np.random.default_rng(0)
+    start = [3 * r.standard_normal(s) for s in ((4, 3), (3,))]
+    grads = [_bowl(i + 1, w.shape, steps) for i, w in enumerate(start)]
+    params = [nn.Parameter(w.astype(dtype)) for w in start]
+    _run(optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, momentum_style="ema"),
+         params, grads, steps)
+    # needle's SGD.step, transcribed: u starts at 0
+    ws, us = [w.copy() for w in start], [0.0 for _ in start]
+    for t in range(steps):
+        for i, g in enumerate(grads):
+            grad = g(ws[i], t) + weight_decay * ws[i]
+            us[i] = momentum * us[i] + (1 - momentum) * grad
+            ws[i] = ws[i] - lr * us[i]
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-12)
+    for p, w in zip(params, ws):
+        np.testing.assert_allclose(p.data, w, **tol)
+
+
+def test_sgd_heavy_ball_is_cs231n_sgd_momentum():
+    steps, lr, momentum = 15, 0.05, 0.9
+    start = 3 * np.random.default_rng(1).standard_normal((5,))
+    g = _bowl(7, start.shape, steps)
+    p = nn.Parameter(start.copy())
+    with conventions.use("cs231n"):
+        opt = optim.SGD([p], lr=lr, momentum=momentum)
+    assert opt.param_groups[0]["momentum_style"] == "heavy_ball"
+    _run(opt, [p], [g], steps)
+    w, v = start.copy(), np.zeros_like(start)
+    for t in range(steps):  # cs231n optim.sgd_momentum
+        v = momentum * v - lr * g(w, t)
+        w = w + v
+    np.testing.assert_allclose(p.data, w, rtol=1e-11, atol=1e-12)
+
+
+def test_sgd_style_from_the_convention_and_checks():
+    p = nn.Parameter(np.zeros(3))
+    assert optim.SGD([p], lr=0.1).param_groups[0]["momentum_style"] == "heavy_ball"
+    with conventions.use("needle"):
+        assert optim.SGD([p], lr=0.1, momentum=0.9).param_groups[0]["momentum_style"] == "ema"
+        assert optim.SGD([p], lr=0.1, momentum_style="heavy_ball").param_groups[0]["momentum_style"] == "heavy_ball"
+    assert optim.SGD([p], lr=0.1, convention="needle").param_groups[0]["momentum_style"] == "ema"
+    with pytest.raises(ValueError, match="momentum_style"):
+        optim.SGD([p], lr=0.1, momentum_style="adam")
+    with pytest.raises(ValueError, match="nesterov"):
+        optim.SGD([p], lr=0.1, momentum=0.9, nesterov=True, momentum_style="ema")
+    with pytest.raises(ValueError, match="dampening"):
+        optim.SGD([p], lr=0.1, momentum=0.9, dampening=0.5, momentum_style="ema")
+    # per group: one group ema, the other heavy ball
+    q = nn.Parameter(np.zeros(3))
+    opt = optim.SGD([{"params": [p], "momentum_style": "ema"}, {"params": [q]}], lr=1.0, momentum=0.5)
+    p.grad[...] = 1.0
+    q.grad[...] = 1.0
+    opt.step()
+    np.testing.assert_allclose(p.data, -0.5)  # (1 - m) * g on the first step
+    np.testing.assert_allclose(q.data, -1.0)  # PyTorch: the buffer starts as g
+
+
+def test_sgd_ema_state_dict_round_trip_continues_identically():
+    steps = 10
+    start = np.random.default_rng(2).standard_normal((6,))
+    g = _bowl(3, start.shape, 2 * steps)
+    a = nn.Parameter(start.copy())
+    opt_a = optim.SGD([a], lr=0.1, momentum=0.8, momentum_style="ema")
+    _run(opt_a, [a], [g], steps)
+    b = nn.Parameter(a.data.copy())
+    opt_b = optim.SGD([b], lr=0.5, momentum=0.1)  # different settings, replaced by the load
+    opt_b.load_state_dict(opt_a.state_dict())
+    assert opt_b.param_groups[0]["momentum_style"] == "ema"
+    for t in range(steps, 2 * steps):
+        for p, o in ((a, opt_a), (b, opt_b)):
+            p.grad[...] = g(p.data, t)
+            o.step()
+    np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_param_groups_leave_out_every_normalization_weight():
+    model = nn.Sequential(nn.Linear(4, 6), nn.LayerNorm((2, 3)), nn.Flatten(), nn.RMSNorm(6),
+                          nn.Linear(6, 8), nn.GroupNorm(2, 8), nn.BatchNorm1d(8))
+    decay, no_decay = optim.param_groups(model, 5e-4)
+    assert [p.shape for p in decay["params"]] == [(4, 6), (6, 8)]
+    assert decay["weight_decay"] == 5e-4 and no_decay["weight_decay"] == 0.0
+    assert len(no_decay["params"]) == len(model.parameters()) - 2

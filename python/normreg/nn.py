@@ -691,6 +691,11 @@ class InstanceNorm2d(_InstanceNorm):
     _spatial = 2
 
 
+# Layers whose parameters are scales and shifts of normalized values: weight decay does not
+# regularize them (normreg.optim.param_groups leaves them out, whatever their shape).
+_NORMALIZATION_LAYERS = (LayerNorm, _BatchNorm, RMSNorm, GroupNorm)
+
+
 class Dropout(Module):
     """Inverted dropout: in training, zero each element with probability ``p`` and scale
     the rest by ``1 / (1 - p)``; in evaluation, the identity. Masks come from
