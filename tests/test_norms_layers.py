@@ -225,12 +225,64 @@ def test_instance_norm_gradcheck_and_options():
     randomize_params(layer, r)
     assert gradcheck(layer, ref.offset_randn(r, (2, 3, 3, 4)))
     assert gradcheck(nn.InstanceNorm1d(4, dtype=np.float64), ref.offset_randn(r, (4, 6)))  # unbatched
-    with pytest.raises(NotImplementedError):
-        nn.InstanceNorm1d(4, track_running_stats=True)
+    with pytest.raises(ValueError, match="spatial"):
+        nn.InstanceNorm1d(4)(np.ones((2, 4, 1), dtype=np.float32))
     with pytest.raises(ValueError, match="InstanceNorm2d"):
         nn.InstanceNorm2d(3)(np.zeros((2, 3, 4), dtype=np.float32))
     with pytest.raises(ValueError):
         nn.InstanceNorm1d(3)(np.zeros((2, 5, 4), dtype=np.float32))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_instance_norm_running_stats(dtype):
+    r = rng(19)
+    layer = nn.InstanceNorm2d(3, momentum=0.2, affine=True, track_running_stats=True, dtype=dtype)
+    randomize_params(layer, r)
+    rm, rv = np.zeros(3), np.ones(3)
+    for _ in range(3):
+        x = ref.offset_randn(r, (4, 3, 2, 5), dtype).astype(np.float64)
+        layer(x.astype(dtype))
+        inst_mean = x.mean(axis=(2, 3))
+        inst_var = x.reshape(4, 3, -1).var(axis=2, ddof=1)
+        rm = 0.8 * rm + 0.2 * inst_mean.mean(axis=0)
+        rv = 0.8 * rv + 0.2 * inst_var.mean(axis=0)
+    tol = dict(rtol=1e-5) if dtype == np.float32 else dict(rtol=1e-10)
+    np.testing.assert_allclose(layer.running_mean, rm, **tol)
+    np.testing.assert_allclose(layer.running_var, rv, **tol)
+    assert sorted(layer.state_dict()) == ["bias", "num_batches_tracked", "running_mean", "running_var", "weight"]
+    layer.eval()
+    x = ref.offset_randn(r, (2, 3, 2, 5), dtype)
+    c = (1, -1, 1, 1)
+    w, b = layer.weight.data.astype(np.float64), layer.bias.data.astype(np.float64)
+    expected = ((x - layer.running_mean.reshape(c)) / np.sqrt(layer.running_var.reshape(c).astype(np.float64) + 1e-5)
+                * w.reshape(c) + b.reshape(c))
+    np.testing.assert_allclose(layer(x), expected, **TOL[dtype])
+    if dtype == np.float64:
+        assert gradcheck(layer, x)  # evaluation: the running estimates are constants
+        layer.train()
+        assert gradcheck(layer, x)
+
+
+def test_instance_norm_running_stats_torch_cross_check():
+    torch = pytest.importorskip("torch")
+    r = rng(20)
+    layer = nn.InstanceNorm1d(3, track_running_stats=True, affine=True, dtype=np.float64)
+    tl = torch.nn.InstanceNorm1d(3, track_running_stats=True, affine=True).double()
+    for _ in range(2):
+        x = ref.offset_randn(r, (4, 3, 6))
+        layer(x)
+        tl(torch.from_numpy(x))
+    np.testing.assert_allclose(layer.running_mean, tl.running_mean.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(layer.running_var, tl.running_var.numpy(), rtol=1e-10)
+    layer.eval()
+    tl.eval()
+    x = ref.offset_randn(r, (2, 3, 6))
+    dy = r.standard_normal(x.shape)
+    tx = torch.from_numpy(x).requires_grad_()
+    ty = tl(tx)
+    ty.backward(torch.from_numpy(dy))
+    np.testing.assert_allclose(layer(x), ty.detach().numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(layer.backward(dy), tx.grad.numpy(), rtol=1e-10, atol=1e-10)
 
 
 # ---- BatchNorm2d --------------------------------------------------------------------------

@@ -639,9 +639,18 @@ class GroupNorm(Module):
 
 
 class _InstanceNorm(GroupNorm):
-    """Instance normalization: each (sample, channel) normalized over its positions, i.e.
-    GroupNorm with one group per channel. PyTorch's defaults: ``affine=False``,
-    ``track_running_stats=False``; unbatched input (C, *) is accepted too."""
+    """Instance normalization: each (sample, channel) normalized over its positions by its
+    own mean and biased variance, i.e. GroupNorm with one group per channel (its kernel
+    runs it). PyTorch's defaults: ``affine=False``, ``track_running_stats=False``;
+    unbatched input (C, *) is accepted too.
+
+    ``track_running_stats=True`` keeps ``running_mean``/``running_var`` as PyTorch does:
+    in training they move (momentum m) towards the batch average of the instance means
+    and of the instance unbiased variances, and evaluation normalizes every instance with
+    them. A channel whose statistics are not finite keeps its running estimates (as
+    BatchNorm). As in PyTorch, ``num_batches_tracked`` is kept for the state dict but not
+    counted, and ``momentum=None`` means no update.
+    """
 
     _spatial = 1
 
@@ -649,12 +658,22 @@ class _InstanceNorm(GroupNorm):
                  track_running_stats=False, dtype=np.float32):
         num_features = _positive_int(num_features, "num_features")
         super().__init__(num_features, num_features, eps=eps, affine=affine, dtype=dtype)
-        if track_running_stats:
-            raise NotImplementedError(f"{type(self).__name__}: track_running_stats=True is not "
-                                      "supported (running estimates of instance statistics)")
+        if momentum is not None:
+            momentum = F._real(momentum, "momentum")
+            if not 0.0 <= momentum <= 1.0:
+                raise ValueError(f"momentum must be in [0, 1] or None, got {momentum}")
         self.num_features = num_features
         self.momentum = momentum
-        self.track_running_stats = False
+        self.track_running_stats = bool(track_running_stats)
+        C = num_features
+        if self.track_running_stats:
+            self.register_buffer("running_mean", np.zeros(C, dtype=self.dtype))
+            self.register_buffer("running_var", np.ones(C, dtype=self.dtype))
+            self.register_buffer("num_batches_tracked", np.zeros((), dtype=np.int64))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
 
     def _check_input(self, x):
         want = self._spatial + 2
@@ -663,20 +682,78 @@ class _InstanceNorm(GroupNorm):
                              f"{want} dimensions (N, {self.num_features}, ...) or {want - 1} "
                              f"(unbatched), got shape {x.shape}")
 
+    def _update_running_stats(self, mean, rstd, S):
+        # instance variances from rstd = 1 / sqrt(var + eps), in float64
+        var = np.maximum(1.0 / np.square(rstd.astype(np.float64)) - self.eps, 0.0) * (S / (S - 1))
+        batch_mean = mean.astype(np.float64).mean(axis=0)
+        batch_var = var.mean(axis=0)
+        finite = np.isfinite(batch_mean) & np.isfinite(batch_var)
+        m = self.momentum
+        np.copyto(self.running_mean, (1 - m) * self.running_mean.astype(np.float64) + m * batch_mean,
+                  casting="unsafe", where=finite)
+        np.copyto(self.running_var, (1 - m) * self.running_var.astype(np.float64) + m * batch_var,
+                  casting="unsafe", where=finite)
+        if not finite.all():
+            warnings.warn(f"{type(self).__name__}: statistics of {int((~finite).sum())} channel(s) "
+                          "are not finite; their running estimates were not updated",
+                          RuntimeWarning, stacklevel=3)
+
     def forward(self, x):
-        x = np.asarray(x) if not isinstance(x, np.ndarray) else x
+        name = type(self).__name__
+        x = F._as_float_array(x, "x", self.dtype, f"the dtype of {name}'s parameters")
         unbatched = x.ndim == self._spatial + 1
-        y = super().forward(x[np.newaxis] if unbatched else x)
-        self._unbatched = unbatched
+        if unbatched:
+            x = x[np.newaxis]
+        self._check_input(x)
+        N, C = x.shape[:2]
+        S = math.prod(x.shape[2:])
+        weight = None if self.weight is None else self.weight.data
+        bias = None if self.bias is None else self.bias.data
+        use_input_stats = self.training or not self.track_running_stats
+        if use_input_stats:
+            if S == 1:
+                raise ValueError(f"{name}: expected more than 1 spatial element when normalizing "
+                                 f"with the input's statistics, got input size {x.shape}")
+            y, mean, rstd = F.group_norm(x, C, weight, bias, self.eps)
+            if (self.training and self.track_running_stats and self.momentum is not None
+                    and N * S > 0):
+                self._update_running_stats(mean, rstd, S)
+            self._ctx = (unbatched, x, mean, rstd, True)
+        else:  # every instance normalized with the running estimates, as batch norm in eval
+            x3 = x.reshape(N, C, S)
+            y, mean, rstd = F.batch_norm(x3, self.running_mean, self.running_var, weight, bias,
+                                         training=False, eps=self.eps)
+            y = y.reshape(x.shape)
+            self._ctx = (unbatched, x, mean, rstd, False)
         return y[0] if unbatched else y
 
     def backward(self, dy):
-        if getattr(self, "_unbatched", False):
-            return super().backward(np.asarray(dy)[np.newaxis])[0]
-        return super().backward(dy)
+        ((unbatched, x, mean, rstd, use_input_stats),) = self._cached("_ctx")
+        name = type(self).__name__
+        dy = F._as_float_array(dy, "dy", self.dtype, f"the dtype of {name}'s parameters")
+        if unbatched:
+            dy = dy[np.newaxis]
+        if dy.shape != x.shape:
+            raise ValueError(f"{name}.backward: dy has shape {dy.shape[unbatched:]}, "
+                             f"expected {x.shape[unbatched:]}")
+        weight = None if self.weight is None else self.weight.data
+        dweight = None if self.weight is None else self.weight.grad
+        dbias = None if self.bias is None else self.bias.grad
+        if use_input_stats:
+            dx, _, _ = F.group_norm_backward(dy, x, mean, rstd, weight, has_bias=self.bias is not None,
+                                             dweight=dweight, dbias=dbias)
+        else:
+            N, C = x.shape[:2]
+            x3 = x.reshape(N, C, math.prod(x.shape[2:]))
+            dx, _, _ = F.batch_norm_backward(dy.reshape(x3.shape), x3, mean, rstd, weight,
+                                             training=False, has_bias=self.bias is not None,
+                                             dweight=dweight, dbias=dbias)
+            dx = dx.reshape(x.shape)
+        return dx[0] if unbatched else dx
 
     def extra_repr(self):
-        return f"{self.num_features}, eps={self.eps}, affine={self.affine}, track_running_stats=False"
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")
 
 
 class InstanceNorm1d(_InstanceNorm):
