@@ -134,3 +134,11 @@ def test_float32_module_is_refused():
         gradcheck(nn.LayerNorm(3), np.ones((2, 3)))
     with pytest.raises(TypeError):
         gradcheck(42, np.ones(3))
+
+
+def test_module_with_a_scalar_output_and_integer_labels():
+    r = np.random.default_rng(6)
+    logits = 3 * r.standard_normal((5, 4))
+    labels = np.array([0, 3, 1, 1, 2])
+    report = check_gradients(nn.SoftmaxLoss(), (logits, labels))
+    assert report.ok and [e.name for e in report.entries] == ["input 0"]

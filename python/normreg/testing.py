@@ -137,7 +137,8 @@ class _ModuleTarget:
         self.module(*inputs)
         for _, p in self.named:
             p.grad[...] = 0
-        dx = self.module.backward(dy)
+        # a scalar output (a loss) takes its upstream gradient as a Python float
+        dx = self.module.backward(float(dy) if dy.ndim == 0 else dy)
         dxs = dx if isinstance(dx, tuple) else (dx,)
         return list(dxs), [p.grad.copy() for _, p in self.named]
 
