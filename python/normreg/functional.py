@@ -177,9 +177,14 @@ def _normalized_shape(normalized_shape):
     if isinstance(normalized_shape, (numbers.Integral, np.integer)):
         normalized_shape = (normalized_shape,)
     try:
-        shape = tuple(int(d) for d in normalized_shape)
+        dims = tuple(normalized_shape)
     except TypeError:
-        raise TypeError(f"normalized_shape must be an int or a sequence of ints, got {normalized_shape!r}") from None
+        dims = None
+    if (dims is None or isinstance(normalized_shape, (str, bytes))
+            or not all(isinstance(d, (numbers.Integral, np.integer)) and not isinstance(d, (bool, np.bool_))
+                       for d in dims)):
+        raise TypeError(f"normalized_shape must be an int or a sequence of ints, got {normalized_shape!r}")
+    shape = tuple(int(d) for d in dims)
     if any(d < 0 for d in shape):
         raise ValueError(f"normalized_shape must not be negative, got {shape}")
     return shape
