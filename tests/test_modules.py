@@ -209,8 +209,12 @@ def test_threads_setting():
     try:
         normreg.set_num_threads(1)
         assert normreg.get_num_threads() == 1
-        with pytest.raises(TypeError, match="n"):
+        with pytest.raises(TypeError, match=r"\bn\b"):
             normreg.set_num_threads(1.5)
+        for bad in (0, -2):
+            with pytest.raises(ValueError, match=r"\bn\b"):
+                normreg.set_num_threads(bad)
+        assert normreg.get_num_threads() == 1
     finally:
         normreg.set_num_threads(n)
     assert isinstance(normreg.__version__, str)
