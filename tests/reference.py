@@ -23,8 +23,9 @@ def linear_backward(dy, x, W):
     """-> (dx, dW, db)."""
     dy, x, W = _f64(dy, x, W)
     dx = np.einsum("...o,io->...i", dy, W)
-    x2 = x.reshape(-1, W.shape[0])
-    dy2 = dy.reshape(-1, W.shape[1])
+    rows = int(np.prod(x.shape[:-1]))
+    x2 = x.reshape(rows, W.shape[0])
+    dy2 = dy.reshape(rows, W.shape[1])
     return dx, x2.T @ dy2, dy2.sum(axis=0)
 
 

@@ -165,3 +165,13 @@ def test_outputs_are_not_overwritten(rng):
     y2 = m(rng.standard_normal((3, 4)).astype(np.float32))
     np.testing.assert_array_equal(y1, c)
     assert not np.shares_memory(y1, y2)
+
+
+def test_no_rows(rng):
+    x = np.ones((0, 2, 3))
+    y, mean, rstd = F.layer_norm(x, (2, 3))
+    assert y.shape == (0, 2, 3) and mean.shape == (0,) and rstd.shape == (0,)
+    dx, dw, db = F.layer_norm_backward(x, x, mean, rstd, np.ones((2, 3)))
+    assert dx.shape == x.shape and not dw.any() and not db.any()
+    y, _, _ = F.layer_norm(np.ones((4, 0)), 0)      # an empty normalized dimension
+    assert y.shape == (4, 0)

@@ -155,3 +155,19 @@ def test_out_argument(rng):
     y = F.linear(x, W, out=out)
     assert y is out
     assert_close(out, R.linear(x, W), np.float64)
+
+
+@pytest.mark.parametrize("xshape,out", [((4, 0), 3), ((2, 3, 0), 2), ((4, 3), 0), ((0, 3), 2),
+                                        ((0, 2, 3), 2)])
+def test_empty_dimensions(rng, xshape, out):
+    x = rng.standard_normal(xshape)
+    W = rng.standard_normal((xshape[-1], out))
+    b = rng.standard_normal(out)
+    y = F.linear(x, W, b)
+    assert_close(y, R.linear(x, W, b), np.float64)
+    dy = rng.standard_normal(y.shape)
+    dx, dW, db = F.linear_backward(dy, x, W)
+    for got, want in zip((dx, dW, db), R.linear_backward(dy, x, W)):
+        assert_close(got, want, np.float64)
+    layer = nn.Linear(xshape[-1], out, dtype=np.float64)
+    assert layer(x).shape == y.shape and layer.backward(dy).shape == x.shape
