@@ -218,3 +218,24 @@ def test_threads_setting():
     finally:
         normreg.set_num_threads(n)
     assert isinstance(normreg.__version__, str)
+
+
+def test_model_on_read_only_non_contiguous_input(rng):
+    model = _mlp(np.float64)
+    base = rng.standard_normal((4, 8))
+    x = base[:, ::2]                       # (4, 4), not contiguous
+    x.flags.writeable = False
+    base_copy = base.copy()
+    normreg.manual_seed(8)
+    y = model(x)
+    dy = rng.standard_normal(y.shape)
+    dy_ro = np.asfortranarray(dy)
+    dy_ro.flags.writeable = False
+    dx = model.backward(dy_ro)
+    np.testing.assert_array_equal(base, base_copy)
+    np.testing.assert_array_equal(dy_ro, dy)
+    # the same as with a fresh contiguous copy
+    other = _mlp(np.float64)
+    normreg.manual_seed(8)
+    np.testing.assert_allclose(other(np.ascontiguousarray(x)), y, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(other.backward(dy), dx, rtol=1e-13, atol=1e-13)
