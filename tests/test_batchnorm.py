@@ -218,3 +218,20 @@ def test_outputs_are_not_overwritten(rng):
     y2 = m(rng.standard_normal((5, 4)).astype(np.float32))
     np.testing.assert_array_equal(y1, c)
     assert not np.shares_memory(y1, y2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5)])
+def test_constant_channels(rng, dtype, shape):
+    x = np.full(shape, -4.1, dtype)
+    w, b = _params(rng, shape[1], dtype, True)
+    rm, rv = np.zeros(shape[1], dtype), np.ones(shape[1], dtype)
+    y, sm, sr = F.batch_norm(x, rm, rv, w, b, training=True)
+    ry, rrm, rrv, _, rrstd = R.batch_norm_train(x, w, b, np.zeros(shape[1]), np.ones(shape[1]))
+    assert_close(y, ry, dtype)
+    assert_close(rv, rrv, dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    dx, _, _ = F.batch_norm_backward(dy, x, sm, sr, w)
+    rdx = R.batch_norm_train_backward(dy, x, w)[0]
+    assert np.isfinite(dx).all()
+    assert_close(dx, rdx, dtype, scale=np.abs(rdx).max())

@@ -175,3 +175,19 @@ def test_no_rows(rng):
     assert dx.shape == x.shape and not dw.any() and not db.any()
     y, _, _ = F.layer_norm(np.ones((4, 0)), 0)      # an empty normalized dimension
     assert y.shape == (4, 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_constant_rows(rng, dtype):
+    # zero variance: rstd = 1/sqrt(eps), y = bias, finite gradients
+    x = np.full((3, 5), 7.3, dtype)
+    w, b = _params(rng, (5,), dtype, True)
+    y, mean, rstd = F.layer_norm(x, 5, w, b)
+    ry, _, rrstd = R.layer_norm(x, (5,), w, b)
+    assert_close(y, ry, dtype)
+    assert_close(rstd, rrstd, dtype, scale=rrstd.max())
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    dx, _, _ = F.layer_norm_backward(dy, x, mean, rstd, w)
+    rdx = R.layer_norm_backward(dy, x, (5,), w)[0]
+    assert np.isfinite(dx).all()
+    assert_close(dx, rdx, dtype, scale=np.abs(rdx).max())

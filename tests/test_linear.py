@@ -15,6 +15,7 @@ SHAPES = [  # (x shape, out_features)
     ((6, 5), 1),      # one output feature
     ((2, 3, 8), 5),   # (B, T, D)
     ((64, 48), 40),
+    ((7,), 3),        # a single sample without a batch dimension
 ]
 
 
