@@ -108,7 +108,9 @@ def test_named_parameters_and_state_dict_round_trip(rng):
     model(rng.standard_normal((8, 4)).astype(np.float32))        # moves running stats
     state = model.state_dict()
     assert isinstance(state, collections.OrderedDict)
-    assert list(state) == names + ["1.running_mean", "1.running_var", "1.num_batches_tracked"]
+    # PyTorch's order: each module's parameters, then its buffers
+    assert list(state) == ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean",
+                           "1.running_var", "1.num_batches_tracked", "4.weight", "4.bias"]
     assert int(state["1.num_batches_tracked"]) == 1
     # copies, not views
     state["0.weight"][...] = 0
