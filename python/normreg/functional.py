@@ -20,7 +20,7 @@ import numbers
 import numpy as np
 
 from . import _C
-from .random import default_generator
+from .random import Generator, default_generator
 
 __all__ = [
     "linear", "linear_backward",
@@ -87,6 +87,15 @@ def _eps(eps):
     if not eps >= 0.0:
         raise ValueError(f"eps must be >= 0, got {eps}")
     return eps
+
+
+def _generator(generator):
+    """``generator`` (a :class:`normreg.Generator`), or the default one for None."""
+    if generator is None:
+        return default_generator
+    if not isinstance(generator, Generator):
+        raise TypeError(f"generator must be a normreg.Generator or None, got {type(generator).__name__}")
+    return generator
 
 
 def _accumulator(acc, name, shape, dtype):
@@ -380,7 +389,7 @@ def dropout(x, p=0.5, training=True, *, generator=None, out=None):
     p = _probability(p)
     if not training or p == 0.0:
         return x, None
-    gen = default_generator if generator is None else generator
+    gen = _generator(generator)
     return _C.dropout_forward(x, p, gen.initial_seed(), gen.next_offset(), out)
 
 

@@ -248,7 +248,7 @@ class Linear(Module):
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator=None):
-        rng = (default_generator if generator is None else generator).numpy()
+        rng = F._generator(generator).numpy()
         bound = 1.0 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
         self.weight.data[...] = rng.uniform(-bound, bound, self.weight.shape)
         if self.bias is not None:
@@ -420,7 +420,7 @@ class Dropout(Module):
     def __init__(self, p=0.5, generator=None):
         super().__init__()
         self.p = F._probability(p)
-        self.generator = generator
+        self.generator = None if generator is None else F._generator(generator)
 
     def forward(self, x):
         y, mask = F.dropout(x, self.p, self.training, generator=self.generator)
@@ -505,6 +505,8 @@ class Flatten(Module):
 
     def __init__(self, start_dim=1):
         super().__init__()
+        if isinstance(start_dim, bool) or not isinstance(start_dim, (int, np.integer)):
+            raise TypeError(f"start_dim must be an int, got {type(start_dim).__name__}")
         self.start_dim = int(start_dim)
 
     def forward(self, x):
