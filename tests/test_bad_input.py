@@ -232,6 +232,17 @@ def test_module_constructor_errors():
         nn.Sequential(nn.ReLU(), np.ones(3))
     with pytest.raises(TypeError, match="seed"):
         normreg.manual_seed(1.5)
+    with pytest.raises(TypeError, match="generator"):
+        nn.Dropout(0.5, generator=5)
+    with pytest.raises(TypeError, match="generator"):
+        nn.Linear(3, 2, generator="seed")
+    with pytest.raises(TypeError, match="start_dim"):
+        nn.Flatten("a")
+
+
+def test_functional_generator_must_be_a_generator():
+    with pytest.raises(TypeError, match="generator"):
+        F.dropout(a((4, 3)), 0.5, generator=np.random.default_rng(0))
 
 
 def test_nothing_crashes_on_odd_arrays():
