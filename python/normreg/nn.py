@@ -256,6 +256,7 @@ class Linear(Module):
         fan_in = in_features), and the bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
         Draws from ``generator`` (default: normreg's default generator)."""
         from . import init  # init imports this module
+        F._generator(generator)  # TypeError naming it, even when nothing is drawn
         if self.weight.data.size:
             init.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=generator)
         if self.bias is not None:
@@ -788,7 +789,7 @@ class Dropout(Module):
         self.p = F._probability(p)
         self.p_is_keep_prob = bool(conventions.resolve(convention, "dropout_p_is_keep_prob",
                                                        p_is_keep_prob))
-        self.generator = generator
+        self.generator = None if generator is None else F._generator(generator)
 
     @property
     def drop_prob(self):
@@ -878,6 +879,8 @@ class Flatten(Module):
 
     def __init__(self, start_dim=1):
         super().__init__()
+        if isinstance(start_dim, bool) or not isinstance(start_dim, (int, np.integer)):
+            raise TypeError(f"start_dim must be an int, got {type(start_dim).__name__}")
         self.start_dim = int(start_dim)
 
     def forward(self, x):
