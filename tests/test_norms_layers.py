@@ -470,3 +470,17 @@ def test_single_value_groups_give_the_bias():
     y, _, rstd = F.group_norm(x, 4, np.full(4, 3, np.float32), b)
     np.testing.assert_array_equal(y, np.broadcast_to(b, (2, 4)))
     np.testing.assert_allclose(rstd, 1 / np.sqrt(1e-5), rtol=1e-6)
+
+
+def test_non_contiguous_inputs_give_the_same_results():
+    r = rng(21)
+    base = ref.offset_randn(r, (5, 4, 6), np.float32)
+    views = [base.transpose(0, 2, 1), np.asfortranarray(base.transpose(0, 2, 1)), base[:, ::-1, ::2].transpose(0, 2, 1)]
+    for x in views:
+        xc = np.ascontiguousarray(x)
+        for make in (lambda: nn.RMSNorm(x.shape[-1]), lambda: nn.GroupNorm(1, x.shape[1]),
+                     lambda: nn.InstanceNorm1d(x.shape[1])):
+            a, b = make(), make()
+            np.testing.assert_array_equal(a(x), b(xc))
+            dy = r.standard_normal(x.shape).astype(np.float32)
+            np.testing.assert_array_equal(a.backward(dy.T.copy().T), b.backward(dy))
