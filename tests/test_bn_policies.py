@@ -162,3 +162,13 @@ def test_failed_forward_keeps_state_intact():
         bn(np.ones((4, 3), dtype=np.float32))
     for k, v in bn.state_dict().items():
         np.testing.assert_array_equal(v, state[k], err_msg=k)
+
+
+def test_instance_norm_running_stats_skip_non_finite_channels():
+    layer = nn.InstanceNorm1d(3, track_running_stats=True, dtype=np.float64)
+    x = rng(7).standard_normal((4, 3, 5)) + 2
+    x[1, 2, 3] = np.nan
+    with pytest.warns(RuntimeWarning, match="1 channel"):
+        layer(x)
+    assert layer.running_mean[2] == 0.0 and layer.running_var[2] == 1.0
+    assert np.all(layer.running_mean[:2] != 0.0)
