@@ -172,3 +172,23 @@ def test_instance_norm_running_stats_skip_non_finite_channels():
         layer(x)
     assert layer.running_mean[2] == 0.0 and layer.running_var[2] == 1.0
     assert np.all(layer.running_mean[:2] != 0.0)
+
+
+@pytest.mark.parametrize("convention", ["torch", "needle", "cs231n"])
+@pytest.mark.parametrize("momentum", ["default", None])
+def test_non_finite_policy_under_every_convention(convention, momentum):
+    kw = {} if momentum == "default" else {"momentum": None}
+    x = rng(8).standard_normal((6, 3, 2)) * 2 + 1
+    bad = x.copy()
+    bad[0, 1, 1] = np.inf
+    a = nn.BatchNorm1d(3, convention=convention, dtype=np.float64, **kw)
+    b = nn.BatchNorm1d(3, convention=convention, dtype=np.float64, **kw)
+    start_var = a.running_var.copy()
+    for _ in range(2):
+        with pytest.warns(RuntimeWarning):
+            a(bad)
+        b(x)
+    keep = [0, 2]
+    np.testing.assert_array_equal(a.running_mean[keep], b.running_mean[keep])
+    np.testing.assert_array_equal(a.running_var[keep], b.running_var[keep])
+    assert a.running_mean[1] == 0.0 and a.running_var[1] == start_var[1]

@@ -414,8 +414,8 @@ class _BatchNorm(Module):
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)
             self.register_buffer("num_batches_tracked", None)
-        # The kernel writes the batch mean and unbiased variance here (momentum 1 into zeros);
-        # the running update then costs O(C), with no second pass over the input.
+        # Scratch for the running update (see _forward_train_update): O(C) work, no second
+        # pass over the input.
         self._batch_mean = np.zeros(C, dtype=self.dtype)
         self._batch_var = np.zeros(C, dtype=self.dtype)
 
@@ -440,22 +440,44 @@ class _BatchNorm(Module):
             return 1.0 / float(self.num_batches_tracked + 1)
         return self.momentum if self.momentum_style == "torch" else 1.0 - self.momentum
 
-    def _update_running_stats(self, count):
-        mean = self._batch_mean.astype(np.float64)
-        var = self._batch_var.astype(np.float64)  # unbiased, from the kernel
-        if self.running_var_estimator == "biased":
-            var *= (count - 1) / count
+    def _forward_train_update(self, x3, weight, bias):
+        """The training forward and the running update of this layer's convention, with
+        the non-finite policy; O(C) work besides the kernel's, no second pass over x3."""
+        N, C, L = x3.shape
         w = self._new_weight()
-        finite = np.isfinite(mean) & np.isfinite(var)
-        new_mean = (1.0 - w) * self.running_mean.astype(np.float64) + w * mean
-        new_var = (1.0 - w) * self.running_var.astype(np.float64) + w * var
-        np.copyto(self.running_mean, new_mean, casting="unsafe", where=finite)
-        np.copyto(self.running_var, new_var, casting="unsafe", where=finite)
+        rm, rv = self.running_mean, self.running_var
+        if self.running_var_estimator == "unbiased":
+            # PyTorch's rule (either momentum style is a weight w of the batch statistic):
+            # the kernel updates rm, rv in place; a channel it made non-finite is put back.
+            np.copyto(self._batch_mean, rm)
+            np.copyto(self._batch_var, rv)
+            out = F.batch_norm(x3, rm, rv, weight, bias, training=True, momentum=w, eps=self.eps)
+            skipped = 0
+            if not math.isfinite(float(rm.sum()) + float(rv.sum())):
+                was_finite = np.isfinite(self._batch_mean) & np.isfinite(self._batch_var)
+                bad = was_finite & ~(np.isfinite(rm) & np.isfinite(rv))
+                np.copyto(rm, self._batch_mean, where=bad)
+                np.copyto(rv, self._batch_var, where=bad)
+                skipped = int(bad.sum())
+        else:
+            # The kernel writes the batch mean and unbiased variance into the scratch buffers
+            # (momentum 1 into zeros); the biased variance and the update follow in float64.
+            self._batch_mean.fill(0)
+            self._batch_var.fill(0)
+            out = F.batch_norm(x3, self._batch_mean, self._batch_var, weight, bias, training=True,
+                               momentum=1.0, eps=self.eps)
+            mean = self._batch_mean.astype(np.float64)
+            var = self._batch_var.astype(np.float64) * ((N * L - 1) / (N * L))
+            finite = np.isfinite(mean) & np.isfinite(var)
+            np.copyto(rm, (1.0 - w) * rm.astype(np.float64) + w * mean, casting="unsafe", where=finite)
+            np.copyto(rv, (1.0 - w) * rv.astype(np.float64) + w * var, casting="unsafe", where=finite)
+            skipped = int(C - finite.sum())
         self.num_batches_tracked += 1
-        if not finite.all():
-            warnings.warn(f"{type(self).__name__}: batch statistics of {int((~finite).sum())} "
-                          f"channel(s) are not finite; their running estimates were not updated",
-                          RuntimeWarning, stacklevel=3)
+        if skipped:
+            warnings.warn(f"{type(self).__name__}: batch statistics of {skipped} channel(s) are not "
+                          "finite; their running estimates were not updated", RuntimeWarning,
+                          stacklevel=3)
+        return out
 
     def forward(self, x):
         name = type(self).__name__
@@ -472,11 +494,7 @@ class _BatchNorm(Module):
         weight = None if self.weight is None else self.weight.data
         bias = None if self.bias is None else self.bias.data
         if update:
-            self._batch_mean.fill(0)
-            self._batch_var.fill(0)
-            y, save_mean, save_rstd = F.batch_norm(x3, self._batch_mean, self._batch_var, weight,
-                                                   bias, training=True, momentum=1.0, eps=self.eps)
-            self._update_running_stats(N * L)
+            y, save_mean, save_rstd = self._forward_train_update(x3, weight, bias)
         elif use_batch_stats:
             y, save_mean, save_rstd = F.batch_norm(x3, None, None, weight, bias, training=True,
                                                    eps=self.eps)
