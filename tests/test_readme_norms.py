@@ -38,3 +38,4 @@ def test_readme_norms_examples_run_and_print_each_convention(capsys):
         assert line, out
         np.testing.assert_allclose(np.array(line.group(1).split(), dtype=float), values, atol=1e-4)
     assert "gradcheck passed" in out
+    assert "FAIL input 0 (4, 5): worst at index" in out  # the README's buggy module is caught
