@@ -365,8 +365,9 @@ class _BatchNorm(Module):
       a later ``model.train()`` does not undo it).
     * An empty batch (no values per channel) gives an empty output and leaves the running
       estimates and ``num_batches_tracked`` untouched; its backward adds nothing.
-    * A channel whose batch mean or variance is not finite (NaN/Inf in the input) keeps
-      its running mean and variance from before the batch (a ``RuntimeWarning`` says so);
+    * A channel whose batch mean or variance is not finite (NaN/Inf in the input, or a
+      variance beyond the dtype's range) keeps its running mean and variance from before
+      the batch (a ``RuntimeWarning`` says so);
       the other channels are updated, and ``num_batches_tracked`` counts the batch. The
       output of such a channel is not finite either: that is the input's doing.
     """
