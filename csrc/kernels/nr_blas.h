@@ -33,19 +33,30 @@ nr_gemm_threads(int64_t M, int64_t N, int64_t K, int nthreads)
     return nthreads;
 }
 
-/* Runs the statement with OpenBLAS limited to `threads`, then restores normreg's count. */
+/* Runs the statement with OpenBLAS limited to `threads`, then restores normreg's count: with
+ * the per-thread setting when the library has it, else with the global one (the bundled
+ * scipy-openblas32 declares the per-thread call but does not export it; switching the
+ * global count costs nothing measurable here). */
 #define NR_WITH_BLAS_THREADS(threads, STMT)                                                 \
     do {                                                                                    \
-        const int nr_want_ = (threads);                                                     \
-        if (NR_BLAS_THREADS_LOCAL && nr_want_ != nr_get_num_threads()) {                    \
-            NR_BLAS_THREADS_LOCAL(nr_want_);                                                \
+        const int nr_want_ = (threads), nr_have_ = nr_get_num_threads();                    \
+        if (nr_want_ != nr_have_) {                                                         \
+            if (NR_BLAS_THREADS_LOCAL) {                                                    \
+                NR_BLAS_THREADS_LOCAL(nr_want_);                                            \
+            }                                                                               \
+            else {                                                                          \
+                nr_blas_set_num_threads(nr_want_);                                          \
+            }                                                                               \
             STMT;                                                                           \
-            /* back to normreg's setting (not the value read before: concurrent callers) */ \
-            NR_BLAS_THREADS_LOCAL(nr_get_num_threads());                                    \
+            if (NR_BLAS_THREADS_LOCAL) {                                                    \
+                NR_BLAS_THREADS_LOCAL(nr_have_);                                            \
+            }                                                                               \
+            else {                                                                          \
+                nr_blas_set_num_threads(nr_have_);                                          \
+            }                                                                               \
         }                                                                                   \
         else {                                                                              \
             STMT;                                                                           \
         }                                                                                   \
     } while (0)
-
 #endif
