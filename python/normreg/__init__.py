@@ -2,7 +2,8 @@
 
 Explicit forward/backward modules (``normreg.nn``), stateless functions
 (``normreg.functional``), seeds (``normreg.manual_seed``) and threads
-(``normreg.set_num_threads``).
+(``normreg.set_num_threads``); optimizers and schedules (``normreg.optim``), initializers
+(``normreg.init``) and checkpoints (``normreg.save`` / ``normreg.load``).
 """
 __version__ = "0.1.0"
 
@@ -17,6 +18,8 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import _C
 from . import functional, nn, random
+from . import init, optim
+from .serialization import save, load, CheckpointError
 from .random import Generator, manual_seed, initial_seed, seed, default_generator
 
 
@@ -34,3 +37,4 @@ def get_num_threads():
 
 __all__ = ["functional", "nn", "random", "Generator", "manual_seed", "initial_seed", "seed",
            "default_generator", "set_num_threads", "get_num_threads", "__version__"]
+__all__ += ["init", "optim", "save", "load", "CheckpointError"]
