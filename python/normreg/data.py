@@ -20,7 +20,7 @@ import numpy as np
 
 from .random import Generator, default_generator
 
-__all__ = ["read_idx", "load_fashion_mnist", "fashion_mnist_dirs", "download_fashion_mnist",
+__all__ = ["read_idx", "load_fashion_mnist", "find_fashion_mnist", "fashion_mnist_dirs", "download_fashion_mnist",
            "DataLoader", "FASHION_MNIST_URL", "FASHION_MNIST_FILES", "FASHION_MNIST_CLASSES"]
 
 # ---- IDX ------------------------------------------------------------------------------
@@ -239,6 +239,15 @@ def _read_split(images_path, labels_path):
     x = images.reshape(images.shape[0], -1).astype(np.float32)
     x *= np.float32(1.0 / 255.0)
     return x, labels.astype(np.int64)
+
+
+def find_fashion_mnist(root=None):
+    """The first directory of the search order (see :func:`fashion_mnist_dirs`) that holds
+    the four Fashion-MNIST files, or None."""
+    for _, directory in fashion_mnist_dirs(root):
+        if _files_in(directory):
+            return directory
+    return None
 
 
 def load_fashion_mnist(root=None, download=True, progress=True):
