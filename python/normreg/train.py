@@ -365,7 +365,8 @@ def parser():
                         "--depth times (mlp) / the residual stream width (resnet)")
     m.add_argument("--depth", type=int, default=None,
                    help="hidden layers for an int --width (mlp, default 1) or residual blocks (resnet, default 3)")
-    m.add_argument("--norm", choices=["batch", "layer", "none"], default=d.norm)
+    m.add_argument("--norm", choices=["batch", "layer", "none"], default=d.norm,
+                   help="normalization after each hidden Linear: BatchNorm1d, LayerNorm or none")
     m.add_argument("--dropout", type=float, default=d.dropout, help="dropout probability (0: none)")
     m.add_argument("--init-gain", type=float, default=d.init_gain,
                    help="multiply the default initial Linear weights by this")
@@ -375,12 +376,14 @@ def parser():
                    help="learning rate (default: 0.1 for sgd, 1e-3 for adam/adamw)")
     o.add_argument("--momentum", type=_nonnegative_float, default=d.momentum, help="SGD momentum")
     o.add_argument("--no-nesterov", dest="nesterov", action="store_false",
-                   help="classical instead of Nesterov momentum")
+                   help="classical instead of Nesterov momentum (default: Nesterov)")
     o.add_argument("--weight-decay", type=_nonnegative_float, default=None,
                    help="weight decay on the weights (default: 5e-4 sgd, 0 adam, 0.05 adamw); "
                         "biases and normalization parameters are not decayed")
-    o.add_argument("--schedule", choices=["cosine", "step", "constant"], default=d.schedule)
-    o.add_argument("--warmup-epochs", type=_nonnegative_float, default=d.warmup_epochs)
+    o.add_argument("--schedule", choices=["cosine", "step", "constant"], default=d.schedule,
+                   help="learning rate per batch: cosine decay to 0, x0.1 after each third, or constant")
+    o.add_argument("--warmup-epochs", type=_nonnegative_float, default=d.warmup_epochs,
+                   help="linear warm-up from 0.1*lr over this many epochs")
     o.add_argument("--epochs", type=_positive(int), default=d.epochs)
     o.add_argument("--batch-size", type=_positive(int), default=d.batch_size)
     r = p.add_argument_group("data and run")
@@ -420,11 +423,14 @@ def main(argv=None):
         print(f"normreg-train: {exc}", file=sys.stderr)
         return 2
     out = args.out or os.path.join("runs", time.strftime("train-%Y%m%d-%H%M%S"))
+    n_train = len(data[0]) if config.train_subset is None else min(config.train_subset, len(data[0]))
+    momentum = f" momentum={config.momentum:g}" if config.optimizer == "sgd" else ""
+    threads = normreg.get_num_threads()
     print(f"normreg-train: {config.model} width={config.width} depth={config.depth} norm={config.norm} "
-          f"dropout={config.dropout} | {config.optimizer} lr={config.lr:g} momentum={config.momentum:g} "
+          f"dropout={config.dropout} | {config.optimizer} lr={config.lr:g}{momentum} "
           f"weight_decay={config.weight_decay:g} {config.schedule} | {config.epochs} epochs, "
-          f"batch {config.batch_size}, {len(data[0]) if config.train_subset is None else min(config.train_subset, len(data[0]))} "
-          f"training images, {normreg.get_num_threads()} threads -> {out}", flush=True)
+          f"batch {config.batch_size}, {n_train} training images, {threads} "
+          f"thread{'s' if threads != 1 else ''} -> {out}", flush=True)
     try:
         result = train(config, data, out_dir=out, progress=args.progress,
                        log=lambda line: print(line, flush=True))
