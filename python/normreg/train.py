@@ -3,8 +3,8 @@
 Trains an :class:`~normreg.models.MLP` or :class:`~normreg.models.MLPResNet` on
 Fashion-MNIST and writes into the output directory:
 
-* ``checkpoint.npz``: model, optimizer and scheduler state after the last epoch, written
-  atomically by :func:`normreg.save` (load it with :func:`normreg.load`);
+* ``checkpoint.npz``: model, optimizer and scheduler state and the epoch, rewritten after
+  every epoch, atomically, by :func:`normreg.save` (read it with :func:`normreg.load`);
 * ``metrics.json``: the configuration and, per epoch, the learning rate, train and test
   loss and accuracy and the seconds taken (rewritten after every epoch);
 * ``curves.png``: loss and accuracy against epochs.
@@ -79,7 +79,9 @@ class TrainConfig:
 
 
 def build_model(config, in_features, num_classes):
-    """The model ``config`` describes (MLP or MLPResNet), seeded by ``config.seed``."""
+    """The model ``config`` describes (MLP or MLPResNet). Reseeds normreg's default generator
+    with ``config.seed`` first (``normreg.manual_seed``), so initial weights and dropout masks
+    are reproducible."""
     import normreg
     from .models import MLP, MLPResNet
     normreg.manual_seed(config.seed)
@@ -157,6 +159,14 @@ def evaluate(model, x, y, batch_size=1000):
 
 def _current_lr(opt):
     return float(opt.param_groups[0]["lr"])
+
+
+def _tqdm():
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        raise ImportError("training needs tqdm and matplotlib: pip install 'normreg[train]'") from None
+    return tqdm
 
 
 def write_json(obj, path):
@@ -243,7 +253,7 @@ def train(config, data, out_dir=None, progress=None, log=print, model=None, reco
     history, steps, diverged = [], [], False
     meta = {"config": dataclasses.asdict(config), "train_size": len(x_train), "test_size": len(x_test),
             "threads": normreg.get_num_threads(), "normreg_version": normreg.__version__}
-    from tqdm.auto import tqdm
+    tqdm = _tqdm()
     step = 0
     window = []
     if record_every is None:
