@@ -19,7 +19,7 @@ import numbers
 import numpy as np
 
 from . import _C
-from .random import default_generator
+from .random import Generator, default_generator
 
 __all__ = [
     "linear", "linear_backward",
@@ -88,6 +88,28 @@ def _eps(eps):
     return eps
 
 
+def _check_out(out, shape, dtype):
+    """``out`` checked before anything is computed or drawn: an ndarray of the output's
+    dtype and shape, C-contiguous, aligned and writeable (a reshaped copy would leave the
+    caller's array unwritten)."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray or None, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"out has dtype {out.dtype}, expected {np.dtype(dtype)}")
+    _check_shape(out, "out", shape, "the output's shape")
+    if not (out.flags.c_contiguous and out.flags.aligned and out.flags.writeable):
+        raise ValueError("out is written in place and must be C-contiguous, aligned and writeable")
+    return out
+
+
+def _rows(shape):
+    """The number of rows of ``shape`` flattened to 2-D (exact for empty shapes too)."""
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
 def _accumulator(acc, name, shape, dtype):
     """The array a parameter gradient is added into: ``acc`` (checked) or fresh zeros."""
     if acc is None:
@@ -120,13 +142,14 @@ def linear(x, weight, bias=None, *, out=None):
     if bias is not None:
         _check_shape(bias, "bias", (weight.shape[1],), "out_features of weight")
     lead = x.shape[:-1]
+    M = _rows(lead)
     out2d = None
     if out is not None:
-        _check_shape(out, "out", lead + (weight.shape[1],), "the output's shape")
+        _check_out(out, lead + (weight.shape[1],), x.dtype)
         if np.may_share_memory(out, x) or np.may_share_memory(out, weight):
             raise ValueError("out must not overlap x or weight")
-        out2d = out.reshape(-1, weight.shape[1])
-    y = _C.linear_forward(x.reshape(-1, weight.shape[0]), weight, bias, out2d)
+        out2d = out.reshape(M, weight.shape[1])
+    y = _C.linear_forward(x.reshape(M, weight.shape[0]), weight, bias, out2d)
     return out if out is not None else y.reshape(lead + (weight.shape[1],))
 
 
@@ -146,7 +169,8 @@ def linear_backward(dy, x, weight, *, has_bias=True, need_dx=True, dweight=None,
     _check_shape(dy, "dy", x.shape[:-1] + (weight.shape[1],), "the shape of linear's output")
     dweight = _accumulator(dweight, "dweight", weight.shape, x.dtype)
     dbias = _accumulator(dbias, "dbias", (weight.shape[1],), x.dtype) if has_bias else None
-    dx = _C.linear_backward(dy.reshape(-1, weight.shape[1]), x.reshape(-1, weight.shape[0]),
+    M = _rows(x.shape[:-1])
+    dx = _C.linear_backward(dy.reshape(M, weight.shape[1]), x.reshape(M, weight.shape[0]),
                             weight, None, dweight, dbias, bool(need_dx))
     if dx is not None:
         dx = dx.reshape(x.shape)
@@ -207,11 +231,11 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, out=Non
         _check_shape(bias, "bias", shape, "normalized_shape")
     lead = x.shape[:x.ndim - k]
     D = int(np.prod(shape))
+    M = _rows(lead)
     if out is not None:
-        _check_shape(out, "out", x.shape, "the shape of x")
-        out = out.reshape(-1, D)
+        out = _check_out(out, x.shape, x.dtype).reshape(M, D)
     y, mean, rstd = _C.layer_norm_forward(
-        x.reshape(-1, D), None if weight is None else weight.reshape(D),
+        x.reshape(M, D), None if weight is None else weight.reshape(D),
         None if bias is None else bias.reshape(D), eps, out)
     return y.reshape(x.shape), mean.reshape(lead), rstd.reshape(lead)
 
@@ -245,7 +269,8 @@ def layer_norm_backward(dy, x, mean, rstd, weight=None, *, has_bias=None, dweigh
         dweight = None
     dbias = _accumulator(dbias, "dbias", shape, x.dtype) if has_bias else None
     dx = _C.layer_norm_backward(
-        dy.reshape(-1, D), x.reshape(-1, D), mean.reshape(-1), rstd.reshape(-1),
+        dy.reshape(_rows(mean.shape), D), x.reshape(_rows(mean.shape), D), mean.reshape(-1),
+        rstd.reshape(-1),
         None if weight is None else weight.reshape(D),
         None if dweight is None else dweight.reshape(D),
         None if dbias is None else dbias.reshape(D), None)
@@ -293,13 +318,14 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         raise ValueError("batch_norm in evaluation needs running_mean and running_var")
     if training and not 0.0 <= momentum <= 1.0:
         raise ValueError(f"momentum must be in [0, 1], got {momentum}")
+    if out is not None:
+        _check_out(out, x.shape, x.dtype)
     if N == 0:
         nan = np.full(C, np.nan, dtype=x.dtype)
         return np.empty_like(x) if out is None else out, nan, nan.copy()
     if training and N * L <= 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input size {x.shape}")
     if out is not None:
-        _check_shape(out, "out", x.shape, "the shape of x")
         out = out.reshape(x3.shape)
     y, save_mean, save_rstd = _C.batch_norm_forward(x3, weight, bias, rm, rv, training,
                                                     momentum, eps, out)
@@ -370,7 +396,11 @@ def dropout(x, p=0.5, training=True, *, generator=None, out=None):
     p = _probability(p)
     if not training or p == 0.0:
         return x, None
+    if out is not None:  # checked before the generator's counter advances
+        _check_out(out, x.shape, x.dtype)
     gen = default_generator if generator is None else generator
+    if not isinstance(gen, Generator):
+        raise TypeError(f"generator must be a normreg.Generator or None, got {type(gen).__name__}")
     return _C.dropout_forward(x, p, gen.initial_seed(), gen.next_offset(), out)
 
 
@@ -400,7 +430,7 @@ def _labels(labels, batch):
         raise TypeError(f"labels must be integers, got dtype {labels.dtype}")
     if labels.shape != (batch,):
         raise ValueError(f"labels must have shape ({batch},) to match logits, got {labels.shape}")
-    return np.ascontiguousarray(labels, dtype=np.int64)
+    return np.require(labels, np.int64, "CA")  # C-contiguous, aligned, native int64
 
 
 def _logits(logits):
