@@ -14,6 +14,7 @@ returns the input gradient. Conventions (as the kernels, see ``csrc/kernels``):
 * ``out=``: an optional C-contiguous array of the output's shape and dtype to write
   the result into; it is returned.
 """
+import math
 import numbers
 
 import numpy as np
@@ -102,12 +103,13 @@ def _check_out(out, shape, dtype):
     return out
 
 
-def _rows(shape):
-    """The number of rows of ``shape`` flattened to 2-D (exact for empty shapes too)."""
-    n = 1
-    for s in shape:
-        n *= s
-    return n
+def _generator(generator):
+    """``generator`` (a :class:`normreg.Generator`), or the default one for None."""
+    if generator is None:
+        return default_generator
+    if not isinstance(generator, Generator):
+        raise TypeError(f"generator must be a normreg.Generator or None, got {type(generator).__name__}")
+    return generator
 
 
 def _accumulator(acc, name, shape, dtype):
@@ -142,14 +144,14 @@ def linear(x, weight, bias=None, *, out=None):
     if bias is not None:
         _check_shape(bias, "bias", (weight.shape[1],), "out_features of weight")
     lead = x.shape[:-1]
-    M = _rows(lead)
+    rows = math.prod(lead)  # explicit: reshape(-1, 0) is ambiguous for in_features == 0
     out2d = None
     if out is not None:
         _check_out(out, lead + (weight.shape[1],), x.dtype)
         if np.may_share_memory(out, x) or np.may_share_memory(out, weight):
             raise ValueError("out must not overlap x or weight")
-        out2d = out.reshape(M, weight.shape[1])
-    y = _C.linear_forward(x.reshape(M, weight.shape[0]), weight, bias, out2d)
+        out2d = out.reshape(rows, weight.shape[1])
+    y = _C.linear_forward(x.reshape(rows, weight.shape[0]), weight, bias, out2d)
     return out if out is not None else y.reshape(lead + (weight.shape[1],))
 
 
@@ -169,8 +171,8 @@ def linear_backward(dy, x, weight, *, has_bias=True, need_dx=True, dweight=None,
     _check_shape(dy, "dy", x.shape[:-1] + (weight.shape[1],), "the shape of linear's output")
     dweight = _accumulator(dweight, "dweight", weight.shape, x.dtype)
     dbias = _accumulator(dbias, "dbias", (weight.shape[1],), x.dtype) if has_bias else None
-    M = _rows(x.shape[:-1])
-    dx = _C.linear_backward(dy.reshape(M, weight.shape[1]), x.reshape(M, weight.shape[0]),
+    rows = math.prod(x.shape[:-1])
+    dx = _C.linear_backward(dy.reshape(rows, weight.shape[1]), x.reshape(rows, weight.shape[0]),
                             weight, None, dweight, dbias, bool(need_dx))
     if dx is not None:
         dx = dx.reshape(x.shape)
@@ -201,9 +203,14 @@ def _normalized_shape(normalized_shape):
     if isinstance(normalized_shape, (numbers.Integral, np.integer)):
         normalized_shape = (normalized_shape,)
     try:
-        shape = tuple(int(d) for d in normalized_shape)
+        dims = tuple(normalized_shape)
     except TypeError:
-        raise TypeError(f"normalized_shape must be an int or a sequence of ints, got {normalized_shape!r}") from None
+        dims = None
+    if (dims is None or isinstance(normalized_shape, (str, bytes))
+            or not all(isinstance(d, (numbers.Integral, np.integer)) and not isinstance(d, (bool, np.bool_))
+                       for d in dims)):
+        raise TypeError(f"normalized_shape must be an int or a sequence of ints, got {normalized_shape!r}")
+    shape = tuple(int(d) for d in dims)
     if any(d < 0 for d in shape):
         raise ValueError(f"normalized_shape must not be negative, got {shape}")
     return shape
@@ -230,12 +237,12 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, out=Non
     if bias is not None:
         _check_shape(bias, "bias", shape, "normalized_shape")
     lead = x.shape[:x.ndim - k]
-    D = int(np.prod(shape))
-    M = _rows(lead)
+    D = math.prod(shape)
+    rows = math.prod(lead)  # explicit: reshape(-1, 0) is ambiguous for an empty shape
     if out is not None:
-        out = _check_out(out, x.shape, x.dtype).reshape(M, D)
+        out = _check_out(out, x.shape, x.dtype).reshape(rows, D)
     y, mean, rstd = _C.layer_norm_forward(
-        x.reshape(M, D), None if weight is None else weight.reshape(D),
+        x.reshape(rows, D), None if weight is None else weight.reshape(D),
         None if bias is None else bias.reshape(D), eps, out)
     return y.reshape(x.shape), mean.reshape(lead), rstd.reshape(lead)
 
@@ -259,7 +266,8 @@ def layer_norm_backward(dy, x, mean, rstd, weight=None, *, has_bias=None, dweigh
         raise ValueError(f"mean of shape {mean.shape} does not match x of shape {x.shape}")
     _check_shape(rstd, "rstd", mean.shape, "the shape of mean")
     shape = x.shape[mean.ndim:]
-    D = int(np.prod(shape))
+    D = math.prod(shape)
+    rows = mean.size
     if has_bias is None:
         has_bias = weight is not None
     if weight is not None:
@@ -269,8 +277,7 @@ def layer_norm_backward(dy, x, mean, rstd, weight=None, *, has_bias=None, dweigh
         dweight = None
     dbias = _accumulator(dbias, "dbias", shape, x.dtype) if has_bias else None
     dx = _C.layer_norm_backward(
-        dy.reshape(_rows(mean.shape), D), x.reshape(_rows(mean.shape), D), mean.reshape(-1),
-        rstd.reshape(-1),
+        dy.reshape(rows, D), x.reshape(rows, D), mean.reshape(-1), rstd.reshape(-1),
         None if weight is None else weight.reshape(D),
         None if dweight is None else dweight.reshape(D),
         None if dbias is None else dbias.reshape(D), None)
@@ -398,9 +405,7 @@ def dropout(x, p=0.5, training=True, *, generator=None, out=None):
         return x, None
     if out is not None:  # checked before the generator's counter advances
         _check_out(out, x.shape, x.dtype)
-    gen = default_generator if generator is None else generator
-    if not isinstance(gen, Generator):
-        raise TypeError(f"generator must be a normreg.Generator or None, got {type(gen).__name__}")
+    gen = _generator(generator)
     return _C.dropout_forward(x, p, gen.initial_seed(), gen.next_offset(), out)
 
 
@@ -458,3 +463,83 @@ def cross_entropy_backward(logits, labels, lse, dloss=1.0, *, out=None):
     lse = _as_float_array(lse, "lse", logits.dtype, "the dtype of logits")
     _check_shape(lse, "lse", (logits.shape[0],), "the rows of logits")
     return _C.cross_entropy_backward(logits, labels, lse, _real(dloss, "dloss"), out)
+
+
+# ---- optimizer updates ----------------------------------------------------------------
+# In-place steps on a parameter array and its state, one fused C pass each (normreg.optim
+# validates the hyperparameters and keeps the state; these check the arrays).
+
+__all__ += ["sgd_step_", "adam_step_"]
+
+
+def _param_array(param):
+    if not isinstance(param, np.ndarray):
+        raise TypeError(f"param must be a numpy.ndarray, not {type(param).__name__}")
+    if param.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"param must have dtype float32 or float64, got {param.dtype}")
+    if not (param.flags.c_contiguous and param.flags.aligned and param.flags.writeable
+            and param.dtype.isnative):
+        raise ValueError("param is updated in place and must be C-contiguous, aligned and writeable")
+    return param
+
+
+def _state_array(buf, name, param):
+    if buf is None:
+        return None
+    if not isinstance(buf, np.ndarray) or buf.dtype != param.dtype:
+        raise TypeError(f"{name} must be a {param.dtype} ndarray (the dtype of param)")
+    _check_shape(buf, name, param.shape, "the shape of param")
+    if not (buf.flags.c_contiguous and buf.flags.aligned and buf.flags.writeable):
+        raise ValueError(f"{name} is updated in place and must be C-contiguous and writeable")
+    return buf
+
+
+def sgd_step_(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0.0,
+              weight_decay=0.0, nesterov=False, first_step=False):
+    """One SGD step on ``param`` in place (PyTorch's rule)::
+
+        d = grad + weight_decay * param
+        buf = d (first step) or momentum * buf + (1 - dampening) * d   (momentum != 0)
+        d = d + momentum * buf (nesterov) or buf
+        param -= lr * d
+
+    ``momentum_buffer`` (param's shape and dtype, updated in place) is needed when
+    ``momentum != 0``; ``first_step=True`` initializes it with ``d``.
+    """
+    param = _param_array(param)
+    grad = _as_float_array(grad, "grad", param.dtype, "the dtype of param")
+    _check_shape(grad, "grad", param.shape, "the shape of param")
+    momentum_buffer = _state_array(momentum_buffer, "momentum_buffer", param)
+    if momentum != 0 and momentum_buffer is None:
+        raise ValueError("momentum_buffer is required when momentum != 0")
+    _C.sgd_step(param, grad, momentum_buffer if momentum != 0 else None, float(lr),
+                float(momentum), float(dampening), float(weight_decay), bool(nesterov),
+                bool(first_step))
+    return param
+
+
+def adam_step_(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, step, lr, beta1,
+               beta2, eps, weight_decay=0.0, decoupled=False):
+    """One Adam (``decoupled=False``) or AdamW (``decoupled=True``) step on ``param`` in
+    place; ``step`` is the 1-based step count after this update (PyTorch's rule)::
+
+        param *= 1 - lr * weight_decay (AdamW)  |  g = grad + weight_decay * param (Adam)
+        exp_avg    = beta1 * exp_avg + (1 - beta1) * g
+        exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * g**2
+        max_exp_avg_sq = max(max_exp_avg_sq, exp_avg_sq)   (amsgrad: when given, used below)
+        param -= lr / (1 - beta1**step) * exp_avg / (sqrt(exp_avg_sq / (1 - beta2**step)) + eps)
+    """
+    param = _param_array(param)
+    grad = _as_float_array(grad, "grad", param.dtype, "the dtype of param")
+    _check_shape(grad, "grad", param.shape, "the shape of param")
+    exp_avg = _state_array(exp_avg, "exp_avg", param)
+    exp_avg_sq = _state_array(exp_avg_sq, "exp_avg_sq", param)
+    if exp_avg is None or exp_avg_sq is None:
+        raise TypeError("exp_avg and exp_avg_sq must be arrays, not None")
+    max_exp_avg_sq = _state_array(max_exp_avg_sq, "max_exp_avg_sq", param)
+    bias_correction1 = 1.0 - float(beta1) ** step
+    bias_correction2 = 1.0 - float(beta2) ** step
+    _C.adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, float(lr), float(beta1),
+                 float(beta2), float(eps), float(weight_decay), bool(decoupled),
+                 bias_correction1, bias_correction2)
+    return param
