@@ -145,6 +145,10 @@ def _c_templates():
         "philox4x32": lambda: (1, 2, 3, 4, 5, 6),
         "cross_entropy_forward": lambda: (_f(4, 3), labels()),
         "cross_entropy_backward": lambda: (_f(4, 3), labels(), _f(4), 1.0, None),
+        "sgd_step": lambda: (_f(4, 3), _f(4, 3), np.zeros((4, 3), np.float32), 0.1, 0.9, 0.0, 0.01,
+                             False, True),
+        "adam_step": lambda: (_f(4, 3), _f(4, 3), np.zeros((4, 3), np.float32), np.zeros((4, 3), np.float32),
+                              np.zeros((4, 3), np.float32), 1e-3, 0.9, 0.999, 1e-8, 0.01, False, 0.1, 0.001),
         "set_num_threads": lambda: (1,),
         "get_num_threads": lambda: (),
     }
@@ -170,7 +174,8 @@ def _guess_template(fn):
             args.append(None)
         elif base in ("step", "t", "seed", "offset"):
             args.append(1)
-        elif base in ("nesterov", "maximize", "training", "need_dx", "amsgrad"):
+        elif base in ("nesterov", "maximize", "training", "need_dx", "amsgrad", "first_step",
+                      "decoupled"):
             args.append(False)
         elif base in _SCALAR_NAMES:
             args.append(0.01)
@@ -239,6 +244,13 @@ def _functional_templates():
         "dropout_backward": lambda: ((_f(4, 3), np.full(2, 0xA5, np.uint8), 0.5), {}),
         "cross_entropy": lambda: ((_f(4, 3), lab()), {}),
         "cross_entropy_backward": lambda: ((_f(4, 3), lab(), _f(4), 1.0), {"out": None}),
+        "sgd_step_": lambda: ((_f(4, 3), _f(4, 3), np.zeros((4, 3), np.float32)),
+                              dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.01,
+                                   nesterov=False, first_step=True)),
+        "adam_step_": lambda: ((_f(4, 3), _f(4, 3), np.zeros((4, 3), np.float32), np.zeros((4, 3), np.float32),
+                                np.zeros((4, 3), np.float32)),
+                               dict(step=1, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
+                                    decoupled=False)),
     }
 
 
@@ -360,9 +372,45 @@ def _edge_cases():
     return [(label, thunk, True) for label, thunk in cases]
 
 
+def _optimizer_cases():
+    """Constructors with hostile hyperparameters and steps with hostile gradients."""
+    from normreg import nn, optim
+    cases = []
+    ctors = {"SGD": (optim.SGD, dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.01, nesterov=False)),
+             "Adam": (optim.Adam, dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False)),
+             "AdamW": (optim.AdamW, dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=True))}
+    for cname, (cls, kwargs0) in ctors.items():
+        for label, factory in hostile_values(with_huge_views=False):
+            for key in list(kwargs0) + ["params"]:
+                def construct(cls=cls, kwargs0=kwargs0, key=key, factory=factory):
+                    kwargs = dict(kwargs0)
+                    params = nn.Linear(3, 2).parameters()
+                    if key == "params":
+                        params = factory()
+                    else:
+                        kwargs[key] = factory()
+                    return cls(params, **kwargs).step()
+                cases.append((f"optim.{cname}({key} = {label})", construct, "huge" in label))
+
+            def step_grad(cls=cls, kwargs0=kwargs0, factory=factory):
+                lin = nn.Linear(3, 2)
+                opt = cls(lin.parameters(), **kwargs0)
+                lin.weight.grad = factory()
+                opt.step()
+            cases.append((f"optim.{cname}.step(grad = {label})", step_grad, "huge" in label))
+
+            def step_group(cls=cls, kwargs0=kwargs0, factory=factory):
+                lin = nn.Linear(3, 2)
+                opt = cls(lin.parameters(), **kwargs0)
+                opt.param_groups[0]["lr"] = factory()
+                opt.step()
+            cases.append((f"optim.{cname}.step(group lr = {label})", step_group, "huge" in label))
+    return cases
+
+
 def all_cases():
     """[(label, thunk, memory_error_ok)] in a fixed order."""
-    cases = _c_cases() + _functional_cases() + _module_cases() + _edge_cases()
+    cases = _c_cases() + _functional_cases() + _module_cases() + _optimizer_cases() + _edge_cases()
     if os.environ.get("NORMREG_FUZZ_SELFTEST"):  # proves the harness sees a crash
         import ctypes
         cases.append(("selftest: a segfault", lambda: ctypes.string_at(0), False))

@@ -193,3 +193,32 @@ def cross_entropy_backward(logits, labels, dloss):
     p /= p.sum(axis=1, keepdims=True)
     p[np.arange(B), labels] -= 1
     return p * dloss / B
+
+
+def sgd_step(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov, first):
+    """PyTorch's SGD rule in float64 -> (new param, new buf)."""
+    p, g = f64(param), f64(grad)
+    d = g + weight_decay * p
+    new_buf = None
+    if momentum != 0:
+        new_buf = d.copy() if first else momentum * f64(buf) + (1 - dampening) * d
+        d = d + momentum * new_buf if nesterov else new_buf
+    return p - lr * d, new_buf
+
+
+def adam_step(param, grad, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, decoupled):
+    """PyTorch's Adam/AdamW rule in float64 -> (param, m, v, vmax)."""
+    p, g = f64(param), f64(grad)
+    if decoupled:
+        p = p * (1 - lr * weight_decay)
+    else:
+        g = g + weight_decay * p
+    m = beta1 * f64(m) + (1 - beta1) * g
+    v = beta2 * f64(v) + (1 - beta2) * g * g
+    denom_v = v
+    if vmax is not None:
+        vmax = np.maximum(f64(vmax), v)
+        denom_v = vmax
+    bc1, bc2 = 1 - beta1 ** step, 1 - beta2 ** step
+    p = p - lr / bc1 * m / (np.sqrt(denom_v / bc2) + eps)
+    return p, m, v, vmax

@@ -28,6 +28,11 @@ def _f(*shape, seed=0):
     return np.random.default_rng(seed + sum(shape)).standard_normal(shape).astype(np.float32)
 
 
+class _BadBool:
+    def __bool__(self):
+        raise ValueError("no truth value")
+
+
 def _cases():
     """name -> (arguments kept alive, one call) for the success and error paths."""
     M, K, N = 64, 32, 48
@@ -48,7 +53,9 @@ def _cases():
     _, lse = F.cross_entropy(z, labels)
     wrong = np.zeros((3, 3), np.float32)
     out_xy = np.empty((M, N), np.float32)
-    keep = [x, w, b, dy, dw, db, lx, lw, lb, lmean, lrstd, ldy, bx, rm, rv, bmean, brstd, mask, z,
+    op, og = _f(32, 32, seed=7), _f(32, 32, seed=8)
+    obuf, om, ov, ovmax = np.zeros_like(op), np.zeros_like(op), np.zeros_like(op), np.zeros_like(op)
+    keep = [op, og, obuf, om, ov, ovmax, x, w, b, dy, dw, db, lx, lw, lb, lmean, lrstd, ldy, bx, rm, rv, bmean, brstd, mask, z,
             labels, bad_labels, lse, wrong, out_xy, gen]
     calls = {
         # success paths, functional (-> binding -> kernel)
@@ -67,6 +74,17 @@ def _cases():
         "cross_entropy": lambda: F.cross_entropy(z, labels),
         "cross_entropy_backward": lambda: F.cross_entropy_backward(z, labels, lse),
         "philox4x32": lambda: _C.philox4x32(1, 2, 3, 4, 5, 6),
+        "sgd_step_": lambda: F.sgd_step_(op, og, obuf, lr=1e-6, momentum=0.9),
+        "adam_step_": lambda: F.adam_step_(op, og, om, ov, ovmax, step=3, lr=1e-6, beta1=0.9, beta2=0.999,
+                                           eps=1e-8),
+        "E sgd_step buffer": lambda: _C.sgd_step(op, og, wrong, 0.1, 0.9, 0.0, 0.0, False, False),
+        "E sgd_step flag": lambda: _C.sgd_step(op, og, obuf, 0.1, 0.9, 0.0, 0.0, False, _BadBool()),
+        "E adam_step bias_correction2": lambda: _C.adam_step(op, og, om, ov, None, 0.1, 0.9, 0.999, 1e-8, 0.0,
+                                                             False, 0.1, "x"),
+        "E adam_step max_exp_avg_sq": lambda: _C.adam_step(op, og, om, ov, wrong, 0.1, 0.9, 0.999, 1e-8, 0.0,
+                                                           False, 0.1, 0.1),
+        "E F.adam_step_ grad dtype": lambda: F.adam_step_(op, og.astype(np.float64), om, ov, step=1, lr=0.1,
+                                                          beta1=0.9, beta2=0.999, eps=1e-8),
         # error paths late in the binding (after arguments were parsed and checked)
         "E linear_forward bias": lambda: _C.linear_forward(x, w, wrong[0], None),
         "E linear_forward out": lambda: _C.linear_forward(x, w, b, wrong),
@@ -150,3 +168,35 @@ def test_modules_do_not_leak():
     assert sys.getallocatedblocks() - blocks0 < CALLS // 10
     assert rss() - rss0 < RSS_SLACK
     assert (sys.getrefcount(x), sys.getrefcount(y)) == refs
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
+def test_optimizer_steps_do_not_leak(name):
+    from normreg import nn, optim
+    model = nn.Sequential(nn.Linear(32, 64), nn.LayerNorm(64), nn.Linear(64, 10))
+    opt = {"SGD": lambda p: optim.SGD(p, lr=1e-3, momentum=0.9),
+           "Adam": lambda p: optim.Adam(p, lr=1e-3, amsgrad=True),
+           "AdamW": lambda p: optim.AdamW(p, lr=1e-3)}[name](model.parameters())
+    for p in model.parameters():
+        p.grad[...] = 0.01
+    bad = model.parameters()[0]
+    good_grad = bad.grad
+
+    def once():
+        opt.step()
+        bad.grad = good_grad[:1]  # a failing step
+        with pytest.raises(ValueError):
+            opt.step()
+        bad.grad = good_grad
+
+    for _ in range(WARMUP):
+        once()
+    gc.collect()
+    refs = [sys.getrefcount(p.data) for p in model.parameters()]
+    blocks0, rss0 = sys.getallocatedblocks(), rss()
+    for _ in range(CALLS):
+        once()
+    gc.collect()
+    assert sys.getallocatedblocks() - blocks0 < CALLS // 10
+    assert rss() - rss0 < RSS_SLACK
+    assert [sys.getrefcount(p.data) for p in model.parameters()] == refs

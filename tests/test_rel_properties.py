@@ -293,3 +293,57 @@ def test_cross_entropy(B, K, dtype, lz, ll, ldt, scale, dloss, seed):
     assert dz.dtype == dtype and dz.shape == (B, K)
     np.testing.assert_allclose(dz, R.cross_entropy_backward(z, labels, dloss), **tol(dtype, 1.0))
     R.assert_unmodified(snap)
+
+
+# ---- optimizer steps --------------------------------------------------------------------
+
+hyper = st.sampled_from([0.0, 0.01, 0.5])
+
+
+@SETTINGS
+@given(shape=st.lists(st.integers(0, 6), max_size=3), dtype=dtypes, lg=layouts,
+       lr=st.sampled_from([0.0, 1e-3, 0.1]), momentum=hyper, dampening=st.sampled_from([0.0, 0.3]),
+       weight_decay=hyper, nesterov=st.booleans(), first=st.booleans(), seed=seeds)
+def test_sgd_step(shape, dtype, lg, lr, momentum, dampening, weight_decay, nesterov, first, seed):
+    d = Data(seed, dtype)
+    shape = tuple(shape)
+    param, grad = d(shape), d(shape, lg)
+    buf = d(shape) if momentum != 0 else None
+    p0, b0 = param.copy(), None if buf is None else buf.copy()
+    snap = R.snapshot(grad)
+    out = F.sgd_step_(param, grad, buf, lr=lr, momentum=momentum, dampening=dampening,
+                      weight_decay=weight_decay, nesterov=nesterov, first_step=first)
+    assert out is param
+    rp, rbuf = R.sgd_step(p0, grad, b0, lr, momentum, dampening, weight_decay, nesterov, first)
+    np.testing.assert_allclose(param, rp, **tol(dtype, 4.0))
+    if buf is not None:
+        np.testing.assert_allclose(buf, rbuf, **tol(dtype, 4.0))
+    R.assert_unmodified(snap)
+
+
+@SETTINGS
+@given(shape=st.lists(st.integers(0, 6), max_size=3), dtype=dtypes, lg=layouts,
+       lr=st.sampled_from([1e-3, 0.1]), betas=st.sampled_from([(0.9, 0.999), (0.0, 0.5), (0.5, 0.0)]),
+       eps=st.sampled_from([1e-8, 1e-3]), weight_decay=hyper, decoupled=st.booleans(),
+       amsgrad=st.booleans(), step=st.integers(1, 50), seed=seeds)
+def test_adam_step(shape, dtype, lg, lr, betas, eps, weight_decay, decoupled, amsgrad, step, seed):
+    d = Data(seed, dtype)
+    shape = tuple(shape)
+    param, grad = d(shape), d(shape, lg)
+    m = d(shape)
+    v = np.array(np.abs(d(shape)) + 0.1, dtype=dtype)
+    vmax = np.array(v + np.abs(d(shape)), dtype=dtype) if amsgrad else None
+    p0, m0, v0 = param.copy(), m.copy(), v.copy()
+    vmax0 = None if vmax is None else vmax.copy()
+    snap = R.snapshot(grad)
+    F.adam_step_(param, grad, m, v, vmax, step=step, lr=lr, beta1=betas[0], beta2=betas[1],
+                 eps=eps, weight_decay=weight_decay, decoupled=decoupled)
+    rp, rm, rv, rvmax = R.adam_step(p0, grad, m0, v0, vmax0, step, lr, betas[0], betas[1], eps,
+                                    weight_decay, decoupled)
+    t = tol(dtype, 4.0)
+    np.testing.assert_allclose(param, rp, rtol=t["rtol"] * 10, atol=t["atol"])
+    np.testing.assert_allclose(m, rm, **t)
+    np.testing.assert_allclose(v, rv, **t)
+    if amsgrad:
+        np.testing.assert_allclose(vmax, rvmax, **t)
+    R.assert_unmodified(snap)
