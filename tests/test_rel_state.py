@@ -224,3 +224,114 @@ def test_dropout_failure_keeps_generator_counter(bad):
         F.dropout(*args, **kwargs)
     np.testing.assert_array_equal(gen.get_state(), state0)
     np.testing.assert_array_equal(normreg.default_generator.get_state(), default0)
+
+
+# ---- optimizers ---------------------------------------------------------------------------
+
+
+def _opt_state(model, opt):
+    s = state(model)
+    for i, p in enumerate(model.parameters()):
+        for k, v in opt.state.get(p, {}).items():
+            s[f"opt {i} {k}"] = v.copy() if isinstance(v, np.ndarray) else v
+    s["opt keys"] = tuple(sorted(id(p) for p in opt.state))
+    for gi, g in enumerate(opt.param_groups):
+        for k, v in g.items():
+            if k != "params":
+                s[f"group {gi} {k}"] = v
+    return s
+
+
+OPTIMIZERS = {
+    "SGD": lambda p: __import__("normreg.optim").optim.SGD(p, lr=0.1),
+    "SGD momentum nesterov": lambda p: __import__("normreg.optim").optim.SGD(p, lr=0.1, momentum=0.9,
+                                                                               nesterov=True, weight_decay=0.01),
+    "Adam": lambda p: __import__("normreg.optim").optim.Adam(p, lr=0.01, weight_decay=0.01),
+    "Adam amsgrad": lambda p: __import__("normreg.optim").optim.Adam(p, lr=0.01, amsgrad=True),
+    "AdamW": lambda p: __import__("normreg.optim").optim.AdamW(p, lr=0.01),
+}
+
+
+def _set_bad(model, opt, what):
+    ps = model.parameters()
+    last = ps[-1]
+    if what == "grad shape":
+        last.grad = np.ones((7, 7), last.dtype)
+    elif what == "grad dtype":
+        last.grad = last.grad.astype(np.float64)
+    elif what == "grad type":
+        last.grad = "x"
+    elif what == "grad integers":
+        last.grad = last.grad.astype(np.int32)
+    elif what == "param read-only":
+        last.data.flags.writeable = False
+    elif what == "group lr":
+        opt.param_groups[-1]["lr"] = -1.0
+    elif what == "group lr type":
+        opt.param_groups[-1]["lr"] = "x"
+    elif what == "state buffer shape":
+        st = opt.state.get(last)
+        for k, v in (st or {}).items():
+            if isinstance(v, np.ndarray):
+                st[k] = np.zeros(7, v.dtype)  # the last parameter is a bias of shape (3,)
+                return True
+        return False
+    return True
+
+
+BAD_STEPS = ["grad shape", "grad dtype", "grad type", "grad integers", "param read-only", "group lr",
+             "group lr type", "state buffer shape"]
+
+
+@pytest.mark.parametrize("oname", list(OPTIMIZERS))
+@pytest.mark.parametrize("what", BAD_STEPS)
+def test_failed_step_changes_nothing(oname, what):
+    normreg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.LayerNorm(5), nn.Linear(5, 3))
+    opt = OPTIMIZERS[oname](model.parameters())
+    x = _f(6, 4)
+    for _ in range(2):  # state exists (momentum buffers, step counts, moments)
+        model.zero_grad()
+        model.backward(model(x))
+        opt.step()
+    model.zero_grad()
+    model.backward(model(x))
+    good = [(p.data, p.grad) for p in model.parameters()]
+    if what == "state buffer shape" and not any(isinstance(v, np.ndarray) for v in opt.state[model.parameters()[-1]].values()):
+        pytest.skip("this optimizer keeps no array state")
+    before = _opt_state(model, opt)
+    saved = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in before.items()}
+    groups_lr = [g["lr"] for g in opt.param_groups]
+    _set_bad(model, opt, what)
+    with pytest.raises((TypeError, ValueError)):
+        opt.step()
+    # undo the disturbance, then compare everything with the state before the failed step
+    for p, (data, grad) in zip(model.parameters(), good):
+        data.flags.writeable = True
+        p.data, p.grad = data, grad
+    for g, lr in zip(opt.param_groups, groups_lr):
+        g["lr"] = lr
+    if what == "state buffer shape":
+        for i, p in enumerate(model.parameters()):
+            for k in opt.state.get(p, {}):
+                if f"opt {i} {k}" in saved and isinstance(saved[f"opt {i} {k}"], np.ndarray):
+                    opt.state[p][k] = saved[f"opt {i} {k}"].copy()
+    after = _opt_state(model, opt)
+    assert_same_state(saved, after)
+    opt.step()  # and the optimizer still works
+
+
+def test_failed_functional_steps_change_nothing():
+    p, g = _f(4, 3), _f(4, 3, seed=1)
+    buf, m, v = _f(4, 3, seed=2), _f(4, 3, seed=3), np.abs(_f(4, 3, seed=4))
+    copies = [a.copy() for a in (p, g, buf, m, v)]
+    with pytest.raises(ValueError):
+        F.sgd_step_(p, g, np.zeros(5, np.float32), lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError):
+        F.sgd_step_(p, g, None, lr=0.1, momentum=0.9)
+    with pytest.raises(TypeError):
+        F.adam_step_(p, g, m, v.astype(np.float64), step=1, lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8)
+    with pytest.raises((TypeError, ValueError)):
+        F.adam_step_(p, g[:2], m, v, step=1, lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8)
+    for a, c in zip((p, g, buf, m, v), copies):
+        np.testing.assert_array_equal(a, c)

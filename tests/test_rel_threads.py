@@ -49,7 +49,22 @@ def _ops(d):
         loss, lse = F.cross_entropy(d["z"], d["labels"])
         return np.float64(loss), lse, F.cross_entropy_backward(d["z"], d["labels"], lse)
 
+    def sgd():
+        p, buf = d["x"].copy(), np.zeros_like(d["x"])  # each call's own parameter and state
+        for first in (True, False):
+            F.sgd_step_(p, d["ldy"], buf, lr=0.1, momentum=0.9, weight_decay=0.01, first_step=first)
+        return p, buf
+
+    def adam():
+        p, m, v, vmax = d["x"].copy(), np.zeros_like(d["x"]), np.zeros_like(d["x"]), np.zeros_like(d["x"])
+        for step in (1, 2):
+            F.adam_step_(p, d["ldy"], m, v, vmax, step=step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
+                         weight_decay=0.01, decoupled=True)
+        return p, m, v, vmax
+
     return {
+        "sgd_step_": sgd,
+        "adam_step_": adam,
         "linear": lambda: (F.linear(d["x"], d["w"], d["b"]),) + F.linear_backward(d["dy"], d["x"], d["w"]),
         "linear f64": lambda: (F.linear(d["x64"], d["w"].astype(np.float64)),),
         "relu": lambda: (F.relu(d["x"]), F.relu_backward(d["x"], d["x"])),
