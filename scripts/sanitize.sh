@@ -2,9 +2,9 @@
 # Build normreg's extension with AddressSanitizer and UndefinedBehaviorSanitizer
 # (NORMREG_SANITIZE=1) and run the tests under it; fail on any sanitizer report.
 #
-#   scripts/sanitize.sh                 # the tests marked `sanitize` (what CI runs)
-#   scripts/sanitize.sh tests           # the whole suite
-#   scripts/sanitize.sh -k layer_norm   # any pytest arguments
+#   scripts/sanitize.sh                      # the whole test suite (what CI runs)
+#   scripts/sanitize.sh -m sanitize tests    # the quick subset marked `sanitize`
+#   scripts/sanitize.sh -k layer_norm tests  # any pytest arguments
 #
 # The sanitized build goes to build/sanitize/lib (NORMREG_SANITIZE_BUILD to change it), not
 # over the normal in-place build, and the tests import it from there. Needs gcc and the
@@ -40,7 +40,7 @@ for so in "$asan" "$ubsan"; do
 done
 
 if [ "$#" -eq 0 ]; then
-    set -- -m sanitize tests
+    set -- tests
 fi
 reports="$(cd "$out/reports" && pwd)"
 status=0

@@ -17,6 +17,9 @@ from normreg import functional as F
 CALLS = int(os.environ.get("NORMREG_LEAK_CALLS", "3000"))
 WARMUP = 200
 RSS_SLACK = 4 << 20  # bytes; a leaked output (>= 8 KiB here) would add CALLS * 8 KiB = 24 MB
+# Under AddressSanitizer (scripts/sanitize.sh) freed memory sits in a quarantine, so resident
+# memory grows by design: only the reference counts and Python's blocks are checked there.
+UNDER_ASAN = "asan" in os.environ.get("LD_PRELOAD", "")
 
 
 def rss():
@@ -141,7 +144,7 @@ def test_calls_do_not_leak(name):
     blocks1, rss1 = sys.getallocatedblocks(), rss()
     assert [sys.getrefcount(a) for a in _KEEP] == refs, "reference counts of the arguments changed"
     assert blocks1 - blocks0 < CALLS // 10, f"{blocks1 - blocks0} Python blocks more after {CALLS} calls"
-    assert rss1 - rss0 < RSS_SLACK, f"resident memory grew by {(rss1 - rss0) / 2**20:.1f} MiB over {CALLS} calls"
+    assert UNDER_ASAN or rss1 - rss0 < RSS_SLACK, f"resident memory grew by {(rss1 - rss0) / 2**20:.1f} MiB over {CALLS} calls"
 
 
 def test_modules_do_not_leak():
@@ -166,7 +169,7 @@ def test_modules_do_not_leak():
         step()
     gc.collect()
     assert sys.getallocatedblocks() - blocks0 < CALLS // 10
-    assert rss() - rss0 < RSS_SLACK
+    assert UNDER_ASAN or rss() - rss0 < RSS_SLACK
     assert (sys.getrefcount(x), sys.getrefcount(y)) == refs
 
 
@@ -198,5 +201,5 @@ def test_optimizer_steps_do_not_leak(name):
         once()
     gc.collect()
     assert sys.getallocatedblocks() - blocks0 < CALLS // 10
-    assert rss() - rss0 < RSS_SLACK
+    assert UNDER_ASAN or rss() - rss0 < RSS_SLACK
     assert [sys.getrefcount(p.data) for p in model.parameters()] == refs
