@@ -30,7 +30,7 @@ static PyMethodDef module_methods[] = {
 };
 
 /* Every family of binding functions, added to the module in exec. */
-static PyMethodDef *method_tables[] = {nr_core_methods, nr_optim_methods};
+static PyMethodDef *method_tables[] = {nr_core_methods, nr_optim_methods, nr_norms_methods};
 
 static int
 module_exec(PyObject *module)
