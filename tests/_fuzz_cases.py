@@ -154,6 +154,12 @@ def _c_templates():
                              False, True),
         "adam_step": lambda: (_f(4, 3), _f(4, 3), np.zeros((4, 3), np.float32), np.zeros((4, 3), np.float32),
                               np.zeros((4, 3), np.float32), 1e-3, 0.9, 0.999, 1e-8, 0.01, False, 0.1, 0.001),
+        "rms_norm_forward": lambda: (_f(4, 3), _f(3), 1e-6, None),
+        "rms_norm_backward": lambda: (_f(4, 3), _f(4, 3), np.ones(4, np.float32), _f(3), np.zeros(3, np.float32),
+                                      None),
+        "group_norm_forward": lambda: (_f(2, 4, 3), _f(4), _f(4), 2, 1e-5, None),
+        "group_norm_backward": lambda: (_f(2, 4, 3), _f(2, 4, 3), _f(2, 2), np.ones((2, 2), np.float32), _f(4),
+                                        np.zeros(4, np.float32), np.zeros(4, np.float32), 2, None),
         "set_num_threads": lambda: (1,),
         "get_num_threads": lambda: (),
     }
@@ -177,7 +183,7 @@ def _guess_template(fn):
         base = name.split(" ")[0].lower()
         if base in ("out", "dx_out") or base.endswith("_out"):
             args.append(None)
-        elif base in ("step", "t", "seed", "offset"):
+        elif base in ("step", "t", "seed", "offset", "num_groups"):
             args.append(1)
         elif base in ("nesterov", "maximize", "training", "need_dx", "amsgrad", "first_step",
                       "decoupled"):
@@ -249,6 +255,11 @@ def _functional_templates():
         "dropout_backward": lambda: ((_f(4, 3), np.full(2, 0xA5, np.uint8), 0.5), {}),
         "cross_entropy": lambda: ((_f(4, 3), lab()), {}),
         "cross_entropy_backward": lambda: ((_f(4, 3), lab(), _f(4), 1.0), {"out": None}),
+        "rms_norm": lambda: ((_f(4, 3), 3, _f(3), 1e-6), {"out": None}),
+        "rms_norm_backward": lambda: ((_f(4, 3), _f(4, 3), np.ones(4, np.float32), _f(3)), {"dweight": None}),
+        "group_norm": lambda: ((_f(2, 4, 3), 2, _f(4), _f(4), 1e-5), {"out": None}),
+        "group_norm_backward": lambda: ((_f(2, 4, 3), _f(2, 4, 3), _f(2, 2), np.ones((2, 2), np.float32), _f(4)),
+                                        {"has_bias": True, "dweight": None, "dbias": None}),
         "sgd_step_": lambda: ((_f(4, 3), _f(4, 3), np.zeros((4, 3), np.float32)),
                               dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.01,
                                    nesterov=False, first_step=True)),
@@ -304,6 +315,10 @@ def _module_cases():
         "BatchNorm1d": (lambda: nn.BatchNorm1d(3), lambda: _f(4, 3)),
         "BatchNorm1d eval": (lambda: nn.BatchNorm1d(3).eval(), lambda: _f(4, 3)),
         "Dropout": (lambda: nn.Dropout(0.5), lambda: _f(4, 3)),
+        "RMSNorm": (lambda: nn.RMSNorm(3), lambda: _f(4, 3)),
+        "GroupNorm": (lambda: nn.GroupNorm(2, 4), lambda: _f(2, 4, 3)),
+        "InstanceNorm1d": (lambda: nn.InstanceNorm1d(4, affine=True, track_running_stats=True), lambda: _f(2, 4, 3)),
+        "BatchNorm2d": (lambda: nn.BatchNorm2d(3), lambda: _f(2, 3, 2, 2)),
         "Sequential": (lambda: nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.ReLU()), lambda: _f(4, 3)),
     }
     cases = []
@@ -327,7 +342,8 @@ def _module_cases():
         cases.append((f"nn.SoftmaxLoss(labels = {label})", lambda f=factory: loss_fwd(f, 1), "huge" in label))
         if label == "2**31":  # a legitimate request for gigabytes, not hostile input
             continue
-        for ctor in ("Linear", "LayerNorm", "BatchNorm1d", "Dropout"):
+        for ctor in ("Linear", "LayerNorm", "BatchNorm1d", "Dropout", "RMSNorm", "BatchNorm2d",
+                     "InstanceNorm1d"):
             def construct(ctor=ctor, factory=factory):
                 return getattr(nn, ctor)(factory())
             cases.append((f"nn.{ctor}({label})", construct, True))

@@ -575,8 +575,7 @@ def rms_norm(x, normalized_shape, weight=None, eps=None, *, out=None):
     lead = x.shape[:x.ndim - k]
     M, D = math.prod(lead), math.prod(shape)
     if out is not None:
-        _check_shape(out, "out", x.shape, "the shape of x")
-        out = out.reshape(M, D)
+        out = _check_out(out, x.shape, x.dtype).reshape(M, D)
     y, rstd = _C.rms_norm_forward(x.reshape(M, D), None if weight is None else weight.reshape(D),
                                   eps, out)
     return y.reshape(x.shape), rstd.reshape(lead)
@@ -644,8 +643,7 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, out=None):
         if arr is not None:
             _check_shape(arr, name, (C,), "the channels of x")
     if out is not None:
-        _check_shape(out, "out", x.shape, "the shape of x")
-        out = out.reshape(x3.shape)
+        out = _check_out(out, x.shape, x.dtype).reshape(x3.shape)
     y, mean, rstd = _C.group_norm_forward(x3, weight, bias, G, eps, out)
     return y.reshape(x.shape), mean, rstd
 
