@@ -222,3 +222,55 @@ def adam_step(param, grad, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay
     bc1, bc2 = 1 - beta1 ** step, 1 - beta2 ** step
     p = p - lr / bc1 * m / (np.sqrt(denom_v / bc2) + eps)
     return p, m, v, vmax
+
+
+def rms_norm(x, k, w, eps):
+    """-> (y, rstd) over the last k dims."""
+    x = f64(x)
+    axes = tuple(range(x.ndim - k, x.ndim))
+    rstd = 1.0 / np.sqrt((x * x).mean(axis=axes, keepdims=True) + eps)
+    y = x * rstd * (1.0 if w is None else f64(w))
+    return y, rstd.reshape(x.shape[:x.ndim - k])
+
+
+def rms_norm_backward(dy, x, k, w, eps):
+    x, dy = f64(x), f64(dy)
+    axes = tuple(range(x.ndim - k, x.ndim))
+    rstd = 1.0 / np.sqrt((x * x).mean(axis=axes, keepdims=True) + eps)
+    xhat = x * rstd
+    g = dy * (1.0 if w is None else f64(w))
+    dx = rstd * (g - xhat * (g * xhat).mean(axis=axes, keepdims=True))
+    return dx, (dy * xhat).sum(axis=tuple(range(x.ndim - k)))
+
+
+def group_norm(x, G, w, b, eps):
+    """x (N, C, *) -> (y, mean (N, G), rstd (N, G))"""
+    x = f64(x)
+    N, C = x.shape[:2]
+    if N == 0:
+        return x.copy(), np.zeros((0, G)), np.zeros((0, G))
+    xg = x.reshape(N, G, -1)
+    mean = xg.mean(axis=2, keepdims=True)
+    rstd = 1.0 / np.sqrt(((xg - mean) ** 2).mean(axis=2, keepdims=True) + eps)
+    y = ((xg - mean) * rstd).reshape(x.shape)
+    cshape = (1, C) + (1,) * (x.ndim - 2)
+    if w is not None:
+        y = y * f64(w).reshape(cshape)
+    if b is not None:
+        y = y + f64(b).reshape(cshape)
+    return y, mean[:, :, 0], rstd[:, :, 0]
+
+
+def group_norm_backward(dy, x, G, w, eps):
+    x, dy = f64(x), f64(dy)
+    N, C = x.shape[:2]
+    cshape = (1, C) + (1,) * (x.ndim - 2)
+    xg = x.reshape(N, G, -1)
+    mean = xg.mean(axis=2, keepdims=True)
+    rstd = 1.0 / np.sqrt(((xg - mean) ** 2).mean(axis=2, keepdims=True) + eps)
+    xhat = ((xg - mean) * rstd).reshape(x.shape)
+    g = (dy * (1.0 if w is None else f64(w).reshape(cshape))).reshape(N, G, -1)
+    xh = xhat.reshape(N, G, -1)
+    dx = rstd * (g - g.mean(axis=2, keepdims=True) - xh * (g * xh).mean(axis=2, keepdims=True))
+    red = (0,) + tuple(range(2, x.ndim))
+    return dx.reshape(x.shape), (dy * xhat).sum(axis=red), dy.sum(axis=red)

@@ -58,7 +58,10 @@ def _cases():
     out_xy = np.empty((M, N), np.float32)
     op, og = _f(32, 32, seed=7), _f(32, 32, seed=8)
     obuf, om, ov, ovmax = np.zeros_like(op), np.zeros_like(op), np.zeros_like(op), np.zeros_like(op)
-    keep = [op, og, obuf, om, ov, ovmax, x, w, b, dy, dw, db, lx, lw, lb, lmean, lrstd, ldy, bx, rm, rv, bmean, brstd, mask, z,
+    gx = _f(8, 6, 5, seed=9)
+    _, gmean, grstd = F.group_norm(gx, 3)
+    _, rrstd = F.rms_norm(lx, K)
+    keep = [gx, gmean, grstd, rrstd, op, og, obuf, om, ov, ovmax, x, w, b, dy, dw, db, lx, lw, lb, lmean, lrstd, ldy, bx, rm, rv, bmean, brstd, mask, z,
             labels, bad_labels, lse, wrong, out_xy, gen]
     calls = {
         # success paths, functional (-> binding -> kernel)
@@ -77,6 +80,15 @@ def _cases():
         "cross_entropy": lambda: F.cross_entropy(z, labels),
         "cross_entropy_backward": lambda: F.cross_entropy_backward(z, labels, lse),
         "philox4x32": lambda: _C.philox4x32(1, 2, 3, 4, 5, 6),
+        "rms_norm": lambda: F.rms_norm(lx, K, lw),
+        "rms_norm_backward": lambda: F.rms_norm_backward(ldy, lx, rrstd, lw),
+        "group_norm": lambda: F.group_norm(gx, 3, gx[0, :, 0], gx[1, :, 0]),
+        "group_norm_backward": lambda: F.group_norm_backward(gx, gx, gmean, grstd, gx[0, :, 0]),
+        "E rms_norm_backward out": lambda: _C.rms_norm_backward(ldy, lx, rrstd, lw, None, wrong),
+        "E rms_norm_forward eps": lambda: _C.rms_norm_forward(lx, lw, -1.0, None),
+        "E group_norm_forward groups": lambda: _C.group_norm_forward(gx, None, None, 4, 1e-5, None),
+        "E group_norm_backward out": lambda: _C.group_norm_backward(gx, gx, gmean, grstd, None, None, None, 3,
+                                                                    wrong),
         "sgd_step_": lambda: F.sgd_step_(op, og, obuf, lr=1e-6, momentum=0.9),
         "adam_step_": lambda: F.adam_step_(op, og, om, ov, ovmax, step=3, lr=1e-6, beta1=0.9, beta2=0.999,
                                            eps=1e-8),

@@ -347,3 +347,74 @@ def test_adam_step(shape, dtype, lg, lr, betas, eps, weight_decay, decoupled, am
     if amsgrad:
         np.testing.assert_allclose(vmax, rvmax, **t)
     R.assert_unmodified(snap)
+
+
+# ---- RMSNorm and GroupNorm ------------------------------------------------------------------
+
+
+@SETTINGS
+@given(lead=st.lists(st.integers(0, 4), max_size=2), norm=st.lists(st.integers(1, 7), min_size=1, max_size=2),
+       dtype=dtypes, lx=layouts, lw=layouts, ldy=layouts, affine=st.booleans(),
+       eps=st.sampled_from([None, 1e-5, 0.5]), offset=st.sampled_from([0.0, 12.0]),
+       scale=st.sampled_from([1.0, 5.0]), accumulate=st.booleans(), seed=seeds)
+def test_rms_norm(lead, norm, dtype, lx, lw, ldy, affine, eps, offset, scale, accumulate, seed):
+    d = Data(seed, dtype, offset, scale)
+    lead, norm = tuple(lead), tuple(norm)
+    x = d(lead + norm, lx)
+    w = d(norm, lw, offset=1.0, scale=0.5) if affine else None
+    dy = d(lead + norm, ldy, offset=0.0, scale=1.0)
+    snap = R.snapshot(x, w, dy)
+    e = float(np.finfo(dtype).eps) if eps is None else eps
+    y, rstd = F.rms_norm(x, norm, w, eps)
+    ry, rrstd = R.rms_norm(x, len(norm), w, e)
+    assert y.dtype == dtype and y.shape == x.shape and rstd.shape == lead
+    np.testing.assert_allclose(y, ry, **tol(dtype, 1.0))
+    np.testing.assert_allclose(rstd, rrstd, rtol=tol(dtype)["rtol"] * 10)
+    dw0 = d(norm, offset=0.0, scale=1.0) if accumulate and affine else None
+    start = None if dw0 is None else dw0.copy()
+    dx, dw = F.rms_norm_backward(dy, x, rstd, w, dweight=dw0)
+    rdx, rdw = R.rms_norm_backward(dy, x, len(norm), w, e)
+    gscale = float(np.max(rrstd)) if rrstd.size else 1.0
+    np.testing.assert_allclose(dx, rdx, **tol(dtype, gscale))
+    if affine:
+        np.testing.assert_allclose(dw, rdw + (0 if start is None else start),
+                                   **tol(dtype, max(int(np.prod(lead)), 1)))
+    else:
+        assert dw is None
+    R.assert_unmodified(snap)
+
+
+@SETTINGS
+@given(N=st.integers(0, 4), G=st.integers(1, 3), per_group=st.integers(1, 3),
+       spatial=st.lists(st.integers(1, 4), max_size=2), dtype=dtypes, lx=layouts, lw=layouts,
+       ldy=layouts, affine=st.booleans(), eps=st.sampled_from([1e-5, 0.5]),
+       offset=st.sampled_from([0.0, 12.0]), scale=st.sampled_from([1.0, 5.0]), seed=seeds)
+def test_group_norm(N, G, per_group, spatial, dtype, lx, lw, ldy, affine, eps, offset, scale, seed):
+    d = Data(seed, dtype, offset, scale)
+    C = G * per_group
+    shape = (N, C) + tuple(spatial)
+    x = d(shape, lx)
+    w = d((C,), lw, offset=1.0, scale=0.5) if affine else None
+    b = d((C,), lw, offset=0.0, scale=0.5) if affine else None
+    dy = d(shape, ldy, offset=0.0, scale=1.0)
+    snap = R.snapshot(x, w, b, dy)
+    y, mean, rstd = F.group_norm(x, G, w, b, eps)
+    ry, rmean, rrstd = R.group_norm(x, G, w, b, eps)
+    assert y.dtype == dtype and y.shape == shape and mean.shape == (N, G) and rstd.shape == (N, G)
+    t = tol(dtype, 1.0 + offset / scale)
+    np.testing.assert_allclose(y, ry, **t)
+    np.testing.assert_allclose(mean, rmean, **tol(dtype, offset + scale))
+    np.testing.assert_allclose(rstd, rrstd, rtol=t["rtol"] * 10)
+    dx, dw, db = F.group_norm_backward(dy, x, mean, rstd, w, has_bias=affine)
+    assert dx.shape == shape
+    if N:
+        rdx, rdw, rdb = R.group_norm_backward(dy, x, G, w, eps)
+        gscale = float(np.max(rrstd))
+        np.testing.assert_allclose(dx, rdx, **tol(dtype, gscale * (1.0 + offset / scale)))
+        if affine:
+            n = N * int(np.prod(spatial))
+            np.testing.assert_allclose(dw, rdw, **tol(dtype, n * (1.0 + offset / scale)))
+            np.testing.assert_allclose(db, rdb, **tol(dtype, n))
+    if not affine:
+        assert dw is None and db is None
+    R.assert_unmodified(snap)

@@ -68,6 +68,10 @@ MODULES = {
     "Dropout": lambda: nn.Dropout(0.5),
     "Dropout own generator": lambda: nn.Dropout(0.5, generator=normreg.Generator(3)),
     "ReLU": lambda: nn.ReLU(),
+    "RMSNorm": lambda: nn.RMSNorm(6),
+    "GroupNorm": lambda: nn.GroupNorm(3, 6),
+    "InstanceNorm1d": lambda: nn.InstanceNorm1d(6, affine=True, track_running_stats=True),
+    "BatchNorm2d": lambda: nn.BatchNorm2d(6),
     "Sequential": lambda: nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.2),
                                         nn.LayerNorm(8), nn.Linear(8, 3)),
 }
@@ -80,7 +84,8 @@ _VALID = {("wrong features", "Dropout"), ("wrong features", "Dropout own generat
           ("wrong features", "ReLU"), ("wrong dtype", "Dropout"), ("wrong dtype", "Dropout own generator"),
           ("wrong dtype", "ReLU"), ("wrong rank", "Dropout"), ("wrong rank", "Dropout own generator"),
           ("wrong rank", "ReLU"), ("wrong rank", "Linear"), ("wrong rank", "LayerNorm"),
-          ("wrong rank", "Sequential")}
+          ("wrong rank", "Sequential"), ("wrong rank", "RMSNorm")}
+INPUT_SHAPES = {"InstanceNorm1d": (5, 6, 3), "BatchNorm2d": (5, 6, 2, 2)}
 _FAILING = [(bad, mod) for bad in BAD_INPUTS for mod in MODULES if (bad, mod) not in _VALID]
 
 
@@ -88,7 +93,7 @@ _FAILING = [(bad, mod) for bad in BAD_INPUTS for mod in MODULES if (bad, mod) no
 def test_failed_forward_and_backward_keep_module_state(bad, module):
     normreg.manual_seed(0)
     m = MODULES[module]()
-    x = _f(5, 6)
+    x = _f(*INPUT_SHAPES.get(module, (5, 6)))
     y = m(x)
     dy = _f(*y.shape, seed=1)
     m.backward(dy)  # grads are now non-zero, running stats moved, counters advanced

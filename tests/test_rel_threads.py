@@ -62,7 +62,14 @@ def _ops(d):
                          weight_decay=0.01, decoupled=True)
         return p, m, v, vmax
 
+    def norms():
+        y, r = F.rms_norm(d["x"], 128, d["lw"])
+        g, gm, gr = F.group_norm(d["bx"], 4, d["lw"][:32], d["lb"][:32])
+        return ((y, r) + F.rms_norm_backward(d["ldy"], d["x"], r, d["lw"]) + (g, gm, gr)
+                + F.group_norm_backward(d["bdy"], d["bx"], gm, gr, d["lw"][:32]))
+
     return {
+        "rms_norm, group_norm": norms,
         "sgd_step_": sgd,
         "adam_step_": adam,
         "linear": lambda: (F.linear(d["x"], d["w"], d["b"]),) + F.linear_backward(d["dy"], d["x"], d["w"]),
