@@ -172,3 +172,27 @@ def test_cross_entropy_nan_inf(v):
         assert F.cross_entropy(z, [1, 1])[0] == np.inf
     else:  # NaN, or +Inf (Inf - Inf): the row's loss and gradient are NaN
         assert np.isnan(loss) and np.isnan(lse[0]) and np.all(np.isnan(dz[0]))
+
+
+@pytest.mark.parametrize("v", SPECIALS)
+def test_rms_norm_nan_inf_stay_in_their_row(v):
+    x = _x_with(v)
+    y, rstd = F.rms_norm(x, 4)
+    assert np.all(np.isfinite(y[[0, 2]])) and np.all(np.isfinite(rstd[[0, 2]]))
+    if np.isnan(v):
+        assert np.all(np.isnan(y[1])) and np.isnan(rstd[1])
+    else:  # mean(x**2) = Inf: rstd = 0, finite values go to 0, the Inf itself to NaN (Inf * 0)
+        assert rstd[1] == 0 and np.isnan(y[1, 2]) and np.all(y[1, [0, 1, 3]] == 0)
+    dx, _ = F.rms_norm_backward(np.ones_like(x), x, rstd)
+    assert np.all(np.isnan(dx[1])) and np.all(np.isfinite(dx[[0, 2]]))
+
+
+@pytest.mark.parametrize("v", SPECIALS)
+def test_group_norm_nan_inf_poison_only_their_group(v):
+    x = np.arange(24, dtype=np.float32).reshape(2, 4, 3)
+    x[1, 1, 1] = v  # sample 1, group 0 (channels 0, 1) of 2 groups
+    y, mean, rstd = F.group_norm(x, 2)
+    assert np.all(np.isnan(y[1, :2])) and np.isnan(rstd[1, 0])
+    assert np.all(np.isfinite(y[0])) and np.all(np.isfinite(y[1, 2:]))
+    dx, _, _ = F.group_norm_backward(np.ones_like(x), x, mean, rstd)
+    assert np.all(np.isnan(dx[1, :2])) and np.all(np.isfinite(dx[0])) and np.all(np.isfinite(dx[1, 2:]))
