@@ -1,5 +1,245 @@
 /* LayerNorm kernels for one element type T (see layernorm.c). */
 
+/* Short rows (D <= NR_LN_SHORT_D) take their own path when the compiler has vector
+ * extensions. gcc finishes an `omp simd reduction` by adding the vector's lanes one after
+ * another (16 dependent scalar additions in float32), and at D = 64 those chains, two per row
+ * in each direction, took most of the time; arrays of per-lane accumulators were kept on the
+ * stack. The short path holds each row's sums in a 64-byte vector of T (one AVX-512
+ * register; two or four registers on the other targets), reduces the lanes as a tree (log2 W
+ * dependent additions), and works on a group of rows at once (4 in the forward, 2 in the
+ * backward, whose pointers and accumulators would spill with more) so the reductions of a
+ * group overlap and w, b and the dw, db partials are loaded once per group instead of once
+ * per row. Every sum still runs over x - shift (the row's first element) and each row's
+ * arithmetic does not depend on its group, so the results are the same for any thread
+ * count. 8192 x 64 float32 on one thread: forward 146 -> 105 us, backward 180 -> 110 us. */
+#ifndef NR_LN_SHORT_D
+#define NR_LN_SHORT_D 256
+#define NR_LN_GROUP 4 /* rows at once in the forward */
+#define NR_LN_GROUP_B 2 /* in the backward (more would spill registers) */
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)
+#define NR_LN_VEC 1
+#endif
+#endif
+#if defined(NR_LN_VEC) && defined(__GNUC__) && !defined(__clang__)
+/* the 64-byte vectors live only inside always-inline helpers: no ABI is involved */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+#endif
+
+#ifdef NR_LN_VEC
+typedef T FN(nr_ln_v) __attribute__((vector_size(64)));
+#define V FN(nr_ln_v)
+#define W ((int)(64 / sizeof(T)))
+#define NR_LN_INLINE static inline __attribute__((always_inline))
+
+NR_LN_INLINE V
+FN(nr_ln_load)(const T *p)
+{
+    V v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+NR_LN_INLINE void
+FN(nr_ln_store)(T *p, V v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
+/* the sum of the W lanes of v, as a tree */
+NR_LN_INLINE T
+FN(nr_ln_hsum)(V v)
+{
+#ifdef NR_TYPED_F32
+    typedef float h8 __attribute__((vector_size(32)));
+    typedef float h4 __attribute__((vector_size(16)));
+    h8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+           __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+    h4 c = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+    return (c[0] + c[2]) + (c[1] + c[3]);
+#else
+    typedef double h4 __attribute__((vector_size(32)));
+    h4 a = __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
+    return (a[0] + a[2]) + (a[1] + a[3]);
+#endif
+}
+
+/* G rows (G a constant after inlining) of the forward starting at row i. */
+NR_LN_INLINE void
+FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const T *restrict x,
+                        const T *restrict wv, const T *restrict bv, int64_t D, T eps, int64_t i,
+                        const int G)
+{
+    const int64_t nfull = D / W * W;
+    const T inv_d = (T)1 / (T)D;
+    const T *xr[NR_LN_GROUP];
+    T sh[NR_LN_GROUP], dm[NR_LN_GROUP], rs[NR_LN_GROUP];
+    V a[NR_LN_GROUP];
+    for (int r = 0; r < G; r++) {
+        xr[r] = x + (i + r) * D;
+        sh[r] = xr[r][0];
+        a[r] = (V){0};
+    }
+    /* pass 1: sum of x - shift (exact near the shift: a large offset costs no accuracy) */
+    for (int64_t j = 0; j < nfull; j += W) {
+        for (int r = 0; r < G; r++) {
+            a[r] += FN(nr_ln_load)(xr[r] + j) - sh[r];
+        }
+    }
+    for (int r = 0; r < G; r++) {
+        T s = 0;
+        for (int64_t j = nfull; j < D; j++) {
+            s += xr[r][j] - sh[r];
+        }
+        dm[r] = (FN(nr_ln_hsum)(a[r]) + s) * inv_d; /* mean - shift */
+        a[r] = (V){0};
+    }
+    /* pass 2: sum of squared deviations */
+    for (int64_t j = 0; j < nfull; j += W) {
+        for (int r = 0; r < G; r++) {
+            const V d = (FN(nr_ln_load)(xr[r] + j) - sh[r]) - dm[r];
+            a[r] += d * d;
+        }
+    }
+    for (int r = 0; r < G; r++) {
+        T s = 0;
+        for (int64_t j = nfull; j < D; j++) {
+            const T d = (xr[r][j] - sh[r]) - dm[r];
+            s += d * d;
+        }
+        rs[r] = (T)1 / SQRT((FN(nr_ln_hsum)(a[r]) + s) * inv_d + eps);
+        mean[i + r] = sh[r] + dm[r];
+        rstd[i + r] = rs[r];
+    }
+    /* pass 3: the outputs, w and b loaded once per group */
+    for (int64_t j = 0; j < nfull; j += W) {
+        const V wj = FN(nr_ln_load)(wv + j), bj = FN(nr_ln_load)(bv + j);
+        for (int r = 0; r < G; r++) {
+            const V xh = ((FN(nr_ln_load)(xr[r] + j) - sh[r]) - dm[r]) * rs[r];
+            FN(nr_ln_store)(y + (i + r) * D + j, xh * wj + bj);
+        }
+    }
+    for (int r = 0; r < G; r++) {
+        for (int64_t j = nfull; j < D; j++) {
+            y[(i + r) * D + j] = ((xr[r][j] - sh[r]) - dm[r]) * rs[r] * wv[j] + bv[j];
+        }
+    }
+}
+
+/* Rows [i0, i1) of the forward for 0 < D <= NR_LN_SHORT_D. */
+static NR_CLONES void
+FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd,
+                               const T *restrict x, const T *restrict w, const T *restrict b,
+                               int64_t D, double eps, int64_t i0, int64_t i1)
+{
+    /* weight and bias, or 1 and 0: one loop for the four cases */
+    T wv[NR_LN_SHORT_D], bv[NR_LN_SHORT_D];
+    for (int64_t j = 0; j < D; j++) {
+        wv[j] = w ? w[j] : (T)1;
+        bv[j] = b ? b[j] : (T)0;
+    }
+    int64_t i = i0;
+    for (; i + NR_LN_GROUP <= i1; i += NR_LN_GROUP) {
+        FN(nr_ln_forward_group)(y, mean, rstd, x, wv, bv, D, (T)eps, i, NR_LN_GROUP);
+    }
+    for (; i < i1; i++) {
+        FN(nr_ln_forward_group)(y, mean, rstd, x, wv, bv, D, (T)eps, i, 1);
+    }
+}
+
+/* G rows of the backward starting at row i; pdw, pdb NULL or this range's partials. */
+NR_LN_INLINE void
+FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const T *restrict dy,
+                         const T *restrict x, const T *restrict mean, const T *restrict rstd,
+                         const T *restrict wv, int64_t D, int64_t i, const int G)
+{
+    const int64_t nfull = D / W * W;
+    const T inv_d = (T)1 / (T)D;
+    const T *xr[NR_LN_GROUP_B], *gr[NR_LN_GROUP_B];
+    T mu[NR_LN_GROUP_B], rs[NR_LN_GROUP_B], mg[NR_LN_GROUP_B], mgx[NR_LN_GROUP_B];
+    V ag[NR_LN_GROUP_B], agx[NR_LN_GROUP_B];
+    for (int r = 0; r < G; r++) {
+        xr[r] = x + (i + r) * D;
+        gr[r] = dy + (i + r) * D;
+        mu[r] = mean[i + r];
+        rs[r] = rstd[i + r];
+        ag[r] = (V){0};
+        agx[r] = (V){0};
+    }
+    /* the row sums of g = dy w and of g xhat */
+    for (int64_t j = 0; j < nfull; j += W) {
+        const V wj = FN(nr_ln_load)(wv + j);
+        for (int r = 0; r < G; r++) {
+            const V g = FN(nr_ln_load)(gr[r] + j) * wj;
+            ag[r] += g;
+            agx[r] += g * ((FN(nr_ln_load)(xr[r] + j) - mu[r]) * rs[r]);
+        }
+    }
+    for (int r = 0; r < G; r++) {
+        T s = 0, sx = 0;
+        for (int64_t j = nfull; j < D; j++) {
+            const T g = gr[r][j] * wv[j];
+            s += g;
+            sx += g * ((xr[r][j] - mu[r]) * rs[r]);
+        }
+        mg[r] = (FN(nr_ln_hsum)(ag[r]) + s) * inv_d;
+        mgx[r] = (FN(nr_ln_hsum)(agx[r]) + sx) * inv_d;
+    }
+    /* dx, and the group's dw += dy xhat, db += dy added to the partials once */
+    for (int64_t j = 0; j < nfull; j += W) {
+        const V wj = FN(nr_ln_load)(wv + j);
+        V sdw = (V){0}, sdb = (V){0};
+        for (int r = 0; r < G; r++) {
+            const V g = FN(nr_ln_load)(gr[r] + j);
+            const V xh = (FN(nr_ln_load)(xr[r] + j) - mu[r]) * rs[r];
+            FN(nr_ln_store)(dx + (i + r) * D + j, rs[r] * ((g * wj - mg[r]) - xh * mgx[r]));
+            sdw += g * xh;
+            sdb += g;
+        }
+        if (pdw) {
+            FN(nr_ln_store)(pdw + j, FN(nr_ln_load)(pdw + j) + sdw);
+            FN(nr_ln_store)(pdb + j, FN(nr_ln_load)(pdb + j) + sdb);
+        }
+    }
+    for (int64_t j = nfull; j < D; j++) {
+        T sdw = 0, sdb = 0;
+        for (int r = 0; r < G; r++) {
+            const T g = gr[r][j], xh = (xr[r][j] - mu[r]) * rs[r];
+            dx[(i + r) * D + j] = rs[r] * ((g * wv[j] - mg[r]) - xh * mgx[r]);
+            sdw += g * xh;
+            sdb += g;
+        }
+        if (pdw) {
+            pdw[j] += sdw;
+            pdb[j] += sdb;
+        }
+    }
+}
+
+/* Rows [i0, i1) of the backward for 0 < D <= NR_LN_SHORT_D. */
+static NR_CLONES void
+FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb,
+                                const T *restrict dy, const T *restrict x, const T *restrict mean,
+                                const T *restrict rstd, const T *restrict w, int64_t D,
+                                int64_t i0, int64_t i1)
+{
+    T wv[NR_LN_SHORT_D];
+    for (int64_t j = 0; j < D; j++) {
+        wv[j] = w ? w[j] : (T)1;
+    }
+    int64_t i = i0;
+    for (; i + NR_LN_GROUP_B <= i1; i += NR_LN_GROUP_B) {
+        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, NR_LN_GROUP_B);
+    }
+    for (; i < i1; i++) {
+        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1);
+    }
+}
+#undef V
+#undef W
+#endif /* NR_LN_VEC */
+
 /* Rows [i0, i1) of the forward, in tiles of up to 16 rows that stay in cache: each pass runs
  * over every row of the tile before the next pass starts, so the rows' reductions are
  * independent work the CPU overlaps (one row at a time, the latency chain sum -> mean ->
@@ -92,6 +332,13 @@ FN(nr_layernorm_forward)(T *y, T *mean, T *rstd, const T *x, const T *w, const T
                          int64_t D, double eps)
 {
     int nt = nr_threads_for((size_t)(M * D) * 2 * sizeof(T));
+#ifdef NR_LN_VEC
+    if (D > 0 && D <= NR_LN_SHORT_D) {
+        NR_SPLIT(nt, M, NR_LN_GROUP,
+                 FN(nr_layernorm_forward_short)(y, mean, rstd, x, w, b, D, eps, i0, i1));
+        return;
+    }
+#endif
     NR_SPLIT(nt, M, 1, FN(nr_layernorm_forward_rows)(y, mean, rstd, x, w, b, D, eps, i0, i1));
 }
 
@@ -109,6 +356,12 @@ FN(nr_layernorm_backward_rows)(T *restrict dx, T *restrict pdw, T *restrict pdb,
                                const T *restrict rstd, const T *restrict w, int64_t D,
                                int64_t i0, int64_t i1)
 {
+#ifdef NR_LN_VEC
+    if (D > 0 && D <= NR_LN_SHORT_D) {
+        FN(nr_layernorm_backward_short)(dx, pdw, pdb, dy, x, mean, rstd, w, D, i0, i1);
+        return;
+    }
+#endif
     const int want_params = pdw != NULL;
     for (int64_t i = i0; i < i1; i++) {
         const T *xr = x + i * D, *dyr = dy + i * D;
