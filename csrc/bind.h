@@ -67,6 +67,8 @@ nr_data_or_null(PyArrayObject *arr)
  * pool of blocks that return to it when the array (and every view of it) is freed
  * (bind_alloc.c). NULL with an exception on failure. */
 PyArrayObject *nr_new_array(int ndim, const npy_intp *dims, int typenum);
+/* (a, b, c) stealing the three references; NULL (the references released) on failure. */
+PyObject *nr_tuple3(PyArrayObject *a, PyArrayObject *b, PyArrayObject *c);
 /* Releases every cached block. */
 void nr_pool_empty(void);
 int nr_alloc_init(PyObject *module);

@@ -161,7 +161,7 @@ layer_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             PyArray_DATA(rstd), PyArray_DATA(x), nr_data_or_null(w), nr_data_or_null(b), M, D,
             eps);
     Py_END_ALLOW_THREADS
-    return Py_BuildValue("(NNN)", y, mean, rstd);
+    return nr_tuple3(y, mean, rstd); /* no format string to parse, unlike Py_BuildValue */
 fail:
     Py_XDECREF(y);
     Py_XDECREF(mean);

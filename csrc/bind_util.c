@@ -148,3 +148,19 @@ nr_check_nargs(Py_ssize_t nargs, Py_ssize_t expected, const char *fname)
     }
     return 0;
 }
+
+PyObject *
+nr_tuple3(PyArrayObject *a, PyArrayObject *b, PyArrayObject *c)
+{
+    PyObject *tup = PyTuple_New(3);
+    if (!tup) {
+        Py_DECREF(a);
+        Py_DECREF(b);
+        Py_DECREF(c);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(tup, 0, (PyObject *)a);
+    PyTuple_SET_ITEM(tup, 1, (PyObject *)b);
+    PyTuple_SET_ITEM(tup, 2, (PyObject *)c);
+    return tup;
+}
