@@ -7,7 +7,7 @@
  * stack. The short path holds each row's sums in a 64-byte vector of T (one AVX-512
  * register; two or four registers on the other targets), reduces the lanes as a tree (log2 W
  * dependent additions), and works on a group of rows at once (4 in the forward, 2 in the
- * backward, whose pointers and accumulators would spill with more) so the reductions of a
+ * backward, whose pointers and accumulators spilled with 4) so the reductions of a
  * group overlap and w, b and the dw, db partials are loaded once per group instead of once
  * per row. Every sum still runs over x - shift (the row's first element) and each row's
  * arithmetic does not depend on its group, so the results are the same for any thread
@@ -173,7 +173,7 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
         for (int r = 0; r < G; r++) {
             const V g = FN(nr_ln_load)(gr[r] + j) * wj;
             ag[r] += g;
-            agx[r] += g * ((FN(nr_ln_load)(xr[r] + j) - mu[r]) * rs[r]);
+            agx[r] += g * (FN(nr_ln_load)(xr[r] + j) - mu[r]); /* times rstd after the sum */
         }
     }
     for (int r = 0; r < G; r++) {
@@ -181,10 +181,10 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
         for (int64_t j = nfull; j < D; j++) {
             const T g = gr[r][j] * wv[j];
             s += g;
-            sx += g * ((xr[r][j] - mu[r]) * rs[r]);
+            sx += g * (xr[r][j] - mu[r]);
         }
         mg[r] = (FN(nr_ln_hsum)(ag[r]) + s) * inv_d;
-        mgx[r] = (FN(nr_ln_hsum)(agx[r]) + sx) * inv_d;
+        mgx[r] = (FN(nr_ln_hsum)(agx[r]) + sx) * rs[r] * inv_d;
     }
     /* dx, and the group's dw += dy xhat, db += dy added to the partials once */
     for (int64_t j = 0; j < nfull; j += W) {
