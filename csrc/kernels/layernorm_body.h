@@ -342,11 +342,21 @@ FN(nr_layernorm_forward)(T *y, T *mean, T *rstd, const T *x, const T *w, const T
     NR_SPLIT(nt, M, 1, FN(nr_layernorm_forward_rows)(y, mean, rstd, x, w, b, D, eps, i0, i1));
 }
 
+/* elements between two threads' partials: 2 D rounded up to whole 64-byte lines */
+static int64_t
+FN(nr_ln_partials_stride)(int64_t D)
+{
+    const int64_t per_line = 64 / (int64_t)sizeof(T);
+    return (2 * D + per_line - 1) / per_line * per_line;
+}
+
 /* Per-thread partial sums of dw and db: 2 D values of T for each thread. */
 size_t
 FN(nr_layernorm_backward_workspace)(int64_t D, int nthreads)
 {
-    return (size_t)nthreads * 2 * (size_t)D * sizeof(T);
+    /* each thread's 2 D values padded to whole 64-byte lines, plus room to align the start:
+     * threads never write to the same cache line */
+    return (size_t)nthreads * FN(nr_ln_partials_stride)(D) * sizeof(T) + 64;
 }
 
 /* Rows [i0, i1) of the backward; pdw, pdb (D) accumulate this range's dw, db (or NULL). */
@@ -435,7 +445,8 @@ FN(nr_layernorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
     if (nt < 1) {
         nt = 1;
     }
-    T *partials = (T *)workspace;
+    T *partials = (T *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
+    const int64_t stride = FN(nr_ln_partials_stride)(D);
     int team_used = 1;
     if (nt == 1) { /* no OpenMP region at all: small calls pay no fork/join */
         if (want_params) {
@@ -449,7 +460,7 @@ FN(nr_layernorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
 #pragma omp parallel num_threads(nt)
         {
             const int tid = omp_get_thread_num(), team = omp_get_num_threads();
-            T *pdw = want_params ? partials + (size_t)tid * 2 * D : NULL;
+            T *pdw = want_params ? partials + (size_t)tid * stride : NULL;
             T *pdb = want_params ? pdw + D : NULL;
             if (want_params) {
                 memset(pdw, 0, (size_t)(2 * D) * sizeof(T));
@@ -464,8 +475,8 @@ FN(nr_layernorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
         for (int64_t j = 0; j < D; j++) {
             T sw = 0, sb = 0;
             for (int t = 0; t < team_used; t++) {
-                sw += partials[(size_t)t * 2 * D + j];
-                sb += partials[(size_t)t * 2 * D + D + j];
+                sw += partials[(size_t)t * stride + j];
+                sb += partials[(size_t)t * stride + D + j];
             }
             if (dw) {
                 dw[j] += sw;
