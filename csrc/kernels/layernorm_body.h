@@ -15,6 +15,7 @@
 #ifndef NR_LN_SHORT_D
 #define NR_LN_SHORT_D 256
 #define NR_LN_GROUP 4 /* rows at once in the forward */
+#define NR_LN_KEEP 4 /* vectors of a row kept in registers at most */
 #define NR_LN_GROUP_B 2 /* in the backward (more would spill registers) */
 #if defined(__has_builtin)
 #if __has_builtin(__builtin_shufflevector)
@@ -65,13 +66,16 @@ FN(nr_ln_hsum)(V v)
 #endif
 }
 
-/* G rows (G a constant after inlining) of the forward starting at row i. */
+/* G rows (G a constant after inlining) of the forward starting at row i. NV > 0 (a constant,
+ * with D / W == NV and G NV <= 16): the rows' full vectors are loaded once and kept in
+ * registers for the three passes; NV == 0: every pass loads them again. */
 NR_LN_INLINE void
 FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const T *restrict x,
                         const T *restrict wv, const T *restrict bv, int64_t D, T eps, int64_t i,
-                        const int G)
+                        const int G, const int NV)
 {
-    const int64_t nfull = D / W * W;
+    const int64_t nfull = NV > 0 ? (int64_t)NV * W : D / W * W;
+    V xv[NR_LN_GROUP][NR_LN_KEEP];
     const T inv_d = (T)1 / (T)D;
     const T *xr[NR_LN_GROUP];
     T sh[NR_LN_GROUP], dm[NR_LN_GROUP], rs[NR_LN_GROUP];
@@ -84,7 +88,11 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
     /* pass 1: sum of x - shift (exact near the shift: a large offset costs no accuracy) */
     for (int64_t j = 0; j < nfull; j += W) {
         for (int r = 0; r < G; r++) {
-            a[r] += FN(nr_ln_load)(xr[r] + j) - sh[r];
+            const V v = FN(nr_ln_load)(xr[r] + j);
+            if (NV > 0) {
+                xv[r][j / W] = v;
+            }
+            a[r] += v - sh[r];
         }
     }
     for (int r = 0; r < G; r++) {
@@ -98,7 +106,8 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
     /* pass 2: sum of squared deviations */
     for (int64_t j = 0; j < nfull; j += W) {
         for (int r = 0; r < G; r++) {
-            const V d = (FN(nr_ln_load)(xr[r] + j) - sh[r]) - dm[r];
+            const V v = NV > 0 ? xv[r][j / W] : FN(nr_ln_load)(xr[r] + j);
+            const V d = (v - sh[r]) - dm[r];
             a[r] += d * d;
         }
     }
@@ -116,7 +125,8 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
     for (int64_t j = 0; j < nfull; j += W) {
         const V wj = FN(nr_ln_load)(wv + j), bj = FN(nr_ln_load)(bv + j);
         for (int r = 0; r < G; r++) {
-            const V xh = ((FN(nr_ln_load)(xr[r] + j) - sh[r]) - dm[r]) * rs[r];
+            const V v = NV > 0 ? xv[r][j / W] : FN(nr_ln_load)(xr[r] + j);
+            const V xh = ((v - sh[r]) - dm[r]) * rs[r];
             FN(nr_ln_store)(y + (i + r) * D + j, xh * wj + bj);
         }
     }
@@ -140,11 +150,22 @@ FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd
         bv[j] = b ? b[j] : (T)0;
     }
     int64_t i = i0;
-    for (; i + NR_LN_GROUP <= i1; i += NR_LN_GROUP) {
-        FN(nr_ln_forward_group)(y, mean, rstd, x, wv, bv, D, (T)eps, i, NR_LN_GROUP);
+    const T e = (T)eps;
+    /* rows of 1-4 full vectors kept in registers (8 in pairs of rows was slower) */
+#define NR_LN_FWD(G, NV)                                                                    \
+    for (; i + (G) <= i1; i += (G)) {                                                       \
+        FN(nr_ln_forward_group)(y, mean, rstd, x, wv, bv, D, e, i, (G), (NV));              \
     }
+    switch (D / W) {
+    case 1: NR_LN_FWD(NR_LN_GROUP, 1) break;
+    case 2: NR_LN_FWD(NR_LN_GROUP, 2) break;
+    case 3: NR_LN_FWD(NR_LN_GROUP, 3) break;
+    case 4: NR_LN_FWD(NR_LN_GROUP, 4) break;
+    default: NR_LN_FWD(NR_LN_GROUP, 0) break;
+    }
+#undef NR_LN_FWD
     for (; i < i1; i++) {
-        FN(nr_ln_forward_group)(y, mean, rstd, x, wv, bv, D, (T)eps, i, 1);
+        FN(nr_ln_forward_group)(y, mean, rstd, x, wv, bv, D, e, i, 1, 0);
     }
 }
 
