@@ -1,0 +1,187 @@
+"""The communicator: MPI through mpi4py, or a one-process stand-in.
+
+normreg uses only a handful of buffer collectives of an mpi4py communicator
+(``Allreduce``, ``Allgather``, ``Bcast``, ``Get_rank``, ``Get_size``, ``Abort``), always on
+contiguous NumPy arrays, so every message is one MPI call on a flat buffer.
+"""
+import os
+import sys
+import traceback
+
+import numpy as np
+
+__all__ = ["init", "world", "is_available", "LocalComm", "get_rank", "get_world_size",
+           "install_abort_handler", "allreduce_sum_", "allgather", "broadcast_",
+           "all_reduce_mean"]
+
+
+def is_available():
+    """True when mpi4py (and the MPI library it needs) can be imported."""
+    try:
+        from mpi4py import MPI  # noqa: F401
+    except Exception:  # ImportError, or the MPI library missing at load time
+        return False
+    return True
+
+
+def _mpi():
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:
+        raise ImportError(
+            "normreg.distributed needs mpi4py and an MPI library: pip install 'normreg[mpi]' "
+            "(mpi4py with MPICH from PyPI), or build mpi4py against your cluster's MPI "
+            "(see README, 'Distributed training')") from exc
+    return MPI
+
+
+class LocalComm:
+    """A communicator of one process (rank 0 of 1): collectives are copies.
+
+    Lets :class:`SyncBatchNorm`, :class:`DistributedDataParallel` and the sampler run
+    unchanged without MPI (``world()`` returns one when mpi4py is missing)."""
+
+    rank = 0
+    size = 1
+
+    def Get_rank(self):
+        return 0
+
+    def Get_size(self):
+        return 1
+
+    def Allreduce(self, sendbuf, recvbuf, op=None):
+        if not _is_in_place(sendbuf):
+            np.copyto(recvbuf, sendbuf)
+
+    def Allgather(self, sendbuf, recvbuf):
+        np.copyto(recvbuf.reshape(np.shape(sendbuf)), sendbuf)
+
+    def Bcast(self, buf, root=0):
+        pass
+
+    def Barrier(self):
+        pass
+
+    def Abort(self, errorcode=1):
+        os._exit(errorcode)
+
+    def __repr__(self):
+        return "LocalComm()"
+
+
+def _is_in_place(buf):
+    return not isinstance(buf, np.ndarray)
+
+
+_world = None
+
+
+def world():
+    """MPI's COMM_WORLD when mpi4py is available, else a :class:`LocalComm`."""
+    global _world
+    if _world is None:
+        _world = _mpi().COMM_WORLD if is_available() else LocalComm()
+    return _world
+
+
+def get_rank(comm=None):
+    return (comm if comm is not None else world()).Get_rank()
+
+
+def get_world_size(comm=None):
+    return (comm if comm is not None else world()).Get_size()
+
+
+def install_abort_handler(comm=None):
+    """Make an uncaught exception on any rank end the whole job instead of a hang.
+
+    Replaces ``sys.excepthook`` with one that prints the traceback (prefixed with the
+    rank) and calls ``comm.Abort(1)``: MPI then kills every rank, and ``mpiexec`` exits
+    with a non-zero status. Without it, the other ranks would wait forever in their next
+    collective for the rank that died. (A rank killed by a signal is handled by
+    ``mpiexec`` itself, which tears the job down.)
+    """
+    comm = comm if comm is not None else world()
+    if comm.Get_size() == 1:
+        return
+    previous = sys.excepthook
+    rank = comm.Get_rank()
+
+    def abort_on_exception(exc_type, exc, tb):
+        try:
+            lines = traceback.format_exception(exc_type, exc, tb)
+            sys.stderr.write("".join(f"[rank {rank}] {line}" for line in "".join(lines).splitlines(True)))
+            sys.stderr.write(f"[rank {rank}] normreg.distributed: uncaught {exc_type.__name__}, "
+                             f"aborting all {comm.Get_size()} ranks\n")
+            sys.stderr.flush()
+        finally:
+            if issubclass(exc_type, KeyboardInterrupt):
+                previous(exc_type, exc, tb)
+            comm.Abort(1)
+
+    sys.excepthook = abort_on_exception
+
+
+def init(comm=None, abort_on_error=True):
+    """Start data-parallel work: returns the communicator (MPI COMM_WORLD by default).
+
+    Needs mpi4py when run under ``mpiexec`` with more than one rank; run alone without
+    mpi4py it returns a :class:`LocalComm`. With ``abort_on_error`` (default), an uncaught
+    exception on any rank aborts the whole job (:func:`install_abort_handler`).
+    """
+    if comm is None:
+        comm = world()
+        if isinstance(comm, LocalComm) and _launched_by_mpiexec():
+            _mpi()  # several ranks were started but mpi4py is missing: say so
+    if abort_on_error:
+        install_abort_handler(comm)
+    return comm
+
+
+def _launched_by_mpiexec():
+    return any(k in os.environ for k in ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE",
+                                         "PMIX_RANK", "MPI_LOCALNRANKS"))
+
+
+def allreduce_sum_(comm, buf):
+    """Sum ``buf`` (a C-contiguous ndarray) over the ranks, in place; returns it."""
+    if comm.Get_size() > 1:
+        MPI = _mpi()
+        comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+    return buf
+
+
+def allgather(comm, sendbuf):
+    """Every rank's ``sendbuf`` (contiguous ndarray) stacked: shape (world size, *shape)."""
+    sendbuf = np.ascontiguousarray(sendbuf)
+    out = np.empty((comm.Get_size(),) + sendbuf.shape, dtype=sendbuf.dtype)
+    if comm.Get_size() == 1:
+        out[0] = sendbuf
+    else:
+        comm.Allgather(sendbuf, out)
+    return out
+
+
+def broadcast_(comm, buf, root=0):
+    """Overwrite ``buf`` (C-contiguous ndarray) on every rank with root's; returns it."""
+    if comm.Get_size() > 1:
+        comm.Bcast(buf, root=root)
+    return buf
+
+
+def all_reduce_mean(values, counts, comm=None):
+    """The mean over all ranks of per-rank means ``values`` weighted by ``counts``.
+
+    ``values``: a float or 1-D array of this rank's means (e.g. loss and accuracy over its
+    shard), ``counts``: the number of examples they average over (0 is allowed: the rank
+    then contributes nothing, even if its means are NaN). One all-reduce.
+    """
+    comm = comm if comm is not None else world()
+    v = np.atleast_1d(np.asarray(values, dtype=np.float64))
+    buf = np.empty(v.size + 1)
+    buf[:-1] = v * counts if counts > 0 else 0.0
+    buf[-1] = counts
+    allreduce_sum_(comm, buf)
+    out = buf[:-1] / buf[-1] if buf[-1] > 0 else np.full(v.size, np.nan)
+    return float(out[0]) if np.ndim(values) == 0 else out
