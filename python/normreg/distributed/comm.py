@@ -4,6 +4,7 @@ normreg uses only a handful of buffer collectives of an mpi4py communicator
 (``Allreduce``, ``Allgather``, ``Bcast``, ``Get_rank``, ``Get_size``, ``Abort``), always on
 contiguous NumPy arrays, so every message is one MPI call on a flat buffer.
 """
+import contextlib
 import os
 import sys
 import traceback
@@ -11,7 +12,7 @@ import traceback
 import numpy as np
 
 __all__ = ["init", "world", "is_available", "LocalComm", "get_rank", "get_world_size",
-           "install_abort_handler", "allreduce_sum_", "allgather", "broadcast_",
+           "install_abort_handler", "abort_on_failure", "allreduce_sum_", "allgather", "broadcast_",
            "all_reduce_mean"]
 
 
@@ -93,34 +94,67 @@ def get_world_size(comm=None):
     return (comm if comm is not None else world()).Get_size()
 
 
+def _abort(comm, code, exc_type, exc, tb):
+    """Print the failure with the rank, then abort every rank of the job."""
+    rank = comm.Get_rank()
+    try:
+        if exc_type is not None and not issubclass(exc_type, SystemExit):
+            text = "".join(traceback.format_exception(exc_type, exc, tb))
+            sys.stderr.write("".join(f"[rank {rank}] {line}" for line in text.splitlines(True)))
+        what = f"exit status {code}" if exc_type is None or issubclass(exc_type, SystemExit) \
+            else f"uncaught {exc_type.__name__}"
+        sys.stderr.write(f"[rank {rank}] normreg.distributed: {what}, aborting all "
+                         f"{comm.Get_size()} ranks\n")
+        sys.stderr.flush()
+    finally:
+        comm.Abort(code)
+
+
 def install_abort_handler(comm=None):
     """Make an uncaught exception on any rank end the whole job instead of a hang.
 
     Replaces ``sys.excepthook`` with one that prints the traceback (prefixed with the
     rank) and calls ``comm.Abort(1)``: MPI then kills every rank, and ``mpiexec`` exits
     with a non-zero status. Without it, the other ranks would wait forever in their next
-    collective for the rank that died. (A rank killed by a signal is handled by
-    ``mpiexec`` itself, which tears the job down.)
+    collective for the rank that died. A rank killed by a signal is handled by
+    ``mpiexec`` itself, which tears the job down. ``sys.exit(n)`` does not reach the
+    hook: run the program inside :func:`abort_on_failure` for that.
     """
     comm = comm if comm is not None else world()
     if comm.Get_size() == 1:
         return
-    previous = sys.excepthook
-    rank = comm.Get_rank()
 
     def abort_on_exception(exc_type, exc, tb):
-        try:
-            lines = traceback.format_exception(exc_type, exc, tb)
-            sys.stderr.write("".join(f"[rank {rank}] {line}" for line in "".join(lines).splitlines(True)))
-            sys.stderr.write(f"[rank {rank}] normreg.distributed: uncaught {exc_type.__name__}, "
-                             f"aborting all {comm.Get_size()} ranks\n")
-            sys.stderr.flush()
-        finally:
-            if issubclass(exc_type, KeyboardInterrupt):
-                previous(exc_type, exc, tb)
-            comm.Abort(1)
+        _abort(comm, 1, exc_type, exc, tb)
 
     sys.excepthook = abort_on_exception
+
+
+@contextlib.contextmanager
+def abort_on_failure(comm=None):
+    """Run a block whose failure on any rank must end the whole job::
+
+        with dist.abort_on_failure():
+            main()
+
+    An exception, or ``sys.exit`` with a non-zero status, leaving the block on one rank
+    aborts every rank (``comm.Abort``) with that status instead of leaving the others
+    waiting in a collective. A no-op with one process.
+    """
+    comm = comm if comm is not None else world()
+    try:
+        yield comm
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if code and comm.Get_size() > 1:
+            if not isinstance(exc.code, int):
+                sys.stderr.write(f"{exc.code}\n")
+            _abort(comm, code, SystemExit, exc, None)
+        raise
+    except BaseException:
+        if comm.Get_size() > 1:
+            _abort(comm, 1, *sys.exc_info())
+        raise
 
 
 def init(comm=None, abort_on_error=True):

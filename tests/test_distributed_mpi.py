@@ -1,0 +1,70 @@
+"""2-rank tests: each runs a script under `mpiexec -n 2` (MPI from `pip install .[mpi]`,
+part of the `test` extra). Skipped when mpi4py or mpiexec is missing."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mpi_scripts")
+
+
+def _mpiexec():
+    try:
+        from mpi4py import MPI  # noqa: F401
+    except Exception as exc:  # ImportError, or no MPI library for mpi4py to load
+        pytest.skip(f"mpi4py is not usable: {exc}")
+    # the launcher installed beside this Python (the mpich wheel) matches its MPI library
+    here = os.path.dirname(sys.executable)
+    found = shutil.which("mpiexec", path=here) or shutil.which("mpiexec")
+    if found is None:
+        pytest.skip("no mpiexec found beside the Python interpreter or on PATH")
+    return found
+
+
+def run_ranks(script, *args, n=2, timeout=60):
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = "1"  # two ranks share the cores
+    # the children import the same normreg as this test process
+    import normreg
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(normreg.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [pkg_parent, env.get("PYTHONPATH")]))
+    cmd = [_mpiexec(), "-n", str(n), sys.executable, os.path.join(SCRIPTS, script), *args]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+    return proc, time.monotonic() - start
+
+
+def assert_ok(proc, n=2):
+    msg = f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert proc.returncode == 0, msg
+    for rank in range(n):
+        assert f"rank {rank}: OK" in proc.stdout, msg
+
+
+def test_sync_batchnorm_split_batch_equals_whole_batch():
+    proc, _ = run_ranks("check_sync_batchnorm.py")
+    assert_ok(proc)
+
+
+def test_training_steps_equal_single_process_with_uneven_shards():
+    proc, _ = run_ranks("check_training.py")
+    assert_ok(proc)
+
+
+@pytest.mark.parametrize("mode, status", [("raise", 1), ("exit", 3), ("kill", None)])
+def test_failing_rank_ends_the_job(mode, status):
+    proc, seconds = run_ranks("check_failure.py", mode, timeout=60)
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    if status is not None:
+        assert proc.returncode == status, proc.stdout + proc.stderr
+    assert "should not get here" not in proc.stdout
+    assert seconds < 30
+    if mode == "raise":
+        assert "[rank 1] RuntimeError: rank 1 failed on purpose" in proc.stderr
+        assert "aborting all 2 ranks" in proc.stderr
+    if mode == "exit":
+        assert "[rank 1] normreg.distributed: exit status 3, aborting all 2 ranks" in proc.stderr
