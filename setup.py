@@ -79,15 +79,32 @@ def blas_config():
 
 
 class build_ext_bundling_blas(build_ext):
-    """build_ext that copies the bundled BLAS library next to the extension."""
+    """build_ext that copies the bundled BLAS library next to the extension.
+
+    The build configuration (BLAS choice, sanitizers) is recorded in the build
+    directory; when it changes, everything is recompiled and stale bundled
+    libraries are removed, so switching NORMREG_BLAS never reuses an old build.
+    """
 
     def run(self):
+        stamp = os.path.join(self.build_temp, "normreg-build-config.txt")
+        config = repr((sorted(blas.items()), compile_args, link_args))
+        old = open(stamp).read() if os.path.exists(stamp) else None
+        if old != config:
+            self.force = True
         super().run()
         for ext in self.extensions:
             libs_dir = os.path.join(os.path.dirname(self.get_ext_fullpath(ext.name)), ".libs")
-            for lib in getattr(ext, "bundle", []):
+            if os.path.isdir(libs_dir):
+                for name in os.listdir(libs_dir):
+                    if name not in {os.path.basename(lib) for lib in ext.bundle}:
+                        os.remove(os.path.join(libs_dir, name))
+            for lib in ext.bundle:
                 os.makedirs(libs_dir, exist_ok=True)
                 shutil.copy2(lib, libs_dir)
+        os.makedirs(self.build_temp, exist_ok=True)
+        with open(stamp, "w") as f:
+            f.write(config)
 
 
 blas = blas_config()

@@ -169,22 +169,26 @@ class Module:
 
     # -- state ---------------------------------------------------------------------------
 
+    def _state_targets(self):
+        """name -> the live array, in PyTorch's order: each module's parameters, then its
+        buffers, then its children's."""
+        targets = collections.OrderedDict()
+        seen = set()
+        for mod_name, mod in self.named_modules():
+            prefix = f"{mod_name}." if mod_name else ""
+            for name, value in vars(mod).items():
+                if isinstance(value, Parameter) and id(value) not in seen:
+                    seen.add(id(value))
+                    targets[prefix + name] = value.data
+            for name in getattr(mod, "_buffer_names", ()):
+                value = getattr(mod, name)
+                if value is not None:
+                    targets[prefix + name] = value
+        return targets
+
     def state_dict(self):
         """An ordered dict of copies of the parameters' data and the buffers."""
-        state = collections.OrderedDict()
-        for name, p in self.named_parameters():
-            state[name] = p.data.copy()
-        for name, b in self.named_buffers():
-            state[name] = np.array(b, copy=True)
-        return state
-
-    def _state_targets(self):
-        targets = collections.OrderedDict()
-        for name, p in self.named_parameters():
-            targets[name] = p.data
-        for name, b in self.named_buffers():
-            targets[name] = b
-        return targets
+        return collections.OrderedDict((k, np.array(v, copy=True)) for k, v in self._state_targets().items())
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy ``state_dict``'s arrays into the parameters and buffers, in place.
