@@ -64,5 +64,6 @@ nr_data_or_null(PyArrayObject *arr)
     ((is_f32) ? kernel##_f32(__VA_ARGS__) : kernel##_f64(__VA_ARGS__))
 
 extern PyMethodDef nr_core_methods[];
+extern PyMethodDef nr_optim_methods[];
 
 #endif

@@ -78,4 +78,19 @@ NR_DECLARE_KERNELS(double, f64)
  * Philox word is >= threshold. Exposed for tests of reproducibility. */
 void nr_dropout_mask(uint8_t *mask, int64_t n, double p, uint64_t seed, uint64_t offset);
 
+/* ---- optimizer updates (optim.c): parameters and state updated in place -------------- */
+#define NR_DECLARE_OPTIM_KERNELS(T, SFX)                                                    \
+    /* sgd: param (n), momentum_buf (n) or NULL, grad (n) */                                   \
+    void nr_sgd_step_##SFX(T *param, T *momentum_buf, const T *grad, int64_t n, double lr,    \
+                           double momentum, double dampening, double weight_decay,            \
+                           int nesterov, int first_step);                                     \
+    /* adam/adamw: param, exp_avg, exp_avg_sq, max_exp_avg_sq or NULL (n); grad (n) */         \
+    void nr_adam_step_##SFX(T *param, T *exp_avg, T *exp_avg_sq, T *max_exp_avg_sq,           \
+                            const T *grad, int64_t n, double lr, double beta1, double beta2,  \
+                            double eps, double weight_decay, int decoupled,                   \
+                            double bias_correction1, double bias_correction2);
+
+NR_DECLARE_OPTIM_KERNELS(float, f32)
+NR_DECLARE_OPTIM_KERNELS(double, f64)
+
 #endif

@@ -2,12 +2,15 @@
 
 Explicit forward/backward modules (``normreg.nn``), stateless functions
 (``normreg.functional``), seeds (``normreg.manual_seed``) and threads
-(``normreg.set_num_threads``).
+(``normreg.set_num_threads``); optimizers and schedules (``normreg.optim``), initializers
+(``normreg.init``) and checkpoints (``normreg.save`` / ``normreg.load``).
 """
 __version__ = "0.1.0"
 
 from . import _C
 from . import functional, nn, random
+from . import init, optim
+from .serialization import save, load, CheckpointError
 from .random import Generator, manual_seed, initial_seed, seed, default_generator
 
 
@@ -25,3 +28,4 @@ def get_num_threads():
 
 __all__ = ["functional", "nn", "random", "Generator", "manual_seed", "initial_seed", "seed",
            "default_generator", "set_num_threads", "get_num_threads", "__version__"]
+__all__ += ["init", "optim", "save", "load", "CheckpointError"]

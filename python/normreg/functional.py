@@ -428,3 +428,83 @@ def cross_entropy_backward(logits, labels, lse, dloss=1.0, *, out=None):
     lse = _as_float_array(lse, "lse", logits.dtype, "the dtype of logits")
     _check_shape(lse, "lse", (logits.shape[0],), "the rows of logits")
     return _C.cross_entropy_backward(logits, labels, lse, _real(dloss, "dloss"), out)
+
+
+# ---- optimizer updates ----------------------------------------------------------------
+# In-place steps on a parameter array and its state, one fused C pass each (normreg.optim
+# validates the hyperparameters and keeps the state; these check the arrays).
+
+__all__ += ["sgd_step_", "adam_step_"]
+
+
+def _param_array(param):
+    if not isinstance(param, np.ndarray):
+        raise TypeError(f"param must be a numpy.ndarray, not {type(param).__name__}")
+    if param.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"param must have dtype float32 or float64, got {param.dtype}")
+    if not (param.flags.c_contiguous and param.flags.aligned and param.flags.writeable
+            and param.dtype.isnative):
+        raise ValueError("param is updated in place and must be C-contiguous, aligned and writeable")
+    return param
+
+
+def _state_array(buf, name, param):
+    if buf is None:
+        return None
+    if not isinstance(buf, np.ndarray) or buf.dtype != param.dtype:
+        raise TypeError(f"{name} must be a {param.dtype} ndarray (the dtype of param)")
+    _check_shape(buf, name, param.shape, "the shape of param")
+    if not (buf.flags.c_contiguous and buf.flags.aligned and buf.flags.writeable):
+        raise ValueError(f"{name} is updated in place and must be C-contiguous and writeable")
+    return buf
+
+
+def sgd_step_(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0.0,
+              weight_decay=0.0, nesterov=False, first_step=False):
+    """One SGD step on ``param`` in place (PyTorch's rule)::
+
+        d = grad + weight_decay * param
+        buf = d (first step) or momentum * buf + (1 - dampening) * d   (momentum != 0)
+        d = d + momentum * buf (nesterov) or buf
+        param -= lr * d
+
+    ``momentum_buffer`` (param's shape and dtype, updated in place) is needed when
+    ``momentum != 0``; ``first_step=True`` initializes it with ``d``.
+    """
+    param = _param_array(param)
+    grad = _as_float_array(grad, "grad", param.dtype, "the dtype of param")
+    _check_shape(grad, "grad", param.shape, "the shape of param")
+    momentum_buffer = _state_array(momentum_buffer, "momentum_buffer", param)
+    if momentum != 0 and momentum_buffer is None:
+        raise ValueError("momentum_buffer is required when momentum != 0")
+    _C.sgd_step(param, grad, momentum_buffer if momentum != 0 else None, float(lr),
+                float(momentum), float(dampening), float(weight_decay), bool(nesterov),
+                bool(first_step))
+    return param
+
+
+def adam_step_(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, step, lr, beta1,
+               beta2, eps, weight_decay=0.0, decoupled=False):
+    """One Adam (``decoupled=False``) or AdamW (``decoupled=True``) step on ``param`` in
+    place; ``step`` is the 1-based step count after this update (PyTorch's rule)::
+
+        param *= 1 - lr * weight_decay (AdamW)  |  g = grad + weight_decay * param (Adam)
+        exp_avg    = beta1 * exp_avg + (1 - beta1) * g
+        exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * g**2
+        max_exp_avg_sq = max(max_exp_avg_sq, exp_avg_sq)   (amsgrad: when given, used below)
+        param -= lr / (1 - beta1**step) * exp_avg / (sqrt(exp_avg_sq / (1 - beta2**step)) + eps)
+    """
+    param = _param_array(param)
+    grad = _as_float_array(grad, "grad", param.dtype, "the dtype of param")
+    _check_shape(grad, "grad", param.shape, "the shape of param")
+    exp_avg = _state_array(exp_avg, "exp_avg", param)
+    exp_avg_sq = _state_array(exp_avg_sq, "exp_avg_sq", param)
+    if exp_avg is None or exp_avg_sq is None:
+        raise TypeError("exp_avg and exp_avg_sq must be arrays, not None")
+    max_exp_avg_sq = _state_array(max_exp_avg_sq, "max_exp_avg_sq", param)
+    bias_correction1 = 1.0 - float(beta1) ** step
+    bias_correction2 = 1.0 - float(beta2) ** step
+    _C.adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, float(lr), float(beta1),
+                 float(beta2), float(eps), float(weight_decay), bool(decoupled),
+                 bias_correction1, bias_correction2)
+    return param

@@ -12,7 +12,6 @@ import math
 import numpy as np
 
 from . import functional as F
-from .random import default_generator
 
 __all__ = [
     "Parameter", "Module", "Linear", "ReLU", "LayerNorm", "BatchNorm1d", "Dropout",
@@ -234,8 +233,8 @@ class Module:
 class Linear(Module):
     """``y = x @ weight + bias``; weight (in_features, out_features), bias (out_features,).
 
-    Initialized as PyTorch does: weight and bias uniform in ``(-1/sqrt(in_features),
-    1/sqrt(in_features))`` (``kaiming_uniform_`` with ``a=sqrt(5)``).
+    Initialized as PyTorch does (:meth:`reset_parameters`): weight and bias uniform in
+    ``(-1/sqrt(in_features), 1/sqrt(in_features))``.
     """
 
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32, generator=None):
@@ -248,11 +247,16 @@ class Linear(Module):
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator=None):
-        rng = (default_generator if generator is None else generator).numpy()
-        bound = 1.0 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
-        self.weight.data[...] = rng.uniform(-bound, bound, self.weight.shape)
+        """PyTorch's default: ``init.kaiming_uniform_(weight, a=sqrt(5))``, i.e. U(-b, b) with
+        ``b = gain * sqrt(3 / fan_in) = 1/sqrt(in_features)`` (gain = sqrt(2 / (1 + 5)),
+        fan_in = in_features), and the bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+        Draws from ``generator`` (default: normreg's default generator)."""
+        from . import init  # init imports this module
+        if self.weight.data.size:
+            init.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=generator)
         if self.bias is not None:
-            self.bias.data[...] = rng.uniform(-bound, bound, self.bias.shape)
+            bound = 1.0 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
+            init.uniform_(self.bias, -bound, bound, generator=generator)
 
     def forward(self, x):
         x = F._as_float_array(x, "x", self.weight.dtype, "the dtype of Linear's parameters")
@@ -551,3 +555,37 @@ class SoftmaxLoss(Module):
 
 
 CrossEntropyLoss = SoftmaxLoss
+
+
+# ---- L2 regularization ------------------------------------------------------------------
+
+__all__ += ["l2_penalty"]
+
+
+def l2_penalty(params, lam):
+    """The L2 penalty ``lam / 2 * sum ||W||²`` over ``params``, returned as a float; its
+    gradient ``lam * W`` is **added** into each parameter's ``.grad`` (call it after
+    ``backward``, before the optimizer step). With plain SGD this gives the same
+    trajectory as ``SGD(..., weight_decay=lam)``: ``W := (1 - lr*lam) W - lr * grad``.
+
+    ``params``: an iterable of Parameters (e.g. ``model.parameters()``, or only the
+    weight matrices to leave biases and normalization weights undecayed).
+    """
+    if isinstance(lam, (bool, np.bool_)) or not isinstance(lam, (int, float, np.integer, np.floating)):
+        raise TypeError(f"lam must be a real number, got {type(lam).__name__}")
+    lam = float(lam)
+    if not lam >= 0:
+        raise ValueError(f"lam must be >= 0, got {lam}")
+    if isinstance(params, Parameter):
+        params = [params]
+    params = list(params)
+    for i, p in enumerate(params):
+        if not isinstance(p, Parameter):
+            raise TypeError(f"params[{i}] must be a Parameter, got {type(p).__name__}")
+    total = 0.0
+    for p in params:
+        flat = p.data.reshape(-1)
+        total += float(np.dot(flat, flat))
+        if lam != 0:
+            p.grad += p.data.dtype.type(lam) * p.data
+    return 0.5 * lam * total

@@ -1,0 +1,70 @@
+/* Optimizer kernels for one element type T (see optim.c). The arithmetic is done in T,
+ * with the scalars rounded to T once, as PyTorch does for a float32 or float64 tensor. */
+
+/* SGD: param (n) +=, momentum_buf (n) or NULL when momentum == 0; grad (n).
+ *   d   = grad + weight_decay * param                       (coupled L2 term)
+ *   buf = first_step ? d : momentum * buf + (1 - dampening) * d
+ *   d   = nesterov ? d + momentum * buf : buf                (when momentum != 0)
+ *   param -= lr * d
+ * On the first step the buffer starts as a copy of d (no dampening), as in PyTorch. */
+void
+FN(nr_sgd_step)(T *param, T *momentum_buf, const T *grad, int64_t n, double lr,
+                double momentum, double dampening, double weight_decay, int nesterov,
+                int first_step)
+{
+    const T lr_ = (T)lr, mom = (T)momentum, keep = (T)(1.0 - dampening), wd = (T)weight_decay;
+    /* param, grad, and the buffer read and written */
+    int nt = nr_threads_for((size_t)n * (momentum_buf ? 5 : 3) * sizeof(T));
+    if (!momentum_buf) {
+#pragma omp parallel for simd num_threads(nt) schedule(static)
+        for (int64_t i = 0; i < n; i++) {
+            T d = grad[i] + wd * param[i];
+            param[i] -= lr_ * d;
+        }
+        return;
+    }
+#pragma omp parallel for simd num_threads(nt) schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        T d = grad[i] + wd * param[i];
+        T b = first_step ? d : mom * momentum_buf[i] + keep * d;
+        momentum_buf[i] = b;
+        param[i] -= lr_ * (nesterov ? d + mom * b : b);
+    }
+}
+
+/* Adam / AdamW: param (n), exp_avg (n), exp_avg_sq (n), max_exp_avg_sq (n) or NULL
+ * (amsgrad) are updated in place from grad (n).
+ *   decoupled (AdamW): param *= 1 - lr * weight_decay;   else g = grad + weight_decay * param
+ *   m = m + (1 - beta1) * (g - m)          (lerp, as torch.lerp_)
+ *   v = beta2 * v + (1 - beta2) * g * g
+ *   vmax = max(vmax, v)                    (amsgrad; the denominator then uses vmax)
+ *   param -= lr / bias_correction1 * m / (sqrt(v) / sqrt(bias_correction2) + eps)
+ * with bias_correction_k = 1 - beta_k ** step computed by the caller. */
+void
+FN(nr_adam_step)(T *param, T *exp_avg, T *exp_avg_sq, T *max_exp_avg_sq, const T *grad,
+                 int64_t n, double lr, double beta1, double beta2, double eps,
+                 double weight_decay, int decoupled, double bias_correction1,
+                 double bias_correction2)
+{
+    const T one_m_b1 = (T)(1.0 - beta1), b2 = (T)beta2, one_m_b2 = (T)(1.0 - beta2);
+    const T eps_ = (T)eps;
+    const T decay = decoupled ? (T)(1.0 - lr * weight_decay) : (T)1;
+    const T wd = decoupled ? (T)0 : (T)weight_decay;
+    const T step_size = (T)(lr / bias_correction1);
+    const T bc2_sqrt = (T)sqrt(bias_correction2);
+    int nt = nr_threads_for((size_t)n * (max_exp_avg_sq ? 9 : 7) * sizeof(T));
+#pragma omp parallel for simd num_threads(nt) schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        T p = param[i] * decay;
+        T g = grad[i] + wd * p;
+        T m = exp_avg[i] + one_m_b1 * (g - exp_avg[i]);
+        T v = b2 * exp_avg_sq[i] + one_m_b2 * g * g;
+        exp_avg[i] = m;
+        exp_avg_sq[i] = v;
+        if (max_exp_avg_sq) {
+            v = NR_MAX(max_exp_avg_sq[i], v);
+            max_exp_avg_sq[i] = v;
+        }
+        param[i] = p - step_size * (m / (SQRT(v) / bc2_sqrt + eps_));
+    }
+}

@@ -1,0 +1,155 @@
+"""Learning-rate schedules against their closed forms (and PyTorch when installed)."""
+import math
+
+import numpy as np
+import pytest
+
+import normreg
+from normreg import optim
+from normreg.nn import Parameter
+from normreg.optim import lr_scheduler as L
+
+
+def _opt(lrs=(0.1, 0.02)):
+    groups = [{"params": [Parameter(np.zeros(2))], "lr": lr} for lr in lrs]
+    return optim.SGD(groups, lr=lrs[0], momentum=0.9)
+
+
+def _trace(opt, sched, n):
+    """lr of every group before each of n epochs (read from the optimizer itself)."""
+    out = []
+    for _ in range(n):
+        lrs = [g["lr"] for g in opt.param_groups]
+        assert lrs == sched.get_last_lr()
+        out.append(lrs)
+        opt.step()
+        sched.step()
+    return np.array(out)
+
+
+def test_step_lr():
+    opt = _opt()
+    got = _trace(opt, L.StepLR(opt, step_size=3, gamma=0.5), 10)
+    for e in range(10):
+        np.testing.assert_allclose(got[e], [0.1 * 0.5 ** (e // 3), 0.02 * 0.5 ** (e // 3)], rtol=1e-15)
+
+
+def test_cosine_annealing_lr():
+    opt = _opt()
+    T, eta_min = 8, 1e-3
+    got = _trace(opt, L.CosineAnnealingLR(opt, T_max=T, eta_min=eta_min), T + 1)
+    for e in range(T + 1):
+        for base, lr in zip((0.1, 0.02), got[e]):
+            assert lr == pytest.approx(eta_min + (base - eta_min) * (1 + math.cos(math.pi * e / T)) / 2, rel=1e-14)
+    np.testing.assert_allclose(got[0], [0.1, 0.02])
+    np.testing.assert_allclose(got[T], [eta_min, eta_min])
+
+
+def test_linear_warmup_lr():
+    opt = _opt()
+    got = _trace(opt, L.LinearLR(opt, start_factor=0.1, end_factor=1.0, total_iters=4), 8)
+    factors = [0.1 + 0.9 * min(e, 4) / 4 for e in range(8)]
+    np.testing.assert_allclose(got[:, 0], 0.1 * np.array(factors), rtol=1e-14)
+    np.testing.assert_allclose(got[:, 1], 0.02 * np.array(factors), rtol=1e-14)
+
+
+def test_sequential_warmup_then_cosine():
+    opt = _opt()
+    warm, T = 3, 6
+    sched = L.SequentialLR(opt, [L.LinearLR(opt, start_factor=0.25, total_iters=warm),
+                                 L.CosineAnnealingLR(opt, T_max=T)], milestones=[warm])
+    got = _trace(opt, sched, warm + T + 1)
+    for e in range(warm + T + 1):
+        for base, lr in zip((0.1, 0.02), got[e]):
+            if e < warm:
+                want = base * (0.25 + 0.75 * e / warm)
+            else:
+                want = base * (1 + math.cos(math.pi * (e - warm) / T)) / 2
+            assert lr == pytest.approx(want, rel=1e-12, abs=1e-15)
+
+
+def test_scheduler_drives_the_optimizer_step():
+    p = Parameter(np.zeros(1))
+    opt = optim.SGD([p], lr=1.0)
+    sched = L.StepLR(opt, step_size=1, gamma=0.5)
+    for _ in range(4):
+        p.grad[...] = -1.0
+        opt.step()
+        sched.step()
+    np.testing.assert_allclose(p.data, [1 + 0.5 + 0.25 + 0.125])
+
+
+def test_state_dict_round_trip_and_resume():
+    opt = _opt()
+    sched = L.SequentialLR(opt, [L.LinearLR(opt, 0.5, total_iters=2), L.CosineAnnealingLR(opt, 5)], [2])
+    for _ in range(4):
+        sched.step()
+    sd = sched.state_dict()
+    opt2 = _opt()
+    sched2 = L.SequentialLR(opt2, [L.LinearLR(opt2, 0.5, total_iters=2), L.CosineAnnealingLR(opt2, 5)], [2])
+    sched2.load_state_dict(sd)
+    for _ in range(3):
+        sched.step()
+        sched2.step()
+        assert sched.get_last_lr() == sched2.get_last_lr()
+        assert [g["lr"] for g in opt2.param_groups] == sched.get_last_lr()
+
+
+def test_state_dict_survives_a_checkpoint(tmp_path):
+    opt = _opt()
+    sched = L.StepLR(opt, 2, 0.5)
+    sched.step()
+    sched.step()
+    normreg.save({"scheduler": sched.state_dict()}, tmp_path / "s.ckpt")
+    opt2 = _opt()
+    sched2 = L.StepLR(opt2, 2, 0.5)
+    sched2.load_state_dict(normreg.load(tmp_path / "s.ckpt")["scheduler"])
+    assert sched2.last_epoch == 2 and sched2.get_last_lr() == sched.get_last_lr()
+
+
+def test_bad_arguments():
+    opt = _opt()
+    with pytest.raises(ValueError, match="step_size"):
+        L.StepLR(opt, 0)
+    with pytest.raises(TypeError, match="step_size"):
+        L.StepLR(opt, 1.5)
+    with pytest.raises(ValueError, match="T_max"):
+        L.CosineAnnealingLR(opt, 0)
+    with pytest.raises(ValueError, match="start_factor"):
+        L.LinearLR(opt, start_factor=0.0)
+    with pytest.raises(ValueError, match="end_factor"):
+        L.LinearLR(opt, end_factor=1.5)
+    with pytest.raises(TypeError, match="Optimizer"):
+        L.StepLR("opt", 1)
+    with pytest.raises(ValueError, match="milestones"):
+        L.SequentialLR(opt, [L.StepLR(opt, 1), L.StepLR(opt, 2)], milestones=[])
+    with pytest.raises(ValueError, match="another optimizer"):
+        L.SequentialLR(opt, [L.StepLR(opt, 1), L.StepLR(_opt(), 2)], milestones=[3])
+    with pytest.raises(KeyError, match="initial_lr"):
+        L.StepLR(_opt(), 1, last_epoch=3)
+
+
+@pytest.mark.parametrize("kind", ["step", "cosine", "linear", "sequential"])
+def test_matches_torch(kind):
+    torch = pytest.importorskip("torch")
+    TL = torch.optim.lr_scheduler
+    tp = torch.nn.Parameter(torch.zeros(1))
+    topt = torch.optim.SGD([tp], lr=0.1)
+    opt = optim.SGD([Parameter(np.zeros(1))], lr=0.1)
+
+    def make(mod, o):
+        if kind == "step":
+            return mod.StepLR(o, 3, 0.3)
+        if kind == "cosine":
+            return mod.CosineAnnealingLR(o, 7, eta_min=0.01)
+        if kind == "linear":
+            return mod.LinearLR(o, 0.2, 0.9, 4)
+        return mod.SequentialLR(o, [mod.LinearLR(o, 0.1, total_iters=3),
+                                    mod.CosineAnnealingLR(o, 6)], milestones=[3])
+
+    ts, s = make(TL, topt), make(L, opt)
+    for _ in range(12):
+        np.testing.assert_allclose(s.get_last_lr(), ts.get_last_lr(), rtol=1e-10, atol=1e-15)
+        topt.step()
+        ts.step()
+        s.step()

@@ -1,0 +1,545 @@
+"""Optimizers against independent NumPy references of their update rules."""
+import numpy as np
+import pytest
+
+import normreg
+from normreg import functional as F
+from normreg import nn, optim
+from normreg.nn import Parameter
+
+DTYPES = [np.float32, np.float64]
+STEPS = 25
+
+
+def _tol(dtype):
+    return dict(rtol=2e-5, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-13)
+
+
+# ---- NumPy references (textbook forms, float64) ---------------------------------------
+
+
+def ref_sgd(p, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    d = g + weight_decay * p
+    if momentum != 0:
+        buf = d.copy() if buf is None else momentum * buf + (1 - dampening) * d
+        d = d + momentum * buf if nesterov else buf
+    return p - lr * d, buf
+
+
+def ref_adam(p, g, st, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+             amsgrad=False, decoupled=False):
+    b1, b2 = betas
+    if decoupled:
+        p = p * (1 - lr * weight_decay)
+    else:
+        g = g + weight_decay * p
+    t = st.get("t", 0) + 1
+    m = b1 * st.get("m", 0.0) + (1 - b1) * g
+    v = b2 * st.get("v", 0.0) + (1 - b2) * g * g
+    vmax = np.maximum(st.get("vmax", 0.0), v) if amsgrad else v
+    st.update(t=t, m=m, v=v, vmax=vmax)
+    mhat = m / (1 - b1 ** t)
+    vhat = vmax / (1 - b2 ** t)
+    return p - lr * mhat / (np.sqrt(vhat) + eps)
+
+
+def _grad_fn(seed, shape):
+    """A gradient that depends on the parameter (a quadratic bowl) plus fixed noise per step,
+    so a wrong update shows up in the trajectory."""
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((STEPS,) + shape)
+    scale = rng.uniform(0.5, 2.0, shape)
+
+    def grad(p, t):
+        return scale * (p - 1.0) + noise[t]
+    return grad
+
+
+def _params(dtype, shapes=((5, 4), (4,)), seed=0):
+    rng = np.random.default_rng(seed)
+    return [Parameter((3 * rng.standard_normal(s)).astype(dtype)) for s in shapes]
+
+
+SGD_CONFIGS = [
+    dict(lr=0.1),
+    dict(lr=0.05, weight_decay=0.1),
+    dict(lr=0.05, momentum=0.9),
+    dict(lr=0.05, momentum=0.8, dampening=0.3),
+    dict(lr=0.05, momentum=0.9, nesterov=True),
+    dict(lr=0.02, momentum=0.9, weight_decay=5e-2, nesterov=True),
+    dict(lr=0.03, momentum=0.7, dampening=0.5, weight_decay=1e-2),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cfg", SGD_CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+def test_sgd_matches_reference(dtype, cfg):
+    params = _params(dtype)
+    refs = [p.data.astype(np.float64) for p in params]
+    bufs = [None] * len(params)
+    grads = [_grad_fn(i + 1, p.shape) for i, p in enumerate(params)]
+    opt = optim.SGD(params, **cfg)
+    for t in range(STEPS):
+        opt.zero_grad()
+        for p, gf in zip(params, grads):
+            p.grad += gf(p.data.astype(np.float64), t).astype(dtype)
+        opt.step()
+        for i, gf in enumerate(grads):
+            refs[i], bufs[i] = ref_sgd(refs[i], gf(refs[i], t), bufs[i], **cfg)
+    for p, r in zip(params, refs):
+        assert p.data.dtype == dtype
+        np.testing.assert_allclose(p.data, r, **_tol(dtype))
+    if cfg.get("momentum", 0):
+        for p, b in zip(params, bufs):
+            np.testing.assert_allclose(opt.state[p]["momentum_buffer"], b, **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sgd_weight_decay_is_the_lecture_rule(dtype):
+    """W := (1 - lr*lambda) W - lr*grad, step after step."""
+    lr, lam = 0.1, 0.3
+    (p,) = _params(dtype, ((6, 3),))
+    w = p.data.astype(np.float64)
+    rng = np.random.default_rng(5)
+    opt = optim.SGD([p], lr=lr, weight_decay=lam)
+    for _ in range(STEPS):
+        g = rng.standard_normal(p.shape).astype(dtype)
+        p.grad[...] = g
+        opt.step()
+        w = (1 - lr * lam) * w - lr * g
+    np.testing.assert_allclose(p.data, w, **_tol(dtype))
+
+
+ADAM_CONFIGS = [
+    dict(),
+    dict(lr=0.05, betas=(0.8, 0.99)),
+    dict(lr=0.01, weight_decay=0.1),
+    dict(lr=0.01, amsgrad=True),
+    dict(lr=0.02, betas=(0.5, 0.9), eps=1e-6, weight_decay=0.05, amsgrad=True),
+    dict(lr=0.01, betas=(0.0, 0.9)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("decoupled", [False, True], ids=["Adam", "AdamW"])
+@pytest.mark.parametrize("cfg", ADAM_CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "defaults")
+def test_adam_matches_reference(dtype, decoupled, cfg):
+    params = _params(dtype)
+    refs = [p.data.astype(np.float64) for p in params]
+    states = [{} for _ in params]
+    grads = [_grad_fn(i + 7, p.shape) for i, p in enumerate(params)]
+    cls = optim.AdamW if decoupled else optim.Adam
+    opt = cls(params, **cfg)
+    full = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, amsgrad=False,
+                weight_decay=1e-2 if decoupled else 0.0)
+    full.update(cfg)
+    for t in range(STEPS):
+        opt.zero_grad()
+        for p, gf in zip(params, grads):
+            p.grad += gf(p.data.astype(np.float64), t).astype(dtype)
+        opt.step()
+        for i, gf in enumerate(grads):
+            refs[i] = ref_adam(refs[i], gf(refs[i], t), states[i], decoupled=decoupled, **full)
+    # float32: the step divides by sqrt(v) + eps, which amplifies rounding a little
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    for p, r, st in zip(params, refs, states):
+        np.testing.assert_allclose(p.data, r, **tol)
+        assert opt.state[p]["step"] == STEPS
+        np.testing.assert_allclose(opt.state[p]["exp_avg"], st["m"], **tol)
+        np.testing.assert_allclose(opt.state[p]["exp_avg_sq"], st["v"], **tol)
+
+
+def test_adamw_decays_weights_directly_and_adam_through_the_gradient():
+    """With a zero gradient Adam(weight_decay) moves by the normalized decay term (~lr per
+    element) while AdamW shrinks W by exactly (1 - lr*wd) per step and makes no Adam step."""
+    w0 = np.array([2.0, -3.0, 0.5])
+    pa, pw = Parameter(w0), Parameter(w0)
+    lr, wd = 0.01, 0.1
+    adamw = optim.AdamW([pw], lr=lr, weight_decay=wd)
+    adam = optim.Adam([pa], lr=lr, weight_decay=wd)
+    for _ in range(3):
+        adamw.step()
+        adam.step()
+    np.testing.assert_allclose(pw.data, w0 * (1 - lr * wd) ** 3, rtol=1e-12)
+    # Adam: g = wd*W has the sign of W, m/sqrt(v) ~ 1 -> W moves by ~lr toward 0 per step
+    np.testing.assert_allclose(np.abs(w0) - np.abs(pa.data), 3 * lr, rtol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_large_buffer_uses_threads_and_matches_reference(dtype):
+    n = 1 << 18
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal(n).astype(dtype)
+    g = rng.standard_normal(n).astype(dtype)
+    results = []
+    for threads in (1, 2):
+        old = normreg.get_num_threads()
+        normreg.set_num_threads(threads)
+        try:
+            p = Parameter(w)
+            opt = optim.SGD([p], lr=0.1, momentum=0.9, weight_decay=1e-2, nesterov=True)
+            adam_p = Parameter(w)
+            adam = optim.AdamW([adam_p], lr=0.1)
+            for _ in range(3):
+                p.grad[...] = g
+                adam_p.grad[...] = g
+                opt.step()
+                adam.step()
+            results.append((p.data.copy(), adam_p.data.copy()))
+        finally:
+            normreg.set_num_threads(old)
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    ref, buf = w.astype(np.float64), None
+    for _ in range(3):
+        ref, buf = ref_sgd(ref, g.astype(np.float64), buf, 0.1, 0.9, 0.0, 1e-2, True)
+    np.testing.assert_allclose(results[0][0], ref, **_tol(dtype))
+
+
+# ---- parameter groups ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_parameter_groups_have_their_own_hyperparameters(dtype):
+    a, b = _params(dtype, ((4, 3), (3,)))
+    ra, rb = a.data.astype(np.float64), b.data.astype(np.float64)
+    ba = bb = None
+    opt = optim.SGD([{"params": [a], "weight_decay": 0.1},
+                     {"params": [b], "lr": 0.5, "momentum": 0.0}], lr=0.05, momentum=0.9)
+    assert opt.param_groups[0]["lr"] == 0.05 and opt.param_groups[0]["momentum"] == 0.9
+    assert opt.param_groups[1]["lr"] == 0.5 and opt.param_groups[1]["weight_decay"] == 0.0
+    assert opt.param_groups[1]["nesterov"] is False and opt.param_groups[1]["dampening"] == 0.0
+    rng = np.random.default_rng(1)
+    for _ in range(STEPS):
+        ga = rng.standard_normal(a.shape).astype(dtype)
+        gb = rng.standard_normal(b.shape).astype(dtype)
+        a.grad[...], b.grad[...] = ga, gb
+        opt.step()
+        ra, ba = ref_sgd(ra, ga, ba, 0.05, 0.9, 0.0, 0.1)
+        rb, bb = ref_sgd(rb, gb, bb, 0.5)
+    np.testing.assert_allclose(a.data, ra, **_tol(dtype))
+    np.testing.assert_allclose(b.data, rb, **_tol(dtype))
+    assert opt.state[b]["momentum_buffer"] is None
+
+
+def test_param_groups_helper_splits_weights_from_biases_and_norm_weights():
+    model = nn.Sequential(nn.Linear(6, 8), nn.LayerNorm(8), nn.ReLU(), nn.Linear(8, 5),
+                          nn.BatchNorm1d(5), nn.Linear(5, 2, bias=False))
+    groups = optim.param_groups(model, 5e-4)
+    assert len(groups) == 2
+    decay = {id(p) for p in groups[0]["params"]}
+    no_decay = {id(p) for p in groups[1]["params"]}
+    assert groups[0]["weight_decay"] == 5e-4 and groups[1]["weight_decay"] == 0.0
+    named = dict(model.named_parameters())
+    assert decay == {id(named[k]) for k in ("0.weight", "3.weight", "5.weight")}
+    assert no_decay == {id(named[k]) for k in ("0.bias", "1.weight", "1.bias", "3.bias",
+                                               "4.weight", "4.bias")}
+    # used as is: biases and normalization weights are not decayed
+    opt = optim.SGD(groups, lr=0.1, momentum=0.9)
+    bias_before = named["0.bias"].data.copy()
+    w_before = named["0.weight"].data.astype(np.float64)
+    model.zero_grad()
+    opt.step()
+    np.testing.assert_array_equal(named["0.bias"].data, bias_before)
+    np.testing.assert_allclose(named["0.weight"].data, w_before * (1 - 0.1 * 5e-4), rtol=1e-6)
+    with pytest.raises(TypeError, match="module"):
+        optim.param_groups(model.parameters(), 1e-4)
+    assert len(optim.param_groups(nn.Linear(3, 2, bias=False), 0.1)) == 1
+
+
+def test_params_may_be_a_generator_a_list_or_groups():
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    for params in (model.parameters(), (p for p in model.parameters()),
+                   [{"params": model[0].parameters()}, {"params": model[1].parameters(), "lr": 1.0}]):
+        opt = optim.Adam(params)
+        assert sum(len(g["params"]) for g in opt.param_groups) == 4
+
+
+# ---- step, zero_grad, closure ------------------------------------------------------------
+
+
+def test_zero_grad_step_skips_missing_grad_and_returns_closure_loss():
+    a, b = _params(np.float64, ((3,), (2,)))
+    a.grad[...] = 1.0
+    b.grad = None
+    before = b.data.copy()
+    opt = optim.SGD([a, b], lr=0.1)
+    assert opt.step(lambda: 3.5) == 3.5
+    np.testing.assert_array_equal(b.data, before)
+    assert b not in opt.state
+    opt.zero_grad()
+    np.testing.assert_array_equal(a.grad, 0.0)
+
+
+def test_training_loop_decreases_the_loss():
+    normreg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 32), nn.LayerNorm(32), nn.ReLU(), nn.Linear(32, 3))
+    loss_fn = nn.SoftmaxLoss()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 10)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0)
+    for opt in (optim.SGD(optim.param_groups(model, 5e-4), lr=0.1, momentum=0.9),
+                optim.AdamW(model.parameters(), lr=1e-2)):
+        losses = []
+        for _ in range(30):
+            opt.zero_grad()
+            losses.append(loss_fn(model(x), y))
+            model.backward(loss_fn.backward())
+            opt.step()
+        assert losses[-1] < 0.7 * losses[0]
+
+
+# ---- state_dict ------------------------------------------------------------------------------
+
+
+def _run(opt, params, grads, t0, t1):
+    for t in range(t0, t1):
+        opt.zero_grad()
+        for p, gf in zip(params, grads):
+            p.grad += gf(p.data.astype(np.float64), t).astype(p.dtype)
+        opt.step()
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: optim.SGD([{"params": ps[:1]}, {"params": ps[1:], "lr": 0.01}], lr=0.05,
+                         momentum=0.9, nesterov=True, weight_decay=1e-3),
+    lambda ps: optim.Adam(ps, lr=0.02, weight_decay=1e-2, amsgrad=True),
+    lambda ps: optim.AdamW([{"params": ps[:1], "weight_decay": 0.0}, {"params": ps[1:]}], lr=0.02),
+], ids=["SGD", "Adam", "AdamW"])
+@pytest.mark.parametrize("through_file", [False, True])
+def test_state_dict_round_trip_mid_training_gives_the_identical_continuation(make, through_file, tmp_path):
+    params = _params(np.float32)
+    grads = [_grad_fn(i + 11, p.shape) for i, p in enumerate(params)]
+    opt = make(params)
+    _run(opt, params, grads, 0, 10)
+    sd = opt.state_dict()
+    snapshot = [p.data.copy() for p in params]
+    if through_file:
+        normreg.save({"optimizer": sd, "params": snapshot}, tmp_path / "ck.npz")
+        loaded = normreg.load(tmp_path / "ck.npz")
+        sd, snapshot = loaded["optimizer"], loaded["params"]
+    _run(opt, params, grads, 10, 20)
+
+    clones = [Parameter(s) for s in snapshot]
+    opt2 = make(clones)
+    opt2.load_state_dict(sd)
+    _run(opt2, clones, grads, 10, 20)
+    for p, c in zip(params, clones):
+        np.testing.assert_array_equal(p.data, c.data)
+    assert opt2.state_dict()["param_groups"] == opt.state_dict()["param_groups"]
+
+
+def test_state_dict_layout_and_copies():
+    a, b = _params(np.float64, ((3, 2), (2,)))
+    opt = optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1, momentum=0.9)
+    a.grad[...] = 1
+    b.grad[...] = 2
+    opt.step()
+    sd = opt.state_dict()
+    assert sorted(sd) == ["param_groups", "state"]
+    assert sd["param_groups"][0]["params"] == [0] and sd["param_groups"][1]["params"] == [1]
+    assert sd["param_groups"][1]["lr"] == 0.5
+    assert set(sd["state"]) == {0, 1}
+    buf = sd["state"][0]["momentum_buffer"]
+    np.testing.assert_array_equal(buf, 1.0)
+    opt.step()
+    np.testing.assert_array_equal(buf, 1.0)  # a copy: later steps leave it alone
+    sd["param_groups"][0]["lr"] = 9.0
+    assert opt.param_groups[0]["lr"] == 0.1
+
+
+def test_load_state_dict_checks_everything_and_names_the_entry():
+    a, b = _params(np.float32, ((3, 2), (2,)))
+    opt = optim.Adam([a, b], lr=0.1)
+    a.grad[...] = 1
+    b.grad[...] = 1
+    opt.step()
+    good = opt.state_dict()
+
+    def broken(edit):
+        sd = opt.state_dict()
+        edit(sd)
+        return sd
+
+    cases = [
+        (lambda sd: sd["state"][0].__setitem__("exp_avg", np.zeros((2, 3), np.float32)), ValueError,
+         r"state\[0\]\['exp_avg'\] has shape"),
+        (lambda sd: sd["state"][1].__setitem__("exp_avg_sq", np.zeros(2, np.float64)), TypeError,
+         r"state\[1\]\['exp_avg_sq'\] has dtype float64"),
+        (lambda sd: sd["state"][0].pop("step"), KeyError, r"state\[0\] has missing keys \['step'\]"),
+        (lambda sd: sd["state"][0].__setitem__("velocity", 1), KeyError, "unexpected keys.*velocity"),
+        (lambda sd: sd["state"].__setitem__(5, {}), KeyError, "state key 5"),
+        (lambda sd: sd["param_groups"].append(dict(sd["param_groups"][0])), ValueError, "2 groups"),
+        (lambda sd: sd["param_groups"][0]["params"].pop(), ValueError, r"param_groups\[0\] has 1 parameters"),
+        (lambda sd: sd["param_groups"][0].__setitem__("lr", -1.0), ValueError, "learning rate"),
+        (lambda sd: sd["param_groups"][0].__setitem__("momentum", 0.9), KeyError, "unknown keys"),
+        (lambda sd: sd.pop("state"), KeyError, "'state'"),
+    ]
+    before = [p.data.copy() for p in (a, b)]
+    state_before = {k: v.copy() for k, v in opt.state[a].items() if isinstance(v, np.ndarray)}
+    for edit, exc, msg in cases:
+        with pytest.raises(exc, match=msg):
+            opt.load_state_dict(broken(edit))
+    # nothing changed by the failed loads
+    for k, v in state_before.items():
+        np.testing.assert_array_equal(opt.state[a][k], v)
+    assert opt.param_groups[0]["lr"] == 0.1
+    opt.load_state_dict(good)
+    for p, bef in zip((a, b), before):
+        np.testing.assert_array_equal(p.data, bef)
+    with pytest.raises(TypeError, match="mapping"):
+        opt.load_state_dict([1, 2])
+
+
+# ---- bad arguments ---------------------------------------------------------------------------
+
+
+def test_bad_arguments():
+    (p,) = _params(np.float32, ((2, 2),))
+    with pytest.raises(TypeError):
+        optim.SGD([p])  # lr is required, as in PyTorch
+    bad = [
+        (lambda: optim.SGD([p], lr=-0.1), ValueError, "learning rate"),
+        (lambda: optim.SGD([p], lr=0.1, momentum=-0.5), ValueError, "momentum"),
+        (lambda: optim.SGD([p], lr=0.1, weight_decay=-1e-4), ValueError, "weight_decay"),
+        (lambda: optim.SGD([p], lr=0.1, nesterov=True), ValueError, "Nesterov"),
+        (lambda: optim.SGD([p], lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), ValueError, "Nesterov"),
+        (lambda: optim.SGD([p], lr="0.1"), TypeError, "learning rate"),
+        (lambda: optim.SGD([p], lr=float("nan")), ValueError, "learning rate"),
+        (lambda: optim.Adam([p], betas=(1.0, 0.999)), ValueError, "beta parameter at index 0"),
+        (lambda: optim.Adam([p], betas=(0.9, -0.1)), ValueError, "beta parameter at index 1"),
+        (lambda: optim.Adam([p], betas=0.9), ValueError, "betas"),
+        (lambda: optim.Adam([p], eps=-1e-8), ValueError, "epsilon"),
+        (lambda: optim.AdamW([p], weight_decay=-0.1), ValueError, "weight_decay"),
+        (lambda: optim.Adam([p], amsgrad="yes"), TypeError, "amsgrad"),
+        (lambda: optim.Adam([]), ValueError, "empty parameter list"),
+        (lambda: optim.Adam(p), TypeError, "single Parameter"),
+        (lambda: optim.Adam(nn.Linear(2, 2)), TypeError, "module.parameters"),
+        (lambda: optim.Adam(5), TypeError, "iterable"),
+        (lambda: optim.Adam([p.data]), TypeError, r"params\[0\]"),
+        (lambda: optim.Adam([p, p]), ValueError, "more than once"),
+        (lambda: optim.Adam([{"params": [p]}, {"params": [p]}]), ValueError, "more than one"),
+        (lambda: optim.Adam([{"params": [p], "momentum": 0.9}]), ValueError, "unknown hyperparameter"),
+        (lambda: optim.Adam([{"lr": 0.1}]), ValueError, "'params'"),
+        (lambda: optim.SGD([{"params": [p], "lr": -1}], lr=0.1), ValueError, "learning rate"),
+    ]
+    for make, exc, msg in bad:
+        with pytest.raises(exc, match=msg):
+            make()
+
+
+def test_functional_steps_check_their_arrays():
+    p = np.zeros((3, 2), np.float32)
+    g = np.ones((3, 2), np.float32)
+    with pytest.raises(TypeError, match="grad"):
+        F.sgd_step_(p, g.astype(np.float64), lr=0.1)
+    with pytest.raises(ValueError, match="grad"):
+        F.sgd_step_(p, np.ones((2, 3), np.float32), lr=0.1)
+    with pytest.raises(ValueError, match="param"):
+        F.sgd_step_(np.zeros((3, 4), np.float32)[:, ::2], g, lr=0.1)
+    with pytest.raises(TypeError, match="param"):
+        F.sgd_step_(np.zeros((3, 2), np.int32), g, lr=0.1)
+    with pytest.raises(ValueError, match="momentum_buffer"):
+        F.sgd_step_(p, g, lr=0.1, momentum=0.9)
+    with pytest.raises(TypeError, match="exp_avg_sq"):
+        F.adam_step_(p, g, np.zeros_like(p), np.zeros((3, 2)), step=1, lr=0.1, beta1=0.9,
+                     beta2=0.99, eps=1e-8)
+    ro = np.zeros((3, 2), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="param"):
+        F.sgd_step_(ro, g, lr=0.1)
+    np.testing.assert_array_equal(p, 0.0)
+    # the binding itself names the argument too
+    from normreg import _C
+    with pytest.raises(TypeError, match="'grad'"):
+        _C.sgd_step(p, g.astype(np.float64), None, 0.1, 0.0, 0.0, 0.0, False, False)
+    with pytest.raises(ValueError, match="'momentum_buffer'"):
+        _C.sgd_step(p, g, np.zeros(6, np.float32), 0.1, 0.9, 0.0, 0.0, False, False)
+    with pytest.raises(TypeError, match="'lr'"):
+        _C.adam_step(p, g, np.zeros_like(p), np.zeros_like(p), None, "x", 0.9, 0.99, 1e-8, 0.0,
+                     False, 0.1, 0.01)
+    with pytest.raises(TypeError, match="13 arguments"):
+        _C.adam_step(p, g)
+
+
+# ---- optional cross-check against PyTorch --------------------------------------------------
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=True)),
+    ("SGD", dict(lr=0.05, momentum=0.8, dampening=0.2, weight_decay=1e-2)),
+    ("Adam", dict(lr=0.01, betas=(0.8, 0.99), weight_decay=1e-2, amsgrad=True)),
+    ("AdamW", dict(lr=0.01, weight_decay=0.1)),
+])
+def test_matches_torch(name, kwargs):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    w0 = rng.standard_normal((7, 5)).astype(np.float32)
+    p = Parameter(w0)
+    tp = torch.nn.Parameter(torch.tensor(w0))
+    opt = getattr(optim, name)([p], **kwargs)
+    topt = getattr(torch.optim, name)([tp], foreach=False, **kwargs)
+    for _ in range(STEPS):
+        g = rng.standard_normal(w0.shape).astype(np.float32)
+        p.grad[...] = g
+        tp.grad = torch.tensor(g)
+        opt.step()
+        topt.step()
+    np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+# ---- L2 penalty ------------------------------------------------------------------------------
+
+
+def test_l2_penalty_value_and_gradient():
+    a, b = _params(np.float64, ((4, 3), (3,)))
+    ga, gb = a.grad.copy(), b.grad.copy()
+    a.grad += 1.0
+    lam = 0.3
+    value = nn.l2_penalty([a, b], lam)
+    assert isinstance(value, float)
+    assert value == pytest.approx(lam / 2 * (np.sum(a.data ** 2) + np.sum(b.data ** 2)), rel=1e-12)
+    np.testing.assert_allclose(a.grad, ga + 1.0 + lam * a.data, rtol=1e-14)
+    np.testing.assert_allclose(b.grad, gb + lam * b.data, rtol=1e-14)
+    # the gradient is the derivative of the value: central differences in float64
+    eps = 1e-6
+    w = a.data
+    i = (2, 1)
+    old = w[i]
+    w[i] = old + eps
+    up = nn.l2_penalty([Parameter(w)], lam)
+    w[i] = old - eps
+    down = nn.l2_penalty([Parameter(w)], lam)
+    w[i] = old
+    assert (up - down) / (2 * eps) == pytest.approx(lam * old, rel=1e-6)
+    with pytest.raises(ValueError, match="lam"):
+        nn.l2_penalty([a], -0.1)
+    with pytest.raises(TypeError, match=r"params\[0\]"):
+        nn.l2_penalty([a.data], 0.1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_l2_penalty_gives_the_trajectory_of_sgd_weight_decay(dtype, momentum):
+    """loss + lam/2 ||W||^2 with plain SGD == SGD(weight_decay=lam) on the loss alone."""
+    lam = 1e-2
+    rng = np.random.default_rng(2)
+    x = (5 * rng.standard_normal((64, 8)) + 1).astype(dtype)
+    y = rng.integers(0, 3, 64)
+    runs = []
+    for use_penalty in (True, False):
+        normreg.manual_seed(0)
+        model = nn.Sequential(nn.Linear(8, 16, dtype=dtype), nn.ReLU(), nn.Linear(16, 3, dtype=dtype))
+        opt = optim.SGD(model.parameters(), lr=0.05, momentum=momentum,
+                        weight_decay=0.0 if use_penalty else lam)
+        loss_fn = nn.SoftmaxLoss()
+        for _ in range(20):
+            opt.zero_grad()
+            loss_fn(model(x), y)
+            model.backward(loss_fn.backward())
+            if use_penalty:
+                nn.l2_penalty(model.parameters(), lam)
+            opt.step()
+        runs.append([p.data.copy() for p in model.parameters()])
+    for pa, pb in zip(*runs):
+        np.testing.assert_allclose(pa, pb, **_tol(dtype))
