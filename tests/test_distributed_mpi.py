@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mpi_scripts")
@@ -68,3 +69,40 @@ def test_failing_rank_ends_the_job(mode, status):
         assert "aborting all 2 ranks" in proc.stderr
     if mode == "exit":
         assert "[rank 1] normreg.distributed: exit status 3, aborting all 2 ranks" in proc.stderr
+
+
+def _readme_example(tmp_path):
+    import re
+    readme = os.path.join(os.path.dirname(SCRIPTS), os.pardir, "README.md")
+    with open(readme, encoding="utf-8") as f:
+        text = f.read()
+    heading = "## Distributed training (MPI)"
+    if heading not in text:
+        pytest.skip("README has no distributed section")
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+    block = re.findall(r"```python\n(.*?)```", section, flags=re.S)[0]
+    path = tmp_path / "readme_distributed.py"
+    path.write_text(block)
+    return str(path)
+
+
+def _losses(out):
+    import re
+    return [float(v) for v in re.findall(r"epoch \d+ loss ([0-9.]+)", out)]
+
+
+def test_readme_example_gives_the_same_losses_on_one_and_two_ranks(tmp_path):
+    script = _readme_example(tmp_path)
+    import normreg
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [
+        os.path.dirname(os.path.dirname(os.path.abspath(normreg.__file__))), env.get("PYTHONPATH")]))
+    one = subprocess.run([sys.executable, script], env=env, capture_output=True, text=True, timeout=120)
+    assert one.returncode == 0, one.stderr
+    two, _ = run_ranks(script, timeout=120)
+    assert two.returncode == 0, two.stderr
+    l1, l2 = _losses(one.stdout), _losses(two.stdout)
+    assert len(l1) == len(l2) == 5, (one.stdout, two.stdout)  # rank 0 alone prints
+    assert l1[-1] < 0.5 * l1[0]
+    # the same global batches and the same steps: equal up to float32 rounding
+    np.testing.assert_allclose(l2, l1, rtol=2e-3, atol=2e-4)

@@ -9,7 +9,7 @@ import numpy as np
 
 import normreg
 from normreg import distributed as dist
-from normreg import nn
+from normreg import nn, optim
 
 TOL = 1e-10
 
@@ -17,11 +17,6 @@ TOL = 1e-10
 def close(name, got, want):
     err = float(np.max(np.abs(np.asarray(got) - np.asarray(want)), initial=0.0))
     assert err <= TOL * max(1.0, float(np.max(np.abs(want), initial=0.0))), f"{name}: max error {err}"
-
-
-def sgd_step(params, lr, weight_decay):
-    for p in params:
-        p.data -= lr * (p.grad + weight_decay * p.data)
 
 
 def main():
@@ -50,6 +45,8 @@ def main():
         close("initial parameters equal", p.data, q.data)
 
     loss_fn, ref_loss_fn = nn.SoftmaxLoss(), nn.SoftmaxLoss()
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
+    ref_opt = optim.SGD(ref.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
     sampler = dist.DistributedSampler(n, size, rank, seed=5, batch_size=13)   # 13 13 13 2
     ref_sampler = dist.DistributedSampler(n, 1, 0, seed=5, batch_size=13)
     steps = 0
@@ -57,16 +54,16 @@ def main():
         sampler.set_epoch(epoch)
         ref_sampler.set_epoch(epoch)
         for idx, ref_idx in zip(sampler.batches(), ref_sampler.batches()):
-            model.zero_grad()
+            opt.zero_grad()
             loss = loss_fn(ddp(X[idx]), Y[idx])
             ddp.backward(loss_fn.backward())
-            sgd_step(model.parameters(), lr=0.1, weight_decay=1e-3)
+            opt.step()
             global_loss = dist.all_reduce_mean(loss, len(idx), comm)
 
-            ref.zero_grad()
+            ref_opt.zero_grad()
             ref_loss = ref_loss_fn(ref(X[ref_idx]), Y[ref_idx])
             ref.backward(ref_loss_fn.backward())
-            sgd_step(ref.parameters(), lr=0.1, weight_decay=1e-3)
+            ref_opt.step()
 
             close(f"step {steps} loss", global_loss, ref_loss)
             for (name, p), (_, q) in zip(model.named_parameters(), ref.named_parameters()):
