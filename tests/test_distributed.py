@@ -346,3 +346,40 @@ def test_data_parallel_on_one_rank_is_the_plain_model():
     assert dist.all_reduce_mean(2.5, 4, dist.LocalComm()) == 2.5
     np.testing.assert_array_equal(dist.all_reduce_mean([1.0, 3.0], 2, dist.LocalComm()), [1.0, 3.0])
     assert np.isnan(dist.all_reduce_mean(float("nan"), 0, dist.LocalComm()))
+
+
+def test_distributed_data_loader_yields_the_shares_and_reshuffles():
+    x = np.arange(50, dtype=np.float32).reshape(25, 2)
+    y = np.arange(25)
+    loaders = [dist.DistributedDataLoader(x, y, batch_size=8, seed=1, num_replicas=2, rank=r) for r in range(2)]
+    assert [len(ld) for ld in loaders] == [4, 4]
+    epochs = []
+    for _ in range(2):
+        seen = []
+        for (x0, y0), (x1, y1) in zip(*loaders):
+            np.testing.assert_array_equal(x0[:, 0], 2 * y0)
+            assert len(y0) - len(y1) in (0, 1)
+            seen += y0.tolist() + y1.tolist()
+        assert sorted(seen) == list(range(25))
+        epochs.append(seen)
+    assert epochs[0] != epochs[1]
+    dropped = dist.DistributedDataLoader(x, y, batch_size=8, drop_last=True, num_replicas=2, rank=1)
+    assert len(dropped) == 3 and sum(len(b[1]) for b in dropped) == 12
+    with pytest.raises(ValueError, match="same number"):
+        dist.DistributedDataLoader(x, y[:3], batch_size=2, num_replicas=1, rank=0)
+
+
+def test_distributed_data_loader_with_a_generator_splits_the_single_process_batches():
+    x = np.arange(23, dtype=np.float64)[:, None]
+    y = np.arange(23)
+    # the single-process order: DataLoader(..., seed=s) draws each epoch's permutation from Generator(s)
+    gen = normreg.Generator(5)
+    perms = [gen.numpy().permutation(23) for _ in range(2)]
+    single = [[perm[i:i + 6] for i in range(0, 23, 6)] for perm in perms]
+    loaders = [dist.DistributedDataLoader(x, y, batch_size=6, num_replicas=2, rank=r,
+                                          generator=normreg.Generator(5)) for r in range(2)]
+    for epoch in range(2):
+        for want, ((_, y0), (_, y1)) in zip(single[epoch], zip(*loaders)):
+            np.testing.assert_array_equal(np.concatenate([y0, y1]), want)
+    with pytest.raises(ValueError, match="permutation"):
+        next(dist.DistributedSampler(5, 1, 0, batch_size=2).batches(np.arange(4)))

@@ -11,7 +11,7 @@ import traceback
 
 import numpy as np
 
-__all__ = ["init", "world", "is_available", "LocalComm", "get_rank", "get_world_size",
+__all__ = ["init", "world", "is_available", "LocalComm", "get_rank", "get_world_size", "local_size",
            "install_abort_handler", "abort_on_failure", "allreduce_sum_", "allgather", "broadcast_",
            "all_reduce_mean"]
 
@@ -92,6 +92,19 @@ def get_rank(comm=None):
 
 def get_world_size(comm=None):
     return (comm if comm is not None else world()).Get_size()
+
+
+def local_size(comm=None):
+    """How many ranks of ``comm`` share this node (collective: every rank must call it).
+    Useful to divide the node's cores among them (``normreg.set_num_threads``)."""
+    comm = comm if comm is not None else world()
+    if comm.Get_size() == 1:
+        return 1
+    node = comm.Split_type(_mpi().COMM_TYPE_SHARED)
+    try:
+        return node.Get_size()
+    finally:
+        node.Free()
 
 
 def _abort(comm, code, exc_type, exc, tb):

@@ -3,7 +3,7 @@ import numpy as np
 
 from .comm import world
 
-__all__ = ["DistributedSampler", "shard_bounds"]
+__all__ = ["DistributedSampler", "DistributedDataLoader", "shard_bounds"]
 
 
 def shard_bounds(n, num_replicas, rank):
@@ -73,9 +73,12 @@ class DistributedSampler:
         full, rest = divmod(self.num_samples, self.batch_size)
         return full + (1 if rest and not self.drop_last else 0)
 
-    def batches(self):
-        """This rank's share of each global batch of the epoch, as int64 index arrays."""
-        perm = self.permutation()
+    def batches(self, permutation=None):
+        """This rank's share of each global batch of the epoch, as int64 index arrays
+        (of ``permutation``, the same on every rank, instead of the sampler's own)."""
+        perm = self.permutation() if permutation is None else np.asarray(permutation)
+        if perm.shape != (self.num_samples,):
+            raise ValueError(f"permutation must have shape ({self.num_samples},), got {perm.shape}")
         B = self.batch_size
         for i in range(self.num_batches()):
             batch = perm[i * B:(i + 1) * B]
@@ -96,3 +99,45 @@ class DistributedSampler:
 
     def __len__(self):
         return int(self.indices().size)
+
+
+class DistributedDataLoader:
+    """Mini-batches ``(x[idx], y[idx])`` of this rank's share of each global batch.
+
+    The distributed counterpart of ``normreg.data.DataLoader``: ``batch_size`` is the
+    **global** batch size, every ``iter()`` starts a new epoch with a new permutation drawn
+    from ``(seed, epoch)`` (the same on every rank), and ``len()`` is the number of
+    global batches per epoch, the same on every rank. See :class:`DistributedSampler`.
+
+    ``generator`` (a ``normreg.Generator`` created with the same seed on every rank): draw
+    each epoch's permutation from it as ``DataLoader(..., seed=s)`` does with
+    ``Generator(s)``, so that the ranks together see the very batches of that
+    single-process DataLoader.
+    """
+
+    def __init__(self, x, y=None, batch_size=1, shuffle=True, drop_last=False, seed=0,
+                 num_replicas=None, rank=None, comm=None, generator=None):
+        self.x = np.asarray(x)
+        self.y = None if y is None else np.asarray(y)
+        if self.y is not None and self.y.shape[:1] != self.x.shape[:1]:
+            raise ValueError(f"x and y must have the same number of samples, got "
+                             f"{self.x.shape[:1]} and {self.y.shape[:1]}")
+        if comm is not None:
+            num_replicas = comm.Get_size() if num_replicas is None else num_replicas
+            rank = comm.Get_rank() if rank is None else rank
+        self.sampler = DistributedSampler(self.x.shape[0], num_replicas, rank, shuffle=shuffle,
+                                          seed=seed, drop_last=drop_last, batch_size=batch_size)
+        self.generator = generator
+        self.epoch = 0
+
+    def __len__(self):
+        return self.sampler.num_batches()
+
+    def __iter__(self):
+        self.sampler.set_epoch(self.epoch)
+        self.epoch += 1
+        perm = None
+        if self.generator is not None and self.sampler.shuffle:
+            perm = self.generator.numpy().permutation(self.x.shape[0])
+        for idx in self.sampler.batches(perm):
+            yield self.x[idx] if self.y is None else (self.x[idx], self.y[idx])
