@@ -92,6 +92,7 @@ def _losses(out):
 
 
 def test_readme_example_gives_the_same_losses_on_one_and_two_ranks(tmp_path):
+    _mpiexec()  # skip early without MPI
     script = _readme_example(tmp_path)
     import normreg
     env = dict(os.environ, OMP_NUM_THREADS="1")
