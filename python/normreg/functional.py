@@ -14,12 +14,13 @@ returns the input gradient. Conventions (as the kernels, see ``csrc/kernels``):
 * ``out=``: an optional C-contiguous array of the output's shape and dtype to write
   the result into; it is returned.
 """
+import math
 import numbers
 
 import numpy as np
 
 from . import _C
-from .random import default_generator
+from .random import Generator, default_generator
 
 __all__ = [
     "linear", "linear_backward",
@@ -88,6 +89,15 @@ def _eps(eps):
     return eps
 
 
+def _generator(generator):
+    """``generator`` (a :class:`normreg.Generator`), or the default one for None."""
+    if generator is None:
+        return default_generator
+    if not isinstance(generator, Generator):
+        raise TypeError(f"generator must be a normreg.Generator or None, got {type(generator).__name__}")
+    return generator
+
+
 def _accumulator(acc, name, shape, dtype):
     """The array a parameter gradient is added into: ``acc`` (checked) or fresh zeros."""
     if acc is None:
@@ -120,13 +130,14 @@ def linear(x, weight, bias=None, *, out=None):
     if bias is not None:
         _check_shape(bias, "bias", (weight.shape[1],), "out_features of weight")
     lead = x.shape[:-1]
+    rows = math.prod(lead)  # explicit: reshape(-1, 0) is ambiguous for in_features == 0
     out2d = None
     if out is not None:
         _check_shape(out, "out", lead + (weight.shape[1],), "the output's shape")
         if np.may_share_memory(out, x) or np.may_share_memory(out, weight):
             raise ValueError("out must not overlap x or weight")
-        out2d = out.reshape(-1, weight.shape[1])
-    y = _C.linear_forward(x.reshape(-1, weight.shape[0]), weight, bias, out2d)
+        out2d = out.reshape(rows, weight.shape[1])
+    y = _C.linear_forward(x.reshape(rows, weight.shape[0]), weight, bias, out2d)
     return out if out is not None else y.reshape(lead + (weight.shape[1],))
 
 
@@ -146,7 +157,8 @@ def linear_backward(dy, x, weight, *, has_bias=True, need_dx=True, dweight=None,
     _check_shape(dy, "dy", x.shape[:-1] + (weight.shape[1],), "the shape of linear's output")
     dweight = _accumulator(dweight, "dweight", weight.shape, x.dtype)
     dbias = _accumulator(dbias, "dbias", (weight.shape[1],), x.dtype) if has_bias else None
-    dx = _C.linear_backward(dy.reshape(-1, weight.shape[1]), x.reshape(-1, weight.shape[0]),
+    rows = math.prod(x.shape[:-1])
+    dx = _C.linear_backward(dy.reshape(rows, weight.shape[1]), x.reshape(rows, weight.shape[0]),
                             weight, None, dweight, dbias, bool(need_dx))
     if dx is not None:
         dx = dx.reshape(x.shape)
@@ -177,9 +189,14 @@ def _normalized_shape(normalized_shape):
     if isinstance(normalized_shape, (numbers.Integral, np.integer)):
         normalized_shape = (normalized_shape,)
     try:
-        shape = tuple(int(d) for d in normalized_shape)
+        dims = tuple(normalized_shape)
     except TypeError:
-        raise TypeError(f"normalized_shape must be an int or a sequence of ints, got {normalized_shape!r}") from None
+        dims = None
+    if (dims is None or isinstance(normalized_shape, (str, bytes))
+            or not all(isinstance(d, (numbers.Integral, np.integer)) and not isinstance(d, (bool, np.bool_))
+                       for d in dims)):
+        raise TypeError(f"normalized_shape must be an int or a sequence of ints, got {normalized_shape!r}")
+    shape = tuple(int(d) for d in dims)
     if any(d < 0 for d in shape):
         raise ValueError(f"normalized_shape must not be negative, got {shape}")
     return shape
@@ -206,12 +223,13 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, out=Non
     if bias is not None:
         _check_shape(bias, "bias", shape, "normalized_shape")
     lead = x.shape[:x.ndim - k]
-    D = int(np.prod(shape))
+    D = math.prod(shape)
+    rows = math.prod(lead)  # explicit: reshape(-1, 0) is ambiguous for an empty shape
     if out is not None:
         _check_shape(out, "out", x.shape, "the shape of x")
-        out = out.reshape(-1, D)
+        out = out.reshape(rows, D)
     y, mean, rstd = _C.layer_norm_forward(
-        x.reshape(-1, D), None if weight is None else weight.reshape(D),
+        x.reshape(rows, D), None if weight is None else weight.reshape(D),
         None if bias is None else bias.reshape(D), eps, out)
     return y.reshape(x.shape), mean.reshape(lead), rstd.reshape(lead)
 
@@ -235,7 +253,8 @@ def layer_norm_backward(dy, x, mean, rstd, weight=None, *, has_bias=None, dweigh
         raise ValueError(f"mean of shape {mean.shape} does not match x of shape {x.shape}")
     _check_shape(rstd, "rstd", mean.shape, "the shape of mean")
     shape = x.shape[mean.ndim:]
-    D = int(np.prod(shape))
+    D = math.prod(shape)
+    rows = mean.size
     if has_bias is None:
         has_bias = weight is not None
     if weight is not None:
@@ -245,7 +264,7 @@ def layer_norm_backward(dy, x, mean, rstd, weight=None, *, has_bias=None, dweigh
         dweight = None
     dbias = _accumulator(dbias, "dbias", shape, x.dtype) if has_bias else None
     dx = _C.layer_norm_backward(
-        dy.reshape(-1, D), x.reshape(-1, D), mean.reshape(-1), rstd.reshape(-1),
+        dy.reshape(rows, D), x.reshape(rows, D), mean.reshape(-1), rstd.reshape(-1),
         None if weight is None else weight.reshape(D),
         None if dweight is None else dweight.reshape(D),
         None if dbias is None else dbias.reshape(D), None)
@@ -370,7 +389,7 @@ def dropout(x, p=0.5, training=True, *, generator=None, out=None):
     p = _probability(p)
     if not training or p == 0.0:
         return x, None
-    gen = default_generator if generator is None else generator
+    gen = _generator(generator)
     return _C.dropout_forward(x, p, gen.initial_seed(), gen.next_offset(), out)
 
 

@@ -252,6 +252,7 @@ class Linear(Module):
         fan_in = in_features), and the bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
         Draws from ``generator`` (default: normreg's default generator)."""
         from . import init  # init imports this module
+        F._generator(generator)  # TypeError naming it, even when nothing is drawn
         if self.weight.data.size:
             init.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=generator)
         if self.bias is not None:
@@ -424,7 +425,7 @@ class Dropout(Module):
     def __init__(self, p=0.5, generator=None):
         super().__init__()
         self.p = F._probability(p)
-        self.generator = generator
+        self.generator = None if generator is None else F._generator(generator)
 
     def forward(self, x):
         y, mask = F.dropout(x, self.p, self.training, generator=self.generator)
@@ -509,6 +510,8 @@ class Flatten(Module):
 
     def __init__(self, start_dim=1):
         super().__init__()
+        if isinstance(start_dim, bool) or not isinstance(start_dim, (int, np.integer)):
+            raise TypeError(f"start_dim must be an int, got {type(start_dim).__name__}")
         self.start_dim = int(start_dim)
 
     def forward(self, x):

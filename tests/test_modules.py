@@ -1,0 +1,243 @@
+"""Module API: containers, parameters, state dicts, modes, gradient accumulation."""
+import collections
+
+import numpy as np
+import pytest
+
+import normreg
+from normreg import nn
+
+import reference as R
+from common import assert_close
+from gradcheck import check_grads, offset_randn
+
+
+def _mlp(dtype=np.float64):
+    normreg.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 6, dtype=dtype), nn.BatchNorm1d(6, dtype=dtype), nn.ReLU(),
+                         nn.Dropout(0.3), nn.Linear(6, 3, dtype=dtype))
+
+
+def test_sequential_forward_backward_matches_reference_chain(rng):
+    model = _mlp()
+    l1, bn, _, drop, l2 = model
+    x = rng.standard_normal((8, 4))
+    y = model(x)
+    # forward by the references, with the mask dropout actually used
+    h1 = R.linear(x, l1.weight.data, l1.bias.data)
+    h2 = R.batch_norm_train(h1, bn.weight.data, bn.bias.data)[0]
+    h3 = R.relu(h2)
+    keep = R.dropout_keep(drop._ctx[0], h3.shape)
+    h4 = R.dropout(h3, keep, 0.3)
+    assert_close(y, R.linear(h4, l2.weight.data, l2.bias.data), np.float64)
+    dy = rng.standard_normal(y.shape)
+    dx = model.backward(dy)
+    d4, dW2, db2 = R.linear_backward(dy, h4, l2.weight.data)
+    d3 = R.dropout_backward(d4, keep, 0.3)
+    d2 = R.relu_backward(d3, h2)
+    d1, dg, dbeta = R.batch_norm_train_backward(d2, h1, bn.weight.data)
+    d0, dW1, db1 = R.linear_backward(d1, x, l1.weight.data)
+    for got, want in [(dx, d0), (l2.weight.grad, dW2), (l2.bias.grad, db2), (bn.weight.grad, dg),
+                      (bn.bias.grad, dbeta), (l1.weight.grad, dW1), (l1.bias.grad, db1)]:
+        assert_close(got, want, np.float64)
+
+
+def test_sequential_gradcheck(rng):
+    normreg.manual_seed(1)
+    model = nn.Sequential(nn.Linear(3, 5, dtype=np.float64), nn.LayerNorm(5, dtype=np.float64),
+                          nn.ReLU(), nn.Linear(5, 2, dtype=np.float64))
+    model[1].weight.data[...] = 1 + rng.standard_normal(5) * 0.3
+    model[1].bias.data[...] = rng.standard_normal(5)
+    x = offset_randn(rng, (4, 3))
+    dy = rng.standard_normal((4, 2))
+    model(x)
+    dx = model.backward(dy)
+    params = model.parameters()
+    assert len(params) == 6
+    check_grads(lambda: model(x), [x] + [p.data for p in params],
+                [dx] + [p.grad.copy() for p in params], dy)
+
+
+def test_residual_flatten_identity(rng):
+    normreg.manual_seed(2)
+    inner = nn.Linear(5, 5, dtype=np.float64)
+    model = nn.Sequential(nn.Flatten(), nn.Residual(inner), nn.Identity())
+    x = rng.standard_normal((3, 1, 5))
+    y = model(x)
+    flat = x.reshape(3, 5)
+    assert_close(y, R.linear(flat, inner.weight.data, inner.bias.data) + flat, np.float64)
+    dy = rng.standard_normal((3, 5))
+    dx = model.backward(dy)
+    assert dx.shape == x.shape
+    rdx, rdW, rdb = R.linear_backward(dy, flat, inner.weight.data)
+    assert_close(dx, (rdx + dy).reshape(x.shape), np.float64)
+    assert_close(inner.weight.grad, rdW, np.float64)
+    assert [n for n, _ in model.named_parameters()] == ["1.fn.weight", "1.fn.bias"]
+    f = nn.Flatten()
+    x4 = rng.standard_normal((2, 3, 4, 5))
+    assert f(x4).shape == (2, 60)
+    np.testing.assert_array_equal(f.backward(f(x4)), x4)
+    assert nn.Flatten(start_dim=2)(x4).shape == (2, 3, 20)
+    ident = nn.Identity()
+    np.testing.assert_array_equal(ident(x4), x4)
+
+
+def test_gradient_accumulation_through_sequential(rng):
+    model = _mlp()
+    model.eval()          # deterministic: no dropout, running statistics
+    x1, x2 = rng.standard_normal((5, 4)), rng.standard_normal((5, 4))
+    d1, d2 = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+    model(x1); model.backward(d1)
+    g1 = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    model(x2); model.backward(d2)
+    g2 = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    assert all(not p.grad.any() for p in model.parameters())
+    model(x1); model.backward(d1)
+    model(x2); model.backward(d2)
+    for p, a, b in zip(model.parameters(), g1, g2):
+        assert_close(p.grad, a + b, np.float64)
+
+
+def test_named_parameters_and_state_dict_round_trip(rng):
+    model = _mlp(np.float32)
+    names = [n for n, _ in model.named_parameters()]
+    assert names == ["0.weight", "0.bias", "1.weight", "1.bias", "4.weight", "4.bias"]
+    assert all(isinstance(p, nn.Parameter) for p in model.parameters())
+    model(rng.standard_normal((8, 4)).astype(np.float32))        # moves running stats
+    state = model.state_dict()
+    assert isinstance(state, collections.OrderedDict)
+    # PyTorch's order: each module's parameters, then its buffers
+    assert list(state) == ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean",
+                           "1.running_var", "1.num_batches_tracked", "4.weight", "4.bias"]
+    assert int(state["1.num_batches_tracked"]) == 1
+    # copies, not views
+    state["0.weight"][...] = 0
+    assert model[0].weight.data.any()
+    state = model.state_dict()
+
+    other = _mlp(np.float32)
+    normreg.manual_seed(99)
+    other[0].reset_parameters()
+    assert not np.array_equal(other[0].weight.data, model[0].weight.data)
+    result = other.load_state_dict(state)
+    assert list(result.missing_keys) == [] and list(result.unexpected_keys) == []
+    for k, v in other.state_dict().items():
+        np.testing.assert_array_equal(v, state[k])
+    model.eval(); other.eval()
+    x = rng.standard_normal((5, 4)).astype(np.float32)
+    np.testing.assert_array_equal(model(x), other(x))
+    # the loaded arrays are copies: changing the dict later changes nothing
+    state["0.bias"][...] = 5
+    assert not (other[0].bias.data == 5).any()
+
+
+def test_load_state_dict_errors(rng):
+    model = _mlp(np.float32)
+    before = model.state_dict()
+    state = model.state_dict()
+    del state["0.bias"]
+    with pytest.raises(KeyError, match="0.bias"):
+        model.load_state_dict(state)
+    state = model.state_dict()
+    state["extra"] = np.zeros(1)
+    with pytest.raises(KeyError, match="extra"):
+        model.load_state_dict(state)
+    res = model.load_state_dict(state, strict=False)
+    assert res.unexpected_keys == ["extra"] and res.missing_keys == []
+    state = model.state_dict()
+    state["0.weight"] = np.zeros((3, 3), np.float32)
+    state["0.bias"] = np.full(6, 7, np.float32)
+    with pytest.raises(ValueError, match="0.weight"):
+        model.load_state_dict(state)
+    state = model.state_dict()
+    state["4.weight"] = state["4.weight"].astype(np.float64)
+    state["0.bias"] = np.full(6, 7, np.float32)
+    with pytest.raises(TypeError, match="4.weight"):
+        model.load_state_dict(state)
+    with pytest.raises(TypeError, match="state_dict"):
+        model.load_state_dict([1, 2])
+    # a failed load changes nothing
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_train_eval_propagate():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.BatchNorm1d(2), nn.Dropout(0.5)),
+                          nn.Residual(nn.Sequential(nn.ReLU(), nn.Dropout())))
+    mods = list(model.modules())
+    assert len(mods) == 9
+    assert all(m.training for m in mods)
+    assert model.eval() is model
+    assert not any(m.training for m in mods)
+    model.train()
+    assert all(m.training for m in mods)
+    model.train(False)
+    assert not any(m.training for m in mods)
+
+
+def test_eval_mode_is_deterministic(rng):
+    model = _mlp(np.float32)
+    x = rng.standard_normal((16, 4)).astype(np.float32)
+    for _ in range(3):
+        model(x)
+    model.eval()
+    np.testing.assert_array_equal(model(x), model(x))
+
+
+def test_outputs_of_sequential_are_not_overwritten(rng):
+    model = _mlp(np.float32).eval()
+    y1 = model(rng.standard_normal((4, 4)).astype(np.float32))
+    c = y1.copy()
+    model(rng.standard_normal((4, 4)).astype(np.float32))
+    np.testing.assert_array_equal(y1, c)
+
+
+def test_parameter_basics():
+    p = nn.Parameter(np.arange(6, dtype=np.float32).reshape(2, 3))
+    assert p.shape == (2, 3) and p.dtype == np.float32 and p.size == 6
+    assert not p.grad.any() and p.grad.shape == (2, 3)
+    src = np.ones(3)
+    q = nn.Parameter(src)
+    q.data[0] = 5
+    assert src[0] == 1      # Parameter copies its data
+    with pytest.raises(TypeError):
+        nn.Parameter(np.arange(3))
+
+
+def test_threads_setting():
+    n = normreg.get_num_threads()
+    try:
+        normreg.set_num_threads(1)
+        assert normreg.get_num_threads() == 1
+        with pytest.raises(TypeError, match=r"\bn\b"):
+            normreg.set_num_threads(1.5)
+        for bad in (0, -2):
+            with pytest.raises(ValueError, match=r"\bn\b"):
+                normreg.set_num_threads(bad)
+        assert normreg.get_num_threads() == 1
+    finally:
+        normreg.set_num_threads(n)
+    assert isinstance(normreg.__version__, str)
+
+
+def test_model_on_read_only_non_contiguous_input(rng):
+    model = _mlp(np.float64)
+    base = rng.standard_normal((4, 8))
+    x = base[:, ::2]                       # (4, 4), not contiguous
+    x.flags.writeable = False
+    base_copy = base.copy()
+    normreg.manual_seed(8)
+    y = model(x)
+    dy = rng.standard_normal(y.shape)
+    dy_ro = np.asfortranarray(dy)
+    dy_ro.flags.writeable = False
+    dx = model.backward(dy_ro)
+    np.testing.assert_array_equal(base, base_copy)
+    np.testing.assert_array_equal(dy_ro, dy)
+    # the same as with a fresh contiguous copy
+    other = _mlp(np.float64)
+    normreg.manual_seed(8)
+    np.testing.assert_allclose(other(np.ascontiguousarray(x)), y, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(other.backward(dy), dx, rtol=1e-13, atol=1e-13)
