@@ -61,6 +61,42 @@ sync_batch_norm_stats(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return (PyObject *)stats;
 }
 
+/* sync_batch_norm_forward(x (N, C, L), mean (C), rstd (C), w | None, b | None, out | None)
+ *   -> y (N, C, L) = (x - mean) rstd w + b */
+static PyObject *
+sync_batch_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    const char *fn = "sync_batch_norm_forward";
+    PyArrayObject *x, *mean, *rstd, *w, *b, *y;
+    int t;
+    if (nr_check_nargs(nargs, 6, fn) < 0 || nr_arg_float_dtype(args[0], fn, "x", &t) < 0 ||
+        nr_arg_array(args[0], fn, "x", t, 3, NR_REQUIRED, &x) < 0) {
+        return NULL;
+    }
+    npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), L = PyArray_DIM(x, 2);
+    if (channels(args[1], fn, "mean", t, NR_REQUIRED, C, &mean) < 0 ||
+        channels(args[2], fn, "rstd", t, NR_REQUIRED, C, &rstd) < 0 ||
+        channels(args[3], fn, "weight", t, NR_OPTIONAL, C, &w) < 0 ||
+        channels(args[4], fn, "bias", t, NR_OPTIONAL, C, &b) < 0) {
+        return NULL;
+    }
+    int nthreads = nr_get_num_threads();
+    void *ws = workspace(t, C, nthreads);
+    if (!ws) {
+        return NULL;
+    }
+    if (!(y = nr_out_array(args[5], fn, "out", t, 3, PyArray_DIMS(x)))) {
+        PyMem_RawFree(ws);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    NR_CALL(IS_F32(t), nr_syncbn_forward, PyArray_DATA(y), PyArray_DATA(x), PyArray_DATA(mean),
+            PyArray_DATA(rstd), nr_data_or_null(w), nr_data_or_null(b), N, C, L, ws, nthreads);
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(ws);
+    return (PyObject *)y;
+}
+
 /* sync_batch_norm_grad_sums(dy, x (N, C, L), mean (C), rstd (C)) -> sums float64 (2, C):
  * row 0 sum(dy), row 1 sum(dy xhat) per channel over this process's values */
 static PyObject *
@@ -151,6 +187,8 @@ sync_batch_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 
 PyMethodDef nr_syncbn_methods[] = {
     FASTCALL(sync_batch_norm_stats, "sync_batch_norm_stats(x) -> (2, C) float64: mean, M2"),
+    FASTCALL(sync_batch_norm_forward,
+             "sync_batch_norm_forward(x, mean, rstd, weight, bias, out) -> y"),
     FASTCALL(sync_batch_norm_grad_sums,
              "sync_batch_norm_grad_sums(dy, x, mean, rstd) -> (2, C) float64: sum dy, sum dy xhat"),
     FASTCALL(sync_batch_norm_backward,

@@ -97,6 +97,26 @@ def test_grad_sums_and_backward_kernels_match_numpy(dtype, shape):
         np.testing.assert_allclose(dx, want, rtol=TOL[dtype], atol=TOL[dtype] * 10)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(19, 7, 1), (4, 3, 9), (0, 2, 3)])
+def test_forward_kernel_matches_numpy(dtype, shape):
+    rng = np.random.default_rng(10)
+    x = offset_input(rng, shape, dtype)
+    C = shape[1]
+    mean = (12 + rng.standard_normal(C)).astype(dtype)
+    rstd = (0.2 + rng.random(C)).astype(dtype)
+    w, b = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    for weight, bias in ((w, b), (None, None), (w, None)):
+        y = _C.sync_batch_norm_forward(x, mean, rstd, weight, bias, None)
+        want = (x.astype(np.float64) - mean[None, :, None]) * rstd[None, :, None]
+        if weight is not None:
+            want = want * weight[None, :, None]
+        if bias is not None:
+            want = want + bias[None, :, None]
+        assert y.dtype == dtype and y.shape == shape
+        np.testing.assert_allclose(y, want, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
+
+
 def test_kernels_reject_bad_arguments():
     x = np.ones((4, 3, 1))
     mean, rstd = np.zeros(3), np.ones(3)
@@ -116,6 +136,10 @@ def test_kernels_reject_bad_arguments():
         _C.sync_batch_norm_backward(x, x, mean, rstd, None, np.zeros((2, 3), np.float32), 4.0, None)
     with pytest.raises(ValueError, match="count"):
         _C.sync_batch_norm_backward(x, x, mean, rstd, None, np.zeros((2, 3)), 0.0, None)
+    with pytest.raises(ValueError, match="weight"):
+        _C.sync_batch_norm_forward(x, mean, rstd, np.ones(2), None, None)
+    with pytest.raises(ValueError, match="out"):
+        _C.sync_batch_norm_forward(x, mean, rstd, None, None, np.empty((4, 3, 2)))
     with pytest.raises(TypeError):
         _C.sync_batch_norm_stats()
 

@@ -100,6 +100,41 @@ FN(nr_syncbn_stats)(double *mean, double *m2, const T *x, int64_t N, int64_t C, 
     }
 }
 
+/* x (N, C, L), mean, rstd (C) of the global batch, w, b (C) or NULL -> y (N, C, L) =
+ *   y = (x - mean) rstd w + b  computed as  (x - mean) k_scale + k_shift */
+void
+FN(nr_syncbn_forward)(T *y, const T *x, const T *mean, const T *rstd, const T *w, const T *b,
+                      int64_t N, int64_t C, int64_t L, void *workspace, int nthreads)
+{
+    T *k_scale = (T *)workspace, *k_shift = k_scale + C;
+    for (int64_t c = 0; c < C; c++) {
+        k_scale[c] = w ? (T)((double)w[c] * (double)rstd[c]) : rstd[c];
+        k_shift[c] = b ? b[c] : (T)0;
+    }
+    const int nt = FN(nr_syncbn_threads)(nthreads, N, C, L, 2);
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t n = 0; n < N; n++) {
+        if (L == 1) {
+            const T *xr = x + n * C;
+            T *yr = y + n * C;
+#pragma omp simd
+            for (int64_t c = 0; c < C; c++) {
+                yr[c] = (xr[c] - mean[c]) * k_scale[c] + k_shift[c];
+            }
+        }
+        else {
+            for (int64_t c = 0; c < C; c++) {
+                const int64_t off = (n * C + c) * L;
+                const T mu = mean[c], sc = k_scale[c], sh = k_shift[c];
+#pragma omp simd
+                for (int64_t l = 0; l < L; l++) {
+                    y[off + l] = (x[off + l] - mu) * sc + sh;
+                }
+            }
+        }
+    }
+}
+
 /* dy, x (N, C, L), mean, rstd (C) -> sum_dy (C) = sum(dy), sum_dy_xhat (C) = sum(dy xhat),
  * xhat = (x - mean) rstd, over this process's N L values of each channel (0 when empty). */
 void

@@ -90,13 +90,11 @@ class SyncBatchNorm(nn.BatchNorm1d):
                              f"batch of {int(count)} value(s) per channel over {comm.Get_size()} rank(s)")
         var = m2 / count
         save_mean = mean.astype(self.dtype)
-        save_var = var.astype(self.dtype)
-        # normalization with the global statistics: batch norm's evaluation kernel
-        y, _, _ = F.batch_norm(x, save_mean, save_var.copy(),
-                               None if self.weight is None else self.weight.data,
-                               None if self.bias is None else self.bias.data,
-                               training=False, eps=self.eps)
-        save_rstd = (1.0 / np.sqrt(save_var.astype(np.float64) + self.eps)).astype(self.dtype)
+        save_rstd = (1.0 / np.sqrt(var + self.eps)).astype(self.dtype)
+        # normalize with the global statistics
+        y = _C.sync_batch_norm_forward(x3, save_mean, save_rstd,
+                                       None if self.weight is None else self.weight.data,
+                                       None if self.bias is None else self.bias.data, None)
         if self.training and self.track_running_stats:
             if self.momentum is None:  # cumulative moving average
                 momentum = 1.0 / float(self.num_batches_tracked + 1)
@@ -108,7 +106,7 @@ class SyncBatchNorm(nn.BatchNorm1d):
             self.num_batches_tracked += 1
         self._sync = True
         self._ctx = (x3, x.shape, save_mean, save_rstd, count)
-        return y
+        return y.reshape(x.shape)
 
     def backward(self, dy):
         if not getattr(self, "_sync", False):
