@@ -58,7 +58,7 @@ class GradientReducer:
 
     def __init__(self, parameters, comm=None, bucket_cap_mb=4.0):
         self.comm = comm if comm is not None else world()
-        self.params = list(parameters)
+        self.params = list(dict.fromkeys(parameters))  # a shared parameter is reduced once
         for p in self.params:
             if not isinstance(p, nn.Parameter):
                 raise TypeError(f"GradientReducer needs Parameters, got {type(p).__name__}")
