@@ -65,5 +65,6 @@ nr_data_or_null(PyArrayObject *arr)
 
 extern PyMethodDef nr_core_methods[];
 extern PyMethodDef nr_optim_methods[];
+extern PyMethodDef nr_norms_methods[];
 
 #endif

@@ -32,7 +32,8 @@ static PyMethodDef module_methods[] = {
 extern PyMethodDef nr_syncbn_methods[];
 
 /* Every family of binding functions, added to the module in exec. */
-static PyMethodDef *method_tables[] = {nr_core_methods, nr_optim_methods, nr_syncbn_methods};
+static PyMethodDef *method_tables[] = {nr_core_methods, nr_optim_methods, nr_norms_methods,
+                                       nr_syncbn_methods};
 
 static int
 module_exec(PyObject *module)

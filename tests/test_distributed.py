@@ -246,10 +246,65 @@ def test_sync_batchnorm_evaluation_and_errors():
     bn.train()
     with pytest.raises(ValueError, match="more than 1 value"):
         bn(x[:1])
-    with pytest.raises(ValueError, match=r"\(N, 4\)"):
+    with pytest.raises(ValueError, match="C = 4"):
         bn(x[:, :3])
     with pytest.raises(TypeError, match="dtype"):
         bn(x.astype(np.float32))
+
+
+@pytest.mark.parametrize("kwargs", [dict(convention="needle"), dict(convention="cs231n"),
+                                    dict(momentum=None), dict(running_var_estimator="biased", momentum=0.3)])
+def test_sync_batchnorm_one_rank_follows_batchnorm_conventions(kwargs):
+    rng = np.random.default_rng(11)
+    ref = nn.BatchNorm1d(5, dtype=np.float64, **kwargs)
+    syn = dist.SyncBatchNorm(5, dtype=np.float64, comm=dist.LocalComm(), **kwargs)
+    for _ in range(3):
+        x = offset_input(rng, (9, 5))
+        np.testing.assert_allclose(syn(x), ref(x), rtol=1e-12, atol=1e-12)
+        dy = rng.standard_normal(x.shape)
+        np.testing.assert_allclose(syn.backward(dy), ref.backward(dy), rtol=1e-10, atol=1e-12)
+    for name, b in ref.named_buffers():
+        np.testing.assert_allclose(dict(syn.named_buffers())[name], b, rtol=1e-12)
+    np.testing.assert_allclose(syn.weight.grad, ref.weight.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_sync_batchnorm_policies():
+    rng = np.random.default_rng(12)
+    frozen = dist.SyncBatchNorm(3, dtype=np.float64, freeze_stats=True, comm=dist.LocalComm())
+    frozen.running_mean[...] = 1.0
+    x = offset_input(rng, (6, 3))
+    np.testing.assert_allclose(frozen(x), (x - 1.0) / np.sqrt(1 + frozen.eps), rtol=1e-12)
+    assert int(frozen.num_batches_tracked) == 0
+    # a channel with a non-finite value keeps its running estimates, with a warning
+    bn = dist.SyncBatchNorm(3, dtype=np.float64, comm=dist.LocalComm())
+    x[2, 1] = np.inf
+    with pytest.warns(RuntimeWarning, match="1 channel"):
+        bn(x)
+    assert bn.running_mean[1] == 0 and bn.running_var[1] == 1 and bn.running_mean[0] != 0
+    # an empty batch: empty output, nothing learned
+    empty = dist.SyncBatchNorm(3, dtype=np.float64, comm=dist.LocalComm())
+    assert empty(np.zeros((0, 3))).shape == (0, 3)
+    assert empty.backward(np.zeros((0, 3))).shape == (0, 3)
+    assert int(empty.num_batches_tracked) == 0
+
+
+def test_sync_batchnorm_on_4d_input_is_batchnorm2d():
+    rng = np.random.default_rng(13)
+    ref = nn.BatchNorm2d(3, dtype=np.float64)
+    ref.weight.data[...] = rng.standard_normal(3)
+    syn = dist.convert_sync_batchnorm(nn.Sequential(ref), dist.LocalComm())[0]
+    assert isinstance(syn, dist.SyncBatchNorm) and syn.weight is ref.weight
+    x = offset_input(rng, (4, 3, 5, 2))
+    state = {k: v.copy() for k, v in ref.state_dict().items()}
+    y_ref = ref(x)
+    dy = rng.standard_normal(x.shape)
+    dx_ref = ref.backward(dy)
+    g_ref = ref.weight.grad.copy()
+    ref.zero_grad()
+    ref.load_state_dict(state)  # syn shares the running estimates: start again
+    np.testing.assert_allclose(syn(x), y_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(syn.backward(dy), dx_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(syn.weight.grad, g_ref, rtol=1e-10, atol=1e-12)
 
 
 def test_convert_sync_batchnorm_replaces_every_batchnorm_and_shares_state():

@@ -11,6 +11,7 @@ from . import _C
 from . import functional, nn, random
 from . import init, optim
 from .serialization import save, load, CheckpointError
+from . import conventions, testing
 from .random import Generator, manual_seed, initial_seed, seed, default_generator
 
 
@@ -26,6 +27,6 @@ def get_num_threads():
     return _C.get_num_threads()
 
 
-__all__ = ["functional", "nn", "random", "Generator", "manual_seed", "initial_seed", "seed",
+__all__ = ["functional", "nn", "random", "conventions", "testing", "Generator", "manual_seed", "initial_seed", "seed",
            "default_generator", "set_num_threads", "get_num_threads", "__version__"]
 __all__ += ["init", "optim", "save", "load", "CheckpointError"]

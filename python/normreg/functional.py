@@ -527,3 +527,144 @@ def adam_step_(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, step, l
                  float(beta2), float(eps), float(weight_decay), bool(decoupled),
                  bias_correction1, bias_correction2)
     return param
+
+
+# ---- RMS norm and group norm ------------------------------------------------------------
+
+__all__ += ["rms_norm", "rms_norm_backward", "group_norm", "group_norm_backward"]
+
+
+def _rms_eps(eps, dtype):
+    """``eps=None`` is the dtype's machine epsilon, as PyTorch's ``F.rms_norm``."""
+    return float(np.finfo(dtype).eps) if eps is None else _eps(eps)
+
+
+def rms_norm(x, normalized_shape, weight=None, eps=None, *, out=None):
+    """RMS normalization over the trailing ``normalized_shape`` dimensions (PyTorch's
+    ``F.rms_norm``): ``y = x / sqrt(mean(x**2) + eps) * weight``.
+
+    x (*, *normalized_shape), weight of ``normalized_shape`` or None; ``eps=None`` means
+    ``np.finfo(x.dtype).eps``. Returns (y like x, rstd (*)) with
+    ``rstd = 1 / sqrt(mean(x**2) + eps)``, which :func:`rms_norm_backward` takes.
+    """
+    x = _as_float_array(x, "x")
+    shape = _normalized_shape(normalized_shape)
+    eps = _rms_eps(eps, x.dtype)
+    k = len(shape)
+    if k == 0 or x.ndim < k or x.shape[x.ndim - k:] != shape:
+        raise ValueError(f"x of shape {x.shape} does not end with normalized_shape {shape}")
+    weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
+    if weight is not None:
+        _check_shape(weight, "weight", shape, "normalized_shape")
+    lead = x.shape[:x.ndim - k]
+    M, D = math.prod(lead), math.prod(shape)
+    if out is not None:
+        _check_shape(out, "out", x.shape, "the shape of x")
+        out = out.reshape(M, D)
+    y, rstd = _C.rms_norm_forward(x.reshape(M, D), None if weight is None else weight.reshape(D),
+                                  eps, out)
+    return y.reshape(x.shape), rstd.reshape(lead)
+
+
+def rms_norm_backward(dy, x, rstd, weight=None, *, dweight=None):
+    """Gradients of :func:`rms_norm`.
+
+    dy and x (*, *normalized_shape), rstd (*) from the forward, weight or None
+    -> (dx like x, dweight or None). ``dweight`` is computed when ``weight`` is given;
+    when passed, it is added to in place and returned.
+    """
+    x = _as_float_array(x, "x")
+    dy = _as_float_array(dy, "dy", x.dtype, "the dtype of x")
+    rstd = _as_float_array(rstd, "rstd", x.dtype, "the dtype of x")
+    weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
+    _check_shape(dy, "dy", x.shape, "the shape of x")
+    k = x.ndim - rstd.ndim
+    if k < 1 or x.shape[:rstd.ndim] != rstd.shape:
+        raise ValueError(f"rstd of shape {rstd.shape} does not match x of shape {x.shape}")
+    shape = x.shape[rstd.ndim:]
+    M, D = math.prod(rstd.shape), math.prod(shape)
+    if weight is not None:
+        _check_shape(weight, "weight", shape, "normalized_shape")
+        dweight = _accumulator(dweight, "dweight", shape, x.dtype)
+    else:
+        dweight = None
+    dx = _C.rms_norm_backward(dy.reshape(M, D), x.reshape(M, D), rstd.reshape(M),
+                              None if weight is None else weight.reshape(D),
+                              None if dweight is None else dweight.reshape(D), None)
+    return dx.reshape(x.shape), dweight
+
+
+def _num_groups(num_groups, C):
+    if isinstance(num_groups, (bool, np.bool_)) or not isinstance(num_groups, (numbers.Integral, np.integer)):
+        raise TypeError(f"num_groups must be an int, got {type(num_groups).__name__}")
+    num_groups = int(num_groups)
+    if num_groups < 1 or C % num_groups != 0:
+        raise ValueError(f"num_groups must be >= 1 and divide the number of channels {C}, got {num_groups}")
+    return num_groups
+
+
+def _as_ncs(x, name):
+    if x.ndim < 2:
+        raise ValueError(f"{name} must have shape (N, C, *) with at least 2 dimensions, got {x.shape}")
+    return x.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))
+
+
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, out=None):
+    """Group normalization (PyTorch's ``F.group_norm``) of x (N, C, *).
+
+    The C channels form ``num_groups`` groups of consecutive channels; each sample's group
+    is normalized with its own mean and biased variance over its channels and all spatial
+    positions, then each channel c gets ``* weight[c] + bias[c]`` (weight, bias (C,) or
+    None). Returns (y like x, mean (N, G), rstd (N, G)) with ``rstd = 1 / sqrt(var + eps)``.
+    """
+    x = _as_float_array(x, "x")
+    x3 = _as_ncs(x, "x")
+    N, C, S = x3.shape
+    G = _num_groups(num_groups, C)
+    eps = _eps(eps)
+    weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
+    bias = _optional_float_array(bias, "bias", x.dtype, "the dtype of x")
+    for arr, name in ((weight, "weight"), (bias, "bias")):
+        if arr is not None:
+            _check_shape(arr, name, (C,), "the channels of x")
+    if out is not None:
+        _check_shape(out, "out", x.shape, "the shape of x")
+        out = out.reshape(x3.shape)
+    y, mean, rstd = _C.group_norm_forward(x3, weight, bias, G, eps, out)
+    return y.reshape(x.shape), mean, rstd
+
+
+def group_norm_backward(dy, x, mean, rstd, weight=None, *, has_bias=None, dweight=None,
+                        dbias=None):
+    """Gradients of :func:`group_norm`.
+
+    dy and x (N, C, *), mean and rstd (N, G) from the forward (G is taken from their
+    shape), weight (C,) or None -> (dx like x, dweight or None, dbias or None), as
+    :func:`layer_norm_backward`.
+    """
+    x = _as_float_array(x, "x")
+    dy = _as_float_array(dy, "dy", x.dtype, "the dtype of x")
+    _check_shape(dy, "dy", x.shape, "the shape of x")
+    x3 = _as_ncs(x, "x")
+    N, C, S = x3.shape
+    mean = _as_float_array(mean, "mean", x.dtype, "the dtype of x")
+    rstd = _as_float_array(rstd, "rstd", x.dtype, "the dtype of x")
+    if mean.ndim != 2 or mean.shape[0] != N:
+        raise ValueError(f"mean must have shape (N, num_groups) = ({N}, G), got {mean.shape}")
+    G = mean.shape[1]
+    if G < 1 or C % G != 0:
+        raise ValueError(f"mean of shape {mean.shape} does not match x: its {G} groups do not "
+                         f"divide the {C} channels")
+    _check_shape(rstd, "rstd", mean.shape, "the shape of mean")
+    weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
+    if has_bias is None:
+        has_bias = weight is not None
+    if weight is not None:
+        _check_shape(weight, "weight", (C,), "the channels of x")
+        dweight = _accumulator(dweight, "dweight", (C,), x.dtype)
+    else:
+        dweight = None
+    dbias = _accumulator(dbias, "dbias", (C,), x.dtype) if has_bias else None
+    dx = _C.group_norm_backward(dy.reshape(x3.shape), x3, mean, rstd, weight, dweight, dbias,
+                                G, None)
+    return dx.reshape(x.shape), dweight, dbias

@@ -8,15 +8,19 @@ PyTorch). Layers take the names and arguments of their PyTorch counterparts; a
 """
 import collections
 import math
+import warnings
 
 import numpy as np
 
+from . import conventions
 from . import functional as F
+from .conventions import DEFAULT
 
 __all__ = [
     "Parameter", "Module", "Linear", "ReLU", "LayerNorm", "BatchNorm1d", "Dropout",
     "Sequential", "Residual", "Flatten", "Identity", "SoftmaxLoss", "CrossEntropyLoss",
 ]
+__all__ += ["BatchNorm2d", "RMSNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "utils"]
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -337,32 +341,351 @@ class LayerNorm(Module):
                 f"elementwise_affine={self.elementwise_affine}")
 
 
-class BatchNorm1d(Module):
-    """Batch normalization of (N, C) or (N, C, L) input per channel C.
+class _BatchNorm(Module):
+    """Batch normalization per channel C of (N, C, *) input (see BatchNorm1d/BatchNorm2d).
 
-    In training: normalizes with the batch mean and biased variance and updates
-    ``running_mean``/``running_var`` as ``(1 - momentum) * running + momentum * stat``
-    (running_var with the unbiased variance; ``momentum=None`` takes the cumulative
-    average over ``num_batches_tracked``). In evaluation: normalizes with the running
-    estimates (or with batch statistics if ``track_running_stats=False``).
+    In training: normalizes with the batch mean and biased variance over N and the
+    positions ``*``, and updates ``running_mean``/``running_var``; in evaluation:
+    normalizes with the running estimates. The update follows the convention switches
+    (PyTorch's by default, see :mod:`normreg.conventions`):
+
+    * ``momentum_style='torch'``: ``running = (1 - momentum) * running + momentum * batch``;
+      ``'cs231n'``: ``running = momentum * running + (1 - momentum) * batch``.
+      ``momentum=None`` takes the cumulative average over ``num_batches_tracked``.
+    * ``running_var_estimator='unbiased'`` (divides by n - 1) or ``'biased'`` (by n).
+    * ``initial_running_var``: 1.0 (PyTorch, needle) or 0.0 (cs231n).
+
+    Policies:
+
+    * ``track_running_stats=False``: no running estimates; batch statistics in training
+      and in evaluation (PyTorch).
+    * ``freeze_stats=True``: normalize with the running estimates and never update them,
+      even in training mode, while weight and bias still train (what PyTorch users get by
+      calling ``.eval()`` on the batch-norm layers of a training model; unlike that trick,
+      a later ``model.train()`` does not undo it).
+    * An empty batch (no values per channel) gives an empty output and leaves the running
+      estimates and ``num_batches_tracked`` untouched; its backward adds nothing.
+    * A channel whose batch mean or variance is not finite (NaN/Inf in the input, or a
+      variance beyond the dtype's range) keeps its running mean and variance from before
+      the batch (a ``RuntimeWarning`` says so);
+      the other channels are updated, and ``num_batches_tracked`` counts the batch. The
+      output of such a channel is not finite either: that is the input's doing.
     """
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, dtype=np.float32):
+    _input_doc = "(N, C, *)"
+
+    def __init__(self, num_features, eps=1e-5, momentum=DEFAULT, affine=True,
+                 track_running_stats=True, dtype=np.float32, *, momentum_style=None,
+                 running_var_estimator=None, initial_running_var=None, freeze_stats=False,
+                 convention=None):
         super().__init__()
         self.num_features = _positive_int(num_features, "num_features")
         self.eps = F._eps(eps)
+        if momentum is DEFAULT:  # None is PyTorch's cumulative average, not "unset"
+            momentum = conventions.get(convention).bn_momentum
         if momentum is not None:
             momentum = F._real(momentum, "momentum")
             if not 0.0 <= momentum <= 1.0:
                 raise ValueError(f"momentum must be in [0, 1] or None, got {momentum}")
         self.momentum = momentum
+        self.momentum_style = conventions.check_choice(
+            conventions.resolve(convention, "bn_momentum_style", momentum_style),
+            "momentum_style", conventions._MOMENTUM_STYLES)
+        self.running_var_estimator = conventions.check_choice(
+            conventions.resolve(convention, "bn_running_var_estimator", running_var_estimator),
+            "running_var_estimator", conventions._VAR_ESTIMATORS)
+        self.initial_running_var = F._real(
+            conventions.resolve(convention, "bn_initial_running_var", initial_running_var),
+            "initial_running_var")
         self.affine = bool(affine)
         self.track_running_stats = bool(track_running_stats)
+        self.freeze_stats = bool(freeze_stats)
+        if self.freeze_stats and not self.track_running_stats:
+            raise ValueError("freeze_stats=True needs track_running_stats=True (there are no running "
+                             "statistics to freeze)")
         self.dtype = _float_dtype(dtype)
         C = self.num_features
         self.weight = Parameter(np.ones(C, dtype=self.dtype)) if self.affine else None
         self.bias = Parameter(np.zeros(C, dtype=self.dtype)) if self.affine else None
+        if self.track_running_stats:
+            self.register_buffer("running_mean", np.zeros(C, dtype=self.dtype))
+            self.register_buffer("running_var", np.full(C, self.initial_running_var, dtype=self.dtype))
+            self.register_buffer("num_batches_tracked", np.zeros((), dtype=np.int64))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+        # Scratch for the running update (see _forward_train_update): O(C) work, no second
+        # pass over the input.
+        self._batch_mean = np.zeros(C, dtype=self.dtype)
+        self._batch_var = np.zeros(C, dtype=self.dtype)
+
+    def reset_running_stats(self):
+        if self.track_running_stats:
+            self.running_mean[...] = 0
+            self.running_var[...] = self.initial_running_var
+            self.num_batches_tracked[...] = 0
+
+    def _as_ncl(self, x):
+        """x as (N, C, L), checked; subclasses define the accepted shapes."""
+        raise NotImplementedError
+
+    def _bad_shape(self, x):
+        name = type(self).__name__
+        return ValueError(f"{name}({self.num_features}) expects input {self._input_doc} with "
+                          f"C = {self.num_features}, got shape {x.shape}")
+
+    def _new_weight(self):
+        """The weight of the batch statistic in the running update."""
+        if self.momentum is None:  # cumulative moving average
+            return 1.0 / float(self.num_batches_tracked + 1)
+        return self.momentum if self.momentum_style == "torch" else 1.0 - self.momentum
+
+    def _forward_train_update(self, x3, weight, bias):
+        """The training forward and the running update of this layer's convention, with
+        the non-finite policy; O(C) work besides the kernel's, no second pass over x3."""
+        N, C, L = x3.shape
+        w = self._new_weight()
+        rm, rv = self.running_mean, self.running_var
+        if self.running_var_estimator == "unbiased":
+            # PyTorch's rule (either momentum style is a weight w of the batch statistic):
+            # the kernel updates rm, rv in place; a channel it made non-finite is put back.
+            np.copyto(self._batch_mean, rm)
+            np.copyto(self._batch_var, rv)
+            out = F.batch_norm(x3, rm, rv, weight, bias, training=True, momentum=w, eps=self.eps)
+            skipped = 0
+            if not math.isfinite(float(rm.sum()) + float(rv.sum())):
+                was_finite = np.isfinite(self._batch_mean) & np.isfinite(self._batch_var)
+                bad = was_finite & ~(np.isfinite(rm) & np.isfinite(rv))
+                np.copyto(rm, self._batch_mean, where=bad)
+                np.copyto(rv, self._batch_var, where=bad)
+                skipped = int(bad.sum())
+        else:
+            # The kernel writes the batch mean and unbiased variance into the scratch buffers
+            # (momentum 1 into zeros); the biased variance and the update follow in float64.
+            self._batch_mean.fill(0)
+            self._batch_var.fill(0)
+            out = F.batch_norm(x3, self._batch_mean, self._batch_var, weight, bias, training=True,
+                               momentum=1.0, eps=self.eps)
+            mean = self._batch_mean.astype(np.float64)
+            var = self._batch_var.astype(np.float64) * ((N * L - 1) / (N * L))
+            finite = np.isfinite(mean) & np.isfinite(var)
+            np.copyto(rm, (1.0 - w) * rm.astype(np.float64) + w * mean, casting="unsafe", where=finite)
+            np.copyto(rv, (1.0 - w) * rv.astype(np.float64) + w * var, casting="unsafe", where=finite)
+            skipped = int(C - finite.sum())
+        self.num_batches_tracked += 1
+        if skipped:
+            warnings.warn(f"{type(self).__name__}: batch statistics of {skipped} channel(s) are not "
+                          "finite; their running estimates were not updated", RuntimeWarning,
+                          stacklevel=3)
+        return out
+
+    def forward(self, x):
+        name = type(self).__name__
+        x = F._as_float_array(x, "x", self.dtype, f"the dtype of {name}'s parameters")
+        x3 = self._as_ncl(x)
+        N, C, L = x3.shape
+        if self.freeze_stats and not self.track_running_stats:
+            raise ValueError("freeze_stats=True needs track_running_stats=True")
+        use_batch_stats = not self.track_running_stats or (self.training and not self.freeze_stats)
+        update = use_batch_stats and self.track_running_stats
+        if N * L == 0:  # empty batch: nothing to normalize, nothing learned about the data
+            self._ctx = (x.shape, None, None, None, use_batch_stats)
+            return np.empty_like(x)
+        weight = None if self.weight is None else self.weight.data
+        bias = None if self.bias is None else self.bias.data
+        if update:
+            y, save_mean, save_rstd = self._forward_train_update(x3, weight, bias)
+        elif use_batch_stats:
+            y, save_mean, save_rstd = F.batch_norm(x3, None, None, weight, bias, training=True,
+                                                   eps=self.eps)
+        else:
+            y, save_mean, save_rstd = F.batch_norm(x3, self.running_mean, self.running_var, weight,
+                                                   bias, training=False, eps=self.eps)
+        self._ctx = (x.shape, x3, save_mean, save_rstd, use_batch_stats)
+        return y.reshape(x.shape)
+
+    def backward(self, dy):
+        ((shape, x3, save_mean, save_rstd, use_batch_stats),) = self._cached("_ctx")
+        name = type(self).__name__
+        dy = F._as_float_array(dy, "dy", self.dtype, f"the dtype of {name}'s parameters")
+        if dy.shape != shape:
+            raise ValueError(f"{name}.backward: dy has shape {dy.shape}, expected {shape}")
+        if x3 is None:  # empty batch
+            return np.empty_like(dy)
+        dx, _, _ = F.batch_norm_backward(
+            dy.reshape(x3.shape), x3, save_mean, save_rstd,
+            None if self.weight is None else self.weight.data,
+            training=use_batch_stats, has_bias=self.bias is not None,
+            dweight=None if self.weight is None else self.weight.grad,
+            dbias=None if self.bias is None else self.bias.grad)
+        return dx.reshape(shape)
+
+    def extra_repr(self):
+        s = (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+             f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+        if self.momentum_style != "torch":
+            s += f", momentum_style={self.momentum_style!r}"
+        if self.running_var_estimator != "unbiased":
+            s += f", running_var_estimator={self.running_var_estimator!r}"
+        if self.freeze_stats:
+            s += ", freeze_stats=True"
+        return s
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalization of (N, C) or (N, C, L) input per channel C.
+
+    ``BatchNorm1d(num_features, eps=1e-5, momentum=0.1, affine=True,
+    track_running_stats=True, dtype=np.float32, *, momentum_style=None,
+    running_var_estimator=None, initial_running_var=None, freeze_stats=False,
+    convention=None)``.
+
+    In training: normalizes with the batch mean and biased variance and updates
+    ``running_mean``/``running_var`` as ``(1 - momentum) * running + momentum * stat``
+    (running_var with the unbiased variance; ``momentum=None`` takes the cumulative
+    average over ``num_batches_tracked``). In evaluation: normalizes with the running
+    estimates (or with batch statistics if ``track_running_stats=False``). The switches
+    after ``*`` select a course's convention and the policies: see :class:`_BatchNorm`.
+    """
+
+    _input_doc = "(N, C) or (N, C, L)"
+
+    def _as_ncl(self, x):
+        if x.ndim not in (2, 3) or x.shape[1] != self.num_features:
+            raise self._bad_shape(x)
+        return x.reshape(x.shape[0], x.shape[1], 1) if x.ndim == 2 else x
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalization of (N, C, H, W) input per channel C, with statistics over N, H
+    and W; otherwise exactly :class:`BatchNorm1d` (same arguments, running estimates,
+    conventions and policies). Runs the batch-norm kernel on the (N, C, H * W) view."""
+
+    _input_doc = "(N, C, H, W)"
+
+    def _as_ncl(self, x):
+        if x.ndim != 4 or x.shape[1] != self.num_features:
+            raise self._bad_shape(x)
+        return x.reshape(x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
+
+
+class RMSNorm(Module):
+    """RMS normalization over the trailing ``normalized_shape`` dimensions (PyTorch's
+    ``nn.RMSNorm``): ``y = x / sqrt(mean(x**2) + eps) * weight``.
+
+    ``eps=None`` is the machine epsilon of the dtype (``np.finfo(dtype).eps``); weight
+    starts at ones (``elementwise_affine=True``); there is no bias.
+    """
+
+    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, dtype=np.float32):
+        super().__init__()
+        self.normalized_shape = F._normalized_shape(normalized_shape)
+        if len(self.normalized_shape) == 0:
+            raise ValueError("normalized_shape must have at least one dimension")
+        self.dtype = _float_dtype(dtype)
+        self.eps = None if eps is None else F._eps(eps)
+        self.elementwise_affine = bool(elementwise_affine)
+        self.weight = (Parameter(np.ones(self.normalized_shape, dtype=self.dtype))
+                       if self.elementwise_affine else None)
+
+    def forward(self, x):
+        x = F._as_float_array(x, "x", self.dtype, "the dtype of RMSNorm's parameters")
+        y, rstd = F.rms_norm(x, self.normalized_shape,
+                             None if self.weight is None else self.weight.data, self.eps)
+        self._ctx = (x, rstd)
+        return y
+
+    def backward(self, dy):
+        ((x, rstd),) = self._cached("_ctx")
+        dy = F._as_float_array(dy, "dy", self.dtype, "the dtype of RMSNorm's parameters")
+        dx, _ = F.rms_norm_backward(dy, x, rstd, None if self.weight is None else self.weight.data,
+                                    dweight=None if self.weight is None else self.weight.grad)
+        return dx
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class GroupNorm(Module):
+    """Group normalization of (N, C, *) input (PyTorch's ``nn.GroupNorm``).
+
+    The ``num_channels`` channels form ``num_groups`` groups of consecutive channels; each
+    sample's group is normalized by its mean and biased variance over its channels and
+    all positions ``*``; then each channel gets ``* weight[c] + bias[c]`` (ones and zeros
+    at first, ``affine=True``). ``GroupNorm(1, C)`` is a LayerNorm over (C, *) with
+    per-channel affine; ``GroupNorm(C, C)`` is an InstanceNorm with affine.
+    """
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, dtype=np.float32):
+        super().__init__()
+        self.num_channels = _positive_int(num_channels, "num_channels")
+        self.num_groups = F._num_groups(num_groups, self.num_channels)
+        self.eps = F._eps(eps)
+        self.affine = bool(affine)
+        self.dtype = _float_dtype(dtype)
+        C = self.num_channels
+        self.weight = Parameter(np.ones(C, dtype=self.dtype)) if self.affine else None
+        self.bias = Parameter(np.zeros(C, dtype=self.dtype)) if self.affine else None
+
+    def _check_input(self, x):
+        if x.ndim < 2 or x.shape[1] != self.num_channels:
+            raise ValueError(f"{type(self).__name__} expects input (N, {self.num_channels}, *), "
+                             f"got shape {x.shape}")
+
+    def forward(self, x):
+        name = type(self).__name__
+        x = F._as_float_array(x, "x", self.dtype, f"the dtype of {name}'s parameters")
+        self._check_input(x)
+        y, mean, rstd = F.group_norm(x, self.num_groups,
+                                     None if self.weight is None else self.weight.data,
+                                     None if self.bias is None else self.bias.data, self.eps)
+        self._ctx = (x, mean, rstd)
+        return y
+
+    def backward(self, dy):
+        ((x, mean, rstd),) = self._cached("_ctx")
+        name = type(self).__name__
+        dy = F._as_float_array(dy, "dy", self.dtype, f"the dtype of {name}'s parameters")
+        dx, _, _ = F.group_norm_backward(
+            dy, x, mean, rstd, None if self.weight is None else self.weight.data,
+            has_bias=self.bias is not None,
+            dweight=None if self.weight is None else self.weight.grad,
+            dbias=None if self.bias is None else self.bias.grad)
+        return dx
+
+    def extra_repr(self):
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+class _InstanceNorm(GroupNorm):
+    """Instance normalization: each (sample, channel) normalized over its positions by its
+    own mean and biased variance, i.e. GroupNorm with one group per channel (its kernel
+    runs it). PyTorch's defaults: ``affine=False``, ``track_running_stats=False``;
+    unbatched input (C, *) is accepted too.
+
+    ``track_running_stats=True`` keeps ``running_mean``/``running_var`` as PyTorch does:
+    in training they move (momentum m) towards the batch average of the instance means
+    and of the instance unbiased variances, and evaluation normalizes every instance with
+    them. A channel whose statistics are not finite keeps its running estimates (as
+    BatchNorm). As in PyTorch, ``num_batches_tracked`` is kept for the state dict but not
+    counted, and ``momentum=None`` means no update.
+    """
+
+    _spatial = 1
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False,
+                 track_running_stats=False, dtype=np.float32):
+        num_features = _positive_int(num_features, "num_features")
+        super().__init__(num_features, num_features, eps=eps, affine=affine, dtype=dtype)
+        if momentum is not None:
+            momentum = F._real(momentum, "momentum")
+            if not 0.0 <= momentum <= 1.0:
+                raise ValueError(f"momentum must be in [0, 1] or None, got {momentum}")
+        self.num_features = num_features
+        self.momentum = momentum
+        self.track_running_stats = bool(track_running_stats)
+        C = num_features
         if self.track_running_stats:
             self.register_buffer("running_mean", np.zeros(C, dtype=self.dtype))
             self.register_buffer("running_var", np.ones(C, dtype=self.dtype))
@@ -372,74 +695,139 @@ class BatchNorm1d(Module):
             self.register_buffer("running_var", None)
             self.register_buffer("num_batches_tracked", None)
 
-    def reset_running_stats(self):
-        if self.track_running_stats:
-            self.running_mean[...] = 0
-            self.running_var[...] = 1
-            self.num_batches_tracked[...] = 0
+    def _check_input(self, x):
+        want = self._spatial + 2
+        if x.ndim != want or x.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}({self.num_features}) expects input with "
+                             f"{want} dimensions (N, {self.num_features}, ...) or {want - 1} "
+                             f"(unbatched), got shape {x.shape}")
+
+    def _update_running_stats(self, mean, rstd, S):
+        # instance variances from rstd = 1 / sqrt(var + eps), in float64
+        var = np.maximum(1.0 / np.square(rstd.astype(np.float64)) - self.eps, 0.0) * (S / (S - 1))
+        batch_mean = mean.astype(np.float64).mean(axis=0)
+        batch_var = var.mean(axis=0)
+        finite = np.isfinite(batch_mean) & np.isfinite(batch_var)
+        m = self.momentum
+        np.copyto(self.running_mean, (1 - m) * self.running_mean.astype(np.float64) + m * batch_mean,
+                  casting="unsafe", where=finite)
+        np.copyto(self.running_var, (1 - m) * self.running_var.astype(np.float64) + m * batch_var,
+                  casting="unsafe", where=finite)
+        if not finite.all():
+            warnings.warn(f"{type(self).__name__}: statistics of {int((~finite).sum())} channel(s) "
+                          "are not finite; their running estimates were not updated",
+                          RuntimeWarning, stacklevel=3)
 
     def forward(self, x):
-        x = F._as_float_array(x, "x", self.dtype, "the dtype of BatchNorm1d's parameters")
-        if x.ndim not in (2, 3) or x.shape[1] != self.num_features:
-            raise ValueError(f"BatchNorm1d({self.num_features}) expects input (N, {self.num_features}) "
-                             f"or (N, {self.num_features}, L), got shape {x.shape}")
-        use_batch_stats = self.training or not self.track_running_stats
-        update = self.training and self.track_running_stats and x.shape[0] > 0
-        momentum = 0.0
-        if update:
-            if self.momentum is None:  # cumulative moving average
-                momentum = 1.0 / float(self.num_batches_tracked + 1)
-            else:
-                momentum = self.momentum
-        y, save_mean, save_rstd = F.batch_norm(
-            x, self.running_mean if update or not use_batch_stats else None,
-            self.running_var if update or not use_batch_stats else None,
-            None if self.weight is None else self.weight.data,
-            None if self.bias is None else self.bias.data,
-            training=use_batch_stats, momentum=momentum, eps=self.eps)
-        if update:
-            self.num_batches_tracked += 1
-        self._ctx = (x, save_mean, save_rstd, use_batch_stats)
-        return y
+        name = type(self).__name__
+        x = F._as_float_array(x, "x", self.dtype, f"the dtype of {name}'s parameters")
+        unbatched = x.ndim == self._spatial + 1
+        if unbatched:
+            x = x[np.newaxis]
+        self._check_input(x)
+        N, C = x.shape[:2]
+        S = math.prod(x.shape[2:])
+        weight = None if self.weight is None else self.weight.data
+        bias = None if self.bias is None else self.bias.data
+        use_input_stats = self.training or not self.track_running_stats
+        if use_input_stats:
+            if S == 1:
+                raise ValueError(f"{name}: expected more than 1 spatial element when normalizing "
+                                 f"with the input's statistics, got input size {x.shape}")
+            y, mean, rstd = F.group_norm(x, C, weight, bias, self.eps)
+            if (self.training and self.track_running_stats and self.momentum is not None
+                    and N * S > 0):
+                self._update_running_stats(mean, rstd, S)
+            self._ctx = (unbatched, x, mean, rstd, True)
+        else:  # every instance normalized with the running estimates, as batch norm in eval
+            x3 = x.reshape(N, C, S)
+            y, mean, rstd = F.batch_norm(x3, self.running_mean, self.running_var, weight, bias,
+                                         training=False, eps=self.eps)
+            y = y.reshape(x.shape)
+            self._ctx = (unbatched, x, mean, rstd, False)
+        return y[0] if unbatched else y
 
     def backward(self, dy):
-        ((x, save_mean, save_rstd, use_batch_stats),) = self._cached("_ctx")
-        dy = F._as_float_array(dy, "dy", self.dtype, "the dtype of BatchNorm1d's parameters")
-        dx, _, _ = F.batch_norm_backward(
-            dy, x, save_mean, save_rstd, None if self.weight is None else self.weight.data,
-            training=use_batch_stats, has_bias=self.bias is not None,
-            dweight=None if self.weight is None else self.weight.grad,
-            dbias=None if self.bias is None else self.bias.grad)
-        return dx
+        ((unbatched, x, mean, rstd, use_input_stats),) = self._cached("_ctx")
+        name = type(self).__name__
+        dy = F._as_float_array(dy, "dy", self.dtype, f"the dtype of {name}'s parameters")
+        if unbatched:
+            dy = dy[np.newaxis]
+        if dy.shape != x.shape:
+            raise ValueError(f"{name}.backward: dy has shape {dy.shape[unbatched:]}, "
+                             f"expected {x.shape[unbatched:]}")
+        weight = None if self.weight is None else self.weight.data
+        dweight = None if self.weight is None else self.weight.grad
+        dbias = None if self.bias is None else self.bias.grad
+        if use_input_stats:
+            dx, _, _ = F.group_norm_backward(dy, x, mean, rstd, weight, has_bias=self.bias is not None,
+                                             dweight=dweight, dbias=dbias)
+        else:
+            N, C = x.shape[:2]
+            x3 = x.reshape(N, C, math.prod(x.shape[2:]))
+            dx, _, _ = F.batch_norm_backward(dy.reshape(x3.shape), x3, mean, rstd, weight,
+                                             training=False, has_bias=self.bias is not None,
+                                             dweight=dweight, dbias=dbias)
+            dx = dx.reshape(x.shape)
+        return dx[0] if unbatched else dx
 
     def extra_repr(self):
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalization of (N, C, L) or unbatched (C, L) input over L."""
+
+    _spatial = 1
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalization of (N, C, H, W) or unbatched (C, H, W) input over H, W."""
+
+    _spatial = 2
+
+
+# Layers whose parameters are scales and shifts of normalized values: weight decay does not
+# regularize them (normreg.optim.param_groups leaves them out, whatever their shape).
+_NORMALIZATION_LAYERS = (LayerNorm, _BatchNorm, RMSNorm, GroupNorm)
 
 
 class Dropout(Module):
     """Inverted dropout: in training, zero each element with probability ``p`` and scale
     the rest by ``1 / (1 - p)``; in evaluation, the identity. Masks come from
-    ``generator`` (default: normreg's default generator, see ``normreg.manual_seed``)."""
+    ``generator`` (default: normreg's default generator, see ``normreg.manual_seed``).
 
-    def __init__(self, p=0.5, generator=None):
+    ``p_is_keep_prob=True`` (cs231n's convention, see :mod:`normreg.conventions`) reads
+    ``p`` as the probability of *keeping* a unit: drop with ``1 - p``, scale kept units
+    by ``1 / p``. ``drop_prob`` is the drop probability either way.
+    """
+
+    def __init__(self, p=0.5, generator=None, *, p_is_keep_prob=None, convention=None):
         super().__init__()
         self.p = F._probability(p)
+        self.p_is_keep_prob = bool(conventions.resolve(convention, "dropout_p_is_keep_prob",
+                                                       p_is_keep_prob))
         self.generator = None if generator is None else F._generator(generator)
 
+    @property
+    def drop_prob(self):
+        return 1.0 - self.p if self.p_is_keep_prob else self.p
+
     def forward(self, x):
-        y, mask = F.dropout(x, self.p, self.training, generator=self.generator)
-        self._ctx = (mask, np.shape(y))  # mask is None when nothing was dropped
+        drop_prob = self.drop_prob
+        y, mask = F.dropout(x, drop_prob, self.training, generator=self.generator)
+        self._ctx = (mask, np.shape(y), drop_prob)  # mask is None when nothing was dropped
         return y
 
     def backward(self, dy):
-        ((mask, shape),) = self._cached("_ctx")
+        ((mask, shape, drop_prob),) = self._cached("_ctx")
         if np.shape(dy) != shape:
             raise ValueError(f"Dropout.backward: dy has shape {np.shape(dy)}, expected {shape}")
-        return F.dropout_backward(dy, mask, self.p)
+        return F.dropout_backward(dy, mask, drop_prob)
 
     def extra_repr(self):
-        return f"p={self.p}"
+        return f"p={self.p}" + (", p_is_keep_prob=True" if self.p_is_keep_prob else "")
 
 
 class Sequential(Module):
@@ -592,3 +980,10 @@ def l2_penalty(params, lam):
         if lam != 0:
             p.grad += p.data.dtype.type(lam) * p.data
     return 0.5 * lam * total
+
+
+# ``normreg.nn.utils`` (clip_grad_norm_, ...), importable as a submodule as in PyTorch.
+from . import _nn_utils as utils  # noqa: E402
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__ + ".utils"] = utils

@@ -78,6 +78,16 @@ def main():
         dys = [rng.standard_normal((n, 4, 5)) for _ in range(2)]
         run_case(comm, nn.Sequential(bn), x, dys, f"bn3d N={n}")
 
+    # (N, C, H, W) input: BatchNorm2d; and a course convention (cs231n: momentum style,
+    # biased running variance, initial running variance 0)
+    bn2d = nn.BatchNorm2d(3, dtype=f64)
+    bn2d.bias.data[...] = rng.standard_normal(3)
+    x = 2 * rng.standard_normal((5, 3, 2, 3)) + 4
+    run_case(comm, nn.Sequential(bn2d), x, [rng.standard_normal(x.shape) for _ in range(2)], "bn2d")
+    bn_c = nn.BatchNorm1d(6, convention="cs231n", dtype=f64)
+    x = 5 * rng.standard_normal((10, 6)) + 12
+    run_case(comm, nn.Sequential(bn_c), x, [rng.standard_normal(x.shape) for _ in range(3)], "cs231n")
+
     # without running statistics: batch statistics in evaluation too
     bn = nn.BatchNorm1d(3, track_running_stats=False, dtype=f64)
     x = rng.standard_normal((9, 3)) * 2 + 1

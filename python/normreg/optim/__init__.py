@@ -23,6 +23,7 @@ import numbers
 
 import numpy as np
 
+from .. import conventions
 from .. import functional as F
 from ..nn import Module, Parameter
 from . import lr_scheduler
@@ -274,13 +275,26 @@ class SGD(Optimizer):
     With ``momentum=0`` this is ``W := (1 - lr*weight_decay) * W - lr * grad``.
     ``lr`` is required. ``state[p]['momentum_buffer']`` holds the buffer (None until
     the first step, or when momentum is 0).
+
+    ``momentum_style`` (a per-group hyperparameter; default from the active
+    :mod:`normreg.conventions`, PyTorch's ``'heavy_ball'``):
+
+    * ``'heavy_ball'``: the rule above, ``buf = momentum * buf + (1 - dampening) * d``
+      (cs231n's ``v = momentum * v - lr * dw; w += v`` is the same update).
+    * ``'ema'``: needle's exponential moving average ``buf = momentum * buf +
+      (1 - momentum) * d``, starting from ``buf = 0`` (so the first step moves by
+      ``lr * (1 - momentum) * d``); no dampening, no Nesterov. The same fused kernel runs
+      it, with the dampening set to the momentum and a zero-initialized buffer.
     """
 
     _state_kinds = {"momentum_buffer": "array?"}
 
-    def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
+                 *, momentum_style=None, convention=None):
+        momentum_style = conventions.resolve(convention, "sgd_momentum_style", momentum_style)
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
-                        weight_decay=weight_decay, nesterov=nesterov)
+                        weight_decay=weight_decay, nesterov=nesterov,
+                        momentum_style=momentum_style)
         self._check_group(dict(defaults))
         super().__init__(params, defaults)
 
@@ -294,9 +308,17 @@ class SGD(Optimizer):
         group["nesterov"] = bool(group["nesterov"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        group["momentum_style"] = conventions.check_choice(
+            group["momentum_style"], "momentum_style", conventions._SGD_STYLES)
+        if group["momentum_style"] == "ema" and (group["nesterov"] or group["dampening"] != 0):
+            raise ValueError("momentum_style='ema' takes neither nesterov nor a dampening "
+                             "(its buffer is momentum * buf + (1 - momentum) * grad)")
 
     def _update_group(self, group):
         momentum = group["momentum"]
+        ema = group.get("momentum_style", "heavy_ball") == "ema"
+        # ema: buf = m buf + (1 - m) d is the heavy-ball kernel with dampening m, from buf = 0
+        dampening = momentum if ema else group["dampening"]
         for p in group["params"]:
             if p.grad is None:
                 continue
@@ -304,11 +326,11 @@ class SGD(Optimizer):
             buf = state.get("momentum_buffer")
             first = False
             if momentum != 0 and buf is None:
-                buf = np.empty_like(p.data)
+                buf = np.zeros_like(p.data) if ema else np.empty_like(p.data)
                 state["momentum_buffer"] = buf
-                first = True
+                first = not ema
             F.sgd_step_(p.data, p.grad, buf if momentum != 0 else None, lr=group["lr"],
-                        momentum=momentum, dampening=group["dampening"],
+                        momentum=momentum, dampening=dampening,
                         weight_decay=group["weight_decay"], nesterov=group["nesterov"],
                         first_step=first)
 
@@ -384,7 +406,8 @@ def param_groups(module, weight_decay, no_decay_weight_decay=0.0):
     ``[{'params': decay, 'weight_decay': weight_decay},
     {'params': no_decay, 'weight_decay': no_decay_weight_decay}]``: parameters with
     two or more dimensions (the weight matrices of Linear layers) are decayed; those with
-    at most one (biases, LayerNorm/BatchNorm weights) are not, which is what is done in
+    at most one (biases) and those of normalization layers (LayerNorm, BatchNorm, RMSNorm,
+    GroupNorm, InstanceNorm, whatever their shape) are not, which is what is done in
     practice since decaying a scale or a shift does not regularize the function the
     network computes. Empty groups are left out. Each group can take more keys (e.g.
     ``'lr'``) before being passed to an optimizer.
@@ -393,9 +416,12 @@ def param_groups(module, weight_decay, no_decay_weight_decay=0.0):
         raise TypeError(f"module must be a normreg.nn.Module, got {type(module).__name__}")
     weight_decay = _number(weight_decay, "weight_decay", minimum=0.0)
     no_decay_weight_decay = _number(no_decay_weight_decay, "no_decay_weight_decay", minimum=0.0)
+    from ..nn import _NORMALIZATION_LAYERS
+    norm_params = {id(p) for m in module.modules() if isinstance(m, _NORMALIZATION_LAYERS)
+                   for p in m.parameters()}
     decay, no_decay = [], []
     for _, p in module.named_parameters():
-        (decay if p.data.ndim >= 2 else no_decay).append(p)
+        (decay if p.data.ndim >= 2 and id(p) not in norm_params else no_decay).append(p)
     groups = []
     if decay:
         groups.append({"params": decay, "weight_decay": weight_decay})

@@ -1,0 +1,144 @@
+"""normreg.testing.gradcheck: it passes correct backwards and catches wrong ones."""
+import numpy as np
+import pytest
+
+import normreg
+from normreg import nn
+from normreg import functional as F
+from normreg.testing import GradcheckError, check_gradients, gradcheck
+
+import norms_reference as ref
+
+
+class Square(nn.Module):
+    """y = x**2 with a backward that is wrong at one chosen element (or nowhere)."""
+
+    def __init__(self, bug_at=None):
+        super().__init__()
+        self.bug_at = bug_at
+
+    def forward(self, x):
+        self._ctx = x
+        return x * x
+
+    def backward(self, dy):
+        (x,) = self._cached("_ctx")
+        dx = 2 * x * dy
+        if self.bug_at is not None:
+            dx[self.bug_at] *= 1.01
+        return dx
+
+
+class Scale(nn.Module):
+    """y = x * w per feature; its weight gradient misses the sum over rows when buggy."""
+
+    def __init__(self, D, buggy):
+        super().__init__()
+        self.weight = nn.Parameter(np.linspace(0.5, 1.5, D))
+        self.buggy = buggy
+
+    def forward(self, x):
+        self._ctx = x
+        return x * self.weight.data
+
+    def backward(self, dy):
+        (x,) = self._cached("_ctx")
+        self.weight.grad += (dy * x)[0] if self.buggy else (dy * x).sum(axis=0)
+        return dy * self.weight.data
+
+
+def test_correct_backward_passes():
+    x = ref.offset_randn(np.random.default_rng(0), (3, 4))
+    assert gradcheck(Square(), x) is True
+    assert gradcheck(Scale(4, buggy=False), x) is True
+
+
+def test_wrong_input_gradient_is_caught_and_located():
+    x = ref.offset_randn(np.random.default_rng(1), (3, 4))
+    with pytest.raises(GradcheckError) as info:
+        gradcheck(Square(bug_at=(1, 2)), x)
+    message = str(info.value)
+    assert "FAIL input 0 (3, 4): worst at index (1, 2)" in message
+    report = info.value.report
+    assert not report.ok and report.worst.index == (1, 2)
+    assert report.worst.analytic == pytest.approx(1.01 * report.worst.numeric, rel=1e-6)
+    assert gradcheck(Square(bug_at=(1, 2)), x, raise_exception=False) is False
+
+
+def test_wrong_parameter_gradient_is_caught_and_named():
+    x = ref.offset_randn(np.random.default_rng(2), (3, 4))
+    report = check_gradients(Scale(4, buggy=True), x)
+    assert not report.ok
+    assert report.worst.name == "parameter 'weight'"
+    assert "FAIL parameter 'weight'" in str(report) and "ok   input 0" in str(report)
+
+
+def test_wrong_normalization_backward_is_caught():
+    """A layer-norm backward without the gradient through the mean and variance: the
+    check with a random dy catches it (a check with dy = ones would see zeros on both
+    sides for the input and miss it)."""
+    r = np.random.default_rng(3)
+    x = ref.offset_randn(r, (4, 6))
+
+    def fwd(x):
+        return F.layer_norm(x, 6)[0]
+
+    def wrong_bwd(dy, x):
+        _, _, rstd = F.layer_norm(x, 6)
+        return dy * rstd[:, None]
+
+    def right_bwd(dy, x):
+        _, mean, rstd = F.layer_norm(x, 6)
+        return F.layer_norm_backward(dy, x, mean, rstd)[0]
+
+    assert gradcheck(fwd, x, backward=right_bwd)
+    with pytest.raises(GradcheckError):
+        gradcheck(fwd, x, backward=wrong_bwd)
+
+
+def test_function_mode_checks_every_input_and_skips_labels():
+    r = np.random.default_rng(4)
+    logits = r.standard_normal((5, 3))
+    labels = np.array([0, 2, 1, 1, 0])
+
+    def fwd(logits, labels):
+        return np.asarray(F.cross_entropy(logits, labels)[0])
+
+    def bwd(dy, logits, labels):
+        _, lse = F.cross_entropy(logits, labels)
+        return F.cross_entropy_backward(logits, labels, lse, float(dy)), None
+
+    report = check_gradients(fwd, (logits, labels), backward=bwd)
+    assert report.ok and [e.name for e in report.entries] == ["input 0"]
+    with pytest.raises(TypeError, match="backward"):
+        gradcheck(fwd, (logits, labels))
+
+
+def test_module_state_is_restored():
+    normreg.manual_seed(0)
+    r = np.random.default_rng(5)
+    model = nn.Sequential(nn.Linear(4, 5, dtype=np.float64), nn.BatchNorm1d(5, dtype=np.float64),
+                          nn.Dropout(0.3))
+    model[1].weight.grad[...] = 7.0
+    state = {k: v.copy() for k, v in model.state_dict().items()}
+    gen_state = normreg.default_generator.get_state().copy()
+    assert gradcheck(model, ref.offset_randn(r, (6, 4)))  # dropout masks held fixed
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, state[k], err_msg=k)
+    np.testing.assert_array_equal(model[1].weight.grad, 7.0)
+    np.testing.assert_array_equal(normreg.default_generator.get_state(), gen_state)
+
+
+def test_float32_module_is_refused():
+    with pytest.raises(TypeError, match="float64"):
+        gradcheck(nn.LayerNorm(3), np.ones((2, 3)))
+    with pytest.raises(TypeError):
+        gradcheck(42, np.ones(3))
+
+
+def test_module_with_a_scalar_output_and_integer_labels():
+    r = np.random.default_rng(6)
+    logits = 3 * r.standard_normal((5, 4))
+    labels = np.array([0, 3, 1, 1, 2])
+    report = check_gradients(nn.SoftmaxLoss(), (logits, labels))
+    assert report.ok and [e.name for e in report.entries] == ["input 0"]
