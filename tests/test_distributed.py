@@ -462,3 +462,15 @@ def test_distributed_data_loader_with_a_generator_splits_the_single_process_batc
             np.testing.assert_array_equal(np.concatenate([y0, y1]), want)
     with pytest.raises(ValueError, match="permutation"):
         next(dist.DistributedSampler(5, 1, 0, batch_size=2).batches(np.arange(4)))
+
+
+def test_set_timeout_checks_its_argument():
+    assert dist.get_timeout() is None
+    try:
+        dist.set_timeout(5)
+        assert dist.get_timeout() == 5.0
+        with pytest.raises(ValueError, match="timeout"):
+            dist.set_timeout(0)
+    finally:
+        dist.set_timeout(None)
+    assert dist.get_timeout() is None

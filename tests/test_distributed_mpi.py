@@ -56,7 +56,7 @@ def test_training_steps_equal_single_process_with_uneven_shards():
     assert_ok(proc)
 
 
-@pytest.mark.parametrize("mode, status", [("raise", 1), ("exit", 3), ("kill", None)])
+@pytest.mark.parametrize("mode, status", [("raise", 1), ("exit", 3), ("kill", None), ("hang", None)])
 def test_failing_rank_ends_the_job(mode, status):
     proc, seconds = run_ranks("check_failure.py", mode, timeout=60)
     assert proc.returncode != 0, proc.stdout + proc.stderr
@@ -69,6 +69,8 @@ def test_failing_rank_ends_the_job(mode, status):
         assert "aborting all 2 ranks" in proc.stderr
     if mode == "exit":
         assert "[rank 1] normreg.distributed: exit status 3, aborting all 2 ranks" in proc.stderr
+    if mode == "hang":
+        assert "[rank 0] normreg.distributed: an all-reduce did not complete within 2 s" in proc.stderr
 
 
 def _readme_example(tmp_path):

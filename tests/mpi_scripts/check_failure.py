@@ -1,10 +1,12 @@
 """Run with `mpiexec -n 2 python check_failure.py MODE`: rank 1 fails while rank 0 waits in
 a collective. The job must end (non-zero exit) instead of hanging.
 MODE: raise (an uncaught exception), kill (SIGKILL), exit (sys.exit(3) inside
-normreg.distributed.abort_on_failure)."""
+normreg.distributed.abort_on_failure), hang (rank 1 sleeps; the collective timeout of
+2 s ends the job)."""
 import os
 import signal
 import sys
+import time
 
 import numpy as np
 
@@ -13,7 +15,7 @@ from normreg import nn
 
 
 def main(mode):
-    comm = dist.init()
+    comm = dist.init(timeout=2.0 if mode == "hang" else None)
     rank = comm.Get_rank()
     model = dist.DistributedDataParallel(nn.Sequential(nn.Linear(4, 3), dist.SyncBatchNorm(3)), comm)
     x = np.ones((5, 4), dtype=np.float32) * (rank + 1)
@@ -25,6 +27,8 @@ def main(mode):
             os.kill(os.getpid(), signal.SIGKILL)
         if mode == "exit":
             sys.exit(3)
+        if mode == "hang":
+            time.sleep(60)
     model(x)  # rank 0 waits here for rank 1, which never comes
     print(f"rank {rank}: should not get here", flush=True)
     return 0

@@ -20,7 +20,7 @@ def close(name, got, want):
 
 
 def main():
-    comm = dist.init()
+    comm = dist.init(timeout=60)  # the non-blocking, polled collectives
     rank, size = comm.Get_rank(), comm.Get_size()
     f64 = np.float64
     data_rng = np.random.default_rng(99)  # the same data on every rank

@@ -7,12 +7,13 @@ contiguous NumPy arrays, so every message is one MPI call on a flat buffer.
 import contextlib
 import os
 import sys
+import time
 import traceback
 
 import numpy as np
 
 __all__ = ["init", "world", "is_available", "LocalComm", "get_rank", "get_world_size", "local_size",
-           "install_abort_handler", "abort_on_failure", "allreduce_sum_", "allgather", "broadcast_",
+           "install_abort_handler", "abort_on_failure", "set_timeout", "get_timeout", "allreduce_sum_", "allgather", "broadcast_",
            "all_reduce_mean"]
 
 
@@ -121,6 +122,7 @@ def _abort(comm, code, exc_type, exc, tb):
         sys.stderr.flush()
     finally:
         comm.Abort(code)
+        os._exit(code)  # should Abort return, this rank must not go on
 
 
 def install_abort_handler(comm=None):
@@ -170,12 +172,13 @@ def abort_on_failure(comm=None):
         raise
 
 
-def init(comm=None, abort_on_error=True):
+def init(comm=None, abort_on_error=True, timeout=None):
     """Start data-parallel work: returns the communicator (MPI COMM_WORLD by default).
 
     Needs mpi4py when run under ``mpiexec`` with more than one rank; run alone without
     mpi4py it returns a :class:`LocalComm`. With ``abort_on_error`` (default), an uncaught
     exception on any rank aborts the whole job (:func:`install_abort_handler`).
+    ``timeout`` (seconds, default None: no limit) sets :func:`set_timeout`.
     """
     if comm is None:
         comm = world()
@@ -183,7 +186,54 @@ def init(comm=None, abort_on_error=True):
             _mpi()  # several ranks were started but mpi4py is missing: say so
     if abort_on_error:
         install_abort_handler(comm)
+    if timeout is not None:
+        set_timeout(timeout)
     return comm
+
+
+_timeout = None
+
+
+def set_timeout(seconds):
+    """Abort the job when one of normreg's collectives waits longer than ``seconds``
+    (None: wait forever, the default).
+
+    A rank that dies is caught by MPI and ``mpiexec``; one that hangs (a deadlock, a
+    stalled file system, a rank stopped in a debugger) is not: with a timeout, the
+    collectives of :mod:`normreg.distributed` (gradient reduction, SyncBatchNorm,
+    broadcasts) run non-blocking and poll, and a rank still waiting after ``seconds``
+    prints which collective timed out and calls ``Abort``. Polling costs a little
+    latency; choose a limit far above a normal step (minutes)."""
+    global _timeout
+    if seconds is not None:
+        seconds = float(seconds)
+        if not seconds > 0:
+            raise ValueError(f"timeout must be positive seconds or None, got {seconds}")
+    _timeout = seconds
+
+
+def get_timeout():
+    return _timeout
+
+
+def _wait(comm, request, what):
+    """Complete a non-blocking collective, aborting the job after the timeout."""
+    start = time.monotonic()
+    deadline = start + _timeout
+    pause = 0.0
+    while not request.Test():
+        now = time.monotonic()
+        if now > deadline:
+            rank = comm.Get_rank()
+            sys.stderr.write(f"[rank {rank}] normreg.distributed: {what} did not complete within "
+                             f"{_timeout:g} s (another rank failed or hangs); aborting all "
+                             f"{comm.Get_size()} ranks\n")
+            sys.stderr.flush()
+            comm.Abort(1)
+            os._exit(1)  # should Abort return, this rank must not go on
+        if now - start > 1e-3:  # past the first millisecond, stop spinning
+            pause = min(max(pause * 2, 1e-5), 1e-3)
+            time.sleep(pause)
 
 
 def _launched_by_mpiexec():
@@ -195,7 +245,10 @@ def allreduce_sum_(comm, buf):
     """Sum ``buf`` (a C-contiguous ndarray) over the ranks, in place; returns it."""
     if comm.Get_size() > 1:
         MPI = _mpi()
-        comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+        if _timeout is None:
+            comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+        else:
+            _wait(comm, comm.Iallreduce(MPI.IN_PLACE, buf, op=MPI.SUM), "an all-reduce")
     return buf
 
 
@@ -205,15 +258,20 @@ def allgather(comm, sendbuf):
     out = np.empty((comm.Get_size(),) + sendbuf.shape, dtype=sendbuf.dtype)
     if comm.Get_size() == 1:
         out[0] = sendbuf
-    else:
+    elif _timeout is None:
         comm.Allgather(sendbuf, out)
+    else:
+        _wait(comm, comm.Iallgather(sendbuf, out), "an all-gather")
     return out
 
 
 def broadcast_(comm, buf, root=0):
     """Overwrite ``buf`` (C-contiguous ndarray) on every rank with root's; returns it."""
     if comm.Get_size() > 1:
-        comm.Bcast(buf, root=root)
+        if _timeout is None:
+            comm.Bcast(buf, root=root)
+        else:
+            _wait(comm, comm.Ibcast(buf, root=root), "a broadcast")
     return buf
 
 
