@@ -90,7 +90,7 @@ FN(nr_bn_reduce)(double *partials, int team, int64_t C)
     }
 }
 
-/* Training forward. x (N, C, L) with N L >= 1, w, b (C) or NULL,
+/* Training forward. x (N, C, L) with N L >= 1 when C > 0, w, b (C) or NULL,
  * running_mean, running_var (C) or NULL (updated in place with momentum m)
  *   -> y (N, C, L), save_mean (C), save_rstd (C) (biased variance) */
 void
@@ -104,6 +104,9 @@ FN(nr_batchnorm_forward_train)(T *y, T *save_mean, T *save_rstd, T *running_mean
     /* per-channel constants as T: shift (the channel's first value), mean - shift, scale, b */
     T *c_shift = (T *)consts, *c_dmean = c_shift + C, *c_scale = c_dmean + C, *c_bias = c_scale + C;
     const double count = (double)N * (double)L;
+    if (C == 0) {
+        return; /* no channels: nothing to compute (N or L may still be huge) */
+    }
     int nt = NR_MIN(nthreads, nr_threads_for((size_t)(N * C * L) * sizeof(T)));
     if (nt < 1) {
         nt = 1;
@@ -158,6 +161,9 @@ FN(nr_batchnorm_forward_eval)(T *y, T *save_mean, T *save_rstd, const T *x,
         save_mean[c] = running_mean[c];
         save_rstd[c] = (T)(1 / sqrt((double)running_var[c] + eps));
     }
+    if (N == 0 || C == 0 || L == 0) {
+        return; /* empty x: the loops below would still walk the other, possibly huge, dims */
+    }
     int nt = nr_threads_for((size_t)(N * C * L) * 2 * sizeof(T));
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t n = 0; n < N; n++) {
@@ -190,6 +196,9 @@ FN(nr_batchnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
     T *k_dy = (T *)consts, *k_xc = k_dy + C, *k_const = k_xc + C;
     const double count = (double)N * (double)L;
     const int need_sums = training ? (dx != NULL) : 0;
+    if (N == 0 || C == 0 || L == 0) {
+        return; /* empty x: dw, db gain zero sums, dx is empty */
+    }
     int nt = NR_MIN(nthreads, nr_threads_for((size_t)(N * C * L) * 2 * sizeof(T)));
     if (nt < 1) {
         nt = 1;

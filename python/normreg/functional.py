@@ -89,6 +89,20 @@ def _eps(eps):
     return eps
 
 
+def _check_out(out, shape, dtype):
+    """``out`` checked before anything is computed or drawn: an ndarray of the output's
+    dtype and shape, C-contiguous, aligned and writeable (a reshaped copy would leave the
+    caller's array unwritten)."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray or None, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"out has dtype {out.dtype}, expected {np.dtype(dtype)}")
+    _check_shape(out, "out", shape, "the output's shape")
+    if not (out.flags.c_contiguous and out.flags.aligned and out.flags.writeable):
+        raise ValueError("out is written in place and must be C-contiguous, aligned and writeable")
+    return out
+
+
 def _generator(generator):
     """``generator`` (a :class:`normreg.Generator`), or the default one for None."""
     if generator is None:
@@ -133,7 +147,7 @@ def linear(x, weight, bias=None, *, out=None):
     rows = math.prod(lead)  # explicit: reshape(-1, 0) is ambiguous for in_features == 0
     out2d = None
     if out is not None:
-        _check_shape(out, "out", lead + (weight.shape[1],), "the output's shape")
+        _check_out(out, lead + (weight.shape[1],), x.dtype)
         if np.may_share_memory(out, x) or np.may_share_memory(out, weight):
             raise ValueError("out must not overlap x or weight")
         out2d = out.reshape(rows, weight.shape[1])
@@ -226,8 +240,7 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, out=Non
     D = math.prod(shape)
     rows = math.prod(lead)  # explicit: reshape(-1, 0) is ambiguous for an empty shape
     if out is not None:
-        _check_shape(out, "out", x.shape, "the shape of x")
-        out = out.reshape(rows, D)
+        out = _check_out(out, x.shape, x.dtype).reshape(rows, D)
     y, mean, rstd = _C.layer_norm_forward(
         x.reshape(rows, D), None if weight is None else weight.reshape(D),
         None if bias is None else bias.reshape(D), eps, out)
@@ -312,13 +325,14 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         raise ValueError("batch_norm in evaluation needs running_mean and running_var")
     if training and not 0.0 <= momentum <= 1.0:
         raise ValueError(f"momentum must be in [0, 1], got {momentum}")
+    if out is not None:
+        _check_out(out, x.shape, x.dtype)
     if N == 0:
         nan = np.full(C, np.nan, dtype=x.dtype)
         return np.empty_like(x) if out is None else out, nan, nan.copy()
     if training and N * L <= 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input size {x.shape}")
     if out is not None:
-        _check_shape(out, "out", x.shape, "the shape of x")
         out = out.reshape(x3.shape)
     y, save_mean, save_rstd = _C.batch_norm_forward(x3, weight, bias, rm, rv, training,
                                                     momentum, eps, out)
@@ -389,6 +403,8 @@ def dropout(x, p=0.5, training=True, *, generator=None, out=None):
     p = _probability(p)
     if not training or p == 0.0:
         return x, None
+    if out is not None:  # checked before the generator's counter advances
+        _check_out(out, x.shape, x.dtype)
     gen = _generator(generator)
     return _C.dropout_forward(x, p, gen.initial_seed(), gen.next_offset(), out)
 
@@ -419,7 +435,7 @@ def _labels(labels, batch):
         raise TypeError(f"labels must be integers, got dtype {labels.dtype}")
     if labels.shape != (batch,):
         raise ValueError(f"labels must have shape ({batch},) to match logits, got {labels.shape}")
-    return np.ascontiguousarray(labels, dtype=np.int64)
+    return np.require(labels, np.int64, "CA")  # C-contiguous, aligned, native int64
 
 
 def _logits(logits):
@@ -559,8 +575,7 @@ def rms_norm(x, normalized_shape, weight=None, eps=None, *, out=None):
     lead = x.shape[:x.ndim - k]
     M, D = math.prod(lead), math.prod(shape)
     if out is not None:
-        _check_shape(out, "out", x.shape, "the shape of x")
-        out = out.reshape(M, D)
+        out = _check_out(out, x.shape, x.dtype).reshape(M, D)
     y, rstd = _C.rms_norm_forward(x.reshape(M, D), None if weight is None else weight.reshape(D),
                                   eps, out)
     return y.reshape(x.shape), rstd.reshape(lead)
@@ -628,8 +643,7 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, out=None):
         if arr is not None:
             _check_shape(arr, name, (C,), "the channels of x")
     if out is not None:
-        _check_shape(out, "out", x.shape, "the shape of x")
-        out = out.reshape(x3.shape)
+        out = _check_out(out, x.shape, x.dtype).reshape(x3.shape)
     y, mean, rstd = _C.group_norm_forward(x3, weight, bias, G, eps, out)
     return y.reshape(x.shape), mean, rstd
 

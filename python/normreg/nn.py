@@ -822,7 +822,8 @@ class Dropout(Module):
 
     def backward(self, dy):
         ((mask, shape, drop_prob),) = self._cached("_ctx")
-        if np.shape(dy) != shape:
+        dy = F._as_float_array(dy, "dy")
+        if dy.shape != shape:
             raise ValueError(f"Dropout.backward: dy has shape {np.shape(dy)}, expected {shape}")
         return F.dropout_backward(dy, mask, drop_prob)
 

@@ -133,11 +133,29 @@ class Optimizer:
                     p.grad[...] = 0
 
     def step(self, closure=None):
-        """Update every parameter that has a gradient; returns ``closure()`` if given."""
+        """Update every parameter that has a gradient; returns ``closure()`` if given.
+
+        Everything the update reads is checked first (each group's hyperparameters, each
+        parameter, gradient and state array), so a step that raises has changed nothing:
+        no parameter, no state entry, no step count."""
         loss = None if closure is None else closure()
+        for group in self.param_groups:
+            self._check_group(group)
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._check_step_param(p)
         for group in self.param_groups:
             self._update_group(group)
         return loss
+
+    def _check_step_param(self, p):
+        """Raises what updating ``p`` would raise, before anything is written."""
+        F._param_array(p.data)
+        grad = F._as_float_array(p.grad, "grad", p.data.dtype, "the dtype of param")
+        F._check_shape(grad, "grad", p.data.shape, "the shape of param")
+        for name, value in self.state.get(p, {}).items():
+            if isinstance(value, np.ndarray) or self._state_kinds.get(name, "").startswith("array"):
+                F._state_array(value, name, p.data)
 
     def _update_group(self, group):
         raise NotImplementedError
