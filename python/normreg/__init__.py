@@ -7,6 +7,15 @@ Explicit forward/backward modules (``normreg.nn``), stateless functions
 """
 __version__ = "0.1.0"
 
+import os as _os
+
+# OpenMP's idle threads busy-wait by default (libgomp: OMP_WAIT_POLICY unset spins for a
+# while after each parallel region). Between two kernels those spinning threads compete for
+# the cores with OpenBLAS's own threads, which made a training step several times slower on
+# 2 cores. Passive waiting costs a few microseconds per region; set OMP_WAIT_POLICY
+# yourself, before importing normreg, to choose otherwise.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from . import _C
 from . import functional, nn, random
 from . import init, optim

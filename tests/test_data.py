@@ -1,0 +1,317 @@
+"""normreg.data: the IDX reader, Fashion-MNIST's search order and download, DataLoader."""
+import functools
+import gzip
+import hashlib
+import http.server
+import os
+import struct
+import threading
+
+import numpy as np
+import pytest
+
+import normreg
+from normreg import data
+from normreg.data import DataLoader, load_fashion_mnist, read_idx
+
+from _synthetic import FILES, idx_bytes, make_images, write_dataset, write_idx
+
+
+# ---- IDX ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_read_idx_round_trip(tmp_path, compress):
+    images, labels = make_images(7, seed=3)
+    p_img = write_idx(tmp_path / "img.idx", images, compress)
+    p_lab = write_idx(tmp_path / "lab.idx", labels, compress)
+    got = read_idx(p_img)
+    assert got.dtype == np.uint8 and got.shape == (7, 28, 28)
+    np.testing.assert_array_equal(got, images)
+    np.testing.assert_array_equal(read_idx(p_lab), labels)
+
+
+def test_read_idx_other_types(tmp_path):
+    # element type 0x0D: big-endian float32, 2-D
+    values = np.arange(6, dtype=np.float32).reshape(2, 3) / 7
+    raw = bytes([0, 0, 0x0D, 2]) + struct.pack(">2I", 2, 3) + values.astype(">f4").tobytes()
+    (tmp_path / "f.idx").write_bytes(raw)
+    got = read_idx(tmp_path / "f.idx")
+    assert got.dtype == np.float32 and got.dtype.isnative
+    np.testing.assert_array_equal(got, values)
+
+
+def test_read_idx_wrong_magic(tmp_path):
+    raw = bytearray(idx_bytes(np.zeros((2, 3), np.uint8)))
+    raw[0] = 0x12
+    (tmp_path / "bad.idx").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="not an IDX file.*magic"):
+        read_idx(tmp_path / "bad.idx")
+    raw[0] = 0
+    raw[2] = 0x42  # unknown element type
+    (tmp_path / "bad2.idx").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="unknown IDX element type 0x42"):
+        read_idx(tmp_path / "bad2.idx")
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_read_idx_truncated_data(tmp_path, compress):
+    raw = idx_bytes(np.ones((4, 5, 5), np.uint8))[:-10]  # 10 bytes of data missing
+    path = tmp_path / "t.idx"
+    path.write_bytes(gzip.compress(raw) if compress else raw)
+    with pytest.raises(ValueError, match=r"truncated IDX file.*\(4, 5, 5\).*needs 116 bytes.*has 106"):
+        read_idx(path)
+
+
+def test_read_idx_truncated_header_and_gzip(tmp_path):
+    (tmp_path / "h.idx").write_bytes(bytes([0, 0, 8, 3, 0, 0, 0, 4]))  # 3 dims, 1 size given
+    with pytest.raises(ValueError, match="truncated IDX header"):
+        read_idx(tmp_path / "h.idx")
+    (tmp_path / "tiny.idx").write_bytes(b"\x00\x00")
+    with pytest.raises(ValueError, match="truncated IDX file"):
+        read_idx(tmp_path / "tiny.idx")
+    full = gzip.compress(idx_bytes(np.arange(3000, dtype=np.uint8).reshape(30, 100) % 251))
+    (tmp_path / "cut.gz").write_bytes(full[: len(full) // 2])  # a download cut in the middle
+    with pytest.raises(ValueError, match="truncated gzip"):
+        read_idx(tmp_path / "cut.gz")
+    (tmp_path / "corrupt.gz").write_bytes(full[:10] + bytes(len(full) - 10))
+    with pytest.raises(ValueError, match=str(tmp_path / "corrupt.gz")):
+        read_idx(tmp_path / "corrupt.gz")
+
+
+def test_read_idx_trailing_bytes(tmp_path):
+    (tmp_path / "long.idx").write_bytes(idx_bytes(np.zeros(5, np.uint8)) + b"xyz")
+    with pytest.raises(ValueError, match="3 bytes after"):
+        read_idx(tmp_path / "long.idx")
+
+
+def test_read_idx_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_idx(tmp_path / "nope.idx")
+
+
+# ---- load_fashion_mnist: search order -----------------------------------------------------------
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """No NORMREG_DATA, a fresh HOME (so a fresh cache), no Debian directory, no network."""
+    monkeypatch.delenv("NORMREG_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(data, "_DEBIAN_DIR", str(tmp_path / "debian"))
+    monkeypatch.setenv("NORMREG_FASHION_MNIST_URL", "http://127.0.0.1:9/")  # discard port: refused
+    return tmp_path
+
+
+def test_load_fashion_mnist_format(isolated):
+    write_dataset(isolated / "root", n_train=50, n_test=20, seed=5)
+    x_train, y_train, x_test, y_test = load_fashion_mnist(isolated / "root")
+    images, labels = make_images(50, seed=5)
+    assert x_train.dtype == np.float32 and x_train.shape == (50, 784)
+    assert y_train.dtype == np.int64 and y_train.shape == (50,)
+    assert x_test.shape == (20, 784) and y_test.shape == (20,)
+    np.testing.assert_allclose(x_train, images.reshape(50, 784) / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(y_train, labels)
+    assert 0.0 <= x_train.min() and x_train.max() <= 1.0
+
+
+def test_load_fashion_mnist_raw_files(isolated):
+    write_dataset(isolated / "raw", n_train=30, n_test=10, compress=False)
+    x_train, _, x_test, _ = load_fashion_mnist(isolated / "raw")
+    assert x_train.shape == (30, 784) and x_test.shape == (10, 784)
+
+
+def test_load_fashion_mnist_search_order(isolated, monkeypatch):
+    # Each place holds a dataset of a different size, so the result tells which was used.
+    cache = isolated / "home" / ".cache" / "normreg" / "fashion-mnist"
+    places = {"root": (isolated / "root", 11), "env": (isolated / "env", 12),
+              "cache": (cache, 13), "debian": (isolated / "debian", 14)}
+    for directory, n in places.values():
+        write_dataset(directory, n_train=n, n_test=5)
+    monkeypatch.setenv("NORMREG_DATA", str(places["env"][0]))
+    assert len(load_fashion_mnist(places["root"][0])[0]) == 11
+    assert len(load_fashion_mnist()[0]) == 12
+    monkeypatch.delenv("NORMREG_DATA")
+    assert len(load_fashion_mnist()[0]) == 13
+    for name in FILES[1:]:  # an incomplete directory is skipped
+        os.remove(cache / name)
+    assert len(load_fashion_mnist()[0]) == 14
+    # a root without the files falls through to the next place
+    assert len(load_fashion_mnist(isolated / "empty")[0]) == 14
+
+
+def test_load_fashion_mnist_offline_message(isolated):
+    with pytest.raises(RuntimeError) as info:
+        load_fashion_mnist(isolated / "root")
+    message = str(info.value)
+    for option in ("root=", "NORMREG_DATA", ".cache/normreg/fashion-mnist",
+                   "apt-get install dataset-fashion-mnist", "http://127.0.0.1:9/",
+                   str(isolated / "root")):
+        assert option in message
+    with pytest.raises(RuntimeError, match="download=False"):
+        load_fashion_mnist(download=False)
+
+
+def test_load_fashion_mnist_mismatched_lengths(isolated):
+    paths = write_dataset(isolated / "root", n_train=20, n_test=5)
+    write_idx(paths[1], np.zeros(19, np.uint8))
+    with pytest.raises(ValueError, match="19 labels for the 20 images"):
+        load_fashion_mnist(isolated / "root")
+
+
+# ---- download from a local server ---------------------------------------------------------------
+
+
+@pytest.fixture
+def server(tmp_path):
+    """An HTTP server on 127.0.0.1 serving tmp_path/served; yields its base URL."""
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = functools.partial(_QuietHandler, directory=str(served))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield served, f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def _md5s(directory):
+    return {name: hashlib.md5((directory / name).read_bytes()).hexdigest() for name in FILES}
+
+
+def test_download_into_cache(isolated, server, monkeypatch, capsys):
+    served, url = server
+    write_dataset(served, n_train=40, n_test=10, seed=9)
+    monkeypatch.setattr(data, "FASHION_MNIST_FILES", _md5s(served))
+    monkeypatch.setenv("NORMREG_FASHION_MNIST_URL", url)
+    x_train, y_train, x_test, y_test = load_fashion_mnist()
+    assert x_train.shape == (40, 784) and x_test.shape == (10, 784)
+    cache = isolated / "home" / ".cache" / "normreg" / "fashion-mnist"
+    for name in FILES:
+        assert (cache / name).read_bytes() == (served / name).read_bytes()
+    assert sorted(os.listdir(cache)) == sorted(FILES)  # no temporary files left
+    assert "train-images-idx3-ubyte.gz" in capsys.readouterr().err  # the progress bar
+    # the next call finds the cache without the server
+    monkeypatch.setenv("NORMREG_FASHION_MNIST_URL", "http://127.0.0.1:9/")
+    np.testing.assert_array_equal(load_fashion_mnist(progress=False)[1], y_train)
+
+
+def test_download_checksum_mismatch(isolated, server, monkeypatch):
+    served, url = server
+    write_dataset(served, n_train=40, n_test=10)
+    md5s = _md5s(served)
+    md5s["t10k-images-idx3-ubyte.gz"] = "0" * 32
+    monkeypatch.setattr(data, "FASHION_MNIST_FILES", md5s)
+    monkeypatch.setenv("NORMREG_FASHION_MNIST_URL", url)
+    with pytest.raises(ValueError, match="checksum mismatch.*t10k-images-idx3-ubyte.gz"):
+        load_fashion_mnist(progress=False)
+    cache = isolated / "home" / ".cache" / "normreg" / "fashion-mnist"
+    assert "t10k-images-idx3-ubyte.gz" not in os.listdir(cache)  # the bad file is not kept
+    assert not [f for f in os.listdir(cache) if f.startswith(".download")]
+
+
+def test_download_missing_file_on_server(isolated, server, monkeypatch):
+    served, url = server
+    write_dataset(served, n_train=40, n_test=10)
+    md5s = _md5s(served)
+    os.remove(served / "t10k-labels-idx1-ubyte.gz")
+    monkeypatch.setattr(data, "FASHION_MNIST_FILES", md5s)
+    monkeypatch.setenv("NORMREG_FASHION_MNIST_URL", url)
+    with pytest.raises(RuntimeError, match="404"):
+        load_fashion_mnist(progress=False)
+
+
+def test_published_checksums():
+    assert set(data.FASHION_MNIST_FILES) == set(FILES)
+    assert all(len(v) == 32 and int(v, 16) >= 0 for v in data.FASHION_MNIST_FILES.values())
+
+
+# ---- DataLoader -------------------------------------------------------------------------------
+
+
+def _xy(n=103):
+    x = np.arange(n * 3, dtype=np.float32).reshape(n, 3)
+    y = np.arange(n, dtype=np.int64)
+    return x, y
+
+
+def test_dataloader_batches_in_order():
+    x, y = _xy()
+    loader = DataLoader(x, y, batch_size=10)
+    batches = list(loader)
+    assert len(loader) == len(batches) == 11
+    assert [len(b[1]) for b in batches] == [10] * 10 + [3]
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), x)
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y)
+
+
+def test_dataloader_drop_last():
+    x, y = _xy()
+    loader = DataLoader(x, y, batch_size=10, shuffle=True, drop_last=True, seed=0)
+    batches = list(loader)
+    assert len(loader) == len(batches) == 10
+    assert all(len(b[0]) == 10 for b in batches)
+    assert len(DataLoader(x, y, batch_size=200, drop_last=True)) == 0
+    assert len(DataLoader(x, y, batch_size=200)) == 1
+
+
+def test_dataloader_shuffle_is_a_permutation_with_pairs_kept():
+    x, y = _xy()
+    for xb, yb in DataLoader(x, y, batch_size=16, shuffle=True, seed=1):
+        np.testing.assert_array_equal(xb, x[yb])  # rows stay with their labels
+    seen = np.concatenate([yb for _, yb in DataLoader(x, y, batch_size=16, shuffle=True, seed=1)])
+    assert sorted(seen) == list(range(len(y)))
+    assert not np.array_equal(seen, y)
+
+
+def test_dataloader_reproducible_shuffling():
+    x, y = _xy()
+
+    def epochs(loader, k=3):
+        return [np.concatenate([yb for _, yb in loader]) for _ in range(k)]
+
+    a = epochs(DataLoader(x, y, batch_size=16, shuffle=True, seed=7))
+    b = epochs(DataLoader(x, y, batch_size=16, shuffle=True, seed=7))
+    c = epochs(DataLoader(x, y, batch_size=16, shuffle=True, seed=8))
+    for ea, eb in zip(a, b):
+        np.testing.assert_array_equal(ea, eb)
+    assert not np.array_equal(a[0], a[1])  # a new order every epoch
+    assert not np.array_equal(a[0], c[0])
+    # seed=None follows normreg.manual_seed
+    normreg.manual_seed(3)
+    d = epochs(DataLoader(x, y, batch_size=16, shuffle=True), 2)
+    normreg.manual_seed(3)
+    e = epochs(DataLoader(x, y, batch_size=16, shuffle=True), 2)
+    np.testing.assert_array_equal(d[0], e[0])
+    np.testing.assert_array_equal(d[1], e[1])
+
+
+def test_dataloader_leaves_inputs_alone_and_batches_are_copies():
+    x, y = _xy()
+    x0, y0 = x.copy(), y.copy()
+    for xb, yb in DataLoader(x, y, batch_size=8, shuffle=True, seed=0):
+        xb[...] = -1
+        yb[...] = -1
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(y, y0)
+
+
+def test_dataloader_x_only_and_errors():
+    x, _ = _xy(20)
+    batches = list(DataLoader(x, batch_size=8))
+    assert [b.shape for b in batches] == [(8, 3), (8, 3), (4, 3)]
+    with pytest.raises(ValueError, match="same number of samples"):
+        DataLoader(x, np.zeros(19), batch_size=4)
+    with pytest.raises(ValueError, match="batch_size must be positive"):
+        DataLoader(x, batch_size=0)
+    with pytest.raises(TypeError, match="batch_size must be an int"):
+        DataLoader(x, batch_size=2.5)

@@ -1,0 +1,108 @@
+"""normreg.experiments in --quick mode on a small generated dataset."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import normreg
+from normreg import experiments
+from normreg.data import load_fashion_mnist
+
+from _synthetic import write_dataset
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tests check what the experiments write, not speed: one thread keeps them quick
+    on a busy shared machine, where two threads fighting for one free core are much slower."""
+    before = normreg.get_num_threads()
+    normreg.set_num_threads(1)
+    yield
+    normreg.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tiny-fmnist")
+    write_dataset(directory, n_train=600, n_test=200, seed=0)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_dir):
+    return load_fashion_mnist(tiny_dir)
+
+
+def _check_outputs(result, out, name, n_rows):
+    assert len(result["rows"]) == n_rows
+    md = (out / f"{name}.md").read_text()
+    assert md.startswith("### ") and md == result["markdown"]
+    table = [l for l in md.splitlines() if l.startswith("|")]
+    assert len(table) >= 3  # header, rule, rows
+    saved = json.loads((out / f"{name}.json").read_text())
+    assert saved["experiment"] == name and saved["quick"] is True
+    assert len(saved["rows"]) == n_rows
+    assert result["plots"]
+    for png in result["plots"]:
+        assert os.path.dirname(png) == str(out)
+        with open(png, "rb") as f:
+            assert f.read(8) == PNG_MAGIC
+    return saved
+
+
+def test_norm_lr_quick(tiny, tmp_path):
+    result = experiments.run("norm-lr", tmp_path, tiny, quick=True, progress=False, log=None)
+    saved = _check_outputs(result, tmp_path, "norm-lr", 9)
+    lrs = sorted({r["lr"] for r in saved["rows"]})
+    assert lrs[-1] / lrs[0] == pytest.approx(100.0)  # two orders of magnitude
+    assert {r["norm"] for r in saved["rows"]} == {"none", "batch", "layer"}
+    for r in saved["rows"]:
+        assert r["diverged"] or 0.0 <= r["test_acc"] <= 1.0
+
+
+def test_regularization_quick(tiny, tmp_path):
+    result = experiments.run("regularization", tmp_path, tiny, quick=True, progress=False, log=None)
+    saved = _check_outputs(result, tmp_path, "regularization", 4)
+    assert [r["regularization"] for r in saved["rows"]] == \
+        ["none", "dropout", "weight decay", "dropout + weight decay"]
+    for r in saved["rows"]:
+        assert r["gap"] == pytest.approx(r["train_acc"] - r["test_acc"])
+    assert (saved["rows"][0]["dropout"], saved["rows"][0]["weight_decay"]) == (0.0, 0.0)
+    assert saved["rows"][3]["dropout"] > 0 and saved["rows"][3]["weight_decay"] > 0
+
+
+def test_init_quick(tiny, tmp_path):
+    result = experiments.run("init", tmp_path, tiny, quick=True, progress=False, log=None)
+    saved = _check_outputs(result, tmp_path, "init", 9)
+    stds = {(r["norm"], r["init_scale"]): np.array(r["activation_std_at_init"]) for r in saved["rows"]}
+    # Normalization makes the forward pass independent of the weights' scale (biases are 0):
+    # the same seed gives the same activations up to eps.
+    for norm in ("batch", "layer"):
+        np.testing.assert_allclose(stds[(norm, 0.25)], stds[(norm, 1.0)], rtol=2e-3)
+        np.testing.assert_allclose(stds[(norm, 4.0)], stds[(norm, 1.0)], rtol=2e-3)
+    # Without it, each ReLU layer multiplies the scale of the activations by the init scale.
+    small, good, large = stds[("none", 0.25)], stds[("none", 1.0)], stds[("none", 4.0)]
+    np.testing.assert_allclose(small, good * 0.25 ** np.arange(1, len(good) + 1), rtol=1e-4)
+    np.testing.assert_allclose(large, good * 4.0 ** np.arange(1, len(good) + 1), rtol=1e-4)
+
+
+def test_summary_quick_from_the_command_line(tiny_dir, tmp_path, capsys):
+    code = experiments.main(["summary", "--quick", "--data-dir", str(tiny_dir), "--out",
+                             str(tmp_path), "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "### 4. Different configurations, similar accuracy" in printed
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert len(saved["rows"]) == 5
+    assert len({(r["model"], r["norm"], r["optimizer"]) for r in saved["rows"]}) == 5
+    assert (tmp_path / "summary.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_unknown_experiment(tiny, tmp_path):
+    with pytest.raises(ValueError, match="unknown experiment"):
+        experiments.run("nope", tmp_path, tiny)
+    with pytest.raises(SystemExit):
+        experiments.main(["nope"])
