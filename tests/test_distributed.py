@@ -474,3 +474,20 @@ def test_set_timeout_checks_its_argument():
     finally:
         dist.set_timeout(None)
     assert dist.get_timeout() is None
+
+
+def test_train_with_a_one_rank_communicator_follows_the_plain_run():
+    pytest.importorskip("tqdm")
+    from normreg.train import TrainConfig, train
+    rng = np.random.default_rng(14)
+    centers = rng.standard_normal((4, 20)) * 2
+    y = rng.integers(0, 4, 300)
+    x = (centers[y] + rng.standard_normal((300, 20))).astype(np.float32)
+    data = (x[:240], y[:240], x[240:], y[240:])
+    config = TrainConfig(width=[32, 16], dropout=0.0, epochs=2, batch_size=50, seed=3)
+    plain = train(config, data, log=None, progress=False)
+    one = train(config, data, log=None, progress=False, comm=dist.LocalComm())
+    assert any(isinstance(m, dist.SyncBatchNorm) for m in one["model"].modules())
+    for a, b in zip(plain["history"], one["history"]):
+        for key in ("train_loss", "test_loss", "train_acc", "test_acc"):
+            assert abs(a[key] - b[key]) < 1e-4, (key, a, b)

@@ -109,3 +109,38 @@ def test_readme_example_gives_the_same_losses_on_one_and_two_ranks(tmp_path):
     assert l1[-1] < 0.5 * l1[0]
     # the same global batches and the same steps: equal up to float32 rounding
     np.testing.assert_allclose(l2, l1, rtol=2e-3, atol=2e-4)
+
+
+def test_train_command_distributed_matches_one_process(tmp_path):
+    """`mpiexec -n 2 normreg-train --distributed` on a small synthetic Fashion-MNIST: rank 0
+    alone prints and writes, and without dropout the run follows the single-process run (the
+    same global batches, split across the ranks; equal up to float32 rounding)."""
+    import json
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _synthetic import write_dataset
+    data = tmp_path / "data"
+    write_dataset(str(data), n_train=600, n_test=200)
+    common = ["-m", "normreg.train", "--data-dir", str(data), "--epochs", "2", "--width", "64,32",
+              "--dropout", "0", "--batch-size", "100", "--threads", "1", "--no-progress"]
+    import normreg
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [
+        os.path.dirname(os.path.dirname(os.path.abspath(normreg.__file__))), env.get("PYTHONPATH")]))
+    _mpiexec()
+    one = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "one")], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert one.returncode == 0, one.stdout + one.stderr
+    cmd = [_mpiexec(), "-n", "2", sys.executable, *common, "--out", str(tmp_path / "two"), "--distributed"]
+    two = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert two.returncode == 0, two.stdout + two.stderr
+    assert two.stdout.count("epoch   2/2") == 1 and two.stdout.count("test accuracy") == 1, two.stdout
+    assert "2 ranks" in two.stdout
+    m1 = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    m2 = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert m2["world_size"] == 2 and (tmp_path / "two" / "checkpoint.npz").exists()
+    for e1, e2 in zip(m1["epochs"], m2["epochs"]):
+        for key in ("train_loss", "test_loss"):
+            assert abs(e1[key] - e2[key]) < 1e-3 * max(1.0, abs(e1[key])), (key, e1, e2)
+        for key in ("train_acc", "test_acc"):
+            assert abs(e1[key] - e2[key]) <= 0.01, (key, e1, e2)
+    assert m2["epochs"][-1]["test_acc"] > 0.5
