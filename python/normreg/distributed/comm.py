@@ -108,6 +108,11 @@ def local_size(comm=None):
         node.Free()
 
 
+# Seconds between printing the reason and MPI_Abort: the launcher forwards a rank's output
+# asynchronously, and an abort tears the job down at once, which could lose the message.
+_ABORT_GRACE = 0.5
+
+
 def _abort(comm, code, exc_type, exc, tb):
     """Print the failure with the rank, then abort every rank of the job."""
     rank = comm.Get_rank()
@@ -120,6 +125,7 @@ def _abort(comm, code, exc_type, exc, tb):
         sys.stderr.write(f"[rank {rank}] normreg.distributed: {what}, aborting all "
                          f"{comm.Get_size()} ranks\n")
         sys.stderr.flush()
+        time.sleep(_ABORT_GRACE)
     finally:
         comm.Abort(code)
         os._exit(code)  # should Abort return, this rank must not go on
@@ -229,6 +235,7 @@ def _wait(comm, request, what):
                              f"{_timeout:g} s (another rank failed or hangs); aborting all "
                              f"{comm.Get_size()} ranks\n")
             sys.stderr.flush()
+            time.sleep(_ABORT_GRACE)
             comm.Abort(1)
             os._exit(1)  # should Abort return, this rank must not go on
         if now - start > 1e-3:  # past the first millisecond, stop spinning
