@@ -63,7 +63,17 @@ nr_data_or_null(PyArrayObject *arr)
 #define NR_CALL(is_f32, kernel, ...) \
     ((is_f32) ? kernel##_f32(__VA_ARGS__) : kernel##_f64(__VA_ARGS__))
 
+/* A new C-contiguous output array owned by normreg: buffers of 1 MiB and more come from a
+ * pool of blocks that return to it when the array (and every view of it) is freed
+ * (bind_alloc.c). NULL with an exception on failure. */
+PyArrayObject *nr_new_array(int ndim, const npy_intp *dims, int typenum);
+/* Releases every cached block. */
+void nr_pool_empty(void);
+int nr_alloc_init(PyObject *module);
+
 extern PyMethodDef nr_core_methods[];
+extern PyMethodDef nr_alloc_methods[];
+extern PyMethodDef nr_bench_methods[];
 extern PyMethodDef nr_optim_methods[];
 extern PyMethodDef nr_norms_methods[];
 

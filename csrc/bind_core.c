@@ -378,7 +378,7 @@ dropout_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     npy_intp n = PyArray_SIZE(x), nbytes = (n + 7) / 8;
     if (!(y = nr_out_array(args[4], fn, "out", t, PyArray_NDIM(x), PyArray_DIMS(x))) ||
-        !(mask = (PyArrayObject *)PyArray_EMPTY(1, &nbytes, NPY_UINT8, 0))) {
+        !(mask = nr_new_array(1, &nbytes, NPY_UINT8))) {
         Py_XDECREF(y);
         return NULL;
     }

@@ -97,7 +97,7 @@ nr_out_array(PyObject *out_obj, const char *fname, const char *name, int typenum
              const npy_intp *dims)
 {
     if (out_obj == NULL || out_obj == Py_None) {
-        return (PyArrayObject *)PyArray_EMPTY(ndim, (npy_intp *)dims, typenum, 0);
+        return nr_new_array(ndim, dims, typenum);
     }
     PyArrayObject *out;
     if (nr_arg_array(out_obj, fname, name, typenum, ndim, NR_WRITABLE, &out) < 0) {

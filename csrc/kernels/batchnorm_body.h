@@ -43,30 +43,127 @@ FN(nr_batchnorm_workspace)(int64_t C, int nthreads)
         }                                                                                   \
     } while (0)
 
+/* (N, C) input, rows [n0, n1): acc1[c] += sum (x - shift[c]), acc2[c] += sum (x - shift[c])^2,
+ * in double, vectorized across channels. Channels in blocks of 2048 so the accumulators
+ * (32 KiB a block) stay in L1/L2 while the rows stream by; below that, rows are read whole
+ * (a strided walk over column strips defeats the prefetcher). */
+static NR_CLONES void
+FN(nr_bn_stats_rows)(double *restrict acc1, double *restrict acc2, const T *restrict x,
+                     const T *restrict shift, int64_t n0, int64_t n1, int64_t C)
+{
+    enum { CB = 2048 };
+    for (int64_t c0 = 0; c0 < C; c0 += CB) {
+        const int64_t c1 = NR_MIN(C, c0 + CB);
+        int64_t n = n0;
+        /* four rows per sweep: a quarter of the accumulator loads and stores */
+        for (; n + 4 <= n1; n += 4) {
+            const T *r0 = x + n * C, *r1 = r0 + C, *r2 = r1 + C, *r3 = r2 + C;
+#pragma omp simd
+            for (int64_t c = c0; c < c1; c++) {
+                const double s = (double)shift[c];
+                const double d0 = (double)r0[c] - s, d1 = (double)r1[c] - s;
+                const double d2 = (double)r2[c] - s, d3 = (double)r3[c] - s;
+                acc1[c] += (d0 + d1) + (d2 + d3);
+                acc2[c] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3);
+            }
+        }
+        for (; n < n1; n++) {
+            const T *xr = x + n * C;
+#pragma omp simd
+            for (int64_t c = c0; c < c1; c++) {
+                const double d = (double)xr[c] - (double)shift[c];
+                acc1[c] += d;
+                acc2[c] += d * d;
+            }
+        }
+    }
+}
+
+/* (N, C) input, rows [n0, n1): acc1[c] += sum dy, acc2[c] += sum dy (x - mean[c]). */
+static NR_CLONES void
+FN(nr_bn_dsums_rows)(double *restrict acc1, double *restrict acc2, const T *restrict dy,
+                     const T *restrict x, const T *restrict mean, int64_t n0, int64_t n1,
+                     int64_t C)
+{
+    enum { CB = 2048 };
+    for (int64_t c0 = 0; c0 < C; c0 += CB) {
+        const int64_t c1 = NR_MIN(C, c0 + CB);
+        int64_t n = n0;
+        for (; n + 4 <= n1; n += 4) {
+            const T *x0 = x + n * C, *x1 = x0 + C, *x2 = x1 + C, *x3 = x2 + C;
+            const T *g0 = dy + n * C, *g1 = g0 + C, *g2 = g1 + C, *g3 = g2 + C;
+#pragma omp simd
+            for (int64_t c = c0; c < c1; c++) {
+                const T mu = mean[c];
+                const double a0 = (double)g0[c], a1 = (double)g1[c];
+                const double a2 = (double)g2[c], a3 = (double)g3[c];
+                acc1[c] += (a0 + a1) + (a2 + a3);
+                acc2[c] += (a0 * (double)(x0[c] - mu) + a1 * (double)(x1[c] - mu)) +
+                           (a2 * (double)(x2[c] - mu) + a3 * (double)(x3[c] - mu));
+            }
+        }
+        for (; n < n1; n++) {
+            const T *xr = x + n * C, *dyr = dy + n * C;
+#pragma omp simd
+            for (int64_t c = c0; c < c1; c++) {
+                const double g = (double)dyr[c];
+                acc1[c] += g;
+                acc2[c] += g * (double)(xr[c] - mean[c]);
+            }
+        }
+    }
+}
+
+/* (N, C) rows [n0, n1): y = ((x - sub1) - sub2) * scale + shift per channel. */
+static NR_CLONES void
+FN(nr_bn_apply_rows)(T *restrict y, const T *restrict x, const T *restrict sub1,
+                     const T *restrict sub2, const T *restrict scale, const T *restrict shift,
+                     int64_t n0, int64_t n1, int64_t C)
+{
+    for (int64_t n = n0; n < n1; n++) {
+        const T *xr = x + n * C;
+        T *yr = y + n * C;
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) {
+            yr[c] = ((xr[c] - sub1[c]) - sub2[c]) * scale[c] + shift[c];
+        }
+    }
+}
+
+/* (N, C) rows [n0, n1): dx = k_dy dy + k_xc (x - mean) + k_const per channel. */
+static NR_CLONES void
+FN(nr_bn_dx_rows)(T *restrict dx, const T *restrict dy, const T *restrict x,
+                  const T *restrict mean, const T *restrict k_dy, const T *restrict k_xc,
+                  const T *restrict k_const, int64_t n0, int64_t n1, int64_t C)
+{
+    for (int64_t n = n0; n < n1; n++) {
+        const T *xr = x + n * C, *dyr = dy + n * C;
+        T *dxr = dx + n * C;
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) {
+            dxr[c] = k_dy[c] * dyr[c] + k_xc[c] * (xr[c] - mean[c]) + k_const[c];
+        }
+    }
+}
+
 /* y[k] = (x[k] - sub1[c] - sub2[c]) * scale[c] + shift[c] for every element, all T. */
 static void
 FN(nr_bn_apply)(T *y, const T *x, const T *sub1, const T *sub2, const T *scale, const T *shift,
                 int64_t N, int64_t C, int64_t L, int nt)
 {
+    if (L == 1) {
+        NR_SPLIT(nt, N, 1, FN(nr_bn_apply_rows)(y, x, sub1, sub2, scale, shift, i0, i1, C));
+        return;
+    }
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t n = 0; n < N; n++) {
-        if (L == 1) {
-            const T *xr = x + n * C;
-            T *yr = y + n * C;
+        for (int64_t c = 0; c < C; c++) {
+            const T *xr = x + (n * C + c) * L;
+            T *yr = y + (n * C + c) * L;
+            const T s1 = sub1[c], s2 = sub2[c], sc = scale[c], sh = shift[c];
 #pragma omp simd
-            for (int64_t c = 0; c < C; c++) {
-                yr[c] = ((xr[c] - sub1[c]) - sub2[c]) * scale[c] + shift[c];
-            }
-        }
-        else {
-            for (int64_t c = 0; c < C; c++) {
-                const T *xr = x + (n * C + c) * L;
-                T *yr = y + (n * C + c) * L;
-                const T s1 = sub1[c], s2 = sub2[c], sc = scale[c], sh = shift[c];
-#pragma omp simd
-                for (int64_t l = 0; l < L; l++) {
-                    yr[l] = ((xr[l] - s1) - s2) * sc + sh;
-                }
+            for (int64_t l = 0; l < L; l++) {
+                yr[l] = ((xr[l] - s1) - s2) * sc + sh;
             }
         }
     }
@@ -117,12 +214,24 @@ FN(nr_batchnorm_forward_train)(T *y, T *save_mean, T *save_rstd, T *running_mean
     int team_used = 1;
     /* One pass for the statistics: sums of d and d^2 with d = x - shift in double. The shift
      * (a value of the channel) keeps d small, so the variance does not cancel away. */
+    if (L == 1 && nt == 1) { /* no OpenMP region: small calls pay no fork/join */
+        memset(partials, 0, (size_t)(2 * C) * sizeof(double));
+        FN(nr_bn_stats_rows)(partials, partials + C, x, c_shift, 0, N, C);
+    }
+    else {
 #pragma omp parallel num_threads(nt)
-    {
-        NR_BN_ROW_RANGE();
-        NR_BN_ACCUMULATE((double)x[k] - (double)c_shift[c], (double)x[k] - (double)c_shift[c]);
+        {
+            NR_BN_ROW_RANGE();
+            if (L == 1) {
+                FN(nr_bn_stats_rows)(acc1, acc2, x, c_shift, n0, n1, C);
+            }
+            else {
+                NR_BN_ACCUMULATE((double)x[k] - (double)c_shift[c],
+                                 (double)x[k] - (double)c_shift[c]);
+            }
 #pragma omp single
-        team_used = team;
+            team_used = team;
+        }
     }
     FN(nr_bn_reduce)(partials, team_used, C);
     for (int64_t c = 0; c < C; c++) {
@@ -206,12 +315,23 @@ FN(nr_batchnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
     int team_used = 1;
     if (need_sums || dw || db) {
         /* sums of dy and dy (x - mean) per channel */
+        if (L == 1 && nt == 1) {
+            memset(partials, 0, (size_t)(2 * C) * sizeof(double));
+            FN(nr_bn_dsums_rows)(partials, partials + C, dy, x, save_mean, 0, N, C);
+        }
+        else {
 #pragma omp parallel num_threads(nt)
-        {
-            NR_BN_ROW_RANGE();
-            NR_BN_ACCUMULATE((double)dy[k], (double)(x[k] - save_mean[c]));
+            {
+                NR_BN_ROW_RANGE();
+                if (L == 1) {
+                    FN(nr_bn_dsums_rows)(acc1, acc2, dy, x, save_mean, n0, n1, C);
+                }
+                else {
+                    NR_BN_ACCUMULATE((double)dy[k], (double)(x[k] - save_mean[c]));
+                }
 #pragma omp single
-            team_used = team;
+                team_used = team;
+            }
         }
         FN(nr_bn_reduce)(partials, team_used, C);
     }
@@ -242,6 +362,11 @@ FN(nr_batchnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
         return;
     }
     nt = NR_MIN(nthreads, nr_threads_for((size_t)(N * C * L) * 3 * sizeof(T)));
+    if (L == 1) {
+        NR_SPLIT(nt, N, 1,
+                 FN(nr_bn_dx_rows)(dx, dy, x, save_mean, k_dy, k_xc, k_const, i0, i1, C));
+        return;
+    }
 #pragma omp parallel for num_threads(nt < 1 ? 1 : nt) schedule(static)
     for (int64_t n = 0; n < N; n++) {
         if (L == 1) {

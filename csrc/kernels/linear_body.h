@@ -23,8 +23,9 @@ FN(nr_linear_forward)(T *y, const T *x, const T *w, const T *b, int64_t M, int64
     if (K == 0) {
         return;
     }
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1, x, (int)K, w,
-         (int)N, 1, y, (int)N);
+    NR_WITH_BLAS_THREADS(nr_gemm_threads(M, N, K, nr_get_num_threads()),
+                         GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K,
+                              1, x, (int)K, w, (int)N, 1, y, (int)N));
 }
 
 /* dy (M, N), x (M, K), w (K, N) -> dx (M, K) = dy w^T; dw (K, N) += x^T dy; db (N) += sum_rows dy.
@@ -38,13 +39,15 @@ FN(nr_linear_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T *w,
             memset(dx, 0, (size_t)(M * K) * sizeof(T));
         }
         else {
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)K, (int)N, 1, dy, (int)N,
-                 w, (int)N, 0, dx, (int)K);
+            NR_WITH_BLAS_THREADS(nr_gemm_threads(M, K, N, nr_get_num_threads()),
+                                 GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)K,
+                                      (int)N, 1, dy, (int)N, w, (int)N, 0, dx, (int)K));
         }
     }
     if (dw && M > 0 && K > 0 && N > 0) {
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)N, (int)M, 1, x, (int)K, dy,
-             (int)N, 1, dw, (int)N);
+        NR_WITH_BLAS_THREADS(nr_gemm_threads(K, N, M, nr_get_num_threads()),
+                             GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)N, (int)M,
+                                  1, x, (int)K, dy, (int)N, 1, dw, (int)N));
     }
     if (db && M > 0 && N > 0) {
         /* Column sums in blocks of columns, each block accumulated in double on the stack. */

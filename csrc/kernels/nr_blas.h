@@ -3,14 +3,60 @@
 #define NR_BLAS_H
 
 #include <cblas.h>
+#include <stdint.h>
+
+#include "nr_kernels.h"
 
 #if defined(NR_BLAS_SCIPY_OPENBLAS)
 /* scipy-openblas32 prefixes every symbol with scipy_ */
 #define NR_CBLAS(name) scipy_cblas_##name
 #define nr_blas_set_num_threads scipy_openblas_set_num_threads
+#define NR_BLAS_THREADS_LOCAL scipy_openblas_set_num_threads_local
 #else
 #define NR_CBLAS(name) cblas_##name
 #define nr_blas_set_num_threads openblas_set_num_threads
+#define NR_BLAS_THREADS_LOCAL openblas_set_num_threads_local
 #endif
 
+/* OpenBLAS >= 0.3.27 sets a thread count for the calling thread's next calls only; weak, so
+ * an older system OpenBLAS without it still links (the calls then keep the global count). */
+int NR_BLAS_THREADS_LOCAL(int num_threads) __attribute__((weak));
+
+/* Threads worth giving one GEMM: the output (M, N) over a K-long inner product. Skinny or
+ * small products run single-threaded (on 2 threads the 512 -> 10 layer ran 2.5x slower). */
+static inline int
+nr_gemm_threads(int64_t M, int64_t N, int64_t K, int nthreads)
+{
+    if (nthreads <= 1 || M < 64 || N < 64 || (double)M * (double)N * (double)K < 4e6) {
+        return 1;
+    }
+    return nthreads;
+}
+
+/* Runs the statement with OpenBLAS limited to `threads`, then restores normreg's count: with
+ * the per-thread setting when the library has it, else with the global one (the bundled
+ * scipy-openblas32 declares the per-thread call but does not export it; switching the
+ * global count costs nothing measurable here). */
+#define NR_WITH_BLAS_THREADS(threads, STMT)                                                 \
+    do {                                                                                    \
+        const int nr_want_ = (threads), nr_have_ = nr_get_num_threads();                    \
+        if (nr_want_ != nr_have_) {                                                         \
+            if (NR_BLAS_THREADS_LOCAL) {                                                    \
+                NR_BLAS_THREADS_LOCAL(nr_want_);                                            \
+            }                                                                               \
+            else {                                                                          \
+                nr_blas_set_num_threads(nr_want_);                                          \
+            }                                                                               \
+            STMT;                                                                           \
+            if (NR_BLAS_THREADS_LOCAL) {                                                    \
+                NR_BLAS_THREADS_LOCAL(nr_have_);                                            \
+            }                                                                               \
+            else {                                                                          \
+                nr_blas_set_num_threads(nr_have_);                                          \
+            }                                                                               \
+        }                                                                                   \
+        else {                                                                              \
+            STMT;                                                                           \
+        }                                                                                   \
+    } while (0)
 #endif

@@ -14,6 +14,39 @@
 /* FN(nr_relu_forward) -> nr_relu_forward_f32 or nr_relu_forward_f64 */
 #define FN(name) NR_PASTE(name, SFX)
 
+/* Runtime CPU dispatch for the hot loops: the function is compiled for AVX-512, AVX2 and
+ * the baseline, and the loader picks the best the CPU has (never -march=native). Only on
+ * functions without OpenMP parallel regions (whose outlined bodies would not be cloned). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(NR_NO_CLONES)
+#define NR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define NR_CLONES
+#endif
+
+/* Runs body(i0, i1) over [0, n) split into `nt` contiguous ranges whose bounds are
+ * multiples of `align` (except n): on the calling thread when nt <= 1, with no OpenMP
+ * region, so small calls pay no fork/join. */
+#define NR_SPLIT(nt, n, align, CALL)                                                        \
+    do {                                                                                    \
+        const int64_t nr_n_ = (n), nr_al_ = (align);                                        \
+        if ((nt) <= 1) {                                                                    \
+            const int64_t i0 = 0, i1 = nr_n_;                                               \
+            CALL;                                                                           \
+        }                                                                                   \
+        else {                                                                              \
+            _Pragma("omp parallel num_threads(nt)")                                         \
+            {                                                                               \
+                const int nr_t_ = omp_get_thread_num(), nr_m_ = omp_get_num_threads();      \
+                int64_t i0 = nr_n_ * nr_t_ / nr_m_ / nr_al_ * nr_al_;                       \
+                int64_t i1 = nr_t_ + 1 == nr_m_ ? nr_n_                                     \
+                                                : nr_n_ * (nr_t_ + 1) / nr_m_ / nr_al_ * nr_al_; \
+                if (i0 < i1) {                                                              \
+                    CALL;                                                                   \
+                }                                                                           \
+            }                                                                               \
+        }                                                                                   \
+    } while (0)
+
 #define NR_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define NR_MAX(a, b) ((a) > (b) ? (a) : (b))
 

@@ -25,6 +25,10 @@ int nr_threads_for(size_t bytes);
 /* Fills out[0..3] with the Philox4x32-10 output for counter ctr[4] and key[2]. */
 void nr_philox4x32(uint32_t out[4], const uint32_t ctr[4], const uint32_t key[2]);
 
+/* ---- copy (copy.c): the benchmarks' memory roofline --------------------------- */
+/* src (n) -> dst (n) with `nthreads` threads (always that many, whatever the size). */
+void nr_copy_f32(float *dst, const float *src, int64_t n, int nthreads);
+
 #define NR_DECLARE_KERNELS(T, SFX)                                                         \
     /* linear: x (M, K), w (K, N), b (N) -> y (M, N) */                                       \
     void nr_linear_forward_##SFX(T *y, const T *x, const T *w, const T *b,                   \

@@ -5,12 +5,15 @@
 #undef SQRT
 #undef EXP
 #undef LOG
+#undef NR_TYPED_F32
+#undef NR_TYPED_F64
 #if defined(NR_F32)
 #define T float
 #define SFX f32
 #define SQRT sqrtf
 #define EXP expf
 #define LOG logf
+#define NR_TYPED_F32 1
 #undef NR_F32
 #elif defined(NR_F64)
 #define T double
@@ -18,6 +21,7 @@
 #define SQRT sqrt
 #define EXP exp
 #define LOG log
+#define NR_TYPED_F64 1
 #undef NR_F64
 #else
 #error "define NR_F32 or NR_F64 before including nr_typed.h"

@@ -7,6 +7,51 @@
  *   d   = nesterov ? d + momentum * buf : buf                (when momentum != 0)
  *   param -= lr * d
  * On the first step the buffer starts as a copy of d (no dampening), as in PyTorch. */
+/* Elements [i0, i1) of the SGD step with momentum, the flags hoisted out of the loop. */
+static NR_CLONES void
+FN(nr_sgd_momentum_range)(T *restrict param, T *restrict buf, const T *restrict grad, T lr_,
+                          T mom, T keep, T wd, int nesterov, int first_step, int64_t i0,
+                          int64_t i1)
+{
+    if (first_step) {
+#pragma omp simd
+        for (int64_t i = i0; i < i1; i++) {
+            const T d = grad[i] + wd * param[i];
+            buf[i] = d;
+            param[i] -= lr_ * (nesterov ? d + mom * d : d);
+        }
+    }
+    else if (nesterov) {
+#pragma omp simd
+        for (int64_t i = i0; i < i1; i++) {
+            const T d = grad[i] + wd * param[i];
+            const T b = mom * buf[i] + keep * d;
+            buf[i] = b;
+            param[i] -= lr_ * (d + mom * b);
+        }
+    }
+    else {
+#pragma omp simd
+        for (int64_t i = i0; i < i1; i++) {
+            const T d = grad[i] + wd * param[i];
+            const T b = mom * buf[i] + keep * d;
+            buf[i] = b;
+            param[i] -= lr_ * b;
+        }
+    }
+}
+
+static NR_CLONES void
+FN(nr_sgd_plain_range)(T *restrict param, const T *restrict grad, T lr_, T wd, int64_t i0,
+                       int64_t i1)
+{
+#pragma omp simd
+    for (int64_t i = i0; i < i1; i++) {
+        const T d = grad[i] + wd * param[i];
+        param[i] -= lr_ * d;
+    }
+}
+
 void
 FN(nr_sgd_step)(T *param, T *momentum_buf, const T *grad, int64_t n, double lr,
                 double momentum, double dampening, double weight_decay, int nesterov,
@@ -16,19 +61,45 @@ FN(nr_sgd_step)(T *param, T *momentum_buf, const T *grad, int64_t n, double lr,
     /* param, grad, and the buffer read and written */
     int nt = nr_threads_for((size_t)n * (momentum_buf ? 5 : 3) * sizeof(T));
     if (!momentum_buf) {
-#pragma omp parallel for simd num_threads(nt) schedule(static)
-        for (int64_t i = 0; i < n; i++) {
-            T d = grad[i] + wd * param[i];
-            param[i] -= lr_ * d;
+        NR_SPLIT(nt, n, 16, FN(nr_sgd_plain_range)(param, grad, lr_, wd, i0, i1));
+        return;
+    }
+    NR_SPLIT(nt, n, 16,
+             FN(nr_sgd_momentum_range)(param, momentum_buf, grad, lr_, mom, keep, wd, nesterov,
+                                       first_step, i0, i1));
+}
+
+/* Elements [i0, i1) of the Adam / AdamW step. */
+static NR_CLONES void
+FN(nr_adam_range)(T *restrict param, T *restrict exp_avg, T *restrict exp_avg_sq,
+                  T *restrict max_exp_avg_sq, const T *restrict grad, T one_m_b1, T b2,
+                  T one_m_b2, T eps_, T decay, T wd, T step_size, T bc2_sqrt, int64_t i0,
+                  int64_t i1)
+{
+    if (max_exp_avg_sq) {
+#pragma omp simd
+        for (int64_t i = i0; i < i1; i++) {
+            const T p = param[i] * decay;
+            const T g = grad[i] + wd * p;
+            const T m = exp_avg[i] + one_m_b1 * (g - exp_avg[i]);
+            T v = b2 * exp_avg_sq[i] + one_m_b2 * g * g;
+            exp_avg[i] = m;
+            exp_avg_sq[i] = v;
+            v = NR_MAX(max_exp_avg_sq[i], v);
+            max_exp_avg_sq[i] = v;
+            param[i] = p - step_size * (m / (SQRT(v) / bc2_sqrt + eps_));
         }
         return;
     }
-#pragma omp parallel for simd num_threads(nt) schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        T d = grad[i] + wd * param[i];
-        T b = first_step ? d : mom * momentum_buf[i] + keep * d;
-        momentum_buf[i] = b;
-        param[i] -= lr_ * (nesterov ? d + mom * b : b);
+#pragma omp simd
+    for (int64_t i = i0; i < i1; i++) {
+        const T p = param[i] * decay;
+        const T g = grad[i] + wd * p;
+        const T m = exp_avg[i] + one_m_b1 * (g - exp_avg[i]);
+        const T v = b2 * exp_avg_sq[i] + one_m_b2 * g * g;
+        exp_avg[i] = m;
+        exp_avg_sq[i] = v;
+        param[i] = p - step_size * (m / (SQRT(v) / bc2_sqrt + eps_));
     }
 }
 
@@ -53,18 +124,7 @@ FN(nr_adam_step)(T *param, T *exp_avg, T *exp_avg_sq, T *max_exp_avg_sq, const T
     const T step_size = (T)(lr / bias_correction1);
     const T bc2_sqrt = (T)sqrt(bias_correction2);
     int nt = nr_threads_for((size_t)n * (max_exp_avg_sq ? 9 : 7) * sizeof(T));
-#pragma omp parallel for simd num_threads(nt) schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        T p = param[i] * decay;
-        T g = grad[i] + wd * p;
-        T m = exp_avg[i] + one_m_b1 * (g - exp_avg[i]);
-        T v = b2 * exp_avg_sq[i] + one_m_b2 * g * g;
-        exp_avg[i] = m;
-        exp_avg_sq[i] = v;
-        if (max_exp_avg_sq) {
-            v = NR_MAX(max_exp_avg_sq[i], v);
-            max_exp_avg_sq[i] = v;
-        }
-        param[i] = p - step_size * (m / (SQRT(v) / bc2_sqrt + eps_));
-    }
+    NR_SPLIT(nt, n, 16,
+             FN(nr_adam_range)(param, exp_avg, exp_avg_sq, max_exp_avg_sq, grad, one_m_b1, b2,
+                               one_m_b2, eps_, decay, wd, step_size, bc2_sqrt, i0, i1));
 }

@@ -39,3 +39,16 @@ def get_num_threads():
 __all__ = ["functional", "nn", "random", "conventions", "testing", "Generator", "manual_seed", "initial_seed", "seed",
            "default_generator", "set_num_threads", "get_num_threads", "__version__"]
 __all__ += ["init", "optim", "save", "load", "CheckpointError"]
+
+
+def empty_cache():
+    """Give the cached memory of freed large output arrays back to the system.
+
+    Outputs of 1 MiB and more come from a pool of blocks that stay mapped, so a training
+    loop does not page-fault on every new array; a block returns to the pool only when its
+    array (and every view of it) has been freed, so arrays you hold are never reused. The
+    pool keeps at most 1 GiB; this releases all of it (e.g. after training)."""
+    _C.empty_cache()
+
+
+__all__ += ["empty_cache"]

@@ -70,6 +70,8 @@ def _check_shape(arr, name, shape, what):
 
 
 def _real(value, name):
+    if type(value) is float:  # the common case, without the abstract-class check below
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     return float(value)
@@ -200,6 +202,10 @@ def relu_backward(dy, y, *, out=None):
 
 
 def _normalized_shape(normalized_shape):
+    if type(normalized_shape) is tuple and all(type(d) is int and d >= 0 for d in normalized_shape):
+        return normalized_shape
+    if type(normalized_shape) is int and normalized_shape >= 0:
+        return (normalized_shape,)
     if isinstance(normalized_shape, (numbers.Integral, np.integer)):
         normalized_shape = (normalized_shape,)
     try:
