@@ -10,6 +10,8 @@ from normreg import _C
 from normreg import distributed as dist
 from normreg import nn
 
+pytestmark = pytest.mark.sanitize  # quick: also run under ASan/UBSan (scripts/sanitize.sh)
+
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: 2e-5, np.float64: 1e-12}
 
