@@ -81,7 +81,7 @@ FN(nr_syncbn_stats)(double *mean, double *m2, const T *x, int64_t N, int64_t C, 
     double *s1 = partials + (size_t)nthreads * 2 * C, *s2 = s1 + C;
     const double count = (double)N * (double)L;
     const int nt = FN(nr_syncbn_threads)(nthreads, N, C, L, 1);
-    if (N * L == 0) {
+    if (C == 0 || N * L == 0) { /* C first: with C = 0, N and L may be anything */
         for (int64_t c = 0; c < C; c++) {
             mean[c] = 0;
             m2[c] = 0;
@@ -110,6 +110,9 @@ FN(nr_syncbn_forward)(T *y, const T *x, const T *mean, const T *rstd, const T *w
     for (int64_t c = 0; c < C; c++) {
         k_scale[c] = w ? (T)((double)w[c] * (double)rstd[c]) : rstd[c];
         k_shift[c] = b ? b[c] : (T)0;
+    }
+    if (N == 0 || C == 0 || L == 0) { /* empty: no pass over N rows of nothing */
+        return;
     }
     const int nt = FN(nr_syncbn_threads)(nthreads, N, C, L, 2);
 #pragma omp parallel for num_threads(nt) schedule(static)
@@ -144,7 +147,7 @@ FN(nr_syncbn_grad_sums)(double *sum_dy, double *sum_dy_xhat, const T *dy, const 
 {
     double *partials = (double *)workspace;
     const int nt = FN(nr_syncbn_threads)(nthreads, N, C, L, 2);
-    if (N * L == 0) {
+    if (C == 0 || N * L == 0) {
         for (int64_t c = 0; c < C; c++) {
             sum_dy[c] = 0;
             sum_dy_xhat[c] = 0;
@@ -174,6 +177,9 @@ FN(nr_syncbn_backward)(T *dx, const T *dy, const T *x, const T *mean, const T *r
         k_dy[c] = (T)wr;
         k_xc[c] = (T)(-wr * r * sum_dy_xhat[c] / count); /* through the variance */
         k_0[c] = (T)(-wr * sum_dy[c] / count);           /* through the mean */
+    }
+    if (N == 0 || C == 0 || L == 0) {
+        return;
     }
     const int nt = FN(nr_syncbn_threads)(nthreads, N, C, L, 3);
 #pragma omp parallel for num_threads(nt) schedule(static)
