@@ -126,6 +126,32 @@ def _accumulator(acc, name, shape, dtype):
     return acc
 
 
+def _affine_grads(weight, has_bias, dweight, dbias, shape, what, dtype):
+    """Check ``weight`` (or None) against ``shape`` and return the (dweight, dbias)
+    accumulators of a normalization's backward: ``dweight`` when ``weight`` is given,
+    ``dbias`` when ``has_bias`` (None: when ``weight`` is given); None for the others."""
+    if has_bias is None:
+        has_bias = weight is not None
+    if weight is not None:
+        _check_shape(weight, "weight", shape, what)
+        dweight = _accumulator(dweight, "dweight", shape, dtype)
+    else:
+        dweight = None
+    dbias = _accumulator(dbias, "dbias", shape, dtype) if has_bias else None
+    return dweight, dbias
+
+
+def _affine_params(weight, bias, x, shape, what):
+    """``weight`` and ``bias`` (each an array or None) as arrays of x's dtype, checked
+    against ``shape`` (``what`` names where it comes from)."""
+    weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
+    bias = _optional_float_array(bias, "bias", x.dtype, "the dtype of x")
+    for arr, name in ((weight, "weight"), (bias, "bias")):
+        if arr is not None:
+            _check_shape(arr, name, shape, what)
+    return weight, bias
+
+
 # ---- linear ---------------------------------------------------------------------------
 
 
@@ -236,12 +262,7 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, out=Non
     k = len(shape)
     if k == 0 or x.ndim < k or x.shape[x.ndim - k:] != shape:
         raise ValueError(f"x of shape {x.shape} does not end with normalized_shape {shape}")
-    weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
-    bias = _optional_float_array(bias, "bias", x.dtype, "the dtype of x")
-    if weight is not None:
-        _check_shape(weight, "weight", shape, "normalized_shape")
-    if bias is not None:
-        _check_shape(bias, "bias", shape, "normalized_shape")
+    weight, bias = _affine_params(weight, bias, x, shape, "normalized_shape")
     lead = x.shape[:x.ndim - k]
     D = math.prod(shape)
     rows = math.prod(lead)  # explicit: reshape(-1, 0) is ambiguous for an empty shape
@@ -274,14 +295,8 @@ def layer_norm_backward(dy, x, mean, rstd, weight=None, *, has_bias=None, dweigh
     shape = x.shape[mean.ndim:]
     D = math.prod(shape)
     rows = mean.size
-    if has_bias is None:
-        has_bias = weight is not None
-    if weight is not None:
-        _check_shape(weight, "weight", shape, "normalized_shape")
-        dweight = _accumulator(dweight, "dweight", shape, x.dtype)
-    else:
-        dweight = None
-    dbias = _accumulator(dbias, "dbias", shape, x.dtype) if has_bias else None
+    dweight, dbias = _affine_grads(weight, has_bias, dweight, dbias, shape, "normalized_shape",
+                                   x.dtype)
     dx = _C.layer_norm_backward(
         dy.reshape(rows, D), x.reshape(rows, D), mean.reshape(-1), rstd.reshape(-1),
         None if weight is None else weight.reshape(D),
@@ -322,11 +337,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     training = bool(training)
     rm = _running(running_mean, "running_mean", x.dtype, C)
     rv = _running(running_var, "running_var", x.dtype, C)
-    weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
-    bias = _optional_float_array(bias, "bias", x.dtype, "the dtype of x")
-    for arr, name in ((weight, "weight"), (bias, "bias")):
-        if arr is not None:
-            _check_shape(arr, name, (C,), "the channels of x")
+    weight, bias = _affine_params(weight, bias, x, (C,), "the channels of x")
     if not training and (rm is None or rv is None):
         raise ValueError("batch_norm in evaluation needs running_mean and running_var")
     if training and not 0.0 <= momentum <= 1.0:
@@ -377,14 +388,8 @@ def batch_norm_backward(dy, x, save_mean, save_rstd, weight=None, training=True,
     _check_shape(save_mean, "save_mean", (C,), "the channels of x")
     _check_shape(save_rstd, "save_rstd", (C,), "the channels of x")
     weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
-    if has_bias is None:
-        has_bias = weight is not None
-    if weight is not None:
-        _check_shape(weight, "weight", (C,), "the channels of x")
-        dweight = _accumulator(dweight, "dweight", (C,), x.dtype)
-    else:
-        dweight = None
-    dbias = _accumulator(dbias, "dbias", (C,), x.dtype) if has_bias else None
+    dweight, dbias = _affine_grads(weight, has_bias, dweight, dbias, (C,), "the channels of x",
+                                   x.dtype)
     if N * L == 0:
         return np.empty_like(x), dweight, dbias
     dx = _C.batch_norm_backward(dy.reshape(x3.shape), x3, save_mean, save_rstd, weight,
@@ -575,9 +580,7 @@ def rms_norm(x, normalized_shape, weight=None, eps=None, *, out=None):
     k = len(shape)
     if k == 0 or x.ndim < k or x.shape[x.ndim - k:] != shape:
         raise ValueError(f"x of shape {x.shape} does not end with normalized_shape {shape}")
-    weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
-    if weight is not None:
-        _check_shape(weight, "weight", shape, "normalized_shape")
+    weight, _ = _affine_params(weight, None, x, shape, "normalized_shape")
     lead = x.shape[:x.ndim - k]
     M, D = math.prod(lead), math.prod(shape)
     if out is not None:
@@ -604,11 +607,7 @@ def rms_norm_backward(dy, x, rstd, weight=None, *, dweight=None):
         raise ValueError(f"rstd of shape {rstd.shape} does not match x of shape {x.shape}")
     shape = x.shape[rstd.ndim:]
     M, D = math.prod(rstd.shape), math.prod(shape)
-    if weight is not None:
-        _check_shape(weight, "weight", shape, "normalized_shape")
-        dweight = _accumulator(dweight, "dweight", shape, x.dtype)
-    else:
-        dweight = None
+    dweight, _ = _affine_grads(weight, False, dweight, None, shape, "normalized_shape", x.dtype)
     dx = _C.rms_norm_backward(dy.reshape(M, D), x.reshape(M, D), rstd.reshape(M),
                               None if weight is None else weight.reshape(D),
                               None if dweight is None else dweight.reshape(D), None)
@@ -643,11 +642,7 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, out=None):
     N, C, S = x3.shape
     G = _num_groups(num_groups, C)
     eps = _eps(eps)
-    weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
-    bias = _optional_float_array(bias, "bias", x.dtype, "the dtype of x")
-    for arr, name in ((weight, "weight"), (bias, "bias")):
-        if arr is not None:
-            _check_shape(arr, name, (C,), "the channels of x")
+    weight, bias = _affine_params(weight, bias, x, (C,), "the channels of x")
     if out is not None:
         out = _check_out(out, x.shape, x.dtype).reshape(x3.shape)
     y, mean, rstd = _C.group_norm_forward(x3, weight, bias, G, eps, out)
@@ -677,14 +672,8 @@ def group_norm_backward(dy, x, mean, rstd, weight=None, *, has_bias=None, dweigh
                          f"divide the {C} channels")
     _check_shape(rstd, "rstd", mean.shape, "the shape of mean")
     weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
-    if has_bias is None:
-        has_bias = weight is not None
-    if weight is not None:
-        _check_shape(weight, "weight", (C,), "the channels of x")
-        dweight = _accumulator(dweight, "dweight", (C,), x.dtype)
-    else:
-        dweight = None
-    dbias = _accumulator(dbias, "dbias", (C,), x.dtype) if has_bias else None
+    dweight, dbias = _affine_grads(weight, has_bias, dweight, dbias, (C,), "the channels of x",
+                                   x.dtype)
     dx = _C.group_norm_backward(dy.reshape(x3.shape), x3, mean, rstd, weight, dweight, dbias,
                                 G, None)
     return dx.reshape(x.shape), dweight, dbias

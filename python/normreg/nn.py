@@ -44,6 +44,16 @@ def _positive_int(value, name, allow_zero=False):
     return int(value)
 
 
+def _data(param):
+    """``param.data``, or None for an absent parameter."""
+    return None if param is None else param.data
+
+
+def _grad(param):
+    """``param.grad``, or None for an absent parameter."""
+    return None if param is None else param.grad
+
+
 class Parameter:
     """A trainable array: ``.data`` (the values) and ``.grad`` (same shape, accumulated by
     ``backward``; zeros at creation and after ``zero_grad()``)."""
@@ -266,7 +276,7 @@ class Linear(Module):
 
     def forward(self, x):
         x = F._as_float_array(x, "x", self.weight.dtype, "the dtype of Linear's parameters")
-        y = F.linear(x, self.weight.data, None if self.bias is None else self.bias.data)
+        y = F.linear(x, self.weight.data, _data(self.bias))
         self._ctx = x
         return y
 
@@ -275,7 +285,7 @@ class Linear(Module):
         dy = F._as_float_array(dy, "dy", self.weight.dtype, "the dtype of Linear's parameters")
         dx, _, _ = F.linear_backward(
             dy, x, self.weight.data, has_bias=self.bias is not None, dweight=self.weight.grad,
-            dbias=None if self.bias is None else self.bias.grad)
+            dbias=_grad(self.bias))
         return dx
 
     def extra_repr(self):
@@ -338,8 +348,7 @@ class LayerNorm(Module):
                 return y
         x = F._as_float_array(x, "x", self.dtype, "the dtype of LayerNorm's parameters")
         y, mean, rstd = F.layer_norm(
-            x, self.normalized_shape, None if self.weight is None else self.weight.data,
-            None if self.bias is None else self.bias.data, self.eps)
+            x, self.normalized_shape, _data(self.weight), _data(self.bias), self.eps)
         self._ctx = (x, mean, rstd)
         return y
 
@@ -347,10 +356,10 @@ class LayerNorm(Module):
         ((x, mean, rstd),) = self._cached("_ctx")
         dy = F._as_float_array(dy, "dy", self.dtype, "the dtype of LayerNorm's parameters")
         dx, _, _ = F.layer_norm_backward(
-            dy, x, mean, rstd, None if self.weight is None else self.weight.data,
+            dy, x, mean, rstd, _data(self.weight),
             has_bias=self.bias is not None,
-            dweight=None if self.weight is None else self.weight.grad,
-            dbias=None if self.bias is None else self.bias.grad)
+            dweight=_grad(self.weight),
+            dbias=_grad(self.bias))
         return dx
 
     def extra_repr(self):
@@ -509,8 +518,8 @@ class _BatchNorm(Module):
         if N * L == 0:  # empty batch: nothing to normalize, nothing learned about the data
             self._ctx = (x.shape, None, None, None, use_batch_stats)
             return np.empty_like(x)
-        weight = None if self.weight is None else self.weight.data
-        bias = None if self.bias is None else self.bias.data
+        weight = _data(self.weight)
+        bias = _data(self.bias)
         if update:
             y, save_mean, save_rstd = self._forward_train_update(x3, weight, bias)
         elif use_batch_stats:
@@ -532,10 +541,10 @@ class _BatchNorm(Module):
             return np.empty_like(dy)
         dx, _, _ = F.batch_norm_backward(
             dy.reshape(x3.shape), x3, save_mean, save_rstd,
-            None if self.weight is None else self.weight.data,
+            _data(self.weight),
             training=use_batch_stats, has_bias=self.bias is not None,
-            dweight=None if self.weight is None else self.weight.grad,
-            dbias=None if self.bias is None else self.bias.grad)
+            dweight=_grad(self.weight),
+            dbias=_grad(self.bias))
         return dx.reshape(shape)
 
     def extra_repr(self):
@@ -609,15 +618,15 @@ class RMSNorm(Module):
     def forward(self, x):
         x = F._as_float_array(x, "x", self.dtype, "the dtype of RMSNorm's parameters")
         y, rstd = F.rms_norm(x, self.normalized_shape,
-                             None if self.weight is None else self.weight.data, self.eps)
+                             _data(self.weight), self.eps)
         self._ctx = (x, rstd)
         return y
 
     def backward(self, dy):
         ((x, rstd),) = self._cached("_ctx")
         dy = F._as_float_array(dy, "dy", self.dtype, "the dtype of RMSNorm's parameters")
-        dx, _ = F.rms_norm_backward(dy, x, rstd, None if self.weight is None else self.weight.data,
-                                    dweight=None if self.weight is None else self.weight.grad)
+        dx, _ = F.rms_norm_backward(dy, x, rstd, _data(self.weight),
+                                    dweight=_grad(self.weight))
         return dx
 
     def extra_repr(self):
@@ -655,8 +664,7 @@ class GroupNorm(Module):
         x = F._as_float_array(x, "x", self.dtype, f"the dtype of {name}'s parameters")
         self._check_input(x)
         y, mean, rstd = F.group_norm(x, self.num_groups,
-                                     None if self.weight is None else self.weight.data,
-                                     None if self.bias is None else self.bias.data, self.eps)
+                                     _data(self.weight), _data(self.bias), self.eps)
         self._ctx = (x, mean, rstd)
         return y
 
@@ -665,10 +673,10 @@ class GroupNorm(Module):
         name = type(self).__name__
         dy = F._as_float_array(dy, "dy", self.dtype, f"the dtype of {name}'s parameters")
         dx, _, _ = F.group_norm_backward(
-            dy, x, mean, rstd, None if self.weight is None else self.weight.data,
+            dy, x, mean, rstd, _data(self.weight),
             has_bias=self.bias is not None,
-            dweight=None if self.weight is None else self.weight.grad,
-            dbias=None if self.bias is None else self.bias.grad)
+            dweight=_grad(self.weight),
+            dbias=_grad(self.bias))
         return dx
 
     def extra_repr(self):
@@ -744,8 +752,8 @@ class _InstanceNorm(GroupNorm):
         self._check_input(x)
         N, C = x.shape[:2]
         S = math.prod(x.shape[2:])
-        weight = None if self.weight is None else self.weight.data
-        bias = None if self.bias is None else self.bias.data
+        weight = _data(self.weight)
+        bias = _data(self.bias)
         use_input_stats = self.training or not self.track_running_stats
         if use_input_stats:
             if S == 1:
@@ -773,9 +781,9 @@ class _InstanceNorm(GroupNorm):
         if dy.shape != x.shape:
             raise ValueError(f"{name}.backward: dy has shape {dy.shape[unbatched:]}, "
                              f"expected {x.shape[unbatched:]}")
-        weight = None if self.weight is None else self.weight.data
-        dweight = None if self.weight is None else self.weight.grad
-        dbias = None if self.bias is None else self.bias.grad
+        weight = _data(self.weight)
+        dweight = _grad(self.weight)
+        dbias = _grad(self.bias)
         if use_input_stats:
             dx, _, _ = F.group_norm_backward(dy, x, mean, rstd, weight, has_bias=self.bias is not None,
                                              dweight=dweight, dbias=dbias)
