@@ -406,7 +406,8 @@ def dropout(x, p=0.5, training=True, *, generator=None, out=None):
 
     Returns (y, mask): mask is a packed bit array (uint8, ``ceil(x.size / 8)`` bytes,
     bit ``i % 8`` of byte ``i // 8`` set where element ``i`` is kept), or None when
-    nothing is dropped (``training=False`` or ``p=0``), in which case y is x itself.
+    nothing is dropped (``training=False`` or ``p=0``), in which case y is x itself (as a
+    contiguous float array: a copy only when x was not one) and ``out`` is not written.
     The mask comes from ``generator`` (default: normreg's default generator) and
     depends only on its seed and counter, not on the number of threads.
     """
