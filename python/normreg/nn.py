@@ -54,6 +54,20 @@ def _grad(param):
     return None if param is None else param.grad
 
 
+def _input(module, a, name):
+    """``a`` as a float array of the dtype of ``module``'s parameters (TypeError naming
+    ``name`` otherwise)."""
+    return F._as_float_array(a, name, module.dtype,
+                             f"the dtype of {type(module).__name__}'s parameters")
+
+
+def _affine_grads(module):
+    """The keywords by which a normalization's functional backward adds into the
+    ``.grad`` of ``module``'s weight and bias (either may be absent)."""
+    return dict(has_bias=module.bias is not None, dweight=_grad(module.weight),
+                dbias=_grad(module.bias))
+
+
 class Parameter:
     """A trainable array: ``.data`` (the values) and ``.grad`` (same shape, accumulated by
     ``backward``; zeros at creation and after ``zero_grad()``)."""
@@ -346,7 +360,7 @@ class LayerNorm(Module):
             else:
                 self._ctx = (x, mean, rstd)
                 return y
-        x = F._as_float_array(x, "x", self.dtype, "the dtype of LayerNorm's parameters")
+        x = _input(self, x, "x")
         y, mean, rstd = F.layer_norm(
             x, self.normalized_shape, _data(self.weight), _data(self.bias), self.eps)
         self._ctx = (x, mean, rstd)
@@ -354,12 +368,9 @@ class LayerNorm(Module):
 
     def backward(self, dy):
         ((x, mean, rstd),) = self._cached("_ctx")
-        dy = F._as_float_array(dy, "dy", self.dtype, "the dtype of LayerNorm's parameters")
+        dy = _input(self, dy, "dy")
         dx, _, _ = F.layer_norm_backward(
-            dy, x, mean, rstd, _data(self.weight),
-            has_bias=self.bias is not None,
-            dweight=_grad(self.weight),
-            dbias=_grad(self.bias))
+            dy, x, mean, rstd, _data(self.weight), **_affine_grads(self))
         return dx
 
     def extra_repr(self):
@@ -507,8 +518,7 @@ class _BatchNorm(Module):
         return out
 
     def forward(self, x):
-        name = type(self).__name__
-        x = F._as_float_array(x, "x", self.dtype, f"the dtype of {name}'s parameters")
+        x = _input(self, x, "x")
         x3 = self._as_ncl(x)
         N, C, L = x3.shape
         if self.freeze_stats and not self.track_running_stats:
@@ -534,17 +544,14 @@ class _BatchNorm(Module):
     def backward(self, dy):
         ((shape, x3, save_mean, save_rstd, use_batch_stats),) = self._cached("_ctx")
         name = type(self).__name__
-        dy = F._as_float_array(dy, "dy", self.dtype, f"the dtype of {name}'s parameters")
+        dy = _input(self, dy, "dy")
         if dy.shape != shape:
             raise ValueError(f"{name}.backward: dy has shape {dy.shape}, expected {shape}")
         if x3 is None:  # empty batch
             return np.empty_like(dy)
         dx, _, _ = F.batch_norm_backward(
             dy.reshape(x3.shape), x3, save_mean, save_rstd,
-            _data(self.weight),
-            training=use_batch_stats, has_bias=self.bias is not None,
-            dweight=_grad(self.weight),
-            dbias=_grad(self.bias))
+            _data(self.weight), training=use_batch_stats, **_affine_grads(self))
         return dx.reshape(shape)
 
     def extra_repr(self):
@@ -616,7 +623,7 @@ class RMSNorm(Module):
                        if self.elementwise_affine else None)
 
     def forward(self, x):
-        x = F._as_float_array(x, "x", self.dtype, "the dtype of RMSNorm's parameters")
+        x = _input(self, x, "x")
         y, rstd = F.rms_norm(x, self.normalized_shape,
                              _data(self.weight), self.eps)
         self._ctx = (x, rstd)
@@ -624,7 +631,7 @@ class RMSNorm(Module):
 
     def backward(self, dy):
         ((x, rstd),) = self._cached("_ctx")
-        dy = F._as_float_array(dy, "dy", self.dtype, "the dtype of RMSNorm's parameters")
+        dy = _input(self, dy, "dy")
         dx, _ = F.rms_norm_backward(dy, x, rstd, _data(self.weight),
                                     dweight=_grad(self.weight))
         return dx
@@ -660,8 +667,7 @@ class GroupNorm(Module):
                              f"got shape {x.shape}")
 
     def forward(self, x):
-        name = type(self).__name__
-        x = F._as_float_array(x, "x", self.dtype, f"the dtype of {name}'s parameters")
+        x = _input(self, x, "x")
         self._check_input(x)
         y, mean, rstd = F.group_norm(x, self.num_groups,
                                      _data(self.weight), _data(self.bias), self.eps)
@@ -670,13 +676,9 @@ class GroupNorm(Module):
 
     def backward(self, dy):
         ((x, mean, rstd),) = self._cached("_ctx")
-        name = type(self).__name__
-        dy = F._as_float_array(dy, "dy", self.dtype, f"the dtype of {name}'s parameters")
+        dy = _input(self, dy, "dy")
         dx, _, _ = F.group_norm_backward(
-            dy, x, mean, rstd, _data(self.weight),
-            has_bias=self.bias is not None,
-            dweight=_grad(self.weight),
-            dbias=_grad(self.bias))
+            dy, x, mean, rstd, _data(self.weight), **_affine_grads(self))
         return dx
 
     def extra_repr(self):
@@ -745,7 +747,7 @@ class _InstanceNorm(GroupNorm):
 
     def forward(self, x):
         name = type(self).__name__
-        x = F._as_float_array(x, "x", self.dtype, f"the dtype of {name}'s parameters")
+        x = _input(self, x, "x")
         unbatched = x.ndim == self._spatial + 1
         if unbatched:
             x = x[np.newaxis]
@@ -775,24 +777,20 @@ class _InstanceNorm(GroupNorm):
     def backward(self, dy):
         ((unbatched, x, mean, rstd, use_input_stats),) = self._cached("_ctx")
         name = type(self).__name__
-        dy = F._as_float_array(dy, "dy", self.dtype, f"the dtype of {name}'s parameters")
+        dy = _input(self, dy, "dy")
         if unbatched:
             dy = dy[np.newaxis]
         if dy.shape != x.shape:
             raise ValueError(f"{name}.backward: dy has shape {dy.shape[unbatched:]}, "
                              f"expected {x.shape[unbatched:]}")
         weight = _data(self.weight)
-        dweight = _grad(self.weight)
-        dbias = _grad(self.bias)
         if use_input_stats:
-            dx, _, _ = F.group_norm_backward(dy, x, mean, rstd, weight, has_bias=self.bias is not None,
-                                             dweight=dweight, dbias=dbias)
+            dx, _, _ = F.group_norm_backward(dy, x, mean, rstd, weight, **_affine_grads(self))
         else:
             N, C = x.shape[:2]
             x3 = x.reshape(N, C, math.prod(x.shape[2:]))
             dx, _, _ = F.batch_norm_backward(dy.reshape(x3.shape), x3, mean, rstd, weight,
-                                             training=False, has_bias=self.bias is not None,
-                                             dweight=dweight, dbias=dbias)
+                                             training=False, **_affine_grads(self))
             dx = dx.reshape(x.shape)
         return dx[0] if unbatched else dx
 
