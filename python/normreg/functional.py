@@ -248,6 +248,22 @@ def _normalized_shape(normalized_shape):
     return shape
 
 
+def _lead_dims(x, shape):
+    """The leading dimensions of x, which must end with ``shape`` (a normalized_shape)."""
+    k = len(shape)
+    if k == 0 or x.ndim < k or x.shape[x.ndim - k:] != shape:
+        raise ValueError(f"x of shape {x.shape} does not end with normalized_shape {shape}")
+    return x.shape[:x.ndim - k]
+
+
+def _normalized_dims(x, stat, name):
+    """The trailing dimensions of x after those of ``stat`` (a per-row statistic from the
+    forward, named ``name``), which must lead x's shape."""
+    if x.ndim - stat.ndim < 1 or x.shape[:stat.ndim] != stat.shape:
+        raise ValueError(f"{name} of shape {stat.shape} does not match x of shape {x.shape}")
+    return x.shape[stat.ndim:]
+
+
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, out=None):
     """Layer normalization over the trailing ``normalized_shape`` dimensions.
 
@@ -259,11 +275,8 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, out=Non
     x = _as_float_array(x, "x")
     shape = _normalized_shape(normalized_shape)
     eps = _eps(eps)
-    k = len(shape)
-    if k == 0 or x.ndim < k or x.shape[x.ndim - k:] != shape:
-        raise ValueError(f"x of shape {x.shape} does not end with normalized_shape {shape}")
+    lead = _lead_dims(x, shape)
     weight, bias = _affine_params(weight, bias, x, shape, "normalized_shape")
-    lead = x.shape[:x.ndim - k]
     D = math.prod(shape)
     rows = math.prod(lead)  # explicit: reshape(-1, 0) is ambiguous for an empty shape
     if out is not None:
@@ -288,11 +301,8 @@ def layer_norm_backward(dy, x, mean, rstd, weight=None, *, has_bias=None, dweigh
     rstd = _as_float_array(rstd, "rstd", x.dtype, "the dtype of x")
     weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
     _check_shape(dy, "dy", x.shape, "the shape of x")
-    k = x.ndim - mean.ndim
-    if k < 1 or x.shape[:mean.ndim] != mean.shape:
-        raise ValueError(f"mean of shape {mean.shape} does not match x of shape {x.shape}")
+    shape = _normalized_dims(x, mean, "mean")
     _check_shape(rstd, "rstd", mean.shape, "the shape of mean")
-    shape = x.shape[mean.ndim:]
     D = math.prod(shape)
     rows = mean.size
     dweight, dbias = _affine_grads(weight, has_bias, dweight, dbias, shape, "normalized_shape",
@@ -578,11 +588,8 @@ def rms_norm(x, normalized_shape, weight=None, eps=None, *, out=None):
     x = _as_float_array(x, "x")
     shape = _normalized_shape(normalized_shape)
     eps = _rms_eps(eps, x.dtype)
-    k = len(shape)
-    if k == 0 or x.ndim < k or x.shape[x.ndim - k:] != shape:
-        raise ValueError(f"x of shape {x.shape} does not end with normalized_shape {shape}")
+    lead = _lead_dims(x, shape)
     weight, _ = _affine_params(weight, None, x, shape, "normalized_shape")
-    lead = x.shape[:x.ndim - k]
     M, D = math.prod(lead), math.prod(shape)
     if out is not None:
         out = _check_out(out, x.shape, x.dtype).reshape(M, D)
@@ -603,10 +610,7 @@ def rms_norm_backward(dy, x, rstd, weight=None, *, dweight=None):
     rstd = _as_float_array(rstd, "rstd", x.dtype, "the dtype of x")
     weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
     _check_shape(dy, "dy", x.shape, "the shape of x")
-    k = x.ndim - rstd.ndim
-    if k < 1 or x.shape[:rstd.ndim] != rstd.shape:
-        raise ValueError(f"rstd of shape {rstd.shape} does not match x of shape {x.shape}")
-    shape = x.shape[rstd.ndim:]
+    shape = _normalized_dims(x, rstd, "rstd")
     M, D = math.prod(rstd.shape), math.prod(shape)
     dweight, _ = _affine_grads(weight, False, dweight, None, shape, "normalized_shape", x.dtype)
     dx = _C.rms_norm_backward(dy.reshape(M, D), x.reshape(M, D), rstd.reshape(M),
