@@ -572,7 +572,8 @@ class BatchNorm1d(_BatchNorm):
     ``BatchNorm1d(num_features, eps=1e-5, momentum=0.1, affine=True,
     track_running_stats=True, dtype=np.float32, *, momentum_style=None,
     running_var_estimator=None, initial_running_var=None, freeze_stats=False,
-    convention=None)``.
+    convention=None)``; an omitted ``momentum`` and the switches left at None take the
+    convention's values (PyTorch's by default: 0.1, ``'torch'``, ``'unbiased'``, 1.0).
 
     In training: normalizes with the batch mean and biased variance and updates
     ``running_mean``/``running_var`` as ``(1 - momentum) * running + momentum * stat``
