@@ -15,27 +15,19 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import benchfmt  # noqa: E402
+
+
+fmt_ratio = benchfmt.fmt_ratio
 
 
 def fmt_time(s):
-    if s is None:
-        return "-"
-    if s < 1e-3:
-        return f"{s * 1e6:.1f} us"
-    if s < 1:
-        return f"{s * 1e3:.2f} ms"
-    return f"{s:.2f} s"
-
-
-def fmt_ratio(r):
-    return "-" if r is None else f"{r:.2f}x"
+    return benchfmt.fmt_time(s, " ")
 
 
 def fmt_bytes(b):
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if b >= size:
-            return f"{b / size:.1f} {unit}"
-    return f"{b} B"
+    return benchfmt.fmt_bytes(b, " ")
 
 
 def find(rows, **kw):
