@@ -55,11 +55,17 @@ def _combine(*fns):
     return run
 
 
-def layernorm(N, D, rng):
+def _norm_inputs(N, D, rng):
+    """float32 x (N, D) (offset, like a layer's input), dy (N, D), weight and bias (D,)."""
     x = rng.standard_normal((N, D), dtype=np.float32) * 3 + 5
     dy = rng.standard_normal((N, D), dtype=np.float32)
     w = rng.standard_normal(D, dtype=np.float32)
     b = rng.standard_normal(D, dtype=np.float32)
+    return x, dy, w, b
+
+
+def layernorm(N, D, rng):
+    x, dy, w, b = _norm_inputs(N, D, rng)
     gw, gb = np.zeros_like(w), np.zeros_like(b)
     _, mean, rstd = F.layer_norm(x, (D,), w, b, EPS)
 
@@ -112,10 +118,7 @@ def layernorm(N, D, rng):
 
 
 def batchnorm(N, D, rng):
-    x = rng.standard_normal((N, D), dtype=np.float32) * 3 + 5
-    dy = rng.standard_normal((N, D), dtype=np.float32)
-    w = rng.standard_normal(D, dtype=np.float32)
-    b = rng.standard_normal(D, dtype=np.float32)
+    x, dy, w, b = _norm_inputs(N, D, rng)
     rm, rv = np.zeros(D, np.float32), np.ones(D, np.float32)
     gw, gb = np.zeros_like(w), np.zeros_like(b)
     _, sm, sr = F.batch_norm(x, rm, rv, w, b, training=True)

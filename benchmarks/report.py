@@ -15,27 +15,19 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import benchfmt  # noqa: E402
+
+
+fmt_ratio = benchfmt.fmt_ratio
 
 
 def fmt_time(s):
-    if s is None:
-        return "-"
-    if s < 1e-3:
-        return f"{s * 1e6:.1f} us"
-    if s < 1:
-        return f"{s * 1e3:.2f} ms"
-    return f"{s:.2f} s"
-
-
-def fmt_ratio(r):
-    return "-" if r is None else f"{r:.2f}x"
+    return benchfmt.fmt_time(s, " ")
 
 
 def fmt_bytes(b):
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if b >= size:
-            return f"{b / size:.1f} {unit}"
-    return f"{b} B"
+    return benchfmt.fmt_bytes(b, " ")
 
 
 def find(rows, **kw):
@@ -279,6 +271,10 @@ def main(argv):
               "the roofline is a plain C copy of an array of the activation's size with the same "
               "thread count, timed in the same rounds.", "",
               kernel_table(res), "", "## Other sections", "", other_tables(res)]
+    # sections measured by other scripts (e.g. the distributed training benchmark), kept as is
+    distributed_path = os.path.join(HERE, "distributed.md")
+    if os.path.exists(distributed_path):
+        lines += ["", open(distributed_path).read().strip()]
     with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
         f.write("\n".join(lines).rstrip() + "\n")
     for a, b, c, d in g:

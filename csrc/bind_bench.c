@@ -1,7 +1,8 @@
 /* Helpers for benchmarks/: the copy that defines the memory roofline. */
+#include "bind.h" /* Python.h first, as the C API requires */
+
 #include <time.h>
 
-#include "bind.h"
 #include "nr_blas.h"
 
 static double
@@ -103,11 +104,17 @@ sgemm(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "sgemm: shapes do not match");
         return NULL;
     }
+    if (nr_arg_fits_int(M, fn, "M") < 0 || nr_arg_fits_int(N, fn, "N") < 0 ||
+        nr_arg_fits_int(K, fn, "K") < 0) {
+        return NULL;
+    }
     Py_BEGIN_ALLOW_THREADS
+    nr_blas_lock_shared(); /* as normreg's own products: the thread count cannot change */
     NR_CBLAS(sgemm)(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                     (int)M, (int)N, (int)K, 1.0f, PyArray_DATA(a), (int)PyArray_DIM(a, 1),
                     PyArray_DATA(b), (int)PyArray_DIM(b, 1), (float)beta, PyArray_DATA(c),
                     (int)N);
+    nr_blas_unlock();
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }

@@ -1,4 +1,5 @@
-"""The README's section on the extra normalization layers and conventions runs as written."""
+"""The README's examples of the extra normalization layers, course conventions, gradient
+checks and nn.utils run as written."""
 import os
 import re
 
@@ -6,7 +7,9 @@ import numpy as np
 import pytest
 
 README = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
-HEADING = "## More normalization layers, course conventions and gradient checks"
+# The API reference's subsections whose python blocks run in order, in one namespace.
+HEADINGS = ("### `normreg.nn`", "### Course conventions: `normreg.conventions`",
+            "### Checking gradients: `normreg.testing`", "### `normreg.nn.utils`")
 
 
 def _blocks():
@@ -14,9 +17,12 @@ def _blocks():
         pytest.skip("README.md not found (tests run from an installed copy)")
     with open(README, encoding="utf-8") as f:
         text = f.read()
-    assert HEADING in text, "README has no section on the extra normalization layers"
-    section = text.split(HEADING, 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    blocks = []
+    for heading in HEADINGS:
+        assert "\n" + heading + "\n" in text, f"README has no section {heading!r}"
+        section = re.split(r"\n##+ ", text.split("\n" + heading + "\n", 1)[1], maxsplit=1)[0]
+        blocks += re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    return blocks
 
 
 def test_readme_norms_examples_run_and_print_each_convention(capsys):

@@ -1,39 +1,22 @@
 /* GroupNorm kernels for one element type T (see groupnorm.c). */
 
-/* Sums of (x - shift) and of ((x - shift) - dmean)^2 over n values: blocks of 256 summed in
- * T (vectorized), block sums added in double, so a group of 10^5 values keeps float32's
- * accuracy. Shifting by a value of the group keeps the deviations small, so a large common
- * offset (mean 1e6 in float32) does not cancel the variance away. */
+/* Sums of (x - shift) and of ((x - shift) - dmean)^2 over n values (NR_BLOCKED_SUM: a group
+ * of 10^5 values keeps float32's accuracy). Shifting by a value of the group keeps the
+ * deviations small, so a large common offset (mean 1e6 in float32) does not cancel the
+ * variance away. */
 static double
 FN(nr_gn_sum_shifted)(const T *x, int64_t n, T shift)
 {
-    double total = 0;
-    for (int64_t j0 = 0; j0 < n; j0 += 256) {
-        const int64_t j1 = NR_MIN(n, j0 + 256);
-        T s = 0;
-#pragma omp simd reduction(+ : s)
-        for (int64_t j = j0; j < j1; j++) {
-            s += x[j] - shift;
-        }
-        total += (double)s;
-    }
+    double total;
+    NR_BLOCKED_SUM(total, T, n, j, x[j] - shift);
     return total;
 }
 
 static double
 FN(nr_gn_sumsq_shifted)(const T *x, int64_t n, T shift, T dmean)
 {
-    double total = 0;
-    for (int64_t j0 = 0; j0 < n; j0 += 256) {
-        const int64_t j1 = NR_MIN(n, j0 + 256);
-        T s = 0;
-#pragma omp simd reduction(+ : s)
-        for (int64_t j = j0; j < j1; j++) {
-            const T d = (x[j] - shift) - dmean;
-            s += d * d;
-        }
-        total += (double)s;
-    }
+    double total;
+    NR_BLOCKED_SUM(total, T, n, j, ((x[j] - shift) - dmean) * ((x[j] - shift) - dmean));
     return total;
 }
 

@@ -33,30 +33,37 @@ nr_gemm_threads(int64_t M, int64_t N, int64_t K, int nthreads)
     return nthreads;
 }
 
-/* Runs the statement with OpenBLAS limited to `threads`, then restores normreg's count: with
- * the per-thread setting when the library has it, else with the global one (the bundled
- * scipy-openblas32 declares the per-thread call but does not export it; switching the
- * global count costs nothing measurable here). */
+/* Runs the statement with OpenBLAS limited to `threads`, then restores normreg's count. With
+ * the per-thread setting, when the library has it, nothing else is affected. Otherwise (the
+ * bundled scipy-openblas32 declares the per-thread call but does not export it) the global
+ * count is switched, under the exclusive BLAS lock so that no product of another thread runs
+ * meanwhile; products that keep normreg's count hold the lock shared. */
 #define NR_WITH_BLAS_THREADS(threads, STMT)                                                 \
     do {                                                                                    \
-        const int nr_want_ = (threads), nr_have_ = nr_get_num_threads();                    \
-        if (nr_want_ != nr_have_) {                                                         \
-            if (NR_BLAS_THREADS_LOCAL) {                                                    \
+        const int nr_want_ = (threads);                                                     \
+        if (NR_BLAS_THREADS_LOCAL) {                                                        \
+            const int nr_have_ = nr_get_num_threads();                                      \
+            if (nr_want_ != nr_have_) {                                                     \
                 NR_BLAS_THREADS_LOCAL(nr_want_);                                            \
             }                                                                               \
-            else {                                                                          \
-                nr_blas_set_num_threads(nr_want_);                                          \
-            }                                                                               \
             STMT;                                                                           \
-            if (NR_BLAS_THREADS_LOCAL) {                                                    \
+            if (nr_want_ != nr_have_) {                                                     \
                 NR_BLAS_THREADS_LOCAL(nr_have_);                                            \
             }                                                                               \
-            else {                                                                          \
-                nr_blas_set_num_threads(nr_have_);                                          \
-            }                                                                               \
+            break;                                                                          \
         }                                                                                   \
-        else {                                                                              \
+        nr_blas_lock_shared();                                                              \
+        if (nr_want_ == nr_get_num_threads()) {                                             \
             STMT;                                                                           \
+            nr_blas_unlock();                                                               \
+            break;                                                                          \
         }                                                                                   \
+        nr_blas_unlock();                                                                   \
+        nr_blas_lock_exclusive();                                                           \
+        const int nr_have_ = nr_get_num_threads();                                          \
+        nr_blas_set_num_threads(nr_want_);                                                  \
+        STMT;                                                                               \
+        nr_blas_set_num_threads(nr_have_);                                                  \
+        nr_blas_unlock();                                                                   \
     } while (0)
 #endif

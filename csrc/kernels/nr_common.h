@@ -50,4 +50,20 @@
 #define NR_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define NR_MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* total (a double) = the sum of the T expression EXPR over J = 0 .. n-1: blocks of 256 summed
+ * in T (vectorized), the block sums added in double, so long sums keep float32's accuracy. */
+#define NR_BLOCKED_SUM(total, T, n, J, EXPR)                                                \
+    do {                                                                                    \
+        (total) = 0;                                                                        \
+        for (int64_t nr_j0_ = 0; nr_j0_ < (n); nr_j0_ += 256) {                             \
+            const int64_t nr_j1_ = NR_MIN((n), nr_j0_ + 256);                               \
+            T nr_s_ = 0;                                                                    \
+            _Pragma("omp simd reduction(+ : nr_s_)")                                        \
+            for (int64_t J = nr_j0_; J < nr_j1_; J++) {                                     \
+                nr_s_ += (EXPR);                                                            \
+            }                                                                               \
+            (total) += (double)nr_s_;                                                       \
+        }                                                                                   \
+    } while (0)
+
 #endif

@@ -20,6 +20,10 @@ void nr_set_num_threads(int n);
 int nr_get_num_threads(void);
 /* Threads worth using for `bytes` of memory traffic: no fork/join below ~64 KiB. */
 int nr_threads_for(size_t bytes);
+/* The lock that keeps OpenBLAS's global thread count from changing under a running product. */
+void nr_blas_lock_shared(void);
+void nr_blas_lock_exclusive(void);
+void nr_blas_unlock(void);
 
 /* ---- rng (rng.c): Philox4x32-10, counter based ---------------------------- */
 /* Fills out[0..3] with the Philox4x32-10 output for counter ctr[4] and key[2]. */

@@ -1,20 +1,11 @@
 /* RMSNorm kernels for one element type T (see rmsnorm.c). */
 
-/* Sum of a[j] * b[j] over n values: blocks of 256 summed in T (vectorized), the block sums
- * added in double, so long rows lose no float32 accuracy. */
+/* Sum of a[j] * b[j] over n values (NR_BLOCKED_SUM: long rows lose no float32 accuracy). */
 static double
 FN(nr_rms_dot)(const T *a, const T *b, int64_t n)
 {
-    double total = 0;
-    for (int64_t j0 = 0; j0 < n; j0 += 256) {
-        const int64_t j1 = NR_MIN(n, j0 + 256);
-        T s = 0;
-#pragma omp simd reduction(+ : s)
-        for (int64_t j = j0; j < j1; j++) {
-            s += a[j] * b[j];
-        }
-        total += (double)s;
-    }
+    double total;
+    NR_BLOCKED_SUM(total, T, n, j, a[j] * b[j]);
     return total;
 }
 

@@ -1,4 +1,7 @@
 /* The thread count shared by the OpenMP regions of every kernel and by OpenBLAS. */
+/* pthread_rwlock_t under -std=c11 */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "nr_blas.h"
@@ -7,14 +10,45 @@
 /* 0 until first read: then OpenMP's default (OMP_NUM_THREADS or the core count). */
 static atomic_int nr_num_threads = 0;
 
+/* OpenBLAS's thread count is one global setting, and changing it while another thread runs
+ * a product is not safe. GEMMs hold this lock shared; whoever changes the count holds it
+ * exclusively (see NR_WITH_BLAS_THREADS in nr_blas.h). */
+static pthread_rwlock_t nr_blas_lock = PTHREAD_RWLOCK_INITIALIZER;
+
+void
+nr_blas_lock_shared(void)
+{
+    pthread_rwlock_rdlock(&nr_blas_lock);
+}
+
+void
+nr_blas_lock_exclusive(void)
+{
+    pthread_rwlock_wrlock(&nr_blas_lock);
+}
+
+void
+nr_blas_unlock(void)
+{
+    pthread_rwlock_unlock(&nr_blas_lock);
+}
+
+static void
+nr_store_num_threads(int n)
+{
+    atomic_store_explicit(&nr_num_threads, n, memory_order_relaxed);
+    nr_blas_set_num_threads(n);
+}
+
 void
 nr_set_num_threads(int n)
 {
     if (n < 1) {
         n = 1;
     }
-    atomic_store_explicit(&nr_num_threads, n, memory_order_relaxed);
-    nr_blas_set_num_threads(n);
+    nr_blas_lock_exclusive();
+    nr_store_num_threads(n);
+    nr_blas_unlock();
 }
 
 int
@@ -22,8 +56,10 @@ nr_get_num_threads(void)
 {
     int n = atomic_load_explicit(&nr_num_threads, memory_order_relaxed);
     if (n < 1) {
+        /* first use, from module init (no product can be running yet): no lock, so this is
+         * safe to reach from inside a locked region too */
         n = omp_get_max_threads();
-        nr_set_num_threads(n);
+        nr_store_num_threads(n);
     }
     return n;
 }

@@ -261,8 +261,10 @@ def load_fashion_mnist(root=None, download=True, progress=True):
     ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-fashion-mnist``); the first
     directory holding all four is used. Where none does and ``download`` is true, they are
     downloaded into the cache from :data:`FASHION_MNIST_URL` (or
-    ``$NORMREG_FASHION_MNIST_URL``) with a progress bar and their MD5 checked. If that fails,
-    ``RuntimeError`` lists each way to provide the data.
+    ``$NORMREG_FASHION_MNIST_URL``) with a progress bar and their MD5 checked. Where the
+    files are missing and ``download`` is false, or the server cannot be reached,
+    ``RuntimeError`` lists each way to provide the data; a checksum mismatch raises
+    ``ValueError``.
     """
     searched = fashion_mnist_dirs(root)
     for _, directory in searched:

@@ -126,6 +126,32 @@ def _accumulator(acc, name, shape, dtype):
     return acc
 
 
+def _affine_grads(weight, has_bias, dweight, dbias, shape, what, dtype):
+    """Check ``weight`` (or None) against ``shape`` and return the (dweight, dbias)
+    accumulators of a normalization's backward: ``dweight`` when ``weight`` is given,
+    ``dbias`` when ``has_bias`` (None: when ``weight`` is given); None for the others."""
+    if has_bias is None:
+        has_bias = weight is not None
+    if weight is not None:
+        _check_shape(weight, "weight", shape, what)
+        dweight = _accumulator(dweight, "dweight", shape, dtype)
+    else:
+        dweight = None
+    dbias = _accumulator(dbias, "dbias", shape, dtype) if has_bias else None
+    return dweight, dbias
+
+
+def _affine_params(weight, bias, x, shape, what):
+    """``weight`` and ``bias`` (each an array or None) as arrays of x's dtype, checked
+    against ``shape`` (``what`` names where it comes from)."""
+    weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
+    bias = _optional_float_array(bias, "bias", x.dtype, "the dtype of x")
+    for arr, name in ((weight, "weight"), (bias, "bias")):
+        if arr is not None:
+            _check_shape(arr, name, shape, what)
+    return weight, bias
+
+
 # ---- linear ---------------------------------------------------------------------------
 
 
@@ -222,6 +248,22 @@ def _normalized_shape(normalized_shape):
     return shape
 
 
+def _lead_dims(x, shape):
+    """The leading dimensions of x, which must end with ``shape`` (a normalized_shape)."""
+    k = len(shape)
+    if k == 0 or x.ndim < k or x.shape[x.ndim - k:] != shape:
+        raise ValueError(f"x of shape {x.shape} does not end with normalized_shape {shape}")
+    return x.shape[:x.ndim - k]
+
+
+def _normalized_dims(x, stat, name):
+    """The trailing dimensions of x after those of ``stat`` (a per-row statistic from the
+    forward, named ``name``), which must lead x's shape."""
+    if x.ndim - stat.ndim < 1 or x.shape[:stat.ndim] != stat.shape:
+        raise ValueError(f"{name} of shape {stat.shape} does not match x of shape {x.shape}")
+    return x.shape[stat.ndim:]
+
+
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, out=None):
     """Layer normalization over the trailing ``normalized_shape`` dimensions.
 
@@ -233,16 +275,8 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, out=Non
     x = _as_float_array(x, "x")
     shape = _normalized_shape(normalized_shape)
     eps = _eps(eps)
-    k = len(shape)
-    if k == 0 or x.ndim < k or x.shape[x.ndim - k:] != shape:
-        raise ValueError(f"x of shape {x.shape} does not end with normalized_shape {shape}")
-    weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
-    bias = _optional_float_array(bias, "bias", x.dtype, "the dtype of x")
-    if weight is not None:
-        _check_shape(weight, "weight", shape, "normalized_shape")
-    if bias is not None:
-        _check_shape(bias, "bias", shape, "normalized_shape")
-    lead = x.shape[:x.ndim - k]
+    lead = _lead_dims(x, shape)
+    weight, bias = _affine_params(weight, bias, x, shape, "normalized_shape")
     D = math.prod(shape)
     rows = math.prod(lead)  # explicit: reshape(-1, 0) is ambiguous for an empty shape
     if out is not None:
@@ -267,21 +301,12 @@ def layer_norm_backward(dy, x, mean, rstd, weight=None, *, has_bias=None, dweigh
     rstd = _as_float_array(rstd, "rstd", x.dtype, "the dtype of x")
     weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
     _check_shape(dy, "dy", x.shape, "the shape of x")
-    k = x.ndim - mean.ndim
-    if k < 1 or x.shape[:mean.ndim] != mean.shape:
-        raise ValueError(f"mean of shape {mean.shape} does not match x of shape {x.shape}")
+    shape = _normalized_dims(x, mean, "mean")
     _check_shape(rstd, "rstd", mean.shape, "the shape of mean")
-    shape = x.shape[mean.ndim:]
     D = math.prod(shape)
     rows = mean.size
-    if has_bias is None:
-        has_bias = weight is not None
-    if weight is not None:
-        _check_shape(weight, "weight", shape, "normalized_shape")
-        dweight = _accumulator(dweight, "dweight", shape, x.dtype)
-    else:
-        dweight = None
-    dbias = _accumulator(dbias, "dbias", shape, x.dtype) if has_bias else None
+    dweight, dbias = _affine_grads(weight, has_bias, dweight, dbias, shape, "normalized_shape",
+                                   x.dtype)
     dx = _C.layer_norm_backward(
         dy.reshape(rows, D), x.reshape(rows, D), mean.reshape(-1), rstd.reshape(-1),
         None if weight is None else weight.reshape(D),
@@ -322,11 +347,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     training = bool(training)
     rm = _running(running_mean, "running_mean", x.dtype, C)
     rv = _running(running_var, "running_var", x.dtype, C)
-    weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
-    bias = _optional_float_array(bias, "bias", x.dtype, "the dtype of x")
-    for arr, name in ((weight, "weight"), (bias, "bias")):
-        if arr is not None:
-            _check_shape(arr, name, (C,), "the channels of x")
+    weight, bias = _affine_params(weight, bias, x, (C,), "the channels of x")
     if not training and (rm is None or rv is None):
         raise ValueError("batch_norm in evaluation needs running_mean and running_var")
     if training and not 0.0 <= momentum <= 1.0:
@@ -377,14 +398,8 @@ def batch_norm_backward(dy, x, save_mean, save_rstd, weight=None, training=True,
     _check_shape(save_mean, "save_mean", (C,), "the channels of x")
     _check_shape(save_rstd, "save_rstd", (C,), "the channels of x")
     weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
-    if has_bias is None:
-        has_bias = weight is not None
-    if weight is not None:
-        _check_shape(weight, "weight", (C,), "the channels of x")
-        dweight = _accumulator(dweight, "dweight", (C,), x.dtype)
-    else:
-        dweight = None
-    dbias = _accumulator(dbias, "dbias", (C,), x.dtype) if has_bias else None
+    dweight, dbias = _affine_grads(weight, has_bias, dweight, dbias, (C,), "the channels of x",
+                                   x.dtype)
     if N * L == 0:
         return np.empty_like(x), dweight, dbias
     dx = _C.batch_norm_backward(dy.reshape(x3.shape), x3, save_mean, save_rstd, weight,
@@ -401,7 +416,8 @@ def dropout(x, p=0.5, training=True, *, generator=None, out=None):
 
     Returns (y, mask): mask is a packed bit array (uint8, ``ceil(x.size / 8)`` bytes,
     bit ``i % 8`` of byte ``i // 8`` set where element ``i`` is kept), or None when
-    nothing is dropped (``training=False`` or ``p=0``), in which case y is x itself.
+    nothing is dropped (``training=False`` or ``p=0``), in which case y is x itself (as a
+    contiguous float array: a copy only when x was not one) and ``out`` is not written.
     The mask comes from ``generator`` (default: normreg's default generator) and
     depends only on its seed and counter, not on the number of threads.
     """
@@ -572,13 +588,8 @@ def rms_norm(x, normalized_shape, weight=None, eps=None, *, out=None):
     x = _as_float_array(x, "x")
     shape = _normalized_shape(normalized_shape)
     eps = _rms_eps(eps, x.dtype)
-    k = len(shape)
-    if k == 0 or x.ndim < k or x.shape[x.ndim - k:] != shape:
-        raise ValueError(f"x of shape {x.shape} does not end with normalized_shape {shape}")
-    weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
-    if weight is not None:
-        _check_shape(weight, "weight", shape, "normalized_shape")
-    lead = x.shape[:x.ndim - k]
+    lead = _lead_dims(x, shape)
+    weight, _ = _affine_params(weight, None, x, shape, "normalized_shape")
     M, D = math.prod(lead), math.prod(shape)
     if out is not None:
         out = _check_out(out, x.shape, x.dtype).reshape(M, D)
@@ -599,16 +610,9 @@ def rms_norm_backward(dy, x, rstd, weight=None, *, dweight=None):
     rstd = _as_float_array(rstd, "rstd", x.dtype, "the dtype of x")
     weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
     _check_shape(dy, "dy", x.shape, "the shape of x")
-    k = x.ndim - rstd.ndim
-    if k < 1 or x.shape[:rstd.ndim] != rstd.shape:
-        raise ValueError(f"rstd of shape {rstd.shape} does not match x of shape {x.shape}")
-    shape = x.shape[rstd.ndim:]
+    shape = _normalized_dims(x, rstd, "rstd")
     M, D = math.prod(rstd.shape), math.prod(shape)
-    if weight is not None:
-        _check_shape(weight, "weight", shape, "normalized_shape")
-        dweight = _accumulator(dweight, "dweight", shape, x.dtype)
-    else:
-        dweight = None
+    dweight, _ = _affine_grads(weight, False, dweight, None, shape, "normalized_shape", x.dtype)
     dx = _C.rms_norm_backward(dy.reshape(M, D), x.reshape(M, D), rstd.reshape(M),
                               None if weight is None else weight.reshape(D),
                               None if dweight is None else dweight.reshape(D), None)
@@ -643,11 +647,7 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, out=None):
     N, C, S = x3.shape
     G = _num_groups(num_groups, C)
     eps = _eps(eps)
-    weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
-    bias = _optional_float_array(bias, "bias", x.dtype, "the dtype of x")
-    for arr, name in ((weight, "weight"), (bias, "bias")):
-        if arr is not None:
-            _check_shape(arr, name, (C,), "the channels of x")
+    weight, bias = _affine_params(weight, bias, x, (C,), "the channels of x")
     if out is not None:
         out = _check_out(out, x.shape, x.dtype).reshape(x3.shape)
     y, mean, rstd = _C.group_norm_forward(x3, weight, bias, G, eps, out)
@@ -677,14 +677,8 @@ def group_norm_backward(dy, x, mean, rstd, weight=None, *, has_bias=None, dweigh
                          f"divide the {C} channels")
     _check_shape(rstd, "rstd", mean.shape, "the shape of mean")
     weight = _optional_float_array(weight, "weight", x.dtype, "the dtype of x")
-    if has_bias is None:
-        has_bias = weight is not None
-    if weight is not None:
-        _check_shape(weight, "weight", (C,), "the channels of x")
-        dweight = _accumulator(dweight, "dweight", (C,), x.dtype)
-    else:
-        dweight = None
-    dbias = _accumulator(dbias, "dbias", (C,), x.dtype) if has_bias else None
+    dweight, dbias = _affine_grads(weight, has_bias, dweight, dbias, (C,), "the channels of x",
+                                   x.dtype)
     dx = _C.group_norm_backward(dy.reshape(x3.shape), x3, mean, rstd, weight, dweight, dbias,
                                 G, None)
     return dx.reshape(x.shape), dweight, dbias

@@ -44,6 +44,30 @@ def _positive_int(value, name, allow_zero=False):
     return int(value)
 
 
+def _data(param):
+    """``param.data``, or None for an absent parameter."""
+    return None if param is None else param.data
+
+
+def _grad(param):
+    """``param.grad``, or None for an absent parameter."""
+    return None if param is None else param.grad
+
+
+def _input(module, a, name):
+    """``a`` as a float array of the dtype of ``module``'s parameters (TypeError naming
+    ``name`` otherwise)."""
+    return F._as_float_array(a, name, module.dtype,
+                             f"the dtype of {type(module).__name__}'s parameters")
+
+
+def _affine_grads(module):
+    """The keywords by which a normalization's functional backward adds into the
+    ``.grad`` of ``module``'s weight and bias (either may be absent)."""
+    return dict(has_bias=module.bias is not None, dweight=_grad(module.weight),
+                dbias=_grad(module.bias))
+
+
 class Parameter:
     """A trainable array: ``.data`` (the values) and ``.grad`` (same shape, accumulated by
     ``backward``; zeros at creation and after ``zero_grad()``)."""
@@ -266,7 +290,7 @@ class Linear(Module):
 
     def forward(self, x):
         x = F._as_float_array(x, "x", self.weight.dtype, "the dtype of Linear's parameters")
-        y = F.linear(x, self.weight.data, None if self.bias is None else self.bias.data)
+        y = F.linear(x, self.weight.data, _data(self.bias))
         self._ctx = x
         return y
 
@@ -275,7 +299,7 @@ class Linear(Module):
         dy = F._as_float_array(dy, "dy", self.weight.dtype, "the dtype of Linear's parameters")
         dx, _, _ = F.linear_backward(
             dy, x, self.weight.data, has_bias=self.bias is not None, dweight=self.weight.grad,
-            dbias=None if self.bias is None else self.bias.grad)
+            dbias=_grad(self.bias))
         return dx
 
     def extra_repr(self):
@@ -336,21 +360,17 @@ class LayerNorm(Module):
             else:
                 self._ctx = (x, mean, rstd)
                 return y
-        x = F._as_float_array(x, "x", self.dtype, "the dtype of LayerNorm's parameters")
+        x = _input(self, x, "x")
         y, mean, rstd = F.layer_norm(
-            x, self.normalized_shape, None if self.weight is None else self.weight.data,
-            None if self.bias is None else self.bias.data, self.eps)
+            x, self.normalized_shape, _data(self.weight), _data(self.bias), self.eps)
         self._ctx = (x, mean, rstd)
         return y
 
     def backward(self, dy):
         ((x, mean, rstd),) = self._cached("_ctx")
-        dy = F._as_float_array(dy, "dy", self.dtype, "the dtype of LayerNorm's parameters")
+        dy = _input(self, dy, "dy")
         dx, _, _ = F.layer_norm_backward(
-            dy, x, mean, rstd, None if self.weight is None else self.weight.data,
-            has_bias=self.bias is not None,
-            dweight=None if self.weight is None else self.weight.grad,
-            dbias=None if self.bias is None else self.bias.grad)
+            dy, x, mean, rstd, _data(self.weight), **_affine_grads(self))
         return dx
 
     def extra_repr(self):
@@ -498,8 +518,7 @@ class _BatchNorm(Module):
         return out
 
     def forward(self, x):
-        name = type(self).__name__
-        x = F._as_float_array(x, "x", self.dtype, f"the dtype of {name}'s parameters")
+        x = _input(self, x, "x")
         x3 = self._as_ncl(x)
         N, C, L = x3.shape
         if self.freeze_stats and not self.track_running_stats:
@@ -509,8 +528,8 @@ class _BatchNorm(Module):
         if N * L == 0:  # empty batch: nothing to normalize, nothing learned about the data
             self._ctx = (x.shape, None, None, None, use_batch_stats)
             return np.empty_like(x)
-        weight = None if self.weight is None else self.weight.data
-        bias = None if self.bias is None else self.bias.data
+        weight = _data(self.weight)
+        bias = _data(self.bias)
         if update:
             y, save_mean, save_rstd = self._forward_train_update(x3, weight, bias)
         elif use_batch_stats:
@@ -525,17 +544,14 @@ class _BatchNorm(Module):
     def backward(self, dy):
         ((shape, x3, save_mean, save_rstd, use_batch_stats),) = self._cached("_ctx")
         name = type(self).__name__
-        dy = F._as_float_array(dy, "dy", self.dtype, f"the dtype of {name}'s parameters")
+        dy = _input(self, dy, "dy")
         if dy.shape != shape:
             raise ValueError(f"{name}.backward: dy has shape {dy.shape}, expected {shape}")
         if x3 is None:  # empty batch
             return np.empty_like(dy)
         dx, _, _ = F.batch_norm_backward(
             dy.reshape(x3.shape), x3, save_mean, save_rstd,
-            None if self.weight is None else self.weight.data,
-            training=use_batch_stats, has_bias=self.bias is not None,
-            dweight=None if self.weight is None else self.weight.grad,
-            dbias=None if self.bias is None else self.bias.grad)
+            _data(self.weight), training=use_batch_stats, **_affine_grads(self))
         return dx.reshape(shape)
 
     def extra_repr(self):
@@ -556,7 +572,8 @@ class BatchNorm1d(_BatchNorm):
     ``BatchNorm1d(num_features, eps=1e-5, momentum=0.1, affine=True,
     track_running_stats=True, dtype=np.float32, *, momentum_style=None,
     running_var_estimator=None, initial_running_var=None, freeze_stats=False,
-    convention=None)``.
+    convention=None)``; an omitted ``momentum`` and the switches left at None take the
+    convention's values (PyTorch's by default: 0.1, ``'torch'``, ``'unbiased'``, 1.0).
 
     In training: normalizes with the batch mean and biased variance and updates
     ``running_mean``/``running_var`` as ``(1 - momentum) * running + momentum * stat``
@@ -607,17 +624,17 @@ class RMSNorm(Module):
                        if self.elementwise_affine else None)
 
     def forward(self, x):
-        x = F._as_float_array(x, "x", self.dtype, "the dtype of RMSNorm's parameters")
+        x = _input(self, x, "x")
         y, rstd = F.rms_norm(x, self.normalized_shape,
-                             None if self.weight is None else self.weight.data, self.eps)
+                             _data(self.weight), self.eps)
         self._ctx = (x, rstd)
         return y
 
     def backward(self, dy):
         ((x, rstd),) = self._cached("_ctx")
-        dy = F._as_float_array(dy, "dy", self.dtype, "the dtype of RMSNorm's parameters")
-        dx, _ = F.rms_norm_backward(dy, x, rstd, None if self.weight is None else self.weight.data,
-                                    dweight=None if self.weight is None else self.weight.grad)
+        dy = _input(self, dy, "dy")
+        dx, _ = F.rms_norm_backward(dy, x, rstd, _data(self.weight),
+                                    dweight=_grad(self.weight))
         return dx
 
     def extra_repr(self):
@@ -651,24 +668,18 @@ class GroupNorm(Module):
                              f"got shape {x.shape}")
 
     def forward(self, x):
-        name = type(self).__name__
-        x = F._as_float_array(x, "x", self.dtype, f"the dtype of {name}'s parameters")
+        x = _input(self, x, "x")
         self._check_input(x)
         y, mean, rstd = F.group_norm(x, self.num_groups,
-                                     None if self.weight is None else self.weight.data,
-                                     None if self.bias is None else self.bias.data, self.eps)
+                                     _data(self.weight), _data(self.bias), self.eps)
         self._ctx = (x, mean, rstd)
         return y
 
     def backward(self, dy):
         ((x, mean, rstd),) = self._cached("_ctx")
-        name = type(self).__name__
-        dy = F._as_float_array(dy, "dy", self.dtype, f"the dtype of {name}'s parameters")
+        dy = _input(self, dy, "dy")
         dx, _, _ = F.group_norm_backward(
-            dy, x, mean, rstd, None if self.weight is None else self.weight.data,
-            has_bias=self.bias is not None,
-            dweight=None if self.weight is None else self.weight.grad,
-            dbias=None if self.bias is None else self.bias.grad)
+            dy, x, mean, rstd, _data(self.weight), **_affine_grads(self))
         return dx
 
     def extra_repr(self):
@@ -737,15 +748,15 @@ class _InstanceNorm(GroupNorm):
 
     def forward(self, x):
         name = type(self).__name__
-        x = F._as_float_array(x, "x", self.dtype, f"the dtype of {name}'s parameters")
+        x = _input(self, x, "x")
         unbatched = x.ndim == self._spatial + 1
         if unbatched:
             x = x[np.newaxis]
         self._check_input(x)
         N, C = x.shape[:2]
         S = math.prod(x.shape[2:])
-        weight = None if self.weight is None else self.weight.data
-        bias = None if self.bias is None else self.bias.data
+        weight = _data(self.weight)
+        bias = _data(self.bias)
         use_input_stats = self.training or not self.track_running_stats
         if use_input_stats:
             if S == 1:
@@ -767,24 +778,20 @@ class _InstanceNorm(GroupNorm):
     def backward(self, dy):
         ((unbatched, x, mean, rstd, use_input_stats),) = self._cached("_ctx")
         name = type(self).__name__
-        dy = F._as_float_array(dy, "dy", self.dtype, f"the dtype of {name}'s parameters")
+        dy = _input(self, dy, "dy")
         if unbatched:
             dy = dy[np.newaxis]
         if dy.shape != x.shape:
             raise ValueError(f"{name}.backward: dy has shape {dy.shape[unbatched:]}, "
                              f"expected {x.shape[unbatched:]}")
-        weight = None if self.weight is None else self.weight.data
-        dweight = None if self.weight is None else self.weight.grad
-        dbias = None if self.bias is None else self.bias.grad
+        weight = _data(self.weight)
         if use_input_stats:
-            dx, _, _ = F.group_norm_backward(dy, x, mean, rstd, weight, has_bias=self.bias is not None,
-                                             dweight=dweight, dbias=dbias)
+            dx, _, _ = F.group_norm_backward(dy, x, mean, rstd, weight, **_affine_grads(self))
         else:
             N, C = x.shape[:2]
             x3 = x.reshape(N, C, math.prod(x.shape[2:]))
             dx, _, _ = F.batch_norm_backward(dy.reshape(x3.shape), x3, mean, rstd, weight,
-                                             training=False, has_bias=self.bias is not None,
-                                             dweight=dweight, dbias=dbias)
+                                             training=False, **_affine_grads(self))
             dx = dx.reshape(x.shape)
         return dx[0] if unbatched else dx
 

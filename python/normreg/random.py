@@ -45,6 +45,8 @@ class Generator:
         return self
 
     def initial_seed(self):
+        """The seed in use (given to the constructor or :meth:`manual_seed`, or drawn for
+        ``seed=None``), modulo 2**64."""
         return self._seed
 
     def next_offset(self):
@@ -82,6 +84,7 @@ def manual_seed(seed):
 
 
 def initial_seed():
+    """The seed of the default generator."""
     return default_generator.initial_seed()
 
 

@@ -14,6 +14,12 @@ The defaults are the recipe that reaches >= 0.90 test accuracy in 15 epochs: an 
 lr 0.1 with cosine decay, weight decay 5e-4 on the weights (not on biases and norm
 parameters), batches of 256.
 
+``--distributed`` (under ``mpiexec -n R normreg-train --distributed ...``) trains data-parallel
+over MPI with :mod:`normreg.distributed`: the global batch of ``--batch-size`` examples is split
+across the ranks, BatchNorm layers become SyncBatchNorm (statistics of the global batch),
+gradients are summed across the ranks before each step, and rank 0 alone prints and writes
+the checkpoint, metrics and curves.
+
 The same machinery is a library: :class:`TrainConfig` holds a configuration,
 :func:`train` runs it on arrays and returns the history, and :func:`main` is the command.
 """
@@ -214,7 +220,8 @@ def plot_curves(history, path, title=None):
 # ---- the loop -------------------------------------------------------------------------------
 
 
-def train(config, data, out_dir=None, progress=None, log=print, model=None, record_every=None):
+def train(config, data, out_dir=None, progress=None, log=print, model=None, record_every=None,
+          comm=None):
     """Train ``config`` on ``data = (x_train, y_train, x_test, y_test)``.
 
     Returns a dict: ``config`` (resolved, as a dict), ``history`` (one dict per epoch:
@@ -226,6 +233,10 @@ def train(config, data, out_dir=None, progress=None, log=print, model=None, reco
     With ``out_dir``, writes checkpoint.npz and metrics.json after every epoch and curves.png
     at the end. ``progress``: a tqdm bar per epoch (None: only on a terminal). ``log``: where
     the per-epoch lines go (None: nowhere). ``model``: train this module instead of building one.
+    ``comm``: an MPI communicator (``normreg.distributed.init()``) to train data-parallel over
+    its ranks: every rank calls ``train`` with the same data and configuration; each processes
+    its share of every global batch of ``config.batch_size``, the metrics are those of the
+    global batch, and only rank 0 logs and writes ``out_dir``.
     """
     import normreg
     from .data import DataLoader
@@ -242,9 +253,24 @@ def train(config, data, out_dir=None, progress=None, log=print, model=None, reco
     num_classes = int(max(y_train.max(), y_test.max()) + 1)
     if model is None:
         model = build_model(config, x_train.shape[1], num_classes)
+    rank = 0 if comm is None else comm.Get_rank()
+    net = model  # what forward/backward go through: the model, or its data-parallel wrapper
+    if comm is not None:
+        from . import distributed as dist
+        model = dist.convert_sync_batchnorm(model, comm)
+        net = dist.DistributedDataParallel(model, comm)  # rank 0's initial weights everywhere
+        if rank > 0:  # dropout masks differ between ranks (rank 0 keeps the single-process stream)
+            normreg.manual_seed(config.seed + 7919 * rank)
+        if rank != 0:
+            out_dir, log, progress = None, None, False
     drop_last = len(x_train) > config.batch_size  # no tiny last batch for BatchNorm
-    loader = DataLoader(x_train, y_train, config.batch_size, shuffle=True, drop_last=drop_last,
-                        seed=config.seed)
+    if comm is None:
+        loader = DataLoader(x_train, y_train, config.batch_size, shuffle=True, drop_last=drop_last,
+                            seed=config.seed)
+    else:  # this rank's share of each global batch: the batches of the DataLoader above
+        loader = dist.DistributedDataLoader(x_train, y_train, config.batch_size, shuffle=True,
+                                            drop_last=drop_last, comm=comm,
+                                            generator=normreg.Generator(config.seed))
     opt, sched = build_optimizer(config, model, len(loader))
     loss_fn = SoftmaxLoss()
     if out_dir is not None:
@@ -252,7 +278,8 @@ def train(config, data, out_dir=None, progress=None, log=print, model=None, reco
 
     history, steps, diverged = [], [], False
     meta = {"config": dataclasses.asdict(config), "train_size": len(x_train), "test_size": len(x_test),
-            "threads": normreg.get_num_threads(), "normreg_version": normreg.__version__}
+            "threads": normreg.get_num_threads(), "normreg_version": normreg.__version__,
+            "world_size": 1 if comm is None else comm.Get_size()}
     tqdm = _tqdm()
     step = 0
     window = []
@@ -267,19 +294,24 @@ def train(config, data, out_dir=None, progress=None, log=print, model=None, reco
                    disable=(None if progress is None else not progress), dynamic_ncols=True)
         for xb, yb in bar:
             opt.zero_grad()
-            logits = model(xb)
+            logits = net(xb)
             loss = loss_fn(logits, yb)
+            n_batch, n_correct = len(yb), int((logits.argmax(axis=1) == yb).sum())
+            if comm is not None:  # the global batch's loss: every rank takes the same decisions
+                totals = dist.allreduce_sum_(comm, np.array([loss * n_batch if n_batch else 0.0,
+                                                             n_correct, n_batch], dtype=np.float64))
+                loss, n_correct, n_batch = totals[0] / totals[2], int(totals[1]), int(totals[2])
             if not math.isfinite(loss):
                 diverged = True
                 break
-            model.backward(loss_fn.backward())
+            net.backward(loss_fn.backward())
             opt.step()
             if sched is not None:
                 sched.step()
             step += 1
-            loss_sum += loss * len(yb)
-            correct += int((logits.argmax(axis=1) == yb).sum())
-            seen += len(yb)
+            loss_sum += loss * n_batch
+            correct += n_correct
+            seen += n_batch
             window.append(loss)
             if len(window) == record_every:
                 steps.append([step, float(np.mean(window))])
@@ -296,7 +328,12 @@ def train(config, data, out_dir=None, progress=None, log=print, model=None, reco
                             "test_loss": float("nan"), "test_acc": float("nan"),
                             "seconds": train_seconds, "train_seconds": train_seconds})
             break
-        test_loss, test_acc = evaluate(model, x_test, y_test)
+        if comm is None:
+            test_loss, test_acc = evaluate(model, x_test, y_test)
+        else:  # each rank evaluates a share of the test set
+            start, stop = dist.shard_bounds(len(x_test), comm.Get_size(), rank)
+            share = evaluate(model, x_test[start:stop], y_test[start:stop])
+            test_loss, test_acc = dist.all_reduce_mean(share, stop - start, comm)
         seconds = time.perf_counter() - t0
         record = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / max(seen, 1),
                   "train_acc": correct / max(seen, 1), "test_loss": test_loss, "test_acc": test_acc,
@@ -404,7 +441,12 @@ def parser():
     r.add_argument("--train-subset", type=_positive(int), default=None,
                    help="train on this many training images (a seeded random subset)")
     r.add_argument("--threads", type=_positive(int), default=None,
-                   help="threads for normreg's kernels and OpenBLAS (default: all cores)")
+                   help="threads for normreg's kernels and OpenBLAS (default: all cores; with "
+                        "--distributed: the cores divided among the ranks on the node)")
+    r.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI: run as `mpiexec -n R normreg-train --distributed ...` "
+                        "(needs pip install 'normreg[mpi]'); --batch-size is the global batch, "
+                        "split across the ranks; rank 0 alone prints and writes")
     r.add_argument("--dtype", choices=["float32", "float64"], default=d.dtype)
     r.add_argument("--out", default=None,
                    help="output directory (default: runs/train-YYYYmmdd-HHMMSS)")
@@ -416,7 +458,24 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
+    if args.distributed:
+        from . import distributed as dist
+        comm = dist.init()  # an uncaught exception on any rank aborts the whole job
+        with dist.abort_on_failure(comm):  # so does a non-zero exit status
+            status = _main(args, comm)
+            if status:
+                raise SystemExit(status)
+        return status
+    return _main(args, None)
+
+
+def _main(args, comm):
     import normreg
+    rank = 0 if comm is None else comm.Get_rank()
+    say = print if rank == 0 else (lambda *a, **k: None)
+    if comm is not None and args.threads is None and "OMP_NUM_THREADS" not in os.environ:
+        from .distributed import local_size
+        normreg.set_num_threads(max(1, (os.cpu_count() or 1) // local_size(comm)))
     from .data import load_fashion_mnist
     if args.threads is not None:
         normreg.set_num_threads(args.threads)
@@ -428,7 +487,14 @@ def main(argv=None):
         train_subset=args.train_subset, init_gain=args.init_gain, dtype=args.dtype)
     try:
         config = config.resolved()
-        data = load_fashion_mnist(args.data_dir)
+        if comm is None:
+            data = load_fashion_mnist(args.data_dir)
+        else:  # rank 0 first (it may download), then the others read its files
+            if rank == 0:
+                data = load_fashion_mnist(args.data_dir)
+            comm.Barrier()
+            if rank != 0:
+                data = load_fashion_mnist(args.data_dir)
     except (RuntimeError, ValueError) as exc:
         print(f"normreg-train: {exc}", file=sys.stderr)
         return 2
@@ -436,14 +502,17 @@ def main(argv=None):
     n_train = len(data[0]) if config.train_subset is None else min(config.train_subset, len(data[0]))
     momentum = f" momentum={config.momentum:g}" if config.optimizer == "sgd" else ""
     threads = normreg.get_num_threads()
-    print(f"normreg-train: {config.model} width={config.width} depth={config.depth} norm={config.norm} "
-          f"dropout={config.dropout} | {config.optimizer} lr={config.lr:g}{momentum} "
-          f"weight_decay={config.weight_decay:g} {config.schedule} | {config.epochs} epochs, "
-          f"batch {config.batch_size}, {n_train} training images, {threads} "
-          f"thread{'s' if threads != 1 else ''} -> {out}", flush=True)
+    say(f"normreg-train: {config.model} width={config.width} depth={config.depth} norm={config.norm} "
+        f"dropout={config.dropout} | {config.optimizer} lr={config.lr:g}{momentum} "
+        f"weight_decay={config.weight_decay:g} {config.schedule} | {config.epochs} epochs, "
+        f"batch {config.batch_size}, {n_train} training images, {threads} "
+        f"thread{'s' if threads != 1 else ''} -> {out}", flush=True)
+    if comm is not None:
+        say(f"normreg-train: data-parallel over {comm.Get_size()} ranks: each batch of "
+            f"{config.batch_size} split across them, {threads} thread(s) per rank", flush=True)
     try:
         result = train(config, data, out_dir=out, progress=args.progress,
-                       log=lambda line: print(line, flush=True))
+                       log=lambda line: print(line, flush=True), comm=comm)
     except ValueError as exc:
         print(f"normreg-train: {exc}", file=sys.stderr)
         return 2
@@ -453,8 +522,8 @@ def main(argv=None):
         return 1
     last = history[-1]
     total = sum(h["seconds"] for h in history)
-    print(f"test accuracy {last['test_acc']:.4f} (test loss {last['test_loss']:.4f}) after "
-          f"{last['epoch']} epochs, {total:.0f} s; wrote {out}/checkpoint.npz, metrics.json, curves.png")
+    say(f"test accuracy {last['test_acc']:.4f} (test loss {last['test_loss']:.4f}) after "
+        f"{last['epoch']} epochs, {total:.0f} s; wrote {out}/checkpoint.npz, metrics.json, curves.png")
     return 0
 
 

@@ -1,0 +1,175 @@
+"""Data parallelism: identical replicas, one shard of each batch per rank, gradients summed."""
+import contextlib
+
+import numpy as np
+
+from .. import nn
+from .comm import allreduce_sum_, broadcast_, world
+
+__all__ = ["broadcast_parameters", "GradientReducer", "DistributedDataParallel"]
+
+
+def _flat_groups(arrays, bucket_bytes):
+    """Split ``arrays`` into groups of one dtype and at most ~bucket_bytes each (an array
+    larger than that is a group of its own), keeping their order."""
+    groups, current, size = [], [], 0
+    for a in arrays:
+        if current and (a.dtype != current[0].dtype or size + a.nbytes > bucket_bytes):
+            groups.append(current)
+            current, size = [], 0
+        current.append(a)
+        size += a.nbytes
+    if current:
+        groups.append(current)
+    return groups
+
+
+def broadcast_parameters(module, comm=None, root=0, bucket_bytes=16 << 20):
+    """Copy ``root``'s parameters and buffers (running statistics, counters) to every rank,
+    in place, so that all replicas start identical. Arrays are packed into a few flat
+    buffers per dtype, one ``Bcast`` each."""
+    comm = comm if comm is not None else world()
+    if comm.Get_size() == 1:
+        return module
+    arrays = [p.data for p in module.parameters()] + [b for _, b in module.named_buffers()]
+    for a in arrays:
+        if not (isinstance(a, np.ndarray) and a.flags.c_contiguous and a.flags.writeable):
+            raise ValueError("broadcast_parameters: every parameter and buffer must be a "
+                             "C-contiguous writeable ndarray")
+    for group in _flat_groups(arrays, bucket_bytes):
+        flat = np.concatenate([a.reshape(-1) for a in group]) if comm.Get_rank() == root else \
+            np.empty(sum(a.size for a in group), dtype=group[0].dtype)
+        broadcast_(comm, flat, root)
+        offset = 0
+        for a in group:
+            a.reshape(-1)[...] = flat[offset:offset + a.size]
+            offset += a.size
+    return module
+
+
+class GradientReducer:
+    """Sums (or averages) the ``.grad`` of a list of parameters over the ranks, bucketed.
+
+    Gradients are packed, in order, into flat buffers of one dtype and about
+    ``bucket_cap_mb`` megabytes each, reduced with one in-place ``Allreduce`` per
+    bucket and copied back: a model's many small parameters (biases, norm weights) share
+    a message. The buffers are allocated once and reused every step.
+    """
+
+    def __init__(self, parameters, comm=None, bucket_cap_mb=4.0):
+        self.comm = comm if comm is not None else world()
+        self.params = list(dict.fromkeys(parameters))  # a shared parameter is reduced once
+        for p in self.params:
+            if not isinstance(p, nn.Parameter):
+                raise TypeError(f"GradientReducer needs Parameters, got {type(p).__name__}")
+        cap = max(1, int(float(bucket_cap_mb) * (1 << 20)))
+        by_id = {id(p.grad): p for p in self.params}
+        self.buckets = []  # (flat buffer, [(param, offset)])
+        for group in _flat_groups([p.grad for p in self.params], cap):
+            flat = np.empty(sum(g.size for g in group), dtype=group[0].dtype)
+            entries, offset = [], 0
+            for g in group:
+                entries.append((by_id[id(g)], offset))
+                offset += g.size
+            self.buckets.append((flat, entries))
+
+    @property
+    def num_messages(self):
+        return len(self.buckets)
+
+    def allreduce(self, scale=1.0):
+        """``p.grad := scale * sum over ranks of p.grad`` for every parameter, in place."""
+        if self.comm.Get_size() == 1 and scale == 1.0:
+            return
+        for flat, entries in self.buckets:
+            for p, offset in entries:
+                flat[offset:offset + p.grad.size] = p.grad.reshape(-1)
+            allreduce_sum_(self.comm, flat)
+            if scale != 1.0:
+                flat *= scale
+            for p, offset in entries:
+                p.grad.reshape(-1)[...] = flat[offset:offset + p.grad.size]
+
+    def average(self):
+        """``p.grad := mean over ranks of p.grad`` (PyTorch DistributedDataParallel's rule)."""
+        self.allreduce(1.0 / self.comm.Get_size())
+
+
+class DistributedDataParallel(nn.Module):
+    """Data-parallel training of ``module`` over the ranks of ``comm``.
+
+    At construction the parameters and buffers of rank 0 are broadcast to every rank.
+    Each rank then calls ``forward`` on its shard of the global batch (shards may differ
+    in size, even be empty) and ``backward`` with the gradient of its loss **averaged
+    over its shard** (e.g. ``SoftmaxLoss().backward()``). ``backward`` rescales that
+    gradient by ``n_rank / n_global`` so that it is this rank's part of the gradient of
+    the loss averaged over the global batch, runs the module's backward (through
+    :class:`SyncBatchNorm` layers, which add their sums across ranks), and adds the
+    parameter gradients over the ranks (bucketed, :class:`GradientReducer`). Afterwards
+    every rank's ``.grad`` is the gradient a single process gets on the whole global
+    batch: with equal shards this is PyTorch's averaging; with unequal shards each rank
+    weighs by its count. The returned ``dx`` is this rank's part of that gradient.
+
+    ``.grad`` must be zero before a synchronizing backward (call ``zero_grad()`` every
+    step); ``with ddp.no_sync():`` accumulates local gradients over several backwards
+    without communication, the next synchronizing backward reduces the sum.
+    """
+
+    def __init__(self, module, comm=None, broadcast=True, bucket_cap_mb=4.0):
+        super().__init__()
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"DistributedDataParallel needs a Module, got {type(module).__name__}")
+        self.module = module
+        self.comm = comm if comm is not None else world()
+        if broadcast:
+            broadcast_parameters(module, self.comm)
+        self.reducer = GradientReducer(module.parameters(), self.comm, bucket_cap_mb)
+        self._require_sync = True
+        self.local_count = 0
+        self.global_count = 0
+
+    @property
+    def rank(self):
+        return self.comm.Get_rank()
+
+    @property
+    def world_size(self):
+        return self.comm.Get_size()
+
+    def forward(self, x):
+        n = np.shape(x)[0] if np.ndim(x) > 0 else 1
+        counts = allreduce_sum_(self.comm, np.array([n], dtype=np.int64))
+        self.local_count, self.global_count = int(n), int(counts[0])
+        self._ctx = True
+        return self.module(x)
+
+    def backward(self, dy):
+        self._cached("_ctx")
+        scale = self.local_count / self.global_count if self.global_count > 0 else 0.0
+        dy = np.asarray(dy)
+        dx = self.module.backward(dy * dy.dtype.type(scale) if scale != 1.0 else dy)
+        if self._require_sync:
+            self.reducer.allreduce()
+        return dx
+
+    def allreduce_gradients(self):
+        """Add the local gradients over the ranks now (what a synchronizing backward does)."""
+        self.reducer.allreduce()
+
+    @contextlib.contextmanager
+    def no_sync(self):
+        """Within this block ``backward`` accumulates local gradients without reducing."""
+        previous, self._require_sync = self._require_sync, False
+        try:
+            yield
+        finally:
+            self._require_sync = previous
+
+    def state_dict(self):
+        return self.module.state_dict()
+
+    def load_state_dict(self, state_dict, strict=True):
+        return self.module.load_state_dict(state_dict, strict)
+
+    def extra_repr(self):
+        return f"world_size={self.world_size}"

@@ -1,0 +1,199 @@
+"""Batch norm whose statistics are those of the global batch, split across ranks."""
+import math
+import warnings
+
+import numpy as np
+
+from .. import _C
+from .. import functional as F
+from .. import nn
+from .comm import allgather, allreduce_sum_, world
+
+__all__ = ["SyncBatchNorm", "convert_sync_batchnorm", "merge_moments"]
+
+
+def merge_moments(counts, means, m2s):
+    """Chan's parallel merge of per-part (count, mean, M2) into the whole's.
+
+    counts (R,), means (R, C), m2s (R, C) with M2 = sum (x - mean)^2 over each part ->
+    (count, mean (C), M2 (C)) of the union. Parts with count 0 contribute nothing:
+        mean = sum_r n_r mean_r / n,   M2 = sum_r M2_r + sum_r n_r (mean_r - mean)^2
+    Both sums are of non-negative or well-scaled terms, so nothing cancels.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    n = counts.sum()
+    if n == 0:
+        C = np.shape(means)[1]
+        return 0.0, np.zeros(C), np.zeros(C)
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite input: NaN/Inf stats
+        mean = counts @ means / n
+        m2 = m2s.sum(axis=0) + counts @ np.square(means - mean)
+    return n, mean, m2
+
+
+class SyncBatchNorm(nn._BatchNorm):
+    """Batch norm over the global batch of all ranks of ``comm`` (PyTorch's
+    ``nn.SyncBatchNorm``), for (N, C) or (N, C, *) input.
+
+    The arguments, running estimates, conventions and policies are those of
+    :class:`normreg.nn.BatchNorm1d` (``momentum_style``, ``running_var_estimator``,
+    ``initial_running_var``, ``freeze_stats``, ``convention``, the non-finite policy),
+    plus ``comm``. Each rank passes its share of the batch; whenever batch statistics are
+    used (training, or ``track_running_stats=False``), the per-channel count, mean and M2
+    of the shares are gathered (one ``Allgather`` of 2 C + 1 doubles) and merged with
+    Chan's formula; every rank normalizes with the global mean and biased variance and
+    updates the running estimates with the global statistics (identically on every
+    rank). ``backward`` adds the two per-channel sums it needs, ``sum(dy)`` and
+    ``sum(dy * xhat)``, over the ranks (one ``Allreduce`` of 2 C doubles) and divides by
+    the global count. The parameter gradients are this rank's contributions (the
+    data-parallel gradient reduction adds them up). Shares may differ in size, and may be
+    empty. With running statistics in evaluation (or ``freeze_stats``) nothing is
+    communicated.
+
+    ``comm`` defaults to MPI's COMM_WORLD (a one-process stand-in without mpi4py), looked
+    up at first use. Every rank must call forward and backward the same number of times.
+    """
+
+    _input_doc = "(N, C) or (N, C, *)"
+
+    def __init__(self, num_features, eps=1e-5, momentum=nn.DEFAULT, affine=True,
+                 track_running_stats=True, dtype=np.float32, *, momentum_style=None,
+                 running_var_estimator=None, initial_running_var=None, freeze_stats=False,
+                 convention=None, comm=None):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype,
+                         momentum_style=momentum_style, running_var_estimator=running_var_estimator,
+                         initial_running_var=initial_running_var, freeze_stats=freeze_stats,
+                         convention=convention)
+        self.comm = comm
+        self._sync = False
+
+    def _as_ncl(self, x):
+        if x.ndim < 2 or x.shape[1] != self.num_features:
+            raise self._bad_shape(x)
+        return x.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:])) if x.ndim != 3 else x
+
+    @classmethod
+    def from_batchnorm(cls, bn, comm=None):
+        """A SyncBatchNorm sharing ``bn``'s parameters and running-statistic arrays, with
+        its settings (any ``nn.BatchNorm1d`` / ``nn.BatchNorm2d``)."""
+        if not isinstance(bn, nn._BatchNorm):
+            raise TypeError(f"from_batchnorm needs a batch-norm layer, got {type(bn).__name__}")
+        sbn = cls.__new__(cls)
+        sbn.__dict__.update(bn.__dict__)
+        sbn._buffer_names = list(bn._buffer_names)
+        sbn._ctx = None
+        sbn._sync = False
+        sbn.comm = comm
+        return sbn
+
+    def _comm(self):
+        if self.comm is None:
+            self.comm = world()
+        return self.comm
+
+    def forward(self, x):
+        name = type(self).__name__
+        x = F._as_float_array(x, "x", self.dtype, f"the dtype of {name}'s parameters")
+        x3 = self._as_ncl(x)
+        use_batch_stats = not self.track_running_stats or (self.training and not self.freeze_stats)
+        if not use_batch_stats:  # running estimates: the same on every rank, nothing to share
+            self._sync = False
+            return super().forward(x)
+        comm = self._comm()
+        N, C, L = x3.shape
+        # this rank's count, means and M2 -> every rank's -> the global batch's
+        local = np.empty(1 + 2 * C)
+        local[0] = N * L
+        local[1:] = _C.sync_batch_norm_stats(x3).ravel()
+        parts = allgather(comm, local)
+        count, mean, m2 = merge_moments(parts[:, 0], parts[:, 1:1 + C], parts[:, 1 + C:])
+        self._sync = True
+        if count == 0:  # every share empty: nothing to normalize, nothing learned
+            self._ctx = (x.shape, None, None, None, 0.0)
+            return np.empty_like(x)
+        if count == 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got a global "
+                             f"batch of 1 value per channel over {comm.Get_size()} rank(s)")
+        var = m2 / count
+        save_mean = mean.astype(self.dtype)
+        with np.errstate(invalid="ignore", over="ignore"):
+            save_rstd = (1.0 / np.sqrt(var + self.eps)).astype(self.dtype)
+        # normalize with the global statistics
+        y = _C.sync_batch_norm_forward(x3, save_mean, save_rstd,
+                                       None if self.weight is None else self.weight.data,
+                                       None if self.bias is None else self.bias.data, None)
+        if self.track_running_stats:
+            self._update_running(mean, m2 / (count - 1) if self.running_var_estimator == "unbiased"
+                                 else var)
+        self._ctx = (x.shape, x3, save_mean, save_rstd, count)
+        return y.reshape(x.shape)
+
+    def _update_running(self, mean, var):
+        """The running update of this layer's convention with the global statistics (in
+        float64), skipping channels whose statistics are not finite (as BatchNorm1d)."""
+        w = self._new_weight()
+        finite = np.isfinite(mean) & np.isfinite(var)
+        rm, rv = self.running_mean, self.running_var
+        np.copyto(rm, (1.0 - w) * rm.astype(np.float64) + w * mean, casting="unsafe", where=finite)
+        np.copyto(rv, (1.0 - w) * rv.astype(np.float64) + w * var, casting="unsafe", where=finite)
+        self.num_batches_tracked += 1
+        skipped = int(finite.size - finite.sum())
+        if skipped:
+            warnings.warn(f"{type(self).__name__}: batch statistics of {skipped} channel(s) are not "
+                          "finite; their running estimates were not updated", RuntimeWarning,
+                          stacklevel=3)
+
+    def backward(self, dy):
+        if not self._sync:
+            return super().backward(dy)
+        ((shape, x3, save_mean, save_rstd, count),) = self._cached("_ctx")
+        name = type(self).__name__
+        dy = F._as_float_array(dy, "dy", self.dtype, f"the dtype of {name}'s parameters")
+        if dy.shape != shape:
+            raise ValueError(f"{name}.backward: dy has shape {dy.shape}, expected {shape}")
+        if x3 is None:  # the global batch was empty
+            return np.empty_like(dy)
+        dy3 = dy.reshape(x3.shape)
+        local = _C.sync_batch_norm_grad_sums(dy3, x3, save_mean, save_rstd)
+        if self.weight is not None:
+            self.weight.grad += local[1].astype(self.dtype)
+        if self.bias is not None:
+            self.bias.grad += local[0].astype(self.dtype)
+        sums = allreduce_sum_(self._comm(), local.copy())
+        dx = _C.sync_batch_norm_backward(dy3, x3, save_mean, save_rstd,
+                                         None if self.weight is None else self.weight.data,
+                                         sums, count, None)
+        return dx.reshape(shape)
+
+    def extra_repr(self):
+        s = super().extra_repr()
+        return s + f", comm={self.comm!r}" if self.comm is not None else s
+
+
+def convert_sync_batchnorm(module, comm=None):
+    """Replace every batch-norm layer (:class:`BatchNorm1d`, :class:`BatchNorm2d`) in
+    ``module`` by a :class:`SyncBatchNorm` that shares its parameters and running
+    statistics and keeps its settings; returns the module (or the new layer, when
+    ``module`` is itself a batch norm), as PyTorch's ``convert_sync_batchnorm``."""
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"convert_sync_batchnorm needs a Module, got {type(module).__name__}")
+
+    def convert(m):
+        if isinstance(m, nn._BatchNorm) and not isinstance(m, SyncBatchNorm):
+            return SyncBatchNorm.from_batchnorm(m, comm)
+        return m
+
+    root = convert(module)
+    for mod in list(root.modules()):
+        for name, value in list(vars(mod).items()):
+            if isinstance(value, nn.Module):
+                new = convert(value)
+                if new is not value:
+                    setattr(mod, name, new)
+            elif isinstance(value, list):
+                for i, item in enumerate(value):
+                    if isinstance(item, nn.Module):
+                        value[i] = convert(item)
+            elif isinstance(value, tuple) and any(isinstance(v, nn._BatchNorm) for v in value):
+                setattr(mod, name, tuple(convert(v) if isinstance(v, nn.Module) else v for v in value))
+    return root
