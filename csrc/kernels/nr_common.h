@@ -47,8 +47,21 @@
         }                                                                                   \
     } while (0)
 
-#define NR_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define NR_MAX(a, b) ((a) > (b) ? (a) : (b))
+/* Each argument is evaluated exactly once: `NR_MIN(nthreads, nr_threads_for(bytes))` must not
+ * read the (concurrently settable) thread count twice, or a team could outgrow the workspace
+ * sized for `nthreads`. */
+#define NR_MIN(a, b)                                                                        \
+    __extension__({                                                                         \
+        __typeof__(a) nr_min_a_ = (a);                                                      \
+        __typeof__(b) nr_min_b_ = (b);                                                      \
+        nr_min_a_ < nr_min_b_ ? nr_min_a_ : nr_min_b_;                                      \
+    })
+#define NR_MAX(a, b)                                                                        \
+    __extension__({                                                                         \
+        __typeof__(a) nr_max_a_ = (a);                                                      \
+        __typeof__(b) nr_max_b_ = (b);                                                      \
+        nr_max_a_ > nr_max_b_ ? nr_max_a_ : nr_max_b_;                                      \
+    })
 
 /* total (a double) = the sum of the T expression EXPR over J = 0 .. n-1: blocks of 256 summed
  * in T (vectorized), the block sums added in double, so long sums keep float32's accuracy. */
