@@ -362,29 +362,33 @@ FN(nr_batchnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
         return;
     }
     nt = NR_MIN(nthreads, nr_threads_for((size_t)(N * C * L) * 3 * sizeof(T)));
+    FN(nr_batchnorm_apply_grad)(dx, dy, x, save_mean, k_dy, k_xc, k_const, N, C, L, nt);
+}
+
+/* dy, x (N, C, L), mean (C), per-channel k_dy, k_xc, k_const (C)
+ *   -> dx = k_dy dy + k_xc (x - mean) + k_const   (with `nt` threads)
+ * The input gradient of batch norm once its per-channel sums are folded into the three
+ * constants; SyncBatchNorm uses it with the sums of every process. */
+void
+FN(nr_batchnorm_apply_grad)(T *dx, const T *dy, const T *x, const T *mean, const T *k_dy,
+                            const T *k_xc, const T *k_const, int64_t N, int64_t C, int64_t L,
+                            int nt)
+{
+    if (nt < 1) {
+        nt = 1;
+    }
     if (L == 1) {
-        NR_SPLIT(nt, N, 1,
-                 FN(nr_bn_dx_rows)(dx, dy, x, save_mean, k_dy, k_xc, k_const, i0, i1, C));
+        NR_SPLIT(nt, N, 1, FN(nr_bn_dx_rows)(dx, dy, x, mean, k_dy, k_xc, k_const, i0, i1, C));
         return;
     }
-#pragma omp parallel for num_threads(nt < 1 ? 1 : nt) schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t n = 0; n < N; n++) {
-        if (L == 1) {
-            const T *xr = x + n * C, *dyr = dy + n * C;
-            T *dxr = dx + n * C;
+        for (int64_t c = 0; c < C; c++) {
+            const int64_t off = (n * C + c) * L;
+            const T kd = k_dy[c], kx = k_xc[c], k0 = k_const[c], mu = mean[c];
 #pragma omp simd
-            for (int64_t c = 0; c < C; c++) {
-                dxr[c] = k_dy[c] * dyr[c] + k_xc[c] * (xr[c] - save_mean[c]) + k_const[c];
-            }
-        }
-        else {
-            for (int64_t c = 0; c < C; c++) {
-                const int64_t off = (n * C + c) * L;
-                const T kd = k_dy[c], kx = k_xc[c], k0 = k_const[c], mu = save_mean[c];
-#pragma omp simd
-                for (int64_t l = 0; l < L; l++) {
-                    dx[off + l] = kd * dy[off + l] + kx * (x[off + l] - mu) + k0;
-                }
+            for (int64_t l = 0; l < L; l++) {
+                dx[off + l] = kd * dy[off + l] + kx * (x[off + l] - mu) + k0;
             }
         }
     }

@@ -181,28 +181,8 @@ FN(nr_syncbn_backward)(T *dx, const T *dy, const T *x, const T *mean, const T *r
     if (N == 0 || C == 0 || L == 0) {
         return;
     }
-    const int nt = FN(nr_syncbn_threads)(nthreads, N, C, L, 3);
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t n = 0; n < N; n++) {
-        if (L == 1) {
-            const T *xr = x + n * C, *dyr = dy + n * C;
-            T *dxr = dx + n * C;
-#pragma omp simd
-            for (int64_t c = 0; c < C; c++) {
-                dxr[c] = k_dy[c] * dyr[c] + k_xc[c] * (xr[c] - mean[c]) + k_0[c];
-            }
-        }
-        else {
-            for (int64_t c = 0; c < C; c++) {
-                const int64_t off = (n * C + c) * L;
-                const T kd = k_dy[c], kx = k_xc[c], k0 = k_0[c], mu = mean[c];
-#pragma omp simd
-                for (int64_t l = 0; l < L; l++) {
-                    dx[off + l] = kd * dy[off + l] + kx * (x[off + l] - mu) + k0;
-                }
-            }
-        }
-    }
+    FN(nr_batchnorm_apply_grad)(dx, dy, x, mean, k_dy, k_xc, k_0, N, C, L,
+                                FN(nr_syncbn_threads)(nthreads, N, C, L, 3));
 }
 
 #undef NR_SYNCBN_ACCUMULATE
