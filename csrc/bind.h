@@ -32,6 +32,10 @@ int nr_arg_array(PyObject *obj, const char *fname, const char *name, int typenum
 int nr_arg_dim(PyArrayObject *arr, const char *fname, const char *name, int axis,
                npy_intp expected, const char *expected_what);
 
+/* nr_arg_array for a per-channel 1-D array of length C (None gives NULL with NR_OPTIONAL). */
+int nr_arg_channels(PyObject *obj, const char *fname, const char *name, int typenum, int flags,
+                    npy_intp C, PyArrayObject **out);
+
 /* Checks that `arr` has exactly the shape of `like`. */
 int nr_arg_same_shape(PyArrayObject *arr, const char *fname, const char *name,
                       PyArrayObject *like, const char *like_name);

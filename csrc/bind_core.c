@@ -215,20 +215,6 @@ layer_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 
 /* ---- batch norm ----------------------------------------------------------------------- */
 
-/* Checks an optional per-channel (C) array. */
-static int
-channel_array(PyObject *obj, const char *fn, const char *name, int t, int flags, npy_intp C,
-              PyArrayObject **out)
-{
-    if (nr_arg_array(obj, fn, name, t, 1, flags, out) < 0) {
-        return -1;
-    }
-    if (*out && nr_arg_dim(*out, fn, name, 0, C, "channels of x") < 0) {
-        return -1;
-    }
-    return 0;
-}
-
 /* batch_norm_forward(x (N, C, L), w | None, b | None, running_mean | None,
  *                    running_var | None, training, momentum, eps, out | None)
  *   -> (y (N, C, L), save_mean (C), save_rstd (C)); running stats updated in training */
@@ -245,10 +231,10 @@ batch_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), L = PyArray_DIM(x, 2);
-    if (channel_array(args[1], fn, "weight", t, NR_OPTIONAL, C, &w) < 0 ||
-        channel_array(args[2], fn, "bias", t, NR_OPTIONAL, C, &b) < 0 ||
-        channel_array(args[3], fn, "running_mean", t, NR_OPTIONAL | NR_WRITABLE, C, &rm) < 0 ||
-        channel_array(args[4], fn, "running_var", t, NR_OPTIONAL | NR_WRITABLE, C, &rv) < 0 ||
+    if (nr_arg_channels(args[1], fn, "weight", t, NR_OPTIONAL, C, &w) < 0 ||
+        nr_arg_channels(args[2], fn, "bias", t, NR_OPTIONAL, C, &b) < 0 ||
+        nr_arg_channels(args[3], fn, "running_mean", t, NR_OPTIONAL | NR_WRITABLE, C, &rm) < 0 ||
+        nr_arg_channels(args[4], fn, "running_var", t, NR_OPTIONAL | NR_WRITABLE, C, &rv) < 0 ||
         (training = PyObject_IsTrue(args[5])) < 0 ||
         nr_arg_double(args[6], fn, "momentum", &momentum) < 0 ||
         nr_arg_double(args[7], fn, "eps", &eps) < 0) {
@@ -314,11 +300,11 @@ batch_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), L = PyArray_DIM(x, 2);
-    if (channel_array(args[2], fn, "save_mean", t, NR_REQUIRED, C, &mean) < 0 ||
-        channel_array(args[3], fn, "save_rstd", t, NR_REQUIRED, C, &rstd) < 0 ||
-        channel_array(args[4], fn, "weight", t, NR_OPTIONAL, C, &w) < 0 ||
-        channel_array(args[5], fn, "dweight", t, NR_OPTIONAL | NR_WRITABLE, C, &dw) < 0 ||
-        channel_array(args[6], fn, "dbias", t, NR_OPTIONAL | NR_WRITABLE, C, &db) < 0 ||
+    if (nr_arg_channels(args[2], fn, "save_mean", t, NR_REQUIRED, C, &mean) < 0 ||
+        nr_arg_channels(args[3], fn, "save_rstd", t, NR_REQUIRED, C, &rstd) < 0 ||
+        nr_arg_channels(args[4], fn, "weight", t, NR_OPTIONAL, C, &w) < 0 ||
+        nr_arg_channels(args[5], fn, "dweight", t, NR_OPTIONAL | NR_WRITABLE, C, &dw) < 0 ||
+        nr_arg_channels(args[6], fn, "dbias", t, NR_OPTIONAL | NR_WRITABLE, C, &db) < 0 ||
         (training = PyObject_IsTrue(args[7])) < 0 ||
         !(dx = nr_out_array(args[8], fn, "out", t, 3, PyArray_DIMS(x)))) {
         return NULL;

@@ -108,20 +108,6 @@ num_groups_arg(PyObject *obj, const char *fn, npy_intp C, npy_intp *G)
     return 0;
 }
 
-/* Checks an optional per-channel (C) array. */
-static int
-channel_arg(PyObject *obj, const char *fn, const char *name, int t, int flags, npy_intp C,
-            PyArrayObject **out)
-{
-    if (nr_arg_array(obj, fn, name, t, 1, flags, out) < 0) {
-        return -1;
-    }
-    if (*out && nr_arg_dim(*out, fn, name, 0, C, "the channels of x") < 0) {
-        return -1;
-    }
-    return 0;
-}
-
 /* group_norm_forward(x (N, C, S), w (C) | None, b (C) | None, num_groups, eps, out | None)
  *   -> (y (N, C, S), mean (N, G), rstd (N, G)) */
 static PyObject *
@@ -137,8 +123,8 @@ group_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), S = PyArray_DIM(x, 2);
-    if (channel_arg(args[1], fn, "weight", t, NR_OPTIONAL, C, &w) < 0 ||
-        channel_arg(args[2], fn, "bias", t, NR_OPTIONAL, C, &b) < 0 ||
+    if (nr_arg_channels(args[1], fn, "weight", t, NR_OPTIONAL, C, &w) < 0 ||
+        nr_arg_channels(args[2], fn, "bias", t, NR_OPTIONAL, C, &b) < 0 ||
         num_groups_arg(args[3], fn, C, &G) < 0 ||
         nr_arg_double(args[4], fn, "eps", &eps) < 0 || check_eps(eps, fn) < 0) {
         return NULL;
@@ -181,9 +167,9 @@ group_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         nr_arg_dim(mean, fn, "mean", 0, N, "samples of x") < 0 ||
         nr_arg_dim(mean, fn, "mean", 1, G, "num_groups") < 0 ||
         nr_arg_same_shape(rstd, fn, "rstd", mean, "mean") < 0 ||
-        channel_arg(args[4], fn, "weight", t, NR_OPTIONAL, C, &w) < 0 ||
-        channel_arg(args[5], fn, "dweight", t, NR_OPTIONAL | NR_WRITABLE, C, &dw) < 0 ||
-        channel_arg(args[6], fn, "dbias", t, NR_OPTIONAL | NR_WRITABLE, C, &db) < 0 ||
+        nr_arg_channels(args[4], fn, "weight", t, NR_OPTIONAL, C, &w) < 0 ||
+        nr_arg_channels(args[5], fn, "dweight", t, NR_OPTIONAL | NR_WRITABLE, C, &dw) < 0 ||
+        nr_arg_channels(args[6], fn, "dbias", t, NR_OPTIONAL | NR_WRITABLE, C, &db) < 0 ||
         !(dx = nr_out_array(args[8], fn, "out", t, 3, PyArray_DIMS(x)))) {
         return NULL;
     }

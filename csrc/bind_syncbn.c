@@ -6,19 +6,6 @@
 
 #define IS_F32(typenum) ((typenum) == NPY_FLOAT32)
 
-static int
-channels(PyObject *obj, const char *fn, const char *name, int t, int flags, npy_intp C,
-         PyArrayObject **out)
-{
-    if (nr_arg_array(obj, fn, name, t, 1, flags, out) < 0) {
-        return -1;
-    }
-    if (*out && nr_arg_dim(*out, fn, name, 0, C, "channels of x") < 0) {
-        return -1;
-    }
-    return 0;
-}
-
 static void *
 workspace(int t, npy_intp C, int nthreads)
 {
@@ -74,10 +61,10 @@ sync_batch_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), L = PyArray_DIM(x, 2);
-    if (channels(args[1], fn, "mean", t, NR_REQUIRED, C, &mean) < 0 ||
-        channels(args[2], fn, "rstd", t, NR_REQUIRED, C, &rstd) < 0 ||
-        channels(args[3], fn, "weight", t, NR_OPTIONAL, C, &w) < 0 ||
-        channels(args[4], fn, "bias", t, NR_OPTIONAL, C, &b) < 0) {
+    if (nr_arg_channels(args[1], fn, "mean", t, NR_REQUIRED, C, &mean) < 0 ||
+        nr_arg_channels(args[2], fn, "rstd", t, NR_REQUIRED, C, &rstd) < 0 ||
+        nr_arg_channels(args[3], fn, "weight", t, NR_OPTIONAL, C, &w) < 0 ||
+        nr_arg_channels(args[4], fn, "bias", t, NR_OPTIONAL, C, &b) < 0) {
         return NULL;
     }
     int nthreads = nr_get_num_threads();
@@ -112,8 +99,8 @@ sync_batch_norm_grad_sums(PyObject *self, PyObject *const *args, Py_ssize_t narg
         return NULL;
     }
     npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), L = PyArray_DIM(x, 2);
-    if (channels(args[2], fn, "mean", t, NR_REQUIRED, C, &mean) < 0 ||
-        channels(args[3], fn, "rstd", t, NR_REQUIRED, C, &rstd) < 0) {
+    if (nr_arg_channels(args[2], fn, "mean", t, NR_REQUIRED, C, &mean) < 0 ||
+        nr_arg_channels(args[3], fn, "rstd", t, NR_REQUIRED, C, &rstd) < 0) {
         return NULL;
     }
     npy_intp dims[2] = {2, C};
@@ -151,9 +138,9 @@ sync_batch_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         return NULL;
     }
     npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), L = PyArray_DIM(x, 2);
-    if (channels(args[2], fn, "mean", t, NR_REQUIRED, C, &mean) < 0 ||
-        channels(args[3], fn, "rstd", t, NR_REQUIRED, C, &rstd) < 0 ||
-        channels(args[4], fn, "weight", t, NR_OPTIONAL, C, &w) < 0 ||
+    if (nr_arg_channels(args[2], fn, "mean", t, NR_REQUIRED, C, &mean) < 0 ||
+        nr_arg_channels(args[3], fn, "rstd", t, NR_REQUIRED, C, &rstd) < 0 ||
+        nr_arg_channels(args[4], fn, "weight", t, NR_OPTIONAL, C, &w) < 0 ||
         nr_arg_array(args[5], fn, "sums", NPY_FLOAT64, 2, NR_REQUIRED, &sums) < 0 ||
         nr_arg_dim(sums, fn, "sums", 0, 2, "2 (sum dy, sum dy xhat)") < 0 ||
         nr_arg_dim(sums, fn, "sums", 1, C, "channels of x") < 0 ||

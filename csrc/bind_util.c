@@ -63,6 +63,19 @@ nr_arg_dim(PyArrayObject *arr, const char *fname, const char *name, int axis, np
 }
 
 int
+nr_arg_channels(PyObject *obj, const char *fname, const char *name, int typenum, int flags,
+                npy_intp C, PyArrayObject **out)
+{
+    if (nr_arg_array(obj, fname, name, typenum, 1, flags, out) < 0) {
+        return -1;
+    }
+    if (*out && nr_arg_dim(*out, fname, name, 0, C, "the channels of x") < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+int
 nr_arg_same_shape(PyArrayObject *arr, const char *fname, const char *name, PyArrayObject *like,
                   const char *like_name)
 {
