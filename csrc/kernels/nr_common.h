@@ -1,27 +1,29 @@
-/* Shared by the kernel files: typed-body instantiation and OpenMP helpers. */
+/* Shared by the kernel family files (each compiled once per CPU tier, see nr_tier.h):
+ * typed-body instantiation and OpenMP helpers. */
 #ifndef NR_COMMON_H
 #define NR_COMMON_H
 
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-#include <omp.h>
 
-#include "nr_kernels.h"
+#include "nr_dispatch.h"
+#include "nr_omp.h"
+#include "nr_tier.h"
+
+/* The tier's own names for the kernels: declared with the type of the kernel they implement,
+ * so a definition that drifts from its contract in nr_kernels.h does not compile. */
+#define NR_DECLARE_TIERED(name, unused) __typeof__(name) NR_TIERED(name);
+NR_DISPATCHED_KERNELS(NR_DECLARE_TIERED, ~)
+#undef NR_DECLARE_TIERED
 
 #define NR_PASTE2(a, b) a##_##b
 #define NR_PASTE(a, b) NR_PASTE2(a, b)
-/* FN(nr_relu_forward) -> nr_relu_forward_f32 or nr_relu_forward_f64 */
-#define FN(name) NR_PASTE(name, SFX)
+/* FN(nr_relu_forward) -> nr_relu_forward_f32_<tier> or nr_relu_forward_f64_<tier> */
+#define FN(name) NR_TIERED(NR_PASTE(name, SFX))
 
-/* Runtime CPU dispatch for the hot loops: the function is compiled for AVX-512, AVX2 and
- * the baseline, and the loader picks the best the CPU has (never -march=native). Only on
- * functions without OpenMP parallel regions (whose outlined bodies would not be cloned). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(NR_NO_CLONES)
-#define NR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
+/* (was gcc's target_clones: per-tier compilation replaced it; empty until the bodies drop it) */
 #define NR_CLONES
-#endif
 
 /* Runs body(i0, i1) over [0, n) split into `nt` contiguous ranges whose bounds are
  * multiples of `align` (except n): on the calling thread when nt <= 1, with no OpenMP
