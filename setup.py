@@ -41,13 +41,20 @@ import sysconfig
 import tempfile
 
 import numpy
+import setuptools
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
-from setuptools.modified import newer_group
 
 
 class BuildError(SystemExit):
     pass
+
+
+if int(setuptools.__version__.split(".")[0]) < 77:  # pyproject's SPDX license string
+    raise BuildError(f"normreg needs setuptools >= 77, this is {setuptools.__version__} "
+                     "(with --no-build-isolation: pip install --upgrade 'setuptools>=77')")
+
+from setuptools.modified import newer_group  # noqa: E402 (setuptools >= 69)
 
 
 # CPU tiers of each target architecture, best first, with their compiler flags.
