@@ -54,6 +54,10 @@ if int(setuptools.__version__.split(".")[0]) < 77:  # pyproject's SPDX license s
     raise BuildError(f"normreg needs setuptools >= 77, this is {setuptools.__version__} "
                      "(with --no-build-isolation: pip install --upgrade 'setuptools>=77')")
 
+if int(numpy.__version__.split(".")[0]) < 2:
+    raise BuildError(f"normreg is built against NumPy >= 2, this is {numpy.__version__} (the "
+                     "extension still runs with NumPy >= 1.23.2: NPY_TARGET_VERSION below)")
+
 from setuptools.modified import newer_group  # noqa: E402 (setuptools >= 69)
 
 
