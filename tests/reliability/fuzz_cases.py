@@ -4,7 +4,7 @@ negative sizes, mismatched shapes, non-arrays and objects whose ``__array__`` ra
 
 The case list is deterministic, so a child process can rebuild it and run a slice:
 
-    python tests/_fuzz_cases.py START STOP
+    python tests/reliability/fuzz_cases.py START STOP
 
 prints one line per case, ``index<TAB>status<TAB>detail``, then ``DONE``. A case passes
 when it returns or raises TypeError, ValueError or OverflowError; a child that dies (a
@@ -465,7 +465,7 @@ def run(start, stop):
             status, detail = "OK", ""
         except ALLOWED as exc:
             status, detail = "OK", type(exc).__name__
-        except HostileError as exc:
+        except HostileError:
             status, detail = "OK", "HostileError propagated"
         except MemoryError as exc:
             status, detail = ("OK" if mem_ok else "BAD"), f"MemoryError: {exc}"
