@@ -26,10 +26,30 @@ def assert_close(actual, expected, dtype, scale=None, err_msg=""):
                                atol=atol * scale, err_msg=err_msg)
 
 
+def assert_norm_grads_close(grads, ref_grads, dtype, rstd, dy, affine):
+    """A normalization's backward (dx, dweight, dbias) against the reference's. dx is about
+    rstd * dy, so its float32 error is relative to that size; without affine parameters the
+    backward returns no dweight and dbias."""
+    (dx, dw, db), (rdx, rdw, rdb) = grads, ref_grads
+    assert_close(dx, rdx, dtype, scale=np.abs(rstd).max() * max(np.abs(dy).max() * 10, 1))
+    if affine:
+        assert_close(dw, rdw, dtype)
+        assert_close(db, rdb, dtype)
+    else:
+        assert dw is None and db is None
+
+
 def offset_randn(rng, shape, dtype=np.float64, shift=12.0, scale=5.0):
     """Inputs deliberately away from zero, ``5 * randn + 12`` (cs231n's gradient checks):
     a large mean and spread find more bugs in a normalization's backward."""
     return (scale * rng.standard_normal(shape) + shift).astype(dtype)
+
+
+def affine_params(rng, shape, dtype, affine=True):
+    """A normalization's weight (around 1) and bias of ``shape``, or (None, None)."""
+    if not affine:
+        return None, None
+    return (1 + 0.5 * rng.standard_normal(shape)).astype(dtype), rng.standard_normal(shape).astype(dtype)
 
 
 def frozen(a):

@@ -291,7 +291,8 @@ def test_sampler_shards_are_disjoint_and_cover_the_epoch(n, replicas, batch):
         for i, parts in enumerate(zip(*per_rank)):
             # the ranks' shares are the global batch, in order, split as np.array_split
             np.testing.assert_array_equal(np.concatenate(parts), perm[i * batch:(i + 1) * batch])
-            assert [len(p) for p in parts] == [len(a) for a in np.array_split(np.arange(len(np.concatenate(parts))), replicas)]
+            shares = np.array_split(np.arange(len(np.concatenate(parts))), replicas)
+            assert [len(p) for p in parts] == [len(a) for a in shares]
 
 
 def test_sampler_is_reproducible_and_reshuffles_each_epoch():

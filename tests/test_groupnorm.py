@@ -1,7 +1,7 @@
 """GroupNorm and InstanceNorm1d/2d (a group norm with one channel per group): functional
 and module against reference.group_norm in float32 and float64, running statistics of
 InstanceNorm, central differences (normreg.testing.gradcheck), threads, empty and
-non-contiguous input, PyTorch when installed."""
+non-contiguous input (RMSNorm's too), PyTorch when installed."""
 import numpy as np
 import pytest
 
@@ -193,10 +193,11 @@ def test_instance_norm_running_stats_match_torch():
     np.testing.assert_allclose(layer.backward(dy), tdx, rtol=1e-10, atol=1e-10)
 
 
-# ---- shapes and layouts -------------------------------------------------------------------
+# ---- shapes and layouts (RMSNorm too) ----------------------------------------------------
 
 
-@pytest.mark.parametrize("layer,shape", [(lambda: nn.GroupNorm(2, 4), (0, 4, 3)),
+@pytest.mark.parametrize("layer,shape", [(lambda: nn.RMSNorm(3), (0, 3)), (lambda: nn.RMSNorm((2, 3)), (4, 0, 2, 3)),
+                                         (lambda: nn.GroupNorm(2, 4), (0, 4, 3)),
                                          (lambda: nn.GroupNorm(2, 4), (3, 4, 0)),
                                          (lambda: nn.InstanceNorm2d(2, affine=True), (0, 2, 3, 3))])
 def test_empty_inputs(layer, shape):
@@ -214,7 +215,8 @@ def test_non_contiguous_inputs_give_the_same_results():
     views = [base.transpose(0, 2, 1), np.asfortranarray(base.transpose(0, 2, 1)), base[:, ::-1, ::2].transpose(0, 2, 1)]
     for x in views:
         xc = np.ascontiguousarray(x)
-        for make in (lambda: nn.GroupNorm(1, x.shape[1]), lambda: nn.InstanceNorm1d(x.shape[1])):
+        for make in (lambda: nn.RMSNorm(x.shape[-1]), lambda: nn.GroupNorm(1, x.shape[1]),
+                     lambda: nn.InstanceNorm1d(x.shape[1])):
             a, b = make(), make()
             np.testing.assert_array_equal(a(x), b(xc))
             dy = r.standard_normal(x.shape).astype(np.float32)

@@ -19,7 +19,7 @@ def test_mlp_structure():
     m = MLP(784, [64, 32], 10, norm="batch", dropout=0.2)
     assert _types(m) == ["Linear", "BatchNorm1d", "ReLU", "Dropout",
                          "Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear"]
-    assert [(l.in_features, l.out_features) for l in m if isinstance(l, nn.Linear)] == \
+    assert [(lin.in_features, lin.out_features) for lin in m if isinstance(lin, nn.Linear)] == \
         [(784, 64), (64, 32), (32, 10)]
     assert _types(MLP(5, 8, 3, norm="layer", depth=3)) == \
         ["Linear", "LayerNorm", "ReLU"] * 3 + ["Linear"]

@@ -86,15 +86,19 @@ def test_gradient_accumulation_through_sequential(rng):
     model.eval()          # deterministic: no dropout, running statistics
     x1, x2 = rng.standard_normal((5, 4)), rng.standard_normal((5, 4))
     d1, d2 = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
-    model(x1); model.backward(d1)
+    model(x1)
+    model.backward(d1)
     g1 = [p.grad.copy() for p in model.parameters()]
     model.zero_grad()
-    model(x2); model.backward(d2)
+    model(x2)
+    model.backward(d2)
     g2 = [p.grad.copy() for p in model.parameters()]
     model.zero_grad()
     assert all(not p.grad.any() for p in model.parameters())
-    model(x1); model.backward(d1)
-    model(x2); model.backward(d2)
+    model(x1)
+    model.backward(d1)
+    model(x2)
+    model.backward(d2)
     for p, a, b in zip(model.parameters(), g1, g2):
         assert_close(p.grad, a + b, np.float64)
 
@@ -124,7 +128,8 @@ def test_named_parameters_and_state_dict_round_trip(rng):
     assert list(result.missing_keys) == [] and list(result.unexpected_keys) == []
     for k, v in other.state_dict().items():
         np.testing.assert_array_equal(v, state[k])
-    model.eval(); other.eval()
+    model.eval()
+    other.eval()
     x = rng.standard_normal((5, 4)).astype(np.float32)
     np.testing.assert_array_equal(model(x), other(x))
     # the loaded arrays are copies: changing the dict later changes nothing

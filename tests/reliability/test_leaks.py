@@ -80,7 +80,8 @@ def _cases():
     gx = _f(8, 6, 5, seed=9)
     _, gmean, grstd = F.group_norm(gx, 3)
     _, rrstd = F.rms_norm(lx, K)
-    keep = [gx, gmean, grstd, rrstd, op, og, obuf, om, ov, ovmax, x, w, b, dy, dw, db, lx, lw, lb, lmean, lrstd, ldy, bx, rm, rv, bmean, brstd, mask, z,
+    keep = [gx, gmean, grstd, rrstd, op, og, obuf, om, ov, ovmax, x, w, b, dy, dw, db, lx, lw, lb, lmean, lrstd, ldy,
+            bx, rm, rv, bmean, brstd, mask, z,
             labels, bad_labels, lse, wrong, out_xy, gen]
     calls = {
         # success paths, functional (-> binding -> kernel)
@@ -130,7 +131,8 @@ def _cases():
         "E layer_norm_backward out": lambda: _C.layer_norm_backward(ldy, lx, lmean, lrstd, lw, None, None, wrong),
         "E batch_norm_forward out": lambda: _C.batch_norm_forward(bx, None, None, rm, rv, True, 0.1, 1e-5, wrong),
         "E batch_norm_forward eval": lambda: _C.batch_norm_forward(bx, None, None, None, None, False, 0.1, 1e-5, None),
-        "E batch_norm_backward out": lambda: _C.batch_norm_backward(bx, bx, bmean, brstd, None, None, None, True, wrong),
+        "E batch_norm_backward out": lambda: _C.batch_norm_backward(bx, bx, bmean, brstd, None, None, None, True,
+                                                                    wrong),
         "E dropout_forward offset": lambda: _C.dropout_forward(x, 0.5, 1, -1, None),
         "E dropout_forward out": lambda: _C.dropout_forward(x, 0.5, 1, 2, wrong),
         "E dropout_backward out": lambda: _C.dropout_backward(x, mask, 0.5, wrong),
