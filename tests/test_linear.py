@@ -88,22 +88,6 @@ def test_module_gradcheck(rng):
     assert gradcheck(layer, x, dy=rng.standard_normal((5, 4)), **GRADCHECK_TOL)
 
 
-def test_gradients_accumulate_and_zero_grad(rng):
-    layer = nn.Linear(4, 3, dtype=np.float64)
-    x1, x2 = rng.standard_normal((5, 4)), rng.standard_normal((5, 4))
-    d1, d2 = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
-    layer(x1)
-    layer.backward(d1)
-    layer(x2)
-    layer.backward(d2)
-    _, w1, b1 = R.linear_backward(d1, x1, layer.weight.data)
-    _, w2, b2 = R.linear_backward(d2, x2, layer.weight.data)
-    assert_close(layer.weight.grad, w1 + w2, np.float64)
-    assert_close(layer.bias.grad, b1 + b2, np.float64)
-    layer.zero_grad()
-    assert not layer.weight.grad.any() and not layer.bias.grad.any()
-
-
 def test_functional_accumulates_into_given_arrays(rng):
     x, W = rng.standard_normal((5, 4)), rng.standard_normal((4, 3))
     dy = rng.standard_normal((5, 3))

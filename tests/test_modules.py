@@ -81,6 +81,26 @@ def test_residual_flatten_identity(rng):
     np.testing.assert_array_equal(ident(x4), x4)
 
 
+@pytest.mark.parametrize("make,backward_ref,x_shape,y_shape", [
+    (lambda: nn.Linear(4, 3, dtype=np.float64), R.linear_backward, (5, 4), (5, 3)),
+    (lambda: nn.LayerNorm(4, dtype=np.float64), lambda dy, x, w: R.layer_norm_backward(dy, x, (4,), w),
+     (3, 4), (3, 4)),
+], ids=["Linear", "LayerNorm"])
+def test_parameter_gradients_accumulate_until_zero_grad(rng, make, backward_ref, x_shape, y_shape):
+    layer = make()
+    x1, x2 = rng.standard_normal(x_shape), rng.standard_normal(x_shape)
+    d1, d2 = rng.standard_normal(y_shape), rng.standard_normal(y_shape)
+    for x, dy in ((x1, d1), (x2, d2)):
+        layer(x)
+        layer.backward(dy)
+    _, w1, b1 = backward_ref(d1, x1, layer.weight.data)
+    _, w2, b2 = backward_ref(d2, x2, layer.weight.data)
+    assert_close(layer.weight.grad, w1 + w2, np.float64)
+    assert_close(layer.bias.grad, b1 + b2, np.float64)
+    layer.zero_grad()
+    assert not layer.weight.grad.any() and not layer.bias.grad.any()
+
+
 def test_gradient_accumulation_through_sequential(rng):
     model = _mlp()
     model.eval()          # deterministic: no dropout, running statistics
