@@ -17,7 +17,7 @@ import pytest
 import normreg
 from normreg import _C
 
-from test_fast_kernels import reference_keep
+from reference import dropout_keep_philox as reference_keep
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ENV = "NORMREG_CPU_CAPABILITY"
