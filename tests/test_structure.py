@@ -31,3 +31,11 @@ def test_public_names_still_import(module):
     missing = [name for name in PUBLIC_NAMES[module] if not hasattr(mod, name)]
     assert not missing, f"{module} lost {missing}"
 
+
+
+def test_nn_utils_is_a_submodule():
+    import normreg.nn.utils as utils
+    from normreg.nn import utils as same
+
+    assert utils is same
+    assert utils.__name__ == "normreg.nn.utils"
