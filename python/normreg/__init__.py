@@ -5,6 +5,7 @@ Explicit forward/backward modules (``normreg.nn``), stateless functions
 (``normreg.set_num_threads``); optimizers and schedules (``normreg.optim``), initializers
 (``normreg.init``) and checkpoints (``normreg.save`` / ``normreg.load``).
 """
+
 __version__ = "0.1.0"
 
 import os as _os
@@ -16,7 +17,7 @@ import os as _os
 # yourself, before importing normreg, to choose otherwise.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import (  # noqa: E402 (after the environment setting above)
+from . import (
     _C,
     _validation,
     conventions,
@@ -25,11 +26,11 @@ from . import (  # noqa: E402 (after the environment setting above)
     nn,
     optim,
     random,
-    serialization,
     testing,
 )
-from .random import Generator, default_generator, initial_seed, manual_seed, seed  # noqa: E402
-from .serialization import CheckpointError, load, save  # noqa: E402
+from . import serialization as serialization
+from .random import Generator, default_generator, initial_seed, manual_seed, seed
+from .serialization import CheckpointError, load, save
 
 
 def set_num_threads(n: int) -> None:
@@ -42,8 +43,21 @@ def get_num_threads() -> int:
     return _C.get_num_threads()
 
 
-__all__ = ["functional", "nn", "random", "conventions", "testing", "Generator", "manual_seed", "initial_seed", "seed",
-           "default_generator", "set_num_threads", "get_num_threads", "__version__"]
+__all__ = [
+    "functional",
+    "nn",
+    "random",
+    "conventions",
+    "testing",
+    "Generator",
+    "manual_seed",
+    "initial_seed",
+    "seed",
+    "default_generator",
+    "set_num_threads",
+    "get_num_threads",
+    "__version__",
+]
 __all__ += ["init", "optim", "save", "load", "CheckpointError"]
 
 

@@ -32,8 +32,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .random import Generator, default_generator
-
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _INF = math.inf
 
@@ -94,7 +92,8 @@ def integer(
         raise TypeError(f"{where}: {name} must be an int, got {type(value).__name__}")
     v = int(value)
     if (low is not None and v < low) or (high is not None and v > high):
-        raise ValueError(f"{where}: {name} must be {_interval(low, high, False, False)}, got {v}")
+        bounds = "positive" if low == 1 and high is None else _interval(low, high, False, False)
+        raise ValueError(f"{where}: {name} must be {bounds}, got {v}")
     return v
 
 
@@ -125,17 +124,6 @@ def eps(value: Any, where: str) -> float:
     if type(value) is float and 0.0 <= value < _INF:
         return value
     return real(value, "eps", where, low=0.0)
-
-
-def generator(value: Any, where: str, name: str = "generator") -> Generator:
-    """``value`` (a :class:`normreg.Generator`), or the default generator for None."""
-    if value is None:
-        return default_generator
-    if not isinstance(value, Generator):
-        raise TypeError(
-            f"{where}: {name} must be a normreg.Generator or None, got {type(value).__name__}"
-        )
-    return value
 
 
 def normalized_shape(value: Any, where: str) -> tuple[int, ...]:
@@ -195,7 +183,7 @@ def float_array(
     x: Any,
     name: str,
     where: str,
-    dtype: npt.DTypeLike = None,
+    dtype: npt.DTypeLike | None = None,
     dtype_from: str = "the other arguments",
 ) -> np.ndarray:
     """``x`` as a C-contiguous, aligned, native-order float32/float64 ndarray (``x`` itself
@@ -218,12 +206,12 @@ def float_array(
             f"{where}: {name} has dtype {dt}, expected {np.dtype(dtype)} ({dtype_from})"
         )
     if not (x.flags.c_contiguous and x.flags.aligned):
-        x = np.require(x, requirements="CA")
+        x = np.require(x, requirements=("C", "A"))
     return x
 
 
 def optional_float_array(
-    x: Any, name: str, where: str, dtype: npt.DTypeLike, dtype_from: str
+    x: Any, name: str, where: str, dtype: npt.DTypeLike | None, dtype_from: str
 ) -> np.ndarray | None:
     """:func:`float_array`, or None for None."""
     return None if x is None else float_array(x, name, where, dtype, dtype_from)
@@ -232,7 +220,9 @@ def optional_float_array(
 def check_shape(arr: np.ndarray, name: str, where: str, shape: Sequence[int], what: str) -> None:
     """ValueError unless ``arr`` has ``shape`` (``what`` says where that shape comes from)."""
     if arr.shape != tuple(shape):
-        raise ValueError(f"{where}: {name} must have shape {tuple(shape)} ({what}), got {arr.shape}")
+        raise ValueError(
+            f"{where}: {name} must have shape {tuple(shape)} ({what}), got {arr.shape}"
+        )
 
 
 def inplace_array(
@@ -240,7 +230,7 @@ def inplace_array(
     name: str,
     where: str,
     shape: Sequence[int],
-    dtype: npt.DTypeLike,
+    dtype: npt.DTypeLike | None,
     *,
     dtype_from: str,
     shape_from: str,

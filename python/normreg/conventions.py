@@ -35,6 +35,7 @@ existing objects::
         bn = normreg.nn.BatchNorm1d(3)
     bn = normreg.nn.BatchNorm1d(3, convention="needle")   # just this layer
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -82,17 +83,23 @@ class Convention:
     def __post_init__(self) -> None:
         where = "Convention"
         V.choice(self.bn_momentum_style, "bn_momentum_style", where, BN_MOMENTUM_STYLES)
-        V.choice(self.bn_running_var_estimator, "bn_running_var_estimator", where,
-                 BN_VAR_ESTIMATORS)  # fmt: skip
+        V.choice(
+            self.bn_running_var_estimator, "bn_running_var_estimator", where, BN_VAR_ESTIMATORS
+        )
         V.choice(self.sgd_momentum_style, "sgd_momentum_style", where, SGD_MOMENTUM_STYLES)
 
 
 PRESETS = {
     "torch": Convention("torch"),
     "needle": Convention("needle", bn_running_var_estimator="biased", sgd_momentum_style="ema"),
-    "cs231n": Convention("cs231n", bn_momentum=0.9, bn_momentum_style="cs231n",
-                         bn_running_var_estimator="biased", bn_initial_running_var=0.0,
-                         dropout_p_is_keep_prob=True),
+    "cs231n": Convention(
+        "cs231n",
+        bn_momentum=0.9,
+        bn_momentum_style="cs231n",
+        bn_running_var_estimator="biased",
+        bn_initial_running_var=0.0,
+        dropout_p_is_keep_prob=True,
+    ),
 }
 
 _current = PRESETS["torch"]
@@ -107,8 +114,10 @@ def get(convention: str | Convention | None = None) -> Convention:
         return convention
     if isinstance(convention, str) and convention in PRESETS:
         return PRESETS[convention]
-    raise ValueError(f"conventions: convention must be one of {', '.join(repr(n) for n in PRESETS)} "
-                     f"or a Convention, got {convention!r}")
+    raise ValueError(
+        f"conventions: convention must be one of {', '.join(repr(n) for n in PRESETS)} "
+        f"or a Convention, got {convention!r}"
+    )
 
 
 def current() -> Convention:
@@ -124,10 +133,9 @@ class _Use:
     def __enter__(self) -> Convention:
         return self.convention
 
-    def __exit__(self, *exc: object) -> bool:
+    def __exit__(self, *exc: object) -> None:
         global _current
         _current = self._previous
-        return False
 
     def __repr__(self) -> str:
         return f"conventions.use({self.convention.name!r})"

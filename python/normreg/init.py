@@ -17,6 +17,16 @@ from .nn.init import (
 from .nn.parameter import Parameter as Parameter
 from .random import default_generator as default_generator
 
-__all__ = ["calculate_gain", "calculate_fan_in_and_fan_out", "uniform_", "normal_", "constant_",
-           "zeros_", "ones_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
-           "kaiming_normal_"]  # fmt: skip
+__all__ = [
+    "calculate_gain",
+    "calculate_fan_in_and_fan_out",
+    "uniform_",
+    "normal_",
+    "constant_",
+    "zeros_",
+    "ones_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
+]

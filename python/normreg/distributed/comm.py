@@ -4,6 +4,7 @@ normreg uses only a handful of buffer collectives of an mpi4py communicator
 (``Allreduce``, ``Allgather``, ``Bcast``, ``Get_rank``, ``Get_size``, ``Abort``), always on
 contiguous NumPy arrays, so every message is one MPI call on a flat buffer.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,9 +18,23 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["init", "world", "is_available", "LocalComm", "get_rank", "get_world_size", "local_size",
-           "install_abort_handler", "abort_on_failure", "set_timeout", "get_timeout", "allreduce_sum_", "allgather", "broadcast_",
-           "all_reduce_mean"]
+__all__ = [
+    "init",
+    "world",
+    "is_available",
+    "LocalComm",
+    "get_rank",
+    "get_world_size",
+    "local_size",
+    "install_abort_handler",
+    "abort_on_failure",
+    "set_timeout",
+    "get_timeout",
+    "allreduce_sum_",
+    "allgather",
+    "broadcast_",
+    "all_reduce_mean",
+]
 
 
 class Comm(Protocol):
@@ -36,7 +51,7 @@ class Comm(Protocol):
 
 def is_available() -> bool:
     """True when mpi4py (and the MPI library it needs) can be imported."""
-    try:
+    try:  # optional dependency: imported on first use, here and in _mpi
         from mpi4py import MPI  # noqa: F401
     except Exception:  # ImportError, or the MPI library missing at load time
         return False
@@ -50,7 +65,8 @@ def _mpi() -> Any:
         raise ImportError(
             "normreg.distributed needs mpi4py and an MPI library: pip install 'normreg[mpi]' "
             "(mpi4py with MPICH from PyPI), or build mpi4py against your cluster's MPI "
-            "(see README, 'Distributed training')") from exc
+            "(see README, 'Distributed training')"
+        ) from exc
     return MPI
 
 
@@ -118,7 +134,7 @@ def local_size(comm: Comm | None = None) -> int:
     comm = comm if comm is not None else world()
     if comm.Get_size() == 1:
         return 1
-    node = comm.Split_type(_mpi().COMM_TYPE_SHARED)
+    node = comm.Split_type(_mpi().COMM_TYPE_SHARED)  # type: ignore[attr-defined]  # MPI only
     try:
         return node.Get_size()
     finally:
@@ -143,10 +159,14 @@ def _abort(
         if exc_type is not None and not issubclass(exc_type, SystemExit):
             text = "".join(traceback.format_exception(exc_type, exc, tb))
             sys.stderr.write("".join(f"[rank {rank}] {line}" for line in text.splitlines(True)))
-        what = f"exit status {code}" if exc_type is None or issubclass(exc_type, SystemExit) \
+        what = (
+            f"exit status {code}"
+            if exc_type is None or issubclass(exc_type, SystemExit)
             else f"uncaught {exc_type.__name__}"
-        sys.stderr.write(f"[rank {rank}] normreg.distributed: {what}, aborting all "
-                         f"{comm.Get_size()} ranks\n")
+        )
+        sys.stderr.write(
+            f"[rank {rank}] normreg.distributed: {what}, aborting all {comm.Get_size()} ranks\n"
+        )
         sys.stderr.flush()
         time.sleep(_ABORT_GRACE)
     finally:
@@ -251,6 +271,7 @@ def get_timeout() -> float | None:
 
 def _wait(comm: Any, request: Any, what: str) -> None:
     """Complete a non-blocking collective, aborting the job after the timeout."""
+    assert _timeout is not None
     start = time.monotonic()
     deadline = start + _timeout
     pause = 0.0
@@ -258,9 +279,11 @@ def _wait(comm: Any, request: Any, what: str) -> None:
         now = time.monotonic()
         if now > deadline:
             rank = comm.Get_rank()
-            sys.stderr.write(f"[rank {rank}] normreg.distributed: {what} did not complete within "
-                             f"{_timeout:g} s (another rank failed or hangs); aborting all "
-                             f"{comm.Get_size()} ranks\n")
+            sys.stderr.write(
+                f"[rank {rank}] normreg.distributed: {what} did not complete within "
+                f"{_timeout:g} s (another rank failed or hangs); aborting all "
+                f"{comm.Get_size()} ranks\n"
+            )
             sys.stderr.flush()
             time.sleep(_ABORT_GRACE)
             comm.Abort(1)
@@ -271,8 +294,10 @@ def _wait(comm: Any, request: Any, what: str) -> None:
 
 
 def _launched_by_mpiexec() -> bool:
-    return any(k in os.environ for k in ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE",
-                                         "PMIX_RANK", "MPI_LOCALNRANKS"))
+    return any(
+        k in os.environ
+        for k in ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
+    )
 
 
 def allreduce_sum_(comm: Any, buf: np.ndarray) -> np.ndarray:

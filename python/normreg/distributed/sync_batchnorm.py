@@ -1,4 +1,5 @@
 """Batch norm whose statistics are those of the global batch, split across ranks."""
+
 from __future__ import annotations
 
 import math
@@ -80,10 +81,19 @@ class SyncBatchNorm(BatchNormBase):
         convention: str | conventions.Convention | None = None,
         comm: Comm | None = None,
     ) -> None:
-        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype,
-                         momentum_style=momentum_style, running_var_estimator=running_var_estimator,
-                         initial_running_var=initial_running_var, freeze_stats=freeze_stats,
-                         convention=convention)
+        super().__init__(
+            num_features,
+            eps,
+            momentum,
+            affine,
+            track_running_stats,
+            dtype,
+            momentum_style=momentum_style,
+            running_var_estimator=running_var_estimator,
+            initial_running_var=initial_running_var,
+            freeze_stats=freeze_stats,
+            convention=convention,
+        )
         self.comm: Comm | None = comm
         self._sync = False
 
@@ -97,7 +107,9 @@ class SyncBatchNorm(BatchNormBase):
         """A SyncBatchNorm sharing ``bn``'s parameters and running-statistic arrays, with
         its settings (any ``nn.BatchNorm1d`` / ``nn.BatchNorm2d``)."""
         if not isinstance(bn, BatchNormBase):
-            raise TypeError(f"SyncBatchNorm.from_batchnorm: needs a batch-norm layer, got {type(bn).__name__}")
+            raise TypeError(
+                f"SyncBatchNorm.from_batchnorm: needs a batch-norm layer, got {type(bn).__name__}"
+            )
         sbn = cls.__new__(cls)
         sbn.__dict__.update(bn.__dict__)
         sbn._buffer_names = list(bn._buffer_names)
@@ -125,14 +137,16 @@ class SyncBatchNorm(BatchNormBase):
         local[0] = N * L
         local[1:] = F.batch_norm_stats(x3).ravel()
         parts = allgather(comm, local)
-        count, mean, m2 = merge_moments(parts[:, 0], parts[:, 1:1 + C], parts[:, 1 + C:])
+        count, mean, m2 = merge_moments(parts[:, 0], parts[:, 1 : 1 + C], parts[:, 1 + C :])
         self._sync = True
         if count == 0:  # every share empty: nothing to normalize, nothing learned
             self._ctx = (x.shape, None, None, None, 0.0)
             return np.empty_like(x)
         if count == 1:
-            raise ValueError(f"Expected more than 1 value per channel when training, got a global "
-                             f"batch of 1 value per channel over {comm.Get_size()} rank(s)")
+            raise ValueError(
+                f"Expected more than 1 value per channel when training, got a global "
+                f"batch of 1 value per channel over {comm.Get_size()} rank(s)"
+            )
         var = m2 / count
         save_mean = mean.astype(self.dtype)
         with np.errstate(invalid="ignore", over="ignore"):
@@ -140,8 +154,9 @@ class SyncBatchNorm(BatchNormBase):
         # normalize with the global statistics
         y = F.batch_norm_elemt(x3, save_mean, save_rstd, data_of(self.weight), data_of(self.bias))
         if self.track_running_stats:
-            self._update_running(mean, m2 / (count - 1) if self.running_var_estimator == "unbiased"
-                                 else var)
+            self._update_running(
+                mean, m2 / (count - 1) if self.running_var_estimator == "unbiased" else var
+            )
         self._ctx = (x.shape, x3, save_mean, save_rstd, count)
         return y.reshape(x.shape)
 
@@ -162,8 +177,9 @@ class SyncBatchNorm(BatchNormBase):
         if self.bias is not None:
             self.bias.grad += local[0].astype(self.dtype)
         sums = allreduce_sum_(self._comm(), local.copy())
-        dx = F.batch_norm_backward_elemt(dy3, x3, save_mean, save_rstd, data_of(self.weight), sums,
-                                         count)  # fmt: skip
+        dx = F.batch_norm_backward_elemt(
+            dy3, x3, save_mean, save_rstd, data_of(self.weight), sums, count
+        )
         return dx.reshape(shape)
 
     def extra_repr(self) -> str:

@@ -18,9 +18,15 @@ def accumulator(
     if acc is None:
         return np.zeros(shape, dtype=dtype)
     return V.inplace_array(
-        acc, name, where, shape, dtype, dtype_from="the dtype of x",
-        shape_from="the parameter's shape", purpose="added to in place",
-    )  # fmt: skip
+        acc,
+        name,
+        where,
+        shape,
+        dtype,
+        dtype_from="the dtype of x",
+        shape_from="the parameter's shape",
+        purpose="added to in place",
+    )
 
 
 def affine_params(

@@ -29,9 +29,7 @@ def _running(arr: Any, name: str, where: str, dtype: np.dtype[Any], C: int) -> n
     )
 
 
-def _channel_stats(
-    where: str, x: np.ndarray, C: int, **stats: Any
-) -> list[np.ndarray]:
+def _channel_stats(where: str, x: np.ndarray, C: int, **stats: Any) -> list[np.ndarray]:
     """Per-channel statistics (C,) saved by a forward, as arrays of x's dtype."""
     arrays = []
     for name, value in stats.items():
@@ -125,9 +123,16 @@ def batch_norm_backward(
     if N * L == 0:
         return np.empty_like(x), dweight, dbias
     dx = _C.batch_norm_backward(
-        dy.reshape(x3.shape), x3, save_mean, save_rstd, weight, dweight, dbias, bool(training),
+        dy.reshape(x3.shape),
+        x3,
+        save_mean,
+        save_rstd,
+        weight,
+        dweight,
+        dbias,
+        bool(training),
         None,
-    )  # fmt: skip
+    )
     return dx.reshape(x.shape), dweight, dbias
 
 
@@ -145,9 +150,14 @@ def batch_norm_stats(x: Any) -> np.ndarray:
 
 
 def batch_norm_elemt(
-    x: Any, mean: Any, rstd: Any, weight: Any = None, bias: Any = None, *,
+    x: Any,
+    mean: Any,
+    rstd: Any,
+    weight: Any = None,
+    bias: Any = None,
+    *,
     out: np.ndarray | None = None,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """``y = (x - mean) * rstd * weight + bias`` per channel of x (N, C, *), with given
     statistics mean, rstd (C,) (e.g. of the global batch) and weight, bias (C,) or None."""
     where = "batch_norm_elemt"
@@ -191,5 +201,7 @@ def batch_norm_backward_elemt(
     sums = V.float_array(sums, "sums", where, np.float64, "the sums are float64")
     V.check_shape(sums, "sums", where, (2, C), "sum(dy) and sum(dy * xhat) per channel")
     count = V.real(count, "count", where, low=0.0, low_open=True)
-    dx = _C.sync_batch_norm_backward(dy.reshape(x3.shape), x3, mean, rstd, weight, sums, count, None)
+    dx = _C.sync_batch_norm_backward(
+        dy.reshape(x3.shape), x3, mean, rstd, weight, sums, count, None
+    )
     return dx.reshape(x.shape)

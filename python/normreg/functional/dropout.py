@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import _C
 from .. import _validation as V
-from ..random import Generator
+from ..random import Generator, as_generator
 
 
 def dropout(
@@ -36,7 +36,7 @@ def dropout(
         return x, None
     if out is not None:  # checked before the generator's counter advances
         V.out_array(out, where, x.shape, x.dtype)
-    gen = V.generator(generator, where)
+    gen = as_generator(generator, where)
     return _C.dropout_forward(x, p, gen.initial_seed(), gen.next_offset(), out)
 
 

@@ -12,9 +12,7 @@ from .. import _validation as V
 from ._common import accumulator
 
 
-def linear(
-    x: Any, weight: Any, bias: Any = None, *, out: np.ndarray | None = None
-) -> np.ndarray:
+def linear(x: Any, weight: Any, bias: Any = None, *, out: np.ndarray | None = None) -> np.ndarray:
     """``y = x @ weight + bias``.
 
     x (..., in_features), weight (in_features, out_features), bias (out_features,)
@@ -77,9 +75,14 @@ def linear_backward(
     dbias = accumulator(dbias, "dbias", where, (weight.shape[1],), x.dtype) if has_bias else None
     rows = math.prod(x.shape[:-1])
     dx = _C.linear_backward(
-        dy.reshape(rows, weight.shape[1]), x.reshape(rows, weight.shape[0]),
-        weight, None, dweight, dbias, bool(need_dx),
-    )  # fmt: skip
+        dy.reshape(rows, weight.shape[1]),
+        x.reshape(rows, weight.shape[0]),
+        weight,
+        None,
+        dweight,
+        dbias,
+        bool(need_dx),
+    )
     if dx is not None:
         dx = dx.reshape(x.shape)
     return dx, dweight, dbias

@@ -22,15 +22,13 @@ def _labels(labels: Any, batch: int, where: str) -> np.ndarray:
         raise ValueError(
             f"{where}: labels must have shape ({batch},) to match logits, got {labels.shape}"
         )
-    return np.require(labels, np.int64, "CA")  # C-contiguous, aligned, native int64
+    return np.require(labels, np.int64, ("C", "A"))  # C-contiguous, aligned, native int64
 
 
 def _logits(logits: Any, where: str) -> np.ndarray:
     logits = V.float_array(logits, "logits", where)
     if logits.ndim != 2:
-        raise ValueError(
-            f"{where}: logits must be 2-D (batch, classes), got shape {logits.shape}"
-        )
+        raise ValueError(f"{where}: logits must be 2-D (batch, classes), got shape {logits.shape}")
     return logits
 
 

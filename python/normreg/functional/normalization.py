@@ -20,7 +20,9 @@ def _lead_dims(x: np.ndarray, shape: tuple[int, ...], where: str) -> tuple[int, 
     """The leading dimensions of x, which must end with ``shape`` (a normalized_shape)."""
     k = len(shape)
     if k == 0 or x.ndim < k or x.shape[x.ndim - k :] != shape:
-        raise ValueError(f"{where}: x of shape {x.shape} does not end with normalized_shape {shape}")
+        raise ValueError(
+            f"{where}: x of shape {x.shape} does not end with normalized_shape {shape}"
+        )
     return x.shape[: x.ndim - k]
 
 
@@ -123,9 +125,15 @@ def layer_norm_backward(
         weight, has_bias, dweight, dbias, where, shape, "normalized_shape", x.dtype
     )
     dx = _C.layer_norm_backward(
-        dy.reshape(rows, D), x.reshape(rows, D), mean.reshape(-1), rstd.reshape(-1),
-        _flat(weight, D), _flat(dweight, D), _flat(dbias, D), None,
-    )  # fmt: skip
+        dy.reshape(rows, D),
+        x.reshape(rows, D),
+        mean.reshape(-1),
+        rstd.reshape(-1),
+        _flat(weight, D),
+        _flat(dweight, D),
+        _flat(dbias, D),
+        None,
+    )
     return dx.reshape(x.shape), dweight, dbias
 
 
@@ -179,9 +187,13 @@ def rms_norm_backward(
         weight, False, dweight, None, where, shape, "normalized_shape", x.dtype
     )
     dx = _C.rms_norm_backward(
-        dy.reshape(M, D), x.reshape(M, D), rstd.reshape(M), _flat(weight, D),
-        _flat(dweight, D), None,
-    )  # fmt: skip
+        dy.reshape(M, D),
+        x.reshape(M, D),
+        rstd.reshape(M),
+        _flat(weight, D),
+        _flat(dweight, D),
+        None,
+    )
     return dx.reshape(x.shape), dweight
 
 

@@ -23,9 +23,14 @@ def _state_array(buf: Any, name: str, where: str, param: np.ndarray) -> np.ndarr
     if buf is None:
         return None
     return V.inplace_array(
-        buf, name, where, param.shape, param.dtype,
-        dtype_from="the dtype of param", shape_from="the shape of param",
-    )  # fmt: skip
+        buf,
+        name,
+        where,
+        param.shape,
+        param.dtype,
+        dtype_from="the dtype of param",
+        shape_from="the shape of param",
+    )
 
 
 def check_step_arrays(
@@ -74,10 +79,16 @@ def sgd_step_(
     if momentum != 0 and momentum_buffer is None:
         raise ValueError(f"{where}: momentum_buffer is required when momentum != 0")
     _C.sgd_step(
-        param, grad, momentum_buffer if momentum != 0 else None, lr, momentum, dampening,
-        weight_decay, V.boolean(nesterov, "nesterov", where),
+        param,
+        grad,
+        momentum_buffer if momentum != 0 else None,
+        lr,
+        momentum,
+        dampening,
+        weight_decay,
+        V.boolean(nesterov, "nesterov", where),
         V.boolean(first_step, "first_step", where),
-    )  # fmt: skip
+    )
     return param
 
 
@@ -106,20 +117,34 @@ def adam_step_(
         param -= lr / (1 - beta1**step) * exp_avg / (sqrt(exp_avg_sq / (1 - beta2**step)) + eps)
     """
     where = "adam_step_"
-    param, grad, (exp_avg, exp_avg_sq, max_exp_avg_sq) = check_step_arrays(
-        param, grad, where, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq,
+    param, grad, (avg, avg_sq, max_avg_sq) = check_step_arrays(
+        param,
+        grad,
+        where,
+        exp_avg=exp_avg,
+        exp_avg_sq=exp_avg_sq,
         max_exp_avg_sq=max_exp_avg_sq,
-    )  # fmt: skip
-    if exp_avg is None or exp_avg_sq is None:
+    )
+    if avg is None or avg_sq is None:
         raise TypeError(f"{where}: exp_avg and exp_avg_sq must be arrays, not None")
-    step = V.integer(step, "step", where, low=1)
+    step_count = V.integer(step, "step", where, low=1)
     beta1 = V.real(beta1, "beta1", where)
     beta2 = V.real(beta2, "beta2", where)
-    bias_correction1 = 1.0 - beta1**step
-    bias_correction2 = 1.0 - beta2**step
+    bias_correction1 = 1.0 - beta1**step_count
+    bias_correction2 = 1.0 - beta2**step_count
     _C.adam_step(
-        param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, V.real(lr, "lr", where), beta1, beta2,
-        V.real(eps, "eps", where), V.real(weight_decay, "weight_decay", where),
-        V.boolean(decoupled, "decoupled", where), bias_correction1, bias_correction2,
-    )  # fmt: skip
+        param,
+        grad,
+        avg,
+        avg_sq,
+        max_avg_sq,
+        V.real(lr, "lr", where),
+        beta1,
+        beta2,
+        V.real(eps, "eps", where),
+        V.real(weight_decay, "weight_decay", where),
+        V.boolean(decoupled, "decoupled", where),
+        bias_correction1,
+        bias_correction2,
+    )
     return param

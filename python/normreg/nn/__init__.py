@@ -16,7 +16,8 @@ One file per family: :mod:`~normreg.nn.parameter` (Parameter, Module),
 """
 
 from ..conventions import DEFAULT as DEFAULT
-from . import init, utils
+from . import init as init
+from . import utils
 from .activation import Flatten, Identity, ReLU
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .container import Residual, Sequential
@@ -27,8 +28,24 @@ from .normalization import GroupNorm, InstanceNorm1d, InstanceNorm2d, LayerNorm,
 from .parameter import Module, Parameter
 
 __all__ = [
-    "Parameter", "Module", "Linear", "ReLU", "LayerNorm", "BatchNorm1d", "Dropout",
-    "Sequential", "Residual", "Flatten", "Identity", "SoftmaxLoss", "CrossEntropyLoss",
-    "BatchNorm2d", "RMSNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "utils",
+    "Parameter",
+    "Module",
+    "Linear",
+    "ReLU",
+    "LayerNorm",
+    "BatchNorm1d",
+    "Dropout",
+    "Sequential",
+    "Residual",
+    "Flatten",
+    "Identity",
+    "SoftmaxLoss",
+    "CrossEntropyLoss",
+    "BatchNorm2d",
+    "RMSNorm",
+    "GroupNorm",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
+    "utils",
     "l2_penalty",
-]  # fmt: skip
+]

@@ -46,7 +46,9 @@ class Flatten(Module):
         (shape,) = self._cached("_ctx")
         dy = np.asarray(dy)
         if dy.size != math.prod(shape):
-            raise ValueError(f"Flatten.backward: dy of shape {dy.shape} does not match input {shape}")
+            raise ValueError(
+                f"Flatten.backward: dy of shape {dy.shape} does not match input {shape}"
+            )
         return dy.reshape(shape)
 
 

@@ -79,22 +79,29 @@ class BatchNormBase(Module):
         )
         self.momentum_style = V.choice(
             conventions.resolve(convention, "bn_momentum_style", momentum_style),
-            "momentum_style", where, conventions.BN_MOMENTUM_STYLES,
-        )  # fmt: skip
+            "momentum_style",
+            where,
+            conventions.BN_MOMENTUM_STYLES,
+        )
         self.running_var_estimator = V.choice(
             conventions.resolve(convention, "bn_running_var_estimator", running_var_estimator),
-            "running_var_estimator", where, conventions.BN_VAR_ESTIMATORS,
-        )  # fmt: skip
+            "running_var_estimator",
+            where,
+            conventions.BN_VAR_ESTIMATORS,
+        )
         self.initial_running_var = V.real(
             conventions.resolve(convention, "bn_initial_running_var", initial_running_var),
-            "initial_running_var", where,
-        )  # fmt: skip
+            "initial_running_var",
+            where,
+        )
         self.affine = bool(affine)
         self.track_running_stats = bool(track_running_stats)
         self.freeze_stats = bool(freeze_stats)
         if self.freeze_stats and not self.track_running_stats:
-            raise ValueError(f"{where}: freeze_stats=True needs track_running_stats=True (there "
-                             "are no running statistics to freeze)")  # fmt: skip
+            raise ValueError(
+                f"{where}: freeze_stats=True needs track_running_stats=True (there "
+                "are no running statistics to freeze)"
+            )
         self.dtype = V.float_dtype(dtype, where)
         C = self.num_features
         self.weight = Parameter(np.ones(C, dtype=self.dtype)) if self.affine else None
@@ -124,13 +131,15 @@ class BatchNormBase(Module):
 
     def _bad_shape(self, x: np.ndarray) -> ValueError:
         name = type(self).__name__
-        return ValueError(f"{name}({self.num_features}) expects input {self._input_doc} with "
-                          f"C = {self.num_features}, got shape {x.shape}")  # fmt: skip
+        return ValueError(
+            f"{name}({self.num_features}) expects input {self._input_doc} with "
+            f"C = {self.num_features}, got shape {x.shape}"
+        )
 
     def _new_weight(self) -> float:
         """The weight of the batch statistic in the running update."""
         if self.momentum is None:  # cumulative moving average
-            return 1.0 / float(self.num_batches_tracked + 1)
+            return 1.0 / (float(self.num_batches_tracked) + 1.0)  # type: ignore[arg-type]
         return self.momentum if self.momentum_style == "torch" else 1.0 - self.momentum
 
     def _update_running(self, mean: np.ndarray, var: np.ndarray) -> None:
@@ -145,11 +154,15 @@ class BatchNormBase(Module):
         self._count_batch(int(finite.size - finite.sum()))
 
     def _count_batch(self, skipped: int) -> None:
-        self.num_batches_tracked += 1  # type: ignore[operator]
+        assert self.num_batches_tracked is not None
+        self.num_batches_tracked += 1
         if skipped:
-            warnings.warn(f"{type(self).__name__}: batch statistics of {skipped} channel(s) are "
-                          "not finite; their running estimates were not updated", RuntimeWarning,
-                          stacklevel=4)  # fmt: skip
+            warnings.warn(
+                f"{type(self).__name__}: batch statistics of {skipped} channel(s) are "
+                "not finite; their running estimates were not updated",
+                RuntimeWarning,
+                stacklevel=4,
+            )
 
     def _forward_train_update(
         self, x3: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None
@@ -180,8 +193,16 @@ class BatchNormBase(Module):
         # (momentum 1 into zeros); the biased variance and the update follow in float64.
         self._batch_mean.fill(0)
         self._batch_var.fill(0)
-        out = F.batch_norm(x3, self._batch_mean, self._batch_var, weight, bias, training=True,
-                           momentum=1.0, eps=self.eps)  # fmt: skip
+        out = F.batch_norm(
+            x3,
+            self._batch_mean,
+            self._batch_var,
+            weight,
+            bias,
+            training=True,
+            momentum=1.0,
+            eps=self.eps,
+        )
         mean = self._batch_mean.astype(np.float64)
         var = self._batch_var.astype(np.float64) * ((N * L - 1) / (N * L))
         self._update_running(mean, var)
@@ -205,15 +226,21 @@ class BatchNormBase(Module):
             )
         else:
             y, save_mean, save_rstd = F.batch_norm(
-                x3, self.running_mean, self.running_var, weight, bias, training=False,
+                x3,
+                self.running_mean,
+                self.running_var,
+                weight,
+                bias,
+                training=False,
                 eps=self.eps,
-            )  # fmt: skip
+            )
         self._ctx = (x.shape, x3, save_mean, save_rstd, use_batch_stats)
         return y.reshape(x.shape)
 
     def _affine_grads(self) -> dict[str, Any]:
-        return dict(has_bias=self.bias is not None, dweight=grad_of(self.weight),
-                    dbias=grad_of(self.bias))  # fmt: skip
+        return dict(
+            has_bias=self.bias is not None, dweight=grad_of(self.weight), dbias=grad_of(self.bias)
+        )
 
     def backward(self, dy: Any) -> np.ndarray:
         ((shape, x3, save_mean, save_rstd, use_batch_stats),) = self._cached("_ctx")
@@ -225,14 +252,21 @@ class BatchNormBase(Module):
         if x3 is None:  # empty batch
             return np.empty_like(dy)
         dx, _, _ = F.batch_norm_backward(
-            dy.reshape(x3.shape), x3, save_mean, save_rstd, data_of(self.weight),
-            training=use_batch_stats, **self._affine_grads(),
-        )  # fmt: skip
+            dy.reshape(x3.shape),
+            x3,
+            save_mean,
+            save_rstd,
+            data_of(self.weight),
+            training=use_batch_stats,
+            **self._affine_grads(),
+        )
         return dx.reshape(shape)
 
     def extra_repr(self) -> str:
-        s = (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-             f"affine={self.affine}, track_running_stats={self.track_running_stats}")  # fmt: skip
+        s = (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
+        )
         if self.momentum_style != "torch":
             s += f", momentum_style={self.momentum_style!r}"
         if self.running_var_estimator != "unbiased":

@@ -9,7 +9,7 @@ import numpy as np
 from .. import _validation as V
 from .. import conventions
 from .. import functional as F
-from ..random import Generator
+from ..random import Generator, as_generator
 from .parameter import Module
 
 
@@ -37,7 +37,7 @@ class Dropout(Module):
         self.p_is_keep_prob = bool(
             conventions.resolve(convention, "dropout_p_is_keep_prob", p_is_keep_prob)
         )
-        self.generator = None if generator is None else V.generator(generator, where)
+        self.generator = None if generator is None else as_generator(generator, where)
 
     @property
     def drop_prob(self) -> float:

@@ -32,12 +32,22 @@ from typing import Any, TypeVar, Union
 import numpy as np
 
 from .. import _validation as V
-from ..random import Generator
+from ..random import Generator, as_generator
 from .parameter import Parameter
 
-__all__ = ["calculate_gain", "calculate_fan_in_and_fan_out", "uniform_", "normal_", "constant_",
-           "zeros_", "ones_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
-           "kaiming_normal_"]  # fmt: skip
+__all__ = [
+    "calculate_gain",
+    "calculate_fan_in_and_fan_out",
+    "uniform_",
+    "normal_",
+    "constant_",
+    "zeros_",
+    "ones_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
+]
 
 Tensor = TypeVar("Tensor", bound=Union[Parameter, np.ndarray])
 
@@ -46,8 +56,10 @@ def _target(tensor: Any, where: str) -> np.ndarray:
     """The ndarray to write: a Parameter's data or a writeable float ndarray."""
     arr = tensor.data if isinstance(tensor, Parameter) else tensor
     if not isinstance(arr, np.ndarray):
-        raise TypeError(f"{where}: tensor must be a normreg.nn.Parameter or a numpy.ndarray, "
-                        f"got {type(tensor).__name__}")  # fmt: skip
+        raise TypeError(
+            f"{where}: tensor must be a normreg.nn.Parameter or a numpy.ndarray, "
+            f"got {type(tensor).__name__}"
+        )
     if arr.dtype.kind != "f":
         raise TypeError(f"{where}: tensor must have a floating dtype, got {arr.dtype}")
     if not arr.flags.writeable:
@@ -59,8 +71,15 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     """The recommended gain for a nonlinearity (PyTorch's table): 1 for linear, conv*d and
     sigmoid; 5/3 for tanh; sqrt(2) for relu; sqrt(2 / (1 + slope²)) for leaky_relu
     (``param`` = negative slope, default 0.01); 3/4 for selu."""
-    linear_fns = ["linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
-                  "conv_transpose2d", "conv_transpose3d"]  # fmt: skip
+    linear_fns = [
+        "linear",
+        "conv1d",
+        "conv2d",
+        "conv3d",
+        "conv_transpose1d",
+        "conv_transpose2d",
+        "conv_transpose3d",
+    ]
     if nonlinearity in linear_fns or nonlinearity == "sigmoid":
         return 1
     if nonlinearity == "tanh":
@@ -85,8 +104,10 @@ def calculate_fan_in_and_fan_out(tensor: Parameter | np.ndarray) -> tuple[int, i
     """``(fan_in, fan_out)`` of an array ``(in, out, *receptive_field)`` (see the module doc)."""
     shape = np.shape(tensor.data if isinstance(tensor, Parameter) else tensor)
     if len(shape) < 2:
-        raise ValueError("Fan in and fan out can not be computed for tensor with fewer than "
-                         f"2 dimensions (got shape {shape})")  # fmt: skip
+        raise ValueError(
+            "Fan in and fan out can not be computed for tensor with fewer than "
+            f"2 dimensions (got shape {shape})"
+        )
     receptive = math.prod(shape[2:])
     return shape[0] * receptive, shape[1] * receptive
 
@@ -107,7 +128,7 @@ def uniform_(
     a, b = V.real(a, "a", where), V.real(b, "b", where)
     if a > b:
         raise ValueError(f"{where}: expects a <= b, got a={a} > b={b}")
-    gen = V.generator(generator, where)
+    gen = as_generator(generator, where)
     if arr.size:  # an empty array draws nothing: the generator's counter stays
         arr[...] = gen.numpy().uniform(a, b, arr.shape)
     return tensor
@@ -120,7 +141,7 @@ def normal_(
     where = "normal_"
     arr = _target(tensor, where)
     mean, std = V.real(mean, "mean", where), V.real(std, "std", where, low=0.0)
-    gen = V.generator(generator, where)
+    gen = as_generator(generator, where)
     if arr.size:
         arr[...] = gen.numpy().normal(mean, std, arr.shape)
     return tensor
@@ -159,9 +180,7 @@ def xavier_uniform_(
     return uniform_(tensor, -a, a, generator)
 
 
-def xavier_normal_(
-    tensor: Tensor, gain: float = 1.0, generator: Generator | None = None
-) -> Tensor:
+def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: Generator | None = None) -> Tensor:
     """Glorot normal: N(0, std²), ``std = gain * sqrt(2 / (fan_in + fan_out))``."""
     return normal_(tensor, 0.0, _xavier_std(tensor, gain, "xavier_normal_"), generator)
 
@@ -185,7 +204,8 @@ def kaiming_uniform_(
     nonlinearity: str = "leaky_relu",
     generator: Generator | None = None,
 ) -> Tensor:
-    """He uniform: U(-b, b), ``b = gain * sqrt(3 / fan)``, ``gain = calculate_gain(nonlinearity, a)``.
+    """He uniform: U(-b, b), ``b = gain * sqrt(3 / fan)``,
+    ``gain = calculate_gain(nonlinearity, a)``.
 
     ``a``: the negative slope of the rectifier after this layer (leaky_relu only);
     ``mode``: ``'fan_in'`` keeps the forward variance, ``'fan_out'`` the backward one.

@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from .. import _validation as V
 from .. import functional as F
-from ..random import Generator
+from ..random import Generator, as_generator
 from . import init
 from .parameter import Module, Parameter, grad_of
 
@@ -49,7 +49,9 @@ class Linear(Module):
         ``b = gain * sqrt(3 / fan_in) = 1/sqrt(in_features)`` (gain = sqrt(2 / (1 + 5)),
         fan_in = in_features), and the bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
         Draws from ``generator`` (default: normreg's default generator)."""
-        V.generator(generator, type(self).__name__)  # TypeError naming it, even when nothing is drawn
+        as_generator(
+            generator, type(self).__name__
+        )  # TypeError naming it, even when nothing is drawn
         if self.weight.data.size:
             init.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=generator)
         if self.bias is not None:
@@ -65,10 +67,15 @@ class Linear(Module):
     def backward(self, dy: Any) -> np.ndarray:
         (x,) = self._cached("_ctx")
         dy = self._input(dy, "dy")
-        dx, _, _ = F.linear_backward(
-            dy, x, self.weight.data, has_bias=self.bias is not None, dweight=self.weight.grad,
+        dx, _, _ = F.linear_backward(  # need_dx: dx is an array
+            dy,
+            x,
+            self.weight.data,
+            has_bias=self.bias is not None,
+            dweight=self.weight.grad,
             dbias=grad_of(self.bias),
-        )  # fmt: skip
+        )
+        assert dx is not None
         return dx
 
     def extra_repr(self) -> str:

@@ -18,7 +18,7 @@ class SoftmaxLoss(Module):
     logits (B, K) float, labels (B,) integers in [0, K). The loss is a Python float.
     """
 
-    def forward(self, logits: Any, labels: Any) -> float:  # type: ignore[override]
+    def forward(self, logits: Any, labels: Any) -> float:
         loss, lse = F.cross_entropy(logits, labels)
         self._ctx = (logits, labels, lse)
         return loss

@@ -30,8 +30,9 @@ class _AffineNorm(Module):
 
     def _affine_grads(self) -> dict[str, Any]:
         """The keywords by which the functional backward adds into ``.grad``."""
-        return dict(has_bias=self.bias is not None, dweight=grad_of(self.weight),
-                    dbias=grad_of(self.bias))  # fmt: skip
+        return dict(
+            has_bias=self.bias is not None, dweight=grad_of(self.weight), dbias=grad_of(self.bias)
+        )
 
     def backward(self, dy: Any) -> np.ndarray:
         ((x, mean, rstd),) = self._cached("_ctx")
@@ -77,8 +78,12 @@ class LayerNorm(_AffineNorm):
         w, b = self.weight, self.bias
         w_data = None if w is None else w.data
         b_data = None if b is None else b.data
-        if type(x) is np.ndarray and x.dtype is self.dtype and x.ndim == 2 and \
-                x.shape[1] == self._row_size:  # fmt: skip
+        if (
+            type(x) is np.ndarray
+            and x.dtype is self.dtype
+            and x.ndim == 2
+            and x.shape[1] == self._row_size
+        ):
             y, mean, rstd = F.layer_norm_rows(x, w_data, b_data, self.eps)
         else:
             x = self._input(x, "x")
@@ -87,8 +92,9 @@ class LayerNorm(_AffineNorm):
         return y
 
     def extra_repr(self) -> str:
-        return (f"{self.normalized_shape}, eps={self.eps}, "
-                f"elementwise_affine={self.elementwise_affine}")  # fmt: skip
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        )
 
 
 class RMSNorm(Module):
@@ -114,8 +120,11 @@ class RMSNorm(Module):
         self.dtype = V.float_dtype(dtype, where)
         self.eps = None if eps is None else V.eps(eps, where)
         self.elementwise_affine = bool(elementwise_affine)
-        self.weight = (Parameter(np.ones(self.normalized_shape, dtype=self.dtype))
-                       if self.elementwise_affine else None)  # fmt: skip
+        self.weight = (
+            Parameter(np.ones(self.normalized_shape, dtype=self.dtype))
+            if self.elementwise_affine
+            else None
+        )
 
     def forward(self, x: Any) -> np.ndarray:
         x = self._input(x, "x")
@@ -130,8 +139,9 @@ class RMSNorm(Module):
         return dx
 
     def extra_repr(self) -> str:
-        return (f"{self.normalized_shape}, eps={self.eps}, "
-                f"elementwise_affine={self.elementwise_affine}")  # fmt: skip
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        )
 
 
 class GroupNorm(_AffineNorm):
@@ -167,8 +177,10 @@ class GroupNorm(_AffineNorm):
 
     def _check_input(self, x: np.ndarray) -> None:
         if x.ndim < 2 or x.shape[1] != self.num_channels:
-            raise ValueError(f"{type(self).__name__} expects input (N, {self.num_channels}, *), "
-                             f"got shape {x.shape}")  # fmt: skip
+            raise ValueError(
+                f"{type(self).__name__} expects input (N, {self.num_channels}, *), "
+                f"got shape {x.shape}"
+            )
 
     def forward(self, x: Any) -> np.ndarray:
         x = self._input(x, "x")
@@ -226,9 +238,11 @@ class _InstanceNorm(GroupNorm):
     def _check_input(self, x: np.ndarray) -> None:
         want = self._spatial + 2
         if x.ndim != want or x.shape[1] != self.num_features:
-            raise ValueError(f"{type(self).__name__}({self.num_features}) expects input with "
-                             f"{want} dimensions (N, {self.num_features}, ...) or {want - 1} "
-                             f"(unbatched), got shape {x.shape}")  # fmt: skip
+            raise ValueError(
+                f"{type(self).__name__}({self.num_features}) expects input with "
+                f"{want} dimensions (N, {self.num_features}, ...) or {want - 1} "
+                f"(unbatched), got shape {x.shape}"
+            )
 
     def _update_running_stats(self, mean: np.ndarray, rstd: np.ndarray, S: int) -> None:
         # instance variances from rstd = 1 / sqrt(var + eps), in float64
@@ -239,14 +253,19 @@ class _InstanceNorm(GroupNorm):
         m = self.momentum
         assert m is not None
         rm, rv = self.running_mean, self.running_var
-        np.copyto(rm, (1 - m) * rm.astype(np.float64) + m * batch_mean, casting="unsafe",
-                  where=finite)  # fmt: skip
-        np.copyto(rv, (1 - m) * rv.astype(np.float64) + m * batch_var, casting="unsafe",
-                  where=finite)  # fmt: skip
+        np.copyto(
+            rm, (1 - m) * rm.astype(np.float64) + m * batch_mean, casting="unsafe", where=finite
+        )
+        np.copyto(
+            rv, (1 - m) * rv.astype(np.float64) + m * batch_var, casting="unsafe", where=finite
+        )
         if not finite.all():
-            warnings.warn(f"{type(self).__name__}: statistics of {int((~finite).sum())} "
-                          "channel(s) are not finite; their running estimates were not updated",
-                          RuntimeWarning, stacklevel=3)  # fmt: skip
+            warnings.warn(
+                f"{type(self).__name__}: statistics of {int((~finite).sum())} "
+                "channel(s) are not finite; their running estimates were not updated",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     def forward(self, x: Any) -> np.ndarray:
         name = type(self).__name__
@@ -260,17 +279,24 @@ class _InstanceNorm(GroupNorm):
         weight, bias = data_of(self.weight), data_of(self.bias)
         if self.training or not self.track_running_stats:
             if S == 1:
-                raise ValueError(f"{name}: expected more than 1 spatial element when normalizing "
-                                 f"with the input's statistics, got input size {x.shape}")  # fmt: skip
+                raise ValueError(
+                    f"{name}: expected more than 1 spatial element when normalizing "
+                    f"with the input's statistics, got input size {x.shape}"
+                )
             y, mean, rstd = F.group_norm(x, C, weight, bias, self.eps)
-            if (self.training and self.track_running_stats and self.momentum is not None
-                    and N * S > 0):  # fmt: skip
+            if (
+                self.training
+                and self.track_running_stats
+                and self.momentum is not None
+                and N * S > 0
+            ):
                 self._update_running_stats(mean, rstd, S)
             self._ctx = (unbatched, x, mean, rstd, True)
         else:  # every instance normalized with the running estimates, as batch norm in eval
             x3 = x.reshape(N, C, S)
-            y, mean, rstd = F.batch_norm(x3, self.running_mean, self.running_var, weight, bias,
-                                         training=False, eps=self.eps)  # fmt: skip
+            y, mean, rstd = F.batch_norm(
+                x3, self.running_mean, self.running_var, weight, bias, training=False, eps=self.eps
+            )
             y = y.reshape(x.shape)
             self._ctx = (unbatched, x, mean, rstd, False)
         return y[0] if unbatched else y
@@ -281,21 +307,26 @@ class _InstanceNorm(GroupNorm):
         if unbatched:
             dy = dy[np.newaxis]
         if dy.shape != x.shape:
-            raise ValueError(f"{type(self).__name__}.backward: dy has shape "
-                             f"{dy.shape[unbatched:]}, expected {x.shape[unbatched:]}")  # fmt: skip
+            raise ValueError(
+                f"{type(self).__name__}.backward: dy has shape "
+                f"{dy.shape[unbatched:]}, expected {x.shape[unbatched:]}"
+            )
         weight = data_of(self.weight)
         if use_input_stats:
             dx, _, _ = F.group_norm_backward(dy, x, mean, rstd, weight, **self._affine_grads())
         else:
             x3 = x.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))
-            dx, _, _ = F.batch_norm_backward(dy.reshape(x3.shape), x3, mean, rstd, weight,
-                                             training=False, **self._affine_grads())  # fmt: skip
+            dx, _, _ = F.batch_norm_backward(
+                dy.reshape(x3.shape), x3, mean, rstd, weight, training=False, **self._affine_grads()
+            )
             dx = dx.reshape(x.shape)
         return dx[0] if unbatched else dx
 
     def extra_repr(self) -> str:
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")  # fmt: skip
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
+        )
 
 
 class InstanceNorm1d(_InstanceNorm):

@@ -75,6 +75,7 @@ class Module:
     and implement ``forward`` and ``backward``."""
 
     training: bool
+    _ctx: Any  # what forward keeps for backward (None: no forward yet)
 
     def __init__(self) -> None:
         self.training = True
@@ -193,7 +194,9 @@ class Module:
             (k, np.array(v, copy=True)) for k, v in self._state_targets().items()
         )
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True
+    ) -> IncompatibleKeys:
         """Copy ``state_dict``'s arrays into the parameters and buffers, in place.
 
         Every key is checked (shape, dtype) before anything is written, so a failed load

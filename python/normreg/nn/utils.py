@@ -81,9 +81,11 @@ def clip_grad_norm_(
     norm = _norm_type(norm_type, where)
     total = get_total_norm(grads, norm)
     if error_if_nonfinite and not math.isfinite(total):
-        raise RuntimeError(f"The total norm of order {norm} for gradients is non-finite, so it "
-                           "cannot be clipped. To disable this error and scale the gradients by "
-                           "the non-finite norm anyway, set error_if_nonfinite=False")  # fmt: skip
+        raise RuntimeError(
+            f"The total norm of order {norm} for gradients is non-finite, so it "
+            "cannot be clipped. To disable this error and scale the gradients by "
+            "the non-finite norm anyway, set error_if_nonfinite=False"
+        )
     coef = max_norm / (total + 1e-6)
     if coef < 1.0 or math.isnan(coef):
         for g in grads:

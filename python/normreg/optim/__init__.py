@@ -16,6 +16,7 @@ parameter to its state (``'momentum_buffer'``; ``'step'``, ``'exp_avg'``,
 state keyed by the parameter's index over all groups, and the groups with the indices
 of their parameters.
 """
+
 from ..nn.parameter import Module as Module
 from ..nn.parameter import Parameter as Parameter
 from . import lr_scheduler

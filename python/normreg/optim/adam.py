@@ -24,8 +24,12 @@ class Adam(Optimizer):
     """
 
     _decoupled = False
-    _state_kinds: dict[str, str] = {"step": "int", "exp_avg": "array", "exp_avg_sq": "array",
-                    "max_exp_avg_sq": "array?"}
+    _state_kinds: dict[str, str] = {
+        "step": "int",
+        "exp_avg": "array",
+        "exp_avg_sq": "array",
+        "max_exp_avg_sq": "array?",
+    }
 
     def __init__(
         self,
@@ -48,10 +52,16 @@ class Adam(Optimizer):
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"{where}: betas must be a pair (beta1, beta2), got {betas!r}")
         group["betas"] = tuple(
-            V.real(b, f"betas[{i}] (beta parameter at index {i})", where, low=0.0, high=1.0,
-                   high_open=True)
+            V.real(
+                b,
+                f"betas[{i}] (beta parameter at index {i})",
+                where,
+                low=0.0,
+                high=1.0,
+                high_open=True,
+            )
             for i, b in enumerate(betas)
-        )  # fmt: skip
+        )
         group["weight_decay"] = V.real(group["weight_decay"], "weight_decay", where, low=0.0)
         group["amsgrad"] = V.boolean(group["amsgrad"], "amsgrad", where)
 
@@ -62,17 +72,29 @@ class Adam(Optimizer):
                 continue
             state = self.state.get(p)
             if state is None:
-                state = {"step": 0, "exp_avg": np.zeros_like(p.data),
-                         "exp_avg_sq": np.zeros_like(p.data)}
+                state = {
+                    "step": 0,
+                    "exp_avg": np.zeros_like(p.data),
+                    "exp_avg_sq": np.zeros_like(p.data),
+                }
                 self.state[p] = state
             if group["amsgrad"] and state.get("max_exp_avg_sq") is None:
                 state["max_exp_avg_sq"] = np.zeros_like(p.data)
             state["step"] += 1
-            F.adam_step_(p.data, p.grad, state["exp_avg"], state["exp_avg_sq"],
-                         state.get("max_exp_avg_sq") if group["amsgrad"] else None,
-                         step=state["step"], lr=group["lr"], beta1=beta1, beta2=beta2,
-                         eps=group["eps"], weight_decay=group["weight_decay"],
-                         decoupled=self._decoupled)
+            F.adam_step_(
+                p.data,
+                p.grad,
+                state["exp_avg"],
+                state["exp_avg_sq"],
+                state.get("max_exp_avg_sq") if group["amsgrad"] else None,
+                step=state["step"],
+                lr=group["lr"],
+                beta1=beta1,
+                beta2=beta2,
+                eps=group["eps"],
+                weight_decay=group["weight_decay"],
+                decoupled=self._decoupled,
+            )
 
 
 class AdamW(Adam):
@@ -90,5 +112,6 @@ class AdamW(Adam):
         weight_decay: float = 1e-2,
         amsgrad: bool = False,
     ) -> None:
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad)
+        super().__init__(
+            params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad
+        )

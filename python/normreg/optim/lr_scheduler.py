@@ -7,10 +7,12 @@ construction, +1 per ``step()``), applied to each parameter group's initial lear
 
 * :class:`StepLR`: ``base_lr * gamma ** (epoch // step_size)``
 * :class:`CosineAnnealingLR`: ``eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2``
-* :class:`LinearLR` (warm-up): ``base_lr * (start + (end - start) * min(epoch, total_iters) / total_iters)``
+* :class:`LinearLR` (warm-up):
+  ``base_lr * (start + (end - start) * min(epoch, total_iters) / total_iters)``
 * :class:`SequentialLR`: one schedule after the other at ``milestones``, each restarted
   at its own epoch 0 (warm-up then cosine, see the README).
 """
+
 from __future__ import annotations
 
 import bisect
@@ -41,8 +43,10 @@ class LRScheduler:
         else:
             for i, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
-                    raise KeyError(f"{where}: param 'initial_lr' is not specified in param_groups[{i}] "
-                                   "when resuming an optimizer")
+                    raise KeyError(
+                        f"{where}: param 'initial_lr' is not specified in param_groups[{i}] "
+                        "when resuming an optimizer"
+                    )
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
         self.step()
@@ -104,7 +108,10 @@ class CosineAnnealingLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def _lr_at(self, base_lr: float, epoch: int) -> float:
-        return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
+        return (
+            self.eta_min
+            + (base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
+        )
 
 
 class LinearLR(LRScheduler):
@@ -121,8 +128,9 @@ class LinearLR(LRScheduler):
         last_epoch: int = -1,
     ) -> None:
         where = "LinearLR"
-        self.start_factor = V.real(start_factor, "start_factor", where, low=0.0, high=1.0,
-                                   low_open=True)  # fmt: skip
+        self.start_factor = V.real(
+            start_factor, "start_factor", where, low=0.0, high=1.0, low_open=True
+        )
         self.end_factor = V.real(end_factor, "end_factor", where, low=0.0, high=1.0)
         self.total_iters = V.integer(total_iters, "total_iters", where, low=1)
         super().__init__(optimizer, last_epoch)
@@ -150,14 +158,22 @@ class SequentialLR(LRScheduler):
             raise ValueError(f"{where}: expects at least one scheduler")
         for i, s in enumerate(schedulers):
             if not isinstance(s, LRScheduler) or isinstance(s, SequentialLR):
-                raise TypeError(f"{where}: schedulers[{i}] must be a (non-sequential) LRScheduler, "
-                                f"got {type(s).__name__}")
+                raise TypeError(
+                    f"{where}: schedulers[{i}] must be a (non-sequential) LRScheduler, "
+                    f"got {type(s).__name__}"
+                )
             if s.optimizer is not optimizer:
-                raise ValueError(f"{where}: schedulers[{i}] belongs to another optimizer than the one given")
-        milestones = [V.integer(m, f"milestones[{i}]", where, low=1) for i, m in enumerate(milestones)]
+                raise ValueError(
+                    f"{where}: schedulers[{i}] belongs to another optimizer than the one given"
+                )
+        milestones = [
+            V.integer(m, f"milestones[{i}]", where, low=1) for i, m in enumerate(milestones)
+        ]
         if len(milestones) != len(schedulers) - 1:
-            raise ValueError(f"{where}: needs {len(schedulers) - 1} milestones for "
-                             f"{len(schedulers)} schedulers, got {len(milestones)}")
+            raise ValueError(
+                f"{where}: needs {len(schedulers) - 1} milestones for "
+                f"{len(schedulers)} schedulers, got {len(milestones)}"
+            )
         if milestones != sorted(set(milestones)):
             raise ValueError(f"{where}: milestones must be increasing, got {milestones}")
         self._schedulers = schedulers

@@ -33,16 +33,21 @@ class Optimizer:
         self.state: dict[Parameter, dict[str, Any]] = {}
         self.param_groups: list[dict[str, Any]] = []
         if isinstance(params, (Parameter, np.ndarray)):
-            raise TypeError("params must be an iterable of Parameters or of dicts, "
-                            f"got a single {type(params).__name__}")
+            raise TypeError(
+                "params must be an iterable of Parameters or of dicts, "
+                f"got a single {type(params).__name__}"
+            )
         if isinstance(params, Module):
-            raise TypeError("params must be an iterable of Parameters or of dicts: "
-                            "pass module.parameters() or normreg.optim.param_groups(module, ...)")
+            raise TypeError(
+                "params must be an iterable of Parameters or of dicts: "
+                "pass module.parameters() or normreg.optim.param_groups(module, ...)"
+            )
         try:
             groups = list(params)
         except TypeError:
-            raise TypeError("params must be an iterable of Parameters or of dicts, "
-                            f"got {type(params).__name__}") from None
+            raise TypeError(
+                f"params must be an iterable of Parameters or of dicts, got {type(params).__name__}"
+            ) from None
         if len(groups) == 0:
             raise ValueError("optimizer got an empty parameter list")
         if not isinstance(groups[0], collections.abc.Mapping):
@@ -70,18 +75,25 @@ class Optimizer:
         params = list(params)
         for i, p in enumerate(params):
             if not isinstance(p, Parameter):
-                raise TypeError(f"{type(self).__name__}: params[{i}] must be a normreg.nn.Parameter, "
-                                f"got {type(p).__name__}")  # fmt: skip
+                raise TypeError(
+                    f"{type(self).__name__}: params[{i}] must be a normreg.nn.Parameter, "
+                    f"got {type(p).__name__}"
+                )
         if len({id(p) for p in params}) != len(params):
             raise ValueError("a parameter group contains a parameter more than once")
         existing = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in existing for p in params):
             raise ValueError("some parameters appear in more than one parameter group")
-        unknown = [k for k in group if k != "params" and k not in self.defaults
-                   and k not in self._extra_group_keys]
+        unknown = [
+            k
+            for k in group
+            if k != "params" and k not in self.defaults and k not in self._extra_group_keys
+        ]
         if unknown:
-            raise ValueError(f"unknown hyperparameter(s) {unknown} for {type(self).__name__} "
-                             f"(expected some of {sorted(self.defaults)})")
+            raise ValueError(
+                f"unknown hyperparameter(s) {unknown} for {type(self).__name__} "
+                f"(expected some of {sorted(self.defaults)})"
+            )
         for key, value in self.defaults.items():
             group.setdefault(key, value)
         group["params"] = params
@@ -97,8 +109,9 @@ class Optimizer:
         if "initial_lr" in group:
             group["initial_lr"] = V.real(group["initial_lr"], "initial_lr", where, low=0.0)
         if "name" in group and not isinstance(group["name"], str):
-            raise TypeError(f"{where}: a group's 'name' must be a str, got "
-                            f"{type(group['name']).__name__}")  # fmt: skip
+            raise TypeError(
+                f"{where}: a group's 'name' must be a str, got {type(group['name']).__name__}"
+            )
 
     # -- steps -------------------------------------------------------------------------
 
@@ -127,8 +140,11 @@ class Optimizer:
 
     def _check_step_param(self, p: Parameter) -> None:
         """Raises what updating ``p`` would raise, before anything is written."""
-        arrays = {name: value for name, value in self.state.get(p, {}).items()
-                  if isinstance(value, np.ndarray) or self._state_kinds.get(name, "").startswith("array")}  # fmt: skip
+        arrays = {
+            name: value
+            for name, value in self.state.get(p, {}).items()
+            if isinstance(value, np.ndarray) or self._state_kinds.get(name, "").startswith("array")
+        }
         check_step_arrays(p.data, p.grad, type(self).__name__, **arrays)
 
     def _update_group(self, group: dict[str, Any]) -> None:
@@ -151,8 +167,10 @@ class Optimizer:
         state: dict[int, dict[str, Any]] = {}
         for p in self._all_params():
             if p in self.state:
-                state[index[id(p)]] = {k: (v.copy() if isinstance(v, np.ndarray) else v)
-                                       for k, v in self.state[p].items()}
+                state[index[id(p)]] = {
+                    k: (v.copy() if isinstance(v, np.ndarray) else v)
+                    for k, v in self.state[p].items()
+                }
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
@@ -171,22 +189,37 @@ class Optimizer:
         if extra:
             raise KeyError(f"load_state_dict: unexpected keys {extra}")
         saved_groups = state_dict["param_groups"]
-        if not isinstance(saved_groups, (list, tuple)) or len(saved_groups) != len(self.param_groups):
-            n = len(saved_groups) if isinstance(saved_groups, (list, tuple)) else type(saved_groups).__name__
-            raise ValueError(f"load_state_dict: 'param_groups' has {n} groups, the optimizer has "
-                             f"{len(self.param_groups)}")
+        if not isinstance(saved_groups, (list, tuple)) or len(saved_groups) != len(
+            self.param_groups
+        ):
+            n = (
+                len(saved_groups)
+                if isinstance(saved_groups, (list, tuple))
+                else type(saved_groups).__name__
+            )
+            raise ValueError(
+                f"load_state_dict: 'param_groups' has {n} groups, the optimizer has "
+                f"{len(self.param_groups)}"
+            )
         params = self._all_params()
         new_groups = []
         seen = []
         for gi, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
             if not isinstance(saved, collections.abc.Mapping) or "params" not in saved:
-                raise ValueError(f"load_state_dict: param_groups[{gi}] must be a dict with 'params'")
+                raise ValueError(
+                    f"load_state_dict: param_groups[{gi}] must be a dict with 'params'"
+                )
             if len(saved["params"]) != len(group["params"]):
-                raise ValueError(f"load_state_dict: param_groups[{gi}] has {len(saved['params'])} "
-                                 f"parameters, the optimizer's group has {len(group['params'])}")
+                raise ValueError(
+                    f"load_state_dict: param_groups[{gi}] has {len(saved['params'])} "
+                    f"parameters, the optimizer's group has {len(group['params'])}"
+                )
             seen.extend(saved["params"])
-            unknown = [k for k in saved if k != "params" and k not in self.defaults
-                       and k not in self._extra_group_keys]
+            unknown = [
+                k
+                for k in saved
+                if k != "params" and k not in self.defaults and k not in self._extra_group_keys
+            ]
             if unknown:
                 raise KeyError(f"load_state_dict: param_groups[{gi}] has unknown keys {unknown}")
             new = dict(group)
@@ -198,18 +231,28 @@ class Optimizer:
                 raise type(exc)(f"load_state_dict: param_groups[{gi}]: {exc}") from None
             new_groups.append(new)
         if sorted(int(i) for i in seen) != list(range(len(params))):
-            raise ValueError("load_state_dict: the groups' 'params' must number the parameters "
-                             f"0..{len(params) - 1}, got {seen}")
+            raise ValueError(
+                "load_state_dict: the groups' 'params' must number the parameters "
+                f"0..{len(params) - 1}, got {seen}"
+            )
         # PyTorch's mapping: the saved indices, in group order, name the current parameters
         by_index = dict(zip((int(i) for i in seen), params))
         saved_state = state_dict["state"]
         if not isinstance(saved_state, collections.abc.Mapping):
-            raise TypeError(f"load_state_dict: 'state' must be a mapping, got {type(saved_state).__name__}")
+            raise TypeError(
+                f"load_state_dict: 'state' must be a mapping, got {type(saved_state).__name__}"
+            )
         new_state: dict[Parameter, dict[str, Any]] = {}
         for key, entry in saved_state.items():
-            if isinstance(key, bool) or not isinstance(key, (int, np.integer)) or int(key) not in by_index:
-                raise KeyError(f"load_state_dict: state key {key!r} is not a parameter index "
-                               f"in 0..{len(params) - 1}")
+            if (
+                isinstance(key, bool)
+                or not isinstance(key, (int, np.integer))
+                or int(key) not in by_index
+            ):
+                raise KeyError(
+                    f"load_state_dict: state key {key!r} is not a parameter index "
+                    f"in 0..{len(params) - 1}"
+                )
             p = by_index[int(key)]
             new_state[p] = self._check_param_state(entry, p, f"state[{int(key)}]")
         self.param_groups = new_groups
@@ -222,7 +265,9 @@ class Optimizer:
         unexpected = [k for k in entry if k not in kinds]
         missing = [k for k, kind in kinds.items() if k not in entry and not kind.endswith("?")]
         if unexpected or missing:
-            raise KeyError(f"load_state_dict: {where} has missing keys {missing}, unexpected keys {unexpected}")
+            raise KeyError(
+                f"load_state_dict: {where} has missing keys {missing}, unexpected keys {unexpected}"
+            )
         out: dict[str, Any] = {}
         for k, value in entry.items():
             kind = kinds[k].rstrip("?")
@@ -235,11 +280,17 @@ class Optimizer:
                 out[k] = None
             else:
                 if not isinstance(value, np.ndarray):
-                    raise TypeError(f"load_state_dict: {name} must be an ndarray, got {type(value).__name__}")
+                    raise TypeError(
+                        f"load_state_dict: {name} must be an ndarray, got {type(value).__name__}"
+                    )
                 if value.shape != p.data.shape:
-                    raise ValueError(f"load_state_dict: {name} has shape {value.shape}, expected {p.data.shape}")
+                    raise ValueError(
+                        f"load_state_dict: {name} has shape {value.shape}, expected {p.data.shape}"
+                    )
                 if value.dtype != p.data.dtype:
-                    raise TypeError(f"load_state_dict: {name} has dtype {value.dtype}, expected {p.data.dtype}")
+                    raise TypeError(
+                        f"load_state_dict: {name} has dtype {value.dtype}, expected {p.data.dtype}"
+                    )
                 out[k] = np.array(value, copy=True, order="C")
         return out
 
@@ -252,7 +303,6 @@ class Optimizer:
                     lines.append(f"    {k}: {g[k]}")
         lines.append(")")
         return "\n".join(lines)
-
 
 
 def param_groups(
@@ -274,8 +324,12 @@ def param_groups(
         raise TypeError(f"{where}: module must be a normreg.nn.Module, got {type(module).__name__}")
     weight_decay = V.real(weight_decay, "weight_decay", where, low=0.0)
     no_decay_weight_decay = V.real(no_decay_weight_decay, "no_decay_weight_decay", where, low=0.0)
-    norm_params = {id(p) for m in module.modules() if isinstance(m, NORMALIZATION_LAYERS)
-                   for p in m.parameters()}  # fmt: skip
+    norm_params = {
+        id(p)
+        for m in module.modules()
+        if isinstance(m, NORMALIZATION_LAYERS)
+        for p in m.parameters()
+    }
     decay: list[Parameter] = []
     no_decay: list[Parameter] = []
     for _, p in module.named_parameters():

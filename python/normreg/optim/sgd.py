@@ -52,9 +52,14 @@ class SGD(Optimizer):
         convention: str | conventions.Convention | None = None,
     ) -> None:
         momentum_style = conventions.resolve(convention, "sgd_momentum_style", momentum_style)
-        defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
-                        weight_decay=weight_decay, nesterov=nesterov,
-                        momentum_style=momentum_style)
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            momentum_style=momentum_style,
+        )
         self._check_group(dict(defaults))
         super().__init__(params, defaults)
 
@@ -71,8 +76,10 @@ class SGD(Optimizer):
             group["momentum_style"], "momentum_style", where, conventions.SGD_MOMENTUM_STYLES
         )
         if group["momentum_style"] == "ema" and (group["nesterov"] or group["dampening"] != 0):
-            raise ValueError(f"{where}: momentum_style='ema' takes neither nesterov nor a "
-                             "dampening (its buffer is momentum * buf + (1 - momentum) * grad)")  # fmt: skip
+            raise ValueError(
+                f"{where}: momentum_style='ema' takes neither nesterov nor a "
+                "dampening (its buffer is momentum * buf + (1 - momentum) * grad)"
+            )
 
     def _update_group(self, group: dict[str, Any]) -> None:
         momentum = group["momentum"]
@@ -89,7 +96,14 @@ class SGD(Optimizer):
                 buf = np.zeros_like(p.data) if ema else np.empty_like(p.data)
                 state["momentum_buffer"] = buf
                 first = not ema
-            F.sgd_step_(p.data, p.grad, buf if momentum != 0 else None, lr=group["lr"],
-                        momentum=momentum, dampening=dampening,
-                        weight_decay=group["weight_decay"], nesterov=group["nesterov"],
-                        first_step=first)
+            F.sgd_step_(
+                p.data,
+                p.grad,
+                buf if momentum != 0 else None,
+                lr=group["lr"],
+                momentum=momentum,
+                dampening=dampening,
+                weight_decay=group["weight_decay"],
+                nesterov=group["nesterov"],
+                first_step=first,
+            )
