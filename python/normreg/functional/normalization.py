@@ -13,6 +13,7 @@ from .. import _validation as V
 from ._common import affine_grads, affine_params, as_ncl, grad_and_input, stat_array
 
 _INF = math.inf
+_layer_norm_forward = _C.layer_norm_forward  # layer_norm_rows' kernel, bound once (hot path)
 ShapeLike = Union[int, Sequence[int]]
 
 
@@ -86,9 +87,9 @@ def layer_norm_rows(
     :func:`layer_norm`, which converts it or raises the error. ``nn.LayerNorm`` calls
     this for its (M, D) input.
     """
-    if type(eps) is float and 0.0 <= eps < _INF:
+    if type(eps) is float and eps < _INF:  # the kernel refuses a negative or NaN eps
         try:
-            return _C.layer_norm_forward(x, weight, bias, eps, None)
+            return _layer_norm_forward(x, weight, bias, eps, None)
         except (TypeError, ValueError):
             pass  # something to convert, or an error to explain
     return layer_norm(x, np.shape(x)[-1:], weight, bias, eps)
