@@ -18,12 +18,7 @@ class PreviousLayerNorm(nn.LayerNorm):
     """LayerNorm.forward as it was before functional.layer_norm_rows."""
 
     def forward(self, x):
-        if (
-            type(x) is np.ndarray
-            and x.ndim == 2
-            and x.dtype is self.dtype
-            and x.shape[1] == self._row_size
-        ):
+        if type(x) is np.ndarray and x.ndim == 2 and x.dtype is self.dtype and x.shape[1] == self._row_size:
             w, b = self.weight, self.bias
             try:
                 y, mean, rstd = _C.layer_norm_forward(

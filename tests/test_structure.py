@@ -70,12 +70,7 @@ PUBLIC_NAMES = {
         "l2_penalty",
         "utils",
     ],
-    "normreg.nn.utils": [
-        "clip_grad_norm_",
-        "clip_grad_value_",
-        "freeze_batch_norm_stats",
-        "get_total_norm",
-    ],
+    "normreg.nn.utils": ["clip_grad_norm_", "clip_grad_value_", "freeze_batch_norm_stats", "get_total_norm"],
     "normreg.functional": [
         "Generator",
         "adam_step_",
@@ -108,13 +103,7 @@ PUBLIC_NAMES = {
         "lr_scheduler",
         "param_groups",
     ],
-    "normreg.optim.lr_scheduler": [
-        "CosineAnnealingLR",
-        "LRScheduler",
-        "LinearLR",
-        "SequentialLR",
-        "StepLR",
-    ],
+    "normreg.optim.lr_scheduler": ["CosineAnnealingLR", "LRScheduler", "LinearLR", "SequentialLR", "StepLR"],
     "normreg.init": [
         "Parameter",
         "calculate_fan_in_and_fan_out",
@@ -263,9 +252,7 @@ def _modules():
 
 MODULES = _modules()
 # compiled extension modules (normreg._C): imported like the others, no source to read
-EXTENSIONS = {
-    "normreg." + f.split(".")[0] for f in os.listdir(PACKAGE_DIR) if f.endswith((".so", ".pyd"))
-}
+EXTENSIONS = {"normreg." + f.split(".")[0] for f in os.listdir(PACKAGE_DIR) if f.endswith((".so", ".pyd"))}
 
 
 def _imports(name, path):
@@ -400,11 +387,7 @@ def test_py_typed_and_the_extension_stub_are_installed():
     assert os.path.isfile(os.path.join(PACKAGE_DIR, "py.typed"))
     stub = os.path.join(PACKAGE_DIR, "_C.pyi")
     assert os.path.isfile(stub)
-    declared = {
-        node.name for node in ast.parse(_read(stub)).body if isinstance(node, ast.FunctionDef)
-    }
+    declared = {node.name for node in ast.parse(_read(stub)).body if isinstance(node, ast.FunctionDef)}
 
-    exported = {
-        n for n in dir(normreg._C) if not n.startswith("_") and callable(getattr(normreg._C, n))
-    }
+    exported = {n for n in dir(normreg._C) if not n.startswith("_") and callable(getattr(normreg._C, n))}
     assert declared == exported, (sorted(exported - declared), sorted(declared - exported))

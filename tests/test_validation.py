@@ -37,11 +37,7 @@ W = np.ones((4, 2), np.float32)
 
 CASES = [
     # bool is not a number
-    (
-        lambda: optim.SGD(_params(), lr=True),
-        TypeError,
-        r"^SGD: lr .*must be a real number, got bool",
-    ),
+    (lambda: optim.SGD(_params(), lr=True), TypeError, r"^SGD: lr .*must be a real number, got bool"),
     (lambda: nn.Dropout(p=True), TypeError, r"^Dropout: p must be a real number, got bool"),
     (lambda: F.layer_norm(X, 4, eps=True), TypeError, r"^layer_norm: eps must be a real number"),
     (lambda: nn.Linear(True, 3), TypeError, r"^Linear: in_features must be an int, got bool"),
@@ -49,16 +45,8 @@ CASES = [
     (lambda: DataLoader(X, batch_size=True), TypeError, r"^DataLoader: batch_size must be an int"),
     (lambda: init.normal_(W.copy(), std=np.True_), TypeError, r"^normal_: std must be a real"),
     (lambda: normreg.set_num_threads(True), TypeError, r"^set_num_threads: n must be an int"),
-    (
-        lambda: nn.utils.clip_grad_value_(_params(), False),
-        TypeError,
-        r"^clip_grad_value_: clip_value",
-    ),
-    (
-        lambda: optim.Adam(_params(), amsgrad=1),
-        TypeError,
-        r"^Adam: amsgrad must be a bool, got int",
-    ),
+    (lambda: nn.utils.clip_grad_value_(_params(), False), TypeError, r"^clip_grad_value_: clip_value"),
+    (lambda: optim.Adam(_params(), amsgrad=1), TypeError, r"^Adam: amsgrad must be a bool, got int"),
     # NaN or Inf as a hyperparameter
     (
         lambda: L.StepLR(_opt(), 2, gamma=nan),
@@ -75,41 +63,21 @@ CASES = [
         ValueError,
         r"^Adam: lr \(learning rate\) must be a finite real number, got inf$",
     ),
-    (
-        lambda: optim.SGD(_params(), lr=0.1, momentum=nan),
-        ValueError,
-        r"^SGD: momentum must be a finite",
-    ),
+    (lambda: optim.SGD(_params(), lr=0.1, momentum=nan), ValueError, r"^SGD: momentum must be a finite"),
     (
         lambda: optim.param_groups(nn.Linear(2, 2), weight_decay=nan),
         ValueError,
         r"^param_groups: weight_decay",
     ),
     (lambda: nn.BatchNorm1d(3, eps=inf), ValueError, r"^BatchNorm1d: eps must be a finite"),
-    (
-        lambda: nn.BatchNorm1d(3, momentum=nan),
-        ValueError,
-        r"^BatchNorm1d: momentum must be a finite",
-    ),
+    (lambda: nn.BatchNorm1d(3, momentum=nan), ValueError, r"^BatchNorm1d: momentum must be a finite"),
     (lambda: nn.LayerNorm(4, eps=nan), ValueError, r"^LayerNorm: eps must be a finite"),
-    (
-        lambda: F.batch_norm(X, None, None, training=True, momentum=nan),
-        ValueError,
-        r"^batch_norm: momentum",
-    ),
+    (lambda: F.batch_norm(X, None, None, training=True, momentum=nan), ValueError, r"^batch_norm: momentum"),
     (lambda: F.dropout(X, p=nan), ValueError, r"^dropout: p must be a finite"),
     (lambda: init.uniform_(W.copy(), a=-inf), ValueError, r"^uniform_: a must be a finite"),
-    (
-        lambda: init.xavier_normal_(W.copy(), gain=nan),
-        ValueError,
-        r"^xavier_normal_: gain must be a finite",
-    ),
+    (lambda: init.xavier_normal_(W.copy(), gain=nan), ValueError, r"^xavier_normal_: gain must be a finite"),
     (lambda: nn.l2_penalty(_params(), inf), ValueError, r"^l2_penalty: lam must be a finite"),
-    (
-        lambda: nn.utils.clip_grad_norm_(_params(), max_norm=nan),
-        ValueError,
-        r"^clip_grad_norm_: max_norm",
-    ),
+    (lambda: nn.utils.clip_grad_norm_(_params(), max_norm=nan), ValueError, r"^clip_grad_norm_: max_norm"),
     (lambda: F.sgd_step_(W.copy(), W, lr=nan), ValueError, r"^sgd_step_: lr must be a finite"),
     # other wrong values
     (lambda: nn.GroupNorm(3, 4), ValueError, r"^GroupNorm: num_groups must be >= 1 and divide"),
@@ -118,39 +86,19 @@ CASES = [
         ValueError,
         r"^LinearLR: start_factor must be in \(0, 1\], got 0$",
     ),
-    (
-        lambda: DataLoader(X, batch_size=0),
-        ValueError,
-        r"^DataLoader: batch_size must be positive, got 0$",
-    ),
-    (
-        lambda: optim.Adam(_params(), betas=(0.9, 1.0)),
-        ValueError,
-        r"^Adam: betas\[1\] .*must be in \[0, 1\)",
-    ),
+    (lambda: DataLoader(X, batch_size=0), ValueError, r"^DataLoader: batch_size must be positive, got 0$"),
+    (lambda: optim.Adam(_params(), betas=(0.9, 1.0)), ValueError, r"^Adam: betas\[1\] .*must be in \[0, 1\)"),
     (lambda: nn.Linear(3, -1), ValueError, r"^Linear: out_features must be >= 0, got -1$"),
     (lambda: F.layer_norm(X, 4, eps=-1.0), ValueError, r"^layer_norm: eps must be >= 0, got -1$"),
     # other wrong types
-    (
-        lambda: nn.BatchNorm1d(3, momentum_style=1),
-        TypeError,
-        r"^BatchNorm1d: momentum_style must be one of",
-    ),
+    (lambda: nn.BatchNorm1d(3, momentum_style=1), TypeError, r"^BatchNorm1d: momentum_style must be one of"),
     (
         lambda: nn.BatchNorm1d(3, momentum_style="ema"),
         ValueError,
         r"^BatchNorm1d: momentum_style must be one of",
     ),
-    (
-        lambda: nn.Linear(3, 3, dtype=np.int32),
-        TypeError,
-        r"^Linear: dtype must be float32 or float64",
-    ),
-    (
-        lambda: F.linear(X.astype(np.int64), W),
-        TypeError,
-        r"^linear: x must have dtype float32 or float64",
-    ),
+    (lambda: nn.Linear(3, 3, dtype=np.int32), TypeError, r"^Linear: dtype must be float32 or float64"),
+    (lambda: F.linear(X.astype(np.int64), W), TypeError, r"^linear: x must have dtype float32 or float64"),
     (
         lambda: F.linear(X, W.astype(np.float64)),
         TypeError,
@@ -162,11 +110,7 @@ CASES = [
         TypeError,
         r"^dropout: generator must be a normreg.Generator",
     ),
-    (
-        lambda: L.StepLR(_opt(), 2, gamma="0.1"),
-        TypeError,
-        r"^StepLR: gamma must be a real number, got str$",
-    ),
+    (lambda: L.StepLR(_opt(), 2, gamma="0.1"), TypeError, r"^StepLR: gamma must be a real number, got str$"),
 ]
 
 

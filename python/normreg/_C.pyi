@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-_Array = NDArray[Any]
+_A = NDArray[Any]
+_O = NDArray[Any] | None  # an optional array argument
 _F64 = NDArray[np.float64]
 
 # ---- settings and memory ------------------------------------------------------------------
@@ -23,145 +24,74 @@ def pool_stats() -> tuple[int, int, int, int]: ...
 
 # ---- dense, activation, loss ----------------------------------------------------------------
 
-def linear_forward(
-    x: _Array, weight: _Array, bias: _Array | None, out: _Array | None, /
-) -> _Array: ...
+def linear_forward(x: _A, weight: _A, bias: _O, out: _O, /) -> _A: ...
 def linear_backward(
-    dy: _Array,
-    x: _Array,
-    weight: _Array,
-    dx_out: _Array | None,
-    dweight: _Array,
-    dbias: _Array | None,
-    need_dx: bool,
-    /,
-) -> _Array | None: ...
-def relu_forward(x: _Array, out: _Array | None, /) -> _Array: ...
-def relu_backward(dy: _Array, y: _Array, out: _Array | None, /) -> _Array: ...
-def cross_entropy_forward(logits: _Array, labels: NDArray[np.int64], /) -> tuple[float, _Array]: ...
+    dy: _A, x: _A, weight: _A, dx_out: _O, dweight: _A, dbias: _O, need_dx: bool, /
+) -> _O: ...
+def relu_forward(x: _A, out: _O, /) -> _A: ...
+def relu_backward(dy: _A, y: _A, out: _O, /) -> _A: ...
+def cross_entropy_forward(logits: _A, labels: NDArray[np.int64], /) -> tuple[float, _A]: ...
 def cross_entropy_backward(
-    logits: _Array,
-    labels: NDArray[np.int64],
-    lse: _Array,
-    dloss: float,
-    out: _Array | None,
-    /,
-) -> _Array: ...
+    logits: _A, labels: NDArray[np.int64], lse: _A, dloss: float, out: _O, /
+) -> _A: ...
 
 # ---- normalizations ---------------------------------------------------------------------------
 
-def layer_norm_forward(
-    x: _Array, weight: _Array | None, bias: _Array | None, eps: float, out: _Array | None, /
-) -> tuple[_Array, _Array, _Array]: ...
+def layer_norm_forward(x: _A, weight: _O, bias: _O, eps: float, out: _O, /) -> tuple[_A, _A, _A]: ...
 def layer_norm_backward(
-    dy: _Array,
-    x: _Array,
-    mean: _Array,
-    rstd: _Array,
-    weight: _Array | None,
-    dweight: _Array | None,
-    dbias: _Array | None,
-    out: _Array | None,
-    /,
-) -> _Array: ...
-def rms_norm_forward(
-    x: _Array, weight: _Array | None, eps: float, out: _Array | None, /
-) -> tuple[_Array, _Array]: ...
-def rms_norm_backward(
-    dy: _Array,
-    x: _Array,
-    rstd: _Array,
-    weight: _Array | None,
-    dweight: _Array | None,
-    out: _Array | None,
-    /,
-) -> _Array: ...
+    dy: _A, x: _A, mean: _A, rstd: _A, weight: _O, dweight: _O, dbias: _O, out: _O, /
+) -> _A: ...
+def rms_norm_forward(x: _A, weight: _O, eps: float, out: _O, /) -> tuple[_A, _A]: ...
+def rms_norm_backward(dy: _A, x: _A, rstd: _A, weight: _O, dweight: _O, out: _O, /) -> _A: ...
 def group_norm_forward(
-    x: _Array,
-    weight: _Array | None,
-    bias: _Array | None,
-    num_groups: int,
-    eps: float,
-    out: _Array | None,
-    /,
-) -> tuple[_Array, _Array, _Array]: ...
+    x: _A, weight: _O, bias: _O, num_groups: int, eps: float, out: _O, /
+) -> tuple[_A, _A, _A]: ...
 def group_norm_backward(
-    dy: _Array,
-    x: _Array,
-    mean: _Array,
-    rstd: _Array,
-    weight: _Array | None,
-    dweight: _Array | None,
-    dbias: _Array | None,
-    num_groups: int,
-    out: _Array | None,
-    /,
-) -> _Array: ...
+    dy: _A, x: _A, mean: _A, rstd: _A, weight: _O, dweight: _O, dbias: _O, num_groups: int, out: _O, /
+) -> _A: ...
 def batch_norm_forward(
-    x: _Array,
-    weight: _Array | None,
-    bias: _Array | None,
-    running_mean: _Array | None,
-    running_var: _Array | None,
+    x: _A,
+    weight: _O,
+    bias: _O,
+    running_mean: _O,
+    running_var: _O,
     training: bool,
     momentum: float,
     eps: float,
-    out: _Array | None,
+    out: _O,
     /,
-) -> tuple[_Array, _Array, _Array]: ...
+) -> tuple[_A, _A, _A]: ...
 def batch_norm_backward(
-    dy: _Array,
-    x: _Array,
-    save_mean: _Array,
-    save_rstd: _Array,
-    weight: _Array | None,
-    dweight: _Array | None,
-    dbias: _Array | None,
+    dy: _A,
+    x: _A,
+    save_mean: _A,
+    save_rstd: _A,
+    weight: _O,
+    dweight: _O,
+    dbias: _O,
     training: bool,
-    out: _Array | None,
+    out: _O,
     /,
-) -> _Array: ...
-def sync_batch_norm_stats(x: _Array, /) -> _F64: ...
-def sync_batch_norm_forward(
-    x: _Array,
-    mean: _Array,
-    rstd: _Array,
-    weight: _Array | None,
-    bias: _Array | None,
-    out: _Array | None,
-    /,
-) -> _Array: ...
-def sync_batch_norm_grad_sums(dy: _Array, x: _Array, mean: _Array, rstd: _Array, /) -> _F64: ...
+) -> _A: ...
+def sync_batch_norm_stats(x: _A, /) -> _F64: ...
+def sync_batch_norm_forward(x: _A, mean: _A, rstd: _A, weight: _O, bias: _O, out: _O, /) -> _A: ...
+def sync_batch_norm_grad_sums(dy: _A, x: _A, mean: _A, rstd: _A, /) -> _F64: ...
 def sync_batch_norm_backward(
-    dy: _Array,
-    x: _Array,
-    mean: _Array,
-    rstd: _Array,
-    weight: _Array | None,
-    sums: _F64,
-    count: float,
-    out: _Array | None,
-    /,
-) -> _Array: ...
+    dy: _A, x: _A, mean: _A, rstd: _A, weight: _O, sums: _F64, count: float, out: _O, /
+) -> _A: ...
 
 # ---- dropout and its generator ----------------------------------------------------------------
 
-def dropout_forward(
-    x: _Array, p: float, seed: int, offset: int, out: _Array | None, /
-) -> tuple[_Array, NDArray[np.uint8]]: ...
-def dropout_backward(
-    dy: _Array, mask: NDArray[np.uint8], p: float, out: _Array | None, /
-) -> _Array: ...
-def philox4x32(
-    c0: int, c1: int, c2: int, c3: int, k0: int, k1: int, /
-) -> tuple[int, int, int, int]: ...
+def dropout_forward(x: _A, p: float, seed: int, offset: int, out: _O, /) -> tuple[_A, NDArray[np.uint8]]: ...
+def dropout_backward(dy: _A, mask: NDArray[np.uint8], p: float, out: _O, /) -> _A: ...
+def philox4x32(c0: int, c1: int, c2: int, c3: int, k0: int, k1: int, /) -> tuple[int, int, int, int]: ...
 
 # ---- optimizer steps (in place) -----------------------------------------------------------------
 
 def sgd_step(
-    param: _Array,
-    grad: _Array,
-    momentum_buffer: _Array | None,
+    param: _A,
+    grad: _A,
+    momentum_buffer: _O,
     lr: float,
     momentum: float,
     dampening: float,
@@ -171,11 +101,11 @@ def sgd_step(
     /,
 ) -> None: ...
 def adam_step(
-    param: _Array,
-    grad: _Array,
-    exp_avg: _Array,
-    exp_avg_sq: _Array,
-    max_exp_avg_sq: _Array | None,
+    param: _A,
+    grad: _A,
+    exp_avg: _A,
+    exp_avg_sq: _A,
+    max_exp_avg_sq: _O,
     lr: float,
     beta1: float,
     beta2: float,
@@ -190,9 +120,7 @@ def adam_step(
 # ---- benchmarks' private kernels ----------------------------------------------------------------
 
 def copy_f32(dst: NDArray[np.float32], src: NDArray[np.float32], nthreads: int, /) -> None: ...
-def layer_norm_kernel_time(
-    x: _Array, weight: _Array | None, bias: _Array | None, reps: int, /
-) -> float: ...
+def layer_norm_kernel_time(x: _A, weight: _O, bias: _O, reps: int, /) -> float: ...
 def sgemm(
     trans_a: bool,
     trans_b: bool,

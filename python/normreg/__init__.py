@@ -17,17 +17,7 @@ import os as _os
 # yourself, before importing normreg, to choose otherwise.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import (
-    _C,
-    _validation,
-    conventions,
-    functional,
-    init,
-    nn,
-    optim,
-    random,
-    testing,
-)
+from . import _C, _validation, conventions, functional, init, nn, optim, random, testing
 from . import serialization as serialization
 from .random import Generator, default_generator, initial_seed, manual_seed, seed
 from .serialization import CheckpointError, load, save

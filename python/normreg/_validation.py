@@ -76,15 +76,11 @@ def real(
     if (low is not None and (v < low or (low_open and v == low))) or (
         high is not None and (v > high or (high_open and v == high))
     ):
-        raise ValueError(
-            f"{where}: {name} must be {_interval(low, high, low_open, high_open)}, got {v:g}"
-        )
+        raise ValueError(f"{where}: {name} must be {_interval(low, high, low_open, high_open)}, got {v:g}")
     return v
 
 
-def integer(
-    value: Any, name: str, where: str, *, low: int | None = None, high: int | None = None
-) -> int:
+def integer(value: Any, name: str, where: str, *, low: int | None = None, high: int | None = None) -> int:
     """``value`` as an int: an int or NumPy integer (not a bool) within ``[low, high]``."""
     if type(value) is not int and (
         isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)
@@ -126,9 +122,10 @@ def eps(value: Any, where: str) -> float:
     return real(value, "eps", where, low=0.0)
 
 
-def normalized_shape(value: Any, where: str) -> tuple[int, ...]:
-    """A ``normalized_shape``: an int or a sequence of ints >= 0, as a tuple."""
-    if type(value) is tuple and all(type(d) is int and d >= 0 for d in value):
+def normalized_shape(value: Any, where: str, nonempty: bool = False) -> tuple[int, ...]:
+    """A ``normalized_shape``: an int or a sequence of ints >= 0, as a tuple (with at least
+    one dimension when ``nonempty``)."""
+    if type(value) is tuple and value and all(type(d) is int and d >= 0 for d in value):
         return value
     if type(value) is int and value >= 0:
         return (value,)
@@ -141,16 +138,14 @@ def normalized_shape(value: Any, where: str) -> tuple[int, ...]:
     if (
         dims is None
         or isinstance(value, (str, bytes))
-        or not all(
-            isinstance(d, numbers.Integral) and not isinstance(d, (bool, np.bool_)) for d in dims
-        )
+        or not all(isinstance(d, numbers.Integral) and not isinstance(d, (bool, np.bool_)) for d in dims)
     ):
-        raise TypeError(
-            f"{where}: normalized_shape must be an int or a sequence of ints, got {value!r}"
-        )
+        raise TypeError(f"{where}: normalized_shape must be an int or a sequence of ints, got {value!r}")
     shape = tuple(int(d) for d in dims)
     if any(d < 0 for d in shape):
         raise ValueError(f"{where}: normalized_shape must not be negative, got {shape}")
+    if nonempty and not shape:
+        raise ValueError(f"{where}: normalized_shape must have at least one dimension")
     return shape
 
 
@@ -159,8 +154,7 @@ def num_groups(value: Any, channels: int, where: str) -> int:
     groups = integer(value, "num_groups", where)
     if groups < 1 or channels % groups != 0:
         raise ValueError(
-            f"{where}: num_groups must be >= 1 and divide the number of channels "
-            f"{channels}, got {groups}"
+            f"{where}: num_groups must be >= 1 and divide the number of channels {channels}, got {groups}"
         )
     return groups
 
@@ -180,11 +174,7 @@ def float_dtype(value: Any, where: str) -> np.dtype[Any]:
 
 
 def float_array(
-    x: Any,
-    name: str,
-    where: str,
-    dtype: npt.DTypeLike | None = None,
-    dtype_from: str = "the other arguments",
+    x: Any, name: str, where: str, dtype: npt.DTypeLike | None = None, dtype_from: str = "the other arguments"
 ) -> np.ndarray:
     """``x`` as a C-contiguous, aligned, native-order float32/float64 ndarray (``x`` itself
     when it is one), of dtype ``dtype`` when that is given (``dtype_from`` says why)."""
@@ -202,9 +192,7 @@ def float_array(
         x = x.astype(dt.newbyteorder("="))
         dt = x.dtype
     if dtype is not None and dt != dtype:
-        raise TypeError(
-            f"{where}: {name} has dtype {dt}, expected {np.dtype(dtype)} ({dtype_from})"
-        )
+        raise TypeError(f"{where}: {name} has dtype {dt}, expected {np.dtype(dtype)} ({dtype_from})")
     if not (x.flags.c_contiguous and x.flags.aligned):
         x = np.require(x, requirements=("C", "A"))
     return x
@@ -220,9 +208,7 @@ def optional_float_array(
 def check_shape(arr: np.ndarray, name: str, where: str, shape: Sequence[int], what: str) -> None:
     """ValueError unless ``arr`` has ``shape`` (``what`` says where that shape comes from)."""
     if arr.shape != tuple(shape):
-        raise ValueError(
-            f"{where}: {name} must have shape {tuple(shape)} ({what}), got {arr.shape}"
-        )
+        raise ValueError(f"{where}: {name} must have shape {tuple(shape)} ({what}), got {arr.shape}")
 
 
 def inplace_array(
@@ -239,18 +225,12 @@ def inplace_array(
     """``arr``, an array the call writes into: an ndarray of ``dtype`` and ``shape``,
     C-contiguous, aligned and writeable (checked, never converted)."""
     if not isinstance(arr, np.ndarray):
-        raise TypeError(
-            f"{where}: {name} must be a numpy.ndarray ({purpose}), got {type(arr).__name__}"
-        )
+        raise TypeError(f"{where}: {name} must be a numpy.ndarray ({purpose}), got {type(arr).__name__}")
     if dtype is not None and arr.dtype != dtype:
-        raise TypeError(
-            f"{where}: {name} has dtype {arr.dtype}, expected {np.dtype(dtype)} ({dtype_from})"
-        )
+        raise TypeError(f"{where}: {name} has dtype {arr.dtype}, expected {np.dtype(dtype)} ({dtype_from})")
     check_shape(arr, name, where, shape, shape_from)
     if not (arr.flags.c_contiguous and arr.flags.aligned and arr.flags.writeable):
-        raise ValueError(
-            f"{where}: {name} is {purpose} and must be C-contiguous, aligned and writeable"
-        )
+        raise ValueError(f"{where}: {name} is {purpose} and must be C-contiguous, aligned and writeable")
     return arr
 
 

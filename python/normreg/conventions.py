@@ -83,9 +83,7 @@ class Convention:
     def __post_init__(self) -> None:
         where = "Convention"
         V.choice(self.bn_momentum_style, "bn_momentum_style", where, BN_MOMENTUM_STYLES)
-        V.choice(
-            self.bn_running_var_estimator, "bn_running_var_estimator", where, BN_VAR_ESTIMATORS
-        )
+        V.choice(self.bn_running_var_estimator, "bn_running_var_estimator", where, BN_VAR_ESTIMATORS)
         V.choice(self.sgd_momentum_style, "sgd_momentum_style", where, SGD_MOMENTUM_STYLES)
 
 

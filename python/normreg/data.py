@@ -62,8 +62,7 @@ def _read_bytes(path: str) -> bytes:
                 return f.read()
         except EOFError as exc:
             raise ValueError(
-                f"{path}: truncated gzip stream ({exc}); the file is incomplete, "
-                "delete it and fetch it again"
+                f"{path}: truncated gzip stream ({exc}); the file is incomplete, delete it and fetch it again"
             ) from exc
         except (OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
             raise ValueError(f"{path}: corrupted gzip data ({exc})") from exc
@@ -86,9 +85,7 @@ def read_idx(path: PathLike) -> np.ndarray:
     if len(data) < 4:
         raise ValueError(f"{path}: truncated IDX file: {len(data)} bytes, the header alone needs 4")
     if data[0] != 0 or data[1] != 0:
-        raise ValueError(
-            f"{path}: not an IDX file: magic number starts with {data[:2].hex()}, expected 0000"
-        )
+        raise ValueError(f"{path}: not an IDX file: magic number starts with {data[:2].hex()}, expected 0000")
     dtype = _IDX_TYPES.get(data[2])
     if dtype is None:
         raise ValueError(
@@ -100,9 +97,7 @@ def read_idx(path: PathLike) -> np.ndarray:
         raise ValueError(f"{path}: IDX header declares 0 dimensions")
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise ValueError(
-            f"{path}: truncated IDX header: {len(data)} bytes, {ndim} dimensions need {header}"
-        )
+        raise ValueError(f"{path}: truncated IDX header: {len(data)} bytes, {ndim} dimensions need {header}")
     shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(data) < expected:
@@ -202,11 +197,7 @@ def _download(url: str, dest: str, md5: str, progress: bool) -> None:
                 from tqdm.auto import tqdm  # optional dependency: imported on first use
 
                 bar = tqdm(
-                    total=total,
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1024,
-                    desc=os.path.basename(dest),
+                    total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=os.path.basename(dest)
                 )
             try:
                 while True:
@@ -239,12 +230,10 @@ def _offline_message(searched: list[tuple[str, str]], url: str, error: object) -
     lines += [f"  - {where}: {path}" for where, path in searched]
     lines += [
         "Any one of these provides the dataset:",
-        "  - pass load_fashion_mnist(root=DIR) (normreg-train --data-dir DIR) with DIR holding "
-        "the files;",
+        "  - pass load_fashion_mnist(root=DIR) (normreg-train --data-dir DIR) with DIR holding the files;",
         "  - set NORMREG_DATA=DIR;",
         f"  - put the files into {_cache_dir()};",
-        "  - on Debian/Ubuntu: apt-get install dataset-fashion-mnist (installs them into "
-        f"{_DEBIAN_DIR});",
+        f"  - on Debian/Ubuntu: apt-get install dataset-fashion-mnist (installs them into {_DEBIAN_DIR});",
         f"  - connect to the internet: they are downloaded from {url} into the cache.",
     ]
     return "\n".join(lines)
@@ -278,22 +267,16 @@ def _read_split(images_path: str, labels_path: str) -> tuple[np.ndarray, np.ndar
     labels = read_idx(labels_path)
     if images.ndim != 3 or images.dtype != np.uint8:
         raise ValueError(
-            f"{images_path}: expected uint8 images (N, rows, cols), "
-            f"got {images.dtype} {images.shape}"
+            f"{images_path}: expected uint8 images (N, rows, cols), got {images.dtype} {images.shape}"
         )
     if labels.ndim != 1 or labels.dtype != np.uint8:
-        raise ValueError(
-            f"{labels_path}: expected uint8 labels (N,), got {labels.dtype} {labels.shape}"
-        )
+        raise ValueError(f"{labels_path}: expected uint8 labels (N,), got {labels.dtype} {labels.shape}")
     if labels.shape[0] != images.shape[0]:
         raise ValueError(
-            f"{labels_path} has {labels.shape[0]} labels for the "
-            f"{images.shape[0]} images of {images_path}"
+            f"{labels_path} has {labels.shape[0]} labels for the {images.shape[0]} images of {images_path}"
         )
     if labels.size and labels.max() >= len(FASHION_MNIST_CLASSES):
-        raise ValueError(
-            f"{labels_path}: label {labels.max()} outside [0, {len(FASHION_MNIST_CLASSES)})"
-        )
+        raise ValueError(f"{labels_path}: label {labels.max()} outside [0, {len(FASHION_MNIST_CLASSES)})")
     x = images.reshape(images.shape[0], -1).astype(np.float32)
     x *= np.float32(1.0 / 255.0)
     return x, labels.astype(np.int64)

@@ -49,13 +49,9 @@ def _widths(hidden: int | Iterable[int], depth: int | None) -> list[int]:
         widths = [int(hidden)] * depth
     else:
         if depth is not None:
-            raise ValueError(
-                "MLP: depth is only used with an int hidden width, not with a list of widths"
-            )
+            raise ValueError("MLP: depth is only used with an int hidden width, not with a list of widths")
         if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
-            raise TypeError(
-                f"MLP: hidden must be an int or a list of ints, got {type(hidden).__name__}"
-            )
+            raise TypeError(f"MLP: hidden must be an int or a list of ints, got {type(hidden).__name__}")
         hidden = list(cast(Iterable[int], hidden))
         if any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) for h in hidden):
             raise TypeError(f"MLP: hidden must be an int or a list of ints, got {hidden!r}")
@@ -149,8 +145,7 @@ class MLPResNet(nn.Sequential):
         self.dropout = _dropout_p(dropout, where)
         make_norm(self.norm, 1)
         blocks = [
-            ResidualBlock(hidden, hidden // 2, self.norm, self.dropout, dtype)
-            for _ in range(num_blocks)
+            ResidualBlock(hidden, hidden // 2, self.norm, self.dropout, dtype) for _ in range(num_blocks)
         ]
         super().__init__(
             nn.Linear(in_features, hidden, dtype=dtype),

@@ -107,7 +107,5 @@ def as_generator(value: Any, where: str, name: str = "generator") -> Generator:
     if value is None:
         return default_generator
     if not isinstance(value, Generator):
-        raise TypeError(
-            f"{where}: {name} must be a normreg.Generator or None, got {type(value).__name__}"
-        )
+        raise TypeError(f"{where}: {name} must be a normreg.Generator or None, got {type(value).__name__}")
     return value

@@ -196,9 +196,7 @@ def load(path: PathLike) -> Any:
     try:
         header = json.loads(str(arrays.pop(_STRUCTURE)[()]))
     except (ValueError, TypeError) as exc:
-        raise CheckpointError(
-            f"normreg.load: '{path}' has an unreadable structure: {exc}"
-        ) from None
+        raise CheckpointError(f"normreg.load: '{path}' has an unreadable structure: {exc}") from None
     if not isinstance(header, dict) or header.get("format") != _FORMAT or "root" not in header:
         raise CheckpointError(f"normreg.load: '{path}' is not a normreg checkpoint")
     if header.get("version") != _VERSION:

@@ -218,8 +218,7 @@ def check_gradients(
         y = np.asarray(target.forward(inputs))
         if y.dtype != np.float64:
             raise TypeError(
-                f"gradcheck: the forward returned dtype {y.dtype}, expected float64 "
-                "(check in float64)"
+                f"gradcheck: the forward returned dtype {y.dtype}, expected float64 (check in float64)"
             )
         if dy is None:
             dy = np.random.default_rng(seed).standard_normal(y.shape)
@@ -279,19 +278,12 @@ def check_gradients(
 
 
 def gradcheck(
-    fn: Module | Callable[..., Any],
-    inputs: Any,
-    *,
-    backward: Callable[..., Any] | None = None,
-    eps: float = 1e-6,
-    atol: float = 1e-5,
-    rtol: float = 1e-3,
-    seed: int = 0,
-    dy: Any = None,
-    check_inputs: bool = True,
-    raise_exception: bool = True,
+    fn: Module | Callable[..., Any], inputs: Any, *, raise_exception: bool = True, **options: Any
 ) -> bool:
     """Check analytic gradients against central finite differences in float64.
+
+    ``options`` (keywords): ``backward=None, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, dy=None,
+    check_inputs=True``, as :func:`check_gradients` takes them.
 
     fn: a :class:`~normreg.nn.Module` (float64; its ``backward(dy)`` gives the input
     gradient and adds into ``Parameter.grad``) or a function ``fn(*inputs) -> y``, in
@@ -314,17 +306,7 @@ def gradcheck(
     numeric, absolute error), or returns False with ``raise_exception=False``, as
     ``torch.autograd.gradcheck``. Use :func:`check_gradients` for the report itself.
     """
-    report = check_gradients(
-        fn,
-        inputs,
-        backward=backward,
-        eps=eps,
-        atol=atol,
-        rtol=rtol,
-        seed=seed,
-        dy=dy,
-        check_inputs=check_inputs,
-    )
+    report = check_gradients(fn, inputs, **options)
     if report.ok:
         return True
     if raise_exception:

@@ -164,9 +164,7 @@ def _abort(
             if exc_type is None or issubclass(exc_type, SystemExit)
             else f"uncaught {exc_type.__name__}"
         )
-        sys.stderr.write(
-            f"[rank {rank}] normreg.distributed: {what}, aborting all {comm.Get_size()} ranks\n"
-        )
+        sys.stderr.write(f"[rank {rank}] normreg.distributed: {what}, aborting all {comm.Get_size()} ranks\n")
         sys.stderr.flush()
         time.sleep(_ABORT_GRACE)
     finally:
@@ -223,9 +221,7 @@ def abort_on_failure(comm: Comm | None = None) -> Iterator[Comm]:
         raise
 
 
-def init(
-    comm: Comm | None = None, abort_on_error: bool = True, timeout: float | None = None
-) -> Comm:
+def init(comm: Comm | None = None, abort_on_error: bool = True, timeout: float | None = None) -> Comm:
     """Start data-parallel work: returns the communicator (MPI COMM_WORLD by default).
 
     Needs mpi4py when run under ``mpiexec`` with more than one rank; run alone without

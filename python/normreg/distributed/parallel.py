@@ -44,8 +44,7 @@ def broadcast_parameters(
     for a in arrays:
         if not (isinstance(a, np.ndarray) and a.flags.c_contiguous and a.flags.writeable):
             raise ValueError(
-                "broadcast_parameters: every parameter and buffer must be a "
-                "C-contiguous writeable ndarray"
+                "broadcast_parameters: every parameter and buffer must be a C-contiguous writeable ndarray"
             )
     for group in _flat_groups(arrays, bucket_bytes):
         flat = (
@@ -71,10 +70,7 @@ class GradientReducer:
     """
 
     def __init__(
-        self,
-        parameters: Iterable[nn.Parameter],
-        comm: Comm | None = None,
-        bucket_cap_mb: float = 4.0,
+        self, parameters: Iterable[nn.Parameter], comm: Comm | None = None, bucket_cap_mb: float = 4.0
     ) -> None:
         self.comm = comm if comm is not None else world()
         self.params = list(dict.fromkeys(parameters))  # a shared parameter is reduced once
@@ -137,11 +133,7 @@ class DistributedDataParallel(nn.Module):
     """
 
     def __init__(
-        self,
-        module: nn.Module,
-        comm: Comm | None = None,
-        broadcast: bool = True,
-        bucket_cap_mb: float = 4.0,
+        self, module: nn.Module, comm: Comm | None = None, broadcast: bool = True, bucket_cap_mb: float = 4.0
     ) -> None:
         super().__init__()
         if not isinstance(module, nn.Module):

@@ -60,9 +60,7 @@ class DistributedSampler:
             rank = comm.Get_rank() if rank is None else rank
         self.num_replicas = V.integer(num_replicas, "num_replicas", where, low=1)
         self.rank = V.integer(rank, "rank", where, low=0, high=self.num_replicas - 1)
-        self.batch_size = (
-            None if batch_size is None else V.integer(batch_size, "batch_size", where, low=1)
-        )
+        self.batch_size = None if batch_size is None else V.integer(batch_size, "batch_size", where, low=1)
         self.shuffle = bool(shuffle)
         self.seed = V.integer(seed, "seed", where)
         self.drop_last = bool(drop_last)
@@ -144,8 +142,7 @@ class DistributedDataLoader:
         self.y = None if y is None else np.asarray(y)
         if self.y is not None and self.y.shape[:1] != self.x.shape[:1]:
             raise ValueError(
-                f"x and y must have the same number of samples, got "
-                f"{self.x.shape[:1]} and {self.y.shape[:1]}"
+                f"x and y must have the same number of samples, got {self.x.shape[:1]} and {self.y.shape[:1]}"
             )
         if comm is not None:
             num_replicas = comm.Get_size() if num_replicas is None else num_replicas

@@ -8,9 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .. import conventions
 from .. import functional as F
-from ..conventions import DEFAULT
 from ..nn.batchnorm import BatchNormBase
 from ..nn.parameter import Module, data_of
 from .comm import Comm, allgather, allreduce_sum_, world
@@ -65,35 +63,10 @@ class SyncBatchNorm(BatchNormBase):
 
     _input_doc = "(N, C) or (N, C, *)"
 
-    def __init__(
-        self,
-        num_features: int,
-        eps: float = 1e-5,
-        momentum: Any = DEFAULT,
-        affine: bool = True,
-        track_running_stats: bool = True,
-        dtype: npt.DTypeLike = np.float32,
-        *,
-        momentum_style: str | None = None,
-        running_var_estimator: str | None = None,
-        initial_running_var: float | None = None,
-        freeze_stats: bool = False,
-        convention: str | conventions.Convention | None = None,
-        comm: Comm | None = None,
-    ) -> None:
-        super().__init__(
-            num_features,
-            eps,
-            momentum,
-            affine,
-            track_running_stats,
-            dtype,
-            momentum_style=momentum_style,
-            running_var_estimator=running_var_estimator,
-            initial_running_var=initial_running_var,
-            freeze_stats=freeze_stats,
-            convention=convention,
-        )
+    def __init__(self, *args: Any, comm: Comm | None = None, **kwargs: Any) -> None:
+        """``SyncBatchNorm(num_features, eps=1e-5, momentum=0.1, ..., comm=None)``: the
+        arguments of :class:`normreg.nn.BatchNorm1d`, and ``comm``."""
+        super().__init__(*args, **kwargs)
         self.comm: Comm | None = comm
         self._sync = False
 
@@ -154,9 +127,7 @@ class SyncBatchNorm(BatchNormBase):
         # normalize with the global statistics
         y = F.batch_norm_elemt(x3, save_mean, save_rstd, data_of(self.weight), data_of(self.bias))
         if self.track_running_stats:
-            self._update_running(
-                mean, m2 / (count - 1) if self.running_var_estimator == "unbiased" else var
-            )
+            self._update_running(mean, m2 / (count - 1) if self.running_var_estimator == "unbiased" else var)
         self._ctx = (x.shape, x3, save_mean, save_rstd, count)
         return y.reshape(x.shape)
 
@@ -177,9 +148,7 @@ class SyncBatchNorm(BatchNormBase):
         if self.bias is not None:
             self.bias.grad += local[0].astype(self.dtype)
         sums = allreduce_sum_(self._comm(), local.copy())
-        dx = F.batch_norm_backward_elemt(
-            dy3, x3, save_mean, save_rstd, data_of(self.weight), sums, count
-        )
+        dx = F.batch_norm_backward_elemt(dy3, x3, save_mean, save_rstd, data_of(self.weight), sums, count)
         return dx.reshape(shape)
 
     def extra_repr(self) -> str:

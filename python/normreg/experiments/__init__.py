@@ -34,30 +34,15 @@ from ..train import TrainConfig as TrainConfig
 from ..train import build_model as build_model
 from ..train import evaluate as evaluate
 from ..train import train as train
-from ._common import Data, Log, Result
 from .generalization import regularization, summary
 from .normalization import init_scale, norm_lr
 
-__all__ = [
-    "EXPERIMENTS",
-    "run",
-    "run_all",
-    "main",
-    "norm_lr",
-    "regularization",
-    "init_scale",
-    "summary",
-]
+__all__ = ["EXPERIMENTS", "run", "run_all", "main", "norm_lr", "regularization", "init_scale", "summary"]
 
 
 # ---- running ----------------------------------------------------------------------------------
 
-EXPERIMENTS = {
-    "norm-lr": norm_lr,
-    "regularization": regularization,
-    "init": init_scale,
-    "summary": summary,
-}
+EXPERIMENTS = {"norm-lr": norm_lr, "regularization": regularization, "init": init_scale, "summary": summary}
 
 _TITLES = {
     "norm-lr": "1. Normalization x learning rate",
@@ -67,16 +52,7 @@ _TITLES = {
 }
 
 
-def run(
-    name: str,
-    out_dir: str,
-    data: Data | None = None,
-    data_dir: str | None = None,
-    quick: bool = False,
-    progress: bool | None = None,
-    log: Log = print,
-    seed: int = 0,
-) -> Result:
+def run(name, out_dir, data=None, data_dir=None, quick=False, progress=None, log=print, seed=0):
     """Run the experiment ``name`` (one of :data:`EXPERIMENTS`) and write ``<name>.md``,
     ``<name>.json`` and its PNGs into ``out_dir``. ``data``: ``(x_train, y_train, x_test,
     y_test)``; default :func:`normreg.data.load_fashion_mnist(data_dir)`. Returns a dict with
@@ -108,16 +84,7 @@ def run(
     return result
 
 
-def run_all(
-    out_dir: str,
-    data: Data | None = None,
-    data_dir: str | None = None,
-    quick: bool = False,
-    progress: bool | None = None,
-    log: Log = print,
-    seed: int = 0,
-    names: Sequence[str] | None = None,
-) -> dict[str, Result]:
+def run_all(out_dir, data=None, data_dir=None, quick=False, progress=None, log=print, seed=0, names=None):
     """Run several experiments (default: all four); returns {name: result}."""
     if data is None:
         data = load_fashion_mnist(data_dir)
@@ -141,23 +108,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=["all"],
         help=f"which to run: all (default) or any of {', '.join(EXPERIMENTS)}",
     )
-    p.add_argument(
-        "--quick", action="store_true", help="small subsets and few epochs (< 1 minute each)"
-    )
+    p.add_argument("--quick", action="store_true", help="small subsets and few epochs (< 1 minute each)")
     p.add_argument("--out", default="runs/experiments", help="output directory")
     p.add_argument("--data-dir", default=None, help="directory with the Fashion-MNIST files")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--threads", type=int, default=None, help="threads for normreg (default: all cores)"
-    )
+    p.add_argument("--threads", type=int, default=None, help="threads for normreg (default: all cores)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
     args = p.parse_args(argv)
     names = list(EXPERIMENTS) if "all" in args.experiments else args.experiments
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
-        p.error(
-            f"unknown experiment(s) {', '.join(unknown)}; choose from all, {', '.join(EXPERIMENTS)}"
-        )
+        p.error(f"unknown experiment(s) {', '.join(unknown)}; choose from all, {', '.join(EXPERIMENTS)}")
     if args.threads is not None:
         normreg.set_num_threads(args.threads)
     try:
@@ -170,9 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line, flush=True)
 
     for name in names:
-        result = run(
-            name, args.out, data, quick=args.quick, progress=args.progress, log=log, seed=args.seed
-        )
+        result = run(name, args.out, data, quick=args.quick, progress=args.progress, log=log, seed=args.seed)
         print()
         print(result["markdown"])
         print(

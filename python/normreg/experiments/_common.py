@@ -60,9 +60,7 @@ class Runs:
         )
         self.name, self.log = name, log
 
-    def __call__(
-        self, label: str, config: TrainConfig, data: Data, model: Module | None = None
-    ) -> Result:
+    def __call__(self, label: str, config: TrainConfig, data: Data, model: Module | None = None) -> Result:
         self.bar.set_postfix_str(label)
         t0 = time.perf_counter()
         result = train(config, data, progress=False, log=None, model=model, record_every=None)
@@ -104,3 +102,25 @@ def cell(result: Result) -> str:
     if result["diverged"]:
         return "diverged"
     return f"{fmt(last(result, 'test_acc'))} ({fmt(last(result, 'train_loss'), 3)})"
+
+
+def plain_sgd(norm: str, lr: float, momentum: float, seed: int, base: dict[str, Any]) -> TrainConfig:
+    """SGD at a constant learning rate, no dropout and no weight decay: what the
+    normalization experiments vary ``norm`` and one other setting of."""
+    return TrainConfig(
+        norm=norm,
+        dropout=0.0,
+        optimizer="sgd",
+        lr=lr,
+        momentum=momentum,
+        weight_decay=0.0,
+        schedule="constant",
+        seed=seed,
+        **base,
+    )
+
+
+def with_test_subset(data: Data, n: int | None, seed: int) -> tuple[np.ndarray, ...]:
+    """``data`` with a seeded subset of ``n`` test examples (all of them for None)."""
+    x_tr, y_tr, x_te, y_te = data
+    return (x_tr, y_tr, *subset(x_te, y_te, n, seed))

@@ -10,30 +10,12 @@ import numpy as np
 
 from .._reports import figure
 from ..train import TrainConfig, evaluate
-from ._common import (
-    Data,
-    Log,
-    Result,
-    Runs,
-    fmt,
-    last,
-    markdown,
-    save_png,
-    strip,
-    subset,
-)
+from ._common import Result, Runs, fmt, last, markdown, save_png, strip, subset
 
 # ---- 2. regularization and generalization -----------------------------------------------------
 
 
-def regularization(
-    data: Data,
-    out_dir: str,
-    quick: bool = False,
-    progress: bool | None = None,
-    log: Log = print,
-    seed: int = 0,
-) -> Result:
+def regularization(data, out_dir, quick=False, progress=None, log=print, seed=0) -> Result:
     """An over-parameterized MLP on a small subset: none / dropout / weight decay / both."""
     if quick:
         base: dict[str, Any] = dict(width=[128, 128], epochs=8, batch_size=50)
@@ -122,105 +104,47 @@ def regularization(
         ep = [h["epoch"] for h in r["history"]]
         (line,) = ax.plot(ep, [h["test_loss"] for h in r["history"]], label=f"{label} (test)")
         ax.plot(ep, [h["train_loss"] for h in r["history"]], ":", color=line.get_color())
-    ax.set(
-        xlabel="epoch", ylabel="loss", yscale="log", title="test loss (solid), train loss (dotted)"
-    )
+    ax.set(xlabel="epoch", ylabel="loss", yscale="log", title="test loss (solid), train loss (dotted)")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     png = save_png(fig, out_dir, "regularization.png")
-    return {
-        "rows": rows,
-        "markdown": md,
-        "plots": [png],
-        "runs": {k: strip(r) for k, r in results.items()},
-    }
+    return {"rows": rows, "markdown": md, "plots": [png], "runs": {k: strip(r) for k, r in results.items()}}
 
 
 # ---- 4. different roads, similar accuracy --------------------------------------------------
 
 
 def _summary_configs(quick: bool) -> list[tuple[str, TrainConfig]]:
-    e = 2 if quick else 8
-    big = [256, 128] if quick else [1024, 512, 256]
+    def cfg(norm: str, optimizer: str, lr: float, wd: float, width: Any, **rest: Any) -> TrainConfig:
+        return TrainConfig(
+            width=width,
+            norm=norm,
+            optimizer=optimizer,
+            lr=lr,
+            weight_decay=wd,
+            epochs=2 if quick else 8,
+            **rest,
+        )
+
+    def q(full: Any, small: Any) -> Any:  # the full run's value, or the quick one's
+        return small if quick else full
+
     return [
-        (
-            "MLP BatchNorm + dropout, SGD Nesterov (the default recipe)",
-            TrainConfig(
-                width=big,
-                norm="batch",
-                dropout=0.2,
-                optimizer="sgd",
-                lr=0.1,
-                weight_decay=5e-4,
-                epochs=e,
-            ),
-        ),
-        (
-            "MLP LayerNorm, AdamW",
-            TrainConfig(
-                width=[512, 512] if not quick else [128, 128],
-                norm="layer",
-                dropout=0.0,
-                optimizer="adamw",
-                lr=1e-3,
-                weight_decay=0.05,
-                epochs=e,
-            ),
-        ),
-        (
-            "MLP no norm + dropout, Adam",
-            TrainConfig(
-                width=[512, 256] if not quick else [128, 64],
-                norm="none",
-                dropout=0.2,
-                optimizer="adam",
-                lr=1e-3,
-                weight_decay=0.0,
-                epochs=e,
-                batch_size=128,
-            ),
-        ),
-        (
-            "MLPResNet (hw2: 3 blocks of 100, BatchNorm, dropout 0.1), Adam",
-            TrainConfig(
-                model="resnet",
-                width=100,
-                depth=3,
-                norm="batch",
-                dropout=0.1,
-                optimizer="adam",
-                lr=1e-3,
-                weight_decay=1e-3,
-                epochs=e,
-                batch_size=128,
-            ),
-        ),
-        (
-            "wide shallow MLP, no norm, plain SGD",
-            TrainConfig(
-                width=[1024] if not quick else [256],
-                norm="none",
-                dropout=0.0,
-                optimizer="sgd",
-                lr=0.1,
-                momentum=0.0,
-                weight_decay=0.0,
-                epochs=e,
-                batch_size=64,
-                schedule="cosine",
-            ),
-        ),
-    ]
+        ("MLP BatchNorm + dropout, SGD Nesterov (the default recipe)",
+         cfg("batch", "sgd", 0.1, 5e-4, q([1024, 512, 256], [256, 128]), dropout=0.2)),
+        ("MLP LayerNorm, AdamW",
+         cfg("layer", "adamw", 1e-3, 0.05, q([512, 512], [128, 128]), dropout=0.0)),
+        ("MLP no norm + dropout, Adam",
+         cfg("none", "adam", 1e-3, 0.0, q([512, 256], [128, 64]), dropout=0.2, batch_size=128)),
+        ("MLPResNet (hw2: 3 blocks of 100, BatchNorm, dropout 0.1), Adam",
+         cfg("batch", "adam", 1e-3, 1e-3, 100, model="resnet", depth=3, dropout=0.1, batch_size=128)),
+        ("wide shallow MLP, no norm, plain SGD",
+         cfg("none", "sgd", 0.1, 0.0, q([1024], [256]), dropout=0.0, momentum=0.0, batch_size=64,
+             schedule="cosine")),
+    ]  # fmt: skip
 
 
-def summary(
-    data: Data,
-    out_dir: str,
-    quick: bool = False,
-    progress: bool | None = None,
-    log: Log = print,
-    seed: int = 0,
-) -> Result:
+def summary(data, out_dir, quick=False, progress=None, log=print, seed=0) -> Result:
     """Several very different configurations that reach similar test accuracy."""
     configs = _summary_configs(quick)
     x_tr, y_tr, x_te, y_te = data
@@ -288,21 +212,10 @@ def summary(
     ax = axes[0, 0]
     for label, r in results.items():
         ax.plot(
-            [h["epoch"] for h in r["history"]],
-            [h["test_acc"] for h in r["history"]],
-            "-o",
-            ms=3,
-            label=label,
+            [h["epoch"] for h in r["history"]], [h["test_acc"] for h in r["history"]], "-o", ms=3, label=label
         )
-    ax.set(
-        xlabel="epoch", ylabel="test accuracy", title="different configurations, similar accuracy"
-    )
+    ax.set(xlabel="epoch", ylabel="test accuracy", title="different configurations, similar accuracy")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     png = save_png(fig, out_dir, "summary.png")
-    return {
-        "rows": rows,
-        "markdown": md,
-        "plots": [png],
-        "runs": {k: strip(r) for k, r in results.items()},
-    }
+    return {"rows": rows, "markdown": md, "plots": [png], "runs": {k: strip(r) for k, r in results.items()}}

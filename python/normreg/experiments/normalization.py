@@ -9,34 +9,26 @@ import numpy as np
 
 from .._reports import figure
 from ..nn import Linear, Module, ReLU, Sequential
-from ..train import TrainConfig, build_model
+from ..train import build_model
 from ._common import (
     NORM_NAMES,
-    Data,
-    Log,
     Result,
     Runs,
     cell,
     fmt,
     last,
     markdown,
+    plain_sgd,
     save_png,
     step_losses,
     strip,
-    subset,
+    with_test_subset,
 )
 
 # ---- 1. normalization x learning rate ---------------------------------------------------------
 
 
-def norm_lr(
-    data: Data,
-    out_dir: str,
-    quick: bool = False,
-    progress: bool | None = None,
-    log: Log = print,
-    seed: int = 0,
-) -> Result:
+def norm_lr(data, out_dir, quick=False, progress=None, log=print, seed=0) -> Result:
     """No norm / BatchNorm / LayerNorm x learning rates over two orders of magnitude, plain SGD."""
     if quick:
         lrs, norms = [0.01, 0.1, 1.0], ["none", "batch", "layer"]
@@ -46,24 +38,13 @@ def norm_lr(
         lrs, norms = [0.01, 0.03, 0.1, 0.3, 1.0], ["none", "batch", "layer"]
         base = dict(width=256, depth=3, epochs=5, batch_size=128, train_subset=20000)
         test_n = None
-    x_tr, y_tr, x_te, y_te = data
-    x_te, y_te = subset(x_te, y_te, test_n, seed)
-    data = (x_tr, y_tr, x_te, y_te)
+    data = with_test_subset(data, test_n, seed)
+    x_tr = data[0]
     runs = Runs("norm-lr", len(lrs) * len(norms), progress, log)
     results = {}
     for norm in norms:
         for lr in lrs:
-            cfg = TrainConfig(
-                norm=norm,
-                dropout=0.0,
-                optimizer="sgd",
-                lr=lr,
-                momentum=0.0,
-                weight_decay=0.0,
-                schedule="constant",
-                seed=seed,
-                **base,
-            )
+            cfg = plain_sgd(norm, lr, 0.0, seed, base)
             results[(norm, lr)] = runs(f"norm={norm} lr={lr:g}", cfg, data)
     runs.close()
 
@@ -98,10 +79,7 @@ def norm_lr(
     for n in norms:
         ax.plot(lrs, [last(results[(n, lr)], "test_acc") for lr in lrs], "-o", label=names[n])
     ax.set(
-        xscale="log",
-        xlabel="learning rate (plain SGD)",
-        ylabel="test accuracy",
-        title="final test accuracy",
+        xscale="log", xlabel="learning rate (plain SGD)", ylabel="test accuracy", title="final test accuracy"
     )
     ax.grid(alpha=0.3)
     ax.legend()
@@ -163,14 +141,7 @@ def _activation_stds(model: Sequential, x: np.ndarray) -> list[float]:
     return stds
 
 
-def init_scale(
-    data: Data,
-    out_dir: str,
-    quick: bool = False,
-    progress: bool | None = None,
-    log: Log = print,
-    seed: int = 0,
-) -> Result:
+def init_scale(data, out_dir, quick=False, progress=None, log=print, seed=0) -> Result:
     """Initial weight scale (too small / Kaiming / too large) x normalization."""
     if quick:
         base: dict[str, Any] = dict(width=64, depth=4, epochs=2, batch_size=64, train_subset=1000)
@@ -180,25 +151,14 @@ def init_scale(
         test_n = None
     scales, norms = [0.25, 1.0, 4.0], ["none", "batch", "layer"]
     names = NORM_NAMES
-    x_tr, y_tr, x_te, y_te = data
-    x_te, y_te = subset(x_te, y_te, test_n, seed)
-    data = (x_tr, y_tr, x_te, y_te)
+    data = with_test_subset(data, test_n, seed)
+    x_tr = data[0]
     probe = x_tr[:256]
     runs = Runs("init", len(scales) * len(norms), progress, log)
     results, stds = {}, {}
     for norm in norms:
         for scale in scales:
-            cfg = TrainConfig(
-                norm=norm,
-                dropout=0.0,
-                optimizer="sgd",
-                lr=0.01,
-                momentum=0.9,
-                weight_decay=0.0,
-                schedule="constant",
-                seed=seed,
-                **base,
-            )
+            cfg = plain_sgd(norm, 0.01, 0.9, seed, base)
             model = build_model(cfg, x_tr.shape[1], 10)
             _kaiming_init(model, scale, seed)
             assert isinstance(model, Sequential)

@@ -11,9 +11,7 @@ import numpy.typing as npt
 from .. import _validation as V
 
 
-def accumulator(
-    acc: Any, name: str, where: str, shape: Sequence[int], dtype: npt.DTypeLike
-) -> np.ndarray:
+def accumulator(acc: Any, name: str, where: str, shape: Sequence[int], dtype: npt.DTypeLike) -> np.ndarray:
     """The array a parameter gradient is added into: ``acc`` (checked) or fresh zeros."""
     if acc is None:
         return np.zeros(shape, dtype=dtype)

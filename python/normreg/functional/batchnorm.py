@@ -81,14 +81,11 @@ def batch_norm(
         return np.empty_like(x) if out is None else out, nan, nan.copy()
     if training and N * L <= 1:
         raise ValueError(
-            f"{where}: Expected more than 1 value per channel when training, got input size "
-            f"{x.shape}"
+            f"{where}: Expected more than 1 value per channel when training, got input size {x.shape}"
         )
     if out is not None:
         out = out.reshape(x3.shape)
-    y, save_mean, save_rstd = _C.batch_norm_forward(
-        x3, weight, bias, rm, rv, training, momentum, eps, out
-    )
+    y, save_mean, save_rstd = _C.batch_norm_forward(x3, weight, bias, rm, rv, training, momentum, eps, out)
     return y.reshape(x.shape), save_mean, save_rstd
 
 
@@ -117,21 +114,11 @@ def batch_norm_backward(
     N, C, L = x3.shape
     save_mean, save_rstd = _channel_stats(where, x, C, save_mean=save_mean, save_rstd=save_rstd)
     weight = V.optional_float_array(weight, "weight", where, x.dtype, "the dtype of x")
-    dweight, dbias = affine_grads(
-        weight, has_bias, dweight, dbias, where, (C,), "the channels of x", x.dtype
-    )
+    dweight, dbias = affine_grads(weight, has_bias, dweight, dbias, where, (C,), "the channels of x", x.dtype)
     if N * L == 0:
         return np.empty_like(x), dweight, dbias
     dx = _C.batch_norm_backward(
-        dy.reshape(x3.shape),
-        x3,
-        save_mean,
-        save_rstd,
-        weight,
-        dweight,
-        dbias,
-        bool(training),
-        None,
+        dy.reshape(x3.shape), x3, save_mean, save_rstd, weight, dweight, dbias, bool(training), None
     )
     return dx.reshape(x.shape), dweight, dbias
 
@@ -150,13 +137,7 @@ def batch_norm_stats(x: Any) -> np.ndarray:
 
 
 def batch_norm_elemt(
-    x: Any,
-    mean: Any,
-    rstd: Any,
-    weight: Any = None,
-    bias: Any = None,
-    *,
-    out: np.ndarray | None = None,
+    x: Any, mean: Any, rstd: Any, weight: Any = None, bias: Any = None, *, out: np.ndarray | None = None
 ) -> np.ndarray:
     """``y = (x - mean) * rstd * weight + bias`` per channel of x (N, C, *), with given
     statistics mean, rstd (C,) (e.g. of the global batch) and weight, bias (C,) or None."""
@@ -201,7 +182,5 @@ def batch_norm_backward_elemt(
     sums = V.float_array(sums, "sums", where, np.float64, "the sums are float64")
     V.check_shape(sums, "sums", where, (2, C), "sum(dy) and sum(dy * xhat) per channel")
     count = V.real(count, "count", where, low=0.0, low_open=True)
-    dx = _C.sync_batch_norm_backward(
-        dy.reshape(x3.shape), x3, mean, rstd, weight, sums, count, None
-    )
+    dx = _C.sync_batch_norm_backward(dy.reshape(x3.shape), x3, mean, rstd, weight, sums, count, None)
     return dx.reshape(x.shape)

@@ -23,9 +23,7 @@ def linear(x: Any, weight: Any, bias: Any = None, *, out: np.ndarray | None = No
     weight = V.float_array(weight, "weight", where, x.dtype, "the dtype of x")
     bias = V.optional_float_array(bias, "bias", where, x.dtype, "the dtype of x")
     if weight.ndim != 2:
-        raise ValueError(
-            f"{where}: weight must be 2-D (in_features, out_features), got shape {weight.shape}"
-        )
+        raise ValueError(f"{where}: weight must be 2-D (in_features, out_features), got shape {weight.shape}")
     if x.ndim < 1 or x.shape[-1] != weight.shape[0]:
         raise ValueError(
             f"{where}: x must have shape (..., {weight.shape[0]}) to match weight "
@@ -68,9 +66,7 @@ def linear_backward(
     weight = V.float_array(weight, "weight", where, x.dtype, "the dtype of x")
     if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[0]:
         raise ValueError(f"{where}: x {x.shape} and weight {weight.shape} do not match")
-    V.check_shape(
-        dy, "dy", where, x.shape[:-1] + (weight.shape[1],), "the shape of linear's output"
-    )
+    V.check_shape(dy, "dy", where, x.shape[:-1] + (weight.shape[1],), "the shape of linear's output")
     dweight = accumulator(dweight, "dweight", where, weight.shape, x.dtype)
     dbias = accumulator(dbias, "dbias", where, (weight.shape[1],), x.dtype) if has_bias else None
     rows = math.prod(x.shape[:-1])

@@ -19,9 +19,7 @@ def _labels(labels: Any, batch: int, where: str) -> np.ndarray:
     if labels.dtype.kind not in "iu":
         raise TypeError(f"{where}: labels must be integers, got dtype {labels.dtype}")
     if labels.shape != (batch,):
-        raise ValueError(
-            f"{where}: labels must have shape ({batch},) to match logits, got {labels.shape}"
-        )
+        raise ValueError(f"{where}: labels must have shape ({batch},) to match logits, got {labels.shape}")
     return np.require(labels, np.int64, ("C", "A"))  # C-contiguous, aligned, native int64
 
 

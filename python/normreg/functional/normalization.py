@@ -21,9 +21,7 @@ def _lead_dims(x: np.ndarray, shape: tuple[int, ...], where: str) -> tuple[int, 
     """The leading dimensions of x, which must end with ``shape`` (a normalized_shape)."""
     k = len(shape)
     if k == 0 or x.ndim < k or x.shape[x.ndim - k :] != shape:
-        raise ValueError(
-            f"{where}: x of shape {x.shape} does not end with normalized_shape {shape}"
-        )
+        raise ValueError(f"{where}: x of shape {x.shape} does not end with normalized_shape {shape}")
     return x.shape[: x.ndim - k]
 
 
@@ -31,9 +29,7 @@ def _normalized_dims(x: np.ndarray, stat: np.ndarray, name: str, where: str) -> 
     """The trailing dimensions of x after those of ``stat`` (a per-row statistic from the
     forward, named ``name``), which must lead x's shape."""
     if x.ndim - stat.ndim < 1 or x.shape[: stat.ndim] != stat.shape:
-        raise ValueError(
-            f"{where}: {name} of shape {stat.shape} does not match x of shape {x.shape}"
-        )
+        raise ValueError(f"{where}: {name} of shape {stat.shape} does not match x of shape {x.shape}")
     return x.shape[stat.ndim :]
 
 
@@ -70,9 +66,7 @@ def layer_norm(
     rows = math.prod(lead)  # explicit: reshape(-1, 0) is ambiguous for an empty shape
     if out is not None:
         out = V.out_array(out, where, x.shape, x.dtype).reshape(rows, D)
-    y, mean, rstd = _C.layer_norm_forward(
-        x.reshape(rows, D), _flat(weight, D), _flat(bias, D), eps, out
-    )
+    y, mean, rstd = _C.layer_norm_forward(x.reshape(rows, D), _flat(weight, D), _flat(bias, D), eps, out)
     return y.reshape(x.shape), mean.reshape(lead), rstd.reshape(lead)
 
 
@@ -122,9 +116,7 @@ def layer_norm_backward(
     V.check_shape(rstd, "rstd", where, mean.shape, "the shape of mean")
     D = math.prod(shape)
     rows = mean.size
-    dweight, dbias = affine_grads(
-        weight, has_bias, dweight, dbias, where, shape, "normalized_shape", x.dtype
-    )
+    dweight, dbias = affine_grads(weight, has_bias, dweight, dbias, where, shape, "normalized_shape", x.dtype)
     dx = _C.layer_norm_backward(
         dy.reshape(rows, D),
         x.reshape(rows, D),
@@ -184,16 +176,9 @@ def rms_norm_backward(
     weight = V.optional_float_array(weight, "weight", where, x.dtype, "the dtype of x")
     shape = _normalized_dims(x, rstd, "rstd", where)
     M, D = math.prod(rstd.shape), math.prod(shape)
-    dweight, _ = affine_grads(
-        weight, False, dweight, None, where, shape, "normalized_shape", x.dtype
-    )
+    dweight, _ = affine_grads(weight, False, dweight, None, where, shape, "normalized_shape", x.dtype)
     dx = _C.rms_norm_backward(
-        dy.reshape(M, D),
-        x.reshape(M, D),
-        rstd.reshape(M),
-        _flat(weight, D),
-        _flat(dweight, D),
-        None,
+        dy.reshape(M, D), x.reshape(M, D), rstd.reshape(M), _flat(weight, D), _flat(dweight, D), None
     )
     return dx.reshape(x.shape), dweight
 
@@ -254,9 +239,7 @@ def group_norm_backward(
     mean = stat_array(mean, "mean", where, x)
     rstd = stat_array(rstd, "rstd", where, x)
     if mean.ndim != 2 or mean.shape[0] != N:
-        raise ValueError(
-            f"{where}: mean must have shape (N, num_groups) = ({N}, G), got {mean.shape}"
-        )
+        raise ValueError(f"{where}: mean must have shape (N, num_groups) = ({N}, G), got {mean.shape}")
     G = mean.shape[1]
     if G < 1 or C % G != 0:
         raise ValueError(
@@ -265,10 +248,6 @@ def group_norm_backward(
         )
     V.check_shape(rstd, "rstd", where, mean.shape, "the shape of mean")
     weight = V.optional_float_array(weight, "weight", where, x.dtype, "the dtype of x")
-    dweight, dbias = affine_grads(
-        weight, has_bias, dweight, dbias, where, (C,), "the channels of x", x.dtype
-    )
-    dx = _C.group_norm_backward(
-        dy.reshape(x3.shape), x3, mean, rstd, weight, dweight, dbias, G, None
-    )
+    dweight, dbias = affine_grads(weight, has_bias, dweight, dbias, where, (C,), "the channels of x", x.dtype)
+    dx = _C.group_norm_backward(dy.reshape(x3.shape), x3, mean, rstd, weight, dweight, dbias, G, None)
     return dx.reshape(x.shape), dweight, dbias

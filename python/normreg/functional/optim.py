@@ -69,9 +69,7 @@ def sgd_step_(
     ``momentum != 0``; ``first_step=True`` initializes it with ``d``.
     """
     where = "sgd_step_"
-    param, grad, (momentum_buffer,) = check_step_arrays(
-        param, grad, where, momentum_buffer=momentum_buffer
-    )
+    param, grad, (momentum_buffer,) = check_step_arrays(param, grad, where, momentum_buffer=momentum_buffer)
     lr = V.real(lr, "lr", where)
     momentum = V.real(momentum, "momentum", where)
     dampening = V.real(dampening, "dampening", where)
@@ -118,12 +116,7 @@ def adam_step_(
     """
     where = "adam_step_"
     param, grad, (avg, avg_sq, max_avg_sq) = check_step_arrays(
-        param,
-        grad,
-        where,
-        exp_avg=exp_avg,
-        exp_avg_sq=exp_avg_sq,
-        max_exp_avg_sq=max_exp_avg_sq,
+        param, grad, where, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq, max_exp_avg_sq=max_exp_avg_sq
     )
     if avg is None or avg_sq is None:
         raise TypeError(f"{where}: exp_avg and exp_avg_sq must be arrays, not None")

@@ -36,8 +36,7 @@ class Flatten(Module):
         x = np.asarray(x)
         if not 0 <= self.start_dim <= max(x.ndim - 1, 0):
             raise ValueError(
-                f"Flatten(start_dim={self.start_dim}) needs input with more dimensions, "
-                f"got {x.shape}"
+                f"Flatten(start_dim={self.start_dim}) needs input with more dimensions, got {x.shape}"
             )
         self._ctx = x.shape
         return x.reshape(x.shape[: self.start_dim] + (-1,))
@@ -46,9 +45,7 @@ class Flatten(Module):
         (shape,) = self._cached("_ctx")
         dy = np.asarray(dy)
         if dy.size != math.prod(shape):
-            raise ValueError(
-                f"Flatten.backward: dy of shape {dy.shape} does not match input {shape}"
-            )
+            raise ValueError(f"Flatten.backward: dy of shape {dy.shape} does not match input {shape}")
         return dy.reshape(shape)
 
 

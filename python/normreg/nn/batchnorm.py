@@ -74,9 +74,7 @@ class BatchNormBase(Module):
         self.eps = V.eps(eps, where)
         if momentum is DEFAULT:  # None is PyTorch's cumulative average, not "unset"
             momentum = conventions.get(convention).bn_momentum
-        self.momentum = (
-            None if momentum is None else V.real(momentum, "momentum", where, low=0.0, high=1.0)
-        )
+        self.momentum = None if momentum is None else V.real(momentum, "momentum", where, low=0.0, high=1.0)
         self.momentum_style = V.choice(
             conventions.resolve(convention, "bn_momentum_style", momentum_style),
             "momentum_style",
@@ -194,14 +192,7 @@ class BatchNormBase(Module):
         self._batch_mean.fill(0)
         self._batch_var.fill(0)
         out = F.batch_norm(
-            x3,
-            self._batch_mean,
-            self._batch_var,
-            weight,
-            bias,
-            training=True,
-            momentum=1.0,
-            eps=self.eps,
+            x3, self._batch_mean, self._batch_var, weight, bias, training=True, momentum=1.0, eps=self.eps
         )
         mean = self._batch_mean.astype(np.float64)
         var = self._batch_var.astype(np.float64) * ((N * L - 1) / (N * L))
@@ -221,34 +212,22 @@ class BatchNormBase(Module):
         if update:
             y, save_mean, save_rstd = self._forward_train_update(x3, weight, bias)
         elif use_batch_stats:
-            y, save_mean, save_rstd = F.batch_norm(
-                x3, None, None, weight, bias, training=True, eps=self.eps
-            )
+            y, save_mean, save_rstd = F.batch_norm(x3, None, None, weight, bias, training=True, eps=self.eps)
         else:
             y, save_mean, save_rstd = F.batch_norm(
-                x3,
-                self.running_mean,
-                self.running_var,
-                weight,
-                bias,
-                training=False,
-                eps=self.eps,
+                x3, self.running_mean, self.running_var, weight, bias, training=False, eps=self.eps
             )
         self._ctx = (x.shape, x3, save_mean, save_rstd, use_batch_stats)
         return y.reshape(x.shape)
 
     def _affine_grads(self) -> dict[str, Any]:
-        return dict(
-            has_bias=self.bias is not None, dweight=grad_of(self.weight), dbias=grad_of(self.bias)
-        )
+        return dict(has_bias=self.bias is not None, dweight=grad_of(self.weight), dbias=grad_of(self.bias))
 
     def backward(self, dy: Any) -> np.ndarray:
         ((shape, x3, save_mean, save_rstd, use_batch_stats),) = self._cached("_ctx")
         dy = self._input(dy, "dy")
         if dy.shape != shape:
-            raise ValueError(
-                f"{type(self).__name__}.backward: dy has shape {dy.shape}, expected {shape}"
-            )
+            raise ValueError(f"{type(self).__name__}.backward: dy has shape {dy.shape}, expected {shape}")
         if x3 is None:  # empty batch
             return np.empty_like(dy)
         dx, _, _ = F.batch_norm_backward(

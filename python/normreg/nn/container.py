@@ -26,9 +26,7 @@ class Sequential(Module):
 
     def append(self, module: Module) -> Sequential:
         if not isinstance(module, Module):
-            raise TypeError(
-                f"Sequential.append: can only append a Module, not {type(module).__name__}"
-            )
+            raise TypeError(f"Sequential.append: can only append a Module, not {type(module).__name__}")
         self._layers.append(module)
         return self
 

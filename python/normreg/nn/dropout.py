@@ -34,9 +34,7 @@ class Dropout(Module):
         super().__init__()
         where = type(self).__name__
         self.p = V.probability(p, "p", where)
-        self.p_is_keep_prob = bool(
-            conventions.resolve(convention, "dropout_p_is_keep_prob", p_is_keep_prob)
-        )
+        self.p_is_keep_prob = bool(conventions.resolve(convention, "dropout_p_is_keep_prob", p_is_keep_prob))
         self.generator = None if generator is None else as_generator(generator, where)
 
     @property

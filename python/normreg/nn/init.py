@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from typing import Any, TypeVar, Union
+from typing import Any, Optional, TypeVar, Union
 
 import numpy as np
 
@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 Tensor = TypeVar("Tensor", bound=Union[Parameter, np.ndarray])
+OptionalGenerator = Optional[Generator]
 
 
 def _target(tensor: Any, where: str) -> np.ndarray:
@@ -57,8 +58,7 @@ def _target(tensor: Any, where: str) -> np.ndarray:
     arr = tensor.data if isinstance(tensor, Parameter) else tensor
     if not isinstance(arr, np.ndarray):
         raise TypeError(
-            f"{where}: tensor must be a normreg.nn.Parameter or a numpy.ndarray, "
-            f"got {type(tensor).__name__}"
+            f"{where}: tensor must be a normreg.nn.Parameter or a numpy.ndarray, got {type(tensor).__name__}"
         )
     if arr.dtype.kind != "f":
         raise TypeError(f"{where}: tensor must have a floating dtype, got {arr.dtype}")
@@ -119,9 +119,7 @@ def _fan(tensor: Parameter | np.ndarray, mode: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
-def uniform_(
-    tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: Generator | None = None
-) -> Tensor:
+def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: OptionalGenerator = None) -> Tensor:
     """Fill with draws from U(a, b)."""
     where = "uniform_"
     arr = _target(tensor, where)
@@ -135,7 +133,7 @@ def uniform_(
 
 
 def normal_(
-    tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator: Generator | None = None
+    tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator: OptionalGenerator = None
 ) -> Tensor:
     """Fill with draws from N(mean, std²)."""
     where = "normal_"
@@ -172,15 +170,13 @@ def _xavier_std(tensor: Parameter | np.ndarray, gain: float, where: str) -> floa
     return gain * math.sqrt(2.0 / float(fan_in + fan_out)) if fan_in + fan_out else 0.0
 
 
-def xavier_uniform_(
-    tensor: Tensor, gain: float = 1.0, generator: Generator | None = None
-) -> Tensor:
+def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: OptionalGenerator = None) -> Tensor:
     """Glorot uniform: U(-a, a), ``a = gain * sqrt(6 / (fan_in + fan_out))``."""
     a = math.sqrt(3.0) * _xavier_std(tensor, gain, "xavier_uniform_")
     return uniform_(tensor, -a, a, generator)
 
 
-def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: Generator | None = None) -> Tensor:
+def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: OptionalGenerator = None) -> Tensor:
     """Glorot normal: N(0, std²), ``std = gain * sqrt(2 / (fan_in + fan_out))``."""
     return normal_(tensor, 0.0, _xavier_std(tensor, gain, "xavier_normal_"), generator)
 
@@ -202,7 +198,7 @@ def kaiming_uniform_(
     a: float = 0.0,
     mode: str = "fan_in",
     nonlinearity: str = "leaky_relu",
-    generator: Generator | None = None,
+    generator: OptionalGenerator = None,
 ) -> Tensor:
     """He uniform: U(-b, b), ``b = gain * sqrt(3 / fan)``,
     ``gain = calculate_gain(nonlinearity, a)``.
@@ -223,7 +219,7 @@ def kaiming_normal_(
     a: float = 0.0,
     mode: str = "fan_in",
     nonlinearity: str = "leaky_relu",
-    generator: Generator | None = None,
+    generator: OptionalGenerator = None,
 ) -> Tensor:
     """He normal: N(0, std²), ``std = gain / sqrt(fan)`` (arguments as :func:`kaiming_uniform_`)."""
     std = _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_normal_")

@@ -49,9 +49,7 @@ class Linear(Module):
         ``b = gain * sqrt(3 / fan_in) = 1/sqrt(in_features)`` (gain = sqrt(2 / (1 + 5)),
         fan_in = in_features), and the bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
         Draws from ``generator`` (default: normreg's default generator)."""
-        as_generator(
-            generator, type(self).__name__
-        )  # TypeError naming it, even when nothing is drawn
+        as_generator(generator, type(self).__name__)  # TypeError naming it, even when nothing is drawn
         if self.weight.data.size:
             init.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=generator)
         if self.bias is not None:
@@ -80,6 +78,5 @@ class Linear(Module):
 
     def extra_repr(self) -> str:
         return (
-            f"in_features={self.in_features}, out_features={self.out_features}, "
-            f"bias={self.bias is not None}"
+            f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
         )

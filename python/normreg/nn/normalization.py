@@ -35,9 +35,7 @@ class _AffineNorm(Module):
 
     def _affine_grads(self) -> dict[str, Any]:
         """The keywords by which the functional backward adds into ``.grad``."""
-        return dict(
-            has_bias=self.bias is not None, dweight=grad_of(self.weight), dbias=grad_of(self.bias)
-        )
+        return dict(has_bias=self.bias is not None, dweight=grad_of(self.weight), dbias=grad_of(self.bias))
 
     def backward(self, dy: Any) -> np.ndarray:
         ((x, mean, rstd),) = self._cached("_ctx")
@@ -67,9 +65,7 @@ class LayerNorm(_AffineNorm):
     ) -> None:
         super().__init__()
         where = type(self).__name__
-        self.normalized_shape = V.normalized_shape(normalized_shape, where)
-        if len(self.normalized_shape) == 0:
-            raise ValueError(f"{where}: normalized_shape must have at least one dimension")
+        self.normalized_shape = V.normalized_shape(normalized_shape, where, nonempty=True)
         self.eps = V.eps(eps, where)
         self.elementwise_affine = bool(elementwise_affine)
         self.dtype = V.float_dtype(dtype, where)
@@ -83,12 +79,7 @@ class LayerNorm(_AffineNorm):
         w, b = self.weight, self.bias
         w_data = None if w is None else w.data
         b_data = None if b is None else b.data
-        if (
-            type(x) is _ndarray
-            and x.dtype is self.dtype
-            and x.ndim == 2
-            and x.shape[1] == self._row_size
-        ):
+        if type(x) is _ndarray and x.dtype is self.dtype and x.ndim == 2 and x.shape[1] == self._row_size:
             y, mean, rstd = _layer_norm_rows(x, w_data, b_data, self.eps)
         else:
             x = self._input(x, "x")
@@ -97,9 +88,7 @@ class LayerNorm(_AffineNorm):
         return y
 
     def extra_repr(self) -> str:
-        return (
-            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
-        )
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
 
 class RMSNorm(Module):
@@ -119,16 +108,12 @@ class RMSNorm(Module):
     ) -> None:
         super().__init__()
         where = type(self).__name__
-        self.normalized_shape = V.normalized_shape(normalized_shape, where)
-        if len(self.normalized_shape) == 0:
-            raise ValueError(f"{where}: normalized_shape must have at least one dimension")
+        self.normalized_shape = V.normalized_shape(normalized_shape, where, nonempty=True)
         self.dtype = V.float_dtype(dtype, where)
         self.eps = None if eps is None else V.eps(eps, where)
         self.elementwise_affine = bool(elementwise_affine)
         self.weight = (
-            Parameter(np.ones(self.normalized_shape, dtype=self.dtype))
-            if self.elementwise_affine
-            else None
+            Parameter(np.ones(self.normalized_shape, dtype=self.dtype)) if self.elementwise_affine else None
         )
 
     def forward(self, x: Any) -> np.ndarray:
@@ -143,10 +128,7 @@ class RMSNorm(Module):
         dx, _ = F.rms_norm_backward(dy, x, rstd, data_of(self.weight), dweight=grad_of(self.weight))
         return dx
 
-    def extra_repr(self) -> str:
-        return (
-            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
-        )
+    extra_repr = LayerNorm.extra_repr
 
 
 class GroupNorm(_AffineNorm):
@@ -183,16 +165,13 @@ class GroupNorm(_AffineNorm):
     def _check_input(self, x: np.ndarray) -> None:
         if x.ndim < 2 or x.shape[1] != self.num_channels:
             raise ValueError(
-                f"{type(self).__name__} expects input (N, {self.num_channels}, *), "
-                f"got shape {x.shape}"
+                f"{type(self).__name__} expects input (N, {self.num_channels}, *), got shape {x.shape}"
             )
 
     def forward(self, x: Any) -> np.ndarray:
         x = self._input(x, "x")
         self._check_input(x)
-        y, mean, rstd = F.group_norm(
-            x, self.num_groups, data_of(self.weight), data_of(self.bias), self.eps
-        )
+        y, mean, rstd = F.group_norm(x, self.num_groups, data_of(self.weight), data_of(self.bias), self.eps)
         self._ctx = (x, mean, rstd)
         return y
 
@@ -231,9 +210,7 @@ class _InstanceNorm(GroupNorm):
         num_features = V.integer(num_features, "num_features", where, low=1)
         super().__init__(num_features, num_features, eps=eps, affine=affine, dtype=dtype)
         self.num_features = num_features
-        self.momentum = (
-            None if momentum is None else V.real(momentum, "momentum", where, low=0.0, high=1.0)
-        )
+        self.momentum = None if momentum is None else V.real(momentum, "momentum", where, low=0.0, high=1.0)
         self.track_running_stats = bool(track_running_stats)
         C, tracked = num_features, self.track_running_stats
         self.register_buffer("running_mean", np.zeros(C, self.dtype) if tracked else None)
@@ -258,12 +235,8 @@ class _InstanceNorm(GroupNorm):
         m = self.momentum
         assert m is not None
         rm, rv = self.running_mean, self.running_var
-        np.copyto(
-            rm, (1 - m) * rm.astype(np.float64) + m * batch_mean, casting="unsafe", where=finite
-        )
-        np.copyto(
-            rv, (1 - m) * rv.astype(np.float64) + m * batch_var, casting="unsafe", where=finite
-        )
+        np.copyto(rm, (1 - m) * rm.astype(np.float64) + m * batch_mean, casting="unsafe", where=finite)
+        np.copyto(rv, (1 - m) * rv.astype(np.float64) + m * batch_var, casting="unsafe", where=finite)
         if not finite.all():
             warnings.warn(
                 f"{type(self).__name__}: statistics of {int((~finite).sum())} "
@@ -289,12 +262,7 @@ class _InstanceNorm(GroupNorm):
                     f"with the input's statistics, got input size {x.shape}"
                 )
             y, mean, rstd = F.group_norm(x, C, weight, bias, self.eps)
-            if (
-                self.training
-                and self.track_running_stats
-                and self.momentum is not None
-                and N * S > 0
-            ):
+            if self.training and self.track_running_stats and self.momentum is not None and N * S > 0:
                 self._update_running_stats(mean, rstd, S)
             self._ctx = (unbatched, x, mean, rstd, True)
         else:  # every instance normalized with the running estimates, as batch norm in eval

@@ -190,13 +190,9 @@ class Module:
 
     def state_dict(self) -> collections.OrderedDict[str, np.ndarray]:
         """An ordered dict of copies of the parameters' data and the buffers."""
-        return collections.OrderedDict(
-            (k, np.array(v, copy=True)) for k, v in self._state_targets().items()
-        )
+        return collections.OrderedDict((k, np.array(v, copy=True)) for k, v in self._state_targets().items())
 
-    def load_state_dict(
-        self, state_dict: Mapping[str, Any], strict: bool = True
-    ) -> IncompatibleKeys:
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
         """Copy ``state_dict``'s arrays into the parameters and buffers, in place.
 
         Every key is checked (shape, dtype) before anything is written, so a failed load
@@ -216,13 +212,9 @@ class Module:
                 continue
             value = np.asarray(state_dict[key])
             if value.shape != target.shape:
-                raise ValueError(
-                    f"load_state_dict: '{key}' has shape {value.shape}, expected {target.shape}"
-                )
+                raise ValueError(f"load_state_dict: '{key}' has shape {value.shape}, expected {target.shape}")
             if value.dtype != target.dtype:
-                raise TypeError(
-                    f"load_state_dict: '{key}' has dtype {value.dtype}, expected {target.dtype}"
-                )
+                raise TypeError(f"load_state_dict: '{key}' has dtype {value.dtype}, expected {target.dtype}")
             updates.append((target, value))
         for target, value in updates:
             np.copyto(target, value)

@@ -23,9 +23,7 @@ def _grads(parameters: Parameters, where: str) -> list[np.ndarray]:
     grads = []
     for i, p in enumerate(parameters):
         if not isinstance(p, Parameter):
-            raise TypeError(
-                f"{where}: parameters must be Parameters, item {i} is {type(p).__name__}"
-            )
+            raise TypeError(f"{where}: parameters must be Parameters, item {i} is {type(p).__name__}")
         if p.grad is not None:
             grads.append(p.grad)
     return grads
@@ -59,10 +57,7 @@ def get_total_norm(grads: Sequence[Any], norm_type: float | str = 2.0) -> float:
 
 
 def clip_grad_norm_(
-    parameters: Parameters,
-    max_norm: float,
-    norm_type: float | str = 2.0,
-    error_if_nonfinite: bool = False,
+    parameters: Parameters, max_norm: float, norm_type: float | str = 2.0, error_if_nonfinite: bool = False
 ) -> float:
     """Scale the gradients of ``parameters`` in place so that their total norm is at most
     ``max_norm``, as PyTorch's ``clip_grad_norm_``.
@@ -108,9 +103,7 @@ def freeze_batch_norm_stats(module: Module, freeze: bool = True) -> int:
     ``freeze=False``). Layers with ``track_running_stats=False`` are left alone.
     Returns the number of layers changed."""
     if not isinstance(module, Module):
-        raise TypeError(
-            f"freeze_batch_norm_stats: module must be a Module, got {type(module).__name__}"
-        )
+        raise TypeError(f"freeze_batch_norm_stats: module must be a Module, got {type(module).__name__}")
     changed = 0
     for m in module.modules():
         if isinstance(m, BatchNormBase) and m.track_running_stats:

@@ -100,18 +100,13 @@ class CosineAnnealingLR(LRScheduler):
     """``lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2``: from
     ``base_lr`` at epoch 0 down to ``eta_min`` at ``T_max`` (and back up after, as PyTorch)."""
 
-    def __init__(
-        self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1
-    ) -> None:
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:
         self.T_max = V.integer(T_max, "T_max", "CosineAnnealingLR", low=1)
         self.eta_min = V.real(eta_min, "eta_min", "CosineAnnealingLR")
         super().__init__(optimizer, last_epoch)
 
     def _lr_at(self, base_lr: float, epoch: int) -> float:
-        return (
-            self.eta_min
-            + (base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
-        )
+        return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
 
 
 class LinearLR(LRScheduler):
@@ -128,9 +123,7 @@ class LinearLR(LRScheduler):
         last_epoch: int = -1,
     ) -> None:
         where = "LinearLR"
-        self.start_factor = V.real(
-            start_factor, "start_factor", where, low=0.0, high=1.0, low_open=True
-        )
+        self.start_factor = V.real(start_factor, "start_factor", where, low=0.0, high=1.0, low_open=True)
         self.end_factor = V.real(end_factor, "end_factor", where, low=0.0, high=1.0)
         self.total_iters = V.integer(total_iters, "total_iters", where, low=1)
         super().__init__(optimizer, last_epoch)
@@ -159,16 +152,11 @@ class SequentialLR(LRScheduler):
         for i, s in enumerate(schedulers):
             if not isinstance(s, LRScheduler) or isinstance(s, SequentialLR):
                 raise TypeError(
-                    f"{where}: schedulers[{i}] must be a (non-sequential) LRScheduler, "
-                    f"got {type(s).__name__}"
+                    f"{where}: schedulers[{i}] must be a (non-sequential) LRScheduler, got {type(s).__name__}"
                 )
             if s.optimizer is not optimizer:
-                raise ValueError(
-                    f"{where}: schedulers[{i}] belongs to another optimizer than the one given"
-                )
-        milestones = [
-            V.integer(m, f"milestones[{i}]", where, low=1) for i, m in enumerate(milestones)
-        ]
+                raise ValueError(f"{where}: schedulers[{i}] belongs to another optimizer than the one given")
+        milestones = [V.integer(m, f"milestones[{i}]", where, low=1) for i, m in enumerate(milestones)]
         if len(milestones) != len(schedulers) - 1:
             raise ValueError(
                 f"{where}: needs {len(schedulers) - 1} milestones for "

@@ -30,12 +30,12 @@ class Optimizer:
 
     def __init__(self, params: Any, defaults: Mapping[str, Any]) -> None:
         self.defaults = dict(defaults)
+        self._check_group(dict(self.defaults))  # a bad default raises before anything else
         self.state: dict[Parameter, dict[str, Any]] = {}
         self.param_groups: list[dict[str, Any]] = []
         if isinstance(params, (Parameter, np.ndarray)):
             raise TypeError(
-                "params must be an iterable of Parameters or of dicts, "
-                f"got a single {type(params).__name__}"
+                f"params must be an iterable of Parameters or of dicts, got a single {type(params).__name__}"
             )
         if isinstance(params, Module):
             raise TypeError(
@@ -85,9 +85,7 @@ class Optimizer:
         if any(id(p) in existing for p in params):
             raise ValueError("some parameters appear in more than one parameter group")
         unknown = [
-            k
-            for k in group
-            if k != "params" and k not in self.defaults and k not in self._extra_group_keys
+            k for k in group if k != "params" and k not in self.defaults and k not in self._extra_group_keys
         ]
         if unknown:
             raise ValueError(
@@ -102,16 +100,18 @@ class Optimizer:
         self.param_groups.append(group)
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        """Validate (and normalize) the hyperparameters of ``group`` in place."""
+        """Validate (and normalize) the hyperparameters of ``group`` in place: here those of
+        every optimizer, ``lr`` and ``weight_decay``; subclasses add theirs."""
+        where = type(self).__name__
+        group["lr"] = V.real(group["lr"], "lr (learning rate)", where, low=0.0)
+        group["weight_decay"] = V.real(group["weight_decay"], "weight_decay", where, low=0.0)
 
     def _check_extra_keys(self, group: dict[str, Any]) -> None:
         where = type(self).__name__
         if "initial_lr" in group:
             group["initial_lr"] = V.real(group["initial_lr"], "initial_lr", where, low=0.0)
         if "name" in group and not isinstance(group["name"], str):
-            raise TypeError(
-                f"{where}: a group's 'name' must be a str, got {type(group['name']).__name__}"
-            )
+            raise TypeError(f"{where}: a group's 'name' must be a str, got {type(group['name']).__name__}")
 
     # -- steps -------------------------------------------------------------------------
 
@@ -168,8 +168,7 @@ class Optimizer:
         for p in self._all_params():
             if p in self.state:
                 state[index[id(p)]] = {
-                    k: (v.copy() if isinstance(v, np.ndarray) else v)
-                    for k, v in self.state[p].items()
+                    k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self.state[p].items()
                 }
         return {"state": state, "param_groups": groups}
 
@@ -189,26 +188,17 @@ class Optimizer:
         if extra:
             raise KeyError(f"load_state_dict: unexpected keys {extra}")
         saved_groups = state_dict["param_groups"]
-        if not isinstance(saved_groups, (list, tuple)) or len(saved_groups) != len(
-            self.param_groups
-        ):
-            n = (
-                len(saved_groups)
-                if isinstance(saved_groups, (list, tuple))
-                else type(saved_groups).__name__
-            )
+        if not isinstance(saved_groups, (list, tuple)) or len(saved_groups) != len(self.param_groups):
+            n = len(saved_groups) if isinstance(saved_groups, (list, tuple)) else type(saved_groups).__name__
             raise ValueError(
-                f"load_state_dict: 'param_groups' has {n} groups, the optimizer has "
-                f"{len(self.param_groups)}"
+                f"load_state_dict: 'param_groups' has {n} groups, the optimizer has {len(self.param_groups)}"
             )
         params = self._all_params()
         new_groups = []
         seen = []
         for gi, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
             if not isinstance(saved, collections.abc.Mapping) or "params" not in saved:
-                raise ValueError(
-                    f"load_state_dict: param_groups[{gi}] must be a dict with 'params'"
-                )
+                raise ValueError(f"load_state_dict: param_groups[{gi}] must be a dict with 'params'")
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(
                     f"load_state_dict: param_groups[{gi}] has {len(saved['params'])} "
@@ -239,19 +229,12 @@ class Optimizer:
         by_index = dict(zip((int(i) for i in seen), params))
         saved_state = state_dict["state"]
         if not isinstance(saved_state, collections.abc.Mapping):
-            raise TypeError(
-                f"load_state_dict: 'state' must be a mapping, got {type(saved_state).__name__}"
-            )
+            raise TypeError(f"load_state_dict: 'state' must be a mapping, got {type(saved_state).__name__}")
         new_state: dict[Parameter, dict[str, Any]] = {}
         for key, entry in saved_state.items():
-            if (
-                isinstance(key, bool)
-                or not isinstance(key, (int, np.integer))
-                or int(key) not in by_index
-            ):
+            if isinstance(key, bool) or not isinstance(key, (int, np.integer)) or int(key) not in by_index:
                 raise KeyError(
-                    f"load_state_dict: state key {key!r} is not a parameter index "
-                    f"in 0..{len(params) - 1}"
+                    f"load_state_dict: state key {key!r} is not a parameter index in 0..{len(params) - 1}"
                 )
             p = by_index[int(key)]
             new_state[p] = self._check_param_state(entry, p, f"state[{int(key)}]")
@@ -280,9 +263,7 @@ class Optimizer:
                 out[k] = None
             else:
                 if not isinstance(value, np.ndarray):
-                    raise TypeError(
-                        f"load_state_dict: {name} must be an ndarray, got {type(value).__name__}"
-                    )
+                    raise TypeError(f"load_state_dict: {name} must be an ndarray, got {type(value).__name__}")
                 if value.shape != p.data.shape:
                     raise ValueError(
                         f"load_state_dict: {name} has shape {value.shape}, expected {p.data.shape}"
@@ -325,10 +306,7 @@ def param_groups(
     weight_decay = V.real(weight_decay, "weight_decay", where, low=0.0)
     no_decay_weight_decay = V.real(no_decay_weight_decay, "no_decay_weight_decay", where, low=0.0)
     norm_params = {
-        id(p)
-        for m in module.modules()
-        if isinstance(m, NORMALIZATION_LAYERS)
-        for p in m.parameters()
+        id(p) for m in module.modules() if isinstance(m, NORMALIZATION_LAYERS) for p in m.parameters()
     }
     decay: list[Parameter] = []
     no_decay: list[Parameter] = []

@@ -60,15 +60,13 @@ class SGD(Optimizer):
             nesterov=nesterov,
             momentum_style=momentum_style,
         )
-        self._check_group(dict(defaults))
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any]) -> None:
+        super()._check_group(group)
         where = type(self).__name__
-        group["lr"] = V.real(group["lr"], "lr (learning rate)", where, low=0.0)
         group["momentum"] = V.real(group["momentum"], "momentum", where, low=0.0)
         group["dampening"] = V.real(group["dampening"], "dampening", where)
-        group["weight_decay"] = V.real(group["weight_decay"], "weight_decay", where, low=0.0)
         group["nesterov"] = V.boolean(group["nesterov"], "nesterov", where)
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(f"{where}: Nesterov momentum requires a momentum and zero dampening")

@@ -75,8 +75,7 @@ def parser() -> argparse.ArgumentParser:
         "--depth",
         type=int,
         default=None,
-        help="hidden layers for an int --width (mlp, default 1) or residual blocks "
-        "(resnet, default 3)",
+        help="hidden layers for an int --width (mlp, default 1) or residual blocks (resnet, default 3)",
     )
     m.add_argument(
         "--norm",
@@ -156,9 +155,7 @@ def parser() -> argparse.ArgumentParser:
         "split across the ranks; rank 0 alone prints and writes",
     )
     r.add_argument("--dtype", choices=["float32", "float64"], default=d.dtype)
-    r.add_argument(
-        "--out", default=None, help="output directory (default: runs/train-YYYYmmdd-HHMMSS)"
-    )
+    r.add_argument("--out", default=None, help="output directory (default: runs/train-YYYYmmdd-HHMMSS)")
     r.add_argument(
         "--progress",
         dest="progress",
@@ -224,9 +221,7 @@ def _main(args: argparse.Namespace, comm: Comm | None) -> int:
         print(f"normreg-train: {exc}", file=sys.stderr)
         return 2
     out = args.out or os.path.join("runs", time.strftime("train-%Y%m%d-%H%M%S"))
-    n_train = (
-        len(data[0]) if config.train_subset is None else min(config.train_subset, len(data[0]))
-    )
+    n_train = len(data[0]) if config.train_subset is None else min(config.train_subset, len(data[0]))
     momentum = f" momentum={config.momentum:g}" if config.optimizer == "sgd" else ""
     threads = normreg.get_num_threads()
     say(
@@ -258,9 +253,7 @@ def _main(args: argparse.Namespace, comm: Comm | None) -> int:
         return 2
     history = result["history"]
     if result["diverged"] or not history:
-        print(
-            "normreg-train: training diverged (loss NaN/Inf); try a smaller --lr", file=sys.stderr
-        )
+        print("normreg-train: training diverged (loss NaN/Inf); try a smaller --lr", file=sys.stderr)
         return 1
     last = history[-1]
     total = sum(h["seconds"] for h in history)

@@ -27,9 +27,7 @@ Log = Optional[Callable[[str], Any]]
 Data = Sequence[np.ndarray]
 
 
-def evaluate(
-    model: Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1000
-) -> tuple[float, float]:
+def evaluate(model: Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> tuple[float, float]:
     """Mean cross-entropy loss and accuracy of ``model`` (in evaluation mode) on ``(x, y)``."""
     was_training = model.training
     model.eval()
@@ -49,9 +47,7 @@ def _tqdm() -> Any:
     try:  # optional dependency: imported on first use
         from tqdm.auto import tqdm
     except ImportError:
-        raise ImportError(
-            "training needs tqdm and matplotlib: pip install 'normreg[train]'"
-        ) from None
+        raise ImportError("training needs tqdm and matplotlib: pip install 'normreg[train]'") from None
     return tqdm
 
 
@@ -85,12 +81,7 @@ def _prepare_data(config: TrainConfig, data: Data) -> tuple[np.ndarray, ...]:
 
 
 def _parallelize(
-    config: TrainConfig,
-    model: Module,
-    x: np.ndarray,
-    y: np.ndarray,
-    comm: Comm,
-    data_parallel: bool,
+    config: TrainConfig, model: Module, x: np.ndarray, y: np.ndarray, comm: Comm, data_parallel: bool
 ) -> tuple[Module, Module, Iterable[Any]]:
     """``(model, net, loader)``: ``net`` is what forward and backward go through (the model,
     or its data-parallel wrapper) and ``loader`` yields this rank's batches."""
@@ -129,9 +120,7 @@ def _global_batch(comm: Comm, loss: float, correct: int, size: int) -> tuple[flo
     return totals[0] / totals[2], int(totals[1]), int(totals[2])
 
 
-def _evaluate_shared(
-    model: Module, x: np.ndarray, y: np.ndarray, comm: Comm
-) -> tuple[float, float]:
+def _evaluate_shared(model: Module, x: np.ndarray, y: np.ndarray, comm: Comm) -> tuple[float, float]:
     """:func:`evaluate` on the whole test set, each rank evaluating a share of it."""
     start, stop = dist.shard_bounds(len(x), comm.Get_size(), comm.Get_rank())
     share = evaluate(model, x[start:stop], y[start:stop])
@@ -169,9 +158,7 @@ def _train_epoch(
         seen += n_batch
         steps.add(loss)
         if steps.step % 20 == 0 and hasattr(loader, "set_postfix"):
-            loader.set_postfix(
-                loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False
-            )
+            loader.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
     return loss_sum, correct, seen, False
 
 
@@ -287,8 +274,7 @@ def train(
         if out_dir is not None:
             _save_checkpoint(os.path.join(out_dir, "checkpoint.npz"), model, opt, sched, epoch)
             write_json(
-                {**meta, "epochs": history, "diverged": diverged},
-                os.path.join(out_dir, "metrics.json"),
+                {**meta, "epochs": history, "diverged": diverged}, os.path.join(out_dir, "metrics.json")
             )
     if out_dir is not None:
         _write_outputs(out_dir, config, meta, history, diverged, steps.pairs)
@@ -302,11 +288,7 @@ def train(
 
 
 def _save_checkpoint(
-    path: str,
-    model: Module,
-    opt: optim.Optimizer,
-    sched: lr_scheduler.LRScheduler | None,
-    epoch: int,
+    path: str, model: Module, opt: optim.Optimizer, sched: lr_scheduler.LRScheduler | None, epoch: int
 ) -> None:
     state: dict[str, Any] = {
         "model": model.state_dict(),
