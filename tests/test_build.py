@@ -1,5 +1,6 @@
 """How the extension was built and what it runs with: show_config(), the OpenMP switch of
 set_num_threads, and the installed package (bundled OpenBLAS, import from any directory)."""
+
 import os
 import subprocess
 import sys
@@ -99,7 +100,8 @@ def test_set_num_threads_warns_once_without_openmp(monkeypatch):
         assert [str(w.message) for w in caught] == [
             "set_num_threads(3): normreg was built without OpenMP, so its kernels run on one "
             "thread (OpenBLAS uses 3); README's 'Install' section tells how to build with "
-            "OpenMP"]
+            "OpenMP"
+        ]
         assert caught[0].category is RuntimeWarning and caught[0].filename == __file__
     finally:
         monkeypatch.undo()
@@ -132,15 +134,16 @@ def test_imports_from_any_directory_with_its_bundled_blas(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "PYTHONPATH")}
     if "libasan" in os.environ.get("LD_PRELOAD", ""):
         pytest.skip("the sanitizer run imports the build through PYTHONPATH")
-    code = ("import os, normreg; import numpy as np\n"
-            "from normreg import functional as F\n"
-            "x = np.ones((3, 4), np.float32); w = np.ones((4, 2), np.float32)\n"
-            "assert (F.linear(x, w)[0] == 4).all()\n"
-            "print(os.path.dirname(normreg.__file__))\n"
-            "maps = open('/proc/self/maps').read() if os.path.exists('/proc/self/maps') else ''\n"
-            "print(sorted({l.split()[-1] for l in maps.splitlines() if 'openblas' in l}))\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
-                         capture_output=True, text=True)
+    code = (
+        "import os, normreg; import numpy as np\n"
+        "from normreg import functional as F\n"
+        "x = np.ones((3, 4), np.float32); w = np.ones((4, 2), np.float32)\n"
+        "assert (F.linear(x, w)[0] == 4).all()\n"
+        "print(os.path.dirname(normreg.__file__))\n"
+        "maps = open('/proc/self/maps').read() if os.path.exists('/proc/self/maps') else ''\n"
+        "print(sorted({l.split()[-1] for l in maps.splitlines() if 'openblas' in l}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     package_dir, libs = out.stdout.splitlines()
     assert package_dir == os.path.dirname(normreg.__file__)

@@ -3,6 +3,7 @@ every tier and thread count, the kernel tests (kernel_tests.txt) on every other 
 CPU supports, and the CPU check itself on emulated CPUs without AVX-512 or AVX2.
 
 The tier is chosen once, at import, so every case runs in a subprocess of its own."""
+
 import hashlib
 import os
 import platform
@@ -13,11 +14,10 @@ import textwrap
 
 import numpy as np
 import pytest
+from reference import dropout_keep_philox as reference_keep
 
 import normreg
 from normreg import _C
-
-from reference import dropout_keep_philox as reference_keep
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ENV = "NORMREG_CPU_CAPABILITY"
@@ -40,14 +40,18 @@ def run(args, tier=None, prefix=(), cwd=None, timeout=600):
     env = {k: v for k, v in os.environ.items() if k != ENV}
     if tier is not None:
         env[ENV] = tier
-    return subprocess.run([*prefix, sys.executable, "-W", "always", *args], env=env, cwd=cwd,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [*prefix, sys.executable, "-W", "always", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def tier_and_warnings(tier=None, prefix=(), tmp_path=None):
-    out = run(["-c", "import normreg; print(normreg.cpu_capability())"], tier, prefix,
-              cwd=tmp_path)
+    out = run(["-c", "import normreg; print(normreg.cpu_capability())"], tier, prefix, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     warnings = [line for line in out.stderr.splitlines() if "Warning" in line]
     return out.stdout.strip(), warnings
@@ -108,18 +112,24 @@ def test_more_than_the_cpu_has_warns(tmp_path):
 def test_warning_turned_into_an_error_fails_the_import_cleanly(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != ENV}
     env[ENV] = "avx1024"
-    out = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c", "import normreg"],
-                         env=env, cwd=tmp_path, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-c", "import normreg"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 1  # an exception, not a signal
     assert "RuntimeWarning" in out.stderr and f"{ENV}=avx1024" in out.stderr
 
 
 # Dropout masks: sizes around the 256-element blocks and the 64 KiB threading threshold,
 # several p, seeds with high bits, offsets past 2^32.
-MASK_CASES = [(n, p, seed, offset)
-              for n in (1, 31, 255, 256, 257, 4099, 70001, 300000)
-              for p, seed, offset in ((0.1, 7, 0), (0.5, (1 << 63) + 12345, (1 << 40) + 7),
-                                      (0.9, 2**32 - 1, 2**32 + 3))]
+MASK_CASES = [
+    (n, p, seed, offset)
+    for n in (1, 31, 255, 256, 257, 4099, 70001, 300000)
+    for p, seed, offset in ((0.1, 7, 0), (0.5, (1 << 63) + 12345, (1 << 40) + 7), (0.9, 2**32 - 1, 2**32 + 3))
+]
 
 MASK_SCRIPT = """
 import hashlib, sys
@@ -165,8 +175,7 @@ def test_kernel_tests_pass_on_the_other_tiers(tier, tmp_path):
     files = kernel_test_files()
     missing = [f for f in files if not os.path.exists(f)]
     assert not missing, f"kernel_tests.txt names files that do not exist: {missing}"
-    out = run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *files], tier,
-              cwd=tmp_path)
+    out = run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *files], tier, cwd=tmp_path)
     summary = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
     assert out.returncode == 0, f"{ENV}={tier}: {summary}\n{out.stdout[-4000:]}\n{out.stderr[-2000:]}"
     assert " passed" in summary and "failed" not in summary
@@ -198,10 +207,11 @@ print("masks", hashlib.sha256(masks).hexdigest())
 
 
 @pytest.mark.skipif(not (X86_64 and QEMU), reason="needs x86-64 and qemu-x86_64(-static)")
-@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
-                    reason="AddressSanitizer does not run under QEMU's user-mode emulation")
-@pytest.mark.parametrize("cpu,best,beyond", [("Haswell", "avx2", "avx512"),
-                                             ("Nehalem", "baseline", "avx2")])
+@pytest.mark.skipif(
+    "libasan" in os.environ.get("LD_PRELOAD", ""),
+    reason="AddressSanitizer does not run under QEMU's user-mode emulation",
+)
+@pytest.mark.parametrize("cpu,best,beyond", [("Haswell", "avx2", "avx512"), ("Nehalem", "baseline", "avx2")])
 def test_cpu_check_on_emulated_cpus(cpu, best, beyond, tmp_path):
     cases = MASK_CASES[:12]  # the sizes up to 257: emulation is slow
     expected = hashlib.sha256()
@@ -213,7 +223,7 @@ def test_cpu_check_on_emulated_cpus(cpu, best, beyond, tmp_path):
         assert out.returncode == 0, f"{cpu} {request}: {out.returncode}\n{out.stderr[-3000:]}"
         lines = dict(line.split(" ", 1) for line in out.stdout.splitlines())
         assert lines["tier"].split()[0] == best
-        assert lines["tier"].split()[1:] == SUPPORTED[SUPPORTED.index(best):]
+        assert lines["tier"].split()[1:] == SUPPORTED[SUPPORTED.index(best) :]
         assert lines["masks"] == expected.hexdigest()
         assert float(lines["layer_norm_float32"]) < 1e-4
         assert float(lines["layer_norm_float64"]) < 1e-12

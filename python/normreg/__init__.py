@@ -5,6 +5,9 @@ Explicit forward/backward modules (``normreg.nn``), stateless functions
 (``normreg.set_num_threads``); optimizers and schedules (``normreg.optim``), initializers
 (``normreg.init``) and checkpoints (``normreg.save`` / ``normreg.load``).
 """
+
+from __future__ import annotations
+
 __version__ = "0.1.0"
 
 import os as _os
@@ -17,43 +20,40 @@ import warnings as _warnings
 # yourself, before importing normreg, to choose otherwise.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import _C
-from . import _config
-from . import functional, nn, random
-from . import init, optim
-from .serialization import save, load, CheckpointError
-from . import conventions, testing
-from .random import Generator, manual_seed, initial_seed, seed, default_generator
-
+from . import _C, _config, _validation, conventions, functional, init, nn, optim, random, testing
+from . import serialization as serialization
+from .random import Generator, default_generator, initial_seed, manual_seed, seed
+from .serialization import CheckpointError, load, save
 
 _HAS_OPENMP = _C.build_info()["openmp_version"] > 0
 _warned_no_openmp = False
 
 
-def set_num_threads(n):
+def set_num_threads(n: int) -> None:
     """Threads used by normreg's kernels and by its OpenBLAS (one setting for both).
 
     In a build without OpenMP (``show_config()`` says "enabled: no") the kernels run on one
     thread whatever n is, and n > 1 warns once (RuntimeWarning); OpenBLAS still uses n."""
     global _warned_no_openmp
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"n must be an int, got {type(n).__name__}")
+    n = _validation.integer(n, "n", "set_num_threads", low=1)
     _C.set_num_threads(n)
     if n > 1 and not _HAS_OPENMP and not _warned_no_openmp:
         _warned_no_openmp = True
         _warnings.warn(
-            f"set_num_threads({n}): normreg was built without OpenMP, so its kernels run on "
-            f"one thread (OpenBLAS uses {n}); README's 'Install' section tells how to build "
-            "with OpenMP", RuntimeWarning, stacklevel=2)
+            f"set_num_threads({n}): normreg was built without OpenMP, so its kernels run on one "
+            f"thread (OpenBLAS uses {n}); README's 'Install' section tells how to build with OpenMP",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """Threads used by normreg's kernels and OpenBLAS (default: OMP_NUM_THREADS or the cores;
     1 in a build without OpenMP)."""
     return _C.get_num_threads()
 
 
-def cpu_capability():
+def cpu_capability() -> str:
     """The CPU tier whose kernels this process runs: ``"avx512"``, ``"avx2"`` or
     ``"baseline"`` on x86-64, ``"neon"`` on aarch64, ``"baseline"`` elsewhere.
 
@@ -65,35 +65,45 @@ def cpu_capability():
     return _C.cpu_capability()
 
 
-def show_config(mode="stdout"):
+def show_config(mode: str = "stdout") -> dict[str, dict[str, object]] | None:
     """Print how normreg was built and what it runs on, as ``numpy.show_config()`` does.
 
     The active CPU tier and the tiers this CPU supports; the compiler, its version and the
     flags the extension was built with (per tier too); OpenMP (enabled, version, runtime
     library); BLAS (library, version, configuration, threads); Python and NumPy.
-    ``mode="stdout"`` prints it; ``mode="dicts"`` returns it as a dict of sections instead.
-    """
-    try:
-        from ._build_info import BUILD_INFO as build_info
-    except ImportError:  # built by something other than setup.py's build_ext
-        build_info = None
-    config = _config.describe(__version__, _C.cpu_capability(), _C.cpu_tiers(),
-                              _C.build_info(), _C.blas_info(), build_info)
+    ``mode="stdout"`` prints it; ``mode="dicts"`` returns it as a dict of sections instead."""
+    if mode not in ("stdout", "dicts"):
+        raise ValueError(f"show_config: mode must be 'stdout' or 'dicts', got {mode!r}")
+    config = _config.describe(
+        __version__, _C.cpu_capability(), _C.cpu_tiers(), _C.build_info(), _C.blas_info()
+    )
     if mode == "dicts":
         return config
-    if mode == "stdout":
-        print(_config.format_config(config))
-        return None
-    raise ValueError(f"show_config: mode must be 'stdout' or 'dicts', got {mode!r}")
+    print(_config.format_config(config))
+    return None
 
 
-__all__ = ["functional", "nn", "random", "conventions", "testing", "Generator", "manual_seed", "initial_seed", "seed",
-           "default_generator", "set_num_threads", "get_num_threads", "cpu_capability",
-           "show_config", "__version__"]
+__all__ = [
+    "functional",
+    "nn",
+    "random",
+    "conventions",
+    "testing",
+    "Generator",
+    "manual_seed",
+    "initial_seed",
+    "seed",
+    "default_generator",
+    "set_num_threads",
+    "get_num_threads",
+    "cpu_capability",
+    "show_config",
+    "__version__",
+]
 __all__ += ["init", "optim", "save", "load", "CheckpointError"]
 
 
-def empty_cache():
+def empty_cache() -> None:
     """Give the cached memory of freed large output arrays back to the system.
 
     Outputs of 1 MiB and more come from a pool of blocks that stay mapped, so a training

@@ -1,25 +1,35 @@
 """The build and run-time configuration that ``normreg.show_config()`` reports.
 
-Pure formatting: ``normreg/__init__.py`` gathers the facts from the extension and from
-``_build_info`` (written by setup.py next to the extension) and passes them here.
+Formatting only: ``normreg/__init__.py`` gathers the facts from the extension and passes
+them here, with setup.py's record of the build (``_build_info.py``, written next to the
+extension when it is built).
 """
+
+from __future__ import annotations
+
 import os
 import platform
+from typing import Any
 
 import numpy as np
+
+try:
+    from ._build_info import BUILD_INFO
+except ImportError:  # built by something other than setup.py's build_ext
+    BUILD_INFO = None
 
 ENV_VAR = "NORMREG_CPU_CAPABILITY"
 
 
-def describe(version, tier, tiers, build, blas, build_info):
+def describe(
+    version: str, tier: str, tiers: dict[str, Any], build: dict[str, Any], blas: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
     """The configuration as a dict of sections (what ``show_config(mode="dicts")`` returns).
 
     tier: the active tier's name; tiers: ``_C.cpu_tiers()``; build: ``_C.build_info()``;
-    blas: ``_C.blas_info()``; build_info: setup.py's record, or None when it is missing.
-    """
-    info = build_info or {}
+    blas: ``_C.blas_info()``."""
+    info = BUILD_INFO or {}
     request = os.environ.get(ENV_VAR)
-    openmp = info.get("openmp", {})
     config = blas.get("config") or ""
     words = config.split()
     return {
@@ -44,7 +54,7 @@ def describe(version, tier, tiers, build, blas, build_info):
             "enabled": build["openmp_version"] > 0,
             "version": build["openmp_version"] or None,
             "runtime": build["openmp_library"],
-            "build_flags": openmp.get("compile"),
+            "build_flags": info.get("openmp", {}).get("compile"),
         },
         "BLAS": {
             "library": info.get("blas"),
@@ -64,7 +74,7 @@ def describe(version, tier, tiers, build, blas, build_info):
     }
 
 
-def _value(v):
+def _value(v: Any) -> str:
     if v is None:
         return "-"
     if isinstance(v, bool):
@@ -74,7 +84,7 @@ def _value(v):
     return str(v)
 
 
-def format_config(config):
+def format_config(config: dict[str, dict[str, Any]]) -> str:
     """The dict of ``describe`` as the text ``show_config()`` prints."""
     lines = []
     for section, items in config.items():
