@@ -47,7 +47,7 @@ FN(nr_batchnorm_workspace)(int64_t C, int nthreads)
  * in double, vectorized across channels. Channels in blocks of 2048 so the accumulators
  * (32 KiB a block) stay in L1/L2 while the rows stream by; below that, rows are read whole
  * (a strided walk over column strips defeats the prefetcher). */
-static NR_CLONES void
+static void
 FN(nr_bn_stats_rows)(double *restrict acc1, double *restrict acc2, const T *restrict x,
                      const T *restrict shift, int64_t n0, int64_t n1, int64_t C)
 {
@@ -80,7 +80,7 @@ FN(nr_bn_stats_rows)(double *restrict acc1, double *restrict acc2, const T *rest
 }
 
 /* (N, C) input, rows [n0, n1): acc1[c] += sum dy, acc2[c] += sum dy (x - mean[c]). */
-static NR_CLONES void
+static void
 FN(nr_bn_dsums_rows)(double *restrict acc1, double *restrict acc2, const T *restrict dy,
                      const T *restrict x, const T *restrict mean, int64_t n0, int64_t n1,
                      int64_t C)
@@ -115,7 +115,7 @@ FN(nr_bn_dsums_rows)(double *restrict acc1, double *restrict acc2, const T *rest
 }
 
 /* (N, C) rows [n0, n1): y = ((x - sub1) - sub2) * scale + shift per channel. */
-static NR_CLONES void
+static void
 FN(nr_bn_apply_rows)(T *restrict y, const T *restrict x, const T *restrict sub1,
                      const T *restrict sub2, const T *restrict scale, const T *restrict shift,
                      int64_t n0, int64_t n1, int64_t C)
@@ -131,7 +131,7 @@ FN(nr_bn_apply_rows)(T *restrict y, const T *restrict x, const T *restrict sub1,
 }
 
 /* (N, C) rows [n0, n1): dx = k_dy dy + k_xc (x - mean) + k_const per channel. */
-static NR_CLONES void
+static void
 FN(nr_bn_dx_rows)(T *restrict dx, const T *restrict dy, const T *restrict x,
                   const T *restrict mean, const T *restrict k_dy, const T *restrict k_xc,
                   const T *restrict k_const, int64_t n0, int64_t n1, int64_t C)

@@ -149,7 +149,7 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
 }
 
 /* Rows [i0, i1) of the forward for 0 < D <= NR_LN_SHORT_D. */
-static NR_CLONES void
+static void
 FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd,
                                const T *restrict x, const T *restrict w, const T *restrict b,
                                int64_t D, double eps, int64_t i0, int64_t i1)
@@ -250,7 +250,7 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
 }
 
 /* Rows [i0, i1) of the backward for 0 < D <= NR_LN_SHORT_D. */
-static NR_CLONES void
+static void
 FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb,
                                 const T *restrict dy, const T *restrict x, const T *restrict mean,
                                 const T *restrict rstd, const T *restrict w, int64_t D,
@@ -277,7 +277,7 @@ FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb
  * independent work the CPU overlaps (one row at a time, the latency chain sum -> mean ->
  * sum of squares -> sqrt -> output dominated small D), and the square roots of a tile
  * vectorize. */
-static NR_CLONES void
+static void
 FN(nr_layernorm_forward_rows)(T *restrict y, T *restrict mean, T *restrict rstd,
                               const T *restrict x, const T *restrict w, const T *restrict b,
                               int64_t D, double eps, int64_t i0, int64_t i1)
@@ -392,7 +392,7 @@ FN(nr_layernorm_backward_workspace)(int64_t D, int nthreads)
 }
 
 /* Rows [i0, i1) of the backward; pdw, pdb (D) accumulate this range's dw, db (or NULL). */
-static NR_CLONES void
+static void
 FN(nr_layernorm_backward_rows)(T *restrict dx, T *restrict pdw, T *restrict pdb,
                                const T *restrict dy, const T *restrict x, const T *restrict mean,
                                const T *restrict rstd, const T *restrict w, int64_t D,

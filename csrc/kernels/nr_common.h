@@ -22,9 +22,6 @@ NR_DISPATCHED_KERNELS(NR_DECLARE_TIERED, ~)
 /* FN(nr_relu_forward) -> nr_relu_forward_f32_<tier> or nr_relu_forward_f64_<tier> */
 #define FN(name) NR_TIERED(NR_PASTE(name, SFX))
 
-/* (was gcc's target_clones: per-tier compilation replaced it; empty until the bodies drop it) */
-#define NR_CLONES
-
 /* Runs body(i0, i1) over [0, n) split into `nt` contiguous ranges whose bounds are
  * multiples of `align` (except n): on the calling thread when nt <= 1, with no OpenMP
  * region, so small calls pay no fork/join. */
