@@ -28,6 +28,7 @@ NORMREG_SANITIZE=1 builds with AddressSanitizer and UndefinedBehaviorSanitizer.
 How the extension was built (compiler, flags, tiers, OpenMP, BLAS) is written next to it as
 normreg/_build_info.py, which normreg.show_config() reports.
 """
+
 import concurrent.futures
 import glob
 import os
@@ -51,15 +52,18 @@ class BuildError(SystemExit):
 
 
 if int(setuptools.__version__.split(".")[0]) < 77:  # pyproject's SPDX license string
-    raise BuildError(f"normreg needs setuptools >= 77, this is {setuptools.__version__} "
-                     "(with --no-build-isolation: pip install --upgrade 'setuptools>=77')")
+    raise BuildError(
+        f"normreg needs setuptools >= 77, this is {setuptools.__version__} "
+        "(with --no-build-isolation: pip install --upgrade 'setuptools>=77')"
+    )
 
 if int(numpy.__version__.split(".")[0]) < 2:
-    raise BuildError(f"normreg is built against NumPy >= 2, this is {numpy.__version__} (the "
-                     "extension still runs with NumPy >= 1.23.2: NPY_TARGET_VERSION below)")
+    raise BuildError(
+        f"normreg is built against NumPy >= 2, this is {numpy.__version__} (the "
+        "extension still runs with NumPy >= 1.23.2: NPY_TARGET_VERSION below)"
+    )
 
 from setuptools.modified import newer_group  # noqa: E402 (setuptools >= 69)
-
 
 # CPU tiers of each target architecture, best first, with their compiler flags.
 TIERS = {
@@ -78,8 +82,16 @@ TIERS = {
 # tier has FMA). -Wno-unused-parameter: the binding's functions take CPython's fixed
 # signatures (self, args), as CPython and NumPy build their own modules. -fvisibility=hidden:
 # the module exports PyInit__C only, and calls between our files skip the PLT.
-COMPILE_ARGS = ["-std=gnu11", "-O3", "-fno-math-errno", "-ffp-contract=off", "-fvisibility=hidden",
-                "-Wall", "-Wextra", "-Wno-unused-parameter"]
+COMPILE_ARGS = [
+    "-std=gnu11",
+    "-O3",
+    "-fno-math-errno",
+    "-ffp-contract=off",
+    "-fvisibility=hidden",
+    "-Wall",
+    "-Wextra",
+    "-Wno-unused-parameter",
+]
 
 KERNELS = "csrc/kernels"
 ONCE_SOURCES = sorted(glob.glob("csrc/*.c")) + sorted(glob.glob(f"{KERNELS}/nr_*.c"))
@@ -103,7 +115,8 @@ NO_OPENMP_NOTE = (
     "normreg: {cc} does not build OpenMP programs (-fopenmp): building without OpenMP, so "
     "the kernels will run on one thread. For threads: Debian/Ubuntu: install the "
     "compiler's OpenMP (gcc: libgomp, part of gcc; clang: libomp-dev); macOS: "
-    "`brew install libomp` and the CPPFLAGS/CFLAGS/LDFLAGS given in README (OpenMP).")
+    "`brew install libomp` and the CPPFLAGS and LDFLAGS of docs/building.md (OpenMP)."
+)
 
 
 def _scipy_openblas():
@@ -113,7 +126,8 @@ def _scipy_openblas():
         raise BuildError(
             "NORMREG_BLAS=scipy-openblas needs the build requirement "
             "'scipy-openblas32' (pip installs it from pyproject.toml; with "
-            "--no-build-isolation install it first)") from exc
+            "--no-build-isolation install it first)"
+        ) from exc
     lib_dir = scipy_openblas32.get_lib_dir()
     names = ["libscipy_openblas.so", "libscipy_openblas.dylib"]
     found = [os.path.join(lib_dir, n) for n in names if os.path.exists(os.path.join(lib_dir, n))]
@@ -141,7 +155,8 @@ def _system_openblas():
         raise BuildError(
             f"NORMREG_BLAS=system: pkg-config could not find '{pkg}' ({exc}). "
             "Install OpenBLAS with its pkg-config file (Debian: libopenblas-dev) "
-            "or unset NORMREG_BLAS to use scipy-openblas32.") from exc
+            "or unset NORMREG_BLAS to use scipy-openblas32."
+        ) from exc
     libdirs = [f[2:] for f in libs if f.startswith("-L")]
     return {
         "name": f"system {pkg} {version} (pkg-config)",
@@ -178,9 +193,20 @@ class build_ext_tiers(build_ext):
         self.openmp_flags = self._probe_openmp()
         self.tiers = TIERS[self.arch]
         stamp = os.path.join(self.build_temp, "normreg-build-config.txt")
-        config = repr((sorted((k, v) for k, v in blas.items()), self.compiler.compiler_so,
-                       COMPILE_ARGS, extra_args, self.openmp_flags, self.tiers))
-        old = open(stamp).read() if os.path.exists(stamp) else None
+        config = repr(
+            (
+                sorted((k, v) for k, v in blas.items()),
+                self.compiler.compiler_so,
+                COMPILE_ARGS,
+                extra_args,
+                self.openmp_flags,
+                self.tiers,
+            )
+        )
+        old = None
+        if os.path.exists(stamp):
+            with open(stamp) as f:
+                old = f.read()
         if old != config:
             self.force = True
         super().build_extensions()
@@ -206,13 +232,18 @@ class build_ext_tiers(build_ext):
         def compile_one(job):
             tier, flags, src = job
             return self.compiler.compile(
-                [src], output_dir=os.path.join(self.build_temp, "tier-" + tier),
+                [src],
+                output_dir=os.path.join(self.build_temp, "tier-" + tier),
                 macros=ext.define_macros + [("NR_TIER", tier)],
-                include_dirs=ext.include_dirs, extra_postargs=compile_args + flags,
-                depends=ext.depends, debug=self.debug)
+                include_dirs=ext.include_dirs,
+                extra_postargs=compile_args + flags,
+                depends=ext.depends,
+                debug=self.debug,
+            )
 
-        workers = self.parallel if isinstance(self.parallel, int) and self.parallel > 0 \
-            else (os.cpu_count() or 1)
+        workers = (
+            self.parallel if isinstance(self.parallel, int) and self.parallel > 0 else (os.cpu_count() or 1)
+        )
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
             return [obj for objs in pool.map(compile_one, jobs) for obj in objs]
 
@@ -244,16 +275,19 @@ class build_ext_tiers(build_ext):
         }
         path = os.path.join(os.path.dirname(ext_path), "_build_info.py")
         with open(path, "w") as f:
-            f.write('"""How normreg._C was built (written by setup.py; see '
-                    'normreg.show_config())."""\n')
+            f.write('"""How normreg._C was built (written by setup.py; see normreg.show_config())."""\n')
             f.write("BUILD_INFO = " + pprint.pformat(info, width=96, sort_dicts=False) + "\n")
 
     # ---- compiler probes (quiet: their failures are answers, not build errors) ----------
 
     def _run_quiet(self, cmd, cwd):
         try:
-            return subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True).returncode == 0
+            return (
+                subprocess.run(
+                    cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+                ).returncode
+                == 0
+            )
         except OSError:
             return False
 
@@ -269,8 +303,7 @@ class build_ext_tiers(build_ext):
                 return True
             linker = getattr(self.compiler, "linker_exe", None) or self.compiler.compiler_so[:1]
             ldflags = shlex.split(os.environ.get("LDFLAGS", ""))
-            return self._run_quiet(linker + [obj, "-o", os.path.join(tmp, "probe")] + flags + ldflags,
-                                   tmp)
+            return self._run_quiet(linker + [obj, "-o", os.path.join(tmp, "probe")] + flags + ldflags, tmp)
 
     def _probe_arch(self):
         for arch in ("x86_64", "aarch64"):
@@ -310,11 +343,14 @@ ext = Extension(
     include_dirs=[numpy.get_include(), "csrc", KERNELS] + blas["include_dirs"],
     library_dirs=blas["library_dirs"],
     libraries=blas["libraries"],
-    define_macros=blas["define_macros"] + [("NPY_NO_DEPRECATED_API", "NPY_1_23_API_VERSION"),
-                                           ("NPY_TARGET_VERSION", "NPY_1_23_API_VERSION")],
+    define_macros=blas["define_macros"]
+    + [("NPY_NO_DEPRECATED_API", "NPY_1_23_API_VERSION"), ("NPY_TARGET_VERSION", "NPY_1_23_API_VERSION")],
 )
 ext.tier_sources = TIER_SOURCES
 ext.bundle = blas["bundle"]
 
-setup(ext_modules=[ext], cmdclass={"build_ext": build_ext_tiers},
-      package_data={"normreg": [".libs/*.so*", ".libs/*.dylib"]})
+setup(
+    ext_modules=[ext],
+    cmdclass={"build_ext": build_ext_tiers},
+    package_data={"normreg": [".libs/*.so*", ".libs/*.dylib"]},
+)
