@@ -5,6 +5,16 @@
  * on every tier against a NumPy Philox. */
 #include <immintrin.h>
 
+/* The 8 bits of an 8-lane compare as a uint32_t, through a byte in memory: gcc 12 with
+ * AVX512BW at -O1 (the sanitizer build) spilled such a mask as one byte and reloaded 32 bits,
+ * garbage above bit 7 (wrong dropout masks); a volatile byte load zero-extends for certain. */
+static inline uint32_t
+nr_mask8_u32(__mmask8 m)
+{
+    volatile uint8_t byte = m;
+    return byte;
+}
+
 /* Spreads the 8 bits of m to bits 0, 4, 8, ..., 28. */
 static inline uint32_t
 nr_spread4(uint32_t m)
@@ -53,10 +63,14 @@ nr_dropout_mask_block_avx512(uint32_t words[NR_DROPOUT_WORDS], uint64_t block,
             k1 += NR_PHILOX_W1;
         }
         for (int h = 0; h < CH; h++) {
-            const uint32_t b0 = _mm512_cmpge_epu64_mask(_mm512_and_si512(c0[h], lo32), thr);
-            const uint32_t b1 = _mm512_cmpge_epu64_mask(_mm512_and_si512(c1[h], lo32), thr);
-            const uint32_t b2 = _mm512_cmpge_epu64_mask(_mm512_and_si512(c2[h], lo32), thr);
-            const uint32_t b3 = _mm512_cmpge_epu64_mask(_mm512_and_si512(c3[h], lo32), thr);
+            const uint32_t b0 =
+                nr_mask8_u32(_mm512_cmpge_epu64_mask(_mm512_and_si512(c0[h], lo32), thr));
+            const uint32_t b1 =
+                nr_mask8_u32(_mm512_cmpge_epu64_mask(_mm512_and_si512(c1[h], lo32), thr));
+            const uint32_t b2 =
+                nr_mask8_u32(_mm512_cmpge_epu64_mask(_mm512_and_si512(c2[h], lo32), thr));
+            const uint32_t b3 =
+                nr_mask8_u32(_mm512_cmpge_epu64_mask(_mm512_and_si512(c3[h], lo32), thr));
             words[q0 + h] = nr_spread4(b0) | nr_spread4(b1) << 1 | nr_spread4(b2) << 2 |
                             nr_spread4(b3) << 3;
         }
