@@ -11,6 +11,7 @@ thread count (``tests/test_train.py`` and ``scripts/kill-test.py`` check it).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Iterable, Mapping
@@ -73,6 +74,22 @@ def make(
     if sched is not None:
         state["scheduler"] = sched.state_dict()
     return state
+
+
+def remove_stale_temporaries(out_dir: str) -> list[str]:
+    """Delete the temporary files a process killed while writing ``out_dir``'s checkpoint or
+    metrics left there (``normreg.save``'s ``.checkpoint.npz.*.tmp``, ``metrics.json.tmp*``);
+    returns their names."""
+    stale = [
+        name
+        for name in os.listdir(out_dir)
+        if (name.startswith(f".{CHECKPOINT}.") and name.endswith(".tmp"))
+        or name.startswith("metrics.json.tmp")
+    ]
+    for name in stale:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(out_dir, name))
+    return stale
 
 
 def resume_path(path: str) -> str:

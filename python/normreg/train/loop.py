@@ -245,6 +245,7 @@ def train(
     opt, sched = build_optimizer(config, model, len(loader))  # type: ignore[arg-type]
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
+        checkpoint.remove_stale_temporaries(out_dir)  # of a run killed while writing here
     meta = {
         "config": dataclasses.asdict(config),
         "train_size": len(x_train),
