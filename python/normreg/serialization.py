@@ -219,13 +219,13 @@ def _load(f: IO[bytes], where: str) -> Any:
     try:
         f.seek(-len(head), os.SEEK_CUR)
         start = f.tell()
-        size = f.seek(0, os.SEEK_END) - start
+        end = f.seek(0, os.SEEK_END)
         f.seek(start)
     except (OSError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"normreg.load: {where} is not a seekable file ({exc})") from None
     try:
         with zipfile.ZipFile(f) as archive:
-            infos = _check_directory(archive, size, where)
+            infos = _check_directory(archive, start, end, where)
             header = _read_structure(archive, infos.pop(f"{_STRUCTURE}.npy"), where)
             arrays = {name[:-4]: _read_npy(archive, info, where) for name, info in infos.items()}
     except CheckpointError:
@@ -246,9 +246,13 @@ def _load(f: IO[bytes], where: str) -> Any:
     return obj
 
 
-def _check_directory(archive: zipfile.ZipFile, size: int, where: str) -> dict[str, zipfile.ZipInfo]:
+def _check_directory(
+    archive: zipfile.ZipFile, start: int, end: int, where: str
+) -> dict[str, zipfile.ZipInfo]:
     """The members by name, once each checked to be one of :func:`save`'s, stored and
-    inside the file (their sizes adding up to no more than the file's)."""
+    inside the file (between ``start`` and ``end``; their sizes adding up to no more than
+    the file's)."""
+    size = end - start
     infos = archive.infolist()
     counts = collections.Counter(info.filename for info in infos)
     duplicated = sorted(name for name, n in counts.items() if n > 1)
@@ -277,7 +281,7 @@ def _check_directory(archive: zipfile.ZipFile, size: int, where: str) -> dict[st
                 "normreg checkpoints store their arrays uncompressed"
             )
         total += info.file_size
-        if info.header_offset + info.file_size > size or total > size:
+        if info.header_offset + info.file_size > end or total > size:
             raise CheckpointError(
                 f"normreg.load: {where} is truncated or corrupted: member {name!r} declares "
                 f"{info.file_size} bytes, more than the {size}-byte file holds"

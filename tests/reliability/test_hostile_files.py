@@ -154,6 +154,11 @@ def peak_bytes_of(fn, *args):
     return peak
 
 
+# AddressSanitizer (scripts/sanitize.sh) reserves terabytes of address space for its shadow
+# memory: there the children run without the address-space limit (the timeout still holds).
+UNDER_ASAN = "asan" in os.environ.get("LD_PRELOAD", "")
+
+
 def run_child(code, timeout=60, address_space=3 << 30):
     """Run ``code`` in a fresh interpreter with an address-space limit and a timeout."""
 
@@ -161,7 +166,11 @@ def run_child(code, timeout=60, address_space=3 << 30):
         resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
 
     return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, preexec_fn=limit
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=None if UNDER_ASAN else limit,
     )
 
 
