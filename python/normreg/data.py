@@ -97,6 +97,8 @@ def _read_idx(f: IO[bytes], name: str) -> np.ndarray:
         raise ValueError(
             f"{name}: cannot read it as an IDX file: not a seekable binary file ({exc})"
         ) from None
+    if not isinstance(head, bytes):
+        raise TypeError(f"read_idx: {name} must be opened in binary mode (read gave {type(head).__name__})")
     if head != _GZIP_MAGIC:
         return _parse_idx(f, name, size, exact=True)
     try:

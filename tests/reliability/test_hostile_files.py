@@ -506,6 +506,8 @@ def test_idx_file_objects():
     np.testing.assert_array_equal(got, floats)
     with pytest.raises(ValueError, match="<IDX file object>: truncated IDX file"):
         read_idx(io.BytesIO(raw[:-1]))
+    with pytest.raises(TypeError, match="binary mode"):
+        read_idx(io.StringIO("\0\0\x08\x01"))
 
 
 def test_idx_random_mutations():

@@ -258,7 +258,8 @@ def _check_config(config: TrainConfig) -> TrainConfig:
         build_model(config, 784, 10)  # what the model's constructors refuse, before the data
     except (TypeError, ValueError) as exc:
         raise _UsageError(str(exc)) from None
-    if config.norm == "batch":  # BatchNorm needs >= 2 examples per batch; a short last batch is dropped
+    if config.norm == "batch" and config.model in ("mlp", "resnet"):
+        # BatchNorm1d needs >= 2 examples per batch; a short last batch is dropped
         if config.batch_size < 2:
             raise _UsageError(
                 "--norm batch needs batches of at least 2 examples (BatchNorm normalizes with the batch's "

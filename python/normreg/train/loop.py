@@ -92,9 +92,9 @@ def _prepare_data(config: TrainConfig, data: Data) -> tuple[np.ndarray, ...]:
 
 
 def check_batch_norm_batches(config: TrainConfig, n_train: int) -> None:
-    """ValueError when ``config`` uses BatchNorm with training batches of fewer than 2
+    """ValueError when ``config`` uses BatchNorm1d with training batches of fewer than 2
     examples (the batch's variance is then undefined)."""
-    if config.norm != "batch":
+    if config.norm != "batch" or config.model not in ("mlp", "resnet"):  # BatchNorm1d over (N, C)
         return
     smallest = config.batch_size if n_train > config.batch_size else n_train  # a short last batch is dropped
     if smallest < 2:
