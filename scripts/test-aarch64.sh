@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build normreg for aarch64 and run its kernel tests (tests/kernel_tests.txt) under
-# emulation: a Debian bookworm arm64 system made with debootstrap, run through
+# Build normreg for aarch64 and run its kernel tests (tests/kernel_tests.txt) and CPU-tier
+# tests (tests/test_cpu_dispatch.py) under emulation: a Debian bookworm arm64 system made with debootstrap, run through
 # qemu-user-static, with Python, NumPy, pytest, gcc and OpenBLAS from Debian's arm64
 # packages; the build requirements (setuptools >= 77, NumPy >= 2) come from PyPI as wheels
 # fetched by the host's pip. The extension is built inside it with Debian's aarch64 gcc and
@@ -94,7 +94,9 @@ warnings=$(grep -c "csrc/.*warning:" "$root/opt/build.log" || true)
 built=$(date +%s)
 say "built in $((built - ready)) s ($warnings compiler warnings; log: $root/opt/build.log)"
 
-tests=$(grep -v '^#' tests/kernel_tests.txt | sed "s|^|$src/tests/|" | tr '\n' ' ')
+# the kernel tests, and the CPU-tier tests (NORMREG_CPU_CAPABILITY=neon or baseline)
+tests="$(grep -v '^#' tests/kernel_tests.txt | sed "s|^|$src/tests/|" | tr '\n' ' ')"
+tests="$tests $src/tests/test_cpu_dispatch.py"
 chroot "$root" /usr/bin/env -i PATH=/opt/venv/bin:/usr/bin:/bin HOME=/root \
     python -c "import normreg; print('test-aarch64: tier', normreg.cpu_capability()); normreg.show_config()"
 status=0
