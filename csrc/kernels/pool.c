@@ -1,0 +1,64 @@
+/* 2-d pooling over the planes of x (N, C, H, W), with PyTorch's semantics (ceil_mode off):
+ * output (i, j) covers rows i SH - PH .. i SH - PH + KH - 1 and the like columns.
+ * - max: the largest value of the window's positions inside the image (the padding never
+ *   wins); NaN wins over everything, as in PyTorch. The index h W + w of the maximum is
+ *   kept for the backward, which adds dy to that input position: with ties the first
+ *   position in row-major order wins (a later value must be strictly greater).
+ * - average: the window's sum divided by KH KW (count_include_pad, the padding counts as
+ *   zeros) or by the number of its positions inside the image; the backward spreads dy over
+ *   those positions with the same divisor.
+ * - adaptive average to (OH, OW): output i averages rows floor(i H / OH) .. ceil((i + 1) H / OH) - 1
+ *   (and the like columns): windows of nearly equal size covering the image; OH = OW = 1 is
+ *   global average pooling.
+ * Threads: over the N C planes.
+ */
+#include <math.h>
+
+#include "nr_common.h"
+#include "nr_conv.h"
+
+int64_t
+nr_index_out_of_range(const int64_t *idx, int64_t n, int64_t HW)
+{
+    for (int64_t i = 0; i < n; i++) {
+        if (idx[i] < 0 || idx[i] >= HW) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* The window of output position i along one axis: [*lo, *hi) clipped to [0, size), and its
+ * length clipped to [-pad, size + pad) instead (the count_include_pad divisor). */
+static void
+nr_pool_window(int64_t *lo, int64_t *hi, int64_t *padded_len, int64_t i, int64_t K, int64_t S,
+               int64_t P, int64_t size)
+{
+    int64_t a = i * S - P, b = NR_MIN(a + K, size + P);
+    *padded_len = b - a;
+    *lo = NR_MAX(a, (int64_t)0);
+    *hi = NR_MIN(b, size);
+}
+
+/* Adaptive pooling's window of output i of `out` along an axis of `size`. */
+static void
+nr_adaptive_window(int64_t *lo, int64_t *hi, int64_t i, int64_t out, int64_t size)
+{
+    *lo = i * size / out;
+    *hi = ((i + 1) * size + out - 1) / out;
+}
+
+/* Threads for a pass over `bytes` of planes, at most one per plane. */
+static int
+nr_pool_threads(size_t bytes, int64_t planes)
+{
+    return (int)NR_MIN((int64_t)nr_threads_for(bytes), NR_MAX(planes, (int64_t)1));
+}
+
+#define NR_F32
+#include "nr_typed.h"
+#include "pool_body.h"
+
+#define NR_F64
+#include "nr_typed.h"
+#include "pool_body.h"
