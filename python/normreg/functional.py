@@ -682,3 +682,237 @@ def group_norm_backward(dy, x, mean, rstd, weight=None, *, has_bias=None, dweigh
     dx = _C.group_norm_backward(dy.reshape(x3.shape), x3, mean, rstd, weight, dweight, dbias,
                                 G, None)
     return dx.reshape(x.shape), dweight, dbias
+
+
+# ---- convolution and pooling (NCHW) -------------------------------------------------------
+
+__all__ += ["conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
+            "avg_pool2d_backward", "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward"]
+
+
+def _int_arg(value, name, minimum):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {type(value).__name__}")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _pair(value, name, minimum):
+    """An int or a pair of ints (each >= ``minimum``) as a pair, as PyTorch's ``_pair``."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got {len(value)} values")
+        return (_int_arg(value[0], name, minimum), _int_arg(value[1], name, minimum))
+    v = _int_arg(value, name, minimum)
+    return (v, v)
+
+
+def _as_nchw(x, name):
+    """x (N, C, H, W), or unbatched (C, H, W) as one sample; -> (x4, unbatched)."""
+    if x.ndim == 4:
+        return x, False
+    if x.ndim == 3:
+        return x[None], True
+    raise ValueError(f"{name} must be 4-D (N, C, H, W) or 3-D (C, H, W), got shape {x.shape}")
+
+
+def _input_hw(input_shape, dy4, unbatched):
+    """(H, W) from ``input_shape`` (the shape of the pooling's input), checked against dy."""
+    if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, (tuple, list)):
+        raise TypeError(f"input_shape must be a tuple of ints (the shape of x), got "
+                        f"{type(input_shape).__name__}")
+    shape = tuple(_int_arg(d, "input_shape", 0) for d in input_shape)
+    expect = dy4.shape[1:2] if unbatched else dy4.shape[:2]
+    if len(shape) != (3 if unbatched else 4) or shape[:len(expect)] != expect:
+        raise ValueError(f"input_shape {shape} does not match dy of shape "
+                         f"{dy4.shape[1:] if unbatched else dy4.shape}")
+    return shape[-2], shape[-1]
+
+
+def _unbatch(a, unbatched):
+    return a[0] if unbatched else a
+
+
+def _out_4d(out, shape, dtype, unbatched):
+    if out is None:
+        return None
+    out = _check_out(out, shape[1:] if unbatched else shape, dtype)
+    return out[None] if unbatched else out
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, *, out=None):
+    """2-d convolution (cross-correlation, PyTorch's ``F.conv2d``) in NCHW.
+
+    x (N, C, H, W) or (C, H, W); weight (O, C, KH, KW) (PyTorch's layout); bias (O,) or
+    None; stride and padding an int or a pair (zero padding on both sides)
+    -> y (N, O, OH, OW), ``OH = (H + 2 padding - KH) // stride + 1``::
+
+        y[n, o, i, j] = bias[o] + sum over c, kh, kw of
+                        weight[o, c, kh, kw] * x[n, c, i*sh - ph + kh, j*sw - pw + kw]
+
+    (x is 0 outside the image). The backward needs x and weight, which the caller has.
+    """
+    x = _as_float_array(x, "x")
+    weight = _as_float_array(weight, "weight", x.dtype, "the dtype of x")
+    bias = _optional_float_array(bias, "bias", x.dtype, "the dtype of x")
+    x4, unbatched = _as_nchw(x, "x")
+    sh, sw = _pair(stride, "stride", 1)
+    ph, pw = _pair(padding, "padding", 0)
+    if weight.ndim != 4:
+        raise ValueError(f"weight must be 4-D (out_channels, in_channels, kH, kW), got shape {weight.shape}")
+    if weight.shape[1] != x4.shape[1]:
+        raise ValueError(f"weight {weight.shape} expects {weight.shape[1]} input channels, "
+                         f"x of shape {x.shape} has {x4.shape[1]}")
+    if bias is not None:
+        _check_shape(bias, "bias", (weight.shape[0],), "out_channels of weight")
+    if out is not None:
+        if not isinstance(out, np.ndarray):
+            raise TypeError(f"out must be a numpy.ndarray or None, got {type(out).__name__}")
+        if np.may_share_memory(out, x) or np.may_share_memory(out, weight):
+            raise ValueError("out must not overlap x or weight")
+        out = out[None] if unbatched and out.ndim == 3 else out
+    y = _C.conv2d_forward(x4, weight, bias, sh, sw, ph, pw, out)
+    return _unbatch(y, unbatched)
+
+
+def conv2d_backward(dy, x, weight, stride=1, padding=0, *, has_bias=True, need_dx=True,
+                    dweight=None, dbias=None):
+    """Gradients of :func:`conv2d`.
+
+    dy (N, O, OH, OW), x (N, C, H, W), weight (O, C, KH, KW) (or all unbatched), stride and
+    padding as in the forward -> (dx like x or None (``need_dx=False``), dweight like
+    weight, dbias (O,) or None when ``has_bias`` is false). ``dweight``/``dbias``, when
+    given, are added to in place and returned.
+    """
+    x = _as_float_array(x, "x")
+    dy = _as_float_array(dy, "dy", x.dtype, "the dtype of x")
+    weight = _as_float_array(weight, "weight", x.dtype, "the dtype of x")
+    x4, unbatched = _as_nchw(x, "x")
+    dy4, dy_unbatched = _as_nchw(dy, "dy")
+    if dy_unbatched != unbatched:
+        raise ValueError(f"dy of shape {dy.shape} does not match x of shape {x.shape}")
+    sh, sw = _pair(stride, "stride", 1)
+    ph, pw = _pair(padding, "padding", 0)
+    if weight.ndim != 4:
+        raise ValueError(f"weight must be 4-D (out_channels, in_channels, kH, kW), got shape {weight.shape}")
+    dweight = _accumulator(dweight, "dweight", weight.shape, x.dtype)
+    dbias = _accumulator(dbias, "dbias", (weight.shape[0],), x.dtype) if has_bias else None
+    dx = _C.conv2d_backward(dy4, x4, weight, sh, sw, ph, pw, dweight, dbias, bool(need_dx))
+    if dx is not None:
+        dx = _unbatch(dx, unbatched)
+    return dx, dweight, dbias
+
+
+def _pool_args(kernel_size, stride, padding):
+    kh, kw = _pair(kernel_size, "kernel_size", 1)
+    sh, sw = (kh, kw) if stride is None else _pair(stride, "stride", 1)
+    ph, pw = _pair(padding, "padding", 0)
+    if ph > kh // 2 or pw > kw // 2:
+        raise ValueError(f"padding ({ph}, {pw}) must be at most half the kernel_size ({kh}, {kw})")
+    return kh, kw, sh, sw, ph, pw
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, *, out=None):
+    """Max pooling (PyTorch's ``F.max_pool2d`` with ``return_indices=True``).
+
+    x (N, C, H, W) or (C, H, W); kernel_size, stride (default: kernel_size) and padding
+    (at most half the kernel; padded positions never win) an int or a pair
+    -> (y (N, C, OH, OW), indices): ``indices`` (int64, y's shape) holds the flat position
+    ``h * W + w`` of each maximum in its plane, which :func:`max_pool2d_backward` takes.
+    With ties the first position in row-major order wins; NaN wins over any number.
+    """
+    x = _as_float_array(x, "x")
+    x4, unbatched = _as_nchw(x, "x")
+    kh, kw, sh, sw, ph, pw = _pool_args(kernel_size, stride, padding)
+    if out is not None and unbatched and isinstance(out, np.ndarray) and out.ndim == 3:
+        out = out[None]
+    y, idx = _C.max_pool2d_forward(x4, kh, kw, sh, sw, ph, pw, out)
+    return _unbatch(y, unbatched), _unbatch(idx, unbatched)
+
+
+def max_pool2d_backward(dy, indices, input_shape, *, out=None):
+    """Gradient of :func:`max_pool2d`: dy added at the position of each window's maximum.
+
+    dy and indices (from the forward) of y's shape; input_shape the shape of x
+    -> dx of shape input_shape.
+    """
+    dy = _as_float_array(dy, "dy")
+    dy4, unbatched = _as_nchw(dy, "dy")
+    if not isinstance(indices, np.ndarray) or indices.dtype.kind not in "iu":
+        raise TypeError("indices must be the integer array returned by max_pool2d")
+    _check_shape(indices, "indices", dy.shape, "the shape of dy")
+    idx4 = np.require(indices, np.int64, "CA").reshape(dy4.shape)
+    H, W = _input_hw(input_shape, dy4, unbatched)
+    dx = _C.max_pool2d_backward(dy4, idx4, H, W, _out_4d(out, (dy4.shape[0], dy4.shape[1], H, W),
+                                                          dy.dtype, unbatched))
+    return _unbatch(dx, unbatched)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True, *, out=None):
+    """Average pooling (PyTorch's ``F.avg_pool2d``).
+
+    x (N, C, H, W) or (C, H, W); kernel_size, stride (default: kernel_size) and padding
+    (at most half the kernel) an int or a pair -> y (N, C, OH, OW): each window's sum over
+    the image divided by ``kH * kW`` (``count_include_pad=True``: the zero padding counts)
+    or by its number of positions inside the image.
+    """
+    x = _as_float_array(x, "x")
+    x4, unbatched = _as_nchw(x, "x")
+    kh, kw, sh, sw, ph, pw = _pool_args(kernel_size, stride, padding)
+    if out is not None and unbatched and isinstance(out, np.ndarray) and out.ndim == 3:
+        out = out[None]
+    y = _C.avg_pool2d_forward(x4, kh, kw, sh, sw, ph, pw, bool(count_include_pad), out)
+    return _unbatch(y, unbatched)
+
+
+def avg_pool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0,
+                        count_include_pad=True, *, out=None):
+    """Gradient of :func:`avg_pool2d` (same window arguments): each dy divided as in the
+    forward and added over its window. -> dx of shape input_shape."""
+    dy = _as_float_array(dy, "dy")
+    dy4, unbatched = _as_nchw(dy, "dy")
+    kh, kw, sh, sw, ph, pw = _pool_args(kernel_size, stride, padding)
+    H, W = _input_hw(input_shape, dy4, unbatched)
+    dx = _C.avg_pool2d_backward(dy4, H, W, kh, kw, sh, sw, ph, pw, bool(count_include_pad),
+                                _out_4d(out, (dy4.shape[0], dy4.shape[1], H, W), dy.dtype, unbatched))
+    return _unbatch(dx, unbatched)
+
+
+def _adaptive_size(output_size, x4):
+    """PyTorch's output_size: an int, or a pair whose None entries keep the input's size."""
+    if isinstance(output_size, (tuple, list)):
+        if len(output_size) != 2:
+            raise ValueError(f"output_size must be an int or a pair, got {len(output_size)} values")
+        return tuple(x4.shape[2 + i] if v is None else _int_arg(v, "output_size", 1)
+                     for i, v in enumerate(output_size))
+    v = _int_arg(output_size, "output_size", 1)
+    return (v, v)
+
+
+def adaptive_avg_pool2d(x, output_size, *, out=None):
+    """Adaptive average pooling (PyTorch's ``F.adaptive_avg_pool2d``) to ``output_size``.
+
+    x (N, C, H, W) or (C, H, W) -> y (N, C, OH, OW): output ``i`` along an axis of size
+    ``S`` averages positions ``floor(i S / OH) .. ceil((i + 1) S / OH) - 1``.
+    ``output_size=1`` is global average pooling.
+    """
+    x = _as_float_array(x, "x")
+    x4, unbatched = _as_nchw(x, "x")
+    oh, ow = _adaptive_size(output_size, x4)
+    if out is not None and unbatched and isinstance(out, np.ndarray) and out.ndim == 3:
+        out = out[None]
+    y = _C.adaptive_avg_pool2d_forward(x4, oh, ow, out)
+    return _unbatch(y, unbatched)
+
+
+def adaptive_avg_pool2d_backward(dy, input_shape, *, out=None):
+    """Gradient of :func:`adaptive_avg_pool2d` (the output size is dy's): each dy divided by
+    its window's size and added over the window. -> dx of shape input_shape."""
+    dy = _as_float_array(dy, "dy")
+    dy4, unbatched = _as_nchw(dy, "dy")
+    H, W = _input_hw(input_shape, dy4, unbatched)
+    dx = _C.adaptive_avg_pool2d_backward(dy4, H, W, _out_4d(out, (dy4.shape[0], dy4.shape[1], H, W),
+                                                            dy.dtype, unbatched))
+    return _unbatch(dx, unbatched)
