@@ -3,7 +3,8 @@
     python benchmarks/run.py            # the full table (several minutes)
     python benchmarks/run.py --quick    # a smoke test of every section (seconds)
 
-Options: --threads 1,2  --json results.json  --no-torch  --sections kernels,tiny,linear,optim,mlp
+Options: --threads 1,2  --json results.json  --no-torch
+         --sections kernels,tiny,linear,optim,mlp,conv,cnn
          --shapes 8192x1024,256x64  --spin (keep OpenMP's spinning wait policy)
 
 Every time is the median of interleaved repetitions after warm-up (see common.measure):
@@ -182,7 +183,7 @@ def bench_linear(args, threads_list, out):
 # ---- main -------------------------------------------------------------------------------
 
 
-SECTIONS = ("kernels", "tiny", "linear", "optim", "mlp")
+SECTIONS = ("kernels", "tiny", "linear", "optim", "mlp", "conv", "cnn")
 
 
 def main(argv=None):
@@ -208,7 +209,7 @@ def main(argv=None):
     shapes = QUICK_SHAPES if args.quick else FULL_SHAPES
     if args.shapes:
         shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
-    out = {"kernels": [], "linear": [], "optim": [], "mlp": [],
+    out = {"kernels": [], "linear": [], "optim": [], "mlp": [], "conv": [], "cnn": [],
            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                        "numpy": np.__version__, "normreg": normreg.__version__,
                        "torch": kernels.torch.__version__ if kernels.torch else None,
@@ -231,6 +232,12 @@ def main(argv=None):
             training.bench_optim(args, threads_list, out)
         if "mlp" in sections:
             training.bench_mlp(args, out)
+    if "conv" in sections or "cnn" in sections:
+        import conv
+        if "conv" in sections:
+            conv.bench_conv(args, threads_list, out)
+        if "cnn" in sections:
+            conv.bench_cnn(args, threads_list, out)
     print(f"\n(total {time.time() - t0:.0f} s)")
     if args.json:
         with open(args.json, "w") as f:

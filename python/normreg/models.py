@@ -6,14 +6,18 @@
   ``Linear -> ReLU``, then residual blocks ``ReLU(x + norm(Linear(Dropout(ReLU(norm(Linear(x)))))))``,
   then a ``Linear`` to the classes.
 
-Both are :class:`normreg.nn.Sequential` subclasses, so ``forward``, ``backward``,
+* :class:`CNN`: ``Conv2d 3x3 -> norm -> ReLU`` blocks with max pooling between stages,
+  global average pooling and a ``Linear`` to the classes.
+
+All are :class:`normreg.nn.Sequential` subclasses, so ``forward``, ``backward``,
 ``parameters()``, ``train()``/``eval()`` and ``state_dict()`` work as on any module.
 """
 import numpy as np
 
 from . import nn
 
-__all__ = ["MLP", "MLPResNet", "ResidualBlock", "make_norm", "NORMS"]
+__all__ = ["MLP", "MLPResNet", "ResidualBlock", "make_norm", "NORMS", "CNN", "make_norm2d",
+           "NORMS_2D"]
 
 #: The names ``norm=`` accepts (None and "none" mean no normalization).
 NORMS = ("batch", "layer", "none")
@@ -121,3 +125,79 @@ class MLPResNet(nn.Sequential):
         super().__init__(nn.Linear(in_features, hidden, dtype=dtype), nn.ReLU(), *blocks,
                          nn.Linear(hidden, num_classes, dtype=dtype))
         self.in_features, self.num_classes = in_features, num_classes
+
+
+# ---- convolutional network -----------------------------------------------------------------
+
+#: The names ``CNN(norm=...)`` accepts (None and "none" mean no normalization).
+NORMS_2D = ("batch", "group", "layer", "instance", "none")
+
+
+def make_norm2d(norm, channels, dtype=np.float32, groups=8):
+    """A normalization of (N, C, H, W) feature maps with ``channels`` channels:
+
+    * ``"batch"``: BatchNorm2d (statistics per channel over the batch and the positions);
+    * ``"group"``: GroupNorm with ``min(groups, channels)`` groups (``groups`` must divide
+      the channels);
+    * ``"layer"``: GroupNorm(1, C), i.e. LayerNorm over (C, H, W) with a per-channel affine
+      transform. The statistics are those of ``nn.LayerNorm((C, H, W))``; the affine
+      parameters are per channel (as every other norm here) instead of one per position,
+      so the layer does not depend on the image size and a feature map's channels keep one
+      scale each (the GroupNorm paper's LN baseline for convolutional networks);
+    * ``"instance"``: InstanceNorm2d with affine parameters (statistics per sample and
+      channel over the positions);
+    * ``None``/``"none"``: Identity.
+    """
+    if norm is None or norm == "none":
+        return nn.Identity()
+    if norm == "batch":
+        return nn.BatchNorm2d(channels, dtype=dtype)
+    if norm == "group":
+        return nn.GroupNorm(min(groups, channels), channels, dtype=dtype)
+    if norm == "layer":
+        return nn.GroupNorm(1, channels, dtype=dtype)
+    if norm == "instance":
+        return nn.InstanceNorm2d(channels, affine=True, dtype=dtype)
+    raise ValueError(f"norm must be one of {NORMS_2D} or None, got {norm!r}")
+
+
+class CNN(nn.Sequential):
+    """A convolutional network for small images.
+
+    ``CNN(in_channels=1, num_classes=10, channels=(32, 64, 128), norm='batch',
+    input_shape=None, dtype=np.float32)``: one stage per entry of ``channels``, each a
+    ``Conv2d(3x3, padding 1) -> norm -> ReLU`` block, with ``MaxPool2d(2)`` between stages;
+    then global average pooling (``AdaptiveAvgPool2d(1)``), ``Flatten`` and a ``Linear``
+    to the ``num_classes`` logits. ``norm`` is one of :data:`NORMS_2D` (see
+    :func:`make_norm2d`); the convolutions have no bias before a batch or instance norm,
+    which would subtract it. ``input_shape=(C, H, W)`` puts an ``Unflatten`` first, so the
+    network takes flat rows (N, C*H*W), as the Fashion-MNIST loader gives them.
+    """
+
+    def __init__(self, in_channels=1, num_classes=10, channels=(32, 64, 128), norm="batch",
+                 input_shape=None, dtype=np.float32):
+        if isinstance(channels, (int, np.integer)) and not isinstance(channels, bool):
+            channels = (int(channels),)
+        self.channels = tuple(_widths(list(channels), None))
+        if not self.channels:
+            raise ValueError("channels must name at least one stage")
+        self.norm = None if norm == "none" else norm
+        make_norm2d(self.norm, 8)  # validates norm before anything is built
+        layers = []
+        if input_shape is not None:
+            input_shape = tuple(input_shape)
+            if len(input_shape) != 3 or input_shape[0] != in_channels:
+                raise ValueError(f"input_shape must be (in_channels, H, W) = ({in_channels}, H, W), "
+                                 f"got {input_shape}")
+            layers.append(nn.Unflatten(1, input_shape))
+        c_in = in_channels
+        bias = self.norm not in ("batch", "instance")
+        for i, c in enumerate(self.channels):
+            if i > 0:
+                layers.append(nn.MaxPool2d(2))
+            layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=bias, dtype=dtype),
+                       make_norm2d(self.norm, c, dtype), nn.ReLU()]
+            c_in = c
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes, dtype=dtype)]
+        super().__init__(*[m for m in layers if not isinstance(m, nn.Identity)])
+        self.in_channels, self.num_classes, self.input_shape = in_channels, num_classes, input_shape

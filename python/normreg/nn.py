@@ -1007,6 +1007,196 @@ def l2_penalty(params, lam):
     return 0.5 * lam * total
 
 
+# ---- convolution and pooling (NCHW) ---------------------------------------------------------
+
+__all__ += ["Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Unflatten"]
+
+
+class Conv2d(Module):
+    """2-d convolution (PyTorch's ``nn.Conv2d``, without groups and dilation) of
+    (N, C, H, W) input, or unbatched (C, H, W).
+
+    ``Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
+    dtype=np.float32, generator=None)``: kernel_size, stride and padding an int or a pair;
+    weight (out_channels, in_channels, kH, kW) (PyTorch's layout), bias (out_channels,).
+    ``y[n, o] = bias[o] + sum_c weight[o, c] (cross-correlated with) x[n, c]`` with zero
+    padding; see :func:`normreg.functional.conv2d`.
+
+    Initialized as PyTorch does (:meth:`reset_parameters`).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
+                 dtype=np.float32, generator=None):
+        super().__init__()
+        self.in_channels = _positive_int(in_channels, "in_channels")
+        self.out_channels = _positive_int(out_channels, "out_channels")
+        self.kernel_size = F._pair(kernel_size, "kernel_size", 1)
+        self.stride = F._pair(stride, "stride", 1)
+        self.padding = F._pair(padding, "padding", 0)
+        self.dtype = dt = _float_dtype(dtype)
+        self.weight = Parameter(np.empty((self.out_channels, self.in_channels) + self.kernel_size,
+                                         dtype=dt))
+        self.bias = Parameter(np.empty(self.out_channels, dtype=dt)) if bias else None
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator=None):
+        """PyTorch's default: ``kaiming_uniform_(weight, a=sqrt(5))`` with PyTorch's fan_in
+        ``in_channels * kH * kW``, i.e. U(-b, b) with ``b = gain * sqrt(3 / fan_in) =
+        1/sqrt(fan_in)`` (gain = sqrt(2 / (1 + 5))), and the bias from U(-b, b) with the same
+        b. (The fan is given explicitly: ``init``'s fans read a weight as normreg's Linear
+        layout (in, out, ...), the transpose of this one.) Draws from ``generator``."""
+        from . import init  # init imports this module
+        F._generator(generator)
+        fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+        bound = init.calculate_gain("leaky_relu", math.sqrt(5)) * math.sqrt(3.0 / fan_in)
+        init.uniform_(self.weight, -bound, bound, generator=generator)
+        if self.bias is not None:
+            init.uniform_(self.bias, -1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in),
+                          generator=generator)
+
+    def forward(self, x):
+        x = _input(self, x, "x")
+        y = F.conv2d(x, self.weight.data, _data(self.bias), self.stride, self.padding)
+        self._ctx = x
+        return y
+
+    def backward(self, dy):
+        (x,) = self._cached("_ctx")
+        dy = _input(self, dy, "dy")
+        dx, _, _ = F.conv2d_backward(dy, x, self.weight.data, self.stride, self.padding,
+                                     has_bias=self.bias is not None, dweight=self.weight.grad,
+                                     dbias=_grad(self.bias))
+        return dx
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class MaxPool2d(Module):
+    """Max pooling of (N, C, H, W) or (C, H, W) input (PyTorch's ``nn.MaxPool2d``):
+    ``MaxPool2d(kernel_size, stride=None, padding=0)``, each an int or a pair; stride
+    defaults to kernel_size; padding at most half the kernel (padded positions never win).
+    The gradient goes to each window's maximum (the first one in row-major order on a tie,
+    as PyTorch's CPU kernel)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        F._pool_args(kernel_size, stride, padding)  # checked now, not at the first call
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding = padding
+
+    def forward(self, x):
+        y, idx = F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        self._ctx = (idx, np.shape(x))
+        return y
+
+    def backward(self, dy):
+        ((idx, shape),) = self._cached("_ctx")
+        return F.max_pool2d_backward(dy, idx, shape)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool2d(Module):
+    """Average pooling of (N, C, H, W) or (C, H, W) input (PyTorch's ``nn.AvgPool2d``):
+    ``AvgPool2d(kernel_size, stride=None, padding=0, count_include_pad=True)``; each window
+    is divided by ``kH * kW`` (the zero padding counts) or, with
+    ``count_include_pad=False``, by its number of positions inside the image."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, count_include_pad=True):
+        super().__init__()
+        F._pool_args(kernel_size, stride, padding)
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding = padding
+        self.count_include_pad = bool(count_include_pad)
+
+    def forward(self, x):
+        y = F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.count_include_pad)
+        self._ctx = np.shape(x)
+        return y
+
+    def backward(self, dy):
+        (shape,) = self._cached("_ctx")
+        return F.avg_pool2d_backward(dy, shape, self.kernel_size, self.stride, self.padding,
+                                     self.count_include_pad)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AdaptiveAvgPool2d(Module):
+    """Adaptive average pooling to ``output_size`` (PyTorch's ``nn.AdaptiveAvgPool2d``): an
+    int or a pair (None keeps that input size); ``AdaptiveAvgPool2d(1)`` is global average
+    pooling, (N, C, H, W) -> (N, C, 1, 1)."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        if isinstance(output_size, (tuple, list)):
+            if len(output_size) != 2:
+                raise ValueError(f"output_size must be an int or a pair, got {output_size!r}")
+            for v in output_size:
+                if v is not None:
+                    F._int_arg(v, "output_size", 1)
+            output_size = tuple(output_size)
+        else:
+            F._int_arg(output_size, "output_size", 1)
+        self.output_size = output_size
+
+    def forward(self, x):
+        y = F.adaptive_avg_pool2d(x, self.output_size)
+        self._ctx = np.shape(x)
+        return y
+
+    def backward(self, dy):
+        (shape,) = self._cached("_ctx")
+        return F.adaptive_avg_pool2d_backward(dy, shape)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class Unflatten(Module):
+    """Expand dimension ``dim`` into ``unflattened_size`` (PyTorch's ``nn.Unflatten``), e.g.
+    ``Unflatten(1, (1, 28, 28))``: (N, 784) -> (N, 1, 28, 28)."""
+
+    def __init__(self, dim, unflattened_size):
+        super().__init__()
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"dim must be an int, got {type(dim).__name__}")
+        if not isinstance(unflattened_size, (tuple, list)) or not all(
+                isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1
+                for d in unflattened_size):
+            raise TypeError(f"unflattened_size must be a tuple of positive ints, got {unflattened_size!r}")
+        self.dim, self.unflattened_size = int(dim), tuple(int(d) for d in unflattened_size)
+
+    def forward(self, x):
+        x = np.asarray(x)
+        d = self.dim if self.dim >= 0 else self.dim + x.ndim
+        if not 0 <= d < x.ndim or x.shape[d] != math.prod(self.unflattened_size):
+            raise ValueError(f"Unflatten({self.dim}, {self.unflattened_size}) does not fit input of shape {x.shape}")
+        self._ctx = x.shape
+        return x.reshape(x.shape[:d] + self.unflattened_size + x.shape[d + 1:])
+
+    def backward(self, dy):
+        (shape,) = self._cached("_ctx")
+        dy = np.asarray(dy)
+        if dy.size != math.prod(shape):
+            raise ValueError(f"Unflatten.backward: dy of shape {dy.shape} does not match input {shape}")
+        return dy.reshape(shape)
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
 # ``normreg.nn.utils`` (clip_grad_norm_, ...), importable as a submodule as in PyTorch.
 from . import _nn_utils as utils  # noqa: E402
 import sys as _sys  # noqa: E402

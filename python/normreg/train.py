@@ -1,7 +1,7 @@
 """The training command: ``normreg-train`` (or ``python -m normreg.train``).
 
-Trains an :class:`~normreg.models.MLP` or :class:`~normreg.models.MLPResNet` on
-Fashion-MNIST and writes into the output directory:
+Trains an :class:`~normreg.models.MLP`, :class:`~normreg.models.MLPResNet` or
+:class:`~normreg.models.CNN` on Fashion-MNIST and writes into the output directory:
 
 * ``checkpoint.npz``: model, optimizer and scheduler state and the epoch, rewritten after
   every epoch, atomically, by :func:`normreg.save` (read it with :func:`normreg.load`);
@@ -13,6 +13,11 @@ The defaults are the recipe that reaches >= 0.90 test accuracy in 15 epochs: an 
 784-1024-512-256-10 with BatchNorm and Dropout(0.2), SGD with Nesterov momentum 0.9,
 lr 0.1 with cosine decay, weight decay 5e-4 on the weights (not on biases and norm
 parameters), batches of 256.
+
+``--model cnn`` has its own defaults (:data:`CNN_RECIPE`, the recipe that reaches >= 0.92
+test accuracy in 15 epochs): the CNN with stages of 32, 64 and 128 channels and BatchNorm2d,
+SGD with Nesterov momentum 0.9, lr 0.1 with cosine decay, weight decay 5e-4 on the weights,
+batches of 128; any option given on the command line overrides them.
 
 ``--distributed`` (under ``mpiexec -n R normreg-train --distributed ...``) trains data-parallel
 over MPI with :mod:`normreg.distributed`: the global batch of ``--batch-size`` examples is split
@@ -34,7 +39,7 @@ import time
 import numpy as np
 
 __all__ = ["TrainConfig", "train", "evaluate", "build_model", "build_optimizer", "plot_curves",
-           "write_json", "main"]
+           "write_json", "main", "CNN_RECIPE", "default_config"]
 
 
 @dataclasses.dataclass
@@ -43,10 +48,11 @@ class TrainConfig:
     sgd lr 0.1, weight decay 5e-4; adam lr 1e-3, weight decay 0; adamw lr 1e-3, weight decay 0.05.
 
     ``width`` is a list of hidden widths (MLP) or one int (MLP: repeated ``depth`` times; resnet:
-    the block width, ``depth`` blocks). ``schedule`` is ``cosine`` (per step, to 0),
-    ``step`` (x0.1 after each third of the steps) or ``constant``; ``warmup_epochs`` adds a
-    linear warm-up from 0.1*lr. ``init_gain`` rescales every Linear weight after the default
-    initialization (1 keeps it).
+    the block width, ``depth`` blocks; CNN: the channels of its stages). ``schedule`` is
+    ``cosine`` (per step, to 0), ``step`` (x0.1 after each third of the steps) or ``constant``;
+    ``warmup_epochs`` adds a linear warm-up from 0.1*lr. ``init_gain`` rescales every Linear
+    (and Conv2d) weight after the default initialization (1 keeps it). The defaults are the
+    MLP's recipe; :func:`default_config` gives each model's.
     """
 
     model: str = "mlp"
@@ -81,15 +87,31 @@ class TrainConfig:
             weight_decay=wd if self.weight_decay is None else float(self.weight_decay))
 
 
+#: The defaults of ``--model cnn`` (:func:`default_config`): the recipe that reaches >= 0.92
+#: test accuracy on Fashion-MNIST in 15 epochs.
+#: lr and weight_decay are the optimizer's defaults (sgd: 0.1 and 5e-4).
+CNN_RECIPE = dict(model="cnn", width=(32, 64, 128), norm="batch", dropout=0.0, optimizer="sgd",
+                  lr=None, momentum=0.9, nesterov=True, weight_decay=None, schedule="cosine",
+                  epochs=15, batch_size=128)
+
+
+def default_config(model="mlp", **overrides):
+    """The default recipe of ``model`` (``TrainConfig()``'s for the MLP and the residual MLP,
+    :data:`CNN_RECIPE` for the CNN) with ``overrides`` applied."""
+    base = dict(CNN_RECIPE) if model == "cnn" else dict(model=model)
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
 # ---- building blocks ----------------------------------------------------------------------
 
 
 def build_model(config, in_features, num_classes):
-    """The model ``config`` describes (MLP or MLPResNet). Reseeds normreg's default generator
+    """The model ``config`` describes (MLP, MLPResNet or CNN). Reseeds normreg's default generator
     with ``config.seed`` first (``normreg.manual_seed``), so initial weights and dropout masks
     are reproducible."""
     import normreg
-    from .models import MLP, MLPResNet
+    from .models import CNN, MLP, MLPResNet
     normreg.manual_seed(config.seed)
     dtype = np.dtype(config.dtype)
     if config.model == "mlp":
@@ -102,12 +124,25 @@ def build_model(config, in_features, num_classes):
         model = MLPResNet(in_features, config.width, num_classes,
                           num_blocks=3 if config.depth is None else config.depth,
                           norm=config.norm, dropout=config.dropout, dtype=dtype)
+    elif config.model == "cnn":
+        side = math.isqrt(in_features)
+        if side * side != in_features:
+            raise ValueError(f"the cnn model takes square single-channel images, got rows of "
+                             f"{in_features} values")
+        if config.dropout:
+            raise ValueError(f"the cnn model has no dropout, got dropout={config.dropout}")
+        if config.depth is not None:
+            raise ValueError("the cnn model takes its stages from --width (channels per stage), "
+                             "not --depth")
+        channels = [config.width] if isinstance(config.width, int) else config.width
+        model = CNN(1, num_classes, channels=channels, norm=config.norm,
+                    input_shape=(1, side, side), dtype=dtype)
     else:
-        raise ValueError(f"model must be 'mlp' or 'resnet', got {config.model!r}")
+        raise ValueError(f"model must be 'mlp', 'resnet' or 'cnn', got {config.model!r}")
     if config.init_gain != 1.0:
-        from .nn import Linear
+        from .nn import Conv2d, Linear
         for m in model.modules():
-            if isinstance(m, Linear):
+            if isinstance(m, (Linear, Conv2d)):
                 m.weight.data *= m.weight.data.dtype.type(config.init_gain)
     return model
 
@@ -401,20 +436,28 @@ def parser():
     d = TrainConfig()
     p = argparse.ArgumentParser(
         prog="normreg-train",
-        description="Train an MLP (or the residual MLP) on Fashion-MNIST with normreg. "
-                    "The defaults reach >= 0.90 test accuracy in 15 epochs.",
+        description="Train an MLP (or the residual MLP, or a CNN) on Fashion-MNIST with normreg. "
+                    "The defaults reach >= 0.90 test accuracy in 15 epochs (the MLP), >= 0.92 "
+                    "(--model cnn, whose defaults differ where noted).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     m = p.add_argument_group("model")
-    m.add_argument("--model", choices=["mlp", "resnet"], default=d.model,
-                   help="MLP, or the residual MLP of the deep-learning-systems course")
-    m.add_argument("--width", type=_width, default=",".join(map(str, d.width)),
+    m.add_argument("--model", choices=["mlp", "resnet", "cnn"], default=d.model,
+                   help="MLP, the residual MLP of the deep-learning-systems course, or a CNN "
+                        "(conv-norm-ReLU stages, max pooling, global average pooling)")
+    m.add_argument("--width", type=_width, default=None,
                    help="hidden widths: a comma-separated list (mlp), or one width repeated "
-                        "--depth times (mlp) / the residual stream width (resnet)")
+                        "--depth times (mlp) / the residual stream width (resnet) / the "
+                        "channels of each stage (cnn) (default: "
+                        f"{','.join(map(str, d.width))}; cnn: "
+                        f"{','.join(map(str, CNN_RECIPE['width']))})")
     m.add_argument("--depth", type=int, default=None,
                    help="hidden layers for an int --width (mlp, default 1) or residual blocks (resnet, default 3)")
-    m.add_argument("--norm", choices=["batch", "layer", "none"], default=d.norm,
-                   help="normalization after each hidden Linear: BatchNorm1d, LayerNorm or none")
-    m.add_argument("--dropout", type=float, default=d.dropout, help="dropout probability (0: none)")
+    m.add_argument("--norm", choices=["batch", "group", "layer", "instance", "none"], default=None,
+                   help="normalization after each hidden Linear: BatchNorm1d, LayerNorm or none; "
+                        "after each convolution (cnn): BatchNorm2d, GroupNorm (8 groups), "
+                        "layer (GroupNorm(1, C)), InstanceNorm2d or none (default: batch)")
+    m.add_argument("--dropout", type=float, default=None,
+                   help=f"dropout probability (0: none) (default: {d.dropout}; cnn: none)")
     m.add_argument("--init-gain", type=float, default=d.init_gain,
                    help="multiply the default initial Linear weights by this")
     o = p.add_argument_group("optimization")
@@ -431,8 +474,10 @@ def parser():
                    help="learning rate per batch: cosine decay to 0, x0.1 after each third, or constant")
     o.add_argument("--warmup-epochs", type=_nonnegative_float, default=d.warmup_epochs,
                    help="linear warm-up from 0.1*lr over this many epochs")
-    o.add_argument("--epochs", type=_positive(int), default=d.epochs)
-    o.add_argument("--batch-size", type=_positive(int), default=d.batch_size)
+    o.add_argument("--epochs", type=_positive(int), default=None,
+                   help=f"(default: {d.epochs}; cnn: {CNN_RECIPE['epochs']})")
+    o.add_argument("--batch-size", type=_positive(int), default=None,
+                   help=f"(default: {d.batch_size}; cnn: {CNN_RECIPE['batch_size']})")
     r = p.add_argument_group("data and run")
     r.add_argument("--seed", type=int, default=d.seed)
     r.add_argument("--data-dir", default=None,
@@ -479,12 +524,14 @@ def _main(args, comm):
     from .data import load_fashion_mnist
     if args.threads is not None:
         normreg.set_num_threads(args.threads)
-    config = TrainConfig(
-        model=args.model, width=args.width, depth=args.depth, norm=args.norm, dropout=args.dropout,
-        optimizer=args.optimizer, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
-        weight_decay=args.weight_decay, schedule=args.schedule, warmup_epochs=args.warmup_epochs,
-        epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-        train_subset=args.train_subset, init_gain=args.init_gain, dtype=args.dtype)
+    given = dict(width=args.width, norm=args.norm, dropout=args.dropout, epochs=args.epochs,
+                 batch_size=args.batch_size)  # None: the model's default recipe decides
+    config = default_config(
+        args.model, depth=args.depth, optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
+        nesterov=args.nesterov, weight_decay=args.weight_decay, schedule=args.schedule,
+        warmup_epochs=args.warmup_epochs, seed=args.seed, train_subset=args.train_subset,
+        init_gain=args.init_gain, dtype=args.dtype,
+        **{k: v for k, v in given.items() if v is not None})
     try:
         config = config.resolved()
         if comm is None:

@@ -1,0 +1,181 @@
+"""Conv2d against its GEMM floor and PyTorch, and the CNN training step against PyTorch.
+
+Conv2d (forward + backward: y, dx, dweight, dbias) for the layer shapes of
+``normreg.models.CNN`` (3x3, padding 1; stages of 32, 64 and 128 channels on 28x28
+Fashion-MNIST images) is timed next to:
+
+* ``sgemm``: the three products of the same im2col matrices, each done as one OpenBLAS
+  sgemm over the whole batch (``col`` (C 9, N OH OW), already built): ``y = w col``,
+  ``dw += dy col^T``, ``dcol = w^T dy``. This is the floor of any im2col scheme: what is
+  left is building ``col`` and scattering ``dcol`` back (and the per-sample split);
+* ``torch``: ``torch.nn.functional.conv2d`` forward and backward (oneDNN on x86 CPUs).
+
+The training step is the CNN's (``models.CNN(channels=(32, 64, 128), norm='batch')``, softmax
+cross-entropy, SGD with Nesterov momentum 0.9, weight decay 5e-4 on the weights) on one batch,
+against the same network and step in PyTorch.
+"""
+import numpy as np
+
+import normreg
+from normreg import _C, functional as F, nn, optim
+from normreg.models import CNN
+
+import common
+import kernels
+
+CHANNELS = (32, 64, 128)
+IMAGE = 28
+
+
+def layer_shapes(channels=CHANNELS, image=IMAGE):
+    """(C_in, C_out, H) of each convolution of the CNN: the image halves between stages."""
+    shapes, c_in, h = [], 1, image
+    for i, c in enumerate(channels):
+        if i > 0:
+            h //= 2
+        shapes.append((c_in, c, h))
+        c_in = c
+    return shapes
+
+
+def conv_cases(B, C, O, H, rng, torch=None):
+    """The callables of one row: normreg, the sgemm floor and (optionally) PyTorch."""
+    x = rng.standard_normal((B, C, H, H), dtype=np.float32)
+    w = (rng.standard_normal((O, C, 3, 3), dtype=np.float32) / np.sqrt(9 * C)).astype(np.float32)
+    b = rng.standard_normal(O, dtype=np.float32)
+    dy = rng.standard_normal((B, O, H, H), dtype=np.float32)
+    gw, gb = np.zeros_like(w), np.zeros_like(b)
+    K, L = 9 * C, H * H
+    w2 = w.reshape(O, K)
+    col = rng.standard_normal((K, B * L), dtype=np.float32)
+    y2 = np.empty((O, B * L), np.float32)
+    dy2 = rng.standard_normal((O, B * L), dtype=np.float32)
+    gw2 = np.zeros((O, K), np.float32)
+    dcol = np.empty((K, B * L), np.float32)
+
+    def nr():
+        F.conv2d(x, w, b, 1, 1)
+        F.conv2d_backward(dy, x, w, 1, 1, dweight=gw, dbias=gb)
+
+    def gemm():
+        _C.sgemm(False, False, w2, col, y2, 0.0)
+        _C.sgemm(False, True, dy2, col, gw2, 1.0)
+        _C.sgemm(True, False, w2, dy2, dcol, 0.0)
+
+    fns = {"normreg": nr, "sgemm": gemm}
+    if torch is not None:
+        conv = torch.nn.Conv2d(C, O, 3, padding=1)
+        xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
+
+        def th():
+            conv.weight.grad = conv.bias.grad = None
+            xg = xt.detach().requires_grad_(True)
+            conv(xg).backward(dyt)
+        fns["torch"] = th
+    return fns
+
+
+def bench_conv(args, threads_list, out):
+    torch = kernels.torch
+    print("\n## Conv2d 3x3 pad 1 forward+backward (y, dx, dweight, dbias) vs its sgemm floor "
+          "and PyTorch (float32)\n")
+    print(f"{'batch':>6}{'C->O':>10}{'HxW':>7}{'thr':>4}{'normreg':>10}{'sgemm':>10}{'nr/sgemm':>9}"
+          f"{'GFLOP/s':>8}{'torch':>10}{'t/nr':>7}")
+    rng = np.random.default_rng(0)
+    batches = (128,) if not args.quick else (8,)
+    for B in batches:
+        for C, O, H in layer_shapes():
+            fns = conv_cases(B, C, O, H, rng, torch)
+            flops = 3 * 2 * B * O * 9 * C * H * H  # three products of the same size
+            for threads in threads_list:
+                common.set_threads(threads)
+                t = common.measure(fns, sample_time=args.sample_time, budget=args.budget * 2,
+                                   min_rounds=args.min_rounds)
+                row = {"batch": B, "in": C, "out": O, "hw": H, "threads": threads, **t,
+                       "flops": flops, "ratio_sgemm": t["normreg"] / t["sgemm"],
+                       "ratio_torch": t["torch"] / t["normreg"] if "torch" in t else None}
+                out["conv"].append(row)
+                print(f"{B:>6}{f'{C}->{O}':>10}{f'{H}x{H}':>7}{threads:>4}"
+                      f"{common.fmt_time(t['normreg']):>10}{common.fmt_time(t['sgemm']):>10}"
+                      f"{row['ratio_sgemm']:>8.2f}x{flops / t['normreg'] / 1e9:>8.1f}"
+                      f"{common.fmt_time(t.get('torch')):>10}{common.fmt_ratio(row['ratio_torch']):>7}",
+                      flush=True)
+
+
+# ---- the CNN training step ------------------------------------------------------------------
+
+
+def make_batch(batch, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((batch, IMAGE * IMAGE), dtype=np.float32)
+    y = rng.integers(0, 10, batch).astype(np.int64)
+    return x, y
+
+
+def normreg_cnn_step(batch, channels=CHANNELS):
+    normreg.manual_seed(0)
+    model = CNN(1, 10, channels=channels, norm="batch", input_shape=(1, IMAGE, IMAGE))
+    loss_fn = nn.SoftmaxLoss()
+    opt = optim.SGD(optim.param_groups(model, 5e-4), lr=0.05, momentum=0.9, nesterov=True)
+    x, y = make_batch(batch)
+
+    def step():
+        opt.zero_grad()
+        loss_fn(model(x), y)
+        model.backward(loss_fn.backward())
+        opt.step()
+    return step
+
+
+def torch_cnn(torch, channels=CHANNELS):
+    """The same network as ``models.CNN(norm='batch')`` in PyTorch."""
+    tnn = torch.nn
+    layers, c_in = [tnn.Unflatten(1, (1, IMAGE, IMAGE))], 1
+    for i, c in enumerate(channels):
+        if i > 0:
+            layers.append(tnn.MaxPool2d(2))
+        layers += [tnn.Conv2d(c_in, c, 3, padding=1, bias=False), tnn.BatchNorm2d(c), tnn.ReLU()]
+        c_in = c
+    layers += [tnn.AdaptiveAvgPool2d(1), tnn.Flatten(), tnn.Linear(c_in, 10)]
+    return tnn.Sequential(*layers)
+
+
+def torch_cnn_step(torch, batch, channels=CHANNELS):
+    torch.manual_seed(0)
+    model = torch_cnn(torch, channels)
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    rest = [p for p in model.parameters() if p.ndim < 2]
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": 5e-4},
+                           {"params": rest, "weight_decay": 0.0}],
+                          lr=0.05, momentum=0.9, nesterov=True)
+    x, y = make_batch(batch)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    ce = torch.nn.functional.cross_entropy
+
+    def step():
+        opt.zero_grad()
+        ce(model(xt), yt).backward()
+        opt.step()
+    return step
+
+
+def bench_cnn(args, threads_list, out):
+    torch = kernels.torch
+    print(f"\n## CNN training step: channels {CHANNELS}, BatchNorm2d, SGD Nesterov momentum 0.9, "
+          "weight decay 5e-4, float32\n")
+    print(f"{'batch':>6}{'thr':>4}{'normreg':>10}{'torch':>10}{'t/nr':>7}{'images/s':>10}")
+    batches = (128,) if not args.quick else (8,)
+    for batch in batches:
+        fns = {"normreg": normreg_cnn_step(batch)}
+        if torch is not None:
+            fns["torch"] = torch_cnn_step(torch, batch)
+        for threads in threads_list:
+            common.set_threads(threads)
+            t = common.measure(fns, sample_time=args.sample_time, budget=args.budget * 3,
+                               min_rounds=args.min_rounds)
+            row = {"batch": batch, "threads": threads, **t,
+                   "ratio_torch": t["torch"] / t["normreg"] if "torch" in t else None}
+            out["cnn"].append(row)
+            print(f"{batch:>6}{threads:>4}{common.fmt_time(t['normreg']):>10}"
+                  f"{common.fmt_time(t.get('torch')):>10}{common.fmt_ratio(row['ratio_torch']):>7}"
+                  f"{batch / t['normreg']:>10.0f}", flush=True)
