@@ -135,6 +135,15 @@ def goals(res):
             out.append((f"MLP step batch {B}: lower peak memory than torch (extra over setup)",
                         f"{nr / 1024:.1f} MiB vs {th / 1024:.1f} MiB",
                         "met" if nr < th else "NOT met", ""))
+    for row in res.get("conv", []):
+        if row["threads"] == 2:
+            add(f"Conv2d f+b batch {row['batch']} {row['in']}->{row['out']} {row['hw']}x{row['hw']}, "
+                "2 thr: within 1.3x of its sgemm floor (normreg/sgemm)", row["ratio_sgemm"], 1.3,
+                higher=False, unit="x")
+    for row in res.get("cnn", []):
+        if row["threads"] == 2:
+            add(f"CNN training step batch {row['batch']}, 2 thr: at least as fast as torch "
+                "(torch/normreg)", row.get("ratio_torch"), 1.0, unit="x")
     acc = res.get("accuracy")
     if acc:
         add("float32 LayerNorm statistics at mean 1e6: relative error of rstd about 1e-6",
@@ -213,6 +222,25 @@ def other_tables(res):
                          f"{mib(m.get('torch'), 'peak_extra_kib')} | "
                          f"{mib(m['normreg'], 'hwm_kib')} | {mib(m.get('torch'), 'hwm_kib')} |")
         parts.append("")
+    if res.get("conv"):
+        parts.append("### Conv2d 3x3 pad 1 forward+backward (y, dx, dweight, dbias) vs its sgemm "
+                     "floor (the three im2col products as one sgemm each over the batch) and "
+                     "PyTorch\n\n| batch | C->O | HxW | thr | normreg | sgemm floor | normreg/sgemm | "
+                     "GFLOP/s | torch | torch/nr |\n|---|---|---|---|---|---|---|---|---|---|")
+        for r in res["conv"]:
+            parts.append(f"| {r['batch']} | {r['in']}->{r['out']} | {r['hw']}x{r['hw']} | "
+                         f"{r['threads']} | {fmt_time(r['normreg'])} | {fmt_time(r['sgemm'])} | "
+                         f"{r['ratio_sgemm']:.2f}x | {r['flops'] / r['normreg'] / 1e9:.1f} | "
+                         f"{fmt_time(r.get('torch'))} | {fmt_ratio(r.get('ratio_torch'))} |")
+        parts.append("")
+    if res.get("cnn"):
+        parts.append("### CNN training step (models.CNN: 32, 64, 128 channels, BatchNorm2d; SGD "
+                     "Nesterov momentum, weight decay)\n\n| batch | thr | normreg | torch | torch/nr |"
+                     "\n|---|---|---|---|---|")
+        for r in res["cnn"]:
+            parts.append(f"| {r['batch']} | {r['threads']} | {fmt_time(r['normreg'])} | "
+                         f"{fmt_time(r.get('torch'))} | {fmt_ratio(r.get('ratio_torch'))} |")
+        parts.append("")
     return "\n".join(parts)
 
 
@@ -224,7 +252,7 @@ def load(paths):
     for path in paths[1:]:
         with open(path) as f:
             more = json.load(f)
-        for key in ("kernels", "linear", "optim", "mlp"):
+        for key in ("kernels", "linear", "optim", "mlp", "conv", "cnn"):
             if more.get(key):
                 res[key] = more[key]
         if more.get("tiny"):
@@ -244,8 +272,8 @@ def main(argv):
     runs = []
     for i, (cmd, m) in enumerate(res["runs"]):
         runs += ["```bash", cmd, "```", "",
-                 f"{'Run' if i == 0 else 'Then'} at {m['date']}: {m['platform']}, {m['cpus']} "
-                 f"cores, NumPy {m['numpy']}, PyTorch {m['torch']}, OMP_WAIT_POLICY="
+                 f"{'Run' if i == 0 else 'Then'} at {m['date']}: {m['platform']}, "
+                 f"{m['cpu'] + ', ' if 'cpu' in m else ''}{m['cpus']} cores, NumPy {m['numpy']}, PyTorch {m['torch']}, OMP_WAIT_POLICY="
                  f"{m.get('OMP_WAIT_POLICY', '?')}, load average at start "
                  f"{', '.join(f'{v:.1f}' for v in m.get('load_average', []))}.", ""]
     lines = [

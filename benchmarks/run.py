@@ -39,6 +39,23 @@ QUICK_SHAPES = [(32, 64), (256, 128)]
 MAX_BYTES = 256 << 20  # skip shapes whose activation exceeds this (65536 x 4096 = 1 GiB)
 
 
+def cpu_name():
+    """The CPU as /proc/cpuinfo names it (lscpu's model name), with its family/model numbers
+    and widest vector extension: VMs often show only the vendor's brand ("AMD EPYC")."""
+    info = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                info.setdefault(key.strip(), value.strip())
+    except OSError:
+        return platform.processor() or "unknown"
+    flags = info.get("flags", "").split()
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "baseline"
+    return (f"{info.get('model name', 'unknown')} (family {info.get('cpu family', '?')}, model "
+            f"{info.get('model', '?')}, {isa})")
+
+
 set_threads = common.set_threads
 fmt_time, fmt_ratio, fmt_bytes = common.fmt_time, common.fmt_ratio, common.fmt_bytes
 
@@ -210,7 +227,7 @@ def main(argv=None):
     if args.shapes:
         shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
     out = {"kernels": [], "linear": [], "optim": [], "mlp": [], "conv": [], "cnn": [],
-           "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+           "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "cpu": cpu_name(),
                        "numpy": np.__version__, "normreg": normreg.__version__,
                        "torch": kernels.torch.__version__ if kernels.torch else None,
                        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -298,8 +298,14 @@ max_pool2d_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyArrayObject *x, *y, *idx;
     int t;
     nr_window2d g;
+    npy_intp HW;
     if (nr_check_nargs(nargs, 8, fn) < 0 || pool_input(args[0], fn, "x", &t, &x, &g) < 0 ||
         pool_window(args + 1, fn, &g) < 0) {
+        return NULL;
+    }
+    if (__builtin_mul_overflow(g.H, g.W, &HW) || HW > INT32_MAX) { /* the kernel's positions */
+        PyErr_Format(PyExc_ValueError, "%s: planes of more than %d values are not supported, got %zd x %zd",
+                     fn, INT32_MAX, (Py_ssize_t)g.H, (Py_ssize_t)g.W);
         return NULL;
     }
     npy_intp dims[4] = {g.N, g.C, g.OH, g.OW};

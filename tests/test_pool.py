@@ -91,6 +91,36 @@ def test_max_pool_ties_first_wins_and_nan_propagates():
     assert dx[0, 0, 1, 1] == 4 and dx.sum() == 4
 
 
+def test_max_pool_signed_zeros_nan_then_numbers_and_infinities(rng):
+    # -0.0 == +0.0: the first of them wins; once NaN is the max only a later NaN replaces it
+    x = np.array([[[[-0.0, 0.0, 0.0, -0.0],
+                    [np.nan, 7.0, 1.0, np.inf],
+                    [np.inf, np.inf, -1.0, -0.0],
+                    [np.nan, np.nan, -np.inf, -1e-30]]]])
+    for dtype in DTYPES:
+        xd = x.astype(dtype)
+        for k, s in ((2, 2), (2, 1), (3, 1), ((1, 2), (1, 1)), ((4, 1), 1)):
+            y, idx = F.max_pool2d(xd, k, s)
+            y_ref, idx_ref = R.max_pool2d(xd, k, s)
+            np.testing.assert_array_equal(idx, idx_ref, err_msg=f"{dtype} {k} {s}")
+            np.testing.assert_array_equal(y, y_ref.astype(dtype))
+            np.testing.assert_array_equal(np.signbit(y), np.signbit(y_ref))
+    # many random ties and special values against the reference
+    vals = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 2.5])
+    x = rng.choice(vals, size=(3, 2, 9, 10))
+    for dtype in DTYPES:
+        for k, s, p in ((2, 2, 0), (3, 2, 1), ((3, 4), (1, 3), (1, 2))):
+            y, idx = F.max_pool2d(x.astype(dtype), k, s, p)
+            np.testing.assert_array_equal(idx, R.max_pool2d(x, k, s, p)[1])
+
+
+def test_max_pool_plane_size_limit():
+    x = np.zeros((0, 1, 2 ** 16, 2 ** 15 + 1), np.float32)  # empty, but its planes are too large
+    with pytest.raises(ValueError, match="planes of more than"):
+        F.max_pool2d(x, 2)
+    assert F.max_pool2d(np.zeros((0, 1, 2 ** 16, 2 ** 15 - 1), np.float32), 2)[0].shape == (0, 1, 2 ** 15, 2 ** 14 - 1)
+
+
 @pytest.mark.parametrize("shape,k,s,p", WINDOWS[:6])
 def test_max_pool_gradcheck(rng, shape, k, s, p):
     x = _x(rng, (1,) + shape[1:], np.float64) * 3  # distinct, gaps far wider than eps

@@ -7,9 +7,11 @@
  *   y[n] (O, OH OW) = w (O, C KH KW) col + b
  *   dw += dy[n] col^T,   dcol = w^T dy[n],   dx[n] = col2im(dcol) (each dcol value added back
  *   to the input position it was copied from),   db += row sums of dy[n].
- * A 1x1 kernel with stride 1 and no padding needs no im2col: col is x[n] itself.
+ * Small maps put a chunk of samples side by side in one col (C KH KW, chunk OH OW), so that
+ * each product is wide enough for the GEMM to run at speed. A 1x1 kernel with stride 1 and
+ * no padding needs no im2col: col is x[n] itself.
  *
- * Threads: samples are split across the threads, each with its own col buffer and
+ * Threads: samples are split across the threads, each with its own buffers and
  * single-threaded GEMMs (per-sample products are too small for OpenBLAS's own threads to
  * pay off); with one sample, the GEMM gets the threads instead.
  */
@@ -53,6 +55,22 @@ static int
 nr_conv_is_pointwise(const nr_window2d *g)
 {
     return g->KH == 1 && g->KW == 1 && g->SH == 1 && g->SW == 1 && g->PH == 0 && g->PW == 0;
+}
+
+/* Samples per product: enough for about NR_CONV_COLUMNS output positions, since OpenBLAS runs
+ * a product only 49 columns wide (one sample of a 7x7 map) markedly slower than a wide one.
+ * The products of a chunk go through a staging buffer (O, chunk OH OW). Pointwise
+ * convolutions read x in place, one sample per product. */
+#define NR_CONV_COLUMNS 384
+
+static int64_t
+nr_conv_chunk(const nr_window2d *g)
+{
+    const int64_t L = g->OH * g->OW;
+    if (nr_conv_is_pointwise(g) || L >= NR_CONV_COLUMNS) {
+        return 1;
+    }
+    return NR_MAX((int64_t)1, NR_MIN((NR_CONV_COLUMNS + L - 1) / L, g->N));
 }
 
 /* Threads for the per-sample split: at most one per sample, and one for small work. */

@@ -28,7 +28,7 @@ typedef struct {
     void nr_conv2d_backward_##SFX(T *dx, T *dw, T *db, const T *dy, const T *x, const T *w,   \
                                   const nr_window2d *g, int64_t O, void *workspace,           \
                                   int nthreads);                                              \
-    /* max_pool2d: x (N, C, H, W) -> y (N, C, OH, OW), idx (N, C, OH, OW) = h W + w of the max */ \
+    /* max_pool2d: x (N, C, H, W), H W <= INT32_MAX -> y, idx (N, C, OH, OW) = h W + w of the max */ \
     void nr_max_pool2d_forward_##SFX(T *y, int64_t *idx, const T *x, const nr_window2d *g);   \
     /* dy, idx (N, C, OH, OW) -> dx (N, C, H, W) = */                                          \
     void nr_max_pool2d_backward_##SFX(T *dx, const T *dy, const int64_t *idx,                 \

@@ -40,6 +40,19 @@ nr_pool_window(int64_t *lo, int64_t *hi, int64_t *padded_len, int64_t i, int64_t
     *hi = NR_MIN(b, size);
 }
 
+/* The outputs ow in [*lo, *hi) whose column ow S - P + k lies in [0, W) (k: a kernel column). */
+static void
+nr_pool_valid_range(int64_t *lo, int64_t *hi, int64_t k, int64_t S, int64_t P, int64_t W,
+                    int64_t OW)
+{
+    int64_t a = k >= P ? 0 : (P - k + S - 1) / S;
+    int64_t last = W - 1 + P - k;
+    int64_t b = last < 0 ? 0 : last / S + 1;
+    b = NR_MIN(b, OW);
+    *lo = NR_MIN(a, b);
+    *hi = b;
+}
+
 /* Adaptive pooling's window of output i of `out` along an axis of `size`. */
 static void
 nr_adaptive_window(int64_t *lo, int64_t *hi, int64_t i, int64_t out, int64_t size)
@@ -47,6 +60,35 @@ nr_adaptive_window(int64_t *lo, int64_t *hi, int64_t i, int64_t out, int64_t siz
     *lo = i * size / out;
     *hi = ((i + 1) * size + out - 1) / out;
 }
+
+/* Max pooling's keys: the bits of a value as an integer in the order of the values, so that
+ * the selects of the search are integer ones. Non-negative values keep their bits, negative
+ * ones are mirrored below zero (-0.0 gets +0.0's key 0: they compare equal); NaN gets the
+ * largest key and *nan all ones (NaN wins over a NaN too), others *nan = 0. */
+static inline int32_t
+nr_pool_key32(float v, int32_t *nan)
+{
+    int32_t b;
+    memcpy(&b, &v, sizeof b);
+    const int32_t neg = -(int32_t)((uint32_t)b >> 31);
+    const int32_t k = (b ^ (neg & INT32_MAX)) - neg;
+    *nan = -(int32_t)((b & INT32_MAX) > 0x7F800000);
+    return (k & ~*nan) | (INT32_MAX & *nan);
+}
+
+static inline int64_t
+nr_pool_key64(double v, int64_t *nan)
+{
+    int64_t b;
+    memcpy(&b, &v, sizeof b);
+    const int64_t neg = -(int64_t)((uint64_t)b >> 63);
+    const int64_t k = (b ^ (neg & INT64_MAX)) - neg;
+    *nan = -(int64_t)((b & INT64_MAX) > 0x7FF0000000000000);
+    return (k & ~*nan) | (INT64_MAX & *nan);
+}
+
+/* Outputs of a row searched together by max pooling (keys and positions on the stack). */
+#define NR_POOL_BLOCK 64
 
 /* Threads for a pass over `bytes` of planes, at most one per plane. */
 static int

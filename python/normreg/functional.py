@@ -821,7 +821,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, out=None):
     (at most half the kernel; padded positions never win) an int or a pair
     -> (y (N, C, OH, OW), indices): ``indices`` (int64, y's shape) holds the flat position
     ``h * W + w`` of each maximum in its plane, which :func:`max_pool2d_backward` takes.
-    With ties the first position in row-major order wins; NaN wins over any number.
+    With ties the first position in row-major order wins (-0.0 and +0.0 tie); NaN wins
+    over any number, a later NaN over an earlier one (as PyTorch's CPU kernel). Planes of
+    more than 2**31 - 1 values are refused (ValueError).
     """
     x = _as_float_array(x, "x")
     x4, unbatched = _as_nchw(x, "x")
