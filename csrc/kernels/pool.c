@@ -87,8 +87,10 @@ nr_pool_key64(double v, int64_t *nan)
     return (k & ~*nan) | (INT64_MAX & *nan);
 }
 
-/* Outputs of a row searched together by max pooling (keys and positions on the stack). */
+/* Outputs of a row searched together by max pooling (keys and positions on the stack), and
+ * the kernel widths whose column ranges it tabulates. */
 #define NR_POOL_BLOCK 64
+#define NR_POOL_KMAX 16
 
 /* Threads for a pass over `bytes` of planes, at most one per plane. */
 static int

@@ -23,6 +23,12 @@ static void
 FN(nr_max_pool2d_plane)(T *y, int64_t *idx, const T *xp, const nr_window2d *g)
 {
     const int64_t W = g->W, OW = g->OW, KW = g->KW, SW = g->SW, PW = g->PW;
+    /* the outputs each kernel column reaches inside the image, the same on every row (a
+     * table for the usual kernels: the two divisions per column and row cost 1/3 of the time) */
+    int64_t lo_k[NR_POOL_KMAX], hi_k[NR_POOL_KMAX];
+    for (int64_t kw = 0; kw < KW && kw < NR_POOL_KMAX; kw++) {
+        nr_pool_valid_range(&lo_k[kw], &hi_k[kw], kw, SW, PW, W, OW);
+    }
     for (int64_t oh = 0; oh < g->OH; oh++) {
         int64_t h0, h1, unused;
         nr_pool_window(&h0, &h1, &unused, oh, g->KH, g->SH, g->PH, g->H);
@@ -36,7 +42,13 @@ FN(nr_max_pool2d_plane)(T *y, int64_t *idx, const T *xp, const nr_window2d *g)
             for (int64_t ih = h0; ih < h1; ih++) {
                 for (int64_t kw = 0; kw < KW; kw++) {
                     int64_t lo, hi;
-                    nr_pool_valid_range(&lo, &hi, kw, SW, PW, W, OW);
+                    if (kw < NR_POOL_KMAX) {
+                        lo = lo_k[kw];
+                        hi = hi_k[kw];
+                    }
+                    else {
+                        nr_pool_valid_range(&lo, &hi, kw, SW, PW, W, OW);
+                    }
                     lo = NR_MAX(lo, ow0) - ow0;
                     hi = NR_MIN(hi, ow0 + nb) - ow0;
                     /* column of block output j: (ow0 + j) SW - PW + kw */
