@@ -48,7 +48,7 @@ def main():
             t0 = time.perf_counter()
             comm_time = 0.0
         model.zero_grad()
-        loss = loss_fn(ddp(x), y)
+        loss_fn(ddp(x), y)
         with ddp.no_sync():
             ddp.backward(loss_fn.backward())
         tc = time.perf_counter()

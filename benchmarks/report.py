@@ -176,71 +176,59 @@ def kernel_table(res):
     return "\n".join(lines)
 
 
+def table(title, columns, rows):
+    """A markdown section: ``### title``, a table with the ``columns`` and one line per row
+    (a list of cells), and a blank line."""
+    return ([f"### {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+            + ["| " + " | ".join(str(c) for c in cells) + " |" for cells in rows] + [""])
+
+
 def other_tables(res):
     parts = []
     if res.get("tiny"):
         t = res["tiny"]
-        parts.append("### Tiny call: LayerNorm(64) forward on 32 x 64\n\n| path | median |\n|---|---|")
-        for k in ("module", "functional", "binding", "kernel", "binding_share", "torch"):
-            if k in t:
-                parts.append(f"| {k} | {t[k] * 1e6:.2f} us |")
-        parts.append("")
+        parts += table("Tiny call: LayerNorm(64) forward on 32 x 64", ["path", "median"],
+                       [[k, f"{t[k] * 1e6:.2f} us"] for k in
+                        ("module", "functional", "binding", "kernel", "binding_share", "torch") if k in t])
     if res["linear"]:
-        parts.append("### Linear forward+backward vs the same three sgemm calls\n\n"
-                     "| batch | in->out | thr | normreg | direct sgemm | normreg/sgemm | torch | "
-                     "torch/nr |\n|---|---|---|---|---|---|---|---|")
-        for r in res["linear"]:
-            parts.append(f"| {r['batch']} | {r['in']}->{r['out']} | {r['threads']} | "
-                         f"{fmt_time(r['normreg'])} | {fmt_time(r['sgemm'])} | "
-                         f"{r['normreg'] / r['sgemm']:.2f}x | {fmt_time(r.get('torch'))} | "
-                         f"{fmt_ratio(r['torch'] / r['normreg'] if 'torch' in r else None)} |")
-        parts.append("")
+        parts += table("Linear forward+backward vs the same three sgemm calls",
+                       ["batch", "in->out", "thr", "normreg", "direct sgemm", "normreg/sgemm", "torch", "torch/nr"],
+                       [[r["batch"], f"{r['in']}->{r['out']}", r["threads"], fmt_time(r["normreg"]),
+                         fmt_time(r["sgemm"]), f"{r['normreg'] / r['sgemm']:.2f}x", fmt_time(r.get("torch")),
+                         fmt_ratio(r["torch"] / r["normreg"] if "torch" in r else None)] for r in res["linear"]])
     if res["optim"]:
-        parts.append("### Optimizer step over every parameter of the MLP\n\n"
-                     "| optimizer | params | thr | normreg | torch step() | torch/nr | min bytes | "
-                     "GB/s | copy GB/s | % roofline |\n|---|---|---|---|---|---|---|---|---|---|")
-        for r in res["optim"]:
-            parts.append(f"| {r['optimizer']} | {r['params']} | {r['threads']} | "
-                         f"{fmt_time(r['normreg'])} | {fmt_time(r.get('torch'))} | "
-                         f"{fmt_ratio(r.get('ratio_torch'))} | {fmt_bytes(r['bytes'])} | "
-                         f"{r['gbs']:.1f} | {r['copy_gbs']:.1f} | {r['roof_pct']:.0f}% |")
-        parts.append("")
+        parts += table("Optimizer step over every parameter of the MLP",
+                       ["optimizer", "params", "thr", "normreg", "torch step()", "torch/nr", "min bytes",
+                        "GB/s", "copy GB/s", "% roofline"],
+                       [[r["optimizer"], r["params"], r["threads"], fmt_time(r["normreg"]),
+                         fmt_time(r.get("torch")), fmt_ratio(r.get("ratio_torch")), fmt_bytes(r["bytes"]),
+                         f"{r['gbs']:.1f}", f"{r['copy_gbs']:.1f}", f"{r['roof_pct']:.0f}%"] for r in res["optim"]])
     if res["mlp"]:
-        parts.append("### MLP training step (784-1024-512-10, BatchNorm1d, ReLU, Dropout 0.2, "
-                     "SGD momentum + weight decay)\n\n"
-                     "| batch | thr | normreg | torch | torch/nr | normreg peak extra | "
-                     "torch peak extra | normreg peak RSS | torch peak RSS |\n"
-                     "|---|---|---|---|---|---|---|---|---|")
-        for r in res["mlp"]:
-            m = r["memory"]
-
-            def mib(d, k):
-                return "-" if d is None or d.get(k) is None else f"{d[k] / 1024:.1f} MiB"
-            parts.append(f"| {r['batch']} | {r['threads']} | {fmt_time(r['normreg'])} | "
-                         f"{fmt_time(r.get('torch'))} | {fmt_ratio(r.get('ratio_torch'))} | "
-                         f"{mib(m['normreg'], 'peak_extra_kib')} | "
-                         f"{mib(m.get('torch'), 'peak_extra_kib')} | "
-                         f"{mib(m['normreg'], 'hwm_kib')} | {mib(m.get('torch'), 'hwm_kib')} |")
-        parts.append("")
+        def mib(d, k):
+            return "-" if d is None or d.get(k) is None else f"{d[k] / 1024:.1f} MiB"
+        parts += table("MLP training step (784-1024-512-10, BatchNorm1d, ReLU, Dropout 0.2, "
+                       "SGD momentum + weight decay)",
+                       ["batch", "thr", "normreg", "torch", "torch/nr", "normreg peak extra",
+                        "torch peak extra", "normreg peak RSS", "torch peak RSS"],
+                       [[r["batch"], r["threads"], fmt_time(r["normreg"]), fmt_time(r.get("torch")),
+                         fmt_ratio(r.get("ratio_torch")), mib(r["memory"]["normreg"], "peak_extra_kib"),
+                         mib(r["memory"].get("torch"), "peak_extra_kib"), mib(r["memory"]["normreg"], "hwm_kib"),
+                         mib(r["memory"].get("torch"), "hwm_kib")] for r in res["mlp"]])
     if res.get("conv"):
-        parts.append("### Conv2d 3x3 pad 1 forward+backward (y, dx, dweight, dbias) vs its sgemm "
-                     "floor (the three im2col products as one sgemm each over the batch) and "
-                     "PyTorch\n\n| batch | C->O | HxW | thr | normreg | sgemm floor | normreg/sgemm | "
-                     "GFLOP/s | torch | torch/nr |\n|---|---|---|---|---|---|---|---|---|---|")
-        for r in res["conv"]:
-            parts.append(f"| {r['batch']} | {r['in']}->{r['out']} | {r['hw']}x{r['hw']} | "
-                         f"{r['threads']} | {fmt_time(r['normreg'])} | {fmt_time(r['sgemm'])} | "
-                         f"{r['ratio_sgemm']:.2f}x | {r['flops'] / r['normreg'] / 1e9:.1f} | "
-                         f"{fmt_time(r.get('torch'))} | {fmt_ratio(r.get('ratio_torch'))} |")
-        parts.append("")
+        parts += table("Conv2d 3x3 pad 1 forward+backward (y, dx, dweight, dbias) vs its sgemm floor (the "
+                       "three im2col products as one sgemm each over the batch) and PyTorch",
+                       ["batch", "C->O", "HxW", "thr", "normreg", "sgemm floor", "normreg/sgemm", "GFLOP/s",
+                        "torch", "torch/nr"],
+                       [[r["batch"], f"{r['in']}->{r['out']}", f"{r['hw']}x{r['hw']}", r["threads"],
+                         fmt_time(r["normreg"]), fmt_time(r["sgemm"]), f"{r['ratio_sgemm']:.2f}x",
+                         f"{r['flops'] / r['normreg'] / 1e9:.1f}", fmt_time(r.get("torch")),
+                         fmt_ratio(r.get("ratio_torch"))] for r in res["conv"]])
     if res.get("cnn"):
-        parts.append("### CNN training step (models.CNN: 32, 64, 128 channels, BatchNorm2d; SGD "
-                     "Nesterov momentum, weight decay)\n\n| batch | thr | normreg | torch | torch/nr |"
-                     "\n|---|---|---|---|---|")
-        for r in res["cnn"]:
-            parts.append(f"| {r['batch']} | {r['threads']} | {fmt_time(r['normreg'])} | "
-                         f"{fmt_time(r.get('torch'))} | {fmt_ratio(r.get('ratio_torch'))} |")
-        parts.append("")
+        parts += table("CNN training step (models.CNN: 32, 64, 128 channels, BatchNorm2d; SGD Nesterov "
+                       "momentum, weight decay)",
+                       ["batch", "thr", "normreg", "torch", "torch/nr"],
+                       [[r["batch"], r["threads"], fmt_time(r["normreg"]), fmt_time(r.get("torch")),
+                         fmt_ratio(r.get("ratio_torch"))] for r in res["cnn"]])
     return "\n".join(parts)
 
 

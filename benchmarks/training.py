@@ -26,24 +26,23 @@ import kernels
 LAYERS = (784, 1024, 512, 10)
 
 
-def normreg_mlp(seed=0):
-    normreg.manual_seed(seed)
+def mlp(layers):
+    """The benchmark MLP built from ``layers``, normreg.nn or torch.nn (the same names)."""
     mods = []
     for i, (a, b) in enumerate(zip(LAYERS[:-1], LAYERS[1:])):
-        mods.append(nn.Linear(a, b))
+        mods.append(layers.Linear(a, b))
         if i < len(LAYERS) - 2:
-            mods += [nn.BatchNorm1d(b), nn.ReLU(), nn.Dropout(0.2)]
-    return nn.Sequential(*mods)
+            mods += [layers.BatchNorm1d(b), layers.ReLU(), layers.Dropout(0.2)]
+    return layers.Sequential(*mods)
+
+
+def normreg_mlp(seed=0):
+    normreg.manual_seed(seed)
+    return mlp(nn)
 
 
 def torch_mlp(torch):
-    tnn = torch.nn
-    mods = []
-    for i, (a, b) in enumerate(zip(LAYERS[:-1], LAYERS[1:])):
-        mods.append(tnn.Linear(a, b))
-        if i < len(LAYERS) - 2:
-            mods += [tnn.BatchNorm1d(b), tnn.ReLU(), tnn.Dropout(0.2)]
-    return tnn.Sequential(*mods)
+    return mlp(torch.nn)
 
 
 def make_data(batch, seed=0):

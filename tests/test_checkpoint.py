@@ -9,6 +9,8 @@ import pytest
 import normreg
 from normreg import nn, optim, serialization
 
+from helpers import train_steps
+
 
 def _model():
     normreg.manual_seed(1)
@@ -18,13 +20,7 @@ def _model():
 def _train(model, opt, steps=3):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((16, 4)).astype(np.float32)
-    y = rng.integers(0, 2, 16)
-    loss_fn = nn.SoftmaxLoss()
-    for _ in range(steps):
-        opt.zero_grad()
-        loss_fn(model(x), y)
-        model.backward(loss_fn.backward())
-        opt.step()
+    train_steps(model, opt, x, rng.integers(0, 2, 16), steps)
     return x
 
 

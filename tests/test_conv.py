@@ -9,7 +9,7 @@ import normreg
 from normreg import functional as F, nn
 from normreg.testing import gradcheck
 
-from common import DTYPES, assert_close, frozen, noncontig
+from helpers import DTYPES, assert_close, frozen, noncontig
 import reference_conv as R
 
 try:

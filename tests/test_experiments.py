@@ -40,7 +40,7 @@ def _check_outputs(result, out, name, n_rows):
     assert len(result["rows"]) == n_rows
     md = (out / f"{name}.md").read_text()
     assert md.startswith("### ") and md == result["markdown"]
-    table = [l for l in md.splitlines() if l.startswith("|")]
+    table = [line for line in md.splitlines() if line.startswith("|")]
     assert len(table) >= 3  # header, rule, rows
     saved = json.loads((out / f"{name}.json").read_text())
     assert saved["experiment"] == name and saved["quick"] is True

@@ -31,7 +31,7 @@ def test_main_end_to_end(tiny, tmp_path, capsys):
             "--batch-size", "64", "--seed", "1", "--threads", "1", "--no-progress"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    epoch_lines = [l for l in printed.splitlines() if l.startswith("epoch")]
+    epoch_lines = [line for line in printed.splitlines() if line.startswith("epoch")]
     assert len(epoch_lines) == 3
     for line in epoch_lines:
         for field in ("train loss", "acc", "test loss", " s"):

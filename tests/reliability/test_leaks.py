@@ -27,6 +27,25 @@ def rss():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def assert_flat(call, watched, what):
+    """Runs ``call`` WARMUP times, then CALLS times: the reference counts of the ``watched``
+    objects must be unchanged, Python's allocated blocks must not grow with the number of
+    calls, and resident memory must stay flat (except under AddressSanitizer)."""
+    for _ in range(WARMUP):
+        call()
+    gc.collect()
+    refs = [sys.getrefcount(a) for a in watched]
+    blocks0, rss0 = sys.getallocatedblocks(), rss()
+    for _ in range(CALLS):
+        call()
+    gc.collect()
+    blocks1, rss1 = sys.getallocatedblocks(), rss()
+    assert [sys.getrefcount(a) for a in watched] == refs, f"{what}: reference counts of the arguments changed"
+    assert blocks1 - blocks0 < CALLS // 10, f"{what}: {blocks1 - blocks0} Python blocks more after {CALLS} calls"
+    assert UNDER_ASAN or rss1 - rss0 < RSS_SLACK, \
+        f"{what}: resident memory grew by {(rss1 - rss0) / 2**20:.1f} MiB over {CALLS} calls"
+
+
 def _f(*shape, seed=0):
     return np.random.default_rng(seed + sum(shape)).standard_normal(shape).astype(np.float32)
 
@@ -61,7 +80,8 @@ def _cases():
     gx = _f(8, 6, 5, seed=9)
     _, gmean, grstd = F.group_norm(gx, 3)
     _, rrstd = F.rms_norm(lx, K)
-    keep = [gx, gmean, grstd, rrstd, op, og, obuf, om, ov, ovmax, x, w, b, dy, dw, db, lx, lw, lb, lmean, lrstd, ldy, bx, rm, rv, bmean, brstd, mask, z,
+    keep = [gx, gmean, grstd, rrstd, op, og, obuf, om, ov, ovmax, x, w, b, dy, dw, db, lx, lw, lb, lmean, lrstd, ldy,
+            bx, rm, rv, bmean, brstd, mask, z,
             labels, bad_labels, lse, wrong, out_xy, gen]
     calls = {
         # success paths, functional (-> binding -> kernel)
@@ -111,7 +131,8 @@ def _cases():
         "E layer_norm_backward out": lambda: _C.layer_norm_backward(ldy, lx, lmean, lrstd, lw, None, None, wrong),
         "E batch_norm_forward out": lambda: _C.batch_norm_forward(bx, None, None, rm, rv, True, 0.1, 1e-5, wrong),
         "E batch_norm_forward eval": lambda: _C.batch_norm_forward(bx, None, None, None, None, False, 0.1, 1e-5, None),
-        "E batch_norm_backward out": lambda: _C.batch_norm_backward(bx, bx, bmean, brstd, None, None, None, True, wrong),
+        "E batch_norm_backward out": lambda: _C.batch_norm_backward(bx, bx, bmean, brstd, None, None, None, True,
+                                                                    wrong),
         "E dropout_forward offset": lambda: _C.dropout_forward(x, 0.5, 1, -1, None),
         "E dropout_forward out": lambda: _C.dropout_forward(x, 0.5, 1, 2, wrong),
         "E dropout_backward out": lambda: _C.dropout_backward(x, mask, 0.5, wrong),
@@ -145,18 +166,7 @@ def test_calls_do_not_leak(name):
         else:
             assert not expect_error, f"{name} was expected to raise"
 
-    for _ in range(WARMUP):
-        once()
-    gc.collect()
-    refs = [sys.getrefcount(a) for a in _KEEP]
-    blocks0, rss0 = sys.getallocatedblocks(), rss()
-    for _ in range(CALLS):
-        once()
-    gc.collect()
-    blocks1, rss1 = sys.getallocatedblocks(), rss()
-    assert [sys.getrefcount(a) for a in _KEEP] == refs, "reference counts of the arguments changed"
-    assert blocks1 - blocks0 < CALLS // 10, f"{blocks1 - blocks0} Python blocks more after {CALLS} calls"
-    assert UNDER_ASAN or rss1 - rss0 < RSS_SLACK, f"resident memory grew by {(rss1 - rss0) / 2**20:.1f} MiB over {CALLS} calls"
+    assert_flat(once, _KEEP, name)
 
 
 def test_modules_do_not_leak():
@@ -172,17 +182,7 @@ def test_modules_do_not_leak():
         loss_fn(model(x), y)
         model.backward(loss_fn.backward())
 
-    for _ in range(WARMUP):
-        step()
-    gc.collect()
-    refs = (sys.getrefcount(x), sys.getrefcount(y))  # the modules' caches hold one each
-    blocks0, rss0 = sys.getallocatedblocks(), rss()
-    for _ in range(CALLS):
-        step()
-    gc.collect()
-    assert sys.getallocatedblocks() - blocks0 < CALLS // 10
-    assert UNDER_ASAN or rss() - rss0 < RSS_SLACK
-    assert (sys.getrefcount(x), sys.getrefcount(y)) == refs
+    assert_flat(step, [x, y], "a training step")  # the modules' caches hold one of each
 
 
 @pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
@@ -204,14 +204,4 @@ def test_optimizer_steps_do_not_leak(name):
             opt.step()
         bad.grad = good_grad
 
-    for _ in range(WARMUP):
-        once()
-    gc.collect()
-    refs = [sys.getrefcount(p.data) for p in model.parameters()]
-    blocks0, rss0 = sys.getallocatedblocks(), rss()
-    for _ in range(CALLS):
-        once()
-    gc.collect()
-    assert sys.getallocatedblocks() - blocks0 < CALLS // 10
-    assert UNDER_ASAN or rss() - rss0 < RSS_SLACK
-    assert [sys.getrefcount(p.data) for p in model.parameters()] == refs
+    assert_flat(once, [p.data for p in model.parameters()], name)

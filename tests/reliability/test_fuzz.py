@@ -1,6 +1,6 @@
 """Fuzzing the binding, the functional API and the modules with hostile arguments.
 
-The cases (``_fuzz_cases.py``) run in child processes, in batches: a child that dies by a
+The cases (``fuzz_cases.py``) run in child processes, in batches: a child that dies by a
 signal, is stopped by a sanitizer or hangs fails the case it was running, and the run
 resumes after that case so one crash does not hide the others.
 """
@@ -9,6 +9,8 @@ import subprocess
 import sys
 
 import pytest
+
+import fuzz_cases
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BATCH = 2500
@@ -25,7 +27,7 @@ def _child(start, stop, extra_env=None):
         __import__("normreg").__file__)), env.get("PYTHONPATH", "")] if p)
     env.setdefault("OMP_NUM_THREADS", "2")
     env.update(extra_env or {})
-    proc = subprocess.Popen([sys.executable, os.path.join(HERE, "_fuzz_cases.py"), str(start), str(stop)],
+    proc = subprocess.Popen([sys.executable, os.path.join(HERE, "fuzz_cases.py"), str(start), str(stop)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         out, err = proc.communicate(timeout=TIMEOUT)
@@ -55,17 +57,12 @@ def _child(start, stop, extra_env=None):
 
 
 def test_fuzz_every_function_in_subprocesses():
-    sys.path.insert(0, HERE)
-    try:
-        import _fuzz_cases
-    finally:
-        sys.path.remove(HERE)
-    cases = _fuzz_cases.all_cases()
+    cases = fuzz_cases.all_cases()
     n = len(cases)
     assert n > 5000
     # every binding function is fuzzed, including ones added after this test was written
     labels = " ".join(label for label, _, _ in cases)
-    for name in _fuzz_cases.c_functions():
+    for name in fuzz_cases.c_functions():
         assert f"_C.{name} " in labels, name
     failures = []
     start = 0
@@ -87,12 +84,7 @@ def test_fuzz_every_function_in_subprocesses():
 
 def test_harness_reports_a_segfault_and_resumes(monkeypatch):
     monkeypatch.setenv("NORMREG_FUZZ_SELFTEST", "1")
-    sys.path.insert(0, HERE)
-    try:
-        import _fuzz_cases
-    finally:
-        sys.path.remove(HERE)
-    n = len(_fuzz_cases.all_cases())
+    n = len(fuzz_cases.all_cases())
     # under scripts/sanitize.sh this intended crash must not count as a sanitizer report
     asan = [o for o in os.environ.get("ASAN_OPTIONS", "").split(":") if o and not o.startswith("log_path")]
     results, crashed, what = _child(n - 3, n, {"ASAN_OPTIONS": ":".join(asan + ["log_path=stderr"])})

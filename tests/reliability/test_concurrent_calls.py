@@ -22,7 +22,8 @@ def _ro(a):
 
 def _inputs():
     rng = np.random.default_rng(0)
-    f = lambda *s: _ro(rng.standard_normal(s).astype(np.float32))
+    def f(*s):
+        return _ro(rng.standard_normal(s).astype(np.float32))
     d = dict(x=f(256, 128), w=f(128, 64), b=f(64), dy=f(256, 64), lw=f(128), lb=f(128),
              ldy=f(256, 128), bx=f(64, 32, 16), bdy=f(64, 32, 16), z=f(256, 10),
              labels=_ro(rng.integers(0, 10, 256)))

@@ -4,7 +4,7 @@ negative sizes, mismatched shapes, non-arrays and objects whose ``__array__`` ra
 
 The case list is deterministic, so a child process can rebuild it and run a slice:
 
-    python tests/_fuzz_cases.py START STOP
+    python tests/reliability/fuzz_cases.py START STOP
 
 prints one line per case, ``index<TAB>status<TAB>detail``, then ``DONE``. A case passes
 when it returns or raises TypeError, ValueError or OverflowError; a child that dies (a
@@ -131,7 +131,8 @@ def _f(*shape):
 
 def _c_templates():
     """Valid argument tuples for the known binding functions."""
-    labels = lambda: np.array([0, 1, 2, 0], np.int64)
+    def labels():
+        return np.array([0, 1, 2, 0], np.int64)
     return {
         "linear_forward": lambda: (_f(4, 3), _f(3, 5), _f(5), None),
         "linear_backward": lambda: (_f(4, 5), _f(4, 3), _f(3, 5), None, np.zeros((3, 5), np.float32),
@@ -219,12 +220,14 @@ def _c_cases():
         fn = getattr(_C, name)
         make = templates.get(name) or _guess_template(fn)
         if make is None:
-            make = lambda: ()
+            def make():
+                return ()
         n = len(make())
         for count in range(0, n + 3):
             if count != n:
                 cases.append((f"_C.{name} with {count} arguments",
-                              lambda fn=fn, make=make, count=count: fn(*(list(make()) * 2 + [None] * 3)[:count]), False))
+                              lambda fn=fn, make=make, count=count: fn(*(list(make()) * 2 + [None] * 3)[:count]),
+                              False))
         cases.append((f"_C.{name} with a keyword", lambda fn=fn, make=make: fn(*make(), bogus=1), False))
         for i in range(n):
             variants = list(hostile)
@@ -248,7 +251,8 @@ def _c_cases():
 
 def _functional_templates():
     import normreg
-    lab = lambda: np.array([0, 1, 2, 0], np.int64)
+    def lab():
+        return np.array([0, 1, 2, 0], np.int64)
     return {
         "linear": lambda: ((_f(4, 3), _f(3, 5), _f(5)), {"out": None}),
         "linear_backward": lambda: ((_f(4, 5), _f(4, 3), _f(3, 5)),
@@ -300,7 +304,8 @@ def _functional_cases():
         fn = getattr(F, name)
         make = templates.get(name)
         if make is None:  # an op added without a template: at least call it with hostile args
-            make = lambda: ((), {})
+            def make():
+                return (), {}
         args0, kwargs0 = make()
         n = len(args0)
         for count in range(0, n + 2):
@@ -380,7 +385,8 @@ def _edge_cases():
     empty, so they must return at once (or raise), never loop over the huge dimensions."""
     from normreg import _C
     from normreg import functional as F
-    e = lambda *shape: np.empty(shape, np.float32)
+    def e(*shape):
+        return np.empty(shape, np.float32)
     cases = [
         ("_C.batch_norm_forward training x (2**40, 0, 2**20)",
          lambda: _C.batch_norm_forward(e(2**40, 0, 2**20), None, None, None, None, True, 0.1, 1e-5, None)),
@@ -504,7 +510,7 @@ def run(start, stop):
             status, detail = "OK", ""
         except ALLOWED as exc:
             status, detail = "OK", type(exc).__name__
-        except HostileError as exc:
+        except HostileError:
             status, detail = "OK", "HostileError propagated"
         except MemoryError as exc:
             status, detail = ("OK" if mem_ok else "BAD"), f"MemoryError: {exc}"

@@ -70,7 +70,8 @@ def test_non_finite_statistics_do_not_poison_running_estimates(dtype, bad):
     np.testing.assert_allclose(bn.running_mean[good], 0.9 * np.array([1, 3, 4]) + 0.1 * x64.mean(axis=(0, 2)),
                                rtol=1e-6)
     np.testing.assert_allclose(bn.running_var[good],
-                               0.9 * np.array([5, 7, 8]) + 0.1 * x64.transpose(1, 0, 2).reshape(3, -1).var(axis=1, ddof=1),
+                               0.9 * np.array([5, 7, 8])
+                               + 0.1 * x64.transpose(1, 0, 2).reshape(3, -1).var(axis=1, ddof=1),
                                rtol=1e-6)
     assert int(bn.num_batches_tracked) == 1
     # the running estimates still work in evaluation
