@@ -165,8 +165,9 @@ class CNN(nn.Sequential):
     """A convolutional network for small images.
 
     ``CNN(in_channels=1, num_classes=10, channels=(32, 64, 128), norm='batch',
-    input_shape=None, dtype=np.float32)``: one stage per entry of ``channels``, each a
-    ``Conv2d(3x3, padding 1) -> norm -> ReLU`` block, with ``MaxPool2d(2)`` between stages;
+    input_shape=None, blocks=1, dtype=np.float32)``: one stage per entry of ``channels``, each
+    ``blocks`` ``Conv2d(3x3, padding 1) -> norm -> ReLU`` blocks (the first one changes the
+    number of channels), with ``MaxPool2d(2)`` between stages;
     then global average pooling (``AdaptiveAvgPool2d(1)``), ``Flatten`` and a ``Linear``
     to the ``num_classes`` logits. ``norm`` is one of :data:`NORMS_2D` (see
     :func:`make_norm2d`); the convolutions have no bias before a batch or instance norm,
@@ -175,7 +176,7 @@ class CNN(nn.Sequential):
     """
 
     def __init__(self, in_channels=1, num_classes=10, channels=(32, 64, 128), norm="batch",
-                 input_shape=None, dtype=np.float32):
+                 input_shape=None, blocks=1, dtype=np.float32):
         if isinstance(channels, (int, np.integer)) and not isinstance(channels, bool):
             channels = (int(channels),)
         self.channels = tuple(_widths(list(channels), None))
@@ -183,6 +184,9 @@ class CNN(nn.Sequential):
             raise ValueError("channels must name at least one stage")
         self.norm = None if norm == "none" else norm
         make_norm2d(self.norm, 8)  # validates norm before anything is built
+        if isinstance(blocks, bool) or not isinstance(blocks, (int, np.integer)) or blocks < 1:
+            raise ValueError(f"blocks must be an int >= 1, got {blocks!r}")
+        self.blocks = int(blocks)
         layers = []
         if input_shape is not None:
             input_shape = tuple(input_shape)
@@ -195,9 +199,10 @@ class CNN(nn.Sequential):
         for i, c in enumerate(self.channels):
             if i > 0:
                 layers.append(nn.MaxPool2d(2))
-            layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=bias, dtype=dtype),
-                       make_norm2d(self.norm, c, dtype), nn.ReLU()]
-            c_in = c
+            for _ in range(self.blocks):
+                layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=bias, dtype=dtype),
+                           make_norm2d(self.norm, c, dtype), nn.ReLU()]
+                c_in = c
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes, dtype=dtype)]
         super().__init__(*[m for m in layers if not isinstance(m, nn.Identity)])
         self.in_channels, self.num_classes, self.input_shape = in_channels, num_classes, input_shape

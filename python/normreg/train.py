@@ -48,7 +48,8 @@ class TrainConfig:
     sgd lr 0.1, weight decay 5e-4; adam lr 1e-3, weight decay 0; adamw lr 1e-3, weight decay 0.05.
 
     ``width`` is a list of hidden widths (MLP) or one int (MLP: repeated ``depth`` times; resnet:
-    the block width, ``depth`` blocks; CNN: the channels of its stages). ``schedule`` is
+    the block width, ``depth`` blocks; CNN: the channels of its stages, ``depth`` conv blocks
+    per stage). ``schedule`` is
     ``cosine`` (per step, to 0), ``step`` (x0.1 after each third of the steps) or ``constant``;
     ``warmup_epochs`` adds a linear warm-up from 0.1*lr. ``init_gain`` rescales every Linear
     (and Conv2d) weight after the default initialization (1 keeps it). The defaults are the
@@ -131,12 +132,10 @@ def build_model(config, in_features, num_classes):
                              f"{in_features} values")
         if config.dropout:
             raise ValueError(f"the cnn model has no dropout, got dropout={config.dropout}")
-        if config.depth is not None:
-            raise ValueError("the cnn model takes its stages from --width (channels per stage), "
-                             "not --depth")
         channels = [config.width] if isinstance(config.width, int) else config.width
         model = CNN(1, num_classes, channels=channels, norm=config.norm,
-                    input_shape=(1, side, side), dtype=dtype)
+                    input_shape=(1, side, side), blocks=1 if config.depth is None else config.depth,
+                    dtype=dtype)
     else:
         raise ValueError(f"model must be 'mlp', 'resnet' or 'cnn', got {config.model!r}")
     if config.init_gain != 1.0:
@@ -451,7 +450,8 @@ def parser():
                         f"{','.join(map(str, d.width))}; cnn: "
                         f"{','.join(map(str, CNN_RECIPE['width']))})")
     m.add_argument("--depth", type=int, default=None,
-                   help="hidden layers for an int --width (mlp, default 1) or residual blocks (resnet, default 3)")
+                   help="hidden layers for an int --width (mlp, default 1), residual blocks "
+                        "(resnet, default 3) or conv blocks per stage (cnn, default 1)")
     m.add_argument("--norm", choices=["batch", "group", "layer", "instance", "none"], default=None,
                    help="normalization after each hidden Linear: BatchNorm1d, LayerNorm or none; "
                         "after each convolution (cnn): BatchNorm2d, GroupNorm (8 groups), "
