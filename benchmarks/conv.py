@@ -38,19 +38,19 @@ def layer_shapes(channels=CHANNELS, image=IMAGE):
     return shapes
 
 
-def conv_cases(B, C, O, H, rng, torch=None):
+def conv_cases(B, C, Co, H, rng, torch=None):
     """The callables of one row: normreg, the sgemm floor and (optionally) PyTorch."""
     x = rng.standard_normal((B, C, H, H), dtype=np.float32)
-    w = (rng.standard_normal((O, C, 3, 3), dtype=np.float32) / np.sqrt(9 * C)).astype(np.float32)
-    b = rng.standard_normal(O, dtype=np.float32)
-    dy = rng.standard_normal((B, O, H, H), dtype=np.float32)
+    w = (rng.standard_normal((Co, C, 3, 3), dtype=np.float32) / np.sqrt(9 * C)).astype(np.float32)
+    b = rng.standard_normal(Co, dtype=np.float32)
+    dy = rng.standard_normal((B, Co, H, H), dtype=np.float32)
     gw, gb = np.zeros_like(w), np.zeros_like(b)
     K, L = 9 * C, H * H
-    w2 = w.reshape(O, K)
+    w2 = w.reshape(Co, K)
     col = rng.standard_normal((K, B * L), dtype=np.float32)
-    y2 = np.empty((O, B * L), np.float32)
-    dy2 = rng.standard_normal((O, B * L), dtype=np.float32)
-    gw2 = np.zeros((O, K), np.float32)
+    y2 = np.empty((Co, B * L), np.float32)
+    dy2 = rng.standard_normal((Co, B * L), dtype=np.float32)
+    gw2 = np.zeros((Co, K), np.float32)
     dcol = np.empty((K, B * L), np.float32)
 
     def nr():
@@ -64,7 +64,7 @@ def conv_cases(B, C, O, H, rng, torch=None):
 
     fns = {"normreg": nr, "sgemm": gemm}
     if torch is not None:
-        conv = torch.nn.Conv2d(C, O, 3, padding=1)
+        conv = torch.nn.Conv2d(C, Co, 3, padding=1)
         xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
 
         def th():
@@ -84,18 +84,18 @@ def bench_conv(args, threads_list, out):
     rng = np.random.default_rng(0)
     batches = (128,) if not args.quick else (8,)
     for B in batches:
-        for C, O, H in layer_shapes():
-            fns = conv_cases(B, C, O, H, rng, torch)
-            flops = 3 * 2 * B * O * 9 * C * H * H  # three products of the same size
+        for C, Co, H in layer_shapes():
+            fns = conv_cases(B, C, Co, H, rng, torch)
+            flops = 3 * 2 * B * Co * 9 * C * H * H  # three products of the same size
             for threads in threads_list:
                 common.set_threads(threads)
                 t = common.measure(fns, sample_time=args.sample_time, budget=args.budget * 2,
                                    min_rounds=args.min_rounds)
-                row = {"batch": B, "in": C, "out": O, "hw": H, "threads": threads, **t,
+                row = {"batch": B, "in": C, "out": Co, "hw": H, "threads": threads, **t,
                        "flops": flops, "ratio_sgemm": t["normreg"] / t["sgemm"],
                        "ratio_torch": t["torch"] / t["normreg"] if "torch" in t else None}
                 out["conv"].append(row)
-                print(f"{B:>6}{f'{C}->{O}':>10}{f'{H}x{H}':>7}{threads:>4}"
+                print(f"{B:>6}{f'{C}->{Co}':>10}{f'{H}x{H}':>7}{threads:>4}"
                       f"{common.fmt_time(t['normreg']):>10}{common.fmt_time(t['sgemm']):>10}"
                       f"{row['ratio_sgemm']:>8.2f}x{flops / t['normreg'] / 1e9:>8.1f}"
                       f"{common.fmt_time(t.get('torch')):>10}{common.fmt_ratio(row['ratio_torch']):>7}",

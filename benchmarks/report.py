@@ -261,7 +261,8 @@ def main(argv):
     for i, (cmd, m) in enumerate(res["runs"]):
         runs += ["```bash", cmd, "```", "",
                  f"{'Run' if i == 0 else 'Then'} at {m['date']}: {m['platform']}, "
-                 f"{m['cpu'] + ', ' if 'cpu' in m else ''}{m['cpus']} cores, NumPy {m['numpy']}, PyTorch {m['torch']}, OMP_WAIT_POLICY="
+                 f"{m['cpu'] + ', ' if 'cpu' in m else ''}{m['cpus']} cores, NumPy {m['numpy']}, "
+                 f"PyTorch {m['torch']}, OMP_WAIT_POLICY="
                  f"{m.get('OMP_WAIT_POLICY', '?')}, load average at start "
                  f"{', '.join(f'{v:.1f}' for v in m.get('load_average', []))}.", ""]
     lines = [

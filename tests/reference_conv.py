@@ -22,16 +22,16 @@ def conv2d(x, w, b=None, stride=1, padding=0):
     x, w = np.asarray(x, np.float64), np.asarray(w, np.float64)
     (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
     N, C, H, W = x.shape
-    O, _, KH, KW = w.shape
+    Co, _, KH, KW = w.shape
     OH, OW = out_size(H, KH, sh, ph), out_size(W, KW, sw, pw)
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    y = np.zeros((N, O, OH, OW))
+    y = np.zeros((N, Co, OH, OW))
     for kh in range(KH):
         for kw in range(KW):
             patch = xp[:, :, kh:kh + sh * (OH - 1) + 1:sh, kw:kw + sw * (OW - 1) + 1:sw]
             y += np.einsum("nchw,oc->nohw", patch, w[:, :, kh, kw])
     if b is not None:
-        y += np.asarray(b, np.float64).reshape(1, O, 1, 1)
+        y += np.asarray(b, np.float64).reshape(1, Co, 1, 1)
     return y
 
 
@@ -40,7 +40,7 @@ def conv2d_backward(dy, x, w, stride=1, padding=0):
     dy, x, w = (np.asarray(a, np.float64) for a in (dy, x, w))
     (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
     N, C, H, W = x.shape
-    O, _, KH, KW = w.shape
+    Co, _, KH, KW = w.shape
     OH, OW = dy.shape[2:]
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     dxp = np.zeros_like(xp)

@@ -22,7 +22,8 @@ NORM_TYPES = {"batch": nn.BatchNorm2d, "group": nn.GroupNorm, "layer": nn.GroupN
 def test_structure(norm):
     m = CNN(1, 10, channels=(8, 16), norm=norm, input_shape=(1, 12, 12))
     kinds = [type(layer).__name__ for layer in m]
-    expected = ["Unflatten", "Conv2d"] + ([NORM_TYPES[norm].__name__] if norm != "none" else []) + ["ReLU", "MaxPool2d", "Conv2d"]
+    norm_layer = [NORM_TYPES[norm].__name__] if norm != "none" else []
+    expected = ["Unflatten", "Conv2d"] + norm_layer + ["ReLU", "MaxPool2d", "Conv2d"]
     assert kinds[:len(expected)] == expected
     assert kinds[-3:] == ["AdaptiveAvgPool2d", "Flatten", "Linear"]
     convs = [layer for layer in m if isinstance(layer, nn.Conv2d)]

@@ -17,7 +17,7 @@ try:
 except ImportError:  # the property tests are skipped, the others run
     given = None
 
-# (N, C, H, W, O, kernel, stride, padding)
+# (N, C, H, W, Co, kernel, stride, padding)
 CASES = [
     (2, 3, 7, 6, 4, (3, 3), 1, 1),            # "same" 3x3
     (3, 2, 9, 8, 5, (2, 3), (2, 3), (0, 2)),  # rectangular kernel, asymmetric stride/padding
@@ -35,11 +35,11 @@ CASES = [
 
 
 def _inputs(rng, case, dtype):
-    N, C, H, W, O, k, s, p = case
+    N, C, H, W, Co, k, s, p = case
     kh, kw = k
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
-    w = rng.standard_normal((O, C, kh, kw)).astype(dtype)
-    b = rng.standard_normal(O).astype(dtype)
+    w = rng.standard_normal((Co, C, kh, kw)).astype(dtype)
+    b = rng.standard_normal(Co).astype(dtype)
     return x, w, b, s, p
 
 
@@ -88,10 +88,10 @@ def test_no_bias_and_fresh_gradients(rng):
 
 @pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[2], CASES[5], CASES[7]])
 def test_gradcheck_functional(rng, case):
-    N, C, H, W, O, k, s, p = case
+    N, C, H, W, Co, k, s, p = case
     x = 5 * rng.standard_normal((min(N, 2), C, H, W)) + 12
-    w = rng.standard_normal((O, C) + k)
-    b = rng.standard_normal(O)
+    w = rng.standard_normal((Co, C) + k)
+    b = rng.standard_normal(Co)
 
     def fwd(x, w, b):
         return F.conv2d(x, w, b, s, p)

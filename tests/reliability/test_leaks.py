@@ -86,7 +86,8 @@ def _cases():
     pdy = _f(4, 3, 4, 4, seed=14)
     bad_idx = pidx.copy()
     bad_idx[0, 0, 0, 0] = 72
-    keep = [cx, cw, cb, cdy, cdw, cdb, pidx, pdy, bad_idx, gx, gmean, grstd, rrstd, op, og, obuf, om, ov, ovmax, x, w, b, dy, dw, db, lx, lw, lb, lmean, lrstd, ldy,
+    keep = [cx, cw, cb, cdy, cdw, cdb, pidx, pdy, bad_idx,
+            gx, gmean, grstd, rrstd, op, og, obuf, om, ov, ovmax, x, w, b, dy, dw, db, lx, lw, lb, lmean, lrstd, ldy,
             bx, rm, rv, bmean, brstd, mask, z,
             labels, bad_labels, lse, wrong, out_xy, gen]
     calls = {
