@@ -12,6 +12,7 @@ network (``conv.torch_cnn``) with the same recipe. The frameworks alternate epoc
 so a change of the machine's load hits both alike; each line gives the training seconds of
 the epoch (evaluation excluded), the test accuracy after it, and the load average.
 """
+
 import argparse
 import json
 import math
@@ -23,14 +24,14 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import normreg  # noqa: E402
-from normreg import nn, optim  # noqa: E402
-from normreg.data import load_fashion_mnist  # noqa: E402
-from normreg.models import CNN  # noqa: E402
-from normreg.optim import lr_scheduler  # noqa: E402
-from normreg.train import CNN_RECIPE, default_config, evaluate  # noqa: E402
+import conv
 
-import conv  # noqa: E402
+import normreg
+from normreg import nn, optim
+from normreg.data import load_fashion_mnist
+from normreg.models import CNN
+from normreg.optim import lr_scheduler
+from normreg.train import CNN_RECIPE, default_config, evaluate
 
 
 class NormregRun:
@@ -47,7 +48,7 @@ class NormregRun:
     def epoch(self, x, y, order, batch):
         self.model.train()
         for s in range(len(order) // batch):
-            idx = order[s * batch:(s + 1) * batch]
+            idx = order[s * batch : (s + 1) * batch]
             self.opt.zero_grad()
             self.loss(self.model(x[idx]), y[idx])
             self.model.backward(self.loss.backward())
@@ -67,9 +68,12 @@ class TorchRun:
         self.model = conv.torch_cnn(torch, tuple(recipe.width))
         decay = [p for p in self.model.parameters() if p.ndim >= 2]
         rest = [p for p in self.model.parameters() if p.ndim < 2]
-        self.opt = torch.optim.SGD([{"params": decay, "weight_decay": recipe.weight_decay},
-                                    {"params": rest, "weight_decay": 0.0}],
-                                   lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
+        self.opt = torch.optim.SGD(
+            [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": rest, "weight_decay": 0.0}],
+            lr=recipe.lr,
+            momentum=recipe.momentum,
+            nesterov=recipe.nesterov,
+        )
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=steps_total)
 
     def epoch(self, x, y, order, batch):
@@ -77,7 +81,7 @@ class TorchRun:
         self.model.train()
         xt, yt = torch.from_numpy(x), torch.from_numpy(y)
         for s in range(len(order) // batch):
-            idx = torch.from_numpy(order[s * batch:(s + 1) * batch])
+            idx = torch.from_numpy(order[s * batch : (s + 1) * batch])
             self.opt.zero_grad()
             torch.nn.functional.cross_entropy(self.model(xt[idx]), yt[idx]).backward()
             self.opt.step()
@@ -87,17 +91,29 @@ class TorchRun:
         torch = self.torch
         self.model.eval()
         with torch.no_grad():
-            correct = sum(int((self.model(torch.from_numpy(x[i:i + 1000])).argmax(1).numpy()
-                               == y[i:i + 1000]).sum()) for i in range(0, len(x), 1000))
+            correct = sum(
+                int(
+                    (self.model(torch.from_numpy(x[i : i + 1000])).argmax(1).numpy() == y[i : i + 1000]).sum()
+                )
+                for i in range(0, len(x), 1000)
+            )
         return correct / len(x)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--epochs", type=int, default=1, help="epochs of each framework (the cosine "
-                    "schedule spans --schedule-epochs)")
-    ap.add_argument("--schedule-epochs", type=int, default=CNN_RECIPE["epochs"],
-                    help="the length of the cosine schedule (the recipe's 15)")
+    ap.add_argument(
+        "--epochs",
+        type=int,
+        default=1,
+        help="epochs of each framework (the cosine schedule spans --schedule-epochs)",
+    )
+    ap.add_argument(
+        "--schedule-epochs",
+        type=int,
+        default=CNN_RECIPE["epochs"],
+        help="the length of the cosine schedule (the recipe's 15)",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--data-dir", default=None)
@@ -118,9 +134,12 @@ def main(argv=None):
         if torch is not None:
             torch.set_num_threads(args.threads)
             runs.append(TorchRun(torch, recipe, steps_total, args.seed))
-    print(f"# CNN {recipe.width} {recipe.norm}, SGD lr {recipe.lr} nesterov, wd {recipe.weight_decay}, batch "
-          f"{batch}, {args.threads} threads; {os.cpu_count()} cores; "
-          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}", flush=True)
+    print(
+        f"# CNN {recipe.width} {recipe.norm}, SGD lr {recipe.lr} nesterov, wd {recipe.weight_decay}, batch "
+        f"{batch}, {args.threads} threads; {os.cpu_count()} cores; "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}",
+        flush=True,
+    )
     rng = np.random.default_rng(args.seed)
     rows = []
     for epoch in range(1, args.epochs + 1):
@@ -131,18 +150,28 @@ def main(argv=None):
             run.epoch(x_train, y_train, order, batch)
             seconds = time.perf_counter() - t0
             acc = run.accuracy(x_test, y_test)
-            row = {"framework": run.name, "epoch": epoch, "seconds": seconds, "test_acc": acc,
-                   "load": (load0 + os.getloadavg()[0]) / 2}
+            row = {
+                "framework": run.name,
+                "epoch": epoch,
+                "seconds": seconds,
+                "test_acc": acc,
+                "load": (load0 + os.getloadavg()[0]) / 2,
+            }
             rows.append(row)
-            print(f"{run.name:<8} epoch {epoch:2d}  {seconds:7.1f} s  test acc {acc:.4f}  "
-                  f"load {row['load']:.1f}", flush=True)
+            print(
+                f"{run.name:<8} epoch {epoch:2d}  {seconds:7.1f} s  test acc {acc:.4f}  "
+                f"load {row['load']:.1f}",
+                flush=True,
+            )
     for run in runs:
         secs = [r["seconds"] for r in rows if r["framework"] == run.name]
         print(f"{run.name:<8} median {np.median(secs):.1f} s per epoch over {len(secs)} epoch(s)")
     if len(runs) == 2:
         ratio = [t["seconds"] / n["seconds"] for n, t in zip(rows[0::2], rows[1::2])]
-        print(f"torch/normreg per epoch: median {np.median(ratio):.2f}x "
-              f"(min {min(ratio):.2f}, max {max(ratio):.2f})")
+        print(
+            f"torch/normreg per epoch: median {np.median(ratio):.2f}x "
+            f"(min {min(ratio):.2f}, max {max(ratio):.2f})"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"rows": rows, "threads": args.threads, "recipe": str(recipe)}, f, indent=1)

@@ -14,14 +14,15 @@ The training step is the CNN's (``models.CNN(channels=(32, 64, 128), norm='batch
 cross-entropy, SGD with Nesterov momentum 0.9, weight decay 5e-4 on the weights) on one batch,
 against the same network and step in PyTorch.
 """
-import numpy as np
-
-import normreg
-from normreg import _C, functional as F, nn, optim
-from normreg.models import CNN
 
 import common
 import kernels
+import numpy as np
+
+import normreg
+from normreg import _C, nn, optim
+from normreg import functional as F
+from normreg.models import CNN
 
 CHANNELS = (32, 64, 128)
 IMAGE = 28
@@ -71,16 +72,21 @@ def conv_cases(B, C, Co, H, rng, torch=None):
             conv.weight.grad = conv.bias.grad = None
             xg = xt.detach().requires_grad_(True)
             conv(xg).backward(dyt)
+
         fns["torch"] = th
     return fns
 
 
 def bench_conv(args, threads_list, out):
     torch = kernels.torch
-    print("\n## Conv2d 3x3 pad 1 forward+backward (y, dx, dweight, dbias) vs its sgemm floor "
-          "and PyTorch (float32)\n")
-    print(f"{'batch':>6}{'C->O':>10}{'HxW':>7}{'thr':>4}{'normreg':>10}{'sgemm':>10}{'nr/sgemm':>9}"
-          f"{'GFLOP/s':>8}{'torch':>10}{'t/nr':>7}")
+    print(
+        "\n## Conv2d 3x3 pad 1 forward+backward (y, dx, dweight, dbias) vs its sgemm floor "
+        "and PyTorch (float32)\n"
+    )
+    print(
+        f"{'batch':>6}{'C->O':>10}{'HxW':>7}{'thr':>4}{'normreg':>10}{'sgemm':>10}{'nr/sgemm':>9}"
+        f"{'GFLOP/s':>8}{'torch':>10}{'t/nr':>7}"
+    )
     rng = np.random.default_rng(0)
     batches = (128,) if not args.quick else (8,)
     for B in batches:
@@ -89,17 +95,28 @@ def bench_conv(args, threads_list, out):
             flops = 3 * 2 * B * Co * 9 * C * H * H  # three products of the same size
             for threads in threads_list:
                 common.set_threads(threads)
-                t = common.measure(fns, sample_time=args.sample_time, budget=args.budget * 2,
-                                   min_rounds=args.min_rounds)
-                row = {"batch": B, "in": C, "out": Co, "hw": H, "threads": threads, **t,
-                       "flops": flops, "ratio_sgemm": t["normreg"] / t["sgemm"],
-                       "ratio_torch": t["torch"] / t["normreg"] if "torch" in t else None}
+                t = common.measure(
+                    fns, sample_time=args.sample_time, budget=args.budget * 2, min_rounds=args.min_rounds
+                )
+                row = {
+                    "batch": B,
+                    "in": C,
+                    "out": Co,
+                    "hw": H,
+                    "threads": threads,
+                    **t,
+                    "flops": flops,
+                    "ratio_sgemm": t["normreg"] / t["sgemm"],
+                    "ratio_torch": t["torch"] / t["normreg"] if "torch" in t else None,
+                }
                 out["conv"].append(row)
-                print(f"{B:>6}{f'{C}->{Co}':>10}{f'{H}x{H}':>7}{threads:>4}"
-                      f"{common.fmt_time(t['normreg']):>10}{common.fmt_time(t['sgemm']):>10}"
-                      f"{row['ratio_sgemm']:>8.2f}x{flops / t['normreg'] / 1e9:>8.1f}"
-                      f"{common.fmt_time(t.get('torch')):>10}{common.fmt_ratio(row['ratio_torch']):>7}",
-                      flush=True)
+                print(
+                    f"{B:>6}{f'{C}->{Co}':>10}{f'{H}x{H}':>7}{threads:>4}"
+                    f"{common.fmt_time(t['normreg']):>10}{common.fmt_time(t['sgemm']):>10}"
+                    f"{row['ratio_sgemm']:>8.2f}x{flops / t['normreg'] / 1e9:>8.1f}"
+                    f"{common.fmt_time(t.get('torch')):>10}{common.fmt_ratio(row['ratio_torch']):>7}",
+                    flush=True,
+                )
 
 
 # ---- the CNN training step ------------------------------------------------------------------
@@ -124,6 +141,7 @@ def normreg_cnn_step(batch, channels=CHANNELS):
         loss_fn(model(x), y)
         model.backward(loss_fn.backward())
         opt.step()
+
     return step
 
 
@@ -145,9 +163,12 @@ def torch_cnn_step(torch, batch, channels=CHANNELS):
     model = torch_cnn(torch, channels)
     decay = [p for p in model.parameters() if p.ndim >= 2]
     rest = [p for p in model.parameters() if p.ndim < 2]
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": 5e-4},
-                           {"params": rest, "weight_decay": 0.0}],
-                          lr=0.05, momentum=0.9, nesterov=True)
+    opt = torch.optim.SGD(
+        [{"params": decay, "weight_decay": 5e-4}, {"params": rest, "weight_decay": 0.0}],
+        lr=0.05,
+        momentum=0.9,
+        nesterov=True,
+    )
     x, y = make_batch(batch)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     ce = torch.nn.functional.cross_entropy
@@ -156,13 +177,16 @@ def torch_cnn_step(torch, batch, channels=CHANNELS):
         opt.zero_grad()
         ce(model(xt), yt).backward()
         opt.step()
+
     return step
 
 
 def bench_cnn(args, threads_list, out):
     torch = kernels.torch
-    print(f"\n## CNN training step: channels {CHANNELS}, BatchNorm2d, SGD Nesterov momentum 0.9, "
-          "weight decay 5e-4, float32\n")
+    print(
+        f"\n## CNN training step: channels {CHANNELS}, BatchNorm2d, SGD Nesterov momentum 0.9, "
+        "weight decay 5e-4, float32\n"
+    )
     print(f"{'batch':>6}{'thr':>4}{'normreg':>10}{'torch':>10}{'t/nr':>7}{'images/s':>10}")
     batches = (128,) if not args.quick else (8,)
     for batch in batches:
@@ -171,11 +195,19 @@ def bench_cnn(args, threads_list, out):
             fns["torch"] = torch_cnn_step(torch, batch)
         for threads in threads_list:
             common.set_threads(threads)
-            t = common.measure(fns, sample_time=args.sample_time, budget=args.budget * 3,
-                               min_rounds=args.min_rounds)
-            row = {"batch": batch, "threads": threads, **t,
-                   "ratio_torch": t["torch"] / t["normreg"] if "torch" in t else None}
+            t = common.measure(
+                fns, sample_time=args.sample_time, budget=args.budget * 3, min_rounds=args.min_rounds
+            )
+            row = {
+                "batch": batch,
+                "threads": threads,
+                **t,
+                "ratio_torch": t["torch"] / t["normreg"] if "torch" in t else None,
+            }
             out["cnn"].append(row)
-            print(f"{batch:>6}{threads:>4}{common.fmt_time(t['normreg']):>10}"
-                  f"{common.fmt_time(t.get('torch')):>10}{common.fmt_ratio(row['ratio_torch']):>7}"
-                  f"{batch / t['normreg']:>10.0f}", flush=True)
+            print(
+                f"{batch:>6}{threads:>4}{common.fmt_time(t['normreg']):>10}"
+                f"{common.fmt_time(t.get('torch')):>10}{common.fmt_ratio(row['ratio_torch']):>7}"
+                f"{batch / t['normreg']:>10.0f}",
+                flush=True,
+            )

@@ -1,4 +1,5 @@
 """Fixtures shared by every test (helpers that are not fixtures are in helpers.py)."""
+
 import numpy as np
 import pytest
 

@@ -1,5 +1,6 @@
 """Helpers shared by the tests: tolerances, inputs, memory layouts and the gradient-check
 tolerance. (Fixtures are in conftest.py; the NumPy twins of the ops in reference.py.)"""
+
 import numpy as np
 
 DTYPES = (np.float32, np.float64)
@@ -22,8 +23,9 @@ def assert_close(actual, expected, dtype, scale=None, err_msg=""):
     rtol, atol = _TOL[np.dtype(dtype)]
     if scale is None:
         scale = max(float(np.abs(expected).max()) if expected.size else 0.0, 1.0)
-    np.testing.assert_allclose(actual.astype(np.float64), expected, rtol=rtol,
-                               atol=atol * scale, err_msg=err_msg)
+    np.testing.assert_allclose(
+        actual.astype(np.float64), expected, rtol=rtol, atol=atol * scale, err_msg=err_msg
+    )
 
 
 def assert_norm_grads_close(grads, ref_grads, dtype, rstd, dy, affine):

@@ -12,6 +12,7 @@ Ops: linear, relu, layer_norm, batch_norm (training, evaluation, the synchronize
 rms_norm, group_norm (instance norm is group norm with one channel per group), dropout (and
 the Philox4x32-10 generator of its masks), cross_entropy, and the SGD and Adam/AdamW steps.
 """
+
 import numpy as np
 
 
@@ -22,6 +23,7 @@ def f64(*arrays):
 
 
 # ---- linear: y = x W + b, W stored (in, out) ---------------------------------------------
+
 
 def linear(x, W, b=None):
     x, W, b = f64(x, W, b)
@@ -41,6 +43,7 @@ def linear_backward(dy, x, W):
 
 # ---- relu --------------------------------------------------------------------------------
 
+
 def relu(x):
     """max(x, 0); NaN stays NaN (PyTorch's rule)."""
     x = f64(x)
@@ -55,6 +58,7 @@ def relu_backward(dy, x):
 
 # ---- layer norm over the trailing normalized_shape dims ----------------------------------
 
+
 def _trailing(x, normalized_shape):
     """The axes of the trailing ``normalized_shape`` (an int or a tuple of sizes)."""
     k = 1 if np.isscalar(normalized_shape) else len(normalized_shape)
@@ -66,12 +70,12 @@ def layer_norm(x, normalized_shape, w=None, b=None, eps=1e-5):
     eps inside the sqrt. -> (y, mean, rstd); mean and rstd have the leading shape of x."""
     x, w, b = f64(x, w, b)
     ax = _trailing(x, normalized_shape)
-    lead = x.shape[:x.ndim - len(ax)]
+    lead = x.shape[: x.ndim - len(ax)]
     if x.size == 0:
         return x.copy(), np.zeros(lead), np.full(lead, 1.0 / np.sqrt(eps) if eps > 0 else np.inf)
     mu = x.mean(axis=ax, keepdims=True)
-    var = ((x - mu) ** 2).mean(axis=ax, keepdims=True)          # biased
-    rstd = 1.0 / np.sqrt(var + eps)                               # eps inside the sqrt
+    var = ((x - mu) ** 2).mean(axis=ax, keepdims=True)  # biased
+    rstd = 1.0 / np.sqrt(var + eps)  # eps inside the sqrt
     y = (x - mu) * rstd
     if w is not None:
         y = y * w
@@ -91,13 +95,13 @@ def layer_norm_backward(dy, x, normalized_shape, w=None, eps=1e-5):
     var = ((x - mu) ** 2).mean(axis=ax, keepdims=True)
     rstd = 1.0 / np.sqrt(var + eps)
     xhat = (x - mu) * rstd
-    g = dy if w is None else dy * w                               # d loss / d xhat
-    dx = rstd / D * (D * g - g.sum(axis=ax, keepdims=True)
-                     - xhat * (g * xhat).sum(axis=ax, keepdims=True))
+    g = dy if w is None else dy * w  # d loss / d xhat
+    dx = rstd / D * (D * g - g.sum(axis=ax, keepdims=True) - xhat * (g * xhat).sum(axis=ax, keepdims=True))
     return dx, (dy * xhat).sum(axis=lead_axes), dy.sum(axis=lead_axes)
 
 
 # ---- batch norm over (N, C) and (N, C, *): statistics per channel -------------------------
+
 
 def _bn_axes(x):
     return (0,) + tuple(range(2, x.ndim))
@@ -107,8 +111,7 @@ def _per_channel(v, x):
     return v.reshape((1, -1) + (1,) * (x.ndim - 2))
 
 
-def batch_norm_train(x, w=None, b=None, running_mean=None, running_var=None,
-                     momentum=0.1, eps=1e-5):
+def batch_norm_train(x, w=None, b=None, running_mean=None, running_var=None, momentum=0.1, eps=1e-5):
     """Training mode. -> (y, new_running_mean, new_running_var, batch_mean, batch_rstd).
 
     Normalizes with the biased batch variance; the running estimates are updated as
@@ -152,8 +155,7 @@ def batch_norm_train_backward(dy, x, w=None, eps=1e-5):
     rstd = 1.0 / np.sqrt(var + eps)
     xhat = (x - mu) * rstd
     g = dy if w is None else dy * _per_channel(w, x)
-    dx = rstd / n * (n * g - g.sum(axis=ax, keepdims=True)
-                     - xhat * (g * xhat).sum(axis=ax, keepdims=True))
+    dx = rstd / n * (n * g - g.sum(axis=ax, keepdims=True) - xhat * (g * xhat).sum(axis=ax, keepdims=True))
     return dx, (dy * xhat).sum(axis=ax), dy.sum(axis=ax)
 
 
@@ -183,11 +185,13 @@ def sync_batch_norm_backward(dy, x, mean, rstd, w, sums, count):
     dy, x, mean, rstd, w, sums = f64(dy, x, mean, rstd, w, sums)
     xhat = (x - _per_channel(mean, x)) * _per_channel(rstd, x)
     wr = rstd if w is None else w * rstd
-    return _per_channel(wr, x) * (dy - _per_channel(sums[0], x) / count
-                                  - xhat * _per_channel(sums[1], x) / count)
+    return _per_channel(wr, x) * (
+        dy - _per_channel(sums[0], x) / count - xhat * _per_channel(sums[1], x) / count
+    )
 
 
 # ---- RMSNorm over the trailing dims ---------------------------------------------------------
+
 
 def rms_norm(x, normalized_shape, w=None, eps=None):
     """y = x / sqrt(mean(x**2) + eps) * w over the trailing dims; eps=None is the machine
@@ -200,7 +204,7 @@ def rms_norm(x, normalized_shape, w=None, eps=None):
     y = x * rstd
     if w is not None:
         y = y * w
-    return y, rstd.reshape(x.shape[:x.ndim - len(ax)])
+    return y, rstd.reshape(x.shape[: x.ndim - len(ax)])
 
 
 def rms_norm_backward(dy, x, normalized_shape, w=None, eps=None):
@@ -212,12 +216,13 @@ def rms_norm_backward(dy, x, normalized_shape, w=None, eps=None):
     ax = _trailing(x, normalized_shape)
     r = 1.0 / np.sqrt((x * x).mean(axis=ax, keepdims=True) + eps)
     g = dy if w is None else dy * w
-    dx = r * g - x * r ** 3 * (g * x).mean(axis=ax, keepdims=True)
+    dx = r * g - x * r**3 * (g * x).mean(axis=ax, keepdims=True)
     dw = None if w is None else (dy * x * r).sum(axis=tuple(range(x.ndim - len(ax))))
     return dx, dw
 
 
 # ---- GroupNorm over (N, C, *): each sample's group of C/G channels -------------------------
+
 
 def group_norm(x, G, w=None, b=None, eps=1e-5):
     """Each sample's group of C/G channels normalized over its channels and positions, then
@@ -258,6 +263,7 @@ def instance_norm(x, eps=1e-5):
 
 # ---- dropout (inverted) -----------------------------------------------------------------------
 
+
 def dropout_keep(mask_bits, shape):
     """Boolean keep-array from a packed mask (bit i % 8 of byte i // 8 is element i)."""
     size = int(np.prod(shape))
@@ -287,8 +293,12 @@ def philox4x32_10(c0, c1, c2, c3, k0, k1):
     c0, c1, c2, c3 = (np.asarray(c, dtype=np.uint64) for c in (c0, c1, c2, c3))
     for _ in range(10):
         p0, p1 = _PHILOX_M0 * c0, _PHILOX_M1 * c2
-        c0, c1, c2, c3 = ((p1 >> np.uint64(32)) ^ c1 ^ np.uint64(k0)) & _MASK32, p1 & _MASK32, \
-                         ((p0 >> np.uint64(32)) ^ c3 ^ np.uint64(k1)) & _MASK32, p0 & _MASK32
+        c0, c1, c2, c3 = (
+            ((p1 >> np.uint64(32)) ^ c1 ^ np.uint64(k0)) & _MASK32,
+            p1 & _MASK32,
+            ((p0 >> np.uint64(32)) ^ c3 ^ np.uint64(k1)) & _MASK32,
+            p0 & _MASK32,
+        )
         k0, k1 = (k0 + _PHILOX_W0) & 0xFFFFFFFF, (k1 + _PHILOX_W1) & 0xFFFFFFFF
     return c0, c1, c2, c3
 
@@ -297,13 +307,19 @@ def dropout_keep_philox(n, p, seed, offset):
     """The keep-array of a dropout mask: element i is kept when word i % 4 of
     Philox(counter=(i // 4, offset), key=seed) >= p 2^32."""
     groups = np.arange((n + 3) // 4, dtype=np.uint64)
-    words = philox4x32_10(groups & _MASK32, groups >> np.uint64(32),
-                          np.full_like(groups, offset & 0xFFFFFFFF),
-                          np.full_like(groups, offset >> 32), seed & 0xFFFFFFFF, seed >> 32)
-    return np.stack(words, axis=1).reshape(-1)[:n] >= np.uint64(int(p * 2 ** 32))
+    words = philox4x32_10(
+        groups & _MASK32,
+        groups >> np.uint64(32),
+        np.full_like(groups, offset & 0xFFFFFFFF),
+        np.full_like(groups, offset >> 32),
+        seed & 0xFFFFFFFF,
+        seed >> 32,
+    )
+    return np.stack(words, axis=1).reshape(-1)[:n] >= np.uint64(int(p * 2**32))
 
 
 # ---- softmax cross-entropy, mean reduction -------------------------------------------------
+
 
 def logsumexp(z):
     z = f64(z)
@@ -334,8 +350,8 @@ def cross_entropy_backward(logits, labels, dloss=1.0):
 
 # ---- optimizer steps ------------------------------------------------------------------------
 
-def sgd_step(param, grad, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
-             nesterov=False, first=None):
+
+def sgd_step(param, grad, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, first=None):
     """PyTorch's SGD rule -> (new param, new momentum buffer). The buffer starts as the
     first step's gradient (``first``; by default when ``buf`` is None)."""
     p, g = f64(param, grad)
@@ -364,6 +380,6 @@ def adam_step(param, grad, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay
     if vmax is not None:
         vmax = np.maximum(f64(vmax), v)
         denom_v = vmax
-    bc1, bc2 = 1 - beta1 ** step, 1 - beta2 ** step
+    bc1, bc2 = 1 - beta1**step, 1 - beta2**step
     p = p - lr / bc1 * m / (np.sqrt(denom_v / bc2) + eps)
     return p, m, v, vmax

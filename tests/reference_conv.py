@@ -5,6 +5,7 @@ kernel offsets of strided slices of the zero-padded input (one einsum per offset
 pooling a loop over output positions whose windows are read from the input directly.
 Arrays are NCHW; every function returns float64.
 """
+
 import numpy as np
 
 
@@ -28,7 +29,7 @@ def conv2d(x, w, b=None, stride=1, padding=0):
     y = np.zeros((N, Co, OH, OW))
     for kh in range(KH):
         for kw in range(KW):
-            patch = xp[:, :, kh:kh + sh * (OH - 1) + 1:sh, kw:kw + sw * (OW - 1) + 1:sw]
+            patch = xp[:, :, kh : kh + sh * (OH - 1) + 1 : sh, kw : kw + sw * (OW - 1) + 1 : sw]
             y += np.einsum("nchw,oc->nohw", patch, w[:, :, kh, kw])
     if b is not None:
         y += np.asarray(b, np.float64).reshape(1, Co, 1, 1)
@@ -47,11 +48,15 @@ def conv2d_backward(dy, x, w, stride=1, padding=0):
     dw = np.zeros_like(w)
     for kh in range(KH):
         for kw in range(KW):
-            sl = (slice(None), slice(None), slice(kh, kh + sh * (OH - 1) + 1, sh),
-                  slice(kw, kw + sw * (OW - 1) + 1, sw))
+            sl = (
+                slice(None),
+                slice(None),
+                slice(kh, kh + sh * (OH - 1) + 1, sh),
+                slice(kw, kw + sw * (OW - 1) + 1, sw),
+            )
             dxp[sl] += np.einsum("nohw,oc->nchw", dy, w[:, :, kh, kw])
             dw[:, :, kh, kw] = np.einsum("nohw,nchw->oc", dy, xp[sl])
-    dx = dxp[:, :, ph:ph + H, pw:pw + W]
+    dx = dxp[:, :, ph : ph + H, pw : pw + W]
     return dx, dw, dy.sum(axis=(0, 2, 3))
 
 
@@ -120,8 +125,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True):
     return y
 
 
-def avg_pool2d_backward(dy, input_hw, kernel_size, stride=None, padding=0,
-                        count_include_pad=True):
+def avg_pool2d_backward(dy, input_hw, kernel_size, stride=None, padding=0, count_include_pad=True):
     dy = np.asarray(dy, np.float64)
     (kh, kw) = _pair(kernel_size)
     (sh, sw) = _pair(kernel_size if stride is None else stride)

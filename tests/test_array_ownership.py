@@ -2,19 +2,18 @@
 gives the reference's results and stays bit for bit), arrays returned are never overwritten
 by a later call, and the pool that serves large outputs reuses a block only when no array
 or view holds it."""
+
 import gc
 import pickle
 
 import numpy as np
 import pytest
+import reference as R
+from helpers import DTYPES, assert_close, assert_unmodified, frozen, noncontig, offset_randn, snapshot
 
 import normreg
 from normreg import _C, nn
 from normreg import functional as F
-
-import reference as R
-from helpers import DTYPES, assert_close, assert_unmodified, frozen, noncontig, offset_randn, snapshot
-
 
 # ---- inputs are never written --------------------------------------------------------------
 # Each case: (the arrays passed in, a call that runs forward and backward on them, checks the
@@ -41,6 +40,7 @@ def _linear(rng, dtype, kind):
         assert_close(dx, rdx, dtype)
         assert_close(dW, rdW, dtype)
         return (y,)
+
     return inputs, run
 
 
@@ -54,6 +54,7 @@ def _relu(rng, dtype, kind):
         assert_close(y, R.relu(x), dtype)
         assert_close(F.relu_backward(dd, y), R.relu_backward(dy, x), dtype)
         return (y,)
+
     return (make(x), make(dy)), run
 
 
@@ -74,6 +75,7 @@ def _layer_norm(rng, dtype, kind):
         if kind == "noncontiguous":
             assert_close(nn.LayerNorm(6, dtype=dtype)(noncontig(x)), R.layer_norm(x, (6,))[0], dtype)
         return (y,)
+
     return (make(x), make(w), make(dy)), run
 
 
@@ -92,6 +94,7 @@ def _batch_norm(rng, dtype, kind):
         dx, _, _ = F.batch_norm_backward(dd, xx, sm, sr, w)
         assert_close(dx, rdx, dtype, scale=10)
         return (y,)
+
     return (make(x), make(dy), frozen(w), frozen(b)), run
 
 
@@ -107,6 +110,7 @@ def _dropout(rng, dtype, kind):
         assert_close(y, R.dropout(x, keep, 0.5), dtype)
         assert_close(F.dropout_backward(dd, mask, 0.5), R.dropout_backward(dy, keep, 0.5), dtype)
         return (y,)
+
     return (make(x), make(dy)), run
 
 
@@ -121,11 +125,18 @@ def _cross_entropy(rng, dtype, kind):
         assert_close(loss, rl, dtype)
         assert_close(F.cross_entropy_backward(zz, ll, lse), rdz, dtype, scale=1 / 6)
         return (lse,)
+
     return inputs, run
 
 
-INPUT_CASES = {"linear": _linear, "relu": _relu, "layer_norm": _layer_norm, "batch_norm": _batch_norm,
-               "dropout": _dropout, "cross_entropy": _cross_entropy}
+INPUT_CASES = {
+    "linear": _linear,
+    "relu": _relu,
+    "layer_norm": _layer_norm,
+    "batch_norm": _batch_norm,
+    "dropout": _dropout,
+    "cross_entropy": _cross_entropy,
+}
 
 
 @pytest.mark.parametrize("kind", ["readonly", "noncontiguous"])
@@ -151,8 +162,12 @@ MODULES = {
     "RMSNorm": (lambda: nn.RMSNorm(5), (3, 4, 5)),
     "GroupNorm": (lambda: nn.GroupNorm(2, 4), (3, 4, 5)),
     "InstanceNorm1d": (lambda: nn.InstanceNorm1d(4, affine=True), (3, 4, 5)),
-    "Sequential": (lambda: nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Dropout(0.3),
-                                         nn.Linear(6, 3)).eval(), (4, 4)),
+    "Sequential": (
+        lambda: nn.Sequential(
+            nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Dropout(0.3), nn.Linear(6, 3)
+        ).eval(),
+        (4, 4),
+    ),
 }
 
 

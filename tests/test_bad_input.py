@@ -1,4 +1,5 @@
 """Bad input raises TypeError/ValueError naming the argument; nothing crashes."""
+
 import numpy as np
 import pytest
 
@@ -152,9 +153,14 @@ def test_module_integer_input(make):
 
 
 ALL_MODULES = [
-    lambda: nn.Linear(3, 3), lambda: nn.ReLU(), lambda: nn.LayerNorm(3),
-    lambda: nn.BatchNorm1d(3), lambda: nn.Dropout(0.5), lambda: nn.Flatten(),
-    lambda: nn.Sequential(nn.Linear(3, 3), nn.ReLU()), lambda: nn.Residual(nn.Linear(3, 3)),
+    lambda: nn.Linear(3, 3),
+    lambda: nn.ReLU(),
+    lambda: nn.LayerNorm(3),
+    lambda: nn.BatchNorm1d(3),
+    lambda: nn.Dropout(0.5),
+    lambda: nn.Flatten(),
+    lambda: nn.Sequential(nn.Linear(3, 3), nn.ReLU()),
+    lambda: nn.Residual(nn.Linear(3, 3)),
 ]
 
 
@@ -201,7 +207,7 @@ def test_module_shape_errors():
     with pytest.raises(ValueError, match="per channel"):
         nn.BatchNorm1d(3)(a((1, 3)))
     bn = nn.BatchNorm1d(3).eval()
-    bn(a((1, 3)))                    # one row is fine in evaluation
+    bn(a((1, 3)))  # one row is fine in evaluation
 
 
 def test_module_constructor_errors():
@@ -301,5 +307,14 @@ def test_norm_layers_raise_named_errors():
     with pytest.raises(TypeError):
         _C.group_norm_backward(x32, x32, None, None, None, None, None, 2, None)
     with pytest.raises(ValueError, match="dweight"):
-        _C.group_norm_backward(x32, x32, np.ones((2, 2), np.float32), np.ones((2, 2), np.float32), None,
-                               np.ones(4, np.float32)[::-1], None, 2, None)
+        _C.group_norm_backward(
+            x32,
+            x32,
+            np.ones((2, 2), np.float32),
+            np.ones((2, 2), np.float32),
+            None,
+            np.ones(4, np.float32)[::-1],
+            None,
+            2,
+            None,
+        )

@@ -3,20 +3,26 @@ training and evaluation, float32 and float64, running statistics over several st
 differences (normreg.testing.gradcheck), the kernels' channel blocks and threads, PyTorch
 when installed. (Policies for empty batches, non-finite statistics and frozen statistics:
 test_batchnorm_policies.py.)"""
+
 import numpy as np
 import pytest
-
-from normreg import functional as F, nn
-from normreg.testing import gradcheck
-
 import reference as R
 from helpers import (
-    DTYPES, GRADCHECK_TOL, affine_params, assert_close, assert_norm_grads_close,
-    frozen, noncontig, offset_randn,
+    DTYPES,
+    GRADCHECK_TOL,
+    affine_params,
+    assert_close,
+    assert_norm_grads_close,
+    frozen,
+    noncontig,
+    offset_randn,
 )
 
-SHAPES = [(8, 3), (2, 1), (5, 4, 3), (1, 3, 4), (2, 1, 1), (256, 64), (16, 8, 32)]
+from normreg import functional as F
+from normreg import nn
+from normreg.testing import gradcheck
 
+SHAPES = [(8, 3), (2, 1), (5, 4, 3), (1, 3, 4), (2, 1, 1), (256, 64), (16, 8, 32)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -39,12 +45,18 @@ def test_functional_training(rng, dtype, shape, affine):
     assert_close(rv, rrv, dtype)
 
     dy = rng.standard_normal(shape).astype(dtype)
-    assert_norm_grads_close(F.batch_norm_backward(dy, x, smean, srstd, w, training=True),
-                            R.batch_norm_train_backward(dy, x, w, eps=1e-4), dtype, rrstd, dy, affine)
+    assert_norm_grads_close(
+        F.batch_norm_backward(dy, x, smean, srstd, w, training=True),
+        R.batch_norm_train_backward(dy, x, w, eps=1e-4),
+        dtype,
+        rrstd,
+        dy,
+        affine,
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES + [(1, 3)])   # one row is fine in evaluation
+@pytest.mark.parametrize("shape", SHAPES + [(1, 3)])  # one row is fine in evaluation
 @pytest.mark.parametrize("affine", [True, False])
 def test_functional_eval(rng, dtype, shape, affine):
     C = shape[1]
@@ -55,7 +67,7 @@ def test_functional_eval(rng, dtype, shape, affine):
     rm_c, rv_c = rm.copy(), rv.copy()
     y, smean, srstd = F.batch_norm(x, rm, rv, w, b, training=False, eps=1e-4)
     assert_close(y, R.batch_norm_eval(x, rm, rv, w, b, eps=1e-4), dtype)
-    np.testing.assert_array_equal(rm, rm_c)   # evaluation never updates
+    np.testing.assert_array_equal(rm, rm_c)  # evaluation never updates
     np.testing.assert_array_equal(rv, rv_c)
     dy = rng.standard_normal(shape).astype(dtype)
     dx, dw, db = F.batch_norm_backward(dy, x, smean, srstd, w, training=False)
@@ -164,8 +176,7 @@ def test_module_affine_defaults():
     m = nn.BatchNorm1d(4)
     assert m.weight.dtype == np.float32 and (m.weight.data == 1).all() and (m.bias.data == 0).all()
     assert [n for n, _ in m.named_parameters()] == ["weight", "bias"]
-    assert set(m.state_dict()) == {"weight", "bias", "running_mean", "running_var",
-                                   "num_batches_tracked"}
+    assert set(m.state_dict()) == {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"}
 
 
 def test_momentum_one_and_zero(rng):
@@ -227,7 +238,9 @@ def test_large_mean_is_stable(rng, dtype):
     rm, rv = np.zeros(4, dtype), np.ones(4, dtype)
     y, _, _ = F.batch_norm(x, rm, rv, training=True, momentum=1.0)
     np.testing.assert_allclose(y, R.batch_norm_train(x)[0], atol=2e-3 if dtype == np.float32 else 1e-9)
-    np.testing.assert_allclose(rv, x.astype(np.float64).var(0, ddof=1), rtol=1e-3 if dtype == np.float32 else 1e-9)
+    np.testing.assert_allclose(
+        rv, x.astype(np.float64).var(0, ddof=1), rtol=1e-3 if dtype == np.float32 else 1e-9
+    )
 
 
 @pytest.mark.parametrize("shape", [(3, 5), (33, 64), (1000, 100), (300, 1500), (7, 3, 9)])
@@ -280,13 +293,16 @@ def test_batch_norm_2d(dtype):
     dy = r.standard_normal(x.shape).astype(dtype)
     dx = bn.backward(dy)
     dx_ref, dw_ref, db_ref = R.batch_norm_train_backward(dy, x, w)
-    np.testing.assert_allclose(dx, dx_ref, rtol=1e-4 if dtype == np.float32 else 1e-9,
-                               atol=1e-5 if dtype == np.float32 else 1e-11)
+    np.testing.assert_allclose(
+        dx, dx_ref, rtol=1e-4 if dtype == np.float32 else 1e-9, atol=1e-5 if dtype == np.float32 else 1e-11
+    )
     np.testing.assert_allclose(bn.weight.grad, dw_ref, rtol=1e-4 if dtype == np.float32 else 1e-9, atol=1e-4)
     np.testing.assert_allclose(bn.bias.grad, db_ref, rtol=1e-4 if dtype == np.float32 else 1e-9, atol=1e-4)
     # evaluation: the running estimates
     bn.eval()
-    np.testing.assert_allclose(bn(x), R.batch_norm_eval(x, bn.running_mean, bn.running_var, w, b), **TOL[dtype])
+    np.testing.assert_allclose(
+        bn(x), R.batch_norm_eval(x, bn.running_mean, bn.running_var, w, b), **TOL[dtype]
+    )
 
 
 def test_batch_norm_2d_equals_batch_norm_1d_on_the_flattened_view():
@@ -330,7 +346,7 @@ def test_channels_last_and_non_contiguous_input(rng, dtype):
     m = nn.BatchNorm1d(4, dtype=dtype)
     assert_close(m(noncontig(x)), R.batch_norm_train(x)[0], dtype)
     x3 = offset_randn(rng, (4, 3, 5), dtype)
-    x3nc = np.swapaxes(np.ascontiguousarray(np.swapaxes(x3, 1, 2)), 1, 2)   # (N, C, L) channels-last
+    x3nc = np.swapaxes(np.ascontiguousarray(np.swapaxes(x3, 1, 2)), 1, 2)  # (N, C, L) channels-last
     assert not x3nc.flags.c_contiguous
     assert_close(nn.BatchNorm1d(3, dtype=dtype)(frozen(x3nc)), R.batch_norm_train(x3)[0], dtype)
 
@@ -384,7 +400,7 @@ def test_batch_norm_2d_matches_torch():
     r = np.random.default_rng(16)
     bn = nn.BatchNorm2d(3, dtype=np.float64)
     tbn = torch.nn.BatchNorm2d(3).double()
-    for step in range(3):
+    for _step in range(3):
         x = offset_randn(r, (4, 3, 3, 2))
         dy = r.standard_normal(x.shape)
         tx = torch.from_numpy(x).requires_grad_()

@@ -1,12 +1,13 @@
 """Batch-norm policies: empty batches, non-finite statistics, track_running_stats=False,
 freeze_stats."""
+
 import warnings
 
 import numpy as np
 import pytest
 
-from normreg import nn
 from normreg import functional as F
+from normreg import nn
 from normreg.nn.utils import freeze_batch_norm_stats
 from normreg.testing import gradcheck
 
@@ -25,9 +26,16 @@ def trained_bn(cls, C, dtype=np.float64, **kw):
     return bn
 
 
-@pytest.mark.parametrize("cls,shape", [(nn.BatchNorm1d, (0, 3)), (nn.BatchNorm1d, (0, 3, 4)),
-                                       (nn.BatchNorm1d, (2, 3, 0)), (nn.BatchNorm2d, (0, 3, 2, 2)),
-                                       (nn.BatchNorm2d, (2, 3, 0, 5))])
+@pytest.mark.parametrize(
+    "cls,shape",
+    [
+        (nn.BatchNorm1d, (0, 3)),
+        (nn.BatchNorm1d, (0, 3, 4)),
+        (nn.BatchNorm1d, (2, 3, 0)),
+        (nn.BatchNorm2d, (0, 3, 2, 2)),
+        (nn.BatchNorm2d, (2, 3, 0, 5)),
+    ],
+)
 @pytest.mark.parametrize("training", [True, False])
 def test_empty_batch_leaves_running_stats_untouched(cls, shape, training):
     bn = trained_bn(cls, 3)
@@ -67,12 +75,14 @@ def test_non_finite_statistics_do_not_poison_running_estimates(dtype, bad):
     np.testing.assert_array_equal(bn.running_var[1], dtype(6))
     good = [0, 2, 3]
     x64 = x.astype(np.float64)[:, good]
-    np.testing.assert_allclose(bn.running_mean[good], 0.9 * np.array([1, 3, 4]) + 0.1 * x64.mean(axis=(0, 2)),
-                               rtol=1e-6)
-    np.testing.assert_allclose(bn.running_var[good],
-                               0.9 * np.array([5, 7, 8])
-                               + 0.1 * x64.transpose(1, 0, 2).reshape(3, -1).var(axis=1, ddof=1),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        bn.running_mean[good], 0.9 * np.array([1, 3, 4]) + 0.1 * x64.mean(axis=(0, 2)), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        bn.running_var[good],
+        0.9 * np.array([5, 7, 8]) + 0.1 * x64.transpose(1, 0, 2).reshape(3, -1).var(axis=1, ddof=1),
+        rtol=1e-6,
+    )
     assert int(bn.num_batches_tracked) == 1
     # the running estimates still work in evaluation
     bn.eval()
@@ -135,8 +145,9 @@ def test_freeze_stats_normalizes_with_running_estimates_while_training(cls):
 
 
 def test_freeze_helper_survives_train_and_can_be_undone():
-    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(),
-                          nn.BatchNorm1d(4, track_running_stats=False))
+    model = nn.Sequential(
+        nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.BatchNorm1d(4, track_running_stats=False)
+    )
     assert freeze_batch_norm_stats(model) == 1
     model.train()
     assert model[1].freeze_stats and model[1].training

@@ -1,8 +1,11 @@
 """models.CNN with every normalization, and normreg-train --model cnn end to end."""
+
 import json
 
 import numpy as np
 import pytest
+import reference_conv as R
+from _synthetic import FILES, write_idx
 
 import normreg
 from normreg import nn
@@ -11,11 +14,12 @@ from normreg.models import CNN, NORMS_2D, make_norm2d
 from normreg.testing import gradcheck
 from normreg.train import CNN_RECIPE, build_model, default_config, evaluate, main
 
-from _synthetic import FILES, write_idx
-import reference_conv as R
-
-NORM_TYPES = {"batch": nn.BatchNorm2d, "group": nn.GroupNorm, "layer": nn.GroupNorm,
-              "instance": nn.InstanceNorm2d}
+NORM_TYPES = {
+    "batch": nn.BatchNorm2d,
+    "group": nn.GroupNorm,
+    "layer": nn.GroupNorm,
+    "instance": nn.InstanceNorm2d,
+}
 
 
 @pytest.mark.parametrize("norm", NORMS_2D)
@@ -24,7 +28,7 @@ def test_structure(norm):
     kinds = [type(layer).__name__ for layer in m]
     norm_layer = [NORM_TYPES[norm].__name__] if norm != "none" else []
     expected = ["Unflatten", "Conv2d"] + norm_layer + ["ReLU", "MaxPool2d", "Conv2d"]
-    assert kinds[:len(expected)] == expected
+    assert kinds[: len(expected)] == expected
     assert kinds[-3:] == ["AdaptiveAvgPool2d", "Flatten", "Linear"]
     convs = [layer for layer in m if isinstance(layer, nn.Conv2d)]
     assert [(c.in_channels, c.out_channels) for c in convs] == [(1, 8), (8, 16)]
@@ -78,11 +82,17 @@ def test_state_dict_round_trip():
     np.testing.assert_array_equal(a(x), b(x))
 
 
-@pytest.mark.parametrize("kwargs,exc", [
-    (dict(norm="batchnorm"), ValueError), (dict(channels=()), ValueError),
-    (dict(channels=(8, 0)), ValueError), (dict(channels="8"), TypeError),
-    (dict(blocks=0), ValueError), (dict(input_shape=(3, 28, 28)), ValueError),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc",
+    [
+        (dict(norm="batchnorm"), ValueError),
+        (dict(channels=()), ValueError),
+        (dict(channels=(8, 0)), ValueError),
+        (dict(channels="8"), TypeError),
+        (dict(blocks=0), ValueError),
+        (dict(input_shape=(3, 28, 28)), ValueError),
+    ],
+)
 def test_bad_arguments(kwargs, exc):
     with pytest.raises(exc):
         CNN(1, 10, **kwargs)
@@ -114,8 +124,14 @@ def tiny(tmp_path_factory):
 
 def test_default_recipe():
     c = default_config("cnn").resolved()
-    assert (c.model, c.width, c.norm, c.dropout, c.batch_size, c.epochs) == ("cnn", [32, 64, 128], "batch", 0.0,
-                                                                               128, 15)
+    assert (c.model, c.width, c.norm, c.dropout, c.batch_size, c.epochs) == (
+        "cnn",
+        [32, 64, 128],
+        "batch",
+        0.0,
+        128,
+        15,
+    )
     assert (c.optimizer, c.lr, c.weight_decay, c.schedule, c.nesterov) == ("sgd", 0.1, 5e-4, "cosine", True)
     assert default_config("cnn", lr=0.05, epochs=3).resolved().lr == 0.05
     assert default_config("cnn", optimizer="adam").resolved().lr == 1e-3  # the optimizer's default
@@ -125,8 +141,23 @@ def test_default_recipe():
 
 def test_train_cnn_end_to_end(tiny, tmp_path, capsys):
     out = tmp_path / "run"
-    argv = ["--model", "cnn", "--width", "8,16", "--data-dir", str(tiny), "--out", str(out),
-            "--epochs", "3", "--batch-size", "25", "--threads", "1", "--no-progress"]
+    argv = [
+        "--model",
+        "cnn",
+        "--width",
+        "8,16",
+        "--data-dir",
+        str(tiny),
+        "--out",
+        str(out),
+        "--epochs",
+        "3",
+        "--batch-size",
+        "25",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "normreg-train: cnn width=[8, 16]" in printed and "batch 25" in printed
@@ -144,7 +175,16 @@ def test_train_cnn_end_to_end(tiny, tmp_path, capsys):
 
 @pytest.mark.parametrize("extra", [["--dropout", "0.2"], ["--norm", "group", "--width", "12"]])
 def test_train_cnn_bad_configuration(tiny, tmp_path, extra, capsys):
-    argv = ["--model", "cnn", "--data-dir", str(tiny), "--out", str(tmp_path / "r"), "--epochs", "1",
-            "--no-progress"] + extra
+    argv = [
+        "--model",
+        "cnn",
+        "--data-dir",
+        str(tiny),
+        "--out",
+        str(tmp_path / "r"),
+        "--epochs",
+        "1",
+        "--no-progress",
+    ] + extra
     assert main(argv) == 2
     assert "normreg-train:" in capsys.readouterr().err

@@ -1,35 +1,37 @@
 """Conv2d: functional forward/backward against the NumPy reference (reference_conv), central
 finite differences, bad input, random shapes (hypothesis) and PyTorch when installed."""
+
 import math
 
 import numpy as np
 import pytest
+import reference_conv as R
+from helpers import DTYPES, assert_close, frozen, noncontig
 
 import normreg
-from normreg import functional as F, nn
+from normreg import functional as F
+from normreg import nn
 from normreg.testing import gradcheck
 
-from helpers import DTYPES, assert_close, frozen, noncontig
-import reference_conv as R
-
 try:
-    from hypothesis import given, settings, strategies as st
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
 except ImportError:  # the property tests are skipped, the others run
     given = None
 
 # (N, C, H, W, Co, kernel, stride, padding)
 CASES = [
-    (2, 3, 7, 6, 4, (3, 3), 1, 1),            # "same" 3x3
+    (2, 3, 7, 6, 4, (3, 3), 1, 1),  # "same" 3x3
     (3, 2, 9, 8, 5, (2, 3), (2, 3), (0, 2)),  # rectangular kernel, asymmetric stride/padding
-    (4, 5, 5, 5, 3, (1, 1), 1, 0),            # pointwise: no im2col
-    (2, 4, 6, 7, 3, (1, 1), 2, 0),            # 1x1 with stride: im2col subsamples
-    (2, 3, 6, 6, 2, (6, 6), 1, 0),            # kernel = input: one output position
-    (2, 2, 4, 5, 3, (6, 7), 1, 1),            # kernel = padded input
-    (5, 4, 10, 10, 6, (3, 3), 2, 3),          # padding larger than the kernel reaches
-    (3, 2, 11, 9, 2, (2, 2), 3, 0),           # stride > kernel: input positions never read
-    (1, 3, 8, 8, 4, (3, 3), 1, 1),            # one sample: the GEMM gets the threads
+    (4, 5, 5, 5, 3, (1, 1), 1, 0),  # pointwise: no im2col
+    (2, 4, 6, 7, 3, (1, 1), 2, 0),  # 1x1 with stride: im2col subsamples
+    (2, 3, 6, 6, 2, (6, 6), 1, 0),  # kernel = input: one output position
+    (2, 2, 4, 5, 3, (6, 7), 1, 1),  # kernel = padded input
+    (5, 4, 10, 10, 6, (3, 3), 2, 3),  # padding larger than the kernel reaches
+    (3, 2, 11, 9, 2, (2, 2), 3, 0),  # stride > kernel: input positions never read
+    (1, 3, 8, 8, 4, (3, 3), 1, 1),  # one sample: the GEMM gets the threads
     (1, 1, 5, 13, 1, (3, 1), (1, 4), (2, 0)),
-    (16, 8, 12, 12, 16, (3, 3), 1, 1),        # enough work for the per-sample thread split
+    (16, 8, 12, 12, 16, (3, 3), 1, 1),  # enough work for the per-sample thread split
     (6, 1, 28, 28, 8, (5, 5), 1, 2),
 ]
 
@@ -63,10 +65,12 @@ def test_forward_backward_match_reference(rng, case, dtype, threads):
         assert dw_out is dw and db_out is db  # accumulated in place
         dx_ref, dw_ref, db_ref = R.conv2d_backward(dy, x, w, s, p)
         assert_close(dx, dx_ref, dtype, err_msg="dx")
-        assert_close(dw - dw0.astype(np.float64), dw_ref, dtype, scale=max(1, np.abs(dw_ref).max()),
-                     err_msg="dweight")
-        assert_close(db - db0.astype(np.float64), db_ref, dtype, scale=max(1, np.abs(db_ref).max()),
-                     err_msg="dbias")
+        assert_close(
+            dw - dw0.astype(np.float64), dw_ref, dtype, scale=max(1, np.abs(dw_ref).max()), err_msg="dweight"
+        )
+        assert_close(
+            db - db0.astype(np.float64), db_ref, dtype, scale=max(1, np.abs(db_ref).max()), err_msg="dbias"
+        )
     finally:
         normreg.set_num_threads(old)
 
@@ -203,47 +207,68 @@ def _a(shape, dtype=np.float32):
     return np.ones(shape, dtype)
 
 
-@pytest.mark.parametrize("name,call", [
-    ("x", lambda: F.conv2d(_a((2, 3, 5, 5), np.int64), _a((4, 3, 3, 3)))),
-    ("x", lambda: F.conv2d(_a((2, 3, 5, 5), np.float16), _a((4, 3, 3, 3)))),
-    ("weight", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3), np.float64))),
-    ("bias", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), _a(4, np.float64))),
-    ("x", lambda: F.conv2d(None, _a((4, 3, 3, 3)))),
-    ("stride", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), stride=1.0)),
-    ("stride", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), stride=True)),
-    ("padding", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), padding="same")),
-    ("dy", lambda: F.conv2d_backward(_a((2, 4, 3, 3), np.float64), _a((2, 3, 5, 5)), _a((4, 3, 3, 3)))),
-    ("dweight", lambda: F.conv2d_backward(_a((2, 4, 3, 3)), _a((2, 3, 5, 5)), _a((4, 3, 3, 3)),
-                                          dweight=_a((4, 3, 3, 3), np.float64))),
-])
+@pytest.mark.parametrize(
+    "name,call",
+    [
+        ("x", lambda: F.conv2d(_a((2, 3, 5, 5), np.int64), _a((4, 3, 3, 3)))),
+        ("x", lambda: F.conv2d(_a((2, 3, 5, 5), np.float16), _a((4, 3, 3, 3)))),
+        ("weight", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3), np.float64))),
+        ("bias", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), _a(4, np.float64))),
+        ("x", lambda: F.conv2d(None, _a((4, 3, 3, 3)))),
+        ("stride", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), stride=1.0)),
+        ("stride", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), stride=True)),
+        ("padding", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), padding="same")),
+        ("dy", lambda: F.conv2d_backward(_a((2, 4, 3, 3), np.float64), _a((2, 3, 5, 5)), _a((4, 3, 3, 3)))),
+        (
+            "dweight",
+            lambda: F.conv2d_backward(
+                _a((2, 4, 3, 3)), _a((2, 3, 5, 5)), _a((4, 3, 3, 3)), dweight=_a((4, 3, 3, 3), np.float64)
+            ),
+        ),
+    ],
+)
 def test_bad_types(name, call):
     with pytest.raises(TypeError, match=name):
         call()
 
 
-@pytest.mark.parametrize("match,call", [
-    ("x must be 4-D", lambda: F.conv2d(_a((3, 5, 5, 1, 1)), _a((4, 3, 3, 3)))),
-    ("x must be 4-D", lambda: F.conv2d(_a((5, 5)), _a((4, 3, 3, 3)))),
-    ("weight must be 4-D", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3)))),
-    ("input channels", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 2, 3, 3)))),
-    ("bias", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), _a(3))),
-    ("larger than the padded input", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 6, 3)))),
-    ("larger than the padded input", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 8)), padding=1)),
-    ("kernel of at least 1 x 1", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 0, 3)))),
-    ("stride must be >= 1", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), stride=0)),
-    ("stride must be >= 1", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), stride=(1, -2))),
-    ("padding must be >= 0", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), padding=-1)),
-    ("stride must be an int or a pair", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), stride=(1, 2, 3))),
-    ("padding_h", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), padding=2 ** 62)),
-    ("padding_w", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), padding=(0, 2 ** 70))),
-    ("dy", lambda: F.conv2d_backward(_a((2, 4, 3, 4)), _a((2, 3, 5, 5)), _a((4, 3, 3, 3)))),
-    ("dy", lambda: F.conv2d_backward(_a((2, 4, 3, 3)), _a((2, 3, 5, 5)), _a((4, 3, 3, 3)), padding=1)),
-    ("dweight", lambda: F.conv2d_backward(_a((2, 4, 3, 3)), _a((2, 3, 5, 5)), _a((4, 3, 3, 3)),
-                                          dweight=_a((4, 3, 3, 2)))),
-    ("dbias", lambda: F.conv2d_backward(_a((2, 4, 3, 3)), _a((2, 3, 5, 5)), _a((4, 3, 3, 3)),
-                                        dbias=frozen(_a(4)))),
-    ("dy", lambda: F.conv2d_backward(_a((4, 3, 3)), _a((2, 3, 5, 5)), _a((4, 3, 3, 3)))),
-])
+@pytest.mark.parametrize(
+    "match,call",
+    [
+        ("x must be 4-D", lambda: F.conv2d(_a((3, 5, 5, 1, 1)), _a((4, 3, 3, 3)))),
+        ("x must be 4-D", lambda: F.conv2d(_a((5, 5)), _a((4, 3, 3, 3)))),
+        ("weight must be 4-D", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3)))),
+        ("input channels", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 2, 3, 3)))),
+        ("bias", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), _a(3))),
+        ("larger than the padded input", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 6, 3)))),
+        ("larger than the padded input", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 8)), padding=1)),
+        ("kernel of at least 1 x 1", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 0, 3)))),
+        ("stride must be positive", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), stride=0)),
+        ("stride must be positive", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), stride=(1, -2))),
+        ("padding must be >= 0", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), padding=-1)),
+        (
+            "stride must be an int or a pair",
+            lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), stride=(1, 2, 3)),
+        ),
+        ("padding_h", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), padding=2**62)),
+        ("padding_w", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), padding=(0, 2**70))),
+        ("dy", lambda: F.conv2d_backward(_a((2, 4, 3, 4)), _a((2, 3, 5, 5)), _a((4, 3, 3, 3)))),
+        ("dy", lambda: F.conv2d_backward(_a((2, 4, 3, 3)), _a((2, 3, 5, 5)), _a((4, 3, 3, 3)), padding=1)),
+        (
+            "dweight",
+            lambda: F.conv2d_backward(
+                _a((2, 4, 3, 3)), _a((2, 3, 5, 5)), _a((4, 3, 3, 3)), dweight=_a((4, 3, 3, 2))
+            ),
+        ),
+        (
+            "dbias",
+            lambda: F.conv2d_backward(
+                _a((2, 4, 3, 3)), _a((2, 3, 5, 5)), _a((4, 3, 3, 3)), dbias=frozen(_a(4))
+            ),
+        ),
+        ("dy", lambda: F.conv2d_backward(_a((4, 3, 3)), _a((2, 3, 5, 5)), _a((4, 3, 3, 3)))),
+    ],
+)
 def test_bad_values(match, call):
     with pytest.raises(ValueError, match=match):
         call()
@@ -275,8 +300,9 @@ def test_module_init_matches_pytorch_default():
     normreg.manual_seed(0)
     np.testing.assert_array_equal(nn.Conv2d(16, 32, 3).weight.data, w)
     g1, g2 = normreg.Generator(5), normreg.Generator(5)
-    np.testing.assert_array_equal(nn.Conv2d(2, 3, 2, generator=g1).weight.data,
-                                  nn.Conv2d(2, 3, 2, generator=g2).weight.data)
+    np.testing.assert_array_equal(
+        nn.Conv2d(2, 3, 2, generator=g1).weight.data, nn.Conv2d(2, 3, 2, generator=g2).weight.data
+    )
 
 
 def test_module_forward_backward_accumulate(rng):
@@ -304,16 +330,19 @@ def test_module_backward_before_forward():
         nn.Conv2d(1, 1, 1).backward(np.ones((1, 1, 1, 1), np.float32))
 
 
-@pytest.mark.parametrize("kwargs,exc", [
-    (dict(in_channels=0, out_channels=2, kernel_size=3), ValueError),
-    (dict(in_channels=2, out_channels=-1, kernel_size=3), ValueError),
-    (dict(in_channels=2, out_channels=2, kernel_size=0), ValueError),
-    (dict(in_channels=2, out_channels=2, kernel_size=(3,)), ValueError),
-    (dict(in_channels=2, out_channels=2, kernel_size=3, stride=0), ValueError),
-    (dict(in_channels=2, out_channels=2, kernel_size=3, padding=-1), ValueError),
-    (dict(in_channels=2.0, out_channels=2, kernel_size=3), TypeError),
-    (dict(in_channels=2, out_channels=2, kernel_size=3, dtype=np.int32), TypeError),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc",
+    [
+        (dict(in_channels=0, out_channels=2, kernel_size=3), ValueError),
+        (dict(in_channels=2, out_channels=-1, kernel_size=3), ValueError),
+        (dict(in_channels=2, out_channels=2, kernel_size=0), ValueError),
+        (dict(in_channels=2, out_channels=2, kernel_size=(3,)), ValueError),
+        (dict(in_channels=2, out_channels=2, kernel_size=3, stride=0), ValueError),
+        (dict(in_channels=2, out_channels=2, kernel_size=3, padding=-1), ValueError),
+        (dict(in_channels=2.0, out_channels=2, kernel_size=3), TypeError),
+        (dict(in_channels=2, out_channels=2, kernel_size=3, dtype=np.int32), TypeError),
+    ],
+)
 def test_module_bad_arguments(kwargs, exc):
     with pytest.raises(exc):
         nn.Conv2d(**kwargs)
@@ -322,11 +351,23 @@ def test_module_bad_arguments(kwargs, exc):
 # ---- random shapes (hypothesis) -------------------------------------------------------------
 
 if given is not None:
+
     @settings(max_examples=60, deadline=None, derandomize=True)
-    @given(n=st.integers(1, 3), c=st.integers(1, 4), o=st.integers(1, 5), h=st.integers(1, 9),
-           w=st.integers(1, 9), kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3),
-           sw=st.integers(1, 3), ph=st.integers(0, 3), pw=st.integers(0, 3),
-           f32=st.booleans(), seed=st.integers(0, 2 ** 16))
+    @given(
+        n=st.integers(1, 3),
+        c=st.integers(1, 4),
+        o=st.integers(1, 5),
+        h=st.integers(1, 9),
+        w=st.integers(1, 9),
+        kh=st.integers(1, 4),
+        kw=st.integers(1, 4),
+        sh=st.integers(1, 3),
+        sw=st.integers(1, 3),
+        ph=st.integers(0, 3),
+        pw=st.integers(0, 3),
+        f32=st.booleans(),
+        seed=st.integers(0, 2**16),
+    )
     def test_property_random_shapes(n, c, o, h, w, kh, kw, sh, sw, ph, pw, f32, seed):
         dtype = np.float32 if f32 else np.float64
         if kh > h + 2 * ph or kw > w + 2 * pw:
@@ -344,6 +385,7 @@ if given is not None:
         for got, ref in zip((dx, dwt, db), R.conv2d_backward(dy, x, wt, (sh, sw), (ph, pw))):
             assert_close(got, ref, dtype)
 else:
+
     @pytest.mark.skip(reason="hypothesis is not installed")
     def test_property_random_shapes():
         pass
@@ -365,8 +407,12 @@ def test_torch_parity(rng, case, dtype):
     dy = rng.standard_normal(y.shape).astype(dtype)
     yt.backward(torch.from_numpy(dy))
     dx, dw, db = F.conv2d_backward(dy, x, w, s, p)
-    for name, ours, theirs in (("y", y, yt), ("dx", dx, xt.grad), ("dweight", dw, wt.grad),
-                               ("dbias", db, bt.grad)):
+    for name, ours, theirs in (
+        ("y", y, yt),
+        ("dx", dx, xt.grad),
+        ("dweight", dw, wt.grad),
+        ("dbias", db, bt.grad),
+    ):
         theirs = theirs.detach().numpy()
         assert ours.shape == theirs.shape, name
         assert_close(ours, theirs.astype(np.float64), dtype, err_msg=name)

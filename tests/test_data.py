@@ -1,4 +1,5 @@
 """normreg.data: the IDX reader, Fashion-MNIST's search order and download, DataLoader."""
+
 import functools
 import gzip
 import hashlib
@@ -9,13 +10,11 @@ import threading
 
 import numpy as np
 import pytest
+from _synthetic import FILES, idx_bytes, make_images, write_dataset, write_idx
 
 import normreg
 from normreg import data
 from normreg.data import DataLoader, load_fashion_mnist, read_idx
-
-from _synthetic import FILES, idx_bytes, make_images, write_dataset, write_idx
-
 
 # ---- IDX ------------------------------------------------------------------------------------
 
@@ -112,7 +111,7 @@ def test_load_fashion_mnist_format(isolated):
     assert x_test.shape == (20, 784) and y_test.shape == (20,)
     np.testing.assert_allclose(x_train, images.reshape(50, 784) / 255.0, rtol=1e-6)
     np.testing.assert_array_equal(y_train, labels)
-    assert 0.0 <= x_train.min() and x_train.max() <= 1.0
+    assert x_train.min() >= 0.0 and x_train.max() <= 1.0
 
 
 def test_load_fashion_mnist_raw_files(isolated):
@@ -124,8 +123,12 @@ def test_load_fashion_mnist_raw_files(isolated):
 def test_load_fashion_mnist_search_order(isolated, monkeypatch):
     # Each place holds a dataset of a different size, so the result tells which was used.
     cache = isolated / "home" / ".cache" / "normreg" / "fashion-mnist"
-    places = {"root": (isolated / "root", 11), "env": (isolated / "env", 12),
-              "cache": (cache, 13), "debian": (isolated / "debian", 14)}
+    places = {
+        "root": (isolated / "root", 11),
+        "env": (isolated / "env", 12),
+        "cache": (cache, 13),
+        "debian": (isolated / "debian", 14),
+    }
     for directory, n in places.values():
         write_dataset(directory, n_train=n, n_test=5)
     monkeypatch.setenv("NORMREG_DATA", str(places["env"][0]))
@@ -144,9 +147,14 @@ def test_load_fashion_mnist_offline_message(isolated):
     with pytest.raises(RuntimeError) as info:
         load_fashion_mnist(isolated / "root")
     message = str(info.value)
-    for option in ("root=", "NORMREG_DATA", ".cache/normreg/fashion-mnist",
-                   "apt-get install dataset-fashion-mnist", "http://127.0.0.1:9/",
-                   str(isolated / "root")):
+    for option in (
+        "root=",
+        "NORMREG_DATA",
+        ".cache/normreg/fashion-mnist",
+        "apt-get install dataset-fashion-mnist",
+        "http://127.0.0.1:9/",
+        str(isolated / "root"),
+    ):
         assert option in message
     with pytest.raises(RuntimeError, match="download=False"):
         load_fashion_mnist(download=False)

@@ -2,17 +2,16 @@
 Chan's merge, SyncBatchNorm on a one-rank communicator against a NumPy batch norm and
 finite differences, convert_sync_batchnorm, the sampler and the gradient buckets.
 (The 2-rank runs are in test_distributed_mpi.py.)"""
+
 import numpy as np
 import pytest
-
-import normreg
-from normreg import _C
-from normreg import distributed as dist
-from normreg import nn
-from normreg.testing import gradcheck
-
 import reference as R
 from helpers import offset_randn as offset_input
+
+import normreg
+from normreg import _C, nn
+from normreg import distributed as dist
+from normreg.testing import gradcheck
 
 pytestmark = pytest.mark.sanitize  # quick: also run under ASan/UBSan (scripts/sanitize.sh)
 
@@ -150,8 +149,9 @@ def test_sync_batchnorm_one_rank_matches_numpy(dtype, shape):
     bn.bias.data[...] = rng.standard_normal(C)
     x = offset_input(rng, shape, dtype)
     y = bn(x)
-    want, rm, rv, mean, rstd = R.batch_norm_train(x, bn.weight.data, bn.bias.data, np.zeros(C), np.ones(C),
-                                                  momentum=0.3, eps=bn.eps)
+    want, rm, rv, mean, rstd = R.batch_norm_train(
+        x, bn.weight.data, bn.bias.data, np.zeros(C), np.ones(C), momentum=0.3, eps=bn.eps
+    )
     np.testing.assert_allclose(y, want, rtol=TOL[dtype], atol=TOL[dtype] * 10)
     np.testing.assert_allclose(bn.running_mean, rm, rtol=TOL[dtype])
     np.testing.assert_allclose(bn.running_var, rv, rtol=TOL[dtype])
@@ -193,8 +193,15 @@ def test_sync_batchnorm_evaluation_and_errors():
         bn(x.astype(np.float32))
 
 
-@pytest.mark.parametrize("kwargs", [dict(convention="needle"), dict(convention="cs231n"),
-                                    dict(momentum=None), dict(running_var_estimator="biased", momentum=0.3)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(convention="needle"),
+        dict(convention="cs231n"),
+        dict(momentum=None),
+        dict(running_var_estimator="biased", momentum=0.3),
+    ],
+)
 def test_sync_batchnorm_one_rank_follows_batchnorm_conventions(kwargs):
     rng = np.random.default_rng(11)
     ref = nn.BatchNorm1d(5, dtype=np.float64, **kwargs)
@@ -251,8 +258,9 @@ def test_sync_batchnorm_on_4d_input_is_batchnorm2d():
 def test_convert_sync_batchnorm_replaces_every_batchnorm_and_shares_state():
     comm = dist.LocalComm()
     inner = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.ReLU())
-    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, momentum=None), nn.Residual(inner),
-                          nn.LayerNorm(4))
+    model = nn.Sequential(
+        nn.Linear(3, 4), nn.BatchNorm1d(4, momentum=None), nn.Residual(inner), nn.LayerNorm(4)
+    )
     params = model.parameters()
     bn = model[1]
     bn.running_mean[...] = 3.0
@@ -273,7 +281,9 @@ def test_convert_sync_batchnorm_replaces_every_batchnorm_and_shares_state():
 # ---- sampler ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("n, replicas, batch", [(41, 2, 13), (10, 3, 4), (7, 4, 2), (12, 2, None), (5, 3, None)])
+@pytest.mark.parametrize(
+    "n, replicas, batch", [(41, 2, 13), (10, 3, 4), (7, 4, 2), (12, 2, None), (5, 3, None)]
+)
 def test_sampler_shards_are_disjoint_and_cover_the_epoch(n, replicas, batch):
     samplers = [dist.DistributedSampler(n, replicas, r, seed=3, batch_size=batch) for r in range(replicas)]
     for epoch in range(2):
@@ -290,7 +300,7 @@ def test_sampler_shards_are_disjoint_and_cover_the_epoch(n, replicas, batch):
         perm = samplers[0].permutation()
         for i, parts in enumerate(zip(*per_rank)):
             # the ranks' shares are the global batch, in order, split as np.array_split
-            np.testing.assert_array_equal(np.concatenate(parts), perm[i * batch:(i + 1) * batch])
+            np.testing.assert_array_equal(np.concatenate(parts), perm[i * batch : (i + 1) * batch])
             shares = np.array_split(np.arange(len(np.concatenate(parts))), replicas)
             assert [len(p) for p in parts] == [len(a) for a in shares]
 
@@ -327,8 +337,9 @@ def test_sampler_drop_last_and_errors():
 
 
 def test_gradient_reducer_buckets_small_parameters_together():
-    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2),
-                          nn.Linear(2, 2, dtype=np.float64))
+    model = nn.Sequential(
+        nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2), nn.Linear(2, 2, dtype=np.float64)
+    )
     reducer = dist.GradientReducer(model.parameters(), dist.LocalComm(), bucket_cap_mb=1.0)
     assert reducer.num_messages == 2  # one per dtype
     tiny = dist.GradientReducer(model.parameters(), dist.LocalComm(), bucket_cap_mb=40 / 2**20)
@@ -348,9 +359,14 @@ def test_gradient_reducer_buckets_small_parameters_together():
 def test_data_parallel_on_one_rank_is_the_plain_model():
     rng = np.random.default_rng(9)
     normreg.manual_seed(0)
-    model = nn.Sequential(nn.Linear(5, 8, dtype=np.float64), nn.BatchNorm1d(8, dtype=np.float64),
-                          nn.ReLU(), nn.Linear(8, 3, dtype=np.float64))
+    model = nn.Sequential(
+        nn.Linear(5, 8, dtype=np.float64),
+        nn.BatchNorm1d(8, dtype=np.float64),
+        nn.ReLU(),
+        nn.Linear(8, 3, dtype=np.float64),
+    )
     import copy
+
     ref = copy.deepcopy(model)
     ddp = dist.DistributedDataParallel(dist.convert_sync_batchnorm(model, dist.LocalComm()), dist.LocalComm())
     x, y = offset_input(rng, (10, 5)), rng.integers(0, 3, 10)
@@ -372,12 +388,14 @@ def test_data_parallel_on_one_rank_is_the_plain_model():
 def test_distributed_data_loader_yields_the_shares_and_reshuffles():
     x = np.arange(50, dtype=np.float32).reshape(25, 2)
     y = np.arange(25)
-    loaders = [dist.DistributedDataLoader(x, y, batch_size=8, seed=1, num_replicas=2, rank=r) for r in range(2)]
+    loaders = [
+        dist.DistributedDataLoader(x, y, batch_size=8, seed=1, num_replicas=2, rank=r) for r in range(2)
+    ]
     assert [len(ld) for ld in loaders] == [4, 4]
     epochs = []
     for _ in range(2):
         seen = []
-        for (x0, y0), (x1, y1) in zip(*loaders):
+        for (x0, y0), (_x1, y1) in zip(*loaders):
             np.testing.assert_array_equal(x0[:, 0], 2 * y0)
             assert len(y0) - len(y1) in (0, 1)
             seen += y0.tolist() + y1.tolist()
@@ -396,9 +414,11 @@ def test_distributed_data_loader_with_a_generator_splits_the_single_process_batc
     # the single-process order: DataLoader(..., seed=s) draws each epoch's permutation from Generator(s)
     gen = normreg.Generator(5)
     perms = [gen.numpy().permutation(23) for _ in range(2)]
-    single = [[perm[i:i + 6] for i in range(0, 23, 6)] for perm in perms]
-    loaders = [dist.DistributedDataLoader(x, y, batch_size=6, num_replicas=2, rank=r,
-                                          generator=normreg.Generator(5)) for r in range(2)]
+    single = [[perm[i : i + 6] for i in range(0, 23, 6)] for perm in perms]
+    loaders = [
+        dist.DistributedDataLoader(x, y, batch_size=6, num_replicas=2, rank=r, generator=normreg.Generator(5))
+        for r in range(2)
+    ]
     for epoch in range(2):
         for want, ((_, y0), (_, y1)) in zip(single[epoch], zip(*loaders)):
             np.testing.assert_array_equal(np.concatenate([y0, y1]), want)
@@ -421,6 +441,7 @@ def test_set_timeout_checks_its_argument():
 def test_train_with_a_one_rank_communicator_follows_the_plain_run():
     pytest.importorskip("tqdm")
     from normreg.train import TrainConfig, train
+
     rng = np.random.default_rng(14)
     centers = rng.standard_normal((4, 20)) * 2
     y = rng.integers(0, 4, 300)

@@ -1,5 +1,6 @@
 """The documentation is true: the examples of README.md and docs/*.md run as written (and
 the training loops learn), and every public name README.md and docs/*.md list imports."""
+
 import contextlib
 import importlib
 import inspect
@@ -53,8 +54,10 @@ RUN_HERE = [  # (file, section): run in order in one namespace per file
     (ROOT / "docs" / "conventions.md", "## Course conventions: `normreg.conventions`"),
 ]
 RUN_ELSEWHERE = {
-    (ROOT / "docs" / "distributed.md", "# Distributed training (MPI)"):
-        "test_distributed_mpi.py runs it on 1 and 2 ranks",
+    (
+        ROOT / "docs" / "distributed.md",
+        "# Distributed training (MPI)",
+    ): "test_distributed_mpi.py runs it on 1 and 2 ranks",
     (ROOT / "docs" / "api.md", "## `normreg.data`"): "needs Fashion-MNIST; test_data.py tests the loader",
 }
 

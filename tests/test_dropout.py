@@ -2,16 +2,16 @@
 differences (normreg.testing.gradcheck) with a fixed mask, keep rate and scaling, p = 0 and
 p = 1, NaN/Inf, reproducibility, masks identical for any thread count, and the
 Philox4x32-10 generator against Random123's known answers and a NumPy twin."""
+
 import numpy as np
 import pytest
-
-import normreg
-from normreg import _C
-from normreg import functional as F, nn
-from normreg.testing import gradcheck
-
 import reference as R
 from helpers import DTYPES, GRADCHECK_TOL, assert_close
+
+import normreg
+from normreg import _C, nn
+from normreg import functional as F
+from normreg.testing import gradcheck
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -79,10 +79,10 @@ def test_keep_rate_and_scaling(p):
     y, mask = F.dropout(x, p)
     kept = np.count_nonzero(y)
     sigma = np.sqrt(n * p * (1 - p))
-    assert abs(kept - n * (1 - p)) < 6 * sigma          # binomial bound, ~1e-9 failure rate
+    assert abs(kept - n * (1 - p)) < 6 * sigma  # binomial bound, ~1e-9 failure rate
     assert kept == R.dropout_keep(mask, (n,)).sum()
     np.testing.assert_allclose(y[y != 0], np.float32(1 / (1 - p)), rtol=1e-6)
-    assert abs(y.mean() - 1.0) < 6 * sigma / n / (1 - p)   # E[y] = x
+    assert abs(y.mean() - 1.0) < 6 * sigma / n / (1 - p)  # E[y] = x
     # consecutive chunks are independent-looking: each 1/8 of the array keeps ~ 1-p too
     for chunk in np.array_split(y != 0, 8):
         assert abs(chunk.mean() - (1 - p)) < 6 * np.sqrt(p * (1 - p) / chunk.size)
@@ -146,7 +146,7 @@ def test_reproducible_under_manual_seed(rng):
     y3, m3 = F.dropout(x, 0.5)
     np.testing.assert_array_equal(m1, m3)
     np.testing.assert_array_equal(y1, y3)
-    assert not np.array_equal(m1, m2)             # the counter advances between calls
+    assert not np.array_equal(m1, m2)  # the counter advances between calls
     normreg.manual_seed(43)
     assert not np.array_equal(F.dropout(x, 0.5)[1], m1)
     # per-module generators are independent of the default one
@@ -160,7 +160,7 @@ def test_reproducible_under_manual_seed(rng):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_same_mask_for_any_thread_count(set_threads, dtype):
-    x = np.ones((600, 500), dtype=dtype)              # 1.2 or 2.4 MB: threaded
+    x = np.ones((600, 500), dtype=dtype)  # 1.2 or 2.4 MB: threaded
     assert x.nbytes > 64 * 1024
     results = []
     for n in (1, 2, 1, 2):
@@ -180,8 +180,11 @@ def test_same_mask_for_any_thread_count(set_threads, dtype):
 PHILOX_KAT = [
     ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
     ((0xFFFFFFFF,) * 4, (0xFFFFFFFF,) * 2, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
-    ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
-     (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+    (
+        (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
+        (0xA4093822, 0x299F31D0),
+        (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
+    ),
 ]
 
 

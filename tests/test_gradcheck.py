@@ -1,13 +1,13 @@
 """normreg.testing.gradcheck: it passes correct backwards and catches wrong ones."""
+
 import numpy as np
 import pytest
+from helpers import offset_randn
 
 import normreg
-from normreg import nn
 from normreg import functional as F
+from normreg import nn
 from normreg.testing import GradcheckError, check_gradients, gradcheck
-
-from helpers import offset_randn
 
 
 class Square(nn.Module):
@@ -117,8 +117,9 @@ def test_function_mode_checks_every_input_and_skips_labels():
 def test_module_state_is_restored():
     normreg.manual_seed(0)
     r = np.random.default_rng(5)
-    model = nn.Sequential(nn.Linear(4, 5, dtype=np.float64), nn.BatchNorm1d(5, dtype=np.float64),
-                          nn.Dropout(0.3))
+    model = nn.Sequential(
+        nn.Linear(4, 5, dtype=np.float64), nn.BatchNorm1d(5, dtype=np.float64), nn.Dropout(0.3)
+    )
     model[1].weight.grad[...] = 7.0
     state = {k: v.copy() for k, v in model.state_dict().items()}
     gen_state = normreg.default_generator.get_state().copy()

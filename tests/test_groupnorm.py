@@ -2,14 +2,15 @@
 and module against reference.group_norm in float32 and float64, running statistics of
 InstanceNorm, central differences (normreg.testing.gradcheck), threads, empty and
 non-contiguous input (RMSNorm's too), PyTorch when installed."""
+
 import numpy as np
 import pytest
-
-from normreg import functional as F, nn
-from normreg.testing import gradcheck
-
 import reference as R
 from helpers import DTYPES, offset_randn, torch_forward_backward
+
+from normreg import functional as F
+from normreg import nn
+from normreg.testing import gradcheck
 
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-11, atol=1e-11)}
 
@@ -23,8 +24,17 @@ def randomize_params(module, r):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,G", [((4, 6), 3), ((3, 6, 5), 2), ((2, 4, 3, 5), 1), ((2, 4, 3, 5), 4),
-                                     ((2, 8, 2, 2, 3), 4), ((1, 2, 700), 2)])
+@pytest.mark.parametrize(
+    "shape,G",
+    [
+        ((4, 6), 3),
+        ((3, 6, 5), 2),
+        ((2, 4, 3, 5), 1),
+        ((2, 4, 3, 5), 4),
+        ((2, 8, 2, 2, 3), 4),
+        ((1, 2, 700), 2),
+    ],
+)
 @pytest.mark.parametrize("affine", [True, False])
 def test_forward_backward_match_numpy(dtype, shape, G, affine):
     r = np.random.default_rng(5)
@@ -47,10 +57,18 @@ def test_forward_backward_match_numpy(dtype, shape, G, affine):
     scale = rstd_ref.max() * np.abs(dy).max() * (1.0 if w is None else np.abs(w).max())
     np.testing.assert_allclose(dx, dx_ref, rtol=TOL[dtype]["rtol"] * 10, atol=TOL[dtype]["atol"] * 10 * scale)
     if affine:
-        np.testing.assert_allclose(layer.weight.grad, dw_ref, rtol=1e-4 if dtype == np.float32 else 1e-10,
-                                   atol=1e-4 if dtype == np.float32 else 1e-10)
-        np.testing.assert_allclose(layer.bias.grad, db_ref, rtol=1e-4 if dtype == np.float32 else 1e-10,
-                                   atol=1e-4 if dtype == np.float32 else 1e-10)
+        np.testing.assert_allclose(
+            layer.weight.grad,
+            dw_ref,
+            rtol=1e-4 if dtype == np.float32 else 1e-10,
+            atol=1e-4 if dtype == np.float32 else 1e-10,
+        )
+        np.testing.assert_allclose(
+            layer.bias.grad,
+            db_ref,
+            rtol=1e-4 if dtype == np.float32 else 1e-10,
+            atol=1e-4 if dtype == np.float32 else 1e-10,
+        )
 
 
 @pytest.mark.parametrize("shape,G", [((3, 4), 2), ((2, 6, 5), 3), ((2, 4, 2, 3), 2), ((2, 4, 2, 3), 4)])
@@ -162,7 +180,13 @@ def test_instance_norm_running_stats(dtype):
     tol = dict(rtol=1e-5) if dtype == np.float32 else dict(rtol=1e-10)
     np.testing.assert_allclose(layer.running_mean, rm, **tol)
     np.testing.assert_allclose(layer.running_var, rv, **tol)
-    assert sorted(layer.state_dict()) == ["bias", "num_batches_tracked", "running_mean", "running_var", "weight"]
+    assert sorted(layer.state_dict()) == [
+        "bias",
+        "num_batches_tracked",
+        "running_mean",
+        "running_var",
+        "weight",
+    ]
     layer.eval()
     x = offset_randn(r, (2, 3, 2, 5), dtype)
     expected = R.batch_norm_eval(x, layer.running_mean, layer.running_var, layer.weight.data, layer.bias.data)
@@ -196,10 +220,16 @@ def test_instance_norm_running_stats_match_torch():
 # ---- shapes and layouts (RMSNorm too) ----------------------------------------------------
 
 
-@pytest.mark.parametrize("layer,shape", [(lambda: nn.RMSNorm(3), (0, 3)), (lambda: nn.RMSNorm((2, 3)), (4, 0, 2, 3)),
-                                         (lambda: nn.GroupNorm(2, 4), (0, 4, 3)),
-                                         (lambda: nn.GroupNorm(2, 4), (3, 4, 0)),
-                                         (lambda: nn.InstanceNorm2d(2, affine=True), (0, 2, 3, 3))])
+@pytest.mark.parametrize(
+    "layer,shape",
+    [
+        (lambda: nn.RMSNorm(3), (0, 3)),
+        (lambda: nn.RMSNorm((2, 3)), (4, 0, 2, 3)),
+        (lambda: nn.GroupNorm(2, 4), (0, 4, 3)),
+        (lambda: nn.GroupNorm(2, 4), (3, 4, 0)),
+        (lambda: nn.InstanceNorm2d(2, affine=True), (0, 2, 3, 3)),
+    ],
+)
 def test_empty_inputs(layer, shape):
     layer = layer()
     y = layer(np.zeros(shape, dtype=np.float32))
@@ -212,11 +242,18 @@ def test_empty_inputs(layer, shape):
 def test_non_contiguous_inputs_give_the_same_results():
     r = np.random.default_rng(21)
     base = offset_randn(r, (5, 4, 6), np.float32)
-    views = [base.transpose(0, 2, 1), np.asfortranarray(base.transpose(0, 2, 1)), base[:, ::-1, ::2].transpose(0, 2, 1)]
+    views = [
+        base.transpose(0, 2, 1),
+        np.asfortranarray(base.transpose(0, 2, 1)),
+        base[:, ::-1, ::2].transpose(0, 2, 1),
+    ]
     for x in views:
         xc = np.ascontiguousarray(x)
-        for make in (lambda: nn.RMSNorm(x.shape[-1]), lambda: nn.GroupNorm(1, x.shape[1]),
-                     lambda: nn.InstanceNorm1d(x.shape[1])):
+        for make in (
+            lambda: nn.RMSNorm(x.shape[-1]),
+            lambda: nn.GroupNorm(1, x.shape[1]),
+            lambda: nn.InstanceNorm1d(x.shape[1]),
+        ):
             a, b = make(), make()
             np.testing.assert_array_equal(a(x), b(xc))
             dy = r.standard_normal(x.shape).astype(np.float32)

@@ -1,5 +1,6 @@
 """L2 regularization: nn.l2_penalty's value and the gradient it adds (central differences),
 and that loss + lam/2 ||W||^2 with plain SGD follows SGD(weight_decay=lam) step by step."""
+
 import numpy as np
 import pytest
 
@@ -19,7 +20,7 @@ def test_l2_penalty_value_and_gradient():
     lam = 0.3
     value = nn.l2_penalty([a, b], lam)
     assert isinstance(value, float)
-    assert value == pytest.approx(lam / 2 * (np.sum(a.data ** 2) + np.sum(b.data ** 2)), rel=1e-12)
+    assert value == pytest.approx(lam / 2 * (np.sum(a.data**2) + np.sum(b.data**2)), rel=1e-12)
     np.testing.assert_allclose(a.grad, ga + 1.0 + lam * a.data, rtol=1e-14)
     np.testing.assert_allclose(b.grad, gb + lam * b.data, rtol=1e-14)
     # the gradient it adds is the derivative of the value: central differences in float64
@@ -51,8 +52,9 @@ def test_l2_penalty_gives_the_trajectory_of_sgd_weight_decay(dtype, momentum):
     for use_penalty in (True, False):
         normreg.manual_seed(0)
         model = nn.Sequential(nn.Linear(8, 16, dtype=dtype), nn.ReLU(), nn.Linear(16, 3, dtype=dtype))
-        opt = optim.SGD(model.parameters(), lr=0.05, momentum=momentum,
-                        weight_decay=0.0 if use_penalty else lam)
+        opt = optim.SGD(
+            model.parameters(), lr=0.05, momentum=momentum, weight_decay=0.0 if use_penalty else lam
+        )
         loss_fn = nn.SoftmaxLoss()
         for _ in range(20):
             opt.zero_grad()

@@ -1,28 +1,25 @@
 """LayerNorm: functional and module against reference.layer_norm in float32 and float64,
 central differences (normreg.testing.gradcheck), the kernels' short-row and threaded paths,
 the module's fast path, float32 accuracy at large means, PyTorch when installed."""
+
 import numpy as np
 import pytest
-
-from normreg import functional as F, nn
-from normreg.testing import gradcheck
-
 import reference as R
-from helpers import (
-    DTYPES, GRADCHECK_TOL, affine_params, assert_close, assert_norm_grads_close,
-    offset_randn,
-)
+from helpers import DTYPES, GRADCHECK_TOL, affine_params, assert_close, assert_norm_grads_close, offset_randn
+
+from normreg import functional as F
+from normreg import nn
+from normreg.testing import gradcheck
 
 CASES = [  # (x shape, normalized_shape)
     ((4, 6), (6,)),
-    ((1, 5), (5,)),          # one row
-    ((5, 1), (1,)),          # one feature: y = bias
-    ((2, 3, 8), (8,)),       # (B, T, D)
-    ((2, 3, 4), (3, 4)),     # two normalized dims
-    ((3, 4), (3, 4)),        # everything normalized, no leading dim
+    ((1, 5), (5,)),  # one row
+    ((5, 1), (1,)),  # one feature: y = bias
+    ((2, 3, 8), (8,)),  # (B, T, D)
+    ((2, 3, 4), (3, 4)),  # two normalized dims
+    ((3, 4), (3, 4)),  # everything normalized, no leading dim
     ((128, 300), (300,)),
 ]
-
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -39,8 +36,14 @@ def test_functional(rng, dtype, xshape, nshape, affine):
     assert_close(rstd, rrstd, dtype, scale=np.abs(rrstd).max())
 
     dy = rng.standard_normal(xshape).astype(dtype)
-    assert_norm_grads_close(F.layer_norm_backward(dy, x, mean, rstd, w),
-                            R.layer_norm_backward(dy, x, nshape, w, eps=1e-5), dtype, rrstd, dy, affine)
+    assert_norm_grads_close(
+        F.layer_norm_backward(dy, x, mean, rstd, w),
+        R.layer_norm_backward(dy, x, nshape, w, eps=1e-5),
+        dtype,
+        rrstd,
+        dy,
+        affine,
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -108,8 +111,9 @@ def test_module_without_bias_over_two_dims(dtype):
     assert gradcheck(ln64, offset_randn(r, (4, 6)))
 
 
-@pytest.mark.parametrize("xshape,nshape", [((3, 5), (5,)), ((1, 4), (4,)), ((2, 2, 3), (2, 3)),
-                                           ((2, 2, 3), (3,))])
+@pytest.mark.parametrize(
+    "xshape,nshape", [((3, 5), (5,)), ((1, 4), (4,)), ((2, 2, 3), (2, 3)), ((2, 2, 3), (3,))]
+)
 @pytest.mark.parametrize("affine", [True, False])
 def test_gradcheck(rng, xshape, nshape, affine):
     x = offset_randn(rng, xshape)
@@ -141,7 +145,7 @@ def test_no_rows(rng):
     assert y.shape == (0, 2, 3) and mean.shape == (0,) and rstd.shape == (0,)
     dx, dw, db = F.layer_norm_backward(x, x, mean, rstd, np.ones((2, 3)))
     assert dx.shape == x.shape and not dw.any() and not db.any()
-    y, _, _ = F.layer_norm(np.ones((4, 0)), 0)      # an empty normalized dimension
+    y, _, _ = F.layer_norm(np.ones((4, 0)), 0)  # an empty normalized dimension
     assert y.shape == (4, 0)
 
 
@@ -177,9 +181,15 @@ def _check_short_rows(rng, dtype, M, D, affine, shift=12.0):
     dy = rng.standard_normal((M, D)).astype(dtype)
     dw0 = rng.standard_normal(D).astype(dtype) if affine else None  # grads are added to
     db0 = rng.standard_normal(D).astype(dtype) if affine else None
-    dx, dw, db = F.layer_norm_backward(dy, x, mean, rstd, w,
-                                       dweight=None if dw0 is None else dw0.copy(),
-                                       dbias=None if db0 is None else db0.copy())
+    dx, dw, db = F.layer_norm_backward(
+        dy,
+        x,
+        mean,
+        rstd,
+        w,
+        dweight=None if dw0 is None else dw0.copy(),
+        dbias=None if db0 is None else db0.copy(),
+    )
     rdx, rdw, rdb = R.layer_norm_backward(dy, x, (D,), w, eps=1e-5)
     assert_close(dx, rdx, dtype, err_msg=f"dx M={M} D={D}")
     if affine:
@@ -285,9 +295,9 @@ def test_module_fast_path_matches_general_path():
     ln.bias.data[...] = rng.standard_normal(64)
     x = rng.standard_normal((32, 64)).astype(np.float32)
     yr = R.layer_norm(x, (64,), ln.weight.data, ln.bias.data)[0]
-    np.testing.assert_allclose(ln(x), yr, rtol=1e-5, atol=1e-5)        # fast path
+    np.testing.assert_allclose(ln(x), yr, rtol=1e-5, atol=1e-5)  # fast path
     np.testing.assert_allclose(ln(np.asfortranarray(x)), yr, rtol=1e-5, atol=1e-5)  # coerced
-    np.testing.assert_allclose(ln(x[None]), yr[None], rtol=1e-5, atol=1e-5)         # 3-D
+    np.testing.assert_allclose(ln(x[None]), yr[None], rtol=1e-5, atol=1e-5)  # 3-D
     ln(x)
     dy = rng.standard_normal(x.shape).astype(np.float32)
     dxr = R.layer_norm_backward(dy, x, (64,), ln.weight.data)[0]

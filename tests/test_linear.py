@@ -1,21 +1,21 @@
 import numpy as np
 import pytest
-
-import normreg
-from normreg import functional as F, nn
-from normreg.testing import gradcheck
-
 import reference as R
 from helpers import DTYPES, GRADCHECK_TOL, assert_close, offset_randn
 
+import normreg
+from normreg import functional as F
+from normreg import nn
+from normreg.testing import gradcheck
+
 SHAPES = [  # (x shape, out_features)
     ((5, 7), 3),
-    ((1, 4), 6),      # one row
-    ((6, 1), 4),      # one input feature
-    ((6, 5), 1),      # one output feature
-    ((2, 3, 8), 5),   # (B, T, D)
+    ((1, 4), 6),  # one row
+    ((6, 1), 4),  # one input feature
+    ((6, 5), 1),  # one output feature
+    ((2, 3, 8), 5),  # (B, T, D)
     ((64, 48), 40),
-    ((7,), 3),        # a single sample without a batch dimension
+    ((7,), 3),  # a single sample without a batch dimension
 ]
 
 
@@ -63,7 +63,7 @@ def test_module_init_bounds():
     bound = 1 / np.sqrt(16)
     assert np.abs(layer.weight.data).max() <= bound
     assert np.abs(layer.bias.data).max() <= bound
-    assert layer.weight.data.std() > bound / 3          # actually spread (uniform: bound/sqrt(3))
+    assert layer.weight.data.std() > bound / 3  # actually spread (uniform: bound/sqrt(3))
     assert nn.Linear(3, 2, bias=False).bias is None
 
 
@@ -78,8 +78,13 @@ def test_gradcheck(rng, xshape, out, bias):
     def backward(dy, x, W, b=None):
         return F.linear_backward(dy, x, W, has_bias=b is not None)
 
-    assert gradcheck(lambda x, W, b=None: F.linear(x, W, b), (x, W) + ((b,) if bias else ()),
-                     backward=backward, dy=dy, **GRADCHECK_TOL)
+    assert gradcheck(
+        lambda x, W, b=None: F.linear(x, W, b),
+        (x, W) + ((b,) if bias else ()),
+        backward=backward,
+        dy=dy,
+        **GRADCHECK_TOL,
+    )
 
 
 def test_module_gradcheck(rng):
@@ -108,8 +113,9 @@ def test_out_argument(rng):
     assert_close(out, R.linear(x, W), np.float64)
 
 
-@pytest.mark.parametrize("xshape,out", [((4, 0), 3), ((2, 3, 0), 2), ((4, 3), 0), ((0, 3), 2),
-                                        ((0, 2, 3), 2)])
+@pytest.mark.parametrize(
+    "xshape,out", [((4, 0), 3), ((2, 3, 0), 2), ((4, 3), 0), ((0, 3), 2), ((0, 2, 3), 2)]
+)
 def test_empty_dimensions(rng, xshape, out):
     x = rng.standard_normal(xshape)
     W = rng.standard_normal((xshape[-1], out))

@@ -1,14 +1,15 @@
 """Softmax cross-entropy (mean reduction): functional and SoftmaxLoss against
 reference.cross_entropy in float32 and float64, huge logits, label dtypes, central
 differences (normreg.testing.gradcheck), PyTorch when installed."""
+
 import numpy as np
 import pytest
-
-from normreg import functional as F, nn
-from normreg.testing import gradcheck
-
 import reference as R
 from helpers import DTYPES, GRADCHECK_TOL, assert_close
+
+from normreg import functional as F
+from normreg import nn
+from normreg.testing import gradcheck
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -47,8 +48,7 @@ def test_stable_for_huge_logits(dtype):
 def test_label_dtypes(rng, label_dtype):
     z = rng.standard_normal((6, 4))
     labels = rng.integers(0, 4, 6).astype(label_dtype)
-    assert_close(F.cross_entropy(z, labels)[0], R.cross_entropy(z, labels.astype(np.int64))[0],
-                 np.float64)
+    assert_close(F.cross_entropy(z, labels)[0], R.cross_entropy(z, labels.astype(np.int64))[0], np.float64)
     assert_close(F.cross_entropy(z, list(labels))[0], R.cross_entropy(z, labels)[0], np.float64)
 
 

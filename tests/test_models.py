@@ -1,14 +1,14 @@
 """normreg.models: MLP and MLPResNet structure, their forward against the references and
 their backward against central differences (normreg.testing.gradcheck)."""
+
 import numpy as np
 import pytest
+import reference as R
 
 import normreg
 from normreg import nn
 from normreg.models import MLP, MLPResNet
 from normreg.testing import gradcheck
-
-import reference as R
 
 
 def _types(model):
@@ -17,12 +17,23 @@ def _types(model):
 
 def test_mlp_structure():
     m = MLP(784, [64, 32], 10, norm="batch", dropout=0.2)
-    assert _types(m) == ["Linear", "BatchNorm1d", "ReLU", "Dropout",
-                         "Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear"]
-    assert [(lin.in_features, lin.out_features) for lin in m if isinstance(lin, nn.Linear)] == \
-        [(784, 64), (64, 32), (32, 10)]
-    assert _types(MLP(5, 8, 3, norm="layer", depth=3)) == \
-        ["Linear", "LayerNorm", "ReLU"] * 3 + ["Linear"]
+    assert _types(m) == [
+        "Linear",
+        "BatchNorm1d",
+        "ReLU",
+        "Dropout",
+        "Linear",
+        "BatchNorm1d",
+        "ReLU",
+        "Dropout",
+        "Linear",
+    ]
+    assert [(lin.in_features, lin.out_features) for lin in m if isinstance(lin, nn.Linear)] == [
+        (784, 64),
+        (64, 32),
+        (32, 10),
+    ]
+    assert _types(MLP(5, 8, 3, norm="layer", depth=3)) == ["Linear", "LayerNorm", "ReLU"] * 3 + ["Linear"]
     assert _types(MLP(5, 8, 3, norm=None)) == ["Linear", "ReLU", "Linear"]
     assert _types(MLP(5, 8, 3, norm="none", depth=0)) == ["Linear"]
     assert m(np.zeros((4, 784), np.float32)).shape == (4, 10)
@@ -57,6 +68,7 @@ def test_resnet_structure():
 
 def _resnet_reference(x, r):
     """An independent NumPy forward of an MLPResNet(norm='layer', dropout=0)."""
+
     def ln(z, norm):
         return R.layer_norm(z, z.shape[-1:], norm.weight.data, norm.bias.data)[0]
 
@@ -73,8 +85,7 @@ def _resnet_reference(x, r):
 
 def test_resnet_forward_matches_numpy_reference():
     normreg.manual_seed(1)
-    r = MLPResNet(12, hidden=10, num_classes=3, num_blocks=2, norm="layer", dropout=0.0,
-                  dtype=np.float64)
+    r = MLPResNet(12, hidden=10, num_classes=3, num_blocks=2, norm="layer", dropout=0.0, dtype=np.float64)
     x = np.random.default_rng(0).standard_normal((6, 12))
     np.testing.assert_allclose(r(x), _resnet_reference(x, r), rtol=1e-10, atol=1e-12)
 
@@ -89,19 +100,20 @@ def test_mlp_backward_finite_differences(norm):
     rng = np.random.default_rng(3)
     model = MLP(5, [7, 6], 4, norm=norm, dtype=np.float64)
     x = 5 * rng.standard_normal((8, 5)) + 12
-    assert gradcheck(model, x, dy=rng.standard_normal((len(x), model[-1].out_features)),
-                     **MODEL_GRADCHECK_TOL)
+    assert gradcheck(
+        model, x, dy=rng.standard_normal((len(x), model[-1].out_features)), **MODEL_GRADCHECK_TOL
+    )
 
 
 @pytest.mark.parametrize("norm", ["batch", "layer"])
 def test_resnet_backward_finite_differences(norm):
     normreg.manual_seed(4)
     rng = np.random.default_rng(5)
-    model = MLPResNet(5, hidden=6, num_classes=3, num_blocks=2, norm=norm, dropout=0.0,
-                      dtype=np.float64)
+    model = MLPResNet(5, hidden=6, num_classes=3, num_blocks=2, norm=norm, dropout=0.0, dtype=np.float64)
     x = 5 * rng.standard_normal((7, 5)) + 12
-    assert gradcheck(model, x, dy=rng.standard_normal((len(x), model[-1].out_features)),
-                     **MODEL_GRADCHECK_TOL)
+    assert gradcheck(
+        model, x, dy=rng.standard_normal((len(x), model[-1].out_features)), **MODEL_GRADCHECK_TOL
+    )
 
 
 def test_dropout_model_trains_and_evaluates():

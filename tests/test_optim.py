@@ -1,14 +1,14 @@
 """Optimizers against independent NumPy references of their update rules."""
+
 import numpy as np
 import pytest
+import reference as R
+from helpers import train_steps
 
 import normreg
 from normreg import functional as F
 from normreg import nn, optim
 from normreg.nn import Parameter
-
-import reference as R
-from helpers import train_steps
 
 DTYPES = [np.float32, np.float64]
 STEPS = 25
@@ -18,14 +18,26 @@ def _tol(dtype):
     return dict(rtol=2e-5, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-13)
 
 
-def _adam_reference(p, g, st, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                    amsgrad=False, decoupled=False):
+def _adam_reference(
+    p, g, st, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, decoupled=False
+):
     """reference.adam_step with its state (step count and moments, starting at 0) in ``st``."""
     zeros = np.zeros_like(p)
     st["t"] = st.get("t", 0) + 1
     p, st["m"], st["v"], st["vmax"] = R.adam_step(
-        p, g, st.get("m", zeros), st.get("v", zeros), st.get("vmax", zeros) if amsgrad else None,
-        st["t"], lr, betas[0], betas[1], eps, weight_decay, decoupled)
+        p,
+        g,
+        st.get("m", zeros),
+        st.get("v", zeros),
+        st.get("vmax", zeros) if amsgrad else None,
+        st["t"],
+        lr,
+        betas[0],
+        betas[1],
+        eps,
+        weight_decay,
+        decoupled,
+    )
     return p
 
 
@@ -47,6 +59,7 @@ def _grad_fn(seed, shape):
 
     def grad(p, t):
         return scale * (p - 1.0) + noise[t]
+
     return grad
 
 
@@ -114,7 +127,9 @@ ADAM_CONFIGS = [
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("decoupled", [False, True], ids=["Adam", "AdamW"])
-@pytest.mark.parametrize("cfg", ADAM_CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "defaults")
+@pytest.mark.parametrize(
+    "cfg", ADAM_CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "defaults"
+)
 def test_adam_matches_reference(dtype, decoupled, cfg):
     params = _params(dtype)
     refs = [p.data.astype(np.float64) for p in params]
@@ -122,8 +137,7 @@ def test_adam_matches_reference(dtype, decoupled, cfg):
     grads = [_grad_fn(i + 7, p.shape) for i, p in enumerate(params)]
     cls = optim.AdamW if decoupled else optim.Adam
     opt = cls(params, **cfg)
-    full = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, amsgrad=False,
-                weight_decay=1e-2 if decoupled else 0.0)
+    full = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, amsgrad=False, weight_decay=1e-2 if decoupled else 0.0)
     full.update(cfg)
     _run_steps(opt, params, grads, 0, STEPS)
     for t in range(STEPS):
@@ -193,8 +207,11 @@ def test_parameter_groups_have_their_own_hyperparameters(dtype):
     a, b = _params(dtype, ((4, 3), (3,)))
     ra, rb = a.data.astype(np.float64), b.data.astype(np.float64)
     ba = bb = None
-    opt = optim.SGD([{"params": [a], "weight_decay": 0.1},
-                     {"params": [b], "lr": 0.5, "momentum": 0.0}], lr=0.05, momentum=0.9)
+    opt = optim.SGD(
+        [{"params": [a], "weight_decay": 0.1}, {"params": [b], "lr": 0.5, "momentum": 0.0}],
+        lr=0.05,
+        momentum=0.9,
+    )
     assert opt.param_groups[0]["lr"] == 0.05 and opt.param_groups[0]["momentum"] == 0.9
     assert opt.param_groups[1]["lr"] == 0.5 and opt.param_groups[1]["weight_decay"] == 0.0
     assert opt.param_groups[1]["nesterov"] is False and opt.param_groups[1]["dampening"] == 0.0
@@ -212,8 +229,14 @@ def test_parameter_groups_have_their_own_hyperparameters(dtype):
 
 
 def test_param_groups_helper_splits_weights_from_biases_and_norm_weights():
-    model = nn.Sequential(nn.Linear(6, 8), nn.LayerNorm(8), nn.ReLU(), nn.Linear(8, 5),
-                          nn.BatchNorm1d(5), nn.Linear(5, 2, bias=False))
+    model = nn.Sequential(
+        nn.Linear(6, 8),
+        nn.LayerNorm(8),
+        nn.ReLU(),
+        nn.Linear(8, 5),
+        nn.BatchNorm1d(5),
+        nn.Linear(5, 2, bias=False),
+    )
     groups = optim.param_groups(model, 5e-4)
     assert len(groups) == 2
     decay = {id(p) for p in groups[0]["params"]}
@@ -221,8 +244,9 @@ def test_param_groups_helper_splits_weights_from_biases_and_norm_weights():
     assert groups[0]["weight_decay"] == 5e-4 and groups[1]["weight_decay"] == 0.0
     named = dict(model.named_parameters())
     assert decay == {id(named[k]) for k in ("0.weight", "3.weight", "5.weight")}
-    assert no_decay == {id(named[k]) for k in ("0.bias", "1.weight", "1.bias", "3.bias",
-                                               "4.weight", "4.bias")}
+    assert no_decay == {
+        id(named[k]) for k in ("0.bias", "1.weight", "1.bias", "3.bias", "4.weight", "4.bias")
+    }
     # used as is: biases and normalization weights are not decayed
     opt = optim.SGD(groups, lr=0.1, momentum=0.9)
     bias_before = named["0.bias"].data.copy()
@@ -238,8 +262,11 @@ def test_param_groups_helper_splits_weights_from_biases_and_norm_weights():
 
 def test_params_may_be_a_generator_a_list_or_groups():
     model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
-    for params in (model.parameters(), (p for p in model.parameters()),
-                   [{"params": model[0].parameters()}, {"params": model[1].parameters(), "lr": 1.0}]):
+    for params in (
+        model.parameters(),
+        (p for p in model.parameters()),
+        [{"params": model[0].parameters()}, {"params": model[1].parameters(), "lr": 1.0}],
+    ):
         opt = optim.Adam(params)
         assert sum(len(g["params"]) for g in opt.param_groups) == 4
 
@@ -266,8 +293,10 @@ def test_training_loop_decreases_the_loss():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((256, 10)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0)
-    for opt in (optim.SGD(optim.param_groups(model, 5e-4), lr=0.1, momentum=0.9),
-                optim.AdamW(model.parameters(), lr=1e-2)):
+    for opt in (
+        optim.SGD(optim.param_groups(model, 5e-4), lr=0.1, momentum=0.9),
+        optim.AdamW(model.parameters(), lr=1e-2),
+    ):
         losses = train_steps(model, opt, x, y, 30)
         assert losses[-1] < 0.7 * losses[0]
 
@@ -275,12 +304,21 @@ def test_training_loop_decreases_the_loss():
 # ---- state_dict ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make", [
-    lambda ps: optim.SGD([{"params": ps[:1]}, {"params": ps[1:], "lr": 0.01}], lr=0.05,
-                         momentum=0.9, nesterov=True, weight_decay=1e-3),
-    lambda ps: optim.Adam(ps, lr=0.02, weight_decay=1e-2, amsgrad=True),
-    lambda ps: optim.AdamW([{"params": ps[:1], "weight_decay": 0.0}, {"params": ps[1:]}], lr=0.02),
-], ids=["SGD", "Adam", "AdamW"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ps: optim.SGD(
+            [{"params": ps[:1]}, {"params": ps[1:], "lr": 0.01}],
+            lr=0.05,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=1e-3,
+        ),
+        lambda ps: optim.Adam(ps, lr=0.02, weight_decay=1e-2, amsgrad=True),
+        lambda ps: optim.AdamW([{"params": ps[:1], "weight_decay": 0.0}, {"params": ps[1:]}], lr=0.02),
+    ],
+    ids=["SGD", "Adam", "AdamW"],
+)
 @pytest.mark.parametrize("through_file", [False, True])
 def test_state_dict_round_trip_mid_training_gives_the_identical_continuation(make, through_file, tmp_path):
     params = _params(np.float32)
@@ -337,10 +375,16 @@ def test_load_state_dict_checks_everything_and_names_the_entry():
         return sd
 
     cases = [
-        (lambda sd: sd["state"][0].__setitem__("exp_avg", np.zeros((2, 3), np.float32)), ValueError,
-         r"state\[0\]\['exp_avg'\] has shape"),
-        (lambda sd: sd["state"][1].__setitem__("exp_avg_sq", np.zeros(2, np.float64)), TypeError,
-         r"state\[1\]\['exp_avg_sq'\] has dtype float64"),
+        (
+            lambda sd: sd["state"][0].__setitem__("exp_avg", np.zeros((2, 3), np.float32)),
+            ValueError,
+            r"state\[0\]\['exp_avg'\] has shape",
+        ),
+        (
+            lambda sd: sd["state"][1].__setitem__("exp_avg_sq", np.zeros(2, np.float64)),
+            TypeError,
+            r"state\[1\]\['exp_avg_sq'\] has dtype float64",
+        ),
         (lambda sd: sd["state"][0].pop("step"), KeyError, r"state\[0\] has missing keys \['step'\]"),
         (lambda sd: sd["state"][0].__setitem__("velocity", 1), KeyError, "unexpected keys.*velocity"),
         (lambda sd: sd["state"].__setitem__(5, {}), KeyError, "state key 5"),
@@ -417,8 +461,9 @@ def test_functional_steps_check_their_arrays():
     with pytest.raises(ValueError, match="momentum_buffer"):
         F.sgd_step_(p, g, lr=0.1, momentum=0.9)
     with pytest.raises(TypeError, match="exp_avg_sq"):
-        F.adam_step_(p, g, np.zeros_like(p), np.zeros((3, 2)), step=1, lr=0.1, beta1=0.9,
-                     beta2=0.99, eps=1e-8)
+        F.adam_step_(
+            p, g, np.zeros_like(p), np.zeros((3, 2)), step=1, lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8
+        )
     ro = np.zeros((3, 2), np.float32)
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="param"):
@@ -426,13 +471,15 @@ def test_functional_steps_check_their_arrays():
     np.testing.assert_array_equal(p, 0.0)
     # the binding itself names the argument too
     from normreg import _C
+
     with pytest.raises(TypeError, match="'grad'"):
         _C.sgd_step(p, g.astype(np.float64), None, 0.1, 0.0, 0.0, 0.0, False, False)
     with pytest.raises(ValueError, match="'momentum_buffer'"):
         _C.sgd_step(p, g, np.zeros(6, np.float32), 0.1, 0.9, 0.0, 0.0, False, False)
     with pytest.raises(TypeError, match="'lr'"):
-        _C.adam_step(p, g, np.zeros_like(p), np.zeros_like(p), None, "x", 0.9, 0.99, 1e-8, 0.0,
-                     False, 0.1, 0.01)
+        _C.adam_step(
+            p, g, np.zeros_like(p), np.zeros_like(p), None, "x", 0.9, 0.99, 1e-8, 0.0, False, 0.1, 0.01
+        )
     with pytest.raises(TypeError, match="13 arguments"):
         _C.adam_step(p, g)
 
@@ -440,12 +487,15 @@ def test_functional_steps_check_their_arrays():
 # ---- optional cross-check against PyTorch --------------------------------------------------
 
 
-@pytest.mark.parametrize("name,kwargs", [
-    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=True)),
-    ("SGD", dict(lr=0.05, momentum=0.8, dampening=0.2, weight_decay=1e-2)),
-    ("Adam", dict(lr=0.01, betas=(0.8, 0.99), weight_decay=1e-2, amsgrad=True)),
-    ("AdamW", dict(lr=0.01, weight_decay=0.1)),
-])
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=True)),
+        ("SGD", dict(lr=0.05, momentum=0.8, dampening=0.2, weight_decay=1e-2)),
+        ("Adam", dict(lr=0.01, betas=(0.8, 0.99), weight_decay=1e-2, amsgrad=True)),
+        ("AdamW", dict(lr=0.01, weight_decay=0.1)),
+    ],
+)
 def test_matches_torch(name, kwargs):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(4)

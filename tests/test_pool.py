@@ -1,31 +1,33 @@
 """Pooling (max, average, adaptive average): functional forward/backward against the NumPy
 reference (reference_conv), central finite differences, ties and NaN, bad input, random
 shapes (hypothesis) and PyTorch when installed."""
+
 import numpy as np
 import pytest
+import reference_conv as R
+from helpers import DTYPES, assert_close, frozen, noncontig
 
 import normreg
-from normreg import functional as F, nn
+from normreg import functional as F
+from normreg import nn
 from normreg.testing import gradcheck
 
-from helpers import DTYPES, assert_close, frozen, noncontig
-import reference_conv as R
-
 try:
-    from hypothesis import given, settings, strategies as st
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
 except ImportError:
     given = None
 
 # (x shape, kernel_size, stride, padding)
 WINDOWS = [
     ((2, 3, 8, 8), 2, None, 0),
-    ((2, 3, 9, 7), 2, None, 0),          # odd sizes: the last row/column is dropped
+    ((2, 3, 9, 7), 2, None, 0),  # odd sizes: the last row/column is dropped
     ((3, 2, 9, 7), 3, (2, 1), 1),
     ((2, 2, 7, 6), (3, 2), (1, 2), (1, 0)),
-    ((1, 4, 5, 5), 5, None, 0),          # kernel = input
+    ((1, 4, 5, 5), 5, None, 0),  # kernel = input
     ((2, 1, 6, 9), (4, 5), 3, 2),
     ((2, 3, 4, 4), 1, 2, 0),
-    ((64, 16, 14, 14), 2, 2, 0),         # enough planes for threads
+    ((64, 16, 14, 14), 2, 2, 0),  # enough planes for threads
 ]
 
 
@@ -63,14 +65,23 @@ def test_max_pool_matches_reference(rng, shape, k, s, p, dtype, threads):
         dy = rng.standard_normal(y.shape).astype(dtype)
         dx = F.max_pool2d_backward(dy, idx, x.shape)
         assert_close(dx, R.max_pool2d_backward(dy, idx_ref, shape[2:]), dtype)
+
     _with_threads(threads, run)
 
 
 def test_max_pool_ties_first_wins_and_nan_propagates():
-    x = np.array([[[[1., 3., 3., 0.],
-                    [3., 2., np.nan, np.nan],
-                    [-np.inf, -np.inf, 5., 5.],
-                    [-np.inf, -np.inf, 5., 5.]]]])
+    x = np.array(
+        [
+            [
+                [
+                    [1.0, 3.0, 3.0, 0.0],
+                    [3.0, 2.0, np.nan, np.nan],
+                    [-np.inf, -np.inf, 5.0, 5.0],
+                    [-np.inf, -np.inf, 5.0, 5.0],
+                ]
+            ]
+        ]
+    )
     for dtype in DTYPES:
         y, idx = F.max_pool2d(x.astype(dtype), 2)
         np.testing.assert_array_equal(y.ravel(), [3, np.nan, -np.inf, 5])
@@ -93,10 +104,18 @@ def test_max_pool_ties_first_wins_and_nan_propagates():
 
 def test_max_pool_signed_zeros_nan_then_numbers_and_infinities(rng):
     # -0.0 == +0.0: the first of them wins; once NaN is the max only a later NaN replaces it
-    x = np.array([[[[-0.0, 0.0, 0.0, -0.0],
+    x = np.array(
+        [
+            [
+                [
+                    [-0.0, 0.0, 0.0, -0.0],
                     [np.nan, 7.0, 1.0, np.inf],
                     [np.inf, np.inf, -1.0, -0.0],
-                    [np.nan, np.nan, -np.inf, -1e-30]]]])
+                    [np.nan, np.nan, -np.inf, -1e-30],
+                ]
+            ]
+        ]
+    )
     for dtype in DTYPES:
         xd = x.astype(dtype)
         for k, s in ((2, 2), (2, 1), (3, 1), ((1, 2), (1, 1)), ((4, 1), 1)):
@@ -115,10 +134,15 @@ def test_max_pool_signed_zeros_nan_then_numbers_and_infinities(rng):
 
 
 def test_max_pool_plane_size_limit():
-    x = np.zeros((0, 1, 2 ** 16, 2 ** 15 + 1), np.float32)  # empty, but its planes are too large
+    x = np.zeros((0, 1, 2**16, 2**15 + 1), np.float32)  # empty, but its planes are too large
     with pytest.raises(ValueError, match="planes of more than"):
         F.max_pool2d(x, 2)
-    assert F.max_pool2d(np.zeros((0, 1, 2 ** 16, 2 ** 15 - 1), np.float32), 2)[0].shape == (0, 1, 2 ** 15, 2 ** 14 - 1)
+    assert F.max_pool2d(np.zeros((0, 1, 2**16, 2**15 - 1), np.float32), 2)[0].shape == (
+        0,
+        1,
+        2**15,
+        2**14 - 1,
+    )
 
 
 @pytest.mark.parametrize("shape,k,s,p", WINDOWS[:6])
@@ -136,7 +160,7 @@ def test_max_pool_gradcheck(rng, shape, k, s, p):
 
 def test_max_pool_bad_indices(rng):
     dy = np.ones((1, 2, 2, 2))
-    for bad in (-1, 16, 2 ** 40):
+    for bad in (-1, 16, 2**40):
         idx = np.zeros((1, 2, 2, 2), np.int64)
         idx[0, 1, 1, 0] = bad
         with pytest.raises(ValueError, match="indices"):
@@ -148,8 +172,9 @@ def test_max_pool_bad_indices(rng):
     # int32 indices are accepted (copied to int64)
     x = _x(rng, (1, 2, 4, 4), np.float64)
     y, idx = F.max_pool2d(x, 2)
-    np.testing.assert_array_equal(F.max_pool2d_backward(dy, idx.astype(np.int32), x.shape),
-                                  F.max_pool2d_backward(dy, idx, x.shape))
+    np.testing.assert_array_equal(
+        F.max_pool2d_backward(dy, idx.astype(np.int32), x.shape), F.max_pool2d_backward(dy, idx, x.shape)
+    )
 
 
 # ---- average pooling -----------------------------------------------------------------------
@@ -167,6 +192,7 @@ def test_avg_pool_matches_reference(rng, shape, k, s, p, dtype, threads, include
         dy = rng.standard_normal(y.shape).astype(dtype)
         dx = F.avg_pool2d_backward(dy, x.shape, k, s, p, include_pad)
         assert_close(dx, R.avg_pool2d_backward(dy, shape[2:], k, s, p, include_pad), dtype)
+
     _with_threads(threads, run)
 
 
@@ -174,15 +200,25 @@ def test_avg_pool_matches_reference(rng, shape, k, s, p, dtype, threads, include
 @pytest.mark.parametrize("shape,k,s,p", WINDOWS[:6])
 def test_avg_pool_gradcheck(rng, shape, k, s, p, include_pad):
     x = 5 * rng.standard_normal((1,) + shape[1:]) + 12
-    assert gradcheck(lambda x: F.avg_pool2d(x, k, s, p, include_pad), x,
-                     backward=lambda dy, x: F.avg_pool2d_backward(dy, x.shape, k, s, p, include_pad),
-                     atol=1e-7, rtol=1e-7)
+    assert gradcheck(
+        lambda x: F.avg_pool2d(x, k, s, p, include_pad),
+        x,
+        backward=lambda dy, x: F.avg_pool2d_backward(dy, x.shape, k, s, p, include_pad),
+        atol=1e-7,
+        rtol=1e-7,
+    )
 
 
 # ---- adaptive average pooling ----------------------------------------------------------------
 
-ADAPTIVE = [((2, 3, 7, 7), 1), ((2, 3, 9, 7), (2, 3)), ((1, 2, 5, 8), (5, 8)), ((1, 2, 4, 5), (7, 9)),
-            ((2, 2, 10, 6), (3, None)), ((32, 64, 7, 7), 1)]
+ADAPTIVE = [
+    ((2, 3, 7, 7), 1),
+    ((2, 3, 9, 7), (2, 3)),
+    ((1, 2, 5, 8), (5, 8)),
+    ((1, 2, 4, 5), (7, 9)),
+    ((2, 2, 10, 6), (3, None)),
+    ((32, 64, 7, 7), 1),
+]
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -192,13 +228,16 @@ def test_adaptive_avg_pool_matches_reference(rng, shape, size, dtype, threads):
     def run():
         x = _x(rng, shape, dtype, distinct=False)
         y = F.adaptive_avg_pool2d(x, size)
-        full = tuple(shape[2 + i] if v is None else v
-                     for i, v in enumerate(size if isinstance(size, tuple) else (size, size)))
+        full = tuple(
+            shape[2 + i] if v is None else v
+            for i, v in enumerate(size if isinstance(size, tuple) else (size, size))
+        )
         assert y.shape == shape[:2] + full
         assert_close(y, R.adaptive_avg_pool2d(x, full), dtype)
         dy = rng.standard_normal(y.shape).astype(dtype)
         dx = F.adaptive_avg_pool2d_backward(dy, x.shape)
         assert_close(dx, R.adaptive_avg_pool2d_backward(dy, shape[2:]), dtype)
+
     _with_threads(threads, run)
 
 
@@ -211,9 +250,13 @@ def test_global_average_is_the_mean(rng):
 @pytest.mark.parametrize("shape,size", ADAPTIVE[:5])
 def test_adaptive_gradcheck(rng, shape, size):
     x = 5 * rng.standard_normal((1,) + shape[1:]) + 12
-    assert gradcheck(lambda x: F.adaptive_avg_pool2d(x, size), x,
-                     backward=lambda dy, x: F.adaptive_avg_pool2d_backward(dy, x.shape),
-                     atol=1e-7, rtol=1e-7)
+    assert gradcheck(
+        lambda x: F.adaptive_avg_pool2d(x, size),
+        x,
+        backward=lambda dy, x: F.adaptive_avg_pool2d_backward(dy, x.shape),
+        atol=1e-7,
+        rtol=1e-7,
+    )
 
 
 # ---- shared behaviour ------------------------------------------------------------------------
@@ -221,15 +264,21 @@ def test_adaptive_gradcheck(rng, shape, size):
 
 def _ops():
     return {
-        "max": (lambda x, **kw: F.max_pool2d(x, 3, 2, 1, **kw)[0],
-                lambda dy, x: F.max_pool2d_backward(dy, F.max_pool2d(x, 3, 2, 1)[1], x.shape),
-                lambda x: R.max_pool2d(x, 3, 2, 1)[0]),
-        "avg": (lambda x, **kw: F.avg_pool2d(x, 3, 2, 1, **kw),
-                lambda dy, x: F.avg_pool2d_backward(dy, x.shape, 3, 2, 1),
-                lambda x: R.avg_pool2d(x, 3, 2, 1)),
-        "adaptive": (lambda x, **kw: F.adaptive_avg_pool2d(x, (2, 3), **kw),
-                     lambda dy, x: F.adaptive_avg_pool2d_backward(dy, x.shape),
-                     lambda x: R.adaptive_avg_pool2d(x, (2, 3))),
+        "max": (
+            lambda x, **kw: F.max_pool2d(x, 3, 2, 1, **kw)[0],
+            lambda dy, x: F.max_pool2d_backward(dy, F.max_pool2d(x, 3, 2, 1)[1], x.shape),
+            lambda x: R.max_pool2d(x, 3, 2, 1)[0],
+        ),
+        "avg": (
+            lambda x, **kw: F.avg_pool2d(x, 3, 2, 1, **kw),
+            lambda dy, x: F.avg_pool2d_backward(dy, x.shape, 3, 2, 1),
+            lambda x: R.avg_pool2d(x, 3, 2, 1),
+        ),
+        "adaptive": (
+            lambda x, **kw: F.adaptive_avg_pool2d(x, (2, 3), **kw),
+            lambda dy, x: F.adaptive_avg_pool2d_backward(dy, x.shape),
+            lambda x: R.adaptive_avg_pool2d(x, (2, 3)),
+        ),
     }
 
 
@@ -262,31 +311,37 @@ def _a(shape, dtype=np.float32):
     return np.ones(shape, dtype)
 
 
-@pytest.mark.parametrize("exc,match,call", [
-    (TypeError, "x", lambda: F.max_pool2d(_a((1, 2, 4, 4), np.int32), 2)),
-    (TypeError, "x", lambda: F.avg_pool2d(_a((1, 2, 4, 4), np.float16), 2)),
-    (TypeError, "x", lambda: F.adaptive_avg_pool2d("x", 1)),
-    (TypeError, "kernel_size", lambda: F.max_pool2d(_a((1, 2, 4, 4)), 2.0)),
-    (TypeError, "stride", lambda: F.avg_pool2d(_a((1, 2, 4, 4)), 2, stride=(1, None))),
-    (TypeError, "output_size", lambda: F.adaptive_avg_pool2d(_a((1, 2, 4, 4)), "1")),
-    (ValueError, "kernel_size must be >= 1", lambda: F.max_pool2d(_a((1, 2, 4, 4)), 0)),
-    (ValueError, "stride must be >= 1", lambda: F.avg_pool2d(_a((1, 2, 4, 4)), 2, -1)),
-    (ValueError, "at most half", lambda: F.max_pool2d(_a((1, 2, 4, 4)), 2, 1, 2)),
-    (ValueError, "at most half", lambda: F.avg_pool2d(_a((1, 2, 4, 4)), (3, 2), 1, (1, 2))),
-    (ValueError, "larger than the padded input", lambda: F.max_pool2d(_a((1, 2, 4, 4)), 5)),
-    (ValueError, "larger than the padded input", lambda: F.avg_pool2d(_a((1, 2, 4, 2)), (2, 3))),
-    (ValueError, "4-D", lambda: F.max_pool2d(_a((4, 4)), 2)),
-    (ValueError, "non-zero", lambda: F.max_pool2d(_a((1, 0, 4, 4)), 2)),
-    (ValueError, "non-zero", lambda: F.adaptive_avg_pool2d(_a((1, 2, 0, 4)), 1)),
-    (ValueError, "output_size must be >= 1", lambda: F.adaptive_avg_pool2d(_a((1, 2, 4, 4)), 0)),
-    (ValueError, "output_size", lambda: F.adaptive_avg_pool2d(_a((1, 2, 4, 4)), (1, 2, 3))),
-    (ValueError, "too large", lambda: F.adaptive_avg_pool2d(_a((1, 1, 4, 4)), 2 ** 62)),
-    (ValueError, "input_shape", lambda: F.max_pool2d_backward(_a((1, 2, 2, 2)), np.zeros((1, 2, 2, 2), np.int64),
-                                                              (1, 3, 4, 4))),
-    (ValueError, "dy", lambda: F.avg_pool2d_backward(_a((1, 2, 3, 2)), (1, 2, 4, 4), 2)),
-    (TypeError, "input_shape", lambda: F.adaptive_avg_pool2d_backward(_a((1, 2, 2, 2)), 4)),
-    (ValueError, "out", lambda: F.avg_pool2d(_a((1, 2, 4, 4)), 2, out=_a((1, 2, 2, 3)))),
-])
+@pytest.mark.parametrize(
+    "exc,match,call",
+    [
+        (TypeError, "x", lambda: F.max_pool2d(_a((1, 2, 4, 4), np.int32), 2)),
+        (TypeError, "x", lambda: F.avg_pool2d(_a((1, 2, 4, 4), np.float16), 2)),
+        (TypeError, "x", lambda: F.adaptive_avg_pool2d("x", 1)),
+        (TypeError, "kernel_size", lambda: F.max_pool2d(_a((1, 2, 4, 4)), 2.0)),
+        (TypeError, "stride", lambda: F.avg_pool2d(_a((1, 2, 4, 4)), 2, stride=(1, None))),
+        (TypeError, "output_size", lambda: F.adaptive_avg_pool2d(_a((1, 2, 4, 4)), "1")),
+        (ValueError, "kernel_size must be positive", lambda: F.max_pool2d(_a((1, 2, 4, 4)), 0)),
+        (ValueError, "stride must be positive", lambda: F.avg_pool2d(_a((1, 2, 4, 4)), 2, -1)),
+        (ValueError, "at most half", lambda: F.max_pool2d(_a((1, 2, 4, 4)), 2, 1, 2)),
+        (ValueError, "at most half", lambda: F.avg_pool2d(_a((1, 2, 4, 4)), (3, 2), 1, (1, 2))),
+        (ValueError, "larger than the padded input", lambda: F.max_pool2d(_a((1, 2, 4, 4)), 5)),
+        (ValueError, "larger than the padded input", lambda: F.avg_pool2d(_a((1, 2, 4, 2)), (2, 3))),
+        (ValueError, "4-D", lambda: F.max_pool2d(_a((4, 4)), 2)),
+        (ValueError, "non-zero", lambda: F.max_pool2d(_a((1, 0, 4, 4)), 2)),
+        (ValueError, "non-zero", lambda: F.adaptive_avg_pool2d(_a((1, 2, 0, 4)), 1)),
+        (ValueError, "output_size must be positive", lambda: F.adaptive_avg_pool2d(_a((1, 2, 4, 4)), 0)),
+        (ValueError, "output_size", lambda: F.adaptive_avg_pool2d(_a((1, 2, 4, 4)), (1, 2, 3))),
+        (ValueError, "too large", lambda: F.adaptive_avg_pool2d(_a((1, 1, 4, 4)), 2**62)),
+        (
+            ValueError,
+            "input_shape",
+            lambda: F.max_pool2d_backward(_a((1, 2, 2, 2)), np.zeros((1, 2, 2, 2), np.int64), (1, 3, 4, 4)),
+        ),
+        (ValueError, "dy", lambda: F.avg_pool2d_backward(_a((1, 2, 3, 2)), (1, 2, 4, 4), 2)),
+        (TypeError, "input_shape", lambda: F.adaptive_avg_pool2d_backward(_a((1, 2, 2, 2)), 4)),
+        (ValueError, "out", lambda: F.avg_pool2d(_a((1, 2, 4, 4)), 2, out=_a((1, 2, 2, 3)))),
+    ],
+)
 def test_bad_input(exc, match, call):
     with pytest.raises(exc, match=match):
         call()
@@ -302,14 +357,17 @@ def test_modules(rng):
     y = mp(x)
     np.testing.assert_array_equal(y, R.max_pool2d(x, 3, 2, 1)[0])
     dy = rng.standard_normal(y.shape)
-    np.testing.assert_allclose(mp.backward(dy), R.max_pool2d_backward(dy, R.max_pool2d(x, 3, 2, 1)[1], (9, 8)))
+    np.testing.assert_allclose(
+        mp.backward(dy), R.max_pool2d_backward(dy, R.max_pool2d(x, 3, 2, 1)[1], (9, 8))
+    )
     assert nn.MaxPool2d(2).stride == 2  # stride defaults to kernel_size
     ap = nn.AvgPool2d((2, 3), padding=(1, 1))
     y = ap(x)
     np.testing.assert_allclose(y, R.avg_pool2d(x, (2, 3), None, (1, 1)), rtol=1e-12)
     dy = rng.standard_normal(y.shape)
-    np.testing.assert_allclose(ap.backward(dy), R.avg_pool2d_backward(dy, (9, 8), (2, 3), None, (1, 1)),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        ap.backward(dy), R.avg_pool2d_backward(dy, (9, 8), (2, 3), None, (1, 1)), rtol=1e-12
+    )
     gp = nn.AdaptiveAvgPool2d(1)
     y = gp(x)
     assert y.shape == (2, 3, 1, 1)
@@ -329,10 +387,22 @@ def test_modules(rng):
 # ---- random shapes (hypothesis) ----------------------------------------------------------------
 
 if given is not None:
+
     @settings(max_examples=60, deadline=None, derandomize=True)
-    @given(n=st.integers(0, 3), c=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9),
-           kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3),
-           ph=st.integers(0, 2), pw=st.integers(0, 2), f32=st.booleans(), seed=st.integers(0, 2 ** 16))
+    @given(
+        n=st.integers(0, 3),
+        c=st.integers(1, 3),
+        h=st.integers(1, 9),
+        w=st.integers(1, 9),
+        kh=st.integers(1, 4),
+        kw=st.integers(1, 4),
+        sh=st.integers(1, 3),
+        sw=st.integers(1, 3),
+        ph=st.integers(0, 2),
+        pw=st.integers(0, 2),
+        f32=st.booleans(),
+        seed=st.integers(0, 2**16),
+    )
     def test_property_pooling_random_shapes(n, c, h, w, kh, kw, sh, sw, ph, pw, f32, seed):
         dtype = np.float32 if f32 else np.float64
         rng = np.random.default_rng(seed)
@@ -351,17 +421,25 @@ if given is not None:
         np.testing.assert_array_equal(y, y_ref.astype(dtype))
         np.testing.assert_array_equal(idx, idx_ref)
         dy = rng.standard_normal(y.shape).astype(dtype)
-        assert_close(F.max_pool2d_backward(dy, idx, x.shape), R.max_pool2d_backward(dy, idx_ref, (h, w)), dtype)
+        assert_close(
+            F.max_pool2d_backward(dy, idx, x.shape), R.max_pool2d_backward(dy, idx_ref, (h, w)), dtype
+        )
         for pad in (True, False):
             assert_close(F.avg_pool2d(x, *args, pad), R.avg_pool2d(x, *args, pad), dtype)
-            assert_close(F.avg_pool2d_backward(dy, x.shape, *args, pad),
-                         R.avg_pool2d_backward(dy, (h, w), *args, pad), dtype)
+            assert_close(
+                F.avg_pool2d_backward(dy, x.shape, *args, pad),
+                R.avg_pool2d_backward(dy, (h, w), *args, pad),
+                dtype,
+            )
         oh, ow = rng.integers(1, 2 * h + 1), rng.integers(1, 2 * w + 1)
         ya = F.adaptive_avg_pool2d(x, (int(oh), int(ow)))
         assert_close(ya, R.adaptive_avg_pool2d(x, (oh, ow)), dtype)
         dya = rng.standard_normal(ya.shape).astype(dtype)
-        assert_close(F.adaptive_avg_pool2d_backward(dya, x.shape), R.adaptive_avg_pool2d_backward(dya, (h, w)), dtype)
+        assert_close(
+            F.adaptive_avg_pool2d_backward(dya, x.shape), R.adaptive_avg_pool2d_backward(dya, (h, w)), dtype
+        )
 else:
+
     @pytest.mark.skip(reason="hypothesis is not installed")
     def test_property_pooling_random_shapes():
         pass
@@ -405,9 +483,11 @@ def test_torch_parity(rng, shape, k, s, p, dtype):
 def test_torch_module_parity(rng, dtype):
     torch = pytest.importorskip("torch")
     x = _x(rng, (4, 3, 10, 9), dtype, distinct=False)
-    pairs = [(nn.MaxPool2d(3, 2, 1), torch.nn.MaxPool2d(3, 2, 1)),
-             (nn.AvgPool2d(2), torch.nn.AvgPool2d(2)),
-             (nn.AdaptiveAvgPool2d(1), torch.nn.AdaptiveAvgPool2d(1))]
+    pairs = [
+        (nn.MaxPool2d(3, 2, 1), torch.nn.MaxPool2d(3, 2, 1)),
+        (nn.AvgPool2d(2), torch.nn.AvgPool2d(2)),
+        (nn.AdaptiveAvgPool2d(1), torch.nn.AdaptiveAvgPool2d(1)),
+    ]
     for ours, theirs in pairs:
         xt = torch.from_numpy(x.copy()).requires_grad_(True)
         yt = theirs(xt)

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
-
-from normreg import functional as F, nn
-from normreg.testing import gradcheck
-
 import reference as R
 from helpers import DTYPES, GRADCHECK_TOL, assert_close
+
+from normreg import functional as F
+from normreg import nn
+from normreg.testing import gradcheck
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -14,7 +14,7 @@ def test_forward_backward(rng, dtype, shape):
     x = rng.standard_normal(shape).astype(dtype)
     y = F.relu(x)
     assert y.dtype == dtype and y.shape == shape
-    np.testing.assert_array_equal(y, R.relu(x).astype(dtype))   # exact
+    np.testing.assert_array_equal(y, R.relu(x).astype(dtype))  # exact
     dy = rng.standard_normal(shape).astype(dtype)
     dx = F.relu_backward(dy, y)
     np.testing.assert_array_equal(dx, R.relu_backward(dy, x).astype(dtype))
@@ -33,10 +33,9 @@ def test_module(rng, dtype):
 
 def test_gradcheck(rng):
     x = rng.standard_normal((5, 6))
-    x[np.abs(x) < 1e-3] = 0.5          # keep away from the kink
+    x[np.abs(x) < 1e-3] = 0.5  # keep away from the kink
     dy = rng.standard_normal((5, 6))
-    assert gradcheck(F.relu, x, backward=lambda dy, x: F.relu_backward(dy, F.relu(x)), dy=dy,
-                     **GRADCHECK_TOL)
+    assert gradcheck(F.relu, x, backward=lambda dy, x: F.relu_backward(dy, F.relu(x)), dy=dy, **GRADCHECK_TOL)
     assert gradcheck(nn.ReLU(), x, dy=dy, **GRADCHECK_TOL)
 
 

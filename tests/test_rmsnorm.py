@@ -1,14 +1,15 @@
 """RMSNorm: functional and module against reference.rms_norm in float32 and float64, central
 differences (normreg.testing.gradcheck), PyTorch when installed. (Empty and non-contiguous
 input: with GroupNorm's in test_groupnorm.py.)"""
+
 import numpy as np
 import pytest
-
-from normreg import functional as F, nn
-from normreg.testing import gradcheck
-
 import reference as R
 from helpers import DTYPES, offset_randn, torch_forward_backward
+
+from normreg import functional as F
+from normreg import nn
+from normreg.testing import gradcheck
 
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-11, atol=1e-11)}
 
@@ -19,8 +20,9 @@ def randomize_params(module, r):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,normalized", [((6, 8), (8,)), ((2, 3, 4, 5), (4, 5)), ((7, 1), (1,)),
-                                              ((3, 300), (300,))])
+@pytest.mark.parametrize(
+    "shape,normalized", [((6, 8), (8,)), ((2, 3, 4, 5), (4, 5)), ((7, 1), (1,)), ((3, 300), (300,))]
+)
 @pytest.mark.parametrize("affine", [True, False])
 def test_forward_backward_match_numpy(dtype, shape, normalized, affine):
     r = np.random.default_rng(1)
@@ -36,8 +38,12 @@ def test_forward_backward_match_numpy(dtype, shape, normalized, affine):
     dx_ref, dw_ref = R.rms_norm_backward(dy, x, normalized, w)
     np.testing.assert_allclose(dx, dx_ref, rtol=TOL[dtype]["rtol"] * 10, atol=TOL[dtype]["atol"] * 10)
     if affine:
-        np.testing.assert_allclose(layer.weight.grad, dw_ref, rtol=TOL[dtype]["rtol"] * 10,
-                                   atol=TOL[dtype]["atol"] * 10 * np.sqrt(shape[0]))
+        np.testing.assert_allclose(
+            layer.weight.grad,
+            dw_ref,
+            rtol=TOL[dtype]["rtol"] * 10,
+            atol=TOL[dtype]["atol"] * 10 * np.sqrt(shape[0]),
+        )
 
 
 def test_eps_default_is_machine_epsilon():

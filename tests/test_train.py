@@ -1,4 +1,5 @@
 """The training command (normreg-train / python -m normreg.train) end to end."""
+
 import json
 import os
 import subprocess
@@ -6,13 +7,12 @@ import sys
 
 import numpy as np
 import pytest
+from _synthetic import write_dataset
 
 import normreg
 from normreg import data as nr_data
 from normreg.data import load_fashion_mnist
 from normreg.train import TrainConfig, build_model, evaluate, main, train
-
-from _synthetic import write_dataset
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -27,8 +27,23 @@ def tiny(tmp_path_factory):
 
 def test_main_end_to_end(tiny, tmp_path, capsys):
     out = tmp_path / "run"
-    argv = ["--data-dir", str(tiny), "--out", str(out), "--epochs", "3", "--width", "32,16",
-            "--batch-size", "64", "--seed", "1", "--threads", "1", "--no-progress"]
+    argv = [
+        "--data-dir",
+        str(tiny),
+        "--out",
+        str(out),
+        "--epochs",
+        "3",
+        "--width",
+        "32,16",
+        "--batch-size",
+        "64",
+        "--seed",
+        "1",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     epoch_lines = [line for line in printed.splitlines() if line.startswith("epoch")]
@@ -70,16 +85,42 @@ def test_same_seed_same_run(tiny):
     assert [h["train_loss"] for h in a["history"]] != [h["train_loss"] for h in c["history"]]
 
 
-@pytest.mark.parametrize("argv", [
-    ["--model", "resnet", "--width", "32", "--depth", "2", "--optimizer", "adam"],
-    ["--norm", "layer", "--dropout", "0", "--optimizer", "adamw", "--schedule", "step"],
-    ["--norm", "none", "--optimizer", "sgd", "--momentum", "0", "--warmup-epochs", "0.5",
-     "--train-subset", "300", "--dtype", "float64"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--model", "resnet", "--width", "32", "--depth", "2", "--optimizer", "adam"],
+        ["--norm", "layer", "--dropout", "0", "--optimizer", "adamw", "--schedule", "step"],
+        [
+            "--norm",
+            "none",
+            "--optimizer",
+            "sgd",
+            "--momentum",
+            "0",
+            "--warmup-epochs",
+            "0.5",
+            "--train-subset",
+            "300",
+            "--dtype",
+            "float64",
+        ],
+    ],
+)
 def test_main_variants(tiny, tmp_path, argv, capsys):
     out = tmp_path / "v"
-    base = ["--data-dir", str(tiny), "--out", str(out), "--epochs", "2", "--batch-size", "64",
-            "--width", "24", "--no-progress"]
+    base = [
+        "--data-dir",
+        str(tiny),
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--width",
+        "24",
+        "--no-progress",
+    ]
     assert main(base + argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["epochs"]) == 2 and not metrics["diverged"]
@@ -88,9 +129,27 @@ def test_main_variants(tiny, tmp_path, argv, capsys):
 
 def test_main_reports_divergence(tiny, tmp_path, capsys):
     out = tmp_path / "div"
-    code = main(["--data-dir", str(tiny), "--out", str(out), "--epochs", "3", "--norm", "none",
-                 "--lr", "1e8", "--momentum", "0", "--schedule", "constant", "--width", "32",
-                 "--no-progress"])
+    code = main(
+        [
+            "--data-dir",
+            str(tiny),
+            "--out",
+            str(out),
+            "--epochs",
+            "3",
+            "--norm",
+            "none",
+            "--lr",
+            "1e8",
+            "--momentum",
+            "0",
+            "--schedule",
+            "constant",
+            "--width",
+            "32",
+            "--no-progress",
+        ]
+    )
     assert code == 1
     assert "diverged" in capsys.readouterr().err
     assert json.loads((out / "metrics.json").read_text())["diverged"] is True
@@ -117,16 +176,33 @@ def test_module_entry_point(tiny, tmp_path):
     """``python -m normreg.train`` as a separate process."""
     out = tmp_path / "m"
     proc = subprocess.run(
-        [sys.executable, "-m", "normreg.train", "--data-dir", str(tiny), "--out", str(out),
-         "--epochs", "1", "--width", "16", "--no-progress"],
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "normreg.train",
+            "--data-dir",
+            str(tiny),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--width",
+            "16",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "epoch   1/1" in proc.stdout and "test accuracy" in proc.stdout
     assert (out / "metrics.json").exists()
 
 
-@pytest.mark.skipif(nr_data.find_fashion_mnist() is None,
-                    reason="Fashion-MNIST is not on this machine (apt-get install dataset-fashion-mnist)")
+@pytest.mark.skipif(
+    nr_data.find_fashion_mnist() is None,
+    reason="Fashion-MNIST is not on this machine (apt-get install dataset-fashion-mnist)",
+)
 def test_one_real_epoch_on_fashion_mnist():
     """One short epoch on the real data already reaches > 0.80 test accuracy."""
     data = load_fashion_mnist(download=False)

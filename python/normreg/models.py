@@ -3,27 +3,33 @@
 * :class:`MLP`: ``Linear -> norm -> ReLU -> Dropout`` per hidden layer, then a ``Linear``
   to the classes.
 * :class:`MLPResNet`: the residual MLP of the CMU deep-learning-systems course (needle, hw2):
-  ``Linear -> ReLU``, then residual blocks ``ReLU(x + norm(Linear(Dropout(ReLU(norm(Linear(x)))))))``,
-  then a ``Linear`` to the classes.
-
+  ``Linear -> ReLU``, then residual blocks
+  ``ReLU(x + norm(Linear(Dropout(ReLU(norm(Linear(x)))))))``, then a ``Linear`` to the classes.
 * :class:`CNN`: ``Conv2d 3x3 -> norm -> ReLU`` blocks with max pooling between stages,
   global average pooling and a ``Linear`` to the classes.
 
 All are :class:`normreg.nn.Sequential` subclasses, so ``forward``, ``backward``,
 ``parameters()``, ``train()``/``eval()`` and ``state_dict()`` work as on any module.
 """
-import numpy as np
 
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, cast
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _validation as V
 from . import nn
 
-__all__ = ["MLP", "MLPResNet", "ResidualBlock", "make_norm", "NORMS", "CNN", "make_norm2d",
-           "NORMS_2D"]
+__all__ = ["MLP", "MLPResNet", "ResidualBlock", "make_norm", "NORMS", "CNN", "make_norm2d", "NORMS_2D"]
 
 #: The names ``norm=`` accepts (None and "none" mean no normalization).
 NORMS = ("batch", "layer", "none")
 
 
-def make_norm(norm, features, dtype=np.float32):
+def make_norm(norm: str | None, features: int, dtype: npt.DTypeLike = np.float32) -> nn.Module:
     """A normalization module over ``features``: ``"batch"`` -> BatchNorm1d, ``"layer"`` ->
     LayerNorm, ``None``/``"none"`` -> Identity."""
     if norm is None or norm == "none":
@@ -35,31 +41,25 @@ def make_norm(norm, features, dtype=np.float32):
     raise ValueError(f"norm must be 'batch', 'layer' or None, got {norm!r}")
 
 
-def _dropout_p(dropout):
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.floating, np.integer)):
-        raise TypeError(f"dropout must be a probability, got {type(dropout).__name__}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    return float(dropout)
+def _dropout_p(dropout: Any, where: str) -> float:
+    return V.real(dropout, "dropout", where, low=0.0, high=1.0, high_open=True)
 
 
-def _widths(hidden, depth):
+def _widths(hidden: int | Iterable[int], depth: int | None) -> list[int]:
     if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
-        depth = 1 if depth is None else depth
-        if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 0:
-            raise ValueError(f"depth must be an int >= 0, got {depth!r}")
-        widths = [int(hidden)] * int(depth)
+        depth = V.integer(1 if depth is None else depth, "depth", "MLP", low=0)
+        widths = [int(hidden)] * depth
     else:
         if depth is not None:
-            raise ValueError("depth is only used with an int hidden width, not with a list of widths")
+            raise ValueError("MLP: depth is only used with an int hidden width, not with a list of widths")
         if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
-            raise TypeError(f"hidden must be an int or a list of ints, got {type(hidden).__name__}")
-        hidden = list(hidden)
+            raise TypeError(f"MLP: hidden must be an int or a list of ints, got {type(hidden).__name__}")
+        hidden = list(cast(Iterable[int], hidden))
         if any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) for h in hidden):
-            raise TypeError(f"hidden must be an int or a list of ints, got {hidden!r}")
+            raise TypeError(f"MLP: hidden must be an int or a list of ints, got {hidden!r}")
         widths = [int(h) for h in hidden]
     if any(w < 1 for w in widths):
-        raise ValueError(f"hidden widths must be positive, got {widths}")
+        raise ValueError(f"MLP: hidden widths must be positive, got {widths}")
     return widths
 
 
@@ -73,13 +73,21 @@ class MLP(nn.Sequential):
     is left out when ``dropout=0``); a last ``Linear`` gives the ``num_classes`` logits.
     """
 
-    def __init__(self, in_features, hidden, num_classes, norm="batch", dropout=0.0, depth=None,
-                 dtype=np.float32):
+    def __init__(
+        self,
+        in_features: int,
+        hidden: int | Iterable[int],
+        num_classes: int,
+        norm: str | None = "batch",
+        dropout: float = 0.0,
+        depth: int | None = None,
+        dtype: npt.DTypeLike = np.float32,
+    ) -> None:
         self.widths = _widths(hidden, depth)
         self.norm = None if norm == "none" else norm
-        self.dropout = _dropout_p(dropout)
+        self.dropout = _dropout_p(dropout, "MLP")
         make_norm(self.norm, 1)  # validates norm before anything is built
-        layers = []
+        layers: list[nn.Module] = []
         d = in_features
         for w in self.widths:
             layers += [nn.Linear(d, w, dtype=dtype), make_norm(self.norm, w, dtype), nn.ReLU()]
@@ -94,9 +102,20 @@ class MLP(nn.Sequential):
 class ResidualBlock(nn.Sequential):
     """``ReLU(x + norm(Linear(Dropout(ReLU(norm(Linear(x)))))))``: dim -> hidden_dim -> dim."""
 
-    def __init__(self, dim, hidden_dim, norm="batch", dropout=0.1, dtype=np.float32):
-        body = [nn.Linear(dim, hidden_dim, dtype=dtype), make_norm(norm, hidden_dim, dtype), nn.ReLU()]
-        if _dropout_p(dropout) > 0:
+    def __init__(
+        self,
+        dim: int,
+        hidden_dim: int,
+        norm: str | None = "batch",
+        dropout: float = 0.1,
+        dtype: npt.DTypeLike = np.float32,
+    ) -> None:
+        body: list[nn.Module] = [
+            nn.Linear(dim, hidden_dim, dtype=dtype),
+            make_norm(norm, hidden_dim, dtype),
+            nn.ReLU(),
+        ]
+        if _dropout_p(dropout, "ResidualBlock") > 0:
             body.append(nn.Dropout(dropout))
         body += [nn.Linear(hidden_dim, dim, dtype=dtype), make_norm(norm, dim, dtype)]
         body = [m for m in body if not isinstance(m, nn.Identity)]
@@ -111,19 +130,31 @@ class MLPResNet(nn.Sequential):
     :class:`ResidualBlock` (hidden -> hidden // 2 -> hidden), then ``Linear(hidden, classes)``.
     """
 
-    def __init__(self, in_features, hidden=100, num_classes=10, num_blocks=3, norm="batch",
-                 dropout=0.1, dtype=np.float32):
-        if isinstance(hidden, bool) or not isinstance(hidden, (int, np.integer)) or hidden < 2:
-            raise ValueError(f"hidden must be an int >= 2, got {hidden!r}")
-        if isinstance(num_blocks, bool) or not isinstance(num_blocks, (int, np.integer)) or num_blocks < 0:
-            raise ValueError(f"num_blocks must be an int >= 0, got {num_blocks!r}")
+    def __init__(
+        self,
+        in_features: int,
+        hidden: int = 100,
+        num_classes: int = 10,
+        num_blocks: int = 3,
+        norm: str | None = "batch",
+        dropout: float = 0.1,
+        dtype: npt.DTypeLike = np.float32,
+    ) -> None:
+        where = "MLPResNet"
+        hidden = V.integer(hidden, "hidden", where, low=2)
+        num_blocks = V.integer(num_blocks, "num_blocks", where, low=0)
         self.norm = None if norm == "none" else norm
-        self.dropout = _dropout_p(dropout)
+        self.dropout = _dropout_p(dropout, where)
         make_norm(self.norm, 1)
-        blocks = [ResidualBlock(hidden, hidden // 2, self.norm, self.dropout, dtype)
-                  for _ in range(num_blocks)]
-        super().__init__(nn.Linear(in_features, hidden, dtype=dtype), nn.ReLU(), *blocks,
-                         nn.Linear(hidden, num_classes, dtype=dtype))
+        blocks = [
+            ResidualBlock(hidden, hidden // 2, self.norm, self.dropout, dtype) for _ in range(num_blocks)
+        ]
+        super().__init__(
+            nn.Linear(in_features, hidden, dtype=dtype),
+            nn.ReLU(),
+            *blocks,
+            nn.Linear(hidden, num_classes, dtype=dtype),
+        )
         self.in_features, self.num_classes = in_features, num_classes
 
 
@@ -133,7 +164,9 @@ class MLPResNet(nn.Sequential):
 NORMS_2D = ("batch", "group", "layer", "instance", "none")
 
 
-def make_norm2d(norm, channels, dtype=np.float32, groups=8):
+def make_norm2d(
+    norm: str | None, channels: int, dtype: npt.DTypeLike = np.float32, groups: int = 8
+) -> nn.Module:
     """A normalization of (N, C, H, W) feature maps with ``channels`` channels:
 
     * ``"batch"``: BatchNorm2d (statistics per channel over the batch and the positions);
@@ -167,32 +200,46 @@ class CNN(nn.Sequential):
     ``CNN(in_channels=1, num_classes=10, channels=(32, 64, 128), norm='batch',
     input_shape=None, blocks=1, dtype=np.float32)``: one stage per entry of ``channels``, each
     ``blocks`` ``Conv2d(3x3, padding 1) -> norm -> ReLU`` blocks (the first one changes the
-    number of channels), with ``MaxPool2d(2)`` between stages;
-    then global average pooling (``AdaptiveAvgPool2d(1)``), ``Flatten`` and a ``Linear``
-    to the ``num_classes`` logits. ``norm`` is one of :data:`NORMS_2D` (see
-    :func:`make_norm2d`); the convolutions have no bias before a batch or instance norm,
-    which would subtract it. ``input_shape=(C, H, W)`` puts an ``Unflatten`` first, so the
-    network takes flat rows (N, C*H*W), as the Fashion-MNIST loader gives them.
+    number of channels), with ``MaxPool2d(2)`` between stages; then global average pooling
+    (``AdaptiveAvgPool2d(1)``), ``Flatten`` and a ``Linear`` to the ``num_classes`` logits.
+    ``norm`` is one of :data:`NORMS_2D` (see :func:`make_norm2d`); the convolutions have no
+    bias before a batch or instance norm, which would subtract it. ``input_shape=(C, H, W)``
+    puts an ``Unflatten`` first, so the network takes flat rows (N, C*H*W), as the
+    Fashion-MNIST loader gives them.
     """
 
-    def __init__(self, in_channels=1, num_classes=10, channels=(32, 64, 128), norm="batch",
-                 input_shape=None, blocks=1, dtype=np.float32):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        channels: int | Iterable[int] = (32, 64, 128),
+        norm: str | None = "batch",
+        input_shape: tuple[int, int, int] | None = None,
+        blocks: int = 1,
+        dtype: npt.DTypeLike = np.float32,
+    ) -> None:
+        where = "CNN"
+        in_channels = V.integer(in_channels, "in_channels", where, low=1)
         if isinstance(channels, (int, np.integer)) and not isinstance(channels, bool):
             channels = (int(channels),)
-        self.channels = tuple(_widths(list(channels), None))
+        if isinstance(channels, (bool, str, bytes)) or not isinstance(channels, Iterable):
+            raise TypeError(
+                f"{where}: channels must be an int or a list of ints, got {type(channels).__name__}"
+            )
+        self.channels = tuple(V.integer(c, "channels", where, low=1) for c in channels)
         if not self.channels:
-            raise ValueError("channels must name at least one stage")
+            raise ValueError(f"{where}: channels must name at least one stage")
         self.norm = None if norm == "none" else norm
         make_norm2d(self.norm, 8)  # validates norm before anything is built
-        if isinstance(blocks, bool) or not isinstance(blocks, (int, np.integer)) or blocks < 1:
-            raise ValueError(f"blocks must be an int >= 1, got {blocks!r}")
-        self.blocks = int(blocks)
-        layers = []
+        self.blocks = V.integer(blocks, "blocks", where, low=1)
+        layers: list[nn.Module] = []
         if input_shape is not None:
-            input_shape = tuple(input_shape)
+            input_shape = cast("tuple[int, int, int]", tuple(input_shape))
             if len(input_shape) != 3 or input_shape[0] != in_channels:
-                raise ValueError(f"input_shape must be (in_channels, H, W) = ({in_channels}, H, W), "
-                                 f"got {input_shape}")
+                raise ValueError(
+                    f"{where}: input_shape must be (in_channels, H, W) = ({in_channels}, H, W), "
+                    f"got {input_shape}"
+                )
             layers.append(nn.Unflatten(1, input_shape))
         c_in = in_channels
         bias = self.norm not in ("batch", "instance")
@@ -200,8 +247,11 @@ class CNN(nn.Sequential):
             if i > 0:
                 layers.append(nn.MaxPool2d(2))
             for _ in range(self.blocks):
-                layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=bias, dtype=dtype),
-                           make_norm2d(self.norm, c, dtype), nn.ReLU()]
+                layers += [
+                    nn.Conv2d(c_in, c, 3, padding=1, bias=bias, dtype=dtype),
+                    make_norm2d(self.norm, c, dtype),
+                    nn.ReLU(),
+                ]
                 c_in = c
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes, dtype=dtype)]
         super().__init__(*[m for m in layers if not isinstance(m, nn.Identity)])

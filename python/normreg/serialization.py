@@ -13,16 +13,23 @@ directory fsync'ed), so a crash or an error mid-save leaves the previous checkpo
 intact. A file that is not such an archive (truncated, corrupted, another format) or that
 holds pickled data raises :class:`CheckpointError` (a ``ValueError``) saying so.
 """
+
+from __future__ import annotations
+
+import contextlib
 import io
 import json
 import numbers
 import os
 import tempfile
 import zipfile
+from typing import IO, Any, Union
 
 import numpy as np
 
 __all__ = ["save", "load", "CheckpointError"]
+
+PathLike = Union[str, "os.PathLike[str]"]
 
 _FORMAT = "normreg-checkpoint"
 _VERSION = 1
@@ -34,13 +41,15 @@ class CheckpointError(ValueError):
     or holding pickled data)."""
 
 
-def _encode(obj, arrays, where):
+def _encode(obj: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
     """A JSON-able description of ``obj``; arrays are appended to ``arrays``."""
     if isinstance(obj, (np.ndarray, np.generic)):
         arr = np.asarray(obj)
         if arr.dtype.kind not in "biufcUS" or arr.dtype.fields is not None:
-            raise TypeError(f"normreg.save: {where} has dtype {arr.dtype}, which cannot be stored "
-                            "without pickle (numeric, bool and string dtypes only)")
+            raise TypeError(
+                f"normreg.save: {where} has dtype {arr.dtype}, which cannot be stored "
+                "without pickle (numeric, bool and string dtypes only)"
+            )
         name = f"a{len(arrays)}"
         arrays[name] = arr if arr.flags.c_contiguous else arr.copy(order="C")
         return {"scalar" if isinstance(obj, np.generic) else "array": name}
@@ -52,19 +61,23 @@ def _encode(obj, arrays, where):
         items = []
         for k, v in obj.items():
             if isinstance(k, bool) or not isinstance(k, (str, int, np.integer)):
-                raise TypeError(f"normreg.save: {where} has a key {k!r} of type {type(k).__name__}; "
-                                "dict keys must be str or int")
+                raise TypeError(
+                    f"normreg.save: {where} has a key {k!r} of type {type(k).__name__}; "
+                    "dict keys must be str or int"
+                )
             key = k if isinstance(k, str) else int(k)
             items.append([key, _encode(v, arrays, f"{where}[{k!r}]")])
         return {"dict": items}
     if isinstance(obj, (list, tuple)):
         values = [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]
         return {"tuple" if isinstance(obj, tuple) else "list": values}
-    raise TypeError(f"normreg.save: {where} is a {type(obj).__name__}; a checkpoint holds dicts, "
-                    "lists, tuples, ndarrays, NumPy scalars, None, bool, int, float and str")
+    raise TypeError(
+        f"normreg.save: {where} is a {type(obj).__name__}; a checkpoint holds dicts, "
+        "lists, tuples, ndarrays, NumPy scalars, None, bool, int, float and str"
+    )
 
 
-def _decode(node, arrays, used, where):
+def _decode(node: Any, arrays: dict[str, np.ndarray], used: set[str], where: str) -> Any:
     if node is None or isinstance(node, (bool, int, float, str)):
         return node
     if isinstance(node, dict) and len(node) == 1:
@@ -77,8 +90,12 @@ def _decode(node, arrays, used, where):
         if tag == "dict" and isinstance(value, list):
             out = {}
             for item in value:
-                if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], (str, int))
-                        and not isinstance(item[0], bool)):
+                if not (
+                    isinstance(item, list)
+                    and len(item) == 2
+                    and isinstance(item[0], (str, int))
+                    and not isinstance(item[0], bool)
+                ):
                     raise CheckpointError(f"{where}: malformed dict entry")
                 out[item[0]] = _decode(item[1], arrays, used, f"{where}[{item[0]!r}]")
             return out
@@ -88,7 +105,7 @@ def _decode(node, arrays, used, where):
     raise CheckpointError(f"{where}: malformed structure node {str(node)[:80]}")
 
 
-def _fsync_dir(directory):
+def _fsync_dir(directory: str) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:  # e.g. platforms that cannot open directories
@@ -101,11 +118,11 @@ def _fsync_dir(directory):
         os.close(fd)
 
 
-def _write_archive(f, arrays, structure):
-    np.savez(f, **{_STRUCTURE: np.array(structure)}, **arrays)
+def _write_archive(f: IO[bytes], arrays: dict[str, np.ndarray], structure: str) -> None:
+    np.savez(f, **{_STRUCTURE: np.array(structure), **arrays})  # type: ignore[arg-type]
 
 
-def save(obj, path):
+def save(obj: Any, path: PathLike) -> None:
     """Save ``obj`` (nested dicts/lists/tuples of arrays and scalars) to ``path`` atomically.
 
     The file name is used as given (no ``.npz`` is appended). Raises TypeError naming the
@@ -113,7 +130,7 @@ def save(obj, path):
     any, is left untouched on any error.
     """
     path = os.fspath(path)
-    arrays = {}
+    arrays: dict[str, np.ndarray] = {}
     root = _encode(obj, arrays, "obj")
     structure = json.dumps({"format": _FORMAT, "version": _VERSION, "root": root})
     directory = os.path.dirname(os.path.abspath(path))
@@ -129,15 +146,13 @@ def save(obj, path):
             os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
     _fsync_dir(directory)
 
 
-def load(path):
+def load(path: PathLike) -> Any:
     """Load a checkpoint written by :func:`save` (with ``allow_pickle=False``).
 
     Raises FileNotFoundError for a missing file and :class:`CheckpointError` (a
@@ -149,26 +164,35 @@ def load(path):
         data = f.read()
     if not data.startswith(b"PK"):
         if data.startswith(b"\x80") or data[:1] in (b"(", b"]", b"}"):
-            raise CheckpointError(f"normreg.load: refused to load '{path}': it holds pickled data, "
-                                  "which normreg never unpickles")
-        raise CheckpointError(f"normreg.load: '{path}' is not a normreg checkpoint "
-                              "(not an .npz archive: corrupted or truncated?)")
-    arrays = {}
+            raise CheckpointError(
+                f"normreg.load: refused to load '{path}': it holds pickled data, "
+                "which normreg never unpickles"
+            )
+        raise CheckpointError(
+            f"normreg.load: '{path}' is not a normreg checkpoint "
+            "(not an .npz archive: corrupted or truncated?)"
+        )
+    arrays: dict[str, np.ndarray] = {}
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             for name in archive.files:
                 arrays[name] = archive[name]
     except ValueError as exc:
         if "pickle" in str(exc).lower():
-            raise CheckpointError(f"normreg.load: refused to load '{path}': it holds pickled "
-                                  "(object) data, which normreg never unpickles") from None
+            raise CheckpointError(
+                f"normreg.load: refused to load '{path}': it holds pickled "
+                "(object) data, which normreg never unpickles"
+            ) from None
         raise CheckpointError(f"normreg.load: '{path}' is corrupted: {exc}") from None
     except (zipfile.BadZipFile, EOFError, OSError, KeyError) as exc:
-        raise CheckpointError(f"normreg.load: '{path}' is corrupted or truncated "
-                              f"({type(exc).__name__}: {exc})") from None
+        raise CheckpointError(
+            f"normreg.load: '{path}' is corrupted or truncated ({type(exc).__name__}: {exc})"
+        ) from None
     if _STRUCTURE not in arrays:
-        raise CheckpointError(f"normreg.load: '{path}' is an .npz archive but not a normreg "
-                              f"checkpoint (no '{_STRUCTURE}' entry)")
+        raise CheckpointError(
+            f"normreg.load: '{path}' is an .npz archive but not a normreg "
+            f"checkpoint (no '{_STRUCTURE}' entry)"
+        )
     try:
         header = json.loads(str(arrays.pop(_STRUCTURE)[()]))
     except (ValueError, TypeError) as exc:
@@ -176,12 +200,15 @@ def load(path):
     if not isinstance(header, dict) or header.get("format") != _FORMAT or "root" not in header:
         raise CheckpointError(f"normreg.load: '{path}' is not a normreg checkpoint")
     if header.get("version") != _VERSION:
-        raise CheckpointError(f"normreg.load: '{path}' has format version {header.get('version')}, "
-                              f"this normreg reads version {_VERSION}")
-    used = set()
+        raise CheckpointError(
+            f"normreg.load: '{path}' has format version {header.get('version')}, "
+            f"this normreg reads version {_VERSION}"
+        )
+    used: set[str] = set()
     obj = _decode(header["root"], arrays, used, "obj")
     extra = sorted(set(arrays) - used)
     if extra:
-        raise CheckpointError(f"normreg.load: '{path}' has array entries {extra} that its "
-                              "structure does not use")
+        raise CheckpointError(
+            f"normreg.load: '{path}' has array entries {extra} that its structure does not use"
+        )
     return obj

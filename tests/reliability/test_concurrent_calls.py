@@ -1,6 +1,7 @@
 """Concurrency: the functional API from several Python threads at once, on shared
 read-only inputs, gives exactly the serial results. The kernels release the GIL, so the
 threads really overlap inside the C code (and inside OpenMP and OpenBLAS)."""
+
 import threading
 
 import numpy as np
@@ -22,18 +23,35 @@ def _ro(a):
 
 def _inputs():
     rng = np.random.default_rng(0)
+
     def f(*s):
         return _ro(rng.standard_normal(s).astype(np.float32))
-    d = dict(x=f(256, 128), w=f(128, 64), b=f(64), dy=f(256, 64), lw=f(128), lb=f(128),
-             ldy=f(256, 128), bx=f(64, 32, 16), bdy=f(64, 32, 16), z=f(256, 10),
-             labels=_ro(rng.integers(0, 10, 256)),
-             cx=f(16, 8, 12, 12), cw=f(16, 8, 3, 3), cb=f(16), cdy=f(16, 16, 12, 12), pdy=f(16, 8, 6, 6))
+
+    d = dict(
+        x=f(256, 128),
+        w=f(128, 64),
+        b=f(64),
+        dy=f(256, 64),
+        lw=f(128),
+        lb=f(128),
+        ldy=f(256, 128),
+        bx=f(64, 32, 16),
+        bdy=f(64, 32, 16),
+        z=f(256, 10),
+        labels=_ro(rng.integers(0, 10, 256)),
+        cx=f(16, 8, 12, 12),
+        cw=f(16, 8, 3, 3),
+        cb=f(16),
+        cdy=f(16, 16, 12, 12),
+        pdy=f(16, 8, 6, 6),
+    )
     d["x64"] = _ro(d["x"].astype(np.float64))
     return d
 
 
 def _ops(d):
     """name -> function of nothing returning a tuple of arrays/floats; deterministic."""
+
     def layer_norm():
         y, m, r = F.layer_norm(d["x"], 128, d["lw"], d["lb"])
         return (y, m, r) + F.layer_norm_backward(d["ldy"], d["x"], m, r, d["lw"])
@@ -60,24 +78,42 @@ def _ops(d):
     def adam():
         p, m, v, vmax = d["x"].copy(), np.zeros_like(d["x"]), np.zeros_like(d["x"]), np.zeros_like(d["x"])
         for step in (1, 2):
-            F.adam_step_(p, d["ldy"], m, v, vmax, step=step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
-                         weight_decay=0.01, decoupled=True)
+            F.adam_step_(
+                p,
+                d["ldy"],
+                m,
+                v,
+                vmax,
+                step=step,
+                lr=1e-3,
+                beta1=0.9,
+                beta2=0.999,
+                eps=1e-8,
+                weight_decay=0.01,
+                decoupled=True,
+            )
         return p, m, v, vmax
 
     def norms():
         y, r = F.rms_norm(d["x"], 128, d["lw"])
         g, gm, gr = F.group_norm(d["bx"], 4, d["lw"][:32], d["lb"][:32])
-        return ((y, r) + F.rms_norm_backward(d["ldy"], d["x"], r, d["lw"]) + (g, gm, gr)
-                + F.group_norm_backward(d["bdy"], d["bx"], gm, gr, d["lw"][:32]))
+        return (
+            (y, r)
+            + F.rms_norm_backward(d["ldy"], d["x"], r, d["lw"])
+            + (g, gm, gr)
+            + F.group_norm_backward(d["bdy"], d["bx"], gm, gr, d["lw"][:32])
+        )
 
     def conv_pool():  # the team of threads with single-threaded GEMMs, and the pooling
         y = F.conv2d(d["cx"], d["cw"], d["cb"], 1, 1)
         m, idx = F.max_pool2d(d["cx"], 2)
         a = F.avg_pool2d(d["cx"], 3, 2, 1)
-        return ((y,) + F.conv2d_backward(d["cdy"], d["cx"], d["cw"], 1, 1)
-                + (m, idx, F.max_pool2d_backward(d["pdy"], idx, d["cx"].shape), a,
-                   F.avg_pool2d_backward(d["pdy"], d["cx"].shape, 3, 2, 1),
-                   F.adaptive_avg_pool2d(d["cx"], 1)))
+        return (
+            (y,)
+            + F.conv2d_backward(d["cdy"], d["cx"], d["cw"], 1, 1)
+            + (m, idx, F.max_pool2d_backward(d["pdy"], idx, d["cx"].shape), a)
+            + (F.avg_pool2d_backward(d["pdy"], d["cx"].shape, 3, 2, 1), F.adaptive_avg_pool2d(d["cx"], 1))
+        )
 
     return {
         "conv2d, pooling": conv_pool,
@@ -110,13 +146,13 @@ def test_functional_api_from_threads_equals_serial(num_threads):
                 barrier.wait()
                 names = list(ops)
                 for r in range(ROUNDS):
-                    order = names[k % len(names):] + names[:k % len(names)]  # different interleavings
+                    order = names[k % len(names) :] + names[: k % len(names)]  # different interleavings
                     for name in order:
                         got = ops[name]()
                         for g, s in zip(got, serial[name]):
                             if not (g is s or np.array_equal(g, s, equal_nan=True)):
                                 mismatches.append((k, r, name))
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 errors.append((k, repr(exc)))
 
         threads = [threading.Thread(target=worker, args=(k,)) for k in range(THREADS)]
@@ -128,7 +164,7 @@ def test_functional_api_from_threads_equals_serial(num_threads):
         assert not errors, errors[:5]
         assert not mismatches, mismatches[:10]
         # the shared inputs are untouched
-        for name, a in d.items():
+        for _name, a in d.items():
             assert not a.flags.writeable
         np.testing.assert_array_equal(d["x"], _inputs()["x"])
     finally:
@@ -158,9 +194,13 @@ def test_set_num_threads_while_ops_run():
                     for i, (g, s) in enumerate(zip(op(), serial[name])):
                         if g is s:
                             continue
-                        if not np.allclose(g, s, rtol=1e-4, atol=1e-4, equal_nan=True):  # other summation order
-                            mismatches.append((name, i, float(np.max(np.abs(np.subtract(g, s, dtype=float))))))
-        except BaseException as exc:  # noqa: BLE001
+                        if not np.allclose(
+                            g, s, rtol=1e-4, atol=1e-4, equal_nan=True
+                        ):  # other summation order
+                            mismatches.append(
+                                (name, i, float(np.max(np.abs(np.subtract(g, s, dtype=float)))))
+                            )
+        except BaseException as exc:
             errors.append(repr(exc))
 
     t0 = threading.Thread(target=toggler)

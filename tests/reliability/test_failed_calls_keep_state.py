@@ -2,6 +2,7 @@
 leaves parameters, gradients, running statistics, generator counters and the cache of the
 last successful forward exactly as they were; a failed functional call leaves its
 accumulators and running statistics untouched."""
+
 import numpy as np
 import pytest
 
@@ -72,19 +73,30 @@ MODULES = {
     "GroupNorm": lambda: nn.GroupNorm(3, 6),
     "InstanceNorm1d": lambda: nn.InstanceNorm1d(6, affine=True, track_running_stats=True),
     "BatchNorm2d": lambda: nn.BatchNorm2d(6),
-    "Sequential": lambda: nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.2),
-                                        nn.LayerNorm(8), nn.Linear(8, 3)),
+    "Sequential": lambda: nn.Sequential(
+        nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.2), nn.LayerNorm(8), nn.Linear(8, 3)
+    ),
 }
 
 
 # Inputs that are valid for a module are not failures: elementwise modules take any shape
 # and dtype, Linear and LayerNorm take a single sample. (In a Sequential, a failure in a
 # later layer comes after the earlier layers ran, as in PyTorch: see RELIABILITY.md.)
-_VALID = {("wrong features", "Dropout"), ("wrong features", "Dropout own generator"),
-          ("wrong features", "ReLU"), ("wrong dtype", "Dropout"), ("wrong dtype", "Dropout own generator"),
-          ("wrong dtype", "ReLU"), ("wrong rank", "Dropout"), ("wrong rank", "Dropout own generator"),
-          ("wrong rank", "ReLU"), ("wrong rank", "Linear"), ("wrong rank", "LayerNorm"),
-          ("wrong rank", "Sequential"), ("wrong rank", "RMSNorm")}
+_VALID = {
+    ("wrong features", "Dropout"),
+    ("wrong features", "Dropout own generator"),
+    ("wrong features", "ReLU"),
+    ("wrong dtype", "Dropout"),
+    ("wrong dtype", "Dropout own generator"),
+    ("wrong dtype", "ReLU"),
+    ("wrong rank", "Dropout"),
+    ("wrong rank", "Dropout own generator"),
+    ("wrong rank", "ReLU"),
+    ("wrong rank", "Linear"),
+    ("wrong rank", "LayerNorm"),
+    ("wrong rank", "Sequential"),
+    ("wrong rank", "RMSNorm"),
+}
 INPUT_SHAPES = {"InstanceNorm1d": (5, 6, 3), "BatchNorm2d": (5, 6, 2, 2)}
 _FAILING = [(bad, mod) for bad in BAD_INPUTS for mod in MODULES if (bad, mod) not in _VALID]
 
@@ -151,8 +163,11 @@ def test_linear_backward_failure_keeps_accumulators():
     x, w, dy = _f(4, 3), _f(3, 5), _f(4, 5)
     dw, db = _f(3, 5, seed=2), _f(5, seed=3)
     dw0, db0 = dw.copy(), db.copy()
-    for kwargs in (dict(dbias=np.zeros(4, np.float32)), dict(dbias=np.zeros(5, np.float64)),
-                   dict(dbias=np.zeros(10, np.float32)[::2])):
+    for kwargs in (
+        dict(dbias=np.zeros(4, np.float32)),
+        dict(dbias=np.zeros(5, np.float64)),
+        dict(dbias=np.zeros(10, np.float32)[::2]),
+    ):
         with pytest.raises((TypeError, ValueError)):
             F.linear_backward(dy, x, w, dweight=dw, **kwargs)
     with pytest.raises(ValueError):
@@ -167,10 +182,13 @@ def test_norm_backward_failure_keeps_accumulators():
     dw, db = _f(3, seed=2), _f(3, seed=3)
     dw0, db0 = dw.copy(), db.copy()
     with pytest.raises(ValueError):
-        F.layer_norm_backward(dy, x, mean, rstd, np.ones(3, np.float32), dweight=dw, dbias=np.zeros(2, np.float32))
+        F.layer_norm_backward(
+            dy, x, mean, rstd, np.ones(3, np.float32), dweight=dw, dbias=np.zeros(2, np.float32)
+        )
     with pytest.raises(ValueError):
-        F.batch_norm_backward(dy, x, mean[:3], rstd[:3], np.ones(3, np.float32), dweight=dw,
-                              dbias=np.zeros(2, np.float32))
+        F.batch_norm_backward(
+            dy, x, mean[:3], rstd[:3], np.ones(3, np.float32), dweight=dw, dbias=np.zeros(2, np.float32)
+        )
     np.testing.assert_array_equal(dw, dw0)
     np.testing.assert_array_equal(db, db0)
 
@@ -180,8 +198,9 @@ def test_batch_norm_failure_keeps_running_stats(bad):
     x = _f(4, 3)
     rm, rv = _f(3, seed=5), np.abs(_f(3, seed=6)) + 1
     rm0, rv0 = rm.copy(), rv.copy()
-    kwargs = dict(weight=np.ones(3, np.float32), bias=np.zeros(3, np.float32), training=True,
-                  momentum=0.1, eps=1e-5)
+    kwargs = dict(
+        weight=np.ones(3, np.float32), bias=np.zeros(3, np.float32), training=True, momentum=0.1, eps=1e-5
+    )
     args = [x, rm, rv]
     if bad in ("weight", "bias"):
         kwargs[bad] = np.ones(4, np.float32)
@@ -201,7 +220,9 @@ def test_batch_norm_failure_keeps_running_stats(bad):
     np.testing.assert_array_equal(rv, rv0)
 
 
-@pytest.mark.parametrize("bad", ["out shape", "out dtype", "out Fortran", "out read-only", "p", "x", "generator"])
+@pytest.mark.parametrize(
+    "bad", ["out shape", "out dtype", "out Fortran", "out read-only", "p", "x", "generator"]
+)
 def test_dropout_failure_keeps_generator_counter(bad):
     gen = normreg.Generator(7)
     gen.next_offset()
@@ -250,8 +271,9 @@ def _opt_state(model, opt):
 
 OPTIMIZERS = {
     "SGD": lambda p: __import__("normreg.optim").optim.SGD(p, lr=0.1),
-    "SGD momentum nesterov": lambda p: __import__("normreg.optim").optim.SGD(p, lr=0.1, momentum=0.9,
-                                                                               nesterov=True, weight_decay=0.01),
+    "SGD momentum nesterov": lambda p: __import__("normreg.optim").optim.SGD(
+        p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01
+    ),
     "Adam": lambda p: __import__("normreg.optim").optim.Adam(p, lr=0.01, weight_decay=0.01),
     "Adam amsgrad": lambda p: __import__("normreg.optim").optim.Adam(p, lr=0.01, amsgrad=True),
     "AdamW": lambda p: __import__("normreg.optim").optim.AdamW(p, lr=0.01),
@@ -285,8 +307,16 @@ def _set_bad(model, opt, what):
     return True
 
 
-BAD_STEPS = ["grad shape", "grad dtype", "grad type", "grad integers", "param read-only", "group lr",
-             "group lr type", "state buffer shape"]
+BAD_STEPS = [
+    "grad shape",
+    "grad dtype",
+    "grad type",
+    "grad integers",
+    "param read-only",
+    "group lr",
+    "group lr type",
+    "state buffer shape",
+]
 
 
 @pytest.mark.parametrize("oname", list(OPTIMIZERS))

@@ -4,13 +4,13 @@ The cases (``fuzz_cases.py``) run in child processes, in batches: a child that d
 signal, is stopped by a sanitizer or hangs fails the case it was running, and the run
 resumes after that case so one crash does not hide the others.
 """
+
 import os
 import subprocess
 import sys
 
-import pytest
-
 import fuzz_cases
+import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BATCH = 2500
@@ -23,12 +23,20 @@ def _child(start, stop, extra_env=None):
     """Runs cases [start, stop) in a child; returns (results {i: (status, detail)},
     index of the case that killed or hung the child or None, what happened)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [os.path.dirname(os.path.dirname(
-        __import__("normreg").__file__)), env.get("PYTHONPATH", "")] if p)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p
+        for p in [os.path.dirname(os.path.dirname(__import__("normreg").__file__)), env.get("PYTHONPATH", "")]
+        if p
+    )
     env.setdefault("OMP_NUM_THREADS", "2")
     env.update(extra_env or {})
-    proc = subprocess.Popen([sys.executable, os.path.join(HERE, "fuzz_cases.py"), str(start), str(stop)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, os.path.join(HERE, "fuzz_cases.py"), str(start), str(stop)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         out, err = proc.communicate(timeout=TIMEOUT)
         hung = False
@@ -50,9 +58,13 @@ def _child(start, stop, extra_env=None):
             running = None
     if done and proc.returncode == 0:
         return results, None, ""
-    what = ("hung (timeout %.0f s)" % TIMEOUT if hung else
-            f"killed by signal {-proc.returncode}" if proc.returncode < 0 else
-            f"exit status {proc.returncode}")
+    what = (
+        f"hung (timeout {TIMEOUT:.0f} s)"
+        if hung
+        else f"killed by signal {-proc.returncode}"
+        if proc.returncode < 0
+        else f"exit status {proc.returncode}"
+    )
     return results, running, f"{what}; stderr tail: {err[-2000:]}"
 
 

@@ -3,6 +3,7 @@ on success and on error paths (in the binding and in the functional layer). Resi
 memory must stay flat, the interpreter's allocated blocks must not grow with the number
 of calls, and the reference counts of every argument must be unchanged.
 """
+
 import gc
 import os
 import sys
@@ -41,9 +42,12 @@ def assert_flat(call, watched, what):
     gc.collect()
     blocks1, rss1 = sys.getallocatedblocks(), rss()
     assert [sys.getrefcount(a) for a in watched] == refs, f"{what}: reference counts of the arguments changed"
-    assert blocks1 - blocks0 < CALLS // 10, f"{what}: {blocks1 - blocks0} Python blocks more after {CALLS} calls"
-    assert UNDER_ASAN or rss1 - rss0 < RSS_SLACK, \
+    assert blocks1 - blocks0 < CALLS // 10, (
+        f"{what}: {blocks1 - blocks0} Python blocks more after {CALLS} calls"
+    )
+    assert UNDER_ASAN or rss1 - rss0 < RSS_SLACK, (
         f"{what}: resident memory grew by {(rss1 - rss0) / 2**20:.1f} MiB over {CALLS} calls"
+    )
 
 
 def _f(*shape, seed=0):
@@ -80,16 +84,63 @@ def _cases():
     gx = _f(8, 6, 5, seed=9)
     _, gmean, grstd = F.group_norm(gx, 3)
     _, rrstd = F.rms_norm(lx, K)
-    cx, cw, cb, cdy = _f(4, 3, 9, 8, seed=10), _f(5, 3, 3, 3, seed=11), _f(5, seed=12), _f(4, 5, 9, 8, seed=13)
+    cx, cw, cb, cdy = (
+        _f(4, 3, 9, 8, seed=10),
+        _f(5, 3, 3, 3, seed=11),
+        _f(5, seed=12),
+        _f(4, 5, 9, 8, seed=13),
+    )
     cdw, cdb = np.zeros_like(cw), np.zeros_like(cb)
     _, pidx = F.max_pool2d(cx, 2)
     pdy = _f(4, 3, 4, 4, seed=14)
     bad_idx = pidx.copy()
-    bad_idx[0, 0, 0, 0] = 72
-    keep = [cx, cw, cb, cdy, cdw, cdb, pidx, pdy, bad_idx,
-            gx, gmean, grstd, rrstd, op, og, obuf, om, ov, ovmax, x, w, b, dy, dw, db, lx, lw, lb, lmean, lrstd, ldy,
-            bx, rm, rv, bmean, brstd, mask, z,
-            labels, bad_labels, lse, wrong, out_xy, gen]
+    bad_idx[0, 0, 0, 0] = 72  # outside the 9 x 8 plane
+    keep = [
+        cx,
+        cw,
+        cb,
+        cdy,
+        cdw,
+        cdb,
+        pidx,
+        pdy,
+        bad_idx,
+        gx,
+        gmean,
+        grstd,
+        rrstd,
+        op,
+        og,
+        obuf,
+        om,
+        ov,
+        ovmax,
+        x,
+        w,
+        b,
+        dy,
+        dw,
+        db,
+        lx,
+        lw,
+        lb,
+        lmean,
+        lrstd,
+        ldy,
+        bx,
+        rm,
+        rv,
+        bmean,
+        brstd,
+        mask,
+        z,
+        labels,
+        bad_labels,
+        lse,
+        wrong,
+        out_xy,
+        gen,
+    ]
     calls = {
         # success paths, functional (-> binding -> kernel)
         "linear": lambda: F.linear(x, w, b),
@@ -126,19 +177,24 @@ def _cases():
         "E rms_norm_backward out": lambda: _C.rms_norm_backward(ldy, lx, rrstd, lw, None, wrong),
         "E rms_norm_forward eps": lambda: _C.rms_norm_forward(lx, lw, -1.0, None),
         "E group_norm_forward groups": lambda: _C.group_norm_forward(gx, None, None, 4, 1e-5, None),
-        "E group_norm_backward out": lambda: _C.group_norm_backward(gx, gx, gmean, grstd, None, None, None, 3,
-                                                                    wrong),
+        "E group_norm_backward out": lambda: _C.group_norm_backward(
+            gx, gx, gmean, grstd, None, None, None, 3, wrong
+        ),
         "sgd_step_": lambda: F.sgd_step_(op, og, obuf, lr=1e-6, momentum=0.9),
-        "adam_step_": lambda: F.adam_step_(op, og, om, ov, ovmax, step=3, lr=1e-6, beta1=0.9, beta2=0.999,
-                                           eps=1e-8),
+        "adam_step_": lambda: F.adam_step_(
+            op, og, om, ov, ovmax, step=3, lr=1e-6, beta1=0.9, beta2=0.999, eps=1e-8
+        ),
         "E sgd_step buffer": lambda: _C.sgd_step(op, og, wrong, 0.1, 0.9, 0.0, 0.0, False, False),
         "E sgd_step flag": lambda: _C.sgd_step(op, og, obuf, 0.1, 0.9, 0.0, 0.0, False, _BadBool()),
-        "E adam_step bias_correction2": lambda: _C.adam_step(op, og, om, ov, None, 0.1, 0.9, 0.999, 1e-8, 0.0,
-                                                             False, 0.1, "x"),
-        "E adam_step max_exp_avg_sq": lambda: _C.adam_step(op, og, om, ov, wrong, 0.1, 0.9, 0.999, 1e-8, 0.0,
-                                                           False, 0.1, 0.1),
-        "E F.adam_step_ grad dtype": lambda: F.adam_step_(op, og.astype(np.float64), om, ov, step=1, lr=0.1,
-                                                          beta1=0.9, beta2=0.999, eps=1e-8),
+        "E adam_step bias_correction2": lambda: _C.adam_step(
+            op, og, om, ov, None, 0.1, 0.9, 0.999, 1e-8, 0.0, False, 0.1, "x"
+        ),
+        "E adam_step max_exp_avg_sq": lambda: _C.adam_step(
+            op, og, om, ov, wrong, 0.1, 0.9, 0.999, 1e-8, 0.0, False, 0.1, 0.1
+        ),
+        "E F.adam_step_ grad dtype": lambda: F.adam_step_(
+            op, og.astype(np.float64), om, ov, step=1, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8
+        ),
         # error paths late in the binding (after arguments were parsed and checked)
         "E linear_forward bias": lambda: _C.linear_forward(x, w, wrong[0], None),
         "E linear_forward out": lambda: _C.linear_forward(x, w, b, wrong),
@@ -147,11 +203,18 @@ def _cases():
         "E relu_backward out": lambda: _C.relu_backward(x, x, wrong),
         "E layer_norm_forward eps": lambda: _C.layer_norm_forward(lx, lw, lb, -1.0, None),
         "E layer_norm_forward out": lambda: _C.layer_norm_forward(lx, lw, lb, 1e-5, wrong),
-        "E layer_norm_backward out": lambda: _C.layer_norm_backward(ldy, lx, lmean, lrstd, lw, None, None, wrong),
-        "E batch_norm_forward out": lambda: _C.batch_norm_forward(bx, None, None, rm, rv, True, 0.1, 1e-5, wrong),
-        "E batch_norm_forward eval": lambda: _C.batch_norm_forward(bx, None, None, None, None, False, 0.1, 1e-5, None),
-        "E batch_norm_backward out": lambda: _C.batch_norm_backward(bx, bx, bmean, brstd, None, None, None, True,
-                                                                    wrong),
+        "E layer_norm_backward out": lambda: _C.layer_norm_backward(
+            ldy, lx, lmean, lrstd, lw, None, None, wrong
+        ),
+        "E batch_norm_forward out": lambda: _C.batch_norm_forward(
+            bx, None, None, rm, rv, True, 0.1, 1e-5, wrong
+        ),
+        "E batch_norm_forward eval": lambda: _C.batch_norm_forward(
+            bx, None, None, None, None, False, 0.1, 1e-5, None
+        ),
+        "E batch_norm_backward out": lambda: _C.batch_norm_backward(
+            bx, bx, bmean, brstd, None, None, None, True, wrong
+        ),
         "E dropout_forward offset": lambda: _C.dropout_forward(x, 0.5, 1, -1, None),
         "E dropout_forward out": lambda: _C.dropout_forward(x, 0.5, 1, 2, wrong),
         "E dropout_backward out": lambda: _C.dropout_backward(x, mask, 0.5, wrong),
@@ -190,8 +253,10 @@ def test_calls_do_not_leak(name):
 
 def test_modules_do_not_leak():
     from normreg import nn
-    model = nn.Sequential(nn.Linear(32, 64), nn.BatchNorm1d(64), nn.ReLU(), nn.Dropout(0.2),
-                          nn.LayerNorm(64), nn.Linear(64, 10))
+
+    model = nn.Sequential(
+        nn.Linear(32, 64), nn.BatchNorm1d(64), nn.ReLU(), nn.Dropout(0.2), nn.LayerNorm(64), nn.Linear(64, 10)
+    )
     loss_fn = nn.SoftmaxLoss()
     x = _f(128, 32)
     y = np.arange(128) % 10
@@ -207,10 +272,13 @@ def test_modules_do_not_leak():
 @pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
 def test_optimizer_steps_do_not_leak(name):
     from normreg import nn, optim
+
     model = nn.Sequential(nn.Linear(32, 64), nn.LayerNorm(64), nn.Linear(64, 10))
-    opt = {"SGD": lambda p: optim.SGD(p, lr=1e-3, momentum=0.9),
-           "Adam": lambda p: optim.Adam(p, lr=1e-3, amsgrad=True),
-           "AdamW": lambda p: optim.AdamW(p, lr=1e-3)}[name](model.parameters())
+    opt = {
+        "SGD": lambda p: optim.SGD(p, lr=1e-3, momentum=0.9),
+        "Adam": lambda p: optim.Adam(p, lr=1e-3, amsgrad=True),
+        "AdamW": lambda p: optim.AdamW(p, lr=1e-3),
+    }[name](model.parameters())
     for p in model.parameters():
         p.grad[...] = 0.01
     bad = model.parameters()[0]

@@ -3,12 +3,12 @@
 Reference values come from float64 NumPy on the same (float32) inputs; the behaviour with
 NaN/Inf is the one RELIABILITY.md documents.
 """
+
 import numpy as np
 import pytest
+import reference as R
 
 from normreg import functional as F
-
-import reference as R
 
 pytestmark = pytest.mark.sanitize
 
@@ -69,8 +69,9 @@ def test_constant_rows_are_exact(dtype, value, eps):
     dy = np.random.default_rng(0).standard_normal((3, 5)).astype(dtype)
     dx, dw, db = F.layer_norm_backward(dy, x, mean, rstd, w)
     g = dy * w
-    np.testing.assert_allclose(dx, (g - g.mean(axis=1, keepdims=True)) / np.sqrt(eps),
-                               rtol=1e-5, atol=1e-5 / np.sqrt(eps))
+    np.testing.assert_allclose(
+        dx, (g - g.mean(axis=1, keepdims=True)) / np.sqrt(eps), rtol=1e-5, atol=1e-5 / np.sqrt(eps)
+    )
     np.testing.assert_array_equal(dw, np.zeros(5, dtype))
 
     xc = np.full((4, 3), value, dtype)
@@ -119,7 +120,7 @@ def test_linear_nan_inf_stay_in_their_row(v):
 def test_relu_nan_inf(v):
     y = F.relu(_x_with(v))
     expected = v if (np.isnan(v) or v > 0) else 0.0
-    assert (np.isnan(y[1, 2]) if np.isnan(expected) else y[1, 2] == expected)
+    assert np.isnan(y[1, 2]) if np.isnan(expected) else y[1, 2] == expected
     dx = F.relu_backward(np.ones((3, 4), np.float32), y)
     assert dx[1, 2] == (1.0 if v == np.inf else 0.0)  # NaN > 0 is false: gradient 0
 
@@ -149,6 +150,7 @@ def test_batch_norm_nan_inf_poison_only_their_channel(v):
 @pytest.mark.parametrize("v", SPECIALS)
 def test_dropout_drops_nan_inf_to_exact_zero(v):
     import normreg
+
     x = np.full(4096, v, np.float32)
     y, mask = F.dropout(x, 0.5, generator=normreg.Generator(0))
     keep = R.dropout_keep(mask, x.shape)

@@ -6,24 +6,27 @@ byte-swapped arrays) and values, against the float64 NumPy references of
 
 Examples per op: ``NORMREG_PROPERTY_EXAMPLES`` (default 100).
 """
+
 import os
 
 import numpy as np
 import pytest
+import reference as R
+from helpers import LAYOUTS, assert_unmodified, layout, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import normreg
 from normreg import functional as F
 
-import reference as R
-from helpers import LAYOUTS, assert_unmodified, layout, snapshot
-
 pytestmark = pytest.mark.sanitize
 
 EXAMPLES = int(os.environ.get("NORMREG_PROPERTY_EXAMPLES", "100"))
-SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 dtypes = st.sampled_from([np.float32, np.float64])
 layouts = st.sampled_from(LAYOUTS)
@@ -44,8 +47,9 @@ class Data:
         self.dtype, self.offset, self.scale = dtype, offset, scale
 
     def __call__(self, shape, kind="C", offset=None, scale=None):
-        a = (self.offset if offset is None else offset) + \
-            (self.scale if scale is None else scale) * self.rng.standard_normal(shape)
+        a = (self.offset if offset is None else offset) + (
+            self.scale if scale is None else scale
+        ) * self.rng.standard_normal(shape)
         return layout(a.astype(self.dtype), kind)
 
 
@@ -53,9 +57,19 @@ class Data:
 
 
 @SETTINGS
-@given(lead=st.lists(st.integers(0, 4), max_size=2), K=st.integers(0, 9), N=st.integers(0, 9),
-       dtype=dtypes, lx=layouts, lw=layouts, lb=layouts, ldy=layouts, has_bias=st.booleans(),
-       accumulate=st.booleans(), seed=seeds)
+@given(
+    lead=st.lists(st.integers(0, 4), max_size=2),
+    K=st.integers(0, 9),
+    N=st.integers(0, 9),
+    dtype=dtypes,
+    lx=layouts,
+    lw=layouts,
+    lb=layouts,
+    ldy=layouts,
+    has_bias=st.booleans(),
+    accumulate=st.booleans(),
+    seed=seeds,
+)
 def test_linear(lead, K, N, dtype, lx, lw, lb, ldy, has_bias, accumulate, seed):
     d = Data(seed, dtype)
     lead = tuple(lead)
@@ -90,8 +104,7 @@ def test_linear(lead, K, N, dtype, lx, lw, lb, ldy, has_bias, accumulate, seed):
 
 
 @SETTINGS
-@given(shape=st.lists(st.integers(0, 5), max_size=3), dtype=dtypes, lx=layouts, ldy=layouts,
-       seed=seeds)
+@given(shape=st.lists(st.integers(0, 5), max_size=3), dtype=dtypes, lx=layouts, ldy=layouts, seed=seeds)
 def test_relu(shape, dtype, lx, ldy, seed):
     d = Data(seed, dtype)
     base = d(tuple(shape))
@@ -112,10 +125,20 @@ def test_relu(shape, dtype, lx, ldy, seed):
 
 
 @SETTINGS
-@given(lead=st.lists(st.integers(0, 4), max_size=2), norm=st.lists(st.integers(1, 7), min_size=1, max_size=2),
-       dtype=dtypes, lx=layouts, lw=layouts, ldy=layouts, affine=st.sampled_from(["none", "w", "wb"]),
-       eps=st.sampled_from([1e-5, 1e-3, 0.5]), offset=st.sampled_from([0.0, 12.0, -300.0]),
-       scale=st.sampled_from([1.0, 5.0, 0.01]), accumulate=st.booleans(), seed=seeds)
+@given(
+    lead=st.lists(st.integers(0, 4), max_size=2),
+    norm=st.lists(st.integers(1, 7), min_size=1, max_size=2),
+    dtype=dtypes,
+    lx=layouts,
+    lw=layouts,
+    ldy=layouts,
+    affine=st.sampled_from(["none", "w", "wb"]),
+    eps=st.sampled_from([1e-5, 1e-3, 0.5]),
+    offset=st.sampled_from([0.0, 12.0, -300.0]),
+    scale=st.sampled_from([1.0, 5.0, 0.01]),
+    accumulate=st.booleans(),
+    seed=seeds,
+)
 def test_layer_norm(lead, norm, dtype, lx, lw, ldy, affine, eps, offset, scale, accumulate, seed):
     d = Data(seed, dtype, offset, scale)
     lead, norm = tuple(lead), tuple(norm)
@@ -143,13 +166,17 @@ def test_layer_norm(lead, norm, dtype, lx, lw, ldy, affine, eps, offset, scale, 
     gscale = float(np.max(rrstd)) if rrstd.size else 1.0
     np.testing.assert_allclose(dx, rdx, **tol(dtype, gscale * t["atol"] / tol(dtype)["atol"]))
     if w is not None:
-        np.testing.assert_allclose(dw, rdw + (0 if starts[0] is None else starts[0]),
-                                   **tol(dtype, max(int(np.prod(lead)), 1) * t["atol"] / tol(dtype)["atol"]))
+        np.testing.assert_allclose(
+            dw,
+            rdw + (0 if starts[0] is None else starts[0]),
+            **tol(dtype, max(int(np.prod(lead)), 1) * t["atol"] / tol(dtype)["atol"]),
+        )
     else:
         assert dw is None
     if has_bias:
-        np.testing.assert_allclose(db, rdb + (0 if starts[1] is None else starts[1]),
-                                   **tol(dtype, max(int(np.prod(lead)), 1)))
+        np.testing.assert_allclose(
+            db, rdb + (0 if starts[1] is None else starts[1]), **tol(dtype, max(int(np.prod(lead)), 1))
+        )
     else:
         assert db is None
     assert_unmodified(snap)
@@ -159,14 +186,24 @@ def test_layer_norm(lead, norm, dtype, lx, lw, ldy, affine, eps, offset, scale, 
 
 
 @SETTINGS
-@given(N=st.integers(0, 7), C=st.integers(1, 5), L=st.one_of(st.none(), st.integers(0, 4)),
-       dtype=dtypes, lx=layouts, lw=layouts, ldy=layouts, affine=st.booleans(),
-       training=st.booleans(), track=st.booleans(),
-       momentum=st.one_of(st.sampled_from([0.0, 0.1, 0.5, 1.0]), st.floats(0, 1)),
-       eps=st.sampled_from([1e-5, 1e-2]), offset=st.sampled_from([0.0, 12.0]),
-       scale=st.sampled_from([1.0, 5.0]), seed=seeds)
-def test_batch_norm(N, C, L, dtype, lx, lw, ldy, affine, training, track, momentum, eps, offset,
-                    scale, seed):
+@given(
+    N=st.integers(0, 7),
+    C=st.integers(1, 5),
+    L=st.one_of(st.none(), st.integers(0, 4)),
+    dtype=dtypes,
+    lx=layouts,
+    lw=layouts,
+    ldy=layouts,
+    affine=st.booleans(),
+    training=st.booleans(),
+    track=st.booleans(),
+    momentum=st.one_of(st.sampled_from([0.0, 0.1, 0.5, 1.0]), st.floats(0, 1)),
+    eps=st.sampled_from([1e-5, 1e-2]),
+    offset=st.sampled_from([0.0, 12.0]),
+    scale=st.sampled_from([1.0, 5.0]),
+    seed=seeds,
+)
+def test_batch_norm(N, C, L, dtype, lx, lw, ldy, affine, training, track, momentum, eps, offset, scale, seed):
     d = Data(seed, dtype, offset, scale)
     shape = (N, C) if L is None else (N, C, L)
     x = d(shape, lx)
@@ -237,10 +274,15 @@ def test_batch_norm(N, C, L, dtype, lx, lw, ldy, affine, training, track, moment
 
 
 @SETTINGS
-@given(shape=st.lists(st.integers(0, 9), max_size=3), dtype=dtypes, lx=layouts, ldy=layouts,
-       p=st.one_of(st.sampled_from([0.0, 0.2, 0.5, 0.9, 1.0]), st.floats(0, 1)),
-       gseed=st.integers(0, 2**64 - 1),
-       seed=seeds)
+@given(
+    shape=st.lists(st.integers(0, 9), max_size=3),
+    dtype=dtypes,
+    lx=layouts,
+    ldy=layouts,
+    p=st.one_of(st.sampled_from([0.0, 0.2, 0.5, 0.9, 1.0]), st.floats(0, 1)),
+    gseed=st.integers(0, 2**64 - 1),
+    seed=seeds,
+)
 def test_dropout(shape, dtype, lx, ldy, p, gseed, seed):
     d = Data(seed, dtype)
     shape = tuple(shape)
@@ -276,10 +318,17 @@ def test_dropout(shape, dtype, lx, ldy, p, gseed, seed):
 
 
 @SETTINGS
-@given(B=st.integers(0, 7), K=st.integers(1, 9), dtype=dtypes, lz=layouts, ll=layouts,
-       ldt=st.sampled_from([np.int64, np.int32, np.uint8, np.int16]),
-       scale=st.one_of(st.sampled_from([1.0, 10.0, 100.0]), st.floats(0.01, 50)),
-       dloss=st.floats(-3, 3), seed=seeds)
+@given(
+    B=st.integers(0, 7),
+    K=st.integers(1, 9),
+    dtype=dtypes,
+    lz=layouts,
+    ll=layouts,
+    ldt=st.sampled_from([np.int64, np.int32, np.uint8, np.int16]),
+    scale=st.one_of(st.sampled_from([1.0, 10.0, 100.0]), st.floats(0.01, 50)),
+    dloss=st.floats(-3, 3),
+    seed=seeds,
+)
 def test_cross_entropy(B, K, dtype, lz, ll, ldt, scale, dloss, seed):
     d = Data(seed, dtype, 0.0, scale)
     z = d((B, K), lz)
@@ -309,9 +358,18 @@ hyper = st.sampled_from([0.0, 0.01, 0.5])
 
 
 @SETTINGS
-@given(shape=st.lists(st.integers(0, 6), max_size=3), dtype=dtypes, lg=layouts,
-       lr=st.sampled_from([0.0, 1e-3, 0.1]), momentum=hyper, dampening=st.sampled_from([0.0, 0.3]),
-       weight_decay=hyper, nesterov=st.booleans(), first=st.booleans(), seed=seeds)
+@given(
+    shape=st.lists(st.integers(0, 6), max_size=3),
+    dtype=dtypes,
+    lg=layouts,
+    lr=st.sampled_from([0.0, 1e-3, 0.1]),
+    momentum=hyper,
+    dampening=st.sampled_from([0.0, 0.3]),
+    weight_decay=hyper,
+    nesterov=st.booleans(),
+    first=st.booleans(),
+    seed=seeds,
+)
 def test_sgd_step(shape, dtype, lg, lr, momentum, dampening, weight_decay, nesterov, first, seed):
     d = Data(seed, dtype)
     shape = tuple(shape)
@@ -319,8 +377,17 @@ def test_sgd_step(shape, dtype, lg, lr, momentum, dampening, weight_decay, neste
     buf = d(shape) if momentum != 0 else None
     p0, b0 = param.copy(), None if buf is None else buf.copy()
     snap = snapshot(grad)
-    out = F.sgd_step_(param, grad, buf, lr=lr, momentum=momentum, dampening=dampening,
-                      weight_decay=weight_decay, nesterov=nesterov, first_step=first)
+    out = F.sgd_step_(
+        param,
+        grad,
+        buf,
+        lr=lr,
+        momentum=momentum,
+        dampening=dampening,
+        weight_decay=weight_decay,
+        nesterov=nesterov,
+        first_step=first,
+    )
     assert out is param
     rp, rbuf = R.sgd_step(p0, grad, b0, lr, momentum, dampening, weight_decay, nesterov, first)
     np.testing.assert_allclose(param, rp, **tol(dtype, 4.0))
@@ -330,10 +397,19 @@ def test_sgd_step(shape, dtype, lg, lr, momentum, dampening, weight_decay, neste
 
 
 @SETTINGS
-@given(shape=st.lists(st.integers(0, 6), max_size=3), dtype=dtypes, lg=layouts,
-       lr=st.sampled_from([1e-3, 0.1]), betas=st.sampled_from([(0.9, 0.999), (0.0, 0.5), (0.5, 0.0)]),
-       eps=st.sampled_from([1e-8, 1e-3]), weight_decay=hyper, decoupled=st.booleans(),
-       amsgrad=st.booleans(), step=st.integers(1, 50), seed=seeds)
+@given(
+    shape=st.lists(st.integers(0, 6), max_size=3),
+    dtype=dtypes,
+    lg=layouts,
+    lr=st.sampled_from([1e-3, 0.1]),
+    betas=st.sampled_from([(0.9, 0.999), (0.0, 0.5), (0.5, 0.0)]),
+    eps=st.sampled_from([1e-8, 1e-3]),
+    weight_decay=hyper,
+    decoupled=st.booleans(),
+    amsgrad=st.booleans(),
+    step=st.integers(1, 50),
+    seed=seeds,
+)
 def test_adam_step(shape, dtype, lg, lr, betas, eps, weight_decay, decoupled, amsgrad, step, seed):
     d = Data(seed, dtype)
     shape = tuple(shape)
@@ -344,10 +420,23 @@ def test_adam_step(shape, dtype, lg, lr, betas, eps, weight_decay, decoupled, am
     p0, m0, v0 = param.copy(), m.copy(), v.copy()
     vmax0 = None if vmax is None else vmax.copy()
     snap = snapshot(grad)
-    F.adam_step_(param, grad, m, v, vmax, step=step, lr=lr, beta1=betas[0], beta2=betas[1],
-                 eps=eps, weight_decay=weight_decay, decoupled=decoupled)
-    rp, rm, rv, rvmax = R.adam_step(p0, grad, m0, v0, vmax0, step, lr, betas[0], betas[1], eps,
-                                    weight_decay, decoupled)
+    F.adam_step_(
+        param,
+        grad,
+        m,
+        v,
+        vmax,
+        step=step,
+        lr=lr,
+        beta1=betas[0],
+        beta2=betas[1],
+        eps=eps,
+        weight_decay=weight_decay,
+        decoupled=decoupled,
+    )
+    rp, rm, rv, rvmax = R.adam_step(
+        p0, grad, m0, v0, vmax0, step, lr, betas[0], betas[1], eps, weight_decay, decoupled
+    )
     t = tol(dtype, 4.0)
     np.testing.assert_allclose(param, rp, rtol=t["rtol"] * 10, atol=t["atol"])
     np.testing.assert_allclose(m, rm, **t)
@@ -361,10 +450,20 @@ def test_adam_step(shape, dtype, lg, lr, betas, eps, weight_decay, decoupled, am
 
 
 @SETTINGS
-@given(lead=st.lists(st.integers(0, 4), max_size=2), norm=st.lists(st.integers(1, 7), min_size=1, max_size=2),
-       dtype=dtypes, lx=layouts, lw=layouts, ldy=layouts, affine=st.booleans(),
-       eps=st.sampled_from([None, 1e-5, 0.5]), offset=st.sampled_from([0.0, 12.0]),
-       scale=st.sampled_from([1.0, 5.0]), accumulate=st.booleans(), seed=seeds)
+@given(
+    lead=st.lists(st.integers(0, 4), max_size=2),
+    norm=st.lists(st.integers(1, 7), min_size=1, max_size=2),
+    dtype=dtypes,
+    lx=layouts,
+    lw=layouts,
+    ldy=layouts,
+    affine=st.booleans(),
+    eps=st.sampled_from([None, 1e-5, 0.5]),
+    offset=st.sampled_from([0.0, 12.0]),
+    scale=st.sampled_from([1.0, 5.0]),
+    accumulate=st.booleans(),
+    seed=seeds,
+)
 def test_rms_norm(lead, norm, dtype, lx, lw, ldy, affine, eps, offset, scale, accumulate, seed):
     d = Data(seed, dtype, offset, scale)
     lead, norm = tuple(lead), tuple(norm)
@@ -385,18 +484,30 @@ def test_rms_norm(lead, norm, dtype, lx, lw, ldy, affine, eps, offset, scale, ac
     gscale = float(np.max(rrstd)) if rrstd.size else 1.0
     np.testing.assert_allclose(dx, rdx, **tol(dtype, gscale))
     if affine:
-        np.testing.assert_allclose(dw, rdw + (0 if start is None else start),
-                                   **tol(dtype, max(int(np.prod(lead)), 1)))
+        np.testing.assert_allclose(
+            dw, rdw + (0 if start is None else start), **tol(dtype, max(int(np.prod(lead)), 1))
+        )
     else:
         assert dw is None
     assert_unmodified(snap)
 
 
 @SETTINGS
-@given(N=st.integers(0, 4), G=st.integers(1, 3), per_group=st.integers(1, 3),
-       spatial=st.lists(st.integers(1, 4), max_size=2), dtype=dtypes, lx=layouts, lw=layouts,
-       ldy=layouts, affine=st.booleans(), eps=st.sampled_from([1e-5, 0.5]),
-       offset=st.sampled_from([0.0, 12.0]), scale=st.sampled_from([1.0, 5.0]), seed=seeds)
+@given(
+    N=st.integers(0, 4),
+    G=st.integers(1, 3),
+    per_group=st.integers(1, 3),
+    spatial=st.lists(st.integers(1, 4), max_size=2),
+    dtype=dtypes,
+    lx=layouts,
+    lw=layouts,
+    ldy=layouts,
+    affine=st.booleans(),
+    eps=st.sampled_from([1e-5, 0.5]),
+    offset=st.sampled_from([0.0, 12.0]),
+    scale=st.sampled_from([1.0, 5.0]),
+    seed=seeds,
+)
 def test_group_norm(N, G, per_group, spatial, dtype, lx, lw, ldy, affine, eps, offset, scale, seed):
     d = Data(seed, dtype, offset, scale)
     C = G * per_group

@@ -1,0 +1,96 @@
+"""Layers without parameters that change values or shapes: ReLU, Flatten, Unflatten, Identity."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .. import _validation as V
+from .. import functional as F
+from .parameter import Module
+
+
+class ReLU(Module):
+    """``y = max(x, 0)``."""
+
+    def forward(self, x: Any) -> np.ndarray:
+        y = F.relu(x)
+        self._ctx = y
+        return y
+
+    def backward(self, dy: Any) -> np.ndarray:
+        (y,) = self._cached("_ctx")
+        return F.relu_backward(dy, y)
+
+
+class Flatten(Module):
+    """Flatten dimensions ``start_dim`` to the last: (N, *rest) -> (N, prod(rest))."""
+
+    def __init__(self, start_dim: int = 1) -> None:
+        super().__init__()
+        self.start_dim = V.integer(start_dim, "start_dim", type(self).__name__)
+
+    def forward(self, x: Any) -> np.ndarray:
+        x = np.asarray(x)
+        if not 0 <= self.start_dim <= max(x.ndim - 1, 0):
+            raise ValueError(
+                f"Flatten(start_dim={self.start_dim}) needs input with more dimensions, got {x.shape}"
+            )
+        self._ctx = x.shape
+        return x.reshape(x.shape[: self.start_dim] + (-1,))
+
+    def backward(self, dy: Any) -> np.ndarray:
+        (shape,) = self._cached("_ctx")
+        dy = np.asarray(dy)
+        if dy.size != math.prod(shape):
+            raise ValueError(f"Flatten.backward: dy of shape {dy.shape} does not match input {shape}")
+        return dy.reshape(shape)
+
+
+class Unflatten(Module):
+    """Expand dimension ``dim`` into ``unflattened_size`` (PyTorch's ``nn.Unflatten``), e.g.
+    ``Unflatten(1, (1, 28, 28))``: (N, 784) -> (N, 1, 28, 28)."""
+
+    def __init__(self, dim: int, unflattened_size: Any) -> None:
+        super().__init__()
+        where = type(self).__name__
+        self.dim = V.integer(dim, "dim", where)
+        if not isinstance(unflattened_size, (tuple, list)):
+            raise TypeError(
+                f"{where}: unflattened_size must be a tuple of ints, got {type(unflattened_size).__name__}"
+            )
+        self.unflattened_size = tuple(
+            V.integer(d, "unflattened_size", where, low=1) for d in unflattened_size
+        )
+
+    def forward(self, x: Any) -> np.ndarray:
+        x = np.asarray(x)
+        d = self.dim if self.dim >= 0 else self.dim + x.ndim
+        if not 0 <= d < x.ndim or x.shape[d] != math.prod(self.unflattened_size):
+            raise ValueError(
+                f"Unflatten({self.dim}, {self.unflattened_size}) does not fit input of shape {x.shape}"
+            )
+        self._ctx = x.shape
+        return x.reshape(x.shape[:d] + self.unflattened_size + x.shape[d + 1 :])
+
+    def backward(self, dy: Any) -> np.ndarray:
+        (shape,) = self._cached("_ctx")
+        dy = np.asarray(dy)
+        if dy.size != math.prod(shape):
+            raise ValueError(f"Unflatten.backward: dy of shape {dy.shape} does not match input {shape}")
+        return dy.reshape(shape)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+class Identity(Module):
+    """``y = x``."""
+
+    def forward(self, x: Any) -> Any:
+        return x
+
+    def backward(self, dy: Any) -> Any:
+        return dy
