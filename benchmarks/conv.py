@@ -7,13 +7,19 @@ Fashion-MNIST images) is timed next to:
 * ``sgemm``: the three products of the same im2col matrices, each done as one OpenBLAS
   sgemm over the whole batch (``col`` (C 9, N OH OW), already built): ``y = w col``,
   ``dw += dy col^T``, ``dcol = w^T dy``. This is the floor of any im2col scheme: what is
-  left is building ``col`` and scattering ``dcol`` back (and the per-sample split);
+  left is building ``col`` and scattering ``dcol`` back (and the per-sample split). With T
+  threads the batch is split in T parts, each part's three products one single-threaded
+  sgemm call on a thread of its own (as normreg's kernel splits the samples over its
+  threads): OpenBLAS's own threads on one product run far slower than that on a machine
+  whose cores other jobs also use (and on a quiet one they are no faster);
 * ``torch``: ``torch.nn.functional.conv2d`` forward and backward (oneDNN on x86 CPUs).
 
 The training step is the CNN's (``models.CNN(channels=(32, 64, 128), norm='batch')``, softmax
 cross-entropy, SGD with Nesterov momentum 0.9, weight decay 5e-4 on the weights) on one batch,
 against the same network and step in PyTorch.
 """
+
+from concurrent.futures import ThreadPoolExecutor
 
 import common
 import kernels
@@ -39,7 +45,45 @@ def layer_shapes(channels=CHANNELS, image=IMAGE):
     return shapes
 
 
-def conv_cases(B, C, Co, H, rng, torch=None):
+class GemmFloor:
+    """The three im2col products of a batch of B samples split in ``parts`` parts of whole
+    samples, each part's products single-threaded sgemm calls on a thread of its own."""
+
+    def __init__(self, w2, K, L, B, parts, rng):
+        self.w2, self.parts = w2, parts
+        Co = w2.shape[0]
+        sizes = [B * (t + 1) // parts - B * t // parts for t in range(parts)]
+        self.blocks = [
+            (
+                rng.standard_normal((K, n * L), dtype=np.float32),  # col
+                np.empty((Co, n * L), np.float32),  # y
+                rng.standard_normal((Co, n * L), dtype=np.float32),  # dy
+                np.zeros((Co, K), np.float32),  # this part's dw
+                np.empty((K, n * L), np.float32),  # dcol
+            )
+            for n in sizes
+        ]
+        self.pool = ThreadPoolExecutor(parts) if parts > 1 else None
+
+    def _part(self, t):
+        col, y, dy, gw, dcol = self.blocks[t]
+        _C.sgemm(False, False, self.w2, col, y, 0.0)
+        _C.sgemm(False, True, dy, col, gw, 1.0)
+        _C.sgemm(True, False, self.w2, dy, dcol, 0.0)
+
+    def __call__(self):
+        if self.pool is None:
+            self._part(0)
+            return
+        threads = normreg.get_num_threads()
+        normreg.set_num_threads(1)  # each call single-threaded, as the kernel's per-thread products
+        try:
+            list(self.pool.map(self._part, range(self.parts)))
+        finally:
+            normreg.set_num_threads(threads)
+
+
+def conv_cases(B, C, Co, H, rng, torch=None, threads=1):
     """The callables of one row: normreg, the sgemm floor and (optionally) PyTorch."""
     x = rng.standard_normal((B, C, H, H), dtype=np.float32)
     w = (rng.standard_normal((Co, C, 3, 3), dtype=np.float32) / np.sqrt(9 * C)).astype(np.float32)
@@ -47,23 +91,13 @@ def conv_cases(B, C, Co, H, rng, torch=None):
     dy = rng.standard_normal((B, Co, H, H), dtype=np.float32)
     gw, gb = np.zeros_like(w), np.zeros_like(b)
     K, L = 9 * C, H * H
-    w2 = w.reshape(Co, K)
-    col = rng.standard_normal((K, B * L), dtype=np.float32)
-    y2 = np.empty((Co, B * L), np.float32)
-    dy2 = rng.standard_normal((Co, B * L), dtype=np.float32)
-    gw2 = np.zeros((Co, K), np.float32)
-    dcol = np.empty((K, B * L), np.float32)
+    w2 = np.ascontiguousarray(w.reshape(Co, K))
 
     def nr():
         F.conv2d(x, w, b, 1, 1)
         F.conv2d_backward(dy, x, w, 1, 1, dweight=gw, dbias=gb)
 
-    def gemm():
-        _C.sgemm(False, False, w2, col, y2, 0.0)
-        _C.sgemm(False, True, dy2, col, gw2, 1.0)
-        _C.sgemm(True, False, w2, dy2, dcol, 0.0)
-
-    fns = {"normreg": nr, "sgemm": gemm}
+    fns = {"normreg": nr, "sgemm": GemmFloor(w2, K, L, B, min(threads, B), rng)}
     if torch is not None:
         conv = torch.nn.Conv2d(C, Co, 3, padding=1)
         xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
@@ -91,9 +125,9 @@ def bench_conv(args, threads_list, out):
     batches = (128,) if not args.quick else (8,)
     for B in batches:
         for C, Co, H in layer_shapes():
-            fns = conv_cases(B, C, Co, H, rng, torch)
             flops = 3 * 2 * B * Co * 9 * C * H * H  # three products of the same size
             for threads in threads_list:
+                fns = conv_cases(B, C, Co, H, rng, torch, threads)
                 common.set_threads(threads)
                 t = common.measure(
                     fns, sample_time=args.sample_time, budget=args.budget * 2, min_rounds=args.min_rounds
