@@ -72,16 +72,61 @@ FN(nr_max_pool2d_plane)(T *y, int64_t *idx, const T *xp, const nr_window2d *g)
     }
 }
 
+/* The usual 2x2 window with stride 2 and no padding: each window's four positions compared
+ * in row-major order, a row of outputs at a time (the general path's tables and blocks cost
+ * more than the comparisons on the short rows of small maps). */
+static void
+FN(nr_max_pool2d_plane_2x2)(T *y, int64_t *idx, const T *xp, const nr_window2d *g)
+{
+    const int64_t W = g->W, OW = g->OW;
+    for (int64_t oh = 0; oh < g->OH; oh++) {
+        const T *r0 = xp + 2 * oh * W, *r1 = r0 + W;
+        for (int64_t ow0 = 0; ow0 < OW; ow0 += NR_POOL_BLOCK) {
+            const int64_t nb = NR_MIN((int64_t)NR_POOL_BLOCK, OW - ow0);
+            const KEY_T base = (KEY_T)(2 * oh * W + 2 * ow0); /* the block's first window */
+            KEY_T pos[NR_POOL_BLOCK]; /* positions in KEY_T's width: the selects vectorize */
+#pragma omp simd
+            for (int64_t j = 0; j < nb; j++) {
+                const int64_t c = 2 * (ow0 + j);
+                const KEY_T at = base + 2 * (KEY_T)j;
+                KEY_T nan1, nan2, nan3, take;
+                KEY_T key = KEY_OF(r0[c], &take), p = at; /* the first position starts it */
+                const KEY_T k1 = KEY_OF(r0[c + 1], &nan1);
+                const KEY_T k2 = KEY_OF(r1[c], &nan2), k3 = KEY_OF(r1[c + 1], &nan3);
+                take = -(KEY_T)(k1 > key) | nan1;
+                key = (key & ~take) | (k1 & take);
+                p = (p & ~take) | ((at + 1) & take);
+                take = -(KEY_T)(k2 > key) | nan2;
+                key = (key & ~take) | (k2 & take);
+                p = (p & ~take) | ((at + (KEY_T)W) & take);
+                take = -(KEY_T)(k3 > key) | nan3;
+                pos[j] = (p & ~take) | ((at + (KEY_T)W + 1) & take);
+            }
+            for (int64_t j = 0; j < nb; j++) {
+                y[oh * OW + ow0 + j] = xp[pos[j]];
+                idx[oh * OW + ow0 + j] = (int64_t)pos[j];
+            }
+        }
+    }
+}
+
 /* x (N, C, H, W) with H W <= INT32_MAX -> y (N, C, OH, OW), idx (N, C, OH, OW) = h W + w of
  * each window's max */
 void
 FN(nr_max_pool2d_forward)(T *y, int64_t *idx, const T *x, const nr_window2d *g)
 {
     const int64_t P = g->N * g->C, HW = g->H * g->W, L = g->OH * g->OW;
+    const int two_by_two = g->KH == 2 && g->KW == 2 && g->SH == 2 && g->SW == 2 && g->PH == 0 &&
+                           g->PW == 0;
     const int nt = nr_pool_threads((size_t)(P * (HW + 3 * L)) * sizeof(T), P);
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t p = 0; p < P; p++) {
-        FN(nr_max_pool2d_plane)(y + p * L, idx + p * L, x + p * HW, g);
+        if (two_by_two) {
+            FN(nr_max_pool2d_plane_2x2)(y + p * L, idx + p * L, x + p * HW, g);
+        }
+        else {
+            FN(nr_max_pool2d_plane)(y + p * L, idx + p * L, x + p * HW, g);
+        }
     }
 }
 
