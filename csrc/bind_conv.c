@@ -128,9 +128,14 @@ conv_geometry(PyArrayObject *x, PyArrayObject *w, PyObject *const *sp_args, cons
     g->KH = PyArray_DIM(w, 2);
     g->KW = PyArray_DIM(w, 3);
     *O = PyArray_DIM(w, 0);
+    npy_intp kernel;
     if (stride_padding_args(sp_args, fn, g) < 0 || window_geometry(fn, g) < 0 ||
         nr_arg_fits_int(*O, fn, "out_channels") < 0 ||
-        fits_int_product(g->C, g->KH * g->KW, fn, "in_channels * kernel size") < 0 ||
+        fits_int_product(g->KH, g->KW, fn, "kernel size kH * kW") < 0) {
+        return -1;
+    }
+    kernel = g->KH * g->KW;
+    if (fits_int_product(g->C, kernel, fn, "in_channels * kernel size") < 0 ||
         fits_int_product(g->OH, g->OW, fn, "output positions OH * OW") < 0) {
         return -1;
     }
