@@ -184,6 +184,21 @@ def test_empty_and_degenerate_sizes(rng):
     np.testing.assert_allclose(y, R.conv2d(np.ones((1, 3, 0, 4)), w, b, 1, (2, 1)))
 
 
+def test_nan_stays_in_its_receptive_field(rng):
+    x = rng.standard_normal((2, 3, 7, 6))
+    w = rng.standard_normal((4, 3, 3, 3))
+    x[1, 2, 3, 4] = np.nan
+    y = F.conv2d(x, w, None, 1, 1)
+    mark = np.zeros_like(x)
+    mark[1, 2, 3, 4] = 1
+    reached = R.conv2d(mark, np.ones_like(w), None, 1, 1) > 0  # outputs whose window holds it
+    assert np.isnan(y[reached]).all() and not np.isnan(y[~reached]).any()
+    np.testing.assert_allclose(y[~reached], R.conv2d(np.nan_to_num(x), w, None, 1, 1)[~reached], rtol=1e-12)
+    assert reached[1].sum() == 4 * 9 and not reached[0].any()  # every channel, 3x3 positions, sample 1 only
+    _, dw, _ = F.conv2d_backward(rng.standard_normal(y.shape), x, w, 1, 1)
+    assert np.isnan(dw[:, 2]).all() and not np.isnan(dw[:, :2]).any()  # (3, 4) meets every offset
+
+
 def test_thread_counts_agree(rng):
     x, w, b, s, p = _inputs(rng, CASES[10], np.float64)
     dy = rng.standard_normal(R.conv2d(x, w, b, s, p).shape)

@@ -133,6 +133,18 @@ def test_max_pool_signed_zeros_nan_then_numbers_and_infinities(rng):
             np.testing.assert_array_equal(idx, R.max_pool2d(x, k, s, p)[1])
 
 
+def test_average_pooling_nan_stays_in_its_windows():
+    x = np.ones((1, 2, 6, 6))
+    x[0, 1, 2, 3] = np.nan
+    y = F.avg_pool2d(x, 3, 1, 1)
+    mark = np.zeros_like(x)
+    mark[0, 1, 2, 3] = 1
+    reached = R.avg_pool2d(mark, 3, 1, 1) > 0
+    assert np.isnan(y[reached]).all() and np.all(y[~reached] > 0)
+    g = F.adaptive_avg_pool2d(x, (2, 3))
+    assert np.isnan(g[0, 1, 0, 1]) and np.isnan(g).sum() == 1
+
+
 def test_max_pool_plane_size_limit():
     x = np.zeros((0, 1, 2**16, 2**15 + 1), np.float32)  # empty, but its planes are too large
     with pytest.raises(ValueError, match="planes of more than"):
