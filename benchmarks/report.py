@@ -361,7 +361,8 @@ def other_tables(res):
     if res.get("conv"):
         parts += table(
             "Conv2d 3x3 pad 1 forward+backward (y, dx, dweight, dbias) vs its sgemm floor (the three "
-            "im2col products as one sgemm each over the batch) and PyTorch",
+            "im2col products of the batch as sgemm calls, one per thread on its share of the samples) "
+            "and PyTorch",
             [
                 "batch",
                 "C->O",
