@@ -1,17 +1,13 @@
 /* LayerNorm kernels for one element type T (see layernorm.c). */
 
+#include "wide_body.h"
+
 /* Short rows (D <= NR_LN_SHORT_D) take their own path when the compiler has vector
- * extensions. gcc finishes an `omp simd reduction` by adding the vector's lanes one after
- * another (16 dependent scalar additions in float32), and at D = 64 those chains, two per row
- * in each direction, took most of the time; arrays of per-lane accumulators were kept on the
- * stack. The short path holds each row's sums in a 64-byte vector of T (one AVX-512
- * register; two or four registers on the other targets), reduces the lanes as a tree (log2 W
- * dependent additions), and works on a group of rows at once (4 in the forward, 2 in the
- * backward, whose pointers and accumulators spilled with 4) so the reductions of a
- * group overlap and w, b and the dw, db partials are loaded once per group instead of once
- * per row. Every sum still runs over x - shift (the row's first element) and each row's
- * arithmetic does not depend on its group, so the results are the same for any thread
- * count. 8192 x 64 float32 on one thread: forward 146 -> 105 us, backward 180 -> 110 us. */
+ * extensions: gcc ends an `omp simd reduction` with a chain of dependent scalar additions,
+ * which dominated rows of 64. The short path keeps each row's sums in a 64-byte vector,
+ * reduces the lanes as a tree, and works on a group of rows at once so their reductions
+ * overlap and w, b, dw, db are loaded once per group. Each row's arithmetic does not depend
+ * on its group, so the results are the same for any thread count. */
 #ifndef NR_LN_SHORT_D
 #define NR_LN_SHORT_D 256
 #define NR_LN_GROUP 4 /* rows at once in the forward */
@@ -27,6 +23,47 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 #endif
+
+/* Row i of the forward redone in double, scaled (wide_body.h), when its sums in T overflowed
+ * or underflowed; wv, bv: the weight and bias, or ones and zeros. */
+static void
+FN(nr_ln_forward_wide)(T *restrict y, T *restrict mean, T *restrict rstd, const T *restrict x,
+                       const T *wv, const T *bv, int64_t D, double eps, int64_t i)
+{
+    struct nr_wide p;
+    if (!FN(nr_wide_stats)(&p, x + i * D, D, 1, eps)) {
+        return; /* NaN or Inf in the row: the fast path's result stands */
+    }
+    mean[i] = (T)p.mean;
+    rstd[i] = (T)p.rstd;
+    for (int64_t j = 0; j < D; j++) {
+        const double xh = FN(nr_wide_xhat)(&p, x[i * D + j]);
+        y[i * D + j] = (T)(xh * (wv ? (double)wv[j] : 1.0) + (bv ? (double)bv[j] : 0.0));
+    }
+}
+
+/* Row i of the backward redone in double, scaled, when its sums in T overflowed; w may be
+ * NULL. Returns 0, writing nothing, if the row holds a NaN or Inf. */
+static int
+FN(nr_ln_backward_wide)(T *restrict dx, T *restrict pdw, T *restrict pdb, const T *restrict dy,
+                        const T *restrict x, const T *restrict rstd, const T *w, int64_t D,
+                        int64_t i)
+{
+    struct nr_wide p;
+    const T *xr = x + i * D, *gr = dy + i * D;
+    if (!FN(nr_wide_grad)(&p, xr, gr, w, D, 1, (double)rstd[i], 1)) {
+        return 0;
+    }
+    for (int64_t j = 0; j < D; j++) {
+        const double xh = FN(nr_wide_xhat)(&p, xr[j]), g = (double)gr[j] * (w ? (double)w[j] : 1.0);
+        dx[i * D + j] = (T)(p.rstd * ((g - p.mg) - xh * p.mgx));
+        if (pdw) {
+            pdw[j] += (T)((double)gr[j] * xh);
+            pdb[j] += gr[j];
+        }
+    }
+    return 1;
+}
 
 #ifdef NR_LN_VEC
 typedef T FN(nr_ln_v) __attribute__((vector_size(64)));
@@ -68,8 +105,9 @@ FN(nr_ln_hsum)(V v)
 
 /* G rows (G a constant after inlining) of the forward starting at row i. NV > 0 (a constant,
  * with D / W == NV and G NV <= 16): the rows' full vectors are loaded once and kept in
- * registers for the three passes; NV == 0: every pass loads them again. */
-NR_LN_INLINE void
+ * registers for the three passes; NV == 0: every pass loads them again. Returns the mask of
+ * the rows to redo wide. */
+NR_LN_INLINE int
 FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const T *restrict x,
                         const T *restrict wv, const T *restrict bv, int64_t D, T eps, int64_t i,
                         const int G, const int NV)
@@ -79,6 +117,7 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
     const T inv_d = (T)1 / (T)D;
     const T *xr[NR_LN_GROUP];
     T sh[NR_LN_GROUP], dm[NR_LN_GROUP], rs[NR_LN_GROUP];
+    int wide = 0;
     V a[NR_LN_GROUP];
     for (int r = 0; r < G; r++) {
         xr[r] = x + (i + r) * D;
@@ -117,7 +156,9 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
             const T d = (xr[r][j] - sh[r]) - dm[r];
             s += d * d;
         }
-        rs[r] = (T)1 / SQRT((FN(nr_ln_hsum)(a[r]) + s) * inv_d + eps);
+        const T ve = (FN(nr_ln_hsum)(a[r]) + s) * inv_d + eps;
+        wide |= NR_OUT_OF_RANGE(ve) << r;
+        rs[r] = (T)1 / SQRT(ve);
         mean[i + r] = sh[r] + dm[r];
         rstd[i + r] = rs[r];
     }
@@ -135,6 +176,7 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
             y[(i + r) * D + j] = ((xr[r][j] - sh[r]) - dm[r]) * rs[r] * wv[j] + bv[j];
         }
     }
+    return wide;
 }
 
 /* Rows [i0, i1) of the forward for 0 < D <= NR_LN_SHORT_D. */
@@ -154,7 +196,12 @@ FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd
     /* rows of 1-4 full vectors kept in registers (8 in pairs of rows was slower) */
 #define NR_LN_FWD(G, NV)                                                                    \
     for (; i + (G) <= i1; i += (G)) {                                                       \
-        FN(nr_ln_forward_group)(y, mean, rstd, x, wv, bv, D, e, i, (G), (NV));              \
+        const int wide = FN(nr_ln_forward_group)(y, mean, rstd, x, wv, bv, D, e, i, (G), (NV)); \
+        for (int r = 0; wide && r < (G); r++) {                                             \
+            if (wide >> r & 1) {                                                            \
+                FN(nr_ln_forward_wide)(y, mean, rstd, x, wv, bv, D, eps, i + r);            \
+            }                                                                               \
+        }                                                                                   \
     }
     switch (D / W) {
     case 1: NR_LN_FWD(NR_LN_GROUP, 1) break;
@@ -165,21 +212,27 @@ FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd
     }
 #undef NR_LN_FWD
     for (; i < i1; i++) {
-        FN(nr_ln_forward_group)(y, mean, rstd, x, wv, bv, D, e, i, 1, 0);
+        if (FN(nr_ln_forward_group)(y, mean, rstd, x, wv, bv, D, e, i, 1, 0)) {
+            FN(nr_ln_forward_wide)(y, mean, rstd, x, wv, bv, D, eps, i);
+        }
     }
 }
 
-/* G rows of the backward starting at row i; pdw, pdb NULL or this range's partials. */
-NR_LN_INLINE void
+/* G rows of the backward starting at row i; pdw, pdb NULL or this range's partials. The sums
+ * run over x - mean with the saved mean, rounded to T; c = mean(x - mean) puts back what the
+ * rounding lost, so xhat = ((x - mean) - c) rstd keeps the forward's accuracy at any offset.
+ * With `check`, a row whose sums are not finite makes it return 0 having written nothing. */
+NR_LN_INLINE int
 FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const T *restrict dy,
                          const T *restrict x, const T *restrict mean, const T *restrict rstd,
-                         const T *restrict wv, int64_t D, int64_t i, const int G)
+                         const T *restrict wv, int64_t D, int64_t i, const int G, const int check)
 {
     const int64_t nfull = D / W * W;
     const T inv_d = (T)1 / (T)D;
     const T *xr[NR_LN_GROUP_B], *gr[NR_LN_GROUP_B];
     T mu[NR_LN_GROUP_B], rs[NR_LN_GROUP_B], mg[NR_LN_GROUP_B], mgx[NR_LN_GROUP_B];
-    V ag[NR_LN_GROUP_B], agx[NR_LN_GROUP_B];
+    T cr[NR_LN_GROUP_B];
+    V ag[NR_LN_GROUP_B], agx[NR_LN_GROUP_B], ac[NR_LN_GROUP_B];
     for (int r = 0; r < G; r++) {
         xr[r] = x + (i + r) * D;
         gr[r] = dy + (i + r) * D;
@@ -187,25 +240,36 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
         rs[r] = rstd[i + r];
         ag[r] = (V){0};
         agx[r] = (V){0};
+        ac[r] = (V){0};
     }
-    /* the row sums of g = dy w and of g xhat */
+    /* the row sums of g = dy w, of g (x - mean) and of x - mean */
     for (int64_t j = 0; j < nfull; j += W) {
         const V wj = FN(nr_ln_load)(wv + j);
         for (int r = 0; r < G; r++) {
             const V g = FN(nr_ln_load)(gr[r] + j) * wj;
+            const V xc = FN(nr_ln_load)(xr[r] + j) - mu[r];
             ag[r] += g;
-            agx[r] += g * (FN(nr_ln_load)(xr[r] + j) - mu[r]); /* times rstd after the sum */
+            agx[r] += g * xc;
+            ac[r] += xc;
         }
     }
+    int finite = 1;
     for (int r = 0; r < G; r++) {
-        T s = 0, sx = 0;
+        T s = 0, sx = 0, sc = 0;
         for (int64_t j = nfull; j < D; j++) {
-            const T g = gr[r][j] * wv[j];
+            const T g = gr[r][j] * wv[j], xc = xr[r][j] - mu[r];
             s += g;
-            sx += g * (xr[r][j] - mu[r]);
+            sx += g * xc;
+            sc += xc;
         }
-        mg[r] = (FN(nr_ln_hsum)(ag[r]) + s) * inv_d;
-        mgx[r] = (FN(nr_ln_hsum)(agx[r]) + sx) * rs[r] * inv_d;
+        const T sg = FN(nr_ln_hsum)(ag[r]) + s;
+        cr[r] = (FN(nr_ln_hsum)(ac[r]) + sc) * inv_d;
+        mg[r] = sg * inv_d;
+        mgx[r] = ((FN(nr_ln_hsum)(agx[r]) + sx) - cr[r] * sg) * rs[r] * inv_d; /* mean(g xhat) */
+        finite &= isfinite(cr[r]) && isfinite(mg[r]) && isfinite(mgx[r]);
+    }
+    if (check && !finite) {
+        return 0;
     }
     /* dx, and the group's dw += dy xhat, db += dy added to the partials once */
     for (int64_t j = 0; j < nfull; j += W) {
@@ -213,7 +277,7 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
         V sdw = (V){0}, sdb = (V){0};
         for (int r = 0; r < G; r++) {
             const V g = FN(nr_ln_load)(gr[r] + j);
-            const V xh = (FN(nr_ln_load)(xr[r] + j) - mu[r]) * rs[r];
+            const V xh = ((FN(nr_ln_load)(xr[r] + j) - mu[r]) - cr[r]) * rs[r];
             FN(nr_ln_store)(dx + (i + r) * D + j, rs[r] * ((g * wj - mg[r]) - xh * mgx[r]));
             sdw += g * xh;
             sdb += g;
@@ -226,7 +290,7 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
     for (int64_t j = nfull; j < D; j++) {
         T sdw = 0, sdb = 0;
         for (int r = 0; r < G; r++) {
-            const T g = gr[r][j], xh = (xr[r][j] - mu[r]) * rs[r];
+            const T g = gr[r][j], xh = ((xr[r][j] - mu[r]) - cr[r]) * rs[r];
             dx[(i + r) * D + j] = rs[r] * ((g * wv[j] - mg[r]) - xh * mgx[r]);
             sdw += g * xh;
             sdb += g;
@@ -235,6 +299,20 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
             pdw[j] += sdw;
             pdb[j] += sdb;
         }
+    }
+    return 1;
+}
+
+/* One row of the short backward, redone wide if its sums in T overflowed (and in T after all
+ * if it holds a NaN or Inf, which then propagates as documented). */
+static void
+FN(nr_ln_backward_short_row)(T *restrict dx, T *restrict pdw, T *restrict pdb,
+                             const T *restrict dy, const T *restrict x, const T *restrict mean,
+                             const T *restrict rstd, const T *restrict wv, int64_t D, int64_t i)
+{
+    if (!FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 1) &&
+        !FN(nr_ln_backward_wide)(dx, pdw, pdb, dy, x, rstd, wv, D, i)) {
+        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 0);
     }
 }
 
@@ -251,10 +329,15 @@ FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb
     }
     int64_t i = i0;
     for (; i + NR_LN_GROUP_B <= i1; i += NR_LN_GROUP_B) {
-        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, NR_LN_GROUP_B);
+        if (!FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, NR_LN_GROUP_B,
+                                      1)) {
+            for (int r = 0; r < NR_LN_GROUP_B; r++) {
+                FN(nr_ln_backward_short_row)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i + r);
+            }
+        }
     }
     for (; i < i1; i++) {
-        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1);
+        FN(nr_ln_backward_short_row)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i);
     }
 }
 #undef V
@@ -309,9 +392,14 @@ FN(nr_layernorm_forward_rows)(T *restrict y, T *restrict mean, T *restrict rstd,
             }
             var[k] = sumsq / (T)D;
         }
+        int wide = 0;
+        for (int64_t k = 0; k < nr; k++) {
+            var[k] += (T)eps;
+            wide |= NR_OUT_OF_RANGE(var[k]);
+        }
 #pragma omp simd
         for (int64_t k = 0; k < nr; k++) {
-            r[k] = (T)1 / SQRT(var[k] + (T)eps);
+            r[k] = (T)1 / SQRT(var[k]);
         }
         for (int64_t k = 0; k < nr; k++) {
             mean[t0 + k] = shift[k] + dmean[k];
@@ -342,6 +430,11 @@ FN(nr_layernorm_forward_rows)(T *restrict y, T *restrict mean, T *restrict rstd,
                 for (int64_t j = 0; j < D; j++) {
                     yr[j] = ((xr[j] - sh) - dm) * rk;
                 }
+            }
+        }
+        for (int64_t k = 0; wide && k < nr; k++) {
+            if (NR_OUT_OF_RANGE(var[k])) {
+                FN(nr_ln_forward_wide)(y, mean, rstd, x, w, b, D, eps, t0 + k);
             }
         }
     }
@@ -398,28 +491,37 @@ FN(nr_layernorm_backward_rows)(T *restrict dx, T *restrict pdw, T *restrict pdb,
         const T *xr = x + i * D, *dyr = dy + i * D;
         T *dxr = dx + i * D;
         const T mu = mean[i], r = rstd[i];
-        T sum_g = 0, sum_g_xhat = 0;
+        /* sums over x - mean, corrected by c = mean(x - mean) as in the short path */
+        T sum_g = 0, sum_g_xc = 0, sum_xc = 0;
         if (w) {
-#pragma omp simd reduction(+ : sum_g, sum_g_xhat)
+#pragma omp simd reduction(+ : sum_g, sum_g_xc, sum_xc)
             for (int64_t j = 0; j < D; j++) {
-                T g = dyr[j] * w[j];
+                const T g = dyr[j] * w[j], xc = xr[j] - mu;
                 sum_g += g;
-                sum_g_xhat += g * (xr[j] - mu) * r;
+                sum_g_xc += g * xc;
+                sum_xc += xc;
             }
         }
         else {
-#pragma omp simd reduction(+ : sum_g, sum_g_xhat)
+#pragma omp simd reduction(+ : sum_g, sum_g_xc, sum_xc)
             for (int64_t j = 0; j < D; j++) {
+                const T xc = xr[j] - mu;
                 sum_g += dyr[j];
-                sum_g_xhat += dyr[j] * (xr[j] - mu) * r;
+                sum_g_xc += dyr[j] * xc;
+                sum_xc += xc;
             }
         }
-        const T mean_g = sum_g / (T)D, mean_g_xhat = sum_g_xhat / (T)D;
+        const T c = sum_xc / (T)D, mean_g = sum_g / (T)D;
+        const T mean_g_xhat = (sum_g_xc - c * sum_g) * r / (T)D;
+        if (!(isfinite(c) && isfinite(mean_g) && isfinite(mean_g_xhat)) &&
+            FN(nr_ln_backward_wide)(dx, pdw, pdb, dy, x, rstd, w, D, i)) {
+            continue;
+        }
         /* dx, and in the same pass dw += dy xhat, db += dy (summed over rows) */
         if (w && want_params) {
 #pragma omp simd
             for (int64_t j = 0; j < D; j++) {
-                const T g = dyr[j], xhat = (xr[j] - mu) * r;
+                const T g = dyr[j], xhat = ((xr[j] - mu) - c) * r;
                 dxr[j] = r * (g * w[j] - mean_g - xhat * mean_g_xhat);
                 pdw[j] += g * xhat;
                 pdb[j] += g;
@@ -428,7 +530,7 @@ FN(nr_layernorm_backward_rows)(T *restrict dx, T *restrict pdw, T *restrict pdb,
         else if (want_params) {
 #pragma omp simd
             for (int64_t j = 0; j < D; j++) {
-                const T g = dyr[j], xhat = (xr[j] - mu) * r;
+                const T g = dyr[j], xhat = ((xr[j] - mu) - c) * r;
                 dxr[j] = r * (g - mean_g - xhat * mean_g_xhat);
                 pdw[j] += g * xhat;
                 pdb[j] += g;
@@ -437,14 +539,14 @@ FN(nr_layernorm_backward_rows)(T *restrict dx, T *restrict pdw, T *restrict pdb,
         else if (w) {
 #pragma omp simd
             for (int64_t j = 0; j < D; j++) {
-                const T xhat = (xr[j] - mu) * r;
+                const T xhat = ((xr[j] - mu) - c) * r;
                 dxr[j] = r * (dyr[j] * w[j] - mean_g - xhat * mean_g_xhat);
             }
         }
         else {
 #pragma omp simd
             for (int64_t j = 0; j < D; j++) {
-                const T xhat = (xr[j] - mu) * r;
+                const T xhat = ((xr[j] - mu) - c) * r;
                 dxr[j] = r * (dyr[j] - mean_g - xhat * mean_g_xhat);
             }
         }
@@ -463,48 +565,18 @@ FN(nr_layernorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
 {
     const int want_params = (dw != NULL || db != NULL);
     int nt = NR_MIN(nthreads, nr_threads_for((size_t)(M * D) * 3 * sizeof(T)));
-    if (nt < 1) {
-        nt = 1;
-    }
     T *partials = (T *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
-    const int64_t stride = FN(nr_ln_partials_stride)(D);
-    int team_used = 1;
-    if (nt == 1) { /* no OpenMP region at all: small calls pay no fork/join */
-        if (want_params) {
-            memset(partials, 0, (size_t)(2 * D) * sizeof(T));
+    const int64_t width = want_params ? 2 * D : 0;
+    NR_PARTIAL_SUMS(nt, M, T, partials, width, FN(nr_ln_partials_stride)(D),
+                    FN(nr_layernorm_backward_rows)(dx, want_params ? acc : NULL,
+                                                   want_params ? acc + D : NULL, dy, x, mean,
+                                                   rstd, w, D, i0, i1));
+    for (int64_t j = 0; want_params && j < D; j++) {
+        if (dw) {
+            dw[j] += partials[j];
         }
-        FN(nr_layernorm_backward_rows)(dx, want_params ? partials : NULL,
-                                       want_params ? partials + D : NULL, dy, x, mean, rstd, w,
-                                       D, 0, M);
-    }
-    else {
-#pragma omp parallel num_threads(nt)
-        {
-            const int tid = omp_get_thread_num(), team = omp_get_num_threads();
-            T *pdw = want_params ? partials + (size_t)tid * stride : NULL;
-            T *pdb = want_params ? pdw + D : NULL;
-            if (want_params) {
-                memset(pdw, 0, (size_t)(2 * D) * sizeof(T));
-            }
-            FN(nr_layernorm_backward_rows)(dx, pdw, pdb, dy, x, mean, rstd, w, D,
-                                           M * tid / team, M * (tid + 1) / team);
-#pragma omp single
-            team_used = team;
-        }
-    }
-    if (want_params) {
-        for (int64_t j = 0; j < D; j++) {
-            T sw = 0, sb = 0;
-            for (int t = 0; t < team_used; t++) {
-                sw += partials[(size_t)t * stride + j];
-                sb += partials[(size_t)t * stride + D + j];
-            }
-            if (dw) {
-                dw[j] += sw;
-            }
-            if (db) {
-                db[j] += sb;
-            }
+        if (db) {
+            db[j] += partials[D + j];
         }
     }
 }

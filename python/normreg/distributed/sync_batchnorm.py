@@ -115,17 +115,17 @@ class SyncBatchNorm(nn._BatchNorm):
             raise ValueError(f"Expected more than 1 value per channel when training, got a global "
                              f"batch of 1 value per channel over {comm.Get_size()} rank(s)")
         var = m2 / count
-        save_mean = mean.astype(self.dtype)
         with np.errstate(invalid="ignore", over="ignore"):
             save_rstd = (1.0 / np.sqrt(var + self.eps)).astype(self.dtype)
-        # normalize with the global statistics
-        y = _C.sync_batch_norm_forward(x3, save_mean, save_rstd,
+        # normalize with the global statistics; the mean stays float64 (rounded to float32, a
+        # large mean would cost every normalized value its accuracy)
+        y = _C.sync_batch_norm_forward(x3, mean, save_rstd,
                                        None if self.weight is None else self.weight.data,
                                        None if self.bias is None else self.bias.data, None)
         if self.track_running_stats:
             self._update_running(mean, m2 / (count - 1) if self.running_var_estimator == "unbiased"
                                  else var)
-        self._ctx = (x.shape, x3, save_mean, save_rstd, count)
+        self._ctx = (x.shape, x3, mean, save_rstd, count)
         return y.reshape(x.shape)
 
     def _update_running(self, mean, var):
@@ -146,7 +146,7 @@ class SyncBatchNorm(nn._BatchNorm):
     def backward(self, dy):
         if not self._sync:
             return super().backward(dy)
-        ((shape, x3, save_mean, save_rstd, count),) = self._cached("_ctx")
+        ((shape, x3, mean, save_rstd, count),) = self._cached("_ctx")
         name = type(self).__name__
         dy = F._as_float_array(dy, "dy", self.dtype, f"the dtype of {name}'s parameters")
         if dy.shape != shape:
@@ -154,13 +154,13 @@ class SyncBatchNorm(nn._BatchNorm):
         if x3 is None:  # the global batch was empty
             return np.empty_like(dy)
         dy3 = dy.reshape(x3.shape)
-        local = _C.sync_batch_norm_grad_sums(dy3, x3, save_mean, save_rstd)
+        local = _C.sync_batch_norm_grad_sums(dy3, x3, mean, save_rstd)
         if self.weight is not None:
             self.weight.grad += local[1].astype(self.dtype)
         if self.bias is not None:
             self.bias.grad += local[0].astype(self.dtype)
         sums = allreduce_sum_(self._comm(), local.copy())
-        dx = _C.sync_batch_norm_backward(dy3, x3, save_mean, save_rstd,
+        dx = _C.sync_batch_norm_backward(dy3, x3, mean, save_rstd,
                                          None if self.weight is None else self.weight.data,
                                          sums, count, None)
         return dx.reshape(shape)
