@@ -40,15 +40,19 @@ FN(nr_cross_entropy_backward)(T *dlogits, const T *logits, const int64_t *labels
         const T *row = logits + i * K;
         T *drow = dlogits + i * K;
         const T l = lse[i];
-        double sum = 0;
         for (int64_t j = 0; j < K; j++) {
             drow[j] = EXP(row[j] - l);
+        }
+        double sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < K; j++) {
             sum += (double)drow[j];
         }
-        const double k = scale / sum;
-        const double e_label = (double)drow[labels[i]];
+        const double k = scale / sum, e_label = (double)drow[labels[i]];
+        const T kt = (T)k;
+#pragma omp simd
         for (int64_t j = 0; j < K; j++) {
-            drow[j] = (T)((double)drow[j] * k);
+            drow[j] *= kt;
         }
         /* (p - 1) scale as (e - sum) k: no cancellation of a rounded p against 1 */
         drow[labels[i]] = (T)((e_label - sum) * k);
