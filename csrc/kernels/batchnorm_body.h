@@ -10,8 +10,11 @@ FN(nr_batchnorm_workspace)(int64_t C, int nthreads)
 /* The statistics: sums of d and d^2, d = x - shift (a value of the channel, ref) in double */
 NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_stat_sums), 2, (double)u[k] - ref[c],
                        ((double)u[k] - ref[c]) * ((double)u[k] - ref[c]), 0)
-/* The backward: sums of dy (v), dy d and d, d = x - mean (the saved mean, ref) in double */
-NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_grad_sums), 3, (double)v[k],
+/* The backward: sums of dy (v), dy d and (the mean's correction, nr_bn_grad_sums3) d, with
+ * d = x - mean (the saved mean, ref) in double */
+NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_grad_sums2), 2, (double)v[k],
+                       (double)v[k] * ((double)u[k] - ref[c]), 0)
+NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_grad_sums3), 3, (double)v[k],
                        (double)v[k] * ((double)u[k] - ref[c]), (double)u[k] - ref[c])
 
 #ifndef NR_BN_MIN_RSTD
@@ -237,18 +240,27 @@ FN(nr_batchnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
         return; /* empty x: dw, db gain zero sums, dx is empty */
     }
     int nt = NR_MIN(nthreads, nr_threads_for((size_t)(N * C * L) * 2 * sizeof(T)));
+    /* the mean's correction matters only for a channel whose |mean| rstd > 1 (as LayerNorm's) */
+    int far = 0;
+    for (int64_t c = 0; training && c < C; c++) {
+        far |= !(fabs((double)save_mean[c] * (double)save_rstd[c]) <= 1);
+    }
+    memset(partials, 0, (size_t)(3 * C) * sizeof(double));
     if ((training && dx) || dw || db) {
         for (int64_t c = 0; c < C; c++) {
             ref[c] = (double)save_mean[c];
         }
-        NR_PARTIAL_SUMS(nt, N, double, partials, 3 * C, 3 * C,
-                        FN(nr_bn_grad_sums)(acc, x, dy, ref, i0, i1, C, L));
-    }
-    else {
-        memset(partials, 0, (size_t)(3 * C) * sizeof(double));
+        if (far) {
+            NR_PARTIAL_SUMS(nt, N, double, partials, 3 * C, 3 * C,
+                            FN(nr_bn_grad_sums3)(acc, x, dy, ref, i0, i1, C, L));
+        }
+        else {
+            NR_PARTIAL_SUMS(nt, N, double, partials, 2 * C, 2 * C,
+                            FN(nr_bn_grad_sums2)(acc, x, dy, ref, i0, i1, C, L));
+        }
     }
     for (int64_t c = 0; c < C; c++) {
-        const double corr = training ? partials[2 * C + c] / count : 0.0;
+        const double corr = far ? partials[2 * C + c] / count : 0.0;
         const double sum_dy = partials[c], sum_dy_xc = partials[C + c] - corr * sum_dy;
         const double r = save_rstd[c];
         if (dw) {

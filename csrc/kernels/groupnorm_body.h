@@ -96,18 +96,29 @@ FN(nr_groupnorm_backward_groups)(T *dx, double *pdw, double *pdb, double *sums, 
          * over the group sum(x - mean), whose mean c puts back what the rounding lost:
          * x - mean - c keeps the forward's accuracy at any offset */
         double s_xc = 0;
+        /* c matters only when |mean| rstd > 1 (see LayerNorm's NR_LN_FAR) */
+        const int far = !(fabs((double)mu * r) <= 1);
         for (int64_t cc = 0; cc < Cg; cc++) {
             const T *xc = xr + cc * S, *dyc = dyr + cc * S;
             double sd = 0, sdx = 0;
             for (int64_t s0 = 0; s0 < S; s0 += 256) {
                 const int64_t s1 = NR_MIN(S, s0 + 256);
                 T a = 0, bsum = 0, csum = 0;
+                if (far) {
 #pragma omp simd reduction(+ : a, bsum, csum)
-                for (int64_t s = s0; s < s1; s++) {
-                    const T d = xc[s] - mu;
-                    a += dyc[s];
-                    bsum += dyc[s] * d;
-                    csum += d;
+                    for (int64_t s = s0; s < s1; s++) {
+                        const T d = xc[s] - mu;
+                        a += dyc[s];
+                        bsum += dyc[s] * d;
+                        csum += d;
+                    }
+                }
+                else {
+#pragma omp simd reduction(+ : a, bsum)
+                    for (int64_t s = s0; s < s1; s++) {
+                        a += dyc[s];
+                        bsum += dyc[s] * (xc[s] - mu);
+                    }
                 }
                 sd += (double)a;
                 sdx += (double)bsum;

@@ -13,6 +13,15 @@
 #define NR_LN_GROUP 4 /* rows at once in the forward */
 #define NR_LN_KEEP 4 /* vectors of a row kept in registers at most */
 #define NR_LN_GROUP_B 2 /* in the backward (more would spill registers) */
+/* The backward's correction c = mean(x - mean) (see nr_ln_backward_group) matters only for a
+ * mean far from 0 in units of the std: without it xhat errs by up to |mean| rstd 2^-24 in
+ * float32, so rows with |mean| rstd <= 1 skip it (6e-8 at most) and its two extra operations
+ * per element. */
+#define NR_LN_FAR(mu, rs) (!(((mu) * (rs) <= 1) & ((mu) * (rs) >= -1)))
+/* A short row whose backward sums might overflow T: with rstd >= 2^-20, |x - mean| <=
+ * sqrt(D) / rstd <= 2^24 (D <= 256), so in float32 only |dy w| beyond 2^104 / D (3e29 at
+ * D = 256) could overflow them. Such rows (and NaN) take the checked path, one at a time. */
+#define NR_LN_RISKY(rs) (!((rs) >= (T)0x1p-20))
 #if defined(__has_builtin)
 #if __has_builtin(__builtin_shufflevector)
 #define NR_LN_VEC 1
@@ -39,6 +48,35 @@ FN(nr_ln_forward_wide)(T *restrict y, T *restrict mean, T *restrict rstd, const 
     for (int64_t j = 0; j < D; j++) {
         const double xh = FN(nr_wide_xhat)(&p, x[i * D + j]);
         y[i * D + j] = (T)(xh * (wv ? (double)wv[j] : 1.0) + (bv ? (double)bv[j] : 0.0));
+    }
+}
+
+/* After the forward of rows [i0, i1): a row whose var + eps in T left [NR_T_TINY, NR_T_MAX]
+ * (its sums overflowed, or may have lost digits to underflow) got an rstd of 0, NaN or above
+ * 1 / sqrt(NR_T_TINY). nr_ln_forward_check, inlined at the end of the kernels' loops, says
+ * whether there is any (a test inside the loops cost 4% at 8192 x 128); nr_ln_forward_redo
+ * redoes them wide. */
+#define NR_LN_RS_OK(r) (((r) > 0) & ((r) <= (T)(1 / sqrt(NR_T_TINY))))
+
+static inline __attribute__((always_inline)) int
+FN(nr_ln_forward_check)(const T *restrict rstd, int64_t i0, int64_t i1)
+{
+    int ok = 1;
+#pragma omp simd reduction(& : ok)
+    for (int64_t i = i0; i < i1; i++) {
+        ok &= NR_LN_RS_OK(rstd[i]);
+    }
+    return !ok;
+}
+
+static void
+FN(nr_ln_forward_redo)(T *restrict y, T *restrict mean, T *restrict rstd, const T *restrict x,
+                       const T *w, const T *b, int64_t D, double eps, int64_t i0, int64_t i1)
+{
+    for (int64_t i = i0; D > 0 && i < i1; i++) {
+        if (!NR_LN_RS_OK(rstd[i])) {
+            FN(nr_ln_forward_wide)(y, mean, rstd, x, w, b, D, eps, i);
+        }
     }
 }
 
@@ -105,9 +143,8 @@ FN(nr_ln_hsum)(V v)
 
 /* G rows (G a constant after inlining) of the forward starting at row i. NV > 0 (a constant,
  * with D / W == NV and G NV <= 16): the rows' full vectors are loaded once and kept in
- * registers for the three passes; NV == 0: every pass loads them again. Returns the mask of
- * the rows to redo wide. */
-NR_LN_INLINE int
+ * registers for the three passes; NV == 0: every pass loads them again. */
+NR_LN_INLINE void
 FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const T *restrict x,
                         const T *restrict wv, const T *restrict bv, int64_t D, T eps, int64_t i,
                         const int G, const int NV)
@@ -117,7 +154,6 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
     const T inv_d = (T)1 / (T)D;
     const T *xr[NR_LN_GROUP];
     T sh[NR_LN_GROUP], dm[NR_LN_GROUP], rs[NR_LN_GROUP];
-    int wide = 0;
     V a[NR_LN_GROUP];
     for (int r = 0; r < G; r++) {
         xr[r] = x + (i + r) * D;
@@ -156,9 +192,7 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
             const T d = (xr[r][j] - sh[r]) - dm[r];
             s += d * d;
         }
-        const T ve = (FN(nr_ln_hsum)(a[r]) + s) * inv_d + eps;
-        wide |= NR_OUT_OF_RANGE(ve) << r;
-        rs[r] = (T)1 / SQRT(ve);
+        rs[r] = (T)1 / SQRT((FN(nr_ln_hsum)(a[r]) + s) * inv_d + eps);
         mean[i + r] = sh[r] + dm[r];
         rstd[i + r] = rs[r];
     }
@@ -176,11 +210,11 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
             y[(i + r) * D + j] = ((xr[r][j] - sh[r]) - dm[r]) * rs[r] * wv[j] + bv[j];
         }
     }
-    return wide;
 }
 
-/* Rows [i0, i1) of the forward for 0 < D <= NR_LN_SHORT_D. */
-static NR_CLONES void
+/* Rows [i0, i1) of the forward for 0 < D <= NR_LN_SHORT_D; returns whether a row needs
+ * nr_ln_forward_redo. */
+static NR_CLONES int
 FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd,
                                const T *restrict x, const T *restrict w, const T *restrict b,
                                int64_t D, double eps, int64_t i0, int64_t i1)
@@ -196,12 +230,7 @@ FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd
     /* rows of 1-4 full vectors kept in registers (8 in pairs of rows was slower) */
 #define NR_LN_FWD(G, NV)                                                                    \
     for (; i + (G) <= i1; i += (G)) {                                                       \
-        const int wide = FN(nr_ln_forward_group)(y, mean, rstd, x, wv, bv, D, e, i, (G), (NV)); \
-        for (int r = 0; wide && r < (G); r++) {                                             \
-            if (wide >> r & 1) {                                                            \
-                FN(nr_ln_forward_wide)(y, mean, rstd, x, wv, bv, D, eps, i + r);            \
-            }                                                                               \
-        }                                                                                   \
+        FN(nr_ln_forward_group)(y, mean, rstd, x, wv, bv, D, e, i, (G), (NV));              \
     }
     switch (D / W) {
     case 1: NR_LN_FWD(NR_LN_GROUP, 1) break;
@@ -212,20 +241,21 @@ FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd
     }
 #undef NR_LN_FWD
     for (; i < i1; i++) {
-        if (FN(nr_ln_forward_group)(y, mean, rstd, x, wv, bv, D, e, i, 1, 0)) {
-            FN(nr_ln_forward_wide)(y, mean, rstd, x, wv, bv, D, eps, i);
-        }
+        FN(nr_ln_forward_group)(y, mean, rstd, x, wv, bv, D, e, i, 1, 0);
     }
+    return FN(nr_ln_forward_check)(rstd, i0, i1);
 }
 
 /* G rows of the backward starting at row i; pdw, pdb NULL or this range's partials. The sums
- * run over x - mean with the saved mean, rounded to T; c = mean(x - mean) puts back what the
- * rounding lost, so xhat = ((x - mean) - c) rstd keeps the forward's accuracy at any offset.
- * With `check`, a row whose sums are not finite makes it return 0 having written nothing. */
-NR_LN_INLINE int
+ * run over x - mean with the saved mean, rounded to T; with `corr`, c = mean(x - mean) puts
+ * back what the rounding lost, so xhat = ((x - mean) - c) rstd keeps the forward's accuracy
+ * at any offset (NR_LN_FAR says when it matters). With `check`, returns NaN, having written
+ * nothing, if a row's sums are not finite (else 0). */
+NR_LN_INLINE T
 FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const T *restrict dy,
                          const T *restrict x, const T *restrict mean, const T *restrict rstd,
-                         const T *restrict wv, int64_t D, int64_t i, const int G, const int check)
+                         const T *restrict wv, int64_t D, int64_t i, const int G, const int check,
+                         const int corr)
 {
     const int64_t nfull = D / W * W;
     const T inv_d = (T)1 / (T)D;
@@ -250,10 +280,12 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
             const V xc = FN(nr_ln_load)(xr[r] + j) - mu[r];
             ag[r] += g;
             agx[r] += g * xc;
-            ac[r] += xc;
+            if (corr) {
+                ac[r] += xc;
+            }
         }
     }
-    int finite = 1;
+    T nonfinite = 0; /* v - v is 0, or NaN when v is Inf or NaN */
     for (int r = 0; r < G; r++) {
         T s = 0, sx = 0, sc = 0;
         for (int64_t j = nfull; j < D; j++) {
@@ -263,13 +295,15 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
             sc += xc;
         }
         const T sg = FN(nr_ln_hsum)(ag[r]) + s;
-        cr[r] = (FN(nr_ln_hsum)(ac[r]) + sc) * inv_d;
+        cr[r] = corr ? (FN(nr_ln_hsum)(ac[r]) + sc) * inv_d : (T)0;
         mg[r] = sg * inv_d;
         mgx[r] = ((FN(nr_ln_hsum)(agx[r]) + sx) - cr[r] * sg) * rs[r] * inv_d; /* mean(g xhat) */
-        finite &= isfinite(cr[r]) && isfinite(mg[r]) && isfinite(mgx[r]);
+        if (check) {
+            nonfinite += (cr[r] - cr[r]) + (mg[r] - mg[r]) + (mgx[r] - mgx[r]);
+        }
     }
-    if (check && !finite) {
-        return 0;
+    if (check && nonfinite != 0) {
+        return nonfinite;
     }
     /* dx, and the group's dw += dy xhat, db += dy added to the partials once */
     for (int64_t j = 0; j < nfull; j += W) {
@@ -277,7 +311,11 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
         V sdw = (V){0}, sdb = (V){0};
         for (int r = 0; r < G; r++) {
             const V g = FN(nr_ln_load)(gr[r] + j);
-            const V xh = ((FN(nr_ln_load)(xr[r] + j) - mu[r]) - cr[r]) * rs[r];
+            V xc = FN(nr_ln_load)(xr[r] + j) - mu[r];
+            if (corr) {
+                xc -= cr[r];
+            }
+            const V xh = xc * rs[r];
             FN(nr_ln_store)(dx + (i + r) * D + j, rs[r] * ((g * wj - mg[r]) - xh * mgx[r]));
             sdw += g * xh;
             sdb += g;
@@ -300,7 +338,7 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
             pdb[j] += sdb;
         }
     }
-    return 1;
+    return nonfinite;
 }
 
 /* One row of the short backward, redone wide if its sums in T overflowed (and in T after all
@@ -308,37 +346,47 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
 static void
 FN(nr_ln_backward_short_row)(T *restrict dx, T *restrict pdw, T *restrict pdb,
                              const T *restrict dy, const T *restrict x, const T *restrict mean,
-                             const T *restrict rstd, const T *restrict wv, int64_t D, int64_t i)
+                             const T *restrict rstd, const T *restrict w, int64_t D, int64_t i)
 {
-    if (!FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 1) &&
-        !FN(nr_ln_backward_wide)(dx, pdw, pdb, dy, x, rstd, wv, D, i)) {
-        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 0);
+    T wv[NR_LN_SHORT_D];
+    for (int64_t j = 0; j < D; j++) {
+        wv[j] = w ? w[j] : (T)1;
+    }
+    if (FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 1, 1) != 0 &&
+        !FN(nr_ln_backward_wide)(dx, pdw, pdb, dy, x, rstd, w, D, i)) {
+        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 0, 1);
     }
 }
 
-/* Rows [i0, i1) of the backward for 0 < D <= NR_LN_SHORT_D. */
+/* Rows [i0, i1) of the backward for 0 < D <= NR_LN_SHORT_D, none of them NR_LN_RISKY, with
+ * the correction c for all (corr) or none. Nothing is tested in the loop: a test of the sums,
+ * or a per-group choice of the correction, cost 3-8% at 8192 x 64. */
 static NR_CLONES void
 FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb,
                                 const T *restrict dy, const T *restrict x, const T *restrict mean,
                                 const T *restrict rstd, const T *restrict w, int64_t D,
-                                int64_t i0, int64_t i1)
+                                int64_t i0, int64_t i1, int corr)
 {
     T wv[NR_LN_SHORT_D];
     for (int64_t j = 0; j < D; j++) {
         wv[j] = w ? w[j] : (T)1;
     }
     int64_t i = i0;
-    for (; i + NR_LN_GROUP_B <= i1; i += NR_LN_GROUP_B) {
-        if (!FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, NR_LN_GROUP_B,
-                                      1)) {
-            for (int r = 0; r < NR_LN_GROUP_B; r++) {
-                FN(nr_ln_backward_short_row)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i + r);
-            }
-        }
+#define NR_LN_BWD(CORR)                                                                     \
+    for (; i + NR_LN_GROUP_B <= i1; i += NR_LN_GROUP_B) {                                   \
+        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, NR_LN_GROUP_B, 0, \
+                                 (CORR));                                                   \
+    }                                                                                       \
+    for (; i < i1; i++) {                                                                   \
+        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 0, (CORR));  \
     }
-    for (; i < i1; i++) {
-        FN(nr_ln_backward_short_row)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i);
+    if (corr) {
+        NR_LN_BWD(1)
     }
+    else {
+        NR_LN_BWD(0)
+    }
+#undef NR_LN_BWD
 }
 #undef V
 #undef W
@@ -348,8 +396,8 @@ FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb
  * over every row of the tile before the next pass starts, so the rows' reductions are
  * independent work the CPU overlaps (one row at a time, the latency chain sum -> mean ->
  * sum of squares -> sqrt -> output dominated small D), and the square roots of a tile
- * vectorize. */
-static NR_CLONES void
+ * vectorize. Returns whether a row needs nr_ln_forward_redo. */
+static NR_CLONES int
 FN(nr_layernorm_forward_rows)(T *restrict y, T *restrict mean, T *restrict rstd,
                               const T *restrict x, const T *restrict w, const T *restrict b,
                               int64_t D, double eps, int64_t i0, int64_t i1)
@@ -360,7 +408,7 @@ FN(nr_layernorm_forward_rows)(T *restrict y, T *restrict mean, T *restrict rstd,
             mean[i] = 0;
             rstd[i] = (T)(1 / sqrt(eps));
         }
-        return;
+        return 0;
     }
     /* rows per tile: the tile (R D values) within about 64 KiB */
     const int64_t R = NR_MAX((int64_t)1, NR_MIN((int64_t)TILE, (int64_t)(65536 / sizeof(T)) / D));
@@ -392,14 +440,9 @@ FN(nr_layernorm_forward_rows)(T *restrict y, T *restrict mean, T *restrict rstd,
             }
             var[k] = sumsq / (T)D;
         }
-        int wide = 0;
-        for (int64_t k = 0; k < nr; k++) {
-            var[k] += (T)eps;
-            wide |= NR_OUT_OF_RANGE(var[k]);
-        }
 #pragma omp simd
         for (int64_t k = 0; k < nr; k++) {
-            r[k] = (T)1 / SQRT(var[k]);
+            r[k] = (T)1 / SQRT(var[k] + (T)eps);
         }
         for (int64_t k = 0; k < nr; k++) {
             mean[t0 + k] = shift[k] + dmean[k];
@@ -432,12 +475,8 @@ FN(nr_layernorm_forward_rows)(T *restrict y, T *restrict mean, T *restrict rstd,
                 }
             }
         }
-        for (int64_t k = 0; wide && k < nr; k++) {
-            if (NR_OUT_OF_RANGE(var[k])) {
-                FN(nr_ln_forward_wide)(y, mean, rstd, x, w, b, D, eps, t0 + k);
-            }
-        }
     }
+    return FN(nr_ln_forward_check)(rstd, i0, i1);
 }
 
 /* x (M, D), w (D) or NULL, b (D) or NULL -> y (M, D), mean (M), rstd (M) */
@@ -449,11 +488,15 @@ FN(nr_layernorm_forward)(T *y, T *mean, T *rstd, const T *x, const T *w, const T
 #ifdef NR_LN_VEC
     if (D > 0 && D <= NR_LN_SHORT_D) {
         NR_SPLIT(nt, M, NR_LN_GROUP,
-                 FN(nr_layernorm_forward_short)(y, mean, rstd, x, w, b, D, eps, i0, i1));
+                 if (FN(nr_layernorm_forward_short)(y, mean, rstd, x, w, b, D, eps, i0, i1)) {
+                     FN(nr_ln_forward_redo)(y, mean, rstd, x, w, b, D, eps, i0, i1);
+                 });
         return;
     }
 #endif
-    NR_SPLIT(nt, M, 1, FN(nr_layernorm_forward_rows)(y, mean, rstd, x, w, b, D, eps, i0, i1));
+    NR_SPLIT(nt, M, 1, if (FN(nr_layernorm_forward_rows)(y, mean, rstd, x, w, b, D, eps, i0, i1)) {
+        FN(nr_ln_forward_redo)(y, mean, rstd, x, w, b, D, eps, i0, i1);
+    });
 }
 
 /* elements between two threads' partials: 2 D rounded up to whole 64-byte lines */
@@ -473,6 +516,85 @@ FN(nr_layernorm_backward_workspace)(int64_t D, int nthreads)
     return (size_t)nthreads * FN(nr_ln_partials_stride)(D) * sizeof(T) + 64;
 }
 
+/* Row i of the backward for any D (see nr_ln_backward_group for c and `corr`); pdw, pdb (D)
+ * accumulate this range's dw, db (or NULL). */
+static inline __attribute__((always_inline)) void
+FN(nr_ln_backward_row)(T *restrict dx, T *restrict pdw, T *restrict pdb, const T *restrict dy,
+                       const T *restrict x, const T *restrict mean, const T *restrict rstd,
+                       const T *restrict w, int64_t D, int64_t i, const int corr)
+{
+    const T *xr = x + i * D, *dyr = dy + i * D;
+    T *dxr = dx + i * D;
+    const T r = rstd[i];
+    T mu = mean[i], sum_g = 0, sum_g_xc = 0, sum_xc = 0;
+    if (w) {
+#pragma omp simd reduction(+ : sum_g, sum_g_xc, sum_xc)
+        for (int64_t j = 0; j < D; j++) {
+            const T g = dyr[j] * w[j], xc = xr[j] - mu;
+            sum_g += g;
+            sum_g_xc += g * xc;
+            if (corr) {
+                sum_xc += xc;
+            }
+        }
+    }
+    else {
+#pragma omp simd reduction(+ : sum_g, sum_g_xc, sum_xc)
+        for (int64_t j = 0; j < D; j++) {
+            const T xc = xr[j] - mu;
+            sum_g += dyr[j];
+            sum_g_xc += dyr[j] * xc;
+            if (corr) {
+                sum_xc += xc;
+            }
+        }
+    }
+    const T c = sum_xc / (T)D, mean_g = sum_g / (T)D;
+    const T mean_g_xhat = (corr ? sum_g_xc - c * sum_g : sum_g_xc) * r / (T)D;
+    if (!(isfinite(c) && isfinite(mean_g) && isfinite(mean_g_xhat)) &&
+        FN(nr_ln_backward_wide)(dx, pdw, pdb, dy, x, rstd, w, D, i)) {
+        return;
+    }
+    /* xhat = ((x - mean) - c) r, written (x - mean) r - c r: one operation more than the
+     * plain xhat only with `corr` */
+    const T cr = corr ? c * r : (T)0;
+#define NR_LN_XHAT(j) (corr ? (xr[j] - mu) * r - cr : (xr[j] - mu) * r)
+    /* dx, and in the same pass dw += dy xhat, db += dy (summed over rows) */
+    if (w && pdw) {
+#pragma omp simd
+        for (int64_t j = 0; j < D; j++) {
+            const T g = dyr[j], xhat = NR_LN_XHAT(j);
+            dxr[j] = r * (g * w[j] - mean_g - xhat * mean_g_xhat);
+            pdw[j] += g * xhat;
+            pdb[j] += g;
+        }
+    }
+    else if (pdw) {
+#pragma omp simd
+        for (int64_t j = 0; j < D; j++) {
+            const T g = dyr[j], xhat = NR_LN_XHAT(j);
+            dxr[j] = r * (g - mean_g - xhat * mean_g_xhat);
+            pdw[j] += g * xhat;
+            pdb[j] += g;
+        }
+    }
+    else if (w) {
+#pragma omp simd
+        for (int64_t j = 0; j < D; j++) {
+            const T xhat = NR_LN_XHAT(j);
+            dxr[j] = r * (dyr[j] * w[j] - mean_g - xhat * mean_g_xhat);
+        }
+    }
+    else {
+#pragma omp simd
+        for (int64_t j = 0; j < D; j++) {
+            const T xhat = NR_LN_XHAT(j);
+            dxr[j] = r * (dyr[j] - mean_g - xhat * mean_g_xhat);
+        }
+    }
+#undef NR_LN_XHAT
+}
+
 /* Rows [i0, i1) of the backward; pdw, pdb (D) accumulate this range's dw, db (or NULL). */
 static NR_CLONES void
 FN(nr_layernorm_backward_rows)(T *restrict dx, T *restrict pdw, T *restrict pdb,
@@ -482,73 +604,36 @@ FN(nr_layernorm_backward_rows)(T *restrict dx, T *restrict pdw, T *restrict pdb,
 {
 #ifdef NR_LN_VEC
     if (D > 0 && D <= NR_LN_SHORT_D) {
-        FN(nr_layernorm_backward_short)(dx, pdw, pdb, dy, x, mean, rstd, w, D, i0, i1);
+        /* one look at the saved statistics picks the loop: rows far from 0 (the correction),
+         * rows that may overflow (one at a time, checked) */
+        int far = 0, risky = 0;
+#pragma omp simd reduction(| : far, risky)
+        for (int64_t i = i0; i < i1; i++) {
+            far |= NR_LN_FAR(mean[i], rstd[i]);
+            risky |= NR_LN_RISKY(rstd[i]);
+        }
+        if (!risky) {
+            FN(nr_layernorm_backward_short)(dx, pdw, pdb, dy, x, mean, rstd, w, D, i0, i1, far);
+            return;
+        }
+        for (int64_t i = i0; i < i1; i++) {
+            if (NR_LN_RISKY(rstd[i])) {
+                FN(nr_ln_backward_short_row)(dx, pdw, pdb, dy, x, mean, rstd, w, D, i);
+            }
+            else {
+                FN(nr_layernorm_backward_short)(dx, pdw, pdb, dy, x, mean, rstd, w, D, i, i + 1,
+                                                NR_LN_FAR(mean[i], rstd[i]));
+            }
+        }
         return;
     }
 #endif
-    const int want_params = pdw != NULL;
     for (int64_t i = i0; i < i1; i++) {
-        const T *xr = x + i * D, *dyr = dy + i * D;
-        T *dxr = dx + i * D;
-        const T mu = mean[i], r = rstd[i];
-        /* sums over x - mean, corrected by c = mean(x - mean) as in the short path */
-        T sum_g = 0, sum_g_xc = 0, sum_xc = 0;
-        if (w) {
-#pragma omp simd reduction(+ : sum_g, sum_g_xc, sum_xc)
-            for (int64_t j = 0; j < D; j++) {
-                const T g = dyr[j] * w[j], xc = xr[j] - mu;
-                sum_g += g;
-                sum_g_xc += g * xc;
-                sum_xc += xc;
-            }
+        if (NR_LN_FAR(mean[i], rstd[i])) {
+            FN(nr_ln_backward_row)(dx, pdw, pdb, dy, x, mean, rstd, w, D, i, 1);
         }
         else {
-#pragma omp simd reduction(+ : sum_g, sum_g_xc, sum_xc)
-            for (int64_t j = 0; j < D; j++) {
-                const T xc = xr[j] - mu;
-                sum_g += dyr[j];
-                sum_g_xc += dyr[j] * xc;
-                sum_xc += xc;
-            }
-        }
-        const T c = sum_xc / (T)D, mean_g = sum_g / (T)D;
-        const T mean_g_xhat = (sum_g_xc - c * sum_g) * r / (T)D;
-        if (!(isfinite(c) && isfinite(mean_g) && isfinite(mean_g_xhat)) &&
-            FN(nr_ln_backward_wide)(dx, pdw, pdb, dy, x, rstd, w, D, i)) {
-            continue;
-        }
-        /* dx, and in the same pass dw += dy xhat, db += dy (summed over rows) */
-        if (w && want_params) {
-#pragma omp simd
-            for (int64_t j = 0; j < D; j++) {
-                const T g = dyr[j], xhat = ((xr[j] - mu) - c) * r;
-                dxr[j] = r * (g * w[j] - mean_g - xhat * mean_g_xhat);
-                pdw[j] += g * xhat;
-                pdb[j] += g;
-            }
-        }
-        else if (want_params) {
-#pragma omp simd
-            for (int64_t j = 0; j < D; j++) {
-                const T g = dyr[j], xhat = ((xr[j] - mu) - c) * r;
-                dxr[j] = r * (g - mean_g - xhat * mean_g_xhat);
-                pdw[j] += g * xhat;
-                pdb[j] += g;
-            }
-        }
-        else if (w) {
-#pragma omp simd
-            for (int64_t j = 0; j < D; j++) {
-                const T xhat = ((xr[j] - mu) - c) * r;
-                dxr[j] = r * (dyr[j] * w[j] - mean_g - xhat * mean_g_xhat);
-            }
-        }
-        else {
-#pragma omp simd
-            for (int64_t j = 0; j < D; j++) {
-                const T xhat = ((xr[j] - mu) - c) * r;
-                dxr[j] = r * (dyr[j] - mean_g - xhat * mean_g_xhat);
-            }
+            FN(nr_ln_backward_row)(dx, pdw, pdb, dy, x, mean, rstd, w, D, i, 0);
         }
     }
 }
