@@ -2,25 +2,20 @@
 
 #include "wide_body.h"
 
-/* Short rows (D <= NR_LN_SHORT_D) take their own path when the compiler has vector
- * extensions: gcc ends an `omp simd reduction` with a chain of dependent scalar additions,
- * which dominated rows of 64. The short path keeps each row's sums in a 64-byte vector,
- * reduces the lanes as a tree, and works on a group of rows at once so their reductions
- * overlap and w, b, dw, db are loaded once per group. Each row's arithmetic does not depend
- * on its group, so the results are the same for any thread count. */
+/* Short rows (D <= NR_LN_SHORT_D): gcc ends an `omp simd reduction` with a chain of dependent
+ * scalar additions, which dominated rows of 64; this path keeps sums in 64-byte vectors
+ * reduced as a tree, several rows at once. A row's arithmetic does not depend on its group. */
 #ifndef NR_LN_SHORT_D
 #define NR_LN_SHORT_D 256
 #define NR_LN_GROUP 4 /* rows at once in the forward */
 #define NR_LN_KEEP 4 /* vectors of a row kept in registers at most */
 #define NR_LN_GROUP_B 2 /* in the backward (more would spill registers) */
-/* The backward's correction c = mean(x - mean) (see nr_ln_backward_group) matters only for a
- * mean far from 0 in units of the std: without it xhat errs by up to |mean| rstd 2^-24 in
- * float32, so rows with |mean| rstd <= 1 skip it (6e-8 at most) and its two extra operations
- * per element. */
+/* The backward's correction c (nr_ln_backward_group) matters only for a mean far from 0 in
+ * units of the std: without it xhat errs by |mean| rstd 2^-24 at most in float32. */
 #define NR_LN_FAR(mu, rs) (!(((mu) * (rs) <= 1) & ((mu) * (rs) >= -1)))
-/* A short row whose backward sums might overflow T: with rstd >= 2^-20, |x - mean| <=
- * sqrt(D) / rstd <= 2^24 (D <= 256), so in float32 only |dy w| beyond 2^104 / D (3e29 at
- * D = 256) could overflow them. Such rows (and NaN) take the checked path, one at a time. */
+/* A short row whose backward sums might overflow T: with rstd >= 2^-20, |x - mean| <= 2^24
+ * (D <= 256), so in float32 only |dy w| beyond 2^104 / D (8e28 at D = 256) could overflow
+ * them. Such rows (and NaN) take the checked path, one at a time. */
 #define NR_LN_RISKY(rs) (!((rs) >= (T)0x1p-20))
 #if defined(__has_builtin)
 #if __has_builtin(__builtin_shufflevector)
@@ -51,11 +46,9 @@ FN(nr_ln_forward_wide)(T *restrict y, T *restrict mean, T *restrict rstd, const 
     }
 }
 
-/* After the forward of rows [i0, i1): a row whose var + eps in T left [NR_T_TINY, NR_T_MAX]
- * (its sums overflowed, or may have lost digits to underflow) got an rstd of 0, NaN or above
- * 1 / sqrt(NR_T_TINY). nr_ln_forward_check, inlined at the end of the kernels' loops, says
- * whether there is any (a test inside the loops cost 4% at 8192 x 128); nr_ln_forward_redo
- * redoes them wide. */
+/* A row whose var + eps in T left [NR_T_TINY, NR_T_MAX] (its sums overflowed, or may have lost
+ * digits to underflow) got an rstd of 0, NaN or above 1 / sqrt(NR_T_TINY): found after the
+ * kernels' loops (a test inside them slowed them measurably) and redone wide. */
 #define NR_LN_RS_OK(r) (((r) > 0) & ((r) <= (T)(1 / sqrt(NR_T_TINY))))
 
 static inline __attribute__((always_inline)) int
@@ -359,8 +352,8 @@ FN(nr_ln_backward_short_row)(T *restrict dx, T *restrict pdw, T *restrict pdb,
 }
 
 /* Rows [i0, i1) of the backward for 0 < D <= NR_LN_SHORT_D, none of them NR_LN_RISKY, with
- * the correction c for all (corr) or none. Nothing is tested in the loop: a test of the sums,
- * or a per-group choice of the correction, cost 3-8% at 8192 x 64. */
+ * the correction c for all (corr) or none: no test in the loop, where any (of the sums, or a
+ * per-group choice) slowed it measurably. */
 static NR_CLONES void
 FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb,
                                 const T *restrict dy, const T *restrict x, const T *restrict mean,

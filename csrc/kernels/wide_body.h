@@ -2,7 +2,7 @@
  * included by their bodies: a row whose sums in T overflow or underflow (float32 values
  * beyond about 1e19, or a variance below about 1e-31 with a smaller eps) is redone in double,
  * scaled by a power of two (exact) so that its largest magnitude is in [1, 2), as hypot and
- * BLAS nrm2 do. Only such rows pay for it: the fast paths test one flag per row. */
+ * BLAS nrm2 do. Only such rows pay for it: the fast paths only look for them. */
 
 #ifndef NR_WIDE_ROW
 #define NR_WIDE_ROW
