@@ -8,14 +8,33 @@ FN(nr_batchnorm_workspace)(int64_t C, int nthreads)
 }
 
 /* The statistics: sums of d and d^2, d = x - shift (a value of the channel, ref) in double */
-NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_stat_sums), 2, (double)u[k] - ref[c],
+NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_stat_sums), 2, double, (double)u[k] - ref[c],
                        ((double)u[k] - ref[c]) * ((double)u[k] - ref[c]), 0)
 /* The backward: sums of dy (v), dy d and (the mean's correction, nr_bn_grad_sums3) d, with
- * d = x - mean (the saved mean, ref) in double */
-NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_grad_sums2), 2, (double)v[k],
-                       (double)v[k] * ((double)u[k] - ref[c]), 0)
-NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_grad_sums3), 3, (double)v[k],
-                       (double)v[k] * ((double)u[k] - ref[c]), (double)u[k] - ref[c])
+ * d = x - mean (the saved mean, ref) in T: exact near the mean; a channel whose sums
+ * overflow is summed again in double (nr_bn_grad_sums_wide) */
+NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_grad_sums2), 2, T, (double)v[k],
+                       (double)v[k] * (double)(u[k] - ref[c]), 0)
+NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_grad_sums3), 3, T, (double)v[k],
+                       (double)v[k] * (double)(u[k] - ref[c]), (double)(u[k] - ref[c]))
+
+/* Channel c's sums of dy, dy (x - mu) and x - mu in double, for a channel whose sums in T
+ * overflowed (x - mu beyond T's range). */
+static void
+FN(nr_bn_grad_sums_wide)(double s[3], const T *dy, const T *x, int64_t c, double mu, int64_t N,
+                         int64_t C, int64_t L)
+{
+    s[0] = s[1] = s[2] = 0;
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t l = 0; l < L; l++) {
+            const int64_t k = (n * C + c) * L + l;
+            const double d = (double)x[k] - mu;
+            s[0] += (double)dy[k];
+            s[1] += (double)dy[k] * d;
+            s[2] += d;
+        }
+    }
+}
 
 #ifndef NR_BN_MIN_RSTD
 /* below it, x - mean might overflow T: |x - mean| <= sqrt(n var) < 2^32 / rstd (n < 2^64
@@ -232,7 +251,7 @@ FN(nr_batchnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
                           int training, void *workspace, int nthreads)
 {
     double *partials = (double *)workspace;
-    double *ref = partials + (size_t)nthreads * 3 * C, *mean = ref + C;
+    double *mean = partials + (size_t)nthreads * 3 * C;
     double *mean_dy = mean + C, *mean_dy_xhat = mean_dy + C;
     void *apply_ws = mean_dy_xhat + C;
     const double count = (double)N * (double)L;
@@ -247,16 +266,22 @@ FN(nr_batchnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
     }
     memset(partials, 0, (size_t)(3 * C) * sizeof(double));
     if ((training && dx) || dw || db) {
-        for (int64_t c = 0; c < C; c++) {
-            ref[c] = (double)save_mean[c];
-        }
         if (far) {
             NR_PARTIAL_SUMS(nt, N, double, partials, 3 * C, 3 * C,
-                            FN(nr_bn_grad_sums3)(acc, x, dy, ref, i0, i1, C, L));
+                            FN(nr_bn_grad_sums3)(acc, x, dy, save_mean, i0, i1, C, L));
         }
         else {
             NR_PARTIAL_SUMS(nt, N, double, partials, 2 * C, 2 * C,
-                            FN(nr_bn_grad_sums2)(acc, x, dy, ref, i0, i1, C, L));
+                            FN(nr_bn_grad_sums2)(acc, x, dy, save_mean, i0, i1, C, L));
+        }
+    }
+    for (int64_t c = 0; c < C; c++) {
+        if (!(isfinite(partials[c]) && isfinite(partials[C + c]) && isfinite(partials[2 * C + c]))) {
+            double s[3];
+            FN(nr_bn_grad_sums_wide)(s, dy, x, c, (double)save_mean[c], N, C, L);
+            partials[c] = s[0];
+            partials[C + c] = s[1];
+            partials[2 * C + c] = far ? s[2] : 0.0;
         }
     }
     for (int64_t c = 0; c < C; c++) {

@@ -139,7 +139,7 @@
               (NR_AT((k0) + 2 * (C), E) + NR_AT((k0) + 3 * (C), E))
 
 /* Channel sums of (N, C, L) data, shared by BatchNorm and SyncBatchNorm. Defines
- *   static void NAME(double *acc, const T *u, const T *v, const double *ref,
+ *   static void NAME(double *acc, const T *u, const T *v, const RT *ref,
  *                    int64_t n0, int64_t n1, int64_t C, int64_t L)
  * which adds, for each channel c, the sums over the rows [n0, n1) of the NS (1 to 3) double
  * expressions E1, E2, E3 of u[k], v[k] (k the element's offset) and ref[c] into acc[c],
@@ -147,9 +147,9 @@
  * across the channels, four rows per sweep (a quarter of the accumulator traffic), in blocks
  * of 2048 channels so the accumulators stay in L1/L2 while the rows stream by (a strided walk
  * down each channel defeats the prefetcher). */
-#define NR_DEFINE_CHANNEL_SUMS(NAME, NS, E1, E2, E3)                                         \
+#define NR_DEFINE_CHANNEL_SUMS(NAME, NS, RT, E1, E2, E3)                                     \
     static NR_CLONES void NAME(double *restrict acc, const T *restrict u,                   \
-                               const T *restrict v, const double *restrict ref, int64_t n0, \
+                               const T *restrict v, const RT *restrict ref, int64_t n0,     \
                                int64_t n1, int64_t C, int64_t L)                            \
     {                                                                                       \
         double *restrict acc1 = acc, *restrict acc2 = acc + C, *restrict acc3 = acc + 2 * C; \
