@@ -43,18 +43,21 @@ FN(nr_cross_entropy_backward)(T *dlogits, const T *logits, const int64_t *labels
         for (int64_t j = 0; j < K; j++) {
             drow[j] = EXP(row[j] - l);
         }
-        double sum = 0;
-#pragma omp simd reduction(+ : sum)
+        /* the label's entry apart: its gradient is -(the others' sum) k, which does not
+         * cancel when p is close to 1 */
+        const double e_label = (double)drow[labels[i]];
+        drow[labels[i]] = 0;
+        double others = 0;
+#pragma omp simd reduction(+ : others)
         for (int64_t j = 0; j < K; j++) {
-            sum += (double)drow[j];
+            others += (double)drow[j];
         }
-        const double k = scale / sum, e_label = (double)drow[labels[i]];
+        const double k = scale / (others + e_label);
         const T kt = (T)k;
 #pragma omp simd
         for (int64_t j = 0; j < K; j++) {
             drow[j] *= kt;
         }
-        /* (p - 1) scale as (e - sum) k: no cancellation of a rounded p against 1 */
-        drow[labels[i]] = (T)((e_label - sum) * k);
+        drow[labels[i]] = (T)(-others * k);
     }
 }
