@@ -45,12 +45,24 @@ FN(nr_cross_entropy_backward)(T *dlogits, const T *logits, const int64_t *labels
         }
         /* the label's entry apart: its gradient is -(the others' sum) k, which does not
          * cancel when p is close to 1 */
-        const double e_label = (double)drow[labels[i]];
-        drow[labels[i]] = 0;
+        const int64_t lab = labels[i];
+        const double e_label = (double)drow[lab];
         double others = 0;
+        if (K < 32) { /* one short loop: two vector loops' set-up cost more here */
 #pragma omp simd reduction(+ : others)
-        for (int64_t j = 0; j < K; j++) {
-            others += (double)drow[j];
+            for (int64_t j = 0; j < K; j++) {
+                others += j == lab ? 0.0 : (double)drow[j];
+            }
+        }
+        else {
+#pragma omp simd reduction(+ : others)
+            for (int64_t j = 0; j < lab; j++) {
+                others += (double)drow[j];
+            }
+#pragma omp simd reduction(+ : others)
+            for (int64_t j = lab + 1; j < K; j++) {
+                others += (double)drow[j];
+            }
         }
         const double k = scale / (others + e_label);
         const T kt = (T)k;
@@ -58,6 +70,6 @@ FN(nr_cross_entropy_backward)(T *dlogits, const T *logits, const int64_t *labels
         for (int64_t j = 0; j < K; j++) {
             drow[j] *= kt;
         }
-        drow[labels[i]] = (T)(-others * k);
+        drow[lab] = (T)(-others * k);
     }
 }
