@@ -7,6 +7,7 @@ update) of the default MLP (784-1024-512-256-10, BatchNorm, ReLU) on random data
 Rank 0 prints samples per second (global batch / step time) and the time spent in
 communication. Options: --batch-size (global), --steps, --sync-bn / --no-sync-bn.
 """
+
 import argparse
 import time
 
@@ -48,7 +49,7 @@ def main():
             t0 = time.perf_counter()
             comm_time = 0.0
         model.zero_grad()
-        loss = loss_fn(ddp(x), y)
+        loss_fn(ddp(x), y)
         with ddp.no_sync():
             ddp.backward(loss_fn.backward())
         tc = time.perf_counter()
@@ -59,10 +60,12 @@ def main():
     comm.Barrier()
     seconds = time.perf_counter() - t0
     if rank == 0:
-        print(f"ranks {size}  threads/rank {normreg.get_num_threads()}  global batch {args.batch_size}  "
-              f"sync_bn {args.sync_bn}: {args.steps * args.batch_size / seconds:,.0f} samples/s, "
-              f"{1e3 * seconds / args.steps:.2f} ms/step, gradient all-reduce "
-              f"{1e3 * comm_time / args.steps:.2f} ms/step in {ddp.reducer.num_messages} message(s)")
+        print(
+            f"ranks {size}  threads/rank {normreg.get_num_threads()}  global batch {args.batch_size}  "
+            f"sync_bn {args.sync_bn}: {args.steps * args.batch_size / seconds:,.0f} samples/s, "
+            f"{1e3 * seconds / args.steps:.2f} ms/step, gradient all-reduce "
+            f"{1e3 * comm_time / args.steps:.2f} ms/step in {ddp.reducer.num_messages} message(s)"
+        )
 
 
 if __name__ == "__main__":

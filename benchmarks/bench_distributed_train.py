@@ -10,6 +10,7 @@ accuracy. The settings take turns (``--repeat`` rounds) so that a change in the 
 load hits them alike; the table gives the median and the range. The 1-minute load
 average before and after is printed too: on a shared machine it decides the figures.
 """
+
 import argparse
 import json
 import os
@@ -28,8 +29,19 @@ def mpiexec():
 
 def run(ranks, threads, epochs, extra, out):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    train = [sys.executable, "-m", "normreg.train", "--epochs", str(epochs), "--no-progress",
-             "--threads", str(threads), "--out", out, *extra]
+    train = [
+        sys.executable,
+        "-m",
+        "normreg.train",
+        "--epochs",
+        str(epochs),
+        "--no-progress",
+        "--threads",
+        str(threads),
+        "--out",
+        out,
+        *extra,
+    ]
     cmd = train if ranks == 1 else [mpiexec(), "-n", str(ranks), *train, "--distributed"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -44,8 +56,11 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--repeat", type=int, default=1, help="rounds over the settings")
-    p.add_argument("--settings", default="1x1,2x1,1x2",
-                   help="comma-separated RANKSxTHREADS settings (the first is the baseline)")
+    p.add_argument(
+        "--settings",
+        default="1x1,2x1,1x2",
+        help="comma-separated RANKSxTHREADS settings (the first is the baseline)",
+    )
     p.add_argument("extra", nargs="*", help="more normreg-train arguments (after --)")
     args = p.parse_args()
     settings = [tuple(int(v) for v in s.split("x")) for s in args.settings.split(",")]
@@ -54,22 +69,31 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeat):
             for ranks, threads in settings:
-                sps, acc = run(ranks, threads, args.epochs, args.extra,
-                               os.path.join(tmp, f"r{ranks}t{threads}i{i}"))
+                sps, acc = run(
+                    ranks, threads, args.epochs, args.extra, os.path.join(tmp, f"r{ranks}t{threads}i{i}")
+                )
                 results[(ranks, threads)].append((sps, acc))
-                print(f"round {i + 1}: ranks {ranks} x threads {threads}: {sps:,.0f} samples/s, "
-                      f"test accuracy {acc:.4f} (load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
+                print(
+                    f"round {i + 1}: ranks {ranks} x threads {threads}: {sps:,.0f} samples/s, "
+                    f"test accuracy {acc:.4f} (load {os.getloadavg()[0]:.2f})",
+                    file=sys.stderr,
+                    flush=True,
+                )
     print(f"load average after: {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
     median = {s: float(np.median([r[0] for r in rs])) for s, rs in results.items()}
     base = median[settings[0]]
-    print("| ranks x threads/rank | samples/s (training, median) | range | vs "
-          f"{settings[0][0]} x {settings[0][1]} | test accuracy (runs) |")
+    print(
+        "| ranks x threads/rank | samples/s (training, median) | range | vs "
+        f"{settings[0][0]} x {settings[0][1]} | test accuracy (runs) |"
+    )
     print("|---|---:|---:|---:|---|")
     for s in settings:
         sps = [r[0] for r in results[s]]
         accs = ", ".join(f"{r[1]:.4f}" for r in results[s])
-        print(f"| {s[0]} x {s[1]} | {median[s]:,.0f} | {min(sps):,.0f}-{max(sps):,.0f} | "
-              f"{median[s] / base:.2f} | {accs} |")
+        print(
+            f"| {s[0]} x {s[1]} | {median[s]:,.0f} | {min(sps):,.0f}-{max(sps):,.0f} | "
+            f"{median[s] / base:.2f} | {accs} |"
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ bandwidth (2 E forward + 3 E backward, E the activation's bytes: the minimum any
 implementation moves), and the ratio of NumPy's and PyTorch's time to normreg's. Times are
 medians over interleaved repetitions after a warm-up.
 """
+
 import argparse
 import statistics
 import time
@@ -22,7 +23,7 @@ def numpy_rms(x, w, dy, eps):
     r = 1 / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps)
     y = x * r * w
     g = dy * w
-    dx = r * g - x * r ** 3 * np.mean(g * x, axis=-1, keepdims=True)
+    dx = r * g - x * r**3 * np.mean(g * x, axis=-1, keepdims=True)
     dw = np.sum(dy * x * r, axis=0)
     return y, dx, dw
 
@@ -84,9 +85,13 @@ def main():
         torch.set_num_threads(normreg.get_num_threads())
     rng = np.random.default_rng(0)
     cases = [
-        ("RMSNorm", (8192, 1024)), ("RMSNorm", (8192, 64)), ("RMSNorm", (32, 64)),
-        ("GroupNorm(32)", (32, 256, 28, 28)), ("GroupNorm(8)", (64, 64, 8, 8)),
-        ("BatchNorm2d", (32, 256, 28, 28)), ("BatchNorm2d", (64, 64, 8, 8)),
+        ("RMSNorm", (8192, 1024)),
+        ("RMSNorm", (8192, 64)),
+        ("RMSNorm", (32, 64)),
+        ("GroupNorm(32)", (32, 256, 28, 28)),
+        ("GroupNorm(8)", (64, 64, 8, 8)),
+        ("BatchNorm2d", (32, 256, 28, 28)),
+        ("BatchNorm2d", (64, 64, 8, 8)),
     ]
     print(f"threads {normreg.get_num_threads()}, dtype {dtype}, torch {'yes' if torch else 'no'}")
     print(f"{'layer':<15}{'shape':>20}{'normreg ms':>12}{'GB/s':>8}{'numpy x':>9}{'torch x':>9}")

@@ -6,6 +6,7 @@ For each parameter size: the time of one step, the effective bandwidth (bytes of
 parameter, gradient and state read and written once, the minimum any implementation
 moves), and the ratio of NumPy's and PyTorch's time to normreg's.
 """
+
 import argparse
 import time
 
@@ -38,8 +39,8 @@ def numpy_adamw(p, g, m, v, t, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, wd=1e-2):
     m += (1 - b1) * (g - m)
     v *= b2
     v += (1 - b2) * g * g
-    denom = np.sqrt(v) / np.sqrt(1 - b2 ** t) + eps
-    p -= lr / (1 - b1 ** t) * (m / denom)
+    denom = np.sqrt(v) / np.sqrt(1 - b2**t) + eps
+    p -= lr / (1 - b1**t) * (m / denom)
 
 
 def main():
@@ -77,14 +78,18 @@ def main():
 
                 def ref():
                     numpy_sgd(ref_p, g, buf)
+
             t_nr = best_time(opt.step, args.repeat)
             t_np = best_time(ref, args.repeat)
             ratio_torch = float("nan")
             if torch is not None:
                 tp = torch.nn.Parameter(torch.from_numpy(w.copy()))
                 tp.grad = torch.from_numpy(g.copy())
-                topt = (torch.optim.AdamW([tp], lr=1e-3) if name == "AdamW" else
-                        torch.optim.SGD([tp], lr=0.01, momentum=0.9, weight_decay=5e-4))
+                topt = (
+                    torch.optim.AdamW([tp], lr=1e-3)
+                    if name == "AdamW"
+                    else torch.optim.SGD([tp], lr=0.01, momentum=0.9, weight_decay=5e-4)
+                )
                 ratio_torch = best_time(topt.step, args.repeat) / t_nr
             gbs = arrays * n * dtype.itemsize / t_nr / 1e9
             print(f"{name:<14}{n:>10}{t_nr * 1e3:>12.3f}{gbs:>8.1f}{t_np / t_nr:>9.2f}{ratio_torch:>9.2f}")

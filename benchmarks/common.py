@@ -1,12 +1,12 @@
 """Timing helpers for the benchmark suite: interleaved repetitions, medians, the roofline."""
+
 import statistics
 import time
 
 import numpy as np
+from benchfmt import fmt_bytes, fmt_ratio, fmt_time  # noqa: F401 (the suite's formatting)
 
 from normreg import _C
-
-from benchfmt import fmt_bytes, fmt_ratio, fmt_time  # noqa: F401 (the suite's formatting)
 
 
 def _time_calls(fn, k):
@@ -64,7 +64,9 @@ class Roofline:
 
 def set_threads(n):
     import kernels
+
     import normreg
+
     normreg.set_num_threads(n)
     if kernels.torch is not None:
         kernels.torch.set_num_threads(n)

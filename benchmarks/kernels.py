@@ -15,6 +15,7 @@ Minimum bytes (E: the bytes of one activation): LayerNorm 2E forward, 3E backwar
 BatchNorm 3E / 5E (statistics need a pass of their own before the output is written);
 Dropout 2E / 2E (the 1-bit mask, E/32, is not counted); ReLU 2E / 3E.
 """
+
 import numpy as np
 
 import normreg.functional as F
@@ -32,6 +33,7 @@ def load_torch():
         return None
     torch, TF = _torch, _TF
     return torch
+
 
 EPS = 1e-5
 P_DROP = 0.2
@@ -52,6 +54,7 @@ def _combine(*fns):
     def run():
         for f in fns:
             f()
+
     return run
 
 
@@ -87,8 +90,11 @@ def layernorm(N, D, rng):
         dx = rstd[:, None] * (g - g.mean(1, keepdims=True) - xhat * (g * xhat).mean(1, keepdims=True))
         return dx, (dy * xhat).sum(0), dy.sum(0)
 
-    cases = {"fwd": {"normreg": nr_f, "numpy": np_f}, "bwd": {"normreg": nr_b, "numpy": np_b},
-             "f+b": {"normreg": _combine(nr_f, nr_b), "numpy": _combine(np_f, np_b)}}
+    cases = {
+        "fwd": {"normreg": nr_f, "numpy": np_f},
+        "bwd": {"normreg": nr_b, "numpy": np_b},
+        "f+b": {"normreg": _combine(nr_f, nr_b), "numpy": _combine(np_f, np_b)},
+    }
     if torch is not None:
         xt, dyt, wt, bt = _t(x), _t(dy), _t(w), _t(b)
         xg, wg, bg = _t(x.copy(), True), _t(w.copy(), True), _t(b.copy(), True)
@@ -110,8 +116,9 @@ def layernorm(N, D, rng):
             torch.ops.aten.native_layer_norm.out(xt, [D], wt, bt, EPS, out0=y_o, out1=m_o, out2=r_o)
 
         def tho_b():
-            torch.ops.aten.native_layer_norm_backward.out(dyt, xt, [D], mt, rt, wt, bt, [True] * 3,
-                                                          out0=dx_o, out1=dw_o, out2=db_o)
+            torch.ops.aten.native_layer_norm_backward.out(
+                dyt, xt, [D], mt, rt, wt, bt, [True] * 3, out0=dx_o, out1=dw_o, out2=db_o
+            )
 
         _add_torch(cases, th_f, th_b, th_fb, tho_f, tho_b)
     return cases
@@ -143,8 +150,11 @@ def batchnorm(N, D, rng):
         dx = (w * sr) * (dy - sdy / N - xhat * (sdyx / N))
         return dx, sdyx, sdy
 
-    cases = {"fwd": {"normreg": nr_f, "numpy": np_f}, "bwd": {"normreg": nr_b, "numpy": np_b},
-             "f+b": {"normreg": _combine(nr_f, nr_b), "numpy": _combine(np_f, np_b)}}
+    cases = {
+        "fwd": {"normreg": nr_f, "numpy": np_f},
+        "bwd": {"normreg": nr_b, "numpy": np_b},
+        "f+b": {"normreg": _combine(nr_f, nr_b), "numpy": _combine(np_f, np_b)},
+    }
     if torch is not None:
         xt, dyt, wt, bt, rmt, rvt = _t(x), _t(dy), _t(w), _t(b), _t(rm.copy()), _t(rv.copy())
         xg, wg, bg = _t(x.copy(), True), _t(w.copy(), True), _t(b.copy(), True)
@@ -156,21 +166,21 @@ def batchnorm(N, D, rng):
             TF.batch_norm(xg, rmt, rvt, wg, bg, training=True, momentum=0.1, eps=EPS)
 
         def th_b():
-            torch.ops.aten.native_batch_norm_backward(dyt, xt, wt, rmt, rvt, smt, sit, True, EPS,
-                                                      [True] * 3)
+            torch.ops.aten.native_batch_norm_backward(dyt, xt, wt, rmt, rvt, smt, sit, True, EPS, [True] * 3)
 
         def th_fb():
             xg.grad = wg.grad = bg.grad = None
             TF.batch_norm(xg, rmt, rvt, wg, bg, training=True, momentum=0.1, eps=EPS).backward(dyt)
 
         def tho_f():
-            torch.ops.aten.native_batch_norm.out(xt, wt, bt, rmt, rvt, True, 0.1, EPS, out=y_o,
-                                                 save_mean=m_o, save_invstd=r_o)
+            torch.ops.aten.native_batch_norm.out(
+                xt, wt, bt, rmt, rvt, True, 0.1, EPS, out=y_o, save_mean=m_o, save_invstd=r_o
+            )
 
         def tho_b():
             torch.ops.aten.native_batch_norm_backward.out(
-                dyt, xt, wt, rmt, rvt, smt, sit, True, EPS, [True] * 3, out0=dx_o, out1=dw_o,
-                out2=db_o)
+                dyt, xt, wt, rmt, rvt, smt, sit, True, EPS, [True] * 3, out0=dx_o, out1=dw_o, out2=db_o
+            )
 
         _add_torch(cases, th_f, th_b, th_fb, tho_f, tho_b)
     return cases
@@ -197,8 +207,11 @@ def dropout(N, D, rng):
     def np_b():
         return np.where(keep, dy * scale, np.float32(0))
 
-    cases = {"fwd": {"normreg": nr_f, "numpy": np_f}, "bwd": {"normreg": nr_b, "numpy": np_b},
-             "f+b": {"normreg": _combine(nr_f, nr_b), "numpy": _combine(np_f, np_b)}}
+    cases = {
+        "fwd": {"normreg": nr_f, "numpy": np_f},
+        "bwd": {"normreg": nr_b, "numpy": np_b},
+        "f+b": {"normreg": _combine(nr_f, nr_b), "numpy": _combine(np_f, np_b)},
+    }
     if torch is not None:
         xt, dyt = _t(x), _t(dy)
         xg = _t(x.copy(), True)
@@ -242,8 +255,11 @@ def relu(N, D, rng):
     def np_b():
         return np.where(y > 0, dy, np.float32(0))
 
-    cases = {"fwd": {"normreg": nr_f, "numpy": np_f}, "bwd": {"normreg": nr_b, "numpy": np_b},
-             "f+b": {"normreg": _combine(nr_f, nr_b), "numpy": _combine(np_f, np_b)}}
+    cases = {
+        "fwd": {"normreg": nr_f, "numpy": np_f},
+        "bwd": {"normreg": nr_b, "numpy": np_b},
+        "f+b": {"normreg": _combine(nr_f, nr_b), "numpy": _combine(np_f, np_b)},
+    }
     if torch is not None:
         xt, dyt, yt = _t(x), _t(dy), _t(y)
         xg = _t(x.copy(), True)

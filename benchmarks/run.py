@@ -16,6 +16,7 @@ for both; the minimum bytes the kernel must move; normreg's effective GB/s (thos
 over its time); and that as a percentage of the roofline: a plain C copy of an array of
 the activation's size with the same number of threads, timed in the same rounds.
 """
+
 import argparse
 import json
 import os
@@ -27,11 +28,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import normreg  # noqa: E402
-from normreg import _C  # noqa: E402
+import common
+import kernels
 
-import common  # noqa: E402
-import kernels  # noqa: E402
+import normreg
+from normreg import _C
 
 FULL_SHAPES = [(32, 64)] + [(n, d) for n in (256, 8192, 65536) for d in (64, 128, 1024, 4096)]
 QUICK_SHAPES = [(32, 64), (256, 128)]
@@ -47,13 +48,15 @@ fmt_time, fmt_ratio, fmt_bytes = common.fmt_time, common.fmt_ratio, common.fmt_b
 
 def bench_kernels(args, shapes, threads_list, out):
     rng = np.random.default_rng(0)
-    header = (f"{'kernel':<10}{'dir':<5}{'N x D':>12}{'thr':>4}{'normreg':>10}{'numpy':>10}"
-              f"{'torch':>10}{'t.out':>10}{'t/nr':>7}{'t.out/nr':>9}{'bytes':>9}{'GB/s':>7}"
-              f"{'copyGB/s':>9}{'%roof':>7}")
+    header = (
+        f"{'kernel':<10}{'dir':<5}{'N x D':>12}{'thr':>4}{'normreg':>10}{'numpy':>10}"
+        f"{'torch':>10}{'t.out':>10}{'t/nr':>7}{'t.out/nr':>9}{'bytes':>9}{'GB/s':>7}"
+        f"{'copyGB/s':>9}{'%roof':>7}"
+    )
     print("\n## Kernels (float32)\n")
     print(header)
     for name, make in kernels.KERNELS.items():
-        for (N, D) in shapes:
+        for N, D in shapes:
             E = N * D * 4
             if E > MAX_BYTES:
                 continue
@@ -66,28 +69,40 @@ def bench_kernels(args, shapes, threads_list, out):
                     fns = dict(cases[direction])
                     fns["copy"] = roof
                     budget = args.budget * (2 if direction == "f+b" else 1)
-                    t = common.measure(fns, sample_time=args.sample_time, budget=budget,
-                                       min_rounds=args.min_rounds)
+                    t = common.measure(
+                        fns, sample_time=args.sample_time, budget=budget, min_rounds=args.min_rounds
+                    )
                     fb, bb = kernels.BYTES[name]
                     nbytes = {"fwd": fb, "bwd": bb, "f+b": fb + bb}[direction] * E
                     gbs = nbytes / t["normreg"] / 1e9
                     copy_gbs = roof.bytes / t["copy"] / 1e9
                     row = {
-                        "kernel": name, "dir": direction, "N": N, "D": D, "threads": threads,
-                        "normreg": t["normreg"], "numpy": t.get("numpy"), "torch": t.get("torch"),
-                        "torch_out": t.get("torch_out"), "bytes": nbytes, "gbs": gbs,
-                        "copy_gbs": copy_gbs, "roof_pct": 100 * gbs / copy_gbs,
+                        "kernel": name,
+                        "dir": direction,
+                        "N": N,
+                        "D": D,
+                        "threads": threads,
+                        "normreg": t["normreg"],
+                        "numpy": t.get("numpy"),
+                        "torch": t.get("torch"),
+                        "torch_out": t.get("torch_out"),
+                        "bytes": nbytes,
+                        "gbs": gbs,
+                        "copy_gbs": copy_gbs,
+                        "roof_pct": 100 * gbs / copy_gbs,
                     }
                     row["ratio_torch"] = row["torch"] / row["normreg"] if row["torch"] else None
-                    row["ratio_torch_out"] = (row["torch_out"] / row["normreg"]
-                                              if row["torch_out"] else None)
+                    row["ratio_torch_out"] = row["torch_out"] / row["normreg"] if row["torch_out"] else None
                     out["kernels"].append(row)
-                    print(f"{name:<10}{direction:<5}{f'{N}x{D}':>12}{threads:>4}"
-                          f"{fmt_time(row['normreg']):>10}{fmt_time(row['numpy']):>10}"
-                          f"{fmt_time(row['torch']):>10}{fmt_time(row['torch_out']):>10}"
-                          f"{fmt_ratio(row['ratio_torch']):>7}{fmt_ratio(row['ratio_torch_out']):>9}"
-                          f"{fmt_bytes(nbytes):>9}{gbs:>7.1f}{copy_gbs:>9.1f}"
-                          f"{row['roof_pct']:>6.0f}%", flush=True)
+                    print(
+                        f"{name:<10}{direction:<5}{f'{N}x{D}':>12}{threads:>4}"
+                        f"{fmt_time(row['normreg']):>10}{fmt_time(row['numpy']):>10}"
+                        f"{fmt_time(row['torch']):>10}{fmt_time(row['torch_out']):>10}"
+                        f"{fmt_ratio(row['ratio_torch']):>7}{fmt_ratio(row['ratio_torch_out']):>9}"
+                        f"{fmt_bytes(nbytes):>9}{gbs:>7.1f}{copy_gbs:>9.1f}"
+                        f"{row['roof_pct']:>6.0f}%",
+                        flush=True,
+                    )
             del cases, roof
 
 
@@ -97,6 +112,7 @@ def bench_kernels(args, shapes, threads_list, out):
 def bench_tiny(args, out):
     """LayerNorm forward on 32 x 64 through the Module: Python-path overhead."""
     from normreg import nn
+
     print("\n## Tiny call: LayerNorm(64) forward on 32 x 64 through the Module\n")
     rng = np.random.default_rng(0)
     x = rng.standard_normal((32, 64), dtype=np.float32)
@@ -113,8 +129,7 @@ def bench_tiny(args, out):
         tln = torch.nn.LayerNorm(64)
         xt = torch.from_numpy(x)
         fns["torch"] = lambda: tln(xt)
-    t = common.measure(fns, sample_time=args.sample_time, budget=args.budget * 2,
-                       min_rounds=args.min_rounds)
+    t = common.measure(fns, sample_time=args.sample_time, budget=args.budget * 2, min_rounds=args.min_rounds)
     reps = 20000 if not args.quick else 200
     kernel = min(_C.layer_norm_kernel_time(x, w, b, reps) for _ in range(5))
     t["kernel"] = kernel
@@ -132,8 +147,10 @@ def bench_tiny(args, out):
 def bench_linear(args, threads_list, out):
     """Linear forward+backward against the same three products through OpenBLAS directly."""
     print("\n## Linear forward+backward vs direct sgemm (float32)\n")
-    print(f"{'batch':>6}{'in->out':>12}{'thr':>4}{'normreg':>10}{'sgemm':>10}{'nr/sgemm':>9}"
-          f"{'torch':>10}{'t/nr':>7}")
+    print(
+        f"{'batch':>6}{'in->out':>12}{'thr':>4}{'normreg':>10}{'sgemm':>10}{'nr/sgemm':>9}"
+        f"{'torch':>10}{'t/nr':>7}"
+    )
     F = normreg.functional
     rng = np.random.default_rng(0)
     layers = [(784, 1024), (1024, 512), (512, 10)]
@@ -166,17 +183,21 @@ def bench_linear(args, threads_list, out):
                     lin.weight.grad = lin.bias.grad = None
                     xg = xt.detach().requires_grad_(True)
                     lin(xg).backward(dyt)
+
                 fns["torch"] = th
             for threads in threads_list:
                 set_threads(threads)
-                t = common.measure(fns, sample_time=args.sample_time, budget=args.budget,
-                                   min_rounds=args.min_rounds)
+                t = common.measure(
+                    fns, sample_time=args.sample_time, budget=args.budget, min_rounds=args.min_rounds
+                )
                 row = {"batch": B, "in": K, "out": N, "threads": threads, **t}
                 out["linear"].append(row)
-                print(f"{B:>6}{f'{K}->{N}':>12}{threads:>4}{fmt_time(t['normreg']):>10}"
-                      f"{fmt_time(t['sgemm']):>10}{t['normreg'] / t['sgemm']:>8.2f}x"
-                      f"{fmt_time(t.get('torch')):>10}"
-                      f"{fmt_ratio(t['torch'] / t['normreg'] if 'torch' in t else None):>7}")
+                print(
+                    f"{B:>6}{f'{K}->{N}':>12}{threads:>4}{fmt_time(t['normreg']):>10}"
+                    f"{fmt_time(t['sgemm']):>10}{t['normreg'] / t['sgemm']:>8.2f}x"
+                    f"{fmt_time(t.get('torch')):>10}"
+                    f"{fmt_ratio(t['torch'] / t['normreg'] if 'torch' in t else None):>7}"
+                )
 
 
 # ---- main -------------------------------------------------------------------------------
@@ -191,11 +212,15 @@ def main(argv=None):
     ap.add_argument("--threads", default="1,2", help="thread counts, comma-separated (default 1,2)")
     ap.add_argument("--json", help="write every measured row to this file")
     ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if importable")
-    ap.add_argument("--sections", default=",".join(SECTIONS),
-                    help=f"comma-separated subset of {','.join(SECTIONS)}")
+    ap.add_argument(
+        "--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}"
+    )
     ap.add_argument("--shapes", help="N x D list for the kernels, e.g. 8192x1024,256x64")
-    ap.add_argument("--spin", action="store_true",
-                    help="leave OMP_WAIT_POLICY unset (OpenMP threads spin between regions)")
+    ap.add_argument(
+        "--spin",
+        action="store_true",
+        help="leave OMP_WAIT_POLICY unset (OpenMP threads spin between regions)",
+    )
     args = ap.parse_args(argv)
     kernels.torch = None if args.no_torch else kernels.load_torch()
     args.sample_time = 2e-4 if args.quick else 3e-3
@@ -208,15 +233,23 @@ def main(argv=None):
     shapes = QUICK_SHAPES if args.quick else FULL_SHAPES
     if args.shapes:
         shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
-    out = {"kernels": [], "linear": [], "optim": [], "mlp": [],
-           "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                       "numpy": np.__version__, "normreg": normreg.__version__,
-                       "torch": kernels.torch.__version__ if kernels.torch else None,
-                       "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                       "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(default)"),
-                       "load_average": os.getloadavg()},
-           "command": " ".join(["python", "benchmarks/run.py"] + (argv if argv is not None
-                                                                    else sys.argv[1:]))}
+    out = {
+        "kernels": [],
+        "linear": [],
+        "optim": [],
+        "mlp": [],
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "numpy": np.__version__,
+            "normreg": normreg.__version__,
+            "torch": kernels.torch.__version__ if kernels.torch else None,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(default)"),
+            "load_average": os.getloadavg(),
+        },
+        "command": " ".join(["python", "benchmarks/run.py"] + (argv if argv is not None else sys.argv[1:])),
+    }
     print(f"# normreg benchmarks: {out['machine']}")
     t0 = time.time()
     if "kernels" in sections:
@@ -227,6 +260,7 @@ def main(argv=None):
         bench_linear(args, threads_list, out)
     if "optim" in sections or "mlp" in sections:
         import training
+
         if "optim" in sections:
             training.bench_optim(args, threads_list, out)
         if "mlp" in sections:

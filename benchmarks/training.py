@@ -10,40 +10,39 @@ is the new high-water mark (``VmHWM``) minus the resident set before the steps: 
 the training steps themselves need on top of the model and the data, C allocations
 included (tracemalloc would see only Python's).
 """
+
 import json
 import os
 import subprocess
 import sys
 
+import common
+import kernels
 import numpy as np
 
 import normreg
 from normreg import nn, optim
 
-import common
-import kernels
-
 LAYERS = (784, 1024, 512, 10)
+
+
+def mlp(layers):
+    """The benchmark MLP built from ``layers``, normreg.nn or torch.nn (the same names)."""
+    mods = []
+    for i, (a, b) in enumerate(zip(LAYERS[:-1], LAYERS[1:])):
+        mods.append(layers.Linear(a, b))
+        if i < len(LAYERS) - 2:
+            mods += [layers.BatchNorm1d(b), layers.ReLU(), layers.Dropout(0.2)]
+    return layers.Sequential(*mods)
 
 
 def normreg_mlp(seed=0):
     normreg.manual_seed(seed)
-    mods = []
-    for i, (a, b) in enumerate(zip(LAYERS[:-1], LAYERS[1:])):
-        mods.append(nn.Linear(a, b))
-        if i < len(LAYERS) - 2:
-            mods += [nn.BatchNorm1d(b), nn.ReLU(), nn.Dropout(0.2)]
-    return nn.Sequential(*mods)
+    return mlp(nn)
 
 
 def torch_mlp(torch):
-    tnn = torch.nn
-    mods = []
-    for i, (a, b) in enumerate(zip(LAYERS[:-1], LAYERS[1:])):
-        mods.append(tnn.Linear(a, b))
-        if i < len(LAYERS) - 2:
-            mods += [tnn.BatchNorm1d(b), tnn.ReLU(), tnn.Dropout(0.2)]
-    return tnn.Sequential(*mods)
+    return mlp(torch.nn)
 
 
 def make_data(batch, seed=0):
@@ -64,6 +63,7 @@ def normreg_step_fn(batch):
         loss_fn(model(x), y)
         model.backward(loss_fn.backward())
         opt.step()
+
     return step
 
 
@@ -78,6 +78,7 @@ def torch_step_fn(torch, batch):
         opt.zero_grad()
         ce(model(xt), yt).backward()
         opt.step()
+
     return step
 
 
@@ -91,8 +92,10 @@ def bench_optim(args, threads_list, out):
     rng = np.random.default_rng(0)
     for p in params:
         p.grad[...] = rng.standard_normal(p.shape)
-    print(f"{'optimizer':<10}{'params':>10}{'thr':>4}{'normreg':>10}{'torch':>10}{'t/nr':>7}"
-          f"{'bytes':>9}{'GB/s':>7}{'copyGB/s':>9}{'%roof':>7}")
+    print(
+        f"{'optimizer':<10}{'params':>10}{'thr':>4}{'normreg':>10}{'torch':>10}{'t/nr':>7}"
+        f"{'bytes':>9}{'GB/s':>7}{'copyGB/s':>9}{'%roof':>7}"
+    )
     roof = common.Roofline(P, 1)
     for name in ("SGD", "AdamW"):
         if name == "SGD":
@@ -114,24 +117,42 @@ def bench_optim(args, threads_list, out):
         for threads in threads_list:
             common.set_threads(threads)
             roof.threads = threads
-            t = common.measure(fns, sample_time=args.sample_time, budget=args.budget,
-                               min_rounds=args.min_rounds)
+            t = common.measure(
+                fns, sample_time=args.sample_time, budget=args.budget, min_rounds=args.min_rounds
+            )
             gbs = nbytes / t["normreg"] / 1e9
             copy_gbs = roof.bytes / t["copy"] / 1e9
-            row = {"optimizer": name, "params": P, "threads": threads, **t, "bytes": nbytes,
-                   "gbs": gbs, "copy_gbs": copy_gbs, "roof_pct": 100 * gbs / copy_gbs}
+            row = {
+                "optimizer": name,
+                "params": P,
+                "threads": threads,
+                **t,
+                "bytes": nbytes,
+                "gbs": gbs,
+                "copy_gbs": copy_gbs,
+                "roof_pct": 100 * gbs / copy_gbs,
+            }
             row["ratio_torch"] = t["torch"] / t["normreg"] if "torch" in t else None
             out["optim"].append(row)
             fmt_time, fmt_ratio = common.fmt_time, common.fmt_ratio
-            print(f"{name:<10}{P:>10}{threads:>4}{fmt_time(t['normreg']):>10}"
-                  f"{fmt_time(t.get('torch')):>10}{fmt_ratio(row['ratio_torch']):>7}"
-                  f"{common.fmt_bytes(nbytes):>9}{gbs:>7.1f}{copy_gbs:>9.1f}{row['roof_pct']:>6.0f}%")
+            print(
+                f"{name:<10}{P:>10}{threads:>4}{fmt_time(t['normreg']):>10}"
+                f"{fmt_time(t.get('torch')):>10}{fmt_ratio(row['ratio_torch']):>7}"
+                f"{common.fmt_bytes(nbytes):>9}{gbs:>7.1f}{copy_gbs:>9.1f}{row['roof_pct']:>6.0f}%"
+            )
 
 
 def peak_memory(framework, batch, steps, threads):
     """Runs this file in a fresh process and returns its peak-memory report (a dict)."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--peak", framework, str(batch),
-           str(steps), str(threads)]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--peak",
+        framework,
+        str(batch),
+        str(steps),
+        str(threads),
+    ]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
@@ -152,6 +173,7 @@ def _peak_main(framework, batch, steps, threads):
     normreg.set_num_threads(threads)
     if framework == "torch":
         import torch
+
         torch.set_num_threads(threads)
         step = torch_step_fn(torch, batch)
     else:
@@ -167,17 +189,30 @@ def _peak_main(framework, batch, steps, threads):
     for _ in range(steps):
         step()
     hwm = _status_kib("VmHWM")
-    print(json.dumps({"framework": framework, "batch": batch, "rss_before_kib": rss0,
-                      "hwm_kib": hwm, "peak_extra_kib": hwm - rss0 if reset else None,
-                      "hwm_reset": reset}))
+    print(
+        json.dumps(
+            {
+                "framework": framework,
+                "batch": batch,
+                "rss_before_kib": rss0,
+                "hwm_kib": hwm,
+                "peak_extra_kib": hwm - rss0 if reset else None,
+                "hwm_reset": reset,
+            }
+        )
+    )
 
 
 def bench_mlp(args, out):
     torch = kernels.torch
-    print("\n## MLP training step 784-1024-512-10 (BatchNorm1d, ReLU, Dropout 0.2, "
-          "SGD momentum 0.9 weight decay 5e-4), float32\n")
-    print(f"{'batch':>6}{'thr':>4}{'normreg':>10}{'torch':>10}{'t/nr':>7}"
-          f"{'nr peak+':>10}{'t peak+':>10}{'nr HWM':>10}{'t HWM':>10}")
+    print(
+        "\n## MLP training step 784-1024-512-10 (BatchNorm1d, ReLU, Dropout 0.2, "
+        "SGD momentum 0.9 weight decay 5e-4), float32\n"
+    )
+    print(
+        f"{'batch':>6}{'thr':>4}{'normreg':>10}{'torch':>10}{'t/nr':>7}"
+        f"{'nr peak+':>10}{'t peak+':>10}{'nr HWM':>10}{'t HWM':>10}"
+    )
     batches = (128, 512) if not args.quick else (32,)
     threads_list = [int(t) for t in args.threads.split(",")]
     if args.quick:
@@ -189,8 +224,9 @@ def bench_mlp(args, out):
             fns["torch"] = torch_step_fn(torch, batch)
         for threads in threads_list:
             set_threads(threads)
-            t = common.measure(fns, sample_time=args.sample_time, budget=args.budget * 3,
-                               min_rounds=args.min_rounds)
+            t = common.measure(
+                fns, sample_time=args.sample_time, budget=args.budget * 3, min_rounds=args.min_rounds
+            )
             steps = 3 if args.quick else 20
             mem = {"normreg": peak_memory("normreg", batch, steps, threads)}
             if torch is not None:
@@ -201,11 +237,14 @@ def bench_mlp(args, out):
 
             def mib(m, key):
                 return "-" if m is None or m.get(key) is None else f"{m[key] / 1024:.1f}M"
-            print(f"{batch:>6}{threads:>4}{fmt_time(t['normreg']):>10}"
-                  f"{fmt_time(t.get('torch')):>10}{fmt_ratio(row['ratio_torch']):>7}"
-                  f"{mib(mem['normreg'], 'peak_extra_kib'):>10}"
-                  f"{mib(mem.get('torch'), 'peak_extra_kib'):>10}"
-                  f"{mib(mem['normreg'], 'hwm_kib'):>10}{mib(mem.get('torch'), 'hwm_kib'):>10}")
+
+            print(
+                f"{batch:>6}{threads:>4}{fmt_time(t['normreg']):>10}"
+                f"{fmt_time(t.get('torch')):>10}{fmt_ratio(row['ratio_torch']):>7}"
+                f"{mib(mem['normreg'], 'peak_extra_kib'):>10}"
+                f"{mib(mem.get('torch'), 'peak_extra_kib'):>10}"
+                f"{mib(mem['normreg'], 'hwm_kib'):>10}{mib(mem.get('torch'), 'hwm_kib'):>10}"
+            )
 
 
 if __name__ == "__main__":

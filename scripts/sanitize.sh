@@ -10,7 +10,7 @@
 # over the normal in-place build, and the tests import it from there. Needs gcc and the
 # build requirements (numpy, setuptools, scipy-openblas32) in the running Python; no apt.
 # Python itself is not instrumented, so libasan is preloaded; leak detection is off
-# because the interpreter keeps memory until exit by design (tests/test_rel_leaks.py
+# because the interpreter keeps memory until exit by design (tests/reliability/test_leaks.py
 # covers leaks).
 set -euo pipefail
 cd "$(dirname "$0")/.."

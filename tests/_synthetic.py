@@ -1,12 +1,17 @@
 """Small learnable stand-ins for Fashion-MNIST, written as real IDX files by the tests."""
+
 import gzip
 import os
 import struct
 
 import numpy as np
 
-FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-         "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 
 
 def idx_bytes(array):

@@ -1,9 +1,11 @@
 """Bad input raises TypeError/ValueError naming the argument; nothing crashes."""
+
 import numpy as np
 import pytest
 
 import normreg
-from normreg import functional as F, nn
+from normreg import _C, nn
+from normreg import functional as F
 
 f32, f64 = np.float32, np.float64
 
@@ -151,9 +153,14 @@ def test_module_integer_input(make):
 
 
 ALL_MODULES = [
-    lambda: nn.Linear(3, 3), lambda: nn.ReLU(), lambda: nn.LayerNorm(3),
-    lambda: nn.BatchNorm1d(3), lambda: nn.Dropout(0.5), lambda: nn.Flatten(),
-    lambda: nn.Sequential(nn.Linear(3, 3), nn.ReLU()), lambda: nn.Residual(nn.Linear(3, 3)),
+    lambda: nn.Linear(3, 3),
+    lambda: nn.ReLU(),
+    lambda: nn.LayerNorm(3),
+    lambda: nn.BatchNorm1d(3),
+    lambda: nn.Dropout(0.5),
+    lambda: nn.Flatten(),
+    lambda: nn.Sequential(nn.Linear(3, 3), nn.ReLU()),
+    lambda: nn.Residual(nn.Linear(3, 3)),
 ]
 
 
@@ -200,7 +207,7 @@ def test_module_shape_errors():
     with pytest.raises(ValueError, match="per channel"):
         nn.BatchNorm1d(3)(a((1, 3)))
     bn = nn.BatchNorm1d(3).eval()
-    bn(a((1, 3)))                    # one row is fine in evaluation
+    bn(a((1, 3)))  # one row is fine in evaluation
 
 
 def test_module_constructor_errors():
@@ -257,3 +264,57 @@ def test_nothing_crashes_on_odd_arrays():
         F.linear(np.ones((2, 3), dtype=object), np.ones((3, 2)))
     with pytest.raises((TypeError, ValueError)):
         F.linear([[1.0, 2.0], [3.0]], np.ones((2, 2)))
+
+
+def test_norm_layers_raise_named_errors():
+    """RMSNorm, GroupNorm, InstanceNorm, BatchNorm2d (modules, functional and binding)."""
+    x32 = np.ones((2, 4, 3), dtype=np.float32)
+    with pytest.raises(TypeError, match="x"):
+        nn.RMSNorm(3)(x32.astype(np.float64))
+    with pytest.raises(TypeError, match="x"):
+        nn.GroupNorm(2, 4)(np.ones((2, 4, 3), dtype=np.int32))
+    with pytest.raises(ValueError, match="normalized_shape"):
+        nn.RMSNorm(5)(x32)
+    with pytest.raises(ValueError, match="num_groups"):
+        nn.GroupNorm(3, 4)
+    with pytest.raises(TypeError, match="num_groups"):
+        F.group_norm(x32, True)
+    with pytest.raises(TypeError, match="num_groups"):
+        F.group_norm(x32, 2.0)
+    with pytest.raises(ValueError, match="GroupNorm"):
+        nn.GroupNorm(2, 6)(x32)
+    with pytest.raises(ValueError, match="eps"):
+        F.rms_norm(x32, 3, eps=-1.0)
+    with pytest.raises(ValueError, match="weight"):
+        F.group_norm(x32, 2, np.ones(3, dtype=np.float32))
+    with pytest.raises(TypeError, match="weight"):
+        F.rms_norm(x32, 3, np.ones(3))
+    with pytest.raises(ValueError, match="BatchNorm2d"):
+        nn.BatchNorm2d(4)(x32)
+    with pytest.raises(ValueError):
+        nn.GroupNorm(2, 4).backward(x32)  # backward before forward
+    with pytest.raises(ValueError, match="rstd"):
+        F.rms_norm_backward(x32, x32, np.ones(5, dtype=np.float32))
+    with pytest.raises(ValueError, match="mean"):
+        F.group_norm_backward(x32, x32, np.ones((2, 3), dtype=np.float32), np.ones((2, 3), dtype=np.float32))
+    # the binding itself rejects what would be unsafe, naming the argument
+    with pytest.raises(ValueError, match="num_groups"):
+        _C.group_norm_forward(x32, None, None, 3, 1e-5, None)
+    with pytest.raises(ValueError, match="x"):
+        _C.rms_norm_forward(x32, None, 1e-5, None)
+    with pytest.raises(ValueError, match="rstd"):
+        _C.rms_norm_backward(x32[0], x32[0], np.ones(7, dtype=np.float32), None, None, None)
+    with pytest.raises(TypeError):
+        _C.group_norm_backward(x32, x32, None, None, None, None, None, 2, None)
+    with pytest.raises(ValueError, match="dweight"):
+        _C.group_norm_backward(
+            x32,
+            x32,
+            np.ones((2, 2), np.float32),
+            np.ones((2, 2), np.float32),
+            None,
+            np.ones(4, np.float32)[::-1],
+            None,
+            2,
+            None,
+        )

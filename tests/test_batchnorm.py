@@ -1,19 +1,28 @@
+"""BatchNorm1d and BatchNorm2d: functional and module against reference.batch_norm_* in
+training and evaluation, float32 and float64, running statistics over several steps, central
+differences (normreg.testing.gradcheck), the kernels' channel blocks and threads, PyTorch
+when installed. (Policies for empty batches, non-finite statistics and frozen statistics:
+test_batchnorm_policies.py.)"""
+
 import numpy as np
 import pytest
-
-from normreg import functional as F, nn
-
 import reference as R
-from common import DTYPES, assert_close, frozen, noncontig
-from gradcheck import check_grads, offset_randn
+from helpers import (
+    DTYPES,
+    GRADCHECK_TOL,
+    affine_params,
+    assert_close,
+    assert_norm_grads_close,
+    frozen,
+    noncontig,
+    offset_randn,
+)
+
+from normreg import functional as F
+from normreg import nn
+from normreg.testing import gradcheck
 
 SHAPES = [(8, 3), (2, 1), (5, 4, 3), (1, 3, 4), (2, 1, 1), (256, 64), (16, 8, 32)]
-
-
-def _params(rng, C, dtype, affine):
-    if not affine:
-        return None, None
-    return (1 + 0.5 * rng.standard_normal(C)).astype(dtype), rng.standard_normal(C).astype(dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -22,7 +31,7 @@ def _params(rng, C, dtype, affine):
 def test_functional_training(rng, dtype, shape, affine):
     C = shape[1]
     x = offset_randn(rng, shape).astype(dtype)
-    w, b = _params(rng, C, dtype, affine)
+    w, b = affine_params(rng, C, dtype, affine)
     rm0 = rng.standard_normal(C).astype(dtype)
     rv0 = (1 + rng.random(C)).astype(dtype)
     rm, rv = rm0.copy(), rv0.copy()
@@ -36,29 +45,29 @@ def test_functional_training(rng, dtype, shape, affine):
     assert_close(rv, rrv, dtype)
 
     dy = rng.standard_normal(shape).astype(dtype)
-    dx, dw, db = F.batch_norm_backward(dy, x, smean, srstd, w, training=True)
-    rdx, rdw, rdb = R.batch_norm_train_backward(dy, x, w, eps=1e-4)
-    assert_close(dx, rdx, dtype, scale=np.abs(rrstd).max() * max(np.abs(dy).max() * 10, 1))
-    if affine:
-        assert_close(dw, rdw, dtype)
-        assert_close(db, rdb, dtype)
-    else:
-        assert dw is None and db is None
+    assert_norm_grads_close(
+        F.batch_norm_backward(dy, x, smean, srstd, w, training=True),
+        R.batch_norm_train_backward(dy, x, w, eps=1e-4),
+        dtype,
+        rrstd,
+        dy,
+        affine,
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES + [(1, 3)])   # one row is fine in evaluation
+@pytest.mark.parametrize("shape", SHAPES + [(1, 3)])  # one row is fine in evaluation
 @pytest.mark.parametrize("affine", [True, False])
 def test_functional_eval(rng, dtype, shape, affine):
     C = shape[1]
     x = offset_randn(rng, shape).astype(dtype)
-    w, b = _params(rng, C, dtype, affine)
+    w, b = affine_params(rng, C, dtype, affine)
     rm = (12 + rng.standard_normal(C)).astype(dtype)
     rv = (20 + rng.random(C)).astype(dtype)
     rm_c, rv_c = rm.copy(), rv.copy()
     y, smean, srstd = F.batch_norm(x, rm, rv, w, b, training=False, eps=1e-4)
     assert_close(y, R.batch_norm_eval(x, rm, rv, w, b, eps=1e-4), dtype)
-    np.testing.assert_array_equal(rm, rm_c)   # evaluation never updates
+    np.testing.assert_array_equal(rm, rm_c)  # evaluation never updates
     np.testing.assert_array_equal(rv, rv_c)
     dy = rng.standard_normal(shape).astype(dtype)
     dx, dw, db = F.batch_norm_backward(dy, x, smean, srstd, w, training=False)
@@ -75,19 +84,20 @@ def test_functional_eval(rng, dtype, shape, affine):
 def test_gradcheck(rng, shape, affine, training):
     C = shape[1]
     x = offset_randn(rng, shape)
-    w, b = _params(rng, C, np.float64, affine)
+    w, b = affine_params(rng, C, np.float64, affine)
     rm = 12 + rng.standard_normal(C)
     rv = 25 + rng.random(C)
     dy = rng.standard_normal(shape)
 
-    def f():  # running stats untouched by the finite differences: momentum 0
+    def forward(x, w=None, b=None):  # running stats untouched by the differences: momentum 0
         return F.batch_norm(x, rm, rv, w, b, training=training, momentum=0.0, eps=1e-5)[0]
 
-    _, smean, srstd = F.batch_norm(x, rm, rv, w, b, training=training, momentum=0.0, eps=1e-5)
-    dx, dw, db = F.batch_norm_backward(dy, x, smean, srstd, w, training=training)
-    arrays = [x] + ([w, b] if affine else [])
-    grads = [dx] + ([dw, db] if affine else [])
-    check_grads(f, arrays, grads, dy)
+    def backward(dy, x, w=None, b=None):
+        _, smean, srstd = F.batch_norm(x, rm, rv, w, b, training=training, momentum=0.0, eps=1e-5)
+        return F.batch_norm_backward(dy, x, smean, srstd, w, training=training)
+
+    inputs = (x, w, b) if affine else (x,)
+    assert gradcheck(forward, inputs, backward=backward, dy=dy, **GRADCHECK_TOL)
 
 
 @pytest.mark.parametrize("training", [True, False])
@@ -98,14 +108,8 @@ def test_module_gradcheck(rng, training):
     m.running_mean[...] = 12 + rng.standard_normal(3)
     m.running_var[...] = 25 + rng.random(3)
     m.train(training)
-    if training:
-        m.momentum = 0.0     # keep the running statistics fixed while differencing
     x = offset_randn(rng, (5, 3, 2))
-    dy = rng.standard_normal(x.shape)
-    m(x)
-    dx = m.backward(dy)
-    check_grads(lambda: m(x), [x, m.weight.data, m.bias.data],
-                [dx, m.weight.grad.copy(), m.bias.grad.copy()], dy)
+    assert gradcheck(m, x, dy=rng.standard_normal(x.shape), **GRADCHECK_TOL)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -172,8 +176,7 @@ def test_module_affine_defaults():
     m = nn.BatchNorm1d(4)
     assert m.weight.dtype == np.float32 and (m.weight.data == 1).all() and (m.bias.data == 0).all()
     assert [n for n, _ in m.named_parameters()] == ["weight", "bias"]
-    assert set(m.state_dict()) == {"weight", "bias", "running_mean", "running_var",
-                                   "num_batches_tracked"}
+    assert set(m.state_dict()) == {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"}
 
 
 def test_momentum_one_and_zero(rng):
@@ -189,42 +192,10 @@ def test_momentum_one_and_zero(rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_inputs_untouched_readonly_noncontiguous(rng, dtype):
-    x = offset_randn(rng, (6, 4)).astype(dtype)
-    w, b = _params(rng, 4, dtype, True)
-    dy = rng.standard_normal((6, 4)).astype(dtype)
-    ry = R.batch_norm_train(x, w, b)[0]
-    rdx = R.batch_norm_train_backward(dy, x, w)[0]
-    for xx, dd in [(frozen(x), frozen(dy)), (noncontig(x), noncontig(dy))]:
-        xc, dc = xx.copy(), dd.copy()
-        y, sm, sr = F.batch_norm(xx, None, None, frozen(w), frozen(b), training=True)
-        assert_close(y, ry, dtype)
-        dx, _, _ = F.batch_norm_backward(dd, xx, sm, sr, w)
-        assert_close(dx, rdx, dtype, scale=10)
-        np.testing.assert_array_equal(xx, xc)
-        np.testing.assert_array_equal(dd, dc)
-    m = nn.BatchNorm1d(4, dtype=dtype)
-    assert_close(m(noncontig(x)), R.batch_norm_train(x)[0], dtype)
-    x3 = offset_randn(rng, (4, 3, 5)).astype(dtype)
-    x3nc = np.swapaxes(np.ascontiguousarray(np.swapaxes(x3, 1, 2)), 1, 2)   # (N, C, L) channels-last
-    assert not x3nc.flags.c_contiguous
-    assert_close(nn.BatchNorm1d(3, dtype=dtype)(frozen(x3nc)), R.batch_norm_train(x3)[0], dtype)
-
-
-def test_outputs_are_not_overwritten(rng):
-    m = nn.BatchNorm1d(4)
-    y1 = m(rng.standard_normal((5, 4)).astype(np.float32))
-    c = y1.copy()
-    y2 = m(rng.standard_normal((5, 4)).astype(np.float32))
-    np.testing.assert_array_equal(y1, c)
-    assert not np.shares_memory(y1, y2)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5)])
 def test_constant_channels(rng, dtype, shape):
     x = np.full(shape, -4.1, dtype)
-    w, b = _params(rng, shape[1], dtype, True)
+    w, b = affine_params(rng, shape[1], dtype, True)
     rm, rv = np.zeros(shape[1], dtype), np.ones(shape[1], dtype)
     y, sm, sr = F.batch_norm(x, rm, rv, w, b, training=True)
     ry, rrm, rrv, _, rrstd = R.batch_norm_train(x, w, b, np.zeros(shape[1]), np.ones(shape[1]))
@@ -235,3 +206,208 @@ def test_constant_channels(rng, dtype, shape):
     rdx = R.batch_norm_train_backward(dy, x, w)[0]
     assert np.isfinite(dx).all()
     assert_close(dx, rdx, dtype, scale=np.abs(rdx).max())
+
+
+# ---- the kernels' channel blocks and threads ---------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(4099, 17), (37, 9, 513)])
+def test_large_threaded(rng, nthreads, dtype, shape):
+    x = offset_randn(rng, shape, dtype)
+    C = shape[1]
+    w = rng.standard_normal(C).astype(dtype)
+    b = rng.standard_normal(C).astype(dtype)
+    rm, rv = np.zeros(C, dtype), np.ones(C, dtype)
+    y, sm, sr = F.batch_norm(x, rm, rv, w, b, training=True)
+    ry, rrm, rrv, _, _ = R.batch_norm_train(x, w, b, np.zeros(C), np.ones(C))
+    assert_close(y, ry, dtype)
+    assert_close(rm, rrm, dtype)
+    assert_close(rv, rrv, dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    dx, dw, db = F.batch_norm_backward(dy, x, sm, sr, w)
+    rdx, rdw, rdb = R.batch_norm_train_backward(dy, x, w)
+    assert_close(dx, rdx, dtype, scale=np.abs(rdx).max() * 10)
+    assert_close(dw, rdw, dtype, scale=np.abs(rdw).max() * 10)
+    assert_close(db, rdb, dtype, scale=np.abs(rdb).max() * 10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_large_mean_is_stable(rng, dtype):
+    x = (1e4 + rng.standard_normal((512, 4))).astype(dtype)
+    rm, rv = np.zeros(4, dtype), np.ones(4, dtype)
+    y, _, _ = F.batch_norm(x, rm, rv, training=True, momentum=1.0)
+    np.testing.assert_allclose(y, R.batch_norm_train(x)[0], atol=2e-3 if dtype == np.float32 else 1e-9)
+    np.testing.assert_allclose(
+        rv, x.astype(np.float64).var(0, ddof=1), rtol=1e-3 if dtype == np.float32 else 1e-9
+    )
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (33, 64), (1000, 100), (300, 1500), (7, 3, 9)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_channel_blocks(nthreads, shape, dtype):
+    """Statistics vectorized across channels: channel counts that are not multiples of the
+    vector blocks."""
+    rng = np.random.default_rng(shape[1])
+    x = offset_randn(rng, shape, dtype)
+    C = shape[1]
+    w, b = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    rm, rv = np.zeros(C, dtype), np.ones(C, dtype)
+    y, sm, sr = F.batch_norm(x, rm, rv, w, b, training=True)
+    ry, rrm, rrv, _, _ = R.batch_norm_train(x, w, b, np.zeros(C), np.ones(C))
+    tol = dict(rtol=2e-4, atol=2e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(y, ry, **tol)
+    np.testing.assert_allclose(rm, rrm, **tol)
+    np.testing.assert_allclose(rv, rrv, **tol)
+    dx, dw, db = F.batch_norm_backward(dy, x, sm, sr, w)
+    rdx, rdw, rdb = R.batch_norm_train_backward(dy, x, w)
+    np.testing.assert_allclose(dx, rdx, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
+    np.testing.assert_allclose(dw, rdw, rtol=tol["rtol"] * 10, atol=tol["atol"] * 100)
+    np.testing.assert_allclose(db, rdb, rtol=tol["rtol"] * 10, atol=tol["atol"] * 100)
+
+
+# ---- BatchNorm2d ---------------------------------------------------------------------------
+
+TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-11, atol=1e-11)}
+
+
+def _randomizeaffine_params(module, r):
+    for p in module.parameters():
+        p.data[...] = r.standard_normal(p.shape) + 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batch_norm_2d(dtype):
+    r = np.random.default_rng(12)
+    x = offset_randn(r, (4, 3, 5, 6), dtype)
+    bn = nn.BatchNorm2d(3, dtype=dtype)
+    _randomizeaffine_params(bn, r)
+    w, b = bn.weight.data.astype(np.float64), bn.bias.data.astype(np.float64)
+    y = bn(x)
+    y_ref, rm_ref, rv_ref, _, _ = R.batch_norm_train(x, w, b, np.zeros(3), np.ones(3))
+    np.testing.assert_allclose(y, y_ref, **TOL[dtype])
+    np.testing.assert_allclose(bn.running_mean, rm_ref, rtol=TOL[dtype]["rtol"])
+    np.testing.assert_allclose(bn.running_var, rv_ref, rtol=TOL[dtype]["rtol"])
+    assert int(bn.num_batches_tracked) == 1
+    dy = r.standard_normal(x.shape).astype(dtype)
+    dx = bn.backward(dy)
+    dx_ref, dw_ref, db_ref = R.batch_norm_train_backward(dy, x, w)
+    np.testing.assert_allclose(
+        dx, dx_ref, rtol=1e-4 if dtype == np.float32 else 1e-9, atol=1e-5 if dtype == np.float32 else 1e-11
+    )
+    np.testing.assert_allclose(bn.weight.grad, dw_ref, rtol=1e-4 if dtype == np.float32 else 1e-9, atol=1e-4)
+    np.testing.assert_allclose(bn.bias.grad, db_ref, rtol=1e-4 if dtype == np.float32 else 1e-9, atol=1e-4)
+    # evaluation: the running estimates
+    bn.eval()
+    np.testing.assert_allclose(
+        bn(x), R.batch_norm_eval(x, bn.running_mean, bn.running_var, w, b), **TOL[dtype]
+    )
+
+
+def test_batch_norm_2d_equals_batch_norm_1d_on_the_flattened_view():
+    r = np.random.default_rng(13)
+    x = offset_randn(r, (3, 4, 2, 5))
+    bn2, bn1 = nn.BatchNorm2d(4, dtype=np.float64), nn.BatchNorm1d(4, dtype=np.float64)
+    dy = r.standard_normal(x.shape)
+    np.testing.assert_array_equal(bn2(x), bn1(x.reshape(3, 4, 10)).reshape(x.shape))
+    np.testing.assert_array_equal(bn2.backward(dy), bn1.backward(dy.reshape(3, 4, 10)).reshape(x.shape))
+    np.testing.assert_array_equal(bn2.running_var, bn1.running_var)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_2d_gradcheck(training):
+    r = np.random.default_rng(14)
+    bn = nn.BatchNorm2d(3, dtype=np.float64)
+    _randomizeaffine_params(bn, r)
+    bn.running_mean[...] = r.standard_normal(3) + 12
+    bn.running_var[...] = r.uniform(10, 30, 3)
+    bn.train(training)
+    assert gradcheck(bn, offset_randn(r, (2, 3, 2, 3)))
+
+
+def test_batch_norm_2d_non_contiguous_input():
+    r = np.random.default_rng(15)
+    base = offset_randn(r, (3, 5, 4, 2), np.float32)
+    x = base.transpose(0, 1, 3, 2)  # (3, 5, 2, 4), not contiguous
+    x_copy = x.copy()
+    bn_a, bn_b = nn.BatchNorm2d(5), nn.BatchNorm2d(5)
+    y1 = bn_a(x)
+    np.testing.assert_array_equal(y1, bn_b(np.ascontiguousarray(x)))
+    np.testing.assert_array_equal(x, x_copy)  # input untouched
+    y1_copy = y1.copy()
+    bn_a(x + 1)
+    np.testing.assert_array_equal(y1, y1_copy)  # earlier output not overwritten
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_channels_last_and_non_contiguous_input(rng, dtype):
+    x = offset_randn(rng, (6, 4), dtype)
+    m = nn.BatchNorm1d(4, dtype=dtype)
+    assert_close(m(noncontig(x)), R.batch_norm_train(x)[0], dtype)
+    x3 = offset_randn(rng, (4, 3, 5), dtype)
+    x3nc = np.swapaxes(np.ascontiguousarray(np.swapaxes(x3, 1, 2)), 1, 2)  # (N, C, L) channels-last
+    assert not x3nc.flags.c_contiguous
+    assert_close(nn.BatchNorm1d(3, dtype=dtype)(frozen(x3nc)), R.batch_norm_train(x3)[0], dtype)
+
+
+# ---- PyTorch (skipped unless torch is installed) ------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(8, 3), (4, 3, 5), (2, 1)])
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_matches_torch(rng, shape, momentum):
+    torch = pytest.importorskip("torch")
+    C = shape[1]
+    m = nn.BatchNorm1d(C, momentum=momentum, dtype=np.float64)
+    tm = torch.nn.BatchNorm1d(C, momentum=momentum, dtype=torch.float64)
+    w, b = rng.standard_normal(C), rng.standard_normal(C)
+    m.weight.data[...] = w
+    m.bias.data[...] = b
+    with torch.no_grad():
+        tm.weight.copy_(torch.tensor(w))
+        tm.bias.copy_(torch.tensor(b))
+    for step in range(4):
+        x = offset_randn(rng, shape)
+        dy = rng.standard_normal(shape)
+        if step == 3:
+            m.eval()
+            tm.eval()
+        y = m(x)
+        dx = m.backward(dy)
+        tx = torch.tensor(x, requires_grad=True)
+        ty = tm(tx)
+        ty.backward(torch.tensor(dy))
+        np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-8, atol=1e-11)
+        np.testing.assert_allclose(m.running_mean, tm.running_mean.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(m.running_var, tm.running_var.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(m.weight.grad, tm.weight.grad.numpy(), rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(m.bias.grad, tm.bias.grad.numpy(), rtol=1e-9, atol=1e-11)
+    assert int(m.num_batches_tracked) == int(tm.num_batches_tracked)
+
+
+def test_float32_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    x = offset_randn(rng, (16, 8), np.float32)
+    y, _, _ = F.batch_norm(x, None, None, training=True)
+    ty = torch.nn.functional.batch_norm(torch.tensor(x), None, None, training=True)
+    np.testing.assert_allclose(y, ty.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_batch_norm_2d_matches_torch():
+    torch = pytest.importorskip("torch")
+    r = np.random.default_rng(16)
+    bn = nn.BatchNorm2d(3, dtype=np.float64)
+    tbn = torch.nn.BatchNorm2d(3).double()
+    for _step in range(3):
+        x = offset_randn(r, (4, 3, 3, 2))
+        dy = r.standard_normal(x.shape)
+        tx = torch.from_numpy(x).requires_grad_()
+        ty = tbn(tx)
+        ty.backward(torch.from_numpy(dy))
+        np.testing.assert_allclose(bn(x), ty.detach().numpy(), rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(bn.backward(dy), tx.grad.numpy(), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(bn.running_mean, tbn.running_mean.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(bn.running_var, tbn.running_var.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(bn.weight.grad, tbn.weight.grad.numpy(), rtol=1e-9)

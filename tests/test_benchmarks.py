@@ -1,4 +1,5 @@
 """The benchmark suite runs (quick mode, one thread, without PyTorch) so it does not rot."""
+
 import os
 import sys
 
@@ -13,6 +14,7 @@ def run_module(monkeypatch):
     for name in ("run", "common", "kernels", "training"):
         sys.modules.pop(name, None)
     import run
+
     yield run
     for name in ("run", "common", "kernels", "training"):
         sys.modules.pop(name, None)
@@ -20,18 +22,19 @@ def run_module(monkeypatch):
 
 def test_quick_suite_produces_every_section(run_module, tmp_path, capsys):
     import normreg
+
     old = normreg.get_num_threads()
     try:
-        out = run_module.main(["--quick", "--no-torch", "--threads", "1",
-                               "--json", str(tmp_path / "r.json")])
+        out = run_module.main(["--quick", "--no-torch", "--threads", "1", "--json", str(tmp_path / "r.json")])
     finally:
         normreg.set_num_threads(old)
     text = capsys.readouterr().out
     for section in ("## Kernels", "## Tiny call", "## Linear", "## Optimizer", "## MLP"):
         assert section in text
     kernels = {(r["kernel"], r["dir"]) for r in out["kernels"]}
-    assert kernels == {(k, d) for k in ("layernorm", "batchnorm", "dropout", "relu")
-                       for d in ("fwd", "bwd", "f+b")}
+    assert kernels == {
+        (k, d) for k in ("layernorm", "batchnorm", "dropout", "relu") for d in ("fwd", "bwd", "f+b")
+    }
     assert all(r["normreg"] > 0 and r["copy_gbs"] > 0 and r["bytes"] > 0 for r in out["kernels"])
     assert {r["optimizer"] for r in out["optim"]} == {"SGD", "AdamW"}
     mem = out["mlp"][0]["memory"]["normreg"]

@@ -1,10 +1,13 @@
 """Checkpoints: round trips, atomic writes, refusal of corrupted and pickle-bearing files."""
+
 import os
 import pickle
+import stat
 import zipfile
 
 import numpy as np
 import pytest
+from helpers import train_steps
 
 import normreg
 from normreg import nn, optim, serialization
@@ -18,13 +21,7 @@ def _model():
 def _train(model, opt, steps=3):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((16, 4)).astype(np.float32)
-    y = rng.integers(0, 2, 16)
-    loss_fn = nn.SoftmaxLoss()
-    for _ in range(steps):
-        opt.zero_grad()
-        loss_fn(model(x), y)
-        model.backward(loss_fn.backward())
-        opt.step()
+    train_steps(model, opt, x, rng.integers(0, 2, 16), steps)
     return x
 
 
@@ -50,10 +47,21 @@ def _equal(a, b):
 
 def test_round_trip_of_nested_values(tmp_path):
     obj = {
-        "epoch": 7, "best": 0.25, "nan": float("nan"), "inf": float("-inf"), "name": "run-1",
-        "done": False, "nothing": None, "big": 2 ** 62,
-        "arrays": [np.arange(6, dtype=np.float32).reshape(2, 3), np.zeros((0, 4)),
-                   np.array(5, dtype=np.int64), np.array([True, False]), np.array(["a", "bc"])],
+        "epoch": 7,
+        "best": 0.25,
+        "nan": float("nan"),
+        "inf": float("-inf"),
+        "name": "run-1",
+        "done": False,
+        "nothing": None,
+        "big": 2**62,
+        "arrays": [
+            np.arange(6, dtype=np.float32).reshape(2, 3),
+            np.zeros((0, 4)),
+            np.array(5, dtype=np.int64),
+            np.array([True, False]),
+            np.array(["a", "bc"]),
+        ],
         "scalars": (np.float32(1.5), np.int64(-3), np.float64(2.0)),
         3: {"nested": {"deeper": [1, [2, (3.5,)]]}},
         "fortran": np.asfortranarray(np.arange(12.0).reshape(3, 4)),
@@ -72,8 +80,9 @@ def test_module_and_optimizer_state_round_trip(tmp_path):
     model = _model()
     opt = optim.SGD(optim.param_groups(model, 5e-4), lr=0.1, momentum=0.9)
     x = _train(model, opt)
-    normreg.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 3},
-                 tmp_path / "ck.npz")
+    normreg.save(
+        {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 3}, tmp_path / "ck.npz"
+    )
     ck = normreg.load(tmp_path / "ck.npz")
     model2 = _model()
     opt2 = optim.SGD(optim.param_groups(model2, 5e-4), lr=0.1, momentum=0.9)
@@ -136,6 +145,7 @@ def test_failure_during_save_keeps_the_old_file(tmp_path, monkeypatch, where):
             real(f, arrays, structure)
             f.truncate(f.tell() // 2)
             raise OSError("simulated crash")
+
         monkeypatch.setattr(serialization, "_write_archive", half_then_crash)
     with pytest.raises(OSError, match="simulated crash"):
         normreg.save({"version": "new", "w": np.zeros(1000)}, path)
@@ -148,10 +158,12 @@ def test_failure_during_save_keeps_the_old_file(tmp_path, monkeypatch, where):
 def test_unsavable_values_raise_before_touching_the_file(tmp_path):
     path = tmp_path / "ck.npz"
     old = _write_old(path)
-    for obj, msg in [({"f": lambda: 0}, r"obj\['f'\] is a function"),
-                     ({"o": np.array([object()])}, "dtype object"),
-                     ({1.5: 2}, "dict keys must be str or int"),
-                     ({"s": {1, 2}}, "is a set")]:
+    for obj, msg in [
+        ({"f": lambda: 0}, r"obj\['f'\] is a function"),
+        ({"o": np.array([object()])}, "dtype object"),
+        ({1.5: 2}, "dict keys must be str or int"),
+        ({"s": {1, 2}}, "is a set"),
+    ]:
         with pytest.raises(TypeError, match=msg):
             normreg.save(obj, path)
     assert path.read_bytes() == old
@@ -203,14 +215,43 @@ def test_pickle_bearing_files_are_refused(tmp_path):
     # an archive made by normreg.save, with an object array slipped in
     ck = tmp_path / "ck.npz"
     normreg.save({"w": np.ones(2)}, ck)
-    with zipfile.ZipFile(ck, "a") as z:
-        with z.open("evil.npy", "w") as f:
-            np.lib.format.write_array(f, np.array([_Evil()], dtype=object), allow_pickle=True)
+    with zipfile.ZipFile(ck, "a") as z, z.open("a1.npy", "w") as f:
+        np.lib.format.write_array(f, np.array([_Evil()], dtype=object), allow_pickle=True)
     with pytest.raises(normreg.CheckpointError, match="pickled"):
         normreg.load(ck)
     # np.savez of an object array (pickled inside)
     obj = tmp_path / "obj.npz"
-    np.savez(obj, __normreg__=np.array('{"format": "normreg-checkpoint", "version": 1, "root": null}'),
-             x=np.array([{"a": 1}], dtype=object))
+    np.savez(
+        obj,
+        __normreg__=np.array('{"format": "normreg-checkpoint", "version": 1, "root": null}'),
+        a0=np.array([{"a": 1}], dtype=object),
+    )
     with pytest.raises(normreg.CheckpointError, match="pickled"):
         normreg.load(obj)
+
+
+def test_save_fsyncs_the_file_then_renames_then_fsyncs_the_directory(tmp_path, monkeypatch):
+    """The order that makes a save durable: the data reaches the disk before the rename, and
+    the rename (a directory entry) reaches it before save returns."""
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        st = os.fstat(fd)
+        events.append(("fsync-dir" if stat.S_ISDIR(st.st_mode) else "fsync-file", st.st_ino))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", os.path.basename(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(serialization.os, "fsync", fsync)
+    monkeypatch.setattr(serialization.os, "replace", replace)
+    sub = tmp_path / "run"
+    sub.mkdir()
+    normreg.save({"w": np.ones(3)}, sub / "ck.npz")
+    kinds = [e[0] for e in events]
+    assert kinds == ["fsync-file", "replace", "fsync-dir"], events
+    assert events[1][1] == "ck.npz"
+    assert events[0][1] == os.stat(sub / "ck.npz").st_ino  # the temporary became the file
+    assert events[2][1] == os.stat(sub).st_ino  # the destination's directory

@@ -1,4 +1,5 @@
 """normreg.nn.utils.clip_grad_norm_ / clip_grad_value_ against NumPy (and PyTorch)."""
+
 import math
 
 import numpy as np

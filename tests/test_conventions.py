@@ -1,4 +1,5 @@
 """Course-convention presets: each convention's values on small worked examples."""
+
 import numpy as np
 import pytest
 
@@ -92,8 +93,9 @@ def test_bn_torch_convention_matches_torch():
 
 
 def test_explicit_switches_win_over_the_convention():
-    bn = nn.BatchNorm1d(3, convention="cs231n", running_var_estimator="unbiased", momentum=0.5,
-                        initial_running_var=1.0)
+    bn = nn.BatchNorm1d(
+        3, convention="cs231n", running_var_estimator="unbiased", momentum=0.5, initial_running_var=1.0
+    )
     assert (bn.momentum, bn.momentum_style, bn.running_var_estimator) == (0.5, "cs231n", "unbiased")
     bn(X.astype(np.float32))
     np.testing.assert_allclose(bn.running_var, 0.5 * 1 + 0.5 * X.var(axis=0, ddof=1), rtol=1e-6)
@@ -156,8 +158,9 @@ def test_cumulative_average_ignores_the_style():
         bn = nn.BatchNorm1d(3, momentum=None, momentum_style=style, dtype=np.float64)
         for x in batches:
             bn(x)
-        np.testing.assert_allclose(bn.running_mean, np.mean([x.mean(axis=0) for x in batches], axis=0),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(
+            bn.running_mean, np.mean([x.mean(axis=0) for x in batches], axis=0), rtol=1e-12
+        )
 
 
 def test_dropout_keep_probability_convention():
@@ -208,8 +211,12 @@ def test_sgd_ema_matches_needle(dtype, weight_decay):
     start = [3 * r.standard_normal(s) for s in ((4, 3), (3,))]
     grads = [_bowl(i + 1, w.shape, steps) for i, w in enumerate(start)]
     params = [nn.Parameter(w.astype(dtype)) for w in start]
-    _run(optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, momentum_style="ema"),
-         params, grads, steps)
+    _run(
+        optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, momentum_style="ema"),
+        params,
+        grads,
+        steps,
+    )
     # needle's SGD.step, transcribed: u starts at 0
     ws, us = [w.copy() for w in start], [0.0 for _ in start]
     for t in range(steps):
@@ -243,7 +250,10 @@ def test_sgd_style_from_the_convention_and_checks():
     assert optim.SGD([p], lr=0.1).param_groups[0]["momentum_style"] == "heavy_ball"
     with conventions.use("needle"):
         assert optim.SGD([p], lr=0.1, momentum=0.9).param_groups[0]["momentum_style"] == "ema"
-        assert optim.SGD([p], lr=0.1, momentum_style="heavy_ball").param_groups[0]["momentum_style"] == "heavy_ball"
+        assert (
+            optim.SGD([p], lr=0.1, momentum_style="heavy_ball").param_groups[0]["momentum_style"]
+            == "heavy_ball"
+        )
     assert optim.SGD([p], lr=0.1, convention="needle").param_groups[0]["momentum_style"] == "ema"
     with pytest.raises(ValueError, match="momentum_style"):
         optim.SGD([p], lr=0.1, momentum_style="adam")
@@ -280,8 +290,15 @@ def test_sgd_ema_state_dict_round_trip_continues_identically():
 
 
 def test_param_groups_leave_out_every_normalization_weight():
-    model = nn.Sequential(nn.Linear(4, 6), nn.LayerNorm((2, 3)), nn.Flatten(), nn.RMSNorm(6),
-                          nn.Linear(6, 8), nn.GroupNorm(2, 8), nn.BatchNorm1d(8))
+    model = nn.Sequential(
+        nn.Linear(4, 6),
+        nn.LayerNorm((2, 3)),
+        nn.Flatten(),
+        nn.RMSNorm(6),
+        nn.Linear(6, 8),
+        nn.GroupNorm(2, 8),
+        nn.BatchNorm1d(8),
+    )
     decay, no_decay = optim.param_groups(model, 5e-4)
     assert [p.shape for p in decay["params"]] == [(4, 6), (6, 8)]
     assert decay["weight_decay"] == 5e-4 and no_decay["weight_decay"] == 0.0

@@ -2,48 +2,21 @@
 Chan's merge, SyncBatchNorm on a one-rank communicator against a NumPy batch norm and
 finite differences, convert_sync_batchnorm, the sampler and the gradient buckets.
 (The 2-rank runs are in test_distributed_mpi.py.)"""
+
 import numpy as np
 import pytest
+import reference as R
+from helpers import offset_randn as offset_input
 
 import normreg
-from normreg import _C
+from normreg import _C, nn
 from normreg import distributed as dist
-from normreg import nn
+from normreg.testing import gradcheck
 
 pytestmark = pytest.mark.sanitize  # quick: also run under ASan/UBSan (scripts/sanitize.sh)
 
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: 2e-5, np.float64: 1e-12}
-
-
-def offset_input(rng, shape, dtype=np.float64):
-    return (5 * rng.standard_normal(shape) + 12).astype(dtype)
-
-
-# ---- NumPy twins ------------------------------------------------------------------------
-
-
-def np_stats(x3):
-    x = x3.astype(np.float64)
-    mean = x.mean(axis=(0, 2))
-    m2 = np.square(x - mean[None, :, None]).sum(axis=(0, 2))
-    return mean, m2
-
-
-def np_batch_norm_train(x3, w, b, eps):
-    x = x3.astype(np.float64)
-    mean = x.mean(axis=(0, 2))
-    var = x.var(axis=(0, 2))
-    xhat = (x - mean[None, :, None]) / np.sqrt(var[None, :, None] + eps)
-    y = xhat * (1 if w is None else w[None, :, None]) + (0 if b is None else b[None, :, None])
-    return y, mean, var
-
-
-def np_sync_backward(dy3, x3, mean, rstd, w, sums, count):
-    xhat = (x3 - mean[None, :, None]) * rstd[None, :, None]
-    wr = (np.ones_like(rstd) if w is None else w) * rstd
-    return wr[None, :, None] * (dy3 - sums[0][None, :, None] / count
-                                - xhat * sums[1][None, :, None] / count)
 
 
 # ---- kernels ----------------------------------------------------------------------------
@@ -59,7 +32,7 @@ def test_stats_kernel_matches_numpy(dtype, shape):
     if shape[0] == 0:
         assert np.all(stats == 0)
         return
-    mean, m2 = np_stats(x)
+    mean, m2 = R.batch_norm_stats(x)
     np.testing.assert_allclose(stats[0], mean, rtol=1e-13)
     np.testing.assert_allclose(stats[1], m2, rtol=1e-10, atol=1e-10)
 
@@ -68,7 +41,7 @@ def test_stats_kernel_is_accurate_for_a_large_offset():
     # values 1e9 + small spread: the naive sum-of-squares formula loses every digit
     rng = np.random.default_rng(1)
     x = (1e9 + rng.standard_normal((1000, 3, 1))).astype(np.float64)
-    mean, m2 = np_stats(x)
+    mean, m2 = R.batch_norm_stats(x)
     stats = _C.sync_batch_norm_stats(x)
     np.testing.assert_allclose(stats[1], m2, rtol=1e-6)
 
@@ -93,9 +66,7 @@ def test_grad_sums_and_backward_kernels_match_numpy(dtype, shape):
     for weight in (w, None):
         dx = _C.sync_batch_norm_backward(dy, x, mean, rstd, weight, global_sums, count, None)
         assert dx.dtype == dtype and dx.shape == shape
-        want = np_sync_backward(dy.astype(np.float64), x.astype(np.float64), mean.astype(np.float64),
-                                rstd.astype(np.float64), None if weight is None else weight.astype(np.float64),
-                                global_sums, count)
+        want = R.sync_batch_norm_backward(dy, x, mean, rstd, weight, global_sums, count)
         np.testing.assert_allclose(dx, want, rtol=TOL[dtype], atol=TOL[dtype] * 10)
 
 
@@ -110,11 +81,8 @@ def test_forward_kernel_matches_numpy(dtype, shape):
     w, b = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
     for weight, bias in ((w, b), (None, None), (w, None)):
         y = _C.sync_batch_norm_forward(x, mean, rstd, weight, bias, None)
-        want = (x.astype(np.float64) - mean[None, :, None]) * rstd[None, :, None]
-        if weight is not None:
-            want = want * weight[None, :, None]
-        if bias is not None:
-            want = want + bias[None, :, None]
+        # the batch-norm formula with given statistics: evaluation's, with var = 1/rstd^2 - eps
+        want = R.batch_norm_eval(x, mean, 1 / R.f64(rstd) ** 2, weight, bias, eps=0.0)
         assert y.dtype == dtype and y.shape == shape
         np.testing.assert_allclose(y, want, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
 
@@ -180,27 +148,21 @@ def test_sync_batchnorm_one_rank_matches_numpy(dtype, shape):
     bn.weight.data[...] = rng.standard_normal(C)
     bn.bias.data[...] = rng.standard_normal(C)
     x = offset_input(rng, shape, dtype)
-    x3 = x.reshape(shape[0], C, -1)
     y = bn(x)
-    want, mean, var = np_batch_norm_train(x3, bn.weight.data.astype(np.float64),
-                                          bn.bias.data.astype(np.float64), bn.eps)
-    np.testing.assert_allclose(y, want.reshape(shape), rtol=TOL[dtype], atol=TOL[dtype] * 10)
-    n = x3.shape[0] * x3.shape[2]
-    np.testing.assert_allclose(bn.running_mean, 0.7 * 0 + 0.3 * mean, rtol=TOL[dtype])
-    np.testing.assert_allclose(bn.running_var, 0.7 * 1 + 0.3 * var * n / (n - 1), rtol=TOL[dtype])
+    want, rm, rv, mean, rstd = R.batch_norm_train(
+        x, bn.weight.data, bn.bias.data, np.zeros(C), np.ones(C), momentum=0.3, eps=bn.eps
+    )
+    np.testing.assert_allclose(y, want, rtol=TOL[dtype], atol=TOL[dtype] * 10)
+    np.testing.assert_allclose(bn.running_mean, rm, rtol=TOL[dtype])
+    np.testing.assert_allclose(bn.running_var, rv, rtol=TOL[dtype])
     assert int(bn.num_batches_tracked) == 1
     # backward: the usual batch-norm gradient, every sum over the (one-rank) batch
     dy = rng.standard_normal(shape).astype(dtype)
     dx = bn.backward(dy)
-    rstd = 1 / np.sqrt(var + bn.eps)
-    dy3 = dy.reshape(x3.shape).astype(np.float64)
-    xhat = (x3 - mean[None, :, None]) * rstd[None, :, None]
-    sums = np.stack([dy3.sum(axis=(0, 2)), (dy3 * xhat).sum(axis=(0, 2))])
-    want_dx = np_sync_backward(dy3, x3.astype(np.float64), mean, rstd,
-                               bn.weight.data.astype(np.float64), sums, n)
-    np.testing.assert_allclose(dx, want_dx.reshape(shape), rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
-    np.testing.assert_allclose(bn.weight.grad, sums[1], rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
-    np.testing.assert_allclose(bn.bias.grad, sums[0], rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
+    want_dx, want_dw, want_db = R.batch_norm_train_backward(dy, x, bn.weight.data, eps=bn.eps)
+    np.testing.assert_allclose(dx, want_dx, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
+    np.testing.assert_allclose(bn.weight.grad, want_dw, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
+    np.testing.assert_allclose(bn.bias.grad, want_db, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
 
 
 def test_sync_batchnorm_gradients_match_finite_differences():
@@ -210,30 +172,7 @@ def test_sync_batchnorm_gradients_match_finite_differences():
     bn.bias.data[...] = rng.standard_normal(3)
     x = offset_input(rng, (6, 3, 2))
     g = rng.standard_normal(x.shape)  # a random upstream gradient, not sum(y)
-
-    def loss(x_, w_=None):
-        w0 = bn.weight.data.copy()
-        if w_ is not None:
-            bn.weight.data[...] = w_
-        out = float(np.sum(bn(x_) * g))
-        bn.weight.data[...] = w0
-        return out
-
-    bn(x)
-    dx = bn.backward(g)
-    h = 1e-5
-    num = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[i] = h
-        num[i] = (loss(x + e) - loss(x - e)) / (2 * h)
-    np.testing.assert_allclose(dx, num, rtol=1e-6, atol=1e-8)
-    num_w = np.zeros(3)
-    for c in range(3):
-        e = np.zeros(3)
-        e[c] = h
-        num_w[c] = (loss(x, bn.weight.data + e) - loss(x, bn.weight.data - e)) / (2 * h)
-    np.testing.assert_allclose(bn.weight.grad, num_w, rtol=1e-6, atol=1e-8)
+    assert gradcheck(bn, x, dy=g, eps=1e-5, rtol=1e-6, atol=1e-8)
 
 
 def test_sync_batchnorm_evaluation_and_errors():
@@ -254,8 +193,15 @@ def test_sync_batchnorm_evaluation_and_errors():
         bn(x.astype(np.float32))
 
 
-@pytest.mark.parametrize("kwargs", [dict(convention="needle"), dict(convention="cs231n"),
-                                    dict(momentum=None), dict(running_var_estimator="biased", momentum=0.3)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(convention="needle"),
+        dict(convention="cs231n"),
+        dict(momentum=None),
+        dict(running_var_estimator="biased", momentum=0.3),
+    ],
+)
 def test_sync_batchnorm_one_rank_follows_batchnorm_conventions(kwargs):
     rng = np.random.default_rng(11)
     ref = nn.BatchNorm1d(5, dtype=np.float64, **kwargs)
@@ -312,8 +258,9 @@ def test_sync_batchnorm_on_4d_input_is_batchnorm2d():
 def test_convert_sync_batchnorm_replaces_every_batchnorm_and_shares_state():
     comm = dist.LocalComm()
     inner = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.ReLU())
-    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, momentum=None), nn.Residual(inner),
-                          nn.LayerNorm(4))
+    model = nn.Sequential(
+        nn.Linear(3, 4), nn.BatchNorm1d(4, momentum=None), nn.Residual(inner), nn.LayerNorm(4)
+    )
     params = model.parameters()
     bn = model[1]
     bn.running_mean[...] = 3.0
@@ -334,7 +281,9 @@ def test_convert_sync_batchnorm_replaces_every_batchnorm_and_shares_state():
 # ---- sampler ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("n, replicas, batch", [(41, 2, 13), (10, 3, 4), (7, 4, 2), (12, 2, None), (5, 3, None)])
+@pytest.mark.parametrize(
+    "n, replicas, batch", [(41, 2, 13), (10, 3, 4), (7, 4, 2), (12, 2, None), (5, 3, None)]
+)
 def test_sampler_shards_are_disjoint_and_cover_the_epoch(n, replicas, batch):
     samplers = [dist.DistributedSampler(n, replicas, r, seed=3, batch_size=batch) for r in range(replicas)]
     for epoch in range(2):
@@ -351,8 +300,9 @@ def test_sampler_shards_are_disjoint_and_cover_the_epoch(n, replicas, batch):
         perm = samplers[0].permutation()
         for i, parts in enumerate(zip(*per_rank)):
             # the ranks' shares are the global batch, in order, split as np.array_split
-            np.testing.assert_array_equal(np.concatenate(parts), perm[i * batch:(i + 1) * batch])
-            assert [len(p) for p in parts] == [len(a) for a in np.array_split(np.arange(len(np.concatenate(parts))), replicas)]
+            np.testing.assert_array_equal(np.concatenate(parts), perm[i * batch : (i + 1) * batch])
+            shares = np.array_split(np.arange(len(np.concatenate(parts))), replicas)
+            assert [len(p) for p in parts] == [len(a) for a in shares]
 
 
 def test_sampler_is_reproducible_and_reshuffles_each_epoch():
@@ -387,8 +337,9 @@ def test_sampler_drop_last_and_errors():
 
 
 def test_gradient_reducer_buckets_small_parameters_together():
-    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2),
-                          nn.Linear(2, 2, dtype=np.float64))
+    model = nn.Sequential(
+        nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2), nn.Linear(2, 2, dtype=np.float64)
+    )
     reducer = dist.GradientReducer(model.parameters(), dist.LocalComm(), bucket_cap_mb=1.0)
     assert reducer.num_messages == 2  # one per dtype
     tiny = dist.GradientReducer(model.parameters(), dist.LocalComm(), bucket_cap_mb=40 / 2**20)
@@ -408,9 +359,14 @@ def test_gradient_reducer_buckets_small_parameters_together():
 def test_data_parallel_on_one_rank_is_the_plain_model():
     rng = np.random.default_rng(9)
     normreg.manual_seed(0)
-    model = nn.Sequential(nn.Linear(5, 8, dtype=np.float64), nn.BatchNorm1d(8, dtype=np.float64),
-                          nn.ReLU(), nn.Linear(8, 3, dtype=np.float64))
+    model = nn.Sequential(
+        nn.Linear(5, 8, dtype=np.float64),
+        nn.BatchNorm1d(8, dtype=np.float64),
+        nn.ReLU(),
+        nn.Linear(8, 3, dtype=np.float64),
+    )
     import copy
+
     ref = copy.deepcopy(model)
     ddp = dist.DistributedDataParallel(dist.convert_sync_batchnorm(model, dist.LocalComm()), dist.LocalComm())
     x, y = offset_input(rng, (10, 5)), rng.integers(0, 3, 10)
@@ -432,12 +388,14 @@ def test_data_parallel_on_one_rank_is_the_plain_model():
 def test_distributed_data_loader_yields_the_shares_and_reshuffles():
     x = np.arange(50, dtype=np.float32).reshape(25, 2)
     y = np.arange(25)
-    loaders = [dist.DistributedDataLoader(x, y, batch_size=8, seed=1, num_replicas=2, rank=r) for r in range(2)]
+    loaders = [
+        dist.DistributedDataLoader(x, y, batch_size=8, seed=1, num_replicas=2, rank=r) for r in range(2)
+    ]
     assert [len(ld) for ld in loaders] == [4, 4]
     epochs = []
     for _ in range(2):
         seen = []
-        for (x0, y0), (x1, y1) in zip(*loaders):
+        for (x0, y0), (_x1, y1) in zip(*loaders):
             np.testing.assert_array_equal(x0[:, 0], 2 * y0)
             assert len(y0) - len(y1) in (0, 1)
             seen += y0.tolist() + y1.tolist()
@@ -456,9 +414,11 @@ def test_distributed_data_loader_with_a_generator_splits_the_single_process_batc
     # the single-process order: DataLoader(..., seed=s) draws each epoch's permutation from Generator(s)
     gen = normreg.Generator(5)
     perms = [gen.numpy().permutation(23) for _ in range(2)]
-    single = [[perm[i:i + 6] for i in range(0, 23, 6)] for perm in perms]
-    loaders = [dist.DistributedDataLoader(x, y, batch_size=6, num_replicas=2, rank=r,
-                                          generator=normreg.Generator(5)) for r in range(2)]
+    single = [[perm[i : i + 6] for i in range(0, 23, 6)] for perm in perms]
+    loaders = [
+        dist.DistributedDataLoader(x, y, batch_size=6, num_replicas=2, rank=r, generator=normreg.Generator(5))
+        for r in range(2)
+    ]
     for epoch in range(2):
         for want, ((_, y0), (_, y1)) in zip(single[epoch], zip(*loaders)):
             np.testing.assert_array_equal(np.concatenate([y0, y1]), want)
@@ -481,6 +441,7 @@ def test_set_timeout_checks_its_argument():
 def test_train_with_a_one_rank_communicator_follows_the_plain_run():
     pytest.importorskip("tqdm")
     from normreg.train import TrainConfig, train
+
     rng = np.random.default_rng(14)
     centers = rng.standard_normal((4, 20)) * 2
     y = rng.integers(0, 4, 300)

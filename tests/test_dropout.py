@@ -1,20 +1,17 @@
+"""Dropout: functional and module against reference.dropout with the mask's bits, central
+differences (normreg.testing.gradcheck) with a fixed mask, keep rate and scaling, p = 0 and
+p = 1, NaN/Inf, reproducibility, masks identical for any thread count, and the
+Philox4x32-10 generator against Random123's known answers and a NumPy twin."""
+
 import numpy as np
 import pytest
+import reference as R
+from helpers import DTYPES, GRADCHECK_TOL, assert_close
 
 import normreg
-from normreg import functional as F, nn
-
-import reference as R
-from common import DTYPES, assert_close, frozen, noncontig
-from gradcheck import check_grads
-
-
-@pytest.fixture
-def threads():
-    """Restore the thread count after the test."""
-    n = normreg.get_num_threads()
-    yield
-    normreg.set_num_threads(n)
+from normreg import _C, nn
+from normreg import functional as F
+from normreg.testing import gradcheck
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -54,22 +51,24 @@ def test_module(rng, dtype, p):
 
 
 def test_gradcheck(rng):
-    normreg.manual_seed(2)
     x = 5 * rng.standard_normal((6, 7)) + 12
     dy = rng.standard_normal(x.shape)
     gen = normreg.Generator(9)
     state = gen.get_state()
 
-    def f():  # the same mask every call
+    def forward(x):  # the same mask every call
         gen.set_state(state)
         return F.dropout(x, 0.4, generator=gen)[0]
 
-    y = f()
-    gen.set_state(state)
-    _, mask = F.dropout(x, 0.4, generator=gen)
-    dx = F.dropout_backward(dy, mask, 0.4)
+    def backward(dy, x):
+        gen.set_state(state)
+        return F.dropout_backward(dy, F.dropout(x, 0.4, generator=gen)[1], 0.4)
+
+    y = forward(x)
     assert (y == 0).any() and (y != 0).any()
-    check_grads(f, [x], [dx], dy)
+    assert gradcheck(forward, x, backward=backward, dy=dy, **GRADCHECK_TOL)
+    # the module: gradcheck holds its generator's state fixed
+    assert gradcheck(nn.Dropout(0.4, generator=normreg.Generator(9)), x, dy=dy, **GRADCHECK_TOL)
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.8])
@@ -80,10 +79,10 @@ def test_keep_rate_and_scaling(p):
     y, mask = F.dropout(x, p)
     kept = np.count_nonzero(y)
     sigma = np.sqrt(n * p * (1 - p))
-    assert abs(kept - n * (1 - p)) < 6 * sigma          # binomial bound, ~1e-9 failure rate
+    assert abs(kept - n * (1 - p)) < 6 * sigma  # binomial bound, ~1e-9 failure rate
     assert kept == R.dropout_keep(mask, (n,)).sum()
     np.testing.assert_allclose(y[y != 0], np.float32(1 / (1 - p)), rtol=1e-6)
-    assert abs(y.mean() - 1.0) < 6 * sigma / n / (1 - p)   # E[y] = x
+    assert abs(y.mean() - 1.0) < 6 * sigma / n / (1 - p)  # E[y] = x
     # consecutive chunks are independent-looking: each 1/8 of the array keeps ~ 1-p too
     for chunk in np.array_split(y != 0, 8):
         assert abs(chunk.mean() - (1 - p)) < 6 * np.sqrt(p * (1 - p) / chunk.size)
@@ -120,13 +119,22 @@ def test_p_one_drops_everything(rng, dtype):
     assert (m(x) == 0).all() and (m.backward(np.ones_like(x)) == 0).all()
 
 
-def test_nan_and_inf_are_dropped_to_zero():
+def test_nan_and_inf_are_dropped_to_exact_zero():
     normreg.manual_seed(0)
     x = np.full(64, np.nan)
     x[::2] = np.inf
     y, mask = F.dropout(x, 0.5)
     keep = R.dropout_keep(mask, x.shape)
     assert (y[~keep] == 0).all() and 0 < keep.sum() < 64
+    # the vectorized path: +0.0, never -0.0, and the backward too
+    x = np.full(4096, np.inf, dtype=np.float32)
+    x[::3] = np.nan
+    y, mask = _C.dropout_forward(x, 0.5, 3, 4, None)
+    keep = R.dropout_keep(mask, x.shape)
+    assert (y[~keep] == 0).all() and not np.signbit(y[~keep]).any()
+    np.testing.assert_array_equal(np.isnan(y[keep]), np.isnan(x[keep]))
+    dx = _C.dropout_backward(x, mask, 0.5, None)
+    assert (dx[~keep] == 0).all()
 
 
 def test_reproducible_under_manual_seed(rng):
@@ -138,7 +146,7 @@ def test_reproducible_under_manual_seed(rng):
     y3, m3 = F.dropout(x, 0.5)
     np.testing.assert_array_equal(m1, m3)
     np.testing.assert_array_equal(y1, y3)
-    assert not np.array_equal(m1, m2)             # the counter advances between calls
+    assert not np.array_equal(m1, m2)  # the counter advances between calls
     normreg.manual_seed(43)
     assert not np.array_equal(F.dropout(x, 0.5)[1], m1)
     # per-module generators are independent of the default one
@@ -151,12 +159,12 @@ def test_reproducible_under_manual_seed(rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_same_mask_for_any_thread_count(threads, dtype):
-    x = np.ones((600, 500), dtype=dtype)              # 1.2 or 2.4 MB: threaded
+def test_same_mask_for_any_thread_count(set_threads, dtype):
+    x = np.ones((600, 500), dtype=dtype)  # 1.2 or 2.4 MB: threaded
     assert x.nbytes > 64 * 1024
     results = []
     for n in (1, 2, 1, 2):
-        normreg.set_num_threads(n)
+        set_threads(n)
         assert normreg.get_num_threads() == n
         normreg.manual_seed(77)
         y, mask = F.dropout(x, 0.3)
@@ -172,37 +180,47 @@ def test_same_mask_for_any_thread_count(threads, dtype):
 PHILOX_KAT = [
     ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
     ((0xFFFFFFFF,) * 4, (0xFFFFFFFF,) * 2, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
-    ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
-     (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+    (
+        (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
+        (0xA4093822, 0x299F31D0),
+        (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
+    ),
 ]
 
 
 @pytest.mark.parametrize("ctr,key,expected", PHILOX_KAT)
 def test_philox_known_answers(ctr, key, expected):
-    assert tuple(normreg._C.philox4x32(*ctr, *key)) == expected
+    assert tuple(_C.philox4x32(*ctr, *key)) == expected
+    words = R.philox4x32_10(*([c] for c in ctr), *key)
+    assert tuple(int(w[0]) for w in words) == expected  # the NumPy twin too
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_inputs_untouched_readonly_noncontiguous(rng, dtype):
-    x = rng.standard_normal((8, 6)).astype(dtype)
-    dy = rng.standard_normal((8, 6)).astype(dtype)
-    for xx, dd in [(frozen(x), frozen(dy)), (noncontig(x), noncontig(dy))]:
-        xc, dc = xx.copy(), dd.copy()
-        normreg.manual_seed(3)
-        y, mask = F.dropout(xx, 0.5)
+def test_odd_size_mask_is_the_same_for_1_and_2_threads(rng, set_threads):
+    x = rng.standard_normal(100_003)
+    masks = []
+    for n in (1, 2):
+        set_threads(n)
+        normreg.manual_seed(5)
+        y, mask = F.dropout(x, 0.25)
         keep = R.dropout_keep(mask, x.shape)
-        assert_close(y, R.dropout(x, keep, 0.5), dtype)
-        assert_close(F.dropout_backward(dd, mask, 0.5), R.dropout_backward(dy, keep, 0.5), dtype)
-        np.testing.assert_array_equal(xx, xc)
-        np.testing.assert_array_equal(dd, dc)
-        assert not np.shares_memory(y, xx)
+        assert_close(y, R.dropout(x, keep, 0.25), np.float64)
+        masks.append(mask)
+    np.testing.assert_array_equal(masks[0], masks[1])
 
 
-def test_outputs_are_not_overwritten(rng):
-    m = nn.Dropout(0.5)
-    x = rng.standard_normal((10, 10)).astype(np.float32)
-    y1 = m(x)
-    c = y1.copy()
-    y2 = m(x)
-    np.testing.assert_array_equal(y1, c)
-    assert not np.shares_memory(y1, y2)
+@pytest.mark.parametrize("n", [1, 7, 31, 255, 256, 257, 1000, 70001])
+@pytest.mark.parametrize("p", [0.2, 0.5])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_mask_is_philox_and_values_exact(nthreads, n, p, dtype):
+    """The vectorized mask: element i kept when word i % 4 of Philox((i // 4, offset), seed)
+    >= p 2^32, bit for bit; kept values scaled by exactly 1/(1-p)."""
+    seed, offset = (1 << 63) + 12345, (1 << 40) + 7
+    x = np.random.default_rng(n).standard_normal(n).astype(dtype)
+    y, mask = _C.dropout_forward(x, p, seed, offset, None)
+    keep = R.dropout_keep_philox(n, p, seed, offset)
+    np.testing.assert_array_equal(R.dropout_keep(mask, (n,)), keep)
+    assert not np.unpackbits(mask, bitorder="little")[n:].any()  # bits past n are 0
+    scale = dtype(1 / (1 - p))
+    np.testing.assert_array_equal(y, np.where(keep, x * scale, 0))
+    dy = np.random.default_rng(n + 1).standard_normal(n).astype(dtype)
+    np.testing.assert_array_equal(_C.dropout_backward(dy, mask, p, None), np.where(keep, dy * scale, 0))

@@ -6,8 +6,8 @@
 - Extreme but finite input, [3e38, -3e38, 1e38, 0] and others, in one row (channel, group)
   of every norm, forward and backward.
 
-Each result is compared with the float64 NumPy references of the test suite applied to the
-same float32 input, as max |error| / max |reference| over the array (or the row that holds
+Each result is compared with the float64 NumPy references of tests/reference.py applied to
+the same float32 input, as max |error| / max |reference| over the array (or the row that holds
 the extreme values); for dx the denominator is at least max |rstd w dy|, the size of the
 terms it is the sum of (with 2 values per row they cancel to ~0, and so does any relative
 measure). The stated tolerances are RELIABILITY.md's; the measured errors are what
@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 from normreg import distributed, nn
 from normreg import functional as F
 
-import norms_reference as NR
 import reference as R
 
 pytestmark = pytest.mark.sanitize
@@ -37,7 +36,8 @@ TOL = 1e-6
 TOL_PARAMS = 1e-5
 # the extreme row's dx is ~ rstd ~ 1e-39: subnormal in float32, 20 bits or fewer
 TOL_SUBNORMAL = 1e-5
-# examples per property test: NORMREG_PROPERTY_EXAMPLES (as test_rel_properties.py), default 60
+# examples per property test: NORMREG_PROPERTY_EXAMPLES (as reliability/test_properties.py),
+# default 60
 PROPERTY = settings(max_examples=int(os.environ.get("NORMREG_PROPERTY_EXAMPLES", "60")),
                     deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -160,13 +160,9 @@ def batch_norm_case(x, dy, w, b):
     dx, dw, db = F.batch_norm_backward(dy3 if x.ndim == 4 else dy, x3 if x.ndim == 4 else x,
                                        mean, rstd, w, training=True)
     y, dx = y.reshape(x.shape), dx.reshape(x.shape)
-    if x.ndim == 4:  # BatchNorm2d's (N, C, H, W), as (N, C, H W)
-        ry, _, rv = NR.batch_norm_2d_train(f64(x), f64(w), f64(b))
-        rr = 1 / np.sqrt(rv + 1e-5)
-        rdx, rdw, rdb = NR.batch_norm_2d_backward(f64(dy), f64(x), f64(w))
-    else:
-        ry, _, _, _, rr = R.batch_norm_train(f64(x), f64(w), f64(b))
-        rdx, rdw, rdb = R.batch_norm_train_backward(f64(dy), f64(x), f64(w))
+    # (N, C, H, W) for BatchNorm2d, computed as (N, C, H W)
+    ry, _, _, _, rr = R.batch_norm_train(f64(x), f64(w), f64(b))
+    rdx, rdw, rdb = R.batch_norm_train_backward(f64(dy), f64(x), f64(w))
     return (y, dx, dw, db), (ry, rdx, rdw, rdb), terms(channels(rr, x), dy, channels(w, x))
 
 
@@ -188,8 +184,8 @@ def group_norm_case(G):
     def case(x, dy, w, b):
         y, mean, rstd = F.group_norm(x, G, w, b)
         dx, dw, db = F.group_norm_backward(dy, x, mean, rstd, w)
-        ry, _, rr = NR.group_norm(f64(x), G, f64(w), f64(b))
-        rdx, rdw, rdb = NR.group_norm_backward(f64(dy), f64(x), G, f64(w))
+        ry, _, rr = R.group_norm(f64(x), G, f64(w), f64(b))
+        rdx, rdw, rdb = R.group_norm_backward(f64(dy), f64(x), G, f64(w))
         return (y, dx, dw, db), (ry, rdx, rdw, rdb), terms(groups(rr, x), dy, channels(w, x))
     return case
 
@@ -201,8 +197,8 @@ def instance_norm_case(x, dy, w, b):
     y = layer(x)
     dx = layer.backward(dy)
     C = x.shape[1]
-    ry, _, rr = NR.group_norm(f64(x), C, f64(w), f64(b))
-    rdx, rdw, rdb = NR.group_norm_backward(f64(dy), f64(x), C, f64(w))
+    ry, _, rr = R.group_norm(f64(x), C, f64(w), f64(b))
+    rdx, rdw, rdb = R.group_norm_backward(f64(dy), f64(x), C, f64(w))
     return ((y, dx, layer.weight.grad, layer.bias.grad), (ry, rdx, rdw, rdb),
             terms(groups(rr, x), dy, channels(w, x)))
 
@@ -298,9 +294,10 @@ EXTREMES = {
 def rms_norm_case(x, dy, w, b):
     y, rstd = F.rms_norm(x, x.shape[-1], w, 1e-6)
     dx, dw = F.rms_norm_backward(dy, x, rstd, w)
-    ry = NR.rms_norm(f64(x), 1, f64(w), 1e-6)
-    rdx, rdw = NR.rms_norm_backward(f64(dy), f64(x), 1, f64(w), 1e-6)
-    rr = 1 / np.sqrt(np.mean(f64(x) ** 2, axis=-1, keepdims=True) + 1e-6)
+    D = x.shape[-1]
+    ry, rr = R.rms_norm(f64(x), D, f64(w), 1e-6)
+    rdx, rdw = R.rms_norm_backward(f64(dy), f64(x), D, f64(w), 1e-6)
+    rr = rr[:, None]
     return (y, dx, dw, dw), (ry, rdx, rdw, rdw), terms(rr, dy, w)
 
 
@@ -372,10 +369,10 @@ def test_tiny_variance_without_eps(kind):
         ry = R.layer_norm(f64(x), (32,), eps=0.0)[0]
     elif kind == "group":
         y, _, _ = F.group_norm(x.reshape(4, 4, 8), 2, eps=0.0)
-        ry = NR.group_norm(f64(x).reshape(4, 4, 8), 2, eps=0.0)[0]
+        ry = R.group_norm(f64(x).reshape(4, 4, 8), 2, eps=0.0)[0]
     else:
         y, _ = F.rms_norm(x, 32, eps=0.0)
-        ry = NR.rms_norm(f64(x), 1, eps=0.0)
+        ry = R.rms_norm(f64(x), 32, eps=0.0)[0]
     assert rel(y, ry) < TOL_Y
 
 

@@ -1,15 +1,15 @@
 """normreg.experiments in --quick mode on a small generated dataset."""
+
 import json
 import os
 
 import numpy as np
 import pytest
+from _synthetic import write_dataset
 
 import normreg
 from normreg import experiments
 from normreg.data import load_fashion_mnist
-
-from _synthetic import write_dataset
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -40,7 +40,7 @@ def _check_outputs(result, out, name, n_rows):
     assert len(result["rows"]) == n_rows
     md = (out / f"{name}.md").read_text()
     assert md.startswith("### ") and md == result["markdown"]
-    table = [l for l in md.splitlines() if l.startswith("|")]
+    table = [line for line in md.splitlines() if line.startswith("|")]
     assert len(table) >= 3  # header, rule, rows
     saved = json.loads((out / f"{name}.json").read_text())
     assert saved["experiment"] == name and saved["quick"] is True
@@ -66,8 +66,12 @@ def test_norm_lr_quick(tiny, tmp_path):
 def test_regularization_quick(tiny, tmp_path):
     result = experiments.run("regularization", tmp_path, tiny, quick=True, progress=False, log=None)
     saved = _check_outputs(result, tmp_path, "regularization", 4)
-    assert [r["regularization"] for r in saved["rows"]] == \
-        ["none", "dropout", "weight decay", "dropout + weight decay"]
+    assert [r["regularization"] for r in saved["rows"]] == [
+        "none",
+        "dropout",
+        "weight decay",
+        "dropout + weight decay",
+    ]
     for r in saved["rows"]:
         assert r["gap"] == pytest.approx(r["train_acc"] - r["test_acc"])
     assert (saved["rows"][0]["dropout"], saved["rows"][0]["weight_decay"]) == (0.0, 0.0)
@@ -90,8 +94,9 @@ def test_init_quick(tiny, tmp_path):
 
 
 def test_summary_quick_from_the_command_line(tiny_dir, tmp_path, capsys):
-    code = experiments.main(["summary", "--quick", "--data-dir", str(tiny_dir), "--out",
-                             str(tmp_path), "--no-progress"])
+    code = experiments.main(
+        ["summary", "--quick", "--data-dir", str(tiny_dir), "--out", str(tmp_path), "--no-progress"]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "### 4. Different configurations, similar accuracy" in printed

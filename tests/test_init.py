@@ -1,5 +1,6 @@
 """Initializers: statistics of the draws against the formulas, fans in normreg's (in, out)
 layout, reproducibility, bad arguments."""
+
 import math
 import warnings
 
@@ -19,17 +20,17 @@ def check_uniform(x, bound):
     n = x.size
     assert x.min() >= -bound and x.max() <= bound
     assert x.min() < -0.95 * bound and x.max() > 0.95 * bound
-    var = bound ** 2 / 3
+    var = bound**2 / 3
     assert abs(x.mean()) < N_SIGMA * math.sqrt(var / n)
     # Var of x**2 for U(-b, b): b^4/5 - b^4/9
-    assert abs(x.var() - var) < N_SIGMA * math.sqrt(4 * bound ** 4 / 45 / n)
+    assert abs(x.var() - var) < N_SIGMA * math.sqrt(4 * bound**4 / 45 / n)
 
 
 def check_normal(x, mean, std):
     x = np.asarray(x, dtype=np.float64).ravel()
     n = x.size
     assert abs(x.mean() - mean) < N_SIGMA * std / math.sqrt(n)
-    assert abs(x.var() - std ** 2) < N_SIGMA * math.sqrt(2 * std ** 4 / n)
+    assert abs(x.var() - std**2) < N_SIGMA * math.sqrt(2 * std**4 / n)
     # tails: about 4.55% outside 2 std
     outside = np.mean(np.abs(x - mean) > 2 * std)
     assert abs(outside - 0.0455) < N_SIGMA * math.sqrt(0.0455 * 0.9545 / n)
@@ -63,7 +64,7 @@ def test_calculate_gain_table():
     assert init.calculate_gain("conv2d") == 1
     assert init.calculate_gain("tanh") == pytest.approx(5 / 3)
     assert init.calculate_gain("relu") == pytest.approx(math.sqrt(2))
-    assert init.calculate_gain("leaky_relu") == pytest.approx(math.sqrt(2 / (1 + 0.01 ** 2)))
+    assert init.calculate_gain("leaky_relu") == pytest.approx(math.sqrt(2 / (1 + 0.01**2)))
     assert init.calculate_gain("leaky_relu", 0.2) == pytest.approx(math.sqrt(2 / 1.04))
     assert init.calculate_gain("leaky_relu", math.sqrt(5)) == pytest.approx(math.sqrt(1 / 3))
     assert init.calculate_gain("selu") == pytest.approx(0.75)

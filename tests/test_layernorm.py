@@ -1,27 +1,25 @@
+"""LayerNorm: functional and module against reference.layer_norm in float32 and float64,
+central differences (normreg.testing.gradcheck), the kernels' short-row and threaded paths,
+the module's fast path, float32 accuracy at large means, PyTorch when installed."""
+
 import numpy as np
 import pytest
-
-from normreg import functional as F, nn
-
 import reference as R
-from common import DTYPES, assert_close, frozen, noncontig
-from gradcheck import check_grads, offset_randn
+from helpers import DTYPES, GRADCHECK_TOL, affine_params, assert_close, assert_norm_grads_close, offset_randn
+
+from normreg import functional as F
+from normreg import nn
+from normreg.testing import gradcheck
 
 CASES = [  # (x shape, normalized_shape)
     ((4, 6), (6,)),
-    ((1, 5), (5,)),          # one row
-    ((5, 1), (1,)),          # one feature: y = bias
-    ((2, 3, 8), (8,)),       # (B, T, D)
-    ((2, 3, 4), (3, 4)),     # two normalized dims
-    ((3, 4), (3, 4)),        # everything normalized, no leading dim
+    ((1, 5), (5,)),  # one row
+    ((5, 1), (1,)),  # one feature: y = bias
+    ((2, 3, 8), (8,)),  # (B, T, D)
+    ((2, 3, 4), (3, 4)),  # two normalized dims
+    ((3, 4), (3, 4)),  # everything normalized, no leading dim
     ((128, 300), (300,)),
 ]
-
-
-def _params(rng, shape, dtype, affine):
-    if not affine:
-        return None, None
-    return (1 + 0.5 * rng.standard_normal(shape)).astype(dtype), rng.standard_normal(shape).astype(dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -29,7 +27,7 @@ def _params(rng, shape, dtype, affine):
 @pytest.mark.parametrize("affine", [True, False])
 def test_functional(rng, dtype, xshape, nshape, affine):
     x = offset_randn(rng, xshape).astype(dtype)
-    w, b = _params(rng, nshape, dtype, affine)
+    w, b = affine_params(rng, nshape, dtype, affine)
     y, mean, rstd = F.layer_norm(x, nshape, w, b, eps=1e-5)
     ry, rmean, rrstd = R.layer_norm(x, nshape, w, b, eps=1e-5)
     assert y.dtype == dtype and mean.dtype == dtype
@@ -38,15 +36,14 @@ def test_functional(rng, dtype, xshape, nshape, affine):
     assert_close(rstd, rrstd, dtype, scale=np.abs(rrstd).max())
 
     dy = rng.standard_normal(xshape).astype(dtype)
-    dx, dw, db = F.layer_norm_backward(dy, x, mean, rstd, w)
-    rdx, rdw, rdb = R.layer_norm_backward(dy, x, nshape, w, eps=1e-5)
-    # dx ~ rstd * dy: its float32 error is relative to that size
-    assert_close(dx, rdx, dtype, scale=np.abs(rrstd).max() * max(np.abs(dy).max() * 10, 1))
-    if affine:
-        assert_close(dw, rdw, dtype)
-        assert_close(db, rdb, dtype)
-    else:
-        assert dw is None and db is None
+    assert_norm_grads_close(
+        F.layer_norm_backward(dy, x, mean, rstd, w),
+        R.layer_norm_backward(dy, x, nshape, w, eps=1e-5),
+        dtype,
+        rrstd,
+        dy,
+        affine,
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -99,18 +96,39 @@ def test_module_without_bias(rng):
     assert_close(m.weight.grad, rdw, np.float64)
 
 
-@pytest.mark.parametrize("xshape,nshape", [((3, 5), (5,)), ((1, 4), (4,)), ((2, 2, 3), (2, 3)),
-                                           ((2, 2, 3), (3,))])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_module_without_bias_over_two_dims(dtype):
+    r = np.random.default_rng(17)
+    ln = nn.LayerNorm((3, 4), bias=False, dtype=dtype)
+    assert ln.bias is None and [n for n, _ in ln.named_parameters()] == ["weight"]
+    assert list(ln.state_dict()) == ["weight"]
+    ln.weight.data[...] = r.standard_normal((3, 4)) + 1
+    x = offset_randn(r, (5, 3, 4), dtype)
+    tol = dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(ln(x), R.layer_norm(x, (3, 4), ln.weight.data)[0], **tol)
+    ln64 = nn.LayerNorm(6, bias=False, dtype=np.float64)
+    ln64.weight.data[...] = r.standard_normal(6) + 1
+    assert gradcheck(ln64, offset_randn(r, (4, 6)))
+
+
+@pytest.mark.parametrize(
+    "xshape,nshape", [((3, 5), (5,)), ((1, 4), (4,)), ((2, 2, 3), (2, 3)), ((2, 2, 3), (3,))]
+)
 @pytest.mark.parametrize("affine", [True, False])
 def test_gradcheck(rng, xshape, nshape, affine):
     x = offset_randn(rng, xshape)
-    w, b = _params(rng, nshape, np.float64, affine)
+    w, b = affine_params(rng, nshape, np.float64, affine)
     dy = rng.standard_normal(xshape)
-    _, mean, rstd = F.layer_norm(x, nshape, w, b, eps=1e-5)
-    dx, dw, db = F.layer_norm_backward(dy, x, mean, rstd, w)
-    arrays = [x] + ([w, b] if affine else [])
-    grads = [dx] + ([dw, db] if affine else [])
-    check_grads(lambda: F.layer_norm(x, nshape, w, b, eps=1e-5)[0], arrays, grads, dy)
+
+    def forward(x, w=None, b=None):
+        return F.layer_norm(x, nshape, w, b, eps=1e-5)[0]
+
+    def backward(dy, x, w=None, b=None):
+        _, mean, rstd = F.layer_norm(x, nshape, w, b, eps=1e-5)
+        return F.layer_norm_backward(dy, x, mean, rstd, w)
+
+    inputs = (x, w, b) if affine else (x,)
+    assert gradcheck(forward, inputs, backward=backward, dy=dy, **GRADCHECK_TOL)
 
 
 def test_module_gradcheck(rng):
@@ -118,53 +136,7 @@ def test_module_gradcheck(rng):
     m.weight.data[...] = rng.standard_normal((2, 3))
     m.bias.data[...] = rng.standard_normal((2, 3))
     x = offset_randn(rng, (4, 2, 3))
-    dy = rng.standard_normal(x.shape)
-    m(x)
-    dx = m.backward(dy)
-    check_grads(lambda: m(x), [x, m.weight.data, m.bias.data],
-                [dx, m.weight.grad.copy(), m.bias.grad.copy()], dy)
-
-
-def test_gradients_accumulate(rng):
-    m = nn.LayerNorm(4, dtype=np.float64)
-    x1, x2 = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
-    d1, d2 = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
-    m(x1); m.backward(d1)
-    m(x2); m.backward(d2)
-    _, w1, b1 = R.layer_norm_backward(d1, x1, (4,), m.weight.data)
-    _, w2, b2 = R.layer_norm_backward(d2, x2, (4,), m.weight.data)
-    assert_close(m.weight.grad, w1 + w2, np.float64)
-    assert_close(m.bias.grad, b1 + b2, np.float64)
-    m.zero_grad()
-    assert not m.weight.grad.any() and not m.bias.grad.any()
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_inputs_untouched_readonly_noncontiguous(rng, dtype):
-    x = offset_randn(rng, (5, 6)).astype(dtype)
-    w, b = _params(rng, (6,), dtype, True)
-    dy = rng.standard_normal((5, 6)).astype(dtype)
-    ry = R.layer_norm(x, (6,), w, b)[0]
-    rdx = R.layer_norm_backward(dy, x, (6,), w)[0]
-    for xx, ww, dd in [(frozen(x), frozen(w), frozen(dy)), (noncontig(x), noncontig(w), noncontig(dy))]:
-        copies = [a.copy() for a in (xx, ww, dd)]
-        y, mean, rstd = F.layer_norm(xx, 6, ww, b)
-        assert_close(y, ry, dtype)
-        dx, _, _ = F.layer_norm_backward(dd, xx, mean, rstd, ww)
-        assert_close(dx, rdx, dtype)
-        for a, c in zip((xx, ww, dd), copies):
-            np.testing.assert_array_equal(a, c)
-    m = nn.LayerNorm(6, dtype=dtype)
-    assert_close(m(noncontig(x)), R.layer_norm(x, (6,))[0], dtype)
-
-
-def test_outputs_are_not_overwritten(rng):
-    m = nn.LayerNorm(4)
-    y1 = m(rng.standard_normal((3, 4)).astype(np.float32))
-    c = y1.copy()
-    y2 = m(rng.standard_normal((3, 4)).astype(np.float32))
-    np.testing.assert_array_equal(y1, c)
-    assert not np.shares_memory(y1, y2)
+    assert gradcheck(m, x, dy=rng.standard_normal(x.shape), **GRADCHECK_TOL)
 
 
 def test_no_rows(rng):
@@ -173,7 +145,7 @@ def test_no_rows(rng):
     assert y.shape == (0, 2, 3) and mean.shape == (0,) and rstd.shape == (0,)
     dx, dw, db = F.layer_norm_backward(x, x, mean, rstd, np.ones((2, 3)))
     assert dx.shape == x.shape and not dw.any() and not db.any()
-    y, _, _ = F.layer_norm(np.ones((4, 0)), 0)      # an empty normalized dimension
+    y, _, _ = F.layer_norm(np.ones((4, 0)), 0)  # an empty normalized dimension
     assert y.shape == (4, 0)
 
 
@@ -181,7 +153,7 @@ def test_no_rows(rng):
 def test_constant_rows(rng, dtype):
     # zero variance: rstd = 1/sqrt(eps), y = bias, finite gradients
     x = np.full((3, 5), 7.3, dtype)
-    w, b = _params(rng, (5,), dtype, True)
+    w, b = affine_params(rng, (5,), dtype, True)
     y, mean, rstd = F.layer_norm(x, 5, w, b)
     ry, _, rrstd = R.layer_norm(x, (5,), w, b)
     assert_close(y, ry, dtype)
@@ -191,3 +163,186 @@ def test_constant_rows(rng, dtype):
     rdx = R.layer_norm_backward(dy, x, (5,), w)[0]
     assert np.isfinite(dx).all()
     assert_close(dx, rdx, dtype, scale=np.abs(rdx).max())
+
+
+# ---- the kernels' paths: short rows, row tiles, threads ---------------------------------
+
+
+def _check_short_rows(rng, dtype, M, D, affine, shift=12.0):
+    x = offset_randn(rng, (M, D), dtype, shift=shift)
+    w = (1 + 0.5 * rng.standard_normal(D)).astype(dtype) if affine else None
+    b = rng.standard_normal(D).astype(dtype) if affine else None
+    y, mean, rstd = F.layer_norm(x, (D,), w, b, eps=1e-5)
+    ry, rmean, rrstd = R.layer_norm(x, (D,), w, b, eps=1e-5)
+    assert_close(y, ry, dtype, err_msg=f"y M={M} D={D}")
+    assert_close(mean, rmean, dtype, err_msg=f"mean M={M} D={D}")
+    assert_close(rstd, rrstd, dtype, scale=np.abs(rrstd).max(), err_msg=f"rstd M={M} D={D}")
+
+    dy = rng.standard_normal((M, D)).astype(dtype)
+    dw0 = rng.standard_normal(D).astype(dtype) if affine else None  # grads are added to
+    db0 = rng.standard_normal(D).astype(dtype) if affine else None
+    dx, dw, db = F.layer_norm_backward(
+        dy,
+        x,
+        mean,
+        rstd,
+        w,
+        dweight=None if dw0 is None else dw0.copy(),
+        dbias=None if db0 is None else db0.copy(),
+    )
+    rdx, rdw, rdb = R.layer_norm_backward(dy, x, (D,), w, eps=1e-5)
+    assert_close(dx, rdx, dtype, err_msg=f"dx M={M} D={D}")
+    if affine:
+        assert_close(dw, rdw + dw0, dtype, scale=max(1.0, np.abs(rdw).max()), err_msg="dw")
+        assert_close(db, rdb + db0, dtype, scale=max(1.0, np.abs(rdb).max()), err_msg="db")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_short_row_length(rng, dtype, nthreads):
+    """The short-row path (D <= 256: rows in groups, sums in vector lanes): every D from 1
+    to 130 and the edges of the path, row counts that leave partial groups."""
+    for D in list(range(1, 131)) + [255, 256, 257]:
+        for M in (1, 3, 4, 5, 7):
+            _check_short_rows(rng, dtype, M, D, affine=(M + D) % 2 == 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("D", [1, 7, 16, 17, 33, 64, 100, 128, 130, 256])
+@pytest.mark.parametrize("affine", [True, False])
+def test_threaded_sizes(rng, dtype, nthreads, D, affine):
+    """Enough rows (an odd count) for the kernels to split them between threads."""
+    _check_short_rows(rng, dtype, 2 * (40000 // D) + 3, D, affine)
+
+
+@pytest.mark.parametrize("D", [3, 16, 64, 100, 128, 256])
+def test_float32_statistics_at_a_large_mean(rng, D):
+    """Shifted two-pass sums: mean 1e6, std 1 in float32 keeps rstd accurate to ~1e-6."""
+    x64 = 1e6 + rng.standard_normal((37, D))
+    x = x64.astype(np.float32)
+    y, mean, rstd = F.layer_norm(x, (D,), eps=0.0)
+    _, rmean, rrstd = R.layer_norm(x, (D,), eps=0.0)  # reference on the float32 values
+    assert np.max(np.abs(rstd / rrstd - 1)) < 5e-6
+    assert np.max(np.abs(mean - rmean)) < 0.07  # float32 spacing at 1e6 is 0.0625
+    ry, _, _ = R.layer_norm(x, (D,), eps=0.0)
+    assert np.max(np.abs(y - ry)) < 1e-4 * max(1.0, np.sqrt(D))
+
+
+def test_results_do_not_depend_on_threads(rng, set_threads):
+    """Groups never straddle the split: 1 and 2 threads give the same bits."""
+    x = offset_randn(rng, (4099, 64), np.float32)
+    w = rng.standard_normal(64).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    out = []
+    for n in (1, 2):
+        set_threads(n)
+        y, mean, rstd = F.layer_norm(x, (64,), w, w)
+        dx, _, _ = F.layer_norm_backward(dy, x, mean, rstd, w)
+        out.append((y, mean, rstd, dx))
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("M,D", [(1, 1), (17, 3), (33, 64), (100, 100), (19, 1024), (5, 5000)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_row_tiles(nthreads, M, D, dtype):
+    rng = np.random.default_rng(M * D)
+    x = offset_randn(rng, (M, D), dtype)
+    w, b = rng.standard_normal(D).astype(dtype), rng.standard_normal(D).astype(dtype)
+    dy = rng.standard_normal((M, D)).astype(dtype)
+    tol = dict(rtol=2e-4, atol=2e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    y, mean, rstd = F.layer_norm(x, (D,), w, b)
+    yr, mr, rr = R.layer_norm(x, (D,), w, b)
+    np.testing.assert_allclose(y, yr, **tol)
+    np.testing.assert_allclose(mean, mr, **tol)
+    np.testing.assert_allclose(rstd, rr, **tol)
+    gw, gb = np.ones(D, dtype), np.ones(D, dtype)  # accumulated into
+    dx, _, _ = F.layer_norm_backward(dy, x, mean, rstd, w, dweight=gw, dbias=gb)
+    dxr, dwr, dbr = R.layer_norm_backward(dy, x, (D,), w)
+    np.testing.assert_allclose(dx, dxr, **tol)
+    np.testing.assert_allclose(gw, 1 + dwr, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10 * M)
+    np.testing.assert_allclose(gb, 1 + dbr, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10 * M)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_large_threaded(rng, nthreads, dtype):
+    x = offset_randn(rng, (1031, 257), dtype)
+    w = rng.standard_normal(257).astype(dtype)
+    b = rng.standard_normal(257).astype(dtype)
+    y, mean, rstd = F.layer_norm(x, 257, w, b)
+    assert_close(y, R.layer_norm(x, (257,), w, b)[0], dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    dx, dw, db = F.layer_norm_backward(dy, x, mean, rstd, w)
+    rdx, rdw, rdb = R.layer_norm_backward(dy, x, (257,), w)
+    assert_close(dx, rdx, dtype, scale=np.abs(rdx).max() * 10)
+    assert_close(dw, rdw, dtype)
+    assert_close(db, rdb, dtype)
+
+
+def test_float32_accuracy_at_mean_1e6():
+    rng = np.random.default_rng(0)
+    x = (1e6 + rng.standard_normal((64, 1024))).astype(np.float32)
+    _, mean, rstd = F.layer_norm(x, (1024,))
+    xd = x.astype(np.float64)
+    std = np.sqrt(xd.var(1))
+    assert np.max(np.abs(mean - xd.mean(1)) / std) < 1e-1  # float32 resolution at 1e6 is 0.06
+    assert np.max(np.abs(rstd * np.sqrt(xd.var(1) + 1e-5) - 1)) < 1e-5
+
+
+def test_module_fast_path_matches_general_path():
+    rng = np.random.default_rng(0)
+    ln = nn.LayerNorm(64)
+    ln.weight.data[...] = rng.standard_normal(64)
+    ln.bias.data[...] = rng.standard_normal(64)
+    x = rng.standard_normal((32, 64)).astype(np.float32)
+    yr = R.layer_norm(x, (64,), ln.weight.data, ln.bias.data)[0]
+    np.testing.assert_allclose(ln(x), yr, rtol=1e-5, atol=1e-5)  # fast path
+    np.testing.assert_allclose(ln(np.asfortranarray(x)), yr, rtol=1e-5, atol=1e-5)  # coerced
+    np.testing.assert_allclose(ln(x[None]), yr[None], rtol=1e-5, atol=1e-5)  # 3-D
+    ln(x)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    dxr = R.layer_norm_backward(dy, x, (64,), ln.weight.data)[0]
+    np.testing.assert_allclose(ln.backward(dy), dxr, rtol=1e-4, atol=1e-4)
+    with pytest.raises(TypeError, match="dtype"):
+        ln(x.astype(np.float64))
+    with pytest.raises(ValueError):
+        ln(rng.standard_normal((32, 63)).astype(np.float32))
+    ln.weight.data = ln.weight.data * 2  # a replaced array is used, not a stale one
+    np.testing.assert_allclose(ln(x), (yr - ln.bias.data) * 2 + ln.bias.data, rtol=1e-4, atol=1e-4)
+    no_affine = nn.LayerNorm(64, elementwise_affine=False)
+    with pytest.raises(TypeError, match="dtype"):
+        no_affine(x.astype(np.float64))
+
+
+# ---- PyTorch (skipped unless torch is installed) ------------------------------------------
+
+
+def _torch_leaf(torch, a):
+    return torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=True)
+
+
+@pytest.mark.parametrize("xshape,nshape", [((4, 6), (6,)), ((2, 3, 4), (3, 4)), ((1, 5), (5,))])
+def test_matches_torch(rng, xshape, nshape):
+    torch = pytest.importorskip("torch")
+    x = offset_randn(rng, xshape)
+    w, b = rng.standard_normal(nshape), rng.standard_normal(nshape)
+    dy = rng.standard_normal(xshape)
+    m = nn.LayerNorm(nshape, eps=1e-5, dtype=np.float64)
+    m.weight.data[...] = w
+    m.bias.data[...] = b
+    y = m(x)
+    dx = m.backward(dy)
+    tx, tw, tb = (_torch_leaf(torch, a) for a in (x, w, b))
+    ty = torch.nn.functional.layer_norm(tx, nshape, tw, tb, eps=1e-5)
+    ty.backward(torch.tensor(dy))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(m.weight.grad, tw.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(m.bias.grad, tb.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_float32_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    x = offset_randn(rng, (16, 8), np.float32)
+    y, _, _ = F.layer_norm(x, 8)
+    ty = torch.nn.functional.layer_norm(torch.tensor(x), (8,))
+    np.testing.assert_allclose(y, ty.numpy(), rtol=1e-4, atol=1e-5)

@@ -1,21 +1,21 @@
 import numpy as np
 import pytest
+import reference as R
+from helpers import DTYPES, GRADCHECK_TOL, assert_close, offset_randn
 
 import normreg
-from normreg import functional as F, nn
-
-import reference as R
-from common import DTYPES, assert_close, frozen, noncontig
-from gradcheck import check_grads, offset_randn
+from normreg import functional as F
+from normreg import nn
+from normreg.testing import gradcheck
 
 SHAPES = [  # (x shape, out_features)
     ((5, 7), 3),
-    ((1, 4), 6),      # one row
-    ((6, 1), 4),      # one input feature
-    ((6, 5), 1),      # one output feature
-    ((2, 3, 8), 5),   # (B, T, D)
+    ((1, 4), 6),  # one row
+    ((6, 1), 4),  # one input feature
+    ((6, 5), 1),  # one output feature
+    ((2, 3, 8), 5),  # (B, T, D)
     ((64, 48), 40),
-    ((7,), 3),        # a single sample without a batch dimension
+    ((7,), 3),  # a single sample without a batch dimension
 ]
 
 
@@ -63,7 +63,7 @@ def test_module_init_bounds():
     bound = 1 / np.sqrt(16)
     assert np.abs(layer.weight.data).max() <= bound
     assert np.abs(layer.bias.data).max() <= bound
-    assert layer.weight.data.std() > bound / 3          # actually spread (uniform: bound/sqrt(3))
+    assert layer.weight.data.std() > bound / 3  # actually spread (uniform: bound/sqrt(3))
     assert nn.Linear(3, 2, bias=False).bias is None
 
 
@@ -74,34 +74,23 @@ def test_gradcheck(rng, xshape, out, bias):
     W = rng.standard_normal((xshape[-1], out))
     b = rng.standard_normal(out) if bias else None
     dy = rng.standard_normal(xshape[:-1] + (out,))
-    dx, dW, db = F.linear_backward(dy, x, W, has_bias=bias)
-    arrays = [x, W] + ([b] if bias else [])
-    grads = [dx, dW] + ([db] if bias else [])
-    check_grads(lambda: F.linear(x, W, b), arrays, grads, dy)
+
+    def backward(dy, x, W, b=None):
+        return F.linear_backward(dy, x, W, has_bias=b is not None)
+
+    assert gradcheck(
+        lambda x, W, b=None: F.linear(x, W, b),
+        (x, W) + ((b,) if bias else ()),
+        backward=backward,
+        dy=dy,
+        **GRADCHECK_TOL,
+    )
 
 
 def test_module_gradcheck(rng):
     layer = nn.Linear(3, 4, dtype=np.float64)
     x = offset_randn(rng, (5, 3))
-    dy = rng.standard_normal((5, 4))
-    layer(x)
-    dx = layer.backward(dy)
-    check_grads(lambda: layer(x), [x, layer.weight.data, layer.bias.data],
-                [dx, layer.weight.grad.copy(), layer.bias.grad.copy()], dy)
-
-
-def test_gradients_accumulate_and_zero_grad(rng):
-    layer = nn.Linear(4, 3, dtype=np.float64)
-    x1, x2 = rng.standard_normal((5, 4)), rng.standard_normal((5, 4))
-    d1, d2 = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
-    layer(x1); layer.backward(d1)
-    layer(x2); layer.backward(d2)
-    _, w1, b1 = R.linear_backward(d1, x1, layer.weight.data)
-    _, w2, b2 = R.linear_backward(d2, x2, layer.weight.data)
-    assert_close(layer.weight.grad, w1 + w2, np.float64)
-    assert_close(layer.bias.grad, b1 + b2, np.float64)
-    layer.zero_grad()
-    assert not layer.weight.grad.any() and not layer.bias.grad.any()
+    assert gradcheck(layer, x, dy=rng.standard_normal((5, 4)), **GRADCHECK_TOL)
 
 
 def test_functional_accumulates_into_given_arrays(rng):
@@ -116,40 +105,6 @@ def test_functional_accumulates_into_given_arrays(rng):
     assert_close(db, db0 + rb, np.float64)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_inputs_untouched_readonly_noncontiguous(rng, dtype):
-    x = rng.standard_normal((6, 5)).astype(dtype)
-    W = rng.standard_normal((5, 4)).astype(dtype)
-    b = rng.standard_normal(4).astype(dtype)
-    dy = rng.standard_normal((6, 4)).astype(dtype)
-    for xx, WW, dd in [(frozen(x), frozen(W), frozen(dy)),
-                       (noncontig(x), np.asfortranarray(W), noncontig(dy))]:
-        copies = [a.copy() for a in (xx, WW, dd)]
-        y = F.linear(xx, WW, frozen(b))
-        assert_close(y, R.linear(x, W, b), dtype)
-        dx, dW, db = F.linear_backward(dd, xx, WW)
-        rdx, rdW, rdb = R.linear_backward(dy, x, W)
-        assert_close(dx, rdx, dtype)
-        assert_close(dW, rdW, dtype)
-        for a, c in zip((xx, WW, dd), copies):
-            np.testing.assert_array_equal(a, c)
-
-
-def test_outputs_are_not_overwritten(rng):
-    layer = nn.Linear(4, 3)
-    x1 = rng.standard_normal((5, 4)).astype(np.float32)
-    x2 = rng.standard_normal((5, 4)).astype(np.float32)
-    y1 = layer(x1)
-    y1_copy = y1.copy()
-    y2 = layer(x2)
-    np.testing.assert_array_equal(y1, y1_copy)
-    assert not np.shares_memory(y1, y2)
-    d1 = layer.backward(np.ones((5, 3), np.float32))
-    d1c = d1.copy()
-    layer.backward(2 * np.ones((5, 3), np.float32))
-    np.testing.assert_array_equal(d1, d1c)
-
-
 def test_out_argument(rng):
     x, W = rng.standard_normal((3, 4)), rng.standard_normal((4, 2))
     out = np.empty((3, 2))
@@ -158,8 +113,9 @@ def test_out_argument(rng):
     assert_close(out, R.linear(x, W), np.float64)
 
 
-@pytest.mark.parametrize("xshape,out", [((4, 0), 3), ((2, 3, 0), 2), ((4, 3), 0), ((0, 3), 2),
-                                        ((0, 2, 3), 2)])
+@pytest.mark.parametrize(
+    "xshape,out", [((4, 0), 3), ((2, 3, 0), 2), ((4, 3), 0), ((0, 3), 2), ((0, 2, 3), 2)]
+)
 def test_empty_dimensions(rng, xshape, out):
     x = rng.standard_normal(xshape)
     W = rng.standard_normal((xshape[-1], out))
@@ -172,3 +128,37 @@ def test_empty_dimensions(rng, xshape, out):
         assert_close(got, want, np.float64)
     layer = nn.Linear(xshape[-1], out, dtype=np.float64)
     assert layer(x).shape == y.shape and layer.backward(dy).shape == x.shape
+
+
+@pytest.mark.parametrize("B,K,N", [(512, 512, 10), (128, 1024, 512), (3, 7, 2)])
+def test_thread_choice_keeps_results_and_setting(nthreads, B, K, N):
+    """Skinny products run on one OpenBLAS thread: the results and the setting stay."""
+    rng = np.random.default_rng(B)
+    x = rng.standard_normal((B, K)).astype(np.float32)
+    w = rng.standard_normal((K, N)).astype(np.float32)
+    b = rng.standard_normal(N).astype(np.float32)
+    dy = rng.standard_normal((B, N)).astype(np.float32)
+    y = F.linear(x, w, b)
+    np.testing.assert_allclose(y, R.linear(x, w, b), rtol=1e-4, atol=1e-3)
+    dx, dw, db = F.linear_backward(dy, x, w)
+    rdx, rdw, _ = R.linear_backward(dy, x, w)
+    np.testing.assert_allclose(dx, rdx, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(dw, rdw, rtol=1e-4, atol=1e-3)
+    assert normreg.get_num_threads() == nthreads
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_large_linear_relu_loss_chain(rng, nthreads, dtype):
+    """Large (threaded) inputs through linear, relu and cross-entropy, 1 and 2 threads."""
+    x = rng.standard_normal((513, 300)).astype(dtype)
+    W = rng.standard_normal((300, 129)).astype(dtype)
+    b = rng.standard_normal(129).astype(dtype)
+    y = F.linear(x, W, b)
+    assert_close(y, R.linear(x, W, b), dtype)
+    r = F.relu(y)
+    assert_close(r, R.relu(y), dtype)
+    labels = rng.integers(0, 129, 513)
+    loss, lse = F.cross_entropy(r, labels)
+    assert_close(loss, R.cross_entropy(r, labels)[0], dtype)
+    dz = F.cross_entropy_backward(r, labels, lse)
+    assert_close(dz, R.cross_entropy_backward(r, labels), dtype, scale=1 / 513)

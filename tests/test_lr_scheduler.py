@@ -1,4 +1,5 @@
 """Learning-rate schedules against their closed forms (and PyTorch when installed)."""
+
 import math
 
 import numpy as np
@@ -40,7 +41,9 @@ def test_cosine_annealing_lr():
     got = _trace(opt, L.CosineAnnealingLR(opt, T_max=T, eta_min=eta_min), T + 1)
     for e in range(T + 1):
         for base, lr in zip((0.1, 0.02), got[e]):
-            assert lr == pytest.approx(eta_min + (base - eta_min) * (1 + math.cos(math.pi * e / T)) / 2, rel=1e-14)
+            assert lr == pytest.approx(
+                eta_min + (base - eta_min) * (1 + math.cos(math.pi * e / T)) / 2, rel=1e-14
+            )
     np.testing.assert_allclose(got[0], [0.1, 0.02])
     np.testing.assert_allclose(got[T], [eta_min, eta_min])
 
@@ -56,8 +59,11 @@ def test_linear_warmup_lr():
 def test_sequential_warmup_then_cosine():
     opt = _opt()
     warm, T = 3, 6
-    sched = L.SequentialLR(opt, [L.LinearLR(opt, start_factor=0.25, total_iters=warm),
-                                 L.CosineAnnealingLR(opt, T_max=T)], milestones=[warm])
+    sched = L.SequentialLR(
+        opt,
+        [L.LinearLR(opt, start_factor=0.25, total_iters=warm), L.CosineAnnealingLR(opt, T_max=T)],
+        milestones=[warm],
+    )
     got = _trace(opt, sched, warm + T + 1)
     for e in range(warm + T + 1):
         for base, lr in zip((0.1, 0.02), got[e]):
@@ -144,8 +150,9 @@ def test_matches_torch(kind):
             return mod.CosineAnnealingLR(o, 7, eta_min=0.01)
         if kind == "linear":
             return mod.LinearLR(o, 0.2, 0.9, 4)
-        return mod.SequentialLR(o, [mod.LinearLR(o, 0.1, total_iters=3),
-                                    mod.CosineAnnealingLR(o, 6)], milestones=[3])
+        return mod.SequentialLR(
+            o, [mod.LinearLR(o, 0.1, total_iters=3), mod.CosineAnnealingLR(o, 6)], milestones=[3]
+        )
 
     ts, s = make(TL, topt), make(L, opt)
     for _ in range(12):

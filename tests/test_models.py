@@ -1,10 +1,14 @@
-"""normreg.models: MLP and MLPResNet structure, and their backward against finite differences."""
+"""normreg.models: MLP and MLPResNet structure, their forward against the references and
+their backward against central differences (normreg.testing.gradcheck)."""
+
 import numpy as np
 import pytest
+import reference as R
 
 import normreg
 from normreg import nn
 from normreg.models import MLP, MLPResNet
+from normreg.testing import gradcheck
 
 
 def _types(model):
@@ -13,12 +17,23 @@ def _types(model):
 
 def test_mlp_structure():
     m = MLP(784, [64, 32], 10, norm="batch", dropout=0.2)
-    assert _types(m) == ["Linear", "BatchNorm1d", "ReLU", "Dropout",
-                         "Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear"]
-    assert [(l.in_features, l.out_features) for l in m if isinstance(l, nn.Linear)] == \
-        [(784, 64), (64, 32), (32, 10)]
-    assert _types(MLP(5, 8, 3, norm="layer", depth=3)) == \
-        ["Linear", "LayerNorm", "ReLU"] * 3 + ["Linear"]
+    assert _types(m) == [
+        "Linear",
+        "BatchNorm1d",
+        "ReLU",
+        "Dropout",
+        "Linear",
+        "BatchNorm1d",
+        "ReLU",
+        "Dropout",
+        "Linear",
+    ]
+    assert [(lin.in_features, lin.out_features) for lin in m if isinstance(lin, nn.Linear)] == [
+        (784, 64),
+        (64, 32),
+        (32, 10),
+    ]
+    assert _types(MLP(5, 8, 3, norm="layer", depth=3)) == ["Linear", "LayerNorm", "ReLU"] * 3 + ["Linear"]
     assert _types(MLP(5, 8, 3, norm=None)) == ["Linear", "ReLU", "Linear"]
     assert _types(MLP(5, 8, 3, norm="none", depth=0)) == ["Linear"]
     assert m(np.zeros((4, 784), np.float32)).shape == (4, 10)
@@ -53,60 +68,30 @@ def test_resnet_structure():
 
 def _resnet_reference(x, r):
     """An independent NumPy forward of an MLPResNet(norm='layer', dropout=0)."""
-    def ln(z, w, b):
-        mu = z.mean(1, keepdims=True)
-        var = ((z - mu) ** 2).mean(1, keepdims=True)
-        return (z - mu) / np.sqrt(var + 1e-5) * w + b
 
-    h = np.maximum(x @ r[0].weight.data + r[0].bias.data, 0)
+    def ln(z, norm):
+        return R.layer_norm(z, z.shape[-1:], norm.weight.data, norm.bias.data)[0]
+
+    def lin(z, layer):
+        return R.linear(z, layer.weight.data, layer.bias.data)
+
+    h = R.relu(lin(x, r[0]))
     for block in list(r)[2:-1]:
         lin1, n1, _, lin2, n2 = block[0].fn
-        z = np.maximum(ln(h @ lin1.weight.data + lin1.bias.data, n1.weight.data, n1.bias.data), 0)
-        z = ln(z @ lin2.weight.data + lin2.bias.data, n2.weight.data, n2.bias.data)
-        h = np.maximum(z + h, 0)
-    return h @ r[-1].weight.data + r[-1].bias.data
+        z = ln(lin(R.relu(ln(lin(h, lin1), n1)), lin2), n2)
+        h = R.relu(z + h)
+    return lin(h, r[-1])
 
 
 def test_resnet_forward_matches_numpy_reference():
     normreg.manual_seed(1)
-    r = MLPResNet(12, hidden=10, num_classes=3, num_blocks=2, norm="layer", dropout=0.0,
-                  dtype=np.float64)
+    r = MLPResNet(12, hidden=10, num_classes=3, num_blocks=2, norm="layer", dropout=0.0, dtype=np.float64)
     x = np.random.default_rng(0).standard_normal((6, 12))
     np.testing.assert_allclose(r(x), _resnet_reference(x, r), rtol=1e-10, atol=1e-12)
 
 
-def _check_gradients(model, x, rng, n_params=6, eps=1e-6):
-    """Central differences in float64 of ``sum(model(x) * g)`` for a random ``g``: the input
-    gradient and a few entries of each parameter's gradient."""
-    y = model(x)
-    g = rng.standard_normal(y.shape)
-    model.zero_grad()
-    dx = model.backward(g)
-
-    def f():
-        return float((model(x) * g).sum())
-
-    num_dx = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + eps
-        fp = f()
-        x[idx] = old - eps
-        fm = f()
-        x[idx] = old
-        num_dx[idx] = (fp - fm) / (2 * eps)
-    np.testing.assert_allclose(dx, num_dx, rtol=1e-5, atol=1e-6)
-    for name, p in model.named_parameters():
-        flat = p.data.reshape(-1)
-        for i in rng.choice(flat.size, size=min(n_params, flat.size), replace=False):
-            old = flat[i]
-            flat[i] = old + eps
-            fp = f()
-            flat[i] = old - eps
-            fm = f()
-            flat[i] = old
-            np.testing.assert_allclose(p.grad.reshape(-1)[i], (fp - fm) / (2 * eps),
-                                       rtol=1e-5, atol=1e-6, err_msg=name)
+# Central differences of sum(dy * model(x)) for every input and parameter element.
+MODEL_GRADCHECK_TOL = dict(rtol=1e-5, atol=1e-6, eps=1e-6)
 
 
 @pytest.mark.parametrize("norm", ["batch", "layer", None])
@@ -115,17 +100,20 @@ def test_mlp_backward_finite_differences(norm):
     rng = np.random.default_rng(3)
     model = MLP(5, [7, 6], 4, norm=norm, dtype=np.float64)
     x = 5 * rng.standard_normal((8, 5)) + 12
-    _check_gradients(model, x, rng)
+    assert gradcheck(
+        model, x, dy=rng.standard_normal((len(x), model[-1].out_features)), **MODEL_GRADCHECK_TOL
+    )
 
 
 @pytest.mark.parametrize("norm", ["batch", "layer"])
 def test_resnet_backward_finite_differences(norm):
     normreg.manual_seed(4)
     rng = np.random.default_rng(5)
-    model = MLPResNet(5, hidden=6, num_classes=3, num_blocks=2, norm=norm, dropout=0.0,
-                      dtype=np.float64)
+    model = MLPResNet(5, hidden=6, num_classes=3, num_blocks=2, norm=norm, dropout=0.0, dtype=np.float64)
     x = 5 * rng.standard_normal((7, 5)) + 12
-    _check_gradients(model, x, rng)
+    assert gradcheck(
+        model, x, dy=rng.standard_normal((len(x), model[-1].out_features)), **MODEL_GRADCHECK_TOL
+    )
 
 
 def test_dropout_model_trains_and_evaluates():

@@ -1,6 +1,9 @@
 """Optimizers against independent NumPy references of their update rules."""
+
 import numpy as np
 import pytest
+import reference as R
+from helpers import train_steps
 
 import normreg
 from normreg import functional as F
@@ -15,32 +18,36 @@ def _tol(dtype):
     return dict(rtol=2e-5, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-13)
 
 
-# ---- NumPy references (textbook forms, float64) ---------------------------------------
+def _adam_reference(
+    p, g, st, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, decoupled=False
+):
+    """reference.adam_step with its state (step count and moments, starting at 0) in ``st``."""
+    zeros = np.zeros_like(p)
+    st["t"] = st.get("t", 0) + 1
+    p, st["m"], st["v"], st["vmax"] = R.adam_step(
+        p,
+        g,
+        st.get("m", zeros),
+        st.get("v", zeros),
+        st.get("vmax", zeros) if amsgrad else None,
+        st["t"],
+        lr,
+        betas[0],
+        betas[1],
+        eps,
+        weight_decay,
+        decoupled,
+    )
+    return p
 
 
-def ref_sgd(p, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
-    d = g + weight_decay * p
-    if momentum != 0:
-        buf = d.copy() if buf is None else momentum * buf + (1 - dampening) * d
-        d = d + momentum * buf if nesterov else buf
-    return p - lr * d, buf
-
-
-def ref_adam(p, g, st, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-             amsgrad=False, decoupled=False):
-    b1, b2 = betas
-    if decoupled:
-        p = p * (1 - lr * weight_decay)
-    else:
-        g = g + weight_decay * p
-    t = st.get("t", 0) + 1
-    m = b1 * st.get("m", 0.0) + (1 - b1) * g
-    v = b2 * st.get("v", 0.0) + (1 - b2) * g * g
-    vmax = np.maximum(st.get("vmax", 0.0), v) if amsgrad else v
-    st.update(t=t, m=m, v=v, vmax=vmax)
-    mhat = m / (1 - b1 ** t)
-    vhat = vmax / (1 - b2 ** t)
-    return p - lr * mhat / (np.sqrt(vhat) + eps)
+def _run_steps(opt, params, grads, t0, t1):
+    """Steps t0 .. t1-1, each with the gradient grads[i](param, t) added into each .grad."""
+    for t in range(t0, t1):
+        opt.zero_grad()
+        for p, gf in zip(params, grads):
+            p.grad += gf(p.data.astype(np.float64), t).astype(p.dtype)
+        opt.step()
 
 
 def _grad_fn(seed, shape):
@@ -52,6 +59,7 @@ def _grad_fn(seed, shape):
 
     def grad(p, t):
         return scale * (p - 1.0) + noise[t]
+
     return grad
 
 
@@ -79,13 +87,10 @@ def test_sgd_matches_reference(dtype, cfg):
     bufs = [None] * len(params)
     grads = [_grad_fn(i + 1, p.shape) for i, p in enumerate(params)]
     opt = optim.SGD(params, **cfg)
+    _run_steps(opt, params, grads, 0, STEPS)
     for t in range(STEPS):
-        opt.zero_grad()
-        for p, gf in zip(params, grads):
-            p.grad += gf(p.data.astype(np.float64), t).astype(dtype)
-        opt.step()
         for i, gf in enumerate(grads):
-            refs[i], bufs[i] = ref_sgd(refs[i], gf(refs[i], t), bufs[i], **cfg)
+            refs[i], bufs[i] = R.sgd_step(refs[i], gf(refs[i], t), bufs[i], **cfg)
     for p, r in zip(params, refs):
         assert p.data.dtype == dtype
         np.testing.assert_allclose(p.data, r, **_tol(dtype))
@@ -122,7 +127,9 @@ ADAM_CONFIGS = [
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("decoupled", [False, True], ids=["Adam", "AdamW"])
-@pytest.mark.parametrize("cfg", ADAM_CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "defaults")
+@pytest.mark.parametrize(
+    "cfg", ADAM_CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "defaults"
+)
 def test_adam_matches_reference(dtype, decoupled, cfg):
     params = _params(dtype)
     refs = [p.data.astype(np.float64) for p in params]
@@ -130,16 +137,12 @@ def test_adam_matches_reference(dtype, decoupled, cfg):
     grads = [_grad_fn(i + 7, p.shape) for i, p in enumerate(params)]
     cls = optim.AdamW if decoupled else optim.Adam
     opt = cls(params, **cfg)
-    full = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, amsgrad=False,
-                weight_decay=1e-2 if decoupled else 0.0)
+    full = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, amsgrad=False, weight_decay=1e-2 if decoupled else 0.0)
     full.update(cfg)
+    _run_steps(opt, params, grads, 0, STEPS)
     for t in range(STEPS):
-        opt.zero_grad()
-        for p, gf in zip(params, grads):
-            p.grad += gf(p.data.astype(np.float64), t).astype(dtype)
-        opt.step()
         for i, gf in enumerate(grads):
-            refs[i] = ref_adam(refs[i], gf(refs[i], t), states[i], decoupled=decoupled, **full)
+            refs[i] = _adam_reference(refs[i], gf(refs[i], t), states[i], decoupled=decoupled, **full)
     # float32: the step divides by sqrt(v) + eps, which amplifies rounding a little
     tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
     for p, r, st in zip(params, refs, states):
@@ -192,7 +195,7 @@ def test_large_buffer_uses_threads_and_matches_reference(dtype):
     np.testing.assert_array_equal(results[0][1], results[1][1])
     ref, buf = w.astype(np.float64), None
     for _ in range(3):
-        ref, buf = ref_sgd(ref, g.astype(np.float64), buf, 0.1, 0.9, 0.0, 1e-2, True)
+        ref, buf = R.sgd_step(ref, g.astype(np.float64), buf, 0.1, 0.9, 0.0, 1e-2, True)
     np.testing.assert_allclose(results[0][0], ref, **_tol(dtype))
 
 
@@ -204,8 +207,11 @@ def test_parameter_groups_have_their_own_hyperparameters(dtype):
     a, b = _params(dtype, ((4, 3), (3,)))
     ra, rb = a.data.astype(np.float64), b.data.astype(np.float64)
     ba = bb = None
-    opt = optim.SGD([{"params": [a], "weight_decay": 0.1},
-                     {"params": [b], "lr": 0.5, "momentum": 0.0}], lr=0.05, momentum=0.9)
+    opt = optim.SGD(
+        [{"params": [a], "weight_decay": 0.1}, {"params": [b], "lr": 0.5, "momentum": 0.0}],
+        lr=0.05,
+        momentum=0.9,
+    )
     assert opt.param_groups[0]["lr"] == 0.05 and opt.param_groups[0]["momentum"] == 0.9
     assert opt.param_groups[1]["lr"] == 0.5 and opt.param_groups[1]["weight_decay"] == 0.0
     assert opt.param_groups[1]["nesterov"] is False and opt.param_groups[1]["dampening"] == 0.0
@@ -215,16 +221,22 @@ def test_parameter_groups_have_their_own_hyperparameters(dtype):
         gb = rng.standard_normal(b.shape).astype(dtype)
         a.grad[...], b.grad[...] = ga, gb
         opt.step()
-        ra, ba = ref_sgd(ra, ga, ba, 0.05, 0.9, 0.0, 0.1)
-        rb, bb = ref_sgd(rb, gb, bb, 0.5)
+        ra, ba = R.sgd_step(ra, ga, ba, 0.05, 0.9, 0.0, 0.1)
+        rb, bb = R.sgd_step(rb, gb, bb, 0.5)
     np.testing.assert_allclose(a.data, ra, **_tol(dtype))
     np.testing.assert_allclose(b.data, rb, **_tol(dtype))
     assert opt.state[b]["momentum_buffer"] is None
 
 
 def test_param_groups_helper_splits_weights_from_biases_and_norm_weights():
-    model = nn.Sequential(nn.Linear(6, 8), nn.LayerNorm(8), nn.ReLU(), nn.Linear(8, 5),
-                          nn.BatchNorm1d(5), nn.Linear(5, 2, bias=False))
+    model = nn.Sequential(
+        nn.Linear(6, 8),
+        nn.LayerNorm(8),
+        nn.ReLU(),
+        nn.Linear(8, 5),
+        nn.BatchNorm1d(5),
+        nn.Linear(5, 2, bias=False),
+    )
     groups = optim.param_groups(model, 5e-4)
     assert len(groups) == 2
     decay = {id(p) for p in groups[0]["params"]}
@@ -232,8 +244,9 @@ def test_param_groups_helper_splits_weights_from_biases_and_norm_weights():
     assert groups[0]["weight_decay"] == 5e-4 and groups[1]["weight_decay"] == 0.0
     named = dict(model.named_parameters())
     assert decay == {id(named[k]) for k in ("0.weight", "3.weight", "5.weight")}
-    assert no_decay == {id(named[k]) for k in ("0.bias", "1.weight", "1.bias", "3.bias",
-                                               "4.weight", "4.bias")}
+    assert no_decay == {
+        id(named[k]) for k in ("0.bias", "1.weight", "1.bias", "3.bias", "4.weight", "4.bias")
+    }
     # used as is: biases and normalization weights are not decayed
     opt = optim.SGD(groups, lr=0.1, momentum=0.9)
     bias_before = named["0.bias"].data.copy()
@@ -249,8 +262,11 @@ def test_param_groups_helper_splits_weights_from_biases_and_norm_weights():
 
 def test_params_may_be_a_generator_a_list_or_groups():
     model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
-    for params in (model.parameters(), (p for p in model.parameters()),
-                   [{"params": model[0].parameters()}, {"params": model[1].parameters(), "lr": 1.0}]):
+    for params in (
+        model.parameters(),
+        (p for p in model.parameters()),
+        [{"params": model[0].parameters()}, {"params": model[1].parameters(), "lr": 1.0}],
+    ):
         opt = optim.Adam(params)
         assert sum(len(g["params"]) for g in opt.param_groups) == 4
 
@@ -274,56 +290,53 @@ def test_zero_grad_step_skips_missing_grad_and_returns_closure_loss():
 def test_training_loop_decreases_the_loss():
     normreg.manual_seed(0)
     model = nn.Sequential(nn.Linear(10, 32), nn.LayerNorm(32), nn.ReLU(), nn.Linear(32, 3))
-    loss_fn = nn.SoftmaxLoss()
     rng = np.random.default_rng(0)
     x = rng.standard_normal((256, 10)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0)
-    for opt in (optim.SGD(optim.param_groups(model, 5e-4), lr=0.1, momentum=0.9),
-                optim.AdamW(model.parameters(), lr=1e-2)):
-        losses = []
-        for _ in range(30):
-            opt.zero_grad()
-            losses.append(loss_fn(model(x), y))
-            model.backward(loss_fn.backward())
-            opt.step()
+    for opt in (
+        optim.SGD(optim.param_groups(model, 5e-4), lr=0.1, momentum=0.9),
+        optim.AdamW(model.parameters(), lr=1e-2),
+    ):
+        losses = train_steps(model, opt, x, y, 30)
         assert losses[-1] < 0.7 * losses[0]
 
 
 # ---- state_dict ------------------------------------------------------------------------------
 
 
-def _run(opt, params, grads, t0, t1):
-    for t in range(t0, t1):
-        opt.zero_grad()
-        for p, gf in zip(params, grads):
-            p.grad += gf(p.data.astype(np.float64), t).astype(p.dtype)
-        opt.step()
-
-
-@pytest.mark.parametrize("make", [
-    lambda ps: optim.SGD([{"params": ps[:1]}, {"params": ps[1:], "lr": 0.01}], lr=0.05,
-                         momentum=0.9, nesterov=True, weight_decay=1e-3),
-    lambda ps: optim.Adam(ps, lr=0.02, weight_decay=1e-2, amsgrad=True),
-    lambda ps: optim.AdamW([{"params": ps[:1], "weight_decay": 0.0}, {"params": ps[1:]}], lr=0.02),
-], ids=["SGD", "Adam", "AdamW"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ps: optim.SGD(
+            [{"params": ps[:1]}, {"params": ps[1:], "lr": 0.01}],
+            lr=0.05,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=1e-3,
+        ),
+        lambda ps: optim.Adam(ps, lr=0.02, weight_decay=1e-2, amsgrad=True),
+        lambda ps: optim.AdamW([{"params": ps[:1], "weight_decay": 0.0}, {"params": ps[1:]}], lr=0.02),
+    ],
+    ids=["SGD", "Adam", "AdamW"],
+)
 @pytest.mark.parametrize("through_file", [False, True])
 def test_state_dict_round_trip_mid_training_gives_the_identical_continuation(make, through_file, tmp_path):
     params = _params(np.float32)
     grads = [_grad_fn(i + 11, p.shape) for i, p in enumerate(params)]
     opt = make(params)
-    _run(opt, params, grads, 0, 10)
+    _run_steps(opt, params, grads, 0, 10)
     sd = opt.state_dict()
     snapshot = [p.data.copy() for p in params]
     if through_file:
         normreg.save({"optimizer": sd, "params": snapshot}, tmp_path / "ck.npz")
         loaded = normreg.load(tmp_path / "ck.npz")
         sd, snapshot = loaded["optimizer"], loaded["params"]
-    _run(opt, params, grads, 10, 20)
+    _run_steps(opt, params, grads, 10, 20)
 
     clones = [Parameter(s) for s in snapshot]
     opt2 = make(clones)
     opt2.load_state_dict(sd)
-    _run(opt2, clones, grads, 10, 20)
+    _run_steps(opt2, clones, grads, 10, 20)
     for p, c in zip(params, clones):
         np.testing.assert_array_equal(p.data, c.data)
     assert opt2.state_dict()["param_groups"] == opt.state_dict()["param_groups"]
@@ -362,10 +375,16 @@ def test_load_state_dict_checks_everything_and_names_the_entry():
         return sd
 
     cases = [
-        (lambda sd: sd["state"][0].__setitem__("exp_avg", np.zeros((2, 3), np.float32)), ValueError,
-         r"state\[0\]\['exp_avg'\] has shape"),
-        (lambda sd: sd["state"][1].__setitem__("exp_avg_sq", np.zeros(2, np.float64)), TypeError,
-         r"state\[1\]\['exp_avg_sq'\] has dtype float64"),
+        (
+            lambda sd: sd["state"][0].__setitem__("exp_avg", np.zeros((2, 3), np.float32)),
+            ValueError,
+            r"state\[0\]\['exp_avg'\] has shape",
+        ),
+        (
+            lambda sd: sd["state"][1].__setitem__("exp_avg_sq", np.zeros(2, np.float64)),
+            TypeError,
+            r"state\[1\]\['exp_avg_sq'\] has dtype float64",
+        ),
         (lambda sd: sd["state"][0].pop("step"), KeyError, r"state\[0\] has missing keys \['step'\]"),
         (lambda sd: sd["state"][0].__setitem__("velocity", 1), KeyError, "unexpected keys.*velocity"),
         (lambda sd: sd["state"].__setitem__(5, {}), KeyError, "state key 5"),
@@ -442,8 +461,9 @@ def test_functional_steps_check_their_arrays():
     with pytest.raises(ValueError, match="momentum_buffer"):
         F.sgd_step_(p, g, lr=0.1, momentum=0.9)
     with pytest.raises(TypeError, match="exp_avg_sq"):
-        F.adam_step_(p, g, np.zeros_like(p), np.zeros((3, 2)), step=1, lr=0.1, beta1=0.9,
-                     beta2=0.99, eps=1e-8)
+        F.adam_step_(
+            p, g, np.zeros_like(p), np.zeros((3, 2)), step=1, lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8
+        )
     ro = np.zeros((3, 2), np.float32)
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="param"):
@@ -451,13 +471,15 @@ def test_functional_steps_check_their_arrays():
     np.testing.assert_array_equal(p, 0.0)
     # the binding itself names the argument too
     from normreg import _C
+
     with pytest.raises(TypeError, match="'grad'"):
         _C.sgd_step(p, g.astype(np.float64), None, 0.1, 0.0, 0.0, 0.0, False, False)
     with pytest.raises(ValueError, match="'momentum_buffer'"):
         _C.sgd_step(p, g, np.zeros(6, np.float32), 0.1, 0.9, 0.0, 0.0, False, False)
     with pytest.raises(TypeError, match="'lr'"):
-        _C.adam_step(p, g, np.zeros_like(p), np.zeros_like(p), None, "x", 0.9, 0.99, 1e-8, 0.0,
-                     False, 0.1, 0.01)
+        _C.adam_step(
+            p, g, np.zeros_like(p), np.zeros_like(p), None, "x", 0.9, 0.99, 1e-8, 0.0, False, 0.1, 0.01
+        )
     with pytest.raises(TypeError, match="13 arguments"):
         _C.adam_step(p, g)
 
@@ -465,12 +487,15 @@ def test_functional_steps_check_their_arrays():
 # ---- optional cross-check against PyTorch --------------------------------------------------
 
 
-@pytest.mark.parametrize("name,kwargs", [
-    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=True)),
-    ("SGD", dict(lr=0.05, momentum=0.8, dampening=0.2, weight_decay=1e-2)),
-    ("Adam", dict(lr=0.01, betas=(0.8, 0.99), weight_decay=1e-2, amsgrad=True)),
-    ("AdamW", dict(lr=0.01, weight_decay=0.1)),
-])
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=True)),
+        ("SGD", dict(lr=0.05, momentum=0.8, dampening=0.2, weight_decay=1e-2)),
+        ("Adam", dict(lr=0.01, betas=(0.8, 0.99), weight_decay=1e-2, amsgrad=True)),
+        ("AdamW", dict(lr=0.01, weight_decay=0.1)),
+    ],
+)
 def test_matches_torch(name, kwargs):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(4)
@@ -486,60 +511,3 @@ def test_matches_torch(name, kwargs):
         opt.step()
         topt.step()
     np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-5, atol=1e-6)
-
-
-# ---- L2 penalty ------------------------------------------------------------------------------
-
-
-def test_l2_penalty_value_and_gradient():
-    a, b = _params(np.float64, ((4, 3), (3,)))
-    ga, gb = a.grad.copy(), b.grad.copy()
-    a.grad += 1.0
-    lam = 0.3
-    value = nn.l2_penalty([a, b], lam)
-    assert isinstance(value, float)
-    assert value == pytest.approx(lam / 2 * (np.sum(a.data ** 2) + np.sum(b.data ** 2)), rel=1e-12)
-    np.testing.assert_allclose(a.grad, ga + 1.0 + lam * a.data, rtol=1e-14)
-    np.testing.assert_allclose(b.grad, gb + lam * b.data, rtol=1e-14)
-    # the gradient is the derivative of the value: central differences in float64
-    eps = 1e-6
-    w = a.data
-    i = (2, 1)
-    old = w[i]
-    w[i] = old + eps
-    up = nn.l2_penalty([Parameter(w)], lam)
-    w[i] = old - eps
-    down = nn.l2_penalty([Parameter(w)], lam)
-    w[i] = old
-    assert (up - down) / (2 * eps) == pytest.approx(lam * old, rel=1e-6)
-    with pytest.raises(ValueError, match="lam"):
-        nn.l2_penalty([a], -0.1)
-    with pytest.raises(TypeError, match=r"params\[0\]"):
-        nn.l2_penalty([a.data], 0.1)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("momentum", [0.0, 0.9])
-def test_l2_penalty_gives_the_trajectory_of_sgd_weight_decay(dtype, momentum):
-    """loss + lam/2 ||W||^2 with plain SGD == SGD(weight_decay=lam) on the loss alone."""
-    lam = 1e-2
-    rng = np.random.default_rng(2)
-    x = (5 * rng.standard_normal((64, 8)) + 1).astype(dtype)
-    y = rng.integers(0, 3, 64)
-    runs = []
-    for use_penalty in (True, False):
-        normreg.manual_seed(0)
-        model = nn.Sequential(nn.Linear(8, 16, dtype=dtype), nn.ReLU(), nn.Linear(16, 3, dtype=dtype))
-        opt = optim.SGD(model.parameters(), lr=0.05, momentum=momentum,
-                        weight_decay=0.0 if use_penalty else lam)
-        loss_fn = nn.SoftmaxLoss()
-        for _ in range(20):
-            opt.zero_grad()
-            loss_fn(model(x), y)
-            model.backward(loss_fn.backward())
-            if use_penalty:
-                nn.l2_penalty(model.parameters(), lam)
-            opt.step()
-        runs.append([p.data.copy() for p in model.parameters()])
-    for pa, pb in zip(*runs):
-        np.testing.assert_allclose(pa, pb, **_tol(dtype))

@@ -5,6 +5,7 @@ Explicit forward/backward modules (``normreg.nn``), stateless functions
 (``normreg.set_num_threads``); optimizers and schedules (``normreg.optim``), initializers
 (``normreg.init``) and checkpoints (``normreg.save`` / ``normreg.load``).
 """
+
 __version__ = "0.1.0"
 
 import os as _os
@@ -16,32 +17,41 @@ import os as _os
 # yourself, before importing normreg, to choose otherwise.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import _C
-from . import functional, nn, random
-from . import init, optim
-from .serialization import save, load, CheckpointError
-from . import conventions, testing
-from .random import Generator, manual_seed, initial_seed, seed, default_generator
+from . import _C, _validation, conventions, functional, init, nn, optim, random, testing
+from . import serialization as serialization
+from .random import Generator, default_generator, initial_seed, manual_seed, seed
+from .serialization import CheckpointError, load, save
 
 
-def set_num_threads(n):
+def set_num_threads(n: int) -> None:
     """Threads used by normreg's kernels and by its OpenBLAS (one setting for both)."""
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"n must be an int, got {type(n).__name__}")
-    _C.set_num_threads(n)
+    _C.set_num_threads(_validation.integer(n, "n", "set_num_threads", low=1))
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """Threads used by normreg's kernels and OpenBLAS (default: OMP_NUM_THREADS or the cores)."""
     return _C.get_num_threads()
 
 
-__all__ = ["functional", "nn", "random", "conventions", "testing", "Generator", "manual_seed", "initial_seed", "seed",
-           "default_generator", "set_num_threads", "get_num_threads", "__version__"]
+__all__ = [
+    "functional",
+    "nn",
+    "random",
+    "conventions",
+    "testing",
+    "Generator",
+    "manual_seed",
+    "initial_seed",
+    "seed",
+    "default_generator",
+    "set_num_threads",
+    "get_num_threads",
+    "__version__",
+]
 __all__ += ["init", "optim", "save", "load", "CheckpointError"]
 
 
-def empty_cache():
+def empty_cache() -> None:
     """Give the cached memory of freed large output arrays back to the system.
 
     Outputs of 1 MiB and more come from a pool of blocks that stay mapped, so a training

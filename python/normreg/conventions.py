@@ -35,7 +35,14 @@ existing objects::
         bn = normreg.nn.BatchNorm1d(3)
     bn = normreg.nn.BatchNorm1d(3, convention="needle")   # just this layer
 """
+
+from __future__ import annotations
+
 import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from . import _validation as V
 
 __all__ = ["Convention", "PRESETS", "use", "current", "get", "DEFAULT"]
 
@@ -43,21 +50,22 @@ __all__ = ["Convention", "PRESETS", "use", "current", "get", "DEFAULT"]
 class _Default:
     """Marks an argument whose default comes from the active convention."""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<convention default>"
 
 
 DEFAULT = _Default()
 
-_MOMENTUM_STYLES = ("torch", "cs231n")
-_VAR_ESTIMATORS = ("unbiased", "biased")
-_SGD_STYLES = ("heavy_ball", "ema")
+#: The values of the switches (see the table above).
+BN_MOMENTUM_STYLES = ("torch", "cs231n")
+BN_VAR_ESTIMATORS = ("unbiased", "biased")
+SGD_MOMENTUM_STYLES = ("heavy_ball", "ema")
 
 
-def check_choice(value, name, choices):
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
-    return value
+def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
+    """``value`` if it is one of the strings ``choices``: TypeError for a non-string,
+    ValueError for another string."""
+    return V.choice(value, name, "conventions", choices)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,24 +80,30 @@ class Convention:
     dropout_p_is_keep_prob: bool = False
     sgd_momentum_style: str = "heavy_ball"
 
-    def __post_init__(self):
-        check_choice(self.bn_momentum_style, "bn_momentum_style", _MOMENTUM_STYLES)
-        check_choice(self.bn_running_var_estimator, "bn_running_var_estimator", _VAR_ESTIMATORS)
-        check_choice(self.sgd_momentum_style, "sgd_momentum_style", _SGD_STYLES)
+    def __post_init__(self) -> None:
+        where = "Convention"
+        V.choice(self.bn_momentum_style, "bn_momentum_style", where, BN_MOMENTUM_STYLES)
+        V.choice(self.bn_running_var_estimator, "bn_running_var_estimator", where, BN_VAR_ESTIMATORS)
+        V.choice(self.sgd_momentum_style, "sgd_momentum_style", where, SGD_MOMENTUM_STYLES)
 
 
 PRESETS = {
     "torch": Convention("torch"),
     "needle": Convention("needle", bn_running_var_estimator="biased", sgd_momentum_style="ema"),
-    "cs231n": Convention("cs231n", bn_momentum=0.9, bn_momentum_style="cs231n",
-                         bn_running_var_estimator="biased", bn_initial_running_var=0.0,
-                         dropout_p_is_keep_prob=True),
+    "cs231n": Convention(
+        "cs231n",
+        bn_momentum=0.9,
+        bn_momentum_style="cs231n",
+        bn_running_var_estimator="biased",
+        bn_initial_running_var=0.0,
+        dropout_p_is_keep_prob=True,
+    ),
 }
 
 _current = PRESETS["torch"]
 
 
-def get(convention=None):
+def get(convention: str | Convention | None = None) -> Convention:
     """The :class:`Convention` for a preset name, a Convention itself, or the current one
     for ``None``."""
     if convention is None:
@@ -98,33 +112,34 @@ def get(convention=None):
         return convention
     if isinstance(convention, str) and convention in PRESETS:
         return PRESETS[convention]
-    raise ValueError(f"convention must be one of {', '.join(repr(n) for n in PRESETS)} "
-                     f"or a Convention, got {convention!r}")
+    raise ValueError(
+        f"conventions: convention must be one of {', '.join(repr(n) for n in PRESETS)} "
+        f"or a Convention, got {convention!r}"
+    )
 
 
-def current():
+def current() -> Convention:
     """The convention new layers and optimizers take their defaults from."""
     return _current
 
 
 class _Use:
-    def __init__(self, previous, active):
+    def __init__(self, previous: Convention, active: Convention) -> None:
         self._previous = previous
         self.convention = active
 
-    def __enter__(self):
+    def __enter__(self) -> Convention:
         return self.convention
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         global _current
         _current = self._previous
-        return False
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"conventions.use({self.convention.name!r})"
 
 
-def use(convention):
+def use(convention: str | Convention) -> _Use:
     """Make ``convention`` ('torch', 'needle', 'cs231n' or a :class:`Convention`) the
     current one for every layer and optimizer constructed from now on.
 
@@ -137,7 +152,7 @@ def use(convention):
     return _Use(previous, active)
 
 
-def resolve(convention, field, explicit):
+def resolve(convention: str | Convention | None, field: str, explicit: Any) -> Any:
     """``explicit`` unless it is None or DEFAULT, else ``field`` of the convention."""
     if explicit is not None and explicit is not DEFAULT:
         return explicit

@@ -11,7 +11,15 @@ so a draw depends only on (seed, counter) -- never on the number of threads:
 ``normreg.manual_seed(s)`` reseeds the default generator, which every module uses
 unless it is given its own ``generator=``.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
+
+from . import _validation as V
 
 __all__ = ["Generator", "default_generator", "manual_seed", "initial_seed", "seed"]
 
@@ -21,10 +29,8 @@ _SEED_MOD = 1 << 64
 _DEFAULT_SEED = 67280421310721
 
 
-def _check_seed(seed):
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    return int(seed) % _SEED_MOD
+def _check_seed(seed: Any) -> int:
+    return V.integer(seed, "seed", "Generator") % _SEED_MOD
 
 
 class Generator:
@@ -33,37 +39,37 @@ class Generator:
     ``seed=None`` takes fresh entropy from the operating system.
     """
 
-    def __init__(self, seed=None):
+    def __init__(self, seed: int | None = None) -> None:
         if seed is None:
-            seed = np.random.SeedSequence().entropy
+            seed = int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
         self.manual_seed(seed)
 
-    def manual_seed(self, seed):
+    def manual_seed(self, seed: int) -> Generator:
         """Reseed (``seed`` is reduced modulo 2**64) and restart the counter; returns self."""
         self._seed = _check_seed(seed)
         self._offset = 0
         return self
 
-    def initial_seed(self):
+    def initial_seed(self) -> int:
         """The seed in use (given to the constructor or :meth:`manual_seed`, or drawn for
         ``seed=None``), modulo 2**64."""
         return self._seed
 
-    def next_offset(self):
+    def next_offset(self) -> int:
         """The counter value for the next draw (and advance the counter)."""
         offset = self._offset
         self._offset += 1
         return offset
 
-    def numpy(self):
+    def numpy(self) -> np.random.Generator:
         """A fresh ``numpy.random.Generator`` for the next draw, determined by (seed, counter)."""
         return np.random.default_rng([self._seed, self.next_offset()])
 
-    def get_state(self):
+    def get_state(self) -> np.ndarray:
         """The state as an int64 array ``[seed, offset]`` (seed stored as its bit pattern)."""
         return np.array([self._seed, self._offset], dtype=np.uint64).view(np.int64)
 
-    def set_state(self, state):
+    def set_state(self, state: npt.ArrayLike) -> Generator:
         state = np.asarray(state)
         if state.shape != (2,) or state.dtype.kind not in "iu":
             raise ValueError(f"state must be 2 integers [seed, offset], got {state!r}")
@@ -71,25 +77,35 @@ class Generator:
         self._seed, self._offset = seed, offset
         return self
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Generator(seed={self._seed}, offset={self._offset})"
 
 
 default_generator = Generator(_DEFAULT_SEED)
 
 
-def manual_seed(seed):
+def manual_seed(seed: int) -> Generator:
     """Seed the default generator (dropout masks, initializers, shuffling); returns it."""
     return default_generator.manual_seed(seed)
 
 
-def initial_seed():
+def initial_seed() -> int:
     """The seed of the default generator."""
     return default_generator.initial_seed()
 
 
-def seed():
+def seed() -> int:
     """Seed the default generator from fresh entropy; returns the seed."""
-    s = int(np.random.SeedSequence().entropy) % _SEED_MOD
+    s = int(np.random.SeedSequence().entropy) % _SEED_MOD  # type: ignore[arg-type]
     default_generator.manual_seed(s)
     return s
+
+
+def as_generator(value: Any, where: str, name: str = "generator") -> Generator:
+    """``value`` (a :class:`Generator`), or the default generator for None; TypeError
+    naming ``where`` and ``name`` for anything else (a ``generator=`` argument)."""
+    if value is None:
+        return default_generator
+    if not isinstance(value, Generator):
+        raise TypeError(f"{where}: {name} must be a normreg.Generator or None, got {type(value).__name__}")
+    return value

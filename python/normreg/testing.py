@@ -18,21 +18,30 @@ into each ``Parameter.grad``; construct it in float64. What is compared is the g
 of ``sum(dy * forward(x))`` for a random upstream gradient ``dy`` (never ``sum(y)``,
 whose gradient through a normalization is zero and hides bugs).
 """
+
+from __future__ import annotations
+
 import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from .nn import Module, Parameter
+from .nn import Module
+from .nn import Parameter as Parameter
 from .random import Generator, default_generator
 
 __all__ = ["gradcheck", "check_gradients", "GradcheckError", "GradcheckReport"]
+
+# (input gradients, parameter gradients) of one analytic backward
+_Grads = tuple[list[Any], list[np.ndarray]]
 
 
 class GradcheckError(RuntimeError):
     """Raised by :func:`gradcheck` when an analytic gradient disagrees; ``.report`` holds
     the :class:`GradcheckReport`."""
 
-    def __init__(self, report):
+    def __init__(self, report: GradcheckReport) -> None:
         super().__init__(str(report))
         self.report = report
 
@@ -40,12 +49,12 @@ class GradcheckError(RuntimeError):
 class _Entry:
     __slots__ = ("name", "shape", "index", "analytic", "numeric", "abs_error", "ratio", "error")
 
-    def __init__(self, name, shape):
+    def __init__(self, name: str, shape: tuple[int, ...]) -> None:
         self.name, self.shape = name, shape
-        self.index = None
+        self.index: tuple[int, ...] | None = None
         self.analytic = self.numeric = self.abs_error = math.nan
         self.ratio = 0.0
-        self.error = None
+        self.error: str | None = None
 
 
 class GradcheckReport:
@@ -53,25 +62,27 @@ class GradcheckReport:
     element (its index, analytic and numeric values, absolute error). ``str(report)`` is a
     readable table."""
 
-    def __init__(self, entries, atol, rtol, eps):
+    def __init__(self, entries: list[_Entry], atol: float, rtol: float, eps: float) -> None:
         self.entries, self.atol, self.rtol, self.eps = entries, atol, rtol, eps
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return all(e.error is None and e.ratio <= 1.0 for e in self.entries)
 
     @property
-    def worst(self):
+    def worst(self) -> _Entry | None:
         """The entry with the largest error relative to its tolerance."""
         return max(self.entries, key=lambda e: (e.error is not None, e.ratio), default=None)
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return self.ok
 
-    def __str__(self):
-        head = (f"gradcheck {'passed' if self.ok else 'FAILED'}: |analytic - numeric| <= "
-                f"atol + rtol * |numeric| with atol={self.atol:g}, rtol={self.rtol:g}, "
-                f"central differences with eps={self.eps:g}")
+    def __str__(self) -> str:
+        head = (
+            f"gradcheck {'passed' if self.ok else 'FAILED'}: |analytic - numeric| <= "
+            f"atol + rtol * |numeric| with atol={self.atol:g}, rtol={self.rtol:g}, "
+            f"central differences with eps={self.eps:g}"
+        )
         lines = [head]
         for e in self.entries:
             if e.error is not None:
@@ -81,22 +92,24 @@ class GradcheckReport:
                 lines.append(f"  {e.name} {e.shape}: empty")
                 continue
             mark = "ok  " if e.ratio <= 1.0 else "FAIL"
-            lines.append(f"  {mark} {e.name} {e.shape}: worst at index {e.index}: analytic "
-                         f"{e.analytic:.10g}, numeric {e.numeric:.10g}, abs error {e.abs_error:.3g} "
-                         f"({e.ratio:.3g} x tolerance)")
+            lines.append(
+                f"  {mark} {e.name} {e.shape}: worst at index {e.index}: analytic "
+                f"{e.analytic:.10g}, numeric {e.numeric:.10g}, abs error {e.abs_error:.3g} "
+                f"({e.ratio:.3g} x tolerance)"
+            )
         return "\n".join(lines)
 
     __repr__ = __str__
 
 
-def _as_f64(a, name):
+def _as_f64(a: Any) -> np.ndarray:
     a = np.asarray(a)
     if a.dtype.kind != "f":
         return a
     return np.array(a, dtype=np.float64, copy=True)
 
 
-def _generators(module):
+def _generators(module: Module) -> list[Generator]:
     """Every Generator a forward may draw from: the default one and the module's own."""
     gens = [default_generator]
     for m in module.modules():
@@ -110,29 +123,31 @@ class _ModuleTarget:
     """Calls of a Module with its state (buffers, generators) restored before each one,
     so that every forward sees the same running statistics and the same dropout masks."""
 
-    def __init__(self, module):
+    def __init__(self, module: Module) -> None:
         params = module.parameters()
         bad = [n for n, p in module.named_parameters() if p.dtype != np.float64]
         if bad:
-            raise TypeError(f"gradcheck needs a float64 module (construct it with "
-                            f"dtype=np.float64); parameters {bad} are not float64")
+            raise TypeError(
+                f"gradcheck needs a float64 module (construct it with "
+                f"dtype=np.float64); parameters {bad} are not float64"
+            )
         self.module = module
         self.named = list(module.named_parameters())
         self.buffers = [(b, np.array(b, copy=True)) for _, b in module.named_buffers()]
         self.gens = [(g, g.get_state()) for g in _generators(module)]
         self.grads = [p.grad.copy() for p in params]
 
-    def restore_state(self):
+    def restore_state(self) -> None:
         for b, saved in self.buffers:
             np.copyto(b, saved)
         for g, state in self.gens:
             g.set_state(state)
 
-    def forward(self, inputs):
+    def forward(self, inputs: Sequence[np.ndarray]) -> Any:
         self.restore_state()
         return self.module(*inputs)
 
-    def analytic(self, inputs, dy):
+    def analytic(self, inputs: Sequence[np.ndarray], dy: np.ndarray) -> _Grads:
         self.restore_state()
         self.module(*inputs)
         for _, p in self.named:
@@ -142,44 +157,57 @@ class _ModuleTarget:
         dxs = dx if isinstance(dx, tuple) else (dx,)
         return list(dxs), [p.grad.copy() for _, p in self.named]
 
-    def params(self):
+    def params(self) -> list[tuple[str, np.ndarray]]:
         return [(f"parameter '{n}'", p.data) for n, p in self.named]
 
-    def finish(self):
+    def finish(self) -> None:
         self.restore_state()
         for (_, p), g in zip(self.named, self.grads):
             np.copyto(p.grad, g)
 
 
 class _FunctionTarget:
-    def __init__(self, fn, backward):
+    def __init__(self, fn: Callable[..., Any], backward: Callable[..., Any] | None) -> None:
         if backward is None:
-            raise TypeError("gradcheck of a function needs backward=: a function "
-                            "backward(dy, *inputs) returning the gradient of each input")
+            raise TypeError(
+                "gradcheck of a function needs backward=: a function "
+                "backward(dy, *inputs) returning the gradient of each input"
+            )
         self.fn, self.bwd = fn, backward
 
-    def forward(self, inputs):
+    def forward(self, inputs: Sequence[np.ndarray]) -> Any:
         return self.fn(*inputs)
 
-    def analytic(self, inputs, dy):
+    def analytic(self, inputs: Sequence[np.ndarray], dy: np.ndarray) -> _Grads:
         grads = self.bwd(dy, *inputs)
         return list(grads) if isinstance(grads, (tuple, list)) else [grads], []
 
-    def params(self):
+    def params(self) -> list[tuple[str, np.ndarray]]:
         return []
 
-    def finish(self):
+    def finish(self) -> None:
         pass
 
 
-def check_gradients(fn, inputs, *, backward=None, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0,
-                    dy=None, check_inputs=True):
+def check_gradients(
+    fn: Module | Callable[..., Any],
+    inputs: Any,
+    *,
+    backward: Callable[..., Any] | None = None,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    seed: int = 0,
+    dy: Any = None,
+    check_inputs: bool = True,
+) -> GradcheckReport:
     """Run the check and return a :class:`GradcheckReport` (never raises on a mismatch).
 
     Arguments as :func:`gradcheck`.
     """
     single = not isinstance(inputs, (tuple, list))
-    inputs = [_as_f64(a, f"input {i}") for i, a in enumerate([inputs] if single else inputs)]
+    inputs = [_as_f64(a) for a in ([inputs] if single else inputs)]
+    target: _ModuleTarget | _FunctionTarget
     if isinstance(fn, Module):
         target = _ModuleTarget(fn)
     elif callable(fn):
@@ -189,8 +217,9 @@ def check_gradients(fn, inputs, *, backward=None, eps=1e-6, atol=1e-5, rtol=1e-3
     try:
         y = np.asarray(target.forward(inputs))
         if y.dtype != np.float64:
-            raise TypeError(f"gradcheck: the forward returned dtype {y.dtype}, expected float64 "
-                            "(check in float64)")
+            raise TypeError(
+                f"gradcheck: the forward returned dtype {y.dtype}, expected float64 (check in float64)"
+            )
         if dy is None:
             dy = np.random.default_rng(seed).standard_normal(y.shape)
         dy = np.asarray(dy, dtype=np.float64)
@@ -198,7 +227,7 @@ def check_gradients(fn, inputs, *, backward=None, eps=1e-6, atol=1e-5, rtol=1e-3
             raise ValueError(f"dy has shape {dy.shape}, the output has {y.shape}")
         input_grads, param_grads = target.analytic(inputs, dy)
 
-        def objective():
+        def objective() -> float:
             return float(np.sum(dy * np.asarray(target.forward(inputs), dtype=np.float64)))
 
         entries = []
@@ -248,9 +277,13 @@ def check_gradients(fn, inputs, *, backward=None, eps=1e-6, atol=1e-5, rtol=1e-3
     return GradcheckReport(entries, atol, rtol, eps)
 
 
-def gradcheck(fn, inputs, *, backward=None, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, dy=None,
-              check_inputs=True, raise_exception=True):
+def gradcheck(
+    fn: Module | Callable[..., Any], inputs: Any, *, raise_exception: bool = True, **options: Any
+) -> bool:
     """Check analytic gradients against central finite differences in float64.
+
+    ``options`` (keywords): ``backward=None, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, dy=None,
+    check_inputs=True``, as :func:`check_gradients` takes them.
 
     fn: a :class:`~normreg.nn.Module` (float64; its ``backward(dy)`` gives the input
     gradient and adds into ``Parameter.grad``) or a function ``fn(*inputs) -> y``, in
@@ -273,8 +306,7 @@ def gradcheck(fn, inputs, *, backward=None, eps=1e-6, atol=1e-5, rtol=1e-3, seed
     numeric, absolute error), or returns False with ``raise_exception=False``, as
     ``torch.autograd.gradcheck``. Use :func:`check_gradients` for the report itself.
     """
-    report = check_gradients(fn, inputs, backward=backward, eps=eps, atol=atol, rtol=rtol,
-                             seed=seed, dy=dy, check_inputs=check_inputs)
+    report = check_gradients(fn, inputs, **options)
     if report.ok:
         return True
     if raise_exception:

@@ -3,6 +3,7 @@ a collective. The job must end (non-zero exit) instead of hanging.
 MODE: raise (an uncaught exception), kill (SIGKILL), exit (sys.exit(3) inside
 normreg.distributed.abort_on_failure), hang (rank 1 sleeps; the collective timeout of
 2 s ends the job)."""
+
 import os
 import signal
 import sys

@@ -2,6 +2,7 @@
 the ranks (unevenly, and with an empty share), a model with SyncBatchNorm gives the
 outputs, input gradients, parameter gradients and running statistics that the same model
 with BatchNorm1d gives on the whole batch in one process (float64, to 1e-10)."""
+
 import copy
 import sys
 
@@ -57,9 +58,14 @@ def main():
     rng = np.random.default_rng(1234)  # same data on every rank
 
     normreg.manual_seed(7)
-    mlp = nn.Sequential(nn.Linear(10, 16, dtype=f64), nn.BatchNorm1d(16, dtype=f64), nn.ReLU(),
-                        nn.Linear(16, 8, dtype=f64), nn.BatchNorm1d(8, momentum=None, dtype=f64),
-                        nn.Linear(8, 5, dtype=f64))
+    mlp = nn.Sequential(
+        nn.Linear(10, 16, dtype=f64),
+        nn.BatchNorm1d(16, dtype=f64),
+        nn.ReLU(),
+        nn.Linear(16, 8, dtype=f64),
+        nn.BatchNorm1d(8, momentum=None, dtype=f64),
+        nn.Linear(8, 5, dtype=f64),
+    )
     for m in mlp.modules():
         if isinstance(m, nn.BatchNorm1d):
             m.weight.data[...] = 1 + 0.5 * rng.standard_normal(m.num_features)

@@ -2,6 +2,7 @@
 model (DistributedDataParallel, SyncBatchNorm, DistributedSampler with uneven shares) give,
 step after step, the parameters, running statistics and losses of a single process that
 trains on the same global batches (float64, to 1e-10)."""
+
 import copy
 import sys
 
@@ -30,12 +31,19 @@ def main():
 
     # different seeds per rank: the broadcast must make the replicas identical
     normreg.manual_seed(100 + rank)
-    model = nn.Sequential(nn.Linear(d, 32, dtype=f64), nn.BatchNorm1d(32, dtype=f64), nn.ReLU(),
-                          nn.Linear(32, 16, dtype=f64), nn.BatchNorm1d(16, dtype=f64), nn.ReLU(),
-                          nn.Linear(16, k, dtype=f64))
+    model = nn.Sequential(
+        nn.Linear(d, 32, dtype=f64),
+        nn.BatchNorm1d(32, dtype=f64),
+        nn.ReLU(),
+        nn.Linear(32, 16, dtype=f64),
+        nn.BatchNorm1d(16, dtype=f64),
+        nn.ReLU(),
+        nn.Linear(16, k, dtype=f64),
+    )
     ref = model  # plain BatchNorm1d, one process
-    ddp = dist.DistributedDataParallel(dist.convert_sync_batchnorm(copy.deepcopy(model), comm),
-                                       comm, bucket_cap_mb=0.004)
+    ddp = dist.DistributedDataParallel(
+        dist.convert_sync_batchnorm(copy.deepcopy(model), comm), comm, bucket_cap_mb=0.004
+    )
     model = ddp.module
     assert ddp.reducer.num_messages < len(model.parameters())  # small params share messages
     assert sum(isinstance(m, dist.SyncBatchNorm) for m in model.modules()) == 2
@@ -47,7 +55,7 @@ def main():
     loss_fn, ref_loss_fn = nn.SoftmaxLoss(), nn.SoftmaxLoss()
     opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
     ref_opt = optim.SGD(ref.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
-    sampler = dist.DistributedSampler(n, size, rank, seed=5, batch_size=13)   # 13 13 13 2
+    sampler = dist.DistributedSampler(n, size, rank, seed=5, batch_size=13)  # 13 13 13 2
     ref_sampler = dist.DistributedSampler(n, 1, 0, seed=5, batch_size=13)
     steps = 0
     for epoch in range(2):

@@ -19,17 +19,11 @@ the model and a shard of every global batch::
 Needs ``pip install 'normreg[mpi]'`` (mpi4py and MPICH from PyPI). Without mpi4py, the
 same code runs as a single process (:class:`LocalComm`).
 """
-from .comm import (LocalComm, abort_on_failure, all_reduce_mean, allgather, allreduce_sum_,
-                   broadcast_, get_rank, get_world_size, init, install_abort_handler,
-                   is_available, local_size, set_timeout, get_timeout, world)
-from .parallel import DistributedDataParallel, GradientReducer, broadcast_parameters
-from .sampler import DistributedDataLoader, DistributedSampler, shard_bounds
-from .sync_batchnorm import SyncBatchNorm, convert_sync_batchnorm, merge_moments
 
-__all__ = [
-    "init", "world", "is_available", "LocalComm", "get_rank", "get_world_size", "local_size",
-    "install_abort_handler", "abort_on_failure", "set_timeout", "get_timeout", "allreduce_sum_", "allgather", "broadcast_", "all_reduce_mean",
-    "DistributedDataParallel", "GradientReducer", "broadcast_parameters",
-    "DistributedSampler", "DistributedDataLoader", "shard_bounds",
-    "SyncBatchNorm", "convert_sync_batchnorm", "merge_moments",
-]
+from . import comm, parallel, sampler, sync_batchnorm
+from .comm import *  # noqa: F403
+from .parallel import *  # noqa: F403
+from .sampler import *  # noqa: F403
+from .sync_batchnorm import *  # noqa: F403
+
+__all__ = [*comm.__all__, *parallel.__all__, *sampler.__all__, *sync_batchnorm.__all__]

@@ -4,36 +4,69 @@ normreg uses only a handful of buffer collectives of an mpi4py communicator
 (``Allreduce``, ``Allgather``, ``Bcast``, ``Get_rank``, ``Get_size``, ``Abort``), always on
 contiguous NumPy arrays, so every message is one MPI call on a flat buffer.
 """
+
+from __future__ import annotations
+
 import contextlib
 import os
 import sys
 import time
 import traceback
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["init", "world", "is_available", "LocalComm", "get_rank", "get_world_size", "local_size",
-           "install_abort_handler", "abort_on_failure", "set_timeout", "get_timeout", "allreduce_sum_", "allgather", "broadcast_",
-           "all_reduce_mean"]
+__all__ = [
+    "init",
+    "world",
+    "is_available",
+    "LocalComm",
+    "get_rank",
+    "get_world_size",
+    "local_size",
+    "install_abort_handler",
+    "abort_on_failure",
+    "set_timeout",
+    "get_timeout",
+    "allreduce_sum_",
+    "allgather",
+    "broadcast_",
+    "all_reduce_mean",
+]
 
 
-def is_available():
+class Comm(Protocol):
+    """What normreg uses of a communicator: an mpi4py ``Comm`` or a :class:`LocalComm`."""
+
+    def Get_rank(self) -> int: ...
+    def Get_size(self) -> int: ...
+    def Allreduce(self, sendbuf: Any, recvbuf: Any, op: Any = ...) -> Any: ...
+    def Allgather(self, sendbuf: Any, recvbuf: Any) -> Any: ...
+    def Bcast(self, buf: Any, root: int = ...) -> Any: ...
+    def Barrier(self) -> Any: ...
+    def Abort(self, errorcode: int = ...) -> Any: ...
+
+
+def is_available() -> bool:
     """True when mpi4py (and the MPI library it needs) can be imported."""
-    try:
+    try:  # optional dependency: imported on first use, here and in _mpi
         from mpi4py import MPI  # noqa: F401
     except Exception:  # ImportError, or the MPI library missing at load time
         return False
     return True
 
 
-def _mpi():
+def _mpi() -> Any:
     try:
         from mpi4py import MPI
     except ImportError as exc:
         raise ImportError(
             "normreg.distributed needs mpi4py and an MPI library: pip install 'normreg[mpi]' "
             "(mpi4py with MPICH from PyPI), or build mpi4py against your cluster's MPI "
-            "(see README, 'Distributed training')") from exc
+            "(see README, 'Distributed training')"
+        ) from exc
     return MPI
 
 
@@ -46,40 +79,40 @@ class LocalComm:
     rank = 0
     size = 1
 
-    def Get_rank(self):
+    def Get_rank(self) -> int:
         return 0
 
-    def Get_size(self):
+    def Get_size(self) -> int:
         return 1
 
-    def Allreduce(self, sendbuf, recvbuf, op=None):
+    def Allreduce(self, sendbuf: Any, recvbuf: Any, op: Any = None) -> None:
         if not _is_in_place(sendbuf):
             np.copyto(recvbuf, sendbuf)
 
-    def Allgather(self, sendbuf, recvbuf):
+    def Allgather(self, sendbuf: Any, recvbuf: Any) -> None:
         np.copyto(recvbuf.reshape(np.shape(sendbuf)), sendbuf)
 
-    def Bcast(self, buf, root=0):
+    def Bcast(self, buf: Any, root: int = 0) -> None:
         pass
 
-    def Barrier(self):
+    def Barrier(self) -> None:
         pass
 
-    def Abort(self, errorcode=1):
+    def Abort(self, errorcode: int = 1) -> None:
         os._exit(errorcode)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "LocalComm()"
 
 
-def _is_in_place(buf):
+def _is_in_place(buf: Any) -> bool:
     return not isinstance(buf, np.ndarray)
 
 
-_world = None
+_world: Comm | None = None
 
 
-def world():
+def world() -> Comm:
     """MPI's COMM_WORLD when mpi4py is available, else a :class:`LocalComm`."""
     global _world
     if _world is None:
@@ -87,21 +120,21 @@ def world():
     return _world
 
 
-def get_rank(comm=None):
+def get_rank(comm: Comm | None = None) -> int:
     return (comm if comm is not None else world()).Get_rank()
 
 
-def get_world_size(comm=None):
+def get_world_size(comm: Comm | None = None) -> int:
     return (comm if comm is not None else world()).Get_size()
 
 
-def local_size(comm=None):
+def local_size(comm: Comm | None = None) -> int:
     """How many ranks of ``comm`` share this node (collective: every rank must call it).
     Useful to divide the node's cores among them (``normreg.set_num_threads``)."""
     comm = comm if comm is not None else world()
     if comm.Get_size() == 1:
         return 1
-    node = comm.Split_type(_mpi().COMM_TYPE_SHARED)
+    node = comm.Split_type(_mpi().COMM_TYPE_SHARED)  # type: ignore[attr-defined]  # MPI only
     try:
         return node.Get_size()
     finally:
@@ -113,17 +146,25 @@ def local_size(comm=None):
 _ABORT_GRACE = 0.5
 
 
-def _abort(comm, code, exc_type, exc, tb):
+def _abort(
+    comm: Comm,
+    code: int,
+    exc_type: type[BaseException] | None,
+    exc: BaseException | None,
+    tb: TracebackType | None,
+) -> None:
     """Print the failure with the rank, then abort every rank of the job."""
     rank = comm.Get_rank()
     try:
         if exc_type is not None and not issubclass(exc_type, SystemExit):
             text = "".join(traceback.format_exception(exc_type, exc, tb))
             sys.stderr.write("".join(f"[rank {rank}] {line}" for line in text.splitlines(True)))
-        what = f"exit status {code}" if exc_type is None or issubclass(exc_type, SystemExit) \
+        what = (
+            f"exit status {code}"
+            if exc_type is None or issubclass(exc_type, SystemExit)
             else f"uncaught {exc_type.__name__}"
-        sys.stderr.write(f"[rank {rank}] normreg.distributed: {what}, aborting all "
-                         f"{comm.Get_size()} ranks\n")
+        )
+        sys.stderr.write(f"[rank {rank}] normreg.distributed: {what}, aborting all {comm.Get_size()} ranks\n")
         sys.stderr.flush()
         time.sleep(_ABORT_GRACE)
     finally:
@@ -131,7 +172,7 @@ def _abort(comm, code, exc_type, exc, tb):
         os._exit(code)  # should Abort return, this rank must not go on
 
 
-def install_abort_handler(comm=None):
+def install_abort_handler(comm: Comm | None = None) -> None:
     """Make an uncaught exception on any rank end the whole job instead of a hang.
 
     Replaces ``sys.excepthook`` with one that prints the traceback (prefixed with the
@@ -145,14 +186,16 @@ def install_abort_handler(comm=None):
     if comm.Get_size() == 1:
         return
 
-    def abort_on_exception(exc_type, exc, tb):
+    def abort_on_exception(
+        exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+    ) -> None:
         _abort(comm, 1, exc_type, exc, tb)
 
     sys.excepthook = abort_on_exception
 
 
 @contextlib.contextmanager
-def abort_on_failure(comm=None):
+def abort_on_failure(comm: Comm | None = None) -> Iterator[Comm]:
     """Run a block whose failure on any rank must end the whole job::
 
         with dist.abort_on_failure():
@@ -178,7 +221,7 @@ def abort_on_failure(comm=None):
         raise
 
 
-def init(comm=None, abort_on_error=True, timeout=None):
+def init(comm: Comm | None = None, abort_on_error: bool = True, timeout: float | None = None) -> Comm:
     """Start data-parallel work: returns the communicator (MPI COMM_WORLD by default).
 
     Needs mpi4py when run under ``mpiexec`` with more than one rank; run alone without
@@ -197,10 +240,10 @@ def init(comm=None, abort_on_error=True, timeout=None):
     return comm
 
 
-_timeout = None
+_timeout: float | None = None
 
 
-def set_timeout(seconds):
+def set_timeout(seconds: float | None) -> None:
     """Abort the job when one of normreg's collectives waits longer than ``seconds``
     (None: wait forever, the default).
 
@@ -218,12 +261,13 @@ def set_timeout(seconds):
     _timeout = seconds
 
 
-def get_timeout():
+def get_timeout() -> float | None:
     return _timeout
 
 
-def _wait(comm, request, what):
+def _wait(comm: Any, request: Any, what: str) -> None:
     """Complete a non-blocking collective, aborting the job after the timeout."""
+    assert _timeout is not None
     start = time.monotonic()
     deadline = start + _timeout
     pause = 0.0
@@ -231,9 +275,11 @@ def _wait(comm, request, what):
         now = time.monotonic()
         if now > deadline:
             rank = comm.Get_rank()
-            sys.stderr.write(f"[rank {rank}] normreg.distributed: {what} did not complete within "
-                             f"{_timeout:g} s (another rank failed or hangs); aborting all "
-                             f"{comm.Get_size()} ranks\n")
+            sys.stderr.write(
+                f"[rank {rank}] normreg.distributed: {what} did not complete within "
+                f"{_timeout:g} s (another rank failed or hangs); aborting all "
+                f"{comm.Get_size()} ranks\n"
+            )
             sys.stderr.flush()
             time.sleep(_ABORT_GRACE)
             comm.Abort(1)
@@ -243,12 +289,14 @@ def _wait(comm, request, what):
             time.sleep(pause)
 
 
-def _launched_by_mpiexec():
-    return any(k in os.environ for k in ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE",
-                                         "PMIX_RANK", "MPI_LOCALNRANKS"))
+def _launched_by_mpiexec() -> bool:
+    return any(
+        k in os.environ
+        for k in ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
+    )
 
 
-def allreduce_sum_(comm, buf):
+def allreduce_sum_(comm: Any, buf: np.ndarray) -> np.ndarray:
     """Sum ``buf`` (a C-contiguous ndarray) over the ranks, in place; returns it."""
     if comm.Get_size() > 1:
         MPI = _mpi()
@@ -259,7 +307,7 @@ def allreduce_sum_(comm, buf):
     return buf
 
 
-def allgather(comm, sendbuf):
+def allgather(comm: Any, sendbuf: Any) -> np.ndarray:
     """Every rank's ``sendbuf`` (contiguous ndarray) stacked: shape (world size, *shape)."""
     sendbuf = np.ascontiguousarray(sendbuf)
     out = np.empty((comm.Get_size(),) + sendbuf.shape, dtype=sendbuf.dtype)
@@ -272,7 +320,7 @@ def allgather(comm, sendbuf):
     return out
 
 
-def broadcast_(comm, buf, root=0):
+def broadcast_(comm: Any, buf: np.ndarray, root: int = 0) -> np.ndarray:
     """Overwrite ``buf`` (C-contiguous ndarray) on every rank with root's; returns it."""
     if comm.Get_size() > 1:
         if _timeout is None:
@@ -282,15 +330,19 @@ def broadcast_(comm, buf, root=0):
     return buf
 
 
-def all_reduce_mean(values, counts, comm=None):
+def all_reduce_mean(values: Any, counts: float, comm: Comm | None = None) -> Any:
     """The mean over all ranks of per-rank means ``values`` weighted by ``counts``.
 
     ``values``: a float or 1-D array of this rank's means (e.g. loss and accuracy over its
     shard), ``counts``: the number of examples they average over (0 is allowed: the rank
-    then contributes nothing, even if its means are NaN). One all-reduce.
+    then contributes nothing, even if its means are NaN). One all-reduce; with one rank,
+    none, and the values come back as they are.
     """
     comm = comm if comm is not None else world()
     v = np.atleast_1d(np.asarray(values, dtype=np.float64))
+    if comm.Get_size() == 1:  # one rank: its means are the result, without a rounding
+        out = v if counts > 0 else np.full(v.size, np.nan)
+        return float(out[0]) if np.ndim(values) == 0 else out
     buf = np.empty(v.size + 1)
     buf[:-1] = v * counts if counts > 0 else 0.0
     buf[-1] = counts

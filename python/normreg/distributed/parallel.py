@@ -1,18 +1,25 @@
 """Data parallelism: identical replicas, one shard of each batch per rank, gradients summed."""
+
+from __future__ import annotations
+
 import contextlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from .. import nn
-from .comm import allreduce_sum_, broadcast_, world
+from .comm import Comm, allreduce_sum_, broadcast_, world
 
 __all__ = ["broadcast_parameters", "GradientReducer", "DistributedDataParallel"]
 
 
-def _flat_groups(arrays, bucket_bytes):
+def _flat_groups(arrays: Sequence[np.ndarray], bucket_bytes: int) -> list[list[np.ndarray]]:
     """Split ``arrays`` into groups of one dtype and at most ~bucket_bytes each (an array
     larger than that is a group of its own), keeping their order."""
-    groups, current, size = [], [], 0
+    groups: list[list[np.ndarray]] = []
+    current: list[np.ndarray] = []
+    size = 0
     for a in arrays:
         if current and (a.dtype != current[0].dtype or size + a.nbytes > bucket_bytes):
             groups.append(current)
@@ -24,7 +31,9 @@ def _flat_groups(arrays, bucket_bytes):
     return groups
 
 
-def broadcast_parameters(module, comm=None, root=0, bucket_bytes=16 << 20):
+def broadcast_parameters(
+    module: nn.Module, comm: Comm | None = None, root: int = 0, bucket_bytes: int = 16 << 20
+) -> nn.Module:
     """Copy ``root``'s parameters and buffers (running statistics, counters) to every rank,
     in place, so that all replicas start identical. Arrays are packed into a few flat
     buffers per dtype, one ``Bcast`` each."""
@@ -34,15 +43,19 @@ def broadcast_parameters(module, comm=None, root=0, bucket_bytes=16 << 20):
     arrays = [p.data for p in module.parameters()] + [b for _, b in module.named_buffers()]
     for a in arrays:
         if not (isinstance(a, np.ndarray) and a.flags.c_contiguous and a.flags.writeable):
-            raise ValueError("broadcast_parameters: every parameter and buffer must be a "
-                             "C-contiguous writeable ndarray")
+            raise ValueError(
+                "broadcast_parameters: every parameter and buffer must be a C-contiguous writeable ndarray"
+            )
     for group in _flat_groups(arrays, bucket_bytes):
-        flat = np.concatenate([a.reshape(-1) for a in group]) if comm.Get_rank() == root else \
-            np.empty(sum(a.size for a in group), dtype=group[0].dtype)
+        flat = (
+            np.concatenate([a.reshape(-1) for a in group])
+            if comm.Get_rank() == root
+            else np.empty(sum(a.size for a in group), dtype=group[0].dtype)
+        )
         broadcast_(comm, flat, root)
         offset = 0
         for a in group:
-            a.reshape(-1)[...] = flat[offset:offset + a.size]
+            a.reshape(-1)[...] = flat[offset : offset + a.size]
             offset += a.size
     return module
 
@@ -56,7 +69,9 @@ class GradientReducer:
     a message. The buffers are allocated once and reused every step.
     """
 
-    def __init__(self, parameters, comm=None, bucket_cap_mb=4.0):
+    def __init__(
+        self, parameters: Iterable[nn.Parameter], comm: Comm | None = None, bucket_cap_mb: float = 4.0
+    ) -> None:
         self.comm = comm if comm is not None else world()
         self.params = list(dict.fromkeys(parameters))  # a shared parameter is reduced once
         for p in self.params:
@@ -64,7 +79,9 @@ class GradientReducer:
                 raise TypeError(f"GradientReducer needs Parameters, got {type(p).__name__}")
         cap = max(1, int(float(bucket_cap_mb) * (1 << 20)))
         by_id = {id(p.grad): p for p in self.params}
-        self.buckets = []  # (flat buffer, [(param, offset)])
+        self.buckets: list[
+            tuple[np.ndarray, list[tuple[nn.Parameter, int]]]
+        ] = []  # (flat, [(param, offset)])
         for group in _flat_groups([p.grad for p in self.params], cap):
             flat = np.empty(sum(g.size for g in group), dtype=group[0].dtype)
             entries, offset = [], 0
@@ -74,23 +91,23 @@ class GradientReducer:
             self.buckets.append((flat, entries))
 
     @property
-    def num_messages(self):
+    def num_messages(self) -> int:
         return len(self.buckets)
 
-    def allreduce(self, scale=1.0):
+    def allreduce(self, scale: float = 1.0) -> None:
         """``p.grad := scale * sum over ranks of p.grad`` for every parameter, in place."""
         if self.comm.Get_size() == 1 and scale == 1.0:
             return
         for flat, entries in self.buckets:
             for p, offset in entries:
-                flat[offset:offset + p.grad.size] = p.grad.reshape(-1)
+                flat[offset : offset + p.grad.size] = p.grad.reshape(-1)
             allreduce_sum_(self.comm, flat)
             if scale != 1.0:
                 flat *= scale
             for p, offset in entries:
-                p.grad.reshape(-1)[...] = flat[offset:offset + p.grad.size]
+                p.grad.reshape(-1)[...] = flat[offset : offset + p.grad.size]
 
-    def average(self):
+    def average(self) -> None:
         """``p.grad := mean over ranks of p.grad`` (PyTorch DistributedDataParallel's rule)."""
         self.allreduce(1.0 / self.comm.Get_size())
 
@@ -115,7 +132,9 @@ class DistributedDataParallel(nn.Module):
     without communication, the next synchronizing backward reduces the sum.
     """
 
-    def __init__(self, module, comm=None, broadcast=True, bucket_cap_mb=4.0):
+    def __init__(
+        self, module: nn.Module, comm: Comm | None = None, broadcast: bool = True, bucket_cap_mb: float = 4.0
+    ) -> None:
         super().__init__()
         if not isinstance(module, nn.Module):
             raise TypeError(f"DistributedDataParallel needs a Module, got {type(module).__name__}")
@@ -129,21 +148,21 @@ class DistributedDataParallel(nn.Module):
         self.global_count = 0
 
     @property
-    def rank(self):
+    def rank(self) -> int:
         return self.comm.Get_rank()
 
     @property
-    def world_size(self):
+    def world_size(self) -> int:
         return self.comm.Get_size()
 
-    def forward(self, x):
+    def forward(self, x: Any) -> Any:
         n = np.shape(x)[0] if np.ndim(x) > 0 else 1
         counts = allreduce_sum_(self.comm, np.array([n], dtype=np.int64))
         self.local_count, self.global_count = int(n), int(counts[0])
         self._ctx = True
         return self.module(x)
 
-    def backward(self, dy):
+    def backward(self, dy: Any) -> Any:
         self._cached("_ctx")
         scale = self.local_count / self.global_count if self.global_count > 0 else 0.0
         dy = np.asarray(dy)
@@ -152,12 +171,12 @@ class DistributedDataParallel(nn.Module):
             self.reducer.allreduce()
         return dx
 
-    def allreduce_gradients(self):
+    def allreduce_gradients(self) -> None:
         """Add the local gradients over the ranks now (what a synchronizing backward does)."""
         self.reducer.allreduce()
 
     @contextlib.contextmanager
-    def no_sync(self):
+    def no_sync(self) -> Iterator[None]:
         """Within this block ``backward`` accumulates local gradients without reducing."""
         previous, self._require_sync = self._require_sync, False
         try:
@@ -165,11 +184,11 @@ class DistributedDataParallel(nn.Module):
         finally:
             self._require_sync = previous
 
-    def state_dict(self):
+    def state_dict(self) -> Any:
         return self.module.state_dict()
 
-    def load_state_dict(self, state_dict, strict=True):
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> Any:
         return self.module.load_state_dict(state_dict, strict)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"world_size={self.world_size}"

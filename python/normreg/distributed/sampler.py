@@ -1,12 +1,20 @@
 """Sharding each epoch's examples across ranks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 
-from .comm import world
+from .. import _validation as V
+from ..random import Generator
+from .comm import Comm, world
 
 __all__ = ["DistributedSampler", "DistributedDataLoader", "shard_bounds"]
 
 
-def shard_bounds(n, num_replicas, rank):
+def shard_bounds(n: int, num_replicas: int, rank: int) -> tuple[int, int]:
     """[start, stop) of ``rank``'s share of ``n`` items split into ``num_replicas``
     contiguous shares whose sizes differ by at most one (the first ``n % num_replicas``
     shares have one more), as ``np.array_split``."""
@@ -32,72 +40,74 @@ class DistributedSampler:
       the permutation, starting at ``rank``). ``len()`` is their number.
     """
 
-    def __init__(self, num_samples, num_replicas=None, rank=None, shuffle=True, seed=0,
-                 drop_last=False, batch_size=None):
+    def __init__(
+        self,
+        num_samples: Any,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+        batch_size: int | None = None,
+    ) -> None:
+        where = "DistributedSampler"
         if hasattr(num_samples, "__len__"):
             num_samples = len(num_samples)
-        if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 0:
-            raise ValueError(f"num_samples must be a non-negative int or a sized dataset, got {num_samples!r}")
+        self.num_samples = V.integer(num_samples, "num_samples", where, low=0)
         if num_replicas is None or rank is None:
             comm = world()
             num_replicas = comm.Get_size() if num_replicas is None else num_replicas
             rank = comm.Get_rank() if rank is None else rank
-        if int(num_replicas) < 1:
-            raise ValueError(f"num_replicas must be >= 1, got {num_replicas}")
-        if not 0 <= int(rank) < int(num_replicas):
-            raise ValueError(f"rank must be in [0, {num_replicas}), got {rank}")
-        if batch_size is not None and int(batch_size) < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size}")
-        self.num_samples = int(num_samples)
-        self.num_replicas = int(num_replicas)
-        self.rank = int(rank)
+        self.num_replicas = V.integer(num_replicas, "num_replicas", where, low=1)
+        self.rank = V.integer(rank, "rank", where, low=0, high=self.num_replicas - 1)
+        self.batch_size = None if batch_size is None else V.integer(batch_size, "batch_size", where, low=1)
         self.shuffle = bool(shuffle)
-        self.seed = int(seed)
+        self.seed = V.integer(seed, "seed", where)
         self.drop_last = bool(drop_last)
-        self.batch_size = None if batch_size is None else int(batch_size)
         self.epoch = 0
 
-    def set_epoch(self, epoch):
-        self.epoch = int(epoch)
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = V.integer(epoch, "epoch", "DistributedSampler.set_epoch")
 
-    def permutation(self):
+    def permutation(self) -> np.ndarray:
         """The epoch's order of all examples (identical on every rank)."""
         if not self.shuffle:
             return np.arange(self.num_samples, dtype=np.int64)
         rng = np.random.default_rng([self.seed, self.epoch])
         return rng.permutation(self.num_samples).astype(np.int64)
 
-    def num_batches(self):
+    def num_batches(self) -> int:
         if self.batch_size is None:
             raise ValueError("num_batches needs the sampler's batch_size (the global batch size)")
         full, rest = divmod(self.num_samples, self.batch_size)
         return full + (1 if rest and not self.drop_last else 0)
 
-    def batches(self, permutation=None):
+    def batches(self, permutation: Any = None) -> Iterator[np.ndarray]:
         """This rank's share of each global batch of the epoch, as int64 index arrays
         (of ``permutation``, the same on every rank, instead of the sampler's own)."""
         perm = self.permutation() if permutation is None else np.asarray(permutation)
         if perm.shape != (self.num_samples,):
             raise ValueError(f"permutation must have shape ({self.num_samples},), got {perm.shape}")
         B = self.batch_size
+        assert B is not None  # num_batches() checked it
         for i in range(self.num_batches()):
-            batch = perm[i * B:(i + 1) * B]
+            batch = perm[i * B : (i + 1) * B]
             start, stop = shard_bounds(batch.size, self.num_replicas, self.rank)
             yield batch[start:stop]
 
-    def indices(self):
+    def indices(self) -> np.ndarray:
         if self.batch_size is not None:
             parts = list(self.batches())
             return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
         perm = self.permutation()
         if self.drop_last:
-            perm = perm[:self.num_samples - self.num_samples % self.num_replicas]
-        return perm[self.rank::self.num_replicas]
+            perm = perm[: self.num_samples - self.num_samples % self.num_replicas]
+        return perm[self.rank :: self.num_replicas]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         return iter(self.indices().tolist())
 
-    def __len__(self):
+    def __len__(self) -> int:
         return int(self.indices().size)
 
 
@@ -115,25 +125,44 @@ class DistributedDataLoader:
     single-process DataLoader.
     """
 
-    def __init__(self, x, y=None, batch_size=1, shuffle=True, drop_last=False, seed=0,
-                 num_replicas=None, rank=None, comm=None, generator=None):
+    def __init__(
+        self,
+        x: Any,
+        y: Any = None,
+        batch_size: int = 1,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        comm: Comm | None = None,
+        generator: Generator | None = None,
+    ) -> None:
         self.x = np.asarray(x)
         self.y = None if y is None else np.asarray(y)
         if self.y is not None and self.y.shape[:1] != self.x.shape[:1]:
-            raise ValueError(f"x and y must have the same number of samples, got "
-                             f"{self.x.shape[:1]} and {self.y.shape[:1]}")
+            raise ValueError(
+                f"x and y must have the same number of samples, got {self.x.shape[:1]} and {self.y.shape[:1]}"
+            )
         if comm is not None:
             num_replicas = comm.Get_size() if num_replicas is None else num_replicas
             rank = comm.Get_rank() if rank is None else rank
-        self.sampler = DistributedSampler(self.x.shape[0], num_replicas, rank, shuffle=shuffle,
-                                          seed=seed, drop_last=drop_last, batch_size=batch_size)
+        self.sampler = DistributedSampler(
+            self.x.shape[0],
+            num_replicas,
+            rank,
+            shuffle=shuffle,
+            seed=seed,
+            drop_last=drop_last,
+            batch_size=batch_size,
+        )
         self.generator = generator
         self.epoch = 0
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.sampler.num_batches()
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         self.sampler.set_epoch(self.epoch)
         self.epoch += 1
         perm = None

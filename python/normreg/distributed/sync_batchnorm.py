@@ -1,18 +1,24 @@
 """Batch norm whose statistics are those of the global batch, split across ranks."""
+
+from __future__ import annotations
+
 import math
-import warnings
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from .. import _C
 from .. import functional as F
-from .. import nn
-from .comm import allgather, allreduce_sum_, world
+from ..nn.batchnorm import BatchNormBase
+from ..nn.parameter import Module, data_of
+from .comm import Comm, allgather, allreduce_sum_, world
 
 __all__ = ["SyncBatchNorm", "convert_sync_batchnorm", "merge_moments"]
 
 
-def merge_moments(counts, means, m2s):
+def merge_moments(
+    counts: npt.ArrayLike, means: npt.ArrayLike, m2s: npt.ArrayLike
+) -> tuple[float, np.ndarray, np.ndarray]:
     """Chan's parallel merge of per-part (count, mean, M2) into the whole's.
 
     counts (R,), means (R, C), m2s (R, C) with M2 = sum (x - mean)^2 over each part ->
@@ -21,9 +27,10 @@ def merge_moments(counts, means, m2s):
     Both sums are of non-negative or well-scaled terms, so nothing cancels.
     """
     counts = np.asarray(counts, dtype=np.float64)
-    n = counts.sum()
+    means, m2s = np.asarray(means, dtype=np.float64), np.asarray(m2s, dtype=np.float64)
+    n = float(counts.sum())
     if n == 0:
-        C = np.shape(means)[1]
+        C = means.shape[1]
         return 0.0, np.zeros(C), np.zeros(C)
     with np.errstate(invalid="ignore", over="ignore"):  # non-finite input: NaN/Inf stats
         mean = counts @ means / n
@@ -31,7 +38,7 @@ def merge_moments(counts, means, m2s):
     return n, mean, m2
 
 
-class SyncBatchNorm(nn._BatchNorm):
+class SyncBatchNorm(BatchNormBase):
     """Batch norm over the global batch of all ranks of ``comm`` (PyTorch's
     ``nn.SyncBatchNorm``), for (N, C) or (N, C, *) input.
 
@@ -56,28 +63,26 @@ class SyncBatchNorm(nn._BatchNorm):
 
     _input_doc = "(N, C) or (N, C, *)"
 
-    def __init__(self, num_features, eps=1e-5, momentum=nn.DEFAULT, affine=True,
-                 track_running_stats=True, dtype=np.float32, *, momentum_style=None,
-                 running_var_estimator=None, initial_running_var=None, freeze_stats=False,
-                 convention=None, comm=None):
-        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype,
-                         momentum_style=momentum_style, running_var_estimator=running_var_estimator,
-                         initial_running_var=initial_running_var, freeze_stats=freeze_stats,
-                         convention=convention)
-        self.comm = comm
+    def __init__(self, *args: Any, comm: Comm | None = None, **kwargs: Any) -> None:
+        """``SyncBatchNorm(num_features, eps=1e-5, momentum=0.1, ..., comm=None)``: the
+        arguments of :class:`normreg.nn.BatchNorm1d`, and ``comm``."""
+        super().__init__(*args, **kwargs)
+        self.comm: Comm | None = comm
         self._sync = False
 
-    def _as_ncl(self, x):
+    def _as_ncl(self, x: np.ndarray) -> np.ndarray:
         if x.ndim < 2 or x.shape[1] != self.num_features:
             raise self._bad_shape(x)
         return x.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:])) if x.ndim != 3 else x
 
     @classmethod
-    def from_batchnorm(cls, bn, comm=None):
+    def from_batchnorm(cls, bn: BatchNormBase, comm: Comm | None = None) -> SyncBatchNorm:
         """A SyncBatchNorm sharing ``bn``'s parameters and running-statistic arrays, with
         its settings (any ``nn.BatchNorm1d`` / ``nn.BatchNorm2d``)."""
-        if not isinstance(bn, nn._BatchNorm):
-            raise TypeError(f"from_batchnorm needs a batch-norm layer, got {type(bn).__name__}")
+        if not isinstance(bn, BatchNormBase):
+            raise TypeError(
+                f"SyncBatchNorm.from_batchnorm: needs a batch-norm layer, got {type(bn).__name__}"
+            )
         sbn = cls.__new__(cls)
         sbn.__dict__.update(bn.__dict__)
         sbn._buffer_names = list(bn._buffer_names)
@@ -86,14 +91,13 @@ class SyncBatchNorm(nn._BatchNorm):
         sbn.comm = comm
         return sbn
 
-    def _comm(self):
+    def _comm(self) -> Comm:
         if self.comm is None:
             self.comm = world()
         return self.comm
 
-    def forward(self, x):
-        name = type(self).__name__
-        x = F._as_float_array(x, "x", self.dtype, f"the dtype of {name}'s parameters")
+    def forward(self, x: Any) -> np.ndarray:
+        x = self._input(x, "x")
         x3 = self._as_ncl(x)
         use_batch_stats = not self.track_running_stats or (self.training and not self.freeze_stats)
         if not use_batch_stats:  # running estimates: the same on every rank, nothing to share
@@ -104,96 +108,78 @@ class SyncBatchNorm(nn._BatchNorm):
         # this rank's count, means and M2 -> every rank's -> the global batch's
         local = np.empty(1 + 2 * C)
         local[0] = N * L
-        local[1:] = _C.sync_batch_norm_stats(x3).ravel()
+        local[1:] = F.batch_norm_stats(x3).ravel()
         parts = allgather(comm, local)
-        count, mean, m2 = merge_moments(parts[:, 0], parts[:, 1:1 + C], parts[:, 1 + C:])
+        count, mean, m2 = merge_moments(parts[:, 0], parts[:, 1 : 1 + C], parts[:, 1 + C :])
         self._sync = True
         if count == 0:  # every share empty: nothing to normalize, nothing learned
             self._ctx = (x.shape, None, None, None, 0.0)
             return np.empty_like(x)
         if count == 1:
-            raise ValueError(f"Expected more than 1 value per channel when training, got a global "
-                             f"batch of 1 value per channel over {comm.Get_size()} rank(s)")
+            raise ValueError(
+                f"Expected more than 1 value per channel when training, got a global "
+                f"batch of 1 value per channel over {comm.Get_size()} rank(s)"
+            )
         var = m2 / count
         with np.errstate(invalid="ignore", over="ignore"):
             save_rstd = (1.0 / np.sqrt(var + self.eps)).astype(self.dtype)
         # normalize with the global statistics; the mean stays float64 (rounded to float32, a
         # large mean would cost every normalized value its accuracy)
-        y = _C.sync_batch_norm_forward(x3, mean, save_rstd,
-                                       None if self.weight is None else self.weight.data,
-                                       None if self.bias is None else self.bias.data, None)
+        y = F.batch_norm_elemt(x3, mean, save_rstd, data_of(self.weight), data_of(self.bias))
         if self.track_running_stats:
-            self._update_running(mean, m2 / (count - 1) if self.running_var_estimator == "unbiased"
-                                 else var)
+            self._update_running(mean, m2 / (count - 1) if self.running_var_estimator == "unbiased" else var)
         self._ctx = (x.shape, x3, mean, save_rstd, count)
         return y.reshape(x.shape)
 
-    def _update_running(self, mean, var):
-        """The running update of this layer's convention with the global statistics (in
-        float64), skipping channels whose statistics are not finite (as BatchNorm1d)."""
-        w = self._new_weight()
-        finite = np.isfinite(mean) & np.isfinite(var)
-        rm, rv = self.running_mean, self.running_var
-        np.copyto(rm, (1.0 - w) * rm.astype(np.float64) + w * mean, casting="unsafe", where=finite)
-        np.copyto(rv, (1.0 - w) * rv.astype(np.float64) + w * var, casting="unsafe", where=finite)
-        self.num_batches_tracked += 1
-        skipped = int(finite.size - finite.sum())
-        if skipped:
-            warnings.warn(f"{type(self).__name__}: batch statistics of {skipped} channel(s) are not "
-                          "finite; their running estimates were not updated", RuntimeWarning,
-                          stacklevel=3)
-
-    def backward(self, dy):
+    def backward(self, dy: Any) -> np.ndarray:
         if not self._sync:
             return super().backward(dy)
         ((shape, x3, mean, save_rstd, count),) = self._cached("_ctx")
         name = type(self).__name__
-        dy = F._as_float_array(dy, "dy", self.dtype, f"the dtype of {name}'s parameters")
+        dy = self._input(dy, "dy")
         if dy.shape != shape:
             raise ValueError(f"{name}.backward: dy has shape {dy.shape}, expected {shape}")
         if x3 is None:  # the global batch was empty
             return np.empty_like(dy)
         dy3 = dy.reshape(x3.shape)
-        local = _C.sync_batch_norm_grad_sums(dy3, x3, mean, save_rstd)
+        local = F.batch_norm_backward_reduce(dy3, x3, mean, save_rstd)
         if self.weight is not None:
             self.weight.grad += local[1].astype(self.dtype)
         if self.bias is not None:
             self.bias.grad += local[0].astype(self.dtype)
         sums = allreduce_sum_(self._comm(), local.copy())
-        dx = _C.sync_batch_norm_backward(dy3, x3, mean, save_rstd,
-                                         None if self.weight is None else self.weight.data,
-                                         sums, count, None)
+        dx = F.batch_norm_backward_elemt(dy3, x3, mean, save_rstd, data_of(self.weight), sums, count)
         return dx.reshape(shape)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         s = super().extra_repr()
         return s + f", comm={self.comm!r}" if self.comm is not None else s
 
 
-def convert_sync_batchnorm(module, comm=None):
+def convert_sync_batchnorm(module: Module, comm: Comm | None = None) -> Module:
     """Replace every batch-norm layer (:class:`BatchNorm1d`, :class:`BatchNorm2d`) in
     ``module`` by a :class:`SyncBatchNorm` that shares its parameters and running
     statistics and keeps its settings; returns the module (or the new layer, when
     ``module`` is itself a batch norm), as PyTorch's ``convert_sync_batchnorm``."""
-    if not isinstance(module, nn.Module):
-        raise TypeError(f"convert_sync_batchnorm needs a Module, got {type(module).__name__}")
+    if not isinstance(module, Module):
+        raise TypeError(f"convert_sync_batchnorm: needs a Module, got {type(module).__name__}")
 
-    def convert(m):
-        if isinstance(m, nn._BatchNorm) and not isinstance(m, SyncBatchNorm):
+    def convert(m: Module) -> Module:
+        if isinstance(m, BatchNormBase) and not isinstance(m, SyncBatchNorm):
             return SyncBatchNorm.from_batchnorm(m, comm)
         return m
 
     root = convert(module)
     for mod in list(root.modules()):
         for name, value in list(vars(mod).items()):
-            if isinstance(value, nn.Module):
+            if isinstance(value, Module):
                 new = convert(value)
                 if new is not value:
                     setattr(mod, name, new)
             elif isinstance(value, list):
                 for i, item in enumerate(value):
-                    if isinstance(item, nn.Module):
+                    if isinstance(item, Module):
                         value[i] = convert(item)
-            elif isinstance(value, tuple) and any(isinstance(v, nn._BatchNorm) for v in value):
-                setattr(mod, name, tuple(convert(v) if isinstance(v, nn.Module) else v for v in value))
+            elif isinstance(value, tuple) and any(isinstance(v, BatchNormBase) for v in value):
+                setattr(mod, name, tuple(convert(v) if isinstance(v, Module) else v for v in value))
     return root

@@ -1,0 +1,248 @@
+"""Argument checks for every layer of normreg: one policy, one message format.
+
+The policy, which every public function and class follows:
+
+* **Wrong type: TypeError; wrong value: ValueError.** The message names the function or
+  class, the argument, what was expected and what was given, as
+  ``"StepLR: gamma must be a finite real number, got nan"``.
+* **bool is not a number.** ``True`` (or ``np.True_``) where a number or an int is
+  expected is a TypeError; where a flag must be a bool, only ``bool``/``np.bool_`` pass.
+* **Real numbers** are Python ints and floats and NumPy integer and floating scalars
+  (whatever :class:`numbers.Real` accepts); they come back as Python floats. **Integers**
+  are Python ints and NumPy integer scalars; they come back as Python ints.
+* **Hyperparameters are finite**: NaN or +-Inf as an eps, a momentum, a learning rate, a
+  probability, a gain... is a ValueError. Where infinity means something (``norm_type``,
+  ``max_norm``) the caller allows it (``allow_inf``); where the number is data, not a
+  setting (an upstream gradient), NaN is let through too (``allow_nan``).
+* **Arrays** of the float ops are float32 or float64 (anything else is a TypeError), are
+  converted to C-contiguous, aligned, native-order ndarrays without being modified, and
+  must have the dtype of the other arrays of the call (TypeError) and the expected shape
+  (ValueError). Arrays written in place (``out=``, gradient accumulators, optimizer state,
+  running statistics) are checked, never converted: a copy would leave the caller's array
+  unwritten.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_INF = math.inf
+
+
+# ---- scalars -----------------------------------------------------------------------------
+
+
+def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low:g}"
+    return f"{'<' if high_open else '<='} {high:g}"
+
+
+def real(
+    value: Any,
+    name: str,
+    where: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    allow_inf: bool = False,
+    allow_nan: bool = False,
+) -> float:
+    """``value`` as a float: a real number (not a bool), finite unless allowed, within
+    ``[low, high]`` (a bound is excluded with ``low_open``/``high_open``)."""
+    if type(value) is float:  # the common case, without the abstract-class check below
+        v = value
+    elif isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where}: {name} must be a real number, got {type(value).__name__}")
+    else:
+        v = float(value)
+    if v != v:
+        if allow_nan:
+            return v
+        raise ValueError(f"{where}: {name} must be a finite real number, got nan")
+    if not allow_inf and (v == _INF or v == -_INF):
+        raise ValueError(f"{where}: {name} must be a finite real number, got {v}")
+    if (low is not None and (v < low or (low_open and v == low))) or (
+        high is not None and (v > high or (high_open and v == high))
+    ):
+        raise ValueError(f"{where}: {name} must be {_interval(low, high, low_open, high_open)}, got {v:g}")
+    return v
+
+
+def integer(value: Any, name: str, where: str, *, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as an int: an int or NumPy integer (not a bool) within ``[low, high]``."""
+    if type(value) is not int and (
+        isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)
+    ):
+        raise TypeError(f"{where}: {name} must be an int, got {type(value).__name__}")
+    v = int(value)
+    if (low is not None and v < low) or (high is not None and v > high):
+        bounds = "positive" if low == 1 and high is None else _interval(low, high, False, False)
+        raise ValueError(f"{where}: {name} must be {bounds}, got {v}")
+    return v
+
+
+def boolean(value: Any, name: str, where: str) -> bool:
+    """``value`` as a bool: only ``bool`` and ``np.bool_`` pass."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: {name} must be a bool, got {type(value).__name__}")
+    return bool(value)
+
+
+def choice(value: Any, name: str, where: str, choices: Sequence[str]) -> str:
+    """``value``, one of the strings ``choices``."""
+    options = ", ".join(repr(c) for c in choices)
+    if not isinstance(value, str):
+        raise TypeError(f"{where}: {name} must be one of {options}, got {type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"{where}: {name} must be one of {options}, got {value!r}")
+    return value
+
+
+def probability(value: Any, name: str, where: str) -> float:
+    """A probability: a finite real number in [0, 1]."""
+    return real(value, name, where, low=0.0, high=1.0)
+
+
+def eps(value: Any, where: str) -> float:
+    """A normalization's ``eps``: a finite real number >= 0."""
+    if type(value) is float and 0.0 <= value < _INF:
+        return value
+    return real(value, "eps", where, low=0.0)
+
+
+def normalized_shape(value: Any, where: str, nonempty: bool = False) -> tuple[int, ...]:
+    """A ``normalized_shape``: an int or a sequence of ints >= 0, as a tuple (with at least
+    one dimension when ``nonempty``)."""
+    if type(value) is tuple and value and all(type(d) is int and d >= 0 for d in value):
+        return value
+    if type(value) is int and value >= 0:
+        return (value,)
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        value = (value,)
+    try:
+        dims = tuple(value)
+    except TypeError:
+        dims = None
+    if (
+        dims is None
+        or isinstance(value, (str, bytes))
+        or not all(isinstance(d, numbers.Integral) and not isinstance(d, (bool, np.bool_)) for d in dims)
+    ):
+        raise TypeError(f"{where}: normalized_shape must be an int or a sequence of ints, got {value!r}")
+    shape = tuple(int(d) for d in dims)
+    if any(d < 0 for d in shape):
+        raise ValueError(f"{where}: normalized_shape must not be negative, got {shape}")
+    if nonempty and not shape:
+        raise ValueError(f"{where}: normalized_shape must have at least one dimension")
+    return shape
+
+
+def num_groups(value: Any, channels: int, where: str) -> int:
+    """A group norm's ``num_groups``: an int >= 1 that divides ``channels``."""
+    groups = integer(value, "num_groups", where)
+    if groups < 1 or channels % groups != 0:
+        raise ValueError(
+            f"{where}: num_groups must be >= 1 and divide the number of channels {channels}, got {groups}"
+        )
+    return groups
+
+
+def float_dtype(value: Any, where: str) -> np.dtype[Any]:
+    """A ``dtype=`` argument: float32 or float64, as a NumPy dtype."""
+    try:
+        dt = np.dtype(value)
+    except TypeError:
+        raise TypeError(f"{where}: dtype must be float32 or float64, got {value!r}") from None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{where}: dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+# ---- arrays ------------------------------------------------------------------------------
+
+
+def float_array(
+    x: Any, name: str, where: str, dtype: npt.DTypeLike | None = None, dtype_from: str = "the other arguments"
+) -> np.ndarray:
+    """``x`` as a C-contiguous, aligned, native-order float32/float64 ndarray (``x`` itself
+    when it is one), of dtype ``dtype`` when that is given (``dtype_from`` says why)."""
+    if not isinstance(x, np.ndarray):
+        if x is None:
+            raise TypeError(f"{where}: {name} must be an array, not None")
+        try:
+            x = np.asarray(x)
+        except Exception as exc:  # an object whose __array__ raises, a ragged list, ...
+            raise TypeError(f"{where}: {name} could not be converted to an array: {exc}") from exc
+    dt = x.dtype
+    if dt.kind != "f" or dt.itemsize not in (4, 8):
+        raise TypeError(f"{where}: {name} must have dtype float32 or float64, got {dt}")
+    if not dt.isnative:
+        x = x.astype(dt.newbyteorder("="))
+        dt = x.dtype
+    if dtype is not None and dt != dtype:
+        raise TypeError(f"{where}: {name} has dtype {dt}, expected {np.dtype(dtype)} ({dtype_from})")
+    if not (x.flags.c_contiguous and x.flags.aligned):
+        x = np.require(x, requirements=("C", "A"))
+    return x
+
+
+def optional_float_array(
+    x: Any, name: str, where: str, dtype: npt.DTypeLike | None, dtype_from: str
+) -> np.ndarray | None:
+    """:func:`float_array`, or None for None."""
+    return None if x is None else float_array(x, name, where, dtype, dtype_from)
+
+
+def check_shape(arr: np.ndarray, name: str, where: str, shape: Sequence[int], what: str) -> None:
+    """ValueError unless ``arr`` has ``shape`` (``what`` says where that shape comes from)."""
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{where}: {name} must have shape {tuple(shape)} ({what}), got {arr.shape}")
+
+
+def inplace_array(
+    arr: Any,
+    name: str,
+    where: str,
+    shape: Sequence[int],
+    dtype: npt.DTypeLike | None,
+    *,
+    dtype_from: str,
+    shape_from: str,
+    purpose: str = "updated in place",
+) -> np.ndarray:
+    """``arr``, an array the call writes into: an ndarray of ``dtype`` and ``shape``,
+    C-contiguous, aligned and writeable (checked, never converted)."""
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{where}: {name} must be a numpy.ndarray ({purpose}), got {type(arr).__name__}")
+    if dtype is not None and arr.dtype != dtype:
+        raise TypeError(f"{where}: {name} has dtype {arr.dtype}, expected {np.dtype(dtype)} ({dtype_from})")
+    check_shape(arr, name, where, shape, shape_from)
+    if not (arr.flags.c_contiguous and arr.flags.aligned and arr.flags.writeable):
+        raise ValueError(f"{where}: {name} is {purpose} and must be C-contiguous, aligned and writeable")
+    return arr
+
+
+def out_array(out: Any, where: str, shape: Sequence[int], dtype: npt.DTypeLike) -> np.ndarray:
+    """An ``out=`` array: checked before anything is computed or drawn."""
+    return inplace_array(
+        out,
+        "out",
+        where,
+        shape,
+        dtype,
+        dtype_from="the output's dtype",
+        shape_from="the output's shape",
+        purpose="written in place",
+    )

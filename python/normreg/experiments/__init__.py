@@ -1,0 +1,142 @@
+"""The lecture's claims as experiments: ``normreg-experiments``
+(or ``python -m normreg.experiments``).
+
+1. ``norm-lr``: no normalization / BatchNorm / LayerNorm across learning rates spanning two
+   orders of magnitude with plain SGD -- normalization tolerates higher learning rates.
+2. ``regularization``: an over-parameterized MLP on a small training subset with no
+   regularization / dropout / weight decay / both -- train vs test accuracy and the gap.
+3. ``init``: well and badly scaled initialization, with and without normalization --
+   normalization makes training insensitive to the scale of the initial weights.
+4. ``summary``: very different configurations that reach similar test accuracy.
+
+Each experiment writes ``<name>.md`` (a markdown table), ``<name>.json`` (every run's
+configuration and history) and PNG plots into the output directory, shows a progress bar
+over its runs, and has a ``--quick`` mode (small subsets, few epochs: well under a minute)
+besides the full one (a few minutes each on 2 cores).
+
+From Python: ``run(name, out_dir, data=None, quick=False)`` returns a dict with the rows of
+the table, the markdown, and the paths written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+import normreg
+
+from .._reports import write_json
+from ..data import load_fashion_mnist
+from ..train import TrainConfig as TrainConfig
+from ..train import build_model as build_model
+from ..train import evaluate as evaluate
+from ..train import train as train
+from .generalization import regularization, summary
+from .normalization import init_scale, norm_lr
+
+__all__ = ["EXPERIMENTS", "run", "run_all", "main", "norm_lr", "regularization", "init_scale", "summary"]
+
+
+# ---- running ----------------------------------------------------------------------------------
+
+EXPERIMENTS = {"norm-lr": norm_lr, "regularization": regularization, "init": init_scale, "summary": summary}
+
+_TITLES = {
+    "norm-lr": "1. Normalization x learning rate",
+    "regularization": "2. Regularization and generalization",
+    "init": "3. Initialization x normalization",
+    "summary": "4. Different configurations, similar accuracy",
+}
+
+
+def run(name, out_dir, data=None, data_dir=None, quick=False, progress=None, log=print, seed=0):
+    """Run the experiment ``name`` (one of :data:`EXPERIMENTS`) and write ``<name>.md``,
+    ``<name>.json`` and its PNGs into ``out_dir``. ``data``: ``(x_train, y_train, x_test,
+    y_test)``; default :func:`normreg.data.load_fashion_mnist(data_dir)`. Returns a dict with
+    ``rows``, ``markdown``, ``plots``, ``json``, ``markdown_path`` and ``seconds``."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}")
+    if data is None:
+        data = load_fashion_mnist(data_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    t0 = time.perf_counter()
+    result = EXPERIMENTS[name](data, out_dir, quick=quick, progress=progress, log=log, seed=seed)
+    result["seconds"] = time.perf_counter() - t0
+    result["markdown"] = f"### {_TITLES[name]}\n\n" + result["markdown"]
+    md_path = os.path.join(out_dir, f"{name}.md")
+    with open(md_path, "w") as f:
+        f.write(result["markdown"])
+    json_path = os.path.join(out_dir, f"{name}.json")
+    write_json(
+        {
+            "experiment": name,
+            "quick": quick,
+            "seconds": result["seconds"],
+            "rows": result["rows"],
+            "runs": result["runs"],
+        },
+        json_path,
+    )
+    result.update(json=json_path, markdown_path=md_path)
+    return result
+
+
+def run_all(out_dir, data=None, data_dir=None, quick=False, progress=None, log=print, seed=0, names=None):
+    """Run several experiments (default: all four); returns {name: result}."""
+    if data is None:
+        data = load_fashion_mnist(data_dir)
+    return {
+        name: run(name, out_dir, data, quick=quick, progress=progress, log=log, seed=seed)
+        for name in (names or EXPERIMENTS)
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="normreg-experiments",
+        description="Run the lecture's experiments on Fashion-MNIST: "
+        + "; ".join(f"{k} ({_TITLES[k][3:].lower()})" for k in EXPERIMENTS)
+        + ".",
+    )
+    p.add_argument(
+        "experiments",
+        nargs="*",
+        metavar="EXPERIMENT",
+        default=["all"],
+        help=f"which to run: all (default) or any of {', '.join(EXPERIMENTS)}",
+    )
+    p.add_argument("--quick", action="store_true", help="small subsets and few epochs (< 1 minute each)")
+    p.add_argument("--out", default="runs/experiments", help="output directory")
+    p.add_argument("--data-dir", default=None, help="directory with the Fashion-MNIST files")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="threads for normreg (default: all cores)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    args = p.parse_args(argv)
+    names = list(EXPERIMENTS) if "all" in args.experiments else args.experiments
+    unknown = [n for n in names if n not in EXPERIMENTS]
+    if unknown:
+        p.error(f"unknown experiment(s) {', '.join(unknown)}; choose from all, {', '.join(EXPERIMENTS)}")
+    if args.threads is not None:
+        normreg.set_num_threads(args.threads)
+    try:
+        data = load_fashion_mnist(args.data_dir)
+    except (RuntimeError, ValueError) as exc:
+        print(f"normreg-experiments: {exc}", file=sys.stderr)
+        return 2
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    for name in names:
+        result = run(name, args.out, data, quick=args.quick, progress=args.progress, log=log, seed=args.seed)
+        print()
+        print(result["markdown"])
+        print(
+            f"wrote {result['markdown_path']}, {result['json']}, "
+            f"{', '.join(result['plots'])} ({result['seconds']:.0f} s)\n",
+            flush=True,
+        )
+    return 0

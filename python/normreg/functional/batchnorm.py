@@ -1,0 +1,200 @@
+"""Batch normalization, and the pieces of it that a synchronized batch norm runs between
+its collectives (PyTorch's ``batch_norm_stats`` / ``batch_norm_elemt`` /
+``batch_norm_backward_reduce`` / ``batch_norm_backward_elemt``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import _C
+from .. import _validation as V
+from ._common import affine_grads, affine_params, as_ncl, grad_and_input, stat_array
+
+
+def _nc_or_ncl(x: np.ndarray, name: str, where: str) -> np.ndarray:
+    if x.ndim == 2:
+        return x.reshape(x.shape[0], x.shape[1], 1)
+    if x.ndim == 3:
+        return x
+    raise ValueError(f"{where}: {name} must be 2-D (N, C) or 3-D (N, C, L), got shape {x.shape}")
+
+
+def _running(arr: Any, name: str, where: str, dtype: np.dtype[Any], C: int) -> np.ndarray | None:
+    if arr is None:
+        return None
+    return V.inplace_array(
+        arr, name, where, (C,), dtype, dtype_from="the dtype of x", shape_from="the channels of x"
+    )
+
+
+def _global_mean(where: str, mean: Any, C: int) -> np.ndarray:
+    """The per-channel mean (C,) of a synchronized batch norm, float32 or float64 for either
+    dtype of x, as float64: the merged global mean is float64, and rounded to float32 a large
+    mean (1e6: by up to 0.03) would cost every normalized value its accuracy."""
+    arr = V.float_array(mean, "mean", where)
+    V.check_shape(arr, "mean", where, (C,), "the channels of x")
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
+def _channel_stats(where: str, x: np.ndarray, C: int, **stats: Any) -> list[np.ndarray]:
+    """Per-channel statistics (C,) saved by a forward, as arrays of x's dtype."""
+    arrays = []
+    for name, value in stats.items():
+        arr = stat_array(value, name, where, x)
+        V.check_shape(arr, name, where, (C,), "the channels of x")
+        arrays.append(arr)
+    return arrays
+
+
+def batch_norm(
+    x: Any,
+    running_mean: np.ndarray | None,
+    running_var: np.ndarray | None,
+    weight: Any = None,
+    bias: Any = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+    *,
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Batch normalization per channel, PyTorch's ``F.batch_norm``.
+
+    x (N, C) or (N, C, L); running_mean, running_var, weight, bias (C,) or None.
+    Training normalizes with the batch mean and biased variance over N (and L), and
+    updates the running estimates in place: ``running := (1 - momentum) * running +
+    momentum * stat`` (running_var gets the unbiased variance). Evaluation normalizes
+    with the running estimates. Returns (y like x, save_mean (C,), save_rstd (C,)): the
+    statistics used, which :func:`batch_norm_backward` takes.
+
+    A batch with no rows returns an empty y and leaves the running estimates untouched.
+    """
+    where = "batch_norm"
+    x = V.float_array(x, "x", where)
+    x3 = _nc_or_ncl(x, "x", where)
+    N, C, L = x3.shape
+    training = bool(training)
+    momentum = V.real(momentum, "momentum", where, low=0.0, high=1.0)
+    eps = V.eps(eps, where)
+    rm = _running(running_mean, "running_mean", where, x.dtype, C)
+    rv = _running(running_var, "running_var", where, x.dtype, C)
+    weight, bias = affine_params(weight, bias, x, where, (C,), "the channels of x")
+    if not training and (rm is None or rv is None):
+        raise ValueError(f"{where}: evaluation needs running_mean and running_var")
+    if out is not None:
+        V.out_array(out, where, x.shape, x.dtype)
+    if N == 0:
+        nan = np.full(C, np.nan, dtype=x.dtype)
+        return np.empty_like(x) if out is None else out, nan, nan.copy()
+    if training and N * L <= 1:
+        raise ValueError(
+            f"{where}: Expected more than 1 value per channel when training, got input size {x.shape}"
+        )
+    if out is not None:
+        out = out.reshape(x3.shape)
+    y, save_mean, save_rstd = _C.batch_norm_forward(x3, weight, bias, rm, rv, training, momentum, eps, out)
+    return y.reshape(x.shape), save_mean, save_rstd
+
+
+def batch_norm_backward(
+    dy: Any,
+    x: Any,
+    save_mean: Any,
+    save_rstd: Any,
+    weight: Any = None,
+    training: bool = True,
+    *,
+    has_bias: bool | None = None,
+    dweight: np.ndarray | None = None,
+    dbias: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Gradients of :func:`batch_norm`.
+
+    dy and x (N, C) or (N, C, L); save_mean, save_rstd (C,) from the forward; weight
+    (C,) or None; ``training`` as in the forward (batch statistics: the gradient flows
+    through the mean and variance; evaluation: they are constants).
+    -> (dx like x, dweight or None, dbias or None), as :func:`layer_norm_backward`.
+    """
+    where = "batch_norm_backward"
+    dy, x = grad_and_input(dy, x, where)
+    x3 = _nc_or_ncl(x, "x", where)
+    N, C, L = x3.shape
+    save_mean, save_rstd = _channel_stats(where, x, C, save_mean=save_mean, save_rstd=save_rstd)
+    weight = V.optional_float_array(weight, "weight", where, x.dtype, "the dtype of x")
+    dweight, dbias = affine_grads(weight, has_bias, dweight, dbias, where, (C,), "the channels of x", x.dtype)
+    if N * L == 0:
+        return np.empty_like(x), dweight, dbias
+    dx = _C.batch_norm_backward(
+        dy.reshape(x3.shape), x3, save_mean, save_rstd, weight, dweight, dbias, bool(training), None
+    )
+    return dx.reshape(x.shape), dweight, dbias
+
+
+# ---- the pieces of a synchronized batch norm -----------------------------------------------
+
+
+def batch_norm_stats(x: Any) -> np.ndarray:
+    """This process's per-channel statistics of x (N, C, *), to be merged with the other
+    processes' (``normreg.distributed.merge_moments``): a float64 array (2, C), row 0 the
+    channel means and row 1 the sums of squared deviations from them (M2); zeros when x
+    has no values per channel."""
+    where = "batch_norm_stats"
+    x = V.float_array(x, "x", where)
+    return _C.sync_batch_norm_stats(as_ncl(x, "x", where))
+
+
+def batch_norm_elemt(
+    x: Any, mean: Any, rstd: Any, weight: Any = None, bias: Any = None, *, out: np.ndarray | None = None
+) -> np.ndarray:
+    """``y = (x - mean) * rstd * weight + bias`` per channel of x (N, C, *), with given
+    statistics mean, rstd (C,) (e.g. of the global batch) and weight, bias (C,) or None.
+    ``mean`` may be float64 whatever x's dtype (the global mean as merged), and is used so."""
+    where = "batch_norm_elemt"
+    x = V.float_array(x, "x", where)
+    x3 = as_ncl(x, "x", where)
+    C = x3.shape[1]
+    mean = _global_mean(where, mean, C)
+    (rstd,) = _channel_stats(where, x, C, rstd=rstd)
+    weight, bias = affine_params(weight, bias, x, where, (C,), "the channels of x")
+    if out is not None:
+        out = V.out_array(out, where, x.shape, x.dtype).reshape(x3.shape)
+    return _C.sync_batch_norm_forward(x3, mean, rstd, weight, bias, out).reshape(x.shape)
+
+
+def batch_norm_backward_reduce(dy: Any, x: Any, mean: Any, rstd: Any) -> np.ndarray:
+    """This process's per-channel sums for the backward of a batch norm with statistics
+    mean, rstd (C,): a float64 array (2, C), row 0 ``sum(dy)`` and row 1
+    ``sum(dy * xhat)`` with ``xhat = (x - mean) * rstd``, over N and * of dy and x
+    (N, C, *). Row 0 is also the bias gradient and row 1 the weight gradient. ``mean`` may
+    be float64 whatever x's dtype, as in :func:`batch_norm_elemt`."""
+    where = "batch_norm_backward_reduce"
+    dy, x = grad_and_input(dy, x, where)
+    x3 = as_ncl(x, "x", where)
+    mean = _global_mean(where, mean, x3.shape[1])
+    (rstd,) = _channel_stats(where, x, x3.shape[1], rstd=rstd)
+    return _C.sync_batch_norm_grad_sums(dy.reshape(x3.shape), x3, mean, rstd)
+
+
+def batch_norm_backward_elemt(
+    dy: Any, x: Any, mean: Any, rstd: Any, weight: Any, sums: Any, count: float
+) -> np.ndarray:
+    """The input gradient of a batch norm in training whose statistics mean, rstd (C,) are
+    those of ``count`` values per channel (over all processes), given ``sums`` (2, C), the
+    :func:`batch_norm_backward_reduce` rows added over those processes::
+
+        dx = weight * rstd * (dy - sums[0] / count - xhat * sums[1] / count)
+    """
+    where = "batch_norm_backward_elemt"
+    dy, x = grad_and_input(dy, x, where)
+    x3 = as_ncl(x, "x", where)
+    C = x3.shape[1]
+    mean = _global_mean(where, mean, C)
+    (rstd,) = _channel_stats(where, x, C, rstd=rstd)
+    weight, _ = affine_params(weight, None, x, where, (C,), "the channels of x")
+    sums = V.float_array(sums, "sums", where, np.float64, "the sums are float64")
+    V.check_shape(sums, "sums", where, (2, C), "sum(dy) and sum(dy * xhat) per channel")
+    count = V.real(count, "count", where, low=0.0, low_open=True)
+    dx = _C.sync_batch_norm_backward(dy.reshape(x3.shape), x3, mean, rstd, weight, sums, count, None)
+    return dx.reshape(x.shape)

@@ -1,0 +1,84 @@
+"""Linear layer: ``y = x @ weight + bias``."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .. import _C
+from .. import _validation as V
+from ._common import accumulator
+
+
+def linear(x: Any, weight: Any, bias: Any = None, *, out: np.ndarray | None = None) -> np.ndarray:
+    """``y = x @ weight + bias``.
+
+    x (..., in_features), weight (in_features, out_features), bias (out_features,)
+    or None -> y (..., out_features).
+    """
+    where = "linear"
+    x = V.float_array(x, "x", where)
+    weight = V.float_array(weight, "weight", where, x.dtype, "the dtype of x")
+    bias = V.optional_float_array(bias, "bias", where, x.dtype, "the dtype of x")
+    if weight.ndim != 2:
+        raise ValueError(f"{where}: weight must be 2-D (in_features, out_features), got shape {weight.shape}")
+    if x.ndim < 1 or x.shape[-1] != weight.shape[0]:
+        raise ValueError(
+            f"{where}: x must have shape (..., {weight.shape[0]}) to match weight "
+            f"{weight.shape}, got {x.shape}"
+        )
+    if bias is not None:
+        V.check_shape(bias, "bias", where, (weight.shape[1],), "out_features of weight")
+    lead = x.shape[:-1]
+    rows = math.prod(lead)  # explicit: reshape(-1, 0) is ambiguous for in_features == 0
+    out2d = None
+    if out is not None:
+        V.out_array(out, where, lead + (weight.shape[1],), x.dtype)
+        if np.may_share_memory(out, x) or np.may_share_memory(out, weight):
+            raise ValueError(f"{where}: out must not overlap x or weight")
+        out2d = out.reshape(rows, weight.shape[1])
+    y = _C.linear_forward(x.reshape(rows, weight.shape[0]), weight, bias, out2d)
+    return out if out is not None else y.reshape(lead + (weight.shape[1],))
+
+
+def linear_backward(
+    dy: Any,
+    x: Any,
+    weight: Any,
+    *,
+    has_bias: bool = True,
+    need_dx: bool = True,
+    dweight: np.ndarray | None = None,
+    dbias: np.ndarray | None = None,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """Gradients of :func:`linear`.
+
+    dy (..., out_features), x (..., in_features), weight (in_features, out_features)
+    -> (dx (..., in_features) or None, dweight (in_features, out_features),
+    dbias (out_features,) or None when ``has_bias`` is false).
+    ``dweight``/``dbias``, when given, are added to in place and returned.
+    """
+    where = "linear_backward"
+    x = V.float_array(x, "x", where)
+    dy = V.float_array(dy, "dy", where, x.dtype, "the dtype of x")
+    weight = V.float_array(weight, "weight", where, x.dtype, "the dtype of x")
+    if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[0]:
+        raise ValueError(f"{where}: x {x.shape} and weight {weight.shape} do not match")
+    V.check_shape(dy, "dy", where, x.shape[:-1] + (weight.shape[1],), "the shape of linear's output")
+    dweight = accumulator(dweight, "dweight", where, weight.shape, x.dtype)
+    dbias = accumulator(dbias, "dbias", where, (weight.shape[1],), x.dtype) if has_bias else None
+    rows = math.prod(x.shape[:-1])
+    dx = _C.linear_backward(
+        dy.reshape(rows, weight.shape[1]),
+        x.reshape(rows, weight.shape[0]),
+        weight,
+        None,
+        dweight,
+        dbias,
+        bool(need_dx),
+    )
+    if dx is not None:
+        dx = dx.reshape(x.shape)
+    return dx, dweight, dbias

@@ -1,0 +1,253 @@
+"""Normalizations over the features of each sample: layer norm, RMS norm, group norm."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Union
+
+import numpy as np
+
+from .. import _C
+from .. import _validation as V
+from ._common import affine_grads, affine_params, as_ncl, grad_and_input, stat_array
+
+_INF = math.inf
+_layer_norm_forward = _C.layer_norm_forward  # layer_norm_rows' kernel, bound once (hot path)
+ShapeLike = Union[int, Sequence[int]]
+
+
+def _lead_dims(x: np.ndarray, shape: tuple[int, ...], where: str) -> tuple[int, ...]:
+    """The leading dimensions of x, which must end with ``shape`` (a normalized_shape)."""
+    k = len(shape)
+    if k == 0 or x.ndim < k or x.shape[x.ndim - k :] != shape:
+        raise ValueError(f"{where}: x of shape {x.shape} does not end with normalized_shape {shape}")
+    return x.shape[: x.ndim - k]
+
+
+def _normalized_dims(x: np.ndarray, stat: np.ndarray, name: str, where: str) -> tuple[int, ...]:
+    """The trailing dimensions of x after those of ``stat`` (a per-row statistic from the
+    forward, named ``name``), which must lead x's shape."""
+    if x.ndim - stat.ndim < 1 or x.shape[: stat.ndim] != stat.shape:
+        raise ValueError(f"{where}: {name} of shape {stat.shape} does not match x of shape {x.shape}")
+    return x.shape[stat.ndim :]
+
+
+def _flat(a: np.ndarray | None, size: int) -> np.ndarray | None:
+    return None if a is None else a.reshape(size)
+
+
+# ---- layer norm -----------------------------------------------------------------------
+
+
+def layer_norm(
+    x: Any,
+    normalized_shape: ShapeLike,
+    weight: Any = None,
+    bias: Any = None,
+    eps: float = 1e-5,
+    *,
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Layer normalization over the trailing ``normalized_shape`` dimensions.
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias`` with the biased variance of the
+    last ``len(normalized_shape)`` dims. x (*, *normalized_shape), weight and bias of
+    ``normalized_shape`` or None -> (y like x, mean (*), rstd (*)), where
+    ``rstd = 1 / sqrt(var + eps)``.
+    """
+    where = "layer_norm"
+    x = V.float_array(x, "x", where)
+    shape = V.normalized_shape(normalized_shape, where)
+    eps = V.eps(eps, where)
+    lead = _lead_dims(x, shape, where)
+    weight, bias = affine_params(weight, bias, x, where, shape, "normalized_shape")
+    D = math.prod(shape)
+    rows = math.prod(lead)  # explicit: reshape(-1, 0) is ambiguous for an empty shape
+    if out is not None:
+        out = V.out_array(out, where, x.shape, x.dtype).reshape(rows, D)
+    y, mean, rstd = _C.layer_norm_forward(x.reshape(rows, D), _flat(weight, D), _flat(bias, D), eps, out)
+    return y.reshape(x.shape), mean.reshape(lead), rstd.reshape(lead)
+
+
+def layer_norm_rows(
+    x: Any, weight: Any = None, bias: Any = None, eps: float = 1e-5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`layer_norm` over the last dimension of x: ``layer_norm(x, x.shape[-1:],
+    weight, bias, eps)``, with the same results and errors, and the least Python work per
+    call when nothing needs converting (x a C-contiguous 2-D (M, D) float array, weight
+    and bias C-contiguous (D,) arrays of its dtype or None, eps a float): the kernel is
+    handed the arguments as they are, and whatever it refuses takes the path of
+    :func:`layer_norm`, which converts it or raises the error. ``nn.LayerNorm`` calls
+    this for its (M, D) input.
+    """
+    if type(eps) is float and eps < _INF:  # the kernel refuses a negative or NaN eps
+        try:
+            return _layer_norm_forward(x, weight, bias, eps, None)
+        except (TypeError, ValueError):
+            pass  # something to convert, or an error to explain
+    return layer_norm(x, np.shape(x)[-1:], weight, bias, eps)
+
+
+def layer_norm_backward(
+    dy: Any,
+    x: Any,
+    mean: Any,
+    rstd: Any,
+    weight: Any = None,
+    *,
+    has_bias: bool | None = None,
+    dweight: np.ndarray | None = None,
+    dbias: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Gradients of :func:`layer_norm`.
+
+    dy and x (*, *normalized_shape), mean and rstd (*) from the forward, weight or None
+    -> (dx like x, dweight or None, dbias or None). ``dweight`` is computed when
+    ``weight`` is given; ``dbias`` when ``has_bias`` (default: when ``weight`` is given).
+    ``dweight``/``dbias``, when given, are added to in place and returned.
+    """
+    where = "layer_norm_backward"
+    dy, x = grad_and_input(dy, x, where)
+    mean = stat_array(mean, "mean", where, x)
+    rstd = stat_array(rstd, "rstd", where, x)
+    weight = V.optional_float_array(weight, "weight", where, x.dtype, "the dtype of x")
+    shape = _normalized_dims(x, mean, "mean", where)
+    V.check_shape(rstd, "rstd", where, mean.shape, "the shape of mean")
+    D = math.prod(shape)
+    rows = mean.size
+    dweight, dbias = affine_grads(weight, has_bias, dweight, dbias, where, shape, "normalized_shape", x.dtype)
+    dx = _C.layer_norm_backward(
+        dy.reshape(rows, D),
+        x.reshape(rows, D),
+        mean.reshape(-1),
+        rstd.reshape(-1),
+        _flat(weight, D),
+        _flat(dweight, D),
+        _flat(dbias, D),
+        None,
+    )
+    return dx.reshape(x.shape), dweight, dbias
+
+
+# ---- RMS norm -------------------------------------------------------------------------
+
+
+def rms_norm(
+    x: Any,
+    normalized_shape: ShapeLike,
+    weight: Any = None,
+    eps: float | None = None,
+    *,
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """RMS normalization over the trailing ``normalized_shape`` dimensions (PyTorch's
+    ``F.rms_norm``): ``y = x / sqrt(mean(x**2) + eps) * weight``.
+
+    x (*, *normalized_shape), weight of ``normalized_shape`` or None; ``eps=None`` means
+    ``np.finfo(x.dtype).eps``. Returns (y like x, rstd (*)) with
+    ``rstd = 1 / sqrt(mean(x**2) + eps)``, which :func:`rms_norm_backward` takes.
+    """
+    where = "rms_norm"
+    x = V.float_array(x, "x", where)
+    shape = V.normalized_shape(normalized_shape, where)
+    eps = float(np.finfo(x.dtype).eps) if eps is None else V.eps(eps, where)
+    lead = _lead_dims(x, shape, where)
+    weight, _ = affine_params(weight, None, x, where, shape, "normalized_shape")
+    M, D = math.prod(lead), math.prod(shape)
+    if out is not None:
+        out = V.out_array(out, where, x.shape, x.dtype).reshape(M, D)
+    y, rstd = _C.rms_norm_forward(x.reshape(M, D), _flat(weight, D), eps, out)
+    return y.reshape(x.shape), rstd.reshape(lead)
+
+
+def rms_norm_backward(
+    dy: Any, x: Any, rstd: Any, weight: Any = None, *, dweight: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Gradients of :func:`rms_norm`.
+
+    dy and x (*, *normalized_shape), rstd (*) from the forward, weight or None
+    -> (dx like x, dweight or None). ``dweight`` is computed when ``weight`` is given;
+    when passed, it is added to in place and returned.
+    """
+    where = "rms_norm_backward"
+    dy, x = grad_and_input(dy, x, where)
+    rstd = stat_array(rstd, "rstd", where, x)
+    weight = V.optional_float_array(weight, "weight", where, x.dtype, "the dtype of x")
+    shape = _normalized_dims(x, rstd, "rstd", where)
+    M, D = math.prod(rstd.shape), math.prod(shape)
+    dweight, _ = affine_grads(weight, False, dweight, None, where, shape, "normalized_shape", x.dtype)
+    dx = _C.rms_norm_backward(
+        dy.reshape(M, D), x.reshape(M, D), rstd.reshape(M), _flat(weight, D), _flat(dweight, D), None
+    )
+    return dx.reshape(x.shape), dweight
+
+
+# ---- group norm -----------------------------------------------------------------------
+
+
+def group_norm(
+    x: Any,
+    num_groups: int,
+    weight: Any = None,
+    bias: Any = None,
+    eps: float = 1e-5,
+    *,
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group normalization (PyTorch's ``F.group_norm``) of x (N, C, *).
+
+    The C channels form ``num_groups`` groups of consecutive channels; each sample's group
+    is normalized with its own mean and biased variance over its channels and all spatial
+    positions, then each channel c gets ``* weight[c] + bias[c]`` (weight, bias (C,) or
+    None). Returns (y like x, mean (N, G), rstd (N, G)) with ``rstd = 1 / sqrt(var + eps)``.
+    """
+    where = "group_norm"
+    x = V.float_array(x, "x", where)
+    x3 = as_ncl(x, "x", where)
+    C = x3.shape[1]
+    G = V.num_groups(num_groups, C, where)
+    eps = V.eps(eps, where)
+    weight, bias = affine_params(weight, bias, x, where, (C,), "the channels of x")
+    if out is not None:
+        out = V.out_array(out, where, x.shape, x.dtype).reshape(x3.shape)
+    y, mean, rstd = _C.group_norm_forward(x3, weight, bias, G, eps, out)
+    return y.reshape(x.shape), mean, rstd
+
+
+def group_norm_backward(
+    dy: Any,
+    x: Any,
+    mean: Any,
+    rstd: Any,
+    weight: Any = None,
+    *,
+    has_bias: bool | None = None,
+    dweight: np.ndarray | None = None,
+    dbias: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Gradients of :func:`group_norm`.
+
+    dy and x (N, C, *), mean and rstd (N, G) from the forward (G is taken from their
+    shape), weight (C,) or None -> (dx like x, dweight or None, dbias or None), as
+    :func:`layer_norm_backward`.
+    """
+    where = "group_norm_backward"
+    dy, x = grad_and_input(dy, x, where)
+    x3 = as_ncl(x, "x", where)
+    N, C, _ = x3.shape
+    mean = stat_array(mean, "mean", where, x)
+    rstd = stat_array(rstd, "rstd", where, x)
+    if mean.ndim != 2 or mean.shape[0] != N:
+        raise ValueError(f"{where}: mean must have shape (N, num_groups) = ({N}, G), got {mean.shape}")
+    G = mean.shape[1]
+    if G < 1 or C % G != 0:
+        raise ValueError(
+            f"{where}: mean of shape {mean.shape} does not match x: its {G} groups do not "
+            f"divide the {C} channels"
+        )
+    V.check_shape(rstd, "rstd", where, mean.shape, "the shape of mean")
+    weight = V.optional_float_array(weight, "weight", where, x.dtype, "the dtype of x")
+    dweight, dbias = affine_grads(weight, has_bias, dweight, dbias, where, (C,), "the channels of x", x.dtype)
+    dx = _C.group_norm_backward(dy.reshape(x3.shape), x3, mean, rstd, weight, dweight, dbias, G, None)
+    return dx.reshape(x.shape), dweight, dbias

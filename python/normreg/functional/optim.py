@@ -1,0 +1,143 @@
+"""Optimizer updates: in-place steps on a parameter array and its state, one fused C pass
+each. ``normreg.optim`` keeps the state and the parameter groups and calls these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import _C
+from .. import _validation as V
+
+
+def _param_array(param: Any, where: str) -> np.ndarray:
+    if not isinstance(param, np.ndarray):
+        raise TypeError(f"{where}: param must be a numpy.ndarray, not {type(param).__name__}")
+    if param.dtype not in V.FLOAT_DTYPES:
+        raise TypeError(f"{where}: param must have dtype float32 or float64, got {param.dtype}")
+    return V.inplace_array(param, "param", where, param.shape, None, dtype_from="", shape_from="")
+
+
+def _state_array(buf: Any, name: str, where: str, param: np.ndarray) -> np.ndarray | None:
+    if buf is None:
+        return None
+    return V.inplace_array(
+        buf,
+        name,
+        where,
+        param.shape,
+        param.dtype,
+        dtype_from="the dtype of param",
+        shape_from="the shape of param",
+    )
+
+
+def check_step_arrays(
+    param: Any, grad: Any, where: str, **state: Any
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray | None]]:
+    """The arrays of one in-place step, checked as the steps below check them:
+    ``(param, grad as a float array of param's dtype, [each state array or None])``.
+    Nothing is written; an optimizer calls this for every parameter before it updates
+    any, so that a step that raises changes nothing."""
+    param = _param_array(param, where)
+    grad = V.float_array(grad, "grad", where, param.dtype, "the dtype of param")
+    V.check_shape(grad, "grad", where, param.shape, "the shape of param")
+    return param, grad, [_state_array(buf, name, where, param) for name, buf in state.items()]
+
+
+def sgd_step_(
+    param: np.ndarray,
+    grad: Any,
+    momentum_buffer: np.ndarray | None = None,
+    *,
+    lr: float,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    weight_decay: float = 0.0,
+    nesterov: bool = False,
+    first_step: bool = False,
+) -> np.ndarray:
+    """One SGD step on ``param`` in place (PyTorch's rule)::
+
+        d = grad + weight_decay * param
+        buf = d (first step) or momentum * buf + (1 - dampening) * d   (momentum != 0)
+        d = d + momentum * buf (nesterov) or buf
+        param -= lr * d
+
+    ``momentum_buffer`` (param's shape and dtype, updated in place) is needed when
+    ``momentum != 0``; ``first_step=True`` initializes it with ``d``.
+    """
+    where = "sgd_step_"
+    param, grad, (momentum_buffer,) = check_step_arrays(param, grad, where, momentum_buffer=momentum_buffer)
+    lr = V.real(lr, "lr", where)
+    momentum = V.real(momentum, "momentum", where)
+    dampening = V.real(dampening, "dampening", where)
+    weight_decay = V.real(weight_decay, "weight_decay", where)
+    if momentum != 0 and momentum_buffer is None:
+        raise ValueError(f"{where}: momentum_buffer is required when momentum != 0")
+    _C.sgd_step(
+        param,
+        grad,
+        momentum_buffer if momentum != 0 else None,
+        lr,
+        momentum,
+        dampening,
+        weight_decay,
+        V.boolean(nesterov, "nesterov", where),
+        V.boolean(first_step, "first_step", where),
+    )
+    return param
+
+
+def adam_step_(
+    param: np.ndarray,
+    grad: Any,
+    exp_avg: np.ndarray,
+    exp_avg_sq: np.ndarray,
+    max_exp_avg_sq: np.ndarray | None = None,
+    *,
+    step: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float = 0.0,
+    decoupled: bool = False,
+) -> np.ndarray:
+    """One Adam (``decoupled=False``) or AdamW (``decoupled=True``) step on ``param`` in
+    place; ``step`` is the 1-based step count after this update (PyTorch's rule)::
+
+        param *= 1 - lr * weight_decay (AdamW)  |  g = grad + weight_decay * param (Adam)
+        exp_avg    = beta1 * exp_avg + (1 - beta1) * g
+        exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * g**2
+        max_exp_avg_sq = max(max_exp_avg_sq, exp_avg_sq)   (amsgrad: when given, used below)
+        param -= lr / (1 - beta1**step) * exp_avg / (sqrt(exp_avg_sq / (1 - beta2**step)) + eps)
+    """
+    where = "adam_step_"
+    param, grad, (avg, avg_sq, max_avg_sq) = check_step_arrays(
+        param, grad, where, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq, max_exp_avg_sq=max_exp_avg_sq
+    )
+    if avg is None or avg_sq is None:
+        raise TypeError(f"{where}: exp_avg and exp_avg_sq must be arrays, not None")
+    step_count = V.integer(step, "step", where, low=1)
+    beta1 = V.real(beta1, "beta1", where)
+    beta2 = V.real(beta2, "beta2", where)
+    bias_correction1 = 1.0 - beta1**step_count
+    bias_correction2 = 1.0 - beta2**step_count
+    _C.adam_step(
+        param,
+        grad,
+        avg,
+        avg_sq,
+        max_avg_sq,
+        V.real(lr, "lr", where),
+        beta1,
+        beta2,
+        V.real(eps, "eps", where),
+        V.real(weight_decay, "weight_decay", where),
+        V.boolean(decoupled, "decoupled", where),
+        bias_correction1,
+        bias_correction2,
+    )
+    return param

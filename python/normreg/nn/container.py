@@ -1,0 +1,77 @@
+"""Modules made of modules: Sequential, Residual."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, overload
+
+import numpy as np
+
+from .parameter import Module
+
+
+class Sequential(Module):
+    """Modules applied in order; ``backward`` runs their backwards in reverse."""
+
+    def __init__(self, *modules: Module) -> None:
+        super().__init__()
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: argument {i} is not a Module: {type(m).__name__}")
+        self._layers = list(modules)
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        for i, m in enumerate(self._layers):
+            yield str(i), m
+
+    def append(self, module: Module) -> Sequential:
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential.append: can only append a Module, not {type(module).__name__}")
+        self._layers.append(module)
+        return self
+
+    @overload
+    def __getitem__(self, index: int) -> Module: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequential: ...
+    def __getitem__(self, index: int | slice) -> Module:
+        if isinstance(index, slice):
+            return Sequential(*self._layers[index])
+        return self._layers[index]
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._layers)
+
+    def forward(self, x: Any) -> Any:
+        for m in self._layers:
+            x = m(x)
+        return x
+
+    def backward(self, dy: Any) -> Any:
+        for m in reversed(self._layers):
+            dy = m.backward(dy)
+        return dy
+
+
+class Residual(Module):
+    """``y = fn(x) + x``."""
+
+    def __init__(self, fn: Module) -> None:
+        super().__init__()
+        if not isinstance(fn, Module):
+            raise TypeError(f"Residual: fn must be a Module, got {type(fn).__name__}")
+        self.fn = fn
+
+    def forward(self, x: Any) -> Any:
+        y = self.fn(x)
+        if np.shape(y) != np.shape(x):
+            raise ValueError(f"Residual: fn changed the shape from {np.shape(x)} to {np.shape(y)}")
+        self._ctx = True
+        return y + x
+
+    def backward(self, dy: Any) -> Any:
+        self._cached("_ctx")
+        return self.fn.backward(dy) + dy

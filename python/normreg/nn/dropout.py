@@ -1,0 +1,58 @@
+"""Inverted dropout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import _validation as V
+from .. import conventions
+from .. import functional as F
+from ..random import Generator, as_generator
+from .parameter import Module
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, zero each element with probability ``p`` and scale
+    the rest by ``1 / (1 - p)``; in evaluation, the identity. Masks come from
+    ``generator`` (default: normreg's default generator, see ``normreg.manual_seed``).
+
+    ``p_is_keep_prob=True`` (cs231n's convention, see :mod:`normreg.conventions`) reads
+    ``p`` as the probability of *keeping* a unit: drop with ``1 - p``, scale kept units
+    by ``1 / p``. ``drop_prob`` is the drop probability either way.
+    """
+
+    def __init__(
+        self,
+        p: float = 0.5,
+        generator: Generator | None = None,
+        *,
+        p_is_keep_prob: bool | None = None,
+        convention: str | conventions.Convention | None = None,
+    ) -> None:
+        super().__init__()
+        where = type(self).__name__
+        self.p = V.probability(p, "p", where)
+        self.p_is_keep_prob = bool(conventions.resolve(convention, "dropout_p_is_keep_prob", p_is_keep_prob))
+        self.generator = None if generator is None else as_generator(generator, where)
+
+    @property
+    def drop_prob(self) -> float:
+        return 1.0 - self.p if self.p_is_keep_prob else self.p
+
+    def forward(self, x: Any) -> np.ndarray:
+        drop_prob = self.drop_prob
+        y, mask = F.dropout(x, drop_prob, self.training, generator=self.generator)
+        self._ctx = (mask, np.shape(y), drop_prob)  # mask is None when nothing was dropped
+        return y
+
+    def backward(self, dy: Any) -> np.ndarray:
+        ((mask, shape, drop_prob),) = self._cached("_ctx")
+        dy = V.float_array(dy, "dy", type(self).__name__)
+        if dy.shape != shape:
+            raise ValueError(f"Dropout.backward: dy has shape {np.shape(dy)}, expected {shape}")
+        return F.dropout_backward(dy, mask, drop_prob)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}" + (", p_is_keep_prob=True" if self.p_is_keep_prob else "")

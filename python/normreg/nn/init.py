@@ -1,0 +1,228 @@
+"""Weight initialization, as ``torch.nn.init`` defines it, in place on a Parameter or ndarray.
+
+Every function fills its argument in place (a :class:`~normreg.nn.Parameter`'s ``.data``
+or a writeable float ndarray) and returns it. Random draws come from ``generator``
+(default: normreg's default generator), one fresh NumPy generator per call
+(:meth:`normreg.Generator.numpy`), so ``normreg.manual_seed(s)`` makes them reproducible.
+
+**Fans.** normreg stores a Linear weight as ``(in_features, out_features)`` (``y = x @ W``),
+the transpose of PyTorch's, so for an array of shape ``(a, b, *k)``:
+``fan_in = a * prod(k)`` and ``fan_out = b * prod(k)``, i.e. for 2-D ``fan_in = shape[0]``,
+``fan_out = shape[1]``, and further dimensions count as a receptive field multiplying both
+(PyTorch's rule with the first two dimensions in normreg's order). Fans are not defined for
+fewer than two dimensions (``ValueError``), as in PyTorch.
+
+* ``xavier_uniform_``: U(-a, a), ``a = gain * sqrt(6 / (fan_in + fan_out))``;
+  ``xavier_normal_``: N(0, std²), ``std = gain * sqrt(2 / (fan_in + fan_out))``.
+* ``kaiming_uniform_``: U(-b, b), ``b = gain * sqrt(3 / fan)``; ``kaiming_normal_``:
+  N(0, std²), ``std = gain / sqrt(fan)``; ``fan`` is ``fan_in`` (``mode='fan_in'``,
+  default) or ``fan_out``; ``gain = calculate_gain(nonlinearity, a)``.
+
+Also importable as ``normreg.init``. Every number (bounds, mean, std, gain, fill value) must
+be a finite real number (``normreg._validation``'s policy).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from typing import Any, Optional, TypeVar, Union
+
+import numpy as np
+
+from .. import _validation as V
+from ..random import Generator, as_generator
+from .parameter import Parameter
+
+__all__ = [
+    "calculate_gain",
+    "calculate_fan_in_and_fan_out",
+    "uniform_",
+    "normal_",
+    "constant_",
+    "zeros_",
+    "ones_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
+]
+
+Tensor = TypeVar("Tensor", bound=Union[Parameter, np.ndarray])
+OptionalGenerator = Optional[Generator]
+
+
+def _target(tensor: Any, where: str) -> np.ndarray:
+    """The ndarray to write: a Parameter's data or a writeable float ndarray."""
+    arr = tensor.data if isinstance(tensor, Parameter) else tensor
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(
+            f"{where}: tensor must be a normreg.nn.Parameter or a numpy.ndarray, got {type(tensor).__name__}"
+        )
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{where}: tensor must have a floating dtype, got {arr.dtype}")
+    if not arr.flags.writeable:
+        raise ValueError(f"{where}: tensor is filled in place and must be writeable")
+    return arr
+
+
+def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
+    """The recommended gain for a nonlinearity (PyTorch's table): 1 for linear, conv*d and
+    sigmoid; 5/3 for tanh; sqrt(2) for relu; sqrt(2 / (1 + slope²)) for leaky_relu
+    (``param`` = negative slope, default 0.01); 3/4 for selu."""
+    linear_fns = [
+        "linear",
+        "conv1d",
+        "conv2d",
+        "conv3d",
+        "conv_transpose1d",
+        "conv_transpose2d",
+        "conv_transpose3d",
+    ]
+    if nonlinearity in linear_fns or nonlinearity == "sigmoid":
+        return 1
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        if param is None:
+            slope = 0.01
+        elif isinstance(param, (bool, np.bool_)) or not isinstance(param, numbers.Real):
+            # PyTorch's exception and words for this case
+            raise ValueError(f"negative_slope {param} not a valid number")
+        else:
+            slope = V.real(param, "negative_slope", "calculate_gain")
+        return math.sqrt(2.0 / (1 + slope**2))
+    if nonlinearity == "selu":
+        return 3.0 / 4
+    raise ValueError(f"Unsupported nonlinearity {nonlinearity}")
+
+
+def calculate_fan_in_and_fan_out(tensor: Parameter | np.ndarray) -> tuple[int, int]:
+    """``(fan_in, fan_out)`` of an array ``(in, out, *receptive_field)`` (see the module doc)."""
+    shape = np.shape(tensor.data if isinstance(tensor, Parameter) else tensor)
+    if len(shape) < 2:
+        raise ValueError(
+            "Fan in and fan out can not be computed for tensor with fewer than "
+            f"2 dimensions (got shape {shape})"
+        )
+    receptive = math.prod(shape[2:])
+    return shape[0] * receptive, shape[1] * receptive
+
+
+def _fan(tensor: Parameter | np.ndarray, mode: str) -> int:
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"Mode {mode} not supported, please use one of fan_in, fan_out")
+    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
+    return fan_in if mode == "fan_in" else fan_out
+
+
+def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: OptionalGenerator = None) -> Tensor:
+    """Fill with draws from U(a, b)."""
+    where = "uniform_"
+    arr = _target(tensor, where)
+    a, b = V.real(a, "a", where), V.real(b, "b", where)
+    if a > b:
+        raise ValueError(f"{where}: expects a <= b, got a={a} > b={b}")
+    gen = as_generator(generator, where)
+    if arr.size:  # an empty array draws nothing: the generator's counter stays
+        arr[...] = gen.numpy().uniform(a, b, arr.shape)
+    return tensor
+
+
+def normal_(
+    tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator: OptionalGenerator = None
+) -> Tensor:
+    """Fill with draws from N(mean, std²)."""
+    where = "normal_"
+    arr = _target(tensor, where)
+    mean, std = V.real(mean, "mean", where), V.real(std, "std", where, low=0.0)
+    gen = as_generator(generator, where)
+    if arr.size:
+        arr[...] = gen.numpy().normal(mean, std, arr.shape)
+    return tensor
+
+
+def constant_(tensor: Tensor, val: float) -> Tensor:
+    """Fill with ``val``."""
+    _target(tensor, "constant_")[...] = V.real(val, "val", "constant_")
+    return tensor
+
+
+def zeros_(tensor: Tensor) -> Tensor:
+    """Fill with 0."""
+    _target(tensor, "zeros_")[...] = 0
+    return tensor
+
+
+def ones_(tensor: Tensor) -> Tensor:
+    """Fill with 1."""
+    _target(tensor, "ones_")[...] = 1
+    return tensor
+
+
+def _xavier_std(tensor: Parameter | np.ndarray, gain: float, where: str) -> float:
+    _target(tensor, where)
+    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
+    gain = V.real(gain, "gain", where)
+    return gain * math.sqrt(2.0 / float(fan_in + fan_out)) if fan_in + fan_out else 0.0
+
+
+def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: OptionalGenerator = None) -> Tensor:
+    """Glorot uniform: U(-a, a), ``a = gain * sqrt(6 / (fan_in + fan_out))``."""
+    a = math.sqrt(3.0) * _xavier_std(tensor, gain, "xavier_uniform_")
+    return uniform_(tensor, -a, a, generator)
+
+
+def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: OptionalGenerator = None) -> Tensor:
+    """Glorot normal: N(0, std²), ``std = gain * sqrt(2 / (fan_in + fan_out))``."""
+    return normal_(tensor, 0.0, _xavier_std(tensor, gain, "xavier_normal_"), generator)
+
+
+def _kaiming_std(
+    tensor: Parameter | np.ndarray, a: float, mode: str, nonlinearity: str, where: str
+) -> float | None:
+    arr = _target(tensor, where)
+    fan = _fan(tensor, mode)
+    gain = calculate_gain(nonlinearity, a)
+    if arr.size == 0:
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=3)
+        return None
+    return gain / math.sqrt(fan)
+
+
+def kaiming_uniform_(
+    tensor: Tensor,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator: OptionalGenerator = None,
+) -> Tensor:
+    """He uniform: U(-b, b), ``b = gain * sqrt(3 / fan)``,
+    ``gain = calculate_gain(nonlinearity, a)``.
+
+    ``a``: the negative slope of the rectifier after this layer (leaky_relu only);
+    ``mode``: ``'fan_in'`` keeps the forward variance, ``'fan_out'`` the backward one.
+    On an empty array it warns and does nothing, as PyTorch.
+    """
+    std = _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_uniform_")
+    if std is None:
+        return tensor
+    bound = math.sqrt(3.0) * std
+    return uniform_(tensor, -bound, bound, generator)
+
+
+def kaiming_normal_(
+    tensor: Tensor,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator: OptionalGenerator = None,
+) -> Tensor:
+    """He normal: N(0, std²), ``std = gain / sqrt(fan)`` (arguments as :func:`kaiming_uniform_`)."""
+    std = _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_normal_")
+    if std is None:
+        return tensor
+    return normal_(tensor, 0.0, std, generator)

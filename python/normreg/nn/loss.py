@@ -1,0 +1,55 @@
+"""Losses: softmax cross-entropy, and the L2 penalty on parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .. import _validation as V
+from .. import functional as F
+from .parameter import Module, Parameter
+
+
+class SoftmaxLoss(Module):
+    """Mean softmax cross-entropy: ``loss = fn(logits, labels)``, ``dlogits = fn.backward()``.
+
+    logits (B, K) float, labels (B,) integers in [0, K). The loss is a Python float.
+    """
+
+    def forward(self, logits: Any, labels: Any) -> float:
+        loss, lse = F.cross_entropy(logits, labels)
+        self._ctx = (logits, labels, lse)
+        return loss
+
+    def backward(self, dloss: float = 1.0) -> np.ndarray:
+        ((logits, labels, lse),) = self._cached("_ctx")
+        return F.cross_entropy_backward(logits, labels, lse, dloss)
+
+
+CrossEntropyLoss = SoftmaxLoss
+
+
+def l2_penalty(params: Parameter | Iterable[Parameter], lam: float) -> float:
+    """The L2 penalty ``lam / 2 * sum ||W||²`` over ``params``, returned as a float; its
+    gradient ``lam * W`` is **added** into each parameter's ``.grad`` (call it after
+    ``backward``, before the optimizer step). With plain SGD this gives the same
+    trajectory as ``SGD(..., weight_decay=lam)``: ``W := (1 - lr*lam) W - lr * grad``.
+
+    ``params``: an iterable of Parameters (e.g. ``model.parameters()``, or only the
+    weight matrices to leave biases and normalization weights undecayed).
+    """
+    where = "l2_penalty"
+    lam = V.real(lam, "lam", where, low=0.0)
+    items = [params] if isinstance(params, Parameter) else list(params)
+    for i, p in enumerate(items):
+        if not isinstance(p, Parameter):
+            raise TypeError(f"{where}: params[{i}] must be a Parameter, got {type(p).__name__}")
+    total = 0.0
+    for p in items:
+        flat = p.data.reshape(-1)
+        total += float(np.dot(flat, flat))
+        if lam != 0:
+            p.grad += p.data.dtype.type(lam) * p.data
+    return 0.5 * lam * total

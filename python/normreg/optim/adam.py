@@ -1,0 +1,96 @@
+"""Adam and AdamW."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import _validation as V
+from .. import functional as F
+from .optimizer import Optimizer
+
+__all__ = ["Adam", "AdamW"]
+
+
+class Adam(Optimizer):
+    """Adam, as ``torch.optim.Adam`` (coupled weight decay: ``g = grad + weight_decay*W``)::
+
+        m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g**2
+        W -= lr / (1 - beta1**t) * m / (sqrt(v / (1 - beta2**t)) + eps)
+
+    ``amsgrad=True`` uses the running maximum of ``v`` in the denominator. State per
+    parameter: ``'step'`` (int), ``'exp_avg'``, ``'exp_avg_sq'`` (and ``'max_exp_avg_sq'``).
+    ``weight_decay=None`` is the class's default: 0 for Adam, 1e-2 for :class:`AdamW`.
+    """
+
+    _decoupled = False
+    _default_weight_decay = 0.0
+    _state_kinds: dict[str, str] = {
+        "step": "int",
+        "exp_avg": "array",
+        "exp_avg_sq": "array",
+        "max_exp_avg_sq": "array?",
+    }
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float | None = None,
+        amsgrad: bool = False,
+    ) -> None:
+        if weight_decay is None:  # 0 for Adam, 1e-2 for AdamW (PyTorch's defaults)
+            weight_decay = self._default_weight_decay
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        super()._check_group(group)
+        where = type(self).__name__
+        group["eps"] = V.real(group["eps"], "eps (epsilon value)", where, low=0.0)
+        betas = group["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"{where}: betas must be a pair (beta1, beta2), got {betas!r}")
+        group["betas"] = tuple(
+            V.real(b, f"betas[{i}] (beta parameter at index {i})", where, low=0.0, high=1.0, high_open=True)
+            for i, b in enumerate(betas)
+        )
+        group["amsgrad"] = V.boolean(group["amsgrad"], "amsgrad", where)
+
+    def _update_group(self, group: dict[str, Any]) -> None:
+        beta1, beta2 = group["betas"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self.state.get(p)
+            if state is None:
+                state = {"step": 0, "exp_avg": np.zeros_like(p.data), "exp_avg_sq": np.zeros_like(p.data)}
+                self.state[p] = state
+            if group["amsgrad"] and state.get("max_exp_avg_sq") is None:
+                state["max_exp_avg_sq"] = np.zeros_like(p.data)
+            state["step"] += 1
+            F.adam_step_(
+                p.data,
+                p.grad,
+                state["exp_avg"],
+                state["exp_avg_sq"],
+                state.get("max_exp_avg_sq") if group["amsgrad"] else None,
+                step=state["step"],
+                lr=group["lr"],
+                beta1=beta1,
+                beta2=beta2,
+                eps=group["eps"],
+                weight_decay=group["weight_decay"],
+                decoupled=self._decoupled,
+            )
+
+
+class AdamW(Adam):
+    """AdamW, as ``torch.optim.AdamW``: decoupled weight decay ``W *= 1 - lr*weight_decay``
+    (default 1e-2), then the Adam step on the plain gradient. Arguments as :class:`Adam`."""
+
+    _decoupled = True
+    _default_weight_decay = 1e-2

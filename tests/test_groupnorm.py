@@ -1,0 +1,260 @@
+"""GroupNorm and InstanceNorm1d/2d (a group norm with one channel per group): functional
+and module against reference.group_norm in float32 and float64, running statistics of
+InstanceNorm, central differences (normreg.testing.gradcheck), threads, empty and
+non-contiguous input (RMSNorm's too), PyTorch when installed."""
+
+import numpy as np
+import pytest
+import reference as R
+from helpers import DTYPES, offset_randn, torch_forward_backward
+
+from normreg import functional as F
+from normreg import nn
+from normreg.testing import gradcheck
+
+TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-11, atol=1e-11)}
+
+
+def randomize_params(module, r):
+    for p in module.parameters():
+        p.data[...] = r.standard_normal(p.shape) + 1
+
+
+# ---- GroupNorm ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "shape,G",
+    [
+        ((4, 6), 3),
+        ((3, 6, 5), 2),
+        ((2, 4, 3, 5), 1),
+        ((2, 4, 3, 5), 4),
+        ((2, 8, 2, 2, 3), 4),
+        ((1, 2, 700), 2),
+    ],
+)
+@pytest.mark.parametrize("affine", [True, False])
+def test_forward_backward_match_numpy(dtype, shape, G, affine):
+    r = np.random.default_rng(5)
+    x = offset_randn(r, shape, dtype)
+    layer = nn.GroupNorm(G, shape[1], affine=affine, dtype=dtype)
+    randomize_params(layer, r)
+    w = None if layer.weight is None else layer.weight.data
+    b = None if layer.bias is None else layer.bias.data
+    y = layer(x)
+    y_ref, mean_ref, rstd_ref = R.group_norm(x, G, w, b)
+    np.testing.assert_allclose(y, y_ref, **TOL[dtype])
+    _, mean, rstd = F.group_norm(x, G, w, b)
+    assert mean.shape == rstd.shape == (shape[0], G)
+    np.testing.assert_allclose(mean, mean_ref, rtol=TOL[dtype]["rtol"])
+    np.testing.assert_allclose(rstd, rstd_ref, rtol=TOL[dtype]["rtol"] * 10)
+    dy = r.standard_normal(shape).astype(dtype)
+    dx = layer.backward(dy)
+    dx_ref, dw_ref, db_ref = R.group_norm_backward(dy, x, G, w)
+    # the size of the terms dx is a difference of: rstd * |dy w|
+    scale = rstd_ref.max() * np.abs(dy).max() * (1.0 if w is None else np.abs(w).max())
+    np.testing.assert_allclose(dx, dx_ref, rtol=TOL[dtype]["rtol"] * 10, atol=TOL[dtype]["atol"] * 10 * scale)
+    if affine:
+        np.testing.assert_allclose(
+            layer.weight.grad,
+            dw_ref,
+            rtol=1e-4 if dtype == np.float32 else 1e-10,
+            atol=1e-4 if dtype == np.float32 else 1e-10,
+        )
+        np.testing.assert_allclose(
+            layer.bias.grad,
+            db_ref,
+            rtol=1e-4 if dtype == np.float32 else 1e-10,
+            atol=1e-4 if dtype == np.float32 else 1e-10,
+        )
+
+
+@pytest.mark.parametrize("shape,G", [((3, 4), 2), ((2, 6, 5), 3), ((2, 4, 2, 3), 2), ((2, 4, 2, 3), 4)])
+def test_gradcheck(shape, G):
+    r = np.random.default_rng(6)
+    layer = nn.GroupNorm(G, shape[1], dtype=np.float64)
+    randomize_params(layer, r)
+    assert gradcheck(layer, offset_randn(r, shape))
+    assert gradcheck(nn.GroupNorm(G, shape[1], affine=False, dtype=np.float64), offset_randn(r, shape))
+
+
+def test_float32_large_offset_is_accurate():
+    x = (1e6 + np.array([[0.0, 0.25, 0.5, 0.75]])).astype(np.float32)
+    y = nn.GroupNorm(1, 4)(x)
+    np.testing.assert_allclose(y[0], [-1.3415549, -0.4471850, 0.4471850, 1.3415549], atol=1e-4)
+    r = np.random.default_rng(7)
+    x64 = 1e4 + r.standard_normal((4, 8, 50))
+    y32 = nn.GroupNorm(2, 8)(x64.astype(np.float32))
+    y_ref, _, _ = R.group_norm(x64.astype(np.float32), 2)
+    np.testing.assert_allclose(y32, y_ref, atol=2e-3)
+
+
+def test_threads_agree(set_threads):
+    r = np.random.default_rng(8)
+    x = offset_randn(r, (64, 32, 64), np.float32)
+    dy = r.standard_normal(x.shape).astype(np.float32)
+    w = r.standard_normal(32).astype(np.float32)
+    results = []
+    for n in (1, 2):
+        set_threads(n)
+        y, mean, rstd = F.group_norm(x, 8, w, w)
+        dx, dw, db = F.group_norm_backward(dy, x, mean, rstd, w)
+        results.append((y, dx, dw, db))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+
+def test_single_value_groups_give_the_bias():
+    # a group of one value has variance 0: y = 0 * weight + bias exactly
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    b = np.array([1, -2, 3, 0.5], dtype=np.float32)
+    y, _, rstd = F.group_norm(x, 4, np.full(4, 3, np.float32), b)
+    np.testing.assert_array_equal(y, np.broadcast_to(b, (2, 4)))
+    np.testing.assert_allclose(rstd, 1 / np.sqrt(1e-5), rtol=1e-6)
+
+
+def test_matches_torch():
+    torch = pytest.importorskip("torch")
+    r = np.random.default_rng(9)
+    x = offset_randn(r, (3, 6, 4, 5), np.float64)
+    dy = r.standard_normal(x.shape)
+    layer = nn.GroupNorm(3, 6, dtype=np.float64)
+    randomize_params(layer, r)
+    tl = torch.nn.GroupNorm(3, 6).double()
+    with torch.no_grad():
+        tl.weight.copy_(torch.from_numpy(layer.weight.data))
+        tl.bias.copy_(torch.from_numpy(layer.bias.data))
+    ty, tdx = torch_forward_backward(tl, x, dy)
+    np.testing.assert_allclose(layer(x), ty, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(layer.backward(dy), tdx, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(layer.weight.grad, tl.weight.grad.numpy(), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(layer.bias.grad, tl.bias.grad.numpy(), rtol=1e-9, atol=1e-9)
+
+
+# ---- InstanceNorm -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_instance_norm_matches_numpy(dtype):
+    r = np.random.default_rng(10)
+    x1 = offset_randn(r, (3, 4, 7), dtype)
+    x2 = offset_randn(r, (2, 3, 4, 5), dtype)
+    for layer, x in ((nn.InstanceNorm1d(4, dtype=dtype), x1), (nn.InstanceNorm2d(3, dtype=dtype), x2)):
+        assert layer.parameters() == [] and layer.affine is False
+        y_ref = R.instance_norm(x)
+        np.testing.assert_allclose(layer(x), y_ref, **TOL[dtype])
+        # unbatched input (C, *) is one sample
+        np.testing.assert_allclose(layer(x[1]), y_ref[1], **TOL[dtype])
+        assert layer.backward(np.ones_like(x[1])).shape == x[1].shape
+
+
+def test_instance_norm_gradcheck_and_options():
+    r = np.random.default_rng(11)
+    layer = nn.InstanceNorm2d(3, affine=True, dtype=np.float64)
+    randomize_params(layer, r)
+    assert gradcheck(layer, offset_randn(r, (2, 3, 3, 4)))
+    assert gradcheck(nn.InstanceNorm1d(4, dtype=np.float64), offset_randn(r, (4, 6)))  # unbatched
+    with pytest.raises(ValueError, match="spatial"):
+        nn.InstanceNorm1d(4)(np.ones((2, 4, 1), dtype=np.float32))
+    with pytest.raises(ValueError, match="InstanceNorm2d"):
+        nn.InstanceNorm2d(3)(np.zeros((2, 3, 4), dtype=np.float32))
+    with pytest.raises(ValueError):
+        nn.InstanceNorm1d(3)(np.zeros((2, 5, 4), dtype=np.float32))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_instance_norm_running_stats(dtype):
+    r = np.random.default_rng(19)
+    layer = nn.InstanceNorm2d(3, momentum=0.2, affine=True, track_running_stats=True, dtype=dtype)
+    randomize_params(layer, r)
+    rm, rv = np.zeros(3), np.ones(3)
+    for _ in range(3):
+        x = offset_randn(r, (4, 3, 2, 5), dtype).astype(np.float64)
+        layer(x.astype(dtype))
+        inst_mean = x.mean(axis=(2, 3))
+        inst_var = x.reshape(4, 3, -1).var(axis=2, ddof=1)
+        rm = 0.8 * rm + 0.2 * inst_mean.mean(axis=0)
+        rv = 0.8 * rv + 0.2 * inst_var.mean(axis=0)
+    tol = dict(rtol=1e-5) if dtype == np.float32 else dict(rtol=1e-10)
+    np.testing.assert_allclose(layer.running_mean, rm, **tol)
+    np.testing.assert_allclose(layer.running_var, rv, **tol)
+    assert sorted(layer.state_dict()) == [
+        "bias",
+        "num_batches_tracked",
+        "running_mean",
+        "running_var",
+        "weight",
+    ]
+    layer.eval()
+    x = offset_randn(r, (2, 3, 2, 5), dtype)
+    expected = R.batch_norm_eval(x, layer.running_mean, layer.running_var, layer.weight.data, layer.bias.data)
+    np.testing.assert_allclose(layer(x), expected, **TOL[dtype])
+    if dtype == np.float64:
+        assert gradcheck(layer, x)  # evaluation: the running estimates are constants
+        layer.train()
+        assert gradcheck(layer, x)
+
+
+def test_instance_norm_running_stats_match_torch():
+    torch = pytest.importorskip("torch")
+    r = np.random.default_rng(20)
+    layer = nn.InstanceNorm1d(3, track_running_stats=True, affine=True, dtype=np.float64)
+    tl = torch.nn.InstanceNorm1d(3, track_running_stats=True, affine=True).double()
+    for _ in range(2):
+        x = offset_randn(r, (4, 3, 6))
+        layer(x)
+        tl(torch.from_numpy(x))
+    np.testing.assert_allclose(layer.running_mean, tl.running_mean.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(layer.running_var, tl.running_var.numpy(), rtol=1e-10)
+    layer.eval()
+    tl.eval()
+    x = offset_randn(r, (2, 3, 6))
+    dy = r.standard_normal(x.shape)
+    ty, tdx = torch_forward_backward(tl, x, dy)
+    np.testing.assert_allclose(layer(x), ty, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(layer.backward(dy), tdx, rtol=1e-10, atol=1e-10)
+
+
+# ---- shapes and layouts (RMSNorm too) ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "layer,shape",
+    [
+        (lambda: nn.RMSNorm(3), (0, 3)),
+        (lambda: nn.RMSNorm((2, 3)), (4, 0, 2, 3)),
+        (lambda: nn.GroupNorm(2, 4), (0, 4, 3)),
+        (lambda: nn.GroupNorm(2, 4), (3, 4, 0)),
+        (lambda: nn.InstanceNorm2d(2, affine=True), (0, 2, 3, 3)),
+    ],
+)
+def test_empty_inputs(layer, shape):
+    layer = layer()
+    y = layer(np.zeros(shape, dtype=np.float32))
+    assert y.shape == shape
+    assert layer.backward(np.zeros(shape, dtype=np.float32)).shape == shape
+    for p in layer.parameters():
+        np.testing.assert_array_equal(p.grad, 0)
+
+
+def test_non_contiguous_inputs_give_the_same_results():
+    r = np.random.default_rng(21)
+    base = offset_randn(r, (5, 4, 6), np.float32)
+    views = [
+        base.transpose(0, 2, 1),
+        np.asfortranarray(base.transpose(0, 2, 1)),
+        base[:, ::-1, ::2].transpose(0, 2, 1),
+    ]
+    for x in views:
+        xc = np.ascontiguousarray(x)
+        for make in (
+            lambda: nn.RMSNorm(x.shape[-1]),
+            lambda: nn.GroupNorm(1, x.shape[1]),
+            lambda: nn.InstanceNorm1d(x.shape[1]),
+        ):
+            a, b = make(), make()
+            np.testing.assert_array_equal(a(x), b(xc))
+            dy = r.standard_normal(x.shape).astype(np.float32)
+            np.testing.assert_array_equal(a.backward(dy.T.copy().T), b.backward(dy))
