@@ -121,20 +121,20 @@ class SyncBatchNorm(BatchNormBase):
                 f"batch of 1 value per channel over {comm.Get_size()} rank(s)"
             )
         var = m2 / count
-        save_mean = mean.astype(self.dtype)
         with np.errstate(invalid="ignore", over="ignore"):
             save_rstd = (1.0 / np.sqrt(var + self.eps)).astype(self.dtype)
-        # normalize with the global statistics
-        y = F.batch_norm_elemt(x3, save_mean, save_rstd, data_of(self.weight), data_of(self.bias))
+        # normalize with the global statistics; the mean stays float64 (rounded to float32, a
+        # large mean would cost every normalized value its accuracy)
+        y = F.batch_norm_elemt(x3, mean, save_rstd, data_of(self.weight), data_of(self.bias))
         if self.track_running_stats:
             self._update_running(mean, m2 / (count - 1) if self.running_var_estimator == "unbiased" else var)
-        self._ctx = (x.shape, x3, save_mean, save_rstd, count)
+        self._ctx = (x.shape, x3, mean, save_rstd, count)
         return y.reshape(x.shape)
 
     def backward(self, dy: Any) -> np.ndarray:
         if not self._sync:
             return super().backward(dy)
-        ((shape, x3, save_mean, save_rstd, count),) = self._cached("_ctx")
+        ((shape, x3, mean, save_rstd, count),) = self._cached("_ctx")
         name = type(self).__name__
         dy = self._input(dy, "dy")
         if dy.shape != shape:
@@ -142,13 +142,13 @@ class SyncBatchNorm(BatchNormBase):
         if x3 is None:  # the global batch was empty
             return np.empty_like(dy)
         dy3 = dy.reshape(x3.shape)
-        local = F.batch_norm_backward_reduce(dy3, x3, save_mean, save_rstd)
+        local = F.batch_norm_backward_reduce(dy3, x3, mean, save_rstd)
         if self.weight is not None:
             self.weight.grad += local[1].astype(self.dtype)
         if self.bias is not None:
             self.bias.grad += local[0].astype(self.dtype)
         sums = allreduce_sum_(self._comm(), local.copy())
-        dx = F.batch_norm_backward_elemt(dy3, x3, save_mean, save_rstd, data_of(self.weight), sums, count)
+        dx = F.batch_norm_backward_elemt(dy3, x3, mean, save_rstd, data_of(self.weight), sums, count)
         return dx.reshape(shape)
 
     def extra_repr(self) -> str:
