@@ -18,11 +18,11 @@ class Square(nn.Module):
         self.bug_at = bug_at
 
     def forward(self, x):
-        self._ctx = x
+        self.save_for_backward(x)
         return x * x
 
     def backward(self, dy):
-        (x,) = self._cached("_ctx")
+        (x,) = self.saved()
         dx = 2 * x * dy
         if self.bug_at is not None:
             dx[self.bug_at] *= 1.01
@@ -38,12 +38,13 @@ class Scale(nn.Module):
         self.buggy = buggy
 
     def forward(self, x):
-        self._ctx = x
+        self.save_for_backward(x)
         return x * self.weight.data
 
     def backward(self, dy):
-        (x,) = self._cached("_ctx")
-        self.weight.grad += (dy * x)[0] if self.buggy else (dy * x).sum(axis=0)
+        (x,) = self.saved()
+        grad = (dy * x)[0] if self.buggy else (dy * x).sum(axis=0)
+        self.weight.grad = grad if self.weight.grad is None else self.weight.grad + grad
         return dy * self.weight.data
 
 
@@ -120,13 +121,16 @@ def test_module_state_is_restored():
     model = nn.Sequential(
         nn.Linear(4, 5, dtype=np.float64), nn.BatchNorm1d(5, dtype=np.float64), nn.Dropout(0.3)
     )
-    model[1].weight.grad[...] = 7.0
+    model[1].weight.grad = np.full(5, 7.0)
+    held = model[1].weight.grad
     state = {k: v.copy() for k, v in model.state_dict().items()}
     gen_state = normreg.default_generator.get_state().copy()
     assert gradcheck(model, offset_randn(r, (6, 4)))  # dropout masks held fixed
     for k, v in model.state_dict().items():
         np.testing.assert_array_equal(v, state[k], err_msg=k)
-    np.testing.assert_array_equal(model[1].weight.grad, 7.0)
+    assert model[1].weight.grad is held
+    np.testing.assert_array_equal(held, 7.0)
+    assert model[0].weight.grad is None  # no gradient before, none after
     np.testing.assert_array_equal(normreg.default_generator.get_state(), gen_state)
 
 

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import set_grad
 
 import normreg
 from normreg import optim
@@ -79,7 +80,7 @@ def test_scheduler_drives_the_optimizer_step():
     opt = optim.SGD([p], lr=1.0)
     sched = L.StepLR(opt, step_size=1, gamma=0.5)
     for _ in range(4):
-        p.grad[...] = -1.0
+        set_grad(p, -1.0)
         opt.step()
         sched.step()
     np.testing.assert_allclose(p.data, [1 + 0.5 + 0.25 + 0.125])
