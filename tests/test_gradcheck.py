@@ -147,3 +147,33 @@ def test_module_with_a_scalar_output_and_integer_labels():
     labels = np.array([0, 3, 1, 1, 2])
     report = check_gradients(nn.SoftmaxLoss(), (logits, labels))
     assert report.ok and [e.name for e in report.entries] == ["input 0"]
+
+
+class LastInputScale(Scale):
+    """Scale whose backward uses the input of the *last* forward (one attribute, overwritten
+    by each call): right when used once, wrong when the module is called twice."""
+
+    def forward(self, x):
+        self.last_x = x
+        return x * self.weight.data
+
+    def backward(self, dy):
+        x = self.last_x
+        grad = (dy * x).sum(axis=0)
+        self.weight.grad = grad if self.weight.grad is None else self.weight.grad + grad
+        return dy * self.weight.data
+
+
+def test_a_model_calling_a_module_several_times_is_checked_as_a_whole():
+    x = offset_randn(np.random.default_rng(7), (3, 4), shift=1.0, scale=1.0)
+    shared = Scale(4, buggy=False)
+    model = nn.Sequential(shared, nn.ReLU(), shared, nn.ReLU(), shared)
+    report = check_gradients(model, x)
+    assert report.ok, str(report)
+    assert [e.name for e in report.entries] == ["input 0", "parameter '0.weight'"]  # once, summed
+    assert all(m.pending_forwards == 0 for m in model.modules())
+    assert gradcheck(LastInputScale(4, buggy=False), x)  # used once it is right...
+    tied = LastInputScale(4, buggy=False)
+    report = check_gradients(nn.Sequential(tied, nn.ReLU(), tied), x)
+    assert not report.ok  # ...and the checker sees what the second call does to it
+    assert report.worst.name == "parameter '0.weight'"
