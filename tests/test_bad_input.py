@@ -319,3 +319,48 @@ def test_norm_layers_raise_named_errors():
             2,
             None,
         )
+
+
+# ---- masked arrays (issue 11, item 10): a mask would be ignored, so they are refused -------
+
+
+def _masked(shape=(4, 3), dtype=np.float32):
+    return np.ma.array(np.ones(shape, dtype), mask=np.eye(*shape, dtype=bool) if len(shape) == 2 else False)
+
+
+@pytest.mark.parametrize("make", ALL_MODULES + [lambda: nn.SoftmaxLoss()])
+def test_modules_refuse_masked_arrays(make):
+    m = make()
+    args = (_masked(), np.array([0, 1, 2, 0])) if isinstance(m, nn.SoftmaxLoss) else (_masked(),)
+    with pytest.raises(TypeError, match="masked array"):
+        m(*args)
+    assert m.pending_forwards == 0
+    if isinstance(m, nn.SoftmaxLoss):
+        with pytest.raises(TypeError, match="labels is a masked array"):
+            m(np.ones((4, 3), f32), np.ma.array([0, 1, 2, 0], mask=[0, 1, 0, 0]))
+        return
+    y = m(np.ones((4, 3), f32))
+    with pytest.raises(TypeError, match="masked array"):
+        m.backward(_masked(y.shape))
+
+
+def test_functional_ops_parameters_state_and_save_refuse_masked_arrays(tmp_path):
+    x = _masked()
+    for call in (
+        lambda: F.relu(x),
+        lambda: F.layer_norm(x, 3),
+        lambda: F.linear(np.ones((4, 3), f32), _masked((3, 2))),
+        lambda: F.dropout(x, 0.5),
+        lambda: F.batch_norm(x, None, None, training=True),
+        lambda: nn.Parameter(x),
+    ):
+        with pytest.raises(TypeError, match="masked"):
+            call()
+    lin = nn.Linear(3, 2)
+    state = lin.state_dict()
+    state["weight"] = np.ma.array(state["weight"])
+    with pytest.raises(TypeError, match="masked"):
+        lin.load_state_dict(state)
+    with pytest.raises(TypeError, match=r"normreg.save: obj\['w'\] is a masked array"):
+        normreg.save({"w": x}, tmp_path / "ck.npz")
+    assert not (tmp_path / "ck.npz").exists()

@@ -396,6 +396,13 @@ def test_load_state_dict_checks_everything_and_names_the_entry():
             r"state\[1\]\['exp_avg_sq'\] has dtype float64",
         ),
         (lambda sd: sd["state"][0].pop("step"), KeyError, r"state\[0\] has missing keys \['step'\]"),
+        # issue 11, item 9: a negative step count is a ValueError naming the field
+        (lambda sd: sd["state"][0].__setitem__("step", -5), ValueError, r"state\[0\]\['step'\] must be >= 0"),
+        (
+            lambda sd: sd["state"][1].__setitem__("step", np.int64(-5)),
+            ValueError,
+            r"state\[1\]\['step'\] must be >= 0, got -5",
+        ),
         (lambda sd: sd["state"][0].__setitem__("velocity", 1), KeyError, "unexpected keys.*velocity"),
         (lambda sd: sd["state"].__setitem__(5, {}), KeyError, "state key 5"),
         (lambda sd: sd["param_groups"].append(dict(sd["param_groups"][0])), ValueError, "2 groups"),
@@ -438,7 +445,11 @@ def test_bad_arguments():
         (lambda: optim.Adam([p], betas=(1.0, 0.999)), ValueError, "beta parameter at index 0"),
         (lambda: optim.Adam([p], betas=(0.9, -0.1)), ValueError, "beta parameter at index 1"),
         (lambda: optim.Adam([p], betas=0.9), ValueError, "betas"),
-        (lambda: optim.Adam([p], eps=-1e-8), ValueError, "epsilon"),
+        (
+            lambda: optim.Adam([p], eps=-1e-8),
+            ValueError,
+            r"^Adam: eps \(epsilon value\) must be >= 0, got -1e-08$",
+        ),
         (lambda: optim.AdamW([p], weight_decay=-0.1), ValueError, "weight_decay"),
         (lambda: optim.Adam([p], amsgrad="yes"), TypeError, "amsgrad"),
         (lambda: optim.Adam([]), ValueError, "empty parameter list"),

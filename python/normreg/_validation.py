@@ -180,8 +180,8 @@ def not_masked(x: Any, name: str, where: str) -> None:
     """TypeError when ``x`` is a masked array (its mask would be ignored)."""
     if isinstance(x, np.ma.MaskedArray):
         raise TypeError(
-            f"{where}: {name} is a masked array, whose mask normreg would ignore: pass "
-            f"{name}.filled(value) or {name}.data"
+            f"{where}: {name} is a masked array, whose mask normreg would ignore: pass its "
+            ".filled(value) or its .data"
         )
 
 

@@ -441,7 +441,9 @@ class Module:
         for key, target in targets.items():
             if key not in state_dict:
                 continue
-            value = np.asarray(state_dict[key])
+            value = state_dict[key]
+            V.not_masked(value, f"'{key}'", "load_state_dict")
+            value = np.asarray(value)
             if value.shape != target.shape:
                 raise ValueError(f"load_state_dict: '{key}' has shape {value.shape}, expected {target.shape}")
             if value.dtype != target.dtype:
