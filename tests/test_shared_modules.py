@@ -3,7 +3,9 @@ forward saves one entry, each backward takes the newest, so the gradients are th
 the uses (checked against NumPy references and central differences); backward without a
 pending forward; ``no_grad``; the bound on forwards that are never differentiated."""
 
+import copy
 import gc
+import pickle
 import threading
 import tracemalloc
 
@@ -15,6 +17,7 @@ from helpers import GRADCHECK_TOL, offset_randn
 import normreg
 from normreg import distributed as dist
 from normreg import nn
+from normreg.distributed import parallel
 from normreg.testing import check_gradients, gradcheck
 
 F64 = np.float64
@@ -124,6 +127,20 @@ def test_distributed_data_parallel_over_a_tied_model_is_the_plain_model():
         np.testing.assert_allclose(lin.weight.grad, g, rtol=1e-14)
 
 
+def test_distributed_data_parallel_under_no_grad_only_runs_the_module(monkeypatch):
+    calls = []
+    monkeypatch.setattr(parallel, "allreduce_sum_", lambda comm, buf: calls.append(buf) or buf)
+    model = nn.Sequential(nn.Linear(4, 3, dtype=F64), nn.ReLU())
+    ddp = dist.DistributedDataParallel(model, dist.LocalComm())
+    x = _rng(17).standard_normal((5, 4))
+    with normreg.no_grad():
+        y = ddp(x)
+    assert calls == [] and all(m.pending_forwards == 0 for m in ddp.modules())
+    np.testing.assert_array_equal(y, model(x))
+    ddp(x)  # with recording on, the batch sizes are counted over the ranks
+    assert len(calls) == 1
+
+
 # ---- pending forwards: order, errors, failures --------------------------------------------
 
 
@@ -193,6 +210,17 @@ def test_a_backward_rejecting_its_argument_keeps_the_entry():
     assert all(m.pending_forwards == 1 for m in s.modules())
     s.backward(np.ones((2, 3)))
     assert all(m.pending_forwards == 0 for m in s.modules())
+
+
+def test_copies_and_pickles_leave_pending_forwards_behind():
+    s = nn.Sequential(nn.Linear(3, 3, dtype=F64), nn.ReLU())
+    s(np.ones((2, 3)))
+    for twin in (copy.deepcopy(s), pickle.loads(pickle.dumps(s))):
+        assert all(m.pending_forwards == 0 for m in twin.modules())
+        np.testing.assert_array_equal(twin[0].weight.data, s[0].weight.data)
+        twin(np.ones((2, 3)))
+        twin.backward(np.ones((2, 3)))
+    assert all(m.pending_forwards == 1 for m in s.modules())
 
 
 def test_train_and_eval_mode_both_record():

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .. import nn
+from ..grad_mode import is_grad_enabled
 from .comm import Comm, allreduce_sum_, broadcast_, world
 
 __all__ = ["broadcast_parameters", "GradientReducer", "DistributedDataParallel"]
@@ -138,7 +139,9 @@ class DistributedDataParallel(nn.Module):
     parameter gradients over the ranks (bucketed, :class:`GradientReducer`). Afterwards
     every rank's ``.grad`` is the gradient a single process gets on the whole global
     batch: with equal shards this is PyTorch's averaging; with unequal shards each rank
-    weighs by its count. The returned ``dx`` is this rank's part of that gradient.
+    weighs by its count. The returned ``dx`` is this rank's part of that gradient. Under
+    ``normreg.no_grad()`` the forward only runs the module (no all-reduce of the batch
+    sizes, which only a backward needs).
 
     ``.grad`` must be None or zero before a synchronizing backward (call ``zero_grad()``
     every step); ``with ddp.no_sync():`` accumulates local gradients over several backwards
@@ -169,6 +172,8 @@ class DistributedDataParallel(nn.Module):
         return self.comm.Get_size()
 
     def forward(self, x: Any) -> Any:
+        if not is_grad_enabled():  # no backward to scale: no need to count the global batch
+            return self.module(x)
         n = np.shape(x)[0] if np.ndim(x) > 0 else 1
         counts = allreduce_sum_(self.comm, np.array([n], dtype=np.int64))
         self.local_count, self.global_count = int(n), int(counts[0])

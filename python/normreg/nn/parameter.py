@@ -120,6 +120,8 @@ _next_seq = itertools.count(1).__next__
 _taken = [0]
 
 _B = TypeVar("_B", bound=Callable[..., Any])
+# what a module keeps between a forward and its backward (not copied or pickled)
+_PER_CALL = ("_saved", "_dropped", "_in_backward", "_claimed")
 
 
 def _consuming(backward: _B) -> _B:
@@ -172,6 +174,8 @@ class Module:
     pending forward raises RuntimeError. A backward that raises before taking anything
     (a wrong ``dy``) leaves the entry for the next one; a forward that raises leaves no
     entry behind, in this module or in its sub-modules.
+
+    ``copy.deepcopy`` and ``pickle`` of a module leave its pending forwards behind.
 
     **Forwards that are never differentiated** (evaluation, inference, logging) should run
     under ``with normreg.no_grad():``, where nothing is kept. Without it, a module keeps at
@@ -230,12 +234,15 @@ class Module:
             return
         saved = self.__dict__.get("_saved")
         if saved is None:  # a subclass whose __init__ did not call Module.__init__
-            saved = self._saved = []
+            saved = self.__dict__["_saved"] = []
         saved.append([_next_seq(), 0, values])
+        if len(saved) > self.max_pending_forwards:
+            self._drop_oldest(saved)
+
+    def _drop_oldest(self, saved: list[list[Any]]) -> None:
         excess = len(saved) - max(int(self.max_pending_forwards), 0)
-        if excess > 0:
-            del saved[:excess]
-            self._dropped += excess
+        del saved[:excess]
+        self.__dict__["_dropped"] = self._dropped + excess
 
     def saved(self) -> tuple[Any, ...]:
         """The values the newest pending forward saved (taken when this backward returns);
@@ -256,6 +263,15 @@ class Module:
         for m in self.modules():
             m._saved = []
             m._dropped = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a copy or a pickle of a module carries its parameters, buffers and settings, not
+        # the values pending forwards saved (as PyTorch's modules do not carry the graph)
+        return {k: v for k, v in self.__dict__.items() if k not in _PER_CALL}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__["_saved"] = []
 
     def _nothing_pending(self) -> str:
         name = type(self).__name__
