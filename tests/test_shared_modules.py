@@ -384,3 +384,25 @@ def test_grad_mode_is_per_thread():
         t.join()
         assert not normreg.is_grad_enabled()
     assert seen == [True]
+
+
+def test_tied_weights_match_pytorch():
+    torch = pytest.importorskip("torch")
+    normreg.manual_seed(21)
+    l, ln = nn.Linear(5, 5, dtype=F64), nn.LayerNorm(5, dtype=F64)
+    model = nn.Sequential(l, ln, nn.ReLU(), l, ln)
+    r = _rng(22)
+    x, dy = r.standard_normal((6, 5)), r.standard_normal((6, 5))
+    tl, tln = torch.nn.Linear(5, 5, dtype=torch.float64), torch.nn.LayerNorm(5, dtype=torch.float64)
+    with torch.no_grad():
+        tl.weight.copy_(torch.from_numpy(l.weight.data.T.copy()))  # torch stores (out, in)
+        tl.bias.copy_(torch.from_numpy(l.bias.data))
+    tmodel = torch.nn.Sequential(tl, tln, torch.nn.ReLU(), tl, tln)
+    tx = torch.from_numpy(x).requires_grad_()
+    ty = tmodel(tx)
+    ty.backward(torch.from_numpy(dy))
+    np.testing.assert_allclose(model(x), ty.detach().numpy(), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(model.backward(dy), tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(l.weight.grad, tl.weight.grad.numpy().T, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(l.bias.grad, tl.bias.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ln.weight.grad, tln.weight.grad.numpy(), rtol=1e-10, atol=1e-12)
