@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import stat
 import zipfile
 
 import numpy as np
@@ -214,7 +215,7 @@ def test_pickle_bearing_files_are_refused(tmp_path):
     # an archive made by normreg.save, with an object array slipped in
     ck = tmp_path / "ck.npz"
     normreg.save({"w": np.ones(2)}, ck)
-    with zipfile.ZipFile(ck, "a") as z, z.open("evil.npy", "w") as f:
+    with zipfile.ZipFile(ck, "a") as z, z.open("a1.npy", "w") as f:
         np.lib.format.write_array(f, np.array([_Evil()], dtype=object), allow_pickle=True)
     with pytest.raises(normreg.CheckpointError, match="pickled"):
         normreg.load(ck)
@@ -223,7 +224,34 @@ def test_pickle_bearing_files_are_refused(tmp_path):
     np.savez(
         obj,
         __normreg__=np.array('{"format": "normreg-checkpoint", "version": 1, "root": null}'),
-        x=np.array([{"a": 1}], dtype=object),
+        a0=np.array([{"a": 1}], dtype=object),
     )
     with pytest.raises(normreg.CheckpointError, match="pickled"):
         normreg.load(obj)
+
+
+def test_save_fsyncs_the_file_then_renames_then_fsyncs_the_directory(tmp_path, monkeypatch):
+    """The order that makes a save durable: the data reaches the disk before the rename, and
+    the rename (a directory entry) reaches it before save returns."""
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        st = os.fstat(fd)
+        events.append(("fsync-dir" if stat.S_ISDIR(st.st_mode) else "fsync-file", st.st_ino))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", os.path.basename(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(serialization.os, "fsync", fsync)
+    monkeypatch.setattr(serialization.os, "replace", replace)
+    sub = tmp_path / "run"
+    sub.mkdir()
+    normreg.save({"w": np.ones(3)}, sub / "ck.npz")
+    kinds = [e[0] for e in events]
+    assert kinds == ["fsync-file", "replace", "fsync-dir"], events
+    assert events[1][1] == "ck.npz"
+    assert events[0][1] == os.stat(sub / "ck.npz").st_ino  # the temporary became the file
+    assert events[2][1] == os.stat(sub).st_ino  # the destination's directory

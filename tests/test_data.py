@@ -1,10 +1,10 @@
 """normreg.data: the IDX reader, Fashion-MNIST's search order and download, DataLoader."""
 
-import functools
 import gzip
 import hashlib
 import http.server
 import os
+import pathlib
 import struct
 import threading
 
@@ -139,13 +139,33 @@ def test_load_fashion_mnist_search_order(isolated, monkeypatch):
     for name in FILES[1:]:  # an incomplete directory is skipped
         os.remove(cache / name)
     assert len(load_fashion_mnist()[0]) == 14
-    # a root without the files falls through to the next place
-    assert len(load_fashion_mnist(isolated / "empty")[0]) == 14
+
+
+def test_explicit_root_without_the_files_is_an_error(isolated):
+    """An explicit directory is the only place looked at: never a silent fallback to the
+    data of another place (issue 11 item 8)."""
+    write_dataset(isolated / "debian", n_train=14, n_test=5)  # found by the default search
+    assert len(load_fashion_mnist()[0]) == 14
+    with pytest.raises(FileNotFoundError, match=f"{isolated / 'nonexistent'} does not exist"):
+        load_fashion_mnist(isolated / "nonexistent")
+    (isolated / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=f"{isolated / 'empty'} lacks train-images-idx3-ubyte.gz, "):
+        load_fashion_mnist(isolated / "empty")
+    partial = isolated / "partial"
+    write_dataset(partial, n_train=11, n_test=5)
+    os.remove(partial / FILES[3])
+    with pytest.raises(FileNotFoundError, match=r"partial lacks t10k-labels-idx1-ubyte.gz \(gzipped or not"):
+        load_fashion_mnist(partial)
+    (isolated / "file").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match="is not a directory"):
+        load_fashion_mnist(isolated / "file")
+    assert data.find_fashion_mnist(partial) is None
+    assert data.fashion_mnist_dirs(partial) == [("root", str(partial))]
 
 
 def test_load_fashion_mnist_offline_message(isolated):
     with pytest.raises(RuntimeError) as info:
-        load_fashion_mnist(isolated / "root")
+        load_fashion_mnist()
     message = str(info.value)
     for option in (
         "root=",
@@ -153,7 +173,7 @@ def test_load_fashion_mnist_offline_message(isolated):
         ".cache/normreg/fashion-mnist",
         "apt-get install dataset-fashion-mnist",
         "http://127.0.0.1:9/",
-        str(isolated / "root"),
+        str(isolated / "debian"),
     ):
         assert option in message
     with pytest.raises(RuntimeError, match="download=False"):
@@ -167,45 +187,96 @@ def test_load_fashion_mnist_mismatched_lengths(isolated):
         load_fashion_mnist(isolated / "root")
 
 
-# ---- download from a local server ---------------------------------------------------------------
+# ---- download from local servers ----------------------------------------------------------------
+
+
+class _Server:
+    """An HTTP server on 127.0.0.1 in a thread, serving a directory and logging the paths
+    asked for (into a list shared by the servers of a test, so their order shows)."""
+
+    def __init__(self, directory, requests):
+        server = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(directory), **kwargs)
+
+            def do_GET(self):
+                requests.append(server.url + self.path.lstrip("/"))
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.directory = directory
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
 
 
 @pytest.fixture
-def server(tmp_path):
-    """An HTTP server on 127.0.0.1 serving tmp_path/served; yields its base URL."""
-    served = tmp_path / "served"
-    served.mkdir()
-    handler = functools.partial(_QuietHandler, directory=str(served))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield served, f"http://127.0.0.1:{httpd.server_address[1]}/"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+def servers(tmp_path):
+    """``start(name)`` starts a server for tmp_path/name; ``requests`` lists what was asked."""
+    started, requests = [], []
+
+    def start(name):
+        directory = tmp_path / name
+        directory.mkdir(exist_ok=True)
+        started.append(_Server(directory, requests))
+        return started[-1]
+
+    start.requests = requests
+    yield start
+    for server in started:
+        server.close()
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
+def _pin(monkeypatch, directory):
+    """Pin the digests of the files in ``directory`` as the dataset's."""
+    md5s, shas = {}, {}
+    for name in FILES:
+        raw = (directory / name).read_bytes()
+        md5s[name], shas[name] = hashlib.md5(raw).hexdigest(), hashlib.sha256(raw).hexdigest()
+    monkeypatch.setattr(data, "FASHION_MNIST_FILES", md5s)
+    monkeypatch.setattr(data, "FASHION_MNIST_SHA256", shas)
 
 
-def _md5s(directory):
-    return {name: hashlib.md5((directory / name).read_bytes()).hexdigest() for name in FILES}
+def _tamper(path):
+    """Change one pixel byte inside the gzip stream's data: still a valid gzip IDX file."""
+    raw = gzip.decompress(path.read_bytes())
+    raw = raw[:-1] + bytes([raw[-1] ^ 1])
+    path.write_bytes(gzip.compress(raw, mtime=0))
 
 
-def test_download_into_cache(isolated, server, monkeypatch, capsys):
-    served, url = server
-    write_dataset(served, n_train=40, n_test=10, seed=9)
-    monkeypatch.setattr(data, "FASHION_MNIST_FILES", _md5s(served))
-    monkeypatch.setenv("NORMREG_FASHION_MNIST_URL", url)
+@pytest.fixture
+def read_idx_calls(monkeypatch):
+    """The files the IDX parser is given, with their SHA-256."""
+    calls = []
+
+    def recording(path):
+        calls.append((os.path.basename(path), hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()))
+        return read_idx(path)
+
+    monkeypatch.setattr(data, "read_idx", recording)
+    return calls
+
+
+def test_download_into_cache(isolated, servers, monkeypatch, capsys):
+    good = servers("good")
+    write_dataset(good.directory, n_train=40, n_test=10, seed=9)
+    _pin(monkeypatch, good.directory)
+    monkeypatch.setenv("NORMREG_FASHION_MNIST_URL", good.url)
     x_train, y_train, x_test, y_test = load_fashion_mnist()
     assert x_train.shape == (40, 784) and x_test.shape == (10, 784)
     cache = isolated / "home" / ".cache" / "normreg" / "fashion-mnist"
     for name in FILES:
-        assert (cache / name).read_bytes() == (served / name).read_bytes()
+        assert (cache / name).read_bytes() == (good.directory / name).read_bytes()
     assert sorted(os.listdir(cache)) == sorted(FILES)  # no temporary files left
     assert "train-images-idx3-ubyte.gz" in capsys.readouterr().err  # the progress bar
     # the next call finds the cache without the server
@@ -213,34 +284,115 @@ def test_download_into_cache(isolated, server, monkeypatch, capsys):
     np.testing.assert_array_equal(load_fashion_mnist(progress=False)[1], y_train)
 
 
-def test_download_checksum_mismatch(isolated, server, monkeypatch):
-    served, url = server
-    write_dataset(served, n_train=40, n_test=10)
-    md5s = _md5s(served)
-    md5s["t10k-images-idx3-ubyte.gz"] = "0" * 32
-    monkeypatch.setattr(data, "FASHION_MNIST_FILES", md5s)
-    monkeypatch.setenv("NORMREG_FASHION_MNIST_URL", url)
-    with pytest.raises(ValueError, match="checksum mismatch.*t10k-images-idx3-ubyte.gz"):
-        load_fashion_mnist(progress=False)
+def test_download_tries_the_mirrors_in_order(isolated, servers, monkeypatch, recwarn):
+    """The first mirror (HTTPS by default) is asked first; one that lacks a file, serves a
+    tampered one or cannot be reached is skipped for the next."""
+    first, second = servers("first"), servers("second")
+    write_dataset(second.directory, n_train=40, n_test=10, seed=2)
+    _pin(monkeypatch, second.directory)
+    write_dataset(first.directory, n_train=40, n_test=10, seed=2)
+    os.remove(first.directory / FILES[1])  # 404 on the first mirror
+    _tamper(first.directory / FILES[2])  # other bytes on the first mirror
+    refused = "http://127.0.0.1:9/"  # the discard port: connection refused
+    monkeypatch.setenv("NORMREG_FASHION_MNIST_URL", f"{refused} {first.url} {second.url}")
+    load_fashion_mnist(progress=False)
+    asked = servers.requests
+    assert asked == [
+        first.url + FILES[0],
+        first.url + FILES[1],
+        second.url + FILES[1],
+        first.url + FILES[2],
+        second.url + FILES[2],
+        first.url + FILES[3],
+    ]
+    assert any("served a file with another digest" in str(w.message) for w in recwarn)
     cache = isolated / "home" / ".cache" / "normreg" / "fashion-mnist"
-    assert "t10k-images-idx3-ubyte.gz" not in os.listdir(cache)  # the bad file is not kept
-    assert not [f for f in os.listdir(cache) if f.startswith(".download")]
+    for name in FILES:
+        assert (cache / name).read_bytes() == (second.directory / name).read_bytes()
 
 
-def test_download_missing_file_on_server(isolated, server, monkeypatch):
-    served, url = server
-    write_dataset(served, n_train=40, n_test=10)
-    md5s = _md5s(served)
-    os.remove(served / "t10k-labels-idx1-ubyte.gz")
-    monkeypatch.setattr(data, "FASHION_MNIST_FILES", md5s)
-    monkeypatch.setenv("NORMREG_FASHION_MNIST_URL", url)
+def test_download_with_the_wrong_digest_is_never_parsed(isolated, servers, monkeypatch, read_idx_calls):
+    first, second = servers("first"), servers("second")
+    write_dataset(first.directory, n_train=40, n_test=10)
+    _pin(monkeypatch, first.directory)
+    write_dataset(second.directory, n_train=40, n_test=10)
+    _tamper(first.directory / FILES[0])
+    _tamper(second.directory / FILES[0])
+    monkeypatch.setenv("NORMREG_FASHION_MNIST_URL", f"{first.url} {second.url}")
+    with (
+        pytest.warns(RuntimeWarning),
+        pytest.raises(ValueError, match="checksum mismatch.*train-images-idx3"),
+    ):
+        load_fashion_mnist(progress=False)
+    assert read_idx_calls == []  # refused before it reached the IDX parser
+    cache = isolated / "home" / ".cache" / "normreg" / "fashion-mnist"
+    assert os.listdir(cache) == []  # nothing kept, no temporary file
+    # the MD5 alone is not enough: a file with the right MD5 but another SHA-256 is refused
+    write_dataset(second.directory, n_train=40, n_test=10)
+    monkeypatch.setitem(data.FASHION_MNIST_SHA256, FILES[0], "0" * 64)
+    with pytest.warns(RuntimeWarning), pytest.raises(ValueError, match=f"SHA-256 .*, expected {'0' * 64}"):
+        load_fashion_mnist(progress=False)
+    assert read_idx_calls == [] and os.listdir(cache) == []
+
+
+def test_download_missing_file_on_server(isolated, servers, monkeypatch):
+    server = servers("served")
+    write_dataset(server.directory, n_train=40, n_test=10)
+    _pin(monkeypatch, server.directory)
+    os.remove(server.directory / "t10k-labels-idx1-ubyte.gz")
+    monkeypatch.setenv("NORMREG_FASHION_MNIST_URL", server.url)
     with pytest.raises(RuntimeError, match="404"):
         load_fashion_mnist(progress=False)
 
 
-def test_published_checksums():
-    assert set(data.FASHION_MNIST_FILES) == set(FILES)
+def test_default_mirrors_https_first():
+    assert data.FASHION_MNIST_URLS == (
+        "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    )
+    assert data.FASHION_MNIST_URLS[0] == data.FASHION_MNIST_URL
+    assert set(data.FASHION_MNIST_FILES) == set(data.FASHION_MNIST_SHA256) == set(FILES)
     assert all(len(v) == 32 and int(v, 16) >= 0 for v in data.FASHION_MNIST_FILES.values())
+    assert all(len(v) == 64 and int(v, 16) >= 0 for v in data.FASHION_MNIST_SHA256.values())
+
+
+DEBIAN = pathlib.Path(data._DEBIAN_DIR)
+
+# Debian's dataset-fashion-mnist holds the dataset's deflate streams with the gzip header
+# normalized (no file name; the package's date). The dataset's own files have the flag FNAME,
+# the file name and these modification times (the ones whose MD5 is the published one).
+_ORIGINAL_MTIMES = {
+    "train-images-idx3-ubyte.gz": 1504176606,
+    "train-labels-idx1-ubyte.gz": 1504176606,
+    "t10k-images-idx3-ubyte.gz": 1504176627,
+    "t10k-labels-idx1-ubyte.gz": 1504176627,
+}
+
+
+def _original_gz(name):
+    packaged = (DEBIAN / name).read_bytes()
+    assert packaged[:4] == b"\x1f\x8b\x08\x00"  # deflate, no flags
+    header = b"\x1f\x8b\x08\x08" + struct.pack("<I", _ORIGINAL_MTIMES[name]) + packaged[8:10]
+    return header + name[:-3].encode() + b"\x00" + packaged[10:]
+
+
+@pytest.mark.skipif(
+    not all((DEBIAN / name).is_file() for name in FILES),
+    reason="Debian's dataset-fashion-mnist is not installed",
+)
+def test_pinned_digests_are_those_of_the_published_files(isolated, servers, monkeypatch):
+    """The dataset's files rebuilt from Debian's have the MD5 the authors publish, and the
+    pinned SHA-256; served locally, they download with the real pins (no patching)."""
+    mirror = servers("mirror")
+    for name in FILES:
+        original = _original_gz(name)
+        assert hashlib.md5(original).hexdigest() == data.FASHION_MNIST_FILES[name]
+        assert hashlib.sha256(original).hexdigest() == data.FASHION_MNIST_SHA256[name]
+        assert gzip.decompress(original) == gzip.decompress((DEBIAN / name).read_bytes())
+        (mirror.directory / name).write_bytes(original)
+    monkeypatch.setenv("NORMREG_FASHION_MNIST_URL", mirror.url)
+    x_train, y_train, x_test, y_test = load_fashion_mnist(progress=False)
+    assert x_train.shape == (60000, 784) and y_test.shape == (10000,)
 
 
 # ---- DataLoader -------------------------------------------------------------------------------

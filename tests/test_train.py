@@ -160,9 +160,11 @@ def test_main_without_data(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setattr(nr_data, "_DEBIAN_DIR", str(tmp_path / "debian"))
     monkeypatch.setenv("NORMREG_FASHION_MNIST_URL", "http://127.0.0.1:9/")
-    assert main(["--data-dir", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
+    assert main(["--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
+    assert err.startswith("normreg-train: error: Fashion-MNIST not found")
     assert "NORMREG_DATA" in err and "apt-get install dataset-fashion-mnist" in err
+    assert not (tmp_path / "o").exists()  # the output directory made for the run is removed
 
 
 def test_bad_flags():
@@ -210,3 +212,126 @@ def test_one_real_epoch_on_fashion_mnist():
     cfg = TrainConfig(width=[256], norm="batch", dropout=0.0, epochs=1, batch_size=128, seed=0)
     result = train(cfg, data, log=None, progress=False)
     assert result["history"][0]["test_acc"] > 0.80
+
+
+# ---- resuming --------------------------------------------------------------------------------------
+
+TIMES = ("seconds", "train_seconds")
+
+
+def assert_same_state(a, b, where="checkpoint"):
+    """Two checkpoint trees are equal bit for bit (arrays: dtype, shape and bytes; floats:
+    exactly, NaN equal to NaN), but for the seconds each epoch took."""
+    assert type(a) is type(b), f"{where}: {type(a).__name__} vs {type(b).__name__}"
+    if isinstance(a, dict):
+        assert list(a) == list(b), f"{where}: keys {list(a)} vs {list(b)}"
+        for k in a:
+            if k not in TIMES:
+                assert_same_state(a[k], b[k], f"{where}[{k!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"{where}: length {len(a)} vs {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_state(x, y, f"{where}[{i}]")
+    elif isinstance(a, (np.ndarray, np.generic)):
+        assert a.dtype == b.dtype and np.shape(a) == np.shape(b), where
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes(), f"{where} differs"
+    elif isinstance(a, float):
+        assert a == b or (a != a and b != b), f"{where}: {a!r} vs {b!r}"
+    else:
+        assert a == b, f"{where}: {a!r} vs {b!r}"
+
+
+class _StopAfter:
+    """A log callback that interrupts training after the line of epoch ``epoch``."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def __call__(self, line):
+        if line.startswith(f"epoch {self.epoch:3d}/"):
+            raise KeyboardInterrupt
+
+
+def _dropout_model(config, generator_seed):
+    """The MLP of ``config`` with one more Dropout drawing from its own generator."""
+    own = normreg.nn.Dropout(0.3, generator=normreg.Generator(generator_seed))
+    return normreg.nn.Sequential(own, build_model(config, 784, 10))
+
+
+@pytest.mark.parametrize(
+    "config, own_generator",
+    [
+        (TrainConfig(width=[32, 16], dropout=0.2, warmup_epochs=1, epochs=4, batch_size=64, seed=5), True),
+        (
+            TrainConfig(
+                model="resnet",
+                width=24,
+                depth=2,
+                norm="layer",
+                optimizer="adamw",
+                schedule="step",
+                epochs=4,
+                batch_size=50,
+                seed=2,
+                train_subset=450,
+            ),
+            False,
+        ),
+    ],
+    ids=["mlp-batchnorm-sgd-warmup", "resnet-layernorm-adamw-step"],
+)
+def test_resume_reaches_the_uninterrupted_state(tiny, tmp_path, config, own_generator, set_threads):
+    """Stopped after epoch 2 and resumed from its checkpoint (with every random state
+    scrambled in between), a run ends bit for bit where the uninterrupted one ends:
+    parameters, buffers, optimizer and scheduler state, every generator, history."""
+    set_threads(1)
+    data = load_fashion_mnist(tiny)
+
+    def run(out, stop=None, resume=None):
+        model = _dropout_model(config, 11) if own_generator else None
+        return train(config, data, out_dir=str(out), progress=False, log=stop, model=model, resume=resume)
+
+    run(tmp_path / "full")
+    after_full = normreg.default_generator.get_state()
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "cut", stop=_StopAfter(2))
+    state = normreg.load(tmp_path / "cut" / "checkpoint.npz")
+    assert int(state["epoch"]) == 2
+    if own_generator:
+        assert list(state["rng"]["modules"]) == ["0.generator"]
+    normreg.manual_seed(12345)  # whatever happened in between
+    np.random.seed(1)
+    run(tmp_path / "cut", resume=state)
+    np.testing.assert_array_equal(normreg.default_generator.get_state(), after_full)
+    full = normreg.load(tmp_path / "full" / "checkpoint.npz")
+    resumed = normreg.load(tmp_path / "cut" / "checkpoint.npz")
+    assert int(full["epoch"]) == 4
+    assert_same_state(full, resumed)
+    metrics = [json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("full", "cut")]
+    assert_same_state(metrics[0]["epochs"], metrics[1]["epochs"], "metrics")
+    assert metrics[0]["steps"] == metrics[1]["steps"]
+
+
+def test_resume_refuses_another_run(tiny, tmp_path):
+    data = load_fashion_mnist(tiny)
+    config = TrainConfig(width=[16], epochs=2, batch_size=100, seed=3)
+    train(config, data, out_dir=str(tmp_path), progress=False, log=None)
+    state = normreg.load(tmp_path / "checkpoint.npz")
+    other = TrainConfig(width=[16], epochs=2, batch_size=100, seed=3, lr=0.05)
+    with pytest.raises(ValueError, match=r"another configuration: lr=0.1 \(here 0.05\)"):
+        train(other, data, progress=False, log=None, resume=state)
+    del state["rng"]
+    with pytest.raises(ValueError, match="not a normreg-train checkpoint: no 'rng'"):
+        train(config, data, progress=False, log=None, resume=state)
+
+
+def test_batch_norm_needs_two_examples_per_batch(tiny):
+    data = load_fashion_mnist(tiny)
+    with pytest.raises(ValueError, match=r"norm='batch' needs at least 2 examples .* 1 training example"):
+        train(TrainConfig(width=[8], epochs=1, train_subset=1), data, progress=False, log=None)
+    with pytest.raises(ValueError, match="batch_size=1 gives batches of 1"):
+        train(TrainConfig(width=[8], epochs=1, batch_size=1), data, progress=False, log=None)
+    result = train(
+        TrainConfig(width=[8], epochs=1, train_subset=1, norm="layer"), data, progress=False, log=None
+    )
+    assert len(result["history"]) == 1

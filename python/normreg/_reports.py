@@ -52,10 +52,15 @@ def write_json(obj: Any, path: str | os.PathLike[str]) -> None:
         return v
 
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(clean(obj), f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(clean(obj), f, indent=1)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:  # an error or Ctrl-C: no temporary left behind
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def plot_curves(

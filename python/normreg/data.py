@@ -1,9 +1,11 @@
 """Datasets and batching: the IDX file format, Fashion-MNIST, and a DataLoader.
 
 * :func:`read_idx` reads an IDX file (the format of MNIST and Fashion-MNIST), gzip-compressed
-  or raw, and checks its magic number, dimensions and length.
+  or raw, from a path or a file object, and checks its magic number, dimensions and length
+  before it allocates anything.
 * :func:`load_fashion_mnist` finds the four Fashion-MNIST files on disk (or downloads them,
-  checking their MD5 checksums) and returns float32 images in [0, 1] and int64 labels.
+  HTTPS first, keeping only files with the pinned SHA-256 and MD5 digests) and returns
+  float32 images in [0, 1] and int64 labels.
 * :class:`DataLoader` yields mini-batches ``(x, y)`` of two arrays; shuffling draws one
   permutation per epoch from a seeded generator, and every batch is one fancy-indexing copy.
 """
@@ -11,18 +13,17 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
+import math
 import os
-import tempfile
-import urllib.error
-import urllib.request
+import struct
 import zlib
-from collections.abc import Iterator
-from typing import Any, Union
+from collections.abc import Iterator, Sequence
+from typing import IO, Any, Protocol, Union
 
 import numpy as np
 
 from . import _validation as V
+from ._download import fetch, has_digests
 from .random import Generator, default_generator
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -31,11 +32,14 @@ __all__ = [
     "read_idx",
     "load_fashion_mnist",
     "find_fashion_mnist",
+    "fashion_mnist_files",
     "fashion_mnist_dirs",
     "download_fashion_mnist",
     "DataLoader",
     "FASHION_MNIST_URL",
+    "FASHION_MNIST_URLS",
     "FASHION_MNIST_FILES",
+    "FASHION_MNIST_SHA256",
     "FASHION_MNIST_CLASSES",
 ]
 
@@ -51,74 +55,149 @@ _IDX_TYPES: dict[int, np.dtype[Any]] = {
     0x0E: np.dtype(">f8"),
 }
 _GZIP_MAGIC = b"\x1f\x8b"
+# deflate expands at most 1032:1 (a 258-byte match per 2-bit code), so a gzip file of n bytes
+# holds at most about 1032 * n bytes: a header declaring more is a lie, refused unread.
+_DEFLATE_MAX_RATIO = 1032
+_IDX_MAX_DIMS = 32  # NumPy 1.x's limit; IDX files in use have 1 to 4
+_READ_BLOCK = 1 << 24
 
 
-def _read_bytes(path: str) -> bytes:
-    with open(path, "rb") as f:
-        head = f.read(2)
-    if head == _GZIP_MAGIC:
-        try:
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        except EOFError as exc:
-            raise ValueError(
-                f"{path}: truncated gzip stream ({exc}); the file is incomplete, delete it and fetch it again"
-            ) from exc
-        except (OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-            raise ValueError(f"{path}: corrupted gzip data ({exc})") from exc
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def read_idx(path: PathLike) -> np.ndarray:
+def read_idx(source: PathLike | IO[bytes]) -> np.ndarray:
     """Read an IDX file (gzip-compressed or raw) into a NumPy array.
 
-    The header is a magic number ``00 00 <type> <ndim>`` and ``ndim`` big-endian uint32
-    sizes, followed by the elements in C order. The array has the file's shape and the
-    native-endian version of its element type (uint8 for (Fashion-)MNIST).
+    ``source`` is a path or a binary file object (seekable, e.g. ``io.BytesIO(data)``;
+    read from its current position). The header is a magic number ``00 00 <type> <ndim>``
+    and ``ndim`` big-endian uint32 sizes, followed by the elements in C order. The array
+    has the file's shape and the native-endian version of its element type (uint8 for
+    (Fashion-)MNIST).
 
-    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file for a
-    wrong magic number, an unknown type, or data shorter or longer than the header says.
+    The header is checked before anything is allocated: the size it declares (the
+    product of the dimensions, in exact integer arithmetic) must be what a raw file holds,
+    and at most what a gzip file can expand to; the data is then read in blocks. Raises
+    ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file for a
+    wrong magic number, an unknown type, a declared size the file cannot hold, data
+    shorter or longer than the header says, or a truncated or corrupted gzip stream.
     """
-    path = os.fspath(path)
-    data = _read_bytes(path)
-    if len(data) < 4:
-        raise ValueError(f"{path}: truncated IDX file: {len(data)} bytes, the header alone needs 4")
-    if data[0] != 0 or data[1] != 0:
-        raise ValueError(f"{path}: not an IDX file: magic number starts with {data[:2].hex()}, expected 0000")
-    dtype = _IDX_TYPES.get(data[2])
+    if isinstance(source, (str, bytes, os.PathLike)):
+        path = os.fspath(source)
+        with open(path, "rb") as f:
+            return _read_idx(f, path if isinstance(path, str) else os.fsdecode(path))
+    name = getattr(source, "name", None)
+    return _read_idx(source, name if isinstance(name, str) else "<IDX file object>")
+
+
+def _read_idx(f: IO[bytes], name: str) -> np.ndarray:
+    try:
+        start = f.tell()
+        size = f.seek(0, os.SEEK_END) - start
+        f.seek(start)
+        head = f.read(2)
+        f.seek(start)
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ValueError(
+            f"{name}: cannot read it as an IDX file: not a seekable binary file ({exc})"
+        ) from None
+    if not isinstance(head, bytes):
+        raise TypeError(f"read_idx: {name} must be opened in binary mode (read gave {type(head).__name__})")
+    if head != _GZIP_MAGIC:
+        return _parse_idx(f, name, size, exact=True)
+    try:
+        with gzip.GzipFile(fileobj=f, mode="rb") as stream:
+            return _parse_idx(stream, name, size, exact=False)
+    except EOFError as exc:
+        raise ValueError(
+            f"{name}: truncated gzip stream ({exc}); the file is incomplete, delete it and fetch it again"
+        ) from exc
+    except (OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise ValueError(f"{name}: corrupted gzip data ({exc})") from exc
+
+
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def _parse_idx(stream: _Readable, name: str, size: int, exact: bool) -> np.ndarray:
+    """The array of an IDX stream: the raw file itself (``exact``: ``size`` is its length)
+    or the decompressed content of a ``size``-byte gzip file."""
+    magic = stream.read(4)
+    if len(magic) < 4:
+        raise ValueError(f"{name}: truncated IDX file: {len(magic)} bytes, the header alone needs 4")
+    if magic[0] != 0 or magic[1] != 0:
+        raise ValueError(
+            f"{name}: not an IDX file: magic number starts with {magic[:2].hex()}, expected 0000"
+        )
+    dtype = _IDX_TYPES.get(magic[2])
     if dtype is None:
         raise ValueError(
-            f"{path}: unknown IDX element type 0x{data[2]:02x} "
+            f"{name}: unknown IDX element type 0x{magic[2]:02x} "
             f"(expected one of {', '.join(f'0x{t:02x}' for t in _IDX_TYPES)})"
         )
-    ndim = data[3]
-    if ndim == 0:
-        raise ValueError(f"{path}: IDX header declares 0 dimensions")
+    ndim = magic[3]
+    if ndim == 0 or ndim > _IDX_MAX_DIMS:
+        raise ValueError(f"{name}: IDX header declares {ndim} dimensions (1 to {_IDX_MAX_DIMS} are read)")
     header = 4 + 4 * ndim
-    if len(data) < header:
-        raise ValueError(f"{path}: truncated IDX header: {len(data)} bytes, {ndim} dimensions need {header}")
-    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(data) < expected:
+    sizes = stream.read(4 * ndim)
+    if len(sizes) < 4 * ndim:
         raise ValueError(
-            f"{path}: truncated IDX file: shape {shape} of {dtype.name} needs "
-            f"{expected} bytes, the file has {len(data)}"
+            f"{name}: truncated IDX header: {4 + len(sizes)} bytes, {ndim} dimensions need {header}"
         )
-    if len(data) > expected:
+    shape = struct.unpack(f">{ndim}I", sizes)
+    nbytes = math.prod(shape) * dtype.itemsize  # exact: Python ints do not overflow
+    expected = header + nbytes
+    declared = f"shape {shape} of {dtype.name}"
+    if exact and size < expected:
         raise ValueError(
-            f"{path}: corrupted IDX file: {len(data) - expected} bytes after the "
-            f"{expected} that shape {shape} of {dtype.name} needs"
+            f"{name}: truncated IDX file: {declared} needs {expected} bytes, the file has {size}"
         )
-    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
-    return array.astype(dtype.newbyteorder("="))  # a writable, native-endian copy
+    if exact and size > expected:
+        raise ValueError(
+            f"{name}: corrupted IDX file: {size - expected} bytes after the {expected} that {declared} needs"
+        )
+    if not exact and expected > _DEFLATE_MAX_RATIO * size:
+        raise ValueError(
+            f"{name}: corrupted IDX file: {declared} needs {expected} bytes, "
+            f"more than a {size}-byte gzip file can hold"
+        )
+    try:
+        array = np.empty(shape, dtype=dtype)
+    except (ValueError, MemoryError) as exc:
+        raise ValueError(
+            f"{name}: IDX header declares shape {shape}, which cannot be allocated ({exc})"
+        ) from None
+    flat = array.reshape(-1).view(np.uint8)
+    pos = 0
+    while pos < nbytes:
+        block = stream.read(min(_READ_BLOCK, nbytes - pos))
+        if not block:
+            raise ValueError(
+                f"{name}: truncated IDX file: {declared} needs {expected} bytes, the file has {header + pos}"
+            )
+        flat[pos : pos + len(block)] = np.frombuffer(block, dtype=np.uint8)
+        pos += len(block)
+    extra = 0
+    while not exact and (block := stream.read(1 << 20)):
+        extra += len(block)
+    if extra:
+        raise ValueError(
+            f"{name}: corrupted IDX file: {extra} bytes after the {expected} that {declared} needs"
+        )
+    if not dtype.isnative:  # a writable, native-endian array
+        array = array.byteswap(inplace=True).view(dtype.newbyteorder("="))
+    return array
 
 
 # ---- Fashion-MNIST ----------------------------------------------------------------------
 
-#: The dataset's canonical public location (see github.com/zalandoresearch/fashion-mnist).
-#: ``$NORMREG_FASHION_MNIST_URL`` overrides it (a mirror, or a local server in tests).
-FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+#: Where the files are downloaded from, in order: the dataset's repository over HTTPS
+#: (github.com/zalandoresearch/fashion-mnist, which serves the same files), then the
+#: dataset's original location (plain HTTP). ``$NORMREG_FASHION_MNIST_URL`` replaces the
+#: list with one or more base URLs separated by spaces (a mirror, or a local server in tests).
+FASHION_MNIST_URLS = (
+    "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+)
+#: The first place downloads are tried (``FASHION_MNIST_URLS[0]``).
+FASHION_MNIST_URL = FASHION_MNIST_URLS[0]
 
 #: The four files and the MD5 checksums the dataset's authors publish for them.
 FASHION_MNIST_FILES = {
@@ -126,6 +205,15 @@ FASHION_MNIST_FILES = {
     "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
     "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
     "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+}
+
+#: The SHA-256 digests of the same four files, pinned: a download is kept only when both
+#: its SHA-256 and its MD5 match (see docs/training.md for how they were established).
+FASHION_MNIST_SHA256 = {
+    "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+    "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+    "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+    "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
 }
 
 FASHION_MNIST_CLASSES = (
@@ -150,11 +238,11 @@ def _cache_dir() -> str:
 
 def fashion_mnist_dirs(root: PathLike | None = None) -> list[tuple[str, str]]:
     """The directories :func:`load_fashion_mnist` searches, in order, as (where, path) pairs:
-    ``root``, ``$NORMREG_DATA``, ``~/.cache/normreg/fashion-mnist``, and Debian's
-    ``/usr/share/datasets/fashion-mnist`` (package ``dataset-fashion-mnist``)."""
-    dirs = []
+    ``root`` alone when it is given; else ``$NORMREG_DATA``, ``~/.cache/normreg/fashion-mnist``
+    and Debian's ``/usr/share/datasets/fashion-mnist`` (package ``dataset-fashion-mnist``)."""
     if root is not None:
-        dirs.append(("root", os.fspath(root)))
+        return [("root", os.fspath(root))]
+    dirs = []
     env = os.environ.get("NORMREG_DATA")
     if env:
         dirs.append(("$NORMREG_DATA", env))
@@ -178,53 +266,34 @@ def _files_in(directory: str) -> list[str] | None:
     return found if len(found) == len(paths) else None
 
 
-def _md5(path: str) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def fashion_mnist_files(directory: PathLike) -> list[str]:
+    """The paths of the four files in ``directory`` (each gzipped or not), in the order of
+    :data:`FASHION_MNIST_FILES`; ``FileNotFoundError`` naming the directory and what it
+    lacks otherwise."""
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        what = "is not a directory" if os.path.exists(directory) else "does not exist"
+        raise FileNotFoundError(f"Fashion-MNIST data directory {directory} {what}")
+    paths = _files_in(directory)
+    if paths is None:
+        missing = [name for name in FASHION_MNIST_FILES if _file_in(directory, name) is None]
+        raise FileNotFoundError(
+            f"Fashion-MNIST data directory {directory} lacks {', '.join(missing)} "
+            "(gzipped or not; the four files are " + ", ".join(FASHION_MNIST_FILES) + ")"
+        )
+    return paths
 
 
-def _download(url: str, dest: str, md5: str, progress: bool) -> None:
-    """Fetch ``url`` into ``dest`` through a temporary file; check its MD5 before the rename."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dest), prefix=".download-")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            bar = None
-            if progress:
-                from tqdm.auto import tqdm  # optional dependency: imported on first use
-
-                bar = tqdm(
-                    total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=os.path.basename(dest)
-                )
-            try:
-                while True:
-                    block = response.read(1 << 16)
-                    if not block:
-                        break
-                    out.write(block)
-                    if bar is not None:
-                        bar.update(len(block))
-            finally:
-                if bar is not None:
-                    bar.close()
-        got = _md5(tmp)
-        if got != md5:
-            raise ValueError(
-                f"checksum mismatch for {url}: MD5 {got}, expected {md5}; "
-                "the download is corrupted or the mirror serves other files"
-            )
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+def _mirrors(url: str | Sequence[str] | None) -> list[str]:
+    if url is None:
+        url = os.environ.get("NORMREG_FASHION_MNIST_URL", "").split() or FASHION_MNIST_URLS
+    urls = [url] if isinstance(url, str) else list(url)
+    return [u if u.endswith("/") else u + "/" for u in urls]
 
 
-def _offline_message(searched: list[tuple[str, str]], url: str, error: object) -> str:
+def _offline_message(searched: list[tuple[str, str]], urls: list[str], error: object) -> str:
     lines = [
-        f"Fashion-MNIST not found, and the download from {url} failed ({error}).",
+        f"Fashion-MNIST not found, and the download from {' then '.join(urls)} failed ({error}).",
         "Searched (the four files " + ", ".join(FASHION_MNIST_FILES) + ", gzipped or not):",
     ]
     lines += [f"  - {where}: {path}" for where, path in searched]
@@ -234,31 +303,32 @@ def _offline_message(searched: list[tuple[str, str]], url: str, error: object) -
         "  - set NORMREG_DATA=DIR;",
         f"  - put the files into {_cache_dir()};",
         f"  - on Debian/Ubuntu: apt-get install dataset-fashion-mnist (installs them into {_DEBIAN_DIR});",
-        f"  - connect to the internet: they are downloaded from {url} into the cache.",
+        f"  - connect to the internet: they are downloaded from {urls[0]} into the cache.",
     ]
     return "\n".join(lines)
 
 
 def download_fashion_mnist(
-    directory: PathLike | None = None, url: str | None = None, progress: bool = True
+    directory: PathLike | None = None, url: str | Sequence[str] | None = None, progress: bool = True
 ) -> str:
-    """Download the four files into ``directory`` (default: the cache) from ``url`` (default:
-    ``$NORMREG_FASHION_MNIST_URL`` or :data:`FASHION_MNIST_URL`), checking each MD5.
+    """Download the four files into ``directory`` (default: the cache), each from the first
+    of the base URLs ``url`` (default: ``$NORMREG_FASHION_MNIST_URL``, else
+    :data:`FASHION_MNIST_URLS`: HTTPS first) that serves it with its pinned SHA-256
+    (:data:`FASHION_MNIST_SHA256`) and MD5 (:data:`FASHION_MNIST_FILES`).
 
-    Files already there with the right checksum are kept. Returns ``directory``. Raises
-    ``ValueError`` on a checksum mismatch (nothing is left behind) and ``OSError`` (e.g.
-    ``urllib.error.URLError``) when the server cannot be reached.
+    Files already there with the right digests are kept. A download with another digest is
+    deleted before anything reads it, and the next URL is tried. Returns ``directory``.
+    Raises ``ValueError`` when no URL served the right file (nothing is left behind) and
+    ``OSError`` (e.g. ``urllib.error.URLError``) when none could be reached.
     """
     directory = _cache_dir() if directory is None else os.fspath(directory)
-    url = url or os.environ.get("NORMREG_FASHION_MNIST_URL") or FASHION_MNIST_URL
-    if not url.endswith("/"):
-        url += "/"
+    urls = _mirrors(url)
     os.makedirs(directory, exist_ok=True)
     for name, md5 in FASHION_MNIST_FILES.items():
         dest = os.path.join(directory, name)
-        if os.path.isfile(dest) and _md5(dest) == md5:
-            continue
-        _download(url + name, dest, md5, progress)
+        sha256 = FASHION_MNIST_SHA256[name]
+        if not has_digests(dest, sha256, md5):
+            fetch([u + name for u in urls], dest, sha256, md5, progress)
     return directory
 
 
@@ -299,30 +369,33 @@ def load_fashion_mnist(
     Images are float32 in [0, 1] shaped (N, 784) (60000 for training, 10000 for test), labels
     int64 in [0, 10) (names in :data:`FASHION_MNIST_CLASSES`).
 
-    The files (``train-images-idx3-ubyte.gz`` etc., gzipped or not) are searched in
-    ``root``, ``$NORMREG_DATA``, ``~/.cache/normreg/fashion-mnist``, then
+    With ``root``, the files (``train-images-idx3-ubyte.gz`` etc., gzipped or not) are read
+    from that directory, and from nowhere else: a ``root`` without them is a
+    ``FileNotFoundError`` naming what is missing. Without it, they are searched in
+    ``$NORMREG_DATA``, ``~/.cache/normreg/fashion-mnist``, then
     ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-fashion-mnist``); the first
     directory holding all four is used. Where none does and ``download`` is true, they are
-    downloaded into the cache from :data:`FASHION_MNIST_URL` (or
-    ``$NORMREG_FASHION_MNIST_URL``) with a progress bar and their MD5 checked. Where the
-    files are missing and ``download`` is false, or the server cannot be reached,
-    ``RuntimeError`` lists each way to provide the data; a checksum mismatch raises
-    ``ValueError``.
+    downloaded into the cache (see :func:`download_fashion_mnist`: HTTPS first, each file
+    checked against its pinned SHA-256 and MD5 before it is kept or read) with a progress
+    bar. Where the files are missing and ``download`` is false, or no server can be reached,
+    ``RuntimeError`` lists each way to provide the data; a download with the wrong digest
+    raises ``ValueError``.
     """
-    searched = fashion_mnist_dirs(root)
-    for _, directory in searched:
-        paths = _files_in(directory)
-        if paths:
-            break
+    if root is not None:
+        paths = fashion_mnist_files(root)
     else:
-        url = os.environ.get("NORMREG_FASHION_MNIST_URL") or FASHION_MNIST_URL
-        if not download:
-            raise RuntimeError(_offline_message(searched, url, "download=False"))
-        try:
-            paths = _files_in(download_fashion_mnist(None, url, progress))
-        except (OSError, urllib.error.URLError) as exc:
-            raise RuntimeError(_offline_message(searched, url, exc)) from exc
-    assert paths is not None
+        searched = fashion_mnist_dirs()
+        found = find_fashion_mnist()
+        if found is not None:
+            paths = fashion_mnist_files(found)
+        else:
+            urls = _mirrors(None)
+            if not download:
+                raise RuntimeError(_offline_message(searched, urls, "download=False"))
+            try:
+                paths = fashion_mnist_files(download_fashion_mnist(None, urls, progress))
+            except OSError as exc:  # urllib.error.URLError is an OSError
+                raise RuntimeError(_offline_message(searched, urls, exc)) from exc
     x_train, y_train = _read_split(paths[0], paths[1])
     x_test, y_test = _read_split(paths[2], paths[3])
     return x_train, y_train, x_test, y_test

@@ -3,8 +3,11 @@
 Trains an :class:`~normreg.models.MLP` or :class:`~normreg.models.MLPResNet` on
 Fashion-MNIST and writes into the output directory:
 
-* ``checkpoint.npz``: model, optimizer and scheduler state and the epoch, rewritten after
-  every epoch, atomically, by :func:`normreg.save` (read it with :func:`normreg.load`);
+* ``checkpoint.npz``: the epoch, the configuration, model, optimizer and scheduler state,
+  every random state and the history, rewritten after every epoch, atomically, by
+  :func:`normreg.save` (read it with :func:`normreg.load`); ``normreg-train --resume DIR``
+  continues the run to bit for bit the result of an uninterrupted one (see
+  :mod:`normreg.train.checkpoint`);
 * ``metrics.json``: the configuration and, per epoch, the learning rate, train and test
   loss and accuracy and the seconds taken (rewritten after every epoch);
 * ``curves.png``: loss and accuracy against epochs.
@@ -25,6 +28,7 @@ The same machinery is a library: :class:`TrainConfig` holds a configuration,
 """
 
 from .._reports import plot_curves, write_json
+from . import checkpoint as checkpoint
 from .cli import main
 from .cli import parser as parser
 from .loop import evaluate, train

@@ -4,19 +4,23 @@ and exit status around :func:`normreg.train.train`."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import normreg
 
 from .. import distributed as dist
-from ..data import load_fashion_mnist
+from ..data import fashion_mnist_files, load_fashion_mnist
 from ..distributed.comm import Comm
+from . import checkpoint
 from .loop import Data, train
-from .recipe import TrainConfig
+from .recipe import TrainConfig, build_model
 
 
 def _width(text: str) -> int | list[int]:
@@ -32,26 +36,39 @@ def _width(text: str) -> int | list[int]:
     return values[0] if len(values) == 1 else values
 
 
-def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+def _number(kind: Callable[[str], Any], low: float, low_open: bool = False, high: float | None = None) -> Any:
+    """An argparse type: a finite ``kind`` number >= ``low`` (> with ``low_open``), < ``high``."""
+
     def parse(text: str) -> Any:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an int' if kind is int else 'a number'}, got {text!r}"
+            ) from None
+        if not math.isfinite(value) or value < low or (low_open and value == low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low:g}, got {text}")
+        if high is not None and value >= high:
+            raise argparse.ArgumentTypeError(f"must be < {high:g}, got {text}")
         return value
 
     return parse
 
 
-def _nonnegative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+_positive_int = _number(int, 0, low_open=True)
+_positive_float = _number(float, 0.0, low_open=True)
+_nonnegative_float = _number(float, 0.0)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """argparse's exit status 2, in one line."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def parser() -> argparse.ArgumentParser:
     d = TrainConfig()
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="normreg-train",
         description="Train an MLP (or the residual MLP) on Fashion-MNIST with normreg. "
         "The defaults reach >= 0.90 test accuracy in 15 epochs.",
@@ -73,7 +90,7 @@ def parser() -> argparse.ArgumentParser:
     )
     m.add_argument(
         "--depth",
-        type=int,
+        type=_number(int, 0),
         default=None,
         help="hidden layers for an int --width (mlp, default 1) or residual blocks (resnet, default 3)",
     )
@@ -83,10 +100,15 @@ def parser() -> argparse.ArgumentParser:
         default=d.norm,
         help="normalization after each hidden Linear: BatchNorm1d, LayerNorm or none",
     )
-    m.add_argument("--dropout", type=float, default=d.dropout, help="dropout probability (0: none)")
+    m.add_argument(
+        "--dropout",
+        type=_number(float, 0.0, high=1.0),
+        default=d.dropout,
+        help="dropout probability (0: none)",
+    )
     m.add_argument(
         "--init-gain",
-        type=float,
+        type=_number(float, -math.inf),
         default=d.init_gain,
         help="multiply the default initial Linear weights by this",
     )
@@ -94,7 +116,7 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default=d.optimizer)
     o.add_argument(
         "--lr",
-        type=_positive(float),
+        type=_positive_float,
         default=None,
         help="learning rate (default: 0.1 for sgd, 1e-3 for adam/adamw)",
     )
@@ -124,25 +146,25 @@ def parser() -> argparse.ArgumentParser:
         default=d.warmup_epochs,
         help="linear warm-up from 0.1*lr over this many epochs",
     )
-    o.add_argument("--epochs", type=_positive(int), default=d.epochs)
-    o.add_argument("--batch-size", type=_positive(int), default=d.batch_size)
+    o.add_argument("--epochs", type=_positive_int, default=d.epochs)
+    o.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
     r = p.add_argument_group("data and run")
     r.add_argument("--seed", type=int, default=d.seed)
     r.add_argument(
         "--data-dir",
         default=None,
-        help="directory with the Fashion-MNIST files (default search: $NORMREG_DATA, "
-        "~/.cache/normreg/fashion-mnist, /usr/share/datasets/fashion-mnist, else download)",
+        help="directory with the Fashion-MNIST files, the only place looked at (default: search "
+        "$NORMREG_DATA, ~/.cache/normreg/fashion-mnist, /usr/share/datasets/fashion-mnist, else download)",
     )
     r.add_argument(
         "--train-subset",
-        type=_positive(int),
+        type=_positive_int,
         default=None,
         help="train on this many training images (a seeded random subset)",
     )
     r.add_argument(
         "--threads",
-        type=_positive(int),
+        type=_positive_int,
         default=None,
         help="threads for normreg's kernels and OpenBLAS (default: all cores; with "
         "--distributed: the cores divided among the ranks on the node)",
@@ -155,7 +177,19 @@ def parser() -> argparse.ArgumentParser:
         "split across the ranks; rank 0 alone prints and writes",
     )
     r.add_argument("--dtype", choices=["float32", "float64"], default=d.dtype)
-    r.add_argument("--out", default=None, help="output directory (default: runs/train-YYYYmmdd-HHMMSS)")
+    r.add_argument(
+        "--out",
+        default=None,
+        help="output directory (default: runs/train-YYYYmmdd-HHMMSS; with --resume, the "
+        "checkpoint's directory); it must not hold the checkpoint of another run",
+    )
+    r.add_argument(
+        "--resume",
+        metavar="PATH",
+        default=None,
+        help="continue the run whose checkpoint is PATH (a checkpoint.npz, or the run's directory): "
+        "same configuration, same thread count unless --threads, bit for bit the same result",
+    )
     r.add_argument(
         "--progress",
         dest="progress",
@@ -167,60 +201,186 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+class _UsageError(Exception):
+    """A mistake in the command line, found before any data is loaded."""
+
+
+# flags that may differ from the checkpoint's run when resuming it (they do not change results)
+_RESUME_FREE = {"data_dir", "out", "threads", "progress", "resume", "distributed"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    unset = object()  # not a str, so argparse takes it as it is
+    explicit = parser()
+    explicit.set_defaults(**dict.fromkeys(vars(args), unset))
+    given = {dest for dest, value in vars(explicit.parse_args(argv)).items() if value is not unset}
     if not args.distributed:
-        return _main(args, None)
+        return _main(args, given, None)
     comm = dist.init()  # an uncaught exception on any rank aborts the whole job
     with dist.abort_on_failure(comm):  # so does a non-zero exit status
-        status = _main(args, comm)
+        status = _main(args, given, comm)
         if status:
             raise SystemExit(status)
     return status
 
 
-def _load_data(args: argparse.Namespace, comm: Comm) -> Data:
-    """Fashion-MNIST: rank 0 first (it may download), then the others read its files."""
-    data = load_fashion_mnist(args.data_dir) if comm.Get_rank() == 0 else None
-    comm.Barrier()
-    return data if data is not None else load_fashion_mnist(args.data_dir)
+def _config(args: argparse.Namespace) -> TrainConfig:
+    fields = [f.name for f in dataclasses.fields(TrainConfig)]
+    return TrainConfig(**{name: getattr(args, name) for name in fields})
 
 
-def _main(args: argparse.Namespace, comm: Comm | None) -> int:
-    """The command with parsed arguments; ``comm`` for a data-parallel run, else None."""
-    world = comm if comm is not None else dist.LocalComm()
-    say = print if world.Get_rank() == 0 else (lambda *a, **k: None)
-    if args.distributed and args.threads is None and "OMP_NUM_THREADS" not in os.environ:
-        normreg.set_num_threads(max(1, (os.cpu_count() or 1) // dist.local_size(world)))
-    if args.threads is not None:
-        normreg.set_num_threads(args.threads)
-    config = TrainConfig(
-        model=args.model,
-        width=args.width,
-        depth=args.depth,
-        norm=args.norm,
-        dropout=args.dropout,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        momentum=args.momentum,
-        nesterov=args.nesterov,
-        weight_decay=args.weight_decay,
-        schedule=args.schedule,
-        warmup_epochs=args.warmup_epochs,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        train_subset=args.train_subset,
-        init_gain=args.init_gain,
-        dtype=args.dtype,
-    )
+def _resume(args: argparse.Namespace, given: set[str], config: TrainConfig) -> tuple[str, Any, TrainConfig]:
+    """``(checkpoint file, its content, its configuration)`` of ``--resume``; the flags
+    given that would change the run must agree with it."""
+    try:
+        file = checkpoint.resume_path(args.resume)
+        state = normreg.load(file)
+        saved = checkpoint.check(state)
+    except (OSError, ValueError) as exc:  # CheckpointError is a ValueError
+        raise _UsageError(f"--resume {args.resume}: {exc}") from None
+    resolved = config.resolved()
+    conflicts = [
+        f"--{name.replace('_', '-')} {getattr(resolved, name)!r} (the run has {getattr(saved, name)!r})"
+        for name in sorted(given - _RESUME_FREE)
+        if hasattr(saved, name) and getattr(resolved, name) != getattr(saved, name)
+    ]
+    if conflicts:
+        raise _UsageError(
+            f"--resume continues a run with its own configuration; these flags differ: {'; '.join(conflicts)}"
+        )
+    return file, state, saved
+
+
+def _check_config(config: TrainConfig) -> TrainConfig:
     try:
         config = config.resolved()
-        data = _load_data(args, world)
-    except (RuntimeError, ValueError) as exc:
-        print(f"normreg-train: {exc}", file=sys.stderr)
+        build_model(config, 784, 10)  # what the model's constructors refuse, before the data
+    except (TypeError, ValueError) as exc:
+        raise _UsageError(str(exc)) from None
+    if config.norm == "batch" and config.model in ("mlp", "resnet"):
+        # BatchNorm1d needs >= 2 examples per batch; a short last batch is dropped
+        if config.batch_size < 2:
+            raise _UsageError(
+                "--norm batch needs batches of at least 2 examples (BatchNorm normalizes with the batch's "
+                "statistics): use --batch-size 2 or more, or --norm layer or none"
+            )
+        if config.train_subset is not None and config.train_subset < 2:
+            raise _UsageError(
+                f"--train-subset {config.train_subset} is too small for --norm batch, which needs batches "
+                "of at least 2 examples (BatchNorm normalizes with the batch's statistics): use "
+                "--train-subset 2 or more, or --norm layer or none"
+            )
+    return config
+
+
+def _check_out(out: str, resumed: str | None, create: bool) -> bool:
+    """Check (and with ``create``, make) the output directory; returns whether it was made."""
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise _UsageError(f"--out {out} exists and is not a directory")
+    existing = os.path.join(out, checkpoint.CHECKPOINT)
+    if os.path.exists(existing) and not (resumed is not None and os.path.samefile(existing, resumed)):
+        raise _UsageError(
+            f"--out {out} holds the checkpoint of another run: continue it with --resume {out}, "
+            "or choose another --out"
+        )
+    if not create:
+        return False
+    made = not os.path.isdir(out)
+    try:
+        os.makedirs(out, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-test-")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise _UsageError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+    return made
+
+
+def _interrupted(out: str | None) -> int:
+    """Ctrl-C: one line saying what is saved; exit status 130 (128 + SIGINT)."""
+    path = os.path.join(out, checkpoint.CHECKPOINT) if out else None
+    try:
+        epoch = int(normreg.load(path)["epoch"]) if path and os.path.exists(path) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        epoch = None
+    if epoch is None:
+        print(
+            "normreg-train: interrupted before the first epoch finished: no checkpoint was written",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"normreg-train: interrupted; the last checkpoint is {path} (epoch {epoch}): "
+            f"continue with normreg-train --resume {out}",
+            file=sys.stderr,
+        )
+    return 130
+
+
+def _plan(args: argparse.Namespace, given: set[str], rank0: bool) -> tuple[TrainConfig, str, Any, bool]:
+    """Every check of the command line, before any data is loaded: ``(config, out,
+    checkpoint to resume or None, whether the output directory was made)``."""
+    config = _config(args)
+    resume_file, resume_state = None, None
+    if args.resume is not None:
+        resume_file, resume_state, config = _resume(args, given, config)
+    config = _check_config(config)
+    if args.data_dir is not None:
+        try:
+            fashion_mnist_files(args.data_dir)
+        except FileNotFoundError as exc:
+            raise _UsageError(f"--data-dir: {exc}") from None
+    if args.out is not None:
+        out = args.out
+    elif resume_file is not None:
+        out = os.path.dirname(resume_file) or "."
+    else:
+        out = os.path.join("runs", time.strftime("train-%Y%m%d-%H%M%S"))
+    made = _check_out(out, resume_file, create=rank0)
+    return config, out, resume_state, made
+
+
+def _main(args: argparse.Namespace, given: set[str], comm: Comm | None) -> int:
+    """The command with parsed arguments; ``comm`` for a data-parallel run, else None."""
+    world = comm if comm is not None else dist.LocalComm()
+    rank0 = world.Get_rank() == 0
+    try:
+        config, out, resume_state, made = _plan(args, given, rank0)
+    except _UsageError as exc:
+        print(f"normreg-train: error: {exc}", file=sys.stderr)
         return 2
-    out = args.out or os.path.join("runs", time.strftime("train-%Y%m%d-%H%M%S"))
+    except KeyboardInterrupt:
+        return _interrupted(None)
+    try:
+        return _train(args, config, out, resume_state, comm, world)
+    except KeyboardInterrupt:
+        return _interrupted(out) if rank0 else 130
+    except _DataError as exc:
+        if made and rank0 and os.path.isdir(out) and not os.listdir(out):
+            os.rmdir(out)  # made for this run, which never started
+        print(f"normreg-train: error: {exc}", file=sys.stderr)
+        return 2
+
+
+class _DataError(Exception):
+    """The data could not be loaded, or does not suit the configuration."""
+
+
+def _train(
+    args: argparse.Namespace, config: TrainConfig, out: str, resume_state: Any, comm: Comm | None, world: Comm
+) -> int:
+    say = print if world.Get_rank() == 0 else (lambda *a, **k: None)
+    if args.threads is not None:
+        normreg.set_num_threads(args.threads)
+    elif resume_state is not None:  # the checkpoint's thread count: the same rounding, the same run
+        normreg.set_num_threads(int(resume_state["threads"]))
+    elif args.distributed and "OMP_NUM_THREADS" not in os.environ:
+        normreg.set_num_threads(max(1, (os.cpu_count() or 1) // dist.local_size(world)))
+    try:
+        data = _load_data(args, world)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise _DataError(exc) from None
     n_train = len(data[0]) if config.train_subset is None else min(config.train_subset, len(data[0]))
     momentum = f" momentum={config.momentum:g}" if config.optimizer == "sgd" else ""
     threads = normreg.get_num_threads()
@@ -233,6 +393,10 @@ def _main(args: argparse.Namespace, comm: Comm | None) -> int:
         f"thread{'s' if threads != 1 else ''} -> {out}",
         flush=True,
     )
+    if resume_state is not None:
+        say(
+            f"normreg-train: resuming after epoch {int(resume_state['epoch'])} of {config.epochs}", flush=True
+        )
     if args.distributed:
         say(
             f"normreg-train: data-parallel over {world.Get_size()} ranks: each batch of "
@@ -247,10 +411,10 @@ def _main(args: argparse.Namespace, comm: Comm | None) -> int:
             progress=args.progress,
             log=lambda line: print(line, flush=True),
             comm=comm,
+            resume=resume_state,
         )
     except ValueError as exc:
-        print(f"normreg-train: {exc}", file=sys.stderr)
-        return 2
+        raise _DataError(exc) from None
     history = result["history"]
     if result["diverged"] or not history:
         print("normreg-train: training diverged (loss NaN/Inf); try a smaller --lr", file=sys.stderr)
@@ -263,3 +427,10 @@ def _main(args: argparse.Namespace, comm: Comm | None) -> int:
         "curves.png"
     )
     return 0
+
+
+def _load_data(args: argparse.Namespace, comm: Comm) -> Data:
+    """Fashion-MNIST: rank 0 first (it may download), then the others read its files."""
+    data = load_fashion_mnist(args.data_dir) if comm.Get_rank() == 0 else None
+    comm.Barrier()
+    return data if data is not None else load_fashion_mnist(args.data_dir)

@@ -7,7 +7,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Optional
 
 import numpy as np
@@ -21,6 +21,7 @@ from ..data import DataLoader
 from ..distributed.comm import Comm
 from ..nn import Module, SoftmaxLoss
 from ..optim import lr_scheduler
+from . import checkpoint
 from .recipe import TrainConfig, build_model, build_optimizer
 
 Log = Optional[Callable[[str], Any]]
@@ -67,6 +68,16 @@ class _StepLosses:
             self.pairs.append([self.step, float(np.mean(self.window))])
             self.window = []
 
+    def state(self) -> dict[str, Any]:
+        return {"every": self.every, "step": self.step, "window": list(self.window), "pairs": self.pairs}
+
+    def load(self, state: dict[str, Any]) -> None:
+        if int(state["every"]) != self.every:
+            raise ValueError(
+                f"the checkpoint records a loss every {state['every']} steps, this run every {self.every}"
+            )
+        self.step, self.window, self.pairs = int(state["step"]), list(state["window"]), list(state["pairs"])
+
 
 def _prepare_data(config: TrainConfig, data: Data) -> tuple[np.ndarray, ...]:
     """``(x_train, y_train, x_test, y_test)`` in the configuration's dtype, with its
@@ -79,6 +90,24 @@ def _prepare_data(config: TrainConfig, data: Data) -> tuple[np.ndarray, ...]:
         pick = np.random.default_rng(config.seed).permutation(len(x_train))[: config.train_subset]
         x_train, y_train = x_train[np.sort(pick)], y_train[np.sort(pick)]
     return x_train, y_train, x_test, y_test
+
+
+def check_batch_norm_batches(config: TrainConfig, n_train: int) -> None:
+    """ValueError when ``config`` uses BatchNorm1d with training batches of fewer than 2
+    examples (the batch's variance is then undefined)."""
+    if config.norm != "batch" or config.model not in ("mlp", "resnet"):  # BatchNorm1d over (N, C)
+        return
+    smallest = config.batch_size if n_train > config.batch_size else n_train  # a short last batch is dropped
+    if smallest < 2:
+        why = (
+            f"batch_size={config.batch_size}"
+            if n_train > config.batch_size
+            else f"{n_train} training example(s)"
+        )
+        raise ValueError(
+            f"norm='batch' needs at least 2 examples per training batch (BatchNorm normalizes with the "
+            f"batch's statistics), but {why} gives batches of {smallest}: use more, or norm 'layer' or 'none'"
+        )
 
 
 def _parallelize(
@@ -180,6 +209,7 @@ def train(
     model: Module | None = None,
     record_every: int | None = None,
     comm: Comm | None = None,
+    resume: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``config`` on ``data = (x_train, y_train, x_test, y_test)``.
 
@@ -197,11 +227,16 @@ def train(
     its share of every global batch of ``config.batch_size``, the metrics are those of the
     global batch, and only rank 0 logs and writes ``out_dir``. Without it, the run is that
     of one process (a :class:`~normreg.distributed.LocalComm`), with the model as it is.
+    ``resume``: a checkpoint written by a run of the same configuration (``normreg.load``
+    of its ``checkpoint.npz``, see :mod:`normreg.train.checkpoint`): training continues after
+    its epoch with its parameters, optimizer, schedule, random states and history, and
+    reaches bit for bit what the uninterrupted run reaches (for the same thread count).
     """
     data_parallel = comm is not None
     comm = comm if comm is not None else dist.LocalComm()
     config = config.resolved()
     x_train, y_train, x_test, y_test = _prepare_data(config, data)
+    check_batch_norm_batches(config, len(x_train))
     if model is None:
         num_classes = int(max(y_train.max(), y_test.max()) + 1)
         model = build_model(config, x_train.shape[1], num_classes)
@@ -211,6 +246,7 @@ def train(
     opt, sched = build_optimizer(config, model, len(loader))  # type: ignore[arg-type]
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
+        checkpoint.remove_stale_temporaries(out_dir)  # of a run killed while writing here
     meta = {
         "config": dataclasses.asdict(config),
         "train_size": len(x_train),
@@ -222,8 +258,16 @@ def train(
     tqdm = _tqdm()
     history: list[dict[str, Any]] = []
     steps = _StepLosses(max(1, len(loader) // 20) if record_every is None else record_every)  # type: ignore[arg-type]
+    loader_generator = getattr(loader, "generator", None)
+    done = 0
+    if resume is not None:
+        done = checkpoint.restore(
+            resume, config, model, opt, sched, loader_generator, comm.Get_rank(), comm.Get_size()
+        )
+        history = [dict(h) for h in resume["history"]]
+        steps.load(resume["steps"])
     diverged = False
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(done + 1, config.epochs + 1):
         lr = float(opt.param_groups[0]["lr"])
         t0 = time.perf_counter()
         model.train()
@@ -270,13 +314,16 @@ def train(
             "train_seconds": train_seconds,
         }
         history.append(record)
-        if log:
-            log(_epoch_line(record, config.epochs))
-        if out_dir is not None:
-            _save_checkpoint(os.path.join(out_dir, "checkpoint.npz"), model, opt, sched, epoch)
+        if out_dir is not None:  # the checkpoint first: a line printed is an epoch saved
+            state = checkpoint.make(
+                epoch, config, model, opt, sched, loader_generator, history, steps.state(), comm.Get_size()
+            )
+            normreg.save(state, os.path.join(out_dir, checkpoint.CHECKPOINT))
             write_json(
                 {**meta, "epochs": history, "diverged": diverged}, os.path.join(out_dir, "metrics.json")
             )
+        if log:
+            log(_epoch_line(record, config.epochs))
     if out_dir is not None:
         _write_outputs(out_dir, config, meta, history, diverged, steps.pairs)
     return {
@@ -286,19 +333,6 @@ def train(
         "diverged": diverged,
         "model": model,
     }
-
-
-def _save_checkpoint(
-    path: str, model: Module, opt: optim.Optimizer, sched: lr_scheduler.LRScheduler | None, epoch: int
-) -> None:
-    state: dict[str, Any] = {
-        "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
-        "epoch": np.int64(epoch),
-    }
-    if sched is not None:
-        state["scheduler"] = sched.state_dict()
-    normreg.save(state, path)
 
 
 def _write_outputs(

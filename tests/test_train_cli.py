@@ -1,0 +1,197 @@
+"""normreg-train as a user runs it, in child processes: every mistake on the command line
+is one ``normreg-train: error: ...`` line and exit status 2, found before any data is
+loaded; Ctrl-C is one line saying where the last checkpoint is, and exit status 130;
+``--resume`` continues that checkpoint to the uninterrupted run's result."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from _synthetic import write_dataset
+from test_train import assert_same_state
+
+import normreg
+
+SMALL = ["--width", "32,16", "--batch-size", "64", "--threads", "1", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tiny-fmnist")
+    write_dataset(directory, n_train=600, n_test=200, seed=0)
+    return directory
+
+
+def command(*argv):
+    return [sys.executable, "-m", "normreg.train", *map(str, argv)]
+
+
+def _one_line_errors(runs):
+    """Run the commands concurrently; each must exit 2 with exactly one stderr line starting
+    with ``normreg-train: error:`` that matches its pattern, having printed nothing else
+    (the banner comes after the data is loaded)."""
+    procs = [
+        (subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), pattern)
+        for argv, pattern in runs
+    ]
+    for proc, pattern in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 2, (proc.args, out, err)
+        lines = err.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("normreg-train: error: "), (proc.args, err)
+        assert pattern in lines[0], (pattern, lines[0])
+        assert out == "", (proc.args, out)
+
+
+def test_user_errors_are_one_line_before_loading_data(tiny, tmp_path):
+    existing = tmp_path / "a-file"
+    existing.write_text("x")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    other_run = tmp_path / "other-run"
+    other_run.mkdir()
+    normreg.save({"epoch": 1}, other_run / "checkpoint.npz")
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"\0" * 100)
+    ok = ["--data-dir", tiny, "--out", tmp_path / "never"]
+    runs = [
+        (command("--data-dir", tiny, "--out", existing), f"--out {existing} exists and is not a directory"),
+        (
+            command("--data-dir", tiny, "--out", "/proc/normreg-out"),
+            "--out /proc/normreg-out: cannot write there",
+        ),
+        (
+            command("--data-dir", tiny, "--out", other_run),
+            f"--out {other_run} holds the checkpoint of another run",
+        ),
+        (command("--data-dir", "/nonexistent", "--out", tmp_path / "o"), "/nonexistent does not exist"),
+        (
+            command("--data-dir", empty, "--out", tmp_path / "o"),
+            f"{empty} lacks train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz",
+        ),
+        (command(*ok, "--train-subset", "1"), "--train-subset 1 is too small for --norm batch"),
+        (command(*ok, "--batch-size", "1"), "--norm batch needs batches of at least 2 examples"),
+        (command(*ok, "--resume", tmp_path / "missing"), f"--resume {tmp_path / 'missing'}: "),
+        (command(*ok, "--resume", empty), "holds no checkpoint.npz"),
+        (command(*ok, "--resume", garbage), "not a normreg checkpoint"),
+        (command(*ok, "--resume", other_run), "not a normreg-train checkpoint: no 'config'"),
+        (command(*ok, "--width", "0"), "argument --width: widths must be positive"),
+        (command(*ok, "--dropout", "1.5"), "argument --dropout: must be < 1"),
+        (command(*ok, "--lr", "nan"), "argument --lr: must be > 0, got nan"),
+        (command(*ok, "--model", "resnet", "--width", "32,16"), "the resnet model takes one int width"),
+    ]
+    _one_line_errors(runs)
+    assert not (tmp_path / "never").exists() and not (tmp_path / "o").exists()
+
+
+def test_resume_flags_must_agree_with_the_run(tiny, tmp_path):
+    out = tmp_path / "run"
+    done = subprocess.run(
+        command("--data-dir", tiny, "--out", out, "--epochs", "1", *SMALL), capture_output=True
+    )
+    assert done.returncode == 0, done.stderr
+    _one_line_errors(
+        [
+            (command("--resume", out, "--lr", "0.5"), "these flags differ: --lr 0.5 (the run has 0.1)"),
+            (
+                command("--resume", out, "--epochs", "3", "--seed", "1"),
+                "--epochs 3 (the run has 1); --seed 1",
+            ),
+        ]
+    )
+    # the flags of the original command agree: the run is complete, nothing more to do
+    again = subprocess.run(
+        command("--resume", out, "--data-dir", tiny, "--epochs", "1", *SMALL), capture_output=True, text=True
+    )
+    assert again.returncode == 0, again.stderr
+    assert "resuming after epoch 1 of 1" in again.stdout
+
+
+def _wait_for(proc, text, timeout=60):
+    """Read the child's stdout until a line holds ``text``; returns the lines read."""
+    lines, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if text in line:
+            return lines
+    raise AssertionError(f"no line with {text!r} in {lines}")
+
+
+def test_ctrl_c_says_where_the_checkpoint_is_and_resume_finishes_the_run(tiny, tmp_path):
+    argv = ["--data-dir", tiny, "--epochs", "4", "--seed", "3", *SMALL]
+    full = subprocess.run(
+        command(*argv, "--out", tmp_path / "full"), capture_output=True, text=True, timeout=120
+    )
+    assert full.returncode == 0, full.stderr
+    out = tmp_path / "cut"
+    proc = subprocess.Popen(
+        command(*argv, "--out", out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    _wait_for(proc, "epoch   2/4")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    lines = err.splitlines()
+    assert len(lines) == 1, err  # no traceback
+    epoch = int(normreg.load(out / "checkpoint.npz")["epoch"])  # the last checkpoint loads
+    assert epoch >= 2
+    assert lines[0] == (
+        f"normreg-train: interrupted; the last checkpoint is {out / 'checkpoint.npz'} (epoch {epoch}): "
+        f"continue with normreg-train --resume {out}"
+    )
+    resumed = subprocess.run(
+        command("--resume", out, "--data-dir", tiny, "--no-progress"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming after epoch {epoch} of 4" in resumed.stdout
+    assert_same_state(
+        normreg.load(tmp_path / "full" / "checkpoint.npz"), normreg.load(out / "checkpoint.npz")
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2, 3, 4]
+    assert sorted(os.listdir(out)) == ["checkpoint.npz", "curves.png", "metrics.json"]
+
+
+def test_ctrl_c_before_the_first_checkpoint(tiny, tmp_path):
+    out = tmp_path / "early"
+    proc = subprocess.Popen(
+        command(
+            "--data-dir",
+            tiny,
+            "--out",
+            out,
+            "--epochs",
+            "50",
+            "--width",
+            "256,256",
+            "--batch-size",
+            "8",
+            "--threads",
+            "1",
+            "--no-progress",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for(proc, "normreg-train: mlp")  # the banner: data loaded, the first epoch starting
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.splitlines() in (
+        ["normreg-train: interrupted before the first epoch finished: no checkpoint was written"],
+        [
+            f"normreg-train: interrupted; the last checkpoint is {out / 'checkpoint.npz'} (epoch 1): "
+            f"continue with normreg-train --resume {out}"
+        ],
+    )
