@@ -310,6 +310,22 @@ def test_a_backward_needing_a_dropped_forward_raises():
     with pytest.raises(RuntimeError, match=r"dropped.*max_pending_forwards.*no_grad"):
         l.backward(np.ones((1, 2)))
     assert nn.Linear(2, 2).max_pending_forwards == 16
+    # lowering the setting with forwards pending keeps the newest ones
+    r = _rng(18)
+    m = nn.Linear(2, 2, dtype=F64)
+    xs = [r.standard_normal((1, 2)) for _ in range(5)]
+    for x in xs:
+        m(x)
+    m.max_pending_forwards = 2
+    m(xs[0])  # the limit applies from the next forward on: the newest 2 are kept
+    assert m.pending_forwards == 2
+    dy = np.ones((1, 2))
+    for x in (xs[0], xs[4]):
+        m.zero_grad()
+        m.backward(dy)
+        np.testing.assert_allclose(m.weight.grad, R.linear_backward(dy, x, m.weight.data)[1], rtol=1e-14)
+    with pytest.raises(RuntimeError, match="dropped"):
+        m.backward(dy)
 
 
 def test_the_bound_can_be_set_for_every_module():

@@ -190,7 +190,8 @@ class Module:
     max_pending_forwards: int = 16
 
     training: bool
-    _saved: list[list[Any]]  # [sequence number, start of the call, values], oldest first
+    # [sequence number, start of the call, values], oldest first; at most max_pending_forwards
+    _saved: collections.deque[list[Any]]
     _dropped: int = 0  # entries dropped beyond max_pending_forwards since clear_pending()
     _in_backward: bool = False
     _claimed: bool = False
@@ -198,7 +199,7 @@ class Module:
     def __init__(self) -> None:
         self.training = True
         self._buffer_names: list[str] = []
-        self._saved = []
+        self._resized_saved(self.max_pending_forwards)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -233,16 +234,21 @@ class Module:
         if not is_grad_enabled():
             return
         saved = self.__dict__.get("_saved")
-        if saved is None:  # a subclass whose __init__ did not call Module.__init__
-            saved = self.__dict__["_saved"] = []
+        limit = self.max_pending_forwards
+        if saved is None or saved.maxlen != limit:  # new, or the setting changed
+            saved = self._resized_saved(limit)
+        if len(saved) == limit:  # the oldest entry falls off as this one goes on
+            self.__dict__["_dropped"] = self._dropped + 1
         saved.append([_next_seq(), 0, values])
-        if len(saved) > self.max_pending_forwards:
-            self._drop_oldest(saved)
 
-    def _drop_oldest(self, saved: list[list[Any]]) -> None:
-        excess = len(saved) - max(int(self.max_pending_forwards), 0)
-        del saved[:excess]
-        self.__dict__["_dropped"] = self._dropped + excess
+    def _resized_saved(self, limit: int) -> collections.deque[list[Any]]:
+        """The pending entries in a deque of at most ``limit`` (the newest kept)."""
+        old = self.__dict__.get("_saved") or ()
+        n = max(int(limit), 0)
+        saved = collections.deque(old, maxlen=n)
+        self.__dict__["_dropped"] = self._dropped + max(len(old) - n, 0)
+        self.__dict__["_saved"] = saved
+        return saved
 
     def saved(self) -> tuple[Any, ...]:
         """The values the newest pending forward saved (taken when this backward returns);
@@ -261,8 +267,8 @@ class Module:
     def clear_pending(self) -> None:
         """Drop the saved values of every pending forward, here and in every sub-module."""
         for m in self.modules():
-            m._saved = []
-            m._dropped = 0
+            m.__dict__["_saved"] = collections.deque(maxlen=max(int(m.max_pending_forwards), 0))
+            m.__dict__["_dropped"] = 0
 
     def __getstate__(self) -> dict[str, Any]:
         # a copy or a pickle of a module carries its parameters, buffers and settings, not
@@ -271,7 +277,7 @@ class Module:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.__dict__["_saved"] = []
+        self._resized_saved(self.max_pending_forwards)
 
     def _nothing_pending(self) -> str:
         name = type(self).__name__
@@ -306,7 +312,9 @@ class Module:
         for m in self.modules():
             saved = m.__dict__.get("_saved")
             if m is not self and saved:
-                saved[:] = [e for e in saved if not start < e[0] < seq]
+                kept = [e for e in saved if not start < e[0] < seq]
+                saved.clear()
+                saved.extend(kept)
 
     def _input(self, a: Any, name: str) -> np.ndarray:
         """``a`` as a float array of the dtype of this module's parameters (``self.dtype``);
