@@ -266,3 +266,31 @@ def out_array(out: Any, where: str, shape: Sequence[int], dtype: npt.DTypeLike) 
         shape_from="the output's shape",
         purpose="written in place",
     )
+
+
+def buffer_value(value: Any, current: Any, name: str, where: str) -> Any:
+    """``value`` assigned to a module's registered buffer ``name`` whose array is
+    ``current``: an ndarray of its dtype (TypeError) and shape (ValueError), kept as given
+    when C-contiguous, aligned and writeable (the module updates it in place), else copied;
+    a list or scalar is converted to the buffer's dtype. Anything goes when there is no
+    current array (a buffer that is not tracked)."""
+    if not isinstance(current, np.ndarray):
+        return value
+    dt, shape = current.dtype, current.shape
+    expected = f"an ndarray of dtype {dt} and shape {shape}"
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(f"{where}: {name} must be {expected}, got a masked array")
+    if isinstance(value, np.ndarray):
+        if value.dtype != dt:
+            raise TypeError(f"{where}: {name} must be {expected}, got dtype {value.dtype}")
+        arr = value
+    else:
+        try:
+            arr = np.asarray(value, dtype=dt)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{where}: {name} must be {expected}, got {type(value).__name__}") from exc
+    if arr.shape != shape:
+        raise ValueError(f"{where}: {name} must have shape {shape}, got {arr.shape}")
+    if not (arr.flags.c_contiguous and arr.flags.aligned and arr.flags.writeable):
+        arr = np.array(arr, order="C", copy=True)
+    return arr

@@ -339,31 +339,8 @@ class Module:
     def __setattr__(self, name: str, value: Any) -> None:
         buffers = self.__dict__.get("_buffer_names")
         if buffers and name in buffers:
-            value = self._buffer_value(name, value)
+            value = V.buffer_value(value, self.__dict__.get(name), name, type(self).__name__)
         object.__setattr__(self, name, value)
-
-    def _buffer_value(self, name: str, value: Any) -> Any:
-        current = self.__dict__.get(name)
-        if not isinstance(current, np.ndarray):  # no such state (e.g. track_running_stats=False)
-            return value
-        where, dt, shape = type(self).__name__, current.dtype, current.shape
-        expected = f"an ndarray of dtype {dt} and shape {shape}"
-        if isinstance(value, np.ma.MaskedArray):
-            raise TypeError(f"{where}: {name} must be {expected}, got a masked array")
-        if isinstance(value, np.ndarray):
-            if value.dtype != dt:
-                raise TypeError(f"{where}: {name} must be {expected}, got dtype {value.dtype}")
-            arr = value
-        else:
-            try:
-                arr = np.asarray(value, dtype=dt)
-            except (TypeError, ValueError) as exc:
-                raise TypeError(f"{where}: {name} must be {expected}, got {type(value).__name__}") from exc
-        if arr.shape != shape:
-            raise ValueError(f"{where}: {name} must have shape {shape}, got {arr.shape}")
-        if not (arr.flags.c_contiguous and arr.flags.aligned and arr.flags.writeable):
-            arr = np.array(arr, order="C", copy=True)
-        return arr
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
         for name, value in vars(self).items():
