@@ -54,7 +54,7 @@ def test_grad_sums_and_backward_kernels_match_numpy(dtype, shape):
     x = offset_input(rng, shape, dtype)
     dy = rng.standard_normal(shape).astype(dtype)
     C = shape[1]
-    mean = (12 + rng.standard_normal(C)).astype(dtype)
+    mean = 12 + rng.standard_normal(C)  # the global mean: float64 for either dtype
     rstd = (0.2 + rng.random(C)).astype(dtype)
     w = rng.standard_normal(C).astype(dtype)
     sums = _C.sync_batch_norm_grad_sums(dy, x, mean, rstd)
@@ -77,7 +77,7 @@ def test_forward_kernel_matches_numpy(dtype, shape):
     rng = np.random.default_rng(10)
     x = offset_input(rng, shape, dtype)
     C = shape[1]
-    mean = (12 + rng.standard_normal(C)).astype(dtype)
+    mean = 12 + rng.standard_normal(C)  # the global mean: float64 for either dtype
     rstd = (0.2 + rng.random(C)).astype(dtype)
     w, b = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
     for weight, bias in ((w, b), (None, None), (w, None)):

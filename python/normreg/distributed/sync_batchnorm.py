@@ -115,32 +115,32 @@ class SyncBatchNorm(BatchNormBase):
             return np.empty_like(x)
         self._check_batch(x, int(count), comm.Get_size())
         var = m2 / count
-        save_mean = mean.astype(self.dtype)
         with np.errstate(invalid="ignore", over="ignore"):
             save_rstd = (1.0 / np.sqrt(var + self.eps)).astype(self.dtype)
-        # normalize with the global statistics
-        y = F.batch_norm_elemt(x3, save_mean, save_rstd, data_of(self.weight), data_of(self.bias))
+        # normalize with the global statistics; the mean stays float64 (rounded to float32, a
+        # large mean would cost every normalized value its accuracy)
+        y = F.batch_norm_elemt(x3, mean, save_rstd, data_of(self.weight), data_of(self.bias))
         if self.track_running_stats:
             self._update_running(mean, m2 / (count - 1) if self.running_var_estimator == "unbiased" else var)
-        self.save_for_backward(x.shape, x3, save_mean, save_rstd, count, _SYNC)
+        self.save_for_backward(x.shape, x3, mean, save_rstd, count, _SYNC)
         return y.reshape(x.shape)
 
     def backward(self, dy: Any) -> np.ndarray:
         saved = self.saved()
         if saved[-1] is not _SYNC:  # normalized with the running estimates: nothing shared
             return super().backward(dy)
-        shape, x3, save_mean, save_rstd, count, _ = saved
+        shape, x3, mean, save_rstd, count, _ = saved
         dy = self._check_dy(dy, shape)
         if x3 is None:  # the global batch was empty
             return np.empty_like(dy)
         dy3 = dy.reshape(x3.shape)
-        local = F.batch_norm_backward_reduce(dy3, x3, save_mean, save_rstd)
+        local = F.batch_norm_backward_reduce(dy3, x3, mean, save_rstd)
         if self.weight is not None:
             add_to_grad(self.weight, local[1].astype(self.dtype))
         if self.bias is not None:
             add_to_grad(self.bias, local[0].astype(self.dtype))
         sums = allreduce_sum_(self._comm(), local.copy())
-        dx = F.batch_norm_backward_elemt(dy3, x3, save_mean, save_rstd, data_of(self.weight), sums, count)
+        dx = F.batch_norm_backward_elemt(dy3, x3, mean, save_rstd, data_of(self.weight), sums, count)
         return dx.reshape(shape)
 
     def extra_repr(self) -> str:
