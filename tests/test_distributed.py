@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import reference as R
 from helpers import offset_randn as offset_input
+from helpers import set_grad
 
 import normreg
 from normreg import _C, nn
@@ -346,7 +347,7 @@ def test_gradient_reducer_buckets_small_parameters_together():
     assert tiny.num_messages > 2
     rng = np.random.default_rng(8)
     for p in model.parameters():
-        p.grad[...] = rng.standard_normal(p.shape)
+        set_grad(p, rng.standard_normal(p.shape))
     before = [p.grad.copy() for p in model.parameters()]
     for r in (reducer, tiny):
         r.allreduce(scale=2.0)
