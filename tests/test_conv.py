@@ -310,7 +310,7 @@ def test_module_init_matches_pytorch_default():
     assert np.abs(w).max() <= bound and np.abs(w).max() > 0.95 * bound
     assert abs(w.std() - bound / math.sqrt(3)) < 0.05 * bound  # U(-b, b) has std b / sqrt(3)
     assert np.abs(m.bias.data).max() <= bound
-    assert not m.weight.grad.any()
+    assert m.weight.grad is None and m.bias.grad is None  # until a backward adds one
     # the same seed gives the same weights, a generator its own stream
     normreg.manual_seed(0)
     np.testing.assert_array_equal(nn.Conv2d(16, 32, 3).weight.data, w)
@@ -330,9 +330,19 @@ def test_module_forward_backward_accumulate(rng):
     dx = m.backward(dy)
     dx_ref, dw_ref, db_ref = R.conv2d_backward(dy, x, m.weight.data, 2, 1)
     np.testing.assert_allclose(dx, dx_ref, rtol=1e-12, atol=1e-12)
-    m.backward(dy)  # grads add up until zero_grad
-    np.testing.assert_allclose(m.weight.grad, 2 * dw_ref, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(m.bias.grad, 2 * db_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(m.weight.grad, dw_ref, rtol=1e-12, atol=1e-12)
+    # grads add up until zero_grad; a module used twice gets the gradients of both uses,
+    # each backward taking the newest pending forward
+    x2 = rng.standard_normal((2, 3, 9, 8))
+    dy2 = rng.standard_normal(y.shape)
+    m(x2), m(x)
+    m.backward(dy)
+    np.testing.assert_allclose(
+        m.backward(dy2), R.conv2d_backward(dy2, x2, m.weight.data, 2, 1)[0], rtol=1e-12, atol=1e-12
+    )
+    dw2_ref, db2_ref = R.conv2d_backward(dy2, x2, m.weight.data, 2, 1)[1:]
+    np.testing.assert_allclose(m.weight.grad, 2 * dw_ref + dw2_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(m.bias.grad, 2 * db_ref + db2_ref, rtol=1e-12, atol=1e-12)
     with pytest.raises(TypeError, match="dtype"):
         m(x.astype(np.float32))
     nb = nn.Conv2d(3, 4, 3, bias=False)
@@ -341,7 +351,7 @@ def test_module_forward_backward_accumulate(rng):
 
 
 def test_module_backward_before_forward():
-    with pytest.raises(ValueError, match="before forward"):
+    with pytest.raises(RuntimeError, match="no pending forward"):
         nn.Conv2d(1, 1, 1).backward(np.ones((1, 1, 1, 1), np.float32))
 
 

@@ -388,8 +388,18 @@ def test_modules(rng):
     for m in (mp, ap, gp, nn.AdaptiveAvgPool2d((2, None))):
         assert gradcheck(m, x, atol=1e-7, rtol=1e-7)
         assert repr(m).startswith(type(m).__name__)
-    with pytest.raises(ValueError, match="before forward"):
+    with pytest.raises(RuntimeError, match="no pending forward"):
         nn.MaxPool2d(2).backward(np.ones((1, 1, 1, 1)))
+    # used twice before its backwards: each backward takes the newest forward's indices
+    x2 = _x(rng, (2, 3, 9, 8), np.float64)
+    y1, y2 = mp(x), mp(x2)
+    dy1, dy2 = rng.standard_normal(y1.shape), rng.standard_normal(y2.shape)
+    np.testing.assert_allclose(
+        mp.backward(dy2), R.max_pool2d_backward(dy2, R.max_pool2d(x2, 3, 2, 1)[1], (9, 8))
+    )
+    np.testing.assert_allclose(
+        mp.backward(dy1), R.max_pool2d_backward(dy1, R.max_pool2d(x, 3, 2, 1)[1], (9, 8))
+    )
     with pytest.raises(ValueError):
         nn.MaxPool2d(2, padding=2)
     with pytest.raises(ValueError):

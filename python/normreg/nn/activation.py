@@ -66,18 +66,18 @@ class Unflatten(Module):
         )
 
     def forward(self, x: Any) -> np.ndarray:
-        x = np.asarray(x)
+        x = V.array(x, "x", type(self).__name__)
         d = self.dim if self.dim >= 0 else self.dim + x.ndim
         if not 0 <= d < x.ndim or x.shape[d] != math.prod(self.unflattened_size):
             raise ValueError(
                 f"Unflatten({self.dim}, {self.unflattened_size}) does not fit input of shape {x.shape}"
             )
-        self._ctx = x.shape
+        self.save_for_backward(x.shape)
         return x.reshape(x.shape[:d] + self.unflattened_size + x.shape[d + 1 :])
 
     def backward(self, dy: Any) -> np.ndarray:
-        (shape,) = self._cached("_ctx")
-        dy = np.asarray(dy)
+        (shape,) = self.saved()
+        dy = V.array(dy, "dy", type(self).__name__)
         if dy.size != math.prod(shape):
             raise ValueError(f"Unflatten.backward: dy of shape {dy.shape} does not match input {shape}")
         return dy.reshape(shape)

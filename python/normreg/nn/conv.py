@@ -12,7 +12,7 @@ from .. import _validation as V
 from .. import functional as F
 from ..random import Generator, as_generator
 from . import init
-from .parameter import Module, Parameter, data_of, grad_of
+from .parameter import Module, Parameter, data_of, grad_of, store_grad
 
 
 class Conv2d(Module):
@@ -72,13 +72,13 @@ class Conv2d(Module):
     def forward(self, x: Any) -> np.ndarray:
         x = self._input(x, "x")
         y = F.conv2d(x, self.weight.data, data_of(self.bias), self.stride, self.padding)
-        self._ctx = x
+        self.save_for_backward(x)
         return y
 
     def backward(self, dy: Any) -> np.ndarray:
-        (x,) = self._cached("_ctx")
+        (x,) = self.saved()
         dy = self._input(dy, "dy")
-        dx, _, _ = F.conv2d_backward(  # need_dx: dx is an array
+        dx, dweight, dbias = F.conv2d_backward(  # need_dx: dx is an array
             dy,
             x,
             self.weight.data,
@@ -88,6 +88,8 @@ class Conv2d(Module):
             dweight=self.weight.grad,
             dbias=grad_of(self.bias),
         )
+        store_grad(self.weight, dweight)
+        store_grad(self.bias, dbias)
         assert dx is not None
         return dx
 

@@ -27,11 +27,11 @@ class MaxPool2d(Module):
 
     def forward(self, x: Any) -> np.ndarray:
         y, idx = F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
-        self._ctx = (idx, np.shape(x))
+        self.save_for_backward(idx, np.shape(x))
         return y
 
     def backward(self, dy: Any) -> np.ndarray:
-        ((idx, shape),) = self._cached("_ctx")
+        idx, shape = self.saved()
         return F.max_pool2d_backward(dy, idx, shape)
 
     def extra_repr(self) -> str:
@@ -57,11 +57,11 @@ class AvgPool2d(Module):
 
     def forward(self, x: Any) -> np.ndarray:
         y = F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.count_include_pad)
-        self._ctx = np.shape(x)
+        self.save_for_backward(np.shape(x))
         return y
 
     def backward(self, dy: Any) -> np.ndarray:
-        (shape,) = self._cached("_ctx")
+        (shape,) = self.saved()
         return F.avg_pool2d_backward(
             dy, shape, self.kernel_size, self.stride, self.padding, self.count_include_pad
         )
@@ -84,11 +84,11 @@ class AdaptiveAvgPool2d(Module):
 
     def forward(self, x: Any) -> np.ndarray:
         y = F.adaptive_avg_pool2d(x, self.output_size)
-        self._ctx = np.shape(x)
+        self.save_for_backward(np.shape(x))
         return y
 
     def backward(self, dy: Any) -> np.ndarray:
-        (shape,) = self._cached("_ctx")
+        (shape,) = self.saved()
         return F.adaptive_avg_pool2d_backward(dy, shape)
 
     def extra_repr(self) -> str:
