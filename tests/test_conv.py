@@ -350,6 +350,15 @@ def test_module_forward_backward_accumulate(rng):
     assert "Conv2d(3, 4, kernel_size=(3, 3)" in repr(m)
 
 
+def test_shared_conv_gradcheck(rng):
+    """One Conv2d used twice in a network (weight tying): the gradients of both uses add up."""
+    normreg.manual_seed(2)
+    conv = nn.Conv2d(3, 3, 3, padding=1, dtype=np.float64)
+    net = nn.Sequential(conv, nn.ReLU(), nn.MaxPool2d(2), conv)
+    assert gradcheck(net, 5 * rng.standard_normal((2, 3, 6, 6)) + 1, atol=1e-6, rtol=1e-5)
+    assert conv.pending_forwards == 0
+
+
 def test_module_backward_before_forward():
     with pytest.raises(RuntimeError, match="no pending forward"):
         nn.Conv2d(1, 1, 1).backward(np.ones((1, 1, 1, 1), np.float32))
