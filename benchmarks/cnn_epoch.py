@@ -120,10 +120,15 @@ def main(argv=None):
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--subset", type=int, default=None, help="train on the first N images only (a smoke test)"
+    )
     ap.add_argument("--json", help="write the per-epoch rows to this file")
     args = ap.parse_args(argv)
     recipe = default_config("cnn").resolved()
     x_train, y_train, x_test, y_test = load_fashion_mnist(args.data_dir)
+    if args.subset is not None:
+        x_train, y_train = x_train[: args.subset], y_train[: args.subset]
     batch = recipe.batch_size
     steps_total = args.schedule_epochs * (len(x_train) // batch)
     normreg.set_num_threads(args.threads)
