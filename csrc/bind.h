@@ -82,6 +82,7 @@ extern PyMethodDef nr_alloc_methods[];
 extern PyMethodDef nr_bench_methods[];
 extern PyMethodDef nr_optim_methods[];
 extern PyMethodDef nr_norms_methods[];
+extern PyMethodDef nr_conv_methods[];
 extern PyMethodDef nr_config_methods[];
 
 /* Chooses the CPU tier (NORMREG_CPU_CAPABILITY), warning when it cannot follow the request;

@@ -2,7 +2,8 @@
  * CPU supports (or the lower one NORMREG_CPU_CAPABILITY asks for), as ATen's and NumPy's
  * dispatchers do.
  *
- * The kernels declared in nr_kernels.h, nr_norms.h and nr_syncbn.h are contracts: each is
+ * The kernels declared in nr_kernels.h, nr_norms.h, nr_syncbn.h and nr_conv.h are
+ * contracts: each is
  * compiled once per tier under its name plus the tier's suffix (nr_relu_forward_f32_avx2,
  * see nr_tier.h), and called through this table's member of the same name:
  *   nr_dispatch.nr_relu_forward_f32(y, x, n);
@@ -10,6 +11,7 @@
 #ifndef NR_DISPATCH_H
 #define NR_DISPATCH_H
 
+#include "nr_conv.h"
 #include "nr_kernels.h"
 #include "nr_norms.h"
 #include "nr_syncbn.h"
@@ -32,10 +34,15 @@
     X(nr_groupnorm_backward_##SFX, A)                                                       \
     X(nr_syncbn_workspace_##SFX, A) X(nr_syncbn_stats_##SFX, A)                             \
     X(nr_syncbn_forward_##SFX, A) X(nr_syncbn_grad_sums_##SFX, A)                           \
-    X(nr_syncbn_backward_##SFX, A)
+    X(nr_syncbn_backward_##SFX, A)                                                          \
+    X(nr_conv2d_forward_workspace_##SFX, A) X(nr_conv2d_forward_##SFX, A)                    \
+    X(nr_conv2d_backward_workspace_##SFX, A) X(nr_conv2d_backward_##SFX, A)                  \
+    X(nr_max_pool2d_forward_##SFX, A) X(nr_max_pool2d_backward_##SFX, A)                    \
+    X(nr_avg_pool2d_forward_##SFX, A) X(nr_avg_pool2d_backward_##SFX, A)                    \
+    X(nr_adaptive_avg_pool2d_forward_##SFX, A) X(nr_adaptive_avg_pool2d_backward_##SFX, A)
 #define NR_DISPATCHED_KERNELS(X, A)                                                         \
     NR_DISPATCHED_TYPED(X, A, f32) NR_DISPATCHED_TYPED(X, A, f64)                           \
-    X(nr_dropout_mask, A) X(nr_copy_f32, A)
+    X(nr_dropout_mask, A) X(nr_copy_f32, A) X(nr_index_out_of_range, A)
 
 struct nr_kernel_table {
 #define NR_TABLE_MEMBER(name, unused) __typeof__(name) *name;

@@ -81,10 +81,12 @@ def batch_norm_backward(
     /,
 ) -> _A: ...
 def sync_batch_norm_stats(x: _A, /) -> _F64: ...
-def sync_batch_norm_forward(x: _A, mean: _A, rstd: _A, weight: _O, bias: _O, out: _O, /) -> _A: ...
-def sync_batch_norm_grad_sums(dy: _A, x: _A, mean: _A, rstd: _A, /) -> _F64: ...
+
+# mean: the global mean, float64 for either dtype of x
+def sync_batch_norm_forward(x: _A, mean: _F64, rstd: _A, weight: _O, bias: _O, out: _O, /) -> _A: ...
+def sync_batch_norm_grad_sums(dy: _A, x: _A, mean: _F64, rstd: _A, /) -> _F64: ...
 def sync_batch_norm_backward(
-    dy: _A, x: _A, mean: _A, rstd: _A, weight: _O, sums: _F64, count: float, out: _O, /
+    dy: _A, x: _A, mean: _F64, rstd: _A, weight: _O, sums: _F64, count: float, out: _O, /
 ) -> _A: ...
 
 # ---- dropout and its generator ----------------------------------------------------------------
@@ -123,6 +125,65 @@ def adam_step(
     bias_correction2: float,
     /,
 ) -> None: ...
+
+# ---- convolution and pooling (NCHW) ----------------------------------------------------------------
+
+def conv2d_forward(
+    x: _A, weight: _A, bias: _O, stride_h: int, stride_w: int, padding_h: int, padding_w: int, out: _O, /
+) -> _A: ...
+def conv2d_backward(
+    dy: _A,
+    x: _A,
+    weight: _A,
+    stride_h: int,
+    stride_w: int,
+    padding_h: int,
+    padding_w: int,
+    dweight: _O,
+    dbias: _O,
+    need_dx: bool,
+    /,
+) -> _O: ...
+def max_pool2d_forward(
+    x: _A,
+    kernel_h: int,
+    kernel_w: int,
+    stride_h: int,
+    stride_w: int,
+    padding_h: int,
+    padding_w: int,
+    out: _O,
+    /,
+) -> tuple[_A, NDArray[np.int64]]: ...
+def max_pool2d_backward(dy: _A, indices: NDArray[np.int64], input_h: int, input_w: int, out: _O, /) -> _A: ...
+def avg_pool2d_forward(
+    x: _A,
+    kernel_h: int,
+    kernel_w: int,
+    stride_h: int,
+    stride_w: int,
+    padding_h: int,
+    padding_w: int,
+    count_include_pad: bool,
+    out: _O,
+    /,
+) -> _A: ...
+def avg_pool2d_backward(
+    dy: _A,
+    input_h: int,
+    input_w: int,
+    kernel_h: int,
+    kernel_w: int,
+    stride_h: int,
+    stride_w: int,
+    padding_h: int,
+    padding_w: int,
+    count_include_pad: bool,
+    out: _O,
+    /,
+) -> _A: ...
+def adaptive_avg_pool2d_forward(x: _A, output_h: int, output_w: int, out: _O, /) -> _A: ...
+def adaptive_avg_pool2d_backward(dy: _A, input_h: int, input_w: int, out: _O, /) -> _A: ...
 
 # ---- benchmarks' private kernels ----------------------------------------------------------------
 

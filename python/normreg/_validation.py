@@ -14,6 +14,9 @@ The policy, which every public function and class follows:
   probability, a gain... is a ValueError. Where infinity means something (``norm_type``,
   ``max_norm``) the caller allows it (``allow_inf``); where the number is data, not a
   setting (an upstream gradient), NaN is let through too (``allow_nan``).
+* **Masked arrays** (``numpy.ma``) are a TypeError wherever an array is taken: normreg
+  would compute with the values under the mask, so the caller says what they are
+  (``x.filled(0)``, ``x.data``).
 * **Arrays** of the float ops are float32 or float64 (anything else is a TypeError), are
   converted to C-contiguous, aligned, native-order ndarrays without being modified, and
   must have the dtype of the other arrays of the call (TypeError) and the expected shape
@@ -91,6 +94,42 @@ def integer(value: Any, name: str, where: str, *, low: int | None = None, high: 
         bounds = "positive" if low == 1 and high is None else _interval(low, high, False, False)
         raise ValueError(f"{where}: {name} must be {bounds}, got {v}")
     return v
+
+
+def int_pair(value: Any, name: str, where: str, *, low: int) -> tuple[int, int]:
+    """An int or a pair of ints (a tuple or list of two), each >= ``low``, as a pair: the
+    ``kernel_size``, ``stride`` and ``padding`` of the 2-d layers (PyTorch's ``_pair``)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{where}: {name} must be an int or a pair of ints, got {len(value)} values")
+        return (integer(value[0], name, where, low=low), integer(value[1], name, where, low=low))
+    v = integer(value, name, where, low=low)
+    return (v, v)
+
+
+def pool_window(
+    kernel_size: Any, stride: Any, padding: Any, where: str
+) -> tuple[int, int, int, int, int, int]:
+    """A 2-d pooling window as (kH, kW, sH, sW, pH, pW): each an int or a pair; ``stride``
+    None is the kernel size; the padding at most half the kernel, as PyTorch requires."""
+    kh, kw = int_pair(kernel_size, "kernel_size", where, low=1)
+    sh, sw = (kh, kw) if stride is None else int_pair(stride, "stride", where, low=1)
+    ph, pw = int_pair(padding, "padding", where, low=0)
+    if ph > kh // 2 or pw > kw // 2:
+        raise ValueError(f"{where}: padding ({ph}, {pw}) must be at most half the kernel_size ({kh}, {kw})")
+    return kh, kw, sh, sw, ph, pw
+
+
+def output_size_pair(value: Any, where: str) -> tuple[int | None, int | None]:
+    """Adaptive pooling's ``output_size``: an int >= 1, or a pair of them where None keeps the
+    input's size (PyTorch's convention)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{where}: output_size must be an int or a pair, got {len(value)} values")
+        h, w = (None if v is None else integer(v, "output_size", where, low=1) for v in value)
+        return h, w
+    v = integer(value, "output_size", where, low=1)
+    return v, v
 
 
 def boolean(value: Any, name: str, where: str) -> bool:
@@ -173,18 +212,35 @@ def float_dtype(value: Any, where: str) -> np.dtype[Any]:
 # ---- arrays ------------------------------------------------------------------------------
 
 
+def not_masked(x: Any, name: str, where: str) -> None:
+    """TypeError when ``x`` is a masked array (its mask would be ignored)."""
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(
+            f"{where}: {name} is a masked array, whose mask normreg would ignore: pass its "
+            ".filled(value) or its .data"
+        )
+
+
+def array(x: Any, name: str, where: str) -> np.ndarray:
+    """``x`` as an ndarray of any dtype (``np.asarray``), not None and not masked."""
+    if type(x) is np.ndarray:
+        return x
+    not_masked(x, name, where)
+    if x is None:
+        raise TypeError(f"{where}: {name} must be an array, not None")
+    try:
+        return np.asarray(x)
+    except Exception as exc:  # an object whose __array__ raises, a ragged list, ...
+        raise TypeError(f"{where}: {name} could not be converted to an array: {exc}") from exc
+
+
 def float_array(
     x: Any, name: str, where: str, dtype: npt.DTypeLike | None = None, dtype_from: str = "the other arguments"
 ) -> np.ndarray:
     """``x`` as a C-contiguous, aligned, native-order float32/float64 ndarray (``x`` itself
     when it is one), of dtype ``dtype`` when that is given (``dtype_from`` says why)."""
-    if not isinstance(x, np.ndarray):
-        if x is None:
-            raise TypeError(f"{where}: {name} must be an array, not None")
-        try:
-            x = np.asarray(x)
-        except Exception as exc:  # an object whose __array__ raises, a ragged list, ...
-            raise TypeError(f"{where}: {name} could not be converted to an array: {exc}") from exc
+    if type(x) is not np.ndarray:
+        x = array(x, name, where)
     dt = x.dtype
     if dt.kind != "f" or dt.itemsize not in (4, 8):
         raise TypeError(f"{where}: {name} must have dtype float32 or float64, got {dt}")
@@ -246,3 +302,31 @@ def out_array(out: Any, where: str, shape: Sequence[int], dtype: npt.DTypeLike) 
         shape_from="the output's shape",
         purpose="written in place",
     )
+
+
+def buffer_value(value: Any, current: Any, name: str, where: str) -> Any:
+    """``value`` assigned to a module's registered buffer ``name`` whose array is
+    ``current``: an ndarray of its dtype (TypeError) and shape (ValueError), kept as given
+    when C-contiguous, aligned and writeable (the module updates it in place), else copied;
+    a list or scalar is converted to the buffer's dtype. Anything goes when there is no
+    current array (a buffer that is not tracked)."""
+    if not isinstance(current, np.ndarray):
+        return value
+    dt, shape = current.dtype, current.shape
+    expected = f"an ndarray of dtype {dt} and shape {shape}"
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(f"{where}: {name} must be {expected}, got a masked array")
+    if isinstance(value, np.ndarray):
+        if value.dtype != dt:
+            raise TypeError(f"{where}: {name} must be {expected}, got dtype {value.dtype}")
+        arr = value
+    else:
+        try:
+            arr = np.asarray(value, dtype=dt)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{where}: {name} must be {expected}, got {type(value).__name__}") from exc
+    if arr.shape != shape:
+        raise ValueError(f"{where}: {name} must have shape {shape}, got {arr.shape}")
+    if not (arr.flags.c_contiguous and arr.flags.aligned and arr.flags.writeable):
+        arr = np.array(arr, order="C", copy=True)
+    return arr
