@@ -16,6 +16,10 @@
  * so a definition that drifts from its contract in nr_kernels.h does not compile. */
 #define NR_DECLARE_TIERED(name, unused) __typeof__(name) NR_TIERED(name);
 NR_DISPATCHED_KERNELS(NR_DECLARE_TIERED, ~)
+/* kernels that one family calls in another (SyncBatchNorm's forward ends in BatchNorm's
+ * apply), within the same tier: declared under their tier names, not in the table */
+NR_DECLARE_TIERED(nr_batchnorm_apply_f32, ~)
+NR_DECLARE_TIERED(nr_batchnorm_apply_f64, ~)
 #undef NR_DECLARE_TIERED
 
 #define NR_PASTE2(a, b) a##_##b

@@ -3,9 +3,8 @@
  * dispatchers do.
  *
  * The kernels declared in nr_kernels.h, nr_norms.h, nr_syncbn.h and nr_conv.h are
- * contracts: each is
- * compiled once per tier under its name plus the tier's suffix (nr_relu_forward_f32_avx2,
- * see nr_tier.h), and called through this table's member of the same name:
+ * contracts: each is compiled once per tier under its name plus the tier's suffix
+ * (nr_relu_forward_f32_avx2, see nr_tier.h), and called through this table's member of the same name:
  *   nr_dispatch.nr_relu_forward_f32(y, x, n);
  * A new kernel is added to the contract headers and to NR_DISPATCHED_KERNELS below. */
 #ifndef NR_DISPATCH_H
