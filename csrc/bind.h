@@ -12,7 +12,7 @@
 #endif
 #include <numpy/arrayobject.h>
 
-#include "nr_kernels.h"
+#include "nr_dispatch.h"
 
 /* Flags for nr_arg_array */
 enum {
@@ -63,9 +63,9 @@ nr_data_or_null(PyArrayObject *arr)
     return arr ? PyArray_DATA(arr) : NULL;
 }
 
-/* Calls the float or double instance of a kernel. */
-#define NR_CALL(is_f32, kernel, ...) \
-    ((is_f32) ? kernel##_f32(__VA_ARGS__) : kernel##_f64(__VA_ARGS__))
+/* Calls the float or double instance of a kernel, in the active CPU tier. */
+#define NR_CALL(is_f32, kernel, ...)                                                        \
+    ((is_f32) ? nr_dispatch.kernel##_f32(__VA_ARGS__) : nr_dispatch.kernel##_f64(__VA_ARGS__))
 
 /* A new C-contiguous output array owned by normreg: buffers of 1 MiB and more come from a
  * pool of blocks that return to it when the array (and every view of it) is freed
@@ -83,5 +83,10 @@ extern PyMethodDef nr_bench_methods[];
 extern PyMethodDef nr_optim_methods[];
 extern PyMethodDef nr_norms_methods[];
 extern PyMethodDef nr_conv_methods[];
+extern PyMethodDef nr_config_methods[];
+
+/* Chooses the CPU tier (NORMREG_CPU_CAPABILITY), warning when it cannot follow the request;
+ * -1 with an exception when the warning is turned into an error. */
+int nr_config_init(void);
 
 #endif

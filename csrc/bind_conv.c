@@ -356,7 +356,7 @@ max_pool2d_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     int64_t bad;
     Py_BEGIN_ALLOW_THREADS
-    bad = nr_index_out_of_range(PyArray_DATA(idx), PyArray_SIZE(idx), HW);
+    bad = nr_dispatch.nr_index_out_of_range(PyArray_DATA(idx), PyArray_SIZE(idx), HW);
     if (bad < 0) {
         NR_CALL(IS_F32(t), nr_max_pool2d_backward, PyArray_DATA(dx), PyArray_DATA(dy),
                 PyArray_DATA(idx), &g);
