@@ -21,19 +21,7 @@ import warnings as _warnings
 # yourself, before importing normreg, to choose otherwise.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import (
-    _C,
-    _config,
-    _validation,
-    conventions,
-    functional,
-    grad_mode,
-    init,
-    nn,
-    optim,
-    random,
-    testing,
-)
+from . import _C, _config, _validation, conventions, functional, grad_mode, init, nn, optim, random, testing
 from . import serialization as serialization
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .random import Generator, default_generator, initial_seed, manual_seed, seed
