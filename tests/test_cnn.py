@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-import reference_conv as R
+import reference as R
 from _synthetic import FILES, write_idx
 
 import normreg

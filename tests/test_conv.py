@@ -1,11 +1,11 @@
-"""Conv2d: functional forward/backward against the NumPy reference (reference_conv), central
+"""Conv2d: functional forward/backward against the NumPy reference (reference.conv2d), central
 finite differences, bad input, random shapes (hypothesis) and PyTorch when installed."""
 
 import math
 
 import numpy as np
 import pytest
-import reference_conv as R
+import reference as R
 from helpers import DTYPES, assert_close, frozen, noncontig
 
 import normreg

@@ -1,10 +1,10 @@
 """Pooling (max, average, adaptive average): functional forward/backward against the NumPy
-reference (reference_conv), central finite differences, ties and NaN, bad input, random
+reference (reference.py), central finite differences, ties and NaN, bad input, random
 shapes (hypothesis) and PyTorch when installed."""
 
 import numpy as np
 import pytest
-import reference_conv as R
+import reference as R
 from helpers import DTYPES, assert_close, frozen, noncontig
 
 import normreg
