@@ -57,6 +57,9 @@ int nr_arg_double(PyObject *obj, const char *fname, const char *name, double *va
 
 /* Parses the argument 'eps': a real number >= 0 (not NaN). */
 int nr_arg_eps(PyObject *obj, const char *fname, double *eps);
+/* ValueError "fname: argument 'name' must be <what>, got <value>" (PyErr_Format has no %g);
+ * returns -1. */
+int nr_arg_out_of_range(const char *fname, const char *name, const char *what, double value);
 
 /* Raises ValueError unless `value` fits in a C int (BLAS dimensions are int). */
 int nr_arg_fits_int(npy_intp value, const char *fname, const char *name);

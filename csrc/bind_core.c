@@ -314,8 +314,7 @@ probability(PyObject *obj, const char *fn, double *p)
         return -1;
     }
     if (!(*p >= 0 && *p <= 1)) {
-        PyErr_Format(PyExc_ValueError, "%s: argument 'p' must be in [0, 1], got %g", fn, *p);
-        return -1;
+        return nr_arg_out_of_range(fn, "p", "in [0, 1]", *p);
     }
     return 0;
 }

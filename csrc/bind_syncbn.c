@@ -141,7 +141,7 @@ sync_batch_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         return NULL;
     }
     if (!(count >= 1)) {
-        PyErr_Format(PyExc_ValueError, "%s: argument 'count' must be >= 1, got %g", fn, count);
+        nr_arg_out_of_range(fn, "count", ">= 1", count);
         return NULL;
     }
     npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), L = PyArray_DIM(x, 2);

@@ -143,14 +143,24 @@ nr_arg_double(PyObject *obj, const char *fname, const char *name, double *value)
 }
 
 int
+nr_arg_out_of_range(const char *fname, const char *name, const char *what, double value)
+{
+    PyObject *v = PyFloat_FromDouble(value);
+    if (v != NULL) {
+        PyErr_Format(PyExc_ValueError, "%s: argument '%s' must be %s, got %R", fname, name, what, v);
+        Py_DECREF(v);
+    }
+    return -1;
+}
+
+int
 nr_arg_eps(PyObject *obj, const char *fname, double *eps)
 {
     if (nr_arg_double(obj, fname, "eps", eps) < 0) {
         return -1;
     }
     if (!(*eps >= 0)) {
-        PyErr_Format(PyExc_ValueError, "%s: argument 'eps' must be >= 0, got %g", fname, *eps);
-        return -1;
+        return nr_arg_out_of_range(fname, "eps", ">= 0", *eps);
     }
     return 0;
 }
