@@ -61,8 +61,8 @@ def main():
         w = rng.standard_normal(n).astype(dtype)
         g = rng.standard_normal(n).astype(dtype)
         for name, arrays in [("SGD momentum", 5), ("AdamW", 7)]:
-            p = Parameter(w)
-            p.grad[...] = g
+            p = Parameter(w.copy())  # Parameter(w) would share w, which the references start from
+            p.grad = g.copy()
             if name == "AdamW":
                 opt = optim.AdamW([p], lr=1e-3)
                 m, v = np.zeros_like(w), np.zeros_like(w)

@@ -27,14 +27,14 @@ class PreviousLayerNorm(nn.LayerNorm):
             except (TypeError, ValueError):
                 pass
             else:
-                self._ctx = (x, mean, rstd)
+                self.save_for_backward(x, mean, rstd)
                 return y
         x = self._input(x, "x")
         w, b = self.weight, self.bias
         w_data = None if w is None else w.data
         b_data = None if b is None else b.data
         y, mean, rstd = F.layer_norm(x, self.normalized_shape, w_data, b_data, self.eps)
-        self._ctx = (x, mean, rstd)
+        self.save_for_backward(x, mean, rstd)
         return y
 
 

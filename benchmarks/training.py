@@ -91,7 +91,7 @@ def bench_optim(args, threads_list, out):
     P = sum(p.size for p in params)
     rng = np.random.default_rng(0)
     for p in params:
-        p.grad[...] = rng.standard_normal(p.shape)
+        p.grad = rng.standard_normal(p.shape).astype(p.dtype)
     print(
         f"{'optimizer':<10}{'params':>10}{'thr':>4}{'normreg':>10}{'torch':>10}{'t/nr':>7}"
         f"{'bytes':>9}{'GB/s':>7}{'copyGB/s':>9}{'%roof':>7}"

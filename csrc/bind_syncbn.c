@@ -48,8 +48,8 @@ sync_batch_norm_stats(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return (PyObject *)stats;
 }
 
-/* sync_batch_norm_forward(x (N, C, L), mean (C), rstd (C), w | None, b | None, out | None)
- *   -> y (N, C, L) = (x - mean) rstd w + b */
+/* sync_batch_norm_forward(x (N, C, L), mean (C) float64, rstd (C), w | None, b | None,
+ *                         out | None) -> y (N, C, L) = (x - mean) rstd w + b */
 static PyObject *
 sync_batch_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -61,7 +61,7 @@ sync_batch_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), L = PyArray_DIM(x, 2);
-    if (nr_arg_channels(args[1], fn, "mean", t, NR_REQUIRED, C, &mean) < 0 ||
+    if (nr_arg_channels(args[1], fn, "mean", NPY_FLOAT64, NR_REQUIRED, C, &mean) < 0 ||
         nr_arg_channels(args[2], fn, "rstd", t, NR_REQUIRED, C, &rstd) < 0 ||
         nr_arg_channels(args[3], fn, "weight", t, NR_OPTIONAL, C, &w) < 0 ||
         nr_arg_channels(args[4], fn, "bias", t, NR_OPTIONAL, C, &b) < 0) {
@@ -84,7 +84,7 @@ sync_batch_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return (PyObject *)y;
 }
 
-/* sync_batch_norm_grad_sums(dy, x (N, C, L), mean (C), rstd (C)) -> sums float64 (2, C):
+/* sync_batch_norm_grad_sums(dy, x (N, C, L), mean (C) float64, rstd (C)) -> sums float64 (2, C):
  * row 0 sum(dy), row 1 sum(dy xhat) per channel over this process's values */
 static PyObject *
 sync_batch_norm_grad_sums(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -99,7 +99,7 @@ sync_batch_norm_grad_sums(PyObject *self, PyObject *const *args, Py_ssize_t narg
         return NULL;
     }
     npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), L = PyArray_DIM(x, 2);
-    if (nr_arg_channels(args[2], fn, "mean", t, NR_REQUIRED, C, &mean) < 0 ||
+    if (nr_arg_channels(args[2], fn, "mean", NPY_FLOAT64, NR_REQUIRED, C, &mean) < 0 ||
         nr_arg_channels(args[3], fn, "rstd", t, NR_REQUIRED, C, &rstd) < 0) {
         return NULL;
     }
@@ -122,7 +122,7 @@ sync_batch_norm_grad_sums(PyObject *self, PyObject *const *args, Py_ssize_t narg
     return (PyObject *)sums;
 }
 
-/* sync_batch_norm_backward(dy, x (N, C, L), mean (C), rstd (C), w (C) | None,
+/* sync_batch_norm_backward(dy, x (N, C, L), mean (C) float64, rstd (C), w (C) | None,
  *                          sums float64 (2, C), count, out | None) -> dx (N, C, L) */
 static PyObject *
 sync_batch_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -138,7 +138,7 @@ sync_batch_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         return NULL;
     }
     npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), L = PyArray_DIM(x, 2);
-    if (nr_arg_channels(args[2], fn, "mean", t, NR_REQUIRED, C, &mean) < 0 ||
+    if (nr_arg_channels(args[2], fn, "mean", NPY_FLOAT64, NR_REQUIRED, C, &mean) < 0 ||
         nr_arg_channels(args[3], fn, "rstd", t, NR_REQUIRED, C, &rstd) < 0 ||
         nr_arg_channels(args[4], fn, "weight", t, NR_OPTIONAL, C, &w) < 0 ||
         nr_arg_array(args[5], fn, "sums", NPY_FLOAT64, 2, NR_REQUIRED, &sums) < 0 ||

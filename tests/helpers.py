@@ -144,3 +144,9 @@ def train_steps(model, opt, x, y, steps=1):
         model.backward(loss_fn.backward())
         opt.step()
     return losses
+
+
+def set_grad(p, value):
+    """Give Parameter ``p`` the gradient ``value`` (broadcast to its shape, in its dtype):
+    ``.grad`` is None until a backward or this sets it."""
+    p.grad = np.array(np.broadcast_to(value, p.shape), dtype=p.dtype)

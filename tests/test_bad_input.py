@@ -166,8 +166,9 @@ ALL_MODULES = [
 
 @pytest.mark.parametrize("make", ALL_MODULES)
 def test_module_backward_before_forward(make):
-    with pytest.raises(ValueError, match="before forward"):
-        make().backward(a((4, 3)))
+    m = make()
+    with pytest.raises(RuntimeError, match=rf"{type(m).__name__}\.backward: no pending forward"):
+        m.backward(a((4, 3)))
 
 
 @pytest.mark.parametrize("make", ALL_MODULES)
@@ -180,7 +181,7 @@ def test_module_dy_of_wrong_shape(make):
 
 def test_loss_module_errors():
     fn = nn.SoftmaxLoss()
-    with pytest.raises(ValueError, match="before forward"):
+    with pytest.raises(RuntimeError, match="SoftmaxLoss.backward: no pending forward"):
         fn.backward()
     with pytest.raises(ValueError, match="labels"):
         fn(a((4, 3)), np.array([0, 1, 3, 0]))
@@ -291,7 +292,7 @@ def test_norm_layers_raise_named_errors():
         F.rms_norm(x32, 3, np.ones(3))
     with pytest.raises(ValueError, match="BatchNorm2d"):
         nn.BatchNorm2d(4)(x32)
-    with pytest.raises(ValueError):
+    with pytest.raises(RuntimeError, match="no pending forward"):
         nn.GroupNorm(2, 4).backward(x32)  # backward before forward
     with pytest.raises(ValueError, match="rstd"):
         F.rms_norm_backward(x32, x32, np.ones(5, dtype=np.float32))
@@ -318,3 +319,48 @@ def test_norm_layers_raise_named_errors():
             2,
             None,
         )
+
+
+# ---- masked arrays (issue 11, item 10): a mask would be ignored, so they are refused -------
+
+
+def _masked(shape=(4, 3), dtype=np.float32):
+    return np.ma.array(np.ones(shape, dtype), mask=np.eye(*shape, dtype=bool) if len(shape) == 2 else False)
+
+
+@pytest.mark.parametrize("make", ALL_MODULES + [lambda: nn.SoftmaxLoss()])
+def test_modules_refuse_masked_arrays(make):
+    m = make()
+    args = (_masked(), np.array([0, 1, 2, 0])) if isinstance(m, nn.SoftmaxLoss) else (_masked(),)
+    with pytest.raises(TypeError, match="masked array"):
+        m(*args)
+    assert m.pending_forwards == 0
+    if isinstance(m, nn.SoftmaxLoss):
+        with pytest.raises(TypeError, match="labels is a masked array"):
+            m(np.ones((4, 3), f32), np.ma.array([0, 1, 2, 0], mask=[0, 1, 0, 0]))
+        return
+    y = m(np.ones((4, 3), f32))
+    with pytest.raises(TypeError, match="masked array"):
+        m.backward(_masked(y.shape))
+
+
+def test_functional_ops_parameters_state_and_save_refuse_masked_arrays(tmp_path):
+    x = _masked()
+    for call in (
+        lambda: F.relu(x),
+        lambda: F.layer_norm(x, 3),
+        lambda: F.linear(np.ones((4, 3), f32), _masked((3, 2))),
+        lambda: F.dropout(x, 0.5),
+        lambda: F.batch_norm(x, None, None, training=True),
+        lambda: nn.Parameter(x),
+    ):
+        with pytest.raises(TypeError, match="masked"):
+            call()
+    lin = nn.Linear(3, 2)
+    state = lin.state_dict()
+    state["weight"] = np.ma.array(state["weight"])
+    with pytest.raises(TypeError, match="masked"):
+        lin.load_state_dict(state)
+    with pytest.raises(TypeError, match=r"normreg.save: obj\['w'\] is a masked array"):
+        normreg.save({"w": x}, tmp_path / "ck.npz")
+    assert not (tmp_path / "ck.npz").exists()

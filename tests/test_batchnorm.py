@@ -411,3 +411,50 @@ def test_batch_norm_2d_matches_torch():
     np.testing.assert_allclose(bn.running_mean, tbn.running_mean.numpy(), rtol=1e-12)
     np.testing.assert_allclose(bn.running_var, tbn.running_var.numpy(), rtol=1e-12)
     np.testing.assert_allclose(bn.weight.grad, tbn.weight.grad.numpy(), rtol=1e-9)
+
+
+# ---- issue 11, item 10: messages ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cls, shape", [(nn.BatchNorm1d, (1, 3)), (nn.BatchNorm1d, (1, 3, 1)), (nn.BatchNorm2d, (1, 3, 1, 1))]
+)
+def test_one_value_per_channel_in_training_reports_the_shape_given(cls, shape):
+    bn = cls(3)
+    x = np.ones(shape, np.float32)
+    with pytest.raises(ValueError) as info:
+        bn(x)
+    message = str(info.value)
+    assert message.startswith(f"{cls.__name__}: expected more than 1 value per channel when training")
+    assert f"got input of shape {shape}" in message and "batches of at least 2 samples" in message
+    assert bn.pending_forwards == 0 and int(bn.num_batches_tracked) == 0
+    bn.eval()
+    assert bn(x).shape == shape  # running estimates: one sample is fine
+
+
+def test_assigning_a_running_statistic_is_checked():
+    bn = nn.BatchNorm1d(3)
+    with pytest.raises(ValueError, match=r"^BatchNorm1d: running_mean must have shape \(3,\), got \(4,\)$"):
+        bn.running_mean = np.zeros(4, np.float32)
+    with pytest.raises(TypeError, match=r"^BatchNorm1d: running_var must be an ndarray of dtype float32"):
+        bn.running_var = np.ones(3)  # float64 into a float32 layer
+    with pytest.raises(TypeError, match="masked"):
+        bn.running_mean = np.ma.array(np.zeros(3, np.float32), mask=[1, 0, 0])
+    with pytest.raises(ValueError, match="num_batches_tracked must have shape"):
+        bn.num_batches_tracked = np.zeros(2, np.int64)
+    np.testing.assert_array_equal(bn.running_mean, 0)  # the failed assignments changed nothing
+    mine = np.full(3, 2.0, np.float32)
+    bn.running_mean = mine  # kept, and updated in place by training
+    bn.running_var = [4.0, 4.0, 4.0]  # converted to the buffer's dtype
+    bn.num_batches_tracked = 7
+    assert bn.running_mean is mine and bn.running_var.dtype == np.float32
+    bn.eval()
+    np.testing.assert_allclose(bn(np.full((2, 3), 4.0, np.float32)), 1.0, rtol=1e-5)
+    bn.train()
+    bn(np.arange(6, dtype=np.float32).reshape(2, 3))
+    assert not np.all(mine == 2.0) and int(bn.num_batches_tracked) == 8
+    inst = nn.InstanceNorm1d(3, track_running_stats=True)
+    with pytest.raises(ValueError, match=r"InstanceNorm1d: running_var must have shape \(3,\)"):
+        inst.running_var = np.ones(2, np.float32)
+    loose = nn.BatchNorm1d(3, track_running_stats=False)
+    loose.running_mean = None  # nothing tracked: nothing to check against

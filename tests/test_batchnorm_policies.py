@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import set_grad
 
 from normreg import functional as F
 from normreg import nn
@@ -47,8 +48,11 @@ def test_empty_batch_leaves_running_stats_untouched(cls, shape, training):
     assert dx.shape == shape
     for k, v in bn.state_dict().items():
         np.testing.assert_array_equal(v, state[k], err_msg=k)
-    np.testing.assert_array_equal(bn.weight.grad, 0)
-    np.testing.assert_array_equal(bn.bias.grad, 0)
+    assert bn.weight.grad is None and bn.bias.grad is None  # nothing added: still no gradient
+    set_grad(bn.weight, 0.5)
+    bn(np.empty(shape))
+    bn.backward(np.empty(shape))
+    np.testing.assert_array_equal(bn.weight.grad, 0.5)
 
 
 def test_functional_empty_batch_leaves_running_stats_untouched():

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import set_grad
 
 import normreg
 from normreg import nn
@@ -14,7 +15,7 @@ def params_with_grads(seed=0, dtype=np.float64, scale=1.0):
     ps = []
     for shape in [(3, 4), (4,), (2, 2, 2)]:
         p = nn.Parameter(np.zeros(shape, dtype=dtype))
-        p.grad[...] = scale * r.standard_normal(shape)
+        set_grad(p, scale * r.standard_normal(shape))
         ps.append(p)
     return ps
 
@@ -50,7 +51,7 @@ def test_clip_grad_norm_single_parameter_module_and_empty():
     from normreg.nn.utils import clip_grad_norm_
 
     p = nn.Parameter(np.zeros(2))
-    p.grad[...] = [3.0, 4.0]
+    set_grad(p, [3.0, 4.0])
     assert clip_grad_norm_(p, 1.0) == pytest.approx(5.0)
     np.testing.assert_allclose(p.grad, [3 / (5 + 1e-6), 4 / (5 + 1e-6)])
     model = nn.Sequential(nn.Linear(3, 2), nn.LayerNorm(2))

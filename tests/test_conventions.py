@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers import set_grad
 
 import normreg
 from normreg import conventions, nn
@@ -199,7 +200,7 @@ def _bowl(seed, shape, steps):
 def _run(opt, params, grads, steps):
     for t in range(steps):
         for p, g in zip(params, grads):
-            p.grad[...] = g(p.data.astype(np.float64), t)
+            set_grad(p, g(p.data.astype(np.float64), t))
         opt.step()
 
 
@@ -264,8 +265,8 @@ def test_sgd_style_from_the_convention_and_checks():
     # per group: one group ema, the other heavy ball
     q = nn.Parameter(np.zeros(3))
     opt = optim.SGD([{"params": [p], "momentum_style": "ema"}, {"params": [q]}], lr=1.0, momentum=0.5)
-    p.grad[...] = 1.0
-    q.grad[...] = 1.0
+    set_grad(p, 1.0)
+    set_grad(q, 1.0)
     opt.step()
     np.testing.assert_allclose(p.data, -0.5)  # (1 - m) * g on the first step
     np.testing.assert_allclose(q.data, -1.0)  # PyTorch: the buffer starts as g
@@ -284,7 +285,7 @@ def test_sgd_ema_state_dict_round_trip_continues_identically():
     assert opt_b.param_groups[0]["momentum_style"] == "ema"
     for t in range(steps, 2 * steps):
         for p, o in ((a, opt_a), (b, opt_b)):
-            p.grad[...] = g(p.data, t)
+            set_grad(p, g(p.data, t))
             o.step()
     np.testing.assert_array_equal(a.data, b.data)
 

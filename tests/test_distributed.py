@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import reference as R
 from helpers import offset_randn as offset_input
+from helpers import set_grad
 
 import normreg
 from normreg import _C, nn
@@ -53,7 +54,7 @@ def test_grad_sums_and_backward_kernels_match_numpy(dtype, shape):
     x = offset_input(rng, shape, dtype)
     dy = rng.standard_normal(shape).astype(dtype)
     C = shape[1]
-    mean = (12 + rng.standard_normal(C)).astype(dtype)
+    mean = 12 + rng.standard_normal(C)  # the global mean: float64 for either dtype
     rstd = (0.2 + rng.random(C)).astype(dtype)
     w = rng.standard_normal(C).astype(dtype)
     sums = _C.sync_batch_norm_grad_sums(dy, x, mean, rstd)
@@ -76,7 +77,7 @@ def test_forward_kernel_matches_numpy(dtype, shape):
     rng = np.random.default_rng(10)
     x = offset_input(rng, shape, dtype)
     C = shape[1]
-    mean = (12 + rng.standard_normal(C)).astype(dtype)
+    mean = 12 + rng.standard_normal(C)  # the global mean: float64 for either dtype
     rstd = (0.2 + rng.random(C)).astype(dtype)
     w, b = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
     for weight, bias in ((w, b), (None, None), (w, None)):
@@ -346,7 +347,7 @@ def test_gradient_reducer_buckets_small_parameters_together():
     assert tiny.num_messages > 2
     rng = np.random.default_rng(8)
     for p in model.parameters():
-        p.grad[...] = rng.standard_normal(p.shape)
+        set_grad(p, rng.standard_normal(p.shape))
     before = [p.grad.copy() for p in model.parameters()]
     for r in (reducer, tiny):
         r.allreduce(scale=2.0)

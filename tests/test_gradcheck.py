@@ -18,11 +18,11 @@ class Square(nn.Module):
         self.bug_at = bug_at
 
     def forward(self, x):
-        self._ctx = x
+        self.save_for_backward(x)
         return x * x
 
     def backward(self, dy):
-        (x,) = self._cached("_ctx")
+        (x,) = self.saved()
         dx = 2 * x * dy
         if self.bug_at is not None:
             dx[self.bug_at] *= 1.01
@@ -38,12 +38,13 @@ class Scale(nn.Module):
         self.buggy = buggy
 
     def forward(self, x):
-        self._ctx = x
+        self.save_for_backward(x)
         return x * self.weight.data
 
     def backward(self, dy):
-        (x,) = self._cached("_ctx")
-        self.weight.grad += (dy * x)[0] if self.buggy else (dy * x).sum(axis=0)
+        (x,) = self.saved()
+        grad = (dy * x)[0] if self.buggy else (dy * x).sum(axis=0)
+        self.weight.grad = grad if self.weight.grad is None else self.weight.grad + grad
         return dy * self.weight.data
 
 
@@ -120,13 +121,16 @@ def test_module_state_is_restored():
     model = nn.Sequential(
         nn.Linear(4, 5, dtype=np.float64), nn.BatchNorm1d(5, dtype=np.float64), nn.Dropout(0.3)
     )
-    model[1].weight.grad[...] = 7.0
+    model[1].weight.grad = np.full(5, 7.0)
+    held = model[1].weight.grad
     state = {k: v.copy() for k, v in model.state_dict().items()}
     gen_state = normreg.default_generator.get_state().copy()
     assert gradcheck(model, offset_randn(r, (6, 4)))  # dropout masks held fixed
     for k, v in model.state_dict().items():
         np.testing.assert_array_equal(v, state[k], err_msg=k)
-    np.testing.assert_array_equal(model[1].weight.grad, 7.0)
+    assert model[1].weight.grad is held
+    np.testing.assert_array_equal(held, 7.0)
+    assert model[0].weight.grad is None  # no gradient before, none after
     np.testing.assert_array_equal(normreg.default_generator.get_state(), gen_state)
 
 
@@ -143,3 +147,33 @@ def test_module_with_a_scalar_output_and_integer_labels():
     labels = np.array([0, 3, 1, 1, 2])
     report = check_gradients(nn.SoftmaxLoss(), (logits, labels))
     assert report.ok and [e.name for e in report.entries] == ["input 0"]
+
+
+class LastInputScale(Scale):
+    """Scale whose backward uses the input of the *last* forward (one attribute, overwritten
+    by each call): right when used once, wrong when the module is called twice."""
+
+    def forward(self, x):
+        self.last_x = x
+        return x * self.weight.data
+
+    def backward(self, dy):
+        x = self.last_x
+        grad = (dy * x).sum(axis=0)
+        self.weight.grad = grad if self.weight.grad is None else self.weight.grad + grad
+        return dy * self.weight.data
+
+
+def test_a_model_calling_a_module_several_times_is_checked_as_a_whole():
+    x = offset_randn(np.random.default_rng(7), (3, 4), shift=1.0, scale=1.0)
+    shared = Scale(4, buggy=False)
+    model = nn.Sequential(shared, nn.ReLU(), shared, nn.ReLU(), shared)
+    report = check_gradients(model, x)
+    assert report.ok, str(report)
+    assert [e.name for e in report.entries] == ["input 0", "parameter '0.weight'"]  # once, summed
+    assert all(m.pending_forwards == 0 for m in model.modules())
+    assert gradcheck(LastInputScale(4, buggy=False), x)  # used once it is right...
+    tied = LastInputScale(4, buggy=False)
+    report = check_gradients(nn.Sequential(tied, nn.ReLU(), tied), x)
+    assert not report.ok  # ...and the checker sees what the second call does to it
+    assert report.worst.name == "parameter '0.weight'"

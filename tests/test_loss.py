@@ -77,6 +77,7 @@ def test_module(rng, dtype):
     loss = fn(z, labels)
     assert_close(loss, R.cross_entropy(z, labels)[0], dtype)
     assert_close(fn.backward(), R.cross_entropy_backward(z, labels), dtype, scale=1 / 7)
+    fn(z, labels)  # each backward takes one forward
     assert_close(fn.backward(3.0), R.cross_entropy_backward(z, labels, 3.0), dtype, scale=1 / 7)
 
 
@@ -99,3 +100,18 @@ def test_matches_torch(rng, B, K):
     tloss.backward()
     assert loss == pytest.approx(tloss.item(), rel=1e-12)
     np.testing.assert_allclose(dz, tz.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_labels_beyond_int64_are_reported_as_given():
+    """issue 11, item 10: np.uint64(2**64 - 1) was reported as -1 (wrapped to int64)."""
+    z = np.zeros((2, 3), np.float32)
+    for fn in (nn.SoftmaxLoss(), lambda z, y: F.cross_entropy(z, y)):
+        with pytest.raises(ValueError, match=r"labels\[1\] = 18446744073709551615 is out of range \[0, 3\)"):
+            fn(z, np.array([0, 2**64 - 1], dtype=np.uint64))
+    with pytest.raises(ValueError, match=r"labels\[0\] = 9223372036854775808 is out"):
+        F.cross_entropy_backward(z, np.array([2**63, 0], np.uint64), np.zeros(2, np.float32))
+    # in range, unsigned labels are the int64 ones
+    labels = np.array([2, 0], np.uint64)
+    assert F.cross_entropy(z + np.eye(2, 3, dtype=np.float32), labels)[0] == pytest.approx(
+        R.cross_entropy(z + np.eye(2, 3), labels.astype(np.int64))[0], rel=1e-6
+    )

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import set_grad
 
 import normreg
 from normreg import optim
@@ -79,7 +80,7 @@ def test_scheduler_drives_the_optimizer_step():
     opt = optim.SGD([p], lr=1.0)
     sched = L.StepLR(opt, step_size=1, gamma=0.5)
     for _ in range(4):
-        p.grad[...] = -1.0
+        set_grad(p, -1.0)
         opt.step()
         sched.step()
     np.testing.assert_allclose(p.data, [1 + 0.5 + 0.25 + 0.125])
@@ -160,3 +161,57 @@ def test_matches_torch(kind):
         topt.step()
         ts.step()
         s.step()
+
+
+# ---- issue 11, item 9: no negative learning rate is ever written --------------------------
+
+
+def test_negative_gamma_and_eta_min_are_refused_at_construction():
+    for make, msg in [
+        (lambda o: L.StepLR(o, step_size=1, gamma=-1), r"^StepLR: gamma must be >= 0, got -1$"),
+        (lambda o: L.CosineAnnealingLR(o, T_max=10, eta_min=-1), r"^CosineAnnealingLR: eta_min must be >= 0"),
+        (
+            lambda o: L.StepLR(o, step_size=1, gamma=float("nan")),
+            r"^StepLR: gamma must be a finite real number",
+        ),
+    ]:
+        opt = _opt()
+        with pytest.raises(ValueError, match=msg):
+            make(opt)
+        assert [g["lr"] for g in opt.param_groups] == [0.1, 0.02]
+        assert all("initial_lr" not in g for g in opt.param_groups)  # nothing written
+    opt = _opt()
+    got = _trace(opt, L.StepLR(opt, step_size=2, gamma=0.0), 5)  # PyTorch accepts gamma = 0
+    np.testing.assert_array_equal(got[:, 0], [0.1, 0.1, 0, 0, 0])
+
+
+def test_a_rate_that_would_not_be_finite_is_refused_and_changes_nothing():
+    opt = _opt()
+    sched = L.StepLR(opt, step_size=1, gamma=1e300)
+    sched.step()  # 0.1 * 1e300: finite
+    with pytest.raises(
+        ValueError, match=r"StepLR: the learning rate of param_groups\[0\] at epoch 2 would be inf"
+    ):
+        sched.step()
+    assert sched.last_epoch == 1 and opt.param_groups[0]["lr"] == pytest.approx(1e299)
+
+
+def test_load_state_dict_checks_the_hyperparameters():
+    opt = _opt()
+    sched = L.CosineAnnealingLR(opt, T_max=10, eta_min=0.001)
+    sched.step()
+    good = sched.state_dict()
+    for key, value, msg in [
+        ("eta_min", -1.0, "eta_min must be >= 0"),
+        ("T_max", 0, "T_max must be positive"),
+        ("base_lrs", [0.1, -0.02], r"base_lrs\[1\] must be >= 0"),
+        ("last_epoch", "3", "last_epoch must be an int"),
+    ]:
+        bad = dict(good, **{key: value})
+        with pytest.raises((TypeError, ValueError), match=msg):
+            sched.load_state_dict(bad)
+        assert sched.state_dict() == good  # unchanged
+    step = L.StepLR(_opt(), step_size=2)
+    with pytest.raises(ValueError, match="StepLR: gamma must be >= 0"):
+        step.load_state_dict(dict(step.state_dict(), gamma=-0.5))
+    assert step.gamma == 0.1

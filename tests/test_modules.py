@@ -5,7 +5,7 @@ import collections
 import numpy as np
 import pytest
 import reference as R
-from helpers import GRADCHECK_TOL, assert_close, offset_randn
+from helpers import GRADCHECK_TOL, assert_close, frozen, offset_randn
 
 import normreg
 from normreg import functional as F
@@ -122,8 +122,11 @@ def test_parameter_gradients_accumulate_until_zero_grad(rng, make, backward_ref,
     _, w2, b2 = backward_ref(d2, x2, layer.weight.data)
     assert_close(layer.weight.grad, w1 + w2, np.float64)
     assert_close(layer.bias.grad, b1 + b2, np.float64)
-    layer.zero_grad()
-    assert not layer.weight.grad.any() and not layer.bias.grad.any()
+    held = layer.weight.grad
+    layer.zero_grad(set_to_none=False)  # zeros in place
+    assert layer.weight.grad is held and not held.any() and not layer.bias.grad.any()
+    layer.zero_grad()  # PyTorch 2's default: no gradient
+    assert layer.weight.grad is None and layer.bias.grad is None
 
 
 def test_gradient_accumulation_through_sequential(rng):
@@ -139,7 +142,7 @@ def test_gradient_accumulation_through_sequential(rng):
     model.backward(d2)
     g2 = [p.grad.copy() for p in model.parameters()]
     model.zero_grad()
-    assert all(not p.grad.any() for p in model.parameters())
+    assert all(p.grad is None for p in model.parameters())
     model(x1)
     model.backward(d1)
     model(x2)
@@ -250,13 +253,36 @@ def test_eval_mode_is_deterministic(rng):
 def test_parameter_basics():
     p = nn.Parameter(np.arange(6, dtype=np.float32).reshape(2, 3))
     assert p.shape == (2, 3) and p.dtype == np.float32 and p.size == 6
-    assert not p.grad.any() and p.grad.shape == (2, 3)
+    assert p.grad is None  # until a backward adds a gradient (PyTorch)
     src = np.ones(3)
     q = nn.Parameter(src)
+    assert q.data is src  # a float ndarray it can keep is shared, as torch.nn.Parameter does
     q.data[0] = 5
-    assert src[0] == 1  # Parameter copies its data
+    assert src[0] == 5
     with pytest.raises(TypeError):
         nn.Parameter(np.arange(3))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: [1.0, 2.0, 3.0],
+        lambda: np.ones(6)[::2],
+        lambda: np.asfortranarray(np.ones((3, 2))),
+        lambda: np.ones(3).astype(">f8"),
+        lambda: frozen(np.ones(3)),
+    ],
+    ids=["list", "strided", "F-order", "byteswapped", "read-only"],
+)
+def test_parameter_copies_only_what_it_cannot_keep(make):
+    src = make()
+    if isinstance(src, np.ndarray) and not src.dtype.isnative:
+        with pytest.raises(TypeError, match="float32 or float64"):
+            nn.Parameter(src)
+        return
+    p = nn.Parameter(src)
+    assert p.data is not src and p.data.flags.c_contiguous and p.data.flags.writeable
+    np.testing.assert_array_equal(p.data, np.asarray(src))
 
 
 def test_threads_setting():

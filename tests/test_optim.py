@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import reference as R
-from helpers import train_steps
+from helpers import set_grad, train_steps
 
 import normreg
 from normreg import functional as F
@@ -42,11 +42,12 @@ def _adam_reference(
 
 
 def _run_steps(opt, params, grads, t0, t1):
-    """Steps t0 .. t1-1, each with the gradient grads[i](param, t) added into each .grad."""
+    """Steps t0 .. t1-1, each with the gradient grads[i](param, t) as each .grad."""
     for t in range(t0, t1):
         opt.zero_grad()
         for p, gf in zip(params, grads):
-            p.grad += gf(p.data.astype(np.float64), t).astype(p.dtype)
+            assert p.grad is None
+            p.grad = gf(p.data.astype(np.float64), t).astype(p.dtype)
         opt.step()
 
 
@@ -109,7 +110,7 @@ def test_sgd_weight_decay_is_the_lecture_rule(dtype):
     opt = optim.SGD([p], lr=lr, weight_decay=lam)
     for _ in range(STEPS):
         g = rng.standard_normal(p.shape).astype(dtype)
-        p.grad[...] = g
+        set_grad(p, g)
         opt.step()
         w = (1 - lr * lam) * w - lr * g
     np.testing.assert_allclose(p.data, w, **_tol(dtype))
@@ -156,7 +157,9 @@ def test_adamw_decays_weights_directly_and_adam_through_the_gradient():
     """With a zero gradient Adam(weight_decay) moves by the normalized decay term (~lr per
     element) while AdamW shrinks W by exactly (1 - lr*wd) per step and makes no Adam step."""
     w0 = np.array([2.0, -3.0, 0.5])
-    pa, pw = Parameter(w0), Parameter(w0)
+    pa, pw = Parameter(w0.copy()), Parameter(w0.copy())  # Parameter(w0) would share w0
+    set_grad(pa, 0.0)
+    set_grad(pw, 0.0)
     lr, wd = 0.01, 0.1
     adamw = optim.AdamW([pw], lr=lr, weight_decay=wd)
     adam = optim.Adam([pa], lr=lr, weight_decay=wd)
@@ -179,13 +182,13 @@ def test_large_buffer_uses_threads_and_matches_reference(dtype):
         old = normreg.get_num_threads()
         normreg.set_num_threads(threads)
         try:
-            p = Parameter(w)
+            p = Parameter(w.copy())  # Parameter(w) would share w
             opt = optim.SGD([p], lr=0.1, momentum=0.9, weight_decay=1e-2, nesterov=True)
-            adam_p = Parameter(w)
+            adam_p = Parameter(w.copy())
             adam = optim.AdamW([adam_p], lr=0.1)
             for _ in range(3):
-                p.grad[...] = g
-                adam_p.grad[...] = g
+                set_grad(p, g)
+                set_grad(adam_p, g)
                 opt.step()
                 adam.step()
             results.append((p.data.copy(), adam_p.data.copy()))
@@ -219,7 +222,7 @@ def test_parameter_groups_have_their_own_hyperparameters(dtype):
     for _ in range(STEPS):
         ga = rng.standard_normal(a.shape).astype(dtype)
         gb = rng.standard_normal(b.shape).astype(dtype)
-        a.grad[...], b.grad[...] = ga, gb
+        a.grad, b.grad = ga.copy(), gb.copy()
         opt.step()
         ra, ba = R.sgd_step(ra, ga, ba, 0.05, 0.9, 0.0, 0.1)
         rb, bb = R.sgd_step(rb, gb, bb, 0.5)
@@ -251,7 +254,8 @@ def test_param_groups_helper_splits_weights_from_biases_and_norm_weights():
     opt = optim.SGD(groups, lr=0.1, momentum=0.9)
     bias_before = named["0.bias"].data.copy()
     w_before = named["0.weight"].data.astype(np.float64)
-    model.zero_grad()
+    for p in model.parameters():
+        set_grad(p, 0.0)
     opt.step()
     np.testing.assert_array_equal(named["0.bias"].data, bias_before)
     np.testing.assert_allclose(named["0.weight"].data, w_before * (1 - 0.1 * 5e-4), rtol=1e-6)
@@ -276,15 +280,21 @@ def test_params_may_be_a_generator_a_list_or_groups():
 
 def test_zero_grad_step_skips_missing_grad_and_returns_closure_loss():
     a, b = _params(np.float64, ((3,), (2,)))
-    a.grad[...] = 1.0
+    set_grad(a, 1.0)
     b.grad = None
     before = b.data.copy()
     opt = optim.SGD([a, b], lr=0.1)
     assert opt.step(lambda: 3.5) == 3.5
     np.testing.assert_array_equal(b.data, before)
     assert b not in opt.state
-    opt.zero_grad()
+    held = a.grad
+    opt.zero_grad(set_to_none=False)
+    assert a.grad is held and b.grad is None
     np.testing.assert_array_equal(a.grad, 0.0)
+    opt.zero_grad()  # PyTorch 2's default
+    assert a.grad is None and b.grad is None
+    with pytest.raises(TypeError, match="set_to_none"):
+        opt.zero_grad(set_to_none=1)
 
 
 def test_training_loop_decreases_the_loss():
@@ -345,8 +355,8 @@ def test_state_dict_round_trip_mid_training_gives_the_identical_continuation(mak
 def test_state_dict_layout_and_copies():
     a, b = _params(np.float64, ((3, 2), (2,)))
     opt = optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1, momentum=0.9)
-    a.grad[...] = 1
-    b.grad[...] = 2
+    set_grad(a, 1)
+    set_grad(b, 2)
     opt.step()
     sd = opt.state_dict()
     assert sorted(sd) == ["param_groups", "state"]
@@ -364,8 +374,8 @@ def test_state_dict_layout_and_copies():
 def test_load_state_dict_checks_everything_and_names_the_entry():
     a, b = _params(np.float32, ((3, 2), (2,)))
     opt = optim.Adam([a, b], lr=0.1)
-    a.grad[...] = 1
-    b.grad[...] = 1
+    set_grad(a, 1)
+    set_grad(b, 1)
     opt.step()
     good = opt.state_dict()
 
@@ -386,6 +396,13 @@ def test_load_state_dict_checks_everything_and_names_the_entry():
             r"state\[1\]\['exp_avg_sq'\] has dtype float64",
         ),
         (lambda sd: sd["state"][0].pop("step"), KeyError, r"state\[0\] has missing keys \['step'\]"),
+        # issue 11, item 9: a negative step count is a ValueError naming the field
+        (lambda sd: sd["state"][0].__setitem__("step", -5), ValueError, r"state\[0\]\['step'\] must be >= 0"),
+        (
+            lambda sd: sd["state"][1].__setitem__("step", np.int64(-5)),
+            ValueError,
+            r"state\[1\]\['step'\] must be >= 0, got -5",
+        ),
         (lambda sd: sd["state"][0].__setitem__("velocity", 1), KeyError, "unexpected keys.*velocity"),
         (lambda sd: sd["state"].__setitem__(5, {}), KeyError, "state key 5"),
         (lambda sd: sd["param_groups"].append(dict(sd["param_groups"][0])), ValueError, "2 groups"),
@@ -428,7 +445,11 @@ def test_bad_arguments():
         (lambda: optim.Adam([p], betas=(1.0, 0.999)), ValueError, "beta parameter at index 0"),
         (lambda: optim.Adam([p], betas=(0.9, -0.1)), ValueError, "beta parameter at index 1"),
         (lambda: optim.Adam([p], betas=0.9), ValueError, "betas"),
-        (lambda: optim.Adam([p], eps=-1e-8), ValueError, "epsilon"),
+        (
+            lambda: optim.Adam([p], eps=-1e-8),
+            ValueError,
+            r"^Adam: eps \(epsilon value\) must be >= 0, got -1e-08$",
+        ),
         (lambda: optim.AdamW([p], weight_decay=-0.1), ValueError, "weight_decay"),
         (lambda: optim.Adam([p], amsgrad="yes"), TypeError, "amsgrad"),
         (lambda: optim.Adam([]), ValueError, "empty parameter list"),
@@ -506,7 +527,7 @@ def test_matches_torch(name, kwargs):
     topt = getattr(torch.optim, name)([tp], foreach=False, **kwargs)
     for _ in range(STEPS):
         g = rng.standard_normal(w0.shape).astype(np.float32)
-        p.grad[...] = g
+        set_grad(p, g)
         tp.grad = torch.tensor(g)
         opt.step()
         topt.step()

@@ -82,6 +82,7 @@ def test_weight_grad_accumulates():
     layer(x)
     layer.backward(dy)
     once = layer.weight.grad.copy()
+    layer(x)
     layer.backward(dy)
     np.testing.assert_allclose(layer.weight.grad, 2 * once, rtol=1e-14)
 

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import set_grad
 
 import normreg
 from normreg import functional as F
@@ -24,7 +25,7 @@ nan, inf = float("nan"), math.inf
 
 def _params():
     p = nn.Parameter(np.ones((3, 2), np.float32))
-    p.grad[...] = 1.0
+    set_grad(p, 1.0)
     return [p]
 
 

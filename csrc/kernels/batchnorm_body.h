@@ -1,118 +1,46 @@
 /* BatchNorm kernels for one element type T (see batchnorm.c). */
 
-/* Per-thread partial sums (2 C doubles a thread) and 4 C per-channel constants. */
+/* Per-thread partial sums (3 C doubles a thread) and 8 C doubles of per-channel values. */
 size_t
 FN(nr_batchnorm_workspace)(int64_t C, int nthreads)
 {
-    return ((size_t)nthreads * 2 + 4) * (size_t)C * sizeof(double);
+    return ((size_t)nthreads * 3 + 8) * (size_t)C * sizeof(double);
 }
 
-/* Adds, for each channel c, sum(a) and sum(a * bv) over the rows [n0, n1) of x (N, C, L)
- * into acc1[c], acc2[c], where a = A(n, c, l) and bv = B(n, c, l) are given as macros of
- * the element offset `k` and channel `c`. Used by the statistics passes below. */
-#define NR_BN_ACCUMULATE(A_EXPR, B_EXPR)                                                   \
-    do {                                                                                    \
-        if (L == 1) {                                                                       \
-            /* (N, C): walk rows, vectorized across the channels */                         \
-            for (int64_t n = n0; n < n1; n++) {                                             \
-                _Pragma("omp simd") for (int64_t c = 0; c < C; c++)                         \
-                {                                                                           \
-                    const int64_t k = n * C + c;                                            \
-                    const double a = (A_EXPR), bv = (B_EXPR);                               \
-                    acc1[c] += a;                                                           \
-                    acc2[c] += a * bv;                                                      \
-                }                                                                           \
-            }                                                                               \
-        }                                                                                   \
-        else {                                                                              \
-            /* (N, C, L): each (n, c) is a contiguous run of L values */                    \
-            for (int64_t n = n0; n < n1; n++) {                                             \
-                for (int64_t c = 0; c < C; c++) {                                           \
-                    double s1 = 0, s2 = 0;                                                  \
-                    _Pragma("omp simd reduction(+ : s1, s2)") for (int64_t l = 0; l < L; l++) \
-                    {                                                                       \
-                        const int64_t k = (n * C + c) * L + l;                              \
-                        const double a = (A_EXPR), bv = (B_EXPR);                           \
-                        s1 += a;                                                            \
-                        s2 += a * bv;                                                       \
-                    }                                                                       \
-                    acc1[c] += s1;                                                          \
-                    acc2[c] += s2;                                                          \
-                }                                                                           \
-            }                                                                               \
-        }                                                                                   \
-    } while (0)
+/* The statistics: sums of d and d^2, d = x - shift (a value of the channel, ref) in double */
+NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_stat_sums), 2, double, (double)u[k] - ref[c],
+                       ((double)u[k] - ref[c]) * ((double)u[k] - ref[c]), 0)
+/* The backward: sums of dy (v), dy d and (the mean's correction, nr_bn_grad_sums3) d, with
+ * d = x - mean (the saved mean, ref) in T: exact near the mean; a channel whose sums
+ * overflow is summed again in double (nr_bn_grad_sums_wide) */
+NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_grad_sums2), 2, T, (double)v[k],
+                       (double)v[k] * (double)(u[k] - ref[c]), 0)
+NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_grad_sums3), 3, T, (double)v[k],
+                       (double)v[k] * (double)(u[k] - ref[c]), (double)(u[k] - ref[c]))
 
-/* (N, C) input, rows [n0, n1): acc1[c] += sum (x - shift[c]), acc2[c] += sum (x - shift[c])^2,
- * in double, vectorized across channels. Channels in blocks of 2048 so the accumulators
- * (32 KiB a block) stay in L1/L2 while the rows stream by; below that, rows are read whole
- * (a strided walk over column strips defeats the prefetcher). */
-static NR_CLONES void
-FN(nr_bn_stats_rows)(double *restrict acc1, double *restrict acc2, const T *restrict x,
-                     const T *restrict shift, int64_t n0, int64_t n1, int64_t C)
+/* Channel c's sums of dy, dy (x - mu) and x - mu in double, for a channel whose sums in T
+ * overflowed (x - mu beyond T's range). */
+static void
+FN(nr_bn_grad_sums_wide)(double s[3], const T *dy, const T *x, int64_t c, double mu, int64_t N,
+                         int64_t C, int64_t L)
 {
-    enum { CB = 2048 };
-    for (int64_t c0 = 0; c0 < C; c0 += CB) {
-        const int64_t c1 = NR_MIN(C, c0 + CB);
-        int64_t n = n0;
-        /* four rows per sweep: a quarter of the accumulator loads and stores */
-        for (; n + 4 <= n1; n += 4) {
-            const T *r0 = x + n * C, *r1 = r0 + C, *r2 = r1 + C, *r3 = r2 + C;
-#pragma omp simd
-            for (int64_t c = c0; c < c1; c++) {
-                const double s = (double)shift[c];
-                const double d0 = (double)r0[c] - s, d1 = (double)r1[c] - s;
-                const double d2 = (double)r2[c] - s, d3 = (double)r3[c] - s;
-                acc1[c] += (d0 + d1) + (d2 + d3);
-                acc2[c] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3);
-            }
-        }
-        for (; n < n1; n++) {
-            const T *xr = x + n * C;
-#pragma omp simd
-            for (int64_t c = c0; c < c1; c++) {
-                const double d = (double)xr[c] - (double)shift[c];
-                acc1[c] += d;
-                acc2[c] += d * d;
-            }
+    s[0] = s[1] = s[2] = 0;
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t l = 0; l < L; l++) {
+            const int64_t k = (n * C + c) * L + l;
+            const double d = (double)x[k] - mu;
+            s[0] += (double)dy[k];
+            s[1] += (double)dy[k] * d;
+            s[2] += d;
         }
     }
 }
 
-/* (N, C) input, rows [n0, n1): acc1[c] += sum dy, acc2[c] += sum dy (x - mean[c]). */
-static NR_CLONES void
-FN(nr_bn_dsums_rows)(double *restrict acc1, double *restrict acc2, const T *restrict dy,
-                     const T *restrict x, const T *restrict mean, int64_t n0, int64_t n1,
-                     int64_t C)
-{
-    enum { CB = 2048 };
-    for (int64_t c0 = 0; c0 < C; c0 += CB) {
-        const int64_t c1 = NR_MIN(C, c0 + CB);
-        int64_t n = n0;
-        for (; n + 4 <= n1; n += 4) {
-            const T *x0 = x + n * C, *x1 = x0 + C, *x2 = x1 + C, *x3 = x2 + C;
-            const T *g0 = dy + n * C, *g1 = g0 + C, *g2 = g1 + C, *g3 = g2 + C;
-#pragma omp simd
-            for (int64_t c = c0; c < c1; c++) {
-                const T mu = mean[c];
-                const double a0 = (double)g0[c], a1 = (double)g1[c];
-                const double a2 = (double)g2[c], a3 = (double)g3[c];
-                acc1[c] += (a0 + a1) + (a2 + a3);
-                acc2[c] += (a0 * (double)(x0[c] - mu) + a1 * (double)(x1[c] - mu)) +
-                           (a2 * (double)(x2[c] - mu) + a3 * (double)(x3[c] - mu));
-            }
-        }
-        for (; n < n1; n++) {
-            const T *xr = x + n * C, *dyr = dy + n * C;
-#pragma omp simd
-            for (int64_t c = c0; c < c1; c++) {
-                const double g = (double)dyr[c];
-                acc1[c] += g;
-                acc2[c] += g * (double)(xr[c] - mean[c]);
-            }
-        }
-    }
-}
+#ifndef NR_BN_MIN_RSTD
+/* below it, x - mean might overflow T: |x - mean| <= sqrt(n var) < 2^32 / rstd (n < 2^64
+ * values), and the value subtracted first (sub1, mu) is as close to the mean */
+#define NR_BN_MIN_RSTD (0x1p34 / NR_T_MAX)
+#endif
 
 /* (N, C) rows [n0, n1): y = ((x - sub1) - sub2) * scale + shift per channel. */
 static NR_CLONES void
@@ -130,15 +58,24 @@ FN(nr_bn_apply_rows)(T *restrict y, const T *restrict x, const T *restrict sub1,
     }
 }
 
-/* (N, C) rows [n0, n1): dx = k_dy dy + k_xc (x - mean) + k_const per channel. */
+/* (N, C) rows [n0, n1): dx = k_dy dy + k_xc (x - mean) + k_const per channel; x NULL
+ * (fixed statistics): dx = k_dy dy. */
 static NR_CLONES void
 FN(nr_bn_dx_rows)(T *restrict dx, const T *restrict dy, const T *restrict x,
                   const T *restrict mean, const T *restrict k_dy, const T *restrict k_xc,
                   const T *restrict k_const, int64_t n0, int64_t n1, int64_t C)
 {
     for (int64_t n = n0; n < n1; n++) {
-        const T *xr = x + n * C, *dyr = dy + n * C;
+        const T *dyr = dy + n * C;
         T *dxr = dx + n * C;
+        if (!x) {
+#pragma omp simd
+            for (int64_t c = 0; c < C; c++) {
+                dxr[c] = k_dy[c] * dyr[c];
+            }
+            continue;
+        }
+        const T *xr = x + n * C;
 #pragma omp simd
         for (int64_t c = 0; c < C; c++) {
             dxr[c] = k_dy[c] * dyr[c] + k_xc[c] * (xr[c] - mean[c]) + k_const[c];
@@ -169,20 +106,55 @@ FN(nr_bn_apply)(T *y, const T *x, const T *sub1, const T *sub2, const T *scale, 
     }
 }
 
-/* Splits rows [0, N) among the team: this thread's share is [n0, n1). */
-#define NR_BN_ROW_RANGE()                                                                  \
-    const int tid = omp_get_thread_num(), team = omp_get_num_threads();                    \
-    const int64_t n0 = N * tid / team, n1 = N * (tid + 1) / team;                           \
-    double *acc1 = partials + (size_t)tid * 2 * C, *acc2 = acc1 + C;                        \
-    memset(acc1, 0, (size_t)(2 * C) * sizeof(double))
-
-/* Sums the per-thread partials of `team` threads into acc (2 C doubles: sums 1 then 2). */
-static void
-FN(nr_bn_reduce)(double *partials, int team, int64_t C)
+/* A channel needs the double path: x - mean may overflow T (rstd below NR_BN_MIN_RSTD, or
+ * NaN) or a coefficient k of the T path is not 0 or a normal value of T. */
+static inline int
+FN(nr_bn_wide)(double rstd, double k)
 {
-    for (int t = 1; t < team; t++) {
-        for (int64_t c = 0; c < 2 * C; c++) {
-            partials[c] += partials[(size_t)t * 2 * C + c];
+    return !(rstd >= NR_BN_MIN_RSTD && NR_FITS(k));
+}
+
+/* Channel c of the forward in double, for values or coefficients beyond T's range (halving
+ * keeps x - mean finite): y = (x - mean) rstd w + b. */
+static void
+FN(nr_bn_forward_wide)(T *y, const T *x, int64_t c, double mean, double r, const T *w,
+                       const T *b, int64_t N, int64_t C, int64_t L)
+{
+    const double hm = 0.5 * mean, r2 = 2 * r, wc = w ? (double)w[c] : 1.0;
+    const double bc = b ? (double)b[c] : 0.0;
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t l = 0; l < L; l++) {
+            const int64_t k = (n * C + c) * L + l;
+            y[k] = (T)((0.5 * (double)x[k] - hm) * r2 * wc + bc);
+        }
+    }
+}
+
+/* x (N, C, L), per channel sub1 (T, a value near the mean), mean and rstd (double), w, b (C)
+ * or NULL -> y = (x - mean) rstd w + b, as ((x - sub1) - (mean - sub1)) (w rstd) + b in T:
+ * x - sub1 is exact near the mean, so a large offset costs no accuracy. A channel whose
+ * values or coefficients leave T's range is redone in double. Workspace: 3 C values of T.
+ * Used by BatchNorm and SyncBatchNorm. */
+void
+FN(nr_batchnorm_apply)(T *y, const T *x, const T *sub1, const double *mean, const double *rstd,
+                       const T *w, const T *b, int64_t N, int64_t C, int64_t L, void *workspace,
+                       int nt)
+{
+    T *sub2 = (T *)workspace, *scale = sub2 + C, *shift = scale + C;
+    int wide = 0;
+    for (int64_t c = 0; c < C; c++) {
+        sub2[c] = (T)(mean[c] - (double)sub1[c]);
+        scale[c] = (T)(w ? (double)w[c] * rstd[c] : rstd[c]);
+        shift[c] = b ? b[c] : (T)0;
+        wide |= FN(nr_bn_wide)(rstd[c], w ? (double)w[c] * rstd[c] : rstd[c]);
+    }
+    if (N == 0 || C == 0 || L == 0) {
+        return; /* empty x: the loops below would still walk the other, possibly huge, dims */
+    }
+    FN(nr_bn_apply)(y, x, sub1, sub2, scale, shift, N, C, L, nt < 1 ? 1 : nt);
+    for (int64_t c = 0; wide && c < C; c++) {
+        if (FN(nr_bn_wide)(rstd[c], w ? (double)w[c] * rstd[c] : rstd[c])) {
+            FN(nr_bn_forward_wide)(y, x, c, mean[c], rstd[c], w, b, N, C, L);
         }
     }
 }
@@ -197,58 +169,34 @@ FN(nr_batchnorm_forward_train)(T *y, T *save_mean, T *save_rstd, T *running_mean
                                void *workspace, int nthreads)
 {
     double *partials = (double *)workspace;
-    double *consts = partials + (size_t)nthreads * 2 * C;
-    /* per-channel constants as T: shift (the channel's first value), mean - shift, scale, b */
-    T *c_shift = (T *)consts, *c_dmean = c_shift + C, *c_scale = c_dmean + C, *c_bias = c_scale + C;
+    double *shift = partials + (size_t)nthreads * 3 * C, *mean = shift + C, *rstd = mean + C;
+    T *c_shift = (T *)(rstd + C);
+    void *apply_ws = rstd + 2 * C;
     const double count = (double)N * (double)L;
     if (C == 0) {
         return; /* no channels: nothing to compute (N or L may still be huge) */
     }
     int nt = NR_MIN(nthreads, nr_threads_for((size_t)(N * C * L) * sizeof(T)));
-    if (nt < 1) {
-        nt = 1;
-    }
     for (int64_t c = 0; c < C; c++) {
         c_shift[c] = x[c * L];
+        shift[c] = (double)c_shift[c];
     }
-    int team_used = 1;
     /* One pass for the statistics: sums of d and d^2 with d = x - shift in double. The shift
      * (a value of the channel) keeps d small, so the variance does not cancel away. */
-    if (L == 1 && nt == 1) { /* no OpenMP region: small calls pay no fork/join */
-        memset(partials, 0, (size_t)(2 * C) * sizeof(double));
-        FN(nr_bn_stats_rows)(partials, partials + C, x, c_shift, 0, N, C);
-    }
-    else {
-#pragma omp parallel num_threads(nt)
-        {
-            NR_BN_ROW_RANGE();
-            if (L == 1) {
-                FN(nr_bn_stats_rows)(acc1, acc2, x, c_shift, n0, n1, C);
-            }
-            else {
-                NR_BN_ACCUMULATE((double)x[k] - (double)c_shift[c],
-                                 (double)x[k] - (double)c_shift[c]);
-            }
-#pragma omp single
-            team_used = team;
-        }
-    }
-    FN(nr_bn_reduce)(partials, team_used, C);
+    NR_PARTIAL_SUMS(nt, N, double, partials, 2 * C, 2 * C,
+                    FN(nr_bn_stat_sums)(acc, x, NULL, shift, i0, i1, C, L));
     for (int64_t c = 0; c < C; c++) {
         const double dmean = partials[c] / count;
         double var = partials[C + c] / count - dmean * dmean;
         if (var < 0) {
             var = 0;
         }
-        const double mean = (double)c_shift[c] + dmean;
-        const double rstd = 1 / sqrt(var + eps);
-        save_mean[c] = (T)mean;
-        save_rstd[c] = (T)rstd;
-        c_dmean[c] = (T)dmean;
-        c_scale[c] = (T)(w ? w[c] * rstd : rstd);
-        c_bias[c] = b ? b[c] : (T)0;
+        mean[c] = shift[c] + dmean;
+        rstd[c] = 1 / sqrt(var + eps);
+        save_mean[c] = (T)mean[c];
+        save_rstd[c] = (T)rstd[c];
         if (running_mean) {
-            running_mean[c] = (T)((1 - momentum) * running_mean[c] + momentum * mean);
+            running_mean[c] = (T)((1 - momentum) * running_mean[c] + momentum * mean[c]);
         }
         if (running_var) {
             const double unbiased = count > 1 ? var * count / (count - 1) : var;
@@ -256,7 +204,7 @@ FN(nr_batchnorm_forward_train)(T *y, T *save_mean, T *save_rstd, T *running_mean
         }
     }
     nt = NR_MIN(nthreads, nr_threads_for((size_t)(N * C * L) * 2 * sizeof(T)));
-    FN(nr_bn_apply)(y, x, c_shift, c_dmean, c_scale, c_bias, N, C, L, nt < 1 ? 1 : nt);
+    FN(nr_batchnorm_apply)(y, x, c_shift, mean, rstd, w, b, N, C, L, apply_ws, nt);
 }
 
 /* Evaluation forward with the running estimates. x (N, C, L), running_mean, running_var (C)
@@ -294,105 +242,161 @@ FN(nr_batchnorm_forward_eval)(T *y, T *save_mean, T *save_rstd, const T *x,
  * training (batch statistics), with xhat = (x - mean) rstd and n = N L:
  *   dx = w rstd (dy - sum(dy) / n - xhat sum(dy xhat) / n)
  * evaluation (fixed statistics): dx = w rstd dy.  In both: dw += sum(dy xhat), db += sum(dy).
- * dx, dw, db may each be NULL. */
+ * dx, dw, db may each be NULL. In training the sums run over x - save_mean in double, and
+ * their mean c = mean(x - save_mean) puts back what rounding the mean to T lost: xhat uses
+ * the batch mean save_mean + c, as exact at a large offset as the forward. */
 void
 FN(nr_batchnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T *save_mean,
                           const T *save_rstd, const T *w, int64_t N, int64_t C, int64_t L,
                           int training, void *workspace, int nthreads)
 {
     double *partials = (double *)workspace;
-    double *consts = partials + (size_t)nthreads * 2 * C;
-    T *k_dy = (T *)consts, *k_xc = k_dy + C, *k_const = k_xc + C;
+    double *mean = partials + (size_t)nthreads * 3 * C;
+    double *mean_dy = mean + C, *mean_dy_xhat = mean_dy + C;
+    void *apply_ws = mean_dy_xhat + C;
     const double count = (double)N * (double)L;
-    const int need_sums = training ? (dx != NULL) : 0;
     if (N == 0 || C == 0 || L == 0) {
         return; /* empty x: dw, db gain zero sums, dx is empty */
     }
     int nt = NR_MIN(nthreads, nr_threads_for((size_t)(N * C * L) * 2 * sizeof(T)));
-    if (nt < 1) {
-        nt = 1;
+    /* the mean's correction matters only for a channel whose |mean| rstd > 1 (as LayerNorm's) */
+    int far = 0;
+    for (int64_t c = 0; training && c < C; c++) {
+        far |= !(fabs((double)save_mean[c] * (double)save_rstd[c]) <= 1);
     }
-    int team_used = 1;
-    if (need_sums || dw || db) {
-        /* sums of dy and dy (x - mean) per channel */
-        if (L == 1 && nt == 1) {
-            memset(partials, 0, (size_t)(2 * C) * sizeof(double));
-            FN(nr_bn_dsums_rows)(partials, partials + C, dy, x, save_mean, 0, N, C);
+    memset(partials, 0, (size_t)(3 * C) * sizeof(double));
+    if ((training && dx) || dw || db) {
+        if (far) {
+            NR_PARTIAL_SUMS(nt, N, double, partials, 3 * C, 3 * C,
+                            FN(nr_bn_grad_sums3)(acc, x, dy, save_mean, i0, i1, C, L));
         }
         else {
-#pragma omp parallel num_threads(nt)
-            {
-                NR_BN_ROW_RANGE();
-                if (L == 1) {
-                    FN(nr_bn_dsums_rows)(acc1, acc2, dy, x, save_mean, n0, n1, C);
-                }
-                else {
-                    NR_BN_ACCUMULATE((double)dy[k], (double)(x[k] - save_mean[c]));
-                }
-#pragma omp single
-                team_used = team;
-            }
+            NR_PARTIAL_SUMS(nt, N, double, partials, 2 * C, 2 * C,
+                            FN(nr_bn_grad_sums2)(acc, x, dy, save_mean, i0, i1, C, L));
         }
-        FN(nr_bn_reduce)(partials, team_used, C);
-    }
-    else {
-        memset(partials, 0, (size_t)(2 * C) * sizeof(double));
     }
     for (int64_t c = 0; c < C; c++) {
-        const double sum_dy = partials[c], sum_dy_xc = partials[C + c];
-        const double rstd = save_rstd[c], wc = w ? w[c] : 1.0;
+        if (!(isfinite(partials[c]) && isfinite(partials[C + c]) && isfinite(partials[2 * C + c]))) {
+            double s[3];
+            FN(nr_bn_grad_sums_wide)(s, dy, x, c, (double)save_mean[c], N, C, L);
+            partials[c] = s[0];
+            partials[C + c] = s[1];
+            partials[2 * C + c] = far ? s[2] : 0.0;
+        }
+    }
+    for (int64_t c = 0; c < C; c++) {
+        const double corr = far ? partials[2 * C + c] / count : 0.0;
+        const double sum_dy = partials[c], sum_dy_xc = partials[C + c] - corr * sum_dy;
+        const double r = save_rstd[c];
         if (dw) {
-            dw[c] += (T)(sum_dy_xc * rstd);
+            dw[c] += (T)(sum_dy_xc * r);
         }
         if (db) {
             db[c] += (T)sum_dy;
         }
-        /* dx = k_dy dy + k_xc (x - mean) + k_const */
-        k_dy[c] = (T)(wc * rstd);
-        if (training) {
-            k_xc[c] = (T)(-wc * rstd * rstd * rstd * sum_dy_xc / count);
-            k_const[c] = (T)(-wc * rstd * sum_dy / count);
-        }
-        else {
-            k_xc[c] = 0;
-            k_const[c] = 0;
-        }
+        mean[c] = (double)save_mean[c] + corr;
+        mean_dy[c] = sum_dy / count;
+        mean_dy_xhat[c] = sum_dy_xc * r / count;
     }
     if (!dx) {
         return;
     }
     nt = NR_MIN(nthreads, nr_threads_for((size_t)(N * C * L) * 3 * sizeof(T)));
-    FN(nr_batchnorm_apply_grad)(dx, dy, x, save_mean, k_dy, k_xc, k_const, N, C, L, nt);
+    FN(nr_batchnorm_apply_grad)(dx, dy, x, save_mean, mean, save_rstd, w,
+                                training ? mean_dy : NULL, training ? mean_dy_xhat : NULL, N, C,
+                                L, apply_ws, nt);
 }
 
-/* dy, x (N, C, L), mean (C), per-channel k_dy, k_xc, k_const (C)
- *   -> dx = k_dy dy + k_xc (x - mean) + k_const   (with `nt` threads)
- * The input gradient of batch norm once its per-channel sums are folded into the three
- * constants; SyncBatchNorm uses it with the sums of every process. */
-void
-FN(nr_batchnorm_apply_grad)(T *dx, const T *dy, const T *x, const T *mean, const T *k_dy,
-                            const T *k_xc, const T *k_const, int64_t N, int64_t C, int64_t L,
-                            int nt)
+/* Channel c of the input gradient in double, for coefficients beyond T's range (see below). */
+static void
+FN(nr_bn_grad_wide)(T *dx, const T *dy, const T *x, int64_t c, double mean, double r, double wc,
+                    double m, double q, int64_t N, int64_t C, int64_t L)
 {
-    if (nt < 1) {
-        nt = 1;
-    }
-    if (L == 1) {
-        NR_SPLIT(nt, N, 1, FN(nr_bn_dx_rows)(dx, dy, x, mean, k_dy, k_xc, k_const, i0, i1, C));
-        return;
-    }
-#pragma omp parallel for num_threads(nt) schedule(static)
+    const double hm = 0.5 * mean, r2 = 2 * r;
     for (int64_t n = 0; n < N; n++) {
-        for (int64_t c = 0; c < C; c++) {
-            const int64_t off = (n * C + c) * L;
-            const T kd = k_dy[c], kx = k_xc[c], k0 = k_const[c], mu = mean[c];
-#pragma omp simd
-            for (int64_t l = 0; l < L; l++) {
-                dx[off + l] = kd * dy[off + l] + kx * (x[off + l] - mu) + k0;
-            }
+        for (int64_t l = 0; l < L; l++) {
+            const int64_t k = (n * C + c) * L + l;
+            const double xh = q != 0 ? (0.5 * (double)x[k] - hm) * r2 : 0.0;
+            dx[k] = (T)(wc * r * (((double)dy[k] - m) - xh * q));
         }
     }
 }
 
-#undef NR_BN_ACCUMULATE
-#undef NR_BN_ROW_RANGE
+/* Channel c's coefficients k = (k_dy, k_xc, k_0) of the input gradient (see below); returns 1
+ * if the channel needs the double path. */
+static int
+FN(nr_bn_grad_coefs)(double k[3], int64_t c, const T *mu, const double *mean, const T *rstd,
+                     const T *w, const double *mean_dy, const double *mean_dy_xhat)
+{
+    const double r = rstd[c], wr = (w ? (double)w[c] : 1.0) * r;
+    const double q = mean_dy ? mean_dy_xhat[c] : 0.0, m = mean_dy ? mean_dy[c] : 0.0;
+    k[0] = wr;
+    k[1] = -wr * r * q;                                 /* through the variance */
+    k[2] = -wr * m - k[1] * (mean[c] - (double)mu[c]); /* through the mean; mean - mu */
+    return !(NR_FITS(k[0]) && NR_FITS(k[1]) && NR_FITS(k[2])) ||
+           (mean_dy && FN(nr_bn_wide)(r, k[1]));
+}
+
+/* dy, x (N, C, L), per channel mu (T, the mean as saved), mean (double, the exact mean), rstd,
+ * w (or NULL), mean_dy = mean(dy) and mean_dy_xhat = mean(dy xhat) over the batch (both NULL
+ * in evaluation: 0) -> dx (N, C, L) =
+ *   dx = w rstd (dy - mean_dy - xhat mean_dy_xhat),  xhat = (x - mean) rstd
+ * computed in T as k_dy dy + k_xc (x - mu) + k_0, with mean - mu folded into k_0 (with
+ * `nt` threads). A channel whose coefficients leave T's range is redone in double.
+ * Workspace: 3 C values of T. Used by BatchNorm and SyncBatchNorm. */
+void
+FN(nr_batchnorm_apply_grad)(T *dx, const T *dy, const T *x, const T *mu, const double *mean,
+                            const T *rstd, const T *w, const double *mean_dy,
+                            const double *mean_dy_xhat, int64_t N, int64_t C, int64_t L,
+                            void *workspace, int nt)
+{
+    T *k_dy = (T *)workspace, *k_xc = k_dy + C, *k_0 = k_xc + C;
+    const int training = mean_dy != NULL;
+    int wide = 0;
+    for (int64_t c = 0; c < C; c++) {
+        double k[3];
+        wide |= FN(nr_bn_grad_coefs)(k, c, mu, mean, rstd, w, mean_dy, mean_dy_xhat);
+        k_dy[c] = (T)k[0];
+        k_xc[c] = (T)k[1];
+        k_0[c] = (T)k[2];
+    }
+    if (N == 0 || C == 0 || L == 0) {
+        return;
+    }
+    if (nt < 1) {
+        nt = 1;
+    }
+    if (L == 1) {
+        NR_SPLIT(nt, N, 1,
+                 FN(nr_bn_dx_rows)(dx, dy, training ? x : NULL, mu, k_dy, k_xc, k_0, i0, i1, C));
+    }
+    else {
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (int64_t n = 0; n < N; n++) {
+            for (int64_t c = 0; c < C; c++) {
+                const int64_t off = (n * C + c) * L;
+                const T kd = k_dy[c], kx = k_xc[c], k0 = k_0[c], m = mu[c];
+                if (training) {
+#pragma omp simd
+                    for (int64_t l = 0; l < L; l++) {
+                        dx[off + l] = kd * dy[off + l] + kx * (x[off + l] - m) + k0;
+                    }
+                }
+                else { /* fixed statistics: x plays no part */
+#pragma omp simd
+                    for (int64_t l = 0; l < L; l++) {
+                        dx[off + l] = kd * dy[off + l];
+                    }
+                }
+            }
+        }
+    }
+    for (int64_t c = 0; wide && c < C; c++) {
+        double k[3];
+        if (FN(nr_bn_grad_coefs)(k, c, mu, mean, rstd, w, mean_dy, mean_dy_xhat)) {
+            FN(nr_bn_grad_wide)(dx, dy, x, c, mean[c], rstd[c], w ? (double)w[c] : 1.0,
+                                mean_dy ? mean_dy[c] : 0.0, mean_dy ? mean_dy_xhat[c] : 0.0, N,
+                                C, L);
+        }
+    }
+}

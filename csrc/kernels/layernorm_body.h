@@ -1,22 +1,22 @@
 /* LayerNorm kernels for one element type T (see layernorm.c). */
 
-/* Short rows (D <= NR_LN_SHORT_D) take their own path when the compiler has vector
- * extensions. gcc finishes an `omp simd reduction` by adding the vector's lanes one after
- * another (16 dependent scalar additions in float32), and at D = 64 those chains, two per row
- * in each direction, took most of the time; arrays of per-lane accumulators were kept on the
- * stack. The short path holds each row's sums in a 64-byte vector of T (one AVX-512
- * register; two or four registers on the other targets), reduces the lanes as a tree (log2 W
- * dependent additions), and works on a group of rows at once (4 in the forward, 2 in the
- * backward, whose pointers and accumulators spilled with 4) so the reductions of a
- * group overlap and w, b and the dw, db partials are loaded once per group instead of once
- * per row. Every sum still runs over x - shift (the row's first element) and each row's
- * arithmetic does not depend on its group, so the results are the same for any thread
- * count. 8192 x 64 float32 on one thread: forward 146 -> 105 us, backward 180 -> 110 us. */
+#include "wide_body.h"
+
+/* Short rows (D <= NR_LN_SHORT_D): gcc ends an `omp simd reduction` with a chain of dependent
+ * scalar additions, which dominated rows of 64; this path keeps sums in 64-byte vectors
+ * reduced as a tree, several rows at once. A row's arithmetic does not depend on its group. */
 #ifndef NR_LN_SHORT_D
 #define NR_LN_SHORT_D 256
 #define NR_LN_GROUP 4 /* rows at once in the forward */
 #define NR_LN_KEEP 4 /* vectors of a row kept in registers at most */
 #define NR_LN_GROUP_B 2 /* in the backward (more would spill registers) */
+/* The backward's correction c (nr_ln_backward_group) matters only for a mean far from 0 in
+ * units of the std: without it xhat errs by |mean| rstd 2^-24 at most in float32. */
+#define NR_LN_FAR(mu, rs) (!(((mu) * (rs) <= 1) & ((mu) * (rs) >= -1)))
+/* A short row whose backward sums might overflow T: with rstd >= 2^-20, |x - mean| <= 2^24
+ * (D <= 256), so in float32 only |dy w| beyond 2^104 / D (8e28 at D = 256) could overflow
+ * them. Such rows (and NaN) take the checked path, one at a time. */
+#define NR_LN_RISKY(rs) (!((rs) >= (T)0x1p-20))
 #if defined(__has_builtin)
 #if __has_builtin(__builtin_shufflevector)
 #define NR_LN_VEC 1
@@ -27,6 +27,74 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 #endif
+
+/* Row i of the forward redone in double, scaled (wide_body.h), when its sums in T overflowed
+ * or underflowed; wv, bv: the weight and bias, or ones and zeros. */
+static void
+FN(nr_ln_forward_wide)(T *restrict y, T *restrict mean, T *restrict rstd, const T *restrict x,
+                       const T *wv, const T *bv, int64_t D, double eps, int64_t i)
+{
+    struct nr_wide p;
+    if (!FN(nr_wide_stats)(&p, x + i * D, D, 1, eps)) {
+        return; /* NaN or Inf in the row: the fast path's result stands */
+    }
+    mean[i] = (T)p.mean;
+    rstd[i] = (T)p.rstd;
+    for (int64_t j = 0; j < D; j++) {
+        const double xh = FN(nr_wide_xhat)(&p, x[i * D + j]);
+        y[i * D + j] = (T)(xh * (wv ? (double)wv[j] : 1.0) + (bv ? (double)bv[j] : 0.0));
+    }
+}
+
+/* A row whose var + eps in T left [NR_T_TINY, NR_T_MAX] (its sums overflowed, or may have lost
+ * digits to underflow) got an rstd of 0, NaN or above 1 / sqrt(NR_T_TINY): found after the
+ * kernels' loops (a test inside them slowed them measurably) and redone wide. */
+#define NR_LN_RS_OK(r) (((r) > 0) & ((r) <= (T)(1 / sqrt(NR_T_TINY))))
+
+static inline __attribute__((always_inline)) int
+FN(nr_ln_forward_check)(const T *restrict rstd, int64_t i0, int64_t i1)
+{
+    int ok = 1;
+#pragma omp simd reduction(& : ok)
+    for (int64_t i = i0; i < i1; i++) {
+        ok &= NR_LN_RS_OK(rstd[i]);
+    }
+    return !ok;
+}
+
+static void
+FN(nr_ln_forward_redo)(T *restrict y, T *restrict mean, T *restrict rstd, const T *restrict x,
+                       const T *w, const T *b, int64_t D, double eps, int64_t i0, int64_t i1)
+{
+    for (int64_t i = i0; D > 0 && i < i1; i++) {
+        if (!NR_LN_RS_OK(rstd[i])) {
+            FN(nr_ln_forward_wide)(y, mean, rstd, x, w, b, D, eps, i);
+        }
+    }
+}
+
+/* Row i of the backward redone in double, scaled, when its sums in T overflowed; w may be
+ * NULL. Returns 0, writing nothing, if the row holds a NaN or Inf. */
+static int
+FN(nr_ln_backward_wide)(T *restrict dx, T *restrict pdw, T *restrict pdb, const T *restrict dy,
+                        const T *restrict x, const T *restrict rstd, const T *w, int64_t D,
+                        int64_t i)
+{
+    struct nr_wide p;
+    const T *xr = x + i * D, *gr = dy + i * D;
+    if (!FN(nr_wide_grad)(&p, xr, gr, w, D, 1, (double)rstd[i], 1)) {
+        return 0;
+    }
+    for (int64_t j = 0; j < D; j++) {
+        const double xh = FN(nr_wide_xhat)(&p, xr[j]), g = (double)gr[j] * (w ? (double)w[j] : 1.0);
+        dx[i * D + j] = (T)(p.rstd * ((g - p.mg) - xh * p.mgx));
+        if (pdw) {
+            pdw[j] += (T)((double)gr[j] * xh);
+            pdb[j] += gr[j];
+        }
+    }
+    return 1;
+}
 
 #ifdef NR_LN_VEC
 typedef T FN(nr_ln_v) __attribute__((vector_size(64)));
@@ -137,8 +205,9 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
     }
 }
 
-/* Rows [i0, i1) of the forward for 0 < D <= NR_LN_SHORT_D. */
-static NR_CLONES void
+/* Rows [i0, i1) of the forward for 0 < D <= NR_LN_SHORT_D; returns whether a row needs
+ * nr_ln_forward_redo. */
+static NR_CLONES int
 FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd,
                                const T *restrict x, const T *restrict w, const T *restrict b,
                                int64_t D, double eps, int64_t i0, int64_t i1)
@@ -167,19 +236,26 @@ FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd
     for (; i < i1; i++) {
         FN(nr_ln_forward_group)(y, mean, rstd, x, wv, bv, D, e, i, 1, 0);
     }
+    return FN(nr_ln_forward_check)(rstd, i0, i1);
 }
 
-/* G rows of the backward starting at row i; pdw, pdb NULL or this range's partials. */
-NR_LN_INLINE void
+/* G rows of the backward starting at row i; pdw, pdb NULL or this range's partials. The sums
+ * run over x - mean with the saved mean, rounded to T; with `corr`, c = mean(x - mean) puts
+ * back what the rounding lost, so xhat = ((x - mean) - c) rstd keeps the forward's accuracy
+ * at any offset (NR_LN_FAR says when it matters). With `check`, returns NaN, having written
+ * nothing, if a row's sums are not finite (else 0). */
+NR_LN_INLINE T
 FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const T *restrict dy,
                          const T *restrict x, const T *restrict mean, const T *restrict rstd,
-                         const T *restrict wv, int64_t D, int64_t i, const int G)
+                         const T *restrict wv, int64_t D, int64_t i, const int G, const int check,
+                         const int corr)
 {
     const int64_t nfull = D / W * W;
     const T inv_d = (T)1 / (T)D;
     const T *xr[NR_LN_GROUP_B], *gr[NR_LN_GROUP_B];
     T mu[NR_LN_GROUP_B], rs[NR_LN_GROUP_B], mg[NR_LN_GROUP_B], mgx[NR_LN_GROUP_B];
-    V ag[NR_LN_GROUP_B], agx[NR_LN_GROUP_B];
+    T cr[NR_LN_GROUP_B];
+    V ag[NR_LN_GROUP_B], agx[NR_LN_GROUP_B], ac[NR_LN_GROUP_B];
     for (int r = 0; r < G; r++) {
         xr[r] = x + (i + r) * D;
         gr[r] = dy + (i + r) * D;
@@ -187,25 +263,40 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
         rs[r] = rstd[i + r];
         ag[r] = (V){0};
         agx[r] = (V){0};
+        ac[r] = (V){0};
     }
-    /* the row sums of g = dy w and of g xhat */
+    /* the row sums of g = dy w, of g (x - mean) and of x - mean */
     for (int64_t j = 0; j < nfull; j += W) {
         const V wj = FN(nr_ln_load)(wv + j);
         for (int r = 0; r < G; r++) {
             const V g = FN(nr_ln_load)(gr[r] + j) * wj;
+            const V xc = FN(nr_ln_load)(xr[r] + j) - mu[r];
             ag[r] += g;
-            agx[r] += g * (FN(nr_ln_load)(xr[r] + j) - mu[r]); /* times rstd after the sum */
+            agx[r] += g * xc;
+            if (corr) {
+                ac[r] += xc;
+            }
         }
     }
+    T nonfinite = 0; /* v - v is 0, or NaN when v is Inf or NaN */
     for (int r = 0; r < G; r++) {
-        T s = 0, sx = 0;
+        T s = 0, sx = 0, sc = 0;
         for (int64_t j = nfull; j < D; j++) {
-            const T g = gr[r][j] * wv[j];
+            const T g = gr[r][j] * wv[j], xc = xr[r][j] - mu[r];
             s += g;
-            sx += g * (xr[r][j] - mu[r]);
+            sx += g * xc;
+            sc += xc;
         }
-        mg[r] = (FN(nr_ln_hsum)(ag[r]) + s) * inv_d;
-        mgx[r] = (FN(nr_ln_hsum)(agx[r]) + sx) * rs[r] * inv_d;
+        const T sg = FN(nr_ln_hsum)(ag[r]) + s;
+        cr[r] = corr ? (FN(nr_ln_hsum)(ac[r]) + sc) * inv_d : (T)0;
+        mg[r] = sg * inv_d;
+        mgx[r] = ((FN(nr_ln_hsum)(agx[r]) + sx) - cr[r] * sg) * rs[r] * inv_d; /* mean(g xhat) */
+        if (check) {
+            nonfinite += (cr[r] - cr[r]) + (mg[r] - mg[r]) + (mgx[r] - mgx[r]);
+        }
+    }
+    if (check && nonfinite != 0) {
+        return nonfinite;
     }
     /* dx, and the group's dw += dy xhat, db += dy added to the partials once */
     for (int64_t j = 0; j < nfull; j += W) {
@@ -213,7 +304,11 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
         V sdw = (V){0}, sdb = (V){0};
         for (int r = 0; r < G; r++) {
             const V g = FN(nr_ln_load)(gr[r] + j);
-            const V xh = (FN(nr_ln_load)(xr[r] + j) - mu[r]) * rs[r];
+            V xc = FN(nr_ln_load)(xr[r] + j) - mu[r];
+            if (corr) {
+                xc -= cr[r];
+            }
+            const V xh = xc * rs[r];
             FN(nr_ln_store)(dx + (i + r) * D + j, rs[r] * ((g * wj - mg[r]) - xh * mgx[r]));
             sdw += g * xh;
             sdb += g;
@@ -226,7 +321,7 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
     for (int64_t j = nfull; j < D; j++) {
         T sdw = 0, sdb = 0;
         for (int r = 0; r < G; r++) {
-            const T g = gr[r][j], xh = (xr[r][j] - mu[r]) * rs[r];
+            const T g = gr[r][j], xh = ((xr[r][j] - mu[r]) - cr[r]) * rs[r];
             dx[(i + r) * D + j] = rs[r] * ((g * wv[j] - mg[r]) - xh * mgx[r]);
             sdw += g * xh;
             sdb += g;
@@ -236,26 +331,55 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
             pdb[j] += sdb;
         }
     }
+    return nonfinite;
 }
 
-/* Rows [i0, i1) of the backward for 0 < D <= NR_LN_SHORT_D. */
+/* One row of the short backward, redone wide if its sums in T overflowed (and in T after all
+ * if it holds a NaN or Inf, which then propagates as documented). */
+static void
+FN(nr_ln_backward_short_row)(T *restrict dx, T *restrict pdw, T *restrict pdb,
+                             const T *restrict dy, const T *restrict x, const T *restrict mean,
+                             const T *restrict rstd, const T *restrict w, int64_t D, int64_t i)
+{
+    T wv[NR_LN_SHORT_D];
+    for (int64_t j = 0; j < D; j++) {
+        wv[j] = w ? w[j] : (T)1;
+    }
+    if (FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 1, 1) != 0 &&
+        !FN(nr_ln_backward_wide)(dx, pdw, pdb, dy, x, rstd, w, D, i)) {
+        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 0, 1);
+    }
+}
+
+/* Rows [i0, i1) of the backward for 0 < D <= NR_LN_SHORT_D, none of them NR_LN_RISKY, with
+ * the correction c for all (corr) or none: no test in the loop, where any (of the sums, or a
+ * per-group choice) slowed it measurably. */
 static NR_CLONES void
 FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb,
                                 const T *restrict dy, const T *restrict x, const T *restrict mean,
                                 const T *restrict rstd, const T *restrict w, int64_t D,
-                                int64_t i0, int64_t i1)
+                                int64_t i0, int64_t i1, int corr)
 {
     T wv[NR_LN_SHORT_D];
     for (int64_t j = 0; j < D; j++) {
         wv[j] = w ? w[j] : (T)1;
     }
     int64_t i = i0;
-    for (; i + NR_LN_GROUP_B <= i1; i += NR_LN_GROUP_B) {
-        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, NR_LN_GROUP_B);
+#define NR_LN_BWD(CORR)                                                                     \
+    for (; i + NR_LN_GROUP_B <= i1; i += NR_LN_GROUP_B) {                                   \
+        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, NR_LN_GROUP_B, 0, \
+                                 (CORR));                                                   \
+    }                                                                                       \
+    for (; i < i1; i++) {                                                                   \
+        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 0, (CORR));  \
     }
-    for (; i < i1; i++) {
-        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1);
+    if (corr) {
+        NR_LN_BWD(1)
     }
+    else {
+        NR_LN_BWD(0)
+    }
+#undef NR_LN_BWD
 }
 #undef V
 #undef W
@@ -265,8 +389,8 @@ FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb
  * over every row of the tile before the next pass starts, so the rows' reductions are
  * independent work the CPU overlaps (one row at a time, the latency chain sum -> mean ->
  * sum of squares -> sqrt -> output dominated small D), and the square roots of a tile
- * vectorize. */
-static NR_CLONES void
+ * vectorize. Returns whether a row needs nr_ln_forward_redo. */
+static NR_CLONES int
 FN(nr_layernorm_forward_rows)(T *restrict y, T *restrict mean, T *restrict rstd,
                               const T *restrict x, const T *restrict w, const T *restrict b,
                               int64_t D, double eps, int64_t i0, int64_t i1)
@@ -277,7 +401,7 @@ FN(nr_layernorm_forward_rows)(T *restrict y, T *restrict mean, T *restrict rstd,
             mean[i] = 0;
             rstd[i] = (T)(1 / sqrt(eps));
         }
-        return;
+        return 0;
     }
     /* rows per tile: the tile (R D values) within about 64 KiB */
     const int64_t R = NR_MAX((int64_t)1, NR_MIN((int64_t)TILE, (int64_t)(65536 / sizeof(T)) / D));
@@ -345,6 +469,7 @@ FN(nr_layernorm_forward_rows)(T *restrict y, T *restrict mean, T *restrict rstd,
             }
         }
     }
+    return FN(nr_ln_forward_check)(rstd, i0, i1);
 }
 
 /* x (M, D), w (D) or NULL, b (D) or NULL -> y (M, D), mean (M), rstd (M) */
@@ -356,11 +481,15 @@ FN(nr_layernorm_forward)(T *y, T *mean, T *rstd, const T *x, const T *w, const T
 #ifdef NR_LN_VEC
     if (D > 0 && D <= NR_LN_SHORT_D) {
         NR_SPLIT(nt, M, NR_LN_GROUP,
-                 FN(nr_layernorm_forward_short)(y, mean, rstd, x, w, b, D, eps, i0, i1));
+                 if (FN(nr_layernorm_forward_short)(y, mean, rstd, x, w, b, D, eps, i0, i1)) {
+                     FN(nr_ln_forward_redo)(y, mean, rstd, x, w, b, D, eps, i0, i1);
+                 });
         return;
     }
 #endif
-    NR_SPLIT(nt, M, 1, FN(nr_layernorm_forward_rows)(y, mean, rstd, x, w, b, D, eps, i0, i1));
+    NR_SPLIT(nt, M, 1, if (FN(nr_layernorm_forward_rows)(y, mean, rstd, x, w, b, D, eps, i0, i1)) {
+        FN(nr_ln_forward_redo)(y, mean, rstd, x, w, b, D, eps, i0, i1);
+    });
 }
 
 /* elements between two threads' partials: 2 D rounded up to whole 64-byte lines */
@@ -380,6 +509,85 @@ FN(nr_layernorm_backward_workspace)(int64_t D, int nthreads)
     return (size_t)nthreads * FN(nr_ln_partials_stride)(D) * sizeof(T) + 64;
 }
 
+/* Row i of the backward for any D (see nr_ln_backward_group for c and `corr`); pdw, pdb (D)
+ * accumulate this range's dw, db (or NULL). */
+static inline __attribute__((always_inline)) void
+FN(nr_ln_backward_row)(T *restrict dx, T *restrict pdw, T *restrict pdb, const T *restrict dy,
+                       const T *restrict x, const T *restrict mean, const T *restrict rstd,
+                       const T *restrict w, int64_t D, int64_t i, const int corr)
+{
+    const T *xr = x + i * D, *dyr = dy + i * D;
+    T *dxr = dx + i * D;
+    const T r = rstd[i];
+    T mu = mean[i], sum_g = 0, sum_g_xc = 0, sum_xc = 0;
+    if (w) {
+#pragma omp simd reduction(+ : sum_g, sum_g_xc, sum_xc)
+        for (int64_t j = 0; j < D; j++) {
+            const T g = dyr[j] * w[j], xc = xr[j] - mu;
+            sum_g += g;
+            sum_g_xc += g * xc;
+            if (corr) {
+                sum_xc += xc;
+            }
+        }
+    }
+    else {
+#pragma omp simd reduction(+ : sum_g, sum_g_xc, sum_xc)
+        for (int64_t j = 0; j < D; j++) {
+            const T xc = xr[j] - mu;
+            sum_g += dyr[j];
+            sum_g_xc += dyr[j] * xc;
+            if (corr) {
+                sum_xc += xc;
+            }
+        }
+    }
+    const T c = sum_xc / (T)D, mean_g = sum_g / (T)D;
+    const T mean_g_xhat = (corr ? sum_g_xc - c * sum_g : sum_g_xc) * r / (T)D;
+    if (!(isfinite(c) && isfinite(mean_g) && isfinite(mean_g_xhat)) &&
+        FN(nr_ln_backward_wide)(dx, pdw, pdb, dy, x, rstd, w, D, i)) {
+        return;
+    }
+    /* xhat = ((x - mean) - c) r, written (x - mean) r - c r: one operation more than the
+     * plain xhat only with `corr` */
+    const T cr = corr ? c * r : (T)0;
+#define NR_LN_XHAT(j) (corr ? (xr[j] - mu) * r - cr : (xr[j] - mu) * r)
+    /* dx, and in the same pass dw += dy xhat, db += dy (summed over rows) */
+    if (w && pdw) {
+#pragma omp simd
+        for (int64_t j = 0; j < D; j++) {
+            const T g = dyr[j], xhat = NR_LN_XHAT(j);
+            dxr[j] = r * (g * w[j] - mean_g - xhat * mean_g_xhat);
+            pdw[j] += g * xhat;
+            pdb[j] += g;
+        }
+    }
+    else if (pdw) {
+#pragma omp simd
+        for (int64_t j = 0; j < D; j++) {
+            const T g = dyr[j], xhat = NR_LN_XHAT(j);
+            dxr[j] = r * (g - mean_g - xhat * mean_g_xhat);
+            pdw[j] += g * xhat;
+            pdb[j] += g;
+        }
+    }
+    else if (w) {
+#pragma omp simd
+        for (int64_t j = 0; j < D; j++) {
+            const T xhat = NR_LN_XHAT(j);
+            dxr[j] = r * (dyr[j] * w[j] - mean_g - xhat * mean_g_xhat);
+        }
+    }
+    else {
+#pragma omp simd
+        for (int64_t j = 0; j < D; j++) {
+            const T xhat = NR_LN_XHAT(j);
+            dxr[j] = r * (dyr[j] - mean_g - xhat * mean_g_xhat);
+        }
+    }
+#undef NR_LN_XHAT
+}
+
 /* Rows [i0, i1) of the backward; pdw, pdb (D) accumulate this range's dw, db (or NULL). */
 static NR_CLONES void
 FN(nr_layernorm_backward_rows)(T *restrict dx, T *restrict pdw, T *restrict pdb,
@@ -389,64 +597,36 @@ FN(nr_layernorm_backward_rows)(T *restrict dx, T *restrict pdw, T *restrict pdb,
 {
 #ifdef NR_LN_VEC
     if (D > 0 && D <= NR_LN_SHORT_D) {
-        FN(nr_layernorm_backward_short)(dx, pdw, pdb, dy, x, mean, rstd, w, D, i0, i1);
+        /* one look at the saved statistics picks the loop: rows far from 0 (the correction),
+         * rows that may overflow (one at a time, checked) */
+        int far = 0, risky = 0;
+#pragma omp simd reduction(| : far, risky)
+        for (int64_t i = i0; i < i1; i++) {
+            far |= NR_LN_FAR(mean[i], rstd[i]);
+            risky |= NR_LN_RISKY(rstd[i]);
+        }
+        if (!risky) {
+            FN(nr_layernorm_backward_short)(dx, pdw, pdb, dy, x, mean, rstd, w, D, i0, i1, far);
+            return;
+        }
+        for (int64_t i = i0; i < i1; i++) {
+            if (NR_LN_RISKY(rstd[i])) {
+                FN(nr_ln_backward_short_row)(dx, pdw, pdb, dy, x, mean, rstd, w, D, i);
+            }
+            else {
+                FN(nr_layernorm_backward_short)(dx, pdw, pdb, dy, x, mean, rstd, w, D, i, i + 1,
+                                                NR_LN_FAR(mean[i], rstd[i]));
+            }
+        }
         return;
     }
 #endif
-    const int want_params = pdw != NULL;
     for (int64_t i = i0; i < i1; i++) {
-        const T *xr = x + i * D, *dyr = dy + i * D;
-        T *dxr = dx + i * D;
-        const T mu = mean[i], r = rstd[i];
-        T sum_g = 0, sum_g_xhat = 0;
-        if (w) {
-#pragma omp simd reduction(+ : sum_g, sum_g_xhat)
-            for (int64_t j = 0; j < D; j++) {
-                T g = dyr[j] * w[j];
-                sum_g += g;
-                sum_g_xhat += g * (xr[j] - mu) * r;
-            }
+        if (NR_LN_FAR(mean[i], rstd[i])) {
+            FN(nr_ln_backward_row)(dx, pdw, pdb, dy, x, mean, rstd, w, D, i, 1);
         }
         else {
-#pragma omp simd reduction(+ : sum_g, sum_g_xhat)
-            for (int64_t j = 0; j < D; j++) {
-                sum_g += dyr[j];
-                sum_g_xhat += dyr[j] * (xr[j] - mu) * r;
-            }
-        }
-        const T mean_g = sum_g / (T)D, mean_g_xhat = sum_g_xhat / (T)D;
-        /* dx, and in the same pass dw += dy xhat, db += dy (summed over rows) */
-        if (w && want_params) {
-#pragma omp simd
-            for (int64_t j = 0; j < D; j++) {
-                const T g = dyr[j], xhat = (xr[j] - mu) * r;
-                dxr[j] = r * (g * w[j] - mean_g - xhat * mean_g_xhat);
-                pdw[j] += g * xhat;
-                pdb[j] += g;
-            }
-        }
-        else if (want_params) {
-#pragma omp simd
-            for (int64_t j = 0; j < D; j++) {
-                const T g = dyr[j], xhat = (xr[j] - mu) * r;
-                dxr[j] = r * (g - mean_g - xhat * mean_g_xhat);
-                pdw[j] += g * xhat;
-                pdb[j] += g;
-            }
-        }
-        else if (w) {
-#pragma omp simd
-            for (int64_t j = 0; j < D; j++) {
-                const T xhat = (xr[j] - mu) * r;
-                dxr[j] = r * (dyr[j] * w[j] - mean_g - xhat * mean_g_xhat);
-            }
-        }
-        else {
-#pragma omp simd
-            for (int64_t j = 0; j < D; j++) {
-                const T xhat = (xr[j] - mu) * r;
-                dxr[j] = r * (dyr[j] - mean_g - xhat * mean_g_xhat);
-            }
+            FN(nr_ln_backward_row)(dx, pdw, pdb, dy, x, mean, rstd, w, D, i, 0);
         }
     }
 }
@@ -463,48 +643,18 @@ FN(nr_layernorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
 {
     const int want_params = (dw != NULL || db != NULL);
     int nt = NR_MIN(nthreads, nr_threads_for((size_t)(M * D) * 3 * sizeof(T)));
-    if (nt < 1) {
-        nt = 1;
-    }
     T *partials = (T *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
-    const int64_t stride = FN(nr_ln_partials_stride)(D);
-    int team_used = 1;
-    if (nt == 1) { /* no OpenMP region at all: small calls pay no fork/join */
-        if (want_params) {
-            memset(partials, 0, (size_t)(2 * D) * sizeof(T));
+    const int64_t width = want_params ? 2 * D : 0;
+    NR_PARTIAL_SUMS(nt, M, T, partials, width, FN(nr_ln_partials_stride)(D),
+                    FN(nr_layernorm_backward_rows)(dx, want_params ? acc : NULL,
+                                                   want_params ? acc + D : NULL, dy, x, mean,
+                                                   rstd, w, D, i0, i1));
+    for (int64_t j = 0; want_params && j < D; j++) {
+        if (dw) {
+            dw[j] += partials[j];
         }
-        FN(nr_layernorm_backward_rows)(dx, want_params ? partials : NULL,
-                                       want_params ? partials + D : NULL, dy, x, mean, rstd, w,
-                                       D, 0, M);
-    }
-    else {
-#pragma omp parallel num_threads(nt)
-        {
-            const int tid = omp_get_thread_num(), team = omp_get_num_threads();
-            T *pdw = want_params ? partials + (size_t)tid * stride : NULL;
-            T *pdb = want_params ? pdw + D : NULL;
-            if (want_params) {
-                memset(pdw, 0, (size_t)(2 * D) * sizeof(T));
-            }
-            FN(nr_layernorm_backward_rows)(dx, pdw, pdb, dy, x, mean, rstd, w, D,
-                                           M * tid / team, M * (tid + 1) / team);
-#pragma omp single
-            team_used = team;
-        }
-    }
-    if (want_params) {
-        for (int64_t j = 0; j < D; j++) {
-            T sw = 0, sb = 0;
-            for (int t = 0; t < team_used; t++) {
-                sw += partials[(size_t)t * stride + j];
-                sb += partials[(size_t)t * stride + D + j];
-            }
-            if (dw) {
-                dw[j] += sw;
-            }
-            if (db) {
-                db[j] += sb;
-            }
+        if (db) {
+            db[j] += partials[D + j];
         }
     }
 }

@@ -67,10 +67,17 @@ void nr_copy_f32(float *dst, const float *src, int64_t n, int nthreads);
                                      const T *save_mean, const T *save_rstd, const T *w,      \
                                      int64_t N, int64_t C, int64_t L, int training,           \
                                      void *workspace, int nthreads);                          \
-    /* dy, x (N, C, L), mean, k_dy, k_xc, k_const (C) -> dx = k_dy dy + k_xc (x - mean) + k_const */ \
-    void nr_batchnorm_apply_grad_##SFX(T *dx, const T *dy, const T *x, const T *mean,        \
-                                       const T *k_dy, const T *k_xc, const T *k_const,       \
-                                       int64_t N, int64_t C, int64_t L, int nt);             \
+    /* x (N, C, L), sub1 (C), mean, rstd (C, double), w, b (C) -> y = (x - mean) rstd w + b */  \
+    void nr_batchnorm_apply_##SFX(T *y, const T *x, const T *sub1, const double *mean,       \
+                                  const double *rstd, const T *w, const T *b, int64_t N,     \
+                                  int64_t C, int64_t L, void *workspace, int nt);            \
+    /* dy, x (N, C, L), mu (C), mean (C, double), rstd, w (C), mean_dy, mean_dy_xhat (C,       \
+     * double, NULL in evaluation) -> dx = w rstd (dy - mean_dy - xhat mean_dy_xhat) */         \
+    void nr_batchnorm_apply_grad_##SFX(T *dx, const T *dy, const T *x, const T *mu,          \
+                                       const double *mean, const T *rstd, const T *w,        \
+                                       const double *mean_dy, const double *mean_dy_xhat,    \
+                                       int64_t N, int64_t C, int64_t L, void *workspace,     \
+                                       int nt);                                              \
     /* dropout: x (n) -> y (n), mask (ceil(n/8) bytes, bit i = element i kept) */              \
     void nr_dropout_forward_##SFX(T *y, uint8_t *mask, const T *x, int64_t n, double p,      \
                                   uint64_t seed, uint64_t offset);                            \

@@ -7,12 +7,20 @@
 #undef LOG
 #undef NR_TYPED_F32
 #undef NR_TYPED_F64
+#undef NR_T_MAX
+#undef NR_T_MIN
+#undef NR_T_TINY
+/* NR_T_MAX, NR_T_MIN: the largest and the smallest normal value of T; NR_T_TINY: below it,
+ * a variance summed from squares in T may have lost digits to underflow. */
 #if defined(NR_F32)
 #define T float
 #define SFX f32
 #define SQRT sqrtf
 #define EXP expf
 #define LOG logf
+#define NR_T_MAX FLT_MAX
+#define NR_T_MIN FLT_MIN
+#define NR_T_TINY (FLT_MIN / FLT_EPSILON)
 #define NR_TYPED_F32 1
 #undef NR_F32
 #elif defined(NR_F64)
@@ -21,6 +29,9 @@
 #define SQRT sqrt
 #define EXP exp
 #define LOG log
+#define NR_T_MAX DBL_MAX
+#define NR_T_MIN DBL_MIN
+#define NR_T_TINY (DBL_MIN / DBL_EPSILON)
 #define NR_TYPED_F64 1
 #undef NR_F64
 #else

@@ -1,67 +1,19 @@
 /* Synchronized batch norm kernels for one element type T (see syncbn.c). */
 
-/* Per-thread partial sums (2 C doubles a thread) and 3 C doubles of per-channel values. */
+/* Per-thread partial sums (2 C doubles a thread) and 6 C doubles of per-channel values. */
 size_t
 FN(nr_syncbn_workspace)(int64_t C, int nthreads)
 {
-    return ((size_t)nthreads * 2 + 3) * (size_t)C * sizeof(double);
+    return ((size_t)nthreads * 2 + 6) * (size_t)C * sizeof(double);
 }
 
-/* Adds, over the rows [n0, n1) of (N, C, L) data, sum(A) into acc1[c] and sum(B) into
- * acc2[c]; A and B are expressions of the element offset `k` and the channel `c`. */
-#define NR_SYNCBN_ACCUMULATE(A_EXPR, B_EXPR)                                                \
-    do {                                                                                    \
-        if (L == 1) {                                                                       \
-            for (int64_t n = n0; n < n1; n++) {                                             \
-                _Pragma("omp simd") for (int64_t c = 0; c < C; c++)                         \
-                {                                                                           \
-                    const int64_t k = n * C + c;                                            \
-                    acc1[c] += (A_EXPR);                                                    \
-                    acc2[c] += (B_EXPR);                                                    \
-                }                                                                           \
-            }                                                                               \
-        }                                                                                   \
-        else {                                                                              \
-            for (int64_t n = n0; n < n1; n++) {                                             \
-                for (int64_t c = 0; c < C; c++) {                                           \
-                    double s1 = 0, s2 = 0;                                                  \
-                    _Pragma("omp simd reduction(+ : s1, s2)") for (int64_t l = 0; l < L; l++) \
-                    {                                                                       \
-                        const int64_t k = (n * C + c) * L + l;                              \
-                        s1 += (A_EXPR);                                                     \
-                        s2 += (B_EXPR);                                                     \
-                    }                                                                       \
-                    acc1[c] += s1;                                                          \
-                    acc2[c] += s2;                                                          \
-                }                                                                           \
-            }                                                                               \
-        }                                                                                   \
-    } while (0)
-
-/* Runs ACCUMULATE over the rows split among `nt` threads, then sums the threads' partials
- * into out1[c], out2[c]. */
-#define NR_SYNCBN_REDUCE(out1, out2, A_EXPR, B_EXPR)                                         \
-    do {                                                                                    \
-        int team_used = 1;                                                                  \
-        _Pragma("omp parallel num_threads(nt)")                                             \
-        {                                                                                   \
-            const int tid = omp_get_thread_num(), team = omp_get_num_threads();             \
-            const int64_t n0 = N * tid / team, n1 = N * (tid + 1) / team;                   \
-            double *acc1 = partials + (size_t)tid * 2 * C, *acc2 = acc1 + C;                \
-            memset(acc1, 0, (size_t)(2 * C) * sizeof(double));                              \
-            NR_SYNCBN_ACCUMULATE(A_EXPR, B_EXPR);                                           \
-            _Pragma("omp single") team_used = team;                                         \
-        }                                                                                   \
-        for (int64_t c = 0; c < C; c++) {                                                   \
-            double r1 = 0, r2 = 0;                                                          \
-            for (int t = 0; t < team_used; t++) {                                           \
-                r1 += partials[(size_t)t * 2 * C + c];                                      \
-                r2 += partials[(size_t)t * 2 * C + C + c];                                  \
-            }                                                                               \
-            (out1)[c] = r1;                                                                 \
-            (out2)[c] = r2;                                                                 \
-        }                                                                                   \
-    } while (0)
+/* The channel sums (NR_DEFINE_CHANNEL_SUMS, shared with BatchNorm): of x; of d^2 and d with
+ * d = x - mean (ref); of dy (v) and dy d. */
+NR_DEFINE_CHANNEL_SUMS(FN(nr_sbn_sum), 1, double, (double)u[k], 0, 0)
+NR_DEFINE_CHANNEL_SUMS(FN(nr_sbn_m2_sums), 2, double,
+                       ((double)u[k] - ref[c]) * ((double)u[k] - ref[c]), (double)u[k] - ref[c], 0)
+NR_DEFINE_CHANNEL_SUMS(FN(nr_sbn_grad_sums), 2, double, (double)v[k],
+                       (double)v[k] * ((double)u[k] - ref[c]), 0)
 
 static int
 FN(nr_syncbn_threads)(int nthreads, int64_t N, int64_t C, int64_t L, int arrays)
@@ -78,7 +30,6 @@ FN(nr_syncbn_stats)(double *mean, double *m2, const T *x, int64_t N, int64_t C, 
                     void *workspace, int nthreads)
 {
     double *partials = (double *)workspace;
-    double *s1 = partials + (size_t)nthreads * 2 * C, *s2 = s1 + C;
     const double count = (double)N * (double)L;
     const int nt = FN(nr_syncbn_threads)(nthreads, N, C, L, 1);
     if (C == 0 || N * L == 0) { /* C first: with C = 0, N and L may be anything */
@@ -88,61 +39,43 @@ FN(nr_syncbn_stats)(double *mean, double *m2, const T *x, int64_t N, int64_t C, 
         }
         return;
     }
-    NR_SYNCBN_REDUCE(s1, s2, (double)x[k], 0.0);
+    NR_PARTIAL_SUMS(nt, N, double, partials, C, 2 * C,
+                    FN(nr_sbn_sum)(acc, x, NULL, NULL, i0, i1, C, L));
     for (int64_t c = 0; c < C; c++) {
-        mean[c] = s1[c] / count;
+        mean[c] = partials[c] / count;
     }
-    NR_SYNCBN_REDUCE(s1, s2, ((double)x[k] - mean[c]) * ((double)x[k] - mean[c]),
-                     (double)x[k] - mean[c]);
+    NR_PARTIAL_SUMS(nt, N, double, partials, 2 * C, 2 * C,
+                    FN(nr_sbn_m2_sums)(acc, x, NULL, mean, i0, i1, C, L));
     for (int64_t c = 0; c < C; c++) {
-        const double v = s1[c] - s2[c] * s2[c] / count;
+        const double v = partials[c] - partials[C + c] * partials[C + c] / count;
         m2[c] = v > 0 ? v : 0;
     }
 }
 
-/* x (N, C, L), mean, rstd (C) of the global batch, w, b (C) or NULL -> y (N, C, L) =
- *   y = (x - mean) rstd w + b  computed as  (x - mean) k_scale + k_shift */
+/* x (N, C, L), mean (C, double) and rstd (C) of the global batch, w, b (C) or NULL
+ *   -> y (N, C, L) = (x - mean) rstd w + b
+ * with the mean split into T and the remainder (nr_batchnorm_apply): a large mean costs no
+ * accuracy. */
 void
-FN(nr_syncbn_forward)(T *y, const T *x, const T *mean, const T *rstd, const T *w, const T *b,
-                      int64_t N, int64_t C, int64_t L, void *workspace, int nthreads)
+FN(nr_syncbn_forward)(T *y, const T *x, const double *mean, const T *rstd, const T *w,
+                      const T *b, int64_t N, int64_t C, int64_t L, void *workspace, int nthreads)
 {
-    T *k_scale = (T *)workspace, *k_shift = k_scale + C;
+    double *r = (double *)workspace;
+    T *hi = (T *)(r + C);
     for (int64_t c = 0; c < C; c++) {
-        k_scale[c] = w ? (T)((double)w[c] * (double)rstd[c]) : rstd[c];
-        k_shift[c] = b ? b[c] : (T)0;
+        r[c] = (double)rstd[c];
+        hi[c] = (T)mean[c];
     }
-    if (N == 0 || C == 0 || L == 0) { /* empty: no pass over N rows of nothing */
-        return;
-    }
-    const int nt = FN(nr_syncbn_threads)(nthreads, N, C, L, 2);
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t n = 0; n < N; n++) {
-        if (L == 1) {
-            const T *xr = x + n * C;
-            T *yr = y + n * C;
-#pragma omp simd
-            for (int64_t c = 0; c < C; c++) {
-                yr[c] = (xr[c] - mean[c]) * k_scale[c] + k_shift[c];
-            }
-        }
-        else {
-            for (int64_t c = 0; c < C; c++) {
-                const int64_t off = (n * C + c) * L;
-                const T mu = mean[c], sc = k_scale[c], sh = k_shift[c];
-#pragma omp simd
-                for (int64_t l = 0; l < L; l++) {
-                    y[off + l] = (x[off + l] - mu) * sc + sh;
-                }
-            }
-        }
-    }
+    FN(nr_batchnorm_apply)(y, x, hi, mean, r, w, b, N, C, L, r + 2 * C,
+                           FN(nr_syncbn_threads)(nthreads, N, C, L, 2));
 }
 
-/* dy, x (N, C, L), mean, rstd (C) -> sum_dy (C) = sum(dy), sum_dy_xhat (C) = sum(dy xhat),
- * xhat = (x - mean) rstd, over this process's N L values of each channel (0 when empty). */
+/* dy, x (N, C, L), mean (C, double), rstd (C) -> sum_dy (C) = sum(dy),
+ * sum_dy_xhat (C) = sum(dy xhat), xhat = (x - mean) rstd, over this process's N L values of
+ * each channel (0 when empty); x - mean in double is exact for float32 x. */
 void
 FN(nr_syncbn_grad_sums)(double *sum_dy, double *sum_dy_xhat, const T *dy, const T *x,
-                        const T *mean, const T *rstd, int64_t N, int64_t C, int64_t L,
+                        const double *mean, const T *rstd, int64_t N, int64_t C, int64_t L,
                         void *workspace, int nthreads)
 {
     double *partials = (double *)workspace;
@@ -154,36 +87,31 @@ FN(nr_syncbn_grad_sums)(double *sum_dy, double *sum_dy_xhat, const T *dy, const 
         }
         return;
     }
-    NR_SYNCBN_REDUCE(sum_dy, sum_dy_xhat, (double)dy[k],
-                     (double)dy[k] * ((double)x[k] - (double)mean[c]));
+    NR_PARTIAL_SUMS(nt, N, double, partials, 2 * C, 2 * C,
+                    FN(nr_sbn_grad_sums)(acc, x, dy, mean, i0, i1, C, L));
     for (int64_t c = 0; c < C; c++) {
-        sum_dy_xhat[c] *= (double)rstd[c];
+        sum_dy[c] = partials[c];
+        sum_dy_xhat[c] = partials[C + c] * (double)rstd[c];
     }
 }
 
-/* dy, x (N, C, L), mean, rstd (C), w (C) or NULL, and the global sums sum_dy, sum_dy_xhat
- * (C) over `count` values -> dx (N, C, L) =
+/* dy, x (N, C, L), mean (C, double), rstd (C), w (C) or NULL, and the global sums sum_dy,
+ * sum_dy_xhat (C) over `count` values -> dx (N, C, L) =
  *   dx = w rstd (dy - sum_dy / count - xhat sum_dy_xhat / count),  xhat = (x - mean) rstd
- * computed as dx = k_dy dy + k_xc (x - mean) + k_0 with per-channel constants. */
+ * (nr_batchnorm_apply_grad, with the mean split into T and the remainder). */
 void
-FN(nr_syncbn_backward)(T *dx, const T *dy, const T *x, const T *mean, const T *rstd,
+FN(nr_syncbn_backward)(T *dx, const T *dy, const T *x, const double *mean, const T *rstd,
                        const T *w, const double *sum_dy, const double *sum_dy_xhat,
                        double count, int64_t N, int64_t C, int64_t L, void *workspace,
                        int nthreads)
 {
-    T *k_dy = (T *)workspace, *k_xc = k_dy + C, *k_0 = k_xc + C;
+    double *mean_dy = (double *)workspace, *mean_dy_xhat = mean_dy + C;
+    T *hi = (T *)(mean_dy_xhat + C);
     for (int64_t c = 0; c < C; c++) {
-        const double r = rstd[c], wr = (w ? (double)w[c] : 1.0) * r;
-        k_dy[c] = (T)wr;
-        k_xc[c] = (T)(-wr * r * sum_dy_xhat[c] / count); /* through the variance */
-        k_0[c] = (T)(-wr * sum_dy[c] / count);           /* through the mean */
+        mean_dy[c] = sum_dy[c] / count;
+        mean_dy_xhat[c] = sum_dy_xhat[c] / count;
+        hi[c] = (T)mean[c];
     }
-    if (N == 0 || C == 0 || L == 0) {
-        return;
-    }
-    FN(nr_batchnorm_apply_grad)(dx, dy, x, mean, k_dy, k_xc, k_0, N, C, L,
-                                FN(nr_syncbn_threads)(nthreads, N, C, L, 3));
+    FN(nr_batchnorm_apply_grad)(dx, dy, x, hi, mean, rstd, w, mean_dy, mean_dy_xhat, N, C, L,
+                                mean_dy_xhat + 2 * C, FN(nr_syncbn_threads)(nthreads, N, C, L, 3));
 }
-
-#undef NR_SYNCBN_ACCUMULATE
-#undef NR_SYNCBN_REDUCE

@@ -1,9 +1,10 @@
 """normreg: normalization and regularization layers with C kernels on NumPy buffers.
 
-Explicit forward/backward modules (``normreg.nn``), stateless functions
-(``normreg.functional``), seeds (``normreg.manual_seed``) and threads
-(``normreg.set_num_threads``); optimizers and schedules (``normreg.optim``), initializers
-(``normreg.init``) and checkpoints (``normreg.save`` / ``normreg.load``).
+Explicit forward/backward modules (``normreg.nn``), gradient recording on or off
+(``normreg.no_grad``), stateless functions (``normreg.functional``), seeds
+(``normreg.manual_seed``) and threads (``normreg.set_num_threads``); optimizers and
+schedules (``normreg.optim``), initializers (``normreg.init``) and checkpoints
+(``normreg.save`` / ``normreg.load``).
 """
 
 __version__ = "0.1.0"
@@ -17,8 +18,9 @@ import os as _os
 # yourself, before importing normreg, to choose otherwise.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import _C, _validation, conventions, functional, init, nn, optim, random, testing
+from . import _C, _validation, conventions, functional, grad_mode, init, nn, optim, random, testing
 from . import serialization as serialization
+from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .random import Generator, default_generator, initial_seed, manual_seed, seed
 from .serialization import CheckpointError, load, save
 
@@ -49,6 +51,7 @@ __all__ = [
     "__version__",
 ]
 __all__ += ["init", "optim", "save", "load", "CheckpointError"]
+__all__ += ["grad_mode", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled"]
 
 
 def empty_cache() -> None:

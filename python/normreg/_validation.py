@@ -14,6 +14,9 @@ The policy, which every public function and class follows:
   probability, a gain... is a ValueError. Where infinity means something (``norm_type``,
   ``max_norm``) the caller allows it (``allow_inf``); where the number is data, not a
   setting (an upstream gradient), NaN is let through too (``allow_nan``).
+* **Masked arrays** (``numpy.ma``) are a TypeError wherever an array is taken: normreg
+  would compute with the values under the mask, so the caller says what they are
+  (``x.filled(0)``, ``x.data``).
 * **Arrays** of the float ops are float32 or float64 (anything else is a TypeError), are
   converted to C-contiguous, aligned, native-order ndarrays without being modified, and
   must have the dtype of the other arrays of the call (TypeError) and the expected shape
@@ -173,18 +176,35 @@ def float_dtype(value: Any, where: str) -> np.dtype[Any]:
 # ---- arrays ------------------------------------------------------------------------------
 
 
+def not_masked(x: Any, name: str, where: str) -> None:
+    """TypeError when ``x`` is a masked array (its mask would be ignored)."""
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(
+            f"{where}: {name} is a masked array, whose mask normreg would ignore: pass its "
+            ".filled(value) or its .data"
+        )
+
+
+def array(x: Any, name: str, where: str) -> np.ndarray:
+    """``x`` as an ndarray of any dtype (``np.asarray``), not None and not masked."""
+    if type(x) is np.ndarray:
+        return x
+    not_masked(x, name, where)
+    if x is None:
+        raise TypeError(f"{where}: {name} must be an array, not None")
+    try:
+        return np.asarray(x)
+    except Exception as exc:  # an object whose __array__ raises, a ragged list, ...
+        raise TypeError(f"{where}: {name} could not be converted to an array: {exc}") from exc
+
+
 def float_array(
     x: Any, name: str, where: str, dtype: npt.DTypeLike | None = None, dtype_from: str = "the other arguments"
 ) -> np.ndarray:
     """``x`` as a C-contiguous, aligned, native-order float32/float64 ndarray (``x`` itself
     when it is one), of dtype ``dtype`` when that is given (``dtype_from`` says why)."""
-    if not isinstance(x, np.ndarray):
-        if x is None:
-            raise TypeError(f"{where}: {name} must be an array, not None")
-        try:
-            x = np.asarray(x)
-        except Exception as exc:  # an object whose __array__ raises, a ragged list, ...
-            raise TypeError(f"{where}: {name} could not be converted to an array: {exc}") from exc
+    if type(x) is not np.ndarray:
+        x = array(x, name, where)
     dt = x.dtype
     if dt.kind != "f" or dt.itemsize not in (4, 8):
         raise TypeError(f"{where}: {name} must have dtype float32 or float64, got {dt}")
@@ -246,3 +266,31 @@ def out_array(out: Any, where: str, shape: Sequence[int], dtype: npt.DTypeLike) 
         shape_from="the output's shape",
         purpose="written in place",
     )
+
+
+def buffer_value(value: Any, current: Any, name: str, where: str) -> Any:
+    """``value`` assigned to a module's registered buffer ``name`` whose array is
+    ``current``: an ndarray of its dtype (TypeError) and shape (ValueError), kept as given
+    when C-contiguous, aligned and writeable (the module updates it in place), else copied;
+    a list or scalar is converted to the buffer's dtype. Anything goes when there is no
+    current array (a buffer that is not tracked)."""
+    if not isinstance(current, np.ndarray):
+        return value
+    dt, shape = current.dtype, current.shape
+    expected = f"an ndarray of dtype {dt} and shape {shape}"
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(f"{where}: {name} must be {expected}, got a masked array")
+    if isinstance(value, np.ndarray):
+        if value.dtype != dt:
+            raise TypeError(f"{where}: {name} must be {expected}, got dtype {value.dtype}")
+        arr = value
+    else:
+        try:
+            arr = np.asarray(value, dtype=dt)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{where}: {name} must be {expected}, got {type(value).__name__}") from exc
+    if arr.shape != shape:
+        raise ValueError(f"{where}: {name} must have shape {shape}, got {arr.shape}")
+    if not (arr.flags.c_contiguous and arr.flags.aligned and arr.flags.writeable):
+        arr = np.array(arr, order="C", copy=True)
+    return arr

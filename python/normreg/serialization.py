@@ -59,6 +59,11 @@ def _encode(obj: Any, arrays: dict[str, np.ndarray], where: str, depth: int = 0)
     """A JSON-able description of ``obj`` (``depth`` containers deep); arrays are appended
     to ``arrays``."""
     if isinstance(obj, (np.ndarray, np.generic)):
+        if isinstance(obj, np.ma.MaskedArray):
+            raise TypeError(
+                f"normreg.save: {where} is a masked array, whose mask would be lost: save "
+                "its .filled(value) or .data (and .mask as an array of its own)"
+            )
         arr = np.asarray(obj)
         if arr.dtype.kind not in "biufcUS" or arr.dtype.fields is not None:
             raise TypeError(

@@ -13,8 +13,10 @@ way cs231n's checker and ``torch.autograd.gradcheck`` do::
     x = 5 * np.random.default_rng(0).standard_normal((3, 4, 5)) + 12
     gradcheck(layer, x)                 # True, or GradcheckError with a report
 
-Your own Module needs ``forward(x)`` and ``backward(dy)`` returning ``dx`` and *adding*
-into each ``Parameter.grad``; construct it in float64. What is compared is the gradient
+Your own Module needs ``forward(x)`` (keeping what it needs with ``save_for_backward``)
+and ``backward(dy)`` returning ``dx`` and *adding* into each ``Parameter.grad``; construct
+it in float64. A model that calls a module several times (weight tying, a shared block)
+is checked as a whole: each parameter's gradient is the sum over its uses. What is compared is the gradient
 of ``sum(dy * forward(x))`` for a random upstream gradient ``dy`` (never ``sum(y)``,
 whose gradient through a normalization is zero and hides bugs).
 """
@@ -27,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .grad_mode import enable_grad, no_grad
 from .nn import Module
 from .nn import Parameter as Parameter
 from .random import Generator, default_generator
@@ -135,7 +138,7 @@ class _ModuleTarget:
         self.named = list(module.named_parameters())
         self.buffers = [(b, np.array(b, copy=True)) for _, b in module.named_buffers()]
         self.gens = [(g, g.get_state()) for g in _generators(module)]
-        self.grads = [p.grad.copy() for p in params]
+        self.grads = [p.grad for p in params]  # the analytic backward makes fresh ones
 
     def restore_state(self) -> None:
         for b, saved in self.buffers:
@@ -145,17 +148,20 @@ class _ModuleTarget:
 
     def forward(self, inputs: Sequence[np.ndarray]) -> Any:
         self.restore_state()
-        return self.module(*inputs)
+        with no_grad():  # nothing kept: these forwards are never differentiated
+            return self.module(*inputs)
 
     def analytic(self, inputs: Sequence[np.ndarray], dy: np.ndarray) -> _Grads:
         self.restore_state()
-        self.module(*inputs)
         for _, p in self.named:
-            p.grad[...] = 0
+            p.grad = None
+        with enable_grad():  # one entry per call of each module (several for a shared one)
+            self.module(*inputs)
         # a scalar output (a loss) takes its upstream gradient as a Python float
         dx = self.module.backward(float(dy) if dy.ndim == 0 else dy)
         dxs = dx if isinstance(dx, tuple) else (dx,)
-        return list(dxs), [p.grad.copy() for _, p in self.named]
+        grads = [np.zeros_like(p.data) if p.grad is None else p.grad for _, p in self.named]
+        return list(dxs), grads
 
     def params(self) -> list[tuple[str, np.ndarray]]:
         return [(f"parameter '{n}'", p.data) for n, p in self.named]
@@ -163,7 +169,7 @@ class _ModuleTarget:
     def finish(self) -> None:
         self.restore_state()
         for (_, p), g in zip(self.named, self.grads):
-            np.copyto(p.grad, g)
+            p.grad = g
 
 
 class _FunctionTarget:
@@ -299,7 +305,10 @@ def gradcheck(
     / (2 eps)`` and compared with the analytic one: an element passes when
     ``|analytic - numeric| <= atol + rtol * |numeric|``. A Module's buffers (running
     statistics) and random generators (dropout masks) are restored before every forward,
-    and its parameters' ``.grad`` and buffers are as before when the check returns.
+    and its parameters' ``.grad`` and buffers are as before when the check returns. The
+    finite-difference forwards run under ``no_grad`` (they keep nothing); the analytic
+    gradient comes from one forward and one backward, so a module called several times in
+    the forward is checked with the sum of its uses.
 
     Returns True when every element passes. Otherwise raises :class:`GradcheckError`
     whose message reports, for each checked array, the worst element (index, analytic,

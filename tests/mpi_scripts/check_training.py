@@ -84,6 +84,13 @@ def main():
     flat = np.concatenate([p.data.ravel() for p in model.parameters()])
     every = dist.allgather(comm, flat)
     assert all(np.array_equal(every[0], every[r]) for r in range(size))
+    # a gradient missing on some ranks counts as zeros there; missing on every rank, it stays None
+    a, b = nn.Parameter(np.zeros(3)), nn.Parameter(np.zeros(2))
+    if rank == 0:
+        a.grad = np.full(3, 2.0)
+    dist.GradientReducer([a, b], comm).average()
+    close("a gradient of rank 0 only, averaged", a.grad, np.full(3, 2.0 / size))
+    assert b.grad is None
     print(f"rank {rank}: OK", flush=True)
 
 

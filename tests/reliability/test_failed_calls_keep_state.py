@@ -1,7 +1,9 @@
 """Errors keep state intact: a failed forward or backward (wrong shape, dtype, type, ...)
-leaves parameters, gradients, running statistics, generator counters and the cache of the
-last successful forward exactly as they were; a failed functional call leaves its
+leaves parameters, gradients, running statistics, generator counters and the pending
+forwards (what each forward saved for its backward) exactly as they were; a failed functional call leaves its
 accumulators and running statistics untouched."""
+
+import copy
 
 import numpy as np
 import pytest
@@ -27,11 +29,12 @@ def state(module):
     s = {}
     for name, p in module.named_parameters():
         s["data " + name] = p.data.copy()
-        s["grad " + name] = p.grad.copy()
+        s["grad " + name] = None if p.grad is None else p.grad.copy()
     for name, b in module.named_buffers():
         s["buffer " + name] = np.array(b, copy=True)
     for name, m in module.named_modules():
         s["training " + name] = m.training
+        s["pending " + name] = m.pending_forwards
         gen = getattr(m, "generator", None)
         if gen is not None:
             s["generator " + name] = gen.get_state().copy()
@@ -109,8 +112,12 @@ def test_failed_forward_and_backward_keep_module_state(bad, module):
     y = m(x)
     dy = _f(*y.shape, seed=1)
     m.backward(dy)  # grads are now non-zero, running stats moved, counters advanced
-    m(x)
-    expected_dx = m.backward(dy)  # from the cache of the last successful forward
+    twin = copy.deepcopy(m)  # same parameters, buffers and generators; nothing pending
+    generator_state = normreg.default_generator.get_state().copy()
+    m(x)  # pending: its backward is what the failed calls must leave alone
+    normreg.default_generator.set_state(generator_state)
+    twin(x)  # the same forward (same dropout masks)
+    expected_dx = twin.backward(dy)
     before = state(m)
     with pytest.raises((TypeError, ValueError)):
         m(BAD_INPUTS[bad](x))
@@ -121,15 +128,17 @@ def test_failed_forward_and_backward_keep_module_state(bad, module):
     with pytest.raises((TypeError, ValueError)):
         m.backward(bad_dy)
     assert_same_state(before, state(m))
-    # the cache of the last successful forward survived: backward gives the same dx again
+    # the pending forward survived both failures: its backward takes it
     np.testing.assert_array_equal(m.backward(dy), expected_dx)
+    with pytest.raises(RuntimeError, match="no pending forward"):
+        m.backward(dy)
 
 
 @pytest.mark.parametrize("make", MODULES.values(), ids=list(MODULES))
 def test_backward_before_forward_changes_nothing(make):
     m = make()
     before = state(m)
-    with pytest.raises(ValueError):
+    with pytest.raises(RuntimeError, match="no pending forward"):
         m.backward(np.ones((5, 6), np.float32))
     assert_same_state(before, state(m))
 
@@ -147,13 +156,16 @@ def test_softmax_loss_failures_keep_cache():
     loss_fn = nn.SoftmaxLoss()
     z, labels = _f(4, 3), np.array([0, 1, 2, 0])
     loss_fn(z, labels)
-    expected = loss_fn.backward()
+    twin = nn.SoftmaxLoss()
+    twin(z, labels)
+    expected = twin.backward()
     for bad_labels in ([0, 1, 2, 3], [0, 1], "x", None, np.array([0.5, 1, 2, 0])):
         with pytest.raises((TypeError, ValueError)):
             loss_fn(z, bad_labels)
     with pytest.raises(TypeError):
         loss_fn.backward("x")
     np.testing.assert_array_equal(loss_fn.backward(), expected)
+    assert loss_fn.pending_forwards == 0
 
 
 # ---- functional: accumulators, running statistics, generator counters -----------------

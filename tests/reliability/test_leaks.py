@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import set_grad
 
 import normreg
 from normreg import _C
@@ -248,7 +249,7 @@ def test_optimizer_steps_do_not_leak(name):
         "AdamW": lambda p: optim.AdamW(p, lr=1e-3),
     }[name](model.parameters())
     for p in model.parameters():
-        p.grad[...] = 0.01
+        set_grad(p, 0.01)
     bad = model.parameters()[0]
     good_grad = bad.grad
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .. import nn
+from ..grad_mode import is_grad_enabled
 from .comm import Comm, allreduce_sum_, broadcast_, world
 
 __all__ = ["broadcast_parameters", "GradientReducer", "DistributedDataParallel"]
@@ -66,7 +67,9 @@ class GradientReducer:
     Gradients are packed, in order, into flat buffers of one dtype and about
     ``bucket_cap_mb`` megabytes each, reduced with one in-place ``Allreduce`` per
     bucket and copied back: a model's many small parameters (biases, norm weights) share
-    a message. The buffers are allocated once and reused every step.
+    a message. The buffers are allocated once and reused every step. A parameter whose
+    ``.grad`` is None counts as zeros; it gets a ``.grad`` when any rank had one, and
+    stays None when none had (each bucket carries one presence flag per parameter).
     """
 
     def __init__(
@@ -78,17 +81,15 @@ class GradientReducer:
             if not isinstance(p, nn.Parameter):
                 raise TypeError(f"GradientReducer needs Parameters, got {type(p).__name__}")
         cap = max(1, int(float(bucket_cap_mb) * (1 << 20)))
-        by_id = {id(p.grad): p for p in self.params}
-        self.buckets: list[
-            tuple[np.ndarray, list[tuple[nn.Parameter, int]]]
-        ] = []  # (flat, [(param, offset)])
-        for group in _flat_groups([p.grad for p in self.params], cap):
-            flat = np.empty(sum(g.size for g in group), dtype=group[0].dtype)
+        # (flat buffer: the gradients, then one presence flag per parameter; [(param, offset)])
+        self.buckets: list[tuple[np.ndarray, list[tuple[nn.Parameter, int]]]] = []
+        params = iter(self.params)
+        for group in _flat_groups([p.data for p in self.params], cap):  # in order, each once
             entries, offset = [], 0
-            for g in group:
-                entries.append((by_id[id(g)], offset))
-                offset += g.size
-            self.buckets.append((flat, entries))
+            for a in group:
+                entries.append((next(params), offset))
+                offset += a.size
+            self.buckets.append((np.empty(offset + len(entries), dtype=group[0].dtype), entries))
 
     @property
     def num_messages(self) -> int:
@@ -99,13 +100,26 @@ class GradientReducer:
         if self.comm.Get_size() == 1 and scale == 1.0:
             return
         for flat, entries in self.buckets:
-            for p, offset in entries:
-                flat[offset : offset + p.grad.size] = p.grad.reshape(-1)
+            flags = flat[len(flat) - len(entries) :]
+            for k, (p, offset) in enumerate(entries):
+                segment = flat[offset : offset + p.data.size]
+                if p.grad is None:
+                    segment[...] = 0
+                    flags[k] = 0
+                else:
+                    segment[...] = p.grad.reshape(-1)
+                    flags[k] = 1
             allreduce_sum_(self.comm, flat)
             if scale != 1.0:
-                flat *= scale
-            for p, offset in entries:
-                p.grad.reshape(-1)[...] = flat[offset : offset + p.grad.size]
+                flat[: len(flat) - len(entries)] *= scale
+            for k, (p, offset) in enumerate(entries):
+                if flags[k] == 0:  # no rank has a gradient for it
+                    continue
+                segment = flat[offset : offset + p.data.size].reshape(p.data.shape)
+                if p.grad is None:
+                    p.grad = segment.copy()
+                else:
+                    p.grad[...] = segment
 
     def average(self) -> None:
         """``p.grad := mean over ranks of p.grad`` (PyTorch DistributedDataParallel's rule)."""
@@ -125,10 +139,12 @@ class DistributedDataParallel(nn.Module):
     parameter gradients over the ranks (bucketed, :class:`GradientReducer`). Afterwards
     every rank's ``.grad`` is the gradient a single process gets on the whole global
     batch: with equal shards this is PyTorch's averaging; with unequal shards each rank
-    weighs by its count. The returned ``dx`` is this rank's part of that gradient.
+    weighs by its count. The returned ``dx`` is this rank's part of that gradient. Under
+    ``normreg.no_grad()`` the forward only runs the module (no all-reduce of the batch
+    sizes, which only a backward needs).
 
-    ``.grad`` must be zero before a synchronizing backward (call ``zero_grad()`` every
-    step); ``with ddp.no_sync():`` accumulates local gradients over several backwards
+    ``.grad`` must be None or zero before a synchronizing backward (call ``zero_grad()``
+    every step); ``with ddp.no_sync():`` accumulates local gradients over several backwards
     without communication, the next synchronizing backward reduces the sum.
     """
 
@@ -156,15 +172,18 @@ class DistributedDataParallel(nn.Module):
         return self.comm.Get_size()
 
     def forward(self, x: Any) -> Any:
+        if not is_grad_enabled():  # no backward to scale: no need to count the global batch
+            return self.module(x)
         n = np.shape(x)[0] if np.ndim(x) > 0 else 1
         counts = allreduce_sum_(self.comm, np.array([n], dtype=np.int64))
         self.local_count, self.global_count = int(n), int(counts[0])
-        self._ctx = True
-        return self.module(x)
+        y = self.module(x)
+        self.save_for_backward(self.local_count, self.global_count)
+        return y
 
     def backward(self, dy: Any) -> Any:
-        self._cached("_ctx")
-        scale = self.local_count / self.global_count if self.global_count > 0 else 0.0
+        local_count, global_count = self.saved()
+        scale = local_count / global_count if global_count > 0 else 0.0
         dy = np.asarray(dy)
         dx = self.module.backward(dy * dy.dtype.type(scale) if scale != 1.0 else dy)
         if self._require_sync:

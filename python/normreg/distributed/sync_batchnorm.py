@@ -10,10 +10,12 @@ import numpy.typing as npt
 
 from .. import functional as F
 from ..nn.batchnorm import BatchNormBase
-from ..nn.parameter import Module, data_of
+from ..nn.parameter import Module, add_to_grad, data_of
 from .comm import Comm, allgather, allreduce_sum_, world
 
 __all__ = ["SyncBatchNorm", "convert_sync_batchnorm", "merge_moments"]
+
+_SYNC = "synchronized"  # the last saved value of a forward that used the global batch
 
 
 def merge_moments(
@@ -68,7 +70,6 @@ class SyncBatchNorm(BatchNormBase):
         arguments of :class:`normreg.nn.BatchNorm1d`, and ``comm``."""
         super().__init__(*args, **kwargs)
         self.comm: Comm | None = comm
-        self._sync = False
 
     def _as_ncl(self, x: np.ndarray) -> np.ndarray:
         if x.ndim < 2 or x.shape[1] != self.num_features:
@@ -86,8 +87,7 @@ class SyncBatchNorm(BatchNormBase):
         sbn = cls.__new__(cls)
         sbn.__dict__.update(bn.__dict__)
         sbn._buffer_names = list(bn._buffer_names)
-        sbn._ctx = None
-        sbn._sync = False
+        sbn.clear_pending()  # its own record of pending forwards, not bn's
         sbn.comm = comm
         return sbn
 
@@ -101,7 +101,6 @@ class SyncBatchNorm(BatchNormBase):
         x3 = self._as_ncl(x)
         use_batch_stats = not self.track_running_stats or (self.training and not self.freeze_stats)
         if not use_batch_stats:  # running estimates: the same on every rank, nothing to share
-            self._sync = False
             return super().forward(x)
         comm = self._comm()
         N, C, L = x3.shape
@@ -111,44 +110,37 @@ class SyncBatchNorm(BatchNormBase):
         local[1:] = F.batch_norm_stats(x3).ravel()
         parts = allgather(comm, local)
         count, mean, m2 = merge_moments(parts[:, 0], parts[:, 1 : 1 + C], parts[:, 1 + C :])
-        self._sync = True
         if count == 0:  # every share empty: nothing to normalize, nothing learned
-            self._ctx = (x.shape, None, None, None, 0.0)
+            self.save_for_backward(x.shape, None, None, None, 0.0, _SYNC)
             return np.empty_like(x)
-        if count == 1:
-            raise ValueError(
-                f"Expected more than 1 value per channel when training, got a global "
-                f"batch of 1 value per channel over {comm.Get_size()} rank(s)"
-            )
+        self._check_batch(x, int(count), comm.Get_size())
         var = m2 / count
-        save_mean = mean.astype(self.dtype)
         with np.errstate(invalid="ignore", over="ignore"):
             save_rstd = (1.0 / np.sqrt(var + self.eps)).astype(self.dtype)
-        # normalize with the global statistics
-        y = F.batch_norm_elemt(x3, save_mean, save_rstd, data_of(self.weight), data_of(self.bias))
+        # normalize with the global statistics; the mean stays float64 (rounded to float32, a
+        # large mean would cost every normalized value its accuracy)
+        y = F.batch_norm_elemt(x3, mean, save_rstd, data_of(self.weight), data_of(self.bias))
         if self.track_running_stats:
             self._update_running(mean, m2 / (count - 1) if self.running_var_estimator == "unbiased" else var)
-        self._ctx = (x.shape, x3, save_mean, save_rstd, count)
+        self.save_for_backward(x.shape, x3, mean, save_rstd, count, _SYNC)
         return y.reshape(x.shape)
 
     def backward(self, dy: Any) -> np.ndarray:
-        if not self._sync:
+        saved = self.saved()
+        if saved[-1] is not _SYNC:  # normalized with the running estimates: nothing shared
             return super().backward(dy)
-        ((shape, x3, save_mean, save_rstd, count),) = self._cached("_ctx")
-        name = type(self).__name__
-        dy = self._input(dy, "dy")
-        if dy.shape != shape:
-            raise ValueError(f"{name}.backward: dy has shape {dy.shape}, expected {shape}")
+        shape, x3, mean, save_rstd, count, _ = saved
+        dy = self._check_dy(dy, shape)
         if x3 is None:  # the global batch was empty
             return np.empty_like(dy)
         dy3 = dy.reshape(x3.shape)
-        local = F.batch_norm_backward_reduce(dy3, x3, save_mean, save_rstd)
+        local = F.batch_norm_backward_reduce(dy3, x3, mean, save_rstd)
         if self.weight is not None:
-            self.weight.grad += local[1].astype(self.dtype)
+            add_to_grad(self.weight, local[1].astype(self.dtype))
         if self.bias is not None:
-            self.bias.grad += local[0].astype(self.dtype)
+            add_to_grad(self.bias, local[0].astype(self.dtype))
         sums = allreduce_sum_(self._comm(), local.copy())
-        dx = F.batch_norm_backward_elemt(dy3, x3, save_mean, save_rstd, data_of(self.weight), sums, count)
+        dx = F.batch_norm_backward_elemt(dy3, x3, mean, save_rstd, data_of(self.weight), sums, count)
         return dx.reshape(shape)
 
     def extra_repr(self) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._reports import figure
+from ..grad_mode import no_grad
 from ..nn import Linear, Module, ReLU, Sequential
 from ..train import build_model
 from ._common import (
@@ -134,10 +135,11 @@ def _activation_stds(model: Sequential, x: np.ndarray) -> list[float]:
     stds = []
     h = x
     model.train()
-    for m in model:
-        h = m(h)
-        if isinstance(m, ReLU):
-            stds.append(float(np.std(h)))
+    with no_grad():  # measured, never differentiated
+        for m in model:
+            h = m(h)
+            if isinstance(m, ReLU):
+                stds.append(float(np.std(h)))
     return stds
 
 

@@ -29,6 +29,15 @@ def _running(arr: Any, name: str, where: str, dtype: np.dtype[Any], C: int) -> n
     )
 
 
+def _global_mean(where: str, mean: Any, C: int) -> np.ndarray:
+    """The per-channel mean (C,) of a synchronized batch norm, float32 or float64 for either
+    dtype of x, as float64: the merged global mean is float64, and rounded to float32 a large
+    mean (1e6: by up to 0.03) would cost every normalized value its accuracy."""
+    arr = V.float_array(mean, "mean", where)
+    V.check_shape(arr, "mean", where, (C,), "the channels of x")
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
 def _channel_stats(where: str, x: np.ndarray, C: int, **stats: Any) -> list[np.ndarray]:
     """Per-channel statistics (C,) saved by a forward, as arrays of x's dtype."""
     arrays = []
@@ -140,12 +149,14 @@ def batch_norm_elemt(
     x: Any, mean: Any, rstd: Any, weight: Any = None, bias: Any = None, *, out: np.ndarray | None = None
 ) -> np.ndarray:
     """``y = (x - mean) * rstd * weight + bias`` per channel of x (N, C, *), with given
-    statistics mean, rstd (C,) (e.g. of the global batch) and weight, bias (C,) or None."""
+    statistics mean, rstd (C,) (e.g. of the global batch) and weight, bias (C,) or None.
+    ``mean`` may be float64 whatever x's dtype (the global mean as merged), and is used so."""
     where = "batch_norm_elemt"
     x = V.float_array(x, "x", where)
     x3 = as_ncl(x, "x", where)
     C = x3.shape[1]
-    mean, rstd = _channel_stats(where, x, C, mean=mean, rstd=rstd)
+    mean = _global_mean(where, mean, C)
+    (rstd,) = _channel_stats(where, x, C, rstd=rstd)
     weight, bias = affine_params(weight, bias, x, where, (C,), "the channels of x")
     if out is not None:
         out = V.out_array(out, where, x.shape, x.dtype).reshape(x3.shape)
@@ -156,11 +167,13 @@ def batch_norm_backward_reduce(dy: Any, x: Any, mean: Any, rstd: Any) -> np.ndar
     """This process's per-channel sums for the backward of a batch norm with statistics
     mean, rstd (C,): a float64 array (2, C), row 0 ``sum(dy)`` and row 1
     ``sum(dy * xhat)`` with ``xhat = (x - mean) * rstd``, over N and * of dy and x
-    (N, C, *). Row 0 is also the bias gradient and row 1 the weight gradient."""
+    (N, C, *). Row 0 is also the bias gradient and row 1 the weight gradient. ``mean`` may
+    be float64 whatever x's dtype, as in :func:`batch_norm_elemt`."""
     where = "batch_norm_backward_reduce"
     dy, x = grad_and_input(dy, x, where)
     x3 = as_ncl(x, "x", where)
-    mean, rstd = _channel_stats(where, x, x3.shape[1], mean=mean, rstd=rstd)
+    mean = _global_mean(where, mean, x3.shape[1])
+    (rstd,) = _channel_stats(where, x, x3.shape[1], rstd=rstd)
     return _C.sync_batch_norm_grad_sums(dy.reshape(x3.shape), x3, mean, rstd)
 
 
@@ -177,7 +190,8 @@ def batch_norm_backward_elemt(
     dy, x = grad_and_input(dy, x, where)
     x3 = as_ncl(x, "x", where)
     C = x3.shape[1]
-    mean, rstd = _channel_stats(where, x, C, mean=mean, rstd=rstd)
+    mean = _global_mean(where, mean, C)
+    (rstd,) = _channel_stats(where, x, C, rstd=rstd)
     weight, _ = affine_params(weight, None, x, where, (C,), "the channels of x")
     sums = V.float_array(sums, "sums", where, np.float64, "the sums are float64")
     V.check_shape(sums, "sums", where, (2, C), "sum(dy) and sum(dy * xhat) per channel")

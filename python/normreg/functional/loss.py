@@ -10,16 +10,19 @@ from .. import _C
 from .. import _validation as V
 
 
-def _labels(labels: Any, batch: int, where: str) -> np.ndarray:
-    if not isinstance(labels, np.ndarray):
-        try:
-            labels = np.asarray(labels)
-        except Exception as exc:
-            raise TypeError(f"{where}: labels could not be converted to an array: {exc}") from exc
+def _labels(labels: Any, logits: np.ndarray, where: str) -> np.ndarray:
+    batch, classes = logits.shape
+    labels = V.array(labels, "labels", where)
     if labels.dtype.kind not in "iu":
         raise TypeError(f"{where}: labels must be integers, got dtype {labels.dtype}")
     if labels.shape != (batch,):
         raise ValueError(f"{where}: labels must have shape ({batch},) to match logits, got {labels.shape}")
+    if labels.dtype.kind == "u" and labels.dtype.itemsize == 8 and batch:
+        # values from 2**63 on would wrap around to negative int64 values: report them as given
+        big = np.flatnonzero(labels > np.uint64(np.iinfo(np.int64).max))
+        if big.size:
+            i = int(big[0])
+            raise ValueError(f"{where}: labels[{i}] = {int(labels[i])} is out of range [0, {classes})")
     return np.require(labels, np.int64, ("C", "A"))  # C-contiguous, aligned, native int64
 
 
@@ -37,7 +40,7 @@ def cross_entropy(logits: Any, labels: Any) -> tuple[float, np.ndarray]:
     ``lse`` being log-sum-exp of each row (computed stably), which the backward takes.
     """
     logits = _logits(logits, "cross_entropy")
-    labels = _labels(labels, logits.shape[0], "cross_entropy")
+    labels = _labels(labels, logits, "cross_entropy")
     return _C.cross_entropy_forward(logits, labels)
 
 
@@ -50,7 +53,7 @@ def cross_entropy_backward(
     propagate, they are data here, not a setting)."""
     where = "cross_entropy_backward"
     logits = _logits(logits, where)
-    labels = _labels(labels, logits.shape[0], where)
+    labels = _labels(labels, logits, where)
     lse = V.float_array(lse, "lse", where, logits.dtype, "the dtype of logits")
     V.check_shape(lse, "lse", where, (logits.shape[0],), "the rows of logits")
     dloss = V.real(dloss, "dloss", where, allow_inf=True, allow_nan=True)

@@ -17,11 +17,11 @@ class ReLU(Module):
 
     def forward(self, x: Any) -> np.ndarray:
         y = F.relu(x)
-        self._ctx = y
+        self.save_for_backward(y)
         return y
 
     def backward(self, dy: Any) -> np.ndarray:
-        (y,) = self._cached("_ctx")
+        (y,) = self.saved()
         return F.relu_backward(dy, y)
 
 
@@ -33,17 +33,17 @@ class Flatten(Module):
         self.start_dim = V.integer(start_dim, "start_dim", type(self).__name__)
 
     def forward(self, x: Any) -> np.ndarray:
-        x = np.asarray(x)
+        x = V.array(x, "x", type(self).__name__)
         if not 0 <= self.start_dim <= max(x.ndim - 1, 0):
             raise ValueError(
                 f"Flatten(start_dim={self.start_dim}) needs input with more dimensions, got {x.shape}"
             )
-        self._ctx = x.shape
+        self.save_for_backward(x.shape)
         return x.reshape(x.shape[: self.start_dim] + (-1,))
 
     def backward(self, dy: Any) -> np.ndarray:
-        (shape,) = self._cached("_ctx")
-        dy = np.asarray(dy)
+        (shape,) = self.saved()
+        dy = V.array(dy, "dy", type(self).__name__)
         if dy.size != math.prod(shape):
             raise ValueError(f"Flatten.backward: dy of shape {dy.shape} does not match input {shape}")
         return dy.reshape(shape)
@@ -53,7 +53,9 @@ class Identity(Module):
     """``y = x``."""
 
     def forward(self, x: Any) -> Any:
+        self.save_for_backward()
         return x
 
     def backward(self, dy: Any) -> Any:
+        self.saved()
         return dy

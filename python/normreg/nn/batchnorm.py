@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .. import _memory, conventions
 from .. import _validation as V
-from .. import conventions
 from .. import functional as F
 from ..conventions import DEFAULT
-from .parameter import Module, Parameter, data_of, grad_of
+from .parameter import Module, Parameter, data_of, grad_of, store_grad
 
 
 class BatchNormBase(Module):
@@ -102,8 +102,8 @@ class BatchNormBase(Module):
             )
         self.dtype = V.float_dtype(dtype, where)
         C = self.num_features
-        self.weight = Parameter(np.ones(C, dtype=self.dtype)) if self.affine else None
-        self.bias = Parameter(np.zeros(C, dtype=self.dtype)) if self.affine else None
+        self.weight = Parameter(_memory.full((C,), 1, self.dtype, where)) if self.affine else None
+        self.bias = Parameter(_memory.full((C,), 0, self.dtype, where)) if self.affine else None
         tracked = self.track_running_stats
         self.register_buffer("running_mean", np.zeros(C, self.dtype) if tracked else None)
         self.register_buffer(
@@ -199,6 +199,18 @@ class BatchNormBase(Module):
         self._update_running(mean, var)
         return out
 
+    def _check_batch(self, x: np.ndarray, values_per_channel: int, ranks: int = 1) -> None:
+        """ValueError unless a normalization with batch statistics has more than one
+        value per channel (its variance would be 0 and the output 0)."""
+        if values_per_channel == 1:
+            across = f" over {ranks} ranks" if ranks > 1 else ""
+            raise ValueError(
+                f"{type(self).__name__}: expected more than 1 value per channel when training, "
+                f"got input of shape {x.shape}{across} (1 value per channel): use batches of "
+                "at least 2 samples in training (e.g. drop a last batch of 1), or eval() to "
+                "normalize with the running estimates"
+            )
+
     def forward(self, x: Any) -> np.ndarray:
         x = self._input(x, "x")
         x3 = self._as_ncl(x)
@@ -206,9 +218,11 @@ class BatchNormBase(Module):
         use_batch_stats = not self.track_running_stats or (self.training and not self.freeze_stats)
         update = use_batch_stats and self.track_running_stats
         if N * L == 0:  # empty batch: nothing to normalize, nothing learned about the data
-            self._ctx = (x.shape, None, None, None, use_batch_stats)
+            self.save_for_backward(x.shape, None, None, None, use_batch_stats)
             return np.empty_like(x)
         weight, bias = data_of(self.weight), data_of(self.bias)
+        if use_batch_stats:
+            self._check_batch(x, N * L)
         if update:
             y, save_mean, save_rstd = self._forward_train_update(x3, weight, bias)
         elif use_batch_stats:
@@ -217,20 +231,28 @@ class BatchNormBase(Module):
             y, save_mean, save_rstd = F.batch_norm(
                 x3, self.running_mean, self.running_var, weight, bias, training=False, eps=self.eps
             )
-        self._ctx = (x.shape, x3, save_mean, save_rstd, use_batch_stats)
+        self.save_for_backward(x.shape, x3, save_mean, save_rstd, use_batch_stats)
         return y.reshape(x.shape)
 
     def _affine_grads(self) -> dict[str, Any]:
         return dict(has_bias=self.bias is not None, dweight=grad_of(self.weight), dbias=grad_of(self.bias))
 
-    def backward(self, dy: Any) -> np.ndarray:
-        ((shape, x3, save_mean, save_rstd, use_batch_stats),) = self._cached("_ctx")
+    def _store_grads(self, dweight: np.ndarray | None, dbias: np.ndarray | None) -> None:
+        store_grad(self.weight, dweight)
+        store_grad(self.bias, dbias)
+
+    def _check_dy(self, dy: Any, shape: tuple[int, ...]) -> np.ndarray:
         dy = self._input(dy, "dy")
         if dy.shape != shape:
             raise ValueError(f"{type(self).__name__}.backward: dy has shape {dy.shape}, expected {shape}")
+        return dy
+
+    def backward(self, dy: Any) -> np.ndarray:
+        shape, x3, save_mean, save_rstd, use_batch_stats = self.saved()
+        dy = self._check_dy(dy, shape)
         if x3 is None:  # empty batch
             return np.empty_like(dy)
-        dx, _, _ = F.batch_norm_backward(
+        dx, dweight, dbias = F.batch_norm_backward(
             dy.reshape(x3.shape),
             x3,
             save_mean,
@@ -239,6 +261,7 @@ class BatchNormBase(Module):
             training=use_batch_stats,
             **self._affine_grads(),
         )
+        self._store_grads(dweight, dbias)
         return dx.reshape(shape)
 
     def extra_repr(self) -> str:

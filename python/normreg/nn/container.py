@@ -48,9 +48,11 @@ class Sequential(Module):
     def forward(self, x: Any) -> Any:
         for m in self._layers:
             x = m(x)
+        self.save_for_backward()
         return x
 
     def backward(self, dy: Any) -> Any:
+        self.saved()
         for m in reversed(self._layers):
             dy = m.backward(dy)
         return dy
@@ -69,9 +71,9 @@ class Residual(Module):
         y = self.fn(x)
         if np.shape(y) != np.shape(x):
             raise ValueError(f"Residual: fn changed the shape from {np.shape(x)} to {np.shape(y)}")
-        self._ctx = True
+        self.save_for_backward()
         return y + x
 
     def backward(self, dy: Any) -> Any:
-        self._cached("_ctx")
+        self.saved()
         return self.fn.backward(dy) + dy

@@ -44,11 +44,11 @@ class Dropout(Module):
     def forward(self, x: Any) -> np.ndarray:
         drop_prob = self.drop_prob
         y, mask = F.dropout(x, drop_prob, self.training, generator=self.generator)
-        self._ctx = (mask, np.shape(y), drop_prob)  # mask is None when nothing was dropped
+        self.save_for_backward(mask, np.shape(y), drop_prob)  # mask is None when nothing was dropped
         return y
 
     def backward(self, dy: Any) -> np.ndarray:
-        ((mask, shape, drop_prob),) = self._cached("_ctx")
+        mask, shape, drop_prob = self.saved()
         dy = V.float_array(dy, "dy", type(self).__name__)
         if dy.shape != shape:
             raise ValueError(f"Dropout.backward: dy has shape {np.shape(dy)}, expected {shape}")

@@ -18,6 +18,13 @@ fewer than two dimensions (``ValueError``), as in PyTorch.
   N(0, std²), ``std = gain / sqrt(fan)``; ``fan`` is ``fan_in`` (``mode='fan_in'``,
   default) or ``fan_out``; ``gain = calculate_gain(nonlinearity, a)``.
 
+**Draws** are made in the array's own dtype, in place: ``numpy.random.Generator.random``
+and ``standard_normal`` with ``dtype=`` and ``out=`` straight into a C-contiguous float32 or
+float64 array (every Parameter is one), then scaled and shifted in place, so initializing
+an array needs no memory beyond it. Another layout is drawn into a buffer of its dtype and
+copied; float16 and longdouble arrays are drawn in float64 and rounded. The same seed
+gives the same values.
+
 Also importable as ``normreg.init``. Every number (bounds, mean, std, gain, fill value) must
 be a finite real number (``normreg._validation``'s policy).
 """
@@ -119,8 +126,23 @@ def _fan(tensor: Parameter | np.ndarray, mode: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
+def _draw(arr: np.ndarray, gen: Generator, kind: str) -> np.ndarray:
+    """Fill ``arr`` with standard draws of ``kind`` ('uniform': [0, 1), 'normal'); returns
+    the array to scale in place (``arr`` itself, or a float64 copy for exotic dtypes)."""
+    rng = gen.numpy()
+    if arr.dtype in V.FLOAT_DTYPES:
+        direct = arr.flags.c_contiguous and arr.flags.aligned and arr.dtype.isnative
+        buf = arr if direct else np.empty(arr.shape, arr.dtype)
+        if kind == "uniform":
+            rng.random(out=buf, dtype=buf.dtype)
+        else:
+            rng.standard_normal(out=buf, dtype=buf.dtype)
+        return buf
+    return rng.random(arr.shape) if kind == "uniform" else rng.standard_normal(arr.shape)
+
+
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: OptionalGenerator = None) -> Tensor:
-    """Fill with draws from U(a, b)."""
+    """Fill with draws from U(a, b) (every value within [a, b])."""
     where = "uniform_"
     arr = _target(tensor, where)
     a, b = V.real(a, "a", where), V.real(b, "b", where)
@@ -128,7 +150,17 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: Optional
         raise ValueError(f"{where}: expects a <= b, got a={a} > b={b}")
     gen = as_generator(generator, where)
     if arr.size:  # an empty array draws nothing: the generator's counter stays
-        arr[...] = gen.numpy().uniform(a, b, arr.shape)
+        u = _draw(arr, gen, "uniform")
+        t = u.dtype.type
+        # a + (b - a) * u, in u's dtype; rounding may reach a bound, never pass it
+        np.multiply(u, t(b - a), out=u)
+        np.add(u, t(a), out=u)
+        lo, hi = t(a), t(b)
+        lo = lo if float(lo) >= a else np.nextafter(lo, t(np.inf))
+        hi = hi if float(hi) <= b else np.nextafter(hi, t(-np.inf))
+        np.clip(u, lo, hi, out=u)
+        if u is not arr:
+            arr[...] = u
     return tensor
 
 
@@ -141,7 +173,12 @@ def normal_(
     mean, std = V.real(mean, "mean", where), V.real(std, "std", where, low=0.0)
     gen = as_generator(generator, where)
     if arr.size:
-        arr[...] = gen.numpy().normal(mean, std, arr.shape)
+        z = _draw(arr, gen, "normal")
+        t = z.dtype.type
+        np.multiply(z, t(std), out=z)
+        np.add(z, t(mean), out=z)
+        if z is not arr:
+            arr[...] = z
     return tensor
 
 

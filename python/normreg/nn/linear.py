@@ -8,11 +8,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .. import _memory
 from .. import _validation as V
 from .. import functional as F
 from ..random import Generator, as_generator
 from . import init
-from .parameter import Module, Parameter, grad_of
+from .parameter import Module, Parameter, grad_of, store_grad
 
 
 class Linear(Module):
@@ -35,8 +36,8 @@ class Linear(Module):
         self.in_features = V.integer(in_features, "in_features", where, low=0)
         self.out_features = V.integer(out_features, "out_features", where, low=0)
         dt = V.float_dtype(dtype, where)
-        self.weight = Parameter(np.empty((self.in_features, self.out_features), dtype=dt))
-        self.bias = Parameter(np.empty(self.out_features, dtype=dt)) if bias else None
+        self.weight = Parameter(_memory.empty((self.in_features, self.out_features), dt, f"{where} weight"))
+        self.bias = Parameter(_memory.empty((self.out_features,), dt, f"{where} bias")) if bias else None
         self.reset_parameters(generator)
 
     @property
@@ -59,13 +60,13 @@ class Linear(Module):
     def forward(self, x: Any) -> np.ndarray:
         x = self._input(x, "x")
         y = F.linear(x, self.weight.data, None if self.bias is None else self.bias.data)
-        self._ctx = x
+        self.save_for_backward(x)
         return y
 
     def backward(self, dy: Any) -> np.ndarray:
-        (x,) = self._cached("_ctx")
+        (x,) = self.saved()
         dy = self._input(dy, "dy")
-        dx, _, _ = F.linear_backward(  # need_dx: dx is an array
+        dx, dweight, dbias = F.linear_backward(  # need_dx: dx is an array
             dy,
             x,
             self.weight.data,
@@ -73,6 +74,8 @@ class Linear(Module):
             dweight=self.weight.grad,
             dbias=grad_of(self.bias),
         )
+        store_grad(self.weight, dweight)
+        store_grad(self.bias, dbias)
         assert dx is not None
         return dx
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _validation as V
 from .. import functional as F
-from .parameter import Module, Parameter
+from .parameter import Module, Parameter, add_to_grad
 
 
 class SoftmaxLoss(Module):
@@ -20,11 +20,11 @@ class SoftmaxLoss(Module):
 
     def forward(self, logits: Any, labels: Any) -> float:
         loss, lse = F.cross_entropy(logits, labels)
-        self._ctx = (logits, labels, lse)
+        self.save_for_backward(logits, labels, lse)
         return loss
 
     def backward(self, dloss: float = 1.0) -> np.ndarray:
-        ((logits, labels, lse),) = self._cached("_ctx")
+        logits, labels, lse = self.saved()
         return F.cross_entropy_backward(logits, labels, lse, dloss)
 
 
@@ -51,5 +51,5 @@ def l2_penalty(params: Parameter | Iterable[Parameter], lam: float) -> float:
         flat = p.data.reshape(-1)
         total += float(np.dot(flat, flat))
         if lam != 0:
-            p.grad += p.data.dtype.type(lam) * p.data
+            add_to_grad(p, p.data.dtype.type(lam) * p.data)
     return 0.5 * lam * total

@@ -11,10 +11,11 @@ from typing import Any, Union
 import numpy as np
 import numpy.typing as npt
 
+from .. import _memory
 from .. import _validation as V
 from .. import functional as F
 from .batchnorm import BatchNormBase
-from .parameter import Module, Parameter, data_of, grad_of
+from .parameter import Module, Parameter, data_of, grad_of, store_grad
 
 ShapeLike = Union[int, Sequence[int]]
 
@@ -37,11 +38,17 @@ class _AffineNorm(Module):
         """The keywords by which the functional backward adds into ``.grad``."""
         return dict(has_bias=self.bias is not None, dweight=grad_of(self.weight), dbias=grad_of(self.bias))
 
+    def _store_grads(self, dweight: np.ndarray | None, dbias: np.ndarray | None) -> None:
+        """Keep the accumulators the functional backward returned as the ``.grad``s."""
+        store_grad(self.weight, dweight)
+        store_grad(self.bias, dbias)
+
     def backward(self, dy: Any) -> np.ndarray:
-        ((x, mean, rstd),) = self._cached("_ctx")
+        x, mean, rstd = self.saved()
         dy = self._input(dy, "dy")
         backward = type(self)._backward
-        dx, _, _ = backward(dy, x, mean, rstd, data_of(self.weight), **self._affine_grads())
+        dx, dweight, dbias = backward(dy, x, mean, rstd, data_of(self.weight), **self._affine_grads())
+        self._store_grads(dweight, dbias)
         return dx
 
 
@@ -72,8 +79,8 @@ class LayerNorm(_AffineNorm):
         # the row size D of the (M, D) input that F.layer_norm_rows takes (-1: none)
         self._row_size = self.normalized_shape[0] if len(self.normalized_shape) == 1 else -1
         shape, dt = self.normalized_shape, self.dtype
-        self.weight = Parameter(np.ones(shape, dt)) if self.elementwise_affine else None
-        self.bias = Parameter(np.zeros(shape, dt)) if self.elementwise_affine and bias else None
+        self.weight = Parameter(_memory.full(shape, 1, dt, where)) if self.elementwise_affine else None
+        self.bias = Parameter(_memory.full(shape, 0, dt, where)) if self.elementwise_affine and bias else None
 
     def forward(self, x: Any) -> np.ndarray:
         w, b = self.weight, self.bias
@@ -84,7 +91,7 @@ class LayerNorm(_AffineNorm):
         else:
             x = self._input(x, "x")
             y, mean, rstd = F.layer_norm(x, self.normalized_shape, w_data, b_data, self.eps)
-        self._ctx = (x, mean, rstd)
+        self.save_for_backward(x, mean, rstd)
         return y
 
     def extra_repr(self) -> str:
@@ -113,19 +120,22 @@ class RMSNorm(Module):
         self.eps = None if eps is None else V.eps(eps, where)
         self.elementwise_affine = bool(elementwise_affine)
         self.weight = (
-            Parameter(np.ones(self.normalized_shape, dtype=self.dtype)) if self.elementwise_affine else None
+            Parameter(_memory.full(self.normalized_shape, 1, self.dtype, where))
+            if self.elementwise_affine
+            else None
         )
 
     def forward(self, x: Any) -> np.ndarray:
         x = self._input(x, "x")
         y, rstd = F.rms_norm(x, self.normalized_shape, data_of(self.weight), self.eps)
-        self._ctx = (x, rstd)
+        self.save_for_backward(x, rstd)
         return y
 
     def backward(self, dy: Any) -> np.ndarray:
-        ((x, rstd),) = self._cached("_ctx")
+        x, rstd = self.saved()
         dy = self._input(dy, "dy")
-        dx, _ = F.rms_norm_backward(dy, x, rstd, data_of(self.weight), dweight=grad_of(self.weight))
+        dx, dweight = F.rms_norm_backward(dy, x, rstd, data_of(self.weight), dweight=grad_of(self.weight))
+        store_grad(self.weight, dweight)
         return dx
 
     extra_repr = LayerNorm.extra_repr
@@ -159,8 +169,8 @@ class GroupNorm(_AffineNorm):
         self.affine = bool(affine)
         self.dtype = V.float_dtype(dtype, where)
         C = self.num_channels
-        self.weight = Parameter(np.ones(C, dtype=self.dtype)) if self.affine else None
-        self.bias = Parameter(np.zeros(C, dtype=self.dtype)) if self.affine else None
+        self.weight = Parameter(_memory.full((C,), 1, self.dtype, where)) if self.affine else None
+        self.bias = Parameter(_memory.full((C,), 0, self.dtype, where)) if self.affine else None
 
     def _check_input(self, x: np.ndarray) -> None:
         if x.ndim < 2 or x.shape[1] != self.num_channels:
@@ -172,7 +182,7 @@ class GroupNorm(_AffineNorm):
         x = self._input(x, "x")
         self._check_input(x)
         y, mean, rstd = F.group_norm(x, self.num_groups, data_of(self.weight), data_of(self.bias), self.eps)
-        self._ctx = (x, mean, rstd)
+        self.save_for_backward(x, mean, rstd)
         return y
 
     def extra_repr(self) -> str:
@@ -264,18 +274,18 @@ class _InstanceNorm(GroupNorm):
             y, mean, rstd = F.group_norm(x, C, weight, bias, self.eps)
             if self.training and self.track_running_stats and self.momentum is not None and N * S > 0:
                 self._update_running_stats(mean, rstd, S)
-            self._ctx = (unbatched, x, mean, rstd, True)
+            self.save_for_backward(unbatched, x, mean, rstd, True)
         else:  # every instance normalized with the running estimates, as batch norm in eval
             x3 = x.reshape(N, C, S)
             y, mean, rstd = F.batch_norm(
                 x3, self.running_mean, self.running_var, weight, bias, training=False, eps=self.eps
             )
             y = y.reshape(x.shape)
-            self._ctx = (unbatched, x, mean, rstd, False)
+            self.save_for_backward(unbatched, x, mean, rstd, False)
         return y[0] if unbatched else y
 
     def backward(self, dy: Any) -> np.ndarray:
-        ((unbatched, x, mean, rstd, use_input_stats),) = self._cached("_ctx")
+        unbatched, x, mean, rstd, use_input_stats = self.saved()
         dy = self._input(dy, "dy")
         if unbatched:
             dy = dy[np.newaxis]
@@ -286,13 +296,14 @@ class _InstanceNorm(GroupNorm):
             )
         weight = data_of(self.weight)
         if use_input_stats:
-            dx, _, _ = F.group_norm_backward(dy, x, mean, rstd, weight, **self._affine_grads())
+            dx, dweight, dbias = F.group_norm_backward(dy, x, mean, rstd, weight, **self._affine_grads())
         else:
             x3 = x.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))
-            dx, _, _ = F.batch_norm_backward(
+            dx, dweight, dbias = F.batch_norm_backward(
                 dy.reshape(x3.shape), x3, mean, rstd, weight, training=False, **self._affine_grads()
             )
             dx = dx.reshape(x.shape)
+        self._store_grads(dweight, dbias)
         return dx[0] if unbatched else dx
 
     def extra_repr(self) -> str:

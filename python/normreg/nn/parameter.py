@@ -1,35 +1,45 @@
 """``Parameter`` and ``Module``: the base of every layer.
 
-A :class:`Module` keeps in ``forward`` what its ``backward`` needs. ``backward(dy)``
-returns the gradient with respect to the input and **adds** the parameter gradients
-into each :class:`Parameter`'s ``.grad`` (they accumulate until ``zero_grad()``, as in
-PyTorch). ``parameters()`` finds the parameters by walking the module's attributes.
+A :class:`Module` keeps in ``forward`` what its ``backward`` needs
+(:meth:`Module.save_for_backward`, one entry per forward) and takes it back in
+``backward`` (:meth:`Module.saved`, newest first). ``backward(dy)`` returns the gradient
+with respect to the input and **adds** the parameter gradients into each
+:class:`Parameter`'s ``.grad`` (they accumulate until ``zero_grad()``, as in PyTorch).
+``parameters()`` finds the parameters by walking the module's attributes.
 """
 
 from __future__ import annotations
 
 import collections
 import collections.abc
-from collections.abc import Iterator, Mapping
-from typing import Any, NamedTuple
+import functools
+import itertools
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
 from .. import _validation as V
+from ..grad_mode import is_grad_enabled
 
 
 class Parameter:
-    """A trainable array: ``.data`` (the values) and ``.grad`` (same shape, accumulated by
-    ``backward``; zeros at creation and after ``zero_grad()``)."""
+    """A trainable array: ``.data`` (the values) and ``.grad`` (None until a backward adds
+    a gradient, then an array of ``.data``'s shape and dtype; ``zero_grad()`` sets it back
+    to None, as in PyTorch).
+
+    ``Parameter(data)`` keeps ``data`` itself, without a copy, when it is a C-contiguous,
+    aligned, writeable float32 or float64 ndarray in native byte order (as
+    ``torch.nn.Parameter`` shares the tensor it is given): writes through either name show
+    in both. Anything else (a list, another layout, a read-only array) is copied into such
+    an array; other dtypes are a TypeError.
+    """
 
     __slots__ = ("data", "grad")
 
     def __init__(self, data: Any) -> None:
-        data = np.array(data, copy=True, order="C")
-        if data.dtype not in V.FLOAT_DTYPES:
-            raise TypeError(f"Parameter: data must be float32 or float64, got {data.dtype}")
-        self.data: np.ndarray = data
-        self.grad: np.ndarray = np.zeros_like(data)
+        self.data: np.ndarray = _parameter_array(data)
+        self.grad: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -43,8 +53,13 @@ class Parameter:
     def size(self) -> int:
         return self.data.size
 
-    def zero_grad(self) -> None:
-        self.grad[...] = 0
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradient: ``.grad = None`` (default, as PyTorch 2), or, with
+        ``set_to_none=False``, fill an existing ``.grad`` with zeros in place."""
+        if V.boolean(set_to_none, "set_to_none", "Parameter.zero_grad"):
+            self.grad = None
+        elif self.grad is not None:
+            self.grad[...] = 0
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         return self.data if dtype is None else self.data.astype(dtype)
@@ -53,14 +68,89 @@ class Parameter:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
 
 
+def _parameter_array(data: Any) -> np.ndarray:
+    """``data`` itself when a Parameter can keep it, else a C-contiguous copy."""
+    if isinstance(data, np.ma.MaskedArray):
+        raise TypeError("Parameter: data is a masked array; pass data.filled(value) (masks are not kept)")
+    if (
+        type(data) is np.ndarray
+        and data.dtype in V.FLOAT_DTYPES
+        and data.dtype.isnative
+        and data.flags.c_contiguous
+        and data.flags.aligned
+        and data.flags.writeable
+    ):
+        return data
+    arr = np.array(data, copy=True, order="C")
+    if arr.dtype not in V.FLOAT_DTYPES:
+        raise TypeError(f"Parameter: data must be float32 or float64, got {arr.dtype}")
+    return arr
+
+
 def data_of(param: Parameter | None) -> np.ndarray | None:
     """``param.data``, or None for an absent parameter."""
     return None if param is None else param.data
 
 
 def grad_of(param: Parameter | None) -> np.ndarray | None:
-    """``param.grad``, or None for an absent parameter."""
+    """``param.grad``, or None for an absent parameter (or one without a gradient yet)."""
     return None if param is None else param.grad
+
+
+def store_grad(param: Parameter | None, grad: np.ndarray | None) -> None:
+    """After a functional backward was given ``grad_of(param)`` as its accumulator: keep
+    what it returned (the same array, added into, or a fresh one when ``.grad`` was None)."""
+    if param is not None:
+        param.grad = grad
+
+
+def add_to_grad(param: Parameter, fresh: np.ndarray) -> None:
+    """``param.grad += fresh``; when ``.grad`` is None, ``fresh`` becomes ``.grad`` without a
+    copy (so ``fresh`` must be an array nobody else holds)."""
+    if param.grad is None:
+        param.grad = fresh
+    else:
+        param.grad += fresh
+
+
+# Every saved entry gets the next number: entries of different modules compare by age.
+_next_seq = itertools.count(1).__next__
+# Entries taken by successful backwards so far (a backward that fails after some were taken
+# did part of its work: see Module._abandon_forward).
+_taken = [0]
+
+_B = TypeVar("_B", bound=Callable[..., Any])
+# what a module keeps between a forward and its backward (not copied or pickled)
+_PER_CALL = ("_saved", "_dropped", "_in_backward", "_claimed")
+
+
+def _consuming(backward: _B) -> _B:
+    """Wrap a Module subclass's ``backward``: the entry it read with ``saved()`` is removed
+    when the call returns, and stays when it raises before any work was done."""
+
+    @functools.wraps(backward)
+    def wrapper(self: Module, *args: Any, **kwargs: Any) -> Any:
+        if self._in_backward:  # a subclass's backward calling its base's: the outer call pops
+            return backward(self, *args, **kwargs)
+        state = self.__dict__
+        state["_in_backward"] = True
+        state["_claimed"] = False
+        taken = _taken[0]
+        try:
+            result = backward(self, *args, **kwargs)
+        except BaseException:
+            if state["_claimed"] and _taken[0] != taken:
+                self._abandon_forward()  # half done: drop the rest of that forward
+            raise
+        finally:
+            state["_in_backward"] = False
+        if state["_claimed"]:
+            self._saved.pop()
+            _taken[0] += 1
+        return result
+
+    wrapper._consumes_saved = True  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]
 
 
 class IncompatibleKeys(NamedTuple):
@@ -72,14 +162,50 @@ class IncompatibleKeys(NamedTuple):
 
 class Module:
     """Base class: subclasses set their parameters, buffers and sub-modules as attributes
-    and implement ``forward`` and ``backward``."""
+    and implement ``forward`` and ``backward``.
+
+    **Saved values and pending forwards.** ``forward`` keeps what ``backward`` needs with
+    ``self.save_for_backward(*values)``; ``backward`` reads it with ``self.saved()``. Each
+    forward run with gradient recording on (the default; see :class:`normreg.no_grad`)
+    pushes one entry, and each backward takes the newest one (last in, first out), which
+    is the order in which ``Sequential`` and ``Residual`` run their backwards. So a module
+    called k times before its backwards (weight tying, a block shared between places) gets
+    the sum of the gradients of its k uses, as with PyTorch's autograd. A backward with no
+    pending forward raises RuntimeError. A backward that raises before taking anything
+    (a wrong ``dy``) leaves the entry for the next one; a forward that raises leaves no
+    entry behind, in this module or in its sub-modules.
+
+    ``copy.deepcopy`` and ``pickle`` of a module leave its pending forwards behind.
+
+    **Forwards that are never differentiated** (evaluation, inference, logging) should run
+    under ``with normreg.no_grad():``, where nothing is kept. Without it, a module keeps at
+    most ``max_pending_forwards`` entries (default 16; a class attribute, so it can be set
+    for all modules, one class or one instance): beyond that the oldest is dropped, and a
+    backward that would need a dropped entry raises RuntimeError saying so, never
+    computing a gradient from another forward's values. ``clear_pending()`` drops every
+    pending entry of a module and its sub-modules (e.g. after an aborted step).
+    """
+
+    #: The most forwards whose saved values a module keeps for a backward (see above).
+    max_pending_forwards: int = 16
 
     training: bool
-    _ctx: Any  # what forward keeps for backward (None: no forward yet)
+    # [sequence number, start of the call, values], oldest first; at most max_pending_forwards
+    _saved: collections.deque[list[Any]]
+    _dropped: int = 0  # entries dropped beyond max_pending_forwards since clear_pending()
+    _in_backward: bool = False
+    _claimed: bool = False
 
     def __init__(self) -> None:
         self.training = True
         self._buffer_names: list[str] = []
+        self._resized_saved(self.max_pending_forwards)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        backward = cls.__dict__.get("backward")
+        if backward is not None and not getattr(backward, "_consumes_saved", False):
+            cls.backward = _consuming(backward)  # type: ignore[method-assign]
 
     # -- calls ---------------------------------------------------------------------------
 
@@ -90,14 +216,105 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no backward")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        start = _next_seq()
+        try:
+            out = self.forward(*args, **kwargs)
+        except BaseException:
+            self._discard_since(start)
+            raise
+        saved = self.__dict__.get("_saved")
+        if saved and saved[-1][0] > start:
+            saved[-1][1] = start  # the entries of sub-modules made by this call are younger
+        return out
 
-    def _cached(self, *names: str) -> list[Any]:
-        """The values ``forward`` stored for ``backward``; ValueError if there was none."""
-        values = [getattr(self, n, None) for n in names]
-        if getattr(self, "_ctx", None) is None:
-            raise ValueError(f"{type(self).__name__}.backward called before forward")
-        return values
+    # -- saved values --------------------------------------------------------------------
+
+    def save_for_backward(self, *values: Any) -> None:
+        """Keep ``values`` for the backward of this forward (nothing under ``no_grad``)."""
+        if not is_grad_enabled():
+            return
+        saved = self.__dict__.get("_saved")
+        limit = self.max_pending_forwards
+        if saved is None or saved.maxlen != limit:  # new, or the setting changed
+            saved = self._resized_saved(limit)
+        if len(saved) == limit:  # the oldest entry falls off as this one goes on
+            self.__dict__["_dropped"] = self._dropped + 1
+        saved.append([_next_seq(), 0, values])
+
+    def _resized_saved(self, limit: int) -> collections.deque[list[Any]]:
+        """The pending entries in a deque of at most ``limit`` (the newest kept)."""
+        old = self.__dict__.get("_saved") or ()
+        n = max(int(limit), 0)
+        saved = collections.deque(old, maxlen=n)
+        self.__dict__["_dropped"] = self._dropped + max(len(old) - n, 0)
+        self.__dict__["_saved"] = saved
+        return saved
+
+    def saved(self) -> tuple[Any, ...]:
+        """The values the newest pending forward saved (taken when this backward returns);
+        RuntimeError naming the module when there is none."""
+        saved = self.__dict__.get("_saved")
+        if not saved:
+            raise RuntimeError(self._nothing_pending())
+        self.__dict__["_claimed"] = True
+        return saved[-1][2]
+
+    @property
+    def pending_forwards(self) -> int:
+        """How many forwards of this module wait for their backward."""
+        return len(self.__dict__.get("_saved", ()))
+
+    def clear_pending(self) -> None:
+        """Drop the saved values of every pending forward, here and in every sub-module."""
+        for m in self.modules():
+            m.__dict__["_saved"] = collections.deque(maxlen=max(int(m.max_pending_forwards), 0))
+            m.__dict__["_dropped"] = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a copy or a pickle of a module carries its parameters, buffers and settings, not
+        # the values pending forwards saved (as PyTorch's modules do not carry the graph)
+        return {k: v for k, v in self.__dict__.items() if k not in _PER_CALL}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._resized_saved(self.max_pending_forwards)
+
+    def _nothing_pending(self) -> str:
+        name = type(self).__name__
+        if self._dropped:
+            return (
+                f"{name}.backward: the values saved by the forward of this backward were dropped: "
+                f"{name} keeps the newest {self.max_pending_forwards} pending forwards "
+                "(Module.max_pending_forwards). Run forwards that are not differentiated "
+                "under normreg.no_grad(), or raise max_pending_forwards"
+            )
+        return (
+            f"{name}.backward: no pending forward (each backward takes the values saved by "
+            "the newest forward run with gradient recording on; forwards under "
+            "normreg.no_grad() save nothing)"
+        )
+
+    def _discard_since(self, start: int) -> None:
+        """Remove the entries saved after ``start`` here and in every sub-module (the call
+        that made them failed)."""
+        for m in self.modules():
+            saved = m.__dict__.get("_saved")
+            while saved and saved[-1][0] > start:
+                saved.pop()
+
+    def _abandon_forward(self) -> None:
+        """Remove the newest entry and, in every sub-module, the entries its forward made:
+        a backward that failed half-way leaves no half-taken forward behind."""
+        seq, start, _ = self._saved.pop()
+        _taken[0] += 1
+        if not start:  # forward was called directly, not through __call__: no range known
+            return
+        for m in self.modules():
+            saved = m.__dict__.get("_saved")
+            if m is not self and saved:
+                kept = [e for e in saved if not start < e[0] < seq]
+                saved.clear()
+                saved.extend(kept)
 
     def _input(self, a: Any, name: str) -> np.ndarray:
         """``a`` as a float array of the dtype of this module's parameters (``self.dtype``);
@@ -109,13 +326,26 @@ class Module:
     # -- structure -----------------------------------------------------------------------
 
     def register_buffer(self, name: str, value: np.ndarray | None) -> None:
-        """Keep ``value`` (an ndarray or None) as state that is saved but not trained."""
-        setattr(self, name, value)
+        """Keep ``value`` (an ndarray or None) as state that is saved but not trained.
+
+        Assigning to a registered buffer later (``bn.running_mean = arr``) checks the new
+        value against the current one: a different shape is a ValueError and a different
+        dtype a TypeError, naming the buffer; the module keeps (and updates in place) the
+        array given, copied only if it is not C-contiguous and writeable."""
+        object.__setattr__(self, name, value)
         if name not in self._buffer_names:
             self._buffer_names.append(name)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        buffers = self.__dict__.get("_buffer_names")
+        if buffers and name in buffers:
+            value = V.buffer_value(value, self.__dict__.get(name), name, type(self).__name__)
+        object.__setattr__(self, name, value)
+
     def named_children(self) -> Iterator[tuple[str, Module]]:
         for name, value in vars(self).items():
+            if name == "_saved":
+                continue
             if isinstance(value, Module):
                 yield name, value
             elif isinstance(value, (list, tuple)):
@@ -164,10 +394,12 @@ class Module:
     def eval(self) -> Module:
         return self.train(False)
 
-    def zero_grad(self) -> None:
-        """Reset every parameter's ``.grad`` to zeros (in place)."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every parameter's gradient: ``.grad = None`` (default, as PyTorch 2), or
+        zeros in place with ``set_to_none=False``."""
+        set_to_none = V.boolean(set_to_none, "set_to_none", f"{type(self).__name__}.zero_grad")
         for p in self.parameters():
-            p.zero_grad()
+            p.zero_grad(set_to_none)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -210,7 +442,9 @@ class Module:
         for key, target in targets.items():
             if key not in state_dict:
                 continue
-            value = np.asarray(state_dict[key])
+            value = state_dict[key]
+            V.not_masked(value, f"'{key}'", "load_state_dict")
+            value = np.asarray(value)
             if value.shape != target.shape:
                 raise ValueError(f"load_state_dict: '{key}' has shape {value.shape}, expected {target.shape}")
             if value.dtype != target.dtype:

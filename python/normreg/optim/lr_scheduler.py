@@ -11,6 +11,11 @@ construction, +1 per ``step()``), applied to each parameter group's initial lear
   ``base_lr * (start + (end - start) * min(epoch, total_iters) / total_iters)``
 * :class:`SequentialLR`: one schedule after the other at ``milestones``, each restarted
   at its own epoch 0 (warm-up then cosine, see the README).
+
+A learning rate below 0 is never written: ``gamma`` and ``eta_min`` must be >= 0 (a
+ValueError at construction naming the argument), and a schedule whose rate would come
+out negative or not finite (e.g. ``gamma ** epoch`` overflowing) raises ValueError
+instead of writing it. ``load_state_dict`` checks the same before changing anything.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class LRScheduler:
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         where = type(self).__name__
+        self._check()  # the subclass's arguments, set as attributes before this call
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{where}: {type(optimizer).__name__} is not a normreg.optim.Optimizer")
         self.optimizer = optimizer
@@ -51,6 +57,11 @@ class LRScheduler:
         self.last_epoch = last_epoch
         self.step()
 
+    def _check(self) -> None:
+        """Validate (and normalize) the hyperparameters the subclass's ``__init__`` stored as
+        attributes (TypeError/ValueError naming the argument); run by ``__init__`` and
+        ``load_state_dict``."""
+
     def _lr_at(self, base_lr: float, epoch: int) -> float:
         raise NotImplementedError
 
@@ -59,15 +70,28 @@ class LRScheduler:
         return [self._lr_at(base, self.last_epoch) for base in self.base_lrs]
 
     def _apply(self) -> None:
-        lrs = self.get_lr()
+        try:
+            lrs = self.get_lr()
+        except OverflowError:  # a float power out of range (gamma ** epoch)
+            lrs = [math.inf] * len(self.base_lrs)
+        for i, lr in enumerate(lrs):
+            if not (lr >= 0.0 and math.isfinite(lr)):  # also catches NaN
+                raise ValueError(
+                    f"{type(self).__name__}: the learning rate of param_groups[{i}] at epoch "
+                    f"{self.last_epoch} would be {lr}; a learning rate must be a finite number >= 0"
+                )
         for group, lr in zip(self.optimizer.param_groups, lrs):
             group["lr"] = lr
         self._last_lr = list(lrs)
 
     def step(self) -> None:
-        """Advance one epoch and set each group's ``'lr'``."""
+        """Advance one epoch and set each group's ``'lr'`` (nothing changes if it raises)."""
         self.last_epoch += 1
-        self._apply()
+        try:
+            self._apply()
+        except BaseException:
+            self.last_epoch -= 1
+            raise
 
     def get_last_lr(self) -> list[float]:
         """The learning rates set by the last ``step()`` (a list, one per group)."""
@@ -77,9 +101,23 @@ class LRScheduler:
         return {k: v for k, v in vars(self).items() if k not in ("optimizer", "_schedulers")}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned; the hyperparameters, base and last
+        learning rates are checked first (nothing changes if they are invalid)."""
+        where = f"{type(self).__name__}.load_state_dict"
+        previous = dict(self.__dict__)
         self.__dict__.update({k: v for k, v in state_dict.items() if k != "_schedulers"})
-        self.base_lrs = list(self.base_lrs)
-        self._last_lr = list(self._last_lr)
+        try:
+            self._check()
+            self.last_epoch = V.integer(self.last_epoch, "last_epoch", where, low=-1)
+            for name in ("base_lrs", "_last_lr"):
+                values = [
+                    V.real(v, f"{name}[{i}]", where, low=0.0) for i, v in enumerate(getattr(self, name))
+                ]
+                setattr(self, name, values)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(previous)
+            raise
 
 
 class StepLR(LRScheduler):
@@ -88,9 +126,13 @@ class StepLR(LRScheduler):
     def __init__(
         self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1
     ) -> None:
-        self.step_size = V.integer(step_size, "step_size", "StepLR", low=1)
-        self.gamma = V.real(gamma, "gamma", "StepLR")
+        self.step_size, self.gamma = step_size, gamma
         super().__init__(optimizer, last_epoch)
+
+    def _check(self) -> None:
+        where = type(self).__name__
+        self.step_size = V.integer(self.step_size, "step_size", where, low=1)
+        self.gamma = V.real(self.gamma, "gamma", where, low=0.0)  # a negative gamma flips the sign
 
     def _lr_at(self, base_lr: float, epoch: int) -> float:
         return base_lr * self.gamma ** (epoch // self.step_size)
@@ -101,9 +143,13 @@ class CosineAnnealingLR(LRScheduler):
     ``base_lr`` at epoch 0 down to ``eta_min`` at ``T_max`` (and back up after, as PyTorch)."""
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:
-        self.T_max = V.integer(T_max, "T_max", "CosineAnnealingLR", low=1)
-        self.eta_min = V.real(eta_min, "eta_min", "CosineAnnealingLR")
+        self.T_max, self.eta_min = T_max, eta_min
         super().__init__(optimizer, last_epoch)
+
+    def _check(self) -> None:
+        where = type(self).__name__
+        self.T_max = V.integer(self.T_max, "T_max", where, low=1)
+        self.eta_min = V.real(self.eta_min, "eta_min", where, low=0.0)
 
     def _lr_at(self, base_lr: float, epoch: int) -> float:
         return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
@@ -122,11 +168,14 @@ class LinearLR(LRScheduler):
         total_iters: int = 5,
         last_epoch: int = -1,
     ) -> None:
-        where = "LinearLR"
-        self.start_factor = V.real(start_factor, "start_factor", where, low=0.0, high=1.0, low_open=True)
-        self.end_factor = V.real(end_factor, "end_factor", where, low=0.0, high=1.0)
-        self.total_iters = V.integer(total_iters, "total_iters", where, low=1)
+        self.start_factor, self.end_factor, self.total_iters = start_factor, end_factor, total_iters
         super().__init__(optimizer, last_epoch)
+
+    def _check(self) -> None:
+        where = type(self).__name__
+        self.start_factor = V.real(self.start_factor, "start_factor", where, low=0.0, high=1.0, low_open=True)
+        self.end_factor = V.real(self.end_factor, "end_factor", where, low=0.0, high=1.0)
+        self.total_iters = V.integer(self.total_iters, "total_iters", where, low=1)
 
     def _lr_at(self, base_lr: float, epoch: int) -> float:
         frac = min(epoch, self.total_iters) / self.total_iters

@@ -115,15 +115,17 @@ class Optimizer:
 
     # -- steps -------------------------------------------------------------------------
 
-    def zero_grad(self) -> None:
-        """Reset the ``.grad`` of every parameter to zeros, in place."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradient of every parameter: ``.grad = None`` (default, as PyTorch 2),
+        or zeros in place with ``set_to_none=False``."""
+        set_to_none = V.boolean(set_to_none, "set_to_none", f"{type(self).__name__}.zero_grad")
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is not None:
-                    p.grad[...] = 0
+                p.zero_grad(set_to_none)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """Update every parameter that has a gradient; returns ``closure()`` if given.
+        """Update every parameter that has a gradient (a parameter whose ``.grad`` is None
+        is skipped: no update, no weight decay, no state); returns ``closure()`` if given.
 
         Everything the update reads is checked first (each group's hyperparameters, each
         parameter, gradient and state array), so a step that raises has changed nothing:

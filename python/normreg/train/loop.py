@@ -34,11 +34,12 @@ def evaluate(model: Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1000
     model.eval()
     loss_fn = SoftmaxLoss()
     total_loss, correct = 0.0, 0
-    for start in range(0, len(x), batch_size):
-        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-        logits = model(xb)
-        total_loss += loss_fn(logits, yb) * len(yb)
-        correct += int((logits.argmax(axis=1) == yb).sum())
+    with normreg.no_grad():  # nothing kept for a backward
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+            logits = model(xb)
+            total_loss += loss_fn(logits, yb) * len(yb)
+            correct += int((logits.argmax(axis=1) == yb).sum())
     model.train(was_training)
     n = max(len(x), 1)
     return total_loss / n, correct / n

@@ -1,0 +1,131 @@
+"""Time the kernels of two builds of normreg side by side, in one process.
+
+    python benchmarks/compare_builds.py OTHER_SITE [--threads 1,2] [--rounds 7] [--shapes ...]
+
+OTHER_SITE is a directory holding another build's package (e.g. one made with
+``pip install --target OTHER_SITE .`` from another checkout). Its extension is loaded next to
+the installed normreg's, and each case (forward + backward through ``normreg._C`` of
+LayerNorm, BatchNorm1d/2d, RMSNorm, GroupNorm, softmax cross-entropy) runs on both in
+alternation: the ratios of the medians and of the minima are "this build's time / the
+other's" (below 1: this build is faster). On a machine shared with other work, read the ratios, not the absolute
+times; the minimum is the less disturbed of the two.
+"""
+import argparse
+import glob
+import importlib.util
+import os
+import statistics
+import time
+
+import numpy as np
+
+import normreg._C as this_C
+
+
+def load_other(site):
+    paths = glob.glob(os.path.join(site, "normreg", "_C*.so"))
+    if not paths:
+        raise SystemExit(f"no normreg/_C*.so under {site}")
+    spec = importlib.util.spec_from_file_location("other_normreg._C", paths[0])
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def cases(shapes, rng):
+    """(name, function of a _C module running forward + backward)."""
+    out = []
+    for M, D in shapes:
+        x = rng.standard_normal((M, D)).astype(np.float32)
+        dy = rng.standard_normal((M, D)).astype(np.float32)
+        w = rng.uniform(0.5, 1.5, D).astype(np.float32)
+        b = np.zeros(D, np.float32)
+        dw, db = np.zeros(D, np.float32), np.zeros(D, np.float32)
+
+        def ln(C, x=x, dy=dy, w=w, b=b, dw=dw, db=db):
+            _, mean, rstd = C.layer_norm_forward(x, w, b, 1e-5, None)
+            C.layer_norm_backward(dy, x, mean, rstd, w, dw, db, None)
+        out.append((f"LayerNorm {M}x{D}", ln))
+
+        x3, dy3 = x.reshape(M, D, 1), dy.reshape(M, D, 1)
+        rm, rv = np.zeros(D, np.float32), np.ones(D, np.float32)
+
+        def bn(C, x3=x3, dy3=dy3, w=w, b=b, rm=rm, rv=rv, dw=dw, db=db):
+            _, mean, rstd = C.batch_norm_forward(x3, w, b, rm, rv, True, 0.1, 1e-5, None)
+            C.batch_norm_backward(dy3, x3, mean, rstd, w, dw, db, True, None)
+        out.append((f"BatchNorm1d {M}x{D}", bn))
+
+    x4 = rng.standard_normal((32, 64, 32 * 32)).astype(np.float32)
+    dy4 = rng.standard_normal(x4.shape).astype(np.float32)
+    w4, b4 = np.ones(64, np.float32), np.zeros(64, np.float32)
+    rm4, rv4 = np.zeros(64, np.float32), np.ones(64, np.float32)
+    dw4, db4 = np.zeros(64, np.float32), np.zeros(64, np.float32)
+
+    def bn2d(C):
+        _, mean, rstd = C.batch_norm_forward(x4, w4, b4, rm4, rv4, True, 0.1, 1e-5, None)
+        C.batch_norm_backward(dy4, x4, mean, rstd, w4, dw4, db4, True, None)
+    out.append(("BatchNorm2d 32x64x32x32", bn2d))
+
+    xr = rng.standard_normal((8192, 1024)).astype(np.float32)
+    dyr = rng.standard_normal(xr.shape).astype(np.float32)
+    wr, dwr = np.ones(1024, np.float32), np.zeros(1024, np.float32)
+
+    def rms(C):
+        _, rstd = C.rms_norm_forward(xr, wr, 1e-6, None)
+        C.rms_norm_backward(dyr, xr, rstd, wr, dwr, None)
+    out.append(("RMSNorm 8192x1024", rms))
+
+    def gn(C):
+        _, mean, rstd = C.group_norm_forward(x4, w4, b4, 8, 1e-5, None)
+        C.group_norm_backward(dy4, x4, mean, rstd, w4, dw4, db4, 8, None)
+    out.append(("GroupNorm 32x64x32x32, 8 groups", gn))
+
+    for B, K in ((128, 10), (8192, 10), (8192, 1000)):
+        z = rng.standard_normal((B, K)).astype(np.float32)
+        labels = rng.integers(0, K, B).astype(np.int64)
+
+        def ce(C, z=z, labels=labels):
+            _, lse = C.cross_entropy_forward(z, labels)
+            C.cross_entropy_backward(z, labels, lse, 1.0, None)
+        out.append((f"softmax CE {B}x{K}", ce))
+    return out
+
+
+def time_once(fn, C, inner):
+    t0 = time.perf_counter()
+    for _ in range(inner):
+        fn(C)
+    return (time.perf_counter() - t0) / inner
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("other_site")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--rounds", type=int, default=7, help="alternating rounds (medians)")
+    ap.add_argument("--shapes", default="8192x64,8192x128,8192x1024,8192x4096")
+    args = ap.parse_args()
+    other_C = load_other(args.other_site)
+    shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
+    rng = np.random.default_rng(0)
+    print("| case | threads | this build (us, median) | other build (us, median) | ratio of medians | ratio of minima |")
+    print("|---|---|---|---|---|---|")
+    for nt in (int(t) for t in args.threads.split(",")):
+        this_C.set_num_threads(nt)
+        other_C.set_num_threads(nt)
+        for name, fn in cases(shapes, rng):
+            for C in (this_C, other_C):  # warm-up, and the inner count for ~20 ms a sample
+                fn(C)
+            inner = max(1, int(0.02 / max(time_once(fn, this_C, 1), 1e-7)))
+            a, b = [], []
+            for r in range(args.rounds):
+                order = (this_C, other_C) if r % 2 == 0 else (other_C, this_C)
+                for C in order:
+                    (a if C is this_C else b).append(time_once(fn, C, inner))
+            ma, mb = statistics.median(a), statistics.median(b)
+            print(f"| {name} | {nt} | {ma * 1e6:.1f} | {mb * 1e6:.1f} | {ma / mb:.3f} | "
+                  f"{min(a) / min(b):.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
