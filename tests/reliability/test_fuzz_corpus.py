@@ -108,6 +108,31 @@ def test_every_binding_function_has_a_decoder_and_inputs():
     assert not missing, f"no corpus input calls {missing}: run python tests/fuzz/seeds.py binding"
 
 
+def test_regression_inputs_are_listed_and_still_decode_to_their_call():
+    """Each regress-* input (a past finding) has its line in tests/fuzz/regressions.txt, and a
+    binding input still decodes to the call it was found with (a decoder change that alters
+    what old inputs mean must not silently turn them into other tests)."""
+    from targets import decode_binding
+
+    listed = {}
+    with open(os.path.join(FUZZ, "regressions.txt")) as f:
+        for line in f:
+            if line.strip() and not line.startswith("#"):
+                name, call, _ = line.rstrip("\n").split("\t")
+                listed[name] = call
+    present = {
+        f"{t}/{os.path.basename(p)}"
+        for t in TARGETS
+        for p in corpus(t)
+        if os.path.basename(p).startswith("regress-")
+    }
+    assert present == set(listed), (sorted(present - set(listed)), sorted(set(listed) - present))
+    for name, call in listed.items():
+        if name.startswith("binding/"):
+            with open(os.path.join(FUZZ, "corpus", name), "rb") as f:
+                assert repr(decode_binding(f.read())[0]) == call, name
+
+
 def test_replay_reports_findings_crashes_and_resumes(tmp_path):
     files = []
     for name, data in [
