@@ -7,9 +7,10 @@ OTHER_SITE is a directory holding another build's package (e.g. one made with
 the installed normreg's, and each case (forward + backward through ``normreg._C`` of
 LayerNorm, BatchNorm1d/2d, RMSNorm, GroupNorm, softmax cross-entropy) runs on both in
 alternation: the ratios of the medians and of the minima are "this build's time / the
-other's" (below 1: this build is faster). On a machine shared with other work, read the ratios, not the absolute
-times; the minimum is the less disturbed of the two.
+other's" (below 1: this build is faster). On a machine shared with other work, read the
+ratios, not the absolute times; the minimum is the less disturbed of the two.
 """
+
 import argparse
 import glob
 import importlib.util
@@ -45,6 +46,7 @@ def cases(shapes, rng):
         def ln(C, x=x, dy=dy, w=w, b=b, dw=dw, db=db):
             _, mean, rstd = C.layer_norm_forward(x, w, b, 1e-5, None)
             C.layer_norm_backward(dy, x, mean, rstd, w, dw, db, None)
+
         out.append((f"LayerNorm {M}x{D}", ln))
 
         x3, dy3 = x.reshape(M, D, 1), dy.reshape(M, D, 1)
@@ -53,6 +55,7 @@ def cases(shapes, rng):
         def bn(C, x3=x3, dy3=dy3, w=w, b=b, rm=rm, rv=rv, dw=dw, db=db):
             _, mean, rstd = C.batch_norm_forward(x3, w, b, rm, rv, True, 0.1, 1e-5, None)
             C.batch_norm_backward(dy3, x3, mean, rstd, w, dw, db, True, None)
+
         out.append((f"BatchNorm1d {M}x{D}", bn))
 
     x4 = rng.standard_normal((32, 64, 32 * 32)).astype(np.float32)
@@ -64,6 +67,7 @@ def cases(shapes, rng):
     def bn2d(C):
         _, mean, rstd = C.batch_norm_forward(x4, w4, b4, rm4, rv4, True, 0.1, 1e-5, None)
         C.batch_norm_backward(dy4, x4, mean, rstd, w4, dw4, db4, True, None)
+
     out.append(("BatchNorm2d 32x64x32x32", bn2d))
 
     xr = rng.standard_normal((8192, 1024)).astype(np.float32)
@@ -73,11 +77,13 @@ def cases(shapes, rng):
     def rms(C):
         _, rstd = C.rms_norm_forward(xr, wr, 1e-6, None)
         C.rms_norm_backward(dyr, xr, rstd, wr, dwr, None)
+
     out.append(("RMSNorm 8192x1024", rms))
 
     def gn(C):
         _, mean, rstd = C.group_norm_forward(x4, w4, b4, 8, 1e-5, None)
         C.group_norm_backward(dy4, x4, mean, rstd, w4, dw4, db4, 8, None)
+
     out.append(("GroupNorm 32x64x32x32, 8 groups", gn))
 
     for B, K in ((128, 10), (8192, 10), (8192, 1000)):
@@ -87,6 +93,7 @@ def cases(shapes, rng):
         def ce(C, z=z, labels=labels):
             _, lse = C.cross_entropy_forward(z, labels)
             C.cross_entropy_backward(z, labels, lse, 1.0, None)
+
         out.append((f"softmax CE {B}x{K}", ce))
     return out
 
@@ -108,7 +115,10 @@ def main():
     other_C = load_other(args.other_site)
     shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
     rng = np.random.default_rng(0)
-    print("| case | threads | this build (us, median) | other build (us, median) | ratio of medians | ratio of minima |")
+    print(
+        "| case | threads | this build (us, median) | other build (us, median) "
+        "| ratio of medians | ratio of minima |"
+    )
     print("|---|---|---|---|---|---|")
     for nt in (int(t) for t in args.threads.split(",")):
         this_C.set_num_threads(nt)
@@ -123,8 +133,11 @@ def main():
                 for C in order:
                     (a if C is this_C else b).append(time_once(fn, C, inner))
             ma, mb = statistics.median(a), statistics.median(b)
-            print(f"| {name} | {nt} | {ma * 1e6:.1f} | {mb * 1e6:.1f} | {ma / mb:.3f} | "
-                  f"{min(a) / min(b):.3f} |", flush=True)
+            print(
+                f"| {name} | {nt} | {ma * 1e6:.1f} | {mb * 1e6:.1f} | {ma / mb:.3f} | "
+                f"{min(a) / min(b):.3f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -191,6 +191,24 @@ def goals(res):
                     "",
                 )
             )
+    for row in res.get("conv", []):
+        if row["threads"] == 2:
+            add(
+                f"Conv2d f+b batch {row['batch']} {row['in']}->{row['out']} {row['hw']}x{row['hw']}, "
+                "2 thr: within 1.3x of its sgemm floor (normreg/sgemm)",
+                row["ratio_sgemm"],
+                1.3,
+                higher=False,
+                unit="x",
+            )
+    for row in res.get("cnn", []):
+        if row["threads"] == 2:
+            add(
+                f"CNN training step batch {row['batch']}, 2 thr: at least as fast as torch (torch/normreg)",
+                row.get("ratio_torch"),
+                1.0,
+                unit="x",
+            )
     acc = res.get("accuracy")
     if acc:
         add(
@@ -340,6 +358,55 @@ def other_tables(res):
                 for r in res["mlp"]
             ],
         )
+    if res.get("conv"):
+        parts += table(
+            "Conv2d 3x3 pad 1 forward+backward (y, dx, dweight, dbias) vs its sgemm floor (the three "
+            "im2col products of the batch as sgemm calls, one per thread on its share of the samples) "
+            "and PyTorch",
+            [
+                "batch",
+                "C->O",
+                "HxW",
+                "thr",
+                "normreg",
+                "sgemm floor",
+                "normreg/sgemm",
+                "GFLOP/s",
+                "torch",
+                "torch/nr",
+            ],
+            [
+                [
+                    r["batch"],
+                    f"{r['in']}->{r['out']}",
+                    f"{r['hw']}x{r['hw']}",
+                    r["threads"],
+                    fmt_time(r["normreg"]),
+                    fmt_time(r["sgemm"]),
+                    f"{r['ratio_sgemm']:.2f}x",
+                    f"{r['flops'] / r['normreg'] / 1e9:.1f}",
+                    fmt_time(r.get("torch")),
+                    fmt_ratio(r.get("ratio_torch")),
+                ]
+                for r in res["conv"]
+            ],
+        )
+    if res.get("cnn"):
+        parts += table(
+            "CNN training step (models.CNN: 32, 64, 128 channels, BatchNorm2d; SGD Nesterov momentum, "
+            "weight decay)",
+            ["batch", "thr", "normreg", "torch", "torch/nr"],
+            [
+                [
+                    r["batch"],
+                    r["threads"],
+                    fmt_time(r["normreg"]),
+                    fmt_time(r.get("torch")),
+                    fmt_ratio(r.get("ratio_torch")),
+                ]
+                for r in res["cnn"]
+            ],
+        )
     return "\n".join(parts)
 
 
@@ -351,7 +418,7 @@ def load(paths):
     for path in paths[1:]:
         with open(path) as f:
             more = json.load(f)
-        for key in ("kernels", "linear", "optim", "mlp"):
+        for key in ("kernels", "linear", "optim", "mlp", "conv", "cnn"):
             if more.get(key):
                 res[key] = more[key]
         if more.get("tiny"):
@@ -375,8 +442,9 @@ def main(argv):
             cmd,
             "```",
             "",
-            f"{'Run' if i == 0 else 'Then'} at {m['date']}: {m['platform']}, {m['cpus']} "
-            f"cores, NumPy {m['numpy']}, PyTorch {m['torch']}, OMP_WAIT_POLICY="
+            f"{'Run' if i == 0 else 'Then'} at {m['date']}: {m['platform']}, "
+            f"{m['cpu'] + ', ' if 'cpu' in m else ''}{m['cpus']} cores, NumPy {m['numpy']}, "
+            f"PyTorch {m['torch']}, OMP_WAIT_POLICY="
             f"{m.get('OMP_WAIT_POLICY', '?')}, load average at start "
             f"{', '.join(f'{v:.1f}' for v in m.get('load_average', []))}.",
             "",

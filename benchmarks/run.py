@@ -3,7 +3,8 @@
     python benchmarks/run.py            # the full table (several minutes)
     python benchmarks/run.py --quick    # a smoke test of every section (seconds)
 
-Options: --threads 1,2  --json results.json  --no-torch  --sections kernels,tiny,linear,optim,mlp
+Options: --threads 1,2  --json results.json  --no-torch
+         --sections kernels,tiny,linear,optim,mlp,conv,cnn
          --shapes 8192x1024,256x64  --spin (keep OpenMP's spinning wait policy)
 
 Every time is the median of interleaved repetitions after warm-up (see common.measure):
@@ -37,6 +38,23 @@ from normreg import _C
 FULL_SHAPES = [(32, 64)] + [(n, d) for n in (256, 8192, 65536) for d in (64, 128, 1024, 4096)]
 QUICK_SHAPES = [(32, 64), (256, 128)]
 MAX_BYTES = 256 << 20  # skip shapes whose activation exceeds this (65536 x 4096 = 1 GiB)
+
+
+def cpu_name():
+    """The CPU as /proc/cpuinfo names it (lscpu's model name), with its family/model numbers
+    and widest vector extension: VMs often show only the vendor's brand ("AMD EPYC")."""
+    info = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                info.setdefault(key.strip(), value.strip())
+    except OSError:
+        return platform.processor() or "unknown"
+    flags = info.get("flags", "").split()
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "baseline"
+    family, model = info.get("cpu family", "?"), info.get("model", "?")
+    return f"{info.get('model name', 'unknown')} (family {family}, model {model}, {isa})"
 
 
 set_threads = common.set_threads
@@ -203,7 +221,7 @@ def bench_linear(args, threads_list, out):
 # ---- main -------------------------------------------------------------------------------
 
 
-SECTIONS = ("kernels", "tiny", "linear", "optim", "mlp")
+SECTIONS = ("kernels", "tiny", "linear", "optim", "mlp", "conv", "cnn")
 
 
 def main(argv=None):
@@ -238,9 +256,12 @@ def main(argv=None):
         "linear": [],
         "optim": [],
         "mlp": [],
+        "conv": [],
+        "cnn": [],
         "machine": {
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
+            "cpu": cpu_name(),
             "numpy": np.__version__,
             "normreg": normreg.__version__,
             "torch": kernels.torch.__version__ if kernels.torch else None,
@@ -265,6 +286,13 @@ def main(argv=None):
             training.bench_optim(args, threads_list, out)
         if "mlp" in sections:
             training.bench_mlp(args, out)
+    if "conv" in sections or "cnn" in sections:
+        import conv
+
+        if "conv" in sections:
+            conv.bench_conv(args, threads_list, out)
+        if "cnn" in sections:
+            conv.bench_cnn(args, threads_list, out)
     print(f"\n(total {time.time() - t0:.0f} s)")
     if args.json:
         with open(args.json, "w") as f:

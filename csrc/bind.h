@@ -82,5 +82,6 @@ extern PyMethodDef nr_alloc_methods[];
 extern PyMethodDef nr_bench_methods[];
 extern PyMethodDef nr_optim_methods[];
 extern PyMethodDef nr_norms_methods[];
+extern PyMethodDef nr_conv_methods[];
 
 #endif

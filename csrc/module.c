@@ -34,7 +34,7 @@ extern PyMethodDef nr_syncbn_methods[];
 /* Every family of binding functions, added to the module in exec. */
 static PyMethodDef *method_tables[] = {nr_core_methods, nr_optim_methods, nr_norms_methods,
                                        nr_alloc_methods, nr_bench_methods,
-                                       nr_syncbn_methods};
+                                       nr_syncbn_methods, nr_conv_methods};
 
 static int
 module_exec(PyObject *module)

@@ -8,6 +8,7 @@ offsets 0 .. 3e4 and for equal logits; and extreme finite input. RELIABILITY.md 
 
     python scripts/exactness.py            # the tables (Markdown)
 """
+
 import numpy as np
 
 from normreg import distributed, nn
@@ -23,12 +24,13 @@ def _layers():
         ("LayerNorm (64, 1000)", lambda dt: nn.LayerNorm(1000, dtype=dt), (64, 1000)),
         ("BatchNorm1d (256, 64)", lambda dt: nn.BatchNorm1d(64, dtype=dt), (256, 64)),
         ("BatchNorm2d (16, 8, 8, 8)", lambda dt: nn.BatchNorm2d(8, dtype=dt), (16, 8, 8, 8)),
-        ("SyncBatchNorm (32, 8, 16)",
-         lambda dt: distributed.SyncBatchNorm(8, dtype=dt, comm=distributed.LocalComm()),
-         (32, 8, 16)),
+        (
+            "SyncBatchNorm (32, 8, 16)",
+            lambda dt: distributed.SyncBatchNorm(8, dtype=dt, comm=distributed.LocalComm()),
+            (32, 8, 16),
+        ),
         ("GroupNorm 4 groups (8, 16, 64)", lambda dt: nn.GroupNorm(4, 16, dtype=dt), (8, 16, 64)),
-        ("InstanceNorm1d (8, 16, 64)", lambda dt: nn.InstanceNorm1d(16, affine=True, dtype=dt),
-         (8, 16, 64)),
+        ("InstanceNorm1d (8, 16, 64)", lambda dt: nn.InstanceNorm1d(16, affine=True, dtype=dt), (8, 16, 64)),
         # one eps for both dtypes (the default is the dtype's machine epsilon)
         ("RMSNorm (64, 256)", lambda dt: nn.RMSNorm(256, eps=1e-6, dtype=dt), (64, 256)),
     ]
@@ -132,8 +134,10 @@ def main():
     print("|---|" + "---|" * len(cases))
     print("| error | " + " | ".join(_fmt(ce_error(v)) for _, v in cases) + " |")
 
-    print("\n## Extreme finite input [3e38, -3e38, 1e38, 0] (zeros elsewhere), over the row (group,\n"
-          "channel) holding it: y / dx\n")
+    print(
+        "\n## Extreme finite input [3e38, -3e38, 1e38, 0] (zeros elsewhere), over the row (group,\n"
+        "channel) holding it: y / dx\n"
+    )
     print("| layer | error |")
     print("|---|---|")
     for name, make, shape in _layers():

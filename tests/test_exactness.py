@@ -13,17 +13,17 @@ terms it is the sum of (with 2 values per row they cancel to ~0, and so does any
 measure). The stated tolerances are RELIABILITY.md's; the measured errors are what
 ``python scripts/exactness.py`` prints.
 """
+
 import os
 
 import numpy as np
 import pytest
+import reference as R
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from normreg import distributed, nn
 from normreg import functional as F
-
-import reference as R
 
 pytestmark = pytest.mark.sanitize
 
@@ -38,8 +38,11 @@ TOL_PARAMS = 1e-5
 TOL_SUBNORMAL = 1e-5
 # examples per property test: NORMREG_PROPERTY_EXAMPLES (as reliability/test_properties.py),
 # default 60
-PROPERTY = settings(max_examples=int(os.environ.get("NORMREG_PROPERTY_EXAMPLES", "60")),
-                    deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=int(os.environ.get("NORMREG_PROPERTY_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def rel(a, ref, floor=0.0):
@@ -98,8 +101,13 @@ def test_cross_entropy_equal_logits_are_exactly_uniform():
 
 
 @PROPERTY
-@given(offset=st.floats(-3e4, 3e4), K=st.integers(2, 40), B=st.integers(1, 9),
-       spread=st.sampled_from([0.1, 1.0, 5.0]), seed=st.integers(0, 2**32 - 1))
+@given(
+    offset=st.floats(-3e4, 3e4),
+    K=st.integers(2, 40),
+    B=st.integers(1, 9),
+    spread=st.sampled_from([0.1, 1.0, 5.0]),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_cross_entropy_gradient_property(offset, K, B, spread, seed):
     """Element-wise, each entry within (|z - lse| + 8) 6e-8 relative, the row's largest
     |z - lse| for the label's entry: exp of z - lse rounded to float32 can do no better
@@ -157,8 +165,9 @@ def layer_norm_case(x, dy, w, b):
 def batch_norm_case(x, dy, w, b):
     x3, dy3 = x.reshape(x.shape[0], x.shape[1], -1), dy.reshape(x.shape[0], x.shape[1], -1)
     y, mean, rstd = F.batch_norm(x3 if x.ndim == 4 else x, None, None, w, b, training=True)
-    dx, dw, db = F.batch_norm_backward(dy3 if x.ndim == 4 else dy, x3 if x.ndim == 4 else x,
-                                       mean, rstd, w, training=True)
+    dx, dw, db = F.batch_norm_backward(
+        dy3 if x.ndim == 4 else dy, x3 if x.ndim == 4 else x, mean, rstd, w, training=True
+    )
     y, dx = y.reshape(x.shape), dx.reshape(x.shape)
     # (N, C, H, W) for BatchNorm2d, computed as (N, C, H W)
     ry, _, _, _, rr = R.batch_norm_train(f64(x), f64(w), f64(b))
@@ -168,16 +177,18 @@ def batch_norm_case(x, dy, w, b):
 
 def sync_batch_norm_case(x, dy, w, b):
     # no running estimates: a variance of 1e76 has none in float32 (the layer says so)
-    layer = distributed.SyncBatchNorm(x.shape[1], track_running_stats=False,
-                                      comm=distributed.LocalComm())
+    layer = distributed.SyncBatchNorm(x.shape[1], track_running_stats=False, comm=distributed.LocalComm())
     layer.weight.data[...] = w
     layer.bias.data[...] = b
     y = layer(x)
     dx = layer.backward(dy)
     ry, _, _, _, rr = R.batch_norm_train(f64(x), f64(w), f64(b))
     rdx, rdw, rdb = R.batch_norm_train_backward(f64(dy), f64(x), f64(w))
-    return ((y, dx, layer.weight.grad, layer.bias.grad), (ry, rdx, rdw, rdb),
-            terms(channels(rr, x), dy, channels(w, x)))
+    return (
+        (y, dx, layer.weight.grad, layer.bias.grad),
+        (ry, rdx, rdw, rdb),
+        terms(channels(rr, x), dy, channels(w, x)),
+    )
 
 
 def group_norm_case(G):
@@ -187,6 +198,7 @@ def group_norm_case(G):
         ry, _, rr = R.group_norm(f64(x), G, f64(w), f64(b))
         rdx, rdw, rdb = R.group_norm_backward(f64(dy), f64(x), G, f64(w))
         return (y, dx, dw, db), (ry, rdx, rdw, rdb), terms(groups(rr, x), dy, channels(w, x))
+
     return case
 
 
@@ -199,8 +211,11 @@ def instance_norm_case(x, dy, w, b):
     C = x.shape[1]
     ry, _, rr = R.group_norm(f64(x), C, f64(w), f64(b))
     rdx, rdw, rdb = R.group_norm_backward(f64(dy), f64(x), C, f64(w))
-    return ((y, dx, layer.weight.grad, layer.bias.grad), (ry, rdx, rdw, rdb),
-            terms(groups(rr, x), dy, channels(w, x)))
+    return (
+        (y, dx, layer.weight.grad, layer.bias.grad),
+        (ry, rdx, rdw, rdb),
+        terms(groups(rr, x), dy, channels(w, x)),
+    )
 
 
 # (name, case, input shape, channel axis or -1 for the last axis)
@@ -219,8 +234,7 @@ NORMS = [
 
 def params(shape, axis, rng):
     n = shape[axis]
-    return (rng.uniform(0.5, 1.5, n).astype(np.float32),
-            rng.standard_normal(n).astype(np.float32))
+    return (rng.uniform(0.5, 1.5, n).astype(np.float32), rng.standard_normal(n).astype(np.float32))
 
 
 @pytest.mark.parametrize("std", STDS)
@@ -259,11 +273,16 @@ def test_norm_backward_mixed_means(name, case, shape, axis):
 
 
 @PROPERTY
-@given(mean=st.floats(-1e6, 1e6), log_std=st.floats(-2, 2), rows=st.integers(1, 40),
-       D=st.integers(2, 300), seed=st.integers(0, 2**32 - 1))
+@given(
+    mean=st.floats(-1e6, 1e6),
+    log_std=st.floats(-2, 2),
+    rows=st.integers(1, 40),
+    D=st.integers(2, 300),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_layer_norm_backward_large_mean_property(mean, log_std, rows, D, seed):
     rng = np.random.default_rng(seed)
-    x = (mean + 10.0 ** log_std * rng.standard_normal((rows, D))).astype(np.float32)
+    x = (mean + 10.0**log_std * rng.standard_normal((rows, D))).astype(np.float32)
     dy = rng.standard_normal((rows, D)).astype(np.float32)
     w, b = params((rows, D), -1, rng)
     (y, dx, dw, db), (ry, rdx, rdw, rdb), term = layer_norm_case(x, dy, w, b)
@@ -271,11 +290,17 @@ def test_layer_norm_backward_large_mean_property(mean, log_std, rows, D, seed):
 
 
 @PROPERTY
-@given(mean=st.floats(-1e6, 1e6), log_std=st.floats(-2, 2), N=st.integers(2, 40),
-       C=st.integers(1, 9), L=st.integers(1, 5), seed=st.integers(0, 2**32 - 1))
+@given(
+    mean=st.floats(-1e6, 1e6),
+    log_std=st.floats(-2, 2),
+    N=st.integers(2, 40),
+    C=st.integers(1, 9),
+    L=st.integers(1, 5),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_batch_norm_backward_large_mean_property(mean, log_std, N, C, L, seed):
     rng = np.random.default_rng(seed)
-    x = (mean + 10.0 ** log_std * rng.standard_normal((N, C, L))).astype(np.float32)
+    x = (mean + 10.0**log_std * rng.standard_normal((N, C, L))).astype(np.float32)
     dy = rng.standard_normal((N, C, L)).astype(np.float32)
     w, b = params((N, C, L), 1, rng)
     (y, dx, dw, db), (ry, rdx, rdw, rdb), term = batch_norm_case(x, dy, w, b)
@@ -285,9 +310,9 @@ def test_batch_norm_backward_large_mean_property(mean, log_std, N, C, L, seed):
 # ---- extreme but finite values ----------------------------------------------------------
 
 EXTREMES = {
-    "issue": [3e38, -3e38, 1e38, 0.0],        # sums of squares overflow
+    "issue": [3e38, -3e38, 1e38, 0.0],  # sums of squares overflow
     "spread beyond max": [3e38, 3e38, 3e38, -3e38],  # x - mean itself overflows float32
-    "large": [1e25, -2e25, 3e24, 5e25],       # squares overflow, values far from the max
+    "large": [1e25, -2e25, 3e24, 5e25],  # squares overflow, values far from the max
 }
 
 
@@ -301,8 +326,10 @@ def rms_norm_case(x, dy, w, b):
     return (y, dx, dw, dw), (ry, rdx, rdw, rdw), terms(rr, dy, w)
 
 
-EXTREME_NORMS = NORMS + [("RMSNorm", rms_norm_case, (64, 64), -1),
-                         ("RMSNorm D=1000", rms_norm_case, (8, 1000), -1)]
+EXTREME_NORMS = NORMS + [
+    ("RMSNorm", rms_norm_case, (64, 64), -1),
+    ("RMSNorm D=1000", rms_norm_case, (8, 1000), -1),
+]
 
 
 def extreme_input(shape, axis, values, rng):
@@ -310,15 +337,14 @@ def extreme_input(shape, axis, values, rng):
     or sample 0's first group); returns x and the index of that row / channel / group."""
     x = rng.standard_normal(shape).astype(np.float32)
     if axis == 1 and len(shape) >= 2 and shape[0] > 8:  # batch norm: channel 0
-        x[:, 0].flat[:len(values)] = values
+        x[:, 0].flat[: len(values)] = values
         return x, (slice(None), 0)
-    x.flat[:len(values)] = values  # the first row, or sample 0's first group
+    x.flat[: len(values)] = values  # the first row, or sample 0's first group
     return x, (0,)
 
 
 @pytest.mark.parametrize("values", list(EXTREMES.values()), ids=list(EXTREMES))
-@pytest.mark.parametrize("name,case,shape,axis", EXTREME_NORMS,
-                         ids=[n[0] for n in EXTREME_NORMS])
+@pytest.mark.parametrize("name,case,shape,axis", EXTREME_NORMS, ids=[n[0] for n in EXTREME_NORMS])
 def test_norm_extreme_finite_values(name, case, shape, axis, values):
     """Where float64 is finite, so is float32: LayerNorm gave NaN, BatchNorm -inf and RMSNorm
     zeros for [3e38, -3e38, 1e38, 0]. The other rows (channels, groups) are unaffected."""

@@ -119,6 +119,65 @@ def adam_step(
     /,
 ) -> None: ...
 
+# ---- convolution and pooling (NCHW) ----------------------------------------------------------------
+
+def conv2d_forward(
+    x: _A, weight: _A, bias: _O, stride_h: int, stride_w: int, padding_h: int, padding_w: int, out: _O, /
+) -> _A: ...
+def conv2d_backward(
+    dy: _A,
+    x: _A,
+    weight: _A,
+    stride_h: int,
+    stride_w: int,
+    padding_h: int,
+    padding_w: int,
+    dweight: _O,
+    dbias: _O,
+    need_dx: bool,
+    /,
+) -> _O: ...
+def max_pool2d_forward(
+    x: _A,
+    kernel_h: int,
+    kernel_w: int,
+    stride_h: int,
+    stride_w: int,
+    padding_h: int,
+    padding_w: int,
+    out: _O,
+    /,
+) -> tuple[_A, NDArray[np.int64]]: ...
+def max_pool2d_backward(dy: _A, indices: NDArray[np.int64], input_h: int, input_w: int, out: _O, /) -> _A: ...
+def avg_pool2d_forward(
+    x: _A,
+    kernel_h: int,
+    kernel_w: int,
+    stride_h: int,
+    stride_w: int,
+    padding_h: int,
+    padding_w: int,
+    count_include_pad: bool,
+    out: _O,
+    /,
+) -> _A: ...
+def avg_pool2d_backward(
+    dy: _A,
+    input_h: int,
+    input_w: int,
+    kernel_h: int,
+    kernel_w: int,
+    stride_h: int,
+    stride_w: int,
+    padding_h: int,
+    padding_w: int,
+    count_include_pad: bool,
+    out: _O,
+    /,
+) -> _A: ...
+def adaptive_avg_pool2d_forward(x: _A, output_h: int, output_w: int, out: _O, /) -> _A: ...
+def adaptive_avg_pool2d_backward(dy: _A, input_h: int, input_w: int, out: _O, /) -> _A: ...
+
 # ---- benchmarks' private kernels ----------------------------------------------------------------
 
 def copy_f32(dst: NDArray[np.float32], src: NDArray[np.float32], nthreads: int, /) -> None: ...

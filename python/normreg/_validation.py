@@ -96,6 +96,42 @@ def integer(value: Any, name: str, where: str, *, low: int | None = None, high: 
     return v
 
 
+def int_pair(value: Any, name: str, where: str, *, low: int) -> tuple[int, int]:
+    """An int or a pair of ints (a tuple or list of two), each >= ``low``, as a pair: the
+    ``kernel_size``, ``stride`` and ``padding`` of the 2-d layers (PyTorch's ``_pair``)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{where}: {name} must be an int or a pair of ints, got {len(value)} values")
+        return (integer(value[0], name, where, low=low), integer(value[1], name, where, low=low))
+    v = integer(value, name, where, low=low)
+    return (v, v)
+
+
+def pool_window(
+    kernel_size: Any, stride: Any, padding: Any, where: str
+) -> tuple[int, int, int, int, int, int]:
+    """A 2-d pooling window as (kH, kW, sH, sW, pH, pW): each an int or a pair; ``stride``
+    None is the kernel size; the padding at most half the kernel, as PyTorch requires."""
+    kh, kw = int_pair(kernel_size, "kernel_size", where, low=1)
+    sh, sw = (kh, kw) if stride is None else int_pair(stride, "stride", where, low=1)
+    ph, pw = int_pair(padding, "padding", where, low=0)
+    if ph > kh // 2 or pw > kw // 2:
+        raise ValueError(f"{where}: padding ({ph}, {pw}) must be at most half the kernel_size ({kh}, {kw})")
+    return kh, kw, sh, sw, ph, pw
+
+
+def output_size_pair(value: Any, where: str) -> tuple[int | None, int | None]:
+    """Adaptive pooling's ``output_size``: an int >= 1, or a pair of them where None keeps the
+    input's size (PyTorch's convention)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{where}: output_size must be an int or a pair, got {len(value)} values")
+        h, w = (None if v is None else integer(v, "output_size", where, low=1) for v in value)
+        return h, w
+    v = integer(value, "output_size", where, low=1)
+    return v, v
+
+
 def boolean(value: Any, name: str, where: str) -> bool:
     """``value`` as a bool: only ``bool`` and ``np.bool_`` pass."""
     if not isinstance(value, (bool, np.bool_)):

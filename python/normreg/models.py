@@ -5,8 +5,10 @@
 * :class:`MLPResNet`: the residual MLP of the CMU deep-learning-systems course (needle, hw2):
   ``Linear -> ReLU``, then residual blocks
   ``ReLU(x + norm(Linear(Dropout(ReLU(norm(Linear(x)))))))``, then a ``Linear`` to the classes.
+* :class:`CNN`: ``Conv2d 3x3 -> norm -> ReLU`` blocks with max pooling between stages,
+  global average pooling and a ``Linear`` to the classes.
 
-Both are :class:`normreg.nn.Sequential` subclasses, so ``forward``, ``backward``,
+All are :class:`normreg.nn.Sequential` subclasses, so ``forward``, ``backward``,
 ``parameters()``, ``train()``/``eval()`` and ``state_dict()`` work as on any module.
 """
 
@@ -21,7 +23,7 @@ import numpy.typing as npt
 from . import _validation as V
 from . import nn
 
-__all__ = ["MLP", "MLPResNet", "ResidualBlock", "make_norm", "NORMS"]
+__all__ = ["MLP", "MLPResNet", "ResidualBlock", "make_norm", "NORMS", "CNN", "make_norm2d", "NORMS_2D"]
 
 #: The names ``norm=`` accepts (None and "none" mean no normalization).
 NORMS = ("batch", "layer", "none")
@@ -154,3 +156,103 @@ class MLPResNet(nn.Sequential):
             nn.Linear(hidden, num_classes, dtype=dtype),
         )
         self.in_features, self.num_classes = in_features, num_classes
+
+
+# ---- convolutional network -----------------------------------------------------------------
+
+#: The names ``CNN(norm=...)`` accepts (None and "none" mean no normalization).
+NORMS_2D = ("batch", "group", "layer", "instance", "none")
+
+
+def make_norm2d(
+    norm: str | None, channels: int, dtype: npt.DTypeLike = np.float32, groups: int = 8
+) -> nn.Module:
+    """A normalization of (N, C, H, W) feature maps with ``channels`` channels:
+
+    * ``"batch"``: BatchNorm2d (statistics per channel over the batch and the positions);
+    * ``"group"``: GroupNorm with ``min(groups, channels)`` groups (``groups`` must divide
+      the channels);
+    * ``"layer"``: GroupNorm(1, C), i.e. LayerNorm over (C, H, W) with a per-channel affine
+      transform. The statistics are those of ``nn.LayerNorm((C, H, W))``; the affine
+      parameters are per channel (as every other norm here) instead of one per position,
+      so the layer does not depend on the image size and a feature map's channels keep one
+      scale each (the GroupNorm paper's LN baseline for convolutional networks);
+    * ``"instance"``: InstanceNorm2d with affine parameters (statistics per sample and
+      channel over the positions);
+    * ``None``/``"none"``: Identity.
+    """
+    if norm is None or norm == "none":
+        return nn.Identity()
+    if norm == "batch":
+        return nn.BatchNorm2d(channels, dtype=dtype)
+    if norm == "group":
+        return nn.GroupNorm(min(groups, channels), channels, dtype=dtype)
+    if norm == "layer":
+        return nn.GroupNorm(1, channels, dtype=dtype)
+    if norm == "instance":
+        return nn.InstanceNorm2d(channels, affine=True, dtype=dtype)
+    raise ValueError(f"norm must be one of {NORMS_2D} or None, got {norm!r}")
+
+
+class CNN(nn.Sequential):
+    """A convolutional network for small images.
+
+    ``CNN(in_channels=1, num_classes=10, channels=(32, 64, 128), norm='batch',
+    input_shape=None, blocks=1, dtype=np.float32)``: one stage per entry of ``channels``, each
+    ``blocks`` ``Conv2d(3x3, padding 1) -> norm -> ReLU`` blocks (the first one changes the
+    number of channels), with ``MaxPool2d(2)`` between stages; then global average pooling
+    (``AdaptiveAvgPool2d(1)``), ``Flatten`` and a ``Linear`` to the ``num_classes`` logits.
+    ``norm`` is one of :data:`NORMS_2D` (see :func:`make_norm2d`); the convolutions have no
+    bias before a batch or instance norm, which would subtract it. ``input_shape=(C, H, W)``
+    puts an ``Unflatten`` first, so the network takes flat rows (N, C*H*W), as the
+    Fashion-MNIST loader gives them.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        channels: int | Iterable[int] = (32, 64, 128),
+        norm: str | None = "batch",
+        input_shape: tuple[int, int, int] | None = None,
+        blocks: int = 1,
+        dtype: npt.DTypeLike = np.float32,
+    ) -> None:
+        where = "CNN"
+        in_channels = V.integer(in_channels, "in_channels", where, low=1)
+        if isinstance(channels, (int, np.integer)) and not isinstance(channels, bool):
+            channels = (int(channels),)
+        if isinstance(channels, (bool, str, bytes)) or not isinstance(channels, Iterable):
+            raise TypeError(
+                f"{where}: channels must be an int or a list of ints, got {type(channels).__name__}"
+            )
+        self.channels = tuple(V.integer(c, "channels", where, low=1) for c in channels)
+        if not self.channels:
+            raise ValueError(f"{where}: channels must name at least one stage")
+        self.norm = None if norm == "none" else norm
+        make_norm2d(self.norm, 8)  # validates norm before anything is built
+        self.blocks = V.integer(blocks, "blocks", where, low=1)
+        layers: list[nn.Module] = []
+        if input_shape is not None:
+            input_shape = cast("tuple[int, int, int]", tuple(input_shape))
+            if len(input_shape) != 3 or input_shape[0] != in_channels:
+                raise ValueError(
+                    f"{where}: input_shape must be (in_channels, H, W) = ({in_channels}, H, W), "
+                    f"got {input_shape}"
+                )
+            layers.append(nn.Unflatten(1, input_shape))
+        c_in = in_channels
+        bias = self.norm not in ("batch", "instance")
+        for i, c in enumerate(self.channels):
+            if i > 0:
+                layers.append(nn.MaxPool2d(2))
+            for _ in range(self.blocks):
+                layers += [
+                    nn.Conv2d(c_in, c, 3, padding=1, bias=bias, dtype=dtype),
+                    make_norm2d(self.norm, c, dtype),
+                    nn.ReLU(),
+                ]
+                c_in = c
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes, dtype=dtype)]
+        super().__init__(*[m for m in layers if not isinstance(m, nn.Identity)])
+        self.in_channels, self.num_classes, self.input_shape = in_channels, num_classes, input_shape

@@ -275,6 +275,25 @@ def _c_templates():
             2,
             None,
         ),
+        "conv2d_forward": lambda: (_f(2, 3, 5, 5), _f(4, 3, 3, 3), _f(4), 1, 1, 1, 1, None),
+        "conv2d_backward": lambda: (
+            _f(2, 4, 5, 5),
+            _f(2, 3, 5, 5),
+            _f(4, 3, 3, 3),
+            1,
+            1,
+            1,
+            1,
+            np.zeros((4, 3, 3, 3), np.float32),
+            np.zeros(4, np.float32),
+            True,
+        ),
+        "max_pool2d_forward": lambda: (_f(2, 3, 4, 4), 2, 2, 2, 2, 0, 0, None),
+        "max_pool2d_backward": lambda: (_f(2, 3, 2, 2), np.zeros((2, 3, 2, 2), np.int64), 4, 4, None),
+        "avg_pool2d_forward": lambda: (_f(2, 3, 4, 4), 2, 2, 2, 2, 0, 0, True, None),
+        "avg_pool2d_backward": lambda: (_f(2, 3, 2, 2), 4, 4, 2, 2, 2, 2, 0, 0, True, None),
+        "adaptive_avg_pool2d_forward": lambda: (_f(2, 3, 4, 4), 1, 1, None),
+        "adaptive_avg_pool2d_backward": lambda: (_f(2, 3, 1, 1), 4, 4, None),
         "set_num_threads": lambda: (1,),
         "get_num_threads": lambda: (),
     }
@@ -376,7 +395,9 @@ def _c_cases():
                     args[i] = factory()
                     return fn(*args)
 
-                mem_ok = "huge" in label
+                # an int argument may be an output size: 2**31 of them is a legitimate request
+                # for gigabytes, which MemoryError answers
+                mem_ok = "huge" in label or (label == "2**31" and type(tmpl) is int)
                 cases.append((f"_C.{name} argument {i} = {label}", call, mem_ok))
     return cases
 
@@ -422,6 +443,20 @@ def _functional_templates():
             (_f(2, 4, 3), _f(2, 4, 3), _f(2, 2), np.ones((2, 2), np.float32), _f(4)),
             {"has_bias": True, "dweight": None, "dbias": None},
         ),
+        "conv2d": lambda: ((_f(2, 3, 5, 5), _f(4, 3, 3, 3), _f(4), 1, 1), {"out": None}),
+        "conv2d_backward": lambda: (
+            (_f(2, 4, 5, 5), _f(2, 3, 5, 5), _f(4, 3, 3, 3), 1, 1),
+            {"has_bias": True, "need_dx": True, "dweight": None, "dbias": None},
+        ),
+        "max_pool2d": lambda: ((_f(2, 3, 4, 4), 2, 2, 0), {"out": None}),
+        "max_pool2d_backward": lambda: (
+            (_f(2, 3, 2, 2), np.zeros((2, 3, 2, 2), np.int64), (2, 3, 4, 4)),
+            {"out": None},
+        ),
+        "avg_pool2d": lambda: ((_f(2, 3, 4, 4), 2, 2, 0, True), {"out": None}),
+        "avg_pool2d_backward": lambda: ((_f(2, 3, 2, 2), (2, 3, 4, 4), 2, 2, 0, True), {"out": None}),
+        "adaptive_avg_pool2d": lambda: ((_f(2, 3, 4, 4), 1), {"out": None}),
+        "adaptive_avg_pool2d_backward": lambda: ((_f(2, 3, 1, 1), (2, 3, 4, 4)), {"out": None}),
         "sgd_step_": lambda: (
             (_f(4, 3), _f(4, 3), np.zeros((4, 3), np.float32)),
             dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.01, nesterov=False, first_step=True),
@@ -509,6 +544,10 @@ def _module_cases():
         ),
         "BatchNorm2d": (lambda: nn.BatchNorm2d(3), lambda: _f(2, 3, 2, 2)),
         "Sequential": (lambda: nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.ReLU()), lambda: _f(4, 3)),
+        "Conv2d": (lambda: nn.Conv2d(3, 4, 3, padding=1), lambda: _f(2, 3, 5, 5)),
+        "MaxPool2d": (lambda: nn.MaxPool2d(2), lambda: _f(2, 3, 4, 4)),
+        "AvgPool2d": (lambda: nn.AvgPool2d(3, 1, 1), lambda: _f(2, 3, 4, 4)),
+        "AdaptiveAvgPool2d": (lambda: nn.AdaptiveAvgPool2d((2, 3)), lambda: _f(2, 3, 4, 5)),
     }
     cases = []
     for mname, (make_mod, make_x) in makers.items():
@@ -543,6 +582,9 @@ def _module_cases():
             "RMSNorm",
             "BatchNorm2d",
             "InstanceNorm1d",
+            "MaxPool2d",
+            "AvgPool2d",
+            "AdaptiveAvgPool2d",
         ):
 
             def construct(ctor=ctor, factory=factory):
@@ -641,6 +683,45 @@ def _edge_cases():
         (
             "_C.cross_entropy_backward logits (0, 2**40)",
             lambda: _C.cross_entropy_backward(e(0, 2**40), np.zeros(0, np.int64), e(0), 1.0, None),
+        ),
+        (
+            "_C.conv2d_forward x (0, 3, 2**15, 2**15)",
+            lambda: _C.conv2d_forward(e(0, 3, 2**15, 2**15), e(4, 3, 3, 3), None, 1, 1, 1, 1, None),
+        ),
+        (
+            "_C.conv2d_backward x (0, 3, 2**15, 2**15)",
+            lambda: _C.conv2d_backward(
+                e(0, 4, 2**15, 2**15),
+                e(0, 3, 2**15, 2**15),
+                e(4, 3, 3, 3),
+                1,
+                1,
+                1,
+                1,
+                np.zeros((4, 3, 3, 3), np.float32),
+                None,
+                True,
+            ),
+        ),
+        (
+            "_C.max_pool2d_forward x (0, 2**40, 2**20, 2**20)",
+            lambda: _C.max_pool2d_forward(e(0, 2**40, 2**20, 2**20), 2, 2, 2, 2, 0, 0, None),
+        ),
+        (
+            "_C.avg_pool2d_backward dy (0, 2**40, 2**19, 2**19)",
+            lambda: _C.avg_pool2d_backward(
+                e(0, 2**40, 2**19, 2**19), 2**20, 2**20, 2, 2, 2, 2, 0, 0, True, None
+            ),
+        ),
+        (
+            "_C.adaptive_avg_pool2d_forward x (0, 2**40, 2**20, 2**20)",
+            lambda: _C.adaptive_avg_pool2d_forward(e(0, 2**40, 2**20, 2**20), 2**20, 2**20, None),
+        ),
+        (
+            "_C.max_pool2d_backward dy (0, 2**40, 2**19, 2**19)",
+            lambda: _C.max_pool2d_backward(
+                e(0, 2**40, 2**19, 2**19), np.empty((0, 2**40, 2**19, 2**19), np.int64), 2**20, 2**20, None
+            ),
         ),
     ]
     return [(label, thunk, True) for label, thunk in cases]

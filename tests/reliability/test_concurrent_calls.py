@@ -39,6 +39,11 @@ def _inputs():
         bdy=f(64, 32, 16),
         z=f(256, 10),
         labels=_ro(rng.integers(0, 10, 256)),
+        cx=f(16, 8, 12, 12),
+        cw=f(16, 8, 3, 3),
+        cb=f(16),
+        cdy=f(16, 16, 12, 12),
+        pdy=f(16, 8, 6, 6),
     )
     d["x64"] = _ro(d["x"].astype(np.float64))
     return d
@@ -99,7 +104,19 @@ def _ops(d):
             + F.group_norm_backward(d["bdy"], d["bx"], gm, gr, d["lw"][:32])
         )
 
+    def conv_pool():  # the team of threads with single-threaded GEMMs, and the pooling
+        y = F.conv2d(d["cx"], d["cw"], d["cb"], 1, 1)
+        m, idx = F.max_pool2d(d["cx"], 2)
+        a = F.avg_pool2d(d["cx"], 3, 2, 1)
+        return (
+            (y,)
+            + F.conv2d_backward(d["cdy"], d["cx"], d["cw"], 1, 1)
+            + (m, idx, F.max_pool2d_backward(d["pdy"], idx, d["cx"].shape), a)
+            + (F.avg_pool2d_backward(d["pdy"], d["cx"].shape, 3, 2, 1), F.adaptive_avg_pool2d(d["cx"], 1))
+        )
+
     return {
+        "conv2d, pooling": conv_pool,
         "rms_norm, group_norm": norms,
         "sgd_step_": sgd,
         "adam_step_": adam,

@@ -85,7 +85,27 @@ def _cases():
     gx = _f(8, 6, 5, seed=9)
     _, gmean, grstd = F.group_norm(gx, 3)
     _, rrstd = F.rms_norm(lx, K)
+    cx, cw, cb, cdy = (
+        _f(4, 3, 9, 8, seed=10),
+        _f(5, 3, 3, 3, seed=11),
+        _f(5, seed=12),
+        _f(4, 5, 9, 8, seed=13),
+    )
+    cdw, cdb = np.zeros_like(cw), np.zeros_like(cb)
+    _, pidx = F.max_pool2d(cx, 2)
+    pdy = _f(4, 3, 4, 4, seed=14)
+    bad_idx = pidx.copy()
+    bad_idx[0, 0, 0, 0] = 72  # outside the 9 x 8 plane
     keep = [
+        cx,
+        cw,
+        cb,
+        cdy,
+        cdw,
+        cdb,
+        pidx,
+        pdy,
+        bad_idx,
         gx,
         gmean,
         grstd,
@@ -143,6 +163,18 @@ def _cases():
         "rms_norm_backward": lambda: F.rms_norm_backward(ldy, lx, rrstd, lw),
         "group_norm": lambda: F.group_norm(gx, 3, gx[0, :, 0], gx[1, :, 0]),
         "group_norm_backward": lambda: F.group_norm_backward(gx, gx, gmean, grstd, gx[0, :, 0]),
+        "conv2d": lambda: F.conv2d(cx, cw, cb, 2, 1),
+        "conv2d_backward": lambda: F.conv2d_backward(cdy, cx, cw, 1, 1, dweight=cdw, dbias=cdb),
+        "max_pool2d": lambda: F.max_pool2d(cx, 2),
+        "max_pool2d_backward": lambda: F.max_pool2d_backward(pdy, pidx, cx.shape),
+        "avg_pool2d": lambda: F.avg_pool2d(cx, 3, 2, 1),
+        "avg_pool2d_backward": lambda: F.avg_pool2d_backward(pdy, cx.shape, 2),
+        "adaptive_avg_pool2d": lambda: F.adaptive_avg_pool2d(cx, (2, 3)),
+        "adaptive_avg_pool2d_backward": lambda: F.adaptive_avg_pool2d_backward(pdy, cx.shape),
+        "E conv2d_forward out": lambda: _C.conv2d_forward(cx, cw, cb, 1, 1, 1, 1, wrong),
+        "E conv2d_backward dy": lambda: _C.conv2d_backward(cdy, cx, cw, 2, 1, 1, 1, None, None, True),
+        "E max_pool2d_backward indices": lambda: _C.max_pool2d_backward(pdy, bad_idx, 9, 8, None),
+        "E avg_pool2d_backward out": lambda: _C.avg_pool2d_backward(pdy, 9, 8, 2, 2, 2, 2, 0, 0, True, wrong),
         "E rms_norm_backward out": lambda: _C.rms_norm_backward(ldy, lx, rrstd, lw, None, wrong),
         "E rms_norm_forward eps": lambda: _C.rms_norm_forward(lx, lw, -1.0, None),
         "E group_norm_forward groups": lambda: _C.group_norm_forward(gx, None, None, 4, 1e-5, None),

@@ -32,6 +32,7 @@ from .batchnorm import (
     batch_norm_elemt,
     batch_norm_stats,
 )
+from .conv import conv2d, conv2d_backward
 from .dropout import dropout, dropout_backward
 from .linear import linear, linear_backward
 from .loss import cross_entropy, cross_entropy_backward
@@ -45,6 +46,14 @@ from .normalization import (
     rms_norm_backward,
 )
 from .optim import adam_step_, sgd_step_
+from .pooling import (
+    adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward,
+    avg_pool2d,
+    avg_pool2d_backward,
+    max_pool2d,
+    max_pool2d_backward,
+)
 
 __all__ = [
     "linear",
@@ -70,4 +79,12 @@ __all__ = [
     "batch_norm_elemt",
     "batch_norm_backward_reduce",
     "batch_norm_backward_elemt",
+    "conv2d",
+    "conv2d_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward",
 ]

@@ -1,4 +1,4 @@
-"""Layers without parameters that change values or shapes: ReLU, Flatten, Identity."""
+"""Layers without parameters that change values or shapes: ReLU, Flatten, Unflatten, Identity."""
 
 from __future__ import annotations
 
@@ -47,6 +47,43 @@ class Flatten(Module):
         if dy.size != math.prod(shape):
             raise ValueError(f"Flatten.backward: dy of shape {dy.shape} does not match input {shape}")
         return dy.reshape(shape)
+
+
+class Unflatten(Module):
+    """Expand dimension ``dim`` into ``unflattened_size`` (PyTorch's ``nn.Unflatten``), e.g.
+    ``Unflatten(1, (1, 28, 28))``: (N, 784) -> (N, 1, 28, 28)."""
+
+    def __init__(self, dim: int, unflattened_size: Any) -> None:
+        super().__init__()
+        where = type(self).__name__
+        self.dim = V.integer(dim, "dim", where)
+        if not isinstance(unflattened_size, (tuple, list)):
+            raise TypeError(
+                f"{where}: unflattened_size must be a tuple of ints, got {type(unflattened_size).__name__}"
+            )
+        self.unflattened_size = tuple(
+            V.integer(d, "unflattened_size", where, low=1) for d in unflattened_size
+        )
+
+    def forward(self, x: Any) -> np.ndarray:
+        x = V.array(x, "x", type(self).__name__)
+        d = self.dim if self.dim >= 0 else self.dim + x.ndim
+        if not 0 <= d < x.ndim or x.shape[d] != math.prod(self.unflattened_size):
+            raise ValueError(
+                f"Unflatten({self.dim}, {self.unflattened_size}) does not fit input of shape {x.shape}"
+            )
+        self.save_for_backward(x.shape)
+        return x.reshape(x.shape[:d] + self.unflattened_size + x.shape[d + 1 :])
+
+    def backward(self, dy: Any) -> np.ndarray:
+        (shape,) = self.saved()
+        dy = V.array(dy, "dy", type(self).__name__)
+        if dy.size != math.prod(shape):
+            raise ValueError(f"Unflatten.backward: dy of shape {dy.shape} does not match input {shape}")
+        return dy.reshape(shape)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
 
 
 class Identity(Module):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import numpy as np
 
 from .. import optim
-from ..models import MLP, MLPResNet
-from ..nn import Linear, Module
+from ..models import CNN, MLP, MLPResNet
+from ..nn import Conv2d, Linear, Module
 from ..optim import lr_scheduler
 from ..random import manual_seed
 
@@ -20,10 +21,11 @@ class TrainConfig:
     sgd lr 0.1, weight decay 5e-4; adam lr 1e-3, weight decay 0; adamw lr 1e-3, weight decay 0.05.
 
     ``width`` is a list of hidden widths (MLP) or one int (MLP: repeated ``depth`` times; resnet:
-    the block width, ``depth`` blocks). ``schedule`` is ``cosine`` (per step, to 0),
-    ``step`` (x0.1 after each third of the steps) or ``constant``; ``warmup_epochs`` adds a
-    linear warm-up from 0.1*lr. ``init_gain`` rescales every Linear weight after the default
-    initialization (1 keeps it).
+    the block width, ``depth`` blocks; CNN: the channels of its stages, ``depth`` conv blocks
+    per stage). ``schedule`` is ``cosine`` (per step, to 0), ``step`` (x0.1 after each third
+    of the steps) or ``constant``; ``warmup_epochs`` adds a linear warm-up from 0.1*lr.
+    ``init_gain`` rescales every Linear (and Conv2d) weight after the default initialization
+    (1 keeps it). The defaults are the MLP's recipe; :func:`default_config` gives each model's.
     """
 
     model: str = "mlp"
@@ -60,11 +62,38 @@ class TrainConfig:
         )
 
 
+#: The defaults of ``--model cnn`` (:func:`default_config`): the recipe that reaches >= 0.92
+#: test accuracy on Fashion-MNIST in 15 epochs. lr and weight_decay are the optimizer's
+#: defaults (sgd: 0.1 and 5e-4).
+CNN_RECIPE: dict[str, Any] = dict(
+    model="cnn",
+    width=(32, 64, 128),
+    norm="batch",
+    dropout=0.0,
+    optimizer="sgd",
+    lr=None,
+    momentum=0.9,
+    nesterov=True,
+    weight_decay=None,
+    schedule="cosine",
+    epochs=15,
+    batch_size=128,
+)
+
+
+def default_config(model: str = "mlp", **overrides: Any) -> TrainConfig:
+    """The default recipe of ``model`` (``TrainConfig()``'s for the MLP and the residual MLP,
+    :data:`CNN_RECIPE` for the CNN) with ``overrides`` applied."""
+    base = dict(CNN_RECIPE) if model == "cnn" else dict(model=model)
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
 # ---- building blocks ----------------------------------------------------------------------
 
 
 def build_model(config: TrainConfig, in_features: int, num_classes: int) -> Module:
-    """The model ``config`` describes (MLP or MLPResNet). Reseeds normreg's default generator
+    """The model ``config`` describes (MLP, MLPResNet or CNN). Reseeds normreg's default generator
     with ``config.seed`` first (``normreg.manual_seed``), so initial weights and dropout masks
     are reproducible."""
     manual_seed(config.seed)
@@ -94,11 +123,28 @@ def build_model(config: TrainConfig, in_features: int, num_classes: int) -> Modu
             dropout=config.dropout,
             dtype=dtype,
         )
+    elif config.model == "cnn":
+        side = math.isqrt(in_features)
+        if side * side != in_features:
+            raise ValueError(
+                f"the cnn model takes square single-channel images, got rows of {in_features} values"
+            )
+        if config.dropout:
+            raise ValueError(f"the cnn model has no dropout, got dropout={config.dropout}")
+        model = CNN(
+            1,
+            num_classes,
+            channels=[config.width] if isinstance(config.width, int) else config.width,
+            norm=config.norm,
+            input_shape=(1, side, side),
+            blocks=1 if config.depth is None else config.depth,
+            dtype=dtype,
+        )
     else:
-        raise ValueError(f"model must be 'mlp' or 'resnet', got {config.model!r}")
+        raise ValueError(f"model must be 'mlp', 'resnet' or 'cnn', got {config.model!r}")
     if config.init_gain != 1.0:
         for m in model.modules():
-            if isinstance(m, Linear):
+            if isinstance(m, (Linear, Conv2d)):
                 m.weight.data *= m.weight.data.dtype.type(config.init_gain)
     return model
 

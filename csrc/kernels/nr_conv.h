@@ -1,0 +1,52 @@
+/* Kernels of the spatial layers (conv.c, pool.c): same contract as nr_kernels.h (outputs,
+ * inputs, saved values, sizes, options; parameter gradients +=, input gradients =; never
+ * allocate, never fail). Every array is NCHW and C-contiguous. */
+#ifndef NR_CONV_H
+#define NR_CONV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A 2-d window sliding over x (N, C, H, W): kernel (KH, KW), stride (SH, SW), zero padding
+ * (PH, PW) on each side; (OH, OW) window positions, OH = (H + 2 PH - KH) / SH + 1 (floor),
+ * and likewise OW. The caller computes OH, OW (and checks every size is >= 1 but N, C, H, W
+ * which may be 0). Adaptive pooling reads only N, C, H, W, OH, OW. */
+typedef struct {
+    int64_t N, C, H, W;
+    int64_t KH, KW, SH, SW, PH, PW;
+    int64_t OH, OW;
+} nr_window2d;
+
+#define NR_DECLARE_CONV_KERNELS(T, SFX)                                                     \
+    /* conv2d: x (N, C, H, W), w (O, C, KH, KW), b (O) or NULL -> y (N, O, OH, OW) */          \
+    size_t nr_conv2d_forward_workspace_##SFX(const nr_window2d *g, int64_t O, int nthreads);  \
+    void nr_conv2d_forward_##SFX(T *y, const T *x, const T *w, const T *b,                    \
+                                 const nr_window2d *g, int64_t O, void *workspace,            \
+                                 int nthreads);                                               \
+    /* dy (N, O, OH, OW), x, w -> dx (N, C, H, W) =, dw (O, C, KH, KW) +=, db (O) += */         \
+    size_t nr_conv2d_backward_workspace_##SFX(const nr_window2d *g, int64_t O, int nthreads); \
+    void nr_conv2d_backward_##SFX(T *dx, T *dw, T *db, const T *dy, const T *x, const T *w,   \
+                                  const nr_window2d *g, int64_t O, void *workspace,           \
+                                  int nthreads);                                              \
+    /* max_pool2d: x (N, C, H, W), H W <= INT32_MAX -> y, idx (N, C, OH, OW) = h W + w of the max */ \
+    void nr_max_pool2d_forward_##SFX(T *y, int64_t *idx, const T *x, const nr_window2d *g);   \
+    /* dy, idx (N, C, OH, OW) -> dx (N, C, H, W) = */                                          \
+    void nr_max_pool2d_backward_##SFX(T *dx, const T *dy, const int64_t *idx,                 \
+                                      const nr_window2d *g);                                  \
+    /* avg_pool2d: x (N, C, H, W) -> y (N, C, OH, OW); dy -> dx (N, C, H, W) = */              \
+    void nr_avg_pool2d_forward_##SFX(T *y, const T *x, const nr_window2d *g,                  \
+                                     int count_include_pad);                                  \
+    void nr_avg_pool2d_backward_##SFX(T *dx, const T *dy, const nr_window2d *g,               \
+                                      int count_include_pad);                                 \
+    /* adaptive_avg_pool2d: x (N, C, H, W) -> y (N, C, OH, OW); dy -> dx (N, C, H, W) = */     \
+    void nr_adaptive_avg_pool2d_forward_##SFX(T *y, const T *x, const nr_window2d *g);        \
+    void nr_adaptive_avg_pool2d_backward_##SFX(T *dx, const T *dy, const nr_window2d *g);
+
+NR_DECLARE_CONV_KERNELS(float, f32)
+NR_DECLARE_CONV_KERNELS(double, f64)
+
+/* The first i in [0, n) with idx[i] outside [0, HW), or -1: max_pool2d_backward scatters
+ * through the indices, so the binding checks them first. */
+int64_t nr_index_out_of_range(const int64_t *idx, int64_t n, int64_t HW);
+
+#endif

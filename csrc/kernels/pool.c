@@ -1,0 +1,108 @@
+/* 2-d pooling over the planes of x (N, C, H, W), with PyTorch's semantics (ceil_mode off):
+ * output (i, j) covers rows i SH - PH .. i SH - PH + KH - 1 and the like columns.
+ * - max: the largest value of the window's positions inside the image (the padding never
+ *   wins); NaN wins over everything, as in PyTorch. The index h W + w of the maximum is
+ *   kept for the backward, which adds dy to that input position: with ties the first
+ *   position in row-major order wins (a later value must be strictly greater).
+ * - average: the window's sum divided by KH KW (count_include_pad, the padding counts as
+ *   zeros) or by the number of its positions inside the image; the backward spreads dy over
+ *   those positions with the same divisor.
+ * - adaptive average to (OH, OW): output i averages rows floor(i H / OH) .. ceil((i + 1) H / OH) - 1
+ *   (and the like columns): windows of nearly equal size covering the image; OH = OW = 1 is
+ *   global average pooling.
+ * Threads: over the N C planes.
+ */
+#include <math.h>
+
+#include "nr_common.h"
+#include "nr_conv.h"
+
+int64_t
+nr_index_out_of_range(const int64_t *idx, int64_t n, int64_t HW)
+{
+    for (int64_t i = 0; i < n; i++) {
+        if (idx[i] < 0 || idx[i] >= HW) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* The window of output position i along one axis: [*lo, *hi) clipped to [0, size), and its
+ * length clipped to [-pad, size + pad) instead (the count_include_pad divisor). */
+static void
+nr_pool_window(int64_t *lo, int64_t *hi, int64_t *padded_len, int64_t i, int64_t K, int64_t S,
+               int64_t P, int64_t size)
+{
+    int64_t a = i * S - P, b = NR_MIN(a + K, size + P);
+    *padded_len = b - a;
+    *lo = NR_MAX(a, (int64_t)0);
+    *hi = NR_MIN(b, size);
+}
+
+/* The outputs ow in [*lo, *hi) whose column ow S - P + k lies in [0, W) (k: a kernel column). */
+static void
+nr_pool_valid_range(int64_t *lo, int64_t *hi, int64_t k, int64_t S, int64_t P, int64_t W,
+                    int64_t OW)
+{
+    int64_t a = k >= P ? 0 : (P - k + S - 1) / S;
+    int64_t last = W - 1 + P - k;
+    int64_t b = last < 0 ? 0 : last / S + 1;
+    b = NR_MIN(b, OW);
+    *lo = NR_MIN(a, b);
+    *hi = b;
+}
+
+/* Adaptive pooling's window of output i of `out` along an axis of `size`. */
+static void
+nr_adaptive_window(int64_t *lo, int64_t *hi, int64_t i, int64_t out, int64_t size)
+{
+    *lo = i * size / out;
+    *hi = ((i + 1) * size + out - 1) / out;
+}
+
+/* Max pooling's keys: the bits of a value as an integer in the order of the values, so that
+ * the selects of the search are integer ones. Non-negative values keep their bits, negative
+ * ones are mirrored below zero (-0.0 gets +0.0's key 0: they compare equal); NaN gets the
+ * largest key and *nan all ones (NaN wins over a NaN too), others *nan = 0. */
+static inline int32_t
+nr_pool_key32(float v, int32_t *nan)
+{
+    int32_t b;
+    memcpy(&b, &v, sizeof b);
+    const int32_t neg = -(int32_t)((uint32_t)b >> 31);
+    const int32_t k = (b ^ (neg & INT32_MAX)) - neg;
+    *nan = -(int32_t)((b & INT32_MAX) > 0x7F800000);
+    return (k & ~*nan) | (INT32_MAX & *nan);
+}
+
+static inline int64_t
+nr_pool_key64(double v, int64_t *nan)
+{
+    int64_t b;
+    memcpy(&b, &v, sizeof b);
+    const int64_t neg = -(int64_t)((uint64_t)b >> 63);
+    const int64_t k = (b ^ (neg & INT64_MAX)) - neg;
+    *nan = -(int64_t)((b & INT64_MAX) > 0x7FF0000000000000);
+    return (k & ~*nan) | (INT64_MAX & *nan);
+}
+
+/* Outputs of a row searched together by max pooling (keys and positions on the stack), and
+ * the kernel widths whose column ranges it tabulates. */
+#define NR_POOL_BLOCK 64
+#define NR_POOL_KMAX 16
+
+/* Threads for a pass over `bytes` of planes, at most one per plane. */
+static int
+nr_pool_threads(size_t bytes, int64_t planes)
+{
+    return (int)NR_MIN((int64_t)nr_threads_for(bytes), NR_MAX(planes, (int64_t)1));
+}
+
+#define NR_F32
+#include "nr_typed.h"
+#include "pool_body.h"
+
+#define NR_F64
+#include "nr_typed.h"
+#include "pool_body.h"

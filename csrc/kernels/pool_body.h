@@ -1,0 +1,262 @@
+/* Pooling kernels for one element type T (see pool.c). */
+
+/* Max pooling compares the values as ordered integer keys of their bits (see the key
+ * functions in pool.c): integer selects vectorize and never branch on the data, where float
+ * compares and NaN tests compiled to branches that random data mispredicts (2.6x slower). */
+#if defined(NR_TYPED_F32)
+#define KEY_T int32_t
+#define KEY_OF nr_pool_key32
+#define KEY_MIN INT32_MIN
+#else
+#define KEY_T int64_t
+#define KEY_OF nr_pool_key64
+#define KEY_MIN INT64_MIN
+#endif
+
+/* One plane, a block of up to NR_POOL_BLOCK outputs of a row at a time: each kernel position
+ * updates the block's keys and positions with selects, so every window sees its positions in
+ * row-major order; a later value wins when strictly larger, or NaN (as PyTorch's CPU kernel);
+ * the padding is never visited. The first position visited is the window's first, where the
+ * search starts, so PyTorch's -inf start needs no key of its own. Positions are KEY_T: planes
+ * of at most INT32_MAX values (checked by the caller). */
+static void
+FN(nr_max_pool2d_plane)(T *y, int64_t *idx, const T *xp, const nr_window2d *g)
+{
+    const int64_t W = g->W, OW = g->OW, KW = g->KW, SW = g->SW, PW = g->PW;
+    /* the outputs each kernel column reaches inside the image, the same on every row (a
+     * table for the usual kernels: the two divisions per column and row cost 1/3 of the time) */
+    int64_t lo_k[NR_POOL_KMAX], hi_k[NR_POOL_KMAX];
+    for (int64_t kw = 0; kw < KW && kw < NR_POOL_KMAX; kw++) {
+        nr_pool_valid_range(&lo_k[kw], &hi_k[kw], kw, SW, PW, W, OW);
+    }
+    for (int64_t oh = 0; oh < g->OH; oh++) {
+        int64_t h0, h1, unused;
+        nr_pool_window(&h0, &h1, &unused, oh, g->KH, g->SH, g->PH, g->H);
+        for (int64_t ow0 = 0; ow0 < OW; ow0 += NR_POOL_BLOCK) {
+            const int64_t nb = NR_MIN((int64_t)NR_POOL_BLOCK, OW - ow0);
+            KEY_T key[NR_POOL_BLOCK], pos[NR_POOL_BLOCK];
+            for (int64_t j = 0; j < nb; j++) {
+                key[j] = KEY_MIN;
+                pos[j] = (KEY_T)(h0 * W + NR_MAX((ow0 + j) * SW - PW, (int64_t)0));
+            }
+            for (int64_t ih = h0; ih < h1; ih++) {
+                for (int64_t kw = 0; kw < KW; kw++) {
+                    int64_t lo, hi;
+                    if (kw < NR_POOL_KMAX) {
+                        lo = lo_k[kw];
+                        hi = hi_k[kw];
+                    }
+                    else {
+                        nr_pool_valid_range(&lo, &hi, kw, SW, PW, W, OW);
+                    }
+                    lo = NR_MAX(lo, ow0) - ow0;
+                    hi = NR_MIN(hi, ow0 + nb) - ow0;
+                    /* column of block output j: (ow0 + j) SW - PW + kw */
+                    const KEY_T base = (KEY_T)(ih * W + ow0 * SW - PW + kw);
+#pragma omp simd
+                    for (int64_t j = lo; j < hi; j++) {
+                        const KEY_T at = base + (KEY_T)j * (KEY_T)SW;
+                        KEY_T nan;
+                        const KEY_T k = KEY_OF(xp[at], &nan);
+                        const KEY_T take = -(KEY_T)(k > key[j]) | nan; /* all ones: take */
+                        key[j] = (key[j] & ~take) | (k & take);
+                        pos[j] = (pos[j] & ~take) | (at & take);
+                    }
+                }
+            }
+            for (int64_t j = 0; j < nb; j++) {
+                y[oh * OW + ow0 + j] = xp[pos[j]];
+                idx[oh * OW + ow0 + j] = (int64_t)pos[j];
+            }
+        }
+    }
+}
+
+/* The usual 2x2 window with stride 2 and no padding: each window's four positions compared
+ * in row-major order, a row of outputs at a time (the general path's tables and blocks cost
+ * more than the comparisons on the short rows of small maps). */
+static void
+FN(nr_max_pool2d_plane_2x2)(T *y, int64_t *idx, const T *xp, const nr_window2d *g)
+{
+    const int64_t W = g->W, OW = g->OW;
+    for (int64_t oh = 0; oh < g->OH; oh++) {
+        const T *r0 = xp + 2 * oh * W, *r1 = r0 + W;
+        for (int64_t ow0 = 0; ow0 < OW; ow0 += NR_POOL_BLOCK) {
+            const int64_t nb = NR_MIN((int64_t)NR_POOL_BLOCK, OW - ow0);
+            const KEY_T base = (KEY_T)(2 * oh * W + 2 * ow0); /* the block's first window */
+            KEY_T pos[NR_POOL_BLOCK]; /* positions in KEY_T's width: the selects vectorize */
+#pragma omp simd
+            for (int64_t j = 0; j < nb; j++) {
+                const int64_t c = 2 * (ow0 + j);
+                const KEY_T at = base + 2 * (KEY_T)j;
+                KEY_T nan1, nan2, nan3, take;
+                KEY_T key = KEY_OF(r0[c], &take), p = at; /* the first position starts it */
+                const KEY_T k1 = KEY_OF(r0[c + 1], &nan1);
+                const KEY_T k2 = KEY_OF(r1[c], &nan2), k3 = KEY_OF(r1[c + 1], &nan3);
+                take = -(KEY_T)(k1 > key) | nan1;
+                key = (key & ~take) | (k1 & take);
+                p = (p & ~take) | ((at + 1) & take);
+                take = -(KEY_T)(k2 > key) | nan2;
+                key = (key & ~take) | (k2 & take);
+                p = (p & ~take) | ((at + (KEY_T)W) & take);
+                take = -(KEY_T)(k3 > key) | nan3;
+                pos[j] = (p & ~take) | ((at + (KEY_T)W + 1) & take);
+            }
+            for (int64_t j = 0; j < nb; j++) {
+                y[oh * OW + ow0 + j] = xp[pos[j]];
+                idx[oh * OW + ow0 + j] = (int64_t)pos[j];
+            }
+        }
+    }
+}
+
+/* x (N, C, H, W) with H W <= INT32_MAX -> y (N, C, OH, OW), idx (N, C, OH, OW) = h W + w of
+ * each window's max */
+void
+FN(nr_max_pool2d_forward)(T *y, int64_t *idx, const T *x, const nr_window2d *g)
+{
+    const int64_t P = g->N * g->C, HW = g->H * g->W, L = g->OH * g->OW;
+    const int two_by_two = g->KH == 2 && g->KW == 2 && g->SH == 2 && g->SW == 2 && g->PH == 0 &&
+                           g->PW == 0;
+    const int nt = nr_pool_threads((size_t)(P * (HW + 3 * L)) * sizeof(T), P);
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t p = 0; p < P; p++) {
+        if (two_by_two) {
+            FN(nr_max_pool2d_plane_2x2)(y + p * L, idx + p * L, x + p * HW, g);
+        }
+        else {
+            FN(nr_max_pool2d_plane)(y + p * L, idx + p * L, x + p * HW, g);
+        }
+    }
+}
+
+#undef KEY_T
+#undef KEY_OF
+#undef KEY_MIN
+
+/* dy, idx (N, C, OH, OW), every idx in [0, H W) -> dx (N, C, H, W) =: dy added at each max */
+void
+FN(nr_max_pool2d_backward)(T *dx, const T *dy, const int64_t *idx, const nr_window2d *g)
+{
+    const int64_t P = g->N * g->C, HW = g->H * g->W, L = g->OH * g->OW;
+    const int nt = nr_pool_threads((size_t)(P * (HW + 3 * L)) * sizeof(T), P);
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t p = 0; p < P; p++) {
+        T *dxp = dx + p * HW;
+        memset(dxp, 0, (size_t)HW * sizeof(T));
+        for (int64_t l = 0; l < L; l++) {
+            dxp[idx[p * L + l]] += dy[p * L + l];
+        }
+    }
+}
+
+/* x (N, C, H, W) -> y (N, C, OH, OW) = window sum / divisor */
+void
+FN(nr_avg_pool2d_forward)(T *y, const T *x, const nr_window2d *g, int count_include_pad)
+{
+    const int64_t P = g->N * g->C, H = g->H, W = g->W, OH = g->OH, OW = g->OW;
+    const int nt = nr_pool_threads((size_t)(P * (H * W + OH * OW)) * sizeof(T), P);
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t p = 0; p < P; p++) {
+        const T *xp = x + p * H * W;
+        for (int64_t oh = 0; oh < OH; oh++) {
+            int64_t h0, h1, w0, w1, hlen, wlen;
+            nr_pool_window(&h0, &h1, &hlen, oh, g->KH, g->SH, g->PH, H);
+            for (int64_t ow = 0; ow < OW; ow++) {
+                nr_pool_window(&w0, &w1, &wlen, ow, g->KW, g->SW, g->PW, W);
+                double s = 0;
+                for (int64_t ih = h0; ih < h1; ih++) {
+                    for (int64_t iw = w0; iw < w1; iw++) {
+                        s += (double)xp[ih * W + iw];
+                    }
+                }
+                const int64_t div = count_include_pad ? hlen * wlen : (h1 - h0) * (w1 - w0);
+                y[(p * OH + oh) * OW + ow] = (T)(s / (double)div);
+            }
+        }
+    }
+}
+
+/* dy (N, C, OH, OW) -> dx (N, C, H, W) =: each dy / divisor added over its window */
+void
+FN(nr_avg_pool2d_backward)(T *dx, const T *dy, const nr_window2d *g, int count_include_pad)
+{
+    const int64_t P = g->N * g->C, H = g->H, W = g->W, OH = g->OH, OW = g->OW;
+    const int nt = nr_pool_threads((size_t)(P * (2 * H * W + OH * OW)) * sizeof(T), P);
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t p = 0; p < P; p++) {
+        T *dxp = dx + p * H * W;
+        memset(dxp, 0, (size_t)(H * W) * sizeof(T));
+        for (int64_t oh = 0; oh < OH; oh++) {
+            int64_t h0, h1, w0, w1, hlen, wlen;
+            nr_pool_window(&h0, &h1, &hlen, oh, g->KH, g->SH, g->PH, H);
+            for (int64_t ow = 0; ow < OW; ow++) {
+                nr_pool_window(&w0, &w1, &wlen, ow, g->KW, g->SW, g->PW, W);
+                const int64_t div = count_include_pad ? hlen * wlen : (h1 - h0) * (w1 - w0);
+                const T v = (T)((double)dy[(p * OH + oh) * OW + ow] / (double)div);
+                for (int64_t ih = h0; ih < h1; ih++) {
+                    for (int64_t iw = w0; iw < w1; iw++) {
+                        dxp[ih * W + iw] += v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* x (N, C, H, W) -> y (N, C, OH, OW) = mean of each adaptive window */
+void
+FN(nr_adaptive_avg_pool2d_forward)(T *y, const T *x, const nr_window2d *g)
+{
+    const int64_t P = g->N * g->C, H = g->H, W = g->W, OH = g->OH, OW = g->OW;
+    const int nt = nr_pool_threads((size_t)(P * (H * W + OH * OW)) * sizeof(T), P);
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t p = 0; p < P; p++) {
+        const T *xp = x + p * H * W;
+        for (int64_t oh = 0; oh < OH; oh++) {
+            int64_t h0, h1, w0, w1;
+            nr_adaptive_window(&h0, &h1, oh, OH, H);
+            for (int64_t ow = 0; ow < OW; ow++) {
+                nr_adaptive_window(&w0, &w1, ow, OW, W);
+                double s = 0;
+                for (int64_t ih = h0; ih < h1; ih++) {
+                    T row = 0; /* a row of the window in T (vectorized), rows added in double */
+#pragma omp simd reduction(+ : row)
+                    for (int64_t iw = w0; iw < w1; iw++) {
+                        row += xp[ih * W + iw];
+                    }
+                    s += (double)row;
+                }
+                y[(p * OH + oh) * OW + ow] = (T)(s / (double)((h1 - h0) * (w1 - w0)));
+            }
+        }
+    }
+}
+
+/* dy (N, C, OH, OW) -> dx (N, C, H, W) =: each dy / window size added over its window */
+void
+FN(nr_adaptive_avg_pool2d_backward)(T *dx, const T *dy, const nr_window2d *g)
+{
+    const int64_t P = g->N * g->C, H = g->H, W = g->W, OH = g->OH, OW = g->OW;
+    const int nt = nr_pool_threads((size_t)(P * (2 * H * W + OH * OW)) * sizeof(T), P);
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t p = 0; p < P; p++) {
+        T *dxp = dx + p * H * W;
+        memset(dxp, 0, (size_t)(H * W) * sizeof(T));
+        for (int64_t oh = 0; oh < OH; oh++) {
+            int64_t h0, h1, w0, w1;
+            nr_adaptive_window(&h0, &h1, oh, OH, H);
+            for (int64_t ow = 0; ow < OW; ow++) {
+                nr_adaptive_window(&w0, &w1, ow, OW, W);
+                const T v = (T)((double)dy[(p * OH + oh) * OW + ow] /
+                                (double)((h1 - h0) * (w1 - w0)));
+                for (int64_t ih = h0; ih < h1; ih++) {
+#pragma omp simd
+                    for (int64_t iw = w0; iw < w1; iw++) {
+                        dxp[ih * W + iw] += v;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,520 @@
+"""Pooling (max, average, adaptive average): functional forward/backward against the NumPy
+reference (reference_conv), central finite differences, ties and NaN, bad input, random
+shapes (hypothesis) and PyTorch when installed."""
+
+import numpy as np
+import pytest
+import reference_conv as R
+from helpers import DTYPES, assert_close, frozen, noncontig
+
+import normreg
+from normreg import functional as F
+from normreg import nn
+from normreg.testing import gradcheck
+
+try:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+except ImportError:
+    given = None
+
+# (x shape, kernel_size, stride, padding)
+WINDOWS = [
+    ((2, 3, 8, 8), 2, None, 0),
+    ((2, 3, 9, 7), 2, None, 0),  # odd sizes: the last row/column is dropped
+    ((3, 2, 9, 7), 3, (2, 1), 1),
+    ((2, 2, 7, 6), (3, 2), (1, 2), (1, 0)),
+    ((1, 4, 5, 5), 5, None, 0),  # kernel = input
+    ((2, 1, 6, 9), (4, 5), 3, 2),
+    ((2, 3, 4, 4), 1, 2, 0),
+    ((64, 16, 14, 14), 2, 2, 0),  # enough planes for threads
+]
+
+
+def _x(rng, shape, dtype, distinct=True):
+    if distinct:  # distinct values: the max is unique, finite differences are valid
+        x = rng.permutation(np.prod(shape)).reshape(shape).astype(np.float64) / 7.0 - 3.0
+    else:
+        x = rng.standard_normal(shape)
+    return x.astype(dtype)
+
+
+def _with_threads(threads, fn):
+    old = normreg.get_num_threads()
+    normreg.set_num_threads(threads)
+    try:
+        return fn()
+    finally:
+        normreg.set_num_threads(old)
+
+
+# ---- max pooling -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,k,s,p", WINDOWS)
+def test_max_pool_matches_reference(rng, shape, k, s, p, dtype, threads):
+    def run():
+        x = _x(rng, shape, dtype)
+        y, idx = F.max_pool2d(x, k, s, p)
+        y_ref, idx_ref = R.max_pool2d(x, k, s, p)
+        assert y.dtype == dtype and idx.dtype == np.int64
+        np.testing.assert_array_equal(y, y_ref.astype(dtype))
+        np.testing.assert_array_equal(idx, idx_ref)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        dx = F.max_pool2d_backward(dy, idx, x.shape)
+        assert_close(dx, R.max_pool2d_backward(dy, idx_ref, shape[2:]), dtype)
+
+    _with_threads(threads, run)
+
+
+def test_max_pool_ties_first_wins_and_nan_propagates():
+    x = np.array(
+        [
+            [
+                [
+                    [1.0, 3.0, 3.0, 0.0],
+                    [3.0, 2.0, np.nan, np.nan],
+                    [-np.inf, -np.inf, 5.0, 5.0],
+                    [-np.inf, -np.inf, 5.0, 5.0],
+                ]
+            ]
+        ]
+    )
+    for dtype in DTYPES:
+        y, idx = F.max_pool2d(x.astype(dtype), 2)
+        np.testing.assert_array_equal(y.ravel(), [3, np.nan, -np.inf, 5])
+        # ties: the first in row-major order; NaN: the last NaN (PyTorch's CPU kernel);
+        # all -inf: the window's first position
+        np.testing.assert_array_equal(idx.ravel(), [1, 7, 8, 10])
+        dx = F.max_pool2d_backward(np.ones((1, 1, 2, 2), dtype), idx, x.shape)
+        np.testing.assert_array_equal(dx.ravel(), [0, 1, 0, 0, 0, 0, 0, 1, 1, 0, 1, 0, 0, 0, 0, 0])
+    # padding never wins, even over -inf
+    y, idx = F.max_pool2d(np.full((1, 1, 3, 3), -np.inf), 3, 1, 1)
+    assert np.all(y == -np.inf)
+    np.testing.assert_array_equal(idx.ravel(), [0, 0, 1, 0, 0, 1, 3, 3, 4])
+    # overlapping windows add their gradients at a shared maximum
+    x = np.zeros((1, 1, 3, 3))
+    x[0, 0, 1, 1] = 1
+    y, idx = F.max_pool2d(x, 2, 1)
+    dx = F.max_pool2d_backward(np.ones_like(y), idx, x.shape)
+    assert dx[0, 0, 1, 1] == 4 and dx.sum() == 4
+
+
+def test_max_pool_signed_zeros_nan_then_numbers_and_infinities(rng):
+    # -0.0 == +0.0: the first of them wins; once NaN is the max only a later NaN replaces it
+    x = np.array(
+        [
+            [
+                [
+                    [-0.0, 0.0, 0.0, -0.0],
+                    [np.nan, 7.0, 1.0, np.inf],
+                    [np.inf, np.inf, -1.0, -0.0],
+                    [np.nan, np.nan, -np.inf, -1e-30],
+                ]
+            ]
+        ]
+    )
+    for dtype in DTYPES:
+        xd = x.astype(dtype)
+        for k, s in ((2, 2), (2, 1), (3, 1), ((1, 2), (1, 1)), ((4, 1), 1)):
+            y, idx = F.max_pool2d(xd, k, s)
+            y_ref, idx_ref = R.max_pool2d(xd, k, s)
+            np.testing.assert_array_equal(idx, idx_ref, err_msg=f"{dtype} {k} {s}")
+            np.testing.assert_array_equal(y, y_ref.astype(dtype))
+            np.testing.assert_array_equal(np.signbit(y), np.signbit(y_ref))
+    # many random ties and special values against the reference
+    vals = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 2.5])
+    x = rng.choice(vals, size=(3, 2, 9, 10))
+    for dtype in DTYPES:
+        for k, s, p in ((2, 2, 0), (3, 2, 1), ((3, 4), (1, 3), (1, 2))):
+            y, idx = F.max_pool2d(x.astype(dtype), k, s, p)
+            np.testing.assert_array_equal(idx, R.max_pool2d(x, k, s, p)[1])
+
+
+def test_average_pooling_nan_stays_in_its_windows():
+    x = np.ones((1, 2, 6, 6))
+    x[0, 1, 2, 3] = np.nan
+    y = F.avg_pool2d(x, 3, 1, 1)
+    mark = np.zeros_like(x)
+    mark[0, 1, 2, 3] = 1
+    reached = R.avg_pool2d(mark, 3, 1, 1) > 0
+    assert np.isnan(y[reached]).all() and np.all(y[~reached] > 0)
+    g = F.adaptive_avg_pool2d(x, (2, 3))
+    assert np.isnan(g[0, 1, 0, 1]) and np.isnan(g).sum() == 1
+
+
+def test_max_pool_plane_size_limit():
+    x = np.zeros((0, 1, 2**16, 2**15 + 1), np.float32)  # empty, but its planes are too large
+    with pytest.raises(ValueError, match="planes of more than"):
+        F.max_pool2d(x, 2)
+    assert F.max_pool2d(np.zeros((0, 1, 2**16, 2**15 - 1), np.float32), 2)[0].shape == (
+        0,
+        1,
+        2**15,
+        2**14 - 1,
+    )
+
+
+@pytest.mark.parametrize("shape,k,s,p", WINDOWS[:6])
+def test_max_pool_gradcheck(rng, shape, k, s, p):
+    x = _x(rng, (1,) + shape[1:], np.float64) * 3  # distinct, gaps far wider than eps
+
+    def fwd(x):
+        return F.max_pool2d(x, k, s, p)[0]
+
+    def bwd(dy, x):
+        return F.max_pool2d_backward(dy, F.max_pool2d(x, k, s, p)[1], x.shape)
+
+    assert gradcheck(fwd, x, backward=bwd, atol=1e-7, rtol=1e-7)
+
+
+def test_max_pool_bad_indices(rng):
+    dy = np.ones((1, 2, 2, 2))
+    for bad in (-1, 16, 2**40):
+        idx = np.zeros((1, 2, 2, 2), np.int64)
+        idx[0, 1, 1, 0] = bad
+        with pytest.raises(ValueError, match="indices"):
+            F.max_pool2d_backward(dy, idx, (1, 2, 4, 4))
+    with pytest.raises(TypeError, match="indices"):
+        F.max_pool2d_backward(dy, np.zeros((1, 2, 2, 2)), (1, 2, 4, 4))
+    with pytest.raises(ValueError, match="indices"):
+        F.max_pool2d_backward(dy, np.zeros((1, 2, 2, 1), np.int64), (1, 2, 4, 4))
+    # int32 indices are accepted (copied to int64)
+    x = _x(rng, (1, 2, 4, 4), np.float64)
+    y, idx = F.max_pool2d(x, 2)
+    np.testing.assert_array_equal(
+        F.max_pool2d_backward(dy, idx.astype(np.int32), x.shape), F.max_pool2d_backward(dy, idx, x.shape)
+    )
+
+
+# ---- average pooling -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("include_pad", [True, False])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,k,s,p", WINDOWS)
+def test_avg_pool_matches_reference(rng, shape, k, s, p, dtype, threads, include_pad):
+    def run():
+        x = _x(rng, shape, dtype, distinct=False)
+        y = F.avg_pool2d(x, k, s, p, include_pad)
+        assert_close(y, R.avg_pool2d(x, k, s, p, include_pad), dtype)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        dx = F.avg_pool2d_backward(dy, x.shape, k, s, p, include_pad)
+        assert_close(dx, R.avg_pool2d_backward(dy, shape[2:], k, s, p, include_pad), dtype)
+
+    _with_threads(threads, run)
+
+
+@pytest.mark.parametrize("include_pad", [True, False])
+@pytest.mark.parametrize("shape,k,s,p", WINDOWS[:6])
+def test_avg_pool_gradcheck(rng, shape, k, s, p, include_pad):
+    x = 5 * rng.standard_normal((1,) + shape[1:]) + 12
+    assert gradcheck(
+        lambda x: F.avg_pool2d(x, k, s, p, include_pad),
+        x,
+        backward=lambda dy, x: F.avg_pool2d_backward(dy, x.shape, k, s, p, include_pad),
+        atol=1e-7,
+        rtol=1e-7,
+    )
+
+
+# ---- adaptive average pooling ----------------------------------------------------------------
+
+ADAPTIVE = [
+    ((2, 3, 7, 7), 1),
+    ((2, 3, 9, 7), (2, 3)),
+    ((1, 2, 5, 8), (5, 8)),
+    ((1, 2, 4, 5), (7, 9)),
+    ((2, 2, 10, 6), (3, None)),
+    ((32, 64, 7, 7), 1),
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,size", ADAPTIVE)
+def test_adaptive_avg_pool_matches_reference(rng, shape, size, dtype, threads):
+    def run():
+        x = _x(rng, shape, dtype, distinct=False)
+        y = F.adaptive_avg_pool2d(x, size)
+        full = tuple(
+            shape[2 + i] if v is None else v
+            for i, v in enumerate(size if isinstance(size, tuple) else (size, size))
+        )
+        assert y.shape == shape[:2] + full
+        assert_close(y, R.adaptive_avg_pool2d(x, full), dtype)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        dx = F.adaptive_avg_pool2d_backward(dy, x.shape)
+        assert_close(dx, R.adaptive_avg_pool2d_backward(dy, shape[2:]), dtype)
+
+    _with_threads(threads, run)
+
+
+def test_global_average_is_the_mean(rng):
+    x = 100 + rng.standard_normal((3, 4, 9, 11)).astype(np.float32)
+    y = F.adaptive_avg_pool2d(x, 1)
+    np.testing.assert_allclose(y[:, :, 0, 0], x.astype(np.float64).mean(axis=(2, 3)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape,size", ADAPTIVE[:5])
+def test_adaptive_gradcheck(rng, shape, size):
+    x = 5 * rng.standard_normal((1,) + shape[1:]) + 12
+    assert gradcheck(
+        lambda x: F.adaptive_avg_pool2d(x, size),
+        x,
+        backward=lambda dy, x: F.adaptive_avg_pool2d_backward(dy, x.shape),
+        atol=1e-7,
+        rtol=1e-7,
+    )
+
+
+# ---- shared behaviour ------------------------------------------------------------------------
+
+
+def _ops():
+    return {
+        "max": (
+            lambda x, **kw: F.max_pool2d(x, 3, 2, 1, **kw)[0],
+            lambda dy, x: F.max_pool2d_backward(dy, F.max_pool2d(x, 3, 2, 1)[1], x.shape),
+            lambda x: R.max_pool2d(x, 3, 2, 1)[0],
+        ),
+        "avg": (
+            lambda x, **kw: F.avg_pool2d(x, 3, 2, 1, **kw),
+            lambda dy, x: F.avg_pool2d_backward(dy, x.shape, 3, 2, 1),
+            lambda x: R.avg_pool2d(x, 3, 2, 1),
+        ),
+        "adaptive": (
+            lambda x, **kw: F.adaptive_avg_pool2d(x, (2, 3), **kw),
+            lambda dy, x: F.adaptive_avg_pool2d_backward(dy, x.shape),
+            lambda x: R.adaptive_avg_pool2d(x, (2, 3)),
+        ),
+    }
+
+
+@pytest.mark.parametrize("op", ["max", "avg", "adaptive"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_noncontiguous_unbatched_out_and_untouched_inputs(rng, op, dtype):
+    fwd, bwd, ref = _ops()[op]
+    x = _x(rng, (2, 3, 7, 8), dtype)
+    y_ref = ref(x)
+    assert_close(fwd(noncontig(x)), y_ref, dtype)
+    xf = frozen(x)
+    y = fwd(xf)
+    dy = frozen(rng.standard_normal(y.shape).astype(dtype))
+    dx = bwd(noncontig(dy), xf)
+    np.testing.assert_array_equal(xf, x)
+    assert dx.shape == x.shape and dx.dtype == dtype
+    # unbatched (C, H, W)
+    assert_close(fwd(x[1]), y_ref[1], dtype)
+    assert_close(bwd(dy[1], x[1]), dx[1], dtype)
+    # out=
+    out = np.full(y.shape, np.nan, dtype)
+    assert fwd(x, out=out) is not None
+    assert_close(out, y_ref, dtype)
+    # an empty batch
+    e = fwd(np.zeros((0, 3, 7, 8), dtype))
+    assert e.shape == (0,) + y.shape[1:]
+
+
+def _a(shape, dtype=np.float32):
+    return np.ones(shape, dtype)
+
+
+@pytest.mark.parametrize(
+    "exc,match,call",
+    [
+        (TypeError, "x", lambda: F.max_pool2d(_a((1, 2, 4, 4), np.int32), 2)),
+        (TypeError, "x", lambda: F.avg_pool2d(_a((1, 2, 4, 4), np.float16), 2)),
+        (TypeError, "x", lambda: F.adaptive_avg_pool2d("x", 1)),
+        (TypeError, "kernel_size", lambda: F.max_pool2d(_a((1, 2, 4, 4)), 2.0)),
+        (TypeError, "stride", lambda: F.avg_pool2d(_a((1, 2, 4, 4)), 2, stride=(1, None))),
+        (TypeError, "output_size", lambda: F.adaptive_avg_pool2d(_a((1, 2, 4, 4)), "1")),
+        (ValueError, "kernel_size must be positive", lambda: F.max_pool2d(_a((1, 2, 4, 4)), 0)),
+        (ValueError, "stride must be positive", lambda: F.avg_pool2d(_a((1, 2, 4, 4)), 2, -1)),
+        (ValueError, "at most half", lambda: F.max_pool2d(_a((1, 2, 4, 4)), 2, 1, 2)),
+        (ValueError, "at most half", lambda: F.avg_pool2d(_a((1, 2, 4, 4)), (3, 2), 1, (1, 2))),
+        (ValueError, "larger than the padded input", lambda: F.max_pool2d(_a((1, 2, 4, 4)), 5)),
+        (ValueError, "larger than the padded input", lambda: F.avg_pool2d(_a((1, 2, 4, 2)), (2, 3))),
+        (ValueError, "4-D", lambda: F.max_pool2d(_a((4, 4)), 2)),
+        (ValueError, "non-zero", lambda: F.max_pool2d(_a((1, 0, 4, 4)), 2)),
+        (ValueError, "non-zero", lambda: F.adaptive_avg_pool2d(_a((1, 2, 0, 4)), 1)),
+        (ValueError, "output_size must be positive", lambda: F.adaptive_avg_pool2d(_a((1, 2, 4, 4)), 0)),
+        (ValueError, "output_size", lambda: F.adaptive_avg_pool2d(_a((1, 2, 4, 4)), (1, 2, 3))),
+        (ValueError, "too large", lambda: F.adaptive_avg_pool2d(_a((1, 1, 4, 4)), 2**62)),
+        (
+            ValueError,
+            "input_shape",
+            lambda: F.max_pool2d_backward(_a((1, 2, 2, 2)), np.zeros((1, 2, 2, 2), np.int64), (1, 3, 4, 4)),
+        ),
+        (ValueError, "dy", lambda: F.avg_pool2d_backward(_a((1, 2, 3, 2)), (1, 2, 4, 4), 2)),
+        (TypeError, "input_shape", lambda: F.adaptive_avg_pool2d_backward(_a((1, 2, 2, 2)), 4)),
+        (ValueError, "out", lambda: F.avg_pool2d(_a((1, 2, 4, 4)), 2, out=_a((1, 2, 2, 3)))),
+    ],
+)
+def test_bad_input(exc, match, call):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+# ---- modules ---------------------------------------------------------------------------------
+
+
+def test_modules(rng):
+    x = _x(rng, (2, 3, 9, 8), np.float64)
+    mp = nn.MaxPool2d(3, stride=2, padding=1)
+    assert (mp.kernel_size, mp.stride, mp.padding) == (3, 2, 1)
+    y = mp(x)
+    np.testing.assert_array_equal(y, R.max_pool2d(x, 3, 2, 1)[0])
+    dy = rng.standard_normal(y.shape)
+    np.testing.assert_allclose(
+        mp.backward(dy), R.max_pool2d_backward(dy, R.max_pool2d(x, 3, 2, 1)[1], (9, 8))
+    )
+    assert nn.MaxPool2d(2).stride == 2  # stride defaults to kernel_size
+    ap = nn.AvgPool2d((2, 3), padding=(1, 1))
+    y = ap(x)
+    np.testing.assert_allclose(y, R.avg_pool2d(x, (2, 3), None, (1, 1)), rtol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    np.testing.assert_allclose(
+        ap.backward(dy), R.avg_pool2d_backward(dy, (9, 8), (2, 3), None, (1, 1)), rtol=1e-12
+    )
+    gp = nn.AdaptiveAvgPool2d(1)
+    y = gp(x)
+    assert y.shape == (2, 3, 1, 1)
+    dy = rng.standard_normal(y.shape)
+    np.testing.assert_allclose(gp.backward(dy), R.adaptive_avg_pool2d_backward(dy, (9, 8)), rtol=1e-12)
+    for m in (mp, ap, gp, nn.AdaptiveAvgPool2d((2, None))):
+        assert gradcheck(m, x, atol=1e-7, rtol=1e-7)
+        assert repr(m).startswith(type(m).__name__)
+    with pytest.raises(RuntimeError, match="no pending forward"):
+        nn.MaxPool2d(2).backward(np.ones((1, 1, 1, 1)))
+    # used twice before its backwards: each backward takes the newest forward's indices
+    x2 = _x(rng, (2, 3, 9, 8), np.float64)
+    y1, y2 = mp(x), mp(x2)
+    dy1, dy2 = rng.standard_normal(y1.shape), rng.standard_normal(y2.shape)
+    np.testing.assert_allclose(
+        mp.backward(dy2), R.max_pool2d_backward(dy2, R.max_pool2d(x2, 3, 2, 1)[1], (9, 8))
+    )
+    np.testing.assert_allclose(
+        mp.backward(dy1), R.max_pool2d_backward(dy1, R.max_pool2d(x, 3, 2, 1)[1], (9, 8))
+    )
+    with pytest.raises(ValueError):
+        nn.MaxPool2d(2, padding=2)
+    with pytest.raises(ValueError):
+        nn.AdaptiveAvgPool2d(0)
+
+
+# ---- random shapes (hypothesis) ----------------------------------------------------------------
+
+if given is not None:
+
+    @settings(max_examples=60, deadline=None, derandomize=True)
+    @given(
+        n=st.integers(0, 3),
+        c=st.integers(1, 3),
+        h=st.integers(1, 9),
+        w=st.integers(1, 9),
+        kh=st.integers(1, 4),
+        kw=st.integers(1, 4),
+        sh=st.integers(1, 3),
+        sw=st.integers(1, 3),
+        ph=st.integers(0, 2),
+        pw=st.integers(0, 2),
+        f32=st.booleans(),
+        seed=st.integers(0, 2**16),
+    )
+    def test_property_pooling_random_shapes(n, c, h, w, kh, kw, sh, sw, ph, pw, f32, seed):
+        dtype = np.float32 if f32 else np.float64
+        rng = np.random.default_rng(seed)
+        x = _x(rng, (n, c, h, w), dtype, distinct=False)
+        args = ((kh, kw), (sh, sw), (ph, pw))
+        if ph > kh // 2 or pw > kw // 2:
+            with pytest.raises(ValueError, match="at most half"):
+                F.max_pool2d(x, *args)
+            return
+        if kh > h + 2 * ph or kw > w + 2 * pw:
+            with pytest.raises(ValueError, match="larger than the padded input"):
+                F.avg_pool2d(x, *args)
+            return
+        y, idx = F.max_pool2d(x, *args)
+        y_ref, idx_ref = R.max_pool2d(x, *args)
+        np.testing.assert_array_equal(y, y_ref.astype(dtype))
+        np.testing.assert_array_equal(idx, idx_ref)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        assert_close(
+            F.max_pool2d_backward(dy, idx, x.shape), R.max_pool2d_backward(dy, idx_ref, (h, w)), dtype
+        )
+        for pad in (True, False):
+            assert_close(F.avg_pool2d(x, *args, pad), R.avg_pool2d(x, *args, pad), dtype)
+            assert_close(
+                F.avg_pool2d_backward(dy, x.shape, *args, pad),
+                R.avg_pool2d_backward(dy, (h, w), *args, pad),
+                dtype,
+            )
+        oh, ow = rng.integers(1, 2 * h + 1), rng.integers(1, 2 * w + 1)
+        ya = F.adaptive_avg_pool2d(x, (int(oh), int(ow)))
+        assert_close(ya, R.adaptive_avg_pool2d(x, (oh, ow)), dtype)
+        dya = rng.standard_normal(ya.shape).astype(dtype)
+        assert_close(
+            F.adaptive_avg_pool2d_backward(dya, x.shape), R.adaptive_avg_pool2d_backward(dya, (h, w)), dtype
+        )
+else:
+
+    @pytest.mark.skip(reason="hypothesis is not installed")
+    def test_property_pooling_random_shapes():
+        pass
+
+
+# ---- PyTorch -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,k,s,p", WINDOWS)
+def test_torch_parity(rng, shape, k, s, p, dtype):
+    torch = pytest.importorskip("torch")
+    tF = torch.nn.functional
+    x = _x(rng, shape, dtype, distinct=False)
+    for name in ("max", "avg", "avg_nopad", "adaptive"):
+        xt = torch.from_numpy(x.copy()).requires_grad_(True)
+        if name == "max":
+            yt, it = tF.max_pool2d(xt, k, s, p, return_indices=True)
+            y, idx = F.max_pool2d(x, k, s, p)
+            np.testing.assert_array_equal(idx, it.numpy())
+        elif name.startswith("avg"):
+            pad = name == "avg"
+            yt = tF.avg_pool2d(xt, k, s, p, count_include_pad=pad)
+            y = F.avg_pool2d(x, k, s, p, pad)
+        else:
+            yt = tF.adaptive_avg_pool2d(xt, (3, 2))
+            y = F.adaptive_avg_pool2d(x, (3, 2))
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        yt.backward(torch.from_numpy(dy))
+        if name == "max":
+            dx = F.max_pool2d_backward(dy, idx, x.shape)
+        elif name.startswith("avg"):
+            dx = F.avg_pool2d_backward(dy, x.shape, k, s, p, name == "avg")
+        else:
+            dx = F.adaptive_avg_pool2d_backward(dy, x.shape)
+        assert_close(y, yt.detach().numpy().astype(np.float64), dtype, err_msg=f"{name} y")
+        assert_close(dx, xt.grad.numpy().astype(np.float64), dtype, err_msg=f"{name} dx")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_torch_module_parity(rng, dtype):
+    torch = pytest.importorskip("torch")
+    x = _x(rng, (4, 3, 10, 9), dtype, distinct=False)
+    pairs = [
+        (nn.MaxPool2d(3, 2, 1), torch.nn.MaxPool2d(3, 2, 1)),
+        (nn.AvgPool2d(2), torch.nn.AvgPool2d(2)),
+        (nn.AdaptiveAvgPool2d(1), torch.nn.AdaptiveAvgPool2d(1)),
+    ]
+    for ours, theirs in pairs:
+        xt = torch.from_numpy(x.copy()).requires_grad_(True)
+        yt = theirs(xt)
+        y = ours(x)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        yt.backward(torch.from_numpy(dy))
+        assert_close(y, yt.detach().numpy().astype(np.float64), dtype)
+        assert_close(ours.backward(dy), xt.grad.numpy().astype(np.float64), dtype)
