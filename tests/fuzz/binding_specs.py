@@ -8,7 +8,7 @@ below) or a decoder names a function the extension no longer has.
 
 from __future__ import annotations
 
-from calls import Arr, Num, Spec, divisor_of, flag, shape, size
+from calls import Arr, Num, Spec, divisor_of, flag, shape, size, small
 from reader import COUNT_EXTREMES
 
 
@@ -33,6 +33,76 @@ _d = lambda d: (d.D,)  # noqa: E731
 _ncl = lambda d: (d.N, d.C, d.L)  # noqa: E731
 _c = lambda d: (d.C,)  # noqa: E731
 _ng = lambda d: (d.N, d.G)  # noqa: E731
+
+
+# 2-D windows (Conv2d, the poolings): x (N, C, H, W), kernel KH x KW, stride SH x SW,
+# padding PH x PW; valid geometries are drawn, then the scalars may turn hostile.
+NCHW = {"N": size, "C": size, "H": size, "W": size}
+_nchw = lambda d: (d.N, d.C, d.H, d.W)  # noqa: E731
+
+
+def _steps(r, d) -> int:
+    return r.pick((1, 2, 3))
+
+
+def _conv_kernel(axis: str):
+    """A kernel size that fits the padded input (1 when that is empty: an error)."""
+
+    def choose(r, d) -> int:
+        padded = getattr(d, axis) + 2 * getattr(d, "P" + axis)
+        return d.budget.count(min(r.pick((1, 2, 3, 5)), max(padded, 1)))
+
+    return choose
+
+
+def _pool_kernel(axis: str):
+    def choose(r, d) -> int:
+        return d.budget.count(min(r.pick((1, 2, 3, 4)), max(getattr(d, axis), 1)))
+
+    return choose
+
+
+def _pool_padding(axis: str):  # at most half the kernel, as PyTorch requires
+    return lambda r, d: r.below(getattr(d, "K" + axis) // 2 + 1)
+
+
+def _pool_stride(axis: str):  # PyTorch's default stride is the kernel size
+    return lambda r, d: r.pick((1, 2, getattr(d, "K" + axis)))
+
+
+CONV = {**NCHW, "O": size, "SH": _steps, "SW": _steps, "PH": lambda r, d: r.pick((0, 1, 2)),
+        "PW": lambda r, d: r.pick((0, 1, 2)), "KH": _conv_kernel("H"), "KW": _conv_kernel("W")}  # fmt: skip
+POOL = {**NCHW, "KH": _pool_kernel("H"), "KW": _pool_kernel("W"), "PH": _pool_padding("H"),
+        "PW": _pool_padding("W"), "SH": _pool_stride("H"), "SW": _pool_stride("W")}  # fmt: skip
+ADAPTIVE = {**NCHW, "OH": small(1, 2, 3, 5, 7), "OW": small(1, 2, 3, 5, 7)}
+
+
+def _window_out(d) -> tuple:
+    """(OH, OW) of the window geometry in ``d`` (0 where the kernel does not fit)."""
+    return tuple(
+        (n + 2 * p - k) // s + 1 if n + 2 * p >= k else 0
+        for n, k, s, p in ((d.H, d.KH, d.SH, d.PH), (d.W, d.KW, d.SW, d.PW))
+    )
+
+
+def _window_args(kernel: bool, conv: bool) -> list:
+    """The int arguments (kernel_h, kernel_w,) stride_h, stride_w, padding_h, padding_w; a
+    convolution's padding sizes its output (a pooling's is at most half the kernel)."""
+    nums = [Num("kernel_h", "int", lambda d: d.KH), Num("kernel_w", "int", lambda d: d.KW)] if kernel else []
+    return nums + [
+        Num("stride_h", "int", lambda d: d.SH), Num("stride_w", "int", lambda d: d.SW),
+        Num("padding_h", "int", lambda d: d.PH, sizes_output=conv),
+        Num("padding_w", "int", lambda d: d.PW, sizes_output=conv),
+    ]  # fmt: skip
+
+
+_conv_y = lambda d: (d.N, d.O, *_window_out(d))  # noqa: E731
+_conv_w = lambda d: (d.O, d.C, d.KH, d.KW)  # noqa: E731
+_pool_y = lambda d: (d.N, d.C, *_window_out(d))  # noqa: E731
+_adaptive_y = lambda d: (d.N, d.C, d.OH, d.OW)  # noqa: E731
+#: input_h, input_w of a pooling's backward: they size its output
+_INPUT_HW = [Num("input_h", "int", lambda d: d.H, sizes_output=True),
+             Num("input_w", "int", lambda d: d.W, sizes_output=True)]  # fmt: skip
 
 
 def _threads(r, d) -> int:
@@ -191,6 +261,49 @@ SPECS: list[Spec] = [
          Arr("a", "f4", lambda d: (d.K, d.M) if d.ta else (d.M, d.K)),
          Arr("b", "f4", lambda d: (d.N, d.K) if d.tb else (d.K, d.N)),
          Arr("c", "f4", lambda d: (d.M, d.N), written=True), Num("beta", "real")],
+    ),
+    Spec(
+        "conv2d_forward",
+        CONV,
+        [Arr("x", "f", _nchw), Arr("weight", "f", _conv_w), _opt("bias", lambda d: (d.O,)),
+         *_window_args(False, True), _out(_conv_y)],
+    ),
+    Spec(
+        "conv2d_backward",
+        {**CONV, "need_dx": flag},
+        [Arr("dy", "f", _conv_y), Arr("x", "f", _nchw), Arr("weight", "f", _conv_w),
+         *_window_args(False, True), _opt("dweight", _conv_w, True),
+         _opt("dbias", lambda d: (d.O,), True), Num("need_dx", "bool", lambda d: d.need_dx)],
+    ),
+    Spec("max_pool2d_forward", POOL, [Arr("x", "f", _nchw), *_window_args(True, False), _out(_pool_y)]),
+    Spec(
+        "max_pool2d_backward",
+        POOL,
+        [Arr("dy", "f", _pool_y), Arr("indices", "i8", _pool_y, fill="positions"), *_INPUT_HW,
+         _out(_nchw)],
+    ),
+    Spec(
+        "avg_pool2d_forward",
+        {**POOL, "include_pad": flag},
+        [Arr("x", "f", _nchw), *_window_args(True, False),
+         Num("count_include_pad", "bool", lambda d: d.include_pad), _out(_pool_y)],
+    ),
+    Spec(
+        "avg_pool2d_backward",
+        {**POOL, "include_pad": flag},
+        [Arr("dy", "f", _pool_y), *_INPUT_HW, *_window_args(True, False),
+         Num("count_include_pad", "bool", lambda d: d.include_pad), _out(_nchw)],
+    ),
+    Spec(
+        "adaptive_avg_pool2d_forward",
+        ADAPTIVE,
+        [Arr("x", "f", _nchw), Num("output_h", "int", lambda d: d.OH, sizes_output=True),
+         Num("output_w", "int", lambda d: d.OW, sizes_output=True), _out(_adaptive_y)],
+    ),
+    Spec(
+        "adaptive_avg_pool2d_backward",
+        ADAPTIVE,
+        [Arr("dy", "f", _adaptive_y), *_INPUT_HW, _out(_nchw)],
     ),
 ]  # fmt: skip
 

@@ -38,7 +38,7 @@ class Arr:
     shape: Callable[[Any], tuple]
     optional: bool = False  # None is a valid value
     written: bool = False  # the function writes it: out=, accumulators, state
-    fill: str = "float"  # "float", "labels" (int64 in [0, d.K)), "bytes"
+    fill: str = "float"  # "float", "labels" (int64 in [0, d.K)), "positions" ([0, d.H d.W)), "bytes"
 
 
 @dataclass
@@ -72,7 +72,10 @@ class Budget:
         if b >= 244:
             self.huge = True
             return HUGE[b % len(HUGE)]
-        n = SIZES[b % len(SIZES)]
+        return self.count(SIZES[b % len(SIZES)])
+
+    def count(self, n: int) -> int:
+        """``n``, made smaller if needed to keep the product of the call's sizes in BUDGET."""
         if n > 1 and self.used * n > BUDGET:
             n = max(1, BUDGET // self.used)
         self.used *= max(n, 1)
@@ -90,6 +93,15 @@ def shape(r: Reader, d: Any) -> tuple:
 
 def flag(r: Reader, d: Any) -> bool:
     return bool(r.byte() & 1)
+
+
+def small(*choices: int) -> Callable[[Reader, Any], int]:
+    """One of ``choices`` (a kernel size, an output size), counted in the call's budget."""
+
+    def choose(r: Reader, d: Any) -> int:
+        return d.budget.count(r.pick(choices))
+
+    return choose
 
 
 def divisor_of(dim: str) -> Callable[[Reader, Any], int]:
@@ -122,8 +134,8 @@ def _fill(r: Reader, a: np.ndarray, how: str, d: Any) -> None:
         return
     flat = a.reshape(-1)
     kind = r.byte()
-    if how == "labels":
-        k = max(getattr(d, "K", 1), 1)
+    if how in ("labels", "positions"):
+        k = max(d.H * d.W if how == "positions" else getattr(d, "K", 1), 1)
         if kind < 192:
             flat[:] = np.arange(n) * (r.byte() + 1) % k
         else:
