@@ -5,7 +5,7 @@
 OTHER_SITE is a directory holding another build's package (e.g. one made with
 ``pip install --target OTHER_SITE .`` from another checkout). Its extension is loaded next to
 the installed normreg's, and each case (forward + backward through ``normreg._C`` of
-LayerNorm, BatchNorm1d/2d, RMSNorm, GroupNorm, softmax cross-entropy) runs on both in
+LayerNorm, BatchNorm1d/2d, RMSNorm, GroupNorm, softmax cross-entropy, Dropout) runs on both in
 alternation: the ratios of the medians and of the minima are "this build's time / the
 other's" (below 1: this build is faster). On a machine shared with other work, read the
 ratios, not the absolute times; the minimum is the less disturbed of the two.
@@ -95,6 +95,15 @@ def cases(shapes, rng):
             C.cross_entropy_backward(z, labels, lse, 1.0, None)
 
         out.append((f"softmax CE {B}x{K}", ce))
+
+    xd = rng.standard_normal((8192, 1024)).astype(np.float32)
+    yd, dxd = np.empty_like(xd), np.empty_like(xd)
+
+    def drop(C):
+        _, mask = C.dropout_forward(xd, 0.2, 1234, 0, yd)
+        C.dropout_backward(xr, mask, 0.2, dxd)
+
+    out.append(("Dropout 8192x1024", drop))
     return out
 
 

@@ -1,28 +1,35 @@
 /* Dropout kernels for one element type T (see dropout.c). */
 
-/* out[k] = bit k of w ? in[k] * scale : 0 for 32 elements. The selection is a bitwise AND
- * of the product with an all-ones or all-zeros word, so every load is unconditional (a
- * masked load was 2x slower here) and a dropped element is exactly 0 even for NaN or Inf. */
+/* out[k] = bit k of w ? in[k] * scale : 0 for 32 elements, in vectors of the tier's width.
+ * The selection is a bitwise AND of the product with an all-ones or all-zeros lane (lane bit
+ * tested against w, no variable shifts: SSE2 has none), so every load is unconditional (a
+ * masked load was slower) and a dropped element is exactly 0 even for NaN or Inf. */
 static inline __attribute__((always_inline)) void
 FN(nr_dropout_apply32)(T *restrict out, const T *restrict in, uint32_t w, T scale)
 {
 #if defined(NR_TYPED_F32)
     typedef uint32_t U;
+    typedef int32_t S;
 #else
     typedef uint64_t U;
+    typedef int64_t S;
 #endif
-    U bits[32];
-    memcpy(bits, in, sizeof(bits));
-#pragma omp simd
-    for (int k = 0; k < 32; k++) {
-        T v;
-        memcpy(&v, &bits[k], sizeof(T));
-        v *= scale;
-        U vb;
-        memcpy(&vb, &v, sizeof(T));
-        bits[k] = vb & ((U)0 - (U)((w >> k) & 1u));
+    typedef T tv __attribute__((vector_size(NR_VEC_BYTES)));
+    typedef U uv __attribute__((vector_size(NR_VEC_BYTES)));
+    typedef S sv __attribute__((vector_size(NR_VEC_BYTES)));
+    enum { L = NR_VEC_BYTES / sizeof(T) };
+    uv bit;
+    for (int l = 0; l < L; l++) {
+        bit[l] = (U)1 << l;
     }
-    memcpy(out, bits, sizeof(bits));
+    for (int v = 0; v < 32 / L; v++) {
+        tv x;
+        memcpy(&x, in + v * L, sizeof x);
+        x *= scale;
+        const sv keep = (((uv){0} + (U)(w >> (v * L))) & bit) != 0; /* lanes of -1 or 0 */
+        const uv y = (uv)x & (uv)keep;
+        memcpy(out + v * L, &y, sizeof y);
+    }
 }
 
 /* Elements [i0, i1) of the forward; i0 is a multiple of the block size. */
@@ -33,7 +40,7 @@ FN(nr_dropout_forward_range)(T *restrict y, uint8_t *restrict mask, const T *res
 {
     for (int64_t blk = i0 / NR_DROPOUT_BLOCK; blk * NR_DROPOUT_BLOCK < i1; blk++) {
         uint32_t words[NR_DROPOUT_WORDS];
-        NR_DROPOUT_MASK_BLOCK(words, (uint64_t)blk, threshold, seed, offset);
+        nr_dropout_mask_block(words, (uint64_t)blk, threshold, seed, offset);
         nr_dropout_store_block(mask, words, (uint64_t)blk, n);
         const int64_t first = blk * NR_DROPOUT_BLOCK;
         if (first + NR_DROPOUT_BLOCK <= n) {

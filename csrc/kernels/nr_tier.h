@@ -13,8 +13,10 @@
  * nothing in these files may run before the CPU check: no constructors, no exported helper
  * without the suffix.
  *
- * A tier-specific fast body: `#if NR_TIER_IS(avx512)` around an #include of a file of its
- * own (dropout.c's Philox is the example), the portable body in the #else. */
+ * Tier-specific code: write the body once on vector-extension types of NR_VEC_BYTES and keep
+ * the ISA-specific part to the one instruction the compiler would not find, chosen by width
+ * (rng.h's 32 x 32 -> 64 multiply, dropout.c's sign-bit gather), the portable expression in
+ * the #else. */
 #ifndef NR_TIER_H
 #define NR_TIER_H
 
