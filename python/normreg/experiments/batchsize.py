@@ -50,7 +50,7 @@ def _sizes(quick: bool) -> dict[str, Any]:
         return dict(
             batch_sizes=(2, 8, 32, 128),
             mlp=dict(width=128, depth=2, train=500, epochs=2),
-            cnn=dict(width=(8, 16, 32), depth=None, train=128, epochs=2),
+            cnn=dict(width=(8, 16, 32), depth=None, train=256, epochs=2),
             test=500,
         )
     return dict(

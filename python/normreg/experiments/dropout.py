@@ -111,7 +111,7 @@ def input_means(model: Sequential, x: np.ndarray, training: bool) -> list[float]
 
 def _sizes(quick: bool) -> dict[str, Any]:
     if quick:
-        return dict(width=[128, 128, 128], train=1000, epochs=3, test=500, ps=(0.5,))
+        return dict(width=[128, 128, 128], train=2000, epochs=4, test=500, ps=(0.5,))
     return dict(width=[256, 256, 256], train=None, epochs=10, test=None, ps=(0.2, 0.5))
 
 

@@ -102,7 +102,7 @@ def _sizes(quick: bool) -> dict[str, Any]:
     if quick:
         return dict(
             mlp=dict(width=128, depth=2, train=1000, epochs=2, batch=64),
-            cnn=dict(width=(8, 16, 32), depth=None, train=256, epochs=2, batch=32),
+            cnn=dict(width=(8, 16, 32), depth=None, train=512, epochs=2, batch=32),
             test=500,
             probe=300,
         )
