@@ -194,12 +194,13 @@ def _triples(r: dict[str, Any]) -> list[tuple[float, float, float]]:
 def _plot(rows, results, out_dir) -> str:
     fig, axes = figure(2, 1, width=4.8, height=3.4)
     ax = axes[0, 0]
+    colours = {r["label"]: f"C{i}" for i, r in enumerate(rows)}  # one per run, in both panels
     dropped = [r for r in rows if r["p"] > 0]
     n_sites = len(dropped[0]["eval_over_train"]) if dropped else 0
     width = 0.8 / max(len(dropped), 1)
     for i, r in enumerate(dropped):
         xs = np.arange(n_sites) + (i - (len(dropped) - 1) / 2) * width
-        ax.bar(xs, r["eval_over_train"], width, label=r["label"])
+        ax.bar(xs, r["eval_over_train"], width, label=r["label"], color=colours[r["label"]])
     ax.axhline(1.0, color="k", lw=0.8)
     ax.set_xticks(np.arange(n_sites))
     ax.set_xticklabels([f"layer {k + 2}" for k in range(n_sites - 1)] + ["output layer"])
@@ -209,7 +210,12 @@ def _plot(rows, results, out_dir) -> str:
     ax = axes[0, 1]
     for label, r in results.items():
         ax.plot(
-            [h["epoch"] for h in r["history"]], [h["test_acc"] for h in r["history"]], "-o", ms=3, label=label
+            [h["epoch"] for h in r["history"]],
+            [h["test_acc"] for h in r["history"]],
+            "-o",
+            ms=3,
+            label=label,
+            color=colours.get(label),
         )
     ax.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy")
     ax.legend(fontsize=6)
