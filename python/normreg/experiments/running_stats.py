@@ -266,11 +266,16 @@ def _plot_accuracy(rows, out_dir) -> str:
     for ax, model in zip(axes[0], ("mlp", "cnn")):
         mine = [r for r in rows if r["model"] == model]
         ys = np.arange(len(mine))
-        ax.barh(ys, [r["test_acc"] for r in mine], color=[_colour(r["kind"]) for r in mine])
+        accs = [r["test_acc"] for r in mine]
+        ax.barh(ys, accs, color=[_colour(r["kind"]) for r in mine])
+        for y, acc in zip(ys, accs):
+            ax.text(acc + 0.01, y, f"{acc:.3f}", va="center", fontsize=6)
         ax.set_yticks(ys)
-        ax.set_yticklabels([r["evaluation"].replace(" (evaluation mode)", "") for r in mine], fontsize=7)
+        ax.set_yticklabels(
+            [r["evaluation"].replace("evaluation mode", "eval mode") for r in mine], fontsize=7
+        )
         ax.invert_yaxis()
-        ax.set(xlim=(0, 1), xlabel="test accuracy", title=f"{MODEL_NAMES[model]} with BatchNorm")
+        ax.set(xlim=(0, 1.1), xlabel="test accuracy", title=f"{MODEL_NAMES[model]} with BatchNorm")
         ax.grid(alpha=0.3, axis="x")
     return save_png(fig, out_dir, "running-stats.png")
 
