@@ -56,7 +56,7 @@ def _sizes(quick: bool) -> dict[str, Any]:
     return dict(
         batch_sizes=BATCH_SIZES,
         mlp=dict(width=256, depth=3, train=10000, epochs=6),
-        cnn=dict(width=(16, 32, 64), depth=None, train=4000, epochs=6),
+        cnn=dict(width=(8, 16, 32), depth=None, train=4000, epochs=6),
         test=None,
     )
 
