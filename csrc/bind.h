@@ -12,13 +12,17 @@
 #endif
 #include <numpy/arrayobject.h>
 
-#include "nr_kernels.h"
+#include "nr_dispatch.h"
 
 /* Flags for nr_arg_array */
 enum {
     NR_REQUIRED = 0,
     NR_OPTIONAL = 1, /* None is accepted and gives NULL */
     NR_WRITABLE = 2, /* written in place: must be writeable */
+    /* nr_arg_arrays only: a dtype of its own rather than the op's float dtype */
+    NR_F64 = 4, /* float64 (statistics kept in double) */
+    NR_I64 = 8, /* int64 (labels, indices) */
+    NR_U8 = 16, /* uint8 (bit masks) */
 };
 
 /* Checks that `obj` is an ndarray of dtype `typenum`, C-contiguous, aligned, with `ndim`
@@ -51,11 +55,64 @@ PyArrayObject *nr_out_array(PyObject *out_obj, const char *fname, const char *na
 /* Parses a Python float (or int) argument; -1 with an exception on failure. */
 int nr_arg_double(PyObject *obj, const char *fname, const char *name, double *value);
 
+/* Parses the argument 'eps': a real number >= 0 (not NaN). */
+int nr_arg_eps(PyObject *obj, const char *fname, double *eps);
+/* ValueError "fname: argument 'name' must be <what>, got <value>" (PyErr_Format has no %g);
+ * returns -1. */
+int nr_arg_out_of_range(const char *fname, const char *name, const char *what, double value);
+
 /* Raises ValueError unless `value` fits in a C int (BLAS dimensions are int). */
 int nr_arg_fits_int(npy_intp value, const char *fname, const char *name);
 
 /* Checks the number of positional arguments of a METH_FASTCALL function. */
 int nr_check_nargs(Py_ssize_t nargs, Py_ssize_t expected, const char *fname);
+
+/* ---- the array arguments of a function, as a table ------------------------------------ */
+
+/* One array argument: where it is, what it is called, its dtype, flags and dimensions.
+ * `dims` has a letter a dimension ("MD": 2-D of sizes M and D, "NCL": 3-D); the size a letter
+ * stands for is set by the first array of the table that has it (or beforehand by
+ * nr_size_set), and every later array must match it. "=name": the shape of the table's
+ * earlier entry `name`. "*": any shape. The dtype is the op's float dtype unless `flags` has
+ * NR_F64, NR_I64 or NR_U8. */
+typedef struct {
+    PyArrayObject **out; /* a borrowed reference, NULL for an accepted None */
+    int arg;             /* its position in args */
+    const char *name;    /* the name the errors give it */
+    const char *dims;
+    int flags;           /* NR_REQUIRED or NR_OPTIONAL, NR_WRITABLE, a dtype flag */
+} nr_array_arg;
+
+/* The sizes the letters stand for, and what each is for the errors:
+ * {.what = "M rows of x|D normalized size of x"} (a letter, a space, the words; '|' between). */
+typedef struct {
+    npy_intp size[26];
+    unsigned known; /* bit i: size[i] is set */
+    const char *what;
+} nr_sizes;
+
+/* Sets the size `letter` stands for (e.g. from an int argument), before the table is read. */
+void nr_size_set(nr_sizes *sizes, char letter, npy_intp size);
+/* The size `letter` stands for (set by nr_size_set or by an array of a table). */
+npy_intp nr_size(const nr_sizes *sizes, char letter);
+
+/* Checks the `n` arrays of `table` in its order: first the dtype, dimensions and layout of
+ * each (nr_arg_array), then their sizes (nr_arg_dim, nr_arg_same_shape); `t` is the op's
+ * float dtype. 0, or -1 with an exception naming `fname` and the argument. */
+int nr_arg_arrays(PyObject *const *args, const char *fname, int t, const nr_array_arg *table,
+                  int n, nr_sizes *sizes);
+
+/* The usual opening of a binding function: `nargs` is `expected`, and the op's float dtype
+ * taken from args[0] (named `name`), then nr_arg_arrays. */
+int nr_arg_parse(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected,
+                 const char *fname, int *t, const nr_array_arg *table, int n, nr_sizes *sizes);
+
+#define NR_NARRAYS(table) ((int)(sizeof(table) / sizeof((table)[0])))
+
+/* A workspace of `size` bytes for a kernel (at least one byte: malloc(0) may give NULL),
+ * released with PyMem_RawFree; NULL with MemoryError when it cannot be had or when `size` is
+ * SIZE_MAX (the kernels' answer to a size that overflows). */
+void *nr_workspace(size_t size, const char *fname);
 
 static inline void *
 nr_data_or_null(PyArrayObject *arr)
@@ -63,19 +120,30 @@ nr_data_or_null(PyArrayObject *arr)
     return arr ? PyArray_DATA(arr) : NULL;
 }
 
-/* Calls the float or double instance of a kernel. */
-#define NR_CALL(is_f32, kernel, ...) \
-    ((is_f32) ? kernel##_f32(__VA_ARGS__) : kernel##_f64(__VA_ARGS__))
+/* Calls the float (typenum NPY_FLOAT32) or double instance of a kernel, in the active CPU
+ * tier. */
+#define NR_CALL(typenum, kernel, ...)                                                       \
+    ((typenum) == NPY_FLOAT32 ? nr_dispatch.kernel##_f32(__VA_ARGS__)                       \
+                              : nr_dispatch.kernel##_f64(__VA_ARGS__))
 
 /* A new C-contiguous output array owned by normreg: buffers of 1 MiB and more come from a
  * pool of blocks that return to it when the array (and every view of it) is freed
  * (bind_alloc.c). NULL with an exception on failure. */
 PyArrayObject *nr_new_array(int ndim, const npy_intp *dims, int typenum);
-/* (a, b, c) stealing the three references; NULL (the references released) on failure. */
-PyObject *nr_tuple3(PyArrayObject *a, PyArrayObject *b, PyArrayObject *c);
+/* (items[0], ..., items[n - 1]) stealing the references (no format string to parse, unlike
+ * Py_BuildValue); NULL (the references released) on failure. */
+PyObject *nr_tuple(int n, PyArrayObject **items);
+/* The outputs of a forward that saves statistics: res[0] the output (`out_obj` checked, or a
+ * new array of x's shape) and res[1..nstats] new arrays of dtype t and shape sdims. 0, or -1
+ * with an exception and no reference held. */
+int nr_outputs(PyObject *out_obj, const char *fname, int t, PyArrayObject *x, int nstats,
+               int sndim, const npy_intp *sdims, PyArrayObject **res);
 /* Releases every cached block. */
 void nr_pool_empty(void);
 int nr_alloc_init(PyObject *module);
+
+/* A method table entry for a METH_FASTCALL function. */
+#define NR_FASTCALL(name, doc) {#name, (PyCFunction)(void (*)(void))name, METH_FASTCALL, doc}
 
 extern PyMethodDef nr_core_methods[];
 extern PyMethodDef nr_alloc_methods[];
@@ -83,5 +151,10 @@ extern PyMethodDef nr_bench_methods[];
 extern PyMethodDef nr_optim_methods[];
 extern PyMethodDef nr_norms_methods[];
 extern PyMethodDef nr_conv_methods[];
+extern PyMethodDef nr_config_methods[];
+
+/* Chooses the CPU tier (NORMREG_CPU_CAPABILITY), warning when it cannot follow the request;
+ * -1 with an exception when the warning is turned into an error. */
+int nr_config_init(void);
 
 #endif

@@ -35,7 +35,8 @@ copy_f32(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    nr_copy_f32(PyArray_DATA(dst), PyArray_DATA(src), PyArray_SIZE(src), (int)nthreads);
+    nr_dispatch.nr_copy_f32(PyArray_DATA(dst), PyArray_DATA(src), PyArray_SIZE(src),
+                            (int)nthreads);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
@@ -71,8 +72,8 @@ layer_norm_kernel_time(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_BEGIN_ALLOW_THREADS
     t0 = nr_now();
     for (long r = 0; r < reps; r++) {
-        nr_layernorm_forward_f32(y, y + M * D, y + M * D + M, PyArray_DATA(x), PyArray_DATA(w),
-                                 PyArray_DATA(b), M, D, 1e-5);
+        nr_dispatch.nr_layernorm_forward_f32(y, y + M * D, y + M * D + M, PyArray_DATA(x),
+                                             PyArray_DATA(w), PyArray_DATA(b), M, D, 1e-5);
     }
     t1 = nr_now();
     Py_END_ALLOW_THREADS

@@ -5,8 +5,6 @@
 #include "bind.h"
 #include "nr_conv.h"
 
-#define IS_F32(typenum) ((typenum) == NPY_FLOAT32)
-
 /* An int argument >= `min` (sizes, strides, paddings). */
 static int
 size_arg(PyObject *obj, const char *fn, const char *name, npy_intp min, npy_intp *value)
@@ -93,20 +91,6 @@ fits_int_product(npy_intp a, npy_intp b, const char *fn, const char *name)
     return 0;
 }
 
-static void *
-workspace_alloc(size_t size)
-{
-    if (size == SIZE_MAX) {
-        PyErr_SetString(PyExc_MemoryError, "conv2d: the workspace size overflows");
-        return NULL;
-    }
-    void *ws = PyMem_RawMalloc(size ? size : 1);
-    if (!ws) {
-        PyErr_NoMemory();
-    }
-    return ws;
-}
-
 /* x (N, C, H, W) and weight (O, C, KH, KW) of dtype t -> the geometry (stride and padding
  * from args[0..3]), the output channels O; checks the BLAS int limits. */
 static int
@@ -166,13 +150,13 @@ conv2d_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     const int nthreads = nr_get_num_threads();
-    void *ws = workspace_alloc(NR_CALL(IS_F32(t), nr_conv2d_forward_workspace, &g, O, nthreads));
+    void *ws = nr_workspace(NR_CALL(t, nr_conv2d_forward_workspace, &g, O, nthreads), fn);
     if (!ws) {
         Py_DECREF(y);
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    NR_CALL(IS_F32(t), nr_conv2d_forward, PyArray_DATA(y), PyArray_DATA(x), PyArray_DATA(w),
+    NR_CALL(t, nr_conv2d_forward, PyArray_DATA(y), PyArray_DATA(x), PyArray_DATA(w),
             nr_data_or_null(b), &g, O, ws, nthreads);
     Py_END_ALLOW_THREADS
     PyMem_RawFree(ws);
@@ -211,13 +195,13 @@ conv2d_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     const int nthreads = nr_get_num_threads();
-    void *ws = workspace_alloc(NR_CALL(IS_F32(t), nr_conv2d_backward_workspace, &g, O, nthreads));
+    void *ws = nr_workspace(NR_CALL(t, nr_conv2d_backward_workspace, &g, O, nthreads), fn);
     if (!ws) {
         Py_XDECREF(dx);
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    NR_CALL(IS_F32(t), nr_conv2d_backward, nr_data_or_null(dx), nr_data_or_null(dw),
+    NR_CALL(t, nr_conv2d_backward, nr_data_or_null(dx), nr_data_or_null(dw),
             nr_data_or_null(db), PyArray_DATA(dy), PyArray_DATA(x), PyArray_DATA(w), &g, O, ws,
             nthreads);
     Py_END_ALLOW_THREADS
@@ -322,7 +306,7 @@ max_pool2d_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    NR_CALL(IS_F32(t), nr_max_pool2d_forward, PyArray_DATA(y), PyArray_DATA(idx),
+    NR_CALL(t, nr_max_pool2d_forward, PyArray_DATA(y), PyArray_DATA(idx),
             PyArray_DATA(x), &g);
     Py_END_ALLOW_THREADS
     PyObject *res = PyTuple_Pack(2, y, idx);
@@ -356,9 +340,9 @@ max_pool2d_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     int64_t bad;
     Py_BEGIN_ALLOW_THREADS
-    bad = nr_index_out_of_range(PyArray_DATA(idx), PyArray_SIZE(idx), HW);
+    bad = nr_dispatch.nr_index_out_of_range(PyArray_DATA(idx), PyArray_SIZE(idx), HW);
     if (bad < 0) {
-        NR_CALL(IS_F32(t), nr_max_pool2d_backward, PyArray_DATA(dx), PyArray_DATA(dy),
+        NR_CALL(t, nr_max_pool2d_backward, PyArray_DATA(dx), PyArray_DATA(dy),
                 PyArray_DATA(idx), &g);
     }
     Py_END_ALLOW_THREADS
@@ -390,7 +374,7 @@ avg_pool2d_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    NR_CALL(IS_F32(t), nr_avg_pool2d_forward, PyArray_DATA(y), PyArray_DATA(x), &g, include_pad);
+    NR_CALL(t, nr_avg_pool2d_forward, PyArray_DATA(y), PyArray_DATA(x), &g, include_pad);
     Py_END_ALLOW_THREADS
     return (PyObject *)y;
 }
@@ -413,7 +397,7 @@ avg_pool2d_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    NR_CALL(IS_F32(t), nr_avg_pool2d_backward, PyArray_DATA(dx), PyArray_DATA(dy), &g,
+    NR_CALL(t, nr_avg_pool2d_backward, PyArray_DATA(dx), PyArray_DATA(dy), &g,
             include_pad);
     Py_END_ALLOW_THREADS
     return (PyObject *)dx;
@@ -457,7 +441,7 @@ adaptive_avg_pool2d_forward(PyObject *self, PyObject *const *args, Py_ssize_t na
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    NR_CALL(IS_F32(t), nr_adaptive_avg_pool2d_forward, PyArray_DATA(y), PyArray_DATA(x), &g);
+    NR_CALL(t, nr_adaptive_avg_pool2d_forward, PyArray_DATA(y), PyArray_DATA(x), &g);
     Py_END_ALLOW_THREADS
     return (PyObject *)y;
 }
@@ -478,30 +462,28 @@ adaptive_avg_pool2d_backward(PyObject *self, PyObject *const *args, Py_ssize_t n
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    NR_CALL(IS_F32(t), nr_adaptive_avg_pool2d_backward, PyArray_DATA(dx), PyArray_DATA(dy), &g);
+    NR_CALL(t, nr_adaptive_avg_pool2d_backward, PyArray_DATA(dx), PyArray_DATA(dy), &g);
     Py_END_ALLOW_THREADS
     return (PyObject *)dx;
 }
 
-#define FASTCALL(name, doc) {#name, (PyCFunction)(void (*)(void))name, METH_FASTCALL, doc}
-
 PyMethodDef nr_conv_methods[] = {
-    FASTCALL(conv2d_forward, "conv2d_forward(x, weight, bias, stride_h, stride_w, padding_h, "
+    NR_FASTCALL(conv2d_forward, "conv2d_forward(x, weight, bias, stride_h, stride_w, padding_h, "
                              "padding_w, out) -> y"),
-    FASTCALL(conv2d_backward, "conv2d_backward(dy, x, weight, stride_h, stride_w, padding_h, "
+    NR_FASTCALL(conv2d_backward, "conv2d_backward(dy, x, weight, stride_h, stride_w, padding_h, "
                               "padding_w, dweight, dbias, need_dx) -> dx or None"),
-    FASTCALL(max_pool2d_forward, "max_pool2d_forward(x, kernel_h, kernel_w, stride_h, stride_w, "
+    NR_FASTCALL(max_pool2d_forward, "max_pool2d_forward(x, kernel_h, kernel_w, stride_h, stride_w, "
                                  "padding_h, padding_w, out) -> (y, indices)"),
-    FASTCALL(max_pool2d_backward,
+    NR_FASTCALL(max_pool2d_backward,
              "max_pool2d_backward(dy, indices, input_h, input_w, out) -> dx"),
-    FASTCALL(avg_pool2d_forward, "avg_pool2d_forward(x, kernel_h, kernel_w, stride_h, stride_w, "
+    NR_FASTCALL(avg_pool2d_forward, "avg_pool2d_forward(x, kernel_h, kernel_w, stride_h, stride_w, "
                                  "padding_h, padding_w, count_include_pad, out) -> y"),
-    FASTCALL(avg_pool2d_backward,
+    NR_FASTCALL(avg_pool2d_backward,
              "avg_pool2d_backward(dy, input_h, input_w, kernel_h, kernel_w, stride_h, stride_w, "
              "padding_h, padding_w, count_include_pad, out) -> dx"),
-    FASTCALL(adaptive_avg_pool2d_forward,
+    NR_FASTCALL(adaptive_avg_pool2d_forward,
              "adaptive_avg_pool2d_forward(x, output_h, output_w, out) -> y"),
-    FASTCALL(adaptive_avg_pool2d_backward,
+    NR_FASTCALL(adaptive_avg_pool2d_backward,
              "adaptive_avg_pool2d_backward(dy, input_h, input_w, out) -> dx"),
     {NULL, NULL, 0, NULL},
 };

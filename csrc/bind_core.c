@@ -3,36 +3,43 @@
  * these checks are what memory safety needs, with errors that name the argument. */
 #include "bind.h"
 
-#define IS_F32(typenum) ((typenum) == NPY_FLOAT32)
-
 /* ---- linear --------------------------------------------------------------------------- */
+
+/* BLAS dimensions are int. */
+static int
+linear_fits_int(const char *fn, npy_intp M, npy_intp K, npy_intp N)
+{
+    return nr_arg_fits_int(M, fn, "rows") < 0 || nr_arg_fits_int(K, fn, "in_features") < 0 ||
+                   nr_arg_fits_int(N, fn, "out_features") < 0
+               ? -1
+               : 0;
+}
+
+#define LINEAR_SIZES "M rows of x|K in_features of x|N out_features of weight"
 
 /* linear_forward(x (M, K), w (K, N), b (N) | None, out | None) -> y (M, N) */
 static PyObject *
 linear_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     const char *fn = "linear_forward";
-    PyArrayObject *x, *w, *b, *y = NULL;
+    PyArrayObject *x, *w, *b, *y;
     int t;
-    if (nr_check_nargs(nargs, 4, fn) < 0 || nr_arg_float_dtype(args[0], fn, "x", &t) < 0 ||
-        nr_arg_array(args[0], fn, "x", t, 2, NR_REQUIRED, &x) < 0 ||
-        nr_arg_array(args[1], fn, "weight", t, 2, NR_REQUIRED, &w) < 0 ||
-        nr_arg_array(args[2], fn, "bias", t, 1, NR_OPTIONAL, &b) < 0 ||
-        nr_arg_dim(w, fn, "weight", 0, PyArray_DIM(x, 1), "in_features of x") < 0) {
+    nr_sizes s = {.what = LINEAR_SIZES};
+    const nr_array_arg arrays[] = {
+        {&x, 0, "x", "MK", NR_REQUIRED},
+        {&w, 1, "weight", "KN", NR_REQUIRED},
+        {&b, 2, "bias", "N", NR_OPTIONAL},
+    };
+    if (nr_arg_parse(args, nargs, 4, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0) {
         return NULL;
     }
-    npy_intp M = PyArray_DIM(x, 0), K = PyArray_DIM(x, 1), N = PyArray_DIM(w, 1);
-    if ((b && nr_arg_dim(b, fn, "bias", 0, N, "out_features of weight") < 0) ||
-        nr_arg_fits_int(M, fn, "rows") < 0 || nr_arg_fits_int(K, fn, "in_features") < 0 ||
-        nr_arg_fits_int(N, fn, "out_features") < 0) {
-        return NULL;
-    }
+    npy_intp M = nr_size(&s, 'M'), K = nr_size(&s, 'K'), N = nr_size(&s, 'N');
     npy_intp dims[2] = {M, N};
-    if (!(y = nr_out_array(args[3], fn, "out", t, 2, dims))) {
+    if (linear_fits_int(fn, M, K, N) < 0 || !(y = nr_out_array(args[3], fn, "out", t, 2, dims))) {
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    NR_CALL(IS_F32(t), nr_linear_forward, PyArray_DATA(y), PyArray_DATA(x), PyArray_DATA(w),
+    NR_CALL(t, nr_linear_forward, PyArray_DATA(y), PyArray_DATA(x), PyArray_DATA(w),
             nr_data_or_null(b), M, K, N);
     Py_END_ALLOW_THREADS
     return (PyObject *)y;
@@ -46,24 +53,20 @@ linear_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     const char *fn = "linear_backward";
     PyArrayObject *dy, *x, *w, *dw, *db, *dx = NULL;
     int t, need_dx;
-    if (nr_check_nargs(nargs, 7, fn) < 0 || nr_arg_float_dtype(args[0], fn, "dy", &t) < 0 ||
-        nr_arg_array(args[0], fn, "dy", t, 2, NR_REQUIRED, &dy) < 0 ||
-        nr_arg_array(args[1], fn, "x", t, 2, NR_REQUIRED, &x) < 0 ||
-        nr_arg_array(args[2], fn, "weight", t, 2, NR_REQUIRED, &w) < 0 ||
-        nr_arg_array(args[4], fn, "dweight", t, 2, NR_OPTIONAL | NR_WRITABLE, &dw) < 0 ||
-        nr_arg_array(args[5], fn, "dbias", t, 1, NR_OPTIONAL | NR_WRITABLE, &db) < 0 ||
+    nr_sizes s = {.what = LINEAR_SIZES};
+    const nr_array_arg arrays[] = {
+        {&x, 1, "x", "MK", NR_REQUIRED},
+        {&w, 2, "weight", "KN", NR_REQUIRED},
+        {&dy, 0, "dy", "MN", NR_REQUIRED},
+        {&dw, 4, "dweight", "KN", NR_OPTIONAL | NR_WRITABLE},
+        {&db, 5, "dbias", "N", NR_OPTIONAL | NR_WRITABLE},
+    };
+    if (nr_arg_parse(args, nargs, 7, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0 ||
         (need_dx = PyObject_IsTrue(args[6])) < 0) {
         return NULL;
     }
-    npy_intp M = PyArray_DIM(x, 0), K = PyArray_DIM(x, 1), N = PyArray_DIM(w, 1);
-    if (nr_arg_dim(w, fn, "weight", 0, K, "in_features of x") < 0 ||
-        nr_arg_dim(dy, fn, "dy", 0, M, "rows of x") < 0 ||
-        nr_arg_dim(dy, fn, "dy", 1, N, "out_features of weight") < 0 ||
-        (dw && (nr_arg_dim(dw, fn, "dweight", 0, K, "in_features") < 0 ||
-                nr_arg_dim(dw, fn, "dweight", 1, N, "out_features") < 0)) ||
-        (db && nr_arg_dim(db, fn, "dbias", 0, N, "out_features") < 0) ||
-        nr_arg_fits_int(M, fn, "rows") < 0 || nr_arg_fits_int(K, fn, "in_features") < 0 ||
-        nr_arg_fits_int(N, fn, "out_features") < 0) {
+    npy_intp M = nr_size(&s, 'M'), K = nr_size(&s, 'K'), N = nr_size(&s, 'N');
+    if (linear_fits_int(fn, M, K, N) < 0) {
         return NULL;
     }
     if (need_dx || args[3] != Py_None) {
@@ -73,7 +76,7 @@ linear_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     Py_BEGIN_ALLOW_THREADS
-    NR_CALL(IS_F32(t), nr_linear_backward, nr_data_or_null(dx), nr_data_or_null(dw),
+    NR_CALL(t, nr_linear_backward, nr_data_or_null(dx), nr_data_or_null(dw),
             nr_data_or_null(db), PyArray_DATA(dy), PyArray_DATA(x), PyArray_DATA(w), M, K, N);
     Py_END_ALLOW_THREADS
     if (!dx) {
@@ -91,14 +94,14 @@ relu_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     const char *fn = "relu_forward";
     PyArrayObject *x, *y;
     int t;
-    if (nr_check_nargs(nargs, 2, fn) < 0 || nr_arg_float_dtype(args[0], fn, "x", &t) < 0 ||
-        nr_arg_array(args[0], fn, "x", t, -1, NR_REQUIRED, &x) < 0 ||
+    nr_sizes s = {0};
+    const nr_array_arg arrays[] = {{&x, 0, "x", "*", NR_REQUIRED}};
+    if (nr_arg_parse(args, nargs, 2, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0 ||
         !(y = nr_out_array(args[1], fn, "out", t, PyArray_NDIM(x), PyArray_DIMS(x)))) {
         return NULL;
     }
-    npy_intp n = PyArray_SIZE(x);
     Py_BEGIN_ALLOW_THREADS
-    NR_CALL(IS_F32(t), nr_relu_forward, PyArray_DATA(y), PyArray_DATA(x), n);
+    NR_CALL(t, nr_relu_forward, PyArray_DATA(y), PyArray_DATA(x), PyArray_SIZE(x));
     Py_END_ALLOW_THREADS
     return (PyObject *)y;
 }
@@ -110,21 +113,26 @@ relu_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     const char *fn = "relu_backward";
     PyArrayObject *dy, *y, *dx;
     int t;
-    if (nr_check_nargs(nargs, 3, fn) < 0 || nr_arg_float_dtype(args[0], fn, "dy", &t) < 0 ||
-        nr_arg_array(args[0], fn, "dy", t, -1, NR_REQUIRED, &dy) < 0 ||
-        nr_arg_array(args[1], fn, "y", t, -1, NR_REQUIRED, &y) < 0 ||
+    nr_sizes s = {0};
+    const nr_array_arg arrays[] = {
+        {&dy, 0, "dy", "*", NR_REQUIRED},
+        {&y, 1, "y", "*", NR_REQUIRED},
+    };
+    if (nr_arg_parse(args, nargs, 3, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0 ||
         nr_arg_same_shape(dy, fn, "dy", y, "y") < 0 ||
         !(dx = nr_out_array(args[2], fn, "out", t, PyArray_NDIM(y), PyArray_DIMS(y)))) {
         return NULL;
     }
-    npy_intp n = PyArray_SIZE(y);
     Py_BEGIN_ALLOW_THREADS
-    NR_CALL(IS_F32(t), nr_relu_backward, PyArray_DATA(dx), PyArray_DATA(dy), PyArray_DATA(y), n);
+    NR_CALL(t, nr_relu_backward, PyArray_DATA(dx), PyArray_DATA(dy), PyArray_DATA(y),
+            PyArray_SIZE(y));
     Py_END_ALLOW_THREADS
     return (PyObject *)dx;
 }
 
 /* ---- layer norm ----------------------------------------------------------------------- */
+
+#define LAYER_NORM_SIZES "M rows of x|D normalized size of x"
 
 /* layer_norm_forward(x (M, D), w (D) | None, b (D) | None, eps, out | None)
  *   -> (y (M, D), mean (M), rstd (M)) */
@@ -132,41 +140,29 @@ static PyObject *
 layer_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     const char *fn = "layer_norm_forward";
-    PyArrayObject *x, *w, *b, *y = NULL, *mean = NULL, *rstd = NULL;
+    PyArrayObject *x, *w, *b, *res[3]; /* y, mean, rstd */
     int t;
     double eps;
-    if (nr_check_nargs(nargs, 5, fn) < 0 || nr_arg_float_dtype(args[0], fn, "x", &t) < 0 ||
-        nr_arg_array(args[0], fn, "x", t, 2, NR_REQUIRED, &x) < 0 ||
-        nr_arg_array(args[1], fn, "weight", t, 1, NR_OPTIONAL, &w) < 0 ||
-        nr_arg_array(args[2], fn, "bias", t, 1, NR_OPTIONAL, &b) < 0 ||
-        nr_arg_double(args[3], fn, "eps", &eps) < 0) {
+    nr_sizes s = {.what = LAYER_NORM_SIZES};
+    const nr_array_arg arrays[] = {
+        {&x, 0, "x", "MD", NR_REQUIRED},
+        {&w, 1, "weight", "D", NR_OPTIONAL},
+        {&b, 2, "bias", "D", NR_OPTIONAL},
+    };
+    if (nr_arg_parse(args, nargs, 5, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0 ||
+        nr_arg_eps(args[3], fn, &eps) < 0) {
         return NULL;
     }
     npy_intp M = PyArray_DIM(x, 0), D = PyArray_DIM(x, 1);
-    if ((w && nr_arg_dim(w, fn, "weight", 0, D, "normalized size of x") < 0) ||
-        (b && nr_arg_dim(b, fn, "bias", 0, D, "normalized size of x") < 0)) {
+    if (nr_outputs(args[4], fn, t, x, 2, 1, &M, res) < 0) {
         return NULL;
-    }
-    if (!(eps >= 0)) {
-        PyErr_Format(PyExc_ValueError, "%s: argument 'eps' must be >= 0, got %g", fn, eps);
-        return NULL;
-    }
-    if (!(y = nr_out_array(args[4], fn, "out", t, 2, PyArray_DIMS(x))) ||
-        !(mean = (PyArrayObject *)PyArray_EMPTY(1, &M, t, 0)) ||
-        !(rstd = (PyArrayObject *)PyArray_EMPTY(1, &M, t, 0))) {
-        goto fail;
     }
     Py_BEGIN_ALLOW_THREADS
-    NR_CALL(IS_F32(t), nr_layernorm_forward, PyArray_DATA(y), PyArray_DATA(mean),
-            PyArray_DATA(rstd), PyArray_DATA(x), nr_data_or_null(w), nr_data_or_null(b), M, D,
+    NR_CALL(t, nr_layernorm_forward, PyArray_DATA(res[0]), PyArray_DATA(res[1]),
+            PyArray_DATA(res[2]), PyArray_DATA(x), nr_data_or_null(w), nr_data_or_null(b), M, D,
             eps);
     Py_END_ALLOW_THREADS
-    return nr_tuple3(y, mean, rstd); /* no format string to parse, unlike Py_BuildValue */
-fail:
-    Py_XDECREF(y);
-    Py_XDECREF(mean);
-    Py_XDECREF(rstd);
-    return NULL;
+    return nr_tuple(3, res);
 }
 
 /* layer_norm_backward(dy (M, D), x (M, D), mean (M), rstd (M), w (D) | None,
@@ -175,37 +171,31 @@ static PyObject *
 layer_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     const char *fn = "layer_norm_backward";
-    PyArrayObject *dy, *x, *mean, *rstd, *w, *dw, *db, *dx = NULL;
+    PyArrayObject *dy, *x, *mean, *rstd, *w, *dw, *db, *dx;
     int t;
-    if (nr_check_nargs(nargs, 8, fn) < 0 || nr_arg_float_dtype(args[0], fn, "dy", &t) < 0 ||
-        nr_arg_array(args[0], fn, "dy", t, 2, NR_REQUIRED, &dy) < 0 ||
-        nr_arg_array(args[1], fn, "x", t, 2, NR_REQUIRED, &x) < 0 ||
-        nr_arg_array(args[2], fn, "mean", t, 1, NR_REQUIRED, &mean) < 0 ||
-        nr_arg_array(args[3], fn, "rstd", t, 1, NR_REQUIRED, &rstd) < 0 ||
-        nr_arg_array(args[4], fn, "weight", t, 1, NR_OPTIONAL, &w) < 0 ||
-        nr_arg_array(args[5], fn, "dweight", t, 1, NR_OPTIONAL | NR_WRITABLE, &dw) < 0 ||
-        nr_arg_array(args[6], fn, "dbias", t, 1, NR_OPTIONAL | NR_WRITABLE, &db) < 0 ||
-        nr_arg_same_shape(dy, fn, "dy", x, "x") < 0) {
+    nr_sizes s = {.what = LAYER_NORM_SIZES};
+    const nr_array_arg arrays[] = {
+        {&x, 1, "x", "MD", NR_REQUIRED},
+        {&dy, 0, "dy", "=x", NR_REQUIRED},
+        {&mean, 2, "mean", "M", NR_REQUIRED},
+        {&rstd, 3, "rstd", "M", NR_REQUIRED},
+        {&w, 4, "weight", "D", NR_OPTIONAL},
+        {&dw, 5, "dweight", "D", NR_OPTIONAL | NR_WRITABLE},
+        {&db, 6, "dbias", "D", NR_OPTIONAL | NR_WRITABLE},
+    };
+    if (nr_arg_parse(args, nargs, 8, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0) {
         return NULL;
     }
     npy_intp M = PyArray_DIM(x, 0), D = PyArray_DIM(x, 1);
-    if (nr_arg_dim(mean, fn, "mean", 0, M, "rows of x") < 0 ||
-        nr_arg_dim(rstd, fn, "rstd", 0, M, "rows of x") < 0 ||
-        (w && nr_arg_dim(w, fn, "weight", 0, D, "normalized size of x") < 0) ||
-        (dw && nr_arg_dim(dw, fn, "dweight", 0, D, "normalized size of x") < 0) ||
-        (db && nr_arg_dim(db, fn, "dbias", 0, D, "normalized size of x") < 0) ||
-        !(dx = nr_out_array(args[7], fn, "out", t, 2, PyArray_DIMS(x)))) {
+    int nthreads = nr_get_num_threads();
+    void *ws = NULL;
+    if (!(dx = nr_out_array(args[7], fn, "out", t, 2, PyArray_DIMS(x))) ||
+        !(ws = nr_workspace(NR_CALL(t, nr_layernorm_backward_workspace, D, nthreads), fn))) {
+        Py_XDECREF(dx);
         return NULL;
     }
-    int nthreads = nr_get_num_threads();
-    size_t ws_size = NR_CALL(IS_F32(t), nr_layernorm_backward_workspace, D, nthreads);
-    void *ws = PyMem_RawMalloc(ws_size ? ws_size : 1);
-    if (!ws) {
-        Py_DECREF(dx);
-        return PyErr_NoMemory();
-    }
     Py_BEGIN_ALLOW_THREADS
-    NR_CALL(IS_F32(t), nr_layernorm_backward, PyArray_DATA(dx), nr_data_or_null(dw),
+    NR_CALL(t, nr_layernorm_backward, PyArray_DATA(dx), nr_data_or_null(dw),
             nr_data_or_null(db), PyArray_DATA(dy), PyArray_DATA(x), PyArray_DATA(mean),
             PyArray_DATA(rstd), nr_data_or_null(w), M, D, ws, nthreads);
     Py_END_ALLOW_THREADS
@@ -215,6 +205,8 @@ layer_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 
 /* ---- batch norm ----------------------------------------------------------------------- */
 
+#define BATCH_NORM_SIZES "C the channels of x"
+
 /* batch_norm_forward(x (N, C, L), w | None, b | None, running_mean | None,
  *                    running_var | None, training, momentum, eps, out | None)
  *   -> (y (N, C, L), save_mean (C), save_rstd (C)); running stats updated in training */
@@ -222,28 +214,24 @@ static PyObject *
 batch_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     const char *fn = "batch_norm_forward";
-    PyArrayObject *x, *w, *b, *rm, *rv, *y = NULL, *mean = NULL, *rstd = NULL;
+    PyArrayObject *x, *w, *b, *rm, *rv, *res[3]; /* y, save_mean, save_rstd */
     int t, training;
     double momentum, eps;
-    void *ws = NULL;
-    if (nr_check_nargs(nargs, 9, fn) < 0 || nr_arg_float_dtype(args[0], fn, "x", &t) < 0 ||
-        nr_arg_array(args[0], fn, "x", t, 3, NR_REQUIRED, &x) < 0) {
+    nr_sizes s = {.what = BATCH_NORM_SIZES};
+    const nr_array_arg arrays[] = {
+        {&x, 0, "x", "NCL", NR_REQUIRED},
+        {&w, 1, "weight", "C", NR_OPTIONAL},
+        {&b, 2, "bias", "C", NR_OPTIONAL},
+        {&rm, 3, "running_mean", "C", NR_OPTIONAL | NR_WRITABLE},
+        {&rv, 4, "running_var", "C", NR_OPTIONAL | NR_WRITABLE},
+    };
+    if (nr_arg_parse(args, nargs, 9, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0 ||
+        (training = PyObject_IsTrue(args[5])) < 0 ||
+        nr_arg_double(args[6], fn, "momentum", &momentum) < 0 ||
+        nr_arg_eps(args[7], fn, &eps) < 0) {
         return NULL;
     }
     npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), L = PyArray_DIM(x, 2);
-    if (nr_arg_channels(args[1], fn, "weight", t, NR_OPTIONAL, C, &w) < 0 ||
-        nr_arg_channels(args[2], fn, "bias", t, NR_OPTIONAL, C, &b) < 0 ||
-        nr_arg_channels(args[3], fn, "running_mean", t, NR_OPTIONAL | NR_WRITABLE, C, &rm) < 0 ||
-        nr_arg_channels(args[4], fn, "running_var", t, NR_OPTIONAL | NR_WRITABLE, C, &rv) < 0 ||
-        (training = PyObject_IsTrue(args[5])) < 0 ||
-        nr_arg_double(args[6], fn, "momentum", &momentum) < 0 ||
-        nr_arg_double(args[7], fn, "eps", &eps) < 0) {
-        return NULL;
-    }
-    if (!(eps >= 0)) {
-        PyErr_Format(PyExc_ValueError, "%s: argument 'eps' must be >= 0, got %g", fn, eps);
-        return NULL;
-    }
     if (training && N * L < 1 && C > 0) {
         PyErr_Format(PyExc_ValueError, "%s: training needs at least one value per channel", fn);
         return NULL;
@@ -253,36 +241,29 @@ batch_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     int nthreads = nr_get_num_threads();
-    size_t ws_size = NR_CALL(IS_F32(t), nr_batchnorm_workspace, C, nthreads);
-    if (!(y = nr_out_array(args[8], fn, "out", t, 3, PyArray_DIMS(x))) ||
-        !(mean = (PyArrayObject *)PyArray_EMPTY(1, &C, t, 0)) ||
-        !(rstd = (PyArrayObject *)PyArray_EMPTY(1, &C, t, 0))) {
-        goto fail;
+    void *ws = nr_workspace(NR_CALL(t, nr_batchnorm_workspace, C, nthreads), fn);
+    if (!ws) {
+        return NULL;
     }
-    if (!(ws = PyMem_RawMalloc(ws_size ? ws_size : 1))) {
-        PyErr_NoMemory();
-        goto fail;
+    if (nr_outputs(args[8], fn, t, x, 2, 1, &C, res) < 0) {
+        PyMem_RawFree(ws);
+        return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
     if (training) {
-        NR_CALL(IS_F32(t), nr_batchnorm_forward_train, PyArray_DATA(y), PyArray_DATA(mean),
-                PyArray_DATA(rstd), nr_data_or_null(rm), nr_data_or_null(rv), PyArray_DATA(x),
-                nr_data_or_null(w), nr_data_or_null(b), N, C, L, momentum, eps, ws, nthreads);
+        NR_CALL(t, nr_batchnorm_forward_train, PyArray_DATA(res[0]),
+                PyArray_DATA(res[1]), PyArray_DATA(res[2]), nr_data_or_null(rm),
+                nr_data_or_null(rv), PyArray_DATA(x), nr_data_or_null(w), nr_data_or_null(b), N,
+                C, L, momentum, eps, ws, nthreads);
     }
     else {
-        NR_CALL(IS_F32(t), nr_batchnorm_forward_eval, PyArray_DATA(y), PyArray_DATA(mean),
-                PyArray_DATA(rstd), PyArray_DATA(x), PyArray_DATA(rm), PyArray_DATA(rv),
+        NR_CALL(t, nr_batchnorm_forward_eval, PyArray_DATA(res[0]), PyArray_DATA(res[1]),
+                PyArray_DATA(res[2]), PyArray_DATA(x), PyArray_DATA(rm), PyArray_DATA(rv),
                 nr_data_or_null(w), nr_data_or_null(b), N, C, L, eps);
     }
     Py_END_ALLOW_THREADS
     PyMem_RawFree(ws);
-    return Py_BuildValue("(NNN)", y, mean, rstd);
-fail:
-    PyMem_RawFree(ws);
-    Py_XDECREF(y);
-    Py_XDECREF(mean);
-    Py_XDECREF(rstd);
-    return NULL;
+    return nr_tuple(3, res);
 }
 
 /* batch_norm_backward(dy, x (N, C, L), save_mean (C), save_rstd (C), w | None,
@@ -291,33 +272,32 @@ static PyObject *
 batch_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     const char *fn = "batch_norm_backward";
-    PyArrayObject *dy, *x, *mean, *rstd, *w, *dw, *db, *dx = NULL;
+    PyArrayObject *dy, *x, *mean, *rstd, *w, *dw, *db, *dx;
     int t, training;
-    if (nr_check_nargs(nargs, 9, fn) < 0 || nr_arg_float_dtype(args[0], fn, "dy", &t) < 0 ||
-        nr_arg_array(args[0], fn, "dy", t, 3, NR_REQUIRED, &dy) < 0 ||
-        nr_arg_array(args[1], fn, "x", t, 3, NR_REQUIRED, &x) < 0 ||
-        nr_arg_same_shape(dy, fn, "dy", x, "x") < 0) {
+    nr_sizes s = {.what = BATCH_NORM_SIZES};
+    const nr_array_arg arrays[] = {
+        {&x, 1, "x", "NCL", NR_REQUIRED},
+        {&dy, 0, "dy", "=x", NR_REQUIRED},
+        {&mean, 2, "save_mean", "C", NR_REQUIRED},
+        {&rstd, 3, "save_rstd", "C", NR_REQUIRED},
+        {&w, 4, "weight", "C", NR_OPTIONAL},
+        {&dw, 5, "dweight", "C", NR_OPTIONAL | NR_WRITABLE},
+        {&db, 6, "dbias", "C", NR_OPTIONAL | NR_WRITABLE},
+    };
+    if (nr_arg_parse(args, nargs, 9, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0 ||
+        (training = PyObject_IsTrue(args[7])) < 0) {
         return NULL;
     }
     npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), L = PyArray_DIM(x, 2);
-    if (nr_arg_channels(args[2], fn, "save_mean", t, NR_REQUIRED, C, &mean) < 0 ||
-        nr_arg_channels(args[3], fn, "save_rstd", t, NR_REQUIRED, C, &rstd) < 0 ||
-        nr_arg_channels(args[4], fn, "weight", t, NR_OPTIONAL, C, &w) < 0 ||
-        nr_arg_channels(args[5], fn, "dweight", t, NR_OPTIONAL | NR_WRITABLE, C, &dw) < 0 ||
-        nr_arg_channels(args[6], fn, "dbias", t, NR_OPTIONAL | NR_WRITABLE, C, &db) < 0 ||
-        (training = PyObject_IsTrue(args[7])) < 0 ||
-        !(dx = nr_out_array(args[8], fn, "out", t, 3, PyArray_DIMS(x)))) {
+    int nthreads = nr_get_num_threads();
+    void *ws = NULL;
+    if (!(dx = nr_out_array(args[8], fn, "out", t, 3, PyArray_DIMS(x))) ||
+        !(ws = nr_workspace(NR_CALL(t, nr_batchnorm_workspace, C, nthreads), fn))) {
+        Py_XDECREF(dx);
         return NULL;
     }
-    int nthreads = nr_get_num_threads();
-    size_t ws_size = NR_CALL(IS_F32(t), nr_batchnorm_workspace, C, nthreads);
-    void *ws = PyMem_RawMalloc(ws_size ? ws_size : 1);
-    if (!ws) {
-        Py_DECREF(dx);
-        return PyErr_NoMemory();
-    }
     Py_BEGIN_ALLOW_THREADS
-    NR_CALL(IS_F32(t), nr_batchnorm_backward, PyArray_DATA(dx), nr_data_or_null(dw),
+    NR_CALL(t, nr_batchnorm_backward, PyArray_DATA(dx), nr_data_or_null(dw),
             nr_data_or_null(db), PyArray_DATA(dy), PyArray_DATA(x), PyArray_DATA(mean),
             PyArray_DATA(rstd), nr_data_or_null(w), N, C, L, training, ws, nthreads);
     Py_END_ALLOW_THREADS
@@ -334,8 +314,7 @@ probability(PyObject *obj, const char *fn, double *p)
         return -1;
     }
     if (!(*p >= 0 && *p <= 1)) {
-        PyErr_Format(PyExc_ValueError, "%s: argument 'p' must be in [0, 1], got %g", fn, *p);
-        return -1;
+        return nr_arg_out_of_range(fn, "p", "in [0, 1]", *p);
     }
     return 0;
 }
@@ -349,8 +328,9 @@ dropout_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     int t;
     double p;
     unsigned long long seed, offset;
-    if (nr_check_nargs(nargs, 5, fn) < 0 || nr_arg_float_dtype(args[0], fn, "x", &t) < 0 ||
-        nr_arg_array(args[0], fn, "x", t, -1, NR_REQUIRED, &x) < 0 ||
+    nr_sizes s = {0};
+    const nr_array_arg arrays[] = {{&x, 0, "x", "*", NR_REQUIRED}};
+    if (nr_arg_parse(args, nargs, 5, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0 ||
         probability(args[1], fn, &p) < 0) {
         return NULL;
     }
@@ -369,7 +349,7 @@ dropout_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    NR_CALL(IS_F32(t), nr_dropout_forward, PyArray_DATA(y), PyArray_DATA(mask), PyArray_DATA(x),
+    NR_CALL(t, nr_dropout_forward, PyArray_DATA(y), PyArray_DATA(mask), PyArray_DATA(x),
             n, p, seed, offset);
     Py_END_ALLOW_THREADS
     return Py_BuildValue("(NN)", y, mask);
@@ -383,9 +363,12 @@ dropout_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyArrayObject *dy, *mask, *dx;
     int t;
     double p;
-    if (nr_check_nargs(nargs, 4, fn) < 0 || nr_arg_float_dtype(args[0], fn, "dy", &t) < 0 ||
-        nr_arg_array(args[0], fn, "dy", t, -1, NR_REQUIRED, &dy) < 0 ||
-        nr_arg_array(args[1], fn, "mask", NPY_UINT8, 1, NR_REQUIRED, &mask) < 0 ||
+    nr_sizes s = {0};
+    const nr_array_arg arrays[] = {
+        {&dy, 0, "dy", "*", NR_REQUIRED},
+        {&mask, 1, "mask", "B", NR_U8},
+    };
+    if (nr_arg_parse(args, nargs, 4, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0 ||
         probability(args[2], fn, &p) < 0) {
         return NULL;
     }
@@ -395,7 +378,7 @@ dropout_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    NR_CALL(IS_F32(t), nr_dropout_backward, PyArray_DATA(dx), PyArray_DATA(dy),
+    NR_CALL(t, nr_dropout_backward, PyArray_DATA(dx), PyArray_DATA(dy),
             PyArray_DATA(mask), n, p);
     Py_END_ALLOW_THREADS
     return (PyObject *)dx;
@@ -427,15 +410,14 @@ philox4x32(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 
 /* ---- softmax cross-entropy ------------------------------------------------------------ */
 
+#define CROSS_ENTROPY_SIZES "B rows of logits"
+
+/* Every label is a class: in [0, K). */
 static int
-labels_array(PyObject *obj, const char *fn, npy_intp B, npy_intp K, PyArrayObject **labels)
+labels_in_range(PyArrayObject *labels, const char *fn, npy_intp K)
 {
-    if (nr_arg_array(obj, fn, "labels", NPY_INT64, 1, NR_REQUIRED, labels) < 0 ||
-        nr_arg_dim(*labels, fn, "labels", 0, B, "rows of logits") < 0) {
-        return -1;
-    }
-    const int64_t *lab = PyArray_DATA(*labels);
-    for (npy_intp i = 0; i < B; i++) {
+    const int64_t *lab = PyArray_DATA(labels);
+    for (npy_intp i = 0; i < PyArray_DIM(labels, 0); i++) {
         if (lab[i] < 0 || lab[i] >= K) {
             PyErr_Format(PyExc_ValueError, "%s: labels[%zd] = %lld is out of range [0, %zd)", fn,
                          (Py_ssize_t)i, (long long)lab[i], (Py_ssize_t)K);
@@ -452,18 +434,21 @@ cross_entropy_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     const char *fn = "cross_entropy_forward";
     PyArrayObject *logits, *labels, *lse;
     int t;
-    if (nr_check_nargs(nargs, 2, fn) < 0 || nr_arg_float_dtype(args[0], fn, "logits", &t) < 0 ||
-        nr_arg_array(args[0], fn, "logits", t, 2, NR_REQUIRED, &logits) < 0) {
+    nr_sizes s = {.what = CROSS_ENTROPY_SIZES};
+    const nr_array_arg arrays[] = {
+        {&logits, 0, "logits", "BK", NR_REQUIRED},
+        {&labels, 1, "labels", "B", NR_I64},
+    };
+    if (nr_arg_parse(args, nargs, 2, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0) {
         return NULL;
     }
     npy_intp B = PyArray_DIM(logits, 0), K = PyArray_DIM(logits, 1);
-    if (labels_array(args[1], fn, B, K, &labels) < 0 ||
-        !(lse = (PyArrayObject *)PyArray_EMPTY(1, &B, t, 0))) {
+    if (labels_in_range(labels, fn, K) < 0 || !(lse = (PyArrayObject *)PyArray_EMPTY(1, &B, t, 0))) {
         return NULL;
     }
     double loss;
     Py_BEGIN_ALLOW_THREADS
-    loss = NR_CALL(IS_F32(t), nr_cross_entropy_forward, PyArray_DATA(lse), PyArray_DATA(logits),
+    loss = NR_CALL(t, nr_cross_entropy_forward, PyArray_DATA(lse), PyArray_DATA(logits),
                    PyArray_DATA(labels), B, K);
     Py_END_ALLOW_THREADS
     return Py_BuildValue("(dN)", loss, lse);
@@ -477,47 +462,47 @@ cross_entropy_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyArrayObject *logits, *labels, *lse, *dlogits;
     int t;
     double dloss;
-    if (nr_check_nargs(nargs, 5, fn) < 0 || nr_arg_float_dtype(args[0], fn, "logits", &t) < 0 ||
-        nr_arg_array(args[0], fn, "logits", t, 2, NR_REQUIRED, &logits) < 0) {
+    nr_sizes s = {.what = CROSS_ENTROPY_SIZES};
+    const nr_array_arg arrays[] = {
+        {&logits, 0, "logits", "BK", NR_REQUIRED},
+        {&labels, 1, "labels", "B", NR_I64},
+        {&lse, 2, "lse", "B", NR_REQUIRED},
+    };
+    if (nr_arg_parse(args, nargs, 5, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0) {
         return NULL;
     }
     npy_intp B = PyArray_DIM(logits, 0), K = PyArray_DIM(logits, 1);
-    if (labels_array(args[1], fn, B, K, &labels) < 0 ||
-        nr_arg_array(args[2], fn, "lse", t, 1, NR_REQUIRED, &lse) < 0 ||
-        nr_arg_dim(lse, fn, "lse", 0, B, "rows of logits") < 0 ||
-        nr_arg_double(args[3], fn, "dloss", &dloss) < 0 ||
+    if (labels_in_range(labels, fn, K) < 0 || nr_arg_double(args[3], fn, "dloss", &dloss) < 0 ||
         !(dlogits = nr_out_array(args[4], fn, "out", t, 2, PyArray_DIMS(logits)))) {
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    NR_CALL(IS_F32(t), nr_cross_entropy_backward, PyArray_DATA(dlogits), PyArray_DATA(logits),
+    NR_CALL(t, nr_cross_entropy_backward, PyArray_DATA(dlogits), PyArray_DATA(logits),
             PyArray_DATA(labels), PyArray_DATA(lse), B, K, dloss);
     Py_END_ALLOW_THREADS
     return (PyObject *)dlogits;
 }
 
-#define FASTCALL(name, doc) {#name, (PyCFunction)(void (*)(void))name, METH_FASTCALL, doc}
-
 PyMethodDef nr_core_methods[] = {
-    FASTCALL(linear_forward, "linear_forward(x, weight, bias, out) -> y"),
-    FASTCALL(linear_backward,
+    NR_FASTCALL(linear_forward, "linear_forward(x, weight, bias, out) -> y"),
+    NR_FASTCALL(linear_backward,
              "linear_backward(dy, x, weight, dx_out, dweight, dbias, need_dx) -> dx or None"),
-    FASTCALL(relu_forward, "relu_forward(x, out) -> y"),
-    FASTCALL(relu_backward, "relu_backward(dy, y, out) -> dx"),
-    FASTCALL(layer_norm_forward, "layer_norm_forward(x, weight, bias, eps, out) -> (y, mean, rstd)"),
-    FASTCALL(layer_norm_backward,
+    NR_FASTCALL(relu_forward, "relu_forward(x, out) -> y"),
+    NR_FASTCALL(relu_backward, "relu_backward(dy, y, out) -> dx"),
+    NR_FASTCALL(layer_norm_forward, "layer_norm_forward(x, weight, bias, eps, out) -> (y, mean, rstd)"),
+    NR_FASTCALL(layer_norm_backward,
              "layer_norm_backward(dy, x, mean, rstd, weight, dweight, dbias, out) -> dx"),
-    FASTCALL(batch_norm_forward,
+    NR_FASTCALL(batch_norm_forward,
              "batch_norm_forward(x, weight, bias, running_mean, running_var, training, momentum, "
              "eps, out) -> (y, save_mean, save_rstd)"),
-    FASTCALL(batch_norm_backward,
+    NR_FASTCALL(batch_norm_backward,
              "batch_norm_backward(dy, x, save_mean, save_rstd, weight, dweight, dbias, training, "
              "out) -> dx"),
-    FASTCALL(dropout_forward, "dropout_forward(x, p, seed, offset, out) -> (y, mask)"),
-    FASTCALL(dropout_backward, "dropout_backward(dy, mask, p, out) -> dx"),
-    FASTCALL(philox4x32, "philox4x32(c0, c1, c2, c3, k0, k1) -> (w0, w1, w2, w3)"),
-    FASTCALL(cross_entropy_forward, "cross_entropy_forward(logits, labels) -> (loss, lse)"),
-    FASTCALL(cross_entropy_backward,
+    NR_FASTCALL(dropout_forward, "dropout_forward(x, p, seed, offset, out) -> (y, mask)"),
+    NR_FASTCALL(dropout_backward, "dropout_backward(dy, mask, p, out) -> dx"),
+    NR_FASTCALL(philox4x32, "philox4x32(c0, c1, c2, c3, k0, k1) -> (w0, w1, w2, w3)"),
+    NR_FASTCALL(cross_entropy_forward, "cross_entropy_forward(logits, labels) -> (loss, lse)"),
+    NR_FASTCALL(cross_entropy_backward,
              "cross_entropy_backward(logits, labels, lse, dloss, out) -> dlogits"),
     {NULL, NULL, 0, NULL},
 };

@@ -4,17 +4,21 @@
 #include "bind.h"
 #include "nr_syncbn.h"
 
-#define IS_F32(typenum) ((typenum) == NPY_FLOAT32)
+/* The sizes of the arrays: x (N, C, L), the per-channel statistics (C), the sums (2, C). */
+#define SYNCBN_SIZES "C the channels of x|S 2 (sum dy, sum dy xhat)"
 
 static void *
-workspace(int t, npy_intp C, int nthreads)
+workspace(const char *fn, int t, npy_intp C, int nthreads)
 {
-    size_t size = NR_CALL(IS_F32(t), nr_syncbn_workspace, C, nthreads);
-    void *ws = PyMem_RawMalloc(size ? size : 1);
-    if (!ws) {
-        PyErr_NoMemory();
-    }
-    return ws;
+    return nr_workspace(NR_CALL(t, nr_syncbn_workspace, C, nthreads), fn);
+}
+
+/* A new float64 (2, C) array: the two rows of per-channel sums the kernels write. */
+static PyArrayObject *
+sums_array(npy_intp C)
+{
+    npy_intp dims[2] = {2, C};
+    return (PyArrayObject *)PyArray_EMPTY(2, dims, NPY_FLOAT64, 0);
 }
 
 /* sync_batch_norm_stats(x (N, C, L)) -> stats float64 (2, C): row 0 the channel means,
@@ -25,24 +29,21 @@ sync_batch_norm_stats(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     const char *fn = "sync_batch_norm_stats";
     PyArrayObject *x, *stats;
     int t;
-    if (nr_check_nargs(nargs, 1, fn) < 0 || nr_arg_float_dtype(args[0], fn, "x", &t) < 0 ||
-        nr_arg_array(args[0], fn, "x", t, 3, NR_REQUIRED, &x) < 0) {
+    nr_sizes s = {.what = SYNCBN_SIZES};
+    const nr_array_arg arrays[] = {{&x, 0, "x", "NCL", NR_REQUIRED}};
+    if (nr_arg_parse(args, nargs, 1, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0) {
         return NULL;
     }
     npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), L = PyArray_DIM(x, 2);
-    npy_intp dims[2] = {2, C};
     int nthreads = nr_get_num_threads();
-    void *ws = workspace(t, C, nthreads);
-    if (!ws) {
-        return NULL;
-    }
-    if (!(stats = (PyArrayObject *)PyArray_EMPTY(2, dims, NPY_FLOAT64, 0))) {
+    void *ws = workspace(fn, t, C, nthreads);
+    if (!ws || !(stats = sums_array(C))) {
         PyMem_RawFree(ws);
         return NULL;
     }
-    double *s = (double *)PyArray_DATA(stats);
+    double *st = (double *)PyArray_DATA(stats);
     Py_BEGIN_ALLOW_THREADS
-    NR_CALL(IS_F32(t), nr_syncbn_stats, s, s + C, PyArray_DATA(x), N, C, L, ws, nthreads);
+    NR_CALL(t, nr_syncbn_stats, st, st + C, PyArray_DATA(x), N, C, L, ws, nthreads);
     Py_END_ALLOW_THREADS
     PyMem_RawFree(ws);
     return (PyObject *)stats;
@@ -54,30 +55,28 @@ static PyObject *
 sync_batch_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     const char *fn = "sync_batch_norm_forward";
-    PyArrayObject *x, *mean, *rstd, *w, *b, *y;
+    PyArrayObject *x, *mean, *rstd, *w, *b, *y = NULL;
     int t;
-    if (nr_check_nargs(nargs, 6, fn) < 0 || nr_arg_float_dtype(args[0], fn, "x", &t) < 0 ||
-        nr_arg_array(args[0], fn, "x", t, 3, NR_REQUIRED, &x) < 0) {
+    nr_sizes s = {.what = SYNCBN_SIZES};
+    const nr_array_arg arrays[] = {
+        {&x, 0, "x", "NCL", NR_REQUIRED},
+        {&mean, 1, "mean", "C", NR_F64},
+        {&rstd, 2, "rstd", "C", NR_REQUIRED},
+        {&w, 3, "weight", "C", NR_OPTIONAL},
+        {&b, 4, "bias", "C", NR_OPTIONAL},
+    };
+    if (nr_arg_parse(args, nargs, 6, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0) {
         return NULL;
     }
     npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), L = PyArray_DIM(x, 2);
-    if (nr_arg_channels(args[1], fn, "mean", NPY_FLOAT64, NR_REQUIRED, C, &mean) < 0 ||
-        nr_arg_channels(args[2], fn, "rstd", t, NR_REQUIRED, C, &rstd) < 0 ||
-        nr_arg_channels(args[3], fn, "weight", t, NR_OPTIONAL, C, &w) < 0 ||
-        nr_arg_channels(args[4], fn, "bias", t, NR_OPTIONAL, C, &b) < 0) {
-        return NULL;
-    }
     int nthreads = nr_get_num_threads();
-    void *ws = workspace(t, C, nthreads);
-    if (!ws) {
-        return NULL;
-    }
-    if (!(y = nr_out_array(args[5], fn, "out", t, 3, PyArray_DIMS(x)))) {
+    void *ws = workspace(fn, t, C, nthreads);
+    if (!ws || !(y = nr_out_array(args[5], fn, "out", t, 3, PyArray_DIMS(x)))) {
         PyMem_RawFree(ws);
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    NR_CALL(IS_F32(t), nr_syncbn_forward, PyArray_DATA(y), PyArray_DATA(x), PyArray_DATA(mean),
+    NR_CALL(t, nr_syncbn_forward, PyArray_DATA(y), PyArray_DATA(x), PyArray_DATA(mean),
             PyArray_DATA(rstd), nr_data_or_null(w), nr_data_or_null(b), N, C, L, ws, nthreads);
     Py_END_ALLOW_THREADS
     PyMem_RawFree(ws);
@@ -92,30 +91,26 @@ sync_batch_norm_grad_sums(PyObject *self, PyObject *const *args, Py_ssize_t narg
     const char *fn = "sync_batch_norm_grad_sums";
     PyArrayObject *dy, *x, *mean, *rstd, *sums;
     int t;
-    if (nr_check_nargs(nargs, 4, fn) < 0 || nr_arg_float_dtype(args[0], fn, "dy", &t) < 0 ||
-        nr_arg_array(args[0], fn, "dy", t, 3, NR_REQUIRED, &dy) < 0 ||
-        nr_arg_array(args[1], fn, "x", t, 3, NR_REQUIRED, &x) < 0 ||
-        nr_arg_same_shape(dy, fn, "dy", x, "x") < 0) {
+    nr_sizes s = {.what = SYNCBN_SIZES};
+    const nr_array_arg arrays[] = {
+        {&x, 1, "x", "NCL", NR_REQUIRED},
+        {&dy, 0, "dy", "=x", NR_REQUIRED},
+        {&mean, 2, "mean", "C", NR_F64},
+        {&rstd, 3, "rstd", "C", NR_REQUIRED},
+    };
+    if (nr_arg_parse(args, nargs, 4, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0) {
         return NULL;
     }
     npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), L = PyArray_DIM(x, 2);
-    if (nr_arg_channels(args[2], fn, "mean", NPY_FLOAT64, NR_REQUIRED, C, &mean) < 0 ||
-        nr_arg_channels(args[3], fn, "rstd", t, NR_REQUIRED, C, &rstd) < 0) {
-        return NULL;
-    }
-    npy_intp dims[2] = {2, C};
     int nthreads = nr_get_num_threads();
-    void *ws = workspace(t, C, nthreads);
-    if (!ws) {
-        return NULL;
-    }
-    if (!(sums = (PyArrayObject *)PyArray_EMPTY(2, dims, NPY_FLOAT64, 0))) {
+    void *ws = workspace(fn, t, C, nthreads);
+    if (!ws || !(sums = sums_array(C))) {
         PyMem_RawFree(ws);
         return NULL;
     }
-    double *s = (double *)PyArray_DATA(sums);
+    double *sm = (double *)PyArray_DATA(sums);
     Py_BEGIN_ALLOW_THREADS
-    NR_CALL(IS_F32(t), nr_syncbn_grad_sums, s, s + C, PyArray_DATA(dy), PyArray_DATA(x),
+    NR_CALL(t, nr_syncbn_grad_sums, sm, sm + C, PyArray_DATA(dy), PyArray_DATA(x),
             PyArray_DATA(mean), PyArray_DATA(rstd), N, C, L, ws, nthreads);
     Py_END_ALLOW_THREADS
     PyMem_RawFree(ws);
@@ -128,57 +123,51 @@ static PyObject *
 sync_batch_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     const char *fn = "sync_batch_norm_backward";
-    PyArrayObject *dy, *x, *mean, *rstd, *w, *sums, *dx;
+    PyArrayObject *dy, *x, *mean, *rstd, *w, *sums, *dx = NULL;
     int t;
     double count;
-    if (nr_check_nargs(nargs, 8, fn) < 0 || nr_arg_float_dtype(args[0], fn, "dy", &t) < 0 ||
-        nr_arg_array(args[0], fn, "dy", t, 3, NR_REQUIRED, &dy) < 0 ||
-        nr_arg_array(args[1], fn, "x", t, 3, NR_REQUIRED, &x) < 0 ||
-        nr_arg_same_shape(dy, fn, "dy", x, "x") < 0) {
-        return NULL;
-    }
-    npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), L = PyArray_DIM(x, 2);
-    if (nr_arg_channels(args[2], fn, "mean", NPY_FLOAT64, NR_REQUIRED, C, &mean) < 0 ||
-        nr_arg_channels(args[3], fn, "rstd", t, NR_REQUIRED, C, &rstd) < 0 ||
-        nr_arg_channels(args[4], fn, "weight", t, NR_OPTIONAL, C, &w) < 0 ||
-        nr_arg_array(args[5], fn, "sums", NPY_FLOAT64, 2, NR_REQUIRED, &sums) < 0 ||
-        nr_arg_dim(sums, fn, "sums", 0, 2, "2 (sum dy, sum dy xhat)") < 0 ||
-        nr_arg_dim(sums, fn, "sums", 1, C, "channels of x") < 0 ||
+    nr_sizes s = {.what = SYNCBN_SIZES};
+    const nr_array_arg arrays[] = {
+        {&x, 1, "x", "NCL", NR_REQUIRED},
+        {&dy, 0, "dy", "=x", NR_REQUIRED},
+        {&mean, 2, "mean", "C", NR_F64},
+        {&rstd, 3, "rstd", "C", NR_REQUIRED},
+        {&w, 4, "weight", "C", NR_OPTIONAL},
+        {&sums, 5, "sums", "SC", NR_F64},
+    };
+    nr_size_set(&s, 'S', 2);
+    if (nr_arg_parse(args, nargs, 8, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0 ||
         nr_arg_double(args[6], fn, "count", &count) < 0) {
         return NULL;
     }
     if (!(count >= 1)) {
-        PyErr_Format(PyExc_ValueError, "%s: argument 'count' must be >= 1, got %g", fn, count);
+        nr_arg_out_of_range(fn, "count", ">= 1", count);
         return NULL;
     }
+    npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), L = PyArray_DIM(x, 2);
     int nthreads = nr_get_num_threads();
-    void *ws = workspace(t, C, nthreads);
-    if (!ws) {
-        return NULL;
-    }
-    if (!(dx = nr_out_array(args[7], fn, "out", t, 3, PyArray_DIMS(x)))) {
+    void *ws = workspace(fn, t, C, nthreads);
+    if (!ws || !(dx = nr_out_array(args[7], fn, "out", t, 3, PyArray_DIMS(x)))) {
         PyMem_RawFree(ws);
         return NULL;
     }
-    const double *s = (const double *)PyArray_DATA(sums);
+    const double *sm = (const double *)PyArray_DATA(sums);
     Py_BEGIN_ALLOW_THREADS
-    NR_CALL(IS_F32(t), nr_syncbn_backward, PyArray_DATA(dx), PyArray_DATA(dy), PyArray_DATA(x),
-            PyArray_DATA(mean), PyArray_DATA(rstd), nr_data_or_null(w), s, s + C, count, N, C,
+    NR_CALL(t, nr_syncbn_backward, PyArray_DATA(dx), PyArray_DATA(dy), PyArray_DATA(x),
+            PyArray_DATA(mean), PyArray_DATA(rstd), nr_data_or_null(w), sm, sm + C, count, N, C,
             L, ws, nthreads);
     Py_END_ALLOW_THREADS
     PyMem_RawFree(ws);
     return (PyObject *)dx;
 }
 
-#define FASTCALL(name, doc) {#name, (PyCFunction)(void (*)(void))name, METH_FASTCALL, doc}
-
 PyMethodDef nr_syncbn_methods[] = {
-    FASTCALL(sync_batch_norm_stats, "sync_batch_norm_stats(x) -> (2, C) float64: mean, M2"),
-    FASTCALL(sync_batch_norm_forward,
+    NR_FASTCALL(sync_batch_norm_stats, "sync_batch_norm_stats(x) -> (2, C) float64: mean, M2"),
+    NR_FASTCALL(sync_batch_norm_forward,
              "sync_batch_norm_forward(x, mean, rstd, weight, bias, out) -> y"),
-    FASTCALL(sync_batch_norm_grad_sums,
+    NR_FASTCALL(sync_batch_norm_grad_sums,
              "sync_batch_norm_grad_sums(dy, x, mean, rstd) -> (2, C) float64: sum dy, sum dy xhat"),
-    FASTCALL(sync_batch_norm_backward,
+    NR_FASTCALL(sync_batch_norm_backward,
              "sync_batch_norm_backward(dy, x, mean, rstd, weight, sums, count, out) -> dx"),
     {NULL, NULL, 0, NULL},
 };

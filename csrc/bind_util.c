@@ -1,6 +1,8 @@
 /* Argument checks shared by the binding functions. */
 #include "bind.h"
 
+#include <string.h>
+
 static const char *
 nr_dtype_name(int typenum)
 {
@@ -141,6 +143,29 @@ nr_arg_double(PyObject *obj, const char *fname, const char *name, double *value)
 }
 
 int
+nr_arg_out_of_range(const char *fname, const char *name, const char *what, double value)
+{
+    PyObject *v = PyFloat_FromDouble(value);
+    if (v != NULL) {
+        PyErr_Format(PyExc_ValueError, "%s: argument '%s' must be %s, got %R", fname, name, what, v);
+        Py_DECREF(v);
+    }
+    return -1;
+}
+
+int
+nr_arg_eps(PyObject *obj, const char *fname, double *eps)
+{
+    if (nr_arg_double(obj, fname, "eps", eps) < 0) {
+        return -1;
+    }
+    if (!(*eps >= 0)) {
+        return nr_arg_out_of_range(fname, "eps", ">= 0", *eps);
+    }
+    return 0;
+}
+
+int
 nr_arg_fits_int(npy_intp value, const char *fname, const char *name)
 {
     if (value > INT_MAX) {
@@ -163,17 +188,169 @@ nr_check_nargs(Py_ssize_t nargs, Py_ssize_t expected, const char *fname)
 }
 
 PyObject *
-nr_tuple3(PyArrayObject *a, PyArrayObject *b, PyArrayObject *c)
+nr_tuple(int n, PyArrayObject **items)
 {
-    PyObject *tup = PyTuple_New(3);
-    if (!tup) {
-        Py_DECREF(a);
-        Py_DECREF(b);
-        Py_DECREF(c);
+    PyObject *tup = PyTuple_New(n);
+    for (int i = 0; i < n; i++) {
+        if (tup) {
+            PyTuple_SET_ITEM(tup, i, (PyObject *)items[i]);
+        }
+        else {
+            Py_DECREF(items[i]);
+        }
+    }
+    return tup;
+}
+
+int
+nr_outputs(PyObject *out_obj, const char *fname, int t, PyArrayObject *x, int nstats,
+           int sndim, const npy_intp *sdims, PyArrayObject **res)
+{
+    if (!(res[0] = nr_out_array(out_obj, fname, "out", t, PyArray_NDIM(x), PyArray_DIMS(x)))) {
+        return -1;
+    }
+    for (int i = 1; i <= nstats; i++) {
+        if (!(res[i] = (PyArrayObject *)PyArray_EMPTY(sndim, (npy_intp *)sdims, t, 0))) {
+            while (--i >= 0) {
+                Py_DECREF(res[i]);
+            }
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- the array arguments of a function, as a table ------------------------------------ */
+
+void
+nr_size_set(nr_sizes *sizes, char letter, npy_intp size)
+{
+    sizes->size[letter - 'A'] = size;
+    sizes->known |= 1u << (letter - 'A');
+}
+
+npy_intp
+nr_size(const nr_sizes *sizes, char letter)
+{
+    return sizes->size[letter - 'A'];
+}
+
+/* Copies the words for `letter` in sizes->what ("M rows of x|D ...") into buf. */
+static const char *
+size_what(const nr_sizes *sizes, char letter, char *buf, size_t bufsize)
+{
+    buf[0] = '\0';
+    for (const char *p = sizes->what ? sizes->what : ""; *p; p++) {
+        if (p[0] == letter && p[1] == ' ' && (p == sizes->what || p[-1] == '|')) {
+            size_t len = strcspn(p + 2, "|");
+            len = len < bufsize - 1 ? len : bufsize - 1;
+            memcpy(buf, p + 2, len);
+            buf[len] = '\0';
+            break;
+        }
+    }
+    return buf;
+}
+
+/* The table's entry `name` before entry `before`, or NULL. */
+static const nr_array_arg *
+earlier_entry(const nr_array_arg *table, int before, const char *name)
+{
+    for (int i = 0; i < before; i++) {
+        if (strcmp(table[i].name, name) == 0) {
+            return &table[i];
+        }
+    }
+    return NULL;
+}
+
+/* The number of dimensions entry `i` must have (-1: any). */
+static int
+entry_ndim(const nr_array_arg *table, int i)
+{
+    const char *dims = table[i].dims;
+    if (dims[0] == '=') {
+        const nr_array_arg *like = earlier_entry(table, i, dims + 1);
+        return like && *like->out ? PyArray_NDIM(*like->out) : -1;
+    }
+    return dims[0] == '*' ? -1 : (int)strlen(dims);
+}
+
+/* The sizes of entry `e`'s array against the letters (setting the new ones) or its model. */
+static int
+entry_sizes(const nr_array_arg *table, int i, const char *fname, nr_sizes *sizes)
+{
+    const nr_array_arg *e = &table[i];
+    PyArrayObject *arr = *e->out;
+    if (e->dims[0] == '=') {
+        const nr_array_arg *like = earlier_entry(table, i, e->dims + 1);
+        return like && *like->out ? nr_arg_same_shape(arr, fname, e->name, *like->out, like->name)
+                                  : 0;
+    }
+    for (int axis = 0; e->dims[0] != '*' && e->dims[axis]; axis++) {
+        int bit = e->dims[axis] - 'A';
+        if (!(sizes->known & (1u << bit))) {
+            nr_size_set(sizes, e->dims[axis], PyArray_DIM(arr, axis));
+        }
+        else if (PyArray_DIM(arr, axis) != sizes->size[bit]) {
+            char what[96];
+            return nr_arg_dim(arr, fname, e->name, axis, sizes->size[bit],
+                              size_what(sizes, e->dims[axis], what, sizeof(what)));
+        }
+    }
+    return 0;
+}
+
+int
+nr_arg_arrays(PyObject *const *args, const char *fname, int t, const nr_array_arg *table, int n,
+              nr_sizes *sizes)
+{
+    for (int i = 0; i < n; i++) {
+        const nr_array_arg *e = &table[i];
+        int typenum = (e->flags & NR_F64)   ? NPY_FLOAT64
+                      : (e->flags & NR_I64) ? NPY_INT64
+                      : (e->flags & NR_U8)  ? NPY_UINT8
+                                            : t;
+        if (nr_arg_array(args[e->arg], fname, e->name, typenum, entry_ndim(table, i), e->flags,
+                         e->out) < 0) {
+            return -1;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (*table[i].out && entry_sizes(table, i, fname, sizes) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int
+nr_arg_parse(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected, const char *fname,
+             int *t, const nr_array_arg *table, int n, nr_sizes *sizes)
+{
+    const char *first = "?";
+    for (int i = 0; i < n; i++) {
+        if (table[i].arg == 0) {
+            first = table[i].name;
+        }
+    }
+    if (nr_check_nargs(nargs, expected, fname) < 0 ||
+        nr_arg_float_dtype(args[0], fname, first, t) < 0) {
+        return -1;
+    }
+    return nr_arg_arrays(args, fname, *t, table, n, sizes);
+}
+
+void *
+nr_workspace(size_t size, const char *fname)
+{
+    if (size == SIZE_MAX) {
+        PyErr_Format(PyExc_MemoryError, "%s: the workspace size overflows", fname);
         return NULL;
     }
-    PyTuple_SET_ITEM(tup, 0, (PyObject *)a);
-    PyTuple_SET_ITEM(tup, 1, (PyObject *)b);
-    PyTuple_SET_ITEM(tup, 2, (PyObject *)c);
-    return tup;
+    void *ws = PyMem_RawMalloc(size ? size : 1);
+    if (!ws) {
+        PyErr_NoMemory();
+    }
+    return ws;
 }

@@ -34,12 +34,14 @@ extern PyMethodDef nr_syncbn_methods[];
 /* Every family of binding functions, added to the module in exec. */
 static PyMethodDef *method_tables[] = {nr_core_methods, nr_optim_methods, nr_norms_methods,
                                        nr_alloc_methods, nr_bench_methods,
-                                       nr_syncbn_methods, nr_conv_methods};
+                                       nr_syncbn_methods, nr_config_methods,
+                                       nr_conv_methods};
 
 static int
 module_exec(PyObject *module)
 {
-    if (PyArray_ImportNumPyAPI() < 0 || nr_alloc_init(module) < 0) {
+    /* the CPU tier first: no kernel runs before the dispatch table is filled */
+    if (nr_config_init() < 0 || PyArray_ImportNumPyAPI() < 0 || nr_alloc_init(module) < 0) {
         return -1;
     }
     for (size_t i = 0; i < sizeof(method_tables) / sizeof(method_tables[0]); i++) {

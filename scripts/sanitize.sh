@@ -28,7 +28,7 @@ if ! NORMREG_SANITIZE=1 "$PYTHON" setup.py -q build_ext --force --build-lib "$ou
     exit 1
 fi
 lib="$(cd "$out/lib" && pwd)"
-(cd python && find normreg -name '*.py' -exec cp --parents {} "$lib" \;)
+(cd python && find normreg \( -name '*.py' -o -name '*.pyi' -o -name py.typed \) -exec cp --parents {} "$lib" \;)
 
 asan="$(gcc -print-file-name=libasan.so)"
 ubsan="$(gcc -print-file-name=libubsan.so)"

@@ -9,6 +9,10 @@ DTYPES = (np.float32, np.float64)
 # when a result in ``dtype`` is compared with a float64 reference.
 _TOL = {np.dtype(np.float32): (1e-4, 1e-5), np.dtype(np.float64): (1e-10, 1e-12)}
 
+# Tolerances of a normalization layer's result against the reference in each dtype (the
+# batch, group and RMS norm tests).
+NORM_TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-11, atol=1e-11)}
+
 # normreg.testing.gradcheck's tolerances for the tests' float64 checks of every backward
 # (central differences with eps = 1e-6): |analytic - numeric| <= atol + rtol * |numeric|.
 GRADCHECK_TOL = dict(rtol=1e-5, atol=1e-8)
@@ -52,6 +56,36 @@ def affine_params(rng, shape, dtype, affine=True):
     if not affine:
         return None, None
     return (1 + 0.5 * rng.standard_normal(shape)).astype(dtype), rng.standard_normal(shape).astype(dtype)
+
+
+def randomize_params(module, rng):
+    """Every parameter of ``module`` drawn from N(1, 1), so that no weight is the default 1
+    and no bias the default 0."""
+    for p in module.parameters():
+        p.data[...] = rng.standard_normal(p.shape) + 1
+
+
+def window_args(st, max_padding):
+    """hypothesis strategies (``st``: hypothesis.strategies) of a 2-D window, convolution's
+    or pooling's, over an image of 1..9 x 1..9: kernel kh, kw in 1..4, strides sh, sw in
+    1..3, paddings ph, pw in 0..max_padding; keyword arguments of ``given``."""
+    sizes, kernel, stride, pad = (
+        st.integers(1, 9),
+        st.integers(1, 4),
+        st.integers(1, 3),
+        st.integers(0, max_padding),
+    )
+    return dict(h=sizes, w=sizes, kh=kernel, kw=kernel, sh=stride, sw=stride, ph=pad, pw=pad)
+
+
+def train_argv(data_dir, out, *extra, **options):
+    """normreg-train's command line for a run on ``data_dir`` writing to ``out``, without
+    progress bars: each keyword option a flag (``batch_size=64``: ``--batch-size 64``),
+    then ``extra`` as they are."""
+    argv = ["--data-dir", str(data_dir), "--out", str(out), "--no-progress"]
+    for name, value in options.items():
+        argv += ["--" + name.replace("_", "-"), str(value)]
+    return argv + list(extra)
 
 
 def frozen(a):

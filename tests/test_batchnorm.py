@@ -10,12 +10,14 @@ import reference as R
 from helpers import (
     DTYPES,
     GRADCHECK_TOL,
+    NORM_TOL,
     affine_params,
     assert_close,
     assert_norm_grads_close,
     frozen,
     noncontig,
     offset_randn,
+    randomize_params,
 )
 
 from normreg import functional as F
@@ -269,26 +271,19 @@ def test_channel_blocks(nthreads, shape, dtype):
 
 # ---- BatchNorm2d ---------------------------------------------------------------------------
 
-TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-11, atol=1e-11)}
-
-
-def _randomizeaffine_params(module, r):
-    for p in module.parameters():
-        p.data[...] = r.standard_normal(p.shape) + 1
-
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_batch_norm_2d(dtype):
     r = np.random.default_rng(12)
     x = offset_randn(r, (4, 3, 5, 6), dtype)
     bn = nn.BatchNorm2d(3, dtype=dtype)
-    _randomizeaffine_params(bn, r)
+    randomize_params(bn, r)
     w, b = bn.weight.data.astype(np.float64), bn.bias.data.astype(np.float64)
     y = bn(x)
     y_ref, rm_ref, rv_ref, _, _ = R.batch_norm_train(x, w, b, np.zeros(3), np.ones(3))
-    np.testing.assert_allclose(y, y_ref, **TOL[dtype])
-    np.testing.assert_allclose(bn.running_mean, rm_ref, rtol=TOL[dtype]["rtol"])
-    np.testing.assert_allclose(bn.running_var, rv_ref, rtol=TOL[dtype]["rtol"])
+    np.testing.assert_allclose(y, y_ref, **NORM_TOL[dtype])
+    np.testing.assert_allclose(bn.running_mean, rm_ref, rtol=NORM_TOL[dtype]["rtol"])
+    np.testing.assert_allclose(bn.running_var, rv_ref, rtol=NORM_TOL[dtype]["rtol"])
     assert int(bn.num_batches_tracked) == 1
     dy = r.standard_normal(x.shape).astype(dtype)
     dx = bn.backward(dy)
@@ -301,7 +296,7 @@ def test_batch_norm_2d(dtype):
     # evaluation: the running estimates
     bn.eval()
     np.testing.assert_allclose(
-        bn(x), R.batch_norm_eval(x, bn.running_mean, bn.running_var, w, b), **TOL[dtype]
+        bn(x), R.batch_norm_eval(x, bn.running_mean, bn.running_var, w, b), **NORM_TOL[dtype]
     )
 
 
@@ -319,7 +314,7 @@ def test_batch_norm_2d_equals_batch_norm_1d_on_the_flattened_view():
 def test_batch_norm_2d_gradcheck(training):
     r = np.random.default_rng(14)
     bn = nn.BatchNorm2d(3, dtype=np.float64)
-    _randomizeaffine_params(bn, r)
+    randomize_params(bn, r)
     bn.running_mean[...] = r.standard_normal(3) + 12
     bn.running_var[...] = r.uniform(10, 30, 3)
     bn.train(training)

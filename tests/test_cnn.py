@@ -4,8 +4,9 @@ import json
 
 import numpy as np
 import pytest
-import reference_conv as R
+import reference as R
 from _synthetic import FILES, write_idx
+from helpers import train_argv
 
 import normreg
 from normreg import nn
@@ -141,24 +142,7 @@ def test_default_recipe():
 
 def test_train_cnn_end_to_end(tiny, tmp_path, capsys):
     out = tmp_path / "run"
-    argv = [
-        "--model",
-        "cnn",
-        "--width",
-        "8,16",
-        "--data-dir",
-        str(tiny),
-        "--out",
-        str(out),
-        "--epochs",
-        "3",
-        "--batch-size",
-        "25",
-        "--threads",
-        "1",
-        "--no-progress",
-    ]
-    assert main(argv) == 0
+    assert main(train_argv(tiny, out, model="cnn", width="8,16", epochs=3, batch_size=25, threads=1)) == 0
     printed = capsys.readouterr().out
     assert "normreg-train: cnn width=[8, 16]" in printed and "batch 25" in printed
     metrics = json.loads((out / "metrics.json").read_text())
@@ -175,16 +159,5 @@ def test_train_cnn_end_to_end(tiny, tmp_path, capsys):
 
 @pytest.mark.parametrize("extra", [["--dropout", "0.2"], ["--norm", "group", "--width", "12"]])
 def test_train_cnn_bad_configuration(tiny, tmp_path, extra, capsys):
-    argv = [
-        "--model",
-        "cnn",
-        "--data-dir",
-        str(tiny),
-        "--out",
-        str(tmp_path / "r"),
-        "--epochs",
-        "1",
-        "--no-progress",
-    ] + extra
-    assert main(argv) == 2
+    assert main(train_argv(tiny, tmp_path / "r", *extra, model="cnn", epochs=1)) == 2
     assert "normreg-train:" in capsys.readouterr().err

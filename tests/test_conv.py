@@ -1,12 +1,12 @@
-"""Conv2d: functional forward/backward against the NumPy reference (reference_conv), central
+"""Conv2d: functional forward/backward against the NumPy reference (reference.conv2d), central
 finite differences, bad input, random shapes (hypothesis) and PyTorch when installed."""
 
 import math
 
 import numpy as np
 import pytest
-import reference_conv as R
-from helpers import DTYPES, assert_close, frozen, noncontig
+import reference as R
+from helpers import DTYPES, assert_close, frozen, noncontig, window_args
 
 import normreg
 from normreg import functional as F
@@ -391,14 +391,7 @@ if given is not None:
         n=st.integers(1, 3),
         c=st.integers(1, 4),
         o=st.integers(1, 5),
-        h=st.integers(1, 9),
-        w=st.integers(1, 9),
-        kh=st.integers(1, 4),
-        kw=st.integers(1, 4),
-        sh=st.integers(1, 3),
-        sw=st.integers(1, 3),
-        ph=st.integers(0, 3),
-        pw=st.integers(0, 3),
+        **window_args(st, max_padding=3),
         f32=st.booleans(),
         seed=st.integers(0, 2**16),
     )

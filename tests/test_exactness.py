@@ -237,6 +237,19 @@ def params(shape, axis, rng):
     return (rng.uniform(0.5, 1.5, n).astype(np.float32), rng.standard_normal(n).astype(np.float32))
 
 
+def check_case(case, x, axis, rng, check_params=True):
+    """Runs ``case`` on x (cast to float32) with a random dy and affine parameters drawn from
+    rng: y and dx within the bound of assert_forward_backward, and (check_params) dweight and
+    dbias within TOL_PARAMS."""
+    x = x.astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    w, b = params(x.shape, axis, rng)
+    (y, dx, dw, db), (ry, rdx, rdw, rdb), term = case(x, dy, w, b)
+    assert_forward_backward(y, ry, dx, rdx, term.max())
+    if check_params:
+        assert rel(dw, rdw) < TOL_PARAMS and rel(db, rdb) < TOL_PARAMS
+
+
 @pytest.mark.parametrize("std", STDS)
 @pytest.mark.parametrize("mean", MEANS)
 @pytest.mark.parametrize("name,case,shape,axis", NORMS, ids=[n[0] for n in NORMS])
@@ -244,13 +257,7 @@ def test_norm_backward_at_large_mean(name, case, shape, axis, mean, std):
     """dx erred by up to 1.3e-2 at mean 1e6 (the backward used the mean rounded to float32)
     while y stayed at 1e-7; now dx is within 1e-6, as y."""
     rng = np.random.default_rng(int(abs(mean)) % 1000 + int(1 / std))
-    x = (mean + std * rng.standard_normal(shape)).astype(np.float32)
-    dy = rng.standard_normal(shape).astype(np.float32)
-    w, b = params(shape, axis, rng)
-    (y, dx, dw, db), (ry, rdx, rdw, rdb), term = case(x, dy, w, b)
-    assert_forward_backward(y, ry, dx, rdx, term.max())
-    assert rel(dw, rdw) < TOL_PARAMS
-    assert rel(db, rdb) < TOL_PARAMS
+    check_case(case, mean + std * rng.standard_normal(shape), axis, rng)
 
 
 @pytest.mark.parametrize("name,case,shape,axis", NORMS, ids=[n[0] for n in NORMS])
@@ -264,47 +271,25 @@ def test_norm_backward_mixed_means(name, case, shape, axis):
         x += means[np.arange(shape[0]) % 3][:, None]
     else:
         x += channels(means[np.arange(shape[1]) % 3], x)
-    x = x.astype(np.float32)
-    dy = rng.standard_normal(shape).astype(np.float32)
-    w, b = params(shape, axis, rng)
-    (y, dx, dw, db), (ry, rdx, rdw, rdb), term = case(x, dy, w, b)
-    assert_forward_backward(y, ry, dx, rdx, term.max())
-    assert rel(dw, rdw) < TOL_PARAMS and rel(db, rdb) < TOL_PARAMS
+    check_case(case, x, axis, rng)
+
+
+# x = mean + 10**log_std randn: a large mean against a small spread
+LARGE_MEAN = dict(mean=st.floats(-1e6, 1e6), log_std=st.floats(-2, 2), seed=st.integers(0, 2**32 - 1))
 
 
 @PROPERTY
-@given(
-    mean=st.floats(-1e6, 1e6),
-    log_std=st.floats(-2, 2),
-    rows=st.integers(1, 40),
-    D=st.integers(2, 300),
-    seed=st.integers(0, 2**32 - 1),
-)
+@given(**LARGE_MEAN, rows=st.integers(1, 40), D=st.integers(2, 300))
 def test_layer_norm_backward_large_mean_property(mean, log_std, rows, D, seed):
     rng = np.random.default_rng(seed)
-    x = (mean + 10.0**log_std * rng.standard_normal((rows, D))).astype(np.float32)
-    dy = rng.standard_normal((rows, D)).astype(np.float32)
-    w, b = params((rows, D), -1, rng)
-    (y, dx, dw, db), (ry, rdx, rdw, rdb), term = layer_norm_case(x, dy, w, b)
-    assert_forward_backward(y, ry, dx, rdx, term.max())
+    check_case(layer_norm_case, mean + 10.0**log_std * rng.standard_normal((rows, D)), -1, rng, False)
 
 
 @PROPERTY
-@given(
-    mean=st.floats(-1e6, 1e6),
-    log_std=st.floats(-2, 2),
-    N=st.integers(2, 40),
-    C=st.integers(1, 9),
-    L=st.integers(1, 5),
-    seed=st.integers(0, 2**32 - 1),
-)
+@given(**LARGE_MEAN, N=st.integers(2, 40), C=st.integers(1, 9), L=st.integers(1, 5))
 def test_batch_norm_backward_large_mean_property(mean, log_std, N, C, L, seed):
     rng = np.random.default_rng(seed)
-    x = (mean + 10.0**log_std * rng.standard_normal((N, C, L))).astype(np.float32)
-    dy = rng.standard_normal((N, C, L)).astype(np.float32)
-    w, b = params((N, C, L), 1, rng)
-    (y, dx, dw, db), (ry, rdx, rdw, rdb), term = batch_norm_case(x, dy, w, b)
-    assert_forward_backward(y, ry, dx, rdx, term.max())
+    check_case(batch_norm_case, mean + 10.0**log_std * rng.standard_normal((N, C, L)), 1, rng, False)
 
 
 # ---- extreme but finite values ----------------------------------------------------------

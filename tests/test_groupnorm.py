@@ -6,19 +6,11 @@ non-contiguous input (RMSNorm's too), PyTorch when installed."""
 import numpy as np
 import pytest
 import reference as R
-from helpers import DTYPES, offset_randn, torch_forward_backward
+from helpers import DTYPES, NORM_TOL, offset_randn, randomize_params, torch_forward_backward
 
 from normreg import functional as F
 from normreg import nn
 from normreg.testing import gradcheck
-
-TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-11, atol=1e-11)}
-
-
-def randomize_params(module, r):
-    for p in module.parameters():
-        p.data[...] = r.standard_normal(p.shape) + 1
-
 
 # ---- GroupNorm ----------------------------------------------------------------------------
 
@@ -45,17 +37,19 @@ def test_forward_backward_match_numpy(dtype, shape, G, affine):
     b = None if layer.bias is None else layer.bias.data
     y = layer(x)
     y_ref, mean_ref, rstd_ref = R.group_norm(x, G, w, b)
-    np.testing.assert_allclose(y, y_ref, **TOL[dtype])
+    np.testing.assert_allclose(y, y_ref, **NORM_TOL[dtype])
     _, mean, rstd = F.group_norm(x, G, w, b)
     assert mean.shape == rstd.shape == (shape[0], G)
-    np.testing.assert_allclose(mean, mean_ref, rtol=TOL[dtype]["rtol"])
-    np.testing.assert_allclose(rstd, rstd_ref, rtol=TOL[dtype]["rtol"] * 10)
+    np.testing.assert_allclose(mean, mean_ref, rtol=NORM_TOL[dtype]["rtol"])
+    np.testing.assert_allclose(rstd, rstd_ref, rtol=NORM_TOL[dtype]["rtol"] * 10)
     dy = r.standard_normal(shape).astype(dtype)
     dx = layer.backward(dy)
     dx_ref, dw_ref, db_ref = R.group_norm_backward(dy, x, G, w)
     # the size of the terms dx is a difference of: rstd * |dy w|
     scale = rstd_ref.max() * np.abs(dy).max() * (1.0 if w is None else np.abs(w).max())
-    np.testing.assert_allclose(dx, dx_ref, rtol=TOL[dtype]["rtol"] * 10, atol=TOL[dtype]["atol"] * 10 * scale)
+    np.testing.assert_allclose(
+        dx, dx_ref, rtol=NORM_TOL[dtype]["rtol"] * 10, atol=NORM_TOL[dtype]["atol"] * 10 * scale
+    )
     if affine:
         np.testing.assert_allclose(
             layer.weight.grad,
@@ -144,9 +138,9 @@ def test_instance_norm_matches_numpy(dtype):
     for layer, x in ((nn.InstanceNorm1d(4, dtype=dtype), x1), (nn.InstanceNorm2d(3, dtype=dtype), x2)):
         assert layer.parameters() == [] and layer.affine is False
         y_ref = R.instance_norm(x)
-        np.testing.assert_allclose(layer(x), y_ref, **TOL[dtype])
+        np.testing.assert_allclose(layer(x), y_ref, **NORM_TOL[dtype])
         # unbatched input (C, *) is one sample
-        np.testing.assert_allclose(layer(x[1]), y_ref[1], **TOL[dtype])
+        np.testing.assert_allclose(layer(x[1]), y_ref[1], **NORM_TOL[dtype])
         assert layer.backward(np.ones_like(x[1])).shape == x[1].shape
 
 
@@ -190,7 +184,7 @@ def test_instance_norm_running_stats(dtype):
     layer.eval()
     x = offset_randn(r, (2, 3, 2, 5), dtype)
     expected = R.batch_norm_eval(x, layer.running_mean, layer.running_var, layer.weight.data, layer.bias.data)
-    np.testing.assert_allclose(layer(x), expected, **TOL[dtype])
+    np.testing.assert_allclose(layer(x), expected, **NORM_TOL[dtype])
     if dtype == np.float64:
         assert gradcheck(layer, x)  # evaluation: the running estimates are constants
         layer.train()

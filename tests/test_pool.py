@@ -1,11 +1,11 @@
 """Pooling (max, average, adaptive average): functional forward/backward against the NumPy
-reference (reference_conv), central finite differences, ties and NaN, bad input, random
+reference (reference.py), central finite differences, ties and NaN, bad input, random
 shapes (hypothesis) and PyTorch when installed."""
 
 import numpy as np
 import pytest
-import reference_conv as R
-from helpers import DTYPES, assert_close, frozen, noncontig
+import reference as R
+from helpers import DTYPES, assert_close, frozen, noncontig, window_args
 
 import normreg
 from normreg import functional as F
@@ -414,14 +414,7 @@ if given is not None:
     @given(
         n=st.integers(0, 3),
         c=st.integers(1, 3),
-        h=st.integers(1, 9),
-        w=st.integers(1, 9),
-        kh=st.integers(1, 4),
-        kw=st.integers(1, 4),
-        sh=st.integers(1, 3),
-        sw=st.integers(1, 3),
-        ph=st.integers(0, 2),
-        pw=st.integers(0, 2),
+        **window_args(st, max_padding=2),
         f32=st.booleans(),
         seed=st.integers(0, 2**16),
     )

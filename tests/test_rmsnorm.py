@@ -5,18 +5,11 @@ input: with GroupNorm's in test_groupnorm.py.)"""
 import numpy as np
 import pytest
 import reference as R
-from helpers import DTYPES, offset_randn, torch_forward_backward
+from helpers import DTYPES, NORM_TOL, offset_randn, randomize_params, torch_forward_backward
 
 from normreg import functional as F
 from normreg import nn
 from normreg.testing import gradcheck
-
-TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-11, atol=1e-11)}
-
-
-def randomize_params(module, r):
-    for p in module.parameters():
-        p.data[...] = r.standard_normal(p.shape) + 1
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -32,17 +25,19 @@ def test_forward_backward_match_numpy(dtype, shape, normalized, affine):
     w = None if layer.weight is None else layer.weight.data
     y = layer(x)
     assert y.dtype == dtype and y.shape == shape
-    np.testing.assert_allclose(y, R.rms_norm(x, normalized, w)[0], **TOL[dtype])
+    np.testing.assert_allclose(y, R.rms_norm(x, normalized, w)[0], **NORM_TOL[dtype])
     dy = r.standard_normal(shape).astype(dtype)
     dx = layer.backward(dy)
     dx_ref, dw_ref = R.rms_norm_backward(dy, x, normalized, w)
-    np.testing.assert_allclose(dx, dx_ref, rtol=TOL[dtype]["rtol"] * 10, atol=TOL[dtype]["atol"] * 10)
+    np.testing.assert_allclose(
+        dx, dx_ref, rtol=NORM_TOL[dtype]["rtol"] * 10, atol=NORM_TOL[dtype]["atol"] * 10
+    )
     if affine:
         np.testing.assert_allclose(
             layer.weight.grad,
             dw_ref,
-            rtol=TOL[dtype]["rtol"] * 10,
-            atol=TOL[dtype]["atol"] * 10 * np.sqrt(shape[0]),
+            rtol=NORM_TOL[dtype]["rtol"] * 10,
+            atol=NORM_TOL[dtype]["atol"] * 10 * np.sqrt(shape[0]),
         )
 
 

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 from _synthetic import write_dataset
+from helpers import train_argv
 
 import normreg
 from normreg import data as nr_data
@@ -27,24 +28,7 @@ def tiny(tmp_path_factory):
 
 def test_main_end_to_end(tiny, tmp_path, capsys):
     out = tmp_path / "run"
-    argv = [
-        "--data-dir",
-        str(tiny),
-        "--out",
-        str(out),
-        "--epochs",
-        "3",
-        "--width",
-        "32,16",
-        "--batch-size",
-        "64",
-        "--seed",
-        "1",
-        "--threads",
-        "1",
-        "--no-progress",
-    ]
-    assert main(argv) == 0
+    assert main(train_argv(tiny, out, epochs=3, width="32,16", batch_size=64, seed=1, threads=1)) == 0
     printed = capsys.readouterr().out
     epoch_lines = [line for line in printed.splitlines() if line.startswith("epoch")]
     assert len(epoch_lines) == 3
@@ -108,20 +92,7 @@ def test_same_seed_same_run(tiny):
 )
 def test_main_variants(tiny, tmp_path, argv, capsys):
     out = tmp_path / "v"
-    base = [
-        "--data-dir",
-        str(tiny),
-        "--out",
-        str(out),
-        "--epochs",
-        "2",
-        "--batch-size",
-        "64",
-        "--width",
-        "24",
-        "--no-progress",
-    ]
-    assert main(base + argv) == 0
+    assert main(train_argv(tiny, out, *argv, epochs=2, batch_size=64, width=24)) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["epochs"]) == 2 and not metrics["diverged"]
     assert all(np.isfinite(e["train_loss"]) for e in metrics["epochs"])
@@ -130,25 +101,7 @@ def test_main_variants(tiny, tmp_path, argv, capsys):
 def test_main_reports_divergence(tiny, tmp_path, capsys):
     out = tmp_path / "div"
     code = main(
-        [
-            "--data-dir",
-            str(tiny),
-            "--out",
-            str(out),
-            "--epochs",
-            "3",
-            "--norm",
-            "none",
-            "--lr",
-            "1e8",
-            "--momentum",
-            "0",
-            "--schedule",
-            "constant",
-            "--width",
-            "32",
-            "--no-progress",
-        ]
+        train_argv(tiny, out, epochs=3, norm="none", lr="1e8", momentum=0, schedule="constant", width=32)
     )
     assert code == 1
     assert "diverged" in capsys.readouterr().err
@@ -178,20 +131,7 @@ def test_module_entry_point(tiny, tmp_path):
     """``python -m normreg.train`` as a separate process."""
     out = tmp_path / "m"
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "normreg.train",
-            "--data-dir",
-            str(tiny),
-            "--out",
-            str(out),
-            "--epochs",
-            "1",
-            "--width",
-            "16",
-            "--no-progress",
-        ],
+        [sys.executable, "-m", "normreg.train", *train_argv(tiny, out, epochs=1, width=16)],
         capture_output=True,
         text=True,
         timeout=120,

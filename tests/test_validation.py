@@ -157,3 +157,26 @@ def test_a_failed_check_changes_nothing():
     with pytest.raises(ValueError, match="learning rate"):
         opt.add_param_group({"params": _params(), "lr": nan})
     assert len(opt.param_groups) == 1 and opt.param_groups[0] == group
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda x: normreg._C.layer_norm_forward(x, None, None, -0.5, None),
+            r"^layer_norm_forward: argument 'eps' must be >= 0, got -0\.5$",
+        ),
+        (
+            lambda x: normreg._C.dropout_forward(x, 1.5, True, None, None),
+            r"^dropout_forward: argument 'p' must be in \[0, 1\], got 1\.5$",
+        ),
+        (
+            lambda x: normreg._C.dropout_forward(x, nan, True, None, None),
+            r"^dropout_forward: argument 'p' must be in \[0, 1\], got nan$",
+        ),
+    ],
+)
+def test_the_extension_names_the_value_it_refuses(call, message):
+    """The extension's range errors show the value given (as Python prints it)."""
+    with pytest.raises(ValueError, match=message):
+        call(np.zeros((2, 3), np.float32))

@@ -1,6 +1,6 @@
 /* ReLU kernels for one element type T (see activation.c). */
 
-static NR_CLONES void
+static void
 FN(nr_relu_forward_range)(T *restrict y, const T *restrict x, int64_t i0, int64_t i1)
 {
 #pragma omp simd
@@ -18,7 +18,7 @@ FN(nr_relu_forward)(T *y, const T *x, int64_t n)
     NR_SPLIT(nt, n, 16, FN(nr_relu_forward_range)(y, x, i0, i1));
 }
 
-static NR_CLONES void
+static void
 FN(nr_relu_backward_range)(T *restrict dx, const T *restrict dy, const T *restrict y, int64_t i0,
                            int64_t i1)
 {

@@ -43,7 +43,7 @@ FN(nr_bn_grad_sums_wide)(double s[3], const T *dy, const T *x, int64_t c, double
 #endif
 
 /* (N, C) rows [n0, n1): y = ((x - sub1) - sub2) * scale + shift per channel. */
-static NR_CLONES void
+static void
 FN(nr_bn_apply_rows)(T *restrict y, const T *restrict x, const T *restrict sub1,
                      const T *restrict sub2, const T *restrict scale, const T *restrict shift,
                      int64_t n0, int64_t n1, int64_t C)
@@ -60,7 +60,7 @@ FN(nr_bn_apply_rows)(T *restrict y, const T *restrict x, const T *restrict sub1,
 
 /* (N, C) rows [n0, n1): dx = k_dy dy + k_xc (x - mean) + k_const per channel; x NULL
  * (fixed statistics): dx = k_dy dy. */
-static NR_CLONES void
+static void
 FN(nr_bn_dx_rows)(T *restrict dx, const T *restrict dy, const T *restrict x,
                   const T *restrict mean, const T *restrict k_dy, const T *restrict k_xc,
                   const T *restrict k_const, int64_t n0, int64_t n1, int64_t C)

@@ -26,25 +26,14 @@ FN(nr_dropout_apply32)(T *restrict out, const T *restrict in, uint32_t w, T scal
 }
 
 /* Elements [i0, i1) of the forward; i0 is a multiple of the block size. */
-static NR_CLONES void
+static void
 FN(nr_dropout_forward_range)(T *restrict y, uint8_t *restrict mask, const T *restrict x,
                              int64_t n, uint64_t threshold, T scale, uint64_t seed,
                              uint64_t offset, int64_t i0, int64_t i1)
 {
-#ifdef NR_DROPOUT_AVX512
-    const int have_avx512 = nr_have_avx512();
-#endif
     for (int64_t blk = i0 / NR_DROPOUT_BLOCK; blk * NR_DROPOUT_BLOCK < i1; blk++) {
         uint32_t words[NR_DROPOUT_WORDS];
-#ifdef NR_DROPOUT_AVX512
-        if (have_avx512) {
-            nr_dropout_mask_block_avx512(words, (uint64_t)blk, threshold, seed, offset);
-        }
-        else
-#endif
-        {
-            nr_dropout_mask_block(words, (uint64_t)blk, threshold, seed, offset);
-        }
+        NR_DROPOUT_MASK_BLOCK(words, (uint64_t)blk, threshold, seed, offset);
         nr_dropout_store_block(mask, words, (uint64_t)blk, n);
         const int64_t first = blk * NR_DROPOUT_BLOCK;
         if (first + NR_DROPOUT_BLOCK <= n) {
@@ -77,7 +66,7 @@ FN(nr_dropout_forward)(T *y, uint8_t *mask, const T *x, int64_t n, double p, uin
 }
 
 /* Elements [i0, i1) of the backward; i0 is a multiple of 32. */
-static NR_CLONES void
+static void
 FN(nr_dropout_backward_range)(T *restrict dx, const T *restrict dy, const uint8_t *restrict mask,
                               int64_t n, T scale, int64_t i0, int64_t i1)
 {

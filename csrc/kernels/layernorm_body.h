@@ -22,10 +22,6 @@
 #define NR_LN_VEC 1
 #endif
 #endif
-#if defined(NR_LN_VEC) && defined(__GNUC__) && !defined(__clang__)
-/* the 64-byte vectors live only inside always-inline helpers: no ABI is involved */
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
 #endif
 
 /* Row i of the forward redone in double, scaled (wide_body.h), when its sums in T overflowed
@@ -97,9 +93,10 @@ FN(nr_ln_backward_wide)(T *restrict dx, T *restrict pdw, T *restrict pdb, const 
 }
 
 #ifdef NR_LN_VEC
-typedef T FN(nr_ln_v) __attribute__((vector_size(64)));
+/* one register of the tier (NR_VEC_BYTES): 64 bytes on avx512, 32 on avx2, 16 otherwise */
+typedef T FN(nr_ln_v) __attribute__((vector_size(NR_VEC_BYTES)));
 #define V FN(nr_ln_v)
-#define W ((int)(64 / sizeof(T)))
+#define W ((int)(NR_VEC_BYTES / sizeof(T)))
 #define NR_LN_INLINE static inline __attribute__((always_inline))
 
 NR_LN_INLINE V
@@ -116,21 +113,35 @@ FN(nr_ln_store)(T *p, V v)
     memcpy(p, &v, sizeof v);
 }
 
-/* the sum of the W lanes of v, as a tree */
+/* the sum of the W lanes of v, as a tree: halves added down to 16 bytes, then pairs */
 NR_LN_INLINE T
 FN(nr_ln_hsum)(V v)
 {
+    typedef T h16 __attribute__((vector_size(16)));
+#if NR_VEC_BYTES >= 32
+    typedef T h32 __attribute__((vector_size(32)));
+#endif
+#if NR_VEC_BYTES == 64 && defined(NR_TYPED_F32)
+    const h32 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+                  __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+#elif NR_VEC_BYTES == 64
+    const h32 a = __builtin_shufflevector(v, v, 0, 1, 2, 3) +
+                  __builtin_shufflevector(v, v, 4, 5, 6, 7);
+#elif NR_VEC_BYTES == 32
+    const h32 a = v;
+#endif
+#if NR_VEC_BYTES >= 32 && defined(NR_TYPED_F32)
+    const h16 c = __builtin_shufflevector(a, a, 0, 1, 2, 3) +
+                  __builtin_shufflevector(a, a, 4, 5, 6, 7);
+#elif NR_VEC_BYTES >= 32
+    const h16 c = __builtin_shufflevector(a, a, 0, 1) + __builtin_shufflevector(a, a, 2, 3);
+#else
+    const h16 c = v;
+#endif
 #ifdef NR_TYPED_F32
-    typedef float h8 __attribute__((vector_size(32)));
-    typedef float h4 __attribute__((vector_size(16)));
-    h8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
-           __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
-    h4 c = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
     return (c[0] + c[2]) + (c[1] + c[3]);
 #else
-    typedef double h4 __attribute__((vector_size(32)));
-    h4 a = __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
-    return (a[0] + a[2]) + (a[1] + a[3]);
+    return c[0] + c[1];
 #endif
 }
 
@@ -207,7 +218,7 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
 
 /* Rows [i0, i1) of the forward for 0 < D <= NR_LN_SHORT_D; returns whether a row needs
  * nr_ln_forward_redo. */
-static NR_CLONES int
+static int
 FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd,
                                const T *restrict x, const T *restrict w, const T *restrict b,
                                int64_t D, double eps, int64_t i0, int64_t i1)
@@ -354,7 +365,7 @@ FN(nr_ln_backward_short_row)(T *restrict dx, T *restrict pdw, T *restrict pdb,
 /* Rows [i0, i1) of the backward for 0 < D <= NR_LN_SHORT_D, none of them NR_LN_RISKY, with
  * the correction c for all (corr) or none: no test in the loop, where any (of the sums, or a
  * per-group choice) slowed it measurably. */
-static NR_CLONES void
+static void
 FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb,
                                 const T *restrict dy, const T *restrict x, const T *restrict mean,
                                 const T *restrict rstd, const T *restrict w, int64_t D,
@@ -390,7 +401,7 @@ FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb
  * independent work the CPU overlaps (one row at a time, the latency chain sum -> mean ->
  * sum of squares -> sqrt -> output dominated small D), and the square roots of a tile
  * vectorize. Returns whether a row needs nr_ln_forward_redo. */
-static NR_CLONES int
+static int
 FN(nr_layernorm_forward_rows)(T *restrict y, T *restrict mean, T *restrict rstd,
                               const T *restrict x, const T *restrict w, const T *restrict b,
                               int64_t D, double eps, int64_t i0, int64_t i1)
@@ -589,7 +600,7 @@ FN(nr_ln_backward_row)(T *restrict dx, T *restrict pdw, T *restrict pdb, const T
 }
 
 /* Rows [i0, i1) of the backward; pdw, pdb (D) accumulate this range's dw, db (or NULL). */
-static NR_CLONES void
+static void
 FN(nr_layernorm_backward_rows)(T *restrict dx, T *restrict pdw, T *restrict pdb,
                                const T *restrict dy, const T *restrict x, const T *restrict mean,
                                const T *restrict rstd, const T *restrict w, int64_t D,

@@ -12,10 +12,18 @@
 #define NR_CBLAS(name) scipy_cblas_##name
 #define nr_blas_set_num_threads scipy_openblas_set_num_threads
 #define NR_BLAS_THREADS_LOCAL scipy_openblas_set_num_threads_local
+#define nr_blas_get_num_threads scipy_openblas_get_num_threads
+#define nr_blas_get_config scipy_openblas_get_config
+#define nr_blas_get_corename scipy_openblas_get_corename
+#define nr_blas_get_parallel scipy_openblas_get_parallel
 #else
 #define NR_CBLAS(name) cblas_##name
 #define nr_blas_set_num_threads openblas_set_num_threads
 #define NR_BLAS_THREADS_LOCAL openblas_set_num_threads_local
+#define nr_blas_get_num_threads openblas_get_num_threads
+#define nr_blas_get_config openblas_get_config
+#define nr_blas_get_corename openblas_get_corename
+#define nr_blas_get_parallel openblas_get_parallel
 #endif
 
 /* OpenBLAS >= 0.3.27 sets a thread count for the calling thread's next calls only; weak, so

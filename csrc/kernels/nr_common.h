@@ -1,4 +1,5 @@
-/* Shared by the kernel files: typed-body instantiation and OpenMP helpers. */
+/* Shared by the kernel family files (each compiled once per CPU tier, see nr_tier.h):
+ * typed-body instantiation and OpenMP helpers. */
 #ifndef NR_COMMON_H
 #define NR_COMMON_H
 
@@ -6,23 +7,25 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-#include <omp.h>
 
-#include "nr_kernels.h"
+#include "nr_dispatch.h"
+#include "nr_omp.h"
+#include "nr_tier.h"
+
+/* The tier's own names for the kernels: declared with the type of the kernel they implement,
+ * so a definition that drifts from its contract in nr_kernels.h does not compile. */
+#define NR_DECLARE_TIERED(name, unused) __typeof__(name) NR_TIERED(name);
+NR_DISPATCHED_KERNELS(NR_DECLARE_TIERED, ~)
+/* kernels that one family calls in another (SyncBatchNorm's forward ends in BatchNorm's
+ * apply), within the same tier: declared under their tier names, not in the table */
+NR_DECLARE_TIERED(nr_batchnorm_apply_f32, ~)
+NR_DECLARE_TIERED(nr_batchnorm_apply_f64, ~)
+#undef NR_DECLARE_TIERED
 
 #define NR_PASTE2(a, b) a##_##b
 #define NR_PASTE(a, b) NR_PASTE2(a, b)
-/* FN(nr_relu_forward) -> nr_relu_forward_f32 or nr_relu_forward_f64 */
-#define FN(name) NR_PASTE(name, SFX)
-
-/* Runtime CPU dispatch for the hot loops: the function is compiled for AVX-512, AVX2 and
- * the baseline, and the loader picks the best the CPU has (never -march=native). Only on
- * functions without OpenMP parallel regions (whose outlined bodies would not be cloned). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(NR_NO_CLONES)
-#define NR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define NR_CLONES
-#endif
+/* FN(nr_relu_forward) -> nr_relu_forward_f32_<tier> or nr_relu_forward_f64_<tier> */
+#define FN(name) NR_TIERED(NR_PASTE(name, SFX))
 
 /* Runs body(i0, i1) over [0, n) split into `nt` contiguous ranges whose bounds are
  * multiples of `align` (except n): on the calling thread when nt <= 1, with no OpenMP
@@ -148,7 +151,7 @@
  * of 2048 channels so the accumulators stay in L1/L2 while the rows stream by (a strided walk
  * down each channel defeats the prefetcher). */
 #define NR_DEFINE_CHANNEL_SUMS(NAME, NS, RT, E1, E2, E3)                                     \
-    static NR_CLONES void NAME(double *restrict acc, const T *restrict u,                   \
+    static void NAME(double *restrict acc, const T *restrict u,                   \
                                const T *restrict v, const RT *restrict ref, int64_t n0,     \
                                int64_t n1, int64_t C, int64_t L)                            \
     {                                                                                       \

@@ -1,5 +1,9 @@
 /* normreg kernels: pure C over raw pointers and sizes, no Python headers.
  *
+ * Each kernel below is compiled once per CPU tier (nr_tier.h) and called through the
+ * dispatch table, `nr_dispatch.nr_relu_forward_f32(...)` (nr_dispatch.h); the threads, rng
+ * and dispatch functions are compiled once and called directly.
+ *
  * Naming: nr_<op>_<forward|backward>_<f32|f64>.
  * Argument order: outputs, inputs, saved statistics, sizes, then options.
  * Accumulation contract: parameter gradients (dweight, dbias) are ADDED to (+=),
@@ -14,18 +18,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---- threads (threads.c) ------------------------------------------------ */
+/* ---- threads (nr_threads.c) --------------------------------------------- */
 /* One setting governs the OpenMP regions of the kernels and OpenBLAS. */
 void nr_set_num_threads(int n);
 int nr_get_num_threads(void);
-/* Threads worth using for `bytes` of memory traffic: no fork/join below ~64 KiB. */
+/* Threads worth using for `bytes` of memory traffic: no fork/join below ~64 KiB; always 1 in
+ * a build without OpenMP. */
 int nr_threads_for(size_t bytes);
+/* The build's OpenMP: its version (the _OPENMP date, e.g. 201511) or 0 when built without
+ * it, and the path of the runtime library it loaded (NULL when unknown or none). */
+int nr_openmp_version(void);
+const char *nr_openmp_library(void);
 /* The lock that keeps OpenBLAS's global thread count from changing under a running product. */
 void nr_blas_lock_shared(void);
 void nr_blas_lock_exclusive(void);
 void nr_blas_unlock(void);
 
-/* ---- rng (rng.c): Philox4x32-10, counter based ---------------------------- */
+/* ---- rng (nr_rng.c, rng.h): Philox4x32-10, counter based ------------------- */
 /* Fills out[0..3] with the Philox4x32-10 output for counter ctr[4] and key[2]. */
 void nr_philox4x32(uint32_t out[4], const uint32_t ctr[4], const uint32_t key[2]);
 

@@ -8,7 +8,7 @@
  *   param -= lr * d
  * On the first step the buffer starts as a copy of d (no dampening), as in PyTorch. */
 /* Elements [i0, i1) of the SGD step with momentum, the flags hoisted out of the loop. */
-static NR_CLONES void
+static void
 FN(nr_sgd_momentum_range)(T *restrict param, T *restrict buf, const T *restrict grad, T lr_,
                           T mom, T keep, T wd, int nesterov, int first_step, int64_t i0,
                           int64_t i1)
@@ -41,7 +41,7 @@ FN(nr_sgd_momentum_range)(T *restrict param, T *restrict buf, const T *restrict 
     }
 }
 
-static NR_CLONES void
+static void
 FN(nr_sgd_plain_range)(T *restrict param, const T *restrict grad, T lr_, T wd, int64_t i0,
                        int64_t i1)
 {
@@ -70,7 +70,7 @@ FN(nr_sgd_step)(T *param, T *momentum_buf, const T *grad, int64_t n, double lr,
 }
 
 /* Elements [i0, i1) of the Adam / AdamW step. */
-static NR_CLONES void
+static void
 FN(nr_adam_range)(T *restrict param, T *restrict exp_avg, T *restrict exp_avg_sq,
                   T *restrict max_exp_avg_sq, const T *restrict grad, T one_m_b1, T b2,
                   T one_m_b2, T eps_, T decay, T wd, T step_size, T bc2_sqrt, int64_t i0,

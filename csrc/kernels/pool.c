@@ -18,7 +18,7 @@
 #include "nr_conv.h"
 
 int64_t
-nr_index_out_of_range(const int64_t *idx, int64_t n, int64_t HW)
+NR_TIERED(nr_index_out_of_range)(const int64_t *idx, int64_t n, int64_t HW)
 {
     for (int64_t i = 0; i < n; i++) {
         if (idx[i] < 0 || idx[i] >= HW) {

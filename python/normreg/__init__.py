@@ -7,9 +7,12 @@ schedules (``normreg.optim``), initializers (``normreg.init``) and checkpoints
 (``normreg.save`` / ``normreg.load``).
 """
 
+from __future__ import annotations
+
 __version__ = "0.1.0"
 
 import os as _os
+import warnings as _warnings
 
 # OpenMP's idle threads busy-wait by default (libgomp: OMP_WAIT_POLICY unset spins for a
 # while after each parallel region). Between two kernels those spinning threads compete for
@@ -18,21 +21,68 @@ import os as _os
 # yourself, before importing normreg, to choose otherwise.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import _C, _validation, conventions, functional, grad_mode, init, nn, optim, random, testing
+from . import _C, _config, _validation, conventions, functional, grad_mode, init, nn, optim, random, testing
 from . import serialization as serialization
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .random import Generator, default_generator, initial_seed, manual_seed, seed
 from .serialization import CheckpointError, load, save
 
+_HAS_OPENMP = _C.build_info()["openmp_version"] > 0
+_warned_no_openmp = False
+
 
 def set_num_threads(n: int) -> None:
-    """Threads used by normreg's kernels and by its OpenBLAS (one setting for both)."""
-    _C.set_num_threads(_validation.integer(n, "n", "set_num_threads", low=1))
+    """Threads used by normreg's kernels and by its OpenBLAS (one setting for both).
+
+    In a build without OpenMP (``show_config()`` says "enabled: no") the kernels run on one
+    thread whatever n is, and n > 1 warns once (RuntimeWarning); OpenBLAS still uses n."""
+    global _warned_no_openmp
+    n = _validation.integer(n, "n", "set_num_threads", low=1)
+    _C.set_num_threads(n)
+    if n > 1 and not _HAS_OPENMP and not _warned_no_openmp:
+        _warned_no_openmp = True
+        _warnings.warn(
+            f"set_num_threads({n}): normreg was built without OpenMP, so its kernels run on one "
+            f"thread (OpenBLAS uses {n}); README's 'Install' section tells how to build with OpenMP",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
 
 def get_num_threads() -> int:
-    """Threads used by normreg's kernels and OpenBLAS (default: OMP_NUM_THREADS or the cores)."""
+    """Threads used by normreg's kernels and OpenBLAS (default: OMP_NUM_THREADS or the cores;
+    1 in a build without OpenMP)."""
     return _C.get_num_threads()
+
+
+def cpu_capability() -> str:
+    """The CPU tier whose kernels this process runs: ``"avx512"``, ``"avx2"`` or
+    ``"baseline"`` on x86-64, ``"neon"`` on aarch64, ``"baseline"`` elsewhere.
+
+    Chosen once, when normreg is imported: the best tier the CPU supports, or the one the
+    environment variable ``NORMREG_CPU_CAPABILITY`` names if the CPU supports it (a lower
+    tier, e.g. to compare tiers or to rule one out); a name the CPU cannot run, or that is
+    not a tier, gives a RuntimeWarning and the best tier. Every tier computes the same dropout
+    masks, and the same results within the tests' tolerances."""
+    return _C.cpu_capability()
+
+
+def show_config(mode: str = "stdout") -> dict[str, dict[str, object]] | None:
+    """Print how normreg was built and what it runs on, as ``numpy.show_config()`` does.
+
+    The active CPU tier and the tiers this CPU supports; the compiler, its version and the
+    flags the extension was built with (per tier too); OpenMP (enabled, version, runtime
+    library); BLAS (library, version, configuration, threads); Python and NumPy.
+    ``mode="stdout"`` prints it; ``mode="dicts"`` returns it as a dict of sections instead."""
+    if mode not in ("stdout", "dicts"):
+        raise ValueError(f"show_config: mode must be 'stdout' or 'dicts', got {mode!r}")
+    config = _config.describe(
+        __version__, _C.cpu_capability(), _C.cpu_tiers(), _C.build_info(), _C.blas_info()
+    )
+    if mode == "dicts":
+        return config
+    print(_config.format_config(config))
+    return None
 
 
 __all__ = [
@@ -48,6 +98,8 @@ __all__ = [
     "default_generator",
     "set_num_threads",
     "get_num_threads",
+    "cpu_capability",
+    "show_config",
     "__version__",
 ]
 __all__ += ["init", "optim", "save", "load", "CheckpointError"]

@@ -33,10 +33,31 @@ layouts = st.sampled_from(LAYOUTS)
 seeds = st.integers(0, 2**32 - 1)
 
 
+# A layer-wise norm (LayerNorm, RMSNorm): x of shape lead + norm, normalized over norm; lx,
+# lw, ldy the memory layouts of x, the weight and dy.
+row_norm_args = dict(
+    lead=st.lists(st.integers(0, 4), max_size=2),
+    norm=st.lists(st.integers(1, 7), min_size=1, max_size=2),
+    dtype=dtypes,
+    lx=layouts,
+    lw=layouts,
+    ldy=layouts,
+)
+
+
 def tol(dtype, scale=1.0):
     if dtype == np.float32:
         return dict(rtol=1e-4, atol=2e-5 * scale)
     return dict(rtol=1e-9, atol=1e-9 * scale)
+
+
+def assert_param_grad(got, ref, start, present, **t):
+    """A parameter's gradient: None when the layer has no such parameter, else the
+    reference's added to the gradient it started from (``start``; None: from zero)."""
+    if not present:
+        assert got is None
+        return
+    np.testing.assert_allclose(got, ref + (0 if start is None else start), **t)
 
 
 class Data:
@@ -90,11 +111,8 @@ def test_linear(lead, K, N, dtype, lx, lw, lb, ldy, has_bias, accumulate, seed):
     rdx, rdw, rdb = R.linear_backward(dy, x, w)
     m = int(np.prod(lead)) if lead else 1
     np.testing.assert_allclose(dx, rdx, **tol(dtype, max(N, 1)))
-    np.testing.assert_allclose(dw, rdw + (0 if dw_start is None else dw_start), **tol(dtype, max(m, 1)))
-    if has_bias:
-        np.testing.assert_allclose(db, rdb + (0 if db_start is None else db_start), **tol(dtype, max(m, 1)))
-    else:
-        assert db is None
+    assert_param_grad(dw, rdw, dw_start, True, **tol(dtype, max(m, 1)))
+    assert_param_grad(db, rdb, db_start, has_bias, **tol(dtype, max(m, 1)))
     if accumulate:
         assert dw is dw0  # added in place
     assert_unmodified(snap)
@@ -126,12 +144,7 @@ def test_relu(shape, dtype, lx, ldy, seed):
 
 @SETTINGS
 @given(
-    lead=st.lists(st.integers(0, 4), max_size=2),
-    norm=st.lists(st.integers(1, 7), min_size=1, max_size=2),
-    dtype=dtypes,
-    lx=layouts,
-    lw=layouts,
-    ldy=layouts,
+    **row_norm_args,
     affine=st.sampled_from(["none", "w", "wb"]),
     eps=st.sampled_from([1e-5, 1e-3, 0.5]),
     offset=st.sampled_from([0.0, 12.0, -300.0]),
@@ -165,20 +178,9 @@ def test_layer_norm(lead, norm, dtype, lx, lw, ldy, affine, eps, offset, scale, 
     rdx, rdw, rdb = R.layer_norm_backward(dy, x, norm, w, eps)
     gscale = float(np.max(rrstd)) if rrstd.size else 1.0
     np.testing.assert_allclose(dx, rdx, **tol(dtype, gscale * t["atol"] / tol(dtype)["atol"]))
-    if w is not None:
-        np.testing.assert_allclose(
-            dw,
-            rdw + (0 if starts[0] is None else starts[0]),
-            **tol(dtype, max(int(np.prod(lead)), 1) * t["atol"] / tol(dtype)["atol"]),
-        )
-    else:
-        assert dw is None
-    if has_bias:
-        np.testing.assert_allclose(
-            db, rdb + (0 if starts[1] is None else starts[1]), **tol(dtype, max(int(np.prod(lead)), 1))
-        )
-    else:
-        assert db is None
+    rows = max(int(np.prod(lead)), 1)
+    assert_param_grad(dw, rdw, starts[0], w is not None, **tol(dtype, rows * t["atol"] / tol(dtype)["atol"]))
+    assert_param_grad(db, rdb, starts[1], has_bias, **tol(dtype, rows))
     assert_unmodified(snap)
 
 
@@ -451,12 +453,7 @@ def test_adam_step(shape, dtype, lg, lr, betas, eps, weight_decay, decoupled, am
 
 @SETTINGS
 @given(
-    lead=st.lists(st.integers(0, 4), max_size=2),
-    norm=st.lists(st.integers(1, 7), min_size=1, max_size=2),
-    dtype=dtypes,
-    lx=layouts,
-    lw=layouts,
-    ldy=layouts,
+    **row_norm_args,
     affine=st.booleans(),
     eps=st.sampled_from([None, 1e-5, 0.5]),
     offset=st.sampled_from([0.0, 12.0]),
@@ -483,12 +480,7 @@ def test_rms_norm(lead, norm, dtype, lx, lw, ldy, affine, eps, offset, scale, ac
     rdx, rdw = R.rms_norm_backward(dy, x, norm, w, e)
     gscale = float(np.max(rrstd)) if rrstd.size else 1.0
     np.testing.assert_allclose(dx, rdx, **tol(dtype, gscale))
-    if affine:
-        np.testing.assert_allclose(
-            dw, rdw + (0 if start is None else start), **tol(dtype, max(int(np.prod(lead)), 1))
-        )
-    else:
-        assert dw is None
+    assert_param_grad(dw, rdw, start, affine, **tol(dtype, max(int(np.prod(lead)), 1)))
     assert_unmodified(snap)
 
 

@@ -25,7 +25,23 @@ class ReLU(Module):
         return F.relu_backward(dy, y)
 
 
-class Flatten(Module):
+class _Reshape(Module):
+    """A layer that only reshapes: the backward gives dy the input's shape back."""
+
+    def _reshape(self, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        self.save_for_backward(x.shape)
+        return x.reshape(shape)
+
+    def backward(self, dy: Any) -> np.ndarray:
+        (shape,) = self.saved()
+        where = type(self).__name__
+        dy = V.array(dy, "dy", where)
+        if dy.size != math.prod(shape):
+            raise ValueError(f"{where}.backward: dy of shape {dy.shape} does not match input {shape}")
+        return dy.reshape(shape)
+
+
+class Flatten(_Reshape):
     """Flatten dimensions ``start_dim`` to the last: (N, *rest) -> (N, prod(rest))."""
 
     def __init__(self, start_dim: int = 1) -> None:
@@ -38,18 +54,10 @@ class Flatten(Module):
             raise ValueError(
                 f"Flatten(start_dim={self.start_dim}) needs input with more dimensions, got {x.shape}"
             )
-        self.save_for_backward(x.shape)
-        return x.reshape(x.shape[: self.start_dim] + (-1,))
-
-    def backward(self, dy: Any) -> np.ndarray:
-        (shape,) = self.saved()
-        dy = V.array(dy, "dy", type(self).__name__)
-        if dy.size != math.prod(shape):
-            raise ValueError(f"Flatten.backward: dy of shape {dy.shape} does not match input {shape}")
-        return dy.reshape(shape)
+        return self._reshape(x, x.shape[: self.start_dim] + (-1,))
 
 
-class Unflatten(Module):
+class Unflatten(_Reshape):
     """Expand dimension ``dim`` into ``unflattened_size`` (PyTorch's ``nn.Unflatten``), e.g.
     ``Unflatten(1, (1, 28, 28))``: (N, 784) -> (N, 1, 28, 28)."""
 
@@ -72,15 +80,7 @@ class Unflatten(Module):
             raise ValueError(
                 f"Unflatten({self.dim}, {self.unflattened_size}) does not fit input of shape {x.shape}"
             )
-        self.save_for_backward(x.shape)
-        return x.reshape(x.shape[:d] + self.unflattened_size + x.shape[d + 1 :])
-
-    def backward(self, dy: Any) -> np.ndarray:
-        (shape,) = self.saved()
-        dy = V.array(dy, "dy", type(self).__name__)
-        if dy.size != math.prod(shape):
-            raise ValueError(f"Unflatten.backward: dy of shape {dy.shape} does not match input {shape}")
-        return dy.reshape(shape)
+        return self._reshape(x, x.shape[:d] + self.unflattened_size + x.shape[d + 1 :])
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"

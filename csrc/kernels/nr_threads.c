@@ -1,11 +1,12 @@
-/* The thread count shared by the OpenMP regions of every kernel and by OpenBLAS. */
-/* pthread_rwlock_t under -std=c11 */
-#define _POSIX_C_SOURCE 200809L
+/* The thread count shared by the OpenMP regions of every kernel and by OpenBLAS, and what
+ * the build's OpenMP is. */
+#define _GNU_SOURCE /* dladdr (glibc) */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
 #include "nr_blas.h"
-#include "nr_common.h"
+#include "nr_omp.h"
 
 /* 0 until first read: then OpenMP's default (OMP_NUM_THREADS or the core count). */
 static atomic_int nr_num_threads = 0;
@@ -64,10 +65,12 @@ nr_get_num_threads(void)
     return n;
 }
 
-/* Fork/join costs microseconds: below ~64 KiB of traffic one thread is faster. */
+/* Fork/join costs microseconds: below ~64 KiB of traffic one thread is faster. Without
+ * OpenMP the kernels have one thread (the setting still applies to OpenBLAS). */
 int
 nr_threads_for(size_t bytes)
 {
+#ifdef _OPENMP
     const size_t min_bytes_per_thread = 64 * 1024;
     int n = nr_get_num_threads();
     size_t useful = bytes / min_bytes_per_thread;
@@ -75,4 +78,30 @@ nr_threads_for(size_t bytes)
         return 1;
     }
     return useful < (size_t)n ? (int)useful : n;
+#else
+    (void)bytes;
+    return 1;
+#endif
+}
+
+int
+nr_openmp_version(void)
+{
+#ifdef _OPENMP
+    return _OPENMP;
+#else
+    return 0;
+#endif
+}
+
+const char *
+nr_openmp_library(void)
+{
+#ifdef _OPENMP
+    Dl_info info;
+    if (dladdr((void *)&omp_get_max_threads, &info) != 0 && info.dli_fname != NULL) {
+        return info.dli_fname;
+    }
+#endif
+    return NULL;
 }
