@@ -5,7 +5,6 @@ other momenta, dropout with its rescale moved or removed, and the mean inputs of
 import numpy as np
 import pytest
 import reference as R
-import reference_conv as RC
 from _synthetic import make_images
 
 import normreg
@@ -46,7 +45,7 @@ def ref_forward(model, x, how):
         elif isinstance(m, nn.Linear):
             h = R.linear(h, m.weight.data, bias)
         elif isinstance(m, nn.Conv2d):
-            h = RC.conv2d(h, m.weight.data, bias, m.stride, m.padding)
+            h = R.conv2d(h, m.weight.data, bias, m.stride, m.padding)
         elif isinstance(m, _bnstats.BN_TYPES):
             inputs.append(h)
             if how == "batch":
@@ -57,9 +56,9 @@ def ref_forward(model, x, how):
         elif isinstance(m, nn.ReLU):
             h = R.relu(h)
         elif isinstance(m, nn.MaxPool2d):
-            h = RC.max_pool2d(h, m.kernel_size, m.stride)[0]
+            h = R.max_pool2d(h, m.kernel_size, m.stride)[0]
         elif isinstance(m, nn.AdaptiveAvgPool2d):
-            h = RC.adaptive_avg_pool2d(h, m.output_size)
+            h = R.adaptive_avg_pool2d(h, m.output_size)
         elif isinstance(m, nn.Flatten):
             h = h.reshape(len(h), -1)
         elif not isinstance(m, (nn.Dropout, dropout_scaling.ScaledDropout)):
