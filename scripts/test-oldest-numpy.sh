@@ -30,7 +30,7 @@ fi
 
 "$PYTHON" -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install --quiet --upgrade pip
-"$work/venv/bin/python" -m pip install --quiet --only-binary=:all: "numpy==$oldest" pytest
+"$work/venv/bin/python" -m pip install --quiet --only-binary=:all: "numpy==$oldest" pytest hypothesis
 "$work/venv/bin/python" -m pip install --quiet --no-deps "$wheel"
 "$work/venv/bin/python" -c "import numpy, normreg; print('test-oldest-numpy: NumPy', numpy.__version__, '| built against', normreg.show_config('dicts')['Python']['numpy_at_build'])"
 

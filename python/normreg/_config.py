@@ -13,8 +13,11 @@ from typing import Any
 
 import numpy as np
 
+BUILD_INFO: dict[str, Any] | None
 try:
-    from ._build_info import BUILD_INFO
+    from ._build_info import BUILD_INFO as _BUILD_INFO
+
+    BUILD_INFO = dict(_BUILD_INFO)
 except ImportError:  # built by something other than setup.py's build_ext
     BUILD_INFO = None
 
