@@ -62,7 +62,7 @@ def normreg_step_fn(batch):
     def step():
         opt.zero_grad()
         loss_fn(model(x), y)
-        model.backward(loss_fn.backward())
+        model.backward(loss_fn.backward(), input_grad=False)  # x is data (as in torch's step)
         opt.step()
 
     step.optimizer = opt
@@ -85,19 +85,22 @@ def torch_step_fn(torch, batch):
 
 
 def gemm_floor_fn(batch, seed=0):
-    """The matrix products of one normreg training step, alone: per Linear layer the
-    forward ``x w``, ``dx = dy w^T`` and ``dw += x^T dy``, through the same OpenBLAS with
+    """The matrix products of one training step, alone: per Linear layer the forward
+    ``x w``, ``dw += x^T dy`` and, except for the first layer (its input is data, whose
+    gradient neither framework computes), ``dx = dy w^T``; through the same OpenBLAS with
     the same thread setting (``normreg._C.sgemm``). The step's time over this is what
     everything around the products costs (norms, activations, dropout, loss, optimizer,
     Python)."""
     rng = np.random.default_rng(seed)
     calls = []
-    for a, b in zip(LAYERS[:-1], LAYERS[1:]):
+    for i, (a, b) in enumerate(zip(LAYERS[:-1], LAYERS[1:])):
         x = rng.standard_normal((batch, a), dtype=np.float32)
         w = rng.standard_normal((a, b), dtype=np.float32)
         dy = rng.standard_normal((batch, b), dtype=np.float32)
         y, dx, dw = np.empty((batch, b), np.float32), np.empty_like(x), np.zeros_like(w)
-        calls += [(False, False, x, w, y, 0.0), (False, True, dy, w, dx, 0.0), (True, False, x, dy, dw, 1.0)]
+        calls += [(False, False, x, w, y, 0.0), (True, False, x, dy, dw, 1.0)]
+        if i > 0:
+            calls.append((False, True, dy, w, dx, 0.0))
     sgemm = _C.sgemm
 
     def floor():
