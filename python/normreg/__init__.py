@@ -112,7 +112,7 @@ __all__ += ["grad_mode", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_
 def empty_cache() -> None:
     """Give the cached memory of freed large output arrays back to the system.
 
-    Outputs of 1 MiB and more come from a pool of blocks that stay mapped, so a training
+    Outputs of 128 KiB and more come from a pool of blocks that stay mapped, so a training
     loop does not page-fault on every new array; a block returns to the pool only when its
     array (and every view of it) has been freed, so arrays you hold are never reused. The
     pool keeps at most 1 GiB; this releases all of it (e.g. after training)."""
