@@ -229,7 +229,7 @@ class Module:
         A leaf layer (one that calls no module and saves its values as the last thing its
         forward does, after everything that can raise) has nothing of that kind to track:
         it sets ``__call__ = forward`` in its class body, which makes the call of a small
-        layer the forward alone (issue 12: about half of a tiny LayerNorm call was this)."""
+        layer the forward alone (that bookkeeping was about half of a tiny LayerNorm call)."""
         start = _next_seq()
         try:
             out = self.forward(*args, **kwargs)
