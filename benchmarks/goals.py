@@ -132,7 +132,7 @@ def _linear_goals(t, res, threads):
             )
         else:
             ratio, base, what = row["normreg"] / row["sgemm"], row["sgemm"], "direct sgemm"
-        ev = f"{_us(row['normreg'] - base)} over {_us(base)} of products"
+        ev = f"normreg {_us(row['normreg'])} against {_us(base)} of products"
         t.add(f"{name}: within 1.10x of {what}", ratio, 1.10, higher=False, unit="x", evidence=ev)
 
 
