@@ -13,10 +13,11 @@ from .. import _validation as V
 from .. import functional as F
 from ..random import Generator, as_generator
 from . import init
-from .parameter import Module, Parameter, grad_of, store_grad
+from ._weighted import WeightedLayer
+from .parameter import Parameter
 
 
-class Linear(Module):
+class Linear(WeightedLayer):
     """``y = x @ weight + bias``; weight (in_features, out_features), bias (out_features,).
 
     Initialized as PyTorch does (:meth:`reset_parameters`): weight and bias uniform in
@@ -40,11 +41,6 @@ class Linear(Module):
         self.bias = Parameter(_memory.empty((self.out_features,), dt, f"{where} bias")) if bias else None
         self.reset_parameters(generator)
 
-    @property
-    def dtype(self) -> np.dtype[Any]:
-        """The dtype of the parameters (and of the input and output)."""
-        return self.weight.dtype
-
     def reset_parameters(self, generator: Generator | None = None) -> None:
         """PyTorch's default: ``init.kaiming_uniform_(weight, a=sqrt(5))``, i.e. U(-b, b) with
         ``b = gain * sqrt(3 / fan_in) = 1/sqrt(in_features)`` (gain = sqrt(2 / (1 + 5)),
@@ -57,27 +53,13 @@ class Linear(Module):
             bound = 1.0 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
             init.uniform_(self.bias, -bound, bound, generator=generator)
 
-    def forward(self, x: Any) -> np.ndarray:
-        x = self._input(x, "x")
-        y = F.linear(x, self.weight.data, None if self.bias is None else self.bias.data)
-        self.save_for_backward(x)
-        return y
+    def _forward(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        return F.linear(x, weight, bias)
 
-    def backward(self, dy: Any) -> np.ndarray:
-        (x,) = self.saved()
-        dy = self._input(dy, "dy")
-        dx, dweight, dbias = F.linear_backward(  # need_dx: dx is an array
-            dy,
-            x,
-            self.weight.data,
-            has_bias=self.bias is not None,
-            dweight=self.weight.grad,
-            dbias=grad_of(self.bias),
-        )
-        store_grad(self.weight, dweight)
-        store_grad(self.bias, dbias)
-        assert dx is not None
-        return dx
+    def _backward(
+        self, dy: np.ndarray, x: np.ndarray, weight: np.ndarray, **grads: Any
+    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        return F.linear_backward(dy, x, weight, **grads)
 
     def extra_repr(self) -> str:
         return (
