@@ -126,6 +126,29 @@ nr_data_or_null(PyArrayObject *arr)
     ((typenum) == NPY_FLOAT32 ? nr_dispatch.kernel##_f32(__VA_ARGS__)                       \
                               : nr_dispatch.kernel##_f64(__VA_ARGS__))
 
+/* Runs STMT, a kernel call, without the GIL (the caller holds the arrays it touches). */
+#define NR_NOGIL(STMT)                                                                      \
+    do {                                                                                    \
+        Py_BEGIN_ALLOW_THREADS STMT;                                                        \
+        Py_END_ALLOW_THREADS                                                                \
+    } while (0)
+
+/* The end of a binding function whose kernel takes a workspace: STMT, the kernel call, runs
+ * without the GIL with `ws` a workspace of `size` bytes (the kernel's *_workspace answer),
+ * freed after it. When the workspace cannot be had, STMT does not run and `result` (the
+ * function's return value, a new reference or NULL) is released and set to NULL, with
+ * MemoryError: the function returns `result` either way. */
+#define NR_NOGIL_WITH_WORKSPACE(result, size, fn, STMT)                                     \
+    do {                                                                                    \
+        void *const ws = nr_workspace((size), (fn));                                        \
+        if (ws == NULL) {                                                                   \
+            Py_CLEAR(result);                                                               \
+            break;                                                                          \
+        }                                                                                   \
+        NR_NOGIL(STMT);                                                                     \
+        PyMem_RawFree(ws);                                                                  \
+    } while (0)
+
 /* A new C-contiguous output array owned by normreg: buffers of 1 MiB and more come from a
  * pool of blocks that return to it when the array (and every view of it) is freed
  * (bind_alloc.c). NULL with an exception on failure. */

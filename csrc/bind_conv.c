@@ -150,16 +150,9 @@ conv2d_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     const int nthreads = nr_get_num_threads();
-    void *ws = nr_workspace(NR_CALL(t, nr_conv2d_forward_workspace, &g, O, nthreads), fn);
-    if (!ws) {
-        Py_DECREF(y);
-        return NULL;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_conv2d_forward, PyArray_DATA(y), PyArray_DATA(x), PyArray_DATA(w),
-            nr_data_or_null(b), &g, O, ws, nthreads);
-    Py_END_ALLOW_THREADS
-    PyMem_RawFree(ws);
+    NR_NOGIL_WITH_WORKSPACE(y, NR_CALL(t, nr_conv2d_forward_workspace, &g, O, nthreads), fn,
+                            NR_CALL(t, nr_conv2d_forward, PyArray_DATA(y), PyArray_DATA(x),
+                                    PyArray_DATA(w), nr_data_or_null(b), &g, O, ws, nthreads));
     return (PyObject *)y;
 }
 
@@ -194,22 +187,13 @@ conv2d_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (need_dx && !(dx = nr_new_array(4, PyArray_DIMS(x), t))) {
         return NULL;
     }
+    PyObject *res = dx ? (PyObject *)dx : (Py_INCREF(Py_None), Py_None); /* holds dx */
     const int nthreads = nr_get_num_threads();
-    void *ws = nr_workspace(NR_CALL(t, nr_conv2d_backward_workspace, &g, O, nthreads), fn);
-    if (!ws) {
-        Py_XDECREF(dx);
-        return NULL;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_conv2d_backward, nr_data_or_null(dx), nr_data_or_null(dw),
-            nr_data_or_null(db), PyArray_DATA(dy), PyArray_DATA(x), PyArray_DATA(w), &g, O, ws,
-            nthreads);
-    Py_END_ALLOW_THREADS
-    PyMem_RawFree(ws);
-    if (!dx) {
-        Py_RETURN_NONE;
-    }
-    return (PyObject *)dx;
+    NR_NOGIL_WITH_WORKSPACE(res, NR_CALL(t, nr_conv2d_backward_workspace, &g, O, nthreads), fn,
+                            NR_CALL(t, nr_conv2d_backward, nr_data_or_null(dx),
+                                    nr_data_or_null(dw), nr_data_or_null(db), PyArray_DATA(dy),
+                                    PyArray_DATA(x), PyArray_DATA(w), &g, O, ws, nthreads));
+    return res;
 }
 
 /* ---- pooling -------------------------------------------------------------------------- */
@@ -305,10 +289,8 @@ max_pool2d_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         Py_DECREF(y);
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_max_pool2d_forward, PyArray_DATA(y), PyArray_DATA(idx),
-            PyArray_DATA(x), &g);
-    Py_END_ALLOW_THREADS
+    NR_NOGIL(NR_CALL(t, nr_max_pool2d_forward, PyArray_DATA(y), PyArray_DATA(idx),
+                     PyArray_DATA(x), &g));
     PyObject *res = PyTuple_Pack(2, y, idx);
     Py_DECREF(y);
     Py_DECREF(idx);
@@ -373,9 +355,7 @@ avg_pool2d_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (!(y = nr_out_array(args[8], fn, "out", t, 4, dims))) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_avg_pool2d_forward, PyArray_DATA(y), PyArray_DATA(x), &g, include_pad);
-    Py_END_ALLOW_THREADS
+    NR_NOGIL(NR_CALL(t, nr_avg_pool2d_forward, PyArray_DATA(y), PyArray_DATA(x), &g, include_pad));
     return (PyObject *)y;
 }
 
@@ -396,10 +376,8 @@ avg_pool2d_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         !(dx = pool_dx(args[10], fn, t, &g))) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_avg_pool2d_backward, PyArray_DATA(dx), PyArray_DATA(dy), &g,
-            include_pad);
-    Py_END_ALLOW_THREADS
+    NR_NOGIL(NR_CALL(t, nr_avg_pool2d_backward, PyArray_DATA(dx), PyArray_DATA(dy), &g,
+                     include_pad));
     return (PyObject *)dx;
 }
 
@@ -440,9 +418,7 @@ adaptive_avg_pool2d_forward(PyObject *self, PyObject *const *args, Py_ssize_t na
     if (!(y = nr_out_array(args[3], fn, "out", t, 4, dims))) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_adaptive_avg_pool2d_forward, PyArray_DATA(y), PyArray_DATA(x), &g);
-    Py_END_ALLOW_THREADS
+    NR_NOGIL(NR_CALL(t, nr_adaptive_avg_pool2d_forward, PyArray_DATA(y), PyArray_DATA(x), &g));
     return (PyObject *)y;
 }
 
@@ -461,9 +437,7 @@ adaptive_avg_pool2d_backward(PyObject *self, PyObject *const *args, Py_ssize_t n
     if (!(dx = pool_dx(args[3], fn, t, &g))) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_adaptive_avg_pool2d_backward, PyArray_DATA(dx), PyArray_DATA(dy), &g);
-    Py_END_ALLOW_THREADS
+    NR_NOGIL(NR_CALL(t, nr_adaptive_avg_pool2d_backward, PyArray_DATA(dx), PyArray_DATA(dy), &g));
     return (PyObject *)dx;
 }
 

@@ -38,10 +38,8 @@ linear_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (linear_fits_int(fn, M, K, N) < 0 || !(y = nr_out_array(args[3], fn, "out", t, 2, dims))) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_linear_forward, PyArray_DATA(y), PyArray_DATA(x), PyArray_DATA(w),
-            nr_data_or_null(b), M, K, N);
-    Py_END_ALLOW_THREADS
+    NR_NOGIL(NR_CALL(t, nr_linear_forward, PyArray_DATA(y), PyArray_DATA(x), PyArray_DATA(w),
+                     nr_data_or_null(b), M, K, N));
     return (PyObject *)y;
 }
 
@@ -75,10 +73,8 @@ linear_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
     }
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_linear_backward, nr_data_or_null(dx), nr_data_or_null(dw),
-            nr_data_or_null(db), PyArray_DATA(dy), PyArray_DATA(x), PyArray_DATA(w), M, K, N);
-    Py_END_ALLOW_THREADS
+    NR_NOGIL(NR_CALL(t, nr_linear_backward, nr_data_or_null(dx), nr_data_or_null(dw),
+                     nr_data_or_null(db), PyArray_DATA(dy), PyArray_DATA(x), PyArray_DATA(w), M, K, N));
     if (!dx) {
         Py_RETURN_NONE;
     }
@@ -100,9 +96,7 @@ relu_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         !(y = nr_out_array(args[1], fn, "out", t, PyArray_NDIM(x), PyArray_DIMS(x)))) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_relu_forward, PyArray_DATA(y), PyArray_DATA(x), PyArray_SIZE(x));
-    Py_END_ALLOW_THREADS
+    NR_NOGIL(NR_CALL(t, nr_relu_forward, PyArray_DATA(y), PyArray_DATA(x), PyArray_SIZE(x)));
     return (PyObject *)y;
 }
 
@@ -123,10 +117,8 @@ relu_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         !(dx = nr_out_array(args[2], fn, "out", t, PyArray_NDIM(y), PyArray_DIMS(y)))) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_relu_backward, PyArray_DATA(dx), PyArray_DATA(dy), PyArray_DATA(y),
-            PyArray_SIZE(y));
-    Py_END_ALLOW_THREADS
+    NR_NOGIL(NR_CALL(t, nr_relu_backward, PyArray_DATA(dx), PyArray_DATA(dy), PyArray_DATA(y),
+                     PyArray_SIZE(y)));
     return (PyObject *)dx;
 }
 
@@ -157,11 +149,9 @@ layer_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (nr_outputs(args[4], fn, t, x, 2, 1, &M, res) < 0) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_layernorm_forward, PyArray_DATA(res[0]), PyArray_DATA(res[1]),
-            PyArray_DATA(res[2]), PyArray_DATA(x), nr_data_or_null(w), nr_data_or_null(b), M, D,
-            eps);
-    Py_END_ALLOW_THREADS
+    NR_NOGIL(NR_CALL(t, nr_layernorm_forward, PyArray_DATA(res[0]), PyArray_DATA(res[1]),
+                     PyArray_DATA(res[2]), PyArray_DATA(x), nr_data_or_null(w), nr_data_or_null(b), M, D,
+                     eps));
     return nr_tuple(3, res);
 }
 
@@ -187,19 +177,15 @@ layer_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     npy_intp M = PyArray_DIM(x, 0), D = PyArray_DIM(x, 1);
-    int nthreads = nr_get_num_threads();
-    void *ws = NULL;
-    if (!(dx = nr_out_array(args[7], fn, "out", t, 2, PyArray_DIMS(x))) ||
-        !(ws = nr_workspace(NR_CALL(t, nr_layernorm_backward_workspace, D, nthreads), fn))) {
-        Py_XDECREF(dx);
+    if (!(dx = nr_out_array(args[7], fn, "out", t, 2, PyArray_DIMS(x)))) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_layernorm_backward, PyArray_DATA(dx), nr_data_or_null(dw),
-            nr_data_or_null(db), PyArray_DATA(dy), PyArray_DATA(x), PyArray_DATA(mean),
-            PyArray_DATA(rstd), nr_data_or_null(w), M, D, ws, nthreads);
-    Py_END_ALLOW_THREADS
-    PyMem_RawFree(ws);
+    const int nthreads = nr_get_num_threads();
+    NR_NOGIL_WITH_WORKSPACE(dx, NR_CALL(t, nr_layernorm_backward_workspace, D, nthreads), fn,
+                            NR_CALL(t, nr_layernorm_backward, PyArray_DATA(dx), nr_data_or_null(dw),
+                                    nr_data_or_null(db), PyArray_DATA(dy), PyArray_DATA(x),
+                                    PyArray_DATA(mean), PyArray_DATA(rstd), nr_data_or_null(w), M,
+                                    D, ws, nthreads));
     return (PyObject *)dx;
 }
 
@@ -240,30 +226,25 @@ batch_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Format(PyExc_ValueError, "%s: evaluation needs running_mean and running_var", fn);
         return NULL;
     }
-    int nthreads = nr_get_num_threads();
-    void *ws = nr_workspace(NR_CALL(t, nr_batchnorm_workspace, C, nthreads), fn);
-    if (!ws) {
+    PyObject *result = nr_outputs(args[8], fn, t, x, 2, 1, &C, res) < 0 ? NULL : nr_tuple(3, res);
+    if (!result) {
         return NULL;
     }
-    if (nr_outputs(args[8], fn, t, x, 2, 1, &C, res) < 0) {
-        PyMem_RawFree(ws);
-        return NULL;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    if (training) {
-        NR_CALL(t, nr_batchnorm_forward_train, PyArray_DATA(res[0]),
-                PyArray_DATA(res[1]), PyArray_DATA(res[2]), nr_data_or_null(rm),
-                nr_data_or_null(rv), PyArray_DATA(x), nr_data_or_null(w), nr_data_or_null(b), N,
-                C, L, momentum, eps, ws, nthreads);
-    }
-    else {
-        NR_CALL(t, nr_batchnorm_forward_eval, PyArray_DATA(res[0]), PyArray_DATA(res[1]),
-                PyArray_DATA(res[2]), PyArray_DATA(x), PyArray_DATA(rm), PyArray_DATA(rv),
-                nr_data_or_null(w), nr_data_or_null(b), N, C, L, eps);
-    }
-    Py_END_ALLOW_THREADS
-    PyMem_RawFree(ws);
-    return nr_tuple(3, res);
+    const int nthreads = nr_get_num_threads();
+    /* the tuple holds res: y, save_mean, save_rstd */
+    NR_NOGIL_WITH_WORKSPACE(result, NR_CALL(t, nr_batchnorm_workspace, C, nthreads), fn,
+                            training ? NR_CALL(t, nr_batchnorm_forward_train, PyArray_DATA(res[0]),
+                                               PyArray_DATA(res[1]), PyArray_DATA(res[2]),
+                                               nr_data_or_null(rm), nr_data_or_null(rv),
+                                               PyArray_DATA(x), nr_data_or_null(w),
+                                               nr_data_or_null(b), N, C, L, momentum, eps, ws,
+                                               nthreads)
+                                     : NR_CALL(t, nr_batchnorm_forward_eval, PyArray_DATA(res[0]),
+                                               PyArray_DATA(res[1]), PyArray_DATA(res[2]),
+                                               PyArray_DATA(x), PyArray_DATA(rm), PyArray_DATA(rv),
+                                               nr_data_or_null(w), nr_data_or_null(b), N, C, L,
+                                               eps));
+    return result;
 }
 
 /* batch_norm_backward(dy, x (N, C, L), save_mean (C), save_rstd (C), w | None,
@@ -289,19 +270,15 @@ batch_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), L = PyArray_DIM(x, 2);
-    int nthreads = nr_get_num_threads();
-    void *ws = NULL;
-    if (!(dx = nr_out_array(args[8], fn, "out", t, 3, PyArray_DIMS(x))) ||
-        !(ws = nr_workspace(NR_CALL(t, nr_batchnorm_workspace, C, nthreads), fn))) {
-        Py_XDECREF(dx);
+    if (!(dx = nr_out_array(args[8], fn, "out", t, 3, PyArray_DIMS(x)))) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_batchnorm_backward, PyArray_DATA(dx), nr_data_or_null(dw),
-            nr_data_or_null(db), PyArray_DATA(dy), PyArray_DATA(x), PyArray_DATA(mean),
-            PyArray_DATA(rstd), nr_data_or_null(w), N, C, L, training, ws, nthreads);
-    Py_END_ALLOW_THREADS
-    PyMem_RawFree(ws);
+    const int nthreads = nr_get_num_threads();
+    NR_NOGIL_WITH_WORKSPACE(dx, NR_CALL(t, nr_batchnorm_workspace, C, nthreads), fn,
+                            NR_CALL(t, nr_batchnorm_backward, PyArray_DATA(dx), nr_data_or_null(dw),
+                                    nr_data_or_null(db), PyArray_DATA(dy), PyArray_DATA(x),
+                                    PyArray_DATA(mean), PyArray_DATA(rstd), nr_data_or_null(w), N,
+                                    C, L, training, ws, nthreads));
     return (PyObject *)dx;
 }
 
@@ -348,10 +325,8 @@ dropout_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         Py_XDECREF(y);
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_dropout_forward, PyArray_DATA(y), PyArray_DATA(mask), PyArray_DATA(x),
-            n, p, seed, offset);
-    Py_END_ALLOW_THREADS
+    NR_NOGIL(NR_CALL(t, nr_dropout_forward, PyArray_DATA(y), PyArray_DATA(mask), PyArray_DATA(x),
+                     n, p, seed, offset));
     return Py_BuildValue("(NN)", y, mask);
 }
 
@@ -377,10 +352,8 @@ dropout_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         !(dx = nr_out_array(args[3], fn, "out", t, PyArray_NDIM(dy), PyArray_DIMS(dy)))) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_dropout_backward, PyArray_DATA(dx), PyArray_DATA(dy),
-            PyArray_DATA(mask), n, p);
-    Py_END_ALLOW_THREADS
+    NR_NOGIL(NR_CALL(t, nr_dropout_backward, PyArray_DATA(dx), PyArray_DATA(dy),
+                     PyArray_DATA(mask), n, p));
     return (PyObject *)dx;
 }
 
@@ -447,10 +420,8 @@ cross_entropy_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     double loss;
-    Py_BEGIN_ALLOW_THREADS
-    loss = NR_CALL(t, nr_cross_entropy_forward, PyArray_DATA(lse), PyArray_DATA(logits),
-                   PyArray_DATA(labels), B, K);
-    Py_END_ALLOW_THREADS
+    NR_NOGIL(loss = NR_CALL(t, nr_cross_entropy_forward, PyArray_DATA(lse), PyArray_DATA(logits),
+                            PyArray_DATA(labels), B, K));
     return Py_BuildValue("(dN)", loss, lse);
 }
 
@@ -476,10 +447,8 @@ cross_entropy_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         !(dlogits = nr_out_array(args[4], fn, "out", t, 2, PyArray_DIMS(logits)))) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_cross_entropy_backward, PyArray_DATA(dlogits), PyArray_DATA(logits),
-            PyArray_DATA(labels), PyArray_DATA(lse), B, K, dloss);
-    Py_END_ALLOW_THREADS
+    NR_NOGIL(NR_CALL(t, nr_cross_entropy_backward, PyArray_DATA(dlogits), PyArray_DATA(logits),
+                     PyArray_DATA(labels), PyArray_DATA(lse), B, K, dloss));
     return (PyObject *)dlogits;
 }
 

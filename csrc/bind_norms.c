@@ -29,10 +29,8 @@ rms_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (nr_outputs(args[3], fn, t, x, 1, 1, &M, res) < 0) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_rmsnorm_forward, PyArray_DATA(res[0]), PyArray_DATA(res[1]),
-            PyArray_DATA(x), nr_data_or_null(w), M, D, eps);
-    Py_END_ALLOW_THREADS
+    NR_NOGIL(NR_CALL(t, nr_rmsnorm_forward, PyArray_DATA(res[0]), PyArray_DATA(res[1]),
+                     PyArray_DATA(x), nr_data_or_null(w), M, D, eps));
     return nr_tuple(2, res);
 }
 
@@ -56,19 +54,14 @@ rms_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     npy_intp M = PyArray_DIM(x, 0), D = PyArray_DIM(x, 1);
-    int nthreads = nr_get_num_threads();
-    void *ws = NULL;
-    if (!(dx = nr_out_array(args[5], fn, "out", t, 2, PyArray_DIMS(x))) ||
-        !(ws = nr_workspace(NR_CALL(t, nr_rmsnorm_backward_workspace, D, nthreads), fn))) {
-        Py_XDECREF(dx);
+    if (!(dx = nr_out_array(args[5], fn, "out", t, 2, PyArray_DIMS(x)))) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_rmsnorm_backward, PyArray_DATA(dx), nr_data_or_null(dw),
-            PyArray_DATA(dy), PyArray_DATA(x), PyArray_DATA(rstd), nr_data_or_null(w), M, D, ws,
-            nthreads);
-    Py_END_ALLOW_THREADS
-    PyMem_RawFree(ws);
+    const int nthreads = nr_get_num_threads();
+    NR_NOGIL_WITH_WORKSPACE(dx, NR_CALL(t, nr_rmsnorm_backward_workspace, D, nthreads), fn,
+                            NR_CALL(t, nr_rmsnorm_backward, PyArray_DATA(dx), nr_data_or_null(dw),
+                                    PyArray_DATA(dy), PyArray_DATA(x), PyArray_DATA(rstd),
+                                    nr_data_or_null(w), M, D, ws, nthreads));
     return (PyObject *)dx;
 }
 
@@ -120,11 +113,9 @@ group_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (nr_outputs(args[5], fn, t, x, 2, 2, sdims, res) < 0) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_groupnorm_forward, PyArray_DATA(res[0]), PyArray_DATA(res[1]),
-            PyArray_DATA(res[2]), PyArray_DATA(x), nr_data_or_null(w), nr_data_or_null(b), N, C,
-            S, G, eps);
-    Py_END_ALLOW_THREADS
+    NR_NOGIL(NR_CALL(t, nr_groupnorm_forward, PyArray_DATA(res[0]), PyArray_DATA(res[1]),
+                     PyArray_DATA(res[2]), PyArray_DATA(x), nr_data_or_null(w), nr_data_or_null(b), N, C,
+                     S, G, eps));
     return nr_tuple(3, res);
 }
 
@@ -159,19 +150,15 @@ group_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), S = PyArray_DIM(x, 2);
-    int nthreads = nr_get_num_threads();
-    void *ws = NULL;
-    if (!(dx = nr_out_array(args[8], fn, "out", t, 3, PyArray_DIMS(x))) ||
-        !(ws = nr_workspace(NR_CALL(t, nr_groupnorm_backward_workspace, C, nthreads), fn))) {
-        Py_XDECREF(dx);
+    if (!(dx = nr_out_array(args[8], fn, "out", t, 3, PyArray_DIMS(x)))) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_groupnorm_backward, PyArray_DATA(dx), nr_data_or_null(dw),
-            nr_data_or_null(db), PyArray_DATA(dy), PyArray_DATA(x), PyArray_DATA(mean),
-            PyArray_DATA(rstd), nr_data_or_null(w), N, C, S, G, ws, nthreads);
-    Py_END_ALLOW_THREADS
-    PyMem_RawFree(ws);
+    const int nthreads = nr_get_num_threads();
+    NR_NOGIL_WITH_WORKSPACE(dx, NR_CALL(t, nr_groupnorm_backward_workspace, C, nthreads), fn,
+                            NR_CALL(t, nr_groupnorm_backward, PyArray_DATA(dx), nr_data_or_null(dw),
+                                    nr_data_or_null(db), PyArray_DATA(dy), PyArray_DATA(x),
+                                    PyArray_DATA(mean), PyArray_DATA(rstd), nr_data_or_null(w), N,
+                                    C, S, G, ws, nthreads));
     return (PyObject *)dx;
 }
 

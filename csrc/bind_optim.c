@@ -28,10 +28,8 @@ sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     npy_intp n = PyArray_SIZE(param);
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_sgd_step, PyArray_DATA(param), nr_data_or_null(buf),
-            PyArray_DATA(grad), n, lr, momentum, dampening, weight_decay, nesterov, first_step);
-    Py_END_ALLOW_THREADS
+    NR_NOGIL(NR_CALL(t, nr_sgd_step, PyArray_DATA(param), nr_data_or_null(buf),
+                     PyArray_DATA(grad), n, lr, momentum, dampening, weight_decay, nesterov, first_step));
     Py_RETURN_NONE;
 }
 
@@ -65,11 +63,9 @@ adam_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     npy_intp n = PyArray_SIZE(param);
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_adam_step, PyArray_DATA(param), PyArray_DATA(m), PyArray_DATA(v),
-            nr_data_or_null(vmax), PyArray_DATA(grad), n, lr, beta1, beta2, eps, weight_decay,
-            decoupled, bc1, bc2);
-    Py_END_ALLOW_THREADS
+    NR_NOGIL(NR_CALL(t, nr_adam_step, PyArray_DATA(param), PyArray_DATA(m), PyArray_DATA(v),
+                     nr_data_or_null(vmax), PyArray_DATA(grad), n, lr, beta1, beta2, eps, weight_decay,
+                     decoupled, bc1, bc2));
     Py_RETURN_NONE;
 }
 

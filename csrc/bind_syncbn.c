@@ -7,12 +7,6 @@
 /* The sizes of the arrays: x (N, C, L), the per-channel statistics (C), the sums (2, C). */
 #define SYNCBN_SIZES "C the channels of x|S 2 (sum dy, sum dy xhat)"
 
-static void *
-workspace(const char *fn, int t, npy_intp C, int nthreads)
-{
-    return nr_workspace(NR_CALL(t, nr_syncbn_workspace, C, nthreads), fn);
-}
-
 /* A new float64 (2, C) array: the two rows of per-channel sums the kernels write. */
 static PyArrayObject *
 sums_array(npy_intp C)
@@ -35,17 +29,14 @@ sync_batch_norm_stats(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), L = PyArray_DIM(x, 2);
-    int nthreads = nr_get_num_threads();
-    void *ws = workspace(fn, t, C, nthreads);
-    if (!ws || !(stats = sums_array(C))) {
-        PyMem_RawFree(ws);
+    if (!(stats = sums_array(C))) {
         return NULL;
     }
     double *st = (double *)PyArray_DATA(stats);
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_syncbn_stats, st, st + C, PyArray_DATA(x), N, C, L, ws, nthreads);
-    Py_END_ALLOW_THREADS
-    PyMem_RawFree(ws);
+    const int nthreads = nr_get_num_threads();
+    NR_NOGIL_WITH_WORKSPACE(stats, NR_CALL(t, nr_syncbn_workspace, C, nthreads), fn,
+                            NR_CALL(t, nr_syncbn_stats, st, st + C, PyArray_DATA(x), N, C, L, ws,
+                                    nthreads));
     return (PyObject *)stats;
 }
 
@@ -69,17 +60,14 @@ sync_batch_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), L = PyArray_DIM(x, 2);
-    int nthreads = nr_get_num_threads();
-    void *ws = workspace(fn, t, C, nthreads);
-    if (!ws || !(y = nr_out_array(args[5], fn, "out", t, 3, PyArray_DIMS(x)))) {
-        PyMem_RawFree(ws);
+    if (!(y = nr_out_array(args[5], fn, "out", t, 3, PyArray_DIMS(x)))) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_syncbn_forward, PyArray_DATA(y), PyArray_DATA(x), PyArray_DATA(mean),
-            PyArray_DATA(rstd), nr_data_or_null(w), nr_data_or_null(b), N, C, L, ws, nthreads);
-    Py_END_ALLOW_THREADS
-    PyMem_RawFree(ws);
+    const int nthreads = nr_get_num_threads();
+    NR_NOGIL_WITH_WORKSPACE(y, NR_CALL(t, nr_syncbn_workspace, C, nthreads), fn,
+                            NR_CALL(t, nr_syncbn_forward, PyArray_DATA(y), PyArray_DATA(x),
+                                    PyArray_DATA(mean), PyArray_DATA(rstd), nr_data_or_null(w),
+                                    nr_data_or_null(b), N, C, L, ws, nthreads));
     return (PyObject *)y;
 }
 
@@ -102,18 +90,15 @@ sync_batch_norm_grad_sums(PyObject *self, PyObject *const *args, Py_ssize_t narg
         return NULL;
     }
     npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), L = PyArray_DIM(x, 2);
-    int nthreads = nr_get_num_threads();
-    void *ws = workspace(fn, t, C, nthreads);
-    if (!ws || !(sums = sums_array(C))) {
-        PyMem_RawFree(ws);
+    if (!(sums = sums_array(C))) {
         return NULL;
     }
     double *sm = (double *)PyArray_DATA(sums);
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_syncbn_grad_sums, sm, sm + C, PyArray_DATA(dy), PyArray_DATA(x),
-            PyArray_DATA(mean), PyArray_DATA(rstd), N, C, L, ws, nthreads);
-    Py_END_ALLOW_THREADS
-    PyMem_RawFree(ws);
+    const int nthreads = nr_get_num_threads();
+    NR_NOGIL_WITH_WORKSPACE(sums, NR_CALL(t, nr_syncbn_workspace, C, nthreads), fn,
+                            NR_CALL(t, nr_syncbn_grad_sums, sm, sm + C, PyArray_DATA(dy),
+                                    PyArray_DATA(x), PyArray_DATA(mean), PyArray_DATA(rstd), N, C,
+                                    L, ws, nthreads));
     return (PyObject *)sums;
 }
 
@@ -145,19 +130,15 @@ sync_batch_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         return NULL;
     }
     npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), L = PyArray_DIM(x, 2);
-    int nthreads = nr_get_num_threads();
-    void *ws = workspace(fn, t, C, nthreads);
-    if (!ws || !(dx = nr_out_array(args[7], fn, "out", t, 3, PyArray_DIMS(x)))) {
-        PyMem_RawFree(ws);
+    if (!(dx = nr_out_array(args[7], fn, "out", t, 3, PyArray_DIMS(x)))) {
         return NULL;
     }
     const double *sm = (const double *)PyArray_DATA(sums);
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_syncbn_backward, PyArray_DATA(dx), PyArray_DATA(dy), PyArray_DATA(x),
-            PyArray_DATA(mean), PyArray_DATA(rstd), nr_data_or_null(w), sm, sm + C, count, N, C,
-            L, ws, nthreads);
-    Py_END_ALLOW_THREADS
-    PyMem_RawFree(ws);
+    const int nthreads = nr_get_num_threads();
+    NR_NOGIL_WITH_WORKSPACE(dx, NR_CALL(t, nr_syncbn_workspace, C, nthreads), fn,
+                            NR_CALL(t, nr_syncbn_backward, PyArray_DATA(dx), PyArray_DATA(dy),
+                                    PyArray_DATA(x), PyArray_DATA(mean), PyArray_DATA(rstd),
+                                    nr_data_or_null(w), sm, sm + C, count, N, C, L, ws, nthreads));
     return (PyObject *)dx;
 }
 

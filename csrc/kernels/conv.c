@@ -19,27 +19,20 @@
 #include "nr_common.h"
 #include "nr_conv.h"
 
-/* a * b, or SIZE_MAX when that overflows (and SIZE_MAX stays SIZE_MAX). */
-static size_t
-nr_conv_mul(size_t a, size_t b)
-{
-    size_t r;
-    if (a == SIZE_MAX || b == SIZE_MAX || __builtin_mul_overflow(a, b, &r)) {
-        return SIZE_MAX;
+/* nr_conv_mul(a, b) = a * b and nr_conv_sum(a, b) = a + b, or SIZE_MAX when that overflows
+ * (and SIZE_MAX stays SIZE_MAX): sizes computed in a chain stay SIZE_MAX once one step
+ * overflowed. */
+#define NR_CONV_SATURATING(name, overflows)                                                 \
+    static size_t name(size_t a, size_t b)                                                  \
+    {                                                                                       \
+        size_t r;                                                                           \
+        if (a == SIZE_MAX || b == SIZE_MAX || overflows(a, b, &r)) {                        \
+            return SIZE_MAX;                                                                \
+        }                                                                                   \
+        return r;                                                                           \
     }
-    return r;
-}
-
-/* a + b, or SIZE_MAX when that overflows. */
-static size_t
-nr_conv_sum(size_t a, size_t b)
-{
-    size_t r;
-    if (a == SIZE_MAX || b == SIZE_MAX || __builtin_add_overflow(a, b, &r)) {
-        return SIZE_MAX;
-    }
-    return r;
-}
+NR_CONV_SATURATING(nr_conv_mul, __builtin_mul_overflow)
+NR_CONV_SATURATING(nr_conv_sum, __builtin_add_overflow)
 
 /* The bytes of `count` elements of `size` bytes rounded up to whole cache lines (so that
  * workspace parts start on their own lines), or SIZE_MAX when that overflows. */
@@ -100,12 +93,8 @@ nr_conv_valid_range(int64_t *lo, int64_t *hi, int64_t kw, int64_t S, int64_t P, 
 
 #define NR_F32
 #include "nr_typed.h"
-#define GEMM NR_CBLAS(sgemm)
 #include "conv_body.h"
-#undef GEMM
 
 #define NR_F64
 #include "nr_typed.h"
-#define GEMM NR_CBLAS(dgemm)
 #include "conv_body.h"
-#undef GEMM

@@ -1,4 +1,4 @@
-/* Conv2d kernels for one element type T (see conv.c). GEMM is the BLAS gemm for T. */
+/* Conv2d kernels for one element type T (see conv.c). GEMM (nr_typed.h) is the BLAS gemm for T. */
 
 /* x (C, H, W) of one sample -> col (C KH KW, OH OW) with rows `ld` apart:
  *   col[(c KH + kh) KW + kw, oh OW + ow] = x[c, oh SH - PH + kh, ow SW - PW + kw], 0 in the padding */

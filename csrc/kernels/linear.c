@@ -4,12 +4,8 @@
 
 #define NR_F32
 #include "nr_typed.h"
-#define GEMM NR_CBLAS(sgemm)
 #include "linear_body.h"
-#undef GEMM
 
 #define NR_F64
 #include "nr_typed.h"
-#define GEMM NR_CBLAS(dgemm)
 #include "linear_body.h"
-#undef GEMM

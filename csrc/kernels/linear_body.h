@@ -1,4 +1,4 @@
-/* Linear kernels for one element type T (see linear.c). GEMM is the BLAS gemm for T. */
+/* Linear kernels for one element type T (see linear.c). GEMM (nr_typed.h) is the BLAS gemm for T. */
 
 /* x (M, K), w (K, N), b (N) or NULL -> y (M, N) = x w + b */
 void

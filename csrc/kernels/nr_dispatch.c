@@ -56,54 +56,40 @@ static const char *const nr_choice_names[] = {"avx512", "avx2", "baseline"};
 static const nr_tier nr_choice_tiers[] = {NR_TIER_AVX512, NR_TIER_AVX2, NR_TIER_BASELINE};
 #define NR_CHOICES "avx512, avx2, baseline"
 
-#elif defined(__aarch64__)
-/* AArch64 has NEON on every CPU: one tier, which is also what "baseline" names here */
-NR_DISPATCHED_KERNELS(NR_DECLARE_TIER, neon)
-static const struct nr_kernel_table nr_tables[NR_TIER_COUNT] = {
-    [NR_TIER_NEON] = NR_TIER_TABLE(neon),
-};
-#define NR_LOWEST_TIER NR_TIER_NEON
-struct nr_kernel_table nr_dispatch = NR_TIER_TABLE(neon);
-
-static nr_tier
-nr_cpu_best_tier(void)
-{
-    return NR_TIER_NEON;
-}
-
-int
-nr_tier_compiled(nr_tier tier)
-{
-    return tier == NR_TIER_NEON;
-}
-
+#else
+/* One tier: NEON on AArch64 (every CPU has it, and "baseline" names it too), the portable
+ * baseline elsewhere. */
+#if defined(__aarch64__)
+#define NR_ONLY_TIER NR_TIER_NEON
+#define NR_ONLY_SFX neon
 static const char *const nr_choice_names[] = {"neon", "baseline"};
 static const nr_tier nr_choice_tiers[] = {NR_TIER_NEON, NR_TIER_NEON};
 #define NR_CHOICES "neon, baseline"
-
 #else
-NR_DISPATCHED_KERNELS(NR_DECLARE_TIER, baseline)
+#define NR_ONLY_TIER NR_TIER_BASELINE
+#define NR_ONLY_SFX baseline
+static const char *const nr_choice_names[] = {"baseline"};
+static const nr_tier nr_choice_tiers[] = {NR_TIER_BASELINE};
+#define NR_CHOICES "baseline"
+#endif
+NR_DISPATCHED_KERNELS(NR_DECLARE_TIER, NR_ONLY_SFX)
 static const struct nr_kernel_table nr_tables[NR_TIER_COUNT] = {
-    [NR_TIER_BASELINE] = NR_TIER_TABLE(baseline),
+    [NR_ONLY_TIER] = NR_TIER_TABLE(NR_ONLY_SFX),
 };
-#define NR_LOWEST_TIER NR_TIER_BASELINE
-struct nr_kernel_table nr_dispatch = NR_TIER_TABLE(baseline);
+#define NR_LOWEST_TIER NR_ONLY_TIER
+struct nr_kernel_table nr_dispatch = NR_TIER_TABLE(NR_ONLY_SFX);
 
 static nr_tier
 nr_cpu_best_tier(void)
 {
-    return NR_TIER_BASELINE;
+    return NR_ONLY_TIER;
 }
 
 int
 nr_tier_compiled(nr_tier tier)
 {
-    return tier == NR_TIER_BASELINE;
+    return tier == NR_ONLY_TIER;
 }
-
-static const char *const nr_choice_names[] = {"baseline"};
-static const nr_tier nr_choice_tiers[] = {NR_TIER_BASELINE};
-#define NR_CHOICES "baseline"
 #endif
 
 static int nr_chosen = 0;

@@ -15,30 +15,22 @@
 #include "nr_norms.h"
 #include "nr_syncbn.h"
 
-/* X(name, arg) for every kernel that has a body per tier */
+/* X(name, arg) for every kernel that has a body per tier, by family: a forward and a
+ * backward (FB), the same with the backward's workspace size (FWB), and the rest by name */
+#define NR_FB(X, A, op, SFX) X(op##_forward_##SFX, A) X(op##_backward_##SFX, A)
+#define NR_FWB(X, A, op, SFX) NR_FB(X, A, op, SFX) X(op##_backward_workspace_##SFX, A)
 #define NR_DISPATCHED_TYPED(X, A, SFX)                                                      \
-    X(nr_linear_forward_##SFX, A) X(nr_linear_backward_##SFX, A)                            \
-    X(nr_relu_forward_##SFX, A) X(nr_relu_backward_##SFX, A)                                \
-    X(nr_layernorm_forward_##SFX, A) X(nr_layernorm_backward_workspace_##SFX, A)            \
-    X(nr_layernorm_backward_##SFX, A)                                                       \
+    NR_FB(X, A, nr_linear, SFX) NR_FB(X, A, nr_relu, SFX) NR_FB(X, A, nr_dropout, SFX)      \
+    NR_FB(X, A, nr_cross_entropy, SFX) NR_FB(X, A, nr_max_pool2d, SFX)                      \
+    NR_FB(X, A, nr_avg_pool2d, SFX) NR_FB(X, A, nr_adaptive_avg_pool2d, SFX)                \
+    NR_FWB(X, A, nr_layernorm, SFX) NR_FWB(X, A, nr_rmsnorm, SFX)                           \
+    NR_FWB(X, A, nr_groupnorm, SFX) NR_FWB(X, A, nr_conv2d, SFX)                            \
+    X(nr_conv2d_forward_workspace_##SFX, A) X(nr_sgd_step_##SFX, A) X(nr_adam_step_##SFX, A) \
     X(nr_batchnorm_workspace_##SFX, A) X(nr_batchnorm_forward_train_##SFX, A)               \
     X(nr_batchnorm_forward_eval_##SFX, A) X(nr_batchnorm_backward_##SFX, A)                 \
-    X(nr_batchnorm_apply_grad_##SFX, A)                                                     \
-    X(nr_dropout_forward_##SFX, A) X(nr_dropout_backward_##SFX, A)                          \
-    X(nr_cross_entropy_forward_##SFX, A) X(nr_cross_entropy_backward_##SFX, A)              \
-    X(nr_sgd_step_##SFX, A) X(nr_adam_step_##SFX, A)                                        \
-    X(nr_rmsnorm_forward_##SFX, A) X(nr_rmsnorm_backward_workspace_##SFX, A)                \
-    X(nr_rmsnorm_backward_##SFX, A)                                                         \
-    X(nr_groupnorm_forward_##SFX, A) X(nr_groupnorm_backward_workspace_##SFX, A)            \
-    X(nr_groupnorm_backward_##SFX, A)                                                       \
-    X(nr_syncbn_workspace_##SFX, A) X(nr_syncbn_stats_##SFX, A)                             \
-    X(nr_syncbn_forward_##SFX, A) X(nr_syncbn_grad_sums_##SFX, A)                           \
-    X(nr_syncbn_backward_##SFX, A)                                                          \
-    X(nr_conv2d_forward_workspace_##SFX, A) X(nr_conv2d_forward_##SFX, A)                    \
-    X(nr_conv2d_backward_workspace_##SFX, A) X(nr_conv2d_backward_##SFX, A)                  \
-    X(nr_max_pool2d_forward_##SFX, A) X(nr_max_pool2d_backward_##SFX, A)                    \
-    X(nr_avg_pool2d_forward_##SFX, A) X(nr_avg_pool2d_backward_##SFX, A)                    \
-    X(nr_adaptive_avg_pool2d_forward_##SFX, A) X(nr_adaptive_avg_pool2d_backward_##SFX, A)
+    X(nr_batchnorm_apply_grad_##SFX, A) X(nr_syncbn_workspace_##SFX, A)                     \
+    X(nr_syncbn_stats_##SFX, A) X(nr_syncbn_forward_##SFX, A)                               \
+    X(nr_syncbn_grad_sums_##SFX, A) X(nr_syncbn_backward_##SFX, A)
 #define NR_DISPATCHED_KERNELS(X, A)                                                         \
     NR_DISPATCHED_TYPED(X, A, f32) NR_DISPATCHED_TYPED(X, A, f64)                           \
     X(nr_dropout_mask, A) X(nr_copy_f32, A) X(nr_index_out_of_range, A)

@@ -10,7 +10,9 @@
 #undef NR_T_MAX
 #undef NR_T_MIN
 #undef NR_T_TINY
-/* NR_T_MAX, NR_T_MIN: the largest and the smallest normal value of T; NR_T_TINY: below it,
+#undef GEMM
+/* GEMM: the CBLAS gemm for T (include nr_blas.h to call it).
+ * NR_T_MAX, NR_T_MIN: the largest and the smallest normal value of T; NR_T_TINY: below it,
  * a variance summed from squares in T may have lost digits to underflow. */
 #if defined(NR_F32)
 #define T float
@@ -22,6 +24,7 @@
 #define NR_T_MIN FLT_MIN
 #define NR_T_TINY (FLT_MIN / FLT_EPSILON)
 #define NR_TYPED_F32 1
+#define GEMM NR_CBLAS(sgemm)
 #undef NR_F32
 #elif defined(NR_F64)
 #define T double
@@ -33,6 +36,7 @@
 #define NR_T_MIN DBL_MIN
 #define NR_T_TINY (DBL_MIN / DBL_EPSILON)
 #define NR_TYPED_F64 1
+#define GEMM NR_CBLAS(dgemm)
 #undef NR_F64
 #else
 #error "define NR_F32 or NR_F64 before including nr_typed.h"

@@ -61,30 +61,23 @@ nr_adaptive_window(int64_t *lo, int64_t *hi, int64_t i, int64_t out, int64_t siz
     *hi = ((i + 1) * size + out - 1) / out;
 }
 
-/* Max pooling's keys: the bits of a value as an integer in the order of the values, so that
- * the selects of the search are integer ones. Non-negative values keep their bits, negative
- * ones are mirrored below zero (-0.0 gets +0.0's key 0: they compare equal); NaN gets the
- * largest key and *nan all ones (NaN wins over a NaN too), others *nan = 0. */
-static inline int32_t
-nr_pool_key32(float v, int32_t *nan)
+/* Average pooling's window of output i along the rows (`rows`) or the columns of g:
+ * [*lo, *hi) and the length *len its divisor counts with count_include_pad; the kernel's
+ * window (nr_pool_window), or the adaptive one (its own length) when `adaptive`. */
+static inline void
+nr_avg_window(int64_t *lo, int64_t *hi, int64_t *len, int64_t i, const nr_window2d *g, int rows,
+              int adaptive)
 {
-    int32_t b;
-    memcpy(&b, &v, sizeof b);
-    const int32_t neg = -(int32_t)((uint32_t)b >> 31);
-    const int32_t k = (b ^ (neg & INT32_MAX)) - neg;
-    *nan = -(int32_t)((b & INT32_MAX) > 0x7F800000);
-    return (k & ~*nan) | (INT32_MAX & *nan);
-}
-
-static inline int64_t
-nr_pool_key64(double v, int64_t *nan)
-{
-    int64_t b;
-    memcpy(&b, &v, sizeof b);
-    const int64_t neg = -(int64_t)((uint64_t)b >> 63);
-    const int64_t k = (b ^ (neg & INT64_MAX)) - neg;
-    *nan = -(int64_t)((b & INT64_MAX) > 0x7FF0000000000000);
-    return (k & ~*nan) | (INT64_MAX & *nan);
+    if (adaptive) {
+        nr_adaptive_window(lo, hi, i, rows ? g->OH : g->OW, rows ? g->H : g->W);
+        *len = *hi - *lo;
+    }
+    else if (rows) {
+        nr_pool_window(lo, hi, len, i, g->KH, g->SH, g->PH, g->H);
+    }
+    else {
+        nr_pool_window(lo, hi, len, i, g->KW, g->SW, g->PW, g->W);
+    }
 }
 
 /* Outputs of a row searched together by max pooling (keys and positions on the stack), and

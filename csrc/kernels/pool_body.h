@@ -1,17 +1,38 @@
 /* Pooling kernels for one element type T (see pool.c). */
 
-/* Max pooling compares the values as ordered integer keys of their bits (see the key
- * functions in pool.c): integer selects vectorize and never branch on the data, where float
- * compares and NaN tests compiled to branches that random data mispredicts (2.6x slower). */
+/* Max pooling compares the values as ordered integer keys of their bits: integer selects
+ * vectorize and never branch on the data, where float compares and NaN tests compiled to
+ * branches that random data mispredicts (2.6x slower). KEY_T is the integer type of T's
+ * width, KEY_INF the bits of T's +inf (the larger magnitudes are NaN). */
 #if defined(NR_TYPED_F32)
 #define KEY_T int32_t
-#define KEY_OF nr_pool_key32
+#define KEY_U uint32_t
 #define KEY_MIN INT32_MIN
+#define KEY_MAX INT32_MAX
+#define KEY_INF 0x7F800000
 #else
 #define KEY_T int64_t
-#define KEY_OF nr_pool_key64
+#define KEY_U uint64_t
 #define KEY_MIN INT64_MIN
+#define KEY_MAX INT64_MAX
+#define KEY_INF 0x7FF0000000000000
 #endif
+
+/* The key of v: the bits of v as an integer in the order of the values. Non-negative values
+ * keep their bits, negative ones are mirrored below zero (-0.0 gets +0.0's key 0: they
+ * compare equal); NaN gets the largest key and *nan all ones (NaN wins over a NaN too),
+ * others *nan = 0. */
+static inline KEY_T
+FN(nr_pool_key)(T v, KEY_T *nan)
+{
+    KEY_T b;
+    memcpy(&b, &v, sizeof b);
+    const KEY_T neg = -(KEY_T)((KEY_U)b >> (8 * sizeof b - 1));
+    const KEY_T k = (b ^ (neg & KEY_MAX)) - neg;
+    *nan = -(KEY_T)((b & KEY_MAX) > KEY_INF);
+    return (k & ~*nan) | (KEY_MAX & *nan);
+}
+#define KEY_OF FN(nr_pool_key)
 
 /* One plane, a block of up to NR_POOL_BLOCK outputs of a row at a time: each kernel position
  * updates the block's keys and positions with selects, so every window sees its positions in
@@ -131,8 +152,11 @@ FN(nr_max_pool2d_forward)(T *y, int64_t *idx, const T *x, const nr_window2d *g)
 }
 
 #undef KEY_T
-#undef KEY_OF
+#undef KEY_U
 #undef KEY_MIN
+#undef KEY_MAX
+#undef KEY_INF
+#undef KEY_OF
 
 /* dy, idx (N, C, OH, OW), every idx in [0, H W) -> dx (N, C, H, W) =: dy added at each max */
 void
@@ -177,9 +201,11 @@ FN(nr_avg_pool2d_forward)(T *y, const T *x, const nr_window2d *g, int count_incl
     }
 }
 
-/* dy (N, C, OH, OW) -> dx (N, C, H, W) =: each dy / divisor added over its window */
-void
-FN(nr_avg_pool2d_backward)(T *dx, const T *dy, const nr_window2d *g, int count_include_pad)
+/* dy (N, C, OH, OW) -> dx (N, C, H, W) =: each dy / divisor added over its window, the windows
+ * of avg_pool2d or, when `adaptive`, of adaptive_avg_pool2d (divided by their size) */
+static void
+FN(nr_avg_pool2d_backward_windows)(T *dx, const T *dy, const nr_window2d *g, int adaptive,
+                                   int count_include_pad)
 {
     const int64_t P = g->N * g->C, H = g->H, W = g->W, OH = g->OH, OW = g->OW;
     const int nt = nr_pool_threads((size_t)(P * (2 * H * W + OH * OW)) * sizeof(T), P);
@@ -189,12 +215,13 @@ FN(nr_avg_pool2d_backward)(T *dx, const T *dy, const nr_window2d *g, int count_i
         memset(dxp, 0, (size_t)(H * W) * sizeof(T));
         for (int64_t oh = 0; oh < OH; oh++) {
             int64_t h0, h1, w0, w1, hlen, wlen;
-            nr_pool_window(&h0, &h1, &hlen, oh, g->KH, g->SH, g->PH, H);
+            nr_avg_window(&h0, &h1, &hlen, oh, g, 1, adaptive);
             for (int64_t ow = 0; ow < OW; ow++) {
-                nr_pool_window(&w0, &w1, &wlen, ow, g->KW, g->SW, g->PW, W);
+                nr_avg_window(&w0, &w1, &wlen, ow, g, 0, adaptive);
                 const int64_t div = count_include_pad ? hlen * wlen : (h1 - h0) * (w1 - w0);
                 const T v = (T)((double)dy[(p * OH + oh) * OW + ow] / (double)div);
                 for (int64_t ih = h0; ih < h1; ih++) {
+#pragma omp simd
                     for (int64_t iw = w0; iw < w1; iw++) {
                         dxp[ih * W + iw] += v;
                     }
@@ -202,6 +229,12 @@ FN(nr_avg_pool2d_backward)(T *dx, const T *dy, const nr_window2d *g, int count_i
             }
         }
     }
+}
+
+void
+FN(nr_avg_pool2d_backward)(T *dx, const T *dy, const nr_window2d *g, int count_include_pad)
+{
+    FN(nr_avg_pool2d_backward_windows)(dx, dy, g, 0, count_include_pad);
 }
 
 /* x (N, C, H, W) -> y (N, C, OH, OW) = mean of each adaptive window */
@@ -237,26 +270,5 @@ FN(nr_adaptive_avg_pool2d_forward)(T *y, const T *x, const nr_window2d *g)
 void
 FN(nr_adaptive_avg_pool2d_backward)(T *dx, const T *dy, const nr_window2d *g)
 {
-    const int64_t P = g->N * g->C, H = g->H, W = g->W, OH = g->OH, OW = g->OW;
-    const int nt = nr_pool_threads((size_t)(P * (2 * H * W + OH * OW)) * sizeof(T), P);
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t p = 0; p < P; p++) {
-        T *dxp = dx + p * H * W;
-        memset(dxp, 0, (size_t)(H * W) * sizeof(T));
-        for (int64_t oh = 0; oh < OH; oh++) {
-            int64_t h0, h1, w0, w1;
-            nr_adaptive_window(&h0, &h1, oh, OH, H);
-            for (int64_t ow = 0; ow < OW; ow++) {
-                nr_adaptive_window(&w0, &w1, ow, OW, W);
-                const T v = (T)((double)dy[(p * OH + oh) * OW + ow] /
-                                (double)((h1 - h0) * (w1 - w0)));
-                for (int64_t ih = h0; ih < h1; ih++) {
-#pragma omp simd
-                    for (int64_t iw = w0; iw < w1; iw++) {
-                        dxp[ih * W + iw] += v;
-                    }
-                }
-            }
-        }
-    }
+    FN(nr_avg_pool2d_backward_windows)(dx, dy, g, 1, 0);
 }

@@ -72,7 +72,8 @@ class Sequential(Module):
         if input_grad:
             return first.backward(dy)
         if getattr(first, "input_grad_optional", False):
-            first.backward(dy, input_grad=False)
+            backward: Any = first.backward  # a layer whose backward takes input_grad
+            backward(dy, input_grad=False)
         else:
             first.backward(dy)
         return None

@@ -12,10 +12,11 @@ from .. import _validation as V
 from .. import functional as F
 from ..random import Generator, as_generator
 from . import init
-from .parameter import Module, Parameter, data_of, grad_of, store_grad
+from ._weighted import WeightedLayer
+from .parameter import Parameter
 
 
-class Conv2d(Module):
+class Conv2d(WeightedLayer):
     """2-d convolution (PyTorch's ``nn.Conv2d``, without groups and dilation) of
     (N, C, H, W) input, or unbatched (C, H, W).
 
@@ -51,11 +52,6 @@ class Conv2d(Module):
         self.bias = Parameter(np.empty(self.out_channels, dtype=dt)) if bias else None
         self.reset_parameters(generator)
 
-    @property
-    def dtype(self) -> np.dtype[Any]:
-        """The dtype of the parameters (and of the input and output)."""
-        return self.weight.dtype
-
     def reset_parameters(self, generator: Generator | None = None) -> None:
         """PyTorch's default: ``kaiming_uniform_(weight, a=sqrt(5))`` with PyTorch's fan_in
         ``in_channels * kH * kW``, i.e. U(-b, b) with ``b = gain * sqrt(3 / fan_in) =
@@ -69,35 +65,13 @@ class Conv2d(Module):
         if self.bias is not None:
             init.uniform_(self.bias, -1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in), generator=generator)
 
-    def forward(self, x: Any) -> np.ndarray:
-        x = self._input(x, "x")
-        y = F.conv2d(x, self.weight.data, data_of(self.bias), self.stride, self.padding)
-        self.save_for_backward(x)
-        return y
+    def _forward(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        return F.conv2d(x, weight, bias, self.stride, self.padding)
 
-    #: backward takes ``input_grad=False`` (see :meth:`backward`)
-    input_grad_optional = True
-
-    def backward(self, dy: Any, *, input_grad: bool = True) -> np.ndarray | None:
-        """Adds the parameter gradients into ``.grad`` and returns dx, or, with
-        ``input_grad=False`` (the input is data: no gradient wanted), skips the product
-        that computes dx and returns None (``Sequential.backward`` passes it on)."""
-        (x,) = self.saved()
-        dy = self._input(dy, "dy")
-        dx, dweight, dbias = F.conv2d_backward(
-            dy,
-            x,
-            self.weight.data,
-            self.stride,
-            self.padding,
-            has_bias=self.bias is not None,
-            dweight=self.weight.grad,
-            dbias=grad_of(self.bias),
-            need_dx=bool(input_grad),
-        )
-        store_grad(self.weight, dweight)
-        store_grad(self.bias, dbias)
-        return dx
+    def _backward(
+        self, dy: np.ndarray, x: np.ndarray, weight: np.ndarray, **grads: Any
+    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        return F.conv2d_backward(dy, x, weight, self.stride, self.padding, **grads)
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"

@@ -13,12 +13,11 @@ from .. import _validation as V
 from .. import functional as F
 from ..random import Generator, as_generator
 from . import init
-from .parameter import Module, Parameter, grad_of, store_grad
+from ._weighted import WeightedLayer
+from .parameter import Parameter
 
-_ndarray = np.ndarray
 
-
-class Linear(Module):
+class Linear(WeightedLayer):
     """``y = x @ weight + bias``; weight (in_features, out_features), bias (out_features,).
 
     Initialized as PyTorch does (:meth:`reset_parameters`): weight and bias uniform in
@@ -42,11 +41,6 @@ class Linear(Module):
         self.bias = Parameter(_memory.empty((self.out_features,), dt, f"{where} bias")) if bias else None
         self.reset_parameters(generator)
 
-    @property
-    def dtype(self) -> np.dtype[Any]:
-        """The dtype of the parameters (and of the input and output)."""
-        return self.weight.dtype
-
     def reset_parameters(self, generator: Generator | None = None) -> None:
         """PyTorch's default: ``init.kaiming_uniform_(weight, a=sqrt(5))``, i.e. U(-b, b) with
         ``b = gain * sqrt(3 / fan_in) = 1/sqrt(in_features)`` (gain = sqrt(2 / (1 + 5)),
@@ -59,38 +53,13 @@ class Linear(Module):
             bound = 1.0 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
             init.uniform_(self.bias, -bound, bound, generator=generator)
 
-    def forward(self, x: Any) -> np.ndarray:
-        w = self.weight.data
-        if type(x) is not _ndarray or x.dtype is not w.dtype:  # else F.linear checks the rest
-            x = self._input(x, "x")
-        y = F.linear(x, w, None if self.bias is None else self.bias.data)
-        self.save_for_backward(x)
-        return y
+    def _forward(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        return F.linear(x, weight, bias)
 
-    __call__ = forward  # a leaf: saves last, calls no module (see Module.__call__)
-
-    #: backward takes ``input_grad=False`` (see :meth:`backward`)
-    input_grad_optional = True
-
-    def backward(self, dy: Any, *, input_grad: bool = True) -> np.ndarray | None:
-        """Adds the parameter gradients into ``.grad`` and returns dx, or, with
-        ``input_grad=False`` (the input is data: no gradient wanted), skips the product
-        that computes dx and returns None (``Sequential.backward`` passes it on)."""
-        (x,) = self.saved()
-        if type(dy) is not _ndarray or dy.dtype is not x.dtype:  # else F.linear_backward checks
-            dy = self._input(dy, "dy")
-        dx, dweight, dbias = F.linear_backward(
-            dy,
-            x,
-            self.weight.data,
-            has_bias=self.bias is not None,
-            dweight=self.weight.grad,
-            dbias=grad_of(self.bias),
-            need_dx=bool(input_grad),
-        )
-        store_grad(self.weight, dweight)
-        store_grad(self.bias, dbias)
-        return dx
+    def _backward(
+        self, dy: np.ndarray, x: np.ndarray, weight: np.ndarray, **grads: Any
+    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        return F.linear_backward(dy, x, weight, **grads)
 
     def extra_repr(self) -> str:
         return (
