@@ -26,6 +26,7 @@
     X(nr_batchnorm_apply_grad_##SFX, A)                                                     \
     X(nr_dropout_forward_##SFX, A) X(nr_dropout_backward_##SFX, A)                          \
     X(nr_cross_entropy_forward_##SFX, A) X(nr_cross_entropy_backward_##SFX, A)              \
+    X(nr_exp_##SFX, A)                                                                      \
     X(nr_sgd_step_##SFX, A) X(nr_adam_step_##SFX, A)                                        \
     X(nr_rmsnorm_forward_##SFX, A) X(nr_rmsnorm_backward_workspace_##SFX, A)                \
     X(nr_rmsnorm_backward_##SFX, A)                                                         \
