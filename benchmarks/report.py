@@ -19,6 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import benchfmt  # noqa: E402
+import goals  # noqa: E402
 
 fmt_ratio = benchfmt.fmt_ratio
 
@@ -52,7 +53,7 @@ def plot(res, path):
                 rows = sorted(
                     (
                         r
-                        for r in res["kernels"]
+                        for r in res.get("kernels", [])
                         if r["kernel"] == name and r["dir"] == direction and r["threads"] == threads
                     ),
                     key=lambda r: r["N"] * r["D"],
@@ -80,145 +81,6 @@ def plot(res, path):
         ax.set_ylim(0, 200)  # points above (cache-resident sizes) are drawn at the edge
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-
-
-def goals(res):
-    """(goal, measured, met, margin) rows."""
-    K, out = res["kernels"], []
-
-    def kr(name, N, D, direction="f+b", threads=2):
-        return find(K, kernel=name, N=N, D=D, dir=direction, threads=threads)
-
-    def add(goal, value, target, higher=True, unit="", fmt="{:.2f}"):
-        if value is None:
-            out.append((goal, "not measured", "-", ""))
-            return
-        met = value >= target if higher else value <= target
-        margin = value / target if higher else target / value
-        out.append(
-            (
-                goal,
-                fmt.format(value) + unit,
-                "met" if met else "NOT met",
-                "" if met else f"{(1 - margin) * 100:.0f}% short",
-            )
-        )
-
-    for D, tgt in ((1024, 80), (4096, 70), (64, 70), (128, 70)):
-        r = kr("layernorm", 8192, D)
-        add(
-            f"LayerNorm f+b 8192x{D}, 2 thr: >= {tgt}% of roofline",
-            r and r["roof_pct"],
-            tgt,
-            unit="%",
-            fmt="{:.0f}",
-        )
-    r = kr("layernorm", 8192, 1024)
-    add("LayerNorm f+b 8192x1024: >= 3x faster than torch as run", r and r["ratio_torch"], 3, unit="x")
-    add(
-        "LayerNorm f+b 8192x1024: >= 1.5x faster than torch kernels (outputs reused)",
-        r and r["ratio_torch_out"],
-        1.5,
-        unit="x",
-    )
-    r = kr("batchnorm", 8192, 1024)
-    add("BatchNorm1d f+b 8192x1024: >= 80% of roofline", r and r["roof_pct"], 80, unit="%", fmt="{:.0f}")
-    add("BatchNorm1d f+b 8192x1024: >= 3x faster than torch as run", r and r["ratio_torch"], 3, unit="x")
-    r = kr("dropout", 8192, 1024)
-    add("Dropout f+b 8192x1024: >= 85% of roofline", r and r["roof_pct"], 85, unit="%", fmt="{:.0f}")
-    add("Dropout f+b 8192x1024: >= 20x faster than torch as run", r and r["ratio_torch"], 20, unit="x")
-    out.append(("Dropout mask at most 1 bit per element", "1 bit (packed uint8)", "met", ""))
-    for name, tgt in (("SGD", 2), ("AdamW", 8)):
-        r = find(res["optim"], optimizer=name, threads=2)
-        add(
-            f"{name} step over the MLP's parameters: >= {tgt}x faster than torch step()",
-            r and r.get("ratio_torch"),
-            tgt,
-            unit="x",
-        )
-    for row in res["linear"]:
-        if row["threads"] == 2:
-            add(
-                f"Linear f+b batch {row['batch']} {row['in']}->{row['out']}, 2 thr: within 5% "
-                "of direct sgemm (normreg/sgemm)",
-                row["normreg"] / row["sgemm"],
-                1.05,
-                higher=False,
-                unit="x",
-            )
-    for B in (128, 512):
-        r1 = find(res["linear"], batch=B, **{"in": 512, "out": 10}, threads=1)
-        r2 = find(res["linear"], batch=B, **{"in": 512, "out": 10}, threads=2)
-        if r1 and r2:
-            add(
-                f"Linear 512->10 batch {B}: 2 threads not slower than 1 (t1/t2, 5% timing noise allowed)",
-                r1["normreg"] / r2["normreg"],
-                0.95,
-                unit="x",
-            )
-    t = res.get("tiny")
-    if t:
-        add(
-            "Tiny LayerNorm 32x64 through the Module: <= 1.5 us median",
-            t["module"] * 1e6,
-            1.5,
-            higher=False,
-            unit=" us",
-        )
-        add("Tiny call: >= 4x faster than torch", t.get("torch") and t["torch"] / t["module"], 4, unit="x")
-        add(
-            "Tiny call: binding's own share <= 0.3 us",
-            max(t["binding_share"], 1e-9) * 1e6,
-            0.3,
-            higher=False,
-            unit=" us",
-        )
-    for B, tgt in ((128, 2), (512, 1.5)):
-        r = find(res["mlp"], batch=B, threads=2)
-        add(
-            f"MLP step batch {B}, 2 thr: >= {tgt}x faster than torch eager",
-            r and r.get("ratio_torch"),
-            tgt,
-            unit="x",
-        )
-        if r and "torch" in r["memory"]:
-            nr, th = r["memory"]["normreg"]["peak_extra_kib"], r["memory"]["torch"]["peak_extra_kib"]
-            out.append(
-                (
-                    f"MLP step batch {B}: lower peak memory than torch (extra over setup)",
-                    f"{nr / 1024:.1f} MiB vs {th / 1024:.1f} MiB",
-                    "met" if nr < th else "NOT met",
-                    "",
-                )
-            )
-    for row in res.get("conv", []):
-        if row["threads"] == 2:
-            add(
-                f"Conv2d f+b batch {row['batch']} {row['in']}->{row['out']} {row['hw']}x{row['hw']}, "
-                "2 thr: within 1.3x of its sgemm floor (normreg/sgemm)",
-                row["ratio_sgemm"],
-                1.3,
-                higher=False,
-                unit="x",
-            )
-    for row in res.get("cnn", []):
-        if row["threads"] == 2:
-            add(
-                f"CNN training step batch {row['batch']}, 2 thr: at least as fast as torch (torch/normreg)",
-                row.get("ratio_torch"),
-                1.0,
-                unit="x",
-            )
-    acc = res.get("accuracy")
-    if acc:
-        add(
-            "float32 LayerNorm statistics at mean 1e6: relative error of rstd about 1e-6",
-            acc["rstd_rel_err"],
-            1e-5,
-            higher=False,
-            fmt="{:.1e}",
-        )
-    return out
 
 
 def accuracy():
@@ -271,14 +133,25 @@ def other_tables(res):
             ["path", "median"],
             [
                 [k, f"{t[k] * 1e6:.2f} us"]
-                for k in ("module", "functional", "binding", "kernel", "binding_share", "torch")
+                for k in ("module", "functional", "binding", "kernel", "binding_share", "np_add", "torch")
                 if k in t
             ],
         )
-    if res["linear"]:
+    if res.get("linear"):
         parts += table(
             "Linear forward+backward vs the same three sgemm calls",
-            ["batch", "in->out", "thr", "normreg", "direct sgemm", "normreg/sgemm", "torch", "torch/nr"],
+            [
+                "batch",
+                "in->out",
+                "thr",
+                "normreg",
+                "direct sgemm",
+                "normreg/sgemm",
+                "sgemm, 1 thread",
+                "normreg/1-thread",
+                "torch",
+                "torch/nr",
+            ],
             [
                 [
                     r["batch"],
@@ -287,13 +160,15 @@ def other_tables(res):
                     fmt_time(r["normreg"]),
                     fmt_time(r["sgemm"]),
                     f"{r['normreg'] / r['sgemm']:.2f}x",
+                    fmt_time(r.get("sgemm_1thread")),
+                    fmt_ratio(r["normreg"] / r["sgemm_1thread"] if "sgemm_1thread" in r else None),
                     fmt_time(r.get("torch")),
                     fmt_ratio(r["torch"] / r["normreg"] if "torch" in r else None),
                 ]
                 for r in res["linear"]
             ],
         )
-    if res["optim"]:
+    if res.get("optim"):
         parts += table(
             "Optimizer step over every parameter of the MLP",
             [
@@ -324,7 +199,7 @@ def other_tables(res):
                 for r in res["optim"]
             ],
         )
-    if res["mlp"]:
+    if res.get("mlp"):
 
         def mib(d, k):
             return "-" if d is None or d.get(k) is None else f"{d[k] / 1024:.1f} MiB"
@@ -336,8 +211,13 @@ def other_tables(res):
                 "batch",
                 "thr",
                 "normreg",
+                "GEMM floor",
+                "normreg/floor",
+                "optimizer",
                 "torch",
                 "torch/nr",
+                "jax.jit",
+                "jax/nr",
                 "normreg peak extra",
                 "torch peak extra",
                 "normreg peak RSS",
@@ -348,8 +228,13 @@ def other_tables(res):
                     r["batch"],
                     r["threads"],
                     fmt_time(r["normreg"]),
+                    fmt_time(r.get("floor")),
+                    fmt_ratio(r.get("ratio_floor")),
+                    fmt_time(r.get("optim")),
                     fmt_time(r.get("torch")),
                     fmt_ratio(r.get("ratio_torch")),
+                    fmt_time(r.get("jax")),
+                    fmt_ratio(r.get("ratio_jax")),
                     mib(r["memory"]["normreg"], "peak_extra_kib"),
                     mib(r["memory"].get("torch"), "peak_extra_kib"),
                     mib(r["memory"]["normreg"], "hwm_kib"),
@@ -410,98 +295,135 @@ def other_tables(res):
     return "\n".join(parts)
 
 
+SECTIONS = ("kernels", "linear", "optim", "mlp", "conv", "cnn", "tiny")
+
+
+def _by_tier(res):
+    """{tier: results} of one JSON file: a ``run.py --tiers`` file, or a single run (whose
+    tier is the one its machine record names)."""
+    if "tiers" in res:
+        return dict(res["tiers"])
+    return {res["machine"].get("tier", "(tier not recorded)"): res}
+
+
 def load(paths):
-    """The first run's results, with every section a later run measured replacing it."""
-    with open(paths[0]) as f:
-        res = json.load(f)
-    res["runs"] = [(res["command"], res["machine"])]
-    for path in paths[1:]:
+    """``(runs, {tier: results})``: the first file's results per tier, each section a later
+    file measured for the same tier replacing the earlier one; runs: (command, machine)."""
+    runs, tiers = [], {}
+    for path in paths:
         with open(path) as f:
-            more = json.load(f)
-        for key in ("kernels", "linear", "optim", "mlp", "conv", "cnn"):
-            if more.get(key):
-                res[key] = more[key]
-        if more.get("tiny"):
-            res["tiny"] = more["tiny"]
-        res["runs"].append((more["command"], more["machine"]))
-    return res
+            res = json.load(f)
+        runs.append((res["command"], res["machine"]))
+        for tier, more in _by_tier(res).items():
+            if tier not in tiers:
+                tiers[tier] = more
+                continue
+            for key in SECTIONS:
+                if more.get(key):
+                    tiers[tier][key] = more[key]
+            tiers[tier]["machine"] = more["machine"]
+    return runs, tiers
 
 
-def main(argv):
-    res = load(argv)
-    res["accuracy"] = accuracy()
-    png = os.path.join(HERE, "roofline.png")
-    plot(res, png)
-    analysis_path = os.path.join(HERE, "analysis.md")
-    analysis = Path(analysis_path).read_text() if os.path.exists(analysis_path) else ""
-    g = goals(res)
-    runs = []
-    for i, (cmd, m) in enumerate(res["runs"]):
-        runs += [
+def run_lines(runs):
+    lines = []
+    for i, (cmd, m) in enumerate(runs):
+        lines += [
             "```bash",
             cmd,
             "```",
             "",
-            f"{'Run' if i == 0 else 'Then'} at {m['date']}: {m['platform']}, "
-            f"{m['cpu'] + ', ' if 'cpu' in m else ''}{m['cpus']} cores, NumPy {m['numpy']}, "
-            f"PyTorch {m['torch']}, OMP_WAIT_POLICY="
-            f"{m.get('OMP_WAIT_POLICY', '?')}, load average at start "
-            f"{', '.join(f'{v:.1f}' for v in m.get('load_average', []))}.",
+            f"{'Run' if i == 0 else 'Then'} at {m.get('date', '?')}: {m['platform']}, "
+            f"{m.get('cpu', '?')}, {m['cpus']} cores"
+            + (f", NumPy {m['numpy']}, PyTorch {m['torch']}" if "numpy" in m else "")
+            + (f", OMP_WAIT_POLICY={m['OMP_WAIT_POLICY']}" if "OMP_WAIT_POLICY" in m else "")
+            + (
+                f", load average at start {', '.join(f'{v:.1f}' for v in m['load_average'])}"
+                if m.get("load_average")
+                else ""
+            )
+            + ".",
             "",
         ]
+    return lines
+
+
+def tier_title(tier, m):
+    """``tier avx2 on <CPU>``, saying when the tier was forced below the CPU's best."""
+    supported = m.get("tiers_supported") or []
+    forced = supported and tier != supported[0]
+    how = f" (forced with NORMREG_CPU_CAPABILITY={tier}; the CPU's best is {supported[0]})" if forced else ""
+    return f"Tier {tier} on {m.get('cpu', '?')}{how}"
+
+
+def main(argv):
+    runs, tiers = load(argv)
+    best = next(iter(tiers.values()))
+    png = os.path.join(HERE, "roofline.png")
+    plot(best, png)
+    analysis_path = os.path.join(HERE, "analysis.md")
+    analysis = Path(analysis_path).read_text() if os.path.exists(analysis_path) else ""
+    acc = accuracy()
     lines = [
         "# normreg benchmarks",
         "",
         "Generated by `python benchmarks/report.py "
         + " ".join(os.path.basename(a) for a in argv)
-        + "` from "
-        + (
-            "the run"
-            if len(res["runs"]) == 1
-            else "these runs (the sections a later run measured replace the earlier ones)"
-        ),
+        + "` from the results of `python benchmarks/run.py --tiers --json results.json` (the "
+        "whole suite once per CPU tier the machine supports, each tier in a process of its own "
+        "with `NORMREG_CPU_CAPABILITY` set; see docs/performance.md):",
         "",
-        *runs,
-        "## Goals",
+        *run_lines(runs),
+        "## Goals, per CPU tier (2 threads)",
         "",
-        "| goal | measured | status | shortfall |",
-        "|---|---|---|---|",
     ]
-    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in g]
+    printed = []
+    for tier, res in tiers.items():
+        rows = goals.goals(res)
+        printed.append((tier, rows))
+        lines += [f"### {tier_title(tier, res['machine'])}", "", *goals.markdown(rows), ""]
     lines += [
+        f"float32 LayerNorm statistics at mean 1e6: relative error of rstd {acc['rstd_rel_err']:.1e} "
+        "(about 1e-6 wanted).",
         "",
         analysis.strip(),
         "",
         "## Percent of roofline against size",
         "",
-        "![percent of roofline](benchmarks/roofline.png)",
+        f"![percent of roofline](benchmarks/roofline.png) (tier {next(iter(tiers))})",
         "",
         "Dashed: 1 thread, solid: 2 threads. Shapes of the same size (e.g. 256 x 4096 and "
         "8192 x 128) share an x position, hence the vertical segments; values above 200% "
         "(cache-resident inputs) are drawn at the edge.",
         "",
-        "## Kernels (float32)",
-        "",
-        "Times are medians per call; `torch` is PyTorch as users run it (tensors that "
-        "require grad in the forward, autograd's backward for f+b), `torch out=` its ATen "
-        "kernels writing into reused outputs. Bytes are the minimum the kernel must move; "
-        "the roofline is a plain C copy of an array of the activation's size with the same "
-        "thread count, timed in the same rounds.",
-        "",
-        kernel_table(res),
-        "",
-        "## Other sections",
-        "",
-        other_tables(res),
     ]
+    for tier, res in tiers.items():
+        lines += [
+            f"## Tables: {tier_title(tier, res['machine'])}",
+            "",
+            "### Kernels (float32)",
+            "",
+            "Times are medians per call; `torch` is PyTorch as users run it (tensors that "
+            "require grad in the forward, autograd's backward for f+b), `torch out=` its ATen "
+            "kernels writing into reused outputs. Bytes are the minimum the kernel must move; "
+            "the roofline is a plain C copy of an array of the activation's size with the same "
+            "thread count, timed in the same rounds.",
+            "",
+            kernel_table(res) if res.get("kernels") else "(not measured)",
+            "",
+            other_tables(res),
+            "",
+        ]
     # sections measured by other scripts (e.g. the distributed training benchmark), kept as is
     distributed_path = os.path.join(HERE, "distributed.md")
     if os.path.exists(distributed_path):
         lines += ["", Path(distributed_path).read_text().strip()]
     with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
         f.write("\n".join(lines).rstrip() + "\n")
-    for a, b, c, d in g:
-        print(f"{c:8s} {a}: {b} {d}")
+    for tier, rows in printed:
+        print(f"# tier {tier}")
+        for goal, measured, status, short, _ in rows:
+            print(f"{status:8s} {goal}: {measured} {short}")
 
 
 if __name__ == "__main__":

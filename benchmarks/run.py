@@ -2,8 +2,10 @@
 
     python benchmarks/run.py            # the full table (several minutes)
     python benchmarks/run.py --quick    # a smoke test of every section (seconds)
+    python benchmarks/run.py --tiers --json results.json   # once per CPU tier (what
+                                        # BENCHMARKS.md is made from, by report.py)
 
-Options: --threads 1,2  --json results.json  --no-torch
+Options: --threads 1,2  --json results.json  --no-torch  --no-jax  --tiers [avx2,baseline]
          --sections kernels,tiny,linear,optim,mlp,conv,cnn
          --shapes 8192x1024,256x64  --spin (keep OpenMP's spinning wait policy)
 
@@ -21,7 +23,6 @@ the activation's size with the same number of threads, timed in the same rounds.
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -31,6 +32,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common
 import kernels
+import machine
+import tiers
 
 import normreg
 from normreg import _C
@@ -38,23 +41,6 @@ from normreg import _C
 FULL_SHAPES = [(32, 64)] + [(n, d) for n in (256, 8192, 65536) for d in (64, 128, 1024, 4096)]
 QUICK_SHAPES = [(32, 64), (256, 128)]
 MAX_BYTES = 256 << 20  # skip shapes whose activation exceeds this (65536 x 4096 = 1 GiB)
-
-
-def cpu_name():
-    """The CPU as /proc/cpuinfo names it (lscpu's model name), with its family/model numbers
-    and widest vector extension: VMs often show only the vendor's brand ("AMD EPYC")."""
-    info = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                info.setdefault(key.strip(), value.strip())
-    except OSError:
-        return platform.processor() or "unknown"
-    flags = info.get("flags", "").split()
-    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "baseline"
-    family, model = info.get("cpu family", "?"), info.get("model", "?")
-    return f"{info.get('model name', 'unknown')} (family {family}, model {model}, {isa})"
 
 
 set_threads = common.set_threads
@@ -141,6 +127,8 @@ def bench_tiny(args, out):
         "module": lambda: ln(x),
         "functional": lambda: normreg.functional.layer_norm(x, (64,), w, b, 1e-5),
         "binding": lambda: _C.layer_norm_forward(x, w, b, 1e-5, None),
+        # the machine-independent yardstick of the goal: the cheapest NumPy call on x
+        "np_add": lambda: np.add(x, 1.0),
     }
     if kernels.torch is not None:
         torch = kernels.torch
@@ -154,6 +142,7 @@ def bench_tiny(args, out):
     t["binding_share"] = t["binding"] - kernel
     for k, v in t.items():
         print(f"{k:<15}{v * 1e6:8.2f} us")
+    print(f"{'module/np_add':<15}{t['module'] / t['np_add']:8.2f} x")
     if "torch" in t:
         print(f"{'torch/module':<15}{t['torch'] / t['module']:8.2f} x")
     out["tiny"] = t
@@ -167,7 +156,7 @@ def bench_linear(args, threads_list, out):
     print("\n## Linear forward+backward vs direct sgemm (float32)\n")
     print(
         f"{'batch':>6}{'in->out':>12}{'thr':>4}{'normreg':>10}{'sgemm':>10}{'nr/sgemm':>9}"
-        f"{'torch':>10}{'t/nr':>7}"
+        f"{'sgemm 1t':>10}{'nr/1t':>7}{'torch':>10}{'t/nr':>7}"
     )
     F = normreg.functional
     rng = np.random.default_rng(0)
@@ -191,7 +180,17 @@ def bench_linear(args, threads_list, out):
                 _C.sgemm(False, True, dy, w, dx_o, 0.0)
                 _C.sgemm(True, False, x, dy, gw, 1.0)
 
+            def direct_1thread():
+                # the skinny product's yardstick: the same calls on one OpenBLAS thread (the
+                # count switched and restored around them, as normreg does for such products)
+                threads = normreg.get_num_threads()
+                _C.set_num_threads(1)
+                direct()
+                _C.set_num_threads(threads)
+
             fns = {"normreg": nr, "sgemm": direct}
+            if N < 64:
+                fns["sgemm_1thread"] = direct_1thread
             if kernels.torch is not None:
                 torch = kernels.torch
                 lin = torch.nn.Linear(K, N)
@@ -213,6 +212,8 @@ def bench_linear(args, threads_list, out):
                 print(
                     f"{B:>6}{f'{K}->{N}':>12}{threads:>4}{fmt_time(t['normreg']):>10}"
                     f"{fmt_time(t['sgemm']):>10}{t['normreg'] / t['sgemm']:>8.2f}x"
+                    f"{fmt_time(t.get('sgemm_1thread')):>10}"
+                    f"{fmt_ratio(t['normreg'] / t['sgemm_1thread'] if 'sgemm_1thread' in t else None):>7}"
                     f"{fmt_time(t.get('torch')):>10}"
                     f"{fmt_ratio(t['torch'] / t['normreg'] if 'torch' in t else None):>7}"
                 )
@@ -230,6 +231,14 @@ def main(argv=None):
     ap.add_argument("--threads", default="1,2", help="thread counts, comma-separated (default 1,2)")
     ap.add_argument("--json", help="write every measured row to this file")
     ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if importable")
+    ap.add_argument("--no-jax", action="store_true", help="leave JAX (the MLP step's XLA column) out")
+    ap.add_argument(
+        "--tiers",
+        nargs="?",
+        const="all",
+        help="run the suite once per CPU tier, each in a subprocess with NORMREG_CPU_CAPABILITY "
+        "set: a comma-separated list, or every tier the CPU supports when no list is given",
+    )
     ap.add_argument(
         "--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}"
     )
@@ -240,6 +249,8 @@ def main(argv=None):
         help="leave OMP_WAIT_POLICY unset (OpenMP threads spin between regions)",
     )
     args = ap.parse_args(argv)
+    if args.tiers:
+        return tiers.run_tiers(args.tiers, sys.argv[1:] if argv is None else argv, args.json)
     kernels.torch = None if args.no_torch else kernels.load_torch()
     args.sample_time = 2e-4 if args.quick else 3e-3
     args.budget = 0.02 if args.quick else 0.6
@@ -259,9 +270,7 @@ def main(argv=None):
         "conv": [],
         "cnn": [],
         "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "cpu": cpu_name(),
+            **machine.describe(),
             "numpy": np.__version__,
             "normreg": normreg.__version__,
             "torch": kernels.torch.__version__ if kernels.torch else None,
@@ -269,7 +278,7 @@ def main(argv=None):
             "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(default)"),
             "load_average": os.getloadavg(),
         },
-        "command": " ".join(["python", "benchmarks/run.py"] + (argv if argv is not None else sys.argv[1:])),
+        "command": tiers.command(sys.argv[1:] if argv is None else argv),
     }
     print(f"# normreg benchmarks: {out['machine']}")
     t0 = time.time()

@@ -18,10 +18,11 @@ import sys
 
 import common
 import kernels
+import mlp_jax
 import numpy as np
 
 import normreg
-from normreg import nn, optim
+from normreg import _C, nn, optim
 
 LAYERS = (784, 1024, 512, 10)
 
@@ -61,9 +62,10 @@ def normreg_step_fn(batch):
     def step():
         opt.zero_grad()
         loss_fn(model(x), y)
-        model.backward(loss_fn.backward())
+        model.backward(loss_fn.backward(), input_grad=False)  # x is data (as in torch's step)
         opt.step()
 
+    step.optimizer = opt
     return step
 
 
@@ -80,6 +82,32 @@ def torch_step_fn(torch, batch):
         opt.step()
 
     return step
+
+
+def gemm_floor_fn(batch, seed=0):
+    """The matrix products of one training step, alone: per Linear layer the forward
+    ``x w``, ``dw += x^T dy`` and, except for the first layer (its input is data, whose
+    gradient neither framework computes), ``dx = dy w^T``; through the same OpenBLAS with
+    the same thread setting (``normreg._C.sgemm``). The step's time over this is what
+    everything around the products costs (norms, activations, dropout, loss, optimizer,
+    Python)."""
+    rng = np.random.default_rng(seed)
+    calls = []
+    for i, (a, b) in enumerate(zip(LAYERS[:-1], LAYERS[1:])):
+        x = rng.standard_normal((batch, a), dtype=np.float32)
+        w = rng.standard_normal((a, b), dtype=np.float32)
+        dy = rng.standard_normal((batch, b), dtype=np.float32)
+        y, dx, dw = np.empty((batch, b), np.float32), np.empty_like(x), np.zeros_like(w)
+        calls += [(False, False, x, w, y, 0.0), (True, False, x, dy, dw, 1.0)]
+        if i > 0:
+            calls.append((False, True, dy, w, dx, 0.0))
+    sgemm = _C.sgemm
+
+    def floor():
+        for c in calls:
+            sgemm(*c)
+
+    return floor
 
 
 def bench_optim(args, threads_list, out):
@@ -209,9 +237,10 @@ def bench_mlp(args, out):
         "\n## MLP training step 784-1024-512-10 (BatchNorm1d, ReLU, Dropout 0.2, "
         "SGD momentum 0.9 weight decay 5e-4), float32\n"
     )
+    jax = None if getattr(args, "no_jax", False) else mlp_jax.load_jax()
     print(
-        f"{'batch':>6}{'thr':>4}{'normreg':>10}{'torch':>10}{'t/nr':>7}"
-        f"{'nr peak+':>10}{'t peak+':>10}{'nr HWM':>10}{'t HWM':>10}"
+        f"{'batch':>6}{'thr':>4}{'normreg':>10}{'floor':>10}{'nr/fl':>7}{'optim':>9}{'torch':>10}"
+        f"{'t/nr':>7}{'jax':>10}{'jax/nr':>7}{'nr peak+':>10}{'t peak+':>10}{'nr HWM':>10}{'t HWM':>10}"
     )
     batches = (128, 512) if not args.quick else (32,)
     threads_list = [int(t) for t in args.threads.split(",")]
@@ -219,11 +248,17 @@ def bench_mlp(args, out):
         threads_list = threads_list[-1:]
     set_threads, fmt_time, fmt_ratio = common.set_threads, common.fmt_time, common.fmt_ratio
     for batch in batches:
-        fns = {"normreg": normreg_step_fn(batch)}
+        step = normreg_step_fn(batch)
+        fns = {"normreg": step, "floor": gemm_floor_fn(batch), "optim": step.optimizer.step}
         if torch is not None:
             fns["torch"] = torch_step_fn(torch, batch)
         for threads in threads_list:
             set_threads(threads)
+            # XLA keeps its own pool of every core: its column is at the run's largest count
+            if jax is not None and threads == max(threads_list):
+                fns["jax"] = mlp_jax.step_fn(jax, *make_data(batch))
+            else:
+                fns.pop("jax", None)
             t = common.measure(
                 fns, sample_time=args.sample_time, budget=args.budget * 3, min_rounds=args.min_rounds
             )
@@ -233,14 +268,18 @@ def bench_mlp(args, out):
                 mem["torch"] = peak_memory("torch", batch, steps, threads)
             row = {"batch": batch, "threads": threads, **t, "memory": mem}
             row["ratio_torch"] = t["torch"] / t["normreg"] if "torch" in t else None
+            row["ratio_jax"] = t["jax"] / t["normreg"] if "jax" in t else None
+            row["ratio_floor"] = t["normreg"] / t["floor"]
             out["mlp"].append(row)
 
             def mib(m, key):
                 return "-" if m is None or m.get(key) is None else f"{m[key] / 1024:.1f}M"
 
             print(
-                f"{batch:>6}{threads:>4}{fmt_time(t['normreg']):>10}"
+                f"{batch:>6}{threads:>4}{fmt_time(t['normreg']):>10}{fmt_time(t['floor']):>10}"
+                f"{row['ratio_floor']:>6.2f}x{fmt_time(t['optim']):>9}"
                 f"{fmt_time(t.get('torch')):>10}{fmt_ratio(row['ratio_torch']):>7}"
+                f"{fmt_time(t.get('jax')):>10}{fmt_ratio(row['ratio_jax']):>7}"
                 f"{mib(mem['normreg'], 'peak_extra_kib'):>10}"
                 f"{mib(mem.get('torch'), 'peak_extra_kib'):>10}"
                 f"{mib(mem['normreg'], 'hwm_kib'):>10}{mib(mem.get('torch'), 'hwm_kib'):>10}"

@@ -23,8 +23,10 @@ enum {
     NR_POOL_ALIGN = 64,
 };
 /* Buffers below this size come from NumPy's own allocator (its small-block cache and
- * glibc's heap serve them without page faults). */
-#define NR_POOL_MIN_BYTES ((size_t)1 << 20)
+ * glibc's heap serve them without page faults). From 128 KiB, glibc's initial mmap
+ * threshold, a buffer may be a fresh mapping: the activations of a batch-128 MLP step
+ * (128 x 1024 float32, 512 KiB) page-faulted about 2500 times per step with 1 MiB here. */
+#define NR_POOL_MIN_BYTES ((size_t)128 << 10)
 /* Cached bytes kept at most; a freed block that would exceed it is released. */
 #define NR_POOL_MAX_BYTES ((size_t)1 << 30)
 /* Block sizes are rounded up to this granularity so that shapes of nearly the same size

@@ -349,7 +349,11 @@ def test_functional_ops_parameters_state_and_save_refuse_masked_arrays(tmp_path)
     for call in (
         lambda: F.relu(x),
         lambda: F.layer_norm(x, 3),
+        lambda: F.layer_norm_rows(x),
+        lambda: F.layer_norm_rows(np.ones((4, 3), f32), _masked((3,))),
         lambda: F.linear(np.ones((4, 3), f32), _masked((3, 2))),
+        lambda: F.linear(x, np.ones((3, 2), f32), _masked((2,))),
+        lambda: F.linear_backward(_masked((4, 2)), np.ones((4, 3), f32), np.ones((3, 2), f32)),
         lambda: F.dropout(x, 0.5),
         lambda: F.batch_norm(x, None, None, training=True),
         lambda: nn.Parameter(x),

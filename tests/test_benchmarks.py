@@ -1,5 +1,6 @@
 """The benchmark suite runs (quick mode, one thread, without PyTorch) so it does not rot."""
 
+import json
 import os
 import sys
 
@@ -11,12 +12,12 @@ BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture
 def run_module(monkeypatch):
     monkeypatch.syspath_prepend(BENCH)
-    for name in ("run", "common", "kernels", "training", "conv"):
+    for name in ("run", "common", "kernels", "training", "conv", "tiers", "machine", "goals", "report"):
         sys.modules.pop(name, None)
     import run
 
     yield run
-    for name in ("run", "common", "kernels", "training", "conv"):
+    for name in ("run", "common", "kernels", "training", "conv", "tiers", "machine", "goals", "report"):
         sys.modules.pop(name, None)
 
 
@@ -51,3 +52,42 @@ def test_quick_suite_produces_every_section(run_module, tmp_path, capsys):
     mem = out["mlp"][0]["memory"]["normreg"]
     assert mem["hwm_kib"] > 0
     assert (tmp_path / "r.json").stat().st_size > 0
+    tiny = out["tiny"]
+    assert tiny["np_add"] > 0 and tiny["module"] > 0
+    assert all(r["floor"] > 0 and r["optim"] > 0 for r in out["mlp"])
+    skinny = [r for r in out["linear"] if r["out"] < 64]
+    assert skinny and all(r["sgemm_1thread"] > 0 for r in skinny)
+    assert out["machine"]["tier"] in out["machine"]["tiers_supported"]
+
+    # report.py's goal table per tier, from a results file in the format of run.py --tiers
+    sys.modules.pop("goals", None)
+    import goals
+    import report
+
+    tiers_json = tmp_path / "tiers.json"
+    tiers_json.write_text(
+        json.dumps({"command": out["command"], "machine": out["machine"], "tiers": {"x": out}})
+    )
+    runs, tiers = report.load([str(tiers_json)])
+    assert list(tiers) == ["x"] and runs[0][0] == out["command"]
+    rows = goals.goals(tiers["x"], threads=1)
+    by_goal = {r[0]: r for r in rows}
+    tiny_goal = by_goal["Tiny LayerNorm(64) Module call on 32x64: <= 2x np.add(x, 1.0)"]
+    assert tiny_goal[2] in ("met", "NOT met") and "np.add" in tiny_goal[4]
+    assert any(r[0].startswith("Linear f+b batch 32 512->10: within 1.10x of the 1-thread") for r in rows)
+    assert all(len(r) == 5 for r in rows)
+
+
+def test_tiers_option_selects_the_supported_tiers_and_strips_its_own_arguments(run_module):
+    import tiers
+
+    assert tiers.selected("all", ["avx512", "avx2", "baseline"]) == ["avx512", "avx2", "baseline"]
+    assert tiers.selected("baseline,avx2,neon", ["avx2", "baseline"]) == ["avx2", "baseline"]
+    argv = ["--quick", "--tiers", "--json", "r.json", "--threads", "2"]
+    assert tiers._without(tiers._without(argv, "--tiers", "optional"), "--json", True) == [
+        "--quick",
+        "--threads",
+        "2",
+    ]
+    assert tiers._without(["--tiers", "avx2", "--quick"], "--tiers", "optional") == ["--quick"]
+    assert tiers._without(["--tiers=avx2", "--quick"], "--tiers", "optional") == ["--quick"]

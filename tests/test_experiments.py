@@ -106,6 +106,75 @@ def test_summary_quick_from_the_command_line(tiny_dir, tmp_path, capsys):
     assert (tmp_path / "summary.png").read_bytes()[:8] == PNG_MAGIC
 
 
+def test_batch_size_quick(tiny, tmp_path):
+    result = experiments.run("batch-size", tmp_path, tiny, quick=True, progress=False, log=None)
+    saved = _check_outputs(result, tmp_path, "batch-size", 2 * 4 * 4)
+    rows = {(r["model"], r["norm"], r["batch_size"]): r for r in saved["rows"]}
+    assert {m for m, _, _ in rows} == {"mlp", "cnn"}
+    assert {n for _, n, _ in rows} == {"batch", "group", "layer", "none"}
+    sizes = sorted({b for _, _, b in rows})
+    assert sizes[0] == 2 and sizes[-1] == 128
+    for (_, norm, b), r in rows.items():
+        assert r["lr"] == pytest.approx(0.1 * b / 128)  # the linear scaling rule
+        assert 0.0 <= r["test_acc"] <= 1.0
+        # BatchNorm rows also evaluate with the exact training-set statistics
+        assert ("test_acc_full_data_stats" in r) == (norm == "batch")
+    # BatchNorm at batch 2: its test loss is the worst of the three normalizations (its
+    # running estimates and its training both see the noise of two-example statistics);
+    # LayerNorm and GroupNorm normalize each example alone.
+    small = {n: rows[("mlp", n, 2)]["test_loss"] for n in ("batch", "group", "layer")}
+    assert small["batch"] > max(small["group"], small["layer"])
+    assert rows[("mlp", "batch", 2)]["test_acc"] <= rows[("mlp", "batch", 2)]["test_acc_full_data_stats"]
+
+
+def test_running_stats_quick(tiny, tmp_path):
+    result = experiments.run("running-stats", tmp_path, tiny, quick=True, progress=False, log=None)
+    saved = _check_outputs(result, tmp_path, "running-stats", 2 * 9)
+    y_test = tiny[3]
+    for model in ("mlp", "cnn"):
+        # the estimates kept for momentum 0.1 are the layers' own
+        own_vs_tracked = saved["runs"][model]["own_vs_tracked"]
+        assert max(max(errors) for errors in own_vs_tracked) < 1e-5
+        rows = {r["evaluation"]: r for r in saved["rows"] if r["model"] == model}
+        own = rows["running estimates, momentum 0.1 (evaluation mode)"]
+        tracked = rows["running estimates, momentum 0.1"]
+        assert own["test_loss"] == pytest.approx(tracked["test_loss"], rel=1e-5)
+        momenta = {r["value"]: r for r in rows.values() if r["kind"] == "momentum"}
+        assert sorted(momenta) == [0.001, 0.01, 0.1, 0.5]
+        # a short run: the smaller the momentum, the more the estimates still hold their
+        # initial 0 and 1 -- the farther from the training-set statistics, the worse the loss
+        for key in ("mean_err", "var_err"):
+            assert momenta[0.001][key] > momenta[0.01][key] > momenta[0.1][key]
+        assert momenta[0.001]["test_loss"] > rows["full training-set statistics"]["test_loss"]
+        whole = rows["batch statistics, the whole test set as one batch"]
+        assert whole["value"] == len(y_test)
+    # BatchNorm1d with evaluation batches of one: every image gets the same class
+    one = next(r for r in saved["rows"] if r["model"] == "mlp" and r["kind"] == "batch" and r["value"] == 1)
+    assert one["test_acc"] in set(np.bincount(y_test) / len(y_test))
+
+
+def test_dropout_scaling_quick(tiny, tmp_path):
+    result = experiments.run("dropout-scaling", tmp_path, tiny, quick=True, progress=False, log=None)
+    saved = _check_outputs(result, tmp_path, "dropout-scaling", 4)
+    rows = {r["variant"]: r for r in saved["rows"]}
+    assert list(rows) == ["off", "train", "test", "none"]
+    p = rows["none"]["p"]
+    assert rows["off"]["p"] == 0.0 and 0.0 < p < 1.0
+    assert rows["off"]["eval_over_train"] == pytest.approx([1.0] * 3)
+    # The input of the first layer after a dropout: its mean in evaluation over training is
+    # 1 for inverted dropout and for the rescale at test time, 1 / (1 - p) without a rescale.
+    assert rows["train"]["eval_over_train"][0] == pytest.approx(1.0, rel=0.05)
+    assert rows["test"]["eval_over_train"][0] == pytest.approx(1.0, rel=0.05)
+    assert rows["none"]["eval_over_train"][0] == pytest.approx(1 / (1 - p), rel=0.05)
+    # "test" and "none" train identically (same masks, same updates) and differ in evaluation
+    # only, by the factor 1 - p at the first site
+    runs = saved["runs"]
+    labels = {r["variant"]: r["label"] for r in saved["rows"]}
+    assert runs[labels["test"]]["steps"] == runs[labels["none"]]["steps"]
+    assert rows["test"]["mean_input_train"] == rows["none"]["mean_input_train"]
+    assert rows["test"]["mean_input_eval"][0] == pytest.approx((1 - p) * rows["none"]["mean_input_eval"][0])
+
+
 def test_unknown_experiment(tiny, tmp_path):
     with pytest.raises(ValueError, match="unknown experiment"):
         experiments.run("nope", tmp_path, tiny)

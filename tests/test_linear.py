@@ -162,3 +162,37 @@ def test_large_linear_relu_loss_chain(rng, nthreads, dtype):
     assert_close(loss, R.cross_entropy(r, labels)[0], dtype)
     dz = F.cross_entropy_backward(r, labels, lse)
     assert_close(dz, R.cross_entropy_backward(r, labels), dtype, scale=1 / 513)
+
+
+def test_backward_without_the_input_gradient_gives_the_same_parameter_gradients(rng):
+    """``input_grad=False`` (the input is data): no dx, the same .grad as the full backward."""
+    x = rng.standard_normal((6, 5))
+    dy = rng.standard_normal((6, 3))
+
+    def model(first):
+        normreg.manual_seed(3)
+        return nn.Sequential(
+            first(), nn.Linear(4, 4, dtype=np.float64), nn.ReLU(), nn.Linear(4, 3, dtype=np.float64)
+        )
+
+    for first in (
+        lambda: nn.Linear(5, 4, dtype=np.float64),
+        lambda: nn.Sequential(nn.Linear(5, 4, dtype=np.float64)),
+    ):
+        full, part = model(first), model(first)
+        full(x)
+        part(x)
+        dx = full.backward(dy)
+        assert dx.shape == x.shape
+        assert part.backward(dy, input_grad=False) is None
+        for (name, p), (_, q) in zip(full.named_parameters(), part.named_parameters()):
+            np.testing.assert_array_equal(p.grad, q.grad, err_msg=name)
+        assert full.pending_forwards == part.pending_forwards == 0
+    # a first layer that cannot skip it (ReLU) still runs its backward; None is returned
+    seq = nn.Sequential(nn.ReLU(), nn.Linear(5, 2, dtype=np.float64))
+    seq(x)
+    assert seq.backward(rng.standard_normal((6, 2)), input_grad=False) is None
+    assert seq.pending_forwards == 0 and seq[0].pending_forwards == 0
+    lin = nn.Linear(5, 3, dtype=np.float64)
+    lin(x)
+    assert lin.backward(dy, input_grad=False) is None and lin.weight.grad is not None

@@ -6,6 +6,7 @@ import pytest
 from _synthetic import write_dataset
 
 import normreg
+from normreg import experiments
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -44,9 +45,9 @@ def test_notebook_runs_and_makes_figures(tmp_path, monkeypatch):
         for o in c.outputs
         if o.output_type in ("display_data", "execute_result") and "image/png" in o.get("data", {})
     ]
-    # sample images, 2 + 1 + 1 + 1 experiment plots, the closing plot
-    assert len(pngs) >= 7
+    # sample images, 2 + 1 + 1 + 1 + 1 + 2 + 1 experiment plots, the closing plot
+    assert len(pngs) >= 11
     tables = [o for c in code_cells for o in c.outputs if "text/markdown" in o.get("data", {})]
-    assert len(tables) == 4
-    for name in ("norm-lr", "regularization", "init", "summary"):
+    assert len(tables) == 7
+    for name in experiments.EXPERIMENTS:
         assert (tmp_path / "runs" / "notebook" / f"{name}.json").exists()

@@ -178,6 +178,33 @@ def test_a_failed_forward_in_a_container_leaves_nothing_pending():
     np.testing.assert_array_equal(fresh.backward(dy), dx)
 
 
+class _NormThenLinear(nn.LayerNorm):
+    """A LayerNorm subclass whose own forward calls a sub-module after saving (no longer a
+    leaf: it must get Module's general call, not LayerNorm's call-is-forward)."""
+
+    def __init__(self):
+        super().__init__(4, dtype=F64)
+        self.proj = nn.Linear(4, 2, dtype=F64)
+
+    def forward(self, x):
+        return self.proj(super().forward(x))
+
+
+def test_a_subclass_with_its_own_forward_gets_the_general_call_back():
+    assert nn.LayerNorm.__call__ is nn.LayerNorm.forward  # the leaf's call is its forward
+    assert _NormThenLinear.__call__ is nn.Module.__call__
+    m = _NormThenLinear()
+    with pytest.raises(ValueError):
+        m.proj.weight.data = np.ones((3, 2))  # a wrong weight: the sub-module's forward fails
+        m(np.ones((5, 4)))
+    assert m.pending_forwards == 0 and m.proj.pending_forwards == 0
+    # a failed forward of the leaf itself leaves nothing either (it saves last)
+    ln = nn.LayerNorm(4, dtype=F64)
+    with pytest.raises(ValueError):
+        ln(np.ones((5, 3)))
+    assert ln.pending_forwards == 0
+
+
 class _Failing(nn.Module):
     """Identity whose backward raises (a bug in a user's layer)."""
 

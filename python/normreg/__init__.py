@@ -11,16 +11,17 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-import os as _os
 import warnings as _warnings
 
 # OpenMP's idle threads busy-wait by default (libgomp: OMP_WAIT_POLICY unset spins for a
 # while after each parallel region). Between two kernels those spinning threads compete for
 # the cores with OpenBLAS's own threads, which made a training step several times slower on
 # 2 cores. Passive waiting costs a few microseconds per region; set OMP_WAIT_POLICY
-# yourself, before importing normreg, to choose otherwise.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# yourself, before importing normreg, to choose otherwise. Importing _openmp sets it, before
+# the extension loads its runtime (and notes a runtime another library loaded first).
+from . import _openmp
 
+# isort: split
 from . import _C, _config, _validation, conventions, functional, grad_mode, init, nn, optim, random, testing
 from . import serialization as serialization
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
@@ -28,6 +29,7 @@ from .random import Generator, default_generator, initial_seed, manual_seed, see
 from .serialization import CheckpointError, load, save
 
 _HAS_OPENMP = _C.build_info()["openmp_version"] > 0
+_openmp.POLICY.warn_if_spinning(_C.build_info()["openmp_library"])
 _warned_no_openmp = False
 
 
@@ -72,13 +74,14 @@ def show_config(mode: str = "stdout") -> dict[str, dict[str, object]] | None:
 
     The active CPU tier and the tiers this CPU supports; the compiler, its version and the
     flags the extension was built with (per tier too); OpenMP (enabled, version, runtime
-    library); BLAS (library, version, configuration, threads); Python and NumPy.
+    library, wait policy); BLAS (library, version, configuration, threads); Python and NumPy.
     ``mode="stdout"`` prints it; ``mode="dicts"`` returns it as a dict of sections instead."""
     if mode not in ("stdout", "dicts"):
         raise ValueError(f"show_config: mode must be 'stdout' or 'dicts', got {mode!r}")
-    config = _config.describe(
-        __version__, _C.cpu_capability(), _C.cpu_tiers(), _C.build_info(), _C.blas_info()
-    )
+    build = _C.build_info()
+    config = _config.describe(__version__, _C.cpu_capability(), _C.cpu_tiers(), build, _C.blas_info())
+    if config["OpenMP"]["enabled"]:
+        config["OpenMP"]["wait_policy"] = _openmp.POLICY.describe(build["openmp_library"])
     if mode == "dicts":
         return config
     print(_config.format_config(config))
@@ -109,7 +112,7 @@ __all__ += ["grad_mode", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_
 def empty_cache() -> None:
     """Give the cached memory of freed large output arrays back to the system.
 
-    Outputs of 1 MiB and more come from a pool of blocks that stay mapped, so a training
+    Outputs of 128 KiB and more come from a pool of blocks that stay mapped, so a training
     loop does not page-fault on every new array; a block returns to the pool only when its
     array (and every view of it) has been freed, so arrays you hold are never reused. The
     pool keeps at most 1 GiB; this releases all of it (e.g. after training)."""

@@ -305,6 +305,11 @@ SPECS: list[Spec] = [
         ADAPTIVE,
         [Arr("dy", "f", _adaptive_y), *_INPUT_HW, _out(_nchw)],
     ),
+    # the build and CPU-tier reports (no arguments: a call with any is a TypeError)
+    Spec("blas_info"),
+    Spec("build_info"),
+    Spec("cpu_capability"),
+    Spec("cpu_tiers"),
 ]  # fmt: skip
 
 BY_NAME = {spec.name: spec for spec in SPECS}

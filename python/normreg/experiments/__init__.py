@@ -8,11 +8,18 @@
 3. ``init``: well and badly scaled initialization, with and without normalization --
    normalization makes training insensitive to the scale of the initial weights.
 4. ``summary``: very different configurations that reach similar test accuracy.
+5. ``batch-size``: BatchNorm / GroupNorm / LayerNorm / none at batch sizes 2 to 128, on the
+   MLP and the CNN -- BatchNorm depends on the batch size, the others do not.
+6. ``running-stats``: BatchNorm evaluated with its running estimates (momenta 0.001 to 0.5),
+   the exact training-set statistics, or batch statistics (evaluation batches of 1, 8, all),
+   and how far the running estimates are from the statistics they estimate.
+7. ``dropout-scaling``: inverted dropout vs dropout without the 1/(1-p) rescale and with the
+   rescale at test time -- what the later layers receive in training and in evaluation.
 
 Each experiment writes ``<name>.md`` (a markdown table), ``<name>.json`` (every run's
 configuration and history) and PNG plots into the output directory, shows a progress bar
 over its runs, and has a ``--quick`` mode (small subsets, few epochs: well under a minute)
-besides the full one (a few minutes each on 2 cores).
+besides the full one (a few minutes each on 2 cores; ``batch-size`` about half an hour).
 
 From Python: ``run(name, out_dir, data=None, quick=False)`` returns a dict with the rows of
 the table, the markdown, and the paths written.
@@ -34,21 +41,47 @@ from ..train import TrainConfig as TrainConfig
 from ..train import build_model as build_model
 from ..train import evaluate as evaluate
 from ..train import train as train
+from .batchsize import batch_size_norm
+from .dropout import dropout_scaling
 from .generalization import regularization, summary
 from .normalization import init_scale, norm_lr
+from .running_stats import running_estimates
 
-__all__ = ["EXPERIMENTS", "run", "run_all", "main", "norm_lr", "regularization", "init_scale", "summary"]
+__all__ = [
+    "EXPERIMENTS",
+    "run",
+    "run_all",
+    "main",
+    "norm_lr",
+    "regularization",
+    "init_scale",
+    "summary",
+    "batch_size_norm",
+    "running_estimates",
+    "dropout_scaling",
+]
 
 
 # ---- running ----------------------------------------------------------------------------------
 
-EXPERIMENTS = {"norm-lr": norm_lr, "regularization": regularization, "init": init_scale, "summary": summary}
+EXPERIMENTS = {
+    "norm-lr": norm_lr,
+    "regularization": regularization,
+    "init": init_scale,
+    "summary": summary,
+    "batch-size": batch_size_norm,
+    "running-stats": running_estimates,
+    "dropout-scaling": dropout_scaling,
+}
 
 _TITLES = {
     "norm-lr": "1. Normalization x learning rate",
     "regularization": "2. Regularization and generalization",
     "init": "3. Initialization x normalization",
     "summary": "4. Different configurations, similar accuracy",
+    "batch-size": "5. Batch size x normalization",
+    "running-stats": "6. BatchNorm's running estimates",
+    "dropout-scaling": "7. Dropout's rescaling",
 }
 
 
@@ -85,7 +118,7 @@ def run(name, out_dir, data=None, data_dir=None, quick=False, progress=None, log
 
 
 def run_all(out_dir, data=None, data_dir=None, quick=False, progress=None, log=print, seed=0, names=None):
-    """Run several experiments (default: all four); returns {name: result}."""
+    """Run several experiments (default: all of them); returns {name: result}."""
     if data is None:
         data = load_fashion_mnist(data_dir)
     return {

@@ -18,7 +18,7 @@ Log = Optional[Callable[[str], Any]]
 Data = Sequence[np.ndarray]
 Result = dict[str, Any]
 #: How the tables and plots name the values of ``norm``.
-NORM_NAMES = {"none": "no norm", "batch": "BatchNorm", "layer": "LayerNorm"}
+NORM_NAMES = {"none": "no norm", "batch": "BatchNorm", "layer": "LayerNorm", "group": "GroupNorm"}
 
 
 def subset(x: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:

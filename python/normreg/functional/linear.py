@@ -11,6 +11,11 @@ from .. import _C
 from .. import _validation as V
 from ._common import accumulator
 
+# Bound once: the hot path of small layers, where each lookup is a visible part of a call.
+_ndarray = np.ndarray
+_linear_forward = _C.linear_forward
+_linear_backward = _C.linear_backward
+
 
 def linear(x: Any, weight: Any, bias: Any = None, *, out: np.ndarray | None = None) -> np.ndarray:
     """``y = x @ weight + bias``.
@@ -18,6 +23,20 @@ def linear(x: Any, weight: Any, bias: Any = None, *, out: np.ndarray | None = No
     x (..., in_features), weight (in_features, out_features), bias (out_features,)
     or None -> y (..., out_features).
     """
+    if (
+        out is None
+        and type(x) is _ndarray
+        and type(weight) is _ndarray
+        and (bias is None or type(bias) is _ndarray)
+        and x.ndim == 2
+    ):
+        # 2-D ndarrays as the kernel takes them are handed over as they are (its checks
+        # accept a subset of what this function does); anything it refuses takes the
+        # path below, which converts it or raises the error that names it
+        try:
+            return _linear_forward(x, weight, bias, None)
+        except (TypeError, ValueError):
+            pass
     where = "linear"
     x = V.float_array(x, "x", where)
     weight = V.float_array(weight, "weight", where, x.dtype, "the dtype of x")
@@ -60,6 +79,25 @@ def linear_backward(
     dbias (out_features,) or None when ``has_bias`` is false).
     ``dweight``/``dbias``, when given, are added to in place and returned.
     """
+    if (
+        type(dy) is _ndarray
+        and type(x) is _ndarray
+        and type(weight) is _ndarray
+        and x.ndim == 2
+        and (dweight is None or type(dweight) is _ndarray)
+        and (dbias is None or type(dbias) is _ndarray)
+        and weight.ndim == 2
+    ):
+        # as in linear: what the kernel takes goes straight to it (fresh accumulators are
+        # zeros, as below), and what it refuses takes the checked path
+        dw = np.zeros(weight.shape, x.dtype) if dweight is None else dweight
+        db = None if not has_bias else np.zeros(weight.shape[1], x.dtype) if dbias is None else dbias
+        try:
+            dx = _linear_backward(dy, x, weight, None, dw, db, bool(need_dx))
+        except (TypeError, ValueError):
+            pass
+        else:
+            return dx, dw, db
     where = "linear_backward"
     x = V.float_array(x, "x", where)
     dy = V.float_array(dy, "dy", where, x.dtype, "the dtype of x")

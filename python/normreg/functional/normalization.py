@@ -13,6 +13,7 @@ from .. import _validation as V
 from ._common import affine_grads, affine_params, as_ncl, grad_and_input, stat_array
 
 _INF = math.inf
+_ndarray = np.ndarray
 _layer_norm_forward = _C.layer_norm_forward  # layer_norm_rows' kernel, bound once (hot path)
 ShapeLike = Union[int, Sequence[int]]
 
@@ -81,7 +82,15 @@ def layer_norm_rows(
     :func:`layer_norm`, which converts it or raises the error. ``nn.LayerNorm`` calls
     this for its (M, D) input.
     """
-    if type(eps) is float and eps < _INF:  # the kernel refuses a negative or NaN eps
+    # the kernel refuses a negative or NaN eps, but takes ndarray subclasses: a masked array
+    # (whose mask it would ignore) must take the checked path, which refuses it
+    if (
+        type(eps) is float
+        and eps < _INF
+        and type(x) is _ndarray
+        and (weight is None or type(weight) is _ndarray)
+        and (bias is None or type(bias) is _ndarray)
+    ):
         try:
             return _layer_norm_forward(x, weight, bias, eps, None)
         except (TypeError, ValueError):

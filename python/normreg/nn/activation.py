@@ -20,6 +20,8 @@ class ReLU(Module):
         self.save_for_backward(y)
         return y
 
+    __call__ = forward  # a leaf: saves last, calls no module (see Module.__call__)
+
     def backward(self, dy: Any) -> np.ndarray:
         (y,) = self.saved()
         return F.relu_backward(dy, y)

@@ -234,6 +234,8 @@ class BatchNormBase(Module):
         self.save_for_backward(x.shape, x3, save_mean, save_rstd, use_batch_stats)
         return y.reshape(x.shape)
 
+    __call__ = forward  # a leaf: saves last, calls no module (see Module.__call__)
+
     def _affine_grads(self) -> dict[str, Any]:
         return dict(has_bias=self.bias is not None, dweight=grad_of(self.weight), dbias=grad_of(self.bias))
 

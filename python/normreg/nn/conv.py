@@ -75,10 +75,16 @@ class Conv2d(Module):
         self.save_for_backward(x)
         return y
 
-    def backward(self, dy: Any) -> np.ndarray:
+    #: backward takes ``input_grad=False`` (see :meth:`backward`)
+    input_grad_optional = True
+
+    def backward(self, dy: Any, *, input_grad: bool = True) -> np.ndarray | None:
+        """Adds the parameter gradients into ``.grad`` and returns dx, or, with
+        ``input_grad=False`` (the input is data: no gradient wanted), skips the product
+        that computes dx and returns None (``Sequential.backward`` passes it on)."""
         (x,) = self.saved()
         dy = self._input(dy, "dy")
-        dx, dweight, dbias = F.conv2d_backward(  # need_dx: dx is an array
+        dx, dweight, dbias = F.conv2d_backward(
             dy,
             x,
             self.weight.data,
@@ -87,10 +93,10 @@ class Conv2d(Module):
             has_bias=self.bias is not None,
             dweight=self.weight.grad,
             dbias=grad_of(self.bias),
+            need_dx=bool(input_grad),
         )
         store_grad(self.weight, dweight)
         store_grad(self.bias, dbias)
-        assert dx is not None
         return dx
 
     def extra_repr(self) -> str:

@@ -47,6 +47,8 @@ class Dropout(Module):
         self.save_for_backward(mask, np.shape(y), drop_prob)  # mask is None when nothing was dropped
         return y
 
+    __call__ = forward  # a leaf: saves last, calls no module (see Module.__call__)
+
     def backward(self, dy: Any) -> np.ndarray:
         mask, shape, drop_prob = self.saved()
         dy = V.float_array(dy, "dy", type(self).__name__)

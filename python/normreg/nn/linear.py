@@ -15,6 +15,8 @@ from ..random import Generator, as_generator
 from . import init
 from .parameter import Module, Parameter, grad_of, store_grad
 
+_ndarray = np.ndarray
+
 
 class Linear(Module):
     """``y = x @ weight + bias``; weight (in_features, out_features), bias (out_features,).
@@ -58,25 +60,36 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound, generator=generator)
 
     def forward(self, x: Any) -> np.ndarray:
-        x = self._input(x, "x")
-        y = F.linear(x, self.weight.data, None if self.bias is None else self.bias.data)
+        w = self.weight.data
+        if type(x) is not _ndarray or x.dtype is not w.dtype:  # else F.linear checks the rest
+            x = self._input(x, "x")
+        y = F.linear(x, w, None if self.bias is None else self.bias.data)
         self.save_for_backward(x)
         return y
 
-    def backward(self, dy: Any) -> np.ndarray:
+    __call__ = forward  # a leaf: saves last, calls no module (see Module.__call__)
+
+    #: backward takes ``input_grad=False`` (see :meth:`backward`)
+    input_grad_optional = True
+
+    def backward(self, dy: Any, *, input_grad: bool = True) -> np.ndarray | None:
+        """Adds the parameter gradients into ``.grad`` and returns dx, or, with
+        ``input_grad=False`` (the input is data: no gradient wanted), skips the product
+        that computes dx and returns None (``Sequential.backward`` passes it on)."""
         (x,) = self.saved()
-        dy = self._input(dy, "dy")
-        dx, dweight, dbias = F.linear_backward(  # need_dx: dx is an array
+        if type(dy) is not _ndarray or dy.dtype is not x.dtype:  # else F.linear_backward checks
+            dy = self._input(dy, "dy")
+        dx, dweight, dbias = F.linear_backward(
             dy,
             x,
             self.weight.data,
             has_bias=self.bias is not None,
             dweight=self.weight.grad,
             dbias=grad_of(self.bias),
+            need_dx=bool(input_grad),
         )
         store_grad(self.weight, dweight)
         store_grad(self.bias, dbias)
-        assert dx is not None
         return dx
 
     def extra_repr(self) -> str:

@@ -191,7 +191,9 @@ class Module:
 
     training: bool
     # [sequence number, start of the call, values], oldest first; at most max_pending_forwards
-    _saved: collections.deque[list[Any]]
+    # (until __init__ or save_for_backward makes the module's own: the class's empty deque,
+    # never written to, whose maxlen None tells save_for_backward to make one)
+    _saved: collections.deque[list[Any]] = collections.deque()
     _dropped: int = 0  # entries dropped beyond max_pending_forwards since clear_pending()
     _in_backward: bool = False
     _claimed: bool = False
@@ -206,6 +208,11 @@ class Module:
         backward = cls.__dict__.get("backward")
         if backward is not None and not getattr(backward, "_consumes_saved", False):
             cls.backward = _consuming(backward)  # type: ignore[method-assign]
+        # A leaf layer may set `__call__ = forward` (see Module.__call__); a subclass that
+        # brings its own forward gets the general call back, unless it says the same.
+        own = cls.__dict__
+        if "forward" in own and "__call__" not in own and cls.__call__ is not Module.__call__:
+            cls.__call__ = Module.__call__  # type: ignore[method-assign]
 
     # -- calls ---------------------------------------------------------------------------
 
@@ -216,13 +223,20 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no backward")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """``self.forward(*args, **kwargs)``, with the bookkeeping that lets a failed call or
+        a failed backward drop what the sub-modules saved meanwhile.
+
+        A leaf layer (one that calls no module and saves its values as the last thing its
+        forward does, after everything that can raise) has nothing of that kind to track:
+        it sets ``__call__ = forward`` in its class body, which makes the call of a small
+        layer the forward alone (that bookkeeping was about half of a tiny LayerNorm call)."""
         start = _next_seq()
         try:
             out = self.forward(*args, **kwargs)
         except BaseException:
             self._discard_since(start)
             raise
-        saved = self.__dict__.get("_saved")
+        saved = self._saved
         if saved and saved[-1][0] > start:
             saved[-1][1] = start  # the entries of sub-modules made by this call are younger
         return out
@@ -233,9 +247,9 @@ class Module:
         """Keep ``values`` for the backward of this forward (nothing under ``no_grad``)."""
         if not is_grad_enabled():
             return
-        saved = self.__dict__.get("_saved")
+        saved = self._saved
         limit = self.max_pending_forwards
-        if saved is None or saved.maxlen != limit:  # new, or the setting changed
+        if saved.maxlen != limit:  # new, or the setting changed
             saved = self._resized_saved(limit)
         if len(saved) == limit:  # the oldest entry falls off as this one goes on
             self.__dict__["_dropped"] = self._dropped + 1

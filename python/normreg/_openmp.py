@@ -1,0 +1,80 @@
+"""OpenMP's wait policy: set before normreg's runtime loads, and reported when a runtime
+loaded earlier by another library (PyTorch) serves normreg's kernels too.
+
+libgomp, and LLVM's libomp, read ``OMP_WAIT_POLICY`` once, when they load; without it their
+idle threads spin after each parallel region. On a machine with few cores those spinning
+threads take the cores OpenBLAS's own threads need for the next matrix product, and the
+products of a training step wait for them (several times slower on 2 cores). normreg sets
+``OMP_WAIT_POLICY=PASSIVE`` unless the environment chose a policy, before its runtime loads.
+PyTorch's wheel brings its own ``libgomp.so.1``: one soname, so whichever library loads
+first serves both, with the policy it read when it loaded. After ``import torch`` the
+setting comes too late, and the runtime spins: :func:`warn_if_spinning` says so, with the
+fix (the environment variable set before Python starts, or normreg imported first).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+ENV = "OMP_WAIT_POLICY"
+_RUNTIMES = ("libgomp", "libomp", "libiomp")
+
+
+def loaded_runtimes() -> list[str]:
+    """The OpenMP runtime libraries mapped into this process (Linux; [] elsewhere)."""
+    found: list[str] = []
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.rsplit(None, 1)[-1]
+                name = os.path.basename(path)
+                if name.startswith(_RUNTIMES) and ".so" in name and path not in found:
+                    found.append(path)
+    except OSError:
+        pass
+    return found
+
+
+class WaitPolicy:
+    """What normreg found and did about the wait policy when it was imported."""
+
+    def __init__(self) -> None:
+        self.preset = os.environ.get(ENV)  # the user's own choice, if any
+        # runtimes that read the environment before normreg could set it
+        self.earlier = [] if self.preset else loaded_runtimes()
+        os.environ.setdefault(ENV, "PASSIVE")
+
+    def spinning_runtime(self, runtime: str | None) -> str | None:
+        """``runtime`` (the one normreg's kernels run on) when it loaded before normreg set
+        the policy, i.e. it spins; else None."""
+        if not runtime or not self.earlier:
+            return None
+        real = os.path.realpath(runtime)
+        return runtime if any(os.path.realpath(p) == real for p in self.earlier) else None
+
+    def describe(self, runtime: str | None) -> str:
+        """One line for ``show_config()``."""
+        if self.preset:
+            return f"{self.preset} (from the environment)"
+        if self.spinning_runtime(runtime):
+            return "spinning: the runtime loaded before normreg could set PASSIVE"
+        return "PASSIVE (set by normreg before its runtime loaded)"
+
+    def warn_if_spinning(self, runtime: str | None) -> None:
+        path = self.spinning_runtime(runtime)
+        if path:
+            warnings.warn(
+                f"normreg shares the OpenMP runtime {path}, which another library (e.g. "
+                f"PyTorch) loaded before normreg with {ENV} unset: its idle threads spin and "
+                "take the cores OpenBLAS's threads need, which can make 2-thread training steps "
+                f"of normreg and of that library several times slower. Set {ENV}=PASSIVE in "
+                "the environment before starting Python, or import normreg first (it sets "
+                "that); docs/performance.md has the measurements",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+
+# what normreg's import found and did (normreg/__init__.py imports this before the extension)
+POLICY = WaitPolicy()

@@ -1,0 +1,60 @@
+"""OpenMP's wait policy: normreg sets OMP_WAIT_POLICY=PASSIVE before its runtime loads, and
+says so in show_config(); when a runtime loaded earlier (as ``import torch`` loads its
+libgomp.so.1) serves normreg's kernels with the policy unset, importing normreg warns with the
+fix. Each case runs in a fresh interpreter: the policy only acts when a runtime loads."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import normreg
+
+RUNTIME = normreg.show_config(mode="dicts")["OpenMP"]["runtime"]
+pytestmark = pytest.mark.skipif(not RUNTIME, reason="built without OpenMP")
+
+PROBE = """
+import ctypes, json, os, sys, warnings
+if sys.argv[1] != "-":
+    ctypes.CDLL(sys.argv[1], mode=os.RTLD_GLOBAL)  # another library's runtime, loaded first
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import normreg
+openmp = normreg.show_config(mode="dicts")["OpenMP"]
+print(json.dumps({"policy": openmp["wait_policy"], "env": os.environ.get("OMP_WAIT_POLICY"),
+                  "warnings": [str(w.message) for w in caught if w.category is RuntimeWarning]}))
+"""
+
+
+def _probe(first, policy=None):
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if policy:
+        env["OMP_WAIT_POLICY"] = policy
+    res = subprocess.run(
+        [sys.executable, "-c", PROBE, first or "-"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_normreg_first_sets_passive_and_stays_quiet():
+    out = _probe(None)
+    assert out["env"] == "PASSIVE" and out["warnings"] == []
+    assert out["policy"].startswith("PASSIVE (set by normreg")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_a_runtime_loaded_first_without_a_policy_is_named_with_the_fix():
+    out = _probe(RUNTIME)
+    assert out["policy"].startswith("spinning")
+    assert len(out["warnings"]) == 1
+    message = out["warnings"][0]
+    assert "OMP_WAIT_POLICY=PASSIVE" in message and "import normreg first" in message
+
+
+def test_the_users_policy_is_kept_and_nothing_is_said():
+    out = _probe(RUNTIME, policy="active")
+    assert out["env"] == "active" and out["warnings"] == []
+    assert out["policy"] == "active (from the environment)"
