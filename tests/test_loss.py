@@ -7,9 +7,8 @@ import pytest
 import reference as R
 from helpers import DTYPES, GRADCHECK_TOL, assert_close
 
-from normreg import _C
+from normreg import _C, nn
 from normreg import functional as F
-from normreg import nn
 from normreg.testing import gradcheck
 
 
@@ -145,8 +144,13 @@ def test_exp_float32_whole_range():
 
 def test_exp_float64_range():
     rng = np.random.default_rng(0)
-    x = np.concatenate([rng.uniform(-745.2, 709.78, 400_000), rng.uniform(-1, 1, 100_000),
-                        rng.uniform(-745.2, -700, 100_000)])
+    x = np.concatenate(
+        [
+            rng.uniform(-745.2, 709.78, 400_000),
+            rng.uniform(-1, 1, 100_000),
+            rng.uniform(-745.2, -700, 100_000),
+        ]
+    )
     y = _C.exp(x, None)
     ref = np.exp(x)
     assert _ulp_error(y, ref, 53, -1074).max() <= 2.0
@@ -155,8 +159,23 @@ def test_exp_float64_range():
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_exp_special_values(dtype):
     info = np.finfo(dtype)
-    x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e4, -1e4, info.max, -info.max,
-                  info.tiny, np.log(info.max) * 1.0001, np.log(info.tiny) - 5], dtype)
+    x = np.array(
+        [
+            0.0,
+            -0.0,
+            np.inf,
+            -np.inf,
+            np.nan,
+            1e4,
+            -1e4,
+            info.max,
+            -info.max,
+            info.tiny,
+            np.log(info.max) * 1.0001,
+            np.log(info.tiny) - 5,
+        ],
+        dtype,
+    )
     y = _C.exp(x, None)
     np.testing.assert_array_equal(y[:9], [1, 1, np.inf, 0, np.nan, np.inf, 0, np.inf, 0])
     assert y[9] == 1 and y[10] == np.inf and 0 < y[11] < info.tiny  # subnormal, not flushed
