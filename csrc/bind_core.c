@@ -381,6 +381,25 @@ philox4x32(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                          (unsigned long)out[2], (unsigned long)out[3]);
 }
 
+/* exp(x, out | None) -> y: the softmax's exponential alone, for accuracy tests */
+static PyObject *
+exp_(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    const char *fn = "exp";
+    PyArrayObject *x, *y;
+    int t;
+    nr_sizes s = {0};
+    const nr_array_arg arrays[] = {{&x, 0, "x", "*", NR_REQUIRED}};
+    if (nr_arg_parse(args, nargs, 2, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0 ||
+        !(y = nr_out_array(args[1], fn, "out", t, PyArray_NDIM(x), PyArray_DIMS(x)))) {
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    NR_CALL(t, nr_exp, PyArray_DATA(y), PyArray_DATA(x), PyArray_SIZE(x));
+    Py_END_ALLOW_THREADS
+    return (PyObject *)y;
+}
+
 /* ---- softmax cross-entropy ------------------------------------------------------------ */
 
 #define CROSS_ENTROPY_SIZES "B rows of logits"
@@ -470,6 +489,8 @@ PyMethodDef nr_core_methods[] = {
     NR_FASTCALL(dropout_forward, "dropout_forward(x, p, seed, offset, out) -> (y, mask)"),
     NR_FASTCALL(dropout_backward, "dropout_backward(dy, mask, p, out) -> dx"),
     NR_FASTCALL(philox4x32, "philox4x32(c0, c1, c2, c3, k0, k1) -> (w0, w1, w2, w3)"),
+    {"exp", (PyCFunction)(void (*)(void))exp_, METH_FASTCALL,
+     "exp(x, out) -> y: the softmax's exponential, for accuracy tests"},
     NR_FASTCALL(cross_entropy_forward, "cross_entropy_forward(logits, labels) -> (loss, lse)"),
     NR_FASTCALL(cross_entropy_backward,
              "cross_entropy_backward(logits, labels, lse, dloss, out) -> dlogits"),

@@ -7,8 +7,8 @@ import pytest
 import reference as R
 from helpers import DTYPES, GRADCHECK_TOL, assert_close
 
+from normreg import _C, nn
 from normreg import functional as F
-from normreg import nn
 from normreg.testing import gradcheck
 
 
@@ -115,3 +115,108 @@ def test_labels_beyond_int64_are_reported_as_given():
     assert F.cross_entropy(z + np.eye(2, 3, dtype=np.float32), labels)[0] == pytest.approx(
         R.cross_entropy(z + np.eye(2, 3), labels.astype(np.int64))[0], rel=1e-6
     )
+
+
+# ---- the softmax's exponential (_C.exp: the loss's own, at the tier's vector width) -------
+
+
+def _ulp_error(y, ref, mant_bits, min_exp):
+    """|y - ref| in units of the last place of ref in a format with ``mant_bits``
+    significant bits and smallest exponent ``min_exp`` (subnormals: that format's spacing)."""
+    _, e = np.frexp(ref)
+    return np.abs(y - ref) / np.ldexp(1.0, np.maximum(e - mant_bits, min_exp))
+
+
+def test_exp_float32_whole_range():
+    """Every 1021st float32 bit pattern (all signs and exponents) against NumPy's float64 exp:
+    within 1 ulp where the result is finite, inf where it overflows, 0 / NaN as expf."""
+    x = np.arange(0, 2**32, 1021, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    y = _C.exp(x, None).astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        ref = np.exp(x.astype(np.float64))
+    big = ref > np.finfo(np.float32).max * (1 + 2.0**-25)  # rounds to inf in float32
+    fin = np.isfinite(x) & ~big
+    assert np.all(np.isinf(y[np.isfinite(x) & big]))
+    err = _ulp_error(y[fin], ref[fin], 24, -149)
+    assert err.max() <= 1.0, (err.max(), x[fin][np.argmax(err)])
+    assert np.isnan(y[np.isnan(x)]).all()
+
+
+def test_exp_float64_range():
+    rng = np.random.default_rng(0)
+    x = np.concatenate(
+        [
+            rng.uniform(-745.2, 709.78, 400_000),
+            rng.uniform(-1, 1, 100_000),
+            rng.uniform(-745.2, -700, 100_000),
+        ]
+    )
+    y = _C.exp(x, None)
+    ref = np.exp(x)
+    assert _ulp_error(y, ref, 53, -1074).max() <= 2.0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_exp_special_values(dtype):
+    info = np.finfo(dtype)
+    x = np.array(
+        [
+            0.0,
+            -0.0,
+            np.inf,
+            -np.inf,
+            np.nan,
+            1e4,
+            -1e4,
+            info.max,
+            -info.max,
+            info.tiny,
+            np.log(info.max) * 1.0001,
+            np.log(info.tiny) - 5,
+        ],
+        dtype,
+    )
+    y = _C.exp(x, None)
+    np.testing.assert_array_equal(y[:9], [1, 1, np.inf, 0, np.nan, np.inf, 0, np.inf, 0])
+    assert y[9] == 1 and y[10] == np.inf and 0 < y[11] < info.tiny  # subnormal, not flushed
+    # every length, so each vector tail is taken; the input is not modified
+    for n in range(1, 40):
+        v = np.linspace(-5, 5, n).astype(dtype)
+        keep = v.copy()
+        assert_close(_C.exp(v, None), np.exp(v.astype(np.float64)), dtype)
+        np.testing.assert_array_equal(v, keep)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("K", [1, 3, 10, 17, 33, 200, 1000])
+def test_extreme_logits(rng, dtype, K):
+    """Logits whose exponentials underflow, overflow before the shift, or are -inf: the
+    loss and gradient as the float64 reference's (through the vector exponential's
+    clamps and tails at every row length)."""
+    B = 7
+    z = rng.standard_normal((B, K)) * 50
+    z[0] += 1e4
+    z[1] -= 1e4
+    z[2, ::2] = -np.inf
+    z[2, -1] = 1.0
+    z[3] *= 10
+    z = z.astype(dtype)
+    labels = rng.integers(0, K, B)
+    labels[2] = K - 1
+    loss, lse = F.cross_entropy(z, labels)
+    rloss, rlse = R.cross_entropy(z, labels)
+    assert_close(lse, rlse, dtype)
+    assert_close(loss, rloss, dtype)
+    dz = F.cross_entropy_backward(z, labels, lse)
+    assert np.isfinite(dz).all()
+    atol = 2 * np.abs(z[np.isfinite(z)]).max() * np.finfo(dtype).eps
+    np.testing.assert_allclose(dz, R.cross_entropy_backward(z, labels), rtol=0, atol=atol)
+
+
+def test_nan_or_inf_logit_gives_nan_row():
+    for K in (3, 40):
+        for bad in (np.nan, np.inf):
+            z = np.zeros((2, K), np.float32)
+            z[1, K // 2] = bad
+            _, lse = F.cross_entropy(z, [0, 0])
+            assert np.isfinite(lse[0]) and np.isnan(lse[1])

@@ -28,7 +28,7 @@
     X(nr_conv2d_forward_workspace_##SFX, A) X(nr_sgd_step_##SFX, A) X(nr_adam_step_##SFX, A) \
     X(nr_batchnorm_workspace_##SFX, A) X(nr_batchnorm_forward_train_##SFX, A)               \
     X(nr_batchnorm_forward_eval_##SFX, A) X(nr_batchnorm_backward_##SFX, A)                 \
-    X(nr_batchnorm_apply_grad_##SFX, A) X(nr_syncbn_workspace_##SFX, A)                     \
+    X(nr_batchnorm_apply_grad_##SFX, A) X(nr_exp_##SFX, A) X(nr_syncbn_workspace_##SFX, A)   \
     X(nr_syncbn_stats_##SFX, A) X(nr_syncbn_forward_##SFX, A)                               \
     X(nr_syncbn_grad_sums_##SFX, A) X(nr_syncbn_backward_##SFX, A)
 #define NR_DISPATCHED_KERNELS(X, A)                                                         \

@@ -97,7 +97,9 @@ void nr_copy_f32(float *dst, const float *src, int64_t n, int nthreads);
                                           int64_t B, int64_t K);                             \
     /* -> dlogits (B, K) = dloss * (softmax(logits) - onehot(labels)) / B */                   \
     void nr_cross_entropy_backward_##SFX(T *dlogits, const T *logits, const int64_t *labels, \
-                                         const T *lse, int64_t B, int64_t K, double dloss);
+                                         const T *lse, int64_t B, int64_t K, double dloss); \
+    /* x (n) -> y (n) = exp(x), the softmax's exponential (vexp.h), for accuracy tests */     \
+    void nr_exp_##SFX(T *y, const T *x, int64_t n);
 
 NR_DECLARE_KERNELS(float, f32)
 NR_DECLARE_KERNELS(double, f64)

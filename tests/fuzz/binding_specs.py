@@ -310,6 +310,8 @@ SPECS: list[Spec] = [
     Spec("build_info"),
     Spec("cpu_capability"),
     Spec("cpu_tiers"),
+    # the softmax's exponential alone (accuracy tests)
+    Spec("exp", X, [Arr("x", "f", _x), _out(_x)]),
 ]  # fmt: skip
 
 BY_NAME = {spec.name: spec for spec in SPECS}

@@ -189,6 +189,7 @@ def _c_templates():
             True,
         ),
         "relu_forward": lambda: (_f(4, 3), None),
+        "exp": lambda: (_f(4, 3), None),
         "relu_backward": lambda: (_f(4, 3), _f(4, 3), None),
         "layer_norm_forward": lambda: (_f(4, 3), _f(3), _f(3), 1e-5, None),
         "layer_norm_backward": lambda: (
