@@ -49,8 +49,8 @@ int nr_arg_float_dtype(PyObject *obj, const char *fname, const char *name, int *
 
 /* A new output array of the given shape, or `out_obj` (checked: dtype, shape, C-contiguous,
  * writeable) when it is not None. Returns a new reference or NULL with an exception. */
-PyArrayObject *nr_out_array(PyObject *out_obj, const char *fname, const char *name,
-                            int typenum, int ndim, const npy_intp *dims);
+PyArrayObject *nr_out_array(PyObject *out_obj, const char *fname, const char *name, int typenum,
+                            int ndim, const npy_intp *dims);
 
 /* Parses a Python float (or int) argument; -1 with an exception on failure. */
 int nr_arg_double(PyObject *obj, const char *fname, const char *name, double *value);
@@ -80,7 +80,7 @@ typedef struct {
     int arg;             /* its position in args */
     const char *name;    /* the name the errors give it */
     const char *dims;
-    int flags;           /* NR_REQUIRED or NR_OPTIONAL, NR_WRITABLE, a dtype flag */
+    int flags; /* NR_REQUIRED or NR_OPTIONAL, NR_WRITABLE, a dtype flag */
 } nr_array_arg;
 
 /* The sizes the letters stand for, and what each is for the errors:
@@ -122,15 +122,16 @@ nr_data_or_null(PyArrayObject *arr)
 
 /* Calls the float (typenum NPY_FLOAT32) or double instance of a kernel, in the active CPU
  * tier. */
-#define NR_CALL(typenum, kernel, ...)                                                       \
-    ((typenum) == NPY_FLOAT32 ? nr_dispatch.kernel##_f32(__VA_ARGS__)                       \
+#define NR_CALL(typenum, kernel, ...)                                                          \
+    ((typenum) == NPY_FLOAT32 ? nr_dispatch.kernel##_f32(__VA_ARGS__)                          \
                               : nr_dispatch.kernel##_f64(__VA_ARGS__))
 
 /* Runs STMT, a kernel call, without the GIL (the caller holds the arrays it touches). */
-#define NR_NOGIL(STMT)                                                                      \
-    do {                                                                                    \
-        Py_BEGIN_ALLOW_THREADS STMT;                                                        \
-        Py_END_ALLOW_THREADS                                                                \
+#define NR_NOGIL(STMT)                                                                         \
+    do {                                                                                       \
+        Py_BEGIN_ALLOW_THREADS                                                                 \
+        STMT;                                                                                  \
+        Py_END_ALLOW_THREADS                                                                   \
     } while (0)
 
 /* The end of a binding function whose kernel takes a workspace: STMT, the kernel call, runs
@@ -138,15 +139,15 @@ nr_data_or_null(PyArrayObject *arr)
  * freed after it. When the workspace cannot be had, STMT does not run and `result` (the
  * function's return value, a new reference or NULL) is released and set to NULL, with
  * MemoryError: the function returns `result` either way. */
-#define NR_NOGIL_WITH_WORKSPACE(result, size, fn, STMT)                                     \
-    do {                                                                                    \
-        void *const ws = nr_workspace((size), (fn));                                        \
-        if (ws == NULL) {                                                                   \
-            Py_CLEAR(result);                                                               \
-            break;                                                                          \
-        }                                                                                   \
-        NR_NOGIL(STMT);                                                                     \
-        PyMem_RawFree(ws);                                                                  \
+#define NR_NOGIL_WITH_WORKSPACE(result, size, fn, STMT)                                        \
+    do {                                                                                       \
+        void *const ws = nr_workspace((size), (fn));                                           \
+        if (ws == NULL) {                                                                      \
+            Py_CLEAR(result);                                                                  \
+            break;                                                                             \
+        }                                                                                      \
+        NR_NOGIL(STMT);                                                                        \
+        PyMem_RawFree(ws);                                                                     \
     } while (0)
 
 /* A new C-contiguous output array owned by normreg: buffers of 1 MiB and more come from a

@@ -68,8 +68,7 @@ nr_block_dealloc(PyObject *self)
 }
 
 static PyTypeObject nr_block_type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "normreg._C._Block",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "normreg._C._Block",
     .tp_basicsize = sizeof(nr_block),
     .tp_dealloc = nr_block_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
@@ -135,8 +134,8 @@ nr_new_array(int ndim, const npy_intp *dims, int typenum)
     blk->ptr = ptr;
     blk->size = got;
     PyArray_Descr *descr = PyArray_DescrFromType(typenum);
-    PyObject *arr = PyArray_NewFromDescr(&PyArray_Type, descr, ndim, (npy_intp *)dims, NULL, ptr,
-                                         NPY_ARRAY_CARRAY, NULL);
+    PyObject *arr = PyArray_NewFromDescr(&PyArray_Type, descr, ndim, (npy_intp *)dims, NULL,
+                                         ptr, NPY_ARRAY_CARRAY, NULL);
     if (!arr) {
         Py_DECREF(blk); /* returns the block to the pool */
         return NULL;

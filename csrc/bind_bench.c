@@ -111,10 +111,10 @@ sgemm(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_BEGIN_ALLOW_THREADS
     nr_blas_lock_shared(); /* as normreg's own products: the thread count cannot change */
-    NR_CBLAS(sgemm)(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    (int)M, (int)N, (int)K, 1.0f, PyArray_DATA(a), (int)PyArray_DIM(a, 1),
-                    PyArray_DATA(b), (int)PyArray_DIM(b, 1), (float)beta, PyArray_DATA(c),
-                    (int)N);
+    NR_CBLAS(sgemm)(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+                    tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f,
+                    PyArray_DATA(a), (int)PyArray_DIM(a, 1), PyArray_DATA(b),
+                    (int)PyArray_DIM(b, 1), (float)beta, PyArray_DATA(c), (int)N);
     nr_blas_unlock();
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;

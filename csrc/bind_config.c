@@ -82,8 +82,8 @@ build_info(PyObject *self, PyObject *unused)
 {
     const char *omp_library = nr_openmp_library();
     return Py_BuildValue("{sssssisz}", "compiler", NR_CC_NAME, "compiler_version",
-                         NR_CC_VERSION, "openmp_version", nr_openmp_version(),
-                         "openmp_library", omp_library);
+                         NR_CC_VERSION, "openmp_version", nr_openmp_version(), "openmp_library",
+                         omp_library);
 }
 
 static PyObject *
@@ -94,7 +94,8 @@ blas_info(PyObject *self, PyObject *unused)
     const int parallel = nr_blas_get_parallel();
     return Py_BuildValue("{szszsiss}", "config", nr_blas_get_config(), "corename",
                          nr_blas_get_corename(), "threads", nr_blas_get_num_threads(),
-                         "threading", parallel >= 0 && parallel <= 2 ? threading[parallel] : "?");
+                         "threading",
+                         parallel >= 0 && parallel <= 2 ? threading[parallel] : "?");
 }
 
 PyMethodDef nr_config_methods[] = {

@@ -59,9 +59,10 @@ window_count(const char *fn, const char *axis, npy_intp size, npy_intp k, npy_in
     }
     const npy_intp padded = size + 2 * pad;
     if (k > padded) {
-        PyErr_Format(PyExc_ValueError, "%s: the kernel %s %zd is larger than the padded input %s %zd (%zd + 2 * %zd)",
-                     fn, axis, (Py_ssize_t)k, axis, (Py_ssize_t)padded, (Py_ssize_t)size,
-                     (Py_ssize_t)pad);
+        PyErr_Format(
+            PyExc_ValueError,
+            "%s: the kernel %s %zd is larger than the padded input %s %zd (%zd + 2 * %zd)", fn,
+            axis, (Py_ssize_t)k, axis, (Py_ssize_t)padded, (Py_ssize_t)size, (Py_ssize_t)pad);
         return -1;
     }
     *out = (padded - k) / stride + 1;
@@ -97,12 +98,15 @@ static int
 conv_geometry(PyArrayObject *x, PyArrayObject *w, PyObject *const *sp_args, const char *fn,
               nr_window2d *g, npy_intp *O)
 {
-    if (nr_arg_dim(w, fn, "weight", 1, PyArray_DIM(x, 1), "in_channels: the channels of x") < 0) {
+    if (nr_arg_dim(w, fn, "weight", 1, PyArray_DIM(x, 1), "in_channels: the channels of x") <
+        0) {
         return -1;
     }
     if (PyArray_DIM(w, 2) < 1 || PyArray_DIM(w, 3) < 1) {
-        PyErr_Format(PyExc_ValueError, "%s: argument 'weight' must have a kernel of at least 1 x 1, got %zd x %zd",
-                     fn, (Py_ssize_t)PyArray_DIM(w, 2), (Py_ssize_t)PyArray_DIM(w, 3));
+        PyErr_Format(
+            PyExc_ValueError,
+            "%s: argument 'weight' must have a kernel of at least 1 x 1, got %zd x %zd", fn,
+            (Py_ssize_t)PyArray_DIM(w, 2), (Py_ssize_t)PyArray_DIM(w, 3));
         return -1;
     }
     g->N = PyArray_DIM(x, 0);
@@ -209,7 +213,9 @@ pool_input(PyObject *obj, const char *fn, const char *name, int *t, PyArrayObjec
     }
     for (int i = 1; i < 4; i++) {
         if (PyArray_DIM(*x, i) < 1) {
-            PyErr_Format(PyExc_ValueError, "%s: argument '%s' must have non-zero channels, height and width, got size 0 in dimension %d",
+            PyErr_Format(PyExc_ValueError,
+                         "%s: argument '%s' must have non-zero channels, height and width, got "
+                         "size 0 in dimension %d",
                          fn, name, i);
             return -1;
         }
@@ -232,8 +238,10 @@ pool_window(PyObject *const *args, const char *fn, nr_window2d *g)
         return -1;
     }
     if (g->PH > g->KH / 2 || g->PW > g->KW / 2) {
-        PyErr_Format(PyExc_ValueError, "%s: padding (%zd, %zd) must be at most half the kernel size (%zd, %zd)",
-                     fn, (Py_ssize_t)g->PH, (Py_ssize_t)g->PW, (Py_ssize_t)g->KH, (Py_ssize_t)g->KW);
+        PyErr_Format(PyExc_ValueError,
+                     "%s: padding (%zd, %zd) must be at most half the kernel size (%zd, %zd)",
+                     fn, (Py_ssize_t)g->PH, (Py_ssize_t)g->PW, (Py_ssize_t)g->KH,
+                     (Py_ssize_t)g->KW);
         return -1;
     }
     return window_geometry(fn, g);
@@ -277,8 +285,9 @@ max_pool2d_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     if (__builtin_mul_overflow(g.H, g.W, &HW) || HW > INT32_MAX) { /* the kernel's positions */
-        PyErr_Format(PyExc_ValueError, "%s: planes of more than %d values are not supported, got %zd x %zd",
-                     fn, INT32_MAX, (Py_ssize_t)g.H, (Py_ssize_t)g.W);
+        PyErr_Format(PyExc_ValueError,
+                     "%s: planes of more than %d values are not supported, got %zd x %zd", fn,
+                     INT32_MAX, (Py_ssize_t)g.H, (Py_ssize_t)g.W);
         return NULL;
     }
     npy_intp dims[4] = {g.N, g.C, g.OH, g.OW};
@@ -329,7 +338,9 @@ max_pool2d_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_END_ALLOW_THREADS
     if (bad >= 0) {
-        PyErr_Format(PyExc_ValueError, "%s: argument 'indices' must hold positions in [0, %zd) (input_h * input_w), got %lld at flat position %lld",
+        PyErr_Format(PyExc_ValueError,
+                     "%s: argument 'indices' must hold positions in [0, %zd) (input_h * "
+                     "input_w), got %lld at flat position %lld",
                      fn, (Py_ssize_t)HW, (long long)((int64_t *)PyArray_DATA(idx))[bad],
                      (long long)bad);
         Py_DECREF(dx);
@@ -355,7 +366,8 @@ avg_pool2d_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (!(y = nr_out_array(args[8], fn, "out", t, 4, dims))) {
         return NULL;
     }
-    NR_NOGIL(NR_CALL(t, nr_avg_pool2d_forward, PyArray_DATA(y), PyArray_DATA(x), &g, include_pad));
+    NR_NOGIL(
+        NR_CALL(t, nr_avg_pool2d_forward, PyArray_DATA(y), PyArray_DATA(x), &g, include_pad));
     return (PyObject *)y;
 }
 
@@ -394,8 +406,9 @@ static int
 adaptive_fits(const char *fn, const nr_window2d *g)
 {
     if (!adaptive_axis_fits(g->OH, g->H) || !adaptive_axis_fits(g->OW, g->W)) {
-        PyErr_Format(PyExc_ValueError, "%s: output size (%zd, %zd) is too large for the input (%zd, %zd)",
-                     fn, (Py_ssize_t)g->OH, (Py_ssize_t)g->OW, (Py_ssize_t)g->H, (Py_ssize_t)g->W);
+        PyErr_Format(PyExc_ValueError,
+                     "%s: output size (%zd, %zd) is too large for the input (%zd, %zd)", fn,
+                     (Py_ssize_t)g->OH, (Py_ssize_t)g->OW, (Py_ssize_t)g->H, (Py_ssize_t)g->W);
         return -1;
     }
     return 0;
@@ -437,27 +450,33 @@ adaptive_avg_pool2d_backward(PyObject *self, PyObject *const *args, Py_ssize_t n
     if (!(dx = pool_dx(args[3], fn, t, &g))) {
         return NULL;
     }
-    NR_NOGIL(NR_CALL(t, nr_adaptive_avg_pool2d_backward, PyArray_DATA(dx), PyArray_DATA(dy), &g));
+    NR_NOGIL(
+        NR_CALL(t, nr_adaptive_avg_pool2d_backward, PyArray_DATA(dx), PyArray_DATA(dy), &g));
     return (PyObject *)dx;
 }
 
 PyMethodDef nr_conv_methods[] = {
-    NR_FASTCALL(conv2d_forward, "conv2d_forward(x, weight, bias, stride_h, stride_w, padding_h, "
-                             "padding_w, out) -> y"),
-    NR_FASTCALL(conv2d_backward, "conv2d_backward(dy, x, weight, stride_h, stride_w, padding_h, "
-                              "padding_w, dweight, dbias, need_dx) -> dx or None"),
-    NR_FASTCALL(max_pool2d_forward, "max_pool2d_forward(x, kernel_h, kernel_w, stride_h, stride_w, "
-                                 "padding_h, padding_w, out) -> (y, indices)"),
+    NR_FASTCALL(conv2d_forward,
+                "conv2d_forward(x, weight, bias, stride_h, stride_w, padding_h, "
+                "padding_w, out) -> y"),
+    NR_FASTCALL(conv2d_backward,
+                "conv2d_backward(dy, x, weight, stride_h, stride_w, padding_h, "
+                "padding_w, dweight, dbias, need_dx) -> dx or None"),
+    NR_FASTCALL(max_pool2d_forward,
+                "max_pool2d_forward(x, kernel_h, kernel_w, stride_h, stride_w, "
+                "padding_h, padding_w, out) -> (y, indices)"),
     NR_FASTCALL(max_pool2d_backward,
-             "max_pool2d_backward(dy, indices, input_h, input_w, out) -> dx"),
-    NR_FASTCALL(avg_pool2d_forward, "avg_pool2d_forward(x, kernel_h, kernel_w, stride_h, stride_w, "
-                                 "padding_h, padding_w, count_include_pad, out) -> y"),
-    NR_FASTCALL(avg_pool2d_backward,
-             "avg_pool2d_backward(dy, input_h, input_w, kernel_h, kernel_w, stride_h, stride_w, "
-             "padding_h, padding_w, count_include_pad, out) -> dx"),
+                "max_pool2d_backward(dy, indices, input_h, input_w, out) -> dx"),
+    NR_FASTCALL(avg_pool2d_forward,
+                "avg_pool2d_forward(x, kernel_h, kernel_w, stride_h, stride_w, "
+                "padding_h, padding_w, count_include_pad, out) -> y"),
+    NR_FASTCALL(
+        avg_pool2d_backward,
+        "avg_pool2d_backward(dy, input_h, input_w, kernel_h, kernel_w, stride_h, stride_w, "
+        "padding_h, padding_w, count_include_pad, out) -> dx"),
     NR_FASTCALL(adaptive_avg_pool2d_forward,
-             "adaptive_avg_pool2d_forward(x, output_h, output_w, out) -> y"),
+                "adaptive_avg_pool2d_forward(x, output_h, output_w, out) -> y"),
     NR_FASTCALL(adaptive_avg_pool2d_backward,
-             "adaptive_avg_pool2d_backward(dy, input_h, input_w, out) -> dx"),
+                "adaptive_avg_pool2d_backward(dy, input_h, input_w, out) -> dx"),
     {NULL, NULL, 0, NULL},
 };

@@ -35,7 +35,8 @@ linear_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     npy_intp M = nr_size(&s, 'M'), K = nr_size(&s, 'K'), N = nr_size(&s, 'N');
     npy_intp dims[2] = {M, N};
-    if (linear_fits_int(fn, M, K, N) < 0 || !(y = nr_out_array(args[3], fn, "out", t, 2, dims))) {
+    if (linear_fits_int(fn, M, K, N) < 0 ||
+        !(y = nr_out_array(args[3], fn, "out", t, 2, dims))) {
         return NULL;
     }
     NR_NOGIL(NR_CALL(t, nr_linear_forward, PyArray_DATA(y), PyArray_DATA(x), PyArray_DATA(w),
@@ -74,7 +75,8 @@ linear_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     NR_NOGIL(NR_CALL(t, nr_linear_backward, nr_data_or_null(dx), nr_data_or_null(dw),
-                     nr_data_or_null(db), PyArray_DATA(dy), PyArray_DATA(x), PyArray_DATA(w), M, K, N));
+                     nr_data_or_null(db), PyArray_DATA(dy), PyArray_DATA(x), PyArray_DATA(w), M,
+                     K, N));
     if (!dx) {
         Py_RETURN_NONE;
     }
@@ -150,8 +152,8 @@ layer_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     NR_NOGIL(NR_CALL(t, nr_layernorm_forward, PyArray_DATA(res[0]), PyArray_DATA(res[1]),
-                     PyArray_DATA(res[2]), PyArray_DATA(x), nr_data_or_null(w), nr_data_or_null(b), M, D,
-                     eps));
+                     PyArray_DATA(res[2]), PyArray_DATA(x), nr_data_or_null(w),
+                     nr_data_or_null(b), M, D, eps));
     return nr_tuple(3, res);
 }
 
@@ -182,10 +184,10 @@ layer_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     const int nthreads = nr_get_num_threads();
     NR_NOGIL_WITH_WORKSPACE(dx, NR_CALL(t, nr_layernorm_backward_workspace, D, nthreads), fn,
-                            NR_CALL(t, nr_layernorm_backward, PyArray_DATA(dx), nr_data_or_null(dw),
-                                    nr_data_or_null(db), PyArray_DATA(dy), PyArray_DATA(x),
-                                    PyArray_DATA(mean), PyArray_DATA(rstd), nr_data_or_null(w), M,
-                                    D, ws, nthreads));
+                            NR_CALL(t, nr_layernorm_backward, PyArray_DATA(dx),
+                                    nr_data_or_null(dw), nr_data_or_null(db), PyArray_DATA(dy),
+                                    PyArray_DATA(x), PyArray_DATA(mean), PyArray_DATA(rstd),
+                                    nr_data_or_null(w), M, D, ws, nthreads));
     return (PyObject *)dx;
 }
 
@@ -226,24 +228,23 @@ batch_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Format(PyExc_ValueError, "%s: evaluation needs running_mean and running_var", fn);
         return NULL;
     }
-    PyObject *result = nr_outputs(args[8], fn, t, x, 2, 1, &C, res) < 0 ? NULL : nr_tuple(3, res);
+    PyObject *result =
+        nr_outputs(args[8], fn, t, x, 2, 1, &C, res) < 0 ? NULL : nr_tuple(3, res);
     if (!result) {
         return NULL;
     }
     const int nthreads = nr_get_num_threads();
     /* the tuple holds res: y, save_mean, save_rstd */
-    NR_NOGIL_WITH_WORKSPACE(result, NR_CALL(t, nr_batchnorm_workspace, C, nthreads), fn,
-                            training ? NR_CALL(t, nr_batchnorm_forward_train, PyArray_DATA(res[0]),
-                                               PyArray_DATA(res[1]), PyArray_DATA(res[2]),
-                                               nr_data_or_null(rm), nr_data_or_null(rv),
-                                               PyArray_DATA(x), nr_data_or_null(w),
-                                               nr_data_or_null(b), N, C, L, momentum, eps, ws,
-                                               nthreads)
-                                     : NR_CALL(t, nr_batchnorm_forward_eval, PyArray_DATA(res[0]),
-                                               PyArray_DATA(res[1]), PyArray_DATA(res[2]),
-                                               PyArray_DATA(x), PyArray_DATA(rm), PyArray_DATA(rv),
-                                               nr_data_or_null(w), nr_data_or_null(b), N, C, L,
-                                               eps));
+    NR_NOGIL_WITH_WORKSPACE(
+        result, NR_CALL(t, nr_batchnorm_workspace, C, nthreads), fn,
+        training
+            ? NR_CALL(t, nr_batchnorm_forward_train, PyArray_DATA(res[0]), PyArray_DATA(res[1]),
+                      PyArray_DATA(res[2]), nr_data_or_null(rm), nr_data_or_null(rv),
+                      PyArray_DATA(x), nr_data_or_null(w), nr_data_or_null(b), N, C, L,
+                      momentum, eps, ws, nthreads)
+            : NR_CALL(t, nr_batchnorm_forward_eval, PyArray_DATA(res[0]), PyArray_DATA(res[1]),
+                      PyArray_DATA(res[2]), PyArray_DATA(x), PyArray_DATA(rm), PyArray_DATA(rv),
+                      nr_data_or_null(w), nr_data_or_null(b), N, C, L, eps));
     return result;
 }
 
@@ -275,10 +276,10 @@ batch_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     const int nthreads = nr_get_num_threads();
     NR_NOGIL_WITH_WORKSPACE(dx, NR_CALL(t, nr_batchnorm_workspace, C, nthreads), fn,
-                            NR_CALL(t, nr_batchnorm_backward, PyArray_DATA(dx), nr_data_or_null(dw),
-                                    nr_data_or_null(db), PyArray_DATA(dy), PyArray_DATA(x),
-                                    PyArray_DATA(mean), PyArray_DATA(rstd), nr_data_or_null(w), N,
-                                    C, L, training, ws, nthreads));
+                            NR_CALL(t, nr_batchnorm_backward, PyArray_DATA(dx),
+                                    nr_data_or_null(dw), nr_data_or_null(db), PyArray_DATA(dy),
+                                    PyArray_DATA(x), PyArray_DATA(mean), PyArray_DATA(rstd),
+                                    nr_data_or_null(w), N, C, L, training, ws, nthreads));
     return (PyObject *)dx;
 }
 
@@ -325,8 +326,8 @@ dropout_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         Py_XDECREF(y);
         return NULL;
     }
-    NR_NOGIL(NR_CALL(t, nr_dropout_forward, PyArray_DATA(y), PyArray_DATA(mask), PyArray_DATA(x),
-                     n, p, seed, offset));
+    NR_NOGIL(NR_CALL(t, nr_dropout_forward, PyArray_DATA(y), PyArray_DATA(mask),
+                     PyArray_DATA(x), n, p, seed, offset));
     return Py_BuildValue("(NN)", y, mask);
 }
 
@@ -411,8 +412,8 @@ labels_in_range(PyArrayObject *labels, const char *fn, npy_intp K)
     const int64_t *lab = PyArray_DATA(labels);
     for (npy_intp i = 0; i < PyArray_DIM(labels, 0); i++) {
         if (lab[i] < 0 || lab[i] >= K) {
-            PyErr_Format(PyExc_ValueError, "%s: labels[%zd] = %lld is out of range [0, %zd)", fn,
-                         (Py_ssize_t)i, (long long)lab[i], (Py_ssize_t)K);
+            PyErr_Format(PyExc_ValueError, "%s: labels[%zd] = %lld is out of range [0, %zd)",
+                         fn, (Py_ssize_t)i, (long long)lab[i], (Py_ssize_t)K);
             return -1;
         }
     }
@@ -435,12 +436,13 @@ cross_entropy_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     npy_intp B = PyArray_DIM(logits, 0), K = PyArray_DIM(logits, 1);
-    if (labels_in_range(labels, fn, K) < 0 || !(lse = (PyArrayObject *)PyArray_EMPTY(1, &B, t, 0))) {
+    if (labels_in_range(labels, fn, K) < 0 ||
+        !(lse = (PyArrayObject *)PyArray_EMPTY(1, &B, t, 0))) {
         return NULL;
     }
     double loss;
-    NR_NOGIL(loss = NR_CALL(t, nr_cross_entropy_forward, PyArray_DATA(lse), PyArray_DATA(logits),
-                            PyArray_DATA(labels), B, K));
+    NR_NOGIL(loss = NR_CALL(t, nr_cross_entropy_forward, PyArray_DATA(lse),
+                            PyArray_DATA(logits), PyArray_DATA(labels), B, K));
     return Py_BuildValue("(dN)", loss, lse);
 }
 
@@ -473,19 +475,23 @@ cross_entropy_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 
 PyMethodDef nr_core_methods[] = {
     NR_FASTCALL(linear_forward, "linear_forward(x, weight, bias, out) -> y"),
-    NR_FASTCALL(linear_backward,
-             "linear_backward(dy, x, weight, dx_out, dweight, dbias, need_dx) -> dx or None"),
+    NR_FASTCALL(
+        linear_backward,
+        "linear_backward(dy, x, weight, dx_out, dweight, dbias, need_dx) -> dx or None"),
     NR_FASTCALL(relu_forward, "relu_forward(x, out) -> y"),
     NR_FASTCALL(relu_backward, "relu_backward(dy, y, out) -> dx"),
-    NR_FASTCALL(layer_norm_forward, "layer_norm_forward(x, weight, bias, eps, out) -> (y, mean, rstd)"),
+    NR_FASTCALL(layer_norm_forward,
+                "layer_norm_forward(x, weight, bias, eps, out) -> (y, mean, rstd)"),
     NR_FASTCALL(layer_norm_backward,
-             "layer_norm_backward(dy, x, mean, rstd, weight, dweight, dbias, out) -> dx"),
-    NR_FASTCALL(batch_norm_forward,
-             "batch_norm_forward(x, weight, bias, running_mean, running_var, training, momentum, "
-             "eps, out) -> (y, save_mean, save_rstd)"),
-    NR_FASTCALL(batch_norm_backward,
-             "batch_norm_backward(dy, x, save_mean, save_rstd, weight, dweight, dbias, training, "
-             "out) -> dx"),
+                "layer_norm_backward(dy, x, mean, rstd, weight, dweight, dbias, out) -> dx"),
+    NR_FASTCALL(
+        batch_norm_forward,
+        "batch_norm_forward(x, weight, bias, running_mean, running_var, training, momentum, "
+        "eps, out) -> (y, save_mean, save_rstd)"),
+    NR_FASTCALL(
+        batch_norm_backward,
+        "batch_norm_backward(dy, x, save_mean, save_rstd, weight, dweight, dbias, training, "
+        "out) -> dx"),
     NR_FASTCALL(dropout_forward, "dropout_forward(x, p, seed, offset, out) -> (y, mask)"),
     NR_FASTCALL(dropout_backward, "dropout_backward(dy, mask, p, out) -> dx"),
     NR_FASTCALL(philox4x32, "philox4x32(c0, c1, c2, c3, k0, k1) -> (w0, w1, w2, w3)"),
@@ -493,6 +499,6 @@ PyMethodDef nr_core_methods[] = {
      "exp(x, out) -> y: the softmax's exponential, for accuracy tests"},
     NR_FASTCALL(cross_entropy_forward, "cross_entropy_forward(logits, labels) -> (loss, lse)"),
     NR_FASTCALL(cross_entropy_backward,
-             "cross_entropy_backward(logits, labels, lse, dloss, out) -> dlogits"),
+                "cross_entropy_backward(logits, labels, lse, dloss, out) -> dlogits"),
     {NULL, NULL, 0, NULL},
 };

@@ -58,10 +58,10 @@ rms_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     const int nthreads = nr_get_num_threads();
-    NR_NOGIL_WITH_WORKSPACE(dx, NR_CALL(t, nr_rmsnorm_backward_workspace, D, nthreads), fn,
-                            NR_CALL(t, nr_rmsnorm_backward, PyArray_DATA(dx), nr_data_or_null(dw),
-                                    PyArray_DATA(dy), PyArray_DATA(x), PyArray_DATA(rstd),
-                                    nr_data_or_null(w), M, D, ws, nthreads));
+    NR_NOGIL_WITH_WORKSPACE(
+        dx, NR_CALL(t, nr_rmsnorm_backward_workspace, D, nthreads), fn,
+        NR_CALL(t, nr_rmsnorm_backward, PyArray_DATA(dx), nr_data_or_null(dw), PyArray_DATA(dy),
+                PyArray_DATA(x), PyArray_DATA(rstd), nr_data_or_null(w), M, D, ws, nthreads));
     return (PyObject *)dx;
 }
 
@@ -77,8 +77,10 @@ num_groups_arg(PyObject *obj, const char *fn, npy_intp C, npy_intp *G)
         return -1;
     }
     if (g < 1 || C % g != 0) {
-        PyErr_Format(PyExc_ValueError, "%s: argument 'num_groups' must be >= 1 and divide the %zd channels, got %zd",
-                     fn, (Py_ssize_t)C, g);
+        PyErr_Format(
+            PyExc_ValueError,
+            "%s: argument 'num_groups' must be >= 1 and divide the %zd channels, got %zd", fn,
+            (Py_ssize_t)C, g);
         return -1;
     }
     *G = (npy_intp)g;
@@ -114,8 +116,8 @@ group_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     NR_NOGIL(NR_CALL(t, nr_groupnorm_forward, PyArray_DATA(res[0]), PyArray_DATA(res[1]),
-                     PyArray_DATA(res[2]), PyArray_DATA(x), nr_data_or_null(w), nr_data_or_null(b), N, C,
-                     S, G, eps));
+                     PyArray_DATA(res[2]), PyArray_DATA(x), nr_data_or_null(w),
+                     nr_data_or_null(b), N, C, S, G, eps));
     return nr_tuple(3, res);
 }
 
@@ -155,19 +157,20 @@ group_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     const int nthreads = nr_get_num_threads();
     NR_NOGIL_WITH_WORKSPACE(dx, NR_CALL(t, nr_groupnorm_backward_workspace, C, nthreads), fn,
-                            NR_CALL(t, nr_groupnorm_backward, PyArray_DATA(dx), nr_data_or_null(dw),
-                                    nr_data_or_null(db), PyArray_DATA(dy), PyArray_DATA(x),
-                                    PyArray_DATA(mean), PyArray_DATA(rstd), nr_data_or_null(w), N,
-                                    C, S, G, ws, nthreads));
+                            NR_CALL(t, nr_groupnorm_backward, PyArray_DATA(dx),
+                                    nr_data_or_null(dw), nr_data_or_null(db), PyArray_DATA(dy),
+                                    PyArray_DATA(x), PyArray_DATA(mean), PyArray_DATA(rstd),
+                                    nr_data_or_null(w), N, C, S, G, ws, nthreads));
     return (PyObject *)dx;
 }
 
 PyMethodDef nr_norms_methods[] = {
     NR_FASTCALL(rms_norm_forward, "rms_norm_forward(x, weight, eps, out) -> (y, rstd)"),
-    NR_FASTCALL(rms_norm_backward, "rms_norm_backward(dy, x, rstd, weight, dweight, out) -> dx"),
+    NR_FASTCALL(rms_norm_backward,
+                "rms_norm_backward(dy, x, rstd, weight, dweight, out) -> dx"),
     NR_FASTCALL(group_norm_forward,
-             "group_norm_forward(x, weight, bias, num_groups, eps, out) -> (y, mean, rstd)"),
-    NR_FASTCALL(group_norm_backward,
-             "group_norm_backward(dy, x, mean, rstd, weight, dweight, dbias, num_groups, out) -> dx"),
+                "group_norm_forward(x, weight, bias, num_groups, eps, out) -> (y, mean, rstd)"),
+    NR_FASTCALL(group_norm_backward, "group_norm_backward(dy, x, mean, rstd, weight, dweight, "
+                                     "dbias, num_groups, out) -> dx"),
     {NULL, NULL, 0, NULL},
 };

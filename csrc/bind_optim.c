@@ -24,12 +24,14 @@ sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         nr_arg_double(args[4], fn, "momentum", &momentum) < 0 ||
         nr_arg_double(args[5], fn, "dampening", &dampening) < 0 ||
         nr_arg_double(args[6], fn, "weight_decay", &weight_decay) < 0 ||
-        (nesterov = PyObject_IsTrue(args[7])) < 0 || (first_step = PyObject_IsTrue(args[8])) < 0) {
+        (nesterov = PyObject_IsTrue(args[7])) < 0 ||
+        (first_step = PyObject_IsTrue(args[8])) < 0) {
         return NULL;
     }
     npy_intp n = PyArray_SIZE(param);
     NR_NOGIL(NR_CALL(t, nr_sgd_step, PyArray_DATA(param), nr_data_or_null(buf),
-                     PyArray_DATA(grad), n, lr, momentum, dampening, weight_decay, nesterov, first_step));
+                     PyArray_DATA(grad), n, lr, momentum, dampening, weight_decay, nesterov,
+                     first_step));
     Py_RETURN_NONE;
 }
 
@@ -64,17 +66,18 @@ adam_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     npy_intp n = PyArray_SIZE(param);
     NR_NOGIL(NR_CALL(t, nr_adam_step, PyArray_DATA(param), PyArray_DATA(m), PyArray_DATA(v),
-                     nr_data_or_null(vmax), PyArray_DATA(grad), n, lr, beta1, beta2, eps, weight_decay,
-                     decoupled, bc1, bc2));
+                     nr_data_or_null(vmax), PyArray_DATA(grad), n, lr, beta1, beta2, eps,
+                     weight_decay, decoupled, bc1, bc2));
     Py_RETURN_NONE;
 }
 
 PyMethodDef nr_optim_methods[] = {
     NR_FASTCALL(sgd_step,
-             "sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay, "
-             "nesterov, first_step) -> None"),
-    NR_FASTCALL(adam_step,
-             "adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps, "
-             "weight_decay, decoupled, bias_correction1, bias_correction2) -> None"),
+                "sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay, "
+                "nesterov, first_step) -> None"),
+    NR_FASTCALL(
+        adam_step,
+        "adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps, "
+        "weight_decay, decoupled, bias_correction1, bias_correction2) -> None"),
     {NULL, NULL, 0, NULL},
 };

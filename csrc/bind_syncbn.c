@@ -34,9 +34,9 @@ sync_batch_norm_stats(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     double *st = (double *)PyArray_DATA(stats);
     const int nthreads = nr_get_num_threads();
-    NR_NOGIL_WITH_WORKSPACE(stats, NR_CALL(t, nr_syncbn_workspace, C, nthreads), fn,
-                            NR_CALL(t, nr_syncbn_stats, st, st + C, PyArray_DATA(x), N, C, L, ws,
-                                    nthreads));
+    NR_NOGIL_WITH_WORKSPACE(
+        stats, NR_CALL(t, nr_syncbn_workspace, C, nthreads), fn,
+        NR_CALL(t, nr_syncbn_stats, st, st + C, PyArray_DATA(x), N, C, L, ws, nthreads));
     return (PyObject *)stats;
 }
 
@@ -50,10 +50,8 @@ sync_batch_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     int t;
     nr_sizes s = {.what = SYNCBN_SIZES};
     const nr_array_arg arrays[] = {
-        {&x, 0, "x", "NCL", NR_REQUIRED},
-        {&mean, 1, "mean", "C", NR_F64},
-        {&rstd, 2, "rstd", "C", NR_REQUIRED},
-        {&w, 3, "weight", "C", NR_OPTIONAL},
+        {&x, 0, "x", "NCL", NR_REQUIRED},     {&mean, 1, "mean", "C", NR_F64},
+        {&rstd, 2, "rstd", "C", NR_REQUIRED}, {&w, 3, "weight", "C", NR_OPTIONAL},
         {&b, 4, "bias", "C", NR_OPTIONAL},
     };
     if (nr_arg_parse(args, nargs, 6, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0) {
@@ -97,8 +95,8 @@ sync_batch_norm_grad_sums(PyObject *self, PyObject *const *args, Py_ssize_t narg
     const int nthreads = nr_get_num_threads();
     NR_NOGIL_WITH_WORKSPACE(sums, NR_CALL(t, nr_syncbn_workspace, C, nthreads), fn,
                             NR_CALL(t, nr_syncbn_grad_sums, sm, sm + C, PyArray_DATA(dy),
-                                    PyArray_DATA(x), PyArray_DATA(mean), PyArray_DATA(rstd), N, C,
-                                    L, ws, nthreads));
+                                    PyArray_DATA(x), PyArray_DATA(mean), PyArray_DATA(rstd), N,
+                                    C, L, ws, nthreads));
     return (PyObject *)sums;
 }
 
@@ -113,12 +111,9 @@ sync_batch_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     double count;
     nr_sizes s = {.what = SYNCBN_SIZES};
     const nr_array_arg arrays[] = {
-        {&x, 1, "x", "NCL", NR_REQUIRED},
-        {&dy, 0, "dy", "=x", NR_REQUIRED},
-        {&mean, 2, "mean", "C", NR_F64},
-        {&rstd, 3, "rstd", "C", NR_REQUIRED},
-        {&w, 4, "weight", "C", NR_OPTIONAL},
-        {&sums, 5, "sums", "SC", NR_F64},
+        {&x, 1, "x", "NCL", NR_REQUIRED},    {&dy, 0, "dy", "=x", NR_REQUIRED},
+        {&mean, 2, "mean", "C", NR_F64},     {&rstd, 3, "rstd", "C", NR_REQUIRED},
+        {&w, 4, "weight", "C", NR_OPTIONAL}, {&sums, 5, "sums", "SC", NR_F64},
     };
     nr_size_set(&s, 'S', 2);
     if (nr_arg_parse(args, nargs, 8, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0 ||
@@ -138,17 +133,19 @@ sync_batch_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     NR_NOGIL_WITH_WORKSPACE(dx, NR_CALL(t, nr_syncbn_workspace, C, nthreads), fn,
                             NR_CALL(t, nr_syncbn_backward, PyArray_DATA(dx), PyArray_DATA(dy),
                                     PyArray_DATA(x), PyArray_DATA(mean), PyArray_DATA(rstd),
-                                    nr_data_or_null(w), sm, sm + C, count, N, C, L, ws, nthreads));
+                                    nr_data_or_null(w), sm, sm + C, count, N, C, L, ws,
+                                    nthreads));
     return (PyObject *)dx;
 }
 
 PyMethodDef nr_syncbn_methods[] = {
     NR_FASTCALL(sync_batch_norm_stats, "sync_batch_norm_stats(x) -> (2, C) float64: mean, M2"),
     NR_FASTCALL(sync_batch_norm_forward,
-             "sync_batch_norm_forward(x, mean, rstd, weight, bias, out) -> y"),
-    NR_FASTCALL(sync_batch_norm_grad_sums,
-             "sync_batch_norm_grad_sums(dy, x, mean, rstd) -> (2, C) float64: sum dy, sum dy xhat"),
+                "sync_batch_norm_forward(x, mean, rstd, weight, bias, out) -> y"),
+    NR_FASTCALL(
+        sync_batch_norm_grad_sums,
+        "sync_batch_norm_grad_sums(dy, x, mean, rstd) -> (2, C) float64: sum dy, sum dy xhat"),
     NR_FASTCALL(sync_batch_norm_backward,
-             "sync_batch_norm_backward(dy, x, mean, rstd, weight, sums, count, out) -> dx"),
+                "sync_batch_norm_backward(dy, x, mean, rstd, weight, sums, count, out) -> dx"),
     {NULL, NULL, 0, NULL},
 };

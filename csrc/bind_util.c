@@ -33,18 +33,22 @@ nr_arg_array(PyObject *obj, const char *fname, const char *name, int typenum, in
         return -1;
     }
     if (ndim >= 0 && PyArray_NDIM(arr) != ndim) {
-        PyErr_Format(PyExc_ValueError, "%s: argument '%s' must be %d-dimensional, got %d dimensions",
-                     fname, name, ndim, PyArray_NDIM(arr));
+        PyErr_Format(PyExc_ValueError,
+                     "%s: argument '%s' must be %d-dimensional, got %d dimensions", fname, name,
+                     ndim, PyArray_NDIM(arr));
         return -1;
     }
-    if (!PyArray_IS_C_CONTIGUOUS(arr) || !PyArray_ISALIGNED(arr) || PyArray_ISBYTESWAPPED(arr)) {
-        PyErr_Format(PyExc_ValueError, "%s: argument '%s' must be C-contiguous, aligned and in native byte order",
+    if (!PyArray_IS_C_CONTIGUOUS(arr) || !PyArray_ISALIGNED(arr) ||
+        PyArray_ISBYTESWAPPED(arr)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: argument '%s' must be C-contiguous, aligned and in native byte order",
                      fname, name);
         return -1;
     }
     if ((flags & NR_WRITABLE) && !PyArray_ISWRITEABLE(arr)) {
-        PyErr_Format(PyExc_ValueError, "%s: argument '%s' is written in place and must be writeable",
-                     fname, name);
+        PyErr_Format(PyExc_ValueError,
+                     "%s: argument '%s' is written in place and must be writeable", fname,
+                     name);
         return -1;
     }
     *out = arr;
@@ -56,9 +60,10 @@ nr_arg_dim(PyArrayObject *arr, const char *fname, const char *name, int axis, np
            const char *expected_what)
 {
     if (PyArray_DIM(arr, axis) != expected) {
-        PyErr_Format(PyExc_ValueError, "%s: argument '%s' has size %zd in dimension %d, expected %zd (%s)",
-                     fname, name, (Py_ssize_t)PyArray_DIM(arr, axis), axis,
-                     (Py_ssize_t)expected, expected_what);
+        PyErr_Format(PyExc_ValueError,
+                     "%s: argument '%s' has size %zd in dimension %d, expected %zd (%s)", fname,
+                     name, (Py_ssize_t)PyArray_DIM(arr, axis), axis, (Py_ssize_t)expected,
+                     expected_what);
         return -1;
     }
     return 0;
@@ -99,8 +104,9 @@ nr_arg_float_dtype(PyObject *obj, const char *fname, const char *name, int *type
     }
     int t = PyArray_TYPE((PyArrayObject *)obj);
     if (t != NPY_FLOAT32 && t != NPY_FLOAT64) {
-        PyErr_Format(PyExc_TypeError, "%s: argument '%s' must have dtype float32 or float64, got %s",
-                     fname, name, nr_dtype_name(t));
+        PyErr_Format(PyExc_TypeError,
+                     "%s: argument '%s' must have dtype float32 or float64, got %s", fname,
+                     name, nr_dtype_name(t));
         return -1;
     }
     *typenum = t;
@@ -120,7 +126,9 @@ nr_out_array(PyObject *out_obj, const char *fname, const char *name, int typenum
     }
     for (int i = 0; i < ndim; i++) {
         if (PyArray_DIM(out, i) != dims[i]) {
-            PyErr_Format(PyExc_ValueError, "%s: argument '%s' has the wrong shape (size %zd in dimension %d, expected %zd)",
+            PyErr_Format(PyExc_ValueError,
+                         "%s: argument '%s' has the wrong shape (size %zd in dimension %d, "
+                         "expected %zd)",
                          fname, name, (Py_ssize_t)PyArray_DIM(out, i), i, (Py_ssize_t)dims[i]);
             return NULL;
         }
@@ -147,7 +155,8 @@ nr_arg_out_of_range(const char *fname, const char *name, const char *what, doubl
 {
     PyObject *v = PyFloat_FromDouble(value);
     if (v != NULL) {
-        PyErr_Format(PyExc_ValueError, "%s: argument '%s' must be %s, got %R", fname, name, what, v);
+        PyErr_Format(PyExc_ValueError, "%s: argument '%s' must be %s, got %R", fname, name,
+                     what, v);
         Py_DECREF(v);
     }
     return -1;
@@ -203,8 +212,8 @@ nr_tuple(int n, PyArrayObject **items)
 }
 
 int
-nr_outputs(PyObject *out_obj, const char *fname, int t, PyArrayObject *x, int nstats,
-           int sndim, const npy_intp *sdims, PyArrayObject **res)
+nr_outputs(PyObject *out_obj, const char *fname, int t, PyArrayObject *x, int nstats, int sndim,
+           const npy_intp *sdims, PyArrayObject **res)
 {
     if (!(res[0] = nr_out_array(out_obj, fname, "out", t, PyArray_NDIM(x), PyArray_DIMS(x)))) {
         return -1;
@@ -284,8 +293,9 @@ entry_sizes(const nr_array_arg *table, int i, const char *fname, nr_sizes *sizes
     PyArrayObject *arr = *e->out;
     if (e->dims[0] == '=') {
         const nr_array_arg *like = earlier_entry(table, i, e->dims + 1);
-        return like && *like->out ? nr_arg_same_shape(arr, fname, e->name, *like->out, like->name)
-                                  : 0;
+        return like && *like->out
+                   ? nr_arg_same_shape(arr, fname, e->name, *like->out, like->name)
+                   : 0;
     }
     for (int axis = 0; e->dims[0] != '*' && e->dims[axis]; axis++) {
         int bit = e->dims[axis] - 'A';

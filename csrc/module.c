@@ -10,7 +10,8 @@ set_num_threads(PyObject *self, PyObject *arg)
         return NULL;
     }
     if (n < 1 || n > 1024) {
-        PyErr_Format(PyExc_ValueError, "set_num_threads: argument 'n' must be in [1, 1024], got %ld", n);
+        PyErr_Format(PyExc_ValueError,
+                     "set_num_threads: argument 'n' must be in [1, 1024], got %ld", n);
         return NULL;
     }
     nr_set_num_threads((int)n);
@@ -24,7 +25,8 @@ get_num_threads(PyObject *self, PyObject *unused)
 }
 
 static PyMethodDef module_methods[] = {
-    {"set_num_threads", set_num_threads, METH_O, "set_num_threads(n): threads for kernels and BLAS"},
+    {"set_num_threads", set_num_threads, METH_O,
+     "set_num_threads(n): threads for kernels and BLAS"},
     {"get_num_threads", get_num_threads, METH_NOARGS, "get_num_threads() -> int"},
     {NULL, NULL, 0, NULL},
 };
@@ -32,10 +34,9 @@ static PyMethodDef module_methods[] = {
 extern PyMethodDef nr_syncbn_methods[];
 
 /* Every family of binding functions, added to the module in exec. */
-static PyMethodDef *method_tables[] = {nr_core_methods, nr_optim_methods, nr_norms_methods,
-                                       nr_alloc_methods, nr_bench_methods,
-                                       nr_syncbn_methods, nr_config_methods,
-                                       nr_conv_methods};
+static PyMethodDef *method_tables[] = {nr_core_methods,   nr_optim_methods, nr_norms_methods,
+                                       nr_alloc_methods,  nr_bench_methods, nr_syncbn_methods,
+                                       nr_config_methods, nr_conv_methods};
 
 static int
 module_exec(PyObject *module)

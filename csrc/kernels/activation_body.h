@@ -19,8 +19,8 @@ FN(nr_relu_forward)(T *y, const T *x, int64_t n)
 }
 
 static void
-FN(nr_relu_backward_range)(T *restrict dx, const T *restrict dy, const T *restrict y, int64_t i0,
-                           int64_t i1)
+FN(nr_relu_backward_range)(T *restrict dx, const T *restrict dy, const T *restrict y,
+                           int64_t i0, int64_t i1)
 {
 #pragma omp simd
     for (int64_t i = i0; i < i1; i++) {

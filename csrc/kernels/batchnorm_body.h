@@ -276,7 +276,8 @@ FN(nr_batchnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
         }
     }
     for (int64_t c = 0; c < C; c++) {
-        if (!(isfinite(partials[c]) && isfinite(partials[C + c]) && isfinite(partials[2 * C + c]))) {
+        if (!(isfinite(partials[c]) && isfinite(partials[C + c]) &&
+              isfinite(partials[2 * C + c]))) {
             double s[3];
             FN(nr_bn_grad_sums_wide)(s, dy, x, c, (double)save_mean[c], N, C, L);
             partials[c] = s[0];
@@ -331,7 +332,7 @@ FN(nr_bn_grad_coefs)(double k[3], int64_t c, const T *mu, const double *mean, co
     const double r = rstd[c], wr = (w ? (double)w[c] : 1.0) * r;
     const double q = mean_dy ? mean_dy_xhat[c] : 0.0, m = mean_dy ? mean_dy[c] : 0.0;
     k[0] = wr;
-    k[1] = -wr * r * q;                                 /* through the variance */
+    k[1] = -wr * r * q;                                /* through the variance */
     k[2] = -wr * m - k[1] * (mean[c] - (double)mu[c]); /* through the mean; mean - mu */
     return !(NR_FITS(k[0]) && NR_FITS(k[1]) && NR_FITS(k[2])) ||
            (mean_dy && FN(nr_bn_wide)(r, k[1]));
@@ -367,8 +368,9 @@ FN(nr_batchnorm_apply_grad)(T *dx, const T *dy, const T *x, const T *mu, const d
         nt = 1;
     }
     if (L == 1) {
-        NR_SPLIT(nt, N, 1,
-                 FN(nr_bn_dx_rows)(dx, dy, training ? x : NULL, mu, k_dy, k_xc, k_0, i0, i1, C));
+        NR_SPLIT(
+            nt, N, 1,
+            FN(nr_bn_dx_rows)(dx, dy, training ? x : NULL, mu, k_dy, k_xc, k_0, i0, i1, C));
     }
     else {
 #pragma omp parallel for num_threads(nt) schedule(static)

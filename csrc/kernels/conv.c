@@ -22,14 +22,14 @@
 /* nr_conv_mul(a, b) = a * b and nr_conv_sum(a, b) = a + b, or SIZE_MAX when that overflows
  * (and SIZE_MAX stays SIZE_MAX): sizes computed in a chain stay SIZE_MAX once one step
  * overflowed. */
-#define NR_CONV_SATURATING(name, overflows)                                                 \
-    static size_t name(size_t a, size_t b)                                                  \
-    {                                                                                       \
-        size_t r;                                                                           \
-        if (a == SIZE_MAX || b == SIZE_MAX || overflows(a, b, &r)) {                        \
-            return SIZE_MAX;                                                                \
-        }                                                                                   \
-        return r;                                                                           \
+#define NR_CONV_SATURATING(name, overflows)                                                    \
+    static size_t name(size_t a, size_t b)                                                     \
+    {                                                                                          \
+        size_t r;                                                                              \
+        if (a == SIZE_MAX || b == SIZE_MAX || overflows(a, b, &r)) {                           \
+            return SIZE_MAX;                                                                   \
+        }                                                                                      \
+        return r;                                                                              \
     }
 NR_CONV_SATURATING(nr_conv_mul, __builtin_mul_overflow)
 NR_CONV_SATURATING(nr_conv_sum, __builtin_add_overflow)
@@ -70,8 +70,8 @@ nr_conv_chunk(const nr_window2d *g)
 static int
 nr_conv_threads(const nr_window2d *g, int64_t O, int nthreads)
 {
-    const double macs = (double)g->N * (double)O * (double)(g->C * g->KH * g->KW) *
-                        (double)(g->OH * g->OW);
+    const double macs =
+        (double)g->N * (double)O * (double)(g->C * g->KH * g->KW) * (double)(g->OH * g->OW);
     if (nthreads <= 1 || g->N < 2 || macs < 2e6) {
         return 1;
     }

@@ -115,8 +115,8 @@ FN(nr_conv2d_forward_samples)(T *y, const T *x, const T *w, const T *b, const nr
                     yn[o * L + l] = bo;
                 }
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)O, (int)L, (int)K, 1, w, (int)K,
-                 src, (int)L, b ? 1 : 0, yn, (int)L);
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)O, (int)L, (int)K, 1, w,
+                 (int)K, src, (int)L, b ? 1 : 0, yn, (int)L);
             continue;
         }
         /* (O, nc L) product, then each sample's (O, L) block to its place in y, plus bias */
@@ -151,8 +151,7 @@ FN(nr_conv2d_buf_bytes)(const nr_window2d *g, int64_t O, size_t *col, size_t *st
 }
 
 /* Thread t's buffers in a workspace that holds one (col, stage) pair per thread. */
-static FN(nr_conv_bufs)
-FN(nr_conv_thread_bufs)(char *ws, int t, size_t col, size_t stage)
+static FN(nr_conv_bufs) FN(nr_conv_thread_bufs)(char *ws, int t, size_t col, size_t stage)
 {
     char *base = ws + (size_t)t * (col + stage);
     FN(nr_conv_bufs) buf = {col ? (T *)base : NULL, stage ? (T *)(base + col) : NULL};
@@ -209,13 +208,14 @@ FN(nr_conv2d_forward)(T *y, const T *x, const T *w, const T *b, const nr_window2
         size_t col, stage;
         FN(nr_conv2d_buf_bytes)(g, O, &col, &stage);
         const int blas_threads = (double)O * (double)K * (double)L >= 4e6 ? nthreads : 1;
-        NR_WITH_BLAS_THREADS(blas_threads, FN(nr_conv2d_forward_samples)(
-                                               y, x, w, b, g, O, 0, N,
-                                               FN(nr_conv_thread_bufs)((char *)workspace, 0, col,
-                                                                       stage)));
+        NR_WITH_BLAS_THREADS(blas_threads,
+                             FN(nr_conv2d_forward_samples)(
+                                 y, x, w, b, g, O, 0, N,
+                                 FN(nr_conv_thread_bufs)((char *)workspace, 0, col, stage)));
     }
     else {
-        NR_WITH_BLAS_THREADS(1, FN(nr_conv2d_forward_team)(y, x, w, b, g, O, (char *)workspace, nt));
+        NR_WITH_BLAS_THREADS(
+            1, FN(nr_conv2d_forward_team)(y, x, w, b, g, O, (char *)workspace, nt));
     }
 }
 
@@ -259,8 +259,8 @@ FN(nr_conv2d_backward_samples)(T *dx, T *dwt, double *dbt, const T *dy, const T 
         }
         if (dx && K > 0) { /* dcol = w^T dy, then back to the images (col is reused) */
             T *dxn = dx + n * xsize;
-            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)cols, (int)O, 1, w, (int)K,
-                 dyc, (int)cols, 0, buf.col ? buf.col : dxn, (int)cols);
+            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)cols, (int)O, 1, w,
+                 (int)K, dyc, (int)cols, 0, buf.col ? buf.col : dxn, (int)cols);
             for (int64_t i = 0; buf.col && i < nc; i++) {
                 FN(nr_col2im)(dxn + i * xsize, buf.col + i * L, cols, g);
             }
@@ -290,9 +290,9 @@ FN(nr_conv2d_backward_workspace)(const nr_window2d *g, int64_t O, int nthreads)
     FN(nr_conv2d_buf_bytes)(g, O, &col, &stage);
     FN(nr_conv2d_partial_bytes)(g, O, &dwp, &dbp);
     const size_t nt = (size_t)nr_conv_threads(g, O, nthreads);
-    return nr_conv_sum(nr_conv_sum(nr_conv_mul(nt, nr_conv_sum(col, stage)),
-                                   nr_conv_mul(nt - 1, dwp)),
-                       nr_conv_mul(nt, dbp));
+    return nr_conv_sum(
+        nr_conv_sum(nr_conv_mul(nt, nr_conv_sum(col, stage)), nr_conv_mul(nt - 1, dwp)),
+        nr_conv_mul(nt, dbp));
 }
 
 static void

@@ -61,14 +61,15 @@ nr_dropout_keep_bits(nr_philox_v c, nr_philox_v threshold)
 
 /* Bits 0..7 of m spread to bits 0, 4, 8, ..., 28, from a table (the shifts and masks that
  * compute it cost about as much as the Philox rounds on avx2) */
-#define NR_SPREAD4(m)                                                                       \
-    ((uint32_t)((m) & 1) | (uint32_t)((m) & 2) << 3 | (uint32_t)((m) & 4) << 6 |            \
-     (uint32_t)((m) & 8) << 9 | (uint32_t)((m) & 16) << 12 | (uint32_t)((m) & 32) << 15 |   \
+#define NR_SPREAD4(m)                                                                          \
+    ((uint32_t)((m) & 1) | (uint32_t)((m) & 2) << 3 | (uint32_t)((m) & 4) << 6 |               \
+     (uint32_t)((m) & 8) << 9 | (uint32_t)((m) & 16) << 12 | (uint32_t)((m) & 32) << 15 |      \
      (uint32_t)((m) & 64) << 18 | (uint32_t)((m) & 128) << 21)
-#define NR_SPREAD4_4(m) NR_SPREAD4(m), NR_SPREAD4((m) + 1), NR_SPREAD4((m) + 2), NR_SPREAD4((m) + 3)
-#define NR_SPREAD4_16(m)                                                                    \
+#define NR_SPREAD4_4(m)                                                                        \
+    NR_SPREAD4(m), NR_SPREAD4((m) + 1), NR_SPREAD4((m) + 2), NR_SPREAD4((m) + 3)
+#define NR_SPREAD4_16(m)                                                                       \
     NR_SPREAD4_4(m), NR_SPREAD4_4((m) + 4), NR_SPREAD4_4((m) + 8), NR_SPREAD4_4((m) + 12)
-#define NR_SPREAD4_64(m)                                                                    \
+#define NR_SPREAD4_64(m)                                                                       \
     NR_SPREAD4_16(m), NR_SPREAD4_16((m) + 16), NR_SPREAD4_16((m) + 32), NR_SPREAD4_16((m) + 48)
 static const uint32_t nr_spread4_table[256] = {NR_SPREAD4_64(0), NR_SPREAD4_64(64),
                                                NR_SPREAD4_64(128), NR_SPREAD4_64(192)};
@@ -94,7 +95,8 @@ nr_dropout_mask_block(uint32_t words[NR_DROPOUT_WORDS], uint64_t block, uint64_t
     for (int v0 = 0; v0 < NV; v0 += CH) {
         nr_philox_v c[CH][4];
         for (int h = 0; h < CH; h++) {
-            const nr_philox_v group = block * (NR_DROPOUT_BLOCK / 4) + (uint64_t)((v0 + h) * L) + lane;
+            const nr_philox_v group =
+                block * (NR_DROPOUT_BLOCK / 4) + (uint64_t)((v0 + h) * L) + lane;
             c[h][0] = group; /* the low half: the high half is not read */
             c[h][1] = group >> 32;
             c[h][2] = (nr_philox_v){0} + (uint64_t)(uint32_t)offset;
@@ -111,7 +113,6 @@ nr_dropout_mask_block(uint32_t words[NR_DROPOUT_WORDS], uint64_t block, uint64_t
         }
     }
 }
-
 
 /* Writes the block's mask bytes that exist for n elements, with bits past n cleared. */
 static inline void

@@ -68,14 +68,16 @@ FN(nr_dropout_forward)(T *y, uint8_t *mask, const T *x, int64_t n, double p, uin
     const uint64_t threshold = nr_dropout_threshold(p);
     const T scale = p < 1 ? (T)(1.0 / (1.0 - p)) : (T)0;
     int nt = nr_threads_for((size_t)n * (2 * sizeof(T) + 4));
-    NR_SPLIT(nt, n, NR_DROPOUT_BLOCK,
-             FN(nr_dropout_forward_range)(y, mask, x, n, threshold, scale, seed, offset, i0, i1));
+    NR_SPLIT(
+        nt, n, NR_DROPOUT_BLOCK,
+        FN(nr_dropout_forward_range)(y, mask, x, n, threshold, scale, seed, offset, i0, i1));
 }
 
 /* Elements [i0, i1) of the backward; i0 is a multiple of 32. */
 static void
-FN(nr_dropout_backward_range)(T *restrict dx, const T *restrict dy, const uint8_t *restrict mask,
-                              int64_t n, T scale, int64_t i0, int64_t i1)
+FN(nr_dropout_backward_range)(T *restrict dx, const T *restrict dy,
+                              const uint8_t *restrict mask, int64_t n, T scale, int64_t i0,
+                              int64_t i1)
 {
     int64_t i = i0;
     for (; i + 32 <= i1; i += 32) {

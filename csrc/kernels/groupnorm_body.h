@@ -40,10 +40,10 @@ FN(nr_groupnorm_forward)(T *y, T *mean, T *rstd, const T *x, const T *w, const T
         const T shift = D > 0 ? xr[0] : (T)0;
         const double dmean_d = D > 0 ? FN(nr_gn_sum_shifted)(xr, D, shift) / (double)D : 0.0;
         const T dmean = (T)dmean_d;
-        const double var = D > 0 ? FN(nr_gn_sumsq_shifted)(xr, D, shift, dmean) / (double)D : 0.0;
+        const double var =
+            D > 0 ? FN(nr_gn_sumsq_shifted)(xr, D, shift, dmean) / (double)D : 0.0;
         struct nr_wide p;
-        if (D > 0 && NR_OUT_OF_RANGE(var + eps) &&
-            FN(nr_wide_stats)(&p, xr, D, 1, eps)) {
+        if (D > 0 && NR_OUT_OF_RANGE(var + eps) && FN(nr_wide_stats)(&p, xr, D, 1, eps)) {
             /* the sums in T overflowed or underflowed: the group in double, scaled */
             mean[i] = (T)p.mean;
             rstd[i] = (T)p.rstd;
@@ -199,10 +199,9 @@ FN(nr_groupnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
     int nt = NR_MIN(nthreads, nr_threads_for((size_t)(N * C * S) * 3 * sizeof(T)));
     double *partials = (double *)workspace, *sums = partials + (size_t)nthreads * 2 * C;
     NR_PARTIAL_SUMS(nt, M, double, partials, want_params ? 2 * C : 0, 2 * C,
-                    FN(nr_groupnorm_backward_groups)(dx, want_params ? acc : NULL,
-                                                     want_params ? acc + C : NULL,
-                                                     sums + (size_t)tid * 2 * C, dy, x, mean,
-                                                     rstd, w, C, S, G, i0, i1));
+                    FN(nr_groupnorm_backward_groups)(
+                        dx, want_params ? acc : NULL, want_params ? acc + C : NULL,
+                        sums + (size_t)tid * 2 * C, dy, x, mean, rstd, w, C, S, G, i0, i1));
     for (int64_t c = 0; want_params && c < C; c++) {
         if (dw) {
             dw[c] += (T)partials[c];

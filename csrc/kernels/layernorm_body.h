@@ -7,8 +7,8 @@
  * reduced as a tree, several rows at once. A row's arithmetic does not depend on its group. */
 #ifndef NR_LN_SHORT_D
 #define NR_LN_SHORT_D 256
-#define NR_LN_GROUP 4 /* rows at once in the forward */
-#define NR_LN_KEEP 4 /* vectors of a row kept in registers at most */
+#define NR_LN_GROUP 4   /* rows at once in the forward */
+#define NR_LN_KEEP 4    /* vectors of a row kept in registers at most */
 #define NR_LN_GROUP_B 2 /* in the backward (more would spill registers) */
 /* The backward's correction c (nr_ln_backward_group) matters only for a mean far from 0 in
  * units of the std: without it xhat errs by |mean| rstd 2^-24 at most in float32. */
@@ -82,7 +82,8 @@ FN(nr_ln_backward_wide)(T *restrict dx, T *restrict pdw, T *restrict pdb, const 
         return 0;
     }
     for (int64_t j = 0; j < D; j++) {
-        const double xh = FN(nr_wide_xhat)(&p, xr[j]), g = (double)gr[j] * (w ? (double)w[j] : 1.0);
+        const double xh = FN(nr_wide_xhat)(&p, xr[j]),
+                     g = (double)gr[j] * (w ? (double)w[j] : 1.0);
         dx[i * D + j] = (T)(p.rstd * ((g - p.mg) - xh * p.mgx));
         if (pdw) {
             pdw[j] += (T)((double)gr[j] * xh);
@@ -125,14 +126,14 @@ FN(nr_ln_hsum)(V v)
     const h32 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
                   __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
 #elif NR_VEC_BYTES == 64
-    const h32 a = __builtin_shufflevector(v, v, 0, 1, 2, 3) +
-                  __builtin_shufflevector(v, v, 4, 5, 6, 7);
+    const h32 a =
+        __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
 #elif NR_VEC_BYTES == 32
     const h32 a = v;
 #endif
 #if NR_VEC_BYTES >= 32 && defined(NR_TYPED_F32)
-    const h16 c = __builtin_shufflevector(a, a, 0, 1, 2, 3) +
-                  __builtin_shufflevector(a, a, 4, 5, 6, 7);
+    const h16 c =
+        __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
 #elif NR_VEC_BYTES >= 32
     const h16 c = __builtin_shufflevector(a, a, 0, 1) + __builtin_shufflevector(a, a, 2, 3);
 #else
@@ -232,16 +233,21 @@ FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd
     int64_t i = i0;
     const T e = (T)eps;
     /* rows of 1-4 full vectors kept in registers (8 in pairs of rows was slower) */
-#define NR_LN_FWD(G, NV)                                                                    \
-    for (; i + (G) <= i1; i += (G)) {                                                       \
-        FN(nr_ln_forward_group)(y, mean, rstd, x, wv, bv, D, e, i, (G), (NV));              \
+#define NR_LN_FWD(G, NV)                                                                       \
+    for (; i + (G) <= i1; i += (G)) {                                                          \
+        FN(nr_ln_forward_group)(y, mean, rstd, x, wv, bv, D, e, i, (G), (NV));                 \
     }
     switch (D / W) {
-    case 1: NR_LN_FWD(NR_LN_GROUP, 1) break;
-    case 2: NR_LN_FWD(NR_LN_GROUP, 2) break;
-    case 3: NR_LN_FWD(NR_LN_GROUP, 3) break;
-    case 4: NR_LN_FWD(NR_LN_GROUP, 4) break;
-    default: NR_LN_FWD(NR_LN_GROUP, 0) break;
+    case 1:
+        NR_LN_FWD(NR_LN_GROUP, 1) break;
+    case 2:
+        NR_LN_FWD(NR_LN_GROUP, 2) break;
+    case 3:
+        NR_LN_FWD(NR_LN_GROUP, 3) break;
+    case 4:
+        NR_LN_FWD(NR_LN_GROUP, 4) break;
+    default:
+        NR_LN_FWD(NR_LN_GROUP, 0) break;
     }
 #undef NR_LN_FWD
     for (; i < i1; i++) {
@@ -258,8 +264,8 @@ FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd
 NR_LN_INLINE T
 FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const T *restrict dy,
                          const T *restrict x, const T *restrict mean, const T *restrict rstd,
-                         const T *restrict wv, int64_t D, int64_t i, const int G, const int check,
-                         const int corr)
+                         const T *restrict wv, int64_t D, int64_t i, const int G,
+                         const int check, const int corr)
 {
     const int64_t nfull = D / W * W;
     const T inv_d = (T)1 / (T)D;
@@ -301,7 +307,8 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
         const T sg = FN(nr_ln_hsum)(ag[r]) + s;
         cr[r] = corr ? (FN(nr_ln_hsum)(ac[r]) + sc) * inv_d : (T)0;
         mg[r] = sg * inv_d;
-        mgx[r] = ((FN(nr_ln_hsum)(agx[r]) + sx) - cr[r] * sg) * rs[r] * inv_d; /* mean(g xhat) */
+        mgx[r] =
+            ((FN(nr_ln_hsum)(agx[r]) + sx) - cr[r] * sg) * rs[r] * inv_d; /* mean(g xhat) */
         if (check) {
             nonfinite += (cr[r] - cr[r]) + (mg[r] - mg[r]) + (mgx[r] - mgx[r]);
         }
@@ -367,22 +374,23 @@ FN(nr_ln_backward_short_row)(T *restrict dx, T *restrict pdw, T *restrict pdb,
  * per-group choice) slowed it measurably. */
 static void
 FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb,
-                                const T *restrict dy, const T *restrict x, const T *restrict mean,
-                                const T *restrict rstd, const T *restrict w, int64_t D,
-                                int64_t i0, int64_t i1, int corr)
+                                const T *restrict dy, const T *restrict x,
+                                const T *restrict mean, const T *restrict rstd,
+                                const T *restrict w, int64_t D, int64_t i0, int64_t i1,
+                                int corr)
 {
     T wv[NR_LN_SHORT_D];
     for (int64_t j = 0; j < D; j++) {
         wv[j] = w ? w[j] : (T)1;
     }
     int64_t i = i0;
-#define NR_LN_BWD(CORR)                                                                     \
-    for (; i + NR_LN_GROUP_B <= i1; i += NR_LN_GROUP_B) {                                   \
-        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, NR_LN_GROUP_B, 0, \
-                                 (CORR));                                                   \
-    }                                                                                       \
-    for (; i < i1; i++) {                                                                   \
-        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 0, (CORR));  \
+#define NR_LN_BWD(CORR)                                                                        \
+    for (; i + NR_LN_GROUP_B <= i1; i += NR_LN_GROUP_B) {                                      \
+        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, NR_LN_GROUP_B, 0,  \
+                                 (CORR));                                                      \
+    }                                                                                          \
+    for (; i < i1; i++) {                                                                      \
+        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 0, (CORR));     \
     }
     if (corr) {
         NR_LN_BWD(1)
@@ -415,7 +423,8 @@ FN(nr_layernorm_forward_rows)(T *restrict y, T *restrict mean, T *restrict rstd,
         return 0;
     }
     /* rows per tile: the tile (R D values) within about 64 KiB */
-    const int64_t R = NR_MAX((int64_t)1, NR_MIN((int64_t)TILE, (int64_t)(65536 / sizeof(T)) / D));
+    const int64_t R =
+        NR_MAX((int64_t)1, NR_MIN((int64_t)TILE, (int64_t)(65536 / sizeof(T)) / D));
     T shift[TILE], dmean[TILE], var[TILE], r[TILE];
     for (int64_t t0 = i0; t0 < i1; t0 += R) {
         const int64_t nr = NR_MIN(R, i1 - t0);
@@ -491,16 +500,18 @@ FN(nr_layernorm_forward)(T *y, T *mean, T *rstd, const T *x, const T *w, const T
     int nt = nr_threads_for((size_t)(M * D) * 2 * sizeof(T));
 #ifdef NR_LN_VEC
     if (D > 0 && D <= NR_LN_SHORT_D) {
-        NR_SPLIT(nt, M, NR_LN_GROUP,
-                 if (FN(nr_layernorm_forward_short)(y, mean, rstd, x, w, b, D, eps, i0, i1)) {
-                     FN(nr_ln_forward_redo)(y, mean, rstd, x, w, b, D, eps, i0, i1);
-                 });
+        NR_SPLIT(
+            nt, M, NR_LN_GROUP,
+            if (FN(nr_layernorm_forward_short)(y, mean, rstd, x, w, b, D, eps, i0, i1)) {
+                FN(nr_ln_forward_redo)(y, mean, rstd, x, w, b, D, eps, i0, i1);
+            });
         return;
     }
 #endif
-    NR_SPLIT(nt, M, 1, if (FN(nr_layernorm_forward_rows)(y, mean, rstd, x, w, b, D, eps, i0, i1)) {
-        FN(nr_ln_forward_redo)(y, mean, rstd, x, w, b, D, eps, i0, i1);
-    });
+    NR_SPLIT(
+        nt, M, 1, if (FN(nr_layernorm_forward_rows)(y, mean, rstd, x, w, b, D, eps, i0, i1)) {
+            FN(nr_ln_forward_redo)(y, mean, rstd, x, w, b, D, eps, i0, i1);
+        });
 }
 
 /* elements between two threads' partials: 2 D rounded up to whole 64-byte lines */
@@ -602,9 +613,9 @@ FN(nr_ln_backward_row)(T *restrict dx, T *restrict pdw, T *restrict pdb, const T
 /* Rows [i0, i1) of the backward; pdw, pdb (D) accumulate this range's dw, db (or NULL). */
 static void
 FN(nr_layernorm_backward_rows)(T *restrict dx, T *restrict pdw, T *restrict pdb,
-                               const T *restrict dy, const T *restrict x, const T *restrict mean,
-                               const T *restrict rstd, const T *restrict w, int64_t D,
-                               int64_t i0, int64_t i1)
+                               const T *restrict dy, const T *restrict x,
+                               const T *restrict mean, const T *restrict rstd,
+                               const T *restrict w, int64_t D, int64_t i0, int64_t i1)
 {
 #ifdef NR_LN_VEC
     if (D > 0 && D <= NR_LN_SHORT_D) {

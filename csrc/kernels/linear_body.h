@@ -2,8 +2,7 @@
 
 /* x (M, K), w (K, N), b (N) or NULL -> y (M, N) = x w + b */
 void
-FN(nr_linear_forward)(T *y, const T *x, const T *w, const T *b, int64_t M, int64_t K,
-                      int64_t N)
+FN(nr_linear_forward)(T *y, const T *x, const T *w, const T *b, int64_t M, int64_t K, int64_t N)
 {
     if (M == 0 || N == 0) {
         return;
@@ -46,8 +45,8 @@ FN(nr_linear_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T *w,
     }
     if (dw && M > 0 && K > 0 && N > 0) {
         NR_WITH_BLAS_THREADS(nr_gemm_threads(K, N, M, nr_get_num_threads()),
-                             GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)N, (int)M,
-                                  1, x, (int)K, dy, (int)N, 1, dw, (int)N));
+                             GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)N,
+                                  (int)M, 1, x, (int)K, dy, (int)N, 1, dw, (int)N));
     }
     if (db && M > 0 && N > 0) {
         /* Column sums in blocks of columns, each block accumulated in double on the stack. */

@@ -9,7 +9,7 @@
 #define VI nr_vi64
 #define VEXP nr_vexp_f64
 #endif
-#define L ((int64_t)(sizeof(V) / sizeof(T)))   /* lanes of T */
+#define L ((int64_t)(sizeof(V) / sizeof(T)))             /* lanes of T */
 #define DL ((int64_t)(sizeof(nr_vf64) / sizeof(double))) /* lanes of double */
 #ifndef NR_CE_GROUP
 /* elements of short rows that go through the exponential at once: a row of 10 alone would

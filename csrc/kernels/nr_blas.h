@@ -46,32 +46,32 @@ nr_gemm_threads(int64_t M, int64_t N, int64_t K, int nthreads)
  * bundled scipy-openblas32 declares the per-thread call but does not export it) the global
  * count is switched, under the exclusive BLAS lock so that no product of another thread runs
  * meanwhile; products that keep normreg's count hold the lock shared. */
-#define NR_WITH_BLAS_THREADS(threads, STMT)                                                 \
-    do {                                                                                    \
-        const int nr_want_ = (threads);                                                     \
-        if (NR_BLAS_THREADS_LOCAL) {                                                        \
-            const int nr_have_ = nr_get_num_threads();                                      \
-            if (nr_want_ != nr_have_) {                                                     \
-                NR_BLAS_THREADS_LOCAL(nr_want_);                                            \
-            }                                                                               \
-            STMT;                                                                           \
-            if (nr_want_ != nr_have_) {                                                     \
-                NR_BLAS_THREADS_LOCAL(nr_have_);                                            \
-            }                                                                               \
-            break;                                                                          \
-        }                                                                                   \
-        nr_blas_lock_shared();                                                              \
-        if (nr_want_ == nr_get_num_threads()) {                                             \
-            STMT;                                                                           \
-            nr_blas_unlock();                                                               \
-            break;                                                                          \
-        }                                                                                   \
-        nr_blas_unlock();                                                                   \
-        nr_blas_lock_exclusive();                                                           \
-        const int nr_have_ = nr_get_num_threads();                                          \
-        nr_blas_set_num_threads(nr_want_);                                                  \
-        STMT;                                                                               \
-        nr_blas_set_num_threads(nr_have_);                                                  \
-        nr_blas_unlock();                                                                   \
+#define NR_WITH_BLAS_THREADS(threads, STMT)                                                    \
+    do {                                                                                       \
+        const int nr_want_ = (threads);                                                        \
+        if (NR_BLAS_THREADS_LOCAL) {                                                           \
+            const int nr_have_ = nr_get_num_threads();                                         \
+            if (nr_want_ != nr_have_) {                                                        \
+                NR_BLAS_THREADS_LOCAL(nr_want_);                                               \
+            }                                                                                  \
+            STMT;                                                                              \
+            if (nr_want_ != nr_have_) {                                                        \
+                NR_BLAS_THREADS_LOCAL(nr_have_);                                               \
+            }                                                                                  \
+            break;                                                                             \
+        }                                                                                      \
+        nr_blas_lock_shared();                                                                 \
+        if (nr_want_ == nr_get_num_threads()) {                                                \
+            STMT;                                                                              \
+            nr_blas_unlock();                                                                  \
+            break;                                                                             \
+        }                                                                                      \
+        nr_blas_unlock();                                                                      \
+        nr_blas_lock_exclusive();                                                              \
+        const int nr_have_ = nr_get_num_threads();                                             \
+        nr_blas_set_num_threads(nr_want_);                                                     \
+        STMT;                                                                                  \
+        nr_blas_set_num_threads(nr_have_);                                                     \
+        nr_blas_unlock();                                                                      \
     } while (0)
 #endif

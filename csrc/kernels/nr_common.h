@@ -30,57 +30,58 @@ NR_DECLARE_TIERED(nr_batchnorm_apply_f64, ~)
 /* Runs body(i0, i1) over [0, n) split into `nt` contiguous ranges whose bounds are
  * multiples of `align` (except n): on the calling thread when nt <= 1, with no OpenMP
  * region, so small calls pay no fork/join. */
-#define NR_SPLIT(nt, n, align, CALL)                                                        \
-    do {                                                                                    \
-        const int64_t nr_n_ = (n), nr_al_ = (align);                                        \
-        if ((nt) <= 1) {                                                                    \
-            const int64_t i0 = 0, i1 = nr_n_;                                               \
-            CALL;                                                                           \
-        }                                                                                   \
-        else {                                                                              \
-            _Pragma("omp parallel num_threads(nt)")                                         \
-            {                                                                               \
-                const int nr_t_ = omp_get_thread_num(), nr_m_ = omp_get_num_threads();      \
-                int64_t i0 = nr_n_ * nr_t_ / nr_m_ / nr_al_ * nr_al_;                       \
-                int64_t i1 = nr_t_ + 1 == nr_m_ ? nr_n_                                     \
-                                                : nr_n_ * (nr_t_ + 1) / nr_m_ / nr_al_ * nr_al_; \
-                if (i0 < i1) {                                                              \
-                    CALL;                                                                   \
-                }                                                                           \
-            }                                                                               \
-        }                                                                                   \
+#define NR_SPLIT(nt, n, align, CALL)                                                           \
+    do {                                                                                       \
+        const int64_t nr_n_ = (n), nr_al_ = (align);                                           \
+        if ((nt) <= 1) {                                                                       \
+            const int64_t i0 = 0, i1 = nr_n_;                                                  \
+            CALL;                                                                              \
+        }                                                                                      \
+        else {                                                                                 \
+            _Pragma("omp parallel num_threads(nt)")                                            \
+            {                                                                                  \
+                const int nr_t_ = omp_get_thread_num(), nr_m_ = omp_get_num_threads();         \
+                int64_t i0 = nr_n_ * nr_t_ / nr_m_ / nr_al_ * nr_al_;                          \
+                int64_t i1 = nr_t_ + 1 == nr_m_                                                \
+                                 ? nr_n_                                                       \
+                                 : nr_n_ * (nr_t_ + 1) / nr_m_ / nr_al_ * nr_al_;              \
+                if (i0 < i1) {                                                                 \
+                    CALL;                                                                      \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
     } while (0)
 
 /* Each argument is evaluated exactly once: `NR_MIN(nthreads, nr_threads_for(bytes))` must not
  * read the (concurrently settable) thread count twice, or a team could outgrow the workspace
  * sized for `nthreads`. */
-#define NR_MIN(a, b)                                                                        \
-    __extension__({                                                                         \
-        __typeof__(a) nr_min_a_ = (a);                                                      \
-        __typeof__(b) nr_min_b_ = (b);                                                      \
-        nr_min_a_ < nr_min_b_ ? nr_min_a_ : nr_min_b_;                                      \
+#define NR_MIN(a, b)                                                                           \
+    __extension__({                                                                            \
+        __typeof__(a) nr_min_a_ = (a);                                                         \
+        __typeof__(b) nr_min_b_ = (b);                                                         \
+        nr_min_a_ < nr_min_b_ ? nr_min_a_ : nr_min_b_;                                         \
     })
-#define NR_MAX(a, b)                                                                        \
-    __extension__({                                                                         \
-        __typeof__(a) nr_max_a_ = (a);                                                      \
-        __typeof__(b) nr_max_b_ = (b);                                                      \
-        nr_max_a_ > nr_max_b_ ? nr_max_a_ : nr_max_b_;                                      \
+#define NR_MAX(a, b)                                                                           \
+    __extension__({                                                                            \
+        __typeof__(a) nr_max_a_ = (a);                                                         \
+        __typeof__(b) nr_max_b_ = (b);                                                         \
+        nr_max_a_ > nr_max_b_ ? nr_max_a_ : nr_max_b_;                                         \
     })
 
 /* total (a double) = the sum of the T expression EXPR over J = 0 .. n-1: blocks of 256 summed
  * in T (vectorized), the block sums added in double, so long sums keep float32's accuracy. */
-#define NR_BLOCKED_SUM(total, T, n, J, EXPR)                                                \
-    do {                                                                                    \
-        (total) = 0;                                                                        \
-        for (int64_t nr_j0_ = 0; nr_j0_ < (n); nr_j0_ += 256) {                             \
-            const int64_t nr_j1_ = NR_MIN((n), nr_j0_ + 256);                               \
-            T nr_s_ = 0;                                                                    \
-            _Pragma("omp simd reduction(+ : nr_s_)")                                        \
-            for (int64_t J = nr_j0_; J < nr_j1_; J++) {                                     \
-                nr_s_ += (EXPR);                                                            \
-            }                                                                               \
-            (total) += (double)nr_s_;                                                       \
-        }                                                                                   \
+#define NR_BLOCKED_SUM(total, T, n, J, EXPR)                                                   \
+    do {                                                                                       \
+        (total) = 0;                                                                           \
+        for (int64_t nr_j0_ = 0; nr_j0_ < (n); nr_j0_ += 256) {                                \
+            const int64_t nr_j1_ = NR_MIN((n), nr_j0_ + 256);                                  \
+            T nr_s_ = 0;                                                                       \
+            _Pragma("omp simd reduction(+ : nr_s_)") for (int64_t J = nr_j0_; J < nr_j1_; J++) \
+            {                                                                                  \
+                nr_s_ += (EXPR);                                                               \
+            }                                                                                  \
+            (total) += (double)nr_s_;                                                          \
+        }                                                                                      \
     } while (0)
 
 /* For the current T (nr_typed.h): NR_OUT_OF_RANGE(var + eps) when sums of squares in T
@@ -95,50 +96,50 @@ NR_DECLARE_TIERED(nr_batchnorm_apply_f64, ~)
  * and `acc`, that thread's `width` accumulators of type TA, zeroed, `stride` elements apart in
  * `partials`; then adds the threads' accumulators into the first thread's, in thread order:
  * partials[0 .. width) holds the totals. With nt <= 1 no OpenMP region runs. */
-#define NR_PARTIAL_SUMS(nt, n, TA, partials, width, stride, CALL)                            \
-    do {                                                                                    \
-        TA *const nr_ps_ = (partials);                                                      \
-        const int64_t nr_pw_ = (width), nr_pst_ = (stride), nr_pn_ = (n);                   \
-        const int nr_pnt_ = (nt);                                                           \
-        int nr_pteam_ = 1;                                                                  \
-        if (nr_pnt_ <= 1) {                                                                 \
-            TA *const acc = nr_ps_;                                                         \
-            const int tid = 0;                                                              \
-            const int64_t i0 = 0, i1 = nr_pn_;                                              \
-            (void)tid;                                                                      \
-            memset(acc, 0, (size_t)nr_pw_ * sizeof(TA));                                    \
-            CALL;                                                                           \
-        }                                                                                   \
-        else {                                                                              \
-            _Pragma("omp parallel num_threads(nr_pnt_)")                                    \
-            {                                                                               \
-                const int tid = omp_get_thread_num(), nr_pm_ = omp_get_num_threads();       \
-                TA *const acc = nr_ps_ + (size_t)tid * (size_t)nr_pst_;                     \
-                const int64_t i0 = nr_pn_ * tid / nr_pm_, i1 = nr_pn_ * (tid + 1) / nr_pm_; \
-                memset(acc, 0, (size_t)nr_pw_ * sizeof(TA));                                \
-                if (i0 < i1) {                                                              \
-                    CALL;                                                                   \
-                }                                                                           \
-                _Pragma("omp single") nr_pteam_ = nr_pm_;                                   \
-            }                                                                               \
-        }                                                                                   \
-        for (int nr_pt_ = 1; nr_pt_ < nr_pteam_; nr_pt_++) {                                \
-            const TA *nr_pq_ = nr_ps_ + (size_t)nr_pt_ * (size_t)nr_pst_;                   \
-            for (int64_t nr_pj_ = 0; nr_pj_ < nr_pw_; nr_pj_++) {                           \
-                nr_ps_[nr_pj_] += nr_pq_[nr_pj_];                                           \
-            }                                                                               \
-        }                                                                                   \
+#define NR_PARTIAL_SUMS(nt, n, TA, partials, width, stride, CALL)                              \
+    do {                                                                                       \
+        TA *const nr_ps_ = (partials);                                                         \
+        const int64_t nr_pw_ = (width), nr_pst_ = (stride), nr_pn_ = (n);                      \
+        const int nr_pnt_ = (nt);                                                              \
+        int nr_pteam_ = 1;                                                                     \
+        if (nr_pnt_ <= 1) {                                                                    \
+            TA *const acc = nr_ps_;                                                            \
+            const int tid = 0;                                                                 \
+            const int64_t i0 = 0, i1 = nr_pn_;                                                 \
+            (void)tid;                                                                         \
+            memset(acc, 0, (size_t)nr_pw_ * sizeof(TA));                                       \
+            CALL;                                                                              \
+        }                                                                                      \
+        else {                                                                                 \
+            _Pragma("omp parallel num_threads(nr_pnt_)")                                       \
+            {                                                                                  \
+                const int tid = omp_get_thread_num(), nr_pm_ = omp_get_num_threads();          \
+                TA *const acc = nr_ps_ + (size_t)tid * (size_t)nr_pst_;                        \
+                const int64_t i0 = nr_pn_ * tid / nr_pm_, i1 = nr_pn_ * (tid + 1) / nr_pm_;    \
+                memset(acc, 0, (size_t)nr_pw_ * sizeof(TA));                                   \
+                if (i0 < i1) {                                                                 \
+                    CALL;                                                                      \
+                }                                                                              \
+                _Pragma("omp single") nr_pteam_ = nr_pm_;                                      \
+            }                                                                                  \
+        }                                                                                      \
+        for (int nr_pt_ = 1; nr_pt_ < nr_pteam_; nr_pt_++) {                                   \
+            const TA *nr_pq_ = nr_ps_ + (size_t)nr_pt_ * (size_t)nr_pst_;                      \
+            for (int64_t nr_pj_ = 0; nr_pj_ < nr_pw_; nr_pj_++) {                              \
+                nr_ps_[nr_pj_] += nr_pq_[nr_pj_];                                              \
+            }                                                                                  \
+        }                                                                                      \
     } while (0)
 
 /* The value of the double expression E at element offset k = KK (for NR_DEFINE_CHANNEL_SUMS) */
-#define NR_AT(KK, E)                                                                        \
-    __extension__({                                                                         \
-        const int64_t k = (KK);                                                             \
-        (void)k;                                                                            \
-        (double)(E);                                                                        \
+#define NR_AT(KK, E)                                                                           \
+    __extension__({                                                                            \
+        const int64_t k = (KK);                                                                \
+        (void)k;                                                                               \
+        (double)(E);                                                                           \
     })
-#define NR_ADD4(A, E, k0, C)                                                                \
-    (A)[c] += (NR_AT((k0), E) + NR_AT((k0) + (C), E)) +                                     \
+#define NR_ADD4(A, E, k0, C)                                                                   \
+    (A)[c] += (NR_AT((k0), E) + NR_AT((k0) + (C), E)) +                                        \
               (NR_AT((k0) + 2 * (C), E) + NR_AT((k0) + 3 * (C), E))
 
 /* Channel sums of (N, C, L) data, shared by BatchNorm and SyncBatchNorm. Defines
@@ -150,69 +151,68 @@ NR_DECLARE_TIERED(nr_batchnorm_apply_f64, ~)
  * across the channels, four rows per sweep (a quarter of the accumulator traffic), in blocks
  * of 2048 channels so the accumulators stay in L1/L2 while the rows stream by (a strided walk
  * down each channel defeats the prefetcher). */
-#define NR_DEFINE_CHANNEL_SUMS(NAME, NS, RT, E1, E2, E3)                                     \
-    static void NAME(double *restrict acc, const T *restrict u,                   \
-                               const T *restrict v, const RT *restrict ref, int64_t n0,     \
-                               int64_t n1, int64_t C, int64_t L)                            \
-    {                                                                                       \
-        double *restrict acc1 = acc, *restrict acc2 = acc + C, *restrict acc3 = acc + 2 * C; \
-        (void)u, (void)v, (void)ref, (void)acc2, (void)acc3;                                \
-        if (L == 1) {                                                                       \
-            for (int64_t c0 = 0; c0 < C; c0 += 2048) {                                      \
-                const int64_t c1 = NR_MIN(C, c0 + 2048);                                    \
-                int64_t n = n0;                                                             \
-                for (; n + 4 <= n1; n += 4) {                                               \
-                    _Pragma("omp simd") for (int64_t c = c0; c < c1; c++)                   \
-                    {                                                                       \
-                        const int64_t k0 = n * C + c;                                       \
-                        NR_ADD4(acc1, E1, k0, C);                                           \
-                        if ((NS) > 1) {                                                     \
-                            NR_ADD4(acc2, E2, k0, C);                                       \
-                        }                                                                   \
-                        if ((NS) > 2) {                                                     \
-                            NR_ADD4(acc3, E3, k0, C);                                       \
-                        }                                                                   \
-                    }                                                                       \
-                }                                                                           \
-                for (; n < n1; n++) {                                                       \
-                    _Pragma("omp simd") for (int64_t c = c0; c < c1; c++)                   \
-                    {                                                                       \
-                        const int64_t k = n * C + c;                                        \
-                        acc1[c] += (E1);                                                    \
-                        if ((NS) > 1) {                                                     \
-                            acc2[c] += (E2);                                                \
-                        }                                                                   \
-                        if ((NS) > 2) {                                                     \
-                            acc3[c] += (E3);                                                \
-                        }                                                                   \
-                    }                                                                       \
-                }                                                                           \
-            }                                                                               \
-            return;                                                                         \
-        }                                                                                   \
-        for (int64_t n = n0; n < n1; n++) {                                                 \
-            for (int64_t c = 0; c < C; c++) {                                               \
-                double s1 = 0, s2 = 0, s3 = 0;                                              \
-                _Pragma("omp simd reduction(+ : s1, s2, s3)") for (int64_t l = 0; l < L; l++) \
-                {                                                                           \
-                    const int64_t k = (n * C + c) * L + l;                                  \
-                    s1 += (E1);                                                             \
-                    if ((NS) > 1) {                                                         \
-                        s2 += (E2);                                                         \
-                    }                                                                       \
-                    if ((NS) > 2) {                                                         \
-                        s3 += (E3);                                                         \
-                    }                                                                       \
-                }                                                                           \
-                acc1[c] += s1;                                                              \
-                if ((NS) > 1) {                                                             \
-                    acc2[c] += s2;                                                          \
-                }                                                                           \
-                if ((NS) > 2) {                                                             \
-                    acc3[c] += s3;                                                          \
-                }                                                                           \
-            }                                                                               \
-        }                                                                                   \
+#define NR_DEFINE_CHANNEL_SUMS(NAME, NS, RT, E1, E2, E3)                                       \
+    static void NAME(double *restrict acc, const T *restrict u, const T *restrict v,           \
+                     const RT *restrict ref, int64_t n0, int64_t n1, int64_t C, int64_t L)     \
+    {                                                                                          \
+        double *restrict acc1 = acc, *restrict acc2 = acc + C, *restrict acc3 = acc + 2 * C;   \
+        (void)u, (void)v, (void)ref, (void)acc2, (void)acc3;                                   \
+        if (L == 1) {                                                                          \
+            for (int64_t c0 = 0; c0 < C; c0 += 2048) {                                         \
+                const int64_t c1 = NR_MIN(C, c0 + 2048);                                       \
+                int64_t n = n0;                                                                \
+                for (; n + 4 <= n1; n += 4) {                                                  \
+                    _Pragma("omp simd") for (int64_t c = c0; c < c1; c++)                      \
+                    {                                                                          \
+                        const int64_t k0 = n * C + c;                                          \
+                        NR_ADD4(acc1, E1, k0, C);                                              \
+                        if ((NS) > 1) {                                                        \
+                            NR_ADD4(acc2, E2, k0, C);                                          \
+                        }                                                                      \
+                        if ((NS) > 2) {                                                        \
+                            NR_ADD4(acc3, E3, k0, C);                                          \
+                        }                                                                      \
+                    }                                                                          \
+                }                                                                              \
+                for (; n < n1; n++) {                                                          \
+                    _Pragma("omp simd") for (int64_t c = c0; c < c1; c++)                      \
+                    {                                                                          \
+                        const int64_t k = n * C + c;                                           \
+                        acc1[c] += (E1);                                                       \
+                        if ((NS) > 1) {                                                        \
+                            acc2[c] += (E2);                                                   \
+                        }                                                                      \
+                        if ((NS) > 2) {                                                        \
+                            acc3[c] += (E3);                                                   \
+                        }                                                                      \
+                    }                                                                          \
+                }                                                                              \
+            }                                                                                  \
+            return;                                                                            \
+        }                                                                                      \
+        for (int64_t n = n0; n < n1; n++) {                                                    \
+            for (int64_t c = 0; c < C; c++) {                                                  \
+                double s1 = 0, s2 = 0, s3 = 0;                                                 \
+                _Pragma("omp simd reduction(+ : s1, s2, s3)") for (int64_t l = 0; l < L; l++)  \
+                {                                                                              \
+                    const int64_t k = (n * C + c) * L + l;                                     \
+                    s1 += (E1);                                                                \
+                    if ((NS) > 1) {                                                            \
+                        s2 += (E2);                                                            \
+                    }                                                                          \
+                    if ((NS) > 2) {                                                            \
+                        s3 += (E3);                                                            \
+                    }                                                                          \
+                }                                                                              \
+                acc1[c] += s1;                                                                 \
+                if ((NS) > 1) {                                                                \
+                    acc2[c] += s2;                                                             \
+                }                                                                              \
+                if ((NS) > 2) {                                                                \
+                    acc3[c] += s3;                                                             \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
     }
 
 #endif

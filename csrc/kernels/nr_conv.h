@@ -17,29 +17,29 @@ typedef struct {
     int64_t OH, OW;
 } nr_window2d;
 
-#define NR_DECLARE_CONV_KERNELS(T, SFX)                                                     \
-    /* conv2d: x (N, C, H, W), w (O, C, KH, KW), b (O) or NULL -> y (N, O, OH, OW) */          \
-    size_t nr_conv2d_forward_workspace_##SFX(const nr_window2d *g, int64_t O, int nthreads);  \
-    void nr_conv2d_forward_##SFX(T *y, const T *x, const T *w, const T *b,                    \
-                                 const nr_window2d *g, int64_t O, void *workspace,            \
-                                 int nthreads);                                               \
-    /* dy (N, O, OH, OW), x, w -> dx (N, C, H, W) =, dw (O, C, KH, KW) +=, db (O) += */         \
-    size_t nr_conv2d_backward_workspace_##SFX(const nr_window2d *g, int64_t O, int nthreads); \
-    void nr_conv2d_backward_##SFX(T *dx, T *dw, T *db, const T *dy, const T *x, const T *w,   \
-                                  const nr_window2d *g, int64_t O, void *workspace,           \
-                                  int nthreads);                                              \
+#define NR_DECLARE_CONV_KERNELS(T, SFX)                                                              \
+    /* conv2d: x (N, C, H, W), w (O, C, KH, KW), b (O) or NULL -> y (N, O, OH, OW) */                \
+    size_t nr_conv2d_forward_workspace_##SFX(const nr_window2d *g, int64_t O, int nthreads);         \
+    void nr_conv2d_forward_##SFX(T *y, const T *x, const T *w, const T *b,                           \
+                                 const nr_window2d *g, int64_t O, void *workspace,                   \
+                                 int nthreads);                                                      \
+    /* dy (N, O, OH, OW), x, w -> dx (N, C, H, W) =, dw (O, C, KH, KW) +=, db (O) += */              \
+    size_t nr_conv2d_backward_workspace_##SFX(const nr_window2d *g, int64_t O, int nthreads);        \
+    void nr_conv2d_backward_##SFX(T *dx, T *dw, T *db, const T *dy, const T *x, const T *w,          \
+                                  const nr_window2d *g, int64_t O, void *workspace,                  \
+                                  int nthreads);                                                     \
     /* max_pool2d: x (N, C, H, W), H W <= INT32_MAX -> y, idx (N, C, OH, OW) = h W + w of the max */ \
-    void nr_max_pool2d_forward_##SFX(T *y, int64_t *idx, const T *x, const nr_window2d *g);   \
-    /* dy, idx (N, C, OH, OW) -> dx (N, C, H, W) = */                                          \
-    void nr_max_pool2d_backward_##SFX(T *dx, const T *dy, const int64_t *idx,                 \
-                                      const nr_window2d *g);                                  \
-    /* avg_pool2d: x (N, C, H, W) -> y (N, C, OH, OW); dy -> dx (N, C, H, W) = */              \
-    void nr_avg_pool2d_forward_##SFX(T *y, const T *x, const nr_window2d *g,                  \
-                                     int count_include_pad);                                  \
-    void nr_avg_pool2d_backward_##SFX(T *dx, const T *dy, const nr_window2d *g,               \
-                                      int count_include_pad);                                 \
-    /* adaptive_avg_pool2d: x (N, C, H, W) -> y (N, C, OH, OW); dy -> dx (N, C, H, W) = */     \
-    void nr_adaptive_avg_pool2d_forward_##SFX(T *y, const T *x, const nr_window2d *g);        \
+    void nr_max_pool2d_forward_##SFX(T *y, int64_t *idx, const T *x, const nr_window2d *g);          \
+    /* dy, idx (N, C, OH, OW) -> dx (N, C, H, W) = */                                                \
+    void nr_max_pool2d_backward_##SFX(T *dx, const T *dy, const int64_t *idx,                        \
+                                      const nr_window2d *g);                                         \
+    /* avg_pool2d: x (N, C, H, W) -> y (N, C, OH, OW); dy -> dx (N, C, H, W) = */                    \
+    void nr_avg_pool2d_forward_##SFX(T *y, const T *x, const nr_window2d *g,                         \
+                                     int count_include_pad);                                         \
+    void nr_avg_pool2d_backward_##SFX(T *dx, const T *dy, const nr_window2d *g,                      \
+                                      int count_include_pad);                                        \
+    /* adaptive_avg_pool2d: x (N, C, H, W) -> y (N, C, OH, OW); dy -> dx (N, C, H, W) = */           \
+    void nr_adaptive_avg_pool2d_forward_##SFX(T *y, const T *x, const nr_window2d *g);               \
     void nr_adaptive_avg_pool2d_backward_##SFX(T *dx, const T *dy, const nr_window2d *g);
 
 NR_DECLARE_CONV_KERNELS(float, f32)

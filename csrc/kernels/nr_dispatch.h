@@ -16,7 +16,9 @@
 #include "nr_syncbn.h"
 
 /* X(name, arg) for every kernel that has a body per tier, by family: a forward and a
- * backward (FB), the same with the backward's workspace size (FWB), and the rest by name */
+ * backward (FB), the same with the backward's workspace size (FWB), and the rest by name
+ * (kept out of clang-format, which would fold the list into a staircase) */
+/* clang-format off */
 #define NR_FB(X, A, op, SFX) X(op##_forward_##SFX, A) X(op##_backward_##SFX, A)
 #define NR_FWB(X, A, op, SFX) NR_FB(X, A, op, SFX) X(op##_backward_workspace_##SFX, A)
 #define NR_DISPATCHED_TYPED(X, A, SFX)                                                      \
@@ -34,6 +36,7 @@
 #define NR_DISPATCHED_KERNELS(X, A)                                                         \
     NR_DISPATCHED_TYPED(X, A, f32) NR_DISPATCHED_TYPED(X, A, f64)                           \
     X(nr_dropout_mask, A) X(nr_copy_f32, A) X(nr_index_out_of_range, A)
+/* clang-format on */
 
 struct nr_kernel_table {
 #define NR_TABLE_MEMBER(name, unused) __typeof__(name) *name;

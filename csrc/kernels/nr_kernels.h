@@ -42,63 +42,61 @@ void nr_philox4x32(uint32_t out[4], const uint32_t ctr[4], const uint32_t key[2]
 /* src (n) -> dst (n) with `nthreads` threads (always that many, whatever the size). */
 void nr_copy_f32(float *dst, const float *src, int64_t n, int nthreads);
 
-#define NR_DECLARE_KERNELS(T, SFX)                                                         \
-    /* linear: x (M, K), w (K, N), b (N) -> y (M, N) */                                       \
-    void nr_linear_forward_##SFX(T *y, const T *x, const T *w, const T *b,                   \
-                                 int64_t M, int64_t K, int64_t N);                            \
-    /* dy (M, N), x (M, K), w (K, N) -> dx (M, K) =, dw (K, N) +=, db (N) += */                \
-    void nr_linear_backward_##SFX(T *dx, T *dw, T *db, const T *dy, const T *x, const T *w,  \
-                                  int64_t M, int64_t K, int64_t N);                           \
-    /* relu: x (n) -> y (n); dy (n), y (n) -> dx (n) */                                        \
-    void nr_relu_forward_##SFX(T *y, const T *x, int64_t n);                                  \
-    void nr_relu_backward_##SFX(T *dx, const T *dy, const T *y, int64_t n);                   \
-    /* layernorm: x (M, D), w (D), b (D) -> y (M, D), mean (M), rstd (M) */                    \
-    void nr_layernorm_forward_##SFX(T *y, T *mean, T *rstd, const T *x, const T *w,           \
-                                    const T *b, int64_t M, int64_t D, double eps);            \
-    /* dy (M, D), x (M, D), mean (M), rstd (M), w (D) -> dx (M, D) =, dw (D) +=, db (D) += */  \
-    size_t nr_layernorm_backward_workspace_##SFX(int64_t D, int nthreads);                   \
-    void nr_layernorm_backward_##SFX(T *dx, T *dw, T *db, const T *dy, const T *x,            \
-                                     const T *mean, const T *rstd, const T *w,                \
-                                     int64_t M, int64_t D, void *workspace, int nthreads);    \
-    /* batchnorm: x (N, C, L) -> y (N, C, L), save_mean (C), save_rstd (C) */                 \
-    size_t nr_batchnorm_workspace_##SFX(int64_t C, int nthreads);                            \
-    void nr_batchnorm_forward_train_##SFX(T *y, T *save_mean, T *save_rstd,                  \
-                                          T *running_mean, T *running_var, const T *x,       \
-                                          const T *w, const T *b, int64_t N, int64_t C,      \
-                                          int64_t L, double momentum, double eps,            \
-                                          void *workspace, int nthreads);                    \
-    void nr_batchnorm_forward_eval_##SFX(T *y, T *save_mean, T *save_rstd,                   \
-                                         const T *x, const T *running_mean,                  \
-                                         const T *running_var, const T *w, const T *b,       \
-                                         int64_t N, int64_t C, int64_t L, double eps);       \
-    /* dy, x (N, C, L), save_mean, save_rstd, w (C) -> dx =, dw (C) +=, db (C) += */           \
-    void nr_batchnorm_backward_##SFX(T *dx, T *dw, T *db, const T *dy, const T *x,            \
-                                     const T *save_mean, const T *save_rstd, const T *w,      \
-                                     int64_t N, int64_t C, int64_t L, int training,           \
-                                     void *workspace, int nthreads);                          \
-    /* x (N, C, L), sub1 (C), mean, rstd (C, double), w, b (C) -> y = (x - mean) rstd w + b */  \
-    void nr_batchnorm_apply_##SFX(T *y, const T *x, const T *sub1, const double *mean,       \
-                                  const double *rstd, const T *w, const T *b, int64_t N,     \
-                                  int64_t C, int64_t L, void *workspace, int nt);            \
+#define NR_DECLARE_KERNELS(T, SFX)                                                               \
+    /* linear: x (M, K), w (K, N), b (N) -> y (M, N) */                                          \
+    void nr_linear_forward_##SFX(T *y, const T *x, const T *w, const T *b, int64_t M,            \
+                                 int64_t K, int64_t N);                                          \
+    /* dy (M, N), x (M, K), w (K, N) -> dx (M, K) =, dw (K, N) +=, db (N) += */                  \
+    void nr_linear_backward_##SFX(T *dx, T *dw, T *db, const T *dy, const T *x, const T *w,      \
+                                  int64_t M, int64_t K, int64_t N);                              \
+    /* relu: x (n) -> y (n); dy (n), y (n) -> dx (n) */                                          \
+    void nr_relu_forward_##SFX(T *y, const T *x, int64_t n);                                     \
+    void nr_relu_backward_##SFX(T *dx, const T *dy, const T *y, int64_t n);                      \
+    /* layernorm: x (M, D), w (D), b (D) -> y (M, D), mean (M), rstd (M) */                      \
+    void nr_layernorm_forward_##SFX(T *y, T *mean, T *rstd, const T *x, const T *w,              \
+                                    const T *b, int64_t M, int64_t D, double eps);               \
+    /* dy (M, D), x (M, D), mean (M), rstd (M), w (D) -> dx (M, D) =, dw (D) +=, db (D) += */    \
+    size_t nr_layernorm_backward_workspace_##SFX(int64_t D, int nthreads);                       \
+    void nr_layernorm_backward_##SFX(T *dx, T *dw, T *db, const T *dy, const T *x,               \
+                                     const T *mean, const T *rstd, const T *w, int64_t M,        \
+                                     int64_t D, void *workspace, int nthreads);                  \
+    /* batchnorm: x (N, C, L) -> y (N, C, L), save_mean (C), save_rstd (C) */                    \
+    size_t nr_batchnorm_workspace_##SFX(int64_t C, int nthreads);                                \
+    void nr_batchnorm_forward_train_##SFX(T *y, T *save_mean, T *save_rstd, T *running_mean,     \
+                                          T *running_var, const T *x, const T *w, const T *b,    \
+                                          int64_t N, int64_t C, int64_t L, double momentum,      \
+                                          double eps, void *workspace, int nthreads);            \
+    void nr_batchnorm_forward_eval_##SFX(T *y, T *save_mean, T *save_rstd, const T *x,           \
+                                         const T *running_mean, const T *running_var,            \
+                                         const T *w, const T *b, int64_t N, int64_t C,           \
+                                         int64_t L, double eps);                                 \
+    /* dy, x (N, C, L), save_mean, save_rstd, w (C) -> dx =, dw (C) +=, db (C) += */             \
+    void nr_batchnorm_backward_##SFX(T *dx, T *dw, T *db, const T *dy, const T *x,               \
+                                     const T *save_mean, const T *save_rstd, const T *w,         \
+                                     int64_t N, int64_t C, int64_t L, int training,              \
+                                     void *workspace, int nthreads);                             \
+    /* x (N, C, L), sub1 (C), mean, rstd (C, double), w, b (C) -> y = (x - mean) rstd w + b */   \
+    void nr_batchnorm_apply_##SFX(T *y, const T *x, const T *sub1, const double *mean,           \
+                                  const double *rstd, const T *w, const T *b, int64_t N,         \
+                                  int64_t C, int64_t L, void *workspace, int nt);                \
     /* dy, x (N, C, L), mu (C), mean (C, double), rstd, w (C), mean_dy, mean_dy_xhat (C,       \
-     * double, NULL in evaluation) -> dx = w rstd (dy - mean_dy - xhat mean_dy_xhat) */         \
-    void nr_batchnorm_apply_grad_##SFX(T *dx, const T *dy, const T *x, const T *mu,          \
-                                       const double *mean, const T *rstd, const T *w,        \
-                                       const double *mean_dy, const double *mean_dy_xhat,    \
-                                       int64_t N, int64_t C, int64_t L, void *workspace,     \
-                                       int nt);                                              \
-    /* dropout: x (n) -> y (n), mask (ceil(n/8) bytes, bit i = element i kept) */              \
-    void nr_dropout_forward_##SFX(T *y, uint8_t *mask, const T *x, int64_t n, double p,      \
-                                  uint64_t seed, uint64_t offset);                            \
-    void nr_dropout_backward_##SFX(T *dx, const T *dy, const uint8_t *mask, int64_t n,       \
-                                   double p);                                                 \
-    /* softmax cross-entropy: logits (B, K), labels (B) in [0, K) -> mean loss, lse (B) */     \
-    double nr_cross_entropy_forward_##SFX(T *lse, const T *logits, const int64_t *labels,    \
-                                          int64_t B, int64_t K);                             \
-    /* -> dlogits (B, K) = dloss * (softmax(logits) - onehot(labels)) / B */                   \
-    void nr_cross_entropy_backward_##SFX(T *dlogits, const T *logits, const int64_t *labels, \
-                                         const T *lse, int64_t B, int64_t K, double dloss); \
-    /* x (n) -> y (n) = exp(x), the softmax's exponential (vexp.h), for accuracy tests */     \
+     * double, NULL in evaluation) -> dx = w rstd (dy - mean_dy - xhat mean_dy_xhat) */ \
+    void nr_batchnorm_apply_grad_##SFX(                                                          \
+        T *dx, const T *dy, const T *x, const T *mu, const double *mean, const T *rstd,          \
+        const T *w, const double *mean_dy, const double *mean_dy_xhat, int64_t N, int64_t C,     \
+        int64_t L, void *workspace, int nt);                                                     \
+    /* dropout: x (n) -> y (n), mask (ceil(n/8) bytes, bit i = element i kept) */                \
+    void nr_dropout_forward_##SFX(T *y, uint8_t *mask, const T *x, int64_t n, double p,          \
+                                  uint64_t seed, uint64_t offset);                               \
+    void nr_dropout_backward_##SFX(T *dx, const T *dy, const uint8_t *mask, int64_t n,           \
+                                   double p);                                                    \
+    /* softmax cross-entropy: logits (B, K), labels (B) in [0, K) -> mean loss, lse (B) */       \
+    double nr_cross_entropy_forward_##SFX(T *lse, const T *logits, const int64_t *labels,        \
+                                          int64_t B, int64_t K);                                 \
+    /* -> dlogits (B, K) = dloss * (softmax(logits) - onehot(labels)) / B */                     \
+    void nr_cross_entropy_backward_##SFX(T *dlogits, const T *logits, const int64_t *labels,     \
+                                         const T *lse, int64_t B, int64_t K, double dloss);      \
+    /* x (n) -> y (n) = exp(x), the softmax's exponential (vexp.h), for accuracy tests */        \
     void nr_exp_##SFX(T *y, const T *x, int64_t n);
 
 NR_DECLARE_KERNELS(float, f32)
@@ -109,15 +107,15 @@ NR_DECLARE_KERNELS(double, f64)
 void nr_dropout_mask(uint8_t *mask, int64_t n, double p, uint64_t seed, uint64_t offset);
 
 /* ---- optimizer updates (optim.c): parameters and state updated in place -------------- */
-#define NR_DECLARE_OPTIM_KERNELS(T, SFX)                                                    \
+#define NR_DECLARE_OPTIM_KERNELS(T, SFX)                                                       \
     /* sgd: param (n), momentum_buf (n) or NULL, grad (n) */                                   \
-    void nr_sgd_step_##SFX(T *param, T *momentum_buf, const T *grad, int64_t n, double lr,    \
-                           double momentum, double dampening, double weight_decay,            \
-                           int nesterov, int first_step);                                     \
+    void nr_sgd_step_##SFX(T *param, T *momentum_buf, const T *grad, int64_t n, double lr,     \
+                           double momentum, double dampening, double weight_decay,             \
+                           int nesterov, int first_step);                                      \
     /* adam/adamw: param, exp_avg, exp_avg_sq, max_exp_avg_sq or NULL (n); grad (n) */         \
-    void nr_adam_step_##SFX(T *param, T *exp_avg, T *exp_avg_sq, T *max_exp_avg_sq,           \
-                            const T *grad, int64_t n, double lr, double beta1, double beta2,  \
-                            double eps, double weight_decay, int decoupled,                   \
+    void nr_adam_step_##SFX(T *param, T *exp_avg, T *exp_avg_sq, T *max_exp_avg_sq,            \
+                            const T *grad, int64_t n, double lr, double beta1, double beta2,   \
+                            double eps, double weight_decay, int decoupled,                    \
                             double bias_correction1, double bias_correction2);
 
 NR_DECLARE_OPTIM_KERNELS(float, f32)

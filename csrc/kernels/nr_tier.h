@@ -46,9 +46,10 @@
 /* The tier's natural vector width in bytes: vector-extension types of this size map to one
  * register (wider ones would be split, and change the ABI of functions that pass them). */
 #if NR_TIER_IS(avx512)
-#if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512DQ__) ||            \
+#if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512DQ__) ||               \
     !defined(__AVX512VL__) || !defined(__AVX2__) || !defined(__FMA__)
-#error "the avx512 tier is compiled with -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma"
+#error                                                                                         \
+    "the avx512 tier is compiled with -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma"
 #endif
 #define NR_VEC_BYTES 64
 #elif NR_TIER_IS(avx2)

@@ -53,9 +53,8 @@ FN(nr_sgd_plain_range)(T *restrict param, const T *restrict grad, T lr_, T wd, i
 }
 
 void
-FN(nr_sgd_step)(T *param, T *momentum_buf, const T *grad, int64_t n, double lr,
-                double momentum, double dampening, double weight_decay, int nesterov,
-                int first_step)
+FN(nr_sgd_step)(T *param, T *momentum_buf, const T *grad, int64_t n, double lr, double momentum,
+                double dampening, double weight_decay, int nesterov, int first_step)
 {
     const T lr_ = (T)lr, mom = (T)momentum, keep = (T)(1.0 - dampening), wd = (T)weight_decay;
     /* param, grad, and the buffer read and written */

@@ -137,8 +137,8 @@ void
 FN(nr_max_pool2d_forward)(T *y, int64_t *idx, const T *x, const nr_window2d *g)
 {
     const int64_t P = g->N * g->C, HW = g->H * g->W, L = g->OH * g->OW;
-    const int two_by_two = g->KH == 2 && g->KW == 2 && g->SH == 2 && g->SW == 2 && g->PH == 0 &&
-                           g->PW == 0;
+    const int two_by_two =
+        g->KH == 2 && g->KW == 2 && g->SH == 2 && g->SW == 2 && g->PH == 0 && g->PW == 0;
     const int nt = nr_pool_threads((size_t)(P * (HW + 3 * L)) * sizeof(T), P);
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t p = 0; p < P; p++) {

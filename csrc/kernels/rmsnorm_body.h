@@ -23,8 +23,7 @@ FN(nr_rmsnorm_forward)(T *y, T *rstd, const T *x, const T *w, int64_t M, int64_t
         /* squares do not cancel: no shift needed, unlike the variance */
         const double ms = D > 0 ? FN(nr_rms_dot)(xr, xr, D) / (double)D : 0.0;
         struct nr_wide p;
-        if (D > 0 && NR_OUT_OF_RANGE(ms + eps) &&
-            FN(nr_wide_stats)(&p, xr, D, 0, eps)) {
+        if (D > 0 && NR_OUT_OF_RANGE(ms + eps) && FN(nr_wide_stats)(&p, xr, D, 0, eps)) {
             /* the squares in T overflowed or underflowed: the row in double, scaled */
             rstd[i] = (T)p.rstd;
             for (int64_t j = 0; j < D; j++) {
@@ -91,8 +90,7 @@ FN(nr_rmsnorm_backward_rows)(T *dx, double *pdw, T *bdw, const T *dy, const T *x
         /* the gradient through rstd: one coefficient per row */
         const double k_d = (double)r * r * r * sum_gx / (double)(D > 0 ? D : 1);
         struct nr_wide p;
-        if (!(r >= NR_T_MIN && NR_FITS(k_d)) &&
-            FN(nr_wide_grad)(&p, xr, dyr, w, D, 1, r, 0)) {
+        if (!(r >= NR_T_MIN && NR_FITS(k_d)) && FN(nr_wide_grad)(&p, xr, dyr, w, D, 1, r, 0)) {
             /* the sum or the coefficient left T's range: the row in double, scaled */
             for (int64_t j = 0; j < D; j++) {
                 const double xh = FN(nr_wide_xhat)(&p, xr[j]);

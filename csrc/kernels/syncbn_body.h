@@ -11,7 +11,8 @@ FN(nr_syncbn_workspace)(int64_t C, int nthreads)
  * d = x - mean (ref); of dy (v) and dy d. */
 NR_DEFINE_CHANNEL_SUMS(FN(nr_sbn_sum), 1, double, (double)u[k], 0, 0)
 NR_DEFINE_CHANNEL_SUMS(FN(nr_sbn_m2_sums), 2, double,
-                       ((double)u[k] - ref[c]) * ((double)u[k] - ref[c]), (double)u[k] - ref[c], 0)
+                       ((double)u[k] - ref[c]) * ((double)u[k] - ref[c]), (double)u[k] - ref[c],
+                       0)
 NR_DEFINE_CHANNEL_SUMS(FN(nr_sbn_grad_sums), 2, double, (double)v[k],
                        (double)v[k] * ((double)u[k] - ref[c]), 0)
 
@@ -58,7 +59,8 @@ FN(nr_syncbn_stats)(double *mean, double *m2, const T *x, int64_t N, int64_t C, 
  * accuracy. */
 void
 FN(nr_syncbn_forward)(T *y, const T *x, const double *mean, const T *rstd, const T *w,
-                      const T *b, int64_t N, int64_t C, int64_t L, void *workspace, int nthreads)
+                      const T *b, int64_t N, int64_t C, int64_t L, void *workspace,
+                      int nthreads)
 {
     double *r = (double *)workspace;
     T *hi = (T *)(r + C);
@@ -113,5 +115,6 @@ FN(nr_syncbn_backward)(T *dx, const T *dy, const T *x, const double *mean, const
         hi[c] = (T)mean[c];
     }
     FN(nr_batchnorm_apply_grad)(dx, dy, x, hi, mean, rstd, w, mean_dy, mean_dy_xhat, N, C, L,
-                                mean_dy_xhat + 2 * C, FN(nr_syncbn_threads)(nthreads, N, C, L, 3));
+                                mean_dy_xhat + 2 * C,
+                                FN(nr_syncbn_threads)(nthreads, N, C, L, 3));
 }
