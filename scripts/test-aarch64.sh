@@ -53,17 +53,21 @@ if [ ! -e "$root/.normreg-ready" ]; then
 fi
 # The build requirements (setuptools >= 77, NumPy >= 2, scipy-openblas32) as PyPI's aarch64
 # wheels, fetched by the host's pip, for pip's isolated build environment; the tests then run
-# with Debian's NumPy (1.24) and pytest, seen through a venv with the system site packages.
-reqs="numpy>=2 scipy-openblas32>=0.3.27 | setuptools>=77 packaging>=24.2"
+# with Debian's NumPy (1.24) and pytest, seen through a venv with the system site packages,
+# and hypothesis from PyPI.
+reqs="numpy>=2 scipy-openblas32>=0.3.27 | setuptools>=77 packaging>=24.2 | hypothesis"
 if [ "$(cat "$root/opt/venv/.normreg-ready" 2>/dev/null)" != "$reqs" ]; then
-    rm -rf "$root/opt/wheels" "$root/opt/venv"
-    mkdir -p "$root/opt/wheels"
+    rm -rf "$root/opt/wheels" "$root/opt/test-wheels" "$root/opt/venv"
+    mkdir -p "$root/opt/wheels" "$root/opt/test-wheels"
     "$PYTHON" -m pip download --quiet --only-binary=:all: --no-deps -d "$root/opt/wheels" \
         --platform manylinux2014_aarch64 --python-version 3.11 --implementation cp --abi cp311 \
         "numpy>=2" "scipy-openblas32>=0.3.27"
     "$PYTHON" -m pip download --quiet --only-binary=:all: --no-deps -d "$root/opt/wheels" \
         "setuptools>=77" "packaging>=24.2"
+    # hypothesis (the exactness tests draw their cases with it): pure-Python wheels
+    "$PYTHON" -m pip download --quiet --only-binary=:all: -d "$root/opt/test-wheels" hypothesis
     chroot "$root" /usr/bin/python3 -m venv --system-site-packages /opt/venv
+    chroot "$root" /opt/venv/bin/pip install --quiet --no-index --find-links /opt/test-wheels hypothesis
     echo "$reqs" >"$root/opt/venv/.normreg-ready"
 fi
 ready=$(date +%s)
