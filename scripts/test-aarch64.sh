@@ -64,8 +64,10 @@ if [ "$(cat "$root/opt/venv/.normreg-ready" 2>/dev/null)" != "$reqs" ]; then
         "numpy>=2" "scipy-openblas32>=0.3.27"
     "$PYTHON" -m pip download --quiet --only-binary=:all: --no-deps -d "$root/opt/wheels" \
         "setuptools>=77" "packaging>=24.2"
-    # hypothesis (the exactness tests draw their cases with it): pure-Python wheels
-    "$PYTHON" -m pip download --quiet --only-binary=:all: -d "$root/opt/test-wheels" hypothesis
+    # hypothesis (the exactness tests draw their cases with it), its aarch64 wheel
+    "$PYTHON" -m pip download --quiet --only-binary=:all: -d "$root/opt/test-wheels" \
+        --platform manylinux2014_aarch64 --python-version 3.11 --implementation cp --abi cp311 \
+        hypothesis
     chroot "$root" /usr/bin/python3 -m venv --system-site-packages /opt/venv
     chroot "$root" /opt/venv/bin/pip install --quiet --no-index --find-links /opt/test-wheels hypothesis
     echo "$reqs" >"$root/opt/venv/.normreg-ready"
