@@ -1,5 +1,5 @@
 """Helpers shared by the tests: tolerances, inputs, memory layouts and the gradient-check
-tolerance. (Fixtures are in conftest.py; the NumPy twins of the ops in reference.py.)"""
+tolerance. (Fixtures are in conftest.py; the NumPy twins of the ops in reference/.)"""
 
 import numpy as np
 

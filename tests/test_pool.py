@@ -1,5 +1,5 @@
 """Pooling (max, average, adaptive average): functional forward/backward against the NumPy
-reference (reference.py), central finite differences, ties and NaN, bad input, random
+reference (reference/spatial.py), central finite differences, ties and NaN, bad input, random
 shapes (hypothesis) and PyTorch when installed."""
 
 import numpy as np

@@ -2,7 +2,7 @@
 (including 0- and 1-sized dimensions where the op defines them), float32/float64, memory
 layouts (C, Fortran, strided slices, negative strides, unaligned buffers, read-only and
 byte-swapped arrays) and values, against the float64 NumPy references of
-``tests/reference.py``; inputs are never modified.
+``tests/reference/``; inputs are never modified.
 
 Examples per op: ``NORMREG_PROPERTY_EXAMPLES`` (default 100).
 """
