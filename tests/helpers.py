@@ -1,5 +1,8 @@
-"""Helpers shared by the tests: tolerances, inputs, memory layouts and the gradient-check
-tolerance. (Fixtures are in conftest.py; the NumPy twins of the ops in reference/.)"""
+"""Helpers shared by the tests: tolerances, inputs, memory layouts, the gradient-check
+tolerance and the peak allocation of a call. (Fixtures are in conftest.py; the NumPy twins of
+the ops in reference/.)"""
+
+import tracemalloc
 
 import numpy as np
 
@@ -184,3 +187,17 @@ def set_grad(p, value):
     """Give Parameter ``p`` the gradient ``value`` (broadcast to its shape, in its dtype):
     ``.grad`` is None until a backward or this sets it."""
     p.grad = np.array(np.broadcast_to(value, p.shape), dtype=p.dtype)
+
+
+def peak_bytes_of(fn, *args):
+    """Peak bytes allocated (Python and NumPy) while ``fn(*args)`` runs; its exception is
+    swallowed (the caller checks it separately)."""
+    tracemalloc.start()
+    try:
+        fn(*args)
+    except Exception:
+        pass
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return peak
