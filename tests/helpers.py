@@ -201,3 +201,34 @@ def peak_bytes_of(fn, *args):
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     return peak
+
+
+def run_steps(opt, params, grads, t0, t1):
+    """Optimizer steps t0 .. t1-1, each with the gradient grads[i](param, t) as each .grad."""
+    for t in range(t0, t1):
+        opt.zero_grad()
+        for p, gf in zip(params, grads):
+            assert p.grad is None
+            p.grad = gf(p.data.astype(np.float64), t).astype(p.dtype)
+        opt.step()
+
+
+def bowl_grad(seed, shape, steps=25):
+    """A gradient that depends on the parameter (a quadratic bowl) plus fixed noise per step
+    (for steps 0 .. steps-1), so a wrong update shows up in the trajectory."""
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((steps,) + shape)
+    scale = rng.uniform(0.5, 2.0, shape)
+
+    def grad(p, t):
+        return scale * (p - 1.0) + noise[t]
+
+    return grad
+
+
+def random_params(dtype, shapes=((5, 4), (4,)), seed=0):
+    """Parameters of the shapes, 3 * standard normal values in ``dtype``."""
+    from normreg.nn import Parameter
+
+    rng = np.random.default_rng(seed)
+    return [Parameter((3 * rng.standard_normal(s)).astype(dtype)) for s in shapes]
