@@ -232,3 +232,13 @@ def random_params(dtype, shapes=((5, 4), (4,)), seed=0):
 
     rng = np.random.default_rng(seed)
     return [Parameter((3 * rng.standard_normal(s)).astype(dtype)) for s in shapes]
+
+
+def pool_input(rng, shape, dtype, distinct=True):
+    """A pooling test's input: distinct values (the max is unique, finite differences are
+    valid), or standard normal ones."""
+    if distinct:
+        x = rng.permutation(np.prod(shape)).reshape(shape).astype(np.float64) / 7.0 - 3.0
+    else:
+        x = rng.standard_normal(shape)
+    return x.astype(dtype)
