@@ -1,5 +1,8 @@
-"""Helpers shared by the tests: tolerances, inputs, memory layouts and the gradient-check
-tolerance. (Fixtures are in conftest.py; the NumPy twins of the ops in reference.py.)"""
+"""Helpers shared by the tests: tolerances, inputs, memory layouts, the gradient-check
+tolerance and the peak allocation of a call. (Fixtures are in conftest.py; the NumPy twins of
+the ops in reference/.)"""
+
+import tracemalloc
 
 import numpy as np
 
@@ -184,3 +187,58 @@ def set_grad(p, value):
     """Give Parameter ``p`` the gradient ``value`` (broadcast to its shape, in its dtype):
     ``.grad`` is None until a backward or this sets it."""
     p.grad = np.array(np.broadcast_to(value, p.shape), dtype=p.dtype)
+
+
+def peak_bytes_of(fn, *args):
+    """Peak bytes allocated (Python and NumPy) while ``fn(*args)`` runs; its exception is
+    swallowed (the caller checks it separately)."""
+    tracemalloc.start()
+    try:
+        fn(*args)
+    except Exception:
+        pass
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return peak
+
+
+def run_steps(opt, params, grads, t0, t1):
+    """Optimizer steps t0 .. t1-1, each with the gradient grads[i](param, t) as each .grad."""
+    for t in range(t0, t1):
+        opt.zero_grad()
+        for p, gf in zip(params, grads):
+            assert p.grad is None
+            p.grad = gf(p.data.astype(np.float64), t).astype(p.dtype)
+        opt.step()
+
+
+def bowl_grad(seed, shape, steps=25):
+    """A gradient that depends on the parameter (a quadratic bowl) plus fixed noise per step
+    (for steps 0 .. steps-1), so a wrong update shows up in the trajectory."""
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((steps,) + shape)
+    scale = rng.uniform(0.5, 2.0, shape)
+
+    def grad(p, t):
+        return scale * (p - 1.0) + noise[t]
+
+    return grad
+
+
+def random_params(dtype, shapes=((5, 4), (4,)), seed=0):
+    """Parameters of the shapes, 3 * standard normal values in ``dtype``."""
+    from normreg.nn import Parameter
+
+    rng = np.random.default_rng(seed)
+    return [Parameter((3 * rng.standard_normal(s)).astype(dtype)) for s in shapes]
+
+
+def pool_input(rng, shape, dtype, distinct=True):
+    """A pooling test's input: distinct values (the max is unique, finite differences are
+    valid), or standard normal ones."""
+    if distinct:
+        x = rng.permutation(np.prod(shape)).reshape(shape).astype(np.float64) / 7.0 - 3.0
+    else:
+        x = rng.standard_normal(shape)
+    return x.astype(dtype)

@@ -6,7 +6,7 @@
 - Extreme but finite input, [3e38, -3e38, 1e38, 0] and others, in one row (channel, group)
   of every norm, forward and backward.
 
-Each result is compared with the float64 NumPy references of tests/reference.py applied to
+Each result is compared with the float64 NumPy references of tests/reference/ applied to
 the same float32 input, as max |error| / max |reference| over the array (or the row that holds
 the extreme values); for dx the denominator is at least max |rstd w dy|, the size of the
 terms it is the sum of (with 2 values per row they cancel to ~0, and so does any relative

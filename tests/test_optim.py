@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 import reference as R
-from helpers import set_grad, train_steps
+from helpers import bowl_grad, random_params, run_steps, set_grad, train_steps
 
 import normreg
-from normreg import functional as F
 from normreg import nn, optim
 from normreg.nn import Parameter
 
@@ -41,34 +40,6 @@ def _adam_reference(
     return p
 
 
-def _run_steps(opt, params, grads, t0, t1):
-    """Steps t0 .. t1-1, each with the gradient grads[i](param, t) as each .grad."""
-    for t in range(t0, t1):
-        opt.zero_grad()
-        for p, gf in zip(params, grads):
-            assert p.grad is None
-            p.grad = gf(p.data.astype(np.float64), t).astype(p.dtype)
-        opt.step()
-
-
-def _grad_fn(seed, shape):
-    """A gradient that depends on the parameter (a quadratic bowl) plus fixed noise per step,
-    so a wrong update shows up in the trajectory."""
-    rng = np.random.default_rng(seed)
-    noise = rng.standard_normal((STEPS,) + shape)
-    scale = rng.uniform(0.5, 2.0, shape)
-
-    def grad(p, t):
-        return scale * (p - 1.0) + noise[t]
-
-    return grad
-
-
-def _params(dtype, shapes=((5, 4), (4,)), seed=0):
-    rng = np.random.default_rng(seed)
-    return [Parameter((3 * rng.standard_normal(s)).astype(dtype)) for s in shapes]
-
-
 SGD_CONFIGS = [
     dict(lr=0.1),
     dict(lr=0.05, weight_decay=0.1),
@@ -83,12 +54,12 @@ SGD_CONFIGS = [
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cfg", SGD_CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
 def test_sgd_matches_reference(dtype, cfg):
-    params = _params(dtype)
+    params = random_params(dtype)
     refs = [p.data.astype(np.float64) for p in params]
     bufs = [None] * len(params)
-    grads = [_grad_fn(i + 1, p.shape) for i, p in enumerate(params)]
+    grads = [bowl_grad(i + 1, p.shape) for i, p in enumerate(params)]
     opt = optim.SGD(params, **cfg)
-    _run_steps(opt, params, grads, 0, STEPS)
+    run_steps(opt, params, grads, 0, STEPS)
     for t in range(STEPS):
         for i, gf in enumerate(grads):
             refs[i], bufs[i] = R.sgd_step(refs[i], gf(refs[i], t), bufs[i], **cfg)
@@ -104,7 +75,7 @@ def test_sgd_matches_reference(dtype, cfg):
 def test_sgd_weight_decay_is_the_lecture_rule(dtype):
     """W := (1 - lr*lambda) W - lr*grad, step after step."""
     lr, lam = 0.1, 0.3
-    (p,) = _params(dtype, ((6, 3),))
+    (p,) = random_params(dtype, ((6, 3),))
     w = p.data.astype(np.float64)
     rng = np.random.default_rng(5)
     opt = optim.SGD([p], lr=lr, weight_decay=lam)
@@ -132,15 +103,15 @@ ADAM_CONFIGS = [
     "cfg", ADAM_CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "defaults"
 )
 def test_adam_matches_reference(dtype, decoupled, cfg):
-    params = _params(dtype)
+    params = random_params(dtype)
     refs = [p.data.astype(np.float64) for p in params]
     states = [{} for _ in params]
-    grads = [_grad_fn(i + 7, p.shape) for i, p in enumerate(params)]
+    grads = [bowl_grad(i + 7, p.shape) for i, p in enumerate(params)]
     cls = optim.AdamW if decoupled else optim.Adam
     opt = cls(params, **cfg)
     full = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, amsgrad=False, weight_decay=1e-2 if decoupled else 0.0)
     full.update(cfg)
-    _run_steps(opt, params, grads, 0, STEPS)
+    run_steps(opt, params, grads, 0, STEPS)
     for t in range(STEPS):
         for i, gf in enumerate(grads):
             refs[i] = _adam_reference(refs[i], gf(refs[i], t), states[i], decoupled=decoupled, **full)
@@ -207,7 +178,7 @@ def test_large_buffer_uses_threads_and_matches_reference(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_parameter_groups_have_their_own_hyperparameters(dtype):
-    a, b = _params(dtype, ((4, 3), (3,)))
+    a, b = random_params(dtype, ((4, 3), (3,)))
     ra, rb = a.data.astype(np.float64), b.data.astype(np.float64)
     ba = bb = None
     opt = optim.SGD(
@@ -279,7 +250,7 @@ def test_params_may_be_a_generator_a_list_or_groups():
 
 
 def test_zero_grad_step_skips_missing_grad_and_returns_closure_loss():
-    a, b = _params(np.float64, ((3,), (2,)))
+    a, b = random_params(np.float64, ((3,), (2,)))
     set_grad(a, 1.0)
     b.grad = None
     before = b.data.copy()
@@ -309,200 +280,6 @@ def test_training_loop_decreases_the_loss():
     ):
         losses = train_steps(model, opt, x, y, 30)
         assert losses[-1] < 0.7 * losses[0]
-
-
-# ---- state_dict ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda ps: optim.SGD(
-            [{"params": ps[:1]}, {"params": ps[1:], "lr": 0.01}],
-            lr=0.05,
-            momentum=0.9,
-            nesterov=True,
-            weight_decay=1e-3,
-        ),
-        lambda ps: optim.Adam(ps, lr=0.02, weight_decay=1e-2, amsgrad=True),
-        lambda ps: optim.AdamW([{"params": ps[:1], "weight_decay": 0.0}, {"params": ps[1:]}], lr=0.02),
-    ],
-    ids=["SGD", "Adam", "AdamW"],
-)
-@pytest.mark.parametrize("through_file", [False, True])
-def test_state_dict_round_trip_mid_training_gives_the_identical_continuation(make, through_file, tmp_path):
-    params = _params(np.float32)
-    grads = [_grad_fn(i + 11, p.shape) for i, p in enumerate(params)]
-    opt = make(params)
-    _run_steps(opt, params, grads, 0, 10)
-    sd = opt.state_dict()
-    snapshot = [p.data.copy() for p in params]
-    if through_file:
-        normreg.save({"optimizer": sd, "params": snapshot}, tmp_path / "ck.npz")
-        loaded = normreg.load(tmp_path / "ck.npz")
-        sd, snapshot = loaded["optimizer"], loaded["params"]
-    _run_steps(opt, params, grads, 10, 20)
-
-    clones = [Parameter(s) for s in snapshot]
-    opt2 = make(clones)
-    opt2.load_state_dict(sd)
-    _run_steps(opt2, clones, grads, 10, 20)
-    for p, c in zip(params, clones):
-        np.testing.assert_array_equal(p.data, c.data)
-    assert opt2.state_dict()["param_groups"] == opt.state_dict()["param_groups"]
-
-
-def test_state_dict_layout_and_copies():
-    a, b = _params(np.float64, ((3, 2), (2,)))
-    opt = optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1, momentum=0.9)
-    set_grad(a, 1)
-    set_grad(b, 2)
-    opt.step()
-    sd = opt.state_dict()
-    assert sorted(sd) == ["param_groups", "state"]
-    assert sd["param_groups"][0]["params"] == [0] and sd["param_groups"][1]["params"] == [1]
-    assert sd["param_groups"][1]["lr"] == 0.5
-    assert set(sd["state"]) == {0, 1}
-    buf = sd["state"][0]["momentum_buffer"]
-    np.testing.assert_array_equal(buf, 1.0)
-    opt.step()
-    np.testing.assert_array_equal(buf, 1.0)  # a copy: later steps leave it alone
-    sd["param_groups"][0]["lr"] = 9.0
-    assert opt.param_groups[0]["lr"] == 0.1
-
-
-def test_load_state_dict_checks_everything_and_names_the_entry():
-    a, b = _params(np.float32, ((3, 2), (2,)))
-    opt = optim.Adam([a, b], lr=0.1)
-    set_grad(a, 1)
-    set_grad(b, 1)
-    opt.step()
-    good = opt.state_dict()
-
-    def broken(edit):
-        sd = opt.state_dict()
-        edit(sd)
-        return sd
-
-    cases = [
-        (
-            lambda sd: sd["state"][0].__setitem__("exp_avg", np.zeros((2, 3), np.float32)),
-            ValueError,
-            r"state\[0\]\['exp_avg'\] has shape",
-        ),
-        (
-            lambda sd: sd["state"][1].__setitem__("exp_avg_sq", np.zeros(2, np.float64)),
-            TypeError,
-            r"state\[1\]\['exp_avg_sq'\] has dtype float64",
-        ),
-        (lambda sd: sd["state"][0].pop("step"), KeyError, r"state\[0\] has missing keys \['step'\]"),
-        # issue 11, item 9: a negative step count is a ValueError naming the field
-        (lambda sd: sd["state"][0].__setitem__("step", -5), ValueError, r"state\[0\]\['step'\] must be >= 0"),
-        (
-            lambda sd: sd["state"][1].__setitem__("step", np.int64(-5)),
-            ValueError,
-            r"state\[1\]\['step'\] must be >= 0, got -5",
-        ),
-        (lambda sd: sd["state"][0].__setitem__("velocity", 1), KeyError, "unexpected keys.*velocity"),
-        (lambda sd: sd["state"].__setitem__(5, {}), KeyError, "state key 5"),
-        (lambda sd: sd["param_groups"].append(dict(sd["param_groups"][0])), ValueError, "2 groups"),
-        (lambda sd: sd["param_groups"][0]["params"].pop(), ValueError, r"param_groups\[0\] has 1 parameters"),
-        (lambda sd: sd["param_groups"][0].__setitem__("lr", -1.0), ValueError, "learning rate"),
-        (lambda sd: sd["param_groups"][0].__setitem__("momentum", 0.9), KeyError, "unknown keys"),
-        (lambda sd: sd.pop("state"), KeyError, "'state'"),
-    ]
-    before = [p.data.copy() for p in (a, b)]
-    state_before = {k: v.copy() for k, v in opt.state[a].items() if isinstance(v, np.ndarray)}
-    for edit, exc, msg in cases:
-        with pytest.raises(exc, match=msg):
-            opt.load_state_dict(broken(edit))
-    # nothing changed by the failed loads
-    for k, v in state_before.items():
-        np.testing.assert_array_equal(opt.state[a][k], v)
-    assert opt.param_groups[0]["lr"] == 0.1
-    opt.load_state_dict(good)
-    for p, bef in zip((a, b), before):
-        np.testing.assert_array_equal(p.data, bef)
-    with pytest.raises(TypeError, match="mapping"):
-        opt.load_state_dict([1, 2])
-
-
-# ---- bad arguments ---------------------------------------------------------------------------
-
-
-def test_bad_arguments():
-    (p,) = _params(np.float32, ((2, 2),))
-    with pytest.raises(TypeError):
-        optim.SGD([p])  # lr is required, as in PyTorch
-    bad = [
-        (lambda: optim.SGD([p], lr=-0.1), ValueError, "learning rate"),
-        (lambda: optim.SGD([p], lr=0.1, momentum=-0.5), ValueError, "momentum"),
-        (lambda: optim.SGD([p], lr=0.1, weight_decay=-1e-4), ValueError, "weight_decay"),
-        (lambda: optim.SGD([p], lr=0.1, nesterov=True), ValueError, "Nesterov"),
-        (lambda: optim.SGD([p], lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), ValueError, "Nesterov"),
-        (lambda: optim.SGD([p], lr="0.1"), TypeError, "learning rate"),
-        (lambda: optim.SGD([p], lr=float("nan")), ValueError, "learning rate"),
-        (lambda: optim.Adam([p], betas=(1.0, 0.999)), ValueError, "beta parameter at index 0"),
-        (lambda: optim.Adam([p], betas=(0.9, -0.1)), ValueError, "beta parameter at index 1"),
-        (lambda: optim.Adam([p], betas=0.9), ValueError, "betas"),
-        (
-            lambda: optim.Adam([p], eps=-1e-8),
-            ValueError,
-            r"^Adam: eps \(epsilon value\) must be >= 0, got -1e-08$",
-        ),
-        (lambda: optim.AdamW([p], weight_decay=-0.1), ValueError, "weight_decay"),
-        (lambda: optim.Adam([p], amsgrad="yes"), TypeError, "amsgrad"),
-        (lambda: optim.Adam([]), ValueError, "empty parameter list"),
-        (lambda: optim.Adam(p), TypeError, "single Parameter"),
-        (lambda: optim.Adam(nn.Linear(2, 2)), TypeError, "module.parameters"),
-        (lambda: optim.Adam(5), TypeError, "iterable"),
-        (lambda: optim.Adam([p.data]), TypeError, r"params\[0\]"),
-        (lambda: optim.Adam([p, p]), ValueError, "more than once"),
-        (lambda: optim.Adam([{"params": [p]}, {"params": [p]}]), ValueError, "more than one"),
-        (lambda: optim.Adam([{"params": [p], "momentum": 0.9}]), ValueError, "unknown hyperparameter"),
-        (lambda: optim.Adam([{"lr": 0.1}]), ValueError, "'params'"),
-        (lambda: optim.SGD([{"params": [p], "lr": -1}], lr=0.1), ValueError, "learning rate"),
-    ]
-    for make, exc, msg in bad:
-        with pytest.raises(exc, match=msg):
-            make()
-
-
-def test_functional_steps_check_their_arrays():
-    p = np.zeros((3, 2), np.float32)
-    g = np.ones((3, 2), np.float32)
-    with pytest.raises(TypeError, match="grad"):
-        F.sgd_step_(p, g.astype(np.float64), lr=0.1)
-    with pytest.raises(ValueError, match="grad"):
-        F.sgd_step_(p, np.ones((2, 3), np.float32), lr=0.1)
-    with pytest.raises(ValueError, match="param"):
-        F.sgd_step_(np.zeros((3, 4), np.float32)[:, ::2], g, lr=0.1)
-    with pytest.raises(TypeError, match="param"):
-        F.sgd_step_(np.zeros((3, 2), np.int32), g, lr=0.1)
-    with pytest.raises(ValueError, match="momentum_buffer"):
-        F.sgd_step_(p, g, lr=0.1, momentum=0.9)
-    with pytest.raises(TypeError, match="exp_avg_sq"):
-        F.adam_step_(
-            p, g, np.zeros_like(p), np.zeros((3, 2)), step=1, lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8
-        )
-    ro = np.zeros((3, 2), np.float32)
-    ro.flags.writeable = False
-    with pytest.raises(ValueError, match="param"):
-        F.sgd_step_(ro, g, lr=0.1)
-    np.testing.assert_array_equal(p, 0.0)
-    # the binding itself names the argument too
-    from normreg import _C
-
-    with pytest.raises(TypeError, match="'grad'"):
-        _C.sgd_step(p, g.astype(np.float64), None, 0.1, 0.0, 0.0, 0.0, False, False)
-    with pytest.raises(ValueError, match="'momentum_buffer'"):
-        _C.sgd_step(p, g, np.zeros(6, np.float32), 0.1, 0.9, 0.0, 0.0, False, False)
-    with pytest.raises(TypeError, match="'lr'"):
-        _C.adam_step(
-            p, g, np.zeros_like(p), np.zeros_like(p), None, "x", 0.9, 0.99, 1e-8, 0.0, False, 0.1, 0.01
-        )
-    with pytest.raises(TypeError, match="13 arguments"):
-        _C.adam_step(p, g)
 
 
 # ---- optional cross-check against PyTorch --------------------------------------------------

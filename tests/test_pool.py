@@ -1,11 +1,12 @@
 """Pooling (max, average, adaptive average): functional forward/backward against the NumPy
-reference (reference.py), central finite differences, ties and NaN, bad input, random
-shapes (hypothesis) and PyTorch when installed."""
+reference (reference/spatial.py), central finite differences, ties and NaN, random shapes
+(hypothesis) and PyTorch when installed. Non-contiguous and unbatched input, ``out``, bad
+input and the modules: test_pool_api.py."""
 
 import numpy as np
 import pytest
 import reference as R
-from helpers import DTYPES, assert_close, frozen, noncontig, window_args
+from helpers import DTYPES, assert_close, pool_input, window_args
 
 import normreg
 from normreg import functional as F
@@ -31,14 +32,6 @@ WINDOWS = [
 ]
 
 
-def _x(rng, shape, dtype, distinct=True):
-    if distinct:  # distinct values: the max is unique, finite differences are valid
-        x = rng.permutation(np.prod(shape)).reshape(shape).astype(np.float64) / 7.0 - 3.0
-    else:
-        x = rng.standard_normal(shape)
-    return x.astype(dtype)
-
-
 def _with_threads(threads, fn):
     old = normreg.get_num_threads()
     normreg.set_num_threads(threads)
@@ -56,7 +49,7 @@ def _with_threads(threads, fn):
 @pytest.mark.parametrize("shape,k,s,p", WINDOWS)
 def test_max_pool_matches_reference(rng, shape, k, s, p, dtype, threads):
     def run():
-        x = _x(rng, shape, dtype)
+        x = pool_input(rng, shape, dtype)
         y, idx = F.max_pool2d(x, k, s, p)
         y_ref, idx_ref = R.max_pool2d(x, k, s, p)
         assert y.dtype == dtype and idx.dtype == np.int64
@@ -159,7 +152,7 @@ def test_max_pool_plane_size_limit():
 
 @pytest.mark.parametrize("shape,k,s,p", WINDOWS[:6])
 def test_max_pool_gradcheck(rng, shape, k, s, p):
-    x = _x(rng, (1,) + shape[1:], np.float64) * 3  # distinct, gaps far wider than eps
+    x = pool_input(rng, (1,) + shape[1:], np.float64) * 3  # distinct, gaps far wider than eps
 
     def fwd(x):
         return F.max_pool2d(x, k, s, p)[0]
@@ -182,7 +175,7 @@ def test_max_pool_bad_indices(rng):
     with pytest.raises(ValueError, match="indices"):
         F.max_pool2d_backward(dy, np.zeros((1, 2, 2, 1), np.int64), (1, 2, 4, 4))
     # int32 indices are accepted (copied to int64)
-    x = _x(rng, (1, 2, 4, 4), np.float64)
+    x = pool_input(rng, (1, 2, 4, 4), np.float64)
     y, idx = F.max_pool2d(x, 2)
     np.testing.assert_array_equal(
         F.max_pool2d_backward(dy, idx.astype(np.int32), x.shape), F.max_pool2d_backward(dy, idx, x.shape)
@@ -198,7 +191,7 @@ def test_max_pool_bad_indices(rng):
 @pytest.mark.parametrize("shape,k,s,p", WINDOWS)
 def test_avg_pool_matches_reference(rng, shape, k, s, p, dtype, threads, include_pad):
     def run():
-        x = _x(rng, shape, dtype, distinct=False)
+        x = pool_input(rng, shape, dtype, distinct=False)
         y = F.avg_pool2d(x, k, s, p, include_pad)
         assert_close(y, R.avg_pool2d(x, k, s, p, include_pad), dtype)
         dy = rng.standard_normal(y.shape).astype(dtype)
@@ -238,7 +231,7 @@ ADAPTIVE = [
 @pytest.mark.parametrize("shape,size", ADAPTIVE)
 def test_adaptive_avg_pool_matches_reference(rng, shape, size, dtype, threads):
     def run():
-        x = _x(rng, shape, dtype, distinct=False)
+        x = pool_input(rng, shape, dtype, distinct=False)
         y = F.adaptive_avg_pool2d(x, size)
         full = tuple(
             shape[2 + i] if v is None else v
@@ -271,141 +264,6 @@ def test_adaptive_gradcheck(rng, shape, size):
     )
 
 
-# ---- shared behaviour ------------------------------------------------------------------------
-
-
-def _ops():
-    return {
-        "max": (
-            lambda x, **kw: F.max_pool2d(x, 3, 2, 1, **kw)[0],
-            lambda dy, x: F.max_pool2d_backward(dy, F.max_pool2d(x, 3, 2, 1)[1], x.shape),
-            lambda x: R.max_pool2d(x, 3, 2, 1)[0],
-        ),
-        "avg": (
-            lambda x, **kw: F.avg_pool2d(x, 3, 2, 1, **kw),
-            lambda dy, x: F.avg_pool2d_backward(dy, x.shape, 3, 2, 1),
-            lambda x: R.avg_pool2d(x, 3, 2, 1),
-        ),
-        "adaptive": (
-            lambda x, **kw: F.adaptive_avg_pool2d(x, (2, 3), **kw),
-            lambda dy, x: F.adaptive_avg_pool2d_backward(dy, x.shape),
-            lambda x: R.adaptive_avg_pool2d(x, (2, 3)),
-        ),
-    }
-
-
-@pytest.mark.parametrize("op", ["max", "avg", "adaptive"])
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_noncontiguous_unbatched_out_and_untouched_inputs(rng, op, dtype):
-    fwd, bwd, ref = _ops()[op]
-    x = _x(rng, (2, 3, 7, 8), dtype)
-    y_ref = ref(x)
-    assert_close(fwd(noncontig(x)), y_ref, dtype)
-    xf = frozen(x)
-    y = fwd(xf)
-    dy = frozen(rng.standard_normal(y.shape).astype(dtype))
-    dx = bwd(noncontig(dy), xf)
-    np.testing.assert_array_equal(xf, x)
-    assert dx.shape == x.shape and dx.dtype == dtype
-    # unbatched (C, H, W)
-    assert_close(fwd(x[1]), y_ref[1], dtype)
-    assert_close(bwd(dy[1], x[1]), dx[1], dtype)
-    # out=
-    out = np.full(y.shape, np.nan, dtype)
-    assert fwd(x, out=out) is not None
-    assert_close(out, y_ref, dtype)
-    # an empty batch
-    e = fwd(np.zeros((0, 3, 7, 8), dtype))
-    assert e.shape == (0,) + y.shape[1:]
-
-
-def _a(shape, dtype=np.float32):
-    return np.ones(shape, dtype)
-
-
-@pytest.mark.parametrize(
-    "exc,match,call",
-    [
-        (TypeError, "x", lambda: F.max_pool2d(_a((1, 2, 4, 4), np.int32), 2)),
-        (TypeError, "x", lambda: F.avg_pool2d(_a((1, 2, 4, 4), np.float16), 2)),
-        (TypeError, "x", lambda: F.adaptive_avg_pool2d("x", 1)),
-        (TypeError, "kernel_size", lambda: F.max_pool2d(_a((1, 2, 4, 4)), 2.0)),
-        (TypeError, "stride", lambda: F.avg_pool2d(_a((1, 2, 4, 4)), 2, stride=(1, None))),
-        (TypeError, "output_size", lambda: F.adaptive_avg_pool2d(_a((1, 2, 4, 4)), "1")),
-        (ValueError, "kernel_size must be positive", lambda: F.max_pool2d(_a((1, 2, 4, 4)), 0)),
-        (ValueError, "stride must be positive", lambda: F.avg_pool2d(_a((1, 2, 4, 4)), 2, -1)),
-        (ValueError, "at most half", lambda: F.max_pool2d(_a((1, 2, 4, 4)), 2, 1, 2)),
-        (ValueError, "at most half", lambda: F.avg_pool2d(_a((1, 2, 4, 4)), (3, 2), 1, (1, 2))),
-        (ValueError, "larger than the padded input", lambda: F.max_pool2d(_a((1, 2, 4, 4)), 5)),
-        (ValueError, "larger than the padded input", lambda: F.avg_pool2d(_a((1, 2, 4, 2)), (2, 3))),
-        (ValueError, "4-D", lambda: F.max_pool2d(_a((4, 4)), 2)),
-        (ValueError, "non-zero", lambda: F.max_pool2d(_a((1, 0, 4, 4)), 2)),
-        (ValueError, "non-zero", lambda: F.adaptive_avg_pool2d(_a((1, 2, 0, 4)), 1)),
-        (ValueError, "output_size must be positive", lambda: F.adaptive_avg_pool2d(_a((1, 2, 4, 4)), 0)),
-        (ValueError, "output_size", lambda: F.adaptive_avg_pool2d(_a((1, 2, 4, 4)), (1, 2, 3))),
-        (ValueError, "too large", lambda: F.adaptive_avg_pool2d(_a((1, 1, 4, 4)), 2**62)),
-        (
-            ValueError,
-            "input_shape",
-            lambda: F.max_pool2d_backward(_a((1, 2, 2, 2)), np.zeros((1, 2, 2, 2), np.int64), (1, 3, 4, 4)),
-        ),
-        (ValueError, "dy", lambda: F.avg_pool2d_backward(_a((1, 2, 3, 2)), (1, 2, 4, 4), 2)),
-        (TypeError, "input_shape", lambda: F.adaptive_avg_pool2d_backward(_a((1, 2, 2, 2)), 4)),
-        (ValueError, "out", lambda: F.avg_pool2d(_a((1, 2, 4, 4)), 2, out=_a((1, 2, 2, 3)))),
-    ],
-)
-def test_bad_input(exc, match, call):
-    with pytest.raises(exc, match=match):
-        call()
-
-
-# ---- modules ---------------------------------------------------------------------------------
-
-
-def test_modules(rng):
-    x = _x(rng, (2, 3, 9, 8), np.float64)
-    mp = nn.MaxPool2d(3, stride=2, padding=1)
-    assert (mp.kernel_size, mp.stride, mp.padding) == (3, 2, 1)
-    y = mp(x)
-    np.testing.assert_array_equal(y, R.max_pool2d(x, 3, 2, 1)[0])
-    dy = rng.standard_normal(y.shape)
-    np.testing.assert_allclose(
-        mp.backward(dy), R.max_pool2d_backward(dy, R.max_pool2d(x, 3, 2, 1)[1], (9, 8))
-    )
-    assert nn.MaxPool2d(2).stride == 2  # stride defaults to kernel_size
-    ap = nn.AvgPool2d((2, 3), padding=(1, 1))
-    y = ap(x)
-    np.testing.assert_allclose(y, R.avg_pool2d(x, (2, 3), None, (1, 1)), rtol=1e-12)
-    dy = rng.standard_normal(y.shape)
-    np.testing.assert_allclose(
-        ap.backward(dy), R.avg_pool2d_backward(dy, (9, 8), (2, 3), None, (1, 1)), rtol=1e-12
-    )
-    gp = nn.AdaptiveAvgPool2d(1)
-    y = gp(x)
-    assert y.shape == (2, 3, 1, 1)
-    dy = rng.standard_normal(y.shape)
-    np.testing.assert_allclose(gp.backward(dy), R.adaptive_avg_pool2d_backward(dy, (9, 8)), rtol=1e-12)
-    for m in (mp, ap, gp, nn.AdaptiveAvgPool2d((2, None))):
-        assert gradcheck(m, x, atol=1e-7, rtol=1e-7)
-        assert repr(m).startswith(type(m).__name__)
-    with pytest.raises(RuntimeError, match="no pending forward"):
-        nn.MaxPool2d(2).backward(np.ones((1, 1, 1, 1)))
-    # used twice before its backwards: each backward takes the newest forward's indices
-    x2 = _x(rng, (2, 3, 9, 8), np.float64)
-    y1, y2 = mp(x), mp(x2)
-    dy1, dy2 = rng.standard_normal(y1.shape), rng.standard_normal(y2.shape)
-    np.testing.assert_allclose(
-        mp.backward(dy2), R.max_pool2d_backward(dy2, R.max_pool2d(x2, 3, 2, 1)[1], (9, 8))
-    )
-    np.testing.assert_allclose(
-        mp.backward(dy1), R.max_pool2d_backward(dy1, R.max_pool2d(x, 3, 2, 1)[1], (9, 8))
-    )
-    with pytest.raises(ValueError):
-        nn.MaxPool2d(2, padding=2)
-    with pytest.raises(ValueError):
-        nn.AdaptiveAvgPool2d(0)
-
-
 # ---- random shapes (hypothesis) ----------------------------------------------------------------
 
 if given is not None:
@@ -421,7 +279,7 @@ if given is not None:
     def test_property_pooling_random_shapes(n, c, h, w, kh, kw, sh, sw, ph, pw, f32, seed):
         dtype = np.float32 if f32 else np.float64
         rng = np.random.default_rng(seed)
-        x = _x(rng, (n, c, h, w), dtype, distinct=False)
+        x = pool_input(rng, (n, c, h, w), dtype, distinct=False)
         args = ((kh, kw), (sh, sw), (ph, pw))
         if ph > kh // 2 or pw > kw // 2:
             with pytest.raises(ValueError, match="at most half"):
@@ -468,7 +326,7 @@ else:
 def test_torch_parity(rng, shape, k, s, p, dtype):
     torch = pytest.importorskip("torch")
     tF = torch.nn.functional
-    x = _x(rng, shape, dtype, distinct=False)
+    x = pool_input(rng, shape, dtype, distinct=False)
     for name in ("max", "avg", "avg_nopad", "adaptive"):
         xt = torch.from_numpy(x.copy()).requires_grad_(True)
         if name == "max":
@@ -497,7 +355,7 @@ def test_torch_parity(rng, shape, k, s, p, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_torch_module_parity(rng, dtype):
     torch = pytest.importorskip("torch")
-    x = _x(rng, (4, 3, 10, 9), dtype, distinct=False)
+    x = pool_input(rng, (4, 3, 10, 9), dtype, distinct=False)
     pairs = [
         (nn.MaxPool2d(3, 2, 1), torch.nn.MaxPool2d(3, 2, 1)),
         (nn.AvgPool2d(2), torch.nn.AvgPool2d(2)),

@@ -6,7 +6,8 @@
 * No function-level import of a normreg module (an import hidden in a function to dodge
   a cycle); functions import only optional third-party dependencies.
 * ``_C`` is imported by ``normreg/__init__.py`` and the functional layer alone.
-* No Python file of the package is over 500 lines.
+* No Python file of the package, nor of the repository (python/, tests/, benchmarks/,
+  scripts/ and the top-level scripts such as setup.py), is over 500 lines.
 """
 
 import ast
@@ -195,8 +196,33 @@ def test_only_functional_and_the_package_init_import_the_extension():
     assert all(u in allowed or u.startswith("normreg.functional.") for u in users), users
 
 
+REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _repository_python_files():
+    """{path relative to the repository: path} of every .py file of python/, tests/,
+    benchmarks/, scripts/ and the repository's top level (setup.py); a walk rather than
+    ``git ls-files``, so that it holds in an unpacked source distribution too."""
+    found = {}
+    for f in os.listdir(REPO_DIR):
+        if f.endswith(".py"):
+            found[f] = os.path.join(REPO_DIR, f)
+    for top in ("python", "tests", "benchmarks", "scripts"):
+        for root, dirs, files in os.walk(os.path.join(REPO_DIR, top)):
+            dirs[:] = [d for d in dirs if not d.startswith((".", "__pycache__"))]
+            for f in files:
+                if f.endswith(".py"):
+                    path = os.path.join(root, f)
+                    found[os.path.relpath(path, REPO_DIR)] = path
+    return found
+
+
 def test_no_file_over_500_lines():
-    lines = {name: _read(path).count("\n") for name, path in MODULES.items()}
+    files = dict(MODULES)
+    repository = _repository_python_files()
+    assert os.path.relpath(__file__, REPO_DIR) in repository, "the walk missed this very file"
+    files.update(repository)
+    lines = {name: _read(path).count("\n") for name, path in files.items()}
     long = {name: n for name, n in lines.items() if n > 500}
     assert not long, long
 
