@@ -85,11 +85,12 @@ linear_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 
 /* ---- relu ----------------------------------------------------------------------------- */
 
-/* relu_forward(x, out | None) -> y */
+/* An element-wise op (x, out | None) -> y = f(x), same shape and dtype: f32, f64 its kernels. */
 static PyObject *
-relu_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+unary(PyObject *const *args, Py_ssize_t nargs, const char *fn,
+      void (*f32)(float *, const float *, int64_t),
+      void (*f64)(double *, const double *, int64_t))
 {
-    const char *fn = "relu_forward";
     PyArrayObject *x, *y;
     int t;
     nr_sizes s = {0};
@@ -98,8 +99,21 @@ relu_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         !(y = nr_out_array(args[1], fn, "out", t, PyArray_NDIM(x), PyArray_DIMS(x)))) {
         return NULL;
     }
-    NR_NOGIL(NR_CALL(t, nr_relu_forward, PyArray_DATA(y), PyArray_DATA(x), PyArray_SIZE(x)));
+    if (t == NPY_FLOAT32) {
+        NR_NOGIL(f32(PyArray_DATA(y), PyArray_DATA(x), PyArray_SIZE(x)));
+    }
+    else {
+        NR_NOGIL(f64(PyArray_DATA(y), PyArray_DATA(x), PyArray_SIZE(x)));
+    }
     return (PyObject *)y;
+}
+
+/* relu_forward(x, out | None) -> y */
+static PyObject *
+relu_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return unary(args, nargs, "relu_forward", nr_dispatch.nr_relu_forward_f32,
+                 nr_dispatch.nr_relu_forward_f64);
 }
 
 /* relu_backward(dy, y, out | None) -> dx */
@@ -386,19 +400,7 @@ philox4x32(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 exp_(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    const char *fn = "exp";
-    PyArrayObject *x, *y;
-    int t;
-    nr_sizes s = {0};
-    const nr_array_arg arrays[] = {{&x, 0, "x", "*", NR_REQUIRED}};
-    if (nr_arg_parse(args, nargs, 2, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0 ||
-        !(y = nr_out_array(args[1], fn, "out", t, PyArray_NDIM(x), PyArray_DIMS(x)))) {
-        return NULL;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    NR_CALL(t, nr_exp, PyArray_DATA(y), PyArray_DATA(x), PyArray_SIZE(x));
-    Py_END_ALLOW_THREADS
-    return (PyObject *)y;
+    return unary(args, nargs, "exp", nr_dispatch.nr_exp_f32, nr_dispatch.nr_exp_f64);
 }
 
 /* ---- softmax cross-entropy ------------------------------------------------------------ */
