@@ -405,8 +405,10 @@ def test_distributed_data_loader_yields_the_shares_and_reshuffles():
     assert epochs[0] != epochs[1]
     dropped = dist.DistributedDataLoader(x, y, batch_size=8, drop_last=True, num_replicas=2, rank=1)
     assert len(dropped) == 3 and sum(len(b[1]) for b in dropped) == 12
-    with pytest.raises(ValueError, match="same number"):
+    with pytest.raises(ValueError, match="DistributedDataLoader: x and y must have the same number"):
         dist.DistributedDataLoader(x, y[:3], batch_size=2, num_replicas=1, rank=0)
+    with pytest.raises(ValueError, match="DistributedDataLoader: x must have at least one dimension"):
+        dist.DistributedDataLoader(np.float32(1.0), batch_size=2, num_replicas=1, rank=0)
 
 
 def test_distributed_data_loader_with_a_generator_splits_the_single_process_batches():

@@ -290,6 +290,21 @@ def inplace_array(
     return arr
 
 
+def samples(x: Any, y: Any, where: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """A data set's ``x`` (the samples along its first axis) and ``y`` (one label per sample,
+    or None) as arrays, which must have the same number of samples (ValueError)."""
+    x = np.asarray(x)
+    y = None if y is None else np.asarray(y)
+    if x.ndim == 0:
+        raise ValueError(f"{where}: x must have at least one dimension (the samples)")
+    if y is not None and (y.ndim == 0 or y.shape[0] != x.shape[0]):
+        raise ValueError(
+            f"{where}: x and y must have the same number of samples, got "
+            f"{x.shape[0]} and {y.shape[0] if y.ndim else 'a scalar'}"
+        )
+    return x, y
+
+
 def out_array(out: Any, where: str, shape: Sequence[int], dtype: npt.DTypeLike) -> np.ndarray:
     """An ``out=`` array: checked before anything is computed or drawn."""
     return inplace_array(

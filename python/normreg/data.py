@@ -424,15 +424,7 @@ class DataLoader:
         drop_last: bool = False,
         seed: int | None = None,
     ) -> None:
-        self.x = np.asarray(x)
-        self.y = None if y is None else np.asarray(y)
-        if self.x.ndim == 0:
-            raise ValueError("DataLoader: x must have at least one dimension (the samples)")
-        if self.y is not None and (self.y.ndim == 0 or self.y.shape[0] != self.x.shape[0]):
-            raise ValueError(
-                f"DataLoader: x and y must have the same number of samples, got "
-                f"{self.x.shape[0]} and {self.y.shape[0] if self.y.ndim else 'a scalar'}"
-            )
+        self.x, self.y = V.samples(x, y, "DataLoader")
         self.batch_size = V.integer(batch_size, "batch_size", "DataLoader", low=1)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)

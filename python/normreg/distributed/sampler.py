@@ -138,12 +138,7 @@ class DistributedDataLoader:
         comm: Comm | None = None,
         generator: Generator | None = None,
     ) -> None:
-        self.x = np.asarray(x)
-        self.y = None if y is None else np.asarray(y)
-        if self.y is not None and self.y.shape[:1] != self.x.shape[:1]:
-            raise ValueError(
-                f"x and y must have the same number of samples, got {self.x.shape[:1]} and {self.y.shape[:1]}"
-            )
+        self.x, self.y = V.samples(x, y, "DistributedDataLoader")
         if comm is not None:
             num_replicas = comm.Get_size() if num_replicas is None else num_replicas
             rank = comm.Get_rank() if rank is None else rank

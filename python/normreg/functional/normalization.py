@@ -34,6 +34,14 @@ def _normalized_dims(x: np.ndarray, stat: np.ndarray, name: str, where: str) -> 
     return x.shape[stat.ndim :]
 
 
+def _mean_rstd(mean: Any, rstd: Any, x: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ``mean`` and ``rstd`` a forward returned, as arrays of x's dtype, of one shape."""
+    mean = stat_array(mean, "mean", where, x)
+    rstd = stat_array(rstd, "rstd", where, x)
+    V.check_shape(rstd, "rstd", where, mean.shape, "the shape of mean")
+    return mean, rstd
+
+
 def _flat(a: np.ndarray | None, size: int) -> np.ndarray | None:
     return None if a is None else a.reshape(size)
 
@@ -118,11 +126,9 @@ def layer_norm_backward(
     """
     where = "layer_norm_backward"
     dy, x = grad_and_input(dy, x, where)
-    mean = stat_array(mean, "mean", where, x)
-    rstd = stat_array(rstd, "rstd", where, x)
+    mean, rstd = _mean_rstd(mean, rstd, x, where)
     weight = V.optional_float_array(weight, "weight", where, x.dtype, "the dtype of x")
     shape = _normalized_dims(x, mean, "mean", where)
-    V.check_shape(rstd, "rstd", where, mean.shape, "the shape of mean")
     D = math.prod(shape)
     rows = mean.size
     dweight, dbias = affine_grads(weight, has_bias, dweight, dbias, where, shape, "normalized_shape", x.dtype)
@@ -245,8 +251,7 @@ def group_norm_backward(
     dy, x = grad_and_input(dy, x, where)
     x3 = as_ncl(x, "x", where)
     N, C, _ = x3.shape
-    mean = stat_array(mean, "mean", where, x)
-    rstd = stat_array(rstd, "rstd", where, x)
+    mean, rstd = _mean_rstd(mean, rstd, x, where)
     if mean.ndim != 2 or mean.shape[0] != N:
         raise ValueError(f"{where}: mean must have shape (N, num_groups) = ({N}, G), got {mean.shape}")
     G = mean.shape[1]
@@ -255,7 +260,6 @@ def group_norm_backward(
             f"{where}: mean of shape {mean.shape} does not match x: its {G} groups do not "
             f"divide the {C} channels"
         )
-    V.check_shape(rstd, "rstd", where, mean.shape, "the shape of mean")
     weight = V.optional_float_array(weight, "weight", where, x.dtype, "the dtype of x")
     dweight, dbias = affine_grads(weight, has_bias, dweight, dbias, where, (C,), "the channels of x", x.dtype)
     dx = _C.group_norm_backward(dy.reshape(x3.shape), x3, mean, rstd, weight, dweight, dbias, G, None)

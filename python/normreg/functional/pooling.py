@@ -42,6 +42,16 @@ def _grad_out(
     return out[None] if unbatched else out
 
 
+def _avg_window(
+    kernel_size: Any, stride: Any, padding: Any, count_include_pad: Any, where: str
+) -> tuple[int, int, int, int, int, int, bool]:
+    """Average pooling's window arguments as the kernels take them: (kH, kW, sH, sW, pH, pW,
+    count_include_pad)."""
+    return V.pool_window(kernel_size, stride, padding, where) + (
+        V.boolean(count_include_pad, "count_include_pad", where),
+    )
+
+
 def max_pool2d(
     x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, *, out: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -102,9 +112,8 @@ def avg_pool2d(
     where = "avg_pool2d"
     x = V.float_array(x, "x", where)
     x4, unbatched = as_nchw(x, "x", where)
-    kh, kw, sh, sw, ph, pw = V.pool_window(kernel_size, stride, padding, where)
-    include_pad = V.boolean(count_include_pad, "count_include_pad", where)
-    y = _C.avg_pool2d_forward(x4, kh, kw, sh, sw, ph, pw, include_pad, _out4(out, unbatched))
+    window = _avg_window(kernel_size, stride, padding, count_include_pad, where)
+    y = _C.avg_pool2d_forward(x4, *window, _out4(out, unbatched))
     return y[0] if unbatched else y
 
 
@@ -123,12 +132,9 @@ def avg_pool2d_backward(
     where = "avg_pool2d_backward"
     dy = V.float_array(dy, "dy", where)
     dy4, unbatched = as_nchw(dy, "dy", where)
-    kh, kw, sh, sw, ph, pw = V.pool_window(kernel_size, stride, padding, where)
-    include_pad = V.boolean(count_include_pad, "count_include_pad", where)
+    window = _avg_window(kernel_size, stride, padding, count_include_pad, where)
     hw = _input_hw(input_shape, dy4, unbatched, where)
-    dx = _C.avg_pool2d_backward(
-        dy4, hw[0], hw[1], kh, kw, sh, sw, ph, pw, include_pad, _grad_out(out, dy4, hw, unbatched, where)
-    )
+    dx = _C.avg_pool2d_backward(dy4, hw[0], hw[1], *window, _grad_out(out, dy4, hw, unbatched, where))
     return dx[0] if unbatched else dx
 
 

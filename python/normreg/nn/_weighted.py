@@ -1,24 +1,49 @@
-"""The outline Linear and Conv2d share: a weight, an optional bias, the input saved by the
-forward for the backward, and the parameter gradients accumulated into ``.grad``."""
+"""The outline Linear and Conv2d share: a weight, an optional bias, their construction and
+initialization, the input saved by the forward for the backward, and the parameter
+gradients accumulated into ``.grad``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
+from .. import _memory
+from .. import _validation as V
+from ..random import Generator
 from .parameter import Module, Parameter, data_of, grad_of, store_grad
 
 _ndarray = np.ndarray
 
 
 class WeightedLayer(Module):
-    """A layer ``y = op(x, weight, bias)``. Subclasses set ``weight`` and ``bias`` (a
-    Parameter or None) and give the op: :meth:`_forward` and :meth:`_backward`, which call
+    """A layer ``y = op(x, weight, bias)``. Subclasses check their own arguments, make
+    ``weight`` and ``bias`` (a Parameter or None) with :meth:`_init_parameters`, and give
+    :meth:`reset_parameters` and the op: :meth:`_forward` and :meth:`_backward`, which call
     one function of :mod:`normreg.functional` and its gradient."""
 
     weight: Parameter
     bias: Parameter | None
+
+    def reset_parameters(self, generator: Generator | None = None) -> None:
+        raise NotImplementedError
+
+    def _init_parameters(
+        self,
+        weight_shape: tuple[int, ...],
+        out_size: int,
+        bias: bool,
+        dtype: npt.DTypeLike,
+        generator: Generator | None,
+    ) -> None:
+        """The constructor's common end: a weight of ``weight_shape`` and (``bias``) a bias
+        of ``out_size``, of the float ``dtype``, drawn by :meth:`reset_parameters`."""
+        where = type(self).__name__
+        dt = V.float_dtype(dtype, where)
+        self.weight = Parameter(_memory.empty(weight_shape, dt, f"{where} weight"))
+        self.bias = Parameter(_memory.empty((out_size,), dt, f"{where} bias")) if bias else None
+        self.reset_parameters(generator)
 
     @property
     def dtype(self) -> np.dtype[Any]:

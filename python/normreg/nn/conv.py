@@ -13,7 +13,6 @@ from .. import functional as F
 from ..random import Generator, as_generator
 from . import init
 from ._weighted import WeightedLayer
-from .parameter import Parameter
 
 
 class Conv2d(WeightedLayer):
@@ -47,10 +46,8 @@ class Conv2d(WeightedLayer):
         self.kernel_size = V.int_pair(kernel_size, "kernel_size", where, low=1)
         self.stride = V.int_pair(stride, "stride", where, low=1)
         self.padding = V.int_pair(padding, "padding", where, low=0)
-        dt = V.float_dtype(dtype, where)
-        self.weight = Parameter(np.empty((self.out_channels, self.in_channels) + self.kernel_size, dtype=dt))
-        self.bias = Parameter(np.empty(self.out_channels, dtype=dt)) if bias else None
-        self.reset_parameters(generator)
+        weight_shape = (self.out_channels, self.in_channels) + self.kernel_size
+        self._init_parameters(weight_shape, self.out_channels, bias, dtype, generator)
 
     def reset_parameters(self, generator: Generator | None = None) -> None:
         """PyTorch's default: ``kaiming_uniform_(weight, a=sqrt(5))`` with PyTorch's fan_in

@@ -8,13 +8,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .. import _memory
 from .. import _validation as V
 from .. import functional as F
 from ..random import Generator, as_generator
 from . import init
 from ._weighted import WeightedLayer
-from .parameter import Parameter
 
 
 class Linear(WeightedLayer):
@@ -36,10 +34,8 @@ class Linear(WeightedLayer):
         where = type(self).__name__
         self.in_features = V.integer(in_features, "in_features", where, low=0)
         self.out_features = V.integer(out_features, "out_features", where, low=0)
-        dt = V.float_dtype(dtype, where)
-        self.weight = Parameter(_memory.empty((self.in_features, self.out_features), dt, f"{where} weight"))
-        self.bias = Parameter(_memory.empty((self.out_features,), dt, f"{where} bias")) if bias else None
-        self.reset_parameters(generator)
+        weight_shape = (self.in_features, self.out_features)
+        self._init_parameters(weight_shape, self.out_features, bias, dtype, generator)
 
     def reset_parameters(self, generator: Generator | None = None) -> None:
         """PyTorch's default: ``init.kaiming_uniform_(weight, a=sqrt(5))``, i.e. U(-b, b) with

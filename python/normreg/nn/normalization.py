@@ -52,7 +52,27 @@ class _AffineNorm(Module):
         return dx
 
 
-class LayerNorm(_AffineNorm):
+class _TrailingNorm(Module):
+    """A normalization over the trailing ``normalized_shape`` dimensions of its input
+    (LayerNorm, RMSNorm), with a ``weight`` of that shape starting at ones when
+    ``elementwise_affine``, else None. Each subclass checks and keeps its own ``eps``."""
+
+    eps: float | None
+
+    def __init__(self, normalized_shape: ShapeLike, elementwise_affine: bool, dtype: npt.DTypeLike) -> None:
+        super().__init__()
+        where = type(self).__name__
+        self.normalized_shape = V.normalized_shape(normalized_shape, where, nonempty=True)
+        self.elementwise_affine = bool(elementwise_affine)
+        self.dtype = V.float_dtype(dtype, where)
+        shape, dt = self.normalized_shape, self.dtype
+        self.weight = Parameter(_memory.full(shape, 1, dt, where)) if self.elementwise_affine else None
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class LayerNorm(_AffineNorm, _TrailingNorm):
     """Layer normalization over the trailing ``normalized_shape`` dimensions.
 
     ``y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias``, biased variance; weight
@@ -61,6 +81,7 @@ class LayerNorm(_AffineNorm):
     """
 
     _backward = F.layer_norm_backward
+    eps: float
 
     def __init__(
         self,
@@ -70,16 +91,12 @@ class LayerNorm(_AffineNorm):
         bias: bool = True,
         dtype: npt.DTypeLike = np.float32,
     ) -> None:
-        super().__init__()
+        super().__init__(normalized_shape, elementwise_affine, dtype)
         where = type(self).__name__
-        self.normalized_shape = V.normalized_shape(normalized_shape, where, nonempty=True)
         self.eps = V.eps(eps, where)
-        self.elementwise_affine = bool(elementwise_affine)
-        self.dtype = V.float_dtype(dtype, where)
         # the row size D of the (M, D) input that F.layer_norm_rows takes (-1: none)
         self._row_size = self.normalized_shape[0] if len(self.normalized_shape) == 1 else -1
         shape, dt = self.normalized_shape, self.dtype
-        self.weight = Parameter(_memory.full(shape, 1, dt, where)) if self.elementwise_affine else None
         self.bias = Parameter(_memory.full(shape, 0, dt, where)) if self.elementwise_affine and bias else None
 
     def forward(self, x: Any) -> np.ndarray:
@@ -96,11 +113,8 @@ class LayerNorm(_AffineNorm):
 
     __call__ = forward  # a leaf: saves last, calls no module (see Module.__call__)
 
-    def extra_repr(self) -> str:
-        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
-
-class RMSNorm(Module):
+class RMSNorm(_TrailingNorm):
     """RMS normalization over the trailing ``normalized_shape`` dimensions (PyTorch's
     ``nn.RMSNorm``): ``y = x / sqrt(mean(x**2) + eps) * weight``.
 
@@ -115,17 +129,8 @@ class RMSNorm(Module):
         elementwise_affine: bool = True,
         dtype: npt.DTypeLike = np.float32,
     ) -> None:
-        super().__init__()
-        where = type(self).__name__
-        self.normalized_shape = V.normalized_shape(normalized_shape, where, nonempty=True)
-        self.dtype = V.float_dtype(dtype, where)
-        self.eps = None if eps is None else V.eps(eps, where)
-        self.elementwise_affine = bool(elementwise_affine)
-        self.weight = (
-            Parameter(_memory.full(self.normalized_shape, 1, self.dtype, where))
-            if self.elementwise_affine
-            else None
-        )
+        super().__init__(normalized_shape, elementwise_affine, dtype)
+        self.eps = None if eps is None else V.eps(eps, type(self).__name__)
 
     def forward(self, x: Any) -> np.ndarray:
         x = self._input(x, "x")
@@ -139,8 +144,6 @@ class RMSNorm(Module):
         dx, dweight = F.rms_norm_backward(dy, x, rstd, data_of(self.weight), dweight=grad_of(self.weight))
         store_grad(self.weight, dweight)
         return dx
-
-    extra_repr = LayerNorm.extra_repr
 
 
 class GroupNorm(_AffineNorm):
