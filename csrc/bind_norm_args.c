@@ -18,9 +18,11 @@ typedef struct {
  * the parameters, of the statistics and of rstd, the statistics' names, num_groups or not. */
 static const nr_norm_layout layouts[] = {
     [NR_LAYER_NORM] = {"M rows of x|D normalized size of x", "MD", "D", "M", "M", "mean",
-                       "rstd"},
-    [NR_BATCH_NORM] = {"C the channels of x", "NCL", "C", "C", "C", "save_mean", "save_rstd"},
-    [NR_RMS_NORM] = {"M rows of x|D normalized size of x", "MD", "D", "M", "M", NULL, "rstd"},
+                       "rstd", 0},
+    [NR_BATCH_NORM] = {"C the channels of x", "NCL", "C", "C", "C", "save_mean", "save_rstd",
+                       0},
+    [NR_RMS_NORM] = {"M rows of x|D normalized size of x", "MD", "D", "M", "M", NULL, "rstd",
+                     0},
     [NR_GROUP_NORM] = {"C the channels of x|N samples of x|G num_groups", "NCS", "C", "NG",
                        "=mean", "mean", "rstd", 1},
 };
