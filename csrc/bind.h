@@ -52,8 +52,18 @@ int nr_arg_float_dtype(PyObject *obj, const char *fname, const char *name, int *
 PyArrayObject *nr_out_array(PyObject *out_obj, const char *fname, const char *name, int typenum,
                             int ndim, const npy_intp *dims);
 
+/* The output named 'out' of a function whose result has the shape of `like`: nr_out_array. */
+PyArrayObject *nr_out_like(PyObject *out_obj, const char *fname, int typenum,
+                           PyArrayObject *like);
+
 /* Parses a Python float (or int) argument; -1 with an exception on failure. */
 int nr_arg_double(PyObject *obj, const char *fname, const char *name, double *value);
+
+/* Parses args[0], args[1], ... as the space-separated `names` say: a real number
+ * (nr_arg_double) into the next `double *` of the variable arguments, or, for a name marked
+ * '?' ("?nesterov"), a truth value (PyObject_IsTrue) into the next `int *`. 0, or -1 with an
+ * exception naming `fname` and the argument. */
+int nr_arg_scalars(PyObject *const *args, const char *fname, const char *names, ...);
 
 /* Parses the argument 'eps': a real number >= 0 (not NaN). */
 int nr_arg_eps(PyObject *obj, const char *fname, double *eps);
@@ -134,13 +144,15 @@ nr_data_or_null(PyArrayObject *arr)
         Py_END_ALLOW_THREADS                                                                   \
     } while (0)
 
-/* The end of a binding function whose kernel takes a workspace: STMT, the kernel call, runs
- * without the GIL with `ws` a workspace of `size` bytes (the kernel's *_workspace answer),
- * freed after it. When the workspace cannot be had, STMT does not run and `result` (the
- * function's return value, a new reference or NULL) is released and set to NULL, with
- * MemoryError: the function returns `result` either way. */
+/* The end of a binding function whose kernel runs on threads with a workspace: `nthreads`,
+ * the thread count, is read once, then STMT, the kernel call, runs without the GIL with `ws`
+ * a workspace of `size` bytes (the kernel's *_workspace answer for nthreads), freed after it.
+ * When the workspace cannot be had, STMT does not run and `result` (the function's return
+ * value, a new reference or NULL) is released and set to NULL, with MemoryError: the function
+ * returns `result` either way. */
 #define NR_NOGIL_WITH_WORKSPACE(result, size, fn, STMT)                                        \
     do {                                                                                       \
+        const int nthreads = nr_get_num_threads();                                             \
         void *const ws = nr_workspace((size), (fn));                                           \
         if (ws == NULL) {                                                                      \
             Py_CLEAR(result);                                                                  \
@@ -165,6 +177,36 @@ int nr_outputs(PyObject *out_obj, const char *fname, int t, PyArrayObject *x, in
 /* Releases every cached block. */
 void nr_pool_empty(void);
 int nr_alloc_init(PyObject *module);
+
+/* ---- the normalizations' arguments (bind_norm_args.c) --------------------------------- */
+
+/* The normalization families the helpers below know. */
+typedef enum { NR_LAYER_NORM, NR_BATCH_NORM, NR_RMS_NORM, NR_GROUP_NORM } nr_norm_family;
+
+/* A normalization's checked arguments: the arrays by role (NULL for None or not taken), the
+ * op's float dtype t, the sizes the letters stand for, eps; `out` the new references the
+ * function returns: a forward's y and statistics, a backward's dx. */
+typedef struct {
+    int t;
+    nr_sizes s;
+    PyArrayObject *dy, *x, *mean, *rstd, *w, *b, *dw, *db;
+    PyArrayObject *out[3];
+    double eps;
+} nr_norm_args;
+
+/* forward(x, weight | None, bias | None (not for RMSNorm), num_groups (GroupNorm), eps,
+ * out | None), `expected` arguments: checks them, and makes out[0] (`out` checked, or new of
+ * x's shape) and the statistics out[1..] (new). 0, or -1 with an exception and no reference
+ * held. */
+int nr_norm_forward_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected,
+                         const char *fn, nr_norm_family family, nr_norm_args *a);
+
+/* backward(dy, x, mean (not for RMSNorm), rstd, weight | None, dweight | None,
+ * dbias | None (not for RMSNorm), ..., num_groups (GroupNorm), out | None), `expected`
+ * arguments: checks the arrays and makes out[0], dx (`out` checked, or new of x's shape); the
+ * arguments in `...` are the caller's. 0, or -1 with an exception and no reference held. */
+int nr_norm_backward_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected,
+                          const char *fn, nr_norm_family family, nr_norm_args *a);
 
 /* A method table entry for a METH_FASTCALL function. */
 #define NR_FASTCALL(name, doc) {#name, (PyCFunction)(void (*)(void))name, METH_FASTCALL, doc}

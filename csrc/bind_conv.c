@@ -153,7 +153,6 @@ conv2d_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (!(y = nr_out_array(args[7], fn, "out", t, 4, dims))) {
         return NULL;
     }
-    const int nthreads = nr_get_num_threads();
     NR_NOGIL_WITH_WORKSPACE(y, NR_CALL(t, nr_conv2d_forward_workspace, &g, O, nthreads), fn,
                             NR_CALL(t, nr_conv2d_forward, PyArray_DATA(y), PyArray_DATA(x),
                                     PyArray_DATA(w), nr_data_or_null(b), &g, O, ws, nthreads));
@@ -192,7 +191,6 @@ conv2d_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *res = dx ? (PyObject *)dx : (Py_INCREF(Py_None), Py_None); /* holds dx */
-    const int nthreads = nr_get_num_threads();
     NR_NOGIL_WITH_WORKSPACE(res, NR_CALL(t, nr_conv2d_backward_workspace, &g, O, nthreads), fn,
                             NR_CALL(t, nr_conv2d_backward, nr_data_or_null(dx),
                                     nr_data_or_null(dw), nr_data_or_null(db), PyArray_DATA(dy),
@@ -262,6 +260,14 @@ pool_grad_input(PyObject *dy_obj, PyObject *const *hw_args, const char *fn, int 
     return 0;
 }
 
+/* The pooled output (N, C, OH, OW), or `out` checked. */
+static PyArrayObject *
+pool_y(PyObject *out, const char *fn, int t, const nr_window2d *g)
+{
+    npy_intp dims[4] = {g->N, g->C, g->OH, g->OW};
+    return nr_out_array(out, fn, "out", t, 4, dims);
+}
+
 /* The input gradient (N, C, H, W), or `out` checked. */
 static PyArrayObject *
 pool_dx(PyObject *out, const char *fn, int t, const nr_window2d *g)
@@ -290,11 +296,10 @@ max_pool2d_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                      INT32_MAX, (Py_ssize_t)g.H, (Py_ssize_t)g.W);
         return NULL;
     }
-    npy_intp dims[4] = {g.N, g.C, g.OH, g.OW};
-    if (!(y = nr_out_array(args[7], fn, "out", t, 4, dims))) {
+    if (!(y = pool_y(args[7], fn, t, &g))) {
         return NULL;
     }
-    if (!(idx = nr_new_array(4, dims, NPY_INT64))) {
+    if (!(idx = nr_new_array(4, PyArray_DIMS(y), NPY_INT64))) {
         Py_DECREF(y);
         return NULL;
     }
@@ -359,11 +364,8 @@ avg_pool2d_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     int t, include_pad;
     nr_window2d g;
     if (nr_check_nargs(nargs, 9, fn) < 0 || pool_input(args[0], fn, "x", &t, &x, &g) < 0 ||
-        pool_window(args + 1, fn, &g) < 0 || (include_pad = PyObject_IsTrue(args[7])) < 0) {
-        return NULL;
-    }
-    npy_intp dims[4] = {g.N, g.C, g.OH, g.OW};
-    if (!(y = nr_out_array(args[8], fn, "out", t, 4, dims))) {
+        pool_window(args + 1, fn, &g) < 0 || (include_pad = PyObject_IsTrue(args[7])) < 0 ||
+        !(y = pool_y(args[8], fn, t, &g))) {
         return NULL;
     }
     NR_NOGIL(
@@ -424,11 +426,8 @@ adaptive_avg_pool2d_forward(PyObject *self, PyObject *const *args, Py_ssize_t na
     nr_window2d g;
     if (nr_check_nargs(nargs, 4, fn) < 0 || pool_input(args[0], fn, "x", &t, &x, &g) < 0 ||
         size_arg(args[1], fn, "output_h", 1, &g.OH) < 0 ||
-        size_arg(args[2], fn, "output_w", 1, &g.OW) < 0 || adaptive_fits(fn, &g) < 0) {
-        return NULL;
-    }
-    npy_intp dims[4] = {g.N, g.C, g.OH, g.OW};
-    if (!(y = nr_out_array(args[3], fn, "out", t, 4, dims))) {
+        size_arg(args[2], fn, "output_w", 1, &g.OW) < 0 || adaptive_fits(fn, &g) < 0 ||
+        !(y = pool_y(args[3], fn, t, &g))) {
         return NULL;
     }
     NR_NOGIL(NR_CALL(t, nr_adaptive_avg_pool2d_forward, PyArray_DATA(y), PyArray_DATA(x), &g));
@@ -444,10 +443,8 @@ adaptive_avg_pool2d_backward(PyObject *self, PyObject *const *args, Py_ssize_t n
     int t;
     nr_window2d g;
     if (nr_check_nargs(nargs, 4, fn) < 0 ||
-        pool_grad_input(args[0], args + 1, fn, &t, &dy, &g) < 0 || adaptive_fits(fn, &g) < 0) {
-        return NULL;
-    }
-    if (!(dx = pool_dx(args[3], fn, t, &g))) {
+        pool_grad_input(args[0], args + 1, fn, &t, &dy, &g) < 0 || adaptive_fits(fn, &g) < 0 ||
+        !(dx = pool_dx(args[3], fn, t, &g))) {
         return NULL;
     }
     NR_NOGIL(

@@ -140,35 +140,19 @@ relu_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 
 /* ---- layer norm ----------------------------------------------------------------------- */
 
-#define LAYER_NORM_SIZES "M rows of x|D normalized size of x"
-
 /* layer_norm_forward(x (M, D), w (D) | None, b (D) | None, eps, out | None)
  *   -> (y (M, D), mean (M), rstd (M)) */
 static PyObject *
 layer_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    const char *fn = "layer_norm_forward";
-    PyArrayObject *x, *w, *b, *res[3]; /* y, mean, rstd */
-    int t;
-    double eps;
-    nr_sizes s = {.what = LAYER_NORM_SIZES};
-    const nr_array_arg arrays[] = {
-        {&x, 0, "x", "MD", NR_REQUIRED},
-        {&w, 1, "weight", "D", NR_OPTIONAL},
-        {&b, 2, "bias", "D", NR_OPTIONAL},
-    };
-    if (nr_arg_parse(args, nargs, 5, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0 ||
-        nr_arg_eps(args[3], fn, &eps) < 0) {
+    nr_norm_args a;
+    if (nr_norm_forward_args(args, nargs, 5, "layer_norm_forward", NR_LAYER_NORM, &a) < 0) {
         return NULL;
     }
-    npy_intp M = PyArray_DIM(x, 0), D = PyArray_DIM(x, 1);
-    if (nr_outputs(args[4], fn, t, x, 2, 1, &M, res) < 0) {
-        return NULL;
-    }
-    NR_NOGIL(NR_CALL(t, nr_layernorm_forward, PyArray_DATA(res[0]), PyArray_DATA(res[1]),
-                     PyArray_DATA(res[2]), PyArray_DATA(x), nr_data_or_null(w),
-                     nr_data_or_null(b), M, D, eps));
-    return nr_tuple(3, res);
+    NR_NOGIL(NR_CALL(a.t, nr_layernorm_forward, PyArray_DATA(a.out[0]), PyArray_DATA(a.out[1]),
+                     PyArray_DATA(a.out[2]), PyArray_DATA(a.x), nr_data_or_null(a.w),
+                     nr_data_or_null(a.b), nr_size(&a.s, 'M'), nr_size(&a.s, 'D'), a.eps));
+    return nr_tuple(3, a.out);
 }
 
 /* layer_norm_backward(dy (M, D), x (M, D), mean (M), rstd (M), w (D) | None,
@@ -177,32 +161,18 @@ static PyObject *
 layer_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     const char *fn = "layer_norm_backward";
-    PyArrayObject *dy, *x, *mean, *rstd, *w, *dw, *db, *dx;
-    int t;
-    nr_sizes s = {.what = LAYER_NORM_SIZES};
-    const nr_array_arg arrays[] = {
-        {&x, 1, "x", "MD", NR_REQUIRED},
-        {&dy, 0, "dy", "=x", NR_REQUIRED},
-        {&mean, 2, "mean", "M", NR_REQUIRED},
-        {&rstd, 3, "rstd", "M", NR_REQUIRED},
-        {&w, 4, "weight", "D", NR_OPTIONAL},
-        {&dw, 5, "dweight", "D", NR_OPTIONAL | NR_WRITABLE},
-        {&db, 6, "dbias", "D", NR_OPTIONAL | NR_WRITABLE},
-    };
-    if (nr_arg_parse(args, nargs, 8, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0) {
+    nr_norm_args a;
+    if (nr_norm_backward_args(args, nargs, 8, fn, NR_LAYER_NORM, &a) < 0) {
         return NULL;
     }
-    npy_intp M = PyArray_DIM(x, 0), D = PyArray_DIM(x, 1);
-    if (!(dx = nr_out_array(args[7], fn, "out", t, 2, PyArray_DIMS(x)))) {
-        return NULL;
-    }
-    const int nthreads = nr_get_num_threads();
-    NR_NOGIL_WITH_WORKSPACE(dx, NR_CALL(t, nr_layernorm_backward_workspace, D, nthreads), fn,
-                            NR_CALL(t, nr_layernorm_backward, PyArray_DATA(dx),
-                                    nr_data_or_null(dw), nr_data_or_null(db), PyArray_DATA(dy),
-                                    PyArray_DATA(x), PyArray_DATA(mean), PyArray_DATA(rstd),
-                                    nr_data_or_null(w), M, D, ws, nthreads));
-    return (PyObject *)dx;
+    const npy_intp M = nr_size(&a.s, 'M'), D = nr_size(&a.s, 'D');
+    NR_NOGIL_WITH_WORKSPACE(
+        a.out[0], NR_CALL(a.t, nr_layernorm_backward_workspace, D, nthreads), fn,
+        NR_CALL(a.t, nr_layernorm_backward, PyArray_DATA(a.out[0]), nr_data_or_null(a.dw),
+                nr_data_or_null(a.db), PyArray_DATA(a.dy), PyArray_DATA(a.x),
+                PyArray_DATA(a.mean), PyArray_DATA(a.rstd), nr_data_or_null(a.w), M, D, ws,
+                nthreads));
+    return (PyObject *)a.out[0];
 }
 
 /* ---- batch norm ----------------------------------------------------------------------- */
@@ -247,7 +217,6 @@ batch_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (!result) {
         return NULL;
     }
-    const int nthreads = nr_get_num_threads();
     /* the tuple holds res: y, save_mean, save_rstd */
     NR_NOGIL_WITH_WORKSPACE(
         result, NR_CALL(t, nr_batchnorm_workspace, C, nthreads), fn,
@@ -268,33 +237,24 @@ static PyObject *
 batch_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     const char *fn = "batch_norm_backward";
-    PyArrayObject *dy, *x, *mean, *rstd, *w, *dw, *db, *dx;
-    int t, training;
-    nr_sizes s = {.what = BATCH_NORM_SIZES};
-    const nr_array_arg arrays[] = {
-        {&x, 1, "x", "NCL", NR_REQUIRED},
-        {&dy, 0, "dy", "=x", NR_REQUIRED},
-        {&mean, 2, "save_mean", "C", NR_REQUIRED},
-        {&rstd, 3, "save_rstd", "C", NR_REQUIRED},
-        {&w, 4, "weight", "C", NR_OPTIONAL},
-        {&dw, 5, "dweight", "C", NR_OPTIONAL | NR_WRITABLE},
-        {&db, 6, "dbias", "C", NR_OPTIONAL | NR_WRITABLE},
-    };
-    if (nr_arg_parse(args, nargs, 9, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0 ||
-        (training = PyObject_IsTrue(args[7])) < 0) {
+    nr_norm_args a;
+    int training;
+    if (nr_norm_backward_args(args, nargs, 9, fn, NR_BATCH_NORM, &a) < 0) {
         return NULL;
     }
-    npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), L = PyArray_DIM(x, 2);
-    if (!(dx = nr_out_array(args[8], fn, "out", t, 3, PyArray_DIMS(x)))) {
+    PyObject *dx = (PyObject *)a.out[0];
+    if ((training = PyObject_IsTrue(args[7])) < 0) {
+        Py_DECREF(dx);
         return NULL;
     }
-    const int nthreads = nr_get_num_threads();
-    NR_NOGIL_WITH_WORKSPACE(dx, NR_CALL(t, nr_batchnorm_workspace, C, nthreads), fn,
-                            NR_CALL(t, nr_batchnorm_backward, PyArray_DATA(dx),
-                                    nr_data_or_null(dw), nr_data_or_null(db), PyArray_DATA(dy),
-                                    PyArray_DATA(x), PyArray_DATA(mean), PyArray_DATA(rstd),
-                                    nr_data_or_null(w), N, C, L, training, ws, nthreads));
-    return (PyObject *)dx;
+    const npy_intp N = nr_size(&a.s, 'N'), C = nr_size(&a.s, 'C'), L = nr_size(&a.s, 'L');
+    NR_NOGIL_WITH_WORKSPACE(dx, NR_CALL(a.t, nr_batchnorm_workspace, C, nthreads), fn,
+                            NR_CALL(a.t, nr_batchnorm_backward, PyArray_DATA(a.out[0]),
+                                    nr_data_or_null(a.dw), nr_data_or_null(a.db),
+                                    PyArray_DATA(a.dy), PyArray_DATA(a.x), PyArray_DATA(a.mean),
+                                    PyArray_DATA(a.rstd), nr_data_or_null(a.w), N, C, L,
+                                    training, ws, nthreads));
+    return dx;
 }
 
 /* ---- dropout -------------------------------------------------------------------------- */

@@ -20,12 +20,8 @@ sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         {&buf, 2, "momentum_buffer", "=param", NR_OPTIONAL | NR_WRITABLE},
     };
     if (nr_arg_parse(args, nargs, 9, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0 ||
-        nr_arg_double(args[3], fn, "lr", &lr) < 0 ||
-        nr_arg_double(args[4], fn, "momentum", &momentum) < 0 ||
-        nr_arg_double(args[5], fn, "dampening", &dampening) < 0 ||
-        nr_arg_double(args[6], fn, "weight_decay", &weight_decay) < 0 ||
-        (nesterov = PyObject_IsTrue(args[7])) < 0 ||
-        (first_step = PyObject_IsTrue(args[8])) < 0) {
+        nr_arg_scalars(args + 3, fn, "lr momentum dampening weight_decay ?nesterov ?first_step",
+                       &lr, &momentum, &dampening, &weight_decay, &nesterov, &first_step) < 0) {
         return NULL;
     }
     npy_intp n = PyArray_SIZE(param);
@@ -54,14 +50,10 @@ adam_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         {&vmax, 4, "max_exp_avg_sq", "=param", NR_OPTIONAL | NR_WRITABLE},
     };
     if (nr_arg_parse(args, nargs, 13, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0 ||
-        nr_arg_double(args[5], fn, "lr", &lr) < 0 ||
-        nr_arg_double(args[6], fn, "beta1", &beta1) < 0 ||
-        nr_arg_double(args[7], fn, "beta2", &beta2) < 0 ||
-        nr_arg_double(args[8], fn, "eps", &eps) < 0 ||
-        nr_arg_double(args[9], fn, "weight_decay", &weight_decay) < 0 ||
-        (decoupled = PyObject_IsTrue(args[10])) < 0 ||
-        nr_arg_double(args[11], fn, "bias_correction1", &bc1) < 0 ||
-        nr_arg_double(args[12], fn, "bias_correction2", &bc2) < 0) {
+        nr_arg_scalars(args + 5, fn,
+                       "lr beta1 beta2 eps weight_decay ?decoupled bias_correction1 "
+                       "bias_correction2",
+                       &lr, &beta1, &beta2, &eps, &weight_decay, &decoupled, &bc1, &bc2) < 0) {
         return NULL;
     }
     npy_intp n = PyArray_SIZE(param);

@@ -33,7 +33,6 @@ sync_batch_norm_stats(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     double *st = (double *)PyArray_DATA(stats);
-    const int nthreads = nr_get_num_threads();
     NR_NOGIL_WITH_WORKSPACE(
         stats, NR_CALL(t, nr_syncbn_workspace, C, nthreads), fn,
         NR_CALL(t, nr_syncbn_stats, st, st + C, PyArray_DATA(x), N, C, L, ws, nthreads));
@@ -61,7 +60,6 @@ sync_batch_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (!(y = nr_out_array(args[5], fn, "out", t, 3, PyArray_DIMS(x)))) {
         return NULL;
     }
-    const int nthreads = nr_get_num_threads();
     NR_NOGIL_WITH_WORKSPACE(y, NR_CALL(t, nr_syncbn_workspace, C, nthreads), fn,
                             NR_CALL(t, nr_syncbn_forward, PyArray_DATA(y), PyArray_DATA(x),
                                     PyArray_DATA(mean), PyArray_DATA(rstd), nr_data_or_null(w),
@@ -92,7 +90,6 @@ sync_batch_norm_grad_sums(PyObject *self, PyObject *const *args, Py_ssize_t narg
         return NULL;
     }
     double *sm = (double *)PyArray_DATA(sums);
-    const int nthreads = nr_get_num_threads();
     NR_NOGIL_WITH_WORKSPACE(sums, NR_CALL(t, nr_syncbn_workspace, C, nthreads), fn,
                             NR_CALL(t, nr_syncbn_grad_sums, sm, sm + C, PyArray_DATA(dy),
                                     PyArray_DATA(x), PyArray_DATA(mean), PyArray_DATA(rstd), N,
@@ -129,7 +126,6 @@ sync_batch_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         return NULL;
     }
     const double *sm = (const double *)PyArray_DATA(sums);
-    const int nthreads = nr_get_num_threads();
     NR_NOGIL_WITH_WORKSPACE(dx, NR_CALL(t, nr_syncbn_workspace, C, nthreads), fn,
                             NR_CALL(t, nr_syncbn_backward, PyArray_DATA(dx), PyArray_DATA(dy),
                                     PyArray_DATA(x), PyArray_DATA(mean), PyArray_DATA(rstd),

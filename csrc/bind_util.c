@@ -1,6 +1,8 @@
 /* Argument checks shared by the binding functions. */
 #include "bind.h"
 
+#include <stdarg.h>
+
 #include <string.h>
 
 static const char *
@@ -137,6 +139,12 @@ nr_out_array(PyObject *out_obj, const char *fname, const char *name, int typenum
     return out;
 }
 
+PyArrayObject *
+nr_out_like(PyObject *out_obj, const char *fname, int typenum, PyArrayObject *like)
+{
+    return nr_out_array(out_obj, fname, "out", typenum, PyArray_NDIM(like), PyArray_DIMS(like));
+}
+
 int
 nr_arg_double(PyObject *obj, const char *fname, const char *name, double *value)
 {
@@ -148,6 +156,33 @@ nr_arg_double(PyObject *obj, const char *fname, const char *name, double *value)
     }
     *value = v;
     return 0;
+}
+
+int
+nr_arg_scalars(PyObject *const *args, const char *fname, const char *names, ...)
+{
+    va_list ap;
+    int status = 0;
+    const char *p = names;
+    va_start(ap, names);
+    while (status == 0 && *p) {
+        const int truth = *p == '?';
+        const char *name = p + truth;
+        const size_t len = strcspn(name, " ");
+        char buf[64]; /* the name alone, for the error */
+        snprintf(buf, sizeof buf, "%.*s", (int)len, name);
+        if (truth) {
+            int *flag = va_arg(ap, int *);
+            status = (*flag = PyObject_IsTrue(*args)) < 0 ? -1 : 0;
+        }
+        else {
+            status = nr_arg_double(*args, fname, buf, va_arg(ap, double *));
+        }
+        args++;
+        p = name + len + (name[len] == ' ');
+    }
+    va_end(ap);
+    return status;
 }
 
 int

@@ -27,30 +27,38 @@ NR_DECLARE_TIERED(nr_batchnorm_apply_f64, ~)
 /* FN(nr_relu_forward) -> nr_relu_forward_f32_<tier> or nr_relu_forward_f64_<tier> */
 #define FN(name) NR_TIERED(NR_PASTE(name, SFX))
 
-/* Runs body(i0, i1) over [0, n) split into `nt` contiguous ranges whose bounds are
- * multiples of `align` (except n): on the calling thread when nt <= 1, with no OpenMP
- * region, so small calls pay no fork/join. */
-#define NR_SPLIT(nt, n, align, CALL)                                                           \
+/* Runs BODY on `nt` threads, or on the calling thread alone with no OpenMP region when
+ * nt <= 1, so small calls pay no fork/join. BODY sees its thread's index TID, the team's size
+ * TEAM and [i0, i1), its share of [0, n): contiguous ranges, in thread order, whose bounds are
+ * multiples of `align` (except n); a share may be empty. */
+#define NR_TEAM(nt, n, align, TID, TEAM, BODY)                                                 \
     do {                                                                                       \
         const int64_t nr_n_ = (n), nr_al_ = (align);                                           \
-        if ((nt) <= 1) {                                                                       \
+        const int nr_nt_ = (nt);                                                               \
+        if (nr_nt_ <= 1) {                                                                     \
+            const int TID = 0, TEAM = 1;                                                       \
             const int64_t i0 = 0, i1 = nr_n_;                                                  \
-            CALL;                                                                              \
+            (void)TID;                                                                         \
+            (void)TEAM;                                                                        \
+            BODY;                                                                              \
         }                                                                                      \
         else {                                                                                 \
-            _Pragma("omp parallel num_threads(nt)")                                            \
+            _Pragma("omp parallel num_threads(nr_nt_)")                                        \
             {                                                                                  \
-                const int nr_t_ = omp_get_thread_num(), nr_m_ = omp_get_num_threads();         \
-                int64_t i0 = nr_n_ * nr_t_ / nr_m_ / nr_al_ * nr_al_;                          \
-                int64_t i1 = nr_t_ + 1 == nr_m_                                                \
-                                 ? nr_n_                                                       \
-                                 : nr_n_ * (nr_t_ + 1) / nr_m_ / nr_al_ * nr_al_;              \
-                if (i0 < i1) {                                                                 \
-                    CALL;                                                                      \
-                }                                                                              \
+                const int TID = omp_get_thread_num(), TEAM = omp_get_num_threads();            \
+                const int64_t i0 = nr_n_ * TID / TEAM / nr_al_ * nr_al_;                       \
+                const int64_t i1 =                                                             \
+                    TID + 1 == TEAM ? nr_n_ : nr_n_ * (TID + 1) / TEAM / nr_al_ * nr_al_;      \
+                (void)TID;                                                                     \
+                BODY;                                                                          \
             }                                                                                  \
         }                                                                                      \
     } while (0)
+
+/* Runs CALL over [0, n) split into `nt` contiguous ranges [i0, i1) whose bounds are multiples
+ * of `align` (except n), as NR_TEAM; CALL runs for non-empty ranges only. */
+#define NR_SPLIT(nt, n, align, CALL)                                                           \
+    NR_TEAM(nt, n, align, nr_split_tid_, nr_split_team_, if (i0 < i1) { CALL; })
 
 /* Each argument is evaluated exactly once: `NR_MIN(nthreads, nr_threads_for(bytes))` must not
  * read the (concurrently settable) thread count twice, or a team could outgrow the workspace
@@ -99,30 +107,18 @@ NR_DECLARE_TIERED(nr_batchnorm_apply_f64, ~)
 #define NR_PARTIAL_SUMS(nt, n, TA, partials, width, stride, CALL)                              \
     do {                                                                                       \
         TA *const nr_ps_ = (partials);                                                         \
-        const int64_t nr_pw_ = (width), nr_pst_ = (stride), nr_pn_ = (n);                      \
-        const int nr_pnt_ = (nt);                                                              \
+        const int64_t nr_pw_ = (width), nr_pst_ = (stride);                                    \
         int nr_pteam_ = 1;                                                                     \
-        if (nr_pnt_ <= 1) {                                                                    \
-            TA *const acc = nr_ps_;                                                            \
-            const int tid = 0;                                                                 \
-            const int64_t i0 = 0, i1 = nr_pn_;                                                 \
-            (void)tid;                                                                         \
+        NR_TEAM(nt, n, 1, tid, nr_pm_, {                                                       \
+            TA *const acc = nr_ps_ + (size_t)tid * (size_t)nr_pst_;                            \
             memset(acc, 0, (size_t)nr_pw_ * sizeof(TA));                                       \
-            CALL;                                                                              \
-        }                                                                                      \
-        else {                                                                                 \
-            _Pragma("omp parallel num_threads(nr_pnt_)")                                       \
-            {                                                                                  \
-                const int tid = omp_get_thread_num(), nr_pm_ = omp_get_num_threads();          \
-                TA *const acc = nr_ps_ + (size_t)tid * (size_t)nr_pst_;                        \
-                const int64_t i0 = nr_pn_ * tid / nr_pm_, i1 = nr_pn_ * (tid + 1) / nr_pm_;    \
-                memset(acc, 0, (size_t)nr_pw_ * sizeof(TA));                                   \
-                if (i0 < i1) {                                                                 \
-                    CALL;                                                                      \
-                }                                                                              \
-                _Pragma("omp single") nr_pteam_ = nr_pm_;                                      \
+            if (i0 < i1) {                                                                     \
+                CALL;                                                                          \
             }                                                                                  \
-        }                                                                                      \
+            if (tid == 0) {                                                                    \
+                nr_pteam_ = nr_pm_; /* read after the team's closing barrier */                \
+            }                                                                                  \
+        });                                                                                    \
         for (int nr_pt_ = 1; nr_pt_ < nr_pteam_; nr_pt_++) {                                   \
             const TA *nr_pq_ = nr_ps_ + (size_t)nr_pt_ * (size_t)nr_pst_;                      \
             for (int64_t nr_pj_ = 0; nr_pj_ < nr_pw_; nr_pj_++) {                              \

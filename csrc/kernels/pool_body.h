@@ -174,9 +174,12 @@ FN(nr_max_pool2d_backward)(T *dx, const T *dy, const int64_t *idx, const nr_wind
     }
 }
 
-/* x (N, C, H, W) -> y (N, C, OH, OW) = window sum / divisor */
-void
-FN(nr_avg_pool2d_forward)(T *y, const T *x, const nr_window2d *g, int count_include_pad)
+/* x (N, C, H, W) -> y (N, C, OH, OW) = each window's sum / divisor, the windows of
+ * avg_pool2d or, when `adaptive`, of adaptive_avg_pool2d (divided by their size); the sums in
+ * double, so a large adaptive window keeps float32's accuracy */
+static void
+FN(nr_avg_pool2d_forward_windows)(T *y, const T *x, const nr_window2d *g, int adaptive,
+                                  int count_include_pad)
 {
     const int64_t P = g->N * g->C, H = g->H, W = g->W, OH = g->OH, OW = g->OW;
     const int nt = nr_pool_threads((size_t)(P * (H * W + OH * OW)) * sizeof(T), P);
@@ -185,11 +188,12 @@ FN(nr_avg_pool2d_forward)(T *y, const T *x, const nr_window2d *g, int count_incl
         const T *xp = x + p * H * W;
         for (int64_t oh = 0; oh < OH; oh++) {
             int64_t h0, h1, w0, w1, hlen, wlen;
-            nr_pool_window(&h0, &h1, &hlen, oh, g->KH, g->SH, g->PH, H);
+            nr_avg_window(&h0, &h1, &hlen, oh, g, 1, adaptive);
             for (int64_t ow = 0; ow < OW; ow++) {
-                nr_pool_window(&w0, &w1, &wlen, ow, g->KW, g->SW, g->PW, W);
+                nr_avg_window(&w0, &w1, &wlen, ow, g, 0, adaptive);
                 double s = 0;
                 for (int64_t ih = h0; ih < h1; ih++) {
+#pragma omp simd reduction(+ : s)
                     for (int64_t iw = w0; iw < w1; iw++) {
                         s += (double)xp[ih * W + iw];
                     }
@@ -199,6 +203,12 @@ FN(nr_avg_pool2d_forward)(T *y, const T *x, const nr_window2d *g, int count_incl
             }
         }
     }
+}
+
+void
+FN(nr_avg_pool2d_forward)(T *y, const T *x, const nr_window2d *g, int count_include_pad)
+{
+    FN(nr_avg_pool2d_forward_windows)(y, x, g, 0, count_include_pad);
 }
 
 /* dy (N, C, OH, OW) -> dx (N, C, H, W) =: each dy / divisor added over its window, the windows
@@ -241,29 +251,7 @@ FN(nr_avg_pool2d_backward)(T *dx, const T *dy, const nr_window2d *g, int count_i
 void
 FN(nr_adaptive_avg_pool2d_forward)(T *y, const T *x, const nr_window2d *g)
 {
-    const int64_t P = g->N * g->C, H = g->H, W = g->W, OH = g->OH, OW = g->OW;
-    const int nt = nr_pool_threads((size_t)(P * (H * W + OH * OW)) * sizeof(T), P);
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t p = 0; p < P; p++) {
-        const T *xp = x + p * H * W;
-        for (int64_t oh = 0; oh < OH; oh++) {
-            int64_t h0, h1, w0, w1;
-            nr_adaptive_window(&h0, &h1, oh, OH, H);
-            for (int64_t ow = 0; ow < OW; ow++) {
-                nr_adaptive_window(&w0, &w1, ow, OW, W);
-                double s = 0;
-                for (int64_t ih = h0; ih < h1; ih++) {
-                    T row = 0; /* a row of the window in T (vectorized), rows added in double */
-#pragma omp simd reduction(+ : row)
-                    for (int64_t iw = w0; iw < w1; iw++) {
-                        row += xp[ih * W + iw];
-                    }
-                    s += (double)row;
-                }
-                y[(p * OH + oh) * OW + ow] = (T)(s / (double)((h1 - h0) * (w1 - w0)));
-            }
-        }
-    }
+    FN(nr_avg_pool2d_forward_windows)(y, x, g, 1, 0);
 }
 
 /* dy (N, C, OH, OW) -> dx (N, C, H, W) =: each dy / window size added over its window */
