@@ -1,4 +1,4 @@
-"""What the experiments share: subsets, runs with a progress bar, table cells."""
+"""What the experiments share: subsets, runs with a progress bar, table cells, SGD runs."""
 
 from __future__ import annotations
 
@@ -104,19 +104,54 @@ def cell(result: Result) -> str:
     return f"{fmt(last(result, 'test_acc'))} ({fmt(last(result, 'train_loss'), 3)})"
 
 
-def plain_sgd(norm: str, lr: float, momentum: float, seed: int, base: dict[str, Any]) -> TrainConfig:
-    """SGD at a constant learning rate, no dropout and no weight decay: what the
-    normalization experiments vary ``norm`` and one other setting of."""
+def sgd(
+    norm: str,
+    lr: float,
+    seed: int,
+    *,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    dropout: float = 0.0,
+    schedule: str = "cosine",
+    **size: Any,
+) -> TrainConfig:
+    """A run with SGD (Nesterov momentum): the optimizer, its settings, dropout and the
+    schedule are stated here or by the caller, none is left to TrainConfig's defaults (the
+    MLP's recipe, with dropout and weight decay). ``size``: the network and the run's length
+    (model, width, depth, epochs, batch_size, ...)."""
     return TrainConfig(
         norm=norm,
-        dropout=0.0,
+        dropout=dropout,
         optimizer="sgd",
         lr=lr,
         momentum=momentum,
-        weight_decay=0.0,
-        schedule="constant",
+        nesterov=True,
+        weight_decay=weight_decay,
+        schedule=schedule,
         seed=seed,
-        **base,
+        **size,
+    )
+
+
+def plain_sgd(norm: str, lr: float, momentum: float, seed: int, base: dict[str, Any]) -> TrainConfig:
+    """SGD at a constant learning rate, no dropout and no weight decay: what the
+    normalization experiments vary ``norm`` and one other setting of."""
+    return sgd(norm, lr, seed, momentum=momentum, schedule="constant", **base)
+
+
+def recipe_sgd(model: str, size: dict[str, Any], norm: str, lr: float, batch: int, seed: int) -> TrainConfig:
+    """The models' SGD recipe (Nesterov momentum 0.9, weight decay 5e-4, cosine schedule)
+    without dropout, on the network and epochs of ``size`` (its width, depth and epochs)."""
+    return sgd(
+        norm,
+        lr,
+        seed,
+        weight_decay=5e-4,
+        model=model,
+        width=size["width"],
+        depth=size["depth"],
+        epochs=size["epochs"],
+        batch_size=batch,
     )
 
 

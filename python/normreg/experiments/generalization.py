@@ -10,7 +10,7 @@ import numpy as np
 
 from .._reports import figure
 from ..train import TrainConfig, evaluate
-from ._common import Result, Runs, fmt, last, markdown, save_png, strip, subset
+from ._common import Result, Runs, fmt, last, markdown, save_png, sgd, strip, subset
 
 # ---- 2. regularization and generalization -----------------------------------------------------
 
@@ -38,17 +38,7 @@ def regularization(data, out_dir, quick=False, progress=None, log=print, seed=0)
     results: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
     for label, p, wd in variants:
-        cfg = TrainConfig(
-            norm="none",
-            dropout=p,
-            optimizer="sgd",
-            lr=0.05,
-            momentum=0.9,
-            weight_decay=wd,
-            schedule="cosine",
-            seed=seed,
-            **base,
-        )
+        cfg = sgd("none", 0.05, seed, dropout=p, weight_decay=wd, **base)
         r = runs(label, cfg, sub)
         _, train_acc = evaluate(r["model"], x_sub, y_sub)  # evaluation mode: no dropout
         test_acc = last(r, "test_acc")
