@@ -104,33 +104,17 @@ def cell(result: Result) -> str:
     return f"{fmt(last(result, 'test_acc'))} ({fmt(last(result, 'train_loss'), 3)})"
 
 
-def sgd(
-    norm: str,
-    lr: float,
-    seed: int,
-    *,
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
-    dropout: float = 0.0,
-    schedule: str = "cosine",
-    **size: Any,
-) -> TrainConfig:
-    """A run with SGD (Nesterov momentum): the optimizer, its settings, dropout and the
-    schedule are stated here or by the caller, none is left to TrainConfig's defaults (the
-    MLP's recipe, with dropout and weight decay). ``size``: the network and the run's length
-    (model, width, depth, epochs, batch_size, ...)."""
-    return TrainConfig(
-        norm=norm,
-        dropout=dropout,
-        optimizer="sgd",
-        lr=lr,
-        momentum=momentum,
-        nesterov=True,
-        weight_decay=weight_decay,
-        schedule=schedule,
-        seed=seed,
-        **size,
-    )
+#: What :func:`sgd` sets unless told otherwise: no dropout, no weight decay (unlike TrainConfig's
+#: defaults, the MLP recipe's), Nesterov momentum 0.9, a cosine schedule.
+SGD_SETTINGS: dict[str, Any] = dict(
+    dropout=0.0, momentum=0.9, nesterov=True, weight_decay=0.0, schedule="cosine"
+)
+
+
+def sgd(norm: str, lr: float, seed: int, **settings: Any) -> TrainConfig:
+    """A run with SGD: ``settings`` replace those of ``SGD_SETTINGS`` and give the network and
+    the run's length (model, width, depth, epochs, batch_size, ...)."""
+    return TrainConfig(norm=norm, optimizer="sgd", lr=lr, seed=seed, **(SGD_SETTINGS | settings))
 
 
 def plain_sgd(norm: str, lr: float, momentum: float, seed: int, base: dict[str, Any]) -> TrainConfig:
@@ -142,17 +126,8 @@ def plain_sgd(norm: str, lr: float, momentum: float, seed: int, base: dict[str, 
 def recipe_sgd(model: str, size: dict[str, Any], norm: str, lr: float, batch: int, seed: int) -> TrainConfig:
     """The models' SGD recipe (Nesterov momentum 0.9, weight decay 5e-4, cosine schedule)
     without dropout, on the network and epochs of ``size`` (its width, depth and epochs)."""
-    return sgd(
-        norm,
-        lr,
-        seed,
-        weight_decay=5e-4,
-        model=model,
-        width=size["width"],
-        depth=size["depth"],
-        epochs=size["epochs"],
-        batch_size=batch,
-    )
+    network = {k: size[k] for k in ("width", "depth", "epochs")}
+    return sgd(norm, lr, seed, weight_decay=5e-4, model=model, batch_size=batch, **network)
 
 
 def with_test_subset(data: Data, n: int | None, seed: int) -> tuple[np.ndarray, ...]:
