@@ -44,6 +44,14 @@ def markdown(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def markdown_columns(
+    columns: dict[str, Callable[[dict[str, Any]], Any]], rows: Sequence[dict[str, Any]]
+) -> str:
+    """:func:`markdown` of ``rows`` (dicts) with one column per item of ``columns``: its
+    header, and the function that gives its cell from a row."""
+    return markdown(list(columns), [[cell(r) for cell in columns.values()] for r in rows])
+
+
 class Runs:
     """Runs a list of (label, config[, model]) with a progress bar and a log line per run."""
 
