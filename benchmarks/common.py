@@ -1,4 +1,5 @@
-"""Timing helpers for the benchmark suite: interleaved repetitions, medians, the roofline."""
+"""Timing helpers for the benchmark suite: interleaved repetitions, medians, the roofline, and
+the pieces the sections share (ratios of a row, the training steps timed against PyTorch)."""
 
 import statistics
 import time
@@ -6,7 +7,7 @@ import time
 import numpy as np
 from benchfmt import fmt_bytes, fmt_ratio, fmt_time  # noqa: F401 (the suite's formatting)
 
-from normreg import _C
+from normreg import _C, nn
 
 
 def _time_calls(fn, k):
@@ -41,6 +42,17 @@ def measure(fns, *, sample_time=2e-3, budget=1.0, min_rounds=3, max_rounds=15):
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
+def measure_run(fns, args, budget=1):
+    """``measure(fns)`` with the run's settings (``args.sample_time``, ``args.min_rounds``)
+    and ``budget`` times its time budget ``args.budget``."""
+    return measure(fns, sample_time=args.sample_time, budget=args.budget * budget, min_rounds=args.min_rounds)
+
+
+def ratio(t, num, den="normreg"):
+    """``t[num] / t[den]`` of a row of times, None when either was not measured."""
+    return t[num] / t[den] if t.get(num) and t.get(den) else None
+
+
 class Roofline:
     """The copy the kernels are measured against: ``n`` float32 values copied by ``threads``
     threads (fewer for small arrays, as the kernels do) with plain loads and stores
@@ -61,6 +73,13 @@ class Roofline:
     def __call__(self):
         _C.copy_f32(self.dst, self.src, self.threads_used)
 
+    def columns(self, nbytes, t):
+        """A row's bandwidth columns: the kernel's minimum ``nbytes`` over its time
+        ``t["normreg"]`` in GB/s, the copy's (timed as ``t["copy"]``) and the ratio in %."""
+        gbs = nbytes / t["normreg"] / 1e9
+        copy_gbs = self.bytes / t["copy"] / 1e9
+        return {"bytes": nbytes, "gbs": gbs, "copy_gbs": copy_gbs, "roof_pct": 100 * gbs / copy_gbs}
+
 
 def set_threads(n):
     import kernels
@@ -70,3 +89,48 @@ def set_threads(n):
     normreg.set_num_threads(n)
     if kernels.torch is not None:
         kernels.torch.set_num_threads(n)
+
+
+# ---- training steps: normreg's and PyTorch's, on the same batch -----------------------------
+
+
+def normreg_step(model, opt, x, y, input_grad=True):
+    """One training step of ``model`` on the batch (x, y): softmax cross-entropy, backward
+    (``input_grad=False``: no gradient for the data x), ``opt.step()``. The optimizer is
+    kept as ``step.optimizer``."""
+    loss_fn = nn.SoftmaxLoss()
+
+    def step():
+        opt.zero_grad()
+        loss_fn(model(x), y)
+        model.backward(loss_fn.backward(), input_grad=input_grad)
+        opt.step()
+
+    step.optimizer = opt
+    return step
+
+
+def torch_step(torch, model, opt, x, y):
+    """The same step in PyTorch, on the same NumPy batch (x, y)."""
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    ce = torch.nn.functional.cross_entropy
+
+    def step():
+        opt.zero_grad()
+        ce(model(xt), yt).backward()
+        opt.step()
+
+    return step
+
+
+def torch_layer_fwd_bwd(torch, layer, x, dy):
+    """PyTorch's forward and backward of ``layer`` on x with output gradient dy (NumPy
+    arrays): every gradient normreg's layer computes (input, weight, bias), none kept."""
+    xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
+
+    def fwd_bwd():
+        layer.weight.grad = layer.bias.grad = None
+        xg = xt.detach().requires_grad_(True)
+        layer(xg).backward(dyt)
+
+    return fwd_bwd

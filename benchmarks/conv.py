@@ -26,7 +26,7 @@ import kernels
 import numpy as np
 
 import normreg
-from normreg import _C, nn, optim
+from normreg import _C, optim
 from normreg import functional as F
 from normreg.models import CNN
 
@@ -99,15 +99,7 @@ def conv_cases(B, C, Co, H, rng, torch=None, threads=1):
 
     fns = {"normreg": nr, "sgemm": GemmFloor(w2, K, L, B, min(threads, B), rng)}
     if torch is not None:
-        conv = torch.nn.Conv2d(C, Co, 3, padding=1)
-        xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
-
-        def th():
-            conv.weight.grad = conv.bias.grad = None
-            xg = xt.detach().requires_grad_(True)
-            conv(xg).backward(dyt)
-
-        fns["torch"] = th
+        fns["torch"] = common.torch_layer_fwd_bwd(torch, torch.nn.Conv2d(C, Co, 3, padding=1), x, dy)
     return fns
 
 
@@ -129,9 +121,7 @@ def bench_conv(args, threads_list, out):
             for threads in threads_list:
                 fns = conv_cases(B, C, Co, H, rng, torch, threads)
                 common.set_threads(threads)
-                t = common.measure(
-                    fns, sample_time=args.sample_time, budget=args.budget * 2, min_rounds=args.min_rounds
-                )
+                t = common.measure_run(fns, args, budget=2)
                 row = {
                     "batch": B,
                     "in": C,
@@ -141,7 +131,7 @@ def bench_conv(args, threads_list, out):
                     **t,
                     "flops": flops,
                     "ratio_sgemm": t["normreg"] / t["sgemm"],
-                    "ratio_torch": t["torch"] / t["normreg"] if "torch" in t else None,
+                    "ratio_torch": common.ratio(t, "torch"),
                 }
                 out["conv"].append(row)
                 print(
@@ -166,17 +156,8 @@ def make_batch(batch, seed=0):
 def normreg_cnn_step(batch, channels=CHANNELS):
     normreg.manual_seed(0)
     model = CNN(1, 10, channels=channels, norm="batch", input_shape=(1, IMAGE, IMAGE))
-    loss_fn = nn.SoftmaxLoss()
     opt = optim.SGD(optim.param_groups(model, 5e-4), lr=0.05, momentum=0.9, nesterov=True)
-    x, y = make_batch(batch)
-
-    def step():
-        opt.zero_grad()
-        loss_fn(model(x), y)
-        model.backward(loss_fn.backward())
-        opt.step()
-
-    return step
+    return common.normreg_step(model, opt, *make_batch(batch))
 
 
 def torch_cnn(torch, channels=CHANNELS):
@@ -203,16 +184,7 @@ def torch_cnn_step(torch, batch, channels=CHANNELS):
         momentum=0.9,
         nesterov=True,
     )
-    x, y = make_batch(batch)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    ce = torch.nn.functional.cross_entropy
-
-    def step():
-        opt.zero_grad()
-        ce(model(xt), yt).backward()
-        opt.step()
-
-    return step
+    return common.torch_step(torch, model, opt, *make_batch(batch))
 
 
 def bench_cnn(args, threads_list, out):
@@ -229,15 +201,8 @@ def bench_cnn(args, threads_list, out):
             fns["torch"] = torch_cnn_step(torch, batch)
         for threads in threads_list:
             common.set_threads(threads)
-            t = common.measure(
-                fns, sample_time=args.sample_time, budget=args.budget * 3, min_rounds=args.min_rounds
-            )
-            row = {
-                "batch": batch,
-                "threads": threads,
-                **t,
-                "ratio_torch": t["torch"] / t["normreg"] if "torch" in t else None,
-            }
+            t = common.measure_run(fns, args, budget=3)
+            row = {"batch": batch, "threads": threads, **t, "ratio_torch": common.ratio(t, "torch")}
             out["cnn"].append(row)
             print(
                 f"{batch:>6}{threads:>4}{common.fmt_time(t['normreg']):>10}"

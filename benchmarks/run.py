@@ -72,14 +72,9 @@ def bench_kernels(args, shapes, threads_list, out):
                 for direction in ("fwd", "bwd", "f+b"):
                     fns = dict(cases[direction])
                     fns["copy"] = roof
-                    budget = args.budget * (2 if direction == "f+b" else 1)
-                    t = common.measure(
-                        fns, sample_time=args.sample_time, budget=budget, min_rounds=args.min_rounds
-                    )
+                    t = common.measure_run(fns, args, budget=2 if direction == "f+b" else 1)
                     fb, bb = kernels.BYTES[name]
                     nbytes = {"fwd": fb, "bwd": bb, "f+b": fb + bb}[direction] * E
-                    gbs = nbytes / t["normreg"] / 1e9
-                    copy_gbs = roof.bytes / t["copy"] / 1e9
                     row = {
                         "kernel": name,
                         "dir": direction,
@@ -90,20 +85,17 @@ def bench_kernels(args, shapes, threads_list, out):
                         "numpy": t.get("numpy"),
                         "torch": t.get("torch"),
                         "torch_out": t.get("torch_out"),
-                        "bytes": nbytes,
-                        "gbs": gbs,
-                        "copy_gbs": copy_gbs,
-                        "roof_pct": 100 * gbs / copy_gbs,
+                        **roof.columns(nbytes, t),
+                        "ratio_torch": common.ratio(t, "torch"),
+                        "ratio_torch_out": common.ratio(t, "torch_out"),
                     }
-                    row["ratio_torch"] = row["torch"] / row["normreg"] if row["torch"] else None
-                    row["ratio_torch_out"] = row["torch_out"] / row["normreg"] if row["torch_out"] else None
                     out["kernels"].append(row)
                     print(
                         f"{name:<10}{direction:<5}{f'{N}x{D}':>12}{threads:>4}"
                         f"{fmt_time(row['normreg']):>10}{fmt_time(row['numpy']):>10}"
                         f"{fmt_time(row['torch']):>10}{fmt_time(row['torch_out']):>10}"
                         f"{fmt_ratio(row['ratio_torch']):>7}{fmt_ratio(row['ratio_torch_out']):>9}"
-                        f"{fmt_bytes(nbytes):>9}{gbs:>7.1f}{copy_gbs:>9.1f}"
+                        f"{fmt_bytes(nbytes):>9}{row['gbs']:>7.1f}{row['copy_gbs']:>9.1f}"
                         f"{row['roof_pct']:>6.0f}%",
                         flush=True,
                     )
@@ -135,7 +127,7 @@ def bench_tiny(args, out):
         tln = torch.nn.LayerNorm(64)
         xt = torch.from_numpy(x)
         fns["torch"] = lambda: tln(xt)
-    t = common.measure(fns, sample_time=args.sample_time, budget=args.budget * 2, min_rounds=args.min_rounds)
+    t = common.measure_run(fns, args, budget=2)
     reps = 20000 if not args.quick else 200
     kernel = min(_C.layer_norm_kernel_time(x, w, b, reps) for _ in range(5))
     t["kernel"] = kernel
@@ -193,29 +185,18 @@ def bench_linear(args, threads_list, out):
                 fns["sgemm_1thread"] = direct_1thread
             if kernels.torch is not None:
                 torch = kernels.torch
-                lin = torch.nn.Linear(K, N)
-                xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
-
-                def th():
-                    lin.weight.grad = lin.bias.grad = None
-                    xg = xt.detach().requires_grad_(True)
-                    lin(xg).backward(dyt)
-
-                fns["torch"] = th
+                fns["torch"] = common.torch_layer_fwd_bwd(torch, torch.nn.Linear(K, N), x, dy)
             for threads in threads_list:
                 set_threads(threads)
-                t = common.measure(
-                    fns, sample_time=args.sample_time, budget=args.budget, min_rounds=args.min_rounds
-                )
+                t = common.measure_run(fns, args)
                 row = {"batch": B, "in": K, "out": N, "threads": threads, **t}
                 out["linear"].append(row)
                 print(
                     f"{B:>6}{f'{K}->{N}':>12}{threads:>4}{fmt_time(t['normreg']):>10}"
                     f"{fmt_time(t['sgemm']):>10}{t['normreg'] / t['sgemm']:>8.2f}x"
                     f"{fmt_time(t.get('sgemm_1thread')):>10}"
-                    f"{fmt_ratio(t['normreg'] / t['sgemm_1thread'] if 'sgemm_1thread' in t else None):>7}"
-                    f"{fmt_time(t.get('torch')):>10}"
-                    f"{fmt_ratio(t['torch'] / t['normreg'] if 'torch' in t else None):>7}"
+                    f"{fmt_ratio(common.ratio(t, 'normreg', 'sgemm_1thread')):>7}"
+                    f"{fmt_time(t.get('torch')):>10}{fmt_ratio(common.ratio(t, 'torch')):>7}"
                 )
 
 

@@ -55,33 +55,15 @@ def make_data(batch, seed=0):
 
 def normreg_step_fn(batch):
     model = normreg_mlp()
-    loss_fn = nn.SoftmaxLoss()
     opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    x, y = make_data(batch)
-
-    def step():
-        opt.zero_grad()
-        loss_fn(model(x), y)
-        model.backward(loss_fn.backward(), input_grad=False)  # x is data (as in torch's step)
-        opt.step()
-
-    step.optimizer = opt
-    return step
+    # x is data: no gradient for it (torch's step computes none either)
+    return common.normreg_step(model, opt, *make_data(batch), input_grad=False)
 
 
 def torch_step_fn(torch, batch):
     model = torch_mlp(torch)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    x, y = make_data(batch)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    ce = torch.nn.functional.cross_entropy
-
-    def step():
-        opt.zero_grad()
-        ce(model(xt), yt).backward()
-        opt.step()
-
-    return step
+    return common.torch_step(torch, model, opt, *make_data(batch))
 
 
 def gemm_floor_fn(batch, seed=0):
@@ -145,28 +127,15 @@ def bench_optim(args, threads_list, out):
         for threads in threads_list:
             common.set_threads(threads)
             roof.threads = threads
-            t = common.measure(
-                fns, sample_time=args.sample_time, budget=args.budget, min_rounds=args.min_rounds
-            )
-            gbs = nbytes / t["normreg"] / 1e9
-            copy_gbs = roof.bytes / t["copy"] / 1e9
-            row = {
-                "optimizer": name,
-                "params": P,
-                "threads": threads,
-                **t,
-                "bytes": nbytes,
-                "gbs": gbs,
-                "copy_gbs": copy_gbs,
-                "roof_pct": 100 * gbs / copy_gbs,
-            }
-            row["ratio_torch"] = t["torch"] / t["normreg"] if "torch" in t else None
+            t = common.measure_run(fns, args)
+            row = {"optimizer": name, "params": P, "threads": threads, **t, **roof.columns(nbytes, t)}
+            row["ratio_torch"] = common.ratio(t, "torch")
             out["optim"].append(row)
             fmt_time, fmt_ratio = common.fmt_time, common.fmt_ratio
             print(
                 f"{name:<10}{P:>10}{threads:>4}{fmt_time(t['normreg']):>10}"
                 f"{fmt_time(t.get('torch')):>10}{fmt_ratio(row['ratio_torch']):>7}"
-                f"{common.fmt_bytes(nbytes):>9}{gbs:>7.1f}{copy_gbs:>9.1f}{row['roof_pct']:>6.0f}%"
+                f"{common.fmt_bytes(nbytes):>9}{row['gbs']:>7.1f}{row['copy_gbs']:>9.1f}{row['roof_pct']:>6.0f}%"
             )
 
 
@@ -259,16 +228,14 @@ def bench_mlp(args, out):
                 fns["jax"] = mlp_jax.step_fn(jax, *make_data(batch))
             else:
                 fns.pop("jax", None)
-            t = common.measure(
-                fns, sample_time=args.sample_time, budget=args.budget * 3, min_rounds=args.min_rounds
-            )
+            t = common.measure_run(fns, args, budget=3)
             steps = 3 if args.quick else 20
             mem = {"normreg": peak_memory("normreg", batch, steps, threads)}
             if torch is not None:
                 mem["torch"] = peak_memory("torch", batch, steps, threads)
             row = {"batch": batch, "threads": threads, **t, "memory": mem}
-            row["ratio_torch"] = t["torch"] / t["normreg"] if "torch" in t else None
-            row["ratio_jax"] = t["jax"] / t["normreg"] if "jax" in t else None
+            row["ratio_torch"] = common.ratio(t, "torch")
+            row["ratio_jax"] = common.ratio(t, "jax")
             row["ratio_floor"] = t["normreg"] / t["floor"]
             out["mlp"].append(row)
 

@@ -1,10 +1,12 @@
 """Helpers shared by the tests: tolerances, inputs, memory layouts, the gradient-check
-tolerance and the peak allocation of a call. (Fixtures are in conftest.py; the NumPy twins of
-the ops in reference/.)"""
+tolerance, a small float64 network and the peak allocation of a call. (Fixtures are in
+conftest.py; the NumPy twins of the ops in reference/.)"""
 
 import tracemalloc
 
 import numpy as np
+
+from normreg import nn
 
 DTYPES = (np.float32, np.float64)
 
@@ -46,6 +48,15 @@ def assert_norm_grads_close(grads, ref_grads, dtype, rstd, dy, affine):
         assert_close(db, rdb, dtype)
     else:
         assert dw is None and db is None
+
+
+def norm_mlp64(norm, n_in, hidden, n_out):
+    """The float64 network Linear, ``norm`` (a normalization class such as nn.LayerNorm),
+    ReLU, Linear, of ``n_in`` inputs, ``hidden`` features and ``n_out`` outputs."""
+    f64 = dict(dtype=np.float64)
+    return nn.Sequential(
+        nn.Linear(n_in, hidden, **f64), norm(hidden, **f64), nn.ReLU(), nn.Linear(hidden, n_out, **f64)
+    )
 
 
 def offset_randn(rng, shape, dtype=np.float64, shift=12.0, scale=5.0):

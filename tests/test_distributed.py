@@ -6,8 +6,8 @@ finite differences, convert_sync_batchnorm, the sampler and the gradient buckets
 import numpy as np
 import pytest
 import reference as R
+from helpers import norm_mlp64, set_grad
 from helpers import offset_randn as offset_input
-from helpers import set_grad
 
 import normreg
 from normreg import _C, nn
@@ -360,12 +360,7 @@ def test_gradient_reducer_buckets_small_parameters_together():
 def test_data_parallel_on_one_rank_is_the_plain_model():
     rng = np.random.default_rng(9)
     normreg.manual_seed(0)
-    model = nn.Sequential(
-        nn.Linear(5, 8, dtype=np.float64),
-        nn.BatchNorm1d(8, dtype=np.float64),
-        nn.ReLU(),
-        nn.Linear(8, 3, dtype=np.float64),
-    )
+    model = norm_mlp64(nn.BatchNorm1d, 5, 8, 3)
     import copy
 
     ref = copy.deepcopy(model)

@@ -5,7 +5,7 @@ import collections
 import numpy as np
 import pytest
 import reference as R
-from helpers import GRADCHECK_TOL, assert_close, frozen, offset_randn
+from helpers import GRADCHECK_TOL, assert_close, frozen, norm_mlp64, offset_randn
 
 import normreg
 from normreg import functional as F
@@ -60,12 +60,7 @@ def test_sequential_forward_backward_matches_reference_chain(rng):
 
 def test_sequential_gradcheck(rng):
     normreg.manual_seed(1)
-    model = nn.Sequential(
-        nn.Linear(3, 5, dtype=np.float64),
-        nn.LayerNorm(5, dtype=np.float64),
-        nn.ReLU(),
-        nn.Linear(5, 2, dtype=np.float64),
-    )
+    model = norm_mlp64(nn.LayerNorm, 3, 5, 2)
     model[1].weight.data[...] = 1 + rng.standard_normal(5) * 0.3
     model[1].bias.data[...] = rng.standard_normal(5)
     x = offset_randn(rng, (4, 3))

@@ -4,7 +4,7 @@ hostile value, and consistent calls with empty arrays whose other dimensions are
 """
 
 import numpy as np
-from fuzz_values import f32, hostile_values, shape_variants
+from fuzz_values import f32, hostile_values, norm_backward_args, optimizer_args, shape_variants
 
 # ---- functional API and modules --------------------------------------------------------
 
@@ -25,7 +25,7 @@ def _functional_templates():
         "relu_backward": lambda: ((f32(4, 3), f32(4, 3)), {"out": None}),
         "layer_norm": lambda: ((f32(4, 3), 3, f32(3), f32(3), 1e-5), {"out": None}),
         "layer_norm_backward": lambda: (
-            (f32(4, 3), f32(4, 3), f32(4), np.ones(4, np.float32), f32(3)),
+            norm_backward_args((4, 3), (4,), 3),
             {"has_bias": True, "dweight": None, "dbias": None},
         ),
         "batch_norm": lambda: (
@@ -33,7 +33,7 @@ def _functional_templates():
             {"out": None},
         ),
         "batch_norm_backward": lambda: (
-            (f32(4, 3, 2), f32(4, 3, 2), f32(3), np.ones(3, np.float32), f32(3), True),
+            (*norm_backward_args((4, 3, 2), (3,), 3), True),
             {"has_bias": True, "dweight": None, "dbias": None},
         ),
         "dropout": lambda: ((f32(4, 3), 0.5, True), {"generator": normreg.Generator(1), "out": None}),
@@ -47,7 +47,7 @@ def _functional_templates():
         ),
         "group_norm": lambda: ((f32(2, 4, 3), 2, f32(4), f32(4), 1e-5), {"out": None}),
         "group_norm_backward": lambda: (
-            (f32(2, 4, 3), f32(2, 4, 3), f32(2, 2), np.ones((2, 2), np.float32), f32(4)),
+            norm_backward_args((2, 4, 3), (2, 2), 4),
             {"has_bias": True, "dweight": None, "dbias": None},
         ),
         "conv2d": lambda: ((f32(2, 3, 5, 5), f32(4, 3, 3, 3), f32(4), 1, 1), {"out": None}),
@@ -65,17 +65,11 @@ def _functional_templates():
         "adaptive_avg_pool2d": lambda: ((f32(2, 3, 4, 4), 1), {"out": None}),
         "adaptive_avg_pool2d_backward": lambda: ((f32(2, 3, 1, 1), (2, 3, 4, 4)), {"out": None}),
         "sgd_step_": lambda: (
-            (f32(4, 3), f32(4, 3), np.zeros((4, 3), np.float32)),
+            optimizer_args((4, 3), 1),
             dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.01, nesterov=False, first_step=True),
         ),
         "adam_step_": lambda: (
-            (
-                f32(4, 3),
-                f32(4, 3),
-                np.zeros((4, 3), np.float32),
-                np.zeros((4, 3), np.float32),
-                np.zeros((4, 3), np.float32),
-            ),
+            optimizer_args((4, 3), 3),
             dict(step=1, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01, decoupled=False),
         ),
     }

@@ -6,7 +6,7 @@ argument in turn replaced by a hostile value, and with wrong argument counts and
 import re
 
 import numpy as np
-from fuzz_values import f32, hostile_values, shape_variants
+from fuzz_values import f32, hostile_values, norm_backward_args, optimizer_args, shape_variants
 
 
 def _c_templates():
@@ -30,16 +30,7 @@ def _c_templates():
         "exp": lambda: (f32(4, 3), None),
         "relu_backward": lambda: (f32(4, 3), f32(4, 3), None),
         "layer_norm_forward": lambda: (f32(4, 3), f32(3), f32(3), 1e-5, None),
-        "layer_norm_backward": lambda: (
-            f32(4, 3),
-            f32(4, 3),
-            f32(4),
-            np.ones(4, np.float32),
-            f32(3),
-            np.zeros(3, np.float32),
-            np.zeros(3, np.float32),
-            None,
-        ),
+        "layer_norm_backward": lambda: (*norm_backward_args((4, 3), (4,), 3, grads=2), None),
         "batch_norm_forward": lambda: (
             f32(4, 3, 2),
             f32(3),
@@ -51,48 +42,14 @@ def _c_templates():
             1e-5,
             None,
         ),
-        "batch_norm_backward": lambda: (
-            f32(4, 3, 2),
-            f32(4, 3, 2),
-            f32(3),
-            np.ones(3, np.float32),
-            f32(3),
-            np.zeros(3, np.float32),
-            np.zeros(3, np.float32),
-            True,
-            None,
-        ),
+        "batch_norm_backward": lambda: (*norm_backward_args((4, 3, 2), (3,), 3, grads=2), True, None),
         "dropout_forward": lambda: (f32(4, 3), 0.5, 1, 2, None),
         "dropout_backward": lambda: (f32(4, 3), np.full(2, 0xA5, np.uint8), 0.5, None),
         "philox4x32": lambda: (1, 2, 3, 4, 5, 6),
         "cross_entropy_forward": lambda: (f32(4, 3), labels()),
         "cross_entropy_backward": lambda: (f32(4, 3), labels(), f32(4), 1.0, None),
-        "sgd_step": lambda: (
-            f32(4, 3),
-            f32(4, 3),
-            np.zeros((4, 3), np.float32),
-            0.1,
-            0.9,
-            0.0,
-            0.01,
-            False,
-            True,
-        ),
-        "adam_step": lambda: (
-            f32(4, 3),
-            f32(4, 3),
-            np.zeros((4, 3), np.float32),
-            np.zeros((4, 3), np.float32),
-            np.zeros((4, 3), np.float32),
-            1e-3,
-            0.9,
-            0.999,
-            1e-8,
-            0.01,
-            False,
-            0.1,
-            0.001,
-        ),
+        "sgd_step": lambda: (*optimizer_args((4, 3), 1), 0.1, 0.9, 0.0, 0.01, False, True),
+        "adam_step": lambda: (*optimizer_args((4, 3), 3), 1e-3, 0.9, 0.999, 1e-8, 0.01, False, 0.1, 0.001),
         "rms_norm_forward": lambda: (f32(4, 3), f32(3), 1e-6, None),
         "rms_norm_backward": lambda: (
             f32(4, 3),
@@ -103,17 +60,7 @@ def _c_templates():
             None,
         ),
         "group_norm_forward": lambda: (f32(2, 4, 3), f32(4), f32(4), 2, 1e-5, None),
-        "group_norm_backward": lambda: (
-            f32(2, 4, 3),
-            f32(2, 4, 3),
-            f32(2, 2),
-            np.ones((2, 2), np.float32),
-            f32(4),
-            np.zeros(4, np.float32),
-            np.zeros(4, np.float32),
-            2,
-            None,
-        ),
+        "group_norm_backward": lambda: (*norm_backward_args((2, 4, 3), (2, 2), 4, grads=2), 2, None),
         "conv2d_forward": lambda: (f32(2, 3, 5, 5), f32(4, 3, 3, 3), f32(4), 1, 1, 1, 1, None),
         "conv2d_backward": lambda: (
             f32(2, 4, 5, 5),

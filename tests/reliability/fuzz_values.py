@@ -1,7 +1,7 @@
 """The hostile arguments of the fuzz cases (fuzz_cases.py): objects whose own methods raise,
 None, bools, huge and negative ints, NaN/Inf, strings, ragged lists, wrong dtypes and every
-memory layout, arrays of mismatched shapes; and ``f32``, the float32 arrays of the valid
-calls the cases start from.
+memory layout, arrays of mismatched shapes; and ``f32`` (with ``norm_backward_args`` and
+``optimizer_args``), the float32 arrays of the valid calls the cases start from.
 """
 
 import numpy as np
@@ -153,3 +153,23 @@ def shape_variants(template):
 
 def f32(*shape):
     return np.random.default_rng(sum(shape) + 1).standard_normal(shape).astype(np.float32)
+
+
+def norm_backward_args(x_shape, stats_shape, channels, grads=0):
+    """The leading arrays of a valid normalization backward call, as the binding and the
+    functional API both take them: dy, x, the saved mean, the saved rstd (ones) and the
+    weight; then ``grads`` zeroed gradient buffers of the weight's shape (dweight, dbias)."""
+    arrays = (
+        f32(*x_shape),
+        f32(*x_shape),
+        f32(*stats_shape),
+        np.ones(stats_shape, np.float32),
+        f32(channels),
+    )
+    return arrays + tuple(np.zeros(channels, np.float32) for _ in range(grads))
+
+
+def optimizer_args(shape, states):
+    """The arrays of a valid optimizer step: the parameter, its gradient and ``states``
+    zeroed state buffers (SGD: the momentum buffer; Adam: both moments and their maximum)."""
+    return (f32(*shape), f32(*shape)) + tuple(np.zeros(shape, np.float32) for _ in range(states))

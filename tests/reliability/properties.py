@@ -1,6 +1,6 @@
 """What the property tests (test_properties.py, test_properties_norms.py) share: hypothesis'
 settings (``NORMREG_PROPERTY_EXAMPLES`` examples per op, default 100), the strategies of
-dtypes, memory layouts and seeds, the tolerances and the random data."""
+shapes, dtypes, memory layouts, values and seeds, the tolerances and the random data."""
 
 import os
 
@@ -21,15 +21,21 @@ layouts = st.sampled_from(LAYOUTS)
 seeds = st.integers(0, 2**32 - 1)
 
 
-# A layer-wise norm (LayerNorm, RMSNorm): x of shape lead + norm, normalized over norm; lx,
-# lw, ldy the memory layouts of x, the weight and dy.
+def shapes(max_side, max_dims=3, min_side=0, min_dims=0):
+    """Array shapes (tuples) of ``min_dims`` to ``max_dims`` dimensions of ``min_side`` to
+    ``max_side`` elements."""
+    return st.lists(st.integers(min_side, max_side), min_size=min_dims, max_size=max_dims).map(tuple)
+
+
+# The dtype and the memory layouts of an op's x, weight and dy.
+dtype_layouts = dict(dtype=dtypes, lx=layouts, lw=layouts, ldy=layouts)
+
+# The data's offset and spread (``Data(seed, dtype, offset, scale)``) for the normalizations.
+norm_values = dict(offset=st.sampled_from([0.0, 12.0]), scale=st.sampled_from([1.0, 5.0]))
+
+# A layer-wise norm (LayerNorm, RMSNorm): x of shape lead + norm, normalized over norm.
 row_norm_args = dict(
-    lead=st.lists(st.integers(0, 4), max_size=2),
-    norm=st.lists(st.integers(1, 7), min_size=1, max_size=2),
-    dtype=dtypes,
-    lx=layouts,
-    lw=layouts,
-    ldy=layouts,
+    lead=shapes(4, max_dims=2), norm=shapes(7, max_dims=2, min_side=1, min_dims=1), **dtype_layouts
 )
 
 

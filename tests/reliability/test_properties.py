@@ -15,7 +15,7 @@ import reference as R
 from helpers import assert_unmodified, layout, snapshot
 from hypothesis import given
 from hypothesis import strategies as st
-from properties import SETTINGS, Data, assert_param_grad, dtypes, layouts, seeds, tol
+from properties import SETTINGS, Data, assert_param_grad, dtype_layouts, dtypes, layouts, seeds, shapes, tol
 
 import normreg
 from normreg import functional as F
@@ -28,21 +28,17 @@ pytestmark = pytest.mark.sanitize
 
 @SETTINGS
 @given(
-    lead=st.lists(st.integers(0, 4), max_size=2),
+    lead=shapes(4, max_dims=2),
     K=st.integers(0, 9),
     N=st.integers(0, 9),
-    dtype=dtypes,
-    lx=layouts,
-    lw=layouts,
+    **dtype_layouts,
     lb=layouts,
-    ldy=layouts,
     has_bias=st.booleans(),
     accumulate=st.booleans(),
     seed=seeds,
 )
 def test_linear(lead, K, N, dtype, lx, lw, lb, ldy, has_bias, accumulate, seed):
     d = Data(seed, dtype)
-    lead = tuple(lead)
     x, w = d(lead + (K,), lx), d((K, N), lw)
     b = d((N,), lb) if has_bias else None
     dy = d(lead + (N,), ldy)
@@ -71,16 +67,16 @@ def test_linear(lead, K, N, dtype, lx, lw, lb, ldy, has_bias, accumulate, seed):
 
 
 @SETTINGS
-@given(shape=st.lists(st.integers(0, 5), max_size=3), dtype=dtypes, lx=layouts, ldy=layouts, seed=seeds)
+@given(shape=shapes(5), dtype=dtypes, lx=layouts, ldy=layouts, seed=seeds)
 def test_relu(shape, dtype, lx, ldy, seed):
     d = Data(seed, dtype)
-    base = d(tuple(shape))
+    base = d(shape)
     base.reshape(-1)[::3] = 0  # exact zeros: the gradient there is 0
     x = layout(base, lx)
-    dy = d(tuple(shape), ldy)
+    dy = d(shape, ldy)
     snap = snapshot(x, dy)
     y = F.relu(x)
-    assert y.dtype == dtype and y.shape == tuple(shape)
+    assert y.dtype == dtype and y.shape == shape
     np.testing.assert_array_equal(y, R.relu(x))  # exact
     ly = layout(y, ldy)
     dx = F.relu_backward(dy, ly)
@@ -93,7 +89,7 @@ def test_relu(shape, dtype, lx, ldy, seed):
 
 @SETTINGS
 @given(
-    shape=st.lists(st.integers(0, 9), max_size=3),
+    shape=shapes(9),
     dtype=dtypes,
     lx=layouts,
     ldy=layouts,
@@ -103,7 +99,6 @@ def test_relu(shape, dtype, lx, ldy, seed):
 )
 def test_dropout(shape, dtype, lx, ldy, p, gseed, seed):
     d = Data(seed, dtype)
-    shape = tuple(shape)
     x = d(shape, lx)
     dy = d(shape, ldy)
     snap = snapshot(x, dy)
@@ -172,42 +167,40 @@ def test_cross_entropy(B, K, dtype, lz, ll, ldt, scale, dloss, seed):
 
 # ---- optimizer steps --------------------------------------------------------------------
 
+# The hyperparameters of a step are drawn as one dict, given by keyword to the op and to its
+# reference alike.
 hyper = st.sampled_from([0.0, 0.01, 0.5])
+sgd_settings = st.fixed_dictionaries(
+    dict(
+        lr=st.sampled_from([0.0, 1e-3, 0.1]),
+        momentum=hyper,
+        dampening=st.sampled_from([0.0, 0.3]),
+        weight_decay=hyper,
+        nesterov=st.booleans(),
+    )
+)
+adam_settings = st.builds(
+    lambda betas, **rest: dict(beta1=betas[0], beta2=betas[1], **rest),  # (beta1, beta2) drawn as a pair
+    betas=st.sampled_from([(0.9, 0.999), (0.0, 0.5), (0.5, 0.0)]),
+    step=st.integers(1, 50),
+    lr=st.sampled_from([1e-3, 0.1]),
+    eps=st.sampled_from([1e-8, 1e-3]),
+    weight_decay=hyper,
+    decoupled=st.booleans(),
+)
 
 
 @SETTINGS
-@given(
-    shape=st.lists(st.integers(0, 6), max_size=3),
-    dtype=dtypes,
-    lg=layouts,
-    lr=st.sampled_from([0.0, 1e-3, 0.1]),
-    momentum=hyper,
-    dampening=st.sampled_from([0.0, 0.3]),
-    weight_decay=hyper,
-    nesterov=st.booleans(),
-    first=st.booleans(),
-    seed=seeds,
-)
-def test_sgd_step(shape, dtype, lg, lr, momentum, dampening, weight_decay, nesterov, first, seed):
+@given(shape=shapes(6), dtype=dtypes, lg=layouts, hp=sgd_settings, first=st.booleans(), seed=seeds)
+def test_sgd_step(shape, dtype, lg, hp, first, seed):
     d = Data(seed, dtype)
-    shape = tuple(shape)
     param, grad = d(shape), d(shape, lg)
-    buf = d(shape) if momentum != 0 else None
+    buf = d(shape) if hp["momentum"] != 0 else None
     p0, b0 = param.copy(), None if buf is None else buf.copy()
     snap = snapshot(grad)
-    out = F.sgd_step_(
-        param,
-        grad,
-        buf,
-        lr=lr,
-        momentum=momentum,
-        dampening=dampening,
-        weight_decay=weight_decay,
-        nesterov=nesterov,
-        first_step=first,
-    )
+    out = F.sgd_step_(param, grad, buf, **hp, first_step=first)
     assert out is param
-    rp, rbuf = R.sgd_step(p0, grad, b0, lr, momentum, dampening, weight_decay, nesterov, first)
+    rp, rbuf = R.sgd_step(p0, grad, b0, **hp, first=first)
     np.testing.assert_allclose(param, rp, **tol(dtype, 4.0))
     if buf is not None:
         np.testing.assert_allclose(buf, rbuf, **tol(dtype, 4.0))
@@ -215,22 +208,9 @@ def test_sgd_step(shape, dtype, lg, lr, momentum, dampening, weight_decay, neste
 
 
 @SETTINGS
-@given(
-    shape=st.lists(st.integers(0, 6), max_size=3),
-    dtype=dtypes,
-    lg=layouts,
-    lr=st.sampled_from([1e-3, 0.1]),
-    betas=st.sampled_from([(0.9, 0.999), (0.0, 0.5), (0.5, 0.0)]),
-    eps=st.sampled_from([1e-8, 1e-3]),
-    weight_decay=hyper,
-    decoupled=st.booleans(),
-    amsgrad=st.booleans(),
-    step=st.integers(1, 50),
-    seed=seeds,
-)
-def test_adam_step(shape, dtype, lg, lr, betas, eps, weight_decay, decoupled, amsgrad, step, seed):
+@given(shape=shapes(6), dtype=dtypes, lg=layouts, hp=adam_settings, amsgrad=st.booleans(), seed=seeds)
+def test_adam_step(shape, dtype, lg, hp, amsgrad, seed):
     d = Data(seed, dtype)
-    shape = tuple(shape)
     param, grad = d(shape), d(shape, lg)
     m = d(shape)
     v = np.array(np.abs(d(shape)) + 0.1, dtype=dtype)
@@ -238,23 +218,8 @@ def test_adam_step(shape, dtype, lg, lr, betas, eps, weight_decay, decoupled, am
     p0, m0, v0 = param.copy(), m.copy(), v.copy()
     vmax0 = None if vmax is None else vmax.copy()
     snap = snapshot(grad)
-    F.adam_step_(
-        param,
-        grad,
-        m,
-        v,
-        vmax,
-        step=step,
-        lr=lr,
-        beta1=betas[0],
-        beta2=betas[1],
-        eps=eps,
-        weight_decay=weight_decay,
-        decoupled=decoupled,
-    )
-    rp, rm, rv, rvmax = R.adam_step(
-        p0, grad, m0, v0, vmax0, step, lr, betas[0], betas[1], eps, weight_decay, decoupled
-    )
+    F.adam_step_(param, grad, m, v, vmax, **hp)
+    rp, rm, rv, rvmax = R.adam_step(p0, grad, m0, v0, vmax0, **hp)
     t = tol(dtype, 4.0)
     np.testing.assert_allclose(param, rp, rtol=t["rtol"] * 10, atol=t["atol"])
     np.testing.assert_allclose(m, rm, **t)

@@ -10,7 +10,17 @@ import reference as R
 from helpers import assert_unmodified, snapshot
 from hypothesis import given
 from hypothesis import strategies as st
-from properties import SETTINGS, Data, assert_param_grad, dtypes, layouts, row_norm_args, seeds, tol
+from properties import (
+    SETTINGS,
+    Data,
+    assert_param_grad,
+    dtype_layouts,
+    norm_values,
+    row_norm_args,
+    seeds,
+    shapes,
+    tol,
+)
 
 from normreg import functional as F
 
@@ -32,7 +42,6 @@ pytestmark = pytest.mark.sanitize
 )
 def test_layer_norm(lead, norm, dtype, lx, lw, ldy, affine, eps, offset, scale, accumulate, seed):
     d = Data(seed, dtype, offset, scale)
-    lead, norm = tuple(lead), tuple(norm)
     x = d(lead + norm, lx)
     w = d(norm, lw, offset=1.0, scale=0.5) if affine != "none" else None
     b = d(norm, lw, offset=0.0, scale=0.5) if affine == "wb" else None
@@ -70,17 +79,13 @@ def test_layer_norm(lead, norm, dtype, lx, lw, ldy, affine, eps, offset, scale, 
     N=st.integers(0, 7),
     C=st.integers(1, 5),
     L=st.one_of(st.none(), st.integers(0, 4)),
-    dtype=dtypes,
-    lx=layouts,
-    lw=layouts,
-    ldy=layouts,
+    **dtype_layouts,
     affine=st.booleans(),
     training=st.booleans(),
     track=st.booleans(),
     momentum=st.one_of(st.sampled_from([0.0, 0.1, 0.5, 1.0]), st.floats(0, 1)),
     eps=st.sampled_from([1e-5, 1e-2]),
-    offset=st.sampled_from([0.0, 12.0]),
-    scale=st.sampled_from([1.0, 5.0]),
+    **norm_values,
     seed=seeds,
 )
 def test_batch_norm(N, C, L, dtype, lx, lw, ldy, affine, training, track, momentum, eps, offset, scale, seed):
@@ -158,14 +163,12 @@ def test_batch_norm(N, C, L, dtype, lx, lw, ldy, affine, training, track, moment
     **row_norm_args,
     affine=st.booleans(),
     eps=st.sampled_from([None, 1e-5, 0.5]),
-    offset=st.sampled_from([0.0, 12.0]),
-    scale=st.sampled_from([1.0, 5.0]),
+    **norm_values,
     accumulate=st.booleans(),
     seed=seeds,
 )
 def test_rms_norm(lead, norm, dtype, lx, lw, ldy, affine, eps, offset, scale, accumulate, seed):
     d = Data(seed, dtype, offset, scale)
-    lead, norm = tuple(lead), tuple(norm)
     x = d(lead + norm, lx)
     w = d(norm, lw, offset=1.0, scale=0.5) if affine else None
     dy = d(lead + norm, ldy, offset=0.0, scale=1.0)
@@ -191,21 +194,17 @@ def test_rms_norm(lead, norm, dtype, lx, lw, ldy, affine, eps, offset, scale, ac
     N=st.integers(0, 4),
     G=st.integers(1, 3),
     per_group=st.integers(1, 3),
-    spatial=st.lists(st.integers(1, 4), max_size=2),
-    dtype=dtypes,
-    lx=layouts,
-    lw=layouts,
-    ldy=layouts,
+    spatial=shapes(4, max_dims=2, min_side=1),
+    **dtype_layouts,
     affine=st.booleans(),
     eps=st.sampled_from([1e-5, 0.5]),
-    offset=st.sampled_from([0.0, 12.0]),
-    scale=st.sampled_from([1.0, 5.0]),
+    **norm_values,
     seed=seeds,
 )
 def test_group_norm(N, G, per_group, spatial, dtype, lx, lw, ldy, affine, eps, offset, scale, seed):
     d = Data(seed, dtype, offset, scale)
     C = G * per_group
-    shape = (N, C) + tuple(spatial)
+    shape = (N, C) + spatial
     x = d(shape, lx)
     w = d((C,), lw, offset=1.0, scale=0.5) if affine else None
     b = d((C,), lw, offset=0.0, scale=0.5) if affine else None

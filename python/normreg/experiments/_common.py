@@ -1,4 +1,4 @@
-"""What the experiments share: subsets, runs with a progress bar, table cells."""
+"""What the experiments share: subsets, runs with a progress bar, table cells, SGD runs."""
 
 from __future__ import annotations
 
@@ -42,6 +42,14 @@ def markdown(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def markdown_columns(
+    columns: dict[str, Callable[[dict[str, Any]], Any]], rows: Sequence[dict[str, Any]]
+) -> str:
+    """:func:`markdown` of ``rows`` (dicts) with one column per item of ``columns``: its
+    header, and the function that gives its cell from a row."""
+    return markdown(list(columns), [[cell(r) for cell in columns.values()] for r in rows])
 
 
 class Runs:
@@ -104,20 +112,30 @@ def cell(result: Result) -> str:
     return f"{fmt(last(result, 'test_acc'))} ({fmt(last(result, 'train_loss'), 3)})"
 
 
+#: What :func:`sgd` sets unless told otherwise: no dropout, no weight decay (unlike TrainConfig's
+#: defaults, the MLP recipe's), Nesterov momentum 0.9, a cosine schedule.
+SGD_SETTINGS: dict[str, Any] = dict(
+    dropout=0.0, momentum=0.9, nesterov=True, weight_decay=0.0, schedule="cosine"
+)
+
+
+def sgd(norm: str, lr: float, seed: int, **settings: Any) -> TrainConfig:
+    """A run with SGD: ``settings`` replace those of ``SGD_SETTINGS`` and give the network and
+    the run's length (model, width, depth, epochs, batch_size, ...)."""
+    return TrainConfig(norm=norm, optimizer="sgd", lr=lr, seed=seed, **(SGD_SETTINGS | settings))
+
+
 def plain_sgd(norm: str, lr: float, momentum: float, seed: int, base: dict[str, Any]) -> TrainConfig:
     """SGD at a constant learning rate, no dropout and no weight decay: what the
     normalization experiments vary ``norm`` and one other setting of."""
-    return TrainConfig(
-        norm=norm,
-        dropout=0.0,
-        optimizer="sgd",
-        lr=lr,
-        momentum=momentum,
-        weight_decay=0.0,
-        schedule="constant",
-        seed=seed,
-        **base,
-    )
+    return sgd(norm, lr, seed, momentum=momentum, schedule="constant", **base)
+
+
+def recipe_sgd(model: str, size: dict[str, Any], norm: str, lr: float, batch: int, seed: int) -> TrainConfig:
+    """The models' SGD recipe (Nesterov momentum 0.9, weight decay 5e-4, cosine schedule)
+    without dropout, on the network and epochs of ``size`` (its width, depth and epochs)."""
+    network = {k: size[k] for k in ("width", "depth", "epochs")}
+    return sgd(norm, lr, seed, weight_decay=5e-4, model=model, batch_size=batch, **network)
 
 
 def with_test_subset(data: Data, n: int | None, seed: int) -> tuple[np.ndarray, ...]:

@@ -30,7 +30,7 @@ from ..nn import GroupNorm, LayerNorm, Module, Sequential
 from ..random import manual_seed
 from ..train import TrainConfig, build_model
 from ._bnstats import distances, evaluate_with, full_data_stats, running_stats
-from ._common import NORM_NAMES, Result, Runs, fmt, last, markdown, save_png, strip, subset
+from ._common import NORM_NAMES, Result, Runs, fmt, last, markdown, recipe_sgd, save_png, strip, subset
 
 BATCH_SIZES = (2, 4, 8, 16, 32, 64, 128)
 NORMS = ("batch", "group", "layer", "none")
@@ -58,25 +58,6 @@ def _sizes(quick: bool) -> dict[str, Any]:
         mlp=dict(width=256, depth=3, train=10000, epochs=6),
         cnn=dict(width=(8, 16, 32), depth=None, train=4000, epochs=6),
         test=None,
-    )
-
-
-def _config(model: str, norm: str, batch_size: int, size: dict[str, Any], seed: int) -> TrainConfig:
-    return TrainConfig(
-        model=model,
-        width=size["width"],
-        depth=size["depth"],
-        norm=norm,
-        dropout=0.0,
-        optimizer="sgd",
-        lr=scaled_lr(batch_size),
-        momentum=0.9,
-        nesterov=True,
-        weight_decay=5e-4,
-        schedule="cosine",
-        epochs=size["epochs"],
-        batch_size=batch_size,
-        seed=seed,
     )
 
 
@@ -116,7 +97,7 @@ def batch_size_norm(data, out_dir, quick=False, progress=None, log=print, seed=0
         train_sizes[model] = len(x_sub)
         for norm in NORMS:
             for bs in batch_sizes:
-                cfg = _config(model, norm, bs, size, seed)
+                cfg = recipe_sgd(model, size, norm, scaled_lr(bs), bs, seed)
                 net = build(cfg, x_sub.shape[1], num_classes)
                 r = runs(f"{model} norm={norm} batch={bs}", cfg, (x_sub, y_sub, x_te, y_te), model=net)
                 row = {

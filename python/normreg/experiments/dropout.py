@@ -30,7 +30,7 @@ from .._reports import figure
 from ..grad_mode import no_grad
 from ..nn import Dropout, Linear, Module, Sequential
 from ..train import TrainConfig, build_model
-from ._common import Result, Runs, fmt, last, markdown, save_png, strip, subset
+from ._common import Result, Runs, fmt, last, markdown, save_png, sgd, strip, subset
 
 RESCALES = ("train", "test", "none")
 VARIANT_NAMES = {
@@ -125,22 +125,9 @@ def dropout_scaling(data, out_dir, quick=False, progress=None, log=print, seed=0
     variants = [("off", 0.0)] + [(rescale, p) for p in sizes["ps"] for rescale in RESCALES]
     runs = Runs("dropout-scaling", len(variants), progress, log)
     results, rows = {}, []
+    size = dict(model="mlp", width=sizes["width"], epochs=sizes["epochs"], batch_size=128)
     for rescale, p in variants:
-        cfg = TrainConfig(
-            model="mlp",
-            width=sizes["width"],
-            norm="none",
-            dropout=p,
-            optimizer="sgd",
-            lr=0.05,
-            momentum=0.9,
-            nesterov=True,
-            weight_decay=0.0,
-            schedule="cosine",
-            epochs=sizes["epochs"],
-            batch_size=128,
-            seed=seed,
-        )
+        cfg = sgd("none", 0.05, seed, dropout=p, **size)
         model = build(cfg, "train" if rescale == "off" else rescale, x_tr.shape[1], int(y_tr.max()) + 1)
         label = VARIANT_NAMES[rescale] + (f", p={p:g}" if p else "")
         r = runs(label, cfg, (x_tr, y_tr, x_te, y_te), model=model)

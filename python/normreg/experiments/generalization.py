@@ -10,7 +10,7 @@ import numpy as np
 
 from .._reports import figure
 from ..train import TrainConfig, evaluate
-from ._common import Result, Runs, fmt, last, markdown, save_png, strip, subset
+from ._common import Result, Runs, fmt, last, markdown_columns, save_png, sgd, strip, subset
 
 # ---- 2. regularization and generalization -----------------------------------------------------
 
@@ -38,17 +38,7 @@ def regularization(data, out_dir, quick=False, progress=None, log=print, seed=0)
     results: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
     for label, p, wd in variants:
-        cfg = TrainConfig(
-            norm="none",
-            dropout=p,
-            optimizer="sgd",
-            lr=0.05,
-            momentum=0.9,
-            weight_decay=wd,
-            schedule="cosine",
-            seed=seed,
-            **base,
-        )
+        cfg = sgd("none", 0.05, seed, dropout=p, weight_decay=wd, **base)
         r = runs(label, cfg, sub)
         _, train_acc = evaluate(r["model"], x_sub, y_sub)  # evaluation mode: no dropout
         test_acc = last(r, "test_acc")
@@ -74,18 +64,15 @@ def regularization(data, out_dir, quick=False, progress=None, log=print, seed=0)
         f"(momentum 0.9, lr 0.05, cosine); dropout p={dropout_p}, weight decay {decay:g}. "
         "Train accuracy measured in evaluation mode.\n\n"
     )
-    md += markdown(
-        ["regularization", "train acc", "test acc", "gap", "test loss"],
-        [
-            [
-                r["regularization"],
-                fmt(r["train_acc"]),
-                fmt(r["test_acc"]),
-                fmt(r["gap"]),
-                fmt(r["test_loss"], 3),
-            ]
-            for r in rows
-        ],
+    md += markdown_columns(
+        {
+            "regularization": lambda r: r["regularization"],
+            "train acc": lambda r: fmt(r["train_acc"]),
+            "test acc": lambda r: fmt(r["test_acc"]),
+            "gap": lambda r: fmt(r["gap"]),
+            "test loss": lambda r: fmt(r["test_loss"], 3),
+        },
+        rows,
     )
 
     fig, axes = figure(2, 1, width=4.6)
@@ -183,30 +170,18 @@ def summary(data, out_dir, quick=False, progress=None, log=print, seed=0) -> Res
         f"{len(x_tr)} training images, test accuracy on {len(x_te)}; train accuracy is the "
         "running mean over the last epoch (training mode).\n\n"
     )
-    md += markdown(
-        [
-            "configuration",
-            "hidden",
-            "optimizer (lr, wd)",
-            "params",
-            "epochs",
-            "train acc",
-            "test acc",
-            "time",
-        ],
-        [
-            [
-                r["configuration"],
-                r["width"],
-                f"{r['optimizer']} ({r['lr']:g}, {r['weight_decay']:g})",
-                f"{r['parameters']:,}",
-                r["epochs"],
-                fmt(r["train_acc"]),
-                fmt(r["test_acc"]),
-                f"{r['seconds']:.0f} s",
-            ]
-            for r in rows
-        ],
+    md += markdown_columns(
+        {
+            "configuration": lambda r: r["configuration"],
+            "hidden": lambda r: r["width"],
+            "optimizer (lr, wd)": lambda r: f"{r['optimizer']} ({r['lr']:g}, {r['weight_decay']:g})",
+            "params": lambda r: f"{r['parameters']:,}",
+            "epochs": lambda r: r["epochs"],
+            "train acc": lambda r: fmt(r["train_acc"]),
+            "test acc": lambda r: fmt(r["test_acc"]),
+            "time": lambda r: f"{r['seconds']:.0f} s",
+        },
+        rows,
     )
     fig, axes = figure(1, 1, width=7.5, height=3.6)
     ax = axes[0, 0]

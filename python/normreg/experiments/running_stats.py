@@ -29,7 +29,7 @@ import numpy as np
 from .. import functional as F
 from .._reports import figure
 from ..nn import Module, Sequential
-from ..train import TrainConfig, build_model, evaluate
+from ..train import build_model, evaluate
 from ._bnstats import (
     BN_TYPES,
     Stats,
@@ -40,7 +40,7 @@ from ._bnstats import (
     full_data_stats,
     running_stats,
 )
-from ._common import Result, Runs, fmt, markdown, save_png, subset
+from ._common import Result, Runs, fmt, markdown, recipe_sgd, save_png, subset
 
 MOMENTA = (0.001, 0.01, 0.1, 0.5)
 #: Evaluation batch sizes for batch statistics; None: the whole test set as one batch.
@@ -129,22 +129,7 @@ def _measure_steps(total: int, per_epoch: int) -> set[int]:
 def _train_one(model_name, size, data, probe, seed, runs) -> dict[str, Any]:
     x_sub, y_sub, x_te, y_te = data
     x_probe, y_probe = probe
-    cfg = TrainConfig(
-        model=model_name,
-        width=size["width"],
-        depth=size["depth"],
-        norm="batch",
-        dropout=0.0,
-        optimizer="sgd",
-        lr=_lr(size),
-        momentum=0.9,
-        nesterov=True,
-        weight_decay=5e-4,
-        schedule="cosine",
-        epochs=size["epochs"],
-        batch_size=size["batch"],
-        seed=seed,
-    )
+    cfg = recipe_sgd(model_name, size, "batch", _lr(size), size["batch"], seed)
     per_epoch = len(x_sub) // cfg.batch_size
     total = per_epoch * cfg.epochs
     curve: list[dict[str, Any]] = []
