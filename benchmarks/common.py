@@ -67,8 +67,8 @@ class Roofline:
 
     @property
     def threads_used(self):
-        """The kernels' own rule: no second thread below 64 KiB of traffic per thread."""
-        return max(1, min(self.threads, self.bytes // (64 << 10)))
+        """The kernels' own rule: a thread per 256 KiB of traffic at most."""
+        return max(1, min(self.threads, self.bytes // (256 << 10)))
 
     def __call__(self):
         _C.copy_f32(self.dst, self.src, self.threads_used)

@@ -123,7 +123,7 @@ def test_warning_turned_into_an_error_fails_the_import_cleanly(tmp_path):
     assert "RuntimeWarning" in out.stderr and f"{ENV}=avx1024" in out.stderr
 
 
-# Dropout masks: sizes around the 256-element blocks and the 64 KiB threading threshold,
+# Dropout masks: sizes around the 256-element blocks and the threading threshold (a thread per 256 KiB of traffic),
 # several p, seeds with high bits, offsets past 2^32.
 MASK_CASES = [
     (n, p, seed, offset)

@@ -24,14 +24,19 @@ with warnings.catch_warnings(record=True) as caught:
     import normreg
 openmp = normreg.show_config(mode="dicts")["OpenMP"]
 print(json.dumps({"policy": openmp["wait_policy"], "env": os.environ.get("OMP_WAIT_POLICY"),
+                  "spin": [os.environ.get("GOMP_SPINCOUNT"), os.environ.get("KMP_BLOCKTIME")],
                   "warnings": [str(w.message) for w in caught if w.category is RuntimeWarning]}))
 """
 
 
-def _probe(first, policy=None):
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+SPIN_VARS = ("GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+
+
+def _probe(first, policy=None, **spin):
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", *SPIN_VARS)}
     if policy:
         env["OMP_WAIT_POLICY"] = policy
+    env.update(spin)
     res = subprocess.run(
         [sys.executable, "-c", PROBE, first or "-"], env=env, capture_output=True, text=True, timeout=120
     )
@@ -43,6 +48,15 @@ def test_normreg_first_sets_passive_and_stays_quiet():
     out = _probe(None)
     assert out["env"] == "PASSIVE" and out["warnings"] == []
     assert out["policy"].startswith("PASSIVE (set by normreg")
+    # with a short spin before sleeping, for both runtimes, named in show_config()
+    assert out["spin"] == ["30000", "1"]
+    assert "GOMP_SPINCOUNT=30000" in out["policy"] and "KMP_BLOCKTIME=1" in out["policy"]
+
+
+def test_a_spin_the_user_set_is_kept():
+    out = _probe(None, GOMP_SPINCOUNT="0")
+    assert out["spin"] == ["0", "1"]
+    assert "GOMP_SPINCOUNT" not in out["policy"] and "KMP_BLOCKTIME=1" in out["policy"]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
@@ -56,5 +70,5 @@ def test_a_runtime_loaded_first_without_a_policy_is_named_with_the_fix():
 
 def test_the_users_policy_is_kept_and_nothing_is_said():
     out = _probe(RUNTIME, policy="active")
-    assert out["env"] == "active" and out["warnings"] == []
+    assert out["env"] == "active" and out["warnings"] == [] and out["spin"] == [None, None]
     assert out["policy"] == "active (from the environment)"

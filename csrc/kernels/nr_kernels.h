@@ -22,7 +22,7 @@
 /* One setting governs the OpenMP regions of the kernels and OpenBLAS. */
 void nr_set_num_threads(int n);
 int nr_get_num_threads(void);
-/* Threads worth using for `bytes` of memory traffic: no fork/join below ~64 KiB; always 1 in
+/* Threads worth using for `bytes` of memory traffic: a thread per 256 KiB at most; always 1 in
  * a build without OpenMP. */
 int nr_threads_for(size_t bytes);
 /* The build's OpenMP: its version (the _OPENMP date, e.g. 201511) or 0 when built without

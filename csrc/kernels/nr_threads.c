@@ -65,13 +65,15 @@ nr_get_num_threads(void)
     return n;
 }
 
-/* Fork/join costs microseconds: below ~64 KiB of traffic one thread is faster. Without
- * OpenMP the kernels have one thread (the setting still applies to OpenBLAS). */
+/* A second thread pays for its fork/join (a few microseconds with threads that spin briefly
+ * before sleeping, see normreg/_openmp.py) from about 256 KiB of traffic per thread: ReLU on
+ * 2 threads was slower than on one below 512 KiB. Without OpenMP the kernels have one thread
+ * (the setting still applies to OpenBLAS). */
 int
 nr_threads_for(size_t bytes)
 {
 #ifdef _OPENMP
-    const size_t min_bytes_per_thread = 64 * 1024;
+    const size_t min_bytes_per_thread = 256 * 1024;
     int n = nr_get_num_threads();
     size_t useful = bytes / min_bytes_per_thread;
     if (useful < 1) {

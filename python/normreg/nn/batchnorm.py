@@ -153,7 +153,7 @@ class BatchNormBase(Module):
 
     def _count_batch(self, skipped: int) -> None:
         assert self.num_batches_tracked is not None
-        self.num_batches_tracked += 1
+        self.num_batches_tracked[...] += 1  # in place: no attribute assignment to check
         if skipped:
             warnings.warn(
                 f"{type(self).__name__}: batch statistics of {skipped} channel(s) are "
