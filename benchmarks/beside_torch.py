@@ -51,7 +51,7 @@ def child(torch_first, batch, threads, budget):
         "torch": training.torch_step_fn(torch, batch),
         "floor": training.gemm_floor_fn(batch),
     }
-    t = common.measure(fns, sample_time=0.02, budget=budget, min_rounds=5)
+    t = common.measure_apart(fns, ("floor",), sample_time=0.02, budget=budget, min_rounds=5)
     # CPU seconds of the whole process per step (every thread): what spinning waits burn,
     # which a loaded machine's wall-clock times hide
     for name in ("normreg", "torch"):

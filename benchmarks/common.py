@@ -42,10 +42,34 @@ def measure(fns, *, sample_time=2e-3, budget=1.0, min_rounds=3, max_rounds=15):
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
-def measure_run(fns, args, budget=1):
+# OpenBLAS's own threads spin for up to about 0.1 s after a product (2^28 cycles, its
+# OPENBLAS_THREAD_TIMEOUT) and take the cores of whatever runs next, normreg's OpenMP threads
+# among them: the direct sgemm yardsticks are timed in a phase of their own, after a pause
+# that lets those threads go to sleep.
+BLAS_SETTLE = 0.3
+
+
+def measure_apart(fns, apart, **kwargs):
+    """``measure(..., **kwargs)`` of the callables of ``fns`` not named in ``apart``,
+    interleaved, then of those in ``apart`` (OpenBLAS-threaded yardsticks) interleaved among
+    themselves, each phase after a pause (``BLAS_SETTLE``)."""
+    together = {k: f for k, f in fns.items() if k not in apart}
+    alone = {k: f for k, f in fns.items() if k in apart}
+    t = measure(together, **kwargs)
+    time.sleep(BLAS_SETTLE)
+    t.update(measure(alone, **kwargs) if alone else {})
+    time.sleep(BLAS_SETTLE)
+    return t
+
+
+def measure_run(fns, args, budget=1, apart=()):
     """``measure(fns)`` with the run's settings (``args.sample_time``, ``args.min_rounds``)
-    and ``budget`` times its time budget ``args.budget``."""
-    return measure(fns, sample_time=args.sample_time, budget=args.budget * budget, min_rounds=args.min_rounds)
+    and ``budget`` times its time budget ``args.budget``; the callables named in ``apart``
+    timed in a phase of their own (``measure_apart``)."""
+    kwargs = dict(sample_time=args.sample_time, budget=args.budget * budget, min_rounds=args.min_rounds)
+    if apart:
+        return measure_apart(fns, apart, **kwargs)
+    return measure(fns, **kwargs)
 
 
 def ratio(t, num, den="normreg"):

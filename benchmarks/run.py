@@ -188,7 +188,7 @@ def bench_linear(args, threads_list, out):
                 fns["torch"] = common.torch_layer_fwd_bwd(torch, torch.nn.Linear(K, N), x, dy)
             for threads in threads_list:
                 set_threads(threads)
-                t = common.measure_run(fns, args)
+                t = common.measure_run(fns, args, apart=("sgemm", "sgemm_1thread"))
                 row = {"batch": B, "in": K, "out": N, "threads": threads, **t}
                 out["linear"].append(row)
                 print(

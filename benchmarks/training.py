@@ -228,7 +228,7 @@ def bench_mlp(args, out):
                 fns["jax"] = mlp_jax.step_fn(jax, *make_data(batch))
             else:
                 fns.pop("jax", None)
-            t = common.measure_run(fns, args, budget=3)
+            t = common.measure_run(fns, args, budget=3, apart=("floor",))
             steps = 3 if args.quick else 20
             mem = {"normreg": peak_memory("normreg", batch, steps, threads)}
             if torch is not None:

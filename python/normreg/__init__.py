@@ -13,12 +13,9 @@ __version__ = "0.1.0"
 
 import warnings as _warnings
 
-# OpenMP's idle threads busy-wait by default (libgomp: OMP_WAIT_POLICY unset spins for a
-# while after each parallel region). Between two kernels those spinning threads compete for
-# the cores with OpenBLAS's own threads, which made a training step several times slower on
-# 2 cores. Passive waiting costs a few microseconds per region; set OMP_WAIT_POLICY
-# yourself, before importing normreg, to choose otherwise. Importing _openmp sets it, before
-# the extension loads its runtime (and notes a runtime another library loaded first).
+# OpenMP's idle threads busy-wait for milliseconds by default. Importing _openmp sets
+# OMP_WAIT_POLICY=PASSIVE with a short spin (about 0.3 ms) before the extension loads its
+# runtime, unless the environment chose a policy (_openmp.py says why and what it measured).
 from . import _openmp
 
 # isort: split
@@ -29,7 +26,6 @@ from .random import Generator, default_generator, initial_seed, manual_seed, see
 from .serialization import CheckpointError, load, save
 
 _HAS_OPENMP = _C.build_info()["openmp_version"] > 0
-_openmp.POLICY.warn_if_spinning(_C.build_info()["openmp_library"])
 _warned_no_openmp = False
 
 

@@ -1,11 +1,12 @@
-"""OpenMP's wait policy: set before normreg's runtime loads, and reported when a runtime
-loaded earlier by another library (PyTorch) serves normreg's kernels too.
+"""OpenMP's wait policy: set before normreg's runtime loads, and reported by show_config().
 
 libgomp, and LLVM's libomp, read ``OMP_WAIT_POLICY`` once, when they load; without it their
-idle threads spin after each parallel region. On a machine with few cores those spinning
-threads take the cores OpenBLAS's own threads need for the next matrix product, and the
-products of a training step wait for them (several times slower on 2 cores). normreg sets
-``OMP_WAIT_POLICY=PASSIVE`` unless the environment chose a policy, before its runtime loads.
+idle threads spin for milliseconds after each parallel region (libgomp about 3 ms, libomp
+200 ms). normreg's kernels and Linear's matrix products run on these threads (one pool: the
+products are single-threaded BLAS calls on each thread's block), but other threads of the
+process, such as OpenBLAS's own in a NumPy product, would find the cores taken. So normreg
+sets ``OMP_WAIT_POLICY=PASSIVE`` unless the environment chose a policy, before its runtime
+loads.
 
 A thread that sleeps at once costs the next parallel region its wake-up: tens of
 microseconds on an idle core (measured: with 2 threads, ReLU was slower than on one thread
@@ -14,16 +15,17 @@ sleeping, unless the environment set one: ``GOMP_SPINCOUNT=30000`` (libgomp: abo
 it does not spin when it has more threads than cores) and ``KMP_BLOCKTIME=1`` (LLVM's
 libomp: 1 ms). Back-to-back kernels then find their threads awake, and a thread that is
 not needed again soon sleeps before it takes a core from anything else.
+
 PyTorch's wheel brings its own ``libgomp.so.1``: one soname, so whichever library loads
-first serves both, with the policy it read when it loaded. After ``import torch`` the
-setting comes too late, and the runtime spins: :func:`warn_if_spinning` says so, with the
-fix (the environment variable set before Python starts, or normreg imported first).
+first serves both, with the settings it read when it loaded; after ``import torch``,
+normreg's kernels run on torch's runtime with its defaults, which
+``show_config()`` says. Both import orders were measured at the same speed
+(docs/performance.md).
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 
 ENV = "OMP_WAIT_POLICY"
 # the short spin before sleeping, per runtime (see above)
@@ -61,9 +63,9 @@ class WaitPolicy:
         else:
             self.spin = {}
 
-    def spinning_runtime(self, runtime: str | None) -> str | None:
+    def loaded_earlier(self, runtime: str | None) -> str | None:
         """``runtime`` (the one normreg's kernels run on) when it loaded before normreg set
-        the policy, i.e. it spins; else None."""
+        the policy (another library's, as torch's libgomp); else None."""
         if not runtime or not self.earlier:
             return None
         real = os.path.realpath(runtime)
@@ -73,26 +75,12 @@ class WaitPolicy:
         """One line for ``show_config()``."""
         if self.preset:
             return f"{self.preset} (from the environment)"
-        if self.spinning_runtime(runtime):
-            return "spinning: the runtime loaded before normreg could set PASSIVE"
+        if self.loaded_earlier(runtime):
+            return "the runtime's defaults: it loaded before normreg (another library's, e.g. PyTorch's)"
         spin = ", ".join(f"{k}={v}" for k, v in self.spin.items())
         return "PASSIVE (set by normreg before its runtime loaded)" + (
             f", after a short spin ({spin})" if spin else ""
         )
-
-    def warn_if_spinning(self, runtime: str | None) -> None:
-        path = self.spinning_runtime(runtime)
-        if path:
-            warnings.warn(
-                f"normreg shares the OpenMP runtime {path}, which another library (e.g. "
-                f"PyTorch) loaded before normreg with {ENV} unset: its idle threads spin and "
-                "take the cores OpenBLAS's threads need, which can make 2-thread training steps "
-                f"of normreg and of that library several times slower. Set {ENV}=PASSIVE in "
-                "the environment before starting Python, or import normreg first (it sets "
-                "that); docs/performance.md has the measurements",
-                RuntimeWarning,
-                stacklevel=3,
-            )
 
 
 # what normreg's import found and did (normreg/__init__.py imports this before the extension)
