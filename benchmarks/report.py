@@ -337,6 +337,7 @@ def run_lines(runs):
             f"{m.get('cpu', '?')}, {m['cpus']} cores"
             + (f", NumPy {m['numpy']}, PyTorch {m['torch']}" if "numpy" in m else "")
             + (f", OMP_WAIT_POLICY={m['OMP_WAIT_POLICY']}" if "OMP_WAIT_POLICY" in m else "")
+            + (f", GOMP_SPINCOUNT={m['GOMP_SPINCOUNT']}" if "GOMP_SPINCOUNT" in m else "")
             + (
                 f", load average at start {', '.join(f'{v:.1f}' for v in m['load_average'])}"
                 if m.get("load_average")

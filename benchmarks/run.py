@@ -7,7 +7,9 @@
 
 Options: --threads 1,2  --json results.json  --no-torch  --no-jax  --tiers [avx2,baseline]
          --sections kernels,tiny,linear,optim,mlp,conv,cnn
-         --shapes 8192x1024,256x64  --spin (keep OpenMP's spinning wait policy)
+         --shapes 8192x1024,256x64
+(OpenMP's settings are normreg's, as a user's process gets them: normreg/_openmp.py; set
+OMP_WAIT_POLICY in the environment to measure another policy.)
 
 Every time is the median of interleaved repetitions after warm-up (see common.measure):
 all implementations compared in a row, and the roofline copy of the same size, are timed in
@@ -224,11 +226,6 @@ def main(argv=None):
         "--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}"
     )
     ap.add_argument("--shapes", help="N x D list for the kernels, e.g. 8192x1024,256x64")
-    ap.add_argument(
-        "--spin",
-        action="store_true",
-        help="leave OMP_WAIT_POLICY unset (OpenMP threads spin between regions)",
-    )
     args = ap.parse_args(argv)
     if args.tiers:
         return tiers.run_tiers(args.tiers, sys.argv[1:] if argv is None else argv, args.json)
@@ -257,6 +254,7 @@ def main(argv=None):
             "torch": kernels.torch.__version__ if kernels.torch else None,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(default)"),
+            "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT", "(default)"),
             "load_average": os.getloadavg(),
         },
         "command": tiers.command(sys.argv[1:] if argv is None else argv),
@@ -291,12 +289,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    # On a machine shared with other work, OpenMP threads that spin after each parallel
-    # region (libgomp's default; PyTorch's bundled libgomp does the same) hold cores the
-    # other pool needs, and 2-thread timings end up as multiples of the scheduler's time
-    # slice. Unless the caller chose a policy, both pools wait passively (the environment
-    # must be set before the OpenMP runtimes load, hence the re-exec).
-    if "OMP_WAIT_POLICY" not in os.environ and "--spin" not in sys.argv:
-        os.environ["OMP_WAIT_POLICY"] = "passive"
-        os.execv(sys.executable, [sys.executable] + sys.argv)
     main()
