@@ -123,8 +123,8 @@ def test_warning_turned_into_an_error_fails_the_import_cleanly(tmp_path):
     assert "RuntimeWarning" in out.stderr and f"{ENV}=avx1024" in out.stderr
 
 
-# Dropout masks: sizes around the 256-element blocks and the threading threshold (a thread per 256 KiB of traffic),
-# several p, seeds with high bits, offsets past 2^32.
+# Dropout masks: sizes around the 256-element blocks and the threading threshold (a thread
+# per 256 KiB of traffic), several p, seeds with high bits, offsets past 2^32.
 MASK_CASES = [
     (n, p, seed, offset)
     for n in (1, 31, 255, 256, 257, 4099, 70001, 300000)

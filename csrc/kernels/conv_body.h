@@ -168,8 +168,10 @@ FN(nr_conv2d_forward_team)(T *y, const T *x, const T *w, const T *b, const nr_wi
 #pragma omp parallel num_threads(nt)
     {
         const int t = omp_get_thread_num(), m = omp_get_num_threads();
+        nr_blas_team_enter();
         FN(nr_conv2d_forward_samples)(y, x, w, b, g, O, N * t / m, N * (t + 1) / m,
                                       FN(nr_conv_thread_bufs)(ws, t, col, stage));
+        nr_blas_team_leave();
     }
 }
 
@@ -319,8 +321,10 @@ FN(nr_conv2d_backward_team)(T *dx, T *dw, T *db, const T *dy, const T *x, const 
         if (dbt) {
             memset(dbt, 0, (size_t)O * sizeof(double));
         }
+        nr_blas_team_enter();
         FN(nr_conv2d_backward_samples)(dx, dwt, dbt, dy, x, w, g, O, N * t / m, N * (t + 1) / m,
                                        FN(nr_conv_thread_bufs)(ws, t, col, stage));
+        nr_blas_team_leave();
 #pragma omp barrier
         if (dw && m > 1) { /* dw += the other threads' partials */
 #pragma omp for schedule(static)

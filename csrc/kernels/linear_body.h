@@ -49,8 +49,10 @@ FN(nr_linear_gemm)(int ta, int tb, int64_t M, int64_t N, int64_t K, const T *A, 
             const T *a = split_n ? A : (ta == CblasNoTrans ? A + i0 * lda : A + i0);
             /* op(B)'s columns i0.. : column i0 of B, or its row i0 when transposed */
             const T *b = !split_n ? B : (tb == CblasNoTrans ? B + i0 : B + i0 * ldb);
+            nr_blas_team_enter();
             GEMM(CblasRowMajor, (enum CBLAS_TRANSPOSE)ta, (enum CBLAS_TRANSPOSE)tb, (int)rows,
                  (int)cols, (int)K, 1, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+            nr_blas_team_leave();
         }
     }
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "nr_kernels.h"
+#include "nr_omp.h"
 
 #if defined(NR_BLAS_SCIPY_OPENBLAS)
 /* scipy-openblas32 prefixes every symbol with scipy_ */
@@ -74,4 +75,24 @@ nr_gemm_threads(int64_t M, int64_t N, int64_t K, int nthreads)
         nr_blas_set_num_threads(nr_have_);                                                     \
         nr_blas_unlock();                                                                      \
     } while (0)
+
+/* In an OpenMP team run under NR_WITH_BLAS_THREADS(1, ...), each thread's BLAS calls take
+ * one thread: with the global switch the count is 1 for every thread already; with the
+ * per-thread setting, it was set for the calling thread (the team's thread 0) only, so the
+ * other team threads set (enter) and restore (leave) their own. */
+static inline void
+nr_blas_team_enter(void)
+{
+    if (NR_BLAS_THREADS_LOCAL && omp_get_thread_num() != 0) {
+        NR_BLAS_THREADS_LOCAL(1);
+    }
+}
+
+static inline void
+nr_blas_team_leave(void)
+{
+    if (NR_BLAS_THREADS_LOCAL && omp_get_thread_num() != 0) {
+        NR_BLAS_THREADS_LOCAL(nr_get_num_threads());
+    }
+}
 #endif
