@@ -5,68 +5,47 @@
  * cores, spinning after each product while the next kernel's OpenMP threads wait for a core. */
 
 #ifndef NR_LINEAR_BLOCK
-/* an output block's columns start at a multiple of this (a 64-byte line of float32) */
+/* a column block of the output starts at a multiple of this (a 64-byte line of float32) */
 #define NR_LINEAR_BLOCK 16
-
-/* the start of block t of m over n items: a multiple of `grain` (n at t == m) */
-static inline int64_t
-nr_linear_block_start(int64_t n, int t, int m, int64_t grain)
-{
-    return t >= m ? n : n * t / m / grain * grain;
-}
 #endif
 
-/* C (M, N) = op(A) op(B) + beta C, row-major, op(A) (M, K), op(B) (K, N), on nt threads:
- * the larger of M and N split into nt blocks, each thread's block one BLAS call. `fill`
- * (the bias, or NULL for zeros) first sets each thread's block of C when beta == 1 is
- * meant to add onto it (the forward's y = b + x w); fill_zero does so with zeros. */
+/* Block [i0, i1) of C (M, N) = op(A) op(B) + beta C (row-major, op(A) (M, K), op(B) (K, N)):
+ * its columns i0..i1 when `split_n`, else its rows, as one BLAS call; with `bias` (N), the
+ * block first starts at the bias rows (the forward's y = b + x w, with beta == 1). */
 static void
-FN(nr_linear_gemm)(int ta, int tb, int64_t M, int64_t N, int64_t K, const T *A, int64_t lda,
-                   const T *B, int64_t ldb, T beta, T *C, int64_t ldc, const T *fill,
-                   int fill_zero, int nt)
+FN(nr_linear_block)(int ta, int tb, int split_n, int64_t M, int64_t N, int64_t K, const T *A,
+                    int64_t lda, const T *B, int64_t ldb, T beta, T *C, int64_t ldc,
+                    const T *bias, int64_t i0, int64_t i1)
 {
-    const int split_n = N >= M;
-#pragma omp parallel num_threads(nt)
-    {
-        const int t = omp_get_thread_num(), m = omp_get_num_threads();
-        const int64_t n = split_n ? N : M, grain = split_n ? NR_LINEAR_BLOCK : 1;
-        const int64_t i0 = nr_linear_block_start(n, t, m, grain),
-                      i1 = nr_linear_block_start(n, t + 1, m, grain);
-        const int64_t rows = split_n ? M : i1 - i0, cols = split_n ? i1 - i0 : N;
-        T *c = split_n ? C + i0 : C + i0 * ldc;
-        if (fill || fill_zero) {
-            for (int64_t i = 0; i < rows && cols > 0; i++) {
-                if (fill) {
-                    memcpy(c + i * ldc, fill + (split_n ? i0 : 0), (size_t)cols * sizeof(T));
-                }
-                else {
-                    memset(c + i * ldc, 0, (size_t)cols * sizeof(T));
-                }
-            }
-        }
-        if (rows > 0 && cols > 0 && K > 0) {
-            /* op(A)'s rows i0.. : row i0 of A, or its column i0 when transposed */
-            const T *a = split_n ? A : (ta == CblasNoTrans ? A + i0 * lda : A + i0);
-            /* op(B)'s columns i0.. : column i0 of B, or its row i0 when transposed */
-            const T *b = !split_n ? B : (tb == CblasNoTrans ? B + i0 : B + i0 * ldb);
-            nr_blas_team_enter();
-            GEMM(CblasRowMajor, (enum CBLAS_TRANSPOSE)ta, (enum CBLAS_TRANSPOSE)tb, (int)rows,
-                 (int)cols, (int)K, 1, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
-            nr_blas_team_leave();
-        }
+    const int64_t rows = split_n ? M : i1 - i0, cols = split_n ? i1 - i0 : N;
+    T *c = split_n ? C + i0 : C + i0 * ldc;
+    for (int64_t i = 0; bias && i < rows; i++) {
+        memcpy(c + i * ldc, bias + (split_n ? i0 : 0), (size_t)cols * sizeof(T));
+    }
+    if (rows > 0 && K > 0) {
+        /* op(A)'s rows i0.. : row i0 of A, or its column i0 when transposed */
+        const T *a = split_n ? A : (ta == CblasNoTrans ? A + i0 * lda : A + i0);
+        /* op(B)'s columns i0.. : column i0 of B, or its row i0 when transposed */
+        const T *b = !split_n ? B : (tb == CblasNoTrans ? B + i0 : B + i0 * ldb);
+        nr_blas_team_enter();
+        GEMM(CblasRowMajor, (enum CBLAS_TRANSPOSE)ta, (enum CBLAS_TRANSPOSE)tb, (int)rows,
+             (int)cols, (int)K, 1, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+        nr_blas_team_leave();
     }
 }
 
-/* nr_linear_gemm with the thread count the product is worth (nr_gemm_threads), BLAS on one
- * thread per call. */
+/* C (M, N) = op(A) op(B) + beta C (see nr_linear_block) with the threads the product is
+ * worth (nr_gemm_threads): the larger of M and N split among them, BLAS on one thread per
+ * call. K > 0, or `bias` given (C is then the bias rows). */
 static void
 FN(nr_linear_product)(int ta, int tb, int64_t M, int64_t N, int64_t K, const T *A, int64_t lda,
-                      const T *B, int64_t ldb, T beta, T *C, int64_t ldc, const T *fill,
-                      int fill_zero)
+                      const T *B, int64_t ldb, T beta, T *C, int64_t ldc, const T *bias)
 {
     const int nt = nr_gemm_threads(M, N, K, nr_get_num_threads());
-    NR_WITH_BLAS_THREADS(1, FN(nr_linear_gemm)(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc,
-                                               fill, fill_zero, nt));
+    const int split_n = N >= M;
+    NR_WITH_BLAS_THREADS(1, NR_SPLIT(nt, split_n ? N : M, split_n ? NR_LINEAR_BLOCK : 1,
+                                     FN(nr_linear_block)(ta, tb, split_n, M, N, K, A, lda, B,
+                                                         ldb, beta, C, ldc, bias, i0, i1)));
 }
 
 /* x (M, K), w (K, N), b (N) or NULL -> y (M, N) = x w + b */
@@ -76,8 +55,12 @@ FN(nr_linear_forward)(T *y, const T *x, const T *w, const T *b, int64_t M, int64
     if (M == 0 || N == 0) {
         return;
     }
-    /* y starts at the bias (or zero), each thread's block, and gemm adds x w onto it */
-    FN(nr_linear_product)(CblasNoTrans, CblasNoTrans, M, N, K, x, K, w, N, 1, y, N, b, !b);
+    if (!b && K == 0) {
+        memset(y, 0, (size_t)(M * N) * sizeof(T));
+        return;
+    }
+    /* with a bias, each thread's block of y starts at it and gemm adds x w onto it */
+    FN(nr_linear_product)(CblasNoTrans, CblasNoTrans, M, N, K, x, K, w, N, b ? 1 : 0, y, N, b);
 }
 
 /* dy (M, N), x (M, K), w (K, N) -> dx (M, K) = dy w^T; dw (K, N) += x^T dy; db (N) += sum_rows dy.
@@ -92,12 +75,11 @@ FN(nr_linear_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T *w,
         }
         else {
             FN(nr_linear_product)(CblasNoTrans, CblasTrans, M, K, N, dy, N, w, N, 0, dx, K,
-                                  NULL, 0);
+                                  NULL);
         }
     }
     if (dw && M > 0 && K > 0 && N > 0) {
-        FN(nr_linear_product)(CblasTrans, CblasNoTrans, K, N, M, x, K, dy, N, 1, dw, N, NULL,
-                              0);
+        FN(nr_linear_product)(CblasTrans, CblasNoTrans, K, N, M, x, K, dy, N, 1, dw, N, NULL);
     }
     if (db && M > 0 && N > 0) {
         /* Column sums in blocks of columns, each block accumulated in double on the stack. */
