@@ -96,7 +96,7 @@ unary(PyObject *const *args, Py_ssize_t nargs, const char *fn,
     nr_sizes s = {0};
     const nr_array_arg arrays[] = {{&x, 0, "x", "*", NR_REQUIRED}};
     if (nr_arg_parse(args, nargs, 2, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0 ||
-        !(y = nr_out_array(args[1], fn, "out", t, PyArray_NDIM(x), PyArray_DIMS(x)))) {
+        !(y = nr_out_like(args[1], fn, t, x))) {
         return NULL;
     }
     if (t == NPY_FLOAT32) {
@@ -129,8 +129,7 @@ relu_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         {&y, 1, "y", "*", NR_REQUIRED},
     };
     if (nr_arg_parse(args, nargs, 3, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0 ||
-        nr_arg_same_shape(dy, fn, "dy", y, "y") < 0 ||
-        !(dx = nr_out_array(args[2], fn, "out", t, PyArray_NDIM(y), PyArray_DIMS(y)))) {
+        nr_arg_same_shape(dy, fn, "dy", y, "y") < 0 || !(dx = nr_out_like(args[2], fn, t, y))) {
         return NULL;
     }
     NR_NOGIL(NR_CALL(t, nr_relu_backward, PyArray_DATA(dx), PyArray_DATA(dy), PyArray_DATA(y),
@@ -295,7 +294,7 @@ dropout_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     npy_intp n = PyArray_SIZE(x), nbytes = (n + 7) / 8;
-    if (!(y = nr_out_array(args[4], fn, "out", t, PyArray_NDIM(x), PyArray_DIMS(x))) ||
+    if (!(y = nr_out_like(args[4], fn, t, x)) ||
         !(mask = nr_new_array(1, &nbytes, NPY_UINT8))) {
         Py_XDECREF(y);
         return NULL;
@@ -324,7 +323,7 @@ dropout_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     npy_intp n = PyArray_SIZE(dy);
     if (nr_arg_dim(mask, fn, "mask", 0, (n + 7) / 8, "ceil(dy.size / 8) bytes") < 0 ||
-        !(dx = nr_out_array(args[3], fn, "out", t, PyArray_NDIM(dy), PyArray_DIMS(dy)))) {
+        !(dx = nr_out_like(args[3], fn, t, dy))) {
         return NULL;
     }
     NR_NOGIL(NR_CALL(t, nr_dropout_backward, PyArray_DATA(dx), PyArray_DATA(dy),
@@ -427,7 +426,7 @@ cross_entropy_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     npy_intp B = PyArray_DIM(logits, 0), K = PyArray_DIM(logits, 1);
     if (labels_in_range(labels, fn, K) < 0 || nr_arg_double(args[3], fn, "dloss", &dloss) < 0 ||
-        !(dlogits = nr_out_array(args[4], fn, "out", t, 2, PyArray_DIMS(logits)))) {
+        !(dlogits = nr_out_like(args[4], fn, t, logits))) {
         return NULL;
     }
     NR_NOGIL(NR_CALL(t, nr_cross_entropy_backward, PyArray_DATA(dlogits), PyArray_DATA(logits),

@@ -57,7 +57,7 @@ sync_batch_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), L = PyArray_DIM(x, 2);
-    if (!(y = nr_out_array(args[5], fn, "out", t, 3, PyArray_DIMS(x)))) {
+    if (!(y = nr_out_like(args[5], fn, t, x))) {
         return NULL;
     }
     NR_NOGIL_WITH_WORKSPACE(y, NR_CALL(t, nr_syncbn_workspace, C, nthreads), fn,
@@ -122,7 +122,7 @@ sync_batch_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         return NULL;
     }
     npy_intp N = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), L = PyArray_DIM(x, 2);
-    if (!(dx = nr_out_array(args[7], fn, "out", t, 3, PyArray_DIMS(x)))) {
+    if (!(dx = nr_out_like(args[7], fn, t, x))) {
         return NULL;
     }
     const double *sm = (const double *)PyArray_DATA(sums);
