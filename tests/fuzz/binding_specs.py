@@ -9,7 +9,7 @@ below) or a decoder names a function the extension no longer has.
 from __future__ import annotations
 
 from calls import Arr, Num, Spec, divisor_of, flag, shape, size, small
-from reader import COUNT_EXTREMES
+from reader import COUNT_EXTREMES, REPS_EXTREMES
 
 
 def _mask_len(d) -> tuple:
@@ -252,7 +252,7 @@ SPECS: list[Spec] = [
         "layer_norm_kernel_time",
         {**MD, "reps": lambda r, d: 1 + r.byte() % 3},
         [Arr("x", "f4", _md), Arr("weight", "f4", _d), Arr("bias", "f4", _d),
-         Num("reps", "int", lambda d: d.reps, COUNT_EXTREMES)],
+         Num("reps", "int", lambda d: d.reps, REPS_EXTREMES)],
     ),
     Spec(
         "sgemm",

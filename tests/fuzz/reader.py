@@ -100,9 +100,13 @@ REALS = (
 )  # fmt: skip
 #: Integers around every width a binding converts to.
 INT_EXTREMES = (0, -1, 2**31 - 1, 2**31, 2**32, 2**63 - 1, 2**63, 2**64, -(2**63), -(2**63) - 1, 10**30)
-#: Extremes of a count of threads or repetitions: out of range, but never a valid request
-#: for billions of them.
+#: Extremes of a count of threads: out of range (threads are at most 1024), but never a valid
+#: request for billions of them.
 COUNT_EXTREMES = (0, -1, 1025, -(2**63), 2**63, 2**64, 10**30)
+#: Extremes of a count of repetitions: out of range only. A valid large count is a request for
+#: that much work (1025 repetitions of a 2**18-element LayerNorm ran 1.5-30 s instrumented),
+#: which would stop the fuzzer as a timeout without anything being wrong.
+REPS_EXTREMES = (0, -1, -(2**63), 2**63, 2**64, 10**30)
 #: What no scalar argument accepts (or accepts only by Python's conversion rules).
 HOSTILE_SCALARS = (
     None, "1", b"1", [1.0], (), {}, object(), BadNumber(), complex(1, 2), 2**1100,
