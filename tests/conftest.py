@@ -5,6 +5,27 @@ import pytest
 
 import normreg
 
+#: Files whose tests run normreg's programs whole (the training command and its kill and
+#: resume, the notebook, the experiments, the benchmark suite) or check the package's import
+#: structure: Python layers over kernels that the rest of the suite tests one by one. Marked
+#: `end_to_end`; CI runs them with the README's command and leaves them out (-m "not
+#: end_to_end") where it runs the suite again on another build (no OpenMP, sanitizers).
+END_TO_END = {
+    "test_notebook.py",
+    "test_experiments.py",
+    "test_kill.py",
+    "test_structure.py",
+    "test_train.py",
+    "test_train_cli.py",
+    "test_benchmarks.py",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in END_TO_END:
+            item.add_marker(pytest.mark.end_to_end)
+
 
 @pytest.fixture
 def rng():
