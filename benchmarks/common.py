@@ -83,11 +83,19 @@ class Roofline:
     (``normreg._C.copy_f32``). Its bandwidth counts the
     bytes read plus the bytes written, as the kernels' minimum bytes do."""
 
-    def __init__(self, n, threads):
+    def __init__(self, n, threads=1):
         self.src = np.ones(n, dtype=np.float32)
         self.dst = np.empty_like(self.src)
         self.threads = threads
         self.bytes = 2 * self.src.nbytes
+
+    @classmethod
+    def of_bytes(cls, nbytes, threads=1):
+        """The copy that moves ``nbytes`` (read plus written), the minimum bytes of the
+        kernel it is compared with: its arrays are as large as the kernel's, so it meets
+        the same level of the memory hierarchy (a copy of one activation would stay in the
+        caches where a forward and backward over four of them do not)."""
+        return cls(max(nbytes // 8, 1), threads)
 
     @property
     def threads_used(self):

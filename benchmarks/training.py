@@ -106,7 +106,6 @@ def bench_optim(args, threads_list, out):
         f"{'optimizer':<10}{'params':>10}{'thr':>4}{'normreg':>10}{'torch':>10}{'t/nr':>7}"
         f"{'bytes':>9}{'GB/s':>7}{'copyGB/s':>9}{'%roof':>7}"
     )
-    roof = common.Roofline(P, 1)
     for name in ("SGD", "AdamW"):
         if name == "SGD":
             opt = optim.SGD(params, lr=1e-3, momentum=0.9, weight_decay=5e-4)
@@ -114,6 +113,7 @@ def bench_optim(args, threads_list, out):
         else:
             opt = optim.AdamW(params, lr=1e-3, weight_decay=1e-2)
             nbytes = 7 * 4 * P
+        roof = common.Roofline.of_bytes(nbytes)
         fns = {"normreg": opt.step, "copy": roof}
         if torch is not None:
             tparams = [torch.nn.Parameter(torch.from_numpy(p.data.copy())) for p in params]
