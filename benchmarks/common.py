@@ -90,11 +90,12 @@ class Roofline:
         self.bytes = 2 * self.src.nbytes
 
     @classmethod
-    def of_bytes(cls, nbytes, threads=1):
-        """The copy that moves ``nbytes`` (read plus written), the minimum bytes of the
-        kernel it is compared with: its arrays are as large as the kernel's, so it meets
-        the same level of the memory hierarchy (a copy of one activation would stay in the
-        caches where a forward and backward over four of them do not)."""
+    def of_working_set(cls, nbytes, threads=1):
+        """The copy between two arrays of ``nbytes`` together, the bytes of the arrays the
+        kernel it is compared with touches: both then meet the same level of the memory
+        hierarchy (a copy of one activation stays in the caches where a forward and backward
+        over four of them do not; a copy of all the bytes a step moves spills out of them
+        where the step, rereading its arrays, does not)."""
         return cls(max(nbytes // 8, 1), threads)
 
     @property

@@ -37,12 +37,21 @@ def load_torch():
 
 EPS = 1e-5
 P_DROP = 0.2
-BYTES = {  # (forward, backward) in units of E
+BYTES = {  # (forward, backward) in units of E: the minimum bytes each must move
     "layernorm": (2, 3),
     "batchnorm": (3, 5),
     "dropout": (2, 2),
     "relu": (2, 3),
 }
+
+
+def working_set(name, direction):
+    """The arrays a direction touches, in units of E (what the roofline copy holds): the
+    forward x and y, the backward dy, dx and x (dropout's: dy and dx and its 1-bit mask),
+    both together x, y, dy and dx (masks and statistics are small)."""
+    if direction == "bwd":
+        return 2 if name == "dropout" else 3
+    return {"fwd": 2, "f+b": 4}[direction]
 
 
 def _t(a, grad=False):

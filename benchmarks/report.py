@@ -75,7 +75,7 @@ def plot(res, path):
         ax.set_title(name)
         ax.set_xlabel("activation bytes E (float32)")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("% of roofline (C copy of the same bytes, same threads, same rounds)")
+    axes[0].set_ylabel("% of roofline (C copy of the same working set, same threads, same rounds)")
     axes[0].legend(fontsize=8)
     for ax in axes:
         ax.set_ylim(0, 200)  # points above (cache-resident sizes) are drawn at the edge

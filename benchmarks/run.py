@@ -12,14 +12,16 @@ Options: --threads 1,2  --json results.json  --no-torch  --no-jax  --tiers [avx2
 OMP_WAIT_POLICY in the environment to measure another policy.)
 
 Every time is the median of interleaved repetitions after warm-up (see common.measure):
-all implementations compared in a row, and the roofline copy of the same bytes, are timed in
+all implementations compared in a row, and the roofline copy of the same working set, are timed in
 the same rounds, so their ratios hold while the machine's speed drifts.
 
 Columns of the kernel table: time per call of normreg, the NumPy reference, PyTorch as
 users run it, PyTorch with its outputs reused (``.out`` kernels); the ratio torch/normreg
 for both; the minimum bytes the kernel must move; normreg's effective GB/s (those bytes
-over its time); and that as a percentage of the roofline: a plain C copy that moves the same
-bytes (reads plus writes) with the same number of threads, timed in the same rounds.
+over its time); and that as a percentage of the roofline: the bandwidth of a plain C copy
+between two arrays as large together as the arrays the kernel touches (its working set, so
+both meet the same level of the memory hierarchy), with the same number of threads, timed in
+the same rounds.
 """
 
 import argparse
@@ -67,15 +69,16 @@ def bench_kernels(args, shapes, threads_list, out):
             if E > MAX_BYTES:
                 continue
             cases = make(N, D, rng)
-            rooflines = {}  # the copy of each direction's bytes, by their number
+            rooflines = {}  # the copy of each direction's working set, by its size in E
             for threads in threads_list:
                 set_threads(threads)
                 for direction in ("fwd", "bwd", "f+b"):
                     fb, bb = kernels.BYTES[name]
                     nbytes = {"fwd": fb, "bwd": bb, "f+b": fb + bb}[direction] * E
-                    if nbytes not in rooflines:
-                        rooflines[nbytes] = common.Roofline.of_bytes(nbytes)
-                    roof = rooflines[nbytes]
+                    ws = kernels.working_set(name, direction)
+                    if ws not in rooflines:
+                        rooflines[ws] = common.Roofline.of_working_set(ws * E)
+                    roof = rooflines[ws]
                     roof.threads = threads
                     fns = dict(cases[direction])
                     fns["copy"] = roof

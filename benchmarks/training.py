@@ -109,11 +109,11 @@ def bench_optim(args, threads_list, out):
     for name in ("SGD", "AdamW"):
         if name == "SGD":
             opt = optim.SGD(params, lr=1e-3, momentum=0.9, weight_decay=5e-4)
-            nbytes = 5 * 4 * P
+            nbytes, arrays = 5 * 4 * P, 3  # reads p, g, buf; writes p, buf
         else:
             opt = optim.AdamW(params, lr=1e-3, weight_decay=1e-2)
-            nbytes = 7 * 4 * P
-        roof = common.Roofline.of_bytes(nbytes)
+            nbytes, arrays = 7 * 4 * P, 4  # reads p, g, m, v; writes p, m, v
+        roof = common.Roofline.of_working_set(arrays * 4 * P)
         fns = {"normreg": opt.step, "copy": roof}
         if torch is not None:
             tparams = [torch.nn.Parameter(torch.from_numpy(p.data.copy())) for p in params]
