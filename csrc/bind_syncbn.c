@@ -65,10 +65,11 @@ sync_batch_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         !(y = nr_out_like(args[5], fn, t, x))) {
         return NULL;
     }
-    NR_NOGIL_WITH_WORKSPACE(y, NR_CALL(t, nr_syncbn_workspace, d[1], nthreads), fn,
+    const npy_intp N = d[0], C = d[1], L = d[2];
+    NR_NOGIL_WITH_WORKSPACE(y, NR_CALL(t, nr_syncbn_workspace, C, nthreads), fn,
                             NR_CALL(t, nr_syncbn_forward, PyArray_DATA(y), PyArray_DATA(x),
                                     PyArray_DATA(mean), PyArray_DATA(rstd), nr_data_or_null(w),
-                                    nr_data_or_null(b), d[0], d[1], d[2], ws, nthreads));
+                                    nr_data_or_null(b), N, C, L, ws, nthreads));
     return (PyObject *)y;
 }
 
