@@ -168,14 +168,11 @@ def test_dropout_masks_are_identical_on_every_tier_and_thread_count(tmp_path):
         assert [line[2] for line in lines] == [expected] * 3, tier
 
 
-@pytest.mark.skipif(
-    os.environ.get("NORMREG_TEST_OTHER_TIERS") == "0",
-    reason="NORMREG_TEST_OTHER_TIERS=0: the other tiers are tested by another run (CI's gcc and clang)",
-)
+@pytest.mark.other_tiers
 @pytest.mark.parametrize("tier", [t for t in SUPPORTED if t != ACTIVE])
 def test_kernel_tests_pass_on_the_other_tiers(tier, tmp_path):
     """This run covers the active tier; the other tiers the CPU supports run the kernel
-    tests in a subprocess each (NORMREG_TEST_OTHER_TIERS=0 skips them)."""
+    tests in a subprocess each (marked `other_tiers`: -m "not other_tiers" leaves them out)."""
     files = kernel_test_files()
     missing = [f for f in files if not os.path.exists(f)]
     assert not missing, f"kernel_tests.txt names files that do not exist: {missing}"
