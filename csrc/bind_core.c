@@ -137,43 +137,6 @@ relu_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return (PyObject *)dx;
 }
 
-/* ---- layer norm ----------------------------------------------------------------------- */
-
-/* layer_norm_forward(x (M, D), w (D) | None, b (D) | None, eps, out | None)
- *   -> (y (M, D), mean (M), rstd (M)) */
-static PyObject *
-layer_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    nr_norm_args a;
-    if (nr_norm_forward_args(args, nargs, 5, "layer_norm_forward", NR_LAYER_NORM, &a) < 0) {
-        return NULL;
-    }
-    NR_NOGIL(NR_CALL(a.t, nr_layernorm_forward, PyArray_DATA(a.out[0]), PyArray_DATA(a.out[1]),
-                     PyArray_DATA(a.out[2]), PyArray_DATA(a.x), nr_data_or_null(a.w),
-                     nr_data_or_null(a.b), nr_size(&a.s, 'M'), nr_size(&a.s, 'D'), a.eps));
-    return nr_tuple(3, a.out);
-}
-
-/* layer_norm_backward(dy (M, D), x (M, D), mean (M), rstd (M), w (D) | None,
- *                     dw (D) | None, db (D) | None, out | None) -> dx; dw, db added to */
-static PyObject *
-layer_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    const char *fn = "layer_norm_backward";
-    nr_norm_args a;
-    if (nr_norm_backward_args(args, nargs, 8, fn, NR_LAYER_NORM, &a) < 0) {
-        return NULL;
-    }
-    const npy_intp M = nr_size(&a.s, 'M'), D = nr_size(&a.s, 'D');
-    NR_NOGIL_WITH_WORKSPACE(
-        a.out[0], NR_CALL(a.t, nr_layernorm_backward_workspace, D, nthreads), fn,
-        NR_CALL(a.t, nr_layernorm_backward, PyArray_DATA(a.out[0]), nr_data_or_null(a.dw),
-                nr_data_or_null(a.db), PyArray_DATA(a.dy), PyArray_DATA(a.x),
-                PyArray_DATA(a.mean), PyArray_DATA(a.rstd), nr_data_or_null(a.w), M, D, ws,
-                nthreads));
-    return (PyObject *)a.out[0];
-}
-
 /* ---- batch norm ----------------------------------------------------------------------- */
 
 #define BATCH_NORM_SIZES "C the channels of x"
@@ -441,10 +404,6 @@ PyMethodDef nr_core_methods[] = {
         "linear_backward(dy, x, weight, dx_out, dweight, dbias, need_dx) -> dx or None"),
     NR_FASTCALL(relu_forward, "relu_forward(x, out) -> y"),
     NR_FASTCALL(relu_backward, "relu_backward(dy, y, out) -> dx"),
-    NR_FASTCALL(layer_norm_forward,
-                "layer_norm_forward(x, weight, bias, eps, out) -> (y, mean, rstd)"),
-    NR_FASTCALL(layer_norm_backward,
-                "layer_norm_backward(dy, x, mean, rstd, weight, dweight, dbias, out) -> dx"),
     NR_FASTCALL(
         batch_norm_forward,
         "batch_norm_forward(x, weight, bias, running_mean, running_var, training, momentum, "
