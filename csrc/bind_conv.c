@@ -47,10 +47,12 @@ stride_padding_args(PyObject *const *args, const char *fn, nr_window2d *g)
 }
 
 /* The number of window positions along one axis, (size + 2 pad - k) / stride + 1, checked
- * for overflow and for a kernel larger than the padded input. */
+ * for overflow and for a kernel larger than the padded input; with `ceil` (pooling's
+ * ceil_mode) the division rounds up, but the last window must start inside the image or its
+ * left padding (PyTorch's rule). */
 static int
 window_count(const char *fn, const char *axis, npy_intp size, npy_intp k, npy_intp stride,
-             npy_intp pad, npy_intp *out)
+             npy_intp pad, int ceil, npy_intp *out)
 {
     if (pad > (NPY_MAX_INTP - size) / 2) {
         PyErr_Format(PyExc_ValueError, "%s: padding_%c = %zd is too large for the input %s %zd",
@@ -66,15 +68,20 @@ window_count(const char *fn, const char *axis, npy_intp size, npy_intp k, npy_in
         return -1;
     }
     *out = (padded - k) / stride + 1;
+    npy_intp start; /* of one more window, in the padded input */
+    if (ceil && (padded - k) % stride != 0 && !__builtin_mul_overflow(*out, stride, &start) &&
+        start < size + pad) {
+        ++*out;
+    }
     return 0;
 }
 
-/* Fills g->OH, g->OW from the rest of g. */
+/* Fills g->OH, g->OW from the rest of g (`ceil`: pooling's ceil_mode). */
 static int
-window_geometry(const char *fn, nr_window2d *g)
+window_geometry(const char *fn, nr_window2d *g, int ceil)
 {
-    return window_count(fn, "height", g->H, g->KH, g->SH, g->PH, &g->OH) < 0 ||
-                   window_count(fn, "width", g->W, g->KW, g->SW, g->PW, &g->OW) < 0
+    return window_count(fn, "height", g->H, g->KH, g->SH, g->PH, ceil, &g->OH) < 0 ||
+                   window_count(fn, "width", g->W, g->KW, g->SW, g->PW, ceil, &g->OW) < 0
                ? -1
                : 0;
 }
@@ -117,7 +124,7 @@ conv_geometry(PyArrayObject *x, PyArrayObject *w, PyObject *const *sp_args, cons
     g->KW = PyArray_DIM(w, 3);
     *O = PyArray_DIM(w, 0);
     npy_intp kernel;
-    if (stride_padding_args(sp_args, fn, g) < 0 || window_geometry(fn, g) < 0 ||
+    if (stride_padding_args(sp_args, fn, g) < 0 || window_geometry(fn, g, 0) < 0 ||
         nr_arg_fits_int(*O, fn, "out_channels") < 0 ||
         fits_int_product(g->KH, g->KW, fn, "kernel size kH * kW") < 0) {
         return -1;
@@ -225,14 +232,15 @@ pool_input(PyObject *obj, const char *fn, const char *name, int *t, PyArrayObjec
     return 0;
 }
 
-/* args[0..5] = (kh, kw, sh, sw, ph, pw); padding at most half the kernel, as in PyTorch (so
- * that every window holds at least one input position) -> g's window and OH, OW. */
+/* args[0..6] = (kh, kw, sh, sw, ph, pw, ceil_mode); padding at most half the kernel, as in
+ * PyTorch (so that every window holds at least one input position) -> g's window and OH, OW. */
 static int
 pool_window(PyObject *const *args, const char *fn, nr_window2d *g)
 {
+    int ceil;
     if (size_arg(args[0], fn, "kernel_h", 1, &g->KH) < 0 ||
         size_arg(args[1], fn, "kernel_w", 1, &g->KW) < 0 ||
-        stride_padding_args(args + 2, fn, g) < 0) {
+        stride_padding_args(args + 2, fn, g) < 0 || (ceil = PyObject_IsTrue(args[6])) < 0) {
         return -1;
     }
     if (g->PH > g->KH / 2 || g->PW > g->KW / 2) {
@@ -242,7 +250,7 @@ pool_window(PyObject *const *args, const char *fn, nr_window2d *g)
                      (Py_ssize_t)g->KW);
         return -1;
     }
-    return window_geometry(fn, g);
+    return window_geometry(fn, g, ceil);
 }
 
 /* dy (N, C, OH, OW) against the input size (h, w) from args[0..1] -> g with N, C, H, W, OH, OW */
@@ -277,7 +285,7 @@ pool_dx(PyObject *out, const char *fn, int t, const nr_window2d *g)
 }
 
 /* max_pool2d_forward(x, kernel_h, kernel_w, stride_h, stride_w, padding_h, padding_w,
- *                    out | None) -> (y (N, C, OH, OW), indices (N, C, OH, OW) int64) */
+ *                    ceil_mode, out | None) -> (y (N, C, OH, OW), indices (N, C, OH, OW) int64) */
 static PyObject *
 max_pool2d_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -286,7 +294,7 @@ max_pool2d_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     int t;
     nr_window2d g;
     npy_intp HW;
-    if (nr_check_nargs(nargs, 8, fn) < 0 || pool_input(args[0], fn, "x", &t, &x, &g) < 0 ||
+    if (nr_check_nargs(nargs, 9, fn) < 0 || pool_input(args[0], fn, "x", &t, &x, &g) < 0 ||
         pool_window(args + 1, fn, &g) < 0) {
         return NULL;
     }
@@ -296,7 +304,7 @@ max_pool2d_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                      INT32_MAX, (Py_ssize_t)g.H, (Py_ssize_t)g.W);
         return NULL;
     }
-    if (!(y = pool_y(args[7], fn, t, &g))) {
+    if (!(y = pool_y(args[8], fn, t, &g))) {
         return NULL;
     }
     if (!(idx = nr_new_array(4, PyArray_DIMS(y), NPY_INT64))) {
@@ -354,44 +362,61 @@ max_pool2d_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return (PyObject *)dx;
 }
 
+/* The divisor_override argument: an int >= 0, 0 for none. */
+static int
+divisor_arg(PyObject *obj, const char *fn, int64_t *divisor)
+{
+    npy_intp v;
+    if (size_arg(obj, fn, "divisor_override", 0, &v) < 0) {
+        return -1;
+    }
+    *divisor = (int64_t)v;
+    return 0;
+}
+
 /* avg_pool2d_forward(x, kernel_h, kernel_w, stride_h, stride_w, padding_h, padding_w,
- *                    count_include_pad, out | None) -> y (N, C, OH, OW) */
+ *                    ceil_mode, count_include_pad, divisor_override (0: none), out | None)
+ *   -> y (N, C, OH, OW) */
 static PyObject *
 avg_pool2d_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     const char *fn = "avg_pool2d_forward";
     PyArrayObject *x, *y;
     int t, include_pad;
+    int64_t divisor;
     nr_window2d g;
-    if (nr_check_nargs(nargs, 9, fn) < 0 || pool_input(args[0], fn, "x", &t, &x, &g) < 0 ||
-        pool_window(args + 1, fn, &g) < 0 || (include_pad = PyObject_IsTrue(args[7])) < 0 ||
-        !(y = pool_y(args[8], fn, t, &g))) {
+    if (nr_check_nargs(nargs, 11, fn) < 0 || pool_input(args[0], fn, "x", &t, &x, &g) < 0 ||
+        pool_window(args + 1, fn, &g) < 0 || (include_pad = PyObject_IsTrue(args[8])) < 0 ||
+        divisor_arg(args[9], fn, &divisor) < 0 || !(y = pool_y(args[10], fn, t, &g))) {
         return NULL;
     }
-    NR_NOGIL(
-        NR_CALL(t, nr_avg_pool2d_forward, PyArray_DATA(y), PyArray_DATA(x), &g, include_pad));
+    NR_NOGIL(NR_CALL(t, nr_avg_pool2d_forward, PyArray_DATA(y), PyArray_DATA(x), &g,
+                     include_pad, divisor));
     return (PyObject *)y;
 }
 
 /* avg_pool2d_backward(dy (N, C, OH, OW), input_h, input_w, kernel_h, kernel_w, stride_h,
- *                     stride_w, padding_h, padding_w, count_include_pad, out | None) -> dx */
+ *                     stride_w, padding_h, padding_w, ceil_mode, count_include_pad,
+ *                     divisor_override (0: none), out | None) -> dx */
 static PyObject *
 avg_pool2d_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     const char *fn = "avg_pool2d_backward";
     PyArrayObject *dy, *dx;
     int t, include_pad;
+    int64_t divisor;
     nr_window2d g;
-    if (nr_check_nargs(nargs, 11, fn) < 0 ||
+    if (nr_check_nargs(nargs, 13, fn) < 0 ||
         pool_grad_input(args[0], args + 1, fn, &t, &dy, &g) < 0 ||
-        pool_window(args + 3, fn, &g) < 0 || (include_pad = PyObject_IsTrue(args[9])) < 0 ||
+        pool_window(args + 3, fn, &g) < 0 || (include_pad = PyObject_IsTrue(args[10])) < 0 ||
+        divisor_arg(args[11], fn, &divisor) < 0 ||
         nr_arg_dim(dy, fn, "dy", 2, g.OH, "the output height of the pooling") < 0 ||
         nr_arg_dim(dy, fn, "dy", 3, g.OW, "the output width of the pooling") < 0 ||
-        !(dx = pool_dx(args[10], fn, t, &g))) {
+        !(dx = pool_dx(args[12], fn, t, &g))) {
         return NULL;
     }
     NR_NOGIL(NR_CALL(t, nr_avg_pool2d_backward, PyArray_DATA(dx), PyArray_DATA(dy), &g,
-                     include_pad));
+                     include_pad, divisor));
     return (PyObject *)dx;
 }
 
@@ -461,16 +486,17 @@ PyMethodDef nr_conv_methods[] = {
                 "padding_w, dweight, dbias, need_dx) -> dx or None"),
     NR_FASTCALL(max_pool2d_forward,
                 "max_pool2d_forward(x, kernel_h, kernel_w, stride_h, stride_w, "
-                "padding_h, padding_w, out) -> (y, indices)"),
+                "padding_h, padding_w, ceil_mode, out) -> (y, indices)"),
     NR_FASTCALL(max_pool2d_backward,
                 "max_pool2d_backward(dy, indices, input_h, input_w, out) -> dx"),
-    NR_FASTCALL(avg_pool2d_forward,
-                "avg_pool2d_forward(x, kernel_h, kernel_w, stride_h, stride_w, "
-                "padding_h, padding_w, count_include_pad, out) -> y"),
+    NR_FASTCALL(
+        avg_pool2d_forward,
+        "avg_pool2d_forward(x, kernel_h, kernel_w, stride_h, stride_w, "
+        "padding_h, padding_w, ceil_mode, count_include_pad, divisor_override, out) -> y"),
     NR_FASTCALL(
         avg_pool2d_backward,
         "avg_pool2d_backward(dy, input_h, input_w, kernel_h, kernel_w, stride_h, stride_w, "
-        "padding_h, padding_w, count_include_pad, out) -> dx"),
+        "padding_h, padding_w, ceil_mode, count_include_pad, divisor_override, out) -> dx"),
     NR_FASTCALL(adaptive_avg_pool2d_forward,
                 "adaptive_avg_pool2d_forward(x, output_h, output_w, out) -> y"),
     NR_FASTCALL(adaptive_avg_pool2d_backward,

@@ -50,7 +50,7 @@ def _with_threads(threads, fn):
 def test_max_pool_matches_reference(rng, shape, k, s, p, dtype, threads):
     def run():
         x = pool_input(rng, shape, dtype)
-        y, idx = F.max_pool2d(x, k, s, p)
+        y, idx = F.max_pool2d(x, k, s, p, return_indices=True)
         y_ref, idx_ref = R.max_pool2d(x, k, s, p)
         assert y.dtype == dtype and idx.dtype == np.int64
         np.testing.assert_array_equal(y, y_ref.astype(dtype))
@@ -76,7 +76,7 @@ def test_max_pool_ties_first_wins_and_nan_propagates():
         ]
     )
     for dtype in DTYPES:
-        y, idx = F.max_pool2d(x.astype(dtype), 2)
+        y, idx = F.max_pool2d(x.astype(dtype), 2, return_indices=True)
         np.testing.assert_array_equal(y.ravel(), [3, np.nan, -np.inf, 5])
         # ties: the first in row-major order; NaN: the last NaN (PyTorch's CPU kernel);
         # all -inf: the window's first position
@@ -84,13 +84,13 @@ def test_max_pool_ties_first_wins_and_nan_propagates():
         dx = F.max_pool2d_backward(np.ones((1, 1, 2, 2), dtype), idx, x.shape)
         np.testing.assert_array_equal(dx.ravel(), [0, 1, 0, 0, 0, 0, 0, 1, 1, 0, 1, 0, 0, 0, 0, 0])
     # padding never wins, even over -inf
-    y, idx = F.max_pool2d(np.full((1, 1, 3, 3), -np.inf), 3, 1, 1)
+    y, idx = F.max_pool2d(np.full((1, 1, 3, 3), -np.inf), 3, 1, 1, return_indices=True)
     assert np.all(y == -np.inf)
     np.testing.assert_array_equal(idx.ravel(), [0, 0, 1, 0, 0, 1, 3, 3, 4])
     # overlapping windows add their gradients at a shared maximum
     x = np.zeros((1, 1, 3, 3))
     x[0, 0, 1, 1] = 1
-    y, idx = F.max_pool2d(x, 2, 1)
+    y, idx = F.max_pool2d(x, 2, 1, return_indices=True)
     dx = F.max_pool2d_backward(np.ones_like(y), idx, x.shape)
     assert dx[0, 0, 1, 1] == 4 and dx.sum() == 4
 
@@ -112,7 +112,7 @@ def test_max_pool_signed_zeros_nan_then_numbers_and_infinities(rng):
     for dtype in DTYPES:
         xd = x.astype(dtype)
         for k, s in ((2, 2), (2, 1), (3, 1), ((1, 2), (1, 1)), ((4, 1), 1)):
-            y, idx = F.max_pool2d(xd, k, s)
+            y, idx = F.max_pool2d(xd, k, s, return_indices=True)
             y_ref, idx_ref = R.max_pool2d(xd, k, s)
             np.testing.assert_array_equal(idx, idx_ref, err_msg=f"{dtype} {k} {s}")
             np.testing.assert_array_equal(y, y_ref.astype(dtype))
@@ -122,7 +122,7 @@ def test_max_pool_signed_zeros_nan_then_numbers_and_infinities(rng):
     x = rng.choice(vals, size=(3, 2, 9, 10))
     for dtype in DTYPES:
         for k, s, p in ((2, 2, 0), (3, 2, 1), ((3, 4), (1, 3), (1, 2))):
-            y, idx = F.max_pool2d(x.astype(dtype), k, s, p)
+            y, idx = F.max_pool2d(x.astype(dtype), k, s, p, return_indices=True)
             np.testing.assert_array_equal(idx, R.max_pool2d(x, k, s, p)[1])
 
 
@@ -142,12 +142,7 @@ def test_max_pool_plane_size_limit():
     x = np.zeros((0, 1, 2**16, 2**15 + 1), np.float32)  # empty, but its planes are too large
     with pytest.raises(ValueError, match="planes of more than"):
         F.max_pool2d(x, 2)
-    assert F.max_pool2d(np.zeros((0, 1, 2**16, 2**15 - 1), np.float32), 2)[0].shape == (
-        0,
-        1,
-        2**15,
-        2**14 - 1,
-    )
+    assert F.max_pool2d(np.zeros((0, 1, 2**16, 2**15 - 1), np.float32), 2).shape == (0, 1, 2**15, 2**14 - 1)
 
 
 @pytest.mark.parametrize("shape,k,s,p", WINDOWS[:6])
@@ -155,10 +150,10 @@ def test_max_pool_gradcheck(rng, shape, k, s, p):
     x = pool_input(rng, (1,) + shape[1:], np.float64) * 3  # distinct, gaps far wider than eps
 
     def fwd(x):
-        return F.max_pool2d(x, k, s, p)[0]
+        return F.max_pool2d(x, k, s, p)
 
     def bwd(dy, x):
-        return F.max_pool2d_backward(dy, F.max_pool2d(x, k, s, p)[1], x.shape)
+        return F.max_pool2d_backward(dy, F.max_pool2d(x, k, s, p, return_indices=True)[1], x.shape)
 
     assert gradcheck(fwd, x, backward=bwd, atol=1e-7, rtol=1e-7)
 
@@ -176,7 +171,7 @@ def test_max_pool_bad_indices(rng):
         F.max_pool2d_backward(dy, np.zeros((1, 2, 2, 1), np.int64), (1, 2, 4, 4))
     # int32 indices are accepted (copied to int64)
     x = pool_input(rng, (1, 2, 4, 4), np.float64)
-    y, idx = F.max_pool2d(x, 2)
+    y, idx = F.max_pool2d(x, 2, return_indices=True)
     np.testing.assert_array_equal(
         F.max_pool2d_backward(dy, idx.astype(np.int32), x.shape), F.max_pool2d_backward(dy, idx, x.shape)
     )
@@ -192,11 +187,11 @@ def test_max_pool_bad_indices(rng):
 def test_avg_pool_matches_reference(rng, shape, k, s, p, dtype, threads, include_pad):
     def run():
         x = pool_input(rng, shape, dtype, distinct=False)
-        y = F.avg_pool2d(x, k, s, p, include_pad)
-        assert_close(y, R.avg_pool2d(x, k, s, p, include_pad), dtype)
+        y = F.avg_pool2d(x, k, s, p, count_include_pad=include_pad)
+        assert_close(y, R.avg_pool2d(x, k, s, p, count_include_pad=include_pad), dtype)
         dy = rng.standard_normal(y.shape).astype(dtype)
-        dx = F.avg_pool2d_backward(dy, x.shape, k, s, p, include_pad)
-        assert_close(dx, R.avg_pool2d_backward(dy, shape[2:], k, s, p, include_pad), dtype)
+        dx = F.avg_pool2d_backward(dy, x.shape, k, s, p, count_include_pad=include_pad)
+        assert_close(dx, R.avg_pool2d_backward(dy, shape[2:], k, s, p, count_include_pad=include_pad), dtype)
 
     _with_threads(threads, run)
 
@@ -206,9 +201,9 @@ def test_avg_pool_matches_reference(rng, shape, k, s, p, dtype, threads, include
 def test_avg_pool_gradcheck(rng, shape, k, s, p, include_pad):
     x = 5 * rng.standard_normal((1,) + shape[1:]) + 12
     assert gradcheck(
-        lambda x: F.avg_pool2d(x, k, s, p, include_pad),
+        lambda x: F.avg_pool2d(x, k, s, p, count_include_pad=include_pad),
         x,
-        backward=lambda dy, x: F.avg_pool2d_backward(dy, x.shape, k, s, p, include_pad),
+        backward=lambda dy, x: F.avg_pool2d_backward(dy, x.shape, k, s, p, count_include_pad=include_pad),
         atol=1e-7,
         rtol=1e-7,
     )
@@ -289,21 +284,23 @@ if given is not None:
             with pytest.raises(ValueError, match="larger than the padded input"):
                 F.avg_pool2d(x, *args)
             return
-        y, idx = F.max_pool2d(x, *args)
-        y_ref, idx_ref = R.max_pool2d(x, *args)
-        np.testing.assert_array_equal(y, y_ref.astype(dtype))
-        np.testing.assert_array_equal(idx, idx_ref)
-        dy = rng.standard_normal(y.shape).astype(dtype)
-        assert_close(
-            F.max_pool2d_backward(dy, idx, x.shape), R.max_pool2d_backward(dy, idx_ref, (h, w)), dtype
-        )
-        for pad in (True, False):
-            assert_close(F.avg_pool2d(x, *args, pad), R.avg_pool2d(x, *args, pad), dtype)
+        for ceil in (False, True):
+            y, idx = F.max_pool2d(x, *args, ceil_mode=ceil, return_indices=True)
+            y_ref, idx_ref = R.max_pool2d(x, *args, ceil)
+            np.testing.assert_array_equal(y, y_ref.astype(dtype))
+            np.testing.assert_array_equal(idx, idx_ref)
+            dy = rng.standard_normal(y.shape).astype(dtype)
             assert_close(
-                F.avg_pool2d_backward(dy, x.shape, *args, pad),
-                R.avg_pool2d_backward(dy, (h, w), *args, pad),
-                dtype,
+                F.max_pool2d_backward(dy, idx, x.shape), R.max_pool2d_backward(dy, idx_ref, (h, w)), dtype
             )
+            for pad, div in ((True, None), (False, None), (True, 3)):
+                kw_ = dict(ceil_mode=ceil, count_include_pad=pad, divisor_override=div)
+                assert_close(F.avg_pool2d(x, *args, **kw_), R.avg_pool2d(x, *args, **kw_), dtype)
+                assert_close(
+                    F.avg_pool2d_backward(dy, x.shape, *args, **kw_),
+                    R.avg_pool2d_backward(dy, (h, w), *args, **kw_),
+                    dtype,
+                )
         oh, ow = rng.integers(1, 2 * h + 1), rng.integers(1, 2 * w + 1)
         ya = F.adaptive_avg_pool2d(x, (int(oh), int(ow)))
         assert_close(ya, R.adaptive_avg_pool2d(x, (oh, ow)), dtype)
@@ -331,12 +328,12 @@ def test_torch_parity(rng, shape, k, s, p, dtype):
         xt = torch.from_numpy(x.copy()).requires_grad_(True)
         if name == "max":
             yt, it = tF.max_pool2d(xt, k, s, p, return_indices=True)
-            y, idx = F.max_pool2d(x, k, s, p)
+            y, idx = F.max_pool2d(x, k, s, p, return_indices=True)
             np.testing.assert_array_equal(idx, it.numpy())
         elif name.startswith("avg"):
             pad = name == "avg"
             yt = tF.avg_pool2d(xt, k, s, p, count_include_pad=pad)
-            y = F.avg_pool2d(x, k, s, p, pad)
+            y = F.avg_pool2d(x, k, s, p, count_include_pad=pad)
         else:
             yt = tF.adaptive_avg_pool2d(xt, (3, 2))
             y = F.adaptive_avg_pool2d(x, (3, 2))
@@ -345,7 +342,7 @@ def test_torch_parity(rng, shape, k, s, p, dtype):
         if name == "max":
             dx = F.max_pool2d_backward(dy, idx, x.shape)
         elif name.startswith("avg"):
-            dx = F.avg_pool2d_backward(dy, x.shape, k, s, p, name == "avg")
+            dx = F.avg_pool2d_backward(dy, x.shape, k, s, p, count_include_pad=name == "avg")
         else:
             dx = F.adaptive_avg_pool2d_backward(dy, x.shape)
         assert_close(y, yt.detach().numpy().astype(np.float64), dtype, err_msg=f"{name} y")
@@ -369,3 +366,116 @@ def test_torch_module_parity(rng, dtype):
         yt.backward(torch.from_numpy(dy))
         assert_close(y, yt.detach().numpy().astype(np.float64), dtype)
         assert_close(ours.backward(dy), xt.grad.numpy().astype(np.float64), dtype)
+
+
+# ---- ceil_mode, divisor_override, return_indices (PyTorch's arguments, in its order) -------
+
+# (input shape, kernel, stride, padding): shapes whose last ceil_mode window is partial, one
+# whose extra window would start in the right padding (dropped: 5 -> 2 either way), and one
+# where both modes agree
+CEIL_WINDOWS = [
+    ((2, 3, 7, 7), 2, 2, 0),
+    ((2, 3, 8, 11), 3, 2, 1),
+    ((1, 2, 5, 5), 3, 3, 1),
+    ((1, 2, 6, 9), (3, 2), (2, 3), (1, 0)),
+    ((1, 1, 8, 8), 2, 2, 0),
+]
+
+
+@pytest.mark.parametrize("shape,k,s,p", CEIL_WINDOWS)
+def test_ceil_mode_output_size_and_values(rng, shape, k, s, p):
+    """ceil_mode against the reference, whose output size is the formula of PyTorch's
+    documentation (ceil, less one for a window starting past the left padding + input)."""
+    x = pool_input(rng, shape, np.float64, distinct=True)
+    y, idx = F.max_pool2d(x, k, s, p, 1, True, True)
+    y_ref, idx_ref = R.max_pool2d(x, k, s, p, True)
+    assert y.shape == y_ref.shape
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(idx, idx_ref)
+    for pad in (True, False):
+        np.testing.assert_allclose(
+            F.avg_pool2d(x, k, s, p, True, pad), R.avg_pool2d(x, k, s, p, True, pad), rtol=1e-12
+        )
+    # the modules take the same arguments in the same order
+    np.testing.assert_array_equal(nn.MaxPool2d(k, s, p, 1, False, True)(x), y_ref)
+    np.testing.assert_allclose(
+        nn.AvgPool2d(k, s, p, True, False)(x), R.avg_pool2d(x, k, s, p, True, False), rtol=1e-12
+    )
+
+
+def test_ceil_mode_counts_examples():
+    """Worked examples: 7 wide, kernel 2, stride 2 -> 3 windows (floor) or 4 (ceil, the last
+    one holding column 6 alone); 5 wide, kernel 3, stride 3, padding 1: a third window would
+    start at padded column 6, past 5 + 1, so ceil_mode keeps 2."""
+    x = np.arange(49, dtype=np.float64).reshape(1, 1, 7, 7)
+    assert F.max_pool2d(x, 2).shape == (1, 1, 3, 3)
+    y = F.max_pool2d(x, 2, ceil_mode=True)
+    assert y.shape == (1, 1, 4, 4)
+    assert y[0, 0, 3, 3] == 48 and y[0, 0, 0, 3] == 13
+    a = F.avg_pool2d(x, 2, ceil_mode=True)
+    assert a[0, 0, 3, 3] == 48  # a window of one position inside the image, divided by 1
+    assert a[0, 0, 0, 3] == (6 + 13) / 2
+    assert F.avg_pool2d(np.ones((1, 1, 5, 5)), 3, 3, 1, ceil_mode=True).shape == (1, 1, 2, 2)
+
+
+def test_divisor_override_and_gradients():
+    x = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)
+    y = F.avg_pool2d(x, 2, divisor_override=3)
+    np.testing.assert_allclose(y[0, 0], [[10 / 3, 18 / 3], [42 / 3, 50 / 3]])
+    m = nn.AvgPool2d(3, 2, 1, True, False, 5)
+    gradcheck(m, np.random.default_rng(0).standard_normal((2, 2, 6, 7)))
+    gradcheck(
+        nn.MaxPool2d(3, 2, 1, ceil_mode=True),
+        pool_input(np.random.default_rng(1), (2, 2, 6, 7), np.float64, distinct=True),
+    )
+
+
+def test_pool_arguments_rejected():
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    with pytest.raises(ValueError, match="dilation"):
+        F.max_pool2d(x, 2, dilation=2)
+    with pytest.raises(ValueError, match="dilation"):
+        nn.MaxPool2d(2, dilation=(1, 2))
+    with pytest.raises(ValueError, match="divisor_override"):
+        F.avg_pool2d(x, 2, divisor_override=0)
+    with pytest.raises(TypeError, match="divisor_override"):
+        nn.AvgPool2d(2, divisor_override=2.5)
+    with pytest.raises(TypeError, match="ceil_mode"):
+        F.max_pool2d(x, 2, ceil_mode="yes")
+    with pytest.raises(TypeError, match="return_indices"):
+        F.max_pool2d(x, 2, return_indices=1)
+
+
+def test_max_pool_module_return_indices(rng):
+    x = pool_input(rng, (2, 3, 6, 6), np.float32, distinct=True)
+    y, idx = nn.MaxPool2d(2, return_indices=True)(x)
+    y_ref, idx_ref = R.max_pool2d(x, 2)
+    np.testing.assert_array_equal(y, y_ref.astype(np.float32))
+    np.testing.assert_array_equal(idx, idx_ref)
+    assert isinstance(nn.MaxPool2d(2)(x), np.ndarray)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,k,s,p", CEIL_WINDOWS)
+def test_torch_ceil_mode_divisor_parity(rng, shape, k, s, p, dtype):
+    torch = pytest.importorskip("torch")
+    x = pool_input(rng, shape, dtype, distinct=False)
+    pairs = [
+        (nn.MaxPool2d(k, s, p, 1, False, True), torch.nn.MaxPool2d(k, s, p, 1, False, True)),
+        (nn.AvgPool2d(k, s, p, True, True), torch.nn.AvgPool2d(k, s, p, True, True)),
+        (nn.AvgPool2d(k, s, p, True, False), torch.nn.AvgPool2d(k, s, p, True, False)),
+        (nn.AvgPool2d(k, s, p, False, True, 7), torch.nn.AvgPool2d(k, s, p, False, True, 7)),
+        (nn.AvgPool2d(k, s, p, True, False, 2), torch.nn.AvgPool2d(k, s, p, True, False, 2)),
+    ]
+    for ours, theirs in pairs:
+        xt = torch.from_numpy(x.copy()).requires_grad_(True)
+        yt = theirs(xt)
+        y = ours(x)
+        assert y.shape == tuple(yt.shape)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        yt.backward(torch.from_numpy(dy))
+        assert_close(y, yt.detach().numpy().astype(np.float64), dtype)
+        assert_close(ours.backward(dy), xt.grad.numpy().astype(np.float64), dtype)
+    yt, it = torch.nn.functional.max_pool2d(torch.from_numpy(x), k, s, p, 1, True, True)
+    y, idx = F.max_pool2d(x, k, s, p, 1, True, True)
+    np.testing.assert_array_equal(idx, it.numpy())

@@ -18,8 +18,10 @@ from normreg.testing import gradcheck
 def _ops():
     return {
         "max": (
-            lambda x, **kw: F.max_pool2d(x, 3, 2, 1, **kw)[0],
-            lambda dy, x: F.max_pool2d_backward(dy, F.max_pool2d(x, 3, 2, 1)[1], x.shape),
+            lambda x, **kw: F.max_pool2d(x, 3, 2, 1, **kw),
+            lambda dy, x: F.max_pool2d_backward(
+                dy, F.max_pool2d(x, 3, 2, 1, return_indices=True)[1], x.shape
+            ),
             lambda x: R.max_pool2d(x, 3, 2, 1)[0],
         ),
         "avg": (

@@ -9,7 +9,8 @@
 
 /* A 2-d window sliding over x (N, C, H, W): kernel (KH, KW), stride (SH, SW), zero padding
  * (PH, PW) on each side; (OH, OW) window positions, OH = (H + 2 PH - KH) / SH + 1 (floor),
- * and likewise OW. The caller computes OH, OW (and checks every size is >= 1 but N, C, H, W
+ * and likewise OW; pooling's ceil_mode may add one window that reaches past the padding but
+ * starts inside the image (the kernels clip every window to the image). The caller computes OH, OW (and checks every size is >= 1 but N, C, H, W
  * which may be 0). Adaptive pooling reads only N, C, H, W, OH, OW. */
 typedef struct {
     int64_t N, C, H, W;
@@ -33,11 +34,12 @@ typedef struct {
     /* dy, idx (N, C, OH, OW) -> dx (N, C, H, W) = */                                                \
     void nr_max_pool2d_backward_##SFX(T *dx, const T *dy, const int64_t *idx,                        \
                                       const nr_window2d *g);                                         \
-    /* avg_pool2d: x (N, C, H, W) -> y (N, C, OH, OW); dy -> dx (N, C, H, W) = */                    \
+    /* avg_pool2d: x (N, C, H, W) -> y (N, C, OH, OW); dy -> dx (N, C, H, W) =; each window    \
+     * divided by divisor_override when > 0 */     \
     void nr_avg_pool2d_forward_##SFX(T *y, const T *x, const nr_window2d *g,                         \
-                                     int count_include_pad);                                         \
+                                     int count_include_pad, int64_t divisor_override);               \
     void nr_avg_pool2d_backward_##SFX(T *dx, const T *dy, const nr_window2d *g,                      \
-                                      int count_include_pad);                                        \
+                                      int count_include_pad, int64_t divisor_override);              \
     /* adaptive_avg_pool2d: x (N, C, H, W) -> y (N, C, OH, OW); dy -> dx (N, C, H, W) = */           \
     void nr_adaptive_avg_pool2d_forward_##SFX(T *y, const T *x, const nr_window2d *g);               \
     void nr_adaptive_avg_pool2d_backward_##SFX(T *dx, const T *dy, const nr_window2d *g);

@@ -80,6 +80,19 @@ nr_avg_window(int64_t *lo, int64_t *hi, int64_t *len, int64_t i, const nr_window
     }
 }
 
+/* Average pooling's divisor of a window of rows x cols positions inside the image and
+ * hlen x wlen inside the padded image (PyTorch's rule: a ceil_mode window past the padding
+ * counts up to its edge): divisor_override when > 0, else the padded or the inside size. */
+static inline int64_t
+nr_avg_divisor(int64_t rows, int64_t cols, int64_t hlen, int64_t wlen, int count_include_pad,
+               int64_t divisor_override)
+{
+    if (divisor_override > 0) {
+        return divisor_override;
+    }
+    return count_include_pad ? hlen * wlen : rows * cols;
+}
+
 /* Outputs of a row searched together by max pooling (keys and positions on the stack), and
  * the kernel widths whose column ranges it tabulates. */
 #define NR_POOL_BLOCK 64

@@ -138,7 +138,9 @@ FN(nr_max_pool2d_forward)(T *y, int64_t *idx, const T *x, const nr_window2d *g)
 {
     const int64_t P = g->N * g->C, HW = g->H * g->W, L = g->OH * g->OW;
     const int two_by_two =
-        g->KH == 2 && g->KW == 2 && g->SH == 2 && g->SW == 2 && g->PH == 0 && g->PW == 0;
+        g->KH == 2 && g->KW == 2 && g->SH == 2 && g->SW == 2 && g->PH == 0 && g->PW == 0 &&
+        2 * g->OH <= g->H &&
+        2 * g->OW <= g->W; /* ceil_mode's partial last window: general path */
     const int nt = nr_pool_threads((size_t)(P * (HW + 3 * L)) * sizeof(T), P);
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t p = 0; p < P; p++) {
@@ -179,7 +181,7 @@ FN(nr_max_pool2d_backward)(T *dx, const T *dy, const int64_t *idx, const nr_wind
  * double, so a large adaptive window keeps float32's accuracy */
 static void
 FN(nr_avg_pool2d_forward_windows)(T *y, const T *x, const nr_window2d *g, int adaptive,
-                                  int count_include_pad)
+                                  int count_include_pad, int64_t divisor_override)
 {
     const int64_t P = g->N * g->C, H = g->H, W = g->W, OH = g->OH, OW = g->OW;
     const int nt = nr_pool_threads((size_t)(P * (H * W + OH * OW)) * sizeof(T), P);
@@ -198,7 +200,8 @@ FN(nr_avg_pool2d_forward_windows)(T *y, const T *x, const nr_window2d *g, int ad
                         s += (double)xp[ih * W + iw];
                     }
                 }
-                const int64_t div = count_include_pad ? hlen * wlen : (h1 - h0) * (w1 - w0);
+                const int64_t div = nr_avg_divisor(h1 - h0, w1 - w0, hlen, wlen,
+                                                   count_include_pad, divisor_override);
                 y[(p * OH + oh) * OW + ow] = (T)(s / (double)div);
             }
         }
@@ -206,16 +209,17 @@ FN(nr_avg_pool2d_forward_windows)(T *y, const T *x, const nr_window2d *g, int ad
 }
 
 void
-FN(nr_avg_pool2d_forward)(T *y, const T *x, const nr_window2d *g, int count_include_pad)
+FN(nr_avg_pool2d_forward)(T *y, const T *x, const nr_window2d *g, int count_include_pad,
+                          int64_t divisor_override)
 {
-    FN(nr_avg_pool2d_forward_windows)(y, x, g, 0, count_include_pad);
+    FN(nr_avg_pool2d_forward_windows)(y, x, g, 0, count_include_pad, divisor_override);
 }
 
 /* dy (N, C, OH, OW) -> dx (N, C, H, W) =: each dy / divisor added over its window, the windows
  * of avg_pool2d or, when `adaptive`, of adaptive_avg_pool2d (divided by their size) */
 static void
 FN(nr_avg_pool2d_backward_windows)(T *dx, const T *dy, const nr_window2d *g, int adaptive,
-                                   int count_include_pad)
+                                   int count_include_pad, int64_t divisor_override)
 {
     const int64_t P = g->N * g->C, H = g->H, W = g->W, OH = g->OH, OW = g->OW;
     const int nt = nr_pool_threads((size_t)(P * (2 * H * W + OH * OW)) * sizeof(T), P);
@@ -228,7 +232,8 @@ FN(nr_avg_pool2d_backward_windows)(T *dx, const T *dy, const nr_window2d *g, int
             nr_avg_window(&h0, &h1, &hlen, oh, g, 1, adaptive);
             for (int64_t ow = 0; ow < OW; ow++) {
                 nr_avg_window(&w0, &w1, &wlen, ow, g, 0, adaptive);
-                const int64_t div = count_include_pad ? hlen * wlen : (h1 - h0) * (w1 - w0);
+                const int64_t div = nr_avg_divisor(h1 - h0, w1 - w0, hlen, wlen,
+                                                   count_include_pad, divisor_override);
                 const T v = (T)((double)dy[(p * OH + oh) * OW + ow] / (double)div);
                 for (int64_t ih = h0; ih < h1; ih++) {
 #pragma omp simd
@@ -242,21 +247,22 @@ FN(nr_avg_pool2d_backward_windows)(T *dx, const T *dy, const nr_window2d *g, int
 }
 
 void
-FN(nr_avg_pool2d_backward)(T *dx, const T *dy, const nr_window2d *g, int count_include_pad)
+FN(nr_avg_pool2d_backward)(T *dx, const T *dy, const nr_window2d *g, int count_include_pad,
+                           int64_t divisor_override)
 {
-    FN(nr_avg_pool2d_backward_windows)(dx, dy, g, 0, count_include_pad);
+    FN(nr_avg_pool2d_backward_windows)(dx, dy, g, 0, count_include_pad, divisor_override);
 }
 
 /* x (N, C, H, W) -> y (N, C, OH, OW) = mean of each adaptive window */
 void
 FN(nr_adaptive_avg_pool2d_forward)(T *y, const T *x, const nr_window2d *g)
 {
-    FN(nr_avg_pool2d_forward_windows)(y, x, g, 1, 0);
+    FN(nr_avg_pool2d_forward_windows)(y, x, g, 1, 0, 0);
 }
 
 /* dy (N, C, OH, OW) -> dx (N, C, H, W) =: each dy / window size added over its window */
 void
 FN(nr_adaptive_avg_pool2d_backward)(T *dx, const T *dy, const nr_window2d *g)
 {
-    FN(nr_avg_pool2d_backward_windows)(dx, dy, g, 1, 0);
+    FN(nr_avg_pool2d_backward_windows)(dx, dy, g, 1, 0, 0);
 }

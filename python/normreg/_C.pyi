@@ -153,6 +153,7 @@ def max_pool2d_forward(
     stride_w: int,
     padding_h: int,
     padding_w: int,
+    ceil_mode: bool,
     out: _O,
     /,
 ) -> tuple[_A, NDArray[np.int64]]: ...
@@ -165,7 +166,9 @@ def avg_pool2d_forward(
     stride_w: int,
     padding_h: int,
     padding_w: int,
+    ceil_mode: bool,
     count_include_pad: bool,
+    divisor_override: int,
     out: _O,
     /,
 ) -> _A: ...
@@ -179,7 +182,9 @@ def avg_pool2d_backward(
     stride_w: int,
     padding_h: int,
     padding_w: int,
+    ceil_mode: bool,
     count_include_pad: bool,
+    divisor_override: int,
     out: _O,
     /,
 ) -> _A: ...

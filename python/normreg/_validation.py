@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -107,17 +107,36 @@ def int_pair(value: Any, name: str, where: str, *, low: int) -> tuple[int, int]:
     return (v, v)
 
 
+#: A 2-d size argument (kernel_size, stride, padding, dilation): an int for both axes or an
+#: (h, w) pair, PyTorch's ``_size_2_t``.
+IntPair = Union[int, tuple[int, int]]
+
+
 def pool_window(
-    kernel_size: Any, stride: Any, padding: Any, where: str
-) -> tuple[int, int, int, int, int, int]:
-    """A 2-d pooling window as (kH, kW, sH, sW, pH, pW): each an int or a pair; ``stride``
-    None is the kernel size; the padding at most half the kernel, as PyTorch requires."""
+    kernel_size: Any, stride: Any, padding: Any, ceil_mode: Any, where: str
+) -> tuple[int, int, int, int, int, int, bool]:
+    """A 2-d pooling window as (kH, kW, sH, sW, pH, pW, ceil_mode): each size an int or a
+    pair; ``stride`` None is the kernel size; the padding at most half the kernel, as
+    PyTorch requires; ``ceil_mode`` a bool."""
     kh, kw = int_pair(kernel_size, "kernel_size", where, low=1)
     sh, sw = (kh, kw) if stride is None else int_pair(stride, "stride", where, low=1)
     ph, pw = int_pair(padding, "padding", where, low=0)
     if ph > kh // 2 or pw > kw // 2:
         raise ValueError(f"{where}: padding ({ph}, {pw}) must be at most half the kernel_size ({kh}, {kw})")
-    return kh, kw, sh, sw, ph, pw
+    return kh, kw, sh, sw, ph, pw, boolean(ceil_mode, "ceil_mode", where)
+
+
+def pool_dilation(dilation: Any, where: str) -> None:
+    """Max pooling's ``dilation``: an int or a pair; only 1 (no gaps) is supported, anything
+    else a ValueError that says so."""
+    dh, dw = int_pair(dilation, "dilation", where, low=1)
+    if (dh, dw) != (1, 1):
+        raise ValueError(f"{where}: dilation other than 1 is not supported, got ({dh}, {dw})")
+
+
+def divisor_override(value: Any, where: str) -> int:
+    """Average pooling's ``divisor_override``: None (0 for the kernels) or an int >= 1."""
+    return 0 if value is None else integer(value, "divisor_override", where, low=1)
 
 
 def output_size_pair(value: Any, where: str) -> tuple[int | None, int | None]:

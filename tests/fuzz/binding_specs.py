@@ -73,27 +73,34 @@ def _pool_stride(axis: str):  # PyTorch's default stride is the kernel size
 CONV = {**NCHW, "O": size, "SH": _steps, "SW": _steps, "PH": lambda r, d: r.pick((0, 1, 2)),
         "PW": lambda r, d: r.pick((0, 1, 2)), "KH": _conv_kernel("H"), "KW": _conv_kernel("W")}  # fmt: skip
 POOL = {**NCHW, "KH": _pool_kernel("H"), "KW": _pool_kernel("W"), "PH": _pool_padding("H"),
-        "PW": _pool_padding("W"), "SH": _pool_stride("H"), "SW": _pool_stride("W")}  # fmt: skip
+        "PW": _pool_padding("W"), "SH": _pool_stride("H"), "SW": _pool_stride("W"), "ceil": flag}  # fmt: skip
 ADAPTIVE = {**NCHW, "OH": small(1, 2, 3, 5, 7), "OW": small(1, 2, 3, 5, 7)}
 
 
 def _window_out(d) -> tuple:
     """(OH, OW) of the window geometry in ``d`` (0 where the kernel does not fit)."""
+    ceil = getattr(d, "ceil", False)  # pooling's ceil_mode: one more window if it starts in the image
     return tuple(
-        (n + 2 * p - k) // s + 1 if n + 2 * p >= k else 0
+        (n + 2 * p - k) // s
+        + 1
+        + (ceil and (n + 2 * p - k) % s != 0 and ((n + 2 * p - k) // s + 1) * s < n + p)
+        if n + 2 * p >= k
+        else 0
         for n, k, s, p in ((d.H, d.KH, d.SH, d.PH), (d.W, d.KW, d.SW, d.PW))
     )
 
 
 def _window_args(kernel: bool, conv: bool) -> list:
-    """The int arguments (kernel_h, kernel_w,) stride_h, stride_w, padding_h, padding_w; a
-    convolution's padding sizes its output (a pooling's is at most half the kernel)."""
+    """The int arguments (kernel_h, kernel_w,) stride_h, stride_w, padding_h, padding_w and a
+    pooling's ceil_mode; a convolution's padding sizes its output (a pooling's is at most
+    half the kernel)."""
     nums = [Num("kernel_h", "int", lambda d: d.KH), Num("kernel_w", "int", lambda d: d.KW)] if kernel else []
+    ceil = [Num("ceil_mode", "bool", lambda d: d.ceil)] if kernel else []
     return nums + [
         Num("stride_h", "int", lambda d: d.SH), Num("stride_w", "int", lambda d: d.SW),
         Num("padding_h", "int", lambda d: d.PH, sizes_output=conv),
         Num("padding_w", "int", lambda d: d.PW, sizes_output=conv),
-    ]  # fmt: skip
+    ] + ceil  # fmt: skip
 
 
 _conv_y = lambda d: (d.N, d.O, *_window_out(d))  # noqa: E731
@@ -284,15 +291,17 @@ SPECS: list[Spec] = [
     ),
     Spec(
         "avg_pool2d_forward",
-        {**POOL, "include_pad": flag},
+        {**POOL, "include_pad": flag, "divisor": small(0, 1, 3)},
         [Arr("x", "f", _nchw), *_window_args(True, False),
-         Num("count_include_pad", "bool", lambda d: d.include_pad), _out(_pool_y)],
+         Num("count_include_pad", "bool", lambda d: d.include_pad),
+         Num("divisor_override", "int", lambda d: d.divisor), _out(_pool_y)],
     ),
     Spec(
         "avg_pool2d_backward",
-        {**POOL, "include_pad": flag},
+        {**POOL, "include_pad": flag, "divisor": small(0, 1, 3)},
         [Arr("dy", "f", _pool_y), *_INPUT_HW, *_window_args(True, False),
-         Num("count_include_pad", "bool", lambda d: d.include_pad), _out(_nchw)],
+         Num("count_include_pad", "bool", lambda d: d.include_pad),
+         Num("divisor_override", "int", lambda d: d.divisor), _out(_nchw)],
     ),
     Spec(
         "adaptive_avg_pool2d_forward",

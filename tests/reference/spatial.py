@@ -5,6 +5,8 @@ einsum per offset), the pooling a loop over output positions whose windows are r
 input directly.
 """
 
+import math
+
 import numpy as np
 
 from .core import f64
@@ -16,9 +18,14 @@ def _pair(v):
     return (v, v) if np.isscalar(v) else tuple(v)
 
 
-def out_size(size, k, s, p):
-    """PyTorch's output size (floor mode): (size + 2 p - k) // s + 1."""
-    return (size + 2 * p - k) // s + 1
+def out_size(size, k, s, p, ceil_mode=False):
+    """PyTorch's output size as its documentation states it: floor((size + 2 p - k) / s) + 1,
+    or with ceil_mode ceil(...) + 1, less one if that last window would start at or past
+    size + p (in the padding on the right)."""
+    n = (math.ceil if ceil_mode else math.floor)((size + 2 * p - k) / s) + 1
+    if ceil_mode and (n - 1) * s >= size + p:
+        n -= 1
+    return n
 
 
 def _conv_offsets(x, w, stride, padding, OH, OW):
@@ -69,22 +76,24 @@ def _windows(size, k, s, p, out):
     return res
 
 
-def _pool_geometry(H, W, kernel_size, stride, padding):
+def _pool_geometry(H, W, kernel_size, stride, padding, ceil_mode=False):
     """((kh, kw), (sh, sw), (ph, pw), (OH, OW)) of a pooling of an H x W plane (stride None:
     the kernel size)."""
     (kh, kw), (ph, pw) = _pair(kernel_size), _pair(padding)
     (sh, sw) = _pair(kernel_size if stride is None else stride)
-    return (kh, kw), (sh, sw), (ph, pw), (out_size(H, kh, sh, ph), out_size(W, kw, sw, pw))
+    OH, OW = out_size(H, kh, sh, ph, ceil_mode), out_size(W, kw, sw, pw, ceil_mode)
+    return (kh, kw), (sh, sw), (ph, pw), (OH, OW)
 
 
-def _pool_windows(H, W, kernel_size, stride, padding, count_include_pad=True):
+def _pool_windows(H, W, kernel_size, stride, padding, ceil_mode=False, count_include_pad=True, divisor=None):
     """(i, j, h0, h1, w0, w1, divisor) for every output position (i, j): the window's rows
-    and columns in the input, and its size in the padded input (count_include_pad) or its
-    number of input positions."""
-    (kh, kw), (sh, sw), (ph, pw), (OH, OW) = _pool_geometry(H, W, kernel_size, stride, padding)
+    and columns in the input, and ``divisor`` when given, else its size in the padded input
+    (count_include_pad) or its number of input positions."""
+    (kh, kw), (sh, sw), (ph, pw), (OH, OW) = _pool_geometry(H, W, kernel_size, stride, padding, ceil_mode)
     for i, (h0, h1, hl) in enumerate(_windows(H, kh, sh, ph, OH)):
         for j, (w0, w1, wl) in enumerate(_windows(W, kw, sw, pw, OW)):
-            yield i, j, h0, h1, w0, w1, hl * wl if count_include_pad else (h1 - h0) * (w1 - w0)
+            size = hl * wl if count_include_pad else (h1 - h0) * (w1 - w0)
+            yield i, j, h0, h1, w0, w1, size if divisor is None else divisor
 
 
 def _adaptive_windows(H, W, output_size):
@@ -114,15 +123,15 @@ def _mean_pool_backward(dy, input_hw, windows):
     return dx
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0):
+def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     """(y, indices): the max of each window and its flat position h W + w in the plane. The
     first maximum in row-major order wins a tie; NaN wins over every number (the last NaN
     of a window is the one reported, as PyTorch's CPU kernel does)."""
     x = f64(x)
     N, C, H, W = x.shape
-    out_shape = (N, C) + _pool_geometry(H, W, kernel_size, stride, padding)[3]
+    out_shape = (N, C) + _pool_geometry(H, W, kernel_size, stride, padding, ceil_mode)[3]
     y, idx = np.empty(out_shape), np.empty(out_shape, np.int64)
-    for i, j, h0, h1, w0, w1, _ in _pool_windows(H, W, kernel_size, stride, padding):
+    for i, j, h0, h1, w0, w1, _ in _pool_windows(H, W, kernel_size, stride, padding, ceil_mode):
         m = np.full((N, C), -np.inf)
         mi = np.full((N, C), h0 * W + w0, np.int64)
         for a in range(h0, h1):
@@ -146,16 +155,31 @@ def max_pool2d_backward(dy, indices, input_hw):
     return dx.reshape(N, C, H, W)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True):
-    """The mean of each window: its sum over the input positions divided by the window's
-    size in the padded input (count_include_pad) or by its number of input positions."""
+def avg_pool2d(
+    x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None
+):
+    """The mean of each window: its sum over the input positions divided by divisor_override
+    when given, else by the window's size in the padded input (count_include_pad) or by its
+    number of input positions."""
     x = f64(x)
-    out_hw = _pool_geometry(*x.shape[2:], kernel_size, stride, padding)[3]
-    return _mean_pool(x, out_hw, _pool_windows(*x.shape[2:], kernel_size, stride, padding, count_include_pad))
+    geometry = (kernel_size, stride, padding, ceil_mode)
+    out_hw = _pool_geometry(*x.shape[2:], *geometry)[3]
+    return _mean_pool(x, out_hw, _pool_windows(*x.shape[2:], *geometry, count_include_pad, divisor_override))
 
 
-def avg_pool2d_backward(dy, input_hw, kernel_size, stride=None, padding=0, count_include_pad=True):
-    windows = _pool_windows(*input_hw, kernel_size, stride, padding, count_include_pad)
+def avg_pool2d_backward(
+    dy,
+    input_hw,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+):
+    windows = _pool_windows(
+        *input_hw, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+    )
     return _mean_pool_backward(f64(dy), input_hw, windows)
 
 

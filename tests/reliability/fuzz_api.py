@@ -55,13 +55,16 @@ def _functional_templates():
             (f32(2, 4, 5, 5), f32(2, 3, 5, 5), f32(4, 3, 3, 3), 1, 1),
             {"has_bias": True, "need_dx": True, "dweight": None, "dbias": None},
         ),
-        "max_pool2d": lambda: ((f32(2, 3, 4, 4), 2, 2, 0), {"out": None}),
+        "max_pool2d": lambda: ((f32(2, 3, 4, 4), 2, 2, 0, 1, False, True), {"out": None}),
         "max_pool2d_backward": lambda: (
             (f32(2, 3, 2, 2), np.zeros((2, 3, 2, 2), np.int64), (2, 3, 4, 4)),
             {"out": None},
         ),
-        "avg_pool2d": lambda: ((f32(2, 3, 4, 4), 2, 2, 0, True), {"out": None}),
-        "avg_pool2d_backward": lambda: ((f32(2, 3, 2, 2), (2, 3, 4, 4), 2, 2, 0, True), {"out": None}),
+        "avg_pool2d": lambda: ((f32(2, 3, 4, 4), 2, 2, 0, False, True, None), {"out": None}),
+        "avg_pool2d_backward": lambda: (
+            (f32(2, 3, 2, 2), (2, 3, 4, 4), 2, 2, 0, False, True, None),
+            {"out": None},
+        ),
         "adaptive_avg_pool2d": lambda: ((f32(2, 3, 4, 4), 1), {"out": None}),
         "adaptive_avg_pool2d_backward": lambda: ((f32(2, 3, 1, 1), (2, 3, 4, 4)), {"out": None}),
         "sgd_step_": lambda: (
@@ -306,12 +309,12 @@ def edge_cases():
         ),
         (
             "_C.max_pool2d_forward x (0, 2**40, 2**20, 2**20)",
-            lambda: _C.max_pool2d_forward(e(0, 2**40, 2**20, 2**20), 2, 2, 2, 2, 0, 0, None),
+            lambda: _C.max_pool2d_forward(e(0, 2**40, 2**20, 2**20), 2, 2, 2, 2, 0, 0, False, None),
         ),
         (
             "_C.avg_pool2d_backward dy (0, 2**40, 2**19, 2**19)",
             lambda: _C.avg_pool2d_backward(
-                e(0, 2**40, 2**19, 2**19), 2**20, 2**20, 2, 2, 2, 2, 0, 0, True, None
+                e(0, 2**40, 2**19, 2**19), 2**20, 2**20, 2, 2, 2, 2, 0, 0, False, True, 0, None
             ),
         ),
         (

@@ -106,7 +106,7 @@ def _ops(d):
 
     def conv_pool():  # the team of threads with single-threaded GEMMs, and the pooling
         y = F.conv2d(d["cx"], d["cw"], d["cb"], 1, 1)
-        m, idx = F.max_pool2d(d["cx"], 2)
+        m, idx = F.max_pool2d(d["cx"], 2, return_indices=True)
         a = F.avg_pool2d(d["cx"], 3, 2, 1)
         return (
             (y,)

@@ -92,7 +92,7 @@ def _cases():
         _f(4, 5, 9, 8, seed=13),
     )
     cdw, cdb = np.zeros_like(cw), np.zeros_like(cb)
-    _, pidx = F.max_pool2d(cx, 2)
+    _, pidx = F.max_pool2d(cx, 2, return_indices=True)
     pdy = _f(4, 3, 4, 4, seed=14)
     bad_idx = pidx.copy()
     bad_idx[0, 0, 0, 0] = 72  # outside the 9 x 8 plane
@@ -174,7 +174,9 @@ def _cases():
         "E conv2d_forward out": lambda: _C.conv2d_forward(cx, cw, cb, 1, 1, 1, 1, wrong),
         "E conv2d_backward dy": lambda: _C.conv2d_backward(cdy, cx, cw, 2, 1, 1, 1, None, None, True),
         "E max_pool2d_backward indices": lambda: _C.max_pool2d_backward(pdy, bad_idx, 9, 8, None),
-        "E avg_pool2d_backward out": lambda: _C.avg_pool2d_backward(pdy, 9, 8, 2, 2, 2, 2, 0, 0, True, wrong),
+        "E avg_pool2d_backward out": lambda: _C.avg_pool2d_backward(
+            pdy, 9, 8, 2, 2, 2, 2, 0, 0, False, True, 0, wrong
+        ),
         "E rms_norm_backward out": lambda: _C.rms_norm_backward(ldy, lx, rrstd, lw, None, wrong),
         "E rms_norm_forward eps": lambda: _C.rms_norm_forward(lx, lw, -1.0, None),
         "E group_norm_forward groups": lambda: _C.group_norm_forward(gx, None, None, 4, 1e-5, None),

@@ -43,34 +43,56 @@ def _grad_out(
 
 
 def _avg_window(
-    kernel_size: Any, stride: Any, padding: Any, count_include_pad: Any, where: str
-) -> tuple[int, int, int, int, int, int, bool]:
+    kernel_size: V.IntPair,
+    stride: Any,
+    padding: V.IntPair,
+    ceil_mode: Any,
+    count_include_pad: Any,
+    divisor_override: Any,
+    where: str,
+) -> tuple[int, int, int, int, int, int, bool, bool, int]:
     """Average pooling's window arguments as the kernels take them: (kH, kW, sH, sW, pH, pW,
-    count_include_pad)."""
-    return V.pool_window(kernel_size, stride, padding, where) + (
+    ceil_mode, count_include_pad, divisor_override or 0)."""
+    return V.pool_window(kernel_size, stride, padding, ceil_mode, where) + (
         V.boolean(count_include_pad, "count_include_pad", where),
+        V.divisor_override(divisor_override, where),
     )
 
 
 def max_pool2d(
-    x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, *, out: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Max pooling (PyTorch's ``F.max_pool2d`` with ``return_indices=True``).
+    x: Any,
+    kernel_size: V.IntPair,
+    stride: V.IntPair | None = None,
+    padding: V.IntPair = 0,
+    dilation: V.IntPair = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+    *,
+    out: np.ndarray | None = None,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Max pooling (PyTorch's ``F.max_pool2d``, same arguments in the same order).
 
     x (N, C, H, W) or (C, H, W); kernel_size, stride (default: kernel_size) and padding
     (at most half the kernel; padded positions never win) an int or a pair
-    -> (y (N, C, OH, OW), indices): ``indices`` (int64, y's shape) holds the flat position
-    ``h * W + w`` of each maximum in its plane, which :func:`max_pool2d_backward` takes.
-    With ties the first position in row-major order wins (-0.0 and +0.0 tie); NaN wins
-    over any number, a later NaN over an earlier one (as PyTorch's CPU kernel). Planes of
-    more than 2**31 - 1 values are refused (ValueError).
+    -> y (N, C, OH, OW), or ``(y, indices)`` with ``return_indices=True``: ``indices``
+    (int64, y's shape) holds the flat position ``h * W + w`` of each maximum in its plane,
+    which :func:`max_pool2d_backward` takes. ``OH = floor((H + 2 pH - kH) / sH) + 1``, or
+    with ``ceil_mode=True`` rounded up as long as the last window starts inside the image or
+    its left padding (PyTorch's rule); likewise OW. ``dilation`` must be 1 (ValueError
+    otherwise). With ties the first position in row-major order wins (-0.0 and +0.0 tie);
+    NaN wins over any number, a later NaN over an earlier one (as PyTorch's CPU kernel).
+    Planes of more than 2**31 - 1 values are refused (ValueError).
     """
     where = "max_pool2d"
     x = V.float_array(x, "x", where)
     x4, unbatched = as_nchw(x, "x", where)
-    kh, kw, sh, sw, ph, pw = V.pool_window(kernel_size, stride, padding, where)
-    y, idx = _C.max_pool2d_forward(x4, kh, kw, sh, sw, ph, pw, _out4(out, unbatched))
-    return (y[0], idx[0]) if unbatched else (y, idx)
+    window = V.pool_window(kernel_size, stride, padding, ceil_mode, where)
+    V.pool_dilation(dilation, where)
+    indices = V.boolean(return_indices, "return_indices", where)
+    y, idx = _C.max_pool2d_forward(x4, *window, _out4(out, unbatched))
+    if unbatched:
+        y, idx = y[0], idx[0]
+    return (y, idx) if indices else y
 
 
 def max_pool2d_backward(
@@ -95,24 +117,28 @@ def max_pool2d_backward(
 
 def avg_pool2d(
     x: Any,
-    kernel_size: Any,
-    stride: Any = None,
-    padding: Any = 0,
+    kernel_size: V.IntPair,
+    stride: V.IntPair | None = None,
+    padding: V.IntPair = 0,
+    ceil_mode: bool = False,
     count_include_pad: bool = True,
+    divisor_override: int | None = None,
     *,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Average pooling (PyTorch's ``F.avg_pool2d``).
+    """Average pooling (PyTorch's ``F.avg_pool2d``, same arguments in the same order).
 
     x (N, C, H, W) or (C, H, W); kernel_size, stride (default: kernel_size) and padding
-    (at most half the kernel) an int or a pair -> y (N, C, OH, OW): each window's sum over
-    the image divided by ``kH * kW`` (``count_include_pad=True``: the zero padding counts)
-    or by its number of positions inside the image.
+    (at most half the kernel) an int or a pair; ``ceil_mode`` as :func:`max_pool2d`
+    -> y (N, C, OH, OW): each window's sum over the image divided by ``divisor_override``
+    when given, else by the window's size within the padded input (``count_include_pad=True``:
+    ``kH * kW`` but for a ``ceil_mode`` window that reaches past the padding) or by its
+    number of positions inside the image (``count_include_pad=False``).
     """
     where = "avg_pool2d"
     x = V.float_array(x, "x", where)
     x4, unbatched = as_nchw(x, "x", where)
-    window = _avg_window(kernel_size, stride, padding, count_include_pad, where)
+    window = _avg_window(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, where)
     y = _C.avg_pool2d_forward(x4, *window, _out4(out, unbatched))
     return y[0] if unbatched else y
 
@@ -120,10 +146,12 @@ def avg_pool2d(
 def avg_pool2d_backward(
     dy: Any,
     input_shape: Sequence[int],
-    kernel_size: Any,
-    stride: Any = None,
-    padding: Any = 0,
+    kernel_size: V.IntPair,
+    stride: V.IntPair | None = None,
+    padding: V.IntPair = 0,
+    ceil_mode: bool = False,
     count_include_pad: bool = True,
+    divisor_override: int | None = None,
     *,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
@@ -132,7 +160,7 @@ def avg_pool2d_backward(
     where = "avg_pool2d_backward"
     dy = V.float_array(dy, "dy", where)
     dy4, unbatched = as_nchw(dy, "dy", where)
-    window = _avg_window(kernel_size, stride, padding, count_include_pad, where)
+    window = _avg_window(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, where)
     hw = _input_hw(input_shape, dy4, unbatched, where)
     dx = _C.avg_pool2d_backward(dy4, hw[0], hw[1], *window, _grad_out(out, dy4, hw, unbatched, where))
     return dx[0] if unbatched else dx
