@@ -340,6 +340,30 @@ def cross_entropy_backward(logits, labels, dloss=1.0):
     return dloss * p / B
 
 
+def cross_entropy_options(
+    logits, labels, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0
+):
+    """PyTorch's cross-entropy of class indices as its documentation writes it: each row's
+    target distribution t = (1 - e) onehot(y) + e / K, its loss -sum_c w[c] t[c] log p[c]
+    (0 for a row whose label is ignore_index); "mean" divides the sum by the summed
+    w[y] of the kept rows, "sum" sums, "none" returns the rows."""
+    z = f64(logits)
+    B, K = z.shape
+    labels = np.asarray(labels)
+    w = np.ones(K) if weight is None else f64(weight)
+    keep = labels != ignore_index
+    y = np.where(keep, labels, 0)
+    t = np.full((B, K), label_smoothing / K)
+    t[np.arange(B), y] += 1 - label_smoothing
+    logp = z - logsumexp(z)[:, None]
+    rows = np.where(keep, -(t * w * logp).sum(axis=1), 0.0)
+    if reduction == "none":
+        return rows
+    if reduction == "sum":
+        return float(rows.sum())
+    return float(rows.sum() / np.where(keep, w[y], 0.0).sum())
+
+
 # ---- optimizer steps ------------------------------------------------------------------------
 
 

@@ -33,30 +33,158 @@ def _logits(logits: Any, where: str) -> np.ndarray:
     return logits
 
 
-def cross_entropy(logits: Any, labels: Any) -> tuple[float, np.ndarray]:
-    """Mean softmax cross-entropy of integer labels.
+_REDUCTIONS = ("mean", "sum", "none")
 
-    logits (B, K), labels (B,) integers in [0, K) -> (loss as a Python float, lse (B,)),
-    ``lse`` being log-sum-exp of each row (computed stably), which the backward takes.
+
+class _Options:
+    """PyTorch's options of the cross-entropy, checked: class weights (K,) or None, the
+    ignored label, the reduction, the label smoothing. ``simple`` when they ask for nothing
+    the kernels do not do themselves (the mean over every row, no weight, no smoothing)."""
+
+    def __init__(
+        self,
+        logits: np.ndarray,
+        weight: Any,
+        ignore_index: Any,
+        reduction: Any,
+        label_smoothing: Any,
+        where: str,
+    ) -> None:
+        K = logits.shape[1]
+        self.weight = None
+        if weight is not None:
+            self.weight = V.float_array(weight, "weight", where, logits.dtype, "the dtype of logits")
+            V.check_shape(self.weight, "weight", where, (K,), "the classes of logits")
+        self.ignore_index = V.integer(ignore_index, "ignore_index", where)
+        self.reduction = V.choice(reduction, "reduction", where, _REDUCTIONS)
+        self.smoothing = V.real(label_smoothing, "label_smoothing", where, low=0.0, high=1.0)
+        self.simple = self.weight is None and self.reduction == "mean" and self.smoothing == 0.0
+        self.K = K
+
+    def kernels_alone(self, labels: np.ndarray, kernel: Any, *args: Any) -> Any:
+        """``kernel(*args)`` when the options ask for nothing more than it does (the mean over
+        every row), else None. A label equal to ignore_index outside [0, K) is found only
+        when the kernel refuses it, so the common call looks at the labels once."""
+        if not self.simple:
+            return None
+        if 0 <= self.ignore_index < self.K:
+            return None if np.any(labels == self.ignore_index) else kernel(*args)
+        try:
+            return kernel(*args)
+        except ValueError:
+            if np.any(labels == self.ignore_index):
+                return None
+            raise
+
+    def rows(self, labels: np.ndarray, K: int, where: str) -> tuple[np.ndarray, np.ndarray]:
+        """(labels with the ignored ones replaced by 0, the kept rows as a mask); ValueError
+        for any other label outside [0, K)."""
+        keep = labels != self.ignore_index
+        safe = np.where(keep, labels, 0)
+        bad = np.flatnonzero((safe < 0) | (safe >= K))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"{where}: labels[{i}] = {int(labels[i])} is out of range [0, {K})")
+        return safe, keep
+
+    def row_weights(self, safe: np.ndarray, keep: np.ndarray, dtype: Any) -> np.ndarray:
+        """Each row's weight: its label's class weight (1 without weights), 0 if ignored."""
+        w = np.ones(safe.shape, dtype) if self.weight is None else self.weight[safe]
+        return np.where(keep, w, 0).astype(dtype, copy=False)
+
+
+def cross_entropy(
+    logits: Any,
+    labels: Any,
+    weight: Any = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> tuple[Any, np.ndarray]:
+    """Softmax cross-entropy of integer labels, with PyTorch's options (``F.cross_entropy``'s
+    ``weight``, ``ignore_index``, ``reduction``, ``label_smoothing``, in its order).
+
+    logits (B, K), labels (B,) integers in [0, K) or ``ignore_index``
+    -> (loss, lse (B,)), ``lse`` being log-sum-exp of each row (computed stably), which
+    the backward takes. Per row, ``l = w[y] (lse - z[y])`` (w = 1 without ``weight``), 0 for
+    an ignored row; with ``label_smoothing`` e, ``(1 - e) l + e / K * sum_c w[c] (lse - z[c])``.
+    ``reduction="mean"`` divides the sum by the summed weights of the rows kept (NaN when
+    none is), ``"sum"`` returns the sum (both as a Python float), ``"none"`` the (B,) array.
     """
-    logits = _logits(logits, "cross_entropy")
-    labels = _labels(labels, logits, "cross_entropy")
-    return _C.cross_entropy_forward(logits, labels)
+    where = "cross_entropy"
+    logits = _logits(logits, where)
+    labels = _labels(labels, logits, where)
+    opts = _Options(logits, weight, ignore_index, reduction, label_smoothing, where)
+    res = opts.kernels_alone(labels, _C.cross_entropy_forward, logits, labels)
+    if res is not None:
+        return res
+    B, K = logits.shape
+    safe, keep = opts.rows(labels, K, where)
+    _, lse = _C.cross_entropy_forward(logits, safe)
+    wy = opts.row_weights(safe, keep, logits.dtype)
+    rows = (lse - logits[np.arange(B), safe]) * wy
+    if opts.smoothing:
+        logp = logits - lse[:, None]
+        per_class = logp if opts.weight is None else logp * opts.weight
+        smooth = np.where(keep, -per_class.sum(axis=1), 0).astype(logits.dtype, copy=False)
+        rows = (1 - opts.smoothing) * rows + (opts.smoothing / K) * smooth
+    if opts.reduction == "none":
+        return rows.astype(logits.dtype, copy=False), lse
+    total = float(np.sum(rows, dtype=np.float64))
+    if opts.reduction == "sum":
+        return total, lse
+    denom = float(np.sum(wy, dtype=np.float64))
+    return (total / denom if denom != 0 else float("nan")), lse
 
 
 def cross_entropy_backward(
-    logits: Any, labels: Any, lse: Any, dloss: float = 1.0, *, out: np.ndarray | None = None
+    logits: Any,
+    labels: Any,
+    lse: Any,
+    dloss: Any = 1.0,
+    weight: Any = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    *,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``dlogits = dloss * (softmax(logits) - onehot(labels)) / B``.
+    """Gradient of :func:`cross_entropy` (the same options) with respect to the logits; with
+    no option ``dlogits = dloss * (softmax(logits) - onehot(labels)) / B``.
 
-    ``dloss`` is the upstream gradient of the loss (any real number: NaN and Inf
-    propagate, they are data here, not a setting)."""
+    ``dloss`` is the upstream gradient of the loss: a real number (NaN and Inf propagate,
+    they are data here, not a setting), or with ``reduction="none"`` one per row (B,) (a
+    number stands for every row)."""
     where = "cross_entropy_backward"
     logits = _logits(logits, where)
     labels = _labels(labels, logits, where)
     lse = V.float_array(lse, "lse", where, logits.dtype, "the dtype of logits")
     V.check_shape(lse, "lse", where, (logits.shape[0],), "the rows of logits")
-    dloss = V.real(dloss, "dloss", where, allow_inf=True, allow_nan=True)
+    opts = _Options(logits, weight, ignore_index, reduction, label_smoothing, where)
     if out is not None:
         V.out_array(out, where, logits.shape, logits.dtype)
-    return _C.cross_entropy_backward(logits, labels, lse, dloss, out)
+    B, K = logits.shape
+    if opts.reduction == "none" and isinstance(dloss, np.ndarray):
+        g = V.float_array(dloss, "dloss", where).astype(np.float64)
+        V.check_shape(g, "dloss", where, (B,), "the rows of logits")
+    else:
+        g0 = V.real(dloss, "dloss", where, allow_inf=True, allow_nan=True)
+        res = opts.kernels_alone(labels, _C.cross_entropy_backward, logits, labels, lse, g0, out)
+        if res is not None:
+            return res
+        g = np.full(B, g0)
+    safe, keep = opts.rows(labels, K, where)
+    wy = opts.row_weights(safe, keep, np.float64)
+    if opts.reduction == "mean":
+        denom = float(np.sum(wy))
+        g = g / denom if denom != 0 else np.full(B, np.nan)
+    a = (1 - opts.smoothing) * wy * g  # the coefficient of softmax - onehot(y) of each row
+    b = (opts.smoothing / K) * np.where(keep, g, 0)  # of sum_c w[c] softmax - w
+    w = np.ones(K) if opts.weight is None else opts.weight.astype(np.float64)
+    p = np.exp(logits.astype(np.float64) - lse.astype(np.float64)[:, None])
+    d = p * (a + b * w.sum())[:, None] - b[:, None] * w
+    d[np.arange(B), safe] -= a
+    if out is None:
+        return d.astype(logits.dtype)
+    np.copyto(out, d, casting="same_kind")
+    return out

@@ -13,21 +13,46 @@ from .parameter import Module, Parameter, add_to_grad
 
 
 class SoftmaxLoss(Module):
-    """Mean softmax cross-entropy: ``loss = fn(logits, labels)``, ``dlogits = fn.backward()``.
+    """Softmax cross-entropy: ``loss = fn(logits, labels)``, ``dlogits = fn.backward()``.
 
-    logits (B, K) float, labels (B,) integers in [0, K). The loss is a Python float.
+    ``SoftmaxLoss(weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0)``,
+    PyTorch's ``nn.CrossEntropyLoss`` options in its order (see
+    :func:`normreg.functional.cross_entropy`): class weights (K,), a label whose rows are
+    left out, ``"mean"`` (over the kept rows, weighted), ``"sum"`` or ``"none"`` (the loss
+    of each row), the label smoothing in [0, 1]. logits (B, K) float, labels (B,) integers
+    in [0, K) or ``ignore_index``. The loss is a Python float, or a (B,) array with
+    ``reduction="none"``, whose ``backward`` takes the gradient of each row (a number
+    stands for every row).
     """
 
-    def forward(self, logits: Any, labels: Any) -> float:
-        loss, lse = F.cross_entropy(logits, labels)
+    def __init__(
+        self,
+        weight: Any = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__()
+        where = type(self).__name__
+        self.weight = None if weight is None else V.float_array(weight, "weight", where).copy()
+        self.ignore_index = V.integer(ignore_index, "ignore_index", where)
+        self.reduction = V.choice(reduction, "reduction", where, ("mean", "sum", "none"))
+        self.label_smoothing = V.real(label_smoothing, "label_smoothing", where, low=0.0, high=1.0)
+
+    def _options(self) -> tuple[Any, int, str, float]:
+        """The options of F.cross_entropy and its backward, in their order."""
+        return self.weight, self.ignore_index, self.reduction, self.label_smoothing
+
+    def forward(self, logits: Any, labels: Any) -> Any:
+        loss, lse = F.cross_entropy(logits, labels, *self._options())
         self.save_for_backward(logits, labels, lse)
         return loss
 
     __call__ = forward  # a leaf: saves last, calls no module (see Module.__call__)
 
-    def backward(self, dloss: float = 1.0) -> np.ndarray:
+    def backward(self, dloss: Any = 1.0) -> np.ndarray:
         logits, labels, lse = self.saved()
-        return F.cross_entropy_backward(logits, labels, lse, dloss)
+        return F.cross_entropy_backward(logits, labels, lse, dloss, *self._options())
 
 
 CrossEntropyLoss = SoftmaxLoss
