@@ -224,3 +224,31 @@ def test_mask_is_philox_and_values_exact(nthreads, n, p, dtype):
     np.testing.assert_array_equal(y, np.where(keep, x * scale, 0))
     dy = np.random.default_rng(n + 1).standard_normal(n).astype(dtype)
     np.testing.assert_array_equal(_C.dropout_backward(dy, mask, p, None), np.where(keep, dy * scale, 0))
+
+
+def test_inplace_writes_the_input_and_keeps_the_gradient(rng):
+    """``Dropout(p, inplace=True)``: the output is the input array, overwritten with what
+    the out-of-place module gives for the same generator state; the backward is the same."""
+    x = rng.standard_normal((6, 9))
+    ref_mod = nn.Dropout(0.4, normreg.Generator(5))
+    y_ref = ref_mod(x.copy())
+    mod = nn.Dropout(0.4, normreg.Generator(5), inplace=True)
+    xi = x.copy()
+    y = mod(xi)
+    assert y is xi
+    np.testing.assert_array_equal(xi, y_ref)
+    dy = rng.standard_normal(x.shape)
+    np.testing.assert_array_equal(mod.backward(dy), ref_mod.backward(dy))
+    view = x.copy()[:, ::2]  # a strided view is written through as well
+    out = nn.Dropout(0.4, normreg.Generator(5), inplace=True)(view)
+    assert out is view
+    mod.eval()
+    xe = x.copy()
+    assert mod(xe) is xe and np.array_equal(xe, x)  # evaluation: the identity
+    with pytest.raises(ValueError):
+        ro = x.copy()
+        ro.flags.writeable = False
+        nn.Dropout(0.4, inplace=True)(ro)
+    with pytest.raises(TypeError, match="inplace"):
+        nn.Dropout(0.4, inplace=1)
+    assert "inplace=True" in repr(mod)

@@ -89,6 +89,21 @@ def test_residual_flatten_identity(rng):
     assert f(x4).shape == (2, 60)
     np.testing.assert_array_equal(f.backward(f(x4)), x4)
     assert nn.Flatten(start_dim=2)(x4).shape == (2, 3, 20)
+    # PyTorch's end_dim and negative dimensions (x.reshape of the same dims as reference)
+    for start, end, shape in (
+        (1, 2, (2, 12, 5)),
+        (0, -1, (120,)),
+        (-3, -2, (2, 12, 5)),
+        (2, 2, (2, 3, 4, 5)),
+    ):
+        f = nn.Flatten(start, end)
+        assert f(x4).shape == shape
+        np.testing.assert_array_equal(f.backward(f(x4)), x4)
+    assert nn.Flatten(0)(np.float64(3.0)).shape == (1,)
+    for start, end in ((2, 1), (1, 4), (-5, -1)):
+        with pytest.raises(ValueError, match="Flatten"):
+            nn.Flatten(start, end)(x4)
+    assert repr(nn.Flatten()) == "Flatten(start_dim=1, end_dim=-1)"
     ident = nn.Identity()
     np.testing.assert_array_equal(ident(x4), x4)
 
@@ -315,3 +330,17 @@ def test_model_on_read_only_non_contiguous_input(rng):
     normreg.manual_seed(8)
     np.testing.assert_allclose(other(np.ascontiguousarray(x)), y, rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(other.backward(dy), dx, rtol=1e-13, atol=1e-13)
+
+
+def test_apply_visits_children_first_then_the_module():
+    model = nn.Sequential(nn.Linear(2, 3), nn.Sequential(nn.ReLU(), nn.Linear(3, 1)))
+    seen = []
+    assert model.apply(lambda m: seen.append(type(m).__name__)) is model
+    assert seen == ["Linear", "ReLU", "Linear", "Sequential", "Sequential"]
+
+    def zero_linear(m):
+        if isinstance(m, nn.Linear):
+            m.weight.data[...] = 0
+
+    model.apply(zero_linear)
+    assert all(not p.data.any() for n, p in model.named_parameters() if n.endswith("weight"))

@@ -44,19 +44,30 @@ class _Reshape(Module):
 
 
 class Flatten(_Reshape):
-    """Flatten dimensions ``start_dim`` to the last: (N, *rest) -> (N, prod(rest))."""
+    """Flatten dimensions ``start_dim`` to ``end_dim`` (both included; negative ones count
+    from the end) into one (PyTorch's ``nn.Flatten``): by default (N, *rest) -> (N, prod(rest))."""
 
-    def __init__(self, start_dim: int = 1) -> None:
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
-        self.start_dim = V.integer(start_dim, "start_dim", type(self).__name__)
+        where = type(self).__name__
+        self.start_dim = V.integer(start_dim, "start_dim", where)
+        self.end_dim = V.integer(end_dim, "end_dim", where)
 
     def forward(self, x: Any) -> np.ndarray:
         x = V.array(x, "x", type(self).__name__)
-        if not 0 <= self.start_dim <= max(x.ndim - 1, 0):
+        n = max(x.ndim, 1)  # a 0-d input counts as one dimension, as in PyTorch
+        start = self.start_dim + n if self.start_dim < 0 else self.start_dim
+        end = self.end_dim + n if self.end_dim < 0 else self.end_dim
+        if not (0 <= start < n and 0 <= end < n) or start > end:
             raise ValueError(
-                f"Flatten(start_dim={self.start_dim}) needs input with more dimensions, got {x.shape}"
+                f"Flatten(start_dim={self.start_dim}, end_dim={self.end_dim}) does not fit input of shape "
+                f"{x.shape}: both must be dimensions of it, start_dim not after end_dim"
             )
-        return self._reshape(x, x.shape[: self.start_dim] + (-1,))
+        shape = (1,) if x.ndim == 0 else x.shape
+        return self._reshape(x, shape[:start] + (-1,) + shape[end + 1 :])
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
 class Unflatten(_Reshape):

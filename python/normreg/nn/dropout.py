@@ -20,7 +20,8 @@ class Dropout(Module):
 
     ``p_is_keep_prob=True`` (cs231n's convention, see :mod:`normreg.conventions`) reads
     ``p`` as the probability of *keeping* a unit: drop with ``1 - p``, scale kept units
-    by ``1 / p``. ``drop_prob`` is the drop probability either way.
+    by ``1 / p``. ``drop_prob`` is the drop probability either way. ``inplace=True`` (as
+    PyTorch's) writes the output into the input array and returns it.
     """
 
     def __init__(
@@ -28,12 +29,14 @@ class Dropout(Module):
         p: float = 0.5,
         generator: Generator | None = None,
         *,
+        inplace: bool = False,
         p_is_keep_prob: bool | None = None,
         convention: str | conventions.Convention | None = None,
     ) -> None:
         super().__init__()
         where = type(self).__name__
         self.p = V.probability(p, "p", where)
+        self.inplace = V.boolean(inplace, "inplace", where)
         self.p_is_keep_prob = bool(conventions.resolve(convention, "dropout_p_is_keep_prob", p_is_keep_prob))
         self.generator = None if generator is None else as_generator(generator, where)
 
@@ -44,6 +47,9 @@ class Dropout(Module):
     def forward(self, x: Any) -> np.ndarray:
         drop_prob = self.drop_prob
         y, mask = F.dropout(x, drop_prob, self.training, generator=self.generator)
+        if self.inplace and isinstance(x, np.ndarray) and y is not x:
+            np.copyto(x, y)  # ValueError for a read-only x, before anything is saved
+            y = x
         self.save_for_backward(mask, np.shape(y), drop_prob)  # mask is None when nothing was dropped
         return y
 
@@ -57,4 +63,8 @@ class Dropout(Module):
         return F.dropout_backward(dy, mask, drop_prob)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}" + (", p_is_keep_prob=True" if self.p_is_keep_prob else "")
+        return (
+            f"p={self.p}"
+            + (", inplace=True" if self.inplace else "")
+            + (", p_is_keep_prob=True" if self.p_is_keep_prob else "")
+        )

@@ -399,6 +399,15 @@ class Module:
 
     # -- modes and gradients -------------------------------------------------------------
 
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
+        """Call ``fn`` on every sub-module (children first, as PyTorch's ``Module.apply``),
+        then on this module; returns this module. ``model.apply(init_fn)`` is the usual
+        way to initialize a whole model."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
     def train(self, mode: bool = True) -> Module:
         """Set training mode (``True``) or evaluation mode here and in every sub-module."""
         for m in self.modules():
