@@ -51,7 +51,19 @@ class _Options:
         where: str,
     ) -> None:
         K = logits.shape[1]
+        self.K = K
         self.weight = None
+        if (  # the defaults, as every plain call passes them: nothing to check
+            weight is None
+            and type(ignore_index) is int
+            and ignore_index == -100
+            and type(reduction) is str
+            and reduction == "mean"
+            and type(label_smoothing) is float
+            and label_smoothing == 0.0
+        ):
+            self.ignore_index, self.reduction, self.smoothing, self.simple = -100, "mean", 0.0, True
+            return
         if weight is not None:
             self.weight = V.float_array(weight, "weight", where, logits.dtype, "the dtype of logits")
             V.check_shape(self.weight, "weight", where, (K,), "the classes of logits")
@@ -59,7 +71,6 @@ class _Options:
         self.reduction = V.choice(reduction, "reduction", where, _REDUCTIONS)
         self.smoothing = V.real(label_smoothing, "label_smoothing", where, low=0.0, high=1.0)
         self.simple = self.weight is None and self.reduction == "mean" and self.smoothing == 0.0
-        self.K = K
 
     def kernels_alone(self, labels: np.ndarray, kernel: Any, *args: Any) -> Any:
         """``kernel(*args)`` when the options ask for nothing more than it does (the mean over
