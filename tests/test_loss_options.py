@@ -114,7 +114,8 @@ def test_module_options_and_gradcheck(rng):
         ({"label_smoothing": float("nan")}, ValueError, "label_smoothing"),
         ({"ignore_index": 1.0}, TypeError, "ignore_index"),
         ({"weight": np.ones(3)}, ValueError, "weight"),
-        ({"weight": np.ones(4, np.float32)}, TypeError, "weight"),
+        ({"weight": np.ones(4, np.int64)}, TypeError, "weight"),
+        ({"weight": "abcd"}, TypeError, "weight"),
     ],
 )
 def test_bad_options(kw, exc, match):
@@ -151,3 +152,13 @@ def test_matches_torch(rng, opts):
     tloss.backward(torch.tensor(dloss, dtype=torch.float64))
     np.testing.assert_allclose(loss, tloss.detach().numpy(), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(fn.backward(dloss), tz.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_weight_takes_the_dtype_of_the_logits(rng):
+    z = rng.standard_normal((5, 3)).astype(np.float32)
+    labels = np.array([0, 2, 1, 1, 0])
+    w64 = np.array([0.5, 1.0, 2.0])
+    fn = nn.CrossEntropyLoss(weight=[0.5, 1.0, 2.0])
+    loss = fn(z, labels)
+    assert loss == pytest.approx(R.cross_entropy_options(z, labels, weight=w64), rel=1e-6)
+    assert fn.backward().dtype == np.float32

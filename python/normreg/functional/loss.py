@@ -65,7 +65,9 @@ class _Options:
             self.ignore_index, self.reduction, self.smoothing, self.simple = -100, "mean", 0.0, True
             return
         if weight is not None:
-            self.weight = V.float_array(weight, "weight", where, logits.dtype, "the dtype of logits")
+            # class weights in the logits' dtype (a NumPy list of floats is float64 where
+            # float32 logits are the rule)
+            self.weight = V.float_array(weight, "weight", where).astype(logits.dtype, copy=False)
             V.check_shape(self.weight, "weight", where, (K,), "the classes of logits")
         self.ignore_index = V.integer(ignore_index, "ignore_index", where)
         self.reduction = V.choice(reduction, "reduction", where, _REDUCTIONS)
