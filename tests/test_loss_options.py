@@ -162,3 +162,22 @@ def test_weight_takes_the_dtype_of_the_logits(rng):
     loss = fn(z, labels)
     assert loss == pytest.approx(R.cross_entropy_options(z, labels, weight=w64), rel=1e-6)
     assert fn.backward().dtype == np.float32
+
+
+def test_an_ignored_row_counts_for_nothing_even_if_it_is_not_finite():
+    z = np.array([[0.0, 1.0, 2.0], [np.nan, 1.0, np.inf], [1.0, -1.0, 0.5]])
+    labels = np.array([2, -100, 0])
+    kept = [0, 2]
+    for reduction in ("mean", "sum", "none"):
+        for smoothing in (0.0, 0.25):
+            loss, lse = F.cross_entropy(z, labels, reduction=reduction, label_smoothing=smoothing)
+            ref = R.cross_entropy_options(
+                z[kept], labels[kept], reduction=reduction, label_smoothing=smoothing
+            )
+            if reduction == "none":
+                np.testing.assert_allclose(loss[kept], ref, rtol=1e-12)
+                assert loss[1] == 0
+            else:
+                assert loss == pytest.approx(ref, rel=1e-12)
+            d = F.cross_entropy_backward(z, labels, lse, 1.0, reduction=reduction, label_smoothing=smoothing)
+            assert np.all(d[1] == 0) and np.all(np.isfinite(d[kept]))

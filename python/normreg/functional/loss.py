@@ -135,7 +135,8 @@ def cross_entropy(
     safe, keep = opts.rows(labels, K, where)
     _, lse = _C.cross_entropy_forward(logits, safe)
     wy = opts.row_weights(safe, keep, logits.dtype)
-    rows = (lse - logits[np.arange(B), safe]) * wy
+    # an ignored row counts for nothing, whatever its logits hold (Inf, NaN)
+    rows = np.where(keep, (lse - logits[np.arange(B), safe]) * wy, 0).astype(logits.dtype, copy=False)
     if opts.smoothing:
         logp = logits - lse[:, None]
         per_class = logp if opts.weight is None else logp * opts.weight
@@ -197,6 +198,7 @@ def cross_entropy_backward(
     p = np.exp(logits.astype(np.float64) - lse.astype(np.float64)[:, None])
     d = p * (a + b * w.sum())[:, None] - b[:, None] * w
     d[np.arange(B), safe] -= a
+    d[~keep] = 0  # an ignored row gets no gradient, whatever its logits hold (Inf, NaN)
     if out is None:
         return d.astype(logits.dtype)
     np.copyto(out, d, casting="same_kind")
