@@ -181,3 +181,13 @@ def test_an_ignored_row_counts_for_nothing_even_if_it_is_not_finite():
                 assert loss == pytest.approx(ref, rel=1e-12)
             d = F.cross_entropy_backward(z, labels, lse, 1.0, reduction=reduction, label_smoothing=smoothing)
             assert np.all(d[1] == 0) and np.all(np.isfinite(d[kept]))
+
+
+def test_options_after_weight_are_keywords():
+    """PyTorch's positions after weight hold its deprecated size_average and reduce: a
+    positional option is a TypeError here, not a silently different meaning."""
+    z, labels = np.zeros((2, 3)), np.array([0, 2])
+    with pytest.raises(TypeError):
+        nn.CrossEntropyLoss(None, None, 1)
+    with pytest.raises(TypeError):
+        F.cross_entropy(z, labels, None, -100)

@@ -131,8 +131,7 @@ def test_load_state_dict_checks_everything_and_names_the_entry():
 
 def test_bad_arguments():
     (p,) = random_params(np.float32, ((2, 2),))
-    with pytest.raises(TypeError):
-        optim.SGD([p])  # lr is required, as in PyTorch
+    assert optim.SGD([p]).param_groups[0]["lr"] == 1e-3  # PyTorch 2's default learning rate
     bad = [
         (lambda: optim.SGD([p], lr=-0.1), ValueError, "learning rate"),
         (lambda: optim.SGD([p], lr=0.1, momentum=-0.5), ValueError, "momentum"),

@@ -110,12 +110,14 @@ def cross_entropy(
     logits: Any,
     labels: Any,
     weight: Any = None,
+    *,
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
 ) -> tuple[Any, np.ndarray]:
     """Softmax cross-entropy of integer labels, with PyTorch's options (``F.cross_entropy``'s
-    ``weight``, ``ignore_index``, ``reduction``, ``label_smoothing``, in its order).
+    ``weight``, ``ignore_index``, ``reduction``, ``label_smoothing``; all but ``weight`` by
+    keyword, since PyTorch's positions hold its deprecated ``size_average`` and ``reduce``).
 
     logits (B, K), labels (B,) integers in [0, K) or ``ignore_index``
     -> (loss, lse (B,)), ``lse`` being log-sum-exp of each row (computed stably), which
@@ -157,10 +159,10 @@ def cross_entropy_backward(
     lse: Any,
     dloss: Any = 1.0,
     weight: Any = None,
+    *,
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
-    *,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Gradient of :func:`cross_entropy` (the same options) with respect to the logits; with

@@ -15,8 +15,9 @@ from .parameter import Module, Parameter, add_to_grad
 class SoftmaxLoss(Module):
     """Softmax cross-entropy: ``loss = fn(logits, labels)``, ``dlogits = fn.backward()``.
 
-    ``SoftmaxLoss(weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0)``,
-    PyTorch's ``nn.CrossEntropyLoss`` options in its order (see
+    ``SoftmaxLoss(weight=None, *, ignore_index=-100, reduction="mean", label_smoothing=0.0)``,
+    PyTorch's ``nn.CrossEntropyLoss`` options, all but ``weight`` by keyword (PyTorch's
+    positions hold its deprecated ``size_average`` and ``reduce``; see
     :func:`normreg.functional.cross_entropy`): class weights (K,), a label whose rows are
     left out, ``"mean"`` (over the kept rows, weighted), ``"sum"`` or ``"none"`` (the loss
     of each row), the label smoothing in [0, 1]. logits (B, K) float, labels (B,) integers
@@ -28,6 +29,7 @@ class SoftmaxLoss(Module):
     def __init__(
         self,
         weight: Any = None,
+        *,
         ignore_index: int = -100,
         reduction: str = "mean",
         label_smoothing: float = 0.0,
@@ -39,12 +41,17 @@ class SoftmaxLoss(Module):
         self.reduction = V.choice(reduction, "reduction", where, ("mean", "sum", "none"))
         self.label_smoothing = V.real(label_smoothing, "label_smoothing", where, low=0.0, high=1.0)
 
-    def _options(self) -> tuple[Any, int, str, float]:
-        """The options of F.cross_entropy and its backward, in their order."""
-        return self.weight, self.ignore_index, self.reduction, self.label_smoothing
+    def _options(self) -> dict[str, Any]:
+        """The options of F.cross_entropy and its backward."""
+        return {
+            "weight": self.weight,
+            "ignore_index": self.ignore_index,
+            "reduction": self.reduction,
+            "label_smoothing": self.label_smoothing,
+        }
 
     def forward(self, logits: Any, labels: Any) -> Any:
-        loss, lse = F.cross_entropy(logits, labels, *self._options())
+        loss, lse = F.cross_entropy(logits, labels, **self._options())
         self.save_for_backward(logits, labels, lse)
         return loss
 
@@ -52,7 +59,7 @@ class SoftmaxLoss(Module):
 
     def backward(self, dloss: Any = 1.0) -> np.ndarray:
         logits, labels, lse = self.saved()
-        return F.cross_entropy_backward(logits, labels, lse, dloss, *self._options())
+        return F.cross_entropy_backward(logits, labels, lse, dloss, **self._options())
 
 
 CrossEntropyLoss = SoftmaxLoss

@@ -23,7 +23,7 @@ class SGD(Optimizer):
         W -= lr * d
 
     With ``momentum=0`` this is ``W := (1 - lr*weight_decay) * W - lr * grad``.
-    ``lr`` is required. ``state[p]['momentum_buffer']`` holds the buffer (None until
+    ``lr`` defaults to 1e-3, as in PyTorch 2. ``state[p]['momentum_buffer']`` holds the buffer (None until
     the first step, or when momentum is 0).
 
     ``momentum_style`` (a per-group hyperparameter; default from the active
@@ -42,7 +42,7 @@ class SGD(Optimizer):
     def __init__(
         self,
         params: Any,
-        lr: float,
+        lr: float = 1e-3,
         momentum: float = 0.0,
         dampening: float = 0.0,
         weight_decay: float = 0.0,
