@@ -251,4 +251,6 @@ def test_inplace_writes_the_input_and_keeps_the_gradient(rng):
         nn.Dropout(0.4, inplace=True)(ro)
     with pytest.raises(TypeError, match="inplace"):
         nn.Dropout(0.4, inplace=1)
+    with pytest.raises(TypeError, match="inplace is keyword-only"):
+        nn.Dropout(0.4, True)  # PyTorch's positional inplace
     assert "inplace=True" in repr(mod)

@@ -36,6 +36,11 @@ class Dropout(Module):
         super().__init__()
         where = type(self).__name__
         self.p = V.probability(p, "p", where)
+        if isinstance(generator, (bool, np.bool_)):  # PyTorch's second argument is inplace
+            raise TypeError(
+                f"{where}: the second argument is the generator; inplace is keyword-only: "
+                f"Dropout(p, inplace={bool(generator)})"
+            )
         self.inplace = V.boolean(inplace, "inplace", where)
         self.p_is_keep_prob = bool(conventions.resolve(convention, "dropout_p_is_keep_prob", p_is_keep_prob))
         self.generator = None if generator is None else as_generator(generator, where)
