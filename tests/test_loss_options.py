@@ -133,6 +133,9 @@ def test_none_backward_takes_rows_or_a_number(rng):
     d1 = F.cross_entropy_backward(z, labels, lse, 2.0, reduction="none")
     d2 = F.cross_entropy_backward(z, labels, lse, np.full(3, 2.0), reduction="none")
     np.testing.assert_array_equal(d1, d2)
+    np.testing.assert_array_equal(
+        d1, F.cross_entropy_backward(z, labels, lse, [2.0, 2.0, 2.0], reduction="none")
+    )
     with pytest.raises(ValueError, match="dloss"):
         F.cross_entropy_backward(z, labels, lse, np.ones(4), reduction="none")
 

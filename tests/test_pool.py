@@ -438,6 +438,8 @@ def test_pool_arguments_rejected():
         nn.MaxPool2d(2, dilation=(1, 2))
     with pytest.raises(ValueError, match="divisor_override"):
         F.avg_pool2d(x, 2, divisor_override=0)
+    with pytest.raises(ValueError, match="avg_pool2d: divisor_override"):
+        F.avg_pool2d(x, 2, divisor_override=2**64)
     with pytest.raises(TypeError, match="divisor_override"):
         nn.AvgPool2d(2, divisor_override=2.5)
     with pytest.raises(TypeError, match="ceil_mode"):

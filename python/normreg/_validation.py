@@ -136,7 +136,7 @@ def pool_dilation(dilation: Any, where: str) -> None:
 
 def divisor_override(value: Any, where: str) -> int:
     """Average pooling's ``divisor_override``: None (0 for the kernels) or an int >= 1."""
-    return 0 if value is None else integer(value, "divisor_override", where, low=1)
+    return 0 if value is None else integer(value, "divisor_override", where, low=1, high=2**63 - 1)
 
 
 def output_size_pair(value: Any, where: str) -> tuple[int | None, int | None]:

@@ -180,7 +180,7 @@ def cross_entropy_backward(
     if out is not None:
         V.out_array(out, where, logits.shape, logits.dtype)
     B, K = logits.shape
-    if opts.reduction == "none" and isinstance(dloss, np.ndarray):
+    if opts.reduction == "none" and isinstance(dloss, (np.ndarray, list, tuple)):
         g = V.float_array(dloss, "dloss", where).astype(np.float64)
         V.check_shape(g, "dloss", where, (B,), "the rows of logits")
     else:
