@@ -100,6 +100,8 @@ def test_residual_flatten_identity(rng):
         assert f(x4).shape == shape
         np.testing.assert_array_equal(f.backward(f(x4)), x4)
     assert nn.Flatten(0)(np.float64(3.0)).shape == (1,)
+    assert nn.Flatten()(np.zeros((0, 3, 4))).shape == (0, 12)  # an empty batch, as PyTorch
+    assert nn.Flatten(0, 1)(np.zeros((2, 0, 4))).shape == (0, 4)
     for start, end in ((2, 1), (1, 4), (-5, -1)):
         with pytest.raises(ValueError, match="Flatten"):
             nn.Flatten(start, end)(x4)

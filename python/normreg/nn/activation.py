@@ -64,7 +64,8 @@ class Flatten(_Reshape):
                 f"{x.shape}: both must be dimensions of it, start_dim not after end_dim"
             )
         shape = (1,) if x.ndim == 0 else x.shape
-        return self._reshape(x, shape[:start] + (-1,) + shape[end + 1 :])
+        # the flattened size spelled out: -1 is ambiguous for an input with a zero-size dimension
+        return self._reshape(x, shape[:start] + (math.prod(shape[start : end + 1]),) + shape[end + 1 :])
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
