@@ -91,3 +91,34 @@ def test_tiers_option_selects_the_supported_tiers_and_strips_its_own_arguments(r
     ]
     assert tiers._without(["--tiers", "avx2", "--quick"], "--tiers", "optional") == ["--quick"]
     assert tiers._without(["--tiers=avx2", "--quick"], "--tiers", "optional") == ["--quick"]
+
+
+def test_mlp_parts_names_every_part(tmp_path):
+    """benchmarks/mlp_parts.py (the step taken apart) runs and times each module, the loss and
+    the optimizer."""
+    import subprocess
+
+    res = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(BENCH, "mlp_parts.py"),
+            "--batch",
+            "8",
+            "--threads",
+            "1",
+            "--steps",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    for part in (
+        "GEMM floor",
+        "0 Linear forward",
+        "1 BatchNorm1d backward",
+        "3 Dropout forward",
+        "optimizer step",
+    ):
+        assert part in res.stdout, res.stdout

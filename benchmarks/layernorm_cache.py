@@ -1,0 +1,54 @@
+"""LayerNorm's forward kernel against a copy of the same array, at sizes that stay in the
+caches (1 thread): nanoseconds per element of each, so that what the kernel costs beyond
+moving its data shows.
+
+    python benchmarks/layernorm_cache.py [--threads 1] [--reps 2000]
+
+The kernel is timed by ``_C.layer_norm_kernel_time`` (its loop in C, no Python per call); the
+copy (``_C.copy_f32``) by a Python loop, whose call overhead is under 0.03 ns per element here.
+For where the kernel's time goes, run it under a sampling profiler, e.g.
+``perf record -e cpu-clock python benchmarks/layernorm_cache.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import normreg
+from normreg import _C
+
+SHAPES = [(16, 1024), (64, 1024), (128, 1024), (512, 1024), (256, 64), (1024, 64), (4096, 64)]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=2000)
+    args = ap.parse_args()
+    normreg.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    print(f"{normreg.cpu_capability()}, {args.threads} thread(s); ns per element, best of 5")
+    print(f"{'shape':>12}{'KiB':>7}{'forward':>9}{'copy':>8}{'ratio':>7}")
+    for M, D in SHAPES:
+        x = rng.standard_normal((M, D), dtype=np.float32) * 3 + 5
+        w, b = rng.standard_normal(D, dtype=np.float32), rng.standard_normal(D, dtype=np.float32)
+        y = np.empty_like(x)
+        reps = max(5, args.reps * 65536 // (M * D))
+        fwd = min(_C.layer_norm_kernel_time(x, w, b, reps) for _ in range(5))
+        copy = np.inf
+        for _ in range(5):
+            t = time.perf_counter()
+            for _ in range(reps):
+                _C.copy_f32(y, x, args.threads)
+            copy = min(copy, (time.perf_counter() - t) / reps)
+        n = M * D
+        print(
+            f"{M:>6}x{D:<5}{n * 4 // 1024:>7}{fwd * 1e9 / n:>9.3f}{copy * 1e9 / n:>8.3f}{fwd / copy:>6.1f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
