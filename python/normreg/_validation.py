@@ -173,6 +173,18 @@ def probability(value: Any, name: str, where: str) -> float:
     return real(value, name, where, low=0.0, high=1.0)
 
 
+def cross_entropy_options(
+    ignore_index: Any, reduction: Any, label_smoothing: Any, where: str
+) -> tuple[int, str, float]:
+    """The cross-entropy's options but its class weights: ``ignore_index`` an int,
+    ``reduction`` one of "mean", "sum", "none", ``label_smoothing`` a real number in [0, 1]."""
+    return (
+        integer(ignore_index, "ignore_index", where),
+        choice(reduction, "reduction", where, ("mean", "sum", "none")),
+        real(label_smoothing, "label_smoothing", where, low=0.0, high=1.0),
+    )
+
+
 def eps(value: Any, where: str) -> float:
     """A normalization's ``eps``: a finite real number >= 0."""
     if type(value) is float and 0.0 <= value < _INF:

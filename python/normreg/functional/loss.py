@@ -33,9 +33,6 @@ def _logits(logits: Any, where: str) -> np.ndarray:
     return logits
 
 
-_REDUCTIONS = ("mean", "sum", "none")
-
-
 class _Options:
     """PyTorch's options of the cross-entropy, checked: class weights (K,) or None, the
     ignored label, the reduction, the label smoothing. ``simple`` when they ask for nothing
@@ -69,9 +66,9 @@ class _Options:
             # float32 logits are the rule)
             self.weight = V.float_array(weight, "weight", where).astype(logits.dtype, copy=False)
             V.check_shape(self.weight, "weight", where, (K,), "the classes of logits")
-        self.ignore_index = V.integer(ignore_index, "ignore_index", where)
-        self.reduction = V.choice(reduction, "reduction", where, _REDUCTIONS)
-        self.smoothing = V.real(label_smoothing, "label_smoothing", where, low=0.0, high=1.0)
+        self.ignore_index, self.reduction, self.smoothing = V.cross_entropy_options(
+            ignore_index, reduction, label_smoothing, where
+        )
         self.simple = self.weight is None and self.reduction == "mean" and self.smoothing == 0.0
 
     def kernels_alone(self, labels: np.ndarray, kernel: Any, *args: Any) -> Any:
@@ -89,15 +86,15 @@ class _Options:
                 return None
             raise
 
-    def rows(self, labels: np.ndarray, K: int, where: str) -> tuple[np.ndarray, np.ndarray]:
+    def rows(self, labels: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
         """(labels with the ignored ones replaced by 0, the kept rows as a mask); ValueError
         for any other label outside [0, K)."""
         keep = labels != self.ignore_index
         safe = np.where(keep, labels, 0)
-        bad = np.flatnonzero((safe < 0) | (safe >= K))
+        bad = np.flatnonzero((safe < 0) | (safe >= self.K))
         if bad.size:
             i = int(bad[0])
-            raise ValueError(f"{where}: labels[{i}] = {int(labels[i])} is out of range [0, {K})")
+            raise ValueError(f"{where}: labels[{i}] = {int(labels[i])} is out of range [0, {self.K})")
         return safe, keep
 
     def row_weights(self, safe: np.ndarray, keep: np.ndarray, dtype: Any) -> np.ndarray:
@@ -134,7 +131,7 @@ def cross_entropy(
     if res is not None:
         return res
     B, K = logits.shape
-    safe, keep = opts.rows(labels, K, where)
+    safe, keep = opts.rows(labels, where)
     _, lse = _C.cross_entropy_forward(logits, safe)
     wy = opts.row_weights(safe, keep, logits.dtype)
     # an ignored row counts for nothing, whatever its logits hold (Inf, NaN)
@@ -189,7 +186,7 @@ def cross_entropy_backward(
         if res is not None:
             return res
         g = np.full(B, g0)
-    safe, keep = opts.rows(labels, K, where)
+    safe, keep = opts.rows(labels, where)
     wy = opts.row_weights(safe, keep, np.float64)
     if opts.reduction == "mean":
         denom = float(np.sum(wy))

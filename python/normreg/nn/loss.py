@@ -37,9 +37,9 @@ class SoftmaxLoss(Module):
         super().__init__()
         where = type(self).__name__
         self.weight = None if weight is None else V.float_array(weight, "weight", where).copy()
-        self.ignore_index = V.integer(ignore_index, "ignore_index", where)
-        self.reduction = V.choice(reduction, "reduction", where, ("mean", "sum", "none"))
-        self.label_smoothing = V.real(label_smoothing, "label_smoothing", where, low=0.0, high=1.0)
+        self.ignore_index, self.reduction, self.label_smoothing = V.cross_entropy_options(
+            ignore_index, reduction, label_smoothing, where
+        )
 
     def _options(self) -> dict[str, Any]:
         """The options of F.cross_entropy and its backward."""
