@@ -55,7 +55,8 @@ class Flatten(_Reshape):
 
     def forward(self, x: Any) -> np.ndarray:
         x = V.array(x, "x", type(self).__name__)
-        n = max(x.ndim, 1)  # a 0-d input counts as one dimension, as in PyTorch
+        shape = x.shape or (1,)  # a 0-d input counts as one dimension, as in PyTorch
+        n = len(shape)
         start = self.start_dim + n if self.start_dim < 0 else self.start_dim
         end = self.end_dim + n if self.end_dim < 0 else self.end_dim
         if not (0 <= start < n and 0 <= end < n) or start > end:
@@ -63,7 +64,6 @@ class Flatten(_Reshape):
                 f"Flatten(start_dim={self.start_dim}, end_dim={self.end_dim}) does not fit input of shape "
                 f"{x.shape}: both must be dimensions of it, start_dim not after end_dim"
             )
-        shape = (1,) if x.ndim == 0 else x.shape
         # the flattened size spelled out: -1 is ambiguous for an input with a zero-size dimension
         return self._reshape(x, shape[:start] + (math.prod(shape[start : end + 1]),) + shape[end + 1 :])
 
