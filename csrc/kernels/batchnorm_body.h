@@ -53,7 +53,7 @@ FN(nr_bn_apply_rows)(T *restrict y, const T *restrict x, const T *restrict sub1,
         T *yr = y + n * C;
 #pragma omp simd
         for (int64_t c = 0; c < C; c++) {
-            yr[c] = ((xr[c] - sub1[c]) - sub2[c]) * scale[c] + shift[c];
+            yr[c] = NR_FMA1((xr[c] - sub1[c]) - sub2[c], scale[c], shift[c]);
         }
     }
 }
@@ -78,7 +78,7 @@ FN(nr_bn_dx_rows)(T *restrict dx, const T *restrict dy, const T *restrict x,
         const T *xr = x + n * C;
 #pragma omp simd
         for (int64_t c = 0; c < C; c++) {
-            dxr[c] = k_dy[c] * dyr[c] + k_xc[c] * (xr[c] - mean[c]) + k_const[c];
+            dxr[c] = NR_FMA1(k_dy[c], dyr[c], NR_FMA1(k_xc[c], xr[c] - mean[c], k_const[c]));
         }
     }
 }
@@ -100,7 +100,7 @@ FN(nr_bn_apply)(T *y, const T *x, const T *sub1, const T *sub2, const T *scale, 
             const T s1 = sub1[c], s2 = sub2[c], sc = scale[c], sh = shift[c];
 #pragma omp simd
             for (int64_t l = 0; l < L; l++) {
-                yr[l] = ((xr[l] - s1) - s2) * sc + sh;
+                yr[l] = NR_FMA1((xr[l] - s1) - s2, sc, sh);
             }
         }
     }
@@ -381,7 +381,7 @@ FN(nr_batchnorm_apply_grad)(T *dx, const T *dy, const T *x, const T *mu, const d
                 if (training) {
 #pragma omp simd
                     for (int64_t l = 0; l < L; l++) {
-                        dx[off + l] = kd * dy[off + l] + kx * (x[off + l] - m) + k0;
+                        dx[off + l] = NR_FMA1(kd, dy[off + l], NR_FMA1(kx, x[off + l] - m, k0));
                     }
                 }
                 else { /* fixed statistics: x plays no part */

@@ -114,6 +114,35 @@ FN(nr_ln_store)(T *p, V v)
     memcpy(p, &v, sizeof v);
 }
 
+/* a b + c, rounded once where the tier has FMA (avx2, avx512): one instruction instead of
+ * two, in the loops whose additions bound them (the add ports are the busier ones) */
+NR_LN_INLINE V
+FN(nr_ln_fma)(V a, V b, V c)
+{
+#if defined(__FMA__) && NR_VEC_BYTES == 64 && defined(NR_TYPED_F32)
+    return (V)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif defined(__FMA__) && NR_VEC_BYTES == 64
+    return (V)_mm512_fmadd_pd((__m512d)a, (__m512d)b, (__m512d)c);
+#elif defined(__FMA__) && NR_VEC_BYTES == 32 && defined(NR_TYPED_F32)
+    return (V)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#elif defined(__FMA__) && NR_VEC_BYTES == 32
+    return (V)_mm256_fmadd_pd((__m256d)a, (__m256d)b, (__m256d)c);
+#else
+    return a * b + c;
+#endif
+}
+
+/* v in every lane */
+NR_LN_INLINE V
+FN(nr_ln_splat)(T v)
+{
+    V r;
+    for (int l = 0; l < W; l++) {
+        r[l] = v;
+    }
+    return r;
+}
+
 /* the sum of the W lanes of v, as a tree: halves added down to 16 bytes, then pairs */
 NR_LN_INLINE T
 FN(nr_ln_hsum)(V v)
@@ -168,11 +197,11 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
     /* pass 1: sum of x - shift (exact near the shift: a large offset costs no accuracy) */
     for (int64_t j = 0; j < nfull; j += W) {
         for (int r = 0; r < G; r++) {
-            const V v = FN(nr_ln_load)(xr[r] + j);
+            const V d = FN(nr_ln_load)(xr[r] + j) - sh[r];
             if (NV > 0) {
-                xv[r][j / W] = v;
+                xv[r][j / W] = d; /* x - shift, kept for the next two passes */
             }
-            a[r] += v - sh[r];
+            a[r] += d;
         }
     }
     for (int r = 0; r < G; r++) {
@@ -186,16 +215,18 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
     /* pass 2: sum of squared deviations */
     for (int64_t j = 0; j < nfull; j += W) {
         for (int r = 0; r < G; r++) {
-            const V v = NV > 0 ? xv[r][j / W] : FN(nr_ln_load)(xr[r] + j);
-            const V d = (v - sh[r]) - dm[r];
-            a[r] += d * d;
+            const V d = (NV > 0 ? xv[r][j / W] : FN(nr_ln_load)(xr[r] + j) - sh[r]) - dm[r];
+            if (NV > 0) {
+                xv[r][j / W] = d;
+            }
+            a[r] = FN(nr_ln_fma)(d, d, a[r]);
         }
     }
     for (int r = 0; r < G; r++) {
         T s = 0;
         for (int64_t j = nfull; j < D; j++) {
             const T d = (xr[r][j] - sh[r]) - dm[r];
-            s += d * d;
+            s = NR_FMA1(d, d, s);
         }
         rs[r] = (T)1 / SQRT((FN(nr_ln_hsum)(a[r]) + s) * inv_d + eps);
         mean[i + r] = sh[r] + dm[r];
@@ -205,14 +236,13 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
     for (int64_t j = 0; j < nfull; j += W) {
         const V wj = FN(nr_ln_load)(wv + j), bj = FN(nr_ln_load)(bv + j);
         for (int r = 0; r < G; r++) {
-            const V v = NV > 0 ? xv[r][j / W] : FN(nr_ln_load)(xr[r] + j);
-            const V xh = ((v - sh[r]) - dm[r]) * rs[r];
-            FN(nr_ln_store)(y + (i + r) * D + j, xh * wj + bj);
+            const V d = NV > 0 ? xv[r][j / W] : (FN(nr_ln_load)(xr[r] + j) - sh[r]) - dm[r];
+            FN(nr_ln_store)(y + (i + r) * D + j, FN(nr_ln_fma)(d * rs[r], wj, bj));
         }
     }
     for (int r = 0; r < G; r++) {
         for (int64_t j = nfull; j < D; j++) {
-            y[(i + r) * D + j] = ((xr[r][j] - sh[r]) - dm[r]) * rs[r] * wv[j] + bv[j];
+            y[(i + r) * D + j] = NR_FMA1(((xr[r][j] - sh[r]) - dm[r]) * rs[r], wv[j], bv[j]);
         }
     }
 }
@@ -289,7 +319,7 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
             const V g = FN(nr_ln_load)(gr[r] + j) * wj;
             const V xc = FN(nr_ln_load)(xr[r] + j) - mu[r];
             ag[r] += g;
-            agx[r] += g * xc;
+            agx[r] = FN(nr_ln_fma)(g, xc, agx[r]);
             if (corr) {
                 ac[r] += xc;
             }
@@ -301,7 +331,7 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
         for (int64_t j = nfull; j < D; j++) {
             const T g = gr[r][j] * wv[j], xc = xr[r][j] - mu[r];
             s += g;
-            sx += g * xc;
+            sx = NR_FMA1(g, xc, sx);
             sc += xc;
         }
         const T sg = FN(nr_ln_hsum)(ag[r]) + s;
@@ -317,6 +347,10 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
         return nonfinite;
     }
     /* dx, and the group's dw += dy xhat, db += dy added to the partials once */
+    V nmgx[NR_LN_GROUP_B];
+    for (int r = 0; r < G; r++) {
+        nmgx[r] = FN(nr_ln_splat)(-mgx[r]);
+    }
     for (int64_t j = 0; j < nfull; j += W) {
         const V wj = FN(nr_ln_load)(wv + j);
         V sdw = (V){0}, sdb = (V){0};
@@ -327,8 +361,9 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
                 xc -= cr[r];
             }
             const V xh = xc * rs[r];
-            FN(nr_ln_store)(dx + (i + r) * D + j, rs[r] * ((g * wj - mg[r]) - xh * mgx[r]));
-            sdw += g * xh;
+            const V gc = g * wj - mg[r];
+            FN(nr_ln_store)(dx + (i + r) * D + j, rs[r] * FN(nr_ln_fma)(xh, nmgx[r], gc));
+            sdw = FN(nr_ln_fma)(g, xh, sdw);
             sdb += g;
         }
         if (pdw) {
@@ -340,8 +375,8 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
         T sdw = 0, sdb = 0;
         for (int r = 0; r < G; r++) {
             const T g = gr[r][j], xh = ((xr[r][j] - mu[r]) - cr[r]) * rs[r];
-            dx[(i + r) * D + j] = rs[r] * ((g * wv[j] - mg[r]) - xh * mgx[r]);
-            sdw += g * xh;
+            dx[(i + r) * D + j] = rs[r] * NR_FMA1(-xh, mgx[r], g * wv[j] - mg[r]);
+            sdw = NR_FMA1(g, xh, sdw);
             sdb += g;
         }
         if (pdw) {
@@ -449,7 +484,7 @@ FN(nr_layernorm_forward_rows)(T *restrict y, T *restrict mean, T *restrict rstd,
 #pragma omp simd reduction(+ : sumsq)
             for (int64_t j = 0; j < D; j++) {
                 const T d = (xr[j] - sh) - dm;
-                sumsq += d * d;
+                sumsq = NR_FMA1(d, d, sumsq);
             }
             var[k] = sumsq / (T)D;
         }
@@ -466,7 +501,7 @@ FN(nr_layernorm_forward_rows)(T *restrict y, T *restrict mean, T *restrict rstd,
             if (w && b) {
 #pragma omp simd
                 for (int64_t j = 0; j < D; j++) {
-                    yr[j] = ((xr[j] - sh) - dm) * rk * w[j] + b[j];
+                    yr[j] = NR_FMA1(((xr[j] - sh) - dm) * rk, w[j], b[j]);
                 }
             }
             else if (w) {
@@ -478,7 +513,7 @@ FN(nr_layernorm_forward_rows)(T *restrict y, T *restrict mean, T *restrict rstd,
             else if (b) {
 #pragma omp simd
                 for (int64_t j = 0; j < D; j++) {
-                    yr[j] = ((xr[j] - sh) - dm) * rk + b[j];
+                    yr[j] = NR_FMA1((xr[j] - sh) - dm, rk, b[j]);
                 }
             }
             else {
@@ -547,7 +582,7 @@ FN(nr_ln_backward_row)(T *restrict dx, T *restrict pdw, T *restrict pdb, const T
         for (int64_t j = 0; j < D; j++) {
             const T g = dyr[j] * w[j], xc = xr[j] - mu;
             sum_g += g;
-            sum_g_xc += g * xc;
+            sum_g_xc = NR_FMA1(g, xc, sum_g_xc);
             if (corr) {
                 sum_xc += xc;
             }
@@ -558,7 +593,7 @@ FN(nr_ln_backward_row)(T *restrict dx, T *restrict pdw, T *restrict pdb, const T
         for (int64_t j = 0; j < D; j++) {
             const T xc = xr[j] - mu;
             sum_g += dyr[j];
-            sum_g_xc += dyr[j] * xc;
+            sum_g_xc = NR_FMA1(dyr[j], xc, sum_g_xc);
             if (corr) {
                 sum_xc += xc;
             }
@@ -572,15 +607,15 @@ FN(nr_ln_backward_row)(T *restrict dx, T *restrict pdw, T *restrict pdb, const T
     }
     /* xhat = ((x - mean) - c) r, written (x - mean) r - c r: one operation more than the
      * plain xhat only with `corr` */
-    const T cr = corr ? c * r : (T)0;
+    const T cr = corr ? c * r : (T)0, nq = -mean_g_xhat;
 #define NR_LN_XHAT(j) (corr ? (xr[j] - mu) * r - cr : (xr[j] - mu) * r)
     /* dx, and in the same pass dw += dy xhat, db += dy (summed over rows) */
     if (w && pdw) {
 #pragma omp simd
         for (int64_t j = 0; j < D; j++) {
             const T g = dyr[j], xhat = NR_LN_XHAT(j);
-            dxr[j] = r * (g * w[j] - mean_g - xhat * mean_g_xhat);
-            pdw[j] += g * xhat;
+            dxr[j] = r * NR_FMA1(xhat, nq, g * w[j] - mean_g);
+            pdw[j] = NR_FMA1(g, xhat, pdw[j]);
             pdb[j] += g;
         }
     }
@@ -588,8 +623,8 @@ FN(nr_ln_backward_row)(T *restrict dx, T *restrict pdw, T *restrict pdb, const T
 #pragma omp simd
         for (int64_t j = 0; j < D; j++) {
             const T g = dyr[j], xhat = NR_LN_XHAT(j);
-            dxr[j] = r * (g - mean_g - xhat * mean_g_xhat);
-            pdw[j] += g * xhat;
+            dxr[j] = r * NR_FMA1(xhat, nq, g - mean_g);
+            pdw[j] = NR_FMA1(g, xhat, pdw[j]);
             pdb[j] += g;
         }
     }
@@ -597,14 +632,14 @@ FN(nr_ln_backward_row)(T *restrict dx, T *restrict pdw, T *restrict pdb, const T
 #pragma omp simd
         for (int64_t j = 0; j < D; j++) {
             const T xhat = NR_LN_XHAT(j);
-            dxr[j] = r * (dyr[j] * w[j] - mean_g - xhat * mean_g_xhat);
+            dxr[j] = r * NR_FMA1(xhat, nq, dyr[j] * w[j] - mean_g);
         }
     }
     else {
 #pragma omp simd
         for (int64_t j = 0; j < D; j++) {
             const T xhat = NR_LN_XHAT(j);
-            dxr[j] = r * (dyr[j] - mean_g - xhat * mean_g_xhat);
+            dxr[j] = r * NR_FMA1(xhat, nq, dyr[j] - mean_g);
         }
     }
 #undef NR_LN_XHAT

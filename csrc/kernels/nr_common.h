@@ -22,6 +22,15 @@ NR_DECLARE_TIERED(nr_batchnorm_apply_f32, ~)
 NR_DECLARE_TIERED(nr_batchnorm_apply_f64, ~)
 #undef NR_DECLARE_TIERED
 
+/* a b + c of T rounded once where the tier has FMA (x86's avx2 and avx512: one instruction),
+ * else a b + c; for kernels whose loops are bound by their additions */
+#ifdef __FMA__
+#include <immintrin.h>
+#define NR_FMA1(a, b, c) NR_FMA_FN((a), (b), (c))
+#else
+#define NR_FMA1(a, b, c) ((a) * (b) + (c))
+#endif
+
 #define NR_PASTE2(a, b) a##_##b
 #define NR_PASTE(a, b) NR_PASTE2(a, b)
 /* FN(nr_relu_forward) -> nr_relu_forward_f32_<tier> or nr_relu_forward_f64_<tier> */

@@ -11,6 +11,7 @@
 #undef NR_T_MIN
 #undef NR_T_TINY
 #undef GEMM
+#undef NR_FMA_FN
 /* GEMM: the CBLAS gemm for T (include nr_blas.h to call it).
  * NR_T_MAX, NR_T_MIN: the largest and the smallest normal value of T; NR_T_TINY: below it,
  * a variance summed from squares in T may have lost digits to underflow. */
@@ -25,6 +26,7 @@
 #define NR_T_TINY (FLT_MIN / FLT_EPSILON)
 #define NR_TYPED_F32 1
 #define GEMM NR_CBLAS(sgemm)
+#define NR_FMA_FN fmaf
 #undef NR_F32
 #elif defined(NR_F64)
 #define T double
@@ -37,6 +39,7 @@
 #define NR_T_TINY (DBL_MIN / DBL_EPSILON)
 #define NR_TYPED_F64 1
 #define GEMM NR_CBLAS(dgemm)
+#define NR_FMA_FN fma
 #undef NR_F64
 #else
 #error "define NR_F32 or NR_F64 before including nr_typed.h"
