@@ -99,6 +99,9 @@ typedef T FN(nr_ln_v) __attribute__((vector_size(NR_VEC_BYTES)));
 #define V FN(nr_ln_v)
 #define W ((int)(NR_VEC_BYTES / sizeof(T)))
 #define NR_LN_INLINE static inline __attribute__((always_inline))
+/* on the loops over a group's rows that end its reductions: gcc left them rolled (they hold
+ * the tail loops), keeping the group's sums in an array on the stack, one row after another */
+#define NR_LN_UNROLL _Pragma("GCC unroll 8")
 
 NR_LN_INLINE V
 FN(nr_ln_load)(const T *p)
@@ -132,15 +135,21 @@ FN(nr_ln_fma)(V a, V b, V c)
 #endif
 }
 
-/* v in every lane */
+/* a b + c for a scalar b (as nr_ln_fma) */
 NR_LN_INLINE V
-FN(nr_ln_splat)(T v)
+FN(nr_ln_fmas)(V a, T b, V c)
 {
-    V r;
-    for (int l = 0; l < W; l++) {
-        r[l] = v;
-    }
-    return r;
+#if defined(__FMA__) && NR_VEC_BYTES == 64 && defined(NR_TYPED_F32)
+    return (V)_mm512_fmadd_ps((__m512)a, _mm512_set1_ps(b), (__m512)c);
+#elif defined(__FMA__) && NR_VEC_BYTES == 64
+    return (V)_mm512_fmadd_pd((__m512d)a, _mm512_set1_pd(b), (__m512d)c);
+#elif defined(__FMA__) && NR_VEC_BYTES == 32 && defined(NR_TYPED_F32)
+    return (V)_mm256_fmadd_ps((__m256)a, _mm256_set1_ps(b), (__m256)c);
+#elif defined(__FMA__) && NR_VEC_BYTES == 32
+    return (V)_mm256_fmadd_pd((__m256d)a, _mm256_set1_pd(b), (__m256d)c);
+#else
+    return a * b + c;
+#endif
 }
 
 /* the sum of the W lanes of v, as a tree: halves added down to 16 bytes, then pairs */
@@ -204,6 +213,7 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
             a[r] += d;
         }
     }
+    NR_LN_UNROLL
     for (int r = 0; r < G; r++) {
         T s = 0;
         for (int64_t j = nfull; j < D; j++) {
@@ -222,6 +232,7 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
             a[r] = FN(nr_ln_fma)(d, d, a[r]);
         }
     }
+    NR_LN_UNROLL
     for (int r = 0; r < G; r++) {
         T s = 0;
         for (int64_t j = nfull; j < D; j++) {
@@ -326,6 +337,7 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
         }
     }
     T nonfinite = 0; /* v - v is 0, or NaN when v is Inf or NaN */
+    NR_LN_UNROLL
     for (int r = 0; r < G; r++) {
         T s = 0, sx = 0, sc = 0;
         for (int64_t j = nfull; j < D; j++) {
@@ -347,10 +359,6 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
         return nonfinite;
     }
     /* dx, and the group's dw += dy xhat, db += dy added to the partials once */
-    V nmgx[NR_LN_GROUP_B];
-    for (int r = 0; r < G; r++) {
-        nmgx[r] = FN(nr_ln_splat)(-mgx[r]);
-    }
     for (int64_t j = 0; j < nfull; j += W) {
         const V wj = FN(nr_ln_load)(wv + j);
         V sdw = (V){0}, sdb = (V){0};
@@ -362,7 +370,7 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
             }
             const V xh = xc * rs[r];
             const V gc = g * wj - mg[r];
-            FN(nr_ln_store)(dx + (i + r) * D + j, rs[r] * FN(nr_ln_fma)(xh, nmgx[r], gc));
+            FN(nr_ln_store)(dx + (i + r) * D + j, rs[r] * FN(nr_ln_fmas)(xh, -mgx[r], gc));
             sdw = FN(nr_ln_fma)(g, xh, sdw);
             sdb += g;
         }
