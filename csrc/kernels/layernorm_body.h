@@ -492,7 +492,7 @@ FN(nr_layernorm_forward_rows)(T *restrict y, T *restrict mean, T *restrict rstd,
 #pragma omp simd reduction(+ : sumsq)
             for (int64_t j = 0; j < D; j++) {
                 const T d = (xr[j] - sh) - dm;
-                sumsq = NR_FMA1(d, d, sumsq);
+                sumsq += d * d;
             }
             var[k] = sumsq / (T)D;
         }
@@ -590,7 +590,7 @@ FN(nr_ln_backward_row)(T *restrict dx, T *restrict pdw, T *restrict pdb, const T
         for (int64_t j = 0; j < D; j++) {
             const T g = dyr[j] * w[j], xc = xr[j] - mu;
             sum_g += g;
-            sum_g_xc = NR_FMA1(g, xc, sum_g_xc);
+            sum_g_xc += g * xc;
             if (corr) {
                 sum_xc += xc;
             }
@@ -601,7 +601,7 @@ FN(nr_ln_backward_row)(T *restrict dx, T *restrict pdw, T *restrict pdb, const T
         for (int64_t j = 0; j < D; j++) {
             const T xc = xr[j] - mu;
             sum_g += dyr[j];
-            sum_g_xc = NR_FMA1(dyr[j], xc, sum_g_xc);
+            sum_g_xc += dyr[j] * xc;
             if (corr) {
                 sum_xc += xc;
             }
