@@ -309,3 +309,70 @@ def test_matches_torch(name, kwargs):
         opt.step()
         topt.step()
     np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def _odd_grad(kind, g):
+    """g (2-D) in a form the kernels do not take as it is, with the same values."""
+    if kind == "list":
+        return g.tolist()
+    if kind == "fortran":
+        return np.asfortranarray(g)
+    if kind == "strided":
+        wide = np.zeros((g.shape[0], 2 * g.shape[1]), g.dtype)
+        wide[:, ::2] = g
+        return wide[:, ::2]
+    return g.astype(g.dtype.newbyteorder(">"))  # "big-endian"
+
+
+@pytest.mark.parametrize("kind", ["list", "fortran", "strided", "big-endian"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01),
+        lambda ps: optim.AdamW(ps, lr=0.01),
+        lambda ps: optim.Adam(ps, lr=0.01, amsgrad=True),
+    ],
+    ids=["SGD", "AdamW", "Adam amsgrad"],
+)
+def test_step_takes_gradients_that_need_converting(kind, make):
+    """A gradient the kernels do not take as it is (a list, a strided or big-endian array)
+    updates the parameter as its contiguous copy does, and is left as it was."""
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((4, 3))  # float64: a list of Python floats converts to it
+    gs = [rng.standard_normal((4, 3)) for _ in range(3)]
+    plain, odd = (
+        [Parameter(w.copy()), Parameter(w.copy() + 1)],
+        [Parameter(w.copy()), Parameter(w.copy() + 1)],
+    )
+    opt_plain, opt_odd = make(plain), make(odd)
+    for g in gs:
+        for p in plain:
+            p.grad = g.copy()
+        opt_plain.step()
+        grad = _odd_grad(kind, g)
+        before = np.array(grad, copy=True)
+        odd[0].grad, odd[1].grad = grad, g.copy()  # one odd gradient among plain ones
+        opt_odd.step()
+        np.testing.assert_array_equal(np.asarray(grad), before)
+    for p, q in zip(plain, odd):
+        np.testing.assert_array_equal(p.data, q.data)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9), lambda ps: optim.Adam(ps, lr=0.01)],
+    ids=["SGD", "Adam"],
+)
+def test_failed_first_step_makes_no_state(make):
+    """The first step of several parameters, the last of whose gradients is wrong: nothing is
+    updated and no state is made (the kernels check every parameter before writing any)."""
+    ps = [Parameter(np.ones(3, np.float32)), Parameter(np.ones(2, np.float32))]
+    ps[0].grad, ps[1].grad = np.ones(3, np.float32), np.ones(5, np.float32)
+    opt = make(ps)
+    with pytest.raises(ValueError, match="grad"):
+        opt.step()
+    assert len(opt.state) == 0
+    np.testing.assert_array_equal(ps[0].data, 1)
+    ps[1].grad = np.ones(2, np.float32)
+    opt.step()
+    assert len(opt.state) == 2

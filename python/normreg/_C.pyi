@@ -126,6 +126,34 @@ def adam_step(
     bias_correction2: float,
     /,
 ) -> None: ...
+def sgd_steps(
+    params: tuple[_A, ...],
+    grads: tuple[_A, ...],
+    momentum_buffers: tuple[_O, ...],
+    first_steps: tuple[bool, ...],
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+    /,
+) -> None: ...
+def adam_steps(
+    params: tuple[_A, ...],
+    grads: tuple[_A, ...],
+    exp_avgs: tuple[_A, ...],
+    exp_avg_sqs: tuple[_A, ...],
+    max_exp_avg_sqs: tuple[_O, ...],
+    bias_corrections1: tuple[float, ...],
+    bias_corrections2: tuple[float, ...],
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decoupled: bool,
+    /,
+) -> None: ...
 
 # ---- convolution and pooling (NCHW) ----------------------------------------------------------------
 

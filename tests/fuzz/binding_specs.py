@@ -8,7 +8,7 @@ below) or a decoder names a function the extension no longer has.
 
 from __future__ import annotations
 
-from calls import Arr, Num, Spec, divisor_of, flag, shape, size, small
+from calls import Arr, Num, PerParam, Spec, divisor_of, flag, shape, size, small
 from reader import COUNT_EXTREMES, REPS_EXTREMES
 
 
@@ -321,6 +321,24 @@ SPECS: list[Spec] = [
     Spec("cpu_tiers"),
     # the softmax's exponential alone (accuracy tests)
     Spec("exp", X, [Arr("x", "f", _x), _out(_x)]),
+    # the optimizer steps of several parameters in one call
+    Spec(
+        "sgd_steps",
+        {"nesterov": flag},
+        [PerParam([Arr("param", "f", _x, written=True), Arr("grad", "f", _x),
+                   _opt("momentum_buffer", _x, True), Num("first_step", "bool", lambda d: 1)]),
+         Num("lr", "real"), Num("momentum", "real"), Num("dampening", "real"), Num("weight_decay", "real"),
+         Num("nesterov", "bool", lambda d: d.nesterov)],
+    ),
+    Spec(
+        "adam_steps",
+        {"decoupled": flag},
+        [PerParam([Arr("param", "f", _x, written=True), Arr("grad", "f", _x), Arr("exp_avg", "f", _x, written=True),
+                   Arr("exp_avg_sq", "f", _x, written=True), _opt("max_exp_avg_sq", _x, True),
+                   Num("bias_correction1", "real"), Num("bias_correction2", "real")]),
+         Num("lr", "real"), Num("beta1", "real"), Num("beta2", "real"), Num("eps", "real"), Num("weight_decay", "real"),
+         Num("decoupled", "bool", lambda d: d.decoupled)],
+    ),
 ]  # fmt: skip
 
 BY_NAME = {spec.name: spec for spec in SPECS}

@@ -53,10 +53,19 @@ class Num:
 
 
 @dataclass
+class PerParam:
+    """The arguments of a multi-parameter call (the optimizers' ``*_steps``): one tuple per
+    entry of ``args`` (an Arr or a Num), each with an entry per parameter; every parameter
+    has its own shape ``X`` (the Arr shapes read ``d.X``)."""
+
+    args: list[Arr | Num]
+
+
+@dataclass
 class Spec:
     name: str
     dims: dict[str, Callable[[Reader, Any], Any]] = field(default_factory=dict)
-    args: list[Arr | Num] = field(default_factory=list)
+    args: list[Arr | Num | PerParam] = field(default_factory=list)
     float_dtypes: tuple[str, ...] = ("f4", "f8")
 
 
@@ -333,28 +342,13 @@ def _decode(spec: Spec, r: Reader) -> Call:
     notes: list[str] = []
     arrays: list[np.ndarray] = []
     for a in spec.args:
-        if isinstance(a, Num):
-            value = _scalar(r, a, d)
-            if a.sizes_output and isinstance(value, int) and value > BUDGET:
-                d.budget.huge = True
-            written.append(False)
-        else:
-            value = _make(r, a.shape(d), d.dtype if a.dtype == "f" else a.dtype, d, a.fill)
-            if a.optional and r.byte() & 1:
-                value = None
-            elif r.rare(236):
-                label, variant = VARIANTS[r.below(len(VARIANTS))]
-                try:
-                    value = variant(r, value, arrays)
-                except (ValueError, TypeError, MemoryError):
-                    pass  # a variant this array cannot have: keep it valid
-                else:
-                    notes.append(f"{a.name}: {label}")
-                    if "huge" in label:
-                        d.budget.huge = True
-            if isinstance(value, np.ndarray):
-                arrays.append(value)
-            written.append(a.written)
+        if isinstance(a, PerParam):
+            per = _per_param(r, a, d, arrays, notes)
+            args += per
+            written += [isinstance(e, Arr) and e.written for e in a.args]
+            continue
+        value = _argument(r, a, d, arrays, notes)
+        written.append(isinstance(a, Arr) and a.written)
         args.append(value)
     kwargs: dict[str, Any] = {}
     shape_of_call = r.byte()
@@ -376,19 +370,71 @@ def _decode(spec: Spec, r: Reader) -> Call:
     return Call(spec.name, args, kwargs, written, d.budget.huge, notes)
 
 
+def _argument(r: Reader, a: Arr | Num, d: Any, arrays: list[np.ndarray], notes: list[str]) -> Any:
+    """One argument: a number, or an array that may be turned into a hostile variant."""
+    if isinstance(a, Num):
+        value = _scalar(r, a, d)
+        if a.sizes_output and isinstance(value, int) and value > BUDGET:
+            d.budget.huge = True
+        return value
+    value = _make(r, a.shape(d), d.dtype if a.dtype == "f" else a.dtype, d, a.fill)
+    if a.optional and r.byte() & 1:
+        value = None
+    elif r.rare(236):
+        label, variant = VARIANTS[r.below(len(VARIANTS))]
+        try:
+            value = variant(r, value, arrays)
+        except (ValueError, TypeError, MemoryError):
+            pass  # a variant this array cannot have: keep it valid
+        else:
+            notes.append(f"{a.name}: {label}")
+            if "huge" in label:
+                d.budget.huge = True
+    if isinstance(value, np.ndarray):
+        arrays.append(value)
+    return value
+
+
+def _per_param(r: Reader, a: PerParam, d: Any, arrays: list[np.ndarray], notes: list[str]) -> list[Any]:
+    """The tuples of a PerParam: 0 to 3 parameters, each of a shape of its own; rarely one
+    tuple made a list or a parameter shorter (the tuples' own checks)."""
+    columns: list[list[Any]] = [[] for _ in a.args]
+    for _ in range(r.below(4)):
+        d.X = shape(r, d)
+        for col, e in zip(columns, a.args):
+            col.append(_argument(r, e, d, arrays, notes))
+    out: list[Any] = [tuple(c) for c in columns]
+    if out and r.rare(240):
+        k = r.below(len(out))
+        how = r.byte() % 3
+        out[k] = list(out[k]) if how == 0 else out[k][:-1] if how == 1 else None
+        notes.append(f"{a.args[k].name}s: " + ("a list" if how == 0 else "one entry short" if how == 1 else "None"))
+    return out
+
+
+def _arrays_of(v: Any) -> list[np.ndarray]:
+    """The ndarrays an argument is or holds (a multi-parameter call's tuples)."""
+    if isinstance(v, np.ndarray):
+        return [v]
+    if isinstance(v, (tuple, list)):
+        return [e for e in v if isinstance(e, np.ndarray)]
+    return []
+
+
 def snapshot(call: Call) -> list[tuple[int, np.ndarray, bytes]]:
     """The bytes of every (not too large) ndarray argument, to check what a call wrote."""
     out = []
-    for i, v in enumerate(call.args):
-        if isinstance(v, np.ndarray) and v.size and v.nbytes <= 64 * BUDGET and 0 not in v.strides:
-            out.append((i, v, v.tobytes()))
+    for i, arg in enumerate(call.args):
+        for v in _arrays_of(arg):
+            if v.size and v.nbytes <= 64 * BUDGET and 0 not in v.strides:
+                out.append((i, v, v.tobytes()))
     return out
 
 
 def changed(call: Call, snap: list, failed: bool, result: Any) -> list[str]:
     """Arguments modified by the call: any of them when it failed, else those it does not
     write (unless they share memory with one it writes or with its result)."""
-    writes = [v for v, w in zip(call.args, call.written) if w and isinstance(v, np.ndarray)]
+    writes = [v for arg, w in zip(call.args, call.written) if w for v in _arrays_of(arg)]
     results = result if isinstance(result, tuple) else (result,)
     writes += [v for v in results if isinstance(v, np.ndarray)]
     bad = []

@@ -141,3 +141,65 @@ def adam_step_(
         bias_correction2,
     )
     return param
+
+
+# ---- several parameters in one call ---------------------------------------------------------
+# What normreg.optim calls for a whole parameter group: one binding call (as PyTorch's
+# multi-tensor optimizers), whose C side checks every parameter's arrays (dtype, shape,
+# layout, writability) before it writes any, so a TypeError or ValueError from these has
+# changed nothing. The hyperparameters are the optimizer's, already checked; each argument
+# holds one entry per parameter, in the order of the updates.
+
+
+def sgd_steps(
+    params: tuple[np.ndarray, ...],
+    grads: tuple[Any, ...],
+    momentum_buffers: tuple[np.ndarray | None, ...],
+    first_steps: tuple[bool, ...],
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+) -> None:
+    """:func:`sgd_step_` of every parameter (one hyperparameter set, a buffer and a
+    ``first_step`` per parameter)."""
+    _C.sgd_steps(
+        params, grads, momentum_buffers, first_steps, lr, momentum, dampening, weight_decay, nesterov
+    )
+
+
+def adam_steps(
+    params: tuple[np.ndarray, ...],
+    grads: tuple[Any, ...],
+    exp_avgs: tuple[np.ndarray, ...],
+    exp_avg_sqs: tuple[np.ndarray, ...],
+    max_exp_avg_sqs: tuple[np.ndarray | None, ...],
+    steps: tuple[int, ...],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decoupled: bool,
+) -> None:
+    """:func:`adam_step_` of every parameter (one hyperparameter set, the state and the
+    1-based step count of each parameter)."""
+    bc1 = tuple(1.0 - beta1**s for s in steps)
+    bc2 = tuple(1.0 - beta2**s for s in steps)
+    _C.adam_steps(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        max_exp_avg_sqs,
+        bc1,
+        bc2,
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
+        decoupled,
+    )

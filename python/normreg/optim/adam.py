@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from .. import _validation as V
-from .. import functional as F
+from ..functional.optim import adam_steps
+from ..nn.parameter import Parameter
 from .optimizer import Optimizer
 
 __all__ = ["Adam", "AdamW"]
@@ -60,32 +62,36 @@ class Adam(Optimizer):
         )
         group["amsgrad"] = V.boolean(group["amsgrad"], "amsgrad", where)
 
-    def _update_group(self, group: dict[str, Any]) -> None:
+    def _update_group(
+        self, group: dict[str, Any], grads: Mapping[Parameter, np.ndarray] | None = None
+    ) -> None:
         beta1, beta2 = group["betas"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            state = self.state.get(p)
-            if state is None:
-                state = {"step": 0, "exp_avg": np.zeros_like(p.data), "exp_avg_sq": np.zeros_like(p.data)}
-                self.state[p] = state
-            if group["amsgrad"] and state.get("max_exp_avg_sq") is None:
-                state["max_exp_avg_sq"] = np.zeros_like(p.data)
+        amsgrad = group["amsgrad"]
+        params = [p for p in group["params"] if p.grad is not None]
+        states = []  # each parameter's state after this step, stored once the step is done
+        for p in params:
+            state = dict(self.state.get(p) or {"step": 0})
+            for name in ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ()):
+                if state.get(name) is None:
+                    state[name] = np.zeros_like(p.data)
             state["step"] += 1
-            F.adam_step_(
-                p.data,
-                p.grad,
-                state["exp_avg"],
-                state["exp_avg_sq"],
-                state.get("max_exp_avg_sq") if group["amsgrad"] else None,
-                step=state["step"],
-                lr=group["lr"],
-                beta1=beta1,
-                beta2=beta2,
-                eps=group["eps"],
-                weight_decay=group["weight_decay"],
-                decoupled=self._decoupled,
-            )
+            states.append(state)
+        adam_steps(
+            tuple(p.data for p in params),
+            tuple(p.grad if grads is None else grads[p] for p in params),
+            tuple(s["exp_avg"] for s in states),
+            tuple(s["exp_avg_sq"] for s in states),
+            tuple(s["max_exp_avg_sq"] if amsgrad else None for s in states),
+            tuple(s["step"] for s in states),
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            decoupled=self._decoupled,
+        )
+        for p, state in zip(params, states):
+            self.state.setdefault(p, {}).update(state)  # an existing entry stays the same dict
 
 
 class AdamW(Adam):

@@ -133,23 +133,41 @@ class Optimizer:
         loss = None if closure is None else closure()
         for group in self.param_groups:
             self._check_group(group)
+        if len(self.param_groups) == 1:
+            # one group: its update (one kernel call for all its parameters) checks every
+            # array before it writes any, so the Python checks below are needed only to say
+            # what is wrong, or to convert what the kernels do not take as it is
+            try:
+                self._update_group(self.param_groups[0])
+                return loss
+            except (TypeError, ValueError):
+                pass
+        grads = {}  # each gradient as the kernels take it (a list or a strided array converted)
+        for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    self._check_step_param(p)
+                    grads[p] = self._check_step_param(p)
         for group in self.param_groups:
-            self._update_group(group)
+            self._update_group(group, grads)
         return loss
 
-    def _check_step_param(self, p: Parameter) -> None:
-        """Raises what updating ``p`` would raise, before anything is written."""
+    def _check_step_param(self, p: Parameter) -> np.ndarray:
+        """Raises what updating ``p`` would raise, before anything is written; returns the
+        gradient as the kernels take it."""
         arrays = {
             name: value
             for name, value in self.state.get(p, {}).items()
             if isinstance(value, np.ndarray) or self._state_kinds.get(name, "").startswith("array")
         }
-        check_step_arrays(p.data, p.grad, type(self).__name__, **arrays)
+        return check_step_arrays(p.data, p.grad, type(self).__name__, **arrays)[1]
 
-    def _update_group(self, group: dict[str, Any]) -> None:
+    def _update_group(
+        self, group: dict[str, Any], grads: Mapping[Parameter, np.ndarray] | None = None
+    ) -> None:
+        """Update the parameters of ``group`` that have a gradient (``grads[p]``, or
+        ``p.grad`` itself when ``grads`` is None), in one kernel call that checks all their
+        arrays before it writes any: a TypeError or ValueError leaves the parameters and the
+        state as they were (new state is stored after the call)."""
         raise NotImplementedError
 
     # -- state -------------------------------------------------------------------------

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from .. import _validation as V
 from .. import conventions
-from .. import functional as F
+from ..functional.optim import sgd_steps
+from ..nn.parameter import Parameter
 from .optimizer import Optimizer
 
 __all__ = ["SGD"]
@@ -79,29 +81,34 @@ class SGD(Optimizer):
                 "dampening (its buffer is momentum * buf + (1 - momentum) * grad)"
             )
 
-    def _update_group(self, group: dict[str, Any]) -> None:
+    def _update_group(
+        self, group: dict[str, Any], grads: Mapping[Parameter, np.ndarray] | None = None
+    ) -> None:
         momentum = group["momentum"]
         ema = group.get("momentum_style", "heavy_ball") == "ema"
         # ema: buf = m buf + (1 - m) d is the heavy-ball kernel with dampening m, from buf = 0
         dampening = momentum if ema else group["dampening"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
+        params = [p for p in group["params"] if p.grad is not None]
+        bufs: list[np.ndarray | None] = []
+        firsts, made = [], {}
+        for p in params:
+            buf = self.state.get(p, {}).get("momentum_buffer")
+            if momentum != 0 and buf is None:  # the first step: buf = d (ema: from zeros)
+                buf = made[p] = np.zeros_like(p.data) if ema else np.empty_like(p.data)
+            bufs.append(buf if momentum != 0 else None)
+            firsts.append(p in made and not ema)
+        sgd_steps(
+            tuple(p.data for p in params),
+            tuple(p.grad if grads is None else grads[p] for p in params),
+            tuple(bufs),
+            tuple(firsts),
+            group["lr"],
+            momentum,
+            dampening,
+            group["weight_decay"],
+            group["nesterov"],
+        )
+        for p in params:
             state = self.state.setdefault(p, {"momentum_buffer": None})
-            buf = state.get("momentum_buffer")
-            first = False
-            if momentum != 0 and buf is None:
-                buf = np.zeros_like(p.data) if ema else np.empty_like(p.data)
-                state["momentum_buffer"] = buf
-                first = not ema
-            F.sgd_step_(
-                p.data,
-                p.grad,
-                buf if momentum != 0 else None,
-                lr=group["lr"],
-                momentum=momentum,
-                dampening=dampening,
-                weight_decay=group["weight_decay"],
-                nesterov=group["nesterov"],
-                first_step=first,
-            )
+            if p in made:
+                state["momentum_buffer"] = made[p]
