@@ -96,36 +96,6 @@ sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
-/* sgd_steps(params, grads, momentum_buffers, first_steps, lr, momentum, dampening,
- *           weight_decay, nesterov) -> None: sgd_step for each parameter, tuples of one entry
- * per parameter (a buffer may be None); nothing is written unless every array passes */
-static PyObject *
-sgd_steps(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    const char *fn = "sgd_steps";
-    int nesterov;
-    double lr, momentum, dampening, weight_decay;
-    Py_ssize_t n = 0;
-    if (nr_check_nargs(nargs, 9, fn) < 0 ||
-        nr_arg_scalars(args + 4, fn, "lr momentum dampening weight_decay ?nesterov", &lr,
-                       &momentum, &dampening, &weight_decay, &nesterov) < 0) {
-        return NULL;
-    }
-    nr_step_arrays *st = nr_steps_parse(args, 3, 1, fn, &n);
-    if (!st) {
-        return NULL;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < n; i++) {
-        NR_CALL(st[i].t, nr_sgd_step, PyArray_DATA(st[i].a[0]), nr_data_or_null(st[i].a[2]),
-                PyArray_DATA(st[i].a[1]), PyArray_SIZE(st[i].a[0]), lr, momentum, dampening,
-                weight_decay, nesterov, st[i].k[0] != 0);
-    }
-    Py_END_ALLOW_THREADS
-    PyMem_Free(st);
-    Py_RETURN_NONE;
-}
-
 /* adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq | None, lr, beta1, beta2, eps,
  *           weight_decay, decoupled, bias_correction1, bias_correction2) -> None;
  * param and the state buffers updated in place */
@@ -150,36 +120,61 @@ adam_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
-/* adam_steps(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, bias_corrections1,
- *            bias_corrections2, lr, beta1, beta2, eps, weight_decay, decoupled) -> None:
- * adam_step for each parameter, tuples of one entry per parameter (max_exp_avg_sqs entries
- * may be None); nothing is written unless every array passes */
+/* sgd_steps(params, grads, momentum_buffers, first_steps, lr, momentum, dampening,
+ *           weight_decay, nesterov) -> None
+ * adam_steps(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, bias_corrections1,
+ *            bias_corrections2, lr, beta1, beta2, eps, weight_decay, decoupled) -> None
+ * sgd_step or adam_step of each parameter: the first arguments are tuples of one entry per
+ * parameter (a momentum_buffer or max_exp_avg_sq may be None), the others hold for all;
+ * nothing is written unless every array passes. */
 static PyObject *
-adam_steps(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+optim_steps(const char *fn, int adam, PyObject *const *args, Py_ssize_t nargs)
 {
-    const char *fn = "adam_steps";
-    int decoupled;
-    double lr, beta1, beta2, eps, weight_decay;
+    const int narrays = adam ? 5 : 3, nk = adam ? 2 : 1;
+    double h[5];
+    int flag;
     Py_ssize_t n = 0;
-    if (nr_check_nargs(nargs, 13, fn) < 0 ||
-        nr_arg_scalars(args + 7, fn, "lr beta1 beta2 eps weight_decay ?decoupled", &lr, &beta1,
-                       &beta2, &eps, &weight_decay, &decoupled) < 0) {
+    if (nr_check_nargs(nargs, narrays + nk + (adam ? 6 : 5), fn) < 0 ||
+        (adam ? nr_arg_scalars(args + 7, fn, "lr beta1 beta2 eps weight_decay ?decoupled",
+                               &h[0], &h[1], &h[2], &h[3], &h[4], &flag)
+              : nr_arg_scalars(args + 4, fn, "lr momentum dampening weight_decay ?nesterov",
+                               &h[0], &h[1], &h[2], &h[3], &flag)) < 0) {
         return NULL;
     }
-    nr_step_arrays *st = nr_steps_parse(args, 5, 2, fn, &n);
+    nr_step_arrays *st = nr_steps_parse(args, narrays, nk, fn, &n);
     if (!st) {
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
-        NR_CALL(st[i].t, nr_adam_step, PyArray_DATA(st[i].a[0]), PyArray_DATA(st[i].a[2]),
-                PyArray_DATA(st[i].a[3]), nr_data_or_null(st[i].a[4]), PyArray_DATA(st[i].a[1]),
-                PyArray_SIZE(st[i].a[0]), lr, beta1, beta2, eps, weight_decay, decoupled,
-                st[i].k[0], st[i].k[1]);
+        PyArrayObject **a = st[i].a;
+        if (adam) {
+            NR_CALL(st[i].t, nr_adam_step, PyArray_DATA(a[0]), PyArray_DATA(a[2]),
+                    PyArray_DATA(a[3]), nr_data_or_null(a[4]), PyArray_DATA(a[1]),
+                    PyArray_SIZE(a[0]), h[0], h[1], h[2], h[3], h[4], flag, st[i].k[0],
+                    st[i].k[1]);
+        }
+        else {
+            NR_CALL(st[i].t, nr_sgd_step, PyArray_DATA(a[0]), nr_data_or_null(a[2]),
+                    PyArray_DATA(a[1]), PyArray_SIZE(a[0]), h[0], h[1], h[2], h[3], flag,
+                    st[i].k[0] != 0);
+        }
     }
     Py_END_ALLOW_THREADS
     PyMem_Free(st);
     Py_RETURN_NONE;
+}
+
+static PyObject *
+sgd_steps(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return optim_steps("sgd_steps", 0, args, nargs);
+}
+
+static PyObject *
+adam_steps(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return optim_steps("adam_steps", 1, args, nargs);
 }
 
 PyMethodDef nr_optim_methods[] = {

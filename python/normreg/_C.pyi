@@ -13,6 +13,9 @@ from numpy.typing import NDArray
 
 _A = NDArray[Any]
 _O = NDArray[Any] | None  # an optional array argument
+_Ts = tuple[_A, ...]  # one array per parameter (the *_steps functions)
+_Os = tuple[_O, ...]
+_Fs = tuple[float, ...]
 _F64 = NDArray[np.float64]
 
 # ---- settings and memory ------------------------------------------------------------------
@@ -126,34 +129,17 @@ def adam_step(
     bias_correction2: float,
     /,
 ) -> None: ...
+
+# the steps of several parameters: per-parameter tuples, then the hyperparameters of all
 def sgd_steps(
-    params: tuple[_A, ...],
-    grads: tuple[_A, ...],
-    momentum_buffers: tuple[_O, ...],
-    first_steps: tuple[bool, ...],
-    lr: float,
-    momentum: float,
-    dampening: float,
-    weight_decay: float,
-    nesterov: bool,
-    /,
-) -> None: ...
+    params: _Ts, grads: _Ts, momentum_buffers: _Os, first_steps: tuple[bool, ...],
+    lr: float, momentum: float, dampening: float, weight_decay: float, nesterov: bool, /,
+) -> None: ...  # fmt: skip
 def adam_steps(
-    params: tuple[_A, ...],
-    grads: tuple[_A, ...],
-    exp_avgs: tuple[_A, ...],
-    exp_avg_sqs: tuple[_A, ...],
-    max_exp_avg_sqs: tuple[_O, ...],
-    bias_corrections1: tuple[float, ...],
-    bias_corrections2: tuple[float, ...],
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-    decoupled: bool,
-    /,
-) -> None: ...
+    params: _Ts, grads: _Ts, exp_avgs: _Ts, exp_avg_sqs: _Ts, max_exp_avg_sqs: _Os,
+    bias_corrections1: _Fs, bias_corrections2: _Fs,
+    lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, decoupled: bool, /,
+) -> None: ...  # fmt: skip
 
 # ---- convolution and pooling (NCHW) ----------------------------------------------------------------
 

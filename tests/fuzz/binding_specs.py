@@ -333,11 +333,12 @@ SPECS: list[Spec] = [
     Spec(
         "adam_steps",
         {"decoupled": flag},
-        [PerParam([Arr("param", "f", _x, written=True), Arr("grad", "f", _x), Arr("exp_avg", "f", _x, written=True),
-                   Arr("exp_avg_sq", "f", _x, written=True), _opt("max_exp_avg_sq", _x, True),
-                   Num("bias_correction1", "real"), Num("bias_correction2", "real")]),
-         Num("lr", "real"), Num("beta1", "real"), Num("beta2", "real"), Num("eps", "real"), Num("weight_decay", "real"),
-         Num("decoupled", "bool", lambda d: d.decoupled)],
+        [PerParam([Arr("param", "f", _x, written=True), Arr("grad", "f", _x),
+                   Arr("exp_avg", "f", _x, written=True), Arr("exp_avg_sq", "f", _x, written=True),
+                   _opt("max_exp_avg_sq", _x, True), Num("bias_correction1", "real"),
+                   Num("bias_correction2", "real")]),
+         Num("lr", "real"), Num("beta1", "real"), Num("beta2", "real"), Num("eps", "real"),
+         Num("weight_decay", "real"), Num("decoupled", "bool", lambda d: d.decoupled)],
     ),
 ]  # fmt: skip
 

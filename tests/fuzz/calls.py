@@ -408,7 +408,8 @@ def _per_param(r: Reader, a: PerParam, d: Any, arrays: list[np.ndarray], notes: 
         k = r.below(len(out))
         how = r.byte() % 3
         out[k] = list(out[k]) if how == 0 else out[k][:-1] if how == 1 else None
-        notes.append(f"{a.args[k].name}s: " + ("a list" if how == 0 else "one entry short" if how == 1 else "None"))
+        what = ("a list", "one entry short", "None")[how]
+        notes.append(f"{a.args[k].name}s: {what}")
     return out
 
 

@@ -143,63 +143,14 @@ def adam_step_(
     return param
 
 
-# ---- several parameters in one call ---------------------------------------------------------
-# What normreg.optim calls for a whole parameter group: one binding call (as PyTorch's
-# multi-tensor optimizers), whose C side checks every parameter's arrays (dtype, shape,
-# layout, writability) before it writes any, so a TypeError or ValueError from these has
-# changed nothing. The hyperparameters are the optimizer's, already checked; each argument
-# holds one entry per parameter, in the order of the updates.
-
-
-def sgd_steps(
-    params: tuple[np.ndarray, ...],
-    grads: tuple[Any, ...],
-    momentum_buffers: tuple[np.ndarray | None, ...],
-    first_steps: tuple[bool, ...],
-    lr: float,
-    momentum: float,
-    dampening: float,
-    weight_decay: float,
-    nesterov: bool,
-) -> None:
-    """:func:`sgd_step_` of every parameter (one hyperparameter set, a buffer and a
-    ``first_step`` per parameter)."""
-    _C.sgd_steps(
-        params, grads, momentum_buffers, first_steps, lr, momentum, dampening, weight_decay, nesterov
-    )
-
-
-def adam_steps(
-    params: tuple[np.ndarray, ...],
-    grads: tuple[Any, ...],
-    exp_avgs: tuple[np.ndarray, ...],
-    exp_avg_sqs: tuple[np.ndarray, ...],
-    max_exp_avg_sqs: tuple[np.ndarray | None, ...],
-    steps: tuple[int, ...],
-    *,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-    decoupled: bool,
-) -> None:
-    """:func:`adam_step_` of every parameter (one hyperparameter set, the state and the
-    1-based step count of each parameter)."""
-    bc1 = tuple(1.0 - beta1**s for s in steps)
-    bc2 = tuple(1.0 - beta2**s for s in steps)
-    _C.adam_steps(
-        params,
-        grads,
-        exp_avgs,
-        exp_avg_sqs,
-        max_exp_avg_sqs,
-        bc1,
-        bc2,
-        lr,
-        beta1,
-        beta2,
-        eps,
-        weight_decay,
-        decoupled,
-    )
+# The steps of several parameters in one call, what normreg.optim runs for a parameter group
+# (as PyTorch's multi-tensor optimizers): the bindings themselves, whose C side checks every
+# parameter's arrays (dtype, shape, layout, writability) before it writes any, so a TypeError
+# or ValueError from them has changed nothing. Their first arguments are tuples of one entry
+# per parameter, the hyperparameters (already checked by the optimizer) hold for all:
+#   sgd_steps(params, grads, momentum_buffers, first_steps, lr, momentum, dampening,
+#             weight_decay, nesterov)
+#   adam_steps(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, bias_corrections1,
+#              bias_corrections2, lr, beta1, beta2, eps, weight_decay, decoupled)
+sgd_steps = _C.sgd_steps
+adam_steps = _C.adam_steps

@@ -76,19 +76,21 @@ class Adam(Optimizer):
                     state[name] = np.zeros_like(p.data)
             state["step"] += 1
             states.append(state)
+        # one call for all: the binding checks every array before it writes any
         adam_steps(
             tuple(p.data for p in params),
             tuple(p.grad if grads is None else grads[p] for p in params),
             tuple(s["exp_avg"] for s in states),
             tuple(s["exp_avg_sq"] for s in states),
             tuple(s["max_exp_avg_sq"] if amsgrad else None for s in states),
-            tuple(s["step"] for s in states),
-            lr=group["lr"],
-            beta1=beta1,
-            beta2=beta2,
-            eps=group["eps"],
-            weight_decay=group["weight_decay"],
-            decoupled=self._decoupled,
+            tuple(1.0 - beta1 ** s["step"] for s in states),  # the bias corrections
+            tuple(1.0 - beta2 ** s["step"] for s in states),
+            group["lr"],
+            beta1,
+            beta2,
+            group["eps"],
+            group["weight_decay"],
+            self._decoupled,
         )
         for p, state in zip(params, states):
             self.state.setdefault(p, {}).update(state)  # an existing entry stays the same dict

@@ -97,6 +97,7 @@ class SGD(Optimizer):
                 buf = made[p] = np.zeros_like(p.data) if ema else np.empty_like(p.data)
             bufs.append(buf if momentum != 0 else None)
             firsts.append(p in made and not ema)
+        # one call for all: the binding checks every array before it writes any
         sgd_steps(
             tuple(p.data for p in params),
             tuple(p.grad if grads is None else grads[p] for p in params),
