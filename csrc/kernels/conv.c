@@ -78,19 +78,6 @@ nr_conv_threads(const nr_window2d *g, int64_t O, int nthreads)
     return (int)NR_MIN((int64_t)nthreads, g->N);
 }
 
-/* The output positions ow in [*lo, *hi) whose input column ow SW - PW + kw lies in [0, W). */
-static void
-nr_conv_valid_range(int64_t *lo, int64_t *hi, int64_t kw, int64_t S, int64_t P, int64_t W,
-                    int64_t OW)
-{
-    int64_t a = kw >= P ? 0 : (P - kw + S - 1) / S;
-    int64_t last = W - 1 + P - kw; /* the largest ow S with a valid column, if >= 0 */
-    int64_t b = last < 0 ? 0 : last / S + 1;
-    b = NR_MIN(b, OW);
-    *lo = NR_MIN(a, b);
-    *hi = b;
-}
-
 #define NR_F32
 #include "nr_typed.h"
 #include "conv_body.h"

@@ -13,7 +13,7 @@ FN(nr_im2col)(T *col, int64_t ld, const T *x, const nr_window2d *g)
             for (int64_t kw = 0; kw < KW; kw++) {
                 T *row = col + ((c * KH + kh) * KW + kw) * ld;
                 int64_t lo, hi;
-                nr_conv_valid_range(&lo, &hi, kw, SW, PW, W, OW);
+                nr_window_valid_range(&lo, &hi, kw, SW, PW, W, OW);
                 for (int64_t oh = 0; oh < OH; oh++) {
                     const int64_t ih = oh * SH - PH + kh;
                     T *r = row + oh * OW;
@@ -56,7 +56,7 @@ FN(nr_col2im)(T *dx, const T *col, int64_t ld, const nr_window2d *g)
             for (int64_t kw = 0; kw < KW; kw++) {
                 const T *row = col + ((c * KH + kh) * KW + kw) * ld;
                 int64_t lo, hi;
-                nr_conv_valid_range(&lo, &hi, kw, SW, PW, W, OW);
+                nr_window_valid_range(&lo, &hi, kw, SW, PW, W, OW);
                 if (lo == hi) {
                     continue;
                 }

@@ -18,6 +18,22 @@ typedef struct {
     int64_t OH, OW;
 } nr_window2d;
 
+/* The window positions o in [*lo, *hi) (of `out`) whose input index o S - P + k lies in
+ * [0, size), for kernel offset k, stride S >= 1 and padding P >= 0 (conv.c, pool.c). The
+ * first, ceil((P - k) / S), is taken as (P - k - 1) / S + 1: P - k + S - 1 overflows for a
+ * stride near INT64_MAX. */
+static inline void
+nr_window_valid_range(int64_t *lo, int64_t *hi, int64_t k, int64_t S, int64_t P, int64_t size,
+                      int64_t out)
+{
+    const int64_t a = k >= P ? 0 : (P - k - 1) / S + 1;
+    const int64_t last = size - 1 + P - k; /* the largest o S with a valid index, if >= 0 */
+    int64_t b = last < 0 ? 0 : last / S + 1;
+    b = b < out ? b : out;
+    *lo = a < b ? a : b;
+    *hi = b;
+}
+
 #define NR_DECLARE_CONV_KERNELS(T, SFX)                                                              \
     /* conv2d: x (N, C, H, W), w (O, C, KH, KW), b (O) or NULL -> y (N, O, OH, OW) */                \
     size_t nr_conv2d_forward_workspace_##SFX(const nr_window2d *g, int64_t O, int nthreads);         \

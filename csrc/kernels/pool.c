@@ -40,19 +40,6 @@ nr_pool_window(int64_t *lo, int64_t *hi, int64_t *padded_len, int64_t i, int64_t
     *hi = NR_MIN(b, size);
 }
 
-/* The outputs ow in [*lo, *hi) whose column ow S - P + k lies in [0, W) (k: a kernel column). */
-static void
-nr_pool_valid_range(int64_t *lo, int64_t *hi, int64_t k, int64_t S, int64_t P, int64_t W,
-                    int64_t OW)
-{
-    int64_t a = k >= P ? 0 : (P - k + S - 1) / S;
-    int64_t last = W - 1 + P - k;
-    int64_t b = last < 0 ? 0 : last / S + 1;
-    b = NR_MIN(b, OW);
-    *lo = NR_MIN(a, b);
-    *hi = b;
-}
-
 /* Adaptive pooling's window of output i of `out` along an axis of `size`. */
 static void
 nr_adaptive_window(int64_t *lo, int64_t *hi, int64_t i, int64_t out, int64_t size)

@@ -48,7 +48,7 @@ FN(nr_max_pool2d_plane)(T *y, int64_t *idx, const T *xp, const nr_window2d *g)
      * table for the usual kernels: the two divisions per column and row cost 1/3 of the time) */
     int64_t lo_k[NR_POOL_KMAX], hi_k[NR_POOL_KMAX];
     for (int64_t kw = 0; kw < KW && kw < NR_POOL_KMAX; kw++) {
-        nr_pool_valid_range(&lo_k[kw], &hi_k[kw], kw, SW, PW, W, OW);
+        nr_window_valid_range(&lo_k[kw], &hi_k[kw], kw, SW, PW, W, OW);
     }
     for (int64_t oh = 0; oh < g->OH; oh++) {
         int64_t h0, h1, unused;
@@ -68,7 +68,7 @@ FN(nr_max_pool2d_plane)(T *y, int64_t *idx, const T *xp, const nr_window2d *g)
                         hi = hi_k[kw];
                     }
                     else {
-                        nr_pool_valid_range(&lo, &hi, kw, SW, PW, W, OW);
+                        nr_window_valid_range(&lo, &hi, kw, SW, PW, W, OW);
                     }
                     lo = NR_MAX(lo, ow0) - ow0;
                     hi = NR_MIN(hi, ow0 + nb) - ow0;
