@@ -443,6 +443,60 @@ FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb
     }
 #undef NR_LN_BWD
 }
+
+/* Sums over a long row (D > NR_LN_SHORT_D, in cache) for nr_layernorm_forward_rows: of
+ * x - sh, and of (x - sh - dm)^2. Four vectors of partial sums are four independent chains:
+ * one (as an omp simd reduction compiles) waits an addition's latency per vector. */
+NR_LN_INLINE T
+FN(nr_ln_row_sum)(const T *restrict xr, int64_t D, T sh)
+{
+    const V s = (V){0} + sh;
+    V a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    int64_t j = 0;
+    for (; j + 4 * W <= D; j += 4 * W) {
+        a0 += FN(nr_ln_load)(xr + j) - s;
+        a1 += FN(nr_ln_load)(xr + j + W) - s;
+        a2 += FN(nr_ln_load)(xr + j + 2 * W) - s;
+        a3 += FN(nr_ln_load)(xr + j + 3 * W) - s;
+    }
+    for (; j + W <= D; j += W) {
+        a0 += FN(nr_ln_load)(xr + j) - s;
+    }
+    T sum = FN(nr_ln_hsum)((a0 + a1) + (a2 + a3));
+    for (; j < D; j++) {
+        sum += xr[j] - sh;
+    }
+    return sum;
+}
+
+NR_LN_INLINE T
+FN(nr_ln_row_sumsq)(const T *restrict xr, int64_t D, T sh, T dm)
+{
+    const V s = (V){0} + sh, m = (V){0} + dm;
+    V a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    int64_t j = 0;
+    for (; j + 4 * W <= D; j += 4 * W) {
+        const V d0 = (FN(nr_ln_load)(xr + j) - s) - m,
+                d1 = (FN(nr_ln_load)(xr + j + W) - s) - m;
+        const V d2 = (FN(nr_ln_load)(xr + j + 2 * W) - s) - m;
+        const V d3 = (FN(nr_ln_load)(xr + j + 3 * W) - s) - m;
+        a0 = FN(nr_ln_fma)(d0, d0, a0);
+        a1 = FN(nr_ln_fma)(d1, d1, a1);
+        a2 = FN(nr_ln_fma)(d2, d2, a2);
+        a3 = FN(nr_ln_fma)(d3, d3, a3);
+    }
+    for (; j + W <= D; j += W) {
+        const V d = (FN(nr_ln_load)(xr + j) - s) - m;
+        a0 = FN(nr_ln_fma)(d, d, a0);
+    }
+    T sum = FN(nr_ln_hsum)((a0 + a1) + (a2 + a3));
+    for (; j < D; j++) {
+        const T d = (xr[j] - sh) - dm;
+        sum += d * d;
+    }
+    return sum;
+}
+
 #undef V
 #undef W
 #endif /* NR_LN_VEC */
@@ -477,23 +531,31 @@ FN(nr_layernorm_forward_rows)(T *restrict y, T *restrict mean, T *restrict rstd,
         for (int64_t k = 0; k < nr; k++) {
             const T *xr = x + (t0 + k) * D;
             const T sh = xr[0];
+#ifdef NR_LN_VEC
+            const T sum = FN(nr_ln_row_sum)(xr, D, sh);
+#else
             T sum = 0;
 #pragma omp simd reduction(+ : sum)
             for (int64_t j = 0; j < D; j++) {
                 sum += xr[j] - sh;
             }
+#endif
             shift[k] = sh;
             dmean[k] = sum / (T)D; /* mean - shift */
         }
         for (int64_t k = 0; k < nr; k++) {
             const T *xr = x + (t0 + k) * D;
             const T sh = shift[k], dm = dmean[k];
+#ifdef NR_LN_VEC
+            const T sumsq = FN(nr_ln_row_sumsq)(xr, D, sh, dm);
+#else
             T sumsq = 0;
 #pragma omp simd reduction(+ : sumsq)
             for (int64_t j = 0; j < D; j++) {
                 const T d = (xr[j] - sh) - dm;
                 sumsq += d * d;
             }
+#endif
             var[k] = sumsq / (T)D;
         }
 #pragma omp simd
