@@ -444,16 +444,21 @@ FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb
 #undef NR_LN_BWD
 }
 
-/* Sums over a long row (D > NR_LN_SHORT_D, in cache) for nr_layernorm_forward_rows: of
- * x - sh, and of (x - sh - dm)^2. Four vectors of partial sums are four independent chains:
- * one (as an omp simd reduction compiles) waits an addition's latency per vector. */
+/* Sums over a long row (D > NR_LN_SHORT_D) for nr_layernorm_forward_rows: of x - sh, and of
+ * (x - sh - dm)^2. Four vectors of partial sums are four independent chains: one (as an omp
+ * simd reduction compiles) waits an addition's latency per vector. With `yr` (a row of y
+ * beyond the caches), the first sum also asks for y's lines: fetched alongside x's, as a
+ * copy's are, instead of all at once when the last pass writes them. */
 NR_LN_INLINE T
-FN(nr_ln_row_sum)(const T *restrict xr, int64_t D, T sh)
+FN(nr_ln_row_sum)(const T *restrict xr, int64_t D, T sh, T *yr)
 {
     const V s = (V){0} + sh;
     V a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
     int64_t j = 0;
     for (; j + 4 * W <= D; j += 4 * W) {
+        for (int q = 0; yr && q < (int)(4 * W * sizeof(T)); q += 64) {
+            __builtin_prefetch((char *)(yr + j) + q, 1, 3);
+        }
         a0 += FN(nr_ln_load)(xr + j) - s;
         a1 += FN(nr_ln_load)(xr + j + W) - s;
         a2 += FN(nr_ln_load)(xr + j + 2 * W) - s;
@@ -519,6 +524,8 @@ FN(nr_layernorm_forward_rows)(T *restrict y, T *restrict mean, T *restrict rstd,
         }
         return 0;
     }
+    /* y beyond the caches (x and y past 2 MiB a thread, an L2 here): see nr_ln_row_sum */
+    const int far = (i1 - i0) * D * (int64_t)sizeof(T) > ((int64_t)1 << 20);
     /* rows per tile: the tile (R D values) within about 64 KiB */
     const int64_t R =
         NR_MAX((int64_t)1, NR_MIN((int64_t)TILE, (int64_t)(65536 / sizeof(T)) / D));
@@ -532,7 +539,7 @@ FN(nr_layernorm_forward_rows)(T *restrict y, T *restrict mean, T *restrict rstd,
             const T *xr = x + (t0 + k) * D;
             const T sh = xr[0];
 #ifdef NR_LN_VEC
-            const T sum = FN(nr_ln_row_sum)(xr, D, sh);
+            const T sum = FN(nr_ln_row_sum)(xr, D, sh, far ? y + (t0 + k) * D : NULL);
 #else
             T sum = 0;
 #pragma omp simd reduction(+ : sum)
