@@ -118,39 +118,41 @@ FN(nr_ln_store)(T *p, V v)
 }
 
 /* a b + c, rounded once where the tier has FMA (avx2, avx512): one instruction instead of
- * two, in the loops whose additions bound them (the add ports are the busier ones) */
+ * two, in the loops whose additions bound them (the add ports are the busier ones).
+ * NR_LN_FMA(a, b, c) is the tier's intrinsic on V, its b a vector or (NR_LN_SPLAT) a scalar
+ * broadcast; without FMA a b + c, where a scalar b broadcasts by itself. */
+#if defined(__FMA__) && NR_VEC_BYTES == 64 && defined(NR_TYPED_F32)
+#define NR_LN_FMA(a, b, c) (V) _mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c))
+#define NR_LN_SPLAT(b) _mm512_set1_ps(b)
+#elif defined(__FMA__) && NR_VEC_BYTES == 64
+#define NR_LN_FMA(a, b, c) (V) _mm512_fmadd_pd((__m512d)(a), (__m512d)(b), (__m512d)(c))
+#define NR_LN_SPLAT(b) _mm512_set1_pd(b)
+#elif defined(__FMA__) && NR_VEC_BYTES == 32 && defined(NR_TYPED_F32)
+#define NR_LN_FMA(a, b, c) (V) _mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c))
+#define NR_LN_SPLAT(b) _mm256_set1_ps(b)
+#elif defined(__FMA__) && NR_VEC_BYTES == 32
+#define NR_LN_FMA(a, b, c) (V) _mm256_fmadd_pd((__m256d)(a), (__m256d)(b), (__m256d)(c))
+#define NR_LN_SPLAT(b) _mm256_set1_pd(b)
+#else
+#define NR_LN_FMA(a, b, c) ((a) * (b) + (c))
+#define NR_LN_SPLAT(b) (b)
+#endif
+
 NR_LN_INLINE V
 FN(nr_ln_fma)(V a, V b, V c)
 {
-#if defined(__FMA__) && NR_VEC_BYTES == 64 && defined(NR_TYPED_F32)
-    return (V)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
-#elif defined(__FMA__) && NR_VEC_BYTES == 64
-    return (V)_mm512_fmadd_pd((__m512d)a, (__m512d)b, (__m512d)c);
-#elif defined(__FMA__) && NR_VEC_BYTES == 32 && defined(NR_TYPED_F32)
-    return (V)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
-#elif defined(__FMA__) && NR_VEC_BYTES == 32
-    return (V)_mm256_fmadd_pd((__m256d)a, (__m256d)b, (__m256d)c);
-#else
-    return a * b + c;
-#endif
+    return NR_LN_FMA(a, b, c);
 }
 
 /* a b + c for a scalar b (as nr_ln_fma) */
 NR_LN_INLINE V
 FN(nr_ln_fmas)(V a, T b, V c)
 {
-#if defined(__FMA__) && NR_VEC_BYTES == 64 && defined(NR_TYPED_F32)
-    return (V)_mm512_fmadd_ps((__m512)a, _mm512_set1_ps(b), (__m512)c);
-#elif defined(__FMA__) && NR_VEC_BYTES == 64
-    return (V)_mm512_fmadd_pd((__m512d)a, _mm512_set1_pd(b), (__m512d)c);
-#elif defined(__FMA__) && NR_VEC_BYTES == 32 && defined(NR_TYPED_F32)
-    return (V)_mm256_fmadd_ps((__m256)a, _mm256_set1_ps(b), (__m256)c);
-#elif defined(__FMA__) && NR_VEC_BYTES == 32
-    return (V)_mm256_fmadd_pd((__m256d)a, _mm256_set1_pd(b), (__m256d)c);
-#else
-    return a * b + c;
-#endif
+    return NR_LN_FMA(a, NR_LN_SPLAT(b), c);
 }
+
+#undef NR_LN_FMA
+#undef NR_LN_SPLAT
 
 /* the sum of the W lanes of v, as a tree: halves added down to 16 bytes, then pairs */
 NR_LN_INLINE T
