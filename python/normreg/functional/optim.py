@@ -123,8 +123,8 @@ def adam_step_(
     step_count = V.integer(step, "step", where, low=1)
     beta1 = V.real(beta1, "beta1", where)
     beta2 = V.real(beta2, "beta2", where)
-    bias_correction1 = 1.0 - beta1**step_count
-    bias_correction2 = 1.0 - beta2**step_count
+    bias_correction1 = bias_correction(beta1, step_count)
+    bias_correction2 = bias_correction(beta2, step_count)
     _C.adam_step(
         param,
         grad,
@@ -141,6 +141,12 @@ def adam_step_(
         bias_correction2,
     )
     return param
+
+
+def bias_correction(beta: float, step: int) -> float:
+    """Adam's bias correction ``1 - beta**step`` after ``step`` (1-based) updates of an
+    average with decay ``beta``: what :func:`adam_step_` and ``optim.Adam`` divide by."""
+    return 1.0 - beta**step
 
 
 # The steps of several parameters in one call, what normreg.optim runs for a parameter group

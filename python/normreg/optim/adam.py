@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validation as V
-from ..functional.optim import adam_steps
+from ..functional.optim import adam_steps, bias_correction
 from ..nn.parameter import Parameter
 from .optimizer import Optimizer
 
@@ -83,8 +83,8 @@ class Adam(Optimizer):
             tuple(s["exp_avg"] for s in states),
             tuple(s["exp_avg_sq"] for s in states),
             tuple(s["max_exp_avg_sq"] if amsgrad else None for s in states),
-            tuple(1.0 - beta1 ** s["step"] for s in states),  # the bias corrections
-            tuple(1.0 - beta2 ** s["step"] for s in states),
+            tuple(bias_correction(beta1, s["step"]) for s in states),
+            tuple(bias_correction(beta2, s["step"]) for s in states),
             group["lr"],
             beta1,
             beta2,
