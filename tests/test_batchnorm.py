@@ -245,6 +245,43 @@ def test_large_mean_is_stable(rng, dtype):
     )
 
 
+def _hostile_batches(rng):
+    """float32 (N, C) batches that push the statistics' sums in float32 to their limits."""
+    base = rng.standard_normal((4096, 8)).astype(np.float32)
+    spread = base.copy()
+    spread[::256] += 1000  # every 256th row: the values the shift is estimated from
+    return {
+        "sorted along the batch": (np.sort(base, axis=0), 1e-5),
+        "shift samples far from the mean": (spread, 1e-5),
+        "first rows far from the mean": (np.vstack([base[:64] + 1e3, base[64:]]), 1e-5),
+        "offset 1e6": ((1e6 + base).astype(np.float32), 1e-5),
+        "tiny values, eps 0": ((base * 1e-20).astype(np.float32), 0.0),
+        "squares beyond float32": ((base * 1e20).astype(np.float32), 1e-5),
+        "values near float32's largest": ((base * 1e37).astype(np.float32), 1e-5),
+    }
+
+
+@pytest.mark.parametrize("case", list(_hostile_batches(np.random.default_rng(0))))
+def test_statistics_and_gradients_exact_on_hostile_batches(case):
+    """The float32 sums (four rows at a time in float32, then double) fall back to double
+    where they would lose digits: every output stays within a few float32 roundings of the
+    float64 reference, relative to its largest value."""
+    rng = np.random.default_rng(1)
+    x, eps = _hostile_batches(np.random.default_rng(0))[case]
+    C = x.shape[1]
+    w, b = rng.uniform(0.5, 1.5, C).astype(np.float32), rng.standard_normal(C).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    y, mean, rstd = F.batch_norm(x, None, None, w, b, training=True, eps=eps)
+    dx, dw, db = F.batch_norm_backward(dy, x, mean, rstd, w, training=True)
+    ry, _, _, rmean, rrstd = R.batch_norm_train(x, w, b, eps=eps)
+    rdx, rdw, rdb = R.batch_norm_train_backward(dy, x, w, eps=eps)
+    for got, want in ((y, ry), (mean, rmean), (rstd, rrstd), (dx, rdx), (dw, rdw), (db, rdb)):
+        want = np.asarray(want, np.float64)
+        assert np.isfinite(got).all()
+        scale = np.abs(want).max()
+        assert np.abs(got.astype(np.float64) - want).max() <= 2e-6 * scale, case
+
+
 @pytest.mark.parametrize("shape", [(3, 5), (33, 64), (1000, 100), (300, 1500), (7, 3, 9)])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_channel_blocks(nthreads, shape, dtype):

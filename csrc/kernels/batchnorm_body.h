@@ -7,16 +7,41 @@ FN(nr_batchnorm_workspace)(int64_t C, int nthreads)
     return ((size_t)nthreads * 3 + 8) * (size_t)C * sizeof(double);
 }
 
-/* The statistics: sums of d and d^2, d = x - shift (a value of the channel, ref) in double */
-NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_stat_sums), 2, double, (double)u[k] - ref[c],
+/* The statistics: sums of d and d^2, d = x - shift (ref, a value of T near the channel's
+ * mean), in T four rows at a time (nr_bn_stats_ok tells when that is not exact enough), and
+ * the same in double throughout, what a channel it refuses takes */
+NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_stat_sums), 2, T, T, u[k] - ref[c],
+                       (u[k] - ref[c]) * (u[k] - ref[c]), 0)
+NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_stat_sums_wide), 2, double, double, (double)u[k] - ref[c],
                        ((double)u[k] - ref[c]) * ((double)u[k] - ref[c]), 0)
-/* The backward: sums of dy (v), dy d and (the mean's correction, nr_bn_grad_sums3) d, with
- * d = x - mean (the saved mean, ref) in T: exact near the mean; a channel whose sums
- * overflow is summed again in double (nr_bn_grad_sums_wide) */
-NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_grad_sums2), 2, T, (double)v[k],
+/* The backward: sums of dy (v) and dy xhat, xhat = (x - mu) rstd (ref[c] = mu, ref[C + c] =
+ * rstd, the saved statistics), in T four rows at a time (for (N, C) data): xhat is of the
+ * order of 1, so the products neither underflow nor overflow unless dy does; a channel whose
+ * sums are not finite is summed again in double (nr_bn_grad_sums_wide). Otherwise, and with
+ * the mean's correction (nr_bn_grad_sums3), dy, dy d and d, d = x - mu, in double (where the
+ * sums run along L, converting each value once costs less than converting two). */
+NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_grad_sums2), 2, T, T, v[k],
+                       v[k] * ((u[k] - ref[c]) * ref[C + c]), 0)
+NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_grad_sums2_wide), 2, T, double, (double)v[k],
                        (double)v[k] * (double)(u[k] - ref[c]), 0)
-NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_grad_sums3), 3, T, (double)v[k],
+NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_grad_sums3), 3, T, double, (double)v[k],
                        (double)v[k] * (double)(u[k] - ref[c]), (double)(u[k] - ref[c]))
+
+/* Whether channel sums s1 = sum(d), s2 = sum(d^2) over `count` values, added in T four at a
+ * time (nr_bn_stat_sums), give the variance within 99 u of itself (u = T's rounding unit):
+ * their error is within 5 u s2 and 3 u sum(|d|), so the variance's within 11 u (1 + r) with
+ * r = mean(d)^2 / var, asked here to be at most 8 (the shift near the mean makes r small;
+ * values sorted along the batch can make it large). Also refused: sums that are not finite
+ * (d^2 overflowed, or NaN and Inf, which the double sums give as they are), and mean(d^2)
+ * below 2^-100, where squares in T may have lost digits to underflow, unless eps >= 2^-76
+ * outweighs such a variance. */
+static inline int
+FN(nr_bn_stats_ok)(double s1, double s2, double count, double eps)
+{
+    const double dm = s1 / count, m2 = s2 / count;
+    return isfinite(s1) && isfinite(s2) && dm * dm <= 8 * (m2 - dm * dm) &&
+           (m2 >= 0x1p-100 || eps >= 0x1p-76);
+}
 
 /* Channel c's sums of dy, dy (x - mu) and x - mu in double, for a channel whose sums in T
  * overflowed (x - mu beyond T's range). */
@@ -177,14 +202,32 @@ FN(nr_batchnorm_forward_train)(T *y, T *save_mean, T *save_rstd, T *running_mean
         return; /* no channels: nothing to compute (N or L may still be huge) */
     }
     int nt = NR_MIN(nthreads, nr_threads_for((size_t)(N * C * L) * sizeof(T)));
+    /* The shift: the mean of up to 16 values spread over the channel, rounded to T. It keeps
+     * d = x - shift small, so the variance does not cancel away. */
+    const int64_t nl = N * L, K = NR_MIN(nl, (int64_t)16), step = nl / K;
     for (int64_t c = 0; c < C; c++) {
-        c_shift[c] = x[c * L];
+        double sum = 0;
+        for (int64_t j = 0; j < K; j++) {
+            const int64_t t = j * step, n = t / L, l = t % L;
+            sum += (double)x[(n * C + c) * L + l];
+        }
+        c_shift[c] = (T)(sum / (double)K);
         shift[c] = (double)c_shift[c];
     }
-    /* One pass for the statistics: sums of d and d^2 with d = x - shift in double. The shift
-     * (a value of the channel) keeps d small, so the variance does not cancel away. */
-    NR_PARTIAL_SUMS(nt, N, double, partials, 2 * C, 2 * C,
-                    FN(nr_bn_stat_sums)(acc, x, NULL, shift, i0, i1, C, L));
+    /* One pass for the statistics: sums of d and d^2 (in T four rows at a time); again in
+     * double if a channel needs it */
+    int ok = L == 1; /* (N, C) data: in T first (along L, in double at once) */
+    if (ok) {
+        NR_PARTIAL_SUMS(nt, N, double, partials, 2 * C, 2 * C,
+                        FN(nr_bn_stat_sums)(acc, x, NULL, c_shift, i0, i1, C, L));
+    }
+    for (int64_t c = 0; ok && c < C; c++) {
+        ok &= FN(nr_bn_stats_ok)(partials[c], partials[C + c], count, eps);
+    }
+    if (!ok) {
+        NR_PARTIAL_SUMS(nt, N, double, partials, 2 * C, 2 * C,
+                        FN(nr_bn_stat_sums_wide)(acc, x, NULL, shift, i0, i1, C, L));
+    }
     for (int64_t c = 0; c < C; c++) {
         const double dmean = partials[c] / count;
         double var = partials[C + c] / count - dmean * dmean;
@@ -264,15 +307,23 @@ FN(nr_batchnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
     for (int64_t c = 0; training && c < C; c++) {
         far |= !(fabs((double)save_mean[c] * (double)save_rstd[c]) <= 1);
     }
+    const int xhat_sums = !far && L == 1; /* nr_bn_grad_sums2: sums of dy xhat, in T */
     memset(partials, 0, (size_t)(3 * C) * sizeof(double));
     if ((training && dx) || dw || db) {
         if (far) {
             NR_PARTIAL_SUMS(nt, N, double, partials, 3 * C, 3 * C,
                             FN(nr_bn_grad_sums3)(acc, x, dy, save_mean, i0, i1, C, L));
         }
-        else {
+        else if (!xhat_sums) {
             NR_PARTIAL_SUMS(nt, N, double, partials, 2 * C, 2 * C,
-                            FN(nr_bn_grad_sums2)(acc, x, dy, save_mean, i0, i1, C, L));
+                            FN(nr_bn_grad_sums2_wide)(acc, x, dy, save_mean, i0, i1, C, L));
+        }
+        else {
+            T *ref = (T *)apply_ws; /* mu, then rstd (free until nr_batchnorm_apply_grad) */
+            memcpy(ref, save_mean, (size_t)C * sizeof(T));
+            memcpy(ref + C, save_rstd, (size_t)C * sizeof(T));
+            NR_PARTIAL_SUMS(nt, N, double, partials, 2 * C, 2 * C,
+                            FN(nr_bn_grad_sums2)(acc, x, dy, ref, i0, i1, C, L));
         }
     }
     for (int64_t c = 0; c < C; c++) {
@@ -281,23 +332,25 @@ FN(nr_batchnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
             double s[3];
             FN(nr_bn_grad_sums_wide)(s, dy, x, c, (double)save_mean[c], N, C, L);
             partials[c] = s[0];
-            partials[C + c] = s[1];
+            partials[C + c] = xhat_sums ? s[1] * (double)save_rstd[c] : s[1];
             partials[2 * C + c] = far ? s[2] : 0.0;
         }
     }
     for (int64_t c = 0; c < C; c++) {
-        const double corr = far ? partials[2 * C + c] / count : 0.0;
-        const double sum_dy = partials[c], sum_dy_xc = partials[C + c] - corr * sum_dy;
-        const double r = save_rstd[c];
+        const double corr = far ? partials[2 * C + c] / count : 0.0, sum_dy = partials[c];
+        /* the sum of dy xhat: summed as such, or from the sums of dy (x - mu) and x - mu */
+        const double sum_dy_xhat =
+            xhat_sums ? partials[C + c]
+                      : (partials[C + c] - corr * sum_dy) * (double)save_rstd[c];
         if (dw) {
-            dw[c] += (T)(sum_dy_xc * r);
+            dw[c] += (T)sum_dy_xhat;
         }
         if (db) {
             db[c] += (T)sum_dy;
         }
         mean[c] = (double)save_mean[c] + corr;
         mean_dy[c] = sum_dy / count;
-        mean_dy_xhat[c] = sum_dy_xc * r / count;
+        mean_dy_xhat[c] = sum_dy_xhat / count;
     }
     if (!dx) {
         return;

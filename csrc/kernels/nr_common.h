@@ -136,27 +136,30 @@ NR_DECLARE_TIERED(nr_batchnorm_apply_f64, ~)
         }                                                                                      \
     } while (0)
 
-/* The value of the double expression E at element offset k = KK (for NR_DEFINE_CHANNEL_SUMS) */
-#define NR_AT(KK, E)                                                                           \
+/* The value of the expression E at element offset k = KK, as type BT */
+#define NR_AT(KK, BT, E)                                                                       \
     __extension__({                                                                            \
         const int64_t k = (KK);                                                                \
         (void)k;                                                                               \
-        (double)(E);                                                                           \
+        (BT)(E);                                                                               \
     })
-#define NR_ADD4(A, E, k0, C)                                                                   \
-    (A)[c] += (NR_AT((k0), E) + NR_AT((k0) + (C), E)) +                                        \
-              (NR_AT((k0) + 2 * (C), E) + NR_AT((k0) + 3 * (C), E))
+/* acc[c] += the sum of E over four rows, added in BT (pairwise), then in double */
+#define NR_ADD4(A, BT, E, k0, C)                                                               \
+    (A)[c] += (double)((NR_AT((k0), BT, E) + NR_AT((k0) + (C), BT, E)) +                       \
+                       (NR_AT((k0) + 2 * (C), BT, E) + NR_AT((k0) + 3 * (C), BT, E)))
 
 /* Channel sums of (N, C, L) data, shared by BatchNorm and SyncBatchNorm. Defines
  *   static void NAME(double *acc, const T *u, const T *v, const RT *ref,
  *                    int64_t n0, int64_t n1, int64_t C, int64_t L)
- * which adds, for each channel c, the sums over the rows [n0, n1) of the NS (1 to 3) double
- * expressions E1, E2, E3 of u[k], v[k] (k the element's offset) and ref[c] into acc[c],
- * acc[C + c] and acc[2 C + c]. (N, C) data (L == 1) is walked along the rows, vectorized
- * across the channels, four rows per sweep (a quarter of the accumulator traffic), in blocks
- * of 2048 channels so the accumulators stay in L1/L2 while the rows stream by (a strided walk
- * down each channel defeats the prefetcher). */
-#define NR_DEFINE_CHANNEL_SUMS(NAME, NS, RT, E1, E2, E3)                                       \
+ * which adds, for each channel c, the sums over the rows [n0, n1) of the NS (1 to 3)
+ * expressions E1, E2, E3 of u[k], v[k] (k the element's offset) and ref[c] (ref[C + c] ...)
+ * into the double acc[c], acc[C + c] and acc[2 C + c]. (N, C) data (L == 1) is walked along
+ * the rows, vectorized across the channels, four rows per sweep (a quarter of the accumulator
+ * traffic), in blocks of 2048 channels so the accumulators stay in L1/L2 while the rows stream
+ * by (a strided walk down each channel defeats the prefetcher); the four rows' values are
+ * added in BT (double, or T: the vectors twice as wide, and no conversion per element) before
+ * they join the double sums. */
+#define NR_DEFINE_CHANNEL_SUMS(NAME, NS, RT, BT, E1, E2, E3)                                   \
     static void NAME(double *restrict acc, const T *restrict u, const T *restrict v,           \
                      const RT *restrict ref, int64_t n0, int64_t n1, int64_t C, int64_t L)     \
     {                                                                                          \
@@ -170,12 +173,12 @@ NR_DECLARE_TIERED(nr_batchnorm_apply_f64, ~)
                     _Pragma("omp simd") for (int64_t c = c0; c < c1; c++)                      \
                     {                                                                          \
                         const int64_t k0 = n * C + c;                                          \
-                        NR_ADD4(acc1, E1, k0, C);                                              \
+                        NR_ADD4(acc1, BT, E1, k0, C);                                          \
                         if ((NS) > 1) {                                                        \
-                            NR_ADD4(acc2, E2, k0, C);                                          \
+                            NR_ADD4(acc2, BT, E2, k0, C);                                      \
                         }                                                                      \
                         if ((NS) > 2) {                                                        \
-                            NR_ADD4(acc3, E3, k0, C);                                          \
+                            NR_ADD4(acc3, BT, E3, k0, C);                                      \
                         }                                                                      \
                     }                                                                          \
                 }                                                                              \
@@ -183,12 +186,12 @@ NR_DECLARE_TIERED(nr_batchnorm_apply_f64, ~)
                     _Pragma("omp simd") for (int64_t c = c0; c < c1; c++)                      \
                     {                                                                          \
                         const int64_t k = n * C + c;                                           \
-                        acc1[c] += (E1);                                                       \
+                        acc1[c] += (double)(BT)(E1);                                           \
                         if ((NS) > 1) {                                                        \
-                            acc2[c] += (E2);                                                   \
+                            acc2[c] += (double)(BT)(E2);                                       \
                         }                                                                      \
                         if ((NS) > 2) {                                                        \
-                            acc3[c] += (E3);                                                   \
+                            acc3[c] += (double)(BT)(E3);                                       \
                         }                                                                      \
                     }                                                                          \
                 }                                                                              \
@@ -201,12 +204,12 @@ NR_DECLARE_TIERED(nr_batchnorm_apply_f64, ~)
                 _Pragma("omp simd reduction(+ : s1, s2, s3)") for (int64_t l = 0; l < L; l++)  \
                 {                                                                              \
                     const int64_t k = (n * C + c) * L + l;                                     \
-                    s1 += (E1);                                                                \
+                    s1 += (double)(BT)(E1);                                                    \
                     if ((NS) > 1) {                                                            \
-                        s2 += (E2);                                                            \
+                        s2 += (double)(BT)(E2);                                                \
                     }                                                                          \
                     if ((NS) > 2) {                                                            \
-                        s3 += (E3);                                                            \
+                        s3 += (double)(BT)(E3);                                                \
                     }                                                                          \
                 }                                                                              \
                 acc1[c] += s1;                                                                 \

@@ -9,11 +9,11 @@ FN(nr_syncbn_workspace)(int64_t C, int nthreads)
 
 /* The channel sums (NR_DEFINE_CHANNEL_SUMS, shared with BatchNorm): of x; of d^2 and d with
  * d = x - mean (ref); of dy (v) and dy d. */
-NR_DEFINE_CHANNEL_SUMS(FN(nr_sbn_sum), 1, double, (double)u[k], 0, 0)
-NR_DEFINE_CHANNEL_SUMS(FN(nr_sbn_m2_sums), 2, double,
+NR_DEFINE_CHANNEL_SUMS(FN(nr_sbn_sum), 1, double, double, (double)u[k], 0, 0)
+NR_DEFINE_CHANNEL_SUMS(FN(nr_sbn_m2_sums), 2, double, double,
                        ((double)u[k] - ref[c]) * ((double)u[k] - ref[c]), (double)u[k] - ref[c],
                        0)
-NR_DEFINE_CHANNEL_SUMS(FN(nr_sbn_grad_sums), 2, double, (double)v[k],
+NR_DEFINE_CHANNEL_SUMS(FN(nr_sbn_grad_sums), 2, double, double, (double)v[k],
                        (double)v[k] * ((double)u[k] - ref[c]), 0)
 
 static int
