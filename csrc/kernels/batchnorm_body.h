@@ -43,8 +43,8 @@ FN(nr_bn_stats_ok)(double s1, double s2, double count, double eps)
            (m2 >= 0x1p-100 || eps >= 0x1p-76);
 }
 
-/* Channel c's sums of dy, dy (x - mu) and x - mu in double, for a channel whose sums in T
- * overflowed (x - mu beyond T's range). */
+/* Channel c's sums of dy, dy (x - mu) and x - mu in double, for a channel whose sums were not
+ * finite (x - mu beyond T's range, or dy xhat summed in T beyond it). */
 static void
 FN(nr_bn_grad_sums_wide)(double s[3], const T *dy, const T *x, int64_t c, double mu, int64_t N,
                          int64_t C, int64_t L)

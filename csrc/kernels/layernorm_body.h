@@ -527,7 +527,7 @@ FN(nr_layernorm_forward_rows)(T *restrict y, T *restrict mean, T *restrict rstd,
         return 0;
     }
     /* y beyond the caches (x and y past 2 MiB a thread, an L2 here): see nr_ln_row_sum */
-    const int far = (i1 - i0) * D * (int64_t)sizeof(T) > ((int64_t)1 << 20);
+    const int uncached = (i1 - i0) * D * (int64_t)sizeof(T) > ((int64_t)1 << 20);
     /* rows per tile: the tile (R D values) within about 64 KiB */
     const int64_t R =
         NR_MAX((int64_t)1, NR_MIN((int64_t)TILE, (int64_t)(65536 / sizeof(T)) / D));
@@ -541,7 +541,7 @@ FN(nr_layernorm_forward_rows)(T *restrict y, T *restrict mean, T *restrict rstd,
             const T *xr = x + (t0 + k) * D;
             const T sh = xr[0];
 #ifdef NR_LN_VEC
-            const T sum = FN(nr_ln_row_sum)(xr, D, sh, far ? y + (t0 + k) * D : NULL);
+            const T sum = FN(nr_ln_row_sum)(xr, D, sh, uncached ? y + (t0 + k) * D : NULL);
 #else
             T sum = 0;
 #pragma omp simd reduction(+ : sum)
