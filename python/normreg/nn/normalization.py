@@ -14,6 +14,7 @@ import numpy.typing as npt
 from .. import _memory
 from .. import _validation as V
 from .. import functional as F
+from ..functional import normalization as _FN
 from .batchnorm import BatchNormBase
 from .parameter import Module, Parameter, data_of, grad_of, store_grad
 
@@ -22,6 +23,8 @@ ShapeLike = Union[int, Sequence[int]]
 # Bound once for LayerNorm.forward, called per step on small inputs where a module
 # attribute lookup is a measurable part of the call (benchmarks/layernorm_module.py).
 _ndarray = np.ndarray
+_INF = math.inf
+_layer_norm_forward = _FN._layer_norm_forward
 _layer_norm_rows = F.layer_norm_rows
 
 
@@ -100,14 +103,23 @@ class LayerNorm(_AffineNorm, _TrailingNorm):
         self.bias = Parameter(_memory.full(shape, 0, dt, where)) if self.elementwise_affine and bias else None
 
     def forward(self, x: Any) -> np.ndarray:
-        w, b = self.weight, self.bias
-        w_data = None if w is None else w.data
+        w, b, eps = self.weight, self.bias, self.eps
         b_data = None if b is None else b.data
-        if type(x) is _ndarray and x.dtype is self.dtype and x.ndim == 2 and x.shape[1] == self._row_size:
-            y, mean, rstd = _layer_norm_rows(x, w_data, b_data, self.eps)
-        else:
+        y = None
+        if type(x) is _ndarray and x.ndim == 2:
+            if w is not None and type(eps) is float and eps < _INF:
+                # the common case, as F.layer_norm_rows takes it but without repeating what
+                # is known here: the kernel refuses what it cannot take as it is (x's dtype
+                # or row size not weight's, x not C-contiguous, eps < 0 or NaN)
+                try:
+                    y, mean, rstd = _layer_norm_forward(x, w.data, b_data, eps, None)
+                except (TypeError, ValueError):
+                    y = None  # the checked path below converts it or explains the error
+            elif w is None and x.dtype is self.dtype and x.shape[1] == self._row_size:
+                y, mean, rstd = _layer_norm_rows(x, None, b_data, eps)
+        if y is None:
             x = self._input(x, "x")
-            y, mean, rstd = F.layer_norm(x, self.normalized_shape, w_data, b_data, self.eps)
+            y, mean, rstd = F.layer_norm(x, self.normalized_shape, data_of(w), b_data, eps)
         self.save_for_backward(x, mean, rstd)
         return y
 

@@ -194,7 +194,7 @@ class Module:
     # (until __init__ or save_for_backward makes the module's own: the class's empty deque,
     # never written to, whose maxlen None tells save_for_backward to make one)
     _saved: collections.deque[list[Any]] = collections.deque()
-    _dropped: int = 0  # entries dropped beyond max_pending_forwards since clear_pending()
+    _dropped: bool = False  # whether an entry fell off beyond max_pending_forwards since clear_pending()
     _in_backward: bool = False
     _claimed: bool = False
 
@@ -251,8 +251,8 @@ class Module:
         limit = self.max_pending_forwards
         if saved.maxlen != limit:  # new, or the setting changed
             saved = self._resized_saved(limit)
-        if len(saved) == limit:  # the oldest entry falls off as this one goes on
-            self.__dict__["_dropped"] = self._dropped + 1
+        if len(saved) == limit and not self._dropped:  # the oldest entry falls off as this one goes on
+            self.__dict__["_dropped"] = True
         saved.append([_next_seq(), 0, values])
 
     def _resized_saved(self, limit: int) -> collections.deque[list[Any]]:
@@ -260,7 +260,7 @@ class Module:
         old = self.__dict__.get("_saved") or ()
         n = max(int(limit), 0)
         saved = collections.deque(old, maxlen=n)
-        self.__dict__["_dropped"] = self._dropped + max(len(old) - n, 0)
+        self.__dict__["_dropped"] = self._dropped or len(old) > n
         self.__dict__["_saved"] = saved
         return saved
 
@@ -282,7 +282,7 @@ class Module:
         """Drop the saved values of every pending forward, here and in every sub-module."""
         for m in self.modules():
             m.__dict__["_saved"] = collections.deque(maxlen=max(int(m.max_pending_forwards), 0))
-            m.__dict__["_dropped"] = 0
+            m.__dict__["_dropped"] = False
 
     def __getstate__(self) -> dict[str, Any]:
         # a copy or a pickle of a module carries its parameters, buffers and settings, not
