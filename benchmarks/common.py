@@ -44,17 +44,20 @@ def measure(fns, *, sample_time=2e-3, budget=1.0, min_rounds=3, max_rounds=15):
 
 # OpenBLAS's own threads spin for up to about 0.1 s after a product (2^28 cycles, its
 # OPENBLAS_THREAD_TIMEOUT) and take the cores of whatever runs next, normreg's OpenMP threads
-# among them: the direct sgemm yardsticks are timed in a phase of their own, after a pause
-# that lets those threads go to sleep.
+# among them; PyTorch's pool spins after its operations likewise. So the direct sgemm
+# yardsticks, and PyTorch where its threads would disturb single-threaded calls, are timed in
+# a phase of their own, after a pause that lets those threads go to sleep.
 BLAS_SETTLE = 0.3
 
 
 def measure_apart(fns, apart, **kwargs):
     """``measure(..., **kwargs)`` of the callables of ``fns`` not named in ``apart``,
-    interleaved, then of those in ``apart`` (OpenBLAS-threaded yardsticks) interleaved among
-    themselves, each phase after a pause (``BLAS_SETTLE``)."""
+    interleaved, then of those in ``apart`` (callables whose threads spin after they
+    return: OpenBLAS-threaded yardsticks, PyTorch) interleaved among themselves, each phase
+    after a pause (``BLAS_SETTLE``)."""
     together = {k: f for k, f in fns.items() if k not in apart}
     alone = {k: f for k, f in fns.items() if k in apart}
+    time.sleep(BLAS_SETTLE)
     t = measure(together, **kwargs)
     time.sleep(BLAS_SETTLE)
     t.update(measure(alone, **kwargs) if alone else {})

@@ -288,6 +288,56 @@ def test_float32_accuracy_at_mean_1e6():
     assert np.max(np.abs(rstd * np.sqrt(xd.var(1) + 1e-5) - 1)) < 1e-5
 
 
+def _outcome(call):
+    """What a call gave: ("ok", its arrays) or (the exception's type, its message)."""
+    try:
+        return "ok", call()
+    except (TypeError, ValueError) as e:
+        return type(e), str(e)
+
+
+_f32 = np.float32
+_w64 = np.linspace(0.5, 1.5, 64, dtype=_f32)
+
+
+@pytest.mark.parametrize(
+    "x, kwargs",
+    [
+        (np.ones((4, 64), _f32), dict(eps=-1.0)),
+        (np.ones((4, 64), _f32), dict(eps=float("nan"))),
+        (np.ones((4, 64), _f32), dict(eps=float("inf"))),
+        (np.ones((4, 64), _f32), dict(eps=True)),
+        (np.linspace(-2, 3, 256, dtype=_f32).reshape(4, 64), dict(eps=1)),
+        (np.ones((4, 64), _f32), dict(weight=_w64.astype(np.float64))),
+        (np.ones((4, 64), _f32), dict(weight=np.ma.array(_w64))),
+        (np.ones((4, 64), _f32), dict(weight=_w64[None])),
+        (np.ones((4, 64), _f32), dict(weight=list(_w64))),
+        (np.ones((4, 64), _f32), dict(weight=_w64[:63])),
+        (np.ones((4, 64), _f32), dict(bias=np.ones(128, _f32)[::2])),
+        (np.arange(256, dtype=_f32).reshape(64, 4).T, dict(weight=_w64)),
+        (np.ones((4, 64), np.int32), {}),
+        (np.ones((4, 64), np.float16), {}),
+        (np.ones((4, 63), _f32), {}),
+        (np.ma.array(np.ones((4, 64), _f32)), {}),
+    ],
+)
+def test_functional_direct_path_answers_as_the_checked_path(x, kwargs):
+    """F.layer_norm hands (M, D) input with normalized_shape D to the kernel at once: what the
+    kernel refuses there must give what the checked path gives (normalized_shape as a NumPy
+    integer, which takes it), errors and results alike."""
+    direct = _outcome(lambda: F.layer_norm(x, 64, **kwargs))
+    checked = _outcome(lambda: F.layer_norm(x, np.int64(64), **kwargs))
+    assert direct[0] == checked[0]
+    if direct[0] == "ok":
+        for a, b in zip(direct[1], checked[1]):
+            np.testing.assert_array_equal(a, b)
+        w, b, eps = kwargs.get("weight"), kwargs.get("bias"), float(kwargs.get("eps", 1e-5))
+        ry = R.layer_norm(np.asarray(x, np.float64), (64,), w, b, eps)[0]
+        np.testing.assert_allclose(direct[1][0], ry, rtol=1e-5, atol=1e-5)
+    else:
+        assert direct[1] == checked[1]
+
+
 def test_module_fast_path_matches_general_path():
     rng = np.random.default_rng(0)
     ln = nn.LayerNorm(64)

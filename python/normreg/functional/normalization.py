@@ -14,7 +14,7 @@ from ._common import affine_grads, affine_params, as_ncl, grad_and_input, stat_a
 
 _INF = math.inf
 _ndarray = np.ndarray
-_layer_norm_forward = _C.layer_norm_forward  # layer_norm_rows' kernel, bound once (hot path)
+_layer_norm_forward = _C.layer_norm_forward  # the kernel of the as-is path, bound once (hot path)
 ShapeLike = Union[int, Sequence[int]]
 
 
@@ -49,6 +49,28 @@ def _flat(a: np.ndarray | None, size: int) -> np.ndarray | None:
 # ---- layer norm -----------------------------------------------------------------------
 
 
+def _layer_norm_as_is(
+    x: Any, weight: Any, bias: Any, eps: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The kernel's (y, mean, rstd) for arguments it takes as they are (x a C-contiguous
+    (M, D) float array, weight and bias C-contiguous (D,) arrays of its dtype or None, eps a
+    finite float >= 0); None for anything else, which the checked path converts or refuses."""
+    # the kernel refuses a negative or NaN eps, but takes ndarray subclasses: a masked array
+    # (whose mask it would ignore) must take the checked path, which refuses it
+    if (
+        type(eps) is float
+        and eps < _INF
+        and type(x) is _ndarray
+        and (weight is None or type(weight) is _ndarray)
+        and (bias is None or type(bias) is _ndarray)
+    ):
+        try:
+            return _layer_norm_forward(x, weight, bias, eps, None)
+        except (TypeError, ValueError):
+            pass  # something to convert, or an error to explain
+    return None
+
+
 def layer_norm(
     x: Any,
     normalized_shape: ShapeLike,
@@ -63,8 +85,28 @@ def layer_norm(
     ``y = (x - mean) / sqrt(var + eps) * weight + bias`` with the biased variance of the
     last ``len(normalized_shape)`` dims. x (*, *normalized_shape), weight and bias of
     ``normalized_shape`` or None -> (y like x, mean (*), rstd (*)), where
-    ``rstd = 1 / sqrt(var + eps)``.
+    ``rstd = 1 / sqrt(var + eps)``. An (M, D) array normalized over its rows goes to the
+    kernel as it is when nothing needs converting (as :func:`layer_norm_rows`).
     """
+    if out is None and type(x) is _ndarray and x.ndim == 2:
+        # (M, D) over its rows, as given: the kernel at once, without the checks below
+        D = x.shape[1]
+        if (type(normalized_shape) is int and normalized_shape == D) or (
+            type(normalized_shape) in (tuple, list)
+            and len(normalized_shape) == 1
+            and type(normalized_shape[0]) is int
+            and normalized_shape[0] == D
+        ):
+            res = _layer_norm_as_is(x, weight, bias, eps)
+            if res is not None:
+                return res
+    return _layer_norm_checked(x, normalized_shape, weight, bias, eps, out)
+
+
+def _layer_norm_checked(
+    x: Any, normalized_shape: Any, weight: Any, bias: Any, eps: Any, out: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`layer_norm` with every argument checked and converted."""
     where = "layer_norm"
     x = V.float_array(x, "x", where)
     shape = V.normalized_shape(normalized_shape, where)
@@ -88,22 +130,12 @@ def layer_norm_rows(
     and bias C-contiguous (D,) arrays of its dtype or None, eps a float): the kernel is
     handed the arguments as they are, and whatever it refuses takes the path of
     :func:`layer_norm`, which converts it or raises the error. ``nn.LayerNorm`` calls
-    this for its (M, D) input.
+    this for its (M, D) input without a weight.
     """
-    # the kernel refuses a negative or NaN eps, but takes ndarray subclasses: a masked array
-    # (whose mask it would ignore) must take the checked path, which refuses it
-    if (
-        type(eps) is float
-        and eps < _INF
-        and type(x) is _ndarray
-        and (weight is None or type(weight) is _ndarray)
-        and (bias is None or type(bias) is _ndarray)
-    ):
-        try:
-            return _layer_norm_forward(x, weight, bias, eps, None)
-        except (TypeError, ValueError):
-            pass  # something to convert, or an error to explain
-    return layer_norm(x, np.shape(x)[-1:], weight, bias, eps)
+    res = _layer_norm_as_is(x, weight, bias, eps)
+    if res is not None:
+        return res
+    return _layer_norm_checked(x, np.shape(x)[-1:], weight, bias, eps, None)
 
 
 def layer_norm_backward(
