@@ -334,3 +334,102 @@ def test_copy_helper():
     np.testing.assert_array_equal(out, x)
     with pytest.raises(ValueError, match="nthreads"):
         _C.copy_f32(out, x, 0)
+
+
+# ---- out= that overlaps the input ------------------------------------------------------------
+# A norm's kernel reads its input again after it has written part of its output (the output
+# pass after the statistics; a row or channel redone in double when its float32 sums
+# overflow): out=x must still give what a separate out gives, as NumPy's ufuncs do. The
+# elementwise ops write in place.
+
+_OUT_CASES = {
+    "layer_norm D=64": ((8, 64), lambda x, out: F.layer_norm(x, 64, out=out)[0]),
+    "layer_norm D=300": ((8, 300), lambda x, out: F.layer_norm(x, 300, out=out)[0]),
+    "layer_norm (2, 32)": ((8, 2, 32), lambda x, out: F.layer_norm(x, (2, 32), out=out)[0]),
+    "rms_norm": ((8, 64), lambda x, out: F.rms_norm(x, 64, out=out)[0]),
+    "group_norm": ((8, 16, 10), lambda x, out: F.group_norm(x, 4, out=out)[0]),
+    "batch_norm (N, C)": ((64, 8), lambda x, out: F.batch_norm(x, None, None, training=True, out=out)[0]),
+    "batch_norm (N, C, L)": (
+        (8, 6, 10),
+        lambda x, out: F.batch_norm(x, None, None, training=True, out=out)[0],
+    ),
+    "batch_norm eval": (
+        (64, 8),
+        lambda x, out: F.batch_norm(x, np.zeros(8, x.dtype), np.ones(8, x.dtype), out=out)[0],
+    ),
+    "batch_norm_elemt": (
+        (8, 6, 10),
+        lambda x, out: F.batch_norm_elemt(x, np.full(6, 0.5), np.full(6, 2.0, x.dtype), out=out),
+    ),
+    "relu": ((8, 64), lambda x, out: F.relu(x, out=out)),
+    "dropout": ((8, 64), lambda x, out: F.dropout(x, 0.3, generator=normreg.random.Generator(5), out=out)[0]),
+    "cross_entropy_backward": ((8, 64), lambda x, out: _ce_grad(x, out)),
+}
+
+
+def _ce_grad(logits, out):
+    labels = np.arange(len(logits)) % logits.shape[1]
+    _, lse = F.cross_entropy(logits, labels, label_smoothing=0.1)
+    return F.cross_entropy_backward(logits, labels, lse, label_smoothing=0.1, out=out)
+
+
+@pytest.mark.parametrize("name", list(_OUT_CASES))
+@pytest.mark.parametrize("scale", [1.0, 1e30, 3e38, 1e-30, 1e200])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_out_overlapping_the_input_gives_the_separate_result(rng, name, scale, dtype):
+    shape, call = _OUT_CASES[name]
+    with np.errstate(over="ignore"):
+        x = (rng.standard_normal(shape) * scale).astype(dtype)
+        expected = call(x.copy(), None)  # a fresh output
+        inplace = x.copy()
+        got = call(inplace, inplace)  # out is x itself
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(inplace.reshape(expected.shape), expected)  # out holds it
+
+
+# A parameter's gradient accumulated into the parameter itself (dweight=weight): the input
+# gradient is computed with the weight as it was, and the weight gains the gradient once.
+def _bn(x, w, b):
+    y, m, r = F.batch_norm(x, None, None, w, b, training=True)
+    return lambda dy, ww, **acc: F.batch_norm_backward(dy, x, m, r, ww, training=True, **acc)
+
+
+def _ln(x, w, b):
+    y, m, r = F.layer_norm(x, x.shape[-1], w, b)
+    return lambda dy, ww, **acc: F.layer_norm_backward(dy, x, m, r, ww, **acc)
+
+
+def _gn(x, w, b):
+    y, m, r = F.group_norm(x, 2, w, b)
+    return lambda dy, ww, **acc: F.group_norm_backward(dy, x, m, r, ww, **acc)
+
+
+def _rms(x, w, b):
+    y, r = F.rms_norm(x, x.shape[-1], w)
+    return lambda dy, ww, **acc: F.rms_norm_backward(dy, x, r, ww, **acc)
+
+
+@pytest.mark.parametrize(
+    "make, shape, acc",
+    [
+        (_bn, (16, 8), "dweight"),
+        (_bn, (6, 8, 5), "dweight"),
+        (_bn, (16, 8), "dbias"),
+        (_ln, (16, 8), "dweight"),
+        (_ln, (16, 8), "dbias"),
+        (_gn, (6, 8, 5), "dweight"),
+        (_rms, (16, 8), "dweight"),
+    ],
+)
+def test_gradient_accumulated_into_the_weight_itself(rng, make, shape, acc):
+    x = rng.standard_normal(shape).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal(8).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32)
+    backward = make(x, w, b)
+    fresh = backward(dy, w)  # dx, dweight[, dbias], new arrays
+    grad = fresh[1] if acc == "dweight" else fresh[2]
+    ww = w.copy()
+    got = backward(dy, ww, **{acc: ww})
+    np.testing.assert_array_equal(got[0], fresh[0])
+    np.testing.assert_array_equal(ww, w + grad)

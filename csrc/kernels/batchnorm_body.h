@@ -342,23 +342,25 @@ FN(nr_batchnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
         const double sum_dy_xhat =
             xhat_sums ? partials[C + c]
                       : (partials[C + c] - corr * sum_dy) * (double)save_rstd[c];
-        if (dw) {
-            dw[c] += (T)sum_dy_xhat;
-        }
-        if (db) {
-            db[c] += (T)sum_dy;
-        }
+        partials[C + c] = sum_dy_xhat; /* added to dw once dx is written (w may be dw) */
         mean[c] = (double)save_mean[c] + corr;
         mean_dy[c] = sum_dy / count;
         mean_dy_xhat[c] = sum_dy_xhat / count;
     }
-    if (!dx) {
-        return;
+    if (dx) {
+        nt = NR_MIN(nthreads, nr_threads_for((size_t)(N * C * L) * 3 * sizeof(T)));
+        FN(nr_batchnorm_apply_grad)(dx, dy, x, save_mean, mean, save_rstd, w,
+                                    training ? mean_dy : NULL, training ? mean_dy_xhat : NULL,
+                                    N, C, L, apply_ws, nt);
     }
-    nt = NR_MIN(nthreads, nr_threads_for((size_t)(N * C * L) * 3 * sizeof(T)));
-    FN(nr_batchnorm_apply_grad)(dx, dy, x, save_mean, mean, save_rstd, w,
-                                training ? mean_dy : NULL, training ? mean_dy_xhat : NULL, N, C,
-                                L, apply_ws, nt);
+    for (int64_t c = 0; c < C; c++) {
+        if (dw) {
+            dw[c] += (T)partials[C + c];
+        }
+        if (db) {
+            db[c] += (T)partials[c];
+        }
+    }
 }
 
 /* Channel c of the input gradient in double, for coefficients beyond T's range (see below). */

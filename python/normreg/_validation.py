@@ -350,6 +350,31 @@ def out_array(out: Any, where: str, shape: Sequence[int], dtype: npt.DTypeLike) 
     )
 
 
+def out_target(out: np.ndarray | None, *inputs: Any) -> np.ndarray | None:
+    """Where a kernel is to write the output for a checked ``out=``: ``out`` itself, or None
+    (a fresh array, which :func:`out_result` copies into ``out``) when ``out`` may share
+    memory with one of ``inputs``. A norm's kernel reads its input again after writing part
+    of its output (the output pass after the statistics, a row or channel redone in double
+    when its sums overflowed), so an ``out`` that overlaps the input gets the result a
+    separate one would, as NumPy's ufuncs give."""
+    if out is None:
+        return None
+    for a in inputs:
+        if isinstance(a, np.ndarray) and np.may_share_memory(out, a):
+            return None
+    return out
+
+
+def out_result(out: np.ndarray | None, y: np.ndarray) -> np.ndarray:
+    """The kernel's output ``y`` for ``out=`` (:func:`out_target`): ``y`` as it is, or, when it
+    was computed apart, ``out`` (as ``y``'s shape) holding a copy of it."""
+    if out is None or np.may_share_memory(out, y):
+        return y
+    view = out.reshape(y.shape)
+    np.copyto(view, y)
+    return view
+
+
 def buffer_value(value: Any, current: Any, name: str, where: str) -> Any:
     """``value`` assigned to a module's registered buffer ``name`` whose array is
     ``current``: an ndarray of its dtype (TypeError) and shape (ValueError), kept as given

@@ -94,8 +94,9 @@ def batch_norm(
         )
     if out is not None:
         out = out.reshape(x3.shape)
-    y, save_mean, save_rstd = _C.batch_norm_forward(x3, weight, bias, rm, rv, training, momentum, eps, out)
-    return y.reshape(x.shape), save_mean, save_rstd
+    target = V.out_target(out, x3, weight, bias, rm, rv)
+    y, save_mean, save_rstd = _C.batch_norm_forward(x3, weight, bias, rm, rv, training, momentum, eps, target)
+    return V.out_result(out, y).reshape(x.shape), save_mean, save_rstd
 
 
 def batch_norm_backward(
@@ -160,7 +161,10 @@ def batch_norm_elemt(
     weight, bias = affine_params(weight, bias, x, where, (C,), "the channels of x")
     if out is not None:
         out = V.out_array(out, where, x.shape, x.dtype).reshape(x3.shape)
-    return _C.sync_batch_norm_forward(x3, mean, rstd, weight, bias, out).reshape(x.shape)
+    y = _C.sync_batch_norm_forward(
+        x3, mean, rstd, weight, bias, V.out_target(out, x3, mean, rstd, weight, bias)
+    )
+    return V.out_result(out, y).reshape(x.shape)
 
 
 def batch_norm_backward_reduce(dy: Any, x: Any, mean: Any, rstd: Any) -> np.ndarray:

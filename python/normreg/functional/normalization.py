@@ -92,7 +92,7 @@ def layer_norm(
         # (M, D) over its rows, as given: the kernel at once, without the checks below
         D = x.shape[1]
         if (type(normalized_shape) is int and normalized_shape == D) or (
-            type(normalized_shape) in (tuple, list)
+            (type(normalized_shape) is tuple or type(normalized_shape) is list)
             and len(normalized_shape) == 1
             and type(normalized_shape[0]) is int
             and normalized_shape[0] == D
@@ -117,8 +117,10 @@ def _layer_norm_checked(
     rows = math.prod(lead)  # explicit: reshape(-1, 0) is ambiguous for an empty shape
     if out is not None:
         out = V.out_array(out, where, x.shape, x.dtype).reshape(rows, D)
-    y, mean, rstd = _C.layer_norm_forward(x.reshape(rows, D), _flat(weight, D), _flat(bias, D), eps, out)
-    return y.reshape(x.shape), mean.reshape(lead), rstd.reshape(lead)
+    x2 = x.reshape(rows, D)
+    target = V.out_target(out, x2, weight, bias)
+    y, mean, rstd = _C.layer_norm_forward(x2, _flat(weight, D), _flat(bias, D), eps, target)
+    return V.out_result(out, y).reshape(x.shape), mean.reshape(lead), rstd.reshape(lead)
 
 
 def layer_norm_rows(
@@ -204,8 +206,9 @@ def rms_norm(
     M, D = math.prod(lead), math.prod(shape)
     if out is not None:
         out = V.out_array(out, where, x.shape, x.dtype).reshape(M, D)
-    y, rstd = _C.rms_norm_forward(x.reshape(M, D), _flat(weight, D), eps, out)
-    return y.reshape(x.shape), rstd.reshape(lead)
+    target = V.out_target(out, x, weight)
+    y, rstd = _C.rms_norm_forward(x.reshape(M, D), _flat(weight, D), eps, target)
+    return V.out_result(out, y).reshape(x.shape), rstd.reshape(lead)
 
 
 def rms_norm_backward(
@@ -258,8 +261,8 @@ def group_norm(
     weight, bias = affine_params(weight, bias, x, where, (C,), "the channels of x")
     if out is not None:
         out = V.out_array(out, where, x.shape, x.dtype).reshape(x3.shape)
-    y, mean, rstd = _C.group_norm_forward(x3, weight, bias, G, eps, out)
-    return y.reshape(x.shape), mean, rstd
+    y, mean, rstd = _C.group_norm_forward(x3, weight, bias, G, eps, V.out_target(out, x3, weight, bias))
+    return V.out_result(out, y).reshape(x.shape), mean, rstd
 
 
 def group_norm_backward(
