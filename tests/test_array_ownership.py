@@ -433,3 +433,30 @@ def test_gradient_accumulated_into_the_weight_itself(rng, make, shape, acc):
     got = backward(dy, ww, **{acc: ww})
     np.testing.assert_array_equal(got[0], fresh[0])
     np.testing.assert_array_equal(ww, w + grad)
+
+
+def test_products_refuse_an_out_that_overlaps_their_inputs(rng):
+    """linear and conv2d write out from two threads' blocks while they read their inputs: an
+    out sharing memory with x, weight or bias is a ValueError (PyTorch: "unsupported
+    operation: some elements of the input tensor and the written-to tensor refer to a single
+    memory location")."""
+
+    def arrays():
+        return rng.standard_normal((8, 4)).astype(np.float32), rng.standard_normal((4, 4)).astype(np.float32)
+
+    x, w = arrays()
+    with pytest.raises(ValueError, match="out must not overlap"):
+        F.linear(x, w, out=x)  # out is x
+    x, _ = arrays()
+    out = rng.standard_normal((8, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match="out must not overlap"):
+        F.linear(x, out[:4], out=out)  # weight is rows of out
+    with pytest.raises(ValueError, match="out must not overlap"):
+        F.linear(x, w, out[3], out=out)  # bias is a row of out
+    xc = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    wc = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    out = np.empty((2, 4, 4, 4), np.float32)
+    with pytest.raises(ValueError, match="out must not overlap"):
+        F.conv2d(xc, wc, out[0, 0, 0], out=out)
+    with pytest.raises(ValueError, match="out must not overlap"):
+        F.conv2d(xc, wc, out=xc.reshape(-1)[: out.size].reshape(out.shape))
