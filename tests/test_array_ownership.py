@@ -460,3 +460,29 @@ def test_products_refuse_an_out_that_overlaps_their_inputs(rng):
         F.conv2d(xc, wc, out[0, 0, 0], out=out)
     with pytest.raises(ValueError, match="out must not overlap"):
         F.conv2d(xc, wc, out=xc.reshape(-1)[: out.size].reshape(out.shape))
+
+
+def test_pooling_refuses_an_out_that_overlaps_its_input(rng):
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    front = x.reshape(-1)[: 2 * 3 * 4 * 4].reshape(2, 3, 4, 4)  # y's shape, in x's memory
+    for call in (
+        lambda: F.max_pool2d(x, 2, out=front),
+        lambda: F.avg_pool2d(x, 2, out=front),
+        lambda: F.adaptive_avg_pool2d(x, 4, out=front),
+    ):
+        with pytest.raises(ValueError, match="out must not overlap x"):
+            call()
+    big = np.zeros((2, 3, 8, 8), np.float32)
+    dy = big.reshape(-1)[: 2 * 3 * 4 * 4].reshape(2, 3, 4, 4)
+    dy[...] = rng.standard_normal(dy.shape)
+    _, idx = F.max_pool2d(x, 2, return_indices=True)
+    for call in (
+        lambda: F.avg_pool2d_backward(dy, x.shape, 2, out=big),
+        lambda: F.adaptive_avg_pool2d_backward(dy, x.shape, out=big),
+        lambda: F.max_pool2d_backward(dy, idx, x.shape, out=big),
+    ):
+        with pytest.raises(ValueError, match="out must not overlap dy"):
+            call()
+    np.testing.assert_array_equal(
+        F.avg_pool2d_backward(dy, x.shape, 2), F.avg_pool2d_backward(dy.copy(), x.shape, 2)
+    )

@@ -26,19 +26,32 @@ def _input_hw(input_shape: Any, dy4: np.ndarray, unbatched: bool, where: str) ->
     return shape[-2], shape[-1]
 
 
-def _out4(out: Any, unbatched: bool) -> Any:
-    """``out=`` for the 4-D call (the binding checks it)."""
+def _out4(out: Any, unbatched: bool, x: np.ndarray, where: str) -> Any:
+    """``out=`` for the 4-D call (the binding checks it), refused when it overlaps x."""
+    _apart(out, where, x=x)
     return out[None] if unbatched and isinstance(out, np.ndarray) and out.ndim == 3 else out
+
+
+def _apart(out: Any, where: str, **inputs: np.ndarray) -> None:
+    """ValueError when ``out`` shares memory with one of ``inputs``: the pooling kernels run
+    over the planes on several threads, each writing its planes' outputs while another may
+    still read what they overwrite (as linear and conv2d, and PyTorch, refuse it)."""
+    if isinstance(out, np.ndarray):
+        for name, a in inputs.items():
+            if np.may_share_memory(out, a):
+                raise ValueError(f"{where}: out must not overlap {name}")
 
 
 def _grad_out(
     out: Any, dy4: np.ndarray, hw: tuple[int, int], unbatched: bool, where: str
 ) -> np.ndarray | None:
-    """``out=`` of a backward, checked against the input's shape."""
+    """``out=`` of a backward, checked against the input's shape and refused when it overlaps
+    dy."""
     if out is None:
         return None
     shape = (dy4.shape[0], dy4.shape[1]) + hw
     out = V.out_array(out, where, shape[1:] if unbatched else shape, dy4.dtype)
+    _apart(out, where, dy=dy4)
     return out[None] if unbatched else out
 
 
@@ -89,7 +102,7 @@ def max_pool2d(
     window = V.pool_window(kernel_size, stride, padding, ceil_mode, where)
     V.pool_dilation(dilation, where)
     indices = V.boolean(return_indices, "return_indices", where)
-    y, idx = _C.max_pool2d_forward(x4, *window, _out4(out, unbatched))
+    y, idx = _C.max_pool2d_forward(x4, *window, _out4(out, unbatched, x4, where))
     if unbatched:
         y, idx = y[0], idx[0]
     return (y, idx) if indices else y
@@ -111,6 +124,7 @@ def max_pool2d_backward(
     V.check_shape(indices, "indices", where, dy.shape, "the shape of dy")
     idx4 = np.require(indices, np.int64, ("C", "A")).reshape(dy4.shape)
     hw = _input_hw(input_shape, dy4, unbatched, where)
+    _apart(out, where, indices=idx4)
     dx = _C.max_pool2d_backward(dy4, idx4, hw[0], hw[1], _grad_out(out, dy4, hw, unbatched, where))
     return dx[0] if unbatched else dx
 
@@ -139,7 +153,7 @@ def avg_pool2d(
     x = V.float_array(x, "x", where)
     x4, unbatched = as_nchw(x, "x", where)
     window = _avg_window(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, where)
-    y = _C.avg_pool2d_forward(x4, *window, _out4(out, unbatched))
+    y = _C.avg_pool2d_forward(x4, *window, _out4(out, unbatched, x4, where))
     return y[0] if unbatched else y
 
 
@@ -178,7 +192,7 @@ def adaptive_avg_pool2d(x: Any, output_size: Any, *, out: np.ndarray | None = No
     x4, unbatched = as_nchw(x, "x", where)
     size = V.output_size_pair(output_size, where)
     oh, ow = (x4.shape[2 + i] if v is None else v for i, v in enumerate(size))
-    y = _C.adaptive_avg_pool2d_forward(x4, oh, ow, _out4(out, unbatched))
+    y = _C.adaptive_avg_pool2d_forward(x4, oh, ow, _out4(out, unbatched, x4, where))
     return y[0] if unbatched else y
 
 
