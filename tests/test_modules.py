@@ -346,3 +346,37 @@ def test_apply_visits_children_first_then_the_module():
 
     model.apply(zero_linear)
     assert all(not p.data.any() for n, p in model.named_parameters() if n.endswith("weight"))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_inplace_writes_the_input(dtype):
+    """nn.ReLU(inplace=True), as PyTorch's: the output is the input array, rewritten."""
+    x = np.array([[-1.5, 2.0, -0.0, 3.0], [np.nan, -np.inf, np.inf, -2.0]], dtype)
+    expected = np.where(x > 0, x, 0).astype(dtype)
+    expected[1, 0] = np.nan
+    relu = nn.ReLU(inplace=True)
+    y = relu(x)
+    assert y is x
+    np.testing.assert_array_equal(x, expected)
+    np.testing.assert_array_equal(relu.backward(np.ones_like(x)), (expected > 0).astype(dtype))
+    f = np.asfortranarray(np.array([[-1.0, 2.0], [3.0, -4.0]], dtype))  # computed apart, copied in
+    assert relu(f) is f
+    np.testing.assert_array_equal(f, [[0, 2], [3, 0]])
+    frozen_x = np.array([-1.0, 1.0], dtype)
+    frozen_x.flags.writeable = False
+    with pytest.raises(ValueError, match=r"ReLU\(inplace=True\): x is read-only"):
+        relu(frozen_x)
+    assert relu.pending_forwards == 1  # the failed call saved nothing
+    assert repr(relu) == "ReLU(inplace=True)" and repr(nn.ReLU()) == "ReLU()"
+    with pytest.raises(TypeError, match="inplace"):
+        nn.ReLU(inplace="yes")
+
+
+def test_dropout_inplace_refuses_a_read_only_input_only_when_it_writes():
+    x = np.ones((4, 4), np.float32)
+    x.flags.writeable = False
+    d = nn.Dropout(0.5, inplace=True)
+    with pytest.raises(ValueError, match=r"Dropout\(inplace=True\): x is read-only"):
+        d(x)
+    d.eval()
+    assert d(x) is x  # nothing dropped: x returned as it is

@@ -350,6 +350,15 @@ def out_array(out: Any, where: str, shape: Sequence[int], dtype: npt.DTypeLike) 
     )
 
 
+def inplace_input(x: Any, where: str) -> None:
+    """For a module with ``inplace=True``: ValueError when x is an array that cannot be
+    written (before anything is computed or saved)."""
+    if isinstance(x, np.ndarray) and not x.flags.writeable:
+        raise ValueError(
+            f"{where}(inplace=True): x is read-only; pass a writeable array or use inplace=False"
+        )
+
+
 def out_target(out: np.ndarray | None, *inputs: Any) -> np.ndarray | None:
     """Where a kernel is to write the output for a checked ``out=``: ``out`` itself, or None
     (a fresh array, which :func:`out_result` copies into ``out``) when ``out`` may share

@@ -13,10 +13,26 @@ from .parameter import Module
 
 
 class ReLU(Module):
-    """``y = max(x, 0)``."""
+    """``y = max(x, 0)``. ``inplace=True`` (as PyTorch's) writes the output into the input
+    array and returns it: at once when x is a C-contiguous float array, else computed apart
+    and copied in (ValueError for a read-only x)."""
+
+    inplace: bool = False  # also for modules pickled before the setting existed
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = V.boolean(inplace, "inplace", type(self).__name__)
 
     def forward(self, x: Any) -> np.ndarray:
-        y = F.relu(x)
+        if self.inplace:
+            V.inplace_input(x, type(self).__name__)
+        if self.inplace and type(x) is np.ndarray and _writes_in_place(x):
+            y = F.relu(x, out=x)
+        else:
+            y = F.relu(x)
+            if self.inplace and isinstance(x, np.ndarray):
+                np.copyto(x, y)
+                y = x
         self.save_for_backward(y)
         return y
 
@@ -25,6 +41,16 @@ class ReLU(Module):
     def backward(self, dy: Any) -> np.ndarray:
         (y,) = self.saved()
         return F.relu_backward(dy, y)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+def _writes_in_place(x: np.ndarray) -> bool:
+    """Whether a kernel can write its output into x itself (out=x)."""
+    return (
+        x.dtype in (np.float32, np.float64) and x.flags.c_contiguous and x.flags.writeable and x.flags.aligned
+    )
 
 
 class _Reshape(Module):

@@ -51,9 +51,11 @@ class Dropout(Module):
 
     def forward(self, x: Any) -> np.ndarray:
         drop_prob = self.drop_prob
+        if self.inplace and self.training and drop_prob > 0:  # else x is returned as it is
+            V.inplace_input(x, type(self).__name__)
         y, mask = F.dropout(x, drop_prob, self.training, generator=self.generator)
         if self.inplace and isinstance(x, np.ndarray) and y is not x:
-            np.copyto(x, y)  # ValueError for a read-only x, before anything is saved
+            np.copyto(x, y)
             y = x
         self.save_for_backward(mask, np.shape(y), drop_prob)  # mask is None when nothing was dropped
         return y
