@@ -380,3 +380,44 @@ def test_dropout_inplace_refuses_a_read_only_input_only_when_it_writes():
         d(x)
     d.eval()
     assert d(x) is x  # nothing dropped: x returned as it is
+
+
+def test_sequential_from_an_ordered_dict_names_its_layers():
+    """Sequential(OrderedDict(...)) as PyTorch's: the keys name the layers (named_children,
+    state_dict keys, attributes); positions index them."""
+    import copy
+    import pickle
+
+    fc, act, out = nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)
+    seq = nn.Sequential(collections.OrderedDict([("fc", fc), ("act", act), ("out", out)]))
+    assert [n for n, _ in seq.named_children()] == ["fc", "act", "out"]
+    assert list(seq.state_dict()) == ["fc.weight", "fc.bias", "out.weight", "out.bias"]
+    assert seq.fc is fc and seq.out is out and seq[0] is fc and seq[-1] is out and len(seq) == 3
+    assert [n for n, _ in seq[1:].named_children()] == ["act", "out"]
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    with normreg.no_grad():
+        expected = out(act(fc(x)))  # the same layers, in order
+    y = seq(x)
+    np.testing.assert_array_equal(y, expected)
+    assert seq.backward(np.ones_like(y)).shape == x.shape
+    seq.append(nn.Identity())
+    assert [n for n, _ in seq.named_children()] == ["fc", "act", "out", "3"]
+    for clone in (copy.deepcopy(seq), pickle.loads(pickle.dumps(seq))):
+        assert list(clone.state_dict()) == list(seq.state_dict()) and isinstance(clone.fc, nn.Linear)
+    with pytest.raises(AttributeError, match="no attribute 'missing'"):
+        _ = seq.missing
+    assert [n for n, _ in nn.Sequential(fc, act).named_children()] == ["0", "1"]
+    for bad, error in (
+        ({"a.b": fc}, KeyError),
+        ({"": fc}, KeyError),
+        ({1: fc}, TypeError),
+        ({"a": 3}, TypeError),
+    ):
+        with pytest.raises(error):
+            nn.Sequential(bad)
+
+
+def test_identity_takes_and_ignores_any_arguments():
+    ident = nn.Identity(54, unused_argument1=0.1, unused_argument2=False)  # PyTorch's example
+    x = np.arange(6.0).reshape(2, 3)
+    assert ident(x) is x and ident.backward(x) is x

@@ -127,7 +127,11 @@ class Unflatten(_Reshape):
 
 
 class Identity(Module):
-    """``y = x``."""
+    """``y = x``. Takes and ignores any arguments, as PyTorch's (so that it can stand in for
+    a layer built with them)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
 
     def forward(self, x: Any) -> Any:
         self.save_for_backward()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, overload
 
 import numpy as np
@@ -11,25 +11,49 @@ from .parameter import Module
 
 
 class Sequential(Module):
-    """Modules applied in order; ``backward`` runs their backwards in reverse."""
+    """Modules applied in order; ``backward`` runs their backwards in reverse.
+
+    ``Sequential(m0, m1, ...)`` names its layers "0", "1", ...; ``Sequential(OrderedDict(
+    [("fc", m0), ("act", m1)]))`` (or a dict) by the keys, as PyTorch's: the names are those
+    of ``named_children()`` and of the state_dict's keys ("fc.weight"), and ``seq.fc`` is
+    the layer. Indexing takes the position either way."""
 
     #: backward takes ``input_grad=False`` (see :meth:`backward`)
     input_grad_optional = True
 
-    def __init__(self, *modules: Module) -> None:
+    def __init__(self, *modules: Module | Mapping[str, Module]) -> None:
         super().__init__()
-        for i, m in enumerate(modules):
+        items: list[tuple[Any, Any]]
+        if len(modules) == 1 and isinstance(modules[0], Mapping):
+            items = list(modules[0].items())
+        else:
+            items = [(str(i), m) for i, m in enumerate(modules)]
+        for i, (name, m) in enumerate(items):
             if not isinstance(m, Module):
                 raise TypeError(f"Sequential: argument {i} is not a Module: {type(m).__name__}")
-        self._layers = list(modules)
+            _check_name(name, "Sequential")
+        self._names = [name for name, _ in items]
+        self._layers = [m for _, m in items]
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
-        for i, m in enumerate(self._layers):
-            yield str(i), m
+        names = self.__dict__.get("_names") or [str(i) for i in range(len(self._layers))]
+        yield from zip(names, self._layers)
+
+    def __getattr__(self, name: str) -> Module:
+        # only for names that are not attributes: a layer named by an OrderedDict key
+        names = self.__dict__.get("_names")
+        if names and name in names:
+            return self.__dict__["_layers"][names.index(name)]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def append(self, module: Module) -> Sequential:
         if not isinstance(module, Module):
             raise TypeError(f"Sequential.append: can only append a Module, not {type(module).__name__}")
+        names = self.__dict__.setdefault("_names", [str(i) for i in range(len(self._layers))])
+        name = str(len(self._layers))
+        if name in names:
+            raise ValueError(f"Sequential.append: a layer is already named {name!r}")
+        names.append(name)
         self._layers.append(module)
         return self
 
@@ -39,7 +63,7 @@ class Sequential(Module):
     def __getitem__(self, index: slice) -> Sequential: ...
     def __getitem__(self, index: int | slice) -> Module:
         if isinstance(index, slice):
-            return Sequential(*self._layers[index])
+            return Sequential(dict(list(self.named_children())[index]))
         return self._layers[index]
 
     def __len__(self) -> int:
@@ -77,6 +101,14 @@ class Sequential(Module):
         else:
             first.backward(dy)
         return None
+
+
+def _check_name(name: Any, where: str) -> None:
+    """A layer's name: a non-empty str without '.' (it joins the state_dict's keys)."""
+    if not isinstance(name, str):
+        raise TypeError(f"{where}: a layer's name must be a str, got {type(name).__name__}")
+    if not name or "." in name:
+        raise KeyError(f"{where}: a layer's name must be non-empty and hold no '.', got {name!r}")
 
 
 class Residual(Module):
