@@ -376,3 +376,31 @@ def test_failed_first_step_makes_no_state(make):
     ps[1].grad = np.ones(2, np.float32)
     opt.step()
     assert len(opt.state) == 2
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
+def test_maximize_ascends_with_the_gradient_left_as_it_is(name):
+    """maximize=True, as PyTorch's: the reference rule run on -grad; .grad is not written."""
+    rng = np.random.default_rng(3)
+    w0 = rng.standard_normal((5, 4)).astype(np.float32)
+    grads = [rng.standard_normal((5, 4)).astype(np.float32) for _ in range(3)]
+    p = Parameter(w0.copy())
+    if name == "SGD":
+        opt = optim.SGD([p], lr=0.1, momentum=0.9, weight_decay=0.01, maximize=True)
+    else:
+        opt = getattr(optim, name)([p], lr=0.01, weight_decay=0.1, amsgrad=True, maximize=True)
+    ref, buf, m, v, vmax = w0.astype(np.float64), None, np.zeros((5, 4)), np.zeros((5, 4)), np.zeros((5, 4))
+    for t, g in enumerate(grads, start=1):
+        p.grad = g.copy()
+        opt.step()
+        np.testing.assert_array_equal(p.grad, g)  # the gradient is the caller's
+        if name == "SGD":
+            ref, buf = R.sgd_step(ref, -g, buf, 0.1, momentum=0.9, weight_decay=0.01)
+        else:
+            ref, m, v, vmax = R.adam_step(
+                ref, -g, m, v, vmax, t, 0.01, 0.9, 0.999, 1e-8, 0.1, name == "AdamW"
+            )
+        np.testing.assert_allclose(p.data, ref, rtol=1e-5, atol=1e-6)
+    assert opt.state_dict()["param_groups"][0]["maximize"] is True
+    with pytest.raises(TypeError, match="maximize"):
+        optim.SGD([p], lr=0.1, maximize="yes").step()

@@ -21,7 +21,8 @@ class Adam(Optimizer):
         m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g**2
         W -= lr / (1 - beta1**t) * m / (sqrt(v / (1 - beta2**t)) + eps)
 
-    ``amsgrad=True`` uses the running maximum of ``v`` in the denominator. State per
+    ``amsgrad=True`` uses the running maximum of ``v`` in the denominator; ``maximize=True``
+    (as PyTorch's) takes ``-grad`` for ``g``, leaving ``.grad`` as it is. State per
     parameter: ``'step'`` (int), ``'exp_avg'``, ``'exp_avg_sq'`` (and ``'max_exp_avg_sq'``).
     ``weight_decay=None`` is the class's default: 0 for Adam, 1e-2 for :class:`AdamW`.
     """
@@ -43,10 +44,14 @@ class Adam(Optimizer):
         eps: float = 1e-8,
         weight_decay: float | None = None,
         amsgrad: bool = False,
+        *,
+        maximize: bool = False,
     ) -> None:
         if weight_decay is None:  # 0 for Adam, 1e-2 for AdamW (PyTorch's defaults)
             weight_decay = self._default_weight_decay
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+        defaults = dict(
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize
+        )
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any]) -> None:

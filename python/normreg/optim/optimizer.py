@@ -105,6 +105,8 @@ class Optimizer:
         where = type(self).__name__
         group["lr"] = V.real(group["lr"], "lr (learning rate)", where, low=0.0)
         group["weight_decay"] = V.real(group["weight_decay"], "weight_decay", where, low=0.0)
+        if "maximize" in group:
+            group["maximize"] = V.boolean(group["maximize"], "maximize", where)
 
     def _check_extra_keys(self, group: dict[str, Any]) -> None:
         where = type(self).__name__
@@ -133,7 +135,8 @@ class Optimizer:
         loss = None if closure is None else closure()
         for group in self.param_groups:
             self._check_group(group)
-        if len(self.param_groups) == 1:
+        maximize = any(group.get("maximize") for group in self.param_groups)
+        if len(self.param_groups) == 1 and not maximize:
             # one group: its update (one kernel call for all its parameters) checks every
             # array before it writes any, so the Python checks below are needed only to say
             # what is wrong, or to convert what the kernels do not take as it is
@@ -146,7 +149,9 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    grads[p] = self._check_step_param(p)
+                    g = self._check_step_param(p)
+                    # maximize: the update of -grad (as PyTorch's), .grad left as it is
+                    grads[p] = np.negative(g) if group.get("maximize") else g
         for group in self.param_groups:
             self._update_group(group, grads)
         return loss

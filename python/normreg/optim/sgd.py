@@ -25,6 +25,7 @@ class SGD(Optimizer):
         W -= lr * d
 
     With ``momentum=0`` this is ``W := (1 - lr*weight_decay) * W - lr * grad``.
+    ``maximize=True`` (as PyTorch's) takes ``-grad`` for ``grad``, leaving ``.grad`` as it is.
     ``lr`` defaults to 1e-3, as in PyTorch 2. ``state[p]['momentum_buffer']`` holds the buffer (None until
     the first step, or when momentum is 0).
 
@@ -50,6 +51,7 @@ class SGD(Optimizer):
         weight_decay: float = 0.0,
         nesterov: bool = False,
         *,
+        maximize: bool = False,
         momentum_style: str | None = None,
         convention: str | conventions.Convention | None = None,
     ) -> None:
@@ -60,6 +62,7 @@ class SGD(Optimizer):
             dampening=dampening,
             weight_decay=weight_decay,
             nesterov=nesterov,
+            maximize=maximize,
             momentum_style=momentum_style,
         )
         super().__init__(params, defaults)
