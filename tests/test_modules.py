@@ -402,6 +402,11 @@ def test_sequential_from_an_ordered_dict_names_its_layers():
     assert seq.backward(np.ones_like(y)).shape == x.shape
     seq.append(nn.Identity())
     assert [n for n, _ in seq.named_children()] == ["fc", "act", "out", "3"]
+    other = nn.Linear(4, 3)
+    seq.fc = other  # replaces the layer, as PyTorch's
+    assert seq[0] is other and seq.fc is other and any(p is other.weight for p in seq.parameters())
+    with pytest.raises(TypeError, match="must be a Module"):
+        seq.act = 3
     for clone in (copy.deepcopy(seq), pickle.loads(pickle.dumps(seq))):
         assert list(clone.state_dict()) == list(seq.state_dict()) and isinstance(clone.fc, nn.Linear)
     with pytest.raises(AttributeError, match="no attribute 'missing'"):

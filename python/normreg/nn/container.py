@@ -46,6 +46,16 @@ class Sequential(Module):
             return self.__dict__["_layers"][names.index(name)]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # seq.fc = module replaces the layer named fc (as PyTorch's), rather than hiding it
+        names = self.__dict__.get("_names")
+        if names and name in names:
+            if not isinstance(value, Module):
+                raise TypeError(f"Sequential: layer {name!r} must be a Module, got {type(value).__name__}")
+            self._layers[names.index(name)] = value
+            return
+        super().__setattr__(name, value)
+
     def append(self, module: Module) -> Sequential:
         if not isinstance(module, Module):
             raise TypeError(f"Sequential.append: can only append a Module, not {type(module).__name__}")
