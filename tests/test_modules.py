@@ -415,6 +415,9 @@ def test_sequential_from_an_ordered_dict_names_its_layers():
     for bad, error in (
         ({"a.b": fc}, KeyError),
         ({"": fc}, KeyError),
+        ({"training": fc}, KeyError),
+        ({"_layers": fc}, KeyError),
+        ({"forward": fc}, KeyError),
         ({1: fc}, TypeError),
         ({"a": 3}, TypeError),
     ):

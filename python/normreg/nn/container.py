@@ -32,6 +32,10 @@ class Sequential(Module):
             if not isinstance(m, Module):
                 raise TypeError(f"Sequential: argument {i} is not a Module: {type(m).__name__}")
             _check_name(name, "Sequential")
+            if name.startswith("_") or hasattr(self, name):  # the module's own attributes
+                raise KeyError(
+                    f"Sequential: a layer cannot be named {name!r}: attribute {name!r} already exists"
+                )
         self._names = [name for name, _ in items]
         self._layers = [m for _, m in items]
 
