@@ -374,6 +374,17 @@ def out_target(out: np.ndarray | None, *inputs: Any) -> np.ndarray | None:
     return out
 
 
+def out_apart(out: Any, where: str, **inputs: Any) -> None:
+    """ValueError when ``out`` shares memory with one of ``inputs`` (by name; None skipped),
+    for the kernels that cannot compute into an overlapping ``out``: the products and the
+    poolings write one thread's block of the output while another thread may still read what
+    it overwrites (PyTorch refuses such an ``out`` too)."""
+    if isinstance(out, np.ndarray):
+        for name, a in inputs.items():
+            if a is not None and np.may_share_memory(out, a):
+                raise ValueError(f"{where}: out must not overlap {name}")
+
+
 def out_result(out: np.ndarray | None, y: np.ndarray) -> np.ndarray:
     """The kernel's output ``y`` for ``out=`` (:func:`out_target`): ``y`` as it is, or, when it
     was computed apart, ``out`` (as ``y``'s shape) holding a copy of it."""

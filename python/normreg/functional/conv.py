@@ -60,8 +60,7 @@ def conv2d(
     if out is not None:
         if not isinstance(out, np.ndarray):
             raise TypeError(f"{where}: out must be a numpy.ndarray or None, got {type(out).__name__}")
-        if any(a is not None and np.may_share_memory(out, a) for a in (x, weight, bias)):
-            raise ValueError(f"{where}: out must not overlap x, weight or bias")
+        V.out_apart(out, where, x=x, weight=weight, bias=bias)
         out = out[None] if unbatched and out.ndim == 3 else out  # its shape is checked by the binding
     y = _C.conv2d_forward(x4, weight, bias, sh, sw, ph, pw, out)
     return y[0] if unbatched else y

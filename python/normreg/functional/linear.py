@@ -55,8 +55,7 @@ def linear(x: Any, weight: Any, bias: Any = None, *, out: np.ndarray | None = No
     out2d = None
     if out is not None:
         V.out_array(out, where, lead + (weight.shape[1],), x.dtype)
-        if any(a is not None and np.may_share_memory(out, a) for a in (x, weight, bias)):
-            raise ValueError(f"{where}: out must not overlap x, weight or bias")
+        V.out_apart(out, where, x=x, weight=weight, bias=bias)
         out2d = out.reshape(rows, weight.shape[1])
     y = _C.linear_forward(x.reshape(rows, weight.shape[0]), weight, bias, out2d)
     return out if out is not None else y.reshape(lead + (weight.shape[1],))

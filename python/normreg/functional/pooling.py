@@ -28,18 +28,8 @@ def _input_hw(input_shape: Any, dy4: np.ndarray, unbatched: bool, where: str) ->
 
 def _out4(out: Any, unbatched: bool, x: np.ndarray, where: str) -> Any:
     """``out=`` for the 4-D call (the binding checks it), refused when it overlaps x."""
-    _apart(out, where, x=x)
+    V.out_apart(out, where, x=x)
     return out[None] if unbatched and isinstance(out, np.ndarray) and out.ndim == 3 else out
-
-
-def _apart(out: Any, where: str, **inputs: np.ndarray) -> None:
-    """ValueError when ``out`` shares memory with one of ``inputs``: the pooling kernels run
-    over the planes on several threads, each writing its planes' outputs while another may
-    still read what they overwrite (as linear and conv2d, and PyTorch, refuse it)."""
-    if isinstance(out, np.ndarray):
-        for name, a in inputs.items():
-            if np.may_share_memory(out, a):
-                raise ValueError(f"{where}: out must not overlap {name}")
 
 
 def _grad_out(
@@ -51,7 +41,7 @@ def _grad_out(
         return None
     shape = (dy4.shape[0], dy4.shape[1]) + hw
     out = V.out_array(out, where, shape[1:] if unbatched else shape, dy4.dtype)
-    _apart(out, where, dy=dy4)
+    V.out_apart(out, where, dy=dy4)
     return out[None] if unbatched else out
 
 
@@ -124,7 +114,7 @@ def max_pool2d_backward(
     V.check_shape(indices, "indices", where, dy.shape, "the shape of dy")
     idx4 = np.require(indices, np.int64, ("C", "A")).reshape(dy4.shape)
     hw = _input_hw(input_shape, dy4, unbatched, where)
-    _apart(out, where, indices=idx4)
+    V.out_apart(out, where, indices=idx4)
     dx = _C.max_pool2d_backward(dy4, idx4, hw[0], hw[1], _grad_out(out, dy4, hw, unbatched, where))
     return dx[0] if unbatched else dx
 
