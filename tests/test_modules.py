@@ -412,6 +412,8 @@ def test_sequential_from_an_ordered_dict_names_its_layers():
     with pytest.raises(AttributeError, match="no attribute 'missing'"):
         _ = seq.missing
     assert [n for n, _ in nn.Sequential(fc, act).named_children()] == ["0", "1"]
+    tail = nn.Sequential(fc, act, out)[1:].append(nn.Identity())  # a slice keeps "1", "2"
+    assert [n for n, _ in tail.named_children()] == ["1", "2", "3"]
     for bad, error in (
         ({"a.b": fc}, KeyError),
         ({"": fc}, KeyError),

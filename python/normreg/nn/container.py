@@ -64,10 +64,10 @@ class Sequential(Module):
         if not isinstance(module, Module):
             raise TypeError(f"Sequential.append: can only append a Module, not {type(module).__name__}")
         names = self.__dict__.setdefault("_names", [str(i) for i in range(len(self._layers))])
-        name = str(len(self._layers))
-        if name in names:
-            raise ValueError(f"Sequential.append: a layer is already named {name!r}")
-        names.append(name)
+        k = len(self._layers)
+        while str(k) in names:  # a slice keeps its names: seq[1:] holds "1" and "2"
+            k += 1
+        names.append(str(k))
         self._layers.append(module)
         return self
 
