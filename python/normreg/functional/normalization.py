@@ -131,8 +131,8 @@ def layer_norm_rows(
     call when nothing needs converting (x a C-contiguous 2-D (M, D) float array, weight
     and bias C-contiguous (D,) arrays of its dtype or None, eps a float): the kernel is
     handed the arguments as they are, and whatever it refuses takes the path of
-    :func:`layer_norm`, which converts it or raises the error. ``nn.LayerNorm`` takes the
-    same path for its (M, D) input.
+    :func:`layer_norm`, which converts it or raises the error. ``nn.LayerNorm`` calls
+    this for its (M, D) input without a weight.
     """
     res = _layer_norm_as_is(x, weight, bias, eps)
     if res is not None:

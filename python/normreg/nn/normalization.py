@@ -23,7 +23,9 @@ ShapeLike = Union[int, Sequence[int]]
 # Bound once for LayerNorm.forward, called per step on small inputs where a module
 # attribute lookup is a measurable part of the call (benchmarks/layernorm_module.py).
 _ndarray = np.ndarray
-_layer_norm_as_is = _FN._layer_norm_as_is
+_INF = math.inf
+_layer_norm_forward = _FN._layer_norm_forward
+_layer_norm_rows = F.layer_norm_rows
 
 
 class _AffineNorm(Module):
@@ -95,28 +97,31 @@ class LayerNorm(_AffineNorm, _TrailingNorm):
         super().__init__(normalized_shape, elementwise_affine, dtype)
         where = type(self).__name__
         self.eps = V.eps(eps, where)
-        # the row size D of the (M, D) input that forward hands the kernel as it is (-1: none)
+        # the row size D of the (M, D) input that F.layer_norm_rows takes (-1: none)
         self._row_size = self.normalized_shape[0] if len(self.normalized_shape) == 1 else -1
         shape, dt = self.normalized_shape, self.dtype
         self.bias = Parameter(_memory.full(shape, 0, dt, where)) if self.elementwise_affine and bias else None
 
     def forward(self, x: Any) -> np.ndarray:
         w, b, eps = self.weight, self.bias, self.eps
-        w_data = None if w is None else w.data
         b_data = None if b is None else b.data
-        res = None
-        # (M, D) input to the kernel as it is (what it refuses takes the checked path); with a
-        # weight, the kernel checks D against it, without one it is checked here
-        if (
-            type(x) is _ndarray
-            and x.ndim == 2
-            and (w is not None or (x.dtype is self.dtype and x.shape[1] == self._row_size))
-        ):
-            res = _layer_norm_as_is(x, w_data, b_data, eps)
-        if res is None:
+        y = None
+        if type(x) is _ndarray and x.ndim == 2:
+            if w is not None and type(eps) is float and eps < _INF:
+                # the common case: functional's _layer_norm_as_is inlined (a call to it made
+                # the 32 x 64 Module call 7% slower, paired in one process), less the type
+                # checks of weight and bias, which are a Parameter's arrays here; the kernel
+                # refuses what it cannot take as it is (x's dtype or row size not weight's, x
+                # not C-contiguous, eps < 0 or NaN)
+                try:
+                    y, mean, rstd = _layer_norm_forward(x, w.data, b_data, eps, None)
+                except (TypeError, ValueError):
+                    y = None  # the checked path below converts it or explains the error
+            elif w is None and x.dtype is self.dtype and x.shape[1] == self._row_size:
+                y, mean, rstd = _layer_norm_rows(x, None, b_data, eps)
+        if y is None:
             x = self._input(x, "x")
-            res = F.layer_norm(x, self.normalized_shape, w_data, b_data, eps)
-        y, mean, rstd = res
+            y, mean, rstd = F.layer_norm(x, self.normalized_shape, data_of(w), b_data, eps)
         self.save_for_backward(x, mean, rstd)
         return y
 
