@@ -208,12 +208,14 @@ def test_odd_size_mask_is_the_same_for_1_and_2_threads(rng, set_threads):
     np.testing.assert_array_equal(masks[0], masks[1])
 
 
-@pytest.mark.parametrize("n", [1, 7, 31, 255, 256, 257, 1000, 70001])
+@pytest.mark.parametrize("n", [1, 7, 31, 255, 256, 257, 1000, 1023, 1024, 1025, 70001])
 @pytest.mark.parametrize("p", [0.2, 0.5])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_mask_is_philox_and_values_exact(nthreads, n, p, dtype):
-    """The vectorized mask: element i kept when word i % 4 of Philox((i // 4, offset), seed)
-    >= p 2^32, bit for bit; kept values scaled by exactly 1/(1-p)."""
+    """The vectorized mask: element i kept when u(i) >= p 2^32, u(i)'s top byte byte i % 16
+    of Philox((i // 16, offset), seed) and, on a tie with the threshold's top byte, its low
+    24 bits from Philox((i | 2^63, offset), seed), bit for bit; kept values scaled by
+    exactly 1/(1-p)."""
     seed, offset = (1 << 63) + 12345, (1 << 40) + 7
     x = np.random.default_rng(n).standard_normal(n).astype(dtype)
     y, mask = _C.dropout_forward(x, p, seed, offset, None)
@@ -224,6 +226,35 @@ def test_mask_is_philox_and_values_exact(nthreads, n, p, dtype):
     np.testing.assert_array_equal(y, np.where(keep, x * scale, 0))
     dy = np.random.default_rng(n + 1).standard_normal(n).astype(dtype)
     np.testing.assert_array_equal(_C.dropout_backward(dy, mask, p, None), np.where(keep, dy * scale, 0))
+
+
+# thresholds whose low 24 bits are 0 (a tied byte always keeps) or all ones (a tied byte
+# keeps only if its low bits are all ones too), below a byte's resolution, and near 1
+TIE_PS = [51 / 256, 52 / 256 - 2.0**-32, 1e-9, 3e-5, 1 - 2.0**-32, 1 - 1e-6]
+
+
+@pytest.mark.parametrize("p", TIE_PS)
+def test_mask_decides_ties_with_the_low_bits(nthreads, p):
+    """Elements whose Philox byte equals the threshold's top byte (1 in 256) are decided by
+    24 more bits: the mask matches the NumPy twin bit for bit at thresholds that make every
+    tie keep, every tie drop, or that a byte alone cannot express."""
+    n = 300_001
+    seed, offset = 2**40 + 3, 11
+    x = np.ones(n, np.float32)
+    y, mask = _C.dropout_forward(x, p, seed, offset, None)
+    keep = R.dropout_keep_philox(n, p, seed, offset)
+    np.testing.assert_array_equal(R.dropout_keep(mask, (n,)), keep)
+    np.testing.assert_array_equal(y != 0, keep)
+
+
+def test_keep_rate_below_a_bytes_resolution():
+    """p = 3e-5 is 1/65 of a byte's step (1/256): the drops still come at the rate p, which a
+    decision on the byte alone would round to 0 or 1/256."""
+    n = 4_000_000
+    _, mask = _C.dropout_forward(np.ones(n, np.float32), 3e-5, 77, 0, None)
+    dropped = n - int(R.dropout_keep(mask, (n,)).sum())
+    expected = n * 3e-5  # 120; Poisson, sigma ~ 11
+    assert abs(dropped - expected) < 6 * np.sqrt(expected)
 
 
 def test_inplace_writes_the_input_and_keeps_the_gradient(rng):

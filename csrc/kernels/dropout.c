@@ -1,17 +1,22 @@
 /* Inverted dropout: each element is kept with probability 1 - p and scaled by 1 / (1 - p),
  * else set to 0 (exactly 0, also where x is NaN or Inf).
  *
- * The keep decision for element i of a call comes from Philox4x32-10 with
- *   key = seed (64 bits), counter = (i / 4 as 64 bits, offset as 64 bits), word i % 4:
- * element i is kept when its word >= p * 2^32. It depends on nothing else, so a seed gives
- * the same mask for any number of threads. The mask is 1 bit per element: bit i % 8 of
- * byte i / 8; bits past n are 0. */
+ * The keep decision for element i of a call compares a 32-bit uniform number u(i) with the
+ * threshold t = floor(p 2^32): kept when u(i) >= t. Its top byte is byte i % 16 (little-endian)
+ * of Philox4x32-10's output for key = seed (64 bits) and counter = (i / 16 as 64 bits, offset
+ * as 64 bits); that byte alone decides unless it equals t's top byte (1 element in 256), and
+ * then its low 24 bits are bits 8..31 of word 0 of Philox for counter (i as 64 bits with bit 63
+ * set, offset): a counter no byte group uses. A byte a element, not a word, takes a quarter
+ * of the Philox rounds (the forward was bound by them), with the exact probability of a
+ * 32-bit comparison. It depends on nothing else, so a seed gives the same mask for any number
+ * of threads. The mask is 1 bit per element: bit i % 8 of byte i / 8; bits past n are 0. */
 #include "nr_common.h"
 #include "rng.h"
 
 enum {
-    NR_DROPOUT_BLOCK = 256, /* elements per generated block: 64 Philox calls, 8 mask words */
-    NR_DROPOUT_WORDS = NR_DROPOUT_BLOCK / 32,
+    NR_DROPOUT_BLOCK = 1024, /* elements per generated block: 64 Philox calls, 16 mask words */
+    NR_DROPOUT_WORDS = NR_DROPOUT_BLOCK / 64,
+    NR_DROPOUT_GROUPS = NR_DROPOUT_BLOCK / 16, /* 16 elements (bytes) a Philox call */
 };
 
 static inline uint64_t
@@ -33,90 +38,139 @@ nr_dropout_threshold(double p)
 #define NR_DROPOUT_CHAINS (NR_PHILOX_BYTES == 64 ? 4 : 2)
 #endif
 
-/* Bit l: lane l's word (low half) >= threshold. The word minus the threshold, both below
- * 2^32 + 1, is negative exactly when the word is smaller, so the keep bits are the inverted
- * sign bits, which every x86 tier gathers in one instruction. */
-static inline __attribute__((always_inline)) uint32_t
-nr_dropout_keep_bits(nr_philox_v c, nr_philox_v threshold)
-{
-    const nr_philox_v d = nr_philox_lo(c) - threshold;
-    const uint32_t all = (1u << NR_PHILOX_LANES) - 1;
-#if defined(__AVX512DQ__) && NR_PHILOX_BYTES == 64
-    /* through a byte in memory: gcc 12 with AVX512BW at -O1 (the sanitizer build) spilled a
-     * mask register as one byte and reloaded 32 bits, garbage above bit 7 */
-    volatile uint8_t byte = (uint8_t)_mm512_movepi64_mask((__m512i)d);
-    return ~(uint32_t)byte & all;
-#elif defined(__AVX2__) && NR_PHILOX_BYTES == 32
-    return ~(uint32_t)_mm256_movemask_pd((__m256d)d) & all;
-#elif defined(__SSE2__) && NR_PHILOX_BYTES == 16
-    return ~(uint32_t)_mm_movemask_pd((__m128d)d) & all;
+/* Two vectors whose lane l holds bytes 0..7 (a) and 8..15 (b) of the group in lane l, to the
+ * groups' 16 bytes in element order: the first half of the groups (lo) and the second (hi).
+ * One two-source permute on avx512, unpacks (and a lane swap on avx2) below. */
+#if NR_PHILOX_BYTES == 64
+#define NR_BYTES_LO 0, 8, 1, 9, 2, 10, 3, 11
+#define NR_BYTES_HI 4, 12, 5, 13, 6, 14, 7, 15
+#elif NR_PHILOX_BYTES == 32
+#define NR_BYTES_LO 0, 4, 1, 5
+#define NR_BYTES_HI 2, 6, 3, 7
 #else
-    uint32_t bits = 0;
+#define NR_BYTES_LO 0, 2
+#define NR_BYTES_HI 1, 3
+#endif
+#if defined(__clang__)
+#define NR_SHUFFLE2(a, b, ...) __builtin_shufflevector((a), (b), __VA_ARGS__)
+#else
+#define NR_SHUFFLE2(a, b, ...) __builtin_shuffle((a), (b), (nr_philox_v){__VA_ARGS__})
+#endif
+
+/* For the bytes of v in element order (v's k-th byte in memory is element k): bit k of *keep
+ * is byte k > t8, bit k of *tie is byte k == t8. */
+static inline __attribute__((always_inline)) void
+nr_dropout_byte_bits(nr_philox_v v, uint8_t t8, uint64_t *keep, uint64_t *tie)
+{
+#if defined(__AVX512BW__) && NR_PHILOX_BYTES == 64
+    const __m512i t = _mm512_set1_epi8((char)t8);
+    *keep = (uint64_t)_mm512_cmpgt_epu8_mask((__m512i)v, t);
+    *tie = (uint64_t)_mm512_cmpeq_epi8_mask((__m512i)v, t);
+#elif (defined(__AVX2__) && NR_PHILOX_BYTES == 32) ||                                          \
+    (defined(__SSE2__) && NR_PHILOX_BYTES == 16)
+    typedef uint8_t bv __attribute__((vector_size(NR_PHILOX_BYTES)));
+    const bv b = (bv)v, t = (bv){0} + t8;
+    const bv gt = (bv)(b > t), eq = (bv)(b == t);
+#if NR_PHILOX_BYTES == 32
+    *keep = (uint32_t)_mm256_movemask_epi8((__m256i)gt);
+    *tie = (uint32_t)_mm256_movemask_epi8((__m256i)eq);
+#else
+    *keep = (uint32_t)_mm_movemask_epi8((__m128i)gt);
+    *tie = (uint32_t)_mm_movemask_epi8((__m128i)eq);
+#endif
+#elif defined(__aarch64__) && defined(__ARM_NEON) && NR_PHILOX_BYTES == 16
+    /* no movemask: each byte's bit weight, summed across each half */
+    const uint8x16_t b = vreinterpretq_u8_u64((uint64x2_t)v), t = vdupq_n_u8(t8);
+    const uint8x16_t w = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    const uint8x16_t gt = vandq_u8(vcgtq_u8(b, t), w), eq = vandq_u8(vceqq_u8(b, t), w);
+    *keep = vaddv_u8(vget_low_u8(gt)) | (uint64_t)vaddv_u8(vget_high_u8(gt)) << 8;
+    *tie = vaddv_u8(vget_low_u8(eq)) | (uint64_t)vaddv_u8(vget_high_u8(eq)) << 8;
+#else
+    uint64_t k = 0, e = 0;
     for (int l = 0; l < NR_PHILOX_LANES; l++) {
-        bits |= (uint32_t)(d[l] >> 63) << l;
+        for (int m = 0; m < 8; m++) { /* byte m of lane l's value: element 8 l + m */
+            const uint8_t byte = (uint8_t)(v[l] >> (8 * m));
+            k |= (uint64_t)(byte > t8) << (8 * l + m);
+            e |= (uint64_t)(byte == t8) << (8 * l + m);
+        }
     }
-    return ~bits & all;
+    *keep = k;
+    *tie = e;
 #endif
 }
 
-/* Bits 0..7 of m spread to bits 0, 4, 8, ..., 28, from a table (the shifts and masks that
- * compute it cost about as much as the Philox rounds on avx2) */
-#define NR_SPREAD4(m)                                                                          \
-    ((uint32_t)((m) & 1) | (uint32_t)((m) & 2) << 3 | (uint32_t)((m) & 4) << 6 |               \
-     (uint32_t)((m) & 8) << 9 | (uint32_t)((m) & 16) << 12 | (uint32_t)((m) & 32) << 15 |      \
-     (uint32_t)((m) & 64) << 18 | (uint32_t)((m) & 128) << 21)
-#define NR_SPREAD4_4(m)                                                                        \
-    NR_SPREAD4(m), NR_SPREAD4((m) + 1), NR_SPREAD4((m) + 2), NR_SPREAD4((m) + 3)
-#define NR_SPREAD4_16(m)                                                                       \
-    NR_SPREAD4_4(m), NR_SPREAD4_4((m) + 4), NR_SPREAD4_4((m) + 8), NR_SPREAD4_4((m) + 12)
-#define NR_SPREAD4_64(m)                                                                       \
-    NR_SPREAD4_16(m), NR_SPREAD4_16((m) + 16), NR_SPREAD4_16((m) + 32), NR_SPREAD4_16((m) + 48)
-static const uint32_t nr_spread4_table[256] = {NR_SPREAD4_64(0), NR_SPREAD4_64(64),
-                                               NR_SPREAD4_64(128), NR_SPREAD4_64(192)};
-#define nr_spread4(m) nr_spread4_table[(m)]
-
-/* The mask of block `block` (elements 256 block .. 256 block + 255) as 8 words of 32 bits:
- * bit e % 32 of word e / 32 for element e of the block, which is word e % 4 of Philox group
- * e / 4 (mask word q holds the nibbles of groups 8q .. 8q + 7). The groups go through the
- * rounds NR_PHILOX_LANES to a vector, NR_DROPOUT_CHAINS vectors at a time. */
+/* The mask of block `block` (elements 1024 block .. 1024 block + 1023) as 16 words of 64 bits:
+ * bit e % 64 of word e / 64 for element e of the block. The groups go through the rounds
+ * NR_PHILOX_LANES to a vector, NR_DROPOUT_CHAINS vectors at a time; the elements whose byte
+ * ties with the threshold's are collected and decided at the end, NR_PHILOX_LANES at a time. */
 static inline __attribute__((always_inline)) void
-nr_dropout_mask_block(uint32_t words[NR_DROPOUT_WORDS], uint64_t block, uint64_t threshold,
+nr_dropout_mask_block(uint64_t words[NR_DROPOUT_WORDS], uint64_t block, uint64_t threshold,
                       uint64_t seed, uint64_t offset)
 {
-    enum { L = NR_PHILOX_LANES, CH = NR_DROPOUT_CHAINS, NV = NR_DROPOUT_BLOCK / 4 / L };
-    nr_philox_v lane, thr;
+    enum { L = NR_PHILOX_LANES, CH = NR_DROPOUT_CHAINS, G = NR_DROPOUT_GROUPS };
+    if (threshold == 0 || threshold >> 32) { /* keep all, keep none */
+        memset(words, threshold ? 0 : 0xFF, NR_DROPOUT_WORDS * sizeof(uint64_t));
+        return;
+    }
+    const uint8_t t8 = (uint8_t)(threshold >> 24);
+    const uint64_t t24 = threshold & 0xFFFFFF;
+    const uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    uint16_t ties[NR_DROPOUT_BLOCK];
+    int nties = 0;
+    memset(words, 0, NR_DROPOUT_WORDS * sizeof(uint64_t));
+    nr_philox_v lane;
     for (int l = 0; l < L; l++) {
         lane[l] = (uint64_t)l;
-        thr[l] = threshold;
     }
-    for (int q = 0; q < NR_DROPOUT_WORDS; q++) {
-        words[q] = 0;
-    }
-    for (int v0 = 0; v0 < NV; v0 += CH) {
+    for (int g0 = 0; g0 < G; g0 += CH * L) {
         nr_philox_v c[CH][4];
         for (int h = 0; h < CH; h++) {
-            const nr_philox_v group =
-                block * (NR_DROPOUT_BLOCK / 4) + (uint64_t)((v0 + h) * L) + lane;
+            const nr_philox_v group = block * G + (uint64_t)(g0 + h * L) + lane;
             c[h][0] = group; /* the low half: the high half is not read */
             c[h][1] = group >> 32;
             c[h][2] = (nr_philox_v){0} + (uint64_t)(uint32_t)offset;
             c[h][3] = (nr_philox_v){0} + (offset >> 32);
         }
-        nr_philox4x32_v(c, CH, (uint32_t)seed, (uint32_t)(seed >> 32));
+        nr_philox4x32_v(c, CH, k0, k1);
         for (int h = 0; h < CH; h++) {
-            const int g0 = (v0 + h) * L; /* the vector's first group */
-            const uint32_t nib = nr_spread4(nr_dropout_keep_bits(c[h][0], thr)) |
-                                 nr_spread4(nr_dropout_keep_bits(c[h][1], thr)) << 1 |
-                                 nr_spread4(nr_dropout_keep_bits(c[h][2], thr)) << 2 |
-                                 nr_spread4(nr_dropout_keep_bits(c[h][3], thr)) << 3;
-            words[g0 / 8] |= nib << (4 * (g0 % 8));
+            const nr_philox_v a = nr_philox_lo(c[h][0]) | c[h][1] << 32; /* bytes 0..7 */
+            const nr_philox_v b = nr_philox_lo(c[h][2]) | c[h][3] << 32; /* bytes 8..15 */
+            const nr_philox_v half[2] = {NR_SHUFFLE2(a, b, NR_BYTES_LO),
+                                         NR_SHUFFLE2(a, b, NR_BYTES_HI)};
+            for (int s = 0; s < 2; s++) {
+                const int e = (g0 + h * L + s * (L / 2)) * 16; /* its first element */
+                uint64_t keep, tie;
+                nr_dropout_byte_bits(half[s], t8, &keep, &tie);
+                words[e / 64] |= keep << (e % 64);
+                for (; tie; tie &= tie - 1) {
+                    ties[nties++] = (uint16_t)(e + __builtin_ctzll(tie));
+                }
+            }
+        }
+    }
+    for (int t0 = 0; t0 < nties; t0 += L) {
+        uint64_t lo[L], hi[L];
+        for (int l = 0; l < L; l++) {
+            const uint64_t i = block * NR_DROPOUT_BLOCK + ties[t0 + l < nties ? t0 + l : t0];
+            lo[l] = i;
+            hi[l] = (i >> 32) | 0x80000000u; /* i >> 32 is below 2^31 for any n */
+        }
+        nr_philox_v c[1][4];
+        memcpy(&c[0][0], lo, sizeof lo);
+        memcpy(&c[0][1], hi, sizeof hi);
+        c[0][2] = (nr_philox_v){0} + (uint64_t)(uint32_t)offset;
+        c[0][3] = (nr_philox_v){0} + (offset >> 32);
+        nr_philox4x32_v(c, 1, k0, k1);
+        for (int l = 0; l < L && t0 + l < nties; l++) {
+            const int e = ties[t0 + l];
+            words[e / 64] |= (uint64_t)((uint32_t)c[0][0][l] >> 8 >= t24) << (e % 64);
         }
     }
 }
 
 /* Writes the block's mask bytes that exist for n elements, with bits past n cleared. */
 static inline void
-nr_dropout_store_block(uint8_t *mask, const uint32_t words[NR_DROPOUT_WORDS], uint64_t block,
+nr_dropout_store_block(uint8_t *mask, const uint64_t words[NR_DROPOUT_WORDS], uint64_t block,
                        int64_t n)
 {
     const int64_t first = (int64_t)block * NR_DROPOUT_BLOCK;
@@ -131,7 +185,7 @@ nr_dropout_store_block(uint8_t *mask, const uint32_t words[NR_DROPOUT_WORDS], ui
         if (e >= n) {
             break;
         }
-        uint8_t byte = (uint8_t)(words[m / 4] >> (8 * (m % 4)));
+        uint8_t byte = (uint8_t)(words[m / 8] >> (8 * (m % 8)));
         if (n - e < 8) {
             byte &= (uint8_t)((1u << (n - e)) - 1);
         }
@@ -159,7 +213,7 @@ nr_dropout_mask_range(uint8_t *mask, int64_t n, uint64_t threshold, uint64_t see
                       uint64_t offset, int64_t i0, int64_t i1)
 {
     for (int64_t blk = i0 / NR_DROPOUT_BLOCK; blk * NR_DROPOUT_BLOCK < i1; blk++) {
-        uint32_t words[NR_DROPOUT_WORDS];
+        uint64_t words[NR_DROPOUT_WORDS];
         nr_dropout_mask_block(words, (uint64_t)blk, threshold, seed, offset);
         nr_dropout_store_block(mask, words, (uint64_t)blk, n);
     }

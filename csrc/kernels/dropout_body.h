@@ -39,13 +39,13 @@ FN(nr_dropout_forward_range)(T *restrict y, uint8_t *restrict mask, const T *res
                              uint64_t offset, int64_t i0, int64_t i1)
 {
     for (int64_t blk = i0 / NR_DROPOUT_BLOCK; blk * NR_DROPOUT_BLOCK < i1; blk++) {
-        uint32_t words[NR_DROPOUT_WORDS];
+        uint64_t words[NR_DROPOUT_WORDS];
         nr_dropout_mask_block(words, (uint64_t)blk, threshold, seed, offset);
         nr_dropout_store_block(mask, words, (uint64_t)blk, n);
         const int64_t first = blk * NR_DROPOUT_BLOCK;
         if (first + NR_DROPOUT_BLOCK <= n) {
-            for (int q = 0; q < NR_DROPOUT_WORDS; q++) {
-                const uint32_t w = words[q];
+            for (int q = 0; q < 2 * NR_DROPOUT_WORDS; q++) {
+                const uint32_t w = (uint32_t)(words[q / 2] >> (32 * (q % 2)));
                 const T *xq = x + first + 32 * q;
                 T *yq = y + first + 32 * q;
                 FN(nr_dropout_apply32)(yq, xq, w, scale);
@@ -54,7 +54,7 @@ FN(nr_dropout_forward_range)(T *restrict y, uint8_t *restrict mask, const T *res
         else {
             for (int64_t e = 0; first + e < n; e++) {
                 const T v = x[first + e] * scale;
-                y[first + e] = ((words[e / 32] >> (e % 32)) & 1u) ? v : (T)0;
+                y[first + e] = ((words[e / 64] >> (e % 64)) & 1u) ? v : (T)0;
             }
         }
     }

@@ -15,7 +15,7 @@
  *
  * Tier-specific code: write the body once on vector-extension types of NR_VEC_BYTES and keep
  * the ISA-specific part to the one instruction the compiler would not find, chosen by width
- * (rng.h's 32 x 32 -> 64 multiply, dropout.c's sign-bit gather), the portable expression in
+ * (rng.h's 32 x 32 -> 64 multiply, dropout.c's byte-compare gather), the portable expression in
  * the #else. */
 #ifndef NR_TIER_H
 #define NR_TIER_H

@@ -4,7 +4,7 @@ A :class:`Generator` is a seed and a counter. Each use takes the next counter va
 so a draw depends only on (seed, counter) -- never on the number of threads:
 
 * dropout masks come from Philox4x32-10 in C, keyed by the seed, with the counter
-  selecting the call and the element index selecting the word;
+  selecting the call and the element index selecting the byte (docs/conventions.md);
 * initializers and data shuffling draw from a NumPy generator made from
   ``(seed, counter)`` (:meth:`Generator.numpy`).
 

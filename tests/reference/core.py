@@ -296,18 +296,24 @@ def philox4x32_10(c0, c1, c2, c3, k0, k1):
 
 
 def dropout_keep_philox(n, p, seed, offset):
-    """The keep-array of a dropout mask: element i is kept when word i % 4 of
-    Philox(counter=(i // 4, offset), key=seed) >= p 2^32."""
-    groups = np.arange((n + 3) // 4, dtype=np.uint64)
+    """The keep-array of a dropout mask: element i is kept when u(i) >= t = floor(p 2^32),
+    with u(i)'s top byte byte i % 16 (little-endian) of Philox(counter=(i // 16, offset),
+    key=seed) and, where that byte equals t's top byte, its low 24 bits the top 24 bits of
+    word 0 of Philox(counter=(i with bit 63 set, offset), key=seed)."""
+    t = 0 if not p > 0 else 2**32 if p >= 1 else int(p * 2**32)
+    idx = np.arange(n, dtype=np.uint64)
+    groups = np.arange((n + 15) // 16, dtype=np.uint64)
+    key = (seed & 0xFFFFFFFF, seed >> 32)
+    off = (np.uint64(offset & 0xFFFFFFFF), np.uint64(offset >> 32))
     words = philox4x32_10(
-        groups & _MASK32,
-        groups >> np.uint64(32),
-        np.full_like(groups, offset & 0xFFFFFFFF),
-        np.full_like(groups, offset >> 32),
-        seed & 0xFFFFFFFF,
-        seed >> 32,
+        groups & _MASK32, groups >> np.uint64(32), *np.broadcast_arrays(*off, groups)[:2], *key
     )
-    return np.stack(words, axis=1).reshape(-1)[:n] >= np.uint64(int(p * 2**32))
+    top = np.stack(words, axis=1).astype("<u4").view(np.uint8).reshape(-1)[:n].astype(np.uint64)
+    low = philox4x32_10(
+        idx & _MASK32, (idx >> np.uint64(32)) | np.uint64(1 << 31), *np.broadcast_arrays(*off, idx)[:2], *key
+    )[0] >> np.uint64(8)
+    u = (top << np.uint64(24)) | low
+    return u >= np.uint64(t)
 
 
 # ---- softmax cross-entropy, mean reduction -------------------------------------------------
