@@ -6,7 +6,7 @@
  * of Philox4x32-10's output for key = seed (64 bits) and counter = (i / 16 as 64 bits, offset
  * as 64 bits); that byte alone decides unless it equals t's top byte (1 element in 256), and
  * then its low 24 bits are bits 8..31 of word 0 of Philox for counter (i as 64 bits with bit 63
- * set, offset): a counter no byte group uses. A byte a element, not a word, takes a quarter
+ * set, offset): a counter no byte group uses. A byte per element, not a word, takes a quarter
  * of the Philox rounds (the forward was bound by them), with the exact probability of a
  * 32-bit comparison. It depends on nothing else, so a seed gives the same mask for any number
  * of threads. The mask is 1 bit per element: bit i % 8 of byte i / 8; bits past n are 0. */
