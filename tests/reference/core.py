@@ -295,6 +295,18 @@ def philox4x32_10(c0, c1, c2, c3, k0, k1):
     return c0, c1, c2, c3
 
 
+def _philox_at(c0, c1, offset, seed):
+    """Philox4x32-10's 4 words at the counters (c0, c1, offset's low and high words)."""
+    return philox4x32_10(
+        c0,
+        c1,
+        np.full_like(c0, offset & 0xFFFFFFFF),
+        np.full_like(c0, offset >> 32),
+        seed & 0xFFFFFFFF,
+        seed >> 32,
+    )
+
+
 def dropout_keep_philox(n, p, seed, offset):
     """The keep-array of a dropout mask: element i is kept when u(i) >= t = floor(p 2^32),
     with u(i)'s top byte byte i % 16 (little-endian) of Philox(counter=(i // 16, offset),
@@ -303,15 +315,10 @@ def dropout_keep_philox(n, p, seed, offset):
     t = 0 if not p > 0 else 2**32 if p >= 1 else int(p * 2**32)
     idx = np.arange(n, dtype=np.uint64)
     groups = np.arange((n + 15) // 16, dtype=np.uint64)
-    key = (seed & 0xFFFFFFFF, seed >> 32)
-    off = (np.uint64(offset & 0xFFFFFFFF), np.uint64(offset >> 32))
-    words = philox4x32_10(
-        groups & _MASK32, groups >> np.uint64(32), *np.broadcast_arrays(*off, groups)[:2], *key
-    )
+    words = _philox_at(groups & _MASK32, groups >> np.uint64(32), offset, seed)
     top = np.stack(words, axis=1).astype("<u4").view(np.uint8).reshape(-1)[:n].astype(np.uint64)
-    low = philox4x32_10(
-        idx & _MASK32, (idx >> np.uint64(32)) | np.uint64(1 << 31), *np.broadcast_arrays(*off, idx)[:2], *key
-    )[0] >> np.uint64(8)
+    tie_c1 = (idx >> np.uint64(32)) | np.uint64(1 << 31)
+    low = _philox_at(idx & _MASK32, tie_c1, offset, seed)[0] >> np.uint64(8)
     u = (top << np.uint64(24)) | low
     return u >= np.uint64(t)
 

@@ -24,15 +24,17 @@ class ReLU(Module):
         self.inplace = V.boolean(inplace, "inplace", type(self).__name__)
 
     def forward(self, x: Any) -> np.ndarray:
-        if self.inplace:
-            V.inplace_input(x, type(self).__name__)
-        if self.inplace and type(x) is np.ndarray and _writes_in_place(x):
-            y = F.relu(x, out=x)
-        else:
+        if not self.inplace:
             y = F.relu(x)
-            if self.inplace and isinstance(x, np.ndarray):
-                np.copyto(x, y)
-                y = x
+        else:
+            V.inplace_input(x, type(self).__name__)
+            if type(x) is np.ndarray and _writes_in_place(x):
+                y = F.relu(x, out=x)
+            else:
+                y = F.relu(x)
+                if isinstance(x, np.ndarray):
+                    np.copyto(x, y)
+                    y = x
         self.save_for_backward(y)
         return y
 

@@ -39,9 +39,12 @@ class Sequential(Module):
         self._names = [name for name, _ in items]
         self._layers = [m for _, m in items]
 
+    def _layer_names(self) -> list[str]:
+        """The layers' names ("0", "1", ... for a Sequential pickled before it had names)."""
+        return self.__dict__.setdefault("_names", [str(i) for i in range(len(self._layers))])
+
     def named_children(self) -> Iterator[tuple[str, Module]]:
-        names = self.__dict__.get("_names") or [str(i) for i in range(len(self._layers))]
-        yield from zip(names, self._layers)
+        yield from zip(self._layer_names(), self._layers)
 
     def __getattr__(self, name: str) -> Module:
         # only for names that are not attributes: a layer named by an OrderedDict key
@@ -63,7 +66,7 @@ class Sequential(Module):
     def append(self, module: Module) -> Sequential:
         if not isinstance(module, Module):
             raise TypeError(f"Sequential.append: can only append a Module, not {type(module).__name__}")
-        names = self.__dict__.setdefault("_names", [str(i) for i in range(len(self._layers))])
+        names = self._layer_names()
         k = len(self._layers)
         while str(k) in names:  # a slice keeps its names: seq[1:] holds "1" and "2"
             k += 1
