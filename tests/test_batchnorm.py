@@ -258,6 +258,10 @@ def _hostile_batches(rng):
         "tiny values, eps 0": ((base * 1e-20).astype(np.float32), 0.0),
         "squares beyond float32": ((base * 1e20).astype(np.float32), 1e-5),
         "values near float32's largest": ((base * 1e37).astype(np.float32), 1e-5),
+        # means far from 0 in units of the std (the backward's mean correction) at both ends
+        # of float32's range: the correction's sums in float32 stay in units of the std
+        "offset 1e3, tiny values": (((base + 1e3) * 1e-30).astype(np.float32), 0.0),
+        "offset 1e3, huge values": (((base + 1e3) * 1e34).astype(np.float32), 1e-5),
     }
 
 

@@ -14,17 +14,21 @@ NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_stat_sums), 2, T, T, u[k] - ref[c],
                        (u[k] - ref[c]) * (u[k] - ref[c]), 0)
 NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_stat_sums_wide), 2, double, double, (double)u[k] - ref[c],
                        ((double)u[k] - ref[c]) * ((double)u[k] - ref[c]), 0)
-/* The backward: sums of dy (v) and dy xhat, xhat = (x - mu) rstd (ref[c] = mu, ref[C + c] =
- * rstd, the saved statistics), in T four rows at a time (for (N, C) data): xhat is of the
- * order of 1, so the products neither underflow nor overflow unless dy does; a channel whose
- * sums are not finite is summed again in double (nr_bn_grad_sums_wide). Otherwise, and with
- * the mean's correction (nr_bn_grad_sums3), dy, dy d and d, d = x - mu, in double (where the
- * sums run along L, converting each value once costs less than converting two). */
+/* The backward: sums of dy (v), of dy xhat0 and, for the mean's correction (a mean far from 0:
+ * nr_bn_grad_sums3), of xhat0 = (x - mu) rstd (ref[c] = mu, ref[C + c] = rstd, the saved
+ * statistics), in T four rows at a time for (N, C) data: xhat0 is of the order of 1, so the
+ * products neither underflow nor overflow unless dy does, and the correction mean(xhat0)
+ * (mu's rounding: |mu| rstd 2^-24 at most in float32) comes out within a few rounding units,
+ * xhat as exact as the forward's. A channel whose sums are not finite is summed again in
+ * double (nr_bn_grad_sums_wide). Where the sums run along L: dy, dy d and d, d = x - mu, in
+ * double (converting each value once costs less than converting two). */
 NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_grad_sums2), 2, T, T, v[k],
                        v[k] * ((u[k] - ref[c]) * ref[C + c]), 0)
 NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_grad_sums2_wide), 2, T, double, (double)v[k],
                        (double)v[k] * (double)(u[k] - ref[c]), 0)
-NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_grad_sums3), 3, T, double, (double)v[k],
+NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_grad_sums3), 3, T, T, v[k],
+                       v[k] * ((u[k] - ref[c]) * ref[C + c]), (u[k] - ref[c]) * ref[C + c])
+NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_grad_sums3_wide), 3, T, double, (double)v[k],
                        (double)v[k] * (double)(u[k] - ref[c]), (double)(u[k] - ref[c]))
 
 /* Whether channel sums s1 = sum(d), s2 = sum(d^2) over `count` values, added in T four at a
@@ -303,47 +307,57 @@ FN(nr_batchnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
     }
     int nt = NR_MIN(nthreads, nr_threads_for((size_t)(N * C * L) * 2 * sizeof(T)));
     /* the mean's correction matters only for a channel whose |mean| rstd > 1 (as LayerNorm's) */
-    int far = 0;
+    int far = 0, rstd_ok = 1;
     for (int64_t c = 0; training && c < C; c++) {
         far |= !(fabs((double)save_mean[c] * (double)save_rstd[c]) <= 1);
+        rstd_ok &= (save_rstd[c] > 0) & (save_rstd[c] <= NR_T_MAX);
     }
-    const int xhat_sums = !far && L == 1; /* nr_bn_grad_sums2: sums of dy xhat, in T */
+    /* (N, C) data: the sums of dy xhat0 and (with `far`) xhat0, xhat0 = (x - mu) rstd, in T
+     * (nr_bn_grad_sums2, 3); the correction is then in units of the std (rstd_ok: it can be
+     * taken back to x's) */
+    const int scaled = L == 1 && (!far || rstd_ok);
     memset(partials, 0, (size_t)(3 * C) * sizeof(double));
     if ((training && dx) || dw || db) {
-        if (far) {
+        T *ref = (T *)apply_ws; /* mu, then rstd (free until nr_batchnorm_apply_grad) */
+        memcpy(ref, save_mean, (size_t)C * sizeof(T));
+        memcpy(ref + C, save_rstd, (size_t)C * sizeof(T));
+        if (far && scaled) {
             NR_PARTIAL_SUMS(nt, N, double, partials, 3 * C, 3 * C,
-                            FN(nr_bn_grad_sums3)(acc, x, dy, save_mean, i0, i1, C, L));
+                            FN(nr_bn_grad_sums3)(acc, x, dy, ref, i0, i1, C, L));
         }
-        else if (!xhat_sums) {
-            NR_PARTIAL_SUMS(nt, N, double, partials, 2 * C, 2 * C,
-                            FN(nr_bn_grad_sums2_wide)(acc, x, dy, save_mean, i0, i1, C, L));
+        else if (far) {
+            NR_PARTIAL_SUMS(nt, N, double, partials, 3 * C, 3 * C,
+                            FN(nr_bn_grad_sums3_wide)(acc, x, dy, save_mean, i0, i1, C, L));
         }
-        else {
-            T *ref = (T *)apply_ws; /* mu, then rstd (free until nr_batchnorm_apply_grad) */
-            memcpy(ref, save_mean, (size_t)C * sizeof(T));
-            memcpy(ref + C, save_rstd, (size_t)C * sizeof(T));
+        else if (scaled) {
             NR_PARTIAL_SUMS(nt, N, double, partials, 2 * C, 2 * C,
                             FN(nr_bn_grad_sums2)(acc, x, dy, ref, i0, i1, C, L));
+        }
+        else {
+            NR_PARTIAL_SUMS(nt, N, double, partials, 2 * C, 2 * C,
+                            FN(nr_bn_grad_sums2_wide)(acc, x, dy, save_mean, i0, i1, C, L));
         }
     }
     for (int64_t c = 0; c < C; c++) {
         if (!(isfinite(partials[c]) && isfinite(partials[C + c]) &&
               isfinite(partials[2 * C + c]))) {
             double s[3];
+            const double r = scaled ? (double)save_rstd[c] : 1.0;
             FN(nr_bn_grad_sums_wide)(s, dy, x, c, (double)save_mean[c], N, C, L);
             partials[c] = s[0];
-            partials[C + c] = xhat_sums ? s[1] * (double)save_rstd[c] : s[1];
-            partials[2 * C + c] = far ? s[2] : 0.0;
+            partials[C + c] = s[1] * r;
+            partials[2 * C + c] = far ? s[2] * r : 0.0;
         }
     }
     for (int64_t c = 0; c < C; c++) {
-        const double corr = far ? partials[2 * C + c] / count : 0.0, sum_dy = partials[c];
-        /* the sum of dy xhat: summed as such, or from the sums of dy (x - mu) and x - mu */
+        const double r = (double)save_rstd[c], sum_dy = partials[c];
+        /* mean(x - mu), the correction, in units of 1 / rstd when scaled */
+        const double cs = far ? partials[2 * C + c] / count : 0.0;
+        /* the sum of dy xhat from those of dy (x - mu) and x - mu, scaled or not */
         const double sum_dy_xhat =
-            xhat_sums ? partials[C + c]
-                      : (partials[C + c] - corr * sum_dy) * (double)save_rstd[c];
+            scaled ? partials[C + c] - cs * sum_dy : (partials[C + c] - cs * sum_dy) * r;
         partials[C + c] = sum_dy_xhat; /* added to dw once dx is written (w may be dw) */
-        mean[c] = (double)save_mean[c] + corr;
+        mean[c] = (double)save_mean[c] + (scaled && far ? cs / r : cs);
         mean_dy[c] = sum_dy / count;
         mean_dy_xhat[c] = sum_dy_xhat / count;
     }
