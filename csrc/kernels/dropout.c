@@ -99,17 +99,29 @@ nr_dropout_byte_bits(nr_philox_v v, uint8_t t8, uint64_t *keep, uint64_t *tie)
 #endif
 }
 
+/* Work interleaved with a block's rounds (see nr_dropout_mask_block): called with [q0, q1), a
+ * share of the 32-element pieces [0, NR_DROPOUT_BLOCK / 32) of another block. */
+typedef void (*nr_dropout_slice_fn)(void *ctx, int q0, int q1);
+
 /* The mask of block `block` (elements 1024 block .. 1024 block + 1023) as 16 words of 64 bits:
  * bit e % 64 of word e / 64 for element e of the block. The groups go through the rounds
  * NR_PHILOX_LANES to a vector, NR_DROPOUT_CHAINS vectors at a time; the elements whose byte
- * ties with the threshold's are collected and decided at the end, NR_PHILOX_LANES at a time. */
+ * ties with the threshold's are collected and decided at the end, NR_PHILOX_LANES at a time.
+ * With `slice` (a constant after inlining), slice(ctx, ...) runs a share of the pieces after
+ * each step of the rounds, all of them by the end: the forward applies the block before this
+ * one there, so that its loads and stores overlap these rounds (run one after the other, the
+ * memory idled through the rounds). */
 static inline __attribute__((always_inline)) void
 nr_dropout_mask_block(uint64_t words[NR_DROPOUT_WORDS], uint64_t block, uint64_t threshold,
-                      uint64_t seed, uint64_t offset)
+                      uint64_t seed, uint64_t offset, nr_dropout_slice_fn slice, void *ctx)
 {
     enum { L = NR_PHILOX_LANES, CH = NR_DROPOUT_CHAINS, G = NR_DROPOUT_GROUPS };
+    enum { STEPS = G / (CH * L), PIECES = NR_DROPOUT_BLOCK / 32 };
     if (threshold == 0 || threshold >> 32) { /* keep all, keep none */
         memset(words, threshold ? 0 : 0xFF, NR_DROPOUT_WORDS * sizeof(uint64_t));
+        if (slice) {
+            slice(ctx, 0, PIECES);
+        }
         return;
     }
     const uint8_t t8 = (uint8_t)(threshold >> 24);
@@ -146,6 +158,10 @@ nr_dropout_mask_block(uint64_t words[NR_DROPOUT_WORDS], uint64_t block, uint64_t
                     ties[nties++] = (uint16_t)(e + __builtin_ctzll(tie));
                 }
             }
+        }
+        if (slice) {
+            const int step = g0 / (CH * L);
+            slice(ctx, step * PIECES / STEPS, (step + 1) * PIECES / STEPS);
         }
     }
     for (int t0 = 0; t0 < nties; t0 += L) {
@@ -214,7 +230,7 @@ nr_dropout_mask_range(uint8_t *mask, int64_t n, uint64_t threshold, uint64_t see
 {
     for (int64_t blk = i0 / NR_DROPOUT_BLOCK; blk * NR_DROPOUT_BLOCK < i1; blk++) {
         uint64_t words[NR_DROPOUT_WORDS];
-        nr_dropout_mask_block(words, (uint64_t)blk, threshold, seed, offset);
+        nr_dropout_mask_block(words, (uint64_t)blk, threshold, seed, offset, NULL, NULL);
         nr_dropout_store_block(mask, words, (uint64_t)blk, n);
     }
 }

@@ -32,31 +32,58 @@ FN(nr_dropout_apply32)(T *restrict out, const T *restrict in, uint32_t w, T scal
     }
 }
 
-/* Elements [i0, i1) of the forward; i0 is a multiple of the block size. */
+/* A whole block's apply, piece by piece (nr_dropout_slice_fn): y, x at its first element. */
+struct FN(nr_dropout_pending) {
+    T *y;
+    const T *x;
+    const uint64_t *words;
+    T scale;
+};
+
+static inline __attribute__((always_inline)) void
+FN(nr_dropout_apply_pieces)(void *ctx, int q0, int q1)
+{
+    const struct FN(nr_dropout_pending) *b = ctx;
+    for (int q = q0; q < q1; q++) {
+        const uint32_t w = (uint32_t)(b->words[q / 2] >> (32 * (q % 2)));
+        FN(nr_dropout_apply32)(b->y + 32 * q, b->x + 32 * q, w, b->scale);
+    }
+}
+
+/* Elements [i0, i1) of the forward; i0 is a multiple of the block size. A whole block is
+ * applied during the next block's rounds (the last one after them), from its words kept in
+ * the other half of `words`. */
 static void
 FN(nr_dropout_forward_range)(T *restrict y, uint8_t *restrict mask, const T *restrict x,
                              int64_t n, uint64_t threshold, T scale, uint64_t seed,
                              uint64_t offset, int64_t i0, int64_t i1)
 {
+    uint64_t words[2][NR_DROPOUT_WORDS];
+    struct FN(nr_dropout_pending) pend = {NULL, NULL, NULL, scale};
     for (int64_t blk = i0 / NR_DROPOUT_BLOCK; blk * NR_DROPOUT_BLOCK < i1; blk++) {
-        uint64_t words[NR_DROPOUT_WORDS];
-        nr_dropout_mask_block(words, (uint64_t)blk, threshold, seed, offset);
-        nr_dropout_store_block(mask, words, (uint64_t)blk, n);
-        const int64_t first = blk * NR_DROPOUT_BLOCK;
-        if (first + NR_DROPOUT_BLOCK <= n) {
-            for (int q = 0; q < 2 * NR_DROPOUT_WORDS; q++) {
-                const uint32_t w = (uint32_t)(words[q / 2] >> (32 * (q % 2)));
-                const T *xq = x + first + 32 * q;
-                T *yq = y + first + 32 * q;
-                FN(nr_dropout_apply32)(yq, xq, w, scale);
-            }
+        uint64_t *cur = words[blk % 2];
+        if (pend.y) {
+            nr_dropout_mask_block(cur, (uint64_t)blk, threshold, seed, offset,
+                                  FN(nr_dropout_apply_pieces), &pend);
         }
         else {
+            nr_dropout_mask_block(cur, (uint64_t)blk, threshold, seed, offset, NULL, NULL);
+        }
+        nr_dropout_store_block(mask, cur, (uint64_t)blk, n);
+        const int64_t first = blk * NR_DROPOUT_BLOCK;
+        if (first + NR_DROPOUT_BLOCK <= n) {
+            pend = (struct FN(nr_dropout_pending)){y + first, x + first, cur, scale};
+        }
+        else { /* the last block, partial */
+            pend.y = NULL;
             for (int64_t e = 0; first + e < n; e++) {
                 const T v = x[first + e] * scale;
-                y[first + e] = ((words[e / 64] >> (e % 64)) & 1u) ? v : (T)0;
+                y[first + e] = ((cur[e / 64] >> (e % 64)) & 1u) ? v : (T)0;
             }
         }
+    }
+    if (pend.y) {
+        FN(nr_dropout_apply_pieces)(&pend, 0, NR_DROPOUT_BLOCK / 32);
     }
 }
 
