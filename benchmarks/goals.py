@@ -16,21 +16,32 @@ def find(rows, **kw):
     return None
 
 
+def _verdict(value, target, higher):
+    met = value >= target if higher else value <= target
+    margin = value / target if higher else target / value
+    return ("met", "") if met else ("NOT met", f"{(1 - margin) * 100:.0f}% short")
+
+
 class Table:
+    """Goal rows, and beside each (in ``specs``) what decides it: ``(value, target, higher,
+    unit, fmt)``, or None for a row that only notes something."""
+
     def __init__(self):
         self.rows = []
+        self.specs = []
 
     def add(self, goal, value, target, higher=True, unit="", fmt="{:.2f}", evidence=""):
         if value is None:
             self.rows.append((goal, "not measured", "-", "", evidence))
+            self.specs.append(None)
             return
-        met = value >= target if higher else value <= target
-        margin = value / target if higher else target / value
-        short = "" if met else f"{(1 - margin) * 100:.0f}% short"
-        self.rows.append((goal, fmt.format(value) + unit, "met" if met else "NOT met", short, evidence))
+        status, short = _verdict(value, target, higher)
+        self.rows.append((goal, fmt.format(value) + unit, status, short, evidence))
+        self.specs.append((value, target, higher, unit, fmt))
 
     def note(self, goal, measured, status, evidence=""):
         self.rows.append((goal, measured, status, "", evidence))
+        self.specs.append(None)
 
 
 def _ms(s):
@@ -182,15 +193,45 @@ def _optim_goals(t, res, threads):
         )
 
 
-def goals(res, threads=2):
-    """The goal rows of one tier's results (``res``: one run of benchmarks/run.py)."""
+def goal_table(res, threads=2):
+    """The goals of one tier's results (``res``: one run of benchmarks/run.py) as a Table."""
     t = Table()
     _kernel_goals(t, res, threads)
     _tiny_goals(t, res, res.get("machine", {}).get("zen4", False))
     _linear_goals(t, res, threads)
     _mlp_goals(t, res, threads)
     _optim_goals(t, res, threads)
-    return t.rows
+    return t
+
+
+def goals(res, threads=2):
+    """The goal rows of one tier's results."""
+    return goal_table(res, threads).rows
+
+
+def median_goals(results, threads=2):
+    """The goal rows of several runs of the same command for one tier (``results``, a list):
+    a goal's status is its median run's (of an odd count of runs; the upper of the middle
+    two otherwise), its measured column gives that value and, in brackets, every run's in
+    order, and its evidence comes from that run. A run that measured a goal the others did
+    not leaves the row to the first run's."""
+    tables = [goal_table(res, threads) for res in results]
+    rows = []
+    for k, row in enumerate(tables[0].rows):
+        same = [t for t in tables if len(t.rows) > k and t.rows[k][0] == row[0]]
+        specs = [t.specs[k] for t in same]
+        if len(same) < len(tables) or any(s is None for s in specs):
+            rows.append(row)
+            continue
+        order = sorted(range(len(specs)), key=lambda i: specs[i][0])
+        m = order[len(order) // 2]
+        value, target, higher, unit, fmt = specs[m]
+        status, short = _verdict(value, target, higher)
+        runs = ", ".join(fmt.format(s[0]) for s in specs)
+        evidence = same[m].rows[k][4]
+        evidence = f"{evidence} (run {m + 1})" if evidence else f"run {m + 1}"
+        rows.append((row[0], f"{fmt.format(value)}{unit} ({runs})", status, short, evidence))
+    return rows
 
 
 def markdown(rows):

@@ -77,6 +77,23 @@ def test_quick_suite_produces_every_section(run_module, tmp_path, capsys):
     assert any(r[0].startswith("Linear f+b batch 32 512->10: within 1.10x of the 1-thread") for r in rows)
     assert all(len(r) == 5 for r in rows)
 
+    # report.py --repeats: each goal is its median run's; three runs whose tiny-call ratio is
+    # r, 4 r and r / 4 (np.add's time scaled) give the first run's value and verdict
+    import copy
+
+    runs3 = []
+    for scale in (1.0, 0.25, 4.0):
+        res = copy.deepcopy(tiers["x"])
+        res["tiny"]["np_add"] *= scale
+        runs3.append(res)
+    med = {r[0]: r for r in goals.median_goals(runs3, threads=1)}
+    name = "Tiny LayerNorm(64) Module call on 32x64: <= 2x np.add(x, 1.0)"
+    ratio = tiny["module"] / tiny["np_add"]
+    assert med[name][1].startswith(f"{ratio:.2f}x (")
+    assert med[name][2] == tiny_goal[2] and med[name][4].endswith("(run 1)")
+    assert med[name][1].count(",") == 2
+    assert [r[0] for r in goals.median_goals(runs3, threads=1)] == [r[0] for r in rows]
+
 
 def test_tiers_option_selects_the_supported_tiers_and_strips_its_own_arguments(run_module):
     import tiers
