@@ -371,9 +371,9 @@ def main(argv):
     args = ap.parse_args(argv)
     argv = args.results
     if args.repeats:
-        runs = load(argv[:1])[0]
-        per_file = [load([path])[1] for path in argv]
-        runs += [r for path in argv[1:] for r in load([path])[0]]
+        loaded = [load([path]) for path in argv]
+        runs = [r for file_runs, _ in loaded for r in file_runs]
+        per_file = [file_tiers for _, file_tiers in loaded]
         tiers = per_file[0]
     else:
         runs, tiers = load(argv)

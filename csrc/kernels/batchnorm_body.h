@@ -319,8 +319,10 @@ FN(nr_batchnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
     memset(partials, 0, (size_t)(3 * C) * sizeof(double));
     if ((training && dx) || dw || db) {
         T *ref = (T *)apply_ws; /* mu, then rstd (free until nr_batchnorm_apply_grad) */
-        memcpy(ref, save_mean, (size_t)C * sizeof(T));
-        memcpy(ref + C, save_rstd, (size_t)C * sizeof(T));
+        if (scaled) {
+            memcpy(ref, save_mean, (size_t)C * sizeof(T));
+            memcpy(ref + C, save_rstd, (size_t)C * sizeof(T));
+        }
         if (far && scaled) {
             NR_PARTIAL_SUMS(nt, N, double, partials, 3 * C, 3 * C,
                             FN(nr_bn_grad_sums3)(acc, x, dy, ref, i0, i1, C, L));

@@ -44,7 +44,7 @@ static inline __attribute__((always_inline)) void
 FN(nr_dropout_apply_pieces)(void *ctx, int q0, int q1)
 {
     const struct FN(nr_dropout_pending) *b = ctx;
-    for (int q = q0; q < q1; q++) {
+    for (int q = q0; b->y && q < q1; q++) { /* none pending before a range's first block */
         const uint32_t w = (uint32_t)(b->words[q / 2] >> (32 * (q % 2)));
         FN(nr_dropout_apply32)(b->y + 32 * q, b->x + 32 * q, w, b->scale);
     }
@@ -62,13 +62,8 @@ FN(nr_dropout_forward_range)(T *restrict y, uint8_t *restrict mask, const T *res
     struct FN(nr_dropout_pending) pend = {NULL, NULL, NULL, scale};
     for (int64_t blk = i0 / NR_DROPOUT_BLOCK; blk * NR_DROPOUT_BLOCK < i1; blk++) {
         uint64_t *cur = words[blk % 2];
-        if (pend.y) {
-            nr_dropout_mask_block(cur, (uint64_t)blk, threshold, seed, offset,
-                                  FN(nr_dropout_apply_pieces), &pend);
-        }
-        else {
-            nr_dropout_mask_block(cur, (uint64_t)blk, threshold, seed, offset, NULL, NULL);
-        }
+        nr_dropout_mask_block(cur, (uint64_t)blk, threshold, seed, offset,
+                              FN(nr_dropout_apply_pieces), &pend);
         nr_dropout_store_block(mask, cur, (uint64_t)blk, n);
         const int64_t first = blk * NR_DROPOUT_BLOCK;
         if (first + NR_DROPOUT_BLOCK <= n) {
@@ -82,9 +77,7 @@ FN(nr_dropout_forward_range)(T *restrict y, uint8_t *restrict mask, const T *res
             }
         }
     }
-    if (pend.y) {
-        FN(nr_dropout_apply_pieces)(&pend, 0, NR_DROPOUT_BLOCK / 32);
-    }
+    FN(nr_dropout_apply_pieces)(&pend, 0, NR_DROPOUT_BLOCK / 32);
 }
 
 /* x (n) -> y (n) = kept ? x / (1 - p) : 0, mask (ceil(n / 8) bytes) */
