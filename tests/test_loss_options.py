@@ -194,3 +194,44 @@ def test_options_after_weight_are_keywords():
         nn.CrossEntropyLoss(None, None, 1)
     with pytest.raises(TypeError):
         F.cross_entropy(z, labels, None, -100)
+
+
+@pytest.mark.parametrize("opts", OPTIONS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("offset", [1e4, -3e4, 1e8])
+def test_a_common_offset_changes_nothing(rng, opts, dtype, offset):
+    """Softmax and its cross-entropy do not change when every logit of a row moves by the
+    same amount: logits z + c (z on a grid of 1/64, which c keeps exact in float32 at 1e4 and
+    3e4; at 1e8 a grid of 8) against the reference on z, where
+    a log-sum-exp rounded to float32 before ``lse - z[y]`` is 5e-4 off at 1e4 and wholly off
+    at 1e8."""
+    z, labels, kw = _case(rng, opts, dtype=np.float64)
+    z = np.round(z) * 8 if abs(offset) >= 1e8 else np.round(z * 64) / 64
+    zc = (z + offset).astype(dtype)
+    np.testing.assert_array_equal(zc.astype(np.float64) - offset, z)  # the shift is exact
+    loss, lse = F.cross_entropy(zc, labels, **kw)
+    ref = R.cross_entropy_options(z, labels, **kw)
+    rtol = 1e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(loss, ref, rtol=rtol, atol=1e-12)
+    dloss = rng.standard_normal(labels.shape) if kw.get("reduction") == "none" else 0.7
+    dz = F.cross_entropy_backward(zc, labels, lse, dloss, **kw)
+    num = _numeric_grad(z, labels, kw, np.asarray(dloss, np.float64))
+    np.testing.assert_allclose(dz, num, rtol=1e-4 if dtype == np.float32 else 1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("c", [1e8, 1e17, 1e30, 3e38])
+@pytest.mark.parametrize("opts", [{}, {"reduction": "none"}, {"label_smoothing": 0.3}])
+def test_two_tied_maximal_logits_give_log_2(dtype, c, opts):
+    """Logits (0, c, c) with label 1: softmax (0, 1/2, 1/2), loss log 2, gradient
+    (0, -1/2, 1/2) at any c (where max + log(sum) rounds the log 2 away: from 1e17 in
+    float64, 1e8 in float32). With smoothing e: the loss (1 - e) log 2 + e/3 (c + 3 log 2),
+    the gradient (-e/3, -1/2 + 2e/3, 1/2 - e/3)."""
+    z = np.array([[0.0, c, c]], dtype)
+    labels = np.array([1])
+    loss, lse = F.cross_entropy(z, labels, **opts)
+    d = F.cross_entropy_backward(z, labels, lse, 1.0, **opts)
+    e = opts.get("label_smoothing", 0.0)
+    want = (1 - e) * np.log(2.0) + e / 3 * (float(dtype(c)) + 3 * np.log(2.0))
+    np.testing.assert_allclose(np.asarray(loss), want, rtol=1e-7)
+    np.testing.assert_allclose(d, [[-e / 3, -0.5 + 2 * e / 3, 0.5 - e / 3]], atol=1e-7)

@@ -171,9 +171,11 @@ FN(nr_cross_entropy_forward)(T *lse, const T *logits, const int64_t *labels, int
             }
         }
         for (int64_t i = i0; i < i1; i++) {
-            const double row_lse = (double)maxes[i - i0] + log(sums[i - i0]);
-            lse[i] = (T)row_lse;
-            total += row_lse - (double)logits[i * K + labels[i]];
+            const double mx = (double)maxes[i - i0], log_sum = log(sums[i - i0]);
+            lse[i] = (T)(mx + log_sum);
+            /* (max - z[y]) + log(sum) keeps log(sum) where max + log(sum) would round it
+             * away (logits of 1e17 in double, 3e38 in float32) */
+            total += (mx - (double)logits[i * K + labels[i]]) + log_sum;
         }
     }
     return total / (double)B;

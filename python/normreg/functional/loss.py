@@ -33,6 +33,17 @@ def _logits(logits: Any, where: str) -> np.ndarray:
     return logits
 
 
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log softmax of each row of logits (B, K >= 1), in float64: ``(z - max) - log(sum(exp(z -
+    max)))``, which keeps the log of the sum at any offset (``lse - z`` from a log-sum-exp
+    rounded to float32 is off by up to half its unit in the last place: 5e-4 at logits of 1e4,
+    all of it from 1e8). NaN rows for a NaN or +Inf logit, as the kernels' log-sum-exp."""
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        z = logits.astype(np.float64)
+        shifted = z - z.max(axis=1, keepdims=True, initial=-np.inf)  # K = 0: no row to take
+        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
 class _Options:
     """PyTorch's options of the cross-entropy, checked: class weights (K,) or None, the
     ignored label, the reduction, the label smoothing. ``simple`` when they ask for nothing
@@ -133,20 +144,21 @@ def cross_entropy(
     B, K = logits.shape
     safe, keep = opts.rows(labels, where)
     _, lse = _C.cross_entropy_forward(logits, safe)
-    wy = opts.row_weights(safe, keep, logits.dtype)
+    logp = _log_softmax(logits)
+    wy = opts.row_weights(safe, keep, np.float64)
     # an ignored row counts for nothing, whatever its logits hold (Inf, NaN)
-    rows = np.where(keep, (lse - logits[np.arange(B), safe]) * wy, 0).astype(logits.dtype, copy=False)
-    if opts.smoothing:
-        logp = logits - lse[:, None]
-        per_class = logp if opts.weight is None else logp * opts.weight
-        smooth = np.where(keep, -per_class.sum(axis=1), 0).astype(logits.dtype, copy=False)
-        rows = (1 - opts.smoothing) * rows + (opts.smoothing / K) * smooth
+    with np.errstate(invalid="ignore"):
+        rows = np.where(keep, -logp[np.arange(B), safe] * wy, 0.0)
+        if opts.smoothing:
+            per_class = logp if opts.weight is None else logp * opts.weight.astype(np.float64)
+            smooth = np.where(keep, -per_class.sum(axis=1), 0.0)
+            rows = (1 - opts.smoothing) * rows + (opts.smoothing / K) * smooth
     if opts.reduction == "none":
-        return rows.astype(logits.dtype, copy=False), lse
-    total = float(np.sum(rows, dtype=np.float64))
+        return rows.astype(logits.dtype), lse
+    total = float(np.sum(rows))
     if opts.reduction == "sum":
         return total, lse
-    denom = float(np.sum(wy, dtype=np.float64))
+    denom = float(np.sum(wy))
     return (total / denom if denom != 0 else float("nan")), lse
 
 
@@ -167,7 +179,8 @@ def cross_entropy_backward(
 
     ``dloss`` is the upstream gradient of the loss: a real number (NaN and Inf propagate,
     they are data here, not a setting), or with ``reduction="none"`` one per row (B,) (a
-    number stands for every row)."""
+    number stands for every row). ``lse`` is the forward's; with any option the softmax is
+    taken again from the logits in float64 (``lse`` is rounded to their dtype)."""
     where = "cross_entropy_backward"
     logits = _logits(logits, where)
     labels = _labels(labels, logits, where)
@@ -194,8 +207,9 @@ def cross_entropy_backward(
     a = (1 - opts.smoothing) * wy * g  # the coefficient of softmax - onehot(y) of each row
     b = (opts.smoothing / K) * np.where(keep, g, 0)  # of sum_c w[c] softmax - w
     w = np.ones(K) if opts.weight is None else opts.weight.astype(np.float64)
-    p = np.exp(logits.astype(np.float64) - lse.astype(np.float64)[:, None])
-    d = p * (a + b * w.sum())[:, None] - b[:, None] * w
+    p = np.exp(_log_softmax(logits))
+    with np.errstate(invalid="ignore"):
+        d = p * (a + b * w.sum())[:, None] - b[:, None] * w
     d[np.arange(B), safe] -= a
     d[~keep] = 0  # an ignored row gets no gradient, whatever its logits hold (Inf, NaN)
     if out is None:
