@@ -47,9 +47,10 @@ stride_padding_args(PyObject *const *args, const char *fn, nr_window2d *g)
 }
 
 /* The number of window positions along one axis, (size + 2 pad - k) / stride + 1, checked
- * for overflow and for a kernel larger than the padded input; with `ceil` (pooling's
- * ceil_mode) the division rounds up, but the last window must start inside the image or its
- * left padding (PyTorch's rule). */
+ * for overflow and for a kernel larger than the padded input. With `ceil` (pooling's
+ * ceil_mode) the division rounds up (toward -inf for a kernel larger than the padded input),
+ * but the last window must start inside the image or its left padding, and one window at
+ * least must remain (PyTorch's rule: a kernel of 2 on 1 element is one window). */
 static int
 window_count(const char *fn, const char *axis, npy_intp size, npy_intp k, npy_intp stride,
              npy_intp pad, int ceil, npy_intp *out)
@@ -60,7 +61,17 @@ window_count(const char *fn, const char *axis, npy_intp size, npy_intp k, npy_in
         return -1;
     }
     const npy_intp padded = size + 2 * pad;
-    if (k > padded) {
+    if (ceil) {
+        const npy_intp num = padded - k + stride - 1; /* no overflow: k, stride <= INT_MAX */
+        *out = (num >= 0 ? num / stride : -((-num + stride - 1) / stride)) + 1;
+        if (*out > 0 && (*out - 1) * stride >= size + pad) {
+            --*out;
+        }
+        if (*out >= 1) {
+            return 0;
+        }
+    }
+    if (k > padded) { /* also every ceil_mode case left without a window */
         PyErr_Format(
             PyExc_ValueError,
             "%s: the kernel %s %zd is larger than the padded input %s %zd (%zd + 2 * %zd)", fn,
@@ -68,11 +79,6 @@ window_count(const char *fn, const char *axis, npy_intp size, npy_intp k, npy_in
         return -1;
     }
     *out = (padded - k) / stride + 1;
-    npy_intp start; /* of one more window, in the padded input */
-    if (ceil && (padded - k) % stride != 0 && !__builtin_mul_overflow(*out, stride, &start) &&
-        start < size + pad) {
-        ++*out;
-    }
     return 0;
 }
 

@@ -368,6 +368,11 @@ def test_torch_module_parity(rng, dtype):
         assert_close(ours.backward(dy), xt.grad.numpy().astype(np.float64), dtype)
 
 
+def _two(v):
+    """An int or pair argument of a pooling as a pair."""
+    return v if isinstance(v, tuple) else (v, v)
+
+
 # ---- ceil_mode, divisor_override, return_indices (PyTorch's arguments, in its order) -------
 
 # (input shape, kernel, stride, padding): shapes whose last ceil_mode window is partial, one
@@ -379,6 +384,9 @@ CEIL_WINDOWS = [
     ((1, 2, 5, 5), 3, 3, 1),
     ((1, 2, 6, 9), (3, 2), (2, 3), (1, 0)),
     ((1, 1, 8, 8), 2, 2, 0),
+    # a kernel larger than the (padded) input: one window in ceil_mode, none without
+    ((1, 1, 1, 1), 2, 2, 0),
+    ((1, 2, 3, 1), (2, 2), (2, 3), (0, 0)),
 ]
 
 
@@ -389,6 +397,9 @@ def test_ceil_mode_output_size_and_values(rng, shape, k, s, p):
     x = pool_input(rng, shape, np.float64, distinct=True)
     y, idx = F.max_pool2d(x, k, s, p, 1, True, True)
     y_ref, idx_ref = R.max_pool2d(x, k, s, p, True)
+    if any(R.out_size(n, *kk, False) < 1 for n, kk in zip(shape[2:], zip(*[_two(v) for v in (k, s, p)]))):
+        with pytest.raises(ValueError, match="larger than the padded input"):
+            F.max_pool2d(x, k, s, p)  # floor mode: no window
     assert y.shape == y_ref.shape
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(idx, idx_ref)
@@ -416,6 +427,14 @@ def test_ceil_mode_counts_examples():
     assert a[0, 0, 3, 3] == 48  # a window of one position inside the image, divided by 1
     assert a[0, 0, 0, 3] == (6 + 13) / 2
     assert F.avg_pool2d(np.ones((1, 1, 5, 5)), 3, 3, 1, ceil_mode=True).shape == (1, 1, 2, 2)
+    # kernel 2 on 1 element: ceil((1 - 2) / 2) + 1 = 1 window (PyTorch's), holding it alone
+    one = np.full((1, 1, 1, 1), 3.0)
+    assert F.max_pool2d(one, 2, ceil_mode=True).tolist() == [[[[3.0]]]]
+    assert F.avg_pool2d(one, 2, ceil_mode=True).tolist() == [[[[3.0]]]]
+    # kernel 3, stride 2 on 1 element: ceil(-1) + 1 = 0 windows, an error in either mode
+    for ceil in (False, True):
+        with pytest.raises(ValueError, match="kernel height 3 is larger"):
+            F.max_pool2d(one, 3, 2, ceil_mode=ceil)
 
 
 def test_divisor_override_and_gradients():
@@ -469,8 +488,15 @@ def test_torch_ceil_mode_divisor_parity(rng, shape, k, s, p, dtype):
         (nn.AvgPool2d(k, s, p, False, True, 7), torch.nn.AvgPool2d(k, s, p, False, True, 7)),
         (nn.AvgPool2d(k, s, p, True, False, 2), torch.nn.AvgPool2d(k, s, p, True, False, 2)),
     ]
+    floor_sizes = [R.out_size(n, *kk, False) for n, kk in zip(shape[2:], zip(*[_two(v) for v in (k, s, p)]))]
     for ours, theirs in pairs:
         xt = torch.from_numpy(x.copy()).requires_grad_(True)
+        if not theirs.ceil_mode and min(floor_sizes) < 1:  # a kernel larger than the input
+            with pytest.raises(RuntimeError, match="too small"):
+                theirs(xt)
+            with pytest.raises(ValueError, match="larger than the padded input"):
+                ours(x)
+            continue
         yt = theirs(xt)
         y = ours(x)
         assert y.shape == tuple(yt.shape)
