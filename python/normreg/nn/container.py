@@ -43,7 +43,7 @@ class Sequential(Module):
         """The layers' names ("0", "1", ... for a Sequential pickled before it had names)."""
         return self.__dict__.setdefault("_names", [str(i) for i in range(len(self._layers))])
 
-    def named_children(self) -> Iterator[tuple[str, Module]]:
+    def _child_items(self) -> Iterator[tuple[str, Module]]:
         yield from zip(self._layer_names(), self._layers)
 
     def __getattr__(self, name: str) -> Module:
@@ -80,7 +80,7 @@ class Sequential(Module):
     def __getitem__(self, index: slice) -> Sequential: ...
     def __getitem__(self, index: int | slice) -> Module:
         if isinstance(index, slice):
-            return Sequential(dict(list(self.named_children())[index]))
+            return Sequential(dict(list(self._child_items())[index]))
         return self._layers[index]
 
     def __len__(self) -> int:
@@ -129,7 +129,11 @@ def _check_name(name: Any, where: str) -> None:
 
 
 class Residual(Module):
-    """``y = fn(x) + x``."""
+    """``y = fn(x) + x``.
+
+    When fn holds a module with ``inplace=True`` (ReLU, Dropout), fn runs on a copy of x, so
+    the skip adds the x given and the backward's ``dy`` on the skip matches it (in PyTorch,
+    an in-place first op of fn would change the skip's x too)."""
 
     def __init__(self, fn: Module) -> None:
         super().__init__()
@@ -138,7 +142,8 @@ class Residual(Module):
         self.fn = fn
 
     def forward(self, x: Any) -> Any:
-        y = self.fn(x)
+        inplace = isinstance(x, np.ndarray) and any(getattr(m, "inplace", False) for m in self.fn.modules())
+        y = self.fn(x.copy() if inplace else x)
         if np.shape(y) != np.shape(x):
             raise ValueError(f"Residual: fn changed the shape from {np.shape(x)} to {np.shape(y)}")
         self.save_for_backward()

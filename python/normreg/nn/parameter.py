@@ -356,7 +356,9 @@ class Module:
             value = V.buffer_value(value, self.__dict__.get(name), name, type(self).__name__)
         object.__setattr__(self, name, value)
 
-    def named_children(self) -> Iterator[tuple[str, Module]]:
+    def _child_items(self) -> Iterator[tuple[str, Module]]:
+        """Every (name, child), a child held under two names twice (the repr and the
+        state_dict's keys list each name, as PyTorch's ``_modules``)."""
         for name, value in vars(self).items():
             if name == "_saved":
                 continue
@@ -367,13 +369,31 @@ class Module:
                     if isinstance(item, Module):
                         yield f"{name}.{i}", item
 
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        """(name, child) for each direct sub-module, once (a module held twice, as in
+        ``Sequential(l, ReLU(), l)``, under its first name), as PyTorch's."""
+        seen = set()
+        for name, child in self._child_items():
+            if id(child) not in seen:
+                seen.add(id(child))
+                yield name, child
+
     def children(self) -> Iterator[Module]:
         return (m for _, m in self.named_children())
 
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+    def named_modules(
+        self, prefix: str = "", remove_duplicate: bool = True, _seen: set[int] | None = None
+    ) -> Iterator[tuple[str, Module]]:
+        """(dotted name, module) for this module and every sub-module, depth first, each
+        module once (its first name) unless ``remove_duplicate=False``, as PyTorch's."""
+        if remove_duplicate:
+            _seen = set() if _seen is None else _seen
+            if id(self) in _seen:
+                return
+            _seen.add(id(self))
         yield prefix, self
-        for name, child in self.named_children():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+        for name, child in self._child_items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name, remove_duplicate, _seen)
 
     def modules(self) -> Iterator[Module]:
         return (m for _, m in self.named_modules())
@@ -409,7 +429,11 @@ class Module:
         return self
 
     def train(self, mode: bool = True) -> Module:
-        """Set training mode (``True``) or evaluation mode here and in every sub-module."""
+        """Set training mode (``True``) or evaluation mode here and in every sub-module.
+        ``mode`` must be a bool (ValueError otherwise, as PyTorch's: ``train("eval")`` would
+        be training mode)."""
+        if not isinstance(mode, (bool, np.bool_)):
+            raise ValueError(f"{type(self).__name__}.train: mode must be a bool, got {type(mode).__name__}")
         for m in self.modules():
             m.training = bool(mode)
         return self
@@ -430,12 +454,12 @@ class Module:
         """name -> the live array, in PyTorch's order: each module's parameters, then its
         buffers, then its children's."""
         targets: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
-        seen = set()
-        for mod_name, mod in self.named_modules():
+        # a module or parameter held twice (weight tying) has a key for each of its names,
+        # as in PyTorch's state_dict, so either's checkpoints load into the other
+        for mod_name, mod in self.named_modules(remove_duplicate=False):
             prefix = f"{mod_name}." if mod_name else ""
             for name, value in vars(mod).items():
-                if isinstance(value, Parameter) and id(value) not in seen:
-                    seen.add(id(value))
+                if isinstance(value, Parameter):
                     targets[prefix + name] = value.data
             for name in getattr(mod, "_buffer_names", ()):
                 value = getattr(mod, name)
@@ -483,7 +507,7 @@ class Module:
         return ""
 
     def __repr__(self) -> str:
-        children = list(self.named_children())
+        children = list(self._child_items())
         if not children:
             return f"{type(self).__name__}({self.extra_repr()})"
         lines = [f"  ({name}): " + repr(m).replace("\n", "\n  ") for name, m in children]
