@@ -252,3 +252,18 @@ def test_non_contiguous_inputs_give_the_same_results():
             np.testing.assert_array_equal(a(x), b(xc))
             dy = r.standard_normal(x.shape).astype(np.float32)
             np.testing.assert_array_equal(a.backward(dy.T.copy().T), b.backward(dy))
+
+
+@pytest.mark.parametrize("std", [1.0, 1e-5, 1e-7])
+def test_instance_norm_running_var_of_instances_far_below_eps(std):
+    """running_var takes the unbiased variance of each instance, averaged over the batch
+    (PyTorch's rule), against NumPy's in float64: also where var << eps, which 1 / rstd**2 -
+    eps would cancel away (2e-3 off at a std of 1e-5, 81x at 1e-7)."""
+    r = np.random.default_rng(12)
+    x = (std * r.standard_normal((4, 2, 16))).astype(np.float32)
+    layer = nn.InstanceNorm1d(2, track_running_stats=True, momentum=1.0)
+    layer(x)
+    want = x.astype(np.float64).var(axis=2, ddof=1).mean(axis=0)
+    np.testing.assert_allclose(layer.running_var, want, rtol=1e-5)
+    mean = x.astype(np.float64).mean(axis=2).mean(axis=0)
+    np.testing.assert_allclose(layer.running_mean, mean, rtol=1e-5, atol=1e-12)
