@@ -4,6 +4,7 @@ its collectives (PyTorch's ``batch_norm_stats`` / ``batch_norm_elemt`` /
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -14,11 +15,13 @@ from ._common import affine_grads, affine_params, as_ncl, grad_and_input, stat_a
 
 
 def _nc_or_ncl(x: np.ndarray, name: str, where: str) -> np.ndarray:
-    if x.ndim == 2:
-        return x.reshape(x.shape[0], x.shape[1], 1)
+    """x (N, C, *) as (N, C, L), L the product of the trailing sizes (1 for (N, C)), as
+    PyTorch's batch_norm takes any input of 2 dimensions or more."""
     if x.ndim == 3:
         return x
-    raise ValueError(f"{where}: {name} must be 2-D (N, C) or 3-D (N, C, L), got shape {x.shape}")
+    if x.ndim >= 2:
+        return x.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))
+    raise ValueError(f"{where}: {name} must be (N, C) or (N, C, *), 2 dimensions or more, got {x.shape}")
 
 
 def _running(arr: Any, name: str, where: str, dtype: np.dtype[Any], C: int) -> np.ndarray | None:
@@ -62,7 +65,8 @@ def batch_norm(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Batch normalization per channel, PyTorch's ``F.batch_norm``.
 
-    x (N, C) or (N, C, L); running_mean, running_var, weight, bias (C,) or None.
+    x (N, C) or (N, C, *) (as PyTorch's: each trailing position a value of its channel);
+    running_mean, running_var, weight, bias (C,) or None.
     Training normalizes with the batch mean and biased variance over N (and L), and
     updates the running estimates in place: ``running := (1 - momentum) * running +
     momentum * stat`` (running_var gets the unbiased variance). Evaluation normalizes
@@ -75,7 +79,7 @@ def batch_norm(
     x = V.float_array(x, "x", where)
     x3 = _nc_or_ncl(x, "x", where)
     N, C, L = x3.shape
-    training = bool(training)
+    training = V.boolean(training, "training", where)
     momentum = V.real(momentum, "momentum", where, low=0.0, high=1.0)
     eps = V.eps(eps, where)
     rm = _running(running_mean, "running_mean", where, x.dtype, C)
@@ -113,13 +117,14 @@ def batch_norm_backward(
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Gradients of :func:`batch_norm`.
 
-    dy and x (N, C) or (N, C, L); save_mean, save_rstd (C,) from the forward; weight
+    dy and x (N, C) or (N, C, *); save_mean, save_rstd (C,) from the forward; weight
     (C,) or None; ``training`` as in the forward (batch statistics: the gradient flows
     through the mean and variance; evaluation: they are constants).
     -> (dx like x, dweight or None, dbias or None), as :func:`layer_norm_backward`.
     """
     where = "batch_norm_backward"
     dy, x = grad_and_input(dy, x, where)
+    training = V.boolean(training, "training", where)
     x3 = _nc_or_ncl(x, "x", where)
     N, C, L = x3.shape
     save_mean, save_rstd = _channel_stats(where, x, C, save_mean=save_mean, save_rstd=save_rstd)
@@ -128,7 +133,7 @@ def batch_norm_backward(
     if N * L == 0:
         return np.empty_like(x), dweight, dbias
     dx = _C.batch_norm_backward(
-        dy.reshape(x3.shape), x3, save_mean, save_rstd, weight, dweight, dbias, bool(training), None
+        dy.reshape(x3.shape), x3, save_mean, save_rstd, weight, dweight, dbias, training, None
     )
     return dx.reshape(x.shape), dweight, dbias
 

@@ -32,7 +32,7 @@ def dropout(
     where = "dropout"
     x = V.float_array(x, "x", where)
     p = V.probability(p, "p", where)
-    if not training or p == 0.0:
+    if not V.boolean(training, "training", where) or p == 0.0:
         return x, None
     if out is not None:  # checked before the generator's counter advances
         V.out_array(out, where, x.shape, x.dtype)
