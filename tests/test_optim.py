@@ -6,6 +6,7 @@ import reference as R
 from helpers import bowl_grad, random_params, run_steps, set_grad, train_steps
 
 import normreg
+from normreg import functional as F
 from normreg import nn, optim
 from normreg.nn import Parameter
 
@@ -283,6 +284,70 @@ def test_training_loop_decreases_the_loss():
 
 
 # ---- optional cross-check against PyTorch --------------------------------------------------
+
+
+INF_PARAM_CONFIGS = [
+    ("SGD", dict(lr=0.1)),
+    ("SGD", dict(lr=0.1, momentum=0.9)),
+    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
+    ("SGD", dict(lr=0.1, momentum=0.8, dampening=0.3)),
+    ("Adam", dict(lr=0.1)),
+    ("Adam", dict(lr=0.1, amsgrad=True)),
+    ("AdamW", dict(lr=0.1, weight_decay=0.0)),
+    ("AdamW", dict(lr=0.1, weight_decay=0.1, amsgrad=True)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,kwargs", INF_PARAM_CONFIGS, ids=lambda c: str(c))
+def test_no_weight_decay_term_keeps_the_state_of_an_infinite_param_finite(dtype, name, kwargs):
+    """weight_decay == 0 (and AdamW's decoupled decay) adds no ``0 * param`` to the gradient,
+    as PyTorch: an infinite entry stays infinite, and its momentum / moments stay those of its
+    gradient (0 * inf would make them NaN for good)."""
+    w0 = np.array([1.0, np.inf, -np.inf, -2.0], dtype)
+    grads = [np.array([0.5, 0.5, -0.25, 1.0], dtype) * (k + 1) for k in range(3)]
+    p = Parameter(w0.copy())
+    opt = getattr(optim, name)([p], **kwargs)
+    wd = kwargs.get("weight_decay", 0.0)
+    ref, buf, st = w0.astype(np.float64), None, {}
+    for g in grads:
+        p.grad = g.copy()
+        opt.step()
+        if name == "SGD":
+            sgd_kw = {k: v for k, v in kwargs.items() if k != "lr"}
+            ref, buf = R.sgd_step(ref, g, buf, kwargs["lr"], **sgd_kw)
+        else:
+            ref = _adam_reference(
+                ref,
+                g,
+                st,
+                lr=kwargs["lr"],
+                weight_decay=wd,
+                amsgrad=kwargs.get("amsgrad", False),
+                decoupled=name == "AdamW",
+            )
+    np.testing.assert_allclose(p.data, ref, **_tol(dtype))
+    np.testing.assert_array_equal(np.isinf(p.data), [False, True, True, False])
+    state = [v for v in opt.state[p].values() if isinstance(v, np.ndarray)]
+    assert all(np.isfinite(v).all() for v in state)  # plain SGD: no state to check
+    if name == "SGD" and "momentum" in kwargs:
+        np.testing.assert_allclose(opt.state[p]["momentum_buffer"], buf, **_tol(dtype))
+    elif name != "SGD":
+        np.testing.assert_allclose(opt.state[p]["exp_avg"], st["m"], **_tol(dtype))
+        np.testing.assert_allclose(opt.state[p]["exp_avg_sq"], st["v"], **_tol(dtype))
+
+
+def test_functional_steps_without_weight_decay_keep_an_infinite_param_out_of_the_state():
+    p = np.array([np.inf, 1.0])
+    buf = np.empty(2)
+    F.sgd_step_(p, np.array([0.5, 0.5]), buf, lr=0.1, momentum=0.9, first_step=True)
+    np.testing.assert_array_equal(buf, [0.5, 0.5])
+    p = np.array([np.inf, 1.0])
+    m, v = np.zeros(2), np.zeros(2)
+    F.adam_step_(p, np.array([0.5, 0.5]), m, v, step=1, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8)
+    np.testing.assert_allclose(m, [0.05, 0.05])
+    np.testing.assert_allclose(v, [0.00025, 0.00025])
+    assert p[0] == np.inf and p[1] == pytest.approx(0.9)
 
 
 @pytest.mark.parametrize(

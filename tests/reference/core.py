@@ -382,9 +382,10 @@ def cross_entropy_options(
 
 def sgd_step(param, grad, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, first=None):
     """PyTorch's SGD rule -> (new param, new momentum buffer). The buffer starts as the
-    first step's gradient (``first``; by default when ``buf`` is None)."""
+    first step's gradient (``first``; by default when ``buf`` is None). The L2 term is
+    left out when ``weight_decay == 0`` (as PyTorch: ``0 * inf`` would be NaN)."""
     p, g = f64(param, grad)
-    d = g + weight_decay * p
+    d = g + weight_decay * p if weight_decay != 0 else g
     new_buf = None
     if momentum != 0:
         if first is None:
@@ -397,11 +398,12 @@ def sgd_step(param, grad, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0
 def adam_step(param, grad, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, decoupled):
     """PyTorch's Adam (``decoupled=False``: weight decay added to the gradient) and AdamW
     (``decoupled=True``: the weights shrink by 1 - lr*wd) -> (param, m, v, vmax); ``step``
-    counts from 1; ``vmax`` (amsgrad) is None when not used."""
+    counts from 1; ``vmax`` (amsgrad) is None when not used. Weight decay 0 adds or
+    multiplies nothing (as PyTorch: ``0 * inf`` would be NaN)."""
     p, g = f64(param, grad)
-    if decoupled:
+    if weight_decay != 0 and decoupled:
         p = p * (1 - lr * weight_decay)
-    else:
+    elif weight_decay != 0:
         g = g + weight_decay * p
     m = beta1 * f64(m) + (1 - beta1) * g
     v = beta2 * f64(v) + (1 - beta2) * g * g

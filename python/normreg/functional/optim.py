@@ -66,7 +66,8 @@ def sgd_step_(
         param -= lr * d
 
     ``momentum_buffer`` (param's shape and dtype, updated in place) is needed when
-    ``momentum != 0``; ``first_step=True`` initializes it with ``d``.
+    ``momentum != 0``; ``first_step=True`` initializes it with ``d``. With
+    ``weight_decay == 0`` the L2 term is left out (``0 * inf`` would be NaN), as in PyTorch.
     """
     where = "sgd_step_"
     param, grad, (momentum_buffer,) = check_step_arrays(param, grad, where, momentum_buffer=momentum_buffer)
@@ -113,6 +114,9 @@ def adam_step_(
         exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * g**2
         max_exp_avg_sq = max(max_exp_avg_sq, exp_avg_sq)   (amsgrad: when given, used below)
         param -= lr / (1 - beta1**step) * exp_avg / (sqrt(exp_avg_sq / (1 - beta2**step)) + eps)
+
+    Adam's L2 term is left out when ``weight_decay == 0`` (``0 * inf`` would be NaN), as in
+    PyTorch; AdamW's ``g`` is always the plain gradient.
     """
     where = "adam_step_"
     param, grad, (avg, avg_sq, max_avg_sq) = check_step_arrays(

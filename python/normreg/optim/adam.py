@@ -24,7 +24,8 @@ class Adam(Optimizer):
     ``amsgrad=True`` uses the running maximum of ``v`` in the denominator; ``maximize=True``
     (as PyTorch's) takes ``-grad`` for ``g``, leaving ``.grad`` as it is. State per
     parameter: ``'step'`` (int), ``'exp_avg'``, ``'exp_avg_sq'`` (and ``'max_exp_avg_sq'``).
-    ``weight_decay=None`` is the class's default: 0 for Adam, 1e-2 for :class:`AdamW`.
+    ``weight_decay=None`` is the class's default: 0 for Adam, 1e-2 for :class:`AdamW`; with
+    0 nothing is added (no ``0 * W``, which is NaN for an infinite entry), as in PyTorch.
     """
 
     _decoupled = False

@@ -24,7 +24,9 @@ class SGD(Optimizer):
         d = d + momentum * buf if nesterov else buf                 (when momentum != 0)
         W -= lr * d
 
-    With ``momentum=0`` this is ``W := (1 - lr*weight_decay) * W - lr * grad``.
+    With ``momentum=0`` this is ``W := (1 - lr*weight_decay) * W - lr * grad``. With
+    ``weight_decay=0`` the L2 term is left out (not added as ``0 * W``, which is NaN for an
+    infinite entry), as in PyTorch.
     ``maximize=True`` (as PyTorch's) takes ``-grad`` for ``grad``, leaving ``.grad`` as it is.
     ``lr`` defaults to 1e-3, as in PyTorch 2. ``state[p]['momentum_buffer']`` holds the buffer (None until
     the first step, or when momentum is 0).
