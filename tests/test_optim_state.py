@@ -107,6 +107,39 @@ def test_load_state_dict_checks_everything_and_names_the_entry():
         (lambda sd: sd["param_groups"].append(dict(sd["param_groups"][0])), ValueError, "2 groups"),
         (lambda sd: sd["param_groups"][0]["params"].pop(), ValueError, r"param_groups\[0\] has 1 parameters"),
         (lambda sd: sd["param_groups"][0].__setitem__("lr", -1.0), ValueError, "learning rate"),
+        # the parameter indices of a group: ints (not bools, floats or strings), each once
+        *[
+            (
+                lambda sd, v=v: sd["param_groups"][0].__setitem__("params", v),
+                TypeError,
+                rf"^load_state_dict: param_groups\[0\]\['params'\]\[{j}\] \(a parameter index\) "
+                rf"must be an int, got {t}$",
+            )
+            for v, j, t in [
+                ([0.7, 1], 0, "float"),
+                ([0, 1.0], 1, "float"),
+                (["0", 1], 0, "str"),
+                (["x", 1], 0, "str"),
+                ([True, 0], 0, "bool"),
+                ([1, np.bool_(False)], 1, "bool"),
+            ]
+        ],
+        (
+            lambda sd: sd["param_groups"][0].__setitem__("params", None),
+            TypeError,
+            r"^load_state_dict: param_groups\[0\]\['params'\] must be a list of parameter "
+            r"indices \(ints\), got NoneType$",
+        ),
+        (
+            lambda sd: sd["param_groups"][0].__setitem__("params", "01"),
+            TypeError,
+            r"param_groups\[0\]\['params'\] must be a list of parameter indices",
+        ),
+        (
+            lambda sd: sd["param_groups"][0].__setitem__("params", [1, 1]),
+            ValueError,
+            r"must number the parameters 0..1, each once, got \[1, 1\]",
+        ),
         (lambda sd: sd["param_groups"][0].__setitem__("momentum", 0.9), KeyError, "unknown keys"),
         (lambda sd: sd.pop("state"), KeyError, "'state'"),
     ]
@@ -119,9 +152,19 @@ def test_load_state_dict_checks_everything_and_names_the_entry():
     for k, v in state_before.items():
         np.testing.assert_array_equal(opt.state[a][k], v)
     assert opt.param_groups[0]["lr"] == 0.1
+    assert opt.state_dict()["param_groups"] == good["param_groups"]
     opt.load_state_dict(good)
     for p, bef in zip((a, b), before):
         np.testing.assert_array_equal(p.data, bef)
+    # NumPy integers are ints: the saved [1, 0] names b with saved index 0 (PyTorch's
+    # mapping), so a's (3, 2) moments, saved as state[0], do not fit b's (2,)
+    swapped = opt.state_dict()
+    swapped["param_groups"][0]["params"] = [np.int64(1), np.int32(0)]
+    with pytest.raises(ValueError, match=r"state\[0\]\['exp_avg'\] has shape \(3, 2\), expected \(2,\)"):
+        opt.load_state_dict(swapped)
+    swapped["state"] = {0: swapped["state"][1], 1: swapped["state"][0]}
+    opt.load_state_dict(swapped)
+    np.testing.assert_array_equal(opt.state[a]["exp_avg"], good["state"][0]["exp_avg"])
     with pytest.raises(TypeError, match="mapping"):
         opt.load_state_dict([1, 2])
 

@@ -224,12 +224,13 @@ class Optimizer:
         for gi, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
             if not isinstance(saved, collections.abc.Mapping) or "params" not in saved:
                 raise ValueError(f"load_state_dict: param_groups[{gi}] must be a dict with 'params'")
-            if len(saved["params"]) != len(group["params"]):
+            indices = _param_indices(saved["params"], f"param_groups[{gi}]['params']")
+            if len(indices) != len(group["params"]):
                 raise ValueError(
-                    f"load_state_dict: param_groups[{gi}] has {len(saved['params'])} "
+                    f"load_state_dict: param_groups[{gi}] has {len(indices)} "
                     f"parameters, the optimizer's group has {len(group['params'])}"
                 )
-            seen.extend(saved["params"])
+            seen.extend(indices)
             unknown = [
                 k
                 for k in saved
@@ -245,13 +246,13 @@ class Optimizer:
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"load_state_dict: param_groups[{gi}]: {exc}") from None
             new_groups.append(new)
-        if sorted(int(i) for i in seen) != list(range(len(params))):
+        if sorted(seen) != list(range(len(params))):
             raise ValueError(
                 "load_state_dict: the groups' 'params' must number the parameters "
-                f"0..{len(params) - 1}, got {seen}"
+                f"0..{len(params) - 1}, each once, got {seen}"
             )
         # PyTorch's mapping: the saved indices, in group order, name the current parameters
-        by_index = dict(zip((int(i) for i in seen), params))
+        by_index = dict(zip(seen, params))
         saved_state = state_dict["state"]
         if not isinstance(saved_state, collections.abc.Mapping):
             raise TypeError(f"load_state_dict: 'state' must be a mapping, got {type(saved_state).__name__}")
@@ -309,6 +310,18 @@ class Optimizer:
                     lines.append(f"    {k}: {g[k]}")
         lines.append(")")
         return "\n".join(lines)
+
+
+def _param_indices(value: Any, name: str) -> list[int]:
+    """A saved group's ``'params'``: a list (or tuple) of ints (Python or NumPy, not bool),
+    as a list of Python ints; a TypeError naming ``name`` (and the entry) otherwise."""
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        value = list(value)
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(
+            f"load_state_dict: {name} must be a list of parameter indices (ints), got {type(value).__name__}"
+        )
+    return [V.integer(v, f"{name}[{j}] (a parameter index)", "load_state_dict") for j, v in enumerate(value)]
 
 
 def param_groups(
