@@ -3,6 +3,7 @@ load_state_dict) and their bad arguments (constructors, the functional steps, th
 
 import numpy as np
 import pytest
+import reference as R
 from helpers import bowl_grad, random_params, run_steps, set_grad
 
 import normreg
@@ -207,6 +208,43 @@ def test_bad_arguments():
     for make, exc, msg in bad:
         with pytest.raises(exc, match=msg):
             make()
+
+
+@pytest.mark.parametrize(
+    "betas",
+    [[0.8, 0.9], np.array([0.8, 0.9]), np.array([0.8, 0.9], np.float32), (np.float64(0.8), 0.9)],
+    ids=["list", "array", "float32 array", "numpy scalar"],
+)
+def test_betas_may_be_any_sequence_of_two_reals(betas):
+    """As torch.optim.Adam: betas is any pair of real numbers, stored as a tuple of floats;
+    the steps are those of the same betas given as a tuple (the NumPy reference's)."""
+    w0 = np.array([[1.0, -2.0], [0.5, 3.0]])
+    g = np.array([[0.3, -0.1], [0.2, 0.4]])
+    p = Parameter(w0.copy())
+    opt = optim.Adam([p], lr=0.1, betas=betas)
+    b1, b2 = (float(b) for b in betas)
+    assert opt.param_groups[0]["betas"] == (b1, b2)
+    assert all(type(b) is float for b in opt.param_groups[0]["betas"])
+    p.grad = g.copy()
+    opt.step()
+    want, *_ = R.adam_step(w0, g, np.zeros((2, 2)), np.zeros((2, 2)), None, 1, 0.1, b1, b2, 1e-8, 0.0, False)
+    np.testing.assert_allclose(p.data, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "betas,exc",
+    [
+        (np.array([0.8, 0.9, 0.99]), ValueError),
+        (np.array([[0.8], [0.9]]), ValueError),
+        ("89", ValueError),
+        ([0.8, "0.9"], TypeError),
+        (np.array([0.8, 1.0]), ValueError),
+    ],
+)
+def test_bad_betas_are_refused(betas, exc):
+    (p,) = random_params(np.float32, ((2, 2),))
+    with pytest.raises(exc, match="beta"):
+        optim.Adam([p], betas=betas)
 
 
 def test_functional_steps_check_their_arrays():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections.abc
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +25,8 @@ class Adam(Optimizer):
     ``amsgrad=True`` uses the running maximum of ``v`` in the denominator; ``maximize=True``
     (as PyTorch's) takes ``-grad`` for ``g``, leaving ``.grad`` as it is. State per
     parameter: ``'step'`` (int), ``'exp_avg'``, ``'exp_avg_sq'`` (and ``'max_exp_avg_sq'``).
-    ``weight_decay=None`` is the class's default: 0 for Adam, 1e-2 for :class:`AdamW`; with
+    ``betas`` is any sequence of two real numbers (a tuple, a list, a NumPy array), stored as
+    a tuple of floats. ``weight_decay=None`` is the class's default: 0 for Adam, 1e-2 for :class:`AdamW`; with
     0 nothing is added (no ``0 * W``, which is NaN for an infinite entry), as in PyTorch.
     """
 
@@ -60,8 +62,16 @@ class Adam(Optimizer):
         where = type(self).__name__
         group["eps"] = V.real(group["eps"], "eps (epsilon value)", where, low=0.0)
         betas = group["betas"]
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(f"{where}: betas must be a pair (beta1, beta2), got {betas!r}")
+        if isinstance(betas, np.ndarray) and betas.ndim == 1:
+            betas = list(betas)  # NumPy scalars, checked (and made floats) below
+        if (
+            not isinstance(betas, collections.abc.Sequence)
+            or isinstance(betas, (str, bytes))
+            or len(betas) != 2
+        ):
+            raise ValueError(
+                f"{where}: betas must be a pair (beta1, beta2): a sequence of two real numbers, got {betas!r}"
+            )
         group["betas"] = tuple(
             V.real(b, f"betas[{i}] (beta parameter at index {i})", where, low=0.0, high=1.0, high_open=True)
             for i, b in enumerate(betas)
