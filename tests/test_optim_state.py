@@ -254,8 +254,16 @@ def test_functional_steps_check_their_arrays():
         F.sgd_step_(p, g.astype(np.float64), lr=0.1)
     with pytest.raises(ValueError, match="grad"):
         F.sgd_step_(p, np.ones((2, 3), np.float32), lr=0.1)
-    with pytest.raises(ValueError, match="param"):
-        F.sgd_step_(np.zeros((3, 4), np.float32)[:, ::2], g, lr=0.1)
+    wide = np.zeros((3, 4), np.float32)  # a strided param (and buffer) is updated in place
+    buf = np.zeros((2, 3), np.float32).T
+    assert F.sgd_step_(wide[:, ::2], g, buf, lr=0.1, momentum=0.9, first_step=True).base is wide
+    np.testing.assert_array_equal(wide, np.tile(np.float32([-0.1, 0]), (3, 2)))
+    np.testing.assert_array_equal(buf, 1.0)
+    w, m, v = np.ones((2, 3)).T, np.zeros((2, 3)).T, np.zeros((3, 2))  # Fortran-ordered
+    F.adam_step_(w, np.ones((3, 2)), m, v, step=1, lr=0.1, beta1=0.9, beta2=0.99, eps=0.0)
+    np.testing.assert_allclose(w, 0.9)  # the first step moves by lr * sign(grad)
+    np.testing.assert_allclose(m, 0.1)
+    np.testing.assert_allclose(v, 0.01)
     with pytest.raises(TypeError, match="param"):
         F.sgd_step_(np.zeros((3, 2), np.int32), g, lr=0.1)
     with pytest.raises(ValueError, match="momentum_buffer"):

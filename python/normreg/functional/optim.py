@@ -1,5 +1,9 @@
 """Optimizer updates: in-place steps on a parameter array and its state, one fused C pass
-each. ``normreg.optim`` keeps the state and the parameter groups and calls these."""
+each. ``normreg.optim`` keeps the state and the parameter groups and calls these.
+
+The parameter and state arrays may have any memory layout (Fortran-ordered, strided,
+unaligned): the kernels update a C-contiguous copy of such an array, which is then copied
+back into it, so the array given is the one updated, in place."""
 
 from __future__ import annotations
 
@@ -11,17 +15,39 @@ from .. import _C
 from .. import _validation as V
 
 
+def _working(arr: np.ndarray, name: str, where: str) -> np.ndarray:
+    """The array a step updates for ``arr``, which it writes into: ``arr`` itself when it is
+    C-contiguous and aligned, else a C-contiguous copy whose result :func:`write_back`
+    copies into ``arr`` (a Fortran-ordered, strided or unaligned array is updated in place
+    all the same, as a tensor of any layout is by PyTorch's optimizers)."""
+    if not arr.flags.writeable:
+        raise ValueError(f"{where}: {name} is updated in place and must be writeable")
+    if arr.flags.c_contiguous and arr.flags.aligned:
+        return arr
+    return np.require(arr, requirements=("C", "A"))
+
+
+def write_back(*pairs: tuple[np.ndarray | None, np.ndarray | None]) -> None:
+    """After a step: copy each working array (see :func:`check_step_arrays`) that is a copy
+    into the array it stands for."""
+    for arr, work in pairs:
+        if work is not arr:
+            np.copyto(arr, work)
+
+
 def _param_array(param: Any, where: str) -> np.ndarray:
     if not isinstance(param, np.ndarray):
         raise TypeError(f"{where}: param must be a numpy.ndarray, not {type(param).__name__}")
     if param.dtype not in V.FLOAT_DTYPES:
         raise TypeError(f"{where}: param must have dtype float32 or float64, got {param.dtype}")
-    return V.inplace_array(param, "param", where, param.shape, None, dtype_from="", shape_from="")
+    return _working(param, "param", where)
 
 
 def _state_array(buf: Any, name: str, where: str, param: np.ndarray) -> np.ndarray | None:
     if buf is None:
         return None
+    if isinstance(buf, np.ndarray):
+        buf = _working(buf, name, where)
     return V.inplace_array(
         buf,
         name,
@@ -37,9 +63,11 @@ def check_step_arrays(
     param: Any, grad: Any, where: str, **state: Any
 ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray | None]]:
     """The arrays of one in-place step, checked as the steps below check them:
-    ``(param, grad as a float array of param's dtype, [each state array or None])``.
-    Nothing is written; an optimizer calls this for every parameter before it updates
-    any, so that a step that raises changes nothing."""
+    ``(param, grad as a float array of param's dtype, [each state array or None])``, each
+    C-contiguous: ``param`` and the state arrays are the arrays given, or, for one of
+    another layout, a C-contiguous copy that the caller updates and then copies back
+    (:func:`write_back`). Nothing is written; an optimizer calls this for every parameter
+    before it updates any, so that a step that raises changes nothing."""
     param = _param_array(param, where)
     grad = V.float_array(grad, "grad", where, param.dtype, "the dtype of param")
     V.check_shape(grad, "grad", where, param.shape, "the shape of param")
@@ -70,7 +98,7 @@ def sgd_step_(
     ``weight_decay == 0`` the L2 term is left out (``0 * inf`` would be NaN), as in PyTorch.
     """
     where = "sgd_step_"
-    param, grad, (momentum_buffer,) = check_step_arrays(param, grad, where, momentum_buffer=momentum_buffer)
+    work, grad, (buf_work,) = check_step_arrays(param, grad, where, momentum_buffer=momentum_buffer)
     lr = V.real(lr, "lr", where)
     momentum = V.real(momentum, "momentum", where)
     dampening = V.real(dampening, "dampening", where)
@@ -78,9 +106,9 @@ def sgd_step_(
     if momentum != 0 and momentum_buffer is None:
         raise ValueError(f"{where}: momentum_buffer is required when momentum != 0")
     _C.sgd_step(
-        param,
+        work,
         grad,
-        momentum_buffer if momentum != 0 else None,
+        buf_work if momentum != 0 else None,
         lr,
         momentum,
         dampening,
@@ -88,6 +116,7 @@ def sgd_step_(
         V.boolean(nesterov, "nesterov", where),
         V.boolean(first_step, "first_step", where),
     )
+    write_back((param, work), (momentum_buffer, buf_work) if momentum != 0 else (None, None))
     return param
 
 
@@ -119,7 +148,7 @@ def adam_step_(
     PyTorch; AdamW's ``g`` is always the plain gradient.
     """
     where = "adam_step_"
-    param, grad, (avg, avg_sq, max_avg_sq) = check_step_arrays(
+    work, grad, (avg, avg_sq, max_avg_sq) = check_step_arrays(
         param, grad, where, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq, max_exp_avg_sq=max_exp_avg_sq
     )
     if avg is None or avg_sq is None:
@@ -130,7 +159,7 @@ def adam_step_(
     bias_correction1 = bias_correction(beta1, step_count)
     bias_correction2 = bias_correction(beta2, step_count)
     _C.adam_step(
-        param,
+        work,
         grad,
         avg,
         avg_sq,
@@ -144,6 +173,7 @@ def adam_step_(
         bias_correction1,
         bias_correction2,
     )
+    write_back((param, work), (exp_avg, avg), (exp_avg_sq, avg_sq), (max_exp_avg_sq, max_avg_sq))
     return param
 
 

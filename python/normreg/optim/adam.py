@@ -79,7 +79,10 @@ class Adam(Optimizer):
         group["amsgrad"] = V.boolean(group["amsgrad"], "amsgrad", where)
 
     def _update_group(
-        self, group: dict[str, Any], grads: Mapping[Parameter, np.ndarray] | None = None
+        self,
+        group: dict[str, Any],
+        grads: Mapping[Parameter, np.ndarray] | None = None,
+        datas: Mapping[Parameter, np.ndarray] | None = None,
     ) -> None:
         beta1, beta2 = group["betas"]
         amsgrad = group["amsgrad"]
@@ -89,12 +92,12 @@ class Adam(Optimizer):
             state = dict(self.state.get(p) or {"step": 0})
             for name in ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ()):
                 if state.get(name) is None:
-                    state[name] = np.zeros_like(p.data)
+                    state[name] = np.zeros_like(self._data(p, datas))
             state["step"] += 1
             states.append(state)
         # one call for all: the binding checks every array before it writes any
         adam_steps(
-            tuple(p.data for p in params),
+            tuple(self._data(p, datas) for p in params),
             tuple(p.grad if grads is None else grads[p] for p in params),
             tuple(s["exp_avg"] for s in states),
             tuple(s["exp_avg_sq"] for s in states),

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validation as V
-from ..functional.optim import check_step_arrays
+from ..functional.optim import check_step_arrays, write_back
 from ..nn.normalization import NORMALIZATION_LAYERS
 from ..nn.parameter import Module, Parameter
 
@@ -146,34 +146,50 @@ class Optimizer:
             except (TypeError, ValueError):
                 pass
         grads = {}  # each gradient as the kernels take it (a list or a strided array converted)
+        datas = {}  # a C-contiguous copy of each parameter of another layout, copied back after
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    g = self._check_step_param(p)
+                    data, g = self._check_step_param(p)
+                    if data is not p.data:
+                        datas[p] = data
                     # maximize: the update of -grad (as PyTorch's), .grad left as it is
                     grads[p] = np.negative(g) if group.get("maximize") else g
         for group in self.param_groups:
-            self._update_group(group, grads)
+            self._update_group(group, grads, datas)
+        write_back(*((p.data, data) for p, data in datas.items()))  # the same arrays, in place
         return loss
 
-    def _check_step_param(self, p: Parameter) -> np.ndarray:
+    def _check_step_param(self, p: Parameter) -> tuple[np.ndarray, np.ndarray]:
         """Raises what updating ``p`` would raise, before anything is written; returns the
-        gradient as the kernels take it."""
+        parameter's array and the gradient as the kernels take them (the array is
+        ``p.data``, or a C-contiguous copy of it when it has another layout)."""
         arrays = {
             name: value
             for name, value in self.state.get(p, {}).items()
             if isinstance(value, np.ndarray) or self._state_kinds.get(name, "").startswith("array")
         }
-        return check_step_arrays(p.data, p.grad, type(self).__name__, **arrays)[1]
+        data, grad, _ = check_step_arrays(p.data, p.grad, type(self).__name__, **arrays)
+        return data, grad
 
     def _update_group(
-        self, group: dict[str, Any], grads: Mapping[Parameter, np.ndarray] | None = None
+        self,
+        group: dict[str, Any],
+        grads: Mapping[Parameter, np.ndarray] | None = None,
+        datas: Mapping[Parameter, np.ndarray] | None = None,
     ) -> None:
         """Update the parameters of ``group`` that have a gradient (``grads[p]``, or
         ``p.grad`` itself when ``grads`` is None), in one kernel call that checks all their
         arrays before it writes any: a TypeError or ValueError leaves the parameters and the
-        state as they were (new state is stored after the call)."""
+        state as they were (new state is stored after the call). ``datas[p]``, when there,
+        is the array updated for ``p`` (a C-contiguous copy of ``p.data``, which the caller
+        copies back); new state arrays are made like it, C-contiguous."""
         raise NotImplementedError
+
+    @staticmethod
+    def _data(p: Parameter, datas: Mapping[Parameter, np.ndarray] | None) -> np.ndarray:
+        """The array the kernels update for ``p``: ``datas[p]`` if there, else ``p.data``."""
+        return datas.get(p, p.data) if datas else p.data
 
     # -- state -------------------------------------------------------------------------
 

@@ -87,7 +87,10 @@ class SGD(Optimizer):
             )
 
     def _update_group(
-        self, group: dict[str, Any], grads: Mapping[Parameter, np.ndarray] | None = None
+        self,
+        group: dict[str, Any],
+        grads: Mapping[Parameter, np.ndarray] | None = None,
+        datas: Mapping[Parameter, np.ndarray] | None = None,
     ) -> None:
         momentum = group["momentum"]
         ema = group.get("momentum_style", "heavy_ball") == "ema"
@@ -99,12 +102,13 @@ class SGD(Optimizer):
         for p in params:
             buf = self.state.get(p, {}).get("momentum_buffer")
             if momentum != 0 and buf is None:  # the first step: buf = d (ema: from zeros)
-                buf = made[p] = np.zeros_like(p.data) if ema else np.empty_like(p.data)
+                data = self._data(p, datas)
+                buf = made[p] = np.zeros_like(data) if ema else np.empty_like(data)
             bufs.append(buf if momentum != 0 else None)
             firsts.append(p in made and not ema)
         # one call for all: the binding checks every array before it writes any
         sgd_steps(
-            tuple(p.data for p in params),
+            tuple(self._data(p, datas) for p in params),
             tuple(p.grad if grads is None else grads[p] for p in params),
             tuple(bufs),
             tuple(firsts),
