@@ -1,4 +1,5 @@
-"""Learning-rate schedules against their closed forms (and PyTorch when installed)."""
+"""Learning-rate schedules against their closed forms and PyTorch's recursive (chainable)
+formulas, computed here in NumPy (and against PyTorch when installed)."""
 
 import math
 
@@ -94,6 +95,9 @@ def test_state_dict_round_trip_and_resume():
     sd = sched.state_dict()
     opt2 = _opt()
     sched2 = L.SequentialLR(opt2, [L.LinearLR(opt2, 0.5, total_iters=2), L.CosineAnnealingLR(opt2, 5)], [2])
+    # as in PyTorch, the schedule continues from the groups' rates: the optimizer's state
+    # (its 'lr's) is restored with it
+    opt2.load_state_dict(opt.state_dict())
     sched2.load_state_dict(sd)
     for _ in range(3):
         sched.step()
@@ -215,3 +219,149 @@ def test_load_state_dict_checks_the_hyperparameters():
     with pytest.raises(ValueError, match="StepLR: gamma must be >= 0"):
         step.load_state_dict(dict(step.state_dict(), gamma=-0.5))
     assert step.gamma == 0.1
+
+
+# ---- chainable schedules, as PyTorch's: each step starts from the groups' current 'lr' -----
+
+BASES = np.array([0.1, 0.02])
+N = 30
+
+
+def _run(opt, scheds, n=N, edit=None):
+    """The groups' 'lr's after each of n epochs, each stepping every scheduler in turn; at
+    epoch ``edit`` (before its steps) every group's 'lr' is set to 1.0 by hand."""
+    out = []
+    for e in range(1, n + 1):
+        if e == edit:
+            for g in opt.param_groups:
+                g["lr"] = 1.0
+        opt.step()
+        for sc in scheds:
+            sc.step()
+        lrs = [g["lr"] for g in opt.param_groups]
+        assert lrs == scheds[-1].get_last_lr()
+        out.append(lrs)
+    return np.array(out)
+
+
+def _step_factor(e, step_size, gamma, since=0):
+    """StepLR's factor over epochs (since, e]: gamma for each multiple of step_size."""
+    return gamma ** (e // step_size - since // step_size)
+
+
+def _linear_factor(e, start, end, total):
+    return start + (end - start) * np.minimum(e, total) / total
+
+
+def _cosine_factor(e, T):
+    return (1 + np.cos(np.pi * e / T)) / 2
+
+
+def test_two_schedulers_on_one_optimizer_compose():
+    """StepLR(3, 0.5) and LinearLR(0.2, 1, 4) stepped together: each multiplies what the other
+    set, so the rate is base * 0.5 ** (e // 3) * (0.2 + 0.8 * min(e, 4) / 4) (0.04 after three
+    epochs for 0.1, as PyTorch; the closed forms from base_lrs gave 0.08)."""
+    opt = _opt()
+    got = _run(opt, [L.StepLR(opt, 3, 0.5), L.LinearLR(opt, 0.2, 1.0, 4)])
+    e = np.arange(1, N + 1)[:, None]
+    want = BASES * _step_factor(e, 3, 0.5) * _linear_factor(e, 0.2, 1.0, 4)
+    np.testing.assert_allclose(got, want, rtol=1e-13)
+    assert got[2, 0] == pytest.approx(0.04, rel=1e-14)
+
+
+def test_cosine_and_step_compose():
+    """The cosine's recursive step scales lr - eta_min by the ratio of consecutive cosine
+    factors, so with eta_min = 0 a StepLR beside it multiplies in: base * cos factor * gamma
+    ** (e // step_size), over more than a period (T_max 7, so the 0/0 epochs after each
+    minimum, 8 and 22, take the special case)."""
+    opt = _opt()
+    got = _run(opt, [L.CosineAnnealingLR(opt, 7), L.StepLR(opt, 4, 0.5)])
+    e = np.arange(1, 8)[:, None]  # down to the minimum: the product of the closed forms
+    np.testing.assert_allclose(
+        got[:6], (BASES * _cosine_factor(e, 7) * _step_factor(e, 4, 0.5))[:6], rtol=1e-12
+    )
+    assert np.all(np.abs(got[6]) < 1e-17)
+    # the epoch after the minimum, 8: lr(7) + (base - eta_min) * (1 - cos(pi / T)) / 2, then
+    # halved by the StepLR (8 is a multiple of 4)
+    np.testing.assert_allclose(got[7], (got[6] + BASES * (1 - np.cos(np.pi / 7)) / 2) * 0.5, rtol=1e-12)
+
+
+def _cosine_recursion(lr0, bases, T, eta_min, epochs):
+    """PyTorch's recursive cosine step (its documented special case included), in NumPy."""
+    lr, out = np.array(lr0, float), []
+    for e in epochs:
+        if (e - 1 - T) % (2 * T) == 0:
+            lr = lr + (bases - eta_min) * (1 - np.cos(np.pi / T)) / 2
+        else:
+            lr = (1 + np.cos(np.pi * e / T)) / (1 + np.cos(np.pi * (e - 1) / T)) * (lr - eta_min) + eta_min
+        out.append(lr)
+    return np.array(out)
+
+
+def test_cosine_alone_follows_the_closed_form_over_several_periods():
+    """Alone, the recursion (with its special case after each minimum) is the closed form
+    eta_min + (base - eta_min) (1 + cos(pi e / T)) / 2, down and back up, for 30 epochs."""
+    opt = _opt()
+    T, eta_min = 7, 1e-3
+    got = _run(opt, [L.CosineAnnealingLR(opt, T, eta_min)])
+    e = np.arange(1, N + 1)[:, None]
+    np.testing.assert_allclose(got, eta_min + (BASES - eta_min) * _cosine_factor(e, T), rtol=1e-12)
+    np.testing.assert_allclose(got, _cosine_recursion(BASES, BASES, T, eta_min, range(1, N + 1)), rtol=1e-13)
+
+
+def test_a_rate_set_by_hand_is_where_the_next_step_starts():
+    """A 'lr' written into the groups between steps is kept and scheduled on, as PyTorch does.
+    StepLR(3, 0.5) with lr = 1.0 set before epoch 6: 1.0 * 0.5 ** (multiples of 3 in (5, e]),
+    e.g. 0.25 at epoch 9 (where the closed form from base_lrs gave 0.025)."""
+    opt = _opt()
+    got = _run(opt, [L.StepLR(opt, 3, 0.5)], edit=6)
+    e = np.arange(1, N + 1)
+    want = np.where(e < 6, 0.5 ** (e // 3), 1.0 * _step_factor(e, 3, 0.5, since=5) / BASES[0])
+    np.testing.assert_allclose(got[:, 0], BASES[0] * want, rtol=1e-14)
+    np.testing.assert_allclose(got[e >= 6, 1], got[e >= 6, 0])  # both groups set to 1.0
+    assert got[8, 0] == 0.25
+
+    # LinearLR: the ratios of consecutive factors carry on from the new rate, f(e) / f(5)
+    opt = _opt()
+    got = _run(opt, [L.LinearLR(opt, 0.1, 1.0, 10)], edit=6)
+    want = np.where(e < 6, BASES[0] * _linear_factor(e, 0.1, 1.0, 10), _linear_factor(e, 0.1, 1.0, 10) / 0.55)
+    np.testing.assert_allclose(got[:, 0], want, rtol=1e-13)
+
+    # CosineAnnealingLR: eta_min + (1 - eta_min) * c(e) / c(5) until the minimum at T = 20,
+    # then the recursion (its special case included) from there
+    opt = _opt()
+    T, eta_min = 20, 1e-3
+    got = _run(opt, [L.CosineAnnealingLR(opt, T, eta_min)], edit=6)
+    before = eta_min + (BASES[0] - eta_min) * _cosine_factor(e[:5], T)
+    after = eta_min + (1 - eta_min) * _cosine_factor(e[5:T], T) / _cosine_factor(5, T)
+    np.testing.assert_allclose(got[:5, 0], before, rtol=1e-12)
+    np.testing.assert_allclose(got[5:T, 0], after, rtol=1e-12)
+    rest = _cosine_recursion(got[T - 1], BASES, T, eta_min, range(T + 1, N + 1))
+    np.testing.assert_allclose(got[T:], rest, rtol=1e-12)
+
+
+def test_sequential_runs_each_scheduler_and_restarts_the_next_at_its_milestone():
+    """Warm-up, then StepLR, then cosine (milestones 3 and 8), for 30 epochs: each segment is
+    its scheduler's closed form from its own epoch 0 (the milestone sets it from base_lrs, as
+    PyTorch's SequentialLR does); a rate set by hand within the StepLR segment is scheduled on
+    until the next milestone, which starts the cosine from base_lrs again."""
+    e = np.arange(1, N + 1)[:, None]
+    warm = BASES * _linear_factor(e, 0.1, 1.0, 3)
+    step = BASES * _step_factor(e - 3, 2, 0.5)
+    cos = 1e-3 + (BASES - 1e-3) * _cosine_factor(e - 8, 12)
+    want = np.where(e < 3, warm, np.where(e < 8, step, cos))
+    for edit in (None, 5):
+        opt = _opt()
+        sched = L.SequentialLR(
+            opt,
+            [L.LinearLR(opt, 0.1, total_iters=3), L.StepLR(opt, 2, 0.5), L.CosineAnnealingLR(opt, 12, 1e-3)],
+            milestones=[3, 8],
+        )
+        np.testing.assert_allclose(sched.get_last_lr(), BASES * 0.1, rtol=1e-15)  # epoch 0: the warm-up's
+        got = _run(opt, [sched], edit=edit)
+        if edit:
+            # 1.0 set before epoch 5, halved by its step (the StepLR's epoch 2) and by epoch 7's
+            np.testing.assert_allclose(got[4:7], [[0.5, 0.5], [0.5, 0.5], [0.25, 0.25]], rtol=1e-15)
+            got = np.concatenate([got[:4], want[4:7], got[7:]])
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+        assert sched.last_epoch == N

@@ -1,28 +1,35 @@
-"""Learning-rate schedules with PyTorch's interface: ``scheduler.step()`` once per epoch
-(or per iteration), after ``optimizer.step()``; ``get_last_lr()``.
+"""Learning-rate schedules with PyTorch's interface and behaviour: ``scheduler.step()``
+once per epoch (or per iteration), after ``optimizer.step()``; ``get_last_lr()``.
 
-Every schedule is a closed form of its epoch counter ``last_epoch`` (0 after
-construction, +1 per ``step()``), applied to each parameter group's initial learning rate
-``group['initial_lr']`` (set from ``group['lr']`` by the first scheduler attached):
+Each ``step()`` advances the epoch counter ``last_epoch`` (0 after construction) and sets
+every parameter group's ``'lr'`` from the ``'lr'`` it has now, as PyTorch's chainable
+``get_lr()`` does: so two schedulers on one optimizer compose (each applies its factor to
+what the other set), and a learning rate you write into ``group['lr']`` between steps is
+the one the next step starts from. On its own, a schedule follows its closed form of
+``last_epoch`` and each group's initial learning rate ``group['initial_lr']`` (``base_lrs``,
+set from ``group['lr']`` by the first scheduler attached):
 
-* :class:`StepLR`: ``base_lr * gamma ** (epoch // step_size)``
-* :class:`CosineAnnealingLR`: ``eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2``
-* :class:`LinearLR` (warm-up):
-  ``base_lr * (start + (end - start) * min(epoch, total_iters) / total_iters)``
-* :class:`SequentialLR`: one schedule after the other at ``milestones``, each restarted
-  at its own epoch 0 (warm-up then cosine, see the README).
+* :class:`StepLR`: ``lr *= gamma`` when ``epoch`` is a multiple of ``step_size`` (alone:
+  ``base_lr * gamma ** (epoch // step_size)``)
+* :class:`CosineAnnealingLR`: PyTorch's recursive form (alone:
+  ``eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2``)
+* :class:`LinearLR` (warm-up): the ratio of consecutive factors (alone:
+  ``base_lr * (start + (end - start) * min(epoch, total_iters) / total_iters)``)
+* :class:`SequentialLR`: one schedule after the other: the active one's ``step()``, and at
+  each milestone the next one set to its epoch 0 from ``base_lrs`` (its closed form), as
+  PyTorch does (warm-up then cosine, see the README).
 
 A learning rate below 0 is never written: ``gamma`` and ``eta_min`` must be >= 0 (a
-ValueError at construction naming the argument), and a schedule whose rate would come
-out negative or not finite (e.g. ``gamma ** epoch`` overflowing) raises ValueError
-instead of writing it. ``load_state_dict`` checks the same before changing anything.
+ValueError at construction naming the argument), and a step whose rate would come out
+negative or not finite (e.g. ``lr * gamma`` overflowing) raises ValueError and changes
+nothing. ``load_state_dict`` checks the same before changing anything.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .. import _validation as V
@@ -32,9 +39,14 @@ __all__ = ["LRScheduler", "StepLR", "CosineAnnealingLR", "LinearLR", "Sequential
 
 
 class LRScheduler:
-    """Base class: subclasses define ``_lr_at(base_lr, epoch)``."""
+    """Base class: subclasses define ``get_lr()`` (the rates of a step, from the groups'
+    current ones) and ``_get_closed_form_lr()`` (the rates at ``last_epoch`` from
+    ``base_lrs``), as PyTorch's schedulers do."""
 
     _last_lr: list[float]
+    # True during the step the constructor takes (PyTorch's initial step): some schedules
+    # then keep the groups' rates as they are
+    _is_initial = False
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         where = type(self).__name__
@@ -55,25 +67,37 @@ class LRScheduler:
                     )
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
-        self.step()
+        self._initial_step()
+
+    def _initial_step(self) -> None:
+        self._is_initial = True
+        try:
+            self.step()
+        finally:
+            del self._is_initial  # back to the class's False, and out of state_dict()
 
     def _check(self) -> None:
         """Validate (and normalize) the hyperparameters the subclass's ``__init__`` stored as
         attributes (TypeError/ValueError naming the argument); run by ``__init__`` and
         ``load_state_dict``."""
 
-    def _lr_at(self, base_lr: float, epoch: int) -> float:
-        raise NotImplementedError
+    def _group_lrs(self) -> list[float]:
+        return [group["lr"] for group in self.optimizer.param_groups]
 
     def get_lr(self) -> list[float]:
-        """The learning rates of the groups at ``last_epoch``."""
-        return [self._lr_at(base, self.last_epoch) for base in self.base_lrs]
+        """The learning rates the step to ``last_epoch`` sets, computed from each group's
+        current ``'lr'`` (PyTorch's chainable form); ``step()`` calls it."""
+        raise NotImplementedError
 
-    def _apply(self) -> None:
+    def _get_closed_form_lr(self) -> list[float]:
+        """The learning rates at ``last_epoch`` computed from ``base_lrs`` alone."""
+        raise NotImplementedError
+
+    def _apply(self, compute: Callable[[], list[float]]) -> None:
         try:
-            lrs = self.get_lr()
-        except OverflowError:  # a float power out of range (gamma ** epoch)
-            lrs = [math.inf] * len(self.base_lrs)
+            lrs = compute()
+        except (OverflowError, ZeroDivisionError):  # a float out of range
+            lrs = [math.inf] * len(self.optimizer.param_groups)
         for i, lr in enumerate(lrs):
             if not (lr >= 0.0 and math.isfinite(lr)):  # also catches NaN
                 raise ValueError(
@@ -88,9 +112,21 @@ class LRScheduler:
         """Advance one epoch and set each group's ``'lr'`` (nothing changes if it raises)."""
         self.last_epoch += 1
         try:
-            self._apply()
+            self._apply(self.get_lr)
         except BaseException:
             self.last_epoch -= 1
+            raise
+
+    def _update_lr_at(self, epoch: int) -> None:
+        """Set ``last_epoch`` to ``epoch`` and the groups' rates to the closed form there
+        (PyTorch's ``_update_lr(epoch)``, which SequentialLR runs at a milestone); nothing
+        changes if it raises."""
+        previous = self.last_epoch
+        self.last_epoch = epoch
+        try:
+            self._apply(self._get_closed_form_lr)
+        except BaseException:
+            self.last_epoch = previous
             raise
 
     def get_last_lr(self) -> list[float]:
@@ -121,7 +157,9 @@ class LRScheduler:
 
 
 class StepLR(LRScheduler):
-    """``lr = base_lr * gamma ** (epoch // step_size)``."""
+    """Multiplies each group's ``'lr'`` by ``gamma`` every ``step_size`` epochs (at epochs
+    ``step_size``, ``2 * step_size``, ...); alone, ``lr = base_lr * gamma ** (epoch //
+    step_size)``."""
 
     def __init__(
         self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1
@@ -134,13 +172,27 @@ class StepLR(LRScheduler):
         self.step_size = V.integer(self.step_size, "step_size", where, low=1)
         self.gamma = V.real(self.gamma, "gamma", where, low=0.0)  # a negative gamma flips the sign
 
-    def _lr_at(self, base_lr: float, epoch: int) -> float:
-        return base_lr * self.gamma ** (epoch // self.step_size)
+    def get_lr(self) -> list[float]:
+        if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
+            return self._group_lrs()
+        return [lr * self.gamma for lr in self._group_lrs()]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
 
 
 class CosineAnnealingLR(LRScheduler):
-    """``lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2``: from
-    ``base_lr`` at epoch 0 down to ``eta_min`` at ``T_max`` (and back up after, as PyTorch)."""
+    """Cosine annealing from the group's rate down to ``eta_min`` over ``T_max`` epochs (and
+    back up after, as PyTorch), in PyTorch's recursive form::
+
+        lr = eta_min + (lr - eta_min) * (1 + cos(pi * epoch / T_max)) / (1 + cos(pi * (epoch - 1) / T_max))
+
+    except at the epochs after a minimum (``(epoch - 1 - T_max) % (2 * T_max) == 0``, where
+    the ratio is 0 / 0), which add ``(base_lr - eta_min) * (1 - cos(pi / T_max)) / 2``; the
+    constructor's step keeps the rate. Alone this is the closed form
+    ``eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2``. (PyTorch's third
+    case, the closed form on a first ``step()`` at an epoch > 0, is never reached by a
+    scheduler that its constructor has stepped, so it has no counterpart here.)"""
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:
         self.T_max, self.eta_min = T_max, eta_min
@@ -151,14 +203,28 @@ class CosineAnnealingLR(LRScheduler):
         self.T_max = V.integer(self.T_max, "T_max", where, low=1)
         self.eta_min = V.real(self.eta_min, "eta_min", where, low=0.0)
 
-    def _lr_at(self, base_lr: float, epoch: int) -> float:
-        return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
+    def get_lr(self) -> list[float]:
+        e, T, eta_min = self.last_epoch, self.T_max, self.eta_min
+        if self._is_initial:
+            return self._group_lrs()
+        if (e - 1 - T) % (2 * T) == 0:
+            rise = (1 - math.cos(math.pi / T)) / 2
+            return [lr + (base - eta_min) * rise for base, lr in zip(self.base_lrs, self._group_lrs())]
+        ratio = (1 + math.cos(math.pi * e / T)) / (1 + math.cos(math.pi * (e - 1) / T))
+        return [ratio * (lr - eta_min) + eta_min for lr in self._group_lrs()]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        cos = (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+        return [self.eta_min + (base - self.eta_min) * cos for base in self.base_lrs]
 
 
 class LinearLR(LRScheduler):
     """Linear warm-up: the factor goes from ``start_factor`` to ``end_factor`` over
-    ``total_iters`` steps, then stays: ``lr = base_lr * (start_factor + (end_factor -
-    start_factor) * min(epoch, total_iters) / total_iters)``."""
+    ``total_iters`` steps, then stays. As PyTorch's, epoch 0 multiplies the group's rate by
+    ``start_factor`` and each later step up to ``total_iters`` by the ratio of consecutive
+    factors, ``1 + (end - start) / (total_iters * start + (epoch - 1) * (end - start))``;
+    alone, ``lr = base_lr * (start_factor + (end_factor - start_factor) * min(epoch,
+    total_iters) / total_iters)``."""
 
     def __init__(
         self,
@@ -177,15 +243,30 @@ class LinearLR(LRScheduler):
         self.end_factor = V.real(self.end_factor, "end_factor", where, low=0.0, high=1.0)
         self.total_iters = V.integer(self.total_iters, "total_iters", where, low=1)
 
-    def _lr_at(self, base_lr: float, epoch: int) -> float:
-        frac = min(epoch, self.total_iters) / self.total_iters
-        return base_lr * (self.start_factor + (self.end_factor - self.start_factor) * frac)
+    def get_lr(self) -> list[float]:
+        e, start, end = self.last_epoch, self.start_factor, self.end_factor
+        if e == 0:
+            return [lr * start for lr in self._group_lrs()]
+        if self._is_initial or e > self.total_iters:
+            return self._group_lrs()
+        ratio = 1.0 + (end - start) / (self.total_iters * start + (e - 1) * (end - start))
+        return [lr * ratio for lr in self._group_lrs()]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        frac = min(self.last_epoch, self.total_iters) / self.total_iters
+        factor = self.start_factor + (self.end_factor - self.start_factor) * frac
+        return [base * factor for base in self.base_lrs]
 
 
 class SequentialLR(LRScheduler):
-    """``schedulers[i]`` runs from ``milestones[i-1]`` (its epoch 0) to ``milestones[i]``;
-    e.g. ``SequentialLR(opt, [LinearLR(opt, 0.1, total_iters=5), CosineAnnealingLR(opt, 95)],
-    milestones=[5])`` warms up for 5 epochs, then anneals."""
+    """``schedulers[i]`` runs from ``milestones[i-1]`` to ``milestones[i]``; e.g.
+    ``SequentialLR(opt, [LinearLR(opt, 0.1, total_iters=5), CosineAnnealingLR(opt, 95)],
+    milestones=[5])`` warms up for 5 epochs, then anneals.
+
+    As PyTorch's: construction sets each group's ``'lr'`` back to ``'initial_lr'``, undoes
+    the step each scheduler's constructor took and takes the first scheduler's again;
+    ``step()`` is the active scheduler's ``step()``, except at a milestone, where the next
+    scheduler is set to its epoch 0 by its closed form (from ``base_lrs``)."""
 
     def __init__(
         self,
@@ -213,21 +294,40 @@ class SequentialLR(LRScheduler):
             )
         if milestones != sorted(set(milestones)):
             raise ValueError(f"{where}: milestones must be increasing, got {milestones}")
+        last_epoch = V.integer(last_epoch, "last_epoch", where, low=-1)
         self._schedulers = schedulers
         self._milestones = milestones
-        super().__init__(optimizer, last_epoch)
-
-    def get_lr(self) -> list[float]:
-        idx = bisect.bisect_right(self._milestones, self.last_epoch)
-        start = self._milestones[idx - 1] if idx > 0 else 0
-        sched = self._schedulers[idx]
-        sched.last_epoch = self.last_epoch - start
-        return [sched._lr_at(base, sched.last_epoch) for base in sched.base_lrs]
+        self.optimizer = optimizer
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.last_epoch = last_epoch + 1
+        lrs = self._group_lrs()
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"]
+        for s in schedulers:  # undo the step of each scheduler's constructor
+            s.last_epoch -= 1
+        first = schedulers[bisect.bisect_right(milestones, 0)]  # the first: milestones are >= 1
+        try:
+            first._initial_step()
+        except BaseException:
+            for s in schedulers:
+                s.last_epoch += 1
+            for group, lr in zip(optimizer.param_groups, lrs):
+                group["lr"] = lr
+            raise
+        self._last_lr = first.get_last_lr()
 
     def step(self) -> None:
-        super().step()
-        for s in self._schedulers:
-            s._last_lr = list(self._last_lr)
+        """Advance one epoch: the active scheduler's ``step()``, or at a milestone the next
+        scheduler's epoch 0 (nothing changes if it raises)."""
+        epoch = self.last_epoch + 1
+        idx = bisect.bisect_right(self._milestones, epoch)
+        sched = self._schedulers[idx]
+        if idx > 0 and self._milestones[idx - 1] == epoch:
+            sched._update_lr_at(0)
+        else:
+            sched.step()
+        self.last_epoch = epoch
+        self._last_lr = sched.get_last_lr()
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
@@ -235,6 +335,22 @@ class SequentialLR(LRScheduler):
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        super().load_state_dict(state_dict)
-        for s, sd in zip(self._schedulers, state_dict.get("_schedulers", [])):
-            s.load_state_dict(sd)
+        """Restore this scheduler's state and its schedulers' (each checked; nothing changes
+        if any is invalid)."""
+        children = state_dict.get("_schedulers", [None] * len(self._schedulers))
+        if not isinstance(children, (list, tuple)) or len(children) != len(self._schedulers):
+            raise ValueError(
+                f"SequentialLR.load_state_dict: _schedulers must hold {len(self._schedulers)} state dicts"
+            )
+        everyone = (self, *self._schedulers)
+        previous = [dict(s.__dict__) for s in everyone]
+        try:
+            super().load_state_dict(state_dict)
+            for s, sd in zip(self._schedulers, children):
+                if sd is not None:
+                    s.load_state_dict(sd)
+        except BaseException:
+            for s, saved in zip(everyone, previous):
+                s.__dict__.clear()
+                s.__dict__.update(saved)
+            raise
