@@ -365,3 +365,37 @@ def test_sequential_runs_each_scheduler_and_restarts_the_next_at_its_milestone()
             got = np.concatenate([got[:4], want[4:7], got[7:]])
         np.testing.assert_allclose(got, want, rtol=1e-12)
         assert sched.last_epoch == N
+
+
+# ---- load_state_dict: one base and one last rate per group ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "key,value,exc,msg",
+    [
+        ("base_lrs", [0.1], ValueError, r"base_lrs has 1 entries, the optimizer has 2 parameter groups"),
+        ("base_lrs", [0.1, 0.02, 0.3], ValueError, r"base_lrs has 3 entries"),
+        ("base_lrs", 0.1, TypeError, r"base_lrs must be a list of floats, got float"),
+        ("_last_lr", [0.1], ValueError, r"_last_lr has 1 entries"),
+    ],
+)
+def test_load_state_dict_needs_one_base_lr_per_group(key, value, exc, msg):
+    opt = _opt()
+    sched = L.StepLR(opt, 2, 0.5)
+    sched.step()
+    good = sched.state_dict()
+    with pytest.raises(exc, match=r"^StepLR.load_state_dict: " + msg):
+        sched.load_state_dict(dict(good, **{key: value}))
+    assert sched.state_dict() == good
+    # SequentialLR: a bad entry in one of its schedulers' states changes none of them
+    opt = _opt()
+    seq = L.SequentialLR(opt, [L.LinearLR(opt, 0.5, total_iters=2), L.StepLR(opt, 2, 0.5)], [2])
+    for _ in range(3):
+        seq.step()
+    good = seq.state_dict()
+    bad = dict(
+        good, last_epoch=1, _schedulers=[good["_schedulers"][0], dict(good["_schedulers"][1], **{key: value})]
+    )
+    with pytest.raises(exc, match=msg):
+        seq.load_state_dict(bad)
+    assert seq.state_dict() == good

@@ -22,7 +22,8 @@ set from ``group['lr']`` by the first scheduler attached):
 A learning rate below 0 is never written: ``gamma`` and ``eta_min`` must be >= 0 (a
 ValueError at construction naming the argument), and a step whose rate would come out
 negative or not finite (e.g. ``lr * gamma`` overflowing) raises ValueError and changes
-nothing. ``load_state_dict`` checks the same before changing anything.
+nothing. ``load_state_dict`` checks the same, and that there is one base and one last
+learning rate per parameter group, before changing anything.
 """
 
 from __future__ import annotations
@@ -138,18 +139,25 @@ class LRScheduler:
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned; the hyperparameters, base and last
-        learning rates are checked first (nothing changes if they are invalid)."""
+        learning rates (one of each per parameter group of the optimizer) are checked first
+        (nothing changes if they are invalid)."""
         where = f"{type(self).__name__}.load_state_dict"
         previous = dict(self.__dict__)
         self.__dict__.update({k: v for k, v in state_dict.items() if k != "_schedulers"})
         try:
             self._check()
             self.last_epoch = V.integer(self.last_epoch, "last_epoch", where, low=-1)
+            n_groups = len(self.optimizer.param_groups)
             for name in ("base_lrs", "_last_lr"):
-                values = [
-                    V.real(v, f"{name}[{i}]", where, low=0.0) for i, v in enumerate(getattr(self, name))
-                ]
-                setattr(self, name, values)
+                values = getattr(self, name)
+                if not isinstance(values, (list, tuple)):
+                    raise TypeError(f"{where}: {name} must be a list of floats, got {type(values).__name__}")
+                if len(values) != n_groups:
+                    raise ValueError(
+                        f"{where}: {name} has {len(values)} entries, the optimizer has "
+                        f"{n_groups} parameter groups"
+                    )
+                setattr(self, name, [V.real(v, f"{name}[{i}]", where, low=0.0) for i, v in enumerate(values)])
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(previous)
