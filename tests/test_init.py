@@ -1,5 +1,6 @@
 """Initializers: statistics of the draws against the formulas, fans in normreg's (in, out)
-layout, reproducibility, bad arguments."""
+Linear layout for 2-D weights and PyTorch's (out, in, *kernel) layout for convolution
+weights, reproducibility, bad arguments."""
 
 import math
 import warnings
@@ -76,9 +77,68 @@ def test_calculate_gain_table():
 
 def test_fans_follow_the_in_out_layout():
     assert init.calculate_fan_in_and_fan_out(np.empty((30, 7))) == (30, 7)
-    assert init.calculate_fan_in_and_fan_out(Parameter(np.empty((4, 5, 3, 2)))) == (24, 30)
+    assert init.calculate_fan_in_and_fan_out(Parameter(np.empty((7, 30)))) == (7, 30)
     with pytest.raises(ValueError, match="fewer than 2 dimensions"):
         init.calculate_fan_in_and_fan_out(np.empty(5))
+
+
+@pytest.mark.parametrize(
+    "shape, fans",
+    [
+        # (out, in, *kernel): fan_in = in * prod(kernel), fan_out = out * prod(kernel)
+        ((8, 4, 5), (4 * 5, 8 * 5)),
+        ((64, 3, 3, 3), (3 * 9, 64 * 9)),
+        ((4, 5, 3, 2), (5 * 6, 4 * 6)),
+        ((2, 3, 4, 5, 6), (3 * 120, 2 * 120)),
+        ((6, 2, 0, 3), (0, 0)),
+    ],
+)
+def test_fans_of_convolution_weights_follow_pytorch_layout(shape, fans):
+    assert init.calculate_fan_in_and_fan_out(np.empty(shape)) == fans
+    assert init.calculate_fan_in_and_fan_out(Parameter(np.empty(shape, np.float32))) == fans
+
+
+def test_fans_of_the_layers_weights():
+    lin = nn.Linear(20, 50)  # weight (in, out)
+    assert init.calculate_fan_in_and_fan_out(lin.weight) == (20, 50)
+    conv = nn.Conv2d(3, 64, 3)  # weight (out, in, kh, kw)
+    assert init.calculate_fan_in_and_fan_out(conv.weight) == (3 * 3 * 3, 64 * 3 * 3)
+
+
+@pytest.mark.parametrize("mode", ["fan_in", "fan_out"])
+def test_kaiming_on_a_conv2d_weight(mode):
+    conv = nn.Conv2d(16, 32, 3, dtype=np.float64)
+    fan = 16 * 3 * 3 if mode == "fan_in" else 32 * 3 * 3
+    normreg.manual_seed(1)
+    init.kaiming_uniform_(conv.weight, mode=mode, nonlinearity="relu")
+    check_uniform(conv.weight.data, math.sqrt(2) * math.sqrt(3 / fan))  # gain * sqrt(3 / fan)
+    init.kaiming_normal_(conv.weight, mode=mode, nonlinearity="relu")
+    check_normal(conv.weight.data, 0.0, math.sqrt(2) / math.sqrt(fan))  # gain / sqrt(fan)
+
+
+def test_kaiming_normal_on_a_conv2d_weight_of_few_input_channels():
+    conv = nn.Conv2d(3, 64, 3, dtype=np.float64)
+    init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
+    check_normal(conv.weight.data, 0.0, math.sqrt(2 / 27))  # fan_in = 3 * 3 * 3
+
+
+def test_xavier_on_a_conv2d_weight():
+    conv = nn.Conv2d(8, 24, (3, 2), dtype=np.float64)
+    fan_in, fan_out = 8 * 6, 24 * 6
+    init.xavier_uniform_(conv.weight, gain=1.5)
+    check_uniform(conv.weight.data, 1.5 * math.sqrt(6 / (fan_in + fan_out)))
+    init.xavier_normal_(conv.weight)
+    check_normal(conv.weight.data, 0.0, math.sqrt(2 / (fan_in + fan_out)))
+
+
+def test_conv2d_default_initialization_uses_pytorch_fan_in():
+    """PyTorch's rule: kaiming_uniform_(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with
+    fan_in = in_channels * kH * kW, and the bias from the same range."""
+    normreg.manual_seed(4)
+    conv = nn.Conv2d(4, 200, 3, dtype=np.float64)  # fan_in 36, fan_out 1800
+    check_uniform(conv.weight.data, 1 / math.sqrt(36))
+    assert np.abs(conv.bias.data).max() <= 1 / math.sqrt(36)
+    assert np.abs(conv.bias.data).max() > 1 / math.sqrt(1800)
 
 
 @pytest.mark.parametrize("shape", [(400, 100), (100, 400)])
@@ -172,3 +232,10 @@ def test_matches_torch_gain_and_bounds():
     bound = 1 / math.sqrt(200)
     assert tw.abs().max().item() <= bound and np.abs(w).max() <= bound
     assert tw.abs().max().item() > 0.99 * bound and np.abs(w).max() > 0.99 * bound
+
+
+def test_matches_torch_fans_of_conv_weights():
+    torch = pytest.importorskip("torch")
+    for shape in [(64, 3, 3, 3), (8, 4, 5), (2, 3, 4, 5, 6)]:
+        expected = torch.nn.init._calculate_fan_in_and_fan_out(torch.empty(shape))
+        assert init.calculate_fan_in_and_fan_out(np.empty(shape)) == tuple(expected)

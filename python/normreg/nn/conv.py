@@ -50,17 +50,16 @@ class Conv2d(WeightedLayer):
         self._init_parameters(weight_shape, self.out_channels, bias, dtype, generator)
 
     def reset_parameters(self, generator: Generator | None = None) -> None:
-        """PyTorch's default: ``kaiming_uniform_(weight, a=sqrt(5))`` with PyTorch's fan_in
-        ``in_channels * kH * kW``, i.e. U(-b, b) with ``b = gain * sqrt(3 / fan_in) =
-        1/sqrt(fan_in)`` (gain = sqrt(2 / (1 + 5))), and the bias from U(-b, b) with the same
-        b. (The fan is given explicitly: ``init``'s fans read a weight in normreg's Linear
-        layout (in, out, ...), the transpose of this one.) Draws from ``generator``."""
+        """PyTorch's default: ``init.kaiming_uniform_(weight, a=sqrt(5))``, i.e. U(-b, b) with
+        ``b = gain * sqrt(3 / fan_in) = 1/sqrt(fan_in)`` (gain = sqrt(2 / (1 + 5)),
+        fan_in = in_channels * kH * kW: ``init``'s fan of this (out, in, kH, kW) weight),
+        and the bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)). Draws from ``generator``."""
         as_generator(generator, type(self).__name__)
-        fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
-        bound = init.calculate_gain("leaky_relu", math.sqrt(5)) * math.sqrt(3.0 / fan_in)
-        init.uniform_(self.weight, -bound, bound, generator=generator)
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=generator)
         if self.bias is not None:
-            init.uniform_(self.bias, -1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in), generator=generator)
+            fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
+            bound = 1.0 / math.sqrt(fan_in)
+            init.uniform_(self.bias, -bound, bound, generator=generator)
 
     def _forward(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
         return F.conv2d(x, weight, bias, self.stride, self.padding)

@@ -5,12 +5,14 @@ or a writeable float ndarray) and returns it. Random draws come from ``generator
 (default: normreg's default generator), one fresh NumPy generator per call
 (:meth:`normreg.Generator.numpy`), so ``normreg.manual_seed(s)`` makes them reproducible.
 
-**Fans.** normreg stores a Linear weight as ``(in_features, out_features)`` (``y = x @ W``),
-the transpose of PyTorch's, so for an array of shape ``(a, b, *k)``:
-``fan_in = a * prod(k)`` and ``fan_out = b * prod(k)``, i.e. for 2-D ``fan_in = shape[0]``,
-``fan_out = shape[1]``, and further dimensions count as a receptive field multiplying both
-(PyTorch's rule with the first two dimensions in normreg's order). Fans are not defined for
-fewer than two dimensions (``ValueError``), as in PyTorch.
+**Fans.** A 2-D array is a weight in normreg's Linear layout ``(in_features,
+out_features)`` (``y = x @ W``), the transpose of PyTorch's: ``fan_in = shape[0]``,
+``fan_out = shape[1]``. An array of three or more dimensions is a convolution weight in
+PyTorch's layout ``(out, in, *kernel)`` (as :class:`~normreg.nn.Conv2d` stores it):
+``fan_in = in * prod(kernel) = shape[1] * prod(shape[2:])`` and
+``fan_out = out * prod(kernel) = shape[0] * prod(shape[2:])``, PyTorch's own rule. So a
+Linear and a Conv2d weight get the same fans as their PyTorch twins. Fans are not defined
+for fewer than two dimensions (``ValueError``), as in PyTorch.
 
 * ``xavier_uniform_``: U(-a, a), ``a = gain * sqrt(6 / (fan_in + fan_out))``;
   ``xavier_normal_``: N(0, std²), ``std = gain * sqrt(2 / (fan_in + fan_out))``.
@@ -108,15 +110,19 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
 
 
 def calculate_fan_in_and_fan_out(tensor: Parameter | np.ndarray) -> tuple[int, int]:
-    """``(fan_in, fan_out)`` of an array ``(in, out, *receptive_field)`` (see the module doc)."""
+    """``(fan_in, fan_out)``: ``(shape[0], shape[1])`` for a 2-D ``(in, out)`` Linear weight;
+    ``(in * prod(kernel), out * prod(kernel))`` for an ``(out, in, *kernel)`` convolution
+    weight of 3 or more dimensions (PyTorch's rule; see the module doc)."""
     shape = np.shape(tensor.data if isinstance(tensor, Parameter) else tensor)
     if len(shape) < 2:
         raise ValueError(
             "Fan in and fan out can not be computed for tensor with fewer than "
             f"2 dimensions (got shape {shape})"
         )
-    receptive = math.prod(shape[2:])
-    return shape[0] * receptive, shape[1] * receptive
+    if len(shape) == 2:  # normreg's Linear layout (in_features, out_features)
+        return shape[0], shape[1]
+    receptive = math.prod(shape[2:])  # PyTorch's (out_channels, in_channels, *kernel)
+    return shape[1] * receptive, shape[0] * receptive
 
 
 def _fan(tensor: Parameter | np.ndarray, mode: str) -> int:
