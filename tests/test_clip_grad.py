@@ -95,3 +95,64 @@ def test_clip_grad_norm_matches_torch():
         assert total == pytest.approx(float(ttotal), rel=1e-12)
         for p, t in zip(ps, tps):
             np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("clip", ["norm", "value"])
+@pytest.mark.parametrize(
+    "bad_grad, words",
+    [
+        (np.array([3, 4, 0]), "dtype float32 or float64, got int64"),
+        ([3.0, 4.0, 0.0], "numpy.ndarray.*got list"),
+        (np.array([3, 4, 0], np.float16), "dtype float32 or float64, got float16"),
+        (np.array([3.0, 4.0, 0.0], np.float32), "dtype float32, expected float64"),
+        (np.array([3 + 0j, 4, 0]), "dtype float32 or float64, got complex128"),
+    ],
+)
+def test_clip_grad_rejects_non_float_grads_before_changing_any(clip, bad_grad, words):
+    ps = params_with_grads(scale=10.0)
+    bad = nn.Parameter(np.zeros(3))
+    bad.grad = bad_grad
+    before = [p.grad.copy() for p in ps]
+    with pytest.raises(TypeError, match=r"parameters\[3\]\.grad.*" + words):
+        if clip == "norm":
+            normreg.nn.utils.clip_grad_norm_([*ps, bad], 1.0)
+        else:
+            normreg.nn.utils.clip_grad_value_([*ps, bad], 0.1)
+    for p, g in zip(ps, before):  # the gradients before the bad one were not scaled
+        np.testing.assert_array_equal(p.grad, g)
+    assert bad.grad is bad_grad
+
+
+def test_clip_grad_norm_int_grad_is_not_silently_zeroed():
+    p = nn.Parameter(np.zeros(3))
+    p.grad = np.array([3, 4, 0])
+    with pytest.raises(TypeError, match="grad"):
+        normreg.nn.utils.clip_grad_norm_(p, 1.0)
+    np.testing.assert_array_equal(p.grad, [3, 4, 0])
+
+
+@pytest.mark.parametrize("clip", ["norm", "value"])
+def test_clip_grad_rejects_read_only_grads_before_changing_any(clip):
+    ps = params_with_grads(scale=10.0)
+    ps[1].grad.flags.writeable = False
+    before = [p.grad.copy() for p in ps]
+    with pytest.raises(ValueError, match=r"parameters\[1\]\.grad.*writeable"):
+        if clip == "norm":
+            normreg.nn.utils.clip_grad_norm_(ps, 1.0)
+        else:
+            normreg.nn.utils.clip_grad_value_(ps, 0.1)
+    for p, g in zip(ps, before):
+        np.testing.assert_array_equal(p.grad, g)
+
+
+def test_clip_grad_scales_non_contiguous_grads_in_place():
+    p = nn.Parameter(np.zeros((3, 4)))
+    base = np.zeros((4, 3))
+    base[:] = [[3.0, 0.0, 0.0], [4.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+    p.grad = base.T  # a strided view: scaled where it is
+    assert normreg.nn.utils.clip_grad_norm_(p, 1.0) == pytest.approx(5.0)
+    assert p.grad.base is base
+    np.testing.assert_allclose(base[:2, 0], [3 / (5 + 1e-6), 4 / (5 + 1e-6)])
+    normreg.nn.utils.clip_grad_value_(p, 0.5)
+    np.testing.assert_array_equal(base[:2, 0], [0.5, 0.5])
+    assert base[2:].sum() == 0 and base[:, 1:].sum() == 0

@@ -18,14 +18,33 @@ Parameters = Union[Parameter, Iterable[Parameter]]
 
 
 def _grads(parameters: Parameters, where: str) -> list[np.ndarray]:
+    """The gradients of ``parameters`` to change in place, each checked before any is
+    written: a float32 or float64 ndarray of its parameter's dtype (as the optimizers take
+    it; TypeError otherwise) and writeable (ValueError otherwise)."""
     if isinstance(parameters, Parameter):
         parameters = [parameters]
     grads = []
     for i, p in enumerate(parameters):
         if not isinstance(p, Parameter):
             raise TypeError(f"{where}: parameters must be Parameters, item {i} is {type(p).__name__}")
-        if p.grad is not None:
-            grads.append(p.grad)
+        g = p.grad
+        if g is None:
+            continue
+        name = f"parameters[{i}].grad"
+        if not isinstance(g, np.ndarray):
+            raise TypeError(
+                f"{where}: {name} must be a numpy.ndarray of float32 or float64 (it is changed "
+                f"in place), got {type(g).__name__}"
+            )
+        if g.dtype.kind != "f" or g.dtype.itemsize not in (4, 8):
+            raise TypeError(f"{where}: {name} must have dtype float32 or float64, got {g.dtype}")
+        if g.dtype != p.data.dtype:
+            raise TypeError(
+                f"{where}: {name} has dtype {g.dtype}, expected {p.data.dtype} (the dtype of the parameter)"
+            )
+        if not g.flags.writeable:
+            raise ValueError(f"{where}: {name} is changed in place and must be writeable")
+        grads.append(g)
     return grads
 
 
@@ -69,6 +88,10 @@ def clip_grad_norm_(
     clipped). Returns the total norm (before clipping) as a float. With
     ``error_if_nonfinite=True`` a NaN or infinite total norm raises RuntimeError and leaves
     the gradients untouched.
+
+    Every gradient is checked before any is scaled: a float32 or float64 ndarray of its
+    parameter's dtype (TypeError otherwise, as the optimizers) and writeable (ValueError
+    otherwise); a call that raises has changed no gradient.
     """
     where = "clip_grad_norm_"
     grads = _grads(parameters, where)
@@ -89,7 +112,10 @@ def clip_grad_norm_(
 
 
 def clip_grad_value_(parameters: Parameters, clip_value: float) -> None:
-    """Clip every gradient of ``parameters`` in place to ``[-clip_value, clip_value]``."""
+    """Clip every gradient of ``parameters`` in place to ``[-clip_value, clip_value]``.
+
+    The gradients are checked first, as :func:`clip_grad_norm_` checks them: a call that
+    raises has changed no gradient."""
     where = "clip_grad_value_"
     clip_value = V.real(clip_value, "clip_value", where, allow_inf=True)
     for g in _grads(parameters, where):
