@@ -1,5 +1,6 @@
 """Checkpoints: round trips, atomic writes, refusal of corrupted and pickle-bearing files."""
 
+import io
 import os
 import pickle
 import stat
@@ -167,6 +168,59 @@ def test_unsavable_values_raise_before_touching_the_file(tmp_path):
         with pytest.raises(TypeError, match=msg):
             normreg.save(obj, path)
     assert path.read_bytes() == old
+
+
+@pytest.mark.parametrize("f", [5, None, 2.5, bytearray(b"ck.npz"), ["ck.npz"]])
+def test_load_of_what_is_neither_a_path_nor_a_file_names_f(f):
+    with pytest.raises(TypeError, match=r"normreg.load: f must be a path .* or a binary file object"):
+        normreg.load(f)
+
+
+def test_load_of_a_text_mode_file_says_binary_mode(tmp_path):
+    path = tmp_path / "ck.npz"
+    normreg.save({"w": np.arange(300.0)}, path)  # bytes that are not valid UTF-8
+    with open(path, encoding="utf-8") as fh:
+        with pytest.raises(TypeError, match="must be opened in binary mode"):
+            normreg.load(fh)
+        assert fh.tell() == 0  # nothing was read
+    with pytest.raises(TypeError, match="must be opened in binary mode"):
+        normreg.load(io.StringIO("PK\x03\x04"))
+
+    class TextReader:  # no io base class: its read returns str
+        def read(self, n=-1):
+            return "PK\x03\x04"[: max(n, 0)] if n >= 0 else "PK\x03\x04"
+
+    with pytest.raises(TypeError, match="must be opened in binary mode"):
+        normreg.load(TextReader())
+    with open(path, "rb") as fh:  # the same file in binary mode loads
+        np.testing.assert_array_equal(normreg.load(fh)["w"], np.arange(300.0))
+    np.testing.assert_array_equal(normreg.load(io.BytesIO(path.read_bytes()))["w"], np.arange(300.0))
+
+
+@pytest.mark.parametrize("dest", [5, None, 2.5, ["ck.npz"]])
+def test_save_to_what_is_not_a_path_names_path(tmp_path, dest):
+    with pytest.raises(TypeError, match="normreg.save: path must be a str, bytes or os.PathLike"):
+        normreg.save({"w": np.zeros(3)}, dest)
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_to_a_file_object_is_refused_and_writes_nothing(tmp_path):
+    refused = pytest.raises(TypeError, match="path must be .*file objects are not supported")
+    with open(tmp_path / "ck.npz", "wb") as fh, refused:
+        normreg.save({"w": np.zeros(3)}, fh)
+    buf = io.BytesIO()
+    with pytest.raises(TypeError, match="file objects are not supported"):
+        normreg.save({"w": np.zeros(3)}, buf)
+    assert buf.getvalue() == b""
+    assert (tmp_path / "ck.npz").read_bytes() == b""
+    assert sorted(os.listdir(tmp_path)) == ["ck.npz"]
+
+
+def test_save_and_load_take_bytes_paths(tmp_path):
+    path = os.fsencode(tmp_path / "ck.npz")
+    normreg.save({"w": np.arange(4.0)}, path)
+    assert sorted(os.listdir(tmp_path)) == ["ck.npz"]
+    np.testing.assert_array_equal(normreg.load(path)["w"], np.arange(4.0))
 
 
 def test_truncated_and_corrupted_files_raise_a_clear_error(tmp_path):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import io
 import json
 import math
 import numbers
@@ -39,7 +40,7 @@ import numpy as np
 
 __all__ = ["save", "load", "CheckpointError", "MAX_DEPTH"]
 
-PathLike = Union[str, "os.PathLike[str]"]
+PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 _FORMAT = "normreg-checkpoint"
 _VERSION = 1
@@ -154,11 +155,23 @@ def _write_archive(f: IO[bytes], arrays: dict[str, np.ndarray], structure: str) 
 def save(obj: Any, path: PathLike) -> None:
     """Save ``obj`` (nested dicts/lists/tuples of arrays and scalars) to ``path`` atomically.
 
-    The file name is used as given (no ``.npz`` is appended). Raises TypeError naming the
+    ``path`` is a file name (str, bytes or ``os.PathLike``), used as given (no ``.npz`` is
+    appended); anything else, a file object included (the write goes to a temporary file
+    renamed over ``path``), raises TypeError naming ``path``. Raises TypeError naming the
     first value that cannot be stored without pickle; the previous file at ``path``, if
     any, is left untouched on any error.
     """
-    path = os.fspath(path)
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        hint = (
+            " (file objects are not supported: save writes a temporary file next to path "
+            "and renames it over path, so that a failed save leaves the previous file intact)"
+            if hasattr(path, "write")
+            else ""
+        )
+        raise TypeError(
+            f"normreg.save: path must be a str, bytes or os.PathLike, got {type(path).__name__}{hint}"
+        )
+    path = os.fsdecode(os.fspath(path))
     arrays: dict[str, np.ndarray] = {}
     root = _encode(obj, arrays, "obj")
     structure = json.dumps({"format": _FORMAT, "version": _VERSION, "root": root})
@@ -192,7 +205,9 @@ def load(f: PathLike | IO[bytes]) -> Any:
     """Load a checkpoint written by :func:`save` from a path or a binary file object
     (readable and seekable, e.g. ``io.BytesIO(data)``; read from its current position).
 
-    Raises FileNotFoundError for a missing file and :class:`CheckpointError` (a
+    Raises TypeError for an ``f`` that is neither a path (str, bytes or ``os.PathLike``)
+    nor a file object with ``read``, and for a file object opened in text mode;
+    FileNotFoundError for a missing file and :class:`CheckpointError` (a
     ValueError) for a file that is truncated, corrupted, not a normreg checkpoint, holds
     pickled data (refused: loading never unpickles), or whose archive directory, ``.npy``
     headers or structure are not what :func:`save` writes (see the module's docstring:
@@ -202,6 +217,17 @@ def load(f: PathLike | IO[bytes]) -> Any:
         path = os.fspath(f)
         with open(path, "rb") as fh:
             return _load(fh, f"'{path!s}'")
+    if not callable(getattr(f, "read", None)):
+        raise TypeError(
+            "normreg.load: f must be a path (str, bytes or os.PathLike) or a binary file "
+            f"object opened for reading, got {type(f).__name__}"
+        )
+    # a text-mode file would decode the archive's bytes (UnicodeDecodeError) on the first read
+    if isinstance(f, io.TextIOBase) or isinstance(f.read(0), str):
+        raise TypeError(
+            f"normreg.load: the file object f must be opened in binary mode ('rb'), got a text-mode "
+            f"{type(f).__name__}"
+        )
     name = getattr(f, "name", None)
     return _load(f, f"'{name}'" if isinstance(name, str) else "the file object")
 
