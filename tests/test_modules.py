@@ -1,6 +1,7 @@
 """Module API: containers, parameters, state dicts, modes, gradient accumulation."""
 
 import collections
+import math
 
 import numpy as np
 import pytest
@@ -108,6 +109,59 @@ def test_residual_flatten_identity(rng):
     assert repr(nn.Flatten()) == "Flatten(start_dim=1, end_dim=-1)"
     ident = nn.Identity()
     np.testing.assert_array_equal(ident(x4), x4)
+
+
+@pytest.mark.parametrize(
+    "make, x_shape, y_shape",
+    [
+        (lambda: nn.Flatten(), (2, 3, 4), (2, 12)),
+        (lambda: nn.Flatten(0, 1), (2, 3, 4), (6, 4)),
+        (lambda: nn.Unflatten(1, (3, 4)), (2, 12), (2, 3, 4)),
+        (lambda: nn.Unflatten(-1, (2, -1)), (5, 8), (5, 2, 4)),
+    ],
+)
+def test_reshape_backward_takes_dy_of_the_output_shape_only(make, x_shape, y_shape):
+    layer = make()
+    x = np.arange(math.prod(x_shape), dtype=np.float64).reshape(x_shape)
+    y = layer(x)
+    assert y.shape == y_shape
+    np.testing.assert_array_equal(y, x.reshape(y_shape))
+    for wrong in (y_shape[::-1], (math.prod(y_shape),), x_shape):
+        if wrong == y_shape:
+            continue
+        with pytest.raises(ValueError, match=r"dy must have shape \(.*\) \(the shape of the forward's"):
+            layer.backward(np.ones(wrong))
+    assert layer.pending_forwards == 1  # a backward that raised has taken nothing
+    np.testing.assert_array_equal(layer.backward(y + 1), x + 1)
+
+
+def test_flatten_backward_rejects_a_transposed_dy():
+    f = nn.Flatten()
+    f(np.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match=r"Flatten.backward: dy must have shape \(2, 12\).*got \(12, 2\)"):
+        f.backward(np.ones((12, 2)))
+
+
+def test_unflatten_infers_one_minus_one_size():
+    x = np.arange(24.0).reshape(3, 8)
+    u = nn.Unflatten(1, (2, -1))
+    np.testing.assert_array_equal(u(x), x.reshape(3, 2, 4))
+    assert u.unflattened_size == (2, -1)
+    assert repr(u) == "Unflatten(dim=1, unflattened_size=(2, -1))"
+    np.testing.assert_array_equal(nn.Unflatten(0, [-1, 1, 3])(x), x.reshape(1, 1, 3, 8))
+    np.testing.assert_array_equal(nn.Unflatten(1, (-1,))(x), x)
+    assert nn.Unflatten(1, (2, -1))(np.zeros((3, 0))).shape == (3, 2, 0)  # 0 / 2, as PyTorch
+    with pytest.raises(ValueError, match="Unflatten"):
+        nn.Unflatten(1, (3, -1))(x)  # 3 does not divide 8
+    with pytest.raises(ValueError, match="Unflatten"):
+        nn.Unflatten(1, (16, -1))(x)
+    with pytest.raises(ValueError, match="at most one -1"):
+        nn.Unflatten(1, (-1, -1))
+    for bad in ((2, -2), (0, 8), (-1, 0)):
+        with pytest.raises(ValueError, match="unflattened_size"):
+            nn.Unflatten(1, bad)
+    with pytest.raises(TypeError, match="unflattened_size"):
+        nn.Unflatten(1, 8)
 
 
 @pytest.mark.parametrize(

@@ -56,19 +56,20 @@ def _writes_in_place(x: np.ndarray) -> bool:
 
 
 class _Reshape(Module):
-    """A layer that only reshapes: the backward gives dy the input's shape back."""
+    """A layer that only reshapes: the backward takes dy of the forward output's shape and
+    gives it the input's shape back."""
 
     def _reshape(self, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-        self.save_for_backward(x.shape)
-        return x.reshape(shape)
+        y = x.reshape(shape)
+        self.save_for_backward(x.shape, y.shape)
+        return y
 
     def backward(self, dy: Any) -> np.ndarray:
-        (shape,) = self.saved()
+        in_shape, out_shape = self.saved()
         where = type(self).__name__
         dy = V.array(dy, "dy", where)
-        if dy.size != math.prod(shape):
-            raise ValueError(f"{where}.backward: dy of shape {dy.shape} does not match input {shape}")
-        return dy.reshape(shape)
+        V.check_shape(dy, "dy", f"{where}.backward", out_shape, "the shape of the forward's output")
+        return dy.reshape(in_shape)
 
 
 class Flatten(_Reshape):
@@ -101,7 +102,9 @@ class Flatten(_Reshape):
 
 class Unflatten(_Reshape):
     """Expand dimension ``dim`` into ``unflattened_size`` (PyTorch's ``nn.Unflatten``), e.g.
-    ``Unflatten(1, (1, 28, 28))``: (N, 784) -> (N, 1, 28, 28)."""
+    ``Unflatten(1, (1, 28, 28))``: (N, 784) -> (N, 1, 28, 28). As in PyTorch, one entry of
+    ``unflattened_size`` may be -1, inferred from the size of dimension ``dim`` (which the
+    other entries' product must divide): ``Unflatten(1, (2, -1))``: (N, 8) -> (N, 2, 4)."""
 
     def __init__(self, dim: int, unflattened_size: Any) -> None:
         super().__init__()
@@ -111,18 +114,27 @@ class Unflatten(_Reshape):
             raise TypeError(
                 f"{where}: unflattened_size must be a tuple of ints, got {type(unflattened_size).__name__}"
             )
-        self.unflattened_size = tuple(
-            V.integer(d, "unflattened_size", where, low=1) for d in unflattened_size
-        )
+        sizes = tuple(V.integer(d, "unflattened_size", where) for d in unflattened_size)
+        if any(d < 1 and d != -1 for d in sizes) or sizes.count(-1) > 1:
+            raise ValueError(
+                f"{where}: unflattened_size must hold positive sizes and at most one -1 (inferred), "
+                f"got {sizes}"
+            )
+        self.unflattened_size = sizes
 
     def forward(self, x: Any) -> np.ndarray:
         x = V.array(x, "x", type(self).__name__)
         d = self.dim if self.dim >= 0 else self.dim + x.ndim
-        if not 0 <= d < x.ndim or x.shape[d] != math.prod(self.unflattened_size):
+        sizes = self.unflattened_size
+        known = math.prod(s for s in sizes if s != -1)
+        fits = 0 <= d < x.ndim and (x.shape[d] % known == 0 if -1 in sizes else x.shape[d] == known)
+        if not fits:
             raise ValueError(
-                f"Unflatten({self.dim}, {self.unflattened_size}) does not fit input of shape {x.shape}"
+                f"Unflatten({self.dim}, {sizes}) does not fit input of shape {x.shape}: dim must be a "
+                f"dimension of it whose size the sizes multiply to (or, with a -1, divide)"
             )
-        return self._reshape(x, x.shape[:d] + self.unflattened_size + x.shape[d + 1 :])
+        sizes = tuple(x.shape[d] // known if s == -1 else s for s in sizes)
+        return self._reshape(x, x.shape[:d] + sizes + x.shape[d + 1 :])
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
