@@ -133,6 +133,11 @@ def test_modules(rng):
         assert repr(m).startswith(type(m).__name__)
     with pytest.raises(RuntimeError, match="no pending forward"):
         nn.MaxPool2d(2).backward(np.ones((1, 1, 1, 1)))
+    # a dy of the wrong shape is named, with the forward output's shape
+    mp(x)
+    with pytest.raises(ValueError, match=r"dy must have shape \(2, 3, 5, 4\) .*output.*got \(3, 3, 5, 4\)"):
+        mp.backward(np.ones((3, 3, 5, 4)))
+    mp.clear_pending()
     # used twice before its backwards: each backward takes the newest forward's indices
     x2 = pool_input(rng, (2, 3, 9, 8), np.float64)
     y1, y2 = mp(x), mp(x2)

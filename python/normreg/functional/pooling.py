@@ -103,15 +103,15 @@ def max_pool2d_backward(
 ) -> np.ndarray:
     """Gradient of :func:`max_pool2d`: dy added at the position of each window's maximum.
 
-    dy and indices (from the forward) of y's shape; input_shape the shape of x
-    -> dx of shape input_shape.
+    dy and indices (from the forward) of y's shape (a dy of another shape is a ValueError
+    naming dy); input_shape the shape of x -> dx of shape input_shape.
     """
     where = "max_pool2d_backward"
     dy = V.float_array(dy, "dy", where)
     dy4, unbatched = as_nchw(dy, "dy", where)
     if not isinstance(indices, np.ndarray) or indices.dtype.kind not in "iu":
         raise TypeError(f"{where}: indices must be the integer array returned by max_pool2d")
-    V.check_shape(indices, "indices", where, dy.shape, "the shape of dy")
+    V.check_shape(dy, "dy", where, indices.shape, "the shape of indices: max_pool2d's output")
     idx4 = np.require(indices, np.int64, ("C", "A")).reshape(dy4.shape)
     hw = _input_hw(input_shape, dy4, unbatched, where)
     V.out_apart(out, where, indices=idx4)
