@@ -31,7 +31,7 @@ def write_back(*pairs: tuple[np.ndarray | None, np.ndarray | None]) -> None:
     """After a step: copy each working array (see :func:`check_step_arrays`) that is a copy
     into the array it stands for."""
     for arr, work in pairs:
-        if work is not arr:
+        if arr is not None and work is not None and work is not arr:
             np.copyto(arr, work)
 
 
