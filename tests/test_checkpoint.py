@@ -110,8 +110,12 @@ def test_module_load_state_dict_names_the_key(tmp_path):
     with pytest.raises(ValueError, match="'0.weight' has shape"):
         model.load_state_dict(normreg.load(tmp_path / "bad.npz"))
     sd = model.state_dict()
-    sd["1.running_var"] = sd["1.running_var"].astype(np.float64)
-    with pytest.raises(TypeError, match="'1.running_var' has dtype float64"):
+    sd["1.running_var"] = sd["1.running_var"].astype(np.complex64)
+    with pytest.raises(TypeError, match="'1.running_var' has dtype complex64"):
+        model.load_state_dict(sd)
+    sd = model.state_dict()
+    sd["1.num_batches_tracked"] = np.asarray(sd["1.num_batches_tracked"], np.float64)
+    with pytest.raises(TypeError, match="'1.num_batches_tracked' has dtype float64"):
         model.load_state_dict(sd)
     sd = model.state_dict()
     del sd["3.bias"]
@@ -309,3 +313,18 @@ def test_save_fsyncs_the_file_then_renames_then_fsyncs_the_directory(tmp_path, m
     assert events[1][1] == "ck.npz"
     assert events[0][1] == os.stat(sub / "ck.npz").st_ino  # the temporary became the file
     assert events[2][1] == os.stat(sub).st_ino  # the destination's directory
+
+
+def test_module_load_state_dict_takes_other_floats_and_an_absent_batch_count():
+    """As PyTorch's: a float64 state loads into a float32 model (rounded to float32, as
+    ``copy_`` does), and a batch norm's num_batches_tracked may be absent (the count kept)."""
+    model = _model()
+    sd = {k: np.asarray(v, np.float64) if v.dtype.kind == "f" else v for k, v in model.state_dict().items()}
+    rng = np.random.default_rng(5)
+    sd["0.weight"] = rng.standard_normal(sd["0.weight"].shape)
+    count = model.state_dict()["1.num_batches_tracked"]
+    del sd["1.num_batches_tracked"]
+    assert model.load_state_dict(sd) == ([], [])
+    assert model.state_dict()["0.weight"].dtype == np.float32
+    np.testing.assert_array_equal(model.state_dict()["0.weight"], sd["0.weight"].astype(np.float32))
+    assert model.state_dict()["1.num_batches_tracked"] == count

@@ -279,7 +279,7 @@ def test_load_state_dict_errors(rng):
     with pytest.raises(ValueError, match="0.weight"):
         model.load_state_dict(state)
     state = model.state_dict()
-    state["4.weight"] = state["4.weight"].astype(np.float64)
+    state["4.weight"] = state["4.weight"].astype(np.complex128)  # not a real number
     state["0.bias"] = np.full(6, 7, np.float32)
     with pytest.raises(TypeError, match="4.weight"):
         model.load_state_dict(state)

@@ -475,13 +475,17 @@ class Module:
         """Copy ``state_dict``'s arrays into the parameters and buffers, in place.
 
         Every key is checked (shape, dtype) before anything is written, so a failed load
-        changes nothing. With ``strict=True`` missing or unexpected keys raise KeyError;
-        with ``strict=False`` they are returned as ``(missing_keys, unexpected_keys)``.
+        changes nothing. An array of another float dtype is rounded to the target's (as
+        PyTorch's ``copy_``); a batch norm's ``num_batches_tracked`` may be absent (kept).
+        With ``strict=True`` missing or unexpected keys raise KeyError; with
+        ``strict=False`` they are returned as ``(missing_keys, unexpected_keys)``.
         """
         if not isinstance(state_dict, collections.abc.Mapping):
             raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
         targets = self._state_targets()
-        missing = [k for k in targets if k not in state_dict]
+        # a batch norm's count may be absent (PyTorch's checkpoints from before it had one):
+        # the count is kept, as PyTorch does
+        missing = [k for k in targets if k not in state_dict and not k.endswith("num_batches_tracked")]
         unexpected = [k for k in state_dict if k not in targets]
         if strict and (missing or unexpected):
             raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
@@ -494,11 +498,15 @@ class Module:
             value = np.asarray(value)
             if value.shape != target.shape:
                 raise ValueError(f"load_state_dict: '{key}' has shape {value.shape}, expected {target.shape}")
-            if value.dtype != target.dtype:
+            if value.dtype != target.dtype and not (
+                value.dtype.kind in "biuf" and np.can_cast(value.dtype, target.dtype, "same_kind")
+            ):
+                # a float64 state loads into a float32 model (rounded), as PyTorch's copy_
+                # does; a float into an integer count or anything not a number does not
                 raise TypeError(f"load_state_dict: '{key}' has dtype {value.dtype}, expected {target.dtype}")
             updates.append((target, value))
         for target, value in updates:
-            np.copyto(target, value)
+            np.copyto(target, value, casting="same_kind")
         return IncompatibleKeys(missing, unexpected)
 
     # -- display -------------------------------------------------------------------------
