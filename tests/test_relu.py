@@ -44,6 +44,17 @@ def test_nan_stays_nan():
     assert np.isnan(y[0]) and y[1] == 0 and y[2] == 2
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_backward_passes_dy_at_nan_and_blocks_it_at_zero_and_below(dtype):
+    """PyTorch's threshold_backward: dx = 0 where y <= 0, dy elsewhere, NaN included (all
+    sizes' vector paths: the values repeat along the array)."""
+    y = np.tile(np.array([np.nan, -0.0, 0.0, 1.5, np.inf, -np.inf], dtype), 50)
+    dy = np.arange(1, y.size + 1, dtype=dtype)
+    dx = F.relu_backward(dy, y)
+    want = np.tile(np.array([1, 0, 0, 1, 1, 0], dtype), 50) * dy
+    np.testing.assert_array_equal(dx, want)
+
+
 @pytest.mark.parametrize("n", [1, 15, 17, 100003])
 def test_branch_free_paths(nthreads, n):
     """The vectorized paths, sizes that are not multiples of the vector blocks, with NaN."""

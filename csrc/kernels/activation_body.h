@@ -26,11 +26,12 @@ FN(nr_relu_backward_range)(T *restrict dx, const T *restrict dy, const T *restri
     for (int64_t i = i0; i < i1; i++) {
         /* both loads unconditional: a select, not a branch on the sign of y */
         const T g = dy[i], v = y[i];
-        dx[i] = v > 0 ? g : (T)0;
+        dx[i] = v <= 0 ? (T)0 : g; /* NaN passes dy, as PyTorch's threshold_backward */
     }
 }
 
-/* dy (n), y (n) -> dx (n) = dy where y > 0, else 0 (the gradient at 0 is taken as 0). */
+/* dy (n), y (n) -> dx (n) = 0 where y <= 0, else dy (the gradient at 0 is taken as 0; at
+ * NaN it is dy). */
 void
 FN(nr_relu_backward)(T *dx, const T *dy, const T *y, int64_t n)
 {

@@ -43,9 +43,10 @@ def relu(x):
 
 
 def relu_backward(dy, x):
-    """dy where x > 0, else 0 (also at NaN). ``x`` may be the input or the output."""
+    """0 where x <= 0, else dy (also at NaN: PyTorch's threshold_backward). ``x`` may be the
+    input or the output."""
     dy, x = f64(dy, x)
-    return np.where(x > 0, dy, 0.0)
+    return np.where(x <= 0, 0.0, dy)
 
 
 # ---- layer norm over the trailing normalized_shape dims ----------------------------------

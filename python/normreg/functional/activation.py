@@ -19,7 +19,8 @@ def relu(x: Any, *, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def relu_backward(dy: Any, y: Any, *, out: np.ndarray | None = None) -> np.ndarray:
-    """``dx = dy where y > 0 else 0``, with ``y`` the output of :func:`relu`."""
+    """``dx = 0 where y <= 0 else dy``, with ``y`` the output of :func:`relu` (so dy passes
+    where y is NaN, as in PyTorch)."""
     where = "relu_backward"
     y = V.float_array(y, "y", where)
     dy = V.float_array(dy, "dy", where, y.dtype, "the dtype of y")
