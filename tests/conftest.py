@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import normreg
+from normreg import data
 
 #: Files whose tests run normreg's programs whole (the training command and its kill and
 #: resume, the notebook, the experiments, the benchmark suite) or check the package's import
@@ -47,3 +48,13 @@ def nthreads(request):
     normreg.set_num_threads(request.param)
     yield request.param
     normreg.set_num_threads(before)
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """No NORMREG_DATA, a fresh HOME (so a fresh cache), no Debian directory, no network."""
+    monkeypatch.delenv("NORMREG_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(data, "_DEBIAN_DIR", str(tmp_path / "debian"))
+    monkeypatch.setenv("NORMREG_FASHION_MNIST_URL", "http://127.0.0.1:9/")  # discard port: refused
+    return tmp_path

@@ -92,16 +92,6 @@ def test_read_idx_missing_file(tmp_path):
 # ---- load_fashion_mnist: search order -----------------------------------------------------------
 
 
-@pytest.fixture
-def isolated(tmp_path, monkeypatch):
-    """No NORMREG_DATA, a fresh HOME (so a fresh cache), no Debian directory, no network."""
-    monkeypatch.delenv("NORMREG_DATA", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(data, "_DEBIAN_DIR", str(tmp_path / "debian"))
-    monkeypatch.setenv("NORMREG_FASHION_MNIST_URL", "http://127.0.0.1:9/")  # discard port: refused
-    return tmp_path
-
-
 def test_load_fashion_mnist_format(isolated):
     write_dataset(isolated / "root", n_train=50, n_test=20, seed=5)
     x_train, y_train, x_test, y_test = load_fashion_mnist(isolated / "root")

@@ -10,8 +10,9 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
-from _synthetic import write_dataset
+from _synthetic import FILES, write_dataset, write_idx
 from test_train import assert_same_state
 
 import normreg
@@ -86,6 +87,24 @@ def test_user_errors_are_one_line_before_loading_data(tiny, tmp_path):
     ]
     _one_line_errors(runs)
     assert not (tmp_path / "never").exists() and not (tmp_path / "o").exists()
+
+
+def test_data_of_the_wrong_image_size_is_one_line_and_leaves_nothing(tmp_path):
+    """Test images of 20x20 pixels: refused when the data is loaded, naming the file, not
+    after an epoch of training; the --out directory made for the run is removed."""
+    bad = tmp_path / "data"
+    write_dataset(bad, n_train=100, n_test=20)
+    write_idx(bad / FILES[2], np.zeros((20, 20, 20), np.uint8))
+    out = tmp_path / "out"
+    done = subprocess.run(
+        command("--data-dir", bad, "--out", out, "--epochs", "1", *SMALL), capture_output=True, text=True
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"normreg-train: error: {bad / FILES[2]}: images of 20x20 pixels (shape (20, 20, 20)); "
+        "Fashion-MNIST's are 28x28"
+    ]
+    assert "epoch" not in done.stdout and not out.exists()
 
 
 def test_resume_flags_must_agree_with_the_run(tiny, tmp_path):

@@ -17,8 +17,8 @@ import math
 import os
 import struct
 import zlib
-from collections.abc import Iterator, Sequence
-from typing import IO, Any, Protocol, Union
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, Any, Optional, Protocol, Union
 
 import numpy as np
 
@@ -78,15 +78,25 @@ def read_idx(source: PathLike | IO[bytes]) -> np.ndarray:
     wrong magic number, an unknown type, a declared size the file cannot hold, data
     shorter or longer than the header says, or a truncated or corrupted gzip stream.
     """
+    return _read_idx_checked(source, None)
+
+
+#: A check of an IDX header before its data is read: ``(name, shape, dtype)``, raising
+#: ValueError for a file the caller cannot use.
+_HeaderCheck = Optional[Callable[[str, tuple[int, ...], "np.dtype[Any]"], None]]
+
+
+def _read_idx_checked(source: PathLike | IO[bytes], check: _HeaderCheck) -> np.ndarray:
+    """:func:`read_idx`, calling ``check`` on the header before anything is allocated."""
     if isinstance(source, (str, bytes, os.PathLike)):
         path = os.fspath(source)
         with open(path, "rb") as f:
-            return _read_idx(f, path if isinstance(path, str) else os.fsdecode(path))
+            return _read_idx(f, path if isinstance(path, str) else os.fsdecode(path), check)
     name = getattr(source, "name", None)
-    return _read_idx(source, name if isinstance(name, str) else "<IDX file object>")
+    return _read_idx(source, name if isinstance(name, str) else "<IDX file object>", check)
 
 
-def _read_idx(f: IO[bytes], name: str) -> np.ndarray:
+def _read_idx(f: IO[bytes], name: str, check: _HeaderCheck) -> np.ndarray:
     try:
         start = f.tell()
         size = f.seek(0, os.SEEK_END) - start
@@ -100,10 +110,10 @@ def _read_idx(f: IO[bytes], name: str) -> np.ndarray:
     if not isinstance(head, bytes):
         raise TypeError(f"read_idx: {name} must be opened in binary mode (read gave {type(head).__name__})")
     if head != _GZIP_MAGIC:
-        return _parse_idx(f, name, size, exact=True)
+        return _parse_idx(f, name, size, exact=True, check=check)
     try:
         with gzip.GzipFile(fileobj=f, mode="rb") as stream:
-            return _parse_idx(stream, name, size, exact=False)
+            return _parse_idx(stream, name, size, exact=False, check=check)
     except EOFError as exc:
         raise ValueError(
             f"{name}: truncated gzip stream ({exc}); the file is incomplete, delete it and fetch it again"
@@ -116,9 +126,10 @@ class _Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
-def _parse_idx(stream: _Readable, name: str, size: int, exact: bool) -> np.ndarray:
+def _parse_idx(stream: _Readable, name: str, size: int, exact: bool, check: _HeaderCheck) -> np.ndarray:
     """The array of an IDX stream: the raw file itself (``exact``: ``size`` is its length)
-    or the decompressed content of a ``size``-byte gzip file."""
+    or the decompressed content of a ``size``-byte gzip file; ``check`` (if any) sees the
+    header first."""
     magic = stream.read(4)
     if len(magic) < 4:
         raise ValueError(f"{name}: truncated IDX file: {len(magic)} bytes, the header alone needs 4")
@@ -142,6 +153,8 @@ def _parse_idx(stream: _Readable, name: str, size: int, exact: bool) -> np.ndarr
             f"{name}: truncated IDX header: {4 + len(sizes)} bytes, {ndim} dimensions need {header}"
         )
     shape = struct.unpack(f">{ndim}I", sizes)
+    if check is not None:
+        check(name, shape, dtype)
     nbytes = math.prod(shape) * dtype.itemsize  # exact: Python ints do not overflow
     expected = header + nbytes
     declared = f"shape {shape} of {dtype.name}"
@@ -332,20 +345,38 @@ def download_fashion_mnist(
     return directory
 
 
-def _read_split(images_path: str, labels_path: str) -> tuple[np.ndarray, np.ndarray]:
-    images = read_idx(images_path)
-    labels = read_idx(labels_path)
-    if images.ndim != 3 or images.dtype != np.uint8:
+#: The size of a Fashion-MNIST image (rows, cols).
+_IMAGE_SHAPE = (28, 28)
+
+
+def _check_images(name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
+    """An images file's header: uint8 (N, 28, 28) with N >= 1, checked before its data is read."""
+    if len(shape) != 3 or dtype != np.uint8:
+        raise ValueError(f"{name}: expected uint8 images (N, 28, 28), the file holds {dtype.name} {shape}")
+    if tuple(shape[1:]) != _IMAGE_SHAPE:
         raise ValueError(
-            f"{images_path}: expected uint8 images (N, rows, cols), got {images.dtype} {images.shape}"
+            f"{name}: images of {shape[1]}x{shape[2]} pixels (shape {shape}); Fashion-MNIST's are 28x28"
         )
-    if labels.ndim != 1 or labels.dtype != np.uint8:
-        raise ValueError(f"{labels_path}: expected uint8 labels (N,), got {labels.dtype} {labels.shape}")
+    if shape[0] == 0:
+        raise ValueError(f"{name}: holds 0 images (shape {shape}); a split needs at least one")
+
+
+def _check_labels(name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
+    if len(shape) != 1 or dtype != np.uint8:
+        raise ValueError(f"{name}: expected uint8 labels (N,), the file holds {dtype.name} {shape}")
+
+
+def _read_split(images_path: str, labels_path: str) -> tuple[np.ndarray, np.ndarray]:
+    """One split's images (float32 in [0, 1], (N, 784)) and labels (int64). Each file's
+    header is checked before its data is read: uint8 images of 28x28 pixels, at least one,
+    and uint8 labels, as many as images, each < 10."""
+    images = _read_idx_checked(images_path, _check_images)
+    labels = _read_idx_checked(labels_path, _check_labels)
     if labels.shape[0] != images.shape[0]:
         raise ValueError(
             f"{labels_path} has {labels.shape[0]} labels for the {images.shape[0]} images of {images_path}"
         )
-    if labels.size and labels.max() >= len(FASHION_MNIST_CLASSES):
+    if labels.max() >= len(FASHION_MNIST_CLASSES):
         raise ValueError(f"{labels_path}: label {labels.max()} outside [0, {len(FASHION_MNIST_CLASSES)})")
     x = images.reshape(images.shape[0], -1).astype(np.float32)
     x *= np.float32(1.0 / 255.0)
@@ -367,7 +398,11 @@ def load_fashion_mnist(
     """Fashion-MNIST as ``(x_train, y_train, x_test, y_test)``.
 
     Images are float32 in [0, 1] shaped (N, 784) (60000 for training, 10000 for test), labels
-    int64 in [0, 10) (names in :data:`FASHION_MNIST_CLASSES`).
+    int64 in [0, 10) (names in :data:`FASHION_MNIST_CLASSES`). Each file's header is checked
+    before its data is read or anything is allocated: images must be uint8 of 28x28 pixels
+    (so both splits have the same shape), at least one per
+    split, labels uint8 and as many as the images; otherwise ``ValueError`` naming the file
+    and what it holds.
 
     With ``root``, the files (``train-images-idx3-ubyte.gz`` etc., gzipped or not) are read
     from that directory, and from nowhere else: a ``root`` without them is a
