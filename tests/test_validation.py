@@ -46,6 +46,17 @@ CASES = [
     (lambda: DataLoader(X, batch_size=True), TypeError, r"^DataLoader: batch_size must be an int"),
     (lambda: init.normal_(W.copy(), std=np.True_), TypeError, r"^normal_: std must be a real"),
     (lambda: normreg.set_num_threads(True), TypeError, r"^set_num_threads: n must be an int"),
+    (
+        lambda: normreg.set_num_threads(2**63),
+        ValueError,
+        r"^set_num_threads: n must be in \[1, 1024\], got 9223",
+    ),
+    (
+        lambda: normreg.set_num_threads(1025),
+        ValueError,
+        r"^set_num_threads: n must be in \[1, 1024\], got 1025$",
+    ),
+    (lambda: normreg.set_num_threads(0), ValueError, r"^set_num_threads: n must be in \[1, 1024\], got 0$"),
     (lambda: nn.utils.clip_grad_value_(_params(), False), TypeError, r"^clip_grad_value_: clip_value"),
     (lambda: optim.Adam(_params(), amsgrad=1), TypeError, r"^Adam: amsgrad must be a bool, got int"),
     # NaN or Inf as a hyperparameter

@@ -33,9 +33,10 @@ def set_num_threads(n: int) -> None:
     """Threads used by normreg's kernels and by its OpenBLAS (one setting for both).
 
     In a build without OpenMP (``show_config()`` says "enabled: no") the kernels run on one
-    thread whatever n is, and n > 1 warns once (RuntimeWarning); OpenBLAS still uses n."""
+    thread whatever n is, and n > 1 warns once (RuntimeWarning); OpenBLAS still uses n.
+    n must be in [1, 1024]: otherwise ValueError (TypeError for a non-int)."""
     global _warned_no_openmp
-    n = _validation.integer(n, "n", "set_num_threads", low=1)
+    n = _validation.integer(n, "n", "set_num_threads", low=1, high=_validation.MAX_THREADS)
     _C.set_num_threads(n)
     if n > 1 and not _HAS_OPENMP and not _warned_no_openmp:
         _warned_no_openmp = True

@@ -83,6 +83,10 @@ def real(
     return v
 
 
+#: The most threads ``normreg.set_num_threads`` takes (the limit of the extension, csrc/module.c).
+MAX_THREADS = 1024
+
+
 def integer(value: Any, name: str, where: str, *, low: int | None = None, high: int | None = None) -> int:
     """``value`` as an int: an int or NumPy integer (not a bool) within ``[low, high]``."""
     if type(value) is not int and (
