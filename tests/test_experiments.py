@@ -180,3 +180,87 @@ def test_unknown_experiment(tiny, tmp_path):
         experiments.run("nope", tmp_path, tiny)
     with pytest.raises(SystemExit):
         experiments.main(["nope"])
+
+
+def _command_error(argv, capsys):
+    """``normreg-experiments argv``: its exit status and its stderr lines."""
+    try:
+        code = experiments.main([str(a) for a in argv])
+    except SystemExit as exit:
+        code = exit.code
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    return code, captured.err.splitlines()
+
+
+def test_command_line_mistakes_are_one_line_before_anything_is_written(tiny_dir, tmp_path, capsys):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    new = tmp_path / "new" / "out"
+    ok = ["summary", "--quick", "--no-progress", "--data-dir", tiny_dir]
+    cases = [
+        (["--out", a_file], f"--out {a_file} exists and is not a directory"),
+        (["--out", a_file / "sub"], f"--out {a_file / 'sub'}: cannot write there (Not a directory)"),
+        (["--out", "/proc/normreg-out"], "--out /proc/normreg-out: cannot write there"),
+        (["--out", new, "--threads", "0"], "argument --threads: must be in [1, 1024], got 0 "),
+        (["--out", new, "--threads", "-3"], "argument --threads: must be in [1, 1024], got -3 "),
+        (["--out", new, "--threads", "100000"], "argument --threads: must be in [1, 1024], got 100000 "),
+        (["--out", new, "--seed", "-1"], "argument --seed: must be in [0, 18446744073709551615], got -1 "),
+        (["--out", new, "--seed", str(2**64)], "argument --seed: must be in [0, "),
+        (
+            ["--out", new, "--data-dir", "/nonexistent"],
+            "--data-dir: Fashion-MNIST data directory /nonexistent",
+        ),
+        (["--out", new, "--data-dir", a_file], f"--data-dir: Fashion-MNIST data directory {a_file} is not a"),
+    ]
+    before = normreg.get_num_threads()
+    for argv, message in cases:
+        code, lines = _command_error(ok + argv, capsys)
+        assert code == 2, (argv, lines)
+        assert len(lines) == 1 and lines[0].startswith("normreg-experiments: error: "), (argv, lines)
+        assert message in lines[0], (argv, lines)
+        assert not (tmp_path / "new").exists(), argv
+    assert normreg.get_num_threads() == before
+    assert sorted(os.listdir(tmp_path)) == ["a-file"]
+
+
+def test_bad_data_leaves_no_output_directory(tmp_path, capsys):
+    """Data that cannot be loaded: one line, status 2, and the --out made for it is removed."""
+    write_dataset(tmp_path / "data", n_train=20, n_test=5)
+    (tmp_path / "data" / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8bnot gzip")
+    out = tmp_path / "made" / "out"
+    code, lines = _command_error(
+        ["summary", "--quick", "--data-dir", tmp_path / "data", "--out", out], capsys
+    )
+    assert code == 2 and len(lines) == 1 and "t10k-labels-idx1-ubyte.gz: corrupted gzip data" in lines[0]
+    assert not (tmp_path / "made").exists()
+
+
+def test_ctrl_c_is_one_line_and_status_130(tiny_dir, tmp_path, capsys, monkeypatch):
+    ran = []
+
+    def interrupted_second(name, out_dir, data, **kwargs):
+        if ran:
+            raise KeyboardInterrupt
+        ran.append(name)
+        with open(os.path.join(out_dir, f"{name}.md"), "w") as f:
+            f.write("done")
+        return {"markdown": "done", "markdown_path": "m", "json": "j", "plots": [], "seconds": 0.0}
+
+    monkeypatch.setattr(experiments, "run", interrupted_second)
+    out = tmp_path / "out"
+    argv = ["init", "summary", "--quick", "--data-dir", str(tiny_dir), "--out", str(out)]
+    assert experiments.main(argv) == 130
+    assert capsys.readouterr().err.splitlines() == [
+        f"normreg-experiments: interrupted during summary; finished init (in {out})"
+    ]
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiments, "load_fashion_mnist", interrupt)
+    assert experiments.main(["init", "--data-dir", str(tiny_dir), "--out", str(tmp_path / "early")]) == 130
+    assert capsys.readouterr().err.splitlines() == [
+        "normreg-experiments: interrupted before the first experiment started"
+    ]
+    assert not (tmp_path / "early").exists()

@@ -81,8 +81,10 @@ def test_user_errors_are_one_line_before_loading_data(tiny, tmp_path):
         (command(*ok, "--resume", garbage), "not a normreg checkpoint"),
         (command(*ok, "--resume", other_run), "not a normreg-train checkpoint: no 'config'"),
         (command(*ok, "--width", "0"), "argument --width: widths must be positive"),
-        (command(*ok, "--dropout", "1.5"), "argument --dropout: must be < 1"),
-        (command(*ok, "--lr", "nan"), "argument --lr: must be > 0, got nan"),
+        (command(*ok, "--dropout", "1.5"), "argument --dropout: must be in [0, 1), got 1.5"),
+        (command(*ok, "--lr", "nan"), "argument --lr: must be a finite number, got nan"),
+        (command(*ok, "--threads", "1025"), "argument --threads: must be in [1, 1024], got 1025"),
+        (command(*ok, "--threads", "0"), "argument --threads: must be in [1, 1024], got 0"),
         (command(*ok, "--model", "resnet", "--width", "32,16"), "the resnet model takes one int width"),
     ]
     _one_line_errors(runs)

@@ -35,6 +35,7 @@ from collections.abc import Sequence
 
 import normreg
 
+from .. import _cli
 from .._reports import write_json
 from ..data import load_fashion_mnist
 from ..train import TrainConfig as TrainConfig
@@ -127,8 +128,8 @@ def run_all(out_dir, data=None, data_dir=None, quick=False, progress=None, log=p
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
+def _parser() -> argparse.ArgumentParser:
+    p = _cli.Parser(
         prog="normreg-experiments",
         description="Run the lecture's experiments on Fashion-MNIST: "
         + "; ".join(f"{k} ({_TITLES[k][3:].lower()})" for k in EXPERIMENTS)
@@ -144,32 +145,70 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="small subsets and few epochs (< 1 minute each)")
     p.add_argument("--out", default="runs/experiments", help="output directory")
     p.add_argument("--data-dir", default=None, help="directory with the Fashion-MNIST files")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="threads for normreg (default: all cores)")
+    p.add_argument("--seed", type=_cli.seed, default=0, help="in [0, 2**64 - 1]")
+    p.add_argument(
+        "--threads",
+        type=_cli.threads,
+        default=None,
+        help="threads for normreg, 1 to 1024 (default: all cores)",
+    )
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command: mistakes on the command line are one ``normreg-experiments: error: ...``
+    line and exit status 2, found before anything is loaded or written; Ctrl-C is one line
+    and exit status 130."""
+    p = _parser()
     args = p.parse_args(argv)
     names = list(EXPERIMENTS) if "all" in args.experiments else args.experiments
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
         p.error(f"unknown experiment(s) {', '.join(unknown)}; choose from all, {', '.join(EXPERIMENTS)}")
-    if args.threads is not None:
-        normreg.set_num_threads(args.threads)
+    made = None
     try:
+        if args.data_dir is not None:
+            _cli.check_data_dir(args.data_dir)
+        made = _cli.check_out(args.out, create=True)
+        if args.threads is not None:
+            normreg.set_num_threads(args.threads)
         data = load_fashion_mnist(args.data_dir)
-    except (RuntimeError, ValueError) as exc:
-        print(f"normreg-experiments: {exc}", file=sys.stderr)
-        return 2
+    except _cli.UsageError as exc:
+        return _error(str(exc))
+    except (RuntimeError, ValueError, OSError) as exc:
+        _cli.remove_made(args.out, made)
+        return _error(str(exc))
+    except KeyboardInterrupt:
+        _cli.remove_made(args.out, made)
+        print("normreg-experiments: interrupted before the first experiment started", file=sys.stderr)
+        return 130
 
     def log(line: str) -> None:
         print(line, flush=True)
 
-    for name in names:
-        result = run(name, args.out, data, quick=args.quick, progress=args.progress, log=log, seed=args.seed)
-        print()
-        print(result["markdown"])
-        print(
-            f"wrote {result['markdown_path']}, {result['json']}, "
-            f"{', '.join(result['plots'])} ({result['seconds']:.0f} s)\n",
-            flush=True,
-        )
+    done: list[str] = []
+    try:
+        for name in names:
+            result = run(
+                name, args.out, data, quick=args.quick, progress=args.progress, log=log, seed=args.seed
+            )
+            print()
+            print(result["markdown"])
+            print(
+                f"wrote {result['markdown_path']}, {result['json']}, "
+                f"{', '.join(result['plots'])} ({result['seconds']:.0f} s)\n",
+                flush=True,
+            )
+            done.append(name)
+    except KeyboardInterrupt:
+        _cli.remove_made(args.out, made)
+        finished = f"finished {', '.join(done)} (in {args.out})" if done else "no experiment finished"
+        print(f"normreg-experiments: interrupted during {name}; {finished}", file=sys.stderr)
+        return 130
     return 0
+
+
+def _error(message: str) -> int:
+    print(f"normreg-experiments: error: {message}", file=sys.stderr)
+    return 2

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import os
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from collections.abc import Sequence
+from typing import Any
 
 import normreg
 
+from .. import _cli
 from .. import distributed as dist
-from ..data import fashion_mnist_files, load_fashion_mnist
+from ..data import load_fashion_mnist
 from ..distributed.comm import Comm
 from . import checkpoint
 from .loop import Data, train
@@ -36,39 +35,14 @@ def _width(text: str) -> int | list[int]:
     return values[0] if len(values) == 1 else values
 
 
-def _number(kind: Callable[[str], Any], low: float, low_open: bool = False, high: float | None = None) -> Any:
-    """An argparse type: a finite ``kind`` number >= ``low`` (> with ``low_open``), < ``high``."""
-
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected {'an int' if kind is int else 'a number'}, got {text!r}"
-            ) from None
-        if not math.isfinite(value) or value < low or (low_open and value == low):
-            raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low:g}, got {text}")
-        if high is not None and value >= high:
-            raise argparse.ArgumentTypeError(f"must be < {high:g}, got {text}")
-        return value
-
-    return parse
-
-
-_positive_int = _number(int, 0, low_open=True)
-_positive_float = _number(float, 0.0, low_open=True)
-_nonnegative_float = _number(float, 0.0)
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        """argparse's exit status 2, in one line."""
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+_positive_int = _cli.number(int, 0, low_open=True)
+_positive_float = _cli.number(float, 0.0, low_open=True)
+_nonnegative_float = _cli.number(float, 0.0)
 
 
 def parser() -> argparse.ArgumentParser:
     d = TrainConfig()
-    p = _Parser(
+    p = _cli.Parser(
         prog="normreg-train",
         description="Train an MLP (or the residual MLP, or a CNN) on Fashion-MNIST with normreg. "
         "The defaults reach >= 0.90 test accuracy in 15 epochs (the MLP), >= 0.92 (--model cnn, "
@@ -93,7 +67,7 @@ def parser() -> argparse.ArgumentParser:
     )
     m.add_argument(
         "--depth",
-        type=_number(int, 0),
+        type=_cli.number(int, 0),
         default=None,
         help="hidden layers for an int --width (mlp, default 1), residual blocks (resnet, default 3) "
         "or conv blocks per stage (cnn, default 1)",
@@ -108,13 +82,13 @@ def parser() -> argparse.ArgumentParser:
     )
     m.add_argument(
         "--dropout",
-        type=_number(float, 0.0, high=1.0),
+        type=_cli.number(float, 0.0, 1.0, high_open=True),
         default=None,
         help=f"dropout probability (0: none) (default: {d.dropout}; cnn: none)",
     )
     m.add_argument(
         "--init-gain",
-        type=_number(float, -math.inf),
+        type=_cli.number(float),
         default=d.init_gain,
         help="multiply the default initial Linear (and Conv2d) weights by this",
     )
@@ -165,7 +139,7 @@ def parser() -> argparse.ArgumentParser:
         help=f"(default: {d.batch_size}; cnn: {CNN_RECIPE['batch_size']})",
     )
     r = p.add_argument_group("data and run")
-    r.add_argument("--seed", type=int, default=d.seed)
+    r.add_argument("--seed", type=_cli.seed, default=d.seed, help="in [0, 2**64 - 1]")
     r.add_argument(
         "--data-dir",
         default=None,
@@ -180,9 +154,9 @@ def parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--threads",
-        type=_positive_int,
+        type=_cli.threads,
         default=None,
-        help="threads for normreg's kernels and OpenBLAS (default: all cores; with "
+        help="threads for normreg's kernels and OpenBLAS, 1 to 1024 (default: all cores; with "
         "--distributed: the cores divided among the ranks on the node)",
     )
     r.add_argument(
@@ -215,10 +189,6 @@ def parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--no-progress", dest="progress", action="store_false")
     return p
-
-
-class _UsageError(Exception):
-    """A mistake in the command line, found before any data is loaded."""
 
 
 # flags that may differ from the checkpoint's run when resuming it (they do not change results)
@@ -256,7 +226,7 @@ def _resume(args: argparse.Namespace, given: set[str], config: TrainConfig) -> t
         state = normreg.load(file)
         saved = checkpoint.check(state)
     except (OSError, ValueError) as exc:  # CheckpointError is a ValueError
-        raise _UsageError(f"--resume {args.resume}: {exc}") from None
+        raise _cli.UsageError(f"--resume {args.resume}: {exc}") from None
     resolved = config.resolved()
     conflicts = [
         f"--{name.replace('_', '-')} {getattr(resolved, name)!r} (the run has {getattr(saved, name)!r})"
@@ -264,7 +234,7 @@ def _resume(args: argparse.Namespace, given: set[str], config: TrainConfig) -> t
         if hasattr(saved, name) and getattr(resolved, name) != getattr(saved, name)
     ]
     if conflicts:
-        raise _UsageError(
+        raise _cli.UsageError(
             f"--resume continues a run with its own configuration; these flags differ: {'; '.join(conflicts)}"
         )
     return file, state, saved
@@ -275,16 +245,16 @@ def _check_config(config: TrainConfig) -> TrainConfig:
         config = config.resolved()
         build_model(config, 784, 10)  # what the model's constructors refuse, before the data
     except (TypeError, ValueError) as exc:
-        raise _UsageError(str(exc)) from None
+        raise _cli.UsageError(str(exc)) from None
     if config.norm == "batch" and config.model in ("mlp", "resnet"):
         # BatchNorm1d needs >= 2 examples per batch; a short last batch is dropped
         if config.batch_size < 2:
-            raise _UsageError(
+            raise _cli.UsageError(
                 "--norm batch needs batches of at least 2 examples (BatchNorm normalizes with the batch's "
                 "statistics): use --batch-size 2 or more, or --norm layer or none"
             )
         if config.train_subset is not None and config.train_subset < 2:
-            raise _UsageError(
+            raise _cli.UsageError(
                 f"--train-subset {config.train_subset} is too small for --norm batch, which needs batches "
                 "of at least 2 examples (BatchNorm normalizes with the batch's statistics): use "
                 "--train-subset 2 or more, or --norm layer or none"
@@ -292,27 +262,20 @@ def _check_config(config: TrainConfig) -> TrainConfig:
     return config
 
 
-def _check_out(out: str, resumed: str | None, create: bool) -> bool:
-    """Check (and with ``create``, make) the output directory; returns whether it was made."""
-    if os.path.lexists(out) and not os.path.isdir(out):
-        raise _UsageError(f"--out {out} exists and is not a directory")
+def _check_out(out: str, resumed: str | None, create: bool) -> str | None:
+    """Check (and with ``create``, make) the output directory; returns the topmost directory
+    made (see :func:`normreg._cli.check_out`)."""
     existing = os.path.join(out, checkpoint.CHECKPOINT)
-    if os.path.exists(existing) and not (resumed is not None and os.path.samefile(existing, resumed)):
-        raise _UsageError(
+    if (
+        os.path.isdir(out)
+        and os.path.exists(existing)
+        and not (resumed is not None and os.path.samefile(existing, resumed))
+    ):
+        raise _cli.UsageError(
             f"--out {out} holds the checkpoint of another run: continue it with --resume {out}, "
             "or choose another --out"
         )
-    if not create:
-        return False
-    made = not os.path.isdir(out)
-    try:
-        os.makedirs(out, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-test-")
-        os.close(fd)
-        os.remove(probe)
-    except OSError as exc:
-        raise _UsageError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
-    return made
+    return _cli.check_out(out, create)
 
 
 def _interrupted(out: str | None) -> int:
@@ -336,19 +299,16 @@ def _interrupted(out: str | None) -> int:
     return 130
 
 
-def _plan(args: argparse.Namespace, given: set[str], rank0: bool) -> tuple[TrainConfig, str, Any, bool]:
+def _plan(args: argparse.Namespace, given: set[str], rank0: bool) -> tuple[TrainConfig, str, Any, str | None]:
     """Every check of the command line, before any data is loaded: ``(config, out,
-    checkpoint to resume or None, whether the output directory was made)``."""
+    checkpoint to resume or None, the topmost directory made for the output or None)``."""
     config = _config(args)
     resume_file, resume_state = None, None
     if args.resume is not None:
         resume_file, resume_state, config = _resume(args, given, config)
     config = _check_config(config)
     if args.data_dir is not None:
-        try:
-            fashion_mnist_files(args.data_dir)
-        except FileNotFoundError as exc:
-            raise _UsageError(f"--data-dir: {exc}") from None
+        _cli.check_data_dir(args.data_dir)
     if args.out is not None:
         out = args.out
     elif resume_file is not None:
@@ -365,7 +325,7 @@ def _main(args: argparse.Namespace, given: set[str], comm: Comm | None) -> int:
     rank0 = world.Get_rank() == 0
     try:
         config, out, resume_state, made = _plan(args, given, rank0)
-    except _UsageError as exc:
+    except _cli.UsageError as exc:
         print(f"normreg-train: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -375,8 +335,8 @@ def _main(args: argparse.Namespace, given: set[str], comm: Comm | None) -> int:
     except KeyboardInterrupt:
         return _interrupted(out) if rank0 else 130
     except _DataError as exc:
-        if made and rank0 and os.path.isdir(out) and not os.listdir(out):
-            os.rmdir(out)  # made for this run, which never started
+        if rank0:
+            _cli.remove_made(out, made)  # made for this run, which never started
         print(f"normreg-train: error: {exc}", file=sys.stderr)
         return 2
 
