@@ -132,6 +132,78 @@ def test_resume_flags_must_agree_with_the_run(tiny, tmp_path):
     assert "resuming after epoch 1 of 1" in again.stdout
 
 
+def _tampered(run, directory, **changes):
+    """A copy of ``run``'s checkpoint in ``directory`` with ``changes``: top-level keys, and
+    ``config_<field>`` for a field of its configuration."""
+    state = normreg.load(run / "checkpoint.npz")
+    for key, value in changes.items():
+        if key.startswith("config_"):
+            state["config"][key[len("config_") :]] = value
+        else:
+            state[key] = value
+    directory.mkdir()
+    normreg.save(state, directory / "checkpoint.npz")
+    return directory
+
+
+def test_resume_refuses_an_inconsistent_checkpoint_before_loading_data(tiny, tmp_path):
+    run = tmp_path / "run"
+    done = subprocess.run(
+        command("--data-dir", tiny, "--out", run, "--epochs", "1", *SMALL), capture_output=True
+    )
+    assert done.returncode == 0, done.stderr
+    fit = "the checkpoint's model weights do not fit the model its configuration builds: "
+    cases = {
+        "cnn-config": (
+            dict(config_model="cnn", config_dropout=0.0),
+            "the checkpoint's model weights do not fit the model",
+        ),
+        "cnn-dropout": (dict(config_model="cnn"), "the cnn model has no dropout"),
+        "width": (
+            dict(config_width=[10]),
+            fit + "unexpected 5.weight, 5.bias, 5.running_mean, ...; shapes 0.weight (784, 32) (expected",
+        ),
+        "epochs-abc": (
+            dict(config_epochs="abc"),
+            "the checkpoint's configuration has epochs='abc', not an int >= 1",
+        ),
+        "epochs-neg": (
+            dict(config_epochs=-3),
+            "the checkpoint's configuration has epochs=-3, not an int >= 1",
+        ),
+        "norm": (
+            dict(config_norm="bogus"),
+            "the checkpoint's configuration has norm='bogus', not one of batch, ",
+        ),
+        "epoch": (dict(epoch=10**6), "the checkpoint is of epoch 1000000, not one of the run's 1 to 1"),
+        "threads": (dict(threads=0), "the checkpoint's threads is 0, not an int >= 1"),
+    }
+    runs = []
+    for name, (changes, message) in cases.items():
+        bad = _tampered(run, tmp_path / name, **changes)
+        # --data-dir names a directory without data: the error comes before any is looked for
+        runs.append(
+            (command("--resume", bad, "--data-dir", tmp_path / "no-data"), f"--resume {bad}: {message}")
+        )
+    _one_line_errors(runs)
+
+
+def test_resume_a_checkpoint_recorded_with_more_threads_than_the_limit(tiny, tmp_path):
+    """set_num_threads takes 1 to 1024: a checkpoint's 1100 (OMP_NUM_THREADS=1100 when it was
+    recorded) resumes with 1024 (the thread count is not part of the result)."""
+    run = tmp_path / "run"
+    done = subprocess.run(
+        command("--data-dir", tiny, "--out", run, "--epochs", "1", *SMALL), capture_output=True
+    )
+    assert done.returncode == 0, done.stderr
+    bad = _tampered(run, tmp_path / "many", threads=1100)
+    resumed = subprocess.run(
+        command("--resume", bad, "--data-dir", tiny, "--no-progress"), capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert "1024 threads" in resumed.stdout
+
+
 def _wait_for(proc, text, timeout=60):
     """Read the child's stdout until a line holds ``text``; returns the lines read."""
     lines, deadline = [], time.monotonic() + timeout

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -105,9 +106,68 @@ def resume_path(path: str) -> str:
     return path
 
 
+#: The values a checkpoint's configuration may hold for the fields with a fixed set of them.
+_CHOICES = {
+    "model": ("mlp", "resnet", "cnn"),
+    "norm": ("batch", "group", "layer", "instance", "none"),
+    "optimizer": ("sgd", "adam", "adamw"),
+    "schedule": ("cosine", "step", "constant"),
+    "dtype": ("float32", "float64"),
+}
+
+
+def _is_int(value: Any, low: int, high: float = math.inf) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and bool(low <= value <= high)
+
+
+def _is_real(value: Any, low: float = -math.inf, high: float = math.inf, high_open: bool = False) -> bool:
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and bool(low <= value <= high)
+        and not (high_open and value == high)
+    )
+
+
+def _show(value: Any) -> str:
+    """A value of a checkpoint as a message shows it: numbers as Python prints them."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _is_width(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return len(value) > 0 and all(_is_int(v, 1) for v in value)
+    return _is_int(value, 1)
+
+
+#: What each field of a checkpoint's configuration must be, and how a message says it.
+_RULES: dict[str, tuple[Any, str]] = {
+    **{
+        name: (lambda v, c=choices: v in c, f"one of {', '.join(choices)}")
+        for name, choices in _CHOICES.items()
+    },
+    "width": (_is_width, "an int >= 1 or a non-empty list of them"),
+    "depth": (lambda v: v is None or _is_int(v, 0), "None or an int >= 0"),
+    "dropout": (lambda v: _is_real(v, 0.0, 1.0, high_open=True), "a number in [0, 1)"),
+    "lr": (lambda v: v is None or _is_real(v) and v > 0, "None or a finite number > 0"),
+    "momentum": (lambda v: _is_real(v, 0.0), "a finite number >= 0"),
+    "nesterov": (lambda v: isinstance(v, (bool, np.bool_)), "a bool"),
+    "weight_decay": (lambda v: v is None or _is_real(v, 0.0), "None or a finite number >= 0"),
+    "warmup_epochs": (lambda v: _is_real(v, 0.0), "a finite number >= 0"),
+    "epochs": (lambda v: _is_int(v, 1), "an int >= 1"),
+    "batch_size": (lambda v: _is_int(v, 1), "an int >= 1"),
+    "seed": (lambda v: _is_int(v, 0, 2**64 - 1), "an int in [0, 2**64 - 1]"),
+    "train_subset": (lambda v: v is None or _is_int(v, 1), "None or an int >= 1"),
+    "init_gain": (_is_real, "a finite number"),
+}
+
+
 def check(state: Any) -> TrainConfig:
     """The configuration of a loaded checkpoint, after checking it is one :func:`make`
-    wrote (ValueError naming what is missing)."""
+    wrote: every key there, each field of the configuration of its type and in its range,
+    the epoch in [1, epochs] with one history record per epoch, the thread count and the
+    world size positive ints (ValueError naming what is wrong)."""
     if not isinstance(state, dict):
         raise ValueError(f"not a training checkpoint (it holds a {type(state).__name__})")
     missing = [k for k in _KEYS if k not in state]
@@ -117,7 +177,45 @@ def check(state: Any) -> TrainConfig:
     config = state["config"]
     if not isinstance(config, dict) or set(config) != fields:
         raise ValueError("the checkpoint's configuration is not one this normreg-train knows")
+    for name, (valid, what) in _RULES.items():
+        if not valid(config[name]):
+            raise ValueError(f"the checkpoint's configuration has {name}={_show(config[name])}, not {what}")
+    epoch, epochs = state["epoch"], config["epochs"]
+    if not _is_int(epoch, 1, epochs):
+        raise ValueError(f"the checkpoint is of epoch {_show(epoch)}, not one of the run's 1 to {epochs}")
+    history = state["history"]
+    if not isinstance(history, list) or len(history) != epoch:
+        n = len(history) if isinstance(history, list) else type(history).__name__
+        raise ValueError(f"the checkpoint of epoch {epoch} has a history of {n} epochs")
+    for key in ("threads", "world_size"):
+        if not _is_int(state[key], 1):
+            raise ValueError(f"the checkpoint's {key} is {_show(state[key])}, not an int >= 1")
     return TrainConfig(**config)
+
+
+def check_model(state: Mapping[str, Any], model: Module) -> None:
+    """ValueError unless the checkpoint's model parameters and buffers have the names and
+    shapes of ``model`` (the model its configuration builds)."""
+    saved = state["model"]
+    if not isinstance(saved, dict):
+        raise ValueError(f"the checkpoint's model is a {type(saved).__name__}, not a state dict")
+    expected = {k: tuple(np.shape(v)) for k, v in model.state_dict().items()}
+    found = {k: tuple(np.shape(v)) for k, v in saved.items()}
+    missing = [k for k in expected if k not in found]
+    extra = [k for k in found if k not in expected]
+    shapes = [
+        f"{k} {found[k]} (expected {expected[k]})" for k in expected if k in found and found[k] != expected[k]
+    ]
+    problems = [
+        f"{what} {', '.join(names[:3])}{', ...' if len(names) > 3 else ''}"
+        for what, names in (("missing", missing), ("unexpected", extra), ("shapes", shapes))
+        if names
+    ]
+    if problems:
+        raise ValueError(
+            "the checkpoint's model weights do not fit the model its configuration builds: "
+            + "; ".join(problems)
+        )
 
 
 def _set_offset(generator: Generator, state: Any) -> None:

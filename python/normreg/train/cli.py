@@ -14,6 +14,7 @@ from typing import Any
 import normreg
 
 from .. import _cli
+from .. import _validation as V
 from .. import distributed as dist
 from ..data import load_fashion_mnist
 from ..distributed.comm import Comm
@@ -306,7 +307,14 @@ def _plan(args: argparse.Namespace, given: set[str], rank0: bool) -> tuple[Train
     resume_file, resume_state = None, None
     if args.resume is not None:
         resume_file, resume_state, config = _resume(args, given, config)
-    config = _check_config(config)
+    if resume_state is None:
+        config = _check_config(config)
+    else:
+        try:  # its configuration must build a model, whose weights the checkpoint holds
+            config = _check_config(config)
+            checkpoint.check_model(resume_state, build_model(config, 784, 10))
+        except (_cli.UsageError, ValueError) as exc:
+            raise _cli.UsageError(f"--resume {args.resume}: {exc}") from None
     if args.data_dir is not None:
         _cli.check_data_dir(args.data_dir)
     if args.out is not None:
@@ -352,7 +360,8 @@ def _train(
     if args.threads is not None:
         normreg.set_num_threads(args.threads)
     elif resume_state is not None:  # the checkpoint's thread count: the same rounding, the same run
-        normreg.set_num_threads(int(resume_state["threads"]))
+        # (one above set_num_threads' limit, e.g. recorded under OMP_NUM_THREADS=1100, becomes the limit)
+        normreg.set_num_threads(min(int(resume_state["threads"]), V.MAX_THREADS))
     elif args.distributed and "OMP_NUM_THREADS" not in os.environ:
         normreg.set_num_threads(max(1, (os.cpu_count() or 1) // dist.local_size(world)))
     try:
