@@ -101,6 +101,18 @@ def test_bad_arguments(kwargs, exc):
         make_norm2d("group", 12)  # 8 groups do not divide 12 channels
 
 
+def test_stages_must_leave_at_least_one_position():
+    """Each MaxPool2d(2) halves the size, rounding down: 28 -> 14 -> 7 -> 3 -> 1 after 4 pools
+    (5 stages), 0 after 5; a 28x3 input allows 2 stages (3 -> 1)."""
+    x = np.zeros((2, 784), np.float32)
+    assert CNN(1, 10, channels=(4,) * 5, input_shape=(1, 28, 28))(x).shape == (2, 10)
+    with pytest.raises(ValueError, match=r"^CNN: channels has 6 stages, whose 5 MaxPool2d\(2\) reduce "):
+        CNN(1, 10, channels=(4,) * 6, input_shape=(1, 28, 28))
+    CNN(1, 10, channels=(4, 4), input_shape=(1, 28, 3))
+    with pytest.raises(ValueError, match="28x3 to nothing: at most 2 stages"):
+        CNN(1, 10, channels=(4, 4, 4), input_shape=(1, 28, 3))
+
+
 # ---- normreg-train --model cnn -----------------------------------------------------------------
 
 

@@ -86,6 +86,11 @@ def test_user_errors_are_one_line_before_loading_data(tiny, tmp_path):
         (command(*ok, "--threads", "1025"), "argument --threads: must be in [1, 1024], got 1025"),
         (command(*ok, "--threads", "0"), "argument --threads: must be in [1, 1024], got 0"),
         (command(*ok, "--model", "resnet", "--width", "32,16"), "the resnet model takes one int width"),
+        (command(*ok, "--seed", "-1"), "argument --seed: must be in [0, 18446744073709551615], got -1"),
+        (
+            command(*ok, "--model", "cnn", "--width", "8,8,8,8,8,8"),
+            "--width 8,8,8,8,8,8: 6 stages for --model cnn, whose 5 2x2 max-poolings would reduce",
+        ),
     ]
     _one_line_errors(runs)
     assert not (tmp_path / "never").exists() and not (tmp_path / "o").exists()

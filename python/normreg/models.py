@@ -205,7 +205,8 @@ class CNN(nn.Sequential):
     ``norm`` is one of :data:`NORMS_2D` (see :func:`make_norm2d`); the convolutions have no
     bias before a batch or instance norm, which would subtract it. ``input_shape=(C, H, W)``
     puts an ``Unflatten`` first, so the network takes flat rows (N, C*H*W), as the
-    Fashion-MNIST loader gives them.
+    Fashion-MNIST loader gives them; then the pools must leave at least 1x1 (at most 5 stages
+    for 28x28 images), else ValueError.
     """
 
     def __init__(
@@ -241,6 +242,14 @@ class CNN(nn.Sequential):
                     f"got {input_shape}"
                 )
             layers.append(nn.Unflatten(1, input_shape))
+            pools = len(self.channels) - 1
+            smallest = min(input_shape[1:])
+            if smallest >> pools < 1:  # each MaxPool2d(2) halves the size, rounding down
+                raise ValueError(
+                    f"{where}: channels has {len(self.channels)} stages, whose {pools} MaxPool2d(2) "
+                    f"reduce input_shape's {input_shape[1]}x{input_shape[2]} to nothing: at most "
+                    f"{smallest.bit_length()} stages for it"
+                )
         c_in = in_channels
         bias = self.norm not in ("batch", "instance")
         for i, c in enumerate(self.channels):

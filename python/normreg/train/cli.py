@@ -192,6 +192,9 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# the stages of --model cnn: 28x28 images, halved (rounding down) between stages, stay >= 1x1
+_CNN_MAX_STAGES = (28).bit_length()
+
 # flags that may differ from the checkpoint's run when resuming it (they do not change results)
 _RESUME_FREE = {"data_dir", "out", "threads", "progress", "resume", "distributed"}
 
@@ -242,6 +245,13 @@ def _resume(args: argparse.Namespace, given: set[str], config: TrainConfig) -> t
 
 
 def _check_config(config: TrainConfig) -> TrainConfig:
+    widths = [config.width] if isinstance(config.width, int) else list(config.width)
+    if config.model == "cnn" and len(widths) > _CNN_MAX_STAGES:
+        raise _cli.UsageError(
+            f"--width {','.join(map(str, widths))}: {len(widths)} stages for --model cnn, whose "
+            f"{len(widths) - 1} 2x2 max-poolings would reduce the 28x28 images to nothing: give at most "
+            f"{_CNN_MAX_STAGES} widths"
+        )
     try:
         config = config.resolved()
         build_model(config, 784, 10)  # what the model's constructors refuse, before the data
