@@ -3,6 +3,7 @@ is one ``normreg-train: error: ...`` line and exit status 2, found before any da
 loaded; Ctrl-C is one line saying where the last checkpoint is, and exit status 130;
 ``--resume`` continues that checkpoint to the uninterrupted run's result."""
 
+import errno
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from _synthetic import FILES, write_dataset, write_idx
 from test_train import assert_same_state
 
 import normreg
+from normreg.train import cli
 
 SMALL = ["--width", "32,16", "--batch-size", "64", "--threads", "1", "--no-progress"]
 
@@ -207,6 +209,22 @@ def test_resume_a_checkpoint_recorded_with_more_threads_than_the_limit(tiny, tmp
     )
     assert resumed.returncode == 0, resumed.stderr
     assert "1024 threads" in resumed.stdout
+
+
+def test_a_full_disk_is_one_line_naming_the_file(tiny, tmp_path, monkeypatch, capsys, set_threads):
+    """normreg.save failing with ENOSPC (on its temporary file): one line naming the
+    checkpoint, exit status 1, no traceback."""
+
+    def full(state, path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f"{path}.123.tmp")
+
+    monkeypatch.setattr(normreg, "save", full)
+    out = tmp_path / "run"
+    argv = ["--data-dir", tiny, "--out", out, "--epochs", "1", *SMALL]
+    assert cli.main([str(a) for a in argv]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"normreg-train: error: cannot write {out / 'checkpoint.npz'} (No space left on device)"
+    ]
 
 
 def _wait_for(proc, text, timeout=60):

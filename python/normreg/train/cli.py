@@ -412,6 +412,12 @@ def _train(
         )
     except ValueError as exc:
         raise _DataError(exc) from None
+    except OSError as exc:  # a full disk, a quota: the last checkpoint written stays whole
+        print(
+            f"normreg-train: error: cannot write {exc.filename or out} ({exc.strerror or exc})",
+            file=sys.stderr,
+        )
+        return 1
     history = result["history"]
     if result["diverged"] or not history:
         print("normreg-train: training diverged (loss NaN/Inf); try a smaller --lr", file=sys.stderr)

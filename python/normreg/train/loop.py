@@ -3,11 +3,12 @@ communicator for data-parallel runs (:class:`~normreg.distributed.LocalComm` wit
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Optional
 
 import numpy as np
@@ -318,10 +319,12 @@ def train(
             state = checkpoint.make(
                 epoch, config, model, opt, sched, loader_generator, history, steps.state(), comm.Get_size()
             )
-            normreg.save(state, os.path.join(out_dir, checkpoint.CHECKPOINT))
-            write_json(
-                {**meta, "epochs": history, "diverged": diverged}, os.path.join(out_dir, "metrics.json")
-            )
+            path = os.path.join(out_dir, checkpoint.CHECKPOINT)
+            with _writing(path):
+                normreg.save(state, path)
+            path = os.path.join(out_dir, "metrics.json")
+            with _writing(path):
+                write_json({**meta, "epochs": history, "diverged": diverged}, path)
         if log:
             log(_epoch_line(record, config.epochs))
     if out_dir is not None:
@@ -344,15 +347,26 @@ def _write_outputs(
     steps: list[list[float]],
 ) -> None:
     """The final metrics.json (with the per-step losses) and curves.png."""
-    write_json(
-        {**meta, "epochs": history, "diverged": diverged, "steps": steps},
-        os.path.join(out_dir, "metrics.json"),
-    )
+    path = os.path.join(out_dir, "metrics.json")
+    with _writing(path):
+        write_json({**meta, "epochs": history, "diverged": diverged, "steps": steps}, path)
     if history:
-        plot_curves(
-            history,
-            os.path.join(out_dir, "curves.png"),
-            title=f"{config.model} {config.width} norm={config.norm} "
-            f"dropout={config.dropout} {config.optimizer} lr={config.lr:g} "
-            f"wd={config.weight_decay:g}",
-        )
+        path = os.path.join(out_dir, "curves.png")
+        with _writing(path):
+            plot_curves(
+                history,
+                path,
+                title=f"{config.model} {config.width} norm={config.norm} "
+                f"dropout={config.dropout} {config.optimizer} lr={config.lr:g} "
+                f"wd={config.weight_decay:g}",
+            )
+
+
+@contextlib.contextmanager
+def _writing(path: str) -> Iterator[None]:
+    """An OSError while writing ``path`` (a full disk, a quota) names ``path`` as its
+    ``filename`` (not the temporary file written first)."""
+    try:
+        yield
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), path) from exc
