@@ -137,6 +137,17 @@ def test_resume_flags_must_agree_with_the_run(tiny, tmp_path):
     )
     assert again.returncode == 0, again.stderr
     assert "resuming after epoch 1 of 1" in again.stdout
+    # into another directory: the checkpoint it says it wrote is there, the run's own
+    copy = tmp_path / "copy"
+    copied = subprocess.run(
+        command("--resume", out, "--out", copy, "--data-dir", tiny, "--no-progress"),
+        capture_output=True,
+        text=True,
+    )
+    assert copied.returncode == 0, copied.stderr
+    assert f"wrote {copy}/checkpoint.npz, metrics.json, curves.png" in copied.stdout
+    assert_same_state(normreg.load(out / "checkpoint.npz"), normreg.load(copy / "checkpoint.npz"))
+    assert sorted(os.listdir(copy)) == ["checkpoint.npz", "curves.png", "metrics.json"]
 
 
 def _tampered(run, directory, **changes):

@@ -231,7 +231,9 @@ def train(
     ``resume``: a checkpoint written by a run of the same configuration (``normreg.load``
     of its ``checkpoint.npz``, see :mod:`normreg.train.checkpoint`): training continues after
     its epoch with its parameters, optimizer, schedule, random states and history, and
-    reaches bit for bit what the uninterrupted run reaches (for the same thread count).
+    reaches bit for bit what the uninterrupted run reaches (for the same thread count). A
+    finished run resumed with an ``out_dir`` that holds no checkpoint gets its checkpoint
+    written there.
     """
     data_parallel = comm is not None
     comm = comm if comm is not None else dist.LocalComm()
@@ -267,6 +269,10 @@ def train(
         )
         history = [dict(h) for h in resume["history"]]
         steps.load(resume["steps"])
+        path = os.path.join(out_dir, checkpoint.CHECKPOINT) if out_dir is not None else None
+        if path is not None and done >= config.epochs and not os.path.exists(path):
+            with _writing(path):  # a finished run resumed into another directory: its checkpoint there
+                normreg.save(dict(resume), path)
     diverged = False
     for epoch in range(done + 1, config.epochs + 1):
         lr = float(opt.param_groups[0]["lr"])
