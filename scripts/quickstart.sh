@@ -8,7 +8,7 @@
 # 2. Creates a virtual environment (.venv, or $NORMREG_VENV) and pip-installs normreg into it
 #    with its training extra (tqdm, matplotlib) from PyPI.
 # 3. Runs normreg-train with its defaults (15 epochs, >= 0.90 test accuracy) into
-#    runs/quickstart. Without the Debian package, the dataset is downloaded into
+#    runs/quickstart (the next runs: runs/quickstart-2, -3, ...). Without the Debian package, the dataset is downloaded into
 #    ~/.cache/normreg/fashion-mnist (checksums checked).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,5 +34,16 @@ echo "quickstart: installing normreg into $VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet ".[train]"
 
-echo "quickstart: training (normreg-train --out runs/quickstart $*)"
-exec "$VENV/bin/normreg-train" --out runs/quickstart "$@"
+# a run of its own each time: runs/quickstart, then runs/quickstart-2, -3, ... (an earlier run's
+# directory holds its checkpoint, which normreg-train would not overwrite)
+OUT=runs/quickstart
+n=1
+while [ -e "$OUT" ]; do
+    n=$((n + 1))
+    OUT="runs/quickstart-$n"
+done
+if [ "$n" -gt 1 ]; then
+    echo "quickstart: runs/quickstart holds an earlier run (continue an interrupted one with $VENV/bin/normreg-train --resume DIR)"
+fi
+echo "quickstart: training (normreg-train --out $OUT $*)"
+exec "$VENV/bin/normreg-train" --out "$OUT" "$@"
