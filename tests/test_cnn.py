@@ -97,8 +97,24 @@ def test_state_dict_round_trip():
 def test_bad_arguments(kwargs, exc):
     with pytest.raises(exc):
         CNN(1, 10, **kwargs)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="12 channels are more than 8 and not a multiple of 8"):
         make_norm2d("group", 12)  # 8 groups do not divide 12 channels
+
+
+@pytest.mark.parametrize("channels, groups", [(1, 1), (6, 6), (8, 8), (16, 8), (24, 8)])
+def test_group_norm_has_min_8_c_groups(channels, groups):
+    """The documented rule: GroupNorm(min(8, C), C)."""
+    norm = [
+        m for m in CNN(1, 10, channels=(channels,), norm="group").modules() if isinstance(m, nn.GroupNorm)
+    ]
+    assert [(m.num_groups, m.num_channels) for m in norm] == [(groups, channels)]
+
+
+def test_group_norm_channels_not_a_multiple_of_8():
+    with pytest.raises(
+        ValueError, match=r"^CNN: channels \(8, 12\): norm='group' uses GroupNorm\(min\(8, C\), C\)"
+    ):
+        CNN(1, 10, channels=(8, 12), norm="group")
 
 
 def test_stages_must_leave_at_least_one_position():

@@ -88,6 +88,10 @@ def test_user_errors_are_one_line_before_loading_data(tiny, tmp_path):
         (command(*ok, "--threads", "1025"), "argument --threads: must be in [1, 1024], got 1025"),
         (command(*ok, "--threads", "0"), "argument --threads: must be in [1, 1024], got 0"),
         (command(*ok, "--model", "resnet", "--width", "32,16"), "the resnet model takes one int width"),
+        (
+            command(*ok, "--model", "cnn", "--norm", "group", "--width", "8,12"),
+            "--width 8,12: --norm group uses GroupNorm(min(8, C), C), so a width above 8 must be a multiple",
+        ),
         (command(*ok, "--seed", "-1"), "argument --seed: must be in [0, 18446744073709551615], got -1"),
         (
             command(*ok, "--model", "cnn", "--width", "8,8,8,8,8,8"),

@@ -170,8 +170,9 @@ def make_norm2d(
     """A normalization of (N, C, H, W) feature maps with ``channels`` channels:
 
     * ``"batch"``: BatchNorm2d (statistics per channel over the batch and the positions);
-    * ``"group"``: GroupNorm with ``min(groups, channels)`` groups (``groups`` must divide
-      the channels);
+    * ``"group"``: GroupNorm with ``min(groups, channels)`` groups: one group per channel up to
+      ``groups`` channels (6 channels: GroupNorm(6, 6)); more channels must be a multiple of
+      ``groups`` (ValueError naming the channels otherwise);
     * ``"layer"``: GroupNorm(1, C), i.e. LayerNorm over (C, H, W) with a per-channel affine
       transform. The statistics are those of ``nn.LayerNorm((C, H, W))``; the affine
       parameters are per channel (as every other norm here) instead of one per position,
@@ -186,6 +187,11 @@ def make_norm2d(
     if norm == "batch":
         return nn.BatchNorm2d(channels, dtype=dtype)
     if norm == "group":
+        if channels > groups and channels % groups:
+            raise ValueError(
+                f"norm='group' uses GroupNorm(min({groups}, C), C): {channels} channels are more than "
+                f"{groups} and not a multiple of {groups}"
+            )
         return nn.GroupNorm(min(groups, channels), channels, dtype=dtype)
     if norm == "layer":
         return nn.GroupNorm(1, channels, dtype=dtype)
@@ -233,6 +239,12 @@ class CNN(nn.Sequential):
         self.norm = None if norm == "none" else norm
         make_norm2d(self.norm, 8)  # validates norm before anything is built
         self.blocks = V.integer(blocks, "blocks", where, low=1)
+        if self.norm == "group":
+            for c in self.channels:
+                try:
+                    make_norm2d("group", c)
+                except ValueError as exc:
+                    raise ValueError(f"{where}: channels {self.channels}: {exc}") from None
         layers: list[nn.Module] = []
         if input_shape is not None:
             input_shape = cast("tuple[int, int, int]", tuple(input_shape))

@@ -78,7 +78,8 @@ def parser() -> argparse.ArgumentParser:
         choices=["batch", "group", "layer", "instance", "none"],
         default=None,
         help="normalization after each hidden Linear: BatchNorm1d, LayerNorm or none; after each "
-        "convolution (cnn): BatchNorm2d, GroupNorm (8 groups), layer (GroupNorm(1, C)), "
+        "convolution (cnn): BatchNorm2d, GroupNorm (min(8, C) groups: widths above 8 a multiple of 8), "
+        "layer (GroupNorm(1, C)), "
         "InstanceNorm2d or none (default: batch)",
     )
     m.add_argument(
@@ -252,6 +253,13 @@ def _check_config(config: TrainConfig) -> TrainConfig:
             f"{len(widths) - 1} 2x2 max-poolings would reduce the 28x28 images to nothing: give at most "
             f"{_CNN_MAX_STAGES} widths"
         )
+    if config.model == "cnn" and config.norm == "group":
+        odd = [w for w in widths if w > 8 and w % 8]
+        if odd:
+            raise _cli.UsageError(
+                f"--width {','.join(map(str, widths))}: --norm group uses GroupNorm(min(8, C), C), so a "
+                f"width above 8 must be a multiple of 8, not {odd[0]}"
+            )
     try:
         config = config.resolved()
         build_model(config, 784, 10)  # what the model's constructors refuse, before the data
