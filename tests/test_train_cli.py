@@ -6,6 +6,7 @@ loaded; Ctrl-C is one line saying where the last checkpoint is, and exit status 
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -92,6 +93,16 @@ def test_user_errors_are_one_line_before_loading_data(tiny, tmp_path):
             command(*ok, "--model", "cnn", "--norm", "group", "--width", "8,12"),
             "--width 8,12: --norm group uses GroupNorm(min(8, C), C), so a width above 8 must be a multiple",
         ),
+        (command(*ok, "--init-gain", "nan"), "argument --init-gain: must be a finite number, got nan"),
+        (command(*ok, "--lr", "inf"), "argument --lr: must be a finite number, got inf"),
+        (
+            command(*ok, "--norm", "group"),
+            "--norm group is for --model cnn; the mlp model takes --norm batch, layer",
+        ),
+        (
+            command(*ok, "--width", "100,,50"),
+            "argument --width: widths must be a comma-separated list of ints, ",
+        ),
         (command(*ok, "--seed", "-1"), "argument --seed: must be in [0, 18446744073709551615], got -1"),
         (
             command(*ok, "--model", "cnn", "--width", "8,8,8,8,8,8"),
@@ -118,6 +129,15 @@ def test_data_of_the_wrong_image_size_is_one_line_and_leaves_nothing(tmp_path):
         "Fashion-MNIST's are 28x28"
     ]
     assert "epoch" not in done.stdout and not out.exists()
+
+
+def test_help_gives_each_default_once():
+    text = cli.parser().format_help()
+    flat = " ".join(text.split())
+    assert "(default: None)" not in flat and "(default: True)" not in flat and "(default: False)" not in flat
+    assert "(default: 1024,512,256; cnn: 32,64,128)" in flat and "(default: Nesterov)" in flat
+    assert "(default: 0.9)" in flat  # --momentum's, added by the formatter
+    assert not re.search(r"\(default[^)]*\) \(default", flat)  # never two in a row
 
 
 def test_resume_flags_must_agree_with_the_run(tiny, tmp_path):

@@ -131,6 +131,7 @@ def run_all(out_dir, data=None, data_dir=None, quick=False, progress=None, log=p
 def _parser() -> argparse.ArgumentParser:
     p = _cli.Parser(
         prog="normreg-experiments",
+        formatter_class=_cli.HelpFormatter,
         description="Run the lecture's experiments on Fashion-MNIST: "
         + "; ".join(f"{k} ({_TITLES[k][3:].lower()})" for k in EXPERIMENTS)
         + ".",

@@ -24,14 +24,18 @@ from .recipe import CNN_RECIPE, TrainConfig, build_model, default_config
 
 
 def _width(text: str) -> int | list[int]:
-    parts = [p for p in text.replace(" ", "").split(",") if p]
+    parts = text.replace(" ", "").split(",")
+    if "" in parts:
+        raise argparse.ArgumentTypeError(
+            f"widths must be a comma-separated list of ints, without empty items, got {text!r}"
+        )
     try:
         values = [int(p) for p in parts]
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"width must be an int or a comma-separated list of ints, got {text!r}"
         ) from None
-    if not values or any(v < 1 for v in values):
+    if any(v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"widths must be positive, got {text!r}")
     return values[0] if len(values) == 1 else values
 
@@ -48,7 +52,7 @@ def parser() -> argparse.ArgumentParser:
         description="Train an MLP (or the residual MLP, or a CNN) on Fashion-MNIST with normreg. "
         "The defaults reach >= 0.90 test accuracy in 15 epochs (the MLP), >= 0.92 (--model cnn, "
         "whose defaults differ where noted).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_cli.HelpFormatter,
     )
     m = p.add_argument_group("model")
     m.add_argument(
@@ -252,6 +256,11 @@ def _check_config(config: TrainConfig) -> TrainConfig:
             f"--width {','.join(map(str, widths))}: {len(widths)} stages for --model cnn, whose "
             f"{len(widths) - 1} 2x2 max-poolings would reduce the 28x28 images to nothing: give at most "
             f"{_CNN_MAX_STAGES} widths"
+        )
+    if config.model != "cnn" and config.norm not in ("batch", "layer", "none"):
+        raise _cli.UsageError(
+            f"--norm {config.norm} is for --model cnn; the {config.model} model takes --norm batch, "
+            "layer or none"
         )
     if config.model == "cnn" and config.norm == "group":
         odd = [w for w in widths if w > 8 and w % 8]
