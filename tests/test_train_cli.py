@@ -262,6 +262,20 @@ def test_a_full_disk_is_one_line_naming_the_file(tiny, tmp_path, monkeypatch, ca
     ]
 
 
+def test_a_non_finite_test_loss_is_a_divergence(tiny, tmp_path):
+    """--weight-decay 1e30 over one step: the training loss of that batch is finite, the
+    weights after the step are not, so the test loss is NaN: diverged, exit status 1."""
+    out = tmp_path / "run"
+    argv = ["--data-dir", tiny, "--out", out, "--epochs", "2", "--train-subset", "100", *SMALL]
+    done = subprocess.run(command(*argv, "--weight-decay", "1e30"), capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    assert "test loss nan" in done.stdout and "the test loss is NaN/Inf: stopped" in done.stdout
+    assert "normreg-train: training diverged (loss NaN/Inf)" in done.stderr
+    assert "epoch   2/2" not in done.stdout and not (out / "checkpoint.npz").exists()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["diverged"] is True and len(metrics["epochs"]) == 1
+
+
 def _wait_for(proc, text, timeout=60):
     """Read the child's stdout until a line holds ``text``; returns the lines read."""
     lines, deadline = [], time.monotonic() + timeout

@@ -437,7 +437,10 @@ def _train(
         return 1
     history = result["history"]
     if result["diverged"] or not history:
-        print("normreg-train: training diverged (loss NaN/Inf); try a smaller --lr", file=sys.stderr)
+        print(
+            "normreg-train: training diverged (loss NaN/Inf); try a smaller --lr (or --weight-decay)",
+            file=sys.stderr,
+        )
         return 1
     last = history[-1]
     total = sum(h["seconds"] for h in history)

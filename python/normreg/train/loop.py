@@ -218,7 +218,8 @@ def train(
     epoch, lr, train_loss, train_acc, test_loss, test_acc, seconds, train_seconds),
     ``steps`` (mean training loss over every ``record_every`` batches, as ``[step, loss]``
     pairs; default about 20 per epoch),
-    ``diverged`` (the loss became NaN/Inf: training stopped there), ``model``.
+    ``diverged`` (the training loss, or an epoch's test loss, became NaN/Inf: training stopped
+    there, without a checkpoint of that epoch), ``model``.
     ``train_loss``/``train_acc`` are running means over the epoch's batches (training mode).
     With ``out_dir``, writes checkpoint.npz and metrics.json after every epoch and curves.png
     at the end. ``progress``: a tqdm bar per epoch (None: only on a terminal). ``log``: where
@@ -321,6 +322,11 @@ def train(
             "train_seconds": train_seconds,
         }
         history.append(record)
+        if not math.isfinite(test_loss):  # diverged as well: the weights are no longer finite
+            diverged = True
+            if log:
+                log(_epoch_line(record, config.epochs) + "  the test loss is NaN/Inf: stopped")
+            break
         if out_dir is not None:  # the checkpoint first: a line printed is an epoch saved
             state = checkpoint.make(
                 epoch, config, model, opt, sched, loader_generator, history, steps.state(), comm.Get_size()
