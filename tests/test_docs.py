@@ -178,3 +178,18 @@ def test_every_listed_public_name_imports():
         except (ImportError, AttributeError) as exc:
             missing.append(f"{dotted}: {exc}")
     assert not missing, "\n".join(missing)
+
+
+@pytest.mark.parametrize("doc", DOCS + [ROOT / "README.md"], ids=lambda p: p.name)
+def test_no_paragraph_is_there_twice(doc):
+    """A section pasted twice (docs/api.md had its two paragraphs on modules used several
+    times, and the examples after them, twice): every paragraph of prose (outside code
+    blocks, over 100 characters) is in a document once."""
+    prose, code = [], False
+    for block in re.split(r"\n\s*\n", doc.read_text()):
+        fences = block.count("```")
+        if not code and fences == 0 and len(block) > 100:
+            prose.append(block.strip())
+        code ^= fences % 2 == 1
+    repeated = {p[:60] for p in prose if prose.count(p) > 1}
+    assert not repeated, repeated

@@ -76,6 +76,11 @@ def test_regularization_quick(tiny, tmp_path):
         assert r["gap"] == pytest.approx(r["train_acc"] - r["test_acc"])
     assert (saved["rows"][0]["dropout"], saved["rows"][0]["weight_decay"]) == (0.0, 0.0)
     assert saved["rows"][3]["dropout"] > 0 and saved["rows"][3]["weight_decay"] > 0
+    # docs/experiments.md says how many epochs --quick runs
+    assert {run["config"]["epochs"] for run in saved["runs"].values()} == {8}
+    with open(os.path.join(os.path.dirname(__file__), "..", "docs", "experiments.md")) as f:
+        doc = f.read()
+    assert "or 8 (regularization" in " ".join(doc.split())
 
 
 def test_init_quick(tiny, tmp_path):
