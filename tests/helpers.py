@@ -5,6 +5,7 @@ conftest.py; the NumPy twins of the ops in reference/.)"""
 import tracemalloc
 
 import numpy as np
+import reference as R
 
 from normreg import nn
 
@@ -253,3 +254,31 @@ def pool_input(rng, shape, dtype, distinct=True):
     else:
         x = rng.standard_normal(shape)
     return x.astype(dtype)
+
+
+def optim_tol(dtype):
+    """The optimizer tests' tolerances for dtype (25 steps of float32 rounding)."""
+    return dict(rtol=2e-5, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-13)
+
+
+def adam_reference(
+    p, g, st, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, decoupled=False
+):
+    """reference.adam_step with its state (step count and moments, starting at 0) in ``st``."""
+    zeros = np.zeros_like(p)
+    st["t"] = st.get("t", 0) + 1
+    p, st["m"], st["v"], st["vmax"] = R.adam_step(
+        p,
+        g,
+        st.get("m", zeros),
+        st.get("v", zeros),
+        st.get("vmax", zeros) if amsgrad else None,
+        st["t"],
+        lr,
+        betas[0],
+        betas[1],
+        eps,
+        weight_decay,
+        decoupled,
+    )
+    return p

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import reference as R
-from helpers import bowl_grad, random_params, run_steps, set_grad, train_steps
+from helpers import adam_reference, bowl_grad, optim_tol, random_params, run_steps, set_grad, train_steps
 
 import normreg
 from normreg import functional as F
@@ -12,33 +12,6 @@ from normreg.nn import Parameter
 
 DTYPES = [np.float32, np.float64]
 STEPS = 25
-
-
-def _tol(dtype):
-    return dict(rtol=2e-5, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-13)
-
-
-def _adam_reference(
-    p, g, st, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, decoupled=False
-):
-    """reference.adam_step with its state (step count and moments, starting at 0) in ``st``."""
-    zeros = np.zeros_like(p)
-    st["t"] = st.get("t", 0) + 1
-    p, st["m"], st["v"], st["vmax"] = R.adam_step(
-        p,
-        g,
-        st.get("m", zeros),
-        st.get("v", zeros),
-        st.get("vmax", zeros) if amsgrad else None,
-        st["t"],
-        lr,
-        betas[0],
-        betas[1],
-        eps,
-        weight_decay,
-        decoupled,
-    )
-    return p
 
 
 SGD_CONFIGS = [
@@ -66,10 +39,10 @@ def test_sgd_matches_reference(dtype, cfg):
             refs[i], bufs[i] = R.sgd_step(refs[i], gf(refs[i], t), bufs[i], **cfg)
     for p, r in zip(params, refs):
         assert p.data.dtype == dtype
-        np.testing.assert_allclose(p.data, r, **_tol(dtype))
+        np.testing.assert_allclose(p.data, r, **optim_tol(dtype))
     if cfg.get("momentum", 0):
         for p, b in zip(params, bufs):
-            np.testing.assert_allclose(opt.state[p]["momentum_buffer"], b, **_tol(dtype))
+            np.testing.assert_allclose(opt.state[p]["momentum_buffer"], b, **optim_tol(dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -85,7 +58,7 @@ def test_sgd_weight_decay_is_the_lecture_rule(dtype):
         set_grad(p, g)
         opt.step()
         w = (1 - lr * lam) * w - lr * g
-    np.testing.assert_allclose(p.data, w, **_tol(dtype))
+    np.testing.assert_allclose(p.data, w, **optim_tol(dtype))
 
 
 ADAM_CONFIGS = [
@@ -115,7 +88,7 @@ def test_adam_matches_reference(dtype, decoupled, cfg):
     run_steps(opt, params, grads, 0, STEPS)
     for t in range(STEPS):
         for i, gf in enumerate(grads):
-            refs[i] = _adam_reference(refs[i], gf(refs[i], t), states[i], decoupled=decoupled, **full)
+            refs[i] = adam_reference(refs[i], gf(refs[i], t), states[i], decoupled=decoupled, **full)
     # float32: the step divides by sqrt(v) + eps, which amplifies rounding a little
     tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
     for p, r, st in zip(params, refs, states):
@@ -171,7 +144,7 @@ def test_large_buffer_uses_threads_and_matches_reference(dtype):
     ref, buf = w.astype(np.float64), None
     for _ in range(3):
         ref, buf = R.sgd_step(ref, g.astype(np.float64), buf, 0.1, 0.9, 0.0, 1e-2, True)
-    np.testing.assert_allclose(results[0][0], ref, **_tol(dtype))
+    np.testing.assert_allclose(results[0][0], ref, **optim_tol(dtype))
 
 
 # ---- parameter groups ------------------------------------------------------------------
@@ -198,8 +171,8 @@ def test_parameter_groups_have_their_own_hyperparameters(dtype):
         opt.step()
         ra, ba = R.sgd_step(ra, ga, ba, 0.05, 0.9, 0.0, 0.1)
         rb, bb = R.sgd_step(rb, gb, bb, 0.5)
-    np.testing.assert_allclose(a.data, ra, **_tol(dtype))
-    np.testing.assert_allclose(b.data, rb, **_tol(dtype))
+    np.testing.assert_allclose(a.data, ra, **optim_tol(dtype))
+    np.testing.assert_allclose(b.data, rb, **optim_tol(dtype))
     assert opt.state[b]["momentum_buffer"] is None
 
 
@@ -317,7 +290,7 @@ def test_no_weight_decay_term_keeps_the_state_of_an_infinite_param_finite(dtype,
             sgd_kw = {k: v for k, v in kwargs.items() if k != "lr"}
             ref, buf = R.sgd_step(ref, g, buf, kwargs["lr"], **sgd_kw)
         else:
-            ref = _adam_reference(
+            ref = adam_reference(
                 ref,
                 g,
                 st,
@@ -326,15 +299,15 @@ def test_no_weight_decay_term_keeps_the_state_of_an_infinite_param_finite(dtype,
                 amsgrad=kwargs.get("amsgrad", False),
                 decoupled=name == "AdamW",
             )
-    np.testing.assert_allclose(p.data, ref, **_tol(dtype))
+    np.testing.assert_allclose(p.data, ref, **optim_tol(dtype))
     np.testing.assert_array_equal(np.isinf(p.data), [False, True, True, False])
     state = [v for v in opt.state[p].values() if isinstance(v, np.ndarray)]
     assert all(np.isfinite(v).all() for v in state)  # plain SGD: no state to check
     if name == "SGD" and "momentum" in kwargs:
-        np.testing.assert_allclose(opt.state[p]["momentum_buffer"], buf, **_tol(dtype))
+        np.testing.assert_allclose(opt.state[p]["momentum_buffer"], buf, **optim_tol(dtype))
     elif name != "SGD":
-        np.testing.assert_allclose(opt.state[p]["exp_avg"], st["m"], **_tol(dtype))
-        np.testing.assert_allclose(opt.state[p]["exp_avg_sq"], st["v"], **_tol(dtype))
+        np.testing.assert_allclose(opt.state[p]["exp_avg"], st["m"], **optim_tol(dtype))
+        np.testing.assert_allclose(opt.state[p]["exp_avg_sq"], st["v"], **optim_tol(dtype))
 
 
 def test_functional_steps_without_weight_decay_keep_an_infinite_param_out_of_the_state():
@@ -374,119 +347,6 @@ def test_matches_torch(name, kwargs):
         opt.step()
         topt.step()
     np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-5, atol=1e-6)
-
-
-def _odd_grad(kind, g):
-    """g (2-D) in a form the kernels do not take as it is, with the same values."""
-    if kind == "list":
-        return g.tolist()
-    if kind == "fortran":
-        return np.asfortranarray(g)
-    if kind == "strided":
-        wide = np.zeros((g.shape[0], 2 * g.shape[1]), g.dtype)
-        wide[:, ::2] = g
-        return wide[:, ::2]
-    return g.astype(g.dtype.newbyteorder(">"))  # "big-endian"
-
-
-@pytest.mark.parametrize("kind", ["list", "fortran", "strided", "big-endian"])
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01),
-        lambda ps: optim.AdamW(ps, lr=0.01),
-        lambda ps: optim.Adam(ps, lr=0.01, amsgrad=True),
-    ],
-    ids=["SGD", "AdamW", "Adam amsgrad"],
-)
-def test_step_takes_gradients_that_need_converting(kind, make):
-    """A gradient the kernels do not take as it is (a list, a strided or big-endian array)
-    updates the parameter as its contiguous copy does, and is left as it was."""
-    rng = np.random.default_rng(5)
-    w = rng.standard_normal((4, 3))  # float64: a list of Python floats converts to it
-    gs = [rng.standard_normal((4, 3)) for _ in range(3)]
-    plain, odd = (
-        [Parameter(w.copy()), Parameter(w.copy() + 1)],
-        [Parameter(w.copy()), Parameter(w.copy() + 1)],
-    )
-    opt_plain, opt_odd = make(plain), make(odd)
-    for g in gs:
-        for p in plain:
-            p.grad = g.copy()
-        opt_plain.step()
-        grad = _odd_grad(kind, g)
-        before = np.array(grad, copy=True)
-        odd[0].grad, odd[1].grad = grad, g.copy()  # one odd gradient among plain ones
-        opt_odd.step()
-        np.testing.assert_array_equal(np.asarray(grad), before)
-    for p, q in zip(plain, odd):
-        np.testing.assert_array_equal(p.data, q.data)
-
-
-def _odd_param(kind, w):
-    """An array of w's values (2-D, float) whose layout the kernels do not take as it is, and
-    the array whose memory it is (its other entries must stay as they are)."""
-    if kind == "fortran":
-        a = np.asfortranarray(w)
-        return a, a
-    if kind == "strided":
-        wide = np.full((w.shape[0], 2 * w.shape[1]), 7.0, w.dtype)
-        wide[:, ::2] = w
-        return wide[:, ::2], wide
-    if kind == "reversed":
-        a = w[::-1, ::-1].copy()
-        return a[::-1, ::-1], a
-    raw = np.zeros(w.nbytes + 1, np.uint8)  # "unaligned"
-    a = raw[1:].view(w.dtype).reshape(w.shape)
-    a[...] = w
-    return a, raw
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kind", ["fortran", "strided", "reversed", "unaligned"])
-@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
-def test_step_updates_a_parameter_of_any_layout_in_place(dtype, kind, name):
-    """A Fortran-ordered, strided, reversed or unaligned parameter is updated as the NumPy
-    reference rule says, in place (p.data stays the same array, as a tensor does in
-    PyTorch), beside a C-contiguous one of the same group; the memory around a strided
-    view is untouched."""
-    rng = np.random.default_rng(6)
-    w0 = [rng.standard_normal((4, 3)).astype(dtype) for _ in range(2)]
-    grads = [rng.standard_normal((4, 3)).astype(dtype) for _ in range(3)]
-    data, base = _odd_param(kind, w0[0].copy())
-    base_before = base.copy()
-    ps = [Parameter(w0[1].copy()), Parameter(np.zeros((4, 3), dtype))]
-    ps[1].data = data
-    assert not (ps[1].data.flags.c_contiguous and ps[1].data.flags.aligned)
-    if name == "SGD":
-        opt = optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01)
-    else:
-        opt = getattr(optim, name)(ps, lr=0.01, weight_decay=0.1, amsgrad=True)
-    refs, bufs, sts = [w.astype(np.float64) for w in w0[::-1]], [None, None], [{}, {}]
-    for g in grads:
-        for i, p in enumerate(ps):
-            p.grad = g.copy()
-            if name == "SGD":
-                refs[i], bufs[i] = R.sgd_step(refs[i], g, bufs[i], 0.1, momentum=0.9, weight_decay=0.01)
-            else:
-                refs[i] = _adam_reference(
-                    refs[i], g, sts[i], lr=0.01, weight_decay=0.1, amsgrad=True, decoupled=name == "AdamW"
-                )
-        opt.step()
-    assert ps[1].data is data
-    for p, ref in zip(ps, refs):
-        np.testing.assert_allclose(p.data, ref, **_tol(dtype))
-    if kind == "strided":
-        np.testing.assert_array_equal(base[:, 1::2], base_before[:, 1::2])
-    assert all(v.flags.c_contiguous for v in opt.state[ps[1]].values() if isinstance(v, np.ndarray))
-    # a read-only parameter is still refused, naming it, and nothing is written
-    ro = Parameter(w0[0].copy())
-    ro.data = np.asfortranarray(ro.data)
-    ro.data.flags.writeable = False
-    ro.grad = grads[0].copy()
-    with pytest.raises(ValueError, match="param is updated in place and must be writeable"):
-        optim.SGD([ro], lr=0.1).step()
-    np.testing.assert_array_equal(ro.data, w0[0])
 
 
 @pytest.mark.parametrize(

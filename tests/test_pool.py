@@ -414,29 +414,6 @@ def test_ceil_mode_output_size_and_values(rng, shape, k, s, p):
     )
 
 
-def test_ceil_mode_counts_examples():
-    """Worked examples: 7 wide, kernel 2, stride 2 -> 3 windows (floor) or 4 (ceil, the last
-    one holding column 6 alone); 5 wide, kernel 3, stride 3, padding 1: a third window would
-    start at padded column 6, past 5 + 1, so ceil_mode keeps 2."""
-    x = np.arange(49, dtype=np.float64).reshape(1, 1, 7, 7)
-    assert F.max_pool2d(x, 2).shape == (1, 1, 3, 3)
-    y = F.max_pool2d(x, 2, ceil_mode=True)
-    assert y.shape == (1, 1, 4, 4)
-    assert y[0, 0, 3, 3] == 48 and y[0, 0, 0, 3] == 13
-    a = F.avg_pool2d(x, 2, ceil_mode=True)
-    assert a[0, 0, 3, 3] == 48  # a window of one position inside the image, divided by 1
-    assert a[0, 0, 0, 3] == (6 + 13) / 2
-    assert F.avg_pool2d(np.ones((1, 1, 5, 5)), 3, 3, 1, ceil_mode=True).shape == (1, 1, 2, 2)
-    # kernel 2 on 1 element: ceil((1 - 2) / 2) + 1 = 1 window (PyTorch's), holding it alone
-    one = np.full((1, 1, 1, 1), 3.0)
-    assert F.max_pool2d(one, 2, ceil_mode=True).tolist() == [[[[3.0]]]]
-    assert F.avg_pool2d(one, 2, ceil_mode=True).tolist() == [[[[3.0]]]]
-    # kernel 3, stride 2 on 1 element: ceil(-1) + 1 = 0 windows, an error in either mode
-    for ceil in (False, True):
-        with pytest.raises(ValueError, match="kernel height 3 is larger"):
-            F.max_pool2d(one, 3, 2, ceil_mode=ceil)
-
-
 def test_divisor_override_and_gradients():
     x = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)
     y = F.avg_pool2d(x, 2, divisor_override=3)

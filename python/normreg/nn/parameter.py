@@ -15,12 +15,13 @@ import collections.abc
 import functools
 import itertools
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
 from .. import _validation as V
 from ..grad_mode import is_grad_enabled
+from ._state import IncompatibleKeys, load_into
 
 
 class Parameter:
@@ -151,13 +152,6 @@ def _consuming(backward: _B) -> _B:
 
     wrapper._consumes_saved = True  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
-
-
-class IncompatibleKeys(NamedTuple):
-    """What ``load_state_dict(..., strict=False)`` did not match."""
-
-    missing_keys: list[str]
-    unexpected_keys: list[str]
 
 
 class Module:
@@ -480,34 +474,7 @@ class Module:
         With ``strict=True`` missing or unexpected keys raise KeyError; with
         ``strict=False`` they are returned as ``(missing_keys, unexpected_keys)``.
         """
-        if not isinstance(state_dict, collections.abc.Mapping):
-            raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
-        targets = self._state_targets()
-        # a batch norm's count may be absent (PyTorch's checkpoints from before it had one):
-        # the count is kept, as PyTorch does
-        missing = [k for k in targets if k not in state_dict and not k.endswith("num_batches_tracked")]
-        unexpected = [k for k in state_dict if k not in targets]
-        if strict and (missing or unexpected):
-            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
-        updates = []
-        for key, target in targets.items():
-            if key not in state_dict:
-                continue
-            value = state_dict[key]
-            V.not_masked(value, f"'{key}'", "load_state_dict")
-            value = np.asarray(value)
-            if value.shape != target.shape:
-                raise ValueError(f"load_state_dict: '{key}' has shape {value.shape}, expected {target.shape}")
-            if value.dtype != target.dtype and not (
-                value.dtype.kind in "biuf" and np.can_cast(value.dtype, target.dtype, "same_kind")
-            ):
-                # a float64 state loads into a float32 model (rounded), as PyTorch's copy_
-                # does; a float into an integer count or anything not a number does not
-                raise TypeError(f"load_state_dict: '{key}' has dtype {value.dtype}, expected {target.dtype}")
-            updates.append((target, value))
-        for target, value in updates:
-            np.copyto(target, value, casting="same_kind")
-        return IncompatibleKeys(missing, unexpected)
+        return load_into(self._state_targets(), state_dict, strict)
 
     # -- display -------------------------------------------------------------------------
 

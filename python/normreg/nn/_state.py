@@ -1,0 +1,51 @@
+"""Loading a module's state: the checks ``Module.load_state_dict`` makes on every key
+before it writes any, and the copy."""
+
+from __future__ import annotations
+
+import collections.abc
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .. import _validation as V
+
+
+class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict(..., strict=False)`` did not match."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+def load_into(targets: Mapping[str, np.ndarray], state_dict: Any, strict: bool) -> IncompatibleKeys:
+    """Copy ``state_dict``'s arrays into ``targets`` (name -> the live array), every key
+    checked first; see ``Module.load_state_dict``."""
+    if not isinstance(state_dict, collections.abc.Mapping):
+        raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
+    # a batch norm's count may be absent (PyTorch's checkpoints from before it had one):
+    # the count is kept, as PyTorch does
+    missing = [k for k in targets if k not in state_dict and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state_dict if k not in targets]
+    if strict and (missing or unexpected):
+        raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+    updates = []
+    for key, target in targets.items():
+        if key not in state_dict:
+            continue
+        value = state_dict[key]
+        V.not_masked(value, f"'{key}'", "load_state_dict")
+        value = np.asarray(value)
+        if value.shape != target.shape:
+            raise ValueError(f"load_state_dict: '{key}' has shape {value.shape}, expected {target.shape}")
+        if value.dtype != target.dtype and not (
+            value.dtype.kind in "biuf" and np.can_cast(value.dtype, target.dtype, "same_kind")
+        ):
+            # a float64 state loads into a float32 model (rounded), as PyTorch's copy_
+            # does; a float into an integer count or anything not a number does not
+            raise TypeError(f"load_state_dict: '{key}' has dtype {value.dtype}, expected {target.dtype}")
+        updates.append((target, value))
+    for target, value in updates:
+        np.copyto(target, value, casting="same_kind")
+    return IncompatibleKeys(missing, unexpected)
