@@ -177,3 +177,62 @@ def test_a_model_calling_a_module_several_times_is_checked_as_a_whole():
     report = check_gradients(nn.Sequential(tied, nn.ReLU(), tied), x)
     assert not report.ok  # ...and the checker sees what the second call does to it
     assert report.worst.name == "parameter '0.weight'"
+
+
+class _Double(nn.Module):
+    """y = 2 x, with a backward that returns ``scale * dy`` (2: right, 0: wrong)."""
+
+    def __init__(self, scale):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x):
+        self.save_for_backward()
+        return 2 * x
+
+    def backward(self, dy):
+        self.saved()
+        return self.scale * dy
+
+
+def _layout(a, kind):
+    """a's values in another memory layout (a C-contiguous copy for "C")."""
+    if kind == "transposed":
+        return a.T.copy().T
+    if kind == "Fortran":
+        return np.asfortranarray(a)
+    if kind == "strided":
+        return np.repeat(a, 2, axis=1)[:, ::2]
+    return a.copy()
+
+
+class _LinearWithoutWeightGrad(nn.Linear):
+    def backward(self, dy, **kw):
+        dx = super().backward(dy, **kw)
+        self.weight.grad = np.zeros_like(self.weight.data)
+        return dx
+
+
+@pytest.mark.parametrize("kind", ["C", "transposed", "Fortran", "strided"])
+def test_the_check_sees_inputs_and_parameters_of_any_layout(kind):
+    """Central differences perturb every element of an input or a parameter whatever its
+    memory layout: a wrong backward fails and a right one passes (a flat copy of a
+    Fortran-ordered array would perturb the copy, and every numeric gradient would be 0)."""
+    rng = np.random.default_rng(0)
+    x = _layout(rng.standard_normal((6, 4)), kind)
+    assert gradcheck(_Double(2.0), x)
+    with pytest.raises(GradcheckError):
+        gradcheck(_Double(0.0), x)
+    w = rng.standard_normal((4, 3))
+    for cls, ok in ((nn.Linear, True), (_LinearWithoutWeightGrad, False)):
+        lin = cls(4, 3, dtype=np.float64)
+        lin.weight.data = _layout(w, kind)
+        assert check_gradients(lin, x).ok is ok
+
+
+@pytest.mark.parametrize(
+    "kw", [{"eps": 0.0}, {"eps": -1e-6}, {"eps": float("nan")}, {"atol": -1.0}, {"rtol": float("inf")}]
+)
+def test_the_check_refuses_tolerances_that_cannot_check(kw):
+    with pytest.raises(ValueError, match=next(iter(kw))):
+        gradcheck(_Double(2.0), np.ones((2, 2)), **kw)

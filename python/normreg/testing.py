@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _validation as V
 from .grad_mode import enable_grad, no_grad
 from .nn import Module
 from .nn import Parameter as Parameter
@@ -211,6 +212,9 @@ def check_gradients(
 
     Arguments as :func:`gradcheck`.
     """
+    eps = V.real(eps, "eps", "gradcheck", low=0.0, low_open=True)
+    atol = V.real(atol, "atol", "gradcheck", low=0.0)
+    rtol = V.real(rtol, "rtol", "gradcheck", low=0.0)
     single = not isinstance(inputs, (tuple, list))
     inputs = [_as_f64(a) for a in ([inputs] if single else inputs)]
     target: _ModuleTarget | _FunctionTarget
@@ -257,15 +261,17 @@ def check_gradients(
                 entry.error = f"analytic gradient has shape {grad.shape}, expected {array.shape}"
                 continue
             numeric = np.zeros(array.shape)
-            flat = array.reshape(-1)  # a view: perturb in place, restore after
-            for k in range(flat.size):
-                orig = flat[k]
-                flat[k] = orig + eps
+            # each element perturbed in place through its index, restored after: any layout
+            # (reshape(-1) of a Fortran-ordered or strided array is a copy, whose changes the
+            # forward would never see)
+            for idx in np.ndindex(array.shape):
+                orig = array[idx]
+                array[idx] = orig + eps
                 fp = objective()
-                flat[k] = orig - eps
+                array[idx] = orig - eps
                 fm = objective()
-                flat[k] = orig
-                numeric.reshape(-1)[k] = (fp - fm) / (2 * eps)
+                array[idx] = orig
+                numeric[idx] = (fp - fm) / (2 * eps)
             if array.size == 0:
                 continue
             diff = np.abs(grad.astype(np.float64) - numeric)
