@@ -232,7 +232,7 @@ def _a(shape, dtype=np.float32):
         ("x", lambda: F.conv2d(None, _a((4, 3, 3, 3)))),
         ("stride", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), stride=1.0)),
         ("stride", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), stride=True)),
-        ("padding", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), padding="same")),
+        ("padding", lambda: F.conv2d(_a((2, 3, 5, 5)), _a((4, 3, 3, 3)), padding=1.5)),
         ("dy", lambda: F.conv2d_backward(_a((2, 4, 3, 3), np.float64), _a((2, 3, 5, 5)), _a((4, 3, 3, 3)))),
         (
             "dweight",

@@ -10,6 +10,7 @@ import numpy.typing as npt
 
 from .. import _validation as V
 from .. import functional as F
+from ..functional.conv import conv_padding, only_one
 from ..random import Generator, as_generator
 from . import init
 from ._weighted import WeightedLayer
@@ -19,8 +20,11 @@ class Conv2d(WeightedLayer):
     """2-d convolution (PyTorch's ``nn.Conv2d``, without groups and dilation) of
     (N, C, H, W) input, or unbatched (C, H, W).
 
-    ``Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
-    dtype=np.float32, generator=None)``: kernel_size, stride and padding an int or a pair;
+    ``Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+    groups=1, bias=True, padding_mode="zeros", device=None, dtype=np.float32,
+    generator=None)``, PyTorch's arguments in its order (dilation and groups 1 only,
+    padding_mode "zeros", device None or "cpu"): kernel_size, stride and padding an int or a
+    pair, padding also "valid" or "same" (odd kernel sizes, stride 1);
     weight (out_channels, in_channels, kH, kW) (PyTorch's layout), bias (out_channels,).
     ``y[n, o] = bias[o] + sum_c weight[o, c] (cross-correlated with) x[n, c]`` with zero
     padding; see :func:`normreg.functional.conv2d`.
@@ -34,8 +38,12 @@ class Conv2d(WeightedLayer):
         out_channels: int,
         kernel_size: V.IntPair,
         stride: V.IntPair = 1,
-        padding: V.IntPair = 0,
+        padding: V.IntPair | str = 0,
+        dilation: V.IntPair = 1,
+        groups: int = 1,
         bias: bool = True,
+        padding_mode: str = "zeros",
+        device: Any = None,
         dtype: npt.DTypeLike = np.float32,
         generator: Generator | None = None,
     ) -> None:
@@ -45,7 +53,11 @@ class Conv2d(WeightedLayer):
         self.out_channels = V.integer(out_channels, "out_channels", where, low=1)
         self.kernel_size = V.int_pair(kernel_size, "kernel_size", where, low=1)
         self.stride = V.int_pair(stride, "stride", where, low=1)
-        self.padding = V.int_pair(padding, "padding", where, low=0)
+        self.padding = conv_padding(padding, self.kernel_size, self.stride, where)
+        only_one(dilation, groups, where)
+        V.choice(padding_mode, "padding_mode", where, ("zeros",))
+        if device not in (None, "cpu"):
+            raise ValueError(f"{where}: device must be None or 'cpu' (NumPy arrays), got {device!r}")
         weight_shape = (self.out_channels, self.in_channels) + self.kernel_size
         self._init_parameters(weight_shape, self.out_channels, bias, dtype, generator)
 
