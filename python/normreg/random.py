@@ -29,6 +29,14 @@ _SEED_MOD = 1 << 64
 _DEFAULT_SEED = 67280421310721
 
 
+_WORD = 1 << 32
+_WIDE_TAG = 0x9E3779B9  # the fifth entropy word of the streams of seeds or offsets >= 2**32
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
 def _check_seed(seed: Any) -> int:
     return V.integer(seed, "seed", "Generator") % _SEED_MOD
 
@@ -62,19 +70,37 @@ class Generator:
         return offset
 
     def numpy(self) -> np.random.Generator:
-        """A fresh ``numpy.random.Generator`` for the next draw, determined by (seed, counter)."""
-        return np.random.default_rng([self._seed, self.next_offset()])
+        """A fresh ``numpy.random.Generator`` for the next draw, determined by (seed, counter):
+        a different pair, a different stream."""
+        seed, offset = self._seed, self.next_offset()
+        if seed < _WORD and offset < _WORD:
+            return np.random.default_rng([seed, offset])
+        # NumPy's SeedSequence splits an int into 32-bit words and pads the list with zero
+        # words, so [s + (o << 32), 0] and [s, o] were one stream (seed 2**32 repeated seed
+        # 0's second draw): above 32 bits, fixed-width words and a fifth word no pair
+        # below has (the pairs below keep their streams)
+        words = [seed % _WORD, seed // _WORD, offset % _WORD, offset // _WORD, _WIDE_TAG]
+        return np.random.default_rng(words)
 
     def get_state(self) -> np.ndarray:
         """The state as an int64 array ``[seed, offset]`` (seed stored as its bit pattern)."""
         return np.array([self._seed, self._offset], dtype=np.uint64).view(np.int64)
 
     def set_state(self, state: npt.ArrayLike) -> Generator:
-        state = np.asarray(state)
-        if state.shape != (2,) or state.dtype.kind not in "iu":
-            raise ValueError(f"state must be 2 integers [seed, offset], got {state!r}")
-        seed, offset = (int(v) for v in state.astype(np.int64).view(np.uint64))
-        self._seed, self._offset = seed, offset
+        """Restore a state of :meth:`get_state`: ``[seed, offset]``, an array or a pair of
+        ints (the seed any 64-bit pattern, the offset in [0, 2**63)); returns self."""
+        if isinstance(state, (list, tuple)) and len(state) == 2 and all(_is_int(v) for v in state):
+            seed, offset = (int(v) for v in state)  # Python ints as they are (2**64 - 1 too)
+        else:
+            arr = np.asarray(state)
+            if arr.shape != (2,) or arr.dtype.kind not in "iu":
+                raise ValueError(f"state must be 2 integers [seed, offset], got {state!r}")
+            seed, offset = (int(v) for v in arr)
+        if not -(1 << 63) <= seed < _SEED_MOD:
+            raise ValueError(f"state: the seed must be a 64-bit integer, got {seed}")
+        if not 0 <= offset < 1 << 63:
+            raise ValueError(f"state: the offset must be in [0, 2**63), got {offset}")
+        self._seed, self._offset = seed % _SEED_MOD, offset
         return self
 
     def __repr__(self) -> str:
