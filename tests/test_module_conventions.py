@@ -75,3 +75,14 @@ def test_residual_around_an_inplace_module_keeps_its_skip_and_gradient_consisten
     dx = block.backward(dy)
     scale = 1.0 if isinstance(op, nn.ReLU) else 2.0
     np.testing.assert_allclose(dx, dy + kept * scale * (dy @ lin.weight.data.T), rtol=1e-10, atol=1e-12)
+
+
+def test_reprs_read_as_pytorchs():
+    """PyTorch 2's reprs of these layers, character for character."""
+    assert repr(nn.LayerNorm(8)) == "LayerNorm((8,), eps=1e-05, elementwise_affine=True, bias=True)"
+    assert (
+        repr(nn.LayerNorm(8, bias=False)) == "LayerNorm((8,), eps=1e-05, elementwise_affine=True, bias=False)"
+    )
+    assert repr(nn.LayerNorm(8, elementwise_affine=False)).endswith("elementwise_affine=False, bias=False)")
+    assert repr(nn.Dropout()) == "Dropout(p=0.5, inplace=False)"
+    assert repr(nn.Dropout(0.2, inplace=True)) == "Dropout(p=0.2, inplace=True)"

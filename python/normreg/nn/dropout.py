@@ -72,6 +72,6 @@ class Dropout(Module):
     def extra_repr(self) -> str:
         return (
             f"p={self.p}"
-            + (", inplace=True" if self.inplace else "")
+            + f", inplace={self.inplace}"  # as PyTorch's repr
             + (", p_is_keep_prob=True" if self.p_is_keep_prob else "")
         )

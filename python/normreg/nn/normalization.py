@@ -125,6 +125,9 @@ class LayerNorm(_AffineNorm, _TrailingNorm):
         self.save_for_backward(x, mean, rstd)
         return y
 
+    def extra_repr(self) -> str:  # PyTorch's: the bias flag after elementwise_affine
+        return super().extra_repr() + f", bias={self.bias is not None}"
+
     __call__ = forward  # a leaf: saves last, calls no module (see Module.__call__)
 
 
