@@ -6,7 +6,6 @@ pending forward; ``no_grad``; the bound on forwards that are never differentiate
 import copy
 import gc
 import pickle
-import threading
 import tracemalloc
 
 import numpy as np
@@ -365,68 +364,6 @@ def test_the_bound_can_be_set_for_every_module():
         assert r.pending_forwards == 2
     finally:
         nn.Module.max_pending_forwards = old
-
-
-# ---- the grad-mode API --------------------------------------------------------------------
-
-
-def test_grad_mode_context_decorator_and_function():
-    assert normreg.is_grad_enabled()
-    l = nn.Linear(2, 2)
-    x = np.ones((1, 2), np.float32)
-    with normreg.no_grad():
-        assert not normreg.is_grad_enabled()
-        l(x)
-        with normreg.enable_grad():
-            assert normreg.is_grad_enabled()
-            l(x)
-        assert not normreg.is_grad_enabled()
-    assert normreg.is_grad_enabled() and l.pending_forwards == 1
-
-    @normreg.no_grad()
-    def predict(inp):
-        assert not normreg.is_grad_enabled()
-        return l(inp)
-
-    predict(x)
-    assert normreg.is_grad_enabled() and l.pending_forwards == 1
-
-    @normreg.no_grad()
-    def batches():
-        for _ in range(2):
-            yield normreg.is_grad_enabled()
-
-    gen = batches()
-    assert next(gen) is False and normreg.is_grad_enabled()  # the caller's mode in between
-    assert list(gen) == [False]
-
-    normreg.set_grad_enabled(False)
-    assert not normreg.is_grad_enabled()
-    normreg.set_grad_enabled(True)
-    with normreg.set_grad_enabled(False):
-        assert not normreg.is_grad_enabled()
-    assert normreg.is_grad_enabled()
-
-    @normreg.set_grad_enabled(False)
-    def off():
-        return normreg.is_grad_enabled()
-
-    assert normreg.is_grad_enabled() and off() is False and normreg.is_grad_enabled()
-    with pytest.raises(TypeError, match="set_grad_enabled: mode must be a bool"):
-        normreg.set_grad_enabled(0)
-    with pytest.raises(RuntimeError), normreg.no_grad():
-        raise RuntimeError("restored on the way out")
-    assert normreg.is_grad_enabled()
-
-
-def test_grad_mode_is_per_thread():
-    seen = []
-    with normreg.no_grad():
-        t = threading.Thread(target=lambda: seen.append(normreg.is_grad_enabled()))
-        t.start()
-        t.join()
-        assert not normreg.is_grad_enabled()
-    assert seen == [True]
 
 
 def test_tied_weights_match_pytorch():

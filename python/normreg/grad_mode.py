@@ -8,7 +8,7 @@ evaluation and inference loops hold no memory for a backward that will never com
     with normreg.no_grad():
         logits = model(x_test)
 
-    @normreg.no_grad()
+    @normreg.no_grad  # or @normreg.no_grad()
     def predict(model, x):
         return model(x).argmax(axis=1)
 
@@ -23,7 +23,7 @@ import functools
 import inspect
 import threading
 from collections.abc import Callable, Generator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from . import _validation as V
 
@@ -46,7 +46,8 @@ def is_grad_enabled() -> bool:
 
 class _GradMode:
     """A context manager that sets the mode ``_value`` on entry and restores the previous
-    one on exit; also a decorator (a fresh context around each call of the decorated
+    one on exit (a stack of them, so one object may be entered again, even while it is
+    active); also a decorator (a fresh context around each call of the decorated
     function, and around each resumption of a decorated generator)."""
 
     _value: bool
@@ -62,18 +63,40 @@ class _GradMode:
         _state.enabled = self._prev.pop()
 
     def __call__(self, fn: F) -> F:
-        if not callable(fn):
-            raise TypeError(f"{type(self).__name__}: can decorate a function, not {type(fn).__name__}")
-        value = self._value
-        if inspect.isgeneratorfunction(fn):
-            return _wrap_generator(fn, value)  # type: ignore[return-value]
+        return _decorate(self, fn, self._value)
 
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with _Scoped(value):
-                return fn(*args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+def _decorate(ctx: object, fn: F, value: bool) -> F:
+    """``fn`` run with the mode ``value`` (the decorator ``ctx`` was used as)."""
+    if not callable(fn):
+        raise TypeError(f"{type(ctx).__name__}: can decorate a function, not {type(fn).__name__}")
+    if inspect.isgeneratorfunction(fn):
+        return _wrap_generator(fn, value)  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _Scoped(value):
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+_G = TypeVar("_G", bound="_NoParamGradMode")
+
+
+class _NoParamGradMode(_GradMode):
+    """A mode that is also a decorator without parentheses: ``@no_grad`` is
+    ``@no_grad()`` (PyTorch 2's ``_NoParamDecoratorContextManager``)."""
+
+    @overload
+    def __new__(cls, fn: F) -> F: ...  # type: ignore[misc]
+    @overload
+    def __new__(cls: type[_G], fn: None = None) -> _G: ...
+
+    def __new__(cls, fn: Any = None) -> Any:
+        if fn is None:
+            return super().__new__(cls)
+        return cls()(fn)  # a function, so Python does not call __init__ on it
 
 
 class _Scoped(_GradMode):
@@ -111,36 +134,45 @@ def _wrap_generator(fn: Callable[..., Generator[Any, Any, Any]], value: bool) ->
     return wrapper
 
 
-class no_grad(_GradMode):
+class no_grad(_NoParamGradMode):
     """Turn gradient recording off within a ``with`` block or a decorated function:
     forwards keep nothing for a backward (``torch.no_grad``)."""
 
     _value = False
 
 
-class enable_grad(_GradMode):
+class enable_grad(_NoParamGradMode):
     """Turn gradient recording on within a ``with`` block or a decorated function, e.g.
     inside a ``no_grad`` block (``torch.enable_grad``)."""
 
     _value = True
 
 
-class set_grad_enabled(_GradMode):
+class set_grad_enabled:
     """``set_grad_enabled(mode)``: turn recording on or off now (as a plain call), or
-    within a ``with`` block or a decorated function, restoring the previous mode after it
-    (``torch.set_grad_enabled``)."""
+    within a ``with`` block or a decorated function (``torch.set_grad_enabled``).
+
+    As PyTorch's: making the object sets ``mode`` and records the mode it replaced;
+    entering a ``with`` block sets ``mode`` (again), leaving it restores the mode recorded
+    when the object was made. So one object can be entered several times, and
+    ``ctx = set_grad_enabled(False); set_grad_enabled(True); with ctx: ...`` runs the block
+    with recording off. As a decorator, the mode recorded is restored at once and ``mode``
+    is set around each call."""
 
     def __init__(self, mode: bool) -> None:
-        super().__init__()
-        self._value = V.boolean(mode, "mode", "set_grad_enabled")
-        self._prev.append(_state.enabled)
-        _state.enabled = self._value
+        self.mode = V.boolean(mode, "mode", "set_grad_enabled")
+        self.prev = _state.enabled
+        _state.enabled = self.mode
 
     def __enter__(self) -> None:
-        pass  # the mode was set when the object was made; __exit__ restores the one before
+        _state.enabled = self.mode
+
+    def __exit__(self, *exc: object) -> None:
+        _state.enabled = self.prev
 
     def __call__(self, fn: F) -> F:
-        # used as a decorator: undo the setting made at construction, apply it per call
-        if self._prev:
-            _state.enabled = self._prev.pop()
-        return super().__call__(fn)
+        _state.enabled = self.prev  # undo the setting made at construction: it applies per call
+        return _decorate(self, fn, self.mode)
+
+    def __repr__(self) -> str:
+        return f"set_grad_enabled(mode={self.mode})"
