@@ -58,7 +58,10 @@ RUN_ELSEWHERE = {
         ROOT / "docs" / "distributed.md",
         "# Distributed training (MPI)",
     ): "test_distributed_mpi.py runs it on 1 and 2 ranks",
-    (ROOT / "docs" / "api.md", "## `normreg.data`"): "needs Fashion-MNIST; test_data.py tests the loader",
+    (
+        ROOT / "docs" / "api.md",
+        "## `normreg.data`",
+    ): "needs Fashion-MNIST; test_data.py and test_dataloader.py test the loaders",
 }
 
 

@@ -7,7 +7,7 @@
   HTTPS first, keeping only files with the pinned SHA-256 and MD5 digests) and returns
   float32 images in [0, 1] and int64 labels.
 * :class:`DataLoader` yields mini-batches ``(x, y)`` of two arrays; shuffling draws one
-  permutation per epoch from a seeded generator, and every batch is one fancy-indexing copy.
+  permutation per epoch from a seeded generator, and every batch is a fresh copy.
 """
 
 from __future__ import annotations
@@ -446,8 +446,10 @@ class DataLoader:
     from ``Generator(seed)`` when a seed is given (the k-th epoch's order depends only on the
     seed and k), else from normreg's default generator (so ``normreg.manual_seed`` fixes it).
     ``drop_last=True`` skips a final batch smaller than ``batch_size``. ``len()`` is the number
-    of batches per epoch. Batches are made by slicing or one fancy-indexing copy per array, so
-    no Python work is done per sample; with ``y=None`` each batch is ``x[idx]`` alone.
+    of batches per epoch. Each batch holds fresh arrays (a copy of a slice of each array, or
+    one fancy-indexing copy when shuffling, so no Python work is done per sample): writing into a
+    batch, e.g. with an in-place module, leaves ``x`` and ``y`` as they were, as PyTorch's
+    collated batches do. With ``y=None`` each batch is ``x[idx]`` alone.
     """
 
     def __init__(
@@ -475,9 +477,9 @@ class DataLoader:
         if self.shuffle:
             order = self.generator.numpy().permutation(n)
             for start in range(0, stop, bs):
-                idx = order[start : start + bs]
+                idx = order[start : start + bs]  # fancy indexing: each batch a copy
                 yield self.x[idx] if self.y is None else (self.x[idx], self.y[idx])
         else:
             for start in range(0, stop, bs):
-                sl = slice(start, start + bs)
-                yield self.x[sl] if self.y is None else (self.x[sl], self.y[sl])
+                sl = slice(start, start + bs)  # a slice is a view of the data: copied
+                yield self.x[sl].copy() if self.y is None else (self.x[sl].copy(), self.y[sl].copy())
