@@ -1,6 +1,10 @@
 """normreg.data.DataLoader: batches in order and shuffled (pairs kept, reproducible per seed,
-the default generator for seed=None), drop_last, x alone, bad arguments; every batch a fresh
-array, so writing into one (an in-place module) leaves the data set as it was."""
+the default generator for seed=None, also in a copied or unpickled loader), drop_last, x
+alone, bad arguments; every batch a fresh array, so writing into one (an in-place module)
+leaves the data set as it was."""
+
+import copy
+import pickle
 
 import numpy as np
 import pytest
@@ -112,3 +116,45 @@ def test_batches_of_read_only_data_are_writeable_copies(shuffle):
     for xb, yb in DataLoader(x, y, batch_size=4, shuffle=shuffle, seed=0):
         assert xb.flags.writeable and yb.flags.writeable
         np.testing.assert_array_equal(xb, x[yb])
+
+
+# ---- seed=None in a copied or unpickled loader ----------------------------------------------
+
+
+def _epoch_labels(loader):
+    return np.concatenate([yb for _, yb in loader])
+
+
+@pytest.mark.parametrize(
+    "clone", [copy.deepcopy, lambda loader: pickle.loads(pickle.dumps(loader))], ids=["deepcopy", "pickle"]
+)
+def test_copied_loader_without_seed_follows_manual_seed(clone):
+    x, y = _xy(40)
+    loader = clone(DataLoader(x, y, batch_size=8, shuffle=True))
+    assert loader.generator is normreg.default_generator
+    normreg.manual_seed(3)
+    first = _epoch_labels(loader)
+    normreg.manual_seed(3)
+    again = _epoch_labels(loader)
+    normreg.manual_seed(3)
+    fresh = _epoch_labels(DataLoader(x, y, batch_size=8, shuffle=True))
+    # the first draw after manual_seed(3) is that of a generator seeded with 3
+    expected = normreg.Generator(3).numpy().permutation(40)
+    for order in (first, again, fresh):
+        np.testing.assert_array_equal(order, expected)
+
+
+@pytest.mark.parametrize(
+    "clone", [copy.deepcopy, lambda loader: pickle.loads(pickle.dumps(loader))], ids=["deepcopy", "pickle"]
+)
+def test_copied_loader_with_a_seed_keeps_its_own_generator(clone):
+    x, y = _xy(40)
+    loader = DataLoader(x, y, batch_size=8, shuffle=True, seed=5)
+    _epoch_labels(loader)
+    copied = clone(loader)
+    assert copied.generator is not loader.generator
+    normreg.manual_seed(0)  # does not touch a seeded loader
+    np.testing.assert_array_equal(_epoch_labels(copied), _epoch_labels(loader))  # the second epoch
+    g = normreg.Generator(5)
+    g.numpy(), g.numpy()  # the first two epochs
+    np.testing.assert_array_equal(_epoch_labels(copied), g.numpy().permutation(40))  # the third

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import _validation as V
 from ._download import fetch, has_digests
-from .random import Generator, default_generator
+from .random import Generator, as_generator
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -444,7 +444,8 @@ class DataLoader:
 
     ``shuffle=True`` draws a new permutation at the start of every epoch (every ``iter()``):
     from ``Generator(seed)`` when a seed is given (the k-th epoch's order depends only on the
-    seed and k), else from normreg's default generator (so ``normreg.manual_seed`` fixes it).
+    seed and k), else from normreg's default generator as it is when the epoch starts (so
+    ``normreg.manual_seed`` fixes it, also for a loader copied or unpickled).
     ``drop_last=True`` skips a final batch smaller than ``batch_size``. ``len()`` is the number
     of batches per epoch. Each batch holds fresh arrays (a copy of a slice of each array, or
     one fancy-indexing copy when shuffling, so no Python work is done per sample): writing into a
@@ -465,7 +466,13 @@ class DataLoader:
         self.batch_size = V.integer(batch_size, "batch_size", "DataLoader", low=1)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
-        self.generator = default_generator if seed is None else Generator(seed)
+        # None: the default generator, looked up at each epoch (a copy must not keep its own)
+        self._generator = None if seed is None else Generator(seed)
+
+    @property
+    def generator(self) -> Generator:
+        """The generator the next epoch's permutation is drawn from."""
+        return as_generator(self._generator, "DataLoader")
 
     def __len__(self) -> int:
         n = self.x.shape[0]
