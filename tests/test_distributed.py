@@ -3,6 +3,8 @@ Chan's merge, SyncBatchNorm on a one-rank communicator against a NumPy batch nor
 finite differences, convert_sync_batchnorm, the sampler and the gradient buckets.
 (The 2-rank runs are in test_distributed_mpi.py.)"""
 
+import sys
+
 import numpy as np
 import pytest
 import reference as R
@@ -452,3 +454,38 @@ def test_train_with_a_one_rank_communicator_follows_the_plain_run():
     for a, b in zip(plain["history"], one["history"]):
         for key in ("train_loss", "test_loss", "train_acc", "test_acc"):
             assert abs(a[key] - b[key]) < 1e-4, (key, a, b)
+
+
+def test_init_refuses_what_is_not_a_communicator(monkeypatch):
+    hook = sys.excepthook
+    monkeypatch.setattr(dist.comm, "install_abort_handler", lambda comm: pytest.fail("installed"))
+
+    class Partial:  # a LocalComm-like object lacking two of the methods normreg uses
+        def Get_rank(self):
+            return 0
+
+        def Get_size(self):
+            return 1
+
+        Allreduce = Allgather = Bcast = Get_rank
+
+    for bad, what in [
+        ("x", "str without Get_rank, Get_size, Allreduce, Allgather, Bcast, Barrier, Abort"),
+        (1, "int without Get_rank"),
+        (Partial(), "Partial without Barrier, Abort$"),
+    ]:
+        with pytest.raises(
+            TypeError, match=r"^init: comm must be an mpi4py communicator or a LocalComm .*" + what
+        ):
+            dist.init(comm=bad, timeout=5)
+    assert sys.excepthook is hook and dist.get_timeout() is None  # nothing set before the check
+
+
+def test_init_accepts_a_local_comm_and_an_object_with_its_methods():
+    class Ducked:  # not a LocalComm, but with each method normreg uses
+        def __getattr__(self, name):
+            return getattr(dist.LocalComm(), name)
+
+    for comm in (dist.LocalComm(), Ducked()):
+        assert dist.init(comm=comm, abort_on_error=False) is comm
+        assert dist.get_world_size(comm) == 1

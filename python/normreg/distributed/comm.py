@@ -49,6 +49,21 @@ class Comm(Protocol):
     def Abort(self, errorcode: int = ...) -> Any: ...
 
 
+#: The methods of :class:`Comm`, which a ``comm`` argument must have.
+_COMM_METHODS = ("Get_rank", "Get_size", "Allreduce", "Allgather", "Bcast", "Barrier", "Abort")
+
+
+def _check_comm(comm: Any, where: str) -> None:
+    """TypeError naming ``comm`` unless it has every method of :class:`Comm`."""
+    missing = [name for name in _COMM_METHODS if not callable(getattr(comm, name, None))]
+    if missing:
+        raise TypeError(
+            f"{where}: comm must be an mpi4py communicator or a LocalComm (an object with the "
+            f"methods {', '.join(_COMM_METHODS)}) or None, got {type(comm).__name__} without "
+            f"{', '.join(missing)}"
+        )
+
+
 def is_available() -> bool:
     """True when mpi4py (and the MPI library it needs) can be imported."""
     try:  # optional dependency: imported on first use, here and in _mpi
@@ -227,12 +242,16 @@ def init(comm: Comm | None = None, abort_on_error: bool = True, timeout: float |
     Needs mpi4py when run under ``mpiexec`` with more than one rank; run alone without
     mpi4py it returns a :class:`LocalComm`. With ``abort_on_error`` (default), an uncaught
     exception on any rank aborts the whole job (:func:`install_abort_handler`).
-    ``timeout`` (seconds, default None: no limit) sets :func:`set_timeout`.
+    ``timeout`` (seconds, default None: no limit) sets :func:`set_timeout`. A ``comm`` that
+    is neither an mpi4py communicator nor an object with the methods of a :class:`LocalComm`
+    is a ``TypeError``, raised before anything is installed.
     """
     if comm is None:
         comm = world()
         if isinstance(comm, LocalComm) and _launched_by_mpiexec():
             _mpi()  # several ranks were started but mpi4py is missing: say so
+    else:
+        _check_comm(comm, "init")
     if abort_on_error:
         install_abort_handler(comm)
     if timeout is not None:
