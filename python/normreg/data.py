@@ -25,6 +25,7 @@ import numpy as np
 from . import _validation as V
 from ._download import fetch, has_digests
 from .random import Generator, as_generator
+from .random import default_generator as default_generator  # importable from here before
 
 PathLike = Union[str, "os.PathLike[str]"]
 
