@@ -62,9 +62,13 @@ window_count(const char *fn, const char *axis, npy_intp size, npy_intp k, npy_in
     }
     const npy_intp padded = size + 2 * pad;
     if (ceil) {
-        const npy_intp num = padded - k + stride - 1; /* no overflow: k, stride <= INT_MAX */
-        *out = (num >= 0 ? num / stride : -((-num + stride - 1) / stride)) + 1;
-        if (*out > 0 && (*out - 1) * stride >= size + pad) {
+        /* ceil((padded - k) / stride) + 1, without forming padded - k + stride - 1 (the sizes
+         * may be as large as npy_intp holds) */
+        *out = padded >= k ? (padded - k) / stride + ((padded - k) % stride != 0) + 1
+                           : 1 - (k - padded) / stride;
+        npy_intp start; /* of the last window, in the padded input */
+        if (*out > 0 &&
+            (__builtin_mul_overflow(*out - 1, stride, &start) || start >= size + pad)) {
             --*out;
         }
         if (*out >= 1) {
