@@ -21,6 +21,20 @@ def _grad_mode_restored():
     normreg.set_grad_enabled(True)
 
 
+def _check_a_decorated_generator(decorator):
+    """A generator decorated with no_grad runs each resumption without recording and gives
+    the caller back its mode in between."""
+
+    @decorator
+    def batches():
+        for _ in range(2):
+            yield normreg.is_grad_enabled()
+
+    gen = batches()
+    assert next(gen) is False and normreg.is_grad_enabled()  # the caller's mode in between
+    assert list(gen) == [False]
+
+
 def test_grad_mode_context_decorator_and_function():
     assert normreg.is_grad_enabled()
     l = nn.Linear(2, 2)
@@ -42,14 +56,7 @@ def test_grad_mode_context_decorator_and_function():
     predict(x)
     assert normreg.is_grad_enabled() and l.pending_forwards == 1
 
-    @normreg.no_grad()
-    def batches():
-        for _ in range(2):
-            yield normreg.is_grad_enabled()
-
-    gen = batches()
-    assert next(gen) is False and normreg.is_grad_enabled()  # the caller's mode in between
-    assert list(gen) == [False]
+    _check_a_decorated_generator(normreg.no_grad())
 
     normreg.set_grad_enabled(False)
     assert not normreg.is_grad_enabled()
@@ -158,14 +165,7 @@ def test_bare_decorators_on_functions():
 
 
 def test_bare_decorator_on_a_generator_and_a_method():
-    @normreg.no_grad
-    def batches():
-        for _ in range(2):
-            yield normreg.is_grad_enabled()
-
-    gen = batches()
-    assert next(gen) is False and normreg.is_grad_enabled()  # the caller's mode in between
-    assert list(gen) == [False]
+    _check_a_decorated_generator(normreg.no_grad)
 
     class Model:
         @normreg.no_grad
