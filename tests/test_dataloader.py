@@ -158,3 +158,18 @@ def test_copied_loader_with_a_seed_keeps_its_own_generator(clone):
     g = normreg.Generator(5)
     g.numpy(), g.numpy()  # the first two epochs
     np.testing.assert_array_equal(_epoch_labels(copied), g.numpy().permutation(40))  # the third
+
+
+def test_a_loader_pickled_with_its_generator_as_an_attribute_still_shuffles():
+    """Loaders pickled when the generator was the attribute ``generator`` (a state without
+    ``_generator``) load with that generator and draw the same orders."""
+    x = np.arange(20.0).reshape(10, 2)
+    dl = DataLoader(x, batch_size=4, shuffle=True, seed=3)
+    old_state = dict(vars(dl))
+    old_state["generator"] = old_state.pop("_generator")
+    old = DataLoader.__new__(DataLoader)
+    old.__setstate__(old_state)
+    restored = pickle.loads(pickle.dumps(old))
+    for a, b in zip(dl, restored):
+        np.testing.assert_array_equal(a, b)
+    assert len(list(restored)) == 3

@@ -475,6 +475,13 @@ class DataLoader:
         """The generator the next epoch's permutation is drawn from."""
         return as_generator(self._generator, "DataLoader")
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # a loader pickled when its generator was the attribute "generator" keeps that one
+        if "generator" in state:
+            state = dict(state)
+            state.setdefault("_generator", state.pop("generator"))
+        self.__dict__.update(state)
+
     def __len__(self) -> int:
         n = self.x.shape[0]
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
