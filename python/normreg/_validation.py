@@ -87,6 +87,11 @@ def real(
 MAX_THREADS = 1024
 
 
+def is_integer(value: Any) -> bool:
+    """Whether ``value`` is an int or a NumPy integer (not a bool): what :func:`integer` takes."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def integer(value: Any, name: str, where: str, *, low: int | None = None, high: int | None = None) -> int:
     """``value`` as an int: an int or NumPy integer (not a bool) within ``[low, high]``."""
     if type(value) is not int and (

@@ -33,10 +33,6 @@ _WORD = 1 << 32
 _WIDE_TAG = 0x9E3779B9  # the fifth entropy word of the streams of seeds or offsets >= 2**32
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
 def _check_seed(seed: Any) -> int:
     return V.integer(seed, "seed", "Generator") % _SEED_MOD
 
@@ -89,7 +85,7 @@ class Generator:
     def set_state(self, state: npt.ArrayLike) -> Generator:
         """Restore a state of :meth:`get_state`: ``[seed, offset]``, an array or a pair of
         ints (the seed any 64-bit pattern, the offset in [0, 2**63)); returns self."""
-        if isinstance(state, (list, tuple)) and len(state) == 2 and all(_is_int(v) for v in state):
+        if isinstance(state, (list, tuple)) and len(state) == 2 and all(V.is_integer(v) for v in state):
             seed, offset = (int(v) for v in state)  # Python ints as they are (2**64 - 1 too)
         else:
             arr = np.asarray(state)

@@ -22,6 +22,7 @@ import numpy as np
 
 import normreg
 
+from .. import _validation as V
 from ..nn import Module
 from ..optim import Optimizer, lr_scheduler
 from ..random import Generator, default_generator
@@ -117,7 +118,7 @@ _CHOICES = {
 
 
 def _is_int(value: Any, low: int, high: float = math.inf) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and bool(low <= value <= high)
+    return V.is_integer(value) and bool(low <= value <= high)
 
 
 def _is_real(value: Any, low: float = -math.inf, high: float = math.inf, high_open: bool = False) -> bool:
