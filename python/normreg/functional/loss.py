@@ -33,15 +33,18 @@ def _logits(logits: Any, where: str) -> np.ndarray:
     return logits
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    """log softmax of each row of logits (B, K >= 1), in float64: ``(z - max) - log(sum(exp(z -
-    max)))``, which keeps the log of the sum at any offset (``lse - z`` from a log-sum-exp
-    rounded to float32 is off by up to half its unit in the last place: 5e-4 at logits of 1e4,
-    all of it from 1e8). NaN rows for a NaN or +Inf logit, as the kernels' log-sum-exp."""
+def _log_softmax(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(log softmax (B, K), log-sum-exp (B,)) of the rows of logits, in float64: ``(z - max)
+    - log(sum(exp(z - max)))``, which keeps the log of the sum at any offset (``lse - z`` from
+    a log-sum-exp rounded to float32 is off by up to half its unit in the last place: 5e-4 at
+    logits of 1e4, all of it from 1e8), and ``max + log(sum)``. NaN rows for a NaN or +Inf
+    logit, as the kernels' log-sum-exp."""
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         z = logits.astype(np.float64)
-        shifted = z - z.max(axis=1, keepdims=True, initial=-np.inf)  # K = 0: no row to take
-        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        mx = z.max(axis=1, keepdims=True, initial=-np.inf)  # K = 0: no row to take
+        shifted = z - mx
+        log_sum = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        return shifted - log_sum, (mx + log_sum)[:, 0]
 
 
 class _Options:
@@ -143,8 +146,8 @@ def cross_entropy(
         return res
     B, K = logits.shape
     safe, keep = opts.rows(labels, where)
-    _, lse = _C.cross_entropy_forward(logits, safe)
-    logp = _log_softmax(logits)
+    logp, lse64 = _log_softmax(logits)
+    lse = lse64.astype(logits.dtype)  # the kernel's log-sum-exp, without a second pass
     wy = opts.row_weights(safe, keep, np.float64)
     # an ignored row counts for nothing, whatever its logits hold (Inf, NaN)
     with np.errstate(invalid="ignore"):
@@ -207,7 +210,7 @@ def cross_entropy_backward(
     a = (1 - opts.smoothing) * wy * g  # the coefficient of softmax - onehot(y) of each row
     b = (opts.smoothing / K) * np.where(keep, g, 0)  # of sum_c w[c] softmax - w
     w = np.ones(K) if opts.weight is None else opts.weight.astype(np.float64)
-    p = np.exp(_log_softmax(logits))
+    p = np.exp(_log_softmax(logits)[0])
     with np.errstate(invalid="ignore"):
         d = p * (a + b * w.sum())[:, None] - b[:, None] * w
     d[np.arange(B), safe] -= a
