@@ -36,10 +36,6 @@ class UsageError(Exception):
     """A mistake in the command line, found before any data is loaded."""
 
 
-def _bound(value: float) -> str:
-    return str(value) if isinstance(value, int) else f"{value:g}"
-
-
 def number(
     kind: Callable[[str], Any],
     low: float | None = None,
@@ -62,15 +58,9 @@ def number(
         below = low is not None and (value < low or (low_open and value == low))
         above = high is not None and (value > high or (high_open and value == high))
         if below or above:
-            if low is not None and high is not None:
-                bounds = (
-                    f"in {'(' if low_open else '['}{_bound(low)}, {_bound(high)}{')' if high_open else ']'}"
-                )
-            elif low is not None:
-                bounds = f"{'>' if low_open else '>='} {_bound(low)}"
-            else:
-                bounds = f"{'<' if high_open else '<='} {_bound(high)}"  # type: ignore[arg-type]
-            raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
+            raise argparse.ArgumentTypeError(
+                f"must be {V.interval(low, high, low_open, high_open)}, got {text}"
+            )
         return value
 
     return parse

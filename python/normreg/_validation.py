@@ -42,12 +42,18 @@ _INF = math.inf
 # ---- scalars -----------------------------------------------------------------------------
 
 
-def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+def _bound(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"  # 2**64 - 1 in full
+
+
+def interval(low: float | None, high: float | None, low_open: bool = False, high_open: bool = False) -> str:
+    """How an error names the interval from ``low`` to ``high`` ("in [0, 1)", ">= 1", "<= 5");
+    an end that is None is unbounded."""
     if low is not None and high is not None:
-        return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        return f"in {'(' if low_open else '['}{_bound(low)}, {_bound(high)}{')' if high_open else ']'}"
     if low is not None:
-        return f"{'>' if low_open else '>='} {low:g}"
-    return f"{'<' if high_open else '<='} {high:g}"
+        return f"{'>' if low_open else '>='} {_bound(low)}"
+    return f"{'<' if high_open else '<='} {_bound(high)}"  # type: ignore[arg-type]
 
 
 def real(
@@ -79,7 +85,7 @@ def real(
     if (low is not None and (v < low or (low_open and v == low))) or (
         high is not None and (v > high or (high_open and v == high))
     ):
-        raise ValueError(f"{where}: {name} must be {_interval(low, high, low_open, high_open)}, got {v:g}")
+        raise ValueError(f"{where}: {name} must be {interval(low, high, low_open, high_open)}, got {v:g}")
     return v
 
 
@@ -100,7 +106,7 @@ def integer(value: Any, name: str, where: str, *, low: int | None = None, high: 
         raise TypeError(f"{where}: {name} must be an int, got {type(value).__name__}")
     v = int(value)
     if (low is not None and v < low) or (high is not None and v > high):
-        bounds = "positive" if low == 1 and high is None else _interval(low, high, False, False)
+        bounds = "positive" if low == 1 and high is None else interval(low, high)
         raise ValueError(f"{where}: {name} must be {bounds}, got {v}")
     return v
 
