@@ -65,14 +65,17 @@ nr_philox_lo(nr_philox_v a)
     return a & 0xFFFFFFFFu;
 }
 
-/* The ten rounds on `CH` (a constant after inlining) independent sets of counters, in place:
- * c[h][0..3] are the counter words of set h on entry, the output words on return (high
- * halves garbage). Independent sets let one round's multiply latency hide behind the
- * others'. */
+/* Rounds [r0, r1) of the ten on `CH` (a constant after inlining) independent sets of
+ * counters, in place: c[h][0..3] are the counter words of set h on entry to round 0, the
+ * output words after round 9 (high halves garbage). Independent sets let one round's multiply
+ * latency hide behind the others'; a caller may run other work between two spans of rounds. */
 NR_PHILOX_INLINE void
-nr_philox4x32_v(nr_philox_v (*c)[4], const int CH, uint32_t k0, uint32_t k1)
+nr_philox4x32_v_rounds(nr_philox_v (*c)[4], const int CH, uint32_t k0, uint32_t k1, int r0,
+                       int r1)
 {
-    for (int round = 0; round < 10; round++) {
+    k0 += (uint32_t)r0 * NR_PHILOX_W0; /* the key schedule ("bump") between rounds */
+    k1 += (uint32_t)r0 * NR_PHILOX_W1;
+    for (int round = r0; round < r1; round++) {
         for (int h = 0; h < CH; h++) {
             const nr_philox_v p0 = nr_philox_mul(c[h][0], NR_PHILOX_M0);
             const nr_philox_v p1 = nr_philox_mul(c[h][2], NR_PHILOX_M1);
@@ -83,9 +86,16 @@ nr_philox4x32_v(nr_philox_v (*c)[4], const int CH, uint32_t k0, uint32_t k1)
             c[h][0] = n0;
             c[h][2] = n2;
         }
-        k0 += NR_PHILOX_W0; /* the key schedule ("bump") between rounds */
+        k0 += NR_PHILOX_W0;
         k1 += NR_PHILOX_W1;
     }
+}
+
+/* The ten rounds (see nr_philox4x32_v_rounds) */
+NR_PHILOX_INLINE void
+nr_philox4x32_v(nr_philox_v (*c)[4], const int CH, uint32_t k0, uint32_t k1)
+{
+    nr_philox4x32_v_rounds(c, CH, k0, k1, 0, 10);
 }
 
 #endif
