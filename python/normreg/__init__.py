@@ -15,7 +15,8 @@ import warnings as _warnings
 
 # OpenMP's idle threads busy-wait for milliseconds by default. Importing _openmp sets
 # OMP_WAIT_POLICY=PASSIVE with a short spin (about 0.3 ms) before the extension loads its
-# runtime, unless the environment chose a policy (_openmp.py says why and what it measured).
+# runtime, unless the environment chose a policy, and a short spin for its OpenBLAS's threads
+# (_openmp.py says why and what it measured).
 from . import _openmp
 
 # isort: split
@@ -71,7 +72,8 @@ def show_config(mode: str = "stdout") -> dict[str, dict[str, object]] | None:
 
     The active CPU tier and the tiers this CPU supports; the compiler, its version and the
     flags the extension was built with (per tier too); OpenMP (enabled, version, runtime
-    library, wait policy); BLAS (library, version, configuration, threads); Python and NumPy.
+    library, wait policy); BLAS (library, version, configuration, threads, the spin of its
+    idle threads); Python and NumPy.
     ``mode="stdout"`` prints it; ``mode="dicts"`` returns it as a dict of sections instead."""
     if mode not in ("stdout", "dicts"):
         raise ValueError(f"show_config: mode must be 'stdout' or 'dicts', got {mode!r}")
@@ -79,6 +81,7 @@ def show_config(mode: str = "stdout") -> dict[str, dict[str, object]] | None:
     config = _config.describe(__version__, _C.cpu_capability(), _C.cpu_tiers(), build, _C.blas_info())
     if config["OpenMP"]["enabled"]:
         config["OpenMP"]["wait_policy"] = _openmp.POLICY.describe(build["openmp_library"])
+    config["BLAS"]["thread_timeout"] = _openmp.BLAS_SPIN.describe()
     if mode == "dicts":
         return config
     print(_config.format_config(config))

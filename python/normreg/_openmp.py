@@ -83,5 +83,35 @@ class WaitPolicy:
         )
 
 
+# OpenBLAS's idle threads spin for 2**OPENBLAS_THREAD_TIMEOUT cycles after each threaded
+# product: 2**28 by default, about 0.1 s. normreg's own OpenBLAS runs threaded products for
+# the convolutions; meanwhile the next kernel's OpenMP threads found the cores taken (on 2
+# cores, a training step right after such a product took 5.5x its time; docs/performance.md,
+# "Beside NumPy's own products"). 2**20 cycles (about 0.3 ms at 3 GHz) is the short spin
+# asked of OpenMP above.
+BLAS_TIMEOUT_ENV = "OPENBLAS_THREAD_TIMEOUT"
+BLAS_TIMEOUT = "20"
+
+
+class BlasTimeout:
+    """OpenBLAS's spin before its idle threads sleep: set before normreg's OpenBLAS loads
+    (it reads the environment once, when it loads), unless the environment chose one."""
+
+    def __init__(self) -> None:
+        self.preset = os.environ.get(BLAS_TIMEOUT_ENV)
+        if self.preset is None:
+            os.environ[BLAS_TIMEOUT_ENV] = BLAS_TIMEOUT
+
+    def describe(self) -> str:
+        """One line for ``show_config()``."""
+        if self.preset is not None:
+            return f"{BLAS_TIMEOUT_ENV}={self.preset} (from the environment)"
+        return (
+            f"{BLAS_TIMEOUT_ENV}={BLAS_TIMEOUT} (set by normreg before its OpenBLAS loaded): idle "
+            f"threads sleep after 2**{BLAS_TIMEOUT} cycles of spinning (OpenBLAS's default 2**28)"
+        )
+
+
 # what normreg's import found and did (normreg/__init__.py imports this before the extension)
 POLICY = WaitPolicy()
+BLAS_SPIN = BlasTimeout()
