@@ -139,3 +139,17 @@ def test_mlp_parts_names_every_part(tmp_path):
         "optimizer step",
     ):
         assert part in res.stdout, res.stdout
+
+
+def test_beside_numpy_times_the_step_after_each_call():
+    """benchmarks/beside_numpy.py runs the step after each kind of call, in both import orders."""
+    import subprocess
+
+    script = os.path.join(BENCH, "beside_numpy.py")
+    argv = [sys.executable, script, "--batch", "8", "--threads", "1", "--steps", "2"]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    rows = [line.split() for line in res.stdout.splitlines() if line.startswith(("numpy ", "normreg "))]
+    assert len(rows) == 8
+    assert {r[0] for r in rows} == {"numpy", "normreg"}
+    assert sum("NumPy's" in " ".join(r) for r in rows) == 2
