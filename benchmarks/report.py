@@ -6,10 +6,12 @@
     python benchmarks/report.py --repeats a.json b.json c.json  # goals: medians of whole runs
 
 The goals of the performance issue are checked against the run's rows; the text of
-benchmarks/analysis.md (which bound each unmet goal hit) is appended.
+benchmarks/analysis.md (which bound each unmet goal hit) is appended, after the goals measured
+on other machines (benchmarks/goals-*.md, kept as they were written).
 """
 
 import argparse
+import glob
 import json
 import os
 import sys
@@ -417,6 +419,11 @@ def main(argv):
         f"float32 LayerNorm statistics at mean 1e6: relative error of rstd {acc['rstd_rel_err']:.1e} "
         "(about 1e-6 wanted).",
         "",
+    ]
+    # the goals measured on machines this run was not made on (goals-<machine>.md), kept as is
+    for path in sorted(glob.glob(os.path.join(HERE, "goals-*.md"))):
+        lines += [Path(path).read_text().strip(), ""]
+    lines += [
         analysis.strip(),
         "",
         "## Percent of roofline against size",
