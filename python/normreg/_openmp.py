@@ -1,4 +1,5 @@
-"""OpenMP's wait policy: set before normreg's runtime loads, and reported by show_config().
+"""OpenMP's wait policy, and the spin of OpenBLAS's idle threads (at the end): set before
+normreg's runtime and its OpenBLAS load, and reported by show_config().
 
 libgomp, and LLVM's libomp, read ``OMP_WAIT_POLICY`` once, when they load; without it their
 idle threads spin for milliseconds after each parallel region (libgomp about 3 ms, libomp
