@@ -20,9 +20,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 CHILD = """
 import sys
-first = sys.argv[1]
-if first == "normreg":
-    import normreg
+if sys.argv[1] == "normreg":
+    import normreg  # before NumPy: NumPy's OpenBLAS then loads with the settings normreg made
 import numpy as np
 import normreg
 import json, resource, statistics, time
