@@ -310,6 +310,65 @@ def test_channel_blocks(nthreads, shape, dtype):
     np.testing.assert_allclose(db, rdb, rtol=tol["rtol"] * 10, atol=tol["atol"] * 100)
 
 
+@pytest.mark.parametrize("shape", [(128, 1030), (64, 2048), (192, 700), (2, 40000)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_few_rows_many_channels(nthreads, shape, dtype):
+    """Few rows and many channels run as blocks of channels, a thread each (the statistics,
+    the per-channel values and both passes of a block on one thread): block edges that are not
+    multiples of the vector width, a last block smaller than the others."""
+    rng = np.random.default_rng(shape[1])
+    x = offset_randn(rng, shape, dtype)
+    C = shape[1]
+    w, b = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    rm, rv = rng.standard_normal(C).astype(dtype), rng.uniform(0.5, 2, C).astype(dtype)
+    rm0, rv0 = rm.astype(np.float64), rv.astype(np.float64)
+    y, sm, sr = F.batch_norm(x, rm, rv, w, b, training=True, momentum=0.3)
+    ry, rrm, rrv, rmean, rrstd = R.batch_norm_train(x, w, b, rm0, rv0, momentum=0.3)
+    assert_close(y, ry, dtype)
+    assert_close(sm, rmean, dtype, scale=np.abs(rmean).max())
+    assert_close(sr, rrstd, dtype, scale=np.abs(rrstd).max())
+    assert_close(rm, rrm, dtype, scale=np.abs(rrm).max())
+    assert_close(rv, rrv, dtype, scale=np.abs(rrv).max())
+    dwb = np.ones(C, dtype), np.full(C, 2, dtype)  # dw, db are added to
+    dx, dw, db = F.batch_norm_backward(dy, x, sm, sr, w, dweight=dwb[0].copy(), dbias=dwb[1].copy())
+    rdx, rdw, rdb = R.batch_norm_train_backward(dy, x, w)
+    assert_close(dx, rdx, dtype, scale=np.abs(rdx).max() * 10)
+    assert_close(dw - 1, rdw, dtype, scale=np.abs(rdw).max() * 10)
+    assert_close(db - 2, rdb, dtype, scale=np.abs(rdb).max() * 10)
+
+
+def test_few_rows_hostile_channels(nthreads):
+    """Channels that need the double paths (squares beyond float32, values near its largest,
+    a far offset, a mean far from 0 in units of the std) beside ordinary ones, in the blocks of
+    channels of a batch of few rows: each output within a few float32 roundings of the float64
+    reference, relative to its channel's largest value."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((160, 1040)).astype(np.float32)
+    x[:, 3] *= 1e20
+    x[:, 700] *= 1e37
+    x[:, 900] += 1e6
+    x[:, 1039] = (x[:, 1039] + 1e3) * 1e-30
+    C = x.shape[1]
+    w, b = rng.uniform(0.5, 1.5, C).astype(np.float32), rng.standard_normal(C).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    y, mean, rstd = F.batch_norm(x, None, None, w, b, training=True)
+    dx, dw, db = F.batch_norm_backward(dy, x, mean, rstd, w, training=True)
+    ry, _, _, rmean, rrstd = R.batch_norm_train(x, w, b)
+    rdx, rdw, rdb = R.batch_norm_train_backward(dy, x, w)
+    for got, want in ((y, ry), (dx, rdx)):
+        want = np.asarray(want, np.float64)
+        assert np.isfinite(got).all()
+        err = np.abs(got.astype(np.float64) - want).max(axis=0)
+        assert (err <= 2e-6 * np.abs(want).max(axis=0)).all()
+    for got, want in ((mean, rmean), (rstd, rrstd)):  # each channel's own scale
+        want = np.asarray(want, np.float64)
+        assert (np.abs(got.astype(np.float64) - want) <= 2e-6 * np.abs(want)).all()
+    for got, want in ((dw, rdw), (db, rdb)):  # sums of dy and dy xhat: of the order of 1
+        want = np.asarray(want, np.float64)
+        assert np.abs(got.astype(np.float64) - want).max() <= 2e-6 * np.abs(want).max()
+
+
 # ---- BatchNorm2d ---------------------------------------------------------------------------
 
 

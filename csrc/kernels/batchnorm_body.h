@@ -1,5 +1,12 @@
 /* BatchNorm kernels for one element type T (see batchnorm.c). */
 
+#ifndef NR_BN_BLOCK_ROWS
+/* (N, C) data of at most this many rows and at least this many channels a thread runs as
+ * blocks of channels (nr_bn_channel_blocks) */
+#define NR_BN_BLOCK_ROWS 192
+#define NR_BN_BLOCK_MIN_C 64
+#endif
+
 /* Per-thread partial sums (3 C doubles a thread) and 8 C doubles of per-channel values. */
 size_t
 FN(nr_batchnorm_workspace)(int64_t C, int nthreads)
@@ -51,12 +58,12 @@ FN(nr_bn_stats_ok)(double s1, double s2, double count, double eps)
  * finite (x - mu beyond T's range, or dy xhat summed in T beyond it). */
 static void
 FN(nr_bn_grad_sums_wide)(double s[3], const T *dy, const T *x, int64_t c, double mu, int64_t N,
-                         int64_t C, int64_t L)
+                         int64_t L, int64_t ld)
 {
     s[0] = s[1] = s[2] = 0;
     for (int64_t n = 0; n < N; n++) {
         for (int64_t l = 0; l < L; l++) {
-            const int64_t k = (n * C + c) * L + l;
+            const int64_t k = n * ld + c * L + l;
             const double d = (double)x[k] - mu;
             s[0] += (double)dy[k];
             s[1] += (double)dy[k] * d;
@@ -71,15 +78,15 @@ FN(nr_bn_grad_sums_wide)(double s[3], const T *dy, const T *x, int64_t c, double
 #define NR_BN_MIN_RSTD (0x1p34 / NR_T_MAX)
 #endif
 
-/* (N, C) rows [n0, n1): y = ((x - sub1) - sub2) * scale + shift per channel. */
+/* (N, C) rows [n0, n1), ld apart: y = ((x - sub1) - sub2) * scale + shift per channel. */
 static void
 FN(nr_bn_apply_rows)(T *restrict y, const T *restrict x, const T *restrict sub1,
                      const T *restrict sub2, const T *restrict scale, const T *restrict shift,
-                     int64_t n0, int64_t n1, int64_t C)
+                     int64_t n0, int64_t n1, int64_t C, int64_t ld)
 {
     for (int64_t n = n0; n < n1; n++) {
-        const T *xr = x + n * C;
-        T *yr = y + n * C;
+        const T *xr = x + n * ld;
+        T *yr = y + n * ld;
 #pragma omp simd
         for (int64_t c = 0; c < C; c++) {
             yr[c] = NR_FMA1((xr[c] - sub1[c]) - sub2[c], scale[c], shift[c]);
@@ -87,16 +94,16 @@ FN(nr_bn_apply_rows)(T *restrict y, const T *restrict x, const T *restrict sub1,
     }
 }
 
-/* (N, C) rows [n0, n1): dx = k_dy dy + k_xc (x - mean) + k_const per channel; x NULL
- * (fixed statistics): dx = k_dy dy. */
+/* (N, C) rows [n0, n1), ld apart: dx = k_dy dy + k_xc (x - mean) + k_const per channel; x
+ * NULL (fixed statistics): dx = k_dy dy. */
 static void
 FN(nr_bn_dx_rows)(T *restrict dx, const T *restrict dy, const T *restrict x,
                   const T *restrict mean, const T *restrict k_dy, const T *restrict k_xc,
-                  const T *restrict k_const, int64_t n0, int64_t n1, int64_t C)
+                  const T *restrict k_const, int64_t n0, int64_t n1, int64_t C, int64_t ld)
 {
     for (int64_t n = n0; n < n1; n++) {
-        const T *dyr = dy + n * C;
-        T *dxr = dx + n * C;
+        const T *dyr = dy + n * ld;
+        T *dxr = dx + n * ld;
         if (!x) {
 #pragma omp simd
             for (int64_t c = 0; c < C; c++) {
@@ -104,7 +111,7 @@ FN(nr_bn_dx_rows)(T *restrict dx, const T *restrict dy, const T *restrict x,
             }
             continue;
         }
-        const T *xr = x + n * C;
+        const T *xr = x + n * ld;
 #pragma omp simd
         for (int64_t c = 0; c < C; c++) {
             dxr[c] = NR_FMA1(k_dy[c], dyr[c], NR_FMA1(k_xc[c], xr[c] - mean[c], k_const[c]));
@@ -115,17 +122,17 @@ FN(nr_bn_dx_rows)(T *restrict dx, const T *restrict dy, const T *restrict x,
 /* y[k] = (x[k] - sub1[c] - sub2[c]) * scale[c] + shift[c] for every element, all T. */
 static void
 FN(nr_bn_apply)(T *y, const T *x, const T *sub1, const T *sub2, const T *scale, const T *shift,
-                int64_t N, int64_t C, int64_t L, int nt)
+                int64_t N, int64_t C, int64_t L, int64_t ld, int nt)
 {
     if (L == 1) {
-        NR_SPLIT(nt, N, 1, FN(nr_bn_apply_rows)(y, x, sub1, sub2, scale, shift, i0, i1, C));
+        NR_SPLIT(nt, N, 1, FN(nr_bn_apply_rows)(y, x, sub1, sub2, scale, shift, i0, i1, C, ld));
         return;
     }
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t n = 0; n < N; n++) {
         for (int64_t c = 0; c < C; c++) {
-            const T *xr = x + (n * C + c) * L;
-            T *yr = y + (n * C + c) * L;
+            const T *xr = x + n * ld + c * L;
+            T *yr = y + n * ld + c * L;
             const T s1 = sub1[c], s2 = sub2[c], sc = scale[c], sh = shift[c];
 #pragma omp simd
             for (int64_t l = 0; l < L; l++) {
@@ -147,13 +154,13 @@ FN(nr_bn_wide)(double rstd, double k)
  * keeps x - mean finite): y = (x - mean) rstd w + b. */
 static void
 FN(nr_bn_forward_wide)(T *y, const T *x, int64_t c, double mean, double r, const T *w,
-                       const T *b, int64_t N, int64_t C, int64_t L)
+                       const T *b, int64_t N, int64_t L, int64_t ld)
 {
     const double hm = 0.5 * mean, r2 = 2 * r, wc = w ? (double)w[c] : 1.0;
     const double bc = b ? (double)b[c] : 0.0;
     for (int64_t n = 0; n < N; n++) {
         for (int64_t l = 0; l < L; l++) {
-            const int64_t k = (n * C + c) * L + l;
+            const int64_t k = n * ld + c * L + l;
             y[k] = (T)((0.5 * (double)x[k] - hm) * r2 * wc + bc);
         }
     }
@@ -163,39 +170,49 @@ FN(nr_bn_forward_wide)(T *y, const T *x, int64_t c, double mean, double r, const
  * or NULL -> y = (x - mean) rstd w + b, as ((x - sub1) - (mean - sub1)) (w rstd) + b in T:
  * x - sub1 is exact near the mean, so a large offset costs no accuracy. A channel whose
  * values or coefficients leave T's range is redone in double. Workspace: 3 C values of T.
- * Used by BatchNorm and SyncBatchNorm. */
+ * Rows (the n of x) ld elements apart. */
+static void
+FN(nr_bn_apply_block)(T *y, const T *x, const T *sub1, const double *mean, const double *rstd,
+                      const T *w, const T *b, int64_t N, int64_t C, int64_t L, int64_t ld,
+                      void *workspace, int nt)
+{
+    T *sub2 = (T *)workspace, *scale = sub2 + C, *shift = scale + C;
+    int wide = 0;
+#pragma omp simd reduction(| : wide)
+    for (int64_t c = 0; c < C; c++) {
+        const double k = w ? (double)w[c] * rstd[c] : rstd[c];
+        sub2[c] = (T)(mean[c] - (double)sub1[c]);
+        scale[c] = (T)k;
+        shift[c] = b ? b[c] : (T)0;
+        wide |= FN(nr_bn_wide)(rstd[c], k);
+    }
+    if (N == 0 || C == 0 || L == 0) {
+        return; /* empty x: the loops below would still walk the other, possibly huge, dims */
+    }
+    FN(nr_bn_apply)(y, x, sub1, sub2, scale, shift, N, C, L, ld, nt < 1 ? 1 : nt);
+    for (int64_t c = 0; wide && c < C; c++) {
+        if (FN(nr_bn_wide)(rstd[c], w ? (double)w[c] * rstd[c] : rstd[c])) {
+            FN(nr_bn_forward_wide)(y, x, c, mean[c], rstd[c], w, b, N, L, ld);
+        }
+    }
+}
+
+/* nr_bn_apply_block of a whole x (N, C, L). Used by BatchNorm and SyncBatchNorm. */
 void
 FN(nr_batchnorm_apply)(T *y, const T *x, const T *sub1, const double *mean, const double *rstd,
                        const T *w, const T *b, int64_t N, int64_t C, int64_t L, void *workspace,
                        int nt)
 {
-    T *sub2 = (T *)workspace, *scale = sub2 + C, *shift = scale + C;
-    int wide = 0;
-    for (int64_t c = 0; c < C; c++) {
-        sub2[c] = (T)(mean[c] - (double)sub1[c]);
-        scale[c] = (T)(w ? (double)w[c] * rstd[c] : rstd[c]);
-        shift[c] = b ? b[c] : (T)0;
-        wide |= FN(nr_bn_wide)(rstd[c], w ? (double)w[c] * rstd[c] : rstd[c]);
-    }
-    if (N == 0 || C == 0 || L == 0) {
-        return; /* empty x: the loops below would still walk the other, possibly huge, dims */
-    }
-    FN(nr_bn_apply)(y, x, sub1, sub2, scale, shift, N, C, L, nt < 1 ? 1 : nt);
-    for (int64_t c = 0; wide && c < C; c++) {
-        if (FN(nr_bn_wide)(rstd[c], w ? (double)w[c] * rstd[c] : rstd[c])) {
-            FN(nr_bn_forward_wide)(y, x, c, mean[c], rstd[c], w, b, N, C, L);
-        }
-    }
+    FN(nr_bn_apply_block)(y, x, sub1, mean, rstd, w, b, N, C, L, C * L, workspace, nt);
 }
 
-/* Training forward. x (N, C, L) with N L >= 1 when C > 0, w, b (C) or NULL,
- * running_mean, running_var (C) or NULL (updated in place with momentum m)
- *   -> y (N, C, L), save_mean (C), save_rstd (C) (biased variance) */
-void
-FN(nr_batchnorm_forward_train)(T *y, T *save_mean, T *save_rstd, T *running_mean,
-                               T *running_var, const T *x, const T *w, const T *b, int64_t N,
-                               int64_t C, int64_t L, double momentum, double eps,
-                               void *workspace, int nthreads)
+/* The training forward (below) of C channels whose rows (the n of x and y) are ld elements
+ * apart, with up to nthreads threads; workspace as nr_batchnorm_workspace(C, nthreads). */
+static void
+FN(nr_bn_forward_train_block)(T *y, T *save_mean, T *save_rstd, T *running_mean, T *running_var,
+                              const T *x, const T *w, const T *b, int64_t N, int64_t C,
+                              int64_t L, int64_t ld, double momentum, double eps,
+                              void *workspace, int nthreads)
 {
     double *partials = (double *)workspace;
     double *shift = partials + (size_t)nthreads * 3 * C, *mean = shift + C, *rstd = mean + C;
@@ -209,13 +226,18 @@ FN(nr_batchnorm_forward_train)(T *y, T *save_mean, T *save_rstd, T *running_mean
     /* The shift: the mean of up to 16 values spread over the channel, rounded to T. It keeps
      * d = x - shift small, so the variance does not cancel away. */
     const int64_t nl = N * L, K = NR_MIN(nl, (int64_t)16), step = nl / K;
-    for (int64_t c = 0; c < C; c++) {
-        double sum = 0;
-        for (int64_t j = 0; j < K; j++) {
-            const int64_t t = j * step, n = t / L, l = t % L;
-            sum += (double)x[(n * C + c) * L + l];
+    memset(shift, 0, (size_t)C * sizeof(double));
+    for (int64_t j = 0; j < K; j++) { /* row by row: along the channels, vectorized */
+        const int64_t t = j * step, n = t / L, l = t % L;
+        const T *xr = x + n * ld + l;
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) {
+            shift[c] += (double)xr[c * L];
         }
-        c_shift[c] = (T)(sum / (double)K);
+    }
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) {
+        c_shift[c] = (T)(shift[c] / (double)K);
         shift[c] = (double)c_shift[c];
     }
     /* One pass for the statistics: sums of d and d^2 (in T four rows at a time); again in
@@ -223,35 +245,98 @@ FN(nr_batchnorm_forward_train)(T *y, T *save_mean, T *save_rstd, T *running_mean
     int ok = L == 1; /* (N, C) data: in T first (along L, in double at once) */
     if (ok) {
         NR_PARTIAL_SUMS(nt, N, double, partials, 2 * C, 2 * C,
-                        FN(nr_bn_stat_sums)(acc, x, NULL, c_shift, i0, i1, C, L));
+                        FN(nr_bn_stat_sums)(acc, x, NULL, c_shift, i0, i1, C, L, ld));
     }
-    for (int64_t c = 0; ok && c < C; c++) {
-        ok &= FN(nr_bn_stats_ok)(partials[c], partials[C + c], count, eps);
+    if (ok) {
+#pragma omp simd reduction(& : ok)
+        for (int64_t c = 0; c < C; c++) {
+            ok &= FN(nr_bn_stats_ok)(partials[c], partials[C + c], count, eps);
+        }
     }
     if (!ok) {
         NR_PARTIAL_SUMS(nt, N, double, partials, 2 * C, 2 * C,
-                        FN(nr_bn_stat_sums_wide)(acc, x, NULL, shift, i0, i1, C, L));
+                        FN(nr_bn_stat_sums_wide)(acc, x, NULL, shift, i0, i1, C, L, ld));
     }
+    double *var = partials + C; /* the sums of d^2 become the variances */
+#pragma omp simd
     for (int64_t c = 0; c < C; c++) {
-        const double dmean = partials[c] / count;
-        double var = partials[C + c] / count - dmean * dmean;
-        if (var < 0) {
-            var = 0;
-        }
+        const double dmean = partials[c] / count, v = var[c] / count - dmean * dmean;
+        var[c] = v < 0 ? 0 : v;
         mean[c] = shift[c] + dmean;
-        rstd[c] = 1 / sqrt(var + eps);
+        rstd[c] = 1 / sqrt(var[c] + eps);
         save_mean[c] = (T)mean[c];
         save_rstd[c] = (T)rstd[c];
-        if (running_mean) {
+    }
+    if (running_mean) {
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) {
             running_mean[c] = (T)((1 - momentum) * running_mean[c] + momentum * mean[c]);
         }
-        if (running_var) {
-            const double unbiased = count > 1 ? var * count / (count - 1) : var;
-            running_var[c] = (T)((1 - momentum) * running_var[c] + momentum * unbiased);
+    }
+    if (running_var) {
+        const double n1 = count > 1 ? count - 1 : count; /* unbiased, as PyTorch's */
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) {
+            running_var[c] =
+                (T)((1 - momentum) * running_var[c] + momentum * (var[c] * count / n1));
         }
     }
     nt = NR_MIN(nthreads, nr_threads_for((size_t)(N * C * L) * 2 * sizeof(T)));
-    FN(nr_batchnorm_apply)(y, x, c_shift, mean, rstd, w, b, N, C, L, apply_ws, nt);
+    FN(nr_bn_apply_block)(y, x, c_shift, mean, rstd, w, b, N, C, L, ld, apply_ws, nt);
+}
+
+/* Whether (N, C, L) data with up to nthreads threads runs as blocks of channels, a block a
+ * thread, each the whole kernel on its channels, rather than rows split among threads around
+ * per-channel work done by one: for (N, C) data with few rows and many channels, where that
+ * serial work and the threads' meeting points cost as much as the passes over the data.
+ * Returns the number of blocks (threads), 1 for the split of rows. */
+static int
+FN(nr_bn_channel_blocks)(int64_t N, int64_t C, int64_t L, int nthreads, size_t passes)
+{
+    const int nt = NR_MIN(nthreads, nr_threads_for((size_t)(N * C * L) * passes * sizeof(T)));
+    if (L != 1 || nt < 2 || N > NR_BN_BLOCK_ROWS || C < (int64_t)nt * NR_BN_BLOCK_MIN_C) {
+        return 1;
+    }
+    return nt;
+}
+
+#ifndef NR_BN_BY_CHANNELS
+/* The channels [c0, c1) of each of `blocks` threads: multiples of 16 (a cache line of float32)
+ * but the last. */
+#define NR_BN_BY_CHANNELS(blocks, C, BODY)                                                     \
+    _Pragma("omp parallel num_threads(blocks)")                                                \
+    {                                                                                          \
+        const int64_t nr_t_ = omp_get_thread_num(), nr_m_ = omp_get_num_threads();             \
+        const int64_t c0 = (C) * nr_t_ / nr_m_ / 16 * 16;                                      \
+        const int64_t c1 = nr_t_ + 1 == nr_m_ ? (C) : (C) * (nr_t_ + 1) / nr_m_ / 16 * 16;     \
+        if (c0 < c1) {                                                                         \
+            BODY;                                                                              \
+        }                                                                                      \
+    }
+#endif
+
+/* Training forward. x (N, C, L) with N L >= 1 when C > 0, w, b (C) or NULL,
+ * running_mean, running_var (C) or NULL (updated in place with momentum m)
+ *   -> y (N, C, L), save_mean (C), save_rstd (C) (biased variance) */
+void
+FN(nr_batchnorm_forward_train)(T *y, T *save_mean, T *save_rstd, T *running_mean,
+                               T *running_var, const T *x, const T *w, const T *b, int64_t N,
+                               int64_t C, int64_t L, double momentum, double eps,
+                               void *workspace, int nthreads)
+{
+    const int blocks = FN(nr_bn_channel_blocks)(N, C, L, nthreads, 2);
+    if (blocks < 2) {
+        FN(nr_bn_forward_train_block)(y, save_mean, save_rstd, running_mean, running_var, x, w,
+                                      b, N, C, L, C * L, momentum, eps, workspace, nthreads);
+        return;
+    }
+    /* a block's workspace is that of one thread, 11 doubles a channel at most */
+    NR_BN_BY_CHANNELS(
+        blocks, C,
+        FN(nr_bn_forward_train_block)(
+            y + c0, save_mean + c0, save_rstd + c0, running_mean ? running_mean + c0 : NULL,
+            running_var ? running_var + c0 : NULL, x + c0, w ? w + c0 : NULL, b ? b + c0 : NULL,
+            N, c1 - c0, 1, C, momentum, eps, (double *)workspace + 11 * c0, 1));
 }
 
 /* Evaluation forward with the running estimates. x (N, C, L), running_mean, running_var (C)
@@ -285,6 +370,12 @@ FN(nr_batchnorm_forward_eval)(T *y, T *save_mean, T *save_rstd, const T *x,
     }
 }
 
+static void FN(nr_bn_apply_grad_block)(T *dx, const T *dy, const T *x, const T *mu,
+                                       const double *mean, const T *rstd, const T *w,
+                                       const double *mean_dy, const double *mean_dy_xhat,
+                                       int64_t N, int64_t C, int64_t L, int64_t ld,
+                                       void *workspace, int nt);
+
 /* dy, x (N, C, L), save_mean, save_rstd (C), w (C) or NULL -> dx =, dw (C) +=, db (C) +=
  * training (batch statistics), with xhat = (x - mean) rstd and n = N L:
  *   dx = w rstd (dy - sum(dy) / n - xhat sum(dy xhat) / n)
@@ -292,10 +383,10 @@ FN(nr_batchnorm_forward_eval)(T *y, T *save_mean, T *save_rstd, const T *x,
  * dx, dw, db may each be NULL. In training the sums run over x - save_mean in double, and
  * their mean c = mean(x - save_mean) puts back what rounding the mean to T lost: xhat uses
  * the batch mean save_mean + c, as exact at a large offset as the forward. */
-void
-FN(nr_batchnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T *save_mean,
-                          const T *save_rstd, const T *w, int64_t N, int64_t C, int64_t L,
-                          int training, void *workspace, int nthreads)
+static void
+FN(nr_bn_backward_block)(T *dx, T *dw, T *db, const T *dy, const T *x, const T *save_mean,
+                         const T *save_rstd, const T *w, int64_t N, int64_t C, int64_t L,
+                         int64_t ld, int training, void *workspace, int nthreads)
 {
     double *partials = (double *)workspace;
     double *mean = partials + (size_t)nthreads * 3 * C;
@@ -325,19 +416,19 @@ FN(nr_batchnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
         }
         if (far && scaled) {
             NR_PARTIAL_SUMS(nt, N, double, partials, 3 * C, 3 * C,
-                            FN(nr_bn_grad_sums3)(acc, x, dy, ref, i0, i1, C, L));
+                            FN(nr_bn_grad_sums3)(acc, x, dy, ref, i0, i1, C, L, ld));
         }
         else if (far) {
             NR_PARTIAL_SUMS(nt, N, double, partials, 3 * C, 3 * C,
-                            FN(nr_bn_grad_sums3_wide)(acc, x, dy, save_mean, i0, i1, C, L));
+                            FN(nr_bn_grad_sums3_wide)(acc, x, dy, save_mean, i0, i1, C, L, ld));
         }
         else if (scaled) {
             NR_PARTIAL_SUMS(nt, N, double, partials, 2 * C, 2 * C,
-                            FN(nr_bn_grad_sums2)(acc, x, dy, ref, i0, i1, C, L));
+                            FN(nr_bn_grad_sums2)(acc, x, dy, ref, i0, i1, C, L, ld));
         }
         else {
             NR_PARTIAL_SUMS(nt, N, double, partials, 2 * C, 2 * C,
-                            FN(nr_bn_grad_sums2_wide)(acc, x, dy, save_mean, i0, i1, C, L));
+                            FN(nr_bn_grad_sums2_wide)(acc, x, dy, save_mean, i0, i1, C, L, ld));
         }
     }
     for (int64_t c = 0; c < C; c++) {
@@ -345,7 +436,7 @@ FN(nr_batchnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
               isfinite(partials[2 * C + c]))) {
             double s[3];
             const double r = scaled ? (double)save_rstd[c] : 1.0;
-            FN(nr_bn_grad_sums_wide)(s, dy, x, c, (double)save_mean[c], N, C, L);
+            FN(nr_bn_grad_sums_wide)(s, dy, x, c, (double)save_mean[c], N, L, ld);
             partials[c] = s[0];
             partials[C + c] = s[1] * r;
             partials[2 * C + c] = far ? s[2] * r : 0.0;
@@ -365,9 +456,9 @@ FN(nr_batchnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
     }
     if (dx) {
         nt = NR_MIN(nthreads, nr_threads_for((size_t)(N * C * L) * 3 * sizeof(T)));
-        FN(nr_batchnorm_apply_grad)(dx, dy, x, save_mean, mean, save_rstd, w,
-                                    training ? mean_dy : NULL, training ? mean_dy_xhat : NULL,
-                                    N, C, L, apply_ws, nt);
+        FN(nr_bn_apply_grad_block)(dx, dy, x, save_mean, mean, save_rstd, w,
+                                   training ? mean_dy : NULL, training ? mean_dy_xhat : NULL, N,
+                                   C, L, ld, apply_ws, nt);
     }
     for (int64_t c = 0; c < C; c++) {
         if (dw) {
@@ -379,15 +470,36 @@ FN(nr_batchnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
     }
 }
 
+/* dy, x (N, C, L), save_mean, save_rstd (C), w (C) or NULL -> dx =, dw (C) +=, db (C) +=
+ * (nr_bn_backward_block: by rows, or by blocks of channels) */
+void
+FN(nr_batchnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T *save_mean,
+                          const T *save_rstd, const T *w, int64_t N, int64_t C, int64_t L,
+                          int training, void *workspace, int nthreads)
+{
+    const int blocks = FN(nr_bn_channel_blocks)(N, C, L, nthreads, 3);
+    if (blocks < 2) {
+        FN(nr_bn_backward_block)(dx, dw, db, dy, x, save_mean, save_rstd, w, N, C, L, C * L,
+                                 training, workspace, nthreads);
+        return;
+    }
+    /* a block's workspace is that of one thread, 11 doubles a channel at most */
+    NR_BN_BY_CHANNELS(blocks, C,
+                      FN(nr_bn_backward_block)(
+                          dx ? dx + c0 : NULL, dw ? dw + c0 : NULL, db ? db + c0 : NULL,
+                          dy + c0, x + c0, save_mean + c0, save_rstd + c0, w ? w + c0 : NULL, N,
+                          c1 - c0, 1, C, training, (double *)workspace + 11 * c0, 1));
+}
+
 /* Channel c of the input gradient in double, for coefficients beyond T's range (see below). */
 static void
 FN(nr_bn_grad_wide)(T *dx, const T *dy, const T *x, int64_t c, double mean, double r, double wc,
-                    double m, double q, int64_t N, int64_t C, int64_t L)
+                    double m, double q, int64_t N, int64_t L, int64_t ld)
 {
     const double hm = 0.5 * mean, r2 = 2 * r;
     for (int64_t n = 0; n < N; n++) {
         for (int64_t l = 0; l < L; l++) {
-            const int64_t k = (n * C + c) * L + l;
+            const int64_t k = n * ld + c * L + l;
             const double xh = q != 0 ? (0.5 * (double)x[k] - hm) * r2 : 0.0;
             dx[k] = (T)(wc * r * (((double)dy[k] - m) - xh * q));
         }
@@ -415,12 +527,12 @@ FN(nr_bn_grad_coefs)(double k[3], int64_t c, const T *mu, const double *mean, co
  *   dx = w rstd (dy - mean_dy - xhat mean_dy_xhat),  xhat = (x - mean) rstd
  * computed in T as k_dy dy + k_xc (x - mu) + k_0, with mean - mu folded into k_0 (with
  * `nt` threads). A channel whose coefficients leave T's range is redone in double.
- * Workspace: 3 C values of T. Used by BatchNorm and SyncBatchNorm. */
-void
-FN(nr_batchnorm_apply_grad)(T *dx, const T *dy, const T *x, const T *mu, const double *mean,
-                            const T *rstd, const T *w, const double *mean_dy,
-                            const double *mean_dy_xhat, int64_t N, int64_t C, int64_t L,
-                            void *workspace, int nt)
+ * Workspace: 3 C values of T. Rows (the n of x) ld elements apart. */
+static void
+FN(nr_bn_apply_grad_block)(T *dx, const T *dy, const T *x, const T *mu, const double *mean,
+                           const T *rstd, const T *w, const double *mean_dy,
+                           const double *mean_dy_xhat, int64_t N, int64_t C, int64_t L,
+                           int64_t ld, void *workspace, int nt)
 {
     T *k_dy = (T *)workspace, *k_xc = k_dy + C, *k_0 = k_xc + C;
     const int training = mean_dy != NULL;
@@ -441,13 +553,13 @@ FN(nr_batchnorm_apply_grad)(T *dx, const T *dy, const T *x, const T *mu, const d
     if (L == 1) {
         NR_SPLIT(
             nt, N, 1,
-            FN(nr_bn_dx_rows)(dx, dy, training ? x : NULL, mu, k_dy, k_xc, k_0, i0, i1, C));
+            FN(nr_bn_dx_rows)(dx, dy, training ? x : NULL, mu, k_dy, k_xc, k_0, i0, i1, C, ld));
     }
     else {
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (int64_t n = 0; n < N; n++) {
             for (int64_t c = 0; c < C; c++) {
-                const int64_t off = (n * C + c) * L;
+                const int64_t off = n * ld + c * L;
                 const T kd = k_dy[c], kx = k_xc[c], k0 = k_0[c], m = mu[c];
                 if (training) {
 #pragma omp simd
@@ -469,7 +581,18 @@ FN(nr_batchnorm_apply_grad)(T *dx, const T *dy, const T *x, const T *mu, const d
         if (FN(nr_bn_grad_coefs)(k, c, mu, mean, rstd, w, mean_dy, mean_dy_xhat)) {
             FN(nr_bn_grad_wide)(dx, dy, x, c, mean[c], rstd[c], w ? (double)w[c] : 1.0,
                                 mean_dy ? mean_dy[c] : 0.0, mean_dy ? mean_dy_xhat[c] : 0.0, N,
-                                C, L);
+                                L, ld);
         }
     }
+}
+
+/* nr_bn_apply_grad_block of a whole x (N, C, L). Used by BatchNorm and SyncBatchNorm. */
+void
+FN(nr_batchnorm_apply_grad)(T *dx, const T *dy, const T *x, const T *mu, const double *mean,
+                            const T *rstd, const T *w, const double *mean_dy,
+                            const double *mean_dy_xhat, int64_t N, int64_t C, int64_t L,
+                            void *workspace, int nt)
+{
+    FN(nr_bn_apply_grad_block)(dx, dy, x, mu, mean, rstd, w, mean_dy, mean_dy_xhat, N, C, L,
+                               C * L, workspace, nt);
 }

@@ -150,10 +150,11 @@ NR_DECLARE_TIERED(nr_batchnorm_apply_f64, ~)
 
 /* Channel sums of (N, C, L) data, shared by BatchNorm and SyncBatchNorm. Defines
  *   static void NAME(double *acc, const T *u, const T *v, const RT *ref,
- *                    int64_t n0, int64_t n1, int64_t C, int64_t L)
+ *                    int64_t n0, int64_t n1, int64_t C, int64_t L, int64_t ld)
  * which adds, for each channel c, the sums over the rows [n0, n1) of the NS (1 to 3)
- * expressions E1, E2, E3 of u[k], v[k] (k the element's offset) and ref[c] (ref[C + c] ...)
- * into the double acc[c], acc[C + c] and acc[2 C + c]. (N, C) data (L == 1) is walked along
+ * expressions E1, E2, E3 of u[k], v[k] (k = n ld + c L + l the element's offset: ld = C L
+ * for a whole array, more for a block of its channels) and ref[c] (ref[C + c] ...) into the
+ * double acc[c], acc[C + c] and acc[2 C + c]. (N, C) data (L == 1) is walked along
  * the rows, vectorized across the channels, four rows per sweep (a quarter of the accumulator
  * traffic), in blocks of 2048 channels so the accumulators stay in L1/L2 while the rows stream
  * by (a strided walk down each channel defeats the prefetcher); the four rows' values are
@@ -161,7 +162,8 @@ NR_DECLARE_TIERED(nr_batchnorm_apply_f64, ~)
  * they join the double sums. */
 #define NR_DEFINE_CHANNEL_SUMS(NAME, NS, RT, BT, E1, E2, E3)                                   \
     static void NAME(double *restrict acc, const T *restrict u, const T *restrict v,           \
-                     const RT *restrict ref, int64_t n0, int64_t n1, int64_t C, int64_t L)     \
+                     const RT *restrict ref, int64_t n0, int64_t n1, int64_t C, int64_t L,     \
+                     int64_t ld)                                                               \
     {                                                                                          \
         double *restrict acc1 = acc, *restrict acc2 = acc + C, *restrict acc3 = acc + 2 * C;   \
         (void)u, (void)v, (void)ref, (void)acc2, (void)acc3;                                   \
@@ -172,20 +174,20 @@ NR_DECLARE_TIERED(nr_batchnorm_apply_f64, ~)
                 for (; n + 4 <= n1; n += 4) {                                                  \
                     _Pragma("omp simd") for (int64_t c = c0; c < c1; c++)                      \
                     {                                                                          \
-                        const int64_t k0 = n * C + c;                                          \
-                        NR_ADD4(acc1, BT, E1, k0, C);                                          \
+                        const int64_t k0 = n * ld + c;                                         \
+                        NR_ADD4(acc1, BT, E1, k0, ld);                                         \
                         if ((NS) > 1) {                                                        \
-                            NR_ADD4(acc2, BT, E2, k0, C);                                      \
+                            NR_ADD4(acc2, BT, E2, k0, ld);                                     \
                         }                                                                      \
                         if ((NS) > 2) {                                                        \
-                            NR_ADD4(acc3, BT, E3, k0, C);                                      \
+                            NR_ADD4(acc3, BT, E3, k0, ld);                                     \
                         }                                                                      \
                     }                                                                          \
                 }                                                                              \
                 for (; n < n1; n++) {                                                          \
                     _Pragma("omp simd") for (int64_t c = c0; c < c1; c++)                      \
                     {                                                                          \
-                        const int64_t k = n * C + c;                                           \
+                        const int64_t k = n * ld + c;                                          \
                         acc1[c] += (double)(BT)(E1);                                           \
                         if ((NS) > 1) {                                                        \
                             acc2[c] += (double)(BT)(E2);                                       \
@@ -203,7 +205,7 @@ NR_DECLARE_TIERED(nr_batchnorm_apply_f64, ~)
                 double s1 = 0, s2 = 0, s3 = 0;                                                 \
                 _Pragma("omp simd reduction(+ : s1, s2, s3)") for (int64_t l = 0; l < L; l++)  \
                 {                                                                              \
-                    const int64_t k = (n * C + c) * L + l;                                     \
+                    const int64_t k = n * ld + c * L + l;                                      \
                     s1 += (double)(BT)(E1);                                                    \
                     if ((NS) > 1) {                                                            \
                         s2 += (double)(BT)(E2);                                                \

@@ -41,12 +41,12 @@ FN(nr_syncbn_stats)(double *mean, double *m2, const T *x, int64_t N, int64_t C, 
         return;
     }
     NR_PARTIAL_SUMS(nt, N, double, partials, C, 2 * C,
-                    FN(nr_sbn_sum)(acc, x, NULL, NULL, i0, i1, C, L));
+                    FN(nr_sbn_sum)(acc, x, NULL, NULL, i0, i1, C, L, C * L));
     for (int64_t c = 0; c < C; c++) {
         mean[c] = partials[c] / count;
     }
     NR_PARTIAL_SUMS(nt, N, double, partials, 2 * C, 2 * C,
-                    FN(nr_sbn_m2_sums)(acc, x, NULL, mean, i0, i1, C, L));
+                    FN(nr_sbn_m2_sums)(acc, x, NULL, mean, i0, i1, C, L, C * L));
     for (int64_t c = 0; c < C; c++) {
         const double v = partials[c] - partials[C + c] * partials[C + c] / count;
         m2[c] = v > 0 ? v : 0;
@@ -90,7 +90,7 @@ FN(nr_syncbn_grad_sums)(double *sum_dy, double *sum_dy_xhat, const T *dy, const 
         return;
     }
     NR_PARTIAL_SUMS(nt, N, double, partials, 2 * C, 2 * C,
-                    FN(nr_sbn_grad_sums)(acc, x, dy, mean, i0, i1, C, L));
+                    FN(nr_sbn_grad_sums)(acc, x, dy, mean, i0, i1, C, L, C * L));
     for (int64_t c = 0; c < C; c++) {
         sum_dy[c] = partials[c];
         sum_dy_xhat[c] = partials[C + c] * (double)rstd[c];
