@@ -645,6 +645,10 @@ FN(nr_layernorm_backward_workspace)(int64_t D, int nthreads)
     return (size_t)nthreads * FN(nr_ln_partials_stride)(D) * sizeof(T) + 64;
 }
 
+#ifndef NR_LN_PF
+#define NR_LN_PF 64 /* elements of the backward's second pass between prefetches */
+#endif
+
 /* Row i of the backward for any D (see nr_ln_backward_group for c and `corr`); pdw, pdb (D)
  * accumulate this range's dw, db (or NULL). */
 static inline __attribute__((always_inline)) void
@@ -688,39 +692,41 @@ FN(nr_ln_backward_row)(T *restrict dx, T *restrict pdw, T *restrict pdb, const T
      * plain xhat only with `corr` */
     const T cr = corr ? c * r : (T)0, nq = -mean_g_xhat;
 #define NR_LN_XHAT(j) (corr ? (xr[j] - mu) * r - cr : (xr[j] - mu) * r)
-    /* dx, and in the same pass dw += dy xhat, db += dy (summed over rows) */
+    /* dx, and in the same pass dw += dy xhat, db += dy (summed over rows). This pass runs
+     * from the caches, so it asks for the next row's lines (x, dy, and dx's for writing) a
+     * piece at a time as it goes: memory keeps streaming while it computes. */
+#define NR_LN_PASS2(BODY)                                                                      \
+    for (int64_t j0 = 0; j0 < D; j0 += NR_LN_PF) {                                             \
+        const int64_t j1 = NR_MIN(D, j0 + NR_LN_PF);                                           \
+        for (int64_t q = 0; q < NR_LN_PF * (int64_t)sizeof(T); q += 64) {                      \
+            __builtin_prefetch((const char *)(xr + D + j0) + q, 0, 3);                         \
+            __builtin_prefetch((const char *)(dyr + D + j0) + q, 0, 3);                        \
+            __builtin_prefetch((char *)(dxr + D + j0) + q, 1, 3);                              \
+        }                                                                                      \
+        _Pragma("omp simd") for (int64_t j = j0; j < j1; j++)                                  \
+        {                                                                                      \
+            BODY;                                                                              \
+        }                                                                                      \
+    }
     if (w && pdw) {
-#pragma omp simd
-        for (int64_t j = 0; j < D; j++) {
-            const T g = dyr[j], xhat = NR_LN_XHAT(j);
-            dxr[j] = r * NR_FMA1(xhat, nq, g * w[j] - mean_g);
-            pdw[j] = NR_FMA1(g, xhat, pdw[j]);
-            pdb[j] += g;
-        }
+        NR_LN_PASS2(const T g = dyr[j]; const T xhat = NR_LN_XHAT(j);
+                    dxr[j] = r * NR_FMA1(xhat, nq, g * w[j] - mean_g);
+                    pdw[j] = NR_FMA1(g, xhat, pdw[j]); pdb[j] += g);
     }
     else if (pdw) {
-#pragma omp simd
-        for (int64_t j = 0; j < D; j++) {
-            const T g = dyr[j], xhat = NR_LN_XHAT(j);
-            dxr[j] = r * NR_FMA1(xhat, nq, g - mean_g);
-            pdw[j] = NR_FMA1(g, xhat, pdw[j]);
-            pdb[j] += g;
-        }
+        NR_LN_PASS2(const T g = dyr[j]; const T xhat = NR_LN_XHAT(j);
+                    dxr[j] = r * NR_FMA1(xhat, nq, g - mean_g);
+                    pdw[j] = NR_FMA1(g, xhat, pdw[j]); pdb[j] += g);
     }
     else if (w) {
-#pragma omp simd
-        for (int64_t j = 0; j < D; j++) {
-            const T xhat = NR_LN_XHAT(j);
-            dxr[j] = r * NR_FMA1(xhat, nq, dyr[j] * w[j] - mean_g);
-        }
+        NR_LN_PASS2(const T xhat = NR_LN_XHAT(j);
+                    dxr[j] = r * NR_FMA1(xhat, nq, dyr[j] * w[j] - mean_g));
     }
     else {
-#pragma omp simd
-        for (int64_t j = 0; j < D; j++) {
-            const T xhat = NR_LN_XHAT(j);
-            dxr[j] = r * NR_FMA1(xhat, nq, dyr[j] - mean_g);
-        }
+        NR_LN_PASS2(const T xhat = NR_LN_XHAT(j);
+                    dxr[j] = r * NR_FMA1(xhat, nq, dyr[j] - mean_g));
     }
+#undef NR_LN_PASS2
 #undef NR_LN_XHAT
 }
 
