@@ -46,6 +46,12 @@ FN(nr_dropout_apply_pieces)(void *ctx, int q0, int q1)
     const struct FN(nr_dropout_pending) *b = ctx;
     for (int q = q0; b->y && q < q1; q++) { /* none pending before a range's first block */
         const uint32_t w = (uint32_t)(b->words[q / 2] >> (32 * (q % 2)));
+        /* the same piece of the next block, applied during the block after this one's
+         * rounds: its lines asked for now arrive while the rounds compute */
+        for (int o = 0; o < (int)(32 * sizeof(T)); o += 64) {
+            __builtin_prefetch((const char *)(b->x + NR_DROPOUT_BLOCK + 32 * q) + o, 0, 3);
+            __builtin_prefetch((char *)(b->y + NR_DROPOUT_BLOCK + 32 * q) + o, 1, 3);
+        }
         FN(nr_dropout_apply32)(b->y + 32 * q, b->x + 32 * q, w, b->scale);
     }
 }
@@ -102,6 +108,10 @@ FN(nr_dropout_backward_range)(T *restrict dx, const T *restrict dy,
     int64_t i = i0;
     for (; i + 32 <= i1; i += 32) {
         const uint32_t w = nr_dropout_load_word(mask, i / 32, n);
+        for (int o = 0; o < (int)(32 * sizeof(T)); o += 64) { /* as the forward's apply */
+            __builtin_prefetch((const char *)(dy + i + NR_DROPOUT_BLOCK) + o, 0, 3);
+            __builtin_prefetch((char *)(dx + i + NR_DROPOUT_BLOCK) + o, 1, 3);
+        }
         FN(nr_dropout_apply32)(dx + i, dy + i, w, scale);
     }
     if (i < i1) {
