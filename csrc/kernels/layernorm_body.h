@@ -245,9 +245,16 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
         mean[i + r] = sh[r] + dm[r];
         rstd[i + r] = rs[r];
     }
-    /* pass 3: the outputs, w and b loaded once per group */
+    /* pass 3: the outputs, w and b loaded once per group; it asks for the next group's
+     * lines (x, and y's for writing) as it goes (as nr_ln_backward_row) */
     for (int64_t j = 0; j < nfull; j += W) {
         const V wj = FN(nr_ln_load)(wv + j), bj = FN(nr_ln_load)(bv + j);
+        if ((j * (int64_t)sizeof(T)) % 64 == 0) {
+            for (int r = 0; r < G; r++) {
+                __builtin_prefetch(x + (i + G + r) * D + j, 0, 3);
+                __builtin_prefetch(y + (i + G + r) * D + j, 1, 3);
+            }
+        }
         for (int r = 0; r < G; r++) {
             const V d = NV > 0 ? xv[r][j / W] : (FN(nr_ln_load)(xr[r] + j) - sh[r]) - dm[r];
             FN(nr_ln_store)(y + (i + r) * D + j, FN(nr_ln_fma)(d * rs[r], wj, bj));
@@ -360,10 +367,19 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
     if (check && nonfinite != 0) {
         return nonfinite;
     }
-    /* dx, and the group's dw += dy xhat, db += dy added to the partials once */
+    /* dx, and the group's dw += dy xhat, db += dy added to the partials once; from the
+     * caches, so it asks for the next group's lines as it goes (as nr_ln_backward_row) */
     for (int64_t j = 0; j < nfull; j += W) {
         const V wj = FN(nr_ln_load)(wv + j);
         V sdw = (V){0}, sdb = (V){0};
+        if ((j * (int64_t)sizeof(T)) % 64 == 0) {
+            for (int r = 0; r < G; r++) {
+                const int64_t k = (i + G + r) * D + j;
+                __builtin_prefetch(x + k, 0, 3);
+                __builtin_prefetch(dy + k, 0, 3);
+                __builtin_prefetch(dx + k, 1, 3);
+            }
+        }
         for (int r = 0; r < G; r++) {
             const V g = FN(nr_ln_load)(gr[r] + j);
             V xc = FN(nr_ln_load)(xr[r] + j) - mu[r];
