@@ -78,13 +78,24 @@ FN(nr_bn_grad_sums_wide)(double s[3], const T *dy, const T *x, int64_t c, double
 #define NR_BN_MIN_RSTD (0x1p34 / NR_T_MAX)
 #endif
 
-/* (N, C) rows [n0, n1), ld apart: y = ((x - sub1) - sub2) * scale + shift per channel. */
+#ifndef NR_BN_BACKWARDS
+/* Whether the second pass over rows [n0, n1) (of C values a row) walks them last to first:
+ * the rows the first pass read last are the likeliest still in cache. For up to 4 MiB of T
+ * a thread (8192 x 64 and 128 float32: 0.91-0.97x the time); beyond, backwards was slower
+ * (8192 x 4096: 1.05x) and forwards no worse. */
+#define NR_BN_BACKWARDS(rows, C) ((rows) * (C) * (int64_t)sizeof(T) <= ((int64_t)4 << 20))
+#endif
+
+/* (N, C) rows [n0, n1), ld apart: y = ((x - sub1) - sub2) * scale + shift per channel (the
+ * rows in the order NR_BN_BACKWARDS says). */
 static void
 FN(nr_bn_apply_rows)(T *restrict y, const T *restrict x, const T *restrict sub1,
                      const T *restrict sub2, const T *restrict scale, const T *restrict shift,
                      int64_t n0, int64_t n1, int64_t C, int64_t ld)
 {
-    for (int64_t n = n0; n < n1; n++) {
+    const int back = NR_BN_BACKWARDS(n1 - n0, C);
+    for (int64_t k = 0; k < n1 - n0; k++) {
+        const int64_t n = back ? n1 - 1 - k : n0 + k;
         const T *xr = x + n * ld;
         T *yr = y + n * ld;
 #pragma omp simd
@@ -95,13 +106,15 @@ FN(nr_bn_apply_rows)(T *restrict y, const T *restrict x, const T *restrict sub1,
 }
 
 /* (N, C) rows [n0, n1), ld apart: dx = k_dy dy + k_xc (x - mean) + k_const per channel; x
- * NULL (fixed statistics): dx = k_dy dy. */
+ * NULL (fixed statistics): dx = k_dy dy (the rows in the order NR_BN_BACKWARDS says). */
 static void
 FN(nr_bn_dx_rows)(T *restrict dx, const T *restrict dy, const T *restrict x,
                   const T *restrict mean, const T *restrict k_dy, const T *restrict k_xc,
                   const T *restrict k_const, int64_t n0, int64_t n1, int64_t C, int64_t ld)
 {
-    for (int64_t n = n0; n < n1; n++) {
+    const int back = NR_BN_BACKWARDS(n1 - n0, C);
+    for (int64_t k = 0; k < n1 - n0; k++) {
+        const int64_t n = back ? n1 - 1 - k : n0 + k;
         const T *dyr = dy + n * ld;
         T *dxr = dx + n * ld;
         if (!x) {
