@@ -92,10 +92,11 @@ blas_info(PyObject *self, PyObject *unused)
     /* get_parallel: 0 sequential, 1 its own threads (pthreads), 2 OpenMP */
     static const char *const threading[] = {"sequential", "pthreads", "openmp"};
     const int parallel = nr_blas_get_parallel();
-    return Py_BuildValue("{szszsiss}", "config", nr_blas_get_config(), "corename",
+    return Py_BuildValue("{szszsisssz}", "config", nr_blas_get_config(), "corename",
                          nr_blas_get_corename(), "threads", nr_blas_get_num_threads(),
                          "threading",
-                         parallel >= 0 && parallel <= 2 ? threading[parallel] : "?");
+                         parallel >= 0 && parallel <= 2 ? threading[parallel] : "?", "library",
+                         nr_blas_library());
 }
 
 PyMethodDef nr_config_methods[] = {

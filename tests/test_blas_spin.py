@@ -64,3 +64,31 @@ def test_idle_blas_threads_sleep_soon():
     ours = _probe()
     # a short spin: well under the 0.3 s sleep (2**20 cycles is about 0.3 ms)
     assert ours["spent"] < 0.02, (ours, default)
+
+
+EARLIER = """
+import ctypes, json, sys
+ctypes.CDLL(sys.argv[1], mode=ctypes.RTLD_GLOBAL)  # loaded before normreg, as another module's
+import normreg
+blas = normreg.show_config(mode="dicts")["BLAS"]
+print(json.dumps({"timeout": blas["thread_timeout"], "path": blas["path"]}))
+"""
+
+
+def test_an_openblas_loaded_before_normreg_keeps_its_default_and_show_config_says_so():
+    """A system OpenBLAS shared with a NumPy that loaded it first read the environment before
+    normreg could set it: show_config() must not claim normreg's setting for it."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    code = "import json, normreg; print(json.dumps(normreg.show_config(mode='dicts')['BLAS']['path']))"
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    path = json.loads(res.stdout.strip().splitlines()[-1])
+    if not path:
+        pytest.skip("the OpenBLAS library's path is unknown here")
+    assert os.path.isfile(path)
+    cmd = [sys.executable, "-c", EARLIER, path]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert os.path.realpath(out["path"]) == os.path.realpath(path)
+    assert out["timeout"].startswith("OpenBLAS's default"), out

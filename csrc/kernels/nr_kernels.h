@@ -29,6 +29,8 @@ int nr_threads_for(size_t bytes);
  * it, and the path of the runtime library it loaded (NULL when unknown or none). */
 int nr_openmp_version(void);
 const char *nr_openmp_library(void);
+/* The path of the OpenBLAS library the build's products run on (NULL when unknown). */
+const char *nr_blas_library(void);
 /* The lock that keeps OpenBLAS's global thread count from changing under a running product. */
 void nr_blas_lock_shared(void);
 void nr_blas_lock_exclusive(void);

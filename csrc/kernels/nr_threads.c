@@ -107,3 +107,13 @@ nr_openmp_library(void)
 #endif
     return NULL;
 }
+
+const char *
+nr_blas_library(void)
+{
+    Dl_info info;
+    if (dladdr((void *)&nr_blas_get_config, &info) != 0 && info.dli_fname != NULL) {
+        return info.dli_fname;
+    }
+    return NULL;
+}

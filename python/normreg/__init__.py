@@ -81,7 +81,7 @@ def show_config(mode: str = "stdout") -> dict[str, dict[str, object]] | None:
     config = _config.describe(__version__, _C.cpu_capability(), _C.cpu_tiers(), build, _C.blas_info())
     if config["OpenMP"]["enabled"]:
         config["OpenMP"]["wait_policy"] = _openmp.POLICY.describe(build["openmp_library"])
-    config["BLAS"]["thread_timeout"] = _openmp.BLAS_SPIN.describe()
+    config["BLAS"]["thread_timeout"] = _openmp.BLAS_SPIN.describe(config["BLAS"]["path"])
     if mode == "dicts":
         return config
     print(_config.format_config(config))

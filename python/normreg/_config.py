@@ -67,6 +67,7 @@ def describe(
             "threads": blas["threads"],
             "threading": blas["threading"],
             "bundled": info.get("blas_bundled"),
+            "path": blas.get("library"),
         },
         "Python": {
             "version": platform.python_version(),

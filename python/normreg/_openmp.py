@@ -27,6 +27,7 @@ normreg's kernels run on torch's runtime with its defaults, which
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 ENV = "OMP_WAIT_POLICY"
 # the short spin before sleeping, per runtime (see above)
@@ -34,19 +35,38 @@ SPIN = {"GOMP_SPINCOUNT": "30000", "KMP_BLOCKTIME": "1"}
 _RUNTIMES = ("libgomp", "libomp", "libiomp")
 
 
-def loaded_runtimes() -> list[str]:
-    """The OpenMP runtime libraries mapped into this process (Linux; [] elsewhere)."""
+def _mapped(matches: Callable[[str], bool]) -> list[str]:
+    """The shared libraries mapped into this process whose file name ``matches`` (Linux; []
+    elsewhere)."""
     found: list[str] = []
     try:
         with open("/proc/self/maps") as f:
             for line in f:
                 path = line.rsplit(None, 1)[-1]
                 name = os.path.basename(path)
-                if name.startswith(_RUNTIMES) and ".so" in name and path not in found:
+                if ".so" in name and matches(name) and path not in found:
                     found.append(path)
     except OSError:
         pass
     return found
+
+
+def loaded_runtimes() -> list[str]:
+    """The OpenMP runtime libraries mapped into this process."""
+    return _mapped(lambda name: name.startswith(_RUNTIMES))
+
+
+def loaded_openblas() -> list[str]:
+    """The OpenBLAS libraries mapped into this process (NumPy's, or a system one)."""
+    return _mapped(lambda name: "openblas" in name)
+
+
+def _among(path: str | None, paths: list[str]) -> bool:
+    """Whether ``path`` is one of ``paths`` (the same file)."""
+    if not path or not paths:
+        return False
+    real = os.path.realpath(path)
+    return any(os.path.realpath(p) == real for p in paths)
 
 
 class WaitPolicy:
@@ -67,10 +87,7 @@ class WaitPolicy:
     def loaded_earlier(self, runtime: str | None) -> str | None:
         """``runtime`` (the one normreg's kernels run on) when it loaded before normreg set
         the policy (another library's, as torch's libgomp); else None."""
-        if not runtime or not self.earlier:
-            return None
-        real = os.path.realpath(runtime)
-        return runtime if any(os.path.realpath(p) == real for p in self.earlier) else None
+        return runtime if _among(runtime, self.earlier) else None
 
     def describe(self, runtime: str | None) -> str:
         """One line for ``show_config()``."""
@@ -96,17 +113,27 @@ BLAS_TIMEOUT = "20"
 
 class BlasTimeout:
     """OpenBLAS's spin before its idle threads sleep: set before normreg's OpenBLAS loads
-    (it reads the environment once, when it loads), unless the environment chose one."""
+    (it reads the environment once, when it loads), unless the environment chose one. A
+    system OpenBLAS may be shared with a NumPy that loaded it first; then it kept its
+    default, which ``describe`` says."""
 
     def __init__(self) -> None:
         self.preset = os.environ.get(BLAS_TIMEOUT_ENV)
+        # OpenBLAS libraries that read the environment before normreg could set it
+        self.earlier = [] if self.preset is not None else loaded_openblas()
         if self.preset is None:
             os.environ[BLAS_TIMEOUT_ENV] = BLAS_TIMEOUT
 
-    def describe(self) -> str:
-        """One line for ``show_config()``."""
+    def describe(self, library: str | None = None) -> str:
+        """One line for ``show_config()``; ``library`` the path of the OpenBLAS normreg's
+        products run on."""
         if self.preset is not None:
             return f"{BLAS_TIMEOUT_ENV}={self.preset} (from the environment)"
+        if _among(library, self.earlier):
+            return (
+                "OpenBLAS's default (2**28 cycles of spinning): its library loaded before normreg "
+                f"could set {BLAS_TIMEOUT_ENV} (shared with another module, e.g. NumPy)"
+            )
         return (
             f"{BLAS_TIMEOUT_ENV}={BLAS_TIMEOUT} (set by normreg before its OpenBLAS loaded): idle "
             f"threads sleep after 2**{BLAS_TIMEOUT} cycles of spinning (OpenBLAS's default 2**28)"
