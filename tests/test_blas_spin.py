@@ -34,14 +34,21 @@ print(json.dumps({"timeout": blas["thread_timeout"], "env": os.environ.get("OPEN
 """
 
 
-def _probe(timeout=None):
+def _run(code, *args, timeout=None):
+    """The JSON that ``code`` prints last, run in a fresh interpreter with ``args``, without
+    OpenBLAS's settings from this environment (``OPENBLAS_THREAD_TIMEOUT=timeout`` if given)."""
     unset = ("OPENBLAS_THREAD_TIMEOUT", "OPENBLAS_NUM_THREADS")
     env = {k: v for k, v in os.environ.items() if k not in unset}
     if timeout is not None:
         env["OPENBLAS_THREAD_TIMEOUT"] = timeout
-    res = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120)
+    cmd = [sys.executable, "-c", code, *args]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _probe(timeout=None):
+    return _run(PROBE, timeout=timeout)
 
 
 def test_normreg_sets_a_short_spin_and_says_so():
@@ -78,17 +85,10 @@ print(json.dumps({"timeout": blas["thread_timeout"], "path": blas["path"]}))
 def test_an_openblas_loaded_before_normreg_keeps_its_default_and_show_config_says_so():
     """A system OpenBLAS shared with a NumPy that loaded it first read the environment before
     normreg could set it: show_config() must not claim normreg's setting for it."""
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
-    code = "import json, normreg; print(json.dumps(normreg.show_config(mode='dicts')['BLAS']['path']))"
-    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    path = json.loads(res.stdout.strip().splitlines()[-1])
+    path = _run("import json, normreg; print(json.dumps(normreg.show_config(mode='dicts')['BLAS']['path']))")
     if not path:
         pytest.skip("the OpenBLAS library's path is unknown here")
     assert os.path.isfile(path)
-    cmd = [sys.executable, "-c", EARLIER, path]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    out = _run(EARLIER, path)
     assert os.path.realpath(out["path"]) == os.path.realpath(path)
     assert out["timeout"].startswith("OpenBLAS's default"), out

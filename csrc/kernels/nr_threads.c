@@ -96,24 +96,29 @@ nr_openmp_version(void)
 #endif
 }
 
+/* The path of the shared library that defines `symbol` (NULL when unknown). */
+static const char *
+nr_library_of(void *symbol)
+{
+    Dl_info info;
+    if (dladdr(symbol, &info) != 0 && info.dli_fname != NULL) {
+        return info.dli_fname;
+    }
+    return NULL;
+}
+
 const char *
 nr_openmp_library(void)
 {
 #ifdef _OPENMP
-    Dl_info info;
-    if (dladdr((void *)&omp_get_max_threads, &info) != 0 && info.dli_fname != NULL) {
-        return info.dli_fname;
-    }
-#endif
+    return nr_library_of((void *)&omp_get_max_threads);
+#else
     return NULL;
+#endif
 }
 
 const char *
 nr_blas_library(void)
 {
-    Dl_info info;
-    if (dladdr((void *)&nr_blas_get_config, &info) != 0 && info.dli_fname != NULL) {
-        return info.dli_fname;
-    }
-    return NULL;
+    return nr_library_of((void *)&nr_blas_get_config);
 }

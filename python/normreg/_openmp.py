@@ -26,6 +26,7 @@ normreg's kernels run on torch's runtime with its defaults, which
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 
@@ -35,29 +36,35 @@ SPIN = {"GOMP_SPINCOUNT": "30000", "KMP_BLOCKTIME": "1"}
 _RUNTIMES = ("libgomp", "libomp", "libiomp")
 
 
-def _mapped(matches: Callable[[str], bool]) -> list[str]:
-    """The shared libraries mapped into this process whose file name ``matches`` (Linux; []
-    elsewhere)."""
+@functools.cache
+def _mapped_at_import() -> tuple[str, ...]:
+    """The shared libraries mapped into this process when normreg was imported (Linux; ()
+    elsewhere): /proc/self/maps read once, for both checks below."""
     found: list[str] = []
     try:
         with open("/proc/self/maps") as f:
             for line in f:
                 path = line.rsplit(None, 1)[-1]
-                name = os.path.basename(path)
-                if ".so" in name and matches(name) and path not in found:
+                if ".so" in os.path.basename(path) and path not in found:
                     found.append(path)
     except OSError:
         pass
-    return found
+    return tuple(found)
+
+
+def _mapped(matches: Callable[[str], bool]) -> list[str]:
+    """Those of the libraries mapped at import whose file name ``matches``."""
+    return [p for p in _mapped_at_import() if matches(os.path.basename(p))]
 
 
 def loaded_runtimes() -> list[str]:
-    """The OpenMP runtime libraries mapped into this process."""
+    """The OpenMP runtime libraries mapped into this process when normreg was imported."""
     return _mapped(lambda name: name.startswith(_RUNTIMES))
 
 
 def loaded_openblas() -> list[str]:
-    """The OpenBLAS libraries mapped into this process (NumPy's, or a system one)."""
+    """The OpenBLAS libraries mapped into this process when normreg was imported (NumPy's, or
+    a system one)."""
     return _mapped(lambda name: "openblas" in name)
 
 
