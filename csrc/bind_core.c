@@ -44,13 +44,33 @@ linear_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return (PyObject *)y;
 }
 
+/* The sizes M, K, N of checked linear gradients' arguments, and dx (M, K) from `dx_obj` (an
+ * array or None) when `need_dx` or given: 0, or -1 with an exception. */
+static int
+linear_grad_outputs(const char *fn, int t, const nr_sizes *s, PyObject *dx_obj, int need_dx,
+                    npy_intp mkn[3], PyArrayObject **dx)
+{
+    mkn[0] = nr_size(s, 'M'), mkn[1] = nr_size(s, 'K'), mkn[2] = nr_size(s, 'N');
+    *dx = NULL;
+    if (linear_fits_int(fn, mkn[0], mkn[1], mkn[2]) < 0) {
+        return -1;
+    }
+    if (need_dx || dx_obj != Py_None) {
+        npy_intp dims[2] = {mkn[0], mkn[1]};
+        if (!(*dx = nr_out_array(dx_obj, fn, "dx", t, 2, dims))) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* linear_backward(dy (M, N), x (M, K), w (K, N), dx_out | None, dw (K, N) | None,
  *                 db (N) | None, need_dx) -> dx (M, K) or None; dw, db are added to */
 static PyObject *
 linear_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     const char *fn = "linear_backward";
-    PyArrayObject *dy, *x, *w, *dw, *db, *dx = NULL;
+    PyArrayObject *dy, *x, *w, *dw, *db, *dx;
     int t, need_dx;
     nr_sizes s = {.what = LINEAR_SIZES};
     const nr_array_arg arrays[] = {
@@ -60,27 +80,60 @@ linear_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         {&dw, 4, "dweight", "KN", NR_OPTIONAL | NR_WRITABLE},
         {&db, 5, "dbias", "N", NR_OPTIONAL | NR_WRITABLE},
     };
+    npy_intp mkn[3];
     if (nr_arg_parse(args, nargs, 7, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0 ||
-        (need_dx = PyObject_IsTrue(args[6])) < 0) {
+        (need_dx = PyObject_IsTrue(args[6])) < 0 ||
+        linear_grad_outputs(fn, t, &s, args[3], need_dx, mkn, &dx) < 0) {
         return NULL;
-    }
-    npy_intp M = nr_size(&s, 'M'), K = nr_size(&s, 'K'), N = nr_size(&s, 'N');
-    if (linear_fits_int(fn, M, K, N) < 0) {
-        return NULL;
-    }
-    if (need_dx || args[3] != Py_None) {
-        npy_intp dims[2] = {M, K};
-        if (!(dx = nr_out_array(args[3], fn, "dx", t, 2, dims))) {
-            return NULL;
-        }
     }
     NR_NOGIL(NR_CALL(t, nr_linear_backward, nr_data_or_null(dx), nr_data_or_null(dw),
-                     nr_data_or_null(db), PyArray_DATA(dy), PyArray_DATA(x), PyArray_DATA(w), M,
-                     K, N));
+                     nr_data_or_null(db), PyArray_DATA(dy), PyArray_DATA(x), PyArray_DATA(w),
+                     mkn[0], mkn[1], mkn[2], 1));
     if (!dx) {
         Py_RETURN_NONE;
     }
     return (PyObject *)dx;
+}
+
+/* linear_grads(dy (M, N), x (M, K), w (K, N), has_bias, need_dx)
+ *   -> (dx (M, K) or None, dw (K, N), db (N) or None), all fresh: the gradients written, not
+ *   added to zeros (one pass over dw fewer than zeros and linear_backward) */
+static PyObject *
+linear_grads(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    const char *fn = "linear_grads";
+    PyArrayObject *dy, *x, *w, *dx, *out[3] = {NULL, NULL, NULL};
+    int t, has_bias, need_dx;
+    nr_sizes s = {.what = LINEAR_SIZES};
+    const nr_array_arg arrays[] = {
+        {&x, 1, "x", "MK", NR_REQUIRED},
+        {&w, 2, "weight", "KN", NR_REQUIRED},
+        {&dy, 0, "dy", "MN", NR_REQUIRED},
+    };
+    npy_intp mkn[3];
+    if (nr_arg_parse(args, nargs, 5, fn, &t, arrays, NR_NARRAYS(arrays), &s) < 0 ||
+        (has_bias = PyObject_IsTrue(args[3])) < 0 || (need_dx = PyObject_IsTrue(args[4])) < 0 ||
+        linear_grad_outputs(fn, t, &s, Py_None, need_dx, mkn, &dx) < 0) {
+        return NULL;
+    }
+    out[0] = dx;
+    npy_intp dwdims[2] = {mkn[1], mkn[2]};
+    if (!(out[1] = nr_new_array(2, dwdims, t)) ||
+        (has_bias && !(out[2] = nr_new_array(1, &mkn[2], t)))) {
+        Py_XDECREF(out[0]);
+        Py_XDECREF(out[1]);
+        return NULL;
+    }
+    NR_NOGIL(NR_CALL(t, nr_linear_backward, nr_data_or_null(dx), PyArray_DATA(out[1]),
+                     nr_data_or_null(out[2]), PyArray_DATA(dy), PyArray_DATA(x),
+                     PyArray_DATA(w), mkn[0], mkn[1], mkn[2], 0));
+    for (int i = 0; i < 3; i++) {
+        if (!out[i]) {
+            Py_INCREF(Py_None);
+            out[i] = (PyArrayObject *)Py_None;
+        }
+    }
+    return nr_tuple(3, out);
 }
 
 /* ---- relu ----------------------------------------------------------------------------- */
@@ -402,6 +455,9 @@ PyMethodDef nr_core_methods[] = {
     NR_FASTCALL(
         linear_backward,
         "linear_backward(dy, x, weight, dx_out, dweight, dbias, need_dx) -> dx or None"),
+    NR_FASTCALL(linear_grads,
+                "linear_grads(dy, x, weight, has_bias, need_dx) -> (dx or None, dweight, dbias "
+                "or None)"),
     NR_FASTCALL(relu_forward, "relu_forward(x, out) -> y"),
     NR_FASTCALL(relu_backward, "relu_backward(dy, y, out) -> dx"),
     NR_FASTCALL(

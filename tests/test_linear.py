@@ -105,6 +105,26 @@ def test_functional_accumulates_into_given_arrays(rng):
     assert_close(db, db0 + rb, np.float64)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows", [0, 3, 256])
+def test_fresh_gradients_overwrite_recycled_memory(rng, dtype, rows):
+    """Without accumulators the gradients are written into fresh (pooled) arrays, not added
+    to zeros: a block that held NaN and came back from the pool must not leak into them."""
+    K, N = 300, 200  # dweight 240-480 KB: a pooled block
+    for _ in range(3):
+        junk = F.linear(np.zeros((1, 1), dtype), np.full((1, K * N), np.nan, dtype))
+        del junk  # its block goes back to the pool, NaN inside
+        x, dy = rng.standard_normal((rows, K)).astype(dtype), rng.standard_normal((rows, N)).astype(dtype)
+        W = rng.standard_normal((K, N)).astype(dtype)
+        for x_, dy_ in ((x, dy), (x.reshape(1, rows, K), dy.reshape(1, rows, N))):  # both paths
+            dx, dW, db = F.linear_backward(dy_, x_, W)
+            rdx, rdW, rdb = R.linear_backward(dy, x, W)
+            assert dx.shape == x_.shape and dW.shape == (K, N) and db.shape == (N,)
+            assert_close(dx.reshape(rows, K), rdx, dtype)
+            assert_close(dW, rdW, dtype)
+            assert_close(db, rdb, dtype)
+
+
 def test_out_argument(rng):
     x, W = rng.standard_normal((3, 4)), rng.standard_normal((4, 2))
     out = np.empty((3, 2))

@@ -63,11 +63,13 @@ FN(nr_linear_forward)(T *y, const T *x, const T *w, const T *b, int64_t M, int64
     FN(nr_linear_product)(CblasNoTrans, CblasNoTrans, M, N, K, x, K, w, N, b ? 1 : 0, y, N, b);
 }
 
-/* dy (M, N), x (M, K), w (K, N) -> dx (M, K) = dy w^T; dw (K, N) += x^T dy; db (N) += sum_rows dy.
- * Any of dx, dw, db may be NULL (not wanted). */
+/* dy (M, N), x (M, K), w (K, N) -> dx (M, K) = dy w^T; dw (K, N) += x^T dy; db (N) += sum_rows dy,
+ * or, when `accumulate` is 0, dw = x^T dy and db = sum_rows dy over whatever dw and db held (a
+ * fresh gradient: gemm's beta = 0 writes it, no zeros first). Any of dx, dw, db may be NULL
+ * (not wanted). */
 void
 FN(nr_linear_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T *w, int64_t M,
-                       int64_t K, int64_t N)
+                       int64_t K, int64_t N, int accumulate)
 {
     if (dx && M > 0 && K > 0) {
         if (N == 0) {
@@ -78,8 +80,17 @@ FN(nr_linear_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T *w,
                                   NULL);
         }
     }
+    if (!accumulate && M == 0) { /* empty sums */
+        if (dw) {
+            memset(dw, 0, (size_t)(K * N) * sizeof(T));
+        }
+        if (db) {
+            memset(db, 0, (size_t)N * sizeof(T));
+        }
+    }
     if (dw && M > 0 && K > 0 && N > 0) {
-        FN(nr_linear_product)(CblasTrans, CblasNoTrans, K, N, M, x, K, dy, N, 1, dw, N, NULL);
+        FN(nr_linear_product)(CblasTrans, CblasNoTrans, K, N, M, x, K, dy, N,
+                              accumulate ? 1 : 0, dw, N, NULL);
     }
     if (db && M > 0 && N > 0) {
         /* Column sums in blocks of columns, each block accumulated in double on the stack. */
@@ -101,7 +112,7 @@ FN(nr_linear_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T *w,
                 }
             }
             for (int64_t j = 0; j < width; j++) {
-                db[j0 + j] += (T)acc[j];
+                db[j0 + j] = (T)(accumulate ? db[j0 + j] + (T)acc[j] : acc[j]);
             }
         }
     }

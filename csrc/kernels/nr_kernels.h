@@ -48,9 +48,9 @@ void nr_copy_f32(float *dst, const float *src, int64_t n, int nthreads);
     /* linear: x (M, K), w (K, N), b (N) -> y (M, N) */                                          \
     void nr_linear_forward_##SFX(T *y, const T *x, const T *w, const T *b, int64_t M,            \
                                  int64_t K, int64_t N);                                          \
-    /* dy (M, N), x (M, K), w (K, N) -> dx (M, K) =, dw (K, N) +=, db (N) += */                  \
+    /* dy (M, N), x (M, K), w (K, N) -> dx (M, K) =, dw (K, N) +=, db (N) += (=: !accumulate) */ \
     void nr_linear_backward_##SFX(T *dx, T *dw, T *db, const T *dy, const T *x, const T *w,      \
-                                  int64_t M, int64_t K, int64_t N);                              \
+                                  int64_t M, int64_t K, int64_t N, int accumulate);              \
     /* relu: x (n) -> y (n); dy (n), y (n) -> dx (n) */                                          \
     void nr_relu_forward_##SFX(T *y, const T *x, int64_t n);                                     \
     void nr_relu_backward_##SFX(T *dx, const T *dy, const T *y, int64_t n);                      \

@@ -340,6 +340,14 @@ SPECS: list[Spec] = [
          Num("lr", "real"), Num("beta1", "real"), Num("beta2", "real"), Num("eps", "real"),
          Num("weight_decay", "real"), Num("decoupled", "bool", lambda d: d.decoupled)],
     ),
+    # new functions go last: a corpus input's first byte is its function's place here
+    Spec(
+        "linear_grads",
+        {"M": size, "K": size, "N": size, "has_bias": flag, "need_dx": flag},
+        [Arr("dy", "f", lambda d: (d.M, d.N)), Arr("x", "f", lambda d: (d.M, d.K)),
+         Arr("weight", "f", lambda d: (d.K, d.N)), Num("has_bias", "bool", lambda d: d.has_bias),
+         Num("need_dx", "bool", lambda d: d.need_dx)],
+    ),
 ]  # fmt: skip
 
 BY_NAME = {spec.name: spec for spec in SPECS}

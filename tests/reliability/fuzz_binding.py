@@ -26,6 +26,7 @@ def _c_templates():
             np.zeros(5, np.float32),
             True,
         ),
+        "linear_grads": lambda: (f32(4, 5), f32(4, 3), f32(3, 5), True, True),
         "relu_forward": lambda: (f32(4, 3), None),
         "exp": lambda: (f32(4, 3), None),
         "relu_backward": lambda: (f32(4, 3), f32(4, 3), None),

@@ -15,6 +15,7 @@ from ._common import accumulator
 _ndarray = np.ndarray
 _linear_forward = _C.linear_forward
 _linear_backward = _C.linear_backward
+_linear_grads = _C.linear_grads
 
 
 def linear(x: Any, weight: Any, bias: Any = None, *, out: np.ndarray | None = None) -> np.ndarray:
@@ -87,11 +88,14 @@ def linear_backward(
         and (dbias is None or type(dbias) is _ndarray)
         and weight.ndim == 2
     ):
-        # as in linear: what the kernel takes goes straight to it (fresh accumulators are
-        # zeros, as below), and what it refuses takes the checked path
-        dw = np.zeros(weight.shape, x.dtype) if dweight is None else dweight
-        db = None if not has_bias else np.zeros(weight.shape[1], x.dtype) if dbias is None else dbias
+        # as in linear: what the kernel takes goes straight to it, and what it refuses takes
+        # the checked path; with no accumulators the gradients are written into fresh arrays
+        # (not added to zeros: a pass over dweight fewer)
         try:
+            if dweight is None and (dbias is None or not has_bias):
+                return _linear_grads(dy, x, weight, bool(has_bias), bool(need_dx))
+            dw = np.zeros(weight.shape, x.dtype) if dweight is None else dweight
+            db = None if not has_bias else np.zeros(weight.shape[1], x.dtype) if dbias is None else dbias
             dx = _linear_backward(dy, x, weight, None, dw, db, bool(need_dx))
         except (TypeError, ValueError):
             pass
@@ -104,18 +108,14 @@ def linear_backward(
     if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[0]:
         raise ValueError(f"{where}: x {x.shape} and weight {weight.shape} do not match")
     V.check_shape(dy, "dy", where, x.shape[:-1] + (weight.shape[1],), "the shape of linear's output")
-    dweight = accumulator(dweight, "dweight", where, weight.shape, x.dtype)
-    dbias = accumulator(dbias, "dbias", where, (weight.shape[1],), x.dtype) if has_bias else None
     rows = math.prod(x.shape[:-1])
-    dx = _C.linear_backward(
-        dy.reshape(rows, weight.shape[1]),
-        x.reshape(rows, weight.shape[0]),
-        weight,
-        None,
-        dweight,
-        dbias,
-        bool(need_dx),
-    )
+    dy2, x2 = dy.reshape(rows, weight.shape[1]), x.reshape(rows, weight.shape[0])
+    if dweight is None and (dbias is None or not has_bias):
+        dx, dweight, dbias = _C.linear_grads(dy2, x2, weight, bool(has_bias), bool(need_dx))
+    else:
+        dweight = accumulator(dweight, "dweight", where, weight.shape, x.dtype)
+        dbias = accumulator(dbias, "dbias", where, (weight.shape[1],), x.dtype) if has_bias else None
+        dx = _C.linear_backward(dy2, x2, weight, None, dweight, dbias, bool(need_dx))
     if dx is not None:
         dx = dx.reshape(x.shape)
     return dx, dweight, dbias
