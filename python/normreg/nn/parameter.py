@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .. import _validation as V
-from ..grad_mode import is_grad_enabled
+from ..grad_mode import _state as _grad_mode
 from ._state import IncompatibleKeys, load_into
 
 
@@ -239,7 +239,7 @@ class Module:
 
     def save_for_backward(self, *values: Any) -> None:
         """Keep ``values`` for the backward of this forward (nothing under ``no_grad``)."""
-        if not is_grad_enabled():
+        if not _grad_mode.enabled:  # is_grad_enabled() without its call: this runs per forward
             return
         saved = self._saved
         limit = self.max_pending_forwards
