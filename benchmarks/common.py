@@ -17,7 +17,7 @@ def _time_calls(fn, k):
     return (time.perf_counter() - t0) / k
 
 
-def measure(fns, *, sample_time=2e-3, budget=1.0, min_rounds=3, max_rounds=15):
+def measure(fns, *, sample_time=2e-3, budget=1.0, min_rounds=3, max_rounds=15, lead_in=False):
     """Median seconds per call of each callable in ``fns`` (a dict name -> fn).
 
     Every callable is warmed up, then timed in rounds; in each round every callable is
@@ -25,6 +25,10 @@ def measure(fns, *, sample_time=2e-3, budget=1.0, min_rounds=3, max_rounds=15):
     ``sample_time``), in an order that rotates from round to round. Interleaving makes
     slow drifts of the machine (other processes, memory bandwidth) hit every callable
     alike, so ratios between them hold even when absolute times wander.
+
+    With ``lead_in``, each sample is preceded by one untimed call: a callable whose threads
+    slept while the others ran (OpenMP's idle threads sleep after a short spin) gets them
+    back before it is timed, as a loop of such calls (a training loop) has them.
     """
     names = list(fns)
     ks, per_round = {}, 0.0
@@ -38,6 +42,8 @@ def measure(fns, *, sample_time=2e-3, budget=1.0, min_rounds=3, max_rounds=15):
     for r in range(rounds):
         for i in range(len(names)):
             name = names[(i + r) % len(names)]
+            if lead_in:
+                fns[name]()
             samples[name].append(_time_calls(fns[name], ks[name]))
     return {name: statistics.median(s) for name, s in samples.items()}
 
@@ -65,11 +71,13 @@ def measure_apart(fns, apart, **kwargs):
     return t
 
 
-def measure_run(fns, args, budget=1, apart=()):
-    """``measure(fns)`` with the run's settings (``args.sample_time``, ``args.min_rounds``)
-    and ``budget`` times its time budget ``args.budget``; the callables named in ``apart``
-    timed in a phase of their own (``measure_apart``)."""
-    kwargs = dict(sample_time=args.sample_time, budget=args.budget * budget, min_rounds=args.min_rounds)
+def measure_run(fns, args, budget=1, apart=(), sample_time=None, lead_in=False):
+    """``measure(fns)`` with the run's settings (``args.sample_time``, or ``sample_time``
+    when longer, ``args.min_rounds``) and ``budget`` times its time budget ``args.budget``;
+    the callables named in ``apart`` timed in a phase of their own (``measure_apart``)."""
+    sample = max(args.sample_time, sample_time or 0)
+    kwargs = dict(sample_time=sample, budget=args.budget * budget, min_rounds=args.min_rounds)
+    kwargs["lead_in"] = lead_in
     if apart:
         return measure_apart(fns, apart, **kwargs)
     return measure(fns, **kwargs)

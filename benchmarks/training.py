@@ -228,7 +228,13 @@ def bench_mlp(args, out):
                 fns["jax"] = mlp_jax.step_fn(jax, *make_data(batch))
             else:
                 fns.pop("jax", None)
-            t = common.measure_run(fns, args, budget=3, apart=("floor",))
+            # samples of several steps, each after an untimed one: a step that follows
+            # another framework's finds normreg's OpenMP threads asleep, and on a KVM guest
+            # getting them back took 0.4-0.7 ms (benchmarks/wake.py), which a training loop,
+            # one step after another, does not pay
+            t = common.measure_run(
+                fns, args, budget=3, apart=("floor",), sample_time=None if args.quick else 0.025, lead_in=True
+            )
             steps = 3 if args.quick else 20
             mem = {"normreg": peak_memory("normreg", batch, steps, threads)}
             if torch is not None:
