@@ -1,6 +1,7 @@
 /* Binding of the core kernels. Each function: check arguments, allocate outputs, release
- * the GIL around the kernel, return. Arrays arrive C-contiguous from normreg.functional;
- * these checks are what memory safety needs, with errors that name the argument. */
+ * the GIL around the kernel (but on small inputs: NR_KERNEL), return. Arrays arrive
+ * C-contiguous from normreg.functional; these checks are what memory safety needs, with errors
+ * that name the argument. */
 #include "bind.h"
 
 /* ---- linear --------------------------------------------------------------------------- */
@@ -153,10 +154,10 @@ unary(PyObject *const *args, Py_ssize_t nargs, const char *fn,
         return NULL;
     }
     if (t == NPY_FLOAT32) {
-        NR_NOGIL(f32(PyArray_DATA(y), PyArray_DATA(x), PyArray_SIZE(x)));
+        NR_KERNEL(PyArray_NBYTES(x), f32(PyArray_DATA(y), PyArray_DATA(x), PyArray_SIZE(x)));
     }
     else {
-        NR_NOGIL(f64(PyArray_DATA(y), PyArray_DATA(x), PyArray_SIZE(x)));
+        NR_KERNEL(PyArray_NBYTES(x), f64(PyArray_DATA(y), PyArray_DATA(x), PyArray_SIZE(x)));
     }
     return (PyObject *)y;
 }
@@ -185,8 +186,8 @@ relu_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         nr_arg_same_shape(dy, fn, "dy", y, "y") < 0 || !(dx = nr_out_like(args[2], fn, t, y))) {
         return NULL;
     }
-    NR_NOGIL(NR_CALL(t, nr_relu_backward, PyArray_DATA(dx), PyArray_DATA(dy), PyArray_DATA(y),
-                     PyArray_SIZE(y)));
+    NR_KERNEL(PyArray_NBYTES(y), NR_CALL(t, nr_relu_backward, PyArray_DATA(dx),
+                                         PyArray_DATA(dy), PyArray_DATA(y), PyArray_SIZE(y)));
     return (PyObject *)dx;
 }
 
@@ -233,8 +234,8 @@ batch_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     /* the tuple holds res: y, save_mean, save_rstd */
-    NR_NOGIL_WITH_WORKSPACE(
-        result, NR_CALL(t, nr_batchnorm_workspace, C, nthreads), fn,
+    NR_KERNEL_WITH_WORKSPACE(
+        PyArray_NBYTES(x), result, NR_CALL(t, nr_batchnorm_workspace, C, nthreads), fn,
         training
             ? NR_CALL(t, nr_batchnorm_forward_train, PyArray_DATA(res[0]), PyArray_DATA(res[1]),
                       PyArray_DATA(res[2]), nr_data_or_null(rm), nr_data_or_null(rv),
@@ -263,12 +264,12 @@ batch_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     const npy_intp N = nr_size(&a.s, 'N'), C = nr_size(&a.s, 'C'), L = nr_size(&a.s, 'L');
-    NR_NOGIL_WITH_WORKSPACE(dx, NR_CALL(a.t, nr_batchnorm_workspace, C, nthreads), fn,
-                            NR_CALL(a.t, nr_batchnorm_backward, PyArray_DATA(a.out[0]),
-                                    nr_data_or_null(a.dw), nr_data_or_null(a.db),
-                                    PyArray_DATA(a.dy), PyArray_DATA(a.x), PyArray_DATA(a.mean),
-                                    PyArray_DATA(a.rstd), nr_data_or_null(a.w), N, C, L,
-                                    training, ws, nthreads));
+    NR_KERNEL_WITH_WORKSPACE(
+        PyArray_NBYTES(a.x), dx, NR_CALL(a.t, nr_batchnorm_workspace, C, nthreads), fn,
+        NR_CALL(a.t, nr_batchnorm_backward, PyArray_DATA(a.out[0]), nr_data_or_null(a.dw),
+                nr_data_or_null(a.db), PyArray_DATA(a.dy), PyArray_DATA(a.x),
+                PyArray_DATA(a.mean), PyArray_DATA(a.rstd), nr_data_or_null(a.w), N, C, L,
+                training, ws, nthreads));
     return dx;
 }
 
@@ -315,8 +316,9 @@ dropout_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         Py_XDECREF(y);
         return NULL;
     }
-    NR_NOGIL(NR_CALL(t, nr_dropout_forward, PyArray_DATA(y), PyArray_DATA(mask),
-                     PyArray_DATA(x), n, p, seed, offset));
+    NR_KERNEL(PyArray_NBYTES(x),
+              NR_CALL(t, nr_dropout_forward, PyArray_DATA(y), PyArray_DATA(mask),
+                      PyArray_DATA(x), n, p, seed, offset));
     return Py_BuildValue("(NN)", y, mask);
 }
 
@@ -342,8 +344,8 @@ dropout_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         !(dx = nr_out_like(args[3], fn, t, dy))) {
         return NULL;
     }
-    NR_NOGIL(NR_CALL(t, nr_dropout_backward, PyArray_DATA(dx), PyArray_DATA(dy),
-                     PyArray_DATA(mask), n, p));
+    NR_KERNEL(PyArray_NBYTES(dy), NR_CALL(t, nr_dropout_backward, PyArray_DATA(dx),
+                                          PyArray_DATA(dy), PyArray_DATA(mask), n, p));
     return (PyObject *)dx;
 }
 
@@ -418,8 +420,9 @@ cross_entropy_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     double loss;
-    NR_NOGIL(loss = NR_CALL(t, nr_cross_entropy_forward, PyArray_DATA(lse),
-                            PyArray_DATA(logits), PyArray_DATA(labels), B, K));
+    NR_KERNEL(PyArray_NBYTES(logits),
+              loss = NR_CALL(t, nr_cross_entropy_forward, PyArray_DATA(lse),
+                             PyArray_DATA(logits), PyArray_DATA(labels), B, K));
     return Py_BuildValue("(dN)", loss, lse);
 }
 
@@ -445,8 +448,9 @@ cross_entropy_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         !(dlogits = nr_out_like(args[4], fn, t, logits))) {
         return NULL;
     }
-    NR_NOGIL(NR_CALL(t, nr_cross_entropy_backward, PyArray_DATA(dlogits), PyArray_DATA(logits),
-                     PyArray_DATA(labels), PyArray_DATA(lse), B, K, dloss));
+    NR_KERNEL(PyArray_NBYTES(logits),
+              NR_CALL(t, nr_cross_entropy_backward, PyArray_DATA(dlogits), PyArray_DATA(logits),
+                      PyArray_DATA(labels), PyArray_DATA(lse), B, K, dloss));
     return (PyObject *)dlogits;
 }
 

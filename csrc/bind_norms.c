@@ -1,7 +1,8 @@
 /* Binding of the per-sample normalizations: LayerNorm, RMSNorm and GroupNorm. A forward and a
  * backward of each family are alike but for the kernel: nr_norm_forward_args and
  * nr_norm_backward_args check the arguments and allocate the outputs from the family's layout,
- * then norm_forward / norm_backward call the family's kernel without the GIL. Arrays arrive
+ * then norm_forward / norm_backward call the family's kernel (NR_KERNEL: without the GIL
+ * but on small inputs). Arrays arrive
  * C-contiguous from normreg.functional; these checks are what memory safety needs. */
 #include "bind.h"
 #include "nr_norms.h"
@@ -34,7 +35,7 @@ static PyObject *
 norm_forward(const char *fn, nr_norm_family family, nr_norm_args *a)
 {
     (void)fn; /* named for norm_backward's sake: a forward allocates nothing more */
-    NR_NOGIL(norm_forward_kernel(family, a));
+    NR_KERNEL(PyArray_NBYTES(a->x), norm_forward_kernel(family, a));
     return nr_tuple(family == NR_RMS_NORM ? 2 : 3, a->out);
 }
 
@@ -82,8 +83,9 @@ norm_backward_kernel(nr_norm_family family, const nr_norm_args *a, void *ws, int
 static PyObject *
 norm_backward(const char *fn, nr_norm_family family, nr_norm_args *a)
 {
-    NR_NOGIL_WITH_WORKSPACE(a->out[0], norm_backward_workspace(family, a, nthreads), fn,
-                            norm_backward_kernel(family, a, ws, nthreads));
+    NR_KERNEL_WITH_WORKSPACE(PyArray_NBYTES(a->x), a->out[0],
+                             norm_backward_workspace(family, a, nthreads), fn,
+                             norm_backward_kernel(family, a, ws, nthreads));
     return (PyObject *)a->out[0];
 }
 

@@ -1,6 +1,7 @@
 """Concurrency: the functional API from several Python threads at once, on shared
-read-only inputs, gives exactly the serial results. The kernels release the GIL, so the
-threads really overlap inside the C code (and inside OpenMP and OpenBLAS)."""
+read-only inputs, gives exactly the serial results. The kernels release the GIL (on inputs
+from 32 KiB), so the threads really overlap inside the C code (and inside OpenMP and
+OpenBLAS)."""
 
 import threading
 
