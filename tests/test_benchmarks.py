@@ -141,6 +141,21 @@ def test_mlp_parts_names_every_part(tmp_path):
         assert part in res.stdout, res.stdout
 
 
+def test_wake_times_a_kernel_and_the_step_after_each_pause():
+    """benchmarks/wake.py times a kernel after each idle gap, then the MLP step after each pause."""
+    import subprocess
+
+    script = os.path.join(BENCH, "wake.py")
+    argv = [sys.executable, script, "--threads", "1", "--calls", "2", "--batch", "8", "--steps", "2"]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert sum(line.startswith("after") and "first call" in line for line in lines) == 6, res.stdout
+    steps = [line for line in lines if " step " in line and line.rstrip().endswith("ms")]
+    assert len(steps) == 5 and steps[0].startswith("back to back"), res.stdout
+    assert all(float(line.split()[-2]) > 0 for line in steps), res.stdout
+
+
 def test_beside_numpy_times_the_step_after_each_call():
     """benchmarks/beside_numpy.py runs the step after each kind of call, in both import orders."""
     import subprocess
