@@ -112,7 +112,7 @@ def test_tiers_option_selects_the_supported_tiers_and_strips_its_own_arguments(r
 
 def test_mlp_parts_names_every_part(tmp_path):
     """benchmarks/mlp_parts.py (the step taken apart) runs and times each module, the loss and
-    the optimizer."""
+    the optimizer, and with --again each forward but Linear's a second time."""
     import subprocess
 
     res = subprocess.run(
@@ -125,16 +125,19 @@ def test_mlp_parts_names_every_part(tmp_path):
             "1",
             "--steps",
             "2",
+            "--again",
         ],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert res.returncode == 0, res.stderr
+    assert "Linear forward again" not in res.stdout, res.stdout
     for part in (
         "GEMM floor",
         "0 Linear forward",
         "1 BatchNorm1d backward",
+        "1 BatchNorm1d forward again",
         "3 Dropout forward",
         "optimizer step",
     ):
