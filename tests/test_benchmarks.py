@@ -159,6 +159,20 @@ def test_wake_times_a_kernel_and_the_step_after_each_pause():
     assert all(float(line.split()[-2]) > 0 for line in steps), res.stdout
 
 
+def test_conv_bind_times_each_shape_with_and_without_binding():
+    """benchmarks/conv_bind.py times Conv2d f+b on one sample without and with OMP_PROC_BIND."""
+    import subprocess
+
+    argv = [sys.executable, os.path.join(BENCH, "conv_bind.py"), "--reps", "1"]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    rows = [line.split() for line in res.stdout.splitlines() if line[:1].isdigit() and "->" in line]
+    assert len(rows) == 3, res.stdout
+    for row in rows:
+        default, bound = float(row[-3]), float(row[-2])
+        assert default > 0 and bound > 0 and row[-1].endswith("x"), res.stdout
+
+
 def test_beside_numpy_times_the_step_after_each_call():
     """benchmarks/beside_numpy.py runs the step after each kind of call, in both import orders."""
     import subprocess

@@ -29,11 +29,17 @@ CASES = [
     (2, 2, 4, 5, 3, (6, 7), 1, 1),  # kernel = padded input
     (5, 4, 10, 10, 6, (3, 3), 2, 3),  # padding larger than the kernel reaches
     (3, 2, 11, 9, 2, (2, 2), 3, 0),  # stride > kernel: input positions never read
-    (1, 3, 8, 8, 4, (3, 3), 1, 1),  # one sample: the GEMM gets the threads
+    (1, 3, 8, 8, 4, (3, 3), 1, 1),  # one sample, a product too small to split
     (1, 1, 5, 13, 1, (3, 1), (1, 4), (2, 0)),
     (16, 8, 12, 12, 16, (3, 3), 1, 1),  # enough work for the per-sample thread split
     (6, 1, 28, 28, 8, (5, 5), 1, 2),
+    # one sample, each product (>= 4e6 multiply-adds) split among the threads: the forward's
+    # and dcol's by columns (output positions), dw's by columns (C KH KW) ...
+    (1, 16, 32, 32, 32, (3, 3), 1, 1),
+    # ... and by rows: the forward's output channels, dcol's C KH KW
+    (1, 64, 7, 7, 160, (3, 3), 1, 1),
 ]
+SPLIT_CASES = CASES[-2:]
 
 
 def _inputs(rng, case, dtype):
@@ -199,8 +205,9 @@ def test_nan_stays_in_its_receptive_field(rng):
     assert np.isnan(dw[:, 2]).all() and not np.isnan(dw[:, :2]).any()  # (3, 4) meets every offset
 
 
-def test_thread_counts_agree(rng):
-    x, w, b, s, p = _inputs(rng, CASES[10], np.float64)
+@pytest.mark.parametrize("case", [CASES[10], *SPLIT_CASES])
+def test_thread_counts_agree(rng, case):
+    x, w, b, s, p = _inputs(rng, case, np.float64)
     dy = rng.standard_normal(R.conv2d(x, w, b, s, p).shape)
     res = []
     old = normreg.get_num_threads()

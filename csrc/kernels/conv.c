@@ -13,7 +13,7 @@
  *
  * Threads: samples are split across the threads, each with its own buffers and
  * single-threaded GEMMs (per-sample products are too small for OpenBLAS's own threads to
- * pay off); with one sample, the GEMM gets the threads instead.
+ * pay off); with one sample, each product is split among the threads instead (gemm_body.h).
  */
 #include "nr_blas.h"
 #include "nr_common.h"

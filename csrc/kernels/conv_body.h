@@ -1,4 +1,7 @@
-/* Conv2d kernels for one element type T (see conv.c). GEMM (nr_typed.h) is the BLAS gemm for T. */
+/* Conv2d kernels for one element type T (see conv.c). GEMM (nr_typed.h) is the BLAS gemm for T;
+ * FN(nr_gemm_split) (gemm_body.h) the same product split among normreg's threads. */
+
+#include "gemm_body.h"
 
 /* x (C, H, W) of one sample -> col (C KH KW, OH OW) with rows `ld` apart:
  *   col[(c KH + kh) KW + kw, oh OW + ow] = x[c, oh SH - PH + kh, ow SW - PW + kw], 0 in the padding */
@@ -90,10 +93,11 @@ typedef struct {
     T *col, *stage;
 } FN(nr_conv_bufs);
 
-/* Samples [n0, n1) of the forward. */
+/* Samples [n0, n1) of the forward, each product on `gemm_nt` threads (1 inside a team). */
 static void
 FN(nr_conv2d_forward_samples)(T *y, const T *x, const T *w, const T *b, const nr_window2d *g,
-                              int64_t O, int64_t n0, int64_t n1, FN(nr_conv_bufs) buf)
+                              int64_t O, int64_t n0, int64_t n1, FN(nr_conv_bufs) buf,
+                              int gemm_nt)
 {
     const int64_t K = g->C * g->KH * g->KW, L = g->OH * g->OW, xsize = g->C * g->H * g->W;
     const int64_t chunk = nr_conv_chunk(g);
@@ -115,13 +119,13 @@ FN(nr_conv2d_forward_samples)(T *y, const T *x, const T *w, const T *b, const nr
                     yn[o * L + l] = bo;
                 }
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)O, (int)L, (int)K, 1, w,
-                 (int)K, src, (int)L, b ? 1 : 0, yn, (int)L);
+            FN(nr_gemm_split)(gemm_nt, CblasNoTrans, CblasNoTrans, O, L, K, w, K, src, L,
+                              b ? 1 : 0, yn, L, NULL);
             continue;
         }
         /* (O, nc L) product, then each sample's (O, L) block to its place in y, plus bias */
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)O, (int)cols, (int)K, 1, w, (int)K,
-             src, (int)cols, 0, buf.stage, (int)cols);
+        FN(nr_gemm_split)(gemm_nt, CblasNoTrans, CblasNoTrans, O, cols, K, w, K, src, cols, 0,
+                          buf.stage, cols, NULL);
         for (int64_t i = 0; i < nc; i++) {
             for (int64_t o = 0; o < O; o++) {
                 const T bo = b ? b[o] : (T)0;
@@ -170,7 +174,7 @@ FN(nr_conv2d_forward_team)(T *y, const T *x, const T *w, const T *b, const nr_wi
         const int t = omp_get_thread_num(), m = omp_get_num_threads();
         nr_blas_team_enter();
         FN(nr_conv2d_forward_samples)(y, x, w, b, g, O, N * t / m, N * (t + 1) / m,
-                                      FN(nr_conv_thread_bufs)(ws, t, col, stage));
+                                      FN(nr_conv_thread_bufs)(ws, t, col, stage), 1);
         nr_blas_team_leave();
     }
 }
@@ -209,11 +213,12 @@ FN(nr_conv2d_forward)(T *y, const T *x, const T *w, const T *b, const nr_window2
     if (nt <= 1) {
         size_t col, stage;
         FN(nr_conv2d_buf_bytes)(g, O, &col, &stage);
-        const int blas_threads = (double)O * (double)K * (double)L >= 4e6 ? nthreads : 1;
-        NR_WITH_BLAS_THREADS(blas_threads,
-                             FN(nr_conv2d_forward_samples)(
-                                 y, x, w, b, g, O, 0, N,
-                                 FN(nr_conv_thread_bufs)((char *)workspace, 0, col, stage)));
+        /* few samples: each product split among the threads instead */
+        const int gemm_nt = (double)O * (double)K * (double)L >= 4e6 ? nthreads : 1;
+        NR_WITH_BLAS_THREADS(1, FN(nr_conv2d_forward_samples)(
+                                    y, x, w, b, g, O, 0, N,
+                                    FN(nr_conv_thread_bufs)((char *)workspace, 0, col, stage),
+                                    gemm_nt));
     }
     else {
         NR_WITH_BLAS_THREADS(
@@ -225,7 +230,7 @@ FN(nr_conv2d_forward)(T *y, const T *x, const T *w, const T *b, const nr_window2
 static void
 FN(nr_conv2d_backward_samples)(T *dx, T *dwt, double *dbt, const T *dy, const T *x, const T *w,
                                const nr_window2d *g, int64_t O, int64_t n0, int64_t n1,
-                               FN(nr_conv_bufs) buf)
+                               FN(nr_conv_bufs) buf, int gemm_nt)
 {
     const int64_t K = g->C * g->KH * g->KW, L = g->OH * g->OW, xsize = g->C * g->H * g->W;
     const int64_t chunk = nr_conv_chunk(g);
@@ -249,8 +254,8 @@ FN(nr_conv2d_backward_samples)(T *dx, T *dwt, double *dbt, const T *dy, const T 
                 }
                 src = buf.col;
             }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)O, (int)K, (int)cols, 1, dyc,
-                 (int)cols, src, (int)cols, 1, dwt, (int)K);
+            FN(nr_gemm_split)(gemm_nt, CblasNoTrans, CblasTrans, O, K, cols, dyc, cols, src,
+                              cols, 1, dwt, K, NULL);
         }
         if (dbt) {
             for (int64_t o = 0; o < O; o++) {
@@ -261,8 +266,8 @@ FN(nr_conv2d_backward_samples)(T *dx, T *dwt, double *dbt, const T *dy, const T 
         }
         if (dx && K > 0) { /* dcol = w^T dy, then back to the images (col is reused) */
             T *dxn = dx + n * xsize;
-            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)cols, (int)O, 1, w,
-                 (int)K, dyc, (int)cols, 0, buf.col ? buf.col : dxn, (int)cols);
+            FN(nr_gemm_split)(gemm_nt, CblasTrans, CblasNoTrans, K, cols, O, w, K, dyc, cols, 0,
+                              buf.col ? buf.col : dxn, cols, NULL);
             for (int64_t i = 0; buf.col && i < nc; i++) {
                 FN(nr_col2im)(dxn + i * xsize, buf.col + i * L, cols, g);
             }
@@ -323,7 +328,7 @@ FN(nr_conv2d_backward_team)(T *dx, T *dw, T *db, const T *dy, const T *x, const 
         }
         nr_blas_team_enter();
         FN(nr_conv2d_backward_samples)(dx, dwt, dbt, dy, x, w, g, O, N * t / m, N * (t + 1) / m,
-                                       FN(nr_conv_thread_bufs)(ws, t, col, stage));
+                                       FN(nr_conv_thread_bufs)(ws, t, col, stage), 1);
         nr_blas_team_leave();
 #pragma omp barrier
         if (dw && m > 1) { /* dw += the other threads' partials */
@@ -374,10 +379,10 @@ FN(nr_conv2d_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T *w,
         if (dbt) {
             memset(dbt, 0, (size_t)O * sizeof(double));
         }
-        const int blas_threads = (double)O * (double)K * (double)L >= 4e6 ? nthreads : 1;
-        NR_WITH_BLAS_THREADS(blas_threads, FN(nr_conv2d_backward_samples)(
-                                               dx, dw, dbt, dy, x, w, g, O, 0, N,
-                                               FN(nr_conv_thread_bufs)(ws, 0, col, stage)));
+        const int gemm_nt = (double)O * (double)K * (double)L >= 4e6 ? nthreads : 1;
+        NR_WITH_BLAS_THREADS(1, FN(nr_conv2d_backward_samples)(
+                                    dx, dw, dbt, dy, x, w, g, O, 0, N,
+                                    FN(nr_conv_thread_bufs)(ws, 0, col, stage), gemm_nt));
         for (int64_t o = 0; db && o < O; o++) {
             db[o] += (T)dbt[o];
         }
