@@ -17,6 +17,19 @@ def _time_calls(fn, k):
     return (time.perf_counter() - t0) / k
 
 
+def median_ms(fn, samples, warmup=5):
+    """The median time of ``samples`` calls of ``fn`` (each timed alone, after ``warmup``
+    untimed ones), in ms: for a script timing one thing at a time in its own process."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(samples):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3
+
+
 def measure(fns, *, sample_time=2e-3, budget=1.0, min_rounds=3, max_rounds=15, lead_in=False):
     """Median seconds per call of each callable in ``fns`` (a dict name -> fn).
 

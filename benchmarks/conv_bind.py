@@ -11,16 +11,15 @@ OpenMP threads, each a one-thread BLAS call (csrc/kernels/gemm_body.h).
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
-import time
 
 SHAPES = ((64, 128, 56), (3, 64, 224), (256, 256, 14))  # (C, O, H = W), 3x3, padding 1
 
 
 def measure(threads, reps):
     """One line: the median f+b time of each shape, in ms, in this process."""
+    import common
     import numpy as np
 
     import normreg
@@ -33,14 +32,12 @@ def measure(threads, reps):
         conv = nn.Conv2d(c, o, 3, padding=1)
         x = rng.standard_normal((1, c, h, h), dtype=np.float32)
         dy = np.ones((1, o, h, h), np.float32)
-        samples = []
-        for i in range(reps + 3):
-            t = time.perf_counter()
+
+        def fwd_bwd(conv=conv, x=x, dy=dy):
             conv(x)
             conv.backward(dy)
-            if i >= 3:
-                samples.append(time.perf_counter() - t)
-        times.append(statistics.median(samples) * 1e3)
+
+        times.append(common.median_ms(fwd_bwd, reps, warmup=3))
     print(" ".join(f"{t:.3f}" for t in times))
 
 

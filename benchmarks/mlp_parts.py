@@ -18,21 +18,11 @@ import statistics
 import time
 from collections import defaultdict
 
+import common
 import training
 
 import normreg
 from normreg import nn, optim
-
-
-def median_ms(fn, steps):
-    for _ in range(5):
-        fn()
-    samples = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t)
-    return statistics.median(samples) * 1e3
 
 
 def main():
@@ -44,7 +34,7 @@ def main():
     args = ap.parse_args()
     normreg.set_num_threads(args.threads)
     step, floor = training.normreg_step_fn(args.batch), training.gemm_floor_fn(args.batch)
-    t_step, t_floor = median_ms(step, args.steps), median_ms(floor, args.steps)
+    t_step, t_floor = common.median_ms(step, args.steps), common.median_ms(floor, args.steps)
     print(f"{normreg.cpu_capability()}, batch {args.batch}, {args.threads} threads")
     print(f"step {t_step:.2f} ms, GEMM floor {t_floor:.2f} ms: {t_step / t_floor:.2f}x")
 

@@ -78,6 +78,15 @@ nr_conv_threads(const nr_window2d *g, int64_t O, int nthreads)
     return (int)NR_MIN((int64_t)nthreads, g->N);
 }
 
+/* Threads for each product when the samples are not split (nr_conv_threads gave 1): all of
+ * them from 4e6 multiply-adds a sample, else one. */
+static int
+nr_conv_gemm_threads(const nr_window2d *g, int64_t O, int nthreads)
+{
+    const double macs = (double)O * (double)(g->C * g->KH * g->KW) * (double)(g->OH * g->OW);
+    return macs >= 4e6 ? nthreads : 1;
+}
+
 #define NR_F32
 #include "nr_typed.h"
 #include "conv_body.h"

@@ -214,7 +214,7 @@ FN(nr_conv2d_forward)(T *y, const T *x, const T *w, const T *b, const nr_window2
         size_t col, stage;
         FN(nr_conv2d_buf_bytes)(g, O, &col, &stage);
         /* few samples: each product split among the threads instead */
-        const int gemm_nt = (double)O * (double)K * (double)L >= 4e6 ? nthreads : 1;
+        const int gemm_nt = nr_conv_gemm_threads(g, O, nthreads);
         NR_WITH_BLAS_THREADS(1, FN(nr_conv2d_forward_samples)(
                                     y, x, w, b, g, O, 0, N,
                                     FN(nr_conv_thread_bufs)((char *)workspace, 0, col, stage),
@@ -360,7 +360,7 @@ void
 FN(nr_conv2d_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T *w,
                        const nr_window2d *g, int64_t O, void *workspace, int nthreads)
 {
-    const int64_t N = g->N, K = g->C * g->KH * g->KW, L = g->OH * g->OW;
+    const int64_t N = g->N, L = g->OH * g->OW;
     if (N == 0) {
         return;
     }
@@ -379,7 +379,7 @@ FN(nr_conv2d_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T *w,
         if (dbt) {
             memset(dbt, 0, (size_t)O * sizeof(double));
         }
-        const int gemm_nt = (double)O * (double)K * (double)L >= 4e6 ? nthreads : 1;
+        const int gemm_nt = nr_conv_gemm_threads(g, O, nthreads);
         NR_WITH_BLAS_THREADS(1, FN(nr_conv2d_backward_samples)(
                                     dx, dw, dbt, dy, x, w, g, O, 0, N,
                                     FN(nr_conv_thread_bufs)(ws, 0, col, stage), gemm_nt));

@@ -5,7 +5,7 @@
  * would be a second pool on the same cores, spinning after each product while the next
  * kernel's OpenMP threads wait for a core; and they start with the affinity of the thread that
  * created them, so with OMP_PROC_BIND (the main thread bound to one core) all of them shared
- * that core: 6x the time of a one-sample Conv2d. */
+ * that core: 4-13x the time of a one-sample Conv2d (benchmarks/conv_bind.py). */
 
 #ifndef NR_GEMM_BLOCK
 /* a column block of the output starts at a multiple of this (a 64-byte line of float32) */
