@@ -86,16 +86,43 @@ FN(nr_bn_grad_sums_wide)(double s[3], const T *dy, const T *x, int64_t c, double
 #define NR_BN_BACKWARDS(rows, C) ((rows) * (C) * (int64_t)sizeof(T) <= ((int64_t)4 << 20))
 #endif
 
+/* Rows of at most this many bytes go four at a time through the per-channel loops below: a
+ * row of 64 floats is four vectors, and the loop's setup per row (and the coefficients'
+ * loads) cost more than its arithmetic. The same values either way. */
+#define NR_BN_QUAD_BYTES 2048
+
+/* The first row of step k through [n0, n1) in steps of `step` rows, from the top when `back` */
+static inline int64_t
+FN(nr_bn_step_row)(int64_t k, int64_t n0, int64_t n1, int64_t step, int back)
+{
+    return back ? n1 - step * (k + 1) : n0 + step * k;
+}
+
 /* (N, C) rows [n0, n1), ld apart: y = ((x - sub1) - sub2) * scale + shift per channel (the
- * rows in the order NR_BN_BACKWARDS says). */
+ * rows in the order NR_BN_BACKWARDS says; short rows four at a time, the rest one by one). */
 static void
 FN(nr_bn_apply_rows)(T *restrict y, const T *restrict x, const T *restrict sub1,
                      const T *restrict sub2, const T *restrict scale, const T *restrict shift,
                      int64_t n0, int64_t n1, int64_t C, int64_t ld)
 {
     const int back = NR_BN_BACKWARDS(n1 - n0, C);
-    for (int64_t k = 0; k < n1 - n0; k++) {
-        const int64_t n = back ? n1 - 1 - k : n0 + k;
+    const int64_t quads = C * (int64_t)sizeof(T) <= NR_BN_QUAD_BYTES ? (n1 - n0) / 4 : 0;
+    for (int64_t k = 0; k < quads; k++) {
+        const int64_t n = FN(nr_bn_step_row)(k, n0, n1, 4, back);
+        const T *restrict x0 = x + n * ld;
+        T *restrict y0 = y + n * ld;
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) {
+            const T s1 = sub1[c], s2 = sub2[c], a = scale[c], h = shift[c];
+            y0[c] = NR_FMA1((x0[c] - s1) - s2, a, h);
+            y0[ld + c] = NR_FMA1((x0[ld + c] - s1) - s2, a, h);
+            y0[2 * ld + c] = NR_FMA1((x0[2 * ld + c] - s1) - s2, a, h);
+            y0[3 * ld + c] = NR_FMA1((x0[3 * ld + c] - s1) - s2, a, h);
+        }
+    }
+    const int64_t m0 = back ? n0 : n0 + 4 * quads, m1 = back ? n1 - 4 * quads : n1;
+    for (int64_t k = 0; k < m1 - m0; k++) {
+        const int64_t n = FN(nr_bn_step_row)(k, m0, m1, 1, back);
         const T *xr = x + n * ld;
         T *yr = y + n * ld;
 #pragma omp simd
@@ -106,15 +133,31 @@ FN(nr_bn_apply_rows)(T *restrict y, const T *restrict x, const T *restrict sub1,
 }
 
 /* (N, C) rows [n0, n1), ld apart: dx = k_dy dy + k_xc (x - mean) + k_const per channel; x
- * NULL (fixed statistics): dx = k_dy dy (the rows in the order NR_BN_BACKWARDS says). */
+ * NULL (fixed statistics): dx = k_dy dy (the rows in the order NR_BN_BACKWARDS says; short
+ * rows four at a time, the rest one by one). */
 static void
 FN(nr_bn_dx_rows)(T *restrict dx, const T *restrict dy, const T *restrict x,
                   const T *restrict mean, const T *restrict k_dy, const T *restrict k_xc,
                   const T *restrict k_const, int64_t n0, int64_t n1, int64_t C, int64_t ld)
 {
     const int back = NR_BN_BACKWARDS(n1 - n0, C);
-    for (int64_t k = 0; k < n1 - n0; k++) {
-        const int64_t n = back ? n1 - 1 - k : n0 + k;
+    const int64_t quads = x && C * (int64_t)sizeof(T) <= NR_BN_QUAD_BYTES ? (n1 - n0) / 4 : 0;
+    for (int64_t k = 0; k < quads; k++) {
+        const int64_t n = FN(nr_bn_step_row)(k, n0, n1, 4, back);
+        const T *restrict g = dy + n * ld, *restrict x0 = x + n * ld;
+        T *restrict d = dx + n * ld;
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) {
+            const T a = k_dy[c], m = mean[c], kx = k_xc[c], k0 = k_const[c];
+            d[c] = NR_FMA1(a, g[c], NR_FMA1(kx, x0[c] - m, k0));
+            d[ld + c] = NR_FMA1(a, g[ld + c], NR_FMA1(kx, x0[ld + c] - m, k0));
+            d[2 * ld + c] = NR_FMA1(a, g[2 * ld + c], NR_FMA1(kx, x0[2 * ld + c] - m, k0));
+            d[3 * ld + c] = NR_FMA1(a, g[3 * ld + c], NR_FMA1(kx, x0[3 * ld + c] - m, k0));
+        }
+    }
+    const int64_t m0 = back ? n0 : n0 + 4 * quads, m1 = back ? n1 - 4 * quads : n1;
+    for (int64_t k = 0; k < m1 - m0; k++) {
+        const int64_t n = FN(nr_bn_step_row)(k, m0, m1, 1, back);
         const T *dyr = dy + n * ld;
         T *dxr = dx + n * ld;
         if (!x) {
