@@ -39,6 +39,8 @@ def cpu():
     family, model = info.get("cpu family", "?"), info.get("model", "?")
     name = info.get("model name") or platform.processor() or platform.machine() or "unknown"
     zen4 = vendor == "AuthenticAMD" and family == "25" and "avx512f" in flags
+    zen5 = vendor == "AuthenticAMD" and family == "26"
+    generation = ", Zen 4" if zen4 else ", Zen 5" if zen5 else ""
     isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else platform.machine()
     return {
         "model": name,
@@ -47,7 +49,7 @@ def cpu():
         "model_number": model,
         "flags": present,
         "zen4": zen4,
-        "name": f"{name} (family {family}, model {model}, {isa}{', Zen 4' if zen4 else ''})",
+        "name": f"{name} (family {family}, model {model}, {isa}{generation})",
     }
 
 
@@ -57,10 +59,18 @@ def tiers():
     return config["capability"], list(config["supported"])
 
 
+def blas():
+    """(OpenBLAS's kernel set, e.g. "SkylakeX", and OPENBLAS_CORETYPE if the environment
+    forces one): the GEMM figures depend on both."""
+    config = normreg.show_config(mode="dicts")["BLAS"]
+    return config.get("core") or "?", os.environ.get("OPENBLAS_CORETYPE") or None
+
+
 def describe():
     """The machine fields every benchmark JSON carries."""
     c = cpu()
     tier, supported = tiers()
+    blas_core, coretype = blas()
     return {
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
@@ -71,4 +81,6 @@ def describe():
         "tier": tier,
         "tiers_supported": supported,
         "tier_forced": os.environ.get("NORMREG_CPU_CAPABILITY") or None,
+        "blas_core": blas_core,
+        "OPENBLAS_CORETYPE": coretype,
     }

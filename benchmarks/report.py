@@ -340,6 +340,8 @@ def run_lines(runs):
             f"{'Run' if i == 0 else 'Then'} at {m.get('date', '?')}: {m['platform']}, "
             f"{m.get('cpu', '?')}, {m['cpus']} cores"
             + (f", NumPy {m['numpy']}, PyTorch {m['torch']}" if "numpy" in m else "")
+            + (f", OpenBLAS kernels {m['blas_core']}" if m.get("blas_core") else "")
+            + (f" (OPENBLAS_CORETYPE={m['OPENBLAS_CORETYPE']})" if m.get("OPENBLAS_CORETYPE") else "")
             + (f", OMP_WAIT_POLICY={m['OMP_WAIT_POLICY']}" if "OMP_WAIT_POLICY" in m else "")
             + (f", GOMP_SPINCOUNT={m['GOMP_SPINCOUNT']}" if "GOMP_SPINCOUNT" in m else "")
             + (
