@@ -63,7 +63,7 @@ def blas():
     """(OpenBLAS's kernel set, e.g. "SkylakeX", and OPENBLAS_CORETYPE if the environment
     forces one): the GEMM figures depend on both."""
     config = normreg.show_config(mode="dicts")["BLAS"]
-    return config.get("core") or "?", os.environ.get("OPENBLAS_CORETYPE") or None
+    return config.get("core") or "?", config.get("OPENBLAS_CORETYPE")
 
 
 def describe():

@@ -1,7 +1,9 @@
 """How the extension was built and what it runs with: show_config(), the OpenMP switch of
 set_num_threads, and the installed package (bundled OpenBLAS, import from any directory)."""
 
+import json
 import os
+import platform
 import subprocess
 import sys
 import warnings
@@ -126,6 +128,29 @@ def test_kernels_have_one_thread_without_openmp():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             normreg.set_num_threads(old)
+
+
+@pytest.mark.parametrize("coretype", [None, "Haswell"])
+def test_show_config_says_when_the_environment_chose_openblas_kernels(coretype):
+    """OpenBLAS picks its kernels for the CPU when it loads, unless OPENBLAS_CORETYPE names
+    a set (on x86-64 it then runs that set): show_config() names the set it runs and the
+    variable as it was at import."""
+    if platform.machine() not in ("x86_64", "AMD64") or "avx2" not in _C.cpu_tiers()["supported"]:
+        pytest.skip("the Haswell kernel set needs an x86-64 CPU with AVX2")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    if coretype:
+        env["OPENBLAS_CORETYPE"] = coretype
+    code = (
+        "import json, normreg\n"
+        "blas = normreg.show_config(mode='dicts')['BLAS']\n"
+        "print(json.dumps([blas['core'], blas['OPENBLAS_CORETYPE']]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    core, shown = json.loads(out.stdout.splitlines()[-1])
+    assert shown == coretype
+    if coretype and "DYNAMIC_ARCH" in normreg.show_config(mode="dicts")["BLAS"]["config"]:
+        assert core == coretype
 
 
 def test_imports_from_any_directory_with_its_bundled_blas(tmp_path):

@@ -22,6 +22,10 @@ except ImportError:  # built by something other than setup.py's build_ext
     BUILD_INFO = None
 
 ENV_VAR = "NORMREG_CPU_CAPABILITY"
+# OpenBLAS picks its kernels for the CPU when it loads (with normreg's extension), unless this
+# variable names a set: read at import, as OpenBLAS read it
+BLAS_CORETYPE_VAR = "OPENBLAS_CORETYPE"
+BLAS_CORETYPE = os.environ.get(BLAS_CORETYPE_VAR) or None
 
 
 def describe(
@@ -64,6 +68,7 @@ def describe(
             "version": words[1] if len(words) > 1 and words[0] == "OpenBLAS" else None,
             "config": config,
             "core": blas.get("corename"),
+            BLAS_CORETYPE_VAR: BLAS_CORETYPE,
             "threads": blas["threads"],
             "threading": blas["threading"],
             "bundled": info.get("blas_bundled"),
