@@ -36,8 +36,12 @@ def kernel_test_files():
 
 
 def run(args, tier=None, prefix=(), cwd=None, timeout=600):
-    """`python -W always <args>` with NORMREG_CPU_CAPABILITY=tier (unset for None)."""
-    env = {k: v for k, v in os.environ.items() if k != ENV}
+    """`python -W always <args>` with NORMREG_CPU_CAPABILITY=tier (unset for None). Under an
+    emulator (a `prefix`) without OPENBLAS_CORETYPE: a kernel set the host's environment forces
+    (e.g. Haswell's) is one the emulated CPU may lack, and NumPy's OpenBLAS, loaded before
+    normreg, then dies of an illegal instruction on import."""
+    drop = (ENV, "OPENBLAS_CORETYPE") if prefix else (ENV,)
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     if tier is not None:
         env[ENV] = tier
     return subprocess.run(
