@@ -392,9 +392,10 @@ NR_LN_INLINE T
 FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const T *restrict dy,
                          const T *restrict x, const T *restrict mean, const T *restrict rstd,
                          const T *restrict wv, int64_t D, int64_t i, const int G,
-                         const int check, const int corr)
+                         const int check, const int corr, const int NV, V *restrict accw,
+                         V *restrict accb)
 {
-    const int64_t nfull = D / W * W;
+    const int64_t nfull = NV > 0 ? (int64_t)NV * W : D / W * W;
     const T inv_d = (T)1 / (T)D;
     const T *xr[NR_LN_GROUP_B], *gr[NR_LN_GROUP_B];
     T mu[NR_LN_GROUP_B], rs[NR_LN_GROUP_B], mg[NR_LN_GROUP_B], mgx[NR_LN_GROUP_B];
@@ -469,7 +470,11 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
             sdw = FN(nr_ln_fma)(g, xh, sdw);
             sdb += g;
         }
-        if (pdw) {
+        if (accw) {
+            accw[j / W] += sdw;
+            accb[j / W] += sdb;
+        }
+        else if (pdw) {
             FN(nr_ln_store)(pdw + j, FN(nr_ln_load)(pdw + j) + sdw);
             FN(nr_ln_store)(pdb + j, FN(nr_ln_load)(pdb + j) + sdb);
         }
@@ -501,9 +506,11 @@ FN(nr_ln_backward_short_row)(T *restrict dx, T *restrict pdw, T *restrict pdb,
     for (int64_t j = 0; j < D; j++) {
         wv[j] = w ? w[j] : (T)1;
     }
-    if (FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 1, 1) != 0 &&
+    if (FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 1, 1, 0, NULL,
+                                 NULL) != 0 &&
         !FN(nr_ln_backward_wide)(dx, pdw, pdb, dy, x, rstd, w, D, i)) {
-        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 0, 1);
+        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 0, 1, 0, NULL,
+                                 NULL);
     }
 }
 
@@ -522,21 +529,48 @@ FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb
         wv[j] = w ? w[j] : (T)1;
     }
     int64_t i = i0;
-#define NR_LN_BWD(CORR)                                                                        \
+    /* rows of 1-4 full vectors: the range's dw, db partials of those vectors in registers
+     * (the same additions in the same order as in memory), stored once at the end */
+    V accw[NR_LN_KEEP], accb[NR_LN_KEEP];
+    const int nv = pdw && D / W <= NR_LN_KEEP ? (int)(D / W) : 0;
+    for (int k = 0; k < nv; k++) {
+        accw[k] = FN(nr_ln_load)(pdw + k * W);
+        accb[k] = FN(nr_ln_load)(pdb + k * W);
+    }
+#define NR_LN_BWD(CORR, NV)                                                                    \
     for (; i + NR_LN_GROUP_B <= i1; i += NR_LN_GROUP_B) {                                      \
         FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, NR_LN_GROUP_B, 0,  \
-                                 (CORR));                                                      \
+                                 (CORR), (NV), (NV) ? accw : NULL, (NV) ? accb : NULL);        \
     }                                                                                          \
     for (; i < i1; i++) {                                                                      \
-        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 0, (CORR));     \
+        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 0, (CORR),      \
+                                 (NV), (NV) ? accw : NULL, (NV) ? accb : NULL);                \
+    }
+#define NR_LN_BWD_NV(CORR)                                                                     \
+    switch (nv) {                                                                              \
+    case 1:                                                                                    \
+        NR_LN_BWD(CORR, 1) break;                                                              \
+    case 2:                                                                                    \
+        NR_LN_BWD(CORR, 2) break;                                                              \
+    case 3:                                                                                    \
+        NR_LN_BWD(CORR, 3) break;                                                              \
+    case 4:                                                                                    \
+        NR_LN_BWD(CORR, 4) break;                                                              \
+    default:                                                                                   \
+        NR_LN_BWD(CORR, 0) break;                                                              \
     }
     if (corr) {
-        NR_LN_BWD(1)
+        NR_LN_BWD_NV(1)
     }
     else {
-        NR_LN_BWD(0)
+        NR_LN_BWD_NV(0)
     }
+#undef NR_LN_BWD_NV
 #undef NR_LN_BWD
+    for (int k = 0; k < nv; k++) {
+        FN(nr_ln_store)(pdw + k * W, accw[k]);
+        FN(nr_ln_store)(pdb + k * W, accb[k]);
+    }
 }
 
 /* Sums over a long row (D > NR_LN_SHORT_D) for nr_layernorm_forward_rows: of x - sh, and of
