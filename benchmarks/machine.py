@@ -59,18 +59,11 @@ def tiers():
     return config["capability"], list(config["supported"])
 
 
-def blas():
-    """(OpenBLAS's kernel set, e.g. "SkylakeX", and OPENBLAS_CORETYPE if the environment
-    forces one): the GEMM figures depend on both."""
-    config = normreg.show_config(mode="dicts")["BLAS"]
-    return config.get("core") or "?", config.get("OPENBLAS_CORETYPE")
-
-
 def describe():
     """The machine fields every benchmark JSON carries."""
     c = cpu()
-    tier, supported = tiers()
-    blas_core, coretype = blas()
+    config = normreg.show_config(mode="dicts")  # once, for the tier and the BLAS
+    blas = config["BLAS"]
     return {
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
@@ -78,9 +71,10 @@ def describe():
         "cpu_model": c["model"],
         "cpu_flags": " ".join(c["flags"]),
         "zen4": c["zen4"],
-        "tier": tier,
-        "tiers_supported": supported,
+        "tier": config["CPU"]["capability"],
+        "tiers_supported": list(config["CPU"]["supported"]),
         "tier_forced": os.environ.get("NORMREG_CPU_CAPABILITY") or None,
-        "blas_core": blas_core,
-        "OPENBLAS_CORETYPE": coretype,
+        # OpenBLAS's kernel set and the variable that can force it: the GEMM rows depend on both
+        "blas_core": blas.get("core") or "?",
+        "OPENBLAS_CORETYPE": blas.get("OPENBLAS_CORETYPE"),
     }
