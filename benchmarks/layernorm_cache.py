@@ -2,7 +2,7 @@
 caches (1 thread): nanoseconds per element of each, so that what the kernel costs beyond
 moving its data shows.
 
-    python benchmarks/layernorm_cache.py [--threads 1] [--reps 2000]
+    python benchmarks/layernorm_cache.py [--threads 1] [--reps 2000] [--shapes 8192x64,1024x64]
 
 The kernel is timed by ``_C.layer_norm_kernel_time`` (its loop in C, no Python per call); the
 copy (``_C.copy_f32``) by a Python loop, whose call overhead is under 0.03 ns per element here.
@@ -27,12 +27,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--reps", type=int, default=2000)
+    ap.add_argument("--shapes", help="M x D list, e.g. 8192x64,1024x64 (default: a set in the caches)")
     args = ap.parse_args()
+    shapes = SHAPES
+    if args.shapes:
+        shapes = [tuple(int(v) for v in s.lower().split("x")) for s in args.shapes.split(",")]
     normreg.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     print(f"{normreg.cpu_capability()}, {args.threads} thread(s); ns per element, best of 5")
     print(f"{'shape':>12}{'KiB':>7}{'forward':>9}{'copy':>8}{'ratio':>7}")
-    for M, D in SHAPES:
+    for M, D in shapes:
         x = rng.standard_normal((M, D), dtype=np.float32) * 3 + 5
         w, b = rng.standard_normal(D, dtype=np.float32), rng.standard_normal(D, dtype=np.float32)
         y = np.empty_like(x)
