@@ -53,16 +53,18 @@ def cpu():
     }
 
 
-def tiers():
-    """(active tier, tiers this CPU supports, best first) as normreg reports them."""
-    config = normreg.show_config(mode="dicts")["CPU"]
-    return config["capability"], list(config["supported"])
+def tiers(config=None):
+    """(active tier, tiers this CPU supports, best first) as normreg reports them; `config`:
+    a `show_config(mode="dicts")` already read, else read here."""
+    cpu_config = (config or normreg.show_config(mode="dicts"))["CPU"]
+    return cpu_config["capability"], list(cpu_config["supported"])
 
 
 def describe():
     """The machine fields every benchmark JSON carries."""
     c = cpu()
     config = normreg.show_config(mode="dicts")  # once, for the tier and the BLAS
+    tier, supported = tiers(config)
     blas = config["BLAS"]
     return {
         "platform": platform.platform(),
@@ -71,8 +73,8 @@ def describe():
         "cpu_model": c["model"],
         "cpu_flags": " ".join(c["flags"]),
         "zen4": c["zen4"],
-        "tier": config["CPU"]["capability"],
-        "tiers_supported": list(config["CPU"]["supported"]),
+        "tier": tier,
+        "tiers_supported": supported,
         "tier_forced": os.environ.get("NORMREG_CPU_CAPABILITY") or None,
         # OpenBLAS's kernel set and the variable that can force it: the GEMM rows depend on both
         "blas_core": blas.get("core") or "?",
