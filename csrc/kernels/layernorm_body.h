@@ -8,8 +8,9 @@
 #ifndef NR_LN_SHORT_D
 #define NR_LN_SHORT_D 256
 #define NR_LN_GROUP 4   /* rows at once in the forward */
-#define NR_LN_KEEP 4    /* vectors of a row kept in registers at most */
+#define NR_LN_KEEP 8    /* vectors of a row kept in registers at most */
 #define NR_LN_GROUP_B 2 /* in the backward (more would spill registers) */
+#define NR_LN_KEEP_B 4  /* vectors of dw, db partials kept in registers by the backward */
 /* The backward's correction c (nr_ln_backward_group) matters only for a mean far from 0 in
  * units of the std: without it xhat errs by |mean| rstd 2^-24 at most in float32. */
 #define NR_LN_FAR(mu, rs) (!(((mu) * (rs) <= 1) & ((mu) * (rs) >= -1)))
@@ -102,6 +103,10 @@ typedef T FN(nr_ln_v) __attribute__((vector_size(NR_VEC_BYTES)));
 /* on the loops over a group's rows that end its reductions: gcc left them rolled (they hold
  * the tail loops), keeping the group's sums in an array on the stack, one row after another */
 #define NR_LN_UNROLL _Pragma("GCC unroll 8")
+/* Rows of exactly NV vectors get their own copy of the group loops on avx512, with D a
+ * constant: no tail loops, nothing of them kept on the stack (4-14% on rows of 64 and 32 on
+ * a Zen 5; on avx2 no faster, and the rows of 256 slower by 10%) */
+#define NR_LN_EXACT (NR_VEC_BYTES == 64)
 
 NR_LN_INLINE V
 FN(nr_ln_load)(const T *p)
@@ -215,6 +220,19 @@ FN(nr_ln_hsum4)(const V v[4])
     return p +
            __builtin_shufflevector(p, p, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
 }
+
+/* nr_ln_hsum4 of a group's sums plus its tails: with H = 2 (a pair of rows, two chains
+ * each), a row's two chains added, lane 8 r holding row r's sum */
+NR_LN_INLINE V
+FN(nr_ln_hsum4_rows)(const V a[4], const int H, V tail)
+{
+    V s = FN(nr_ln_hsum4)(a);
+    if (H == 2) {
+        s +=
+            __builtin_shufflevector(s, s, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+    }
+    return s + tail;
+}
 #else
 #define NR_LN_HSUM4 0
 #endif
@@ -232,11 +250,17 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
     const T inv_d = (T)1 / (T)D;
     const T *xr[NR_LN_GROUP];
     T sh[NR_LN_GROUP], dm[NR_LN_GROUP], rs[NR_LN_GROUP];
+    /* H chains of sums a row: two when a pair of rows then fills nr_ln_hsum4's four vectors;
+     * row r's sums end in lane L r of the packed reduction */
+    const int H = NR_LN_HSUM4 && G == 2 && NV >= 2 ? 2 : 1, L = 4 * H;
+    (void)L;
     V a[NR_LN_GROUP];
     for (int r = 0; r < G; r++) {
         xr[r] = x + (i + r) * D;
         sh[r] = xr[r][0];
-        a[r] = (V){0};
+    }
+    for (int k = 0; k < G * H; k++) {
+        a[k] = (V){0};
     }
     /* pass 1: sum of x - shift (exact near the shift: a large offset costs no accuracy) */
     for (int64_t j = 0; j < nfull; j += W) {
@@ -245,23 +269,25 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
             if (NV > 0) {
                 xv[r][j / W] = d; /* x - shift, kept for the next two passes */
             }
-            a[r] += d;
+            a[r * H + (int)(j / W) % H] += d;
         }
     }
-    if (NR_LN_HSUM4 && G == 4 && NV > 0) {
+    if (NR_LN_HSUM4 && G * H == 4 && NV > 0) {
 #if NR_LN_HSUM4
         V tail = (V){0}; /* the sums of the elements past the full vectors, as below */
-        for (int r = 0; D > nfull && r < 4; r++) {
+        for (int r = 0; D > nfull && r < G; r++) {
             T t = 0;
             for (int64_t j = nfull; j < D; j++) {
                 t += xr[r][j] - sh[r];
             }
-            tail[4 * r] = t;
+            tail[L * r] = t;
         }
-        const V m = (FN(nr_ln_hsum4)(a) + tail) * inv_d;
-        for (int r = 0; r < 4; r++) {
-            dm[r] = m[4 * r];
-            a[r] = (V){0};
+        const V m = FN(nr_ln_hsum4_rows)(a, H, tail) * inv_d;
+        for (int r = 0; r < G; r++) {
+            dm[r] = m[L * r];
+        }
+        for (int k = 0; k < 4; k++) {
+            a[k] = (V){0};
         }
 #endif
     }
@@ -283,27 +309,27 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
             if (NV > 0) {
                 xv[r][j / W] = d;
             }
-            a[r] = FN(nr_ln_fma)(d, d, a[r]);
+            a[r * H + (int)(j / W) % H] = FN(nr_ln_fma)(d, d, a[r * H + (int)(j / W) % H]);
         }
     }
-    if (NR_LN_HSUM4 && G == 4 && NV > 0) {
+    if (NR_LN_HSUM4 && G * H == 4 && NV > 0) {
 #if NR_LN_HSUM4
         V tail = (V){0};
-        for (int r = 0; D > nfull && r < 4; r++) {
+        for (int r = 0; D > nfull && r < G; r++) {
             T t = 0;
             for (int64_t j = nfull; j < D; j++) {
                 const T d = (xr[r][j] - sh[r]) - dm[r];
                 t = NR_FMA1(d, d, t);
             }
-            tail[4 * r] = t;
+            tail[L * r] = t;
         }
-        const V var = (FN(nr_ln_hsum4)(a) + tail) * inv_d + eps;
+        const V var = FN(nr_ln_hsum4_rows)(a, H, tail) * inv_d + eps;
         V q;
         for (int k = 0; k < W; k++) { /* one vector square root and division for the group */
             q[k] = (T)1 / SQRT(var[k]);
         }
-        for (int r = 0; r < 4; r++) {
-            rs[r] = q[4 * r];
+        for (int r = 0; r < G; r++) {
+            rs[r] = q[L * r];
             mean[i + r] = sh[r] + dm[r];
             rstd[i + r] = rs[r];
         }
@@ -359,8 +385,14 @@ FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd
     }
     int64_t i = i0;
     const T e = (T)eps;
-    /* rows of 1-4 full vectors kept in registers (8 in pairs of rows was slower) */
+    /* rows of 1-4 full vectors kept in registers; of 8 too on avx512, in pairs of rows (its
+     * 32 registers hold them: 0.86-0.93x the time at D = 128 on a Zen 5; avx2's 16 spill) */
 #define NR_LN_FWD(G, NV)                                                                       \
+    if (NR_LN_EXACT && (NV) > 0 && D == (NV) * W) {                                            \
+        for (; i + (G) <= i1; i += (G)) {                                                      \
+            FN(nr_ln_forward_group)(y, mean, rstd, x, wv, bv, (NV) * W, e, i, (G), (NV));      \
+        }                                                                                      \
+    }                                                                                          \
     for (; i + (G) <= i1; i += (G)) {                                                          \
         FN(nr_ln_forward_group)(y, mean, rstd, x, wv, bv, D, e, i, (G), (NV));                 \
     }
@@ -373,6 +405,10 @@ FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd
         NR_LN_FWD(NR_LN_GROUP, 3) break;
     case 4:
         NR_LN_FWD(NR_LN_GROUP, 4) break;
+#if NR_VEC_BYTES == 64
+    case 8:
+        NR_LN_FWD(2, 8) break;
+#endif
     default:
         NR_LN_FWD(NR_LN_GROUP, 0) break;
     }
@@ -423,6 +459,25 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
             }
         }
     }
+    T hg[NR_LN_GROUP_B], hgx[NR_LN_GROUP_B]; /* the lanes' sums of ag and agx */
+    if (NR_LN_HSUM4 && G == 2) {
+#if NR_LN_HSUM4
+        /* a pair's four sums in one packed reduction, the same values as nr_ln_hsum's */
+        const V v[4] = {ag[0], agx[0], ag[1], agx[1]};
+        const V h = FN(nr_ln_hsum4)(v);
+        hg[0] = h[0];
+        hgx[0] = h[4];
+        hg[1] = h[8];
+        hgx[1] = h[12];
+#endif
+    }
+    else {
+        NR_LN_UNROLL
+        for (int r = 0; r < G; r++) {
+            hg[r] = FN(nr_ln_hsum)(ag[r]);
+            hgx[r] = FN(nr_ln_hsum)(agx[r]);
+        }
+    }
     T nonfinite = 0; /* v - v is 0, or NaN when v is Inf or NaN */
     NR_LN_UNROLL
     for (int r = 0; r < G; r++) {
@@ -433,11 +488,10 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
             sx = NR_FMA1(g, xc, sx);
             sc += xc;
         }
-        const T sg = FN(nr_ln_hsum)(ag[r]) + s;
+        const T sg = hg[r] + s;
         cr[r] = corr ? (FN(nr_ln_hsum)(ac[r]) + sc) * inv_d : (T)0;
         mg[r] = sg * inv_d;
-        mgx[r] =
-            ((FN(nr_ln_hsum)(agx[r]) + sx) - cr[r] * sg) * rs[r] * inv_d; /* mean(g xhat) */
+        mgx[r] = ((hgx[r] + sx) - cr[r] * sg) * rs[r] * inv_d; /* mean(g xhat) */
         if (check) {
             nonfinite += (cr[r] - cr[r]) + (mg[r] - mg[r]) + (mgx[r] - mgx[r]);
         }
@@ -531,13 +585,19 @@ FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb
     int64_t i = i0;
     /* rows of 1-4 full vectors: the range's dw, db partials of those vectors in registers
      * (the same additions in the same order as in memory), stored once at the end */
-    V accw[NR_LN_KEEP], accb[NR_LN_KEEP];
-    const int nv = pdw && D / W <= NR_LN_KEEP ? (int)(D / W) : 0;
+    V accw[NR_LN_KEEP_B], accb[NR_LN_KEEP_B];
+    const int nv = pdw && D / W <= NR_LN_KEEP_B ? (int)(D / W) : 0;
     for (int k = 0; k < nv; k++) {
         accw[k] = FN(nr_ln_load)(pdw + k * W);
         accb[k] = FN(nr_ln_load)(pdb + k * W);
     }
 #define NR_LN_BWD(CORR, NV)                                                                    \
+    if (NR_LN_EXACT && (NV) > 0 && D == (NV) * W) {                                            \
+        for (; i + NR_LN_GROUP_B <= i1; i += NR_LN_GROUP_B) {                                  \
+            FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, (NV) * W, i,         \
+                                     NR_LN_GROUP_B, 0, (CORR), (NV), accw, accb);              \
+        }                                                                                      \
+    }                                                                                          \
     for (; i + NR_LN_GROUP_B <= i1; i += NR_LN_GROUP_B) {                                      \
         FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, NR_LN_GROUP_B, 0,  \
                                  (CORR), (NV), (NV) ? accw : NULL, (NV) ? accb : NULL);        \
