@@ -656,6 +656,93 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
     return nonfinite;
 }
 
+#if NR_LN_HSUM4
+/* The sums of g = dy w, of g (x - mean) and (with corr) of x - mean of the pair of rows from
+ * i (D = NV W), reduced as nr_ln_backward_group reduces them */
+NR_LN_INLINE void
+FN(nr_ln_pipe_gsums)(T hg[2], T hgx[2], T hc[2], const T *restrict dy, const T *restrict x,
+                     const T *restrict mean, const T *restrict wv, int64_t i, const int NV,
+                     const int corr)
+{
+    const int64_t D = (int64_t)NV * W;
+    V v[4] = {(V){0}, (V){0}, (V){0}, (V){0}}; /* ag and agx of each row */
+    V ac[2] = {(V){0}, (V){0}};
+    for (int k = 0; k < NV; k++) {
+        const V wj = FN(nr_ln_load)(wv + k * W);
+        for (int r = 0; r < 2; r++) {
+            const V g = FN(nr_ln_load)(dy + (i + r) * D + k * W) * wj;
+            const V xc = FN(nr_ln_load)(x + (i + r) * D + k * W) - mean[i + r];
+            v[2 * r] += g;
+            v[2 * r + 1] = FN(nr_ln_fma)(g, xc, v[2 * r + 1]);
+            if (corr) {
+                ac[r] += xc;
+            }
+        }
+    }
+    for (int r = 0; corr && r < 2; r++) {
+        hc[r] = FN(nr_ln_hsum)(ac[r]);
+    }
+    const V h = FN(nr_ln_hsum4)(v);
+    hg[0] = h[0];
+    hgx[0] = h[4];
+    hg[1] = h[8];
+    hgx[1] = h[12];
+}
+
+/* Rows [i, i1) of the backward, with the correction c (corr) or not, in pairs of rows of NV
+ * full vectors, each pair's sums placed amid the pair before it (as nr_ln_forward_pipe), the
+ * values of nr_ln_backward_group; dw and db into accw and accb. Returns the first row not
+ * done. */
+NR_LN_INLINE int64_t
+FN(nr_ln_backward_pipe)(T *restrict dx, const T *restrict dy, const T *restrict x,
+                        const T *restrict mean, const T *restrict rstd, const T *restrict wv,
+                        int64_t i, int64_t i1, const int NV, const int corr, V *restrict accw,
+                        V *restrict accb)
+{
+    const int64_t D = (int64_t)NV * W;
+    const T inv_d = (T)1 / (T)D;
+    if (i + 2 > i1) {
+        return i;
+    }
+    T hg[2], hgx[2], hc[2] = {0, 0};
+    FN(nr_ln_pipe_gsums)(hg, hgx, hc, dy, x, mean, wv, i, NV, corr);
+    for (; i + 2 <= i1; i += 2) {
+        T mu[2], rs[2], mg[2], mgx[2], cr[2];
+        for (int r = 0; r < 2; r++) { /* as the group's (its tail sums are 0) */
+            mu[r] = mean[i + r];
+            rs[r] = rstd[i + r];
+            const T sg = hg[r] + (T)0;
+            cr[r] = corr ? (hc[r] + (T)0) * inv_d : (T)0;
+            mg[r] = sg * inv_d;
+            mgx[r] = ((hgx[r] + (T)0) - cr[r] * sg) * rs[r] * inv_d;
+        }
+        if (i + 4 <= i1) {
+            FN(nr_ln_pipe_gsums)(hg, hgx, hc, dy, x, mean, wv, i + 2, NV, corr);
+        }
+        for (int k = 0; k < NV; k++) {
+            const V wj = FN(nr_ln_load)(wv + k * W);
+            V sdw = (V){0}, sdb = (V){0};
+            for (int r = 0; r < 2; r++) {
+                const int64_t o = (i + r) * D + k * W;
+                const V g = FN(nr_ln_load)(dy + o);
+                V xc = FN(nr_ln_load)(x + o) - mu[r];
+                if (corr) {
+                    xc -= cr[r];
+                }
+                const V xh = xc * rs[r];
+                const V gc = g * wj - mg[r];
+                FN(nr_ln_store)(dx + o, rs[r] * FN(nr_ln_fmas)(xh, -mgx[r], gc));
+                sdw = FN(nr_ln_fma)(g, xh, sdw);
+                sdb += g;
+            }
+            accw[k] += sdw;
+            accb[k] += sdb;
+        }
+    }
+    return i;
+}
+#endif
+
 /* One row of the short backward, redone wide if its sums in T overflowed (and in T after all
  * if it holds a NaN or Inf, which then propagates as documented). */
 static void
@@ -699,6 +786,9 @@ FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb
         accb[k] = FN(nr_ln_load)(pdb + k * W);
     }
 #define NR_LN_BWD(CORR, NV)                                                                    \
+    if (NR_LN_HSUM4 && (!(CORR) || (NV) <= 2) && (NV) > 0 && D == (NV) * W) {                  \
+        i = NR_LN_BWD_PIPE(CORR, NV);                                                          \
+    }                                                                                          \
     if (NR_LN_EXACT && (NV) > 0 && D == (NV) * W) {                                            \
         for (; i + NR_LN_GROUP_B <= i1; i += NR_LN_GROUP_B) {                                  \
             FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, (NV) * W, i,         \
@@ -713,6 +803,12 @@ FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb
         FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 0, (CORR),      \
                                  (NV), (NV) ? accw : NULL, (NV) ? accb : NULL);                \
     }
+#if NR_LN_HSUM4
+#define NR_LN_BWD_PIPE(CORR, NV)                                                               \
+    FN(nr_ln_backward_pipe)(dx, dy, x, mean, rstd, wv, i, i1, (NV), (CORR), accw, accb)
+#else
+#define NR_LN_BWD_PIPE(CORR, NV) i
+#endif
 #define NR_LN_BWD_NV(CORR)                                                                     \
     switch (nv) {                                                                              \
     case 1:                                                                                    \
@@ -734,6 +830,7 @@ FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb
     }
 #undef NR_LN_BWD_NV
 #undef NR_LN_BWD
+#undef NR_LN_BWD_PIPE
     for (int k = 0; k < nv; k++) {
         FN(nr_ln_store)(pdw + k * W, accw[k]);
         FN(nr_ln_store)(pdb + k * W, accb[k]);
