@@ -380,14 +380,31 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
     }
 }
 
-#if NR_LN_HSUM4
-/* The first pass of G rows of NV full vectors (D = NV W) from row i: shifts and means (as
- * nr_ln_forward_group's, with its H chains a row) */
+/* Row sums of a group's sums a (H chains a row) as nr_ln_forward_group adds them, plus 0 (its
+ * tails' sums when it has none), in out[r] */
 NR_LN_INLINE void
-FN(nr_ln_pipe_mean)(T sh[4], T dm[4], const T *restrict x, int64_t i, const int G, const int NV)
+FN(nr_ln_pipe_rowsums)(T out[4], const V a[4], const int G, const int H)
+{
+#if NR_LN_HSUM4
+    if (G * H == 4) {
+        const V s = FN(nr_ln_hsum4_rows)(a, H, (V){0});
+        for (int r = 0; r < G; r++) {
+            out[r] = s[4 * H * r];
+        }
+        return;
+    }
+#endif
+    for (int r = 0; r < G; r++) {
+        out[r] = FN(nr_ln_hsum)(a[r]) + (T)0;
+    }
+}
+
+/* The first pass of G rows of NV full vectors (D = NV W) from row i: shifts and means */
+NR_LN_INLINE void
+FN(nr_ln_pipe_mean)(T sh[4], T dm[4], const T *restrict x, int64_t i, const int G, const int H,
+                    const int NV)
 {
     const int64_t D = (int64_t)NV * W;
-    const int H = G == 2 ? 2 : 1;
     V a[4];
     for (int r = 0; r < G; r++) {
         sh[r] = x[(i + r) * D];
@@ -400,28 +417,30 @@ FN(nr_ln_pipe_mean)(T sh[4], T dm[4], const T *restrict x, int64_t i, const int 
             a[r * H + k % H] += FN(nr_ln_load)(x + (i + r) * D + k * W) - sh[r];
         }
     }
-    const V m = FN(nr_ln_hsum4_rows)(a, H, (V){0}) * ((T)1 / (T)D);
+    T s[4];
+    FN(nr_ln_pipe_rowsums)(s, a, G, H);
     for (int r = 0; r < G; r++) {
-        dm[r] = m[4 * H * r];
+        dm[r] = s[r] * ((T)1 / (T)D);
     }
 }
 
-/* Rows [i, i1) in groups of G (4, or 2 with NV = 8) of NV full vectors, each group's first
- * pass placed amid the group before it, whose square root waits on two reductions in a row:
- * the CPU then has the next group's independent work at hand (nr_ln_forward_group's values;
- * 0.70-0.87x its time at D = 16-64 on a Zen 5). Returns the first row not done. */
+/* Rows [i, i1) in groups of G rows of NV full vectors (D = NV W), each group's first pass
+ * placed amid the group before it, whose square root waits on two reductions in a row: the
+ * CPU then has the next group's independent work at hand. The values of nr_ln_forward_group
+ * (H: its chains a row); KEEP: x - shift - mean kept in registers for the output pass.
+ * Returns the first row not done. */
 NR_LN_INLINE int64_t
 FN(nr_ln_forward_pipe)(T *restrict y, T *restrict mean, T *restrict rstd, const T *restrict x,
                        const T *restrict wv, const T *restrict bv, T eps, int64_t i, int64_t i1,
-                       const int G, const int NV)
+                       const int G, const int NV, const int KEEP)
 {
     const int64_t D = (int64_t)NV * W;
-    const int H = G == 2 ? 2 : 1;
+    const int H = NR_LN_HSUM4 && G == 2 ? 2 : 1;
     if (i + G > i1) {
         return i;
     }
     T sh[4], dm[4];
-    FN(nr_ln_pipe_mean)(sh, dm, x, i, G, NV);
+    FN(nr_ln_pipe_mean)(sh, dm, x, i, G, H, NV);
     for (; i + G <= i1; i += G) {
         V xv[4][8], a[4];
         for (int k = 0; k < 4; k++) {
@@ -430,27 +449,42 @@ FN(nr_ln_forward_pipe)(T *restrict y, T *restrict mean, T *restrict rstd, const 
         for (int k = 0; k < NV; k++) {
             for (int r = 0; r < G; r++) {
                 const V d = (FN(nr_ln_load)(x + (i + r) * D + k * W) - sh[r]) - dm[r];
-                xv[r][k] = d;
+                if (KEEP) {
+                    xv[r][k] = d;
+                }
                 a[r * H + k % H] = FN(nr_ln_fma)(d, d, a[r * H + k % H]);
             }
         }
         T sh2[4] = {0}, dm2[4] = {0};
         if (i + 2 * G <= i1) {
-            FN(nr_ln_pipe_mean)(sh2, dm2, x, i + G, G, NV);
+            FN(nr_ln_pipe_mean)(sh2, dm2, x, i + G, G, H, NV);
         }
-        const V var = FN(nr_ln_hsum4_rows)(a, H, (V){0}) * ((T)1 / (T)D) + eps;
-        const V q = FN(nr_ln_rsqrt4)(var, H);
         T rs[4];
+#if NR_LN_HSUM4
+        if (G * H == 4) {
+            const V var = FN(nr_ln_hsum4_rows)(a, H, (V){0}) * ((T)1 / (T)D) + eps;
+            const V q = FN(nr_ln_rsqrt4)(var, H);
+            for (int r = 0; r < G; r++) {
+                rs[r] = q[r];
+            }
+        }
+        else
+#endif
+        {
+            for (int r = 0; r < G; r++) {
+                rs[r] = (T)1 / SQRT((FN(nr_ln_hsum)(a[r]) + (T)0) * ((T)1 / (T)D) + eps);
+            }
+        }
         for (int r = 0; r < G; r++) {
-            rs[r] = q[r];
             mean[i + r] = sh[r] + dm[r];
             rstd[i + r] = rs[r];
         }
         for (int k = 0; k < NV; k++) {
             const V wj = FN(nr_ln_load)(wv + k * W), bj = FN(nr_ln_load)(bv + k * W);
             for (int r = 0; r < G; r++) {
-                FN(nr_ln_store)(y + (i + r) * D + k * W,
-                                FN(nr_ln_fma)(xv[r][k] * rs[r], wj, bj));
+                const V d =
+                    KEEP ? xv[r][k] : (FN(nr_ln_load)(x + (i + r) * D + k * W) - sh[r]) - dm[r];
+                FN(nr_ln_store)(y + (i + r) * D + k * W, FN(nr_ln_fma)(d * rs[r], wj, bj));
             }
         }
         for (int r = 0; r < G; r++) {
@@ -460,7 +494,6 @@ FN(nr_ln_forward_pipe)(T *restrict y, T *restrict mean, T *restrict rstd, const 
     }
     return i;
 }
-#endif
 
 /* Rows [i0, i1) of the forward for 0 < D <= NR_LN_SHORT_D; returns whether a row needs
  * nr_ln_forward_redo. */
@@ -492,10 +525,13 @@ FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd
 #define NR_LN_PIPE(NV)                                                                         \
     if (D == (NV) * W) {                                                                       \
         i = FN(nr_ln_forward_pipe)(y, mean, rstd, x, wv, bv, e, i, i1, (NV) == 8 ? 2 : 4,      \
-                                   (NV));                                                      \
+                                   (NV), 1);                                                   \
     }
 #else
-#define NR_LN_PIPE(NV)
+#define NR_LN_PIPE(NV)                                                                         \
+    if (D == (NV) * W) {                                                                       \
+        i = FN(nr_ln_forward_pipe)(y, mean, rstd, x, wv, bv, e, i, i1, 4, (NV), (NV) <= 2);    \
+    }
 #endif
     switch (D / W) {
     case 1:
@@ -516,6 +552,9 @@ FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd
         NR_LN_FWD(2, 8) break;
 #endif
     default:
+        if (!NR_LN_HSUM4 && D % W == 0) {
+            i = FN(nr_ln_forward_pipe)(y, mean, rstd, x, wv, bv, e, i, i1, 4, (int)(D / W), 0);
+        }
         NR_LN_FWD(NR_LN_GROUP, 0) break;
     }
 #undef NR_LN_FWD
