@@ -695,7 +695,6 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
     return nonfinite;
 }
 
-#if NR_LN_HSUM4
 /* The sums of g = dy w, of g (x - mean) and (with corr) of x - mean of the pair of rows from
  * i (D = NV W), reduced as nr_ln_backward_group reduces them */
 NR_LN_INLINE void
@@ -721,22 +720,29 @@ FN(nr_ln_pipe_gsums)(T hg[2], T hgx[2], T hc[2], const T *restrict dy, const T *
     for (int r = 0; corr && r < 2; r++) {
         hc[r] = FN(nr_ln_hsum)(ac[r]);
     }
+#if NR_LN_HSUM4
     const V h = FN(nr_ln_hsum4)(v);
     hg[0] = h[0];
     hgx[0] = h[4];
     hg[1] = h[8];
     hgx[1] = h[12];
+#else
+    for (int r = 0; r < 2; r++) {
+        hg[r] = FN(nr_ln_hsum)(v[2 * r]);
+        hgx[r] = FN(nr_ln_hsum)(v[2 * r + 1]);
+    }
+#endif
 }
 
 /* Rows [i, i1) of the backward, with the correction c (corr) or not, in pairs of rows of NV
  * full vectors, each pair's sums placed amid the pair before it (as nr_ln_forward_pipe), the
- * values of nr_ln_backward_group; dw and db into accw and accb. Returns the first row not
- * done. */
+ * values of nr_ln_backward_group; dw and db into accw and accb, or (NULL) pdw and pdb if
+ * not NULL. Returns the first row not done. */
 NR_LN_INLINE int64_t
-FN(nr_ln_backward_pipe)(T *restrict dx, const T *restrict dy, const T *restrict x,
-                        const T *restrict mean, const T *restrict rstd, const T *restrict wv,
-                        int64_t i, int64_t i1, const int NV, const int corr, V *restrict accw,
-                        V *restrict accb)
+FN(nr_ln_backward_pipe)(T *restrict dx, T *restrict pdw, T *restrict pdb, const T *restrict dy,
+                        const T *restrict x, const T *restrict mean, const T *restrict rstd,
+                        const T *restrict wv, int64_t i, int64_t i1, const int NV,
+                        const int corr, V *restrict accw, V *restrict accb)
 {
     const int64_t D = (int64_t)NV * W;
     const T inv_d = (T)1 / (T)D;
@@ -774,13 +780,18 @@ FN(nr_ln_backward_pipe)(T *restrict dx, const T *restrict dy, const T *restrict 
                 sdw = FN(nr_ln_fma)(g, xh, sdw);
                 sdb += g;
             }
-            accw[k] += sdw;
-            accb[k] += sdb;
+            if (accw) {
+                accw[k] += sdw;
+                accb[k] += sdb;
+            }
+            else if (pdw) {
+                FN(nr_ln_store)(pdw + k * W, FN(nr_ln_load)(pdw + k * W) + sdw);
+                FN(nr_ln_store)(pdb + k * W, FN(nr_ln_load)(pdb + k * W) + sdb);
+            }
         }
     }
     return i;
 }
-#endif
 
 /* One row of the short backward, redone wide if its sums in T overflowed (and in T after all
  * if it holds a NaN or Inf, which then propagates as documented). */
@@ -824,9 +835,15 @@ FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb
         accw[k] = FN(nr_ln_load)(pdw + k * W);
         accb[k] = FN(nr_ln_load)(pdb + k * W);
     }
+/* Pairs of rows in the pipeline (nr_ln_backward_pipe): of 1-4 full vectors (with the
+ * correction, 1-2: slower at 4 on a Zen 5); of more on avx2 only (0.75-0.90x the time at
+ * D = 64 and 256 there; at D = 128 on avx512 1.02-1.05x, at 128-256 on baseline 1.0-1.1x). */
+#define NR_LN_PIPE_B0 (NR_VEC_BYTES == 32)
 #define NR_LN_BWD(CORR, NV)                                                                    \
-    if (NR_LN_HSUM4 && (!(CORR) || (NV) <= 2) && (NV) > 0 && D == (NV) * W) {                  \
-        i = NR_LN_BWD_PIPE(CORR, NV);                                                          \
+    if ((NV) > 0 ? (!(CORR) || (NV) <= 2) && D == (NV) * W : NR_LN_PIPE_B0 && D % W == 0) {    \
+        i = FN(nr_ln_backward_pipe)(dx, pdw, pdb, dy, x, mean, rstd, wv, i, i1,                \
+                                    (NV) ? (NV) : (int)(D / W), (CORR), (NV) ? accw : NULL,    \
+                                    (NV) ? accb : NULL);                                       \
     }                                                                                          \
     if (NR_LN_EXACT && (NV) > 0 && D == (NV) * W) {                                            \
         for (; i + NR_LN_GROUP_B <= i1; i += NR_LN_GROUP_B) {                                  \
@@ -842,12 +859,6 @@ FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb
         FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 0, (CORR),      \
                                  (NV), (NV) ? accw : NULL, (NV) ? accb : NULL);                \
     }
-#if NR_LN_HSUM4
-#define NR_LN_BWD_PIPE(CORR, NV)                                                               \
-    FN(nr_ln_backward_pipe)(dx, dy, x, mean, rstd, wv, i, i1, (NV), (CORR), accw, accb)
-#else
-#define NR_LN_BWD_PIPE(CORR, NV) i
-#endif
 #define NR_LN_BWD_NV(CORR)                                                                     \
     switch (nv) {                                                                              \
     case 1:                                                                                    \
@@ -869,7 +880,7 @@ FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb
     }
 #undef NR_LN_BWD_NV
 #undef NR_LN_BWD
-#undef NR_LN_BWD_PIPE
+#undef NR_LN_PIPE_B0
     for (int k = 0; k < nv; k++) {
         FN(nr_ln_store)(pdw + k * W, accw[k]);
         FN(nr_ln_store)(pdb + k * W, accb[k]);
