@@ -227,19 +227,39 @@ def test_float32_statistics_at_a_large_mean(rng, D):
     assert np.max(np.abs(y - ry)) < 1e-4 * max(1.0, np.sqrt(D))
 
 
-def test_results_do_not_depend_on_threads(rng, set_threads):
+@pytest.mark.parametrize("D", [64, 128, 135])
+def test_results_do_not_depend_on_threads(rng, set_threads, D):
     """Groups never straddle the split: 1 and 2 threads give the same bits."""
-    x = offset_randn(rng, (4099, 64), np.float32)
-    w = rng.standard_normal(64).astype(np.float32)
+    x = offset_randn(rng, (4099, D), np.float32)
+    w = rng.standard_normal(D).astype(np.float32)
     dy = rng.standard_normal(x.shape).astype(np.float32)
     out = []
     for n in (1, 2):
         set_threads(n)
-        y, mean, rstd = F.layer_norm(x, (64,), w, w)
+        y, mean, rstd = F.layer_norm(x, (D,), w, w)
         dx, _, _ = F.layer_norm_backward(dy, x, mean, rstd, w)
         out.append((y, mean, rstd, dx))
     for a, b in zip(*out):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("D", [8, 16, 32, 48, 64, 100, 128, 135, 256])
+def test_a_row_alone_gives_the_same_bits(rng, dtype, D):
+    """A row's result does not depend on the rows beside it (the group of rows it falls in,
+    a pair or a row alone, the pipelined groups): each row of a batch, normalized alone,
+    gives the batch's bits, forward and backward."""
+    M = 11
+    x = offset_randn(rng, (M, D), dtype)
+    w = rng.standard_normal(D).astype(dtype)
+    dy = rng.standard_normal((M, D)).astype(dtype)
+    y, mean, rstd = F.layer_norm(x, (D,), w, w)
+    dx, _, _ = F.layer_norm_backward(dy, x, mean, rstd, w)
+    for i in range(M):
+        yi, mi, ri = F.layer_norm(x[i : i + 1], (D,), w, w)
+        dxi, _, _ = F.layer_norm_backward(dy[i : i + 1], x[i : i + 1], mi, ri, w)
+        for got, want in ((yi[0], y[i]), (mi[0], mean[i]), (ri[0], rstd[i]), (dxi[0], dx[i])):
+            np.testing.assert_array_equal(got, want, err_msg=f"row {i}")
 
 
 @pytest.mark.parametrize("M,D", [(1, 1), (17, 3), (33, 64), (100, 100), (19, 1024), (5, 5000)])

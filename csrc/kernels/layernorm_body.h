@@ -3,8 +3,10 @@
 #include "wide_body.h"
 
 /* Short rows (D <= NR_LN_SHORT_D): gcc ends an `omp simd reduction` with a chain of dependent
- * scalar additions, which dominated rows of 64; this path keeps sums in 64-byte vectors
- * reduced as a tree, several rows at once. A row's arithmetic does not depend on its group. */
+ * scalar additions, which dominated rows of 64; this path keeps sums in vectors of the tier's
+ * width reduced as a tree, several rows at once, and where rows are whole vectors the next
+ * group's first pass runs amid the group before it (nr_ln_forward_pipe). A row's arithmetic
+ * does not depend on its group or on the path it takes. */
 #ifndef NR_LN_SHORT_D
 #define NR_LN_SHORT_D 256
 #define NR_LN_GROUP 4   /* rows at once in the forward */
@@ -103,9 +105,10 @@ typedef T FN(nr_ln_v) __attribute__((vector_size(NR_VEC_BYTES)));
 /* on the loops over a group's rows that end its reductions: gcc left them rolled (they hold
  * the tail loops), keeping the group's sums in an array on the stack, one row after another */
 #define NR_LN_UNROLL _Pragma("GCC unroll 8")
-/* Rows of exactly NV vectors get their own copy of the group loops on avx512, with D a
- * constant: no tail loops, nothing of them kept on the stack (4-14% on rows of 64 and 32 on
- * a Zen 5; on avx2 no faster, and the rows of 256 slower by 10%) */
+/* The backward's pairs of rows of exactly NV vectors that the pipeline leaves (with the
+ * mean's correction, 3-4 vectors) get their own copy of the group loops on avx512, with D a
+ * constant: no tail loops, nothing of them kept on the stack (0.88-0.92x at D = 64 on a Zen 5;
+ * on avx2 no faster) */
 #define NR_LN_EXACT (NR_VEC_BYTES == 64)
 
 NR_LN_INLINE V
@@ -191,6 +194,14 @@ FN(nr_ln_hsum)(V v)
 #endif
 }
 
+/* the sum of row r's H chains of sums a (two: added as nr_ln_hsum4_rows adds them) */
+NR_LN_INLINE T
+FN(nr_ln_hsum_row)(const V *a, int r, int H)
+{
+    return H == 2 ? FN(nr_ln_hsum)(a[2 * r]) + FN(nr_ln_hsum)(a[2 * r + 1])
+                  : FN(nr_ln_hsum)(a[r]);
+}
+
 #undef NR_LN_HSUM4
 #if NR_VEC_BYTES == 64 && defined(NR_TYPED_F32)
 #define NR_LN_HSUM4 1
@@ -263,9 +274,10 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
     const T inv_d = (T)1 / (T)D;
     const T *xr[NR_LN_GROUP];
     T sh[NR_LN_GROUP], dm[NR_LN_GROUP], rs[NR_LN_GROUP];
-    /* H chains of sums a row: two when a pair of rows then fills nr_ln_hsum4's four vectors;
-     * row r's sums end in lane L r of the packed reduction */
-    const int H = NR_LN_HSUM4 && G == 2 && NV >= 2 ? 2 : 1, L = 4 * H;
+    /* H chains of sums a row: two for rows of 8 vectors (D / W == 8) on avx512, whose pairs
+     * then fill nr_ln_hsum4's four vectors, single rows alike (the same sums whatever the
+     * row's group); row r's sums end in lane L r of the packed reduction */
+    const int H = NR_LN_HSUM4 && G <= 2 && (NV > 0 ? NV : D / W) == 8 ? 2 : 1, L = 4 * H;
     (void)L;
     V a[NR_LN_GROUP];
     for (int r = 0; r < G; r++) {
@@ -311,8 +323,10 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
             for (int64_t j = nfull; j < D; j++) {
                 s += xr[r][j] - sh[r];
             }
-            dm[r] = (FN(nr_ln_hsum)(a[r]) + s) * inv_d; /* mean - shift */
-            a[r] = (V){0};
+            dm[r] = (FN(nr_ln_hsum_row)(a, r, H) + s) * inv_d; /* mean - shift */
+            for (int k = 0; k < H; k++) {
+                a[r * H + k] = (V){0};
+            }
         }
     }
     /* pass 2: sum of squared deviations */
@@ -353,7 +367,7 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
                 const T d = (xr[r][j] - sh[r]) - dm[r];
                 s = NR_FMA1(d, d, s);
             }
-            rs[r] = (T)1 / SQRT((FN(nr_ln_hsum)(a[r]) + s) * inv_d + eps);
+            rs[r] = (T)1 / SQRT((FN(nr_ln_hsum_row)(a, r, H) + s) * inv_d + eps);
             mean[i + r] = sh[r] + dm[r];
             rstd[i + r] = rs[r];
         }
@@ -513,11 +527,6 @@ FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd
     /* rows of 1-4 full vectors kept in registers; of 8 too on avx512, in pairs of rows (its
      * 32 registers hold them: 0.86-0.93x the time at D = 128 on a Zen 5; avx2's 16 spill) */
 #define NR_LN_FWD(G, NV)                                                                       \
-    if (NR_LN_EXACT && (NV) > 0 && D == (NV) * W) {                                            \
-        for (; i + (G) <= i1; i += (G)) {                                                      \
-            FN(nr_ln_forward_group)(y, mean, rstd, x, wv, bv, (NV) * W, e, i, (G), (NV));      \
-        }                                                                                      \
-    }                                                                                          \
     for (; i + (G) <= i1; i += (G)) {                                                          \
         FN(nr_ln_forward_group)(y, mean, rstd, x, wv, bv, D, e, i, (G), (NV));                 \
     }
