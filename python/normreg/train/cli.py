@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -306,6 +308,37 @@ def _check_out(out: str, resumed: str | None, create: bool) -> str | None:
     return _cli.check_out(out, create)
 
 
+class _Interrupts:
+    """Ctrl-C during training, answered as Python's default handler answers it (a
+    KeyboardInterrupt) and remembered: one raised while a finalizer runs (a progress bar's
+    ``__del__``) is only printed as "Exception ignored" and the run would go on to its end.
+    ``check()`` raises it again. Installed only over Python's own handler, in the main thread."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._previous: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> _Interrupts:
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def check(self) -> None:
+        if self.seen:
+            raise KeyboardInterrupt
+
+
 def _interrupted(out: str | None) -> int:
     """Ctrl-C: one line saying what is saved; exit status 130 (128 + SIGINT)."""
     path = os.path.join(out, checkpoint.CHECKPOINT) if out else None
@@ -417,16 +450,17 @@ def _train(
             f"{config.batch_size} split across them, {threads} thread(s) per rank",
             flush=True,
         )
+
+    def log(line: str) -> None:  # after each epoch's checkpoint: a Ctrl-C lost before stops here
+        print(line, flush=True)
+        interrupts.check()
+
     try:
-        result = train(
-            config,
-            data,
-            out_dir=out,
-            progress=args.progress,
-            log=lambda line: print(line, flush=True),
-            comm=comm,
-            resume=resume_state,
-        )
+        with _Interrupts() as interrupts:
+            result = train(
+                config, data, out_dir=out, progress=args.progress, log=log, comm=comm, resume=resume_state
+            )
+            interrupts.check()
     except ValueError as exc:
         raise _DataError(exc) from None
     except OSError as exc:  # a full disk, a quota: the last checkpoint written stays whole
