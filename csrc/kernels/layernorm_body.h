@@ -409,7 +409,7 @@ FN(nr_ln_pipe_rowsums)(T out[4], const V a[4], const int G, const int H)
     }
 #endif
     for (int r = 0; r < G; r++) {
-        out[r] = FN(nr_ln_hsum)(a[r]) + (T)0;
+        out[r] = FN(nr_ln_hsum_row)(a, r, H) + (T)0;
     }
 }
 
@@ -485,8 +485,10 @@ FN(nr_ln_forward_pipe)(T *restrict y, T *restrict mean, T *restrict rstd, const 
         else
 #endif
         {
+            T ss[4];
+            FN(nr_ln_pipe_rowsums)(ss, a, G, H);
             for (int r = 0; r < G; r++) {
-                rs[r] = (T)1 / SQRT((FN(nr_ln_hsum)(a[r]) + (T)0) * ((T)1 / (T)D) + eps);
+                rs[r] = (T)1 / SQRT(ss[r] * ((T)1 / (T)D) + eps);
             }
         }
         for (int r = 0; r < G; r++) {
@@ -574,6 +576,29 @@ FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd
     return FN(nr_ln_forward_check)(rstd, i0, i1);
 }
 
+/* The lanes' sums of G rows' sums ag and agx of the backward, in hg and hgx: a pair's four in
+ * one packed reduction on avx512, the same values as nr_ln_hsum's */
+NR_LN_INLINE void
+FN(nr_ln_grad_hsums)(T *hg, T *hgx, const V *ag, const V *agx, const int G)
+{
+#if NR_LN_HSUM4
+    if (G == 2) {
+        const V v[4] = {ag[0], agx[0], ag[1], agx[1]};
+        const V h = FN(nr_ln_hsum4)(v);
+        hg[0] = h[0];
+        hgx[0] = h[4];
+        hg[1] = h[8];
+        hgx[1] = h[12];
+        return;
+    }
+#endif
+    NR_LN_UNROLL
+    for (int r = 0; r < G; r++) {
+        hg[r] = FN(nr_ln_hsum)(ag[r]);
+        hgx[r] = FN(nr_ln_hsum)(agx[r]);
+    }
+}
+
 /* G rows of the backward starting at row i; pdw, pdb NULL or this range's partials. The sums
  * run over x - mean with the saved mean, rounded to T; with `corr`, c = mean(x - mean) puts
  * back what the rounding lost, so xhat = ((x - mean) - c) rstd keeps the forward's accuracy
@@ -614,25 +639,8 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
             }
         }
     }
-    T hg[NR_LN_GROUP_B], hgx[NR_LN_GROUP_B]; /* the lanes' sums of ag and agx */
-    if (NR_LN_HSUM4 && G == 2) {
-#if NR_LN_HSUM4
-        /* a pair's four sums in one packed reduction, the same values as nr_ln_hsum's */
-        const V v[4] = {ag[0], agx[0], ag[1], agx[1]};
-        const V h = FN(nr_ln_hsum4)(v);
-        hg[0] = h[0];
-        hgx[0] = h[4];
-        hg[1] = h[8];
-        hgx[1] = h[12];
-#endif
-    }
-    else {
-        NR_LN_UNROLL
-        for (int r = 0; r < G; r++) {
-            hg[r] = FN(nr_ln_hsum)(ag[r]);
-            hgx[r] = FN(nr_ln_hsum)(agx[r]);
-        }
-    }
+    T hg[NR_LN_GROUP_B], hgx[NR_LN_GROUP_B];
+    FN(nr_ln_grad_hsums)(hg, hgx, ag, agx, G);
     T nonfinite = 0; /* v - v is 0, or NaN when v is Inf or NaN */
     NR_LN_UNROLL
     for (int r = 0; r < G; r++) {
@@ -712,15 +720,14 @@ FN(nr_ln_pipe_gsums)(T hg[2], T hgx[2], T hc[2], const T *restrict dy, const T *
                      const int corr)
 {
     const int64_t D = (int64_t)NV * W;
-    V v[4] = {(V){0}, (V){0}, (V){0}, (V){0}}; /* ag and agx of each row */
-    V ac[2] = {(V){0}, (V){0}};
+    V ag[2] = {(V){0}, (V){0}}, agx[2] = {(V){0}, (V){0}}, ac[2] = {(V){0}, (V){0}};
     for (int k = 0; k < NV; k++) {
         const V wj = FN(nr_ln_load)(wv + k * W);
         for (int r = 0; r < 2; r++) {
             const V g = FN(nr_ln_load)(dy + (i + r) * D + k * W) * wj;
             const V xc = FN(nr_ln_load)(x + (i + r) * D + k * W) - mean[i + r];
-            v[2 * r] += g;
-            v[2 * r + 1] = FN(nr_ln_fma)(g, xc, v[2 * r + 1]);
+            ag[r] += g;
+            agx[r] = FN(nr_ln_fma)(g, xc, agx[r]);
             if (corr) {
                 ac[r] += xc;
             }
@@ -729,18 +736,7 @@ FN(nr_ln_pipe_gsums)(T hg[2], T hgx[2], T hc[2], const T *restrict dy, const T *
     for (int r = 0; corr && r < 2; r++) {
         hc[r] = FN(nr_ln_hsum)(ac[r]);
     }
-#if NR_LN_HSUM4
-    const V h = FN(nr_ln_hsum4)(v);
-    hg[0] = h[0];
-    hgx[0] = h[4];
-    hg[1] = h[8];
-    hgx[1] = h[12];
-#else
-    for (int r = 0; r < 2; r++) {
-        hg[r] = FN(nr_ln_hsum)(v[2 * r]);
-        hgx[r] = FN(nr_ln_hsum)(v[2 * r + 1]);
-    }
-#endif
+    FN(nr_ln_grad_hsums)(hg, hgx, ag, agx, 2);
 }
 
 /* Rows [i, i1) of the backward, with the correction c (corr) or not, in pairs of rows of NV
