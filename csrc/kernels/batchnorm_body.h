@@ -15,7 +15,7 @@ FN(nr_batchnorm_workspace)(int64_t C, int nthreads)
 }
 
 /* The statistics: sums of d and d^2, d = x - shift (ref, a value of T near the channel's
- * mean), in T four rows at a time (nr_bn_stats_ok tells when that is not exact enough), and
+ * mean), in T eight rows at a time (nr_bn_stats_ok tells when that is not exact enough), and
  * the same in double throughout, what a channel it refuses takes */
 NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_stat_sums), 2, T, T, u[k] - ref[c],
                        (u[k] - ref[c]) * (u[k] - ref[c]), 0)
@@ -23,7 +23,7 @@ NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_stat_sums_wide), 2, double, double, (double)u[k]
                        ((double)u[k] - ref[c]) * ((double)u[k] - ref[c]), 0)
 /* The backward: sums of dy (v), of dy xhat0 and, for the mean's correction (a mean far from 0:
  * nr_bn_grad_sums3), of xhat0 = (x - mu) rstd (ref[c] = mu, ref[C + c] = rstd, the saved
- * statistics), in T four rows at a time for (N, C) data: xhat0 is of the order of 1, so the
+ * statistics), in T eight rows at a time for (N, C) data: xhat0 is of the order of 1, so the
  * products neither underflow nor overflow unless dy does, and the correction mean(xhat0)
  * (mu's rounding: |mu| rstd 2^-24 at most in float32) comes out within a few rounding units,
  * xhat as exact as the forward's. A channel whose sums are not finite is summed again in
@@ -38,10 +38,11 @@ NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_grad_sums3), 3, T, T, v[k],
 NR_DEFINE_CHANNEL_SUMS(FN(nr_bn_grad_sums3_wide), 3, T, double, (double)v[k],
                        (double)v[k] * (double)(u[k] - ref[c]), (double)(u[k] - ref[c]))
 
-/* Whether channel sums s1 = sum(d), s2 = sum(d^2) over `count` values, added in T four at a
- * time (nr_bn_stat_sums), give the variance within 99 u of itself (u = T's rounding unit):
- * their error is within 5 u s2 and 3 u sum(|d|), so the variance's within 11 u (1 + r) with
- * r = mean(d)^2 / var, asked here to be at most 8 (the shift near the mean makes r small;
+/* Whether channel sums s1 = sum(d), s2 = sum(d^2) over `count` values, added in T eight at
+ * a time (nr_bn_stat_sums), give the variance within 99 u of itself (u = T's rounding unit):
+ * their error is within 6 u s2 and 4 u sum(|d|) (a rounding for d, one for d^2, three levels
+ * of pairwise sums), so the variance's within 14 u (1 + r) with
+ * r = mean(d)^2 / var, asked here to be at most 6 (the shift near the mean makes r small;
  * values sorted along the batch can make it large). Also refused: sums that are not finite
  * (d^2 overflowed, or NaN and Inf, which the double sums give as they are), and mean(d^2)
  * below 2^-100, where squares in T may have lost digits to underflow, unless eps >= 2^-76
@@ -50,7 +51,7 @@ static inline int
 FN(nr_bn_stats_ok)(double s1, double s2, double count, double eps)
 {
     const double dm = s1 / count, m2 = s2 / count;
-    return isfinite(s1) && isfinite(s2) && dm * dm <= 8 * (m2 - dm * dm) &&
+    return isfinite(s1) && isfinite(s2) && dm * dm <= 6 * (m2 - dm * dm) &&
            (m2 >= 0x1p-100 || eps >= 0x1p-76);
 }
 
@@ -296,7 +297,7 @@ FN(nr_bn_forward_train_block)(T *y, T *save_mean, T *save_rstd, T *running_mean,
         c_shift[c] = (T)(shift[c] / (double)K);
         shift[c] = (double)c_shift[c];
     }
-    /* One pass for the statistics: sums of d and d^2 (in T four rows at a time); again in
+    /* One pass for the statistics: sums of d and d^2 (in T eight rows at a time); again in
      * double if a channel needs it */
     int ok = L == 1; /* (N, C) data: in T first (along L, in double at once) */
     if (ok) {
