@@ -201,11 +201,30 @@ def test_norm_backward_failure_keeps_accumulators():
         F.batch_norm_backward(
             dy, x, mean[:3], rstd[:3], np.ones(3, np.float32), dweight=dw, dbias=np.zeros(2, np.float32)
         )
+    _, bmean, brstd = F.batch_norm(x, None, None, training=True)
+    read_only = db.copy()
+    read_only.setflags(write=False)
+    for x_, dy_ in ((x, dy), (x.reshape(2, 3, 2), dy.reshape(2, 3, 2))):  # (N, C) and (N, C, L)
+        with pytest.raises(ValueError):  # dweight comes first: it must not be added to
+            F.batch_norm_backward(dy_, x_, bmean, brstd, np.ones(3, np.float32), dweight=dw, dbias=read_only)
     np.testing.assert_array_equal(dw, dw0)
     np.testing.assert_array_equal(db, db0)
 
 
-@pytest.mark.parametrize("bad", ["weight", "bias", "out", "momentum", "eps", "one value", "running_var"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "weight",
+        "bias",
+        "out",
+        "momentum",
+        "eps",
+        "one value",
+        "running_var",
+        "read-only running_var",
+        "ncl weight",
+    ],
+)
 def test_batch_norm_failure_keeps_running_stats(bad):
     x = _f(4, 3)
     rm, rv = _f(3, seed=5), np.abs(_f(3, seed=6)) + 1
@@ -226,6 +245,12 @@ def test_batch_norm_failure_keeps_running_stats(bad):
         args[0] = x[:1]
     elif bad == "running_var":
         args[2] = rv.astype(np.float64)
+    elif bad == "read-only running_var":  # running_mean comes first: it must not be updated
+        args[2] = rv.copy()
+        args[2].setflags(write=False)
+    elif bad == "ncl weight":
+        args[0] = _f(4, 3, 2)
+        kwargs["weight"] = np.ones(3, np.float64)
     with pytest.raises((TypeError, ValueError)):
         F.batch_norm(*args, **kwargs)
     np.testing.assert_array_equal(rm, rm0)

@@ -13,6 +13,8 @@ from .. import _C
 from .. import _validation as V
 from ._common import affine_grads, affine_params, as_ncl, grad_and_input, stat_array
 
+_INF = math.inf
+
 
 def _nc_or_ncl(x: np.ndarray, name: str, where: str) -> np.ndarray:
     """x (N, C, *) as (N, C, L), L the product of the trailing sizes (1 for (N, C)), as
@@ -51,6 +53,44 @@ def _channel_stats(where: str, x: np.ndarray, C: int, **stats: Any) -> list[np.n
     return arrays
 
 
+_ndarray = np.ndarray
+_batch_norm_forward = _C.batch_norm_forward  # the kernels of the as-is paths, bound once
+_batch_norm_backward = _C.batch_norm_backward
+
+
+def _batch_norm_as_is(
+    x: Any, rm: Any, rv: Any, weight: Any, bias: Any, training: Any, momentum: Any, eps: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The kernel's (y, save_mean, save_rstd) for arguments it takes as they are (x a
+    C-contiguous (N, C) or (N, C, L) float array with values per channel, more than one in
+    training; weight, bias and the running estimates arrays of its dtype or None; training a
+    bool; momentum a float in [0, 1]; eps a finite float); None for anything else, which the
+    checked path converts or refuses. The kernel checks every array before it changes
+    anything, the running estimates included."""
+    if (
+        type(x) is _ndarray
+        and (x.ndim == 2 or x.ndim == 3)
+        and type(training) is bool
+        and type(momentum) is float
+        and 0.0 <= momentum <= 1.0
+        and type(eps) is float
+        and eps < _INF
+        and (weight is None or type(weight) is _ndarray)
+        and (bias is None or type(bias) is _ndarray)
+        and (rm is None or type(rm) is _ndarray)
+        and (rv is None or type(rv) is _ndarray)
+    ):
+        x3 = x if x.ndim == 3 else x.reshape(x.shape[0], x.shape[1], 1)
+        values = x3.shape[0] * x3.shape[2]
+        if values > 1 or (values == 1 and not training):
+            try:
+                y, mean, rstd = _batch_norm_forward(x3, weight, bias, rm, rv, training, momentum, eps, None)
+            except (TypeError, ValueError):
+                return None  # something to convert, or an error to explain
+            return y.reshape(x.shape), mean, rstd
+    return None
+
+
 def batch_norm(
     x: Any,
     running_mean: np.ndarray | None,
@@ -74,7 +114,12 @@ def batch_norm(
     statistics used, which :func:`batch_norm_backward` takes.
 
     A batch with no rows returns an empty y and leaves the running estimates untouched.
+    An (N, C) or (N, C, L) array goes to the kernel as it is when nothing needs converting.
     """
+    if out is None:
+        res = _batch_norm_as_is(x, running_mean, running_var, weight, bias, training, momentum, eps)
+        if res is not None:
+            return res
     where = "batch_norm"
     x = V.float_array(x, "x", where)
     x3 = _nc_or_ncl(x, "x", where)
@@ -121,7 +166,37 @@ def batch_norm_backward(
     (C,) or None; ``training`` as in the forward (batch statistics: the gradient flows
     through the mean and variance; evaluation: they are constants).
     -> (dx like x, dweight or None, dbias or None), as :func:`layer_norm_backward`.
+    (N, C) or (N, C, L) arrays with a weight go to the kernel as they are when nothing needs
+    converting.
     """
+    if (
+        type(dy) is _ndarray
+        and type(x) is _ndarray
+        and (x.ndim == 2 or x.ndim == 3)
+        and x.size > 0
+        and dy.shape == x.shape
+        and type(training) is bool
+        and type(weight) is _ndarray
+        and type(save_mean) is _ndarray
+        and type(save_rstd) is _ndarray
+        and (dweight is None or type(dweight) is _ndarray)
+        and (has_bias is None or has_bias is True)
+        and (dbias is None or type(dbias) is _ndarray)
+    ):
+        # as it is, with weight: the kernel at once (it checks every array before it adds to
+        # the accumulators, new zeros for those not given); what it refuses takes the path below
+        C = x.shape[1]
+        dw = np.zeros(C, x.dtype) if dweight is None else dweight
+        db = np.zeros(C, x.dtype) if dbias is None else dbias
+        shape = x.shape if x.ndim == 3 else (x.shape[0], C, 1)
+        try:
+            dx = _batch_norm_backward(
+                dy.reshape(shape), x.reshape(shape), save_mean, save_rstd, weight, dw, db, training, None
+            )
+        except (TypeError, ValueError):
+            pass
+        else:
+            return dx.reshape(x.shape), dw, db
     where = "batch_norm_backward"
     dy, x = grad_and_input(dy, x, where)
     training = V.boolean(training, "training", where)
