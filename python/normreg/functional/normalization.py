@@ -14,7 +14,8 @@ from ._common import affine_grads, affine_params, as_ncl, grad_and_input, stat_a
 
 _INF = math.inf
 _ndarray = np.ndarray
-_layer_norm_forward = _C.layer_norm_forward  # the kernel of the as-is path, bound once (hot path)
+_layer_norm_forward = _C.layer_norm_forward  # the kernels of the as-is paths, bound once (hot path)
+_layer_norm_backward = _C.layer_norm_backward
 ShapeLike = Union[int, Sequence[int]]
 
 
@@ -156,8 +157,35 @@ def layer_norm_backward(
     dy and x (*, *normalized_shape), mean and rstd (*) from the forward, weight or None
     -> (dx like x, dweight or None, dbias or None). ``dweight`` is computed when
     ``weight`` is given; ``dbias`` when ``has_bias`` (default: when ``weight`` is given).
-    ``dweight``/``dbias``, when given, are added to in place and returned.
+    ``dweight``/``dbias``, when given, are added to in place and returned. (M, D) arrays
+    go to the kernel as they are when nothing needs converting.
     """
+    if (
+        type(dy) is _ndarray
+        and type(x) is _ndarray
+        and x.ndim == 2
+        and x.size > 0
+        and dy.shape == x.shape
+        and type(mean) is _ndarray
+        and type(rstd) is _ndarray
+        and mean.ndim == 1
+        and (weight is None or type(weight) is _ndarray)
+        and (has_bias is None or type(has_bias) is bool)
+        and (dweight is None or type(dweight) is _ndarray)
+        and (dbias is None or type(dbias) is _ndarray)
+    ):
+        # (M, D) as it is: the kernel at once (it checks every array before it adds to the
+        # accumulators, new zeros for those not given); what it refuses takes the path below
+        D = x.shape[1]
+        dw = None if weight is None else np.zeros(D, x.dtype) if dweight is None else dweight
+        with_bias = weight is not None if has_bias is None else has_bias
+        db = None if not with_bias else np.zeros(D, x.dtype) if dbias is None else dbias
+        try:
+            dx = _layer_norm_backward(dy, x, mean, rstd, weight, dw, db, None)
+        except (TypeError, ValueError):
+            pass
+        else:
+            return dx, dw, db
     where = "layer_norm_backward"
     dy, x = grad_and_input(dy, x, where)
     mean, rstd = _mean_rstd(mean, rstd, x, where)
