@@ -64,6 +64,23 @@ def affine_grads(
     return dweight, dbias
 
 
+def unchecked_grads(
+    weight: np.ndarray | None,
+    has_bias: bool | None,
+    dweight: Any,
+    dbias: Any,
+    size: int,
+    dtype: npt.DTypeLike,
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """:func:`affine_grads`'s (dweight, dbias), without its checks, for a backward that hands
+    them to a kernel which checks them itself (weight, dweight, dbias None or arrays, has_bias
+    None or a bool): new zeros of ``size`` for an accumulator wanted but not given."""
+    dw = None if weight is None else np.zeros(size, dtype) if dweight is None else dweight
+    with_bias = weight is not None if has_bias is None else has_bias
+    db = None if not with_bias else np.zeros(size, dtype) if dbias is None else dbias
+    return dw, db
+
+
 def grad_and_input(dy: Any, x: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
     """``(dy, x)`` of a backward whose dy has x's shape, as float arrays of x's dtype."""
     x = V.float_array(x, "x", where)

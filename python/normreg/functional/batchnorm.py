@@ -11,9 +11,12 @@ import numpy as np
 
 from .. import _C
 from .. import _validation as V
-from ._common import affine_grads, affine_params, as_ncl, grad_and_input, stat_array
+from ._common import affine_grads, affine_params, as_ncl, grad_and_input, stat_array, unchecked_grads
 
 _INF = math.inf
+_ndarray = np.ndarray
+_batch_norm_forward = _C.batch_norm_forward  # the kernels of the as-is paths, bound once
+_batch_norm_backward = _C.batch_norm_backward
 
 
 def _nc_or_ncl(x: np.ndarray, name: str, where: str) -> np.ndarray:
@@ -51,11 +54,6 @@ def _channel_stats(where: str, x: np.ndarray, C: int, **stats: Any) -> list[np.n
         V.check_shape(arr, name, where, (C,), "the channels of x")
         arrays.append(arr)
     return arrays
-
-
-_ndarray = np.ndarray
-_batch_norm_forward = _C.batch_norm_forward  # the kernels of the as-is paths, bound once
-_batch_norm_backward = _C.batch_norm_backward
 
 
 def _batch_norm_as_is(
@@ -166,8 +164,7 @@ def batch_norm_backward(
     (C,) or None; ``training`` as in the forward (batch statistics: the gradient flows
     through the mean and variance; evaluation: they are constants).
     -> (dx like x, dweight or None, dbias or None), as :func:`layer_norm_backward`.
-    (N, C) or (N, C, L) arrays with a weight go to the kernel as they are when nothing needs
-    converting.
+    (N, C) or (N, C, L) arrays go to the kernel as they are when nothing needs converting.
     """
     if (
         type(dy) is _ndarray
@@ -176,19 +173,17 @@ def batch_norm_backward(
         and x.size > 0
         and dy.shape == x.shape
         and type(training) is bool
-        and type(weight) is _ndarray
+        and (weight is None or type(weight) is _ndarray)
         and type(save_mean) is _ndarray
         and type(save_rstd) is _ndarray
+        and (has_bias is None or type(has_bias) is bool)
         and (dweight is None or type(dweight) is _ndarray)
-        and (has_bias is None or has_bias is True)
         and (dbias is None or type(dbias) is _ndarray)
     ):
-        # as it is, with weight: the kernel at once (it checks every array before it adds to
-        # the accumulators, new zeros for those not given); what it refuses takes the path below
-        C = x.shape[1]
-        dw = np.zeros(C, x.dtype) if dweight is None else dweight
-        db = np.zeros(C, x.dtype) if dbias is None else dbias
-        shape = x.shape if x.ndim == 3 else (x.shape[0], C, 1)
+        # as it is: the kernel at once (it checks every array before it adds to the
+        # accumulators, new zeros for those not given); what it refuses takes the path below
+        dw, db = unchecked_grads(weight, has_bias, dweight, dbias, x.shape[1], x.dtype)
+        shape = x.shape if x.ndim == 3 else (x.shape[0], x.shape[1], 1)
         try:
             dx = _batch_norm_backward(
                 dy.reshape(shape), x.reshape(shape), save_mean, save_rstd, weight, dw, db, training, None

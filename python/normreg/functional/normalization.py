@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import _C
 from .. import _validation as V
-from ._common import affine_grads, affine_params, as_ncl, grad_and_input, stat_array
+from ._common import affine_grads, affine_params, as_ncl, grad_and_input, stat_array, unchecked_grads
 
 _INF = math.inf
 _ndarray = np.ndarray
@@ -176,10 +176,7 @@ def layer_norm_backward(
     ):
         # (M, D) as it is: the kernel at once (it checks every array before it adds to the
         # accumulators, new zeros for those not given); what it refuses takes the path below
-        D = x.shape[1]
-        dw = None if weight is None else np.zeros(D, x.dtype) if dweight is None else dweight
-        with_bias = weight is not None if has_bias is None else has_bias
-        db = None if not with_bias else np.zeros(D, x.dtype) if dbias is None else dbias
+        dw, db = unchecked_grads(weight, has_bias, dweight, dbias, x.shape[1], x.dtype)
         try:
             dx = _layer_norm_backward(dy, x, mean, rstd, weight, dw, db, None)
         except (TypeError, ValueError):
