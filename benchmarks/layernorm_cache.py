@@ -1,11 +1,14 @@
-"""LayerNorm's forward kernel against a copy of the same array, at sizes that stay in the
-caches (1 thread): nanoseconds per element of each, so that what the kernel costs beyond
-moving its data shows.
+"""LayerNorm's forward and backward kernels against a copy of the same array, at sizes that
+stay in the caches (1 thread): nanoseconds per element of each, so that what the kernels cost
+beyond moving their data shows (the forward reads x and writes y, as the copy; the backward
+reads dy and x and writes dx).
 
     python benchmarks/layernorm_cache.py [--threads 1] [--reps 2000] [--shapes 8192x64,1024x64]
 
-The kernel is timed by ``_C.layer_norm_kernel_time`` (its loop in C, no Python per call); the
-copy (``_C.copy_f32``) by a Python loop, whose call overhead is under 0.03 ns per element here.
+The kernels are timed by ``_C.layer_norm_kernel_time`` and ``_C.layer_norm_backward_kernel_time``
+(their loops in C, no Python per call; the backward's dweight and dbias accumulated, inputs of
+mean 5 and std 3); the copy (``_C.copy_f32``) by a Python loop, whose call overhead is under
+0.03 ns per element here.
 For where the kernel's time goes, run it under a sampling profiler, e.g.
 ``perf record -e cpu-clock python benchmarks/layernorm_cache.py``.
 """
@@ -35,13 +38,15 @@ def main():
     normreg.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     print(f"{normreg.cpu_capability()}, {args.threads} thread(s); ns per element, best of 5")
-    print(f"{'shape':>12}{'KiB':>7}{'forward':>9}{'copy':>8}{'ratio':>7}")
+    print(f"{'shape':>12}{'KiB':>7}{'forward':>9}{'backward':>10}{'copy':>8}{'fwd/copy':>9}")
     for M, D in shapes:
         x = rng.standard_normal((M, D), dtype=np.float32) * 3 + 5
         w, b = rng.standard_normal(D, dtype=np.float32), rng.standard_normal(D, dtype=np.float32)
         y = np.empty_like(x)
         reps = max(5, args.reps * 65536 // (M * D))
+        dy = rng.standard_normal((M, D), dtype=np.float32)
         fwd = min(_C.layer_norm_kernel_time(x, w, b, reps) for _ in range(5))
+        bwd = min(_C.layer_norm_backward_kernel_time(dy, x, w, reps) for _ in range(5))
         copy = np.inf
         for _ in range(5):
             t = time.perf_counter()
@@ -50,7 +55,8 @@ def main():
             copy = min(copy, (time.perf_counter() - t) / reps)
         n = M * D
         print(
-            f"{M:>6}x{D:<5}{n * 4 // 1024:>7}{fwd * 1e9 / n:>9.3f}{copy * 1e9 / n:>8.3f}{fwd / copy:>6.1f}x"
+            f"{M:>6}x{D:<5}{n * 4 // 1024:>7}{fwd * 1e9 / n:>9.3f}{bwd * 1e9 / n:>10.3f}"
+            f"{copy * 1e9 / n:>8.3f}{fwd / copy:>8.1f}x"
         )
 
 

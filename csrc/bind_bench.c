@@ -81,6 +81,57 @@ layer_norm_kernel_time(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return PyFloat_FromDouble((t1 - t0) / (double)reps);
 }
 
+/* layer_norm_backward_kernel_time(dy, x (M, D) f32, w, reps) -> seconds per call of the bare
+ * backward kernel (dx, and dw, db added to), called `reps` times in a C loop after one forward
+ * for the mean and rstd, on normreg's current threads */
+static PyObject *
+layer_norm_backward_kernel_time(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    const char *fn = "layer_norm_backward_kernel_time";
+    PyArrayObject *dy, *x, *w;
+    if (nr_check_nargs(nargs, 4, fn) < 0 ||
+        nr_arg_array(args[0], fn, "dy", NPY_FLOAT32, 2, NR_REQUIRED, &dy) < 0 ||
+        nr_arg_array(args[1], fn, "x", NPY_FLOAT32, 2, NR_REQUIRED, &x) < 0 ||
+        nr_arg_same_shape(dy, fn, "dy", x, "x") < 0 ||
+        nr_arg_array(args[2], fn, "weight", NPY_FLOAT32, 1, NR_REQUIRED, &w) < 0 ||
+        nr_arg_dim(w, fn, "weight", 0, PyArray_DIM(x, 1), "columns of x") < 0) {
+        return NULL;
+    }
+    long reps = PyLong_AsLong(args[3]);
+    if (reps < 1) {
+        if (!PyErr_Occurred()) {
+            PyErr_Format(PyExc_ValueError, "%s: reps must be >= 1", fn);
+        }
+        return NULL;
+    }
+    const npy_intp M = PyArray_DIM(x, 0), D = PyArray_DIM(x, 1);
+    const int nthreads = nr_get_num_threads();
+    const size_t ws_bytes = nr_dispatch.nr_layernorm_backward_workspace_f32(D, nthreads);
+    /* dx (M D), then y's place for the forward (M D), mean and rstd (M each), dw and db (D
+     * each), then the workspace */
+    const size_t n = (size_t)(2 * M * D + 2 * M + 2 * D) + 16;
+    float *buf = PyMem_RawCalloc(n * sizeof(float) + ws_bytes, 1);
+    if (!buf) {
+        return PyErr_NoMemory();
+    }
+    float *dx = buf, *y = dx + M * D, *mean = y + M * D, *rstd = mean + M, *dw = rstd + M;
+    float *db = dw + D;
+    void *ws = buf + n;
+    double t0, t1;
+    Py_BEGIN_ALLOW_THREADS
+    nr_dispatch.nr_layernorm_forward_f32(y, mean, rstd, PyArray_DATA(x), PyArray_DATA(w), NULL,
+                                         M, D, 1e-5);
+    t0 = nr_now();
+    for (long r = 0; r < reps; r++) {
+        nr_dispatch.nr_layernorm_backward_f32(dx, dw, db, PyArray_DATA(dy), PyArray_DATA(x),
+                                              mean, rstd, PyArray_DATA(w), M, D, ws, nthreads);
+    }
+    t1 = nr_now();
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(buf);
+    return PyFloat_FromDouble((t1 - t0) / (double)reps);
+}
+
 /* sgemm(trans_a, trans_b, a, b, c, beta): c = op(a) op(b) + beta c, row-major, with the
  * OpenBLAS normreg links and its current thread setting: the direct call Linear is
  * compared with. */
@@ -125,6 +176,10 @@ PyMethodDef nr_bench_methods[] = {
      "copy_f32(dst, src, nthreads): plain parallel copy, the benchmarks' roofline"},
     {"layer_norm_kernel_time", (PyCFunction)(void (*)(void))layer_norm_kernel_time,
      METH_FASTCALL, "layer_norm_kernel_time(x, weight, bias, reps) -> seconds per kernel call"},
+    {"layer_norm_backward_kernel_time",
+     (PyCFunction)(void (*)(void))layer_norm_backward_kernel_time, METH_FASTCALL,
+     "layer_norm_backward_kernel_time(dy, x, weight, reps) -> seconds per backward kernel "
+     "call"},
     {"sgemm", (PyCFunction)(void (*)(void))sgemm, METH_FASTCALL,
      "sgemm(trans_a, trans_b, a, b, c, beta): direct OpenBLAS call for benchmarks"},
     {NULL, NULL, 0, NULL},

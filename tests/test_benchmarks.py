@@ -185,3 +185,20 @@ def test_beside_numpy_times_the_step_after_each_call():
     assert len(rows) == 8
     assert {r[0] for r in rows} == {"numpy", "normreg"}
     assert sum("NumPy's" in " ".join(r) for r in rows) == 2
+
+
+def test_layernorm_cache_times_both_kernels_and_the_copy():
+    """benchmarks/layernorm_cache.py prints, for each shape, the forward's, the backward's and
+    the copy's nanoseconds per element and the forward's ratio to the copy."""
+    import subprocess
+
+    script = os.path.join(BENCH, "layernorm_cache.py")
+    argv = [sys.executable, script, "--reps", "5", "--shapes", "16x128,64x64,3x1000"]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    rows = [line.split() for line in res.stdout.splitlines() if "x" in line and line.strip()[:1].isdigit()]
+    assert [r[0] for r in rows] == ["16x128", "64x64", "3x1000"], res.stdout
+    for row in rows:
+        fwd, bwd, copy = (float(v) for v in row[2:5])
+        assert fwd > 0 and bwd > 0 and copy > 0, res.stdout
+        assert row[5].endswith("x") and abs(float(row[5][:-1]) - fwd / copy) < 0.1, res.stdout

@@ -348,6 +348,12 @@ SPECS: list[Spec] = [
          Arr("weight", "f", lambda d: (d.K, d.N)), Num("has_bias", "bool", lambda d: d.has_bias),
          Num("need_dx", "bool", lambda d: d.need_dx)],
     ),
+    Spec(
+        "layer_norm_backward_kernel_time",
+        {**MD, "reps": lambda r, d: 1 + r.byte() % 3},
+        [Arr("dy", "f4", _md), Arr("x", "f4", _md), Arr("weight", "f4", _d),
+         Num("reps", "int", lambda d: d.reps, REPS_EXTREMES)],
+    ),
 ]  # fmt: skip
 
 BY_NAME = {spec.name: spec for spec in SPECS}
