@@ -41,6 +41,20 @@ copy_f32(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* The kernel timers' repetition count, an int >= 1: 0 with *reps set, or -1 with an error */
+static int
+nr_bench_reps(PyObject *obj, const char *fn, long *reps)
+{
+    *reps = PyLong_AsLong(obj);
+    if (*reps < 1) {
+        if (!PyErr_Occurred()) {
+            PyErr_Format(PyExc_ValueError, "%s: reps must be >= 1", fn);
+        }
+        return -1;
+    }
+    return 0;
+}
+
 /* layer_norm_kernel_time(x (M, D) f32, w, b, reps) -> seconds per call of the bare kernel,
  * called `reps` times in a C loop: what the binding adds is the rest of a call's time. */
 static PyObject *
@@ -56,11 +70,8 @@ layer_norm_kernel_time(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         nr_arg_dim(b, fn, "bias", 0, PyArray_DIM(x, 1), "columns of x") < 0) {
         return NULL;
     }
-    long reps = PyLong_AsLong(args[3]);
-    if (reps < 1) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_ValueError, "layer_norm_kernel_time: reps must be >= 1");
-        }
+    long reps;
+    if (nr_bench_reps(args[3], fn, &reps) < 0) {
         return NULL;
     }
     npy_intp M = PyArray_DIM(x, 0), D = PyArray_DIM(x, 1);
@@ -97,11 +108,8 @@ layer_norm_backward_kernel_time(PyObject *self, PyObject *const *args, Py_ssize_
         nr_arg_dim(w, fn, "weight", 0, PyArray_DIM(x, 1), "columns of x") < 0) {
         return NULL;
     }
-    long reps = PyLong_AsLong(args[3]);
-    if (reps < 1) {
-        if (!PyErr_Occurred()) {
-            PyErr_Format(PyExc_ValueError, "%s: reps must be >= 1", fn);
-        }
+    long reps;
+    if (nr_bench_reps(args[3], fn, &reps) < 0) {
         return NULL;
     }
     const npy_intp M = PyArray_DIM(x, 0), D = PyArray_DIM(x, 1);
