@@ -1,5 +1,6 @@
 /* LayerNorm kernels for one element type T (see layernorm.c). */
 
+#include "rowvec_body.h"
 #include "wide_body.h"
 
 /* Short rows (D <= NR_LN_SHORT_D): gcc ends an `omp simd reduction` with a chain of dependent
@@ -20,11 +21,6 @@
  * (D <= 256), so in float32 only |dy w| beyond 2^104 / D (8e28 at D = 256) could overflow
  * them. Such rows (and NaN) take the checked path, one at a time. */
 #define NR_LN_RISKY(rs) (!((rs) >= (T)0x1p-20))
-#if defined(__has_builtin)
-#if __has_builtin(__builtin_shufflevector)
-#define NR_LN_VEC 1
-#endif
-#endif
 #endif
 
 /* Row i of the forward redone in double, scaled (wide_body.h), when its sums in T overflowed
@@ -46,27 +42,14 @@ FN(nr_ln_forward_wide)(T *restrict y, T *restrict mean, T *restrict rstd, const 
 }
 
 /* A row whose var + eps in T left [NR_T_TINY, NR_T_MAX] (its sums overflowed, or may have lost
- * digits to underflow) got an rstd of 0, NaN or above 1 / sqrt(NR_T_TINY): found after the
- * kernels' loops (a test inside them slowed them measurably) and redone wide. */
-#define NR_LN_RS_OK(r) (((r) > 0) & ((r) <= (T)(1 / sqrt(NR_T_TINY))))
-
-static inline __attribute__((always_inline)) int
-FN(nr_ln_forward_check)(const T *restrict rstd, int64_t i0, int64_t i1)
-{
-    int ok = 1;
-#pragma omp simd reduction(& : ok)
-    for (int64_t i = i0; i < i1; i++) {
-        ok &= NR_LN_RS_OK(rstd[i]);
-    }
-    return !ok;
-}
-
+ * digits to underflow) got an rstd that fails NR_RSTD_OK (nr_common.h): found after the
+ * kernels' loops (nr_wide_rstd_check: a test inside them slowed them measurably), redone wide. */
 static void
 FN(nr_ln_forward_redo)(T *restrict y, T *restrict mean, T *restrict rstd, const T *restrict x,
                        const T *w, const T *b, int64_t D, double eps, int64_t i0, int64_t i1)
 {
     for (int64_t i = i0; D > 0 && i < i1; i++) {
-        if (!NR_LN_RS_OK(rstd[i])) {
+        if (!NR_RSTD_OK(rstd[i])) {
             FN(nr_ln_forward_wide)(y, mean, rstd, x, w, b, D, eps, i);
         }
     }
@@ -96,175 +79,17 @@ FN(nr_ln_backward_wide)(T *restrict dx, T *restrict pdw, T *restrict pdb, const 
     return 1;
 }
 
-#ifdef NR_LN_VEC
-/* one register of the tier (NR_VEC_BYTES): 64 bytes on avx512, 32 on avx2, 16 otherwise */
-typedef T FN(nr_ln_v) __attribute__((vector_size(NR_VEC_BYTES)));
-#define V FN(nr_ln_v)
-#define W ((int)(NR_VEC_BYTES / sizeof(T)))
-#define NR_LN_INLINE static inline __attribute__((always_inline))
-/* on the loops over a group's rows that end its reductions: gcc left them rolled (they hold
- * the tail loops), keeping the group's sums in an array on the stack, one row after another */
-#define NR_LN_UNROLL _Pragma("GCC unroll 8")
+#ifdef NR_ROW_VEC
 /* The backward's pairs of rows of exactly NV vectors that the pipeline leaves (with the
  * mean's correction, 3-4 vectors) get their own copy of the group loops on avx512, with D a
  * constant: no tail loops, nothing of them kept on the stack (0.88-0.92x at D = 64 on a Zen 5;
  * on avx2 no faster) */
 #define NR_LN_EXACT (NR_VEC_BYTES == 64)
 
-NR_LN_INLINE V
-FN(nr_ln_load)(const T *p)
-{
-    V v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-NR_LN_INLINE void
-FN(nr_ln_store)(T *p, V v)
-{
-    memcpy(p, &v, sizeof v);
-}
-
-/* a b + c, rounded once where the tier has FMA (avx2, avx512): one instruction instead of
- * two, in the loops whose additions bound them (the add ports are the busier ones).
- * NR_LN_FMA(a, b, c) is the tier's intrinsic on V, its b a vector or (NR_LN_SPLAT) a scalar
- * broadcast; without FMA a b + c, where a scalar b broadcasts by itself. */
-#if defined(__FMA__) && NR_VEC_BYTES == 64 && defined(NR_TYPED_F32)
-#define NR_LN_FMA(a, b, c) (V) _mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c))
-#define NR_LN_SPLAT(b) _mm512_set1_ps(b)
-#elif defined(__FMA__) && NR_VEC_BYTES == 64
-#define NR_LN_FMA(a, b, c) (V) _mm512_fmadd_pd((__m512d)(a), (__m512d)(b), (__m512d)(c))
-#define NR_LN_SPLAT(b) _mm512_set1_pd(b)
-#elif defined(__FMA__) && NR_VEC_BYTES == 32 && defined(NR_TYPED_F32)
-#define NR_LN_FMA(a, b, c) (V) _mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c))
-#define NR_LN_SPLAT(b) _mm256_set1_ps(b)
-#elif defined(__FMA__) && NR_VEC_BYTES == 32
-#define NR_LN_FMA(a, b, c) (V) _mm256_fmadd_pd((__m256d)(a), (__m256d)(b), (__m256d)(c))
-#define NR_LN_SPLAT(b) _mm256_set1_pd(b)
-#else
-#define NR_LN_FMA(a, b, c) ((a) * (b) + (c))
-#define NR_LN_SPLAT(b) (b)
-#endif
-
-NR_LN_INLINE V
-FN(nr_ln_fma)(V a, V b, V c)
-{
-    return NR_LN_FMA(a, b, c);
-}
-
-/* a b + c for a scalar b (as nr_ln_fma) */
-NR_LN_INLINE V
-FN(nr_ln_fmas)(V a, T b, V c)
-{
-    return NR_LN_FMA(a, NR_LN_SPLAT(b), c);
-}
-
-#undef NR_LN_FMA
-#undef NR_LN_SPLAT
-
-/* the sum of the W lanes of v, as a tree: halves added down to 16 bytes, then pairs */
-NR_LN_INLINE T
-FN(nr_ln_hsum)(V v)
-{
-    typedef T h16 __attribute__((vector_size(16)));
-#if NR_VEC_BYTES >= 32
-    typedef T h32 __attribute__((vector_size(32)));
-#endif
-#if NR_VEC_BYTES == 64 && defined(NR_TYPED_F32)
-    const h32 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
-                  __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
-#elif NR_VEC_BYTES == 64
-    const h32 a =
-        __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
-#elif NR_VEC_BYTES == 32
-    const h32 a = v;
-#endif
-#if NR_VEC_BYTES >= 32 && defined(NR_TYPED_F32)
-    const h16 c =
-        __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
-#elif NR_VEC_BYTES >= 32
-    const h16 c = __builtin_shufflevector(a, a, 0, 1) + __builtin_shufflevector(a, a, 2, 3);
-#else
-    const h16 c = v;
-#endif
-#ifdef NR_TYPED_F32
-    return (c[0] + c[2]) + (c[1] + c[3]);
-#else
-    return c[0] + c[1];
-#endif
-}
-
-/* the sum of row r's H chains of sums a (two: added as nr_ln_hsum4_rows adds them) */
-NR_LN_INLINE T
-FN(nr_ln_hsum_row)(const V *a, int r, int H)
-{
-    return H == 2 ? FN(nr_ln_hsum)(a[2 * r]) + FN(nr_ln_hsum)(a[2 * r + 1])
-                  : FN(nr_ln_hsum)(a[r]);
-}
-
-#undef NR_LN_HSUM4
-#if NR_VEC_BYTES == 64 && defined(NR_TYPED_F32)
-#define NR_LN_HSUM4 1
-/* The sums of four vectors' lanes at once, each added in nr_ln_hsum's order (so the same
- * values): lane 4 r holds v[r]'s. The four rows share each shuffle and addition, 13
- * instructions instead of 36; the short forward's per-row reductions bounded it on a Zen 5. */
-NR_LN_INLINE V
-FN(nr_ln_hsum4)(const V v[4])
-{
-    /* lanes 8 r' + i of u (r' = 0, 1 of the pair): v[i] + v[i + 8], nr_ln_hsum's halves */
-    const V u01 = __builtin_shufflevector(v[0], v[1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19,
-                                          20, 21, 22, 23) +
-                  __builtin_shufflevector(v[0], v[1], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26,
-                                          27, 28, 29, 30, 31);
-    const V u23 = __builtin_shufflevector(v[2], v[3], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19,
-                                          20, 21, 22, 23) +
-                  __builtin_shufflevector(v[2], v[3], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26,
-                                          27, 28, 29, 30, 31);
-    /* lanes 4 r + i: c[i] = u[i] + u[i + 4] of row r */
-    const V c = __builtin_shufflevector(u01, u23, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24,
-                                        25, 26, 27) +
-                __builtin_shufflevector(u01, u23, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23,
-                                        28, 29, 30, 31);
-    /* lanes 4 r and 4 r + 1: c0 + c2 and c1 + c3; then lane 4 r: (c0 + c2) + (c1 + c3) */
-    const V p =
-        c + __builtin_shufflevector(c, c, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-    return p +
-           __builtin_shufflevector(p, p, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-}
-
-/* nr_ln_hsum4 of a group's sums plus its tails: with H = 2 (a pair of rows, two chains
- * each), a row's two chains added, lane 8 r holding row r's sum */
-NR_LN_INLINE V
-FN(nr_ln_hsum4_rows)(const V a[4], const int H, V tail)
-{
-    V s = FN(nr_ln_hsum4)(a);
-    if (H == 2) {
-        s +=
-            __builtin_shufflevector(s, s, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-    }
-    return s + tail;
-}
-
-/* 1 / sqrt of the rows' lanes of nr_ln_hsum4_rows's v (lanes 4 H r), correctly rounded as
- * the scalar 1 / SQRT, in lanes r: one vector square root and division for the group
- * (written out: clang built a loop over the lanes of v from the scalar form) */
-NR_LN_INLINE V
-FN(nr_ln_rsqrt4)(V v, const int H)
-{
-    const __m512i lanes =
-        H == 2 ? _mm512_setr_epi32(0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-               : _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-    const __m128 r = _mm512_castps512_ps128(_mm512_permutexvar_ps(lanes, (__m512)v));
-    return (V)_mm512_zextps128_ps512(_mm_div_ps(_mm_set1_ps(1), _mm_sqrt_ps(r)));
-}
-#else
-#define NR_LN_HSUM4 0
-#endif
-
 /* G rows (G a constant after inlining) of the forward starting at row i. NV > 0 (a constant,
  * with D / W == NV and G NV <= 16): the rows' full vectors are loaded once and kept in
  * registers for the three passes; NV == 0: every pass loads them again. */
-NR_LN_INLINE void
+NR_VEC_INLINE void
 FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const T *restrict x,
                         const T *restrict wv, const T *restrict bv, int64_t D, T eps, int64_t i,
                         const int G, const int NV)
@@ -275,9 +100,9 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
     const T *xr[NR_LN_GROUP];
     T sh[NR_LN_GROUP], dm[NR_LN_GROUP], rs[NR_LN_GROUP];
     /* H chains of sums a row: two for rows of 8 vectors (D / W == 8) on avx512, whose pairs
-     * then fill nr_ln_hsum4's four vectors, single rows alike (the same sums whatever the
+     * then fill nr_vec_hsum4's four vectors, single rows alike (the same sums whatever the
      * row's group); row r's sums end in lane L r of the packed reduction */
-    const int H = NR_LN_HSUM4 && G <= 2 && (NV > 0 ? NV : D / W) == 8 ? 2 : 1, L = 4 * H;
+    const int H = NR_VEC_HSUM4 && G <= 2 && (NV > 0 ? NV : D / W) == 8 ? 2 : 1, L = 4 * H;
     (void)L;
     V a[NR_LN_GROUP];
     for (int r = 0; r < G; r++) {
@@ -290,15 +115,15 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
     /* pass 1: sum of x - shift (exact near the shift: a large offset costs no accuracy) */
     for (int64_t j = 0; j < nfull; j += W) {
         for (int r = 0; r < G; r++) {
-            const V d = FN(nr_ln_load)(xr[r] + j) - sh[r];
+            const V d = FN(nr_vec_load)(xr[r] + j) - sh[r];
             if (NV > 0) {
                 xv[r][j / W] = d; /* x - shift, kept for the next two passes */
             }
             a[r * H + (int)(j / W) % H] += d;
         }
     }
-    if (NR_LN_HSUM4 && G * H == 4 && NV > 0) {
-#if NR_LN_HSUM4
+    if (NR_VEC_HSUM4 && G * H == 4 && NV > 0) {
+#if NR_VEC_HSUM4
         V tail = (V){0}; /* the sums of the elements past the full vectors, as below */
         for (int r = 0; D > nfull && r < G; r++) {
             T t = 0;
@@ -307,7 +132,7 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
             }
             tail[L * r] = t;
         }
-        const V m = FN(nr_ln_hsum4_rows)(a, H, tail) * inv_d;
+        const V m = FN(nr_vec_hsum4_rows)(a, H, tail) * inv_d;
         for (int r = 0; r < G; r++) {
             dm[r] = m[L * r];
         }
@@ -317,13 +142,13 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
 #endif
     }
     else {
-        NR_LN_UNROLL
+        NR_VEC_UNROLL
         for (int r = 0; r < G; r++) {
             T s = 0;
             for (int64_t j = nfull; j < D; j++) {
                 s += xr[r][j] - sh[r];
             }
-            dm[r] = (FN(nr_ln_hsum_row)(a, r, H) + s) * inv_d; /* mean - shift */
+            dm[r] = (FN(nr_vec_hsum_row)(a, r, H) + s) * inv_d; /* mean - shift */
             for (int k = 0; k < H; k++) {
                 a[r * H + k] = (V){0};
             }
@@ -332,15 +157,15 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
     /* pass 2: sum of squared deviations */
     for (int64_t j = 0; j < nfull; j += W) {
         for (int r = 0; r < G; r++) {
-            const V d = (NV > 0 ? xv[r][j / W] : FN(nr_ln_load)(xr[r] + j) - sh[r]) - dm[r];
+            const V d = (NV > 0 ? xv[r][j / W] : FN(nr_vec_load)(xr[r] + j) - sh[r]) - dm[r];
             if (NV > 0) {
                 xv[r][j / W] = d;
             }
-            a[r * H + (int)(j / W) % H] = FN(nr_ln_fma)(d, d, a[r * H + (int)(j / W) % H]);
+            a[r * H + (int)(j / W) % H] = FN(nr_vec_fma)(d, d, a[r * H + (int)(j / W) % H]);
         }
     }
-    if (NR_LN_HSUM4 && G * H == 4 && NV > 0) {
-#if NR_LN_HSUM4
+    if (NR_VEC_HSUM4 && G * H == 4 && NV > 0) {
+#if NR_VEC_HSUM4
         V tail = (V){0};
         for (int r = 0; D > nfull && r < G; r++) {
             T t = 0;
@@ -350,8 +175,8 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
             }
             tail[L * r] = t;
         }
-        const V var = FN(nr_ln_hsum4_rows)(a, H, tail) * inv_d + eps;
-        const V q = FN(nr_ln_rsqrt4)(var, H);
+        const V var = FN(nr_vec_hsum4_rows)(a, H, tail) * inv_d + eps;
+        const V q = FN(nr_vec_rsqrt4)(var, H);
         for (int r = 0; r < G; r++) {
             rs[r] = q[r];
             mean[i + r] = sh[r] + dm[r];
@@ -360,14 +185,14 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
 #endif
     }
     else {
-        NR_LN_UNROLL
+        NR_VEC_UNROLL
         for (int r = 0; r < G; r++) {
             T s = 0;
             for (int64_t j = nfull; j < D; j++) {
                 const T d = (xr[r][j] - sh[r]) - dm[r];
                 s = NR_FMA1(d, d, s);
             }
-            rs[r] = (T)1 / SQRT((FN(nr_ln_hsum_row)(a, r, H) + s) * inv_d + eps);
+            rs[r] = (T)1 / SQRT((FN(nr_vec_hsum_row)(a, r, H) + s) * inv_d + eps);
             mean[i + r] = sh[r] + dm[r];
             rstd[i + r] = rs[r];
         }
@@ -375,7 +200,7 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
     /* pass 3: the outputs, w and b loaded once per group; it asks for the next group's
      * lines (x, and y's for writing) as it goes (as nr_ln_backward_row) */
     for (int64_t j = 0; j < nfull; j += W) {
-        const V wj = FN(nr_ln_load)(wv + j), bj = FN(nr_ln_load)(bv + j);
+        const V wj = FN(nr_vec_load)(wv + j), bj = FN(nr_vec_load)(bv + j);
         if ((j * (int64_t)sizeof(T)) % 64 == 0) {
             for (int r = 0; r < G; r++) {
                 __builtin_prefetch(x + (i + G + r) * D + j, 0, 3);
@@ -383,8 +208,8 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
             }
         }
         for (int r = 0; r < G; r++) {
-            const V d = NV > 0 ? xv[r][j / W] : (FN(nr_ln_load)(xr[r] + j) - sh[r]) - dm[r];
-            FN(nr_ln_store)(y + (i + r) * D + j, FN(nr_ln_fma)(d * rs[r], wj, bj));
+            const V d = NV > 0 ? xv[r][j / W] : (FN(nr_vec_load)(xr[r] + j) - sh[r]) - dm[r];
+            FN(nr_vec_store)(y + (i + r) * D + j, FN(nr_vec_fma)(d * rs[r], wj, bj));
         }
     }
     for (int r = 0; r < G; r++) {
@@ -396,12 +221,12 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
 
 /* Row sums of a group's sums a (H chains a row) as nr_ln_forward_group adds them, plus 0 (its
  * tails' sums when it has none), in out[r] */
-NR_LN_INLINE void
+NR_VEC_INLINE void
 FN(nr_ln_pipe_rowsums)(T out[4], const V a[4], const int G, const int H)
 {
-#if NR_LN_HSUM4
+#if NR_VEC_HSUM4
     if (G * H == 4) {
-        const V s = FN(nr_ln_hsum4_rows)(a, H, (V){0});
+        const V s = FN(nr_vec_hsum4_rows)(a, H, (V){0});
         for (int r = 0; r < G; r++) {
             out[r] = s[4 * H * r];
         }
@@ -409,12 +234,12 @@ FN(nr_ln_pipe_rowsums)(T out[4], const V a[4], const int G, const int H)
     }
 #endif
     for (int r = 0; r < G; r++) {
-        out[r] = FN(nr_ln_hsum_row)(a, r, H) + (T)0;
+        out[r] = FN(nr_vec_hsum_row)(a, r, H) + (T)0;
     }
 }
 
 /* The first pass of G rows of NV full vectors (D = NV W) from row i: shifts and means */
-NR_LN_INLINE void
+NR_VEC_INLINE void
 FN(nr_ln_pipe_mean)(T sh[4], T dm[4], const T *restrict x, int64_t i, const int G, const int H,
                     const int NV)
 {
@@ -428,7 +253,7 @@ FN(nr_ln_pipe_mean)(T sh[4], T dm[4], const T *restrict x, int64_t i, const int 
     }
     for (int k = 0; k < NV; k++) {
         for (int r = 0; r < G; r++) {
-            a[r * H + k % H] += FN(nr_ln_load)(x + (i + r) * D + k * W) - sh[r];
+            a[r * H + k % H] += FN(nr_vec_load)(x + (i + r) * D + k * W) - sh[r];
         }
     }
     T s[4];
@@ -443,13 +268,13 @@ FN(nr_ln_pipe_mean)(T sh[4], T dm[4], const T *restrict x, int64_t i, const int 
  * CPU then has the next group's independent work at hand. The values of nr_ln_forward_group
  * (H: its chains a row); KEEP: x - shift - mean kept in registers for the output pass.
  * Returns the first row not done. */
-NR_LN_INLINE int64_t
+NR_VEC_INLINE int64_t
 FN(nr_ln_forward_pipe)(T *restrict y, T *restrict mean, T *restrict rstd, const T *restrict x,
                        const T *restrict wv, const T *restrict bv, T eps, int64_t i, int64_t i1,
                        const int G, const int NV, const int KEEP)
 {
     const int64_t D = (int64_t)NV * W;
-    const int H = NR_LN_HSUM4 && G == 2 ? 2 : 1;
+    const int H = NR_VEC_HSUM4 && G == 2 ? 2 : 1;
     if (i + G > i1) {
         return i;
     }
@@ -462,11 +287,11 @@ FN(nr_ln_forward_pipe)(T *restrict y, T *restrict mean, T *restrict rstd, const 
         }
         for (int k = 0; k < NV; k++) {
             for (int r = 0; r < G; r++) {
-                const V d = (FN(nr_ln_load)(x + (i + r) * D + k * W) - sh[r]) - dm[r];
+                const V d = (FN(nr_vec_load)(x + (i + r) * D + k * W) - sh[r]) - dm[r];
                 if (KEEP) {
                     xv[r][k] = d;
                 }
-                a[r * H + k % H] = FN(nr_ln_fma)(d, d, a[r * H + k % H]);
+                a[r * H + k % H] = FN(nr_vec_fma)(d, d, a[r * H + k % H]);
             }
         }
         T sh2[4] = {0}, dm2[4] = {0};
@@ -474,10 +299,10 @@ FN(nr_ln_forward_pipe)(T *restrict y, T *restrict mean, T *restrict rstd, const 
             FN(nr_ln_pipe_mean)(sh2, dm2, x, i + G, G, H, NV);
         }
         T rs[4];
-#if NR_LN_HSUM4
+#if NR_VEC_HSUM4
         if (G * H == 4) {
-            const V var = FN(nr_ln_hsum4_rows)(a, H, (V){0}) * ((T)1 / (T)D) + eps;
-            const V q = FN(nr_ln_rsqrt4)(var, H);
+            const V var = FN(nr_vec_hsum4_rows)(a, H, (V){0}) * ((T)1 / (T)D) + eps;
+            const V q = FN(nr_vec_rsqrt4)(var, H);
             for (int r = 0; r < G; r++) {
                 rs[r] = q[r];
             }
@@ -496,11 +321,11 @@ FN(nr_ln_forward_pipe)(T *restrict y, T *restrict mean, T *restrict rstd, const 
             rstd[i + r] = rs[r];
         }
         for (int k = 0; k < NV; k++) {
-            const V wj = FN(nr_ln_load)(wv + k * W), bj = FN(nr_ln_load)(bv + k * W);
+            const V wj = FN(nr_vec_load)(wv + k * W), bj = FN(nr_vec_load)(bv + k * W);
             for (int r = 0; r < G; r++) {
-                const V d =
-                    KEEP ? xv[r][k] : (FN(nr_ln_load)(x + (i + r) * D + k * W) - sh[r]) - dm[r];
-                FN(nr_ln_store)(y + (i + r) * D + k * W, FN(nr_ln_fma)(d * rs[r], wj, bj));
+                const V d = KEEP ? xv[r][k]
+                                 : (FN(nr_vec_load)(x + (i + r) * D + k * W) - sh[r]) - dm[r];
+                FN(nr_vec_store)(y + (i + r) * D + k * W, FN(nr_vec_fma)(d * rs[r], wj, bj));
             }
         }
         for (int r = 0; r < G; r++) {
@@ -532,7 +357,7 @@ FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd
     for (; i + (G) <= i1; i += (G)) {                                                          \
         FN(nr_ln_forward_group)(y, mean, rstd, x, wv, bv, D, e, i, (G), (NV));                 \
     }
-#if NR_LN_HSUM4
+#if NR_VEC_HSUM4
 #define NR_LN_PIPE(NV)                                                                         \
     if (D == (NV) * W) {                                                                       \
         i = FN(nr_ln_forward_pipe)(y, mean, rstd, x, wv, bv, e, i, i1, (NV) == 8 ? 2 : 4,      \
@@ -563,7 +388,7 @@ FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd
         NR_LN_FWD(2, 8) break;
 #endif
     default:
-        if (!NR_LN_HSUM4 && D % W == 0) {
+        if (!NR_VEC_HSUM4 && D % W == 0) {
             i = FN(nr_ln_forward_pipe)(y, mean, rstd, x, wv, bv, e, i, i1, 4, (int)(D / W), 0);
         }
         NR_LN_FWD(NR_LN_GROUP, 0) break;
@@ -573,18 +398,18 @@ FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd
     for (; i < i1; i++) {
         FN(nr_ln_forward_group)(y, mean, rstd, x, wv, bv, D, e, i, 1, 0);
     }
-    return FN(nr_ln_forward_check)(rstd, i0, i1);
+    return FN(nr_wide_rstd_check)(rstd, i0, i1);
 }
 
 /* The lanes' sums of G rows' sums ag and agx of the backward, in hg and hgx: a pair's four in
- * one packed reduction on avx512, the same values as nr_ln_hsum's */
-NR_LN_INLINE void
+ * one packed reduction on avx512, the same values as nr_vec_hsum's */
+NR_VEC_INLINE void
 FN(nr_ln_grad_hsums)(T *hg, T *hgx, const V *ag, const V *agx, const int G)
 {
-#if NR_LN_HSUM4
+#if NR_VEC_HSUM4
     if (G == 2) {
         const V v[4] = {ag[0], agx[0], ag[1], agx[1]};
-        const V h = FN(nr_ln_hsum4)(v);
+        const V h = FN(nr_vec_hsum4)(v);
         hg[0] = h[0];
         hgx[0] = h[4];
         hg[1] = h[8];
@@ -592,10 +417,10 @@ FN(nr_ln_grad_hsums)(T *hg, T *hgx, const V *ag, const V *agx, const int G)
         return;
     }
 #endif
-    NR_LN_UNROLL
+    NR_VEC_UNROLL
     for (int r = 0; r < G; r++) {
-        hg[r] = FN(nr_ln_hsum)(ag[r]);
-        hgx[r] = FN(nr_ln_hsum)(agx[r]);
+        hg[r] = FN(nr_vec_hsum)(ag[r]);
+        hgx[r] = FN(nr_vec_hsum)(agx[r]);
     }
 }
 
@@ -604,7 +429,7 @@ FN(nr_ln_grad_hsums)(T *hg, T *hgx, const V *ag, const V *agx, const int G)
  * back what the rounding lost, so xhat = ((x - mean) - c) rstd keeps the forward's accuracy
  * at any offset (NR_LN_FAR says when it matters). With `check`, returns NaN, having written
  * nothing, if a row's sums are not finite (else 0). */
-NR_LN_INLINE T
+NR_VEC_INLINE T
 FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const T *restrict dy,
                          const T *restrict x, const T *restrict mean, const T *restrict rstd,
                          const T *restrict wv, int64_t D, int64_t i, const int G,
@@ -628,12 +453,12 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
     }
     /* the row sums of g = dy w, of g (x - mean) and of x - mean */
     for (int64_t j = 0; j < nfull; j += W) {
-        const V wj = FN(nr_ln_load)(wv + j);
+        const V wj = FN(nr_vec_load)(wv + j);
         for (int r = 0; r < G; r++) {
-            const V g = FN(nr_ln_load)(gr[r] + j) * wj;
-            const V xc = FN(nr_ln_load)(xr[r] + j) - mu[r];
+            const V g = FN(nr_vec_load)(gr[r] + j) * wj;
+            const V xc = FN(nr_vec_load)(xr[r] + j) - mu[r];
             ag[r] += g;
-            agx[r] = FN(nr_ln_fma)(g, xc, agx[r]);
+            agx[r] = FN(nr_vec_fma)(g, xc, agx[r]);
             if (corr) {
                 ac[r] += xc;
             }
@@ -642,7 +467,7 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
     T hg[NR_LN_GROUP_B], hgx[NR_LN_GROUP_B];
     FN(nr_ln_grad_hsums)(hg, hgx, ag, agx, G);
     T nonfinite = 0; /* v - v is 0, or NaN when v is Inf or NaN */
-    NR_LN_UNROLL
+    NR_VEC_UNROLL
     for (int r = 0; r < G; r++) {
         T s = 0, sx = 0, sc = 0;
         for (int64_t j = nfull; j < D; j++) {
@@ -652,7 +477,7 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
             sc += xc;
         }
         const T sg = hg[r] + s;
-        cr[r] = corr ? (FN(nr_ln_hsum)(ac[r]) + sc) * inv_d : (T)0;
+        cr[r] = corr ? (FN(nr_vec_hsum)(ac[r]) + sc) * inv_d : (T)0;
         mg[r] = sg * inv_d;
         mgx[r] = ((hgx[r] + sx) - cr[r] * sg) * rs[r] * inv_d; /* mean(g xhat) */
         if (check) {
@@ -665,7 +490,7 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
     /* dx, and the group's dw += dy xhat, db += dy added to the partials once; from the
      * caches, so it asks for the next group's lines as it goes (as nr_ln_backward_row) */
     for (int64_t j = 0; j < nfull; j += W) {
-        const V wj = FN(nr_ln_load)(wv + j);
+        const V wj = FN(nr_vec_load)(wv + j);
         V sdw = (V){0}, sdb = (V){0};
         if ((j * (int64_t)sizeof(T)) % 64 == 0) {
             for (int r = 0; r < G; r++) {
@@ -676,15 +501,15 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
             }
         }
         for (int r = 0; r < G; r++) {
-            const V g = FN(nr_ln_load)(gr[r] + j);
-            V xc = FN(nr_ln_load)(xr[r] + j) - mu[r];
+            const V g = FN(nr_vec_load)(gr[r] + j);
+            V xc = FN(nr_vec_load)(xr[r] + j) - mu[r];
             if (corr) {
                 xc -= cr[r];
             }
             const V xh = xc * rs[r];
             const V gc = g * wj - mg[r];
-            FN(nr_ln_store)(dx + (i + r) * D + j, rs[r] * FN(nr_ln_fmas)(xh, -mgx[r], gc));
-            sdw = FN(nr_ln_fma)(g, xh, sdw);
+            FN(nr_vec_store)(dx + (i + r) * D + j, rs[r] * FN(nr_vec_fmas)(xh, -mgx[r], gc));
+            sdw = FN(nr_vec_fma)(g, xh, sdw);
             sdb += g;
         }
         if (accw) {
@@ -692,8 +517,8 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
             accb[j / W] += sdb;
         }
         else if (pdw) {
-            FN(nr_ln_store)(pdw + j, FN(nr_ln_load)(pdw + j) + sdw);
-            FN(nr_ln_store)(pdb + j, FN(nr_ln_load)(pdb + j) + sdb);
+            FN(nr_vec_store)(pdw + j, FN(nr_vec_load)(pdw + j) + sdw);
+            FN(nr_vec_store)(pdb + j, FN(nr_vec_load)(pdb + j) + sdb);
         }
     }
     for (int64_t j = nfull; j < D; j++) {
@@ -714,7 +539,7 @@ FN(nr_ln_backward_group)(T *restrict dx, T *restrict pdw, T *restrict pdb, const
 
 /* The sums of g = dy w, of g (x - mean) and (with corr) of x - mean of the pair of rows from
  * i (D = NV W), reduced as nr_ln_backward_group reduces them */
-NR_LN_INLINE void
+NR_VEC_INLINE void
 FN(nr_ln_pipe_gsums)(T hg[2], T hgx[2], T hc[2], const T *restrict dy, const T *restrict x,
                      const T *restrict mean, const T *restrict wv, int64_t i, const int NV,
                      const int corr)
@@ -722,19 +547,19 @@ FN(nr_ln_pipe_gsums)(T hg[2], T hgx[2], T hc[2], const T *restrict dy, const T *
     const int64_t D = (int64_t)NV * W;
     V ag[2] = {(V){0}, (V){0}}, agx[2] = {(V){0}, (V){0}}, ac[2] = {(V){0}, (V){0}};
     for (int k = 0; k < NV; k++) {
-        const V wj = FN(nr_ln_load)(wv + k * W);
+        const V wj = FN(nr_vec_load)(wv + k * W);
         for (int r = 0; r < 2; r++) {
-            const V g = FN(nr_ln_load)(dy + (i + r) * D + k * W) * wj;
-            const V xc = FN(nr_ln_load)(x + (i + r) * D + k * W) - mean[i + r];
+            const V g = FN(nr_vec_load)(dy + (i + r) * D + k * W) * wj;
+            const V xc = FN(nr_vec_load)(x + (i + r) * D + k * W) - mean[i + r];
             ag[r] += g;
-            agx[r] = FN(nr_ln_fma)(g, xc, agx[r]);
+            agx[r] = FN(nr_vec_fma)(g, xc, agx[r]);
             if (corr) {
                 ac[r] += xc;
             }
         }
     }
     for (int r = 0; corr && r < 2; r++) {
-        hc[r] = FN(nr_ln_hsum)(ac[r]);
+        hc[r] = FN(nr_vec_hsum)(ac[r]);
     }
     FN(nr_ln_grad_hsums)(hg, hgx, ag, agx, 2);
 }
@@ -743,7 +568,7 @@ FN(nr_ln_pipe_gsums)(T hg[2], T hgx[2], T hc[2], const T *restrict dy, const T *
  * full vectors, each pair's sums placed amid the pair before it (as nr_ln_forward_pipe), the
  * values of nr_ln_backward_group; dw and db into accw and accb, or (NULL) pdw and pdb if
  * not NULL. Returns the first row not done. */
-NR_LN_INLINE int64_t
+NR_VEC_INLINE int64_t
 FN(nr_ln_backward_pipe)(T *restrict dx, T *restrict pdw, T *restrict pdb, const T *restrict dy,
                         const T *restrict x, const T *restrict mean, const T *restrict rstd,
                         const T *restrict wv, int64_t i, int64_t i1, const int NV,
@@ -770,19 +595,19 @@ FN(nr_ln_backward_pipe)(T *restrict dx, T *restrict pdw, T *restrict pdb, const 
             FN(nr_ln_pipe_gsums)(hg, hgx, hc, dy, x, mean, wv, i + 2, NV, corr);
         }
         for (int k = 0; k < NV; k++) {
-            const V wj = FN(nr_ln_load)(wv + k * W);
+            const V wj = FN(nr_vec_load)(wv + k * W);
             V sdw = (V){0}, sdb = (V){0};
             for (int r = 0; r < 2; r++) {
                 const int64_t o = (i + r) * D + k * W;
-                const V g = FN(nr_ln_load)(dy + o);
-                V xc = FN(nr_ln_load)(x + o) - mu[r];
+                const V g = FN(nr_vec_load)(dy + o);
+                V xc = FN(nr_vec_load)(x + o) - mu[r];
                 if (corr) {
                     xc -= cr[r];
                 }
                 const V xh = xc * rs[r];
                 const V gc = g * wj - mg[r];
-                FN(nr_ln_store)(dx + o, rs[r] * FN(nr_ln_fmas)(xh, -mgx[r], gc));
-                sdw = FN(nr_ln_fma)(g, xh, sdw);
+                FN(nr_vec_store)(dx + o, rs[r] * FN(nr_vec_fmas)(xh, -mgx[r], gc));
+                sdw = FN(nr_vec_fma)(g, xh, sdw);
                 sdb += g;
             }
             if (accw) {
@@ -790,8 +615,8 @@ FN(nr_ln_backward_pipe)(T *restrict dx, T *restrict pdw, T *restrict pdb, const 
                 accb[k] += sdb;
             }
             else if (pdw) {
-                FN(nr_ln_store)(pdw + k * W, FN(nr_ln_load)(pdw + k * W) + sdw);
-                FN(nr_ln_store)(pdb + k * W, FN(nr_ln_load)(pdb + k * W) + sdb);
+                FN(nr_vec_store)(pdw + k * W, FN(nr_vec_load)(pdw + k * W) + sdw);
+                FN(nr_vec_store)(pdb + k * W, FN(nr_vec_load)(pdb + k * W) + sdb);
             }
         }
     }
@@ -837,8 +662,8 @@ FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb
     V accw[NR_LN_KEEP_B], accb[NR_LN_KEEP_B];
     const int nv = pdw && D / W <= NR_LN_KEEP_B ? (int)(D / W) : 0;
     for (int k = 0; k < nv; k++) {
-        accw[k] = FN(nr_ln_load)(pdw + k * W);
-        accb[k] = FN(nr_ln_load)(pdb + k * W);
+        accw[k] = FN(nr_vec_load)(pdw + k * W);
+        accb[k] = FN(nr_vec_load)(pdb + k * W);
     }
 /* Pairs of rows in the pipeline (nr_ln_backward_pipe): of 1-4 full vectors (with the
  * correction, 1-2: slower at 4 on a Zen 5); of more on avx2 only (0.75-0.90x the time at
@@ -887,8 +712,8 @@ FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb
 #undef NR_LN_BWD
 #undef NR_LN_PIPE_B0
     for (int k = 0; k < nv; k++) {
-        FN(nr_ln_store)(pdw + k * W, accw[k]);
-        FN(nr_ln_store)(pdb + k * W, accb[k]);
+        FN(nr_vec_store)(pdw + k * W, accw[k]);
+        FN(nr_vec_store)(pdb + k * W, accb[k]);
     }
 }
 
@@ -897,7 +722,7 @@ FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb
  * simd reduction compiles) waits an addition's latency per vector. With `yr` (a row of y
  * beyond the caches), the first sum also asks for y's lines: fetched alongside x's, as a
  * copy's are, instead of all at once when the last pass writes them. */
-NR_LN_INLINE T
+NR_VEC_INLINE T
 FN(nr_ln_row_sum)(const T *restrict xr, int64_t D, T sh, T *yr)
 {
     const V s = (V){0} + sh;
@@ -907,42 +732,42 @@ FN(nr_ln_row_sum)(const T *restrict xr, int64_t D, T sh, T *yr)
         for (int q = 0; yr && q < (int)(4 * W * sizeof(T)); q += 64) {
             __builtin_prefetch((char *)(yr + j) + q, 1, 3);
         }
-        a0 += FN(nr_ln_load)(xr + j) - s;
-        a1 += FN(nr_ln_load)(xr + j + W) - s;
-        a2 += FN(nr_ln_load)(xr + j + 2 * W) - s;
-        a3 += FN(nr_ln_load)(xr + j + 3 * W) - s;
+        a0 += FN(nr_vec_load)(xr + j) - s;
+        a1 += FN(nr_vec_load)(xr + j + W) - s;
+        a2 += FN(nr_vec_load)(xr + j + 2 * W) - s;
+        a3 += FN(nr_vec_load)(xr + j + 3 * W) - s;
     }
     for (; j + W <= D; j += W) {
-        a0 += FN(nr_ln_load)(xr + j) - s;
+        a0 += FN(nr_vec_load)(xr + j) - s;
     }
-    T sum = FN(nr_ln_hsum)((a0 + a1) + (a2 + a3));
+    T sum = FN(nr_vec_hsum)((a0 + a1) + (a2 + a3));
     for (; j < D; j++) {
         sum += xr[j] - sh;
     }
     return sum;
 }
 
-NR_LN_INLINE T
+NR_VEC_INLINE T
 FN(nr_ln_row_sumsq)(const T *restrict xr, int64_t D, T sh, T dm)
 {
     const V s = (V){0} + sh, m = (V){0} + dm;
     V a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
     int64_t j = 0;
     for (; j + 4 * W <= D; j += 4 * W) {
-        const V d0 = (FN(nr_ln_load)(xr + j) - s) - m,
-                d1 = (FN(nr_ln_load)(xr + j + W) - s) - m;
-        const V d2 = (FN(nr_ln_load)(xr + j + 2 * W) - s) - m;
-        const V d3 = (FN(nr_ln_load)(xr + j + 3 * W) - s) - m;
-        a0 = FN(nr_ln_fma)(d0, d0, a0);
-        a1 = FN(nr_ln_fma)(d1, d1, a1);
-        a2 = FN(nr_ln_fma)(d2, d2, a2);
-        a3 = FN(nr_ln_fma)(d3, d3, a3);
+        const V d0 = (FN(nr_vec_load)(xr + j) - s) - m,
+                d1 = (FN(nr_vec_load)(xr + j + W) - s) - m;
+        const V d2 = (FN(nr_vec_load)(xr + j + 2 * W) - s) - m;
+        const V d3 = (FN(nr_vec_load)(xr + j + 3 * W) - s) - m;
+        a0 = FN(nr_vec_fma)(d0, d0, a0);
+        a1 = FN(nr_vec_fma)(d1, d1, a1);
+        a2 = FN(nr_vec_fma)(d2, d2, a2);
+        a3 = FN(nr_vec_fma)(d3, d3, a3);
     }
     for (; j + W <= D; j += W) {
-        const V d = (FN(nr_ln_load)(xr + j) - s) - m;
-        a0 = FN(nr_ln_fma)(d, d, a0);
+        const V d = (FN(nr_vec_load)(xr + j) - s) - m;
+        a0 = FN(nr_vec_fma)(d, d, a0);
     }
-    T sum = FN(nr_ln_hsum)((a0 + a1) + (a2 + a3));
+    T sum = FN(nr_vec_hsum)((a0 + a1) + (a2 + a3));
     for (; j < D; j++) {
         const T d = (xr[j] - sh) - dm;
         sum += d * d;
@@ -952,7 +777,7 @@ FN(nr_ln_row_sumsq)(const T *restrict xr, int64_t D, T sh, T dm)
 
 #undef V
 #undef W
-#endif /* NR_LN_VEC */
+#endif /* NR_ROW_VEC */
 
 /* Rows [i0, i1) of the forward, in tiles of up to 16 rows that stay in cache: each pass runs
  * over every row of the tile before the next pass starts, so the rows' reductions are
@@ -986,7 +811,7 @@ FN(nr_layernorm_forward_rows)(T *restrict y, T *restrict mean, T *restrict rstd,
         for (int64_t k = 0; k < nr; k++) {
             const T *xr = x + (t0 + k) * D;
             const T sh = xr[0];
-#ifdef NR_LN_VEC
+#ifdef NR_ROW_VEC
             const T sum = FN(nr_ln_row_sum)(xr, D, sh, uncached ? y + (t0 + k) * D : NULL);
 #else
             T sum = 0;
@@ -1001,7 +826,7 @@ FN(nr_layernorm_forward_rows)(T *restrict y, T *restrict mean, T *restrict rstd,
         for (int64_t k = 0; k < nr; k++) {
             const T *xr = x + (t0 + k) * D;
             const T sh = shift[k], dm = dmean[k];
-#ifdef NR_LN_VEC
+#ifdef NR_ROW_VEC
             const T sumsq = FN(nr_ln_row_sumsq)(xr, D, sh, dm);
 #else
             T sumsq = 0;
@@ -1049,7 +874,7 @@ FN(nr_layernorm_forward_rows)(T *restrict y, T *restrict mean, T *restrict rstd,
             }
         }
     }
-    return FN(nr_ln_forward_check)(rstd, i0, i1);
+    return FN(nr_wide_rstd_check)(rstd, i0, i1);
 }
 
 /* x (M, D), w (D) or NULL, b (D) or NULL -> y (M, D), mean (M), rstd (M) */
@@ -1058,7 +883,7 @@ FN(nr_layernorm_forward)(T *y, T *mean, T *rstd, const T *x, const T *w, const T
                          int64_t D, double eps)
 {
     int nt = nr_threads_for((size_t)(M * D) * 2 * sizeof(T));
-#ifdef NR_LN_VEC
+#ifdef NR_ROW_VEC
     if (D > 0 && D <= NR_LN_SHORT_D) {
         NR_SPLIT(
             nt, M, NR_LN_GROUP,
@@ -1183,7 +1008,7 @@ FN(nr_layernorm_backward_rows)(T *restrict dx, T *restrict pdw, T *restrict pdb,
                                const T *restrict mean, const T *restrict rstd,
                                const T *restrict w, int64_t D, int64_t i0, int64_t i1)
 {
-#ifdef NR_LN_VEC
+#ifdef NR_ROW_VEC
     if (D > 0 && D <= NR_LN_SHORT_D) {
         /* one look at the saved statistics picks the loop: rows far from 0 (the correction),
          * rows that may overflow (one at a time, checked) */

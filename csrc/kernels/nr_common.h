@@ -107,6 +107,10 @@ NR_DECLARE_TIERED(nr_batchnorm_apply_f64, ~)
  * keep T's accuracy. */
 #define NR_OUT_OF_RANGE(ve) (!((ve) >= NR_T_TINY && (ve) <= NR_T_MAX))
 #define NR_FITS(k) ((k) == 0 || (fabs(k) >= NR_T_MIN && fabs(k) <= NR_T_MAX))
+/* NR_RSTD_OK(r) when r = 1 / sqrt(v), computed in T, came from a v that NR_OUT_OF_RANGE passes:
+ * r is not 0, NaN or above 1 / sqrt(NR_T_TINY) (the short-row kernels test their rows' rstd
+ * after their loops, and redo wide those that fail) */
+#define NR_RSTD_OK(r) (((r) > 0) & ((r) <= (T)(1 / sqrt(NR_T_TINY))))
 
 /* Per-thread partial sums, the one form every kernel uses: runs CALL over [0, n) split among
  * `nt` threads (as NR_SPLIT, align 1), where CALL sees `i0`, `i1`, its thread's index `tid`

@@ -87,3 +87,16 @@ FN(nr_wide_grad)(struct nr_wide *p, const T *x, const T *dy, const T *w, int64_t
     p->mgx = sgx / (double)n;
     return 1;
 }
+
+/* Whether a row of [i0, i1) got an rstd that fails NR_RSTD_OK: rows for the wide path, looked
+ * for after a fast path's loops */
+static inline __attribute__((always_inline)) int
+FN(nr_wide_rstd_check)(const T *restrict rstd, int64_t i0, int64_t i1)
+{
+    int ok = 1;
+#pragma omp simd reduction(& : ok)
+    for (int64_t i = i0; i < i1; i++) {
+        ok &= NR_RSTD_OK(rstd[i]);
+    }
+    return !ok;
+}

@@ -1,0 +1,174 @@
+/* The tier's vectors for the short-row norms (LayerNorm, RMSNorm) in one element type T,
+ * included by their bodies: V, one register of W lanes; loads and stores; a b + c; and the
+ * sums of a vector's lanes as a tree (of four vectors at once on avx512). A body undefines V
+ * and W at its end, as the next element type defines them again. */
+
+#ifndef NR_ROW_VEC_CHECKED
+#define NR_ROW_VEC_CHECKED
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)
+#define NR_ROW_VEC 1
+#endif
+#endif
+#endif
+
+#ifdef NR_ROW_VEC
+/* one register of the tier (NR_VEC_BYTES): 64 bytes on avx512, 32 on avx2, 16 otherwise */
+typedef T FN(nr_vec_t) __attribute__((vector_size(NR_VEC_BYTES)));
+#define V FN(nr_vec_t)
+#define W ((int)(NR_VEC_BYTES / sizeof(T)))
+#define NR_VEC_INLINE static inline __attribute__((always_inline))
+/* on the loops over a group's rows that end its reductions: gcc left them rolled (they hold
+ * the tail loops), keeping the group's sums in an array on the stack, one row after another */
+#define NR_VEC_UNROLL _Pragma("GCC unroll 8")
+
+NR_VEC_INLINE V
+FN(nr_vec_load)(const T *p)
+{
+    V v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+NR_VEC_INLINE void
+FN(nr_vec_store)(T *p, V v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
+/* a b + c, rounded once where the tier has FMA (avx2, avx512): one instruction instead of
+ * two, in the loops whose additions bound them (the add ports are the busier ones).
+ * NR_VEC_FMA(a, b, c) is the tier's intrinsic on V, its b a vector or (NR_VEC_SPLAT) a scalar
+ * broadcast; without FMA a b + c, where a scalar b broadcasts by itself. */
+#if defined(__FMA__) && NR_VEC_BYTES == 64 && defined(NR_TYPED_F32)
+#define NR_VEC_FMA(a, b, c) (V) _mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c))
+#define NR_VEC_SPLAT(b) _mm512_set1_ps(b)
+#elif defined(__FMA__) && NR_VEC_BYTES == 64
+#define NR_VEC_FMA(a, b, c) (V) _mm512_fmadd_pd((__m512d)(a), (__m512d)(b), (__m512d)(c))
+#define NR_VEC_SPLAT(b) _mm512_set1_pd(b)
+#elif defined(__FMA__) && NR_VEC_BYTES == 32 && defined(NR_TYPED_F32)
+#define NR_VEC_FMA(a, b, c) (V) _mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c))
+#define NR_VEC_SPLAT(b) _mm256_set1_ps(b)
+#elif defined(__FMA__) && NR_VEC_BYTES == 32
+#define NR_VEC_FMA(a, b, c) (V) _mm256_fmadd_pd((__m256d)(a), (__m256d)(b), (__m256d)(c))
+#define NR_VEC_SPLAT(b) _mm256_set1_pd(b)
+#else
+#define NR_VEC_FMA(a, b, c) ((a) * (b) + (c))
+#define NR_VEC_SPLAT(b) (b)
+#endif
+
+NR_VEC_INLINE V
+FN(nr_vec_fma)(V a, V b, V c)
+{
+    return NR_VEC_FMA(a, b, c);
+}
+
+/* a b + c for a scalar b (as nr_vec_fma) */
+NR_VEC_INLINE V
+FN(nr_vec_fmas)(V a, T b, V c)
+{
+    return NR_VEC_FMA(a, NR_VEC_SPLAT(b), c);
+}
+
+#undef NR_VEC_FMA
+#undef NR_VEC_SPLAT
+
+/* the sum of the W lanes of v, as a tree: halves added down to 16 bytes, then pairs */
+NR_VEC_INLINE T
+FN(nr_vec_hsum)(V v)
+{
+    typedef T h16 __attribute__((vector_size(16)));
+#if NR_VEC_BYTES >= 32
+    typedef T h32 __attribute__((vector_size(32)));
+#endif
+#if NR_VEC_BYTES == 64 && defined(NR_TYPED_F32)
+    const h32 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+                  __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+#elif NR_VEC_BYTES == 64
+    const h32 a =
+        __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
+#elif NR_VEC_BYTES == 32
+    const h32 a = v;
+#endif
+#if NR_VEC_BYTES >= 32 && defined(NR_TYPED_F32)
+    const h16 c =
+        __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+#elif NR_VEC_BYTES >= 32
+    const h16 c = __builtin_shufflevector(a, a, 0, 1) + __builtin_shufflevector(a, a, 2, 3);
+#else
+    const h16 c = v;
+#endif
+#ifdef NR_TYPED_F32
+    return (c[0] + c[2]) + (c[1] + c[3]);
+#else
+    return c[0] + c[1];
+#endif
+}
+
+/* the sum of row r's H chains of sums a (two: added as nr_vec_hsum4_rows adds them) */
+NR_VEC_INLINE T
+FN(nr_vec_hsum_row)(const V *a, int r, int H)
+{
+    return H == 2 ? FN(nr_vec_hsum)(a[2 * r]) + FN(nr_vec_hsum)(a[2 * r + 1])
+                  : FN(nr_vec_hsum)(a[r]);
+}
+
+#undef NR_VEC_HSUM4
+#if NR_VEC_BYTES == 64 && defined(NR_TYPED_F32)
+#define NR_VEC_HSUM4 1
+/* The sums of four vectors' lanes at once, each added in nr_vec_hsum's order (so the same
+ * values): lane 4 r holds v[r]'s. The four rows share each shuffle and addition, 13
+ * instructions instead of 36; the short forward's per-row reductions bounded it on a Zen 5. */
+NR_VEC_INLINE V
+FN(nr_vec_hsum4)(const V v[4])
+{
+    /* lanes 8 r' + i of u (r' = 0, 1 of the pair): v[i] + v[i + 8], nr_vec_hsum's halves */
+    const V u01 = __builtin_shufflevector(v[0], v[1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19,
+                                          20, 21, 22, 23) +
+                  __builtin_shufflevector(v[0], v[1], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26,
+                                          27, 28, 29, 30, 31);
+    const V u23 = __builtin_shufflevector(v[2], v[3], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19,
+                                          20, 21, 22, 23) +
+                  __builtin_shufflevector(v[2], v[3], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26,
+                                          27, 28, 29, 30, 31);
+    /* lanes 4 r + i: c[i] = u[i] + u[i + 4] of row r */
+    const V c = __builtin_shufflevector(u01, u23, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24,
+                                        25, 26, 27) +
+                __builtin_shufflevector(u01, u23, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23,
+                                        28, 29, 30, 31);
+    /* lanes 4 r and 4 r + 1: c0 + c2 and c1 + c3; then lane 4 r: (c0 + c2) + (c1 + c3) */
+    const V p =
+        c + __builtin_shufflevector(c, c, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+    return p +
+           __builtin_shufflevector(p, p, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+}
+
+/* nr_vec_hsum4 of a group's sums plus its tails: with H = 2 (a pair of rows, two chains
+ * each), a row's two chains added, lane 8 r holding row r's sum */
+NR_VEC_INLINE V
+FN(nr_vec_hsum4_rows)(const V a[4], const int H, V tail)
+{
+    V s = FN(nr_vec_hsum4)(a);
+    if (H == 2) {
+        s +=
+            __builtin_shufflevector(s, s, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+    }
+    return s + tail;
+}
+
+/* 1 / sqrt of the rows' lanes of nr_vec_hsum4_rows's v (lanes 4 H r), correctly rounded as
+ * the scalar 1 / SQRT, in lanes r: one vector square root and division for the group
+ * (written out: clang built a loop over the lanes of v from the scalar form) */
+NR_VEC_INLINE V
+FN(nr_vec_rsqrt4)(V v, const int H)
+{
+    const __m512i lanes =
+        H == 2 ? _mm512_setr_epi32(0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+               : _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m128 r = _mm512_castps512_ps128(_mm512_permutexvar_ps(lanes, (__m512)v));
+    return (V)_mm512_zextps128_ps512(_mm_div_ps(_mm_set1_ps(1), _mm_sqrt_ps(r)));
+}
+#else
+#define NR_VEC_HSUM4 0
+#endif
+#endif /* NR_ROW_VEC */
