@@ -1,11 +1,11 @@
 """RMSNorm: functional and module against reference.rms_norm in float32 and float64, central
-differences (normreg.testing.gradcheck), PyTorch when installed. (Empty and non-contiguous
-input: with GroupNorm's in test_groupnorm.py.)"""
+differences (normreg.testing.gradcheck), the kernels' short-row and threaded paths, PyTorch
+when installed. (Empty and non-contiguous input: with GroupNorm's in test_groupnorm.py.)"""
 
 import numpy as np
 import pytest
 import reference as R
-from helpers import DTYPES, NORM_TOL, offset_randn, randomize_params, torch_forward_backward
+from helpers import DTYPES, NORM_TOL, assert_close, offset_randn, randomize_params, torch_forward_backward
 
 from normreg import functional as F
 from normreg import nn
@@ -97,3 +97,98 @@ def test_matches_torch():
     np.testing.assert_allclose(layer(x), ty, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(layer.backward(dy), tdx, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(layer.weight.grad, tl.weight.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+# ---- the kernels' paths: short rows, threads, rows far from 1 ---------------------------
+
+
+def _check_rows(rng, dtype, x, affine, eps=1e-6, dy=None):
+    M, D = x.shape
+    w = (1 + 0.5 * rng.standard_normal(D)).astype(dtype) if affine else None
+    y, rstd = F.rms_norm(x, D, w, eps=eps)
+    ry, rrstd = R.rms_norm(x, (D,), w, eps=eps)
+    assert_close(y, ry, dtype, err_msg=f"y M={M} D={D}")
+    assert_close(rstd, rrstd, dtype, scale=np.abs(rrstd).max(), err_msg=f"rstd M={M} D={D}")
+    if dy is None:
+        dy = rng.standard_normal((M, D)).astype(dtype)
+    dw0 = rng.standard_normal(D).astype(dtype) if affine else None  # dweight is added to
+    dx, dw = F.rms_norm_backward(dy, x, rstd, w, dweight=None if dw0 is None else dw0.copy())
+    rdx, rdw = R.rms_norm_backward(dy, x, (D,), w, eps=eps)
+    # dx's terms r g and x r^3 mean(g x) are of the order of r |g|: its scale
+    assert_close(dx, rdx, dtype, scale=np.abs(rrstd[:, None] * dy).max(), err_msg=f"dx M={M} D={D}")
+    if affine:
+        assert_close(dw, rdw + dw0, dtype, scale=max(1.0, np.abs(rdw).max()), err_msg="dw")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_short_row_length(rng, dtype, nthreads):
+    """The short-row path (D <= 256: rows in groups of four, sums in vector lanes): every D
+    from 1 to 130 and the edges of the path, row counts that leave partial groups."""
+    for D in list(range(1, 131)) + [255, 256, 257]:
+        for M in (1, 3, 4, 5, 7):
+            _check_rows(rng, dtype, offset_randn(rng, (M, D), dtype), affine=(M + D) % 2 == 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("D", [1, 7, 16, 17, 33, 64, 100, 128, 256, 300])
+@pytest.mark.parametrize("affine", [True, False])
+def test_threaded_sizes(rng, dtype, nthreads, D, affine):
+    """Enough rows (an odd count) for the kernels to split them between threads, and for
+    dweight's rows to be gathered in float32 blocks many times over."""
+    _check_rows(rng, dtype, offset_randn(rng, (2 * (40000 // D) + 3, D), dtype), affine)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("D", [4, 16, 64, 100, 128, 256])
+def test_rows_far_from_one_amid_ordinary_rows(rng, dtype, nthreads, D):
+    """Rows whose squares overflow or underflow in float32, rows of zeros (rstd 1/sqrt(eps)),
+    rows of tiny gradients, spread among ordinary rows: each takes its checked path without
+    changing its neighbours' results."""
+    big = 1e25 if dtype == np.float32 else 1e140  # squares beyond float32; float64 near its ends
+    x = offset_randn(rng, (203, D), np.float64)
+    x[::7] *= 1 / big
+    x[3::11] *= big
+    x[5::13] = 0
+    x = x.astype(dtype)
+    dy = rng.standard_normal(x.shape)
+    dy[1::6] *= np.finfo(dtype).tiny  # mean(g x) below the normal numbers
+    dy = dy.astype(dtype)
+    _check_rows(rng, dtype, x, affine=True, dy=dy)
+    _check_rows(rng, dtype, x, affine=False, eps=0.25, dy=dy)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("D", [8, 16, 32, 48, 64, 100, 128, 135, 256])
+def test_a_row_alone_gives_the_same_bits(rng, dtype, D):
+    """A row's result does not depend on the rows beside it (its group of four, a row
+    alone, a group with a row that takes the checked path): each row of a batch, normalized
+    alone, gives the batch's bits, forward and backward."""
+    M = 11
+    x = offset_randn(rng, (M, D), dtype)
+    w = rng.standard_normal(D).astype(dtype)
+    dy = rng.standard_normal((M, D)).astype(dtype)
+    dy[6] *= np.finfo(dtype).tiny  # its mean(g x) is not a normal number: the checked path
+    y, rstd = F.rms_norm(x, D, w)
+    dx, _ = F.rms_norm_backward(dy, x, rstd, w)
+    for i in range(M):
+        yi, ri = F.rms_norm(x[i : i + 1], D, w)
+        dxi, _ = F.rms_norm_backward(dy[i : i + 1], x[i : i + 1], ri, w)
+        np.testing.assert_array_equal(yi, y[i : i + 1], err_msg=f"y row {i}")
+        np.testing.assert_array_equal(ri, rstd[i : i + 1], err_msg=f"rstd row {i}")
+        np.testing.assert_array_equal(dxi, dx[i : i + 1], err_msg=f"dx row {i}")
+
+
+@pytest.mark.parametrize("D", [64, 128, 135])
+def test_results_do_not_depend_on_threads(rng, set_threads, D):
+    """1 and 2 threads give the same bits for y, rstd and dx."""
+    x = offset_randn(rng, (4099, D), np.float32)
+    w = rng.standard_normal(D).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    out = []
+    for n in (1, 2):
+        set_threads(n)
+        y, rstd = F.rms_norm(x, D, w)
+        dx, _ = F.rms_norm_backward(dy, x, rstd, w)
+        out.append((y, rstd, dx))
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)
