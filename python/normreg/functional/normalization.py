@@ -16,6 +16,10 @@ _INF = math.inf
 _ndarray = np.ndarray
 _layer_norm_forward = _C.layer_norm_forward  # the kernels of the as-is paths, bound once (hot path)
 _layer_norm_backward = _C.layer_norm_backward
+_rms_norm_forward = _C.rms_norm_forward
+_rms_norm_backward = _C.rms_norm_backward
+# rms_norm's eps=None: the machine epsilon of x's dtype (np.finfo costs a call per lookup)
+_MACHINE_EPS = {np.dtype(t): float(np.finfo(t).eps) for t in (np.float32, np.float64)}
 ShapeLike = Union[int, Sequence[int]]
 
 
@@ -45,6 +49,19 @@ def _mean_rstd(mean: Any, rstd: Any, x: np.ndarray, where: str) -> tuple[np.ndar
 
 def _flat(a: np.ndarray | None, size: int) -> np.ndarray | None:
     return None if a is None else a.reshape(size)
+
+
+def _is_row(normalized_shape: Any, D: int) -> bool:
+    """Whether ``normalized_shape`` is the row size D given as an int or a 1-item tuple or
+    list of one (the rows of an (M, D) array), without converting anything."""
+    if type(normalized_shape) is int:
+        return normalized_shape == D
+    return (
+        (type(normalized_shape) is tuple or type(normalized_shape) is list)
+        and len(normalized_shape) == 1
+        and type(normalized_shape[0]) is int
+        and normalized_shape[0] == D
+    )
 
 
 # ---- layer norm -----------------------------------------------------------------------
@@ -89,18 +106,11 @@ def layer_norm(
     ``rstd = 1 / sqrt(var + eps)``. An (M, D) array normalized over its rows goes to the
     kernel as it is when nothing needs converting (as :func:`layer_norm_rows`).
     """
-    if out is None and type(x) is _ndarray and x.ndim == 2:
+    if out is None and type(x) is _ndarray and x.ndim == 2 and _is_row(normalized_shape, x.shape[1]):
         # (M, D) over its rows, as given: the kernel at once, without the checks below
-        D = x.shape[1]
-        if (type(normalized_shape) is int and normalized_shape == D) or (
-            (type(normalized_shape) is tuple or type(normalized_shape) is list)
-            and len(normalized_shape) == 1
-            and type(normalized_shape[0]) is int
-            and normalized_shape[0] == D
-        ):
-            res = _layer_norm_as_is(x, weight, bias, eps)
-            if res is not None:
-                return res
+        res = _layer_norm_as_is(x, weight, bias, eps)
+        if res is not None:
+            return res
     return _layer_norm_checked(x, normalized_shape, weight, bias, eps, out)
 
 
@@ -207,6 +217,22 @@ def layer_norm_backward(
 # ---- RMS norm -------------------------------------------------------------------------
 
 
+def _rms_norm_as_is(x: Any, weight: Any, eps: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """The kernel's (y, rstd) for arguments it takes as they are (x a C-contiguous (M, D)
+    float array, weight a C-contiguous (D,) array of its dtype or None, eps None or a finite
+    float >= 0); None for anything else, which the checked path converts or refuses (as
+    :func:`_layer_norm_as_is`)."""
+    if type(x) is _ndarray and (weight is None or type(weight) is _ndarray):
+        if eps is None:
+            eps = _MACHINE_EPS.get(x.dtype)
+        if type(eps) is float and eps < _INF:
+            try:
+                return _rms_norm_forward(x, weight, eps, None)
+            except (TypeError, ValueError):
+                pass  # something to convert, or an error to explain
+    return None
+
+
 def rms_norm(
     x: Any,
     normalized_shape: ShapeLike,
@@ -220,8 +246,13 @@ def rms_norm(
 
     x (*, *normalized_shape), weight of ``normalized_shape`` or None; ``eps=None`` means
     ``np.finfo(x.dtype).eps``. Returns (y like x, rstd (*)) with
-    ``rstd = 1 / sqrt(mean(x**2) + eps)``, which :func:`rms_norm_backward` takes.
+    ``rstd = 1 / sqrt(mean(x**2) + eps)``, which :func:`rms_norm_backward` takes. An (M, D)
+    array normalized over its rows goes to the kernel as it is when nothing needs converting.
     """
+    if out is None and type(x) is _ndarray and x.ndim == 2 and _is_row(normalized_shape, x.shape[1]):
+        res = _rms_norm_as_is(x, weight, eps)
+        if res is not None:
+            return res
     where = "rms_norm"
     x = V.float_array(x, "x", where)
     shape = V.normalized_shape(normalized_shape, where)
@@ -243,8 +274,28 @@ def rms_norm_backward(
 
     dy and x (*, *normalized_shape), rstd (*) from the forward, weight or None
     -> (dx like x, dweight or None). ``dweight`` is computed when ``weight`` is given;
-    when passed, it is added to in place and returned.
+    when passed, it is added to in place and returned. (M, D) arrays go to the kernel as
+    they are when nothing needs converting.
     """
+    if (
+        type(dy) is _ndarray
+        and type(x) is _ndarray
+        and x.ndim == 2
+        and x.size > 0
+        and dy.shape == x.shape
+        and type(rstd) is _ndarray
+        and rstd.ndim == 1
+        and (weight is None or type(weight) is _ndarray)
+        and (dweight is None or type(dweight) is _ndarray)
+    ):
+        # as layer_norm_backward's: the kernel checks every array before it adds to dweight
+        dw, _ = unchecked_grads(weight, False, dweight, None, x.shape[1], x.dtype)
+        try:
+            dx = _rms_norm_backward(dy, x, rstd, weight, dw, None)
+        except (TypeError, ValueError):
+            pass
+        else:
+            return dx, dw
     where = "rms_norm_backward"
     dy, x = grad_and_input(dy, x, where)
     rstd = stat_array(rstd, "rstd", where, x)

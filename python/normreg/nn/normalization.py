@@ -26,6 +26,7 @@ _ndarray = np.ndarray
 _INF = math.inf
 _layer_norm_forward = _FN._layer_norm_forward
 _layer_norm_rows = F.layer_norm_rows
+_rms_norm_as_is = _FN._rms_norm_as_is
 
 
 class _AffineNorm(Module):
@@ -148,10 +149,20 @@ class RMSNorm(_TrailingNorm):
     ) -> None:
         super().__init__(normalized_shape, elementwise_affine, dtype)
         self.eps = None if eps is None else V.eps(eps, type(self).__name__)
+        # the row size D of the (M, D) input the kernel takes as it is (-1: none)
+        self._row_size = self.normalized_shape[0] if len(self.normalized_shape) == 1 else -1
 
     def forward(self, x: Any) -> np.ndarray:
-        x = self._input(x, "x")
-        y, rstd = F.rms_norm(x, self.normalized_shape, data_of(self.weight), self.eps)
+        w = self.weight
+        res = None
+        if type(x) is _ndarray and x.ndim == 2 and x.dtype is self.dtype and x.shape[1] == self._row_size:
+            # (M, D) of the parameters' dtype: the kernel as it is (what it refuses takes
+            # the checked path below, which converts it or explains the error)
+            res = _rms_norm_as_is(x, None if w is None else w.data, self.eps)
+        if res is None:
+            x = self._input(x, "x")
+            res = F.rms_norm(x, self.normalized_shape, data_of(w), self.eps)
+        y, rstd = res
         self.save_for_backward(x, rstd)
         return y
 
