@@ -82,6 +82,17 @@ def cases(shapes, rng):
 
     out.append(("GroupNorm 32x64x32x32, 8 groups", gn))
 
+    # short groups (at most 256 values): a small feature map, and (N, C) input
+    for shape, G in (((512, 64, 16), 32), ((8192, 64, 1), 8)):
+        xg = rng.standard_normal(shape).astype(np.float32)
+        dyg = rng.standard_normal(shape).astype(np.float32)
+
+        def gn_short(C, xg=xg, dyg=dyg, G=G):
+            _, mean, rstd = C.group_norm_forward(xg, w4, b4, G, 1e-5, None)
+            C.group_norm_backward(dyg, xg, mean, rstd, w4, dw4, db4, G, None)
+
+        out.append((f"GroupNorm {'x'.join(map(str, shape))}, {G} groups", gn_short))
+
     for B, K in ((128, 10), (8192, 10), (8192, 1000)):
         z = rng.standard_normal((B, K)).astype(np.float32)
         labels = rng.integers(0, K, B).astype(np.int64)

@@ -49,7 +49,8 @@ norm_backward_workspace(nr_norm_family family, const nr_norm_args *a, int nthrea
     case NR_RMS_NORM:
         return NR_CALL(a->t, nr_rmsnorm_backward_workspace, nr_size(&a->s, 'D'), nthreads);
     default: /* NR_GROUP_NORM */
-        return NR_CALL(a->t, nr_groupnorm_backward_workspace, nr_size(&a->s, 'C'), nthreads);
+        return NR_CALL(a->t, nr_groupnorm_backward_workspace, nr_size(&a->s, 'C'),
+                       nr_size(&a->s, 'S'), nr_size(&a->s, 'G'), nthreads);
     }
 }
 

@@ -1,12 +1,13 @@
 """GroupNorm and InstanceNorm1d/2d (a group norm with one channel per group): functional
 and module against reference.group_norm in float32 and float64, running statistics of
-InstanceNorm, central differences (normreg.testing.gradcheck), threads, empty and
-non-contiguous input (RMSNorm's too), PyTorch when installed."""
+InstanceNorm, central differences (normreg.testing.gradcheck), threads, the kernels' short
+groups (hostile ones among them), empty and non-contiguous input (RMSNorm's too), PyTorch
+when installed."""
 
 import numpy as np
 import pytest
 import reference as R
-from helpers import DTYPES, NORM_TOL, offset_randn, randomize_params, torch_forward_backward
+from helpers import DTYPES, NORM_TOL, assert_close, offset_randn, randomize_params, torch_forward_backward
 
 from normreg import functional as F
 from normreg import nn
@@ -98,6 +99,92 @@ def test_threads_agree(set_threads):
         results.append((y, dx, dw, db))
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+
+def _check_groups(rng, dtype, x, G, affine):
+    """Forward and backward of F.group_norm against the float64 reference; dweight and
+    dbias added to the accumulators given."""
+    C = x.shape[1]
+    w = (1 + 0.5 * rng.standard_normal(C)).astype(dtype) if affine else None
+    b = rng.standard_normal(C).astype(dtype) if affine else None
+    y, mean, rstd = F.group_norm(x, G, w, b)
+    ry, rmean, rrstd = R.group_norm(x, G, w, b)
+    where = f"shape {x.shape} G={G}"
+    assert_close(y, ry, dtype, err_msg=f"y {where}")
+    assert_close(mean, rmean, dtype, scale=max(1.0, float(np.abs(rmean).max())), err_msg=f"mean {where}")
+    assert_close(rstd, rrstd, dtype, scale=float(np.abs(rrstd).max()), err_msg=f"rstd {where}")
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    dw0 = rng.standard_normal(C).astype(dtype) if affine else None
+    db0 = rng.standard_normal(C).astype(dtype) if affine else None
+    dx, dw, db = F.group_norm_backward(
+        dy,
+        x,
+        mean,
+        rstd,
+        w,
+        dweight=None if dw0 is None else dw0.copy(),
+        dbias=None if db0 is None else db0.copy(),
+    )
+    rdx, rdw, rdb = R.group_norm_backward(dy, x, G, w)
+    # dx's terms are of the order of rstd |dy w|
+    scale = float(rrstd.max() * np.abs(dy).max() * (1.0 if w is None else np.abs(w).max()))
+    assert_close(dx, rdx, dtype, scale=scale, err_msg=f"dx {where}")
+    if affine:
+        assert_close(dw, rdw + dw0, dtype, scale=max(1.0, float(np.abs(rdw).max())), err_msg=f"dw {where}")
+        assert_close(db, rdb + db0, dtype, scale=max(1.0, float(np.abs(rdb).max())), err_msg=f"db {where}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_short_group_shape(rng, dtype, nthreads):
+    """Groups of up to 256 values (C / G channels of S positions) take LayerNorm's short rows,
+    each with its group's weights: group sizes from 1 to 257 made of channels of 1 to 49
+    positions, sample counts that leave partial blocks, with and without affine."""
+    for C, S, G in [
+        (8, 1, 1),
+        (8, 1, 8),
+        (64, 1, 8),
+        (6, 5, 3),
+        (16, 3, 4),
+        (64, 16, 32),
+        (32, 49, 16),
+        (4, 64, 1),
+        (2, 128, 1),
+        (1, 257, 1),
+        (3, 85, 1),
+        (12, 7, 12),
+        (10, 13, 2),
+    ]:
+        for N in (1, 3, 5):
+            x = offset_randn(rng, (N, C, S), dtype)
+            _check_groups(rng, dtype, x, G, affine=(N + C + S) % 2 == 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "C,S,G", [(64, 1, 8), (64, 1, 1), (64, 16, 32), (32, 49, 16), (16, 64, 16), (256, 200, 256)]
+)
+def test_short_groups_threaded(rng, dtype, nthreads, C, S, G):
+    """Enough samples to split between threads and to fill many blocks; hostile rows among
+    them: groups scaled by 1e-25 and 1e25 (squares beyond float32: the wide path), a group
+    of zeros, a NaN in one group (its group's outputs NaN, the others' unchanged)."""
+    N = 2 * (40000 // (C * S)) + 3
+    x = offset_randn(rng, (N, C, S), np.float64)
+    _check_groups(rng, dtype, x.astype(dtype), G, affine=True)
+    big = 1e25 if dtype == np.float32 else 1e140
+    D = C // G * S
+    rows = x.reshape(N * G, D)
+    rows[::7] *= 1 / big
+    rows[3::11] *= big
+    rows[5::13] = 0
+    _check_groups(rng, dtype, x.astype(dtype), G, affine=True)
+    xn = x.astype(dtype)
+    xn.reshape(N * G, D)[2, 0] = np.nan
+    y, mean, rstd = F.group_norm(xn, G)
+    dx, _, _ = F.group_norm_backward(np.ones_like(xn), xn, mean, rstd)
+    bad = np.zeros(N * G, bool)
+    bad[2] = True
+    assert np.isnan(y.reshape(N * G, D)[bad]).all() and np.isfinite(y.reshape(N * G, D)[~bad]).all()
+    assert np.isnan(dx.reshape(N * G, D)[bad]).all() and np.isfinite(dx.reshape(N * G, D)[~bad]).all()
 
 
 def test_single_value_groups_give_the_bias():

@@ -22,6 +22,48 @@ FN(nr_gn_sumsq_shifted)(const T *x, int64_t n, T shift, T dmean)
     return total;
 }
 
+#ifndef NR_GN_SHORT_D
+/* Groups of at most NR_GN_SHORT_D values (C / G channels of S positions) are LayerNorm's
+ * short rows (layernorm_body.h) without affine, followed by each channel's weight and bias,
+ * a block of rows at a time while it is in cache: the loop of the longer groups below,
+ * a group at a time with a channel's S values innermost, took 2.9-19x the time of
+ * LayerNorm's forward on the same rows at D = 8 to 128 (Zen 5). */
+#define NR_GN_SHORT_D 256
+#define NR_GN_BLOCK 8192 /* values of x in a block of rows of the short forward */
+#endif
+
+/* LayerNorm's forward of the same tier and type (layernorm.c) */
+void FN(nr_layernorm_forward)(T *y, T *mean, T *rstd, const T *x, const T *w, const T *b,
+                              int64_t M, int64_t D, double eps);
+
+/* rows [i0, i1) of y, (n, g) rows of D = Cg S values: y w[c] + b[c] in place, c = g Cg + the
+ * value's channel in the row; w or b NULL: ones or zeros */
+static void
+FN(nr_gn_affine_rows)(T *restrict y, const T *restrict w, const T *restrict b, int64_t Cg,
+                      int64_t S, int64_t G, int64_t i0, int64_t i1)
+{
+    const int64_t D = Cg * S;
+    for (int64_t i = i0; i < i1; i++) {
+        const int64_t c0 = (i % G) * Cg;
+        T *yr = y + i * D;
+        if (S == 1) {
+#pragma omp simd
+            for (int64_t c = 0; c < Cg; c++) {
+                yr[c] = yr[c] * (w ? w[c0 + c] : (T)1) + (b ? b[c0 + c] : (T)0);
+            }
+            continue;
+        }
+        for (int64_t c = 0; c < Cg; c++) {
+            const T wc = w ? w[c0 + c] : (T)1, bc = b ? b[c0 + c] : (T)0;
+            T *yc = yr + c * S;
+#pragma omp simd
+            for (int64_t s = 0; s < S; s++) {
+                yc[s] = yc[s] * wc + bc;
+            }
+        }
+    }
+}
+
 /* x (N, C, S), w (C) or NULL, b (C) or NULL, C divisible by G
  *   -> y (N, C, S), mean (N, G), rstd (N, G) = 1 / sqrt(var + eps) */
 void
@@ -30,6 +72,21 @@ FN(nr_groupnorm_forward)(T *y, T *mean, T *rstd, const T *x, const T *w, const T
 {
     const int64_t Cg = C / G, D = Cg * S, M = N * G;
     int nt = nr_threads_for((size_t)(N * C * S) * 2 * sizeof(T));
+    if (D > 0 && D <= NR_GN_SHORT_D) {
+        /* a thread's rows in blocks of at most NR_GN_BLOCK values (LayerNorm's call on a
+         * block that size runs on the calling thread) */
+        const int64_t per = NR_MAX((int64_t)1, NR_GN_BLOCK / D);
+        NR_SPLIT(
+            nt, M, 1, for (int64_t r0 = i0; r0 < i1; r0 += per) {
+                const int64_t r1 = NR_MIN(r0 + per, i1);
+                FN(nr_layernorm_forward)(y + r0 * D, mean + r0, rstd + r0, x + r0 * D, NULL,
+                                         NULL, r1 - r0, D, eps);
+                if (w || b) {
+                    FN(nr_gn_affine_rows)(y, w, b, Cg, S, G, r0, r1);
+                }
+            });
+        return;
+    }
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t i = 0; i < M; i++) {
         /* row i = (n, g): channels g Cg .. g Cg + Cg - 1 of sample n, contiguous */
@@ -70,12 +127,70 @@ FN(nr_groupnorm_forward)(T *y, T *mean, T *rstd, const T *x, const T *w, const T
     }
 }
 
-/* Per-thread partial sums of dw and db (2 C doubles a thread), and each thread's per-channel
- * sums of the group it works on (2 C doubles a thread). */
-size_t
-FN(nr_groupnorm_backward_workspace)(int64_t C, int nthreads)
+/* LayerNorm's backward over rows that cycle through P weight vectors (layernorm.c) */
+void FN(nr_layernorm_backward_cyclic)(T *dx, T *pdw, T *pdb, const T *dy, const T *x,
+                                      const T *mean, const T *rstd, const T *w, int64_t D,
+                                      int64_t P, int64_t i0, int64_t i1);
+
+/* elements between two threads' partials of the short backward: 2 C S rounded up to whole
+ * 64-byte lines */
+static int64_t
+FN(nr_gn_partials_stride)(int64_t CS)
 {
+    const int64_t per_line = 64 / (int64_t)sizeof(T);
+    return (2 * CS + per_line - 1) / per_line * per_line;
+}
+
+/* Groups of at most NR_GN_SHORT_D values (C / G S): the weights spread over the positions
+ * (C S values of T) and each thread's partials of dw and db per position (2 C S, whole
+ * lines), aligned to 64 bytes. Longer: per-thread partial sums of dw and db (2 C doubles a
+ * thread), and each thread's per-channel sums of the group it works on (2 C doubles). */
+size_t
+FN(nr_groupnorm_backward_workspace)(int64_t C, int64_t S, int64_t G, int nthreads)
+{
+    const int64_t D = G > 0 ? C / G * S : 0;
+    if (D > 0 && D <= NR_GN_SHORT_D) {
+        const int64_t CS = C * S, lines = (CS * (int64_t)sizeof(T) + 63) / 64 * 64;
+        return (size_t)lines + (size_t)nthreads * FN(nr_gn_partials_stride)(CS) * sizeof(T) +
+               64;
+    }
     return (size_t)nthreads * 4 * (size_t)C * sizeof(double);
+}
+
+/* The short groups' backward (see nr_groupnorm_backward): LayerNorm's rows, each with its
+ * group's weights, then the positions' partials folded into the channels */
+static void
+FN(nr_groupnorm_backward_short)(T *dx, T *dw, T *db, const T *dy, const T *x, const T *mean,
+                                const T *rstd, const T *w, int64_t N, int64_t C, int64_t S,
+                                int64_t G, void *workspace, int nthreads)
+{
+    const int64_t M = N * G, CS = C * S, D = C / G * S;
+    const int want_params = (dw != NULL || db != NULL);
+    int nt = NR_MIN(nthreads, nr_threads_for((size_t)(N * CS) * 3 * sizeof(T)));
+    T *wexp = (T *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
+    T *partials = wexp + (CS * (int64_t)sizeof(T) + 63) / 64 * 64 / (int64_t)sizeof(T);
+    for (int64_t c = 0; c < C; c++) {
+        for (int64_t s = 0; s < S; s++) {
+            wexp[c * S + s] = w ? w[c] : (T)1;
+        }
+    }
+    NR_PARTIAL_SUMS(nt, M, T, partials, want_params ? 2 * CS : 0, FN(nr_gn_partials_stride)(CS),
+                    FN(nr_layernorm_backward_cyclic)(dx, want_params ? acc : NULL,
+                                                     want_params ? acc + CS : NULL, dy, x, mean,
+                                                     rstd, wexp, D, G, i0, i1));
+    for (int64_t c = 0; want_params && c < C; c++) {
+        double sw = 0, sb = 0;
+        for (int64_t s = 0; s < S; s++) {
+            sw += (double)partials[c * S + s];
+            sb += (double)partials[CS + c * S + s];
+        }
+        if (dw) {
+            dw[c] += (T)sw;
+        }
+        if (db) {
+            db[c] += (T)sb;
+        }
+    }
 }
 
 /* Groups i in [i0, i1) of the backward (see below); pdw, pdb (C) accumulate this range's dw, db
@@ -194,7 +309,12 @@ FN(nr_groupnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
                           const T *rstd, const T *w, int64_t N, int64_t C, int64_t S, int64_t G,
                           void *workspace, int nthreads)
 {
-    const int64_t M = N * G;
+    const int64_t M = N * G, D = G > 0 ? C / G * S : 0;
+    if (dx && D > 0 && D <= NR_GN_SHORT_D) {
+        FN(nr_groupnorm_backward_short)(dx, dw, db, dy, x, mean, rstd, w, N, C, S, G, workspace,
+                                        nthreads);
+        return;
+    }
     const int want_params = (dw != NULL || db != NULL);
     int nt = NR_MIN(nthreads, nr_threads_for((size_t)(N * C * S) * 3 * sizeof(T)));
     double *partials = (double *)workspace, *sums = partials + (size_t)nthreads * 2 * C;

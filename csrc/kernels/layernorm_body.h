@@ -642,6 +642,25 @@ FN(nr_ln_backward_short_row)(T *restrict dx, T *restrict pdw, T *restrict pdb,
     }
 }
 
+/* Row i of the short backward with the weights wv (D values, not NULL) and the partials pdw,
+ * pdb (or NULL) given for it, checked as nr_ln_backward_short_row checks its row */
+static void
+FN(nr_ln_backward_short_row_w)(T *restrict dx, T *restrict pdw, T *restrict pdb,
+                               const T *restrict dy, const T *restrict x,
+                               const T *restrict mean, const T *restrict rstd,
+                               const T *restrict wv, int64_t D, int64_t i)
+{
+    const T nonfinite = NR_LN_FAR(mean[i], rstd[i])
+                            ? FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D,
+                                                       i, 1, 1, 1, 0, NULL, NULL)
+                            : FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D,
+                                                       i, 1, 1, 0, 0, NULL, NULL);
+    if (nonfinite != 0 && !FN(nr_ln_backward_wide)(dx, pdw, pdb, dy, x, rstd, wv, D, i)) {
+        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 0, 1, 0, NULL,
+                                 NULL);
+    }
+}
+
 /* Rows [i0, i1) of the backward for 0 < D <= NR_LN_SHORT_D, none of them NR_LN_RISKY, with
  * the correction c for all (corr) or none: no test in the loop, where any (of the sums, or a
  * per-group choice) slowed it measurably. */
@@ -1041,6 +1060,29 @@ FN(nr_layernorm_backward_rows)(T *restrict dx, T *restrict pdw, T *restrict pdb,
         else {
             FN(nr_ln_backward_row)(dx, pdw, pdb, dy, x, mean, rstd, w, D, i, 0);
         }
+    }
+}
+
+/* Rows [i0, i1) of a backward whose row i takes the D weights w + (i % P) D (not NULL) and
+ * adds dy xhat, dy to pdw, pdb + (i % P) D (or NULL): GroupNorm's (n, g) rows of at most
+ * NR_LN_SHORT_D values, P = G, w each channel's weight spread over its positions. Each row
+ * as the short path's single rows, checked (as the long rows' path without the vectors). */
+void
+FN(nr_layernorm_backward_cyclic)(T *dx, T *pdw, T *pdb, const T *dy, const T *x, const T *mean,
+                                 const T *rstd, const T *w, int64_t D, int64_t P, int64_t i0,
+                                 int64_t i1)
+{
+    for (int64_t i = i0; i < i1; i++) {
+        const int64_t o = (i % P) * D;
+        T *dwr = pdw ? pdw + o : NULL, *dbr = pdb ? pdb + o : NULL;
+#ifdef NR_ROW_VEC
+        if (D > 0 && D <= NR_LN_SHORT_D) {
+            FN(nr_ln_backward_short_row_w)(dx, dwr, dbr, dy, x, mean, rstd, w + o, D, i);
+            continue;
+        }
+#endif
+        FN(nr_ln_backward_row)(dx, dwr, dbr, dy, x, mean, rstd, w + o, D, i,
+                               NR_LN_FAR(mean[i], rstd[i]));
     }
 }
 

@@ -21,7 +21,8 @@
                                     const T *b, int64_t N, int64_t C, int64_t S, int64_t G,     \
                                     double eps);                                                \
     /* dy, x (N, C, S), mean, rstd (N, G), w (C) or NULL -> dx =, dw (C) +=, db (C) += */       \
-    size_t nr_groupnorm_backward_workspace_##SFX(int64_t C, int nthreads);                      \
+    size_t nr_groupnorm_backward_workspace_##SFX(int64_t C, int64_t S, int64_t G,               \
+                                                 int nthreads);                                 \
     void nr_groupnorm_backward_##SFX(T *dx, T *dw, T *db, const T *dy, const T *x,              \
                                      const T *mean, const T *rstd, const T *w, int64_t N,       \
                                      int64_t C, int64_t S, int64_t G, void *workspace,          \
