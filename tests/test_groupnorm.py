@@ -354,3 +354,32 @@ def test_instance_norm_running_var_of_instances_far_below_eps(std):
     np.testing.assert_allclose(layer.running_var, want, rtol=1e-5)
     mean = x.astype(np.float64).mean(axis=2).mean(axis=0)
     np.testing.assert_allclose(layer.running_mean, mean, rtol=1e-5, atol=1e-12)
+
+
+def test_arrays_taken_as_they_are_give_the_checked_results(rng):
+    """(N, C, *) float arrays of 2 to 4 dimensions go to the kernel as they are; the same
+    data as 5-D input takes the checked path: the same bits, and the same errors for what
+    the kernel refuses."""
+    x = offset_randn(rng, (4, 6, 3, 2), np.float32)
+    w = rng.standard_normal(6).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    x5, dy5 = x.reshape(4, 6, 3, 2, 1), dy.reshape(4, 6, 3, 2, 1)
+    fast, checked = F.group_norm(x, 3, w, w), F.group_norm(x5, 3, w, w)
+    for a, b in zip(fast, checked):
+        np.testing.assert_array_equal(a.reshape(b.shape), b)
+    _, mean, rstd = fast
+    fast_b = F.group_norm_backward(dy, x, mean, rstd, w)
+    checked_b = F.group_norm_backward(dy5, x5, mean, rstd, w)
+    for a, b in zip(fast_b, checked_b):
+        np.testing.assert_array_equal(a.reshape(b.shape), b)
+    for G in (0, 4, -3):
+        with pytest.raises(ValueError, match="num_groups must be >= 1 and divide"):
+            F.group_norm(x, G, w, w)
+    with pytest.raises(TypeError, match="num_groups must be an int"):
+        F.group_norm(x, True, w, w)
+    with pytest.raises(TypeError, match="weight has dtype float64"):
+        F.group_norm(x, 3, w.astype(np.float64))
+    with pytest.raises(ValueError, match="does not match x: its 4 groups do not divide"):
+        F.group_norm_backward(dy, x, np.zeros((4, 4), np.float32), np.ones((4, 4), np.float32), w)
+    with pytest.raises(TypeError, match="GroupNorm's parameters"):
+        nn.GroupNorm(3, 6)(x.astype(np.float64))

@@ -192,3 +192,28 @@ def test_results_do_not_depend_on_threads(rng, set_threads, D):
         out.append((y, rstd, dx))
     for a, b in zip(*out):
         np.testing.assert_array_equal(a, b)
+
+
+def test_arrays_taken_as_they_are_give_the_checked_results(rng):
+    """An (M, D) float array goes to the kernel as it is; the same data as (M, 1, D) over
+    its last two dimensions takes the checked path: the same bits, and the same errors for
+    what the kernel refuses."""
+    x = offset_randn(rng, (9, 16), np.float32)
+    w = rng.standard_normal(16).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    y, rstd = F.rms_norm(x, 16, w)
+    yc, rstdc = F.rms_norm(x.reshape(9, 1, 16), (1, 16), w.reshape(1, 16))
+    np.testing.assert_array_equal(y, yc.reshape(y.shape))
+    np.testing.assert_array_equal(rstd, rstdc.reshape(rstd.shape))
+    dx, dw = F.rms_norm_backward(dy, x, rstd, w)
+    dxc, dwc = F.rms_norm_backward(dy.reshape(9, 1, 16), x.reshape(9, 1, 16), rstdc, w.reshape(1, 16))
+    np.testing.assert_array_equal(dx, dxc.reshape(dx.shape))
+    np.testing.assert_array_equal(dw, dwc.reshape(dw.shape))
+    with pytest.raises(ValueError, match="eps must be >= 0"):
+        F.rms_norm(x, 16, w, eps=-1.0)
+    with pytest.raises(TypeError, match="weight has dtype float64"):
+        F.rms_norm(x, 16, w.astype(np.float64))
+    with pytest.raises(TypeError, match="dweight has dtype float64"):
+        F.rms_norm_backward(dy, x, rstd, w, dweight=np.zeros(16))
+    with pytest.raises(TypeError, match="RMSNorm's parameters"):
+        nn.RMSNorm(16)(x.astype(np.float64))

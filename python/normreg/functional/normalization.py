@@ -18,6 +18,8 @@ _layer_norm_forward = _C.layer_norm_forward  # the kernels of the as-is paths, b
 _layer_norm_backward = _C.layer_norm_backward
 _rms_norm_forward = _C.rms_norm_forward
 _rms_norm_backward = _C.rms_norm_backward
+_group_norm_forward = _C.group_norm_forward
+_group_norm_backward = _C.group_norm_backward
 # rms_norm's eps=None: the machine epsilon of x's dtype (np.finfo costs a call per lookup)
 _MACHINE_EPS = {np.dtype(t): float(np.finfo(t).eps) for t in (np.float32, np.float64)}
 ShapeLike = Union[int, Sequence[int]]
@@ -312,6 +314,44 @@ def rms_norm_backward(
 # ---- group norm -----------------------------------------------------------------------
 
 
+def _ncl_view(x: np.ndarray) -> np.ndarray | None:
+    """x (N, C), (N, C, L) or (N, C, H, W) as (N, C, L) without checks (a view when x is
+    C-contiguous); None for other ranks, which the checked path takes."""
+    s = x.shape
+    if x.ndim == 3:
+        return x
+    if x.ndim == 4:
+        return x.reshape(s[0], s[1], s[2] * s[3])
+    if x.ndim == 2:
+        return x.reshape(s[0], s[1], 1)
+    return None
+
+
+def _group_norm_as_is(
+    x: Any, num_groups: Any, weight: Any, bias: Any, eps: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The kernel's (y, mean, rstd) for arguments it takes as they are (x an (N, C, *) float
+    array of 2 to 4 dimensions, C-contiguous, num_groups an int, weight and bias (C,) arrays
+    of its dtype or None, eps a finite float >= 0); None for anything else, which the
+    checked path converts or refuses (as :func:`_layer_norm_as_is`)."""
+    if (
+        type(x) is _ndarray
+        and type(num_groups) is int
+        and type(eps) is float
+        and eps < _INF
+        and (weight is None or type(weight) is _ndarray)
+        and (bias is None or type(bias) is _ndarray)
+    ):
+        x3 = _ncl_view(x)
+        if x3 is not None:
+            try:
+                y, mean, rstd = _group_norm_forward(x3, weight, bias, num_groups, eps, None)
+            except (TypeError, ValueError):
+                return None  # something to convert, or an error to explain
+            return y.reshape(x.shape), mean, rstd
+    return None
+
+
 def group_norm(
     x: Any,
     num_groups: int,
@@ -327,7 +367,12 @@ def group_norm(
     is normalized with its own mean and biased variance over its channels and all spatial
     positions, then each channel c gets ``* weight[c] + bias[c]`` (weight, bias (C,) or
     None). Returns (y like x, mean (N, G), rstd (N, G)) with ``rstd = 1 / sqrt(var + eps)``.
+    Input of 2 to 4 dimensions goes to the kernel as it is when nothing needs converting.
     """
+    if out is None:
+        res = _group_norm_as_is(x, num_groups, weight, bias, eps)
+        if res is not None:
+            return res
     where = "group_norm"
     x = V.float_array(x, "x", where)
     x3 = as_ncl(x, "x", where)
@@ -358,6 +403,30 @@ def group_norm_backward(
     shape), weight (C,) or None -> (dx like x, dweight or None, dbias or None), as
     :func:`layer_norm_backward`.
     """
+    if (
+        type(dy) is _ndarray
+        and type(x) is _ndarray
+        and x.size > 0
+        and dy.shape == x.shape
+        and type(mean) is _ndarray
+        and type(rstd) is _ndarray
+        and mean.ndim == 2
+        and (weight is None or type(weight) is _ndarray)
+        and (has_bias is None or type(has_bias) is bool)
+        and (dweight is None or type(dweight) is _ndarray)
+        and (dbias is None or type(dbias) is _ndarray)
+    ):
+        # as layer_norm_backward's: the kernel checks every array before it adds to the
+        # accumulators; G is mean's second dimension, which the kernel checks against x
+        x3, dy3 = _ncl_view(x), _ncl_view(dy)
+        if x3 is not None and dy3 is not None:
+            dw, db = unchecked_grads(weight, has_bias, dweight, dbias, x.shape[1], x.dtype)
+            try:
+                dx = _group_norm_backward(dy3, x3, mean, rstd, weight, dw, db, mean.shape[1], None)
+            except (TypeError, ValueError):
+                pass
+            else:
+                return dx.reshape(x.shape), dw, db
     where = "group_norm_backward"
     dy, x = grad_and_input(dy, x, where)
     x3 = as_ncl(x, "x", where)

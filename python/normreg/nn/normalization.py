@@ -27,6 +27,7 @@ _INF = math.inf
 _layer_norm_forward = _FN._layer_norm_forward
 _layer_norm_rows = F.layer_norm_rows
 _rms_norm_as_is = _FN._rms_norm_as_is
+_group_norm_as_is = _FN._group_norm_as_is
 
 
 class _AffineNorm(Module):
@@ -212,9 +213,19 @@ class GroupNorm(_AffineNorm):
             )
 
     def forward(self, x: Any) -> np.ndarray:
-        x = self._input(x, "x")
-        self._check_input(x)
-        y, mean, rstd = F.group_norm(x, self.num_groups, data_of(self.weight), data_of(self.bias), self.eps)
+        w, b = self.weight, self.bias
+        res = None
+        if type(x) is _ndarray and x.dtype is self.dtype and x.ndim >= 2 and x.shape[1] == self.num_channels:
+            # (N, C, *) of the parameters' dtype: the kernel as it is (what it refuses takes
+            # the checked path below, which converts it or explains the error)
+            res = _group_norm_as_is(
+                x, self.num_groups, None if w is None else w.data, None if b is None else b.data, self.eps
+            )
+        if res is None:
+            x = self._input(x, "x")
+            self._check_input(x)
+            res = F.group_norm(x, self.num_groups, data_of(w), data_of(b), self.eps)
+        y, mean, rstd = res
         self.save_for_backward(x, mean, rstd)
         return y
 
