@@ -76,6 +76,17 @@ def cases(shapes, rng):
 
     out.append(("BatchNorm2d 32x64x32x32", bn2d))
 
+    # small feature maps (4 and 16 positions): the same bytes as 8192 x 64
+    for shape in ((2048, 64, 4), (512, 64, 16)):
+        xs = rng.standard_normal(shape).astype(np.float32)
+        dys = rng.standard_normal(shape).astype(np.float32)
+
+        def bn_small(C, xs=xs, dys=dys):
+            _, mean, rstd = C.batch_norm_forward(xs, w4, b4, rm4, rv4, True, 0.1, 1e-5, None)
+            C.batch_norm_backward(dys, xs, mean, rstd, w4, dw4, db4, True, None)
+
+        out.append((f"BatchNorm {'x'.join(map(str, shape))} (N, C, L)", bn_small))
+
     def gn(C):
         _, mean, rstd = C.group_norm_forward(x4, w4, b4, 8, 1e-5, None)
         C.group_norm_backward(dy4, x4, mean, rstd, w4, dw4, db4, 8, None)

@@ -165,3 +165,48 @@ def test_few_rows_hostile_channels(nthreads):
     for got, want in ((dw, rdw), (db, rdb)):  # sums of dy and dy xhat: of the order of 1
         want = np.asarray(want, np.float64)
         assert np.abs(got.astype(np.float64) - want).max() <= 2e-6 * np.abs(want).max()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("L", [2, 3, 4, 9, 16, 17, 25])
+def test_small_feature_maps(rng, nthreads, dtype, L):
+    """(N, C, L) batches of small maps (2x1 to 5x5): the sums run down blocks of rows with
+    the L positions in lanes, the per-element passes with L a constant for 2, 4, 9 and 16;
+    training and evaluation, forward and backward, against the float64 reference; then the
+    hostile batches' channels (offset 1e6, tiny values with eps 0, squares beyond float32,
+    a mean far from 0 in units of the std) as maps of L values."""
+    C = 13
+    x = offset_randn(rng, (2 * (20000 // (C * L)) + 3, C, L), dtype)
+    w = rng.standard_normal(C).astype(dtype)
+    b = rng.standard_normal(C).astype(dtype)
+    rm, rv = np.zeros(C, dtype), np.ones(C, dtype)
+    y, sm, sr = F.batch_norm(x, rm, rv, w, b, training=True)
+    ry, rrm, rrv, _, _ = R.batch_norm_train(x, w, b, np.zeros(C), np.ones(C))
+    assert_close(y, ry, dtype)
+    assert_close(rm, rrm, dtype)
+    assert_close(rv, rrv, dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    dx, dw, db = F.batch_norm_backward(dy, x, sm, sr, w)
+    rdx, rdw, rdb = R.batch_norm_train_backward(dy, x, w)
+    assert_close(dx, rdx, dtype, scale=np.abs(rdx).max() * 10)
+    assert_close(dw, rdw, dtype, scale=np.abs(rdw).max() * 10)
+    assert_close(db, rdb, dtype, scale=np.abs(rdb).max() * 10)
+    ye, _, _ = F.batch_norm(x, rm, rv, w, b, training=False)
+    assert_close(ye, R.batch_norm_eval(x, rm, rv, w, b), dtype)
+    dxe, _, _ = F.batch_norm_backward(dy, x, sm, sr, w, training=False)  # dx = w rstd dy
+    want = dy.astype(np.float64) * (sr.astype(np.float64) * w)[:, None]
+    assert_close(dxe, want, dtype, scale=np.abs(want).max())
+    if dtype != np.float32:
+        return
+    for case, (h, eps) in _hostile_batches(np.random.default_rng(0)).items():
+        hx = np.ascontiguousarray(h[: (h.shape[0] // L) * L].reshape(-1, L, h.shape[1]).transpose(0, 2, 1))
+        hdy = rng.standard_normal(hx.shape).astype(np.float32)
+        hw = rng.uniform(0.5, 1.5, hx.shape[1]).astype(np.float32)
+        y, mean, rstd = F.batch_norm(hx, None, None, hw, None, training=True, eps=eps)
+        dx, dw, db = F.batch_norm_backward(hdy, hx, mean, rstd, hw, training=True)
+        ry, _, _, rmean, rrstd = R.batch_norm_train(hx, hw, None, eps=eps)
+        rdx, rdw, rdb = R.batch_norm_train_backward(hdy, hx, hw, eps=eps)
+        for got, want in ((y, ry), (mean, rmean), (rstd, rrstd), (dx, rdx), (dw, rdw), (db, rdb)):
+            want = np.asarray(want, np.float64)
+            assert np.isfinite(got).all(), case
+            assert np.abs(got.astype(np.float64) - want).max() <= 2e-6 * np.abs(want).max(), case

@@ -87,6 +87,24 @@ FN(nr_bn_grad_sums_wide)(double s[3], const T *dy, const T *x, int64_t c, double
 #define NR_BN_BACKWARDS(rows, C) ((rows) * (C) * (int64_t)sizeof(T) <= ((int64_t)4 << 20))
 #endif
 
+/* NR_BN_SMALL_L_SWITCH(L, LOOP): LOOP(L) with L a constant for the small L of feature maps
+ * (2x1 to 4x4) the per-element passes meet, LOOP(L) as it is otherwise */
+#ifndef NR_BN_SMALL_L_SWITCH
+#define NR_BN_SMALL_L_SWITCH(L, LOOP)                                                          \
+    switch (L) {                                                                               \
+    case 2:                                                                                    \
+        LOOP(2) break;                                                                         \
+    case 4:                                                                                    \
+        LOOP(4) break;                                                                         \
+    case 9:                                                                                    \
+        LOOP(9) break;                                                                         \
+    case 16:                                                                                   \
+        LOOP(16) break;                                                                        \
+    default:                                                                                   \
+        LOOP(L) break;                                                                         \
+    }
+#endif
+
 /* Rows of at most this many bytes go four at a time through the per-channel loops below: a
  * row of 64 floats is four vectors, and the loop's setup per row (and the coefficients'
  * loads) cost more than its arithmetic. The same values either way. */
@@ -185,18 +203,24 @@ FN(nr_bn_apply)(T *y, const T *x, const T *sub1, const T *sub2, const T *scale, 
         NR_SPLIT(nt, N, 1, FN(nr_bn_apply_rows)(y, x, sub1, sub2, scale, shift, i0, i1, C, ld));
         return;
     }
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t n = 0; n < N; n++) {
-        for (int64_t c = 0; c < C; c++) {
-            const T *xr = x + n * ld + c * L;
-            T *yr = y + n * ld + c * L;
-            const T s1 = sub1[c], s2 = sub2[c], sc = scale[c], sh = shift[c];
-#pragma omp simd
-            for (int64_t l = 0; l < L; l++) {
-                yr[l] = NR_FMA1((xr[l] - s1) - s2, sc, sh);
-            }
-        }
+    /* each (n, c) run of L values; small L a constant (NR_BN_SMALL_L), so that the run is a
+     * few vector operations rather than a loop with its setup */
+#define NR_BN_APPLY_L(LL)                                                                      \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t n = 0; n < N;    \
+                                                                      n++)                     \
+    {                                                                                          \
+        for (int64_t c = 0; c < C; c++) {                                                      \
+            const T *xr = x + n * ld + c * (LL);                                               \
+            T *yr = y + n * ld + c * (LL);                                                     \
+            const T s1 = sub1[c], s2 = sub2[c], sc = scale[c], sh = shift[c];                  \
+            _Pragma("omp simd") for (int64_t l = 0; l < (LL); l++)                             \
+            {                                                                                  \
+                yr[l] = NR_FMA1((xr[l] - s1) - s2, sc, sh);                                    \
+            }                                                                                  \
+        }                                                                                      \
     }
+    NR_BN_SMALL_L_SWITCH(L, NR_BN_APPLY_L)
+#undef NR_BN_APPLY_L
 }
 
 /* A channel needs the double path: x - mean may overflow T (rstd below NR_BN_MIN_RSTD, or
@@ -612,26 +636,30 @@ FN(nr_bn_apply_grad_block)(T *dx, const T *dy, const T *x, const T *mu, const do
             nt, N, 1,
             FN(nr_bn_dx_rows)(dx, dy, training ? x : NULL, mu, k_dy, k_xc, k_0, i0, i1, C, ld));
     }
-    else {
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (int64_t n = 0; n < N; n++) {
-            for (int64_t c = 0; c < C; c++) {
-                const int64_t off = n * ld + c * L;
-                const T kd = k_dy[c], kx = k_xc[c], k0 = k_0[c], m = mu[c];
-                if (training) {
-#pragma omp simd
-                    for (int64_t l = 0; l < L; l++) {
-                        dx[off + l] = NR_FMA1(kd, dy[off + l], NR_FMA1(kx, x[off + l] - m, k0));
-                    }
-                }
-                else { /* fixed statistics: x plays no part */
-#pragma omp simd
-                    for (int64_t l = 0; l < L; l++) {
-                        dx[off + l] = kd * dy[off + l];
-                    }
-                }
-            }
-        }
+    else { /* as nr_bn_apply's runs of L values */
+#define NR_BN_DX_L(LL)                                                                         \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t n = 0; n < N;    \
+                                                                      n++)                     \
+    {                                                                                          \
+        for (int64_t c = 0; c < C; c++) {                                                      \
+            const int64_t off = n * ld + c * (LL);                                             \
+            const T kd = k_dy[c], kx = k_xc[c], k0 = k_0[c], m = mu[c];                        \
+            if (training) {                                                                    \
+                _Pragma("omp simd") for (int64_t l = 0; l < (LL); l++)                         \
+                {                                                                              \
+                    dx[off + l] = NR_FMA1(kd, dy[off + l], NR_FMA1(kx, x[off + l] - m, k0));   \
+                }                                                                              \
+            }                                                                                  \
+            else { /* fixed statistics: x plays no part */                                     \
+                _Pragma("omp simd") for (int64_t l = 0; l < (LL); l++)                         \
+                {                                                                              \
+                    dx[off + l] = kd * dy[off + l];                                            \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }
+        NR_BN_SMALL_L_SWITCH(L, NR_BN_DX_L)
+#undef NR_BN_DX_L
     }
     for (int64_t c = 0; wide && c < C; c++) {
         double k[3];
