@@ -203,7 +203,7 @@ FN(nr_bn_apply)(T *y, const T *x, const T *sub1, const T *sub2, const T *scale, 
         NR_SPLIT(nt, N, 1, FN(nr_bn_apply_rows)(y, x, sub1, sub2, scale, shift, i0, i1, C, ld));
         return;
     }
-    /* each (n, c) run of L values; small L a constant (NR_BN_SMALL_L), so that the run is a
+    /* each (n, c) run of L values; small L a constant (NR_BN_SMALL_L_SWITCH): the run is a
      * few vector operations rather than a loop with its setup */
 #define NR_BN_APPLY_L(LL)                                                                      \
     _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t n = 0; n < N;    \

@@ -149,12 +149,14 @@ size_t
 FN(nr_groupnorm_backward_workspace)(int64_t C, int64_t S, int64_t G, int nthreads)
 {
     const int64_t D = G > 0 ? C / G * S : 0;
-    if (D > 0 && D <= NR_GN_SHORT_D) {
+    const size_t longer = (size_t)nthreads * 4 * (size_t)C * sizeof(double);
+    if (D > 0 && D <= NR_GN_SHORT_D) { /* either path's (without dx, the longer groups') */
         const int64_t CS = C * S, lines = (CS * (int64_t)sizeof(T) + 63) / 64 * 64;
-        return (size_t)lines + (size_t)nthreads * FN(nr_gn_partials_stride)(CS) * sizeof(T) +
-               64;
+        const size_t shorter =
+            (size_t)lines + (size_t)nthreads * FN(nr_gn_partials_stride)(CS) * sizeof(T) + 64;
+        return shorter > longer ? shorter : longer;
     }
-    return (size_t)nthreads * 4 * (size_t)C * sizeof(double);
+    return longer;
 }
 
 /* The short groups' backward (see nr_groupnorm_backward): LayerNorm's rows, each with its

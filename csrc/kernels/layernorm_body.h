@@ -623,8 +623,24 @@ FN(nr_ln_backward_pipe)(T *restrict dx, T *restrict pdw, T *restrict pdb, const 
     return i;
 }
 
-/* One row of the short backward, redone wide if its sums in T overflowed (and in T after all
- * if it holds a NaN or Inf, which then propagates as documented). */
+/* Row i of the short backward with the weights wv (D values, not NULL) and the partials pdw,
+ * pdb (or NULL) given for it, redone wide if its sums in T overflowed (and in T after all if
+ * it holds a NaN or Inf, which then propagates as documented). */
+static void
+FN(nr_ln_backward_short_row_w)(T *restrict dx, T *restrict pdw, T *restrict pdb,
+                               const T *restrict dy, const T *restrict x,
+                               const T *restrict mean, const T *restrict rstd,
+                               const T *restrict wv, int64_t D, int64_t i)
+{
+    if (FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 1, 1, 0, NULL,
+                                 NULL) != 0 &&
+        !FN(nr_ln_backward_wide)(dx, pdw, pdb, dy, x, rstd, wv, D, i)) {
+        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 0, 1, 0, NULL,
+                                 NULL);
+    }
+}
+
+/* One row of the short backward (w may be NULL: ones) */
 static void
 FN(nr_ln_backward_short_row)(T *restrict dx, T *restrict pdw, T *restrict pdb,
                              const T *restrict dy, const T *restrict x, const T *restrict mean,
@@ -634,31 +650,7 @@ FN(nr_ln_backward_short_row)(T *restrict dx, T *restrict pdw, T *restrict pdb,
     for (int64_t j = 0; j < D; j++) {
         wv[j] = w ? w[j] : (T)1;
     }
-    if (FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 1, 1, 0, NULL,
-                                 NULL) != 0 &&
-        !FN(nr_ln_backward_wide)(dx, pdw, pdb, dy, x, rstd, w, D, i)) {
-        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 0, 1, 0, NULL,
-                                 NULL);
-    }
-}
-
-/* Row i of the short backward with the weights wv (D values, not NULL) and the partials pdw,
- * pdb (or NULL) given for it, checked as nr_ln_backward_short_row checks its row */
-static void
-FN(nr_ln_backward_short_row_w)(T *restrict dx, T *restrict pdw, T *restrict pdb,
-                               const T *restrict dy, const T *restrict x,
-                               const T *restrict mean, const T *restrict rstd,
-                               const T *restrict wv, int64_t D, int64_t i)
-{
-    const T nonfinite = NR_LN_FAR(mean[i], rstd[i])
-                            ? FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D,
-                                                       i, 1, 1, 1, 0, NULL, NULL)
-                            : FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D,
-                                                       i, 1, 1, 0, 0, NULL, NULL);
-    if (nonfinite != 0 && !FN(nr_ln_backward_wide)(dx, pdw, pdb, dy, x, rstd, wv, D, i)) {
-        FN(nr_ln_backward_group)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i, 1, 0, 1, 0, NULL,
-                                 NULL);
-    }
+    FN(nr_ln_backward_short_row_w)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i);
 }
 
 /* Rows [i0, i1) of the backward for 0 < D <= NR_LN_SHORT_D, none of them NR_LN_RISKY, with
@@ -1066,7 +1058,7 @@ FN(nr_layernorm_backward_rows)(T *restrict dx, T *restrict pdw, T *restrict pdb,
 /* Rows [i0, i1) of a backward whose row i takes the D weights w + (i % P) D (not NULL) and
  * adds dy xhat, dy to pdw, pdb + (i % P) D (or NULL): GroupNorm's (n, g) rows of at most
  * NR_LN_SHORT_D values, P = G, w each channel's weight spread over its positions. Each row
- * as the short path's single rows, checked (as the long rows' path without the vectors). */
+ * as the short path's checked single rows (as the long rows' path without the vectors). */
 void
 FN(nr_layernorm_backward_cyclic)(T *dx, T *pdw, T *pdb, const T *dy, const T *x, const T *mean,
                                  const T *rstd, const T *w, int64_t D, int64_t P, int64_t i0,

@@ -172,7 +172,7 @@ NR_DECLARE_TIERED(nr_batchnorm_apply_f64, ~)
 /* (N, C, L) data with L at most this: the sums run down a block of rows (NR_SUM_BLOCK_BYTES,
  * eight rows at least) a channel at a time, its L positions in lanes of double, instead of a
  * reduction over each (n, c) run of L values, which cost more than the values at small L
- * (2048 x 64 x 4 on a Zen 5: BatchNorm f+b 0.41x the time on avx512, 0.53-0.62x on avx2).
+ * (2048 x 64 x 4 on a Zen 5: BatchNorm f+b 0.38-0.42x the time on avx512, 0.51x on avx2).
  * At L = 16 that was 0.60-0.65x on avx512 but 1.06-1.4x on avx2 and baseline, whose
  * registers hold fewer of the lanes. */
 #if NR_VEC_BYTES == 64
