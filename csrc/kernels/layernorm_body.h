@@ -219,25 +219,6 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
     }
 }
 
-/* Row sums of a group's sums a (H chains a row) as nr_ln_forward_group adds them, plus 0 (its
- * tails' sums when it has none), in out[r] */
-NR_VEC_INLINE void
-FN(nr_ln_pipe_rowsums)(T out[4], const V a[4], const int G, const int H)
-{
-#if NR_VEC_HSUM4
-    if (G * H == 4) {
-        const V s = FN(nr_vec_hsum4_rows)(a, H, (V){0});
-        for (int r = 0; r < G; r++) {
-            out[r] = s[4 * H * r];
-        }
-        return;
-    }
-#endif
-    for (int r = 0; r < G; r++) {
-        out[r] = FN(nr_vec_hsum_row)(a, r, H) + (T)0;
-    }
-}
-
 /* The first pass of G rows of NV full vectors (D = NV W) from row i: shifts and means */
 NR_VEC_INLINE void
 FN(nr_ln_pipe_mean)(T sh[4], T dm[4], const T *restrict x, int64_t i, const int G, const int H,
@@ -257,7 +238,7 @@ FN(nr_ln_pipe_mean)(T sh[4], T dm[4], const T *restrict x, int64_t i, const int 
         }
     }
     T s[4];
-    FN(nr_ln_pipe_rowsums)(s, a, G, H);
+    FN(nr_vec_rowsums)(s, a, G, H);
     for (int r = 0; r < G; r++) {
         dm[r] = s[r] * ((T)1 / (T)D);
     }
@@ -311,7 +292,7 @@ FN(nr_ln_forward_pipe)(T *restrict y, T *restrict mean, T *restrict rstd, const 
 #endif
         {
             T ss[4];
-            FN(nr_ln_pipe_rowsums)(ss, a, G, H);
+            FN(nr_vec_rowsums)(ss, a, G, H);
             for (int r = 0; r < G; r++) {
                 rs[r] = (T)1 / SQRT(ss[r] * ((T)1 / (T)D) + eps);
             }

@@ -134,27 +134,6 @@ FN(nr_rms_flush)(double *pdw, T *bdw, int64_t D)
 }
 
 #ifdef NR_ROW_VEC
-/* the sums of the lanes of G rows' sums a, in s (on avx512 four rows in one packed
- * reduction), each plus its row's tail t */
-NR_VEC_INLINE void
-FN(nr_rms_rowsums)(T s[NR_RMS_GROUP], const V a[NR_RMS_GROUP], const T t[NR_RMS_GROUP],
-                   const int G)
-{
-#if NR_VEC_HSUM4
-    if (G == 4) {
-        const V h = FN(nr_vec_hsum4)(a);
-        for (int r = 0; r < G; r++) {
-            s[r] = h[4 * r] + t[r];
-        }
-        return;
-    }
-#endif
-    NR_VEC_UNROLL
-    for (int r = 0; r < G; r++) {
-        s[r] = FN(nr_vec_hsum)(a[r]) + t[r];
-    }
-}
-
 /* G rows (a constant after inlining) of the forward from row i, 0 < D <= NR_RMS_SHORT_D
  * (D = NV W when NV > 0): rstd in T, y = (x rstd) w; wv is w or ones */
 NR_VEC_INLINE void
@@ -184,7 +163,10 @@ FN(nr_rms_forward_group)(T *restrict y, T *restrict rstd, const T *restrict x,
             t[r] = NR_FMA1(xr[r][j], xr[r][j], t[r]);
         }
     }
-    FN(nr_rms_rowsums)(s, a, t, G);
+    FN(nr_vec_rowsums)(s, a, G, 1);
+    for (int r = 0; r < G; r++) {
+        s[r] += t[r]; /* the tails */
+    }
     for (int r = 0; r < G; r++) {
         rs[r] = (T)1 / SQRT(s[r] * inv_d + eps);
         rstd[i + r] = rs[r];
@@ -287,7 +269,10 @@ FN(nr_rms_backward_group)(T *restrict dx, T *restrict bdw, const T *restrict dy,
             t[r] = NR_FMA1(gr[r][j] * wv[j], xr[r][j], t[r]);
         }
     }
-    FN(nr_rms_rowsums)(s, a, t, G);
+    FN(nr_vec_rowsums)(s, a, G, 1);
+    for (int r = 0; r < G; r++) {
+        s[r] += t[r]; /* the tails */
+    }
     int ok = 1;
     for (int r = 0; r < G; r++) {
         const T m = s[r] * inv_d;

@@ -171,4 +171,23 @@ FN(nr_vec_rsqrt4)(V v, const int H)
 #else
 #define NR_VEC_HSUM4 0
 #endif
+/* The row sums of G rows' sums a (H chains a row, as nr_vec_hsum_row adds them), plus 0 (a
+ * row's tail when it has none), in out[r]: on avx512 four chains in one packed reduction */
+NR_VEC_INLINE void
+FN(nr_vec_rowsums)(T out[4], const V a[4], const int G, const int H)
+{
+#if NR_VEC_HSUM4
+    if (G * H == 4) {
+        const V s = FN(nr_vec_hsum4_rows)(a, H, (V){0});
+        for (int r = 0; r < G; r++) {
+            out[r] = s[4 * H * r];
+        }
+        return;
+    }
+#endif
+    for (int r = 0; r < G; r++) {
+        out[r] = FN(nr_vec_hsum_row)(a, r, H) + (T)0;
+    }
+}
+
 #endif /* NR_ROW_VEC */
