@@ -11,11 +11,10 @@ from helpers import DTYPES, assert_close, offset_randn
 from normreg import functional as F
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(4099, 17), (37, 9, 513)])
-def test_large_threaded(rng, nthreads, dtype, shape):
-    x = offset_randn(rng, shape, dtype)
-    C = shape[1]
+def _check_training(rng, x, dtype):
+    """A training forward (with the running update) and backward of x against the float64
+    reference; returns what they used and gave: w, b, rm, rv, save_mean, save_rstd, dy."""
+    C = x.shape[1]
     w = rng.standard_normal(C).astype(dtype)
     b = rng.standard_normal(C).astype(dtype)
     rm, rv = np.zeros(C, dtype), np.ones(C, dtype)
@@ -24,12 +23,19 @@ def test_large_threaded(rng, nthreads, dtype, shape):
     assert_close(y, ry, dtype)
     assert_close(rm, rrm, dtype)
     assert_close(rv, rrv, dtype)
-    dy = rng.standard_normal(shape).astype(dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
     dx, dw, db = F.batch_norm_backward(dy, x, sm, sr, w)
     rdx, rdw, rdb = R.batch_norm_train_backward(dy, x, w)
     assert_close(dx, rdx, dtype, scale=np.abs(rdx).max() * 10)
     assert_close(dw, rdw, dtype, scale=np.abs(rdw).max() * 10)
     assert_close(db, rdb, dtype, scale=np.abs(rdb).max() * 10)
+    return w, b, rm, rv, sm, sr, dy
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(4099, 17), (37, 9, 513)])
+def test_large_threaded(rng, nthreads, dtype, shape):
+    _check_training(rng, offset_randn(rng, shape, dtype), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -72,6 +78,12 @@ def test_statistics_and_gradients_exact_on_hostile_batches(case):
     x, eps = _hostile_batches(np.random.default_rng(0))[case]
     C = x.shape[1]
     w, b = rng.uniform(0.5, 1.5, C).astype(np.float32), rng.standard_normal(C).astype(np.float32)
+    _assert_exact_float32(rng, x, eps, w, b, case)
+
+
+def _assert_exact_float32(rng, x, eps, w, b, case):
+    """Training forward and backward of the float32 x: every output finite and within 2e-6
+    of the float64 reference's largest value."""
     dy = rng.standard_normal(x.shape).astype(np.float32)
     y, mean, rstd = F.batch_norm(x, None, None, w, b, training=True, eps=eps)
     dx, dw, db = F.batch_norm_backward(dy, x, mean, rstd, w, training=True)
@@ -79,7 +91,7 @@ def test_statistics_and_gradients_exact_on_hostile_batches(case):
     rdx, rdw, rdb = R.batch_norm_train_backward(dy, x, w, eps=eps)
     for got, want in ((y, ry), (mean, rmean), (rstd, rrstd), (dx, rdx), (dw, rdw), (db, rdb)):
         want = np.asarray(want, np.float64)
-        assert np.isfinite(got).all()
+        assert np.isfinite(got).all(), case
         scale = np.abs(want).max()
         assert np.abs(got.astype(np.float64) - want).max() <= 2e-6 * scale, case
 
@@ -177,20 +189,7 @@ def test_small_feature_maps(rng, nthreads, dtype, L):
     a mean far from 0 in units of the std) as maps of L values."""
     C = 13
     x = offset_randn(rng, (2 * (20000 // (C * L)) + 3, C, L), dtype)
-    w = rng.standard_normal(C).astype(dtype)
-    b = rng.standard_normal(C).astype(dtype)
-    rm, rv = np.zeros(C, dtype), np.ones(C, dtype)
-    y, sm, sr = F.batch_norm(x, rm, rv, w, b, training=True)
-    ry, rrm, rrv, _, _ = R.batch_norm_train(x, w, b, np.zeros(C), np.ones(C))
-    assert_close(y, ry, dtype)
-    assert_close(rm, rrm, dtype)
-    assert_close(rv, rrv, dtype)
-    dy = rng.standard_normal(x.shape).astype(dtype)
-    dx, dw, db = F.batch_norm_backward(dy, x, sm, sr, w)
-    rdx, rdw, rdb = R.batch_norm_train_backward(dy, x, w)
-    assert_close(dx, rdx, dtype, scale=np.abs(rdx).max() * 10)
-    assert_close(dw, rdw, dtype, scale=np.abs(rdw).max() * 10)
-    assert_close(db, rdb, dtype, scale=np.abs(rdb).max() * 10)
+    w, b, rm, rv, sm, sr, dy = _check_training(rng, x, dtype)
     ye, _, _ = F.batch_norm(x, rm, rv, w, b, training=False)
     assert_close(ye, R.batch_norm_eval(x, rm, rv, w, b), dtype)
     dxe, _, _ = F.batch_norm_backward(dy, x, sm, sr, w, training=False)  # dx = w rstd dy
@@ -200,13 +199,5 @@ def test_small_feature_maps(rng, nthreads, dtype, L):
         return
     for case, (h, eps) in _hostile_batches(np.random.default_rng(0)).items():
         hx = np.ascontiguousarray(h[: (h.shape[0] // L) * L].reshape(-1, L, h.shape[1]).transpose(0, 2, 1))
-        hdy = rng.standard_normal(hx.shape).astype(np.float32)
         hw = rng.uniform(0.5, 1.5, hx.shape[1]).astype(np.float32)
-        y, mean, rstd = F.batch_norm(hx, None, None, hw, None, training=True, eps=eps)
-        dx, dw, db = F.batch_norm_backward(hdy, hx, mean, rstd, hw, training=True)
-        ry, _, _, rmean, rrstd = R.batch_norm_train(hx, hw, None, eps=eps)
-        rdx, rdw, rdb = R.batch_norm_train_backward(hdy, hx, hw, eps=eps)
-        for got, want in ((y, ry), (mean, rmean), (rstd, rrstd), (dx, rdx), (dw, rdw), (db, rdb)):
-            want = np.asarray(want, np.float64)
-            assert np.isfinite(got).all(), case
-            assert np.abs(got.astype(np.float64) - want).max() <= 2e-6 * np.abs(want).max(), case
+        _assert_exact_float32(rng, hx, eps, hw, None, case)
