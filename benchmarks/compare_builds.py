@@ -76,14 +76,18 @@ def cases(shapes, rng):
 
     out.append(("BatchNorm2d 32x64x32x32", bn2d))
 
-    # small feature maps (4 and 16 positions): the same bytes as 8192 x 64
-    for shape in ((2048, 64, 4), (512, 64, 16)):
+    # small feature maps (4 and 16 positions: the same bytes as 8192 x 64; 7 x 7 maps of a
+    # batch of 128, few rows of many columns)
+    for shape in ((2048, 64, 4), (512, 64, 16), (128, 128, 49)):
         xs = rng.standard_normal(shape).astype(np.float32)
         dys = rng.standard_normal(shape).astype(np.float32)
+        ws, bs = np.ones(shape[1], np.float32), np.zeros(shape[1], np.float32)
+        dws, dbs = np.zeros(shape[1], np.float32), np.zeros(shape[1], np.float32)
+        rms, rvs = np.zeros(shape[1], np.float32), np.ones(shape[1], np.float32)
 
-        def bn_small(C, xs=xs, dys=dys):
-            _, mean, rstd = C.batch_norm_forward(xs, w4, b4, rm4, rv4, True, 0.1, 1e-5, None)
-            C.batch_norm_backward(dys, xs, mean, rstd, w4, dw4, db4, True, None)
+        def bn_small(C, xs=xs, dys=dys, ws=ws, bs=bs, dws=dws, dbs=dbs, rms=rms, rvs=rvs):
+            _, mean, rstd = C.batch_norm_forward(xs, ws, bs, rms, rvs, True, 0.1, 1e-5, None)
+            C.batch_norm_backward(dys, xs, mean, rstd, ws, dws, dbs, True, None)
 
         out.append((f"BatchNorm {'x'.join(map(str, shape))} (N, C, L)", bn_small))
 

@@ -235,7 +235,7 @@ batch_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     /* the tuple holds res: y, save_mean, save_rstd */
     NR_KERNEL_WITH_WORKSPACE(
-        PyArray_NBYTES(x), result, NR_CALL(t, nr_batchnorm_workspace, C, nthreads), fn,
+        PyArray_NBYTES(x), result, NR_CALL(t, nr_batchnorm_workspace, C, L, nthreads), fn,
         training
             ? NR_CALL(t, nr_batchnorm_forward_train, PyArray_DATA(res[0]), PyArray_DATA(res[1]),
                       PyArray_DATA(res[2]), nr_data_or_null(rm), nr_data_or_null(rv),
@@ -265,7 +265,7 @@ batch_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     const npy_intp N = nr_size(&a.s, 'N'), C = nr_size(&a.s, 'C'), L = nr_size(&a.s, 'L');
     NR_KERNEL_WITH_WORKSPACE(
-        PyArray_NBYTES(a.x), dx, NR_CALL(a.t, nr_batchnorm_workspace, C, nthreads), fn,
+        PyArray_NBYTES(a.x), dx, NR_CALL(a.t, nr_batchnorm_workspace, C, L, nthreads), fn,
         NR_CALL(a.t, nr_batchnorm_backward, PyArray_DATA(a.out[0]), nr_data_or_null(a.dw),
                 nr_data_or_null(a.db), PyArray_DATA(a.dy), PyArray_DATA(a.x),
                 PyArray_DATA(a.mean), PyArray_DATA(a.rstd), nr_data_or_null(a.w), N, C, L,

@@ -42,7 +42,7 @@ sync_batch_norm_stats(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     const npy_intp N = d[0], C = d[1], L = d[2];
     double *st = (double *)PyArray_DATA(stats);
     NR_NOGIL_WITH_WORKSPACE(
-        stats, NR_CALL(t, nr_syncbn_workspace, C, nthreads), fn,
+        stats, NR_CALL(t, nr_syncbn_workspace, C, L, nthreads), fn,
         NR_CALL(t, nr_syncbn_stats, st, st + C, PyArray_DATA(x), N, C, L, ws, nthreads));
     return (PyObject *)stats;
 }
@@ -66,7 +66,7 @@ sync_batch_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     const npy_intp N = d[0], C = d[1], L = d[2];
-    NR_NOGIL_WITH_WORKSPACE(y, NR_CALL(t, nr_syncbn_workspace, C, nthreads), fn,
+    NR_NOGIL_WITH_WORKSPACE(y, NR_CALL(t, nr_syncbn_workspace, C, L, nthreads), fn,
                             NR_CALL(t, nr_syncbn_forward, PyArray_DATA(y), PyArray_DATA(x),
                                     PyArray_DATA(mean), PyArray_DATA(rstd), nr_data_or_null(w),
                                     nr_data_or_null(b), N, C, L, ws, nthreads));
@@ -93,7 +93,7 @@ sync_batch_norm_grad_sums(PyObject *self, PyObject *const *args, Py_ssize_t narg
     }
     const npy_intp N = d[0], C = d[1], L = d[2];
     double *sm = (double *)PyArray_DATA(sums);
-    NR_NOGIL_WITH_WORKSPACE(sums, NR_CALL(t, nr_syncbn_workspace, C, nthreads), fn,
+    NR_NOGIL_WITH_WORKSPACE(sums, NR_CALL(t, nr_syncbn_workspace, C, L, nthreads), fn,
                             NR_CALL(t, nr_syncbn_grad_sums, sm, sm + C, PyArray_DATA(dy),
                                     PyArray_DATA(x), PyArray_DATA(mean), PyArray_DATA(rstd), N,
                                     C, L, ws, nthreads));
@@ -128,7 +128,7 @@ sync_batch_norm_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         return NULL;
     }
     const double *sm = (const double *)PyArray_DATA(sums);
-    NR_NOGIL_WITH_WORKSPACE(dx, NR_CALL(t, nr_syncbn_workspace, C, nthreads), fn,
+    NR_NOGIL_WITH_WORKSPACE(dx, NR_CALL(t, nr_syncbn_workspace, C, L, nthreads), fn,
                             NR_CALL(t, nr_syncbn_backward, PyArray_DATA(dx), PyArray_DATA(dy),
                                     PyArray_DATA(x), PyArray_DATA(mean), PyArray_DATA(rstd),
                                     nr_data_or_null(w), sm, sm + C, count, N, C, L, ws,

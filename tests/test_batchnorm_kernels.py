@@ -148,18 +148,25 @@ def test_few_rows_many_channels(nthreads, shape, dtype):
     assert_close(db - 2, rdb, dtype, scale=np.abs(rdb).max() * 10)
 
 
-def test_few_rows_hostile_channels(nthreads):
+@pytest.mark.parametrize(
+    "shape, hostile",
+    [((160, 1040), (3, 700, 900, 1039)), ((160, 48, 16), (3, 20, 33, 47)), ((1200, 13, 9), (0, 5, 9, 12))],
+)
+def test_few_rows_hostile_channels(nthreads, shape, hostile):
     """Channels that need the double paths (squares beyond float32, values near its largest,
     a far offset, a mean far from 0 in units of the std) beside ordinary ones, in the blocks of
-    channels of a batch of few rows: each output within a few float32 roundings of the float64
-    reference, relative to its channel's largest value."""
+    channels of a batch of few rows, and in small feature maps (their positions as columns, in
+    blocks of channels and with the rows split): each output within a few float32 roundings
+    of the float64 reference, relative to its channel's largest value."""
     rng = np.random.default_rng(7)
-    x = rng.standard_normal((160, 1040)).astype(np.float32)
-    x[:, 3] *= 1e20
-    x[:, 700] *= 1e37
-    x[:, 900] += 1e6
-    x[:, 1039] = (x[:, 1039] + 1e3) * 1e-30
+    x = rng.standard_normal(shape).astype(np.float32)
+    huge, largest, far, tiny = hostile
+    x[:, huge] *= 1e20
+    x[:, largest] *= 1e37
+    x[:, far] += 1e6
+    x[:, tiny] = (x[:, tiny] + 1e3) * 1e-30
     C = x.shape[1]
+    channel_axes = (0,) if x.ndim == 2 else (0, 2)
     w, b = rng.uniform(0.5, 1.5, C).astype(np.float32), rng.standard_normal(C).astype(np.float32)
     dy = rng.standard_normal(x.shape).astype(np.float32)
     y, mean, rstd = F.batch_norm(x, None, None, w, b, training=True)
@@ -169,8 +176,8 @@ def test_few_rows_hostile_channels(nthreads):
     for got, want in ((y, ry), (dx, rdx)):
         want = np.asarray(want, np.float64)
         assert np.isfinite(got).all()
-        err = np.abs(got.astype(np.float64) - want).max(axis=0)
-        assert (err <= 2e-6 * np.abs(want).max(axis=0)).all()
+        err = np.abs(got.astype(np.float64) - want).max(axis=channel_axes)
+        assert (err <= 2e-6 * np.abs(want).max(axis=channel_axes)).all()
     for got, want in ((mean, rmean), (rstd, rrstd)):  # each channel's own scale
         want = np.asarray(want, np.float64)
         assert (np.abs(got.astype(np.float64) - want) <= 2e-6 * np.abs(want)).all()
@@ -201,3 +208,21 @@ def test_small_feature_maps(rng, nthreads, dtype, L):
         hx = np.ascontiguousarray(h[: (h.shape[0] // L) * L].reshape(-1, L, h.shape[1]).transpose(0, 2, 1))
         hw = rng.uniform(0.5, 1.5, hx.shape[1]).astype(np.float32)
         _assert_exact_float32(rng, hx, eps, hw, None, case)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "shape",
+    [(160, 48, 16), (100, 37, 25), (190, 40, 49), (9, 512, 16), (64, 128, 64), (40, 129, 64), (30, 64, 65)],
+)
+def test_small_feature_maps_few_rows(nthreads, dtype, shape):
+    """Small maps of few rows and many channels: their positions as columns in blocks of
+    channels, a thread each (block edges inside no channel, a last block larger than the
+    others), up to the largest maps that run as columns (128 channels of 64) and just past
+    them (129 channels, 65 positions); training with the running update and evaluation against
+    the float64 reference."""
+    rng = np.random.default_rng(shape[1] * shape[2])
+    x = offset_randn(rng, shape, dtype)
+    w, b, rm, rv, sm, sr, dy = _check_training(rng, x, dtype)
+    ye, _, _ = F.batch_norm(x, rm, rv, w, b, training=False)
+    assert_close(ye, R.batch_norm_eval(x, rm, rv, w, b), dtype)

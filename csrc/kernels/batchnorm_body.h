@@ -1,17 +1,59 @@
 /* BatchNorm kernels for one element type T (see batchnorm.c). */
 
 #ifndef NR_BN_BLOCK_ROWS
-/* (N, C) data of at most this many rows and at least this many channels a thread runs as
- * blocks of channels (nr_bn_channel_blocks) */
+/* (N, C) data of at most this many rows and at least this many channels (columns) a thread
+ * runs as blocks of channels (nr_bn_channel_blocks) */
 #define NR_BN_BLOCK_ROWS 192
 #define NR_BN_BLOCK_MIN_C 64
 #endif
 
-/* Per-thread partial sums (3 C doubles a thread) and 8 C doubles of per-channel values. */
-size_t
-FN(nr_batchnorm_workspace)(int64_t C, int nthreads)
+#ifndef NR_BN_FOLD_COLUMNS
+#define NR_BN_FOLD_COLUMNS
+/* Column sums (NS sums of C L columns each, from p[0]) added up by channel into p[0 .. NS C)
+ * in place (each sum's channels written below the columns still to be read). */
+static inline void
+nr_bn_fold_columns(double *p, int NS, int64_t C, int64_t L)
 {
-    return ((size_t)nthreads * 3 + 8) * (size_t)C * sizeof(double);
+    for (int s = 0; s < NS; s++) {
+        for (int64_t c = 0; c < C; c++) {
+            const double *q = p + (s * C + c) * L;
+            double t = 0;
+            for (int64_t l = 0; l < L; l++) {
+                t += q[l];
+            }
+            p[s * C + c] = t;
+        }
+    }
+}
+#endif
+
+/* dst[c L + l] = src[c] for the C L columns of a small feature map */
+static void
+FN(nr_bn_spread)(T *restrict dst, const T *restrict src, int64_t C, int64_t L)
+{
+    for (int64_t c = 0; c < C; c++) {
+        for (int64_t l = 0; l < L; l++) {
+            dst[c * L + l] = src[c];
+        }
+    }
+}
+
+/* The bytes of the columns' coefficients (four arrays of C L values of T) that the apply
+ * passes take beyond their 3 C values of T, for data that runs as columns. */
+static inline size_t
+FN(nr_bn_columns_bytes)(int64_t C, int64_t L)
+{
+    return (size_t)nr_bn_columns(C, L) * 4 * sizeof(T);
+}
+
+/* Per-thread partial sums (3 C doubles a thread, 3 C L for data that runs as columns), 8 C
+ * doubles of per-channel values and the columns' coefficients. */
+size_t
+FN(nr_batchnorm_workspace)(int64_t C, int64_t L, int nthreads)
+{
+    const int64_t cols = nr_bn_columns(C, L);
+    return ((size_t)nthreads * 3 * (size_t)(cols ? cols : C) + 8 * (size_t)C) * sizeof(double) +
+           FN(nr_bn_columns_bytes)(C, L);
 }
 
 /* The statistics: sums of d and d^2, d = x - shift (ref, a value of T near the channel's
@@ -250,8 +292,8 @@ FN(nr_bn_forward_wide)(T *y, const T *x, int64_t c, double mean, double r, const
 /* x (N, C, L), per channel sub1 (T, a value near the mean), mean and rstd (double), w, b (C)
  * or NULL -> y = (x - mean) rstd w + b, as ((x - sub1) - (mean - sub1)) (w rstd) + b in T:
  * x - sub1 is exact near the mean, so a large offset costs no accuracy. A channel whose
- * values or coefficients leave T's range is redone in double. Workspace: 3 C values of T.
- * Rows (the n of x) ld elements apart. */
+ * values or coefficients leave T's range is redone in double. Workspace: 3 C values of T,
+ * then nr_bn_columns_bytes(C, L). Rows (the n of x) ld elements apart. */
 static void
 FN(nr_bn_apply_block)(T *y, const T *x, const T *sub1, const double *mean, const double *rstd,
                       const T *w, const T *b, int64_t N, int64_t C, int64_t L, int64_t ld,
@@ -270,7 +312,19 @@ FN(nr_bn_apply_block)(T *y, const T *x, const T *sub1, const double *mean, const
     if (N == 0 || C == 0 || L == 0) {
         return; /* empty x: the loops below would still walk the other, possibly huge, dims */
     }
-    FN(nr_bn_apply)(y, x, sub1, sub2, scale, shift, N, C, L, ld, nt < 1 ? 1 : nt);
+    const int64_t cols = nr_bn_apply_columns(C, L);
+    if (cols) { /* the four coefficients spread over the columns, then as (N, C L) data */
+        T *ex = shift + C;
+        FN(nr_bn_spread)(ex, sub1, C, L);
+        FN(nr_bn_spread)(ex + cols, sub2, C, L);
+        FN(nr_bn_spread)(ex + 2 * cols, scale, C, L);
+        FN(nr_bn_spread)(ex + 3 * cols, shift, C, L);
+        FN(nr_bn_apply)(y, x, ex, ex + cols, ex + 2 * cols, ex + 3 * cols, N, cols, 1, ld,
+                        nt < 1 ? 1 : nt);
+    }
+    else {
+        FN(nr_bn_apply)(y, x, sub1, sub2, scale, shift, N, C, L, ld, nt < 1 ? 1 : nt);
+    }
     for (int64_t c = 0; wide && c < C; c++) {
         if (FN(nr_bn_wide)(rstd[c], w ? (double)w[c] * rstd[c] : rstd[c])) {
             FN(nr_bn_forward_wide)(y, x, c, mean[c], rstd[c], w, b, N, L, ld);
@@ -295,8 +349,10 @@ FN(nr_bn_forward_train_block)(T *y, T *save_mean, T *save_rstd, T *running_mean,
                               int64_t L, int64_t ld, double momentum, double eps,
                               void *workspace, int nthreads)
 {
+    const int64_t cols = nr_bn_columns(C, L);
     double *partials = (double *)workspace;
-    double *shift = partials + (size_t)nthreads * 3 * C, *mean = shift + C, *rstd = mean + C;
+    double *shift = partials + (size_t)nthreads * 3 * (size_t)(cols ? cols : C);
+    double *mean = shift + C, *rstd = mean + C;
     T *c_shift = (T *)(rstd + C);
     void *apply_ws = rstd + 2 * C;
     const double count = (double)N * (double)L;
@@ -323,10 +379,17 @@ FN(nr_bn_forward_train_block)(T *y, T *save_mean, T *save_rstd, T *running_mean,
     }
     /* One pass for the statistics: sums of d and d^2 (in T eight rows at a time); again in
      * double if a channel needs it */
-    int ok = L == 1; /* (N, C) data: in T first (along L, in double at once) */
-    if (ok) {
+    int ok = L == 1 || cols; /* (N, C) data and columns: in T first (along L, in double) */
+    if (L == 1) {
         NR_PARTIAL_SUMS(nt, N, double, partials, 2 * C, 2 * C,
                         FN(nr_bn_stat_sums)(acc, x, NULL, c_shift, i0, i1, C, L, ld));
+    }
+    else if (cols) { /* the shifts spread over the columns (where the apply's go later) */
+        T *ref = (T *)apply_ws + 3 * C;
+        FN(nr_bn_spread)(ref, c_shift, C, L);
+        NR_PARTIAL_SUMS(nt, N, double, partials, 2 * cols, 2 * cols,
+                        FN(nr_bn_stat_sums)(acc, x, NULL, ref, i0, i1, cols, 1, ld));
+        nr_bn_fold_columns(partials, 2, C, L);
     }
     if (ok) {
 #pragma omp simd reduction(& : ok)
@@ -368,14 +431,17 @@ FN(nr_bn_forward_train_block)(T *y, T *save_mean, T *save_rstd, T *running_mean,
 
 /* Whether (N, C, L) data with up to nthreads threads runs as blocks of channels, a block a
  * thread, each the whole kernel on its channels, rather than rows split among threads around
- * per-channel work done by one: for (N, C) data with few rows and many channels, where that
- * serial work and the threads' meeting points cost as much as the passes over the data.
- * Returns the number of blocks (threads), 1 for the split of rows. */
+ * per-channel work done by one: for (N, C) data with few rows and many channels (or columns,
+ * nr_bn_columns), where that serial work, the threads' partial sums and their meeting points
+ * cost as much as the passes over the data. Returns the number of blocks (threads), 1 for the
+ * split of rows. */
 static int
 FN(nr_bn_channel_blocks)(int64_t N, int64_t C, int64_t L, int nthreads, size_t passes)
 {
     const int nt = NR_MIN(nthreads, nr_threads_for((size_t)(N * C * L) * passes * sizeof(T)));
-    if (L != 1 || nt < 2 || N > NR_BN_BLOCK_ROWS || C < (int64_t)nt * NR_BN_BLOCK_MIN_C) {
+    const int64_t cols = L == 1 ? C : nr_bn_columns(C, L);
+    if (!cols || nt < 2 || N > NR_BN_BLOCK_ROWS || cols < (int64_t)nt * NR_BN_BLOCK_MIN_C ||
+        C < (int64_t)nt * 16) {
         return 1;
     }
     return nt;
@@ -411,13 +477,14 @@ FN(nr_batchnorm_forward_train)(T *y, T *save_mean, T *save_rstd, T *running_mean
                                       b, N, C, L, C * L, momentum, eps, workspace, nthreads);
         return;
     }
-    /* a block's workspace is that of one thread, 11 doubles a channel at most */
-    NR_BN_BY_CHANNELS(
-        blocks, C,
-        FN(nr_bn_forward_train_block)(
-            y + c0, save_mean + c0, save_rstd + c0, running_mean ? running_mean + c0 : NULL,
-            running_var ? running_var + c0 : NULL, x + c0, w ? w + c0 : NULL, b ? b + c0 : NULL,
-            N, c1 - c0, 1, C, momentum, eps, (double *)workspace + 11 * c0, 1));
+    /* a block's workspace is that of one thread for its channels, after the blocks' before */
+    NR_BN_BY_CHANNELS(blocks, C,
+                      FN(nr_bn_forward_train_block)(
+                          y + c0 * L, save_mean + c0, save_rstd + c0,
+                          running_mean ? running_mean + c0 : NULL,
+                          running_var ? running_var + c0 : NULL, x + c0 * L, w ? w + c0 : NULL,
+                          b ? b + c0 : NULL, N, c1 - c0, L, C * L, momentum, eps,
+                          (char *)workspace + FN(nr_batchnorm_workspace)(c0, L, 1), 1));
 }
 
 /* Evaluation forward with the running estimates. x (N, C, L), running_mean, running_var (C)
@@ -469,8 +536,9 @@ FN(nr_bn_backward_block)(T *dx, T *dw, T *db, const T *dy, const T *x, const T *
                          const T *save_rstd, const T *w, int64_t N, int64_t C, int64_t L,
                          int64_t ld, int training, void *workspace, int nthreads)
 {
+    const int64_t cols = nr_bn_columns(C, L);
     double *partials = (double *)workspace;
-    double *mean = partials + (size_t)nthreads * 3 * C;
+    double *mean = partials + (size_t)nthreads * 3 * (size_t)(cols ? cols : C);
     double *mean_dy = mean + C, *mean_dy_xhat = mean_dy + C;
     void *apply_ws = mean_dy_xhat + C;
     const double count = (double)N * (double)L;
@@ -487,29 +555,44 @@ FN(nr_bn_backward_block)(T *dx, T *dw, T *db, const T *dy, const T *x, const T *
     /* (N, C) data: the sums of dy xhat0 and (with `far`) xhat0, xhat0 = (x - mu) rstd, in T
      * (nr_bn_grad_sums2, 3); the correction is then in units of the std (rstd_ok: it can be
      * taken back to x's) */
-    const int scaled = L == 1 && (!far || rstd_ok);
+    const int scaled = (L == 1 || cols) && (!far || rstd_ok);
     memset(partials, 0, (size_t)(3 * C) * sizeof(double));
     if ((training && dx) || dw || db) {
-        T *ref = (T *)apply_ws; /* mu, then rstd (free until nr_batchnorm_apply_grad) */
-        if (scaled) {
+        /* columns: the sums over (N, C L) data, mu and rstd spread over the columns (where
+         * the input gradient's coefficients go later), then added up by channel */
+        const int64_t CC = cols ? cols : C, LL = cols ? 1 : L;
+        T *ref = (T *)apply_ws + (cols ? 3 * C : 0); /* mu, rstd (free until the dx pass) */
+        const T *mu = save_mean;
+        if (cols) {
+            FN(nr_bn_spread)(ref, save_mean, C, L);
+            FN(nr_bn_spread)(ref + cols, save_rstd, C, L);
+            mu = ref;
+        }
+        else if (scaled) {
             memcpy(ref, save_mean, (size_t)C * sizeof(T));
             memcpy(ref + C, save_rstd, (size_t)C * sizeof(T));
         }
         if (far && scaled) {
-            NR_PARTIAL_SUMS(nt, N, double, partials, 3 * C, 3 * C,
-                            FN(nr_bn_grad_sums3)(acc, x, dy, ref, i0, i1, C, L, ld));
+            NR_PARTIAL_SUMS(nt, N, double, partials, 3 * CC, 3 * CC,
+                            FN(nr_bn_grad_sums3)(acc, x, dy, ref, i0, i1, CC, LL, ld));
         }
         else if (far) {
-            NR_PARTIAL_SUMS(nt, N, double, partials, 3 * C, 3 * C,
-                            FN(nr_bn_grad_sums3_wide)(acc, x, dy, save_mean, i0, i1, C, L, ld));
+            NR_PARTIAL_SUMS(nt, N, double, partials, 3 * CC, 3 * CC,
+                            FN(nr_bn_grad_sums3_wide)(acc, x, dy, mu, i0, i1, CC, LL, ld));
         }
         else if (scaled) {
-            NR_PARTIAL_SUMS(nt, N, double, partials, 2 * C, 2 * C,
-                            FN(nr_bn_grad_sums2)(acc, x, dy, ref, i0, i1, C, L, ld));
+            NR_PARTIAL_SUMS(nt, N, double, partials, 2 * CC, 2 * CC,
+                            FN(nr_bn_grad_sums2)(acc, x, dy, ref, i0, i1, CC, LL, ld));
         }
         else {
-            NR_PARTIAL_SUMS(nt, N, double, partials, 2 * C, 2 * C,
-                            FN(nr_bn_grad_sums2_wide)(acc, x, dy, save_mean, i0, i1, C, L, ld));
+            NR_PARTIAL_SUMS(nt, N, double, partials, 2 * CC, 2 * CC,
+                            FN(nr_bn_grad_sums2_wide)(acc, x, dy, mu, i0, i1, CC, LL, ld));
+        }
+        if (cols) {
+            nr_bn_fold_columns(partials, far ? 3 : 2, C, L);
+            if (!far) { /* the third sums zero, as the memset above left them */
+                memset(partials + 2 * C, 0, (size_t)C * sizeof(double));
+            }
         }
     }
     for (int64_t c = 0; c < C; c++) {
@@ -564,12 +647,13 @@ FN(nr_batchnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
                                  training, workspace, nthreads);
         return;
     }
-    /* a block's workspace is that of one thread, 11 doubles a channel at most */
+    /* a block's workspace is that of one thread for its channels, after the blocks' before */
     NR_BN_BY_CHANNELS(blocks, C,
                       FN(nr_bn_backward_block)(
-                          dx ? dx + c0 : NULL, dw ? dw + c0 : NULL, db ? db + c0 : NULL,
-                          dy + c0, x + c0, save_mean + c0, save_rstd + c0, w ? w + c0 : NULL, N,
-                          c1 - c0, 1, C, training, (double *)workspace + 11 * c0, 1));
+                          dx ? dx + c0 * L : NULL, dw ? dw + c0 : NULL, db ? db + c0 : NULL,
+                          dy + c0 * L, x + c0 * L, save_mean + c0, save_rstd + c0,
+                          w ? w + c0 : NULL, N, c1 - c0, L, C * L, training,
+                          (char *)workspace + FN(nr_batchnorm_workspace)(c0, L, 1), 1));
 }
 
 /* Channel c of the input gradient in double, for coefficients beyond T's range (see below). */
@@ -608,7 +692,8 @@ FN(nr_bn_grad_coefs)(double k[3], int64_t c, const T *mu, const double *mean, co
  *   dx = w rstd (dy - mean_dy - xhat mean_dy_xhat),  xhat = (x - mean) rstd
  * computed in T as k_dy dy + k_xc (x - mu) + k_0, with mean - mu folded into k_0 (with
  * `nt` threads). A channel whose coefficients leave T's range is redone in double.
- * Workspace: 3 C values of T. Rows (the n of x) ld elements apart. */
+ * Workspace: 3 C values of T, then nr_bn_columns_bytes(C, L). Rows (the n of x) ld elements
+ * apart. */
 static void
 FN(nr_bn_apply_grad_block)(T *dx, const T *dy, const T *x, const T *mu, const double *mean,
                            const T *rstd, const T *w, const double *mean_dy,
@@ -631,10 +716,21 @@ FN(nr_bn_apply_grad_block)(T *dx, const T *dy, const T *x, const T *mu, const do
     if (nt < 1) {
         nt = 1;
     }
+    const int64_t cols = nr_bn_apply_columns(C, L);
     if (L == 1) {
         NR_SPLIT(
             nt, N, 1,
             FN(nr_bn_dx_rows)(dx, dy, training ? x : NULL, mu, k_dy, k_xc, k_0, i0, i1, C, ld));
+    }
+    else if (cols) { /* as nr_bn_apply_block's columns */
+        T *ex = k_0 + C;
+        FN(nr_bn_spread)(ex, k_dy, C, L);
+        FN(nr_bn_spread)(ex + cols, k_xc, C, L);
+        FN(nr_bn_spread)(ex + 2 * cols, k_0, C, L);
+        FN(nr_bn_spread)(ex + 3 * cols, mu, C, L);
+        NR_SPLIT(nt, N, 1,
+                 FN(nr_bn_dx_rows)(dx, dy, training ? x : NULL, ex + 3 * cols, ex, ex + cols,
+                                   ex + 2 * cols, i0, i1, cols, ld));
     }
     else { /* as nr_bn_apply's runs of L values */
 #define NR_BN_DX_L(LL)                                                                         \

@@ -172,14 +172,44 @@ NR_DECLARE_TIERED(nr_batchnorm_apply_f64, ~)
 /* (N, C, L) data with L at most this: the sums run down a block of rows (NR_SUM_BLOCK_BYTES,
  * eight rows at least) a channel at a time, its L positions in lanes of double, instead of a
  * reduction over each (n, c) run of L values, which cost more than the values at small L
- * (2048 x 64 x 4 on a Zen 5: BatchNorm f+b 0.38-0.42x the time on avx512, 0.51x on avx2).
- * At L = 16 that was 0.60-0.65x on avx512 but 1.06-1.4x on avx2 and baseline, whose
- * registers hold fewer of the lanes. */
+ * (2048 x 64 x 4 on a Zen 5: BatchNorm f+b 0.38-0.42x the time on avx512, 0.51x on avx2;
+ * BatchNorm's float sums of such maps now run as columns, below: this serves SyncBatchNorm's
+ * sums, BatchNorm's double ones, and maps of more columns than NR_BN_COL_MAX). At L = 16 that
+ * was 0.60-0.65x on avx512 but 1.06-1.4x on avx2 and baseline, whose registers hold fewer of
+ * the lanes. */
 #if NR_VEC_BYTES == 64
 #define NR_SUM_SMALL_L 16
 #else
 #define NR_SUM_SMALL_L 8
 #endif
+
+/* BatchNorm's (N, C, L) data of small feature maps, 1 < L <= NR_BN_COL_L and
+ * C L <= NR_BN_COL_MAX, runs as (N, C L) data: each position a column of its own through the
+ * (N, C) passes, the column sums then added up by channel and the channels' coefficients
+ * spread over their columns. Along the runs of L values, each run's setup and reduction cost
+ * more than its values (f+b on the bytes of 8192 x 64 on a Zen 5: 2.8-6.5x the time of L = 1
+ * for L = 2 to 36; as columns 0.9-1.4x). Beyond those bounds the columns' sums and
+ * coefficients outgrow the caches (C L = 16384: 1.07-1.15x the runs' time; L = 256:
+ * 1.34x). The per-element passes take the columns below L = NR_BN_APPLY_COL_L only: from
+ * L = 16 a run fills the vectors and costs less than streaming four coefficients an element
+ * (the evaluation forward on 8192 x 64's bytes, avx512: L = 49 21 us as runs, 51 as columns). */
+#define NR_BN_COL_L 64
+#define NR_BN_COL_MAX 8192
+#define NR_BN_APPLY_COL_L 16
+
+/* The number of columns (N, C, L) data runs as (see above), 0 for the runs along L. */
+static inline int64_t
+nr_bn_columns(int64_t C, int64_t L)
+{
+    return L > 1 && L <= NR_BN_COL_L && C <= NR_BN_COL_MAX / L ? C * L : 0;
+}
+
+/* The columns of the per-element passes (output, input gradient): 0 from NR_BN_APPLY_COL_L. */
+static inline int64_t
+nr_bn_apply_columns(int64_t C, int64_t L)
+{
+    return L < NR_BN_APPLY_COL_L ? nr_bn_columns(C, L) : 0;
+}
 
 /* Channel sums of (N, C, L) data, shared by BatchNorm and SyncBatchNorm. Defines
  *   static void NAME(double *acc, const T *u, const T *v, const RT *ref,

@@ -63,7 +63,7 @@ void nr_copy_f32(float *dst, const float *src, int64_t n, int nthreads);
                                      const T *mean, const T *rstd, const T *w, int64_t M,        \
                                      int64_t D, void *workspace, int nthreads);                  \
     /* batchnorm: x (N, C, L) -> y (N, C, L), save_mean (C), save_rstd (C) */                    \
-    size_t nr_batchnorm_workspace_##SFX(int64_t C, int nthreads);                                \
+    size_t nr_batchnorm_workspace_##SFX(int64_t C, int64_t L, int nthreads);                     \
     void nr_batchnorm_forward_train_##SFX(T *y, T *save_mean, T *save_rstd, T *running_mean,     \
                                           T *running_var, const T *x, const T *w, const T *b,    \
                                           int64_t N, int64_t C, int64_t L, double momentum,      \

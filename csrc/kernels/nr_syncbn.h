@@ -8,8 +8,8 @@
 #include <stdint.h>
 
 #define NR_DECLARE_SYNCBN_KERNELS(T, SFX)                                                        \
-    /* per-thread partials: the workspace size for C channels and nthreads threads */            \
-    size_t nr_syncbn_workspace_##SFX(int64_t C, int nthreads);                                   \
+    /* per-thread partials: the workspace size for C channels of L values, nthreads threads */   \
+    size_t nr_syncbn_workspace_##SFX(int64_t C, int64_t L, int nthreads);                        \
     /* x (N, C, L) -> mean (C), m2 (C) over the N L values of each channel (0 when N L = 0) */   \
     void nr_syncbn_stats_##SFX(double *mean, double *m2, const T *x, int64_t N, int64_t C,       \
                                int64_t L, void *workspace, int nthreads);                        \

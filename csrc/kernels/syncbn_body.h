@@ -1,10 +1,12 @@
 /* Synchronized batch norm kernels for one element type T (see syncbn.c). */
 
-/* Per-thread partial sums (2 C doubles a thread) and 6 C doubles of per-channel values. */
+/* Per-thread partial sums (2 C doubles a thread), 6 C doubles of per-channel values and the
+ * coefficients of BatchNorm's apply passes for data that runs as columns (nr_bn_columns). */
 size_t
-FN(nr_syncbn_workspace)(int64_t C, int nthreads)
+FN(nr_syncbn_workspace)(int64_t C, int64_t L, int nthreads)
 {
-    return ((size_t)nthreads * 2 + 6) * (size_t)C * sizeof(double);
+    return ((size_t)nthreads * 2 + 6) * (size_t)C * sizeof(double) +
+           (size_t)nr_bn_columns(C, L) * 4 * sizeof(T);
 }
 
 /* The channel sums (NR_DEFINE_CHANNEL_SUMS, shared with BatchNorm): of x; of d^2 and d with
