@@ -5,10 +5,11 @@
 OTHER_SITE is a directory holding another build's package (e.g. one made with
 ``pip install --target OTHER_SITE .`` from another checkout). Its extension is loaded next to
 the installed normreg's, and each case (forward + backward through ``normreg._C`` of
-LayerNorm, BatchNorm1d/2d, RMSNorm, GroupNorm, softmax cross-entropy, Dropout) runs on both in
-alternation: the ratios of the medians and of the minima are "this build's time / the
-other's" (below 1: this build is faster). On a machine shared with other work, read the
-ratios, not the absolute times; the minimum is the less disturbed of the two.
+LayerNorm, BatchNorm1d/2d, RMSNorm, GroupNorm, softmax cross-entropy, Dropout; BatchNorm's
+evaluation forward alone) runs on both in alternation: the ratios of the medians and of the
+minima are "this build's time / the other's" (below 1: this build is faster). On a machine
+shared with other work, read the ratios, not the absolute times; the minimum is the less
+disturbed of the two.
 """
 
 import argparse
@@ -90,6 +91,15 @@ def cases(shapes, rng):
             C.batch_norm_backward(dys, xs, mean, rstd, ws, dws, dbs, True, None)
 
         out.append((f"BatchNorm {'x'.join(map(str, shape))} (N, C, L)", bn_small))
+
+    # evaluation (the running estimates): forward alone, (N, C) and a small map
+    for shape in ((8192, 64, 1), (2048, 64, 4)):
+        xe = rng.standard_normal(shape).astype(np.float32)
+
+        def bn_eval(C, xe=xe):
+            C.batch_norm_forward(xe, w4, b4, rm4, rv4, False, 0.1, 1e-5, None)
+
+        out.append((f"BatchNorm eval forward {'x'.join(map(str, shape))}", bn_eval))
 
     def gn(C):
         _, mean, rstd = C.group_norm_forward(x4, w4, b4, 8, 1e-5, None)

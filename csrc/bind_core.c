@@ -243,7 +243,7 @@ batch_norm_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                       momentum, eps, ws, nthreads)
             : NR_CALL(t, nr_batchnorm_forward_eval, PyArray_DATA(res[0]), PyArray_DATA(res[1]),
                       PyArray_DATA(res[2]), PyArray_DATA(x), PyArray_DATA(rm), PyArray_DATA(rv),
-                      nr_data_or_null(w), nr_data_or_null(b), N, C, L, eps));
+                      nr_data_or_null(w), nr_data_or_null(b), N, C, L, eps, ws, nthreads));
     return result;
 }
 

@@ -226,3 +226,28 @@ def test_small_feature_maps_few_rows(nthreads, dtype, shape):
     w, b, rm, rv, sm, sr, dy = _check_training(rng, x, dtype)
     ye, _, _ = F.batch_norm(x, rm, rv, w, b, training=False)
     assert_close(ye, R.batch_norm_eval(x, rm, rv, w, b), dtype)
+
+
+@pytest.mark.parametrize("shape", [(64, 5), (9, 5, 4), (3, 5, 100)])
+def test_evaluation_on_nonfinite_running_estimates(shape):
+    """Evaluation is (x - running_mean) w / sqrt(running_var + eps) + b on every path (rows,
+    small maps as columns, runs of long maps) for running estimates a diverged training left:
+    an infinite mean gives x - inf, a zero variance with eps 0 an infinite scale (NaN where x
+    is the mean), as the float64 formula gives them; the other channels as before."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(shape).astype(np.float32)
+    x[0, 3] = 0.5
+    rm = np.array([0.0, np.inf, -np.inf, 0.5, 0.25], np.float32)
+    rv = np.array([1.0, 1.0, 1.0, 0.0, 2.0], np.float32)
+    w, b = rng.uniform(0.5, 1.5, 5).astype(np.float32), rng.standard_normal(5).astype(np.float32)
+    y, _, _ = F.batch_norm(x, rm, rv, w, b, training=False, eps=0.0)
+    sh = (5,) + (1,) * (x.ndim - 2)
+    with np.errstate(all="ignore"):
+        scale = w.astype(np.float64) * (1 / np.sqrt(rv.astype(np.float64))).astype(np.float32)
+        want = (x - rm.reshape(sh).astype(np.float64)) * scale.reshape(sh) + b.reshape(sh)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+    np.testing.assert_array_equal(np.isposinf(y), np.isposinf(want))
+    np.testing.assert_array_equal(np.isneginf(y), np.isneginf(want))
+    assert np.isnan(y).any() and np.isposinf(y).any() and np.isneginf(y).any()
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(y[finite], want[finite], rtol=1e-6, atol=1e-6)

@@ -304,7 +304,8 @@ FN(nr_bn_apply_block)(T *y, const T *x, const T *sub1, const double *mean, const
 #pragma omp simd reduction(| : wide)
     for (int64_t c = 0; c < C; c++) {
         const double k = w ? (double)w[c] * rstd[c] : rstd[c];
-        sub2[c] = (T)(mean[c] - (double)sub1[c]);
+        /* 0 where sub1 is the mean (an infinite running mean too: x - inf, not NaN) */
+        sub2[c] = mean[c] == (double)sub1[c] ? (T)0 : (T)(mean[c] - (double)sub1[c]);
         scale[c] = (T)k;
         shift[c] = b ? b[c] : (T)0;
         wide |= FN(nr_bn_wide)(rstd[c], k);
@@ -488,34 +489,25 @@ FN(nr_batchnorm_forward_train)(T *y, T *save_mean, T *save_rstd, T *running_mean
 }
 
 /* Evaluation forward with the running estimates. x (N, C, L), running_mean, running_var (C)
- *   -> y (N, C, L), save_mean (C) = running_mean, save_rstd (C) = 1 / sqrt(running_var + eps) */
+ *   -> y (N, C, L), save_mean (C) = running_mean, save_rstd (C) = 1 / sqrt(running_var + eps)
+ * y = (x - save_mean) (w save_rstd) + b through the training forward's output pass (its rows
+ * vectorized across the channels or the columns, its channels beyond T's range in double);
+ * workspace as nr_batchnorm_workspace(C, L, nthreads). */
 void
 FN(nr_batchnorm_forward_eval)(T *y, T *save_mean, T *save_rstd, const T *x,
                               const T *running_mean, const T *running_var, const T *w,
-                              const T *b, int64_t N, int64_t C, int64_t L, double eps)
+                              const T *b, int64_t N, int64_t C, int64_t L, double eps,
+                              void *workspace, int nthreads)
 {
+    double *mean = (double *)workspace, *rstd = mean + C;
     for (int64_t c = 0; c < C; c++) {
         save_mean[c] = running_mean[c];
         save_rstd[c] = (T)(1 / sqrt((double)running_var[c] + eps));
+        mean[c] = (double)save_mean[c];
+        rstd[c] = (double)save_rstd[c];
     }
-    if (N == 0 || C == 0 || L == 0) {
-        return; /* empty x: the loops below would still walk the other, possibly huge, dims */
-    }
-    int nt = nr_threads_for((size_t)(N * C * L) * 2 * sizeof(T));
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t n = 0; n < N; n++) {
-        for (int64_t c = 0; c < C; c++) {
-            const T *xr = x + (n * C + c) * L;
-            T *yr = y + (n * C + c) * L;
-            const T mu = save_mean[c];
-            const T sc = w ? w[c] * save_rstd[c] : save_rstd[c];
-            const T sh = b ? b[c] : (T)0;
-#pragma omp simd
-            for (int64_t l = 0; l < L; l++) {
-                yr[l] = (xr[l] - mu) * sc + sh;
-            }
-        }
-    }
+    const int nt = NR_MIN(nthreads, nr_threads_for((size_t)(N * C * L) * 2 * sizeof(T)));
+    FN(nr_bn_apply_block)(y, x, save_mean, mean, rstd, w, b, N, C, L, C * L, rstd + C, nt);
 }
 
 static void FN(nr_bn_apply_grad_block)(T *dx, const T *dy, const T *x, const T *mu,

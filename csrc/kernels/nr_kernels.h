@@ -68,10 +68,10 @@ void nr_copy_f32(float *dst, const float *src, int64_t n, int nthreads);
                                           T *running_var, const T *x, const T *w, const T *b,    \
                                           int64_t N, int64_t C, int64_t L, double momentum,      \
                                           double eps, void *workspace, int nthreads);            \
-    void nr_batchnorm_forward_eval_##SFX(T *y, T *save_mean, T *save_rstd, const T *x,           \
-                                         const T *running_mean, const T *running_var,            \
-                                         const T *w, const T *b, int64_t N, int64_t C,           \
-                                         int64_t L, double eps);                                 \
+    void nr_batchnorm_forward_eval_##SFX(                                                        \
+        T *y, T *save_mean, T *save_rstd, const T *x, const T *running_mean,                     \
+        const T *running_var, const T *w, const T *b, int64_t N, int64_t C, int64_t L,           \
+        double eps, void *workspace, int nthreads);                                              \
     /* dy, x (N, C, L), save_mean, save_rstd, w (C) -> dx =, dw (C) +=, db (C) += */             \
     void nr_batchnorm_backward_##SFX(T *dx, T *dw, T *db, const T *dy, const T *x,               \
                                      const T *save_mean, const T *save_rstd, const T *w,         \
