@@ -29,6 +29,7 @@ WINDOWS = [
     ((2, 1, 6, 9), (4, 5), 3, 2),
     ((2, 3, 4, 4), 1, 2, 0),
     ((64, 16, 14, 14), 2, 2, 0),  # enough planes for threads
+    ((1, 2, 3, 530), (1, 2), None, 0),  # more output columns than the kernel tabulates
 ]
 
 
@@ -218,6 +219,7 @@ ADAPTIVE = [
     ((1, 2, 4, 5), (7, 9)),
     ((2, 2, 10, 6), (3, None)),
     ((32, 64, 7, 7), 1),
+    ((1, 2, 3, 600), (2, 300)),  # more output columns than the kernel tabulates
 ]
 
 

@@ -51,7 +51,7 @@ nr_adaptive_window(int64_t *lo, int64_t *hi, int64_t i, int64_t out, int64_t siz
 /* Average pooling's window of output i along the rows (`rows`) or the columns of g:
  * [*lo, *hi) and the length *len its divisor counts with count_include_pad; the kernel's
  * window (nr_pool_window), or the adaptive one (its own length) when `adaptive`. */
-static inline void
+static void
 nr_avg_window(int64_t *lo, int64_t *hi, int64_t *len, int64_t i, const nr_window2d *g, int rows,
               int adaptive)
 {
@@ -64,6 +64,44 @@ nr_avg_window(int64_t *lo, int64_t *hi, int64_t *len, int64_t i, const nr_window
     }
     else {
         nr_pool_window(lo, hi, len, i, g->KW, g->SW, g->PW, g->W);
+    }
+}
+
+/* The windows of average pooling along the rows and the columns of g, worked out once a call
+ * (the adaptive windows take two divisions each, which per plane cost more than the sums of a
+ * small window: 2 ns an element at 4 x 4 maps): row oh's [h_lo, h_hi) of padded length h_len,
+ * column ow's likewise, for OH, OW up to NR_POOL_SPANS (beyond, each plane works them out). */
+#define NR_POOL_SPANS 256
+typedef struct {
+    int tabulated;
+    int64_t h_lo[NR_POOL_SPANS], h_hi[NR_POOL_SPANS], h_len[NR_POOL_SPANS];
+    int64_t w_lo[NR_POOL_SPANS], w_hi[NR_POOL_SPANS], w_len[NR_POOL_SPANS];
+} nr_avg_spans;
+
+static void
+nr_avg_spans_init(nr_avg_spans *t, const nr_window2d *g, int adaptive)
+{
+    t->tabulated = g->OH <= NR_POOL_SPANS && g->OW <= NR_POOL_SPANS;
+    for (int64_t i = 0; t->tabulated && i < g->OH; i++) {
+        nr_avg_window(&t->h_lo[i], &t->h_hi[i], &t->h_len[i], i, g, 1, adaptive);
+    }
+    for (int64_t i = 0; t->tabulated && i < g->OW; i++) {
+        nr_avg_window(&t->w_lo[i], &t->w_hi[i], &t->w_len[i], i, g, 0, adaptive);
+    }
+}
+
+/* Row (rows = 1) or column i's window: from the table, or worked out */
+static inline void
+nr_avg_span(int64_t *lo, int64_t *hi, int64_t *len, int64_t i, const nr_avg_spans *t,
+            const nr_window2d *g, int rows, int adaptive)
+{
+    if (t->tabulated) {
+        *lo = rows ? t->h_lo[i] : t->w_lo[i];
+        *hi = rows ? t->h_hi[i] : t->w_hi[i];
+        *len = rows ? t->h_len[i] : t->w_len[i];
+    }
+    else {
+        nr_avg_window(lo, hi, len, i, g, rows, adaptive);
     }
 }
 
