@@ -220,6 +220,8 @@ ADAPTIVE = [
     ((2, 2, 10, 6), (3, None)),
     ((32, 64, 7, 7), 1),
     ((1, 2, 3, 600), (2, 300)),  # more output columns than the kernel tabulates
+    ((2, 3, 40, 40), 1),  # a plane too long to sum as one run of values
+    ((2, 3, 9, 7), (3, 1)),  # windows of whole rows starting below the first
 ]
 
 
