@@ -202,3 +202,20 @@ def test_layernorm_cache_times_both_kernels_and_the_copy():
         fwd, bwd, copy = (float(v) for v in row[2:5])
         assert fwd > 0 and bwd > 0 and copy > 0, res.stdout
         assert row[5].endswith("x") and abs(float(row[5][:-1]) - fwd / copy) < 0.1, res.stdout
+
+
+def test_layers_vs_torch_times_the_layers_it_is_asked_for():
+    """benchmarks/layers_vs_torch.py prints one row per shape of the layers named, with the
+    f+b times, PyTorch's and their ratio (and the evaluation forward's for BatchNorm)."""
+    import subprocess
+
+    pytest.importorskip("torch")
+    script = os.path.join(BENCH, "layers_vs_torch.py")
+    argv = [sys.executable, script, "--threads", "1", "--only", "ReLU,BatchNorm2d"]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    rows = [line.split() for line in res.stdout.splitlines() if line.startswith(("ReLU", "BatchNorm2d"))]
+    assert sum(r[0] == "BatchNorm2d" for r in rows) == 4 and sum(r[0] == "ReLU" for r in rows) == 7
+    for r in rows:
+        ratios = [float(v) for v in r[-3:]] if r[0] == "ReLU" else [float(r[-4]), float(r[-1])]
+        assert all(v > 0 for v in ratios), res.stdout
