@@ -157,8 +157,6 @@ NR_DECLARE_TIERED(nr_batchnorm_apply_f64, ~)
 #define NR_SUMR(BT, E, k0, C)                                                                  \
     ((double)(NR_SUM4T(BT, E, k0, C) + NR_SUM4T(BT, E, (k0) + 4 * (C), C)))
 #define NR_SUM_ROWS 8
-/* acc[c] += that sum */
-#define NR_ADDR(A, BT, E, k0, C) (A)[c] += NR_SUMR(BT, E, k0, C)
 /* (N, C) sums of short rows (at most NR_SUM_ROW_BYTES): blocks of rows of at most
  * NR_SUM_BLOCK_BYTES (in L1 while each vector's width of channels is summed down them), the
  * double sums of NR_SUM_CW channels in registers, added to the accumulators once a block
@@ -211,6 +209,19 @@ nr_bn_apply_columns(int64_t C, int64_t L)
     return L < NR_BN_APPLY_COL_L ? nr_bn_columns(C, L) : 0;
 }
 
+/* The NS (1 to 3) sums of NR_DEFINE_CHANNEL_SUMS at once: A1 += V1, and A2 += V2, A3 += V3
+ * when NS asks for them (NS a constant: the others compile away). */
+#define NR_SUMS_ADD(NS, A1, V1, A2, V2, A3, V3)                                                \
+    do {                                                                                       \
+        (A1) += (V1);                                                                          \
+        if ((NS) > 1) {                                                                        \
+            (A2) += (V2);                                                                      \
+        }                                                                                      \
+        if ((NS) > 2) {                                                                        \
+            (A3) += (V3);                                                                      \
+        }                                                                                      \
+    } while (0)
+
 /* Channel sums of (N, C, L) data, shared by BatchNorm and SyncBatchNorm. Defines
  *   static void NAME(double *acc, const T *u, const T *v, const RT *ref,
  *                    int64_t n0, int64_t n1, int64_t C, int64_t L, int64_t ld)
@@ -248,37 +259,24 @@ nr_bn_apply_columns(int64_t C, int64_t L)
                             _Pragma("omp simd") for (int j = 0; j < NR_SUM_CW; j++)            \
                             {                                                                  \
                                 const int64_t c = cb + j, k0 = m * ld + c;                     \
-                                l1[j] += NR_SUMR(BT, E1, k0, ld);                              \
-                                if ((NS) > 1) {                                                \
-                                    l2[j] += NR_SUMR(BT, E2, k0, ld);                          \
-                                }                                                              \
-                                if ((NS) > 2) {                                                \
-                                    l3[j] += NR_SUMR(BT, E3, k0, ld);                          \
-                                }                                                              \
+                                NR_SUMS_ADD(NS, l1[j], NR_SUMR(BT, E1, k0, ld), l2[j],         \
+                                            NR_SUMR(BT, E2, k0, ld), l3[j],                    \
+                                            NR_SUMR(BT, E3, k0, ld));                          \
                             }                                                                  \
                         }                                                                      \
                         _Pragma("omp simd") for (int j = 0; j < NR_SUM_CW; j++)                \
                         {                                                                      \
-                            acc1[cb + j] += l1[j];                                             \
-                            if ((NS) > 1) {                                                    \
-                                acc2[cb + j] += l2[j];                                         \
-                            }                                                                  \
-                            if ((NS) > 2) {                                                    \
-                                acc3[cb + j] += l3[j];                                         \
-                            }                                                                  \
+                            NR_SUMS_ADD(NS, acc1[cb + j], l1[j], acc2[cb + j], l2[j],          \
+                                        acc3[cb + j], l3[j]);                                  \
                         }                                                                      \
                     }                                                                          \
                     for (int64_t m = n; cb < c1 && m < ne; m += NR_SUM_ROWS) {                 \
                         _Pragma("omp simd") for (int64_t c = cb; c < c1; c++)                  \
                         {                                                                      \
                             const int64_t k0 = m * ld + c;                                     \
-                            NR_ADDR(acc1, BT, E1, k0, ld);                                     \
-                            if ((NS) > 1) {                                                    \
-                                NR_ADDR(acc2, BT, E2, k0, ld);                                 \
-                            }                                                                  \
-                            if ((NS) > 2) {                                                    \
-                                NR_ADDR(acc3, BT, E3, k0, ld);                                 \
-                            }                                                                  \
+                            NR_SUMS_ADD(NS, acc1[c], NR_SUMR(BT, E1, k0, ld), acc2[c],         \
+                                        NR_SUMR(BT, E2, k0, ld), acc3[c],                      \
+                                        NR_SUMR(BT, E3, k0, ld));                              \
                         }                                                                      \
                     }                                                                          \
                     n = ne;                                                                    \
@@ -287,13 +285,8 @@ nr_bn_apply_columns(int64_t C, int64_t L)
                     _Pragma("omp simd") for (int64_t c = c0; c < c1; c++)                      \
                     {                                                                          \
                         const int64_t k = n * ld + c;                                          \
-                        acc1[c] += (double)(BT)(E1);                                           \
-                        if ((NS) > 1) {                                                        \
-                            acc2[c] += (double)(BT)(E2);                                       \
-                        }                                                                      \
-                        if ((NS) > 2) {                                                        \
-                            acc3[c] += (double)(BT)(E3);                                       \
-                        }                                                                      \
+                        NR_SUMS_ADD(NS, acc1[c], (double)(BT)(E1), acc2[c], (double)(BT)(E2),  \
+                                    acc3[c], (double)(BT)(E3));                                \
                     }                                                                          \
                 }                                                                              \
             }                                                                                  \
@@ -313,23 +306,12 @@ nr_bn_apply_columns(int64_t C, int64_t L)
                         _Pragma("omp simd") for (int64_t l = 0; l < L; l++)                    \
                         {                                                                      \
                             const int64_t k = n * ld + c * L + l;                              \
-                            l1[l] += (double)(BT)(E1);                                         \
-                            if ((NS) > 1) {                                                    \
-                                l2[l] += (double)(BT)(E2);                                     \
-                            }                                                                  \
-                            if ((NS) > 2) {                                                    \
-                                l3[l] += (double)(BT)(E3);                                     \
-                            }                                                                  \
+                            NR_SUMS_ADD(NS, l1[l], (double)(BT)(E1), l2[l], (double)(BT)(E2),  \
+                                        l3[l], (double)(BT)(E3));                              \
                         }                                                                      \
                     }                                                                          \
                     for (int64_t l = 0; l < L; l++) {                                          \
-                        acc1[c] += l1[l];                                                      \
-                        if ((NS) > 1) {                                                        \
-                            acc2[c] += l2[l];                                                  \
-                        }                                                                      \
-                        if ((NS) > 2) {                                                        \
-                            acc3[c] += l3[l];                                                  \
-                        }                                                                      \
+                        NR_SUMS_ADD(NS, acc1[c], l1[l], acc2[c], l2[l], acc3[c], l3[l]);       \
                     }                                                                          \
                 }                                                                              \
             }                                                                                  \
@@ -341,21 +323,10 @@ nr_bn_apply_columns(int64_t C, int64_t L)
                 _Pragma("omp simd reduction(+ : s1, s2, s3)") for (int64_t l = 0; l < L; l++)  \
                 {                                                                              \
                     const int64_t k = n * ld + c * L + l;                                      \
-                    s1 += (double)(BT)(E1);                                                    \
-                    if ((NS) > 1) {                                                            \
-                        s2 += (double)(BT)(E2);                                                \
-                    }                                                                          \
-                    if ((NS) > 2) {                                                            \
-                        s3 += (double)(BT)(E3);                                                \
-                    }                                                                          \
+                    NR_SUMS_ADD(NS, s1, (double)(BT)(E1), s2, (double)(BT)(E2), s3,            \
+                                (double)(BT)(E3));                                             \
                 }                                                                              \
-                acc1[c] += s1;                                                                 \
-                if ((NS) > 1) {                                                                \
-                    acc2[c] += s2;                                                             \
-                }                                                                              \
-                if ((NS) > 2) {                                                                \
-                    acc3[c] += s3;                                                             \
-                }                                                                              \
+                NR_SUMS_ADD(NS, acc1[c], s1, acc2[c], s2, acc3[c], s3);                        \
             }                                                                                  \
         }                                                                                      \
     }
