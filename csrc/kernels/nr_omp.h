@@ -7,6 +7,9 @@
 #ifndef NR_OMP_H
 #define NR_OMP_H
 
+/* a team size that only an omp pragma reads (unused without OpenMP) */
+#define NR_TEAM_SIZE __attribute__((unused))
+
 #ifdef _OPENMP
 #include <omp.h>
 #else

@@ -141,7 +141,7 @@ FN(nr_max_pool2d_forward)(T *y, int64_t *idx, const T *x, const nr_window2d *g)
         g->KH == 2 && g->KW == 2 && g->SH == 2 && g->SW == 2 && g->PH == 0 && g->PW == 0 &&
         2 * g->OH <= g->H &&
         2 * g->OW <= g->W; /* ceil_mode's partial last window: general path */
-    const int nt = nr_pool_threads((size_t)(P * (HW + 3 * L)) * sizeof(T), P);
+    NR_TEAM_SIZE const int nt = nr_pool_threads((size_t)(P * (HW + 3 * L)) * sizeof(T), P);
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t p = 0; p < P; p++) {
         if (two_by_two) {
@@ -165,7 +165,7 @@ void
 FN(nr_max_pool2d_backward)(T *dx, const T *dy, const int64_t *idx, const nr_window2d *g)
 {
     const int64_t P = g->N * g->C, HW = g->H * g->W, L = g->OH * g->OW;
-    const int nt = nr_pool_threads((size_t)(P * (HW + 3 * L)) * sizeof(T), P);
+    NR_TEAM_SIZE const int nt = nr_pool_threads((size_t)(P * (HW + 3 * L)) * sizeof(T), P);
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t p = 0; p < P; p++) {
         T *dxp = dx + p * HW;
@@ -227,7 +227,7 @@ FN(nr_avg_pool2d_forward_windows)(T *y, const T *x, const nr_window2d *g, int ad
                                   int count_include_pad, int64_t divisor_override)
 {
     const int64_t P = g->N * g->C, H = g->H, W = g->W, OH = g->OH, OW = g->OW;
-    const int nt = nr_pool_threads((size_t)(P * (H * W + OH * OW)) * sizeof(T), P);
+    NR_TEAM_SIZE const int nt = nr_pool_threads((size_t)(P * (H * W + OH * OW)) * sizeof(T), P);
     nr_avg_spans t;
     nr_avg_spans_init(&t, g, adaptive);
 #pragma omp parallel for num_threads(nt) schedule(static)
@@ -286,7 +286,8 @@ FN(nr_avg_pool2d_backward_windows)(T *dx, const T *dy, const nr_window2d *g, int
                                    int count_include_pad, int64_t divisor_override)
 {
     const int64_t P = g->N * g->C, H = g->H, W = g->W, OH = g->OH, OW = g->OW;
-    const int nt = nr_pool_threads((size_t)(P * (2 * H * W + OH * OW)) * sizeof(T), P);
+    NR_TEAM_SIZE const int nt =
+        nr_pool_threads((size_t)(P * (2 * H * W + OH * OW)) * sizeof(T), P);
     nr_avg_spans t;
     nr_avg_spans_init(&t, g, adaptive);
 #pragma omp parallel for num_threads(nt) schedule(static)
