@@ -404,3 +404,27 @@ def test_extreme_paths_keep_nan_and_inf_where_they_were(v):
     rdx = R.layer_norm_backward(f64(dy[keep]), f64(x[keep]), (64,))[0]
     assert rel(y[keep], ry) < TOL_Y
     assert rel(dx[keep], rdx) < TOL_SUBNORMAL
+
+
+@pytest.mark.parametrize("D", [2, 4, 8])
+@pytest.mark.parametrize("v", [np.nan, np.inf])
+def test_rows_shorter_than_a_vector_stay_apart(D, v):
+    """Rows of 2, 4 and 8 values share a vector register (several rows a vector): a NaN or
+    Inf row, extreme rows and rows at a large mean beside ordinary ones, each row as the
+    float64 reference gives it alone, in every position of the vector and of the tail."""
+    rng = np.random.default_rng(6)
+    for M in (16, 19):
+        x = rng.standard_normal((M, D)).astype(np.float32)
+        x[2, D - 1] = v
+        x[3] = np.resize(EXTREMES["issue"], D)
+        x[6] = np.resize(EXTREMES["large"], D)
+        x[9] = 1e6 + x[9]
+        x[M - 1] = np.resize(EXTREMES["spread beyond max"], D)
+        w, b = params(x.shape, -1, rng)
+        y, mean, rstd = F.layer_norm(x, D, w, b)
+        assert np.all(np.isnan(y[2]))
+        keep = np.arange(M) != 2
+        ry, rmean, rrstd = R.layer_norm(f64(x[keep]), (D,), f64(w), f64(b))
+        assert rel(y[keep], ry) < TOL_Y
+        assert np.max(np.abs(rstd[keep] / rrstd - 1)) < TOL_Y
+        assert np.all(np.abs(mean[keep] - rmean) <= 1e-6 * np.abs(rmean) + 1e-6 / rrstd)

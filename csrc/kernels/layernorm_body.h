@@ -317,6 +317,58 @@ FN(nr_ln_forward_pipe)(T *restrict y, T *restrict mean, T *restrict rstd, const 
     return i;
 }
 
+/* Rows [i, i1) of DD values, DD (a constant after inlining) 2, 4 or 8 and below W: W / DD
+ * rows to a vector, nr_ln_forward_group's operations on each row's segment of lanes (its
+ * shift the segment's first value, its sums by nr_vec_segsum). Such rows took the group's
+ * scalar loops: 6-12x the time an element of rows of W values (Zen 5, avx512). wt, bt: the
+ * weights and biases repeated over the lanes. The last rows, fewer than a vector's, go
+ * through the same operations in a vector padded with zeros, so that a row's bits do not
+ * depend on its place in the batch. */
+NR_VEC_INLINE V
+FN(nr_ln_segment_vec)(V *mv, V *rsv, V xv, V wt, V bt, T eps, const int DD)
+{
+    const T inv_d = (T)1 / (T)DD;
+    const V sh = DD == 2   ? __builtin_shufflevector(xv, xv, NR_VEC_LANES(NR_VEC_SEG2))
+                 : DD == 4 ? __builtin_shufflevector(xv, xv, NR_VEC_LANES(NR_VEC_SEG4))
+                           : __builtin_shufflevector(xv, xv, NR_VEC_LANES(NR_VEC_SEG8));
+    const V d0 = xv - sh;
+    const V dm = FN(nr_vec_segsum)(d0, DD) * inv_d; /* mean - shift */
+    const V d = d0 - dm;
+    const V rs = (T)1 / FN(nr_vec_sqrt)(FN(nr_vec_segsum)(d * d, DD) * inv_d + eps);
+    *mv = sh + dm;
+    *rsv = rs;
+    return FN(nr_vec_fma)(d * rs, wt, bt);
+}
+
+NR_VEC_INLINE void
+FN(nr_ln_forward_segments)(T *restrict y, T *restrict mean, T *restrict rstd,
+                           const T *restrict x, V wt, V bt, T eps, int64_t i, int64_t i1,
+                           const int DD)
+{
+    const int R = W / DD;
+    V mv, rsv;
+    for (; i + R <= i1; i += R) {
+        const V yv =
+            FN(nr_ln_segment_vec)(&mv, &rsv, FN(nr_vec_load)(x + i * DD), wt, bt, eps, DD);
+        FN(nr_vec_store)(y + i * DD, yv);
+        for (int r = 0; r < R; r++) {
+            mean[i + r] = mv[r * DD];
+            rstd[i + r] = rsv[r * DD];
+        }
+    }
+    if (i < i1) {
+        const int n = (int)(i1 - i);
+        V xv = (V){0};
+        memcpy(&xv, x + i * DD, (size_t)(n * DD) * sizeof(T));
+        const V yv = FN(nr_ln_segment_vec)(&mv, &rsv, xv, wt, bt, eps, DD);
+        memcpy(y + i * DD, &yv, (size_t)(n * DD) * sizeof(T));
+        for (int r = 0; r < n; r++) {
+            mean[i + r] = mv[r * DD];
+            rstd[i + r] = rsv[r * DD];
+        }
+    }
+}
+
 /* Rows [i0, i1) of the forward for 0 < D <= NR_LN_SHORT_D; returns whether a row needs
  * nr_ln_forward_redo. */
 static int
@@ -332,6 +384,23 @@ FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd
     }
     int64_t i = i0;
     const T e = (T)eps;
+    if (D < W && (D == 2 || D == 4 || D == 8)) {
+        V wt, bt;
+        for (int l = 0; l < W; l++) {
+            wt[l] = wv[l % D];
+            bt[l] = bv[l % D];
+        }
+        if (D == 2) {
+            FN(nr_ln_forward_segments)(y, mean, rstd, x, wt, bt, e, i0, i1, 2);
+        }
+        else if (D == 4) {
+            FN(nr_ln_forward_segments)(y, mean, rstd, x, wt, bt, e, i0, i1, 4);
+        }
+        else {
+            FN(nr_ln_forward_segments)(y, mean, rstd, x, wt, bt, e, i0, i1, 8);
+        }
+        return FN(nr_wide_rstd_check)(rstd, i0, i1);
+    }
     /* rows of 1-4 full vectors kept in registers; of 8 too on avx512, in pairs of rows (its
      * 32 registers hold them: 0.86-0.93x the time at D = 128 on a Zen 5; avx2's 16 spill) */
 #define NR_LN_FWD(G, NV)                                                                       \

@@ -12,9 +12,11 @@
 #undef NR_T_TINY
 #undef GEMM
 #undef NR_FMA_FN
+#undef NR_TYPED_SIZE
 /* GEMM: the CBLAS gemm for T (include nr_blas.h to call it).
  * NR_T_MAX, NR_T_MIN: the largest and the smallest normal value of T; NR_T_TINY: below it,
- * a variance summed from squares in T may have lost digits to underflow. */
+ * a variance summed from squares in T may have lost digits to underflow. NR_TYPED_SIZE:
+ * sizeof(T) for the preprocessor. */
 #if defined(NR_F32)
 #define T float
 #define SFX f32
@@ -25,6 +27,7 @@
 #define NR_T_MIN FLT_MIN
 #define NR_T_TINY (FLT_MIN / FLT_EPSILON)
 #define NR_TYPED_F32 1
+#define NR_TYPED_SIZE 4
 #define GEMM NR_CBLAS(sgemm)
 #define NR_FMA_FN fmaf
 #undef NR_F32
@@ -38,6 +41,7 @@
 #define NR_T_MIN DBL_MIN
 #define NR_T_TINY (DBL_MIN / DBL_EPSILON)
 #define NR_TYPED_F64 1
+#define NR_TYPED_SIZE 8
 #define GEMM NR_CBLAS(dgemm)
 #define NR_FMA_FN fma
 #undef NR_F64

@@ -190,4 +190,67 @@ FN(nr_vec_rowsums)(T out[4], const V a[4], const int G, const int H)
     }
 }
 
+/* Rows shorter than a vector, D a power of two below W: W / D rows to a vector, each lane
+ * of a row's segment of D lanes. NR_VEC_LANES(F): F(0), ..., F(W - 1), for lane indices of
+ * __builtin_shufflevector (constants); nr_vec_segsum: every lane of a segment holds the sum
+ * of its segment (a butterfly: lanes l and l ^ s added for s = 1, 2, .. D / 2, so the
+ * segment's lanes hold the same bits); nr_vec_sqrt: lane by lane. */
+#undef NR_VEC_LANES
+#if NR_VEC_BYTES / NR_TYPED_SIZE == 16
+#define NR_VEC_LANES(F)                                                                        \
+    F(0), F(1), F(2), F(3), F(4), F(5), F(6), F(7), F(8), F(9), F(10), F(11), F(12), F(13),    \
+        F(14), F(15)
+#elif NR_VEC_BYTES / NR_TYPED_SIZE == 8
+#define NR_VEC_LANES(F) F(0), F(1), F(2), F(3), F(4), F(5), F(6), F(7)
+#elif NR_VEC_BYTES / NR_TYPED_SIZE == 4
+#define NR_VEC_LANES(F) F(0), F(1), F(2), F(3)
+#else
+#define NR_VEC_LANES(F) F(0), F(1)
+#endif
+#define NR_VEC_XOR1(l) ((l) ^ 1)
+#define NR_VEC_XOR2(l) ((l) ^ 2)
+#define NR_VEC_XOR4(l) ((l) ^ 4)
+/* the first lane of l's segment of D lanes */
+#define NR_VEC_SEG2(l) ((l) & ~1)
+#define NR_VEC_SEG4(l) ((l) & ~3)
+#define NR_VEC_SEG8(l) ((l) & ~7)
+
+NR_VEC_INLINE V
+FN(nr_vec_segsum)(V v, const int D)
+{
+    if (D >= 2) {
+        v += __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_XOR1));
+    }
+#if NR_VEC_BYTES / NR_TYPED_SIZE >= 8
+    if (D >= 4) {
+        v += __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_XOR2));
+    }
+#endif
+#if NR_VEC_BYTES / NR_TYPED_SIZE >= 16
+    if (D >= 8) {
+        v += __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_XOR4));
+    }
+#endif
+    return v;
+}
+
+NR_VEC_INLINE V
+FN(nr_vec_sqrt)(V v)
+{
+#if NR_VEC_BYTES == 64 && defined(NR_TYPED_F32)
+    return (V)_mm512_sqrt_ps((__m512)v);
+#elif NR_VEC_BYTES == 64
+    return (V)_mm512_sqrt_pd((__m512d)v);
+#elif NR_VEC_BYTES == 32 && defined(NR_TYPED_F32)
+    return (V)_mm256_sqrt_ps((__m256)v);
+#elif NR_VEC_BYTES == 32
+    return (V)_mm256_sqrt_pd((__m256d)v);
+#else
+    for (int l = 0; l < W; l++) {
+        v[l] = SQRT(v[l]);
+    }
+    return v;
+#endif
+}
+
 #endif /* NR_ROW_VEC */
