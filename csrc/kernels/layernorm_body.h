@@ -328,9 +328,7 @@ NR_VEC_INLINE V
 FN(nr_ln_segment_vec)(V *mv, V *rsv, V xv, V wt, V bt, T eps, const int DD)
 {
     const T inv_d = (T)1 / (T)DD;
-    const V sh = DD == 2   ? __builtin_shufflevector(xv, xv, NR_VEC_LANES(NR_VEC_SEG2))
-                 : DD == 4 ? __builtin_shufflevector(xv, xv, NR_VEC_LANES(NR_VEC_SEG4))
-                           : __builtin_shufflevector(xv, xv, NR_VEC_LANES(NR_VEC_SEG8));
+    const V sh = FN(nr_vec_seg_first)(xv, DD);
     const V d0 = xv - sh;
     const V dm = FN(nr_vec_segsum)(d0, DD) * inv_d; /* mean - shift */
     const V d = d0 - dm;
@@ -703,6 +701,74 @@ FN(nr_ln_backward_short_row)(T *restrict dx, T *restrict pdw, T *restrict pdb,
     FN(nr_ln_backward_short_row_w)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i);
 }
 
+/* The backward of the rows [i, i + n) of DD values (n <= W / DD) in one vector, as
+ * nr_ln_backward_group's (check off), each row's sums over its segment of lanes; the lanes of
+ * dw and db (the positions repeated over the vector) added to accw, accb. Rows past n are
+ * zeros: their dx is not stored and adds 0 to accw, accb. */
+NR_VEC_INLINE void
+FN(nr_ln_backward_segment_vec)(T *restrict dx, const T *restrict dy, const T *restrict x,
+                               const T *restrict mean, const T *restrict rstd, V wt, int64_t i,
+                               const int n, const int corr, V *restrict accw, V *restrict accb,
+                               const int DD)
+{
+    const T inv_d = (T)1 / (T)DD;
+    V xv = (V){0}, gv = (V){0};
+    memcpy(&xv, x + i * DD, (size_t)(n * DD) * sizeof(T));
+    memcpy(&gv, dy + i * DD, (size_t)(n * DD) * sizeof(T));
+    const V mu = FN(nr_vec_load_spread)(mean + i, n, DD);
+    const V rs = FN(nr_vec_load_spread)(rstd + i, n, DD);
+    const V g = gv * wt;
+    V xc = xv - mu;
+    const V sg = FN(nr_vec_segsum)(g, DD);
+    const V sgx = FN(nr_vec_segsum)(g * xc, DD);
+    const V cr = corr ? FN(nr_vec_segsum)(xc, DD) * inv_d : (V){0};
+    const V mg = sg * inv_d;
+    const V mgx = ((sgx - cr * sg) * rs) * inv_d; /* mean(g xhat) */
+    if (corr) {
+        xc -= cr;
+    }
+    const V xh = xc * rs;
+    const V gc = gv * wt - mg;
+    const V d = rs * FN(nr_vec_fma)(xh, -mgx, gc);
+    memcpy(dx + i * DD, &d, (size_t)(n * DD) * sizeof(T));
+    *accw = FN(nr_vec_fma)(gv, xh, *accw);
+    *accb += gv;
+}
+
+/* Rows [i0, i1) of DD values (2, 4 or 8, below W; a constant after inlining) of the backward
+ * (see nr_layernorm_backward_short), W / DD rows to a vector: such rows took the group's
+ * scalar loops, 5-7x the time an element of rows of W values (Zen 5, avx512). pdw, pdb: as
+ * there, or NULL. */
+NR_VEC_INLINE void
+FN(nr_ln_backward_segments)(T *restrict dx, T *restrict pdw, T *restrict pdb,
+                            const T *restrict dy, const T *restrict x, const T *restrict mean,
+                            const T *restrict rstd, const T *restrict wv, int64_t i0,
+                            int64_t i1, const int corr, const int DD)
+{
+    const int R = W / DD;
+    V wt, accw = (V){0}, accb = (V){0};
+    for (int l = 0; l < W; l++) {
+        wt[l] = wv[l % DD];
+    }
+    int64_t i = i0;
+    for (; i + R <= i1; i += R) {
+        FN(nr_ln_backward_segment_vec)(dx, dy, x, mean, rstd, wt, i, R, corr, &accw, &accb, DD);
+    }
+    if (i < i1) {
+        FN(nr_ln_backward_segment_vec)(dx, dy, x, mean, rstd, wt, i, (int)(i1 - i), corr, &accw,
+                                       &accb, DD);
+    }
+    for (int j = 0; pdw && j < DD; j++) {
+        T sw = 0, sb = 0;
+        for (int l = j; l < W; l += DD) {
+            sw += accw[l];
+            sb += accb[l];
+        }
+        pdw[j] += sw;
+        pdb[j] += sb;
+    }
+}
+
 /* Rows [i0, i1) of the backward for 0 < D <= NR_LN_SHORT_D, none of them NR_LN_RISKY, with
  * the correction c for all (corr) or none: no test in the loop, where any (of the sums, or a
  * per-group choice) slowed it measurably. */
@@ -716,6 +782,18 @@ FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb
     T wv[NR_LN_SHORT_D];
     for (int64_t j = 0; j < D; j++) {
         wv[j] = w ? w[j] : (T)1;
+    }
+    if (D < W && (D == 2 || D == 4 || D == 8)) {
+        if (D == 2) {
+            FN(nr_ln_backward_segments)(dx, pdw, pdb, dy, x, mean, rstd, wv, i0, i1, corr, 2);
+        }
+        else if (D == 4) {
+            FN(nr_ln_backward_segments)(dx, pdw, pdb, dy, x, mean, rstd, wv, i0, i1, corr, 4);
+        }
+        else {
+            FN(nr_ln_backward_segments)(dx, pdw, pdb, dy, x, mean, rstd, wv, i0, i1, corr, 8);
+        }
+        return;
     }
     int64_t i = i0;
     /* rows of 1-4 full vectors: the range's dw, db partials of those vectors in registers

@@ -5,6 +5,9 @@
 
 #ifndef NR_ROW_VEC_CHECKED
 #define NR_ROW_VEC_CHECKED
+#ifdef __SSE2__
+#include <immintrin.h> /* x86: the loads and permutations of nr_vec_load_spread */
+#endif
 #if defined(__has_builtin)
 #if __has_builtin(__builtin_shufflevector)
 #define NR_ROW_VEC 1
@@ -210,10 +213,82 @@ FN(nr_vec_rowsums)(T out[4], const V a[4], const int G, const int H)
 #define NR_VEC_XOR1(l) ((l) ^ 1)
 #define NR_VEC_XOR2(l) ((l) ^ 2)
 #define NR_VEC_XOR4(l) ((l) ^ 4)
-/* the first lane of l's segment of D lanes */
+/* the first lane of l's segment of D lanes; the segment's number */
 #define NR_VEC_SEG2(l) ((l) & ~1)
 #define NR_VEC_SEG4(l) ((l) & ~3)
 #define NR_VEC_SEG8(l) ((l) & ~7)
+#define NR_VEC_DIV2(l) ((l) >> 1)
+#define NR_VEC_DIV4(l) ((l) >> 2)
+#define NR_VEC_DIV8(l) ((l) >> 3)
+
+/* n <= W / D values from p, each spread over a segment of D lanes (lane l: p[l / D], 0 past
+ * n); D a constant after inlining (2, 4 or 8, below W). On avx2 and avx512 the values are
+ * loaded into the low lanes of a 16- or 32-byte register and spread by one permutation (a
+ * narrower vector copied into a zeroed V and read back whole waited for its store, and gcc
+ * took that way for a shuffle into more lanes than its operand's: perf). */
+NR_VEC_INLINE V
+FN(nr_vec_load_spread)(const T *p, int n, const int D)
+{
+#if NR_VEC_BYTES >= 32 && defined(__AVX2__)
+    typedef T h16 __attribute__((vector_size(16)));
+    typedef T h32 __attribute__((vector_size(32)));
+    typedef int32_t i32v __attribute__((vector_size(NR_VEC_BYTES)));
+    const i32v idx32 = D == 2   ? (i32v){NR_VEC_LANES(NR_VEC_DIV2)}
+                       : D == 4 ? (i32v){NR_VEC_LANES(NR_VEC_DIV4)}
+                                : (i32v){NR_VEC_LANES(NR_VEC_DIV8)};
+    (void)idx32;
+    h16 lo = (h16){0};
+    h32 lo32 = (h32){0};
+    if ((size_t)(NR_VEC_BYTES / D) > 16) {
+        memcpy(&lo32, p, (size_t)n * sizeof(T));
+    }
+#ifdef NR_TYPED_F32
+    else if (NR_VEC_BYTES / D == 8) { /* two floats: one 8-byte load (a copy went by memory) */
+        lo =
+            n == 2 ? (h16)_mm_castpd_ps(_mm_load_sd((const double *)p)) : (h16)_mm_set_ss(p[0]);
+    }
+#endif
+    else {
+        memcpy(&lo, p, (size_t)n * sizeof(T));
+    }
+#if NR_VEC_BYTES == 64 && defined(NR_TYPED_F32)
+    const __m512 wide = (size_t)(NR_VEC_BYTES / D) > 16 ? _mm512_castps256_ps512((__m256)lo32)
+                                                        : _mm512_castps128_ps512((__m128)lo);
+    return (V)_mm512_permutexvar_ps((__m512i)idx32, wide);
+#elif NR_VEC_BYTES == 64
+    typedef int64_t i64v __attribute__((vector_size(64)));
+    const i64v idx64 =
+        D == 2 ? (i64v){NR_VEC_LANES(NR_VEC_DIV2)} : (i64v){NR_VEC_LANES(NR_VEC_DIV4)};
+    const __m512d wide = (size_t)(NR_VEC_BYTES / D) > 16 ? _mm512_castpd256_pd512((__m256d)lo32)
+                                                         : _mm512_castpd128_pd512((__m128d)lo);
+    return (V)_mm512_permutexvar_pd((__m512i)idx64, wide);
+#elif defined(NR_TYPED_F32)
+    return (V)_mm256_permutevar8x32_ps(_mm256_castps128_ps256((__m128)lo), (__m256i)idx32);
+#else
+    return (V)_mm256_permute4x64_pd(_mm256_castpd128_pd256((__m128d)lo), 0x50); /* 0 0 1 1 */
+#endif
+#elif defined(__SSE2__) && NR_VEC_BYTES == 16 && defined(NR_TYPED_F32)
+    /* D = 2: two floats, as above */
+    const V lo =
+        n == 2 ? (V)_mm_castpd_ps(_mm_load_sd((const double *)p)) : (V)_mm_set_ss(p[0]);
+    return __builtin_shufflevector(lo, lo, 0, 0, 1, 1);
+#else
+    V v = (V){0};
+    memcpy(&v, p, (size_t)n * sizeof(T));
+    return D == 2   ? __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_DIV2))
+           : D == 4 ? __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_DIV4))
+                    : __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_DIV8));
+#endif
+}
+
+/* every lane of a segment of D: the segment's first lane of v */
+NR_VEC_INLINE V
+FN(nr_vec_seg_first)(V v, const int D)
+{
+    return D == 2   ? __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_SEG2))
+           : D == 4 ? __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_SEG4))
+                    : __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_SEG8));
+}
 
 NR_VEC_INLINE V
 FN(nr_vec_segsum)(V v, const int D)
