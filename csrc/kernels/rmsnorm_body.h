@@ -192,6 +192,39 @@ FN(nr_rms_forward_group)(T *restrict y, T *restrict rstd, const T *restrict x,
     }
 }
 
+/* Rows [i, i1) of DD values (2, 4 or 8, below W; a constant after inlining), W / DD rows to a
+ * vector (as LayerNorm's nr_ln_forward_segments): the group's operations on each row's
+ * segment of lanes; the last rows in a vector padded with zeros. wt: the weights repeated
+ * over the lanes. */
+NR_VEC_INLINE void
+FN(nr_rms_forward_segments)(T *restrict y, T *restrict rstd, const T *restrict x, V wt, T eps,
+                            int64_t i, int64_t i1, const int DD)
+{
+    const int R = W / DD;
+    const T inv_d = (T)1 / (T)DD;
+    for (; i < i1; i += R) {
+        const int n = i + R <= i1 ? R : (int)(i1 - i);
+        V xv = (V){0};
+        if (n == R) {
+            xv = FN(nr_vec_load)(x + i * DD);
+        }
+        else {
+            memcpy(&xv, x + i * DD, (size_t)(n * DD) * sizeof(T));
+        }
+        const V rs = (T)1 / FN(nr_vec_sqrt)(FN(nr_vec_segsum)(xv * xv, DD) * inv_d + eps);
+        const V yv = (xv * rs) * wt;
+        if (n == R) {
+            FN(nr_vec_store)(y + i * DD, yv);
+        }
+        else {
+            memcpy(y + i * DD, &yv, (size_t)(n * DD) * sizeof(T));
+        }
+        for (int r = 0; r < n; r++) {
+            rstd[i + r] = rs[r * DD];
+        }
+    }
+}
+
 /* Rows [i0, i1) of the forward for 0 < D <= NR_RMS_SHORT_D; rows whose squares in T overflowed
  * or underflowed (found after the loops) redone by nr_rms_forward_row */
 static void
@@ -204,6 +237,22 @@ FN(nr_rmsnorm_forward_short)(T *restrict y, T *restrict rstd, const T *restrict 
     }
     const T e = (T)eps;
     int64_t i = i0;
+    if (D < W && (D == 2 || D == 4 || D == 8)) {
+        V wt;
+        for (int l = 0; l < W; l++) {
+            wt[l] = wv[l % D];
+        }
+        if (D == 2) {
+            FN(nr_rms_forward_segments)(y, rstd, x, wt, e, i0, i1, 2);
+        }
+        else if (D == 4) {
+            FN(nr_rms_forward_segments)(y, rstd, x, wt, e, i0, i1, 4);
+        }
+        else {
+            FN(nr_rms_forward_segments)(y, rstd, x, wt, e, i0, i1, 8);
+        }
+        i = i1;
+    }
     /* rows of NV whole vectors get loops without tails, D a constant */
 #define NR_RMS_FWD(NV)                                                                         \
     for (; i + NR_RMS_GROUP <= i1; i += NR_RMS_GROUP) {                                        \
@@ -336,6 +385,97 @@ FN(nr_rms_flush_acc)(double *pdw, T *bdw, V acc[NR_RMS_KEEP], const int n, int64
     FN(nr_rms_flush)(pdw, bdw, D);
 }
 
+/* The backward of rows [i, i + n) of DD values (n <= W / DD) in one vector, as
+ * nr_rms_backward_group's, each row's sum over its segment of lanes: returns 0, having written
+ * nothing, when a row is not NR_RMS_SAFE or its k is not a normal value of T (or 0 from a sum
+ * of 0); else dx, and the lanes of the rows' dy x rstd added to acc. Rows past n are zeros. */
+NR_VEC_INLINE int
+FN(nr_rms_backward_segment_vec)(T *restrict dx, const T *restrict dy, const T *restrict x,
+                                const T *restrict rstd, V wt, int64_t i, const int n,
+                                V *restrict acc, const int DD)
+{
+    const T inv_d = (T)1 / (T)DD;
+    V xv = (V){0}, gv = (V){0};
+    memcpy(&xv, x + i * DD, (size_t)(n * DD) * sizeof(T));
+    memcpy(&gv, dy + i * DD, (size_t)(n * DD) * sizeof(T));
+    const V rs = FN(nr_vec_load_spread)(rstd + i, n, DD);
+    const V g = gv * wt;
+    const V m = FN(nr_vec_segsum)(g * xv, DD) * inv_d;
+    const V k = ((rs * rs) * rs) * m;
+    int ok = 1;
+    if (n == W / DD) { /* every lane a row's: the test on whole vectors */
+        typedef __typeof__(rs < rs) VI;
+        const VI good = NR_RMS_SAFE(rs) & ((m == 0) | (((m >= NR_T_MIN) | (m <= -NR_T_MIN)) &
+                                                       ((k >= NR_T_MIN) | (k <= -NR_T_MIN)) &
+                                                       ((k <= NR_T_MAX) & (k >= -NR_T_MAX))));
+        VI all = good; /* the lanes' AND, as a butterfly */
+#if NR_VEC_BYTES / NR_TYPED_SIZE >= 16
+        all &= __builtin_shufflevector(all, all, NR_VEC_LANES(NR_VEC_XOR8));
+#endif
+#if NR_VEC_BYTES / NR_TYPED_SIZE >= 8
+        all &= __builtin_shufflevector(all, all, NR_VEC_LANES(NR_VEC_XOR4));
+#endif
+        all &= __builtin_shufflevector(all, all, NR_VEC_LANES(NR_VEC_XOR2));
+        all &= __builtin_shufflevector(all, all, NR_VEC_LANES(NR_VEC_XOR1));
+        ok = all[0] != 0;
+    }
+    else {
+        for (int r = 0; r < n; r++) {
+            const T mr = m[r * DD], kr = k[r * DD];
+            ok &= NR_RMS_SAFE(rs[r * DD]) &
+                  ((mr == 0) | (((mr >= NR_T_MIN) | (mr <= -NR_T_MIN)) &
+                                ((kr >= NR_T_MIN) | (kr <= -NR_T_MIN)) &
+                                ((kr <= NR_T_MAX) & (kr >= -NR_T_MAX))));
+        }
+    }
+    if (!ok) {
+        return 0;
+    }
+    const V d = FN(nr_vec_fma)(xv, -k, g * rs);
+    memcpy(dx + i * DD, &d, (size_t)(n * DD) * sizeof(T));
+    *acc = FN(nr_vec_fma)(gv, xv * rs, *acc);
+    return 1;
+}
+
+/* Rows [i0, i1) of DD values (2, 4 or 8, below W; a constant after inlining) of the backward,
+ * W / DD rows to a vector (see nr_ln_backward_segments); a vector with a row the segments
+ * cannot take goes a row at a time (its other rows through the segments alone: the same
+ * bits). dw's lanes summed in acc (a row a vector in each lane), added to bdw and flushed
+ * into pdw every NR_RMS_FLUSH_ROWS vectors: sums of as many values in T as the rows'. */
+NR_VEC_INLINE void
+FN(nr_rms_backward_segments)(T *restrict dx, double *restrict pdw, T *restrict bdw,
+                             const T *restrict dy, const T *restrict x, const T *restrict rstd,
+                             const T *w, const T *restrict wv, int64_t i0, int64_t i1,
+                             const int DD)
+{
+    const int R = W / DD;
+    V wt, acc = (V){0};
+    for (int l = 0; l < W; l++) {
+        wt[l] = wv[l % DD];
+    }
+    int64_t pending = 0;
+    for (int64_t i = i0; i < i1; i += R) {
+        const int n = i + R <= i1 ? R : (int)(i1 - i);
+        const int done =
+            n == R ? FN(nr_rms_backward_segment_vec)(dx, dy, x, rstd, wt, i, R, &acc, DD)
+                   : FN(nr_rms_backward_segment_vec)(dx, dy, x, rstd, wt, i, n, &acc, DD);
+        for (int r = 0; !done && r < n; r++) {
+            if (!FN(nr_rms_backward_segment_vec)(dx, dy, x, rstd, wt, i + r, 1, &acc, DD)) {
+                FN(nr_rms_backward_row)(dx, pdw, bdw, dy, x, rstd, w, DD, i + r);
+            }
+        }
+        pending++;
+        if (bdw && (pending >= NR_RMS_FLUSH_ROWS || i + n >= i1)) {
+            for (int l = 0; l < W; l++) {
+                bdw[l % DD] += acc[l];
+            }
+            acc = (V){0};
+            FN(nr_rms_flush)(pdw, bdw, DD);
+            pending = 0;
+        }
+    }
+}
+
 /* Rows [i0, i1) of the backward for 0 < D <= NR_RMS_SHORT_D (see nr_rmsnorm_backward_rows) */
 static void
 FN(nr_rmsnorm_backward_short)(T *restrict dx, double *restrict pdw, T *restrict bdw,
@@ -351,6 +491,18 @@ FN(nr_rmsnorm_backward_short)(T *restrict dx, double *restrict pdw, T *restrict 
 #pragma omp simd reduction(& : safe)
     for (int64_t i = i0; i < i1; i++) {
         safe &= NR_RMS_SAFE(rstd[i]);
+    }
+    if (D < W && (D == 2 || D == 4 || D == 8)) {
+        if (D == 2) {
+            FN(nr_rms_backward_segments)(dx, pdw, bdw, dy, x, rstd, w, wv, i0, i1, 2);
+        }
+        else if (D == 4) {
+            FN(nr_rms_backward_segments)(dx, pdw, bdw, dy, x, rstd, w, wv, i0, i1, 4);
+        }
+        else {
+            FN(nr_rms_backward_segments)(dx, pdw, bdw, dy, x, rstd, w, wv, i0, i1, 8);
+        }
+        return;
     }
     int64_t i = i0, pending = 0; /* rows in bdw and acc since the last flush */
     /* rows of 1, 2 or 4 whole vectors (the switch below): their dw rows summed in

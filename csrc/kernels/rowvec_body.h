@@ -213,6 +213,7 @@ FN(nr_vec_rowsums)(T out[4], const V a[4], const int G, const int H)
 #define NR_VEC_XOR1(l) ((l) ^ 1)
 #define NR_VEC_XOR2(l) ((l) ^ 2)
 #define NR_VEC_XOR4(l) ((l) ^ 4)
+#define NR_VEC_XOR8(l) ((l) ^ 8)
 /* the first lane of l's segment of D lanes; the segment's number */
 #define NR_VEC_SEG2(l) ((l) & ~1)
 #define NR_VEC_SEG4(l) ((l) & ~3)
