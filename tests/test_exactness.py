@@ -428,3 +428,40 @@ def test_rows_shorter_than_a_vector_stay_apart(D, v):
         assert rel(y[keep], ry) < TOL_Y
         assert np.max(np.abs(rstd[keep] / rrstd - 1)) < TOL_Y
         assert np.all(np.abs(mean[keep] - rmean) <= 1e-6 * np.abs(rmean) + 1e-6 / rrstd)
+
+
+@pytest.mark.parametrize("G", [4, 5, 8])
+def test_small_groups_stay_apart(G):
+    """GroupNorm's groups of 2 to 8 values share vector registers: an extreme group and a
+    group at a large mean among ordinary ones, each as the float64 reference gives it; a NaN
+    group stays NaN without touching the others."""
+    rng = np.random.default_rng(8)
+    C = 2 * G if G == 5 else 16
+    x = rng.standard_normal((21, C, 1)).astype(np.float32)
+    cg = C // G
+    x[3, :cg, 0] = np.resize(EXTREMES["issue"], cg)
+    x[7, cg : 2 * cg, 0] = 1e6 + x[7, cg : 2 * cg, 0]
+    x[12, -cg:, 0] = np.resize(EXTREMES["large"], cg)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    w, b = params(x.shape, 1, rng)
+    y, mean, rstd = F.group_norm(x, G, w, b)
+    dx, dw, db = F.group_norm_backward(dy, x, mean, rstd, w)
+    ry, _, rrstd = R.group_norm(f64(x), G, f64(w), f64(b))
+    rdx, rdw, rdb = R.group_norm_backward(f64(dy), f64(x), G, f64(w))
+    assert rel(y, ry) < TOL_Y
+    # dx group by group, against the size of its terms rstd |dy w| (a group of two values
+    # has dx ~ 0 in exact arithmetic: its float32 values are that size's rounding)
+    for n in range(x.shape[0]):
+        for g in range(G):
+            c = slice(g * cg, (g + 1) * cg)
+            term = rrstd[n, g] * np.abs(dy[n, c, 0] * w[c]).max()
+            assert rel(dx[n, c], rdx[n, c], term) < TOL_SUBNORMAL, (n, g)
+    assert rel(dw, rdw) < TOL_PARAMS and rel(db, rdb) < TOL_PARAMS
+    x[5, :cg, 0] = np.nan
+    y, mean, rstd = F.group_norm(x, G, w, b)
+    dx, _, _ = F.group_norm_backward(dy, x, mean, rstd, w)
+    assert np.all(np.isnan(y[5, :cg])) and np.all(np.isnan(dx[5, :cg]))
+    keep = np.ones(x.shape, bool)
+    keep[5, :cg] = False
+    assert np.all(np.isfinite(y[keep])) and np.all(np.isfinite(dx[keep]))
+    assert rel(y[keep], ry[keep]) < TOL_Y

@@ -26,6 +26,12 @@ from normreg.testing import gradcheck
         ((2, 4, 3, 5), 4),
         ((2, 8, 2, 2, 3), 4),
         ((1, 2, 700), 2),
+        # groups of 2, 4 and 8 values (several to a vector register), their weights cycling
+        # through the groups within a vector (5 groups) or side by side
+        ((41, 10), 5),
+        ((37, 16, 1), 4),
+        ((19, 32, 2), 8),
+        ((23, 12, 2), 3),
     ],
 )
 @pytest.mark.parametrize("affine", [True, False])

@@ -702,14 +702,15 @@ FN(nr_ln_backward_short_row)(T *restrict dx, T *restrict pdw, T *restrict pdb,
 }
 
 /* The backward of the rows [i, i + n) of DD values (n <= W / DD) in one vector, as
- * nr_ln_backward_group's (check off), each row's sums over its segment of lanes; the lanes of
- * dw and db (the positions repeated over the vector) added to accw, accb. Rows past n are
- * zeros: their dx is not stored and adds 0 to accw, accb. */
-NR_VEC_INLINE void
+ * nr_ln_backward_group's, each row's sums over its segment of lanes; the lanes of dw and db
+ * (the positions repeated over the vector) added to accw, accb. Rows past n are zeros: their
+ * dx is not stored and adds 0 to accw, accb. With check, returns 0, having written nothing,
+ * when a row's sums are not finite; else 1. */
+NR_VEC_INLINE int
 FN(nr_ln_backward_segment_vec)(T *restrict dx, const T *restrict dy, const T *restrict x,
                                const T *restrict mean, const T *restrict rstd, V wt, int64_t i,
-                               const int n, const int corr, V *restrict accw, V *restrict accb,
-                               const int DD)
+                               const int n, const int corr, const int check, V *restrict accw,
+                               V *restrict accb, const int DD)
 {
     const T inv_d = (T)1 / (T)DD;
     V xv = (V){0}, gv = (V){0};
@@ -724,6 +725,10 @@ FN(nr_ln_backward_segment_vec)(T *restrict dx, const T *restrict dy, const T *re
     const V cr = corr ? FN(nr_vec_segsum)(xc, DD) * inv_d : (V){0};
     const V mg = sg * inv_d;
     const V mgx = ((sgx - cr * sg) * rs) * inv_d; /* mean(g xhat) */
+    /* v - v is 0, or NaN when v is Inf or NaN (the padding's lanes are 0) */
+    if (check && FN(nr_vec_hsum)((cr - cr) + (mg - mg) + (mgx - mgx)) != 0) {
+        return 0;
+    }
     if (corr) {
         xc -= cr;
     }
@@ -733,6 +738,7 @@ FN(nr_ln_backward_segment_vec)(T *restrict dx, const T *restrict dy, const T *re
     memcpy(dx + i * DD, &d, (size_t)(n * DD) * sizeof(T));
     *accw = FN(nr_vec_fma)(gv, xh, *accw);
     *accb += gv;
+    return 1;
 }
 
 /* Rows [i0, i1) of DD values (2, 4 or 8, below W; a constant after inlining) of the backward
@@ -752,11 +758,12 @@ FN(nr_ln_backward_segments)(T *restrict dx, T *restrict pdw, T *restrict pdb,
     }
     int64_t i = i0;
     for (; i + R <= i1; i += R) {
-        FN(nr_ln_backward_segment_vec)(dx, dy, x, mean, rstd, wt, i, R, corr, &accw, &accb, DD);
+        FN(nr_ln_backward_segment_vec)(dx, dy, x, mean, rstd, wt, i, R, corr, 0, &accw, &accb,
+                                       DD);
     }
     if (i < i1) {
-        FN(nr_ln_backward_segment_vec)(dx, dy, x, mean, rstd, wt, i, (int)(i1 - i), corr, &accw,
-                                       &accb, DD);
+        FN(nr_ln_backward_segment_vec)(dx, dy, x, mean, rstd, wt, i, (int)(i1 - i), corr, 0,
+                                       &accw, &accb, DD);
     }
     for (int j = 0; pdw && j < DD; j++) {
         T sw = 0, sb = 0;
@@ -912,6 +919,86 @@ FN(nr_ln_row_sumsq)(const T *restrict xr, int64_t D, T sh, T dm)
         sum += d * d;
     }
     return sum;
+}
+
+/* nr_layernorm_backward_cyclic's rows of DD values (2, 4 or 8, below W; a constant after
+ * inlining), W / DD rows to a vector (as nr_ln_backward_segments; those rows went one at a
+ * time, 5-20x the time an element of rows of 32 values); a vector whose sums are not finite
+ * goes a row at a time (each alone in the segments, the same bits, or checked as before). */
+NR_VEC_INLINE void
+FN(nr_ln_backward_cyclic_segments)(T *dx, T *pdw, T *pdb, const T *dy, const T *x,
+                                   const T *mean, const T *rstd, const T *w, int64_t P,
+                                   int64_t i0, int64_t i1, const int DD)
+{
+    const int R = W / DD;
+    for (int64_t i = i0; i < i1; i += R) {
+        const int n = i + R <= i1 ? R : (int)(i1 - i);
+        const int64_t g = i % P;
+        const int flat = g + n <= P; /* the rows' weights and partials side by side */
+        V wt = (V){0}, aw = (V){0}, ab = (V){0};
+        if (flat && n == R) {
+            wt = FN(nr_vec_load)(w + g * DD);
+        }
+        else {
+            for (int l = 0; l < n * DD; l++) {
+                wt[l] = w[((g + l / DD) % P) * DD + l % DD];
+            }
+        }
+        if (FN(nr_ln_backward_segment_vec)(dx, dy, x, mean, rstd, wt, i, n, 1, 1, &aw, &ab,
+                                           DD)) {
+            if (pdw && flat && n == R) {
+                FN(nr_vec_store)(pdw + g * DD, FN(nr_vec_load)(pdw + g * DD) + aw);
+                FN(nr_vec_store)(pdb + g * DD, FN(nr_vec_load)(pdb + g * DD) + ab);
+            }
+            else if (pdw) {
+                for (int l = 0; l < n * DD; l++) {
+                    const int64_t q = ((g + l / DD) % P) * DD + l % DD;
+                    pdw[q] += aw[l];
+                    pdb[q] += ab[l];
+                }
+            }
+            continue;
+        }
+        for (int r = 0; r < n; r++) {
+            const int64_t o = ((i + r) % P) * DD;
+            V wr = (V){0}, aw1 = (V){0}, ab1 = (V){0};
+            for (int l = 0; l < DD; l++) {
+                wr[l] = w[o + l];
+            }
+            if (FN(nr_ln_backward_segment_vec)(dx, dy, x, mean, rstd, wr, i + r, 1, 1, 1, &aw1,
+                                               &ab1, DD)) {
+                for (int l = 0; pdw && l < DD; l++) {
+                    pdw[o + l] += aw1[l];
+                    pdb[o + l] += ab1[l];
+                }
+            }
+            else {
+                FN(nr_ln_backward_short_row_w)(dx, pdw ? pdw + o : NULL, pdb ? pdb + o : NULL,
+                                               dy, x, mean, rstd, w + o, DD, i + r);
+            }
+        }
+    }
+}
+/* nr_layernorm_backward_cyclic's rows [i0, i1) through the segments when D is 2, 4 or 8 and
+ * below W; returns whether it took them */
+static int
+FN(nr_ln_backward_cyclic_short)(T *dx, T *pdw, T *pdb, const T *dy, const T *x, const T *mean,
+                                const T *rstd, const T *w, int64_t D, int64_t P, int64_t i0,
+                                int64_t i1)
+{
+    if (D == 2 && D < W) {
+        FN(nr_ln_backward_cyclic_segments)(dx, pdw, pdb, dy, x, mean, rstd, w, P, i0, i1, 2);
+    }
+    else if (D == 4 && D < W) {
+        FN(nr_ln_backward_cyclic_segments)(dx, pdw, pdb, dy, x, mean, rstd, w, P, i0, i1, 4);
+    }
+    else if (D == 8 && D < W) {
+        FN(nr_ln_backward_cyclic_segments)(dx, pdw, pdb, dy, x, mean, rstd, w, P, i0, i1, 8);
+    }
+    else {
+        return 0;
+    }
+    return 1;
 }
 
 #undef V
@@ -1192,6 +1279,11 @@ FN(nr_layernorm_backward_cyclic)(T *dx, T *pdw, T *pdb, const T *dy, const T *x,
                                  const T *rstd, const T *w, int64_t D, int64_t P, int64_t i0,
                                  int64_t i1)
 {
+#ifdef NR_ROW_VEC
+    if (FN(nr_ln_backward_cyclic_short)(dx, pdw, pdb, dy, x, mean, rstd, w, D, P, i0, i1)) {
+        return;
+    }
+#endif
     for (int64_t i = i0; i < i1; i++) {
         const int64_t o = (i % P) * D;
         T *dwr = pdw ? pdw + o : NULL, *dbr = pdb ? pdb + o : NULL;
