@@ -54,6 +54,17 @@ def layer_cases(torch):
             ("ReLU", nn.ReLU(), tnn.ReLU(), shape, False),
             ("Dropout(0.2)", nn.Dropout(0.2), tnn.Dropout(0.2), shape, True),
         ]
+    # rows and groups shorter than a vector register (several rows to a register)
+    for shape in [(32768, 4), (16384, 8)]:
+        D = shape[1]
+        out += [
+            ("LayerNorm", nn.LayerNorm(D), tnn.LayerNorm(D), shape, False),
+            ("RMSNorm", nn.RMSNorm(D), tnn.RMSNorm(D), shape, False),
+        ]
+    for groups, C in ((32, 64), (32, 96)):
+        out.append(
+            (f"GroupNorm({groups})", nn.GroupNorm(groups, C), tnn.GroupNorm(groups, C), (4096, C), False)
+        )
     for shape in [(16, 50, 64), (64, 128, 256)]:
         D = shape[-1]
         out += [
