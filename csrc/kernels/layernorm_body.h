@@ -944,8 +944,12 @@ FN(nr_ln_backward_cyclic_segments)(T *dx, T *pdw, T *pdb, const T *dy, const T *
                 wt[l] = w[((g + l / DD) % P) * DD + l % DD];
             }
         }
-        if (FN(nr_ln_backward_segment_vec)(dx, dy, x, mean, rstd, wt, i, n, 1, 1, &aw, &ab,
-                                           DD)) {
+        /* a whole vector's copies of a constant size (as loads, not through memory) */
+        const int ok = n == R ? FN(nr_ln_backward_segment_vec)(dx, dy, x, mean, rstd, wt, i, R,
+                                                               1, 1, &aw, &ab, DD)
+                              : FN(nr_ln_backward_segment_vec)(dx, dy, x, mean, rstd, wt, i, n,
+                                                               1, 1, &aw, &ab, DD);
+        if (ok) {
             if (pdw && flat && n == R) {
                 FN(nr_vec_store)(pdw + g * DD, FN(nr_vec_load)(pdw + g * DD) + aw);
                 FN(nr_vec_store)(pdb + g * DD, FN(nr_vec_load)(pdb + g * DD) + ab);
@@ -979,6 +983,7 @@ FN(nr_ln_backward_cyclic_segments)(T *dx, T *pdw, T *pdb, const T *dy, const T *
         }
     }
 }
+
 /* nr_layernorm_backward_cyclic's rows [i0, i1) through the segments when D is 2, 4 or 8 and
  * below W; returns whether it took them */
 static int
