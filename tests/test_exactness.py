@@ -406,10 +406,10 @@ def test_extreme_paths_keep_nan_and_inf_where_they_were(v):
     assert rel(dx[keep], rdx) < TOL_SUBNORMAL
 
 
-@pytest.mark.parametrize("D", [2, 4, 8])
+@pytest.mark.parametrize("D", [2, 3, 4, 5, 7, 8])
 @pytest.mark.parametrize("v", [np.nan, np.inf])
 def test_rows_shorter_than_a_vector_stay_apart(D, v):
-    """Rows of 2, 4 and 8 values share a vector register (several rows a vector): a NaN or
+    """Rows of 2 to 8 values share a vector register (several rows a vector): a NaN or
     Inf row, extreme rows and rows at a large mean beside ordinary ones, each row as the
     float64 reference gives it alone, in every position of the vector and of the tail."""
     rng = np.random.default_rng(6)

@@ -207,7 +207,7 @@ def test_every_short_row_length(rng, dtype, nthreads):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("D", [1, 2, 4, 7, 8, 16, 17, 33, 64, 100, 128, 130, 256])
+@pytest.mark.parametrize("D", [1, 2, 3, 4, 5, 7, 8, 16, 17, 33, 64, 100, 128, 130, 256])
 @pytest.mark.parametrize("affine", [True, False])
 def test_threaded_sizes(rng, dtype, nthreads, D, affine):
     """Enough rows (an odd count) for the kernels to split them between threads."""
@@ -244,7 +244,7 @@ def test_results_do_not_depend_on_threads(rng, set_threads, D):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("D", [2, 4, 8, 16, 32, 48, 64, 100, 128, 135, 256])
+@pytest.mark.parametrize("D", [2, 3, 4, 6, 8, 16, 32, 48, 64, 100, 128, 135, 256])
 def test_a_row_alone_gives_the_same_bits(rng, dtype, D):
     """A row's result does not depend on the rows beside it (the group of rows it falls in,
     a pair or a row alone, the pipelined groups): each row of a batch, normalized alone,

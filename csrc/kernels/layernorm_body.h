@@ -317,22 +317,30 @@ FN(nr_ln_forward_pipe)(T *restrict y, T *restrict mean, T *restrict rstd, const 
     return i;
 }
 
-/* Rows [i, i1) of DD values, DD (a constant after inlining) 2, 4 or 8 and below W: W / DD
- * rows to a vector, nr_ln_forward_group's operations on each row's segment of lanes (its
- * shift the segment's first value, its sums by nr_vec_segsum). Such rows took the group's
- * scalar loops: 6-12x the time an element of rows of W values (Zen 5, avx512). wt, bt: the
- * weights and biases repeated over the lanes. The last rows, fewer than a vector's, go
- * through the same operations in a vector padded with zeros, so that a row's bits do not
- * depend on its place in the batch. */
+/* Rows [i, i1) of D values below W in segments of P lanes (the power of two from D, a
+ * constant after inlining; nr_vec_load_rows): W / P rows to a vector, nr_ln_forward_group's
+ * operations on each row's segment (its shift the segment's first value, its sums by
+ * nr_vec_segsum, the lanes past D kept at 0). Such rows took the group's scalar loops: 6-12x
+ * the time an element of rows of W values (Zen 5, avx512). wt, bt: the weights and biases
+ * repeated over the segments (0 past D). The last rows, fewer than a vector's, go through
+ * the same operations in a vector padded with zeros, so that a row's bits do not depend on
+ * its place in the batch. */
 NR_VEC_INLINE V
-FN(nr_ln_segment_vec)(V *mv, V *rsv, V xv, V wt, V bt, T eps, const int DD)
+FN(nr_ln_segment_vec)(V *mv, V *rsv, V xv, V wt, V bt, T eps, int64_t D, FN(nr_veci_t) keep,
+                      const int P)
 {
-    const T inv_d = (T)1 / (T)DD;
-    const V sh = FN(nr_vec_seg_first)(xv, DD);
-    const V d0 = xv - sh;
-    const V dm = FN(nr_vec_segsum)(d0, DD) * inv_d; /* mean - shift */
-    const V d = d0 - dm;
-    const V rs = (T)1 / FN(nr_vec_sqrt)(FN(nr_vec_segsum)(d * d, DD) * inv_d + eps);
+    const T inv_d = (T)1 / (T)D;
+    const V sh = FN(nr_vec_seg_first)(xv, P);
+    V d0 = xv - sh;
+    if (D != P) {
+        d0 = (V)((FN(nr_veci_t))d0 & keep);
+    }
+    const V dm = FN(nr_vec_segsum)(d0, P) * inv_d; /* mean - shift */
+    V d = d0 - dm;
+    if (D != P) {
+        d = (V)((FN(nr_veci_t))d & keep);
+    }
+    const V rs = (T)1 / FN(nr_vec_sqrt)(FN(nr_vec_segsum)(d * d, P) * inv_d + eps);
     *mv = sh + dm;
     *rsv = rs;
     return FN(nr_vec_fma)(d * rs, wt, bt);
@@ -341,30 +349,56 @@ FN(nr_ln_segment_vec)(V *mv, V *rsv, V xv, V wt, V bt, T eps, const int DD)
 NR_VEC_INLINE void
 FN(nr_ln_forward_segments)(T *restrict y, T *restrict mean, T *restrict rstd,
                            const T *restrict x, V wt, V bt, T eps, int64_t i, int64_t i1,
-                           const int DD)
+                           int64_t D, const int P)
 {
-    const int R = W / DD;
+    const int R = W / P;
     V mv, rsv;
-    for (; i + R <= i1; i += R) {
-        const V yv =
-            FN(nr_ln_segment_vec)(&mv, &rsv, FN(nr_vec_load)(x + i * DD), wt, bt, eps, DD);
-        FN(nr_vec_store)(y + i * DD, yv);
-        for (int r = 0; r < R; r++) {
-            mean[i + r] = mv[r * DD];
-            rstd[i + r] = rsv[r * DD];
+    if (D == P) {
+        for (; i + R <= i1; i += R) {
+            const V yv = FN(nr_ln_segment_vec)(&mv, &rsv, FN(nr_vec_load)(x + i * P), wt, bt,
+                                               eps, P, (FN(nr_veci_t)){0}, P);
+            FN(nr_vec_store)(y + i * P, yv);
+            for (int r = 0; r < R; r++) {
+                mean[i + r] = mv[r * P];
+                rstd[i + r] = rsv[r * P];
+            }
         }
+        if (i < i1) {
+            const int n = (int)(i1 - i);
+            V xv = (V){0};
+            memcpy(&xv, x + i * P, (size_t)(n * P) * sizeof(T));
+            const V yv =
+                FN(nr_ln_segment_vec)(&mv, &rsv, xv, wt, bt, eps, P, (FN(nr_veci_t)){0}, P);
+            memcpy(y + i * P, &yv, (size_t)(n * P) * sizeof(T));
+            for (int r = 0; r < n; r++) {
+                mean[i + r] = mv[r * P];
+                rstd[i + r] = rsv[r * P];
+            }
+        }
+        return;
     }
-    if (i < i1) {
-        const int n = (int)(i1 - i);
-        V xv = (V){0};
-        memcpy(&xv, x + i * DD, (size_t)(n * DD) * sizeof(T));
-        const V yv = FN(nr_ln_segment_vec)(&mv, &rsv, xv, wt, bt, eps, DD);
-        memcpy(y + i * DD, &yv, (size_t)(n * DD) * sizeof(T));
+    const FN(nr_rows_t) full = FN(nr_rows_make)(R, D, P);
+    for (; i < i1; i += R) {
+        const int n = i + R <= i1 ? R : (int)(i1 - i);
+        const FN(nr_rows_t) rw = n == R ? full : FN(nr_rows_make)(n, D, P);
+        const V xv = FN(nr_vec_load_rows)(x + i * D, &rw, P);
+        const V yv = FN(nr_ln_segment_vec)(&mv, &rsv, xv, wt, bt, eps, D, rw.keep, P);
+        FN(nr_vec_store_rows)(y + i * D, yv, &rw, P);
         for (int r = 0; r < n; r++) {
-            mean[i + r] = mv[r * DD];
-            rstd[i + r] = rsv[r * DD];
+            mean[i + r] = mv[r * P];
+            rstd[i + r] = rsv[r * P];
         }
     }
+}
+
+/* The segment of P lanes (a power of two) that holds a short row of D values, at least two
+ * segments to a vector; 0 when there is none. One row a vector (D above W / 2) made the
+ * row's reductions one chain: no faster than the group's loops. */
+static inline int
+FN(nr_seg_lanes)(int64_t D)
+{
+    const int64_t P = D <= 2 ? 2 : D <= 4 ? 4 : D <= 8 ? 8 : 16;
+    return D >= 2 && 2 * P <= W ? (int)P : 0;
 }
 
 /* Rows [i0, i1) of the forward for 0 < D <= NR_LN_SHORT_D; returns whether a row needs
@@ -382,20 +416,28 @@ FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd
     }
     int64_t i = i0;
     const T e = (T)eps;
-    if (D < W && (D == 2 || D == 4 || D == 8)) {
+    const int P = FN(nr_seg_lanes)(D);
+    if (P > 0) {
         V wt, bt;
         for (int l = 0; l < W; l++) {
-            wt[l] = wv[l % D];
-            bt[l] = bv[l % D];
+            wt[l] = l % P < D ? wv[l % P] : (T)0;
+            bt[l] = l % P < D ? bv[l % P] : (T)0;
         }
+        /* P a constant in each call; D too where it is P */
         if (D == 2) {
-            FN(nr_ln_forward_segments)(y, mean, rstd, x, wt, bt, e, i0, i1, 2);
+            FN(nr_ln_forward_segments)(y, mean, rstd, x, wt, bt, e, i0, i1, 2, 2);
         }
         else if (D == 4) {
-            FN(nr_ln_forward_segments)(y, mean, rstd, x, wt, bt, e, i0, i1, 4);
+            FN(nr_ln_forward_segments)(y, mean, rstd, x, wt, bt, e, i0, i1, 4, 4);
+        }
+        else if (D == 8) {
+            FN(nr_ln_forward_segments)(y, mean, rstd, x, wt, bt, e, i0, i1, 8, 8);
+        }
+        else if (P == 4) {
+            FN(nr_ln_forward_segments)(y, mean, rstd, x, wt, bt, e, i0, i1, D, 4);
         }
         else {
-            FN(nr_ln_forward_segments)(y, mean, rstd, x, wt, bt, e, i0, i1, 8);
+            FN(nr_ln_forward_segments)(y, mean, rstd, x, wt, bt, e, i0, i1, D, 8);
         }
         return FN(nr_wide_rstd_check)(rstd, i0, i1);
     }

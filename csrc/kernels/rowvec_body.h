@@ -221,15 +221,20 @@ FN(nr_vec_rowsums)(T out[4], const V a[4], const int G, const int H)
 #define NR_VEC_DIV2(l) ((l) >> 1)
 #define NR_VEC_DIV4(l) ((l) >> 2)
 #define NR_VEC_DIV8(l) ((l) >> 3)
+#define NR_VEC_FIRST(l) 0
 
 /* n <= W / D values from p, each spread over a segment of D lanes (lane l: p[l / D], 0 past
- * n); D a constant after inlining (2, 4 or 8, below W). On avx2 and avx512 the values are
+ * n); D a constant after inlining (2, 4, 8 or 16, at most W). On avx2 and avx512 the values are
  * loaded into the low lanes of a 16- or 32-byte register and spread by one permutation (a
  * narrower vector copied into a zeroed V and read back whole waited for its store, and gcc
  * took that way for a shuffle into more lanes than its operand's: perf). */
 NR_VEC_INLINE V
 FN(nr_vec_load_spread)(const T *p, int n, const int D)
 {
+    if (D == W) { /* one row a vector */
+        (void)n;
+        return (V){0} + p[0];
+    }
 #if NR_VEC_BYTES >= 32 && defined(__AVX2__)
     typedef T h16 __attribute__((vector_size(16)));
     typedef T h32 __attribute__((vector_size(32)));
@@ -282,13 +287,104 @@ FN(nr_vec_load_spread)(const T *p, int n, const int D)
 #endif
 }
 
+/* Rows of D values in segments of P lanes, D < P (P a power of two, a constant after
+ * inlining): row r of a vector in lanes [r P, r P + D), the other lanes 0. nr_rows_make
+ * works out, for n rows of a vector, the lanes kept (keep) and, in float lanes (a double is
+ * two), where each lane comes from in memory order and goes back to (idx_in, idx_out);
+ * nr_vec_load_rows / nr_vec_store_rows move n rows between memory (side by side) and their
+ * segments: a masked load or store and a permutation on avx2 and avx512 (avx512's
+ * expanding load and compress were 1.5-3x slower on a Zen 5), lane by lane elsewhere. */
+#ifdef NR_TYPED_F32
+typedef int32_t FN(nr_veci_t) __attribute__((vector_size(NR_VEC_BYTES)));
+#else
+typedef int64_t FN(nr_veci_t) __attribute__((vector_size(NR_VEC_BYTES)));
+#endif
+typedef int32_t FN(nr_idx_t) __attribute__((vector_size(NR_VEC_BYTES)));
+typedef struct {
+    FN(nr_veci_t) keep;
+    FN(nr_idx_t) idx_in, idx_out, first; /* first: lanes below n D (as -1), for masked moves */
+    unsigned first_bits;                 /* first as bits (avx512) */
+    int n, cnt;                          /* rows, and their values: n D */
+    int64_t D;
+} FN(nr_rows_t);
+
+NR_VEC_INLINE
+FN(nr_rows_t) FN(nr_rows_make)(int n, int64_t D, const int P)
+{
+    FN(nr_rows_t) rw;
+    memset(&rw, 0, sizeof rw);
+    rw.n = n;
+    rw.D = D;
+    rw.cnt = (int)(n * D);
+    for (int l = 0; l < W; l++) {
+        rw.keep[l] = l % P < D && l / P < n ? -1 : 0;
+    }
+    const int F = (int)(sizeof(FN(nr_idx_t)) / sizeof(int32_t)); /* float lanes */
+    const int per = (int)(sizeof(T) / sizeof(float));            /* floats a value */
+    for (int f = 0; f < F; f++) {
+        const int l = f / per, h = f % per;                         /* value lane, its half */
+        const int src = l % P < D ? (int)((l / P) * D + l % P) : 0; /* memory order */
+        const int dst = l < rw.cnt ? (int)((l / D) * P + l % D) : 0;
+        rw.idx_in[f] = src * per + h;
+        rw.idx_out[f] = dst * per + h;
+        rw.first[f] = l < rw.cnt ? -1 : 0;
+        rw.first_bits |= l < rw.cnt ? 1u << f : 0u;
+    }
+    return rw;
+}
+
+NR_VEC_INLINE V
+FN(nr_vec_load_rows)(const T *p, const FN(nr_rows_t) * rw, const int P)
+{
+#if NR_VEC_BYTES == 64
+    (void)P;
+    const __m512 m = _mm512_maskz_loadu_ps((__mmask16)rw->first_bits, (const float *)p);
+    const __m512 v = _mm512_permutexvar_ps((__m512i)rw->idx_in, m);
+    return (V)((FN(nr_veci_t))v & rw->keep);
+#elif NR_VEC_BYTES == 32 && defined(__AVX2__)
+    (void)P;
+    const __m256 m = _mm256_maskload_ps((const float *)p, (__m256i)rw->first);
+    const __m256 v = _mm256_permutevar8x32_ps(m, (__m256i)rw->idx_in);
+    return (V)((FN(nr_veci_t))v & rw->keep);
+#else
+    V v = (V){0};
+    for (int r = 0; r < rw->n; r++) {
+        for (int64_t j = 0; j < rw->D; j++) {
+            v[r * P + j] = p[r * rw->D + j];
+        }
+    }
+    return v;
+#endif
+}
+
+NR_VEC_INLINE void
+FN(nr_vec_store_rows)(T *p, V v, const FN(nr_rows_t) * rw, const int P)
+{
+#if NR_VEC_BYTES == 64
+    (void)P;
+    _mm512_mask_storeu_ps((float *)p, (__mmask16)rw->first_bits,
+                          _mm512_permutexvar_ps((__m512i)rw->idx_out, (__m512)v));
+#elif NR_VEC_BYTES == 32 && defined(__AVX2__)
+    (void)P;
+    _mm256_maskstore_ps((float *)p, (__m256i)rw->first,
+                        _mm256_permutevar8x32_ps((__m256)v, (__m256i)rw->idx_out));
+#else
+    for (int r = 0; r < rw->n; r++) {
+        for (int64_t j = 0; j < rw->D; j++) {
+            p[r * rw->D + j] = v[r * P + j];
+        }
+    }
+#endif
+}
+
 /* every lane of a segment of D: the segment's first lane of v */
 NR_VEC_INLINE V
 FN(nr_vec_seg_first)(V v, const int D)
 {
     return D == 2   ? __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_SEG2))
            : D == 4 ? __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_SEG4))
-                    : __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_SEG8));
+           : D == 8 ? __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_SEG8))
+                    : __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_FIRST));
 }
 
 NR_VEC_INLINE V
@@ -297,14 +393,19 @@ FN(nr_vec_segsum)(V v, const int D)
     if (D >= 2) {
         v += __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_XOR1));
     }
-#if NR_VEC_BYTES / NR_TYPED_SIZE >= 8
+#if NR_VEC_BYTES / NR_TYPED_SIZE >= 4
     if (D >= 4) {
         v += __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_XOR2));
     }
 #endif
-#if NR_VEC_BYTES / NR_TYPED_SIZE >= 16
+#if NR_VEC_BYTES / NR_TYPED_SIZE >= 8
     if (D >= 8) {
         v += __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_XOR4));
+    }
+#endif
+#if NR_VEC_BYTES / NR_TYPED_SIZE >= 16
+    if (D >= 16) {
+        v += __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_XOR8));
     }
 #endif
     return v;
