@@ -32,6 +32,9 @@ from normreg.testing import gradcheck
         ((37, 16, 1), 4),
         ((19, 32, 2), 8),
         ((23, 12, 2), 3),
+        ((29, 15), 5),
+        ((17, 30, 1), 6),
+        ((13, 21, 1), 3),
     ],
 )
 @pytest.mark.parametrize("affine", [True, False])

@@ -743,28 +743,39 @@ FN(nr_ln_backward_short_row)(T *restrict dx, T *restrict pdw, T *restrict pdb,
     FN(nr_ln_backward_short_row_w)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i);
 }
 
-/* The backward of the rows [i, i + n) of DD values (n <= W / DD) in one vector, as
- * nr_ln_backward_group's, each row's sums over its segment of lanes; the lanes of dw and db
- * (the positions repeated over the vector) added to accw, accb. Rows past n are zeros: their
- * dx is not stored and adds 0 to accw, accb. With check, returns 0, having written nothing,
- * when a row's sums are not finite; else 1. */
+/* The backward of the rows [i, i + n) of D values (n <= W / P) in one vector, segments of P
+ * lanes (rw: how the rows are moved, where D < P), as nr_ln_backward_group's, each row's
+ * sums over its segment; the lanes of dw and db (the positions repeated over the segments)
+ * added to accw, accb. Rows and lanes past the rows' values are zeros: not stored, adding 0
+ * to accw, accb. With check, returns 0, having written nothing, when a row's sums are not
+ * finite; else 1. */
 NR_VEC_INLINE int
 FN(nr_ln_backward_segment_vec)(T *restrict dx, const T *restrict dy, const T *restrict x,
                                const T *restrict mean, const T *restrict rstd, V wt, int64_t i,
                                const int n, const int corr, const int check, V *restrict accw,
-                               V *restrict accb, const int DD)
+                               V *restrict accb, int64_t D, const FN(nr_rows_t) * rw,
+                               const int P)
 {
-    const T inv_d = (T)1 / (T)DD;
+    const T inv_d = (T)1 / (T)D;
     V xv = (V){0}, gv = (V){0};
-    memcpy(&xv, x + i * DD, (size_t)(n * DD) * sizeof(T));
-    memcpy(&gv, dy + i * DD, (size_t)(n * DD) * sizeof(T));
-    const V mu = FN(nr_vec_load_spread)(mean + i, n, DD);
-    const V rs = FN(nr_vec_load_spread)(rstd + i, n, DD);
+    if (D == P) {
+        memcpy(&xv, x + i * P, (size_t)(n * P) * sizeof(T));
+        memcpy(&gv, dy + i * P, (size_t)(n * P) * sizeof(T));
+    }
+    else {
+        xv = FN(nr_vec_load_rows)(x + i * D, rw, P);
+        gv = FN(nr_vec_load_rows)(dy + i * D, rw, P);
+    }
+    const V mu = FN(nr_vec_load_spread)(mean + i, n, P);
+    const V rs = FN(nr_vec_load_spread)(rstd + i, n, P);
     const V g = gv * wt;
     V xc = xv - mu;
-    const V sg = FN(nr_vec_segsum)(g, DD);
-    const V sgx = FN(nr_vec_segsum)(g * xc, DD);
-    const V cr = corr ? FN(nr_vec_segsum)(xc, DD) * inv_d : (V){0};
+    if (D != P) {
+        xc = (V)((FN(nr_veci_t))xc & rw->keep);
+    }
+    const V sg = FN(nr_vec_segsum)(g, P);
+    const V sgx = FN(nr_vec_segsum)(g * xc, P);
+    const V cr = corr ? FN(nr_vec_segsum)(xc, P) * inv_d : (V){0};
     const V mg = sg * inv_d;
     const V mgx = ((sgx - cr * sg) * rs) * inv_d; /* mean(g xhat) */
     /* v - v is 0, or NaN when v is Inf or NaN (the padding's lanes are 0) */
@@ -777,39 +788,52 @@ FN(nr_ln_backward_segment_vec)(T *restrict dx, const T *restrict dy, const T *re
     const V xh = xc * rs;
     const V gc = gv * wt - mg;
     const V d = rs * FN(nr_vec_fma)(xh, -mgx, gc);
-    memcpy(dx + i * DD, &d, (size_t)(n * DD) * sizeof(T));
+    if (D == P) {
+        memcpy(dx + i * P, &d, (size_t)(n * P) * sizeof(T));
+    }
+    else {
+        FN(nr_vec_store_rows)(dx + i * D, d, rw, P);
+    }
     *accw = FN(nr_vec_fma)(gv, xh, *accw);
     *accb += gv;
     return 1;
 }
 
-/* Rows [i0, i1) of DD values (2, 4 or 8, below W; a constant after inlining) of the backward
- * (see nr_layernorm_backward_short), W / DD rows to a vector: such rows took the group's
- * scalar loops, 5-7x the time an element of rows of W values (Zen 5, avx512). pdw, pdb: as
- * there, or NULL. */
+/* Rows [i0, i1) of D values in segments of P lanes (nr_seg_lanes; P a constant after
+ * inlining, and D where it is P) of the backward (see nr_layernorm_backward_short), W / P
+ * rows to a vector: such rows took the group's scalar loops, 5-7x the time an element of
+ * rows of W values (Zen 5, avx512). pdw, pdb: as there, or NULL. */
 NR_VEC_INLINE void
 FN(nr_ln_backward_segments)(T *restrict dx, T *restrict pdw, T *restrict pdb,
                             const T *restrict dy, const T *restrict x, const T *restrict mean,
                             const T *restrict rstd, const T *restrict wv, int64_t i0,
-                            int64_t i1, const int corr, const int DD)
+                            int64_t i1, const int corr, int64_t D, const int P)
 {
-    const int R = W / DD;
+    const int R = W / P;
     V wt, accw = (V){0}, accb = (V){0};
     for (int l = 0; l < W; l++) {
-        wt[l] = wv[l % DD];
+        wt[l] = l % P < D ? wv[l % P] : (T)0;
+    }
+    FN(nr_rows_t) full, tail;
+    if (D != P) {
+        full = FN(nr_rows_make)(R, D, P);
     }
     int64_t i = i0;
     for (; i + R <= i1; i += R) {
         FN(nr_ln_backward_segment_vec)(dx, dy, x, mean, rstd, wt, i, R, corr, 0, &accw, &accb,
-                                       DD);
+                                       D, &full, P);
     }
     if (i < i1) {
-        FN(nr_ln_backward_segment_vec)(dx, dy, x, mean, rstd, wt, i, (int)(i1 - i), corr, 0,
-                                       &accw, &accb, DD);
+        const int n = (int)(i1 - i);
+        if (D != P) {
+            tail = FN(nr_rows_make)(n, D, P);
+        }
+        FN(nr_ln_backward_segment_vec)(dx, dy, x, mean, rstd, wt, i, n, corr, 0, &accw, &accb,
+                                       D, &tail, P);
     }
-    for (int j = 0; pdw && j < DD; j++) {
+    for (int64_t j = 0; pdw && j < D; j++) {
         T sw = 0, sb = 0;
-        for (int l = j; l < W; l += DD) {
+        for (int64_t l = j; l < W; l += P) {
             sw += accw[l];
             sb += accb[l];
         }
@@ -832,15 +856,27 @@ FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb
     for (int64_t j = 0; j < D; j++) {
         wv[j] = w ? w[j] : (T)1;
     }
-    if (D < W && (D == 2 || D == 4 || D == 8)) {
+    const int P = FN(nr_seg_lanes)(D);
+    if (P > 0) {
         if (D == 2) {
-            FN(nr_ln_backward_segments)(dx, pdw, pdb, dy, x, mean, rstd, wv, i0, i1, corr, 2);
+            FN(nr_ln_backward_segments)(dx, pdw, pdb, dy, x, mean, rstd, wv, i0, i1, corr, 2,
+                                        2);
         }
         else if (D == 4) {
-            FN(nr_ln_backward_segments)(dx, pdw, pdb, dy, x, mean, rstd, wv, i0, i1, corr, 4);
+            FN(nr_ln_backward_segments)(dx, pdw, pdb, dy, x, mean, rstd, wv, i0, i1, corr, 4,
+                                        4);
+        }
+        else if (D == 8) {
+            FN(nr_ln_backward_segments)(dx, pdw, pdb, dy, x, mean, rstd, wv, i0, i1, corr, 8,
+                                        8);
+        }
+        else if (P == 4) {
+            FN(nr_ln_backward_segments)(dx, pdw, pdb, dy, x, mean, rstd, wv, i0, i1, corr, D,
+                                        4);
         }
         else {
-            FN(nr_ln_backward_segments)(dx, pdw, pdb, dy, x, mean, rstd, wv, i0, i1, corr, 8);
+            FN(nr_ln_backward_segments)(dx, pdw, pdb, dy, x, mean, rstd, wv, i0, i1, corr, D,
+                                        8);
         }
         return;
     }
@@ -963,87 +999,119 @@ FN(nr_ln_row_sumsq)(const T *restrict xr, int64_t D, T sh, T dm)
     return sum;
 }
 
-/* nr_layernorm_backward_cyclic's rows of DD values (2, 4 or 8, below W; a constant after
- * inlining), W / DD rows to a vector (as nr_ln_backward_segments; those rows went one at a
- * time, 5-20x the time an element of rows of 32 values); a vector whose sums are not finite
- * goes a row at a time (each alone in the segments, the same bits, or checked as before). */
+/* nr_layernorm_backward_cyclic's rows of D values in segments of P lanes (as
+ * nr_ln_backward_segments; those rows went one at a time, 5-20x the time an element of rows
+ * of 32 values); a vector whose sums are not finite goes a row at a time (each alone in the
+ * segments, the same bits, or checked as before). NG: the groups the rows cycle through. */
 NR_VEC_INLINE void
 FN(nr_ln_backward_cyclic_segments)(T *dx, T *pdw, T *pdb, const T *dy, const T *x,
-                                   const T *mean, const T *rstd, const T *w, int64_t P,
-                                   int64_t i0, int64_t i1, const int DD)
+                                   const T *mean, const T *rstd, const T *w, int64_t NG,
+                                   int64_t i0, int64_t i1, int64_t D, const int P)
 {
-    const int R = W / DD;
+    const int R = W / P;
+    FN(nr_rows_t) full, rw1, part;
+    if (D != P) {
+        full = FN(nr_rows_make)(R, D, P);
+        rw1 = FN(nr_rows_make)(1, D, P);
+    }
     for (int64_t i = i0; i < i1; i += R) {
         const int n = i + R <= i1 ? R : (int)(i1 - i);
-        const int64_t g = i % P;
-        const int flat = g + n <= P; /* the rows' weights and partials side by side */
+        const int64_t g = i % NG;
+        const int flat = g + n <= NG; /* the rows' weights and partials side by side */
+        if (D != P && n < R) {
+            part = FN(nr_rows_make)(n, D, P);
+        }
+        const FN(nr_rows_t) *rw = n == R ? &full : &part;
         V wt = (V){0}, aw = (V){0}, ab = (V){0};
-        if (flat && n == R) {
-            wt = FN(nr_vec_load)(w + g * DD);
+        if (flat && n == R && D == P) {
+            wt = FN(nr_vec_load)(w + g * D);
+        }
+        else if (flat && D != P) {
+            wt = FN(nr_vec_load_rows)(w + g * D, rw, P);
         }
         else {
-            for (int l = 0; l < n * DD; l++) {
-                wt[l] = w[((g + l / DD) % P) * DD + l % DD];
+            for (int l = 0; l < W; l++) {
+                wt[l] = l / P < n && l % P < D ? w[((g + l / P) % NG) * D + l % P] : (T)0;
             }
         }
         /* a whole vector's copies of a constant size (as loads, not through memory) */
         const int ok = n == R ? FN(nr_ln_backward_segment_vec)(dx, dy, x, mean, rstd, wt, i, R,
-                                                               1, 1, &aw, &ab, DD)
+                                                               1, 1, &aw, &ab, D, &full, P)
                               : FN(nr_ln_backward_segment_vec)(dx, dy, x, mean, rstd, wt, i, n,
-                                                               1, 1, &aw, &ab, DD);
+                                                               1, 1, &aw, &ab, D, &part, P);
         if (ok) {
-            if (pdw && flat && n == R) {
-                FN(nr_vec_store)(pdw + g * DD, FN(nr_vec_load)(pdw + g * DD) + aw);
-                FN(nr_vec_store)(pdb + g * DD, FN(nr_vec_load)(pdb + g * DD) + ab);
+            if (pdw && flat && n == R && D == P) {
+                FN(nr_vec_store)(pdw + g * D, FN(nr_vec_load)(pdw + g * D) + aw);
+                FN(nr_vec_store)(pdb + g * D, FN(nr_vec_load)(pdb + g * D) + ab);
+            }
+            else if (pdw && flat && D != P) {
+                FN(nr_vec_store_rows)(pdw + g * D,
+                                      FN(nr_vec_load_rows)(pdw + g * D, rw, P) + aw, rw, P);
+                FN(nr_vec_store_rows)(pdb + g * D,
+                                      FN(nr_vec_load_rows)(pdb + g * D, rw, P) + ab, rw, P);
             }
             else if (pdw) {
-                for (int l = 0; l < n * DD; l++) {
-                    const int64_t q = ((g + l / DD) % P) * DD + l % DD;
-                    pdw[q] += aw[l];
-                    pdb[q] += ab[l];
+                for (int l = 0; l < W; l++) {
+                    if (l / P < n && l % P < D) {
+                        const int64_t q = ((g + l / P) % NG) * D + l % P;
+                        pdw[q] += aw[l];
+                        pdb[q] += ab[l];
+                    }
                 }
             }
             continue;
         }
         for (int r = 0; r < n; r++) {
-            const int64_t o = ((i + r) % P) * DD;
+            const int64_t o = ((i + r) % NG) * D;
             V wr = (V){0}, aw1 = (V){0}, ab1 = (V){0};
-            for (int l = 0; l < DD; l++) {
+            for (int64_t l = 0; l < D; l++) {
                 wr[l] = w[o + l];
             }
             if (FN(nr_ln_backward_segment_vec)(dx, dy, x, mean, rstd, wr, i + r, 1, 1, 1, &aw1,
-                                               &ab1, DD)) {
-                for (int l = 0; pdw && l < DD; l++) {
+                                               &ab1, D, &rw1, P)) {
+                for (int64_t l = 0; pdw && l < D; l++) {
                     pdw[o + l] += aw1[l];
                     pdb[o + l] += ab1[l];
                 }
             }
             else {
                 FN(nr_ln_backward_short_row_w)(dx, pdw ? pdw + o : NULL, pdb ? pdb + o : NULL,
-                                               dy, x, mean, rstd, w + o, DD, i + r);
+                                               dy, x, mean, rstd, w + o, D, i + r);
             }
         }
     }
 }
 
-/* nr_layernorm_backward_cyclic's rows [i0, i1) through the segments when D is 2, 4 or 8 and
- * below W; returns whether it took them */
+/* nr_layernorm_backward_cyclic's rows [i0, i1) through the segments when D has them
+ * (nr_seg_lanes); returns whether it took them */
 static int
 FN(nr_ln_backward_cyclic_short)(T *dx, T *pdw, T *pdb, const T *dy, const T *x, const T *mean,
-                                const T *rstd, const T *w, int64_t D, int64_t P, int64_t i0,
+                                const T *rstd, const T *w, int64_t D, int64_t NG, int64_t i0,
                                 int64_t i1)
 {
-    if (D == 2 && D < W) {
-        FN(nr_ln_backward_cyclic_segments)(dx, pdw, pdb, dy, x, mean, rstd, w, P, i0, i1, 2);
+    const int P = FN(nr_seg_lanes)(D);
+    if (P == 0) {
+        return 0;
     }
-    else if (D == 4 && D < W) {
-        FN(nr_ln_backward_cyclic_segments)(dx, pdw, pdb, dy, x, mean, rstd, w, P, i0, i1, 4);
+    if (D == 2) {
+        FN(nr_ln_backward_cyclic_segments)(dx, pdw, pdb, dy, x, mean, rstd, w, NG, i0, i1, 2,
+                                           2);
     }
-    else if (D == 8 && D < W) {
-        FN(nr_ln_backward_cyclic_segments)(dx, pdw, pdb, dy, x, mean, rstd, w, P, i0, i1, 8);
+    else if (D == 4) {
+        FN(nr_ln_backward_cyclic_segments)(dx, pdw, pdb, dy, x, mean, rstd, w, NG, i0, i1, 4,
+                                           4);
+    }
+    else if (D == 8) {
+        FN(nr_ln_backward_cyclic_segments)(dx, pdw, pdb, dy, x, mean, rstd, w, NG, i0, i1, 8,
+                                           8);
+    }
+    else if (P == 4) {
+        FN(nr_ln_backward_cyclic_segments)(dx, pdw, pdb, dy, x, mean, rstd, w, NG, i0, i1, D,
+                                           4);
     }
     else {
-        return 0;
+        FN(nr_ln_backward_cyclic_segments)(dx, pdw, pdb, dy, x, mean, rstd, w, NG, i0, i1, D,
+                                           8);
     }
     return 1;
 }
