@@ -391,16 +391,6 @@ FN(nr_ln_forward_segments)(T *restrict y, T *restrict mean, T *restrict rstd,
     }
 }
 
-/* The segment of P lanes (a power of two) that holds a short row of D values, at least two
- * segments to a vector; 0 when there is none. One row a vector (D above W / 2) made the
- * row's reductions one chain: no faster than the group's loops. */
-static inline int
-FN(nr_seg_lanes)(int64_t D)
-{
-    const int64_t P = D <= 2 ? 2 : D <= 4 ? 4 : D <= 8 ? 8 : 16;
-    return D >= 2 && 2 * P <= W ? (int)P : 0;
-}
-
 /* Rows [i0, i1) of the forward for 0 < D <= NR_LN_SHORT_D; returns whether a row needs
  * nr_ln_forward_redo. */
 static int

@@ -192,35 +192,48 @@ FN(nr_rms_forward_group)(T *restrict y, T *restrict rstd, const T *restrict x,
     }
 }
 
-/* Rows [i, i1) of DD values (2, 4 or 8, below W; a constant after inlining), W / DD rows to a
- * vector (as LayerNorm's nr_ln_forward_segments): the group's operations on each row's
- * segment of lanes; the last rows in a vector padded with zeros. wt: the weights repeated
- * over the lanes. */
+/* Rows [i, i1) of D values in segments of P lanes (nr_seg_lanes; P a constant after
+ * inlining, and D where it is P), W / P rows to a vector (as LayerNorm's
+ * nr_ln_forward_segments): the group's operations on each row's segment of lanes; the last
+ * rows in a vector padded with zeros. wt: the weights repeated over the segments (0 past D). */
 NR_VEC_INLINE void
 FN(nr_rms_forward_segments)(T *restrict y, T *restrict rstd, const T *restrict x, V wt, T eps,
-                            int64_t i, int64_t i1, const int DD)
+                            int64_t i, int64_t i1, int64_t D, const int P)
 {
-    const int R = W / DD;
-    const T inv_d = (T)1 / (T)DD;
+    const int R = W / P;
+    const T inv_d = (T)1 / (T)D;
+    FN(nr_rows_t) full, part;
+    if (D != P) {
+        full = FN(nr_rows_make)(R, D, P);
+    }
     for (; i < i1; i += R) {
         const int n = i + R <= i1 ? R : (int)(i1 - i);
         V xv = (V){0};
-        if (n == R) {
-            xv = FN(nr_vec_load)(x + i * DD);
+        if (D != P) {
+            if (n < R) {
+                part = FN(nr_rows_make)(n, D, P);
+            }
+            xv = FN(nr_vec_load_rows)(x + i * D, n == R ? &full : &part, P);
+        }
+        else if (n == R) {
+            xv = FN(nr_vec_load)(x + i * P);
         }
         else {
-            memcpy(&xv, x + i * DD, (size_t)(n * DD) * sizeof(T));
+            memcpy(&xv, x + i * P, (size_t)(n * P) * sizeof(T));
         }
-        const V rs = (T)1 / FN(nr_vec_sqrt)(FN(nr_vec_segsum)(xv * xv, DD) * inv_d + eps);
+        const V rs = (T)1 / FN(nr_vec_sqrt)(FN(nr_vec_segsum)(xv * xv, P) * inv_d + eps);
         const V yv = (xv * rs) * wt;
-        if (n == R) {
-            FN(nr_vec_store)(y + i * DD, yv);
+        if (D != P) {
+            FN(nr_vec_store_rows)(y + i * D, yv, n == R ? &full : &part, P);
+        }
+        else if (n == R) {
+            FN(nr_vec_store)(y + i * P, yv);
         }
         else {
-            memcpy(y + i * DD, &yv, (size_t)(n * DD) * sizeof(T));
+            memcpy(y + i * P, &yv, (size_t)(n * P) * sizeof(T));
         }
         for (int r = 0; r < n; r++) {
-            rstd[i + r] = rs[r * DD];
+            rstd[i + r] = rs[r * P];
         }
     }
 }
@@ -237,19 +250,26 @@ FN(nr_rmsnorm_forward_short)(T *restrict y, T *restrict rstd, const T *restrict 
     }
     const T e = (T)eps;
     int64_t i = i0;
-    if (D < W && (D == 2 || D == 4 || D == 8)) {
+    const int P = FN(nr_seg_lanes)(D);
+    if (P > 0) {
         V wt;
         for (int l = 0; l < W; l++) {
-            wt[l] = wv[l % D];
+            wt[l] = l % P < D ? wv[l % P] : (T)0;
         }
         if (D == 2) {
-            FN(nr_rms_forward_segments)(y, rstd, x, wt, e, i0, i1, 2);
+            FN(nr_rms_forward_segments)(y, rstd, x, wt, e, i0, i1, 2, 2);
         }
         else if (D == 4) {
-            FN(nr_rms_forward_segments)(y, rstd, x, wt, e, i0, i1, 4);
+            FN(nr_rms_forward_segments)(y, rstd, x, wt, e, i0, i1, 4, 4);
+        }
+        else if (D == 8) {
+            FN(nr_rms_forward_segments)(y, rstd, x, wt, e, i0, i1, 8, 8);
+        }
+        else if (P == 4) {
+            FN(nr_rms_forward_segments)(y, rstd, x, wt, e, i0, i1, D, 4);
         }
         else {
-            FN(nr_rms_forward_segments)(y, rstd, x, wt, e, i0, i1, 8);
+            FN(nr_rms_forward_segments)(y, rstd, x, wt, e, i0, i1, D, 8);
         }
         i = i1;
     }
@@ -385,25 +405,33 @@ FN(nr_rms_flush_acc)(double *pdw, T *bdw, V acc[NR_RMS_KEEP], const int n, int64
     FN(nr_rms_flush)(pdw, bdw, D);
 }
 
-/* The backward of rows [i, i + n) of DD values (n <= W / DD) in one vector, as
- * nr_rms_backward_group's, each row's sum over its segment of lanes: returns 0, having written
- * nothing, when a row is not NR_RMS_SAFE or its k is not a normal value of T (or 0 from a sum
- * of 0); else dx, and the lanes of the rows' dy x rstd added to acc. Rows past n are zeros. */
+/* The backward of rows [i, i + n) of D values (n <= W / P) in one vector, segments of P lanes
+ * (rw: how the rows are moved, where D < P), as nr_rms_backward_group's, each row's sum over
+ * its segment: returns 0, having written nothing, when a row is not NR_RMS_SAFE or its k is
+ * not a normal value of T (or 0 from a sum of 0); else dx, and the lanes of the rows' dy x
+ * rstd added to acc. Rows and lanes past the rows' values are zeros. */
 NR_VEC_INLINE int
 FN(nr_rms_backward_segment_vec)(T *restrict dx, const T *restrict dy, const T *restrict x,
                                 const T *restrict rstd, V wt, int64_t i, const int n,
-                                V *restrict acc, const int DD)
+                                V *restrict acc, int64_t D, const FN(nr_rows_t) * rw,
+                                const int P)
 {
-    const T inv_d = (T)1 / (T)DD;
+    const T inv_d = (T)1 / (T)D;
     V xv = (V){0}, gv = (V){0};
-    memcpy(&xv, x + i * DD, (size_t)(n * DD) * sizeof(T));
-    memcpy(&gv, dy + i * DD, (size_t)(n * DD) * sizeof(T));
-    const V rs = FN(nr_vec_load_spread)(rstd + i, n, DD);
+    if (D == P) {
+        memcpy(&xv, x + i * P, (size_t)(n * P) * sizeof(T));
+        memcpy(&gv, dy + i * P, (size_t)(n * P) * sizeof(T));
+    }
+    else {
+        xv = FN(nr_vec_load_rows)(x + i * D, rw, P);
+        gv = FN(nr_vec_load_rows)(dy + i * D, rw, P);
+    }
+    const V rs = FN(nr_vec_load_spread)(rstd + i, n, P);
     const V g = gv * wt;
-    const V m = FN(nr_vec_segsum)(g * xv, DD) * inv_d;
+    const V m = FN(nr_vec_segsum)(g * xv, P) * inv_d;
     const V k = ((rs * rs) * rs) * m;
     int ok = 1;
-    if (n == W / DD) { /* every lane a row's: the test on whole vectors */
+    if (n == W / P) { /* every lane a row's: the test on whole vectors */
         typedef __typeof__(rs < rs) VI;
         const VI good = NR_RMS_SAFE(rs) & ((m == 0) | (((m >= NR_T_MIN) | (m <= -NR_T_MIN)) &
                                                        ((k >= NR_T_MIN) | (k <= -NR_T_MIN)) &
@@ -421,56 +449,74 @@ FN(nr_rms_backward_segment_vec)(T *restrict dx, const T *restrict dy, const T *r
     }
     else {
         for (int r = 0; r < n; r++) {
-            const T mr = m[r * DD], kr = k[r * DD];
-            ok &= NR_RMS_SAFE(rs[r * DD]) &
-                  ((mr == 0) | (((mr >= NR_T_MIN) | (mr <= -NR_T_MIN)) &
-                                ((kr >= NR_T_MIN) | (kr <= -NR_T_MIN)) &
-                                ((kr <= NR_T_MAX) & (kr >= -NR_T_MAX))));
+            const T mr = m[r * P], kr = k[r * P];
+            ok &=
+                NR_RMS_SAFE(rs[r * P]) & ((mr == 0) | (((mr >= NR_T_MIN) | (mr <= -NR_T_MIN)) &
+                                                       ((kr >= NR_T_MIN) | (kr <= -NR_T_MIN)) &
+                                                       ((kr <= NR_T_MAX) & (kr >= -NR_T_MAX))));
         }
     }
     if (!ok) {
         return 0;
     }
     const V d = FN(nr_vec_fma)(xv, -k, g * rs);
-    memcpy(dx + i * DD, &d, (size_t)(n * DD) * sizeof(T));
+    if (D == P) {
+        memcpy(dx + i * P, &d, (size_t)(n * P) * sizeof(T));
+    }
+    else {
+        FN(nr_vec_store_rows)(dx + i * D, d, rw, P);
+    }
     *acc = FN(nr_vec_fma)(gv, xv * rs, *acc);
     return 1;
 }
 
-/* Rows [i0, i1) of DD values (2, 4 or 8, below W; a constant after inlining) of the backward,
- * W / DD rows to a vector (see nr_ln_backward_segments); a vector with a row the segments
- * cannot take goes a row at a time (its other rows through the segments alone: the same
- * bits). dw's lanes summed in acc (a row a vector in each lane), added to bdw and flushed
- * into pdw every NR_RMS_FLUSH_ROWS vectors: sums of as many values in T as the rows'. */
+/* Rows [i0, i1) of D values in segments of P lanes (nr_seg_lanes; P a constant after
+ * inlining, and D where it is P) of the backward, W / P rows to a vector (see
+ * nr_ln_backward_segments); a vector with a row the segments cannot take goes a row at a
+ * time (its other rows through the segments alone: the same bits). dw's lanes summed in acc
+ * (a row a vector in each lane), added to bdw and flushed into pdw every NR_RMS_FLUSH_ROWS
+ * vectors: sums of as many values in T as the rows'. */
 NR_VEC_INLINE void
 FN(nr_rms_backward_segments)(T *restrict dx, double *restrict pdw, T *restrict bdw,
                              const T *restrict dy, const T *restrict x, const T *restrict rstd,
                              const T *w, const T *restrict wv, int64_t i0, int64_t i1,
-                             const int DD)
+                             int64_t D, const int P)
 {
-    const int R = W / DD;
+    const int R = W / P;
     V wt, acc = (V){0};
     for (int l = 0; l < W; l++) {
-        wt[l] = wv[l % DD];
+        wt[l] = l % P < D ? wv[l % P] : (T)0;
+    }
+    FN(nr_rows_t) full, part, rw1;
+    if (D != P) {
+        full = FN(nr_rows_make)(R, D, P);
+        rw1 = FN(nr_rows_make)(1, D, P);
     }
     int64_t pending = 0;
     for (int64_t i = i0; i < i1; i += R) {
         const int n = i + R <= i1 ? R : (int)(i1 - i);
+        if (D != P && n < R) {
+            part = FN(nr_rows_make)(n, D, P);
+        }
         const int done =
-            n == R ? FN(nr_rms_backward_segment_vec)(dx, dy, x, rstd, wt, i, R, &acc, DD)
-                   : FN(nr_rms_backward_segment_vec)(dx, dy, x, rstd, wt, i, n, &acc, DD);
+            n == R
+                ? FN(nr_rms_backward_segment_vec)(dx, dy, x, rstd, wt, i, R, &acc, D, &full, P)
+                : FN(nr_rms_backward_segment_vec)(dx, dy, x, rstd, wt, i, n, &acc, D, &part, P);
         for (int r = 0; !done && r < n; r++) {
-            if (!FN(nr_rms_backward_segment_vec)(dx, dy, x, rstd, wt, i + r, 1, &acc, DD)) {
-                FN(nr_rms_backward_row)(dx, pdw, bdw, dy, x, rstd, w, DD, i + r);
+            if (!FN(nr_rms_backward_segment_vec)(dx, dy, x, rstd, wt, i + r, 1, &acc, D, &rw1,
+                                                 P)) {
+                FN(nr_rms_backward_row)(dx, pdw, bdw, dy, x, rstd, w, D, i + r);
             }
         }
         pending++;
         if (bdw && (pending >= NR_RMS_FLUSH_ROWS || i + n >= i1)) {
             for (int l = 0; l < W; l++) {
-                bdw[l % DD] += acc[l];
+                if (l % P < D) {
+                    bdw[l % P] += acc[l];
+                }
             }
             acc = (V){0};
-            FN(nr_rms_flush)(pdw, bdw, DD);
+            FN(nr_rms_flush)(pdw, bdw, D);
             pending = 0;
         }
     }
@@ -492,15 +538,22 @@ FN(nr_rmsnorm_backward_short)(T *restrict dx, double *restrict pdw, T *restrict 
     for (int64_t i = i0; i < i1; i++) {
         safe &= NR_RMS_SAFE(rstd[i]);
     }
-    if (D < W && (D == 2 || D == 4 || D == 8)) {
+    const int P = FN(nr_seg_lanes)(D);
+    if (P > 0) {
         if (D == 2) {
-            FN(nr_rms_backward_segments)(dx, pdw, bdw, dy, x, rstd, w, wv, i0, i1, 2);
+            FN(nr_rms_backward_segments)(dx, pdw, bdw, dy, x, rstd, w, wv, i0, i1, 2, 2);
         }
         else if (D == 4) {
-            FN(nr_rms_backward_segments)(dx, pdw, bdw, dy, x, rstd, w, wv, i0, i1, 4);
+            FN(nr_rms_backward_segments)(dx, pdw, bdw, dy, x, rstd, w, wv, i0, i1, 4, 4);
+        }
+        else if (D == 8) {
+            FN(nr_rms_backward_segments)(dx, pdw, bdw, dy, x, rstd, w, wv, i0, i1, 8, 8);
+        }
+        else if (P == 4) {
+            FN(nr_rms_backward_segments)(dx, pdw, bdw, dy, x, rstd, w, wv, i0, i1, D, 4);
         }
         else {
-            FN(nr_rms_backward_segments)(dx, pdw, bdw, dy, x, rstd, w, wv, i0, i1, 8);
+            FN(nr_rms_backward_segments)(dx, pdw, bdw, dy, x, rstd, w, wv, i0, i1, D, 8);
         }
         return;
     }

@@ -377,6 +377,16 @@ FN(nr_vec_store_rows)(T *p, V v, const FN(nr_rows_t) * rw, const int P)
 #endif
 }
 
+/* The segment of P lanes (a power of two) that holds a short row of D values, at least two
+ * segments to a vector; 0 when there is none. One row a vector (D above W / 2) made the
+ * row's reductions one chain: no faster than the group's loops. */
+NR_VEC_INLINE int
+FN(nr_seg_lanes)(int64_t D)
+{
+    const int64_t P = D <= 2 ? 2 : D <= 4 ? 4 : D <= 8 ? 8 : 16;
+    return D >= 2 && 2 * P <= W ? (int)P : 0;
+}
+
 /* every lane of a segment of D: the segment's first lane of v */
 NR_VEC_INLINE V
 FN(nr_vec_seg_first)(V v, const int D)
