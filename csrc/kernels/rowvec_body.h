@@ -249,9 +249,10 @@ FN(nr_vec_load_spread)(const T *p, int n, const int D)
         memcpy(&lo32, p, (size_t)n * sizeof(T));
     }
 #ifdef NR_TYPED_F32
-    else if (NR_VEC_BYTES / D == 8) { /* two floats: one 8-byte load (a copy went by memory) */
-        lo =
-            n == 2 ? (h16)_mm_castpd_ps(_mm_load_sd((const double *)p)) : (h16)_mm_set_ss(p[0]);
+    else if (NR_VEC_BYTES / D ==
+             8) { /* two floats: one 8-byte load, any alignment (a copy went by memory) */
+        lo = n == 2 ? (h16)_mm_castsi128_ps(_mm_loadl_epi64((const __m128i_u *)p))
+                    : (h16)_mm_set_ss(p[0]);
     }
 #endif
     else {
@@ -275,8 +276,8 @@ FN(nr_vec_load_spread)(const T *p, int n, const int D)
 #endif
 #elif defined(__SSE2__) && NR_VEC_BYTES == 16 && defined(NR_TYPED_F32)
     /* D = 2: two floats, as above */
-    const V lo =
-        n == 2 ? (V)_mm_castpd_ps(_mm_load_sd((const double *)p)) : (V)_mm_set_ss(p[0]);
+    const V lo = n == 2 ? (V)_mm_castsi128_ps(_mm_loadl_epi64((const __m128i_u *)p))
+                        : (V)_mm_set_ss(p[0]);
     return __builtin_shufflevector(lo, lo, 0, 0, 1, 1);
 #else
     V v = (V){0};
