@@ -193,11 +193,11 @@ FN(nr_vec_rowsums)(T out[4], const V a[4], const int G, const int H)
     }
 }
 
-/* Rows shorter than a vector, D a power of two below W: W / D rows to a vector, each lane
- * of a row's segment of D lanes. NR_VEC_LANES(F): F(0), ..., F(W - 1), for lane indices of
- * __builtin_shufflevector (constants); nr_vec_segsum: every lane of a segment holds the sum
- * of its segment (a butterfly: lanes l and l ^ s added for s = 1, 2, .. D / 2, so the
- * segment's lanes hold the same bits); nr_vec_sqrt: lane by lane. */
+/* Rows shorter than a vector: segments of D lanes (D a power of two below W; a row of at most
+ * D values in each), W / D rows to a vector. NR_VEC_LANES(F): F(0), ..., F(W - 1), for lane
+ * indices of __builtin_shufflevector (constants); nr_vec_segsum: every lane of a segment
+ * holds the sum of its segment (a butterfly: lanes l and l ^ s added for s = 1, 2, .. D / 2,
+ * so the segment's lanes hold the same bits); nr_vec_sqrt: lane by lane. */
 #undef NR_VEC_LANES
 #if NR_VEC_BYTES / NR_TYPED_SIZE == 16
 #define NR_VEC_LANES(F)                                                                        \
@@ -221,20 +221,15 @@ FN(nr_vec_rowsums)(T out[4], const V a[4], const int G, const int H)
 #define NR_VEC_DIV2(l) ((l) >> 1)
 #define NR_VEC_DIV4(l) ((l) >> 2)
 #define NR_VEC_DIV8(l) ((l) >> 3)
-#define NR_VEC_FIRST(l) 0
 
 /* n <= W / D values from p, each spread over a segment of D lanes (lane l: p[l / D], 0 past
- * n); D a constant after inlining (2, 4, 8 or 16, at most W). On avx2 and avx512 the values are
+ * n); D a constant after inlining (2, 4 or 8, below W). On avx2 and avx512 the values are
  * loaded into the low lanes of a 16- or 32-byte register and spread by one permutation (a
  * narrower vector copied into a zeroed V and read back whole waited for its store, and gcc
  * took that way for a shuffle into more lanes than its operand's: perf). */
 NR_VEC_INLINE V
 FN(nr_vec_load_spread)(const T *p, int n, const int D)
 {
-    if (D == W) { /* one row a vector */
-        (void)n;
-        return (V){0} + p[0];
-    }
 #if NR_VEC_BYTES >= 32 && defined(__AVX2__)
     typedef T h16 __attribute__((vector_size(16)));
     typedef T h32 __attribute__((vector_size(32)));
@@ -394,8 +389,7 @@ FN(nr_vec_seg_first)(V v, const int D)
 {
     return D == 2   ? __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_SEG2))
            : D == 4 ? __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_SEG4))
-           : D == 8 ? __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_SEG8))
-                    : __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_FIRST));
+                    : __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_SEG8));
 }
 
 NR_VEC_INLINE V
@@ -412,11 +406,6 @@ FN(nr_vec_segsum)(V v, const int D)
 #if NR_VEC_BYTES / NR_TYPED_SIZE >= 8
     if (D >= 8) {
         v += __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_XOR4));
-    }
-#endif
-#if NR_VEC_BYTES / NR_TYPED_SIZE >= 16
-    if (D >= 16) {
-        v += __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_XOR8));
     }
 #endif
     return v;
