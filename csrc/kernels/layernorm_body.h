@@ -413,22 +413,10 @@ FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd
             wt[l] = l % P < D ? wv[l % P] : (T)0;
             bt[l] = l % P < D ? bv[l % P] : (T)0;
         }
-        /* P a constant in each call; D too where it is P */
-        if (D == 2) {
-            FN(nr_ln_forward_segments)(y, mean, rstd, x, wt, bt, e, i0, i1, 2, 2);
-        }
-        else if (D == 4) {
-            FN(nr_ln_forward_segments)(y, mean, rstd, x, wt, bt, e, i0, i1, 4, 4);
-        }
-        else if (D == 8) {
-            FN(nr_ln_forward_segments)(y, mean, rstd, x, wt, bt, e, i0, i1, 8, 8);
-        }
-        else if (P == 4) {
-            FN(nr_ln_forward_segments)(y, mean, rstd, x, wt, bt, e, i0, i1, D, 4);
-        }
-        else {
-            FN(nr_ln_forward_segments)(y, mean, rstd, x, wt, bt, e, i0, i1, D, 8);
-        }
+#define NR_LN_SEG_FWD(DD, PP)                                                                  \
+    FN(nr_ln_forward_segments)(y, mean, rstd, x, wt, bt, e, i0, i1, DD, PP)
+        NR_SEG_DISPATCH(D, P, NR_LN_SEG_FWD);
+#undef NR_LN_SEG_FWD
         return FN(nr_wide_rstd_check)(rstd, i0, i1);
     }
     /* rows of 1-4 full vectors kept in registers; of 8 too on avx512, in pairs of rows (its
@@ -747,15 +735,8 @@ FN(nr_ln_backward_segment_vec)(T *restrict dx, const T *restrict dy, const T *re
                                const int P)
 {
     const T inv_d = (T)1 / (T)D;
-    V xv = (V){0}, gv = (V){0};
-    if (D == P) {
-        memcpy(&xv, x + i * P, (size_t)(n * P) * sizeof(T));
-        memcpy(&gv, dy + i * P, (size_t)(n * P) * sizeof(T));
-    }
-    else {
-        xv = FN(nr_vec_load_rows)(x + i * D, rw, P);
-        gv = FN(nr_vec_load_rows)(dy + i * D, rw, P);
-    }
+    const V xv = FN(nr_vec_get_rows)(x + i * D, n, D, rw, P);
+    const V gv = FN(nr_vec_get_rows)(dy + i * D, n, D, rw, P);
     const V mu = FN(nr_vec_load_spread)(mean + i, n, P);
     const V rs = FN(nr_vec_load_spread)(rstd + i, n, P);
     const V g = gv * wt;
@@ -777,13 +758,7 @@ FN(nr_ln_backward_segment_vec)(T *restrict dx, const T *restrict dy, const T *re
     }
     const V xh = xc * rs;
     const V gc = gv * wt - mg;
-    const V d = rs * FN(nr_vec_fma)(xh, -mgx, gc);
-    if (D == P) {
-        memcpy(dx + i * P, &d, (size_t)(n * P) * sizeof(T));
-    }
-    else {
-        FN(nr_vec_store_rows)(dx + i * D, d, rw, P);
-    }
+    FN(nr_vec_put_rows)(dx + i * D, rs * FN(nr_vec_fma)(xh, -mgx, gc), n, D, rw, P);
     *accw = FN(nr_vec_fma)(gv, xh, *accw);
     *accb += gv;
     return 1;
@@ -848,26 +823,10 @@ FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb
     }
     const int P = FN(nr_seg_lanes)(D);
     if (P > 0) {
-        if (D == 2) {
-            FN(nr_ln_backward_segments)(dx, pdw, pdb, dy, x, mean, rstd, wv, i0, i1, corr, 2,
-                                        2);
-        }
-        else if (D == 4) {
-            FN(nr_ln_backward_segments)(dx, pdw, pdb, dy, x, mean, rstd, wv, i0, i1, corr, 4,
-                                        4);
-        }
-        else if (D == 8) {
-            FN(nr_ln_backward_segments)(dx, pdw, pdb, dy, x, mean, rstd, wv, i0, i1, corr, 8,
-                                        8);
-        }
-        else if (P == 4) {
-            FN(nr_ln_backward_segments)(dx, pdw, pdb, dy, x, mean, rstd, wv, i0, i1, corr, D,
-                                        4);
-        }
-        else {
-            FN(nr_ln_backward_segments)(dx, pdw, pdb, dy, x, mean, rstd, wv, i0, i1, corr, D,
-                                        8);
-        }
+#define NR_LN_SEG_BWD(DD, PP)                                                                  \
+    FN(nr_ln_backward_segments)(dx, pdw, pdb, dy, x, mean, rstd, wv, i0, i1, corr, DD, PP)
+        NR_SEG_DISPATCH(D, P, NR_LN_SEG_BWD);
+#undef NR_LN_SEG_BWD
         return;
     }
     int64_t i = i0;
@@ -1083,26 +1042,10 @@ FN(nr_ln_backward_cyclic_short)(T *dx, T *pdw, T *pdb, const T *dy, const T *x, 
     if (P == 0) {
         return 0;
     }
-    if (D == 2) {
-        FN(nr_ln_backward_cyclic_segments)(dx, pdw, pdb, dy, x, mean, rstd, w, NG, i0, i1, 2,
-                                           2);
-    }
-    else if (D == 4) {
-        FN(nr_ln_backward_cyclic_segments)(dx, pdw, pdb, dy, x, mean, rstd, w, NG, i0, i1, 4,
-                                           4);
-    }
-    else if (D == 8) {
-        FN(nr_ln_backward_cyclic_segments)(dx, pdw, pdb, dy, x, mean, rstd, w, NG, i0, i1, 8,
-                                           8);
-    }
-    else if (P == 4) {
-        FN(nr_ln_backward_cyclic_segments)(dx, pdw, pdb, dy, x, mean, rstd, w, NG, i0, i1, D,
-                                           4);
-    }
-    else {
-        FN(nr_ln_backward_cyclic_segments)(dx, pdw, pdb, dy, x, mean, rstd, w, NG, i0, i1, D,
-                                           8);
-    }
+#define NR_LN_SEG_CYCLIC(DD, PP)                                                               \
+    FN(nr_ln_backward_cyclic_segments)(dx, pdw, pdb, dy, x, mean, rstd, w, NG, i0, i1, DD, PP)
+    NR_SEG_DISPATCH(D, P, NR_LN_SEG_CYCLIC);
+#undef NR_LN_SEG_CYCLIC
     return 1;
 }
 

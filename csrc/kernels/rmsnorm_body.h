@@ -256,21 +256,9 @@ FN(nr_rmsnorm_forward_short)(T *restrict y, T *restrict rstd, const T *restrict 
         for (int l = 0; l < W; l++) {
             wt[l] = l % P < D ? wv[l % P] : (T)0;
         }
-        if (D == 2) {
-            FN(nr_rms_forward_segments)(y, rstd, x, wt, e, i0, i1, 2, 2);
-        }
-        else if (D == 4) {
-            FN(nr_rms_forward_segments)(y, rstd, x, wt, e, i0, i1, 4, 4);
-        }
-        else if (D == 8) {
-            FN(nr_rms_forward_segments)(y, rstd, x, wt, e, i0, i1, 8, 8);
-        }
-        else if (P == 4) {
-            FN(nr_rms_forward_segments)(y, rstd, x, wt, e, i0, i1, D, 4);
-        }
-        else {
-            FN(nr_rms_forward_segments)(y, rstd, x, wt, e, i0, i1, D, 8);
-        }
+#define NR_RMS_SEG_FWD(DD, PP) FN(nr_rms_forward_segments)(y, rstd, x, wt, e, i0, i1, DD, PP)
+        NR_SEG_DISPATCH(D, P, NR_RMS_SEG_FWD);
+#undef NR_RMS_SEG_FWD
         i = i1;
     }
     /* rows of NV whole vectors get loops without tails, D a constant */
@@ -417,15 +405,8 @@ FN(nr_rms_backward_segment_vec)(T *restrict dx, const T *restrict dy, const T *r
                                 const int P)
 {
     const T inv_d = (T)1 / (T)D;
-    V xv = (V){0}, gv = (V){0};
-    if (D == P) {
-        memcpy(&xv, x + i * P, (size_t)(n * P) * sizeof(T));
-        memcpy(&gv, dy + i * P, (size_t)(n * P) * sizeof(T));
-    }
-    else {
-        xv = FN(nr_vec_load_rows)(x + i * D, rw, P);
-        gv = FN(nr_vec_load_rows)(dy + i * D, rw, P);
-    }
+    const V xv = FN(nr_vec_get_rows)(x + i * D, n, D, rw, P);
+    const V gv = FN(nr_vec_get_rows)(dy + i * D, n, D, rw, P);
     const V rs = FN(nr_vec_load_spread)(rstd + i, n, P);
     const V g = gv * wt;
     const V m = FN(nr_vec_segsum)(g * xv, P) * inv_d;
@@ -459,13 +440,7 @@ FN(nr_rms_backward_segment_vec)(T *restrict dx, const T *restrict dy, const T *r
     if (!ok) {
         return 0;
     }
-    const V d = FN(nr_vec_fma)(xv, -k, g * rs);
-    if (D == P) {
-        memcpy(dx + i * P, &d, (size_t)(n * P) * sizeof(T));
-    }
-    else {
-        FN(nr_vec_store_rows)(dx + i * D, d, rw, P);
-    }
+    FN(nr_vec_put_rows)(dx + i * D, FN(nr_vec_fma)(xv, -k, g * rs), n, D, rw, P);
     *acc = FN(nr_vec_fma)(gv, xv * rs, *acc);
     return 1;
 }
@@ -540,21 +515,10 @@ FN(nr_rmsnorm_backward_short)(T *restrict dx, double *restrict pdw, T *restrict 
     }
     const int P = FN(nr_seg_lanes)(D);
     if (P > 0) {
-        if (D == 2) {
-            FN(nr_rms_backward_segments)(dx, pdw, bdw, dy, x, rstd, w, wv, i0, i1, 2, 2);
-        }
-        else if (D == 4) {
-            FN(nr_rms_backward_segments)(dx, pdw, bdw, dy, x, rstd, w, wv, i0, i1, 4, 4);
-        }
-        else if (D == 8) {
-            FN(nr_rms_backward_segments)(dx, pdw, bdw, dy, x, rstd, w, wv, i0, i1, 8, 8);
-        }
-        else if (P == 4) {
-            FN(nr_rms_backward_segments)(dx, pdw, bdw, dy, x, rstd, w, wv, i0, i1, D, 4);
-        }
-        else {
-            FN(nr_rms_backward_segments)(dx, pdw, bdw, dy, x, rstd, w, wv, i0, i1, D, 8);
-        }
+#define NR_RMS_SEG_BWD(DD, PP)                                                                 \
+    FN(nr_rms_backward_segments)(dx, pdw, bdw, dy, x, rstd, w, wv, i0, i1, DD, PP)
+        NR_SEG_DISPATCH(D, P, NR_RMS_SEG_BWD);
+#undef NR_RMS_SEG_BWD
         return;
     }
     int64_t i = i0, pending = 0; /* rows in bdw and acc since the last flush */

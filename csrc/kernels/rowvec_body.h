@@ -383,6 +383,54 @@ FN(nr_seg_lanes)(int64_t D)
     return D >= 2 && 2 * P <= W ? (int)P : 0;
 }
 
+/* n rows of D values at p into their segments of P lanes, and back: side by side as they are
+ * where D is P (a copy of n P values; of a whole vector, a constant size, when n is W / P),
+ * else through rw (nr_vec_load_rows, nr_vec_store_rows) */
+NR_VEC_INLINE V
+FN(nr_vec_get_rows)(const T *p, int n, int64_t D, const FN(nr_rows_t) * rw, const int P)
+{
+    V v = (V){0};
+    if (D == P) {
+        memcpy(&v, p, (size_t)(n * P) * sizeof(T));
+        return v;
+    }
+    return FN(nr_vec_load_rows)(p, rw, P);
+}
+
+NR_VEC_INLINE void
+FN(nr_vec_put_rows)(T *p, V v, int n, int64_t D, const FN(nr_rows_t) * rw, const int P)
+{
+    if (D == P) {
+        memcpy(p, &v, (size_t)(n * P) * sizeof(T));
+    }
+    else {
+        FN(nr_vec_store_rows)(p, v, rw, P);
+    }
+}
+
+/* CALL(DD, PP) for a short row of D values in segments of P lanes (nr_seg_lanes, P > 0):
+ * the segment width a constant in each call, and the row's length too where it is P */
+#ifndef NR_SEG_DISPATCH
+#define NR_SEG_DISPATCH(D, P, CALL)                                                            \
+    do {                                                                                       \
+        if ((D) == 2) {                                                                        \
+            CALL(2, 2);                                                                        \
+        }                                                                                      \
+        else if ((D) == 4) {                                                                   \
+            CALL(4, 4);                                                                        \
+        }                                                                                      \
+        else if ((D) == 8) {                                                                   \
+            CALL(8, 8);                                                                        \
+        }                                                                                      \
+        else if ((P) == 4) {                                                                   \
+            CALL((D), 4);                                                                      \
+        }                                                                                      \
+        else {                                                                                 \
+            CALL((D), 8);                                                                      \
+        }                                                                                      \
+    } while (0)
+#endif
+
 /* every lane of a segment of D: the segment's first lane of v */
 NR_VEC_INLINE V
 FN(nr_vec_seg_first)(V v, const int D)
