@@ -391,6 +391,28 @@ FN(nr_ln_forward_segments)(T *restrict y, T *restrict mean, T *restrict rstd,
     }
 }
 
+/* Rows [i0, i1) of the forward in segments of P lanes (nr_seg_lanes: short rows of 2-8
+ * values); returns whether a row needs nr_ln_forward_redo. Called in place of
+ * nr_layernorm_forward_short, not from it: there, the short rows' own loops compiled
+ * differently (LayerNorm's forward on rows of 64 took 1.04-1.10x the time). */
+static __attribute__((noinline)) int
+FN(nr_ln_forward_segment_rows)(T *restrict y, T *restrict mean, T *restrict rstd,
+                               const T *restrict x, const T *restrict w, const T *restrict b,
+                               int64_t D, double eps, int64_t i0, int64_t i1, const int P)
+{
+    const T e = (T)eps;
+    V wt, bt;
+    for (int l = 0; l < W; l++) {
+        wt[l] = l % P < D ? (w ? w[l % P] : (T)1) : (T)0;
+        bt[l] = l % P < D ? (b ? b[l % P] : (T)0) : (T)0;
+    }
+#define NR_LN_SEG_FWD(DD, PP)                                                                  \
+    FN(nr_ln_forward_segments)(y, mean, rstd, x, wt, bt, e, i0, i1, DD, PP)
+    NR_SEG_DISPATCH(D, P, NR_LN_SEG_FWD);
+#undef NR_LN_SEG_FWD
+    return FN(nr_wide_rstd_check)(rstd, i0, i1);
+}
+
 /* Rows [i0, i1) of the forward for 0 < D <= NR_LN_SHORT_D; returns whether a row needs
  * nr_ln_forward_redo. */
 static int
@@ -406,19 +428,6 @@ FN(nr_layernorm_forward_short)(T *restrict y, T *restrict mean, T *restrict rstd
     }
     int64_t i = i0;
     const T e = (T)eps;
-    const int P = FN(nr_seg_lanes)(D);
-    if (P > 0) {
-        V wt, bt;
-        for (int l = 0; l < W; l++) {
-            wt[l] = l % P < D ? wv[l % P] : (T)0;
-            bt[l] = l % P < D ? bv[l % P] : (T)0;
-        }
-#define NR_LN_SEG_FWD(DD, PP)                                                                  \
-    FN(nr_ln_forward_segments)(y, mean, rstd, x, wt, bt, e, i0, i1, DD, PP)
-        NR_SEG_DISPATCH(D, P, NR_LN_SEG_FWD);
-#undef NR_LN_SEG_FWD
-        return FN(nr_wide_rstd_check)(rstd, i0, i1);
-    }
     /* rows of 1-4 full vectors kept in registers; of 8 too on avx512, in pairs of rows (its
      * 32 registers hold them: 0.86-0.93x the time at D = 128 on a Zen 5; avx2's 16 spill) */
 #define NR_LN_FWD(G, NV)                                                                       \
@@ -807,6 +816,21 @@ FN(nr_ln_backward_segments)(T *restrict dx, T *restrict pdw, T *restrict pdb,
     }
 }
 
+/* nr_layernorm_backward_short's rows in segments of P lanes (nr_seg_lanes); apart, as
+ * nr_ln_forward_segment_rows */
+static __attribute__((noinline)) void
+FN(nr_ln_backward_segment_rows)(T *restrict dx, T *restrict pdw, T *restrict pdb,
+                                const T *restrict dy, const T *restrict x,
+                                const T *restrict mean, const T *restrict rstd,
+                                const T *restrict wv, int64_t D, int64_t i0, int64_t i1,
+                                int corr, const int P)
+{
+#define NR_LN_SEG_BWD(DD, PP)                                                                  \
+    FN(nr_ln_backward_segments)(dx, pdw, pdb, dy, x, mean, rstd, wv, i0, i1, corr, DD, PP)
+    NR_SEG_DISPATCH(D, P, NR_LN_SEG_BWD);
+#undef NR_LN_SEG_BWD
+}
+
 /* Rows [i0, i1) of the backward for 0 < D <= NR_LN_SHORT_D, none of them NR_LN_RISKY, with
  * the correction c for all (corr) or none: no test in the loop, where any (of the sums, or a
  * per-group choice) slowed it measurably. */
@@ -823,10 +847,8 @@ FN(nr_layernorm_backward_short)(T *restrict dx, T *restrict pdw, T *restrict pdb
     }
     const int P = FN(nr_seg_lanes)(D);
     if (P > 0) {
-#define NR_LN_SEG_BWD(DD, PP)                                                                  \
-    FN(nr_ln_backward_segments)(dx, pdw, pdb, dy, x, mean, rstd, wv, i0, i1, corr, DD, PP)
-        NR_SEG_DISPATCH(D, P, NR_LN_SEG_BWD);
-#undef NR_LN_SEG_BWD
+        FN(nr_ln_backward_segment_rows)(dx, pdw, pdb, dy, x, mean, rstd, wv, D, i0, i1, corr,
+                                        P);
         return;
     }
     int64_t i = i0;
@@ -1159,9 +1181,12 @@ FN(nr_layernorm_forward)(T *y, T *mean, T *rstd, const T *x, const T *w, const T
     int nt = nr_threads_for((size_t)(M * D) * 2 * sizeof(T));
 #ifdef NR_ROW_VEC
     if (D > 0 && D <= NR_LN_SHORT_D) {
+        const int P = FN(nr_seg_lanes)(D); /* rows below a vector's width: several a vector */
         NR_SPLIT(
             nt, M, NR_LN_GROUP,
-            if (FN(nr_layernorm_forward_short)(y, mean, rstd, x, w, b, D, eps, i0, i1)) {
+            if (P > 0
+                    ? FN(nr_ln_forward_segment_rows)(y, mean, rstd, x, w, b, D, eps, i0, i1, P)
+                    : FN(nr_layernorm_forward_short)(y, mean, rstd, x, w, b, D, eps, i0, i1)) {
                 FN(nr_ln_forward_redo)(y, mean, rstd, x, w, b, D, eps, i0, i1);
             });
         return;

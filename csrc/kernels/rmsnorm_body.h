@@ -238,6 +238,22 @@ FN(nr_rms_forward_segments)(T *restrict y, T *restrict rstd, const T *restrict x
     }
 }
 
+/* nr_rmsnorm_forward_short's rows in segments of P lanes (nr_seg_lanes), wv its weights;
+ * apart (not inlined), as LayerNorm's nr_ln_forward_segment_rows */
+static __attribute__((noinline)) void
+FN(nr_rms_forward_segment_rows)(T *restrict y, T *restrict rstd, const T *restrict x,
+                                const T *restrict wv, int64_t D, T e, int64_t i0, int64_t i1,
+                                const int P)
+{
+    V wt;
+    for (int l = 0; l < W; l++) {
+        wt[l] = l % P < D ? wv[l % P] : (T)0;
+    }
+#define NR_RMS_SEG_FWD(DD, PP) FN(nr_rms_forward_segments)(y, rstd, x, wt, e, i0, i1, DD, PP)
+    NR_SEG_DISPATCH(D, P, NR_RMS_SEG_FWD);
+#undef NR_RMS_SEG_FWD
+}
+
 /* Rows [i0, i1) of the forward for 0 < D <= NR_RMS_SHORT_D; rows whose squares in T overflowed
  * or underflowed (found after the loops) redone by nr_rms_forward_row */
 static void
@@ -252,13 +268,7 @@ FN(nr_rmsnorm_forward_short)(T *restrict y, T *restrict rstd, const T *restrict 
     int64_t i = i0;
     const int P = FN(nr_seg_lanes)(D);
     if (P > 0) {
-        V wt;
-        for (int l = 0; l < W; l++) {
-            wt[l] = l % P < D ? wv[l % P] : (T)0;
-        }
-#define NR_RMS_SEG_FWD(DD, PP) FN(nr_rms_forward_segments)(y, rstd, x, wt, e, i0, i1, DD, PP)
-        NR_SEG_DISPATCH(D, P, NR_RMS_SEG_FWD);
-#undef NR_RMS_SEG_FWD
+        FN(nr_rms_forward_segment_rows)(y, rstd, x, wv, D, e, i0, i1, P);
         i = i1;
     }
     /* rows of NV whole vectors get loops without tails, D a constant */
@@ -497,6 +507,20 @@ FN(nr_rms_backward_segments)(T *restrict dx, double *restrict pdw, T *restrict b
     }
 }
 
+/* nr_rmsnorm_backward_short's rows in segments of P lanes (nr_seg_lanes); apart, as the
+ * forward's */
+static __attribute__((noinline)) void
+FN(nr_rms_backward_segment_rows)(T *restrict dx, double *restrict pdw, T *restrict bdw,
+                                 const T *restrict dy, const T *restrict x,
+                                 const T *restrict rstd, const T *w, const T *restrict wv,
+                                 int64_t D, int64_t i0, int64_t i1, const int P)
+{
+#define NR_RMS_SEG_BWD(DD, PP)                                                                 \
+    FN(nr_rms_backward_segments)(dx, pdw, bdw, dy, x, rstd, w, wv, i0, i1, DD, PP)
+    NR_SEG_DISPATCH(D, P, NR_RMS_SEG_BWD);
+#undef NR_RMS_SEG_BWD
+}
+
 /* Rows [i0, i1) of the backward for 0 < D <= NR_RMS_SHORT_D (see nr_rmsnorm_backward_rows) */
 static void
 FN(nr_rmsnorm_backward_short)(T *restrict dx, double *restrict pdw, T *restrict bdw,
@@ -515,10 +539,7 @@ FN(nr_rmsnorm_backward_short)(T *restrict dx, double *restrict pdw, T *restrict 
     }
     const int P = FN(nr_seg_lanes)(D);
     if (P > 0) {
-#define NR_RMS_SEG_BWD(DD, PP)                                                                 \
-    FN(nr_rms_backward_segments)(dx, pdw, bdw, dy, x, rstd, w, wv, i0, i1, DD, PP)
-        NR_SEG_DISPATCH(D, P, NR_RMS_SEG_BWD);
-#undef NR_RMS_SEG_BWD
+        FN(nr_rms_backward_segment_rows)(dx, pdw, bdw, dy, x, rstd, w, wv, D, i0, i1, P);
         return;
     }
     int64_t i = i0, pending = 0; /* rows in bdw and acc since the last flush */
