@@ -346,48 +346,43 @@ FN(nr_ln_segment_vec)(V *mv, V *rsv, V xv, V wt, V bt, T eps, int64_t D, FN(nr_v
     return FN(nr_vec_fma)(d * rs, wt, bt);
 }
 
+/* The forward of the rows [i, i + n) of one vector (nr_ln_segment_vec), rw: how the rows
+ * are moved where D < P */
+NR_VEC_INLINE void
+FN(nr_ln_forward_segment_at)(T *restrict y, T *restrict mean, T *restrict rstd,
+                             const T *restrict x, V wt, V bt, T eps, int64_t i, const int n,
+                             int64_t D, const FN(nr_rows_t) * rw, const int P)
+{
+    V mv, rsv;
+    const V xv = FN(nr_vec_get_rows)(x + i * D, n, D, rw, P);
+    const V keep = D == P ? (V){0} : (V)rw->keep;
+    const V yv = FN(nr_ln_segment_vec)(&mv, &rsv, xv, wt, bt, eps, D, (FN(nr_veci_t))keep, P);
+    FN(nr_vec_put_rows)(y + i * D, yv, n, D, rw, P);
+    for (int r = 0; r < n; r++) {
+        mean[i + r] = mv[r * P];
+        rstd[i + r] = rsv[r * P];
+    }
+}
+
 NR_VEC_INLINE void
 FN(nr_ln_forward_segments)(T *restrict y, T *restrict mean, T *restrict rstd,
                            const T *restrict x, V wt, V bt, T eps, int64_t i, int64_t i1,
                            int64_t D, const int P)
 {
     const int R = W / P;
-    V mv, rsv;
-    if (D == P) {
-        for (; i + R <= i1; i += R) {
-            const V yv = FN(nr_ln_segment_vec)(&mv, &rsv, FN(nr_vec_load)(x + i * P), wt, bt,
-                                               eps, P, (FN(nr_veci_t)){0}, P);
-            FN(nr_vec_store)(y + i * P, yv);
-            for (int r = 0; r < R; r++) {
-                mean[i + r] = mv[r * P];
-                rstd[i + r] = rsv[r * P];
-            }
-        }
-        if (i < i1) {
-            const int n = (int)(i1 - i);
-            V xv = (V){0};
-            memcpy(&xv, x + i * P, (size_t)(n * P) * sizeof(T));
-            const V yv =
-                FN(nr_ln_segment_vec)(&mv, &rsv, xv, wt, bt, eps, P, (FN(nr_veci_t)){0}, P);
-            memcpy(y + i * P, &yv, (size_t)(n * P) * sizeof(T));
-            for (int r = 0; r < n; r++) {
-                mean[i + r] = mv[r * P];
-                rstd[i + r] = rsv[r * P];
-            }
-        }
-        return;
+    FN(nr_rows_t) full, tail;
+    if (D != P) {
+        full = FN(nr_rows_make)(R, D, P);
     }
-    const FN(nr_rows_t) full = FN(nr_rows_make)(R, D, P);
-    for (; i < i1; i += R) {
-        const int n = i + R <= i1 ? R : (int)(i1 - i);
-        const FN(nr_rows_t) rw = n == R ? full : FN(nr_rows_make)(n, D, P);
-        const V xv = FN(nr_vec_load_rows)(x + i * D, &rw, P);
-        const V yv = FN(nr_ln_segment_vec)(&mv, &rsv, xv, wt, bt, eps, D, rw.keep, P);
-        FN(nr_vec_store_rows)(y + i * D, yv, &rw, P);
-        for (int r = 0; r < n; r++) {
-            mean[i + r] = mv[r * P];
-            rstd[i + r] = rsv[r * P];
+    for (; i + R <= i1; i += R) {
+        FN(nr_ln_forward_segment_at)(y, mean, rstd, x, wt, bt, eps, i, R, D, &full, P);
+    }
+    if (i < i1) {
+        const int n = (int)(i1 - i);
+        if (D != P) {
+            tail = FN(nr_rows_make)(n, D, P);
         }
+        FN(nr_ln_forward_segment_at)(y, mean, rstd, x, wt, bt, eps, i, n, D, &tail, P);
     }
 }
 

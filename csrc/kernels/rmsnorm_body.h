@@ -197,44 +197,36 @@ FN(nr_rms_forward_group)(T *restrict y, T *restrict rstd, const T *restrict x,
  * nr_ln_forward_segments): the group's operations on each row's segment of lanes; the last
  * rows in a vector padded with zeros. wt: the weights repeated over the segments (0 past D). */
 NR_VEC_INLINE void
+FN(nr_rms_forward_segment_at)(T *restrict y, T *restrict rstd, const T *restrict x, V wt, T eps,
+                              int64_t i, const int n, int64_t D, const FN(nr_rows_t) * rw,
+                              const int P)
+{
+    const V xv = FN(nr_vec_get_rows)(x + i * D, n, D, rw, P);
+    const V rs = (T)1 / FN(nr_vec_sqrt)(FN(nr_vec_segsum)(xv * xv, P) * ((T)1 / (T)D) + eps);
+    FN(nr_vec_put_rows)(y + i * D, (xv * rs) * wt, n, D, rw, P);
+    for (int r = 0; r < n; r++) {
+        rstd[i + r] = rs[r * P];
+    }
+}
+
+NR_VEC_INLINE void
 FN(nr_rms_forward_segments)(T *restrict y, T *restrict rstd, const T *restrict x, V wt, T eps,
                             int64_t i, int64_t i1, int64_t D, const int P)
 {
     const int R = W / P;
-    const T inv_d = (T)1 / (T)D;
-    FN(nr_rows_t) full, part;
+    FN(nr_rows_t) full, tail;
     if (D != P) {
         full = FN(nr_rows_make)(R, D, P);
     }
-    for (; i < i1; i += R) {
-        const int n = i + R <= i1 ? R : (int)(i1 - i);
-        V xv = (V){0};
+    for (; i + R <= i1; i += R) {
+        FN(nr_rms_forward_segment_at)(y, rstd, x, wt, eps, i, R, D, &full, P);
+    }
+    if (i < i1) {
+        const int n = (int)(i1 - i);
         if (D != P) {
-            if (n < R) {
-                part = FN(nr_rows_make)(n, D, P);
-            }
-            xv = FN(nr_vec_load_rows)(x + i * D, n == R ? &full : &part, P);
+            tail = FN(nr_rows_make)(n, D, P);
         }
-        else if (n == R) {
-            xv = FN(nr_vec_load)(x + i * P);
-        }
-        else {
-            memcpy(&xv, x + i * P, (size_t)(n * P) * sizeof(T));
-        }
-        const V rs = (T)1 / FN(nr_vec_sqrt)(FN(nr_vec_segsum)(xv * xv, P) * inv_d + eps);
-        const V yv = (xv * rs) * wt;
-        if (D != P) {
-            FN(nr_vec_store_rows)(y + i * D, yv, n == R ? &full : &part, P);
-        }
-        else if (n == R) {
-            FN(nr_vec_store)(y + i * P, yv);
-        }
-        else {
-            memcpy(y + i * P, &yv, (size_t)(n * P) * sizeof(T));
-        }
-        for (int r = 0; r < n; r++) {
-            rstd[i + r] = rs[r * P];
-        }
+        FN(nr_rms_forward_segment_at)(y, rstd, x, wt, eps, i, n, D, &tail, P);
     }
 }
 
@@ -531,16 +523,16 @@ FN(nr_rmsnorm_backward_short)(T *restrict dx, double *restrict pdw, T *restrict 
     for (int64_t j = 0; j < D; j++) {
         wv[j] = w ? w[j] : (T)1;
     }
+    const int P = FN(nr_seg_lanes)(D); /* the segments test each vector's rows themselves */
+    if (P > 0) {
+        FN(nr_rms_backward_segment_rows)(dx, pdw, bdw, dy, x, rstd, w, wv, D, i0, i1, P);
+        return;
+    }
     /* one look at rstd picks the loop: every row NR_RMS_SAFE, or a row at a time */
     int safe = 1;
 #pragma omp simd reduction(& : safe)
     for (int64_t i = i0; i < i1; i++) {
         safe &= NR_RMS_SAFE(rstd[i]);
-    }
-    const int P = FN(nr_seg_lanes)(D);
-    if (P > 0) {
-        FN(nr_rms_backward_segment_rows)(dx, pdw, bdw, dy, x, rstd, w, wv, D, i0, i1, P);
-        return;
     }
     int64_t i = i0, pending = 0; /* rows in bdw and acc since the last flush */
     /* rows of 1, 2 or 4 whole vectors (the switch below): their dw rows summed in
