@@ -28,6 +28,16 @@ def _cpuinfo():
     return info
 
 
+# Intel family 6 server models a VM's bare "Intel(R) Xeon(R) Processor" may hide
+INTEL_SERVER = {
+    "106": ", Ice Lake",
+    "143": ", Sapphire Rapids",
+    "167": ", Rocket Lake",
+    "173": ", Granite Rapids",
+    "207": ", Emerald Rapids",
+}
+
+
 def cpu():
     """A dict: ``model`` (lscpu's model name), ``vendor``, ``family``, ``model_number``,
     ``flags`` (the tier-relevant ones present), ``zen4`` (an AMD family 25 CPU with AVX-512)
@@ -41,6 +51,8 @@ def cpu():
     zen4 = vendor == "AuthenticAMD" and family == "25" and "avx512f" in flags
     zen5 = vendor == "AuthenticAMD" and family == "26"
     generation = ", Zen 4" if zen4 else ", Zen 5" if zen5 else ""
+    if vendor == "GenuineIntel" and family == "6":  # model numbers from Intel's SDM
+        generation = INTEL_SERVER.get(model, generation)
     isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else platform.machine()
     return {
         "model": name,
