@@ -406,12 +406,13 @@ def test_extreme_paths_keep_nan_and_inf_where_they_were(v):
     assert rel(dx[keep], rdx) < TOL_SUBNORMAL
 
 
-@pytest.mark.parametrize("D", [2, 3, 4, 5, 7, 8])
+@pytest.mark.parametrize("D", [2, 3, 4, 5, 6, 7, 8, 9, 12, 15])
 @pytest.mark.parametrize("v", [np.nan, np.inf])
 def test_rows_shorter_than_a_vector_stay_apart(D, v):
-    """Rows of 2 to 8 values share a vector register (several rows a vector): a NaN or
-    Inf row, extreme rows and rows at a large mean beside ordinary ones, each row as the
-    float64 reference gives it alone, in every position of the vector and of the tail."""
+    """Rows of 2 to 15 values share a vector register (several rows a vector, or one a
+    vector with lanes past the row): a NaN or Inf row, extreme rows and rows at a large
+    mean beside ordinary ones, each row as the float64 reference gives it alone, in every
+    position of the vector and of the tail."""
     rng = np.random.default_rng(6)
     for M in (16, 19):
         x = rng.standard_normal((M, D)).astype(np.float32)
@@ -430,13 +431,14 @@ def test_rows_shorter_than_a_vector_stay_apart(D, v):
         assert np.all(np.abs(mean[keep] - rmean) <= 1e-6 * np.abs(rmean) + 1e-6 / rrstd)
 
 
-@pytest.mark.parametrize("G", [4, 5, 8, 3])
+@pytest.mark.parametrize("G", [4, 5, 8, 3, 2])
 def test_small_groups_stay_apart(G):
-    """GroupNorm's groups of 2 to 8 values share vector registers: an extreme group and a
+    """GroupNorm's groups of 2 to 8 values share vector registers (of 9 to 15, one a
+    vector): an extreme group and a
     group at a large mean among ordinary ones, each as the float64 reference gives it; a NaN
     group stays NaN without touching the others."""
     rng = np.random.default_rng(8)
-    C = {5: 10, 3: 15}.get(G, 16)
+    C = {5: 10, 3: 15, 2: 24}.get(G, 16)
     x = rng.standard_normal((21, C, 1)).astype(np.float32)
     cg = C // G
     x[3, :cg, 0] = np.resize(EXTREMES["issue"], cg)

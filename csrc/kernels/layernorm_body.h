@@ -340,7 +340,7 @@ FN(nr_ln_segment_vec)(V *mv, V *rsv, V xv, V wt, V bt, T eps, int64_t D, FN(nr_v
     if (D != P) {
         d = (V)((FN(nr_veci_t))d & keep);
     }
-    const V rs = (T)1 / FN(nr_vec_sqrt)(FN(nr_vec_segsum)(d * d, P) * inv_d + eps);
+    const V rs = FN(nr_vec_seg_rsqrt)(FN(nr_vec_segsum)(d * d, P) * inv_d + eps, P);
     *mv = sh + dm;
     *rsv = rs;
     return FN(nr_vec_fma)(d * rs, wt, bt);

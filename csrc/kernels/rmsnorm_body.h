@@ -202,7 +202,7 @@ FN(nr_rms_forward_segment_at)(T *restrict y, T *restrict rstd, const T *restrict
                               const int P)
 {
     const V xv = FN(nr_vec_get_rows)(x + i * D, n, D, rw, P);
-    const V rs = (T)1 / FN(nr_vec_sqrt)(FN(nr_vec_segsum)(xv * xv, P) * ((T)1 / (T)D) + eps);
+    const V rs = FN(nr_vec_seg_rsqrt)(FN(nr_vec_segsum)(xv * xv, P) * ((T)1 / (T)D) + eps, P);
     FN(nr_vec_put_rows)(y + i * D, (xv * rs) * wt, n, D, rw, P);
     for (int r = 0; r < n; r++) {
         rstd[i + r] = rs[r * P];

@@ -218,9 +218,11 @@ FN(nr_vec_rowsums)(T out[4], const V a[4], const int G, const int H)
 #define NR_VEC_SEG2(l) ((l) & ~1)
 #define NR_VEC_SEG4(l) ((l) & ~3)
 #define NR_VEC_SEG8(l) ((l) & ~7)
+#define NR_VEC_SEG16(l) ((l) & ~15)
 #define NR_VEC_DIV2(l) ((l) >> 1)
 #define NR_VEC_DIV4(l) ((l) >> 2)
 #define NR_VEC_DIV8(l) ((l) >> 3)
+#define NR_VEC_DIV16(l) ((l) >> 4)
 
 /* n <= W / D values from p, each spread over a segment of D lanes (lane l: p[l / D], 0 past
  * n); D a constant after inlining (2, 4 or 8, below W). On avx2 and avx512 the values are
@@ -236,7 +238,8 @@ FN(nr_vec_load_spread)(const T *p, int n, const int D)
     typedef int32_t i32v __attribute__((vector_size(NR_VEC_BYTES)));
     const i32v idx32 = D == 2   ? (i32v){NR_VEC_LANES(NR_VEC_DIV2)}
                        : D == 4 ? (i32v){NR_VEC_LANES(NR_VEC_DIV4)}
-                                : (i32v){NR_VEC_LANES(NR_VEC_DIV8)};
+                       : D == 8 ? (i32v){NR_VEC_LANES(NR_VEC_DIV8)}
+                                : (i32v){NR_VEC_LANES(NR_VEC_DIV16)};
     (void)idx32;
     h16 lo = (h16){0};
     h32 lo32 = (h32){0};
@@ -259,18 +262,24 @@ FN(nr_vec_load_spread)(const T *p, int n, const int D)
     return (V)_mm512_permutexvar_ps((__m512i)idx32, wide);
 #elif NR_VEC_BYTES == 64
     typedef int64_t i64v __attribute__((vector_size(64)));
-    const i64v idx64 =
-        D == 2 ? (i64v){NR_VEC_LANES(NR_VEC_DIV2)} : (i64v){NR_VEC_LANES(NR_VEC_DIV4)};
+    const i64v idx64 = D == 2   ? (i64v){NR_VEC_LANES(NR_VEC_DIV2)}
+                       : D == 4 ? (i64v){NR_VEC_LANES(NR_VEC_DIV4)}
+                                : (i64v){NR_VEC_LANES(NR_VEC_DIV8)};
     const __m512d wide = (size_t)(NR_VEC_BYTES / D) > 16 ? _mm512_castpd256_pd512((__m256d)lo32)
                                                          : _mm512_castpd128_pd512((__m128d)lo);
     return (V)_mm512_permutexvar_pd((__m512i)idx64, wide);
 #elif defined(NR_TYPED_F32)
     return (V)_mm256_permutevar8x32_ps(_mm256_castps128_ps256((__m128)lo), (__m256i)idx32);
 #else
-    return (V)_mm256_permute4x64_pd(_mm256_castpd128_pd256((__m128d)lo), 0x50); /* 0 0 1 1 */
+    /* D = 2: lanes 0 0 1 1; D = 4 (one row a vector): lane 0 in all */
+    return D == 2 ? (V)_mm256_permute4x64_pd(_mm256_castpd128_pd256((__m128d)lo), 0x50)
+                  : (V)_mm256_broadcastsd_pd((__m128d)lo);
 #endif
 #elif defined(__SSE2__) && NR_VEC_BYTES == 16 && defined(NR_TYPED_F32)
-    /* D = 2: two floats, as above */
+    /* D = 2: two floats, as above; D = 4 (one row a vector): one */
+    if (D == 4) {
+        return (V)_mm_set1_ps(p[0]);
+    }
     const V lo = n == 2 ? (V)_mm_castsi128_ps(_mm_loadl_epi64((const __m128i_u *)p))
                         : (V)_mm_set_ss(p[0]);
     return __builtin_shufflevector(lo, lo, 0, 0, 1, 1);
@@ -279,7 +288,8 @@ FN(nr_vec_load_spread)(const T *p, int n, const int D)
     memcpy(&v, p, (size_t)n * sizeof(T));
     return D == 2   ? __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_DIV2))
            : D == 4 ? __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_DIV4))
-                    : __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_DIV8));
+           : D == 8 ? __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_DIV8))
+                    : __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_DIV16));
 #endif
 }
 
@@ -373,14 +383,23 @@ FN(nr_vec_store_rows)(T *p, V v, const FN(nr_rows_t) * rw, const int P)
 #endif
 }
 
-/* The segment of P lanes (a power of two) that holds a short row of D values, at least two
- * segments to a vector; 0 when there is none. One row a vector (D above W / 2) made the
- * row's reductions one chain: no faster than the group's loops. */
+/* The segment of P lanes (a power of two) that holds a short row of D values (D >= 2): at
+ * least two segments to a vector, or, on avx2 and avx512 (masked loads and stores), one row a
+ * vector for W / 2 < D < W, which took the groups' scalar loops (LayerNorm's backward at D =
+ * 9-15, float32 avx512, 0.22-0.40x the time so; on baseline the rows' lane-by-lane moves made
+ * it 1.5-5x slower); 0 when there is none. */
+#ifndef NR_SEG_ONE
+#if NR_VEC_BYTES >= 32 && defined(__AVX2__)
+#define NR_SEG_ONE 1
+#else
+#define NR_SEG_ONE 0
+#endif
+#endif
 NR_VEC_INLINE int
 FN(nr_seg_lanes)(int64_t D)
 {
     const int64_t P = D <= 2 ? 2 : D <= 4 ? 4 : D <= 8 ? 8 : 16;
-    return D >= 2 && 2 * P <= W ? (int)P : 0;
+    return D >= 2 && (2 * P <= W || (NR_SEG_ONE && P == W && D < W)) ? (int)P : 0;
 }
 
 /* n rows of D values at p into their segments of P lanes, and back: side by side as they are
@@ -425,8 +444,11 @@ FN(nr_vec_put_rows)(T *p, V v, int n, int64_t D, const FN(nr_rows_t) * rw, const
         else if ((P) == 4) {                                                                   \
             CALL((D), 4);                                                                      \
         }                                                                                      \
-        else {                                                                                 \
+        else if ((P) == 8 || W < 16) {                                                         \
             CALL((D), 8);                                                                      \
+        }                                                                                      \
+        else {                                                                                 \
+            CALL((D), 16);                                                                     \
         }                                                                                      \
     } while (0)
 #endif
@@ -437,7 +459,8 @@ FN(nr_vec_seg_first)(V v, const int D)
 {
     return D == 2   ? __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_SEG2))
            : D == 4 ? __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_SEG4))
-                    : __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_SEG8));
+           : D == 8 ? __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_SEG8))
+                    : __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_SEG16));
 }
 
 NR_VEC_INLINE V
@@ -454,6 +477,11 @@ FN(nr_vec_segsum)(V v, const int D)
 #if NR_VEC_BYTES / NR_TYPED_SIZE >= 8
     if (D >= 8) {
         v += __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_XOR4));
+    }
+#endif
+#if NR_VEC_BYTES / NR_TYPED_SIZE >= 16
+    if (D >= 16) {
+        v += __builtin_shufflevector(v, v, NR_VEC_LANES(NR_VEC_XOR8));
     }
 #endif
     return v;
@@ -476,6 +504,19 @@ FN(nr_vec_sqrt)(V v)
     }
     return v;
 #endif
+}
+
+/* 1 / sqrt(v) in each segment of P lanes (all of a segment's lanes equal); one row a vector
+ * (P = W) takes one scalar square root and division, the same bits, where a vector's took
+ * the float64 forward on avx512 to 1.3x the time of the groups' scalar loops */
+NR_VEC_INLINE V
+FN(nr_vec_seg_rsqrt)(V v, const int P)
+{
+    if (P == W) {
+        const V zero = {0};
+        return zero + (T)1 / SQRT(v[0]);
+    }
+    return (T)1 / FN(nr_vec_sqrt)(v);
 }
 
 #endif /* NR_ROW_VEC */
