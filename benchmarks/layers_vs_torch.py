@@ -54,8 +54,8 @@ def layer_cases(torch):
             ("ReLU", nn.ReLU(), tnn.ReLU(), shape, False),
             ("Dropout(0.2)", nn.Dropout(0.2), tnn.Dropout(0.2), shape, True),
         ]
-    # rows and groups shorter than a vector register (several rows to a register)
-    for shape in [(32768, 4), (16384, 8)]:
+    # rows and groups shorter than a vector register (several rows to a register, or one)
+    for shape in [(32768, 4), (16384, 8), (10923, 12)]:
         D = shape[1]
         out += [
             ("LayerNorm", nn.LayerNorm(D), tnn.LayerNorm(D), shape, False),

@@ -406,13 +406,14 @@ def test_extreme_paths_keep_nan_and_inf_where_they_were(v):
     assert rel(dx[keep], rdx) < TOL_SUBNORMAL
 
 
-@pytest.mark.parametrize("D", [2, 3, 4, 5, 6, 7, 8, 9, 12, 15])
+@pytest.mark.parametrize("D", [2, 3, 4, 5, 6, 7, 8, 9, 12, 15, 20, 37])
 @pytest.mark.parametrize("v", [np.nan, np.inf])
 def test_rows_shorter_than_a_vector_stay_apart(D, v):
     """Rows of 2 to 15 values share a vector register (several rows a vector, or one a
-    vector with lanes past the row): a NaN or Inf row, extreme rows and rows at a large
-    mean beside ordinary ones, each row as the float64 reference gives it alone, in every
-    position of the vector and of the tail."""
+    vector with lanes past the row), and longer rows end in a partial vector: a NaN or Inf
+    row (its last value), extreme rows and rows at a large mean beside ordinary ones, each
+    row as the float64 reference gives it alone, in every position of the vector and of the
+    tail."""
     rng = np.random.default_rng(6)
     for M in (16, 19):
         x = rng.standard_normal((M, D)).astype(np.float32)

@@ -95,6 +95,10 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
                         const int G, const int NV)
 {
     const int64_t nfull = NV > 0 ? (int64_t)NV * W : D / W * W;
+    /* the tail past the full vectors: one partial vector (NR_VEC_PART), else scalar loops to
+     * dsc; kt, its lanes */
+    const int tl = (int)(D - nfull), vt = NR_VEC_PART && tl > 0;
+    const int64_t dsc = vt ? nfull : D;
     V xv[NR_LN_GROUP][NR_LN_KEEP];
     const T inv_d = (T)1 / (T)D;
     const T *xr[NR_LN_GROUP];
@@ -122,12 +126,17 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
             a[r * H + (int)(j / W) % H] += d;
         }
     }
+    for (int r = 0; vt && r < G; r++) {
+        const FN(nr_veci_t) kt = FN(nr_vec_part_keep)(tl);
+        const V d = FN(nr_vec_load_part)(xr[r] + nfull, tl, kt) - sh[r];
+        a[r * H + (int)(nfull / W) % H] += (V)((FN(nr_veci_t))d & kt);
+    }
     if (NR_VEC_HSUM4 && G * H == 4 && NV > 0) {
 #if NR_VEC_HSUM4
         V tail = (V){0}; /* the sums of the elements past the full vectors, as below */
         for (int r = 0; D > nfull && r < G; r++) {
             T t = 0;
-            for (int64_t j = nfull; j < D; j++) {
+            for (int64_t j = nfull; j < dsc; j++) {
                 t += xr[r][j] - sh[r];
             }
             tail[L * r] = t;
@@ -145,7 +154,7 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
         NR_VEC_UNROLL
         for (int r = 0; r < G; r++) {
             T s = 0;
-            for (int64_t j = nfull; j < D; j++) {
+            for (int64_t j = nfull; j < dsc; j++) {
                 s += xr[r][j] - sh[r];
             }
             dm[r] = (FN(nr_vec_hsum_row)(a, r, H) + s) * inv_d; /* mean - shift */
@@ -164,12 +173,18 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
             a[r * H + (int)(j / W) % H] = FN(nr_vec_fma)(d, d, a[r * H + (int)(j / W) % H]);
         }
     }
+    for (int r = 0; vt && r < G; r++) {
+        const FN(nr_veci_t) kt = FN(nr_vec_part_keep)(tl);
+        V d = (FN(nr_vec_load_part)(xr[r] + nfull, tl, kt) - sh[r]) - dm[r];
+        d = (V)((FN(nr_veci_t))d & kt);
+        a[r * H + (int)(nfull / W) % H] = FN(nr_vec_fma)(d, d, a[r * H + (int)(nfull / W) % H]);
+    }
     if (NR_VEC_HSUM4 && G * H == 4 && NV > 0) {
 #if NR_VEC_HSUM4
         V tail = (V){0};
         for (int r = 0; D > nfull && r < G; r++) {
             T t = 0;
-            for (int64_t j = nfull; j < D; j++) {
+            for (int64_t j = nfull; j < dsc; j++) {
                 const T d = (xr[r][j] - sh[r]) - dm[r];
                 t = NR_FMA1(d, d, t);
             }
@@ -188,7 +203,7 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
         NR_VEC_UNROLL
         for (int r = 0; r < G; r++) {
             T s = 0;
-            for (int64_t j = nfull; j < D; j++) {
+            for (int64_t j = nfull; j < dsc; j++) {
                 const T d = (xr[r][j] - sh[r]) - dm[r];
                 s = NR_FMA1(d, d, s);
             }
@@ -212,8 +227,18 @@ FN(nr_ln_forward_group)(T *restrict y, T *restrict mean, T *restrict rstd, const
             FN(nr_vec_store)(y + (i + r) * D + j, FN(nr_vec_fma)(d * rs[r], wj, bj));
         }
     }
+    if (vt) {
+        const FN(nr_veci_t) kt = FN(nr_vec_part_keep)(tl);
+        const V wj = FN(nr_vec_load_part)(wv + nfull, tl, kt);
+        const V bj = FN(nr_vec_load_part)(bv + nfull, tl, kt);
+        for (int r = 0; r < G; r++) {
+            const V d = (FN(nr_vec_load_part)(xr[r] + nfull, tl, kt) - sh[r]) - dm[r];
+            FN(nr_vec_store_part)(y + (i + r) * D + nfull, FN(nr_vec_fma)(d * rs[r], wj, bj),
+                                  tl, kt);
+        }
+    }
     for (int r = 0; r < G; r++) {
-        for (int64_t j = nfull; j < D; j++) {
+        for (int64_t j = nfull; j < dsc; j++) {
             y[(i + r) * D + j] = NR_FMA1(((xr[r][j] - sh[r]) - dm[r]) * rs[r], wv[j], bv[j]);
         }
     }

@@ -142,6 +142,10 @@ FN(nr_rms_forward_group)(T *restrict y, T *restrict rstd, const T *restrict x,
                          const int NV)
 {
     const int64_t nfull = NV > 0 ? (int64_t)NV * W : D / W * W;
+    /* the tail: one partial vector (NR_VEC_PART; its lanes past D load as 0), else scalar
+     * loops to dsc */
+    const int tl = (int)(D - nfull), vt = NR_VEC_PART && tl > 0;
+    const int64_t dsc = vt ? nfull : D;
     const T inv_d = (T)1 / (T)D;
     const T *xr[NR_RMS_GROUP];
     V a[NR_RMS_GROUP];
@@ -158,8 +162,13 @@ FN(nr_rms_forward_group)(T *restrict y, T *restrict rstd, const T *restrict x,
             a[r] = FN(nr_vec_fma)(v, v, a[r]);
         }
     }
+    for (int r = 0; vt && r < G; r++) {
+        const FN(nr_veci_t) kt = FN(nr_vec_part_keep)(tl);
+        const V v = FN(nr_vec_load_part)(xr[r] + nfull, tl, kt);
+        a[r] = FN(nr_vec_fma)(v, v, a[r]);
+    }
     for (int r = 0; r < G; r++) {
-        for (int64_t j = nfull; j < D; j++) {
+        for (int64_t j = nfull; j < dsc; j++) {
             t[r] = NR_FMA1(xr[r][j], xr[r][j], t[r]);
         }
     }
@@ -185,8 +194,16 @@ FN(nr_rms_forward_group)(T *restrict y, T *restrict rstd, const T *restrict x,
             FN(nr_vec_store)(y + (i + r) * D + j, (FN(nr_vec_load)(xr[r] + j) * rs[r]) * wj);
         }
     }
+    if (vt) {
+        const FN(nr_veci_t) kt = FN(nr_vec_part_keep)(tl);
+        const V wj = FN(nr_vec_load_part)(wv + nfull, tl, kt);
+        for (int r = 0; r < G; r++) {
+            const V v = FN(nr_vec_load_part)(xr[r] + nfull, tl, kt);
+            FN(nr_vec_store_part)(y + (i + r) * D + nfull, (v * rs[r]) * wj, tl, kt);
+        }
+    }
     for (int r = 0; r < G; r++) {
-        for (int64_t j = nfull; j < D; j++) {
+        for (int64_t j = nfull; j < dsc; j++) {
             y[(i + r) * D + j] = (xr[r][j] * rs[r]) * wv[j];
         }
     }

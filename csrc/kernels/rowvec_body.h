@@ -339,6 +339,68 @@ FN(nr_rows_t) FN(nr_rows_make)(int n, int64_t D, const int P)
     return rw;
 }
 
+/* A row's last, partial vector: lanes [0, n) from p (0 < n < W), the others 0, by a masked
+ * load or store on avx2 and avx512 (nothing read or written past the row), where the groups
+ * took such tails in scalar loops, one dependent addition an element (NR_VEC_PART); keep:
+ * nr_vec_part_keep(n), the lanes below n as -1. */
+#if NR_VEC_BYTES >= 32 && defined(__AVX2__)
+#define NR_VEC_PART 1
+#else
+#define NR_VEC_PART 0
+#endif
+#define NR_VEC_ID(l) (l)
+
+NR_VEC_INLINE
+FN(nr_veci_t) FN(nr_vec_part_keep)(int n)
+{
+    const FN(nr_veci_t) lane = {NR_VEC_LANES(NR_VEC_ID)};
+    return lane < n;
+}
+
+NR_VEC_INLINE V
+FN(nr_vec_load_part)(const T *p, int n, FN(nr_veci_t) keep)
+{
+#if NR_VEC_BYTES == 64 && defined(NR_TYPED_F32)
+    (void)keep;
+    return (V)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
+#elif NR_VEC_BYTES == 64
+    (void)keep;
+    return (V)_mm512_maskz_loadu_pd((__mmask8)((1u << n) - 1), p);
+#elif NR_VEC_BYTES == 32 && defined(__AVX2__) && defined(NR_TYPED_F32)
+    (void)n;
+    return (V)_mm256_maskload_ps(p, (__m256i)keep);
+#elif NR_VEC_BYTES == 32 && defined(__AVX2__)
+    (void)n;
+    return (V)_mm256_maskload_pd(p, (__m256i)keep);
+#else
+    (void)keep;
+    V v = (V){0};
+    memcpy(&v, p, (size_t)n * sizeof(T));
+    return v;
+#endif
+}
+
+NR_VEC_INLINE void
+FN(nr_vec_store_part)(T *p, V v, int n, FN(nr_veci_t) keep)
+{
+#if NR_VEC_BYTES == 64 && defined(NR_TYPED_F32)
+    (void)keep;
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
+#elif NR_VEC_BYTES == 64
+    (void)keep;
+    _mm512_mask_storeu_pd(p, (__mmask8)((1u << n) - 1), (__m512d)v);
+#elif NR_VEC_BYTES == 32 && defined(__AVX2__) && defined(NR_TYPED_F32)
+    (void)n;
+    _mm256_maskstore_ps(p, (__m256i)keep, (__m256)v);
+#elif NR_VEC_BYTES == 32 && defined(__AVX2__)
+    (void)n;
+    _mm256_maskstore_pd(p, (__m256i)keep, (__m256d)v);
+#else
+    (void)keep;
+    memcpy(p, &v, (size_t)n * sizeof(T));
+#endif
+}
+
 NR_VEC_INLINE V
 FN(nr_vec_load_rows)(const T *p, const FN(nr_rows_t) * rw, const int P)
 {
