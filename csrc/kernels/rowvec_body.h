@@ -225,7 +225,7 @@ FN(nr_vec_rowsums)(T out[4], const V a[4], const int G, const int H)
 #define NR_VEC_DIV16(l) ((l) >> 4)
 
 /* n <= W / D values from p, each spread over a segment of D lanes (lane l: p[l / D], 0 past
- * n); D a constant after inlining (2, 4 or 8, below W). On avx2 and avx512 the values are
+ * n); D a constant after inlining (2, 4, 8 or 16, at most W). On avx2 and avx512 the values are
  * loaded into the low lanes of a 16- or 32-byte register and spread by one permutation (a
  * narrower vector copied into a zeroed V and read back whole waited for its store, and gcc
  * took that way for a shuffle into more lanes than its operand's: perf). */
