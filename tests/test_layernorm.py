@@ -112,7 +112,8 @@ def test_module_without_bias_over_two_dims(dtype):
 
 
 @pytest.mark.parametrize(
-    "xshape,nshape", [((3, 5), (5,)), ((1, 4), (4,)), ((2, 2, 3), (2, 3)), ((2, 2, 3), (3,))]
+    "xshape,nshape",
+    [((3, 5), (5,)), ((1, 4), (4,)), ((2, 2, 3), (2, 3)), ((2, 2, 3), (3,)), ((3, 11), (11,))],
 )
 @pytest.mark.parametrize("affine", [True, False])
 def test_gradcheck(rng, xshape, nshape, affine):
