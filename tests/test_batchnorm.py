@@ -10,11 +10,13 @@ import reference as R
 from helpers import (
     DTYPES,
     GRADCHECK_TOL,
+    LAYOUTS,
     NORM_TOL,
     affine_params,
     assert_close,
     assert_norm_grads_close,
     frozen,
+    layout,
     noncontig,
     offset_randn,
     randomize_params,
@@ -285,6 +287,36 @@ def test_channels_last_and_non_contiguous_input(rng, dtype):
     x3nc = np.swapaxes(np.ascontiguousarray(np.swapaxes(x3, 1, 2)), 1, 2)  # (N, C, L) channels-last
     assert not x3nc.flags.c_contiguous
     assert_close(nn.BatchNorm1d(3, dtype=dtype)(frozen(x3nc)), R.batch_norm_train(x3)[0], dtype)
+
+
+@pytest.mark.parametrize("kind", LAYOUTS)
+@pytest.mark.parametrize("shape", [(6, 4), (5, 4, 3)])
+def test_module_steps_on_every_layout(rng, kind, shape):
+    """Two training steps of the module (the kernel on x and dy as they are, or the checked
+    path that converts them first) against the reference: output, running estimates,
+    num_batches_tracked, dx and the gradients, which the second backward adds to; x and dy
+    unchanged."""
+    m = nn.BatchNorm1d(4)
+    randomize_params(m, rng)
+    C = shape[1]
+    rm, rv = np.zeros(C), np.ones(C)
+    dw_sum, db_sum = np.zeros(C), np.zeros(C)
+    for step in range(2):
+        x = offset_randn(rng, shape, np.float32)
+        dy = rng.standard_normal(shape).astype(np.float32)
+        xl, dyl = layout(x, kind), layout(dy, kind)
+        ry, rm, rv, _, _ = R.batch_norm_train(x, m.weight.data, m.bias.data, rm, rv)
+        assert_close(m(xl), ry, np.float32)
+        assert_close(m.running_mean, rm, np.float32)
+        assert_close(m.running_var, rv, np.float32)
+        assert int(m.num_batches_tracked) == step + 1
+        rdx, rdw, rdb = R.batch_norm_train_backward(dy, x, m.weight.data)
+        dw_sum, db_sum = dw_sum + rdw, db_sum + rdb
+        assert_close(m.backward(dyl), rdx, np.float32)
+        assert_close(m.weight.grad, dw_sum, np.float32)
+        assert_close(m.bias.grad, db_sum, np.float32)
+        np.testing.assert_array_equal(xl, x)
+        np.testing.assert_array_equal(dyl, dy)
 
 
 # ---- PyTorch (skipped unless torch is installed) ------------------------------------------

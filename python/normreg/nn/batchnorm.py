@@ -14,7 +14,18 @@ from .. import _memory, conventions
 from .. import _validation as V
 from .. import functional as F
 from ..conventions import DEFAULT
+from ..functional import _common as _FC
+from ..functional import batchnorm as _FB
 from .parameter import Module, Parameter, data_of, grad_of, store_grad
+
+# Bound once for the common training call, whose Python overhead is most of a small
+# layer's time (benchmarks/layers_vs_torch.py: BatchNorm1d on 32 x 64)
+_ndarray = np.ndarray
+_isfinite = math.isfinite
+_sum = np.add.reduce
+_batch_norm_forward = _FB._batch_norm_forward
+_batch_norm_backward = _FB._batch_norm_backward
+_unchecked_grads = _FC.unchecked_grads
 
 
 class BatchNormBase(Module):
@@ -162,6 +173,56 @@ class BatchNormBase(Module):
                 stacklevel=4,
             )
 
+    def _put_back_nonfinite(self) -> int:
+        """After the kernel's running update (the values before it in ``_batch_mean`` and
+        ``_batch_var``): put back each channel it made non-finite from finite; how many."""
+        rm, rv = self.running_mean, self.running_var
+        assert rm is not None and rv is not None
+        # a NaN or Inf anywhere makes the sum non-finite (a finite sum that overflows only
+        # takes the exact look below)
+        if _isfinite(_sum(rm) + _sum(rv)):
+            return 0
+        was_finite = np.isfinite(self._batch_mean) & np.isfinite(self._batch_var)
+        bad = was_finite & ~(np.isfinite(rm) & np.isfinite(rv))
+        np.copyto(rm, self._batch_mean, where=bad)
+        np.copyto(rv, self._batch_var, where=bad)
+        return int(bad.sum())
+
+    def _forward_train_as_is(self, x: np.ndarray) -> np.ndarray | None:
+        """The common training call (batch statistics, PyTorch's running update): the
+        kernel at once on x as it is, the rest of ``forward`` and ``_forward_train_update``
+        in a few lines; None for what the kernel refuses (a dtype to convert, x not
+        C-contiguous, a batch of one value per channel), which the checked path converts
+        or explains. The kernel checks every array before it writes any."""
+        x3 = self._as_ncl(x)
+        N, C, L = x3.shape
+        if N * L < 2:
+            return None
+        rm, rv, w, b = self.running_mean, self.running_var, self.weight, self.bias
+        self._batch_mean[...] = rm  # for _put_back_nonfinite
+        self._batch_var[...] = rv
+        try:
+            y, mean, rstd = _batch_norm_forward(
+                x3,
+                None if w is None else w.data,
+                None if b is None else b.data,
+                rm,
+                rv,
+                True,
+                self._new_weight(),
+                self.eps,
+                None,
+            )
+        except (TypeError, ValueError):
+            return None
+        skipped = self._put_back_nonfinite()
+        if skipped:
+            self._count_batch(skipped)  # warns
+        else:
+            self.num_batches_tracked[()] += 1  # type: ignore[index]
+        self.save_for_backward(x.shape, x3, mean, rstd, True)
+        return y.reshape(x.shape)
+
     def _forward_train_update(
         self, x3: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -178,14 +239,7 @@ class BatchNormBase(Module):
             out = F.batch_norm(
                 x3, rm, rv, weight, bias, training=True, momentum=self._new_weight(), eps=self.eps
             )
-            skipped = 0
-            if not math.isfinite(float(rm.sum()) + float(rv.sum())):
-                was_finite = np.isfinite(self._batch_mean) & np.isfinite(self._batch_var)
-                bad = was_finite & ~(np.isfinite(rm) & np.isfinite(rv))
-                np.copyto(rm, self._batch_mean, where=bad)
-                np.copyto(rv, self._batch_var, where=bad)
-                skipped = int(bad.sum())
-            self._count_batch(skipped)
+            self._count_batch(self._put_back_nonfinite())
             return out
         # The kernel writes the batch mean and unbiased variance into the scratch buffers
         # (momentum 1 into zeros); the biased variance and the update follow in float64.
@@ -212,6 +266,17 @@ class BatchNormBase(Module):
             )
 
     def forward(self, x: Any) -> np.ndarray:
+        if (
+            type(x) is _ndarray
+            and x.dtype is self.dtype
+            and self.training
+            and self.track_running_stats
+            and not self.freeze_stats
+            and self.running_var_estimator == "unbiased"
+        ):
+            y = self._forward_train_as_is(x)
+            if y is not None:
+                return y
         x = self._input(x, "x")
         x3 = self._as_ncl(x)
         N, C, L = x3.shape
@@ -251,6 +316,21 @@ class BatchNormBase(Module):
 
     def backward(self, dy: Any) -> np.ndarray:
         shape, x3, save_mean, save_rstd, use_batch_stats = self.saved()
+        if type(dy) is _ndarray and dy.shape == shape and x3 is not None:
+            # as it is: the kernel at once (it checks every array before it adds to the
+            # gradients); what it refuses takes the checked path below
+            w, b = self.weight, self.bias
+            wd = None if w is None else w.data
+            dw, db = _unchecked_grads(wd, b is not None, grad_of(w), grad_of(b), x3.shape[1], x3.dtype)
+            try:
+                dx = _batch_norm_backward(
+                    dy.reshape(x3.shape), x3, save_mean, save_rstd, wd, dw, db, use_batch_stats, None
+                )
+            except (TypeError, ValueError):
+                pass
+            else:
+                self._store_grads(dw, db)
+                return dx.reshape(shape)
         dy = self._check_dy(dy, shape)
         if x3 is None:  # empty batch
             return np.empty_like(dy)
