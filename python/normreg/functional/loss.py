@@ -9,6 +9,26 @@ import numpy as np
 from .. import _C
 from .. import _validation as V
 
+# Bound once for the plain call (no option), which the kernels take at once: its Python
+# overhead was most of the time of a small batch's loss (benchmarks/layers_vs_torch.py)
+_ndarray = np.ndarray
+_cross_entropy_forward = _C.cross_entropy_forward
+_cross_entropy_backward = _C.cross_entropy_backward
+
+
+def _plain(weight: Any, ignore_index: Any, reduction: Any, label_smoothing: Any) -> bool:
+    """Whether the options are the defaults (no weight, ignore_index -100, the mean, no
+    smoothing), the call the kernels do alone unless a label is the ignored one."""
+    return (
+        weight is None
+        and type(ignore_index) is int
+        and ignore_index == -100
+        and type(reduction) is str
+        and reduction == "mean"
+        and type(label_smoothing) is float
+        and label_smoothing == 0.0
+    )
+
 
 def _labels(labels: Any, logits: np.ndarray, where: str) -> np.ndarray:
     batch, classes = logits.shape
@@ -137,6 +157,17 @@ def cross_entropy(
     ``reduction="mean"`` divides the sum by the summed weights of the rows kept (NaN when
     none is), ``"sum"`` returns the sum (both as a Python float), ``"none"`` the (B,) array.
     """
+    if (
+        type(logits) is _ndarray
+        and type(labels) is _ndarray
+        and _plain(weight, ignore_index, reduction, label_smoothing)
+    ):
+        # as they are: the kernel at once (it checks every argument); what it refuses (a
+        # conversion, an error to explain, a label -100 to ignore) takes the path below
+        try:
+            return _cross_entropy_forward(logits, labels)
+        except (TypeError, ValueError):
+            pass
     where = "cross_entropy"
     logits = _logits(logits, where)
     labels = _labels(labels, logits, where)
@@ -184,6 +215,19 @@ def cross_entropy_backward(
     they are data here, not a setting), or with ``reduction="none"`` one per row (B,) (a
     number stands for every row). ``lse`` is the forward's; with any option the softmax is
     taken again from the logits in float64 (``lse`` is rounded to their dtype)."""
+    if (
+        type(dloss) is float
+        and out is None
+        and type(logits) is _ndarray
+        and type(labels) is _ndarray
+        and type(lse) is _ndarray
+        and _plain(weight, ignore_index, reduction, label_smoothing)
+    ):
+        # as they are, as the forward's
+        try:
+            return _cross_entropy_backward(logits, labels, lse, dloss, None)
+        except (TypeError, ValueError):
+            pass
     where = "cross_entropy_backward"
     logits = _logits(logits, where)
     labels = _labels(labels, logits, where)
