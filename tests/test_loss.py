@@ -5,7 +5,7 @@ differences (normreg.testing.gradcheck), PyTorch when installed."""
 import numpy as np
 import pytest
 import reference as R
-from helpers import DTYPES, GRADCHECK_TOL, assert_close
+from helpers import DTYPES, GRADCHECK_TOL, LAYOUTS, assert_close, layout
 
 from normreg import _C, nn
 from normreg import functional as F
@@ -79,6 +79,41 @@ def test_module(rng, dtype):
     assert_close(fn.backward(), R.cross_entropy_backward(z, labels), dtype, scale=1 / 7)
     fn(z, labels)  # each backward takes one forward
     assert_close(fn.backward(3.0), R.cross_entropy_backward(z, labels, 3.0), dtype, scale=1 / 7)
+
+
+@pytest.mark.parametrize("kind", LAYOUTS)
+def test_every_layout(rng, kind):
+    """The plain call (the kernels on the arrays as they are, or the checked path that
+    converts them first) against the reference on every layout of logits, labels and lse,
+    through the functions and the module; the inputs unchanged."""
+    z = (3 * rng.standard_normal((9, 6))).astype(np.float32)
+    labels = rng.integers(0, 6, 9)
+    rloss, rlse = R.cross_entropy(z, labels)
+    rdz = R.cross_entropy_backward(z, labels, 2.0)
+    zl, ll = layout(z, kind), layout(labels, kind)
+    loss, lse = F.cross_entropy(zl, ll)
+    assert_close(loss, rloss, np.float32)
+    assert_close(lse, rlse, np.float32)
+    dz = F.cross_entropy_backward(zl, ll, layout(lse, kind), 2.0)
+    assert_close(dz, rdz, np.float32, scale=1 / 9)
+    fn = nn.SoftmaxLoss()
+    assert_close(fn(zl, ll), rloss, np.float32)
+    assert_close(fn.backward(2.0), rdz, np.float32, scale=1 / 9)
+    np.testing.assert_array_equal(zl, z)
+    np.testing.assert_array_equal(ll, labels)
+
+
+def test_module_ignores_the_default_ignore_index(rng):
+    """Labels of -100 (PyTorch's default ignore_index) leave their rows out of the plain call
+    too: the mean over the other rows, no gradient for them."""
+    z = rng.standard_normal((6, 4)).astype(np.float32)
+    labels = np.array([1, -100, 3, 0, -100, 2])
+    kept = labels != -100
+    fn = nn.SoftmaxLoss()
+    assert_close(fn(z, labels), R.cross_entropy(z[kept], labels[kept])[0], np.float32)
+    dz = fn.backward()
+    np.testing.assert_array_equal(dz[~kept], 0)
+    assert_close(dz[kept], R.cross_entropy_backward(z[kept], labels[kept]), np.float32, scale=1 / 4)
 
 
 def test_module_gradcheck(rng):
