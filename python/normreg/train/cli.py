@@ -310,9 +310,11 @@ def _check_out(out: str, resumed: str | None, create: bool) -> str | None:
 
 class _Interrupts:
     """Ctrl-C during training, answered as Python's default handler answers it (a
-    KeyboardInterrupt) and remembered: one raised while a finalizer runs (a progress bar's
-    ``__del__``) is only printed as "Exception ignored" and the run would go on to its end.
-    ``check()`` raises it again. Installed only over Python's own handler, in the main thread."""
+    KeyboardInterrupt) and remembered. Python drops an exception raised while a finalizer
+    runs (a progress bar's ``__del__``, collected when the signal lands), printing it as
+    "Exception ignored" with a traceback: there the handler only remembers it, and
+    ``check()`` (after each epoch) raises it. Installed only over Python's own handler, in
+    the main thread."""
 
     def __init__(self) -> None:
         self.seen = False
@@ -320,6 +322,10 @@ class _Interrupts:
 
     def _handler(self, signum: int, frame: Any) -> None:
         self.seen = True
+        while frame is not None:
+            if frame.f_code.co_name == "__del__":
+                return
+            frame = frame.f_back
         raise KeyboardInterrupt
 
     def __enter__(self) -> _Interrupts:
