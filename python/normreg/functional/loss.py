@@ -84,15 +84,7 @@ class _Options:
         K = logits.shape[1]
         self.K = K
         self.weight = None
-        if (  # the defaults, as every plain call passes them: nothing to check
-            weight is None
-            and type(ignore_index) is int
-            and ignore_index == -100
-            and type(reduction) is str
-            and reduction == "mean"
-            and type(label_smoothing) is float
-            and label_smoothing == 0.0
-        ):
+        if _plain(weight, ignore_index, reduction, label_smoothing):  # nothing to check
             self.ignore_index, self.reduction, self.smoothing, self.simple = -100, "mean", 0.0, True
             return
         if weight is not None:

@@ -51,11 +51,7 @@ class SoftmaxLoss(Module):
         }
 
     def forward(self, logits: Any, labels: Any) -> Any:
-        if self.weight is None and self.reduction == "mean" and self.label_smoothing == 0.0:
-            # the options' defaults but ignore_index: the call without the keywords
-            loss, lse = F.cross_entropy(logits, labels, ignore_index=self.ignore_index)
-        else:
-            loss, lse = F.cross_entropy(logits, labels, **self._options())
+        loss, lse = F.cross_entropy(logits, labels, **self._options())
         self.save_for_backward(logits, labels, lse)
         return loss
 
@@ -63,8 +59,6 @@ class SoftmaxLoss(Module):
 
     def backward(self, dloss: Any = 1.0) -> np.ndarray:
         logits, labels, lse = self.saved()
-        if self.weight is None and self.reduction == "mean" and self.label_smoothing == 0.0:
-            return F.cross_entropy_backward(logits, labels, lse, dloss, ignore_index=self.ignore_index)
         return F.cross_entropy_backward(logits, labels, lse, dloss, **self._options())
 
 
