@@ -355,17 +355,20 @@ def test_norm_extreme_finite_values(name, case, shape, axis, values):
         assert rel(out, ref) < TOL_PARAMS
 
 
-def test_layer_norm_extreme_rows_among_many_threads():
-    """A few extreme rows in a batch split between threads: each redone, the rest untouched."""
+@pytest.mark.parametrize("D", [64, 200])
+def test_layer_norm_extreme_rows_among_many_threads(nthreads, D):
+    """A few extreme rows in a batch split between threads (at the split too): each redone,
+    the rest untouched, dweight and dbias whole."""
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((512, 64)).astype(np.float32)
-    for i in (0, 101, 300, 511):
+    M = 4 * (65536 // D)  # enough bytes for two threads
+    x = rng.standard_normal((M, D)).astype(np.float32)
+    for i in (0, 101, M // 2 - 1, M // 2, M - 1):
         x[i, :4] = EXTREMES["issue"]
     dy = rng.standard_normal(x.shape).astype(np.float32)
     w, b = params(x.shape, -1, rng)
     (y, dx, dw, db), (ry, rdx, rdw, rdb), term = layer_norm_case(x, dy, w, b)
     assert rel(y, ry) < TOL_Y
-    for i in range(512):
+    for i in range(M):
         assert rel(dx[i], rdx[i], term[i].max()) < TOL_SUBNORMAL
     assert rel(dw, rdw) < TOL_PARAMS and rel(db, rdb) < TOL_PARAMS
 
