@@ -140,12 +140,14 @@ def test_threaded_sizes(rng, dtype, nthreads, D, affine):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("D", [2, 3, 4, 6, 8, 16, 64, 100, 128, 256])
-def test_rows_far_from_one_amid_ordinary_rows(rng, dtype, nthreads, D):
+@pytest.mark.parametrize("many", [False, True], ids=["203rows", "two_threads_of_rows"])
+def test_rows_far_from_one_amid_ordinary_rows(rng, dtype, nthreads, D, many):
     """Rows whose squares overflow or underflow in float32, rows of zeros (rstd 1/sqrt(eps)),
-    rows of tiny gradients, spread among ordinary rows: each takes its checked path without
-    changing its neighbours' results."""
+    rows of tiny gradients, spread among ordinary rows (in a batch a thread takes, and in one
+    the threads split): each takes its checked path without changing its neighbours'
+    results."""
     big = 1e25 if dtype == np.float32 else 1e140  # squares beyond float32; float64 near its ends
-    x = offset_randn(rng, (203, D), np.float64)
+    x = offset_randn(rng, (2 * (40000 // D) + 3 if many else 203, D), np.float64)
     x[::7] *= 1 / big
     x[3::11] *= big
     x[5::13] = 0
