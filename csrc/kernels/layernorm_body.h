@@ -1329,17 +1329,6 @@ FN(nr_layernorm_backward_rows)(T *restrict dx, T *restrict pdw, T *restrict pdb,
 {
 #ifdef NR_ROW_VEC
     if (D > 0 && D <= NR_LN_SHORT_D) {
-        /* the range's dw, db partials are added up in this thread's stack and go to pdw, pdb
-         * once (the same additions): rows of more vectors than the registers keep add to them
-         * every pair of rows, which in the shared workspace took 1.2-1.6x the time on 2 threads
-         * (avx2 and baseline at 8192 x 64; none on 1 thread; partials a page apart helped as
-         * much, 128 bytes apart did not: the other core's prefetchers, most likely) */
-        T part[2 * NR_LN_SHORT_D] __attribute__((aligned(64)));
-        T *const lw = pdw ? part : NULL, *const lb = pdw ? part + D : NULL;
-        if (pdw) {
-            memcpy(lw, pdw, (size_t)D * sizeof(T));
-            memcpy(lb, pdb, (size_t)D * sizeof(T));
-        }
         /* one look at the saved statistics picks the loop: rows far from 0 (the correction),
          * rows that may overflow (one at a time, checked) */
         int far = 0, risky = 0;
@@ -1349,20 +1338,17 @@ FN(nr_layernorm_backward_rows)(T *restrict dx, T *restrict pdw, T *restrict pdb,
             risky |= NR_LN_RISKY(rstd[i]);
         }
         if (!risky) {
-            FN(nr_layernorm_backward_short)(dx, lw, lb, dy, x, mean, rstd, w, D, i0, i1, far);
+            FN(nr_layernorm_backward_short)(dx, pdw, pdb, dy, x, mean, rstd, w, D, i0, i1, far);
+            return;
         }
-        for (int64_t i = i0; risky && i < i1; i++) {
+        for (int64_t i = i0; i < i1; i++) {
             if (NR_LN_RISKY(rstd[i])) {
-                FN(nr_ln_backward_short_row)(dx, lw, lb, dy, x, mean, rstd, w, D, i);
+                FN(nr_ln_backward_short_row)(dx, pdw, pdb, dy, x, mean, rstd, w, D, i);
             }
             else {
-                FN(nr_layernorm_backward_short)(dx, lw, lb, dy, x, mean, rstd, w, D, i, i + 1,
+                FN(nr_layernorm_backward_short)(dx, pdw, pdb, dy, x, mean, rstd, w, D, i, i + 1,
                                                 NR_LN_FAR(mean[i], rstd[i]));
             }
-        }
-        if (pdw) {
-            memcpy(pdw, lw, (size_t)D * sizeof(T));
-            memcpy(pdb, lb, (size_t)D * sizeof(T));
         }
         return;
     }

@@ -647,20 +647,14 @@ FN(nr_rmsnorm_backward_rows)(T *dx, double *pdw, T *bdw, const T *dy, const T *x
     }
 #ifdef NR_ROW_VEC
     if (D > 0 && D <= NR_RMS_SHORT_D) {
-        /* the range's dw partials in this thread's stack, to pdw once (the same additions),
-         * as LayerNorm's short rows: rows of more vectors than the registers keep add to bdw
-         * every group of rows, in the shared workspace 1.1-2x the time on 2 threads */
-        double lpw[NR_RMS_SHORT_D] __attribute__((aligned(64)));
+        /* the float blocks in this thread's stack (as its double partials, NR_PARTIAL_SUMS):
+         * rows of more vectors than the registers keep add to them every group of rows, in the
+         * shared workspace 1.1-2x the time on 2 threads */
         T lbw[NR_RMS_SHORT_D] __attribute__((aligned(64)));
         if (bdw) {
-            memcpy(lpw, pdw, (size_t)D * sizeof(double));
             memset(lbw, 0, (size_t)D * sizeof(T));
         }
-        FN(nr_rmsnorm_backward_short)(dx, bdw ? lpw : NULL, bdw ? lbw : NULL, dy, x, rstd, w, D,
-                                      i0, i1);
-        if (bdw) {
-            memcpy(pdw, lpw, (size_t)D * sizeof(double));
-        }
+        FN(nr_rmsnorm_backward_short)(dx, pdw, bdw ? lbw : NULL, dy, x, rstd, w, D, i0, i1);
         return;
     }
 #endif
