@@ -4,8 +4,8 @@ each module's forward and backward, the loss and the optimizer timed where they 
 
     python benchmarks/mlp_parts.py [--batch 128] [--threads 2] [--steps 40] [--again]
 
-The parts run the modules one by one as Sequential does (the first Linear's backward also
-computes dx here, which the step skips); medians over --steps steps. With --again, each forward
+The parts run the modules one by one as Sequential does (the first Linear's backward without
+the gradient of its input, the data, as in the step); medians over --steps steps. With --again, each forward
 but Linear's runs a second time right after the first, on the same input (under no_grad, so
 its backward is unchanged): that input is then in the caches, where the first call found it
 after a product had streamed its weights through them.
@@ -61,8 +61,10 @@ def main():
                     timed(name + " again", m, inp)
         timed("loss forward", loss_fn, out, y)
         grad = timed("loss backward", loss_fn.backward)
-        for i in reversed(range(len(model))):
+        for i in reversed(range(1, len(model))):
             grad = timed(f"{i} {type(model[i]).__name__} backward", model[i].backward, grad)
+        # the first layer's input is data: no gradient for it, as in the step
+        timed(f"0 {type(model[0]).__name__} backward", lambda g: model[0].backward(g, input_grad=False), grad)
         timed("optimizer step", opt.step)
 
     for _ in range(5):

@@ -127,7 +127,8 @@ NR_DECLARE_TIERED(nr_batchnorm_apply_f64, ~)
     do {                                                                                       \
         TA *const nr_ps_ = (partials);                                                         \
         const int64_t nr_pw_ = (width), nr_pst_ = (stride);                                    \
-        const int nr_plocal_ = nr_pw_ * (int64_t)sizeof(TA) <= NR_PARTIAL_LOCAL_BYTES;         \
+        const int nr_plocal_ =                                                                 \
+            nr_pw_ > 0 && nr_pw_ * (int64_t)sizeof(TA) <= NR_PARTIAL_LOCAL_BYTES;              \
         int nr_pteam_ = 1;                                                                     \
         NR_TEAM(nt, n, 1, tid, nr_pm_, {                                                       \
             TA nr_pl_[NR_PARTIAL_LOCAL_BYTES / sizeof(TA)] __attribute__((aligned(64)));       \
