@@ -5,10 +5,10 @@ each module's forward and backward, the loss and the optimizer timed where they 
     python benchmarks/mlp_parts.py [--batch 128] [--threads 2] [--steps 40] [--again]
 
 The parts run the modules one by one as Sequential does (the first Linear's backward without
-the gradient of its input, the data, as in the step); medians over --steps steps. With --again, each forward
-but Linear's runs a second time right after the first, on the same input (under no_grad, so
-its backward is unchanged): that input is then in the caches, where the first call found it
-after a product had streamed its weights through them.
+the gradient of its input, the data, as in the step); medians over --steps steps. With
+--again, each forward but Linear's runs a second time right after the first, on the same
+input (under no_grad, so its backward is unchanged): that input is then in the caches, where
+the first call found it after a product had streamed its weights through them.
 """
 
 from __future__ import annotations

@@ -642,9 +642,6 @@ static void
 FN(nr_rmsnorm_backward_rows)(T *dx, double *pdw, T *bdw, const T *dy, const T *x, const T *rstd,
                              const T *w, int64_t D, int64_t i0, int64_t i1)
 {
-    if (bdw) {
-        memset(bdw, 0, (size_t)D * sizeof(T));
-    }
 #ifdef NR_ROW_VEC
     if (D > 0 && D <= NR_RMS_SHORT_D) {
         /* the float blocks in this thread's stack (as its double partials, NR_PARTIAL_SUMS):
@@ -658,6 +655,9 @@ FN(nr_rmsnorm_backward_rows)(T *dx, double *pdw, T *bdw, const T *dy, const T *x
         return;
     }
 #endif
+    if (bdw) {
+        memset(bdw, 0, (size_t)D * sizeof(T));
+    }
     for (int64_t i = i0; i < i1; i++) {
         FN(nr_rms_backward_row)(dx, pdw, bdw, dy, x, rstd, w, D, i);
         if (bdw && ((i - i0) % NR_RMS_FLUSH_ROWS == NR_RMS_FLUSH_ROWS - 1 || i == i1 - 1)) {
