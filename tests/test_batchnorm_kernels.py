@@ -251,3 +251,27 @@ def test_evaluation_on_nonfinite_running_estimates(shape):
     assert np.isnan(y).any() and np.isposinf(y).any() and np.isneginf(y).any()
     finite = np.isfinite(want)
     np.testing.assert_allclose(y[finite], want[finite], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(128, 1030), (64, 2100), (192, 700)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_channel_blocks_follow_the_output_lines(nthreads, shape, dtype):
+    """Blocks of channels start on the cache lines of the output (so no two threads write one
+    line of a row): an ``out`` at every element offset within a 64-byte line moves the blocks'
+    edges, and the values must not move with them (each channel is one thread's, summed in the
+    same order) nor leave the float64 reference."""
+    rng = np.random.default_rng(shape[1])
+    x = offset_randn(rng, shape, dtype)
+    C, size = shape[1], np.dtype(dtype).itemsize
+    w, b = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    ry, *_ = R.batch_norm_train(x, w, b, np.zeros(C), np.ones(C))
+    want, _, _ = F.batch_norm(x, None, None, w, b, training=True)
+    n = x.size
+    for phase in range(64 // size):
+        buf = np.empty(n + 128 // size, dtype)
+        start = (-buf.ctypes.data % 64) // size + phase
+        out = buf[start : start + n].reshape(shape)
+        assert out.ctypes.data % 64 == phase * size
+        F.batch_norm(x, None, None, w, b, training=True, out=out)
+        np.testing.assert_array_equal(out, want, err_msg=f"output {phase * size} bytes past a line")
+        assert_close(out, ry, dtype)

@@ -450,17 +450,14 @@ FN(nr_bn_channel_blocks)(int64_t N, int64_t C, int64_t L, int nthreads, size_t p
 
 #ifndef NR_BN_BY_CHANNELS
 /* The channels [c0, c1) of each of `blocks` threads: multiples of 16 (a cache line of float32)
+ * past -phase (nr_line_phase of the output: each thread's part of a row on lines of its own)
  * but the last. */
-#define NR_BN_BY_CHANNELS(blocks, C, BODY)                                                     \
-    _Pragma("omp parallel num_threads(blocks)")                                                \
-    {                                                                                          \
-        const int64_t nr_t_ = omp_get_thread_num(), nr_m_ = omp_get_num_threads();             \
-        const int64_t c0 = (C) * nr_t_ / nr_m_ / 16 * 16;                                      \
-        const int64_t c1 = nr_t_ + 1 == nr_m_ ? (C) : (C) * (nr_t_ + 1) / nr_m_ / 16 * 16;     \
-        if (c0 < c1) {                                                                         \
-            BODY;                                                                              \
-        }                                                                                      \
-    }
+#define NR_BN_BY_CHANNELS(blocks, C, phase, BODY)                                              \
+    NR_SPLIT_AT(blocks, C, 16, phase, {                                                        \
+        const int64_t c0 = i0;                                                                 \
+        const int64_t c1 = i1;                                                                 \
+        BODY;                                                                                  \
+    })
 #endif
 
 /* Training forward. x (N, C, L) with N L >= 1 when C > 0, w, b (C) or NULL,
@@ -479,7 +476,7 @@ FN(nr_batchnorm_forward_train)(T *y, T *save_mean, T *save_rstd, T *running_mean
         return;
     }
     /* a block's workspace is that of one thread for its channels, after the blocks' before */
-    NR_BN_BY_CHANNELS(blocks, C,
+    NR_BN_BY_CHANNELS(blocks, C, L == 1 ? nr_line_phase(y, sizeof(T)) : 0,
                       FN(nr_bn_forward_train_block)(
                           y + c0 * L, save_mean + c0, save_rstd + c0,
                           running_mean ? running_mean + c0 : NULL,
@@ -640,7 +637,7 @@ FN(nr_batchnorm_backward)(T *dx, T *dw, T *db, const T *dy, const T *x, const T 
         return;
     }
     /* a block's workspace is that of one thread for its channels, after the blocks' before */
-    NR_BN_BY_CHANNELS(blocks, C,
+    NR_BN_BY_CHANNELS(blocks, C, L == 1 && dx ? nr_line_phase(dx, sizeof(T)) : 0,
                       FN(nr_bn_backward_block)(
                           dx ? dx + c0 * L : NULL, dw ? dw + c0 : NULL, db ? db + c0 : NULL,
                           dy + c0 * L, x + c0 * L, save_mean + c0, save_rstd + c0,

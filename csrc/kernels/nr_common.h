@@ -40,9 +40,16 @@ NR_DECLARE_TIERED(nr_batchnorm_apply_f64, ~)
  * nt <= 1, so small calls pay no fork/join. BODY sees its thread's index TID, the team's size
  * TEAM and [i0, i1), its share of [0, n): contiguous ranges, in thread order, whose bounds are
  * multiples of `align` (except n); a share may be empty. */
-#define NR_TEAM(nt, n, align, TID, TEAM, BODY)                                                 \
+#define NR_TEAM(nt, n, align, TID, TEAM, BODY) NR_TEAM_AT(nt, n, align, 0, TID, TEAM, BODY)
+
+/* NR_TEAM with the bounds at multiples of `align` past -phase (0 <= phase < align): with
+ * phase = nr_line_phase(p) the shares of the columns of rows that start at p begin on cache
+ * lines of p, so no two threads write the same line of a row (they did in every row of an
+ * array 16 bytes past a line, as NumPy's are: up to 2.3x the time of BatchNorm1d's forward
+ * on 128 x 1024 float32, 2 threads, AVX-512). */
+#define NR_TEAM_AT(nt, n, align, phase, TID, TEAM, BODY)                                       \
     do {                                                                                       \
-        const int64_t nr_n_ = (n), nr_al_ = (align);                                           \
+        const int64_t nr_n_ = (n), nr_al_ = (align), nr_ph_ = (phase);                         \
         const int nr_nt_ = (nt);                                                               \
         if (nr_nt_ <= 1) {                                                                     \
             const int TID = 0, TEAM = 1;                                                       \
@@ -55,19 +62,42 @@ NR_DECLARE_TIERED(nr_batchnorm_apply_f64, ~)
             _Pragma("omp parallel num_threads(nr_nt_)")                                        \
             {                                                                                  \
                 const int TID = omp_get_thread_num(), TEAM = omp_get_num_threads();            \
-                const int64_t i0 = nr_n_ * TID / TEAM / nr_al_ * nr_al_;                       \
-                const int64_t i1 =                                                             \
-                    TID + 1 == TEAM ? nr_n_ : nr_n_ * (TID + 1) / TEAM / nr_al_ * nr_al_;      \
+                const int64_t i0 = nr_team_bound(nr_n_, TID, TEAM, nr_al_, nr_ph_);            \
+                const int64_t i1 = nr_team_bound(nr_n_, TID + 1, TEAM, nr_al_, nr_ph_);        \
                 (void)TID;                                                                     \
                 BODY;                                                                          \
             }                                                                                  \
         }                                                                                      \
     } while (0)
 
+/* The start of share t of [0, n) among m (n at t == m): n t / m rounded down to a multiple of
+ * `align` past -phase, at least 0 */
+static inline int64_t
+nr_team_bound(int64_t n, int64_t t, int64_t m, int64_t align, int64_t phase)
+{
+    if (t >= m) {
+        return n;
+    }
+    const int64_t b = (n * t / m + phase) / align * align - phase;
+    return b < 0 ? 0 : b;
+}
+
+/* The offset of p, in elements of `size` bytes, from the start of its 64-byte cache line:
+ * the phase for NR_TEAM_AT (`align` elements a multiple of a line) */
+static inline int64_t
+nr_line_phase(const void *p, size_t size)
+{
+    return (int64_t)((uintptr_t)p % 64 / size);
+}
+
 /* Runs CALL over [0, n) split into `nt` contiguous ranges [i0, i1) whose bounds are multiples
  * of `align` (except n), as NR_TEAM; CALL runs for non-empty ranges only. */
 #define NR_SPLIT(nt, n, align, CALL)                                                           \
     NR_TEAM(nt, n, align, nr_split_tid_, nr_split_team_, if (i0 < i1) { CALL; })
+
+/* NR_SPLIT with the bounds of NR_TEAM_AT */
+#define NR_SPLIT_AT(nt, n, align, phase, CALL)                                                 \
+    NR_TEAM_AT(nt, n, align, phase, nr_split_tid_, nr_split_team_, if (i0 < i1) { CALL; })
 
 /* Each argument is evaluated exactly once: `NR_MIN(nthreads, nr_threads_for(bytes))` must not
  * read the (concurrently settable) thread count twice, or a team could outgrow the workspace
