@@ -165,6 +165,10 @@ def test_every_short_group_shape(rng, dtype, nthreads):
     ]:
         for N in (1, 3, 5):
             x = offset_randn(rng, (N, C, S), dtype)
+            if x.size == G:  # one value in each group of a batch of one: PyTorch's ValueError
+                with pytest.raises(ValueError, match="more than 1 value"):
+                    F.group_norm(x, G)
+                continue
             _check_groups(rng, dtype, x, G, affine=(N + C + S) % 2 == 0)
 
 

@@ -60,8 +60,12 @@ FN(nr_max_pool2d_plane)(T *y, int64_t *idx, const T *xp, const nr_window2d *g)
                 key[j] = KEY_MIN;
                 pos[j] = (KEY_T)(h0 * W + NR_MAX((ow0 + j) * SW - PW, (int64_t)0));
             }
+            /* the kernel columns that reach the image from some output of the block (the
+             * others reach none: a kernel far wider than the image costs no loop over them) */
+            const int64_t kw0 = NR_MAX((int64_t)0, PW - (ow0 + nb - 1) * SW);
+            const int64_t kw1 = NR_MIN(KW, W + PW - ow0 * SW);
             for (int64_t ih = h0; ih < h1; ih++) {
-                for (int64_t kw = 0; kw < KW; kw++) {
+                for (int64_t kw = kw0; kw < kw1; kw++) {
                     int64_t lo, hi;
                     if (kw < NR_POOL_KMAX) {
                         lo = lo_k[kw];

@@ -111,6 +111,9 @@ def integer(value: Any, name: str, where: str, *, low: int | None = None, high: 
     return v
 
 
+_INT32_MAX = 2**31 - 1
+
+
 def int_pair(value: Any, name: str, where: str, *, low: int) -> tuple[int, int]:
     """An int or a pair of ints (a tuple or list of two), each >= ``low``, as a pair: the
     ``kernel_size``, ``stride`` and ``padding`` of the 2-d layers (PyTorch's ``_pair``)."""
@@ -132,10 +135,14 @@ def pool_window(
 ) -> tuple[int, int, int, int, int, int, bool]:
     """A 2-d pooling window as (kH, kW, sH, sW, pH, pW, ceil_mode): each size an int or a
     pair; ``stride`` None is the kernel size; the padding at most half the kernel, as
-    PyTorch requires; ``ceil_mode`` a bool."""
+    PyTorch requires; ``ceil_mode`` a bool. Each size at most 2**31 - 1, PyTorch's int (a
+    window's count of positions, with padding, then fits in 64 bits)."""
     kh, kw = int_pair(kernel_size, "kernel_size", where, low=1)
     sh, sw = (kh, kw) if stride is None else int_pair(stride, "stride", where, low=1)
     ph, pw = int_pair(padding, "padding", where, low=0)
+    for name, pair in (("kernel_size", (kh, kw)), ("stride", (sh, sw)), ("padding", (ph, pw))):
+        if max(pair) > _INT32_MAX:
+            raise ValueError(f"{where}: {name} must be at most 2**31 - 1 (PyTorch's int), got {max(pair)}")
     if ph > kh // 2 or pw > kw // 2:
         raise ValueError(f"{where}: padding ({ph}, {pw}) must be at most half the kernel_size ({kh}, {kw})")
     return kh, kw, sh, sw, ph, pw, boolean(ceil_mode, "ceil_mode", where)

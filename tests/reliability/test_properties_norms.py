@@ -104,7 +104,7 @@ def test_batch_norm(N, C, L, dtype, lx, lw, ldy, affine, training, track, moment
     snap = snapshot(x, w, b, dy)
     per_channel = N * (1 if L is None else L)
 
-    if training and N > 0 and per_channel <= 1:
+    if training and per_channel == 1:
         with pytest.raises(ValueError):
             F.batch_norm(x, rm, rv, w, b, training=True, momentum=momentum, eps=eps)
         if track:  # a failed call changes nothing
@@ -114,16 +114,14 @@ def test_batch_norm(N, C, L, dtype, lx, lw, ldy, affine, training, track, moment
 
     y, smean, srstd = F.batch_norm(x, rm, rv, w, b, training=training, momentum=momentum, eps=eps)
     assert y.dtype == dtype and y.shape == shape and smean.shape == (C,) and srstd.shape == (C,)
-    if N == 0:
+    if per_channel == 0:  # no rows, or (N, C, 0): nothing to normalize (PyTorch's empty output)
         assert y.size == 0
         if track:
             assert np.array_equal(rm, rm0) and np.array_equal(rv, rv0)
         dx, dw, db = F.batch_norm_backward(dy, x, smean, srstd, w, training=training)
         assert dx.shape == shape
-        assert_unmodified(snap)
-        return
-    if per_channel == 0:  # evaluation of (N, C, 0): nothing to normalize
-        assert y.size == 0
+        if affine:  # sums over no values
+            assert np.array_equal(dw, np.zeros(C, dtype)) and np.array_equal(db, np.zeros(C, dtype))
         assert_unmodified(snap)
         return
     t = tol(dtype, 1.0 + offset / scale)
@@ -210,6 +208,11 @@ def test_group_norm(N, G, per_group, spatial, dtype, lx, lw, ldy, affine, eps, o
     b = d((C,), lw, offset=0.0, scale=0.5) if affine else None
     dy = d(shape, ldy, offset=0.0, scale=1.0)
     snap = snapshot(x, w, b, dy)
+    if x.size == G:  # one value in each group of a batch of one: PyTorch's ValueError
+        with pytest.raises(ValueError, match="more than 1 value"):
+            F.group_norm(x, G, w, b, eps)
+        assert_unmodified(snap)
+        return
     y, mean, rstd = F.group_norm(x, G, w, b, eps)
     ry, rmean, rrstd = R.group_norm(x, G, w, b, eps)
     assert y.dtype == dtype and y.shape == shape and mean.shape == (N, G) and rstd.shape == (N, G)

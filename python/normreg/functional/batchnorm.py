@@ -111,7 +111,8 @@ def batch_norm(
     with the running estimates. Returns (y like x, save_mean (C,), save_rstd (C,)): the
     statistics used, which :func:`batch_norm_backward` takes.
 
-    A batch with no rows returns an empty y and leaves the running estimates untouched.
+    A batch with no values (no rows, or feature maps of no positions) returns an empty y
+    and leaves the running estimates untouched, as PyTorch does.
     An (N, C) or (N, C, L) array goes to the kernel as it is when nothing needs converting.
     """
     if out is None:
@@ -132,7 +133,7 @@ def batch_norm(
         raise ValueError(f"{where}: evaluation needs running_mean and running_var")
     if out is not None:
         V.out_array(out, where, x.shape, x.dtype)
-    if N == 0:
+    if N * L == 0:  # no rows, or feature maps of no positions: nothing to normalize
         nan = np.full(C, np.nan, dtype=x.dtype)
         return np.empty_like(x) if out is None else out, nan, nan.copy()
     if training and N * L <= 1:

@@ -343,7 +343,7 @@ def _group_norm_as_is(
         and (bias is None or type(bias) is _ndarray)
     ):
         x3 = _ncl_view(x)
-        if x3 is not None:
+        if x3 is not None and x3.size != num_groups:  # one value a group: the checked path's error
             try:
                 y, mean, rstd = _group_norm_forward(x3, weight, bias, num_groups, eps, None)
             except (TypeError, ValueError):
@@ -378,6 +378,11 @@ def group_norm(
     x3 = as_ncl(x, "x", where)
     C = x3.shape[1]
     G = V.num_groups(num_groups, C, where)
+    if x3.size == G:
+        # PyTorch's check: a single value in each group (and a batch of one) normalizes to 0
+        raise ValueError(
+            f"{where}: Expected more than 1 value per group, got input size {x.shape} in {G} groups"
+        )
     eps = V.eps(eps, where)
     weight, bias = affine_params(weight, bias, x, where, (C,), "the channels of x")
     if out is not None:

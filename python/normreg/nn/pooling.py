@@ -44,7 +44,9 @@ class MaxPool2d(Module):
     def forward(self, x: Any) -> Any:
         y, idx = F.max_pool2d(x, self.kernel_size, self.stride, self.padding, 1, self.ceil_mode, True)
         self.save_for_backward(idx, np.shape(x))
-        return (y, idx) if self.return_indices else y
+        # the indices handed out are the caller's: a copy, so changing them cannot change
+        # the backward (PyTorch's would refuse a saved tensor changed in place)
+        return (y, idx.copy()) if self.return_indices else y
 
     def backward(self, dy: Any) -> np.ndarray:
         idx, shape = self.saved()
