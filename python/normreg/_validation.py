@@ -75,7 +75,10 @@ def real(
     elif isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{where}: {name} must be a real number, got {type(value).__name__}")
     else:
-        v = float(value)
+        try:
+            v = float(value)
+        except OverflowError:  # an int beyond float's range: as large as a float can be
+            v = _INF if value > 0 else -_INF  # type: ignore[operator]
     if v != v:
         if allow_nan:
             return v

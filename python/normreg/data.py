@@ -105,9 +105,8 @@ def _read_idx(f: IO[bytes], name: str, check: _HeaderCheck) -> np.ndarray:
         head = f.read(2)
         f.seek(start)
     except (OSError, ValueError, AttributeError) as exc:
-        raise ValueError(
-            f"{name}: cannot read it as an IDX file: not a seekable binary file ({exc})"
-        ) from None
+        kind = TypeError if isinstance(exc, AttributeError) else ValueError  # not a file object at all
+        raise kind(f"read_idx: source {name} is not a seekable binary file ({exc})") from None
     if not isinstance(head, bytes):
         raise TypeError(f"read_idx: {name} must be opened in binary mode (read gave {type(head).__name__})")
     if head != _GZIP_MAGIC:
@@ -465,8 +464,8 @@ class DataLoader:
     ) -> None:
         self.x, self.y = V.samples(x, y, "DataLoader")
         self.batch_size = V.integer(batch_size, "batch_size", "DataLoader", low=1)
-        self.shuffle = bool(shuffle)
-        self.drop_last = bool(drop_last)
+        self.shuffle = V.boolean(shuffle, "shuffle", "DataLoader")
+        self.drop_last = V.boolean(drop_last, "drop_last", "DataLoader")
         # None: the default generator, looked up at each epoch (a copy must not keep its own)
         self._generator = None if seed is None else Generator(seed)
 

@@ -62,7 +62,7 @@ class Generator:
     def next_offset(self) -> int:
         """The counter value for the next draw (and advance the counter)."""
         offset = self._offset
-        self._offset += 1
+        self._offset = (offset + 1) % _SEED_MOD  # a 64-bit counter, as the kernels take it
         return offset
 
     def numpy(self) -> np.random.Generator:
@@ -84,7 +84,8 @@ class Generator:
 
     def set_state(self, state: npt.ArrayLike) -> Generator:
         """Restore a state of :meth:`get_state`: ``[seed, offset]``, an array or a pair of
-        ints (the seed any 64-bit pattern, the offset in [0, 2**63)); returns self."""
+        ints (each any 64-bit pattern: a negative int64 is the unsigned value of its bits, as
+        :meth:`get_state` gives an offset from 2**63); returns self."""
         if isinstance(state, (list, tuple)) and len(state) == 2 and all(V.is_integer(v) for v in state):
             seed, offset = (int(v) for v in state)  # Python ints as they are (2**64 - 1 too)
         else:
@@ -94,9 +95,9 @@ class Generator:
             seed, offset = (int(v) for v in arr)
         if not -(1 << 63) <= seed < _SEED_MOD:
             raise ValueError(f"state: the seed must be a 64-bit integer, got {seed}")
-        if not 0 <= offset < 1 << 63:
-            raise ValueError(f"state: the offset must be in [0, 2**63), got {offset}")
-        self._seed, self._offset = seed % _SEED_MOD, offset
+        if not -(1 << 63) <= offset < _SEED_MOD:
+            raise ValueError(f"state: the offset must be a 64-bit integer, got {offset}")
+        self._seed, self._offset = seed % _SEED_MOD, offset % _SEED_MOD
         return self
 
     def __repr__(self) -> str:

@@ -229,6 +229,9 @@ def cross_entropy_backward(
     if out is not None:
         V.out_array(out, where, logits.shape, logits.dtype)
     B, K = logits.shape
+    scalar_array = isinstance(dloss, np.ndarray) and dloss.ndim == 0 and dloss.dtype.kind in "fiu"
+    if scalar_array and opts.reduction != "none":
+        dloss = float(dloss)  # a 0-d array, as a scalar loss's gradient comes from NumPy
     if opts.reduction == "none" and isinstance(dloss, (np.ndarray, list, tuple)):
         g = V.float_array(dloss, "dloss", where).astype(np.float64)
         V.check_shape(g, "dloss", where, (B,), "the rows of logits")

@@ -24,6 +24,7 @@ def load_into(targets: Mapping[str, np.ndarray], state_dict: Any, strict: bool) 
     checked first; see ``Module.load_state_dict``."""
     if not isinstance(state_dict, collections.abc.Mapping):
         raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
+    strict = V.boolean(strict, "strict", "load_state_dict")
     # a batch norm's count may be absent (PyTorch's checkpoints from before it had one):
     # the count is kept, as PyTorch does
     missing = [k for k in targets if k not in state_dict and not k.endswith("num_batches_tracked")]
@@ -45,6 +46,10 @@ def load_into(targets: Mapping[str, np.ndarray], state_dict: Any, strict: bool) 
             # a float64 state loads into a float32 model (rounded), as PyTorch's copy_
             # does; a float into an integer count or anything not a number does not
             raise TypeError(f"load_state_dict: '{key}' has dtype {value.dtype}, expected {target.dtype}")
+        if target.dtype.kind in "iu" and value.dtype.kind in "iu" and value.size:
+            info = np.iinfo(target.dtype)  # a count must not wrap around
+            if int(value.min()) < info.min or int(value.max()) > info.max:
+                raise ValueError(f"load_state_dict: '{key}' holds values beyond {target.dtype}'s range")
         updates.append((target, value))
     for target, value in updates:
         np.copyto(target, value, casting="same_kind")

@@ -42,6 +42,7 @@ class WeightedLayer(Module):
         where = type(self).__name__
         dt = V.float_dtype(dtype, where)
         self.weight = Parameter(_memory.empty(weight_shape, dt, f"{where} weight"))
+        bias = V.boolean(bias, "bias", where)
         self.bias = Parameter(_memory.empty((out_size,), dt, f"{where} bias")) if bias else None
         self.reset_parameters(generator)
 

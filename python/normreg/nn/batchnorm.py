@@ -103,9 +103,9 @@ class BatchNormBase(Module):
             "initial_running_var",
             where,
         )
-        self.affine = bool(affine)
-        self.track_running_stats = bool(track_running_stats)
-        self.freeze_stats = bool(freeze_stats)
+        self.affine = V.boolean(affine, "affine", where)
+        self.track_running_stats = V.boolean(track_running_stats, "track_running_stats", where)
+        self.freeze_stats = V.boolean(freeze_stats, "freeze_stats", where)
         if self.freeze_stats and not self.track_running_stats:
             raise ValueError(
                 f"{where}: freeze_stats=True needs track_running_stats=True (there "

@@ -68,7 +68,7 @@ class _TrailingNorm(Module):
         super().__init__()
         where = type(self).__name__
         self.normalized_shape = V.normalized_shape(normalized_shape, where, nonempty=True)
-        self.elementwise_affine = bool(elementwise_affine)
+        self.elementwise_affine = V.boolean(elementwise_affine, "elementwise_affine", where)
         self.dtype = V.float_dtype(dtype, where)
         shape, dt = self.normalized_shape, self.dtype
         self.weight = Parameter(_memory.full(shape, 1, dt, where)) if self.elementwise_affine else None
@@ -102,6 +102,7 @@ class LayerNorm(_AffineNorm, _TrailingNorm):
         # the row size D of the (M, D) input that F.layer_norm_rows takes (-1: none)
         self._row_size = self.normalized_shape[0] if len(self.normalized_shape) == 1 else -1
         shape, dt = self.normalized_shape, self.dtype
+        bias = V.boolean(bias, "bias", where)
         self.bias = Parameter(_memory.full(shape, 0, dt, where)) if self.elementwise_affine and bias else None
 
     def forward(self, x: Any) -> np.ndarray:
@@ -200,7 +201,7 @@ class GroupNorm(_AffineNorm):
         self.num_channels = V.integer(num_channels, "num_channels", where, low=1)
         self.num_groups = V.num_groups(num_groups, self.num_channels, where)
         self.eps = V.eps(eps, where)
-        self.affine = bool(affine)
+        self.affine = V.boolean(affine, "affine", where)
         self.dtype = V.float_dtype(dtype, where)
         C = self.num_channels
         self.weight = Parameter(_memory.full((C,), 1, self.dtype, where)) if self.affine else None
@@ -265,7 +266,7 @@ class _InstanceNorm(GroupNorm):
         super().__init__(num_features, num_features, eps=eps, affine=affine, dtype=dtype)
         self.num_features = num_features
         self.momentum = None if momentum is None else V.real(momentum, "momentum", where, low=0.0, high=1.0)
-        self.track_running_stats = bool(track_running_stats)
+        self.track_running_stats = V.boolean(track_running_stats, "track_running_stats", where)
         C, tracked = num_features, self.track_running_stats
         self.register_buffer("running_mean", np.zeros(C, self.dtype) if tracked else None)
         self.register_buffer("running_var", np.ones(C, self.dtype) if tracked else None)

@@ -57,10 +57,19 @@ class Parameter:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradient: ``.grad = None`` (default, as PyTorch 2), or, with
         ``set_to_none=False``, fill an existing ``.grad`` with zeros in place."""
-        if V.boolean(set_to_none, "set_to_none", "Parameter.zero_grad"):
+        where = "Parameter.zero_grad"
+        if V.boolean(set_to_none, "set_to_none", where):
             self.grad = None
         elif self.grad is not None:
-            self.grad[...] = 0
+            g = self.grad
+            if not isinstance(g, np.ndarray):
+                raise TypeError(
+                    f"{where}: set_to_none=False fills grad with zeros in place, so it must be a "
+                    f"numpy.ndarray, got {type(g).__name__}"
+                )
+            if not g.flags.writeable:
+                raise ValueError(f"{where}: set_to_none=False zeroes grad in place; it is read-only")
+            g[...] = 0
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         return self.data if dtype is None else self.data.astype(dtype)

@@ -36,6 +36,7 @@ def _grads(parameters: Parameters, where: str) -> list[np.ndarray]:
                 f"{where}: {name} must be a numpy.ndarray of float32 or float64 (it is changed "
                 f"in place), got {type(g).__name__}"
             )
+        V.not_masked(g, name, where)
         if g.dtype.kind != "f" or g.dtype.itemsize not in (4, 8):
             raise TypeError(f"{where}: {name} must have dtype float32 or float64, got {g.dtype}")
         if g.dtype != p.data.dtype:
@@ -65,13 +66,17 @@ def _vector_norm(a: np.ndarray, norm_type: float) -> float:
     return float(np.linalg.norm(a, ord=norm_type))
 
 
-def get_total_norm(grads: Sequence[Any], norm_type: float | str = 2.0) -> float:
+def get_total_norm(grads: np.ndarray | Sequence[Any], norm_type: float | str = 2.0) -> float:
     """The ``norm_type``-norm of all arrays ``grads`` taken together as one vector (the norm
-    of their norms)."""
-    norm = _norm_type(norm_type, "get_total_norm")
-    if not grads:
+    of their norms); ``grads`` one array or a sequence of them, as PyTorch's."""
+    where = "get_total_norm"
+    norm = _norm_type(norm_type, where)
+    if isinstance(grads, np.ndarray):
+        grads = [grads]
+    arrays = [V.array(g, f"grads[{i}]", where) for i, g in enumerate(grads)]
+    if not arrays:
         return 0.0
-    norms = np.array([_vector_norm(np.asarray(g), norm) for g in grads])
+    norms = np.array([_vector_norm(g, norm) for g in arrays])
     return _vector_norm(norms, norm)
 
 
@@ -96,6 +101,7 @@ def clip_grad_norm_(
     where = "clip_grad_norm_"
     grads = _grads(parameters, where)
     max_norm = V.real(max_norm, "max_norm", where, allow_inf=True)
+    error_if_nonfinite = V.boolean(error_if_nonfinite, "error_if_nonfinite", where)
     norm = _norm_type(norm_type, where)
     total = get_total_norm(grads, norm)
     if error_if_nonfinite and not math.isfinite(total):

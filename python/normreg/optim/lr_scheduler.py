@@ -342,6 +342,17 @@ class SequentialLR(LRScheduler):
         state["_schedulers"] = [s.state_dict() for s in self._schedulers]
         return state
 
+    def _checked_milestones(self, milestones: Any) -> list[int]:
+        """Loaded milestones: increasing ints >= 1, one fewer than the schedulers."""
+        where = "SequentialLR.load_state_dict"
+        n = len(self._schedulers) - 1
+        if not isinstance(milestones, (list, tuple)) or len(milestones) != n:
+            raise ValueError(f"{where}: _milestones must be a list of {n} ints, got {milestones!r}")
+        checked = [V.integer(m, f"_milestones[{i}]", where, low=1) for i, m in enumerate(milestones)]
+        if checked != sorted(set(checked)):
+            raise ValueError(f"{where}: _milestones must be increasing, got {checked}")
+        return checked
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore this scheduler's state and its schedulers' (each checked; nothing changes
         if any is invalid)."""
@@ -354,6 +365,7 @@ class SequentialLR(LRScheduler):
         previous = [dict(s.__dict__) for s in everyone]
         try:
             super().load_state_dict(state_dict)
+            self._milestones = self._checked_milestones(self._milestones)
             for s, sd in zip(self._schedulers, children):
                 if sd is not None:
                     s.load_state_dict(sd)

@@ -18,6 +18,14 @@ from ..nn.parameter import Module, Parameter
 __all__ = ["Optimizer", "param_groups"]
 
 
+def _plain_grads(group: dict[str, Any]) -> bool:
+    """Whether every gradient of ``group`` is a plain ndarray (or None)."""
+    return all(type(p.grad) is _ndarray or p.grad is None for p in group["params"])
+
+
+_ndarray = np.ndarray
+
+
 class Optimizer:
     """Base class: holds ``param_groups`` and ``state``; subclasses define ``defaults``
     (through ``__init__``), ``_check_group`` and ``_update_group``."""
@@ -136,10 +144,12 @@ class Optimizer:
         for group in self.param_groups:
             self._check_group(group)
         maximize = any(group.get("maximize") for group in self.param_groups)
-        if len(self.param_groups) == 1 and not maximize:
+        if len(self.param_groups) == 1 and not maximize and _plain_grads(self.param_groups[0]):
             # one group: its update (one kernel call for all its parameters) checks every
             # array before it writes any, so the Python checks below are needed only to say
-            # what is wrong, or to convert what the kernels do not take as it is
+            # what is wrong, or to convert what the kernels do not take as it is (the
+            # kernels would take an ndarray subclass's data as it is: a masked array's
+            # masked values too, so subclasses take the checked path)
             try:
                 self._update_group(self.param_groups[0])
                 return loss
@@ -300,6 +310,8 @@ class Optimizer:
             if kind == "int":
                 if isinstance(value, np.ndarray) and value.shape == ():
                     value = value[()]
+                if isinstance(value, (float, np.floating)) and float(value).is_integer():
+                    value = int(value)  # PyTorch keeps its step count as a float tensor
                 out[k] = V.integer(value, name, "load_state_dict", low=0)
             elif value is None and kinds[k].endswith("?"):
                 out[k] = None
