@@ -251,4 +251,3 @@ def test_group_norm_of_single_values_is_pytorchs_error():
         nn.GroupNorm(6, 6, dtype=np.float64)(np.ones((1, 6, 1, 1)))
     y, _, _ = F.group_norm(np.arange(12.0).reshape(2, 6, 1, 1), 6)  # two samples: zeros
     assert np.array_equal(y, np.zeros((2, 6, 1, 1)))
-
