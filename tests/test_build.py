@@ -65,8 +65,10 @@ def test_show_config_prints_every_section(capsys, config):
 
 
 def test_show_config_bad_mode():
-    with pytest.raises(ValueError, match="mode must be 'stdout' or 'dicts'"):
+    with pytest.raises(ValueError, match="mode must be one of 'stdout', 'dicts'"):
         normreg.show_config(mode="yaml")
+    with pytest.raises(TypeError, match="mode"):
+        normreg.show_config(mode=None)
 
 
 def test_blas_threads_follow_set_num_threads():

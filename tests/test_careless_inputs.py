@@ -8,6 +8,7 @@ import io
 import numpy as np
 import pytest
 
+import normreg
 from normreg import data, nn, optim
 from normreg import functional as F
 from normreg.nn.utils import clip_grad_norm_, clip_grad_value_, get_total_norm
@@ -251,3 +252,102 @@ def test_group_norm_of_single_values_is_pytorchs_error():
         nn.GroupNorm(6, 6, dtype=np.float64)(np.ones((1, 6, 1, 1)))
     y, _, _ = F.group_norm(np.arange(12.0).reshape(2, 6, 1, 1), 6)  # two samples: zeros
     assert np.array_equal(y, np.zeros((2, 6, 1, 1)))
+
+
+def test_train_goes_through_each_childs_own_train():
+    """PyTorch's Module.train calls each child's train(): a layer that keeps itself in
+    evaluation mode (a frozen BatchNorm) stays there, and its running estimates with it."""
+
+    class FrozenBN(nn.BatchNorm1d):
+        def train(self, mode=True):
+            return super().train(False)
+
+    model = nn.Sequential(nn.Linear(3, 3, dtype=np.float64), FrozenBN(3, dtype=np.float64))
+    model.train()
+    assert model.training and model[0].training and not model[1].training
+    model(np.random.default_rng(0).standard_normal((8, 3)))
+    assert np.array_equal(model[1].running_mean, np.zeros(3))
+
+
+def test_modules_held_in_a_dict_or_set_on_a_sequential_are_registered():
+    class Heads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.heads = {"a": nn.Dropout(0.5), "b": nn.Linear(2, 2)}
+
+    m = Heads()
+    assert [name for name, _ in m.named_parameters()] == ["heads.b.weight", "heads.b.bias"]
+    assert list(m.state_dict()) == ["heads.b.weight", "heads.b.bias"]
+    m.eval()
+    assert not m.heads["a"].training  # the dropout a dict holds is in evaluation mode too
+    s = nn.Sequential(nn.Linear(2, 2))
+    s.extra = nn.Linear(2, 3)
+    assert list(s.state_dict()) == ["0.weight", "0.bias", "extra.weight", "extra.bias"]
+    assert len(s.parameters()) == 4 and len(s) == 1
+
+
+def test_parameters_and_buffers_keep_their_kinds():
+    m = nn.Module()
+    m.register_buffer("buf", np.zeros(3))
+    m.buf = nn.Parameter(np.ones(3))  # a Parameter in a buffer's place is a parameter
+    assert [n for n, _ in m.named_parameters()] == ["buf"] and list(m.named_buffers()) == []
+    m.w = nn.Parameter(np.zeros(2))
+    with pytest.raises(KeyError, match="already exists"):
+        m.register_buffer("w", np.zeros(2))
+    with pytest.raises(TypeError, match="Parameter or None"):
+        m.w = np.zeros(2)
+    assert isinstance(m.w, nn.Parameter)
+    m.w = None  # as PyTorch: the parameter is gone
+    assert [n for n, _ in m.named_parameters()] == ["buf"]
+    for name, exc in [("a.b", KeyError), ("", KeyError), (3, TypeError)]:
+        with pytest.raises(exc):
+            m.register_buffer(name, np.zeros(1))
+    with pytest.raises(TypeError, match="ndarray or None"):
+        m.register_buffer("c", [1.0, 2.0])
+    shared = np.zeros(2)
+    a, b = nn.Module(), nn.Module()
+    a.register_buffer("rb", shared)
+    b.register_buffer("rb", shared)
+    assert [n for n, _ in nn.Sequential(a, b).named_buffers()] == ["0.rb"]
+
+
+def test_input_grad_must_be_a_bool():
+    layer = nn.Linear(2, 2, dtype=np.float64)
+    x = np.ones((3, 2))
+    for module in (layer, nn.Sequential(layer)):
+        module(x)
+        with pytest.raises(TypeError, match="input_grad"):
+            module.backward(np.ones((3, 2)), input_grad="no")
+        assert module.backward(np.ones((3, 2)), input_grad=False) is None
+    with pytest.raises(TypeError, match="has_bias"):
+        F.linear_backward(np.ones((3, 2)), x, layer.weight.data, has_bias="x")
+
+
+def test_load_state_dict_keeps_numbers_of_their_kind():
+    layer = nn.Linear(2, 2)
+    sd = {k: v.copy() for k, v in layer.state_dict().items()}
+    for bad in (np.ones((2, 2), bool), np.ones((2, 2), np.int64)):
+        with pytest.raises(TypeError, match="weight"):
+            layer.load_state_dict({**sd, "weight": bad})
+    bn = nn.BatchNorm1d(2)
+    bsd = bn.state_dict()
+    with pytest.raises(ValueError, match="count"):
+        bn.load_state_dict({**bsd, "num_batches_tracked": np.array(-3)})
+    layer.load_state_dict({**sd, "weight": np.ones((2, 2), np.float64)})  # a float64 state rounds in
+    assert layer.weight.data.dtype == np.float32 and np.array_equal(layer.weight.data, np.ones((2, 2)))
+
+
+def test_save_names_the_users_path(tmp_path):
+    obj = {"a": np.arange(3.0)}
+    with pytest.raises(FileNotFoundError, match="nope"):
+        normreg.save(obj, tmp_path / "nope" / "x.npz")
+    for bad in ("", str(tmp_path) + "/", tmp_path):
+        with pytest.raises(ValueError, match="must name a file"):
+            normreg.save(obj, bad)
+    target = tmp_path / "real.npz"
+    normreg.save({"a": np.zeros(1)}, target)
+    link = tmp_path / "link.npz"
+    link.symlink_to(target)
+    normreg.save(obj, link)  # written through the link, as torch.save
+    assert link.is_symlink()
+    np.testing.assert_array_equal(normreg.load(target)["a"], np.arange(3.0))

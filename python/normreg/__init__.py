@@ -75,8 +75,7 @@ def show_config(mode: str = "stdout") -> dict[str, dict[str, object]] | None:
     library, wait policy); BLAS (library, version, configuration, threads, the spin of its
     idle threads); Python and NumPy.
     ``mode="stdout"`` prints it; ``mode="dicts"`` returns it as a dict of sections instead."""
-    if mode not in ("stdout", "dicts"):
-        raise ValueError(f"show_config: mode must be 'stdout' or 'dicts', got {mode!r}")
+    mode = _validation.choice(mode, "mode", "show_config", ("stdout", "dicts"))
     build = _C.build_info()
     config = _config.describe(__version__, _C.cpu_capability(), _C.cpu_tiers(), build, _C.blas_info())
     if config["OpenMP"]["enabled"]:

@@ -172,6 +172,11 @@ def save(obj: Any, path: PathLike) -> None:
             f"normreg.save: path must be a str, bytes or os.PathLike, got {type(path).__name__}{hint}"
         )
     path = os.fsdecode(os.fspath(path))
+    if not path or path.endswith(os.sep) or os.path.isdir(path):
+        raise ValueError(f"normreg.save: path must name a file, got {path!r}")
+    path = os.path.realpath(path)  # a symlink is written through, as torch.save does
+    if not os.path.isdir(os.path.dirname(path)):
+        raise FileNotFoundError(f"normreg.save: no directory {os.path.dirname(path)!r} to write {path!r} in")
     arrays: dict[str, np.ndarray] = {}
     root = _encode(obj, arrays, "obj")
     structure = json.dumps({"format": _FORMAT, "version": _VERSION, "root": root})

@@ -79,6 +79,9 @@ def linear_backward(
     dbias (out_features,) or None when ``has_bias`` is false).
     ``dweight``/``dbias``, when given, are added to in place and returned.
     """
+    if type(has_bias) is not bool or type(need_dx) is not bool:
+        has_bias = V.boolean(has_bias, "has_bias", "linear_backward")
+        need_dx = V.boolean(need_dx, "need_dx", "linear_backward")
     if (
         type(dy) is _ndarray
         and type(x) is _ndarray

@@ -40,16 +40,21 @@ def load_into(targets: Mapping[str, np.ndarray], state_dict: Any, strict: bool) 
         value = np.asarray(value)
         if value.shape != target.shape:
             raise ValueError(f"load_state_dict: '{key}' has shape {value.shape}, expected {target.shape}")
-        if value.dtype != target.dtype and not (
-            value.dtype.kind in "biuf" and np.can_cast(value.dtype, target.dtype, "same_kind")
-        ):
+        same_kind = value.dtype.kind == target.dtype.kind or {value.dtype.kind, target.dtype.kind} == {
+            "i",
+            "u",
+        }
+        if value.dtype != target.dtype and not same_kind:
             # a float64 state loads into a float32 model (rounded), as PyTorch's copy_
-            # does; a float into an integer count or anything not a number does not
+            # does; a float into an integer count, an integer or bool into a float
+            # parameter, or anything not a number does not
             raise TypeError(f"load_state_dict: '{key}' has dtype {value.dtype}, expected {target.dtype}")
         if target.dtype.kind in "iu" and value.dtype.kind in "iu" and value.size:
             info = np.iinfo(target.dtype)  # a count must not wrap around
             if int(value.min()) < info.min or int(value.max()) > info.max:
                 raise ValueError(f"load_state_dict: '{key}' holds values beyond {target.dtype}'s range")
+            if key.endswith("num_batches_tracked") and int(value.min()) < 0:
+                raise ValueError(f"load_state_dict: '{key}' is a count of batches, got {int(value.min())}")
         updates.append((target, value))
     for target, value in updates:
         np.copyto(target, value, casting="same_kind")

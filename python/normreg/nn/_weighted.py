@@ -76,6 +76,8 @@ class WeightedLayer(Module):
         """Adds the parameter gradients into ``.grad`` and returns dx, or, with
         ``input_grad=False`` (the input is data: no gradient wanted), skips the product
         that computes dx and returns None (``Sequential.backward`` passes it on)."""
+        if type(input_grad) is not bool:
+            input_grad = V.boolean(input_grad, "input_grad", f"{type(self).__name__}.backward")
         (x,) = self.saved()
         if type(dy) is not _ndarray or dy.dtype is not x.dtype:  # else the functional op checks
             dy = self._input(dy, "dy")

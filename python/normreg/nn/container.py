@@ -7,6 +7,7 @@ from typing import Any, overload
 
 import numpy as np
 
+from .. import _validation as V
 from .parameter import Module
 
 
@@ -45,6 +46,9 @@ class Sequential(Module):
 
     def _child_items(self) -> Iterator[tuple[str, Module]]:
         yield from zip(self._layer_names(), self._layers)
+        for name, child in super()._child_items():  # modules set as attributes (seq.extra = m)
+            if not name.startswith("_layers."):
+                yield name, child
 
     def __getattr__(self, name: str) -> Module:
         # only for names that are not attributes: a layer named by an OrderedDict key
@@ -103,6 +107,8 @@ class Sequential(Module):
         layer does not compute it when it can (``Linear``, ``Conv2d``, a ``Sequential``
         starting with one: in the benchmark MLP, the first layer's ``dy w^T`` is a fifth of
         the step's matrix products), and None is returned."""
+        if type(input_grad) is not bool:
+            input_grad = V.boolean(input_grad, "input_grad", f"{type(self).__name__}.backward")
         self.saved()
         layers = self._layers
         for m in reversed(layers[1:]):

@@ -21,6 +21,11 @@ import numpy as np
 
 from .. import _validation as V
 from ..grad_mode import _state as _grad_mode
+from ._param_arrays import add_to_grad as add_to_grad
+from ._param_arrays import data_of as data_of
+from ._param_arrays import grad_of as grad_of
+from ._param_arrays import parameter_array
+from ._param_arrays import store_grad as store_grad
 from ._state import IncompatibleKeys, load_into
 
 
@@ -39,7 +44,7 @@ class Parameter:
     __slots__ = ("data", "grad")
 
     def __init__(self, data: Any) -> None:
-        self.data: np.ndarray = _parameter_array(data)
+        self.data: np.ndarray = parameter_array(data)
         self.grad: np.ndarray | None = None
 
     @property
@@ -76,51 +81,6 @@ class Parameter:
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
-
-
-def _parameter_array(data: Any) -> np.ndarray:
-    """``data`` itself when a Parameter can keep it, else a C-contiguous copy."""
-    if isinstance(data, np.ma.MaskedArray):
-        raise TypeError("Parameter: data is a masked array; pass data.filled(value) (masks are not kept)")
-    if (
-        type(data) is np.ndarray
-        and data.dtype in V.FLOAT_DTYPES
-        and data.dtype.isnative
-        and data.flags.c_contiguous
-        and data.flags.aligned
-        and data.flags.writeable
-    ):
-        return data
-    arr = np.array(data, copy=True, order="C")
-    if arr.dtype not in V.FLOAT_DTYPES:
-        raise TypeError(f"Parameter: data must be float32 or float64, got {arr.dtype}")
-    return arr
-
-
-def data_of(param: Parameter | None) -> np.ndarray | None:
-    """``param.data``, or None for an absent parameter."""
-    return None if param is None else param.data
-
-
-def grad_of(param: Parameter | None) -> np.ndarray | None:
-    """``param.grad``, or None for an absent parameter (or one without a gradient yet)."""
-    return None if param is None else param.grad
-
-
-def store_grad(param: Parameter | None, grad: np.ndarray | None) -> None:
-    """After a functional backward was given ``grad_of(param)`` as its accumulator: keep
-    what it returned (the same array, added into, or a fresh one when ``.grad`` was None)."""
-    if param is not None:
-        param.grad = grad
-
-
-def add_to_grad(param: Parameter, fresh: np.ndarray) -> None:
-    """``param.grad += fresh``; when ``.grad`` is None, ``fresh`` becomes ``.grad`` without a
-    copy (so ``fresh`` must be an array nobody else holds)."""
-    if param.grad is None:
-        param.grad = fresh
-    else:
-        param.grad += fresh
 
 
 # Every saved entry gets the next number: entries of different modules compare by age.
@@ -348,15 +308,36 @@ class Module:
         Assigning to a registered buffer later (``bn.running_mean = arr``) checks the new
         value against the current one: a different shape is a ValueError and a different
         dtype a TypeError, naming the buffer; the module keeps (and updates in place) the
-        array given, copied only if it is not C-contiguous and writeable."""
+        array given, copied only if it is not C-contiguous and writeable. As PyTorch's: the name
+        a str without "." (TypeError, KeyError), not an attribute that is not a buffer
+        (KeyError), the value an ndarray or None (TypeError)."""
+        where = f"{type(self).__name__}.register_buffer"
+        if not isinstance(name, str):
+            raise TypeError(f"{where}: the name must be a str, got {type(name).__name__}")
+        if not name or "." in name:
+            raise KeyError(f"{where}: a buffer name must be non-empty and hold no '.', got {name!r}")
+        if name not in self._buffer_names and hasattr(self, name):
+            raise KeyError(f"{where}: attribute {name!r} already exists")
+        if value is not None and not isinstance(value, np.ndarray):
+            raise TypeError(
+                f"{where}: buffer {name!r} must be an ndarray or None, got {type(value).__name__}"
+            )
         object.__setattr__(self, name, value)
         if name not in self._buffer_names:
             self._buffer_names.append(name)
 
     def __setattr__(self, name: str, value: Any) -> None:
         buffers = self.__dict__.get("_buffer_names")
-        if buffers and name in buffers:
+        if isinstance(value, Parameter):
+            if buffers and name in buffers:  # a Parameter in a buffer's place is a parameter (PyTorch's)
+                buffers.remove(name)
+        elif buffers and name in buffers:
             value = V.buffer_value(value, self.__dict__.get(name), name, type(self).__name__)
+        elif value is not None and isinstance(self.__dict__.get(name), Parameter):
+            raise TypeError(
+                f"{type(self).__name__}: cannot assign {type(value).__name__} as parameter {name!r} "
+                "(a Parameter or None expected)"
+            )
         object.__setattr__(self, name, value)
 
     def _child_items(self) -> Iterator[tuple[str, Module]]:
@@ -371,6 +352,10 @@ class Module:
                 for i, item in enumerate(value):
                     if isinstance(item, Module):
                         yield f"{name}.{i}", item
+            elif isinstance(value, dict):  # as PyTorch's ModuleDict: "heads.a.weight"
+                for key, item in value.items():
+                    if isinstance(item, Module):
+                        yield f"{name}.{key}", item
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
         """(name, child) for each direct sub-module, once (a module held twice, as in
@@ -414,10 +399,13 @@ class Module:
         return [p for _, p in self.named_parameters()]
 
     def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        """(name, buffer) pairs, each array once (its first name), as PyTorch's."""
+        seen = set()
         for mod_name, mod in self.named_modules(prefix):
             for name in getattr(mod, "_buffer_names", ()):
                 value = getattr(mod, name)
-                if value is not None:
+                if value is not None and id(value) not in seen:
+                    seen.add(id(value))
                     yield (f"{mod_name}.{name}" if mod_name else name), value
 
     # -- modes and gradients -------------------------------------------------------------
@@ -432,13 +420,15 @@ class Module:
         return self
 
     def train(self, mode: bool = True) -> Module:
-        """Set training mode (``True``) or evaluation mode here and in every sub-module.
+        """Set training mode (``True``) or evaluation mode here and, through each child's own
+        ``train``, in every sub-module.
         ``mode`` must be a bool (ValueError otherwise, as PyTorch's: ``train("eval")`` would
         be training mode)."""
         if not isinstance(mode, (bool, np.bool_)):
             raise ValueError(f"{type(self).__name__}.train: mode must be a bool, got {type(mode).__name__}")
-        for m in self.modules():
-            m.training = bool(mode)
+        self.training = bool(mode)
+        for child in self.children():  # through each child's train(), which it may override
+            child.train(mode)
         return self
 
     def eval(self) -> Module:
