@@ -351,3 +351,15 @@ def test_save_names_the_users_path(tmp_path):
     normreg.save(obj, link)  # written through the link, as torch.save
     assert link.is_symlink()
     np.testing.assert_array_equal(normreg.load(target)["a"], np.arange(3.0))
+
+
+def test_identity_and_residual_check_dy_against_the_output():
+    x = np.ones((4, 3))
+    for module in (nn.Identity(), nn.Residual(nn.Identity()), nn.Sequential(nn.Identity())):
+        module(x)
+        for bad in (np.ones((1, 3)), "hello"):
+            with pytest.raises(ValueError, match="dy has shape"):
+                module.backward(bad)
+        dy = np.arange(12.0).reshape(4, 3)
+        want = 2 * dy if isinstance(module, nn.Residual) else dy
+        np.testing.assert_array_equal(module.backward(dy), want)

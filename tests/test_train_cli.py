@@ -79,6 +79,10 @@ def test_user_errors_are_one_line_before_loading_data(tiny, tmp_path):
         ),
         (command(*ok, "--train-subset", "1"), "--train-subset 1 is too small for --norm batch"),
         (command(*ok, "--batch-size", "1"), "--norm batch needs batches of at least 2 examples"),
+        (
+            command(*ok, "--warmup-epochs", "5", "--epochs", "2"),
+            "--warmup-epochs 5 must be less than --epochs 2",
+        ),
         (command(*ok, "--resume", tmp_path / "missing"), f"--resume {tmp_path / 'missing'}: "),
         (command(*ok, "--resume", empty), "holds no checkpoint.npz"),
         (command(*ok, "--resume", garbage), "not a normreg checkpoint"),

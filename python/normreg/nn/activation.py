@@ -148,9 +148,17 @@ class Identity(Module):
         super().__init__()
 
     def forward(self, x: Any) -> Any:
-        self.save_for_backward()
+        self.save_for_backward(np.shape(x) if isinstance(x, np.ndarray) else None)
         return x
 
     def backward(self, dy: Any) -> Any:
-        self.saved()
+        (shape,) = self.saved()
+        _check_dy_shape(dy, shape, "Identity")
         return dy
+
+
+def _check_dy_shape(dy: Any, shape: tuple[int, ...] | None, where: str) -> None:
+    """ValueError unless dy has the forward's output shape (what autograd would refuse);
+    no check for an output that was not an array (shape None)."""
+    if shape is not None and np.shape(dy) != shape:
+        raise ValueError(f"{where}.backward: dy has shape {np.shape(dy)}, expected {shape} (the output's)")

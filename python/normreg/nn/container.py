@@ -8,6 +8,7 @@ from typing import Any, overload
 import numpy as np
 
 from .. import _validation as V
+from .activation import _check_dy_shape
 from .parameter import Module
 
 
@@ -152,9 +153,10 @@ class Residual(Module):
         y = self.fn(x.copy() if inplace else x)
         if np.shape(y) != np.shape(x):
             raise ValueError(f"Residual: fn changed the shape from {np.shape(x)} to {np.shape(y)}")
-        self.save_for_backward()
+        self.save_for_backward(np.shape(x) if isinstance(x, np.ndarray) else None)
         return y + x
 
     def backward(self, dy: Any) -> Any:
-        self.saved()
+        (shape,) = self.saved()
+        _check_dy_shape(dy, shape, "Residual")
         return self.fn.backward(dy) + dy
