@@ -276,10 +276,6 @@ def _check_config(config: TrainConfig) -> TrainConfig:
         build_model(config, 784, 10)  # what the model's constructors refuse, before the data
     except (TypeError, ValueError) as exc:
         raise _cli.UsageError(str(exc)) from None
-    if config.warmup_epochs >= config.epochs > 0:  # it would be cut to the run, silently
-        raise _cli.UsageError(
-            f"--warmup-epochs {config.warmup_epochs:g} must be less than --epochs {config.epochs}"
-        )
     if config.norm == "batch" and config.model in ("mlp", "resnet"):
         # BatchNorm1d needs >= 2 examples per batch; a short last batch is dropped
         if config.batch_size < 2:

@@ -48,11 +48,16 @@ class TrainConfig:
     dtype: str = "float32"
 
     def resolved(self) -> TrainConfig:
-        """A copy with lr and weight_decay filled in from the optimizer's defaults."""
+        """A copy with lr and weight_decay filled in from the optimizer's defaults; ValueError
+        for a warm-up as long as the run."""
         defaults = {"sgd": (0.1, 5e-4), "adam": (1e-3, 0.0), "adamw": (1e-3, 0.05)}
         if self.optimizer not in defaults:
             raise ValueError(f"optimizer must be one of {sorted(defaults)}, got {self.optimizer!r}")
         lr, wd = defaults[self.optimizer]
+        if isinstance(self.epochs, int) and self.warmup_epochs >= self.epochs > 0:  # not cut to the run
+            raise ValueError(
+                f"--warmup-epochs {self.warmup_epochs:g} must be less than --epochs {self.epochs}"
+            )
         width = self.width if isinstance(self.width, int) else list(self.width)
         return dataclasses.replace(
             self,
