@@ -159,7 +159,9 @@ def save(obj: Any, path: PathLike) -> None:
     appended); anything else, a file object included (the write goes to a temporary file
     renamed over ``path``), raises TypeError naming ``path``. Raises TypeError naming the
     first value that cannot be stored without pickle; the previous file at ``path``, if
-    any, is left untouched on any error.
+    any, is left untouched on any error. A symlink is written through (its target replaced,
+    as ``torch.save`` writes); a path that names no file (empty, a directory) is a
+    ValueError, one in a missing directory a FileNotFoundError naming it.
     """
     if not isinstance(path, (str, bytes, os.PathLike)):
         hint = (

@@ -40,11 +40,8 @@ def load_into(targets: Mapping[str, np.ndarray], state_dict: Any, strict: bool) 
         value = np.asarray(value)
         if value.shape != target.shape:
             raise ValueError(f"load_state_dict: '{key}' has shape {value.shape}, expected {target.shape}")
-        same_kind = value.dtype.kind == target.dtype.kind or {value.dtype.kind, target.dtype.kind} == {
-            "i",
-            "u",
-        }
-        if value.dtype != target.dtype and not same_kind:
+        kinds = {value.dtype.kind, target.dtype.kind}  # float into float, integer into integer
+        if value.dtype != target.dtype and len(kinds) > 1 and kinds != {"i", "u"}:
             # a float64 state loads into a float32 model (rounded), as PyTorch's copy_
             # does; a float into an integer count, an integer or bool into a float
             # parameter, or anything not a number does not
