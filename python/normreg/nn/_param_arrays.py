@@ -10,7 +10,7 @@ import numpy as np
 from .. import _validation as V
 
 
-class Parameter(Protocol):
+class ParameterLike(Protocol):
     """What these helpers use of a Parameter (nn.parameter.Parameter, which imports them)."""
 
     data: np.ndarray
@@ -36,24 +36,24 @@ def parameter_array(data: Any) -> np.ndarray:
     return arr
 
 
-def data_of(param: Parameter | None) -> np.ndarray | None:
+def data_of(param: ParameterLike | None) -> np.ndarray | None:
     """``param.data``, or None for an absent parameter."""
     return None if param is None else param.data
 
 
-def grad_of(param: Parameter | None) -> np.ndarray | None:
+def grad_of(param: ParameterLike | None) -> np.ndarray | None:
     """``param.grad``, or None for an absent parameter (or one without a gradient yet)."""
     return None if param is None else param.grad
 
 
-def store_grad(param: Parameter | None, grad: np.ndarray | None) -> None:
+def store_grad(param: ParameterLike | None, grad: np.ndarray | None) -> None:
     """After a functional backward was given ``grad_of(param)`` as its accumulator: keep
     what it returned (the same array, added into, or a fresh one when ``.grad`` was None)."""
     if param is not None:
         param.grad = grad
 
 
-def add_to_grad(param: Parameter, fresh: np.ndarray) -> None:
+def add_to_grad(param: ParameterLike, fresh: np.ndarray) -> None:
     """``param.grad += fresh``; when ``.grad`` is None, ``fresh`` becomes ``.grad`` without a
     copy (so ``fresh`` must be an array nobody else holds)."""
     if param.grad is None:

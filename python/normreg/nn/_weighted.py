@@ -41,8 +41,8 @@ class WeightedLayer(Module):
         of ``out_size``, of the float ``dtype``, drawn by :meth:`reset_parameters`."""
         where = type(self).__name__
         dt = V.float_dtype(dtype, where)
+        bias = V.boolean(bias, "bias", where)  # checked before anything is allocated
         self.weight = Parameter(_memory.empty(weight_shape, dt, f"{where} weight"))
-        bias = V.boolean(bias, "bias", where)
         self.bias = Parameter(_memory.empty((out_size,), dt, f"{where} bias")) if bias else None
         self.reset_parameters(generator)
 

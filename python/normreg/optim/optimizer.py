@@ -18,12 +18,12 @@ from ..nn.parameter import Module, Parameter
 __all__ = ["Optimizer", "param_groups"]
 
 
+_ndarray = np.ndarray
+
+
 def _plain_grads(group: dict[str, Any]) -> bool:
     """Whether every gradient of ``group`` is a plain ndarray (or None)."""
     return all(type(p.grad) is _ndarray or p.grad is None for p in group["params"])
-
-
-_ndarray = np.ndarray
 
 
 class Optimizer:
