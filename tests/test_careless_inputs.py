@@ -358,8 +358,40 @@ def test_identity_and_residual_check_dy_against_the_output():
     for module in (nn.Identity(), nn.Residual(nn.Identity()), nn.Sequential(nn.Identity())):
         module(x)
         for bad in (np.ones((1, 3)), "hello"):
-            with pytest.raises(ValueError, match="dy has shape"):
+            with pytest.raises(ValueError, match="dy must have shape"):
                 module.backward(bad)
         dy = np.arange(12.0).reshape(4, 3)
         want = 2 * dy if isinstance(module, nn.Residual) else dy
         np.testing.assert_array_equal(module.backward(dy), want)
+
+
+X4 = np.arange(2 * 3 * 4 * 4, dtype=np.float32).reshape(2, 3, 4, 4) / 7
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: nn.Dropout(0.5),
+        lambda: nn.MaxPool2d(2),
+        lambda: nn.AvgPool2d(2),
+        lambda: nn.AdaptiveAvgPool2d(1),
+        lambda: nn.Flatten(),
+        lambda: nn.Unflatten(1, (1, 3)),
+        lambda: nn.Identity(),
+        lambda: nn.Residual(nn.ReLU()),
+    ],
+)
+def test_layers_without_parameters_take_dy_of_their_outputs_dtype(make):
+    """As the layers with parameters: a float64 or int dy after a float32 forward is a
+    TypeError naming dy (it came back as float64, or as int through Flatten), a dy of
+    another shape a ValueError; dy of the output's dtype gives dx of the input's."""
+    m = make()
+    y = m(X4)
+    assert y.dtype == np.float32
+    for bad in (np.ones(y.shape), np.ones(y.shape, np.int64)):
+        with pytest.raises(TypeError, match="dy"):
+            m.backward(bad)
+    with pytest.raises(ValueError, match="dy"):
+        m.backward(np.ones(y.shape[:-1] + (y.shape[-1] + 1,), np.float32))
+    dx = m.backward(np.ones(y.shape, np.float32))
+    assert dx.dtype == np.float32 and dx.shape == X4.shape

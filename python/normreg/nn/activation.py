@@ -61,15 +61,12 @@ class _Reshape(Module):
 
     def _reshape(self, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         y = x.reshape(shape)
-        self.save_for_backward(x.shape, y.shape)
+        self.save_for_backward(x.shape, output_like(y))
         return y
 
     def backward(self, dy: Any) -> np.ndarray:
-        in_shape, out_shape = self.saved()
-        where = type(self).__name__
-        dy = V.array(dy, "dy", where)
-        V.check_shape(dy, "dy", f"{where}.backward", out_shape, "the shape of the forward's output")
-        return dy.reshape(in_shape)
+        in_shape, like = self.saved()
+        return check_dy(dy, like, type(self).__name__).reshape(in_shape)
 
 
 class Flatten(_Reshape):
@@ -148,17 +145,30 @@ class Identity(Module):
         super().__init__()
 
     def forward(self, x: Any) -> Any:
-        self.save_for_backward(np.shape(x) if isinstance(x, np.ndarray) else None)
+        self.save_for_backward(output_like(x))
         return x
 
     def backward(self, dy: Any) -> Any:
-        (shape,) = self.saved()
-        _check_dy_shape(dy, shape, "Identity")
+        (like,) = self.saved()
+        return check_dy(dy, like, "Identity")
+
+
+def output_like(y: Any) -> tuple[tuple[int, ...], np.dtype[Any]] | None:
+    """What :func:`check_dy` checks a backward's dy against: the forward output's shape and
+    dtype, or None for an output that is not an array (nothing is checked)."""
+    return (y.shape, y.dtype) if isinstance(y, np.ndarray) else None
+
+
+def check_dy(dy: Any, like: tuple[tuple[int, ...], np.dtype[Any]] | None, where: str) -> Any:
+    """dy for the backward of a layer whose output was ``like`` (:func:`output_like`): an
+    array of the output's shape (ValueError) and dtype (TypeError), as the layers with
+    parameters ask (autograd hands each layer a gradient of its output's dtype); anything
+    when the output was not an array."""
+    if like is None:
         return dy
-
-
-def _check_dy_shape(dy: Any, shape: tuple[int, ...] | None, where: str) -> None:
-    """ValueError unless dy has the forward's output shape (what autograd would refuse);
-    no check for an output that was not an array (shape None)."""
-    if shape is not None and np.shape(dy) != shape:
-        raise ValueError(f"{where}.backward: dy has shape {np.shape(dy)}, expected {shape} (the output's)")
+    shape, dtype = like
+    dy = V.array(dy, "dy", where)
+    V.check_shape(dy, "dy", f"{where}.backward", shape, "the shape of the forward's output")
+    if dy.dtype != dtype:
+        raise TypeError(f"{where}.backward: dy has dtype {dy.dtype}, expected {dtype} (the output's)")
+    return dy

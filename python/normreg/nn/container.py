@@ -8,7 +8,7 @@ from typing import Any, overload
 import numpy as np
 
 from .. import _validation as V
-from .activation import _check_dy_shape
+from .activation import check_dy, output_like
 from .parameter import Module
 
 
@@ -153,10 +153,11 @@ class Residual(Module):
         y = self.fn(x.copy() if inplace else x)
         if np.shape(y) != np.shape(x):
             raise ValueError(f"Residual: fn changed the shape from {np.shape(x)} to {np.shape(y)}")
-        self.save_for_backward(np.shape(x) if isinstance(x, np.ndarray) else None)
-        return y + x
+        out = y + x
+        self.save_for_backward(output_like(out))
+        return out
 
     def backward(self, dy: Any) -> Any:
-        (shape,) = self.saved()
-        _check_dy_shape(dy, shape, "Residual")
+        (like,) = self.saved()
+        dy = check_dy(dy, like, "Residual")
         return self.fn.backward(dy) + dy

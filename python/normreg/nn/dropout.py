@@ -10,6 +10,7 @@ from .. import _validation as V
 from .. import conventions
 from .. import functional as F
 from ..random import Generator, as_generator
+from .activation import check_dy, output_like
 from .parameter import Module
 
 
@@ -57,16 +58,14 @@ class Dropout(Module):
         if self.inplace and isinstance(x, np.ndarray) and y is not x:
             np.copyto(x, y)
             y = x
-        self.save_for_backward(mask, np.shape(y), drop_prob)  # mask is None when nothing was dropped
+        self.save_for_backward(mask, output_like(y), drop_prob)  # mask is None when nothing was dropped
         return y
 
     __call__ = forward  # a leaf: saves last, calls no module (see Module.__call__)
 
     def backward(self, dy: Any) -> np.ndarray:
-        mask, shape, drop_prob = self.saved()
-        dy = V.float_array(dy, "dy", type(self).__name__)
-        if dy.shape != shape:
-            raise ValueError(f"Dropout.backward: dy has shape {np.shape(dy)}, expected {shape}")
+        mask, like, drop_prob = self.saved()
+        dy = check_dy(dy, like, type(self).__name__)
         return F.dropout_backward(dy, mask, drop_prob)
 
     def extra_repr(self) -> str:

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import _validation as V
 from .. import functional as F
+from .activation import check_dy, output_like
 from .parameter import Module
 
 
@@ -43,14 +44,14 @@ class MaxPool2d(Module):
 
     def forward(self, x: Any) -> Any:
         y, idx = F.max_pool2d(x, self.kernel_size, self.stride, self.padding, 1, self.ceil_mode, True)
-        self.save_for_backward(idx, np.shape(x))
+        self.save_for_backward(idx, np.shape(x), output_like(y))
         # the indices handed out are the caller's: a copy, so changing them cannot change
         # the backward (PyTorch's would refuse a saved tensor changed in place)
         return (y, idx.copy()) if self.return_indices else y
 
     def backward(self, dy: Any) -> np.ndarray:
-        idx, shape = self.saved()
-        return F.max_pool2d_backward(dy, idx, shape)
+        idx, shape, like = self.saved()
+        return F.max_pool2d_backward(check_dy(dy, like, type(self).__name__), idx, shape)
 
     def extra_repr(self) -> str:
         return (
@@ -100,12 +101,12 @@ class AvgPool2d(Module):
 
     def forward(self, x: Any) -> np.ndarray:
         y = F.avg_pool2d(x, *self._window())
-        self.save_for_backward(np.shape(x))
+        self.save_for_backward(np.shape(x), output_like(y))
         return y
 
     def backward(self, dy: Any) -> np.ndarray:
-        (shape,) = self.saved()
-        return F.avg_pool2d_backward(dy, shape, *self._window())
+        shape, like = self.saved()
+        return F.avg_pool2d_backward(check_dy(dy, like, type(self).__name__), shape, *self._window())
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -125,12 +126,12 @@ class AdaptiveAvgPool2d(Module):
 
     def forward(self, x: Any) -> np.ndarray:
         y = F.adaptive_avg_pool2d(x, self.output_size)
-        self.save_for_backward(np.shape(x))
+        self.save_for_backward(np.shape(x), output_like(y))
         return y
 
     def backward(self, dy: Any) -> np.ndarray:
-        (shape,) = self.saved()
-        return F.adaptive_avg_pool2d_backward(dy, shape)
+        shape, like = self.saved()
+        return F.adaptive_avg_pool2d_backward(check_dy(dy, like, type(self).__name__), shape)
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
