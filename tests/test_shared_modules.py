@@ -386,3 +386,25 @@ def test_tied_weights_match_pytorch():
     np.testing.assert_allclose(l.weight.grad, tl.weight.grad.numpy().T, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(l.bias.grad, tl.bias.grad.numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(ln.weight.grad, tln.weight.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "bad, error", [("16", TypeError), (2.5, TypeError), (True, TypeError), (0, ValueError), (-1, ValueError)]
+)
+def test_the_bound_must_be_a_positive_int(bad, error):
+    """A bound of 0 or below would keep nothing (every backward failing as 'dropped'), 2.5
+    was cut to 2 and "16" failed at the next forward: refused where it is set, naming it;
+    set on the class, at the next module's forward or construction."""
+    m = nn.ReLU()
+    with pytest.raises(error, match="max_pending_forwards"):
+        m.max_pending_forwards = bad
+    assert m.max_pending_forwards == 16
+    old = nn.Module.max_pending_forwards
+    try:
+        nn.Module.max_pending_forwards = bad
+        with pytest.raises(error, match="max_pending_forwards"):
+            m(np.ones(3))
+    finally:
+        nn.Module.max_pending_forwards = old
+    m(np.ones(3))
+    assert m.pending_forwards == 1

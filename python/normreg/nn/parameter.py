@@ -123,6 +123,11 @@ def _consuming(backward: _B) -> _B:
     return wrapper  # type: ignore[return-value]
 
 
+def _pending_limit(value: Any, module: Module) -> int:
+    """``max_pending_forwards`` checked: an int >= 1 (TypeError/ValueError naming it)."""
+    return V.integer(value, "max_pending_forwards", type(module).__name__, low=1)
+
+
 class Module:
     """Base class: subclasses set their parameters, buffers and sub-modules as attributes
     and implement ``forward`` and ``backward``.
@@ -221,7 +226,7 @@ class Module:
     def _resized_saved(self, limit: int) -> collections.deque[list[Any]]:
         """The pending entries in a deque of at most ``limit`` (the newest kept)."""
         old = self.__dict__.get("_saved") or ()
-        n = max(int(limit), 0)
+        n = _pending_limit(limit, self)
         saved = collections.deque(old, maxlen=n)
         self.__dict__["_dropped"] = self._dropped or len(old) > n
         self.__dict__["_saved"] = saved
@@ -244,7 +249,7 @@ class Module:
     def clear_pending(self) -> None:
         """Drop the saved values of every pending forward, here and in every sub-module."""
         for m in self.modules():
-            m.__dict__["_saved"] = collections.deque(maxlen=max(int(m.max_pending_forwards), 0))
+            m.__dict__["_saved"] = collections.deque(maxlen=_pending_limit(m.max_pending_forwards, m))
             m.__dict__["_dropped"] = False
 
     def __getstate__(self) -> dict[str, Any]:
@@ -328,6 +333,8 @@ class Module:
 
     def __setattr__(self, name: str, value: Any) -> None:
         buffers = self.__dict__.get("_buffer_names")
+        if name == "max_pending_forwards":
+            _pending_limit(value, self)  # refused when set, not at the next forward
         if isinstance(value, Parameter):
             if buffers and name in buffers:  # a Parameter in a buffer's place is a parameter (PyTorch's)
                 buffers.remove(name)
