@@ -81,7 +81,7 @@ def test_user_errors_are_one_line_before_loading_data(tiny, tmp_path):
         (command(*ok, "--batch-size", "1"), "--norm batch needs batches of at least 2 examples"),
         (
             command(*ok, "--warmup-epochs", "5", "--epochs", "2"),
-            "--warmup-epochs 5 must be less than --epochs 2",
+            "warmup_epochs (--warmup-epochs) 5 must be less than epochs (--epochs) 2",
         ),
         (command(*ok, "--resume", tmp_path / "missing"), f"--resume {tmp_path / 'missing'}: "),
         (command(*ok, "--resume", empty), "holds no checkpoint.npz"),

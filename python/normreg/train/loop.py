@@ -15,6 +15,7 @@ import numpy as np
 
 import normreg
 
+from .. import _validation as V
 from .. import distributed as dist
 from .. import optim
 from .._reports import plot_curves, write_json
@@ -80,10 +81,39 @@ class _StepLosses:
         self.step, self.window, self.pairs = int(state["step"]), list(state["window"]), list(state["pairs"])
 
 
+def _checked_data(data: Data) -> tuple[np.ndarray, ...]:
+    """``data`` as four arrays: non-empty training and test sets, each with one integer label
+    >= 0 per sample, their samples of one shape (ValueError/TypeError naming the part)."""
+    where = "train"
+    if not isinstance(data, (tuple, list)) or len(data) != 4:
+        raise TypeError(f"{where}: data must be a tuple (x_train, y_train, x_test, y_test)")
+    names = ("x_train", "y_train", "x_test", "y_test")
+    x_train, y_train, x_test, y_test = (V.array(a, name, where) for a, name in zip(data, names))
+    for x, y, part in ((x_train, y_train, "train"), (x_test, y_test, "test")):
+        if x.ndim < 2:
+            raise ValueError(f"{where}: x_{part} must have a sample per row, got shape {x.shape}")
+        if len(x) == 0:
+            raise ValueError(f"{where}: the {part} set is empty")
+        if y.dtype.kind not in "iu":
+            raise TypeError(f"{where}: y_{part} must hold integer labels, got dtype {y.dtype}")
+        if y.shape != (len(x),):
+            raise ValueError(
+                f"{where}: y_{part} must have shape ({len(x)},), one label per sample, got {y.shape}"
+            )
+        if y.min() < 0:
+            raise ValueError(f"{where}: y_{part} holds a negative label ({y.min()})")
+    if x_test.shape[1:] != x_train.shape[1:]:
+        raise ValueError(
+            f"{where}: the samples of x_test have shape {x_test.shape[1:]}, "
+            f"those of x_train {x_train.shape[1:]}"
+        )
+    return x_train, y_train, x_test, y_test
+
+
 def _prepare_data(config: TrainConfig, data: Data) -> tuple[np.ndarray, ...]:
     """``(x_train, y_train, x_test, y_test)`` in the configuration's dtype, with its
     seeded training subset."""
-    x_train, y_train, x_test, y_test = data
+    x_train, y_train, x_test, y_test = _checked_data(data)
     dtype = np.dtype(config.dtype)
     x_train = np.asarray(x_train, dtype=dtype)
     x_test = np.asarray(x_test, dtype=dtype)

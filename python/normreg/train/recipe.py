@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from typing import Any
 
 import numpy as np
 
+from .. import _validation as V
 from .. import optim
-from ..models import CNN, MLP, MLPResNet
+from ..models import CNN, MLP, NORMS_2D, MLPResNet
 from ..nn import Conv2d, Linear, Module
 from ..optim import lr_scheduler
 from ..random import manual_seed
@@ -48,22 +50,59 @@ class TrainConfig:
     dtype: str = "float32"
 
     def resolved(self) -> TrainConfig:
-        """A copy with lr and weight_decay filled in from the optimizer's defaults; ValueError
-        for a warm-up as long as the run."""
+        """A checked copy, with lr and weight_decay filled in from the optimizer's defaults.
+
+        Each field is checked as the command line checks its flag (TypeError/ValueError naming
+        the field): a bool is no batch size, ``epochs=1.5`` no number of epochs; a warm-up as
+        long as the run is a ValueError. The model's own arguments (widths, depth, the norm
+        for the model) are checked by its constructor (:func:`build_model`)."""
+        where = "TrainConfig"
         defaults = {"sgd": (0.1, 5e-4), "adam": (1e-3, 0.0), "adamw": (1e-3, 0.05)}
-        if self.optimizer not in defaults:
-            raise ValueError(f"optimizer must be one of {sorted(defaults)}, got {self.optimizer!r}")
-        lr, wd = defaults[self.optimizer]
-        if isinstance(self.epochs, int) and self.warmup_epochs >= self.epochs > 0:  # not cut to the run
+        optimizer = V.choice(self.optimizer, "optimizer", where, sorted(defaults))
+        lr, wd = defaults[optimizer]
+        epochs = V.integer(self.epochs, "epochs", where, low=1)
+        warmup = V.real(self.warmup_epochs, "warmup_epochs", where, low=0.0)
+        if warmup >= epochs:  # not cut to the run
             raise ValueError(
-                f"--warmup-epochs {self.warmup_epochs:g} must be less than --epochs {self.epochs}"
+                f"{where}: warmup_epochs (--warmup-epochs) {warmup:g} must be less than epochs "
+                f"(--epochs) {epochs}"
             )
-        width = self.width if isinstance(self.width, int) else list(self.width)
+        depth, subset = self.depth, self.train_subset
+        depth = None if depth is None else V.integer(depth, "depth", where, low=0)
+        subset = None if subset is None else V.integer(subset, "train_subset", where, low=1)
+        if V.is_integer(self.width):
+            width: Any = V.integer(self.width, "width", where, low=1)
+        elif isinstance(self.width, (list, tuple)):
+            width = [V.integer(w, f"width[{i}]", where, low=1) for i, w in enumerate(self.width)]
+        else:
+            raise TypeError(
+                f"{where}: width must be an int or a list of ints, got {type(self.width).__name__}"
+            )
+        dtype = self.dtype
+        if not isinstance(dtype, str):  # np.float32, np.dtype("float64"): by name
+            with contextlib.suppress(TypeError):  # else V.choice's TypeError below
+                dtype = np.dtype(dtype).name
         return dataclasses.replace(
             self,
+            model=V.choice(self.model, "model", where, ("mlp", "resnet", "cnn")),
             width=width,
-            lr=lr if self.lr is None else float(self.lr),
-            weight_decay=wd if self.weight_decay is None else float(self.weight_decay),
+            norm=self.norm if self.norm is None else V.choice(self.norm, "norm", where, NORMS_2D),
+            dropout=V.real(self.dropout, "dropout", where, low=0.0, high=1.0, high_open=True),
+            lr=lr if self.lr is None else V.real(self.lr, "lr", where, low=0.0, low_open=True),
+            momentum=V.real(self.momentum, "momentum", where, low=0.0),
+            nesterov=V.boolean(self.nesterov, "nesterov", where),
+            weight_decay=wd
+            if self.weight_decay is None
+            else V.real(self.weight_decay, "weight_decay", where, low=0.0),
+            schedule=V.choice(self.schedule, "schedule", where, ("cosine", "step", "constant")),
+            warmup_epochs=warmup,
+            epochs=epochs,
+            batch_size=V.integer(self.batch_size, "batch_size", where, low=1),
+            seed=V.integer(self.seed, "seed", where, low=0, high=2**64 - 1),
+            init_gain=V.real(self.init_gain, "init_gain", where),
+            dtype=V.choice(dtype, "dtype", where, ("float32", "float64")),
+            depth=depth,
+            train_subset=subset,
         )
 
 
