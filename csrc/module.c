@@ -9,9 +9,10 @@ set_num_threads(PyObject *self, PyObject *arg)
     if (n == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    if (n < 1 || n > 1024) {
+    if (n < 1 || n > NR_MAX_THREADS) {
         PyErr_Format(PyExc_ValueError,
-                     "set_num_threads: argument 'n' must be in [1, 1024], got %ld", n);
+                     "set_num_threads: argument 'n' must be in [1, %d], got %ld",
+                     NR_MAX_THREADS, n);
         return NULL;
     }
     nr_set_num_threads((int)n);

@@ -71,3 +71,16 @@ def test_the_users_policy_is_kept_and_nothing_is_said():
     out = _probe(RUNTIME, policy="active")
     assert out["env"] == "active" and out["warnings"] == [] and out["spin"] == [None, None]
     assert out["policy"] == "active (from the environment)"
+
+
+def test_a_default_beyond_the_limit_is_cut_to_what_set_num_threads_takes():
+    """OMP_NUM_THREADS=2000 gave get_num_threads() 2000, which set_num_threads refused
+    (its limit is 1024): the default is cut to the limit, so the pair round-trips."""
+    code = (
+        "import normreg; n = normreg.get_num_threads(); normreg.set_num_threads(n); "
+        "print(n, normreg.get_num_threads())"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "2000"}
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["1024", "1024"]

@@ -19,7 +19,9 @@
 #include <stdint.h>
 
 /* ---- threads (nr_threads.c) --------------------------------------------- */
-/* One setting governs the OpenMP regions of the kernels and OpenBLAS. */
+/* One setting governs the OpenMP regions of the kernels and OpenBLAS: 1 to NR_MAX_THREADS
+ * (the default, OpenMP's, is cut to it, so that what get reports set takes back). */
+#define NR_MAX_THREADS 1024
 void nr_set_num_threads(int n);
 int nr_get_num_threads(void);
 /* Threads worth using for `bytes` of memory traffic: a thread per 256 KiB at most; always 1 in

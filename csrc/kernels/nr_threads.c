@@ -8,7 +8,8 @@
 #include "nr_blas.h"
 #include "nr_omp.h"
 
-/* 0 until first read: then OpenMP's default (OMP_NUM_THREADS or the core count). */
+/* 0 until first read: then OpenMP's default (OMP_NUM_THREADS or the core count), at most
+ * NR_MAX_THREADS. */
 static atomic_int nr_num_threads = 0;
 
 /* OpenBLAS's thread count is one global setting, and changing it while another thread runs
@@ -60,6 +61,7 @@ nr_get_num_threads(void)
         /* first use, from module init (no product can be running yet): no lock, so this is
          * safe to reach from inside a locked region too */
         n = omp_get_max_threads();
+        n = n < NR_MAX_THREADS ? n : NR_MAX_THREADS;
         nr_store_num_threads(n);
     }
     return n;
