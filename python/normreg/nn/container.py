@@ -1,4 +1,5 @@
-"""Modules made of modules: Sequential, Residual."""
+"""Modules made of modules: Sequential, Residual; ModuleList and ModuleDict (defined in
+``_holders``, importable from here as from PyTorch's ``container``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any, overload
 import numpy as np
 
 from .. import _validation as V
+from ._holders import ModuleDict as ModuleDict
+from ._holders import ModuleList as ModuleList
 from .activation import _check_dy_shape
 from .parameter import Module
 
