@@ -12,7 +12,7 @@ One file per family: :mod:`~normreg.nn.parameter` (Parameter, Module),
 AdaptiveAvgPool2d),
 :mod:`~normreg.nn.normalization` (LayerNorm, RMSNorm, GroupNorm, InstanceNorm1d/2d),
 :mod:`~normreg.nn.batchnorm` (BatchNorm1d/2d), :mod:`~normreg.nn.dropout`,
-:mod:`~normreg.nn.container` (Sequential, Residual), :mod:`~normreg.nn.loss`
+:mod:`~normreg.nn.container` (Sequential, Residual, ModuleList, ModuleDict), :mod:`~normreg.nn.loss`
 (SoftmaxLoss, l2_penalty); :mod:`~normreg.nn.init` (initializers, also
 ``normreg.init``) and :mod:`~normreg.nn.utils` (gradient clipping, ...).
 """
@@ -22,7 +22,7 @@ from . import init as init
 from . import utils
 from .activation import Flatten, Identity, ReLU, Unflatten
 from .batchnorm import BatchNorm1d, BatchNorm2d
-from .container import Residual, Sequential
+from .container import ModuleDict, ModuleList, Residual, Sequential
 from .conv import Conv2d
 from .dropout import Dropout
 from .linear import Linear
@@ -57,4 +57,6 @@ __all__ = [
     "AvgPool2d",
     "AdaptiveAvgPool2d",
     "Unflatten",
+    "ModuleList",
+    "ModuleDict",
 ]

@@ -1,15 +1,23 @@
-"""Modules made of modules: Sequential, Residual."""
+"""Modules made of modules: Sequential, Residual; ModuleList and ModuleDict (defined in
+``_holders``, importable from here as from PyTorch's ``container``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, overload
 
 import numpy as np
 
 from .. import _validation as V
+from ._holders import ModuleDict as ModuleDict
+from ._holders import ModuleList as ModuleList
+from ._holders import check_name, entries, entry, position
 from .activation import check_dy, output_like
 from .parameter import Module
+
+
+def _is_index(name: str) -> bool:
+    return name.isascii() and name.isdigit()
 
 
 class Sequential(Module):
@@ -18,7 +26,15 @@ class Sequential(Module):
     ``Sequential(m0, m1, ...)`` names its layers "0", "1", ...; ``Sequential(OrderedDict(
     [("fc", m0), ("act", m1)]))`` (or a dict) by the keys, as PyTorch's: the names are those
     of ``named_children()`` and of the state_dict's keys ("fc.weight"), and ``seq.fc`` is
-    the layer. Indexing takes the position either way."""
+    the layer. Indexing takes the position either way (negative from the end; a slice is a
+    Sequential keeping the names).
+
+    As a list, as PyTorch's: ``append``, ``extend``, ``insert``, ``pop``, ``seq[i] = m``
+    (the name at i kept), ``del seq[i]``, ``del seq[a:b]``, ``seq + other`` (a new
+    Sequential, named "0", "1", ...) and ``seq += other``. After an insert or a ``del
+    seq[...]`` the layers named by numbers are renamed by their positions (PyTorch
+    renumbers all of its names there; names given by a dict are kept here). ``del seq.fc``
+    removes a layer by name and renames nothing, as PyTorch's."""
 
     #: backward takes ``input_grad=False`` (see :meth:`backward`)
     input_grad_optional = True
@@ -31,9 +47,8 @@ class Sequential(Module):
         else:
             items = [(str(i), m) for i, m in enumerate(modules)]
         for i, (name, m) in enumerate(items):
-            if not isinstance(m, Module):
-                raise TypeError(f"Sequential: argument {i} is not a Module: {type(m).__name__}")
-            _check_name(name, "Sequential")
+            entry(m, "Sequential", f"argument {i}")
+            check_name(name, "Sequential")
             if name.startswith("_") or hasattr(self, name):  # the module's own attributes
                 raise KeyError(
                     f"Sequential: a layer cannot be named {name!r}: attribute {name!r} already exists"
@@ -44,6 +59,13 @@ class Sequential(Module):
     def _layer_names(self) -> list[str]:
         """The layers' names ("0", "1", ... for a Sequential pickled before it had names)."""
         return self.__dict__.setdefault("_names", [str(i) for i in range(len(self._layers))])
+
+    def _renumber(self) -> None:
+        """Name each layer named by a number by its position (after an insert or a deletion)."""
+        names = self._layer_names()
+        for i, name in enumerate(names):
+            if _is_index(name):
+                names[i] = str(i)
 
     def _child_items(self) -> Iterator[tuple[str, Module]]:
         yield from zip(self._layer_names(), self._layers)
@@ -62,15 +84,20 @@ class Sequential(Module):
         # seq.fc = module replaces the layer named fc (as PyTorch's), rather than hiding it
         names = self.__dict__.get("_names")
         if names and name in names:
-            if not isinstance(value, Module):
-                raise TypeError(f"Sequential: layer {name!r} must be a Module, got {type(value).__name__}")
-            self._layers[names.index(name)] = value
+            self._layers[names.index(name)] = entry(value, "Sequential", f"layer {name!r}")
             return
         super().__setattr__(name, value)
 
+    def __delattr__(self, name: str) -> None:
+        names = self.__dict__.get("_names")
+        if names and name in names:  # del seq.fc: that layer goes, the others keep their names
+            i = names.index(name)
+            del names[i], self._layers[i]
+            return
+        super().__delattr__(name)
+
     def append(self, module: Module) -> Sequential:
-        if not isinstance(module, Module):
-            raise TypeError(f"Sequential.append: can only append a Module, not {type(module).__name__}")
+        entry(module, "Sequential.append")
         names = self._layer_names()
         k = len(self._layers)
         while str(k) in names:  # a slice keeps its names: seq[1:] holds "1" and "2"
@@ -79,14 +106,57 @@ class Sequential(Module):
         self._layers.append(module)
         return self
 
+    def extend(self, modules: Iterable[Module]) -> Sequential:
+        """Append the modules of an iterable (all checked first: a bad entry adds none)."""
+        for m in entries(modules, "Sequential.extend"):
+            self.append(m)
+        return self
+
+    def insert(self, index: int, module: Module) -> Sequential:
+        """Put ``module`` before position ``index`` (``-len <= index <= len``, IndexError
+        otherwise, as PyTorch's)."""
+        entry(module, "Sequential.insert")
+        i = position(index, len(self._layers), "Sequential.insert", insert=True)
+        self._layer_names().insert(i, str(i))
+        self._layers.insert(i, module)
+        self._renumber()
+        return self
+
+    def pop(self, index: int | slice) -> Any:
+        """Remove the layer at ``index`` and return it (a Sequential for a slice)."""
+        m = self[index]
+        del self[index]
+        return m
+
     @overload
     def __getitem__(self, index: int) -> Module: ...
     @overload
     def __getitem__(self, index: slice) -> Sequential: ...
     def __getitem__(self, index: int | slice) -> Module:
         if isinstance(index, slice):
-            return Sequential(dict(list(self._child_items())[index]))
-        return self._layers[index]
+            return Sequential(dict(list(zip(self._layer_names(), self._layers))[index]))
+        return self._layers[position(index, len(self._layers), "Sequential", slices=True)]
+
+    def __setitem__(self, index: int, module: Module) -> None:
+        i = position(index, len(self._layers), "Sequential")
+        self._layers[i] = entry(module, "Sequential", f"layer {self._layer_names()[i]!r}")
+
+    def __delitem__(self, index: int | slice) -> None:
+        names = self._layer_names()
+        if not isinstance(index, slice):
+            index = position(index, len(self._layers), "Sequential", slices=True)
+        del names[index], self._layers[index]
+        self._renumber()
+
+    def __add__(self, other: Sequential) -> Sequential:
+        if not isinstance(other, Sequential):  # ValueError, as PyTorch's
+            raise ValueError(f"Sequential: + takes a Sequential, got {type(other).__name__}")
+        return Sequential(*self._layers, *other._layers)
+
+    def __iadd__(self, other: Sequential) -> Sequential:
+        if not isinstance(other, Sequential):
+            raise ValueError(f"Sequential: += takes a Sequential, got {type(other).__name__}")
+        return self.extend(other)
 
     def __len__(self) -> int:
         return len(self._layers)
@@ -125,14 +195,6 @@ class Sequential(Module):
         else:
             first.backward(dy)
         return None
-
-
-def _check_name(name: Any, where: str) -> None:
-    """A layer's name: a non-empty str without '.' (it joins the state_dict's keys)."""
-    if not isinstance(name, str):
-        raise TypeError(f"{where}: a layer's name must be a str, got {type(name).__name__}")
-    if not name or "." in name:
-        raise KeyError(f"{where}: a layer's name must be non-empty and hold no '.', got {name!r}")
 
 
 class Residual(Module):
