@@ -15,15 +15,29 @@ set from ``group['lr']`` by the first scheduler attached):
   ``eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2``)
 * :class:`LinearLR` (warm-up): the ratio of consecutive factors (alone:
   ``base_lr * (start + (end - start) * min(epoch, total_iters) / total_iters)``)
+* :class:`MultiStepLR`: ``lr *= gamma ** n`` at an epoch listed ``n`` times in
+  ``milestones`` (alone: ``base_lr * gamma ** (milestones <= epoch)``)
+* :class:`ExponentialLR`: ``lr *= gamma`` (alone: ``base_lr * gamma ** epoch``)
+* :class:`ConstantLR`: ``lr *= factor`` at epoch 0, ``lr /= factor`` at ``total_iters``
+  (alone: ``base_lr * factor`` before ``total_iters``, ``base_lr`` from there)
+* :class:`PolynomialLR`: the ratio of consecutive factors (alone:
+  ``base_lr * (1 - min(epoch, total_iters) / total_iters) ** power``)
+* :class:`LambdaLR`: ``base_lr * lr_lambda(epoch)`` (from ``base_lrs``, not chained)
+* :class:`MultiplicativeLR`: ``lr *= lr_lambda(epoch)`` (alone:
+  ``base_lr * lr_lambda(1) * ... * lr_lambda(epoch)``)
+* :class:`OneCycleLR`: the 1cycle policy, up to ``max_lr`` and down, per batch, cycling the
+  momentum (or Adam's beta1) inversely (from the epoch alone, not chained)
 * :class:`SequentialLR`: one schedule after the other: the active one's ``step()``, and at
   each milestone the next one set to its epoch 0 from ``base_lrs`` (its closed form), as
   PyTorch does (warm-up then cosine, see the README).
+* :class:`ReduceLROnPlateau`: ``step(metrics)``: ``lr = max(lr * factor, min_lr)`` after
+  more than ``patience`` steps without improvement of the metric (no ``base_lrs``).
 
-A learning rate below 0 is never written: ``gamma`` and ``eta_min`` must be >= 0 (a
-ValueError at construction naming the argument), and a step whose rate would come out
-negative or not finite (e.g. ``lr * gamma`` overflowing) raises ValueError and changes
-nothing. ``load_state_dict`` checks the same, and that there is one base and one last
-learning rate per parameter group, before changing anything.
+A learning rate below 0 is never written: ``gamma``, ``eta_min`` and the other factors
+must be >= 0 (a ValueError at construction naming the argument), and a step whose rate
+would come out negative or not finite (e.g. ``lr * gamma`` overflowing) raises ValueError
+and changes nothing. ``load_state_dict`` checks the same, and that there is one base and
+one last learning rate per parameter group, before changing anything.
 """
 
 from __future__ import annotations
@@ -34,10 +48,27 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .. import _validation as V
+from ._one_cycle import OneCycleLR
+from ._plateau import ReduceLROnPlateau
 from ._scheduler_base import LRScheduler
+from ._schedules import ConstantLR, ExponentialLR, LambdaLR, MultiplicativeLR, MultiStepLR, PolynomialLR
 from .optimizer import Optimizer
 
-__all__ = ["LRScheduler", "StepLR", "CosineAnnealingLR", "LinearLR", "SequentialLR"]
+__all__ = [
+    "LRScheduler",
+    "StepLR",
+    "MultiStepLR",
+    "ExponentialLR",
+    "CosineAnnealingLR",
+    "LinearLR",
+    "ConstantLR",
+    "PolynomialLR",
+    "LambdaLR",
+    "MultiplicativeLR",
+    "OneCycleLR",
+    "SequentialLR",
+    "ReduceLROnPlateau",
+]
 
 
 class StepLR(LRScheduler):
@@ -167,6 +198,10 @@ class SequentialLR(LRScheduler):
             if not isinstance(s, LRScheduler) or isinstance(s, SequentialLR):
                 raise TypeError(
                     f"{where}: schedulers[{i}] must be a (non-sequential) LRScheduler, got {type(s).__name__}"
+                )
+            if isinstance(s, ReduceLROnPlateau):  # as PyTorch: its step() needs the metric
+                raise ValueError(
+                    f"{where}: schedulers[{i}] is a ReduceLROnPlateau, whose step() needs a metric"
                 )
             if s.optimizer is not optimizer:
                 raise ValueError(f"{where}: schedulers[{i}] belongs to another optimizer than the one given")
