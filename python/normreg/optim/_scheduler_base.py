@@ -36,9 +36,12 @@ class LRScheduler:
         self._check()  # the subclass's arguments, set as attributes before this call
         self.optimizer = check_optimizer(optimizer, where)
         last_epoch = V.integer(last_epoch, "last_epoch", where, low=-1)
+        added = []  # the groups given an 'initial_lr' here: taken back if the first step raises
         if last_epoch == -1:
             for group in optimizer.param_groups:
-                group.setdefault("initial_lr", group["lr"])
+                if "initial_lr" not in group:
+                    group["initial_lr"] = group["lr"]
+                    added.append(group)
         else:
             for i, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
@@ -48,7 +51,12 @@ class LRScheduler:
                     )
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
-        self._initial_step()
+        try:
+            self._initial_step()
+        except BaseException:
+            for group in added:
+                del group["initial_lr"]
+            raise
 
     def _initial_step(self) -> None:
         self._is_initial = True
