@@ -15,153 +15,60 @@ set from ``group['lr']`` by the first scheduler attached):
   ``eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2``)
 * :class:`LinearLR` (warm-up): the ratio of consecutive factors (alone:
   ``base_lr * (start + (end - start) * min(epoch, total_iters) / total_iters)``)
+* :class:`MultiStepLR`: ``lr *= gamma ** n`` at an epoch listed ``n`` times in
+  ``milestones`` (alone: ``base_lr * gamma ** (milestones <= epoch)``)
+* :class:`ExponentialLR`: ``lr *= gamma`` (alone: ``base_lr * gamma ** epoch``)
+* :class:`ConstantLR`: ``lr *= factor`` at epoch 0, ``lr /= factor`` at ``total_iters``
+  (alone: ``base_lr * factor`` before ``total_iters``, ``base_lr`` from there)
+* :class:`PolynomialLR`: the ratio of consecutive factors (alone:
+  ``base_lr * (1 - min(epoch, total_iters) / total_iters) ** power``)
+* :class:`LambdaLR`: ``base_lr * lr_lambda(epoch)`` (from ``base_lrs``, not chained)
+* :class:`MultiplicativeLR`: ``lr *= lr_lambda(epoch)`` (alone:
+  ``base_lr * lr_lambda(1) * ... * lr_lambda(epoch)``)
+* :class:`OneCycleLR`: the 1cycle policy, up to ``max_lr`` and down, per batch, cycling the
+  momentum (or Adam's beta1) inversely (from the epoch alone, not chained)
 * :class:`SequentialLR`: one schedule after the other: the active one's ``step()``, and at
   each milestone the next one set to its epoch 0 from ``base_lrs`` (its closed form), as
   PyTorch does (warm-up then cosine, see the README).
+* :class:`ReduceLROnPlateau`: ``step(metrics)``: ``lr = max(lr * factor, min_lr)`` after
+  more than ``patience`` steps without improvement of the metric (no ``base_lrs``).
 
-A learning rate below 0 is never written: ``gamma`` and ``eta_min`` must be >= 0 (a
-ValueError at construction naming the argument), and a step whose rate would come out
-negative or not finite (e.g. ``lr * gamma`` overflowing) raises ValueError and changes
-nothing. ``load_state_dict`` checks the same, and that there is one base and one last
-learning rate per parameter group, before changing anything.
+A learning rate below 0 is never written: ``gamma``, ``eta_min`` and the other factors
+must be >= 0 (a ValueError at construction naming the argument), and a step whose rate
+would come out negative or not finite (e.g. ``lr * gamma`` overflowing) raises ValueError
+and changes nothing. ``load_state_dict`` checks the same, and that there is one base and
+one last learning rate per parameter group, before changing anything.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .. import _validation as V
+from ._one_cycle import OneCycleLR
+from ._plateau import ReduceLROnPlateau
+from ._scheduler_base import LRScheduler
+from ._schedules import ConstantLR, ExponentialLR, LambdaLR, MultiplicativeLR, MultiStepLR, PolynomialLR
 from .optimizer import Optimizer
 
-__all__ = ["LRScheduler", "StepLR", "CosineAnnealingLR", "LinearLR", "SequentialLR"]
-
-
-class LRScheduler:
-    """Base class: subclasses define ``get_lr()`` (the rates of a step, from the groups'
-    current ones) and ``_get_closed_form_lr()`` (the rates at ``last_epoch`` from
-    ``base_lrs``), as PyTorch's schedulers do."""
-
-    _last_lr: list[float]
-    # True during the step the constructor takes (PyTorch's initial step): some schedules
-    # then keep the groups' rates as they are
-    _is_initial = False
-
-    def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
-        where = type(self).__name__
-        self._check()  # the subclass's arguments, set as attributes before this call
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{where}: {type(optimizer).__name__} is not a normreg.optim.Optimizer")
-        self.optimizer = optimizer
-        last_epoch = V.integer(last_epoch, "last_epoch", where, low=-1)
-        if last_epoch == -1:
-            for group in optimizer.param_groups:
-                group.setdefault("initial_lr", group["lr"])
-        else:
-            for i, group in enumerate(optimizer.param_groups):
-                if "initial_lr" not in group:
-                    raise KeyError(
-                        f"{where}: param 'initial_lr' is not specified in param_groups[{i}] "
-                        "when resuming an optimizer"
-                    )
-        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
-        self.last_epoch = last_epoch
-        self._initial_step()
-
-    def _initial_step(self) -> None:
-        self._is_initial = True
-        try:
-            self.step()
-        finally:
-            del self._is_initial  # back to the class's False, and out of state_dict()
-
-    def _check(self) -> None:
-        """Validate (and normalize) the hyperparameters the subclass's ``__init__`` stored as
-        attributes (TypeError/ValueError naming the argument); run by ``__init__`` and
-        ``load_state_dict``."""
-
-    def _group_lrs(self) -> list[float]:
-        return [group["lr"] for group in self.optimizer.param_groups]
-
-    def get_lr(self) -> list[float]:
-        """The learning rates the step to ``last_epoch`` sets, computed from each group's
-        current ``'lr'`` (PyTorch's chainable form); ``step()`` calls it."""
-        raise NotImplementedError
-
-    def _get_closed_form_lr(self) -> list[float]:
-        """The learning rates at ``last_epoch`` computed from ``base_lrs`` alone."""
-        raise NotImplementedError
-
-    def _apply(self, compute: Callable[[], list[float]]) -> None:
-        try:
-            lrs = compute()
-        except (OverflowError, ZeroDivisionError):  # a float out of range
-            lrs = [math.inf] * len(self.optimizer.param_groups)
-        for i, lr in enumerate(lrs):
-            if not (lr >= 0.0 and math.isfinite(lr)):  # also catches NaN
-                raise ValueError(
-                    f"{type(self).__name__}: the learning rate of param_groups[{i}] at epoch "
-                    f"{self.last_epoch} would be {lr}; a learning rate must be a finite number >= 0"
-                )
-        for group, lr in zip(self.optimizer.param_groups, lrs):
-            group["lr"] = lr
-        self._last_lr = list(lrs)
-
-    def step(self) -> None:
-        """Advance one epoch and set each group's ``'lr'`` (nothing changes if it raises)."""
-        self.last_epoch += 1
-        try:
-            self._apply(self.get_lr)
-        except BaseException:
-            self.last_epoch -= 1
-            raise
-
-    def _update_lr_at(self, epoch: int) -> None:
-        """Set ``last_epoch`` to ``epoch`` and the groups' rates to the closed form there
-        (PyTorch's ``_update_lr(epoch)``, which SequentialLR runs at a milestone); nothing
-        changes if it raises."""
-        previous = self.last_epoch
-        self.last_epoch = epoch
-        try:
-            self._apply(self._get_closed_form_lr)
-        except BaseException:
-            self.last_epoch = previous
-            raise
-
-    def get_last_lr(self) -> list[float]:
-        """The learning rates set by the last ``step()`` (a list, one per group)."""
-        return list(self._last_lr)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if k not in ("optimizer", "_schedulers")}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned; the hyperparameters, base and last
-        learning rates (one of each per parameter group of the optimizer) are checked first
-        (nothing changes if they are invalid)."""
-        where = f"{type(self).__name__}.load_state_dict"
-        previous = dict(self.__dict__)
-        self.__dict__.update({k: v for k, v in state_dict.items() if k != "_schedulers"})
-        try:
-            self._check()
-            self.last_epoch = V.integer(self.last_epoch, "last_epoch", where, low=-1)
-            n_groups = len(self.optimizer.param_groups)
-            for name in ("base_lrs", "_last_lr"):
-                values = getattr(self, name)
-                if not isinstance(values, (list, tuple)):
-                    raise TypeError(f"{where}: {name} must be a list of floats, got {type(values).__name__}")
-                if len(values) != n_groups:
-                    raise ValueError(
-                        f"{where}: {name} has {len(values)} entries, the optimizer has "
-                        f"{n_groups} parameter groups"
-                    )
-                setattr(self, name, [V.real(v, f"{name}[{i}]", where, low=0.0) for i, v in enumerate(values)])
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(previous)
-            raise
+__all__ = [
+    "LRScheduler",
+    "StepLR",
+    "MultiStepLR",
+    "ExponentialLR",
+    "CosineAnnealingLR",
+    "LinearLR",
+    "ConstantLR",
+    "PolynomialLR",
+    "LambdaLR",
+    "MultiplicativeLR",
+    "OneCycleLR",
+    "SequentialLR",
+    "ReduceLROnPlateau",
+]
 
 
 class StepLR(LRScheduler):
@@ -291,6 +198,10 @@ class SequentialLR(LRScheduler):
             if not isinstance(s, LRScheduler) or isinstance(s, SequentialLR):
                 raise TypeError(
                     f"{where}: schedulers[{i}] must be a (non-sequential) LRScheduler, got {type(s).__name__}"
+                )
+            if isinstance(s, ReduceLROnPlateau):  # as PyTorch: its step() needs the metric
+                raise ValueError(
+                    f"{where}: schedulers[{i}] is a ReduceLROnPlateau, whose step() needs a metric"
                 )
             if s.optimizer is not optimizer:
                 raise ValueError(f"{where}: schedulers[{i}] belongs to another optimizer than the one given")

@@ -33,8 +33,9 @@ class Optimizer:
     # state entries of one parameter: name -> "array" (param's shape and dtype) or "int";
     # a trailing "?" allows None / absence
     _state_kinds: dict[str, str] = {}
-    # group keys besides the hyperparameters: set by schedulers, or a label for the user
-    _extra_group_keys = ("initial_lr", "name")
+    # group keys besides the hyperparameters: set by schedulers (OneCycleLR's bounds too), or
+    # a label for the user
+    _extra_group_keys = ("initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum", "name")
 
     def __init__(self, params: Any, defaults: Mapping[str, Any]) -> None:
         self.defaults = dict(defaults)
@@ -68,7 +69,8 @@ class Optimizer:
     def add_param_group(self, param_group: Mapping[str, Any]) -> None:
         """Add a dict with ``'params'`` (Parameters) and optional hyperparameters (the
         optimizer's defaults fill the others). Besides the hyperparameters a group may hold
-        ``'initial_lr'`` (set by the schedulers) and ``'name'`` (a label); other keys are a
+        ``'initial_lr'`` (set by the schedulers; OneCycleLR adds ``'max_lr'``, ``'min_lr'``,
+        ``'max_momentum'`` and ``'base_momentum'``) and ``'name'`` (a label); other keys are a
         ValueError, which catches misspelt hyperparameters."""
         if not isinstance(param_group, collections.abc.Mapping):
             raise TypeError(f"a parameter group must be a dict, got {type(param_group).__name__}")
@@ -118,8 +120,9 @@ class Optimizer:
 
     def _check_extra_keys(self, group: dict[str, Any]) -> None:
         where = type(self).__name__
-        if "initial_lr" in group:
-            group["initial_lr"] = V.real(group["initial_lr"], "initial_lr", where, low=0.0)
+        for key in self._extra_group_keys:
+            if key != "name" and key in group:  # the schedulers' numbers
+                group[key] = V.real(group[key], key, where, low=0.0)
         if "name" in group and not isinstance(group["name"], str):
             raise TypeError(f"{where}: a group's 'name' must be a str, got {type(group['name']).__name__}")
 
