@@ -132,10 +132,10 @@ def _fan(tensor: Parameter | np.ndarray, mode: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
-def _draw(arr: np.ndarray, gen: Generator, kind: str) -> np.ndarray:
-    """Fill ``arr`` with standard draws of ``kind`` ('uniform': [0, 1), 'normal'); returns
-    the array to scale in place (``arr`` itself, or a float64 copy for exotic dtypes)."""
-    rng = gen.numpy()
+def _draw(arr: np.ndarray, rng: np.random.Generator, kind: str) -> np.ndarray:
+    """Fill ``arr`` with standard draws of ``kind`` ('uniform': [0, 1), 'normal') from
+    ``rng``; returns the array to scale in place (``arr`` itself, or a copy for other
+    layouts and a float64 one for exotic dtypes)."""
     if arr.dtype in V.FLOAT_DTYPES:
         direct = arr.flags.c_contiguous and arr.flags.aligned and arr.dtype.isnative
         buf = arr if direct else np.empty(arr.shape, arr.dtype)
@@ -147,6 +147,16 @@ def _draw(arr: np.ndarray, gen: Generator, kind: str) -> np.ndarray:
     return rng.random(arr.shape) if kind == "uniform" else rng.standard_normal(arr.shape)
 
 
+def _clip_into(u: np.ndarray, a: float, b: float) -> None:
+    """Clip ``u`` in place to the values of its dtype within [a, b]: rounding to the dtype
+    may reach a bound, never pass it."""
+    t = u.dtype.type
+    lo, hi = t(a), t(b)
+    lo = lo if float(lo) >= a else np.nextafter(lo, t(np.inf))
+    hi = hi if float(hi) <= b else np.nextafter(hi, t(-np.inf))
+    np.clip(u, lo, hi, out=u)
+
+
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: OptionalGenerator = None) -> Tensor:
     """Fill with draws from U(a, b) (every value within [a, b])."""
     where = "uniform_"
@@ -156,15 +166,12 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: Optional
         raise ValueError(f"{where}: expects a <= b, got a={a} > b={b}")
     gen = as_generator(generator, where)
     if arr.size:  # an empty array draws nothing: the generator's counter stays
-        u = _draw(arr, gen, "uniform")
+        u = _draw(arr, gen.numpy(), "uniform")
         t = u.dtype.type
         # a + (b - a) * u, in u's dtype; rounding may reach a bound, never pass it
         np.multiply(u, t(b - a), out=u)
         np.add(u, t(a), out=u)
-        lo, hi = t(a), t(b)
-        lo = lo if float(lo) >= a else np.nextafter(lo, t(np.inf))
-        hi = hi if float(hi) <= b else np.nextafter(hi, t(-np.inf))
-        np.clip(u, lo, hi, out=u)
+        _clip_into(u, a, b)
         if u is not arr:
             arr[...] = u
     return tensor
@@ -179,7 +186,7 @@ def normal_(
     mean, std = V.real(mean, "mean", where), V.real(std, "std", where, low=0.0)
     gen = as_generator(generator, where)
     if arr.size:
-        z = _draw(arr, gen, "normal")
+        z = _draw(arr, gen.numpy(), "normal")
         t = z.dtype.type
         np.multiply(z, t(std), out=z)
         np.add(z, t(mean), out=z)
