@@ -57,6 +57,7 @@ __all__ = [
     "kaiming_uniform_",
     "kaiming_normal_",
     "trunc_normal_",
+    "orthogonal_",
 ]
 
 Tensor = TypeVar("Tensor", bound=Union[Parameter, np.ndarray])
@@ -354,4 +355,36 @@ def trunc_normal_(
             np.clip(mean + std * x, a, b, out=x)
             arr[...] = x.reshape(arr.shape)
         _clip_into(arr, a, b)
+    return tensor
+
+
+def orthogonal_(tensor: Tensor, gain: float = 1.0, generator: OptionalGenerator = None) -> Tensor:
+    """Fill with a (semi-)orthogonal matrix times ``gain`` (Saxe et al., 2013), as PyTorch:
+    ``rows = shape[0]``, ``cols = size // rows`` (the trailing dimensions flattened); the QR
+    factorization of a (rows, cols) N(0, 1) matrix (of its transpose if rows < cols), with
+    Q's columns multiplied by the signs of R's diagonal so Q is uniform (Haar) on its set.
+
+    The smaller side gets orthonormal vectors: ``W.T @ W = gain² I`` if rows >= cols,
+    ``W @ W.T = gain² I`` if rows <= cols (``W`` the (rows, cols) flattening). That
+    condition does not depend on the layout. For a Linear weight ``(in_features,
+    out_features)`` with ``in <= out`` the rows are orthonormal, so ``|x @ W| = gain |x|``
+    for every ``x``, as ``|x @ W_torch.T|`` for PyTorch's ``(out, in)`` weight with
+    ``out >= in`` (orthonormal columns); with ``in > out`` the columns are orthonormal,
+    norms kept within their span. For a convolution weight ``(out, in, *kernel)`` it is
+    PyTorch's: orthonormal across the ``in * prod(kernel)`` inputs of a patch if
+    ``out >= in * prod(kernel)``. Computed in float64 and rounded to the dtype.
+    """
+    where = "orthogonal_"
+    arr = _target(tensor, where)
+    gain = V.real(gain, "gain", where)
+    if arr.ndim < 2:
+        raise ValueError(f"{where}: tensor must have 2 or more dimensions, got shape {arr.shape}")
+    gen = as_generator(generator, where)
+    if arr.size:
+        rows = arr.shape[0]
+        cols = arr.size // rows
+        flat = gen.numpy().standard_normal((rows, cols))
+        q, r = np.linalg.qr(flat.T if rows < cols else flat)
+        q *= np.where(np.diagonal(r) < 0, -gain, gain)  # the sign correction, and the gain
+        arr[...] = (q.T if rows < cols else q).reshape(arr.shape)
     return tensor
