@@ -58,6 +58,8 @@ __all__ = [
     "kaiming_normal_",
     "trunc_normal_",
     "orthogonal_",
+    "eye_",
+    "dirac_",
 ]
 
 Tensor = TypeVar("Tensor", bound=Union[Parameter, np.ndarray])
@@ -387,4 +389,43 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator: OptionalGenerator 
         q, r = np.linalg.qr(flat.T if rows < cols else flat)
         q *= np.where(np.diagonal(r) < 0, -gain, gain)  # the sign correction, and the gain
         arr[...] = (q.T if rows < cols else q).reshape(arr.shape)
+    return tensor
+
+
+def eye_(tensor: Tensor) -> Tensor:
+    """Fill a 2-D array with the identity: ``W[i, i] = 1``, 0 elsewhere (PyTorch's; the
+    rectangular identity is its own transpose, so for a Linear weight ``(in, out)``,
+    ``x @ W`` keeps the first ``min(in, out)`` inputs as the outputs, as PyTorch's)."""
+    arr = _target(tensor, "eye_")
+    if arr.ndim != 2:
+        raise ValueError(f"eye_: tensor must have 2 dimensions, got shape {arr.shape}")
+    arr[...] = 0
+    d = np.arange(min(arr.shape))
+    arr[d, d] = 1
+    return tensor
+
+
+def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
+    """Fill a 3-, 4- or 5-D convolution weight ``(out, in, *kernel)`` with the Dirac delta
+    (PyTorch's): output channel ``g * out_per_group + d`` of each of the ``groups`` groups
+    copies input channel ``d`` for ``d < min(out // groups, in)`` (1 at the kernel's centre,
+    ``kernel_size // 2`` along each axis), every other weight 0. With ``in == out``, an odd
+    kernel, ``padding = kernel_size // 2``, stride 1 and a zero bias, the convolution
+    returns its input."""
+    where = "dirac_"
+    arr = _target(tensor, where)
+    groups = V.integer(groups, "groups", where, low=1)
+    if arr.ndim not in (3, 4, 5):
+        raise ValueError(
+            f"{where}: tensor must have 3, 4 or 5 dimensions (out, in, *kernel), got shape {arr.shape}"
+        )
+    if arr.shape[0] % groups:
+        raise ValueError(f"{where}: groups must divide the tensor's dim 0 ({arr.shape[0]}), got {groups}")
+    arr[...] = 0
+    if arr.size:
+        per_group = arr.shape[0] // groups
+        d = np.arange(min(per_group, arr.shape[1]))
+        centre = tuple(s // 2 for s in arr.shape[2:])
+        for g in range(groups):
+            arr[(g * per_group + d, d) + centre] = 1
     return tensor
