@@ -60,6 +60,7 @@ __all__ = [
     "orthogonal_",
     "eye_",
     "dirac_",
+    "sparse_",
 ]
 
 Tensor = TypeVar("Tensor", bound=Union[Parameter, np.ndarray])
@@ -428,4 +429,39 @@ def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
         centre = tuple(s // 2 for s in arr.shape[2:])
         for g in range(groups):
             arr[(g * per_group + d, d) + centre] = 1
+    return tensor
+
+
+def sparse_(
+    tensor: Tensor, sparsity: float, std: float = 0.01, generator: OptionalGenerator = None
+) -> Tensor:
+    """Fill a 2-D Linear weight ``(in_features, out_features)`` as a sparse matrix (Martens,
+    2010): N(0, std²) draws, then in each row ``ceil(sparsity * out_features)`` of them
+    (PyTorch's formula), at places drawn uniformly, set to 0.
+
+    PyTorch zeroes that many entries of each *column* of its ``(out, in)`` weight: a column
+    there is one input's weights to all the outputs, which is a *row* of normreg's
+    ``(in, out)`` weight. So a normreg Linear and its PyTorch twin get the same pattern:
+    every input keeps ``out - ceil(sparsity * out)`` nonzero weights. ``sparsity`` in
+    [0, 1]. Unlike PyTorch (whose places come from its global generator), the places are
+    drawn from ``generator`` too.
+    """
+    where = "sparse_"
+    arr = _target(tensor, where)
+    if arr.ndim != 2:
+        raise ValueError(f"{where}: tensor must have 2 dimensions, got shape {arr.shape}")
+    sparsity = V.real(sparsity, "sparsity", where, low=0.0, high=1.0)
+    std = V.real(std, "std", where, low=0.0)
+    gen = as_generator(generator, where)
+    n_in, n_out = arr.shape
+    zeros = min(math.ceil(sparsity * n_out), n_out)
+    if arr.size:
+        rng = gen.numpy()
+        w = _draw(arr, rng, "normal")
+        np.multiply(w, w.dtype.type(std), out=w)
+        if zeros:  # the `zeros` smallest of uniform keys: a uniform subset of each row
+            keys = rng.random((n_in, n_out))
+            np.put_along_axis(w, np.argpartition(keys, zeros - 1, axis=1)[:, :zeros], 0, axis=1)
+        if w is not arr:
+            arr[...] = w
     return tensor
