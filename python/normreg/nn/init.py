@@ -19,13 +19,19 @@ for fewer than two dimensions (``ValueError``), as in PyTorch.
 * ``kaiming_uniform_``: U(-b, b), ``b = gain * sqrt(3 / fan)``; ``kaiming_normal_``:
   N(0, std²), ``std = gain / sqrt(fan)``; ``fan`` is ``fan_in`` (``mode='fan_in'``,
   default) or ``fan_out``; ``gain = calculate_gain(nonlinearity, a)``.
+* ``trunc_normal_``, ``orthogonal_``, ``eye_``, ``dirac_``, ``sparse_``: PyTorch's, with
+  ``eye_`` and ``orthogonal_`` the same in either 2-D layout and ``sparse_`` zeroing in
+  each row of an ``(in, out)`` weight what PyTorch zeroes in each column of its
+  ``(out, in)`` one (their docstrings say why).
 
 **Draws** are made in the array's own dtype, in place: ``numpy.random.Generator.random``
 and ``standard_normal`` with ``dtype=`` and ``out=`` straight into a C-contiguous float32 or
 float64 array (every Parameter is one), then scaled and shifted in place, so initializing
 an array needs no memory beyond it. Another layout is drawn into a buffer of its dtype and
 copied; float16 and longdouble arrays are drawn in float64 and rounded. The same seed
-gives the same values.
+gives the same values. Apart: ``trunc_normal_`` and ``orthogonal_`` compute in float64
+and round (work arrays of the array's size), and ``sparse_`` draws float64 keys to place
+its zeros.
 
 Also importable as ``normreg.init``. Every number (bounds, mean, std, gain, fill value) must
 be a finite real number (``normreg._validation``'s policy).
