@@ -1,14 +1,16 @@
 """Methods of :class:`~normreg.nn.Module` on its members by name, as PyTorch's:
-``register_buffer``, ``named_buffers`` and ``buffers``.
+``register_buffer``, ``register_parameter``, ``add_module`` (``register_module``),
+``named_buffers`` and ``buffers``.
 
-``Module`` inherits them from :class:`ModuleExtras` (this module cannot import
-``nn.parameter``, which imports it).
+``Module`` inherits them from :class:`ModuleExtras`. This module cannot import
+``nn.parameter``, which imports it: ``Module`` names the parameter class in
+``_parameter_class``, and a module is an instance of this class.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -20,13 +22,51 @@ def _own_buffers(module: ModuleExtras) -> Iterator[tuple[str, Any]]:
     return ((name, getattr(module, name)) for name in getattr(module, "_buffer_names", ()))
 
 
+def _child_names(module: ModuleExtras) -> set[str]:
+    return {name for name, _ in module._child_items()}
+
+
+def _has(module: ModuleExtras, name: str) -> bool:
+    """Whether ``name`` is an attribute or a child of ``module`` (a ModuleList's "0" is a
+    child without being an attribute)."""
+    return hasattr(module, name) or name in _child_names(module)
+
+
+def _check_name(module: ModuleExtras, name: Any, kind: str, where: str) -> None:
+    """PyTorch's checks of the name of a new member: a str (TypeError), non-empty and
+    without '.' (KeyError), and not an attribute of another kind (KeyError). An attribute
+    holding None may be registered as any kind: what the None stands for (the bias of a
+    ``Linear(bias=False)``, a module registered as None) is not recorded here."""
+    if not isinstance(name, str):
+        raise TypeError(f"{where}: the name must be a str, got {type(name).__name__}")
+    if not name or "." in name:
+        raise KeyError(f"{where}: a {kind} name must be non-empty and hold no '.', got {name!r}")
+    if kind == "buffer":
+        same = name in module._buffer_names
+    elif kind == "parameter":
+        same = isinstance(vars(module).get(name), module._parameter_class)
+    else:
+        same = name in _child_names(module)
+    if not same and _has(module, name) and (kind == "buffer" or not _holds_none(module, name)):
+        raise KeyError(f"{where}: attribute {name!r} already exists")
+
+
+def _holds_none(module: ModuleExtras, name: str) -> bool:
+    """Whether ``name`` is an attribute holding None that is not a buffer."""
+    return name not in module._buffer_names and getattr(module, name, False) is None
+
+
 class ModuleExtras:
     """PyTorch's ``nn.Module`` methods on members by name (see the module's docstring);
     :class:`~normreg.nn.Module` is the class to subclass."""
 
+    #: the class of the parameters (normreg.nn.Parameter; set by Module)
+    _parameter_class: ClassVar[type]
+
     if TYPE_CHECKING:  # Module's, which this class cannot import
         _buffer_names: list[str]
 
+        def _child_items(self) -> Iterator[tuple[str, Any]]: ...
         def named_modules(
             self, prefix: str = "", remove_duplicate: bool = True
         ) -> Iterator[tuple[str, Any]]: ...
@@ -43,12 +83,7 @@ class ModuleExtras:
         a str without "." (TypeError, KeyError), not an attribute that is not a buffer
         (KeyError), the value an ndarray or None (TypeError)."""
         where = f"{type(self).__name__}.register_buffer"
-        if not isinstance(name, str):
-            raise TypeError(f"{where}: the name must be a str, got {type(name).__name__}")
-        if not name or "." in name:
-            raise KeyError(f"{where}: a buffer name must be non-empty and hold no '.', got {name!r}")
-        if name not in self._buffer_names and hasattr(self, name):
-            raise KeyError(f"{where}: attribute {name!r} already exists")
+        _check_name(self, name, "buffer", where)
         if value is not None and not isinstance(value, np.ndarray):
             raise TypeError(
                 f"{where}: buffer {name!r} must be an ndarray or None, got {type(value).__name__}"
@@ -56,6 +91,41 @@ class ModuleExtras:
         object.__setattr__(self, name, value)
         if name not in self._buffer_names:
             self._buffer_names.append(name)
+
+    def register_parameter(self, name: str, param: Any) -> None:
+        """Set ``param`` (a Parameter, or None for no parameter: left out of
+        ``parameters()`` and ``state_dict()``) as the parameter ``name``, as PyTorch's:
+        the name a str (TypeError), non-empty and without "." (KeyError), not an attribute
+        that is not a parameter (KeyError: a child, a buffer, a setting such as
+        ``training``); ``param`` a Parameter or None (TypeError)."""
+        where = f"{type(self).__name__}.register_parameter"
+        _check_name(self, name, "parameter", where)
+        if param is not None and not isinstance(param, self._parameter_class):
+            raise TypeError(
+                f"{where}: cannot assign {type(param).__name__!r} object to parameter {name!r} "
+                "(normreg.nn.Parameter or None required)"
+            )
+        setattr(self, name, param)
+
+    def add_module(self, name: str, module: Any) -> None:
+        """Set ``module`` (a Module, or None) as the child ``name``, as PyTorch's: TypeError
+        for what is not a Module or None, or a name that is not a str; KeyError for an empty
+        name, one with ".", or an attribute that is not a child. A child of that name is
+        replaced. A ``Sequential`` appends it as its last layer (replaces the layer of that
+        name), a ``ModuleDict`` sets its entry; see theirs."""
+        where = f"{type(self).__name__}.add_module"
+        if module is not None and not isinstance(module, ModuleExtras):
+            raise TypeError(f"{where}: {type(module).__name__} is not a Module subclass")
+        _check_name(self, name, "module", where)
+        self._put_module(name, module, where)
+
+    def register_module(self, name: str, module: Any) -> None:
+        """Another name of :meth:`add_module`, as PyTorch's."""
+        self.add_module(name, module)
+
+    def _put_module(self, name: str, module: Any, where: str) -> None:
+        """Set a checked child: an attribute here; the containers keep it their way."""
+        setattr(self, name, module)
 
     # -- members -------------------------------------------------------------------------
 

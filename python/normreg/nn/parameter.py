@@ -163,6 +163,7 @@ class Module(ModuleExtras):
 
     #: The most forwards whose saved values a module keeps for a backward (see above).
     max_pending_forwards: int = 16
+    _parameter_class = Parameter  # for the methods of ModuleExtras, which cannot import it
 
     training: bool
     # [sequence number, start of the call, values], oldest first; at most max_pending_forwards
