@@ -1,6 +1,6 @@
-"""Module's methods on members by name, as PyTorch's: ``recurse``, ``register_parameter``,
-``add_module``/``register_module`` (on a Module and on the containers), against names,
-objects and errors written here."""
+"""Module's methods on members by name (``recurse``, ``register_parameter``, ``add_module``,
+``get_submodule``/``get_parameter``/``get_buffer``), against names, objects and errors
+written here, and (when installed) PyTorch's names and errors for an equivalent model."""
 
 import collections.abc
 
@@ -20,6 +20,19 @@ class Block(nn.Module):
         self.lin = nn.Linear(2, 3)
         self.norm = nn.BatchNorm1d(3)
         self.register_buffer("count", np.zeros(1, np.float32))
+
+
+class Net(nn.Module):
+    """Children in every kind of place: an attribute, a Sequential, a ModuleDict, a
+    ModuleList, and a plain list."""
+
+    def __init__(self):
+        super().__init__()
+        self.block = Block()
+        self.layers = nn.Sequential(nn.Linear(3, 4), nn.ReLU())
+        self.heads = nn.ModuleDict({"cls": nn.Linear(4, 2)})
+        self.stack = nn.ModuleList([nn.LayerNorm(4)])
+        self.extra = [nn.Linear(1, 1)]
 
 
 # ---- parameters and buffers, recurse -----------------------------------------------------
@@ -172,3 +185,107 @@ def test_add_module_on_a_module_list_and_a_module_dict():
         md.add_module("z", None)
     with pytest.raises(KeyError, match="already exists"):
         md.add_module("keys", a)
+
+
+# ---- get_submodule, get_parameter, get_buffer ------------------------------------------------
+
+
+def test_get_by_dotted_names():
+    net = Net()
+    assert net.get_submodule("") is net
+    expected = {"block": net.block, "block.norm": net.block.norm, "layers.0": net.layers[0]}
+    expected.update({"layers.1": net.layers[1], "heads.cls": net.heads["cls"], "stack.0": net.stack[0]})
+    expected["extra.0"] = net.extra[0]  # a module in a list attribute (named_modules's name)
+    for target, module in expected.items():
+        assert net.get_submodule(target) is module, target
+    for name, module in net.named_modules():  # every name named_modules gives resolves
+        assert net.get_submodule(name) is module
+    assert net.get_parameter("layers.0.weight") is net.layers[0].weight
+    assert net.get_parameter("block.scale") is net.block.scale
+    assert net.get_parameter("heads.cls.bias") is net.heads["cls"].bias
+    assert net.get_parameter("stack.0.weight") is net.stack[0].weight
+    assert net.get_buffer("block.norm.running_mean") is net.block.norm.running_mean
+    assert net.get_buffer("block.norm.num_batches_tracked") is net.block.norm.num_batches_tracked
+    assert net.get_buffer("block.count") is net.block.count
+    assert nn.BatchNorm1d(2, track_running_stats=False).get_buffer("running_var") is None
+    with pytest.raises(AttributeError, match="`bias` is not an nn.Parameter"):  # set to None
+        nn.Linear(2, 2, bias=False).get_parameter("bias")
+    for method in ("get_submodule", "get_parameter", "get_buffer"):
+        with pytest.raises(TypeError, match="target must be a str"):
+            getattr(net, method)(0)
+
+
+@pytest.mark.parametrize(
+    "method, target, message",
+    [
+        ("get_submodule", "nope", "Net has no attribute `nope`"),
+        ("get_submodule", "block.norm.weight", "`weight` is not an nn.Module"),
+        ("get_submodule", "layers.5", "Sequential has no attribute `5`"),
+        ("get_submodule", "stack.3", "ModuleList has no attribute `3`"),
+        ("get_submodule", "heads.reg", "ModuleDict has no attribute `reg`"),
+        ("get_submodule", "extra", "`extra` is not an nn.Module"),
+        ("get_submodule", "block..lin", "Block has no attribute ``"),
+        ("get_parameter", "block.norm.running_mean", "`running_mean` is not an nn.Parameter"),
+        ("get_parameter", "block.norm", "`norm` is not an nn.Parameter"),
+        ("get_parameter", "block.norm.eps", "`eps` is not an nn.Parameter"),
+        ("get_parameter", "nope.weight", "Net has no attribute `nope`"),
+        ("get_parameter", "layers.0.nope", "Linear has no attribute `nope`"),
+        ("get_parameter", "training", "`training` is not an nn.Parameter"),
+        ("get_buffer", "layers.0.weight", "`weight` is not a buffer"),
+        ("get_buffer", "block.norm.eps", "`eps` is not a buffer"),
+        ("get_buffer", "block.norm.nope", "BatchNorm1d has no attribute `nope`"),
+        ("get_buffer", "stack.0", "`0` is not a buffer"),
+    ],
+)
+def test_get_errors(method, target, message):
+    with pytest.raises(AttributeError) as info:
+        getattr(Net(), method)(target)
+    assert str(info.value) == message
+
+
+# ---- PyTorch (skipped unless torch is installed) ------------------------------------------
+
+
+def test_names_and_errors_match_torch():
+    torch = pytest.importorskip("torch")
+
+    class Block(torch.nn.Module):  # the names of normreg's, which PyTorch's errors name
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(3))
+            self.lin = torch.nn.Linear(2, 3)
+            self.norm = torch.nn.BatchNorm1d(3)
+            self.register_buffer("count", torch.zeros(1))
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block = Block()
+            self.layers = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU())
+            self.heads = torch.nn.ModuleDict({"cls": torch.nn.Linear(4, 2)})
+            self.stack = torch.nn.ModuleList([torch.nn.LayerNorm(4)])
+
+    ours, theirs = globals()["Net"](), Net()
+    del ours.extra  # no plain-list children in PyTorch
+    for method in ("named_parameters", "named_buffers"):
+        for kw in ({}, {"recurse": False}, {"prefix": "p"}):
+            assert [n for n, _ in getattr(ours, method)(**kw)] == [
+                n for n, _ in getattr(theirs, method)(**kw)
+            ]
+    assert [tuple(b.shape) for b in ours.buffers()] == [tuple(b.shape) for b in theirs.buffers()]
+    assert [n for n, _ in ours.named_modules()] == [n for n, _ in theirs.named_modules()]
+    targets = ["", "block", "block.norm", "nope", "block.norm.weight", "layers.5", "layers.1", "stack.0"]
+    targets += ["stack.3", "heads.cls", "heads.reg", "block..lin", "block.scale", "block.count"]
+    targets += ["block.norm.running_mean", "block.norm.eps", "layers.0.weight", "training", "nope.weight"]
+    for method in ("get_submodule", "get_parameter", "get_buffer"):
+        for target in targets:
+            outcomes = []
+            for model in (ours, theirs):
+                try:
+                    found = getattr(model, method)(target)
+                    # (a Linear weight is (in, out) here, (out, in) in PyTorch: the sizes)
+                    kind = type(found).__name__ if method == "get_submodule" else int(np.prod(found.shape))
+                    outcomes.append(("found", kind))
+                except AttributeError as exc:
+                    outcomes.append(("AttributeError", str(exc)))
+            assert outcomes[0] == outcomes[1], (method, target)

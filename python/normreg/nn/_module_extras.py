@@ -1,6 +1,6 @@
 """Methods of :class:`~normreg.nn.Module` on its members by name, as PyTorch's:
 ``register_buffer``, ``register_parameter``, ``add_module`` (``register_module``),
-``named_buffers`` and ``buffers``.
+``get_submodule``, ``get_parameter``, ``get_buffer``, ``named_buffers`` and ``buffers``.
 
 ``Module`` inherits them from :class:`ModuleExtras`. This module cannot import
 ``nn.parameter``, which imports it: ``Module`` names the parameter class in
@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from .. import _validation as V
+
+# the words of PyTorch's errors of get_submodule, get_parameter and get_buffer
+_KIND_NAMES = {"module": "an nn.Module", "parameter": "an nn.Parameter", "buffer": "a buffer"}
 
 
 def _own_buffers(module: ModuleExtras) -> Iterator[tuple[str, Any]]:
@@ -54,6 +57,14 @@ def _check_name(module: ModuleExtras, name: Any, kind: str, where: str) -> None:
 def _holds_none(module: ModuleExtras, name: str) -> bool:
     """Whether ``name`` is an attribute holding None that is not a buffer."""
     return name not in module._buffer_names and getattr(module, name, False) is None
+
+
+def _missing(module: ModuleExtras, name: str) -> AttributeError:
+    return AttributeError(f"{type(module).__name__} has no attribute `{name}`")
+
+
+def _not_a(name: str, kind: str) -> AttributeError:
+    return AttributeError(f"`{name}` is not {_KIND_NAMES[kind]}")
 
 
 class ModuleExtras:
@@ -126,6 +137,66 @@ class ModuleExtras:
     def _put_module(self, name: str, module: Any, where: str) -> None:
         """Set a checked child: an attribute here; the containers keep it their way."""
         setattr(self, name, module)
+
+    # -- lookup by dotted name -------------------------------------------------------------
+
+    def get_submodule(self, target: str) -> Any:
+        """The sub-module of the dotted name ``target`` (a name of ``named_modules()``:
+        ``"block.norm"``, ``"0"`` in a Sequential or a ModuleList, ``"heads.cls"`` in a
+        ModuleDict); ``""`` is this module. AttributeError as PyTorch's, naming the first
+        name that is missing (``"Linear has no attribute `x`"``) or not a module
+        (``"`weight` is not an nn.Module"``)."""
+        if not isinstance(target, str):
+            raise TypeError(
+                f"{type(self).__name__}.get_submodule: target must be a str, got {type(target).__name__}"
+            )
+        if target == "":
+            return self
+        atoms = target.split(".")
+        mod: ModuleExtras = self
+        i = 0
+        while i < len(atoms):
+            # a child's name may hold dots: "blocks.0" for a module in a list attribute
+            for name, child in mod._child_items():
+                parts = name.split(".")
+                if atoms[i : i + len(parts)] == parts:
+                    mod, i = child, i + len(parts)
+                    break
+            else:
+                raise _not_a(atoms[i], "module") if _has(mod, atoms[i]) else _missing(mod, atoms[i])
+        return mod
+
+    def _member(self, target: str, kind: str) -> tuple[Any, str]:
+        """(the module holding the member ``target`` names, its name), checked as PyTorch's."""
+        if not isinstance(target, str):
+            raise TypeError(
+                f"{type(self).__name__}.get_{kind}: target must be a str, got {type(target).__name__}"
+            )
+        path, _, name = target.rpartition(".")
+        mod = self.get_submodule(path)
+        if not _has(mod, name):
+            raise _missing(mod, name)
+        return mod, name
+
+    def get_parameter(self, target: str) -> Any:
+        """The Parameter of the dotted name ``target`` (``"0.weight"``; a name of
+        ``named_parameters()``). AttributeError as PyTorch's when a name on the way is
+        missing or not a module, or the last one is not a Parameter (a buffer, a setting,
+        a parameter set to None)."""
+        mod, name = self._member(target, "parameter")
+        value = getattr(mod, name, None)
+        if not isinstance(value, self._parameter_class):
+            raise _not_a(name, "parameter")
+        return value
+
+    def get_buffer(self, target: str) -> np.ndarray | None:
+        """The buffer of the dotted name ``target`` (``"block.norm.running_mean"``; None
+        for a buffer registered as None). AttributeError as PyTorch's when a name on the
+        way is missing or not a module, or the last one is not a buffer."""
+        mod, name = self._member(target, "buffer")
+        if name not in getattr(mod, "_buffer_names", ()):
+            raise _not_a(name, "buffer")
+        return getattr(mod, name)
 
     # -- members -------------------------------------------------------------------------
 
