@@ -1,6 +1,7 @@
 """Module's methods on members by name (``recurse``, ``register_parameter``, ``add_module``,
-``get_submodule``/``get_parameter``/``get_buffer``), against names, objects and errors
-written here, and (when installed) PyTorch's names and errors for an equivalent model."""
+``get_submodule``/``get_parameter``/``get_buffer``) and ``to``/``float``/``double``, against
+names, objects and errors written here, a NumPy forward and its central differences, and
+(when installed) PyTorch's names and errors for an equivalent model."""
 
 import collections.abc
 
@@ -8,7 +9,10 @@ import numpy as np
 import pytest
 
 import normreg
-from normreg import nn
+from normreg import distributed as dist
+from normreg import nn, optim
+
+F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
 class Block(nn.Module):
@@ -241,6 +245,208 @@ def test_get_errors(method, target, message):
     with pytest.raises(AttributeError) as info:
         getattr(Net(), method)(target)
     assert str(info.value) == message
+
+
+# ---- to, float, double -------------------------------------------------------------------------
+
+
+def test_double_converts_in_place_and_keeps_the_objects():
+    net = Net()
+    net.layers[0].weight.grad = np.full((3, 4), 0.1, np.float32)
+    params = dict(net.named_parameters())
+    before = {n: p.data.copy() for n, p in params.items()}
+    count = net.block.norm.num_batches_tracked
+    assert net.double() is net
+    for n, p in net.named_parameters():
+        assert p is params[n] and p.dtype == F64 and p.data.flags.c_contiguous
+        np.testing.assert_array_equal(p.data, before[n].astype(np.float64))
+    grad = net.layers[0].weight.grad
+    assert grad.dtype == F64 and np.array_equal(grad, np.full((3, 4), np.float32(0.1), np.float64))
+    assert net.get_parameter("layers.0.bias").grad is None
+    norm = net.block.norm
+    assert norm.running_mean.dtype == F64 and norm.running_var.dtype == F64 and net.block.count.dtype == F64
+    np.testing.assert_array_equal(norm.running_var, np.ones(3))
+    assert norm.num_batches_tracked is count and count.dtype == np.int64  # integer buffers stay
+    assert net.float() is net
+    for n, p in net.named_parameters():
+        assert p.dtype == F32 and np.array_equal(p.data, before[n])
+
+
+def test_to_forms_and_errors():
+    lin = nn.Linear(2, 2)
+    w = lin.weight.data
+    for call in (lambda: lin.to("cpu"), lambda: lin.to(), lambda: lin.float(), lambda: lin.to(device="cpu")):
+        assert call() is lin and lin.weight.data is w  # nothing to do: the same arrays
+    for call in (
+        lambda: lin.to(np.float64),
+        lambda: lin.to(dtype="float64"),
+        lambda: lin.to("cpu", np.float64, False),
+        lambda: lin.to(np.zeros(1)),  # the dtype of an array, as PyTorch's to(tensor)
+        lambda: lin.to(device="cpu", dtype=np.dtype("float64"), non_blocking=True),
+    ):
+        lin.float()
+        assert call() is lin and lin.weight.dtype == F64
+    for args, kwargs, exc, match in [
+        ((np.float16,), {}, TypeError, "float16"),
+        ((np.int64,), {}, TypeError, "int64"),
+        ((), {"dtype": np.complex128}, TypeError, "complex128"),
+        (("cuda",), {}, ValueError, "'cuda'"),
+        (("float64",), {}, ValueError, "dtype='float64'"),
+        ((), {"device": "mps"}, ValueError, "'mps'"),
+        ((np.float64,), {"memory_format": None}, TypeError, "memory_format"),
+        ((np.float64, False, 1), {}, TypeError, "positional"),
+        ((np.float64,), {"dtype": np.float32}, TypeError, "multiple values"),
+        ((np.float64,), {"non_blocking": "yes"}, TypeError, "non_blocking"),
+    ]:
+        with pytest.raises(exc, match=match):
+            lin.to(*args, **kwargs)
+    assert lin.weight.dtype == F64
+
+
+def _numpy_net(x, W1, b1, g1, be1, g2, be2, W2, b2, eps=1e-5):
+    """Linear, BatchNorm1d in training (batch mean, biased variance), ReLU, LayerNorm, Linear."""
+    h = x @ W1 + b1
+    h = (h - h.mean(0)) / np.sqrt(h.var(0) + eps) * g1 + be1
+    h = np.maximum(h, 0.0)
+    mu, var = h.mean(1, keepdims=True), h.var(1, keepdims=True)
+    h = (h - mu) / np.sqrt(var + eps) * g2 + be2
+    return h @ W2 + b2, h
+
+
+def test_double_network_matches_numpy_and_finite_differences():
+    normreg.manual_seed(3)
+    rng = np.random.default_rng(3)
+    model = nn.Sequential(
+        nn.Linear(4, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Dropout(0.0), nn.LayerNorm(5), nn.Linear(5, 3)
+    )
+    for p in (model[1].weight, model[1].bias, model[4].weight, model[4].bias):
+        p.data[...] = rng.standard_normal(5)  # float32 values, kept exactly by double()
+    model.double()
+    params = [p.data for p in model.parameters()]  # 0.weight, 0.bias, 1.weight, ..., 5.bias
+    assert all(p.dtype == F64 for p in params)
+    x = rng.standard_normal((6, 4))
+    G = rng.standard_normal((6, 3))  # the loss is sum(y * G)
+    y = model(x)
+    ref, h = _numpy_net(x, *params)
+    assert y.dtype == F64
+    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+    dx = model.backward(G)
+    assert dx.dtype == F64 and all(p.grad.dtype == F64 for p in model.parameters())
+    np.testing.assert_allclose(model[5].weight.grad, h.T @ G, rtol=1e-12, atol=1e-12)
+    step, fd = 1e-6, np.empty_like(x)
+    for i in np.ndindex(x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[i] += step
+        xm[i] -= step
+        fd[i] = (np.sum(_numpy_net(xp, *params)[0] * G) - np.sum(_numpy_net(xm, *params)[0] * G)) / (2 * step)
+    np.testing.assert_allclose(dx, fd, rtol=1e-6, atol=1e-8)
+    bn = model[1]
+    assert bn.num_batches_tracked.dtype == np.int64 and int(bn.num_batches_tracked) == 1
+    np.testing.assert_allclose(bn.running_mean, 0.1 * (x @ params[0] + params[1]).mean(0), rtol=1e-12)
+
+
+LAYERS = [
+    (lambda dt: nn.Linear(4, 3, dtype=dt), (5, 4)),
+    (lambda dt: nn.Conv2d(2, 3, 3, padding=1, dtype=dt), (2, 2, 5, 5)),
+    (lambda dt: nn.BatchNorm1d(4, dtype=dt), (5, 4)),
+    (lambda dt: nn.BatchNorm1d(4, running_var_estimator="biased", dtype=dt), (5, 4, 3)),
+    (lambda dt: nn.BatchNorm1d(4, affine=False, track_running_stats=False, dtype=dt), (5, 4)),
+    (lambda dt: nn.BatchNorm2d(2, dtype=dt), (3, 2, 4, 4)),
+    (lambda dt: nn.LayerNorm(4, dtype=dt), (5, 4)),
+    (lambda dt: nn.LayerNorm((2, 4), elementwise_affine=False, dtype=dt), (3, 2, 4)),
+    (lambda dt: nn.RMSNorm(4, dtype=dt), (5, 4)),
+    (lambda dt: nn.GroupNorm(2, 4, dtype=dt), (3, 4, 5)),
+    (lambda dt: nn.GroupNorm(2, 4, affine=False, dtype=dt), (3, 4, 5)),
+    (lambda dt: nn.InstanceNorm1d(3, dtype=dt), (2, 3, 6)),
+    (lambda dt: nn.InstanceNorm2d(2, affine=True, track_running_stats=True, dtype=dt), (2, 2, 4, 4)),
+    (lambda dt: nn.Dropout(0.5), (4, 6)),
+    (lambda dt: nn.MaxPool2d(2), (2, 2, 4, 4)),
+    (lambda dt: nn.AvgPool2d(2), (2, 2, 4, 4)),
+    (lambda dt: nn.AdaptiveAvgPool2d(1), (2, 2, 4, 4)),
+]
+
+
+@pytest.mark.parametrize("make, shape", LAYERS)
+def test_every_layer_runs_in_float64_after_double(make, shape):
+    """A float32 layer after double() computes what the same layer made in float64 does."""
+    rng = np.random.default_rng(0)
+    normreg.manual_seed(1)
+    layer = make(np.float32)
+    for p in layer.parameters():
+        p.data[...] = rng.standard_normal(p.shape)
+    layer.double()
+    twin = make(np.float64)
+    twin.load_state_dict(layer.state_dict())
+    x = rng.standard_normal(shape) + 0.5
+    dy, results = None, []
+    for m in (layer, twin):
+        normreg.manual_seed(2)  # the same dropout mask
+        y = m(x)
+        dy = rng.standard_normal(y.shape) if dy is None else dy
+        results.append((y, m.backward(dy)))
+    for a, b in zip(*results):  # the outputs, the input gradients
+        assert a.dtype == b.dtype == F64
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-14)
+    for (n, p), (_, q) in zip(layer.named_parameters(), twin.named_parameters()):
+        assert p.grad.dtype == F64
+        np.testing.assert_allclose(p.grad, q.grad, rtol=1e-13, atol=1e-14, err_msg=n)
+    for (n, a), (_, b) in zip(layer.named_buffers(), twin.named_buffers()):
+        assert a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=1e-13, err_msg=n)
+
+
+def test_pending_forwards_are_dropped_by_a_conversion():
+    model = nn.Sequential(nn.Linear(2, 2), nn.LayerNorm(2))
+    model(np.ones((3, 2), np.float32))
+    model.float()  # nothing to convert: the forward still waits for its backward
+    assert model.pending_forwards == 1
+    model.double()
+    assert [m.pending_forwards for m in model.modules()] == [0, 0, 0]
+    with pytest.raises(RuntimeError, match="no pending forward"):
+        model.backward(np.ones((3, 2)))
+
+
+def test_an_optimizer_made_before_the_conversion():
+    lin = nn.Linear(3, 2)
+    opt = optim.SGD(lin.parameters(), lr=0.5, momentum=0.9)
+    lin.double()  # no step yet: no state of the old dtype
+    x = np.linspace(-1, 1, 12).reshape(4, 3)
+    lin(x)
+    lin.backward(np.ones((4, 2)))
+    w, g = lin.weight.data.copy(), lin.weight.grad.copy()
+    opt.step()  # the first step: buf = grad, w -= lr * buf
+    np.testing.assert_allclose(lin.weight.data, w - 0.5 * g, rtol=1e-15, atol=1e-16)
+    assert opt.state[lin.weight]["momentum_buffer"].dtype == F64
+    lin.float()  # now the state is float64 and the parameters float32
+    lin(x.astype(np.float32))
+    lin.backward(np.ones((4, 2), np.float32))
+    w = lin.weight.data.copy()
+    with pytest.raises(TypeError, match="momentum_buffer"):
+        opt.step()
+    np.testing.assert_array_equal(lin.weight.data, w)  # nothing changed
+
+
+def test_shared_arrays_stay_shared():
+    lin = nn.Linear(2, 2)
+    tied = nn.Sequential(lin, nn.ReLU(), lin).double()
+    assert tied[0].weight is tied[2].weight and tied[0].weight.dtype == F64
+    shared = np.zeros(2, np.float32)
+    a, b = nn.Module(), nn.Module()
+    a.register_buffer("rb", shared)
+    b.register_buffer("rb", shared)
+    nn.Sequential(a, b).double()
+    assert a.rb is b.rb and a.rb.dtype == F64
+
+
+def test_distributed_data_parallel_reduces_in_the_new_dtype():
+    model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    ddp = dist.DistributedDataParallel(model, comm=dist.LocalComm()).double()
+    ddp(np.linspace(-1, 1, 12).reshape(4, 3) ** 3)
+    ddp.backward(np.linspace(0, 1, 8).reshape(4, 2) / 3)
+    grads = [p.grad.copy() for p in model.parameters()]
+    ddp.reducer.allreduce(scale=2.0)  # through its flat buffers, which must be float64
+    for p, g in zip(model.parameters(), grads):
+        np.testing.assert_array_equal(p.grad, 2.0 * g)
 
 
 # ---- PyTorch (skipped unless torch is installed) ------------------------------------------

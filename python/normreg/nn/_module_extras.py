@@ -1,6 +1,7 @@
-"""Methods of :class:`~normreg.nn.Module` on its members by name, as PyTorch's:
-``register_buffer``, ``register_parameter``, ``add_module`` (``register_module``),
-``get_submodule``, ``get_parameter``, ``get_buffer``, ``named_buffers`` and ``buffers``.
+"""The methods of :class:`~normreg.nn.Module` that register, look up and convert its
+members by name, as PyTorch's: ``register_buffer``, ``register_parameter``,
+``add_module`` (``register_module``), ``get_submodule``, ``get_parameter``,
+``get_buffer``, ``buffers``, ``to``, ``float`` and ``double``.
 
 ``Module`` inherits them from :class:`ModuleExtras`. This module cannot import
 ``nn.parameter``, which imports it: ``Module`` names the parameter class in
@@ -10,11 +11,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
 from .. import _validation as V
+
+_M = TypeVar("_M", bound="ModuleExtras")
 
 # the words of PyTorch's errors of get_submodule, get_parameter and get_buffer
 _KIND_NAMES = {"module": "an nn.Module", "parameter": "an nn.Parameter", "buffer": "a buffer"}
@@ -67,9 +70,56 @@ def _not_a(name: str, kind: str) -> AttributeError:
     return AttributeError(f"`{name}` is not {_KIND_NAMES[kind]}")
 
 
+def _cast(value: Any, dtype: np.dtype[Any]) -> np.ndarray | None:
+    """``value`` as a C-contiguous array of ``dtype``, or None when it already has it."""
+    arr = np.asarray(value)
+    return None if arr.dtype == dtype else np.array(arr, dtype=dtype, order="C")
+
+
+def _names_a_dtype(value: Any) -> bool:
+    try:
+        np.dtype(value)
+    except TypeError:
+        return False
+    return isinstance(value, str)
+
+
+def _to_arguments(where: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> np.dtype[Any] | None:
+    """The dtype of ``to(*args, **kwargs)`` (None: no conversion), after PyTorch's forms
+    ``to(device=None, dtype=None, non_blocking=False)``, ``to(dtype, non_blocking=False)``
+    and ``to(array, non_blocking=False)`` (the array's dtype; PyTorch's takes a tensor)."""
+    for key in kwargs:
+        if key not in ("device", "dtype", "non_blocking"):
+            raise TypeError(f"{where}() got an unexpected keyword argument {key!r}")
+    first = args[0] if args else None
+    names = (
+        ("device", "dtype", "non_blocking")
+        if first is None or isinstance(first, str)
+        else ("dtype", "non_blocking")
+    )
+    if len(args) > len(names):
+        raise TypeError(f"{where}() takes at most {len(names)} positional arguments here, got {len(args)}")
+    given = dict(kwargs)
+    for key, value in zip(names, args):
+        if key in given:
+            raise TypeError(f"{where}() got multiple values for argument {key!r}")
+        given[key] = value
+    device = given.get("device")
+    if device is not None and device != "cpu":
+        hint = f" (a dtype is given as dtype={device!r})" if _names_a_dtype(device) else ""
+        raise ValueError(
+            f"{where}: the only device is 'cpu' (NumPy arrays are in host memory), got {device!r}{hint}"
+        )
+    V.boolean(given.get("non_blocking", False), "non_blocking", where)  # nothing to wait for here
+    dtype = given.get("dtype")
+    if dtype is None:
+        return None
+    return V.float_dtype(dtype.dtype if isinstance(dtype, np.ndarray) else dtype, where)
+
+
 class ModuleExtras:
-    """PyTorch's ``nn.Module`` methods on members by name (see the module's docstring);
-    :class:`~normreg.nn.Module` is the class to subclass."""
+    """PyTorch's ``nn.Module`` methods on members by name, and the dtype conversions (see
+    the module's docstring); :class:`~normreg.nn.Module` is the class to subclass."""
 
     #: the class of the parameters (normreg.nn.Parameter; set by Module)
     _parameter_class: ClassVar[type]
@@ -81,6 +131,9 @@ class ModuleExtras:
         def named_modules(
             self, prefix: str = "", remove_duplicate: bool = True
         ) -> Iterator[tuple[str, Any]]: ...
+        def modules(self) -> Iterator[Any]: ...
+        def parameters(self, recurse: bool = True) -> list[Any]: ...
+        def clear_pending(self) -> None: ...
 
     # -- registration --------------------------------------------------------------------
 
@@ -237,3 +290,77 @@ class ModuleExtras:
         once, as PyTorch's."""
         for _, buf in self.named_buffers(recurse=recurse):
             yield buf
+
+    # -- dtype ---------------------------------------------------------------------------
+
+    def to(self: _M, *args: Any, **kwargs: Any) -> _M:
+        """Convert the parameters and floating buffers to a dtype, in place; returns this
+        module, as PyTorch's ``module.to(torch.float64)``.
+
+        The forms of PyTorch's: ``to(dtype)``, ``to(device, dtype)``, ``to(array)`` (the
+        array's dtype), keywords ``device``, ``dtype``, ``non_blocking`` (a bool,
+        ignored). The dtype is float32 or float64 (TypeError otherwise); the device
+        ``"cpu"`` or None, which changes nothing (ValueError for any other).
+
+        Every Parameter of this module and its sub-modules keeps its identity and gets a
+        new ``.data`` of the dtype (its ``.grad`` too, when there is one); every float
+        buffer (``running_mean``, ``running_var``) is replaced by a converted copy, an
+        array shared by two modules by one copy; integer buffers (``num_batches_tracked``)
+        and complex ones are left as they are. The layers' ``dtype`` (the dtype they take
+        their input in) follows. Arrays that already have the dtype are kept as they are.
+
+        When anything changed, the pending forwards of this module and its sub-modules are
+        dropped (as ``clear_pending()``): their saved values have the old dtype, so a
+        backward of a forward run before the conversion raises RuntimeError. An optimizer
+        made before the conversion holds the same Parameters and updates their new arrays;
+        the state it made in earlier steps (momentum buffers, Adam's moments) keeps the
+        old dtype, which its next step refuses (TypeError, nothing changed): make the
+        optimizer after the conversion, as PyTorch's documentation asks of a move to the GPU."""
+        dtype = _to_arguments(f"{type(self).__name__}.to", args, kwargs)
+        if dtype is not None and self._convert_all(dtype):
+            self.clear_pending()
+        return self
+
+    def float(self: _M) -> _M:
+        """``self.to(np.float32)``: float parameters and buffers to float32, as PyTorch's."""
+        return self.to(np.float32)
+
+    def double(self: _M) -> _M:
+        """``self.to(np.float64)``: float parameters and buffers to float64, as PyTorch's."""
+        return self.to(np.float64)
+
+    def _convert_all(self, dtype: np.dtype[Any]) -> bool:
+        """The conversion of :meth:`to`; whether anything changed."""
+        changed = False
+        for p in self.parameters():
+            data = _cast(p.data, dtype)
+            if data is not None:
+                p.data, changed = data, True
+            grad = None if p.grad is None else _cast(p.grad, dtype)
+            if grad is not None:
+                p.grad, changed = grad, True
+        copies: dict[int, np.ndarray] = {}  # id(buffer) -> its copy: shared buffers stay shared
+        modules = list(self.modules())
+        for m in modules:
+            for name in getattr(m, "_buffer_names", ()):
+                buf = vars(m).get(name)
+                if isinstance(buf, np.ndarray) and buf.dtype.kind == "f" and buf.dtype != dtype:
+                    if id(buf) not in copies:
+                        copies[id(buf)] = np.array(buf, dtype=dtype, order="C")
+                    # past the checks of an assignment, which refuse another dtype
+                    object.__setattr__(m, name, copies[id(buf)])
+                    changed = True
+        for m in modules:  # each after every parameter and buffer is converted
+            changed = m._convert_own(dtype) or changed
+        return changed
+
+    def _convert_own(self, dtype: np.dtype[Any]) -> bool:
+        """What this module keeps of its parameters' dtype besides its parameters and
+        buffers, converted by :meth:`to` (after every parameter and buffer of the module it
+        was called on); whether anything changed. Here the ``dtype`` attribute of the
+        layers that keep one; a layer with more (scratch arrays) extends this."""
+        own = vars(self).get("dtype")
+        if isinstance(own, np.dtype) and own != dtype:
+            object.__setattr__(self, "dtype", dtype)
+            return True
+        return False
