@@ -1,7 +1,7 @@
 """The methods of :class:`~normreg.nn.Module` that register, look up and convert its
 members by name, as PyTorch's: ``register_buffer``, ``register_parameter``,
 ``add_module`` (``register_module``), ``get_submodule``, ``get_parameter``,
-``get_buffer``, ``buffers``, ``to``, ``float`` and ``double``.
+``get_buffer``, ``named_buffers``, ``buffers``, ``to``, ``float`` and ``double``.
 
 ``Module`` inherits them from :class:`ModuleExtras`. This module cannot import
 ``nn.parameter``, which imports it: ``Module`` names the parameter class in
