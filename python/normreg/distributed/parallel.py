@@ -146,6 +146,10 @@ class DistributedDataParallel(nn.Module):
     ``.grad`` must be None or zero before a synchronizing backward (call ``zero_grad()``
     every step); ``with ddp.no_sync():`` accumulates local gradients over several backwards
     without communication, the next synchronizing backward reduces the sum.
+
+    ``ddp.double()`` (``ddp.to(dtype)``) converts the module and the reducer's buffers;
+    convert the module before wrapping it or through ``ddp``, not as ``ddp.module``
+    alone, whose gradients the reducer's old buffers would round.
     """
 
     def __init__(
@@ -158,10 +162,19 @@ class DistributedDataParallel(nn.Module):
         self.comm = comm if comm is not None else world()
         if broadcast:
             broadcast_parameters(module, self.comm)
+        self._bucket_cap_mb = bucket_cap_mb
         self.reducer = GradientReducer(module.parameters(), self.comm, bucket_cap_mb)
         self._require_sync = True
         self.local_count = 0
         self.global_count = 0
+
+    def _convert_own(self, dtype: np.dtype[Any]) -> bool:
+        # Module.to: the reducer's flat buffers have the dtype of the parameters they were
+        # made for; new ones for the converted parameters
+        stale = any(flat.dtype != p.data.dtype for flat, entries in self.reducer.buckets for p, _ in entries)
+        if stale:
+            self.reducer = GradientReducer(self.module.parameters(), self.comm, self._bucket_cap_mb)
+        return super()._convert_own(dtype) or stale
 
     @property
     def rank(self) -> int:

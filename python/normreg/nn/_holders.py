@@ -84,6 +84,25 @@ class ModuleList(Module):
             yield str(i), m
         yield from _other_children(self, "_items")  # modules set as attributes (ml.extra = m)
 
+    def _put_module(self, name: str, module: Any, where: str) -> None:
+        """``add_module``: the name of a position ("0", ...) replaces its module, the next
+        one ("2" in a list of 2) appends, as PyTorch's, which keeps a ModuleList's modules
+        by those names; a name beyond is a KeyError. Another name sets an attribute, as
+        ``ml.extra = m`` (PyTorch's would count it among the list's modules)."""
+        if not (name.isascii() and name.isdigit() and str(int(name)) == name):
+            super()._put_module(name, module, where)
+            return
+        i, n = int(name), len(self._items)
+        if i > n:
+            raise KeyError(
+                f"{where}: a ModuleList of {n} modules names them '0' to '{n}' (appended), got {name!r}"
+            )
+        m = entry(module, where, f"module {name}")
+        if i == n:
+            self._items.append(m)
+        else:
+            self._items[i] = m
+
     @overload
     def __getitem__(self, index: int) -> Module: ...
     @overload
@@ -198,6 +217,14 @@ class ModuleDict(Module):
             del entries[name]
         else:
             super().__delattr__(name)
+
+    def _put_module(self, name: str, module: Any, where: str) -> None:
+        """``add_module``: sets the entry ``name``, as PyTorch's (None is a TypeError: the
+        entries are Modules); a module set as an attribute (``md._extra = m``) stays one."""
+        if name in vars(self):
+            super()._put_module(name, module, where)
+        else:
+            self._entries[name] = entry(module, where, f"the value of {name!r}")
 
     def __getitem__(self, key: str) -> Module:
         return self._entries[key]

@@ -126,6 +126,15 @@ class BatchNormBase(Module):
         self._batch_mean = np.zeros(C, dtype=self.dtype)
         self._batch_var = np.zeros(C, dtype=self.dtype)
 
+    def _convert_own(self, dtype: np.dtype[Any]) -> bool:
+        # Module.to: the dtype attribute, and the scratch of the running update
+        changed = super()._convert_own(dtype)
+        if self._batch_mean.dtype != dtype:
+            self._batch_mean = self._batch_mean.astype(dtype)
+            self._batch_var = self._batch_var.astype(dtype)
+            changed = True
+        return changed
+
     def reset_running_stats(self) -> None:
         if self.track_running_stats:
             assert self.running_mean is not None and self.running_var is not None

@@ -96,6 +96,23 @@ class Sequential(Module):
             return
         super().__delattr__(name)
 
+    def _put_module(self, name: str, module: Any, where: str) -> None:
+        """``add_module``: as PyTorch's, whose layers are its children, a new name appends
+        a layer and a layer's name replaces it (a module set as an attribute, ``seq.extra =
+        m``, is replaced as one). The layers are Modules: None is a TypeError (PyTorch's
+        takes it and fails in the forward); a layer's name cannot start with "_"."""
+        names = self._layer_names()
+        if name in names:
+            self._layers[names.index(name)] = entry(module, where, f"layer {name!r}")
+        elif name in vars(self):
+            super()._put_module(name, module, where)
+        else:
+            entry(module, where, f"layer {name!r}")
+            if name.startswith("_"):
+                raise KeyError(f"{where}: a layer's name cannot start with '_', got {name!r}")
+            names.append(name)
+            self._layers.append(module)
+
     def append(self, module: Module) -> Sequential:
         entry(module, "Sequential.append")
         names = self._layer_names()

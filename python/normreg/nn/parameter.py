@@ -5,7 +5,8 @@ A :class:`Module` keeps in ``forward`` what its ``backward`` needs
 ``backward`` (:meth:`Module.saved`, newest first). ``backward(dy)`` returns the gradient
 with respect to the input and **adds** the parameter gradients into each
 :class:`Parameter`'s ``.grad`` (they accumulate until ``zero_grad()``, as in PyTorch).
-``parameters()`` finds the parameters by walking the module's attributes.
+``parameters()`` finds the parameters by walking the module's attributes. More methods on
+members by name come from :class:`~normreg.nn._module_extras.ModuleExtras`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 from .. import _validation as V
 from ..grad_mode import _state as _grad_mode
+from ._module_extras import ModuleExtras
 from ._param_arrays import add_to_grad as add_to_grad
 from ._param_arrays import data_of as data_of
 from ._param_arrays import grad_of as grad_of
@@ -128,7 +130,12 @@ def _pending_limit(value: Any, module: Module) -> int:
     return V.integer(value, "max_pending_forwards", type(module).__name__, low=1)
 
 
-class Module:
+def _own_parameters(module: Module) -> Iterator[tuple[str, Parameter]]:
+    """(attribute name, Parameter) of each Parameter ``module`` holds itself."""
+    return ((name, value) for name, value in vars(module).items() if isinstance(value, Parameter))
+
+
+class Module(ModuleExtras):
     """Base class: subclasses set their parameters, buffers and sub-modules as attributes
     and implement ``forward`` and ``backward``.
 
@@ -156,6 +163,7 @@ class Module:
 
     #: The most forwards whose saved values a module keeps for a backward (see above).
     max_pending_forwards: int = 16
+    _parameter_class = Parameter  # for the methods of ModuleExtras, which cannot import it
 
     training: bool
     # [sequence number, start of the call, values], oldest first; at most max_pending_forwards
@@ -307,30 +315,6 @@ class Module:
 
     # -- structure -----------------------------------------------------------------------
 
-    def register_buffer(self, name: str, value: np.ndarray | None) -> None:
-        """Keep ``value`` (an ndarray or None) as state that is saved but not trained.
-
-        Assigning to a registered buffer later (``bn.running_mean = arr``) checks the new
-        value against the current one: a different shape is a ValueError and a different
-        dtype a TypeError, naming the buffer; the module keeps (and updates in place) the
-        array given, copied only if it is not C-contiguous and writeable. As PyTorch's: the name
-        a str without "." (TypeError, KeyError), not an attribute that is not a buffer
-        (KeyError), the value an ndarray or None (TypeError)."""
-        where = f"{type(self).__name__}.register_buffer"
-        if not isinstance(name, str):
-            raise TypeError(f"{where}: the name must be a str, got {type(name).__name__}")
-        if not name or "." in name:
-            raise KeyError(f"{where}: a buffer name must be non-empty and hold no '.', got {name!r}")
-        if name not in self._buffer_names and hasattr(self, name):
-            raise KeyError(f"{where}: attribute {name!r} already exists")
-        if value is not None and not isinstance(value, np.ndarray):
-            raise TypeError(
-                f"{where}: buffer {name!r} must be an ndarray or None, got {type(value).__name__}"
-            )
-        object.__setattr__(self, name, value)
-        if name not in self._buffer_names:
-            self._buffer_names.append(name)
-
     def __setattr__(self, name: str, value: Any) -> None:
         buffers = self.__dict__.get("_buffer_names")
         if name == "max_pending_forwards":
@@ -393,27 +377,16 @@ class Module:
     def modules(self) -> Iterator[Module]:
         return (m for _, m in self.named_modules())
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
-        """(name, Parameter) pairs: this module's own, then each child's, dotted names."""
-        seen = set()
-        for mod_name, mod in self.named_modules(prefix):
-            for name, value in vars(mod).items():
-                if isinstance(value, Parameter) and id(value) not in seen:
-                    seen.add(id(value))
-                    yield (f"{mod_name}.{name}" if mod_name else name), value
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Parameter]]:
+        """(name, Parameter) pairs: this module's own, then (``recurse``) each sub-module's,
+        dotted names; each Parameter once (its first name) unless ``remove_duplicate=False``."""
+        return self._named_members(_own_parameters, prefix, recurse, remove_duplicate, "named_parameters")
 
-    def parameters(self) -> list[Parameter]:
-        return [p for _, p in self.named_parameters()]
-
-    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
-        """(name, buffer) pairs, each array once (its first name), as PyTorch's."""
-        seen = set()
-        for mod_name, mod in self.named_modules(prefix):
-            for name in getattr(mod, "_buffer_names", ()):
-                value = getattr(mod, name)
-                if value is not None and id(value) not in seen:
-                    seen.add(id(value))
-                    yield (f"{mod_name}.{name}" if mod_name else name), value
+    def parameters(self, recurse: bool = True) -> list[Parameter]:
+        """The Parameters of ``named_parameters(recurse=recurse)``, in a list."""
+        return [p for _, p in self.named_parameters(recurse=recurse)]
 
     # -- modes and gradients -------------------------------------------------------------
 
