@@ -410,14 +410,16 @@ def out_apart(out: Any, where: str, **inputs: Any) -> None:
                 raise ValueError(f"{where}: out must not overlap {name}")
 
 
-def out_result(out: np.ndarray | None, y: np.ndarray) -> np.ndarray:
-    """The kernel's output ``y`` for ``out=`` (:func:`out_target`): ``y`` as it is, or, when it
-    was computed apart, ``out`` (as ``y``'s shape) holding a copy of it."""
-    if out is None or np.may_share_memory(out, y):
-        return y
-    view = out.reshape(y.shape)
-    np.copyto(view, y)
-    return view
+def out_result(
+    out: np.ndarray | None, y: np.ndarray, given: np.ndarray | None, shape: Sequence[int]
+) -> np.ndarray:
+    """What a function given ``out=`` returns: ``given`` itself (the caller's array, as NumPy's
+    ufuncs return it), holding the kernel's output ``y`` (copied into ``out``, ``given``
+    reshaped for the kernel, when ``y`` was computed apart: :func:`out_target`); without
+    ``out=``, ``y`` as ``shape``."""
+    if out is not None and not np.may_share_memory(out, y):
+        np.copyto(out.reshape(y.shape), y)
+    return given if given is not None else y.reshape(shape)
 
 
 def buffer_value(value: Any, current: Any, name: str, where: str) -> Any:

@@ -29,9 +29,20 @@ def _nc_or_ncl(x: np.ndarray, name: str, where: str) -> np.ndarray:
     raise ValueError(f"{where}: {name} must be (N, C) or (N, C, *), 2 dimensions or more, got {x.shape}")
 
 
-def _running(arr: Any, name: str, where: str, dtype: np.dtype[Any], C: int) -> np.ndarray | None:
+def _running(
+    arr: Any, name: str, where: str, dtype: np.dtype[Any], C: int, training: bool
+) -> np.ndarray | None:
+    """A running estimate as the kernel takes it: ``arr`` itself, or a C-contiguous copy of a
+    strided one (which the caller writes back after a training step, as PyTorch updates a
+    strided tensor in place); writeable when training updates it."""
     if arr is None:
         return None
+    # read-only is fine for evaluation, which only reads it
+    usable = isinstance(arr, np.ndarray) and (arr.flags.writeable or not training)
+    if usable and arr.dtype == dtype and arr.shape == (C,):
+        if arr.flags.c_contiguous and arr.flags.aligned and arr.flags.writeable:
+            return arr
+        return np.array(arr, order="C")  # the kernel takes a writeable C-contiguous array
     return V.inplace_array(
         arr, name, where, (C,), dtype, dtype_from="the dtype of x", shape_from="the channels of x"
     )
@@ -72,11 +83,12 @@ def _batch_norm_as_is(
         and type(momentum) is float
         and 0.0 <= momentum <= 1.0
         and type(eps) is float
-        and eps < _INF
+        and (0.0 < eps < _INF or (eps == 0.0 and training is False))
         and (weight is None or type(weight) is _ndarray)
         and (bias is None or type(bias) is _ndarray)
         and (rm is None or type(rm) is _ndarray)
         and (rv is None or type(rv) is _ndarray)
+        and (rm is None) == (rv is None)
     ):
         x3 = x if x.ndim == 3 else x.reshape(x.shape[0], x.shape[1], 1)
         values = x3.shape[0] * x3.shape[2]
@@ -126,11 +138,16 @@ def batch_norm(
     training = V.boolean(training, "training", where)
     momentum = V.real(momentum, "momentum", where, low=0.0, high=1.0)
     eps = V.eps(eps, where)
-    rm = _running(running_mean, "running_mean", where, x.dtype, C)
-    rv = _running(running_var, "running_var", where, x.dtype, C)
+    if training and eps == 0.0:  # PyTorch's: a channel of equal values would give 0 / 0
+        raise ValueError(f"{where}: eps must be positive during training, got {eps}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{where}: running_mean and running_var must both be None or neither be None")
+    rm = _running(running_mean, "running_mean", where, x.dtype, C, training)
+    rv = _running(running_var, "running_var", where, x.dtype, C, training)
     weight, bias = affine_params(weight, bias, x, where, (C,), "the channels of x")
     if not training and (rm is None or rv is None):
         raise ValueError(f"{where}: evaluation needs running_mean and running_var")
+    given = out
     if out is not None:
         V.out_array(out, where, x.shape, x.dtype)
     if N * L == 0:  # no rows, or feature maps of no positions: nothing to normalize
@@ -144,7 +161,11 @@ def batch_norm(
         out = out.reshape(x3.shape)
     target = V.out_target(out, x3, weight, bias, rm, rv)
     y, save_mean, save_rstd = _C.batch_norm_forward(x3, weight, bias, rm, rv, training, momentum, eps, target)
-    return V.out_result(out, y).reshape(x.shape), save_mean, save_rstd
+    if training:
+        for arr, given_arr in ((rm, running_mean), (rv, running_var)):
+            if arr is not None and given_arr is not None and arr is not given_arr:
+                np.copyto(given_arr, arr)  # updated in a contiguous copy: back into the caller's
+    return V.out_result(out, y, given, x.shape), save_mean, save_rstd
 
 
 def batch_norm_backward(
@@ -235,12 +256,13 @@ def batch_norm_elemt(
     mean = _global_mean(where, mean, C)
     (rstd,) = _channel_stats(where, x, C, rstd=rstd)
     weight, bias = affine_params(weight, bias, x, where, (C,), "the channels of x")
+    given = out
     if out is not None:
         out = V.out_array(out, where, x.shape, x.dtype).reshape(x3.shape)
     y = _C.sync_batch_norm_forward(
         x3, mean, rstd, weight, bias, V.out_target(out, x3, mean, rstd, weight, bias)
     )
-    return V.out_result(out, y).reshape(x.shape)
+    return V.out_result(out, y, given, x.shape)
 
 
 def batch_norm_backward_reduce(dy: Any, x: Any, mean: Any, rstd: Any) -> np.ndarray:

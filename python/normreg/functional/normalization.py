@@ -128,12 +128,13 @@ def _layer_norm_checked(
     weight, bias = affine_params(weight, bias, x, where, shape, "normalized_shape")
     D = math.prod(shape)
     rows = math.prod(lead)  # explicit: reshape(-1, 0) is ambiguous for an empty shape
+    given = out
     if out is not None:
         out = V.out_array(out, where, x.shape, x.dtype).reshape(rows, D)
     x2 = x.reshape(rows, D)
     target = V.out_target(out, x2, weight, bias)
     y, mean, rstd = _C.layer_norm_forward(x2, _flat(weight, D), _flat(bias, D), eps, target)
-    return V.out_result(out, y).reshape(x.shape), mean.reshape(lead), rstd.reshape(lead)
+    return V.out_result(out, y, given, x.shape), mean.reshape(lead), rstd.reshape(lead)
 
 
 def layer_norm_rows(
@@ -262,11 +263,12 @@ def rms_norm(
     lead = _lead_dims(x, shape, where)
     weight, _ = affine_params(weight, None, x, where, shape, "normalized_shape")
     M, D = math.prod(lead), math.prod(shape)
+    given = out
     if out is not None:
         out = V.out_array(out, where, x.shape, x.dtype).reshape(M, D)
     target = V.out_target(out, x, weight)
     y, rstd = _C.rms_norm_forward(x.reshape(M, D), _flat(weight, D), eps, target)
-    return V.out_result(out, y).reshape(x.shape), rstd.reshape(lead)
+    return V.out_result(out, y, given, x.shape), rstd.reshape(lead)
 
 
 def rms_norm_backward(
@@ -385,10 +387,11 @@ def group_norm(
         )
     eps = V.eps(eps, where)
     weight, bias = affine_params(weight, bias, x, where, (C,), "the channels of x")
+    given = out
     if out is not None:
         out = V.out_array(out, where, x.shape, x.dtype).reshape(x3.shape)
     y, mean, rstd = _C.group_norm_forward(x3, weight, bias, G, eps, V.out_target(out, x3, weight, bias))
-    return V.out_result(out, y).reshape(x.shape), mean, rstd
+    return V.out_result(out, y, given, x.shape), mean, rstd
 
 
 def group_norm_backward(
