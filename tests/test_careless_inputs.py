@@ -433,6 +433,8 @@ def test_train_config_takes_a_numpy_dtype_by_name():
     from normreg.train import TrainConfig
 
     assert TrainConfig(dtype=np.float64).resolved().dtype == "float64"
+    with pytest.raises(TypeError, match="dtype"):  # np.dtype(None) is float64: not a default
+        TrainConfig(dtype=None).resolved()
 
 
 @pytest.mark.parametrize(
@@ -444,6 +446,9 @@ def test_train_config_takes_a_numpy_dtype_by_name():
         (3, "negative", ValueError, "y_test holds a negative label"),
         (2, "wide", ValueError, "the samples of x_test have shape"),
         (0, "flat", ValueError, "x_train must have a sample per row"),
+        (0, "images", ValueError, "x_train must have a sample per row \\(2-D\\)"),  # failed deep inside
+        (2, "complex", TypeError, "x_test must hold real numbers"),  # trained on the real parts
+        (1, "huge", ValueError, "y_train holds label 18446744073709551615"),  # the class count wrapped to 0
     ],
 )
 def test_train_checks_its_data(part, value, error, words):
@@ -459,6 +464,13 @@ def test_train_checks_its_data(part, value, error, words):
         data[part] = data[part] - 5
     elif value == "wide":
         data[part] = np.ones((4, 5), np.float32)
+    elif value == "images":
+        data[0], data[2] = data[0].reshape(16, 2, 2), data[2].reshape(4, 2, 2)
+    elif value == "complex":
+        data[part] = data[part] + 1j
+    elif value == "huge":
+        data[part] = data[part].astype(np.uint64)
+        data[part][0] = 2**64 - 1
     else:
         data[part] = data[part][:, 0]
     with pytest.raises(error, match=words):

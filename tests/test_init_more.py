@@ -303,7 +303,7 @@ def test_bad_arguments():
         (ValueError, "std must", lambda: init.trunc_normal_(x, std=-1.0)),
         (ValueError, "a <= b", lambda: init.trunc_normal_(x, a=1.0, b=0.0)),
         (ValueError, "mean must", lambda: init.trunc_normal_(x, mean=float("nan"))),
-        (ValueError, "b must", lambda: init.trunc_normal_(x, b=float("inf"))),
+        (ValueError, "b must", lambda: init.trunc_normal_(x, b=float("nan"))),
         (TypeError, "a must", lambda: init.trunc_normal_(x, a="-2")),
         (TypeError, "generator must", lambda: init.trunc_normal_(x, generator=np.random.default_rng())),
         (ValueError, "tensor must", lambda: init.orthogonal_(np.zeros(5))),
@@ -388,3 +388,20 @@ def test_orthogonal_keeps_norms_as_torch():
     w = init.orthogonal_(np.empty((16, 40)))  # (in, out)
     ty = (torch.from_numpy(x) @ tw.T).numpy()
     np.testing.assert_allclose(np.linalg.norm(x @ w, axis=1), np.linalg.norm(ty, axis=1), rtol=1e-12)
+
+
+def test_trunc_normal_takes_infinite_bounds():
+    """As PyTorch's: a = 0, b = inf is the half-normal (mean sqrt(2/pi), variance 1 - 2/pi);
+    both infinite is the normal; an interval holding no finite number is refused."""
+    x = np.empty(200_000)
+    init.trunc_normal_(x, a=0.0, b=math.inf, generator=normreg.Generator().manual_seed(3))
+    assert (x >= 0).all() and np.isfinite(x).all()
+    assert abs(x.mean() - math.sqrt(2 / math.pi)) < 0.01
+    assert abs(x.var() - (1 - 2 / math.pi)) < 0.01
+    init.trunc_normal_(x, a=-math.inf, b=math.inf, generator=normreg.Generator().manual_seed(4))
+    assert abs(x.mean()) < 0.01 and abs(x.var() - 1) < 0.01
+    for a, b in ((math.inf, math.inf), (-math.inf, -math.inf)):
+        with pytest.raises(ValueError, match="no finite number"):
+            init.trunc_normal_(x, a=a, b=b)
+    with pytest.raises(ValueError, match="a must be a finite real number, got nan"):
+        init.trunc_normal_(x, a=math.nan)

@@ -150,8 +150,9 @@ class SyncBatchNorm(BatchNormBase):
 
 def convert_sync_batchnorm(module: Module, comm: Comm | None = None) -> Module:
     """Replace every batch-norm layer (:class:`BatchNorm1d`, :class:`BatchNorm2d`) in
-    ``module`` by a :class:`SyncBatchNorm` that shares its parameters and running
-    statistics and keeps its settings; returns the module (or the new layer, when
+    ``module`` (wherever it is held: an attribute, a Sequential, a ModuleList, a ModuleDict,
+    a list or dict attribute) by a :class:`SyncBatchNorm` that shares its parameters and
+    running statistics and keeps its settings; returns the module (or the new layer, when
     ``module`` is itself a batch norm), as PyTorch's ``convert_sync_batchnorm``."""
     if not isinstance(module, Module):
         raise TypeError(f"convert_sync_batchnorm: needs a Module, got {type(module).__name__}")
@@ -172,6 +173,10 @@ def convert_sync_batchnorm(module: Module, comm: Comm | None = None) -> Module:
                 for i, item in enumerate(value):
                     if isinstance(item, Module):
                         value[i] = convert(item)
+            elif isinstance(value, dict):  # a dict attribute, a ModuleDict's entries
+                for key, item in list(value.items()):
+                    if isinstance(item, Module):
+                        value[key] = convert(item)
             elif isinstance(value, tuple) and any(isinstance(v, BatchNormBase) for v in value):
                 setattr(mod, name, tuple(convert(v) if isinstance(v, Module) else v for v in value))
     return root

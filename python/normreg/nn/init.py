@@ -34,7 +34,8 @@ and round (work arrays of the array's size), and ``sparse_`` draws float64 keys 
 its zeros.
 
 Also importable as ``normreg.init``. Every number (bounds, mean, std, gain, fill value) must
-be a finite real number (``normreg._validation``'s policy).
+be a finite real number (``normreg._validation``'s policy), but for ``trunc_normal_``'s
+bounds, which may be infinite (``a=0, b=math.inf``: a half-normal).
 """
 
 from __future__ import annotations
@@ -172,9 +173,11 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: Optional
     """Fill with draws from U(a, b) (every value within [a, b])."""
     where = "uniform_"
     arr = _target(tensor, where)
-    a, b = V.real(a, "a", where), V.real(b, "b", where)
+    a, b = V.real(a, "a", where, allow_inf=True), V.real(b, "b", where, allow_inf=True)
     if a > b:
         raise ValueError(f"{where}: expects a <= b, got a={a} > b={b}")
+    if a == math.inf or b == -math.inf:
+        raise ValueError(f"{where}: [a, b] = [{a}, {b}] holds no finite number")
     gen = as_generator(generator, where)
     if arr.size:  # an empty array draws nothing: the generator's counter stays
         u = _draw(arr, gen.numpy(), "uniform")
@@ -350,9 +353,11 @@ def trunc_normal_(
     arr = _target(tensor, where)
     mean = V.real(mean, "mean", where)
     std = V.real(std, "std", where, low=0.0, low_open=True)
-    a, b = V.real(a, "a", where), V.real(b, "b", where)
+    a, b = V.real(a, "a", where, allow_inf=True), V.real(b, "b", where, allow_inf=True)
     if a > b:
         raise ValueError(f"{where}: expects a <= b, got a={a} > b={b}")
+    if a == math.inf or b == -math.inf:
+        raise ValueError(f"{where}: [a, b] = [{a}, {b}] holds no finite number")
     gen = as_generator(generator, where)
     if arr.size:
         alpha, beta = (a - mean) / std, (b - mean) / std

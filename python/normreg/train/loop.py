@@ -81,17 +81,26 @@ class _StepLosses:
         self.step, self.window, self.pairs = int(state["step"]), list(state["window"]), list(state["pairs"])
 
 
-def _checked_data(data: Data) -> tuple[np.ndarray, ...]:
-    """``data`` as four arrays: non-empty training and test sets, each with one integer label
-    >= 0 per sample, their samples of one shape (ValueError/TypeError naming the part)."""
+#: the most classes a label may name (a class count of PyTorch's int)
+_MAX_CLASSES = 2**31 - 1
+
+
+def _checked_data(data: Data, rows_only: bool) -> tuple[np.ndarray, ...]:
+    """``data`` as four arrays: non-empty training and test sets of real numbers, each with
+    one integer label in [0, 2**31 - 2] per sample, their samples of one shape, rows of
+    features (2-D) when ``rows_only`` (the models ``build_model`` makes take rows);
+    ValueError/TypeError naming the part."""
     where = "train"
     if not isinstance(data, (tuple, list)) or len(data) != 4:
         raise TypeError(f"{where}: data must be a tuple (x_train, y_train, x_test, y_test)")
     names = ("x_train", "y_train", "x_test", "y_test")
     x_train, y_train, x_test, y_test = (V.array(a, name, where) for a, name in zip(data, names))
     for x, y, part in ((x_train, y_train, "train"), (x_test, y_test, "test")):
-        if x.ndim < 2:
-            raise ValueError(f"{where}: x_{part} must have a sample per row, got shape {x.shape}")
+        if x.ndim < 2 or (rows_only and x.ndim != 2):
+            rows = " (2-D)" if rows_only else ""
+            raise ValueError(f"{where}: x_{part} must have a sample per row{rows}, got shape {x.shape}")
+        if x.dtype.kind not in "fiu":
+            raise TypeError(f"{where}: x_{part} must hold real numbers, got dtype {x.dtype}")
         if len(x) == 0:
             raise ValueError(f"{where}: the {part} set is empty")
         if y.dtype.kind not in "iu":
@@ -102,6 +111,8 @@ def _checked_data(data: Data) -> tuple[np.ndarray, ...]:
             )
         if y.min() < 0:
             raise ValueError(f"{where}: y_{part} holds a negative label ({y.min()})")
+        if int(y.max()) >= _MAX_CLASSES:
+            raise ValueError(f"{where}: y_{part} holds label {int(y.max())}, beyond {_MAX_CLASSES - 1}")
     if x_test.shape[1:] != x_train.shape[1:]:
         raise ValueError(
             f"{where}: the samples of x_test have shape {x_test.shape[1:]}, "
@@ -110,10 +121,10 @@ def _checked_data(data: Data) -> tuple[np.ndarray, ...]:
     return x_train, y_train, x_test, y_test
 
 
-def _prepare_data(config: TrainConfig, data: Data) -> tuple[np.ndarray, ...]:
+def _prepare_data(config: TrainConfig, data: Data, rows_only: bool = True) -> tuple[np.ndarray, ...]:
     """``(x_train, y_train, x_test, y_test)`` in the configuration's dtype, with its
     seeded training subset."""
-    x_train, y_train, x_test, y_test = _checked_data(data)
+    x_train, y_train, x_test, y_test = _checked_data(data, rows_only)
     dtype = np.dtype(config.dtype)
     x_train = np.asarray(x_train, dtype=dtype)
     x_test = np.asarray(x_test, dtype=dtype)
@@ -269,7 +280,7 @@ def train(
     data_parallel = comm is not None
     comm = comm if comm is not None else dist.LocalComm()
     config = config.resolved()
-    x_train, y_train, x_test, y_test = _prepare_data(config, data)
+    x_train, y_train, x_test, y_test = _prepare_data(config, data, rows_only=model is None)
     check_batch_norm_batches(config, len(x_train))
     if model is None:
         num_classes = int(max(y_train.max(), y_test.max()) + 1)

@@ -79,7 +79,7 @@ class TrainConfig:
                 f"{where}: width must be an int or a list of ints, got {type(self.width).__name__}"
             )
         dtype = self.dtype
-        if not isinstance(dtype, str):  # np.float32, np.dtype("float64"): by name
+        if dtype is not None and not isinstance(dtype, str):  # np.float32, np.dtype("float64"): by name
             with contextlib.suppress(TypeError):  # else V.choice's TypeError below
                 dtype = np.dtype(dtype).name
         return dataclasses.replace(
