@@ -281,24 +281,6 @@ def test_convert_sync_batchnorm_replaces_every_batchnorm_and_shares_state():
         dist.convert_sync_batchnorm(object())
 
 
-def test_convert_sync_batchnorm_reaches_every_holder():
-    """A batch norm held in a ModuleDict, a ModuleList or a dict attribute is converted too
-    (those in a ModuleDict and a dict were left as they were: each rank would have
-    normalized with its own statistics)."""
-
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.heads = nn.ModuleDict({"a": nn.BatchNorm1d(3)})
-            self.blocks = nn.ModuleList([nn.BatchNorm1d(3)])
-            self.plain = {"b": nn.BatchNorm1d(3)}
-            self.seq = nn.Sequential(nn.BatchNorm1d(3))
-
-    net = dist.convert_sync_batchnorm(Net(), dist.LocalComm())
-    kinds = {name: type(m).__name__ for name, m in net.named_modules() if name.count(".") == 1}
-    assert kinds == {n: "SyncBatchNorm" for n in ("heads.a", "blocks.0", "plain.b", "seq.0")}
-
-
 # ---- sampler ----------------------------------------------------------------------------
 
 

@@ -408,3 +408,21 @@ def test_the_bound_must_be_a_positive_int(bad, error):
         nn.Module.max_pending_forwards = old
     m(np.ones(3))
     assert m.pending_forwards == 1
+
+
+def test_convert_sync_batchnorm_reaches_every_holder():
+    """A batch norm held in a ModuleDict, a ModuleList or a dict attribute is converted too
+    (those in a ModuleDict and a dict were left as they were: each rank would have
+    normalized with its own statistics)."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.heads = nn.ModuleDict({"a": nn.BatchNorm1d(3)})
+            self.blocks = nn.ModuleList([nn.BatchNorm1d(3)])
+            self.plain = {"b": nn.BatchNorm1d(3)}
+            self.seq = nn.Sequential(nn.BatchNorm1d(3))
+
+    net = dist.convert_sync_batchnorm(Net(), dist.LocalComm())
+    kinds = {name: type(m).__name__ for name, m in net.named_modules() if name.count(".") == 1}
+    assert kinds == {n: "SyncBatchNorm" for n in ("heads.a", "blocks.0", "plain.b", "seq.0")}

@@ -173,7 +173,7 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: Optional
     """Fill with draws from U(a, b) (every value within [a, b])."""
     where = "uniform_"
     arr = _target(tensor, where)
-    a, b = V.real(a, "a", where, allow_inf=True), V.real(b, "b", where, allow_inf=True)
+    a, b = V.real(a, "a", where), V.real(b, "b", where)
     if a > b:
         raise ValueError(f"{where}: expects a <= b, got a={a} > b={b}")
     if a == math.inf or b == -math.inf:
