@@ -24,6 +24,14 @@ class SoftmaxLoss(Module):
     in [0, K) or ``ignore_index``. The loss is a Python float, or a (B,) array with
     ``reduction="none"``, whose ``backward`` takes the gradient of each row (a number
     stands for every row).
+
+    PyTorch's other forms are taken too: logits (N, C, d1, ..., dk) with labels
+    (N, d1, ..., dk), each position a sample (the loss with ``"none"``, and the ``dloss``
+    its backward takes, of that shape); unbatched logits (C,) with a 0-d label
+    (``"none"``: a 0-d loss); and class probabilities, float labels of the shape and dtype
+    of logits (per sample ``-sum_c w[c] t[c] log softmax(z)[c]``, ``t`` smoothed to
+    ``t (1 - e) + e / C``; the mean divides by the number of samples, not by the weights;
+    ``ignore_index`` must be negative, as it does not apply to them).
     """
 
     def __init__(
