@@ -6,7 +6,8 @@ A :class:`Module` keeps in ``forward`` what its ``backward`` needs
 with respect to the input and **adds** the parameter gradients into each
 :class:`Parameter`'s ``.grad`` (they accumulate until ``zero_grad()``, as in PyTorch).
 ``parameters()`` finds the parameters by walking the module's attributes. More methods on
-members by name come from :class:`~normreg.nn._module_extras.ModuleExtras`.
+members by name come from :class:`~normreg.nn._module_extras.ModuleExtras`, the hooks
+(``register_forward_hook``, ...) from :class:`~normreg.nn._hooks.ModuleHooks`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 
 from .. import _validation as V
 from ..grad_mode import _state as _grad_mode
+from ._hooks import ModuleHooks
 from ._module_extras import ModuleExtras
 from ._param_arrays import add_to_grad as add_to_grad
 from ._param_arrays import data_of as data_of
@@ -135,7 +137,7 @@ def _own_parameters(module: Module) -> Iterator[tuple[str, Parameter]]:
     return ((name, value) for name, value in vars(module).items() if isinstance(value, Parameter))
 
 
-class Module(ModuleExtras):
+class Module(ModuleHooks, ModuleExtras):
     """Base class: subclasses set their parameters, buffers and sub-modules as attributes
     and implement ``forward`` and ``backward``.
 
@@ -164,6 +166,7 @@ class Module(ModuleExtras):
     #: The most forwards whose saved values a module keeps for a backward (see above).
     max_pending_forwards: int = 16
     _parameter_class = Parameter  # for the methods of ModuleExtras, which cannot import it
+    _sequence_number = staticmethod(_next_seq)  # for the hooked call (ModuleHooks)
 
     training: bool
     # [sequence number, start of the call, values], oldest first; at most max_pending_forwards
@@ -205,7 +208,9 @@ class Module(ModuleExtras):
         A leaf layer (one that calls no module and saves its values as the last thing its
         forward does, after everything that can raise) has nothing of that kind to track:
         it sets ``__call__ = forward`` in its class body, which makes the call of a small
-        layer the forward alone (that bookkeeping was about half of a tiny LayerNorm call)."""
+        layer the forward alone (that bookkeeping was about half of a tiny LayerNorm call).
+        A module with hooks has a class of its own that runs them around this call (see
+        :mod:`normreg.nn._hooks`)."""
         start = _next_seq()
         try:
             out = self.forward(*args, **kwargs)
