@@ -65,13 +65,35 @@ def _other_children(module: Module, store: str) -> Iterator[tuple[str, Module]]:
             yield name, child
 
 
-class ModuleList(Module):
+class _Holder(Module):
+    """A container that only holds modules (PyTorch's ModuleList and ModuleDict): no
+    forward or backward of its own, NotImplementedError saying how its modules are run."""
+
+    #: how another module's forward calls the held modules
+    _calling = ""
+
+    def forward(self, *args: Any) -> Any:
+        raise NotImplementedError(
+            f"{type(self).__name__} has no forward: it holds modules for another module's forward "
+            f"to call ({self._calling})"
+        )
+
+    def backward(self, dy: Any) -> Any:
+        raise NotImplementedError(
+            f"{type(self).__name__} has no backward: call the held modules' backwards in the "
+            "reverse order of their forwards"
+        )
+
+
+class ModuleList(_Holder):
     """Modules in a list, named "0", "1", ... by their positions (after an insert or a
     deletion too), as PyTorch's: ``append``, ``extend``, ``insert``, ``pop``, indexing
     (negative from the end; a slice gives a ModuleList), ``ml[i] = m``, ``del ml[i]``,
     ``del ml[a:b]``, ``len``, ``iter``, ``+`` (a new ModuleList) and ``+=``. Every entry
     must be a Module (TypeError). It has no forward: the module holding it calls the
     modules (``for m in self.layers: x = m(x)``) and their backwards."""
+
+    _calling = "for m in self.layers: x = m(x); Sequential runs layers in order"
 
     def __init__(self, modules: Iterable[Module] | None = None) -> None:
         super().__init__()
@@ -154,20 +176,8 @@ class ModuleList(Module):
         del self[index]
         return m
 
-    def forward(self, *args: Any) -> Any:
-        raise NotImplementedError(
-            f"{type(self).__name__} has no forward: it holds modules for another module's forward "
-            "to call (for m in self.layers: x = m(x)); Sequential runs layers in order"
-        )
 
-    def backward(self, dy: Any) -> Any:
-        raise NotImplementedError(
-            f"{type(self).__name__} has no backward: call the held modules' backwards in the "
-            "reverse order of their forwards"
-        )
-
-
-class ModuleDict(Module):
+class ModuleDict(_Holder):
     """Modules by name, in insertion order, as PyTorch's: ``md[key]``, ``md[key] = m``
     (a key given again keeps its place), ``del md[key]``, ``key in md``, ``len``, ``iter``
     (the keys), ``keys()``, ``items()``, ``values()``, ``update(mapping or pairs)``,
@@ -176,6 +186,8 @@ class ModuleDict(Module):
     (state_dict keys "key.weight"): a key must be a str (TypeError), non-empty, without '.'
     and not the name of an attribute such as ``training`` or ``keys`` (KeyError). Every
     value must be a Module (TypeError). It has no forward of its own."""
+
+    _calling = "self.heads[name](x)"
 
     def __init__(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None) -> None:
         super().__init__()
@@ -284,15 +296,3 @@ class ModuleDict(Module):
 
     def clear(self) -> None:
         self._entries.clear()
-
-    def forward(self, *args: Any) -> Any:
-        raise NotImplementedError(
-            f"{type(self).__name__} has no forward: it holds modules for another module's forward "
-            "to call (self.heads[name](x))"
-        )
-
-    def backward(self, dy: Any) -> Any:
-        raise NotImplementedError(
-            f"{type(self).__name__} has no backward: call the held modules' backwards in the "
-            "reverse order of their forwards"
-        )
