@@ -24,7 +24,7 @@ import numpy as np
 from .. import _validation as V
 from ..grad_mode import _state as _grad_mode
 from ._hooks import ModuleHooks
-from ._module_extras import ModuleExtras
+from ._module_extras import ModuleExtras, _own_buffers
 from ._param_arrays import add_to_grad as add_to_grad
 from ._param_arrays import data_of as data_of
 from ._param_arrays import grad_of as grad_of
@@ -436,11 +436,9 @@ class Module(ModuleHooks, ModuleExtras):
         # as in PyTorch's state_dict, so either's checkpoints load into the other
         for mod_name, mod in self.named_modules(remove_duplicate=False):
             prefix = f"{mod_name}." if mod_name else ""
-            for name, value in vars(mod).items():
-                if isinstance(value, Parameter):
-                    targets[prefix + name] = value.data
-            for name in getattr(mod, "_buffer_names", ()):
-                value = getattr(mod, name)
+            for name, param in _own_parameters(mod):
+                targets[prefix + name] = param.data
+            for name, value in _own_buffers(mod):
                 if value is not None:
                     targets[prefix + name] = value
         return targets

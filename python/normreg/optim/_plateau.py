@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validation as V
-from ._scheduler_base import LRScheduler, check_optimizer
+from ._scheduler_base import LRScheduler, check_optimizer, checked_rates, per_group
 from .optimizer import Optimizer
 
 __all__ = ["ReduceLROnPlateau"]
@@ -50,14 +50,8 @@ class ReduceLROnPlateau(LRScheduler):
     ) -> None:
         where = type(self).__name__
         n = len(check_optimizer(optimizer, where).param_groups)
-        if isinstance(min_lr, (list, tuple)):
-            if len(min_lr) != n:
-                raise ValueError(
-                    f"{where}: expected {n} min_lrs (one per parameter group), got {len(min_lr)}"
-                )
-            default_min_lr, min_lrs = None, list(min_lr)
-        else:
-            default_min_lr, min_lrs = min_lr, [min_lr] * n
+        min_lrs = per_group(min_lr, "min_lr", where, n)
+        default_min_lr = None if isinstance(min_lr, (list, tuple)) else min_lr
         # the attributes in PyTorch's order (that of its state_dict())
         self.factor = factor
         self.optimizer = optimizer
@@ -161,16 +155,7 @@ class ReduceLROnPlateau(LRScheduler):
             self.best = V.real(self.best, "best", where, allow_inf=True)
             self.num_bad_epochs = V.integer(self.num_bad_epochs, "num_bad_epochs", where, low=0)
             self.cooldown_counter = V.integer(self.cooldown_counter, "cooldown_counter", where, low=0)
-            n_groups = len(self.optimizer.param_groups)
-            last = self._last_lr
-            if not isinstance(last, (list, tuple)):
-                raise TypeError(f"{where}: _last_lr must be a list of floats, got {type(last).__name__}")
-            if len(last) != n_groups:
-                raise ValueError(
-                    f"{where}: _last_lr has {len(last)} entries, the optimizer has "
-                    f"{n_groups} parameter groups"
-                )
-            self._last_lr = [V.real(v, f"_last_lr[{i}]", where, low=0.0) for i, v in enumerate(last)]
+            self._last_lr = checked_rates(self._last_lr, "_last_lr", where, len(self.optimizer.param_groups))
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(previous)

@@ -21,6 +21,28 @@ def check_optimizer(optimizer: Any, where: str) -> Optimizer:
     return optimizer
 
 
+def per_group(value: Any, name: str, where: str, n: int) -> list[Any]:
+    """``value``, or a list (or tuple) of one per parameter group, as a list of ``n``
+    (ValueError naming ``name`` when a list has another length)."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(f"{where}: expected {n} {name}s (one per parameter group), got {len(value)}")
+        return list(value)
+    return [value] * n
+
+
+def checked_rates(values: Any, name: str, where: str, n_groups: int) -> list[float]:
+    """A loaded list of learning rates (``base_lrs``, ``_last_lr``): one real number >= 0
+    per parameter group (TypeError/ValueError naming it)."""
+    if not isinstance(values, (list, tuple)):
+        raise TypeError(f"{where}: {name} must be a list of floats, got {type(values).__name__}")
+    if len(values) != n_groups:
+        raise ValueError(
+            f"{where}: {name} has {len(values)} entries, the optimizer has {n_groups} parameter groups"
+        )
+    return [V.real(v, f"{name}[{i}]", where, low=0.0) for i, v in enumerate(values)]
+
+
 class LRScheduler:
     """Base class: subclasses define ``get_lr()`` (the rates of a step, from the groups'
     current ones) and ``_get_closed_form_lr()`` (the rates at ``last_epoch`` from
@@ -137,15 +159,7 @@ class LRScheduler:
             self.last_epoch = V.integer(self.last_epoch, "last_epoch", where, low=-1)
             n_groups = len(self.optimizer.param_groups)
             for name in ("base_lrs", "_last_lr"):
-                values = getattr(self, name)
-                if not isinstance(values, (list, tuple)):
-                    raise TypeError(f"{where}: {name} must be a list of floats, got {type(values).__name__}")
-                if len(values) != n_groups:
-                    raise ValueError(
-                        f"{where}: {name} has {len(values)} entries, the optimizer has "
-                        f"{n_groups} parameter groups"
-                    )
-                setattr(self, name, [V.real(v, f"{name}[{i}]", where, low=0.0) for i, v in enumerate(values)])
+                setattr(self, name, checked_rates(getattr(self, name), name, where, n_groups))
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(previous)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .. import _validation as V
-from ._scheduler_base import LRScheduler, check_optimizer
+from ._scheduler_base import LRScheduler, check_optimizer, per_group
 from .optimizer import Optimizer
 
 __all__ = ["MultiStepLR", "ExponentialLR", "ConstantLR", "PolynomialLR", "LambdaLR", "MultiplicativeLR"]
@@ -157,15 +157,9 @@ class _LambdaScheduler(LRScheduler):
         self, optimizer: Optimizer, lr_lambda: LRLambda | list[LRLambda], last_epoch: int = -1
     ) -> None:
         where = type(self).__name__
-        n = len(check_optimizer(optimizer, where).param_groups)
-        if isinstance(lr_lambda, (list, tuple)):
-            if len(lr_lambda) != n:
-                raise ValueError(
-                    f"{where}: expected {n} lr_lambdas (one per parameter group), got {len(lr_lambda)}"
-                )
-            self.lr_lambdas = list(lr_lambda)
-        else:
-            self.lr_lambdas = [lr_lambda] * n
+        self.lr_lambdas = per_group(
+            lr_lambda, "lr_lambda", where, len(check_optimizer(optimizer, where).param_groups)
+        )
         super().__init__(optimizer, last_epoch)
 
     def _check(self) -> None:
