@@ -67,20 +67,24 @@ def torch_step_fn(torch, batch):
 
 
 def gemm_floor_fn(batch, seed=0):
-    """The matrix products of one training step, alone: per Linear layer the forward
-    ``x w``, ``dw += x^T dy`` and, except for the first layer (its input is data, whose
-    gradient neither framework computes), ``dx = dy w^T``; through the same OpenBLAS with
-    the same thread setting (``normreg._C.sgemm``). The step's time over this is what
-    everything around the products costs (norms, activations, dropout, loss, optimizer,
-    Python)."""
+    """The matrix products of one training step, alone, as the step calls them: per Linear
+    layer the forward ``x w``, ``dw = x^T dy`` and, except for the first layer (its input is
+    data, whose gradient neither framework computes), ``dx = dy w^T``; through the same
+    OpenBLAS with the same thread setting (``normreg._C.sgemm``). Each writes a fresh output
+    (gemm's beta = 0), as the step's do: its gradients start from None after ``zero_grad``.
+    (Accumulating ``dw += x^T dy`` into an existing array instead, beta = 1, skips the
+    pass in which OpenBLAS zeroes its output first: about 0.2 ms less at batch 128 on the
+    CPUs of BENCHMARKS.md, a floor the step cannot reach without an array that is already
+    zero.) The step's time over this is what everything around the products costs (norms,
+    activations, dropout, loss, optimizer, Python)."""
     rng = np.random.default_rng(seed)
     calls = []
     for i, (a, b) in enumerate(zip(LAYERS[:-1], LAYERS[1:])):
         x = rng.standard_normal((batch, a), dtype=np.float32)
         w = rng.standard_normal((a, b), dtype=np.float32)
         dy = rng.standard_normal((batch, b), dtype=np.float32)
-        y, dx, dw = np.empty((batch, b), np.float32), np.empty_like(x), np.zeros_like(w)
-        calls += [(False, False, x, w, y, 0.0), (True, False, x, dy, dw, 1.0)]
+        y, dx, dw = np.empty((batch, b), np.float32), np.empty_like(x), np.empty_like(w)
+        calls += [(False, False, x, w, y, 0.0), (True, False, x, dy, dw, 0.0)]
         if i > 0:
             calls.append((False, True, dy, w, dx, 0.0))
     sgemm = _C.sgemm
