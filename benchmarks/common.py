@@ -69,30 +69,40 @@ def measure(fns, *, sample_time=2e-3, budget=1.0, min_rounds=3, max_rounds=15, l
 BLAS_SETTLE = 0.3
 
 
-def measure_apart(fns, apart, **kwargs):
+def measure_apart(fns, apart, against=None, **kwargs):
     """``measure(..., **kwargs)`` of the callables of ``fns`` not named in ``apart``,
     interleaved, then of those in ``apart`` (callables whose threads spin after they
     return: OpenBLAS-threaded yardsticks, PyTorch) interleaved among themselves, each phase
-    after a pause (``BLAS_SETTLE``)."""
+    after a pause (``BLAS_SETTLE``).
+
+    With ``against`` (the name of the callable the yardsticks measure), that callable runs
+    in the second phase too, interleaved with them, each sample after one untimed call
+    (whose time absorbs the threads the previous sample left spinning): its time there is
+    returned as ``against + "_apart"``, so its ratio to a yardstick is taken within one
+    phase, not across whatever the machine did between two."""
     together = {k: f for k, f in fns.items() if k not in apart}
     alone = {k: f for k, f in fns.items() if k in apart}
     time.sleep(BLAS_SETTLE)
     t = measure(together, **kwargs)
     time.sleep(BLAS_SETTLE)
+    if against is not None and alone:
+        alone = {f"{against}_apart": fns[against], **alone}
+        kwargs = {**kwargs, "lead_in": True}
     t.update(measure(alone, **kwargs) if alone else {})
     time.sleep(BLAS_SETTLE)
     return t
 
 
-def measure_run(fns, args, budget=1, apart=(), sample_time=None, lead_in=False):
+def measure_run(fns, args, budget=1, apart=(), against=None, sample_time=None, lead_in=False):
     """``measure(fns)`` with the run's settings (``args.sample_time``, or ``sample_time``
     when longer, ``args.min_rounds``) and ``budget`` times its time budget ``args.budget``;
-    the callables named in ``apart`` timed in a phase of their own (``measure_apart``)."""
+    the callables named in ``apart`` timed in a phase of their own (``measure_apart``, with
+    ``against``)."""
     sample = max(args.sample_time, sample_time or 0)
     kwargs = dict(sample_time=sample, budget=args.budget * budget, min_rounds=args.min_rounds)
     kwargs["lead_in"] = lead_in
     if apart:
-        return measure_apart(fns, apart, **kwargs)
+        return measure_apart(fns, apart, against, **kwargs)
     return measure(fns, **kwargs)
 
 

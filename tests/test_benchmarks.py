@@ -55,6 +55,9 @@ def test_quick_suite_produces_every_section(run_module, tmp_path, capsys):
     tiny = out["tiny"]
     assert tiny["np_add"] > 0 and tiny["module"] > 0
     assert all(r["floor"] > 0 and r["optim"] > 0 for r in out["mlp"])
+    # the ratios to the products come from normreg timed in their phase
+    assert all(r["normreg_apart"] > 0 for r in out["mlp"] + out["linear"])
+    assert all(r["ratio_floor"] == r["normreg_apart"] / r["floor"] for r in out["mlp"])
     skinny = [r for r in out["linear"] if r["out"] < 64]
     assert skinny and all(r["sgemm_1thread"] > 0 for r in skinny)
     assert out["machine"]["tier"] in out["machine"]["tiers_supported"]
