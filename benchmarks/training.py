@@ -74,8 +74,8 @@ def gemm_floor_fn(batch, seed=0):
     (gemm's beta = 0), as the step's do: its gradients start from None after ``zero_grad``.
     (Accumulating ``dw += x^T dy`` into an existing array instead, beta = 1, skips the
     pass in which OpenBLAS zeroes its output first: about 0.2 ms less at batch 128 on the
-    CPUs of BENCHMARKS.md, a floor the step cannot reach without an array that is already
-    zero.) The step's time over this is what everything around the products costs (norms,
+    Emerald Rapids of BENCHMARKS.md, a floor the step cannot reach without an array that is
+    already zero.) The step's time over this is what everything around the products costs (norms,
     activations, dropout, loss, optimizer, Python)."""
     rng = np.random.default_rng(seed)
     calls = []
